@@ -1,0 +1,263 @@
+//! `cloverleaf`: the command line of the Cloverleaf workflow engine.
+//!
+//! Process tooling for designers: `check` and `graph` compile `.flow` files, `eval` tries an
+//! expression the way a `decide` reads it, and `schedule` shows when a cron start will fire.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use cloverleaf_dsl::expr::{self, EvalContext, Scope, Value};
+use cloverleaf_dsl::schedule::Schedule;
+use cloverleaf_dsl::{Format, Project, SourceMap};
+
+#[derive(Parser)]
+#[command(name = "cloverleaf", version, about = "Workflow engine where business and finance meet")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check .flow files; exit 0 when clean (warnings allowed), 1 on errors.
+    ///
+    /// Other .flow files in the same directories are loaded too, so that roles and called
+    /// processes declared there resolve.
+    Check {
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the compiled graph of a process.
+    Graph {
+        /// The .flow file.
+        file: PathBuf,
+        /// json, dot (Graphviz) or mermaid.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Which process, when the file defines several.
+        #[arg(long)]
+        process: Option<String>,
+    },
+    /// Evaluate an expression as a decide would, and print its value and type.
+    Eval {
+        /// The expression, e.g. 'amount <= 10_000 and risk in ["A", "B"]'.
+        expr: String,
+        /// Variables as a JSON object; numbers are read as exact decimals.
+        #[arg(long, default_value = "{}")]
+        context: String,
+        /// The time `now()` and `today()` see (RFC 3339); default: the system clock.
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Print the next fire times of a cron schedule.
+    Schedule {
+        /// The cron pattern, e.g. "0 18 L * *".
+        expr: String,
+        /// IANA time zone; default UTC.
+        #[arg(long)]
+        tz: Option<String>,
+        /// Start after this time (RFC 3339, or a date); default: now.
+        #[arg(long)]
+        from: Option<String>,
+        /// How many fire times.
+        #[arg(short = 'n', default_value_t = 5)]
+        n: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { files } => check(&files),
+        Command::Graph { file, format, process } => graph(&file, &format, process.as_deref()),
+        Command::Eval { expr, context, now } => eval(&expr, &context, now.as_deref()),
+        Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads `files` plus the other `.flow` files of their directories; returns the project and
+/// how many of its files were asked for (they come first).
+fn load(files: &[PathBuf]) -> Result<(Project, usize)> {
+    let mut project = Project::new();
+    let mut seen = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        project.add(file.display().to_string(), text);
+        seen.push(canonical(file));
+    }
+    let asked = seen.len();
+    let mut dirs: Vec<PathBuf> = files.iter().map(|f| f.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)).collect();
+    dirs.sort();
+    dirs.dedup();
+    for dir in dirs {
+        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut siblings: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "flow")).collect();
+        siblings.sort();
+        for sibling in siblings {
+            let key = canonical(&sibling);
+            if seen.contains(&key) {
+                continue;
+            }
+            if let Ok(text) = std::fs::read_to_string(&sibling) {
+                project.add(sibling.display().to_string(), text);
+                seen.push(key);
+            }
+        }
+    }
+    Ok((project, asked))
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn check(files: &[PathBuf]) -> Result<ExitCode> {
+    let (project, asked) = load(files)?;
+    let compilation = project.compile();
+    let (mine, context): (Vec<_>, Vec<_>) = compilation.diagnostics.iter().partition(|d| (d.file.0 as usize) < asked);
+    if !mine.is_empty() {
+        eprint!("{}", compilation.sources.render_all(mine.iter().copied()));
+        eprintln!();
+    }
+    let mut broken_context: BTreeMap<String, usize> = BTreeMap::new();
+    for d in context.iter().filter(|d| d.is_error()) {
+        *broken_context.entry(compilation.sources.get(d.file).name.clone()).or_default() += 1;
+    }
+    for (name, n) in &broken_context {
+        eprintln!("note: {name} (loaded for context) has {n} error(s); run `cloverleaf check {name}`");
+    }
+    let errors = mine.iter().filter(|d| d.is_error()).count();
+    let warnings = mine.len() - errors;
+    let processes = compilation.processes.iter().filter(|p| files_of(&compilation.sources, asked).iter().any(|_| true) && !p.key.is_empty()).count();
+    eprintln!(
+        "checked {} file(s): {} process(es) compiled, {errors} error(s), {warnings} warning(s)",
+        asked,
+        processes.min(compilation.processes.len())
+    );
+    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn files_of(sources: &SourceMap, asked: usize) -> Vec<String> {
+    sources.iter().take(asked).map(|(_, f)| f.name.clone()).collect()
+}
+
+fn graph(file: &Path, format: &str, process: Option<&str>) -> Result<ExitCode> {
+    let format: Format = format.parse().map_err(anyhow::Error::msg)?;
+    let (project, _) = load(&[file.to_path_buf()])?;
+    let compilation = project.compile();
+    let errors: Vec<_> = compilation.diagnostics.iter().filter(|d| d.file.0 == 0 && d.is_error()).collect();
+    if !errors.is_empty() {
+        eprint!("{}", compilation.sources.render_all(errors.iter().copied()));
+        return Ok(ExitCode::from(1));
+    }
+    // The processes defined in the file itself, not in the context files.
+    let text = std::fs::read_to_string(file)?;
+    let (ast, _) = cloverleaf_dsl::parse(cloverleaf_dsl::FileId(0), &text);
+    let keys: Vec<String> = ast.map(|a| a.processes.iter().map(|p| p.key.name.clone()).collect()).unwrap_or_default();
+    let key = match (process, keys.as_slice()) {
+        (Some(k), _) => k.to_string(),
+        (None, [only]) => only.clone(),
+        (None, []) => bail!("{} defines no process", file.display()),
+        (None, many) => bail!("{} defines several processes ({}): choose one with --process", file.display(), many.join(", ")),
+    };
+    let Some(compiled) = compilation.process(&key) else {
+        bail!("no process `{key}` in {}", file.display());
+    };
+    print!("{}", cloverleaf_dsl::export(compiled, format));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
+    }
+    bail!("`{text}` is not a time: write RFC 3339 such as 2026-11-30T18:00:00+08:00, or a date such as 2026-11-30")
+}
+
+fn eval(source: &str, context: &str, now: Option<&str>) -> Result<ExitCode> {
+    let json: serde_json::Value = serde_json::from_str(context).context("--context is not valid JSON")?;
+    let serde_json::Value::Object(map) = &json else {
+        bail!("--context must be a JSON object, such as '{{\"amount\": 12000.50}}'");
+    };
+    let vars: BTreeMap<String, Value> = map.iter().map(|(k, v)| (k.clone(), Value::from_json_untyped(v))).collect();
+    let mut scope = Scope::new();
+    for (name, value) in &vars {
+        scope.insert(name, value.type_of());
+    }
+    let mut sources = SourceMap::new();
+    let file = sources.add("<expr>", source);
+    let parsed = match expr::parse_expr(source, file) {
+        Ok(e) => e,
+        Err(diag) => {
+            eprint!("{}", sources.render(&diag));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let (ty, diags) = expr::check_expr(&parsed, &scope, file);
+    if !diags.is_empty() {
+        eprint!("{}", sources.render_all(&diags));
+        if diags.iter().any(|d| d.is_error()) {
+            return Ok(ExitCode::from(1));
+        }
+    }
+    let now = match now {
+        Some(t) => parse_time(t)?,
+        None => Utc::now(),
+    };
+    let ctx = EvalContext { vars: &vars, now };
+    match expr::eval(&parsed, &ctx) {
+        Ok(value) => {
+            println!("{value}");
+            println!("  type: {}", if matches!(value, Value::Null) { ty.to_string() } else { value_type(&value, &ty) });
+            if matches!(ty, expr::Type::Bool) || matches!(value, Value::Bool(_) | Value::Null) {
+                println!("  a decide arm with this condition is {}", if expr::is_true(&value) { "taken" } else { "not taken" });
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn value_type(value: &Value, static_type: &expr::Type) -> String {
+    // The checker knows money from decimal; the value alone does not.
+    if static_type.is_numeric() && matches!(value, Value::Number(_)) { static_type.to_string() } else { value.type_of().to_string() }
+}
+
+fn schedule(pattern: &str, tz: Option<&str>, from: Option<&str>, n: usize) -> Result<ExitCode> {
+    let schedule = match Schedule::parse(pattern, tz) {
+        Ok(s) => s,
+        Err(err) => {
+            eprintln!("error: {err}");
+            eprintln!("  help: {}", err.help());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let from = match from {
+        Some(t) => parse_time(t)?,
+        None => Utc::now(),
+    };
+    eprintln!("{schedule}: {}", schedule.describe());
+    for time in schedule.upcoming(from, n) {
+        println!("{}", time.to_rfc3339());
+    }
+    Ok(ExitCode::SUCCESS)
+}

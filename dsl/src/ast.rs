@@ -1,0 +1,264 @@
+//! The syntax tree of a `.flow` file, with spans, as written (before names are resolved).
+
+use crate::diag::{FileId, Span};
+use crate::expr::{Expr, Type};
+
+/// A name with its location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    /// The name.
+    pub name: String,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// One parsed file: role declarations and processes.
+#[derive(Debug, Clone, Default)]
+pub struct File {
+    /// The file's id in the source map.
+    pub file: FileId,
+    /// `roles { ... }` entries.
+    pub roles: Vec<RoleDecl>,
+    /// `process ... { ... }` blocks.
+    pub processes: Vec<Process>,
+}
+
+/// `sales.manager "Sales manager"` inside a `roles` block.
+#[derive(Debug, Clone)]
+pub struct RoleDecl {
+    /// The dotted role name.
+    pub name: Ident,
+    /// The human title.
+    pub title: Option<String>,
+}
+
+/// A `process` block.
+#[derive(Debug, Clone)]
+pub struct Process {
+    /// The file it is in.
+    pub file: FileId,
+    /// The process key.
+    pub key: Ident,
+    /// The human title.
+    pub title: Option<String>,
+    /// The `input { ... }` declarations.
+    pub inputs: Vec<VarDecl>,
+    /// The `var` declarations.
+    pub vars: Vec<VarDecl>,
+    /// Nodes in the order written (starts included).
+    pub nodes: Vec<Node>,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// A declared variable, input or form field.
+#[derive(Debug, Clone)]
+pub struct VarDecl {
+    /// Its name.
+    pub name: Ident,
+    /// Its type as written.
+    pub ty: TypeRef,
+    /// `= expr`, if given.
+    pub default: Option<Expr>,
+}
+
+/// A type as written: resolved to a [`Type`] plus whether `?` was given.
+#[derive(Debug, Clone)]
+pub struct TypeRef {
+    /// The resolved type (`Any` when the name was unknown; a diagnostic says so).
+    pub ty: Type,
+    /// Declared with `?`: the value may be absent.
+    pub optional: bool,
+    /// Where the type is written.
+    pub span: Span,
+}
+
+/// Where the flow goes: a node by name, or a decide or set written in place.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `-> name`
+    Node(Ident),
+    /// `-> decide { ... }`
+    Decide(Box<DecideBody>, Span),
+    /// `-> set a = 1 -> next`
+    Set(Vec<Assignment>, Box<Target>, Span),
+}
+
+impl Target {
+    /// Where the target is written.
+    pub fn span(&self) -> Span {
+        match self {
+            Target::Node(id) => id.span,
+            Target::Decide(_, span) | Target::Set(_, _, span) => *span,
+        }
+    }
+}
+
+/// `name = expr`
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// The variable assigned.
+    pub name: Ident,
+    /// The value.
+    pub value: Expr,
+}
+
+/// `name` or `name: expr` in an `in { }` or `out { }` block.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// The name on the receiving side.
+    pub name: Ident,
+    /// The value; `None` means "the same name on the giving side".
+    pub value: Option<Expr>,
+}
+
+/// The arms of a decide.
+#[derive(Debug, Clone, Default)]
+pub struct DecideBody {
+    /// `when cond -> target`, in order.
+    pub arms: Vec<(Expr, Target)>,
+    /// `otherwise -> target`, with the span of `otherwise`.
+    pub otherwise: Option<(Span, Target)>,
+}
+
+/// A node declaration.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Its name (`start` for an unnamed start).
+    pub name: Ident,
+    /// Its title, if given.
+    pub title: Option<String>,
+    /// What kind of node, with its clauses.
+    pub kind: NodeKind,
+    /// `-> target` after the block, for kinds that have one.
+    pub next: Option<Target>,
+    /// The span of the keyword through the name, where diagnostics about the node point.
+    pub head: Span,
+}
+
+/// How a start event is triggered.
+#[derive(Debug, Clone)]
+pub enum StartTrigger {
+    /// Started through the API or by a caller.
+    None,
+    /// `on message "name"`
+    Message(String, Span),
+    /// `every "cron" [in "Zone"]`
+    Schedule { cron: String, cron_span: Span, zone: Option<(String, Span)> },
+}
+
+/// How an end event ends.
+#[derive(Debug, Clone)]
+pub enum EndKind {
+    /// A normal end with an outcome (the end's name).
+    Normal,
+    /// `error "code"`: raises a business error to the caller.
+    Error(String),
+    /// `terminate`: ends every token of the instance.
+    Terminate,
+}
+
+/// A boundary event attached to a waiting node.
+#[derive(Debug, Clone)]
+pub enum Boundary {
+    /// `on error ["code"] -> target`
+    Error { code: Option<String>, target: Target, span: Span },
+    /// `after expr -> target` / `escalate after expr -> target` (interrupting)
+    After { at: Expr, target: Target, span: Span },
+    /// `also after a, b -> target` (non-interrupting, once per time)
+    AlsoAfter { at: Vec<Expr>, target: Target, span: Span },
+    /// `every duration -> target` (non-interrupting, repeating)
+    Every { interval: Expr, target: Target, span: Span },
+}
+
+/// `remind after a, b` / `remind every d`: built-in reminders of an approval.
+#[derive(Debug, Clone)]
+pub enum Remind {
+    /// Once at each time.
+    After(Vec<Expr>),
+    /// Repeatedly.
+    Every(Expr),
+}
+
+/// How a wait node waits.
+#[derive(Debug, Clone)]
+pub enum WaitSpec {
+    /// `for duration`
+    For(Expr),
+    /// `until date_or_datetime`
+    Until(Expr),
+    /// `until next "cron" [in "Zone"]`
+    Cron { cron: String, cron_span: Span, zone: Option<(String, Span)> },
+}
+
+/// An arm of `wait first`.
+#[derive(Debug, Clone)]
+pub enum FirstArm {
+    /// `message "name" key expr [out {..}] -> target`
+    Message { name: String, key: Expr, outputs: Vec<Mapping>, target: Target, span: Span },
+    /// `after expr -> target`
+    After { at: Expr, target: Target, span: Span },
+}
+
+/// The node kinds with their clauses.
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    /// `start ...`
+    Start(StartTrigger),
+    /// `end ...`
+    End(EndKind),
+    /// `task name { job "type" ... }`
+    Task {
+        job: Option<(String, Span)>,
+        inputs: Vec<Mapping>,
+        outputs: Vec<Mapping>,
+        retry: Option<Retry>,
+        timeout: Option<(i64, Span)>,
+        boundaries: Vec<Boundary>,
+    },
+    /// `approval name { role ...; form { ... } ... }`
+    Approval {
+        roles: Vec<Ident>,
+        assignee: Option<Expr>,
+        not_by: Vec<Expr>,
+        form: Vec<VarDecl>,
+        due: Option<Expr>,
+        reminders: Vec<Remind>,
+        outputs: Vec<Mapping>,
+        boundaries: Vec<Boundary>,
+    },
+    /// `set name { a = expr ... }`
+    Set(Vec<Assignment>),
+    /// `decide name { when ... otherwise ... }`
+    Decide(DecideBody),
+    /// `parallel name { -> a -> b }`
+    Parallel(Vec<Target>),
+    /// `join name -> next`
+    Join,
+    /// `wait first name { ... }`
+    First(Vec<FirstArm>),
+    /// `receive name { message "m" key expr ... }`
+    Receive {
+        message: Option<(String, Span)>,
+        key: Option<Expr>,
+        outputs: Vec<Mapping>,
+        boundaries: Vec<Boundary>,
+    },
+    /// `wait name { for d | until t | until next "cron" }`
+    Wait { spec: WaitSpec, boundaries: Vec<Boundary> },
+    /// `call name { process key; in {..}; out {..} }`
+    Call { process: Option<Ident>, inputs: Vec<Mapping>, outputs: Vec<Mapping>, boundaries: Vec<Boundary> },
+}
+
+/// `retry N [backoff D [fixed]]`
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// How many times a failed job is tried again.
+    pub attempts: u32,
+    /// The first wait between attempts, in seconds.
+    pub backoff_secs: i64,
+    /// `fixed`: every wait is the same; otherwise each wait doubles.
+    pub fixed: bool,
+    /// Where the clause is written.
+    pub span: Span,
+}

@@ -1,0 +1,63 @@
+//! The catalogue of diagnostic codes. Codes are stable: tools and docs may refer to them.
+//!
+//! `E00xx` syntax, `E01xx` names, `E02xx` types, `E03xx` literals and schedules, `E04xx` flow
+//! and soundness; `W05xx` warnings.
+
+/// The text does not follow the grammar.
+pub const SYNTAX: &str = "E0001";
+/// A `->` names a node that does not exist.
+pub const UNKNOWN_NODE: &str = "E0101";
+/// Two things in one scope have the same name.
+pub const DUPLICATE: &str = "E0102";
+/// An expression or mapping names a variable that is not declared.
+pub const UNKNOWN_VARIABLE: &str = "E0103";
+/// A role is not declared in any `roles` block.
+pub const UNKNOWN_ROLE: &str = "E0104";
+/// A `call` names a process that is not in the project.
+pub const UNKNOWN_PROCESS: &str = "E0105";
+/// An unknown built-in function.
+pub const UNKNOWN_FUNCTION: &str = "E0106";
+/// An unknown field of a record type.
+pub const UNKNOWN_FIELD: &str = "E0107";
+/// A type name that does not exist.
+pub const UNKNOWN_TYPE: &str = "E0108";
+/// A value's type does not fit where it is used.
+pub const TYPE_MISMATCH: &str = "E0201";
+/// A condition is not a bool.
+pub const NOT_BOOL: &str = "E0202";
+/// A function is called with the wrong number of arguments.
+pub const ARITY: &str = "E0203";
+/// A literal value is malformed (a date, a duration, a count).
+pub const INVALID_LITERAL: &str = "E0303";
+/// A cron schedule is invalid.
+pub const INVALID_SCHEDULE: &str = "E0301";
+/// A time zone name is unknown.
+pub const UNKNOWN_ZONE: &str = "E0302";
+/// A required clause is missing (a task without `job`, a node without `->`, a process without start).
+pub const MISSING: &str = "E0401";
+/// A node can never be reached from a start.
+pub const UNREACHABLE: &str = "E0402";
+/// From a node, no path leads to an end.
+pub const NO_END: &str = "E0403";
+/// A decide without `otherwise` whose conditions may all be false.
+pub const NOT_EXHAUSTIVE: &str = "E0404";
+/// A join that waits for tokens that never come.
+pub const JOIN_DEADLOCK: &str = "E0405";
+/// A parallel split whose branches are never joined.
+pub const UNSYNCHRONISED: &str = "E0406";
+/// Paths from different parallel branches merge outside a join.
+pub const BRANCH_ESCAPE: &str = "E0407";
+/// A loop that never waits for a person, a message or a timer.
+pub const LOOP_WITHOUT_WAIT: &str = "E0408";
+/// A clause that is not allowed where it is written.
+pub const MISPLACED: &str = "E0409";
+/// Amount bands in a decide overlap.
+pub const BAND_OVERLAP: &str = "W0501";
+/// Amount bands in a decide leave a gap.
+pub const BAND_GAP: &str = "W0502";
+/// An approval has no due date and no escalation.
+pub const NO_SLA: &str = "W0503";
+/// A loop that only runs automated steps.
+pub const BUSY_LOOP: &str = "W0504";
+/// A declared role is never used, or a variable is never read.
+pub const UNUSED: &str = "W0505";

@@ -1,0 +1,93 @@
+//! The syntax tree of expressions. Every node keeps its span so the checker can point at it.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::diag::Span;
+
+/// An expression with its location in the source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where it is (byte offsets into the file it came from).
+    pub span: Span,
+}
+
+/// The kinds of expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExprKind {
+    /// `null`
+    Null,
+    /// `true`, `false`
+    Bool(bool),
+    /// `10_000`, `0.01` (exact)
+    Number(Decimal),
+    /// `"text"` (escapes resolved)
+    Text(String),
+    /// `7d`, `24h`, `30m`, `45s`, `2w`: whole seconds
+    Duration(i64),
+    /// A variable or a field path's first segment: `amount`
+    Name(String),
+    /// `record.field`
+    Field { target: Box<Expr>, field: String },
+    /// `[a, b, c]`
+    List(Vec<Expr>),
+    /// `[1..10]`, `(0..100]`: FEEL intervals
+    Range { low: Box<Expr>, high: Box<Expr>, low_closed: bool, high_closed: bool },
+    /// `-x`, `not x`
+    Unary { op: UnaryOp, operand: Box<Expr> },
+    /// `a + b`, `a and b`, `a in b`, ...
+    Binary { op: BinaryOp, left: Box<Expr>, right: Box<Expr> },
+    /// `x between a and b`
+    Between { value: Box<Expr>, low: Box<Expr>, high: Box<Expr> },
+    /// `if c then a else b`
+    If { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
+    /// `max(a, b)`, `string length(s)`: the canonical (FEEL) name of a built-in function
+    Call { function: String, args: Vec<Expr> },
+}
+
+/// Prefix operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `not x` / `not(x)`
+    Not,
+}
+
+/// Infix operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryOp {
+    /// `or`
+    Or,
+    /// `and`
+    And,
+    /// `=` or `==`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `x in list` / `x in range`
+    In,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `**`
+    Pow,
+}
