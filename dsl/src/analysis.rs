@@ -108,11 +108,12 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
             );
         }
     }
+    loops(file, nodes, &graph, &mut diags);
+    // Soundness is only meaningful on a graph whose nodes all lie between a start and an end.
     if diags.iter().any(Diagnostic::is_error) {
         return diags;
     }
     soundness(file, nodes, &graph, &starts, &mut diags);
-    loops(file, nodes, &graph, &mut diags);
     for n in nodes.iter() {
         decide_checks(file, n, optional, &mut diags);
         if let NodeKind::Approval { due, boundaries, .. } = &n.node.kind {
@@ -199,7 +200,11 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
                     queue.push_back(j);
                 }
                 Some(existing) if *existing != next => {
-                    conflicts.insert(j);
+                    // Ends reached from inside branches are reported once, per split, below.
+                    let involves_side = existing.iter().chain(&next).any(|f| matches!(f, Frame::Side { .. }));
+                    if involves_side || !matches!(nodes[j].node.kind, NodeKind::End { .. }) {
+                        conflicts.insert(j);
+                    }
                 }
                 Some(_) => {}
             }
@@ -207,14 +212,24 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
     }
     let name = |i: usize| nodes[i].node.name.clone();
     for j in conflicts {
-        let side = ctx[j].iter().flatten().any(|f| matches!(f, Frame::Side { .. }));
-        let message = format!("paths from different parallel branches meet at `{}` outside a join", name(j));
-        let help = if side {
-            "the path of a non-interrupting timer (`also after`, `every`) runs beside the main flow: end it with its own `end`, do not lead it back"
-        } else {
-            "a node inside a parallel branch may only be reached from that branch: lead the branches into a `join` first, or give each branch its own nodes"
+        let side = side_reaching(&ctx, graph, j);
+        let d = match side {
+            Some(owner) => {
+                let d = Diagnostic::error(
+                codes::BRANCH_ESCAPE,
+                file,
+                nodes[j].head,
+                format!("the path of a non-interrupting event of `{}` leads back into the main flow at `{}`", name(owner), name(j)),
+            )
+            .with_label("reached by the main flow and by a side path")
+            .with_help("a side path runs beside the main flow, which goes on waiting: end it with its own `end`");
+                if owner == j { d } else { d.with_note(nodes[owner].head, "the side path starts at an `also after` or `every` of this node") }
+            }
+            None => Diagnostic::error(codes::BRANCH_ESCAPE, file, nodes[j].head, format!("paths from different parallel branches meet at `{}` outside a join", name(j)))
+                .with_label("reached from more than one branch")
+                .with_help("a node inside a parallel branch may only be reached from that branch: lead the branches into a `join` first, or give each branch its own nodes"),
         };
-        diags.push(Diagnostic::error(codes::BRANCH_ESCAPE, file, nodes[j].head, message).with_label("reached from more than one branch").with_help(help));
+        diags.push(d);
     }
     for (split, ends) in unsynced {
         let mut d = Diagnostic::error(codes::UNSYNCHRONISED, file, nodes[split].head, format!("the branches of parallel `{}` are never joined", name(split)))
@@ -286,8 +301,8 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
         }
     }
     for (split, j) in joined {
-        let join_name = name(j);
-        let split_name = name(split);
+        let join_name = nodes[j].node.name.clone();
+        let split_name = nodes[split].node.name.clone();
         if let NodeKind::Split { join, .. } = &mut nodes[split].node.kind {
             *join = join_name;
         }
@@ -295,6 +310,12 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
             *s = split_name;
         }
     }
+}
+
+/// The owner of a side path that reaches node `j`, if one does.
+fn side_reaching(ctx: &[Option<Context>], graph: &DiGraph<usize, Flow>, j: usize) -> Option<usize> {
+    let from_preds = graph.neighbors_directed(NodeIndex::new(j), petgraph::Direction::Incoming).filter_map(|p| ctx[p.index()].as_ref());
+    from_preds.chain(ctx[j].as_ref()).flatten().find_map(|f| if let Frame::Side { owner } = f { Some(*owner) } else { None })
 }
 
 /// The decide (or wait first) whose different arms lead to different inputs of join `j`.

@@ -348,6 +348,9 @@ impl<'a> ProcessChecker<'a> {
     fn lower_node(&mut self, node: &ast::Node) {
         let title = self.title(&node.title, node.head);
         let name = node.name.name.clone();
+        // The node goes first so that anonymous nodes created for its targets follow it.
+        let index = self.nodes.len();
+        self.nodes.push(LNode::placeholder(&name, node.head));
         let needs_next = !matches!(node.kind, ast::NodeKind::End(_) | ast::NodeKind::Decide(_) | ast::NodeKind::Parallel(_) | ast::NodeKind::First(_));
         let next = match (&node.next, needs_next) {
             (Some(t), true) => self.target(&name, t),
@@ -363,8 +366,6 @@ impl<'a> ProcessChecker<'a> {
             }
             (_, false) => String::new(),
         };
-        let index = self.nodes.len();
-        self.nodes.push(LNode::placeholder(&name, node.head));
         let kind = match &node.kind {
             ast::NodeKind::Start(trigger) => {
                 let trigger = match trigger {

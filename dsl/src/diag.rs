@@ -210,7 +210,7 @@ impl SourceMap {
         lines.extend(diag.notes.iter().map(|n| n.span.start));
         let width = lines.iter().map(|&o| file.line_col(o).0.to_string().len()).max().unwrap_or(1);
         let pad = " ".repeat(width);
-        let _ = writeln!(out, "{pad} --> {}:{line}:{col}", file.name);
+        let _ = writeln!(out, "{pad}--> {}:{line}:{col}", file.name);
         let _ = writeln!(out, "{pad} |");
         render_snippet(&mut out, file, diag.span, '^', &diag.label, width);
         for note in &diag.notes {
@@ -265,7 +265,7 @@ mod tests {
         let text = map.render(&diag);
         assert_eq!(
             text,
-            "error[E0101]: unknown node `aprove`\n  --> a.flow:2:12\n  |\n2 |   start -> aprove\n  |            ^^^^^^ no node of this name\n  |\n  = help: did you mean `approve`?\n"
+            "error[E0101]: unknown node `aprove`\n --> a.flow:2:12\n  |\n2 |   start -> aprove\n  |            ^^^^^^ no node of this name\n  |\n  = help: did you mean `approve`?\n"
         );
     }
 

@@ -35,11 +35,20 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
         InputLocation::Span((s, _)) => s,
     };
     let found = describe_found(text, pos);
+    let end = pos + found_len(&text[pos..]);
+    if text[pos..].trim().is_empty() {
+        return Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), "the file ends inside a block")
+            .with_label("expected `}` before the end of the file")
+            .with_help("a block is not closed: check that every `{` has its `}`");
+    }
     let (message, label) = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             let mut words: Vec<String> = positives.iter().filter_map(|r| describe_rule(*r)).collect();
             words.sort();
             words.dedup();
+            if words.iter().any(|w| w == "an expression") {
+                words.retain(|w| w != "a name");
+            }
             let expected = join_alternatives(&words);
             if expected.is_empty() {
                 (format!("unexpected {found}"), "not valid here".to_string())
@@ -49,37 +58,53 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
         }
         ErrorVariant::CustomError { message } => (message.clone(), String::new()),
     };
-    let end = (pos + text[pos..].chars().next().map_or(0, char::len_utf8)).max(pos);
     Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), message)
         .with_label(label)
         .with_help(syntax_help(text, pos))
+}
+
+/// Length in bytes of the token at the start of `rest`: a word, `->`, or one character.
+fn found_len(rest: &str) -> usize {
+    let word: usize = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum();
+    if word > 0 {
+        word
+    } else if rest.starts_with("->") || rest.starts_with("=>") {
+        2
+    } else {
+        rest.chars().next().map_or(0, char::len_utf8)
+    }
 }
 
 fn describe_found(text: &str, pos: usize) -> String {
     let rest = &text[pos..];
     match rest.chars().next() {
         None => "the end of the file".to_string(),
-        Some(c) if c.is_alphanumeric() || c == '_' => {
-            let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            format!("`{word}`")
-        }
         Some('\n') => "the end of the line".to_string(),
-        Some(c) => format!("`{c}`"),
+        Some(_) => format!("`{}`", &rest[..found_len(rest)]),
     }
 }
 
 fn syntax_help(text: &str, pos: usize) -> String {
     let before = text[..pos].trim_end();
-    if text[pos..].is_empty() {
-        "a block is not closed: check that every `{` has its `}`".to_string()
+    let rest = &text[pos..];
+    if rest.starts_with("=>") {
+        "flows are written with `->`".to_string()
     } else if before.ends_with("->") {
         "after `->` write the name of the next node, `decide { ... }` or `set x = ... -> next`".to_string()
-    } else if before.ends_with('=') {
-        "write an expression after `=`, such as `0`, `\"text\"` or `amount * 2`".to_string()
+    } else if before.ends_with('=') || rest.starts_with("->") {
+        "an expression is missing here, such as `0`, `\"text\"` or `amount * 2`".to_string()
     } else {
         "see the language reference in README.md for the clauses each block takes".to_string()
     }
 }
+
+/// Grammar rules that only occur inside expressions: users see "an expression" for all of them.
+const EXPRESSION_RULES: &[&str] = &[
+    "expr", "expr_list", "expr_only", "add_op", "arith", "between_tail", "bracket", "call", "cmp_op", "field_access",
+    "fn_name", "if_expr", "kw_and", "kw_in", "kw_or", "kw_not", "kw_if", "kw_between", "kw_then", "kw_else",
+    "lit_false", "lit_null", "lit_true", "mul_op", "neg_op", "not_call", "not_op", "paren", "pow_op", "range_close",
+    "range_tail", "rev_range", "list_tail", "number", "duration", "string",
+];
 
 /// The words a user sees for a grammar rule; `None` for rules that add nothing to the list.
 fn describe_rule(rule: Rule) -> Option<String> {
@@ -89,16 +114,14 @@ fn describe_rule(rule: Rule) -> Option<String> {
     }
     let word = match name.as_str() {
         "ident" | "node_ref" | "start_name" => "a name",
-        "string" | "title" => "a quoted string",
-        "number" => "a number",
-        "duration" => "a duration such as `30s` or `24h`",
-        "expr" | "expr_list" => "an expression",
+        "title" => "a quoted string",
         "target" | "next" => "`->`",
         "role_name" => "a role name such as `sales.manager`",
         "type_expr" | "named_type" => "a type",
         "EOI" => "the end of the file",
         "file" | "process" => "`process` or `roles`",
-        "optional" | "backoff_fixed" => return None,
+        "optional" | "backoff_fixed" | "string_inner" => return None,
+        other if EXPRESSION_RULES.contains(&other) => "an expression",
         other => return Some(other.replace('_', " ")),
     };
     Some(word.to_string())

@@ -12,7 +12,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use super::check::{is_orderable, unify};
 use super::eval::{EvalContext, Fail, compare, midnight, values_equal};
 use super::types::Type;
-use super::value::{format_datetime, format_duration, parse_date, parse_datetime, parse_iso_duration, Value};
+use super::value::{Value, format_datetime, format_duration, parse_date, parse_datetime, parse_iso_duration};
 
 /// Why the argument types of a call do not fit.
 pub(crate) enum ArgError {
@@ -159,8 +159,7 @@ fn check_extreme(types: &[Type]) -> Result<Type, ArgError> {
         if !is_orderable(&t) {
             return Err(ArgError::Expected { index, expected: "a number, text, date, datetime or duration" });
         }
-        acc = unify(&acc, &t)
-            .ok_or_else(|| ArgError::Message(format!("cannot compare `{acc}` with `{t}`")))?;
+        acc = unify(&acc, &t).ok_or_else(|| ArgError::Message(format!("cannot compare `{acc}` with `{t}`")))?;
     }
     Ok(acc)
 }
@@ -229,12 +228,12 @@ fn check_substring(types: &[Type]) -> Result<Type, ArgError> {
 
 fn check_list_contains(types: &[Type]) -> Result<Type, ArgError> {
     want(types, 0, |t| matches!(t, Type::List { .. }), "a list")?;
-    if let (Type::List { of }, item) = (&types[0], &types[1]) {
-        if !super::check::is_equatable(of, item) {
-            return Err(ArgError::Message(format!("cannot look for `{item}` in `{}`", types[0])));
+    match (&types[0], &types[1]) {
+        (Type::List { of }, item) if !super::check::is_equatable(of, item) => {
+            Err(ArgError::Message(format!("cannot look for `{item}` in `{}`", types[0])))
         }
+        _ => Ok(Type::Bool),
     }
-    Ok(Type::Bool)
 }
 
 fn check_date(types: &[Type]) -> Result<Type, ArgError> {
@@ -301,9 +300,7 @@ fn eval_sum(args: &[Value], _: &EvalContext<'_>) -> Result<Value, Fail> {
             (_, Value::Null) => return Ok(Value::Null),
             (None, Value::Number(_) | Value::Duration(_)) => item.clone(),
             (Some(Value::Number(a)), Value::Number(b)) => Value::Number(a.checked_add(*b).ok_or(Fail::Overflow)?),
-            (Some(Value::Duration(a)), Value::Duration(b)) => {
-                Value::Duration(a.checked_add(*b).ok_or(Fail::Overflow)?)
-            }
+            (Some(Value::Duration(a)), Value::Duration(b)) => Value::Duration(a.checked_add(*b).ok_or(Fail::Overflow)?),
             _ => return Err(type_error("sum", i, item)),
         });
     }
@@ -333,9 +330,7 @@ fn round(args: &[Value], strategy: RoundingStrategy) -> Result<Value, Fail> {
     };
     let scale = match args.get(1) {
         None => 0,
-        Some(Value::Number(s)) if s.fract().is_zero() => {
-            s.to_u32().filter(|s| *s <= 28).ok_or_else(|| bad_scale(s))?
-        }
+        Some(Value::Number(s)) if s.fract().is_zero() => s.to_u32().filter(|s| *s <= 28).ok_or_else(|| bad_scale(s))?,
         Some(Value::Number(s)) => return Err(bad_scale(s)),
         Some(other) => return Err(Fail::Type(format!("scale must be an int, found `{}`", other.type_of()))),
     };
@@ -443,7 +438,9 @@ pub(crate) fn invalid_number(s: &str) -> String {
 /// Parses the text of a `duration(...)`: ISO 8601, or the shorthand a literal like `0.5s`
 /// falls back to when it is not whole seconds.
 pub(crate) fn duration_from_text(s: &str) -> Result<i64, String> {
-    let shorthand = !s.starts_with(['P', '-']) && s.ends_with(['w', 'd', 'h', 'm', 's']);
+    let shorthand = s.len() > 1
+        && s.ends_with(['w', 'd', 'h', 'm', 's'])
+        && s[..s.len() - 1].chars().all(|c| c.is_ascii_digit() || c == '_' || c == '.');
     if shorthand {
         return super::parse::parse_duration(s)
             .ok_or_else(|| format!("invalid duration `{s}`: not a whole number of seconds, or too large"));

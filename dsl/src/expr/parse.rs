@@ -5,7 +5,10 @@
 //! whole seconds) becomes a call of its constructor on the source text, `number("...")` or
 //! `duration("...")`, which the checker reports as an invalid literal (E0303).
 
+use std::sync::LazyLock;
+
 use pest::iterators::Pair;
+use pest::pratt_parser::{Assoc, Op, PrattParser};
 use rust_decimal::Decimal;
 
 use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
@@ -111,65 +114,7 @@ pub(crate) fn build_expr(pair: Pair<'_, Rule>) -> Expr {
             Some(inner) => build_expr(inner),
             None => node(ExprKind::Null, span),
         },
-        Rule::expr | Rule::conjunction | Rule::sum | Rule::product => build_left_assoc(pair),
-        Rule::negation => {
-            let mut nots = Vec::new();
-            let mut operand = None;
-            for p in pair.into_inner() {
-                match p.as_rule() {
-                    Rule::kw_not => nots.push(p.as_span().start()),
-                    _ => operand = Some(build_expr(p)),
-                }
-            }
-            let mut expr = operand.unwrap_or_else(|| node(ExprKind::Null, span));
-            for start in nots.into_iter().rev() {
-                let span = Span::new(start, expr.span.end);
-                expr = node(ExprKind::Unary { op: UnaryOp::Not, operand: Box::new(expr) }, span);
-            }
-            expr
-        }
-        Rule::comparison => build_comparison(pair, span),
-        Rule::power => {
-            // Right-associative: 2 ** 3 ** 2 = 2 ** 9.
-            let operands: Vec<Expr> =
-                pair.into_inner().filter(|p| p.as_rule() != Rule::pow_op).map(build_expr).collect();
-            let mut iter = operands.into_iter().rev();
-            let mut expr = iter.next().unwrap_or_else(|| node(ExprKind::Null, span));
-            for left in iter {
-                expr = binary(BinaryOp::Pow, left, expr);
-            }
-            expr
-        }
-        Rule::unary => {
-            let mut negs = Vec::new();
-            let mut operand = None;
-            for p in pair.into_inner() {
-                match p.as_rule() {
-                    Rule::neg_op => negs.push(p.as_span().start()),
-                    _ => operand = Some(build_expr(p)),
-                }
-            }
-            let mut expr = operand.unwrap_or_else(|| node(ExprKind::Null, span));
-            for start in negs.into_iter().rev() {
-                let span = Span::new(start, expr.span.end);
-                expr = node(ExprKind::Unary { op: UnaryOp::Neg, operand: Box::new(expr) }, span);
-            }
-            expr
-        }
-        Rule::postfix => {
-            let mut inner = pair.into_inner();
-            let mut expr = match inner.next() {
-                Some(p) => build_expr(p),
-                None => return node(ExprKind::Null, span),
-            };
-            for access in inner {
-                let end = access.as_span().end();
-                let field = access.into_inner().next().map_or(String::new(), |f| f.as_str().to_string());
-                let span = Span::new(expr.span.start, end);
-                expr = node(ExprKind::Field { target: Box::new(expr), field }, span);
-            }
-            expr
-        }
+        Rule::expr | Rule::arith => build_operators(pair),
         Rule::lit_true => node(ExprKind::Bool(true), span),
         Rule::lit_false => node(ExprKind::Bool(false), span),
         Rule::lit_null => node(ExprKind::Null, span),
@@ -192,6 +137,8 @@ pub(crate) fn build_expr(pair: Pair<'_, Rule>) -> Expr {
             let mut parts = pair.into_inner().filter(|p| p.as_rule() == Rule::expr).map(build_expr);
             let mut next = || Box::new(parts.next().unwrap_or_else(|| node(ExprKind::Null, span)));
             let (cond, then, otherwise) = (next(), next(), next());
+            // The pair may end with whitespace skipped after the `else` branch.
+            let span = Span::new(span.start, otherwise.span.end);
             node(ExprKind::If { cond, then, otherwise }, span)
         }
         Rule::call => {
@@ -264,60 +211,62 @@ fn build_range(low: Expr, low_closed: bool, tail: Pair<'_, Rule>, span: Span) ->
     node(ExprKind::Range { low: Box::new(low), high: Box::new(high), low_closed, high_closed }, span)
 }
 
-fn build_left_assoc(pair: Pair<'_, Rule>) -> Expr {
-    let span = Span::from(pair.as_span());
-    let mut inner = pair.into_inner();
-    let Some(first) = inner.next() else {
-        return node(ExprKind::Null, span);
-    };
-    let mut expr = build_expr(first);
-    while let (Some(op), Some(right)) = (inner.next(), inner.next()) {
-        let op = match (op.as_rule(), op.as_str()) {
-            (Rule::kw_or, _) => BinaryOp::Or,
-            (Rule::kw_and, _) => BinaryOp::And,
-            (_, "+") => BinaryOp::Add,
-            (_, "-") => BinaryOp::Sub,
-            (_, "*") => BinaryOp::Mul,
-            _ => BinaryOp::Div,
-        };
-        expr = binary(op, expr, build_expr(right));
-    }
-    expr
-}
+/// Operator precedence, lowest first (the grammar lists operands and operators flat).
+static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
+    PrattParser::new()
+        .op(Op::infix(Rule::kw_or, Assoc::Left))
+        .op(Op::infix(Rule::kw_and, Assoc::Left))
+        .op(Op::prefix(Rule::not_op))
+        .op(Op::infix(Rule::cmp_op, Assoc::Left)
+            | Op::infix(Rule::kw_in, Assoc::Left)
+            | Op::postfix(Rule::between_tail))
+        .op(Op::infix(Rule::add_op, Assoc::Left))
+        .op(Op::infix(Rule::mul_op, Assoc::Left))
+        .op(Op::infix(Rule::pow_op, Assoc::Right))
+        .op(Op::prefix(Rule::neg_op))
+        .op(Op::postfix(Rule::field_access))
+});
 
-fn build_comparison(pair: Pair<'_, Rule>, span: Span) -> Expr {
-    let mut inner = pair.into_inner();
-    let Some(first) = inner.next() else {
-        return node(ExprKind::Null, span);
-    };
-    let left = build_expr(first);
-    let Some(tail) = inner.next() else {
-        return left;
-    };
-    match tail.as_rule() {
-        Rule::cmp_op => {
-            let op = match tail.as_str() {
-                "=" | "==" => BinaryOp::Eq,
-                "!=" => BinaryOp::Ne,
-                "<" => BinaryOp::Lt,
-                "<=" => BinaryOp::Le,
-                ">" => BinaryOp::Gt,
-                _ => BinaryOp::Ge,
-            };
-            let right = inner.next().map(build_expr).unwrap_or_else(|| node(ExprKind::Null, span));
-            binary(op, left, right)
-        }
-        Rule::in_tail => {
-            let right = tail.into_inner().find(|p| p.as_rule() == Rule::sum).map(build_expr);
-            binary(BinaryOp::In, left, right.unwrap_or_else(|| node(ExprKind::Null, span)))
-        }
-        _ => {
-            let mut bounds = tail.into_inner().filter(|p| p.as_rule() == Rule::sum).map(build_expr);
+fn build_operators(pair: Pair<'_, Rule>) -> Expr {
+    PRATT
+        .map_primary(build_expr)
+        .map_prefix(|op, operand| {
+            let span = Span::new(op.as_span().start(), operand.span.end);
+            let op = if op.as_rule() == Rule::neg_op { UnaryOp::Neg } else { UnaryOp::Not };
+            node(ExprKind::Unary { op, operand: Box::new(operand) }, span)
+        })
+        .map_postfix(|target, op| {
+            let span = Span::new(target.span.start, op.as_span().end());
+            if op.as_rule() == Rule::field_access {
+                let field = op.into_inner().next().map_or(String::new(), |f| f.as_str().to_string());
+                return node(ExprKind::Field { target: Box::new(target), field }, span);
+            }
+            let mut bounds = op.into_inner().filter(|p| p.as_rule() == Rule::arith).map(build_expr);
             let mut next = || Box::new(bounds.next().unwrap_or_else(|| node(ExprKind::Null, span)));
             let (low, high) = (next(), next());
-            node(ExprKind::Between { value: Box::new(left), low, high }, span)
-        }
-    }
+            let span = target.span.to(high.span);
+            node(ExprKind::Between { value: Box::new(target), low, high }, span)
+        })
+        .map_infix(|left, op, right| {
+            let op = match (op.as_rule(), op.as_str()) {
+                (Rule::kw_or, _) => BinaryOp::Or,
+                (Rule::kw_and, _) => BinaryOp::And,
+                (Rule::kw_in, _) => BinaryOp::In,
+                (_, "=" | "==") => BinaryOp::Eq,
+                (_, "!=") => BinaryOp::Ne,
+                (_, "<") => BinaryOp::Lt,
+                (_, "<=") => BinaryOp::Le,
+                (_, ">") => BinaryOp::Gt,
+                (_, ">=") => BinaryOp::Ge,
+                (_, "+") => BinaryOp::Add,
+                (_, "-") => BinaryOp::Sub,
+                (_, "*") => BinaryOp::Mul,
+                (_, "/") => BinaryOp::Div,
+                _ => BinaryOp::Pow,
+            };
+            binary(op, left, right)
+        })
+        .parse(pair.into_inner())
 }
 
 #[cfg(test)]
@@ -372,10 +321,11 @@ mod tests {
         assert!(FlowParser::parse(rule, src).is_err(), "{src} should not parse");
     }
 
-    /// What prefix of `src` an embedded `expr` consumes.
+    /// What prefix of `src` an embedded `expr` consumes (the span of its tree).
     fn prefix(src: &str) -> &str {
         let pair = FlowParser::parse(Rule::expr, src).unwrap().next().unwrap();
-        pair.as_str()
+        let span = build_expr(pair).span;
+        &src[span.start..span.end]
     }
 
     #[test]
@@ -421,8 +371,15 @@ mod tests {
         check("x in [1 .. 10]", "(In x [1..10])");
         check("x in list", "(In x list)");
         check("risk in [\"A\", \"B\"]", "(In risk [\"A\" \"B\"])");
-        rejects(Rule::expr_only, "a < b < c");
-        rejects(Rule::expr_only, "a in b in c");
+        // Chained comparisons parse (left to right); the checker refuses `bool < decimal`.
+        check("a < b < c", "(Lt (Lt a b) c)");
+        check("x between 1 and 2 = y", "(Eq (between x 1 2) y)");
+        check("a + x between 1 and 2 * 3", "(between (Add a x) 1 (Mul 2 3))");
+        check("not x between 1 and 2 and y", "(And (Not (between x 1 2)) y)");
+        check("x in [1] and y", "(And (In x [1]) y)");
+        check("a = not b", "(Eq a (Not b))");
+        rejects(Rule::expr_only, "x between 1");
+        rejects(Rule::expr_only, "x between 1 or 2");
     }
 
     #[test]
@@ -451,7 +408,7 @@ mod tests {
         check("date(\"2026-01-31\").year", "(\"date\" \"2026-01-31\").year");
         rejects(Rule::expr_only, "7x");
         rejects(Rule::expr_only, "10_");
-        rejects(Rule::expr_only, "1._5");
+        rejects(Rule::expr_only, "1.5.");
         rejects(Rule::expr_only, "\"unterminated");
         rejects(Rule::expr_only, "\"bad \\q escape\"");
         rejects(Rule::expr_only, "and");
@@ -498,7 +455,10 @@ mod tests {
 
     #[test]
     fn stops_where_the_flow_grammar_takes_over() {
-        assert_eq!(prefix("amount <= 10_000 and risk in [\"A\", \"B\"] -> approved"), "amount <= 10_000 and risk in [\"A\", \"B\"]");
+        assert_eq!(
+            prefix("amount <= 10_000 and risk in [\"A\", \"B\"] -> approved"),
+            "amount <= 10_000 and risk in [\"A\", \"B\"]"
+        );
         assert_eq!(prefix("y - z -> next"), "y - z");
         assert_eq!(prefix("y-z->next"), "y-z");
         assert_eq!(prefix("invoice_id\n    out { paid: amount }"), "invoice_id");
@@ -507,6 +467,8 @@ mod tests {
         assert_eq!(prefix("a +\n  b # comment\n -> x"), "a +\n  b");
         assert_eq!(prefix("initiator not by x"), "initiator");
         assert_eq!(prefix("x = 1\n  y: int"), "x = 1");
+        assert_eq!(prefix("x between 1 and 2  # c\n -> y"), "x between 1 and 2");
+        assert_eq!(prefix("if a then b else c\n -> y"), "if a then b else c");
     }
 
     #[test]

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A static type. Money, decimal and int share one runtime representation (an exact decimal);
 /// the type keeps the designer's intent and lets the checker refuse a fraction where an int
 /// is declared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
+///
+/// Serialized as the text a designer writes: `"money"`, `"list<text>"`, `"record { a: int }"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Type {
     /// A string.
     Text,
@@ -96,5 +97,106 @@ impl fmt::Display for Type {
             Type::Null => f.write_str("null"),
             Type::Any => f.write_str("any"),
         }
+    }
+}
+
+impl Serialize for Type {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Type {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for Type {
+    type Err = String;
+
+    /// Reads the form [`Type`]'s `Display` writes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut rest = s;
+        let ty = parse_type(&mut rest)?;
+        if rest.trim().is_empty() { Ok(ty) } else { Err(format!("unexpected `{}` after type in `{s}`", rest.trim())) }
+    }
+}
+
+fn parse_type(rest: &mut &str) -> Result<Type, String> {
+    *rest = rest.trim_start();
+    let word: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    *rest = &rest[word.len()..];
+    let simple = match word.as_str() {
+        "text" => Type::Text,
+        "money" => Type::Money,
+        "decimal" => Type::Decimal,
+        "int" => Type::Int,
+        "bool" => Type::Bool,
+        "date" => Type::Date,
+        "datetime" => Type::DateTime,
+        "duration" => Type::Duration,
+        "user" => Type::User,
+        "null" => Type::Null,
+        "any" => Type::Any,
+        "list" => {
+            expect(rest, "<")?;
+            let of = parse_type(rest)?;
+            expect(rest, ">")?;
+            return Ok(Type::List { of: Box::new(of) });
+        }
+        "record" => {
+            expect(rest, "{")?;
+            let mut fields = BTreeMap::new();
+            loop {
+                *rest = rest.trim_start();
+                if rest.starts_with('}') {
+                    *rest = &rest[1..];
+                    return Ok(Type::Record { fields });
+                }
+                let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if name.is_empty() {
+                    return Err(format!("expected a field name in record type at `{rest}`"));
+                }
+                *rest = &rest[name.len()..];
+                expect(rest, ":")?;
+                let ty = parse_type(rest)?;
+                fields.insert(name, ty);
+                *rest = rest.trim_start();
+                if rest.starts_with(',') {
+                    *rest = &rest[1..];
+                }
+            }
+        }
+        other => return Err(format!("unknown type `{other}`")),
+    };
+    Ok(simple)
+}
+
+fn expect(rest: &mut &str, token: &str) -> Result<(), String> {
+    *rest = rest.trim_start();
+    match rest.strip_prefix(token) {
+        Some(r) => {
+            *rest = r;
+            Ok(())
+        }
+        None => Err(format!("expected `{token}` at `{rest}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_through_their_text() {
+        for text in ["money", "list<text>", "record { a: int, b: list<date> }", "record {  }", "any"] {
+            let ty: Type = text.parse().expect("parses");
+            let again: Type = ty.to_string().parse().expect("parses again");
+            assert_eq!(ty, again, "{text}");
+        }
+        assert_eq!(serde_json::to_string(&Type::List { of: Box::new(Type::Money) }).expect("serializes"), "\"list<money>\"");
+        assert!("lisst<text>".parse::<Type>().is_err());
     }
 }

@@ -1,0 +1,252 @@
+//! Expressions: the FEEL-flavoured language of conditions, assignments and mappings.
+//!
+//! Process designers coming from Camunda write what they know: `amount <= 10_000 and risk in
+//! ["A", "B"]`, `if vip then 30d else 14d`, `x between 1 and 10`, `string length(name) > 3`,
+//! `date("2026-01-31") + 7d`. The pipeline is parse ([`parse_expr`], or the flow parser through
+//! `build_expr`), check ([`check_expr`], [`check_condition`]) and [`eval`].
+//!
+//! ```text
+//! let e = parse_expr("round(amount * 1.19, 2)", file)?;
+//! let (ty, diags) = check_expr(&e, &Scope::new().with("amount", Type::Money), file);
+//! let v = eval(&e, &EvalContext::new(&vars, now))?;
+//! ```
+//!
+//! # Semantics
+//!
+//! - Numbers are exact decimals (`rust_decimal`, 28 significant digits), never floats:
+//!   `0.1 + 0.2 = 0.3` is true. A result keeps the scale arithmetic gives it (`1.50 * 2` is
+//!   `3.00`), while `=` compares by value (`1.50 = 1.5`, `10_000.00 = 10000`).
+//! - **Deliberate deviations from FEEL**, for finance: arithmetic overflow and division by zero
+//!   are evaluation *errors*, not `null` (a silent null would send a decision to `otherwise`);
+//!   comparing values of unrelated kinds (`1 = "1"`) is an error too; `sum([])` is 0.
+//! - `null` follows FEEL: arithmetic and `<`-style comparisons with null give null; `=` treats
+//!   null as a value; `and`/`or` are three-valued; `if` takes `else` on null; only `true` is
+//!   true for `decide` ([`is_true`]).
+//! - `round(n, scale)` rounds half away from zero (commercial rounding; also `round half up`);
+//!   `decimal(n, scale)` and `round half even` round half to even, as FEEL's `decimal` does.
+//!   A rounded number shows `scale` places: `round(1234.5, 2)` is `1234.50`.
+//! - Durations are whole seconds: `7d`, `24h`, `30m`, `45s`, `2w`, `1.5h`, `duration("P1DT2H")`.
+//!   date ± duration is a date when the duration is whole days, else a datetime (from midnight
+//!   UTC); date − date is a duration; a date compares with a datetime at its midnight UTC.
+//! - Dates have fields `.year`, `.month`, `.day`, `.weekday` (1 = Monday), datetimes also
+//!   `.hour`, `.minute`, `.second`, durations `.days`, `.hours`, `.minutes`, `.seconds`.
+//!
+//! # Syntax choices
+//!
+//! Precedence, lowest first: `if`, `or`, `and`, prefix `not`, comparisons (`=`, `==`, `!=`,
+//! `<`, `<=`, `>`, `>=`, `between`, `in`; non-associative), `+ -`, `* /`, `**`
+//! (right-associative), prefix `-`, `.field`. So `-2 ** 2` is `(-2) ** 2 = 4`, and
+//! `not a = b` is `not (a = b)` as in SQL; `not(x)` directly followed by a parenthesis is
+//! FEEL's function and binds like a value: `not(a) = b` is `(not a) = b`.
+//!
+//! Multi-word built-ins (`string length`, `date and time`, `days between`, ...) are names only
+//! when a call follows; their snake_case spelling (`string_length`, `datetime`) is an alias.
+
+pub mod ast;
+mod builtins;
+mod check;
+mod eval;
+pub(crate) mod parse;
+pub mod types;
+mod value;
+
+pub use ast::*;
+pub use check::{Scope, check_condition, check_expr};
+pub use eval::{EvalContext, EvalError, eval, is_true};
+#[allow(unused_imports)] // for the flow parser
+pub(crate) use parse::{build_expr, parse_duration, parse_number, unescape_string};
+pub use types::Type;
+pub use value::{Value, ValueError};
+
+use pest::Parser as _;
+use pest::error::{ErrorVariant, InputLocation};
+
+use crate::diag::{Diagnostic, FileId, Span};
+use crate::grammar::{FlowParser, Rule};
+
+/// Deepest bracket nesting [`parse_expr`] accepts (deeper input is refused, not overflowed).
+const MAX_NESTING: usize = 64;
+
+/// Parses a whole string as one expression (as `cloverleaf eval` does). Spans are byte offsets
+/// into `src`; a syntax error is diagnostic `E0001`.
+#[allow(clippy::result_large_err)] // one diagnostic, on a path that is never hot
+pub fn parse_expr(src: &str, file: FileId) -> Result<Expr, Diagnostic> {
+    check_nesting(src, file)?;
+    match FlowParser::parse(Rule::expr_only, src) {
+        Ok(mut pairs) => match pairs.next() {
+            Some(pair) => Ok(build_expr(pair)),
+            None => Err(Diagnostic::error("E0001", file, Span::new(0, src.len()), "expected an expression")),
+        },
+        Err(error) => Err(syntax_error(&error, src, file)),
+    }
+}
+
+/// Refuses text nested deeper than the parser's stack allows: brackets, and runs of prefix
+/// `-` / `not`. The flow parser runs it on a file before parsing it.
+#[allow(clippy::result_large_err)] // one diagnostic, on a path that is never hot
+pub(crate) fn check_nesting(src: &str, file: FileId) -> Result<(), Diagnostic> {
+    let bytes = src.as_bytes();
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let (mut depth, mut prefix_run) = (0usize, 0usize);
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let mut width = 1;
+        match b {
+            b'(' | b'[' => depth += 1,
+            b')' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        let not_word = bytes[i..].starts_with(b"not")
+            && (i == 0 || !is_word(bytes[i - 1]))
+            && bytes.get(i + 3).is_none_or(|&c| !is_word(c));
+        if b == b'-' || not_word {
+            prefix_run += 1;
+            width = if not_word { 3 } else { 1 };
+        } else if !b.is_ascii_whitespace() {
+            prefix_run = 0;
+        }
+        if depth > MAX_NESTING || prefix_run > MAX_NESTING {
+            let message = format!("expression nested more than {MAX_NESTING} levels deep");
+            return Err(Diagnostic::error("E0001", file, Span::new(i, i + width), message)
+                .with_label("too deep")
+                .with_help("split it into several assignments"));
+        }
+        i += width;
+    }
+    Ok(())
+}
+
+/// Words for what the parser expected, instead of grammar rule names.
+fn expected_word(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::expr | Rule::arith => "an expression",
+        Rule::ident | Rule::number | Rule::duration | Rule::string | Rule::lit_true | Rule::lit_false => "a value",
+        Rule::lit_null | Rule::call | Rule::paren | Rule::bracket | Rule::rev_range | Rule::if_expr => "a value",
+        Rule::not_call | Rule::neg_op | Rule::not_op => "a value",
+        Rule::cmp_op | Rule::add_op | Rule::mul_op | Rule::pow_op | Rule::kw_and | Rule::kw_or => "an operator",
+        Rule::kw_in | Rule::field_access | Rule::between_tail => "an operator",
+        Rule::kw_then => "`then`",
+        Rule::kw_else => "`else`",
+        Rule::range_tail | Rule::range_close => "`..` or a closing bracket",
+        Rule::list_tail => "`,` or `]`",
+        Rule::field_name => "a field name",
+        Rule::EOI => "the end of the expression",
+        _ => return None,
+    })
+}
+
+fn syntax_error(error: &pest::error::Error<Rule>, src: &str, file: FileId) -> Diagnostic {
+    let (start, end) = match error.location {
+        InputLocation::Pos(p) => (p, p),
+        InputLocation::Span((s, e)) => (s, e),
+    };
+    let found = src[start.min(src.len())..].chars().next();
+    let message = match found {
+        Some(c) => format!("unexpected `{c}` in expression"),
+        None => "unexpected end of expression".to_string(),
+    };
+    let end = match found {
+        Some(c) if end == start => start + c.len_utf8(),
+        _ => end,
+    };
+    let mut words: Vec<&str> = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.iter().filter_map(|r| expected_word(*r)).collect(),
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    words.sort_unstable();
+    words.dedup();
+    let label = match words.as_slice() {
+        [] => "not valid here".to_string(),
+        [one] => format!("expected {one}"),
+        [init @ .., last] => format!("expected {} or {last}", init.join(", ")),
+    };
+    Diagnostic::error("E0001", file, Span::new(start, end), message).with_label(label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_syntax_error(src: &str, message: &str, label: &str, span: (usize, usize)) {
+        let diag = parse_expr(src, FileId(0)).unwrap_err();
+        assert_eq!((diag.code, diag.message.as_str(), diag.label.as_str()), ("E0001", message, label), "{src}");
+        assert_eq!(diag.span, Span::new(span.0, span.1), "{src}");
+    }
+
+    #[test]
+    fn syntax_errors_speak_words() {
+        check_syntax_error("1 +", "unexpected end of expression", "expected a value", (3, 3));
+        check_syntax_error(
+            "a b",
+            "unexpected `b` in expression",
+            "expected an operator or the end of the expression",
+            (2, 3),
+        );
+        check_syntax_error("if a then b", "unexpected end of expression", "expected `else` or an operator", (11, 11));
+        check_syntax_error(
+            "(1 + 2",
+            "unexpected end of expression",
+            "expected `..` or a closing bracket or an operator",
+            (6, 6),
+        );
+        check_syntax_error("", "unexpected end of expression", "expected an expression", (0, 0));
+    }
+
+    #[test]
+    fn junk_never_panics() {
+        let junk = [
+            "",
+            " ",
+            "(((",
+            ")))",
+            "[..]",
+            "]]",
+            "1..2",
+            "\"",
+            "\\",
+            "é",
+            "1 ++ 2",
+            "->",
+            "not",
+            "if",
+            "date and time(",
+            "a.",
+            ".a",
+            "[1..",
+            "(1..2",
+            "x in",
+            "x between 1",
+            "7dd",
+            "1__0",
+            "#",
+            "a = = b",
+            "**",
+            "- -> x",
+            "\u{0}",
+            "🦀 + 1",
+            "round(,)",
+            "f(1,,2)",
+        ];
+        for src in junk {
+            let _ = parse_expr(src, FileId(0));
+        }
+        let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert!(parse_expr(&deep, FileId(0)).is_err());
+        let negs = format!("{}1", "-".repeat(10_000));
+        assert!(parse_expr(&negs, FileId(0)).is_err());
+        let nots = format!("{}true", "not ".repeat(10_000));
+        assert!(parse_expr(&nots, FileId(0)).is_err());
+        assert!(parse_expr(&format!("{}true", "not ".repeat(MAX_NESTING)), FileId(0)).is_ok());
+        assert!(parse_expr("nothing - notes - - 1", FileId(0)).is_ok());
+        let ok = format!("{}1{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert!(parse_expr(&ok, FileId(0)).is_ok());
+        // Every byte prefix of a realistic expression.
+        let src = "if amount >= 10_000.00 and risk in [\"A\", \"B\"] then round(amount * 1.19, 2) else [1..2)";
+        for end in 0..=src.len() {
+            if src.is_char_boundary(end) {
+                let _ = parse_expr(&src[..end], FileId(0));
+            }
+        }
+    }
+}
