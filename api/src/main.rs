@@ -98,13 +98,17 @@ fn load(files: &[PathBuf]) -> Result<(Project, usize)> {
         seen.push(canonical(file));
     }
     let asked = seen.len();
-    let mut dirs: Vec<PathBuf> = files.iter().map(|f| f.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)).collect();
+    let mut dirs: Vec<PathBuf> =
+        files.iter().map(|f| f.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)).collect();
     dirs.sort();
     dirs.dedup();
     for dir in dirs {
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        let mut siblings: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "flow")).collect();
+        let mut siblings: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+            .collect();
         siblings.sort();
         for sibling in siblings {
             let key = canonical(&sibling);
@@ -141,7 +145,11 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
     }
     let errors = mine.iter().filter(|d| d.is_error()).count();
     let warnings = mine.len() - errors;
-    let processes = compilation.processes.iter().filter(|p| files_of(&compilation.sources, asked).iter().any(|_| true) && !p.key.is_empty()).count();
+    let processes = compilation
+        .processes
+        .iter()
+        .filter(|p| files_of(&compilation.sources, asked).iter().any(|_| true) && !p.key.is_empty())
+        .count();
     eprintln!(
         "checked {} file(s): {} process(es) compiled, {errors} error(s), {warnings} warning(s)",
         asked,
@@ -171,7 +179,9 @@ fn graph(file: &Path, format: &str, process: Option<&str>) -> Result<ExitCode> {
         (Some(k), _) => k.to_string(),
         (None, [only]) => only.clone(),
         (None, []) => bail!("{} defines no process", file.display()),
-        (None, many) => bail!("{} defines several processes ({}): choose one with --process", file.display(), many.join(", ")),
+        (None, many) => {
+            bail!("{} defines several processes ({}): choose one with --process", file.display(), many.join(", "))
+        }
     };
     let Some(compiled) = compilation.process(&key) else {
         bail!("no process `{key}` in {}", file.display());
@@ -226,7 +236,10 @@ fn eval(source: &str, context: &str, now: Option<&str>) -> Result<ExitCode> {
             println!("{value}");
             println!("  type: {}", if matches!(value, Value::Null) { ty.to_string() } else { value_type(&value, &ty) });
             if matches!(ty, expr::Type::Bool) || matches!(value, Value::Bool(_) | Value::Null) {
-                println!("  a decide arm with this condition is {}", if expr::is_true(&value) { "taken" } else { "not taken" });
+                println!(
+                    "  a decide arm with this condition is {}",
+                    if expr::is_true(&value) { "taken" } else { "not taken" }
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -239,7 +252,11 @@ fn eval(source: &str, context: &str, now: Option<&str>) -> Result<ExitCode> {
 
 fn value_type(value: &Value, static_type: &expr::Type) -> String {
     // The checker knows money from decimal; the value alone does not.
-    if static_type.is_numeric() && matches!(value, Value::Number(_)) { static_type.to_string() } else { value.type_of().to_string() }
+    if static_type.is_numeric() && matches!(value, Value::Number(_)) {
+        static_type.to_string()
+    } else {
+        value.type_of().to_string()
+    }
 }
 
 fn schedule(pattern: &str, tz: Option<&str>, from: Option<&str>, n: usize) -> Result<ExitCode> {

@@ -34,7 +34,11 @@ pub(crate) struct LNode {
 impl LNode {
     pub(crate) fn placeholder(name: &str, head: Span) -> LNode {
         LNode {
-            node: Node { name: name.to_string(), title: None, kind: NodeKind::Join { split: String::new(), next: String::new() } },
+            node: Node {
+                name: name.to_string(),
+                title: None,
+                kind: NodeKind::Join { split: String::new(), next: String::new() },
+            },
             head,
             synthetic: false,
             arm_exprs: Vec::new(),
@@ -80,14 +84,20 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
             graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), flow);
         });
     }
-    let starts: Vec<usize> = (0..nodes.len()).filter(|&i| matches!(nodes[i].node.kind, NodeKind::Start { .. })).collect();
+    let starts: Vec<usize> =
+        (0..nodes.len()).filter(|&i| matches!(nodes[i].node.kind, NodeKind::Start { .. })).collect();
     let reachable = reach(&graph, &starts, petgraph::Direction::Outgoing);
     for (i, n) in nodes.iter().enumerate() {
         if !reachable[i] && !n.synthetic {
             diags.push(
-                Diagnostic::error(codes::UNREACHABLE, file, n.head, format!("{} `{}` can never be reached", n.node.kind.word(), n.node.name))
-                    .with_label("no path from a start leads here")
-                    .with_help("lead a flow to it with `-> name`, or remove it"),
+                Diagnostic::error(
+                    codes::UNREACHABLE,
+                    file,
+                    n.head,
+                    format!("{} `{}` can never be reached", n.node.kind.word(), n.node.name),
+                )
+                .with_label("no path from a start leads here")
+                .with_help("lead a flow to it with `-> name`, or remove it"),
             );
         }
     }
@@ -98,13 +108,19 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
             continue;
         }
         // Report where a path enters the trap, not every node inside it.
-        let entered_from_outside = graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming).any(|p| finishing[p.index()]);
+        let entered_from_outside =
+            graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming).any(|p| finishing[p.index()]);
         if entered_from_outside || starts.contains(&i) {
             let n = &nodes[i];
             diags.push(
-                Diagnostic::error(codes::NO_END, file, n.head, format!("no path from {} `{}` leads to an end", n.node.kind.word(), n.node.name))
-                    .with_label("instances that get here can never finish")
-                    .with_help("add a way out of this loop, such as a decide arm or a timer that leads to an end"),
+                Diagnostic::error(
+                    codes::NO_END,
+                    file,
+                    n.head,
+                    format!("no path from {} `{}` leads to an end", n.node.kind.word(), n.node.name),
+                )
+                .with_label("instances that get here can never finish")
+                .with_help("add a way out of this loop, such as a decide arm or a timer that leads to an end"),
             );
         }
     }
@@ -117,7 +133,8 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
     for n in nodes.iter() {
         decide_checks(file, n, optional, &mut diags);
         if let NodeKind::Approval { due, boundaries, .. } = &n.node.kind {
-            let escalates = boundaries.iter().any(|b| matches!(b.event, BoundaryEvent::Timer { interrupting: true, .. }));
+            let escalates =
+                boundaries.iter().any(|b| matches!(b.event, BoundaryEvent::Timer { interrupting: true, .. }));
             if due.is_none() && !escalates {
                 diags.push(
                     Diagnostic::warning(codes::NO_SLA, file, n.head, format!("approval `{}` has no SLA", n.node.name))
@@ -147,7 +164,13 @@ fn reach(graph: &DiGraph<usize, Flow>, from: &[usize], dir: petgraph::Direction)
     seen
 }
 
-fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, starts: &[usize], diags: &mut Vec<Diagnostic>) {
+fn soundness(
+    file: FileId,
+    nodes: &mut [LNode],
+    graph: &DiGraph<usize, Flow>,
+    starts: &[usize],
+    diags: &mut Vec<Diagnostic>,
+) {
     let n = nodes.len();
     let mut ctx: Vec<Option<Context>> = vec![None; n];
     // For each join: (predecessor, context the token arrives with).
@@ -232,9 +255,14 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
         diags.push(d);
     }
     for (split, ends) in unsynced {
-        let mut d = Diagnostic::error(codes::UNSYNCHRONISED, file, nodes[split].head, format!("the branches of parallel `{}` are never joined", name(split)))
-            .with_label("a branch of this split reaches an end while the others still run")
-            .with_help("lead every branch into one `join name -> next`, and end the flow after the join");
+        let mut d = Diagnostic::error(
+            codes::UNSYNCHRONISED,
+            file,
+            nodes[split].head,
+            format!("the branches of parallel `{}` are never joined", name(split)),
+        )
+        .with_label("a branch of this split reaches an end while the others still run")
+        .with_help("lead every branch into one `join name -> next`, and end the flow after the join");
         for e in ends {
             d = d.with_note(nodes[e].head, format!("a branch of `{}` ends here", name(split)));
         }
@@ -244,10 +272,18 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
     for (j, incoming) in &arrivals {
         let j = *j;
         let tops: BTreeSet<Option<Frame>> = incoming.iter().map(|(_, c)| c.last().copied()).collect();
-        let splits: BTreeSet<usize> = tops.iter().filter_map(|f| if let Some(Frame::Branch { split, .. }) = f { Some(*split) } else { None }).collect();
+        let splits: BTreeSet<usize> = tops
+            .iter()
+            .filter_map(|f| if let Some(Frame::Branch { split, .. }) = f { Some(*split) } else { None })
+            .collect();
         let parents: BTreeSet<&[Frame]> = incoming.iter().map(|(_, c)| &c[..c.len().saturating_sub(1)]).collect();
         if splits.is_empty() {
-            let mut d = Diagnostic::error(codes::JOIN_DEADLOCK, file, nodes[j].head, format!("join `{}` waits for parallel branches that never come", name(j)));
+            let mut d = Diagnostic::error(
+                codes::JOIN_DEADLOCK,
+                file,
+                nodes[j].head,
+                format!("join `{}` waits for parallel branches that never come", name(j)),
+            );
             match decide_feeding(nodes, graph, j, incoming) {
                 Some(dec) => {
                     d = d
@@ -267,22 +303,36 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
         if splits.len() > 1 || tops.iter().any(|t| !matches!(t, Some(Frame::Branch { .. }))) || parents.len() > 1 {
             let names: Vec<String> = splits.iter().map(|s| format!("`{}`", name(*s))).collect();
             diags.push(
-                Diagnostic::error(codes::JOIN_DEADLOCK, file, nodes[j].head, format!("join `{}` mixes paths of different splits", name(j)))
-                    .with_label(format!("inputs come from {} and from outside them", names.join(" and ")))
-                    .with_help("give each parallel split its own join, nested inside the branch it belongs to"),
+                Diagnostic::error(
+                    codes::JOIN_DEADLOCK,
+                    file,
+                    nodes[j].head,
+                    format!("join `{}` mixes paths of different splits", name(j)),
+                )
+                .with_label(format!("inputs come from {} and from outside them", names.join(" and ")))
+                .with_help("give each parallel split its own join, nested inside the branch it belongs to"),
             );
             continue;
         }
         let split = *splits.iter().next().expect("one split");
-        let arrived: BTreeSet<usize> = incoming.iter().filter_map(|(_, c)| if let Some(Frame::Branch { branch, .. }) = c.last() { Some(*branch) } else { None }).collect();
+        let arrived: BTreeSet<usize> = incoming
+            .iter()
+            .filter_map(|(_, c)| if let Some(Frame::Branch { branch, .. }) = c.last() { Some(*branch) } else { None })
+            .collect();
         let NodeKind::Split { branches, .. } = &nodes[split].node.kind else { continue };
-        let missing: Vec<String> = (0..branches.len()).filter(|b| !arrived.contains(b)).map(|b| format!("`-> {}`", branches[b])).collect();
+        let missing: Vec<String> =
+            (0..branches.len()).filter(|b| !arrived.contains(b)).map(|b| format!("`-> {}`", branches[b])).collect();
         if !missing.is_empty() {
             diags.push(
-                Diagnostic::error(codes::JOIN_DEADLOCK, file, nodes[j].head, format!("join `{}` waits for a branch of `{}` that never arrives", name(j), name(split)))
-                    .with_label(format!("branch {} never leads here", missing.join(", ")))
-                    .with_note(nodes[split].head, "the split starts here")
-                    .with_help("lead every branch of the split into this join"),
+                Diagnostic::error(
+                    codes::JOIN_DEADLOCK,
+                    file,
+                    nodes[j].head,
+                    format!("join `{}` waits for a branch of `{}` that never arrives", name(j), name(split)),
+                )
+                .with_label(format!("branch {} never leads here", missing.join(", ")))
+                .with_note(nodes[split].head, "the split starts here")
+                .with_help("lead every branch of the split into this join"),
             );
             continue;
         }
@@ -293,10 +343,15 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
     for (split, j) in pairs {
         if let Some(other) = joined.insert(split, j) {
             diags.push(
-                Diagnostic::error(codes::JOIN_DEADLOCK, file, nodes[j].head, format!("split `{}` is joined twice", name(split)))
-                    .with_label("a second join for the same split")
-                    .with_note(nodes[other].head, "the first join")
-                    .with_help("join the branches of a split once"),
+                Diagnostic::error(
+                    codes::JOIN_DEADLOCK,
+                    file,
+                    nodes[j].head,
+                    format!("split `{}` is joined twice", name(split)),
+                )
+                .with_label("a second join for the same split")
+                .with_note(nodes[other].head, "the first join")
+                .with_help("join the branches of a split once"),
             );
         }
     }
@@ -314,12 +369,22 @@ fn soundness(file: FileId, nodes: &mut [LNode], graph: &DiGraph<usize, Flow>, st
 
 /// The owner of a side path that reaches node `j`, if one does.
 fn side_reaching(ctx: &[Option<Context>], graph: &DiGraph<usize, Flow>, j: usize) -> Option<usize> {
-    let from_preds = graph.neighbors_directed(NodeIndex::new(j), petgraph::Direction::Incoming).filter_map(|p| ctx[p.index()].as_ref());
-    from_preds.chain(ctx[j].as_ref()).flatten().find_map(|f| if let Frame::Side { owner } = f { Some(*owner) } else { None })
+    let from_preds = graph
+        .neighbors_directed(NodeIndex::new(j), petgraph::Direction::Incoming)
+        .filter_map(|p| ctx[p.index()].as_ref());
+    from_preds
+        .chain(ctx[j].as_ref())
+        .flatten()
+        .find_map(|f| if let Frame::Side { owner } = f { Some(*owner) } else { None })
 }
 
 /// The decide (or wait first) whose different arms lead to different inputs of join `j`.
-fn decide_feeding(nodes: &[LNode], graph: &DiGraph<usize, Flow>, j: usize, incoming: &[(usize, Context)]) -> Option<usize> {
+fn decide_feeding(
+    nodes: &[LNode],
+    graph: &DiGraph<usize, Flow>,
+    j: usize,
+    incoming: &[(usize, Context)],
+) -> Option<usize> {
     let preds: BTreeSet<usize> = incoming.iter().map(|(p, _)| *p).collect();
     for (d, n) in nodes.iter().enumerate() {
         if !matches!(n.node.kind, NodeKind::Decide { .. } | NodeKind::First { .. }) {
@@ -346,7 +411,8 @@ fn decide_feeding(nodes: &[LNode], graph: &DiGraph<usize, Flow>, j: usize, incom
 fn loops(file: FileId, nodes: &[LNode], graph: &DiGraph<usize, Flow>, diags: &mut Vec<Diagnostic>) {
     // Loops through nodes that never wait. Tasks and calls take time but do not wait for the
     // world; a loop without them would spin inside one step.
-    let moving = graph.filter_map(|_, &i| if nodes[i].node.kind.is_wait_state() { None } else { Some(i) }, |_, &f| Some(f));
+    let moving =
+        graph.filter_map(|_, &i| if nodes[i].node.kind.is_wait_state() { None } else { Some(i) }, |_, &f| Some(f));
     for scc in tarjan_scc(&moving) {
         let cyclic = scc.len() > 1 || scc.iter().any(|&n| moving.contains_edge(n, n));
         if !cyclic {
@@ -356,15 +422,30 @@ fn loops(file: FileId, nodes: &[LNode], graph: &DiGraph<usize, Flow>, diags: &mu
         members.sort_unstable();
         let first = members[0];
         let names: Vec<String> = members.iter().map(|&m| format!("`{}`", nodes[m].node.name)).collect();
-        let automated = members.iter().any(|&m| matches!(nodes[m].node.kind, NodeKind::Task { .. } | NodeKind::Call { .. }));
+        let automated =
+            members.iter().any(|&m| matches!(nodes[m].node.kind, NodeKind::Task { .. } | NodeKind::Call { .. }));
         let d = if automated {
-            Diagnostic::warning(codes::BUSY_LOOP, file, nodes[first].head, format!("the loop through {} never waits", names.join(", ")))
-                .with_label("this loop only runs automated steps")
-                .with_help("if it repeats until a job succeeds, rely on `retry` instead, or add a `wait for` between rounds")
+            Diagnostic::warning(
+                codes::BUSY_LOOP,
+                file,
+                nodes[first].head,
+                format!("the loop through {} never waits", names.join(", ")),
+            )
+            .with_label("this loop only runs automated steps")
+            .with_help(
+                "if it repeats until a job succeeds, rely on `retry` instead, or add a `wait for` between rounds",
+            )
         } else {
-            Diagnostic::error(codes::LOOP_WITHOUT_WAIT, file, nodes[first].head, format!("the loop through {} never waits", names.join(", ")))
-                .with_label("this loop would spin forever inside one step")
-                .with_help("put a wait state in the loop (an approval, a receive, a wait), or lead one of its paths out to an end")
+            Diagnostic::error(
+                codes::LOOP_WITHOUT_WAIT,
+                file,
+                nodes[first].head,
+                format!("the loop through {} never waits", names.join(", ")),
+            )
+            .with_label("this loop would spin forever inside one step")
+            .with_help(
+                "put a wait state in the loop (an approval, a receive, a wait), or lead one of its paths out to an end",
+            )
         };
         diags.push(d);
     }
@@ -514,10 +595,7 @@ fn gaps(bands: &[Band]) -> Vec<Band> {
                         out.push(gap);
                     }
                 }
-                covered = Some(match b.high {
-                    None => None,
-                    Some((bh, bhi)) => Some(if bh > h || (bh == h && bhi) { (bh, bhi) } else { (h, hi) }),
-                });
+                covered = Some(b.high.map(|(bh, bhi)| if bh > h || (bh == h && bhi) { (bh, bhi) } else { (h, hi) }));
             }
         }
     }
@@ -536,7 +614,9 @@ fn is_literal_true(e: &Expr) -> bool {
 fn negates(a: &Expr, b: &Expr) -> bool {
     match &b.kind {
         ExprKind::Unary { op: UnaryOp::Not, operand } => path_of(operand).is_some() && path_of(operand) == path_of(a),
-        ExprKind::Call { function, args } if function == "not" && args.len() == 1 => path_of(&args[0]).is_some() && path_of(&args[0]) == path_of(a),
+        ExprKind::Call { function, args } if function == "not" && args.len() == 1 => {
+            path_of(&args[0]).is_some() && path_of(&args[0]) == path_of(a)
+        }
         _ => false,
     }
 }
@@ -586,18 +666,28 @@ fn decide_checks(file: FileId, n: &LNode, optional: &BTreeMap<String, bool>, dia
             let what = holes.iter().map(|h| h.describe(var)).collect::<Vec<_>>().join(", ");
             let what = if holes.is_empty() { format!("{var} is null") } else { what };
             diags.push(
-                Diagnostic::error(codes::NOT_EXHAUSTIVE, file, n.head, format!("decide `{}` has no `otherwise`, and no arm matches when {what}", n.node.name))
-                    .with_label("instances could get stuck here")
-                    .with_help("add `otherwise -> node`, or make the bands cover every value"),
+                Diagnostic::error(
+                    codes::NOT_EXHAUSTIVE,
+                    file,
+                    n.head,
+                    format!("decide `{}` has no `otherwise`, and no arm matches when {what}", n.node.name),
+                )
+                .with_label("instances could get stuck here")
+                .with_help("add `otherwise -> node`, or make the bands cover every value"),
             );
         }
         return;
     }
     if otherwise.is_none() && !exhaustive {
         diags.push(
-            Diagnostic::error(codes::NOT_EXHAUSTIVE, file, n.head, format!("decide `{}` has no `otherwise`, and its conditions may all be false", n.node.name))
-                .with_label("instances could get stuck here")
-                .with_help("add `otherwise -> node` as the last arm"),
+            Diagnostic::error(
+                codes::NOT_EXHAUSTIVE,
+                file,
+                n.head,
+                format!("decide `{}` has no `otherwise`, and its conditions may all be false", n.node.name),
+            )
+            .with_label("instances could get stuck here")
+            .with_help("add `otherwise -> node` as the last arm"),
         );
     }
 }
@@ -619,7 +709,10 @@ mod tests {
 
     #[test]
     fn bands_that_meet_leave_no_gap() {
-        assert!(gaps(&[b(None, Some((10, true))), b(Some((10, false)), Some((100, true))), b(Some((100, false)), None)]).is_empty());
+        assert!(
+            gaps(&[b(None, Some((10, true))), b(Some((10, false)), Some((100, true))), b(Some((100, false)), None)])
+                .is_empty()
+        );
     }
 
     #[test]

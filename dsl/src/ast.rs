@@ -238,12 +238,7 @@ pub enum NodeKind {
     /// `wait first name { ... }`
     First(Vec<FirstArm>),
     /// `receive name { message "m" key expr ... }`
-    Receive {
-        message: Option<(String, Span)>,
-        key: Option<Expr>,
-        outputs: Vec<Mapping>,
-        boundaries: Vec<Boundary>,
-    },
+    Receive { message: Option<(String, Span)>, key: Option<Expr>, outputs: Vec<Mapping>, boundaries: Vec<Boundary> },
     /// `wait name { for d | until t | until next "cron" }`
     Wait { spec: WaitSpec, boundaries: Vec<Boundary> },
     /// `call name { process key; in {..}; out {..} }`

@@ -25,9 +25,14 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
     for file in files {
         for role in &file.roles {
             if let Some((first_file, first)) = roles.get(role.name.name.as_str()) {
-                let mut d = Diagnostic::error(codes::DUPLICATE, file.file, role.name.span, format!("role `{}` is declared twice", role.name.name))
-                    .with_label("declared again here")
-                    .with_help("remove one of the declarations");
+                let mut d = Diagnostic::error(
+                    codes::DUPLICATE,
+                    file.file,
+                    role.name.span,
+                    format!("role `{}` is declared twice", role.name.name),
+                )
+                .with_label("declared again here")
+                .with_help("remove one of the declarations");
                 if *first_file == file.file {
                     d = d.with_note(*first, "first declared here");
                 }
@@ -41,9 +46,14 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
     for file in files {
         for p in &file.processes {
             if let Some(first) = processes.get(p.key.name.as_str()) {
-                let mut d = Diagnostic::error(codes::DUPLICATE, p.file, p.key.span, format!("process `{}` is defined twice", p.key.name))
-                    .with_label("defined again here")
-                    .with_help("process keys are unique in a project: rename one of them");
+                let mut d = Diagnostic::error(
+                    codes::DUPLICATE,
+                    p.file,
+                    p.key.span,
+                    format!("process `{}` is defined twice", p.key.name),
+                )
+                .with_label("defined again here")
+                .with_help("process keys are unique in a project: rename one of them");
                 if first.file == p.file {
                     d = d.with_note(first.key.span, "first defined here");
                 }
@@ -81,7 +91,11 @@ struct Signature {
 
 impl Signature {
     fn of(p: &ast::Process) -> Signature {
-        let inputs = p.inputs.iter().map(|d| (d.name.name.clone(), d.ty.ty.clone(), d.ty.optional || d.default.is_some())).collect();
+        let inputs = p
+            .inputs
+            .iter()
+            .map(|d| (d.name.name.clone(), d.ty.ty.clone(), d.ty.optional || d.default.is_some()))
+            .collect();
         let mut scope = Scope::new();
         for d in p.inputs.iter().chain(&p.vars) {
             scope.insert(&d.name.name, d.ty.ty.clone());
@@ -134,7 +148,14 @@ impl<'a> ProcessChecker<'a> {
         }
     }
 
-    fn err(&mut self, code: &'static str, span: Span, message: impl Into<String>, label: impl Into<String>, help: impl Into<String>) {
+    fn err(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.diags.push(Diagnostic::error(code, self.file, span, message).with_label(label).with_help(help));
     }
 
@@ -148,7 +169,9 @@ impl<'a> ProcessChecker<'a> {
             if let ast::NodeKind::Approval { form, .. } = &node.kind {
                 for field in form {
                     match self.declared.get(&field.name.name) {
-                        Some((ty, first)) if *ty != field.ty.ty && !(ty.accepts(&field.ty.ty) && field.ty.ty.accepts(ty)) => {
+                        Some((ty, first))
+                            if *ty != field.ty.ty && !(ty.accepts(&field.ty.ty) && field.ty.ty.accepts(ty)) =>
+                        {
                             let d = Diagnostic::error(
                                 codes::TYPE_MISMATCH,
                                 self.file,
@@ -172,16 +195,24 @@ impl<'a> ProcessChecker<'a> {
         // Node names; approvals are also records in expressions (`manager_approval.completed_by`).
         for node in &p.nodes {
             if let Some(first) = self.names.get(&node.name.name) {
-                let d = Diagnostic::error(codes::DUPLICATE, self.file, node.name.span, format!("node `{}` is defined twice", node.name.name))
-                    .with_label("defined again here")
-                    .with_note(*first, "first defined here")
-                    .with_help("node names are unique within a process: rename one of them");
+                let d = Diagnostic::error(
+                    codes::DUPLICATE,
+                    self.file,
+                    node.name.span,
+                    format!("node `{}` is defined twice", node.name.name),
+                )
+                .with_label("defined again here")
+                .with_note(*first, "first defined here")
+                .with_help("node names are unique within a process: rename one of them");
                 self.diags.push(d);
             } else {
                 self.names.insert(node.name.name.clone(), node.name.span);
             }
             if matches!(node.kind, ast::NodeKind::Approval { .. }) {
-                let fields = BTreeMap::from([("completed_by".to_string(), Type::User), ("completed_at".to_string(), Type::DateTime)]);
+                let fields = BTreeMap::from([
+                    ("completed_by".to_string(), Type::User),
+                    ("completed_at".to_string(), Type::DateTime),
+                ]);
                 if self.declared.contains_key(&node.name.name) {
                     self.err(
                         codes::DUPLICATE,
@@ -197,10 +228,22 @@ impl<'a> ProcessChecker<'a> {
         let inputs: Vec<VarDef> = p.inputs.iter().map(|d| self.var_def(d)).collect();
         let vars: Vec<VarDef> = p.vars.iter().map(|d| self.var_def(d)).collect();
         if !p.nodes.iter().any(|n| matches!(n.kind, ast::NodeKind::Start(_))) {
-            self.err(codes::MISSING, p.key.span, format!("process `{}` has no start", p.key.name), "no `start` in this process", "add `start -> first_node`");
+            self.err(
+                codes::MISSING,
+                p.key.span,
+                format!("process `{}` has no start", p.key.name),
+                "no `start` in this process",
+                "add `start -> first_node`",
+            );
         }
         if !p.nodes.iter().any(|n| matches!(n.kind, ast::NodeKind::End(_))) {
-            self.err(codes::MISSING, p.key.span, format!("process `{}` has no end", p.key.name), "no `end` in this process", "add `end done \"Done\"` and lead the flow to it");
+            self.err(
+                codes::MISSING,
+                p.key.span,
+                format!("process `{}` has no end", p.key.name),
+                "no `end` in this process",
+                "add `end done \"Done\"` and lead the flow to it",
+            );
         }
         for node in &p.nodes {
             self.lower_node(node);
@@ -228,10 +271,15 @@ impl<'a> ProcessChecker<'a> {
 
     fn declare(&mut self, name: &ast::Ident, ty: &Type, what: &str) {
         if let Some((_, first)) = self.declared.get(&name.name) {
-            let d = Diagnostic::error(codes::DUPLICATE, self.file, name.span, format!("{what} `{}` is declared twice", name.name))
-                .with_label("declared again here")
-                .with_note(*first, "first declared here")
-                .with_help("inputs and variables share one namespace: rename one of them");
+            let d = Diagnostic::error(
+                codes::DUPLICATE,
+                self.file,
+                name.span,
+                format!("{what} `{}` is declared twice", name.name),
+            )
+            .with_label("declared again here")
+            .with_note(*first, "first declared here")
+            .with_help("inputs and variables share one namespace: rename one of them");
             self.diags.push(d);
             return;
         }
@@ -250,8 +298,11 @@ impl<'a> ProcessChecker<'a> {
 
     /// Type-checks `e` in the process scope and keeps its source text.
     fn expr(&mut self, e: &Expr) -> (CExpr, Type) {
-        let scope = self.scope.clone();
-        self.expr_in(e, &scope)
+        // Borrow the scope without cloning it: processes have hundreds of names.
+        let scope = std::mem::take(&mut self.scope);
+        let result = self.expr_in(e, &scope);
+        self.scope = scope;
+        result
     }
 
     fn expr_in(&mut self, e: &Expr, scope: &Scope) -> (CExpr, Type) {
@@ -276,7 +327,13 @@ impl<'a> ProcessChecker<'a> {
 
     fn expect_fits(&mut self, want: &Type, got: &Type, span: Span, what: &str) {
         if !want.accepts(got) {
-            self.err(codes::TYPE_MISMATCH, span, format!("{what} must be `{want}`, found `{got}`"), format!("this is `{got}`"), format!("write a value of type `{want}` here"));
+            self.err(
+                codes::TYPE_MISMATCH,
+                span,
+                format!("{what} must be `{want}`, found `{got}`"),
+                format!("this is `{got}`"),
+                format!("write a value of type `{want}` here"),
+            );
         }
     }
 
@@ -297,7 +354,13 @@ impl<'a> ProcessChecker<'a> {
     fn interval(&mut self, e: &Expr, what: &str) -> CExpr {
         let (c, ty) = self.expr(e);
         if !matches!(ty, Type::Duration | Type::Any) {
-            self.err(codes::TYPE_MISMATCH, e.span, format!("{what} needs a duration, found `{ty}`"), format!("this is `{ty}`"), "write a duration such as `8h` or `1d`");
+            self.err(
+                codes::TYPE_MISMATCH,
+                e.span,
+                format!("{what} needs a duration, found `{ty}`"),
+                format!("this is `{ty}`"),
+                "write a duration such as `8h` or `1d`",
+            );
         }
         c
     }
@@ -328,7 +391,13 @@ impl<'a> ProcessChecker<'a> {
                 continue;
             }
             let Some(close) = rest[open..].find('}') else {
-                self.err(codes::SYNTAX, head, "unclosed `{` in a title", "title has `{` without `}`", "close the placeholder, as in `\"Approve order {order_id}\"`");
+                self.err(
+                    codes::SYNTAX,
+                    head,
+                    "unclosed `{` in a title",
+                    "title has `{` without `}`",
+                    "close the placeholder, as in `\"Approve order {order_id}\"`",
+                );
                 break;
             };
             let path = rest[open + 1..open + close].trim();
@@ -338,7 +407,13 @@ impl<'a> ProcessChecker<'a> {
                 if let Some(s) = did_you_mean(root, self.declared.keys().map(String::as_str)) {
                     help = format!("did you mean `{s}`?");
                 }
-                self.err(codes::UNKNOWN_VARIABLE, head, format!("unknown variable `{root}` in a title"), "title of this node", help);
+                self.err(
+                    codes::UNKNOWN_VARIABLE,
+                    head,
+                    format!("unknown variable `{root}` in a title"),
+                    "title of this node",
+                    help,
+                );
             }
             rest = &rest[open + close + 1..];
         }
@@ -351,7 +426,10 @@ impl<'a> ProcessChecker<'a> {
         // The node goes first so that anonymous nodes created for its targets follow it.
         let index = self.nodes.len();
         self.nodes.push(LNode::placeholder(&name, node.head));
-        let needs_next = !matches!(node.kind, ast::NodeKind::End(_) | ast::NodeKind::Decide(_) | ast::NodeKind::Parallel(_) | ast::NodeKind::First(_));
+        let needs_next = !matches!(
+            node.kind,
+            ast::NodeKind::End(_) | ast::NodeKind::Decide(_) | ast::NodeKind::Parallel(_) | ast::NodeKind::First(_)
+        );
         let next = match (&node.next, needs_next) {
             (Some(t), true) => self.target(&name, t),
             (None, true) => {
@@ -371,10 +449,12 @@ impl<'a> ProcessChecker<'a> {
                 let trigger = match trigger {
                     ast::StartTrigger::None => Trigger::Request,
                     ast::StartTrigger::Message(m, _) => Trigger::Message { message: m.clone() },
-                    ast::StartTrigger::Schedule { cron, cron_span, zone } => match self.schedule(cron, *cron_span, zone.as_ref()) {
-                        Some(schedule) => Trigger::Schedule { schedule },
-                        None => Trigger::Request,
-                    },
+                    ast::StartTrigger::Schedule { cron, cron_span, zone } => {
+                        match self.schedule(cron, *cron_span, zone.as_ref()) {
+                            Some(schedule) => Trigger::Schedule { schedule },
+                            None => Trigger::Request,
+                        }
+                    }
                 };
                 NodeKind::Start { trigger, next }
             }
@@ -389,12 +469,24 @@ impl<'a> ProcessChecker<'a> {
             ast::NodeKind::Task { job, inputs, outputs, retry, timeout, boundaries } => {
                 let job = match job {
                     Some((j, span)) if j.trim().is_empty() => {
-                        self.err(codes::MISSING, *span, "empty job type", "empty", "name the job type workers handle, such as `job \"credit.check\"`");
+                        self.err(
+                            codes::MISSING,
+                            *span,
+                            "empty job type",
+                            "empty",
+                            "name the job type workers handle, such as `job \"credit.check\"`",
+                        );
                         String::new()
                     }
                     Some((j, _)) => j.clone(),
                     None => {
-                        self.err(codes::MISSING, node.head, format!("task `{name}` has no job type"), "no `job` clause", "add `job \"type.name\"`: workers subscribe to job types");
+                        self.err(
+                            codes::MISSING,
+                            node.head,
+                            format!("task `{name}` has no job type"),
+                            "no `job` clause",
+                            "add `job \"type.name\"`: workers subscribe to job types",
+                        );
                         String::new()
                     }
                 };
@@ -408,7 +500,13 @@ impl<'a> ProcessChecker<'a> {
                 if let Some((secs, span)) = timeout
                     && *secs <= 0
                 {
-                    self.err(codes::INVALID_LITERAL, *span, "a timeout must be longer than zero", "zero", "write a duration such as `5m`");
+                    self.err(
+                        codes::INVALID_LITERAL,
+                        *span,
+                        "a timeout must be longer than zero",
+                        "zero",
+                        "write a duration such as `5m`",
+                    );
                 }
                 let boundaries = self.boundaries(&name, boundaries, true);
                 NodeKind::Task { job, inputs, outputs, retry, timeout_secs: timeout.map(|(s, _)| s), boundaries, next }
@@ -421,7 +519,13 @@ impl<'a> ProcessChecker<'a> {
                             Some(s) => format!("did you mean `{s}`?"),
                             None => format!("declare it in a `roles {{ {} \"Title\" }}` block", role.name),
                         };
-                        self.err(codes::UNKNOWN_ROLE, role.span, format!("unknown role `{}`", role.name), "not declared in any `roles` block", help);
+                        self.err(
+                            codes::UNKNOWN_ROLE,
+                            role.span,
+                            format!("unknown role `{}`", role.name),
+                            "not declared in any `roles` block",
+                            help,
+                        );
                     }
                     self.used_roles.insert(role.name.clone());
                     role_names.push(role.name.clone());
@@ -444,8 +548,16 @@ impl<'a> ProcessChecker<'a> {
                     .iter()
                     .map(|e| {
                         let (c, ty) = self.expr(e);
-                        if !matches!(ty, Type::User | Type::Text | Type::Any | Type::Null) && !matches!(&ty, Type::List { of } if matches!(**of, Type::User | Type::Text)) {
-                            self.err(codes::TYPE_MISMATCH, e.span, format!("`not by` needs a user, found `{ty}`"), format!("this is `{ty}`"), "name a user, such as `requested_by` or `manager_approval.completed_by`");
+                        if !matches!(ty, Type::User | Type::Text | Type::Any | Type::Null)
+                            && !matches!(&ty, Type::List { of } if matches!(**of, Type::User | Type::Text))
+                        {
+                            self.err(
+                                codes::TYPE_MISMATCH,
+                                e.span,
+                                format!("`not by` needs a user, found `{ty}`"),
+                                format!("this is `{ty}`"),
+                                "name a user, such as `requested_by` or `manager_approval.completed_by`",
+                            );
                         }
                         c
                     })
@@ -455,10 +567,15 @@ impl<'a> ProcessChecker<'a> {
                     .iter()
                     .map(|f| {
                         if let Some(first) = seen.insert(f.name.name.clone(), f.name.span) {
-                            let d = Diagnostic::error(codes::DUPLICATE, self.file, f.name.span, format!("form field `{}` is declared twice", f.name.name))
-                                .with_label("declared again here")
-                                .with_note(first, "first declared here")
-                                .with_help("rename one of the fields");
+                            let d = Diagnostic::error(
+                                codes::DUPLICATE,
+                                self.file,
+                                f.name.span,
+                                format!("form field `{}` is declared twice", f.name.name),
+                            )
+                            .with_label("declared again here")
+                            .with_note(first, "first declared here")
+                            .with_help("rename one of the fields");
                             self.diags.push(d);
                         }
                         FormField { name: f.name.name.clone(), ty: f.ty.ty.clone(), optional: f.ty.optional }
@@ -468,7 +585,9 @@ impl<'a> ProcessChecker<'a> {
                 let reminders = reminders
                     .iter()
                     .flat_map(|r| match r {
-                        ast::Remind::After(times) => times.iter().map(|t| Reminder::At(self.timer(t, "`remind after`"))).collect::<Vec<_>>(),
+                        ast::Remind::After(times) => {
+                            times.iter().map(|t| Reminder::At(self.timer(t, "`remind after`"))).collect::<Vec<_>>()
+                        }
                         ast::Remind::Every(d) => vec![Reminder::Every(self.interval(d, "`remind every`"))],
                     })
                     .collect();
@@ -479,7 +598,13 @@ impl<'a> ProcessChecker<'a> {
             ast::NodeKind::Decide(body) => self.decide(&name, body, index),
             ast::NodeKind::Parallel(branches) => {
                 if branches.len() < 2 {
-                    self.err(codes::MISSING, node.head, format!("parallel `{name}` has {} branch(es)", branches.len()), "a split needs two branches or more", "list each branch as `-> node` inside the block");
+                    self.err(
+                        codes::MISSING,
+                        node.head,
+                        format!("parallel `{name}` has {} branch(es)", branches.len()),
+                        "a split needs two branches or more",
+                        "list each branch as `-> node` inside the block",
+                    );
                 }
                 let branches = branches.iter().map(|t| self.target(&name, t)).collect();
                 NodeKind::Split { branches, join: String::new() }
@@ -487,7 +612,13 @@ impl<'a> ProcessChecker<'a> {
             ast::NodeKind::Join => NodeKind::Join { split: String::new(), next },
             ast::NodeKind::First(arms) => {
                 if arms.len() < 2 {
-                    self.err(codes::MISSING, node.head, format!("wait first `{name}` needs two events or more"), "nothing to race", "list a `message ... -> node` and an `after ... -> node`, or use `receive` / `wait`");
+                    self.err(
+                        codes::MISSING,
+                        node.head,
+                        format!("wait first `{name}` needs two events or more"),
+                        "nothing to race",
+                        "list a `message ... -> node` and an `after ... -> node`, or use `receive` / `wait`",
+                    );
                 }
                 let arms = arms
                     .iter()
@@ -495,7 +626,10 @@ impl<'a> ProcessChecker<'a> {
                         ast::FirstArm::Message { name: message, key, outputs, target, .. } => {
                             let key = self.key(key);
                             let outputs = self.output_mappings(outputs, None);
-                            FirstArm { event: FirstEvent::Message { message: message.clone(), key, outputs }, next: self.target(&name, target) }
+                            FirstArm {
+                                event: FirstEvent::Message { message: message.clone(), key, outputs },
+                                next: self.target(&name, target),
+                            }
                         }
                         ast::FirstArm::After { at, target, .. } => {
                             let at = self.timer(at, "`after`");
@@ -509,7 +643,13 @@ impl<'a> ProcessChecker<'a> {
                 let message = match message {
                     Some((m, _)) => m.clone(),
                     None => {
-                        self.err(codes::MISSING, node.head, format!("receive `{name}` has no message"), "no `message` clause", "add `message \"payment.received\" key invoice_id`");
+                        self.err(
+                            codes::MISSING,
+                            node.head,
+                            format!("receive `{name}` has no message"),
+                            "no `message` clause",
+                            "add `message \"payment.received\" key invoice_id`",
+                        );
                         String::new()
                     }
                 };
@@ -539,14 +679,22 @@ impl<'a> ProcessChecker<'a> {
                     ast::WaitSpec::Until(e) => {
                         let (c, ty) = self.expr(e);
                         if !matches!(ty, Type::Date | Type::DateTime | Type::Any | Type::Null) {
-                            self.err(codes::TYPE_MISMATCH, e.span, format!("`wait until` needs a date or a datetime, found `{ty}`"), format!("this is `{ty}`"), "write a date such as `due_date + 7d`, or use `wait for 2d`");
+                            self.err(
+                                codes::TYPE_MISMATCH,
+                                e.span,
+                                format!("`wait until` needs a date or a datetime, found `{ty}`"),
+                                format!("this is `{ty}`"),
+                                "write a date such as `due_date + 7d`, or use `wait for 2d`",
+                            );
                         }
                         WaitUntil::At(c)
                     }
-                    ast::WaitSpec::Cron { cron, cron_span, zone } => match self.schedule(cron, *cron_span, zone.as_ref()) {
-                        Some(s) => WaitUntil::Cron(s),
-                        None => WaitUntil::At(CExpr::parse("0s").expect("`0s` parses")),
-                    },
+                    ast::WaitSpec::Cron { cron, cron_span, zone } => {
+                        match self.schedule(cron, *cron_span, zone.as_ref()) {
+                            Some(s) => WaitUntil::Cron(s),
+                            None => WaitUntil::At(CExpr::parse("0s").expect("`0s` parses")),
+                        }
+                    }
                 };
                 let boundaries = self.boundaries(&name, boundaries, false);
                 NodeKind::Wait { until, boundaries, next }
@@ -565,7 +713,13 @@ impl<'a> ProcessChecker<'a> {
     fn key(&mut self, e: &Expr) -> CExpr {
         let (c, ty) = self.expr(e);
         if !matches!(ty, Type::Text | Type::User | Type::Int | Type::Any) {
-            self.err(codes::TYPE_MISMATCH, e.span, format!("a correlation key must be text or int, found `{ty}`"), format!("this is `{ty}`"), "correlate on an id, such as `key invoice_id`");
+            self.err(
+                codes::TYPE_MISMATCH,
+                e.span,
+                format!("a correlation key must be text or int, found `{ty}`"),
+                format!("this is `{ty}`"),
+                "correlate on an id, such as `key invoice_id`",
+            );
         }
         c
     }
@@ -581,7 +735,13 @@ impl<'a> ProcessChecker<'a> {
         let otherwise = body.otherwise.as_ref().map(|(_, t)| self.target(name, t));
         if body.arms.is_empty() {
             let span = self.nodes[index].head;
-            self.err(codes::MISSING, span, format!("decide `{name}` has no `when` arm"), "nothing to decide", "add `when condition -> node` arms, or lead the flow straight to the next node");
+            self.err(
+                codes::MISSING,
+                span,
+                format!("decide `{name}` has no `when` arm"),
+                "nothing to decide",
+                "add `when condition -> node` arms, or lead the flow straight to the next node",
+            );
         }
         NodeKind::Decide { arms, otherwise }
     }
@@ -592,7 +752,9 @@ impl<'a> ProcessChecker<'a> {
             .map(|a| {
                 let (value, ty) = self.expr(&a.value);
                 match self.declared.get(&a.name.name).cloned() {
-                    Some((want, _)) => self.expect_fits(&want, &ty, a.value.span, &format!("the value assigned to `{}`", a.name.name)),
+                    Some((want, _)) => {
+                        self.expect_fits(&want, &ty, a.value.span, &format!("the value assigned to `{}`", a.name.name))
+                    }
                     None => self.unknown_variable(&a.name, "is assigned here"),
                 }
                 Mapping { name: a.name.name.clone(), value }
@@ -626,10 +788,15 @@ impl<'a> ProcessChecker<'a> {
 
     fn unique_mapping(&mut self, seen: &mut HashMap<String, Span>, m: &ast::Mapping) {
         if let Some(first) = seen.insert(m.name.name.clone(), m.name.span) {
-            let d = Diagnostic::error(codes::DUPLICATE, self.file, m.name.span, format!("`{}` is mapped twice", m.name.name))
-                .with_label("mapped again here")
-                .with_note(first, "first mapped here")
-                .with_help("keep one mapping per name");
+            let d = Diagnostic::error(
+                codes::DUPLICATE,
+                self.file,
+                m.name.span,
+                format!("`{}` is mapped twice", m.name.name),
+            )
+            .with_label("mapped again here")
+            .with_note(first, "first mapped here")
+            .with_help("keep one mapping per name");
             self.diags.push(d);
         }
     }
@@ -652,7 +819,9 @@ impl<'a> ProcessChecker<'a> {
                     }
                 };
                 match self.declared.get(&m.name.name).cloned() {
-                    Some((want, _)) => self.expect_fits(&want, &ty, value_expr.span, &format!("the value mapped to `{}`", m.name.name)),
+                    Some((want, _)) => {
+                        self.expect_fits(&want, &ty, value_expr.span, &format!("the value mapped to `{}`", m.name.name))
+                    }
                     None => self.unknown_variable(&m.name, "is set by this mapping"),
                 }
                 Mapping { name: m.name.name.clone(), value }
@@ -660,13 +829,25 @@ impl<'a> ProcessChecker<'a> {
             .collect()
     }
 
-    fn call_mappings(&mut self, key: &ast::Ident, head: Span, inputs: &[ast::Mapping], outputs: &[ast::Mapping]) -> (Vec<Mapping>, Vec<Mapping>) {
+    fn call_mappings(
+        &mut self,
+        key: &ast::Ident,
+        head: Span,
+        inputs: &[ast::Mapping],
+        outputs: &[ast::Mapping],
+    ) -> (Vec<Mapping>, Vec<Mapping>) {
         let Some(sig) = self.signatures.get(key.name.as_str()) else {
             let help = match did_you_mean(&key.name, self.signatures.keys().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => "check the process key, and that its file is part of the project".to_string(),
             };
-            self.err(codes::UNKNOWN_PROCESS, key.span, format!("unknown process `{}`", key.name), "no process with this key", help);
+            self.err(
+                codes::UNKNOWN_PROCESS,
+                key.span,
+                format!("unknown process `{}`", key.name),
+                "no process with this key",
+                help,
+            );
             let ins = self.input_mappings(inputs);
             return (ins, Vec::new());
         };
@@ -678,19 +859,39 @@ impl<'a> ProcessChecker<'a> {
             match sig.inputs.iter().find(|(n, _, _)| *n == m.name.name) {
                 Some((_, want, _)) => {
                     let want = want.clone();
-                    self.expect_fits(&want, &ty, Self::mapping_value(m).span, &format!("input `{}` of `{}`", m.name.name, key.name));
+                    self.expect_fits(
+                        &want,
+                        &ty,
+                        Self::mapping_value(m).span,
+                        &format!("input `{}` of `{}`", m.name.name, key.name),
+                    );
                 }
                 None => {
                     let help = match did_you_mean(&m.name.name, sig.inputs.iter().map(|(n, _, _)| n.as_str())) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None => format!("the inputs of `{}` are {}", key.name, sig.inputs.iter().map(|(n, _, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+                        None => format!(
+                            "the inputs of `{}` are {}",
+                            key.name,
+                            sig.inputs.iter().map(|(n, _, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                        ),
                     };
-                    self.err(codes::UNKNOWN_VARIABLE, m.name.span, format!("`{}` is not an input of process `{}`", m.name.name, key.name), "unknown input", help);
+                    self.err(
+                        codes::UNKNOWN_VARIABLE,
+                        m.name.span,
+                        format!("`{}` is not an input of process `{}`", m.name.name, key.name),
+                        "unknown input",
+                        help,
+                    );
                 }
             }
             ins.push(Mapping { name: m.name.name.clone(), value });
         }
-        let missing: Vec<String> = sig.inputs.iter().filter(|(n, _, optional)| !optional && !seen.contains_key(n)).map(|(n, _, _)| format!("`{n}`")).collect();
+        let missing: Vec<String> = sig
+            .inputs
+            .iter()
+            .filter(|(n, _, optional)| !optional && !seen.contains_key(n))
+            .map(|(n, _, _)| format!("`{n}`"))
+            .collect();
         if !missing.is_empty() {
             self.err(
                 codes::MISSING,
@@ -711,7 +912,13 @@ impl<'a> ProcessChecker<'a> {
             match b {
                 ast::Boundary::Error { code, target, span } => {
                     if !errors_allowed {
-                        self.err(codes::MISPLACED, *span, "`on error` is only for tasks and calls", "nothing here raises business errors", "catch errors on the `task` or `call` that raises them");
+                        self.err(
+                            codes::MISPLACED,
+                            *span,
+                            "`on error` is only for tasks and calls",
+                            "nothing here raises business errors",
+                            "catch errors on the `task` or `call` that raises them",
+                        );
                     }
                     let next = self.target(owner, target);
                     out.push(Boundary { event: BoundaryEvent::Error { code: code.clone() }, next });
@@ -725,7 +932,10 @@ impl<'a> ProcessChecker<'a> {
                     let times: Vec<CExpr> = at.iter().map(|t| self.timer(t, "`also after`")).collect();
                     let next = self.target(owner, target);
                     for t in times {
-                        out.push(Boundary { event: BoundaryEvent::Timer { timer: TimerSpec::At(t), interrupting: false }, next: next.clone() });
+                        out.push(Boundary {
+                            event: BoundaryEvent::Timer { timer: TimerSpec::At(t), interrupting: false },
+                            next: next.clone(),
+                        });
                     }
                 }
                 ast::Boundary::Every { interval, target, .. } => {
@@ -747,7 +957,13 @@ impl<'a> ProcessChecker<'a> {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("define it, for example `end {} \"Done\"`", id.name),
                     };
-                    self.err(codes::UNKNOWN_NODE, id.span, format!("unknown node `{}`", id.name), format!("no node of this name in process `{}`", self.p.key.name), help);
+                    self.err(
+                        codes::UNKNOWN_NODE,
+                        id.span,
+                        format!("unknown node `{}`", id.name),
+                        format!("no node of this name in process `{}`", self.p.key.name),
+                        help,
+                    );
                 }
                 id.name.clone()
             }

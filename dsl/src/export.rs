@@ -51,7 +51,9 @@ fn label(node: &Node) -> String {
     match (&node.kind, &node.title) {
         (NodeKind::Split { .. } | NodeKind::Join { .. }, _) => format!("+ {}", node.name),
         (_, Some(title)) => format!("{title}{detail}"),
-        (NodeKind::Start { .. } | NodeKind::End { .. } | NodeKind::Decide { .. }, None) => format!("{}{detail}", node.name),
+        (NodeKind::Start { .. } | NodeKind::End { .. } | NodeKind::Decide { .. }, None) => {
+            format!("{}{detail}", node.name)
+        }
         (_, None) => format!("{kind} {}{detail}", node.name),
     }
 }

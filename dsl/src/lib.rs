@@ -97,7 +97,9 @@ impl Project {
         }
         let (processes, mut found) = check(&files, &self.sources);
         diagnostics.append(&mut found);
-        diagnostics.sort_by(|a, b| (a.file, a.span.start, a.code, &a.message).cmp(&(b.file, b.span.start, b.code, &b.message)));
+        diagnostics.sort_by(|a, b| {
+            (a.file, a.span.start, a.code, &a.message).cmp(&(b.file, b.span.start, b.code, &b.message))
+        });
         diagnostics.dedup();
         Compilation { processes, diagnostics, sources: self.sources.clone() }
     }

@@ -481,7 +481,10 @@ pub enum NodeKind {
 impl NodeKind {
     /// True for nodes where an instance waits for a person, a message or time.
     pub fn is_wait_state(&self) -> bool {
-        matches!(self, NodeKind::Approval { .. } | NodeKind::First { .. } | NodeKind::Receive { .. } | NodeKind::Wait { .. })
+        matches!(
+            self,
+            NodeKind::Approval { .. } | NodeKind::First { .. } | NodeKind::Receive { .. } | NodeKind::Wait { .. }
+        )
     }
 
     /// A short word for the kind, as used in messages and exports.
@@ -520,7 +523,9 @@ impl NodeKind {
             }
         };
         match self {
-            NodeKind::Start { next, .. } | NodeKind::Set { next, .. } | NodeKind::Join { next, .. } => f(next, EdgeKind::Next),
+            NodeKind::Start { next, .. } | NodeKind::Set { next, .. } | NodeKind::Join { next, .. } => {
+                f(next, EdgeKind::Next)
+            }
             NodeKind::End { .. } => {}
             NodeKind::Task { boundaries: bs, next, .. }
             | NodeKind::Approval { boundaries: bs, next, .. }

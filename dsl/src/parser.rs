@@ -18,6 +18,10 @@ use crate::suggest::did_you_mean;
 
 /// Parses one file. Returns the tree (if the syntax was valid) and every diagnostic found.
 pub fn parse(file: FileId, text: &str) -> (Option<File>, Vec<Diagnostic>) {
+    // Deeply nested brackets would exhaust the stack of the recursive-descent parser.
+    if let Err(diag) = crate::expr::check_nesting(text, file) {
+        return (None, vec![diag]);
+    }
     let mut cx = Cx { file, diags: Vec::new() };
     match FlowParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
@@ -100,10 +104,42 @@ fn syntax_help(text: &str, pos: usize) -> String {
 
 /// Grammar rules that only occur inside expressions: users see "an expression" for all of them.
 const EXPRESSION_RULES: &[&str] = &[
-    "expr", "expr_list", "expr_only", "add_op", "arith", "between_tail", "bracket", "call", "cmp_op", "field_access",
-    "fn_name", "if_expr", "kw_and", "kw_in", "kw_or", "kw_not", "kw_if", "kw_between", "kw_then", "kw_else",
-    "lit_false", "lit_null", "lit_true", "mul_op", "neg_op", "not_call", "not_op", "paren", "pow_op", "range_close",
-    "range_tail", "rev_range", "list_tail", "number", "duration", "string",
+    "expr",
+    "expr_list",
+    "expr_only",
+    "add_op",
+    "arith",
+    "between_tail",
+    "bracket",
+    "call",
+    "cmp_op",
+    "field_access",
+    "fn_name",
+    "if_expr",
+    "kw_and",
+    "kw_in",
+    "kw_or",
+    "kw_not",
+    "kw_if",
+    "kw_between",
+    "kw_then",
+    "kw_else",
+    "lit_false",
+    "lit_null",
+    "lit_true",
+    "mul_op",
+    "neg_op",
+    "not_call",
+    "not_op",
+    "paren",
+    "pow_op",
+    "range_close",
+    "range_tail",
+    "rev_range",
+    "list_tail",
+    "number",
+    "duration",
+    "string",
 ];
 
 /// The words a user sees for a grammar rule; `None` for rules that add nothing to the list.
@@ -265,8 +301,9 @@ impl Cx {
             "duration" => Type::Duration,
             "user" => Type::User,
             _ => {
-                let mut diag = Diagnostic::error(codes::UNKNOWN_TYPE, self.file, span(&pair), format!("unknown type `{name}`"))
-                    .with_label("not a type");
+                let mut diag =
+                    Diagnostic::error(codes::UNKNOWN_TYPE, self.file, span(&pair), format!("unknown type `{name}`"))
+                        .with_label("not a type");
                 diag = match did_you_mean(name, NAMES.iter().copied()) {
                     Some(s) => diag.with_help(format!("did you mean `{s}`?")),
                     None => diag.with_help(format!(
@@ -282,7 +319,8 @@ impl Cx {
 
     fn target(&mut self, pair: Pair<'_, Rule>) -> Target {
         // Accept `next` (arrow + target) or `target` itself.
-        let pair = if pair.as_rule() == Rule::next { pair.into_inner().next().expect("next has a target") } else { pair };
+        let pair =
+            if pair.as_rule() == Rule::next { pair.into_inner().next().expect("next has a target") } else { pair };
         let whole = span(&pair);
         let inner = pair.into_inner().next().expect("target has one alternative");
         match inner.as_rule() {
@@ -341,7 +379,8 @@ impl Cx {
     fn boundary(&mut self, pair: Pair<'_, Rule>) -> Option<Boundary> {
         let whole = span(&pair);
         let rule = pair.as_rule();
-        let parts: Vec<Pair<'_, Rule>> = pair.into_inner().filter(|p| !format!("{:?}", p.as_rule()).starts_with("k_")).collect();
+        let parts: Vec<Pair<'_, Rule>> =
+            pair.into_inner().filter(|p| !format!("{:?}", p.as_rule()).starts_with("k_")).collect();
         let mut exprs = Vec::new();
         let mut code = None;
         let mut target = None;
@@ -455,7 +494,9 @@ impl Cx {
         let kind = match rule {
             Rule::task_node => self.task(clauses),
             Rule::approval_node => self.approval(clauses),
-            Rule::set_node => NodeKind::Set(clauses.into_iter().filter(|p| p.as_rule() == Rule::assignment).map(assignment).collect()),
+            Rule::set_node => {
+                NodeKind::Set(clauses.into_iter().filter(|p| p.as_rule() == Rule::assignment).map(assignment).collect())
+            }
             Rule::decide_node => {
                 let mut body = DecideBody::default();
                 for clause in clauses {
@@ -467,7 +508,9 @@ impl Cx {
                 }
                 NodeKind::Decide(body)
             }
-            Rule::parallel_node => NodeKind::Parallel(clauses.into_iter().filter(|p| p.as_rule() == Rule::next).map(|p| self.target(p)).collect()),
+            Rule::parallel_node => NodeKind::Parallel(
+                clauses.into_iter().filter(|p| p.as_rule() == Rule::next).map(|p| self.target(p)).collect(),
+            ),
             Rule::join_node => NodeKind::Join,
             Rule::first_node => NodeKind::First(clauses.into_iter().filter_map(|p| self.first_arm(p)).collect()),
             Rule::receive_node => self.receive(clauses),
@@ -543,12 +586,19 @@ impl Cx {
     }
 
     fn count(&mut self, pair: &Pair<'_, Rule>) -> u32 {
-        let value = parse_number(pair.as_str()).and_then(|d| if d.fract().is_zero() { u32::try_from(d.mantissa() / 10i128.pow(d.scale())).ok() } else { None });
+        let value = parse_number(pair.as_str()).and_then(|d| {
+            if d.fract().is_zero() { u32::try_from(d.mantissa() / 10i128.pow(d.scale())).ok() } else { None }
+        });
         value.unwrap_or_else(|| {
             self.diags.push(
-                Diagnostic::error(codes::INVALID_LITERAL, self.file, span(pair), format!("`{}` is not a whole number of attempts", pair.as_str()))
-                    .with_label("expected a whole number")
-                    .with_help("write the number of retries, such as `retry 3 backoff 30s`"),
+                Diagnostic::error(
+                    codes::INVALID_LITERAL,
+                    self.file,
+                    span(pair),
+                    format!("`{}` is not a whole number of attempts", pair.as_str()),
+                )
+                .with_label("expected a whole number")
+                .with_help("write the number of retries, such as `retry 3 backoff 30s`"),
             );
             0
         })
@@ -557,9 +607,14 @@ impl Cx {
     fn duration(&mut self, pair: &Pair<'_, Rule>) -> i64 {
         parse_duration(pair.as_str()).unwrap_or_else(|| {
             self.diags.push(
-                Diagnostic::error(codes::INVALID_LITERAL, self.file, span(pair), format!("invalid duration `{}`", pair.as_str()))
-                    .with_label("not a whole number of seconds")
-                    .with_help("write a duration such as `30s`, `15m`, `24h`, `7d` or `2w`"),
+                Diagnostic::error(
+                    codes::INVALID_LITERAL,
+                    self.file,
+                    span(pair),
+                    format!("invalid duration `{}`", pair.as_str()),
+                )
+                .with_label("not a whole number of seconds")
+                .with_help("write a duration such as `30s`, `15m`, `24h`, `7d` or `2w`"),
             );
             0
         })
@@ -576,9 +631,15 @@ impl Cx {
         let mut boundaries = Vec::new();
         for clause in clauses {
             match clause.as_rule() {
-                Rule::role_clause => roles.extend(clause.into_inner().filter(|p| p.as_rule() == Rule::role_name).map(ident)),
-                Rule::assignee_clause => assignee = clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(build_expr),
-                Rule::not_by_clause => not_by.extend(clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(build_expr)),
+                Rule::role_clause => {
+                    roles.extend(clause.into_inner().filter(|p| p.as_rule() == Rule::role_name).map(ident))
+                }
+                Rule::assignee_clause => {
+                    assignee = clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(build_expr)
+                }
+                Rule::not_by_clause => {
+                    not_by.extend(clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(build_expr))
+                }
                 Rule::form_clause => {
                     for field in clause.into_inner().filter(|p| p.as_rule() == Rule::form_field) {
                         let mut inner = field.into_inner();
@@ -589,7 +650,10 @@ impl Cx {
                 }
                 Rule::due_clause => due = clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(build_expr),
                 Rule::remind_clause => {
-                    let which = clause.into_inner().find(|p| matches!(p.as_rule(), Rule::remind_after | Rule::remind_every)).expect("remind kind");
+                    let which = clause
+                        .into_inner()
+                        .find(|p| matches!(p.as_rule(), Rule::remind_after | Rule::remind_every))
+                        .expect("remind kind");
                     let rule = which.as_rule();
                     let mut exprs = Vec::new();
                     for part in which.into_inner() {
@@ -629,7 +693,9 @@ impl Cx {
             }
         }
         match rule {
-            Rule::first_message => Some(FirstArm::Message { name: name?, key: expr?, outputs, target: target?, span: whole }),
+            Rule::first_message => {
+                Some(FirstArm::Message { name: name?, key: expr?, outputs, target: target?, span: whole })
+            }
             Rule::first_timer => Some(FirstArm::After { at: expr?, target: target?, span: whole }),
             _ => None,
         }
@@ -663,8 +729,13 @@ impl Cx {
         let mut boundaries = Vec::new();
         for clause in clauses {
             match clause.as_rule() {
-                Rule::wait_for => spec = clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(|e| WaitSpec::For(build_expr(e))),
-                Rule::wait_until => spec = clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(|e| WaitSpec::Until(build_expr(e))),
+                Rule::wait_for => {
+                    spec = clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(|e| WaitSpec::For(build_expr(e)))
+                }
+                Rule::wait_until => {
+                    spec =
+                        clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(|e| WaitSpec::Until(build_expr(e)))
+                }
                 Rule::wait_cron => {
                     let mut strings = clause.into_inner().filter(|p| p.as_rule() == Rule::string);
                     let cron = strings.next().expect("cron pattern");

@@ -75,7 +75,8 @@ pub struct Schedule {
     pattern: String,
     zone: Tz,
     /// The pattern with nicknames expanded and a seconds field, matched against wall-clock times.
-    cron: Cron,
+    /// Boxed: a parsed pattern is large, and schedules sit inside process graphs.
+    cron: Box<Cron>,
     /// Whether the second, minute or hour field starts with `*` (see the module doc).
     interval: bool,
 }
@@ -175,7 +176,7 @@ impl Schedule {
         Ok(Schedule {
             pattern: pattern.to_string(),
             zone: parse_zone(zone)?,
-            cron,
+            cron: Box::new(cron),
             interval: fields[..3].iter().any(|field| field.starts_with('*')),
         })
     }
@@ -301,10 +302,10 @@ impl Schedule {
                 last = Some(fire);
                 break;
             }
-            if fires == [None, None] {
-                if let Some(end) = self.gap_end(wall) {
-                    wall = wall.min(self.wall(end - TimeDelta::seconds(1)) + TimeDelta::seconds(1));
-                }
+            if fires == [None, None]
+                && let Some(end) = self.gap_end(wall)
+            {
+                wall = wall.min(self.wall(end - TimeDelta::seconds(1)) + TimeDelta::seconds(1));
             }
         }
         match (last, self.passed_behind(at)) {

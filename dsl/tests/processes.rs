@@ -27,7 +27,10 @@ fn reference_processes_compile_without_errors_or_warnings() {
     assert!(compilation.diagnostics.is_empty(), "{}", compilation.render());
     let mut keys: Vec<&str> = compilation.processes.iter().map(|p| p.key.as_str()).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["collect_then_reconcile", "month_end_close", "order_approval", "order_to_cash", "ship_then_invoice"]);
+    assert_eq!(
+        keys,
+        ["collect_then_reconcile", "month_end_close", "order_approval", "order_to_cash", "ship_then_invoice"]
+    );
 }
 
 #[test]

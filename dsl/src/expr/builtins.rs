@@ -10,7 +10,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::check::{is_orderable, unify};
-use super::eval::{EvalContext, Fail, compare, midnight, values_equal};
+use super::eval::{EvalContext, Fail, compare, midnight, number, values_equal};
 use super::types::Type;
 use super::value::{Value, format_datetime, format_duration, parse_date, parse_datetime, parse_iso_duration};
 
@@ -337,7 +337,7 @@ fn round(args: &[Value], strategy: RoundingStrategy) -> Result<Value, Fail> {
     let rounded = n.round_dp_with_strategy(scale, strategy);
     let mut padded = rounded;
     padded.rescale(scale);
-    Ok(Value::Number(if padded == rounded { padded } else { rounded }))
+    Ok(number(if padded == rounded { padded } else { rounded }))
 }
 
 fn bad_scale(s: &Decimal) -> Fail {

@@ -10,7 +10,9 @@ use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
 use super::builtins::{self, ArgError};
 use super::types::Type;
 use super::value::{parse_date, parse_datetime};
+use crate::codes;
 use crate::diag::{Diagnostic, FileId, Span};
+use crate::suggest::did_you_mean;
 
 /// What the checker knows about names: each variable in scope and its type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,30 +135,16 @@ fn is_ordered_pair(a: &Type, b: &Type) -> bool {
     is_orderable(a) && is_orderable(b) && is_equatable(a, b)
 }
 
-/// Levenshtein distance, for "did you mean" suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = if ca == *cb { prev } else { prev + 1 };
-            prev = row[j + 1];
-            row[j + 1] = cost.min(row[j] + 1).min(prev + 1);
-        }
-    }
-    row[b.len()]
-}
-
-/// The closest candidate to `name`, if close enough to be a likely typo.
+/// The closest candidate to `name`, if close enough to be a likely typo (case is ignored).
 fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).clamp(1, 3);
-    candidates
-        .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    let candidates: Vec<&str> = candidates.collect();
+    let lower: Vec<String> = candidates.iter().map(|c| c.to_lowercase()).collect();
+    let name = name.to_lowercase();
+    let best = match lower.iter().find(|c| **c == name) {
+        Some(same) => same.as_str(),
+        None => did_you_mean(&name, lower.iter().map(String::as_str))?,
+    };
+    lower.iter().position(|c| c == best).map(|i| candidates[i])
 }
 
 /// A short list of names for a help line: `a, b, c, …`.
@@ -208,7 +196,7 @@ impl Checker<'_> {
     }
 
     fn mismatch(&mut self, span: Span, message: String, label: &str, help: Option<String>) -> Type {
-        self.error("E0201", span, message, label, help);
+        self.error(codes::TYPE_MISMATCH, span, message, label, help);
         Type::Any
     }
 
@@ -216,7 +204,7 @@ impl Checker<'_> {
         let ty = self.expr(e);
         if !matches!(ty, Type::Bool | Type::Any) {
             self.error(
-                "E0202",
+                codes::NOT_BOOL,
                 e.span,
                 format!("condition has type `{ty}`, expected `bool`"),
                 &format!("this is `{ty}`"),
@@ -319,7 +307,7 @@ impl Checker<'_> {
             None if self.scope.vars.is_empty() => "no variables are in scope here".to_string(),
             None => format!("variables in scope: {}", brief_list(self.scope.names())),
         };
-        self.error("E0103", span, format!("unknown variable `{name}`"), "not in scope", Some(help));
+        self.error(codes::UNKNOWN_VARIABLE, span, format!("unknown variable `{name}`"), "not in scope", Some(help));
         Type::Any
     }
 
@@ -335,7 +323,7 @@ impl Checker<'_> {
                     None => format!("its fields are {}", brief_list(fields.keys().map(String::as_str))),
                 };
                 let message = format!("unknown field `{field}`");
-                self.error("E0107", span, message, "not a field of this record", Some(help));
+                self.error(codes::UNKNOWN_FIELD, span, message, "not a field of this record", Some(help));
                 return Type::Any;
             }
             Type::Date => DATE_FIELDS,
@@ -352,7 +340,7 @@ impl Checker<'_> {
             Some(format!("a `{target}` has fields {}", brief_list(known.iter().copied())))
         };
         let label = format!("`{target}` has no field `{field}`");
-        self.error("E0107", span, format!("unknown field `{field}`"), &label, help);
+        self.error(codes::UNKNOWN_FIELD, span, format!("unknown field `{field}`"), &label, help);
         Type::Any
     }
 
@@ -489,12 +477,12 @@ impl Checker<'_> {
         let Some(builtin) = builtins::lookup(function) else {
             let help = closest(function, builtins::names()).map(|best| format!("did you mean `{best}`?"));
             let message = format!("unknown function `{function}`");
-            self.error("E0106", span, message, "not a built-in function", help);
+            self.error(codes::UNKNOWN_FUNCTION, span, message, "not a built-in function", help);
             return Type::Any;
         };
         if let Some(message) = builtin.arity_error(args.len()) {
             let label = format!("{} given", args.len());
-            self.error("E0203", span, message, &label, None);
+            self.error(codes::ARITY, span, message, &label, None);
             return Type::Any;
         }
         self.literal_argument(function, args);
@@ -536,7 +524,7 @@ impl Checker<'_> {
             _ => None,
         };
         if let Some((message, label, help)) = problem {
-            self.error("E0303", *span, message, label, Some(help));
+            self.error(codes::INVALID_LITERAL, *span, message, label, Some(help));
         }
     }
 }
@@ -870,13 +858,5 @@ mod tests {
         let built: Scope = [("a".to_string(), Type::Int)].into_iter().collect();
         assert_eq!(built.get("a"), Some(&Type::Int));
         assert_eq!(built.names().collect::<Vec<_>>(), ["a"]);
-    }
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance("amont", "amount"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(closest("x", ["y", "xy"].into_iter()), Some("y"));
     }
 }

@@ -216,6 +216,14 @@ pub fn eval(expr: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
     }
 }
 
+/// A number result, never negative zero (`-0` displays as `0`).
+pub(crate) fn number(mut d: Decimal) -> Value {
+    if d.is_zero() {
+        d.set_sign_positive(true);
+    }
+    Value::Number(d)
+}
+
 fn as_bool(v: Value, op: &str) -> Result<Option<bool>, Fail> {
     match v {
         Value::Bool(b) => Ok(Some(b)),
@@ -228,7 +236,7 @@ fn unary(op: UnaryOp, v: Value) -> Result<Value, Fail> {
     match (op, v) {
         (_, Value::Null) => Ok(Value::Null),
         (UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
-        (UnaryOp::Neg, Value::Number(n)) => Ok(Value::Number(-n)),
+        (UnaryOp::Neg, Value::Number(n)) => Ok(number(-n)),
         (UnaryOp::Neg, Value::Duration(s)) => s.checked_neg().map(Value::Duration).ok_or(Fail::Overflow),
         (UnaryOp::Not, other) => Err(Fail::Type(format!("`not` needs a bool, found `{}`", other.type_of()))),
         (UnaryOp::Neg, other) => Err(Fail::Type(format!("cannot negate `{}`", other.type_of()))),
@@ -346,11 +354,12 @@ fn binary(op: BinaryOp, l: Value, r: Value) -> Result<Value, Fail> {
         }))
     };
     match (op, &l, &r) {
-        (Add, Num(a), Num(b)) => a.checked_add(*b).map(Num).ok_or(Fail::Overflow),
-        (Sub, Num(a), Num(b)) => a.checked_sub(*b).map(Num).ok_or(Fail::Overflow),
-        (Mul, Num(a), Num(b)) => a.checked_mul(*b).map(Num).ok_or(Fail::Overflow),
-        (Div, Num(a), Num(b)) => decimal_div(*a, *b).map(|q| Num(q.normalize())),
-        (Pow, Num(a), Num(b)) => power(*a, *b).map(Num),
+        (Add, Num(a), Num(b)) => a.checked_add(*b).map(number).ok_or(Fail::Overflow),
+        (Sub, Num(a), Num(b)) => a.checked_sub(*b).map(number).ok_or(Fail::Overflow),
+        (Mul, Num(a), Num(b)) => a.checked_mul(*b).map(number).ok_or(Fail::Overflow),
+        // A quotient shows no trailing zeros: `7 / 2` is 3.5, not 3.50.
+        (Div, Num(a), Num(b)) => decimal_div(*a, *b).map(|q| number(q.normalize())),
+        (Pow, Num(a), Num(b)) => power(*a, *b).map(number),
         (Add, Text(a), Text(b)) => Ok(Text(format!("{a}{b}"))),
         (Add, Date(d), Dur(s)) | (Add, Dur(s), Date(d)) => add_seconds_to_date(*d, *s),
         (Sub, Date(d), Dur(s)) => add_seconds_to_date(*d, s.checked_neg().ok_or(Fail::Overflow)?),
@@ -512,6 +521,9 @@ mod tests {
         check("amount - amount", "0.00");
         check("-amount", "-1234.50");
         check("--1", "1");
+        check("-0", "0");
+        check("-0.00", "0.00");
+        check("0 * -1", "0");
         check("1.50 * 2", "3.00");
         check("\"ab\" + \"cd\"", "\"abcd\"");
         check("risk + \"-\" + string(amount)", "\"A-1234.50\"");
@@ -763,6 +775,7 @@ mod tests {
         check("decimal(0.125, 2)", "0.12");
         check("decimal(0.135, 2)", "0.14");
         check("round up(1.01)", "2");
+        check("round(-0.4)", "0");
         check("round down(-1.99)", "-1");
         check("floor(1.99)", "1");
         check("floor(-1.01)", "-2");

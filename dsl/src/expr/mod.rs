@@ -15,7 +15,8 @@
 //!
 //! - Numbers are exact decimals (`rust_decimal`, 28 significant digits), never floats:
 //!   `0.1 + 0.2 = 0.3` is true. A result keeps the scale arithmetic gives it (`1.50 * 2` is
-//!   `3.00`), while `=` compares by value (`1.50 = 1.5`, `10_000.00 = 10000`).
+//!   `3.00`; a quotient drops trailing zeros: `7 / 2` is `3.5`), while `=` compares by value
+//!   (`1.50 = 1.5`, `10_000.00 = 10000`).
 //! - **Deliberate deviations from FEEL**, for finance: arithmetic overflow and division by zero
 //!   are evaluation *errors*, not `null` (a silent null would send a decision to `otherwise`);
 //!   comparing values of unrelated kinds (`1 = "1"`) is an error too; `sum([])` is 0.
@@ -34,8 +35,10 @@
 //! # Syntax choices
 //!
 //! Precedence, lowest first: `if`, `or`, `and`, prefix `not`, comparisons (`=`, `==`, `!=`,
-//! `<`, `<=`, `>`, `>=`, `between`, `in`; non-associative), `+ -`, `* /`, `**`
-//! (right-associative), prefix `-`, `.field`. So `-2 ** 2` is `(-2) ** 2 = 4`, and
+//! `<`, `<=`, `>`, `>=`, `between`, `in`; a chain `a < b < c` parses left to right and the
+//! checker refuses it), `+ -`, `* /`, `**` (right-associative), prefix `-`, `.field`. The
+//! grammar is flat and a Pratt parser applies the precedence, so nesting costs little stack
+//! (input deeper than 64 levels is refused). Hence `-2 ** 2` is `(-2) ** 2 = 4`, and
 //! `not a = b` is `not (a = b)` as in SQL; `not(x)` directly followed by a parenthesis is
 //! FEEL's function and binds like a value: `not(a) = b` is `(not a) = b`.
 //!
@@ -53,14 +56,13 @@ mod value;
 pub use ast::*;
 pub use check::{Scope, check_condition, check_expr};
 pub use eval::{EvalContext, EvalError, eval, is_true};
-#[allow(unused_imports)] // for the flow parser
-pub(crate) use parse::{build_expr, parse_duration, parse_number, unescape_string};
 pub use types::Type;
 pub use value::{Value, ValueError};
 
 use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
 
+use crate::codes;
 use crate::diag::{Diagnostic, FileId, Span};
 use crate::grammar::{FlowParser, Rule};
 
@@ -74,8 +76,8 @@ pub fn parse_expr(src: &str, file: FileId) -> Result<Expr, Diagnostic> {
     check_nesting(src, file)?;
     match FlowParser::parse(Rule::expr_only, src) {
         Ok(mut pairs) => match pairs.next() {
-            Some(pair) => Ok(build_expr(pair)),
-            None => Err(Diagnostic::error("E0001", file, Span::new(0, src.len()), "expected an expression")),
+            Some(pair) => Ok(parse::build_expr(pair)),
+            None => Err(Diagnostic::error(codes::SYNTAX, file, Span::new(0, src.len()), "expected an expression")),
         },
         Err(error) => Err(syntax_error(&error, src, file)),
     }
@@ -108,7 +110,7 @@ pub(crate) fn check_nesting(src: &str, file: FileId) -> Result<(), Diagnostic> {
         }
         if depth > MAX_NESTING || prefix_run > MAX_NESTING {
             let message = format!("expression nested more than {MAX_NESTING} levels deep");
-            return Err(Diagnostic::error("E0001", file, Span::new(i, i + width), message)
+            return Err(Diagnostic::error(codes::SYNTAX, file, Span::new(i, i + width), message)
                 .with_label("too deep")
                 .with_help("split it into several assignments"));
         }
@@ -161,7 +163,7 @@ fn syntax_error(error: &pest::error::Error<Rule>, src: &str, file: FileId) -> Di
         [one] => format!("expected {one}"),
         [init @ .., last] => format!("expected {} or {last}", init.join(", ")),
     };
-    Diagnostic::error("E0001", file, Span::new(start, end), message).with_label(label)
+    Diagnostic::error(codes::SYNTAX, file, Span::new(start, end), message).with_label(label)
 }
 
 #[cfg(test)]
@@ -241,6 +243,11 @@ mod tests {
         assert!(parse_expr("nothing - notes - - 1", FileId(0)).is_ok());
         let ok = format!("{}1{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
         assert!(parse_expr(&ok, FileId(0)).is_ok());
+        // Unclosed nesting of every kind parses in linear time (a regression would hang here).
+        let units = ["f(", "[", "(", "(1..", "[1, ", "if a then ", "date and time(", "days between(", "x between ("];
+        for unit in units {
+            assert!(parse_expr(&unit.repeat(60), FileId(0)).is_err(), "{unit}");
+        }
         // Every byte prefix of a realistic expression.
         let src = "if amount >= 10_000.00 and risk in [\"A\", \"B\"] then round(amount * 1.19, 2) else [1..2)";
         for end in 0..=src.len() {

@@ -482,11 +482,24 @@ mod tests {
         let ExprKind::Binary { left, right, .. } = &right.kind else { panic!() };
         assert_eq!(&src[left.span.start..left.span.end], "fee.total");
         assert_eq!(&src[right.span.start..right.span.end], "2");
-        // Offsets are of the whole input when embedded.
-        let src = "when   -x -> a";
-        let pair = FlowParser::parse(Rule::expr, &src[7..]).unwrap().next().unwrap();
-        let e = build_expr(pair);
-        assert_eq!(e.span, Span::new(0, 2));
+        // Every node's span covers exactly its text, without surrounding blanks or comments.
+        let src = "-x -> a";
+        let pair = FlowParser::parse(Rule::expr, src).unwrap().next().unwrap();
+        assert_eq!(build_expr(pair).span, Span::new(0, 2));
+        for (src, text) in [
+            ("not  a # c\n", "not  a"),
+            ("(a + b) ", "(a + b)"),
+            ("x between 1 and 2 ", "x between 1 and 2"),
+            ("if a then b else c  ", "if a then b else c"),
+            ("round( x , 2 ) ", "round( x , 2 )"),
+            ("[1..2) ", "[1..2)"),
+            ("a.b.c ", "a.b.c"),
+            ("- a ", "- a"),
+        ] {
+            let pair = FlowParser::parse(Rule::expr, src).unwrap().next().unwrap();
+            let span = build_expr(pair).span;
+            assert_eq!(&src[span.start..span.end], text, "{src:?}");
+        }
     }
 
     #[test]

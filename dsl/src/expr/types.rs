@@ -196,7 +196,10 @@ mod tests {
             let again: Type = ty.to_string().parse().expect("parses again");
             assert_eq!(ty, again, "{text}");
         }
-        assert_eq!(serde_json::to_string(&Type::List { of: Box::new(Type::Money) }).expect("serializes"), "\"list<money>\"");
+        assert_eq!(
+            serde_json::to_string(&Type::List { of: Box::new(Type::Money) }).expect("serializes"),
+            "\"list<money>\""
+        );
         assert!("lisst<text>".parse::<Type>().is_err());
     }
 }
