@@ -308,21 +308,17 @@ impl<'a> ProcessChecker<'a> {
     fn expr_in(&mut self, e: &Expr, scope: &Scope) -> (CExpr, Type) {
         let (ty, mut found) = check_expr(e, scope, self.file);
         self.diags.append(&mut found);
-        (self.cexpr(e.span), ty)
+        (self.cexpr(e), ty)
     }
 
-    fn cexpr(&mut self, span: Span) -> CExpr {
-        let source = self.text.get(span.start..span.end).unwrap_or_default();
-        CExpr::parse(source).unwrap_or_else(|message| {
-            self.err(codes::SYNTAX, span, message, "cannot be compiled", "rewrite the expression");
-            CExpr::parse("null").expect("`null` parses")
-        })
+    fn cexpr(&self, e: &Expr) -> CExpr {
+        CExpr::from_parsed(self.text.get(e.span.start..e.span.end).unwrap_or_default(), e)
     }
 
     fn condition(&mut self, e: &Expr) -> CExpr {
         let mut found = check_condition(e, &self.scope, self.file);
         self.diags.append(&mut found);
-        self.cexpr(e.span)
+        self.cexpr(e)
     }
 
     fn expect_fits(&mut self, want: &Type, got: &Type, span: Span, what: &str) {

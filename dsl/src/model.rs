@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::diag::FileId;
-use crate::expr::{Expr, Type, parse_expr};
+use crate::expr::{Expr, ExprKind, Type, parse_expr};
 use crate::schedule::Schedule;
 
 /// An expression with its source text. Serialized as the text alone.
@@ -28,6 +28,15 @@ impl CExpr {
         }
     }
 
+    /// Wraps an expression already parsed out of a larger text: `source` is the text its span
+    /// covers. Spans are moved to be relative to `source`, as [`CExpr::parse`] would give them.
+    pub fn from_parsed(source: &str, ast: &Expr) -> CExpr {
+        let mut ast = ast.clone();
+        let offset = ast.span.start;
+        rebase(&mut ast, offset);
+        CExpr { source: source.to_string(), ast }
+    }
+
     /// The expression as written.
     pub fn source(&self) -> &str {
         &self.source
@@ -36,6 +45,35 @@ impl CExpr {
     /// The syntax tree (spans relative to [`CExpr::source`]).
     pub fn ast(&self) -> &Expr {
         &self.ast
+    }
+}
+
+fn rebase(e: &mut Expr, offset: usize) {
+    e.span.start -= offset.min(e.span.start);
+    e.span.end -= offset.min(e.span.end);
+    match &mut e.kind {
+        ExprKind::Field { target, .. } => rebase(target, offset),
+        ExprKind::List(items) | ExprKind::Call { args: items, .. } => items.iter_mut().for_each(|i| rebase(i, offset)),
+        ExprKind::Range { low, high, .. } => {
+            rebase(low, offset);
+            rebase(high, offset);
+        }
+        ExprKind::Unary { operand, .. } => rebase(operand, offset),
+        ExprKind::Binary { left, right, .. } => {
+            rebase(left, offset);
+            rebase(right, offset);
+        }
+        ExprKind::Between { value, low, high } => {
+            rebase(value, offset);
+            rebase(low, offset);
+            rebase(high, offset);
+        }
+        ExprKind::If { cond, then, otherwise } => {
+            rebase(cond, offset);
+            rebase(then, offset);
+            rebase(otherwise, offset);
+        }
+        ExprKind::Null | ExprKind::Bool(_) | ExprKind::Number(_) | ExprKind::Text(_) | ExprKind::Duration(_) | ExprKind::Name(_) => {}
     }
 }
 

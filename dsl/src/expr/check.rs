@@ -188,11 +188,21 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error(&mut self, code: &'static str, span: Span, message: String, label: &str, help: Option<String>) {
-        let mut diag = Diagnostic::error(code, self.file, span, message).with_label(label);
-        if let Some(help) = help {
-            diag = diag.with_help(help);
-        }
-        self.diags.push(diag);
+        // Every diagnostic says how to fix it; these are the general fixes per kind.
+        let help = help.unwrap_or_else(|| {
+            match code {
+                codes::TYPE_MISMATCH => {
+                    "use values of matching types: numbers with numbers, text with text, dates with durations"
+                }
+                codes::ARITY => "the built-in functions and their arguments are listed in README.md",
+                codes::UNKNOWN_FUNCTION => "the built-in functions are listed in README.md",
+                codes::UNKNOWN_VARIABLE => "declare it with `var name: type` or as an input",
+                codes::UNKNOWN_FIELD => "check the field names of the record type",
+                _ => "see the expression reference in README.md",
+            }
+            .to_string()
+        });
+        self.diags.push(Diagnostic::error(code, self.file, span, message).with_label(label).with_help(help));
     }
 
     fn mismatch(&mut self, span: Span, message: String, label: &str, help: Option<String>) -> Type {
@@ -716,7 +726,7 @@ mod tests {
         check_errors("lenght(name)", &[("E0106", "unknown function `lenght`", "lenght(name)")]);
         assert_eq!(help("rond(amount, 2)").as_deref(), Some("did you mean `round`?"));
         assert_eq!(help("sting(1)").as_deref(), Some("did you mean `string`?"));
-        assert_eq!(help("foo(1)"), None);
+        assert_eq!(help("foo(1)").as_deref(), Some("the built-in functions are listed in README.md"));
     }
 
     #[test]
