@@ -203,7 +203,11 @@ impl<'a> ProcessChecker<'a> {
                 )
                 .with_label("defined again here")
                 .with_note(*first, "first defined here")
-                .with_help("node names are unique within a process: rename one of them");
+                .with_help(if matches!(node.kind, ast::NodeKind::Start(_)) {
+                    "a process may have several starts, each with its own name: `start signed on message \"order.signed\" -> next`"
+                } else {
+                    "node names are unique within a process: rename one of them"
+                });
                 self.diags.push(d);
             } else {
                 self.names.insert(node.name.name.clone(), node.name.span);

@@ -88,3 +88,25 @@ fn dunning_ends_are_side_paths_and_give_no_outcome() {
     assert!(!side("paid"));
     assert!(!side("written_off"));
 }
+
+#[test]
+fn valid_fixtures_compile_without_diagnostics() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("valid fixtures exist")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let mut project = Project::new();
+        project.add(file.display().to_string(), std::fs::read_to_string(&file).expect("readable"));
+        let compilation = project.compile();
+        assert!(compilation.diagnostics.is_empty(), "{}", compilation.render());
+        for process in &compilation.processes {
+            let name = file.file_stem().expect("a name").to_string_lossy();
+            insta::assert_snapshot!(format!("valid_{name}_{}", process.key), process.to_json());
+        }
+    }
+}
