@@ -117,7 +117,9 @@ fn load(files: &[PathBuf]) -> Result<(Project, usize)> {
                 continue;
             }
             if let Ok(text) = std::fs::read_to_string(&sibling) {
-                project.add(sibling.display().to_string(), text);
+                // `./x.flow` reads better as `x.flow` for a file of the working directory.
+                let name = sibling.strip_prefix(".").unwrap_or(&sibling).display().to_string();
+                project.add(name, text);
                 seen.push(key);
             }
         }
@@ -146,11 +148,17 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
     }
     let errors = mine.iter().filter(|d| d.is_error()).count();
     let warnings = mine.len() - errors;
-    eprintln!(
-        "checked {asked} file(s): {} process(es) compiled, {errors} error(s), {warnings} warning(s)",
-        compilation.processes.len()
-    );
+    let asked_keys: Vec<String> =
+        compilation.sources.iter().take(asked).flat_map(|(id, file)| process_keys(id, &file.text)).collect();
+    let compiled = compilation.processes.iter().filter(|p| asked_keys.contains(&p.key)).count();
+    eprintln!("checked {asked} file(s): {compiled} process(es) compiled, {errors} error(s), {warnings} warning(s)");
     Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The keys of the processes a file defines (none if it does not parse).
+fn process_keys(id: cloverleaf_dsl::FileId, text: &str) -> Vec<String> {
+    let (ast, _) = cloverleaf_dsl::parse(id, text);
+    ast.map(|a| a.processes.iter().map(|p| p.key.name.clone()).collect()).unwrap_or_default()
 }
 
 fn graph(file: &Path, format: &str, process: Option<&str>) -> Result<ExitCode> {
@@ -163,9 +171,8 @@ fn graph(file: &Path, format: &str, process: Option<&str>) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     // The processes defined in the file itself, not in the context files.
-    let text = std::fs::read_to_string(file)?;
-    let (ast, _) = cloverleaf_dsl::parse(cloverleaf_dsl::FileId(0), &text);
-    let keys: Vec<String> = ast.map(|a| a.processes.iter().map(|p| p.key.name.clone()).collect()).unwrap_or_default();
+    let first = cloverleaf_dsl::FileId(0);
+    let keys = process_keys(first, &compilation.sources.get(first).text);
     let key = match (process, keys.as_slice()) {
         (Some(k), _) => k.to_string(),
         (None, [only]) => only.clone(),
@@ -196,7 +203,8 @@ fn eval(source: &str, context: &str, now: Option<&str>) -> Result<ExitCode> {
     let serde_json::Value::Object(map) = &json else {
         bail!("--context must be a JSON object, such as '{{\"amount\": 12000.50}}'");
     };
-    let vars: BTreeMap<String, Value> = map.iter().map(|(k, v)| (k.clone(), read_dates(Value::from_json_untyped(v)))).collect();
+    let vars: BTreeMap<String, Value> =
+        map.iter().map(|(k, v)| (k.clone(), read_dates(Value::from_json_untyped(v)))).collect();
     let mut scope = Scope::new();
     for (name, value) in &vars {
         scope.insert(name, value.type_of());

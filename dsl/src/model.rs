@@ -73,7 +73,12 @@ fn rebase(e: &mut Expr, offset: usize) {
             rebase(then, offset);
             rebase(otherwise, offset);
         }
-        ExprKind::Null | ExprKind::Bool(_) | ExprKind::Number(_) | ExprKind::Text(_) | ExprKind::Duration(_) | ExprKind::Name(_) => {}
+        ExprKind::Null
+        | ExprKind::Bool(_)
+        | ExprKind::Number(_)
+        | ExprKind::Text(_)
+        | ExprKind::Duration(_)
+        | ExprKind::Name(_) => {}
     }
 }
 

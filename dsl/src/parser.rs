@@ -379,8 +379,7 @@ impl Cx {
     fn boundary(&mut self, pair: Pair<'_, Rule>) -> Option<Boundary> {
         let whole = span(&pair);
         let rule = pair.as_rule();
-        let parts: Vec<Pair<'_, Rule>> =
-            pair.into_inner().filter(|p| !format!("{:?}", p.as_rule()).starts_with("k_")).collect();
+        let parts: Vec<Pair<'_, Rule>> = pair.into_inner().filter(|p| !is_keyword(p.as_rule())).collect();
         let mut exprs = Vec::new();
         let mut code = None;
         let mut target = None;
@@ -413,7 +412,7 @@ impl Cx {
         let mut head_start = whole.start;
         let mut head_end = whole.start;
         while let Some(p) = inner.peek() {
-            if format!("{:?}", p.as_rule()).starts_with("k_") {
+            if is_keyword(p.as_rule()) {
                 head_end = p.as_span().end();
                 if head_start == whole.start {
                     head_start = p.as_span().start();
@@ -770,4 +769,57 @@ fn assignment(pair: Pair<'_, Rule>) -> Assignment {
     let name = ident(inner.next().expect("assignment has a name"));
     let value = build_expr(inner.next().expect("assignment has a value"));
     Assignment { name, value }
+}
+
+/// True for the keyword rules (`k_*`), which carry no information once matched.
+fn is_keyword(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::k_after
+            | Rule::k_also
+            | Rule::k_approval
+            | Rule::k_assignee
+            | Rule::k_backoff
+            | Rule::k_by
+            | Rule::k_call
+            | Rule::k_decide
+            | Rule::k_due
+            | Rule::k_end
+            | Rule::k_error
+            | Rule::k_escalate
+            | Rule::k_every
+            | Rule::k_first
+            | Rule::k_fixed
+            | Rule::k_for
+            | Rule::k_form
+            | Rule::k_in
+            | Rule::k_input
+            | Rule::k_job
+            | Rule::k_join
+            | Rule::k_key
+            | Rule::k_list
+            | Rule::k_message
+            | Rule::k_next
+            | Rule::k_not
+            | Rule::k_on
+            | Rule::k_otherwise
+            | Rule::k_out
+            | Rule::k_parallel
+            | Rule::k_process
+            | Rule::k_receive
+            | Rule::k_record
+            | Rule::k_remind
+            | Rule::k_retry
+            | Rule::k_role
+            | Rule::k_roles
+            | Rule::k_set
+            | Rule::k_start
+            | Rule::k_task
+            | Rule::k_terminate
+            | Rule::k_timeout
+            | Rule::k_until
+            | Rule::k_var
+            | Rule::k_wait
+            | Rule::k_when
+    )
 }

@@ -1,5 +1,66 @@
-//! The Cloverleaf engine: runs compiled processes durably (instances, tokens, timers,
-//! messages, human tasks, jobs, history).
+//! The Cloverleaf engine's pure core: `(definition, instance, event, now) → (instance, effects)`.
 //!
-//! Not built yet: this crate only reserves its place in the workspace. The compiled process
-//! model it will run is `cloverleaf_dsl::model`.
+//! An [`Instance`] holds its variables, its tokens (each at a node, with its branch context) and
+//! every wait it has open (jobs, human tasks, timers, message subscriptions, child calls,
+//! incidents), keyed by ids. [`step`] applies one [`Event`] at the instant `now` and returns a
+//! [`Transition`]: the new instance and the [`Effect`]s the runtime performs *after* committing
+//! both in one transaction. An event that does not fit is a typed [`Rejection`] and changes
+//! nothing.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use cloverleaf_dsl::Project;
+//! use cloverleaf_engine::{Effect, Event, Instance, Status, step};
+//!
+//! let mut project = Project::new();
+//! project.add("p.flow", r#"process p "P" {
+//!     input { amount: money }
+//!     start -> route
+//!     decide route { when amount > 100 -> big  otherwise -> small }
+//!     end big "Big"
+//!     end small "Small"
+//! }"#);
+//! let compilation = project.compile();
+//! let definition = compilation.process("p").unwrap();
+//! let now = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+//! let start = Event::Start { variables: serde_json::json!({"amount": "250.00"}), business_key: None, start: None };
+//! let t = step(definition, &Instance::new("i1", "p", 1), start, now).unwrap();
+//! assert_eq!(t.instance.status(), &Status::Completed { outcome: Some("big".into()) });
+//! assert!(t.effects.contains(&Effect::Completed { outcome: Some("big".into()) }));
+//! ```
+//!
+//! Architecture Invariant: the core does no IO, reads no clock and draws no random numbers.
+//! Time arrives as `now`; every id it creates is `{instance}/{kind}/{n}` from the instance's own
+//! sequence counter, and a job's idempotency key is `{instance}:{node}:{activation}`, so the same
+//! state, event and time always give byte-identical results, and replaying an event log
+//! ([`replay`]) rebuilds the same state.
+//!
+//! Semantics in brief: BPMN tokens. A split gives each branch a token with a pushed
+//! [`Frame::Branch`]; a join waits for one token per branch of the same split activation and
+//! goes on with one. A non-interrupting timer starts a side token ([`Frame::Side`]) whose end
+//! gives no outcome; an interrupting one closes everything the node had open and moves the
+//! token. A failed job is retried per its [`cloverleaf_dsl::model::RetryPolicy`], then raises an
+//! incident; a business error (or a child's error end) goes to the matching `on error`, else
+//! raises an incident. Expression failures (a division by zero in a decide) raise incidents too.
+//! The instance completes when no token is left, with the name of the last main-flow end as
+//! its outcome.
+
+#![warn(missing_docs)]
+
+mod effect;
+mod event;
+mod ids;
+mod instance;
+mod rejection;
+mod step;
+pub mod value_serde;
+
+pub use effect::{Effect, HistoryEvent, HistoryKind};
+pub use event::Event;
+pub use ids::{CallId, IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId, TokenId};
+pub use instance::{
+    CallWait, Frame, Incident, Instance, JobWait, Status, Subscription, SubscriptionPurpose, TaskWait, TimerPurpose,
+    TimerWait, Token, TokenState,
+};
+pub use rejection::Rejection;
+pub use step::{STEP_LIMIT, Transition, replay, step};

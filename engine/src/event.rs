@@ -1,0 +1,125 @@
+//! What can happen to an instance: the inputs of [`crate::step`].
+
+use std::collections::BTreeMap;
+
+use cloverleaf_dsl::expr::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CallId, IncidentId, JobId, SubscriptionId, TaskId, TimerId};
+use crate::value_serde;
+
+/// An event delivered to one instance. Serializable, so a runtime can keep an event log and
+/// replay it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    /// Starts a created instance with its inputs (a JSON object, read with the inputs' types).
+    Start {
+        /// The inputs.
+        variables: serde_json::Value,
+        /// A business key (an order number) to find the instance by.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        business_key: Option<String>,
+        /// The start node to use; `None`: the first plain start (else the first start).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        start: Option<String>,
+    },
+    /// A worker finished a job; `output` is the job's result object.
+    JobCompleted {
+        /// The job.
+        job: JobId,
+        /// The result.
+        output: serde_json::Value,
+    },
+    /// A job attempt failed (technical failure): retried per the task's policy, then an incident.
+    JobFailed {
+        /// The job.
+        job: JobId,
+        /// What went wrong.
+        message: String,
+    },
+    /// A job raised a business error: taken by a matching `on error`, else an incident.
+    JobBusinessError {
+        /// The job.
+        job: JobId,
+        /// The error code.
+        code: String,
+    },
+    /// A person completed a human task with a form.
+    TaskCompleted {
+        /// The task.
+        task: TaskId,
+        /// Who completed it.
+        by: String,
+        /// The user `by` acts for (delegation, out of office).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<String>,
+        /// The form, a JSON object.
+        form: serde_json::Value,
+    },
+    /// A timer is due.
+    TimerFired {
+        /// The timer.
+        timer: TimerId,
+    },
+    /// A message matched a subscription (name and correlation key matched by the runtime).
+    MessageCorrelated {
+        /// The subscription.
+        subscription: SubscriptionId,
+        /// The message's payload, a JSON object.
+        payload: serde_json::Value,
+    },
+    /// A called child process completed.
+    ChildCompleted {
+        /// The call.
+        call: CallId,
+        /// The child's outcome.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
+        /// The child's variables (typed values).
+        #[serde(with = "value_serde::map")]
+        variables: BTreeMap<String, Value>,
+    },
+    /// A called child process failed with an error end (or was cancelled).
+    ChildFailed {
+        /// The call.
+        call: CallId,
+        /// The error code.
+        code: String,
+    },
+    /// Cancels the instance and everything it has open.
+    Cancel {
+        /// Who cancels.
+        by: String,
+    },
+    /// An operator retries a job whose incident is open.
+    RetryJob {
+        /// The job.
+        job: JobId,
+    },
+    /// An operator resolves an incident: the stuck node runs again.
+    ResolveIncident {
+        /// The incident.
+        incident: IncidentId,
+    },
+}
+
+impl Event {
+    /// A short name for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Start { .. } => "start",
+            Event::JobCompleted { .. } => "job completed",
+            Event::JobFailed { .. } => "job failed",
+            Event::JobBusinessError { .. } => "job business error",
+            Event::TaskCompleted { .. } => "task completed",
+            Event::TimerFired { .. } => "timer fired",
+            Event::MessageCorrelated { .. } => "message correlated",
+            Event::ChildCompleted { .. } => "child completed",
+            Event::ChildFailed { .. } => "child failed",
+            Event::Cancel { .. } => "cancel",
+            Event::RetryJob { .. } => "retry job",
+            Event::ResolveIncident { .. } => "resolve incident",
+        }
+    }
+}

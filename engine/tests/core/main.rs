@@ -1,0 +1,12 @@
+//! The engine core, scenario by scenario: compile a flow, feed events, check effects and state.
+
+mod approvals;
+mod calls;
+mod flow;
+mod harness;
+mod jobs;
+mod lifecycle;
+mod messages;
+mod parallel;
+mod replay;
+mod timers;
