@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod clock;
 mod effect;
 mod event;
 mod ids;
@@ -55,6 +56,7 @@ mod rejection;
 mod step;
 pub mod value_serde;
 
+pub use clock::{Clock, SystemClock, VirtualClock};
 pub use effect::{Effect, HistoryEvent, HistoryKind};
 pub use event::Event;
 pub use ids::{CallId, IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId, TokenId};
