@@ -213,9 +213,11 @@ impl<'a> ProcessChecker<'a> {
                 self.names.insert(node.name.name.clone(), node.name.span);
             }
             if matches!(node.kind, ast::NodeKind::Approval { .. }) {
+                // Who completed it, when, and for whom when they acted as a substitute.
                 let fields = BTreeMap::from([
                     ("completed_by".to_string(), Type::User),
                     ("completed_at".to_string(), Type::DateTime),
+                    ("on_behalf_of".to_string(), Type::User),
                 ]);
                 if self.declared.contains_key(&node.name.name) {
                     self.err(
