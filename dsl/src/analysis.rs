@@ -10,7 +10,7 @@
 //! reaches a normal end while inside a branch. Each node is visited once, so the check is
 //! linear in the size of the graph.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -20,7 +20,7 @@ use rust_decimal::Decimal;
 use crate::codes;
 use crate::diag::{Diagnostic, FileId, Span};
 use crate::expr::{BinaryOp, Expr, ExprKind, UnaryOp};
-use crate::model::{BoundaryEvent, EdgeKind, EndKind, Node, NodeKind};
+use crate::model::{self, BoundaryEvent, EndKind, Node, NodeKind};
 
 /// A node on its way to the compiled graph, with what diagnostics need.
 #[derive(Debug, Clone)]
@@ -64,25 +64,30 @@ type Context = Vec<Frame>;
 /// Runs every graph check; fills in the split/join pairing of sound processes.
 pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<String, bool>) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    let index: BTreeMap<String, usize> = nodes.iter().enumerate().map(|(i, n)| (n.node.name.clone(), i)).collect();
+    let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.node.name.as_str(), i)).collect();
     let mut graph: DiGraph<usize, Flow> = DiGraph::with_capacity(nodes.len(), nodes.len() * 2);
     for i in 0..nodes.len() {
         graph.add_node(i);
     }
+    let mut edges = Vec::with_capacity(nodes.len() * 2);
     for (i, n) in nodes.iter().enumerate() {
         let mut branch = 0;
-        n.node.kind.for_each_edge(|to, kind| {
+        n.node.kind.for_each_flow(|to, out| {
             let Some(&j) = index.get(to) else { return };
-            let flow = match kind {
-                EdgeKind::Branch => {
+            let flow = match out {
+                model::Flow::Branch => {
                     branch += 1;
                     Flow::Branch(branch - 1)
                 }
-                EdgeKind::Event { interrupting: false, .. } => Flow::Side,
+                out if out.is_side_path() => Flow::Side,
                 _ => Flow::Next,
             };
-            graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), flow);
+            edges.push((i, j, flow));
         });
+    }
+    drop(index);
+    for (i, j, flow) in edges {
+        graph.add_edge(NodeIndex::new(i), NodeIndex::new(j), flow);
     }
     let starts: Vec<usize> =
         (0..nodes.len()).filter(|&i| matches!(nodes[i].node.kind, NodeKind::Start { .. })).collect();

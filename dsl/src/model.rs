@@ -172,6 +172,30 @@ pub enum EdgeKind {
     Error(Option<String>),
 }
 
+/// A flow out of a node, borrowed from the graph (see [`NodeKind::for_each_flow`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Flow<'a> {
+    /// The normal next step.
+    Next,
+    /// A decide arm.
+    When(&'a CExpr),
+    /// A decide's `otherwise`.
+    Otherwise,
+    /// A parallel branch.
+    Branch,
+    /// A boundary event.
+    Boundary(&'a Boundary),
+    /// An event of a `wait first`.
+    First(&'a FirstArm),
+}
+
+impl Flow<'_> {
+    /// True for the flows of non-interrupting events: they start a side path.
+    pub fn is_side_path(&self) -> bool {
+        matches!(self, Flow::Boundary(Boundary { event: BoundaryEvent::Timer { interrupting: false, .. }, .. }))
+    }
+}
+
 /// A declared variable or input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VarDef {
@@ -548,10 +572,52 @@ impl NodeKind {
         }
     }
 
-    pub(crate) fn for_each_edge<'a>(&'a self, mut f: impl FnMut(&'a str, EdgeKind)) {
-        let boundaries = |bs: &'a [Boundary], f: &mut dyn FnMut(&'a str, EdgeKind)| {
-            for b in bs {
-                let kind = match &b.event {
+    /// Calls `f` with every flow leaving a node, without building labels.
+    pub fn for_each_flow<'a>(&'a self, mut f: impl FnMut(&'a str, Flow<'a>)) {
+        match self {
+            NodeKind::Start { next, .. } | NodeKind::Set { next, .. } | NodeKind::Join { next, .. } => {
+                f(next, Flow::Next)
+            }
+            NodeKind::End { .. } => {}
+            NodeKind::Task { boundaries, next, .. }
+            | NodeKind::Approval { boundaries, next, .. }
+            | NodeKind::Receive { boundaries, next, .. }
+            | NodeKind::Wait { boundaries, next, .. }
+            | NodeKind::Call { boundaries, next, .. } => {
+                f(next, Flow::Next);
+                for b in boundaries {
+                    f(&b.next, Flow::Boundary(b));
+                }
+            }
+            NodeKind::Decide { arms, otherwise } => {
+                for arm in arms {
+                    f(&arm.next, Flow::When(&arm.when));
+                }
+                if let Some(o) = otherwise {
+                    f(o, Flow::Otherwise);
+                }
+            }
+            NodeKind::Split { branches, .. } => {
+                for b in branches {
+                    f(b, Flow::Branch);
+                }
+            }
+            NodeKind::First { arms } => {
+                for arm in arms {
+                    f(&arm.next, Flow::First(arm));
+                }
+            }
+        }
+    }
+
+    fn for_each_edge<'a>(&'a self, mut f: impl FnMut(&'a str, EdgeKind)) {
+        self.for_each_flow(|to, flow| {
+            let kind = match flow {
+                Flow::Next => EdgeKind::Next,
+                Flow::When(cond) => EdgeKind::When(cond.source().to_string()),
+                Flow::Otherwise => EdgeKind::Otherwise,
+                Flow::Branch => EdgeKind::Branch,
+                Flow::Boundary(b) => match &b.event {
                     BoundaryEvent::Error { code } => EdgeKind::Error(code.clone()),
                     BoundaryEvent::Timer { timer, interrupting } => {
                         let label = match timer {
@@ -561,45 +627,16 @@ impl NodeKind {
                         };
                         EdgeKind::Event { label, interrupting: *interrupting }
                     }
-                };
-                f(&b.next, kind);
-            }
-        };
-        match self {
-            NodeKind::Start { next, .. } | NodeKind::Set { next, .. } | NodeKind::Join { next, .. } => {
-                f(next, EdgeKind::Next)
-            }
-            NodeKind::End { .. } => {}
-            NodeKind::Task { boundaries: bs, next, .. }
-            | NodeKind::Approval { boundaries: bs, next, .. }
-            | NodeKind::Receive { boundaries: bs, next, .. }
-            | NodeKind::Wait { boundaries: bs, next, .. }
-            | NodeKind::Call { boundaries: bs, next, .. } => {
-                f(next, EdgeKind::Next);
-                boundaries(bs, &mut f);
-            }
-            NodeKind::Decide { arms, otherwise } => {
-                for arm in arms {
-                    f(&arm.next, EdgeKind::When(arm.when.source().to_string()));
-                }
-                if let Some(o) = otherwise {
-                    f(o, EdgeKind::Otherwise);
-                }
-            }
-            NodeKind::Split { branches, .. } => {
-                for b in branches {
-                    f(b, EdgeKind::Branch);
-                }
-            }
-            NodeKind::First { arms } => {
-                for arm in arms {
+                },
+                Flow::First(arm) => {
                     let label = match &arm.event {
                         FirstEvent::Message { message, .. } => format!("message {message}"),
                         FirstEvent::Timer { at } => format!("after {at}"),
                     };
-                    f(&arm.next, EdgeKind::Event { label, interrupting: true });
+                    EdgeKind::Event { label, interrupting: true }
                 }
-            }
-        }
+            };
+            f(to, kind);
+        });
     }
 }
