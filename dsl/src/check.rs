@@ -25,18 +25,16 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
     for file in files {
         for role in &file.roles {
             if let Some((first_file, first)) = roles.get(role.name.name.as_str()) {
-                let mut d = Diagnostic::error(
-                    codes::DUPLICATE,
+                let message = format!("role `{}` is declared twice", role.name.name);
+                diags.push(twice_across(
+                    sources,
                     file.file,
                     role.name.span,
-                    format!("role `{}` is declared twice", role.name.name),
-                )
-                .with_label("declared again here")
-                .with_help("remove one of the declarations");
-                if *first_file == file.file {
-                    d = d.with_note(*first, "first declared here");
-                }
-                diags.push(d);
+                    (*first_file, *first),
+                    message,
+                    "declared",
+                    "remove one of the declarations",
+                ));
             } else {
                 roles.insert(&role.name.name, (file.file, role.name.span));
             }
@@ -46,18 +44,17 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
     for file in files {
         for p in &file.processes {
             if let Some(first) = processes.get(p.key.name.as_str()) {
-                let mut d = Diagnostic::error(
-                    codes::DUPLICATE,
+                let message = format!("process `{}` is defined twice", p.key.name);
+                let help = "process keys are unique in a project: rename one of them";
+                diags.push(twice_across(
+                    sources,
                     p.file,
                     p.key.span,
-                    format!("process `{}` is defined twice", p.key.name),
-                )
-                .with_label("defined again here")
-                .with_help("process keys are unique in a project: rename one of them");
-                if first.file == p.file {
-                    d = d.with_note(first.key.span, "first defined here");
-                }
-                diags.push(d);
+                    (first.file, first.key.span),
+                    message,
+                    "defined",
+                    help,
+                ));
             } else {
                 processes.insert(&p.key.name, p);
             }
@@ -195,19 +192,18 @@ impl<'a> ProcessChecker<'a> {
         // Node names; approvals are also records in expressions (`manager_approval.completed_by`).
         for node in &p.nodes {
             if let Some(first) = self.names.get(&node.name.name) {
-                let d = Diagnostic::error(
-                    codes::DUPLICATE,
+                let d = twice(
                     self.file,
                     node.name.span,
+                    *first,
                     format!("node `{}` is defined twice", node.name.name),
-                )
-                .with_label("defined again here")
-                .with_note(*first, "first defined here")
-                .with_help(if matches!(node.kind, ast::NodeKind::Start(_)) {
-                    "a process may have several starts, each with its own name: `start signed on message \"order.signed\" -> next`"
-                } else {
-                    "node names are unique within a process: rename one of them"
-                });
+                    "defined",
+                    if matches!(node.kind, ast::NodeKind::Start(_)) {
+                        "a process may have several starts, each with its own name: `start signed on message \"order.signed\" -> next`"
+                    } else {
+                        "node names are unique within a process: rename one of them"
+                    },
+                );
                 self.diags.push(d);
             } else {
                 self.names.insert(node.name.name.clone(), node.name.span);
@@ -277,15 +273,14 @@ impl<'a> ProcessChecker<'a> {
 
     fn declare(&mut self, name: &ast::Ident, ty: &Type, what: &str) {
         if let Some((_, first)) = self.declared.get(&name.name) {
-            let d = Diagnostic::error(
-                codes::DUPLICATE,
+            let d = twice(
                 self.file,
                 name.span,
+                *first,
                 format!("{what} `{}` is declared twice", name.name),
-            )
-            .with_label("declared again here")
-            .with_note(*first, "first declared here")
-            .with_help("inputs and variables share one namespace: rename one of them");
+                "declared",
+                "inputs and variables share one namespace: rename one of them",
+            );
             self.diags.push(d);
             return;
         }
@@ -569,15 +564,14 @@ impl<'a> ProcessChecker<'a> {
                     .iter()
                     .map(|f| {
                         if let Some(first) = seen.insert(f.name.name.clone(), f.name.span) {
-                            let d = Diagnostic::error(
-                                codes::DUPLICATE,
+                            let d = twice(
                                 self.file,
                                 f.name.span,
+                                first,
                                 format!("form field `{}` is declared twice", f.name.name),
-                            )
-                            .with_label("declared again here")
-                            .with_note(first, "first declared here")
-                            .with_help("rename one of the fields");
+                                "declared",
+                                "rename one of the fields",
+                            );
                             self.diags.push(d);
                         }
                         FormField { name: f.name.name.clone(), ty: f.ty.ty.clone(), optional: f.ty.optional }
@@ -790,15 +784,14 @@ impl<'a> ProcessChecker<'a> {
 
     fn unique_mapping(&mut self, seen: &mut HashMap<String, Span>, m: &ast::Mapping) {
         if let Some(first) = seen.insert(m.name.name.clone(), m.name.span) {
-            let d = Diagnostic::error(
-                codes::DUPLICATE,
+            let d = twice(
                 self.file,
                 m.name.span,
+                first,
                 format!("`{}` is mapped twice", m.name.name),
-            )
-            .with_label("mapped again here")
-            .with_note(first, "first mapped here")
-            .with_help("keep one mapping per name");
+                "mapped",
+                "keep one mapping per name",
+            );
             self.diags.push(d);
         }
     }
@@ -1003,6 +996,33 @@ impl<'a> ProcessChecker<'a> {
     }
 }
 
+/// A "declared twice" error at `again`, with a note at the first declaration.
+fn twice(file: FileId, again: Span, first: Span, message: String, verb: &str, help: &str) -> Diagnostic {
+    Diagnostic::error(codes::DUPLICATE, file, again, message)
+        .with_label(format!("{verb} again here"))
+        .with_note(first, format!("first {verb} here"))
+        .with_help(help)
+}
+
+/// [`twice`] for names that may clash across files: a note can only point into the same file,
+/// so the message names the other one.
+fn twice_across(
+    sources: &SourceMap,
+    file: FileId,
+    again: Span,
+    (first_file, first): (FileId, Span),
+    message: String,
+    verb: &str,
+    help: &str,
+) -> Diagnostic {
+    if first_file == file {
+        return twice(file, again, first, message, verb, help);
+    }
+    let (line, col) = sources.get(first_file).line_col(first.start);
+    let message = format!("{message} (first in {}:{line}:{col})", sources.get(first_file).name);
+    Diagnostic::error(codes::DUPLICATE, file, again, message).with_label(format!("{verb} again here")).with_help(help)
+}
+
 fn word(kind: &ast::NodeKind) -> &'static str {
     match kind {
         ast::NodeKind::Start(_) => "start",
@@ -1024,28 +1044,6 @@ fn word(kind: &ast::NodeKind) -> &'static str {
 pub(crate) fn collect_names(e: &Expr, f: &mut dyn FnMut(&str)) {
     match &e.kind {
         ExprKind::Name(n) => f(n),
-        ExprKind::Field { target, .. } => collect_names(target, f),
-        ExprKind::List(items) => items.iter().for_each(|i| collect_names(i, f)),
-        ExprKind::Call { args, .. } => args.iter().for_each(|i| collect_names(i, f)),
-        ExprKind::Range { low, high, .. } => {
-            collect_names(low, f);
-            collect_names(high, f);
-        }
-        ExprKind::Unary { operand, .. } => collect_names(operand, f),
-        ExprKind::Binary { left, right, .. } => {
-            collect_names(left, f);
-            collect_names(right, f);
-        }
-        ExprKind::Between { value, low, high } => {
-            collect_names(value, f);
-            collect_names(low, f);
-            collect_names(high, f);
-        }
-        ExprKind::If { cond, then, otherwise } => {
-            collect_names(cond, f);
-            collect_names(then, f);
-            collect_names(otherwise, f);
-        }
-        ExprKind::Null | ExprKind::Bool(_) | ExprKind::Number(_) | ExprKind::Text(_) | ExprKind::Duration(_) => {}
+        _ => e.children().into_iter().for_each(|child| collect_names(child, f)),
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::diag::FileId;
-use crate::expr::{Expr, ExprKind, Type, parse_expr};
+use crate::expr::{Expr, Type, parse_expr};
 use crate::schedule::Schedule;
 
 /// An expression with its source text. Serialized as the text alone.
@@ -51,34 +51,8 @@ impl CExpr {
 fn rebase(e: &mut Expr, offset: usize) {
     e.span.start -= offset.min(e.span.start);
     e.span.end -= offset.min(e.span.end);
-    match &mut e.kind {
-        ExprKind::Field { target, .. } => rebase(target, offset),
-        ExprKind::List(items) | ExprKind::Call { args: items, .. } => items.iter_mut().for_each(|i| rebase(i, offset)),
-        ExprKind::Range { low, high, .. } => {
-            rebase(low, offset);
-            rebase(high, offset);
-        }
-        ExprKind::Unary { operand, .. } => rebase(operand, offset),
-        ExprKind::Binary { left, right, .. } => {
-            rebase(left, offset);
-            rebase(right, offset);
-        }
-        ExprKind::Between { value, low, high } => {
-            rebase(value, offset);
-            rebase(low, offset);
-            rebase(high, offset);
-        }
-        ExprKind::If { cond, then, otherwise } => {
-            rebase(cond, offset);
-            rebase(then, offset);
-            rebase(otherwise, offset);
-        }
-        ExprKind::Null
-        | ExprKind::Bool(_)
-        | ExprKind::Number(_)
-        | ExprKind::Text(_)
-        | ExprKind::Duration(_)
-        | ExprKind::Name(_) => {}
+    for child in e.children_mut() {
+        rebase(child, offset);
     }
 }
 

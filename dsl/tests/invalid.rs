@@ -42,3 +42,15 @@ fn invalid_fixtures_report_their_diagnostics() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+#[test]
+fn a_process_defined_in_two_files_names_the_first_file() {
+    let mut project = Project::new();
+    project.add("a.flow", "process p {\n  start -> done\n  end done \"Done\"\n}\n");
+    project.add("b.flow", "\n\nprocess p {\n  start -> done\n  end done \"Done\"\n}\n");
+    let compilation = project.compile();
+    let rendered = compilation.render();
+    assert!(compilation.has_errors());
+    assert!(rendered.contains("error[E0102]: process `p` is defined twice (first in a.flow:1:9)"), "{rendered}");
+    assert!(rendered.contains("--> b.flow:3:9"), "{rendered}");
+}

@@ -14,6 +14,46 @@ pub struct Expr {
     pub span: Span,
 }
 
+impl Expr {
+    /// The direct sub-expressions, in source order.
+    pub fn children(&self) -> Vec<&Expr> {
+        match &self.kind {
+            ExprKind::Field { target, .. } => vec![target],
+            ExprKind::List(items) | ExprKind::Call { args: items, .. } => items.iter().collect(),
+            ExprKind::Range { low, high, .. } => vec![low, high],
+            ExprKind::Unary { operand, .. } => vec![operand],
+            ExprKind::Binary { left, right, .. } => vec![left, right],
+            ExprKind::Between { value, low, high } => vec![value, low, high],
+            ExprKind::If { cond, then, otherwise } => vec![cond, then, otherwise],
+            ExprKind::Null
+            | ExprKind::Bool(_)
+            | ExprKind::Number(_)
+            | ExprKind::Text(_)
+            | ExprKind::Duration(_)
+            | ExprKind::Name(_) => Vec::new(),
+        }
+    }
+
+    /// The direct sub-expressions, mutably, in source order.
+    pub fn children_mut(&mut self) -> Vec<&mut Expr> {
+        match &mut self.kind {
+            ExprKind::Field { target, .. } => vec![target],
+            ExprKind::List(items) | ExprKind::Call { args: items, .. } => items.iter_mut().collect(),
+            ExprKind::Range { low, high, .. } => vec![low, high],
+            ExprKind::Unary { operand, .. } => vec![operand],
+            ExprKind::Binary { left, right, .. } => vec![left, right],
+            ExprKind::Between { value, low, high } => vec![value, low, high],
+            ExprKind::If { cond, then, otherwise } => vec![cond, then, otherwise],
+            ExprKind::Null
+            | ExprKind::Bool(_)
+            | ExprKind::Number(_)
+            | ExprKind::Text(_)
+            | ExprKind::Duration(_)
+            | ExprKind::Name(_) => Vec::new(),
+        }
+    }
+}
+
 /// The kinds of expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
