@@ -185,11 +185,11 @@ mod tests {
             "expected an operator or the end of the expression",
             (2, 3),
         );
-        check_syntax_error("if a then b", "unexpected end of expression", "expected `else` or an operator", (11, 11));
+        check_syntax_error("if a then b", "unexpected end of expression", "expected `else`", (11, 11));
         check_syntax_error(
             "(1 + 2",
             "unexpected end of expression",
-            "expected `..` or a closing bracket or an operator",
+            "expected `..` or a closing bracket",
             (6, 6),
         );
         check_syntax_error("", "unexpected end of expression", "expected an expression", (0, 0));
