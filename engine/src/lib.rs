@@ -52,6 +52,7 @@ mod effect;
 mod event;
 mod ids;
 mod instance;
+pub mod memory;
 mod rejection;
 mod step;
 pub mod value_serde;
@@ -64,5 +65,6 @@ pub use instance::{
     CallWait, Frame, Incident, Instance, JobWait, Status, Subscription, SubscriptionPurpose, TaskWait, TimerPurpose,
     TimerWait, Token, TokenState,
 };
+pub use memory::MemoryEngine;
 pub use rejection::Rejection;
 pub use step::{STEP_LIMIT, Transition, replay, step};

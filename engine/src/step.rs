@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cloverleaf_dsl::CompiledProcess;
-use cloverleaf_dsl::expr::{EvalContext, ExprKind, Type, Value, eval, is_true};
+use cloverleaf_dsl::expr::{EvalContext, EvalError, ExprKind, Type, Value, eval, is_true};
 use cloverleaf_dsl::model::{
     Boundary, BoundaryEvent, CExpr, EndKind, FirstEvent, FormField, Mapping, Node, NodeKind, Reminder, TimerSpec,
     Trigger, WaitUntil,
@@ -343,7 +343,12 @@ impl<'d> Machine<'d> {
         let mut changed = BTreeMap::new();
         let mut errors = Vec::new();
         for m in outputs {
-            match eval(m.value.ast(), &ctx).map_err(|e| e.to_string()).and_then(|v| self.coerce(&m.name, v)) {
+            // A field the result or payload leaves out sets an optional variable to null.
+            let value = match eval(m.value.ast(), &ctx) {
+                Err(EvalError::UnknownVariable { .. }) if self.is_optional(&m.name) => Ok(Value::Null),
+                other => other.map_err(|e| e.to_string()),
+            };
+            match value.and_then(|v| self.coerce(&m.name, v)) {
                 Ok(v) => {
                     changed.insert(m.name.clone(), v);
                 }
@@ -351,6 +356,11 @@ impl<'d> Machine<'d> {
             }
         }
         if errors.is_empty() { Ok(changed) } else { Err(errors) }
+    }
+
+    /// True if the variable is declared with `?`.
+    fn is_optional(&self, name: &str) -> bool {
+        self.def.inputs.iter().chain(&self.def.vars).any(|v| v.name == name && v.optional)
     }
 
     fn set_variables(&mut self, changed: &BTreeMap<String, Value>) {
