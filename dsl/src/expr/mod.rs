@@ -186,12 +186,7 @@ mod tests {
             (2, 3),
         );
         check_syntax_error("if a then b", "unexpected end of expression", "expected `else`", (11, 11));
-        check_syntax_error(
-            "(1 + 2",
-            "unexpected end of expression",
-            "expected `..` or a closing bracket",
-            (6, 6),
-        );
+        check_syntax_error("(1 + 2", "unexpected end of expression", "expected `..` or a closing bracket", (6, 6));
         check_syntax_error("", "unexpected end of expression", "expected an expression", (0, 0));
     }
 
