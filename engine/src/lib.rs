@@ -54,7 +54,9 @@ mod ids;
 mod instance;
 pub mod memory;
 mod rejection;
+pub mod runtime;
 mod step;
+pub mod store;
 pub mod value_serde;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
@@ -67,4 +69,5 @@ pub use instance::{
 };
 pub use memory::MemoryEngine;
 pub use rejection::Rejection;
+pub use runtime::{Engine, EngineOptions};
 pub use step::{STEP_LIMIT, Transition, replay, step};

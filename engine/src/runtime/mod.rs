@@ -1,0 +1,1038 @@
+//! The durable runtime: loads an instance, applies the pure core, and persists the new state and
+//! every effect in one transaction, dispatching only after the commit.
+//!
+//! [`Engine`] is a cheap-to-clone handle. Every write goes to one writer task that applies
+//! whatever has queued up as ONE transaction (group commit) and answers each caller only after
+//! that transaction committed, so many concurrent callers share one `fsync`.
+//!
+//! A step: load the instance row → [`crate::step`] → (deliver buffered messages to
+//! subscriptions the step opened, as further core steps) → one [`StepWrite`] guarded by the
+//! instance's version. A conflict (someone else stepped the instance first) loads and steps
+//! again. Events owed to other instances (a child's start, its end reported to the parent, a
+//! parent's cancel) are written as `pending_events` rows in the same transaction and applied
+//! right after the commit, each in its own step that deletes the row: a crash in between leaves
+//! the row, and [`Engine::recover`] (run by [`Engine::open`]) applies it on start-up.
+//!
+//! Catch-up policy: on start-up ([`Engine::open`] runs [`Engine::recover`]) every timer already
+//! due fires once, each instance's timers in due order, stepped at the current time (not at the
+//! missed due time); a repeating timer the core reschedules to a time still in the past fires
+//! again in the same pass, until nothing is due.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cloverleaf_engine::runtime::Error> {
+//! use std::sync::Arc;
+//! use cloverleaf_engine::SystemClock;
+//! use cloverleaf_engine::runtime::{Engine, EngineOptions};
+//!
+//! let engine = Engine::open(EngineOptions::new("cloverleaf.db", Arc::new(SystemClock))).await?;
+//! engine.deploy(&[("p.flow", "process p \"P\" { start -> done  end done \"Done\" }")]).await?;
+//! let id = engine.start("p", None, serde_json::json!({})).await?;
+//! # let _ = id; Ok(()) }
+//! ```
+
+mod plan;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use cloverleaf_dsl::{CompiledProcess, Project};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::effect::Effect;
+use crate::event::Event;
+use crate::ids::{IncidentId, InstanceId, JobId, TaskId};
+use crate::instance::Instance;
+use crate::rejection::Rejection;
+use crate::step::{Transition, step};
+use crate::store::{
+    self, DeploymentRow, Guard, HistoryCheck, HistoryRow, LockedJob, MessageRow, PendingRow, SqliteStore, Store,
+    TaskInfo, Write, WriteError, WriteOutcome,
+};
+use plan::{Before, NewChild, plan};
+
+/// How often a step is tried again after optimistic-concurrency conflicts before giving up.
+const MAX_ATTEMPTS: usize = 64;
+
+/// A runtime failure or refusal.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// A batch write failed in the database.
+    #[error("write failed: {0}")]
+    Write(String),
+    /// The sources do not compile.
+    #[error("the processes do not compile:\n{0}")]
+    Compile(String),
+    /// No deployment of this process (and version).
+    #[error("process `{0}` is not deployed")]
+    UnknownProcess(String),
+    /// No such instance.
+    #[error("no instance `{0}`")]
+    UnknownInstance(String),
+    /// No such job.
+    #[error("no job `{0}`")]
+    UnknownJob(String),
+    /// No such task.
+    #[error("no task `{0}`")]
+    UnknownTask(String),
+    /// No open incident with this id.
+    #[error("no open incident `{0}`")]
+    UnknownIncident(String),
+    /// The core refused the event.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The job is not locked with this epoch (another worker holds it, or it is finished).
+    #[error("job `{job}` is not locked with epoch {epoch}")]
+    StaleLock {
+        /// The job.
+        job: String,
+        /// The epoch presented.
+        epoch: i64,
+    },
+    /// The job's lease ran out: it may be handed to another worker.
+    #[error("the lease on job `{job}` expired")]
+    LeaseExpired {
+        /// The job.
+        job: String,
+    },
+    /// The user holds none of the task's roles and is not its assignee.
+    #[error("`{user}` may not act on task `{task}`: not a candidate")]
+    NotCandidate {
+        /// The user.
+        user: String,
+        /// The task.
+        task: String,
+    },
+    /// The task is claimed by someone else.
+    #[error("task `{task}` is claimed by another user")]
+    TaskClaimed {
+        /// The task.
+        task: String,
+    },
+    /// The task is no longer open.
+    #[error("task `{task}` is closed")]
+    TaskClosed {
+        /// The task.
+        task: String,
+    },
+    /// A message with this id was received before.
+    #[error("message `{0}` was received before")]
+    DuplicateMessage(String),
+    /// The owed event was applied already (by another task or engine node).
+    #[error("the owed event was applied already")]
+    AlreadyApplied,
+    /// The step kept conflicting with concurrent steps.
+    #[error("instance `{0}` kept changing concurrently")]
+    Contention(String),
+    /// The writer task stopped.
+    #[error("the engine is stopped")]
+    Stopped,
+    /// A JSON value could not be read or written.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// How to open an engine on SQLite.
+pub struct EngineOptions {
+    /// The database file.
+    pub path: PathBuf,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Most writes in one transaction.
+    pub max_batch: usize,
+}
+
+impl EngineOptions {
+    /// Options with the default batch size.
+    pub fn new(path: impl Into<PathBuf>, clock: Arc<dyn Clock>) -> EngineOptions {
+        EngineOptions { path: path.into(), clock, max_batch: 1024 }
+    }
+}
+
+/// One process deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployed {
+    /// The process key.
+    pub key: String,
+    /// Its version.
+    pub version: u32,
+    /// sha256 of its compiled JSON.
+    pub hash: String,
+    /// False when the same definition was deployed before (nothing changed).
+    pub created: bool,
+}
+
+/// A message to correlate.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The name.
+    pub name: String,
+    /// The correlation key.
+    pub correlation_key: String,
+    /// The payload (a JSON object).
+    pub payload: serde_json::Value,
+    /// Makes delivery idempotent; one is generated when absent.
+    pub message_id: Option<String>,
+    /// How long it stays buffered when nobody waits for it yet.
+    pub ttl: TimeDelta,
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Correlation {
+    /// It reached this instance.
+    Delivered {
+        /// The instance.
+        instance: InstanceId,
+    },
+    /// Nobody waits for it yet: it is buffered until its time-to-live runs out.
+    Buffered,
+    /// A message with the same id was received before: nothing happened.
+    Duplicate,
+}
+
+struct Request {
+    write: Write,
+    reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
+}
+
+/// Counters of the group-commit writer.
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    writes: AtomicU64,
+    busy_micros: AtomicU64,
+}
+
+/// What the group-commit writer has done so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed.
+    pub batches: u64,
+    /// Writes applied (steps, fetches, claims...).
+    pub writes: u64,
+    /// Time spent inside transactions, in microseconds.
+    pub busy_micros: u64,
+}
+
+/// An instance as this engine last wrote it: what a step needs, without reading the store.
+/// Another engine node writing the same instance makes the next write conflict, which evicts it.
+struct Cached {
+    instance: Instance,
+    version: i64,
+    parent: Option<(String, String)>,
+    history_seq: i64,
+    history_hash: String,
+}
+
+/// A job lock this engine handed out: (instance, epoch, lease end).
+type HeldLock = (String, i64, DateTime<Utc>);
+
+/// Most instances (and job locks) kept in memory before the caches are emptied.
+const CACHE_LIMIT: usize = 100_000;
+
+struct Inner<S: Store> {
+    store: S,
+    cache: std::sync::Mutex<HashMap<String, Arc<Cached>>>,
+    locks: std::sync::Mutex<HashMap<String, HeldLock>>,
+    counters: Arc<Counters>,
+    clock: Arc<dyn Clock>,
+    writer: mpsc::UnboundedSender<Request>,
+    definitions: RwLock<HashMap<(String, u32), Arc<CompiledProcess>>>,
+    latest: RwLock<HashMap<String, u32>>,
+    prefix: String,
+    counter: AtomicU64,
+    wake: Notify,
+}
+
+/// The durable engine: a cheap-to-clone handle.
+pub struct Engine<S: Store = SqliteStore> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S: Store> Clone for Engine<S> {
+    fn clone(&self) -> Self {
+        Engine { inner: Arc::clone(&self.inner) }
+    }
+}
+
+/// What one step did.
+struct Stepped {
+    pending: Vec<PendingRow>,
+}
+
+/// Extra conditions and records of a step.
+#[derive(Default, Clone)]
+struct Extra {
+    guards: Vec<Guard>,
+    record_message: Option<MessageRow>,
+    consume_pending: Option<String>,
+}
+
+impl Engine<SqliteStore> {
+    /// Opens the SQLite file (creating and migrating it), then recovers: owed events are applied
+    /// and overdue timers fire.
+    pub async fn open(options: EngineOptions) -> Result<Engine<SqliteStore>, Error> {
+        let store = SqliteStore::open(&options.path).await?;
+        let engine = Engine::with_store(store, options.clock, options.max_batch);
+        engine.recover().await?;
+        Ok(engine)
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// An engine on `store`; spawns the writer task (call inside a tokio runtime).
+    pub fn with_store(store: S, clock: Arc<dyn Clock>, max_batch: usize) -> Engine<S> {
+        let (writer, requests) = mpsc::unbounded_channel();
+        let counters = Arc::new(Counters::default());
+        // The writer runs on its own thread: its statements are awaited one after another, and
+        // on a busy runtime each await would queue behind every runnable task.
+        let (writer_store, writer_counters) = (store.clone(), Arc::clone(&counters));
+        let spawned = std::thread::Builder::new().name("cloverleaf-writer".into()).spawn(move || {
+            match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(write_loop(writer_store, requests, max_batch.max(1), writer_counters)),
+                Err(error) => tracing::error!(%error, "cannot start the writer runtime"),
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the writer thread");
+        }
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        Engine {
+            inner: Arc::new(Inner {
+                store,
+                cache: std::sync::Mutex::new(HashMap::new()),
+                locks: std::sync::Mutex::new(HashMap::new()),
+                counters,
+                clock,
+                writer,
+                definitions: RwLock::new(HashMap::new()),
+                latest: RwLock::new(HashMap::new()),
+                prefix: base36(nanos),
+                counter: AtomicU64::new(0),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// What the group-commit writer has done so far.
+    pub fn writer_stats(&self) -> WriterStats {
+        let c = &self.inner.counters;
+        WriterStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            busy_micros: c.busy_micros.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// Applies every owed event and fires every overdue timer; returns how many timers fired.
+    pub async fn recover(&self) -> Result<usize, Error> {
+        loop {
+            let pending = self.inner.store.pending(256).await?;
+            if pending.is_empty() {
+                break;
+            }
+            self.settle(pending).await?;
+        }
+        self.fire_due_timers().await
+    }
+
+    /// Compiles `files` (name, text) together and deploys every process in them. A process whose
+    /// compiled form is unchanged keeps its version; a changed one gets the next version.
+    pub async fn deploy(&self, files: &[(&str, &str)]) -> Result<Vec<Deployed>, Error> {
+        let mut project = Project::new();
+        let mut source = String::new();
+        for (name, text) in files {
+            project.add(*name, *text);
+            source.push_str(&format!("# file: {name}\n{text}\n"));
+        }
+        let compilation = project.compile();
+        if compilation.has_errors() {
+            return Err(Error::Compile(compilation.render()));
+        }
+        let mut deployed = Vec::new();
+        for process in &compilation.processes {
+            deployed.push(self.deploy_compiled(process, &source).await?);
+        }
+        Ok(deployed)
+    }
+
+    /// Deploys one compiled process with the source it came from (idempotent by hash).
+    pub async fn deploy_compiled(&self, process: &CompiledProcess, source: &str) -> Result<Deployed, Error> {
+        let compiled = process.to_json();
+        let hash = store::sha256_hex(compiled.as_bytes());
+        let row = DeploymentRow {
+            key: process.key.clone(),
+            version: 0,
+            hash: hash.clone(),
+            source: source.to_string(),
+            compiled,
+            at: self.now(),
+        };
+        match self.submit(Write::Deploy(row)).await? {
+            WriteOutcome::Deployed { version, created } => {
+                let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
+                let entry = latest.entry(process.key.clone()).or_insert(version);
+                *entry = (*entry).max(version);
+                Ok(Deployed { key: process.key.clone(), version, hash, created })
+            }
+            other => Err(Error::Write(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// The definition an instance runs.
+    pub async fn definition(&self, key: &str, version: u32) -> Result<Arc<CompiledProcess>, Error> {
+        if let Some(d) =
+            self.inner.definitions.read().unwrap_or_else(PoisonError::into_inner).get(&(key.to_string(), version))
+        {
+            return Ok(Arc::clone(d));
+        }
+        let row = self
+            .inner
+            .store
+            .deployment(key, Some(version))
+            .await?
+            .ok_or_else(|| Error::UnknownProcess(format!("{key} v{version}")))?;
+        let definition: Arc<CompiledProcess> = Arc::new(serde_json::from_str(&row.compiled)?);
+        self.inner
+            .definitions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((key.to_string(), version), Arc::clone(&definition));
+        Ok(definition)
+    }
+
+    /// The latest deployed version of a process.
+    pub async fn latest_version(&self, key: &str) -> Result<u32, Error> {
+        if let Some(v) = self.inner.latest.read().unwrap_or_else(PoisonError::into_inner).get(key) {
+            return Ok(*v);
+        }
+        let row = self.inner.store.deployment(key, None).await?.ok_or_else(|| Error::UnknownProcess(key.into()))?;
+        self.inner.latest.write().unwrap_or_else(PoisonError::into_inner).insert(key.to_string(), row.version);
+        Ok(row.version)
+    }
+
+    /// Starts an instance of the latest version of `process`.
+    pub async fn start(
+        &self,
+        process: &str,
+        business_key: Option<&str>,
+        variables: serde_json::Value,
+    ) -> Result<InstanceId, Error> {
+        let version = self.latest_version(process).await?;
+        self.start_version(process, version, business_key, variables).await
+    }
+
+    /// Starts an instance of one deployed version of `process`.
+    pub async fn start_version(
+        &self,
+        process: &str,
+        version: u32,
+        business_key: Option<&str>,
+        variables: serde_json::Value,
+    ) -> Result<InstanceId, Error> {
+        let definition = self.definition(process, version).await?;
+        let id = self.next_id("i");
+        let instance = Instance::new(id.as_str(), process, version);
+        let event = Event::Start { variables, business_key: business_key.map(str::to_string), start: None };
+        let before = Before {
+            instance: &instance,
+            expected_version: None,
+            parent: None,
+            history_seq: 0,
+            history_hash: store::GENESIS_HASH.to_string(),
+        };
+        let stepped = match self.step_and_write(&definition, &before, event, &Extra::default()).await {
+            Ok(stepped) => stepped,
+            Err(Attempt::Again) => return Err(Error::Contention(id)),
+            Err(Attempt::Failed(e)) => return Err(e),
+        };
+        self.settle(stepped.pending).await?;
+        Ok(InstanceId(id))
+    }
+
+    /// The current state of an instance.
+    pub async fn instance(&self, id: &InstanceId) -> Result<Instance, Error> {
+        let row =
+            self.inner.store.load_instance(id.as_str()).await?.ok_or_else(|| Error::UnknownInstance(id.0.clone()))?;
+        Ok(Instance::from_json(&row.state)?)
+    }
+
+    /// Locks up to `max` due jobs of `job_types` for `worker` until now + `lease`. A job whose
+    /// lease ran out is handed out again with a new epoch.
+    pub async fn fetch_and_lock(
+        &self,
+        worker: &str,
+        job_types: &[&str],
+        max: usize,
+        lease: TimeDelta,
+    ) -> Result<Vec<LockedJob>, Error> {
+        let now = self.now();
+        let write = Write::FetchJobs {
+            worker: worker.to_string(),
+            job_types: job_types.iter().map(|t| t.to_string()).collect(),
+            max: i64::try_from(max).unwrap_or(i64::MAX),
+            now,
+            lease_until: now + lease,
+        };
+        match self.submit(write).await? {
+            WriteOutcome::Jobs(jobs) => {
+                let mut locks = self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner);
+                if locks.len() >= CACHE_LIMIT {
+                    locks.clear();
+                }
+                for job in &jobs {
+                    locks.insert(job.id.0.clone(), (job.instance_id.0.clone(), job.epoch, job.lock_expires_at));
+                }
+                Ok(jobs)
+            }
+            other => Err(Error::Write(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// A worker completed a job it holds with `epoch`.
+    pub async fn complete_job(&self, job: &JobId, epoch: i64, output: serde_json::Value) -> Result<(), Error> {
+        self.job_event(job, epoch, Event::JobCompleted { job: job.clone(), output }).await
+    }
+
+    /// A job attempt failed (technical): retried with backoff, then an incident.
+    pub async fn fail_job(&self, job: &JobId, epoch: i64, message: &str) -> Result<(), Error> {
+        self.job_event(job, epoch, Event::JobFailed { job: job.clone(), message: message.to_string() }).await
+    }
+
+    /// A job raised a business error `code`.
+    pub async fn business_error(&self, job: &JobId, epoch: i64, code: &str) -> Result<(), Error> {
+        self.job_event(job, epoch, Event::JobBusinessError { job: job.clone(), code: code.to_string() }).await
+    }
+
+    async fn job_event(&self, job: &JobId, epoch: i64, event: Event) -> Result<(), Error> {
+        // The lock this engine handed out, else the job's row; the write re-checks the epoch.
+        let held = self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner).get(job.as_str()).cloned();
+        let (instance, expires) = match held {
+            Some((instance, held_epoch, expires)) if held_epoch == epoch => (instance, Some(expires)),
+            _ => {
+                let info = self.inner.store.job(job.as_str()).await?.ok_or_else(|| Error::UnknownJob(job.0.clone()))?;
+                if info.state != "locked" || info.lock_epoch != epoch {
+                    return Err(Error::StaleLock { job: job.0.clone(), epoch });
+                }
+                (info.instance_id, info.lock_expires_at)
+            }
+        };
+        if expires.is_some_and(|at| at <= self.now()) {
+            return Err(Error::LeaseExpired { job: job.0.clone() });
+        }
+        let extra = Extra { guards: vec![Guard::JobLocked { job: job.0.clone(), epoch }], ..Extra::default() };
+        let result = self.run(&instance, event, extra).await;
+        self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner).remove(job.as_str());
+        self.settle(result?.pending).await
+    }
+
+    /// Open tasks, of one instance or of all.
+    pub async fn tasks(&self, instance: Option<&InstanceId>) -> Result<Vec<TaskInfo>, Error> {
+        Ok(self.inner.store.open_tasks(instance.map(InstanceId::as_str)).await?)
+    }
+
+    /// One task, open or closed.
+    pub async fn task(&self, task: &TaskId) -> Result<TaskInfo, Error> {
+        self.inner.store.task(task.as_str()).await?.ok_or_else(|| Error::UnknownTask(task.0.clone()))
+    }
+
+    /// Claims a task for `user`, who must hold one of its roles or be its assignee.
+    pub async fn claim(&self, task: &TaskId, user: &str, roles: &[&str]) -> Result<(), Error> {
+        let info = self.open_task_for(task, user, roles).await?;
+        let write = Write::ClaimTask { task: info.id.0.clone(), user: Some(user.to_string()), by: user.to_string() };
+        match self.submit(write).await? {
+            WriteOutcome::Claimed(true) => Ok(()),
+            _ => Err(Error::TaskClaimed { task: task.0.clone() }),
+        }
+    }
+
+    /// Releases a task `user` claimed.
+    pub async fn unclaim(&self, task: &TaskId, user: &str) -> Result<(), Error> {
+        let write = Write::ClaimTask { task: task.0.clone(), user: None, by: user.to_string() };
+        match self.submit(write).await? {
+            WriteOutcome::Claimed(true) => Ok(()),
+            _ => Err(Error::TaskClaimed { task: task.0.clone() }),
+        }
+    }
+
+    /// `user` (holding `roles`) completes a task with a form. The user must hold one of the task's
+    /// roles or be its assignee, and the task must not be claimed by someone else; the core checks
+    /// the form and separation of duties (`not by`).
+    pub async fn complete_task(
+        &self,
+        task: &TaskId,
+        user: &str,
+        roles: &[&str],
+        form: serde_json::Value,
+    ) -> Result<(), Error> {
+        let info = self.open_task_for(task, user, roles).await?;
+        if info.claimed_by.as_deref().is_some_and(|c| c != user) {
+            return Err(Error::TaskClaimed { task: task.0.clone() });
+        }
+        let event = Event::TaskCompleted { task: task.clone(), by: user.to_string(), on_behalf_of: None, form };
+        let extra = Extra {
+            guards: vec![Guard::TaskFree { task: task.0.clone(), user: user.to_string() }],
+            ..Extra::default()
+        };
+        let stepped = self.run(info.instance_id.as_str(), event, extra).await?;
+        self.settle(stepped.pending).await
+    }
+
+    async fn open_task_for(&self, task: &TaskId, user: &str, roles: &[&str]) -> Result<TaskInfo, Error> {
+        let info = self.task(task).await?;
+        if info.state != "open" {
+            return Err(Error::TaskClosed { task: task.0.clone() });
+        }
+        let candidate =
+            info.assignee.as_deref() == Some(user) || info.roles.iter().any(|r| roles.contains(&r.as_str()));
+        if !candidate {
+            return Err(Error::NotCandidate { user: user.to_string(), task: task.0.clone() });
+        }
+        Ok(info)
+    }
+
+    /// Delivers a message to the instance waiting for it (the oldest subscription), or buffers it.
+    pub async fn correlate(&self, message: Message) -> Result<Correlation, Error> {
+        let message_id = message.message_id.clone().unwrap_or_else(|| self.next_id("m"));
+        let payload = message.payload.to_string();
+        for _ in 0..MAX_ATTEMPTS {
+            let now = self.now();
+            if self.inner.store.message_seen(&message_id).await? {
+                return Ok(Correlation::Duplicate);
+            }
+            let row = MessageRow {
+                message_id: message_id.clone(),
+                name: message.name.clone(),
+                correlation_key: message.correlation_key.clone(),
+                payload: payload.clone(),
+                instance_id: None,
+                received_at: now,
+                expires_at: now + message.ttl,
+            };
+            let subscriptions = self.inner.store.subscriptions_for(&message.name, &message.correlation_key).await?;
+            if let Some((subscription, instance)) = subscriptions.into_iter().next() {
+                let event =
+                    Event::MessageCorrelated { subscription: subscription.into(), payload: message.payload.clone() };
+                let record = MessageRow { instance_id: Some(instance.clone()), ..row };
+                match self.run(&instance, event, Extra { record_message: Some(record), ..Extra::default() }).await {
+                    Ok(stepped) => {
+                        self.settle(stepped.pending).await?;
+                        return Ok(Correlation::Delivered { instance: InstanceId(instance) });
+                    }
+                    Err(Error::DuplicateMessage(_)) => return Ok(Correlation::Duplicate),
+                    // The subscription closed meanwhile: look again.
+                    Err(Error::Rejected(Rejection::UnknownSubscription { .. })) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            match self.submit_raw(Write::BufferMessage(row)).await? {
+                Ok(_) => return Ok(Correlation::Buffered),
+                Err(WriteError::DuplicateMessage(_)) => return Ok(Correlation::Duplicate),
+                Err(WriteError::SubscriptionExists) => continue,
+                Err(e) => return Err(write_error(e)),
+            }
+        }
+        Err(Error::Contention(message_id))
+    }
+
+    /// Fires every timer due now (each instance's timers in due order); returns how many fired.
+    pub async fn fire_due_timers(&self) -> Result<usize, Error> {
+        let mut fired = 0usize;
+        let mut refused: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+        for _round in 0..10_000 {
+            let now = self.now();
+            let due = self.inner.store.due_timers(now, 1024).await?;
+            let mut by_instance: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (timer, instance) in due {
+                if !refused.contains(&(timer.clone(), instance.clone())) {
+                    by_instance.entry(instance).or_default().push(timer);
+                }
+            }
+            if by_instance.is_empty() {
+                break;
+            }
+            let mut set = JoinSet::new();
+            for (instance, timers) in by_instance {
+                let engine = self.clone();
+                set.spawn(async move {
+                    let mut out = Vec::new();
+                    for timer in timers {
+                        let event = Event::TimerFired { timer: timer.as_str().into() };
+                        let result = engine.run(&instance, event, Extra::default()).await;
+                        out.push((timer, instance.clone(), result));
+                    }
+                    out
+                });
+            }
+            let mut pending = Vec::new();
+            while let Some(joined) = set.join_next().await {
+                let results = joined.map_err(|e| Error::Write(format!("timer task: {e}")))?;
+                for (timer, instance, result) in results {
+                    match result {
+                        Ok(stepped) => {
+                            fired += 1;
+                            pending.extend(stepped.pending);
+                        }
+                        Err(Error::Rejected(rejection)) => {
+                            tracing::warn!(%timer, %instance, %rejection, "timer refused");
+                            refused.insert((timer, instance));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            self.settle(pending).await?;
+        }
+        Ok(fired)
+    }
+
+    /// Cancels an instance and everything it has open.
+    pub async fn cancel(&self, instance: &InstanceId, by: &str) -> Result<(), Error> {
+        let stepped = self.run(instance.as_str(), Event::Cancel { by: by.to_string() }, Extra::default()).await?;
+        self.settle(stepped.pending).await
+    }
+
+    /// An operator retries an incident: its job runs again, or its node is re-entered.
+    pub async fn retry_incident(&self, incident: &IncidentId) -> Result<(), Error> {
+        let (instance, job) = self
+            .inner
+            .store
+            .incident(incident.as_str())
+            .await?
+            .ok_or_else(|| Error::UnknownIncident(incident.0.clone()))?;
+        let event = match job {
+            Some(job) => Event::RetryJob { job: job.into() },
+            None => Event::ResolveIncident { incident: incident.clone() },
+        };
+        let stepped = self.run(&instance, event, Extra::default()).await?;
+        self.settle(stepped.pending).await
+    }
+
+    /// The history rows of an instance.
+    pub async fn history(&self, instance: &InstanceId) -> Result<Vec<HistoryRow>, Error> {
+        Ok(self.inner.store.history(instance.as_str()).await?)
+    }
+
+    /// The accepted events of an instance, in order, with the time each was applied.
+    pub async fn events(&self, instance: &InstanceId) -> Result<Vec<(Event, DateTime<Utc>)>, Error> {
+        let rows = self.inner.store.events(instance.as_str()).await?;
+        rows.into_iter().map(|(at, text)| Ok((serde_json::from_str(&text)?, at))).collect()
+    }
+
+    /// Recomputes an instance's history hash chain and reports the first altered row.
+    pub async fn verify_history(&self, instance: &InstanceId) -> Result<HistoryCheck, Error> {
+        let row = self
+            .inner
+            .store
+            .load_instance(instance.as_str())
+            .await?
+            .ok_or_else(|| Error::UnknownInstance(instance.0.clone()))?;
+        let rows = self.inner.store.history(instance.as_str()).await?;
+        Ok(HistoryCheck::verify(&rows, row.history_seq, &row.history_hash))
+    }
+
+    /// Runs the timer scheduler until `shutdown` completes: sleeps until the next due timer
+    /// (at most a minute, or until a step schedules a timer), then fires what is due.
+    pub async fn run_scheduler(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        tokio::pin!(shutdown);
+        loop {
+            self.recover().await?;
+            let next = self.inner.store.next_timer().await?;
+            let wait = next
+                .map(|at| (at - self.now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(60))
+                .min(Duration::from_secs(60));
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Applies owed events (and the events they cause in turn).
+    async fn settle(&self, mut work: Vec<PendingRow>) -> Result<(), Error> {
+        while let Some(row) = work.pop() {
+            let event: Event = serde_json::from_str(&row.event)?;
+            let extra = Extra { consume_pending: Some(row.id.clone()), ..Extra::default() };
+            match self.run(&row.instance_id, event, extra).await {
+                Ok(stepped) => work.extend(stepped.pending),
+                Err(Error::Rejected(rejection)) => {
+                    tracing::warn!(instance = %row.instance_id, %rejection, "owed event refused; dropped");
+                    self.submit(Write::DropPending(row.id)).await?;
+                }
+                // Someone else applied it already.
+                Err(Error::AlreadyApplied) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads, steps and writes `event` for an existing instance, retrying on conflicts.
+    async fn run(&self, instance: &str, event: Event, extra: Extra) -> Result<Stepped, Error> {
+        for _ in 0..MAX_ATTEMPTS {
+            let cached = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner).get(instance).cloned();
+            let from_cache = cached.is_some();
+            let cached = match cached {
+                Some(c) => c,
+                None => {
+                    let row = self
+                        .inner
+                        .store
+                        .load_instance(instance)
+                        .await?
+                        .ok_or_else(|| Error::UnknownInstance(instance.to_string()))?;
+                    Arc::new(Cached {
+                        instance: Instance::from_json(&row.state)?,
+                        version: row.version,
+                        parent: row.parent_id.clone().zip(row.parent_call.clone()),
+                        history_seq: row.history_seq,
+                        history_hash: row.history_hash.clone(),
+                    })
+                }
+            };
+            let definition = self.definition(cached.instance.process(), cached.instance.process_version()).await?;
+            let before = Before {
+                instance: &cached.instance,
+                expected_version: Some(cached.version),
+                parent: cached.parent.clone(),
+                history_seq: cached.history_seq,
+                history_hash: cached.history_hash.clone(),
+            };
+            match self.step_and_write(&definition, &before, event.clone(), &extra).await {
+                Err(Attempt::Again) => {
+                    self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner).remove(instance);
+                }
+                // The cache may lag behind a step another task just committed: read the store.
+                Err(Attempt::Failed(Error::Rejected(_))) if from_cache => {
+                    self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner).remove(instance);
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(stepped) => return Ok(stepped),
+            }
+        }
+        Err(Error::Contention(instance.to_string()))
+    }
+
+    async fn step_and_write(
+        &self,
+        definition: &CompiledProcess,
+        before: &Before<'_>,
+        event: Event,
+        extra: &Extra,
+    ) -> Result<Stepped, Attempt> {
+        let now = self.now();
+        let id = before.instance.id().as_str();
+        let span = tracing::info_span!("step", instance = %id, process = %definition.key, event = event.name(),
+            node = tracing::field::Empty);
+        let first = span.in_scope(|| step(definition, before.instance, event.clone(), now)).map_err(Error::from)?;
+        if let Some(node) = first.effects.iter().find_map(|e| match e {
+            Effect::History(h) => h.node.clone(),
+            _ => None,
+        }) {
+            span.record("node", node.as_str());
+        }
+        let mut steps: Vec<(Event, Transition)> = vec![(event, first)];
+        // Deliver buffered messages to subscriptions this step opened, in the same write.
+        let mut consumed = Vec::new();
+        let mut guards = extra.guards.clone();
+        for _ in 0..STEP_CHAIN_LIMIT {
+            let current = &steps[steps.len() - 1].1.instance;
+            let mut next = None;
+            for (sid, sub) in current.subscriptions() {
+                if before.instance.subscriptions().contains_key(sid) {
+                    continue;
+                }
+                if let Some(found) =
+                    self.inner.store.buffered_message(&sub.message, &sub.correlation_key, now, &consumed).await?
+                {
+                    next = Some((sid.clone(), found));
+                    break;
+                }
+            }
+            let Some((subscription, found)) = next else { break };
+            let payload: serde_json::Value = serde_json::from_str(&found.payload).map_err(Error::from)?;
+            let event = Event::MessageCorrelated { subscription, payload };
+            let t = span.in_scope(|| step(definition, current, event.clone(), now)).map_err(Error::from)?;
+            consumed.push(found.seq);
+            steps.push((event, t));
+        }
+        let last = &steps[steps.len() - 1].1.instance;
+        for (sid, sub) in last.subscriptions() {
+            if !before.instance.subscriptions().contains_key(sid) {
+                guards.push(Guard::NoBufferedMessage {
+                    name: sub.message.clone(),
+                    key: sub.correlation_key.clone(),
+                    now,
+                });
+            }
+        }
+        let mut children = Vec::new();
+        for (_, t) in &steps {
+            for effect in &t.effects {
+                if let Effect::StartChild { call, process, inputs, .. } = effect {
+                    let version = self.latest_version(process).await?;
+                    children.push(NewChild {
+                        id: call.0.clone(),
+                        process: process.clone(),
+                        version,
+                        inputs: inputs.clone(),
+                    });
+                }
+            }
+        }
+        let mut write = plan(before, &steps, children, now, || self.next_id("p")).map_err(Error::from)?;
+        write.guards = guards;
+        write.consume_messages = consumed;
+        write.record_message = extra.record_message.clone();
+        write.consume_pending = extra.consume_pending.clone();
+        let wakes = !write.timers_upsert.is_empty();
+        let pending = write.pending.clone();
+        let (version, history_seq, history_hash) =
+            (write.instance.version, write.instance.history_seq, write.instance.history_hash.clone());
+        match self.submit_raw(Write::Step(Box::new(write))).await? {
+            Ok(_) => {
+                if wakes {
+                    self.inner.wake.notify_one();
+                }
+                let (_, last) = steps.pop().ok_or(Error::Stopped)?;
+                let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                if last.instance.status().is_final() {
+                    cache.remove(id);
+                } else {
+                    if cache.len() >= CACHE_LIMIT {
+                        cache.clear();
+                    }
+                    let cached = Cached {
+                        instance: last.instance,
+                        version,
+                        parent: before.parent.clone(),
+                        history_seq,
+                        history_hash,
+                    };
+                    // A slower task must not replace a newer entry with its older one.
+                    if cache.get(id).is_none_or(|c| c.version < version) {
+                        cache.insert(id.to_string(), Arc::new(cached));
+                    }
+                }
+                Ok(Stepped { pending })
+            }
+            Err(WriteError::Conflict(_) | WriteError::BufferedMessageWaiting) => Err(Attempt::Again),
+            Err(e) => Err(write_error(e).into()),
+        }
+    }
+
+    async fn submit_raw(&self, write: Write) -> Result<Result<WriteOutcome, WriteError>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.writer.send(Request { write, reply }).map_err(|_| Error::Stopped)?;
+        answer.await.map_err(|_| Error::Stopped)
+    }
+
+    async fn submit(&self, write: Write) -> Result<WriteOutcome, Error> {
+        self.submit_raw(write).await?.map_err(write_error)
+    }
+
+    fn next_id(&self, kind: &str) -> String {
+        let n = self.inner.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{kind}-{}-{n}", self.inner.prefix)
+    }
+}
+
+/// Most buffered messages delivered in one step.
+const STEP_CHAIN_LIMIT: usize = 64;
+
+/// Why one attempt at a step did not land.
+enum Attempt {
+    /// A conflict: load and step again.
+    Again,
+    /// A refusal or failure.
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<store::Error> for Attempt {
+    fn from(e: store::Error) -> Self {
+        Attempt::Failed(Error::Store(e))
+    }
+}
+
+fn write_error(e: WriteError) -> Error {
+    match e {
+        WriteError::Conflict(id) => Error::Contention(id),
+        WriteError::StaleEpoch { job, epoch } => Error::StaleLock { job, epoch },
+        WriteError::TaskTaken { task } => Error::TaskClaimed { task },
+        WriteError::DuplicateMessage(id) => Error::DuplicateMessage(id),
+        WriteError::PendingGone => Error::AlreadyApplied,
+        other => Error::Write(other.to_string()),
+    }
+}
+
+async fn write_loop<S: Store>(
+    store: S,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    max_batch: usize,
+    counters: Arc<Counters>,
+) {
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match requests.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().map(|r| (r.write, r.reply)).unzip();
+        let size = writes.len();
+        let started = std::time::Instant::now();
+        let results = store.write(writes).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.writes.fetch_add(size as u64, Ordering::Relaxed);
+        counters.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        tracing::trace!(size, micros, "batch committed");
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The caller may have gone away; the write stands.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+fn base36(mut n: u128) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}

@@ -1,0 +1,375 @@
+//! Turns accepted transitions into the rows one [`StepWrite`] changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::effect::{Effect, HistoryEvent};
+use crate::event::Event;
+use crate::instance::{Instance, Status};
+use crate::step::Transition;
+use crate::store::{
+    GENESIS_HASH, HistoryRow, IncidentRow, InstanceRow, JobChange, JobRow, PendingRow, StepWrite, SubscriptionRow,
+    TaskChange, TaskRow, TimerRow, chain_hash, ts,
+};
+
+/// Where the instance stood before the step.
+pub(crate) struct Before<'a> {
+    pub instance: &'a Instance,
+    pub expected_version: Option<i64>,
+    pub parent: Option<(String, String)>,
+    pub history_seq: i64,
+    pub history_hash: String,
+}
+
+/// A child instance to create, resolved by the caller (the version it runs).
+pub(crate) struct NewChild {
+    pub id: String,
+    pub process: String,
+    pub version: u32,
+    pub inputs: serde_json::Value,
+}
+
+/// Builds the write for `steps` applied in order to `before.instance`.
+pub(crate) fn plan(
+    before: &Before<'_>,
+    steps: &[(Event, Transition)],
+    children: Vec<NewChild>,
+    now: DateTime<Utc>,
+    mut next_id: impl FnMut() -> String,
+) -> Result<StepWrite, serde_json::Error> {
+    let id = before.instance.id().as_str().to_string();
+    let Some((_, last)) = steps.last() else {
+        return Err(serde::de::Error::custom("a step write needs at least one transition"));
+    };
+    let after = &last.instance;
+    let mut jobs: BTreeMap<String, JobChange> = BTreeMap::new();
+    let mut tasks: BTreeMap<String, TaskChange> = BTreeMap::new();
+    let mut timers: BTreeMap<String, TimerRow> = BTreeMap::new();
+    let mut subscriptions: BTreeMap<String, SubscriptionRow> = BTreeMap::new();
+    let mut incidents_insert = Vec::new();
+    let mut incidents_close = Vec::new();
+    let mut history = Vec::new();
+    let mut events = Vec::new();
+    let mut pending = Vec::new();
+    let mut cancelled_jobs = BTreeSet::new();
+    let mut cancelled_tasks = BTreeSet::new();
+    let mut completed_by: BTreeMap<String, String> = BTreeMap::new();
+    let mut seq = before.history_seq;
+    let mut hash = before.history_hash.clone();
+    let at = ts(now);
+
+    for (event, transition) in steps {
+        if let Event::TaskCompleted { task, by, .. } = event {
+            completed_by.insert(task.0.clone(), by.clone());
+        }
+        events.push((
+            i64::try_from(transition.instance.version()).unwrap_or(i64::MAX),
+            now,
+            serde_json::to_string(event)?,
+        ));
+        for effect in &transition.effects {
+            match effect {
+                Effect::CreateJob { job, node, job_type, input, retry, idempotency_key, .. } => {
+                    jobs.insert(
+                        job.0.clone(),
+                        JobChange::Insert(JobRow {
+                            id: job.0.clone(),
+                            instance_id: id.clone(),
+                            node: node.clone(),
+                            job_type: job_type.clone(),
+                            input: input.to_string(),
+                            idempotency_key: idempotency_key.clone(),
+                            retries: i64::from(retry.attempts),
+                            attempt: 1,
+                            state: "ready".into(),
+                            due_at: now,
+                        }),
+                    );
+                }
+                Effect::RetryJob { job, at, attempt } => {
+                    set_job(&mut jobs, &job.0, "ready", Some(*at), Some(i64::from(*attempt)));
+                }
+                Effect::CancelJob { job } => {
+                    cancelled_jobs.insert(job.0.clone());
+                    set_job(&mut jobs, &job.0, "cancelled", None, None);
+                }
+                Effect::CreateTask { task, node, title, roles, assignee, form, due_at } => {
+                    tasks.insert(
+                        task.0.clone(),
+                        TaskChange::Insert(TaskRow {
+                            id: task.0.clone(),
+                            instance_id: id.clone(),
+                            node: node.clone(),
+                            title: title.clone(),
+                            roles: serde_json::to_string(roles)?,
+                            assignee: assignee.clone(),
+                            form: serde_json::to_string(form)?,
+                            due_at: *due_at,
+                            created_at: now,
+                        }),
+                    );
+                }
+                Effect::CancelTask { task } => {
+                    cancelled_tasks.insert(task.0.clone());
+                }
+                Effect::Remind { .. } => {}
+                Effect::ScheduleTimer { timer, node, at } => {
+                    timers.insert(
+                        timer.0.clone(),
+                        TimerRow { id: timer.0.clone(), instance_id: id.clone(), node: node.clone(), due_at: *at },
+                    );
+                }
+                Effect::CancelTimer { .. } | Effect::Unsubscribe { .. } => {}
+                Effect::Subscribe { subscription, node, message, correlation_key } => {
+                    subscriptions.insert(
+                        subscription.0.clone(),
+                        SubscriptionRow {
+                            id: subscription.0.clone(),
+                            instance_id: id.clone(),
+                            node: node.clone(),
+                            message_name: message.clone(),
+                            correlation_key: correlation_key.clone(),
+                        },
+                    );
+                }
+                Effect::StartChild { .. } => {}
+                Effect::CancelChild { call } => {
+                    pending.push(PendingRow {
+                        id: next_id(),
+                        instance_id: call.0.clone(),
+                        event: serde_json::to_string(&Event::Cancel { by: format!("parent {id}") })?,
+                    });
+                }
+                Effect::RaiseIncident { incident, node, job, message } => {
+                    incidents_insert.push(IncidentRow {
+                        id: incident.0.clone(),
+                        instance_id: id.clone(),
+                        node: node.clone(),
+                        job_id: job.as_ref().map(|j| j.0.clone()),
+                        message: message.clone(),
+                        at: now,
+                    });
+                    if let Some(job) = job {
+                        set_job(&mut jobs, &job.0, "incident", None, None);
+                    }
+                }
+                Effect::CloseIncident { incident } => incidents_close.push(incident.0.clone()),
+                Effect::Completed { .. } | Effect::Failed { .. } | Effect::Cancelled { .. } => {}
+                Effect::History(event) => {
+                    seq += 1;
+                    let row = history_row(&id, seq, &at, event, &hash)?;
+                    hash = row.hash.clone();
+                    history.push(row);
+                }
+            }
+        }
+    }
+
+    // Whatever the instance no longer has open is closed, whichever effect closed it.
+    let old = before.instance;
+    let job_ids: BTreeSet<String> = old.jobs().keys().map(|j| j.0.clone()).chain(jobs.keys().cloned()).collect();
+    for job in job_ids {
+        if !after.jobs().keys().any(|j| j.0 == job) && !cancelled_jobs.contains(&job) {
+            set_job(&mut jobs, &job, "done", None, None);
+        }
+    }
+    let task_ids: BTreeSet<String> = old.tasks().keys().map(|t| t.0.clone()).chain(tasks.keys().cloned()).collect();
+    for task in task_ids {
+        if after.tasks().keys().any(|t| t.0 == task) {
+            continue;
+        }
+        let close = if cancelled_tasks.contains(&task) {
+            TaskChange::Close { id: task.clone(), state: "cancelled".into(), completed_by: None }
+        } else {
+            TaskChange::Close {
+                id: task.clone(),
+                state: "completed".into(),
+                completed_by: completed_by.get(&task).cloned(),
+            }
+        };
+        // A task opened and closed in the same step never reaches the table.
+        if matches!(tasks.get(&task), Some(TaskChange::Insert(_))) {
+            tasks.remove(&task);
+        } else {
+            tasks.insert(task, close);
+        }
+    }
+    let mut timers_delete = Vec::new();
+    let timer_ids: BTreeSet<String> = old.timers().keys().map(|t| t.0.clone()).chain(timers.keys().cloned()).collect();
+    for timer in timer_ids {
+        if !after.timers().keys().any(|t| t.0 == timer) {
+            timers.remove(&timer);
+            if old.timers().keys().any(|t| t.0 == timer) {
+                timers_delete.push(timer);
+            }
+        }
+    }
+    let mut subscriptions_delete = Vec::new();
+    let sub_ids: BTreeSet<String> =
+        old.subscriptions().keys().map(|s| s.0.clone()).chain(subscriptions.keys().cloned()).collect();
+    for sub in sub_ids {
+        if !after.subscriptions().keys().any(|s| s.0 == sub) {
+            subscriptions.remove(&sub);
+            if old.subscriptions().keys().any(|s| s.0 == sub) {
+                subscriptions_delete.push(sub);
+            }
+        }
+    }
+
+    // A child's end is owed to its parent.
+    if let Some((parent, call)) = &before.parent {
+        let owed = match after.status() {
+            Status::Completed { outcome } if !old.status().is_final() => Some(Event::ChildCompleted {
+                call: call.as_str().into(),
+                outcome: outcome.clone(),
+                variables: after.variables().clone(),
+            }),
+            Status::Failed { code } if !old.status().is_final() => {
+                Some(Event::ChildFailed { call: call.as_str().into(), code: code.clone() })
+            }
+            Status::Cancelled { .. } if !old.status().is_final() => {
+                Some(Event::ChildFailed { call: call.as_str().into(), code: "cancelled".into() })
+            }
+            _ => None,
+        };
+        if let Some(event) = owed {
+            pending.push(PendingRow {
+                id: next_id(),
+                instance_id: parent.clone(),
+                event: serde_json::to_string(&event)?,
+            });
+        }
+    }
+
+    let mut child_rows = Vec::new();
+    for child in children {
+        let state = Instance::new(child.id.as_str(), child.process.as_str(), child.version);
+        child_rows.push(InstanceRow {
+            id: child.id.clone(),
+            process_key: child.process.clone(),
+            process_version: child.version,
+            status: status_word(state.status()).into(),
+            business_key: None,
+            parent_id: Some(id.clone()),
+            parent_call: Some(child.id.clone()),
+            state: state.to_json()?,
+            version: 0,
+            history_seq: 0,
+            history_hash: GENESIS_HASH.into(),
+            at: now,
+        });
+        pending.push(PendingRow {
+            id: next_id(),
+            instance_id: child.id,
+            event: serde_json::to_string(&Event::Start { variables: child.inputs, business_key: None, start: None })?,
+        });
+    }
+
+    Ok(StepWrite {
+        instance: InstanceRow {
+            id: id.clone(),
+            process_key: after.process().to_string(),
+            process_version: after.process_version(),
+            status: status_word(after.status()).into(),
+            business_key: after.business_key().map(str::to_string),
+            parent_id: before.parent.as_ref().map(|p| p.0.clone()),
+            parent_call: before.parent.as_ref().map(|p| p.1.clone()),
+            state: after.to_json()?,
+            version: i64::try_from(after.version()).unwrap_or(i64::MAX),
+            history_seq: seq,
+            history_hash: hash,
+            at: now,
+        },
+        expected_version: before.expected_version,
+        guards: Vec::new(),
+        consume_messages: Vec::new(),
+        record_message: None,
+        consume_pending: None,
+        jobs: jobs.into_values().collect(),
+        tasks: tasks.into_values().collect(),
+        timers_upsert: timers.into_values().collect(),
+        timers_delete,
+        subscriptions_insert: subscriptions.into_values().collect(),
+        subscriptions_delete,
+        incidents_insert,
+        incidents_close,
+        history,
+        events,
+        children: child_rows,
+        pending,
+    })
+}
+
+fn set_job(
+    jobs: &mut BTreeMap<String, JobChange>,
+    id: &str,
+    state: &str,
+    due: Option<DateTime<Utc>>,
+    attempt_no: Option<i64>,
+) {
+    match jobs.get_mut(id) {
+        Some(JobChange::Insert(row)) => {
+            row.state = state.to_string();
+            if let Some(due) = due {
+                row.due_at = due;
+            }
+            if let Some(a) = attempt_no {
+                row.attempt = a;
+            }
+        }
+        Some(JobChange::Update { state: s, due_at, attempt, .. }) => {
+            *s = state.to_string();
+            if due.is_some() {
+                *due_at = due;
+            }
+            if attempt_no.is_some() {
+                *attempt = attempt_no;
+            }
+        }
+        None => {
+            jobs.insert(
+                id.to_string(),
+                JobChange::Update { id: id.to_string(), state: state.to_string(), due_at: due, attempt: attempt_no },
+            );
+        }
+    }
+}
+
+fn history_row(
+    instance: &str,
+    seq: i64,
+    at: &str,
+    event: &HistoryEvent,
+    prev: &str,
+) -> Result<HistoryRow, serde_json::Error> {
+    let kind = match serde_json::to_value(event.kind)? {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    };
+    let mut row = HistoryRow {
+        instance_id: instance.to_string(),
+        seq,
+        at: at.to_string(),
+        kind,
+        node: event.node.clone(),
+        who: event.who.clone(),
+        on_behalf_of: event.on_behalf_of.clone(),
+        detail: serde_json::to_string(event)?,
+        prev_hash: prev.to_string(),
+        hash: String::new(),
+    };
+    row.hash = chain_hash(prev, &row);
+    Ok(row)
+}
+
+/// The status column's word.
+pub(crate) fn status_word(status: &Status) -> &'static str {
+    match status {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Completed { .. } => "completed",
+        Status::Failed { .. } => "failed",
+        Status::Cancelled { .. } => "cancelled",
+    }
+}

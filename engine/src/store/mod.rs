@@ -1,0 +1,545 @@
+//! Durable storage of deployments, instances and everything a step opens.
+//!
+//! The runtime talks to a database only through [`Store`]: a handful of reads and one
+//! [`Store::write`] that applies a whole batch of [`Write`]s in ONE transaction (group commit)
+//! and answers each write on its own. A [`StepWrite`] is everything one accepted step changes,
+//! computed by the runtime before it reaches the store, so a store implementation is plain SQL
+//! and knows nothing of the core. [`SqliteStore`] is the embedded implementation; a PostgreSQL
+//! one implements the same trait.
+//!
+//! Architecture Invariant: every write in a batch is either applied whole or refused whole with
+//! a typed [`WriteError`]; a refused write never makes the other writes of its batch fail.
+
+mod history;
+mod sqlite;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::ids::{InstanceId, JobId, TaskId};
+
+pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
+pub use sqlite::SqliteStore;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON column did not parse.
+    #[error("stored json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A stored value is not what the schema promises.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Why one write of a batch was refused (the rest of the batch is unaffected).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The instance changed since it was loaded (optimistic concurrency): load and step again.
+    #[error("instance `{0}` was changed concurrently")]
+    Conflict(String),
+    /// The job is no longer locked with this epoch.
+    #[error("job `{job}` is not locked with epoch {epoch}")]
+    StaleEpoch {
+        /// The job.
+        job: String,
+        /// The epoch the caller held.
+        epoch: i64,
+    },
+    /// The task is closed or claimed by someone else.
+    #[error("task `{task}` is closed or claimed by another user")]
+    TaskTaken {
+        /// The task.
+        task: String,
+    },
+    /// A message with this id was received before.
+    #[error("message `{0}` was received before")]
+    DuplicateMessage(String),
+    /// A subscription for the message appeared: deliver it instead of buffering.
+    #[error("a subscription for the message exists")]
+    SubscriptionExists,
+    /// A buffered message for a new subscription exists: step again to consume it.
+    #[error("a buffered message waits for the new subscription")]
+    BufferedMessageWaiting,
+    /// The owed event this step consumes was applied already.
+    #[error("the owed event was applied already")]
+    PendingGone,
+    /// The database failed; the whole batch was rolled back and the write retried alone.
+    #[error("{0}")]
+    Store(Arc<Error>),
+}
+
+/// One write, applied inside the batch's transaction.
+#[derive(Debug)]
+pub enum Write {
+    /// Persist one accepted step.
+    Step(Box<StepWrite>),
+    /// Deploy a compiled process (idempotent by hash).
+    Deploy(DeploymentRow),
+    /// Lock up to `max` due jobs of the given types.
+    FetchJobs {
+        /// The worker.
+        worker: String,
+        /// The job types.
+        job_types: Vec<String>,
+        /// At most this many.
+        max: i64,
+        /// Now.
+        now: DateTime<Utc>,
+        /// The lease's end.
+        lease_until: DateTime<Utc>,
+    },
+    /// Claim (`user: Some`) or unclaim a task held by `by`.
+    ClaimTask {
+        /// The task.
+        task: String,
+        /// The new claimant, or none to unclaim.
+        user: Option<String>,
+        /// The user acting.
+        by: String,
+    },
+    /// Buffer a message nobody waits for yet.
+    BufferMessage(MessageRow),
+    /// Drop an owed event its instance refused.
+    DropPending(String),
+}
+
+/// What a write produced.
+#[derive(Debug)]
+pub enum WriteOutcome {
+    /// Done, nothing to report.
+    Done,
+    /// The version deployed, and whether it is new.
+    Deployed {
+        /// The version.
+        version: u32,
+        /// False when the same hash was deployed before.
+        created: bool,
+    },
+    /// The jobs locked.
+    Jobs(Vec<LockedJob>),
+    /// Whether a claim or unclaim changed the task.
+    Claimed(bool),
+}
+
+/// A deployment row.
+#[derive(Debug, Clone)]
+pub struct DeploymentRow {
+    /// The process key.
+    pub key: String,
+    /// The version (ignored on write: the store picks it).
+    pub version: u32,
+    /// sha256 of the compiled JSON.
+    pub hash: String,
+    /// The `.flow` source.
+    pub source: String,
+    /// The compiled JSON.
+    pub compiled: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// An instance row: the state JSON and what the store indexes.
+#[derive(Debug, Clone)]
+pub struct InstanceRow {
+    /// The id.
+    pub id: String,
+    /// The process key.
+    pub process_key: String,
+    /// The deployed version it runs.
+    pub process_version: u32,
+    /// created / running / completed / failed / cancelled.
+    pub status: String,
+    /// The business key.
+    pub business_key: Option<String>,
+    /// The calling instance.
+    pub parent_id: Option<String>,
+    /// The parent's call.
+    pub parent_call: Option<String>,
+    /// The instance JSON.
+    pub state: String,
+    /// The optimistic-concurrency version.
+    pub version: i64,
+    /// The last history sequence number.
+    pub history_seq: i64,
+    /// The hash of the last history row.
+    pub history_hash: String,
+    /// Now.
+    pub at: DateTime<Utc>,
+}
+
+/// A job row as created.
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    /// The id.
+    pub id: String,
+    /// The instance.
+    pub instance_id: String,
+    /// The task node.
+    pub node: String,
+    /// The job type.
+    pub job_type: String,
+    /// The input JSON.
+    pub input: String,
+    /// Stable per activation.
+    pub idempotency_key: String,
+    /// Attempts allowed.
+    pub retries: i64,
+    /// The attempt about to run.
+    pub attempt: i64,
+    /// ready / locked / incident / done / cancelled.
+    pub state: String,
+    /// Not before.
+    pub due_at: DateTime<Utc>,
+}
+
+/// A change to a job.
+#[derive(Debug, Clone)]
+pub enum JobChange {
+    /// A new job.
+    Insert(JobRow),
+    /// A new state (the lock is released); due time and attempt when given.
+    Update {
+        /// The job.
+        id: String,
+        /// The new state.
+        state: String,
+        /// A new due time.
+        due_at: Option<DateTime<Utc>>,
+        /// A new attempt number.
+        attempt: Option<i64>,
+    },
+}
+
+/// A human task row as created.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    /// The id.
+    pub id: String,
+    /// The instance.
+    pub instance_id: String,
+    /// The approval node.
+    pub node: String,
+    /// The title.
+    pub title: String,
+    /// Candidate roles (JSON array).
+    pub roles: String,
+    /// The assignee.
+    pub assignee: Option<String>,
+    /// The form (JSON).
+    pub form: String,
+    /// The SLA.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Now.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A change to a task.
+#[derive(Debug, Clone)]
+pub enum TaskChange {
+    /// A new open task.
+    Insert(TaskRow),
+    /// Closed (completed or cancelled).
+    Close {
+        /// The task.
+        id: String,
+        /// completed / cancelled.
+        state: String,
+        /// Who completed it.
+        completed_by: Option<String>,
+    },
+}
+
+/// A timer row.
+#[derive(Debug, Clone)]
+pub struct TimerRow {
+    /// The id.
+    pub id: String,
+    /// The instance.
+    pub instance_id: String,
+    /// The node.
+    pub node: String,
+    /// When.
+    pub due_at: DateTime<Utc>,
+}
+
+/// A subscription row.
+#[derive(Debug, Clone)]
+pub struct SubscriptionRow {
+    /// The id.
+    pub id: String,
+    /// The instance.
+    pub instance_id: String,
+    /// The node.
+    pub node: String,
+    /// The message name.
+    pub message_name: String,
+    /// The correlation key.
+    pub correlation_key: String,
+}
+
+/// An incident row.
+#[derive(Debug, Clone)]
+pub struct IncidentRow {
+    /// The id.
+    pub id: String,
+    /// The instance.
+    pub instance_id: String,
+    /// The node.
+    pub node: String,
+    /// The job.
+    pub job_id: Option<String>,
+    /// What went wrong.
+    pub message: String,
+    /// Now.
+    pub at: DateTime<Utc>,
+}
+
+/// A received message.
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    /// The message id (unique).
+    pub message_id: String,
+    /// The name.
+    pub name: String,
+    /// The correlation key.
+    pub correlation_key: String,
+    /// The payload JSON.
+    pub payload: String,
+    /// The instance it reached, if delivered.
+    pub instance_id: Option<String>,
+    /// Now.
+    pub received_at: DateTime<Utc>,
+    /// Buffered until.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A buffered message, as read back.
+#[derive(Debug, Clone)]
+pub struct BufferedMessage {
+    /// Its row number.
+    pub seq: i64,
+    /// The message id.
+    pub message_id: String,
+    /// The payload JSON.
+    pub payload: String,
+}
+
+/// An event owed to an instance (a child's start or end, a parent's cancel).
+#[derive(Debug, Clone)]
+pub struct PendingRow {
+    /// The id.
+    pub id: String,
+    /// The receiving instance.
+    pub instance_id: String,
+    /// The event JSON.
+    pub event: String,
+}
+
+/// A check made inside the transaction before the step's changes are applied.
+#[derive(Debug, Clone)]
+pub enum Guard {
+    /// The job is still locked with this epoch.
+    JobLocked {
+        /// The job.
+        job: String,
+        /// The epoch.
+        epoch: i64,
+    },
+    /// The task is open and unclaimed or claimed by `user`.
+    TaskFree {
+        /// The task.
+        task: String,
+        /// The user completing it.
+        user: String,
+    },
+    /// No unexpired buffered message waits for this name and key.
+    NoBufferedMessage {
+        /// The name.
+        name: String,
+        /// The key.
+        key: String,
+        /// Now.
+        now: DateTime<Utc>,
+    },
+}
+
+/// Everything one accepted step (possibly a short chain of core steps) changes.
+#[derive(Debug, Clone)]
+pub struct StepWrite {
+    /// The new instance row.
+    pub instance: InstanceRow,
+    /// `None`: insert a new instance; `Some(v)`: update only if its version is still `v`.
+    pub expected_version: Option<i64>,
+    /// Checks that must hold.
+    pub guards: Vec<Guard>,
+    /// Buffered messages (by `seq`) this step delivers.
+    pub consume_messages: Vec<i64>,
+    /// A message delivered directly by this step (idempotency record).
+    pub record_message: Option<MessageRow>,
+    /// The owed event this step consumes.
+    pub consume_pending: Option<String>,
+    /// Job changes.
+    pub jobs: Vec<JobChange>,
+    /// Task changes.
+    pub tasks: Vec<TaskChange>,
+    /// Timers to create or move.
+    pub timers_upsert: Vec<TimerRow>,
+    /// Timers to drop.
+    pub timers_delete: Vec<String>,
+    /// Subscriptions to open.
+    pub subscriptions_insert: Vec<SubscriptionRow>,
+    /// Subscriptions to drop.
+    pub subscriptions_delete: Vec<String>,
+    /// Incidents raised.
+    pub incidents_insert: Vec<IncidentRow>,
+    /// Incidents closed.
+    pub incidents_close: Vec<String>,
+    /// History rows, chained.
+    pub history: Vec<HistoryRow>,
+    /// The accepted events: (seq, at, event JSON).
+    pub events: Vec<(i64, DateTime<Utc>, String)>,
+    /// Child instances created (status created).
+    pub children: Vec<InstanceRow>,
+    /// Events owed to other instances.
+    pub pending: Vec<PendingRow>,
+}
+
+/// A job as read.
+#[derive(Debug, Clone)]
+pub struct JobInfo {
+    /// The id.
+    pub id: String,
+    /// The instance.
+    pub instance_id: String,
+    /// The job type.
+    pub job_type: String,
+    /// The state.
+    pub state: String,
+    /// The lock epoch.
+    pub lock_epoch: i64,
+    /// The lease's end.
+    pub lock_expires_at: Option<DateTime<Utc>>,
+}
+
+/// A job handed to a worker by fetch-and-lock.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LockedJob {
+    /// The id.
+    pub id: JobId,
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// The task node.
+    pub node: String,
+    /// The job type.
+    pub job_type: String,
+    /// The input.
+    pub input: serde_json::Value,
+    /// Stable per activation: make side effects once per key.
+    pub idempotency_key: String,
+    /// The attempt (1 is the first).
+    pub attempt: i64,
+    /// The lock epoch to present on completion.
+    pub epoch: i64,
+    /// The lease's end.
+    pub lock_expires_at: DateTime<Utc>,
+}
+
+/// A human task as read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TaskInfo {
+    /// The id.
+    pub id: TaskId,
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// The approval node.
+    pub node: String,
+    /// The title.
+    pub title: String,
+    /// Candidate roles.
+    pub roles: Vec<String>,
+    /// The assignee.
+    pub assignee: Option<String>,
+    /// The form fields (JSON).
+    pub form: serde_json::Value,
+    /// The SLA.
+    pub due_at: Option<DateTime<Utc>>,
+    /// open / completed / cancelled.
+    pub state: String,
+    /// Who claimed it.
+    pub claimed_by: Option<String>,
+    /// Who completed it.
+    pub completed_by: Option<String>,
+}
+
+/// The storage interface of the runtime.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Applies `batch` in one transaction; one result per write, in order.
+    fn write(&self, batch: Vec<Write>) -> impl Future<Output = Vec<Result<WriteOutcome, WriteError>>> + Send;
+    /// Loads an instance row.
+    fn load_instance(&self, id: &str) -> impl Future<Output = Result<Option<InstanceRow>, Error>> + Send;
+    /// A deployment by key; the latest when `version` is `None`.
+    fn deployment(
+        &self,
+        key: &str,
+        version: Option<u32>,
+    ) -> impl Future<Output = Result<Option<DeploymentRow>, Error>> + Send;
+    /// A job.
+    fn job(&self, id: &str) -> impl Future<Output = Result<Option<JobInfo>, Error>> + Send;
+    /// A task.
+    fn task(&self, id: &str) -> impl Future<Output = Result<Option<TaskInfo>, Error>> + Send;
+    /// Open tasks, of one instance or all.
+    fn open_tasks(&self, instance: Option<&str>) -> impl Future<Output = Result<Vec<TaskInfo>, Error>> + Send;
+    /// Subscriptions matching a message: (subscription, instance), oldest first.
+    fn subscriptions_for(
+        &self,
+        name: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send;
+    /// The oldest unexpired buffered message for a name and key, skipping `skip`.
+    fn buffered_message(
+        &self,
+        name: &str,
+        key: &str,
+        now: DateTime<Utc>,
+        skip: &[i64],
+    ) -> impl Future<Output = Result<Option<BufferedMessage>, Error>> + Send;
+    /// True if a message with this id was received.
+    fn message_seen(&self, message_id: &str) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Timers due at `now`: (timer, instance), earliest first.
+    fn due_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send;
+    /// The earliest timer.
+    fn next_timer(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
+    /// Owed events, oldest first.
+    fn pending(&self, limit: i64) -> impl Future<Output = Result<Vec<PendingRow>, Error>> + Send;
+    /// An incident: (instance, job).
+    fn incident(&self, id: &str) -> impl Future<Output = Result<Option<(String, Option<String>)>, Error>> + Send;
+    /// The history rows of an instance, in order.
+    fn history(&self, instance: &str) -> impl Future<Output = Result<Vec<HistoryRow>, Error>> + Send;
+    /// The accepted events of an instance, in order: (at, event JSON).
+    fn events(&self, instance: &str) -> impl Future<Output = Result<Vec<(DateTime<Utc>, String)>, Error>> + Send;
+}
+
+/// The text form of an instant in the database: fixed width, so text order is time order.
+pub fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Reads [`ts`]'s form back.
+pub fn parse_ts(text: &str) -> Result<DateTime<Utc>, Error> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::Corrupt(format!("time `{text}`: {e}")))
+}

@@ -1,0 +1,97 @@
+//! Fetch-and-lock: leases, epochs, retries and incidents.
+
+use chrono::TimeDelta;
+use cloverleaf_engine::runtime::Error;
+use serde_json::json;
+
+use crate::harness::{Env, completed};
+
+async fn started(env: &Env) -> cloverleaf_engine::InstanceId {
+    env.engine
+        .start(
+            "order_approval",
+            None,
+            json!({"order_id": "SO-1", "customer_id": "C-7", "amount": "5000.00", "requested_by": "rita"}),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_expired_lease_returns_the_job_and_the_stale_epoch_is_refused() {
+    let env = Env::reference().await;
+    let id = started(&env).await;
+    let first = env.one_job("credit.check").await;
+    assert_eq!(first.idempotency_key, format!("{id}:check_credit:1"));
+    // Locked: nobody else gets it.
+    let none = env.engine.fetch_and_lock("w2", &["credit.check"], 10, TimeDelta::seconds(60)).await.unwrap();
+    assert!(none.is_empty());
+    env.advance(TimeDelta::seconds(61));
+    let again = env.engine.fetch_and_lock("w2", &["credit.check"], 10, TimeDelta::seconds(60)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, first.id);
+    assert_eq!(again[0].epoch, first.epoch + 1);
+    assert_eq!(again[0].idempotency_key, first.idempotency_key);
+    let output = json!({"credit_limit": "50000", "open_ar": "0", "risk": "A"});
+    assert!(matches!(
+        env.engine.complete_job(&first.id, first.epoch, output.clone()).await,
+        Err(Error::StaleLock { .. })
+    ));
+    env.engine.complete_job(&again[0].id, again[0].epoch, output.clone()).await.unwrap();
+    assert_eq!(env.status(&id).await, completed("approved"));
+    // A finished job cannot be completed twice.
+    assert!(matches!(
+        env.engine.complete_job(&again[0].id, again[0].epoch, output).await,
+        Err(Error::StaleLock { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_completion_after_the_lease_ran_out_is_refused() {
+    let env = Env::reference().await;
+    started(&env).await;
+    let job = env.one_job("credit.check").await;
+    env.advance(TimeDelta::seconds(90));
+    let result = env.engine.complete_job(&job.id, job.epoch, json!({})).await;
+    assert!(matches!(result, Err(Error::LeaseExpired { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn failures_are_retried_with_backoff_then_raise_an_incident_an_operator_retries() {
+    let env = Env::reference().await;
+    let id = started(&env).await;
+    // `retry 3`: the first try and three retries, each after its backoff.
+    for attempt in 1..=4 {
+        let job = env.one_job("credit.check").await;
+        assert_eq!(job.attempt, attempt);
+        env.engine.fail_job(&job.id, job.epoch, "erp down").await.unwrap();
+        if attempt < 4 {
+            assert!(env.instance(&id).await.incidents().is_empty());
+            // Not before the backoff.
+            let early = env.engine.fetch_and_lock("w1", &["credit.check"], 10, TimeDelta::seconds(60)).await.unwrap();
+            assert!(early.is_empty());
+            env.advance(TimeDelta::hours(1));
+        }
+    }
+    let incidents = env.instance(&id).await.incidents().clone();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let none = env.engine.fetch_and_lock("w1", &["credit.check"], 10, TimeDelta::seconds(60)).await.unwrap();
+    assert!(none.is_empty());
+    let incident = incidents.keys().next().unwrap().clone();
+    env.engine.retry_incident(&incident).await.unwrap();
+    let job = env.one_job("credit.check").await;
+    env.engine
+        .complete_job(&job.id, job.epoch, json!({"credit_limit": "50000", "open_ar": "0", "risk": "A"}))
+        .await
+        .unwrap();
+    assert_eq!(env.status(&id).await, completed("approved"));
+}
+
+#[tokio::test]
+async fn a_business_error_takes_the_matching_path() {
+    let env = Env::reference().await;
+    let id = started(&env).await;
+    let job = env.one_job("credit.check").await;
+    env.engine.business_error(&job.id, job.epoch, "customer_blocked").await.unwrap();
+    assert_eq!(env.status(&id).await, completed("rejected"));
+}
