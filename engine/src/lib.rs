@@ -1,4 +1,6 @@
-//! The Cloverleaf engine's pure core: `(definition, instance, event, now) → (instance, effects)`.
+//! The Cloverleaf engine: a pure core `(definition, instance, event, now) → (instance, effects)`,
+//! an in-memory driver of it on a virtual clock ([`memory`]), and a durable runtime on SQLite
+//! ([`runtime`], over the [`store`] trait). This page describes the core.
 //!
 //! An [`Instance`] holds its variables, its tokens (each at a node, with its branch context) and
 //! every wait it has open (jobs, human tasks, timers, message subscriptions, child calls,
