@@ -6,7 +6,7 @@
 //! that transaction committed, so many concurrent callers share one `fsync`.
 //!
 //! A step: load the instance row → [`crate::step`] → (deliver buffered messages to
-//! subscriptions the step opened, as further core steps) → one [`StepWrite`] guarded by the
+//! subscriptions the step opened, as further core steps) → one [`StepWrite`](crate::store::StepWrite) guarded by the
 //! instance's version. A conflict (someone else stepped the instance first) loads and steps
 //! again. Events owed to other instances (a child's start, its end reported to the parent, a
 //! parent's cancel) are written as `pending_events` rows in the same transaction and applied
