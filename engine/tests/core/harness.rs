@@ -18,32 +18,17 @@ pub fn t0() -> DateTime<Utc> {
 /// Compiles one snippet (roles of the reference processes are in scope).
 pub fn compile_snippet(src: &str) -> Vec<CompiledProcess> {
     let mut project = Project::new();
-    project.add("roles.flow", reference_file("roles.flow"));
+    let roles = crate::common::reference_files().into_iter().find(|(name, _)| name == "roles.flow");
+    project.add("roles.flow", roles.expect("processes/roles.flow").1);
     project.add("snippet.flow", src);
     let compilation = project.compile();
     assert!(!compilation.has_errors(), "{}", compilation.render());
     compilation.processes
 }
 
-fn reference_file(name: &str) -> String {
-    let path = format!("{}/../processes/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
 /// Every reference process, compiled together.
 pub fn reference_processes() -> Vec<CompiledProcess> {
-    let dir = format!("{}/../processes", env!("CARGO_MANIFEST_DIR"));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".flow"))
-        .collect();
-    names.sort();
-    let mut project = Project::new();
-    for name in names {
-        let text = reference_file(&name);
-        project.add(name, text);
-    }
+    let project = crate::common::reference_project();
     let compilation = project.compile();
     assert!(!compilation.has_errors(), "{}", compilation.render());
     compilation.processes

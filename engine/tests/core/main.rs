@@ -2,6 +2,8 @@
 
 mod approvals;
 mod calls;
+#[path = "../common/mod.rs"]
+mod common;
 mod flow;
 mod harness;
 mod jobs;

@@ -123,16 +123,7 @@ pub fn completed(outcome: &str) -> Status {
     Status::Completed { outcome: Some(outcome.into()) }
 }
 
-pub fn reference_files() -> Vec<(String, String)> {
-    let dir = format!("{}/../processes", env!("CARGO_MANIFEST_DIR"));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".flow"))
-        .collect();
-    names.sort();
-    names.into_iter().map(|n| (n.clone(), std::fs::read_to_string(format!("{dir}/{n}")).unwrap())).collect()
-}
+pub use crate::common::reference_files;
 
 /// The roles file, for snippets that use roles.
 pub fn roles() -> String {

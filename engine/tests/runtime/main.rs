@@ -1,6 +1,8 @@
 //! The durable runtime on SQLite: each test gets its own database file and a virtual clock.
 
 mod basics;
+#[path = "../common/mod.rs"]
+mod common;
 mod harness;
 mod jobs;
 mod messages;

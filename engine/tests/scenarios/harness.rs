@@ -3,7 +3,6 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
-use cloverleaf_dsl::Project;
 use cloverleaf_dsl::expr::Value;
 use cloverleaf_engine::memory::{Job, JobOutcome, Task};
 use cloverleaf_engine::{InstanceId, MemoryEngine, Status};
@@ -22,18 +21,7 @@ pub fn engine() -> MemoryEngine {
 
 /// An engine at `start` with every reference process deployed.
 pub fn engine_at(start: DateTime<Utc>) -> MemoryEngine {
-    let dir = format!("{}/../processes", env!("CARGO_MANIFEST_DIR"));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".flow"))
-        .collect();
-    names.sort();
-    let mut project = Project::new();
-    for name in names {
-        let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
-        project.add(name, text);
-    }
+    let project = crate::common::reference_project();
     let mut engine = MemoryEngine::new(start);
     let deployed = engine.deploy_compilation(&project.compile()).unwrap();
     assert_eq!(deployed.len(), 5);

@@ -2,6 +2,8 @@
 //! one module per process, handlers that compute what a worker would, no sleeps.
 
 mod collect_then_reconcile;
+#[path = "../common/mod.rs"]
+mod common;
 mod engine;
 mod harness;
 mod month_end_close;
