@@ -31,6 +31,7 @@
 //! ```
 
 mod plan;
+mod query;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

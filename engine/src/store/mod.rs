@@ -12,6 +12,7 @@
 
 mod history;
 mod sqlite;
+mod query;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -44,7 +44,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let write =
             SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations").run(&write).await?;
+        // Other crates (the sub-ledger) keep their own migrations in the same database.
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.set_ignore_missing(true);
+        migrator.run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
         Ok(SqliteStore { read, write })
     }

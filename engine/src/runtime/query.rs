@@ -1,0 +1,1 @@
+//! Read-only queries of the runtime for operators and the HTTP API.

@@ -1,0 +1,1 @@
+//! Read-only SQL queries of the SQLite store (listings and reports).
