@@ -57,6 +57,11 @@ impl SqliteStore {
         &self.write
     }
 
+    /// The read pool (several read-only connections), for listings and reports.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
     /// Closes both pools.
     pub async fn close(&self) {
         self.read.close().await;
