@@ -70,6 +70,13 @@ pub enum Effect {
         /// The task.
         task: TaskId,
     },
+    /// The task is now assigned to `to` (delegation).
+    AssignTask {
+        /// The task.
+        task: TaskId,
+        /// The new assignee.
+        to: String,
+    },
     /// Remind the candidates of a task (or tell them it is overdue); the task stays open.
     Remind {
         /// The task.
@@ -180,6 +187,8 @@ pub enum HistoryKind {
     BusinessError,
     /// A person completed a task.
     TaskCompleted,
+    /// A person delegated a task to someone else.
+    TaskDelegated,
     /// A timer fired.
     TimerFired,
     /// A message arrived.

@@ -57,6 +57,15 @@ pub enum Event {
         /// The form, a JSON object.
         form: serde_json::Value,
     },
+    /// A person hands a human task to someone else, who then completes it for them.
+    TaskDelegated {
+        /// The task.
+        task: TaskId,
+        /// Who delegates.
+        by: String,
+        /// Who receives it.
+        to: String,
+    },
     /// A timer is due.
     TimerFired {
         /// The timer.
@@ -113,6 +122,7 @@ impl Event {
             Event::JobFailed { .. } => "job failed",
             Event::JobBusinessError { .. } => "job business error",
             Event::TaskCompleted { .. } => "task completed",
+            Event::TaskDelegated { .. } => "task delegated",
             Event::TimerFired { .. } => "timer fired",
             Event::MessageCorrelated { .. } => "message correlated",
             Event::ChildCompleted { .. } => "child completed",

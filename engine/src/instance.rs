@@ -120,6 +120,18 @@ pub struct TaskWait {
     pub node: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Who delegated it, and to whom: the delegate completes it on the delegator's behalf.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegated: Option<Delegation>,
+}
+
+/// A task handed from one person to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegation {
+    /// Who handed it on.
+    pub by: String,
+    /// Who holds it now.
+    pub to: String,
 }
 
 /// Why a timer exists.

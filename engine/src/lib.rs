@@ -66,10 +66,10 @@ pub use effect::{Effect, HistoryEvent, HistoryKind};
 pub use event::Event;
 pub use ids::{CallId, IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId, TokenId};
 pub use instance::{
-    CallWait, Frame, Incident, Instance, JobWait, Status, Subscription, SubscriptionPurpose, TaskWait, TimerPurpose,
-    TimerWait, Token, TokenState,
+    CallWait, Delegation, Frame, Incident, Instance, JobWait, Status, Subscription, SubscriptionPurpose, TaskWait,
+    TimerPurpose, TimerWait, Token, TokenState,
 };
 pub use memory::MemoryEngine;
 pub use rejection::Rejection;
 pub use runtime::{Engine, EngineOptions};
-pub use step::{STEP_LIMIT, Transition, replay, step};
+pub use step::{STEP_LIMIT, Transition, check_separation, replay, step};

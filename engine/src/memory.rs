@@ -837,6 +837,14 @@ impl MemoryEngine {
         self.act(&instance, event)
     }
 
+    /// `user` hands a task to `to`, who then completes it on `user`'s behalf; the core refuses a
+    /// delegation that a `not by` rule would make pointless.
+    pub fn delegate(&mut self, task: &TaskId, user: &str, to: &str) -> Result<(), Error> {
+        let open = self.tasks.get(task).ok_or_else(|| Error::UnknownTask(task.clone()))?;
+        let instance = open.instance.clone();
+        self.act(&instance, Event::TaskDelegated { task: task.clone(), by: user.to_string(), to: to.to_string() })
+    }
+
     /// Reminders sent so far, in order.
     pub fn reminders(&self) -> &[Reminder] {
         &self.reminders
@@ -1082,6 +1090,13 @@ impl MemoryEngine {
             Effect::CancelTask { task } => {
                 if let Some(t) = self.tasks.remove(&task) {
                     self.note(id, format!("task \"{}\" withdrawn", t.title));
+                }
+            }
+            Effect::AssignTask { task, to } => {
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.assignee = Some(to.clone());
+                    let text = format!("task \"{}\" delegated to {to}", t.title);
+                    self.note(id, text);
                 }
             }
             Effect::Remind { task, overdue } => {

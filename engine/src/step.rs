@@ -19,8 +19,8 @@ use crate::effect::{Effect, HistoryEvent, HistoryKind};
 use crate::event::Event;
 use crate::ids::{CallId, IncidentId, JobId, SubscriptionId, TaskId, TimerId, TokenId};
 use crate::instance::{
-    CallWait, Frame, Incident, Instance, JobWait, Status, Subscription, SubscriptionPurpose, TaskWait, TimerPurpose,
-    TimerWait, Token, TokenState,
+    CallWait, Delegation, Frame, Incident, Instance, JobWait, Status, Subscription, SubscriptionPurpose, TaskWait,
+    TimerPurpose, TimerWait, Token, TokenState,
 };
 use crate::rejection::Rejection;
 
@@ -61,6 +61,7 @@ pub fn step(
         (Status::Running, Event::TaskCompleted { task, by, on_behalf_of, form }) => {
             m.task_completed(&task, by, on_behalf_of, &form)?
         }
+        (Status::Running, Event::TaskDelegated { task, by, to }) => m.task_delegated(&task, by, to)?,
         (Status::Running, Event::TimerFired { timer }) => m.timer_fired(&timer)?,
         (Status::Running, Event::MessageCorrelated { subscription, payload }) => {
             m.message_correlated(&subscription, &payload)?
@@ -85,6 +86,25 @@ pub fn step(
     }
     m.inst.version += 1;
     Ok(Transition { instance: m.inst, effects: m.effects })
+}
+
+/// Whether `user` (acting for `on_behalf_of`) may complete `task` under its `not by` rules:
+/// what a runtime checks when someone claims a task, so that a barred person cannot hold it.
+pub fn check_separation(
+    definition: &CompiledProcess,
+    instance: &Instance,
+    task: &TaskId,
+    user: &str,
+    on_behalf_of: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), Rejection> {
+    let m = Machine::new(definition, instance.clone(), now);
+    let wait = m.inst.tasks.get(task).ok_or_else(|| Rejection::UnknownTask { task: task.clone() })?;
+    let node = m.node(&wait.node)?;
+    let NodeKind::Approval { not_by, .. } = &node.kind else {
+        return Err(Rejection::UnknownNode { node: wait.node.clone() });
+    };
+    m.separation_of_duties(not_by, user, on_behalf_of)
 }
 
 /// Applies a recorded event log to a fresh instance: the state a runtime rebuilds from history.
@@ -551,6 +571,9 @@ impl<'d> Machine<'d> {
         let NodeKind::Approval { not_by, form: fields, next, .. } = &node.kind else {
             return Err(Rejection::UnknownNode { node: wait.node.clone() });
         };
+        // The delegate acts for the delegator, so a `not by` rule follows the task through
+        // delegation; a substitute's principal given by the caller wins (substitutes do not chain).
+        let on_behalf_of = on_behalf_of.or_else(|| wait.delegated.filter(|d| d.to == by).map(|d| d.by));
         self.separation_of_duties(not_by, &by, on_behalf_of.as_deref())?;
         let values = validate_form(fields, form)?;
         let mut changed = values;
@@ -569,6 +592,25 @@ impl<'d> Machine<'d> {
         self.inst.tasks.remove(task);
         self.close_waits(wait.token);
         self.move_to(wait.token, next);
+        Ok(())
+    }
+
+    fn task_delegated(&mut self, task: &TaskId, by: String, to: String) -> Result<(), Rejection> {
+        let wait = self.inst.tasks.get(task).cloned().ok_or_else(|| Rejection::UnknownTask { task: task.clone() })?;
+        let node = self.node(&wait.node)?;
+        let NodeKind::Approval { not_by, .. } = &node.kind else {
+            return Err(Rejection::UnknownNode { node: wait.node.clone() });
+        };
+        // Refused now rather than at completion: a delegate who could never complete the task
+        // (or a barred delegator handing it on) would only leave it stuck.
+        self.separation_of_duties(not_by, &to, Some(&by))?;
+        let mut h = HistoryEvent::new(HistoryKind::TaskDelegated, Some(&node.name)).detail(format!("to {to}"));
+        h.who = Some(by.clone());
+        self.history(h);
+        self.effects.push(Effect::AssignTask { task: task.clone(), to: to.clone() });
+        if let Some(w) = self.inst.tasks.get_mut(task) {
+            w.delegated = Some(Delegation { by, to });
+        }
         Ok(())
     }
 
@@ -1095,7 +1137,10 @@ impl<'d> Machine<'d> {
                 }
                 Open::Task { title, roles, assignee, form, due_at } => {
                     let id = TaskId(self.new_id("task"));
-                    self.inst.tasks.insert(id.clone(), TaskWait { token, node: name.clone(), created_at: self.now });
+                    self.inst.tasks.insert(
+                        id.clone(),
+                        TaskWait { token, node: name.clone(), created_at: self.now, delegated: None },
+                    );
                     self.effects.push(Effect::CreateTask {
                         task: id,
                         node: name.clone(),

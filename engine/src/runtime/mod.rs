@@ -31,7 +31,7 @@
 //! ```
 
 mod plan;
-mod query;
+pub mod query;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -42,7 +42,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cloverleaf_dsl::{CompiledProcess, Project};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -53,8 +53,8 @@ use crate::instance::Instance;
 use crate::rejection::Rejection;
 use crate::step::{Transition, step};
 use crate::store::{
-    self, DeploymentRow, Guard, HistoryCheck, HistoryRow, LockedJob, MessageRow, PendingRow, SqliteStore, Store,
-    TaskInfo, Write, WriteError, WriteOutcome,
+    self, DeploymentRow, Guard, HistoryCheck, HistoryRow, JobChange, LockedJob, MessageRow, PendingRow, SqliteStore,
+    Store, TaskInfo, Write, WriteError, WriteOutcome,
 };
 use plan::{Before, NewChild, plan};
 
@@ -125,6 +125,9 @@ pub enum Error {
         /// The task.
         task: String,
     },
+    /// A substitute or delegate that cannot be named.
+    #[error("{0}")]
+    InvalidSubstitute(String),
     /// A message with this id was received before.
     #[error("message `{0}` was received before")]
     DuplicateMessage(String),
@@ -253,6 +256,7 @@ struct Inner<S: Store> {
     prefix: String,
     counter: AtomicU64,
     wake: Notify,
+    jobs_ready: watch::Sender<u64>,
 }
 
 /// The durable engine: a cheap-to-clone handle.
@@ -321,6 +325,7 @@ impl<S: Store> Engine<S> {
                 prefix: base36(nanos),
                 counter: AtomicU64::new(0),
                 wake: Notify::new(),
+                jobs_ready: watch::Sender::new(0),
             }),
         }
     }
@@ -510,6 +515,39 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Changes after every commit that created jobs or made one ready again (a retry, an operator's
+    /// retry): in-process workers wait on it instead of polling. A retry due later, or a lease
+    /// running out, does not signal: workers also poll at a modest interval.
+    pub fn job_signal(&self) -> watch::Receiver<u64> {
+        self.inner.jobs_ready.subscribe()
+    }
+
+    /// Extends the lease of a job held under `epoch` to now + `lease`; refused when the epoch is
+    /// stale or the lease ran out already (the job may be another worker's by now).
+    pub async fn extend_lock(&self, job: &JobId, epoch: i64, lease: TimeDelta) -> Result<DateTime<Utc>, Error> {
+        let now = self.now();
+        let until = now + lease;
+        let write = Write::ExtendLock { job: job.0.clone(), epoch, now, until };
+        match self.submit(write).await? {
+            WriteOutcome::Extended(true) => {
+                if let Some(held) =
+                    self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner).get_mut(job.as_str())
+                {
+                    held.2 = until;
+                }
+                Ok(until)
+            }
+            _ => {
+                let info = self.inner.store.job(job.as_str()).await?.ok_or_else(|| Error::UnknownJob(job.0.clone()))?;
+                if info.state == "locked" && info.lock_epoch == epoch {
+                    Err(Error::LeaseExpired { job: job.0.clone() })
+                } else {
+                    Err(Error::StaleLock { job: job.0.clone(), epoch })
+                }
+            }
+        }
+    }
+
     /// A worker completed a job it holds with `epoch`.
     pub async fn complete_job(&self, job: &JobId, epoch: i64, output: serde_json::Value) -> Result<(), Error> {
         self.job_event(job, epoch, Event::JobCompleted { job: job.clone(), output }).await
@@ -557,9 +595,55 @@ impl<S: Store> Engine<S> {
         self.inner.store.task(task.as_str()).await?.ok_or_else(|| Error::UnknownTask(task.0.clone()))
     }
 
-    /// Claims a task for `user`, who must hold one of its roles or be its assignee.
+    /// The open tasks `user` (holding `roles`) may act on: of their roles, assigned to or claimed
+    /// by them, or assigned to or claimed by someone they substitute for today.
+    pub async fn inbox(&self, user: &str, roles: &[&str]) -> Result<Vec<TaskInfo>, Error> {
+        let principals = self.inner.store.principals_of(user, self.now()).await?;
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        Ok(self.inner.store.inbox(user, &roles, &principals).await?)
+    }
+
+    /// `user` names `substitute` to act for them from `from` until `until` (out of office);
+    /// `None` withdraws it. A substitute acts only for the person who named them: substitutes
+    /// do not chain.
+    pub async fn set_substitute(
+        &self,
+        user: &str,
+        substitute: Option<&str>,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        if let Some(substitute) = substitute {
+            if substitute == user {
+                return Err(Error::InvalidSubstitute(format!("`{user}` cannot substitute for themselves")));
+            }
+            if substitute.trim().is_empty() {
+                return Err(Error::InvalidSubstitute("the substitute's user name is empty".into()));
+            }
+            if until <= from {
+                return Err(Error::InvalidSubstitute(format!(
+                    "the period ends ({}) before it starts ({})",
+                    until.to_rfc3339(),
+                    from.to_rfc3339()
+                )));
+            }
+        }
+        let write =
+            Write::SetSubstitute { user: user.to_string(), substitute: substitute.map(str::to_string), from, until };
+        self.submit(write).await?;
+        Ok(())
+    }
+
+    /// The substitute `user` named, with the period: (substitute, from, until).
+    pub async fn substitute_of(&self, user: &str) -> Result<Option<(String, DateTime<Utc>, DateTime<Utc>)>, Error> {
+        Ok(self.inner.store.substitute_of(user).await?)
+    }
+
+    /// Claims a task for `user`, who must hold one of its roles, be its assignee, or substitute
+    /// for its assignee; a user a `not by` rule bars cannot claim it.
     pub async fn claim(&self, task: &TaskId, user: &str, roles: &[&str]) -> Result<(), Error> {
-        let info = self.open_task_for(task, user, roles).await?;
+        let (info, principal) = self.open_task_for(task, user, roles).await?;
+        self.check_separation(&info, user, principal.as_deref()).await?;
         let write = Write::ClaimTask { task: info.id.0.clone(), user: Some(user.to_string()), by: user.to_string() };
         match self.submit(write).await? {
             WriteOutcome::Claimed(true) => Ok(()),
@@ -569,6 +653,10 @@ impl<S: Store> Engine<S> {
 
     /// Releases a task `user` claimed.
     pub async fn unclaim(&self, task: &TaskId, user: &str) -> Result<(), Error> {
+        let info = self.task(task).await?;
+        if info.state != "open" {
+            return Err(Error::TaskClosed { task: task.0.clone() });
+        }
         let write = Write::ClaimTask { task: task.0.clone(), user: None, by: user.to_string() };
         match self.submit(write).await? {
             WriteOutcome::Claimed(true) => Ok(()),
@@ -577,8 +665,9 @@ impl<S: Store> Engine<S> {
     }
 
     /// `user` (holding `roles`) completes a task with a form. The user must hold one of the task's
-    /// roles or be its assignee, and the task must not be claimed by someone else; the core checks
-    /// the form and separation of duties (`not by`).
+    /// roles, be its assignee, or substitute for its assignee (then they act on the assignee's
+    /// behalf), and the task must not be claimed by someone else; the core checks the form and
+    /// separation of duties (`not by`).
     pub async fn complete_task(
         &self,
         task: &TaskId,
@@ -586,30 +675,75 @@ impl<S: Store> Engine<S> {
         roles: &[&str],
         form: serde_json::Value,
     ) -> Result<(), Error> {
-        let info = self.open_task_for(task, user, roles).await?;
-        if info.claimed_by.as_deref().is_some_and(|c| c != user) {
-            return Err(Error::TaskClaimed { task: task.0.clone() });
-        }
-        let event = Event::TaskCompleted { task: task.clone(), by: user.to_string(), on_behalf_of: None, form };
+        let (info, principal) = self.open_task_for(task, user, roles).await?;
+        let event = Event::TaskCompleted { task: task.clone(), by: user.to_string(), on_behalf_of: principal, form };
         let extra = Extra {
-            guards: vec![Guard::TaskFree { task: task.0.clone(), user: user.to_string() }],
+            guards: vec![Guard::TaskFree {
+                task: task.0.clone(),
+                user: info.claimed_by.unwrap_or_else(|| user.into()),
+            }],
             ..Extra::default()
         };
         let stepped = self.run(info.instance_id.as_str(), event, extra).await?;
         self.settle(stepped.pending).await
     }
 
-    async fn open_task_for(&self, task: &TaskId, user: &str, roles: &[&str]) -> Result<TaskInfo, Error> {
+    /// `user` (holding `roles`) hands a task to `to`, who then completes it on `user`'s behalf, so
+    /// `not by` rules follow the task. Any claim is released.
+    pub async fn delegate(&self, task: &TaskId, user: &str, roles: &[&str], to: &str) -> Result<(), Error> {
+        if to.trim().is_empty() {
+            return Err(Error::InvalidSubstitute("the delegate's user name is empty".into()));
+        }
+        let (info, principal) = self.open_task_for(task, user, roles).await?;
+        let by = principal.unwrap_or_else(|| user.to_string());
+        let event = Event::TaskDelegated { task: task.clone(), by, to: to.to_string() };
+        let extra = Extra {
+            guards: vec![Guard::TaskFree {
+                task: task.0.clone(),
+                user: info.claimed_by.unwrap_or_else(|| user.into()),
+            }],
+            ..Extra::default()
+        };
+        let stepped = self.run(info.instance_id.as_str(), event, extra).await?;
+        self.settle(stepped.pending).await
+    }
+
+    /// The open task and, when `user` acts as someone's substitute, that person.
+    async fn open_task_for(
+        &self,
+        task: &TaskId,
+        user: &str,
+        roles: &[&str],
+    ) -> Result<(TaskInfo, Option<String>), Error> {
         let info = self.task(task).await?;
         if info.state != "open" {
             return Err(Error::TaskClosed { task: task.0.clone() });
         }
-        let candidate =
-            info.assignee.as_deref() == Some(user) || info.roles.iter().any(|r| roles.contains(&r.as_str()));
-        if !candidate {
-            return Err(Error::NotCandidate { user: user.to_string(), task: task.0.clone() });
+        let own = info.assignee.as_deref() == Some(user)
+            || info.claimed_by.as_deref() == Some(user)
+            || (info.assignee.is_none() && info.roles.iter().any(|r| roles.contains(&r.as_str())));
+        let principal = if own {
+            None
+        } else {
+            let principals = self.inner.store.principals_of(user, self.now()).await?;
+            let held_by = info.claimed_by.as_ref().or(info.assignee.as_ref());
+            match held_by.filter(|p| principals.contains(p)) {
+                Some(p) => Some(p.clone()),
+                None => return Err(Error::NotCandidate { user: user.to_string(), task: task.0.clone() }),
+            }
+        };
+        let holder = principal.as_deref().unwrap_or(user);
+        if info.claimed_by.as_deref().is_some_and(|c| c != holder) {
+            return Err(Error::TaskClaimed { task: task.0.clone() });
         }
-        Ok(info)
+        Ok((info, principal))
+    }
+
+    async fn check_separation(&self, info: &TaskInfo, user: &str, principal: Option<&str>) -> Result<(), Error> {
+        let instance = self.instance(&info.instance_id).await?;
+        let definition = self.definition(&instance.process, instance.process_version).await?;
+        crate::step::check_separation(&definition, &instance, &info.id, user, principal, self.now())?;
+        Ok(())
     }
 
     /// Delivers a message to the instance waiting for it (the oldest subscription), or buffers it.
@@ -909,6 +1043,10 @@ impl<S: Store> Engine<S> {
         write.record_message = extra.record_message.clone();
         write.consume_pending = extra.consume_pending.clone();
         let wakes = !write.timers_upsert.is_empty();
+        let readies_jobs = write.jobs.iter().any(|j| match j {
+            JobChange::Insert(_) => true,
+            JobChange::Update { state, .. } => state == "ready",
+        });
         let pending = write.pending.clone();
         let (version, history_seq, history_hash) =
             (write.instance.version, write.instance.history_seq, write.instance.history_hash.clone());
@@ -916,6 +1054,9 @@ impl<S: Store> Engine<S> {
             Ok(_) => {
                 if wakes {
                     self.inner.wake.notify_one();
+                }
+                if readies_jobs {
+                    self.inner.jobs_ready.send_modify(|n| *n = n.wrapping_add(1));
                 }
                 let (_, last) = steps.pop().ok_or(Error::Stopped)?;
                 let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);

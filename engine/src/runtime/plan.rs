@@ -113,6 +113,12 @@ pub(crate) fn plan(
                 Effect::CancelTask { task } => {
                     cancelled_tasks.insert(task.0.clone());
                 }
+                Effect::AssignTask { task, to } => match tasks.get_mut(&task.0) {
+                    Some(TaskChange::Insert(row)) => row.assignee = Some(to.clone()),
+                    _ => {
+                        tasks.insert(task.0.clone(), TaskChange::Assign { id: task.0.clone(), assignee: to.clone() });
+                    }
+                },
                 Effect::Remind { .. } => {}
                 Effect::ScheduleTimer { timer, node, at } => {
                     timers.insert(

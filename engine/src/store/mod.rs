@@ -11,8 +11,8 @@
 //! a typed [`WriteError`]; a refused write never makes the other writes of its batch fail.
 
 mod history;
+pub mod query;
 mod sqlite;
-mod query;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -107,6 +107,28 @@ pub enum Write {
         /// The user acting.
         by: String,
     },
+    /// Extend the lease of a job still held under `epoch` and not yet run out at `now`.
+    ExtendLock {
+        /// The job.
+        job: String,
+        /// The lock epoch the worker holds.
+        epoch: i64,
+        /// Now.
+        now: DateTime<Utc>,
+        /// The lease's new end.
+        until: DateTime<Utc>,
+    },
+    /// Name (or, with `substitute: None`, remove) the substitute of `user` for a period.
+    SetSubstitute {
+        /// The absent user.
+        user: String,
+        /// Who acts for them.
+        substitute: Option<String>,
+        /// From.
+        from: DateTime<Utc>,
+        /// Until (exclusive).
+        until: DateTime<Utc>,
+    },
     /// Buffer a message nobody waits for yet.
     BufferMessage(MessageRow),
     /// Drop an owed event its instance refused.
@@ -129,6 +151,8 @@ pub enum WriteOutcome {
     Jobs(Vec<LockedJob>),
     /// Whether a claim or unclaim changed the task.
     Claimed(bool),
+    /// Whether the lease was extended.
+    Extended(bool),
 }
 
 /// A deployment row.
@@ -256,6 +280,13 @@ pub enum TaskChange {
         state: String,
         /// Who completed it.
         completed_by: Option<String>,
+    },
+    /// Assigned to someone else (delegation); any claim is released.
+    Assign {
+        /// The task.
+        id: String,
+        /// The new assignee.
+        assignee: String,
     },
 }
 
@@ -499,6 +530,25 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn task(&self, id: &str) -> impl Future<Output = Result<Option<TaskInfo>, Error>> + Send;
     /// Open tasks, of one instance or all.
     fn open_tasks(&self, instance: Option<&str>) -> impl Future<Output = Result<Vec<TaskInfo>, Error>> + Send;
+    /// Open tasks `user` may act on: of one of `roles`, assigned to or claimed by `user` or by one
+    /// of `principals` (the users `user` substitutes for).
+    fn inbox(
+        &self,
+        user: &str,
+        roles: &[String],
+        principals: &[String],
+    ) -> impl Future<Output = Result<Vec<TaskInfo>, Error>> + Send;
+    /// The users whose substitute `substitute` is at `now`.
+    fn principals_of(
+        &self,
+        substitute: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+    /// The substitute `user` named: (substitute, from, until).
+    fn substitute_of(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<(String, DateTime<Utc>, DateTime<Utc>)>, Error>> + Send;
     /// Subscriptions matching a message: (subscription, instance), oldest first.
     fn subscriptions_for(
         &self,

@@ -137,18 +137,25 @@ async fn fetch_jobs(
             }
         }
         let Some(now) = now else { continue };
-        let candidates = sqlx::query(
+        // Exact names use the partial indexes; a pattern (`finance.*`, `*`) becomes a GLOB.
+        let wildcard = job_types.iter().any(|t| t.contains('*'));
+        let sql = if wildcard {
+            "SELECT id FROM (SELECT id, due_at AS at FROM jobs WHERE state = 'ready' AND due_at <= ?2 \
+             AND EXISTS (SELECT 1 FROM json_each(?1) WHERE jobs.job_type GLOB value) \
+             UNION ALL SELECT id, lock_expires_at AS at FROM jobs WHERE state = 'locked' \
+             AND lock_expires_at <= ?2 AND EXISTS (SELECT 1 FROM json_each(?1) WHERE jobs.job_type GLOB value)) \
+             ORDER BY at, id LIMIT ?3"
+        } else {
             "SELECT id FROM (SELECT id, due_at AS at FROM jobs WHERE state = 'ready' AND due_at <= ?2 \
              AND job_type IN (SELECT value FROM json_each(?1)) \
              UNION ALL SELECT id, lock_expires_at AS at FROM jobs WHERE state = 'locked' \
              AND lock_expires_at <= ?2 AND job_type IN (SELECT value FROM json_each(?1))) \
-             ORDER BY at, id LIMIT ?3",
-        )
-        .bind(json!(job_types).to_string())
-        .bind(ts(now))
-        .bind(wanted)
-        .fetch_all(&mut *conn)
-        .await?;
+             ORDER BY at, id LIMIT ?3"
+        };
+        let patterns: Vec<String> =
+            if wildcard { job_types.iter().map(|t| glob_pattern(t)).collect() } else { job_types.clone() };
+        let candidates =
+            sqlx::query(sql).bind(json!(patterns).to_string()).bind(ts(now)).bind(wanted).fetch_all(&mut *conn).await?;
         let mut ids =
             candidates.iter().map(|r| r.try_get::<String, _>("id")).collect::<Result<Vec<_>, _>>()?.into_iter();
         let mut owner: HashMap<String, usize> = HashMap::new();
@@ -190,6 +197,19 @@ async fn fetch_jobs(
         }
     }
     Ok(out)
+}
+
+/// A job-type pattern as a GLOB: `*` is the only wildcard; GLOB's other specials match literally.
+fn glob_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// A step whose only checks are job epochs and its instance's version: checked in bulk.
@@ -412,6 +432,49 @@ impl Store for SqliteStore {
             }
         };
         rows.iter().map(task_info).collect()
+    }
+
+    async fn inbox(&self, user: &str, roles: &[String], principals: &[String]) -> Result<Vec<TaskInfo>, Error> {
+        let rows = sqlx::query(&format!(
+            "{TASK_COLUMNS} WHERE state = 'open' AND (EXISTS (SELECT 1 FROM json_each(tasks.roles) r \
+             WHERE r.value IN (SELECT value FROM json_each(?2))) \
+             OR assignee = ?1 OR claimed_by = ?1 \
+             OR assignee IN (SELECT value FROM json_each(?3)) OR claimed_by IN (SELECT value FROM json_each(?3))) \
+             ORDER BY created_at, id"
+        ))
+        .bind(user)
+        .bind(json!(roles).to_string())
+        .bind(json!(principals).to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(task_info).collect()
+    }
+
+    async fn principals_of(&self, substitute: &str, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
+        let rows = sqlx::query(
+            "SELECT user_name FROM substitutes WHERE substitute = ?1 AND from_at <= ?2 AND until_at > ?2 \
+             ORDER BY user_name",
+        )
+        .bind(substitute)
+        .bind(ts(now))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get("user_name")?)).collect()
+    }
+
+    async fn substitute_of(&self, user: &str) -> Result<Option<(String, DateTime<Utc>, DateTime<Utc>)>, Error> {
+        let row = sqlx::query("SELECT substitute, from_at, until_at FROM substitutes WHERE user_name = ?1")
+            .bind(user)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("substitute")?,
+                parse_ts(&r.try_get::<String, _>("from_at")?)?,
+                parse_ts(&r.try_get::<String, _>("until_at")?)?,
+            ))
+        })
+        .transpose()
     }
 
     async fn subscriptions_for(&self, name: &str, key: &str) -> Result<Vec<(String, String)>, Error> {
@@ -767,6 +830,40 @@ async fn apply_other(conn: &mut SqliteConnection, write: &Write) -> Result<Resul
             };
             Ok(Ok(WriteOutcome::Claimed(changed > 0)))
         }
+        Write::ExtendLock { job, epoch, now, until } => {
+            let changed = sqlx::query(
+                "UPDATE jobs SET lock_expires_at = ?4 WHERE id = ?1 AND state = 'locked' AND lock_epoch = ?2 \
+                 AND lock_expires_at > ?3",
+            )
+            .bind(job)
+            .bind(epoch)
+            .bind(ts(*now))
+            .bind(ts(*until))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(Ok(WriteOutcome::Extended(changed > 0)))
+        }
+        Write::SetSubstitute { user, substitute, from, until } => {
+            match substitute {
+                Some(substitute) => {
+                    sqlx::query(
+                        "INSERT INTO substitutes (user_name, substitute, from_at, until_at) VALUES (?1, ?2, ?3, ?4) \
+                         ON CONFLICT (user_name) DO UPDATE SET substitute = ?2, from_at = ?3, until_at = ?4",
+                    )
+                    .bind(user)
+                    .bind(substitute)
+                    .bind(ts(*from))
+                    .bind(ts(*until))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM substitutes WHERE user_name = ?1").bind(user).execute(&mut *conn).await?;
+                }
+            }
+            Ok(Ok(WriteOutcome::Done))
+        }
         Write::BufferMessage(message) => {
             let seen = sqlx::query("SELECT 1 FROM messages WHERE message_id = ?1")
                 .bind(&message.message_id)
@@ -842,6 +939,7 @@ struct Rows {
     job_inserts: Vec<Vec<P>>,
     job_updates: Vec<Vec<P>>,
     task_inserts: Vec<Vec<P>>,
+    task_assigns: Vec<Vec<P>>,
     task_closes: Vec<Vec<P>>,
     timer_upserts: Vec<Vec<P>>,
     timer_deletes: Vec<Vec<P>>,
@@ -894,6 +992,9 @@ impl Rows {
                 ]),
                 TaskChange::Close { id, state, completed_by } => {
                     self.task_closes.push(vec![P::T(id.clone()), P::T(state.clone()), P::N(completed_by.clone())])
+                }
+                TaskChange::Assign { id, assignee } => {
+                    self.task_assigns.push(vec![P::T(id.clone()), P::T(assignee.clone())])
                 }
             }
         }
@@ -951,7 +1052,7 @@ impl Rows {
 
     async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<(), Error> {
         // (head, tail, columns): inserts before updates and deletes of the same table.
-        const STATEMENTS: [(&str, &str, usize); 13] = [
+        const STATEMENTS: [(&str, &str, usize); 14] = [
             (
                 "INSERT INTO jobs (id, instance_id, node, job_type, input, idempotency_key, retries, attempt, state, \
                  due_at)",
@@ -965,6 +1066,7 @@ impl Rows {
                 4,
             ),
             ("INSERT INTO tasks (id, instance_id, node, title, roles, assignee, form, due_at, created_at)", "", 9),
+            ("UPDATE tasks SET assignee = u.column2, claimed_by = NULL FROM (", ") AS u WHERE tasks.id = u.column1", 2),
             (
                 "UPDATE tasks SET state = u.column2, completed_by = u.column3 FROM (",
                 ") AS u WHERE tasks.id = u.column1",
@@ -992,6 +1094,7 @@ impl Rows {
             &mut self.job_inserts,
             &mut self.job_updates,
             &mut self.task_inserts,
+            &mut self.task_assigns,
             &mut self.task_closes,
             &mut self.timer_upserts,
             &mut self.timer_deletes,

@@ -194,6 +194,7 @@ fn line(e: &Effect) -> Option<String> {
             due_at.map_or("-".to_string(), |d| d.to_rfc3339())
         ),
         Effect::CancelTask { task } => format!("cancel task {task}"),
+        Effect::AssignTask { task, to } => format!("assign task {task} to {to}"),
         Effect::Remind { task, overdue } => format!("remind {task}{}", if *overdue { " overdue" } else { "" }),
         Effect::ScheduleTimer { timer, node, at } => format!("timer {timer} {node} at {}", at.to_rfc3339()),
         Effect::CancelTimer { timer } => format!("cancel timer {timer}"),
