@@ -95,3 +95,57 @@ async fn a_business_error_takes_the_matching_path() {
     env.engine.business_error(&job.id, job.epoch, "customer_blocked").await.unwrap();
     assert_eq!(env.status(&id).await, completed("rejected"));
 }
+
+#[tokio::test]
+async fn leases_extend_only_under_the_current_epoch_and_before_they_run_out() {
+    let env = Env::reference().await;
+    env.engine
+        .start(
+            "order_approval",
+            None,
+            json!({"order_id": "SO-9", "customer_id": "C-7", "amount": "10.00", "requested_by": "rita"}),
+        )
+        .await
+        .unwrap();
+    let job = env.one_job("credit.check").await;
+    env.advance(TimeDelta::seconds(50));
+    let until = env.engine.extend_lock(&job.id, job.epoch, TimeDelta::seconds(60)).await.unwrap();
+    assert_eq!(until, env.engine.now() + TimeDelta::seconds(60));
+    env.advance(TimeDelta::seconds(50)); // past the first lease, within the extended one
+    assert!(env.engine.fetch_and_lock("w2", &["credit.check"], 10, TimeDelta::seconds(60)).await.unwrap().is_empty());
+    let stale = env.engine.extend_lock(&job.id, job.epoch + 1, TimeDelta::seconds(60)).await;
+    assert!(matches!(stale, Err(Error::StaleLock { .. })), "{stale:?}");
+    env.advance(TimeDelta::seconds(11));
+    let late = env.engine.extend_lock(&job.id, job.epoch, TimeDelta::seconds(60)).await;
+    assert!(matches!(late, Err(Error::LeaseExpired { .. })), "{late:?}");
+    let again = env.engine.fetch_and_lock("w2", &["credit.*"], 10, TimeDelta::seconds(60)).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].epoch, job.epoch + 1);
+    let stale = env.engine.complete_job(&job.id, job.epoch, json!({})).await;
+    assert!(matches!(stale, Err(Error::StaleLock { .. })), "{stale:?}");
+}
+
+#[tokio::test]
+async fn wildcard_job_types_match_by_prefix_and_new_jobs_signal_workers() {
+    let env = Env::reference().await;
+    let mut signal = env.engine.job_signal();
+    let before = *signal.borrow_and_update();
+    env.engine
+        .start(
+            "order_approval",
+            None,
+            json!({"order_id": "SO-8", "customer_id": "C-7", "amount": "10.00", "requested_by": "rita"}),
+        )
+        .await
+        .unwrap();
+    assert!(signal.has_changed().unwrap(), "a new job signals");
+    assert_ne!(*signal.borrow_and_update(), before);
+    let lease = TimeDelta::seconds(60);
+    assert!(env.engine.fetch_and_lock("w", &["finance.*", "credit"], 10, lease).await.unwrap().is_empty());
+    assert!(
+        env.engine.fetch_and_lock("w", &["credit.?heck"], 10, lease).await.unwrap().is_empty(),
+        "only * is a wildcard"
+    );
+    let all = env.engine.fetch_and_lock("w", &["*"], 10, lease).await.unwrap();
+    assert_eq!(all.iter().map(|j| j.job_type.as_str()).collect::<Vec<_>>(), ["credit.check"]);
+}

@@ -6,4 +6,5 @@ mod common;
 mod harness;
 mod jobs;
 mod messages;
+mod people;
 mod tasks;
