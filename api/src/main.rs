@@ -2,6 +2,8 @@
 //!
 //! Process tooling for designers: `check` and `graph` compile `.flow` files, `eval` tries an
 //! expression the way a `decide` reads it, and `schedule` shows when a cron start will fire.
+//! For operators: `serve` runs the HTTP API with the scheduler, and `audit verify` re-checks the
+//! tamper-evident history.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -69,6 +71,39 @@ enum Command {
         #[arg(short = 'n', default_value_t = 5)]
         n: usize,
     },
+    /// Run the HTTP API, the timer scheduler and the in-process workers.
+    ///
+    /// Never an open server: with no configuration file it creates one with demo users and fresh
+    /// random tokens (stored hashed), and writes the plain tokens to a file beside it.
+    Serve {
+        /// The database: sqlite://FILE or a file path.
+        #[arg(long, default_value = "sqlite://cloverleaf.db")]
+        db: String,
+        /// The .flow files deployed on start.
+        #[arg(long, default_value = "./processes")]
+        processes: PathBuf,
+        /// Users, roles and token hashes.
+        #[arg(long, default_value = "./cloverleaf.toml")]
+        config: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Audit the database.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Re-check every instance's history hash chain; exit 1 if any row was altered.
+    Verify {
+        /// The database: sqlite://FILE or a file path.
+        #[arg(long, default_value = "sqlite://cloverleaf.db")]
+        db: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,6 +113,10 @@ fn main() -> ExitCode {
         Command::Graph { file, format, process } => graph(&file, &format, process.as_deref()),
         Command::Eval { expr, context, now } => eval(&expr, &context, now.as_deref()),
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
+        Command::Serve { db, processes, config, listen } => {
+            serve(cloverleaf::server::ServeOptions { db, processes, config, listen })
+        }
+        Command::Audit { command: AuditCommand::Verify { db } } => audit_verify(&db),
     };
     match result {
         Ok(code) => code,
@@ -295,4 +334,40 @@ fn schedule(pattern: &str, tz: Option<&str>, from: Option<&str>, n: usize) -> Re
         println!("{}", time.to_rfc3339());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+fn serve(options: cloverleaf::server::ServeOptions) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    runtime()?.block_on(cloverleaf::server::serve(options))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(db: &str) -> Result<ExitCode> {
+    let path = cloverleaf::server::database_path(db)?;
+    let summary = runtime()?.block_on(cloverleaf::audit::verify(&path))?;
+    for altered in &summary.altered {
+        println!("ALTERED {}: {}", altered.instance, altered.problem);
+    }
+    let verdict = if summary.altered.is_empty() {
+        "all intact".to_string()
+    } else {
+        format!("{} instance(s) altered", summary.altered.len())
+    };
+    println!(
+        "checked {} instance(s), {} history row(s) in {}: {verdict}",
+        summary.instances,
+        summary.rows,
+        path.display()
+    );
+    Ok(if summary.altered.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -163,15 +163,15 @@ impl SqliteStore {
             .collect()
     }
 
-    /// The distinct sources the latest deployments were compiled from.
-    pub async fn latest_sources(&self) -> Result<Vec<String>, Error> {
+    /// The latest deployment's source of every process key: (key, source), by key.
+    pub async fn latest_sources(&self) -> Result<Vec<(String, String)>, Error> {
         let rows = sqlx::query(
-            "SELECT DISTINCT d.source FROM deployments d WHERE d.version = \
-             (SELECT MAX(version) FROM deployments m WHERE m.process_key = d.process_key)",
+            "SELECT d.process_key, d.source FROM deployments d WHERE d.version = \
+             (SELECT MAX(version) FROM deployments m WHERE m.process_key = d.process_key) ORDER BY d.process_key",
         )
         .fetch_all(self.reader())
         .await?;
-        rows.iter().map(|r| Ok(r.try_get("source")?)).collect()
+        rows.iter().map(|r| Ok((r.try_get("process_key")?, r.try_get("source")?))).collect()
     }
 
     /// Instances matching every filter given, newest first, at most `limit` after skipping
@@ -252,17 +252,28 @@ impl SqliteStore {
     }
 
     /// True when a job of one of `job_types` could be locked at `now` (ready and due, or its
-    /// lease ran out); `None` means any type. A cheap check before a fetch, which writes.
-    pub async fn has_due_jobs(&self, job_types: Option<&[String]>, now: DateTime<Utc>) -> Result<bool, Error> {
-        let types = job_types.map(|t| serde_json::to_string(t)).transpose()?;
-        let row = sqlx::query(
+    /// lease ran out); a type may be a pattern with `*`. A cheap check before a fetch, which
+    /// writes.
+    pub async fn has_due_jobs(&self, job_types: &[String], now: DateTime<Utc>) -> Result<bool, Error> {
+        let wildcard = job_types.iter().any(|t| t.contains('*'));
+        let sql = if wildcard {
             "SELECT 1 FROM jobs WHERE ((state = 'ready' AND due_at <= ?2) OR (state = 'locked' AND lock_expires_at <= ?2)) \
-             AND (?1 IS NULL OR job_type IN (SELECT value FROM json_each(?1))) LIMIT 1",
-        )
-        .bind(types)
-        .bind(ts(now))
-        .fetch_optional(self.reader())
-        .await?;
+             AND EXISTS (SELECT 1 FROM json_each(?1) WHERE jobs.job_type GLOB value) LIMIT 1"
+        } else {
+            "SELECT 1 FROM jobs WHERE ((state = 'ready' AND due_at <= ?2) OR (state = 'locked' AND lock_expires_at <= ?2)) \
+             AND job_type IN (SELECT value FROM json_each(?1)) LIMIT 1"
+        };
+        let patterns: Vec<String> = if wildcard {
+            // GLOB's other specials match literally, as in a fetch.
+            job_types.iter().map(|t| t.replace('[', "[[]").replace('?', "[?]")).collect()
+        } else {
+            job_types.to_vec()
+        };
+        let row = sqlx::query(sql)
+            .bind(serde_json::to_string(&patterns)?)
+            .bind(ts(now))
+            .fetch_optional(self.reader())
+            .await?;
         Ok(row.is_some())
     }
 

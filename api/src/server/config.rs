@@ -1,0 +1,260 @@
+//! `cloverleaf.toml`: who may call the API, with which roles.
+//!
+//! ```toml
+//! [[users]]
+//! name = "mia"
+//! roles = ["sales.manager"]
+//! token_sha256 = "9f86d0...0f00a08"   # sha256 of the bearer token, lowercase hex
+//! ```
+//!
+//! Tokens are stored only as sha256 hashes. Two roles are the server's own: `admin` deploys,
+//! cancels and handles incidents; `worker` fetches and completes jobs. The others are the
+//! organisation's roles of `roles.flow`, offered human tasks.
+//!
+//! With no file, [`create_demo`] writes one for demo users with fresh random tokens, and puts
+//! the plain tokens in a separate file beside it, readable by its owner only.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use cloverleaf_engine::store::sha256_hex;
+use serde::{Deserialize, Serialize};
+
+/// The role that deploys processes, cancels instances and retries incidents.
+pub const ADMIN: &str = "admin";
+/// The role of external workers (the job API).
+pub const WORKER: &str = "worker";
+
+/// The file as written.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The users.
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+}
+
+/// One user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// The user name tasks and history record.
+    pub name: String,
+    /// Roles: `admin`, `worker`, or the organisation's (`sales.manager`...).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// sha256 of the bearer token, lowercase hex.
+    pub token_sha256: String,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The name.
+    pub name: String,
+    /// The roles.
+    pub roles: Vec<String>,
+}
+
+impl User {
+    /// True when the user holds `role`.
+    pub fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// The roles as string slices, as the engine takes them.
+    pub fn role_refs(&self) -> Vec<&str> {
+        self.roles.iter().map(String::as_str).collect()
+    }
+}
+
+/// The users by token hash.
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    by_hash: HashMap<String, Arc<User>>,
+}
+
+impl Users {
+    /// Checks the file: names unique and non-empty, hashes well-formed and unique.
+    pub fn from_config(config: &ConfigFile) -> Result<Users> {
+        let mut by_hash = HashMap::new();
+        let mut names = BTreeSet::new();
+        for entry in &config.users {
+            let name = entry.name.trim();
+            if name.is_empty() {
+                bail!("a user has an empty name");
+            }
+            if !names.insert(name.to_string()) {
+                bail!("user `{name}` is listed twice");
+            }
+            let hash = entry.token_sha256.trim().to_ascii_lowercase();
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!("user `{name}`: token_sha256 must be 64 hex digits (the sha256 of the token), not a plain token");
+            }
+            if let Some(role) = entry.roles.iter().find(|r| r.trim().is_empty()) {
+                bail!("user `{name}` has an empty role {role:?}");
+            }
+            let user = Arc::new(User { name: name.to_string(), roles: entry.roles.clone() });
+            if by_hash.insert(hash, user).is_some() {
+                bail!("user `{name}` shares a token with another user");
+            }
+        }
+        Ok(Users { by_hash })
+    }
+
+    /// The user a bearer token belongs to.
+    pub fn authenticate(&self, token: &str) -> Option<Arc<User>> {
+        self.by_hash.get(&hash_token(token)).cloned()
+    }
+
+    /// How many users there are.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// True when nobody may call the API.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+}
+
+/// The stored form of a token.
+pub fn hash_token(token: &str) -> String {
+    sha256_hex(token.as_bytes())
+}
+
+/// A fresh random token: 32 bytes from the operating system, hex, with a recognisable prefix.
+pub fn new_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness from the operating system: {e}"))?;
+    Ok(format!("clv_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+/// Reads and checks the configuration file.
+pub fn load(path: &Path) -> Result<Users> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: ConfigFile =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?;
+    let users = Users::from_config(&config).with_context(|| format!("in {}", path.display()))?;
+    if users.is_empty() {
+        bail!("{} lists no users: nobody could call the API", path.display());
+    }
+    Ok(users)
+}
+
+/// The demo organisation: (user, roles).
+pub const DEMO_USERS: &[(&str, &[&str])] = &[
+    ("sam", &["sales.rep"]),
+    ("mia", &["sales.manager"]),
+    ("dora", &["sales.director"]),
+    ("cora", &["finance.credit_controller"]),
+    ("arlo", &["finance.ar_clerk"]),
+    ("lou", &["logistics.coordinator"]),
+    ("carl", &["finance.cfo", "finance.controller"]),
+    ("ada", &[ADMIN]),
+    ("robot", &[WORKER]),
+];
+
+/// What [`create_demo`] wrote.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// The configuration (hashes only).
+    pub config: PathBuf,
+    /// The plain tokens (mode 0600).
+    pub tokens: PathBuf,
+    /// The users and their plain tokens.
+    pub users: Vec<(String, String)>,
+}
+
+/// Where [`create_demo`] puts the plain tokens for a configuration at `config`.
+pub fn tokens_path(config: &Path) -> PathBuf {
+    let stem = config.file_stem().map_or_else(|| "cloverleaf".into(), |s| s.to_string_lossy().into_owned());
+    config.with_file_name(format!("{stem}.tokens"))
+}
+
+/// Writes a configuration for [`DEMO_USERS`] with fresh tokens (hashed) at `path`, and the plain
+/// tokens beside it, readable by the owner only. Refuses to overwrite either file.
+pub fn create_demo(path: &Path) -> Result<Created> {
+    let tokens_file = tokens_path(path);
+    let mut users = Vec::new();
+    let mut config = ConfigFile::default();
+    for (name, roles) in DEMO_USERS {
+        let token = new_token()?;
+        config.users.push(UserEntry {
+            name: (*name).to_string(),
+            roles: roles.iter().map(|r| (*r).to_string()).collect(),
+            token_sha256: hash_token(&token),
+        });
+        users.push(((*name).to_string(), token));
+    }
+    let mut tokens_text = String::from(
+        "# Bearer tokens of the demo users (the server keeps only their hashes). Hand each to its user,\n\
+         # then delete this file.\n",
+    );
+    for ((name, token), (_, roles)) in users.iter().zip(DEMO_USERS) {
+        tokens_text.push_str(&format!("{name} = \"{token}\"   # {}\n", roles.join(", ")));
+    }
+    write_new(&tokens_file, tokens_text.as_bytes(), true)?;
+    let header = "# Cloverleaf server configuration: users, their roles, and the sha256 of their bearer tokens.\n\
+                  # Generated with fresh random tokens; the plain tokens were written once to a separate file.\n\n";
+    let body = toml::to_string_pretty(&config).context("cannot write the configuration")?;
+    if let Err(e) = write_new(path, format!("{header}{body}").as_bytes(), false) {
+        // Without the configuration the tokens are useless: do not leave them lying around.
+        let _ = std::fs::remove_file(&tokens_file);
+        return Err(e);
+    }
+    Ok(Created { config: path.to_path_buf(), tokens: tokens_file, users })
+}
+
+fn write_new(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(if private { 0o600 } else { 0o644 });
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    file.write_all(bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    file.sync_all().with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_token_in_place_of_a_hash_is_refused() {
+        let config =
+            ConfigFile { users: vec![UserEntry { name: "mia".into(), roles: vec![], token_sha256: "secret".into() }] };
+        let err = Users::from_config(&config).unwrap_err().to_string();
+        assert!(err.contains("64 hex digits"), "{err}");
+    }
+
+    #[test]
+    fn a_token_authenticates_its_user_only() {
+        let config = ConfigFile {
+            users: vec![UserEntry {
+                name: "mia".into(),
+                roles: vec!["sales.manager".into()],
+                token_sha256: hash_token("t-1"),
+            }],
+        };
+        let users = Users::from_config(&config).unwrap();
+        assert_eq!(users.authenticate("t-1").unwrap().name, "mia");
+        assert!(users.authenticate("t-2").is_none());
+    }
+
+    #[test]
+    fn tokens_are_fresh_and_long() {
+        let (a, b) = (new_token().unwrap(), new_token().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 4 + 64);
+    }
+}

@@ -1,0 +1,220 @@
+//! `/v1/instances`: start, list, read, history, cancel.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use cloverleaf_engine::InstanceId;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::config::ADMIN;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Json, Query};
+use super::views::{HistoryEntry, InstanceSummaryView, InstanceView, RowInfo};
+use super::{AppState, labelled, split_action};
+
+/// Start an instance.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// The process key.
+    pub process: String,
+    /// A deployed version; the latest when absent.
+    pub version: Option<u32>,
+    /// The business key (an order number...).
+    pub business_key: Option<String>,
+    /// The process's inputs (money as decimal strings or exact JSON numbers).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub variables: serde_json::Map<String, Value>,
+}
+
+/// Starts an instance of a deployed process.
+#[utoipa::path(
+    post, path = "/v1/instances", tag = "instances",
+    request_body = StartRequest,
+    responses(
+        (status = 201, description = "Started; the instance as it stands after its first step", body = InstanceView),
+        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 404, description = "No such process or version", body = ErrorBody),
+        (status = 422, description = "Inputs that do not fit the process: `details.fields`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn start(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Json(request): Json<StartRequest>,
+) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    let variables = Value::Object(request.variables);
+    let business_key = request.business_key.as_deref();
+    let id = match request.version {
+        Some(version) => engine.start_version(&request.process, version, business_key, variables).await?,
+        None => engine.start(&request.process, business_key, variables).await?,
+    };
+    let view = instance_view(&state, &id).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+}
+
+async fn instance_view(state: &AppState, id: &InstanceId) -> Result<InstanceView, ApiError> {
+    let engine = state.engine();
+    let instance = engine.instance(id).await?;
+    let row = engine.store().instance_summary(id.as_str()).await?.map(|s| RowInfo {
+        parent_id: s.parent_id,
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    });
+    Ok(InstanceView::new(&instance, row.as_ref()))
+}
+
+/// Filters of the instance list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only this process.
+    pub process: Option<String>,
+    /// Only this status: created, running, completed, failed or cancelled.
+    pub status: Option<String>,
+    /// Only this business key.
+    pub business_key: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<i64>,
+    /// Skip this many (newest first).
+    pub offset: Option<i64>,
+}
+
+const STATUSES: [&str; 5] = ["created", "running", "completed", "failed", "cancelled"];
+
+/// Lists instances, newest first.
+#[utoipa::path(
+    get, path = "/v1/instances", tag = "instances",
+    params(ListParams),
+    responses(
+        (status = 200, description = "Matching instances", body = Vec<InstanceSummaryView>),
+        (status = 400, description = "An unknown parameter or status", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Vec<InstanceSummaryView>>, ApiError> {
+    if let Some(status) = params.status.as_deref().filter(|s| !STATUSES.contains(s)) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("unknown status `{status}`: use one of {}", STATUSES.join(", ")),
+        ));
+    }
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 1000"));
+    }
+    let offset = params.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::bad_request("invalid_query", "offset must not be negative"));
+    }
+    let rows = state
+        .engine()
+        .store()
+        .instances(params.process.as_deref(), params.status.as_deref(), params.business_key.as_deref(), limit, offset)
+        .await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|r| InstanceSummaryView {
+                id: r.id,
+                process: r.process_key,
+                version: r.process_version,
+                status: r.status,
+                business_key: r.business_key,
+                parent_id: r.parent_id,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            })
+            .collect(),
+    ))
+}
+
+/// `GET /v1/instances/{id}` and `GET /v1/instances/{id}/history`.
+pub async fn get_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
+    match split_action(&rest, &["history"]) {
+        (id, Some(_)) => labelled("/v1/instances/{id}/history", history(state, caller, id.into()).await),
+        (id, None) => labelled("/v1/instances/{id}", get(state, caller, id.into()).await),
+    }
+}
+
+/// `POST /v1/instances/{id}/cancel`.
+pub async fn post_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
+    match split_action(&rest, &["cancel"]) {
+        (id, Some(_)) => labelled("/v1/instances/{id}/cancel", cancel(state, caller, id.into()).await),
+        (_, None) => labelled("/v1/instances/{id}/{action}", Err(ApiError::not_found("no such action: use /cancel"))),
+    }
+}
+
+/// Reads an instance: status, variables, tokens and what it waits for.
+#[utoipa::path(
+    get, path = "/v1/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    responses(
+        (status = 200, description = "The instance", body = InstanceView),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(state: AppState, _caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+    Ok(axum::Json(instance_view(&state, &id).await?).into_response())
+}
+
+/// The tamper-evident history of an instance.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryView {
+    /// The instance.
+    pub instance_id: String,
+    /// True when every entry's hash and link check out.
+    pub intact: bool,
+    /// The entries, in order.
+    pub entries: Vec<HistoryEntry>,
+}
+
+/// Reads an instance's audit trail, with the result of re-checking its hash chain.
+#[utoipa::path(
+    get, path = "/v1/instances/{id}/history", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    responses(
+        (status = 200, description = "The history", body = HistoryView),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn history(state: AppState, _caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    let check = engine.verify_history(&id).await?;
+    let rows = engine.history(&id).await?;
+    let view = HistoryView {
+        instance_id: id.0,
+        intact: check.is_intact(),
+        entries: rows.into_iter().map(HistoryEntry::from).collect(),
+    };
+    Ok(axum::Json(view).into_response())
+}
+
+/// Cancels an instance and everything it has open (admin).
+#[utoipa::path(
+    post, path = "/v1/instances/{id}/cancel", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    responses(
+        (status = 200, description = "Cancelled; the instance as it stands", body = InstanceView),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 409, description = "The instance has ended already", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel(state: AppState, caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+    caller.require(ADMIN, "cancel instances")?;
+    state.engine().cancel(&id, caller.name()).await?;
+    Ok(axum::Json(instance_view(&state, &id).await?).into_response())
+}

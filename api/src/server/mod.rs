@@ -1,0 +1,148 @@
+//! The HTTP API: definitions, instances, messages, the task inbox, the external-job API,
+//! incidents, metrics and reports, over one [`Engine`].
+//!
+//! [`app`] builds the router from an [`AppState`], so tests call it with
+//! `tower::ServiceExt::oneshot` and no socket; [`serve`] runs it on a listener with the timer
+//! scheduler beside it until SIGINT or SIGTERM.
+//!
+//! Conventions: JSON in and out; money as decimal strings (`"1234.50"`); times RFC 3339; every
+//! error as `{"error": {"code", "message", "details"}}` (see [`error`]). Ids of tasks, jobs,
+//! incidents and called instances contain `/` (`i-x-1/task/2`): a client may send them as they
+//! are or percent-encoded.
+
+pub mod auth;
+pub mod config;
+mod definitions;
+pub mod error;
+pub mod extract;
+mod incidents;
+mod instances;
+mod jobs;
+mod messages;
+pub mod metrics;
+pub mod openapi;
+mod ops;
+mod reports;
+pub mod run;
+mod tasks;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use cloverleaf_engine::Engine;
+
+pub use run::{ServeOptions, database_path, serve};
+
+use config::Users;
+use error::ApiError;
+use metrics::{RequestMetrics, RouteLabel};
+
+/// What every handler shares: a cheap-to-clone handle.
+#[derive(Clone)]
+pub struct AppState {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    engine: Engine,
+    users: Users,
+    requests: RequestMetrics,
+}
+
+impl AppState {
+    /// State over an open engine and the configured users.
+    pub fn new(engine: Engine, users: Users) -> AppState {
+        AppState { shared: Arc::new(Shared { engine, users, requests: RequestMetrics::default() }) }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.shared.engine
+    }
+
+    /// The users.
+    pub fn users(&self) -> &Users {
+        &self.shared.users
+    }
+
+    fn requests(&self) -> &RequestMetrics {
+        &self.shared.requests
+    }
+}
+
+/// The router with every route, authentication and request metrics.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/definitions", post(definitions::deploy).get(definitions::list))
+        .route("/v1/definitions/{key}", get(definitions::get))
+        .route("/v1/definitions/{key}/graph", get(definitions::graph))
+        .route("/v1/instances", post(instances::start).get(instances::list))
+        .route("/v1/instances/{*rest}", get(instances::get_dispatch).post(instances::post_dispatch))
+        .route("/v1/messages", post(messages::correlate))
+        .route("/v1/tasks", get(tasks::inbox))
+        .route("/v1/tasks/{*rest}", get(tasks::get_dispatch).post(tasks::post_dispatch))
+        .route("/v1/users/me/substitute", put(tasks::substitute))
+        .route("/v1/jobs/fetch-and-lock", post(jobs::fetch_and_lock))
+        .route("/v1/jobs/{*rest}", post(jobs::post_dispatch))
+        .route("/v1/incidents", get(incidents::list))
+        .route("/v1/incidents/{*rest}", post(incidents::post_dispatch))
+        .route("/v1/reports/kpis", get(reports::kpis))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route `{}`", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("`{method}` is not allowed on `{}`", uri.path()),
+    )
+}
+
+/// Splits a catch-all path into an id and the action after its last `/`, when that is one of
+/// `actions` (ids end in a number, never in an action's name).
+fn split_action<'a>(rest: &'a str, actions: &[&'static str]) -> (&'a str, Option<&'static str>) {
+    let rest = rest.trim_matches('/');
+    if let Some((id, last)) = rest.rsplit_once('/') {
+        if let Some(action) = actions.iter().find(|a| **a == last) {
+            return (id, Some(action));
+        }
+    }
+    (rest, None)
+}
+
+/// A handler's answer, labelled with its logical route for the latency metrics.
+fn labelled(route: &'static str, result: Result<Response, ApiError>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(RouteLabel(route));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_action;
+
+    #[test]
+    fn ids_with_slashes_split_from_their_action() {
+        let actions = ["claim", "complete"];
+        assert_eq!(split_action("i-a-1/task/2/claim", &actions), ("i-a-1/task/2", Some("claim")));
+        assert_eq!(split_action("i-a-1/task/2", &actions), ("i-a-1/task/2", None));
+        assert_eq!(split_action("i-a-1", &actions), ("i-a-1", None));
+        assert_eq!(split_action("i-a-1/task/2/frobnicate", &actions), ("i-a-1/task/2/frobnicate", None));
+    }
+}

@@ -1,0 +1,71 @@
+//! The OpenAPI document, generated from the handlers' annotations with utoipa.
+//!
+//! `api/openapi.json` is a checked-in copy that a test keeps in sync; regenerate it with
+//! `CLOVERLEAF_UPDATE_OPENAPI=1 cargo test -p cloverleaf --test server openapi`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{definitions, error, incidents, instances, jobs, messages, ops, reports, tasks, views};
+
+/// The API's description.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Cloverleaf",
+        description = "Workflow engine where business and finance meet: definitions, instances, messages, \
+                       the task inbox, the external-job API, incidents, metrics and KPIs. JSON in and out; \
+                       money as decimal strings; times RFC 3339; errors as {\"error\": {\"code\", \"message\", \"details\"}}. \
+                       Ids of tasks, jobs, incidents and called instances contain `/`: send them as they are or percent-encoded."
+    ),
+    paths(
+        ops::healthz, ops::metrics, ops::openapi,
+        definitions::deploy, definitions::list, definitions::get, definitions::graph,
+        instances::start, instances::list, instances::get, instances::history, instances::cancel,
+        messages::correlate,
+        tasks::inbox, tasks::get, tasks::claim, tasks::unclaim, tasks::complete, tasks::delegate, tasks::substitute,
+        jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,
+        incidents::list, incidents::retry,
+        reports::kpis,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorInfo, views::InstanceView, views::TaskView, views::JobView)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "definitions", description = "Deploy and read processes"),
+        (name = "instances", description = "Start, inspect, cancel"),
+        (name = "messages", description = "Correlate messages from outside"),
+        (name = "tasks", description = "The task inbox"),
+        (name = "jobs", description = "The external-job API (worker role)"),
+        (name = "incidents", description = "Stuck work (admin role)"),
+        (name = "reports", description = "KPIs"),
+        (name = "operations", description = "Health, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A token from cloverleaf.toml (stored there as its sha256)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as pretty JSON with a final newline (the checked-in copy's form).
+pub fn json() -> String {
+    let mut text = ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot write the OpenAPI document");
+        "{}".to_string()
+    });
+    text.push('\n');
+    text
+}

@@ -1,0 +1,139 @@
+//! `GET /v1/reports/kpis`: the figures a CFO asks for when business and finance are joined.
+//!
+//! Per process: started, completed, running, cycle time (p50, p95), SLA breaches, open tasks by
+//! role.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ErrorBody};
+use super::extract::Query;
+
+/// Which process.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct KpiParams {
+    /// Only this process.
+    pub process: Option<String>,
+}
+
+/// The report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KpiReport {
+    /// When the figures were taken.
+    pub as_of: DateTime<Utc>,
+    /// Per process, by key.
+    pub processes: Vec<ProcessKpis>,
+}
+
+/// The figures of one process.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProcessKpis {
+    /// The process key.
+    pub process: String,
+    /// Instances started.
+    pub started: i64,
+    /// Instances completed (any outcome).
+    pub completed: i64,
+    /// Instances running (or created, about to start).
+    pub running: i64,
+    /// Instances ended by an error end.
+    pub failed: i64,
+    /// Instances cancelled.
+    pub cancelled: i64,
+    /// The median time from start to completion, in whole seconds.
+    pub cycle_time_p50_seconds: Option<i64>,
+    /// The 95th percentile of the time from start to completion, in whole seconds.
+    pub cycle_time_p95_seconds: Option<i64>,
+    /// Human tasks completed after their due time, or still open past it.
+    pub sla_breaches: i64,
+    /// Open human tasks by candidate role (`(assigned)` for tasks assigned to a person).
+    pub open_tasks_by_role: BTreeMap<String, i64>,
+}
+
+/// The nearest-rank percentile of sorted values.
+fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// Process KPIs.
+#[utoipa::path(
+    get, path = "/v1/reports/kpis", tag = "reports",
+    params(KpiParams),
+    responses(
+        (status = 200, description = "The figures", body = KpiReport),
+        (status = 404, description = "No such process", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn kpis(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(params): Query<KpiParams>,
+) -> Result<axum::Json<KpiReport>, ApiError> {
+    let engine = state.engine();
+    let store = engine.store();
+    let now = engine.now();
+    let only = params.process.as_deref();
+    let counts = store.instance_counts().await?;
+    let mut keys: BTreeSet<String> = store.deployments().await?.into_iter().map(|d| d.key).collect();
+    keys.extend(counts.iter().map(|g| g.labels[0].clone()));
+    if let Some(process) = only {
+        if !keys.contains(process) {
+            return Err(ApiError::not_found(format!("process `{process}` is not deployed")));
+        }
+        keys.retain(|k| k == process);
+    }
+    let breaches: BTreeMap<String, i64> =
+        store.sla_breaches(only, now).await?.into_iter().map(|g| (g.labels[0].clone(), g.count)).collect();
+    let mut tasks: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (g, _) in store.open_tasks_by_role(only, now).await? {
+        tasks.entry(g.labels[0].clone()).or_default().insert(g.labels[1].clone(), g.count);
+    }
+    let mut processes = Vec::new();
+    for key in keys {
+        let count = |status: &str| {
+            counts.iter().filter(|g| g.labels[0] == key && g.labels[1] == status).map(|g| g.count).sum::<i64>()
+        };
+        let mut cycles: Vec<i64> =
+            store.cycles(&key).await?.iter().map(|c| (c.ended - c.started).num_seconds().max(0)).collect();
+        cycles.sort_unstable();
+        processes.push(ProcessKpis {
+            started: counts.iter().filter(|g| g.labels[0] == key).map(|g| g.count).sum(),
+            completed: count("completed"),
+            running: count("running") + count("created"),
+            failed: count("failed"),
+            cancelled: count("cancelled"),
+            cycle_time_p50_seconds: percentile(&cycles, 50),
+            cycle_time_p95_seconds: percentile(&cycles, 95),
+            sla_breaches: breaches.get(&key).copied().unwrap_or(0),
+            open_tasks_by_role: tasks.remove(&key).unwrap_or_default(),
+            process: key,
+        });
+    }
+    Ok(axum::Json(KpiReport { as_of: now, processes }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percentile;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(percentile(&[], 50), None);
+        assert_eq!(percentile(&[7], 95), Some(7));
+        let values: Vec<i64> = (1..=20).collect();
+        assert_eq!(percentile(&values, 50), Some(10));
+        assert_eq!(percentile(&values, 95), Some(19));
+    }
+}

@@ -1,0 +1,181 @@
+//! `cloverleaf serve`: configuration, engine, deployment of the processes directory, the timer
+//! scheduler and the HTTP server, until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use cloverleaf_engine::SystemClock;
+use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::config::{self, Users};
+use super::{AppState, app};
+
+/// What `serve` runs on.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The database URL (`sqlite://cloverleaf.db`) or a file path.
+    pub db: String,
+    /// The directory whose `.flow` files are deployed on start.
+    pub processes: PathBuf,
+    /// The configuration file (created with demo users when missing).
+    pub config: PathBuf,
+    /// The address to listen on.
+    pub listen: String,
+}
+
+/// The SQLite file of a database URL: `sqlite://path`, `sqlite:path` or a plain path; query
+/// parameters (`?mode=rwc`) are ignored, since the engine picks its own connection options.
+pub fn database_path(url: &str) -> Result<PathBuf> {
+    let url = url.trim();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("PostgreSQL is not supported by this build: use a sqlite:// URL or a file path");
+    }
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+    if path.is_empty() || path == ":memory:" {
+        bail!("`{url}` names no database file: the server keeps its state in a file, such as sqlite://cloverleaf.db");
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Reads the configuration, or creates one with demo users and says where their tokens are.
+pub fn load_or_create_config(path: &Path) -> Result<Users> {
+    if path.exists() {
+        return config::load(path);
+    }
+    let created = config::create_demo(path)?;
+    let names: Vec<&str> = created.users.iter().map(|(n, _)| n.as_str()).collect();
+    eprintln!(
+        "created {} with demo users ({}) and fresh random tokens; it keeps only their sha256 hashes",
+        created.config.display(),
+        names.join(", ")
+    );
+    eprintln!(
+        "the plain bearer tokens are in {} (readable only by you): hand them out, then delete it",
+        created.tokens.display()
+    );
+    config::load(path)
+}
+
+/// Compiles every `.flow` file of `dir` together and deploys them (unchanged ones keep their
+/// version). A missing directory deploys nothing; a file that does not compile stops the start.
+pub async fn deploy_directory(engine: &Engine, dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(dir = %dir.display(), "no processes directory: nothing deployed on start");
+            return Ok(0);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    for path in &paths {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        files.push((name, text));
+    }
+    if files.is_empty() {
+        return Ok(0);
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let deployed = engine.deploy(&refs).await.with_context(|| format!("cannot deploy {}", dir.display()))?;
+    for d in &deployed {
+        tracing::info!(process = %d.key, version = d.version, new = d.created, "deployed");
+    }
+    Ok(deployed.len())
+}
+
+/// Runs the server until SIGINT or SIGTERM: stops accepting, lets requests in flight finish,
+/// stops the scheduler.
+pub async fn serve(options: ServeOptions) -> Result<()> {
+    let users = load_or_create_config(&options.config)?;
+    let path = database_path(&options.db)?;
+    let engine = Engine::open(EngineOptions::new(&path, Arc::new(SystemClock)))
+        .await
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    let deployed = deploy_directory(&engine, &options.processes).await?;
+    let listener =
+        TcpListener::bind(&options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address: SocketAddr = listener.local_addr()?;
+    let (stop, stopped) = watch::channel(false);
+    let scheduler = tokio::spawn(engine.clone().run_scheduler(until_true(stopped.clone())));
+    eprintln!(
+        "cloverleaf serving on http://{address} ({} user(s), {deployed} process(es) from {}, database {})",
+        users.len(),
+        options.processes.display(),
+        path.display()
+    );
+    let server = axum::serve(listener, app(AppState::new(engine.clone(), users)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    let _ = stop.send(true);
+    match scheduler.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the scheduler stopped with an error"),
+        Err(e) => tracing::error!(error = %e, "the scheduler task failed"),
+    }
+    engine.store().close().await;
+    server.context("the HTTP server failed")?;
+    eprintln!("cloverleaf stopped");
+    Ok(())
+}
+
+/// Completes when the watched flag turns true (or its sender is gone).
+pub async fn until_true(mut flag: watch::Receiver<bool>) {
+    while !*flag.borrow_and_update() {
+        if flag.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_path;
+
+    #[test]
+    fn database_urls_name_files() {
+        assert_eq!(database_path("sqlite://cloverleaf.db").unwrap().to_str(), Some("cloverleaf.db"));
+        assert_eq!(database_path("sqlite:///var/lib/c.db?mode=rwc").unwrap().to_str(), Some("/var/lib/c.db"));
+        assert_eq!(database_path("data/c.db").unwrap().to_str(), Some("data/c.db"));
+        assert!(database_path("sqlite::memory:").is_err());
+        assert!(database_path("postgres://db/cloverleaf").is_err());
+    }
+}

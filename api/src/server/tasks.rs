@@ -1,0 +1,310 @@
+//! The task inbox: `/v1/tasks` and `/v1/users/me/substitute`.
+//!
+//! A user sees and acts on the tasks of their roles, the tasks assigned to or claimed by them,
+//! and those of someone they substitute for; anything else is 403 with the reason. Separation
+//! of duties (`not by`) is the engine's to enforce, on claim and on completion.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use cloverleaf_engine::TaskId;
+use cloverleaf_engine::store::{Store as _, TaskInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::auth::Caller;
+use super::config::ADMIN;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Json, parse_json};
+use super::views::TaskView;
+use super::{AppState, labelled, split_action};
+
+/// The caller's inbox: open tasks of their roles, assigned to or claimed by them, or held by
+/// someone they substitute for today.
+#[utoipa::path(
+    get, path = "/v1/tasks", tag = "tasks",
+    responses((status = 200, description = "The caller's open tasks", body = Vec<TaskView>)),
+    security(("bearer" = []))
+)]
+pub async fn inbox(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<Vec<TaskView>>, ApiError> {
+    let tasks = state.engine().inbox(caller.name(), &caller.0.role_refs()).await?;
+    Ok(axum::Json(tasks.into_iter().map(TaskView::from).collect()))
+}
+
+/// `GET /v1/tasks/{id}`.
+pub async fn get_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
+    let id = rest.trim_matches('/');
+    labelled("/v1/tasks/{id}", get(state, caller, id.into()).await)
+}
+
+/// `POST /v1/tasks/{id}/claim|unclaim|complete|delegate`.
+pub async fn post_dispatch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(rest): Path<String>,
+    body: Bytes,
+) -> Response {
+    match split_action(&rest, &["claim", "unclaim", "complete", "delegate"]) {
+        (id, Some("claim")) => labelled("/v1/tasks/{id}/claim", claim(state, caller, id.into()).await),
+        (id, Some("unclaim")) => labelled("/v1/tasks/{id}/unclaim", unclaim(state, caller, id.into()).await),
+        (id, Some("complete")) => {
+            let result = match parse_json::<CompleteRequest>(&body) {
+                Ok(request) => complete(state, caller, id.into(), request).await,
+                Err(e) => Err(e),
+            };
+            labelled("/v1/tasks/{id}/complete", result)
+        }
+        (id, Some(_)) => {
+            let result = match parse_json::<DelegateRequest>(&body) {
+                Ok(request) => delegate(state, caller, id.into(), request).await,
+                Err(e) => Err(e),
+            };
+            labelled("/v1/tasks/{id}/delegate", result)
+        }
+        (_, None) => labelled(
+            "/v1/tasks/{id}/{action}",
+            Err(ApiError::not_found("no such action: use /claim, /unclaim, /complete or /delegate")),
+        ),
+    }
+}
+
+/// The task if the caller may see it: an admin, one of its roles, its assignee, claimant or
+/// completer, or a substitute of its holder; else 403 saying why.
+async fn visible_task(state: &AppState, caller: &Caller, id: &TaskId) -> Result<TaskInfo, ApiError> {
+    let engine = state.engine();
+    let task = engine.task(id).await?;
+    let name = caller.name();
+    let mine = caller.has(ADMIN)
+        || task.roles.iter().any(|r| caller.has(r))
+        || [&task.assignee, &task.claimed_by, &task.completed_by].iter().any(|u| u.as_deref() == Some(name));
+    if mine {
+        return Ok(task);
+    }
+    let principals = engine.store().principals_of(name, engine.now()).await?;
+    let holder = task.claimed_by.as_ref().or(task.assignee.as_ref());
+    if holder.is_some_and(|h| principals.contains(h)) {
+        return Ok(task);
+    }
+    Err(not_yours(name, &task))
+}
+
+fn not_yours(user: &str, task: &TaskInfo) -> ApiError {
+    let reason = match &task.assignee {
+        Some(assignee) => format!("it is assigned to `{assignee}`, and `{user}` is not their substitute"),
+        None => format!("it is offered to {}, and `{user}` holds none of them", roles_list(&task.roles)),
+    };
+    ApiError::forbidden("not_candidate", format!("`{user}` may not see or act on task `{}`: {reason}", task.id))
+        .with_details(
+            json!({"user": user, "task": task.id.0, "roles": task.roles, "assignee": task.assignee, "reason": reason}),
+        )
+}
+
+fn roles_list(roles: &[String]) -> String {
+    if roles.is_empty() {
+        "no role".to_string()
+    } else {
+        roles.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Reads a task the caller may see.
+#[utoipa::path(
+    get, path = "/v1/tasks/{id}", tag = "tasks",
+    params(("id" = String, Path, description = "The task id (it contains `/`: send it as is or percent-encoded)")),
+    responses(
+        (status = 200, description = "The task", body = TaskView),
+        (status = 403, description = "Not the caller's task: `details.reason`", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get(state: AppState, caller: Caller, id: TaskId) -> Result<Response, ApiError> {
+    Ok(axum::Json(TaskView::from(visible_task(&state, &caller, &id).await?)).into_response())
+}
+
+/// Refines the engine's refusal with the reason the caller is not a candidate.
+async fn act<F>(state: &AppState, caller: &Caller, id: &TaskId, action: F) -> Result<Response, ApiError>
+where
+    F: std::future::Future<Output = Result<(), cloverleaf_engine::runtime::Error>>,
+{
+    match action.await {
+        Ok(()) => Ok(axum::Json(TaskView::from(state.engine().task(id).await?)).into_response()),
+        Err(cloverleaf_engine::runtime::Error::NotCandidate { .. }) => {
+            let task = state.engine().task(id).await?;
+            Err(not_yours(caller.name(), &task))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Claims a task: nobody else may complete it until it is released.
+#[utoipa::path(
+    post, path = "/v1/tasks/{id}/claim", tag = "tasks",
+    params(("id" = String, Path, description = "The task id")),
+    responses(
+        (status = 200, description = "Claimed", body = TaskView),
+        (status = 403, description = "Not the caller's task, or a `not by` rule bars the caller", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "Claimed by someone else, or closed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn claim(state: AppState, caller: Caller, id: TaskId) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    act(&state, &caller, &id, engine.claim(&id, caller.name(), &caller.0.role_refs())).await
+}
+
+/// Releases a task the caller claimed.
+#[utoipa::path(
+    post, path = "/v1/tasks/{id}/unclaim", tag = "tasks",
+    params(("id" = String, Path, description = "The task id")),
+    responses(
+        (status = 200, description = "Released", body = TaskView),
+        (status = 403, description = "Not the caller's task", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "Not claimed by the caller, or closed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn unclaim(state: AppState, caller: Caller, id: TaskId) -> Result<Response, ApiError> {
+    let task = visible_task(&state, &caller, &id).await?;
+    if task.state == "open" && task.claimed_by.is_none() {
+        return Err(ApiError::conflict("not_claimed", format!("task `{id}` is not claimed")));
+    }
+    let engine = state.engine();
+    act(&state, &caller, &id, engine.unclaim(&id, caller.name())).await
+}
+
+/// A completed form.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteRequest {
+    /// The form's fields (money as decimal strings).
+    #[schema(value_type = Object)]
+    pub variables: serde_json::Map<String, Value>,
+}
+
+/// Completes a task with its form.
+#[utoipa::path(
+    post, path = "/v1/tasks/{id}/complete", tag = "tasks",
+    params(("id" = String, Path, description = "The task id")),
+    request_body = CompleteRequest,
+    responses(
+        (status = 200, description = "Completed; the task as closed", body = TaskView),
+        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 403, description = "Not the caller's task, or separation of duties: `details.rule`", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "Completed already, or claimed by someone else", body = ErrorBody),
+        (status = 422, description = "A form that does not fit: `details.fields`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn complete(
+    state: AppState,
+    caller: Caller,
+    id: TaskId,
+    request: CompleteRequest,
+) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    let form = Value::Object(request.variables);
+    act(&state, &caller, &id, engine.complete_task(&id, caller.name(), &caller.0.role_refs(), form)).await
+}
+
+/// Hand a task to someone else.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelegateRequest {
+    /// Who completes it, on the caller's behalf.
+    pub to: String,
+}
+
+/// Delegates a task: `to` completes it on the caller's behalf, so `not by` rules follow it.
+#[utoipa::path(
+    post, path = "/v1/tasks/{id}/delegate", tag = "tasks",
+    params(("id" = String, Path, description = "The task id")),
+    request_body = DelegateRequest,
+    responses(
+        (status = 200, description = "Delegated; the task as it stands", body = TaskView),
+        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 403, description = "Not the caller's task", body = ErrorBody),
+        (status = 404, description = "No such task", body = ErrorBody),
+        (status = 409, description = "Closed, or claimed by someone else", body = ErrorBody),
+        (status = 422, description = "An empty delegate", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delegate(
+    state: AppState,
+    caller: Caller,
+    id: TaskId,
+    request: DelegateRequest,
+) -> Result<Response, ApiError> {
+    let engine = state.engine();
+    act(&state, &caller, &id, engine.delegate(&id, caller.name(), &caller.0.role_refs(), request.to.trim())).await
+}
+
+/// Name a substitute for a period (out of office), or withdraw one with `"user": null`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubstituteRequest {
+    /// The substitute; `null` withdraws the current one.
+    pub user: Option<String>,
+    /// From (RFC 3339); default now.
+    pub from: Option<DateTime<Utc>>,
+    /// Until (RFC 3339, exclusive); required with a user.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The caller's substitute.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubstituteView {
+    /// The caller.
+    pub user: String,
+    /// Their substitute, if any.
+    pub substitute: Option<String>,
+    /// From.
+    pub from: Option<DateTime<Utc>>,
+    /// Until (exclusive).
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Names the caller's substitute: for the period, they see and act on the caller's tasks on the
+/// caller's behalf (substitutes do not chain).
+#[utoipa::path(
+    put, path = "/v1/users/me/substitute", tag = "tasks",
+    request_body = SubstituteRequest,
+    responses(
+        (status = 200, description = "The substitute now in force", body = SubstituteView),
+        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 422, description = "Oneself, an empty name, or a period that ends before it starts", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn substitute(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(request): Json<SubstituteRequest>,
+) -> Result<axum::Json<SubstituteView>, ApiError> {
+    let engine = state.engine();
+    let now = engine.now();
+    let from = request.from.unwrap_or(now);
+    match request.user.as_deref() {
+        Some(user) => {
+            let until = request.until.ok_or_else(|| {
+                ApiError::unprocessable("invalid_substitute", "`until` is required when naming a substitute")
+                    .with_details(json!({"fields": [{"field": "until", "message": "required"}]}))
+            })?;
+            engine.set_substitute(caller.name(), Some(user.trim()), from, until).await?;
+        }
+        None => engine.set_substitute(caller.name(), None, from, request.until.unwrap_or(from)).await?,
+    }
+    let current = engine.substitute_of(caller.name()).await?;
+    Ok(axum::Json(SubstituteView {
+        user: caller.name().to_string(),
+        substitute: current.as_ref().map(|c| c.substitute.clone()),
+        from: current.as_ref().map(|c| c.from),
+        until: current.as_ref().map(|c| c.until),
+    }))
+}
