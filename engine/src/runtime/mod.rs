@@ -41,6 +41,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use cloverleaf_dsl::model::{NodeKind, Trigger};
 use cloverleaf_dsl::{CompiledProcess, Project};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -57,6 +58,11 @@ use crate::store::{
     Store, TaskInfo, Write, WriteError, WriteOutcome,
 };
 use plan::{Before, NewChild, plan};
+
+/// The "next fire" of a schedule that never fires again: far beyond any real fire.
+fn never() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::MAX_UTC) // 9999-12-31
+}
 
 /// How often a step is tried again after optimistic-concurrency conflicts before giving up.
 const MAX_ATTEMPTS: usize = 64;
@@ -193,7 +199,7 @@ pub struct Message {
 /// What became of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Correlation {
-    /// It reached this instance.
+    /// It reached this instance (waiting for it, or started by it through a message start).
     Delivered {
         /// The instance.
         instance: InstanceId,
@@ -268,6 +274,14 @@ impl<S: Store> Clone for Engine<S> {
     fn clone(&self) -> Self {
         Engine { inner: Arc::clone(&self.inner) }
     }
+}
+
+/// An instance to start: its id, business key, inputs and start node.
+struct NewInstance<'a> {
+    id: &'a str,
+    business_key: Option<String>,
+    variables: serde_json::Value,
+    start: Option<String>,
 }
 
 /// What one step did.
@@ -350,7 +364,9 @@ impl<S: Store> Engine<S> {
         self.inner.clock.now()
     }
 
-    /// Applies every owed event and fires every overdue timer; returns how many timers fired.
+    /// Applies every owed event, fires every overdue timer and starts every due cron start
+    /// (coalesced, see [`Engine::fire_due_schedules`]); returns how many timers fired and
+    /// instances started.
     pub async fn recover(&self) -> Result<usize, Error> {
         loop {
             let pending = self.inner.store.pending(256).await?;
@@ -359,7 +375,8 @@ impl<S: Store> Engine<S> {
             }
             self.settle(pending).await?;
         }
-        self.fire_due_timers().await
+        let fired = self.fire_due_timers().await?;
+        Ok(fired + self.fire_due_schedules().await?)
     }
 
     /// Compiles `files` (name, text) together and deploys every process in them. A process whose
@@ -396,9 +413,15 @@ impl<S: Store> Engine<S> {
         };
         match self.submit(Write::Deploy(row)).await? {
             WriteOutcome::Deployed { version, created } => {
-                let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
-                let entry = latest.entry(process.key.clone()).or_insert(version);
-                *entry = (*entry).max(version);
+                let newest = {
+                    let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
+                    let entry = latest.entry(process.key.clone()).or_insert(version);
+                    *entry = (*entry).max(version);
+                    *entry == version
+                };
+                if newest {
+                    self.set_schedules(process).await?;
+                }
                 Ok(Deployed { key: process.key.clone(), version, hash, created })
             }
             other => Err(Error::Write(format!("unexpected outcome {other:?}"))),
@@ -458,8 +481,23 @@ impl<S: Store> Engine<S> {
     ) -> Result<InstanceId, Error> {
         let definition = self.definition(process, version).await?;
         let id = self.next_id("i");
-        let instance = Instance::new(id.as_str(), process, version);
-        let event = Event::Start { variables, business_key: business_key.map(str::to_string), start: None };
+        let business_key = business_key.map(str::to_string);
+        let start = NewInstance { id: &id, business_key, variables, start: None };
+        self.start_instance(&definition, version, start, Extra::default()).await?.ok_or(Error::Contention(id))
+    }
+
+    /// Starts an instance with a chosen id (at a chosen start node); `None` when an instance with
+    /// that id exists already, which makes scheduled and message starts idempotent.
+    async fn start_instance(
+        &self,
+        definition: &CompiledProcess,
+        version: u32,
+        new: NewInstance<'_>,
+        extra: Extra,
+    ) -> Result<Option<InstanceId>, Error> {
+        let NewInstance { id, business_key, variables, start } = new;
+        let instance = Instance::new(id, definition.key.as_str(), version);
+        let event = Event::Start { variables, business_key, start };
         let before = Before {
             instance: &instance,
             expected_version: None,
@@ -467,13 +505,13 @@ impl<S: Store> Engine<S> {
             history_seq: 0,
             history_hash: store::GENESIS_HASH.to_string(),
         };
-        let stepped = match self.step_and_write(&definition, &before, event, &Extra::default()).await {
+        let stepped = match self.step_and_write(definition, &before, event, &extra).await {
             Ok(stepped) => stepped,
-            Err(Attempt::Again) => return Err(Error::Contention(id)),
+            Err(Attempt::Again) => return Ok(None),
             Err(Attempt::Failed(e)) => return Err(e),
         };
         self.settle(stepped.pending).await?;
-        Ok(InstanceId(id))
+        Ok(Some(InstanceId(id.to_string())))
     }
 
     /// The current state of an instance.
@@ -634,8 +672,8 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// The substitute `user` named, with the period: (substitute, from, until).
-    pub async fn substitute_of(&self, user: &str) -> Result<Option<(String, DateTime<Utc>, DateTime<Utc>)>, Error> {
+    /// The substitute `user` named, with the period.
+    pub async fn substitute_of(&self, user: &str) -> Result<Option<store::Substitution>, Error> {
         Ok(self.inner.store.substitute_of(user).await?)
     }
 
@@ -780,6 +818,10 @@ impl<S: Store> Engine<S> {
                     Err(e) => return Err(e),
                 }
             }
+            // Nobody waits: a process that starts on this message starts now.
+            if let Some(instance) = self.start_on_message(&message, &message_id, &row).await? {
+                return Ok(Correlation::Delivered { instance });
+            }
             match self.submit_raw(Write::BufferMessage(row)).await? {
                 Ok(_) => return Ok(Correlation::Buffered),
                 Err(WriteError::DuplicateMessage(_)) => return Ok(Correlation::Duplicate),
@@ -788,6 +830,39 @@ impl<S: Store> Engine<S> {
             }
         }
         Err(Error::Contention(message_id))
+    }
+
+    /// Starts every process (latest version) with a start on `message`'s name, the payload as its
+    /// inputs and the correlation key as business key; the first one records the message so
+    /// that a redelivery is a duplicate. Ids derive from the message id: starting twice is one start.
+    async fn start_on_message(
+        &self,
+        message: &Message,
+        message_id: &str,
+        row: &MessageRow,
+    ) -> Result<Option<InstanceId>, Error> {
+        let mut first = None;
+        for (key, version) in self.inner.store.latest_versions().await? {
+            let definition = self.definition(&key, version).await?;
+            let node = definition.nodes.iter().find(|n| {
+                matches!(&n.kind, NodeKind::Start { trigger: Trigger::Message { message: m }, .. } if *m == message.name)
+            });
+            let Some(node) = node else { continue };
+            let id = format!("{key}~{message_id}");
+            let record = first.is_none().then(|| MessageRow { instance_id: Some(id.clone()), ..row.clone() });
+            let extra = Extra { record_message: record, ..Extra::default() };
+            let new = NewInstance {
+                id: &id,
+                business_key: Some(message.correlation_key.clone()),
+                variables: message.payload.clone(),
+                start: Some(node.name.clone()),
+            };
+            let started = self.start_instance(&definition, version, new, extra).await?;
+            if first.is_none() {
+                first = started;
+            }
+        }
+        Ok(first)
     }
 
     /// Fires every timer due now (each instance's timers in due order); returns how many fired.
@@ -886,13 +961,77 @@ impl<S: Store> Engine<S> {
         Ok(HistoryCheck::verify(&rows, row.history_seq, &row.history_hash))
     }
 
+    /// Points the cron starts of `process` (its latest version) at their next fires; a schedule
+    /// that did not change keeps its cursor, so redeploying never skips or repeats a fire.
+    async fn set_schedules(&self, process: &CompiledProcess) -> Result<(), Error> {
+        let now = self.now();
+        let mut nodes = Vec::new();
+        for node in &process.nodes {
+            if let NodeKind::Start { trigger: Trigger::Schedule { schedule }, .. } = &node.kind {
+                let next = schedule.next_after(now).map_or_else(never, |t| t.with_timezone(&Utc));
+                nodes.push((node.name.clone(), serde_json::to_string(schedule)?, next));
+            }
+        }
+        self.submit(Write::SetSchedules { process: process.key.clone(), nodes }).await?;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Starts an instance for every due cron start and returns how many started. Catch-up
+    /// policy "coalesce": fires missed while no engine ran start ONE instance, for the latest
+    /// missed fire; the schedule then goes on from now. An instance started by a fire has the id
+    /// `{process}@{fire}`, so two engine nodes firing together start it once.
+    pub async fn fire_due_schedules(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let mut started = 0;
+        for (process, node, fire) in self.inner.store.due_schedules(now).await? {
+            let version = self.latest_version(&process).await?;
+            let definition = self.definition(&process, version).await?;
+            let schedule = definition.nodes.iter().find(|n| n.name == node).and_then(|n| match &n.kind {
+                NodeKind::Start { trigger: Trigger::Schedule { schedule }, .. } => Some(schedule.clone()),
+                _ => None,
+            });
+            let Some(schedule) = schedule else {
+                self.set_schedules(&definition).await?;
+                continue;
+            };
+            let mut latest = fire;
+            while let Some(next) = schedule.next_after(latest).map(|t| t.with_timezone(&Utc)) {
+                if next > now {
+                    break;
+                }
+                latest = next;
+            }
+            let id = format!("{process}@{}", latest.format("%Y%m%dT%H%M%SZ"));
+            let new = NewInstance {
+                id: &id,
+                business_key: None,
+                variables: serde_json::json!({}),
+                start: Some(node.clone()),
+            };
+            let start = self.start_instance(&definition, version, new, Extra::default()).await;
+            match start {
+                Ok(Some(_)) => started += 1,
+                Ok(None) => {}
+                // A start the process refuses would be refused at every fire: it is logged, and
+                // the schedule moves on rather than retrying forever.
+                Err(e) => tracing::warn!(%process, %node, fire = %latest, error = %e, "scheduled start refused"),
+            }
+            let next = schedule.next_after(latest).map_or_else(never, |t| t.with_timezone(&Utc));
+            self.submit(Write::AdvanceSchedule { process, node, from: fire, to: next }).await?;
+        }
+        Ok(started)
+    }
+
     /// Runs the timer scheduler until `shutdown` completes: sleeps until the next due timer
     /// (at most a minute, or until a step schedules a timer), then fires what is due.
     pub async fn run_scheduler(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         tokio::pin!(shutdown);
         loop {
             self.recover().await?;
-            let next = self.inner.store.next_timer().await?;
+            let timer = self.inner.store.next_timer().await?;
+            let schedule = self.inner.store.next_schedule().await?;
+            let next = [timer, schedule].into_iter().flatten().min();
             let wait = next
                 .map(|at| (at - self.now()).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(Duration::from_secs(60))

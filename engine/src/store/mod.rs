@@ -129,6 +129,25 @@ pub enum Write {
         /// Until (exclusive).
         until: DateTime<Utc>,
     },
+    /// Set the cursor of a cron start: kept when `schedule` is unchanged, else moved to `next`.
+    /// Schedules of the process not in `nodes` are dropped (a new version removed them).
+    SetSchedules {
+        /// The process.
+        process: String,
+        /// (start node, schedule as text, next fire) of its latest version.
+        nodes: Vec<(String, String, DateTime<Utc>)>,
+    },
+    /// Move a cron start's cursor from `from` to `to`; does nothing when another node moved it.
+    AdvanceSchedule {
+        /// The process.
+        process: String,
+        /// The start node.
+        node: String,
+        /// The fire being handled.
+        from: DateTime<Utc>,
+        /// The next fire.
+        to: DateTime<Utc>,
+    },
     /// Buffer a message nobody waits for yet.
     BufferMessage(MessageRow),
     /// Drop an owed event its instance refused.
@@ -485,6 +504,17 @@ pub struct LockedJob {
     pub lock_expires_at: DateTime<Utc>,
 }
 
+/// An out-of-office arrangement: `substitute` acts for the user who named them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Substitution {
+    /// Who acts.
+    pub substitute: String,
+    /// From (inclusive).
+    pub from: DateTime<Utc>,
+    /// Until (exclusive).
+    pub until: DateTime<Utc>,
+}
+
 /// A human task as read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskInfo {
@@ -544,11 +574,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         substitute: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
-    /// The substitute `user` named: (substitute, from, until).
-    fn substitute_of(
-        &self,
-        user: &str,
-    ) -> impl Future<Output = Result<Option<(String, DateTime<Utc>, DateTime<Utc>)>, Error>> + Send;
+    /// The substitute `user` named.
+    fn substitute_of(&self, user: &str) -> impl Future<Output = Result<Option<Substitution>, Error>> + Send;
     /// Subscriptions matching a message: (subscription, instance), oldest first.
     fn subscriptions_for(
         &self,
@@ -571,6 +598,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send;
+    /// Cron starts due at `now`: (process, node, fire).
+    fn due_schedules(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(String, String, DateTime<Utc>)>, Error>> + Send;
+    /// The earliest cron start.
+    fn next_schedule(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
+    /// The latest version of every deployed process.
+    fn latest_versions(&self) -> impl Future<Output = Result<Vec<(String, u32)>, Error>> + Send;
     /// The earliest timer.
     fn next_timer(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
     /// Owed events, oldest first.

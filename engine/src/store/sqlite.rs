@@ -23,7 +23,7 @@ use crate::ids::{InstanceId, JobId, TaskId};
 
 use super::{
     BufferedMessage, DeploymentRow, Error, Guard, HistoryRow, InstanceRow, JobChange, JobInfo, LockedJob, MessageRow,
-    PendingRow, StepWrite, Store, TaskChange, TaskInfo, Write, WriteError, WriteOutcome, parse_ts, ts,
+    PendingRow, StepWrite, Store, Substitution, TaskChange, TaskInfo, Write, WriteError, WriteOutcome, parse_ts, ts,
 };
 
 /// The SQLite implementation of [`Store`]. Cheap to clone.
@@ -434,6 +434,33 @@ impl Store for SqliteStore {
         rows.iter().map(task_info).collect()
     }
 
+    async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, DateTime<Utc>)>, Error> {
+        let rows = sqlx::query(
+            "SELECT process_key, node, next_fire_at FROM schedules WHERE next_fire_at <= ?1 ORDER BY next_fire_at",
+        )
+        .bind(ts(now))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("process_key")?, r.try_get("node")?, parse_ts(&r.try_get::<String, _>("next_fire_at")?)?))
+            })
+            .collect()
+    }
+
+    async fn next_schedule(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let at: Option<String> =
+            sqlx::query_scalar("SELECT MIN(next_fire_at) FROM schedules").fetch_one(&self.read).await?;
+        at.as_deref().map(parse_ts).transpose()
+    }
+
+    async fn latest_versions(&self) -> Result<Vec<(String, u32)>, Error> {
+        let rows = sqlx::query("SELECT process_key, MAX(version) AS version FROM deployments GROUP BY process_key")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get("process_key")?, r.try_get::<u32, _>("version")?))).collect()
+    }
+
     async fn inbox(&self, user: &str, roles: &[String], principals: &[String]) -> Result<Vec<TaskInfo>, Error> {
         let rows = sqlx::query(&format!(
             "{TASK_COLUMNS} WHERE state = 'open' AND (EXISTS (SELECT 1 FROM json_each(tasks.roles) r \
@@ -462,17 +489,17 @@ impl Store for SqliteStore {
         rows.iter().map(|r| Ok(r.try_get("user_name")?)).collect()
     }
 
-    async fn substitute_of(&self, user: &str) -> Result<Option<(String, DateTime<Utc>, DateTime<Utc>)>, Error> {
+    async fn substitute_of(&self, user: &str) -> Result<Option<Substitution>, Error> {
         let row = sqlx::query("SELECT substitute, from_at, until_at FROM substitutes WHERE user_name = ?1")
             .bind(user)
             .fetch_optional(&self.read)
             .await?;
         row.map(|r| {
-            Ok((
-                r.try_get("substitute")?,
-                parse_ts(&r.try_get::<String, _>("from_at")?)?,
-                parse_ts(&r.try_get::<String, _>("until_at")?)?,
-            ))
+            Ok(Substitution {
+                substitute: r.try_get("substitute")?,
+                from: parse_ts(&r.try_get::<String, _>("from_at")?)?,
+                until: parse_ts(&r.try_get::<String, _>("until_at")?)?,
+            })
         })
         .transpose()
     }
@@ -862,6 +889,42 @@ async fn apply_other(conn: &mut SqliteConnection, write: &Write) -> Result<Resul
                     sqlx::query("DELETE FROM substitutes WHERE user_name = ?1").bind(user).execute(&mut *conn).await?;
                 }
             }
+            Ok(Ok(WriteOutcome::Done))
+        }
+        Write::SetSchedules { process, nodes } => {
+            let keep: Vec<&str> = nodes.iter().map(|(n, _, _)| n.as_str()).collect();
+            sqlx::query(
+                "DELETE FROM schedules WHERE process_key = ?1 AND node NOT IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(process)
+            .bind(json!(keep).to_string())
+            .execute(&mut *conn)
+            .await?;
+            for (node, schedule, next) in nodes {
+                sqlx::query(
+                    "INSERT INTO schedules (process_key, node, schedule, next_fire_at) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (process_key, node) DO UPDATE SET schedule = excluded.schedule, \
+                     next_fire_at = excluded.next_fire_at WHERE schedules.schedule <> excluded.schedule",
+                )
+                .bind(process)
+                .bind(node)
+                .bind(schedule)
+                .bind(ts(*next))
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(Ok(WriteOutcome::Done))
+        }
+        Write::AdvanceSchedule { process, node, from, to } => {
+            sqlx::query(
+                "UPDATE schedules SET next_fire_at = ?4 WHERE process_key = ?1 AND node = ?2 AND next_fire_at = ?3",
+            )
+            .bind(process)
+            .bind(node)
+            .bind(ts(*from))
+            .bind(ts(*to))
+            .execute(&mut *conn)
+            .await?;
             Ok(Ok(WriteOutcome::Done))
         }
         Write::BufferMessage(message) => {

@@ -7,4 +7,5 @@ mod harness;
 mod jobs;
 mod messages;
 mod people;
+mod starts;
 mod tasks;

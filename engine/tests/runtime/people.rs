@@ -47,13 +47,13 @@ async fn a_substitute_acts_for_the_absent_claimant_and_history_says_for_whom() {
     // max goes on holiday tomorrow for a week, with sue (no manager role) standing in.
     let from = t0() + TimeDelta::days(1);
     env.engine.set_substitute("max", Some("sue"), from, from + TimeDelta::days(7)).await.unwrap();
-    assert_eq!(env.engine.substitute_of("max").await.unwrap().map(|s| s.0), Some("sue".to_string()));
+    assert_eq!(env.engine.substitute_of("max").await.unwrap().map(|s| s.substitute), Some("sue".to_string()));
     assert!(env.engine.inbox("sue", &[]).await.unwrap().is_empty(), "not yet in force");
     let early = env.engine.complete_task(&task.id, "sue", &[], json!({"approve": true})).await;
     assert!(matches!(early, Err(Error::NotCandidate { .. })), "{early:?}");
     env.advance(TimeDelta::days(1));
     let inbox = env.engine.inbox("sue", &[]).await.unwrap();
-    assert_eq!(inbox.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), [task.id.clone()]);
+    assert_eq!(inbox.iter().map(|t| &t.id).collect::<Vec<_>>(), [&task.id]);
     env.engine.complete_task(&task.id, "sue", &[], json!({"approve": true})).await.unwrap();
     assert_eq!(env.status(&id).await, completed("approved"));
     let history = env.engine.history(&id).await.unwrap();
@@ -119,7 +119,7 @@ async fn a_delegate_completes_for_the_delegator_and_not_by_follows_the_task() {
     let delegated = history.iter().find(|h| h.kind == "task_delegated").unwrap();
     assert_eq!(delegated.who.as_deref(), Some("carl"));
     assert!(delegated.detail.contains("to vic"), "{}", delegated.detail);
-    let done = history.iter().filter(|h| h.kind == "task_completed").next_back().unwrap();
+    let done = history.iter().rfind(|h| h.kind == "task_completed").unwrap();
     assert_eq!((done.who.as_deref(), done.on_behalf_of.as_deref()), (Some("vic"), Some("carl")));
     // Replaying the stored events rebuilds the same state, delegation included.
     let stored = env.instance(&id).await;
