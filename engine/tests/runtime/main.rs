@@ -7,5 +7,6 @@ mod harness;
 mod jobs;
 mod messages;
 mod people;
+mod scenarios;
 mod starts;
 mod tasks;
