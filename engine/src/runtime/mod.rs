@@ -32,6 +32,7 @@
 
 mod plan;
 pub mod query;
+mod connect;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

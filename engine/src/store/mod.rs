@@ -13,6 +13,8 @@
 mod history;
 pub mod query;
 mod sqlite;
+pub mod postgres;
+pub mod any;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,1 @@
+//! A store chosen at run time by URL: SQLite or PostgreSQL.
