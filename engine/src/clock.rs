@@ -2,14 +2,22 @@
 //! (runtime, scheduler, in-memory engine) asks a [`Clock`], so tests run weeks of dunning timers
 //! in milliseconds on a [`VirtualClock`].
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::watch;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// For a clock that jumps (a virtual one): a receiver that changes at every jump, so that
+    /// whoever sleeps until a due time (the scheduler, a worker) wakes when time is moved past it.
+    /// `None` for a clock that simply runs.
+    fn jumps(&self) -> Option<watch::Receiver<DateTime<Utc>>> {
+        None
+    }
 }
 
 /// The machine's clock.
@@ -25,35 +33,41 @@ impl Clock for SystemClock {
 /// A clock that only moves when told to. Clones share one time.
 #[derive(Debug, Clone)]
 pub struct VirtualClock {
-    now: Arc<Mutex<DateTime<Utc>>>,
+    now: Arc<watch::Sender<DateTime<Utc>>>,
 }
 
 impl VirtualClock {
     /// A clock standing at `start`.
     pub fn new(start: DateTime<Utc>) -> Self {
-        VirtualClock { now: Arc::new(Mutex::new(start)) }
+        VirtualClock { now: Arc::new(watch::Sender::new(start)) }
     }
 
     /// Moves the clock forward by `by` (a negative delta is ignored: time never runs back).
     pub fn advance(&self, by: TimeDelta) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
         if by > TimeDelta::zero() {
-            *now += by;
+            self.now.send_modify(|now| *now += by);
         }
     }
 
     /// Moves the clock forward to `at`, if `at` is later than now.
     pub fn advance_to(&self, at: DateTime<Utc>) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        if at > *now {
-            *now = at;
-        }
+        self.now.send_if_modified(|now| {
+            let later = at > *now;
+            if later {
+                *now = at;
+            }
+            later
+        });
     }
 }
 
 impl Clock for VirtualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+        *self.now.borrow()
+    }
+
+    fn jumps(&self) -> Option<watch::Receiver<DateTime<Utc>>> {
+        Some(self.now.subscribe())
     }
 }
 

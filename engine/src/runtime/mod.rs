@@ -30,9 +30,9 @@
 //! # let _ = id; Ok(()) }
 //! ```
 
+mod connect;
 mod plan;
 pub mod query;
-mod connect;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -1024,10 +1024,12 @@ impl<S: Store> Engine<S> {
         Ok(started)
     }
 
-    /// Runs the timer scheduler until `shutdown` completes: sleeps until the next due timer
-    /// (at most a minute, or until a step schedules a timer), then fires what is due.
+    /// Runs the scheduler until `shutdown` completes: sleeps until the next due timer or cron
+    /// start (at most a minute; a step that schedules a timer, or a virtual clock's jump, wakes
+    /// it early), then fires what is due.
     pub async fn run_scheduler(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         tokio::pin!(shutdown);
+        let mut jumps = self.inner.clock.jumps();
         loop {
             self.recover().await?;
             let timer = self.inner.store.next_timer().await?;
@@ -1037,10 +1039,21 @@ impl<S: Store> Engine<S> {
                 .map(|at| (at - self.now()).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(Duration::from_secs(60))
                 .min(Duration::from_secs(60));
+            let jumped = async {
+                match jumps.as_mut() {
+                    Some(receiver) => {
+                        if receiver.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
                 () = tokio::time::sleep(wait) => {}
                 () = self.inner.wake.notified() => {}
+                () = jumped => {}
             }
         }
     }

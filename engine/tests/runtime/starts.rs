@@ -84,3 +84,38 @@ async fn a_message_start_starts_an_instance_once_per_message_id() {
     assert_eq!(env.engine.correlate(other).await.unwrap(), Correlation::Buffered, "no process starts on it");
     assert_eq!(env.engine.tasks(None).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_scheduler_fires_timers_and_cron_starts_when_the_virtual_clock_jumps() {
+    let env = Env::reference().await;
+    let id = env
+        .engine
+        .start("ship_then_invoice", Some("SO-7"), json!({"order_id": "SO-7", "customer_id": "C-1", "amount": "5.00"}))
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = tokio::spawn(env.engine.clone().run_scheduler(async {
+        let _ = stopped.await;
+    }));
+    env.advance(TimeDelta::days(5));
+    let escalated = async {
+        loop {
+            let tasks = env.engine.tasks(Some(&id)).await.unwrap();
+            if tasks.iter().any(|t| t.node == "chase_shipment") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), escalated).await.expect("the timer fired");
+    env.clock.advance_to(Utc.with_ymd_and_hms(2026, 1, 31, 10, 0, 0).unwrap());
+    let closing = InstanceId("month_end_close@20260131T100000Z".into());
+    let started = async {
+        while env.engine.instance(&closing).await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), started).await.expect("the cron start fired");
+    stop.send(()).unwrap();
+    scheduler.await.unwrap().unwrap();
+}
