@@ -215,10 +215,10 @@ fn compile_with_context(name: &str, text: &str, deployed: &[(String, String)]) -
         if keys.contains(key) {
             continue;
         }
-        if let Some(p) = file.processes.iter().find(|p| &p.key.name == key) {
-            if let Some(block) = source.get(p.span.start..p.span.end) {
-                processes.push((key.clone(), block.to_string()));
-            }
+        if let Some(p) = file.processes.iter().find(|p| &p.key.name == key)
+            && let Some(block) = source.get(p.span.start..p.span.end)
+        {
+            processes.push((key.clone(), block.to_string()));
         }
     }
     let mut project = Project::new();

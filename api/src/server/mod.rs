@@ -118,10 +118,10 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// `actions` (ids end in a number, never in an action's name).
 fn split_action<'a>(rest: &'a str, actions: &[&'static str]) -> (&'a str, Option<&'static str>) {
     let rest = rest.trim_matches('/');
-    if let Some((id, last)) = rest.rsplit_once('/') {
-        if let Some(action) = actions.iter().find(|a| **a == last) {
-            return (id, Some(action));
-        }
+    if let Some((id, last)) = rest.rsplit_once('/')
+        && let Some(action) = actions.iter().find(|a| **a == last)
+    {
+        return (id, Some(action));
     }
     (rest, None)
 }

@@ -1,0 +1,14 @@
+//! The HTTP API through its router (`oneshot`, no socket), one area per module, and once over
+//! a real socket end to end. Each test has its own SQLite file and a virtual clock.
+
+mod auth;
+mod definitions;
+mod e2e;
+mod harness;
+mod incidents;
+mod instances;
+mod jobs;
+mod messages;
+mod ops;
+mod serve;
+mod tasks;

@@ -1,0 +1,116 @@
+//! Metrics, KPIs, the OpenAPI document and its checked-in copy, the audit.
+
+use axum::http::{StatusCode, header};
+use chrono::TimeDelta;
+use serde_json::json;
+
+use crate::harness::Api;
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_every_family() {
+    let api = Api::new().await;
+    api.order_at_manager("20000.00", "sam").await;
+    api.order("500.00", "sam").await;
+    api.advance(TimeDelta::hours(30));
+    let answer = api.get("/metrics", "mia").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = &answer.text;
+    for line in [
+        "cloverleaf_instances{process=\"order_approval\",status=\"running\"} 2",
+        "cloverleaf_jobs{job_type=\"credit.check\",state=\"ready\"} 1",
+        "cloverleaf_jobs{job_type=\"credit.check\",state=\"done\"} 1",
+        "cloverleaf_tasks_open{process=\"order_approval\",role=\"sales.manager\"} 1",
+        "cloverleaf_tasks_overdue{process=\"order_approval\",role=\"sales.manager\"} 1",
+        "cloverleaf_timers_late 3",
+        "# TYPE cloverleaf_http_request_duration_seconds histogram",
+        "cloverleaf_steps_total 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+    }
+    assert!(
+        text.contains("cloverleaf_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/jobs/{id}/complete\",status=\"204\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("cloverleaf_timer_lag_seconds "), "{text}");
+}
+
+#[tokio::test]
+async fn kpis_count_instances_cycle_times_breaches_and_open_tasks() {
+    let api = Api::new().await;
+    let (_, first) = api.order_at_manager("20000.00", "sam").await;
+    api.advance(TimeDelta::hours(2));
+    api.post(&format!("/v1/tasks/{first}/complete"), "mia", json!({"variables": {"approve": true}}))
+        .await
+        .expect(StatusCode::OK);
+    let (_, late) = api.order_at_manager("30000.00", "sam").await;
+    api.advance(TimeDelta::hours(23));
+    api.order_at_manager("40000.00", "sam").await;
+    api.advance(TimeDelta::hours(2));
+    // The second order's approval is now 25 hours old: past its 24-hour due time.
+    let _ = late;
+    let answer = api.get("/v1/reports/kpis?process=order_approval", "carl").await;
+    let body = answer.expect(StatusCode::OK);
+    let p = &body["processes"][0];
+    assert_eq!(body["processes"].as_array().unwrap().len(), 1);
+    assert_eq!(p["process"], "order_approval");
+    assert_eq!((p["started"].as_i64(), p["completed"].as_i64(), p["running"].as_i64()), (Some(3), Some(1), Some(2)));
+    assert_eq!((p["cycle_time_p50_seconds"].as_i64(), p["cycle_time_p95_seconds"].as_i64()), (Some(7200), Some(7200)));
+    assert_eq!(p["sla_breaches"], 1, "{}", answer.text);
+    assert_eq!(p["open_tasks_by_role"], json!({"sales.manager": 2}));
+    let all = api.get("/v1/reports/kpis", "carl").await;
+    assert_eq!(all.expect(StatusCode::OK)["processes"].as_array().unwrap().len(), 5);
+    api.get("/v1/reports/kpis?process=nope", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn the_server_serves_the_openapi_document_of_its_code() {
+    let api = Api::new().await;
+    let answer = api.get("/openapi.json", "sam").await;
+    let body = answer.expect(StatusCode::OK);
+    assert_eq!(answer.text, cloverleaf::server::openapi::json());
+    assert!(body["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/v1/tasks/{id}/complete", "/v1/jobs/fetch-and-lock", "/v1/definitions", "/v1/reports/kpis"] {
+        assert!(body["paths"].get(path).is_some(), "{path} is not documented");
+    }
+    assert!(body["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[test]
+fn the_checked_in_openapi_copy_matches_the_server() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+    let generated = cloverleaf::server::openapi::json();
+    if std::env::var_os("CLOVERLEAF_UPDATE_OPENAPI").is_some() {
+        std::fs::write(path, &generated).unwrap();
+        return;
+    }
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "api/openapi.json is out of date with the server's code; regenerate it with\n\
+         CLOVERLEAF_UPDATE_OPENAPI=1 cargo test -p cloverleaf --test server openapi"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_finds_an_altered_history_row() {
+    let api = Api::new().await;
+    let (id, task) = api.order_at_manager("20000.00", "sam").await;
+    api.post(&format!("/v1/tasks/{task}/complete"), "mia", json!({"variables": {"approve": true}}))
+        .await
+        .expect(StatusCode::OK);
+    api.order("500.00", "sam").await;
+    let clean = cloverleaf::audit::verify(&api.db.path).await.unwrap();
+    assert_eq!((clean.instances, clean.altered.len()), (2, 0));
+    assert!(clean.rows > 5);
+    sqlx::query("UPDATE history SET who = 'max' WHERE instance_id = ?1 AND kind = 'task_completed'")
+        .bind(&id)
+        .execute(api.engine.store().pool())
+        .await
+        .unwrap();
+    let tampered = cloverleaf::audit::verify(&api.db.path).await.unwrap();
+    assert_eq!(tampered.altered.len(), 1);
+    assert_eq!(tampered.altered[0].instance, id);
+    let history = api.get(&format!("/v1/instances/{id}/history"), "ada").await;
+    assert_eq!(history.expect(StatusCode::OK)["intact"], false);
+}

@@ -1,0 +1,156 @@
+//! The real binary: `serve` creates its configuration, deploys, serves and stops on SIGTERM;
+//! `audit verify` exits 1 on an altered history.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let path = std::env::temp_dir().join(format!("cloverleaf-serve-{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cloverleaf"))
+}
+
+fn processes() -> String {
+    format!("{}/../processes", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts `serve` in `dir` on a free port; returns the child, its address and what it printed.
+fn start(dir: &Path) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+    let mut child = binary()
+        .current_dir(dir)
+        .args(["serve", "--processes", &processes(), "--listen", "127.0.0.1:0", "--db", "sqlite://server.db"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let line = received.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no address in {seen:?}"));
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            let address = rest.split_whitespace().next().unwrap().to_string();
+            return (child, address, received);
+        }
+        seen.push(line);
+    }
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    child.wait().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm() {
+    let dir = Dir::new("demo");
+    let (mut child, address, _lines) = start(&dir.0);
+    let config = std::fs::read_to_string(dir.0.join("cloverleaf.toml")).unwrap();
+    let tokens = std::fs::read_to_string(dir.0.join("cloverleaf.tokens")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.0.join("cloverleaf.tokens")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let carl = tokens.lines().find(|l| l.starts_with("carl ")).unwrap().split('"').nth(1).unwrap().to_string();
+    assert!(carl.starts_with("clv_") && !config.contains(&carl), "the configuration holds hashes only");
+    assert!(config.contains("finance.cfo") && config.contains(&cloverleaf::server::config::hash_token(&carl)));
+    let http = reqwest::Client::new();
+    let health = http.get(format!("http://{address}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    let anonymous = http.get(format!("http://{address}/v1/definitions")).send().await.unwrap();
+    assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let definitions: serde_json::Value = http
+        .get(format!("http://{address}/v1/definitions"))
+        .bearer_auth(&carl)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(definitions.as_array().unwrap().len(), 5);
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status:?}");
+    // A second start reads the configuration it made and keeps the deployments.
+    let (mut child, address, _lines) = start(&dir.0);
+    let again = http.get(format!("http://{address}/v1/definitions")).bearer_auth(&carl).send().await.unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::OK);
+    assert!(terminate(&mut child).success());
+}
+
+#[test]
+fn serve_refuses_a_configuration_with_a_plain_token() {
+    let dir = Dir::new("plain");
+    std::fs::write(dir.0.join("cloverleaf.toml"), "[[users]]\nname = \"mia\"\nroles = []\ntoken_sha256 = \"secret\"\n")
+        .unwrap();
+    let output = binary()
+        .current_dir(&dir.0)
+        .args(["serve", "--processes", &processes(), "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("64 hex digits"), "{stderr}");
+}
+
+#[tokio::test]
+async fn audit_verify_exits_1_on_an_altered_row() {
+    let dir = Dir::new("audit");
+    let db = dir.0.join("audit.db");
+    {
+        let engine = cloverleaf_engine::runtime::Engine::open(cloverleaf_engine::runtime::EngineOptions::new(
+            &db,
+            std::sync::Arc::new(cloverleaf_engine::SystemClock),
+        ))
+        .await
+        .unwrap();
+        engine.deploy(&[("p.flow", "process p \"P\" { start -> done  end done \"Done\" }")]).await.unwrap();
+        engine.start("p", None, serde_json::json!({})).await.unwrap();
+        engine.store().close().await;
+    }
+    let url = format!("sqlite://{}", db.display());
+    let clean = binary().args(["audit", "verify", "--db", &url]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&clean.stdout);
+    assert_eq!(clean.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("checked 1 instance(s)") && stdout.contains("all intact"), "{stdout}");
+    {
+        let store = cloverleaf_engine::store::SqliteStore::open(&db).await.unwrap();
+        sqlx::query("UPDATE history SET at = '2020-01-01T00:00:00.000000Z' WHERE seq = 1")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let altered = binary().args(["audit", "verify", "--db", &url]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&altered.stdout);
+    assert_eq!(altered.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("ALTERED") && stdout.contains("1 instance(s) altered"), "{stdout}");
+    let missing = binary().args(["audit", "verify", "--db", "sqlite://no/such.db"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}

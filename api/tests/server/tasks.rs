@@ -1,0 +1,145 @@
+//! The task inbox: roles, claims, forms, separation of duties, delegation, substitutes.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::harness::Api;
+
+fn ids(body: &serde_json::Value) -> Vec<String> {
+    body.as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_user_sees_the_tasks_of_their_roles_only() {
+    let api = Api::new().await;
+    let (_, task) = api.order_at_manager("20000.00", "sam").await;
+    assert_eq!(ids(api.get("/v1/tasks", "mia").await.expect(StatusCode::OK)), [task.clone()]);
+    assert_eq!(ids(api.get("/v1/tasks", "sam").await.expect(StatusCode::OK)), Vec::<String>::new());
+    let read = api.get(&format!("/v1/tasks/{task}"), "mia").await;
+    let body = read.expect(StatusCode::OK);
+    assert_eq!(body["node"], "manager_approval");
+    assert_eq!(body["title"], "Approve order SO-1");
+    assert_eq!(body["form"][0]["name"], "approve");
+    // Percent-encoded ids work as well as raw ones.
+    let encoded = task.replace('/', "%2F");
+    api.get(&format!("/v1/tasks/{encoded}"), "mia").await.expect(StatusCode::OK);
+    let refused = api.get(&format!("/v1/tasks/{task}"), "cora").await;
+    let error = refused.expect_error(StatusCode::FORBIDDEN, "not_candidate");
+    assert!(error["details"]["reason"].as_str().unwrap().contains("sales.manager"), "{}", refused.text);
+    api.get("/v1/tasks/i-x-1/task/9", "mia").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn completing_checks_role_form_and_separation_of_duties() {
+    let api = Api::new().await;
+    let (id, task) = api.order_at_manager("20000.00", "mia").await;
+    let path = format!("/v1/tasks/{task}/complete");
+    let approve = json!({"variables": {"approve": true}});
+    api.post(&path, "cora", approve.clone()).await.expect_error(StatusCode::FORBIDDEN, "not_candidate");
+    let own = api.post(&path, "mia", approve.clone()).await;
+    let error = own.expect_error(StatusCode::FORBIDDEN, "separation_of_duties");
+    assert_eq!(error["details"]["rule"], "not by requested_by");
+    let bad_form = api.post(&path, "max", json!({"variables": {"approve": "yes"}})).await;
+    let error = bad_form.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_form");
+    assert_eq!(error["details"]["fields"][0]["field"], "approve");
+    api.post(&path, "max", json!({"variabels": {}})).await.expect_error(StatusCode::BAD_REQUEST, "invalid_json");
+    let done = api.post(&path, "max", approve.clone()).await;
+    let body = done.expect(StatusCode::OK);
+    assert_eq!((body["state"].as_str(), body["completed_by"].as_str()), (Some("completed"), Some("max")));
+    assert_eq!(api.status(&id).await, json!({"status": "completed", "outcome": "approved"}));
+    api.post(&path, "max", approve).await.expect_error(StatusCode::CONFLICT, "task_closed");
+}
+
+#[tokio::test]
+async fn a_claimed_task_belongs_to_its_claimant_until_released() {
+    let api = Api::new().await;
+    let (id, task) = api.order_at_manager("20000.00", "sam").await;
+    let claimed = api.post_empty(&format!("/v1/tasks/{task}/claim"), "mia").await;
+    assert_eq!(claimed.expect(StatusCode::OK)["claimed_by"], "mia");
+    api.post_empty(&format!("/v1/tasks/{task}/claim"), "max").await.expect_error(StatusCode::CONFLICT, "task_claimed");
+    api.post(&format!("/v1/tasks/{task}/complete"), "max", json!({"variables": {"approve": true}}))
+        .await
+        .expect_error(StatusCode::CONFLICT, "task_claimed");
+    api.post_empty(&format!("/v1/tasks/{task}/unclaim"), "max")
+        .await
+        .expect_error(StatusCode::CONFLICT, "task_claimed");
+    let released = api.post_empty(&format!("/v1/tasks/{task}/unclaim"), "mia").await;
+    assert_eq!(released.expect(StatusCode::OK)["claimed_by"], serde_json::Value::Null);
+    api.post_empty(&format!("/v1/tasks/{task}/unclaim"), "mia").await.expect_error(StatusCode::CONFLICT, "not_claimed");
+    api.post_empty(&format!("/v1/tasks/{task}/claim"), "cora")
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_candidate");
+    api.post(&format!("/v1/tasks/{task}/complete"), "max", json!({"variables": {"approve": false}}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(api.status(&id).await, json!({"status": "completed", "outcome": "rejected"}));
+    api.post_empty(&format!("/v1/tasks/{task}/claim"), "mia").await.expect_error(StatusCode::CONFLICT, "task_closed");
+    api.post_empty(&format!("/v1/tasks/{task}/approve"), "mia").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_delegated_task_is_completed_on_the_delegators_behalf() {
+    let api = Api::new().await;
+    let (id, task) = api.order_at_manager("20000.00", "sam").await;
+    api.post(&format!("/v1/tasks/{task}/delegate"), "cora", json!({"to": "dora"}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_candidate");
+    api.post(&format!("/v1/tasks/{task}/delegate"), "mia", json!({"to": " "}))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_substitute");
+    let delegated = api.post(&format!("/v1/tasks/{task}/delegate"), "mia", json!({"to": "dora"})).await;
+    assert_eq!(delegated.expect(StatusCode::OK)["assignee"], "dora");
+    assert_eq!(ids(api.get("/v1/tasks", "dora").await.expect(StatusCode::OK)), [task.clone()]);
+    api.post(&format!("/v1/tasks/{task}/complete"), "dora", json!({"variables": {"approve": true}}))
+        .await
+        .expect(StatusCode::OK);
+    let history = api.get(&format!("/v1/instances/{id}/history"), "ada").await;
+    let entries = history.expect(StatusCode::OK)["entries"].as_array().unwrap().clone();
+    let done = entries.iter().find(|e| e["kind"] == "task_completed").unwrap();
+    assert_eq!((done["who"].as_str(), done["on_behalf_of"].as_str()), (Some("dora"), Some("mia")));
+}
+
+#[tokio::test]
+async fn a_substitute_acts_for_the_user_who_named_them() {
+    let api = Api::new().await;
+    let (id, task) = api.order_at_manager("20000.00", "sam").await;
+    api.post_empty(&format!("/v1/tasks/{task}/claim"), "mia").await.expect(StatusCode::OK);
+    let from = crate::harness::t0().to_rfc3339();
+    let until = (crate::harness::t0() + chrono::TimeDelta::days(7)).to_rfc3339();
+    let named = api
+        .call(
+            axum::http::Method::PUT,
+            "/v1/users/me/substitute",
+            Some("mia"),
+            Some(json!({"user": "carl", "from": from, "until": until})),
+        )
+        .await;
+    let body = named.expect(StatusCode::OK);
+    assert_eq!((body["user"].as_str(), body["substitute"].as_str()), (Some("mia"), Some("carl")));
+    assert_eq!(ids(api.get("/v1/tasks", "carl").await.expect(StatusCode::OK)), [task.clone()]);
+    api.get(&format!("/v1/tasks/{task}"), "carl").await.expect(StatusCode::OK);
+    api.post(&format!("/v1/tasks/{task}/complete"), "carl", json!({"variables": {"approve": true}}))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(api.status(&id).await["outcome"], "approved");
+    let history = api.get(&format!("/v1/instances/{id}/history"), "ada").await;
+    let entries = history.expect(StatusCode::OK)["entries"].as_array().unwrap().clone();
+    let done = entries.iter().find(|e| e["kind"] == "task_completed").unwrap();
+    assert_eq!((done["who"].as_str(), done["on_behalf_of"].as_str()), (Some("carl"), Some("mia")));
+}
+
+#[tokio::test]
+async fn a_substitute_must_be_someone_else_for_a_real_period() {
+    let api = Api::new().await;
+    let put = |body| api.call(axum::http::Method::PUT, "/v1/users/me/substitute", Some("mia"), Some(body));
+    let until = (crate::harness::t0() + chrono::TimeDelta::days(1)).to_rfc3339();
+    put(json!({"user": "mia", "until": until}))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_substitute");
+    put(json!({"user": "carl"})).await.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_substitute");
+    put(json!({"user": "carl", "until": "next tuesday"})).await.expect_error(StatusCode::BAD_REQUEST, "invalid_json");
+    let named = put(json!({"user": "carl", "until": until})).await;
+    assert_eq!(named.expect(StatusCode::OK)["substitute"], "carl");
+    let withdrawn = put(json!({"user": null})).await;
+    assert_eq!(withdrawn.expect(StatusCode::OK)["substitute"], serde_json::Value::Null);
+}
