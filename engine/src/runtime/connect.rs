@@ -1,1 +1,66 @@
 //! Opening an engine by database URL.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::store::AnyStore;
+use crate::store::postgres::Wakeups;
+
+use super::{Engine, EngineOptions, Error, Inner};
+
+/// How often a wake-up forwarder checks that its engine still exists while nothing is notified.
+const ALIVE_CHECK: Duration = Duration::from_secs(5);
+
+impl Engine<AnyStore> {
+    /// Opens the store `url` names (`sqlite://PATH`, a file path, or `postgres://...`), applies
+    /// its migrations, then recovers like [`Engine::open`]: owed events are applied and overdue
+    /// timers fire. On PostgreSQL the engine also listens to the other nodes on the database:
+    /// their new jobs wake this engine's workers ([`Engine::job_signal`]) and their new timers
+    /// its scheduler ([`Engine::run_scheduler`]) without waiting for the next poll.
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Engine<AnyStore>, Error> {
+        let store = AnyStore::connect(url).await?;
+        let wakeups = store.listen().await?;
+        // The default batch size is the one `EngineOptions` gives.
+        let max_batch = EngineOptions::new("", Arc::clone(&clock)).max_batch;
+        let engine = Engine::with_store(store, clock, max_batch);
+        if let Some(wakeups) = wakeups {
+            forward(Arc::downgrade(&engine.inner), wakeups);
+        }
+        engine.recover().await?;
+        Ok(engine)
+    }
+}
+
+/// Passes other nodes' notifications to the engine's own signals until the engine is dropped
+/// (then the receivers go, and the listener closes its connection).
+fn forward(engine: Weak<Inner<AnyStore>>, wakeups: Wakeups) {
+    let (mut jobs, mut timers) = (wakeups.jobs(), wakeups.timers());
+    drop(wakeups);
+    tokio::spawn(async move {
+        loop {
+            let jobs_ready = tokio::select! {
+                changed = jobs.changed() => match changed {
+                    Ok(()) => true,
+                    Err(_) => break,
+                },
+                changed = timers.changed() => match changed {
+                    Ok(()) => false,
+                    Err(_) => break,
+                },
+                () = tokio::time::sleep(ALIVE_CHECK) => {
+                    if engine.strong_count() == 0 {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let Some(inner) = engine.upgrade() else { break };
+            if jobs_ready {
+                inner.jobs_ready.send_modify(|n| *n = n.wrapping_add(1));
+            } else {
+                inner.wake.notify_one();
+            }
+        }
+    });
+}

@@ -25,6 +25,7 @@ use crate::ids::{InstanceId, JobId, TaskId};
 
 pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
 pub use sqlite::SqliteStore;
+pub use {any::AnyStore, postgres::PgStore};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -19,7 +19,7 @@ async fn started(env: &Env) -> cloverleaf_engine::InstanceId {
 
 #[tokio::test]
 async fn an_expired_lease_returns_the_job_and_the_stale_epoch_is_refused() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = started(&env).await;
     let first = env.one_job("credit.check").await;
     assert_eq!(first.idempotency_key, format!("{id}:check_credit:1"));
@@ -48,7 +48,7 @@ async fn an_expired_lease_returns_the_job_and_the_stale_epoch_is_refused() {
 
 #[tokio::test]
 async fn a_completion_after_the_lease_ran_out_is_refused() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     started(&env).await;
     let job = env.one_job("credit.check").await;
     env.advance(TimeDelta::seconds(90));
@@ -58,7 +58,7 @@ async fn a_completion_after_the_lease_ran_out_is_refused() {
 
 #[tokio::test]
 async fn failures_are_retried_with_backoff_then_raise_an_incident_an_operator_retries() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = started(&env).await;
     // `retry 3`: the first try and three retries, each after its backoff.
     for attempt in 1..=4 {
@@ -89,7 +89,7 @@ async fn failures_are_retried_with_backoff_then_raise_an_incident_an_operator_re
 
 #[tokio::test]
 async fn a_business_error_takes_the_matching_path() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = started(&env).await;
     let job = env.one_job("credit.check").await;
     env.engine.business_error(&job.id, job.epoch, "customer_blocked").await.unwrap();
@@ -98,7 +98,7 @@ async fn a_business_error_takes_the_matching_path() {
 
 #[tokio::test]
 async fn leases_extend_only_under_the_current_epoch_and_before_they_run_out() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     env.engine
         .start(
             "order_approval",
@@ -127,7 +127,7 @@ async fn leases_extend_only_under_the_current_epoch_and_before_they_run_out() {
 
 #[tokio::test]
 async fn wildcard_job_types_match_by_prefix_and_new_jobs_signal_workers() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let mut signal = env.engine.job_signal();
     let before = *signal.borrow_and_update();
     env.engine

@@ -26,7 +26,7 @@ fn payment(invoice: &str, id: &str) -> Message {
 
 #[tokio::test]
 async fn a_message_reaches_the_waiting_instance_once_per_message_id() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     env.engine.deploy(&[("pay.flow", PAY)]).await.unwrap();
     let id = env.engine.start("pay", None, json!({"invoice_id": "INV-1"})).await.unwrap();
     assert_eq!(env.engine.correlate(payment("INV-2", "m0")).await.unwrap(), Correlation::Buffered);
@@ -39,7 +39,7 @@ async fn a_message_reaches_the_waiting_instance_once_per_message_id() {
 
 #[tokio::test]
 async fn a_message_that_arrives_early_is_buffered_and_delivered_when_the_subscription_opens() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     env.engine.deploy(&[("pay.flow", PAY)]).await.unwrap();
     assert_eq!(env.engine.correlate(payment("INV-1", "m1")).await.unwrap(), Correlation::Buffered);
     assert_eq!(env.engine.correlate(payment("INV-1", "m1")).await.unwrap(), Correlation::Duplicate);
@@ -52,7 +52,7 @@ async fn a_message_that_arrives_early_is_buffered_and_delivered_when_the_subscri
 
 #[tokio::test]
 async fn a_buffered_message_expires_after_its_ttl() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     env.engine.deploy(&[("pay.flow", PAY)]).await.unwrap();
     assert_eq!(env.engine.correlate(payment("INV-1", "m1")).await.unwrap(), Correlation::Buffered);
     env.advance(TimeDelta::days(2));

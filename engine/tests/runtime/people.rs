@@ -20,7 +20,7 @@ async fn at_cfo(env: &Env) -> (cloverleaf_engine::InstanceId, cloverleaf_engine:
 
 #[tokio::test]
 async fn a_barred_user_cannot_claim_and_the_inbox_shows_role_tasks() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = env.order("20000.00", "50000", "A").await;
     let inbox = env.engine.inbox("rita", &["sales.manager"]).await.unwrap();
     assert_eq!(inbox.len(), 1, "the requester still sees the task of her role");
@@ -40,7 +40,7 @@ async fn a_barred_user_cannot_claim_and_the_inbox_shows_role_tasks() {
 
 #[tokio::test]
 async fn a_substitute_acts_for_the_absent_claimant_and_history_says_for_whom() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = env.order("20000.00", "50000", "A").await;
     let task = env.engine.tasks(Some(&id)).await.unwrap().remove(0);
     env.engine.claim(&task.id, "max", &["sales.manager"]).await.unwrap();
@@ -64,7 +64,7 @@ async fn a_substitute_acts_for_the_absent_claimant_and_history_says_for_whom() {
 
 #[tokio::test]
 async fn substitutes_do_not_chain_and_cannot_be_oneself() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = env.order("20000.00", "50000", "A").await;
     let task = env.engine.tasks(Some(&id)).await.unwrap().remove(0);
     env.engine.claim(&task.id, "max", &["sales.manager"]).await.unwrap();
@@ -85,7 +85,7 @@ async fn substitutes_do_not_chain_and_cannot_be_oneself() {
 
 #[tokio::test]
 async fn the_cfo_cannot_approve_through_the_first_approvers_substitute() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let (id, cfo_task) = at_cfo(&env).await;
     // carl (CFO) is away; max, who approved as manager, is named as his substitute.
     env.engine.set_substitute("carl", Some("max"), t0(), t0() + TimeDelta::days(3)).await.unwrap();
@@ -98,7 +98,7 @@ async fn the_cfo_cannot_approve_through_the_first_approvers_substitute() {
 
 #[tokio::test]
 async fn a_delegate_completes_for_the_delegator_and_not_by_follows_the_task() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let (id, cfo_task) = at_cfo(&env).await;
     // Delegating to the first approver is refused at once: they could never complete it.
     let to_max = env.engine.delegate(&cfo_task, "carl", &["finance.cfo"], "max").await;

@@ -30,7 +30,7 @@ async fn task_at(env: &Env, node: &str) -> cloverleaf_engine::store::TaskInfo {
 
 #[tokio::test]
 async fn order_to_cash_with_approval_shipment_partial_payment_and_dunning_survives_restarts() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let root = env
         .engine
         .start(
@@ -96,7 +96,7 @@ async fn order_to_cash_with_approval_shipment_partial_payment_and_dunning_surviv
 
 #[tokio::test]
 async fn an_undispatched_order_goes_to_logistics_after_five_days_then_waits_again() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = env
         .engine
         .start("ship_then_invoice", Some("SO-5"), json!({"order_id": "SO-5", "customer_id": "C-1", "amount": "100.00"}))
@@ -139,7 +139,7 @@ async fn an_undispatched_order_goes_to_logistics_after_five_days_then_waits_agai
 
 #[tokio::test]
 async fn a_large_write_off_needs_a_cfo_other_than_the_controller() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = env
         .engine
         .start(

@@ -9,7 +9,7 @@ use crate::harness::{Env, completed};
 
 #[tokio::test]
 async fn the_manager_path_checks_roles_and_refuses_the_requester() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = env.order("20000.00", "50000", "A").await;
     let task = env.engine.tasks(Some(&id)).await.unwrap().remove(0);
     assert_eq!(task.node, "manager_approval");
@@ -31,7 +31,7 @@ async fn the_manager_path_checks_roles_and_refuses_the_requester() {
 
 #[tokio::test]
 async fn a_claimed_task_is_completed_only_by_its_claimant() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = env.order("20000.00", "50000", "A").await;
     let task = env.engine.tasks(Some(&id)).await.unwrap().remove(0);
     env.engine.claim(&task.id, "max", &["sales.manager"]).await.unwrap();
@@ -45,7 +45,7 @@ async fn a_claimed_task_is_completed_only_by_its_claimant() {
 
 #[tokio::test]
 async fn an_unanswered_approval_escalates_after_24_hours() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     let id = env.order("20000.00", "50000", "A").await;
     env.advance(TimeDelta::hours(8));
     assert_eq!(env.engine.fire_due_timers().await.unwrap(), 1); // the reminder
@@ -63,7 +63,7 @@ async fn an_unanswered_approval_escalates_after_24_hours() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_concurrent_completions_of_one_task_exactly_one_succeeds() {
-    let env = Env::reference().await;
+    let Some(env) = Env::reference().await else { return };
     for _ in 0..5 {
         let id = env.order("20000.00", "50000", "A").await;
         let task = env.engine.tasks(Some(&id)).await.unwrap().remove(0);
