@@ -35,6 +35,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use cloverleaf_engine::Engine;
+use cloverleaf_worker::Ledger;
 
 pub use run::{ServeOptions, database_path, serve};
 
@@ -51,13 +52,29 @@ pub struct AppState {
 struct Shared {
     engine: Engine,
     users: Users,
+    ledger: Option<Ledger>,
     requests: RequestMetrics,
 }
 
 impl AppState {
-    /// State over an open engine and the configured users.
+    /// State over an open engine and the configured users, without a sub-ledger (the KPI report
+    /// then leaves its finance figures out).
     pub fn new(engine: Engine, users: Users) -> AppState {
-        AppState { shared: Arc::new(Shared { engine, users, requests: RequestMetrics::default() }) }
+        AppState::build(engine, users, None)
+    }
+
+    /// State with the finance sub-ledger the built-in handlers post to.
+    pub fn with_ledger(engine: Engine, users: Users, ledger: Ledger) -> AppState {
+        AppState::build(engine, users, Some(ledger))
+    }
+
+    fn build(engine: Engine, users: Users, ledger: Option<Ledger>) -> AppState {
+        AppState { shared: Arc::new(Shared { engine, users, ledger, requests: RequestMetrics::default() }) }
+    }
+
+    /// The sub-ledger, when the server has one.
+    pub fn ledger(&self) -> Option<&Ledger> {
+        self.shared.ledger.as_ref()
     }
 
     /// The engine.

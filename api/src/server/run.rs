@@ -1,5 +1,6 @@
 //! `cloverleaf serve`: configuration, engine, deployment of the processes directory, the timer
-//! scheduler and the HTTP server, until SIGINT or SIGTERM.
+//! scheduler, the in-process workers of the built-in finance handlers, and the HTTP server,
+//! until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use cloverleaf_worker::{Ledger, Worker, WorkerOptions, finance};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -42,10 +44,11 @@ pub fn database_path(url: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-/// Reads the configuration, or creates one with demo users and says where their tokens are.
-pub fn load_or_create_config(path: &Path) -> Result<Users> {
+/// Reads the configuration, or creates one with demo users and says where their tokens are;
+/// true when it was created.
+pub fn load_or_create_config(path: &Path) -> Result<(Users, bool)> {
     if path.exists() {
-        return config::load(path);
+        return Ok((config::load(path)?, false));
     }
     let created = config::create_demo(path)?;
     let names: Vec<&str> = created.users.iter().map(|(n, _)| n.as_str()).collect();
@@ -58,7 +61,7 @@ pub fn load_or_create_config(path: &Path) -> Result<Users> {
         "the plain bearer tokens are in {} (readable only by you): hand them out, then delete it",
         created.tokens.display()
     );
-    config::load(path)
+    Ok((config::load(path)?, true))
 }
 
 /// Compiles every `.flow` file of `dir` together and deploys them (unchanged ones keep their
@@ -97,24 +100,38 @@ pub async fn deploy_directory(engine: &Engine, dir: &Path) -> Result<usize> {
 /// Runs the server until SIGINT or SIGTERM: stops accepting, lets requests in flight finish,
 /// stops the scheduler.
 pub async fn serve(options: ServeOptions) -> Result<()> {
-    let users = load_or_create_config(&options.config)?;
     let path = database_path(&options.db)?;
+    let (users, demo) = load_or_create_config(&options.config)?;
     let engine = Engine::open(EngineOptions::new(&path, Arc::new(SystemClock)))
         .await
         .with_context(|| format!("cannot open the database {}", path.display()))?;
     let deployed = deploy_directory(&engine, &options.processes).await?;
+    // The built-in handlers post to the sub-ledger in the same file.
+    let ledger =
+        Ledger::open(&path).await.with_context(|| format!("cannot open the sub-ledger in {}", path.display()))?;
+    if demo {
+        let seed = ledger.seed_demo_company(engine.now().date_naive()).await.context("cannot seed the demo company")?;
+        if seed.created {
+            eprintln!(
+                "seeded the demo company: {} customers, {} opening invoices",
+                seed.customers, seed.opening_invoices
+            );
+        }
+    }
     let listener =
         TcpListener::bind(&options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
     let address: SocketAddr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(engine.clone().run_scheduler(until_true(stopped.clone())));
+    let worker = Worker::new(engine.clone(), finance::handlers(&ledger), WorkerOptions::new("in-process"));
+    let workers = tokio::spawn(worker.run(until_true(stopped.clone())));
     eprintln!(
         "cloverleaf serving on http://{address} ({} user(s), {deployed} process(es) from {}, database {})",
         users.len(),
         options.processes.display(),
         path.display()
     );
-    let server = axum::serve(listener, app(AppState::new(engine.clone(), users)))
+    let server = axum::serve(listener, app(AppState::with_ledger(engine.clone(), users, ledger.clone())))
         .with_graceful_shutdown(shutdown_signal())
         .await;
     let _ = stop.send(true);
@@ -123,6 +140,12 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         Ok(Err(e)) => tracing::error!(error = %e, "the scheduler stopped with an error"),
         Err(e) => tracing::error!(error = %e, "the scheduler task failed"),
     }
+    match workers.await {
+        Ok(Ok(stats)) => tracing::info!(?stats, "in-process workers stopped"),
+        Ok(Err(e)) => tracing::error!(error = %e, "the in-process workers could not run"),
+        Err(e) => tracing::error!(error = %e, "the in-process workers failed"),
+    }
+    ledger.close().await;
     engine.store().close().await;
     server.context("the HTTP server failed")?;
     eprintln!("cloverleaf stopped");

@@ -114,3 +114,31 @@ async fn the_audit_finds_an_altered_history_row() {
     let history = api.get(&format!("/v1/instances/{id}/history"), "ada").await;
     assert_eq!(history.expect(StatusCode::OK)["intact"], false);
 }
+
+#[tokio::test]
+async fn kpis_carry_the_sub_ledgers_finance_figures() {
+    let mut api = Api::new().await;
+    let without = api.get("/v1/reports/kpis", "carl").await;
+    assert_eq!(without.expect(StatusCode::OK)["ledger"], serde_json::Value::Null);
+    let ledger = cloverleaf_worker::Ledger::open(&api.db.path).await.unwrap();
+    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
+    api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
+        api.engine.clone(),
+        crate::harness::users(),
+        ledger,
+    ));
+    let answer = api.get("/v1/reports/kpis", "carl").await;
+    let ledger = &answer.expect(StatusCode::OK)["ledger"];
+    assert_eq!(ledger["as_of"], "2026-01-05");
+    let labels: Vec<&str> = ledger["aging"].as_array().unwrap().iter().map(|b| b["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["0-30", "31-60", "61-90", "90+"]);
+    let open: rust_decimal::Decimal = ledger["open_receivables"].as_str().unwrap().parse().unwrap();
+    let buckets: rust_decimal::Decimal = ledger["aging"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["amount"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap())
+        .sum();
+    assert!(open > rust_decimal::Decimal::ZERO);
+    assert_eq!(open, buckets, "the buckets add up to the open receivables, exactly");
+}

@@ -50,12 +50,20 @@ fn start(dir: &Path) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     });
     let mut seen = Vec::new();
     loop {
-        let line = received.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("no address in {seen:?}"));
-        if let Some(rest) = line.split("serving on http://").nth(1) {
-            let address = rest.split_whitespace().next().unwrap().to_string();
-            return (child, address, received);
+        match received.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("serving on http://").nth(1) {
+                    let address = rest.split_whitespace().next().unwrap().to_string();
+                    return (child, address, received);
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server printed no address: {seen:?}");
+            }
         }
-        seen.push(line);
     }
 }
 
@@ -95,6 +103,53 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
         .await
         .unwrap();
     assert_eq!(definitions.as_array().unwrap().len(), 5);
+    // The in-process workers check credit on the seeded demo company: a small order of a good
+    // customer is approved straight through.
+    let sam = tokens.lines().find(|l| l.starts_with("sam ")).unwrap().split('"').nth(1).unwrap().to_string();
+    let started: serde_json::Value = http
+        .post(format!("http://{address}/v1/instances"))
+        .bearer_auth(&sam)
+        .json(&serde_json::json!({"process": "order_approval", "variables": {
+            "order_id": "SO-1", "customer_id": "C-001", "amount": "100.00", "requested_by": "sam"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+    let mut instance = serde_json::Value::Null;
+    for _ in 0..200 {
+        instance = http
+            .get(format!("http://{address}/v1/instances/{id}"))
+            .bearer_auth(&sam)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if instance["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (instance["status"].as_str(), instance["outcome"].as_str()),
+        (Some("completed"), Some("approved")),
+        "{instance}"
+    );
+    let kpis: serde_json::Value = http
+        .get(format!("http://{address}/v1/reports/kpis"))
+        .bearer_auth(&carl)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kpis["ledger"]["aging"].as_array().map(Vec::len), Some(4), "{kpis}");
+    assert!(kpis["ledger"]["open_receivables"].is_string(), "money as a decimal string: {kpis}");
     let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");
     // A second start reads the configuration it made and keeps the deployments.
