@@ -1313,11 +1313,195 @@ fn task_info(row: &PgRow) -> Result<TaskInfo, Error> {
 
 #[cfg(test)]
 mod tests {
+    //! Several engine nodes on one database. They run wherever PostgreSQL is reachable at
+    //! `CLOVERLEAF_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432`); elsewhere they are
+    //! skipped with a notice, unless `CI` is set.
+
+    use std::collections::HashSet;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::{TimeDelta, TimeZone, Utc};
+    use serde_json::json;
+    use sqlx::Connection;
+    use sqlx::postgres::PgConnection;
+
     use super::like_pattern;
+    use crate::runtime::{Engine, Error};
+    use crate::store::{AnyStore, Store};
+    use crate::{Event, InstanceId, VirtualClock};
+
+    const NODES: &str = r#"process nodes "Nodes" {
+  start -> pause
+  wait pause { for 1h } -> work
+  task work { job "nodes.work" } -> done
+  end done "Done"
+}"#;
+
+    /// A database of its own, dropped with its connections when the test ends.
+    struct TestDb {
+        server: String,
+        name: String,
+    }
+
+    impl TestDb {
+        async fn create() -> Option<TestDb> {
+            let server = std::env::var("CLOVERLEAF_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+                .trim_end_matches('/')
+                .to_string();
+            let admin = format!("{server}/postgres");
+            let mut conn = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin)).await {
+                Ok(Ok(conn)) => conn,
+                failed => {
+                    assert!(std::env::var_os("CI").is_none(), "PostgreSQL not reachable at {server}: {failed:?}");
+                    eprintln!("\n**********\nSKIPPED: PostgreSQL not reachable at {server}\n**********\n");
+                    return None;
+                }
+            };
+            let name = format!("cloverleaf_pg_{}", super::node_id().replace('-', "_"));
+            sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+            Some(TestDb { server, name })
+        }
+
+        fn url(&self) -> String {
+            format!("{}/{}", self.server, self.name)
+        }
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            let admin = format!("{}/postgres", self.server);
+            let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    let mut conn = PgConnection::connect(&admin).await?;
+                    sqlx::query(&sql).execute(&mut conn).await?;
+                    conn.close().await
+                })
+            })
+            .join();
+            assert!(matches!(dropped, Ok(Ok(()))), "dropping {}: {dropped:?}", self.name);
+        }
+    }
+
+    /// Two engine nodes on one fresh database, sharing a virtual clock.
+    async fn two_nodes() -> Option<(TestDb, VirtualClock, Engine<AnyStore>, Engine<AnyStore>)> {
+        let db = TestDb::create().await?;
+        let clock = VirtualClock::new(Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap());
+        let a = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
+        let b = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
+        a.deploy(&[("nodes.flow", NODES)]).await.unwrap();
+        Some((db, clock, a, b))
+    }
+
+    async fn count_events(engine: &Engine<AnyStore>, id: &InstanceId, which: fn(&Event) -> bool) -> usize {
+        engine.events(id).await.unwrap().iter().filter(|(e, _)| which(e)).count()
+    }
 
     #[test]
     fn job_type_patterns_escape_like_specials() {
         assert_eq!(like_pattern("finance.*"), "finance.%");
         assert_eq!(like_pattern("a_b%c\\*"), "a\\_b\\%c\\\\%");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_claim_each_timer_and_each_job_once() {
+        let Some((_db, clock, a, b)) = two_nodes().await else { return };
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            ids.push(a.start("nodes", None, json!({})).await.unwrap());
+        }
+        clock.advance(TimeDelta::hours(2));
+        let now = a.now();
+
+        // Both claim at once: every due timer goes to exactly one of them...
+        let (ta, tb) = tokio::join!(a.store().due_timers(now, 1024), b.store().due_timers(now, 1024));
+        let (ta, tb) = (ta.unwrap(), tb.unwrap());
+        let claimed: HashSet<_> = ta.iter().chain(&tb).map(|(timer, _)| timer.clone()).collect();
+        assert_eq!((ta.len() + tb.len(), claimed.len()), (20, 20));
+        // ... and is left to it for a minute.
+        assert!(b.store().due_timers(now, 1024).await.unwrap().is_empty());
+        assert_eq!(a.store().next_timer().await.unwrap(), Some(now + TimeDelta::seconds(60)));
+
+        // The claims run out (as if their node died): both nodes fire, each timer fires once.
+        clock.advance(TimeDelta::seconds(61));
+        let (fa, fb) = tokio::join!(a.fire_due_timers(), b.fire_due_timers());
+        assert_eq!(fa.unwrap() + fb.unwrap(), 20);
+        for id in &ids {
+            assert_eq!(count_events(&a, id, |e| matches!(e, Event::TimerFired { .. })).await, 1);
+        }
+
+        // Both fetch at once, a few at a time: every job is locked by one node only.
+        let fetch = |engine: Engine<AnyStore>, worker: &'static str| async move {
+            let mut got = Vec::new();
+            loop {
+                let jobs = engine.fetch_and_lock(worker, &["nodes.work"], 3, TimeDelta::minutes(5)).await.unwrap();
+                if jobs.is_empty() {
+                    return got;
+                }
+                got.extend(jobs);
+            }
+        };
+        let (ja, jb) = tokio::join!(fetch(a.clone(), "wa"), fetch(b.clone(), "wb"));
+        let locked: HashSet<_> = ja.iter().chain(&jb).map(|j| j.id.clone()).collect();
+        assert_eq!((ja.len() + jb.len(), locked.len()), (20, 20));
+
+        // Each node completes the jobs it holds; the other node's epoch is refused.
+        if let Some(job) = jb.first() {
+            assert!(matches!(a.complete_job(&job.id, job.epoch + 1, json!({})).await, Err(Error::StaleLock { .. })));
+        }
+        for (engine, jobs) in [(&a, &ja), (&b, &jb)] {
+            for job in jobs {
+                engine.complete_job(&job.id, job.epoch, json!({})).await.unwrap();
+            }
+        }
+        for id in &ids {
+            assert!(b.instance(id).await.unwrap().status().is_final());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_step_raced_by_two_nodes_is_applied_by_one() {
+        let Some((_db, _clock, a, b)) = two_nodes().await else { return };
+        let mut ids = Vec::new();
+        for _ in 0..10 {
+            let id = a.start("nodes", None, json!({})).await.unwrap();
+            // Both nodes hold the instance at the same version.
+            b.instance(&id).await.unwrap();
+            ids.push(id);
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for id in &ids {
+            for (engine, by) in [(a.clone(), "ann"), (b.clone(), "bob")] {
+                let id = id.clone();
+                set.spawn(async move { engine.cancel(&id, by).await.is_ok() });
+            }
+        }
+        let won = set.join_all().await.into_iter().filter(|ok| *ok).count();
+        assert_eq!(won, ids.len());
+        for id in &ids {
+            assert_eq!(count_events(&b, id, |e| matches!(e, Event::Cancel { .. })).await, 1);
+            assert!(a.verify_history(id).await.unwrap().is_intact());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn timers_and_jobs_created_on_one_node_wake_the_other() {
+        let Some((_db, clock, a, b)) = two_nodes().await else { return };
+        let wakeups = b.store().listen().await.unwrap().unwrap();
+        let (mut timers, mut jobs) = (wakeups.timers(), b.job_signal());
+        timers.borrow_and_update();
+        jobs.borrow_and_update();
+        let bound = Duration::from_secs(10);
+
+        a.start("nodes", None, json!({})).await.unwrap();
+        tokio::time::timeout(bound, timers.changed()).await.unwrap().unwrap();
+
+        clock.advance(TimeDelta::hours(2));
+        assert_eq!(a.fire_due_timers().await.unwrap(), 1);
+        tokio::time::timeout(bound, jobs.changed()).await.unwrap().unwrap();
     }
 }
