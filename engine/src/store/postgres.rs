@@ -79,7 +79,7 @@ pub struct PgStore {
     /// The group-commit writer's connections. Created lazily, so that they belong to the
     /// writer's own runtime rather than to the caller's.
     write: PgPool,
-    options: PgConnectOptions,
+    options: Arc<PgConnectOptions>,
     /// Tells this node's notifications from the others'.
     node: Arc<str>,
 }
@@ -107,7 +107,7 @@ impl PgStore {
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(options.clone());
-        Ok(PgStore { read, write, options, node: node_id().into() })
+        Ok(PgStore { read, write, options: Arc::new(options), node: node_id().into() })
     }
 
     /// The read pool, for tools and tests that need raw SQL.
@@ -134,7 +134,7 @@ impl PgStore {
             .max_connections(1)
             .max_lifetime(None)
             .idle_timeout(None)
-            .connect_with(self.options.clone())
+            .connect_with(PgConnectOptions::clone(&self.options))
             .await?;
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen_all([JOBS_CHANNEL, TIMERS_CHANNEL]).await?;
@@ -892,10 +892,10 @@ impl Rows {
                 TaskChange::Assign { id, assignee } => self.task_assigns.push(json!({"id": id, "assignee": assignee})),
             }
         }
+        // The plan gives at most one change per job, task and timer, and a batch holds one step
+        // per instance: each statement touches a row once, as `ON CONFLICT DO UPDATE` requires.
         for t in &step.timers_upsert {
             self.wake_timers = true;
-            // One statement may touch a row once: a timer moved twice in a batch keeps its last time.
-            self.timer_upserts.retain(|v| v["id"].as_str() != Some(t.id.as_str()));
             self.timer_upserts.push(json!({
                 "id": t.id, "instance_id": t.instance_id, "node": t.node, "due_at": ts(t.due_at),
             }));
