@@ -1318,6 +1318,7 @@ mod tests {
     //! skipped with a notice, unless `CI` is set.
 
     use std::collections::HashSet;
+    use std::io::Write;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -1355,7 +1356,9 @@ mod tests {
                 Ok(Ok(conn)) => conn,
                 failed => {
                     assert!(std::env::var_os("CI").is_none(), "PostgreSQL not reachable at {server}: {failed:?}");
-                    eprintln!("\n**********\nSKIPPED: PostgreSQL not reachable at {server}\n**********\n");
+                    // Straight to stderr: libtest captures `eprintln!` of passing tests.
+                    let test = std::thread::current().name().unwrap_or("a test").to_string();
+                    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: PostgreSQL not reachable at {server}");
                     return None;
                 }
             };

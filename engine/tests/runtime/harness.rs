@@ -7,6 +7,7 @@
 //! When the server cannot be reached a test is skipped with a notice, unless `CI` is set: then it
 //! fails.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,9 +80,12 @@ impl PgDb {
                 if std::env::var_os("CI").is_some() {
                     panic!("PostgreSQL not reachable at {server} ({reason}); CI is set, so this fails");
                 }
-                eprintln!(
-                    "\n**********\nSKIPPED: PostgreSQL not reachable at {server} ({reason})\n\
-                     (set CLOVERLEAF_TEST_PG_URL, or CLOVERLEAF_TEST_BACKEND=sqlite)\n**********\n"
+                // Straight to stderr: libtest captures `eprintln!` of passing tests.
+                let test = std::thread::current().name().unwrap_or("a test").to_string();
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED: {test}: PostgreSQL not reachable at {server} ({reason}); \
+                     set CLOVERLEAF_TEST_PG_URL, or run with CLOVERLEAF_TEST_BACKEND=sqlite"
                 );
                 return None;
             }
