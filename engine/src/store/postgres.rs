@@ -5,8 +5,7 @@
 //! nothing and never makes the others of its batch fail. Checks are made before changes, under
 //! row locks that hold until the commit, so a check cannot go stale before the batch commits.
 //! When the database fails a batch (a deadlock between nodes, say), the writes are applied one by
-//! one; a step that alone hits a deadlock or serialization failure is answered
-//! [`WriteError::Conflict`], so the runtime loads and steps again.
+//! one, and a write that alone loses a deadlock or serialization race is tried again.
 //!
 //! Instants are stored as text in the fixed-width [`ts`] form, as on SQLite, in columns with the
 //! "C" collation: byte order is time order, and history rows hash the very text they store.
@@ -244,6 +243,24 @@ impl PgStore {
         Ok(results.into_iter().map(|r| r.unwrap_or(Ok(WriteOutcome::Done))).collect())
     }
 }
+
+impl PgStore {
+    /// Applies one write in its own transaction, trying again when it lost a deadlock or
+    /// serialization race to another node.
+    async fn write_alone(&self, write: &Write) -> Result<WriteOutcome, WriteError> {
+        let mut tries = 0;
+        loop {
+            match self.write_batch(std::slice::from_ref(write)).await {
+                Ok(mut results) => return results.pop().unwrap_or(Ok(WriteOutcome::Done)),
+                Err(error) if is_transient(&error) && tries < TRANSIENT_RETRIES => tries += 1,
+                Err(error) => return Err(WriteError::Store(Arc::new(error))),
+            }
+        }
+    }
+}
+
+/// How often a write alone is tried again after losing a deadlock or serialization race.
+const TRANSIENT_RETRIES: usize = 3;
 
 /// Receivers that change when another node notifies (see [`PgStore::listen`]).
 #[derive(Debug, Clone)]
@@ -497,17 +514,20 @@ async fn apply_step(
 ) -> Result<Result<WriteOutcome, WriteError>, Error> {
     let id = &step.instance.id;
     // Checks first, each under a lock held until the commit: nothing is changed until every
-    // one holds.
+    // one holds. The message id is locked before the correlation, as buffering does, so the
+    // two never wait for each other in opposite orders.
+    if let Some(message) = &step.record_message {
+        advisory_lock(conn, &message_id_lock(&message.message_id)).await?;
+    }
     for guard in &step.guards {
         if let Some(refusal) = check_guard(conn, guard).await? {
             return Ok(Err(refusal));
         }
     }
-    if let Some(message) = &step.record_message {
-        advisory_lock(conn, &message_id_lock(&message.message_id)).await?;
-        if message_seen(conn, &message.message_id).await? {
-            return Ok(Err(WriteError::DuplicateMessage(message.message_id.clone())));
-        }
+    if let Some(message) = &step.record_message
+        && message_seen(conn, &message.message_id).await?
+    {
+        return Ok(Err(WriteError::DuplicateMessage(message.message_id.clone())));
     }
     if !step.consume_messages.is_empty() {
         let mut wanted = step.consume_messages.clone();
@@ -969,18 +989,14 @@ impl Store for PgStore {
     async fn write(&self, batch: Vec<Write>) -> Vec<Result<WriteOutcome, WriteError>> {
         match self.write_batch(&batch).await {
             Ok(results) => results,
-            Err(error) if batch.len() == 1 => vec![Err(alone_failed(&batch[0], error))],
+            Err(error) if batch.len() == 1 && !is_transient(&error) => vec![Err(WriteError::Store(Arc::new(error)))],
             Err(error) => {
-                // One write broke the batch (or another node's batch deadlocked with it): apply
+                // One write broke the batch, or another node's batch deadlocked with it: apply
                 // each alone so the others still land.
                 tracing::warn!(%error, size = batch.len(), "batch failed; writing one by one");
                 let mut results = Vec::with_capacity(batch.len());
                 for write in &batch {
-                    let one = match self.write_batch(std::slice::from_ref(write)).await {
-                        Ok(mut r) => r.pop().unwrap_or(Ok(WriteOutcome::Done)),
-                        Err(error) => Err(alone_failed(write, error)),
-                    };
-                    results.push(one);
+                    results.push(self.write_alone(write).await);
                 }
                 results
             }
@@ -1282,15 +1298,6 @@ impl Store for PgStore {
     }
 }
 
-/// The answer to a write that failed alone: a step that lost a deadlock or serialization race
-/// is a conflict (load and step again); anything else is the database's failure.
-fn alone_failed(write: &Write, error: Error) -> WriteError {
-    match write {
-        Write::Step(step) if is_transient(&error) => WriteError::Conflict(step.instance.id.clone()),
-        _ => WriteError::Store(Arc::new(error)),
-    }
-}
-
 const TASK_COLUMNS: &str = "SELECT id, instance_id, node, title, roles, assignee, form, due_at, state, claimed_by, \
                             completed_by FROM tasks";
 
@@ -1328,7 +1335,7 @@ mod tests {
     use sqlx::postgres::PgConnection;
 
     use super::like_pattern;
-    use crate::runtime::{Engine, Error};
+    use crate::runtime::{Engine, Error, Message};
     use crate::store::{AnyStore, Store};
     use crate::{Event, InstanceId, VirtualClock};
 
@@ -1488,6 +1495,49 @@ mod tests {
         for id in &ids {
             assert_eq!(count_events(&b, id, |e| matches!(e, Event::Cancel { .. })).await, 1);
             assert!(a.verify_history(id).await.unwrap().is_intact());
+        }
+    }
+
+    const PAY: &str = r#"process pay "Pay" {
+  input { invoice_id: text }
+  var received: money = 0
+  start -> wait_pay
+  receive wait_pay "Wait" { message "payment.received" key invoice_id  out { received: amount } } -> done
+  end done "Done"
+}"#;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_raced_by_its_subscription_on_another_node_is_never_stranded() {
+        let Some((_db, _clock, a, b)) = two_nodes().await else { return };
+        a.deploy(&[("pay.flow", PAY)]).await.unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let (a, b) = (a.clone(), b.clone());
+            set.spawn(async move {
+                let message = Message {
+                    name: "payment.received".into(),
+                    correlation_key: format!("INV-{i}"),
+                    payload: json!({"amount": "100.50"}),
+                    message_id: Some(format!("m-{i}")),
+                    ttl: TimeDelta::days(1),
+                };
+                let input = json!({"invoice_id": format!("INV-{i}")});
+                let (started, correlated) = tokio::join!(a.start("pay", None, input.clone()), b.correlate(message));
+                correlated.unwrap();
+                match started {
+                    Ok(id) => id,
+                    // The start's subscription found the message buffered by then: the store
+                    // refused it (`BufferedMessageWaiting`), which `start` reports as contention.
+                    // Started again, it takes the message.
+                    Err(Error::Contention(_)) => a.start("pay", None, input).await.unwrap(),
+                    Err(e) => panic!("{e}"),
+                }
+            });
+        }
+        for id in set.join_all().await {
+            // Delivered at once, or buffered and taken when the subscription opened: never both
+            // a buffered message and a subscription still waiting for it.
+            assert!(a.instance(&id).await.unwrap().status().is_final(), "{id} still waits");
         }
     }
 
