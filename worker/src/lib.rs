@@ -19,7 +19,8 @@
 //! use cloverleaf_worker::{Ledger, Worker, WorkerOptions, finance};
 //!
 //! let engine = Engine::open(EngineOptions::new("cloverleaf.db", Arc::new(SystemClock))).await?;
-//! let ledger = Ledger::open("cloverleaf.db").await?;
+//! // The engine's pools: ledger transactions and engine commits queue for one connection.
+//! let ledger = Ledger::from_pools(engine.store().pool().clone(), engine.store().reader().clone()).await?;
 //! ledger.seed_demo_company(engine.now().date_naive()).await?;
 //! let worker = Worker::new(engine.clone(), finance::handlers(&ledger), WorkerOptions::new("in-process"));
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -101,11 +101,14 @@ struct Counters {
     lost_locks: AtomicU64,
     extended: AtomicU64,
     released: AtomicU64,
+    /// Woken on every change, for [`WorkerHandle::wait_until`].
+    progress: Notify,
 }
 
 impl Counters {
-    fn add(counter: &AtomicU64, n: u64) {
+    fn add(&self, counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+        self.progress.notify_waiters();
     }
 
     fn snapshot(&self) -> WorkerStats {
@@ -145,6 +148,21 @@ impl WorkerHandle {
     /// retry's backoff, say).
     pub fn wake(&self) {
         self.shared.wake.notify_one();
+    }
+
+    /// Waits until the counters satisfy `done` (say, `|s| s.completed >= 3`).
+    pub async fn wait_until(&self, done: impl Fn(&WorkerStats) -> bool) -> WorkerStats {
+        loop {
+            let notified = self.shared.counters.progress.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a change between the check and the wait still wakes.
+            notified.as_mut().enable();
+            let stats = self.stats();
+            if done(&stats) {
+                return stats;
+            }
+            notified.await;
+        }
     }
 
     /// Jobs locked by this worker and not yet reported.
@@ -218,7 +236,7 @@ impl<S: JobSource> Worker<S> {
             };
             match fetched {
                 Ok(jobs) => {
-                    Counters::add(&self.shared.counters.fetched, jobs.len() as u64);
+                    self.shared.counters.add(&self.shared.counters.fetched, jobs.len() as u64);
                     for job in jobs {
                         self.spawn(&mut tasks, job);
                     }
@@ -262,7 +280,7 @@ impl<S: JobSource> Worker<S> {
             self.shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
         for (job, epoch) in left {
             match self.source.release(&job, epoch).await {
-                Ok(()) => Counters::add(&self.shared.counters.released, 1),
+                Ok(()) => self.shared.counters.add(&self.shared.counters.released, 1),
                 // Reported just before the abort: nothing to give back.
                 Err(error) if error.lock_lost() => {}
                 Err(error) => tracing::warn!(%job, %error, "cannot release a job at shutdown"),
@@ -305,11 +323,11 @@ async fn run_job<S: JobSource>(
                 break joined.unwrap_or_else(|e| Err(HandlerError::Failure(format!("handler panicked: {e}"))));
             }
             _ = ticker.tick() => match source.extend_lock(&job.id, job.epoch, lease).await {
-                Ok(_) => Counters::add(&counters.extended, 1),
+                Ok(_) => counters.add(&counters.extended, 1),
                 Err(error) if error.lock_lost() => {
                     // Another worker may have the job now: its outcome is no longer ours to report.
                     tracing::warn!(job = %job.id, %error, "lock lost while the handler ran");
-                    Counters::add(&counters.lost_locks, 1);
+                    counters.add(&counters.lost_locks, 1);
                     return;
                 }
                 Err(error) => tracing::warn!(job = %job.id, %error, "cannot extend the lease"),
@@ -319,33 +337,52 @@ async fn run_job<S: JobSource>(
     report(source, &job, outcome, counters).await;
 }
 
+/// Tries a report again while the source is unavailable (a busy database, a network blip): the
+/// work is done, and giving up would leave the job locked until its lease runs out.
+const REPORT_TRIES: u32 = 8;
+
 async fn report<S: JobSource>(source: &S, job: &Job, outcome: crate::handler::HandlerResult, counters: &Counters) {
-    let (result, counter) = match outcome {
-        Ok(output) => (source.complete(&job.id, job.epoch, output).await, &counters.completed),
-        Err(HandlerError::Business { code, message }) => {
-            tracing::info!(job = %job.id, %code, %message, "business error");
-            (source.business_error(&job.id, job.epoch, &code).await, &counters.business_errors)
-        }
-        Err(HandlerError::Failure(message)) => {
-            tracing::warn!(job = %job.id, %message, "job failed");
-            (source.fail(&job.id, job.epoch, &message).await, &counters.failed)
+    let mut delay = Duration::from_millis(20);
+    let mut tries = 1;
+    let (result, counter) = loop {
+        let (result, counter) = match &outcome {
+            Ok(output) => (source.complete(&job.id, job.epoch, output.clone()).await, &counters.completed),
+            Err(HandlerError::Business { code, message }) => {
+                tracing::info!(job = %job.id, %code, %message, "business error");
+                (source.business_error(&job.id, job.epoch, code).await, &counters.business_errors)
+            }
+            Err(HandlerError::Failure(message)) => {
+                tracing::warn!(job = %job.id, %message, "job failed");
+                (source.fail(&job.id, job.epoch, message).await, &counters.failed)
+            }
+        };
+        match result {
+            Err(SourceError::Unavailable(error)) if tries < REPORT_TRIES => {
+                tracing::debug!(job = %job.id, %error, tries, "report failed, trying again");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+                tries += 1;
+            }
+            result => break (result, counter),
         }
     };
     match result {
-        Ok(()) => Counters::add(counter, 1),
+        Ok(()) => counters.add(counter, 1),
         Err(error) if error.lock_lost() => {
             tracing::warn!(job = %job.id, %error, "outcome refused: the lock is gone");
-            Counters::add(&counters.lost_locks, 1);
+            counters.add(&counters.lost_locks, 1);
         }
         Err(SourceError::Refused(reason)) => {
             // The output does not fit the process: report it as a failure so an incident shows it.
             tracing::warn!(job = %job.id, %reason, "output refused");
             let message = format!("output refused: {reason}");
             match source.fail(&job.id, job.epoch, &message).await {
-                Ok(()) => Counters::add(&counters.failed, 1),
+                Ok(()) => counters.add(&counters.failed, 1),
                 Err(error) => tracing::warn!(job = %job.id, %error, "cannot report a refused output"),
             }
         }
-        Err(error) => tracing::warn!(job = %job.id, %error, "cannot report the outcome"),
+        Err(error) => {
+            tracing::warn!(job = %job.id, %error, "cannot report the outcome: the job returns when its lease runs out")
+        }
     }
 }

@@ -152,8 +152,19 @@ impl Ledger {
 
     /// A ledger on an existing pool (used for reads and writes), after applying the migrations.
     pub async fn from_pool(pool: SqlitePool) -> Result<Ledger, Error> {
-        migrate(&pool).await?;
-        Ok(Ledger { write: pool.clone(), read: pool })
+        Ledger::from_pools(pool.clone(), pool).await
+    }
+
+    /// A ledger writing through `write` and reading through `read`, after applying the
+    /// migrations through `write`.
+    ///
+    /// Given the engine's own pools (`SqliteStore::pool` and `SqliteStore::reader`), ledger
+    /// transactions and the engine's commits queue for one connection instead of meeting as two
+    /// SQLite writers, where a deferred transaction that has read may fail with "database is
+    /// locked" rather than wait.
+    pub async fn from_pools(write: SqlitePool, read: SqlitePool) -> Result<Ledger, Error> {
+        migrate(&write).await?;
+        Ok(Ledger { write, read })
     }
 
     /// The pool used for writes.
