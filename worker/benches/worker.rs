@@ -1,1 +1,256 @@
-fn main() {}
+//! Worker throughput on a file-backed SQLite database (WAL, `synchronous=FULL`): jobs completed
+//! per second by an in-process worker, with a no-op handler and with the invoice handler, beside
+//! the engine's straight-through rate (start → job completed through the engine API → end)
+//! measured in the same run.
+//!
+//! `cargo bench -p cloverleaf-worker --bench worker` (env: `BENCH_JOBS`, `BENCH_INVOICES`,
+//! `BENCH_CONCURRENCY`, `BENCH_WORKER_CONCURRENCY`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use cloverleaf_engine::SystemClock;
+use cloverleaf_engine::runtime::{Engine, EngineOptions, Message};
+use cloverleaf_worker::{Handlers, JobContext, Ledger, Worker, WorkerOptions, WorkerStats, finance};
+use serde_json::json;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() -> BenchResult<()> {
+    let threads = env_usize("BENCH_WORKER_THREADS", 2);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    runtime.block_on(run())
+}
+
+async fn run() -> BenchResult<()> {
+    let jobs = env_usize("BENCH_JOBS", 10_000);
+    let invoices = env_usize("BENCH_INVOICES", 3_000);
+    let concurrency = env_usize("BENCH_CONCURRENCY", 256);
+    let worker_concurrency = env_usize("BENCH_WORKER_CONCURRENCY", 64);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("bench-worker-{}.db", std::process::id()));
+    remove(&path);
+
+    let engine = Engine::open(EngineOptions::new(&path, Arc::new(SystemClock))).await?;
+    let files = reference_files()?;
+    engine.deploy(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>()).await?;
+    let ledger = Ledger::from_pools(engine.store().pool().clone(), engine.store().reader().clone()).await?;
+    ledger.seed_demo_company(engine.now().date_naive()).await?;
+
+    // Warm-up, then the engine's own straight-through figure.
+    straight_through(&engine, 500, 64).await?;
+    let engine_rate = straight_through(&engine, jobs, concurrency).await?;
+
+    // The same instances with their credit checks queued, drained by a worker with a no-op handler.
+    start_orders(&engine, jobs, concurrency).await?;
+    let mut noop = Handlers::new();
+    noop.register("credit.check", |_: JobContext| async {
+        Ok(json!({"credit_limit": "50000.00", "open_ar": "0.00", "risk": "A"}))
+    });
+    let (noop_rate, noop_stats) = drain(&engine, noop, jobs, worker_concurrency).await?;
+
+    // Straight through with the worker: starters and the worker at once.
+    let mut noop = Handlers::new();
+    noop.register("credit.check", |_: JobContext| async {
+        Ok(json!({"credit_limit": "50000.00", "open_ar": "0.00", "risk": "A"}))
+    });
+    let worker_st_rate = with_worker(&engine, noop, jobs, concurrency, worker_concurrency).await?;
+
+    // Invoices: each job issues a numbered invoice and posts it in the ledger (its own transaction).
+    queue_invoices(&engine, invoices, concurrency).await?;
+    let mut invoice = Handlers::new();
+    if let Some(handler) = finance::handlers(&ledger).get("invoice.issue") {
+        invoice.register_arc("invoice.issue", Arc::clone(handler));
+    }
+    let (invoice_rate, invoice_stats) = drain(&engine, invoice, invoices, worker_concurrency).await?;
+    let balanced = ledger.trial_balance().await?.is_balanced();
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("machine: {cores} cores, {cpu}");
+    println!("sqlite: WAL, synchronous=FULL, file {}", path.display());
+    println!(
+        "engine straight-through instances/s (API):   {engine_rate:>8.0}  ({jobs} instances, {concurrency} starters)"
+    );
+    println!(
+        "worker, no-op handler, queued jobs/s:         {noop_rate:>8.0}  ({} jobs, {worker_concurrency} at once)",
+        noop_stats.completed
+    );
+    println!("worker, no-op handler, straight-through/s:    {worker_st_rate:>8.0}  ({jobs} instances)");
+    println!(
+        "worker, invoice handler, invoices/s:          {invoice_rate:>8.0}  ({} invoices, books balanced: {balanced})",
+        invoice_stats.completed
+    );
+    println!("ratio worker no-op / engine straight-through: {:>8.2}", noop_rate / engine_rate);
+    println!("ratio worker invoice / engine straight-through: {:>6.2}", invoice_rate / engine_rate);
+    ledger.close().await;
+    drop(engine);
+    remove(&path);
+    Ok(())
+}
+
+fn remove(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+fn reference_files() -> BenchResult<Vec<(String, String)>> {
+    let dir = format!("{}/../processes", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".flow"))
+        .collect();
+    names.sort();
+    names.into_iter().map(|n| Ok((n.clone(), std::fs::read_to_string(format!("{dir}/{n}"))?))).collect()
+}
+
+fn order(i: usize) -> serde_json::Value {
+    json!({"order_id": format!("SO-{i}"), "customer_id": "C-001", "amount": "5000.00", "requested_by": "rita"})
+}
+
+/// Runs `f(i)` for `0..n` on `concurrency` tasks.
+async fn spread<F, Fut>(n: usize, concurrency: usize, f: F) -> BenchResult<()>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), cloverleaf_engine::runtime::Error>> + Send,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for w in 0..concurrency {
+        let f = f.clone();
+        set.spawn(async move {
+            let mut i = w;
+            while i < n {
+                f(i).await?;
+                i += concurrency;
+            }
+            Ok::<_, cloverleaf_engine::runtime::Error>(())
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// The engine benchmark's measure: start → credit check completed through the API → end.
+async fn straight_through(engine: &Engine, instances: usize, concurrency: usize) -> BenchResult<f64> {
+    let start = Instant::now();
+    let e = engine.clone();
+    spread(instances, concurrency, move |i| {
+        let engine = e.clone();
+        async move {
+            engine.start("order_approval", None, order(i)).await?;
+            complete_credit_checks(&engine, 1).await.map(|_| ())
+        }
+    })
+    .await?;
+    while complete_credit_checks(engine, 256).await? > 0 {}
+    Ok(instances as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn complete_credit_checks(engine: &Engine, max: usize) -> Result<usize, cloverleaf_engine::runtime::Error> {
+    let jobs = engine.fetch_and_lock("bench", &["credit.check"], max, TimeDelta::seconds(60)).await?;
+    for job in &jobs {
+        engine.complete_job(&job.id, job.epoch, json!({"credit_limit": "50000", "open_ar": "0", "risk": "A"})).await?;
+    }
+    Ok(jobs.len())
+}
+
+async fn start_orders(engine: &Engine, n: usize, concurrency: usize) -> BenchResult<()> {
+    let e = engine.clone();
+    spread(n, concurrency, move |i| {
+        let engine = e.clone();
+        async move { engine.start("order_approval", None, order(i)).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// `n` ship-then-invoice instances whose shipments were dispatched: `n` invoice jobs queued (and
+/// as many cost postings, which the invoice benchmark leaves alone).
+async fn queue_invoices(engine: &Engine, n: usize, concurrency: usize) -> BenchResult<()> {
+    let e = engine.clone();
+    spread(n, concurrency, move |i| {
+        let engine = e.clone();
+        async move {
+            let order_id = format!("INV-BENCH-{i}");
+            let customer = format!("C-{:03}", 1 + i % 12);
+            let amount = format!("{}.{:02}", 100 + i % 900, i % 100);
+            let input = json!({"order_id": order_id, "customer_id": customer, "amount": amount});
+            engine.start("ship_then_invoice", None, input).await?;
+            let payload = json!({"shipment_id": format!("SH-{i}"), "carrier": "DHL"});
+            let message = Message {
+                name: "shipment.dispatched".into(),
+                correlation_key: order_id,
+                payload,
+                message_id: None,
+                ttl: TimeDelta::hours(1),
+            };
+            engine.correlate(message).await.map(|_| ())
+        }
+    })
+    .await
+}
+
+fn options(concurrency: usize) -> WorkerOptions {
+    let mut options = WorkerOptions::new("bench");
+    options.max_concurrency = concurrency;
+    options.lease = TimeDelta::minutes(5);
+    options.poll_wait = Duration::from_millis(500);
+    options
+}
+
+/// Runs a worker until it has completed `n` jobs; the rate and its counters.
+async fn drain(engine: &Engine, handlers: Handlers, n: usize, concurrency: usize) -> BenchResult<(f64, WorkerStats)> {
+    let worker = Worker::new(engine.clone(), handlers, options(concurrency));
+    let handle = worker.handle();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let running = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    let goal = n as u64;
+    handle.wait_until(|s| s.completed + s.failed + s.business_errors >= goal).await;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    let stats = running.await??;
+    Ok((rate, stats))
+}
+
+/// Starters and a worker at once: instances per second.
+async fn with_worker(
+    engine: &Engine,
+    handlers: Handlers,
+    n: usize,
+    concurrency: usize,
+    worker_concurrency: usize,
+) -> BenchResult<f64> {
+    let worker = Worker::new(engine.clone(), handlers, options(worker_concurrency));
+    let handle = worker.handle();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let running = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    start_orders(engine, n, concurrency).await?;
+    let goal = n as u64;
+    handle.wait_until(|s| s.completed >= goal).await;
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    running.await??;
+    Ok(rate)
+}
