@@ -9,6 +9,7 @@
 //!
 //! Instants are stored as text in the fixed-width [`ts`] form, as on SQLite, in columns with the
 //! "C" collation: byte order is time order, and history rows hash the very text they store.
+//! PostgreSQL 11 or later is required.
 //!
 //! # Coordination between nodes
 //!
@@ -28,7 +29,7 @@
 //!   `claimed_until` (a minute after the claim), other nodes skip it until then, and a step
 //!   that moves the timer clears the claim. Should two nodes still fire one timer (a claim ran out
 //!   mid-step), the version check lets one step through; the other reloads, and the core refuses
-//!   the timer as unknown.
+//!   the timer as unknown (or, for a repeating timer already moved on, as not due yet).
 //! - **Messages**: buffering a message and opening a subscription for it check each other's
 //!   tables; a transaction-scoped advisory lock per (name, correlation key), and one per message
 //!   id, make those checks and the inserts that follow them atomic across nodes. Deployments
@@ -36,8 +37,9 @@
 //! - **Wake-ups**: a transaction that creates or readies jobs sends `NOTIFY cloverleaf_jobs`, one
 //!   that creates or moves timers or cron starts sends `NOTIFY cloverleaf_timers` (delivered on
 //!   commit, with the sending node's id as payload). [`PgStore::listen`] turns the other nodes'
-//!   notifications into [`tokio::sync::watch`] changes, so idle workers and schedulers wake at
-//!   once. Notifications are lost while a listener reconnects (both channels then fire), and a
+//!   notifications into [`tokio::sync::watch`] changes, which
+//!   [`Engine::connect`](crate::runtime::Engine::connect) passes to the engine's job signal and
+//!   scheduler, so idle workers and schedulers wake at once. Notifications are lost while a listener reconnects (both channels then fire), and a
 //!   lease running out or a retry falling due sends none: nodes still poll, but only as a
 //!   fallback, at the runtime's usual intervals.
 
