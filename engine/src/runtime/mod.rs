@@ -506,13 +506,23 @@ impl<S: Store> Engine<S> {
             history_seq: 0,
             history_hash: store::GENESIS_HASH.to_string(),
         };
-        let stepped = match self.step_and_write(definition, &before, event, &extra).await {
-            Ok(stepped) => stepped,
-            Err(Attempt::Again) => return Ok(None),
-            Err(Attempt::Failed(e)) => return Err(e),
-        };
-        self.settle(stepped.pending).await?;
-        Ok(Some(InstanceId(id.to_string())))
+        for _ in 0..MAX_ATTEMPTS {
+            match self.step_and_write(definition, &before, event.clone(), &extra).await {
+                Ok(stepped) => {
+                    self.settle(stepped.pending).await?;
+                    return Ok(Some(InstanceId(id.to_string())));
+                }
+                // Either the id exists (another node started it: done), or a message the new
+                // instance waits for was buffered meanwhile: start again, and it is delivered.
+                Err(Attempt::Again) => {
+                    if self.inner.store.load_instance(id).await?.is_some() {
+                        return Ok(None);
+                    }
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+            }
+        }
+        Err(Error::Contention(id.to_string()))
     }
 
     /// The current state of an instance.
@@ -1035,10 +1045,12 @@ impl<S: Store> Engine<S> {
             let timer = self.inner.store.next_timer().await?;
             let schedule = self.inner.store.next_schedule().await?;
             let next = [timer, schedule].into_iter().flatten().min();
+            // Whatever is still due right after recovery was refused (a timer the core keeps
+            // refusing is logged each time): look again in a second rather than spin.
             let wait = next
                 .map(|at| (at - self.now()).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(Duration::from_secs(60))
-                .min(Duration::from_secs(60));
+                .clamp(Duration::from_secs(1), Duration::from_secs(60));
             let jumped = async {
                 match jumps.as_mut() {
                     Some(receiver) => {

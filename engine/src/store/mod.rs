@@ -10,11 +10,11 @@
 //! Architecture Invariant: every write in a batch is either applied whole or refused whole with
 //! a typed [`WriteError`]; a refused write never makes the other writes of its batch fail.
 
+pub mod any;
 mod history;
+pub mod postgres;
 pub mod query;
 mod sqlite;
-pub mod postgres;
-pub mod any;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -595,7 +595,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<BufferedMessage>, Error>> + Send;
     /// True if a message with this id was received.
     fn message_seen(&self, message_id: &str) -> impl Future<Output = Result<bool, Error>> + Send;
-    /// Timers due at `now`: (timer, instance), earliest first.
+    /// Timers due at `now`: (timer, instance), earliest first. A store shared by several engine
+    /// nodes claims the timers it returns for a while, so that two nodes do not both try them.
     fn due_timers(
         &self,
         now: DateTime<Utc>,
