@@ -7,8 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -22,10 +21,10 @@ use super::AppState;
 use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::ApiError;
-use super::extract::Query;
+use super::extract::{Path, Query, RawBody};
 
 /// Largest `.flow` source accepted.
-const MAX_SOURCE: usize = 4 * 1024 * 1024;
+pub(super) const MAX_SOURCE: usize = 4 * 1024 * 1024;
 
 /// A compiler diagnostic.
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,6 +116,7 @@ pub struct DeployParams {
         (status = 201, description = "Deployed", body = DeployResponse),
         (status = 400, description = "Not UTF-8 text", body = super::error::ErrorBody),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody),
+        (status = 413, description = "A source over 4 MiB", body = super::error::ErrorBody),
         (status = 422, description = "The source does not compile: `details.diagnostics`", body = super::error::ErrorBody),
     ),
     security(("bearer" = []))
@@ -125,12 +125,9 @@ pub async fn deploy(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<DeployParams>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(ADMIN, "deploy processes")?;
-    if body.len() > MAX_SOURCE {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "the source is larger than 4 MiB"));
-    }
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("the source is not UTF-8 text: {e}")))?;
     if text.trim().is_empty() {

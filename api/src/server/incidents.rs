@@ -1,6 +1,6 @@
 //! `/v1/incidents` (admin): what is stuck, and the operator's retry.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cloverleaf_engine::IncidentId;
@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
-use super::extract::Query;
+use super::extract::{Path, Query};
 use super::{AppState, labelled, split_action};
 
 /// An incident: a job out of retries, or an error nobody catches.

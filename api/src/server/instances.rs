@@ -1,6 +1,6 @@
 //! `/v1/instances`: start, list, read, history, cancel.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use cloverleaf_engine::InstanceId;
@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use super::views::{HistoryEntry, InstanceSummaryView, InstanceView, RowInfo};
 use super::{AppState, labelled, split_action};
 

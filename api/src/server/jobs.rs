@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -17,7 +16,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::config::WORKER;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Json, parse_json};
+use super::extract::{Json, Path, RawBody, parse_json};
 use super::views::JobView;
 use super::{AppState, labelled, split_action};
 
@@ -126,7 +125,7 @@ pub async fn post_dispatch(
     State(state): State<AppState>,
     caller: Caller,
     Path(rest): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     let (id, action) = split_action(&rest, &["complete", "fail", "error", "extend-lock"]);
     let id = JobId::from(id);

@@ -30,6 +30,7 @@ mod views;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -98,7 +99,10 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .route("/v1/definitions", post(definitions::deploy).get(definitions::list))
+        .route(
+            "/v1/definitions",
+            post(definitions::deploy).layer(DefaultBodyLimit::max(definitions::MAX_SOURCE)).get(definitions::list),
+        )
         .route("/v1/definitions/{key}", get(definitions::get))
         .route("/v1/definitions/{key}/graph", get(definitions::graph))
         .route("/v1/instances", post(instances::start).get(instances::list))

@@ -4,8 +4,7 @@
 //! and those of someone they substitute for; anything else is 403 with the reason. Separation
 //! of duties (`not by`) is the engine's to enforce, on claim and on completion.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cloverleaf_engine::TaskId;
@@ -17,7 +16,7 @@ use utoipa::ToSchema;
 use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Json, parse_json};
+use super::extract::{Json, Path, RawBody, parse_json};
 use super::views::TaskView;
 use super::{AppState, labelled, split_action};
 
@@ -44,7 +43,7 @@ pub async fn post_dispatch(
     State(state): State<AppState>,
     caller: Caller,
     Path(rest): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Response {
     match split_action(&rest, &["claim", "unclaim", "complete", "delegate"]) {
         (id, Some("claim")) => labelled("/v1/tasks/{id}/claim", claim(state, caller, id.into()).await),
