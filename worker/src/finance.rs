@@ -163,7 +163,7 @@ pub fn handlers(ledger: &Ledger) -> Handlers {
         let input = Input::of(&cx).map_err(Ok)?;
         let customer = input.text("customer_id").map_err(Ok)?;
         input.money("amount").map_err(Ok)?;
-        out(ledger.credit_check(&customer).await)
+        out(ledger.credit_check(&cx.job.idempotency_key, cx.now, &customer).await)
     });
     add(&mut h, ledger, "invoice.issue", |ledger, cx| async move {
         let input = Input::of(&cx).map_err(Ok)?;

@@ -261,9 +261,13 @@ impl<S: JobSource> Worker<S> {
         let handler = self.handlers.get(&job.job_type).cloned();
         let (source, shared, lease) = (self.source.clone(), Arc::clone(&self.shared), self.options.lease);
         tasks.spawn(async move {
-            let id = job.id.clone();
+            let (id, epoch) = (job.id.clone(), job.epoch);
             run_job(&source, handler, job, lease, &shared.counters).await;
-            shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+            let mut in_flight = shared.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+            // The same job may be ours again under a newer epoch (our lease ran out meanwhile).
+            if in_flight.get(&id) == Some(&epoch) {
+                in_flight.remove(&id);
+            }
         });
     }
 

@@ -441,20 +441,22 @@ macro_rules! once {
 }
 
 impl Ledger {
-    /// The customer's credit position; a blocked customer is refused.
-    pub async fn credit_check(&self, customer_id: &str) -> Result<CreditCheck, Error> {
-        let mut conn = self.read.acquire().await?;
-        let c = customer(&mut conn, customer_id).await?;
-        if c.blocked {
-            return Err(Error::CustomerBlocked(customer_id.to_string()));
-        }
-        let open_ar = open_receivables(&mut conn, Some(customer_id)).await?;
-        Ok(CreditCheck {
-            credit_limit: cents(c.credit_limit),
-            open_ar: cents(open_ar),
-            risk: c.risk,
-            available: cents(c.credit_limit - open_ar),
-            payment_terms_days: c.terms,
+    /// The customer's credit position; a blocked customer is refused. The answer is recorded
+    /// under `key`, so a redelivered job sees the position its first run decided on.
+    pub async fn credit_check(&self, key: &str, now: DateTime<Utc>, customer_id: &str) -> Result<CreditCheck, Error> {
+        once!(self, key, "credit.check", now, |conn| {
+            let c = customer(conn, customer_id).await?;
+            if c.blocked {
+                return Err(Error::CustomerBlocked(customer_id.to_string()));
+            }
+            let open_ar = open_receivables(conn, Some(customer_id)).await?;
+            CreditCheck {
+                credit_limit: cents(c.credit_limit),
+                open_ar: cents(open_ar),
+                risk: c.risk,
+                available: cents(c.credit_limit - open_ar),
+                payment_terms_days: c.terms,
+            }
         })
     }
 

@@ -63,8 +63,11 @@ async fn credit_check_reads_the_customer_and_its_open_receivables() {
     assert_eq!(out["risk"], "A");
     // A new invoice raises the open receivables the next check sees.
     invoice(&env, "SO-1", "C-001", "1000.00").await;
-    let out = env.call("credit.check", "k2", json!({"customer_id": "C-001", "amount": "1.00"})).await.unwrap();
-    assert_eq!(out["open_ar"], "5950.00");
+    let now = env.call("credit.check", "k2", json!({"customer_id": "C-001", "amount": "1.00"})).await.unwrap();
+    assert_eq!(now["open_ar"], "5950.00");
+    // A redelivered job sees the position its first run decided on.
+    let replay = env.call("credit.check", "k1", json!({"customer_id": "C-001", "amount": "1000.00"})).await.unwrap();
+    assert_eq!(replay, out);
     let blocked = env.call("credit.check", "k3", json!({"customer_id": "C-013", "amount": "1.00"})).await;
     assert_eq!(business(blocked), "customer_blocked");
     let unknown = env.call("credit.check", "k4", json!({"customer_id": "C-999", "amount": "1.00"})).await;
