@@ -32,7 +32,7 @@ async fn run() -> BenchResult<()> {
     let jobs = env_usize("BENCH_JOBS", 10_000);
     let invoices = env_usize("BENCH_INVOICES", 3_000);
     let concurrency = env_usize("BENCH_CONCURRENCY", 256);
-    let worker_concurrency = env_usize("BENCH_WORKER_CONCURRENCY", 64);
+    let worker_concurrency = env_usize("BENCH_WORKER_CONCURRENCY", 256);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let path = dir.join(format!("bench-worker-{}.db", std::process::id()));
     remove(&path);

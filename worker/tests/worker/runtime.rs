@@ -244,3 +244,16 @@ async fn handlers_take_today_from_the_job_source() {
     assert_eq!(cx.today(), env.today());
     assert_eq!(JobSource::now(&env.engine), env.now());
 }
+
+#[tokio::test]
+async fn a_worker_without_handlers_or_capacity_refuses_to_run() {
+    let env = Env::new().await;
+    let worker = cloverleaf_worker::Worker::new(env.engine.clone(), Handlers::new(), options());
+    let refused = worker.run(std::future::pending()).await;
+    assert!(matches!(refused, Err(cloverleaf_worker::runtime::Error::NoHandlers)), "{refused:?}");
+    let mut opts = options();
+    opts.max_concurrency = 0;
+    let worker = cloverleaf_worker::Worker::new(env.engine.clone(), finance::handlers(&env.ledger), opts);
+    let refused = worker.run(std::future::pending()).await;
+    assert!(matches!(refused, Err(cloverleaf_worker::runtime::Error::NoConcurrency)), "{refused:?}");
+}
