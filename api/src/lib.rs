@@ -16,4 +16,5 @@
 //! ```
 
 pub mod audit;
+pub mod demo;
 pub mod server;

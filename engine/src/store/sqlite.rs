@@ -69,7 +69,10 @@ impl SqliteStore {
     }
 
     async fn write_batch(&self, batch: &[Write]) -> Result<Vec<Result<WriteOutcome, WriteError>>, Error> {
-        let mut tx = self.write.begin().await?;
+        // IMMEDIATE takes the write lock up front (waiting out other writers, such as the
+        // sub-ledger's, through the busy timeout): a deferred transaction that reads first and
+        // then writes fails at once with "database is locked" when another writer got in between.
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let mut acc = Rows::default();
         let mut results: Vec<Option<Result<WriteOutcome, WriteError>>> = Vec::with_capacity(batch.len());
         results.resize_with(batch.len(), || None);

@@ -1,0 +1,40 @@
+//! `cloverleaf demo` tells the order-to-cash story end to end on the real engine, workers and
+//! sub-ledger: every order ends where the script says, the books balance, the rule breakers are
+//! refused and the audit trail is intact.
+
+use rust_decimal::Decimal;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_story_ends_with_balanced_books_and_every_order_where_it_should() {
+    let outcome = cloverleaf::demo::run_quietly().await.expect("the demo runs");
+    let ends: Vec<(&str, &str)> = outcome.orders.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        ends,
+        [
+            ("SO-1001", "cash_collected"),
+            ("SO-1002", "cash_collected"),
+            ("SO-1003", "cash_collected"),
+            ("SO-1004", "not_approved"),
+            ("SO-1005", "bad_debt"),
+        ]
+    );
+    assert!(outcome.balanced, "the trial balance balances");
+    assert!(outcome.history_intact);
+    assert!(outcome.open_receivables > Decimal::ZERO, "the opening receivables are still open");
+    assert_eq!(outcome.refusals.len(), 3, "{:#?}", outcome.refusals);
+    assert!(outcome.refusals.iter().all(|r| r.contains(": refused: ")), "{:#?}", outcome.refusals);
+    assert!(outcome.refusals.iter().any(|r| r.contains("not by requested_by")));
+    let text = outcome.timeline.join("\n");
+    for expected in [
+        "Check credit and budget: customer_blocked",
+        "task for logistics.coordinator: Order SO-1003 not dispatched after 5 days",
+        "Match the payment: match_result partial",
+        "Match the payment: match_result overpayment",
+        "Send the second reminder",
+        "2026-01-31 10:00  close Jan  Close the period",
+        "2026-02-28 10:00  close Feb  Close the period",
+        "ends: Written off as bad debt",
+    ] {
+        assert!(text.contains(expected), "the timeline lacks {expected:?}:\n{text}");
+    }
+}
