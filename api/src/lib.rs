@@ -17,4 +17,5 @@
 
 pub mod audit;
 pub mod demo;
+pub mod remote;
 pub mod server;

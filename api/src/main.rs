@@ -2,8 +2,8 @@
 //!
 //! Process tooling for designers: `check` and `graph` compile `.flow` files, `eval` tries an
 //! expression the way a `decide` reads it, and `schedule` shows when a cron start will fire.
-//! For operators: `serve` runs the HTTP API with the scheduler, and `audit verify` re-checks the
-//! tamper-evident history.
+//! For operators: `serve` runs the HTTP API with the scheduler, `worker` runs automated steps for
+//! a remote server, and `audit verify` re-checks the tamper-evident history.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -89,6 +89,38 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
     },
+    /// Run automated steps for a remote server: fetch its jobs over HTTP and run them with the
+    /// built-in finance handlers (--ledger) and/or HTTP endpoints (--endpoints).
+    ///
+    /// Stops cleanly on SIGINT or SIGTERM: jobs in flight finish, or are given back.
+    Worker {
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        /// The bearer token of a user with the worker role (better: set CLOVERLEAF_TOKEN, which
+        /// `ps` does not show).
+        #[arg(long, env = "CLOVERLEAF_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Job types to fetch, comma-separated; `finance.*` matches a prefix. Default: every job
+        /// type the handlers cover.
+        #[arg(long, value_delimiter = ',')]
+        topics: Vec<String>,
+        /// Most jobs running at once.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// The name the server records as the lock owner. Default: HOST-PID.
+        #[arg(long)]
+        worker_id: Option<String>,
+        /// Run the built-in finance handlers on the sub-ledger in this SQLite file (sqlite://FILE
+        /// or a path): the server's database file, when the worker runs on the same machine.
+        #[arg(long)]
+        ledger: Option<String>,
+        /// Hand job types to HTTP endpoints: a TOML file of tables named by job type, such as
+        /// ["erp.order.create"] with url = "http://erp/orders", timeout = "20s" and an optional
+        /// headers table.
+        #[arg(long)]
+        endpoints: Option<PathBuf>,
+    },
     /// Tell the order-to-cash story of a small company on an embedded engine with a virtual
     /// clock: approvals, shipment, invoices, payments, dunning, write-off and month-end close.
     Demo,
@@ -118,6 +150,9 @@ fn main() -> ExitCode {
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
         Command::Serve { db, processes, config, listen } => {
             serve(cloverleaf::server::ServeOptions { db, processes, config, listen })
+        }
+        Command::Worker { server, token, topics, concurrency, worker_id, ledger, endpoints } => {
+            worker(WorkerArgs { server, token, topics, concurrency, worker_id, ledger, endpoints })
         }
         Command::Demo => demo(),
         Command::Audit { command: AuditCommand::Verify { db } } => audit_verify(&db),
@@ -350,7 +385,8 @@ fn demo() -> Result<ExitCode> {
     Ok(if outcome.balanced && outcome.history_intact { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn serve(options: cloverleaf::server::ServeOptions) -> Result<ExitCode> {
+/// Logs to stderr at `info`, or as `RUST_LOG` says.
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -358,8 +394,180 @@ fn serve(options: cloverleaf::server::ServeOptions) -> Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+fn serve(options: cloverleaf::server::ServeOptions) -> Result<ExitCode> {
+    init_tracing();
     runtime()?.block_on(cloverleaf::server::serve(options))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `cloverleaf worker` was asked to run.
+struct WorkerArgs {
+    server: String,
+    token: String,
+    topics: Vec<String>,
+    concurrency: usize,
+    worker_id: Option<String>,
+    ledger: Option<String>,
+    endpoints: Option<PathBuf>,
+}
+
+/// One entry of the `--endpoints` file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointEntry {
+    url: String,
+    /// `500ms`, `20s`, `2m`; default 30 s.
+    timeout: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+/// Reads the `--endpoints` file: job type → endpoint.
+fn read_endpoints(path: &Path) -> Result<BTreeMap<String, cloverleaf_worker::Endpoint>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let entries: BTreeMap<String, EndpointEntry> =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid endpoints file", path.display()))?;
+    let mut endpoints = BTreeMap::new();
+    for (job_type, entry) in entries {
+        let url = reqwest::Url::parse(&entry.url)
+            .with_context(|| format!("{}: `{job_type}`: invalid url `{}`", path.display(), entry.url))?;
+        if url.scheme() != "http" {
+            bail!("{}: `{job_type}`: the url must be http:// (this build speaks plain HTTP only)", path.display());
+        }
+        let mut endpoint = cloverleaf_worker::Endpoint::new(entry.url);
+        if let Some(timeout) = &entry.timeout {
+            endpoint = endpoint
+                .timeout(parse_timeout(timeout).with_context(|| format!("{}: `{job_type}`: timeout", path.display()))?);
+        }
+        for (name, value) in entry.headers {
+            endpoint = endpoint.header(name, value);
+        }
+        endpoints.insert(job_type, endpoint);
+    }
+    Ok(endpoints)
+}
+
+/// `500ms`, `20s`, `2m`.
+fn parse_timeout(text: &str) -> Result<std::time::Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| anyhow::anyhow!("`{text}` is not a duration such as 500ms, 20s or 2m"))?;
+    let duration = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        _ => bail!("`{text}` is not a duration such as 500ms, 20s or 2m"),
+    };
+    if duration.is_zero() {
+        bail!("`{text}`: the timeout must be positive");
+    }
+    Ok(duration)
+}
+
+/// This machine's name and the process id: distinct for every worker process.
+fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_string());
+    format!("{host}-{}", std::process::id())
+}
+
+fn worker(args: WorkerArgs) -> Result<ExitCode> {
+    use cloverleaf_worker::{Handlers, HttpHandler, Ledger, Worker, WorkerOptions, finance, topic_matches};
+
+    if args.ledger.is_none() && args.endpoints.is_none() {
+        bail!(
+            "the worker has no handlers: give --ledger FILE to run the built-in finance handlers, \
+             and/or --endpoints FILE to hand job types to HTTP endpoints"
+        );
+    }
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let source = cloverleaf::remote::RemoteSource::new(&args.server, &args.token)?;
+    let endpoints = args.endpoints.as_deref().map(read_endpoints).transpose()?;
+    if endpoints.as_ref().is_some_and(BTreeMap::is_empty) && args.ledger.is_none() {
+        bail!("the worker has no handlers: {} names no job type", args.endpoints.unwrap_or_default().display());
+    }
+    init_tracing();
+    runtime()?.block_on(async move {
+        let mut handlers = Handlers::new();
+        let ledger = match &args.ledger {
+            Some(db) => {
+                let path = cloverleaf::server::database_path(db)?;
+                let ledger = Ledger::open(&path)
+                    .await
+                    .with_context(|| format!("cannot open the sub-ledger in {}", path.display()))?;
+                handlers.merge(finance::handlers(&ledger));
+                Some(ledger)
+            }
+            None => None,
+        };
+        if let Some(endpoints) = endpoints {
+            // Configured endpoints take their job types over from the built-in handlers.
+            HttpHandler::new(endpoints).context("cannot build the HTTP handler")?.register(&mut handlers);
+        }
+        let covered = handlers.topics();
+        for topic in &args.topics {
+            if !covered.iter().any(|t| topic_matches(topic, t) || topic_matches(t, topic)) {
+                bail!("topic `{topic}` matches none of the handlers' job types ({})", covered.join(", "));
+            }
+        }
+        let mut options = WorkerOptions::new(args.worker_id.unwrap_or_else(default_worker_id));
+        options.max_concurrency = args.concurrency;
+        options.topics = if args.topics.is_empty() { None } else { Some(args.topics) };
+        // Remote fetches long-poll: the server answers as soon as a job is due.
+        options.poll_wait = std::time::Duration::from_secs(30);
+        let topics = options.topics.clone().unwrap_or_else(|| handlers.topics());
+        tracing::info!(
+            server = source.server(),
+            worker_id = %options.worker_id,
+            topics = %topics.join(","),
+            concurrency = options.max_concurrency,
+            "worker started"
+        );
+        let stats = Worker::new(source, handlers, options).run(shutdown_signal()).await;
+        if let Some(ledger) = ledger {
+            ledger.close().await;
+        }
+        let stats = stats?;
+        tracing::info!(?stats, "worker stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping: jobs in flight finish or are given back");
 }
 
 fn audit_verify(db: &str) -> Result<ExitCode> {

@@ -96,7 +96,7 @@ pub async fn fetch_and_lock(
         if engine.has_due_jobs(&owned).await? {
             let jobs = engine.fetch_and_lock(worker, &topics, request.max_jobs, lease).await?;
             if !jobs.is_empty() {
-                return Ok(axum::Json(jobs.into_iter().map(JobView::from).collect()));
+                return Ok(axum::Json(jobs.into_iter().map(|job| JobView::locked(job, lease)).collect()));
             }
         }
         let now = Instant::now();

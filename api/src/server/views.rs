@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use cloverleaf_engine::store::{HistoryRow, LockedJob, TaskInfo};
 use cloverleaf_engine::{Instance, Status, TokenState};
 use serde::Serialize;
@@ -265,11 +265,16 @@ pub struct JobView {
     pub epoch: i64,
     /// The lease's end.
     pub lock_expires_at: DateTime<Utc>,
+    /// When the lock was taken, on the server's clock: a worker takes "today" from it rather
+    /// than from its own machine.
+    pub locked_at: DateTime<Utc>,
 }
 
-impl From<LockedJob> for JobView {
-    fn from(j: LockedJob) -> JobView {
+impl JobView {
+    /// The view of a job just locked for `lease` (its lock was taken a lease before it ends).
+    pub fn locked(j: LockedJob, lease: TimeDelta) -> JobView {
         JobView {
+            locked_at: j.lock_expires_at - lease,
             id: j.id.0,
             instance_id: j.instance_id.0,
             node: j.node,
