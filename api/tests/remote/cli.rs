@@ -1,0 +1,109 @@
+//! The `cloverleaf worker` binary: refusals before it starts, and a run against a server that
+//! ends cleanly on SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use cloverleaf_worker::{FetchRequest, JobSource, Ledger};
+use serde_json::json;
+
+use crate::harness::{TempDb, t0, token};
+use crate::server::Server;
+
+fn worker() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cloverleaf"));
+    command.arg("worker").env_remove("CLOVERLEAF_TOKEN").env("RUST_LOG", "info");
+    command
+}
+
+/// Runs to the end; (exit code, stderr).
+fn run(command: &mut Command) -> (Option<i32>, String) {
+    let output = command.output().unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_worker_without_handlers_refuses_to_start() {
+    let (code, stderr) = run(worker().args(["--server", "http://127.0.0.1:9", "--token", "t"]));
+    assert!(code.is_some_and(|c| c != 0), "{code:?} {stderr}");
+    assert!(stderr.contains("the worker has no handlers") && stderr.contains("--ledger"), "{stderr}");
+}
+
+#[test]
+fn a_worker_refuses_bad_settings_with_words() {
+    let dir = TempDb::new();
+    let ledger = dir.path.display().to_string();
+    let endpoints = format!("{}.endpoints.toml", dir.path.display());
+    let cases: [(Vec<&str>, Option<&str>, &str); 5] = [
+        (vec!["--server", "https://h", "--ledger", &ledger], None, "plain HTTP only"),
+        (vec!["--server", "http://h", "--ledger", &ledger], Some(" "), "invalid token"),
+        (vec!["--server", "http://h", "--endpoints", &endpoints], None, "`soon` is not a duration"),
+        (vec!["--server", "http://h", "--ledger", &ledger, "--concurrency", "0"], None, "at least 1"),
+        (vec!["--server", "http://h", "--ledger", &ledger, "--topics", "billing.*"], None, "matches none"),
+    ];
+    std::fs::write(&endpoints, "[\"erp.x\"]\nurl = \"http://erp/x\"\ntimeout = \"soon\"\n").unwrap();
+    for (args, token, expected) in cases {
+        let mut command = worker();
+        command.args(&args).env("CLOVERLEAF_TOKEN", token.unwrap_or("t"));
+        let (code, stderr) = run(&mut command);
+        assert!(code.is_some_and(|c| c != 0), "{args:?}: {code:?} {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_file(&endpoints);
+    // No token at all: clap names the flag and the variable.
+    let (code, stderr) = run(worker().args(["--server", "http://h", "--ledger", &ledger]));
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--token"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_binary_checks_credit_for_a_server_and_stops_on_sigterm() {
+    let server = Server::start().await;
+    let ledger = Ledger::open(&server.db.path).await.unwrap();
+    ledger.seed_demo_company(t0().date_naive()).await.unwrap();
+    ledger.close().await;
+    let mut child = worker()
+        .args(["--server", &server.url(), "--ledger", &server.db.path.display().to_string()])
+        .args(["--topics", "credit.*", "--worker-id", "cli-1", "--concurrency", "4"])
+        .env("CLOVERLEAF_TOKEN", token("robot"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
+
+    // The dispatch is buffered until the approved order waits for it; then the invoice is due,
+    // which only happens once the binary has checked the credit.
+    let id = server.start_order("order_to_cash", "SO-5", "C-001", "2500.00").await;
+    let (status, body) = server
+        .post(
+            "/v1/messages",
+            "robot",
+            json!({"name": "shipment.dispatched", "correlation_key": "SO-5", "variables": {"shipment_id": "SH-5"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let request = FetchRequest {
+        worker_id: "test".into(),
+        topics: vec!["invoice.issue".into()],
+        max_jobs: 1,
+        lease: TimeDelta::seconds(60),
+        wait: Duration::from_secs(50),
+    };
+    let jobs = server.source("robot").fetch_and_lock(&request).await.unwrap();
+    assert_eq!(jobs.len(), 1, "the worker binary did not check the credit");
+    let instance = server.get(&format!("/v1/instances/{id}"), "ada").await;
+    assert_eq!(instance["variables"]["approval_outcome"], "approved", "{instance}");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let lines = lines.join().unwrap().join("\n");
+    assert!(status.success(), "{status:?}\n{lines}");
+    assert!(lines.contains("worker started") && lines.contains("cli-1"), "{lines}");
+    assert!(lines.contains("worker stopped") && lines.contains("completed: 1"), "{lines}");
+    server.stop().await;
+}
