@@ -478,7 +478,9 @@ fn default_worker_id() -> String {
 }
 
 fn worker(args: WorkerArgs) -> Result<ExitCode> {
-    use cloverleaf_worker::{Handlers, HttpHandler, Ledger, Worker, WorkerOptions, finance, topic_matches};
+    use cloverleaf_worker::{
+        Handlers, HttpHandler, Ledger, SourceError, Worker, WorkerOptions, finance, topic_matches,
+    };
 
     if args.ledger.is_none() && args.endpoints.is_none() {
         bail!(
@@ -523,6 +525,13 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
         options.topics = if args.topics.is_empty() { None } else { Some(args.topics) };
         // Remote fetches long-poll: the server answers as soon as a job is due.
         options.poll_wait = std::time::Duration::from_secs(30);
+        // A token the server refuses will not start working later: say so now rather than in a
+        // warning every few seconds. A server that is down may come up: the worker waits for it.
+        match source.check(&options.worker_id).await {
+            Ok(()) => {}
+            Err(SourceError::Refused(reason)) => bail!("{} refused the worker: {reason}", source.server()),
+            Err(error) => tracing::warn!(%error, "the server does not answer yet: trying again"),
+        }
         let topics = options.topics.clone().unwrap_or_else(|| handlers.topics());
         tracing::info!(
             server = source.server(),

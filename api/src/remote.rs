@@ -41,6 +41,8 @@ const MAX_JOBS: usize = 1000;
 const MARGIN: Duration = Duration::from_secs(10);
 /// How long a report (complete, fail, error, extend-lock) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The job type [`RemoteSource::check`] fetches: one no process uses.
+const PROBE_TOPIC: &str = "cloverleaf.worker.access-check";
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -253,6 +255,23 @@ impl RemoteSource {
     /// The server's base URL.
     pub fn server(&self) -> &str {
         &self.inner.base
+    }
+
+    /// Checks that the server answers and lets this token fetch jobs, locking nothing: a fetch
+    /// of a job type no process uses, without waiting.
+    pub async fn check(&self, worker_id: &str) -> Result<(), SourceError> {
+        let probe = FetchRequest {
+            worker_id: worker_id.to_string(),
+            topics: vec![PROBE_TOPIC.to_string()],
+            max_jobs: 1,
+            lease: TimeDelta::seconds(1),
+            wait: Duration::ZERO,
+        };
+        for job in self.fetch(&probe).await? {
+            // Only if a process did name that job type: it is not ours to run.
+            self.release(&job.id, job.epoch).await?;
+        }
+        Ok(())
     }
 
     fn job_url(&self, job: &JobId, action: &str) -> String {

@@ -58,15 +58,12 @@ fn a_worker_refuses_bad_settings_with_words() {
     assert!(stderr.contains("--token"), "{stderr}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_worker_binary_checks_credit_for_a_server_and_stops_on_sigterm() {
-    let server = Server::start().await;
-    let ledger = Ledger::open(&server.db.path).await.unwrap();
-    ledger.seed_demo_company(t0().date_naive()).await.unwrap();
-    ledger.close().await;
+/// Runs the binary with `args` on `server`, makes it check the credit of an order to cash, then
+/// stops it with SIGTERM; what it logged.
+async fn check_credit_with_the_binary(server: &Server, args: &[&str]) -> String {
     let mut child = worker()
-        .args(["--server", &server.url(), "--ledger", &server.db.path.display().to_string()])
-        .args(["--topics", "credit.*", "--worker-id", "cli-1", "--concurrency", "4"])
+        .args(["--server", &server.url()])
+        .args(args)
         .env("CLOVERLEAF_TOKEN", token("robot"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -94,16 +91,77 @@ async fn the_worker_binary_checks_credit_for_a_server_and_stops_on_sigterm() {
         wait: Duration::from_secs(50),
     };
     let jobs = server.source("robot").fetch_and_lock(&request).await.unwrap();
-    assert_eq!(jobs.len(), 1, "the worker binary did not check the credit");
     let instance = server.get(&format!("/v1/instances/{id}"), "ada").await;
-    assert_eq!(instance["variables"]["approval_outcome"], "approved", "{instance}");
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     let lines = lines.join().unwrap().join("\n");
+    assert_eq!(jobs.len(), 1, "the worker binary did not check the credit:\n{lines}");
+    assert_eq!(instance["variables"]["approval_outcome"], "approved", "{instance}");
     assert!(status.success(), "{status:?}\n{lines}");
-    assert!(lines.contains("worker started") && lines.contains("cli-1"), "{lines}");
+    assert!(lines.contains("worker started"), "{lines}");
     assert!(lines.contains("worker stopped") && lines.contains("completed: 1"), "{lines}");
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_binary_checks_credit_on_the_ledger_and_stops_on_sigterm() {
+    let server = Server::start().await;
+    let ledger = Ledger::open(&server.db.path).await.unwrap();
+    ledger.seed_demo_company(t0().date_naive()).await.unwrap();
+    ledger.close().await;
+    let db = server.db.path.display().to_string();
+    let args = ["--ledger", &db, "--topics", "credit.*", "--worker-id", "cli-1", "--concurrency", "4"];
+    let lines = check_credit_with_the_binary(&server, &args).await;
+    assert!(lines.contains("cli-1"), "{lines}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_binary_hands_a_job_type_to_an_http_endpoint() {
+    // A stand-in ERP that answers credit checks for callers with the right key.
+    let erp = axum::Router::new().route(
+        "/credit",
+        axum::routing::post(|headers: axum::http::HeaderMap| async move {
+            let keyed = headers.get("x-api-key").is_some_and(|k| k == "k-1");
+            let idempotent = headers.contains_key("idempotency-key");
+            if keyed && idempotent {
+                (axum::http::StatusCode::OK, axum::Json(json!({"credit_limit": "50000", "open_ar": "0", "risk": "A"})))
+            } else {
+                (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({})))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let erp_address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, erp).await });
+
+    let server = Server::start().await;
+    let endpoints = format!("{}.endpoints.toml", server.db.path.display());
+    std::fs::write(
+        &endpoints,
+        format!(
+            "[\"credit.check\"]\nurl = \"http://{erp_address}/credit\"\ntimeout = \"5s\"\nheaders = {{ \"X-Api-Key\" = \"k-1\" }}\n"
+        ),
+    )
+    .unwrap();
+    check_credit_with_the_binary(&server, &["--endpoints", &endpoints]).await;
+    let _ = std::fs::remove_file(&endpoints);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_token_the_server_refuses_stops_at_once() {
+    let server = Server::start().await;
+    let db = server.db.path.display().to_string();
+    let url = server.url();
+    let (code, stderr) = tokio::task::spawn_blocking(move || {
+        run(worker().args(["--server", &url, "--ledger", &db]).env("CLOVERLEAF_TOKEN", "not-a-token"))
+    })
+    .await
+    .unwrap();
+    assert!(code.is_some_and(|c| c != 0), "{code:?} {stderr}");
+    assert!(stderr.contains("refused the worker: unknown token"), "{stderr}");
     server.stop().await;
 }

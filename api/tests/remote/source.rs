@@ -113,7 +113,9 @@ async fn failures_business_errors_and_releases_reach_the_engine() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_token_is_refused_with_the_servers_words_and_a_dead_server_is_unavailable() {
     let server = Server::start().await;
+    server.source("robot").check("remote-1").await.unwrap();
     let wrong = cloverleaf::remote::RemoteSource::new(&server.url(), "not-a-token").unwrap();
+    assert!(matches!(wrong.check("remote-1").await, Err(SourceError::Refused(_))));
     let error = wrong.fetch_and_lock(&request("credit.check", Duration::ZERO)).await.unwrap_err();
     assert!(matches!(&error, SourceError::Refused(m) if m.contains("unknown token") && m.contains("401")), "{error:?}");
     // A valid token without the worker role.
@@ -128,6 +130,7 @@ async fn a_bad_token_is_refused_with_the_servers_words_and_a_dead_server_is_unav
     let gone = cloverleaf::remote::RemoteSource::new(&url, "token-robot").unwrap();
     let error = gone.fetch_and_lock(&request("credit.check", Duration::ZERO)).await.unwrap_err();
     assert!(matches!(error, SourceError::Unavailable(_)), "{error:?}");
+    assert!(matches!(gone.check("remote-1").await, Err(SourceError::Unavailable(_))));
     let error = gone.complete(&JobId::from("i-x-1/job/1"), 1, json!({})).await.unwrap_err();
     assert!(matches!(error, SourceError::Unavailable(_)), "{error:?}");
 }
