@@ -437,12 +437,17 @@ impl Story {
         Ok(())
     }
 
-    /// Waits until the worker has nothing left to do, then tells what happened.
+    /// Waits until the worker has nothing left to do, then tells what happened. Quiet means:
+    /// no job is due and none is locked (a locked job is being worked on; the worker's own
+    /// counters could miss one it has just fetched).
     async fn settle(&mut self) -> Result<()> {
         for _ in 0..20_000 {
-            let before = self.worker.stats();
-            let busy = self.worker.in_flight() > 0 || self.engine.has_due_jobs(&self.topics).await?;
-            if !busy && self.worker.stats() == before && self.worker.in_flight() == 0 {
+            let now = self.engine.now();
+            let locked =
+                self.engine.store().job_counts(now).await?.iter().any(|g| {
+                    g.count > 0 && g.labels.get(1).is_some_and(|state| state == "locked" || state == "expired")
+                });
+            if !locked && self.worker.in_flight() == 0 && !self.engine.has_due_jobs(&self.topics).await? {
                 self.tell_history().await?;
                 return Ok(());
             }
