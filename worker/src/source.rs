@@ -207,6 +207,10 @@ impl<S: Store> JobSource for Engine<S> {
         Ok(Engine::extend_lock(self, job, epoch, lease).await?)
     }
 
+    async fn release(&self, job: &JobId, epoch: i64) -> Result<(), SourceError> {
+        Ok(self.release_job(job, epoch).await?)
+    }
+
     fn now(&self) -> DateTime<Utc> {
         Engine::now(self)
     }
@@ -222,7 +226,7 @@ async fn locked<S: Store>(engine: &Engine<S>, request: &FetchRequest) -> Result<
         let result = engine.fetch_and_lock(&request.worker_id, &topics, request.max_jobs, request.lease).await;
         if let Err(Ok(jobs)) = tx.send(result) {
             for job in jobs {
-                if let Err(error) = Engine::extend_lock(&engine, &job.id, job.epoch, TimeDelta::zero()).await {
+                if let Err(error) = engine.release_job(&job.id, job.epoch).await {
                     tracing::warn!(job = %job.id, %error, "cannot release a job nobody took");
                 }
             }

@@ -597,6 +597,14 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Gives a locked job back at once (a worker stopping before it ran the job): it is due again
+    /// for any worker, and in-process workers are woken.
+    pub async fn release_job(&self, job: &JobId, epoch: i64) -> Result<(), Error> {
+        self.extend_lock(job, epoch, TimeDelta::zero()).await?;
+        self.inner.jobs_ready.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
+
     /// A worker completed a job it holds with `epoch`.
     pub async fn complete_job(&self, job: &JobId, epoch: i64, output: serde_json::Value) -> Result<(), Error> {
         self.job_event(job, epoch, Event::JobCompleted { job: job.clone(), output }).await
@@ -726,15 +734,7 @@ impl<S: Store> Engine<S> {
     ) -> Result<(), Error> {
         let (info, principal) = self.open_task_for(task, user, roles).await?;
         let event = Event::TaskCompleted { task: task.clone(), by: user.to_string(), on_behalf_of: principal, form };
-        let extra = Extra {
-            guards: vec![Guard::TaskFree {
-                task: task.0.clone(),
-                user: info.claimed_by.unwrap_or_else(|| user.into()),
-            }],
-            ..Extra::default()
-        };
-        let stepped = self.run(info.instance_id.as_str(), event, extra).await?;
-        self.settle(stepped.pending).await
+        self.step_task(info, user, event).await
     }
 
     /// `user` (holding `roles`) hands a task to `to`, who then completes it on `user`'s behalf, so
@@ -746,13 +746,14 @@ impl<S: Store> Engine<S> {
         let (info, principal) = self.open_task_for(task, user, roles).await?;
         let by = principal.unwrap_or_else(|| user.to_string());
         let event = Event::TaskDelegated { task: task.clone(), by, to: to.to_string() };
-        let extra = Extra {
-            guards: vec![Guard::TaskFree {
-                task: task.0.clone(),
-                user: info.claimed_by.unwrap_or_else(|| user.into()),
-            }],
-            ..Extra::default()
-        };
+        self.step_task(info, user, event).await
+    }
+
+    /// Applies a task event, guarded so that the task is still open and not claimed by anyone
+    /// but its holder when the step commits.
+    async fn step_task(&self, info: TaskInfo, user: &str, event: Event) -> Result<(), Error> {
+        let holder = info.claimed_by.unwrap_or_else(|| user.into());
+        let extra = Extra { guards: vec![Guard::TaskFree { task: info.id.0, user: holder }], ..Extra::default() };
         let stepped = self.run(info.instance_id.as_str(), event, extra).await?;
         self.settle(stepped.pending).await
     }

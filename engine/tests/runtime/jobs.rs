@@ -149,3 +149,25 @@ async fn wildcard_job_types_match_by_prefix_and_new_jobs_signal_workers() {
     let all = env.engine.fetch_and_lock("w", &["*"], 10, lease).await.unwrap();
     assert_eq!(all.iter().map(|j| j.job_type.as_str()).collect::<Vec<_>>(), ["credit.check"]);
 }
+
+#[tokio::test]
+async fn a_released_job_is_due_again_at_once_and_wakes_workers() {
+    let Some(env) = Env::reference().await else { return };
+    env.engine
+        .start(
+            "order_approval",
+            None,
+            json!({"order_id": "SO-6", "customer_id": "C-7", "amount": "10.00", "requested_by": "rita"}),
+        )
+        .await
+        .unwrap();
+    let job = env.one_job("credit.check").await;
+    let mut signal = env.engine.job_signal();
+    signal.borrow_and_update();
+    env.engine.release_job(&job.id, job.epoch).await.unwrap();
+    assert!(signal.has_changed().unwrap(), "waiting workers are woken");
+    let again = env.engine.fetch_and_lock("w2", &["credit.check"], 10, TimeDelta::seconds(60)).await.unwrap();
+    assert_eq!((again.len(), again[0].epoch), (1, job.epoch + 1));
+    let stale = env.engine.release_job(&job.id, job.epoch).await;
+    assert!(matches!(stale, Err(Error::StaleLock { .. })), "{stale:?}");
+}
