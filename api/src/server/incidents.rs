@@ -11,7 +11,7 @@ use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query};
-use super::{AppState, labelled, split_action};
+use super::{Actions, AppState};
 
 /// An incident: a job out of retries, or an error nobody catches.
 #[derive(Debug, Serialize, ToSchema)]
@@ -77,11 +77,14 @@ pub async fn list(
     ))
 }
 
+/// What comes after an incident's id.
+const ACTIONS: Actions = Actions { base: "/v1/incidents", names: &["retry"] };
+
 /// `POST /v1/incidents/{id}/retry`.
 pub async fn post_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
-    match split_action(&rest, &["retry"]) {
-        (id, Some(_)) => labelled("/v1/incidents/{id}/retry", retry(state, caller, id.into()).await),
-        (_, None) => labelled("/v1/incidents/{id}/{action}", Err(ApiError::not_found("no such action: use /retry"))),
+    match ACTIONS.split(&rest) {
+        (id, Some(action)) => ACTIONS.answer(Some(action), retry(state, caller, id.into()).await),
+        (_, None) => ACTIONS.unknown(),
     }
 }
 

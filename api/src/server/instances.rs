@@ -13,7 +13,7 @@ use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::views::{HistoryEntry, InstanceSummaryView, InstanceView, RowInfo};
-use super::{AppState, labelled, split_action};
+use super::{Actions, AppState};
 
 /// Start an instance.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -138,19 +138,26 @@ pub async fn list(
     ))
 }
 
+/// What comes after an instance's id in a GET.
+const GET_ACTIONS: Actions = Actions { base: "/v1/instances", names: &["history"] };
+/// What comes after an instance's id in a POST.
+const POST_ACTIONS: Actions = Actions { base: "/v1/instances", names: &["cancel"] };
+
 /// `GET /v1/instances/{id}` and `GET /v1/instances/{id}/history`.
 pub async fn get_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
-    match split_action(&rest, &["history"]) {
-        (id, Some(_)) => labelled("/v1/instances/{id}/history", history(state, caller, id.into()).await),
-        (id, None) => labelled("/v1/instances/{id}", get(state, caller, id.into()).await),
-    }
+    let (id, action) = GET_ACTIONS.split(&rest);
+    let result = match action {
+        Some(_) => history(state, caller, id.into()).await,
+        None => get(state, caller, id.into()).await,
+    };
+    GET_ACTIONS.answer(action, result)
 }
 
 /// `POST /v1/instances/{id}/cancel`.
 pub async fn post_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
-    match split_action(&rest, &["cancel"]) {
-        (id, Some(_)) => labelled("/v1/instances/{id}/cancel", cancel(state, caller, id.into()).await),
-        (_, None) => labelled("/v1/instances/{id}/{action}", Err(ApiError::not_found("no such action: use /cancel"))),
+    match POST_ACTIONS.split(&rest) {
+        (id, Some(action)) => POST_ACTIONS.answer(Some(action), cancel(state, caller, id.into()).await),
+        (_, None) => POST_ACTIONS.unknown(),
     }
 }
 

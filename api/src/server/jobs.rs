@@ -18,7 +18,7 @@ use super::config::WORKER;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, RawBody, parse_json};
 use super::views::JobView;
-use super::{AppState, labelled, split_action};
+use super::{Actions, AppState};
 
 /// Longest long poll.
 const MAX_WAIT_MS: u64 = 60_000;
@@ -120,6 +120,9 @@ pub async fn fetch_and_lock(
     }
 }
 
+/// What comes after a job's id.
+const ACTIONS: Actions = Actions { base: "/v1/jobs", names: &["complete", "fail", "error", "extend-lock"] };
+
 /// `POST /v1/jobs/{id}/complete|fail|error|extend-lock`.
 pub async fn post_dispatch(
     State(state): State<AppState>,
@@ -127,29 +130,16 @@ pub async fn post_dispatch(
     Path(rest): Path<String>,
     RawBody(body): RawBody,
 ) -> Response {
-    let (id, action) = split_action(&rest, &["complete", "fail", "error", "extend-lock"]);
+    let (id, action) = ACTIONS.split(&rest);
     let id = JobId::from(id);
-    match action {
-        Some("complete") => {
-            labelled("/v1/jobs/{id}/complete", with_body(&body, |r| complete(state, caller, id, r)).await)
-        }
-        Some("fail") => labelled("/v1/jobs/{id}/fail", with_body(&body, |r| fail(state, caller, id, r)).await),
-        Some("error") => labelled("/v1/jobs/{id}/error", with_body(&body, |r| error(state, caller, id, r)).await),
-        Some(_) => labelled("/v1/jobs/{id}/extend-lock", with_body(&body, |r| extend_lock(state, caller, id, r)).await),
-        None => labelled(
-            "/v1/jobs/{id}/{action}",
-            Err(ApiError::not_found("no such action: use /complete, /fail, /error or /extend-lock")),
-        ),
-    }
-}
-
-async fn with_body<T, F, Fut>(body: &[u8], handler: F) -> Result<Response, ApiError>
-where
-    T: serde::de::DeserializeOwned,
-    F: FnOnce(T) -> Fut,
-    Fut: std::future::Future<Output = Result<Response, ApiError>>,
-{
-    handler(parse_json(body)?).await
+    let result = match action {
+        Some("complete") => complete(state, caller, id, &body).await,
+        Some("fail") => fail(state, caller, id, &body).await,
+        Some("error") => error(state, caller, id, &body).await,
+        Some(_) => extend_lock(state, caller, id, &body).await,
+        None => return ACTIONS.unknown(),
+    };
+    ACTIONS.answer(action, result)
 }
 
 /// A job's result.
@@ -179,13 +169,9 @@ pub struct CompleteJobRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn complete(
-    state: AppState,
-    caller: Caller,
-    id: JobId,
-    request: CompleteJobRequest,
-) -> Result<Response, ApiError> {
+pub async fn complete(state: AppState, caller: Caller, id: JobId, body: &[u8]) -> Result<Response, ApiError> {
     caller.require(WORKER, "complete jobs")?;
+    let request: CompleteJobRequest = parse_json(body)?;
     state.engine().complete_job(&id, request.epoch, Value::Object(request.variables)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -214,8 +200,9 @@ pub struct FailJobRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn fail(state: AppState, caller: Caller, id: JobId, request: FailJobRequest) -> Result<Response, ApiError> {
+pub async fn fail(state: AppState, caller: Caller, id: JobId, body: &[u8]) -> Result<Response, ApiError> {
     caller.require(WORKER, "fail jobs")?;
+    let request: FailJobRequest = parse_json(body)?;
     state.engine().fail_job(&id, request.epoch, &request.message).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -246,8 +233,9 @@ pub struct ErrorJobRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn error(state: AppState, caller: Caller, id: JobId, request: ErrorJobRequest) -> Result<Response, ApiError> {
+pub async fn error(state: AppState, caller: Caller, id: JobId, body: &[u8]) -> Result<Response, ApiError> {
     caller.require(WORKER, "raise job errors")?;
+    let request: ErrorJobRequest = parse_json(body)?;
     if request.code.trim().is_empty() {
         return Err(bad("code", "must not be empty"));
     }
@@ -293,13 +281,9 @@ pub struct LockView {
     ),
     security(("bearer" = []))
 )]
-pub async fn extend_lock(
-    state: AppState,
-    caller: Caller,
-    id: JobId,
-    request: ExtendLockRequest,
-) -> Result<Response, ApiError> {
+pub async fn extend_lock(state: AppState, caller: Caller, id: JobId, body: &[u8]) -> Result<Response, ApiError> {
     caller.require(WORKER, "extend job locks")?;
+    let request: ExtendLockRequest = parse_json(body)?;
     if !(1..=MAX_LOCK_MS).contains(&request.lock_ms) {
         return Err(bad("lock_ms", "must be between 1 and 86400000 (24 hours)"));
     }

@@ -27,8 +27,8 @@ const BUCKETS_MICROS: [u64; 14] = [
 const LATE_AFTER_SECONDS: i64 = 60;
 
 /// The logical route of a response, when the router matched a catch-all (ids hold `/`).
-#[derive(Debug, Clone, Copy)]
-pub struct RouteLabel(pub &'static str);
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {
@@ -88,9 +88,9 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let started = Instant::now();
     let method = request.method().to_string();
     let matched = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let response = next.run(request).await;
-    let route = match (response.extensions().get::<RouteLabel>(), matched) {
-        (Some(label), _) => label.0.to_string(),
+    let mut response = next.run(request).await;
+    let route = match (response.extensions_mut().remove::<RouteLabel>(), matched) {
+        (Some(label), _) => label.0,
         (None, Some(path)) => path,
         (None, None) => "unmatched".to_string(),
     };

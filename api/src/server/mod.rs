@@ -135,35 +135,77 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-/// Splits a catch-all path into an id and the action after its last `/`, when that is one of
-/// `actions` (ids end in a number, never in an action's name).
-fn split_action<'a>(rest: &'a str, actions: &[&'static str]) -> (&'a str, Option<&'static str>) {
-    let rest = rest.trim_matches('/');
-    if let Some((id, last)) = rest.rsplit_once('/')
-        && let Some(action) = actions.iter().find(|a| **a == last)
-    {
-        return (id, Some(action));
-    }
-    (rest, None)
+/// The actions a catch-all route takes after an id that may hold `/`
+/// (`/v1/jobs/{id}/complete`), and the route labels its answers are timed under.
+struct Actions {
+    /// The route before the id: `/v1/jobs`.
+    base: &'static str,
+    /// The actions after the id.
+    names: &'static [&'static str],
 }
 
-/// A handler's answer, labelled with its logical route for the latency metrics.
-fn labelled(route: &'static str, result: Result<Response, ApiError>) -> Response {
-    let mut response = result.unwrap_or_else(IntoResponse::into_response);
-    response.extensions_mut().insert(RouteLabel(route));
-    response
+impl Actions {
+    /// Splits a catch-all path into an id and the action after its last `/`, when that is one
+    /// of the actions (ids end in a number, never in an action's name).
+    fn split<'a>(&self, rest: &'a str) -> (&'a str, Option<&'static str>) {
+        let rest = rest.trim_matches('/');
+        if let Some((id, last)) = rest.rsplit_once('/')
+            && let Some(action) = self.names.iter().find(|a| **a == last)
+        {
+            return (id, Some(action));
+        }
+        (rest, None)
+    }
+
+    /// A handler's answer, labelled `{base}/{id}` or `{base}/{id}/{action}`.
+    fn answer(&self, action: Option<&str>, result: Result<Response, ApiError>) -> Response {
+        let route = match action {
+            Some(action) => format!("{}/{{id}}/{action}", self.base),
+            None => format!("{}/{{id}}", self.base),
+        };
+        let mut response = result.unwrap_or_else(IntoResponse::into_response);
+        response.extensions_mut().insert(RouteLabel(route));
+        response
+    }
+
+    /// The 404 for a path that names none of the actions.
+    fn unknown(&self) -> Response {
+        self.answer(Some("{action}"), Err(ApiError::not_found(format!("no such action: use {}", self.choices()))))
+    }
+
+    /// The actions as a client writes them: `/claim, /unclaim or /complete`.
+    fn choices(&self) -> String {
+        let listed: Vec<String> = self.names.iter().map(|a| format!("/{a}")).collect();
+        match listed.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => listed.concat(),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_action;
+    use super::Actions;
+
+    const TASK: Actions = Actions { base: "/v1/tasks", names: &["claim", "complete"] };
 
     #[test]
     fn ids_with_slashes_split_from_their_action() {
-        let actions = ["claim", "complete"];
-        assert_eq!(split_action("i-a-1/task/2/claim", &actions), ("i-a-1/task/2", Some("claim")));
-        assert_eq!(split_action("i-a-1/task/2", &actions), ("i-a-1/task/2", None));
-        assert_eq!(split_action("i-a-1", &actions), ("i-a-1", None));
-        assert_eq!(split_action("i-a-1/task/2/frobnicate", &actions), ("i-a-1/task/2/frobnicate", None));
+        assert_eq!(TASK.split("i-a-1/task/2/claim"), ("i-a-1/task/2", Some("claim")));
+        assert_eq!(TASK.split("i-a-1/task/2"), ("i-a-1/task/2", None));
+        assert_eq!(TASK.split("i-a-1"), ("i-a-1", None));
+        assert_eq!(TASK.split("i-a-1/task/2/frobnicate"), ("i-a-1/task/2/frobnicate", None));
+    }
+
+    #[test]
+    fn an_unknown_action_lists_the_known_ones() {
+        assert_eq!(TASK.choices(), "/claim or /complete");
+        let jobs = Actions { base: "/v1/jobs", names: &["complete", "fail", "error", "extend-lock"] };
+        assert_eq!(jobs.choices(), "/complete, /fail, /error or /extend-lock");
+        assert_eq!(Actions { base: "/v1/incidents", names: &["retry"] }.choices(), "/retry");
+        let response = TASK.unknown();
+        assert_eq!(response.status(), axum::http::StatusCode::NOT_FOUND);
+        let label = response.extensions().get::<super::RouteLabel>().map(|l| l.0.as_str());
+        assert_eq!(label, Some("/v1/tasks/{id}/{action}"));
     }
 }

@@ -18,7 +18,7 @@ use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, RawBody, parse_json};
 use super::views::TaskView;
-use super::{AppState, labelled, split_action};
+use super::{Actions, AppState};
 
 /// The caller's inbox: open tasks of their roles, assigned to or claimed by them, or held by
 /// someone they substitute for today.
@@ -32,10 +32,13 @@ pub async fn inbox(State(state): State<AppState>, caller: Caller) -> Result<axum
     Ok(axum::Json(tasks.into_iter().map(TaskView::from).collect()))
 }
 
+/// What comes after a task's id.
+const ACTIONS: Actions = Actions { base: "/v1/tasks", names: &["claim", "unclaim", "complete", "delegate"] };
+
 /// `GET /v1/tasks/{id}`.
 pub async fn get_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
     let id = rest.trim_matches('/');
-    labelled("/v1/tasks/{id}", get(state, caller, id.into()).await)
+    ACTIONS.answer(None, get(state, caller, id.into()).await)
 }
 
 /// `POST /v1/tasks/{id}/claim|unclaim|complete|delegate`.
@@ -45,28 +48,16 @@ pub async fn post_dispatch(
     Path(rest): Path<String>,
     RawBody(body): RawBody,
 ) -> Response {
-    match split_action(&rest, &["claim", "unclaim", "complete", "delegate"]) {
-        (id, Some("claim")) => labelled("/v1/tasks/{id}/claim", claim(state, caller, id.into()).await),
-        (id, Some("unclaim")) => labelled("/v1/tasks/{id}/unclaim", unclaim(state, caller, id.into()).await),
-        (id, Some("complete")) => {
-            let result = match parse_json::<CompleteRequest>(&body) {
-                Ok(request) => complete(state, caller, id.into(), request).await,
-                Err(e) => Err(e),
-            };
-            labelled("/v1/tasks/{id}/complete", result)
-        }
-        (id, Some(_)) => {
-            let result = match parse_json::<DelegateRequest>(&body) {
-                Ok(request) => delegate(state, caller, id.into(), request).await,
-                Err(e) => Err(e),
-            };
-            labelled("/v1/tasks/{id}/delegate", result)
-        }
-        (_, None) => labelled(
-            "/v1/tasks/{id}/{action}",
-            Err(ApiError::not_found("no such action: use /claim, /unclaim, /complete or /delegate")),
-        ),
-    }
+    let (id, action) = ACTIONS.split(&rest);
+    let id = TaskId::from(id);
+    let result = match action {
+        Some("claim") => claim(state, caller, id).await,
+        Some("unclaim") => unclaim(state, caller, id).await,
+        Some("complete") => complete(state, caller, id, &body).await,
+        Some(_) => delegate(state, caller, id, &body).await,
+        None => return ACTIONS.unknown(),
+    };
+    ACTIONS.answer(action, result)
 }
 
 /// The task if the caller may see it: an admin, one of its roles, its assignee, claimant or
@@ -200,12 +191,8 @@ pub struct CompleteRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn complete(
-    state: AppState,
-    caller: Caller,
-    id: TaskId,
-    request: CompleteRequest,
-) -> Result<Response, ApiError> {
+pub async fn complete(state: AppState, caller: Caller, id: TaskId, body: &[u8]) -> Result<Response, ApiError> {
+    let request: CompleteRequest = parse_json(body)?;
     let engine = state.engine();
     let form = Value::Object(request.variables);
     act(&state, &caller, &id, engine.complete_task(&id, caller.name(), &caller.0.role_refs(), form)).await
@@ -234,12 +221,8 @@ pub struct DelegateRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn delegate(
-    state: AppState,
-    caller: Caller,
-    id: TaskId,
-    request: DelegateRequest,
-) -> Result<Response, ApiError> {
+pub async fn delegate(state: AppState, caller: Caller, id: TaskId, body: &[u8]) -> Result<Response, ApiError> {
+    let request: DelegateRequest = parse_json(body)?;
     let engine = state.engine();
     act(&state, &caller, &id, engine.delegate(&id, caller.name(), &caller.0.role_refs(), request.to.trim())).await
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use chrono::TimeDelta;
 use serde_json::json;
 
@@ -176,4 +176,18 @@ async fn a_long_poll_with_nothing_due_answers_empty_after_its_wait() {
     let answer = api.post("/v1/jobs/fetch-and-lock", "robot", body).await;
     assert_eq!(answer.expect(StatusCode::OK), &json!([]));
     assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn a_non_worker_is_refused_before_the_body_is_read() {
+    let api = Api::new().await;
+    for action in ["complete", "fail", "error", "extend-lock"] {
+        let answer = api
+            .raw(Method::POST, &format!("/v1/jobs/i-x-1/job/1/{action}"), Some("mia"), Some("{"), "application/json")
+            .await;
+        answer.expect_error(StatusCode::FORBIDDEN, "missing_role");
+    }
+    api.raw(Method::POST, "/v1/jobs/i-x-1/job/1/fail", Some("robot"), Some("{"), "application/json")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST, "invalid_json");
 }
