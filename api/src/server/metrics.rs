@@ -58,20 +58,19 @@ impl RequestMetrics {
 
     fn render(&self, out: &mut String) {
         let map = self.by_route.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        header(out, "cloverleaf_http_request_duration_seconds", "histogram", "HTTP request latency");
+        let name = "cloverleaf_http_request_duration_seconds";
+        header(out, name, "histogram", "HTTP request latency");
         for ((method, route, status), h) in map {
-            let labels = format!("method=\"{}\",route=\"{}\",status=\"{status}\"", escape(&method), escape(&route));
+            let status = status.to_string();
+            let labels = [("method", method.as_str()), ("route", route.as_str()), ("status", status.as_str())];
+            let [m, r, s] = labels;
+            let bucket = format!("{name}_bucket");
             for (n, bound) in h.buckets.iter().zip(BUCKETS_MICROS) {
-                let _ = writeln!(
-                    out,
-                    "cloverleaf_http_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {n}",
-                    seconds(bound)
-                );
+                sample(out, &bucket, &[m, r, s, ("le", &seconds(bound))], n);
             }
-            let _ =
-                writeln!(out, "cloverleaf_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "cloverleaf_http_request_duration_seconds_sum{{{labels}}} {}", seconds(h.sum_micros));
-            let _ = writeln!(out, "cloverleaf_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            sample(out, &bucket, &[m, r, s, ("le", "+Inf")], h.count);
+            sample(out, &format!("{name}_sum"), &labels, seconds(h.sum_micros));
+            sample(out, &format!("{name}_count"), &labels, h.count);
         }
     }
 }
@@ -108,6 +107,37 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One sample: `name{label="value",...} value`, or `name value` without labels.
+fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {value}");
+        return;
+    }
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+    let _ = writeln!(out, "{name}{{{}}} {value}", labels.join(","));
+}
+
+/// A metric of one sample without labels.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, kind, help);
+    sample(out, name, &[], value);
+}
+
+/// A gauge of one sample per group: the group's labels, named `names` in the query's order.
+fn gauges<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    names: &[&str],
+    groups: impl IntoIterator<Item = (&'a [String], i64)>,
+) {
+    header(out, name, "gauge", help);
+    for (values, count) in groups {
+        let labels: Vec<(&str, &str)> = names.iter().copied().zip(values.iter().map(String::as_str)).collect();
+        sample(out, name, &labels, count);
+    }
+}
+
 /// The whole exposition.
 pub async fn render(state: &AppState) -> Result<String, ApiError> {
     let engine = state.engine();
@@ -115,94 +145,50 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
     let now = engine.now();
     let mut out = String::new();
 
-    header(&mut out, "cloverleaf_instances", "gauge", "Instances by process and status");
-    for g in store.instance_counts().await? {
-        let _ = writeln!(
-            out,
-            "cloverleaf_instances{{process=\"{}\",status=\"{}\"}} {}",
-            escape(&g.labels[0]),
-            escape(&g.labels[1]),
-            g.count
-        );
-    }
+    let instances = store.instance_counts().await?;
+    let by_process_status = ["process", "status"];
+    let rows = instances.iter().map(|g| (g.labels.as_slice(), g.count));
+    gauges(&mut out, "cloverleaf_instances", "Instances by process and status", &by_process_status, rows);
 
-    header(&mut out, "cloverleaf_steps_total", "counter", "Events accepted by instances (durable steps)");
-    let _ = writeln!(out, "cloverleaf_steps_total {}", store.event_count().await?);
+    let steps = store.event_count().await?;
+    single(&mut out, "cloverleaf_steps_total", "counter", "Events accepted by instances (durable steps)", steps);
     let stats = engine.writer_stats();
-    header(&mut out, "cloverleaf_writer_transactions_total", "counter", "Transactions committed by this node's writer");
-    let _ = writeln!(out, "cloverleaf_writer_transactions_total {}", stats.batches);
-    header(
-        &mut out,
-        "cloverleaf_writer_writes_total",
-        "counter",
-        "Writes (steps, fetches, claims) group-committed by this node",
-    );
-    let _ = writeln!(out, "cloverleaf_writer_writes_total {}", stats.writes);
-    header(
-        &mut out,
-        "cloverleaf_writer_busy_seconds_total",
-        "counter",
-        "Time this node's writer spent in transactions",
-    );
-    let _ = writeln!(out, "cloverleaf_writer_busy_seconds_total {}", seconds(stats.busy_micros));
+    let writer = "Transactions committed by this node's writer";
+    single(&mut out, "cloverleaf_writer_transactions_total", "counter", writer, stats.batches);
+    let writes = "Writes (steps, fetches, claims) group-committed by this node";
+    single(&mut out, "cloverleaf_writer_writes_total", "counter", writes, stats.writes);
+    let busy = "Time this node's writer spent in transactions";
+    single(&mut out, "cloverleaf_writer_busy_seconds_total", "counter", busy, seconds(stats.busy_micros));
 
-    header(&mut out, "cloverleaf_jobs", "gauge", "Jobs by type and state (expired: locked with the lease run out)");
-    for g in store.job_counts(now).await? {
-        let _ = writeln!(
-            out,
-            "cloverleaf_jobs{{job_type=\"{}\",state=\"{}\"}} {}",
-            escape(&g.labels[0]),
-            escape(&g.labels[1]),
-            g.count
-        );
-    }
+    let jobs = store.job_counts(now).await?;
+    let help = "Jobs by type and state (expired: locked with the lease run out)";
+    let rows = jobs.iter().map(|g| (g.labels.as_slice(), g.count));
+    gauges(&mut out, "cloverleaf_jobs", help, &["job_type", "state"], rows);
 
     let timers = store.timer_stats(now, now - TimeDelta::seconds(LATE_AFTER_SECONDS)).await?;
-    header(&mut out, "cloverleaf_timers_pending", "gauge", "Timers not fired yet");
-    let _ = writeln!(out, "cloverleaf_timers_pending {}", timers.pending);
-    header(&mut out, "cloverleaf_timers_due", "gauge", "Timers whose time has come");
-    let _ = writeln!(out, "cloverleaf_timers_due {}", timers.due);
-    header(
-        &mut out,
-        "cloverleaf_timers_late",
-        "gauge",
-        "Timers due for more than 60 seconds (the scheduler is behind)",
-    );
-    let _ = writeln!(out, "cloverleaf_timers_late {}", timers.late);
-    header(&mut out, "cloverleaf_timer_lag_seconds", "gauge", "How long the oldest due timer has waited");
+    single(&mut out, "cloverleaf_timers_pending", "gauge", "Timers not fired yet", timers.pending);
+    single(&mut out, "cloverleaf_timers_due", "gauge", "Timers whose time has come", timers.due);
+    let late = "Timers due for more than 60 seconds (the scheduler is behind)";
+    single(&mut out, "cloverleaf_timers_late", "gauge", late, timers.late);
     let lag = timers.oldest_due.map_or(0, |at| (now - at).num_microseconds().unwrap_or(i64::MAX).max(0));
-    let _ = writeln!(out, "cloverleaf_timer_lag_seconds {}", seconds(lag.unsigned_abs()));
+    let help = "How long the oldest due timer has waited";
+    single(&mut out, "cloverleaf_timer_lag_seconds", "gauge", help, seconds(lag.unsigned_abs()));
 
     let tasks = store.open_tasks_by_role(None, now).await?;
-    header(&mut out, "cloverleaf_tasks_open", "gauge", "Open human tasks by process and candidate role");
-    for (g, _) in &tasks {
-        let _ = writeln!(
-            out,
-            "cloverleaf_tasks_open{{process=\"{}\",role=\"{}\"}} {}",
-            escape(&g.labels[0]),
-            escape(&g.labels[1]),
-            g.count
-        );
-    }
-    header(&mut out, "cloverleaf_tasks_overdue", "gauge", "Open human tasks past their due time");
-    for (g, overdue) in &tasks {
-        let _ = writeln!(
-            out,
-            "cloverleaf_tasks_overdue{{process=\"{}\",role=\"{}\"}} {overdue}",
-            escape(&g.labels[0]),
-            escape(&g.labels[1])
-        );
-    }
+    let by_process_role = ["process", "role"];
+    let help = "Open human tasks by process and candidate role";
+    let rows = tasks.iter().map(|(g, _)| (g.labels.as_slice(), g.count));
+    gauges(&mut out, "cloverleaf_tasks_open", help, &by_process_role, rows);
+    let rows = tasks.iter().map(|(g, overdue)| (g.labels.as_slice(), *overdue));
+    gauges(&mut out, "cloverleaf_tasks_overdue", "Open human tasks past their due time", &by_process_role, rows);
 
-    header(&mut out, "cloverleaf_incidents_open", "gauge", "Open incidents by process");
-    for g in store.open_incident_counts().await? {
-        let _ = writeln!(out, "cloverleaf_incidents_open{{process=\"{}\"}} {}", escape(&g.labels[0]), g.count);
-    }
+    let incidents = store.open_incident_counts().await?;
+    let rows = incidents.iter().map(|g| (g.labels.as_slice(), g.count));
+    gauges(&mut out, "cloverleaf_incidents_open", "Open incidents by process", &["process"], rows);
 
     state.requests().render(&mut out);
     Ok(out)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +199,17 @@ mod tests {
         assert_eq!(seconds(1_000_000), "1");
         assert_eq!(seconds(0), "0");
         assert_eq!(seconds(12_345_678), "12.345678");
+    }
+
+    #[test]
+    fn samples_carry_escaped_labels_in_order() {
+        let mut out = String::new();
+        sample(&mut out, "m", &[], 3);
+        sample(&mut out, "m", &[("process", "a\"b"), ("role", "x\\y")], 4);
+        gauges(&mut out, "g", "G", &["process"], [(["p".to_string()].as_slice(), 5)]);
+        assert_eq!(
+            out,
+            "m 3\nm{process=\"a\\\"b\",role=\"x\\\\y\"} 4\n# HELP g G\n# TYPE g gauge\ng{process=\"p\"} 5\n"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! scale (`"1234.50"`), dates `2026-01-31`, datetimes RFC 3339, durations ISO 8601.
 
 use std::collections::BTreeMap;
+use std::fmt::Display;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cloverleaf_engine::store::{HistoryRow, LockedJob, TaskInfo};
@@ -96,45 +97,16 @@ impl InstanceView {
             Status::Failed { code } => ("failed", None, Some(code.clone()), None),
             Status::Cancelled { by } => ("cancelled", None, None, Some(by.clone())),
         };
-        let mut waiting = WaitingView::default();
-        for (id, task) in instance.tasks() {
-            waiting.tasks.push(OpenItem { id: id.0.clone(), node: task.node.clone(), detail: None });
-        }
-        for (id, job) in instance.jobs() {
-            waiting.jobs.push(OpenItem {
-                id: id.0.clone(),
-                node: job.node.clone(),
-                detail: Some(job.job_type.clone()),
-            });
-        }
-        for (id, timer) in instance.timers() {
-            waiting.timers.push(OpenItem {
-                id: id.0.clone(),
-                node: timer.node.clone(),
-                detail: Some(timer.at.to_rfc3339()),
-            });
-        }
-        for (id, sub) in instance.subscriptions() {
-            waiting.messages.push(OpenItem {
-                id: id.0.clone(),
-                node: sub.node.clone(),
-                detail: Some(format!("{} key {}", sub.message, sub.correlation_key)),
-            });
-        }
-        for (id, call) in instance.calls() {
-            waiting.calls.push(OpenItem {
-                id: id.0.clone(),
-                node: call.node.clone(),
-                detail: Some(call.process.clone()),
-            });
-        }
-        for (id, incident) in instance.incidents() {
-            waiting.incidents.push(OpenItem {
-                id: id.0.clone(),
-                node: incident.node.clone(),
-                detail: Some(incident.message.clone()),
-            });
-        }
+        let waiting = WaitingView {
+            tasks: open_items(instance.tasks(), |task| (&task.node, None)),
+            jobs: open_items(instance.jobs(), |job| (&job.node, Some(job.job_type.clone()))),
+            timers: open_items(instance.timers(), |timer| (&timer.node, Some(timer.at.to_rfc3339()))),
+            messages: open_items(instance.subscriptions(), |sub| {
+                (&sub.node, Some(format!("{} key {}", sub.message, sub.correlation_key)))
+            }),
+            calls: open_items(instance.calls(), |call| (&call.node, Some(call.process.clone()))),
+            incidents: open_items(instance.incidents(), |incident| (&incident.node, Some(incident.message.clone()))),
+        };
         InstanceView {
             id: instance.id().0.clone(),
             process: instance.process().to_string(),
@@ -163,6 +135,17 @@ impl InstanceView {
             waiting,
         }
     }
+}
+
+/// The open waits of one kind: each one's id, node and what it is.
+fn open_items<K: Display, V>(waits: &BTreeMap<K, V>, what: impl Fn(&V) -> (&String, Option<String>)) -> Vec<OpenItem> {
+    waits
+        .iter()
+        .map(|(id, wait)| {
+            let (node, detail) = what(wait);
+            OpenItem { id: id.to_string(), node: node.clone(), detail }
+        })
+        .collect()
 }
 
 /// The parts of an instance's row the view shows beside its state.
