@@ -540,7 +540,11 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
             concurrency = options.max_concurrency,
             "worker started"
         );
-        let stats = Worker::new(source, handlers, options).run(shutdown_signal()).await;
+        let stop = async {
+            cloverleaf::server::run::shutdown_signal().await;
+            tracing::info!("stopping: jobs in flight finish or are given back");
+        };
+        let stats = Worker::new(source, handlers, options).run(stop).await;
         if let Some(ledger) = ledger {
             ledger.close().await;
         }
@@ -548,35 +552,6 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
         tracing::info!(?stats, "worker stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("stopping: jobs in flight finish or are given back");
 }
 
 fn audit_verify(db: &str) -> Result<ExitCode> {

@@ -132,7 +132,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         path.display()
     );
     let server = axum::serve(listener, app(AppState::with_ledger(engine.clone(), users, ledger.clone())))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+        })
         .await;
     let _ = stop.send(true);
     match scheduler.await {
@@ -161,7 +164,8 @@ pub async fn until_true(mut flag: watch::Receiver<bool>) {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM (SIGINT only where there is no SIGTERM).
+pub async fn shutdown_signal() {
     let interrupt = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for SIGINT");
@@ -186,7 +190,6 @@ async fn shutdown_signal() {
         () = interrupt => {}
         () = terminate => {}
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 #[cfg(test)]

@@ -73,6 +73,17 @@ fn terminate(child: &mut Child) -> std::process::ExitStatus {
     child.wait().unwrap()
 }
 
+/// GETs `url` with `token` and reads the answer as JSON.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json::Value {
+    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
+/// The plain token of `user` in a tokens file the server wrote.
+fn token_of(tokens: &str, user: &str) -> String {
+    let line = tokens.lines().find(|l| l.starts_with(&format!("{user} "))).unwrap();
+    line.split('"').nth(1).unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm() {
     let dir = Dir::new("demo");
@@ -85,7 +96,7 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
         let mode = std::fs::metadata(dir.0.join("cloverleaf.tokens")).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let carl = tokens.lines().find(|l| l.starts_with("carl ")).unwrap().split('"').nth(1).unwrap().to_string();
+    let carl = token_of(&tokens, "carl");
     assert!(carl.starts_with("clv_") && !config.contains(&carl), "the configuration holds hashes only");
     assert!(config.contains("finance.cfo") && config.contains(&cloverleaf::server::config::hash_token(&carl)));
     let http = reqwest::Client::new();
@@ -93,19 +104,11 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
     assert_eq!(health.status(), reqwest::StatusCode::OK);
     let anonymous = http.get(format!("http://{address}/v1/definitions")).send().await.unwrap();
     assert_eq!(anonymous.status(), reqwest::StatusCode::UNAUTHORIZED);
-    let definitions: serde_json::Value = http
-        .get(format!("http://{address}/v1/definitions"))
-        .bearer_auth(&carl)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let definitions = get_json(&http, &format!("http://{address}/v1/definitions"), &carl).await;
     assert_eq!(definitions.as_array().unwrap().len(), 5);
     // The in-process workers check credit on the seeded demo company: a small order of a good
     // customer is approved straight through.
-    let sam = tokens.lines().find(|l| l.starts_with("sam ")).unwrap().split('"').nth(1).unwrap().to_string();
+    let sam = token_of(&tokens, "sam");
     let started: serde_json::Value = http
         .post(format!("http://{address}/v1/instances"))
         .bearer_auth(&sam)
@@ -120,15 +123,7 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
     let id = started["id"].as_str().unwrap().to_string();
     let mut instance = serde_json::Value::Null;
     for _ in 0..200 {
-        instance = http
-            .get(format!("http://{address}/v1/instances/{id}"))
-            .bearer_auth(&sam)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        instance = get_json(&http, &format!("http://{address}/v1/instances/{id}"), &sam).await;
         if instance["status"] != "running" {
             break;
         }
@@ -139,15 +134,7 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
         (Some("completed"), Some("approved")),
         "{instance}"
     );
-    let kpis: serde_json::Value = http
-        .get(format!("http://{address}/v1/reports/kpis"))
-        .bearer_auth(&carl)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let kpis = get_json(&http, &format!("http://{address}/v1/reports/kpis"), &carl).await;
     assert_eq!(kpis["ledger"]["aging"].as_array().map(Vec::len), Some(4), "{kpis}");
     assert!(kpis["ledger"]["open_receivables"].is_string(), "money as a decimal string: {kpis}");
     let status = terminate(&mut child);
