@@ -114,7 +114,7 @@ pub struct DeployParams {
     request_body(content = String, content_type = "text/plain", description = "The .flow source"),
     responses(
         (status = 201, description = "Deployed", body = DeployResponse),
-        (status = 400, description = "Not UTF-8 text", body = super::error::ErrorBody),
+        (status = 400, description = "Not UTF-8 text, or a filename with control characters", body = super::error::ErrorBody),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody),
         (status = 413, description = "A source over 4 MiB", body = super::error::ErrorBody),
         (status = 422, description = "The source does not compile: `details.diagnostics`", body = super::error::ErrorBody),
@@ -128,15 +128,23 @@ pub async fn deploy(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(ADMIN, "deploy processes")?;
-    let text = std::str::from_utf8(&body)
+    let text = String::from_utf8(body.into())
         .map_err(|e| ApiError::bad_request("invalid_body", format!("the source is not UTF-8 text: {e}")))?;
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("invalid_body", "the body is empty: send the .flow source as text"));
     }
     let name = params.filename.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "definition.flow".to_string());
+    // The name heads the stored source as a `# file:` comment: a line break would end the
+    // comment and make the rest of the name source.
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("invalid_query", "the filename must be one line without control characters"));
+    }
     let engine = state.engine();
     let context = engine.store().latest_sources().await?;
-    let compiled = compile_with_context(&name, text, &context);
+    // Compiling a large source takes a while: off the async workers, so other requests go on.
+    let compiled = tokio::task::spawn_blocking(move || compile_with_context(&name, &text, &context))
+        .await
+        .map_err(ApiError::internal)?;
     let errors: Vec<DiagnosticView> = compiled
         .compilation
         .diagnostics

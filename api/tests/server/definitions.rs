@@ -131,3 +131,53 @@ async fn definitions_are_listed_read_and_drawn() {
         .expect_error(StatusCode::BAD_REQUEST, "invalid_query");
     api.get("/v1/definitions/nope/graph", "sam").await.expect_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn a_filename_that_would_break_out_of_its_comment_is_400() {
+    let api = Api::new().await;
+    // `# file: {name}` heads the stored source: a line break would make the rest of the name
+    // source that later deployments compile against.
+    let path = "/v1/definitions?filename=a.flow%0Aroles%20%7B%20intruder%20%7D";
+    let answer = api.raw(Method::POST, path, Some("ada"), Some(SMALL), "text/plain").await;
+    answer.expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    api.get("/v1/definitions/small_approval", "ada").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+/// A future whose longest single poll is measured: the time it held its thread at once.
+struct LongestPoll<F: std::future::Future> {
+    inner: std::pin::Pin<Box<F>>,
+    longest: std::time::Duration,
+}
+
+impl<F: std::future::Future> std::future::Future for LongestPoll<F> {
+    type Output = (F::Output, std::time::Duration);
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let started = std::time::Instant::now();
+        let polled = self.inner.as_mut().poll(cx);
+        self.longest = self.longest.max(started.elapsed());
+        polled.map(|output| (output, self.longest))
+    }
+}
+
+/// A chain of `n` service tasks that leads to no end.
+fn long_broken_source(n: usize) -> String {
+    let mut source = String::from("process long_chain \"Long chain\" {\n  start -> t0\n");
+    for k in 0..n {
+        source.push_str(&format!("  task t{k} \"Step {k}\" {{ job \"step.run\" }} -> t{}\n", k + 1));
+    }
+    source.push_str("}\n");
+    source
+}
+
+#[tokio::test]
+async fn compiling_a_large_source_does_not_hold_the_async_thread() {
+    let api = Api::new().await;
+    let source = long_broken_source(3000);
+    let started = std::time::Instant::now();
+    let request = api.raw(Method::POST, "/v1/definitions", Some("ada"), Some(&source), "text/plain");
+    let (answer, longest) = LongestPoll { inner: Box::pin(request), longest: std::time::Duration::ZERO }.await;
+    let total = started.elapsed();
+    answer.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "compile_error");
+    assert!(longest * 2 < total, "one poll held the thread for {longest:?} of {total:?}: the compile ran on it");
+}
