@@ -110,6 +110,11 @@ impl Users {
         self.by_hash.get(&hash_token(token)).cloned()
     }
 
+    /// True when a user of this name may call the API.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_hash.values().any(|u| u.name == name)
+    }
+
     /// How many users there are.
     pub fn len(&self) -> usize {
         self.by_hash.len()

@@ -217,14 +217,30 @@ pub struct DelegateRequest {
         (status = 403, description = "Not the caller's task", body = ErrorBody),
         (status = 404, description = "No such task", body = ErrorBody),
         (status = 409, description = "Closed, or claimed by someone else", body = ErrorBody),
-        (status = 422, description = "An empty delegate", body = ErrorBody),
+        (status = 422, description = "An empty delegate, or one who is not a user of this server", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn delegate(state: AppState, caller: Caller, id: TaskId, body: &[u8]) -> Result<Response, ApiError> {
     let request: DelegateRequest = parse_json(body)?;
+    let to = request.to.trim();
+    if !to.is_empty() {
+        visible_task(&state, &caller, &id).await?;
+        known_user(&state, "to", to)?;
+    }
     let engine = state.engine();
-    act(&state, &caller, &id, engine.delegate(&id, caller.name(), &caller.0.role_refs(), request.to.trim())).await
+    act(&state, &caller, &id, engine.delegate(&id, caller.name(), &caller.0.role_refs(), to)).await
+}
+
+/// 422 unless `name` is a user of this server: a task handed to anyone else could never be
+/// completed, since nobody could sign in as its holder.
+fn known_user(state: &AppState, field: &str, name: &str) -> Result<(), ApiError> {
+    if state.users().contains(name) {
+        return Ok(());
+    }
+    let message = "not a user of this server";
+    Err(ApiError::unprocessable("invalid_substitute", format!("`{name}` is {message}"))
+        .with_details(json!({"fields": [{"field": field, "message": message}]})))
 }
 
 /// Name a substitute for a period (out of office), or withdraw one with `"user": null`.
@@ -260,7 +276,7 @@ pub struct SubstituteView {
     responses(
         (status = 200, description = "The substitute now in force", body = SubstituteView),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
-        (status = 422, description = "Oneself, an empty name, or a period that ends before it starts", body = ErrorBody),
+        (status = 422, description = "Oneself, an empty name, someone who is not a user of this server, or a period that ends before it starts", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -274,6 +290,9 @@ pub async fn substitute(
     let from = request.from.unwrap_or(now);
     match request.user.as_deref() {
         Some(user) => {
+            if !user.trim().is_empty() && user.trim() != caller.name() {
+                known_user(&state, "user", user.trim())?;
+            }
             let until = request.until.ok_or_else(|| {
                 ApiError::unprocessable("invalid_substitute", "`until` is required when naming a substitute")
                     .with_details(json!({"fields": [{"field": "until", "message": "required"}]}))

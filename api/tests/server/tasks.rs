@@ -143,3 +143,30 @@ async fn a_substitute_must_be_someone_else_for_a_real_period() {
     let withdrawn = put(json!({"user": null})).await;
     assert_eq!(withdrawn.expect(StatusCode::OK)["substitute"], serde_json::Value::Null);
 }
+
+#[tokio::test]
+async fn a_task_is_not_handed_to_someone_who_cannot_sign_in() {
+    let api = Api::new().await;
+    let (_, task) = api.order_at_manager("20000.00", "sam").await;
+    // Delegated to a name nobody signs in with, the task could never be completed.
+    let answer = api.post(&format!("/v1/tasks/{task}/delegate"), "mia", json!({"to": "dorra"})).await;
+    let error = answer.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_substitute");
+    assert_eq!(error["details"]["fields"][0]["field"], "to");
+    let still = api.get(&format!("/v1/tasks/{task}"), "mia").await;
+    assert_eq!(still.expect(StatusCode::OK)["assignee"], serde_json::Value::Null);
+    // Someone who may not see the task learns nothing about the name.
+    api.post(&format!("/v1/tasks/{task}/delegate"), "cora", json!({"to": "dorra"}))
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "not_candidate");
+    let until = (crate::harness::t0() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let named = api
+        .call(
+            axum::http::Method::PUT,
+            "/v1/users/me/substitute",
+            Some("mia"),
+            Some(json!({"user": "karl", "until": until})),
+        )
+        .await;
+    let error = named.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_substitute");
+    assert_eq!(error["details"]["fields"][0]["field"], "user");
+}
