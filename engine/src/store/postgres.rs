@@ -22,8 +22,9 @@
 //!   instance; a new instance is an `INSERT ... ON CONFLICT DO NOTHING`, so of two nodes creating
 //!   one id (a cron fire, a message start) one wins.
 //! - **Jobs** are claimed by fetch-and-lock with `FOR UPDATE SKIP LOCKED`: concurrent fetches on
-//!   different nodes take different jobs without waiting for each other, and the `UPDATE` that
-//!   locks them rechecks the due time (or the lease end) on the row it locks. A step that
+//!   different nodes take different jobs without waiting for each other; the lock rechecks the
+//!   due time (or the lease end) on the newest version of the row, and holds until the commit,
+//!   so the `UPDATE` that follows finds the rows by primary key alone. A step that
 //!   completes a job locks the job row while it checks the lock epoch.
 //! - **Timers** are claimed by [`Store::due_timers`] the same way: a claimed timer carries
 //!   `claimed_until` (a minute after the claim), other nodes skip it until then, and a step
@@ -339,8 +340,11 @@ fn like_pattern(pattern: &str) -> String {
 }
 
 /// Locks up to `max` due jobs of `job_types`: ready and due, or leased with the lease run out.
-/// SKIP LOCKED leaves jobs another node is locking to that node; the UPDATE rechecks the due
-/// time on the row it locks.
+/// SKIP LOCKED leaves jobs another node is locking to that node. Locking rechecks the due time on
+/// the newest version of each row (a job another node claimed since the scan is left out), and
+/// the lock holds until the commit: the UPDATE finds the picked rows by primary key alone. Were
+/// it to repeat the due condition (or join), the planner, which believes few jobs are due, would
+/// scan every due job again, dead index entries included, on every fetch.
 async fn fetch_jobs(
     conn: &mut PgConnection,
     worker: &str,
@@ -361,7 +365,7 @@ async fn fetch_jobs(
          ORDER BY CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END, id \
          LIMIT $5 FOR UPDATE SKIP LOCKED) \
          UPDATE jobs SET state = 'locked', lock_owner = $3, lock_epoch = lock_epoch + 1, lock_expires_at = $4 \
-         FROM picked WHERE jobs.id = picked.id AND {DUE} \
+         WHERE jobs.id = ANY(ARRAY(SELECT id FROM picked)) \
          RETURNING jobs.id AS id, instance_id, node, job_type, input, idempotency_key, attempt, lock_epoch, \
          lock_expires_at"
     );
@@ -1187,7 +1191,7 @@ impl Store for PgStore {
         let sql = format!(
             "WITH picked AS (SELECT id FROM timers WHERE {FREE} ORDER BY due_at, id LIMIT $2 \
              FOR UPDATE SKIP LOCKED) \
-             UPDATE timers SET claimed_until = $3 FROM picked WHERE timers.id = picked.id AND {FREE} \
+             UPDATE timers SET claimed_until = $3 WHERE timers.id = ANY(ARRAY(SELECT id FROM picked)) \
              RETURNING timers.id AS id, instance_id, due_at"
         );
         let rows = sqlx::query(&sql)
