@@ -14,6 +14,7 @@ pub mod any;
 mod history;
 pub mod postgres;
 pub mod query;
+mod rows;
 mod sqlite;
 
 use std::future::Future;

@@ -56,8 +56,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions, PgRow};
 use tokio::sync::watch;
 
-use crate::ids::{InstanceId, JobId, TaskId};
-
+use super::rows::{self, Columns, TASK_COLUMNS};
 use super::{
     BufferedMessage, DeploymentRow, Error, Guard, HistoryRow, InstanceRow, JobChange, JobInfo, LockedJob, MessageRow,
     PendingRow, StepWrite, Store, Substitution, TaskChange, TaskInfo, Write, WriteError, WriteOutcome, parse_ts, ts,
@@ -377,22 +376,7 @@ async fn fetch_jobs(
         .bind(max.max(0))
         .fetch_all(&mut *conn)
         .await?;
-    let mut jobs = rows
-        .iter()
-        .map(|r| {
-            Ok(LockedJob {
-                id: JobId(r.try_get("id")?),
-                instance_id: InstanceId(r.try_get("instance_id")?),
-                node: r.try_get("node")?,
-                job_type: r.try_get("job_type")?,
-                input: serde_json::from_str(&r.try_get::<String, _>("input")?)?,
-                idempotency_key: r.try_get("idempotency_key")?,
-                attempt: r.try_get("attempt")?,
-                epoch: r.try_get("lock_epoch")?,
-                lock_expires_at: parse_ts(&r.try_get::<String, _>("lock_expires_at")?)?,
-            })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
+    let mut jobs = rows.iter().map(rows::locked_job).collect::<Result<Vec<_>, Error>>()?;
     jobs.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(jobs)
 }
@@ -673,13 +657,13 @@ async fn apply_other(
                 .fetch_optional(&mut *conn)
                 .await?;
             if let Some(row) = existing {
-                return Ok(Ok(WriteOutcome::Deployed { version: version_of(&row, "version")?, created: false }));
+                return Ok(Ok(WriteOutcome::Deployed { version: row.version("version")?, created: false }));
             }
             let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM deployments WHERE process_key = $1")
                 .bind(&d.key)
                 .fetch_one(&mut *conn)
                 .await?;
-            let version = version_of(&row, "v")?.saturating_add(1);
+            let version = row.version("v")?.saturating_add(1);
             sqlx::query(
                 "INSERT INTO deployments (process_key, version, hash, source, compiled, deployed_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -812,12 +796,6 @@ async fn apply_other(
             Ok(Ok(WriteOutcome::Done))
         }
     }
-}
-
-/// A deployment version column as the `u32` the engine uses.
-fn version_of(row: &PgRow, column: &str) -> Result<u32, Error> {
-    let v: i64 = row.try_get(column)?;
-    u32::try_from(v).map_err(|_| Error::Corrupt(format!("deployment version {v}")))
 }
 
 /// The rows of accepted steps not written yet, one list per statement, and the notifications
@@ -1017,21 +995,7 @@ impl Store for PgStore {
         .bind(id)
         .fetch_optional(&self.read)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(InstanceRow {
-            id: row.try_get("id")?,
-            process_key: row.try_get("process_key")?,
-            process_version: version_of(&row, "process_version")?,
-            status: row.try_get("status")?,
-            business_key: row.try_get("business_key")?,
-            parent_id: row.try_get("parent_id")?,
-            parent_call: row.try_get("parent_call")?,
-            state: row.try_get("state")?,
-            version: row.try_get("version")?,
-            history_seq: row.try_get("history_seq")?,
-            history_hash: row.try_get("history_hash")?,
-            at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
-        }))
+        row.as_ref().map(rows::instance).transpose()
     }
 
     async fn deployment(&self, key: &str, version: Option<u32>) -> Result<Option<DeploymentRow>, Error> {
@@ -1048,15 +1012,7 @@ impl Store for PgStore {
             )
             .bind(key),
         };
-        let Some(row) = query.fetch_optional(&self.read).await? else { return Ok(None) };
-        Ok(Some(DeploymentRow {
-            key: row.try_get("process_key")?,
-            version: version_of(&row, "version")?,
-            hash: row.try_get("hash")?,
-            source: row.try_get("source")?,
-            compiled: row.try_get("compiled")?,
-            at: parse_ts(&row.try_get::<String, _>("deployed_at")?)?,
-        }))
+        query.fetch_optional(&self.read).await?.as_ref().map(rows::deployment).transpose()
     }
 
     async fn job(&self, id: &str) -> Result<Option<JobInfo>, Error> {
@@ -1065,21 +1021,12 @@ impl Store for PgStore {
                 .bind(id)
                 .fetch_optional(&self.read)
                 .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires: Option<String> = row.try_get("lock_expires_at")?;
-        Ok(Some(JobInfo {
-            id: row.try_get("id")?,
-            instance_id: row.try_get("instance_id")?,
-            job_type: row.try_get("job_type")?,
-            state: row.try_get("state")?,
-            lock_epoch: row.try_get("lock_epoch")?,
-            lock_expires_at: expires.as_deref().map(parse_ts).transpose()?,
-        }))
+        row.as_ref().map(rows::job_info).transpose()
     }
 
     async fn task(&self, id: &str) -> Result<Option<TaskInfo>, Error> {
         let row = sqlx::query(&format!("{TASK_COLUMNS} WHERE id = $1")).bind(id).fetch_optional(&self.read).await?;
-        row.map(|r| task_info(&r)).transpose()
+        row.as_ref().map(rows::task_info).transpose()
     }
 
     async fn open_tasks(&self, instance: Option<&str>) -> Result<Vec<TaskInfo>, Error> {
@@ -1098,7 +1045,7 @@ impl Store for PgStore {
                     .await?
             }
         };
-        rows.iter().map(task_info).collect()
+        rows.iter().map(rows::task_info).collect()
     }
 
     async fn inbox(&self, user: &str, roles: &[String], principals: &[String]) -> Result<Vec<TaskInfo>, Error> {
@@ -1113,7 +1060,7 @@ impl Store for PgStore {
         .bind(principals.to_vec())
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(task_info).collect()
+        rows.iter().map(rows::task_info).collect()
     }
 
     async fn principals_of(&self, substitute: &str, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
@@ -1133,14 +1080,7 @@ impl Store for PgStore {
             .bind(user)
             .fetch_optional(&self.read)
             .await?;
-        row.map(|r| {
-            Ok(Substitution {
-                substitute: r.try_get("substitute")?,
-                from: parse_ts(&r.try_get::<String, _>("from_at")?)?,
-                until: parse_ts(&r.try_get::<String, _>("until_at")?)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::substitution).transpose()
     }
 
     async fn subscriptions_for(&self, name: &str, key: &str) -> Result<Vec<(String, String)>, Error> {
@@ -1151,7 +1091,7 @@ impl Store for PgStore {
         .bind(key)
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("instance_id")?))).collect()
+        rows.iter().map(rows::id_and_instance).collect()
     }
 
     async fn buffered_message(
@@ -1171,12 +1111,7 @@ impl Store for PgStore {
         .bind(skip.to_vec())
         .fetch_optional(&self.read)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(BufferedMessage {
-            seq: row.try_get("seq")?,
-            message_id: row.try_get("message_id")?,
-            payload: row.try_get("payload")?,
-        }))
+        row.as_ref().map(rows::buffered_message).transpose()
     }
 
     async fn message_seen(&self, message_id: &str) -> Result<bool, Error> {
@@ -1215,11 +1150,7 @@ impl Store for PgStore {
         .bind(ts(now))
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((r.try_get("process_key")?, r.try_get("node")?, parse_ts(&r.try_get::<String, _>("next_fire_at")?)?))
-            })
-            .collect()
+        rows.iter().map(rows::schedule).collect()
     }
 
     async fn next_schedule(&self) -> Result<Option<DateTime<Utc>>, Error> {
@@ -1232,7 +1163,7 @@ impl Store for PgStore {
         let rows = sqlx::query("SELECT process_key, MAX(version) AS version FROM deployments GROUP BY process_key")
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(|r| Ok((r.try_get("process_key")?, version_of(r, "version")?))).collect()
+        rows.iter().map(rows::latest_version).collect()
     }
 
     /// The earliest time a timer can be claimed: a claimed timer counts from its claim's end,
@@ -1250,15 +1181,7 @@ impl Store for PgStore {
             .bind(limit.max(0))
             .fetch_all(&self.read)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PendingRow {
-                    id: r.try_get("id")?,
-                    instance_id: r.try_get("instance_id")?,
-                    event: r.try_get("event")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::pending).collect()
     }
 
     async fn incident(&self, id: &str) -> Result<Option<(String, Option<String>)>, Error> {
@@ -1266,7 +1189,7 @@ impl Store for PgStore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
-        row.map(|r| Ok((r.try_get("instance_id")?, r.try_get("job_id")?))).transpose()
+        row.as_ref().map(rows::incident).transpose()
     }
 
     async fn history(&self, instance: &str) -> Result<Vec<HistoryRow>, Error> {
@@ -1277,22 +1200,7 @@ impl Store for PgStore {
         .bind(instance)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HistoryRow {
-                    instance_id: r.try_get("instance_id")?,
-                    seq: r.try_get("seq")?,
-                    at: r.try_get("at")?,
-                    kind: r.try_get("kind")?,
-                    node: r.try_get("node")?,
-                    who: r.try_get("who")?,
-                    on_behalf_of: r.try_get("on_behalf_of")?,
-                    detail: r.try_get("detail")?,
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::history).collect()
     }
 
     async fn events(&self, instance: &str) -> Result<Vec<(DateTime<Utc>, String)>, Error> {
@@ -1300,28 +1208,8 @@ impl Store for PgStore {
             .bind(instance)
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(|r| Ok((parse_ts(&r.try_get::<String, _>("at")?)?, r.try_get("event")?))).collect()
+        rows.iter().map(rows::event).collect()
     }
-}
-
-const TASK_COLUMNS: &str = "SELECT id, instance_id, node, title, roles, assignee, form, due_at, state, claimed_by, \
-                            completed_by FROM tasks";
-
-fn task_info(row: &PgRow) -> Result<TaskInfo, Error> {
-    let due: Option<String> = row.try_get("due_at")?;
-    Ok(TaskInfo {
-        id: TaskId(row.try_get("id")?),
-        instance_id: InstanceId(row.try_get("instance_id")?),
-        node: row.try_get("node")?,
-        title: row.try_get("title")?,
-        roles: serde_json::from_str(&row.try_get::<String, _>("roles")?)?,
-        assignee: row.try_get("assignee")?,
-        form: serde_json::from_str(&row.try_get::<String, _>("form")?)?,
-        due_at: due.as_deref().map(parse_ts).transpose()?,
-        state: row.try_get("state")?,
-        claimed_by: row.try_get("claimed_by")?,
-        completed_by: row.try_get("completed_by")?,
-    })
 }
 
 #[cfg(test)]

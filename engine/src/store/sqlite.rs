@@ -19,8 +19,7 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection};
 
-use crate::ids::{InstanceId, JobId, TaskId};
-
+use super::rows::{self, TASK_COLUMNS};
 use super::{
     BufferedMessage, DeploymentRow, Error, Guard, HistoryRow, InstanceRow, JobChange, JobInfo, LockedJob, MessageRow,
     PendingRow, StepWrite, Store, Substitution, TaskChange, TaskInfo, Write, WriteError, WriteOutcome, parse_ts, ts,
@@ -178,19 +177,9 @@ async fn fetch_jobs(
             let tail = ") AS u WHERE jobs.id = u.column1 RETURNING jobs.id AS id, instance_id, node, job_type, \
                         input, idempotency_key, attempt, lock_epoch, lock_expires_at";
             for r in values(conn, head, tail, 3, rows).await? {
-                let id: String = r.try_get("id")?;
-                let Some(&i) = owner.get(&id) else { continue };
-                locked.entry(i).or_default().push(LockedJob {
-                    id: JobId(id),
-                    instance_id: InstanceId(r.try_get("instance_id")?),
-                    node: r.try_get("node")?,
-                    job_type: r.try_get("job_type")?,
-                    input: serde_json::from_str(&r.try_get::<String, _>("input")?)?,
-                    idempotency_key: r.try_get("idempotency_key")?,
-                    attempt: r.try_get("attempt")?,
-                    epoch: r.try_get("lock_epoch")?,
-                    lock_expires_at: parse_ts(&r.try_get::<String, _>("lock_expires_at")?)?,
-                });
+                let job = rows::locked_job(&r)?;
+                let Some(&i) = owner.get(&job.id.0) else { continue };
+                locked.entry(i).or_default().push(job);
             }
         }
         for i in requests {
@@ -353,21 +342,7 @@ impl Store for SqliteStore {
         .bind(id)
         .fetch_optional(&self.read)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(InstanceRow {
-            id: row.try_get("id")?,
-            process_key: row.try_get("process_key")?,
-            process_version: row.try_get("process_version")?,
-            status: row.try_get("status")?,
-            business_key: row.try_get("business_key")?,
-            parent_id: row.try_get("parent_id")?,
-            parent_call: row.try_get("parent_call")?,
-            state: row.try_get("state")?,
-            version: row.try_get("version")?,
-            history_seq: row.try_get("history_seq")?,
-            history_hash: row.try_get("history_hash")?,
-            at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
-        }))
+        row.as_ref().map(rows::instance).transpose()
     }
 
     async fn deployment(&self, key: &str, version: Option<u32>) -> Result<Option<DeploymentRow>, Error> {
@@ -384,15 +359,7 @@ impl Store for SqliteStore {
             )
             .bind(key),
         };
-        let Some(row) = query.fetch_optional(&self.read).await? else { return Ok(None) };
-        Ok(Some(DeploymentRow {
-            key: row.try_get("process_key")?,
-            version: row.try_get("version")?,
-            hash: row.try_get("hash")?,
-            source: row.try_get("source")?,
-            compiled: row.try_get("compiled")?,
-            at: parse_ts(&row.try_get::<String, _>("deployed_at")?)?,
-        }))
+        query.fetch_optional(&self.read).await?.as_ref().map(rows::deployment).transpose()
     }
 
     async fn job(&self, id: &str) -> Result<Option<JobInfo>, Error> {
@@ -401,21 +368,12 @@ impl Store for SqliteStore {
                 .bind(id)
                 .fetch_optional(&self.read)
                 .await?;
-        let Some(row) = row else { return Ok(None) };
-        let expires: Option<String> = row.try_get("lock_expires_at")?;
-        Ok(Some(JobInfo {
-            id: row.try_get("id")?,
-            instance_id: row.try_get("instance_id")?,
-            job_type: row.try_get("job_type")?,
-            state: row.try_get("state")?,
-            lock_epoch: row.try_get("lock_epoch")?,
-            lock_expires_at: expires.as_deref().map(parse_ts).transpose()?,
-        }))
+        row.as_ref().map(rows::job_info).transpose()
     }
 
     async fn task(&self, id: &str) -> Result<Option<TaskInfo>, Error> {
         let row = sqlx::query(&format!("{TASK_COLUMNS} WHERE id = ?1")).bind(id).fetch_optional(&self.read).await?;
-        row.map(|r| task_info(&r)).transpose()
+        row.as_ref().map(rows::task_info).transpose()
     }
 
     async fn open_tasks(&self, instance: Option<&str>) -> Result<Vec<TaskInfo>, Error> {
@@ -434,7 +392,7 @@ impl Store for SqliteStore {
                     .await?
             }
         };
-        rows.iter().map(task_info).collect()
+        rows.iter().map(rows::task_info).collect()
     }
 
     async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, DateTime<Utc>)>, Error> {
@@ -444,11 +402,7 @@ impl Store for SqliteStore {
         .bind(ts(now))
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((r.try_get("process_key")?, r.try_get("node")?, parse_ts(&r.try_get::<String, _>("next_fire_at")?)?))
-            })
-            .collect()
+        rows.iter().map(rows::schedule).collect()
     }
 
     async fn next_schedule(&self) -> Result<Option<DateTime<Utc>>, Error> {
@@ -461,7 +415,7 @@ impl Store for SqliteStore {
         let rows = sqlx::query("SELECT process_key, MAX(version) AS version FROM deployments GROUP BY process_key")
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(|r| Ok((r.try_get("process_key")?, r.try_get::<u32, _>("version")?))).collect()
+        rows.iter().map(rows::latest_version).collect()
     }
 
     async fn inbox(&self, user: &str, roles: &[String], principals: &[String]) -> Result<Vec<TaskInfo>, Error> {
@@ -477,7 +431,7 @@ impl Store for SqliteStore {
         .bind(json!(principals).to_string())
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(task_info).collect()
+        rows.iter().map(rows::task_info).collect()
     }
 
     async fn principals_of(&self, substitute: &str, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
@@ -497,14 +451,7 @@ impl Store for SqliteStore {
             .bind(user)
             .fetch_optional(&self.read)
             .await?;
-        row.map(|r| {
-            Ok(Substitution {
-                substitute: r.try_get("substitute")?,
-                from: parse_ts(&r.try_get::<String, _>("from_at")?)?,
-                until: parse_ts(&r.try_get::<String, _>("until_at")?)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::substitution).transpose()
     }
 
     async fn subscriptions_for(&self, name: &str, key: &str) -> Result<Vec<(String, String)>, Error> {
@@ -516,7 +463,7 @@ impl Store for SqliteStore {
         .bind(key)
         .fetch_all(&self.read)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("instance_id")?))).collect()
+        rows.iter().map(rows::id_and_instance).collect()
     }
 
     async fn buffered_message(
@@ -537,12 +484,7 @@ impl Store for SqliteStore {
         .bind(json!(skip).to_string())
         .fetch_optional(&self.read)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(BufferedMessage {
-            seq: row.try_get("seq")?,
-            message_id: row.try_get("message_id")?,
-            payload: row.try_get("payload")?,
-        }))
+        row.as_ref().map(rows::buffered_message).transpose()
     }
 
     async fn message_seen(&self, message_id: &str) -> Result<bool, Error> {
@@ -559,7 +501,7 @@ impl Store for SqliteStore {
             .bind(limit)
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("instance_id")?))).collect()
+        rows.iter().map(rows::id_and_instance).collect()
     }
 
     async fn next_timer(&self) -> Result<Option<DateTime<Utc>>, Error> {
@@ -573,15 +515,7 @@ impl Store for SqliteStore {
             .bind(limit)
             .fetch_all(&self.read)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PendingRow {
-                    id: r.try_get("id")?,
-                    instance_id: r.try_get("instance_id")?,
-                    event: r.try_get("event")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::pending).collect()
     }
 
     async fn incident(&self, id: &str) -> Result<Option<(String, Option<String>)>, Error> {
@@ -589,7 +523,7 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
-        row.map(|r| Ok((r.try_get("instance_id")?, r.try_get("job_id")?))).transpose()
+        row.as_ref().map(rows::incident).transpose()
     }
 
     async fn history(&self, instance: &str) -> Result<Vec<HistoryRow>, Error> {
@@ -600,22 +534,7 @@ impl Store for SqliteStore {
         .bind(instance)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HistoryRow {
-                    instance_id: r.try_get("instance_id")?,
-                    seq: r.try_get("seq")?,
-                    at: r.try_get("at")?,
-                    kind: r.try_get("kind")?,
-                    node: r.try_get("node")?,
-                    who: r.try_get("who")?,
-                    on_behalf_of: r.try_get("on_behalf_of")?,
-                    detail: r.try_get("detail")?,
-                    prev_hash: r.try_get("prev_hash")?,
-                    hash: r.try_get("hash")?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::history).collect()
     }
 
     async fn events(&self, instance: &str) -> Result<Vec<(DateTime<Utc>, String)>, Error> {
@@ -623,28 +542,8 @@ impl Store for SqliteStore {
             .bind(instance)
             .fetch_all(&self.read)
             .await?;
-        rows.iter().map(|r| Ok((parse_ts(&r.try_get::<String, _>("at")?)?, r.try_get("event")?))).collect()
+        rows.iter().map(rows::event).collect()
     }
-}
-
-const TASK_COLUMNS: &str = "SELECT id, instance_id, node, title, roles, assignee, form, due_at, state, claimed_by, \
-                            completed_by FROM tasks";
-
-fn task_info(row: &sqlx::sqlite::SqliteRow) -> Result<TaskInfo, Error> {
-    let due: Option<String> = row.try_get("due_at")?;
-    Ok(TaskInfo {
-        id: TaskId(row.try_get("id")?),
-        instance_id: InstanceId(row.try_get("instance_id")?),
-        node: row.try_get("node")?,
-        title: row.try_get("title")?,
-        roles: serde_json::from_str(&row.try_get::<String, _>("roles")?)?,
-        assignee: row.try_get("assignee")?,
-        form: serde_json::from_str(&row.try_get::<String, _>("form")?)?,
-        due_at: due.as_deref().map(parse_ts).transpose()?,
-        state: row.try_get("state")?,
-        claimed_by: row.try_get("claimed_by")?,
-        completed_by: row.try_get("completed_by")?,
-    })
 }
 
 async fn apply_step(
