@@ -338,19 +338,18 @@ impl Story {
     /// Dispatches every order due to ship today (a shipment.dispatched message from logistics).
     async fn logistics(&mut self) -> Result<()> {
         let today = clock_date(&self.clock);
-        let due: Vec<&'static str> = self.dispatch_on.iter().filter(|(_, d)| **d <= today).map(|(o, _)| *o).collect();
-        let mut due = due;
+        let mut due: Vec<&'static str> =
+            self.dispatch_on.iter().filter(|(_, d)| **d <= today).map(|(o, _)| *o).collect();
         due.sort_unstable();
+        let waiting = self.engine.store().instances(Some("ship_then_invoice"), Some("running"), None, 1000, 0).await?;
         for order in due {
-            let waiting =
-                self.engine.store().instances(Some("ship_then_invoice"), Some("running"), None, 1000, 0).await?;
-            let Some(shipping) = waiting.iter().find(|i| self.label_of_summary(i) == order) else {
+            // Only an order whose shipping has started can be dispatched; a rejected one never will.
+            if !waiting.iter().any(|i| self.labels.get(&i.id).is_some_and(|label| label == order)) {
                 if self.finished(order).await? {
                     self.dispatch_on.remove(order);
                 }
                 continue;
-            };
-            let _ = shipping;
+            }
             self.dispatch_on.remove(order);
             let shipment = format!("SH-{}", &order[3..]);
             self.say(format!("logistics dispatches {order} as {shipment}"));
@@ -543,10 +542,6 @@ impl Story {
         };
         self.refusals.push(text.clone());
         self.say(text);
-    }
-
-    fn label_of_summary(&self, summary: &cloverleaf_engine::store::query::InstanceSummary) -> String {
-        self.labels.get(&summary.id).cloned().unwrap_or_default()
     }
 
     /// Prints the history rows written since the last call, in time order, labelled by order.
