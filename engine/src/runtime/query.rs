@@ -1,14 +1,14 @@
 //! Read-only queries of the runtime for operators and the HTTP API.
 //!
-//! Listings and report figures are methods of the store ([`SqliteStore`]'s query module);
-//! these are the ones that need the runtime: its clock, or a walk over every instance.
+//! Listings and report figures are the store's ([`Queries`], on either backend); these are the
+//! ones that need the runtime: its clock, or a walk over every instance.
 
 use crate::ids::InstanceId;
-use crate::store::{HistoryCheck, SqliteStore, Store as _};
+use crate::store::{HistoryCheck, Queries, Store};
 
 use super::{Engine, Error};
 
-impl Engine<SqliteStore> {
+impl<S: Store + Queries> Engine<S> {
     /// True when a fetch of `job_types` (patterns with `*` allowed) would lock something now.
     pub async fn has_due_jobs(&self, job_types: &[String]) -> Result<bool, Error> {
         Ok(self.store().has_due_jobs(job_types, self.now()).await?)

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use crate::ids::{InstanceId, JobId, TaskId};
 
 pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
+pub use query::Queries;
 pub use sqlite::SqliteStore;
 pub use {any::AnyStore, postgres::PgStore};
 

@@ -323,7 +323,7 @@ async fn with_rows(conn: &mut PgConnection, sql: &str, rows: Vec<Value>) -> Resu
 
 /// A job-type pattern as a LIKE pattern: `*` is the only wildcard; LIKE's own specials match
 /// literally.
-fn like_pattern(pattern: &str) -> String {
+pub(super) fn like_pattern(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     for c in pattern.chars() {
         match c {

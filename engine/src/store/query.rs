@@ -1,12 +1,33 @@
-//! Read-only SQL queries of the SQLite store (listings and reports).
+//! Read-only listings and report queries (operators, the HTTP API, metrics, KPIs), on either
+//! store, behind one trait: [`Queries`].
 //!
-//! They run on the read pool ([`SqliteStore::reader`]), never on the writer, so an operator's
-//! listing or a metrics scrape does not hold up the steps of running instances.
+//! Each query is written once, generic over a store's `Reader` (its SQL dialect and its read
+//! pool). Where the dialects agree, one SQL text serves both stores: numbered `$N` parameters
+//! (sqlx binds SQLite's by their number too) and `COUNT(*) FILTER (WHERE ...)`. JSON functions,
+//! job-type patterns and the event count have a text per dialect. Results ordered by a column
+//! PostgreSQL compares with the database's collation (process keys, statuses, roles, incident
+//! ids) are sorted here, in byte order, so both stores list alike whatever that collation is.
+//!
+//! The queries run on the stores' read pools, never on the group-commit writer, so an
+//! operator's listing or a metrics scrape does not hold up the steps of running instances.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cloverleaf_engine::store::Error> {
+//! use cloverleaf_engine::store::{AnyStore, Queries};
+//!
+//! let store = AnyStore::connect("postgres://cloverleaf@db.internal/cloverleaf").await?;
+//! let running = store.instances(Some("order_to_cash"), Some("running"), None, 100, 0).await?;
+//! # let _ = running; Ok(()) }
+//! ```
+
+use std::future::Future;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 
-use super::{Error, SqliteStore, parse_ts, ts};
+use super::rows::Columns;
+use super::{AnyStore, Error, PgStore, SqliteStore, ts};
 
 /// The latest deployment of a process key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,76 +128,319 @@ pub struct Cycle {
     pub ended: DateTime<Utc>,
 }
 
-fn time(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<DateTime<Utc>, Error> {
-    parse_ts(&row.try_get::<String, _>(column)?)
-}
-
-fn groups(rows: &[sqlx::sqlite::SqliteRow], labels: usize) -> Result<Vec<GroupCount>, Error> {
-    rows.iter()
-        .map(|r| {
-            let count = r.try_get(labels)?;
-            let labels = (0..labels).map(|i| r.try_get::<String, _>(i)).collect::<Result<Vec<_>, _>>()?;
-            Ok(GroupCount { labels, count })
-        })
-        .collect()
-}
-
-impl SqliteStore {
+/// The read-only listings and reports every store answers alike: [`SqliteStore`], [`PgStore`]
+/// and [`AnyStore`] (which asks the store it holds). Bring it into scope to call them
+/// (`use cloverleaf_engine::store::Queries`).
+pub trait Queries {
     /// The latest deployment of every process key, by key.
-    pub async fn deployments(&self) -> Result<Vec<DeploymentSummary>, Error> {
-        let rows = sqlx::query(
-            "SELECT d.process_key, d.version, d.hash, d.deployed_at, m.versions FROM deployments d \
-             JOIN (SELECT process_key, MAX(version) AS latest, COUNT(*) AS versions FROM deployments \
-                   GROUP BY process_key) m ON m.process_key = d.process_key AND m.latest = d.version \
-             ORDER BY d.process_key",
-        )
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeploymentSummary {
-                    key: r.try_get("process_key")?,
-                    version: r.try_get("version")?,
-                    hash: r.try_get("hash")?,
-                    deployed_at: time(r, "deployed_at")?,
-                    versions: r.try_get("versions")?,
-                })
-            })
-            .collect()
-    }
+    fn deployments(&self) -> impl Future<Output = Result<Vec<DeploymentSummary>, Error>> + Send;
 
     /// Every deployed version of a process, oldest first (empty for an unknown key).
-    pub async fn deployment_versions(&self, key: &str) -> Result<Vec<VersionSummary>, Error> {
-        let rows =
-            sqlx::query("SELECT version, hash, deployed_at FROM deployments WHERE process_key = ?1 ORDER BY version")
-                .bind(key)
-                .fetch_all(self.reader())
-                .await?;
+    fn deployment_versions(&self, key: &str) -> impl Future<Output = Result<Vec<VersionSummary>, Error>> + Send;
+
+    /// The latest deployment's source of every process key: (key, source), by key.
+    fn latest_sources(&self) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send;
+
+    /// Instances matching every filter given, newest first, at most `limit` after skipping
+    /// `offset` (a negative limit lists none, a negative offset skips none).
+    fn instances(
+        &self,
+        process: Option<&str>,
+        status: Option<&str>,
+        business_key: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> impl Future<Output = Result<Vec<InstanceSummary>, Error>> + Send;
+
+    /// One instance as listed.
+    fn instance_summary(&self, id: &str) -> impl Future<Output = Result<Option<InstanceSummary>, Error>> + Send;
+
+    /// Instance ids with their recorded history head (seq, hash), in id order after `after`:
+    /// pages for a full audit.
+    fn history_heads(
+        &self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<(String, i64, String)>, Error>> + Send;
+
+    /// Incidents, oldest first; only open ones unless `all`; of one instance when given.
+    fn incidents(
+        &self,
+        all: bool,
+        instance: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<IncidentSummary>, Error>> + Send;
+
+    /// True when a job of one of `job_types` could be locked at `now` (ready and due, or its
+    /// lease ran out); a type may be a pattern with `*`. A cheap check before a fetch, which
+    /// writes.
+    fn has_due_jobs(
+        &self,
+        job_types: &[String],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// Instances by process and status: labels `[process, status]`.
+    fn instance_counts(&self) -> impl Future<Output = Result<Vec<GroupCount>, Error>> + Send;
+
+    /// Jobs by type and state, leases run out counted as `expired`: labels `[job_type, state]`.
+    fn job_counts(&self, now: DateTime<Utc>) -> impl Future<Output = Result<Vec<GroupCount>, Error>> + Send;
+
+    /// Pending, due and late timers; late means due before `late_before`.
+    fn timer_stats(
+        &self,
+        now: DateTime<Utc>,
+        late_before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<TimerStats, Error>> + Send;
+
+    /// Open human tasks by candidate role (a task offered to two roles counts for each; an
+    /// assigned task without roles counts as `(assigned)`), optionally of one process; with how
+    /// many are past their due time: labels `[process, role]`, count, and overdue in a second list.
+    fn open_tasks_by_role(
+        &self,
+        process: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(GroupCount, i64)>, Error>> + Send;
+
+    /// Every accepted event so far.
+    fn event_count(&self) -> impl Future<Output = Result<i64, Error>> + Send;
+
+    /// Open incidents by process: labels `[process]`.
+    fn open_incident_counts(&self) -> impl Future<Output = Result<Vec<GroupCount>, Error>> + Send;
+
+    /// Start and end of the completed instances of `process`, for cycle times, oldest first.
+    fn cycles(&self, process: &str) -> impl Future<Output = Result<Vec<Cycle>, Error>> + Send;
+
+    /// Human tasks that missed their due time, by process: still open past it at `now`, or
+    /// completed after it. Labels `[process]`.
+    fn sla_breaches(
+        &self,
+        process: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<GroupCount>, Error>> + Send;
+}
+
+/// The SQL a store speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound parameter of a query.
+#[derive(Debug)]
+pub(super) enum Arg<'a> {
+    /// Text, or NULL.
+    Text(Option<&'a str>),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A boolean (an integer on SQLite).
+    Bool(bool),
+    /// A list of texts: a JSON array on SQLite (read with `json_each`), a `text[]` on PostgreSQL.
+    Texts(Vec<String>),
+}
+
+/// What the shared queries need of a store: its dialect, and result rows from its read pool.
+pub(super) trait Reader: Sync {
+    /// A result row.
+    type Row: Columns + Send;
+    /// The dialect of its SQL.
+    const DIALECT: Dialect;
+    /// Runs `sql` with `args` bound to `$1`, `$2`... in order.
+    fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> impl Future<Output = Result<Vec<Self::Row>, Error>> + Send;
+}
+
+impl Reader for SqliteStore {
+    type Row = SqliteRow;
+    const DIALECT: Dialect = Dialect::Sqlite;
+
+    async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<SqliteRow>, Error> {
+        let mut query = sqlx::query(sql);
+        for arg in args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text),
+                Arg::Int(n) => query.bind(n),
+                Arg::Bool(b) => query.bind(b),
+                Arg::Texts(list) => query.bind(serde_json::to_string(&list)?),
+            };
+        }
+        Ok(query.fetch_all(self.reader()).await?)
+    }
+}
+
+impl Reader for PgStore {
+    type Row = PgRow;
+    const DIALECT: Dialect = Dialect::Postgres;
+
+    async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<PgRow>, Error> {
+        let mut query = sqlx::query(sql);
+        for arg in args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text),
+                Arg::Int(n) => query.bind(n),
+                Arg::Bool(b) => query.bind(b),
+                Arg::Texts(list) => query.bind(list),
+            };
+        }
+        Ok(query.fetch_all(self.pool()).await?)
+    }
+}
+
+/// One SQL text per dialect.
+struct Each {
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+impl Each {
+    fn pick<R: Reader>(&self) -> &'static str {
+        match R::DIALECT {
+            Dialect::Sqlite => self.sqlite,
+            Dialect::Postgres => self.postgres,
+        }
+    }
+}
+
+const DEPLOYMENTS: &str = "SELECT d.process_key, d.version, d.hash, d.deployed_at, m.versions FROM deployments d \
+     JOIN (SELECT process_key, MAX(version) AS latest, COUNT(*) AS versions FROM deployments GROUP BY process_key) m \
+     ON m.process_key = d.process_key AND m.latest = d.version";
+
+const DEPLOYMENT_VERSIONS: &str =
+    "SELECT version, hash, deployed_at FROM deployments WHERE process_key = $1 ORDER BY version";
+
+const LATEST_SOURCES: &str = "SELECT d.process_key, d.source FROM deployments d WHERE d.version = \
+     (SELECT MAX(version) FROM deployments m WHERE m.process_key = d.process_key)";
+
+const INSTANCE_COLUMNS: &str =
+    "SELECT id, process_key, process_version, status, business_key, parent_id, created_at, updated_at FROM instances";
+
+const HISTORY_HEADS: &str =
+    "SELECT id, history_seq, history_hash FROM instances WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2";
+
+const INCIDENTS: &str = "SELECT c.id, c.instance_id, i.process_key, c.node, c.job_id, c.message, c.state, c.raised_at \
+     FROM incidents c JOIN instances i ON i.id = c.instance_id \
+     WHERE ($1 OR c.state = 'open') AND ($2 IS NULL OR c.instance_id = $2)";
+
+/// Due as a fetch sees it: ready and due, or leased with the lease run out.
+macro_rules! due_jobs {
+    ($types:literal) => {
+        concat!(
+            "SELECT 1 AS one FROM jobs WHERE ((state = 'ready' AND due_at <= $2) OR (state = 'locked' \
+             AND lock_expires_at <= $2)) AND ",
+            $types,
+            " LIMIT 1"
+        )
+    };
+}
+
+/// Exact job types ($1: the types).
+const HAS_DUE_JOBS: Each = Each {
+    sqlite: due_jobs!("job_type IN (SELECT value FROM json_each($1))"),
+    postgres: due_jobs!("job_type = ANY($1)"),
+};
+
+/// Job-type patterns ($1: GLOB patterns on SQLite, LIKE patterns on PostgreSQL).
+const HAS_DUE_JOBS_MATCHING: Each = Each {
+    sqlite: due_jobs!("EXISTS (SELECT 1 FROM json_each($1) WHERE jobs.job_type GLOB value)"),
+    postgres: due_jobs!("job_type LIKE ANY($1)"),
+};
+
+const INSTANCE_COUNTS: &str = "SELECT process_key, status, COUNT(*) AS n FROM instances GROUP BY process_key, status";
+
+const JOB_COUNTS: &str = "SELECT job_type, \
+     CASE WHEN state = 'locked' AND lock_expires_at <= $1 THEN 'expired' ELSE state END AS job_state, \
+     COUNT(*) AS n FROM jobs GROUP BY job_type, job_state";
+
+const TIMER_STATS: &str = "SELECT COUNT(*) AS pending, COUNT(*) FILTER (WHERE due_at <= $1) AS due, \
+     COUNT(*) FILTER (WHERE due_at <= $2) AS late, MIN(due_at) AS oldest FROM timers";
+
+/// A task offered to several roles is one row per role; one without roles, one row.
+const OPEN_TASKS_BY_ROLE: Each = Each {
+    sqlite: "SELECT i.process_key, COALESCE(r.value, '(assigned)') AS role, COUNT(*) AS n, \
+             COUNT(*) FILTER (WHERE t.due_at < $2) AS overdue \
+             FROM tasks t JOIN instances i ON i.id = t.instance_id LEFT JOIN json_each(t.roles) r \
+             WHERE t.state = 'open' AND ($1 IS NULL OR i.process_key = $1) \
+             GROUP BY i.process_key, COALESCE(r.value, '(assigned)')",
+    postgres: "SELECT i.process_key, COALESCE(r.value, '(assigned)') AS role, COUNT(*) AS n, \
+               COUNT(*) FILTER (WHERE t.due_at < $2) AS overdue \
+               FROM tasks t JOIN instances i ON i.id = t.instance_id \
+               LEFT JOIN LATERAL jsonb_array_elements_text(t.roles::jsonb) AS r(value) ON true \
+               WHERE t.state = 'open' AND ($1 IS NULL OR i.process_key = $1) \
+               GROUP BY i.process_key, COALESCE(r.value, '(assigned)')",
+};
+
+/// The event log only grows: SQLite's highest row id counts it without a scan.
+const EVENT_COUNT: Each =
+    Each { sqlite: "SELECT COALESCE(MAX(rowid), 0) AS n FROM events", postgres: "SELECT COUNT(*) AS n FROM events" };
+
+const OPEN_INCIDENT_COUNTS: &str = "SELECT i.process_key, COUNT(*) AS n FROM incidents c \
+     JOIN instances i ON i.id = c.instance_id WHERE c.state = 'open' GROUP BY i.process_key";
+
+const CYCLES: &str = "SELECT created_at, updated_at FROM instances WHERE process_key = $1 AND status = 'completed' \
+     ORDER BY created_at, id";
+
+/// A completed task breached when its completion event came after its due time.
+macro_rules! sla_breaches {
+    ($event:literal, $task:literal) => {
+        concat!(
+            "SELECT i.process_key, COUNT(*) AS n FROM tasks t JOIN instances i ON i.id = t.instance_id \
+             WHERE t.due_at IS NOT NULL AND ($1 IS NULL OR i.process_key = $1) AND ( \
+               (t.state = 'open' AND t.due_at < $2) \
+               OR (t.state = 'completed' AND EXISTS (SELECT 1 FROM events e WHERE e.instance_id = t.instance_id \
+                   AND e.at > t.due_at AND ",
+            $event,
+            " = 'task_completed' AND ",
+            $task,
+            " = t.id))) GROUP BY i.process_key"
+        )
+    };
+}
+
+const SLA_BREACHES: Each = Each {
+    sqlite: sla_breaches!("json_extract(e.event, '$.event')", "json_extract(e.event, '$.task')"),
+    postgres: sla_breaches!("(e.event::jsonb ->> 'event')", "(e.event::jsonb ->> 'task')"),
+};
+
+impl<R: Reader> Queries for R {
+    async fn deployments(&self) -> Result<Vec<DeploymentSummary>, Error> {
+        let rows = self.rows(DEPLOYMENTS, vec![]).await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(DeploymentSummary {
+                    key: r.text("process_key")?,
+                    version: r.version("version")?,
+                    hash: r.text("hash")?,
+                    deployed_at: r.timestamp("deployed_at")?,
+                    versions: count_u32(r, "versions")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn deployment_versions(&self, key: &str) -> Result<Vec<VersionSummary>, Error> {
+        let rows = self.rows(DEPLOYMENT_VERSIONS, vec![Arg::Text(Some(key))]).await?;
         rows.iter()
             .map(|r| {
                 Ok(VersionSummary {
-                    version: r.try_get("version")?,
-                    hash: r.try_get("hash")?,
-                    deployed_at: time(r, "deployed_at")?,
+                    version: r.version("version")?,
+                    hash: r.text("hash")?,
+                    deployed_at: r.timestamp("deployed_at")?,
                 })
             })
             .collect()
     }
 
-    /// The latest deployment's source of every process key: (key, source), by key.
-    pub async fn latest_sources(&self) -> Result<Vec<(String, String)>, Error> {
-        let rows = sqlx::query(
-            "SELECT d.process_key, d.source FROM deployments d WHERE d.version = \
-             (SELECT MAX(version) FROM deployments m WHERE m.process_key = d.process_key) ORDER BY d.process_key",
-        )
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get("process_key")?, r.try_get("source")?))).collect()
+    async fn latest_sources(&self) -> Result<Vec<(String, String)>, Error> {
+        let rows = self.rows(LATEST_SOURCES, vec![]).await?;
+        let mut out =
+            rows.iter().map(|r| Ok((r.text("process_key")?, r.text("source")?))).collect::<Result<Vec<_>, Error>>()?;
+        out.sort();
+        Ok(out)
     }
 
-    /// Instances matching every filter given, newest first, at most `limit` after skipping
-    /// `offset`.
-    pub async fn instances(
+    async fn instances(
         &self,
         process: Option<&str>,
         status: Option<&str>,
@@ -184,228 +448,246 @@ impl SqliteStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<InstanceSummary>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, process_key, process_version, status, business_key, parent_id, created_at, updated_at \
-             FROM instances WHERE (?1 IS NULL OR process_key = ?1) AND (?2 IS NULL OR status = ?2) \
-             AND (?3 IS NULL OR business_key = ?3) ORDER BY created_at DESC, id DESC LIMIT ?4 OFFSET ?5",
-        )
-        .bind(process)
-        .bind(status)
-        .bind(business_key)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(instance_summary).collect()
+        // Both columns are byte-ordered on PostgreSQL too ("C"), so the page is cut in SQL.
+        let sql = format!(
+            "{INSTANCE_COLUMNS} WHERE ($1 IS NULL OR process_key = $1) AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR business_key = $3) ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+        );
+        let args = vec![
+            Arg::Text(process),
+            Arg::Text(status),
+            Arg::Text(business_key),
+            Arg::Int(limit.max(0)),
+            Arg::Int(offset.max(0)),
+        ];
+        self.rows(&sql, args).await?.iter().map(instance_summary).collect()
     }
 
-    /// One instance as listed.
-    pub async fn instance_summary(&self, id: &str) -> Result<Option<InstanceSummary>, Error> {
-        let row = sqlx::query(
-            "SELECT id, process_key, process_version, status, business_key, parent_id, created_at, updated_at \
-             FROM instances WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(self.reader())
-        .await?;
-        row.as_ref().map(instance_summary).transpose()
+    async fn instance_summary(&self, id: &str) -> Result<Option<InstanceSummary>, Error> {
+        let rows = self.rows(&format!("{INSTANCE_COLUMNS} WHERE id = $1"), vec![Arg::Text(Some(id))]).await?;
+        rows.first().map(instance_summary).transpose()
     }
 
-    /// Instance ids with their recorded history head (seq, hash), in id order after `after`:
-    /// pages for a full audit.
-    pub async fn history_heads(&self, after: Option<&str>, limit: i64) -> Result<Vec<(String, i64, String)>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, history_seq, history_hash FROM instances WHERE (?1 IS NULL OR id > ?1) ORDER BY id LIMIT ?2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("history_seq")?, r.try_get("history_hash")?))).collect()
+    async fn history_heads(&self, after: Option<&str>, limit: i64) -> Result<Vec<(String, i64, String)>, Error> {
+        let rows = self.rows(HISTORY_HEADS, vec![Arg::Text(after), Arg::Int(limit.max(0))]).await?;
+        rows.iter().map(|r| Ok((r.text("id")?, r.int("history_seq")?, r.text("history_hash")?))).collect()
     }
 
-    /// Incidents, oldest first; only open ones unless `all`; of one instance when given.
-    pub async fn incidents(&self, all: bool, instance: Option<&str>) -> Result<Vec<IncidentSummary>, Error> {
-        let rows = sqlx::query(
-            "SELECT c.id, c.instance_id, i.process_key, c.node, c.job_id, c.message, c.state, c.raised_at \
-             FROM incidents c JOIN instances i ON i.id = c.instance_id \
-             WHERE (?1 OR c.state = 'open') AND (?2 IS NULL OR c.instance_id = ?2) ORDER BY c.raised_at, c.id",
-        )
-        .bind(all)
-        .bind(instance)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
+    async fn incidents(&self, all: bool, instance: Option<&str>) -> Result<Vec<IncidentSummary>, Error> {
+        let rows = self.rows(INCIDENTS, vec![Arg::Bool(all), Arg::Text(instance)]).await?;
+        let mut out = rows
+            .iter()
             .map(|r| {
                 Ok(IncidentSummary {
-                    id: r.try_get("id")?,
-                    instance_id: r.try_get("instance_id")?,
-                    process_key: r.try_get("process_key")?,
-                    node: r.try_get("node")?,
-                    job_id: r.try_get("job_id")?,
-                    message: r.try_get("message")?,
-                    state: r.try_get("state")?,
-                    raised_at: time(r, "raised_at")?,
+                    id: r.text("id")?,
+                    instance_id: r.text("instance_id")?,
+                    process_key: r.text("process_key")?,
+                    node: r.text("node")?,
+                    job_id: r.opt_text("job_id")?,
+                    message: r.text("message")?,
+                    state: r.text("state")?,
+                    raised_at: r.timestamp("raised_at")?,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, Error>>()?;
+        out.sort_by(|a, b| (a.raised_at, &a.id).cmp(&(b.raised_at, &b.id)));
+        Ok(out)
     }
 
-    /// True when a job of one of `job_types` could be locked at `now` (ready and due, or its
-    /// lease ran out); a type may be a pattern with `*`. A cheap check before a fetch, which
-    /// writes.
-    pub async fn has_due_jobs(&self, job_types: &[String], now: DateTime<Utc>) -> Result<bool, Error> {
+    async fn has_due_jobs(&self, job_types: &[String], now: DateTime<Utc>) -> Result<bool, Error> {
         let wildcard = job_types.iter().any(|t| t.contains('*'));
-        let sql = if wildcard {
-            "SELECT 1 FROM jobs WHERE ((state = 'ready' AND due_at <= ?2) OR (state = 'locked' AND lock_expires_at <= ?2)) \
-             AND EXISTS (SELECT 1 FROM json_each(?1) WHERE jobs.job_type GLOB value) LIMIT 1"
+        let (sql, types) = if wildcard {
+            let patterns = match R::DIALECT {
+                Dialect::Sqlite => job_types.iter().map(|t| super::sqlite::glob_pattern(t)).collect(),
+                Dialect::Postgres => job_types.iter().map(|t| super::postgres::like_pattern(t)).collect(),
+            };
+            (HAS_DUE_JOBS_MATCHING.pick::<R>(), patterns)
         } else {
-            "SELECT 1 FROM jobs WHERE ((state = 'ready' AND due_at <= ?2) OR (state = 'locked' AND lock_expires_at <= ?2)) \
-             AND job_type IN (SELECT value FROM json_each(?1)) LIMIT 1"
+            (HAS_DUE_JOBS.pick::<R>(), job_types.to_vec())
         };
-        let patterns: Vec<String> = if wildcard {
-            // GLOB's other specials match literally, as in a fetch.
-            job_types.iter().map(|t| t.replace('[', "[[]").replace('?', "[?]")).collect()
-        } else {
-            job_types.to_vec()
-        };
-        let row = sqlx::query(sql)
-            .bind(serde_json::to_string(&patterns)?)
-            .bind(ts(now))
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.is_some())
+        let now = ts(now);
+        Ok(!self.rows(sql, vec![Arg::Texts(types), Arg::Text(Some(&now))]).await?.is_empty())
     }
 
-    /// Instances by process and status: labels `[process, status]`.
-    pub async fn instance_counts(&self) -> Result<Vec<GroupCount>, Error> {
-        let rows = sqlx::query(
-            "SELECT process_key, status, COUNT(*) FROM instances GROUP BY process_key, status \
-             ORDER BY process_key, status",
-        )
-        .fetch_all(self.reader())
-        .await?;
-        groups(&rows, 2)
+    async fn instance_counts(&self) -> Result<Vec<GroupCount>, Error> {
+        groups(&self.rows(INSTANCE_COUNTS, vec![]).await?, &["process_key", "status"])
     }
 
-    /// Jobs by type and state, leases run out counted as `expired`: labels `[job_type, state]`.
-    pub async fn job_counts(&self, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
-        let rows = sqlx::query(
-            "SELECT job_type, CASE WHEN state = 'locked' AND lock_expires_at <= ?1 THEN 'expired' ELSE state END AS s, \
-             COUNT(*) FROM jobs GROUP BY job_type, s ORDER BY job_type, s",
-        )
-        .bind(ts(now))
-        .fetch_all(self.reader())
-        .await?;
-        groups(&rows, 2)
+    async fn job_counts(&self, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
+        let now = ts(now);
+        groups(&self.rows(JOB_COUNTS, vec![Arg::Text(Some(&now))]).await?, &["job_type", "job_state"])
     }
 
-    /// Pending, due and late timers; late means due before `late_before`.
-    pub async fn timer_stats(&self, now: DateTime<Utc>, late_before: DateTime<Utc>) -> Result<TimerStats, Error> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS pending, COALESCE(SUM(due_at <= ?1), 0) AS due, COALESCE(SUM(due_at <= ?2), 0) AS late, \
-             MIN(due_at) AS oldest FROM timers",
-        )
-        .bind(ts(now))
-        .bind(ts(late_before))
-        .fetch_one(self.reader())
-        .await?;
-        let due: i64 = row.try_get("due")?;
-        let oldest: Option<String> = row.try_get("oldest")?;
+    async fn timer_stats(&self, now: DateTime<Utc>, late_before: DateTime<Utc>) -> Result<TimerStats, Error> {
+        let (now, late_before) = (ts(now), ts(late_before));
+        let rows = self.rows(TIMER_STATS, vec![Arg::Text(Some(&now)), Arg::Text(Some(&late_before))]).await?;
+        let Some(row) = rows.first() else { return Ok(TimerStats::default()) };
+        let due = row.int("due")?;
         Ok(TimerStats {
-            pending: row.try_get("pending")?,
+            pending: row.int("pending")?,
             due,
-            late: row.try_get("late")?,
-            oldest_due: if due > 0 { oldest.as_deref().map(parse_ts).transpose()? } else { None },
+            late: row.int("late")?,
+            // The oldest timer is due exactly when some timer is.
+            oldest_due: if due > 0 { row.opt_timestamp("oldest")? } else { None },
         })
     }
 
-    /// Open human tasks by candidate role (a task offered to two roles counts for each; an
-    /// assigned task without roles counts as `(assigned)`), optionally of one process; with how
-    /// many are past their due time: labels `[process, role]`, count, and overdue in a second list.
-    pub async fn open_tasks_by_role(
+    async fn open_tasks_by_role(
         &self,
         process: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Vec<(GroupCount, i64)>, Error> {
-        let rows = sqlx::query(
-            "SELECT i.process_key, COALESCE(r.value, '(assigned)') AS role, COUNT(*) AS n, \
-             COALESCE(SUM(t.due_at IS NOT NULL AND t.due_at < ?2), 0) AS overdue \
-             FROM tasks t JOIN instances i ON i.id = t.instance_id \
-             LEFT JOIN json_each(t.roles) r \
-             WHERE t.state = 'open' AND (?1 IS NULL OR i.process_key = ?1) \
-             GROUP BY i.process_key, role ORDER BY i.process_key, role",
-        )
-        .bind(process)
-        .bind(ts(now))
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
+        let now = ts(now);
+        let rows = self.rows(OPEN_TASKS_BY_ROLE.pick::<R>(), vec![Arg::Text(process), Arg::Text(Some(&now))]).await?;
+        let mut out = rows
+            .iter()
             .map(|r| {
-                Ok((
-                    GroupCount { labels: vec![r.try_get("process_key")?, r.try_get("role")?], count: r.try_get("n")? },
-                    r.try_get("overdue")?,
-                ))
+                let labels = vec![r.text("process_key")?, r.text("role")?];
+                Ok((GroupCount { labels, count: r.int("n")? }, r.int("overdue")?))
             })
+            .collect::<Result<Vec<_>, Error>>()?;
+        out.sort_by(|a, b| a.0.labels.cmp(&b.0.labels));
+        Ok(out)
+    }
+
+    async fn event_count(&self) -> Result<i64, Error> {
+        let rows = self.rows(EVENT_COUNT.pick::<R>(), vec![]).await?;
+        rows.first().map_or(Ok(0), |r| r.int("n"))
+    }
+
+    async fn open_incident_counts(&self) -> Result<Vec<GroupCount>, Error> {
+        groups(&self.rows(OPEN_INCIDENT_COUNTS, vec![]).await?, &["process_key"])
+    }
+
+    async fn cycles(&self, process: &str) -> Result<Vec<Cycle>, Error> {
+        let rows = self.rows(CYCLES, vec![Arg::Text(Some(process))]).await?;
+        rows.iter()
+            .map(|r| Ok(Cycle { started: r.timestamp("created_at")?, ended: r.timestamp("updated_at")? }))
             .collect()
     }
 
-    /// Every accepted event so far (the event log only grows, so its highest row id counts it).
-    pub async fn event_count(&self) -> Result<i64, Error> {
-        let row = sqlx::query("SELECT COALESCE(MAX(rowid), 0) AS n FROM events").fetch_one(self.reader()).await?;
-        Ok(row.try_get("n")?)
-    }
-
-    /// Open incidents by process: labels `[process]`.
-    pub async fn open_incident_counts(&self) -> Result<Vec<GroupCount>, Error> {
-        let rows = sqlx::query(
-            "SELECT i.process_key, COUNT(*) FROM incidents c JOIN instances i ON i.id = c.instance_id \
-             WHERE c.state = 'open' GROUP BY i.process_key ORDER BY i.process_key",
-        )
-        .fetch_all(self.reader())
-        .await?;
-        groups(&rows, 1)
-    }
-
-    /// Start and end of the completed instances of `process`, for cycle times.
-    pub async fn cycles(&self, process: &str) -> Result<Vec<Cycle>, Error> {
-        let rows =
-            sqlx::query("SELECT created_at, updated_at FROM instances WHERE process_key = ?1 AND status = 'completed'")
-                .bind(process)
-                .fetch_all(self.reader())
-                .await?;
-        rows.iter().map(|r| Ok(Cycle { started: time(r, "created_at")?, ended: time(r, "updated_at")? })).collect()
-    }
-
-    /// Human tasks that missed their due time, by process: still open past it at `now`, or
-    /// completed after it. Labels `[process]`.
-    pub async fn sla_breaches(&self, process: Option<&str>, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
-        let rows = sqlx::query(
-            "SELECT i.process_key, COUNT(*) FROM tasks t JOIN instances i ON i.id = t.instance_id \
-             WHERE t.due_at IS NOT NULL AND (?1 IS NULL OR i.process_key = ?1) AND ( \
-               (t.state = 'open' AND t.due_at < ?2) \
-               OR (t.state = 'completed' AND EXISTS (SELECT 1 FROM events e WHERE e.instance_id = t.instance_id \
-                   AND e.at > t.due_at AND json_extract(e.event, '$.event') = 'task_completed' \
-                   AND json_extract(e.event, '$.task') = t.id))) \
-             GROUP BY i.process_key ORDER BY i.process_key",
-        )
-        .bind(process)
-        .bind(ts(now))
-        .fetch_all(self.reader())
-        .await?;
-        groups(&rows, 1)
+    async fn sla_breaches(&self, process: Option<&str>, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
+        let now = ts(now);
+        let rows = self.rows(SLA_BREACHES.pick::<R>(), vec![Arg::Text(process), Arg::Text(Some(&now))]).await?;
+        groups(&rows, &["process_key"])
     }
 }
 
-fn instance_summary(r: &sqlx::sqlite::SqliteRow) -> Result<InstanceSummary, Error> {
+/// A COUNT column that must fit a `u32`.
+fn count_u32(row: &impl Columns, col: &str) -> Result<u32, Error> {
+    let n = row.int(col)?;
+    u32::try_from(n).map_err(|_| Error::Corrupt(format!("{col} {n}")))
+}
+
+/// Group counts: the `labels` columns and the count `n`, sorted by labels.
+fn groups(rows: &[impl Columns], labels: &[&str]) -> Result<Vec<GroupCount>, Error> {
+    let mut out = rows
+        .iter()
+        .map(|r| {
+            let labels = labels.iter().map(|l| r.text(l)).collect::<Result<Vec<_>, Error>>()?;
+            Ok(GroupCount { labels, count: r.int("n")? })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+fn instance_summary(r: &impl Columns) -> Result<InstanceSummary, Error> {
     Ok(InstanceSummary {
-        id: r.try_get("id")?,
-        process_key: r.try_get("process_key")?,
-        process_version: r.try_get("process_version")?,
-        status: r.try_get("status")?,
-        business_key: r.try_get("business_key")?,
-        parent_id: r.try_get("parent_id")?,
-        created_at: time(r, "created_at")?,
-        updated_at: time(r, "updated_at")?,
+        id: r.text("id")?,
+        process_key: r.text("process_key")?,
+        process_version: r.version("process_version")?,
+        status: r.text("status")?,
+        business_key: r.opt_text("business_key")?,
+        parent_id: r.opt_text("parent_id")?,
+        created_at: r.timestamp("created_at")?,
+        updated_at: r.timestamp("updated_at")?,
     })
+}
+
+/// Calls the same query on whichever store this is.
+macro_rules! delegate {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            AnyStore::Sqlite(s) => s.$method($($arg),*).await,
+            AnyStore::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Queries for AnyStore {
+    async fn deployments(&self) -> Result<Vec<DeploymentSummary>, Error> {
+        delegate!(self.deployments())
+    }
+
+    async fn deployment_versions(&self, key: &str) -> Result<Vec<VersionSummary>, Error> {
+        delegate!(self.deployment_versions(key))
+    }
+
+    async fn latest_sources(&self) -> Result<Vec<(String, String)>, Error> {
+        delegate!(self.latest_sources())
+    }
+
+    async fn instances(
+        &self,
+        process: Option<&str>,
+        status: Option<&str>,
+        business_key: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<InstanceSummary>, Error> {
+        delegate!(self.instances(process, status, business_key, limit, offset))
+    }
+
+    async fn instance_summary(&self, id: &str) -> Result<Option<InstanceSummary>, Error> {
+        delegate!(self.instance_summary(id))
+    }
+
+    async fn history_heads(&self, after: Option<&str>, limit: i64) -> Result<Vec<(String, i64, String)>, Error> {
+        delegate!(self.history_heads(after, limit))
+    }
+
+    async fn incidents(&self, all: bool, instance: Option<&str>) -> Result<Vec<IncidentSummary>, Error> {
+        delegate!(self.incidents(all, instance))
+    }
+
+    async fn has_due_jobs(&self, job_types: &[String], now: DateTime<Utc>) -> Result<bool, Error> {
+        delegate!(self.has_due_jobs(job_types, now))
+    }
+
+    async fn instance_counts(&self) -> Result<Vec<GroupCount>, Error> {
+        delegate!(self.instance_counts())
+    }
+
+    async fn job_counts(&self, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
+        delegate!(self.job_counts(now))
+    }
+
+    async fn timer_stats(&self, now: DateTime<Utc>, late_before: DateTime<Utc>) -> Result<TimerStats, Error> {
+        delegate!(self.timer_stats(now, late_before))
+    }
+
+    async fn open_tasks_by_role(
+        &self,
+        process: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(GroupCount, i64)>, Error> {
+        delegate!(self.open_tasks_by_role(process, now))
+    }
+
+    async fn event_count(&self) -> Result<i64, Error> {
+        delegate!(self.event_count())
+    }
+
+    async fn open_incident_counts(&self) -> Result<Vec<GroupCount>, Error> {
+        delegate!(self.open_incident_counts())
+    }
+
+    async fn cycles(&self, process: &str) -> Result<Vec<Cycle>, Error> {
+        delegate!(self.cycles(process))
+    }
+
+    async fn sla_breaches(&self, process: Option<&str>, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
+        delegate!(self.sla_breaches(process, now))
+    }
 }

@@ -192,7 +192,7 @@ async fn fetch_jobs(
 }
 
 /// A job-type pattern as a GLOB: `*` is the only wildcard; GLOB's other specials match literally.
-fn glob_pattern(pattern: &str) -> String {
+pub(super) fn glob_pattern(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
     for c in pattern.chars() {
         match c {

@@ -7,6 +7,7 @@ mod harness;
 mod jobs;
 mod messages;
 mod people;
+mod queries;
 mod scenarios;
 mod starts;
 mod tasks;
