@@ -40,7 +40,7 @@ async fn run() -> BenchResult<()> {
     let engine = Engine::open(EngineOptions::new(&path, Arc::new(SystemClock))).await?;
     let files = reference_files()?;
     engine.deploy(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>()).await?;
-    let ledger = Ledger::from_pools(engine.store().pool().clone(), engine.store().reader().clone()).await?;
+    let ledger = Ledger::open(&path).await?;
     ledger.seed_demo_company(engine.now().date_naive()).await?;
 
     // Warm-up, then the engine's own straight-through figure.

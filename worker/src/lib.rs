@@ -7,20 +7,22 @@
 //! - [`runtime`]: the [`Worker`], which runs registered [`Handlers`] concurrently up to a limit,
 //!   extends the leases of long jobs, reports every outcome under the job's lock epoch and stops
 //!   cleanly (jobs in flight finish or are released);
-//! - [`ledger`] and [`finance`]: the reference finance sub-ledger in the engine's SQLite file and
-//!   the built-in handlers of every job type the reference processes use;
+//! - [`ledger`] and [`finance`]: the reference finance sub-ledger in the engine's database (a
+//!   SQLite file, or a PostgreSQL database shared by several nodes) and the built-in handlers of
+//!   every job type the reference processes use;
 //! - [`http`]: a generic handler that hands a job to an ERP endpoint.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::sync::Arc;
 //! use cloverleaf_engine::SystemClock;
-//! use cloverleaf_engine::runtime::{Engine, EngineOptions};
+//! use cloverleaf_engine::runtime::Engine;
 //! use cloverleaf_worker::{Ledger, Worker, WorkerOptions, finance};
 //!
-//! let engine = Engine::open(EngineOptions::new("cloverleaf.db", Arc::new(SystemClock))).await?;
-//! // The engine's pools: ledger transactions and engine commits queue for one connection.
-//! let ledger = Ledger::from_pools(engine.store().pool().clone(), engine.store().reader().clone()).await?;
+//! // A file path or sqlite://PATH for one node; postgres://... for several sharing a database.
+//! let url = "cloverleaf.db";
+//! let engine = Engine::connect(url, Arc::new(SystemClock)).await?;
+//! let ledger = Ledger::connect(url).await?;
 //! ledger.seed_demo_company(engine.now().date_naive()).await?;
 //! let worker = Worker::new(engine.clone(), finance::handlers(&ledger), WorkerOptions::new("in-process"));
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

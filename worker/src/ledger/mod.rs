@@ -1,8 +1,31 @@
 //! The reference finance sub-ledger: customers, orders, invoices, payments, a double-entry
 //! journal, periods, an outbox and the idempotency records of the jobs that changed it.
 //!
-//! It lives in the engine's SQLite file, in tables of its own (`worker/migrations/`). Money is
+//! It lives in the engine's database, in tables of its own: a SQLite file
+//! (`worker/migrations/`) or a PostgreSQL database shared by several `serve` and `worker`
+//! processes (`worker/migrations_pg/`, the same tables). [`Ledger::connect`] picks the backend by
+//! URL. Both run the same SQL through sqlx's `Any` driver: `$1` placeholders (SQLite binds `$N` by
+//! its number), `ON CONFLICT` rather than `INSERT OR IGNORE`, integers as 64-bit. Money is
 //! [`Decimal`] in code and decimal text in the database; sums are taken in code.
+//!
+//! Concurrency: every write transaction is serialised with every other ledger write on the
+//! database, whichever process makes it. On SQLite, `BEGIN IMMEDIATE` takes the file's write
+//! lock. On PostgreSQL, each write transaction (READ COMMITTED) first takes one fixed
+//! transaction-scoped advisory lock, held until it commits or rolls back, and then reads
+//! everything committed before it. So the guarantees hold across nodes exactly as in one
+//! process: invoice numbers are gapless and unique (the sequence row is read and bumped inside
+//! the invoice's transaction), a payment is never applied twice or beyond what it has, a job's
+//! idempotency record is checked and written under the lock (a job run twice posts once), a
+//! period closed by one node refuses the next posting of any other, and seeding the demo company
+//! happens once however many nodes start together.
+//!
+//! The cost is throughput: ledger writes of all nodes run one at a time, so their rate is bounded
+//! by one transaction's duration (a few round trips to the database) however many nodes there
+//! are, as it is on SQLite. Reads take no lock. Finer locks (per invoice, per payment, per
+//! sequence) could let unrelated postings overlap, but every operation would then have to name
+//! its locks up front and take them in one order; the ledger's writes are short and rarely the
+//! bottleneck next to the engine, so the single lock is the simple, evidently correct choice. A
+//! writer waits at most 30 s for the lock; then its job fails and is retried.
 //!
 //! Rounding rule: amounts are rounded to the cent **half away from zero** (commercial rounding,
 //! "half-up" for positive amounts, the same rule as the DSL's `round`), and tax is computed once
@@ -17,19 +40,20 @@
 //! 2300 Unapplied customer cash, 3000 Opening balance equity, 4000 Revenue, 5000 Cost of goods
 //! sold, 6800 Bad debt expense, 6900 Payment differences.
 
+mod db;
 mod ops;
 mod reports;
 mod seed;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+
+use db::Backend;
 
 pub use ops::{
     CostPosted, CreditCheck, DunningSent, InvoiceIssued, Notified, PaymentMatch, PaymentMatched, PaymentReturned,
@@ -71,6 +95,9 @@ pub enum Error {
     /// The migrations could not be applied.
     #[error("migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A database URL that names no database the ledger can use.
+    #[error("database URL: {0}")]
+    Url(String),
     /// No such customer.
     #[error("unknown customer {0}")]
     UnknownCustomer(String),
@@ -127,48 +154,36 @@ pub enum Error {
 /// The sub-ledger: a cheap-to-clone handle on its pools.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    write: SqlitePool,
-    read: SqlitePool,
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
 }
 
 impl Ledger {
-    /// Opens the SQLite file at `path` (creating it), with WAL and `synchronous=FULL`, and applies
-    /// the sub-ledger's migrations.
+    /// Opens the sub-ledger in the SQLite file at `path` (creating it), with WAL and
+    /// `synchronous=FULL`, and applies its migrations. The same as [`Ledger::connect`] with a
+    /// file path.
     pub async fn open(path: impl AsRef<Path>) -> Result<Ledger, Error> {
-        let options = SqliteConnectOptions::new()
-            .filename(path.as_ref())
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10));
-        // One writing connection: ledger transactions queue in the pool instead of spinning on
-        // SQLite's busy handler.
-        let write =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
-        migrate(&write).await?;
-        let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        Ok(Ledger { write, read })
+        let (write, read) = db::sqlite(path.as_ref()).await?;
+        Ok(Ledger { write, read, backend: Backend::Sqlite })
     }
 
-    /// A ledger on an existing pool (used for reads and writes), after applying the migrations.
-    pub async fn from_pool(pool: SqlitePool) -> Result<Ledger, Error> {
-        Ledger::from_pools(pool.clone(), pool).await
+    /// Opens the sub-ledger in the database `url` names and applies its migrations:
+    /// `postgres://...` or `postgresql://...` for PostgreSQL (shared with engine nodes and other
+    /// workers), `sqlite://PATH`, `sqlite:PATH` or a bare file path for SQLite.
+    pub async fn connect(url: &str) -> Result<Ledger, Error> {
+        match db::target(url).map_err(Error::Url)? {
+            db::Target::Sqlite(path) => Ledger::open(path).await,
+            db::Target::Postgres(url) => {
+                let (write, read) = db::postgres(url).await?;
+                Ok(Ledger { write, read, backend: Backend::Postgres })
+            }
+        }
     }
 
-    /// A ledger writing through `write` and reading through `read`, after applying the
-    /// migrations through `write`.
-    ///
-    /// Given the engine's own pools (`SqliteStore::pool` and `SqliteStore::reader`), ledger
-    /// transactions and the engine's commits queue for one connection instead of meeting as two
-    /// SQLite writers, where a deferred transaction that has read may fail with "database is
-    /// locked" rather than wait.
-    pub async fn from_pools(write: SqlitePool, read: SqlitePool) -> Result<Ledger, Error> {
-        migrate(&write).await?;
-        Ok(Ledger { write, read })
-    }
-
-    /// The pool used for writes.
-    pub fn pool(&self) -> &SqlitePool {
+    /// The pool used for writes, for tools and tests that need raw SQL (written with `$1`
+    /// placeholders, which both backends read).
+    pub fn pool(&self) -> &AnyPool {
         &self.write
     }
 
@@ -178,26 +193,18 @@ impl Ledger {
         self.read.close().await;
     }
 
-    /// A write transaction that takes SQLite's write lock at once: a deferred one could fail
-    /// to upgrade while the engine's writer commits to the same file.
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, Error> {
-        Ok(self.write.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction, serialised with every other ledger write on the database (see the
+    /// module docs): `BEGIN IMMEDIATE` on SQLite, the ledger's advisory lock on PostgreSQL.
+    async fn begin(&self) -> Result<Transaction<'static, Any>, Error> {
+        db::begin(&self.write, self.backend).await
     }
 
     /// Reads a setting of `ledger_settings`.
-    async fn setting(conn: &mut SqliteConnection, key: &str) -> Result<String, Error> {
+    async fn setting(conn: &mut AnyConnection, key: &str) -> Result<String, Error> {
         let row =
-            sqlx::query("SELECT value FROM ledger_settings WHERE key = ?1").bind(key).fetch_optional(conn).await?;
+            sqlx::query("SELECT value FROM ledger_settings WHERE key = $1").bind(key).fetch_optional(conn).await?;
         row.map(|r| r.get::<String, _>(0)).ok_or_else(|| Error::Corrupt(format!("setting {key} missing")))
     }
-}
-
-async fn migrate(pool: &SqlitePool) -> Result<(), Error> {
-    let mut migrator = sqlx::migrate!("./migrations");
-    // The engine's migrations live in the same database.
-    migrator.set_ignore_missing(true);
-    migrator.run(pool).await?;
-    Ok(())
 }
 
 /// Rounds to the cent, half away from zero, and keeps two decimals (`12.5` → `12.50`).
@@ -288,7 +295,7 @@ pub(crate) struct Entry<'a> {
 
 /// Posts `entry` after checking that it balances and that its period is open. Lines of zero
 /// are left out (a tax-free invoice has no VAT line).
-pub(crate) async fn post(conn: &mut SqliteConnection, entry: Entry<'_>, now: DateTime<Utc>) -> Result<i64, Error> {
+pub(crate) async fn post(conn: &mut AnyConnection, entry: Entry<'_>, now: DateTime<Utc>) -> Result<i64, Error> {
     let lines: Vec<&JournalLine> = entry.lines.iter().filter(|l| !(l.debit.is_zero() && l.credit.is_zero())).collect();
     let mut debit = Decimal::ZERO;
     let mut credit = Decimal::ZERO;
@@ -306,7 +313,7 @@ pub(crate) async fn post(conn: &mut SqliteConnection, entry: Entry<'_>, now: Dat
         return Err(Error::Unbalanced { debit, credit });
     }
     let period = period_of(entry.date);
-    let status = sqlx::query("SELECT status FROM periods WHERE period = ?1")
+    let status = sqlx::query("SELECT status FROM periods WHERE period = $1")
         .bind(&period)
         .fetch_optional(&mut *conn)
         .await?
@@ -316,7 +323,7 @@ pub(crate) async fn post(conn: &mut SqliteConnection, entry: Entry<'_>, now: Dat
     }
     let id: i64 = sqlx::query(
         "INSERT INTO journal_entries (entry_date, period, kind, description, document, posted_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(date_text(entry.date))
     .bind(&period)
@@ -330,7 +337,7 @@ pub(crate) async fn post(conn: &mut SqliteConnection, entry: Entry<'_>, now: Dat
     for (n, line) in lines.iter().enumerate() {
         sqlx::query(
             "INSERT INTO journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id)
         .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))

@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{
     Entry, Error, JournalLine, Ledger, account, cents, date_text, decimal_setting, money_text, parse_date, parse_money,
@@ -187,10 +187,10 @@ impl InvoiceRow {
     }
 }
 
-async fn invoice_row(conn: &mut SqliteConnection, by: &str, value: &str) -> Result<Option<InvoiceRow>, Error> {
+async fn invoice_row(conn: &mut AnyConnection, by: &str, value: &str) -> Result<Option<InvoiceRow>, Error> {
     let sql = format!(
         "SELECT id, number, customer_id, issue_date, due_date, net, tax, total, amount_open, status \
-         FROM invoices WHERE {by} = ?1"
+         FROM invoices WHERE {by} = $1"
     );
     let Some(r) = sqlx::query(&sql).bind(value).fetch_optional(conn).await? else { return Ok(None) };
     Ok(Some(InvoiceRow {
@@ -207,12 +207,12 @@ async fn invoice_row(conn: &mut SqliteConnection, by: &str, value: &str) -> Resu
     }))
 }
 
-async fn invoice(conn: &mut SqliteConnection, id: &str) -> Result<InvoiceRow, Error> {
+async fn invoice(conn: &mut AnyConnection, id: &str) -> Result<InvoiceRow, Error> {
     invoice_row(conn, "id", id).await?.ok_or_else(|| Error::UnknownInvoice(id.to_string()))
 }
 
-async fn set_invoice_open(conn: &mut SqliteConnection, id: &str, open: Decimal, status: &str) -> Result<(), Error> {
-    sqlx::query("UPDATE invoices SET amount_open = ?2, status = ?3 WHERE id = ?1")
+async fn set_invoice_open(conn: &mut AnyConnection, id: &str, open: Decimal, status: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE invoices SET amount_open = $2, status = $3 WHERE id = $1")
         .bind(id)
         .bind(money_text(open))
         .bind(status)
@@ -231,10 +231,10 @@ struct CustomerRow {
     tax_rate: Decimal,
 }
 
-async fn customer(conn: &mut SqliteConnection, id: &str) -> Result<CustomerRow, Error> {
+async fn customer(conn: &mut AnyConnection, id: &str) -> Result<CustomerRow, Error> {
     let r = sqlx::query(
         "SELECT name, email, credit_limit, risk_rating, blocked, payment_terms_days, tax_rate \
-         FROM customers WHERE id = ?1",
+         FROM customers WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(conn)
@@ -266,8 +266,8 @@ impl PaymentRow {
     }
 }
 
-async fn payment_row(conn: &mut SqliteConnection, id: &str) -> Result<Option<PaymentRow>, Error> {
-    let Some(r) = sqlx::query("SELECT customer_id, amount, applied, refunded, returned FROM payments WHERE id = ?1")
+async fn payment_row(conn: &mut AnyConnection, id: &str) -> Result<Option<PaymentRow>, Error> {
+    let Some(r) = sqlx::query("SELECT customer_id, amount, applied, refunded, returned FROM payments WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await?
@@ -283,7 +283,7 @@ async fn payment_row(conn: &mut SqliteConnection, id: &str) -> Result<Option<Pay
     }))
 }
 
-async fn save_payment(conn: &mut SqliteConnection, id: &str, p: &PaymentRow) -> Result<(), Error> {
+async fn save_payment(conn: &mut AnyConnection, id: &str, p: &PaymentRow) -> Result<(), Error> {
     let status = if p.returned > Decimal::ZERO && p.available().is_zero() {
         "returned"
     } else if p.available().is_zero() {
@@ -293,7 +293,7 @@ async fn save_payment(conn: &mut SqliteConnection, id: &str, p: &PaymentRow) -> 
     } else {
         "unapplied"
     };
-    sqlx::query("UPDATE payments SET applied = ?2, refunded = ?3, returned = ?4, status = ?5 WHERE id = ?1")
+    sqlx::query("UPDATE payments SET applied = $2, refunded = $3, returned = $4, status = $5 WHERE id = $1")
         .bind(id)
         .bind(money_text(p.applied))
         .bind(money_text(p.refunded))
@@ -306,7 +306,7 @@ async fn save_payment(conn: &mut SqliteConnection, id: &str, p: &PaymentRow) -> 
 
 /// Receives a payment into the bank and onto the unapplied-cash account.
 async fn receive_payment(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     id: &str,
     customer_id: Option<&str>,
     amount: Decimal,
@@ -319,7 +319,7 @@ async fn receive_payment(
     }
     sqlx::query(
         "INSERT INTO payments (id, customer_id, received_on, amount, reference, status) \
-         VALUES (?1, ?2, ?3, ?4, ?5, 'unapplied')",
+         VALUES ($1, $2, $3, $4, $5, 'unapplied')",
     )
     .bind(id)
     .bind(customer_id)
@@ -351,7 +351,7 @@ async fn receive_payment(
 
 /// Moves `amount` of a payment from unapplied cash to the invoice.
 async fn apply(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     payment_id: &str,
     payment: &mut PaymentRow,
     inv: &mut InvoiceRow,
@@ -374,7 +374,7 @@ async fn apply(
     post(conn, entry, now).await?;
     sqlx::query(
         "INSERT INTO payment_allocations (payment_id, invoice_id, amount, allocated_on, idempotency_key) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(payment_id)
     .bind(&inv.id)
@@ -396,8 +396,8 @@ fn normalized(text: &str) -> String {
     text.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_uppercase()).collect()
 }
 
-async fn replayed<T: DeserializeOwned>(conn: &mut SqliteConnection, key: &str) -> Result<Option<T>, Error> {
-    let row = sqlx::query("SELECT output FROM idempotency_keys WHERE key = ?1").bind(key).fetch_optional(conn).await?;
+async fn replayed<T: DeserializeOwned>(conn: &mut AnyConnection, key: &str) -> Result<Option<T>, Error> {
+    let row = sqlx::query("SELECT output FROM idempotency_keys WHERE key = $1").bind(key).fetch_optional(conn).await?;
     match row {
         Some(r) => {
             let text: String = r.get(0);
@@ -408,14 +408,14 @@ async fn replayed<T: DeserializeOwned>(conn: &mut SqliteConnection, key: &str) -
 }
 
 async fn remember<T: Serialize>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     key: &str,
     job_type: &str,
     output: &T,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let text = serde_json::to_string(output).map_err(|e| Error::Corrupt(e.to_string()))?;
-    sqlx::query("INSERT INTO idempotency_keys (key, job_type, output, created_at) VALUES (?1, ?2, ?3, ?4)")
+    sqlx::query("INSERT INTO idempotency_keys (key, job_type, output, created_at) VALUES ($1, $2, $3, $4)")
         .bind(key)
         .bind(job_type)
         .bind(text)
@@ -429,7 +429,7 @@ async fn remember<T: Serialize>(
 macro_rules! once {
     ($self:ident, $key:expr, $job_type:expr, $now:expr, |$conn:ident| $body:expr) => {{
         let mut tx = $self.begin().await?;
-        let $conn: &mut SqliteConnection = &mut tx;
+        let $conn: &mut AnyConnection = &mut tx;
         if let Some(output) = replayed($conn, $key).await? {
             return Ok(output);
         }
@@ -499,7 +499,7 @@ impl Ledger {
         once!(self, key, "ledger.post_cost", now, |conn| {
             let posted = sqlx::query(
                 "SELECT l.debit FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id \
-                 WHERE e.kind = 'cost_of_goods' AND e.document = ?1 AND l.account = ?2",
+                 WHERE e.kind = 'cost_of_goods' AND e.document = $1 AND l.account = $2",
             )
             .bind(order_id)
             .bind(account::COST_OF_GOODS)
@@ -512,7 +512,7 @@ impl Ledger {
                 }
                 CostPosted { cost_of_goods: cents(cost) }
             } else {
-                let order = sqlx::query("SELECT customer_id FROM orders WHERE id = ?1")
+                let order = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
                     .bind(order_id)
                     .fetch_optional(&mut *conn)
                     .await?
@@ -626,11 +626,14 @@ impl Ledger {
                     now,
                 )
                 .await?;
-                sqlx::query("UPDATE invoices SET dunning_level = max(dunning_level, ?2) WHERE id = ?1")
-                    .bind(invoice_id)
-                    .bind(level)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "UPDATE invoices SET dunning_level = CASE WHEN dunning_level < $2 THEN $2 ELSE dunning_level END \
+                     WHERE id = $1",
+                )
+                .bind(invoice_id)
+                .bind(level)
+                .execute(&mut *conn)
+                .await?;
                 DunningSent { letter_id: Some(id), sent: true, amount_open: cents(inv.amount_open), days_overdue }
             }
         })
@@ -683,10 +686,10 @@ impl Ledger {
                 apply(conn, &m.payment_id, &mut payment, &mut inv, m.received, (today, now, key)).await?;
             }
             sqlx::query(
-                "UPDATE payments SET matched_automatically = ?2 WHERE id = ?1 AND matched_automatically IS NULL",
+                "UPDATE payments SET matched_automatically = $2 WHERE id = $1 AND matched_automatically IS NULL",
             )
             .bind(&m.payment_id)
-            .bind(matches!(result, "exact" | "partial"))
+            .bind(i64::from(matches!(result, "exact" | "partial")))
             .execute(&mut *conn)
             .await?;
             PaymentMatched {
@@ -887,14 +890,14 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<ReportMade, Error> {
         once!(self, key, job_type, now, |conn| {
-            let n: i64 = sqlx::query("SELECT count(*) FROM reports WHERE kind = ?1 AND as_of = ?2")
+            let n: i64 = sqlx::query("SELECT count(*) FROM reports WHERE kind = $1 AND as_of = $2")
                 .bind(kind)
                 .bind(date_text(as_of))
                 .fetch_one(&mut *conn)
                 .await?
                 .get(0);
             let report_id = format!("{kind}-{}-{}", date_text(as_of), n + 1);
-            sqlx::query("INSERT INTO reports (id, kind, as_of, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+            sqlx::query("INSERT INTO reports (id, kind, as_of, body, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&report_id)
                 .bind(kind)
                 .bind(date_text(as_of))
@@ -909,7 +912,7 @@ impl Ledger {
     /// A stored report's body (JSON), by id.
     pub async fn report(&self, report_id: &str) -> Result<Option<serde_json::Value>, Error> {
         let row =
-            sqlx::query("SELECT body FROM reports WHERE id = ?1").bind(report_id).fetch_optional(&self.read).await?;
+            sqlx::query("SELECT body FROM reports WHERE id = $1").bind(report_id).fetch_optional(&self.read).await?;
         match row {
             Some(r) => {
                 let body: String = r.get(0);
@@ -924,8 +927,8 @@ impl Ledger {
         once!(self, key, "ledger.close_period", now, |conn| {
             let period = period_of(as_of);
             sqlx::query(
-                "INSERT INTO periods (period, status, closed_at) VALUES (?1, 'closed', ?2) \
-                 ON CONFLICT (period) DO UPDATE SET status = 'closed', closed_at = coalesce(closed_at, ?2)",
+                "INSERT INTO periods (period, status, closed_at) VALUES ($1, 'closed', $2) \
+                 ON CONFLICT (period) DO UPDATE SET status = 'closed', closed_at = coalesce(periods.closed_at, $2)",
             )
             .bind(&period)
             .bind(ts_text(now))
@@ -938,7 +941,7 @@ impl Ledger {
     /// True if the period (`YYYY-MM`) is closed.
     pub async fn is_closed(&self, period: &str) -> Result<bool, Error> {
         let row =
-            sqlx::query("SELECT status FROM periods WHERE period = ?1").bind(period).fetch_optional(&self.read).await?;
+            sqlx::query("SELECT status FROM periods WHERE period = $1").bind(period).fetch_optional(&self.read).await?;
         Ok(row.is_some_and(|r| r.get::<String, _>(0) == "closed"))
     }
 
@@ -954,7 +957,7 @@ impl Ledger {
     ) -> Result<Decimal, Error> {
         let mut tx = self.begin().await?;
         customer(&mut tx, customer_id).await?;
-        let exists = sqlx::query("SELECT customer_id FROM orders WHERE id = ?1")
+        let exists = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
             .bind(order_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -972,7 +975,7 @@ impl Ledger {
         if lines.is_empty() {
             return Err(Error::Input { field: "lines".into(), problem: "an order needs a line".into() });
         }
-        sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES (?1, ?2, ?3)")
+        sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES ($1, $2, $3)")
             .bind(order_id)
             .bind(customer_id)
             .bind(date_text(order_date))
@@ -982,7 +985,7 @@ impl Ledger {
             if *quantity <= Decimal::ZERO {
                 return Err(Error::InvalidAmount(format!("quantity {quantity} of {sku}")));
             }
-            let product = sqlx::query("SELECT name, unit_price, unit_cost FROM products WHERE sku = ?1")
+            let product = sqlx::query("SELECT name, unit_price, unit_cost FROM products WHERE sku = $1")
                 .bind(sku)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -1031,7 +1034,7 @@ impl Ledger {
         let mut conn = self.read.acquire().await?;
         let payment =
             payment_row(&mut conn, payment_id).await?.ok_or_else(|| Error::UnknownPayment(payment_id.to_string()))?;
-        let reference: String = sqlx::query("SELECT reference FROM payments WHERE id = ?1")
+        let reference: String = sqlx::query("SELECT reference FROM payments WHERE id = $1")
             .bind(payment_id)
             .fetch_one(&mut *conn)
             .await?
@@ -1072,7 +1075,7 @@ impl Ledger {
 }
 
 async fn issue(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     now: DateTime<Utc>,
     order_id: &str,
     customer_id: &str,
@@ -1091,7 +1094,7 @@ async fn issue(
     if c.tax_rate < Decimal::ZERO || c.tax_rate >= Decimal::ONE {
         return Err(Error::InvoiceData(format!("customer {customer_id} has tax rate {}", c.tax_rate)));
     }
-    let owner = sqlx::query("SELECT customer_id FROM orders WHERE id = ?1")
+    let owner = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
         .bind(order_id)
         .fetch_optional(&mut *conn)
         .await?
@@ -1113,7 +1116,7 @@ async fn issue(
         None => {
             // Not recorded: one line for the amount, costed at the standard cost rate.
             let rate = decimal_setting(&Ledger::setting(conn, "standard_cost_rate").await?)?;
-            sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES (?1, ?2, ?3)")
+            sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES ($1, $2, $3)")
                 .bind(order_id)
                 .bind(customer_id)
                 .bind(date_text(now.date_naive()))
@@ -1130,8 +1133,9 @@ async fn issue(
     let year = issue_date.year();
     let sequence = format!("invoice-{year}");
     let n: i64 = sqlx::query(
-        "INSERT INTO number_sequences (name, next_value) VALUES (?1, 2) \
-         ON CONFLICT (name) DO UPDATE SET next_value = next_value + 1 RETURNING next_value - 1",
+        "INSERT INTO number_sequences (name, next_value) VALUES ($1, 2) \
+         ON CONFLICT (name) DO UPDATE SET next_value = number_sequences.next_value + 1 \
+         RETURNING next_value - 1",
     )
     .bind(&sequence)
     .fetch_one(&mut *conn)
@@ -1144,7 +1148,7 @@ async fn issue(
     let total = net + tax;
     sqlx::query(
         "INSERT INTO invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, \
-         amount_open, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 'open')",
+         amount_open, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 'open')",
     )
     .bind(&id)
     .bind(&number)
@@ -1157,14 +1161,14 @@ async fn issue(
     .bind(money_text(total))
     .execute(&mut *conn)
     .await?;
-    let descriptions = sqlx::query("SELECT description FROM order_lines WHERE order_id = ?1 ORDER BY line_no")
+    let descriptions = sqlx::query("SELECT description FROM order_lines WHERE order_id = $1 ORDER BY line_no")
         .bind(order_id)
         .fetch_all(&mut *conn)
         .await?;
     for (n, ((quantity, unit_price, _), d)) in lines.iter().zip(descriptions).enumerate() {
         sqlx::query(
             "INSERT INTO invoice_lines (invoice_id, line_no, description, quantity, unit_price, net, tax_rate) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))
@@ -1193,7 +1197,7 @@ async fn issue(
 
 #[allow(clippy::too_many_arguments)] // a row of the order_lines table
 async fn insert_order_line(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     order_id: &str,
     line_no: usize,
     sku: Option<&str>,
@@ -1204,7 +1208,7 @@ async fn insert_order_line(
 ) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO order_lines (order_id, line_no, sku, description, quantity, unit_price, unit_cost) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(order_id)
     .bind(i64::try_from(line_no).unwrap_or(i64::MAX))
@@ -1219,9 +1223,9 @@ async fn insert_order_line(
 }
 
 /// (quantity, unit price, unit cost) of each line, in order.
-async fn order_lines(conn: &mut SqliteConnection, order_id: &str) -> Result<Vec<(Decimal, Decimal, Decimal)>, Error> {
+async fn order_lines(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<(Decimal, Decimal, Decimal)>, Error> {
     let rows =
-        sqlx::query("SELECT quantity, unit_price, unit_cost FROM order_lines WHERE order_id = ?1 ORDER BY line_no")
+        sqlx::query("SELECT quantity, unit_price, unit_cost FROM order_lines WHERE order_id = $1 ORDER BY line_no")
             .bind(order_id)
             .fetch_all(conn)
             .await?;
@@ -1229,13 +1233,13 @@ async fn order_lines(conn: &mut SqliteConnection, order_id: &str) -> Result<Vec<
 }
 
 /// The order's net: each line's quantity times price, rounded to the cent, summed.
-async fn order_net(conn: &mut SqliteConnection, order_id: &str) -> Result<Decimal, Error> {
+async fn order_net(conn: &mut AnyConnection, order_id: &str) -> Result<Decimal, Error> {
     Ok(order_lines(conn, order_id).await?.iter().map(|(q, p, _)| cents(*q * *p)).sum())
 }
 
 /// Money leaves the unapplied-cash account for the customer's bank account.
 async fn pay_out(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     payment_id: &str,
     customer_id: &str,
     amount: Decimal,
@@ -1258,7 +1262,7 @@ async fn pay_out(
 
 #[allow(clippy::too_many_arguments)] // a row of the outbox table
 async fn outbox(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     kind: &str,
     customer_id: &str,
     recipient: Option<&str>,
@@ -1269,7 +1273,7 @@ async fn outbox(
 ) -> Result<i64, Error> {
     Ok(sqlx::query(
         "INSERT INTO outbox (kind, customer_id, recipient, invoice_id, subject, body, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(kind)
     .bind(customer_id)
@@ -1284,9 +1288,9 @@ async fn outbox(
 }
 
 /// Open receivables (of one customer, or all) from the invoices.
-pub(crate) async fn open_receivables(conn: &mut SqliteConnection, customer_id: Option<&str>) -> Result<Decimal, Error> {
+pub(crate) async fn open_receivables(conn: &mut AnyConnection, customer_id: Option<&str>) -> Result<Decimal, Error> {
     let rows =
-        sqlx::query("SELECT amount_open FROM invoices WHERE status = 'open' AND (?1 IS NULL OR customer_id = ?1)")
+        sqlx::query("SELECT amount_open FROM invoices WHERE status = 'open' AND ($1 IS NULL OR customer_id = $1)")
             .bind(customer_id)
             .fetch_all(conn)
             .await?;

@@ -218,7 +218,7 @@ impl Ledger {
         let rows = sqlx::query(
             "SELECT i.id, i.customer_id, i.due_date, l.debit, l.credit \
              FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id JOIN invoices i ON i.id = l.invoice_id \
-             WHERE l.account = ?1 AND e.entry_date <= ?2 ORDER BY i.due_date, i.id",
+             WHERE l.account = $1 AND e.entry_date <= $2 ORDER BY i.due_date, i.id",
         )
         .bind(account::RECEIVABLES)
         .bind(date_text(as_of))
@@ -266,7 +266,7 @@ impl Ledger {
         let rows = sqlx::query(
             "SELECT l.account, coalesce(l.customer_id, ''), l.debit, l.credit \
              FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id \
-             WHERE l.account IN (?1, ?2) AND e.entry_date >= ?3 AND e.entry_date <= ?4",
+             WHERE l.account IN ($1, $2) AND e.entry_date >= $3 AND e.entry_date <= $4",
         )
         .bind(account::REVENUE)
         .bind(account::COST_OF_GOODS)
@@ -316,7 +316,7 @@ impl Ledger {
         let profit = self.gross_profit(start, as_of).await?;
         let write_offs: Decimal = sqlx::query(
             "SELECT l.debit FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id \
-             WHERE l.account = ?1 AND e.entry_date <= ?2",
+             WHERE l.account = $1 AND e.entry_date <= $2",
         )
         .bind(account::BAD_DEBT)
         .bind(date_text(as_of))
@@ -325,7 +325,7 @@ impl Ledger {
         .iter()
         .map(|r| parse_money(r.get(0)))
         .sum::<Result<Decimal, Error>>()?;
-        let invoiced: Decimal = sqlx::query("SELECT total FROM invoices WHERE issue_date > ?1 AND issue_date <= ?2")
+        let invoiced: Decimal = sqlx::query("SELECT total FROM invoices WHERE issue_date > $1 AND issue_date <= $2")
             .bind(date_text(as_of - TimeDelta::days(90)))
             .bind(date_text(as_of))
             .fetch_all(&self.read)
@@ -334,8 +334,8 @@ impl Ledger {
             .map(|r| parse_money(r.get(0)))
             .sum::<Result<Decimal, Error>>()?;
         let matched = sqlx::query(
-            "SELECT count(*), coalesce(sum(matched_automatically), 0) FROM payments \
-             WHERE matched_automatically IS NOT NULL AND received_on <= ?1",
+            "SELECT count(*), count(CASE WHEN matched_automatically = 1 THEN 1 END) FROM payments \
+             WHERE matched_automatically IS NOT NULL AND received_on <= $1",
         )
         .bind(date_text(as_of))
         .fetch_one(&self.read)

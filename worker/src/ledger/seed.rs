@@ -4,7 +4,7 @@
 use chrono::{NaiveDate, TimeDelta};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::{Entry, Error, JournalLine, Ledger, account, cents, date_text, money_text};
 
@@ -150,13 +150,16 @@ impl Ledger {
             upsert_customer(&mut tx, &customer).await?;
         }
         for (sku, name, price, cost) in PRODUCTS {
-            sqlx::query("INSERT OR IGNORE INTO products (sku, name, unit_price, unit_cost) VALUES (?1, ?2, ?3, ?4)")
-                .bind(sku)
-                .bind(name)
-                .bind(price)
-                .bind(cost)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO products (sku, name, unit_price, unit_cost) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (sku) DO NOTHING",
+            )
+            .bind(sku)
+            .bind(name)
+            .bind(price)
+            .bind(cost)
+            .execute(&mut *tx)
+            .await?;
         }
         let now = as_of.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
         for (n, (index, days_ago, total)) in OPENING.iter().enumerate() {
@@ -169,7 +172,7 @@ impl Ledger {
             let id = format!("INV-{number}");
             sqlx::query(
                 "INSERT INTO invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, \
-                 amount_open, status) VALUES (?1, ?2, NULL, ?3, ?4, ?5, ?6, '0.00', ?6, ?6, 'open')",
+                 amount_open, status) VALUES ($1, $2, NULL, $3, $4, $5, $6, '0.00', $6, $6, 'open')",
             )
             .bind(&id)
             .bind(&number)
@@ -191,7 +194,7 @@ impl Ledger {
             };
             super::post(&mut tx, entry, now).await?;
         }
-        sqlx::query("INSERT INTO ledger_settings (key, value) VALUES ('demo_seeded', ?1)")
+        sqlx::query("INSERT INTO ledger_settings (key, value) VALUES ('demo_seeded', $1)")
             .bind(date_text(as_of))
             .execute(&mut *tx)
             .await?;
@@ -205,7 +208,7 @@ pub fn customer_id(n: usize) -> String {
     format!("C-{:03}", n + 1)
 }
 
-async fn upsert_customer(conn: &mut SqliteConnection, c: &NewCustomer) -> Result<(), Error> {
+async fn upsert_customer(conn: &mut AnyConnection, c: &NewCustomer) -> Result<(), Error> {
     if !matches!(c.risk_rating, 'A'..='D') {
         return Err(Error::Input { field: "risk_rating".into(), problem: format!("{} is not A-D", c.risk_rating) });
     }
@@ -214,9 +217,9 @@ async fn upsert_customer(conn: &mut SqliteConnection, c: &NewCustomer) -> Result
     }
     sqlx::query(
         "INSERT INTO customers (id, name, email, country, credit_limit, risk_rating, blocked, payment_terms_days, \
-         tax_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-         ON CONFLICT (id) DO UPDATE SET name = ?2, email = ?3, country = ?4, credit_limit = ?5, risk_rating = ?6, \
-         blocked = ?7, payment_terms_days = ?8, tax_rate = ?9",
+         tax_rate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO UPDATE SET name = $2, email = $3, country = $4, credit_limit = $5, risk_rating = $6, \
+         blocked = $7, payment_terms_days = $8, tax_rate = $9",
     )
     .bind(&c.id)
     .bind(&c.name)
@@ -224,7 +227,7 @@ async fn upsert_customer(conn: &mut SqliteConnection, c: &NewCustomer) -> Result
     .bind(&c.country)
     .bind(money_text(c.credit_limit))
     .bind(c.risk_rating.to_string())
-    .bind(c.blocked)
+    .bind(i64::from(c.blocked))
     .bind(c.payment_terms_days)
     .bind(c.tax_rate.to_string())
     .execute(conn)

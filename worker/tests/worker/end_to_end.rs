@@ -34,7 +34,7 @@ async fn assert_books(env: &Env) {
 
 #[tokio::test]
 async fn order_to_cash_runs_end_to_end_and_leaves_balanced_books() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let lines = [("PUMP-100", dec("2")), ("VALVE-12", dec("4"))];
     let amount = env.ledger.record_order("SO-100", "C-001", env.today(), &lines).await.unwrap();
     assert_eq!(amount, dec("3259.60"));
@@ -106,7 +106,7 @@ async fn order_to_cash_runs_end_to_end_and_leaves_balanced_books() {
 
 #[tokio::test]
 async fn a_large_risky_order_goes_to_people_and_an_overpayment_is_refunded() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     // C-007: rated C, so the manager approves even a small order.
     let amount = env.ledger.record_order("SO-200", "C-007", env.today(), &[("CTRL-X", dec("2"))]).await.unwrap();
     let worker = env.worker(Default::default(), options());
@@ -148,7 +148,7 @@ async fn a_large_risky_order_goes_to_people_and_an_overpayment_is_refunded() {
 
 #[tokio::test]
 async fn an_overdue_invoice_is_written_off_after_the_finance_decision() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let worker = env.worker(Default::default(), options());
     // INV-OB-0005: C-007, 6180.00, due 2025-10-17: every dunning timer is already due.
     let id = env
@@ -173,7 +173,7 @@ async fn an_overdue_invoice_is_written_off_after_the_finance_decision() {
 
 #[tokio::test]
 async fn month_end_close_reports_and_closes_the_period() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let amount = env.ledger.record_order("SO-300", "C-002", env.today(), &[("PUMP-250", dec("1"))]).await.unwrap();
     let worker = env.worker(Default::default(), options());
     let shipping = env

@@ -1,14 +1,14 @@
-//! A fresh SQLite file per test, with an engine on a virtual clock, the reference processes and
-//! the seeded demo company in it.
+//! A fresh database per test (a SQLite file, or a PostgreSQL database with
+//! `CLOVERLEAF_TEST_BACKEND=postgres`), with an engine on a virtual clock, the reference processes
+//! and the seeded demo company in it.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
-use cloverleaf_engine::runtime::{Engine, EngineOptions};
-use cloverleaf_engine::store::TaskInfo;
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::store::{AnyStore, TaskInfo};
+use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_engine::{Clock, InstanceId, JobId, Status, VirtualClock};
 use cloverleaf_worker::{
     HandlerResult, Handlers, Job, JobContext, Ledger, Worker, WorkerHandle, WorkerOptions, WorkerStats, finance,
@@ -31,29 +31,6 @@ pub fn dec(s: &str) -> Decimal {
     Decimal::from_str_exact(s).unwrap()
 }
 
-/// A database file removed when dropped.
-pub struct TempDb {
-    pub path: PathBuf,
-}
-
-impl TempDb {
-    pub fn new() -> TempDb {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let path = std::env::temp_dir().join(format!("cloverleaf-wk-{}-{n}-{nanos}.db", std::process::id()));
-        TempDb { path }
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-        }
-    }
-}
-
 /// Every `.flow` file of `processes/`.
 pub fn reference_files() -> Vec<(String, String)> {
     let dir = format!("{}/../processes", env!("CARGO_MANIFEST_DIR"));
@@ -66,27 +43,28 @@ pub fn reference_files() -> Vec<(String, String)> {
     names.into_iter().map(|n| (n.clone(), std::fs::read_to_string(format!("{dir}/{n}")).unwrap())).collect()
 }
 
-/// An engine and a seeded ledger on one file, with the clock tests move.
+/// An engine and a seeded ledger on one database of their own, with the clock tests move.
 pub struct Env {
-    pub engine: Engine,
+    pub engine: Engine<AnyStore>,
     pub ledger: Ledger,
     pub clock: VirtualClock,
-    pub db: TempDb,
+    /// Dropped last: a PostgreSQL database is dropped with it.
+    pub db: ScratchDb,
 }
 
 impl Env {
-    pub async fn new() -> Env {
-        let db = TempDb::new();
+    /// A fresh environment; `None` (after a `SKIPPED` notice) when the test backend is
+    /// PostgreSQL and no server is reachable outside CI.
+    pub async fn new() -> Option<Env> {
+        let db = ScratchDb::new().await?;
         let clock = VirtualClock::new(t0());
-        let engine = Engine::open(EngineOptions::new(&db.path, Arc::new(clock.clone()))).await.unwrap();
+        let engine = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
         let files = reference_files();
         let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
         engine.deploy(&refs).await.unwrap();
-        // The engine's pools: ledger transactions and engine commits queue for one connection.
-        let store = engine.store();
-        let ledger = Ledger::from_pools(store.pool().clone(), store.reader().clone()).await.unwrap();
+        let ledger = Ledger::connect(&db.url()).await.unwrap();
         ledger.seed_demo_company(t0().date_naive()).await.unwrap();
-        Env { engine, ledger, clock, db }
+        Some(Env { engine, ledger, clock, db })
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -127,7 +105,7 @@ impl Env {
 
     /// Number of journal entries of `kind`.
     pub async fn entries(&self, kind: &str) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM journal_entries WHERE kind = ?1")
+        sqlx::query_scalar("SELECT count(*) FROM journal_entries WHERE kind = $1")
             .bind(kind)
             .fetch_one(self.ledger.pool())
             .await

@@ -1,6 +1,8 @@
-//! The worker against a real engine and sub-ledger: each test gets its own SQLite file and a
-//! virtual clock.
+//! The worker against a real engine and sub-ledger: each test gets its own database and a
+//! virtual clock. `CLOVERLEAF_TEST_BACKEND=postgres` runs them on PostgreSQL (a database per
+//! test, see `cloverleaf_engine::testdb`); the default is a SQLite file per test.
 
+mod concurrency;
 mod end_to_end;
 mod handlers;
 mod harness;

@@ -33,7 +33,7 @@ fn credit_output() -> serde_json::Value {
 
 #[tokio::test]
 async fn new_jobs_wake_the_worker_at_once() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let mut options = options();
     // Only the engine's job signal can make it fetch within the test's patience.
     options.poll_wait = Duration::from_secs(600);
@@ -47,7 +47,7 @@ async fn new_jobs_wake_the_worker_at_once() {
 
 #[tokio::test]
 async fn a_blocked_customer_takes_the_on_error_path() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let worker = env.worker(Handlers::new(), options());
     let id = order(&env, "C-013", "1000.00").await;
     worker.until(|s| s.business_errors >= 1).await;
@@ -56,7 +56,7 @@ async fn a_blocked_customer_takes_the_on_error_path() {
 
 #[tokio::test]
 async fn a_worker_that_dies_mid_run_is_replaced_after_its_lease_and_the_ledger_posts_once() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let amount =
         env.ledger.record_order("SO-7", "C-001", env.today(), &[("PUMP-250", dec("3"))]).await.unwrap().to_string();
     let id = env
@@ -102,7 +102,7 @@ async fn a_worker_that_dies_mid_run_is_replaced_after_its_lease_and_the_ledger_p
 
 #[tokio::test]
 async fn a_completion_with_a_stale_lock_epoch_is_refused() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let id = order(&env, "C-001", "1000.00").await;
     let source = env.engine.clone();
     let lease = TimeDelta::seconds(30);
@@ -124,7 +124,7 @@ async fn a_completion_with_a_stale_lock_epoch_is_refused() {
 
 #[tokio::test]
 async fn failures_and_panics_are_retried_by_the_engine_after_the_backoff() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let mut handlers = Handlers::new();
     handlers.register("credit.check", |cx: JobContext| async move {
         match cx.job.attempt {
@@ -149,7 +149,7 @@ async fn failures_and_panics_are_retried_by_the_engine_after_the_backoff() {
 
 #[tokio::test]
 async fn patterns_fetch_and_handle_every_matching_job_type() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let mut handlers = Handlers::new();
     handlers.register("credit.*", |cx: JobContext| async move {
         assert_eq!(cx.job.job_type, "credit.check");
@@ -163,7 +163,7 @@ async fn patterns_fetch_and_handle_every_matching_job_type() {
 
 #[tokio::test]
 async fn shutdown_releases_the_jobs_that_did_not_finish_in_time() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let mut handlers = Handlers::new();
     handlers.register("credit.check", |_: JobContext| std::future::pending());
     let mut opts = options();
@@ -181,7 +181,7 @@ async fn shutdown_releases_the_jobs_that_did_not_finish_in_time() {
 
 #[tokio::test]
 async fn shutdown_lets_running_jobs_finish_and_report() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let go = Arc::new(Notify::new());
     let mut handlers = Handlers::new();
     let gate = Arc::clone(&go);
@@ -204,7 +204,7 @@ async fn shutdown_lets_running_jobs_finish_and_report() {
 
 #[tokio::test]
 async fn long_jobs_have_their_lease_extended() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let go = Arc::new(Notify::new());
     let mut handlers = Handlers::new();
     let gate = Arc::clone(&go);
@@ -232,7 +232,7 @@ async fn long_jobs_have_their_lease_extended() {
 
 #[tokio::test]
 async fn handlers_take_today_from_the_job_source() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     env.advance(TimeDelta::days(400));
     let out = env
         .call("invoice.issue", "k1", json!({"order_id": "SO-1", "customer_id": "C-001", "amount": "10.00"}))
@@ -247,7 +247,7 @@ async fn handlers_take_today_from_the_job_source() {
 
 #[tokio::test]
 async fn a_worker_without_handlers_or_capacity_refuses_to_run() {
-    let env = Env::new().await;
+    let Some(env) = Env::new().await else { return };
     let worker = cloverleaf_worker::Worker::new(env.engine.clone(), Handlers::new(), options());
     let refused = worker.run(std::future::pending()).await;
     assert!(matches!(refused, Err(cloverleaf_worker::runtime::Error::NoHandlers)), "{refused:?}");

@@ -1,0 +1,192 @@
+//! How the ledger reaches its database: a URL picks SQLite or PostgreSQL, both behind sqlx's
+//! `Any` driver so that every operation is one SQL text for both, and a write transaction is
+//! serialised with every other ledger write on the database.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
+
+use super::Error;
+
+/// The database behind a [`Ledger`](super::Ledger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// What a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Target<'a> {
+    /// A SQLite file.
+    Sqlite(&'a str),
+    /// A PostgreSQL database (the URL as given).
+    Postgres(&'a str),
+}
+
+/// Reads a database URL: `postgres://...` / `postgresql://...`, or `sqlite://PATH`,
+/// `sqlite:PATH` or a bare file path.
+pub(super) fn target(url: &str) -> Result<Target<'_>, String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err("the database URL is empty".into());
+    }
+    let path = match url.split_once("://") {
+        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => return Ok(Target::Postgres(url)),
+            "sqlite" => rest,
+            other => {
+                return Err(format!(
+                    "unsupported scheme `{other}` in `{url}`: use postgres://..., sqlite://PATH or a file path"
+                ));
+            }
+        },
+        None => url.strip_prefix("sqlite:").unwrap_or(url),
+    };
+    if path.is_empty() {
+        return Err(format!("`{url}` names no SQLite file"));
+    }
+    if path.contains('?') {
+        return Err(format!("`{url}` has query parameters, which a SQLite ledger does not take: name the file only"));
+    }
+    if path == ":memory:" || path.starts_with("file::memory:") {
+        return Err("an in-memory SQLite ledger is not supported: its reads and writes use separate connections, \
+                    which must share a file"
+            .into());
+    }
+    Ok(Target::Sqlite(path))
+}
+
+/// How long a SQLite writer waits for the file's write lock.
+const SQLITE_BUSY: Duration = Duration::from_secs(10);
+
+/// How long a PostgreSQL writer waits for the ledger lock before its job fails (and is retried):
+/// a writer stuck while holding it must not stop every node's ledger for good.
+const PG_LOCK_TIMEOUT: &str = "30s";
+
+/// The advisory lock every PostgreSQL ledger write holds until its transaction ends ("ClovLedg"
+/// in ASCII). The engine's own advisory locks are `hashtextextended` values of their names; a
+/// collision with one of them would only serialise more.
+pub(super) const LEDGER_LOCK: i64 = 0x436c_6f76_4c65_6467;
+
+fn install_drivers() {
+    sqlx::any::install_default_drivers();
+}
+
+/// The write and read pools on the SQLite file at `path` (created if missing), after applying
+/// the migrations. One writing connection: ledger transactions queue in the pool instead of
+/// spinning on SQLite's busy handler.
+pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
+    install_drivers();
+    // Absolute, so that the URL's first path segment can never be read as a host.
+    let path = std::path::absolute(path).map_err(|e| Error::Url(format!("{}: {e}", path.display())))?;
+    let file = SqliteConnectOptions::new().filename(&path);
+    let write_url = file.clone().create_if_missing(true).to_url_lossy();
+    let read_url = file.read_only(true).to_url_lossy();
+    let busy = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY.as_millis());
+    // The URL carries the file and its mode only: the pragmas are set on each new connection.
+    let write_setup = format!("{busy}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
+    let write = AnyPoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .after_connect(move |conn, _| {
+            let setup = write_setup.clone();
+            Box::pin(async move {
+                conn.execute(setup.as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect_with(AnyConnectOptions::from_url(&write_url)?)
+        .await?;
+    let mut migrator = sqlx::migrate!("./migrations");
+    // The engine's migrations live in the same database.
+    migrator.set_ignore_missing(true);
+    // sqlx takes no lock to migrate SQLite: under the file's write lock, processes opening a new
+    // file together migrate it once (the others then find the migrations applied).
+    let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+    migrator.run(&mut *tx).await?;
+    tx.commit().await?;
+    let read = AnyPoolOptions::new()
+        .max_connections(4)
+        .after_connect(move |conn, _| {
+            let setup = busy.clone();
+            Box::pin(async move {
+                conn.execute(setup.as_str()).await?;
+                Ok(())
+            })
+        })
+        .connect_with(AnyConnectOptions::from_url(&read_url)?)
+        .await?;
+    Ok((write, read))
+}
+
+/// The write and read pools on the PostgreSQL database at `url`, after applying the migrations.
+/// Separate pools, so that reports and lookups are not queued behind writers waiting for the
+/// ledger lock.
+pub(super) async fn postgres(url: &str) -> Result<(AnyPool, AnyPool), Error> {
+    install_drivers();
+    let options = AnyConnectOptions::from_str(url)?;
+    let write = AnyPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options.clone())
+        .await?;
+    let mut migrator = sqlx::migrate!("./migrations_pg");
+    // The engine's migrations share `_sqlx_migrations`; the migrator's own advisory lock makes
+    // nodes that start together migrate once.
+    migrator.set_ignore_missing(true);
+    migrator.run(&write).await?;
+    let read =
+        AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
+    Ok((write, read))
+}
+
+/// Begins a ledger write transaction on `pool`.
+///
+/// SQLite: `BEGIN IMMEDIATE` takes the file's write lock at once (a deferred transaction could
+/// fail to upgrade while the engine's writer commits to the same file).
+///
+/// PostgreSQL: READ COMMITTED, then the ledger's advisory lock. Every statement after the lock
+/// sees every ledger write committed before it was granted; READ COMMITTED is set explicitly
+/// because under a stricter default the snapshot would be taken before the lock is granted.
+pub(super) async fn begin(pool: &AnyPool, backend: Backend) -> Result<Transaction<'static, Any>, Error> {
+    match backend {
+        Backend::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
+        Backend::Postgres => {
+            let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
+            // One round trip (simple protocol, no parameters): the constant is inlined.
+            let lock =
+                format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; SELECT pg_advisory_xact_lock({LEDGER_LOCK})");
+            (&mut *tx).execute(lock.as_str()).await?;
+            Ok(tx)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Target, target};
+
+    #[test]
+    fn urls_name_their_backend() {
+        assert_eq!(target("postgres://u@h/db"), Ok(Target::Postgres("postgres://u@h/db")));
+        assert_eq!(target(" PostgreSQL://u@h/db "), Ok(Target::Postgres("PostgreSQL://u@h/db")));
+        assert_eq!(target("sqlite://ledger.db"), Ok(Target::Sqlite("ledger.db")));
+        assert_eq!(target("sqlite:///var/lib/c.db"), Ok(Target::Sqlite("/var/lib/c.db")));
+        assert_eq!(target("sqlite:c.db"), Ok(Target::Sqlite("c.db")));
+        assert_eq!(target("data/c.db"), Ok(Target::Sqlite("data/c.db")));
+    }
+
+    #[test]
+    fn urls_without_a_usable_database_are_refused_with_a_reason() {
+        assert!(target("mysql://h/db").unwrap_err().contains("unsupported scheme `mysql`"));
+        assert!(target("  ").unwrap_err().contains("empty"));
+        assert!(target("sqlite://").unwrap_err().contains("names no SQLite file"));
+        assert!(target("sqlite::memory:").unwrap_err().contains("in-memory"));
+        assert!(target("sqlite://c.db?mode=ro").unwrap_err().contains("query parameters"));
+    }
+}
