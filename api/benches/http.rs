@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use cloverleaf::server::config::{ConfigFile, UserEntry, Users, hash_token};
 use cloverleaf::server::{AppState, app};
 use cloverleaf_engine::SystemClock;
-use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use cloverleaf_engine::runtime::Engine;
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -126,7 +126,8 @@ async fn bench() {
 
     let raw = raw_commits(&dir.0.join("raw.db"), Duration::from_secs(3)).await;
 
-    let engine = Engine::open(EngineOptions::new(dir.0.join("bench.db"), Arc::new(SystemClock))).await.expect("engine");
+    let url = dir.0.join("bench.db").display().to_string();
+    let engine = Engine::connect(&url, Arc::new(SystemClock)).await.expect("engine");
     let roles =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../processes/roles.flow")).expect("roles");
     engine.deploy(&[("roles.flow", &roles), ("bench.flow", BENCH_PROCESS)]).await.expect("deploy");

@@ -1,11 +1,10 @@
 //! `cloverleaf audit verify`: re-checks the history hash chain of every instance.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::store::SqliteStore;
+use cloverleaf_engine::store::AnyStore;
 use cloverleaf_engine::{InstanceId, SystemClock};
 
 /// Instances checked per page.
@@ -31,13 +30,17 @@ pub struct AuditSummary {
     pub altered: Vec<Altered>,
 }
 
-/// Checks every instance of the database file at `path`. The engine is opened without its
-/// start-up recovery, so an audit changes nothing: no owed event applied, no timer fired.
-pub async fn verify(path: &Path) -> Result<AuditSummary> {
-    if !path.exists() {
+/// Checks every instance of the database `url` names (see [`AnyStore::connect`]). The engine is
+/// opened without its start-up recovery, so an audit changes nothing: no owed event applied, no
+/// timer fired.
+pub async fn verify(url: &str) -> Result<AuditSummary> {
+    if let Some(path) = crate::server::sqlite_file(url)
+        && !path.exists()
+    {
         bail!("no database at {}", path.display());
     }
-    let store = SqliteStore::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
+    let store =
+        AnyStore::connect(url).await.with_context(|| format!("cannot open {}", crate::server::redacted(url)))?;
     let engine = Engine::with_store(store, Arc::new(SystemClock), 1);
     let mut summary = AuditSummary::default();
     let mut after: Option<InstanceId> = None;

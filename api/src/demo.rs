@@ -22,7 +22,7 @@ use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::expr::Value as DslValue;
 use cloverleaf_dsl::model::NodeKind;
 use cloverleaf_engine::runtime::{Correlation, Engine, EngineOptions, Error as EngineError, Message};
-use cloverleaf_engine::store::{Store as _, TaskInfo};
+use cloverleaf_engine::store::{Queries as _, Store as _, TaskInfo};
 use cloverleaf_engine::{InstanceId, VirtualClock};
 use cloverleaf_worker::{Ledger, Worker, WorkerHandle, WorkerOptions, finance};
 use rust_decimal::Decimal;

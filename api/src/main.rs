@@ -76,7 +76,7 @@ enum Command {
     /// Never an open server: with no configuration file it creates one with demo users and fresh
     /// random tokens (stored hashed), and writes the plain tokens to a file beside it.
     Serve {
-        /// The database: sqlite://FILE or a file path.
+        /// The database: sqlite://FILE, a file path, or postgres://USER@HOST/NAME.
         #[arg(long, default_value = "sqlite://cloverleaf.db")]
         db: String,
         /// The .flow files deployed on start.
@@ -111,8 +111,8 @@ enum Command {
         /// The name the server records as the lock owner. Default: HOST-PID.
         #[arg(long)]
         worker_id: Option<String>,
-        /// Run the built-in finance handlers on the sub-ledger in this SQLite file (sqlite://FILE
-        /// or a path): the server's database file, when the worker runs on the same machine.
+        /// Run the built-in finance handlers on the sub-ledger in this database: the server's
+        /// (postgres://..., or sqlite://FILE when the worker runs on the server's machine).
         #[arg(long)]
         ledger: Option<String>,
         /// Hand job types to HTTP endpoints: a TOML file of tables named by job type, such as
@@ -135,7 +135,7 @@ enum Command {
 enum AuditCommand {
     /// Re-check every instance's history hash chain; exit 1 if any row was altered.
     Verify {
-        /// The database: sqlite://FILE or a file path.
+        /// The database: sqlite://FILE, a file path, or postgres://USER@HOST/NAME.
         #[arg(long, default_value = "sqlite://cloverleaf.db")]
         db: String,
     },
@@ -484,7 +484,7 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
 
     if args.ledger.is_none() && args.endpoints.is_none() {
         bail!(
-            "the worker has no handlers: give --ledger FILE to run the built-in finance handlers, \
+            "the worker has no handlers: give --ledger DATABASE to run the built-in finance handlers, \
              and/or --endpoints FILE to hand job types to HTTP endpoints"
         );
     }
@@ -501,10 +501,9 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
         let mut handlers = Handlers::new();
         let ledger = match &args.ledger {
             Some(db) => {
-                let path = cloverleaf::server::database_path(db)?;
-                let ledger = Ledger::open(&path)
+                let ledger = Ledger::connect(db)
                     .await
-                    .with_context(|| format!("cannot open the sub-ledger in {}", path.display()))?;
+                    .with_context(|| format!("cannot open the sub-ledger in {}", cloverleaf::server::redacted(db)))?;
                 handlers.merge(finance::handlers(&ledger));
                 Some(ledger)
             }
@@ -555,8 +554,7 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
 }
 
 fn audit_verify(db: &str) -> Result<ExitCode> {
-    let path = cloverleaf::server::database_path(db)?;
-    let summary = runtime()?.block_on(cloverleaf::audit::verify(&path))?;
+    let summary = runtime()?.block_on(cloverleaf::audit::verify(db))?;
     for altered in &summary.altered {
         println!("ALTERED {}: {}", altered.instance, altered.problem);
     }
@@ -569,7 +567,7 @@ fn audit_verify(db: &str) -> Result<ExitCode> {
         "checked {} instance(s), {} history row(s) in {}: {verdict}",
         summary.instances,
         summary.rows,
-        path.display()
+        cloverleaf::server::redacted(db)
     );
     Ok(if summary.altered.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cloverleaf_dsl::{Compilation, CompiledProcess, Diagnostic, FileId, Format, Project, Severity};
-use cloverleaf_engine::store::Store as _;
+use cloverleaf_engine::store::{Queries as _, Store as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};

@@ -16,6 +16,7 @@ use chrono::TimeDelta;
 
 use super::AppState;
 use super::error::ApiError;
+use cloverleaf_engine::store::Queries as _;
 
 /// Upper bounds of the latency buckets, in microseconds.
 const BUCKETS_MICROS: [u64; 14] = [

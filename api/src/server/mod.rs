@@ -36,9 +36,10 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use cloverleaf_engine::Engine;
+use cloverleaf_engine::store::AnyStore;
 use cloverleaf_worker::Ledger;
 
-pub use run::{ServeOptions, database_path, serve};
+pub use run::{ServeOptions, redacted, serve, sqlite_file};
 
 use config::Users;
 use error::ApiError;
@@ -51,7 +52,7 @@ pub struct AppState {
 }
 
 struct Shared {
-    engine: Engine,
+    engine: Engine<AnyStore>,
     users: Users,
     ledger: Option<Ledger>,
     requests: RequestMetrics,
@@ -60,16 +61,16 @@ struct Shared {
 impl AppState {
     /// State over an open engine and the configured users, without a sub-ledger (the KPI report
     /// then leaves its finance figures out).
-    pub fn new(engine: Engine, users: Users) -> AppState {
+    pub fn new(engine: Engine<AnyStore>, users: Users) -> AppState {
         AppState::build(engine, users, None)
     }
 
     /// State with the finance sub-ledger the built-in handlers post to.
-    pub fn with_ledger(engine: Engine, users: Users, ledger: Ledger) -> AppState {
+    pub fn with_ledger(engine: Engine<AnyStore>, users: Users, ledger: Ledger) -> AppState {
         AppState::build(engine, users, Some(ledger))
     }
 
-    fn build(engine: Engine, users: Users, ledger: Option<Ledger>) -> AppState {
+    fn build(engine: Engine<AnyStore>, users: Users, ledger: Option<Ledger>) -> AppState {
         AppState { shared: Arc::new(Shared { engine, users, ledger, requests: RequestMetrics::default() }) }
     }
 
@@ -79,7 +80,7 @@ impl AppState {
     }
 
     /// The engine.
-    pub fn engine(&self) -> &Engine {
+    pub fn engine(&self) -> &Engine<AnyStore> {
         &self.shared.engine
     }
 

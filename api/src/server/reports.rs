@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
+use cloverleaf_engine::store::Queries as _;
 use cloverleaf_worker::LedgerKpis;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};

@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use cloverleaf_engine::SystemClock;
-use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::store::AnyStore;
 use cloverleaf_worker::{Ledger, Worker, WorkerOptions, finance};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -29,19 +30,28 @@ pub struct ServeOptions {
     pub listen: String,
 }
 
-/// The SQLite file of a database URL: `sqlite://path`, `sqlite:path` or a plain path; query
-/// parameters (`?mode=rwc`) are ignored, since the engine picks its own connection options.
-pub fn database_path(url: &str) -> Result<PathBuf> {
+/// The database URL as it may be shown: a password in it is replaced by `***`.
+pub fn redacted(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    // The user information ends at the last `@` before the path.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_string() };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+/// The SQLite file a database URL names (`sqlite://PATH`, `sqlite:PATH` or a plain path), or
+/// `None` for a PostgreSQL URL.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
     let url = url.trim();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL is not supported by this build: use a sqlite:// URL or a file path");
+        return None;
     }
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
-    if path.is_empty() || path == ":memory:" {
-        bail!("`{url}` names no database file: the server keeps its state in a file, such as sqlite://cloverleaf.db");
-    }
-    Ok(PathBuf::from(path))
+    Some(PathBuf::from(rest))
 }
 
 /// Reads the configuration, or creates one with demo users and says where their tokens are;
@@ -66,7 +76,7 @@ pub fn load_or_create_config(path: &Path) -> Result<(Users, bool)> {
 
 /// Compiles every `.flow` file of `dir` together and deploys them (unchanged ones keep their
 /// version). A missing directory deploys nothing; a file that does not compile stops the start.
-pub async fn deploy_directory(engine: &Engine, dir: &Path) -> Result<usize> {
+pub async fn deploy_directory(engine: &Engine<AnyStore>, dir: &Path) -> Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -100,15 +110,15 @@ pub async fn deploy_directory(engine: &Engine, dir: &Path) -> Result<usize> {
 /// Runs the server until SIGINT or SIGTERM: stops accepting, lets requests in flight finish,
 /// stops the scheduler.
 pub async fn serve(options: ServeOptions) -> Result<()> {
-    let path = database_path(&options.db)?;
+    let database = redacted(&options.db);
     let (users, demo) = load_or_create_config(&options.config)?;
-    let engine = Engine::open(EngineOptions::new(&path, Arc::new(SystemClock)))
+    let engine = Engine::connect(&options.db, Arc::new(SystemClock))
         .await
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
+        .with_context(|| format!("cannot open the database {database}"))?;
     let deployed = deploy_directory(&engine, &options.processes).await?;
-    // The built-in handlers post to the sub-ledger in the same file.
+    // The built-in handlers post to the sub-ledger in the same database.
     let ledger =
-        Ledger::open(&path).await.with_context(|| format!("cannot open the sub-ledger in {}", path.display()))?;
+        Ledger::connect(&options.db).await.with_context(|| format!("cannot open the sub-ledger in {database}"))?;
     if demo {
         let seed = ledger.seed_demo_company(engine.now().date_naive()).await.context("cannot seed the demo company")?;
         if seed.created {
@@ -129,7 +139,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         "cloverleaf serving on http://{address} ({} user(s), {deployed} process(es) from {}, database {})",
         users.len(),
         options.processes.display(),
-        path.display()
+        database
     );
     let server = axum::serve(listener, app(AppState::with_ledger(engine.clone(), users, ledger.clone())))
         .with_graceful_shutdown(async {
@@ -194,14 +204,23 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::database_path;
+    use super::{redacted, sqlite_file};
 
     #[test]
-    fn database_urls_name_files() {
-        assert_eq!(database_path("sqlite://cloverleaf.db").unwrap().to_str(), Some("cloverleaf.db"));
-        assert_eq!(database_path("sqlite:///var/lib/c.db?mode=rwc").unwrap().to_str(), Some("/var/lib/c.db"));
-        assert_eq!(database_path("data/c.db").unwrap().to_str(), Some("data/c.db"));
-        assert!(database_path("sqlite::memory:").is_err());
-        assert!(database_path("postgres://db/cloverleaf").is_err());
+    fn passwords_are_not_shown() {
+        assert_eq!(redacted("postgres://app:s3cret@db.internal:5432/cl"), "postgres://app:***@db.internal:5432/cl");
+        assert_eq!(redacted("postgres://postgres@127.0.0.1/cl"), "postgres://postgres@127.0.0.1/cl");
+        assert_eq!(redacted("postgres://app:p@ss@db/cl"), "postgres://app:***@db/cl");
+        assert_eq!(redacted("sqlite://cloverleaf.db"), "sqlite://cloverleaf.db");
+        assert_eq!(redacted("data/c.db"), "data/c.db");
+    }
+
+    #[test]
+    fn database_urls_name_files_or_servers() {
+        assert_eq!(sqlite_file("sqlite://cloverleaf.db").unwrap().to_str(), Some("cloverleaf.db"));
+        assert_eq!(sqlite_file("sqlite:data/c.db").unwrap().to_str(), Some("data/c.db"));
+        assert_eq!(sqlite_file("data/c.db").unwrap().to_str(), Some("data/c.db"));
+        assert!(sqlite_file("postgres://db/cloverleaf").is_none());
+        assert!(sqlite_file("postgresql://db/cloverleaf").is_none());
     }
 }

@@ -6,10 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_worker::{FetchRequest, JobSource, Ledger};
 use serde_json::json;
 
-use crate::harness::{TempDb, t0, token};
+use crate::harness::{t0, token};
 use crate::server::Server;
 
 fn worker() -> Command {
@@ -33,9 +34,9 @@ fn a_worker_without_handlers_refuses_to_start() {
 
 #[test]
 fn a_worker_refuses_bad_settings_with_words() {
-    let dir = TempDb::new();
-    let ledger = dir.path.display().to_string();
-    let endpoints = format!("{}.endpoints.toml", dir.path.display());
+    let dir = ScratchDb::sqlite();
+    let ledger = dir.url();
+    let endpoints = format!("{ledger}.endpoints.toml");
     let cases: [(Vec<&str>, Option<&str>, &str); 5] = [
         (vec!["--server", "https://h", "--ledger", &ledger], None, "plain HTTP only"),
         (vec!["--server", "http://h", "--ledger", &ledger], Some(" "), "invalid token"),
@@ -107,11 +108,11 @@ async fn check_credit_with_the_binary(server: &Server, args: &[&str]) -> String 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_binary_checks_credit_on_the_ledger_and_stops_on_sigterm() {
-    let server = Server::start().await;
-    let ledger = Ledger::open(&server.db.path).await.unwrap();
+    let Some(server) = Server::start().await else { return };
+    let ledger = Ledger::connect(&server.db.url()).await.unwrap();
     ledger.seed_demo_company(t0().date_naive()).await.unwrap();
     ledger.close().await;
-    let db = server.db.path.display().to_string();
+    let db = server.db.url();
     let args = ["--ledger", &db, "--topics", "credit.*", "--worker-id", "cli-1", "--concurrency", "4"];
     let lines = check_credit_with_the_binary(&server, &args).await;
     assert!(lines.contains("cli-1"), "{lines}");
@@ -137,8 +138,9 @@ async fn the_worker_binary_hands_a_job_type_to_an_http_endpoint() {
     let erp_address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, erp).await });
 
-    let server = Server::start().await;
-    let endpoints = format!("{}.endpoints.toml", server.db.path.display());
+    let Some(server) = Server::start().await else { return };
+    let endpoints = std::env::temp_dir().join(format!("cloverleaf-endpoints-{}.toml", server.address.port()));
+    let endpoints = endpoints.display().to_string();
     std::fs::write(
         &endpoints,
         format!(
@@ -153,8 +155,8 @@ async fn the_worker_binary_hands_a_job_type_to_an_http_endpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_whose_token_the_server_refuses_stops_at_once() {
-    let server = Server::start().await;
-    let db = server.db.path.display().to_string();
+    let Some(server) = Server::start().await else { return };
+    let db = server.db.url();
     let url = server.url();
     let (code, stderr) = tokio::task::spawn_blocking(move || {
         run(worker().args(["--server", &url, "--ledger", &db]).env("CLOVERLEAF_TOKEN", "not-a-token"))

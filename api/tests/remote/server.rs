@@ -1,4 +1,4 @@
-//! A server on a socket over a fresh SQLite file and a virtual clock, with the reference
+//! A server on a socket over a fresh database (see the server harness) and a virtual clock, with the reference
 //! processes deployed and neither in-process workers nor a scheduler: every job waits for a
 //! remote worker.
 
@@ -8,26 +8,29 @@ use std::sync::Arc;
 use cloverleaf::remote::RemoteSource;
 use cloverleaf::server::{AppState, app};
 use cloverleaf_engine::VirtualClock;
-use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::store::AnyStore;
+use cloverleaf_engine::testdb::ScratchDb;
 use serde_json::Value;
 
-use crate::harness::{TempDb, reference_files, t0, token, users};
+use crate::harness::{reference_files, t0, token, users};
 
 pub struct Server {
-    pub engine: Engine,
+    pub engine: Engine<AnyStore>,
     pub clock: VirtualClock,
     pub address: SocketAddr,
-    pub db: TempDb,
+    pub db: ScratchDb,
     http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Server {
-    pub async fn start() -> Server {
-        let db = TempDb::new();
+    /// `None` when the test is skipped (PostgreSQL unreachable outside CI).
+    pub async fn start() -> Option<Server> {
+        let db = ScratchDb::new().await?;
         let clock = VirtualClock::new(t0());
-        let engine = Engine::open(EngineOptions::new(&db.path, Arc::new(clock.clone()))).await.unwrap();
+        let engine = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
         let files = reference_files();
         let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
         engine.deploy(&refs).await.unwrap();
@@ -42,7 +45,7 @@ impl Server {
                 })
                 .await
         });
-        Server { engine, clock, address, db, http: reqwest::Client::new(), stop: Some(stop), task: Some(task) }
+        Some(Server { engine, clock, address, db, http: reqwest::Client::new(), stop: Some(stop), task: Some(task) })
     }
 
     pub fn url(&self) -> String {

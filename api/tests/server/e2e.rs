@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use cloverleaf::server::{AppState, app};
 use cloverleaf_engine::SystemClock;
-use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::testdb::ScratchDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TempDb, reference_files, token, users};
+use crate::harness::{reference_files, token, users};
 
 struct Client {
     http: reqwest::Client,
@@ -70,8 +71,8 @@ impl Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn order_approval_and_order_to_cash_over_http() {
-    let db = TempDb::new();
-    let engine = Engine::open(EngineOptions::new(&db.path, Arc::new(SystemClock))).await.unwrap();
+    let Some(db) = ScratchDb::new().await else { return };
+    let engine = Engine::connect(&db.url(), Arc::new(SystemClock)).await.unwrap();
     let files = reference_files();
     let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
     engine.deploy(&refs).await.unwrap();

