@@ -320,12 +320,21 @@ const INCIDENTS: &str = "SELECT c.id, c.instance_id, i.process_key, c.node, c.jo
      FROM incidents c JOIN instances i ON i.id = c.instance_id \
      WHERE ($1 OR c.state = 'open') AND ($2 IS NULL OR c.instance_id = $2)";
 
-/// Due as a fetch sees it: ready and due, or leased with the lease run out.
+/// A job due as a fetch sees it at `$2` (ready and due, or leased with the lease run out) whose
+/// type passes `$types`. PostgreSQL's text is in the terms of its `jobs_due` index.
 macro_rules! due_jobs {
-    ($types:literal) => {
+    (sqlite, $types:literal) => {
         concat!(
             "SELECT 1 AS one FROM jobs WHERE ((state = 'ready' AND due_at <= $2) OR (state = 'locked' \
              AND lock_expires_at <= $2)) AND ",
+            $types,
+            " LIMIT 1"
+        )
+    };
+    (postgres, $types:literal) => {
+        concat!(
+            "SELECT 1 AS one FROM jobs WHERE state IN ('ready', 'locked') \
+             AND CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END <= $2 AND ",
             $types,
             " LIMIT 1"
         )
@@ -334,14 +343,14 @@ macro_rules! due_jobs {
 
 /// Exact job types ($1: the types).
 const HAS_DUE_JOBS: Each = Each {
-    sqlite: due_jobs!("job_type IN (SELECT value FROM json_each($1))"),
-    postgres: due_jobs!("job_type = ANY($1)"),
+    sqlite: due_jobs!(sqlite, "job_type IN (SELECT value FROM json_each($1))"),
+    postgres: due_jobs!(postgres, "job_type = ANY($1)"),
 };
 
 /// Job-type patterns ($1: GLOB patterns on SQLite, LIKE patterns on PostgreSQL).
 const HAS_DUE_JOBS_MATCHING: Each = Each {
-    sqlite: due_jobs!("EXISTS (SELECT 1 FROM json_each($1) WHERE jobs.job_type GLOB value)"),
-    postgres: due_jobs!("job_type LIKE ANY($1)"),
+    sqlite: due_jobs!(sqlite, "EXISTS (SELECT 1 FROM json_each($1) WHERE jobs.job_type GLOB value)"),
+    postgres: due_jobs!(postgres, "job_type LIKE ANY($1)"),
 };
 
 const INSTANCE_COUNTS: &str = "SELECT process_key, status, COUNT(*) AS n FROM instances GROUP BY process_key, status";

@@ -1,7 +1,11 @@
 //! Fetch-and-lock: leases, epochs, retries and incidents.
 
+use std::collections::BTreeSet;
+
 use chrono::TimeDelta;
+use cloverleaf_engine::InstanceId;
 use cloverleaf_engine::runtime::Error;
+use cloverleaf_engine::store::{LockedJob, Store, Write, WriteOutcome};
 use serde_json::json;
 
 use crate::harness::{Env, completed};
@@ -170,4 +174,97 @@ async fn a_released_job_is_due_again_at_once_and_wakes_workers() {
     assert_eq!((again.len(), again[0].epoch), (1, job.epoch + 1));
     let stale = env.engine.release_job(&job.id, job.epoch).await;
     assert!(matches!(stale, Err(Error::StaleLock { .. })), "{stale:?}");
+}
+
+const FAN: &str = r#"process fan "Fan" {
+  start -> split
+  parallel split {
+    -> a
+    -> b
+    -> c
+  }
+  task a { job "pay.a" } -> joined
+  task b { job "pay.b" } -> joined
+  task c { job "ship.c" } -> joined
+  join joined -> done
+  end done "Done"
+}"#;
+
+/// One batch of fetches, as the group-commit writer hands concurrent fetches to the store.
+async fn fetch_batch(env: &Env, fetches: &[(&str, &[&str], i64)]) -> Vec<Vec<LockedJob>> {
+    let now = env.engine.now();
+    let batch = fetches
+        .iter()
+        .map(|(worker, types, max)| Write::FetchJobs {
+            worker: worker.to_string(),
+            job_types: types.iter().map(|t| t.to_string()).collect(),
+            max: *max,
+            now,
+            lease_until: now + TimeDelta::seconds(60),
+        })
+        .collect();
+    let mut out = Vec::new();
+    for result in env.engine.store().write(batch).await {
+        match result {
+            Ok(WriteOutcome::Jobs(jobs)) => out.push(jobs),
+            other => panic!("a fetch answered {other:?}"),
+        }
+    }
+    out
+}
+
+/// (instance, job type) of each job, in the order given.
+fn owners(jobs: &[LockedJob]) -> Vec<(InstanceId, &str)> {
+    jobs.iter().map(|j| (j.instance_id.clone(), j.job_type.as_str())).collect()
+}
+
+#[tokio::test]
+async fn the_fetches_of_one_batch_share_the_due_jobs_in_due_order_and_in_turn() {
+    let Some(env) = Env::new().await else { return };
+    env.engine.deploy(&[("fan.flow", FAN)]).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(env.engine.start("fan", None, json!({})).await.unwrap());
+        env.advance(TimeDelta::seconds(1));
+    }
+
+    // Fetches of the same job types take the earliest due jobs in turn; a fetch for no job gets
+    // none; every result is in id order.
+    let got = fetch_batch(
+        &env,
+        &[("w1", &["pay.a"], 2), ("w2", &["ship.c"], 1), ("w3", &["pay.a"], 3), ("w4", &["ship.c"], 0)],
+    )
+    .await;
+    let mut w1 = vec![(ids[0].clone(), "pay.a"), (ids[1].clone(), "pay.a")];
+    let mut w3 = vec![(ids[2].clone(), "pay.a"), (ids[3].clone(), "pay.a")];
+    w1.sort();
+    w3.sort();
+    assert_eq!(owners(&got[0]), w1);
+    assert_eq!(owners(&got[1]), [(ids[0].clone(), "ship.c")]);
+    assert_eq!(owners(&got[2]), w3);
+    assert!(got[3].is_empty());
+    for jobs in &got {
+        assert!(jobs.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(jobs.iter().all(|j| j.epoch == 1 && j.lock_expires_at == env.engine.now() + TimeDelta::seconds(60)));
+    }
+
+    // Overlapping types (a pattern and a list): every due job goes to one fetch only.
+    let got = fetch_batch(&env, &[("w5", &["pay.*"], 10), ("w6", &["ship.c", "pay.b"], 10)]).await;
+    let pay_b: Vec<_> = ids.iter().map(|id| (id.clone(), "pay.b")).collect();
+    assert_eq!(owners(&got[0]).into_iter().collect::<BTreeSet<_>>(), pay_b.into_iter().collect());
+    let ship_c: BTreeSet<_> = ids[1..].iter().map(|id| (id.clone(), "ship.c")).collect();
+    assert_eq!(owners(&got[1]).into_iter().collect::<BTreeSet<_>>(), ship_c);
+    assert!(fetch_batch(&env, &[("w7", &["*"], 10)]).await[0].is_empty());
+
+    // Leases run out: the jobs are handed out again under a new epoch, in one batch.
+    env.advance(TimeDelta::seconds(61));
+    let got = fetch_batch(&env, &[("w8", &["pay.a"], 10), ("w9", &["pay.b", "ship.c"], 10)]).await;
+    assert_eq!((got[0].len(), got[1].len()), (4, 8));
+    assert!(got.iter().flatten().all(|j| j.epoch == 2));
+    for job in got.iter().flatten() {
+        env.engine.complete_job(&job.id, job.epoch, json!({})).await.unwrap();
+    }
+    for id in &ids {
+        assert_eq!(env.status(id).await, completed("done"));
+    }
 }
