@@ -203,7 +203,9 @@ impl Ledger {
     async fn setting(conn: &mut AnyConnection, key: &str) -> Result<String, Error> {
         let row =
             sqlx::query("SELECT value FROM ledger_settings WHERE key = $1").bind(key).fetch_optional(conn).await?;
-        row.map(|r| r.get::<String, _>(0)).ok_or_else(|| Error::Corrupt(format!("setting {key} missing")))
+        row.map(|r| r.try_get::<String, _>(0))
+            .transpose()?
+            .ok_or_else(|| Error::Corrupt(format!("setting {key} missing")))
     }
 }
 
@@ -317,7 +319,8 @@ pub(crate) async fn post(conn: &mut AnyConnection, entry: Entry<'_>, now: DateTi
         .bind(&period)
         .fetch_optional(&mut *conn)
         .await?
-        .map(|r| r.get::<String, _>(0));
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?;
     if status.as_deref() == Some("closed") {
         return Err(Error::PeriodClosed { period, date: entry.date });
     }
@@ -333,7 +336,7 @@ pub(crate) async fn post(conn: &mut AnyConnection, entry: Entry<'_>, now: DateTi
     .bind(ts_text(now))
     .fetch_one(&mut *conn)
     .await?
-    .get(0);
+    .try_get(0)?;
     for (n, line) in lines.iter().enumerate() {
         sqlx::query(
             "INSERT INTO journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id) \

@@ -194,16 +194,16 @@ async fn invoice_row(conn: &mut AnyConnection, by: &str, value: &str) -> Result<
     );
     let Some(r) = sqlx::query(&sql).bind(value).fetch_optional(conn).await? else { return Ok(None) };
     Ok(Some(InvoiceRow {
-        id: r.get(0),
-        number: r.get(1),
-        customer_id: r.get(2),
-        issue_date: parse_date(r.get(3))?,
-        due_date: parse_date(r.get(4))?,
-        net: parse_money(r.get(5))?,
-        tax: parse_money(r.get(6))?,
-        total: parse_money(r.get(7))?,
-        amount_open: parse_money(r.get(8))?,
-        status: r.get(9),
+        id: r.try_get(0)?,
+        number: r.try_get(1)?,
+        customer_id: r.try_get(2)?,
+        issue_date: parse_date(r.try_get(3)?)?,
+        due_date: parse_date(r.try_get(4)?)?,
+        net: parse_money(r.try_get(5)?)?,
+        tax: parse_money(r.try_get(6)?)?,
+        total: parse_money(r.try_get(7)?)?,
+        amount_open: parse_money(r.try_get(8)?)?,
+        status: r.try_get(9)?,
     }))
 }
 
@@ -241,13 +241,13 @@ async fn customer(conn: &mut AnyConnection, id: &str) -> Result<CustomerRow, Err
     .await?
     .ok_or_else(|| Error::UnknownCustomer(id.to_string()))?;
     Ok(CustomerRow {
-        name: r.get(0),
-        email: r.get(1),
-        credit_limit: parse_money(r.get(2))?,
-        risk: r.get(3),
-        blocked: r.get::<i64, _>(4) != 0,
-        terms: r.get(5),
-        tax_rate: parse_money(r.get(6))?,
+        name: r.try_get(0)?,
+        email: r.try_get(1)?,
+        credit_limit: parse_money(r.try_get(2)?)?,
+        risk: r.try_get(3)?,
+        blocked: r.try_get::<i64, _>(4)? != 0,
+        terms: r.try_get(5)?,
+        tax_rate: parse_money(r.try_get(6)?)?,
     })
 }
 
@@ -275,11 +275,11 @@ async fn payment_row(conn: &mut AnyConnection, id: &str) -> Result<Option<Paymen
         return Ok(None);
     };
     Ok(Some(PaymentRow {
-        customer_id: r.get(0),
-        amount: parse_money(r.get(1))?,
-        applied: parse_money(r.get(2))?,
-        refunded: parse_money(r.get(3))?,
-        returned: parse_money(r.get(4))?,
+        customer_id: r.try_get(0)?,
+        amount: parse_money(r.try_get(1)?)?,
+        applied: parse_money(r.try_get(2)?)?,
+        refunded: parse_money(r.try_get(3)?)?,
+        returned: parse_money(r.try_get(4)?)?,
     }))
 }
 
@@ -400,7 +400,7 @@ async fn replayed<T: DeserializeOwned>(conn: &mut AnyConnection, key: &str) -> R
     let row = sqlx::query("SELECT output FROM idempotency_keys WHERE key = $1").bind(key).fetch_optional(conn).await?;
     match row {
         Some(r) => {
-            let text: String = r.get(0);
+            let text: String = r.try_get(0)?;
             serde_json::from_str(&text).map(Some).map_err(|e| Error::Corrupt(format!("stored output of {key}: {e}")))
         }
         None => Ok(None),
@@ -508,7 +508,7 @@ impl Ledger {
             if !posted.is_empty() {
                 let mut cost = Decimal::ZERO;
                 for r in posted {
-                    cost += parse_money(r.get(0))?;
+                    cost += parse_money(r.try_get(0)?)?;
                 }
                 CostPosted { cost_of_goods: cents(cost) }
             } else {
@@ -517,7 +517,7 @@ impl Ledger {
                     .fetch_optional(&mut *conn)
                     .await?
                     .ok_or_else(|| Error::UnknownOrder(order_id.to_string()))?;
-                let owner: String = order.get(0);
+                let owner: String = order.try_get(0)?;
                 if owner != customer_id {
                     return Err(Error::Input {
                         field: "customer_id".into(),
@@ -895,7 +895,7 @@ impl Ledger {
                 .bind(date_text(as_of))
                 .fetch_one(&mut *conn)
                 .await?
-                .get(0);
+                .try_get(0)?;
             let report_id = format!("{kind}-{}-{}", date_text(as_of), n + 1);
             sqlx::query("INSERT INTO reports (id, kind, as_of, body, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&report_id)
@@ -915,7 +915,7 @@ impl Ledger {
             sqlx::query("SELECT body FROM reports WHERE id = $1").bind(report_id).fetch_optional(&self.read).await?;
         match row {
             Some(r) => {
-                let body: String = r.get(0);
+                let body: String = r.try_get(0)?;
                 serde_json::from_str(&body).map(Some).map_err(|e| Error::Corrupt(format!("report {report_id}: {e}")))
             }
             None => Ok(None),
@@ -942,7 +942,7 @@ impl Ledger {
     pub async fn is_closed(&self, period: &str) -> Result<bool, Error> {
         let row =
             sqlx::query("SELECT status FROM periods WHERE period = $1").bind(period).fetch_optional(&self.read).await?;
-        Ok(row.is_some_and(|r| r.get::<String, _>(0) == "closed"))
+        Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?.is_some_and(|s| s == "closed"))
     }
 
     /// Records a sales order priced from the product catalogue: `(sku, quantity)` lines. Returns
@@ -961,7 +961,8 @@ impl Ledger {
             .bind(order_id)
             .fetch_optional(&mut *tx)
             .await?
-            .map(|r| r.get::<String, _>(0));
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?;
         if let Some(owner) = exists {
             if owner != customer_id {
                 return Err(Error::Input {
@@ -995,10 +996,10 @@ impl Ledger {
                 order_id,
                 n + 1,
                 Some(sku),
-                product.get::<String, _>(0).as_str(),
+                product.try_get::<String, _>(0)?.as_str(),
                 *quantity,
-                parse_money(product.get(1))?,
-                parse_money(product.get(2))?,
+                parse_money(product.try_get(1)?)?,
+                parse_money(product.try_get(2)?)?,
             )
             .await?;
         }
@@ -1038,7 +1039,7 @@ impl Ledger {
             .bind(payment_id)
             .fetch_one(&mut *conn)
             .await?
-            .get(0);
+            .try_get(0)?;
         let reference = normalized(&reference);
         let rows =
             sqlx::query("SELECT id, number, amount_open FROM invoices WHERE status = 'open' ORDER BY due_date, id")
@@ -1047,12 +1048,12 @@ impl Ledger {
         let mut left = payment.available();
         let mut split = Vec::new();
         for r in rows {
-            let (id, number): (String, String) = (r.get(0), r.get(1));
+            let (id, number): (String, String) = (r.try_get(0)?, r.try_get(1)?);
             if left <= Decimal::ZERO {
                 break;
             }
             if reference.contains(&normalized(&id)) || reference.contains(&normalized(&number)) {
-                let take = parse_money(r.get(2))?.min(left);
+                let take = parse_money(r.try_get(2)?)?.min(left);
                 left -= take;
                 split.push((id, cents(take)));
             }
@@ -1098,7 +1099,8 @@ async fn issue(
         .bind(order_id)
         .fetch_optional(&mut *conn)
         .await?
-        .map(|r| r.get::<String, _>(0));
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?;
     match owner {
         Some(owner) if owner != customer_id => {
             return Err(Error::InvoiceData(format!("order {order_id} was placed by {owner}, not {customer_id}")));
@@ -1140,7 +1142,7 @@ async fn issue(
     .bind(&sequence)
     .fetch_one(&mut *conn)
     .await?
-    .get(0);
+    .try_get(0)?;
     let number = format!("{year}-{n:06}");
     let id = format!("INV-{number}");
     let net = cents(amount);
@@ -1172,7 +1174,7 @@ async fn issue(
         )
         .bind(&id)
         .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))
-        .bind(d.get::<String, _>(0))
+        .bind(d.try_get::<String, _>(0)?)
         .bind(quantity.to_string())
         .bind(unit_price.to_string())
         .bind(money_text(*quantity * *unit_price))
@@ -1229,7 +1231,9 @@ async fn order_lines(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<(De
             .bind(order_id)
             .fetch_all(conn)
             .await?;
-    rows.iter().map(|r| Ok((parse_money(r.get(0))?, parse_money(r.get(1))?, parse_money(r.get(2))?))).collect()
+    rows.iter()
+        .map(|r| Ok((parse_money(r.try_get(0)?)?, parse_money(r.try_get(1)?)?, parse_money(r.try_get(2)?)?)))
+        .collect()
 }
 
 /// The order's net: each line's quantity times price, rounded to the cent, summed.
@@ -1284,7 +1288,7 @@ async fn outbox(
     .bind(ts_text(now))
     .fetch_one(conn)
     .await?
-    .get(0))
+    .try_get(0)?)
 }
 
 /// Open receivables (of one customer, or all) from the invoices.
@@ -1294,5 +1298,5 @@ pub(crate) async fn open_receivables(conn: &mut AnyConnection, customer_id: Opti
             .bind(customer_id)
             .fetch_all(conn)
             .await?;
-    rows.iter().map(|r| parse_money(r.get(0))).sum()
+    rows.iter().map(|r| parse_money(r.try_get(0)?)).sum()
 }

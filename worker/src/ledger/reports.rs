@@ -177,18 +177,18 @@ impl Ledger {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_, Error>>()?;
         let rows =
             sqlx::query("SELECT entry_id, account, debit, credit FROM journal_lines").fetch_all(&self.read).await?;
         let mut accounts: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
         let mut entries: BTreeMap<i64, Decimal> = BTreeMap::new();
         for r in rows {
-            let (debit, credit) = (parse_money(r.get(2))?, parse_money(r.get(3))?);
-            let totals = accounts.entry(r.get(1)).or_default();
+            let (debit, credit) = (parse_money(r.try_get(2)?)?, parse_money(r.try_get(3)?)?);
+            let totals = accounts.entry(r.try_get(1)?).or_default();
             totals.0 += debit;
             totals.1 += credit;
-            *entries.entry(r.get(0)).or_default() += debit - credit;
+            *entries.entry(r.try_get(0)?).or_default() += debit - credit;
         }
         let mut balance = TrialBalance {
             accounts: Vec::new(),
@@ -226,11 +226,11 @@ impl Ledger {
         .await?;
         let mut open: Vec<(String, String, NaiveDate, Decimal)> = Vec::new();
         for r in rows {
-            let id: String = r.get(0);
-            let amount = parse_money(r.get(3))? - parse_money(r.get(4))?;
+            let id: String = r.try_get(0)?;
+            let amount = parse_money(r.try_get(3)?)? - parse_money(r.try_get(4)?)?;
             match open.last_mut() {
                 Some(last) if last.0 == id => last.3 += amount,
-                _ => open.push((id, r.get(1), parse_date(r.get(2))?, amount)),
+                _ => open.push((id, r.try_get(1)?, parse_date(r.try_get(2)?)?, amount)),
             }
         }
         let mut buckets: Vec<AgingBucket> =
@@ -276,9 +276,9 @@ impl Ledger {
         .await?;
         let mut by: BTreeMap<String, (Decimal, Decimal)> = BTreeMap::new();
         for r in rows {
-            let account: String = r.get(0);
-            let (debit, credit) = (parse_money(r.get(2))?, parse_money(r.get(3))?);
-            let line = by.entry(r.get(1)).or_default();
+            let account: String = r.try_get(0)?;
+            let (debit, credit) = (parse_money(r.try_get(2)?)?, parse_money(r.try_get(3)?)?);
+            let line = by.entry(r.try_get(1)?).or_default();
             if account == account::REVENUE {
                 line.0 += credit - debit;
             } else {
@@ -323,7 +323,7 @@ impl Ledger {
         .fetch_all(&self.read)
         .await?
         .iter()
-        .map(|r| parse_money(r.get(0)))
+        .map(|r| parse_money(r.try_get(0)?))
         .sum::<Result<Decimal, Error>>()?;
         let invoiced: Decimal = sqlx::query("SELECT total FROM invoices WHERE issue_date > $1 AND issue_date <= $2")
             .bind(date_text(as_of - TimeDelta::days(90)))
@@ -331,7 +331,7 @@ impl Ledger {
             .fetch_all(&self.read)
             .await?
             .iter()
-            .map(|r| parse_money(r.get(0)))
+            .map(|r| parse_money(r.try_get(0)?))
             .sum::<Result<Decimal, Error>>()?;
         let matched = sqlx::query(
             "SELECT count(*), count(CASE WHEN matched_automatically = 1 THEN 1 END) FROM payments \
@@ -340,7 +340,7 @@ impl Ledger {
         .bind(date_text(as_of))
         .fetch_one(&self.read)
         .await?;
-        let (payments_matched, automatically): (i64, i64) = (matched.get(0), matched.get(1));
+        let (payments_matched, automatically): (i64, i64) = (matched.try_get(0)?, matched.try_get(1)?);
         let (payments_matched, automatically) =
             (u64::try_from(payments_matched).unwrap_or(0), u64::try_from(automatically).unwrap_or(0));
         Ok(LedgerKpis {

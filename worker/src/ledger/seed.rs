@@ -125,9 +125,11 @@ impl Ledger {
             .await?
             .is_some();
         if seeded {
-            let customers: i64 = sqlx::query("SELECT count(*) FROM customers").fetch_one(&mut *tx).await?.get(0);
-            let opening: i64 =
-                sqlx::query("SELECT count(*) FROM invoices WHERE order_id IS NULL").fetch_one(&mut *tx).await?.get(0);
+            let customers: i64 = sqlx::query("SELECT count(*) FROM customers").fetch_one(&mut *tx).await?.try_get(0)?;
+            let opening: i64 = sqlx::query("SELECT count(*) FROM invoices WHERE order_id IS NULL")
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
             return Ok(DemoSeed {
                 created: false,
                 customers: usize::try_from(customers).unwrap_or(0),
