@@ -1,10 +1,13 @@
 //! Worker throughput on a file-backed SQLite database (WAL, `synchronous=FULL`): jobs completed
 //! per second by an in-process worker, with a no-op handler and with the invoice handler, beside
 //! the engine's straight-through rate (start → job completed through the engine API → end)
-//! measured in the same run.
+//! measured in the same run. Then the invoice handler on PostgreSQL, with one node and with two
+//! (each an engine, a ledger handle and a worker on one database), when a server is reachable
+//! (`CLOVERLEAF_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432`; a scratch database
+//! is created and dropped).
 //!
 //! `cargo bench -p cloverleaf-worker --bench worker` (env: `BENCH_JOBS`, `BENCH_INVOICES`,
-//! `BENCH_CONCURRENCY`, `BENCH_WORKER_CONCURRENCY`).
+//! `BENCH_CONCURRENCY`, `BENCH_WORKER_CONCURRENCY`; `BENCH_PG=0` leaves PostgreSQL out).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +15,10 @@ use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use cloverleaf_engine::SystemClock;
-use cloverleaf_engine::runtime::{Engine, EngineOptions, Message};
-use cloverleaf_worker::{Handlers, JobContext, Ledger, Worker, WorkerOptions, WorkerStats, finance};
+use cloverleaf_engine::runtime::{Engine, Message};
+use cloverleaf_engine::store::AnyStore;
+use cloverleaf_engine::testdb::ScratchDb;
+use cloverleaf_worker::{Handlers, JobContext, Ledger, Worker, WorkerHandle, WorkerOptions, WorkerStats, finance};
 use serde_json::json;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -37,7 +42,7 @@ async fn run() -> BenchResult<()> {
     let path = dir.join(format!("bench-worker-{}.db", std::process::id()));
     remove(&path);
 
-    let engine = Engine::open(EngineOptions::new(&path, Arc::new(SystemClock))).await?;
+    let engine = Engine::connect(&path.display().to_string(), Arc::new(SystemClock)).await?;
     let files = reference_files()?;
     engine.deploy(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>()).await?;
     let ledger = Ledger::open(&path).await?;
@@ -64,11 +69,7 @@ async fn run() -> BenchResult<()> {
 
     // Invoices: each job issues a numbered invoice and posts it in the ledger (its own transaction).
     queue_invoices(&engine, invoices, concurrency).await?;
-    let mut invoice = Handlers::new();
-    if let Some(handler) = finance::handlers(&ledger).get("invoice.issue") {
-        invoice.register_arc("invoice.issue", Arc::clone(handler));
-    }
-    let (invoice_rate, invoice_stats) = drain(&engine, invoice, invoices, worker_concurrency).await?;
+    let (invoice_rate, invoice_stats) = drain(&engine, invoice_only(&ledger), invoices, worker_concurrency).await?;
     let balanced = ledger.trial_balance().await?.is_balanced();
 
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -99,7 +100,105 @@ async fn run() -> BenchResult<()> {
     ledger.close().await;
     drop(engine);
     remove(&path);
+
+    if std::env::var("BENCH_PG").as_deref() != Ok("0") {
+        for nodes in [1, 2] {
+            let Some((rate, completed, balanced)) =
+                postgres_invoices(nodes, invoices, concurrency, worker_concurrency).await?
+            else {
+                break;
+            };
+            println!(
+                "postgresql, invoice handler, {nodes} node{}:     {rate:>8.0}  ({completed} invoices, books balanced: {balanced})",
+                if nodes == 1 { " " } else { "s" }
+            );
+        }
+    }
     Ok(())
+}
+
+/// Handlers with only the built-in `invoice.issue`.
+fn invoice_only(ledger: &Ledger) -> Handlers {
+    let mut invoice = Handlers::new();
+    if let Some(handler) = finance::handlers(ledger).get("invoice.issue") {
+        invoice.register_arc("invoice.issue", Arc::clone(handler));
+    }
+    invoice
+}
+
+/// `invoices` invoice jobs on a scratch PostgreSQL database drained by `nodes` nodes at once, each
+/// an engine, a ledger handle and a worker of its own: invoices per second, how many completed,
+/// and whether the books balance. `None` when no PostgreSQL server is reachable.
+async fn postgres_invoices(
+    nodes: usize,
+    invoices: usize,
+    concurrency: usize,
+    worker_concurrency: usize,
+) -> BenchResult<Option<(f64, u64, bool)>> {
+    let Some(db) = ScratchDb::postgres().await else { return Ok(None) };
+    let url = db.url();
+    let mut members = Vec::new();
+    for _ in 0..nodes {
+        let engine = Engine::connect(&url, Arc::new(SystemClock)).await?;
+        let ledger = Ledger::connect(&url).await?;
+        members.push((engine, ledger));
+    }
+    let (first, first_ledger) = &members[0];
+    let files = reference_files()?;
+    first.deploy(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>()).await?;
+    first_ledger.seed_demo_company(first.now().date_naive()).await?;
+    queue_invoices(first, invoices, concurrency).await?;
+
+    let (report, mut reports) = tokio::sync::mpsc::unbounded_channel::<(usize, WorkerStats)>();
+    let mut stops = Vec::new();
+    let mut running = Vec::new();
+    let start = Instant::now();
+    for (n, (engine, ledger)) in members.iter().enumerate() {
+        let worker = Worker::new(engine.clone(), invoice_only(ledger), options(worker_concurrency));
+        forward_stats(n, worker.handle(), report.clone());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        stops.push(stop);
+        running.push(tokio::spawn(worker.run(async move {
+            let _ = stopped.await;
+        })));
+    }
+    drop(report);
+    let goal = invoices as u64;
+    let mut latest = vec![WorkerStats::default(); nodes];
+    while let Some((n, stats)) = reports.recv().await {
+        latest[n] = stats;
+        if latest.iter().map(|s| s.completed + s.failed + s.business_errors).sum::<u64>() >= goal {
+            break;
+        }
+    }
+    let rate = invoices as f64 / start.elapsed().as_secs_f64();
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    let mut completed = 0;
+    for run in running {
+        completed += run.await??.completed;
+    }
+    let balanced = first_ledger.trial_balance().await?.is_balanced();
+    for (engine, ledger) in members {
+        ledger.close().await;
+        engine.store().close().await;
+    }
+    Ok(Some((rate, completed, balanced)))
+}
+
+/// Sends worker `n`'s counters each time they change, until the receiver is gone.
+fn forward_stats(n: usize, handle: WorkerHandle, report: tokio::sync::mpsc::UnboundedSender<(usize, WorkerStats)>) {
+    tokio::spawn(async move {
+        let mut last = WorkerStats::default();
+        loop {
+            let stats = handle.wait_until(|s| s != &last).await;
+            last = stats;
+            if report.send((n, stats)).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 fn remove(path: &Path) {
@@ -148,7 +247,7 @@ where
 }
 
 /// The engine benchmark's measure: start → credit check completed through the API → end.
-async fn straight_through(engine: &Engine, instances: usize, concurrency: usize) -> BenchResult<f64> {
+async fn straight_through(engine: &Engine<AnyStore>, instances: usize, concurrency: usize) -> BenchResult<f64> {
     let start = Instant::now();
     let e = engine.clone();
     spread(instances, concurrency, move |i| {
@@ -163,7 +262,10 @@ async fn straight_through(engine: &Engine, instances: usize, concurrency: usize)
     Ok(instances as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn complete_credit_checks(engine: &Engine, max: usize) -> Result<usize, cloverleaf_engine::runtime::Error> {
+async fn complete_credit_checks(
+    engine: &Engine<AnyStore>,
+    max: usize,
+) -> Result<usize, cloverleaf_engine::runtime::Error> {
     let jobs = engine.fetch_and_lock("bench", &["credit.check"], max, TimeDelta::seconds(60)).await?;
     for job in &jobs {
         engine.complete_job(&job.id, job.epoch, json!({"credit_limit": "50000", "open_ar": "0", "risk": "A"})).await?;
@@ -171,7 +273,7 @@ async fn complete_credit_checks(engine: &Engine, max: usize) -> Result<usize, cl
     Ok(jobs.len())
 }
 
-async fn start_orders(engine: &Engine, n: usize, concurrency: usize) -> BenchResult<()> {
+async fn start_orders(engine: &Engine<AnyStore>, n: usize, concurrency: usize) -> BenchResult<()> {
     let e = engine.clone();
     spread(n, concurrency, move |i| {
         let engine = e.clone();
@@ -182,7 +284,7 @@ async fn start_orders(engine: &Engine, n: usize, concurrency: usize) -> BenchRes
 
 /// `n` ship-then-invoice instances whose shipments were dispatched: `n` invoice jobs queued (and
 /// as many cost postings, which the invoice benchmark leaves alone).
-async fn queue_invoices(engine: &Engine, n: usize, concurrency: usize) -> BenchResult<()> {
+async fn queue_invoices(engine: &Engine<AnyStore>, n: usize, concurrency: usize) -> BenchResult<()> {
     let e = engine.clone();
     spread(n, concurrency, move |i| {
         let engine = e.clone();
@@ -215,7 +317,12 @@ fn options(concurrency: usize) -> WorkerOptions {
 }
 
 /// Runs a worker until it has completed `n` jobs; the rate and its counters.
-async fn drain(engine: &Engine, handlers: Handlers, n: usize, concurrency: usize) -> BenchResult<(f64, WorkerStats)> {
+async fn drain(
+    engine: &Engine<AnyStore>,
+    handlers: Handlers,
+    n: usize,
+    concurrency: usize,
+) -> BenchResult<(f64, WorkerStats)> {
     let worker = Worker::new(engine.clone(), handlers, options(concurrency));
     let handle = worker.handle();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -233,7 +340,7 @@ async fn drain(engine: &Engine, handlers: Handlers, n: usize, concurrency: usize
 
 /// Starters and a worker at once: instances per second.
 async fn with_worker(
-    engine: &Engine,
+    engine: &Engine<AnyStore>,
     handlers: Handlers,
     n: usize,
     concurrency: usize,

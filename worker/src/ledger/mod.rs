@@ -19,13 +19,14 @@
 //! period closed by one node refuses the next posting of any other, and seeding the demo company
 //! happens once however many nodes start together.
 //!
-//! The cost is throughput: ledger writes of all nodes run one at a time, so their rate is bounded
-//! by one transaction's duration (a few round trips to the database) however many nodes there
-//! are, as it is on SQLite. Reads take no lock. Finer locks (per invoice, per payment, per
-//! sequence) could let unrelated postings overlap, but every operation would then have to name
-//! its locks up front and take them in one order; the ledger's writes are short and rarely the
-//! bottleneck next to the engine, so the single lock is the simple, evidently correct choice. A
-//! writer waits at most 30 s for the lock; then its job fails and is retried.
+//! The cost is throughput: ledger writes of all nodes run one at a time, each holding the lock
+//! through its statements and its durable commit, so no two ledger commits share an fsync and the
+//! rate is about that of single-connection commits however many nodes there are (as on SQLite).
+//! Reads take no lock. Finer locks (per payment, per document) could let unrelated postings
+//! overlap, but every operation would then have to name its locks up front and take them in one
+//! order, and invoices would still be issued one at a time: a gapless number can only be given
+//! once the previous one is known to have committed. So the single lock is the simple, evidently
+//! correct choice. A writer waits at most 30 s for the lock; then its job fails and is retried.
 //!
 //! Rounding rule: amounts are rounded to the cent **half away from zero** (commercial rounding,
 //! "half-up" for positive amounts, the same rule as the DSL's `round`), and tax is computed once
