@@ -7,8 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 
 use super::Error;
 
@@ -84,9 +83,7 @@ pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
     install_drivers();
     // Absolute, so that the URL's first path segment can never be read as a host.
     let path = std::path::absolute(path).map_err(|e| Error::Url(format!("{}: {e}", path.display())))?;
-    let file = SqliteConnectOptions::new().filename(&path);
-    let write_url = file.clone().create_if_missing(true).to_url_lossy();
-    let read_url = file.read_only(true).to_url_lossy();
+    let (write_options, read_options) = (sqlite_options(&path, "rwc")?, sqlite_options(&path, "ro")?);
     let busy = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY.as_millis());
     // The URL carries the file and its mode only: the pragmas are set on each new connection.
     let write_setup = format!("{busy}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
@@ -100,7 +97,7 @@ pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
                 Ok(())
             })
         })
-        .connect_with(AnyConnectOptions::from_url(&write_url)?)
+        .connect_with(write_options)
         .await?;
     let mut migrator = sqlx::migrate!("./migrations");
     // The engine's migrations live in the same database.
@@ -119,9 +116,26 @@ pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
                 Ok(())
             })
         })
-        .connect_with(AnyConnectOptions::from_url(&read_url)?)
+        .connect_with(read_options)
         .await?;
     Ok((write, read))
+}
+
+/// Options for the SQLite file at `path` in `mode` (`rwc`: read, write, create; `ro`: read
+/// only). The Any driver takes a URL, and sqlx percent-decodes its path: every byte but the
+/// plainest is encoded, `%` included, so the file opened is the one named.
+fn sqlite_options(path: &Path, mode: &str) -> Result<AnyConnectOptions, Error> {
+    let mut url = String::from("sqlite://");
+    for &byte in path.as_os_str().as_encoded_bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            url.push(char::from(byte));
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    url.push_str("?mode=");
+    url.push_str(mode);
+    Ok(AnyConnectOptions::from_str(&url)?)
 }
 
 /// The write and read pools on the PostgreSQL database at `url`, after applying the migrations.
@@ -130,8 +144,10 @@ pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
 pub(super) async fn postgres(url: &str) -> Result<(AnyPool, AnyPool), Error> {
     install_drivers();
     let options = AnyConnectOptions::from_str(url)?;
+    // Two writers: one holding the ledger lock, one queued for it; more would only wait in the
+    // database instead of in the pool.
     let write = AnyPoolOptions::new()
-        .max_connections(4)
+        .max_connections(2)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.clone())
         .await?;

@@ -4,11 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
-use cloverleaf_engine::VirtualClock;
-use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_worker::{HandlerResult, Ledger, finance};
 use serde_json::{Value, json};
@@ -115,27 +111,4 @@ async fn concurrent_nodes_seed_once_number_gaplessly_post_each_job_once_and_neve
     for ledger in [a, b, c] {
         ledger.close().await;
     }
-}
-
-#[tokio::test]
-async fn the_ledger_and_the_engine_share_one_database_whichever_migrates_first() {
-    let Some(db) = ScratchDb::new().await else { return };
-    let url = db.url();
-    // The ledger first, then the engine, then both again (a restart): each migrator leaves the
-    // other's versions alone.
-    let ledger = Ledger::connect(&url).await.unwrap();
-    let clock = Arc::new(VirtualClock::new(t0()));
-    let engine = Engine::connect(&url, clock.clone()).await.unwrap();
-    let again = Ledger::connect(&url).await.unwrap();
-    drop(engine);
-    let _engine = Engine::connect(&url, clock).await.unwrap();
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
-        .fetch_all(again.pool())
-        .await
-        .unwrap();
-    assert!(versions.contains(&20260101000000), "the engine's first migration: {versions:?}");
-    assert!(versions.contains(&20260201000000), "the ledger's migration: {versions:?}");
-    assert!(again.seed_demo_company(t0().date_naive()).await.unwrap().created);
-    ledger.close().await;
-    again.close().await;
 }

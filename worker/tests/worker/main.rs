@@ -3,6 +3,7 @@
 //! test, see `cloverleaf_engine::testdb`); the default is a SQLite file per test.
 
 mod concurrency;
+mod connect;
 mod end_to_end;
 mod handlers;
 mod harness;
