@@ -70,7 +70,7 @@ const PG_LOCK_TIMEOUT: &str = "30s";
 /// The advisory lock every PostgreSQL ledger write holds until its transaction ends ("ClovLedg"
 /// in ASCII). The engine's own advisory locks are `hashtextextended` values of their names; a
 /// collision with one of them would only serialise more.
-pub(super) const LEDGER_LOCK: i64 = 0x436c_6f76_4c65_6467;
+const LEDGER_LOCK: i64 = 0x436c_6f76_4c65_6467;
 
 fn install_drivers() {
     sqlx::any::install_default_drivers();
