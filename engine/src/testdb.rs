@@ -107,14 +107,9 @@ impl ScratchDb {
     pub async fn postgres() -> Option<ScratchDb> {
         let server = pg_server();
         let admin = format!("{server}/postgres");
-        let connected = tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin)).await;
-        let mut conn = match connected {
-            Ok(Ok(conn)) => conn,
-            failed => {
-                let reason = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "timed out".to_string(),
-                };
+        let mut conn = match admin_connection(&admin).await {
+            Ok(conn) => conn,
+            Err(reason) => {
                 if std::env::var_os("CI").is_some() {
                     panic!("PostgreSQL not reachable at {server} ({reason}); CI is set, so this fails");
                 }
@@ -150,6 +145,29 @@ impl ScratchDb {
             Place::Sqlite(path) => path.display().to_string(),
             Place::Postgres { server, name } => format!("{server}/{name}"),
         }
+    }
+}
+
+/// A connection to the server's `postgres` database. A server that is up but full (too many
+/// clients, or still starting) is waited for, up to half a minute: only a server that cannot be
+/// reached at all makes a test skip.
+async fn admin_connection(admin: &str) -> Result<PgConnection, String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let error = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(admin)).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) => e,
+            Err(_) => return Err("timed out".into()),
+        };
+        // 53300: too many connections; 57P03: the server is starting up.
+        let busy = error
+            .as_database_error()
+            .and_then(|e| e.code())
+            .is_some_and(|code| code == "53300" || code == "57P03");
+        if !busy || std::time::Instant::now() >= deadline {
+            return Err(error.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
