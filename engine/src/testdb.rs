@@ -160,10 +160,8 @@ async fn admin_connection(admin: &str) -> Result<PgConnection, String> {
             Err(_) => return Err("timed out".into()),
         };
         // 53300: too many connections; 57P03: the server is starting up.
-        let busy = error
-            .as_database_error()
-            .and_then(|e| e.code())
-            .is_some_and(|code| code == "53300" || code == "57P03");
+        let busy =
+            error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "53300" || code == "57P03");
         if !busy || std::time::Instant::now() >= deadline {
             return Err(error.to_string());
         }
