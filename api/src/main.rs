@@ -469,16 +469,6 @@ fn parse_timeout(text: &str) -> Result<std::time::Duration> {
 }
 
 /// This machine's name and the process id: distinct for every worker process.
-fn default_worker_id() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".to_string());
-    format!("{host}-{}", std::process::id())
-}
-
 fn worker(args: WorkerArgs) -> Result<ExitCode> {
     use cloverleaf_worker::{
         Handlers, HttpHandler, Ledger, SourceError, Worker, WorkerOptions, finance, topic_matches,
@@ -521,7 +511,7 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
                 bail!("topic `{topic}` matches none of the handlers' job types ({})", covered.join(", "));
             }
         }
-        let mut options = WorkerOptions::new(args.worker_id.unwrap_or_else(default_worker_id));
+        let mut options = WorkerOptions::new(args.worker_id.unwrap_or_else(cloverleaf::server::run::node_name));
         options.max_concurrency = args.concurrency;
         options.topics = if args.topics.is_empty() { None } else { Some(args.topics) };
         // Remote fetches long-poll: the server answers as soon as a job is due.

@@ -958,7 +958,7 @@ async fn check_jobs(pool: &PgPool) -> Jobs {
     let taken_over = count(
         pool,
         &format!(
-            "SELECT count(DISTINCT l.id) FROM mn_audit l WHERE {LOCK} AND l.app = '{victim}' AND l.new_owner = 'in-process' \
+            "SELECT count(DISTINCT l.id) FROM mn_audit l WHERE {LOCK} AND l.app = '{victim}' AND l.new_owner LIKE 'in-process@%' \
              AND l.at < (SELECT at FROM mn_marks WHERE name = 'kill') \
              AND NOT EXISTS (SELECT 1 FROM mn_audit x WHERE x.tbl = 'jobs' AND x.id = l.id AND x.seq > l.seq \
                  AND x.at < (SELECT at FROM mn_marks WHERE name = 'kill') AND x.new_state IS DISTINCT FROM 'locked')",
@@ -981,7 +981,7 @@ async fn check_jobs(pool: &PgPool) -> Jobs {
     let by_worker = counts(
         pool,
         &format!(
-            "SELECT CASE WHEN c.old_owner = 'in-process' THEN 'in-process on ' || c.app ELSE c.old_owner END, count(*) \
+            "SELECT CASE WHEN c.old_owner LIKE 'in-process@%' THEN 'in-process on ' || c.app ELSE c.old_owner END, count(*) \
              FROM mn_audit c WHERE {COMPLETION} GROUP BY 1"
         ),
     )

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `credit.check` | customer_id, amount | credit_limit, open_ar, risk (error `customer_blocked`) |
 //! | `invoice.issue` | order_id, customer_id, amount | invoice_id, invoice_number, net, tax, total, due_date (error `invoice_data`) |
-//! | `ledger.post_cost` | order_id, customer_id, shipment_id | cost_of_goods |
+//! | `ledger.post_cost` | order_id, customer_id, shipment_id, amount (optional) | cost_of_goods |
 //! | `outbox.notify` | customer_id, invoice_id, template | outbox_id |
 //! | `dunning.send` | invoice_id, customer_id, level | letter_id, sent, amount_open, days_overdue |
 //! | `payment.match` | invoice_id, payment_id, received, reference, amount_due, tolerance | result |
@@ -91,6 +91,14 @@ impl<'a> Input<'a> {
         Decimal::from_str_exact(&text)
             .or_else(|_| Decimal::from_scientific(&text))
             .map_err(|_| input_error(field, format!("{text:?} is not a decimal")))
+    }
+
+    /// A money field that may be absent (or null).
+    fn optional_money(&self, field: &str) -> Result<Option<Decimal>, HandlerError> {
+        match self.0.get(field) {
+            Some(Value::Null) | None => Ok(None),
+            _ => self.money(field).map(Some),
+        }
     }
 
     fn int(&self, field: &str) -> Result<i64, HandlerError> {
@@ -179,7 +187,8 @@ pub fn handlers(ledger: &Ledger) -> Handlers {
         let input = Input::of(&cx).map_err(Ok)?;
         let (order, customer) = (input.text("order_id").map_err(Ok)?, input.text("customer_id").map_err(Ok)?);
         let shipment = input.text_or_empty("shipment_id").map_err(Ok)?;
-        out(ledger.post_cost(&cx.job.idempotency_key, cx.now, &order, &customer, &shipment).await)
+        let amount = input.optional_money("amount").map_err(Ok)?;
+        out(ledger.post_cost(&cx.job.idempotency_key, cx.now, &order, &customer, &shipment, amount).await)
     });
     add(&mut h, ledger, "outbox.notify", |ledger, cx| async move {
         let input = Input::of(&cx).map_err(Ok)?;

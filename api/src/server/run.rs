@@ -133,7 +133,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let address: SocketAddr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(engine.clone().run_scheduler(until_true(stopped.clone())));
-    let worker = Worker::new(engine.clone(), finance::handlers(&ledger), WorkerOptions::new("in-process"));
+    // Named by node, so that an operator looking at a locked job sees which server holds it.
+    let worker_id = format!("in-process@{}", node_name());
+    let worker = Worker::new(engine.clone(), finance::handlers(&ledger), WorkerOptions::new(worker_id));
     let workers = tokio::spawn(worker.run(until_true(stopped.clone())));
     eprintln!(
         "cloverleaf serving on http://{address} ({} user(s), {deployed} process(es) from {}, database {})",
@@ -163,6 +165,17 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     server.context("the HTTP server failed")?;
     eprintln!("cloverleaf stopped");
     Ok(())
+}
+
+/// This process as the lock owner of the jobs it runs: `HOST-PID`.
+pub fn node_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_string());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Completes when the watched flag turns true (or its sender is gone).

@@ -488,6 +488,11 @@ impl Ledger {
     }
 
     /// Posts the cost of an order's goods (cost of goods sold against inventory), once per order.
+    ///
+    /// Costing runs beside invoicing: given the order's `amount`, an order not recorded yet is
+    /// recorded here as invoicing would record it (one line at the standard cost rate), so the
+    /// cost never waits for the invoice. Without an amount, an unrecorded order is a failure
+    /// to retry.
     pub async fn post_cost(
         &self,
         key: &str,
@@ -495,6 +500,7 @@ impl Ledger {
         order_id: &str,
         customer_id: &str,
         shipment_id: &str,
+        amount: Option<Decimal>,
     ) -> Result<CostPosted, Error> {
         once!(self, key, "ledger.post_cost", now, |conn| {
             let posted = sqlx::query(
@@ -512,12 +518,21 @@ impl Ledger {
                 }
                 CostPosted { cost_of_goods: cents(cost) }
             } else {
-                let order = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
+                let recorded = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
                     .bind(order_id)
                     .fetch_optional(&mut *conn)
                     .await?
-                    .ok_or_else(|| Error::UnknownOrder(order_id.to_string()))?;
-                let owner: String = order.try_get(0)?;
+                    .map(|r| r.try_get::<String, _>(0))
+                    .transpose()?;
+                let owner = match (recorded, amount) {
+                    (Some(owner), _) => owner,
+                    (None, Some(amount)) => {
+                        customer(conn, customer_id).await?;
+                        record_standard_order(conn, now, order_id, customer_id, amount).await?;
+                        customer_id.to_string()
+                    }
+                    (None, None) => return Err(Error::UnknownOrder(order_id.to_string())),
+                };
                 if owner != customer_id {
                     return Err(Error::Input {
                         field: "customer_id".into(),
@@ -1075,6 +1090,32 @@ impl Ledger {
     }
 }
 
+/// Records an order that reached the ledger without its lines: one line for the amount, costed
+/// at the standard cost rate. Invoicing and costing each record it when they come first, so
+/// neither waits for the other.
+async fn record_standard_order(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    order_id: &str,
+    customer_id: &str,
+    amount: Decimal,
+) -> Result<(), Error> {
+    if amount <= Decimal::ZERO || amount != cents(amount) {
+        return Err(Error::InvoiceData(format!(
+            "order {order_id} has amount {amount}, not a positive amount in cents"
+        )));
+    }
+    let rate = decimal_setting(&Ledger::setting(conn, "standard_cost_rate").await?)?;
+    sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES ($1, $2, $3)")
+        .bind(order_id)
+        .bind(customer_id)
+        .bind(date_text(now.date_naive()))
+        .execute(&mut *conn)
+        .await?;
+    let description = format!("Order {order_id}");
+    insert_order_line(conn, order_id, 1, None, &description, Decimal::ONE, amount, cents(amount * rate)).await
+}
+
 async fn issue(
     conn: &mut AnyConnection,
     now: DateTime<Utc>,
@@ -1115,19 +1156,7 @@ async fn issue(
                 )));
             }
         }
-        None => {
-            // Not recorded: one line for the amount, costed at the standard cost rate.
-            let rate = decimal_setting(&Ledger::setting(conn, "standard_cost_rate").await?)?;
-            sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES ($1, $2, $3)")
-                .bind(order_id)
-                .bind(customer_id)
-                .bind(date_text(now.date_naive()))
-                .execute(&mut *conn)
-                .await?;
-            let description = format!("Order {order_id}");
-            insert_order_line(conn, order_id, 1, None, &description, Decimal::ONE, amount, cents(amount * rate))
-                .await?;
-        }
+        None => record_standard_order(conn, now, order_id, customer_id, amount).await?,
     }
     let lines = order_lines(conn, order_id).await?;
     let issue_date = now.date_naive();

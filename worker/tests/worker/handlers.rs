@@ -186,6 +186,49 @@ async fn cost_of_goods_comes_from_the_order_lines_and_is_posted_once() {
 }
 
 #[tokio::test]
+async fn costing_that_runs_before_invoicing_records_the_order_and_the_invoice_agrees() {
+    let Some(env) = Env::new().await else { return };
+    // The parallel branch of ship-then-invoice: the cost job wins the race with the invoice job.
+    let cost = env
+        .call(
+            "ledger.post_cost",
+            "c1",
+            json!({"order_id": "SO-7", "customer_id": "C-001", "shipment_id": "SH-7", "amount": "1000.00"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cost, json!({"cost_of_goods": "620.00"}), "the standard cost rate, as invoicing would record it");
+    let (_, total) = invoice(&env, "SO-7", "C-001", "1000.00").await;
+    assert!(!total.is_empty());
+    assert_eq!(env.entries("cost_of_goods").await, 1);
+    assert_eq!(env.entries("invoice").await, 1);
+    // An invoice for another amount than the order costing recorded is refused as bad data.
+    env.call(
+        "ledger.post_cost",
+        "c2",
+        json!({"order_id": "SO-8", "customer_id": "C-001", "shipment_id": "SH-8", "amount": "500.00"}),
+    )
+    .await
+    .unwrap();
+    let differing =
+        env.call("invoice.issue", "i8", json!({"order_id": "SO-8", "customer_id": "C-001", "amount": "600.00"})).await;
+    assert!(
+        matches!(differing, Err(HandlerError::Business { ref code, .. }) if code == "invoice_data"),
+        "{differing:?}"
+    );
+    // A bad amount is refused before anything is recorded.
+    let negative = env
+        .call(
+            "ledger.post_cost",
+            "c3",
+            json!({"order_id": "SO-9", "customer_id": "C-001", "shipment_id": "S", "amount": "-5.00"}),
+        )
+        .await;
+    assert!(negative.is_err(), "{negative:?}");
+    env.assert_balanced().await;
+}
+
+#[tokio::test]
 async fn a_payment_one_cent_short_is_exact_within_tolerance_and_the_cent_is_booked() {
     let Some(env) = Env::new().await else { return };
     let (inv, total) = invoice(&env, "SO-1", "C-002", "1000.00").await;
