@@ -13,7 +13,8 @@
 //!
 //! `cargo bench -p cloverleaf-engine --bench nodes` (env: `BENCH_PG_URL`, the server without a
 //! database name; `BENCH_INSTANCES`, `BENCH_SQLITE_INSTANCES`, `BENCH_CONCURRENCY`,
-//! `BENCH_WORKER_THREADS`).
+//! `BENCH_WORKER_THREADS`; `BENCH_RAW_PG_CONNECTIONS`, the widest raw measure's connections, 64
+//! unless a server shared with other clients has fewer to spare).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +38,8 @@ type Node = Engine<AnyStore>;
 const RAW_TIME: Duration = Duration::from_secs(2);
 /// Instances run before each measure, to fill the nodes' connection pools and statement caches.
 const WARM_UP: usize = 500;
-/// Most connections of the raw PostgreSQL measure at full concurrency.
+/// Most connections of the raw PostgreSQL measure at full concurrency, unless
+/// `BENCH_RAW_PG_CONNECTIONS` says otherwise.
 const RAW_PG_CONNECTIONS: usize = 64;
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -318,7 +320,7 @@ async fn pg_measures(db: &PgDb, workload: &Workload) -> BenchResult<Vec<Line>> {
 
     let mut lines = Vec::new();
     let tasks = workload.concurrency;
-    let wide = tasks.min(RAW_PG_CONNECTIONS);
+    let wide = tasks.min(env_usize("BENCH_RAW_PG_CONNECTIONS", RAW_PG_CONNECTIONS).max(1));
     for (tasks, connections) in [(1, 1), (2, 2), (3, 3), (tasks, wide)] {
         let raw = pg_raw(&url, tasks, connections, RAW_TIME).await?;
         println!("  raw single-row commits/s: {raw:.0} ({tasks} tasks, {connections} connections)");
