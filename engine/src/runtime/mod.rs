@@ -1079,8 +1079,12 @@ impl<S: Store> Engine<S> {
             match self.run(&row.instance_id, event, extra).await {
                 Ok(stepped) => work.extend(stepped.pending),
                 Err(Error::Rejected(rejection)) => {
-                    tracing::warn!(instance = %row.instance_id, %rejection, "owed event refused; dropped");
-                    self.submit(Write::DropPending(row.id)).await?;
+                    // Refused by the stored state: either another node applied it between our
+                    // read of the owed events and our step (its row is gone: nothing to say), or
+                    // the instance cannot take it.
+                    if let WriteOutcome::Dropped(true) = self.submit(Write::DropPending(row.id)).await? {
+                        tracing::warn!(instance = %row.instance_id, %rejection, "owed event refused; dropped");
+                    }
                 }
                 // Someone else applied it already.
                 Err(Error::AlreadyApplied) => {}

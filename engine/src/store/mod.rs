@@ -177,6 +177,8 @@ pub enum WriteOutcome {
     Claimed(bool),
     /// Whether the lease was extended.
     Extended(bool),
+    /// Whether an owed event was still there to drop (another node may have applied it).
+    Dropped(bool),
 }
 
 /// A deployment row.

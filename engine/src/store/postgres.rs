@@ -68,6 +68,26 @@ pub const JOBS_CHANNEL: &str = "cloverleaf_jobs";
 /// The channel notified when timers or cron starts are created or moved.
 pub const TIMERS_CHANNEL: &str = "cloverleaf_timers";
 
+/// SQLSTATE invalid_catalog_name: the database named in the URL does not exist.
+const NO_SUCH_DATABASE: &str = "3D000";
+
+/// Creates the database `url` names. Nodes starting together may race to create it: the losers
+/// find it created (SQLSTATE duplicate_database), which is what they wanted.
+async fn create_database(url: &str) -> Result<(), Error> {
+    use sqlx::migrate::MigrateDatabase as _;
+    match sqlx::Postgres::create_database(url).await {
+        Ok(()) => {
+            tracing::info!(
+                database = PgConnectOptions::from_str(url)?.get_database().unwrap_or(""),
+                "created the database"
+            );
+            Ok(())
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// How long a timer claimed by [`Store::due_timers`] is left to the node that claimed it.
 fn timer_claim() -> TimeDelta {
     TimeDelta::seconds(60)
@@ -88,9 +108,17 @@ pub struct PgStore {
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`) and applies the
-    /// migrations.
+    /// migrations. A database the server does not have is created first (when the user may), so
+    /// a first start needs no `createdb`.
     pub async fn connect(url: &str) -> Result<PgStore, Error> {
-        PgStore::connect_with(PgConnectOptions::from_str(url)?).await
+        let options = PgConnectOptions::from_str(url)?;
+        match PgStore::connect_with(options.clone()).await {
+            Err(Error::Database(sqlx::Error::Database(e))) if e.code().as_deref() == Some(NO_SUCH_DATABASE) => {
+                create_database(url).await?;
+                PgStore::connect_with(options).await
+            }
+            other => other,
+        }
     }
 
     /// Connects with `options` and applies the migrations.
@@ -896,8 +924,8 @@ async fn apply_other(
             Ok(Ok(WriteOutcome::Done))
         }
         Write::DropPending(id) => {
-            sqlx::query("DELETE FROM pending_events WHERE id = $1").bind(id).execute(&mut *conn).await?;
-            Ok(Ok(WriteOutcome::Done))
+            let dropped = sqlx::query("DELETE FROM pending_events WHERE id = $1").bind(id).execute(&mut *conn).await?;
+            Ok(Ok(WriteOutcome::Dropped(dropped.rows_affected() > 0)))
         }
     }
 }
@@ -1323,7 +1351,6 @@ mod tests {
     //! skipped with a notice, unless `CI` is set.
 
     use std::collections::HashSet;
-    use std::io::Write;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -1335,6 +1362,7 @@ mod tests {
     use super::like_pattern;
     use crate::runtime::{Engine, Error, Message};
     use crate::store::{AnyStore, Store};
+    use crate::testdb::ScratchDb;
     use crate::{Event, InstanceId, VirtualClock};
 
     const NODES: &str = r#"process nodes "Nodes" {
@@ -1344,60 +1372,9 @@ mod tests {
   end done "Done"
 }"#;
 
-    /// A database of its own, dropped with its connections when the test ends.
-    struct TestDb {
-        server: String,
-        name: String,
-    }
-
-    impl TestDb {
-        async fn create() -> Option<TestDb> {
-            let server = std::env::var("CLOVERLEAF_TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-                .trim_end_matches('/')
-                .to_string();
-            let admin = format!("{server}/postgres");
-            let mut conn = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin)).await {
-                Ok(Ok(conn)) => conn,
-                failed => {
-                    assert!(std::env::var_os("CI").is_none(), "PostgreSQL not reachable at {server}: {failed:?}");
-                    // Straight to stderr: libtest captures `eprintln!` of passing tests.
-                    let test = std::thread::current().name().unwrap_or("a test").to_string();
-                    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: PostgreSQL not reachable at {server}");
-                    return None;
-                }
-            };
-            let name = format!("cloverleaf_pg_{}", super::node_id().replace('-', "_"));
-            sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-            Some(TestDb { server, name })
-        }
-
-        fn url(&self) -> String {
-            format!("{}/{}", self.server, self.name)
-        }
-    }
-
-    impl Drop for TestDb {
-        fn drop(&mut self) {
-            let admin = format!("{}/postgres", self.server);
-            let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-            let dropped = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                rt.block_on(async {
-                    let mut conn = PgConnection::connect(&admin).await?;
-                    sqlx::query(&sql).execute(&mut conn).await?;
-                    conn.close().await
-                })
-            })
-            .join();
-            assert!(matches!(dropped, Ok(Ok(()))), "dropping {}: {dropped:?}", self.name);
-        }
-    }
-
     /// Two engine nodes on one fresh database, sharing a virtual clock.
-    async fn two_nodes() -> Option<(TestDb, VirtualClock, Engine<AnyStore>, Engine<AnyStore>)> {
-        let db = TestDb::create().await?;
+    async fn two_nodes() -> Option<(ScratchDb, VirtualClock, Engine<AnyStore>, Engine<AnyStore>)> {
+        let db = ScratchDb::postgres().await?;
         let clock = VirtualClock::new(Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap());
         let a = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
         let b = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
@@ -1416,8 +1393,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_the_server_lacks_is_created_on_connect() {
+        let Some(db) = ScratchDb::postgres().await else { return };
+        let name = db.url().rsplit('/').next().unwrap().to_string();
+        let admin = db.url().replace(&format!("/{name}"), "/postgres");
+        let mut conn = PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE \"{name}\"")).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        let store = super::PgStore::connect(&db.url()).await.unwrap();
+        let tables: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'instances'")
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(tables, 1, "created and migrated");
+        store.close().await;
+        // A second node starting on it finds it there.
+        super::PgStore::connect(&db.url()).await.unwrap().close().await;
+    }
+
+    #[tokio::test]
     async fn the_store_connects_with_jit_off() {
-        let Some(db) = TestDb::create().await else { return };
+        let Some(db) = ScratchDb::postgres().await else { return };
         let store = super::PgStore::connect(&db.url()).await.unwrap();
         let jit: String = sqlx::query_scalar("SHOW jit").fetch_one(store.pool()).await.unwrap();
         assert_eq!(jit, "off");

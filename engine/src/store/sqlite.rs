@@ -850,8 +850,8 @@ async fn apply_other(conn: &mut SqliteConnection, write: &Write) -> Result<Resul
             Ok(Ok(WriteOutcome::Done))
         }
         Write::DropPending(id) => {
-            sqlx::query("DELETE FROM pending_events WHERE id = ?1").bind(id).execute(&mut *conn).await?;
-            Ok(Ok(WriteOutcome::Done))
+            let dropped = sqlx::query("DELETE FROM pending_events WHERE id = ?1").bind(id).execute(&mut *conn).await?;
+            Ok(Ok(WriteOutcome::Dropped(dropped.rows_affected() > 0)))
         }
     }
 }
