@@ -1,7 +1,7 @@
 //! `/v1/instances`: start, list, read, history, cancel.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cloverleaf_engine::InstanceId;
 use cloverleaf_engine::store::Queries as _;
@@ -32,14 +32,25 @@ pub struct StartRequest {
     pub variables: serde_json::Map<String, Value>,
 }
 
+/// The header that makes a start safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
 /// Starts an instance of a deployed process.
+///
+/// With an `Idempotency-Key` header the start happens once per key: a retry (after a timeout or a
+/// lost answer, on any node) gets the instance the first request started, with 200 instead of
+/// 201, and the instance's id is `req-{key}`.
 #[utoipa::path(
     post, path = "/v1/instances", tag = "instances",
     request_body = StartRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Up to 100 letters, digits, `.`, `_`, `:` or `-`; a repeat returns the instance the key started")),
     responses(
         (status = 201, description = "Started; the instance as it stands after its first step", body = InstanceView),
-        (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
+        (status = 200, description = "Started before under this idempotency key; the instance as it stands now", body = InstanceView),
+        (status = 400, description = "Malformed JSON, an unknown field, or a malformed idempotency key", body = ErrorBody),
         (status = 404, description = "No such process or version", body = ErrorBody),
+        (status = 409, description = "The idempotency key started another process or business key", body = ErrorBody),
         (status = 422, description = "Inputs that do not fit the process: `details.fields`", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -47,17 +58,49 @@ pub struct StartRequest {
 pub async fn start(
     State(state): State<AppState>,
     _caller: Caller,
+    headers: HeaderMap,
     Json(request): Json<StartRequest>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine();
     let variables = Value::Object(request.variables);
     let business_key = request.business_key.as_deref();
-    let id = match request.version {
-        Some(version) => engine.start_version(&request.process, version, business_key, variables).await?,
-        None => engine.start(&request.process, business_key, variables).await?,
+    let Some(key) = idempotency_key(&headers)? else {
+        let id = match request.version {
+            Some(version) => engine.start_version(&request.process, version, business_key, variables).await?,
+            None => engine.start(&request.process, business_key, variables).await?,
+        };
+        let view = instance_view(&state, &id).await?;
+        return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
     };
+    let id = format!("req-{key}");
+    let (id, created) = engine.start_once(&id, &request.process, request.version, business_key, variables).await?;
     let view = instance_view(&state, &id).await?;
-    Ok((StatusCode::CREATED, axum::Json(view)).into_response())
+    if !created && (view.process != request.process || view.business_key.as_deref() != business_key) {
+        return Err(ApiError::conflict(
+            "idempotency_key_reused",
+            format!(
+                "the idempotency key `{key}` started instance {} of `{}` (business key {:?}); use a new key for another start",
+                id.0, view.process, view.business_key
+            ),
+        ));
+    }
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, axum::Json(view)).into_response())
+}
+
+/// The request's idempotency key, checked: instance ids travel in URLs and logs.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
+    let key = value.to_str().unwrap_or_default().trim();
+    let fits = (1..=100).contains(&key.len())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if !fits {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "the Idempotency-Key header must be 1 to 100 letters, digits, `.`, `_`, `:` or `-`",
+        ));
+    }
+    Ok(Some(key.to_string()))
 }
 
 async fn instance_view(state: &AppState, id: &InstanceId) -> Result<InstanceView, ApiError> {

@@ -1,9 +1,10 @@
 //! Starting, listing, reading, history and cancelling instances.
 
-use axum::http::{Method, StatusCode};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
 use serde_json::json;
 
-use crate::harness::Api;
+use crate::harness::{Api, token};
 
 #[tokio::test]
 async fn an_instance_starts_and_shows_its_variables_with_exact_money() {
@@ -22,6 +23,51 @@ async fn an_instance_starts_and_shows_its_variables_with_exact_money() {
     let id = body["id"].as_str().unwrap();
     let read = api.get(&format!("/v1/instances/{id}"), "mia").await;
     assert_eq!(read.expect(StatusCode::OK)["variables"]["amount"], "12345.50");
+}
+
+/// POSTs a start of an order for `business_key` with the `Idempotency-Key` header.
+async fn start_with_key(api: &Api, key: &str, business_key: &str) -> crate::harness::Answer {
+    let body = json!({"process": "order_approval", "business_key": business_key, "variables": {
+        "order_id": business_key, "customer_id": "C-1", "amount": "500.00", "requested_by": "sam"}});
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/instances")
+        .header(header::AUTHORIZATION, format!("Bearer {}", token("sam")))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", key)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    api.send(request).await
+}
+
+#[tokio::test]
+async fn a_start_retried_with_its_idempotency_key_starts_one_instance() {
+    let Some(api) = Api::new().await else { return };
+    let first = start_with_key(&api, "order-SO-41:try", "SO-41").await;
+    let id = first.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string();
+    assert_eq!(id, "req-order-SO-41:try");
+    // The answer was lost: the client sends the same request again.
+    let again = start_with_key(&api, "order-SO-41:try", "SO-41").await;
+    assert_eq!(again.expect(StatusCode::OK)["id"], id.as_str());
+    let listed = api.get("/v1/instances?business_key=SO-41", "ada").await;
+    assert_eq!(listed.expect(StatusCode::OK).as_array().map(Vec::len), Some(1), "one instance for two requests");
+    // The key already names another start.
+    let reused = start_with_key(&api, "order-SO-41:try", "SO-42").await;
+    let error = reused.expect_error(StatusCode::CONFLICT, "idempotency_key_reused");
+    assert!(error["message"].as_str().unwrap().contains("SO-41"), "{error}");
+    // Two nodes get the same retried request at the same moment: one starts it.
+    let (a, b) = tokio::join!(start_with_key(&api, "race-1", "SO-44"), start_with_key(&api, "race-1", "SO-44"));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CREATED]);
+    assert_eq!(a.body["id"], b.body["id"]);
+    // A key that cannot be part of an id is refused before anything starts.
+    for bad in ["", "has space", "a/b", &"k".repeat(101)] {
+        let answer = start_with_key(&api, bad, "SO-43").await;
+        answer.expect_error(StatusCode::BAD_REQUEST, "invalid_idempotency_key");
+    }
+    let none = api.get("/v1/instances?business_key=SO-43", "ada").await;
+    assert_eq!(none.expect(StatusCode::OK).as_array().map(Vec::len), Some(0));
 }
 
 #[tokio::test]

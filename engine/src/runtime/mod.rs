@@ -487,6 +487,30 @@ impl<S: Store> Engine<S> {
         self.start_instance(&definition, version, start, Extra::default()).await?.ok_or(Error::Contention(id))
     }
 
+    /// Starts an instance of `process` (the latest version, or `version`) under the id `id`,
+    /// once: when an instance with that id exists already, nothing starts and the answer is
+    /// that instance with `false`. Lets a client retry a start whose answer it never got.
+    pub async fn start_once(
+        &self,
+        id: &str,
+        process: &str,
+        version: Option<u32>,
+        business_key: Option<&str>,
+        variables: serde_json::Value,
+    ) -> Result<(InstanceId, bool), Error> {
+        if self.inner.store.load_instance(id).await?.is_some() {
+            return Ok((InstanceId(id.to_string()), false));
+        }
+        let version = match version {
+            Some(v) => v,
+            None => self.latest_version(process).await?,
+        };
+        let definition = self.definition(process, version).await?;
+        let start = NewInstance { id, business_key: business_key.map(str::to_string), variables, start: None };
+        let started = self.start_instance(&definition, version, start, Extra::default()).await?;
+        Ok((InstanceId(id.to_string()), started.is_some()))
+    }
+
     /// Starts an instance with a chosen id (at a chosen start node); `None` when an instance with
     /// that id exists already, which makes scheduled and message starts idempotent.
     async fn start_instance(
