@@ -201,6 +201,10 @@ pub trait Queries {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<(GroupCount, i64)>, Error>> + Send;
 
+    /// Whether the database answers, at the cost of a statement that reads no table: what a
+    /// health probe asks every few seconds.
+    fn ping(&self) -> impl Future<Output = Result<(), Error>> + Send;
+
     /// Every accepted event so far.
     fn event_count(&self) -> impl Future<Output = Result<i64, Error>> + Send;
 
@@ -559,6 +563,10 @@ impl<R: Reader> Queries for R {
         Ok(out)
     }
 
+    async fn ping(&self) -> Result<(), Error> {
+        self.rows("SELECT 1 AS n", vec![]).await.map(|_| ())
+    }
+
     async fn event_count(&self) -> Result<i64, Error> {
         let rows = self.rows(EVENT_COUNT.pick::<R>(), vec![]).await?;
         rows.first().map_or(Ok(0), |r| r.int("n"))
@@ -682,6 +690,10 @@ impl Queries for AnyStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<(GroupCount, i64)>, Error> {
         delegate!(self.open_tasks_by_role(process, now))
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        delegate!(self.ping())
     }
 
     async fn event_count(&self) -> Result<i64, Error> {

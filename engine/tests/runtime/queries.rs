@@ -293,6 +293,7 @@ async fn cycles_events_and_history_heads_match_the_instances() {
         events += store.events(id.as_str()).await.unwrap().len();
     }
     assert_eq!(store.event_count().await.unwrap(), i64::try_from(events).unwrap());
+    store.ping().await.unwrap();
 
     let heads = store.history_heads(None, 100).await.unwrap();
     let mut ids: Vec<&str> = w.all().iter().map(|i| i.as_str()).collect();
