@@ -6,9 +6,10 @@
 //! use std::sync::Arc;
 //! use cloverleaf::server::{AppState, app, config};
 //! use cloverleaf_engine::SystemClock;
-//! use cloverleaf_engine::runtime::{Engine, EngineOptions};
+//! use cloverleaf_engine::runtime::Engine;
 //!
-//! let engine = Engine::open(EngineOptions::new("cloverleaf.db", Arc::new(SystemClock))).await?;
+//! // sqlite://FILE, a file path, or postgres://USER@HOST/NAME
+//! let engine = Engine::connect("sqlite://cloverleaf.db", Arc::new(SystemClock)).await?;
 //! let users = config::load(std::path::Path::new("cloverleaf.toml"))?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! axum::serve(listener, app(AppState::new(engine, users))).await?;
