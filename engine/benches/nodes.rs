@@ -7,49 +7,44 @@
 //! spread over the nodes; each fetches and completes whatever credit check is due through its
 //! own node, whichever node created it, as workers attached to several nodes would.
 //!
-//! The PostgreSQL measures run in a database of their own, created at the start and dropped at the
-//! end (also when a measure fails). When the server cannot be reached only SQLite is measured.
+//! The PostgreSQL measures run in a database of their own, a [`ScratchDb`], created at the start
+//! and dropped at the end (also when a measure fails). When the server cannot be reached only
+//! SQLite is measured (unless `CI` is set: then the bench fails).
 //! After each measure the store is checked: every instance started completed, and no job is left.
 //!
 //! `cargo bench -p cloverleaf-engine --bench nodes` (env: `BENCH_PG_URL`, the server without a
-//! database name; `BENCH_INSTANCES`, `BENCH_SQLITE_INSTANCES`, `BENCH_CONCURRENCY`,
+//! database name, else `CLOVERLEAF_TEST_PG_URL` as [`cloverleaf_engine::testdb`] reads it; `BENCH_INSTANCES`, `BENCH_SQLITE_INSTANCES`, `BENCH_CONCURRENCY`,
 //! `BENCH_WORKER_THREADS`; `BENCH_RAW_PG_CONNECTIONS`, the widest raw measure's connections, 64
 //! unless a server shared with other clients has fewer to spare).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod common;
 
-use chrono::TimeDelta;
+use std::sync::Arc;
+
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, Error, WriterStats};
 use cloverleaf_engine::store::AnyStore;
-use serde_json::json;
+use cloverleaf_engine::testdb::{PG_URL_VAR, ScratchDb};
+use common::workload::{SqliteFile, reference_files, straight_through};
+use common::{BenchResult, cpu_busy, cpu_model, cpu_times, env_usize, pg_raw, sqlite_raw};
 use sqlx::Connection;
-use sqlx::postgres::{PgConnection, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+use sqlx::postgres::PgConnection;
 
 /// One engine node.
 type Node = Engine<AnyStore>;
 
-/// Raw commits are measured for this long.
-const RAW_TIME: Duration = Duration::from_secs(2);
 /// Instances run before each measure, to fill the nodes' connection pools and statement caches.
 const WARM_UP: usize = 500;
 /// Most connections of the raw PostgreSQL measure at full concurrency, unless
 /// `BENCH_RAW_PG_CONNECTIONS` says otherwise.
 const RAW_PG_CONNECTIONS: usize = 64;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn main() -> BenchResult<()> {
-    let workers = env_usize("BENCH_WORKER_THREADS", 2);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
-    runtime.block_on(run())
+    if let Some(server) = std::env::var_os("BENCH_PG_URL") {
+        // SAFETY: no other thread runs yet, so none reads the environment meanwhile.
+        unsafe { std::env::set_var(PG_URL_VAR, server) };
+    }
+    common::block_on(run())
 }
 
 /// What each measure runs.
@@ -100,18 +95,10 @@ async fn run() -> BenchResult<()> {
     let mut lines = Vec::new();
     lines.extend(sqlite_measures(&workload).await?);
 
-    let server = std::env::var("BENCH_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-        .trim_end_matches('/')
-        .to_string();
-    match PgDb::create(&server).await {
-        Ok(db) => {
-            // The database is dropped when `db` goes, whatever the measures did.
-            lines.extend(pg_measures(&db, &workload).await?);
-        }
-        Err(reason) => {
-            println!("NOTICE: PostgreSQL is not reachable at {server} ({reason}): measuring SQLite only");
-        }
+    match ScratchDb::postgres().await {
+        // The database is dropped when `db` goes, whatever the measures did.
+        Some(db) => lines.extend(pg_measures(&db, &workload).await?),
+        None => println!("NOTICE: PostgreSQL is not reachable (see above): measuring SQLite only"),
     }
 
     println!();
@@ -125,69 +112,17 @@ async fn run() -> BenchResult<()> {
     Ok(())
 }
 
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The machine's busy and total CPU time so far, in ticks (the `cpu` line of /proc/stat).
-fn cpu_times() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
-    let total: u64 = ticks.iter().sum();
-    // idle and iowait
-    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
-/// The share of the machine's CPU time spent busy between two readings of [`cpu_times`].
-fn cpu_busy(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> String {
-    match (before, after) {
-        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => format!("{:.0} %", 100.0 * (b1 - b0) as f64 / (t1 - t0) as f64),
-        _ => "unknown".into(),
-    }
-}
-
-fn reference_files() -> BenchResult<Vec<(String, String)>> {
-    let dir = format!("{}/../processes", env!("CARGO_MANIFEST_DIR"));
-    let mut names: Vec<String> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".flow"))
-        .collect();
-    names.sort();
-    names.into_iter().map(|n| Ok((n.clone(), std::fs::read_to_string(format!("{dir}/{n}"))?))).collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // SQLite
 
-/// A SQLite file removed (with its WAL) when dropped.
-struct SqliteFile(PathBuf);
-
-impl Drop for SqliteFile {
-    fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
-    }
-}
-
 async fn sqlite_measures(workload: &Workload) -> BenchResult<Vec<Line>> {
-    let file = SqliteFile(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("nodes-{}.db", std::process::id())));
-    drop(SqliteFile(file.0.clone()));
+    let file = SqliteFile::new(&format!("nodes-{}.db", std::process::id()));
     println!();
-    println!("sqlite: WAL, synchronous=FULL, file {}", file.0.display());
-    let url = format!("sqlite://{}", file.0.display());
+    println!("sqlite: WAL, synchronous=FULL, file {}", file.path().display());
+    let url = format!("sqlite://{}", file.path().display());
     let node = Engine::connect(&url, Arc::new(SystemClock)).await?;
     deploy(&node, &workload.files).await?;
-    let raw = sqlite_raw(&file.0, workload.concurrency, RAW_TIME).await?;
+    let raw = sqlite_raw(file.path(), workload.concurrency).await?;
     println!(
         "  raw single-row commits/s: {raw:.0} ({} tasks, 1 connection: SQLite has one writer)",
         workload.concurrency
@@ -213,98 +148,12 @@ async fn sqlite_measures(workload: &Workload) -> BenchResult<Vec<Line>> {
     ])
 }
 
-/// Single-row autocommit INSERTs through sqlx on the file, from `tasks` tasks over its one
-/// connection, for `time`.
-async fn sqlite_raw(path: &Path, tasks: usize, time: Duration) -> BenchResult<f64> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-        .execute(&pool)
-        .await?;
-    let start = Instant::now();
-    let deadline = start + time;
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..tasks {
-        let pool = pool.clone();
-        set.spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                sqlx::query("INSERT INTO bench_raw (v) VALUES (?1)").bind("x").execute(&pool).await?;
-                n += 1;
-            }
-            Ok::<_, sqlx::Error>(n)
-        });
-    }
-    let mut n = 0;
-    while let Some(done) = set.join_next().await {
-        n += done??;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    pool.close().await;
-    Ok(rate)
-}
-
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-/// A PostgreSQL database of this run's own, dropped (with whatever connections remain) when
-/// dropped.
-struct PgDb {
-    server: String,
-    name: String,
-}
-
-impl PgDb {
-    /// Creates a uniquely named database on `server`; the reason when the server cannot be
-    /// reached.
-    async fn create(server: &str) -> Result<PgDb, String> {
-        let admin = format!("{server}/postgres");
-        let mut conn = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin)).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err("timed out".into()),
-        };
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let name = format!("cloverleaf_bench_{}_{nanos}", std::process::id());
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut conn).await.map_err(|e| e.to_string())?;
-        let _ = conn.close().await;
-        Ok(PgDb { server: server.to_string(), name })
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", self.server, self.name)
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        // Drop may run inside the benchmark's runtime: drop the database from a thread with its own.
-        let admin = format!("{}/postgres", self.server);
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            rt.block_on(async {
-                let mut conn = PgConnection::connect(&admin).await?;
-                sqlx::query(&sql).execute(&mut conn).await?;
-                conn.close().await
-            })
-            .map_err(std::io::Error::other)
-        })
-        .join();
-        if matches!(dropped, Ok(Ok(()))) {
-            println!("postgresql: dropped database {}", self.name);
-        } else {
-            eprintln!("could not drop benchmark database {}: {dropped:?}", self.name);
-        }
-    }
-}
-
-async fn pg_measures(db: &PgDb, workload: &Workload) -> BenchResult<Vec<Line>> {
+async fn pg_measures(db: &ScratchDb, workload: &Workload) -> BenchResult<Vec<Line>> {
     let url = db.url();
+    let name = url.rsplit('/').next().unwrap_or_default();
     let mut admin = PgConnection::connect(&url).await?;
     let (version, sync, fsync, autovacuum): (String, String, String, String) = sqlx::query_as(
         "SELECT current_setting('server_version'), current_setting('synchronous_commit'), current_setting('fsync'), \
@@ -314,15 +163,16 @@ async fn pg_measures(db: &PgDb, workload: &Workload) -> BenchResult<Vec<Line>> {
     .await?;
     println!();
     println!(
-        "postgresql {version}: synchronous_commit={sync}, fsync={fsync}, autovacuum={autovacuum}, database {}",
-        db.name
+        "postgresql {version}: synchronous_commit={sync}, fsync={fsync}, autovacuum={autovacuum}, database {name}"
     );
 
     let mut lines = Vec::new();
     let tasks = workload.concurrency;
     let wide = tasks.min(env_usize("BENCH_RAW_PG_CONNECTIONS", RAW_PG_CONNECTIONS).max(1));
     for (tasks, connections) in [(1, 1), (2, 2), (3, 3), (tasks, wide)] {
-        let raw = pg_raw(&url, tasks, connections, RAW_TIME).await?;
+        // Each measure starts on an empty table.
+        sqlx::query("DROP TABLE IF EXISTS bench_raw").execute(&mut admin).await?;
+        let raw = pg_raw(&url, tasks, connections).await?;
         println!("  raw single-row commits/s: {raw:.0} ({tasks} tasks, {connections} connections)");
         lines.push(Line {
             label: format!("postgresql raw single-row commits, {connections} conn."),
@@ -356,38 +206,6 @@ async fn pg_measures(db: &PgDb, workload: &Workload) -> BenchResult<Vec<Line>> {
     }
     admin.close().await?;
     Ok(lines)
-}
-
-/// Single-row autocommit INSERTs into a tiny table through sqlx, from `tasks` tasks over
-/// `connections` connections, for `time`.
-async fn pg_raw(url: &str, tasks: usize, connections: usize, time: Duration) -> BenchResult<f64> {
-    let connections = u32::try_from(connections.max(1))?;
-    let pool = PgPoolOptions::new().max_connections(connections).min_connections(connections).connect(url).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)")
-        .execute(&pool)
-        .await?;
-    sqlx::query("TRUNCATE bench_raw").execute(&pool).await?;
-    let start = Instant::now();
-    let deadline = start + time;
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..tasks {
-        let pool = pool.clone();
-        set.spawn(async move {
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                sqlx::query("INSERT INTO bench_raw (v) VALUES ($1)").bind("x").execute(&pool).await?;
-                n += 1;
-            }
-            Ok::<_, sqlx::Error>(n)
-        });
-    }
-    let mut n = 0;
-    while let Some(done) = set.join_next().await {
-        n += done??;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    pool.close().await;
-    Ok(rate)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,48 +273,4 @@ async fn counts(node: &Node) -> BenchResult<Counts> {
         AnyStore::Postgres(s) => sqlx::query_as(SQL).fetch_one(s.pool()).await?,
     };
     Ok(Counts { instances, unfinished, jobs_left })
-}
-
-fn order(i: usize) -> serde_json::Value {
-    json!({"order_id": format!("SO-{i}"), "customer_id": "C-7", "amount": "5000.00", "requested_by": "rita"})
-}
-
-/// start → credit check completed in-process → decide → end, `instances` times, by
-/// `concurrency` starters spread over `nodes`.
-async fn straight_through(nodes: &[Node], instances: usize, concurrency: usize) -> BenchResult<f64> {
-    let start = Instant::now();
-    let mut set = tokio::task::JoinSet::new();
-    for w in 0..concurrency {
-        let node = nodes[w % nodes.len()].clone();
-        let share = instances / concurrency + usize::from(w < instances % concurrency);
-        set.spawn(async move {
-            for i in 0..share {
-                node.start("order_approval", None, order(i)).await?;
-                complete_credit_checks(&node, 1).await?;
-            }
-            Ok::<_, Error>(())
-        });
-    }
-    while let Some(done) = set.join_next().await {
-        done??;
-    }
-    // Jobs another starter's fetch skipped, through any node.
-    loop {
-        let mut completed = 0;
-        for node in nodes {
-            completed += complete_credit_checks(node, 256).await?;
-        }
-        if completed == 0 {
-            break;
-        }
-    }
-    Ok(instances as f64 / start.elapsed().as_secs_f64())
-}
-
-async fn complete_credit_checks(node: &Node, max: usize) -> Result<usize, Error> {
-    let jobs = node.fetch_and_lock("bench", &["credit.check"], max, TimeDelta::seconds(60)).await?;
-    for job in &jobs {
-        node.complete_job(&job.id, job.epoch, json!({"credit_limit": "50000", "open_ar": "0", "risk": "A"})).await?;
-    }
-    Ok(jobs.len())
 }

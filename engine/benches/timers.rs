@@ -26,6 +26,9 @@
 //! `BENCH_WORKER_THREADS`; the PostgreSQL server is `CLOVERLEAF_TEST_PG_URL`, see
 //! [`cloverleaf_engine::testdb`]).
 
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,13 +37,11 @@ use cloverleaf_engine::runtime::{Engine, EngineOptions};
 use cloverleaf_engine::store::{GENESIS_HASH, HistoryRow, Store, chain_hash, ts};
 use cloverleaf_engine::testdb::{Backend, ScratchDb};
 use cloverleaf_engine::{Instance, InstanceId, VirtualClock, replay};
+use common::{BenchResult, cpu_busy, cpu_model, cpu_times, env_usize, pg_raw, sqlite_raw};
 use serde_json::json;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyConnection, AnyPool, ConnectOptions as _, Executor as _, Row as _};
-
-type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The process every instance runs.
 const FLOW: &str = r#"process bench_timer "Timer benchmark" {
@@ -60,21 +61,13 @@ const FIRST_PENDING_DATE: &str = "2026-02-02";
 const COPIES_PER_TRANSACTION: usize = 10_000;
 /// Most bound parameters in one statement (SQLite allows 32,766, PostgreSQL 65,535).
 const MAX_PARAMS: usize = 30_000;
-/// Raw commits are measured for this long.
-const RAW_TIME: Duration = Duration::from_secs(2);
 /// The firing measure fails when no timer fired for this long.
 const STALL: Duration = Duration::from_secs(120);
 /// Copies compared with their template, before and after firing.
 const SAMPLE: usize = 40;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn main() -> BenchResult<()> {
-    let workers = env_usize("BENCH_WORKER_THREADS", 2);
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?;
-    runtime.block_on(run())
+    common::block_on(run())
 }
 
 /// How many instances wait, and how many of them fall due.
@@ -812,62 +805,12 @@ async fn check_outcome(pool: &AnyPool, plan: Plan, built: &Built, due_ts: &str) 
 // ---------------------------------------------------------------------------------------------
 // Raw commits and the machine
 
-/// The raw single-row commit rate of `db`.
+/// The raw single-row commit rate of `db`, over one connection.
 async fn raw_commits(db: &ScratchDb) -> BenchResult<f64> {
     match db.backend() {
-        Backend::Sqlite => sqlite_raw_commits(&db.url()).await,
-        Backend::Postgres => pg_raw_commits(&db.url()).await,
+        Backend::Sqlite => sqlite_raw(Path::new(&db.url()), 1).await,
+        Backend::Postgres => pg_raw(&db.url(), 1, 1).await,
     }
-}
-
-/// Single-row autocommit INSERTs through sqlx on the same file, for [`RAW_TIME`].
-async fn sqlite_raw_commits(path: &str) -> BenchResult<f64> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10));
-    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-        .execute(&pool)
-        .await?;
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < RAW_TIME {
-        sqlx::query("INSERT INTO bench_raw (v) VALUES (?1)").bind("x").execute(&pool).await?;
-        n += 1;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    pool.close().await;
-    Ok(rate)
-}
-
-/// Single-row autocommit INSERTs over one connection to the same database, for [`RAW_TIME`].
-async fn pg_raw_commits(url: &str) -> BenchResult<f64> {
-    let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_raw (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)")
-        .execute(&pool)
-        .await?;
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed() < RAW_TIME {
-        sqlx::query("INSERT INTO bench_raw (v) VALUES ($1)").bind("x").execute(&pool).await?;
-        n += 1;
-    }
-    let rate = n as f64 / start.elapsed().as_secs_f64();
-    pool.close().await;
-    Ok(rate)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -875,23 +818,6 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// The machine's busy and total CPU time so far, in ticks (the `cpu` line of /proc/stat).
-fn cpu_times() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
-    let total: u64 = ticks.iter().sum();
-    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
-/// The share of the machine's CPU time spent busy between two readings of [`cpu_times`].
-fn cpu_busy(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> String {
-    match (before, after) {
-        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => format!("{:.0} %", 100.0 * (b1 - b0) as f64 / (t1 - t0) as f64),
-        _ => "unknown".into(),
-    }
 }
 
 /// A rate or count with thousands separators, rounded to a whole number.
