@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::store::AnyStore;
+use cloverleaf_engine::store::{AnyStore, DatabaseUrl};
 use cloverleaf_engine::{InstanceId, SystemClock};
 
 /// Instances checked per page.
@@ -34,10 +34,10 @@ pub struct AuditSummary {
 /// opened without its start-up recovery, so an audit changes nothing: no owed event applied, no
 /// timer fired.
 pub async fn verify(url: &str) -> Result<AuditSummary> {
-    if let Some(path) = crate::server::sqlite_file(url)
-        && !path.exists()
+    if let Ok(DatabaseUrl::Sqlite(path)) = DatabaseUrl::parse(url)
+        && !std::path::Path::new(path).exists()
     {
-        bail!("no database at {}", path.display());
+        bail!("no database at {path}");
     }
     let store =
         AnyStore::connect(url).await.with_context(|| format!("cannot open {}", crate::server::redacted(url)))?;

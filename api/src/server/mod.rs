@@ -39,7 +39,7 @@ use cloverleaf_engine::Engine;
 use cloverleaf_engine::store::AnyStore;
 use cloverleaf_worker::Ledger;
 
-pub use run::{ServeOptions, redacted, serve, sqlite_file};
+pub use run::{ServeOptions, redacted, serve};
 
 use config::Users;
 use error::ApiError;

@@ -43,17 +43,6 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-/// The SQLite file a database URL names (`sqlite://PATH`, `sqlite:PATH` or a plain path), or
-/// `None` for a PostgreSQL URL.
-pub fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let url = url.trim();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return None;
-    }
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    Some(PathBuf::from(rest))
-}
-
 /// Reads the configuration, or creates one with demo users and says where their tokens are;
 /// true when it was created.
 pub fn load_or_create_config(path: &Path) -> Result<(Users, bool)> {
@@ -217,7 +206,7 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::{redacted, sqlite_file};
+    use super::redacted;
 
     #[test]
     fn passwords_are_not_shown() {
@@ -226,14 +215,5 @@ mod tests {
         assert_eq!(redacted("postgres://app:p@ss@db/cl"), "postgres://app:***@db/cl");
         assert_eq!(redacted("sqlite://cloverleaf.db"), "sqlite://cloverleaf.db");
         assert_eq!(redacted("data/c.db"), "data/c.db");
-    }
-
-    #[test]
-    fn database_urls_name_files_or_servers() {
-        assert_eq!(sqlite_file("sqlite://cloverleaf.db").unwrap().to_str(), Some("cloverleaf.db"));
-        assert_eq!(sqlite_file("sqlite:data/c.db").unwrap().to_str(), Some("data/c.db"));
-        assert_eq!(sqlite_file("data/c.db").unwrap().to_str(), Some("data/c.db"));
-        assert!(sqlite_file("postgres://db/cloverleaf").is_none());
-        assert!(sqlite_file("postgresql://db/cloverleaf").is_none());
     }
 }

@@ -28,58 +28,63 @@ pub enum AnyStore {
     Postgres(PgStore),
 }
 
-/// Which store a database URL names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Target<'a> {
+/// What a database URL names, read once for everything that takes `--db URL`: the engine's
+/// store, the sub-ledger and the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseUrl<'a> {
+    /// A SQLite file (its path).
     Sqlite(&'a str),
-    Postgres,
+    /// A PostgreSQL database (the URL as given, trimmed).
+    Postgres(&'a str),
 }
 
-/// Reads a database URL: `sqlite://PATH`, `sqlite:PATH`, a bare file path, or
-/// `postgres://...` / `postgresql://...`.
-fn target(url: &str) -> Result<Target<'_>, String> {
-    let url = url.trim();
-    if url.is_empty() {
-        return Err("the database URL is empty".into());
-    }
-    let path = if let Some((scheme, rest)) = url.split_once("://") {
-        match scheme.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" => return Ok(Target::Postgres),
-            "sqlite" => rest,
-            other => {
-                return Err(format!(
-                    "unsupported database URL scheme `{other}`: use sqlite://PATH, a file path, or postgres://..."
-                ));
-            }
+impl<'a> DatabaseUrl<'a> {
+    /// Reads `sqlite://PATH`, `sqlite:PATH`, a bare file path, or `postgres://...` /
+    /// `postgresql://...`; anything else is refused with a reason and what to write instead.
+    pub fn parse(url: &'a str) -> Result<DatabaseUrl<'a>, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("the database URL is empty".into());
         }
-    } else if let Some(rest) = url.strip_prefix("sqlite:") {
-        rest
-    } else {
-        url
-    };
-    if path.is_empty() {
-        return Err(format!("the SQLite URL `{url}` names no file"));
+        let path = if let Some((scheme, rest)) = url.split_once("://") {
+            match scheme.to_ascii_lowercase().as_str() {
+                "postgres" | "postgresql" => return Ok(DatabaseUrl::Postgres(url)),
+                "sqlite" => rest,
+                other => {
+                    return Err(format!(
+                        "unsupported database URL scheme `{other}`: use sqlite://PATH, a file path, or postgres://..."
+                    ));
+                }
+            }
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            rest
+        } else {
+            url
+        };
+        if path.is_empty() {
+            return Err(format!("the SQLite URL `{url}` names no file"));
+        }
+        if path.contains('?') {
+            return Err(format!(
+                "the SQLite URL `{url}` has query parameters, which are not supported: name the file only"
+            ));
+        }
+        if path == ":memory:" || path.starts_with("file::memory:") {
+            return Err("an in-memory SQLite database is not supported: reads and writes go through separate \
+                        connections, which must share a file"
+                .into());
+        }
+        Ok(DatabaseUrl::Sqlite(path))
     }
-    if path.contains('?') {
-        return Err(format!(
-            "the SQLite URL `{url}` has query parameters, which are not supported: name the file only"
-        ));
-    }
-    if path == ":memory:" || path.starts_with("file::memory:") {
-        return Err("an in-memory SQLite database is not supported: the engine reads and writes through \
-                    separate connections, which must share a file"
-            .into());
-    }
-    Ok(Target::Sqlite(path))
 }
 
 impl AnyStore {
     /// Opens the store `url` names (see [`AnyStore`]), applying its migrations; an unsupported
     /// URL is a configuration error.
     pub async fn connect(url: &str) -> Result<AnyStore, Error> {
-        match target(url).map_err(|message| Error::Database(sqlx::Error::Configuration(message.into())))? {
-            Target::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open(Path::new(path)).await?)),
-            Target::Postgres => Ok(AnyStore::Postgres(PgStore::connect(url.trim()).await?)),
+        match DatabaseUrl::parse(url).map_err(|message| Error::Database(sqlx::Error::Configuration(message.into())))? {
+            DatabaseUrl::Sqlite(path) => Ok(AnyStore::Sqlite(SqliteStore::open(Path::new(path)).await?)),
+            DatabaseUrl::Postgres(url) => Ok(AnyStore::Postgres(PgStore::connect(url).await?)),
         }
     }
 
@@ -233,16 +238,20 @@ impl Store for AnyStore {
 
 #[cfg(test)]
 mod tests {
-    use super::{Target, target};
+    use super::DatabaseUrl;
+
+    fn target(url: &str) -> Result<DatabaseUrl<'_>, String> {
+        DatabaseUrl::parse(url)
+    }
 
     #[test]
     fn urls_name_their_store() {
-        assert_eq!(target("sqlite://cloverleaf.db"), Ok(Target::Sqlite("cloverleaf.db")));
-        assert_eq!(target("sqlite:///var/lib/c.db"), Ok(Target::Sqlite("/var/lib/c.db")));
-        assert_eq!(target("sqlite:c.db"), Ok(Target::Sqlite("c.db")));
-        assert_eq!(target("data/c.db"), Ok(Target::Sqlite("data/c.db")));
-        assert_eq!(target("postgres://u@h/db"), Ok(Target::Postgres));
-        assert_eq!(target("PostgreSQL://u@h/db"), Ok(Target::Postgres));
+        assert_eq!(target("sqlite://cloverleaf.db"), Ok(DatabaseUrl::Sqlite("cloverleaf.db")));
+        assert_eq!(target("sqlite:///var/lib/c.db"), Ok(DatabaseUrl::Sqlite("/var/lib/c.db")));
+        assert_eq!(target("sqlite:c.db"), Ok(DatabaseUrl::Sqlite("c.db")));
+        assert_eq!(target("data/c.db"), Ok(DatabaseUrl::Sqlite("data/c.db")));
+        assert_eq!(target("postgres://u@h/db"), Ok(DatabaseUrl::Postgres("postgres://u@h/db")));
+        assert_eq!(target(" PostgreSQL://u@h/db "), Ok(DatabaseUrl::Postgres("PostgreSQL://u@h/db")));
     }
 
     #[test]

@@ -27,7 +27,10 @@ use crate::ids::{InstanceId, JobId, TaskId};
 pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
 pub use query::Queries;
 pub use sqlite::SqliteStore;
-pub use {any::AnyStore, postgres::PgStore};
+pub use {
+    any::{AnyStore, DatabaseUrl},
+    postgres::PgStore,
+};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

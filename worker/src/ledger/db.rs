@@ -18,48 +18,6 @@ pub(super) enum Backend {
     Postgres,
 }
 
-/// What a database URL names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Target<'a> {
-    /// A SQLite file.
-    Sqlite(&'a str),
-    /// A PostgreSQL database (the URL as given).
-    Postgres(&'a str),
-}
-
-/// Reads a database URL: `postgres://...` / `postgresql://...`, or `sqlite://PATH`,
-/// `sqlite:PATH` or a bare file path.
-pub(super) fn target(url: &str) -> Result<Target<'_>, String> {
-    let url = url.trim();
-    if url.is_empty() {
-        return Err("the database URL is empty".into());
-    }
-    let path = match url.split_once("://") {
-        Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" => return Ok(Target::Postgres(url)),
-            "sqlite" => rest,
-            other => {
-                return Err(format!(
-                    "unsupported scheme `{other}` in `{url}`: use postgres://..., sqlite://PATH or a file path"
-                ));
-            }
-        },
-        None => url.strip_prefix("sqlite:").unwrap_or(url),
-    };
-    if path.is_empty() {
-        return Err(format!("`{url}` names no SQLite file"));
-    }
-    if path.contains('?') {
-        return Err(format!("`{url}` has query parameters, which a SQLite ledger does not take: name the file only"));
-    }
-    if path == ":memory:" || path.starts_with("file::memory:") {
-        return Err("an in-memory SQLite ledger is not supported: its reads and writes use separate connections, \
-                    which must share a file"
-            .into());
-    }
-    Ok(Target::Sqlite(path))
-}
-
 /// How long a SQLite writer waits for the file's write lock.
 const SQLITE_BUSY: Duration = Duration::from_secs(10);
 
@@ -180,29 +138,5 @@ pub(super) async fn begin(pool: &AnyPool, backend: Backend) -> Result<Transactio
             (&mut *tx).execute(lock.as_str()).await?;
             Ok(tx)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Target, target};
-
-    #[test]
-    fn urls_name_their_backend() {
-        assert_eq!(target("postgres://u@h/db"), Ok(Target::Postgres("postgres://u@h/db")));
-        assert_eq!(target(" PostgreSQL://u@h/db "), Ok(Target::Postgres("PostgreSQL://u@h/db")));
-        assert_eq!(target("sqlite://ledger.db"), Ok(Target::Sqlite("ledger.db")));
-        assert_eq!(target("sqlite:///var/lib/c.db"), Ok(Target::Sqlite("/var/lib/c.db")));
-        assert_eq!(target("sqlite:c.db"), Ok(Target::Sqlite("c.db")));
-        assert_eq!(target("data/c.db"), Ok(Target::Sqlite("data/c.db")));
-    }
-
-    #[test]
-    fn urls_without_a_usable_database_are_refused_with_a_reason() {
-        assert!(target("mysql://h/db").unwrap_err().contains("unsupported scheme `mysql`"));
-        assert!(target("  ").unwrap_err().contains("empty"));
-        assert!(target("sqlite://").unwrap_err().contains("names no SQLite file"));
-        assert!(target("sqlite::memory:").unwrap_err().contains("in-memory"));
-        assert!(target("sqlite://c.db?mode=ro").unwrap_err().contains("query parameters"));
     }
 }

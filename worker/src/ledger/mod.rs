@@ -50,6 +50,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use cloverleaf_engine::store::DatabaseUrl;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
@@ -173,9 +174,9 @@ impl Ledger {
     /// `postgres://...` or `postgresql://...` for PostgreSQL (shared with engine nodes and other
     /// workers), `sqlite://PATH`, `sqlite:PATH` or a bare file path for SQLite.
     pub async fn connect(url: &str) -> Result<Ledger, Error> {
-        match db::target(url).map_err(Error::Url)? {
-            db::Target::Sqlite(path) => Ledger::open(path).await,
-            db::Target::Postgres(url) => {
+        match DatabaseUrl::parse(url).map_err(Error::Url)? {
+            DatabaseUrl::Sqlite(path) => Ledger::open(path).await,
+            DatabaseUrl::Postgres(url) => {
                 let (write, read) = db::postgres(url).await?;
                 Ok(Ledger { write, read, backend: Backend::Postgres })
             }

@@ -51,9 +51,11 @@ async fn a_sqlite_path_with_spaces_and_url_characters_is_opened_as_named() {
 
 #[tokio::test]
 async fn a_url_naming_no_usable_database_is_a_clear_error() {
-    for (url, expected) in
-        [("mysql://localhost/books", "unsupported scheme `mysql`"), ("sqlite::memory:", "in-memory"), ("", "empty")]
-    {
+    for (url, expected) in [
+        ("mysql://localhost/books", "unsupported database URL scheme `mysql`"),
+        ("sqlite::memory:", "in-memory"),
+        ("", "empty"),
+    ] {
         match Ledger::connect(url).await {
             Err(e @ Error::Url(_)) => assert!(e.to_string().contains(expected), "{url}: {e}"),
             other => panic!("{url}: {other:?}"),
