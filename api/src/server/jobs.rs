@@ -91,6 +91,7 @@ pub async fn fetch_and_lock(
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     // Subscribed before the first look, so a job created in between is not missed.
     let mut signal = Some(engine.job_signal());
+    let mut waiting = None;
     loop {
         // Reading first keeps idle long polls off the writer: a fetch is a write transaction.
         if engine.has_due_jobs(&owned).await? {
@@ -103,19 +104,25 @@ pub async fn fetch_and_lock(
         if now >= deadline {
             return Ok(axum::Json(Vec::new()));
         }
+        let (_, stopping) = waiting.get_or_insert_with(|| state.wait_for_jobs());
+        if *stopping.borrow() {
+            return Ok(axum::Json(Vec::new()));
+        }
         let nap = POLL.min(deadline - now);
-        match signal.as_mut() {
-            Some(rx) => {
-                tokio::select! {
-                    changed = rx.changed() => {
-                        if changed.is_err() {
-                            signal = None;
-                        }
-                    }
-                    () = tokio::time::sleep(nap) => {}
+        let woken = async {
+            match signal.as_mut() {
+                Some(rx) => rx.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            alive = woken => {
+                if !alive {
+                    signal = None;
                 }
             }
-            None => tokio::time::sleep(nap).await,
+            _ = stopping.changed() => {}
+            () = tokio::time::sleep(nap) => {}
         }
     }
 }

@@ -187,6 +187,9 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
     let rows = incidents.iter().map(|g| (g.labels.as_slice(), g.count));
     gauges(&mut out, "cloverleaf_incidents_open", "Open incidents by process", &["process"], rows);
 
+    let polls = "Long polls of fetch-and-lock waiting on this node for a job";
+    single(&mut out, "cloverleaf_long_polls_waiting", "gauge", polls, state.long_polls_waiting());
+
     state.requests().render(&mut out);
     Ok(out)
 }

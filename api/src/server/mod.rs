@@ -56,6 +56,22 @@ struct Shared {
     users: Users,
     ledger: Option<Ledger>,
     requests: RequestMetrics,
+    long_polls: LongPolls,
+}
+
+/// The long polls of `fetch-and-lock` that are waiting, and the signal that ends them at shutdown.
+struct LongPolls {
+    waiting: std::sync::atomic::AtomicUsize,
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// Counts a long poll as waiting while it lives.
+pub(crate) struct WaitingPoll<'a>(&'a LongPolls);
+
+impl Drop for WaitingPoll<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl AppState {
@@ -71,7 +87,27 @@ impl AppState {
     }
 
     fn build(engine: Engine<AnyStore>, users: Users, ledger: Option<Ledger>) -> AppState {
-        AppState { shared: Arc::new(Shared { engine, users, ledger, requests: RequestMetrics::default() }) }
+        let long_polls = LongPolls { waiting: 0.into(), stopping: tokio::sync::watch::Sender::new(false) };
+        AppState { shared: Arc::new(Shared { engine, users, ledger, requests: RequestMetrics::default(), long_polls }) }
+    }
+
+    /// Ends every waiting long poll (each answers with what it has, usually nothing) and makes
+    /// new ones answer at once: called when the server begins to shut down, so that no worker's
+    /// poll holds the process up.
+    pub fn stop_long_polls(&self) {
+        self.shared.long_polls.stopping.send_replace(true);
+    }
+
+    /// How many `fetch-and-lock` long polls are waiting for a job right now.
+    pub fn long_polls_waiting(&self) -> usize {
+        self.shared.long_polls.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Marks a long poll as waiting until the guard drops; the receiver tells it when to stop.
+    pub(crate) fn wait_for_jobs(&self) -> (WaitingPoll<'_>, tokio::sync::watch::Receiver<bool>) {
+        let polls = &self.shared.long_polls;
+        polls.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        (WaitingPoll(polls), polls.stopping.subscribe())
     }
 
     /// The sub-ledger, when the server has one.

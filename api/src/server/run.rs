@@ -132,10 +132,13 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         options.processes.display(),
         database
     );
-    let server = axum::serve(listener, app(AppState::with_ledger(engine.clone(), users, ledger.clone())))
-        .with_graceful_shutdown(async {
+    let state = AppState::with_ledger(engine.clone(), users, ledger.clone());
+    let server = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
+            // A worker's long poll would otherwise hold the server up for its whole wait.
+            state.stop_long_polls();
         })
         .await;
     let _ = stop.send(true);

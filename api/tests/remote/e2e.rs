@@ -45,7 +45,7 @@ async fn lock_owner(store: &AnyStore, job: &str) -> Option<String> {
 }
 
 async fn until(worker: &cloverleaf_worker::WorkerHandle, done: impl Fn(&WorkerStats) -> bool) -> WorkerStats {
-    tokio::time::timeout(Duration::from_secs(30), worker.wait_until(done))
+    tokio::time::timeout(cloverleaf_testkit::deadline(), worker.wait_until(done))
         .await
         .unwrap_or_else(|_| panic!("the remote worker stalled: {:?}", worker.stats()))
 }

@@ -27,11 +27,11 @@ async fn a_long_poll_returns_the_job_created_while_it_waits_and_completes_it() {
     assert!(source.fetch_and_lock(&request("credit.check", Duration::ZERO)).await.unwrap().is_empty());
     let waiting = tokio::spawn({
         let source = source.clone();
-        async move { source.fetch_and_lock(&request("credit.*", Duration::from_secs(30))).await }
+        async move { source.fetch_and_lock(&request("credit.*", Duration::from_secs(60))).await }
     });
     let id = server.start_order("order_approval", "SO-1", "C-7", "20000.00").await;
-    // Far sooner than the 30 s wait: the server answers as soon as the job exists.
-    let jobs = tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap().unwrap();
+    // Sooner than the 60 s wait: the server answers as soon as the job exists.
+    let jobs = tokio::time::timeout(Duration::from_secs(55), waiting).await.unwrap().unwrap().unwrap();
     assert_eq!(jobs.len(), 1);
     let job = &jobs[0];
     assert_eq!((job.instance_id.as_str(), job.job_type.as_str(), job.epoch), (id.as_str(), "credit.check", 1));

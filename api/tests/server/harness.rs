@@ -100,6 +100,7 @@ impl Answer {
 /// The router over an engine, with the clock the tests move.
 pub struct Api {
     pub app: Router,
+    pub state: AppState,
     pub engine: Engine<AnyStore>,
     pub clock: VirtualClock,
     pub db: ScratchDb,
@@ -111,8 +112,9 @@ impl Api {
         let db = ScratchDb::new().await?;
         let clock = VirtualClock::new(t0());
         let engine = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
-        let app = app(AppState::new(engine.clone(), users()));
-        Some(Api { app, engine, clock, db })
+        let state = AppState::new(engine.clone(), users());
+        let app = app(state.clone());
+        Some(Api { app, state, engine, clock, db })
     }
 
     /// With every reference process deployed; `None` when the test is skipped.

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cloverleaf_engine::testdb::ScratchDb;
+use cloverleaf_testkit::eventually;
 
 struct Dir(PathBuf);
 
@@ -125,14 +126,11 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
         .await
         .unwrap();
     let id = started["id"].as_str().unwrap().to_string();
-    let mut instance = serde_json::Value::Null;
-    for _ in 0..200 {
-        instance = get_json(&http, &format!("http://{address}/v1/instances/{id}"), &sam).await;
-        if instance["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let instance = eventually("the small order to be decided", || async {
+        let instance = get_json(&http, &format!("http://{address}/v1/instances/{id}"), &sam).await;
+        (instance["status"] != "running").then_some(instance)
+    })
+    .await;
     assert_eq!(
         (instance["status"].as_str(), instance["outcome"].as_str()),
         (Some("completed"), Some("approved")),

@@ -3,6 +3,7 @@
 use chrono::{TimeDelta, TimeZone, Utc};
 use cloverleaf_engine::InstanceId;
 use cloverleaf_engine::runtime::{Correlation, Message};
+use cloverleaf_testkit::eventually;
 use serde_json::json;
 
 use crate::harness::{Env, roles};
@@ -98,24 +99,14 @@ async fn the_scheduler_fires_timers_and_cron_starts_when_the_virtual_clock_jumps
         let _ = stopped.await;
     }));
     env.advance(TimeDelta::days(5));
-    let escalated = async {
-        loop {
-            let tasks = env.engine.tasks(Some(&id)).await.unwrap();
-            if tasks.iter().any(|t| t.node == "chase_shipment") {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), escalated).await.expect("the timer fired");
+    eventually("the escalation timer to fire", || async {
+        let tasks = env.engine.tasks(Some(&id)).await.unwrap();
+        tasks.iter().any(|t| t.node == "chase_shipment").then_some(())
+    })
+    .await;
     env.clock.advance_to(Utc.with_ymd_and_hms(2026, 1, 31, 10, 0, 0).unwrap());
     let closing = InstanceId("month_end_close@20260131T100000Z".into());
-    let started = async {
-        while env.engine.instance(&closing).await.is_err() {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(10), started).await.expect("the cron start fired");
+    eventually("the cron start to fire", || async { env.engine.instance(&closing).await.ok() }).await;
     stop.send(()).unwrap();
     scheduler.await.unwrap().unwrap();
 }

@@ -155,10 +155,10 @@ pub fn spawn_worker<S: cloverleaf_worker::JobSource>(source: S, handlers: Handle
 }
 
 impl Running {
-    /// Waits (at most 20 s of real time, so a broken test fails instead of hanging) until the
+    /// Waits (at most the test deadline of real time, so a broken test fails instead of hanging) until the
     /// worker's counters satisfy `done`.
     pub async fn until(&self, done: impl Fn(&WorkerStats) -> bool) -> WorkerStats {
-        match tokio::time::timeout(Duration::from_secs(20), self.handle.wait_until(done)).await {
+        match tokio::time::timeout(cloverleaf_testkit::deadline(), self.handle.wait_until(done)).await {
             Ok(stats) => stats,
             Err(_) => panic!("the worker did not get there: {:?}", self.handle.stats()),
         }
@@ -175,7 +175,7 @@ impl Running {
                 self.handle.wait_until(|s| s != &before).await;
             }
         };
-        if tokio::time::timeout(Duration::from_secs(20), wait).await.is_err() {
+        if tokio::time::timeout(cloverleaf_testkit::deadline(), wait).await.is_err() {
             panic!("{id} is {:?}, not {expected:?}; worker: {:?}", env.status(id).await, self.handle.stats());
         }
     }
@@ -192,7 +192,7 @@ impl Running {
                 self.handle.wait_until(|s| s != &before).await;
             }
         };
-        match tokio::time::timeout(Duration::from_secs(20), wait).await {
+        match tokio::time::timeout(cloverleaf_testkit::deadline(), wait).await {
             Ok(task) => task,
             Err(_) => panic!("no open task {node}; worker: {:?}", self.handle.stats()),
         }
@@ -209,7 +209,7 @@ impl Running {
     pub async fn stop(mut self) -> WorkerStats {
         self.request_stop();
         let task = self.task.take().unwrap();
-        tokio::time::timeout(Duration::from_secs(20), task).await.expect("the worker stops").unwrap().unwrap()
+        tokio::time::timeout(cloverleaf_testkit::deadline(), task).await.expect("the worker stops").unwrap().unwrap()
     }
 }
 
