@@ -47,7 +47,37 @@ pub struct Process {
     pub vars: Vec<VarDecl>,
     /// Nodes in the order written (starts included).
     pub nodes: Vec<Node>,
+    /// The `access { ... }` block, if written.
+    pub access: Option<AccessDecl>,
     /// The whole block.
+    pub span: Span,
+}
+
+/// `access { start by ...  requester x  on behalf by ...  read by ...  called only }`.
+#[derive(Debug, Clone, Default)]
+pub struct AccessDecl {
+    /// `start by`: roles that may start the process.
+    pub start_by: Vec<Ident>,
+    /// `on behalf by`: roles that may name another requester than themselves.
+    pub on_behalf_by: Vec<Ident>,
+    /// `read by`: roles that may read every instance.
+    pub read_by: Vec<Ident>,
+    /// `requester x`: the input the server fills with the starting user.
+    pub requester: Option<Ident>,
+    /// `called only`, where written.
+    pub called_only: Option<Span>,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// A limit on a declared number: `> 0`, `<= 1_000_000`.
+#[derive(Debug, Clone)]
+pub struct BoundDecl {
+    /// The comparison, as written: `>`, `>=`, `<` or `<=`.
+    pub op: String,
+    /// The literal, as written.
+    pub value: String,
+    /// Where it is.
     pub span: Span,
 }
 
@@ -60,6 +90,8 @@ pub struct VarDecl {
     pub ty: TypeRef,
     /// `= expr`, if given.
     pub default: Option<Expr>,
+    /// Limits on the value (`> 0`), checked where values come in.
+    pub bounds: Vec<BoundDecl>,
 }
 
 /// A type as written: resolved to a [`Type`] plus whether `?` was given.

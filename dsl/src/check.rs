@@ -12,8 +12,8 @@ use crate::codes;
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
 use crate::expr::{Expr, ExprKind, Scope, Type, check_condition, check_expr};
 use crate::model::{
-    Arm, Boundary, BoundaryEvent, CExpr, CompiledProcess, EndKind, FirstArm, FirstEvent, FormField, Mapping, NodeKind,
-    Reminder, RetryPolicy, TimerSpec, Trigger, VarDef, WaitUntil,
+    Access, Arm, Bound, BoundOp, Boundary, BoundaryEvent, CExpr, CompiledProcess, EndKind, FirstArm, FirstEvent,
+    FormField, Mapping, NodeKind, Reminder, RetryPolicy, TimerSpec, Trigger, VarDef, WaitUntil,
 };
 use crate::schedule::{Schedule, ScheduleError};
 use crate::suggest::did_you_mean;
@@ -229,6 +229,7 @@ impl<'a> ProcessChecker<'a> {
         }
         let inputs: Vec<VarDef> = p.inputs.iter().map(|d| self.var_def(d)).collect();
         let vars: Vec<VarDef> = p.vars.iter().map(|d| self.var_def(d)).collect();
+        let access = self.access();
         if !p.nodes.iter().any(|n| matches!(n.kind, ast::NodeKind::Start(_))) {
             self.err(
                 codes::MISSING,
@@ -268,7 +269,137 @@ impl<'a> ProcessChecker<'a> {
             vars,
             roles: self.used_roles.iter().cloned().collect(),
             nodes: nodes.into_iter().map(|n| n.node).collect(),
+            access,
         })
+    }
+
+    /// The `access` block: roles that exist, a requester that is a `user` input, and clauses
+    /// that do not contradict each other.
+    fn access(&mut self) -> Access {
+        let Some(decl) = &self.p.access else { return Access::default() };
+        let mut access = Access::default();
+        for (roles, out) in [
+            (&decl.start_by, &mut access.start_by),
+            (&decl.on_behalf_by, &mut access.on_behalf_by),
+            (&decl.read_by, &mut access.read_by),
+        ] {
+            for role in roles {
+                self.known_role(role);
+                if !out.contains(&role.name) {
+                    out.push(role.name.clone());
+                }
+            }
+        }
+        if let Some(requester) = &decl.requester {
+            match self.p.inputs.iter().find(|i| i.name.name == requester.name) {
+                Some(input) if input.ty.ty == Type::User => access.requester = Some(requester.name.clone()),
+                Some(input) => self.err(
+                    codes::TYPE_MISMATCH,
+                    requester.span,
+                    format!("the requester `{}` is `{}`, not a user", requester.name, input.ty.ty),
+                    "expected an input of type `user`",
+                    format!("declare it as `{}: user` in the `input` block", requester.name),
+                ),
+                None => self.err(
+                    codes::UNKNOWN_VARIABLE,
+                    requester.span,
+                    format!("the requester `{}` is not an input of this process", requester.name),
+                    "not in the `input` block",
+                    format!(
+                        "declare `{}: user` in the `input` block: the server fills it with the starting user",
+                        requester.name
+                    ),
+                ),
+            }
+        }
+        if !decl.on_behalf_by.is_empty() && decl.requester.is_none() {
+            self.err(
+                codes::MISSING,
+                decl.on_behalf_by[0].span,
+                "`on behalf by` without a `requester`",
+                "on behalf of whom?",
+                "name the input that holds the requesting user: `requester requested_by`",
+            );
+        }
+        if let Some(called) = decl.called_only {
+            access.called_only = true;
+            if let Some(first) = decl.start_by.first().or(decl.on_behalf_by.first()) {
+                let d = Diagnostic::error(
+                    codes::MISPLACED,
+                    self.file,
+                    first.span,
+                    "a `called only` process names who may start it",
+                )
+                .with_label("nobody starts a called-only process")
+                .with_note(called, "declared `called only` here")
+                .with_help("remove `called only` to let these roles start it, or remove the `start by` roles");
+                self.diags.push(d);
+            }
+            if self.p.nodes.iter().any(
+                |n| matches!(&n.kind, ast::NodeKind::Start(trigger) if !matches!(trigger, ast::StartTrigger::None)),
+            ) {
+                self.err(
+                    codes::MISPLACED,
+                    called,
+                    "a `called only` process has a message or schedule start",
+                    "only another process starts it",
+                    "remove `called only`, or the message or schedule start",
+                );
+            }
+        }
+        access
+    }
+
+    /// Reports a role that no `roles` block declares.
+    fn known_role(&mut self, role: &ast::Ident) {
+        if self.roles.contains_key(role.name.as_str()) {
+            return;
+        }
+        let help = match did_you_mean(&role.name, self.roles.keys().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("declare it in a `roles {{ {} \"Title\" }}` block", role.name),
+        };
+        self.err(
+            codes::UNKNOWN_ROLE,
+            role.span,
+            format!("unknown role `{}`", role.name),
+            "not declared in any `roles` block",
+            help,
+        );
+    }
+
+    /// The limits of a declaration: numbers only, each a literal.
+    fn bounds(&mut self, decl: &ast::VarDecl) -> Vec<Bound> {
+        let mut bounds = Vec::new();
+        for b in &decl.bounds {
+            if !matches!(decl.ty.ty, Type::Money | Type::Decimal | Type::Int) {
+                self.err(
+                    codes::TYPE_MISMATCH,
+                    b.span,
+                    format!("a limit on `{}`, which is `{}`", decl.name.name, decl.ty.ty),
+                    "limits apply to numbers only",
+                    "limit a `money`, `decimal` or `int` (such as `amount: money > 0`), or remove the limit",
+                );
+                continue;
+            }
+            let op = match b.op.as_str() {
+                ">" => BoundOp::Greater,
+                ">=" => BoundOp::AtLeast,
+                "<" => BoundOp::Less,
+                _ => BoundOp::AtMost,
+            };
+            match b.value.replace('_', "").parse::<rust_decimal::Decimal>() {
+                Ok(value) => bounds.push(Bound { op, value }),
+                Err(_) => self.err(
+                    codes::INVALID_LITERAL,
+                    b.span,
+                    format!("`{}` is not a number a limit can hold", b.value),
+                    "out of range",
+                    "write a decimal number such as `0` or `1_000_000`",
+                ),
+            }
+        }
+        bounds
     }
 
     fn declare(&mut self, name: &ast::Ident, ty: &Type, what: &str) {
@@ -294,7 +425,8 @@ impl<'a> ProcessChecker<'a> {
             self.expect_fits(&d.ty.ty, &ty, e.span, &format!("the default of `{}`", d.name.name));
             c
         });
-        VarDef { name: d.name.name.clone(), ty: d.ty.ty.clone(), optional: d.ty.optional, default }
+        let bounds = self.bounds(d);
+        VarDef { name: d.name.name.clone(), ty: d.ty.ty.clone(), optional: d.ty.optional, default, bounds }
     }
 
     /// Type-checks `e` in the process scope and keeps its source text.
@@ -574,7 +706,8 @@ impl<'a> ProcessChecker<'a> {
                             );
                             self.diags.push(d);
                         }
-                        FormField { name: f.name.name.clone(), ty: f.ty.ty.clone(), optional: f.ty.optional }
+                        let bounds = self.bounds(f);
+                        FormField { name: f.name.name.clone(), ty: f.ty.ty.clone(), optional: f.ty.optional, bounds }
                     })
                     .collect();
                 let due = due.as_ref().map(|e| self.timer(e, "`due`"));

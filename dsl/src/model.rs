@@ -90,6 +90,116 @@ pub struct CompiledProcess {
     pub roles: Vec<String>,
     /// Every node, in declaration order; anonymous decides and sets follow their owner.
     pub nodes: Vec<Node>,
+    /// Who may start and read instances (`access { ... }`); none written is the safe default.
+    #[serde(default, skip_serializing_if = "Access::is_default")]
+    pub access: Access,
+}
+
+/// Who may do what with a process's instances, as declared in its `access { ... }` block.
+///
+/// With nothing declared, only administrators start the process over the API, and only the
+/// people who take part in an instance (and administrators and auditors) read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Access {
+    /// Roles that may start the process (`start by`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_by: Vec<String>,
+    /// Roles that may start it naming another requester than themselves (`on behalf by`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_behalf_by: Vec<String>,
+    /// Roles that may read every instance (`read by`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_by: Vec<String>,
+    /// The `user` input the server fills with the starting user (`requester`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
+    /// Only another process may start it (`called only`): never a request or a message.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub called_only: bool,
+}
+
+impl Access {
+    fn is_default(&self) -> bool {
+        *self == Access::default()
+    }
+}
+
+/// The comparison of a [`Bound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BoundOp {
+    /// `>`
+    #[serde(rename = ">")]
+    Greater,
+    /// `>=`
+    #[serde(rename = ">=")]
+    AtLeast,
+    /// `<`
+    #[serde(rename = "<")]
+    Less,
+    /// `<=`
+    #[serde(rename = "<=")]
+    AtMost,
+}
+
+/// A limit on a number that comes in from outside (`amount: money > 0`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bound {
+    /// The comparison.
+    pub op: BoundOp,
+    /// The limit.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub value: rust_decimal::Decimal,
+}
+
+impl Bound {
+    /// True when `n` is within the limit.
+    pub fn admits(&self, n: rust_decimal::Decimal) -> bool {
+        match self.op {
+            BoundOp::Greater => n > self.value,
+            BoundOp::AtLeast => n >= self.value,
+            BoundOp::Less => n < self.value,
+            BoundOp::AtMost => n <= self.value,
+        }
+    }
+
+    /// The rule in words: `must be greater than 0`.
+    pub fn rule(&self) -> String {
+        let words = match self.op {
+            BoundOp::Greater => "greater than",
+            BoundOp::AtLeast => "at least",
+            BoundOp::Less => "less than",
+            BoundOp::AtMost => "at most",
+        };
+        format!("must be {words} {}", self.value)
+    }
+}
+
+/// Decimals a money amount may carry (the cents of the currencies the ledger books).
+pub const MONEY_DECIMALS: u32 = 2;
+
+/// The largest money amount that comes in from outside: a quadrillion (10^15).
+pub const MONEY_LIMIT: i64 = 1_000_000_000_000_000;
+
+/// Checks a value that comes in from outside (a start's input, a form field, a message's
+/// variable) against the limits of its declaration; the rule it breaks, in words.
+///
+/// Money also carries at most [`MONEY_DECIMALS`] decimals and stays within [`MONEY_LIMIT`], so
+/// that `100.005`, `1e27` or `0.30000000000000004` never reach the ledger. Null passes: whether
+/// a value may be absent is the declaration's `?`.
+pub fn admit(value: &crate::expr::Value, ty: &Type, bounds: &[Bound]) -> Result<(), String> {
+    let crate::expr::Value::Number(n) = value else { return Ok(()) };
+    if *ty == Type::Money {
+        if n.normalize().scale() > MONEY_DECIMALS {
+            return Err(format!("must have at most {MONEY_DECIMALS} decimals (a whole number of cents)"));
+        }
+        if n.abs() >= rust_decimal::Decimal::from(MONEY_LIMIT) {
+            return Err("must be less than 1000000000000000 in size".to_string());
+        }
+    }
+    match bounds.iter().find(|b| !b.admits(*n)) {
+        Some(broken) => Err(broken.rule()),
+        None => Ok(()),
+    }
 }
 
 impl CompiledProcess {
@@ -184,6 +294,9 @@ pub struct VarDef {
     /// Initial value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<CExpr>,
+    /// Limits on the values that come in from outside (`> 0`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<Bound>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -336,6 +449,9 @@ pub struct FormField {
     /// May be left out.
     #[serde(default, skip_serializing_if = "is_false")]
     pub optional: bool,
+    /// Limits on the submitted value (`> 0`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bounds: Vec<Bound>,
 }
 
 /// A decide arm.

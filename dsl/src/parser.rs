@@ -188,6 +188,14 @@ fn span(pair: &Pair<'_, Rule>) -> Span {
     pair.as_span().into()
 }
 
+fn bound_decl(pair: Pair<'_, Rule>) -> BoundDecl {
+    let whole = span(&pair);
+    let mut inner = pair.into_inner();
+    let op = inner.next().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let value = inner.next().map(|p| p.as_str().to_string()).unwrap_or_default();
+    BoundDecl { op, value, span: whole }
+}
+
 impl Cx {
     fn file(&mut self, root: Pair<'_, Rule>) -> File {
         let mut out = File { file: self.file, ..File::default() };
@@ -219,6 +227,7 @@ impl Cx {
             inputs: Vec::new(),
             vars: Vec::new(),
             nodes: Vec::new(),
+            access: None,
             span: whole,
         };
         for item in inner {
@@ -233,6 +242,18 @@ impl Cx {
                     let field = item.into_inner().find(|p| p.as_rule() == Rule::field_decl);
                     process.vars.push(self.field_decl(field.expect("var has a declaration")));
                 }
+                Rule::access_block => {
+                    let access = self.access(item);
+                    if let (Some(first), Some(again)) = (&process.access, &access) {
+                        let d = Diagnostic::error(codes::DUPLICATE, self.file, again.span, "a second `access` block")
+                            .with_label("declared again")
+                            .with_note(first.span, "first declared here")
+                            .with_help("write every access clause of a process in one `access { ... }` block");
+                        self.diags.push(d);
+                    } else if access.is_some() {
+                        process.access = access;
+                    }
+                }
                 _ => process.nodes.push(self.node(item)),
             }
         }
@@ -240,11 +261,35 @@ impl Cx {
     }
 
     fn field_decl(&mut self, pair: Pair<'_, Rule>) -> VarDecl {
-        let mut inner = pair.into_inner();
+        let mut inner = pair.into_inner().peekable();
         let name = ident(inner.next().expect("field has a name"));
         let ty = self.type_expr(inner.next().expect("field has a type"));
+        let mut bounds = Vec::new();
+        while let Some(bound) = inner.next_if(|p| p.as_rule() == Rule::bound) {
+            bounds.push(bound_decl(bound));
+        }
         let default = inner.next().map(build_expr);
-        VarDecl { name, ty, default }
+        VarDecl { name, ty, default, bounds }
+    }
+
+    fn access(&mut self, pair: Pair<'_, Rule>) -> Option<AccessDecl> {
+        let mut access = AccessDecl { span: span(&pair), ..AccessDecl::default() };
+        for clause in pair.into_inner() {
+            let rule = clause.as_rule();
+            let clause_span = span(&clause);
+            let roles = || clause.clone().into_inner().filter(|p| p.as_rule() == Rule::role_name).map(ident);
+            match rule {
+                Rule::start_by => access.start_by.extend(roles()),
+                Rule::on_behalf_by => access.on_behalf_by.extend(roles()),
+                Rule::read_by => access.read_by.extend(roles()),
+                Rule::requester_clause => {
+                    access.requester = clause.into_inner().find(|p| p.as_rule() == Rule::ident).map(ident);
+                }
+                Rule::called_only => access.called_only = Some(clause_span),
+                _ => {}
+            }
+        }
+        Some(access)
     }
 
     fn type_expr(&mut self, pair: Pair<'_, Rule>) -> TypeRef {
@@ -644,7 +689,8 @@ impl Cx {
                         let mut inner = field.into_inner();
                         let name = ident(inner.next().expect("form field name"));
                         let ty = self.type_expr(inner.next().expect("form field type"));
-                        form.push(VarDecl { name, ty, default: None });
+                        let bounds = inner.filter(|p| p.as_rule() == Rule::bound).map(bound_decl).collect();
+                        form.push(VarDecl { name, ty, default: None, bounds });
                     }
                 }
                 Rule::due_clause => due = clause.into_inner().find(|p| p.as_rule() == Rule::expr).map(build_expr),

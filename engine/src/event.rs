@@ -23,6 +23,13 @@ pub enum Event {
         /// The start node to use; `None`: the first plain start (else the first start).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         start: Option<String>,
+        /// The authenticated user who starts it, recorded in the history (none for timer and
+        /// child starts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_by: Option<String>,
+        /// The user the starter acts for, when a role allows naming another requester.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on_behalf_of: Option<String>,
     },
     /// A worker finished a job; `output` is the job's result object.
     JobCompleted {

@@ -132,6 +132,22 @@ pub struct Delegation {
     pub by: String,
     /// Who holds it now.
     pub to: String,
+    /// Who handed it on before `by`, first holder first: every hop of a chain is kept, so a
+    /// `not by` rule bars everyone who held the task, not only the last one to pass it on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<String>,
+}
+
+impl Delegation {
+    /// Everyone who handed the task on, first holder first.
+    pub fn delegators(&self) -> impl Iterator<Item = &str> {
+        self.earlier.iter().map(String::as_str).chain(std::iter::once(self.by.as_str()))
+    }
+
+    /// The person the task was first delegated by: the delegate acts on their behalf.
+    pub fn origin(&self) -> &str {
+        self.earlier.first().unwrap_or(&self.by)
+    }
 }
 
 /// Why a timer exists.
@@ -235,6 +251,9 @@ pub struct Instance {
     pub(crate) process_version: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) business_key: Option<String>,
+    /// The authenticated user who started it (none for timer, message-less and child starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) started_by: Option<String>,
     #[serde(flatten)]
     pub(crate) status: Status,
     /// The name of the last main-flow end reached.
@@ -265,6 +284,7 @@ impl Instance {
             process: process.into(),
             process_version,
             business_key: None,
+            started_by: None,
             status: Status::Created,
             last_outcome: None,
             variables: BTreeMap::new(),
@@ -299,6 +319,11 @@ impl Instance {
     /// The business key given at start.
     pub fn business_key(&self) -> Option<&str> {
         self.business_key.as_deref()
+    }
+
+    /// The authenticated user who started it, when a person did.
+    pub fn started_by(&self) -> Option<&str> {
+        self.started_by.as_deref()
     }
 
     /// The status.

@@ -25,7 +25,7 @@
 //! let compilation = project.compile();
 //! let definition = compilation.process("p").unwrap();
 //! let now = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
-//! let start = Event::Start { variables: serde_json::json!({"amount": "250.00"}), business_key: None, start: None };
+//! let start = Event::Start { variables: serde_json::json!({"amount": "250.00"}), business_key: None, start: None, started_by: None, on_behalf_of: None };
 //! let t = step(definition, &Instance::new("i1", "p", 1), start, now).unwrap();
 //! assert_eq!(t.instance.status(), &Status::Completed { outcome: Some("big".into()) });
 //! assert!(t.effects.contains(&Effect::Completed { outcome: Some("big".into()) }));

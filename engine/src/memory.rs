@@ -602,7 +602,13 @@ impl MemoryEngine {
         options: StartOptions,
     ) -> Result<InstanceId, Error> {
         let id = self.create(process, options.version, None)?;
-        let event = Event::Start { variables, business_key: options.business_key, start: options.start };
+        let event = Event::Start {
+            variables,
+            business_key: options.business_key,
+            start: options.start,
+            started_by: None,
+            on_behalf_of: None,
+        };
         if let Err(e) = self.apply(&id, event) {
             self.discard(&id);
             return Err(e);
@@ -1141,8 +1147,16 @@ impl MemoryEngine {
                     Ok(child) => {
                         self.note(id, format!("{node} calls {process} as {child}"));
                         self.children.insert(call, child.clone());
-                        self.queue
-                            .push_back((child, Event::Start { variables: inputs, business_key: None, start: None }));
+                        self.queue.push_back((
+                            child,
+                            Event::Start {
+                                variables: inputs,
+                                business_key: None,
+                                start: None,
+                                started_by: None,
+                                on_behalf_of: None,
+                            },
+                        ));
                     }
                     Err(e) => {
                         self.note(id, format!("{node} cannot call {process}: {e}"));

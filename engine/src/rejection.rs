@@ -113,6 +113,12 @@ pub enum Rejection {
         /// The user refused.
         user: String,
     },
+    /// A task delegated back to someone who already handed it on, or to its holder.
+    #[error("`{user}` already held this task: a delegation may not go back along its chain")]
+    DelegationLoop {
+        /// The delegate refused.
+        user: String,
+    },
     /// The instance references a node its definition does not have.
     #[error("node `{node}` is not in the definition")]
     UnknownNode {

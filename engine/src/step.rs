@@ -11,7 +11,7 @@ use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::expr::{EvalContext, EvalError, ExprKind, Type, Value, eval, is_true};
 use cloverleaf_dsl::model::{
     Boundary, BoundaryEvent, CExpr, EndKind, FirstEvent, FormField, Mapping, Node, NodeKind, Reminder, TimerSpec,
-    Trigger, WaitUntil,
+    Trigger, WaitUntil, admit,
 };
 use serde::{Deserialize, Serialize};
 
@@ -52,8 +52,8 @@ pub fn step(
     }
     let mut m = Machine::new(definition, instance.clone(), now);
     match (&instance.status, event) {
-        (Status::Created, Event::Start { variables, business_key, start }) => {
-            m.start(&variables, business_key, start)?
+        (Status::Created, Event::Start { variables, business_key, start, started_by, on_behalf_of }) => {
+            m.start(&variables, business_key, start, started_by, on_behalf_of)?
         }
         (Status::Running, Event::JobCompleted { job, output }) => m.job_completed(&job, &output)?,
         (Status::Running, Event::JobFailed { job, message }) => m.job_failed(&job, message)?,
@@ -104,7 +104,11 @@ pub fn check_separation(
     let NodeKind::Approval { not_by, .. } = &node.kind else {
         return Err(Rejection::UnknownNode { node: wait.node.clone() });
     };
-    m.separation_of_duties(not_by, user, on_behalf_of)
+    let mut principals: Vec<&str> = on_behalf_of.into_iter().collect();
+    if let Some(d) = wait.delegated.as_ref().filter(|d| d.to == user) {
+        principals.extend(d.delegators());
+    }
+    m.separation_of_duties(not_by, user, &principals)
 }
 
 /// Applies a recorded event log to a fresh instance: the state a runtime rebuilds from history.
@@ -396,6 +400,8 @@ impl<'d> Machine<'d> {
         variables: &serde_json::Value,
         business_key: Option<String>,
         start: Option<String>,
+        started_by: Option<String>,
+        on_behalf_of: Option<String>,
     ) -> Result<(), Rejection> {
         let start_node = match &start {
             Some(name) => self
@@ -430,7 +436,13 @@ impl<'d> Machine<'d> {
             let given = if is_input { object.get(&def.name).filter(|v| !v.is_null()) } else { None };
             let value = match (given, &def.default) {
                 (Some(json), _) => match Value::from_json(json, &def.ty) {
-                    Ok(v) => v,
+                    Ok(v) => match admit(&v, &def.ty, &def.bounds) {
+                        Ok(()) => v,
+                        Err(rule) => {
+                            errors.push((def.name.clone(), rule));
+                            continue;
+                        }
+                    },
                     Err(e) => {
                         errors.push((def.name.clone(), e.to_string()));
                         continue;
@@ -472,7 +484,10 @@ impl<'d> Machine<'d> {
         }
         self.inst.status = Status::Running;
         self.inst.business_key = business_key;
+        self.inst.started_by.clone_from(&started_by);
         let mut h = HistoryEvent::new(HistoryKind::Started, None);
+        h.who = started_by;
+        h.on_behalf_of = on_behalf_of;
         h.variables = inputs;
         self.history(h);
         let token = self.new_token(Vec::new());
@@ -571,10 +586,16 @@ impl<'d> Machine<'d> {
         let NodeKind::Approval { not_by, form: fields, next, .. } = &node.kind else {
             return Err(Rejection::UnknownNode { node: wait.node.clone() });
         };
-        // The delegate acts for the delegator, so a `not by` rule follows the task through
-        // delegation; a substitute's principal given by the caller wins (substitutes do not chain).
-        let on_behalf_of = on_behalf_of.or_else(|| wait.delegated.filter(|d| d.to == by).map(|d| d.by));
-        self.separation_of_duties(not_by, &by, on_behalf_of.as_deref())?;
+        // The delegate acts for the first delegator, and a `not by` rule follows the task through
+        // every hop of the delegation; a substitute's principal given by the caller wins
+        // (substitutes do not chain).
+        let delegation = wait.delegated.filter(|d| d.to == by);
+        let mut principals: Vec<&str> = on_behalf_of.as_deref().into_iter().collect();
+        if let Some(d) = &delegation {
+            principals.extend(d.delegators());
+        }
+        self.separation_of_duties(not_by, &by, &principals)?;
+        let on_behalf_of = on_behalf_of.or_else(|| delegation.as_ref().map(|d| d.origin().to_string()));
         let values = validate_form(fields, form)?;
         let mut changed = values;
         let record = BTreeMap::from([
@@ -601,15 +622,26 @@ impl<'d> Machine<'d> {
         let NodeKind::Approval { not_by, .. } = &node.kind else {
             return Err(Rejection::UnknownNode { node: wait.node.clone() });
         };
+        // A holder who received the task by delegation hands on the whole chain.
+        let earlier: Vec<String> = match &wait.delegated {
+            Some(d) if d.to == by => d.delegators().map(str::to_string).collect(),
+            _ => Vec::new(),
+        };
+        if earlier.contains(&to) || to == by {
+            return Err(Rejection::DelegationLoop { user: to });
+        }
         // Refused now rather than at completion: a delegate who could never complete the task
         // (or a barred delegator handing it on) would only leave it stuck.
-        self.separation_of_duties(not_by, &to, Some(&by))?;
+        let mut principals: Vec<&str> = earlier.iter().map(String::as_str).collect();
+        principals.push(&by);
+        self.separation_of_duties(not_by, &to, &principals)?;
         let mut h = HistoryEvent::new(HistoryKind::TaskDelegated, Some(&node.name)).detail(format!("to {to}"));
         h.who = Some(by.clone());
+        h.on_behalf_of = earlier.first().cloned();
         self.history(h);
         self.effects.push(Effect::AssignTask { task: task.clone(), to: to.clone() });
         if let Some(w) = self.inst.tasks.get_mut(task) {
-            w.delegated = Some(Delegation { by, to });
+            w.delegated = Some(Delegation { by, to, earlier });
         }
         Ok(())
     }
@@ -617,7 +649,7 @@ impl<'d> Machine<'d> {
     /// Refuses a completion by anyone a `not by` rule names, acting themselves or through a
     /// substitute. An earlier approval's record (`x.completed_by`) names both the person who
     /// completed it and the person they acted for. A rule that cannot be evaluated refuses.
-    fn separation_of_duties(&self, rules: &[CExpr], by: &str, on_behalf_of: Option<&str>) -> Result<(), Rejection> {
+    fn separation_of_duties(&self, rules: &[CExpr], by: &str, on_behalf_of: &[&str]) -> Result<(), Rejection> {
         for rule in rules {
             let refuse =
                 |user: &str| Rejection::SeparationOfDuties { rule: rule.source().to_string(), user: user.into() };
@@ -635,9 +667,7 @@ impl<'d> Machine<'d> {
             if barred.contains(by) {
                 return Err(refuse(by));
             }
-            if let Some(principal) = on_behalf_of
-                && barred.contains(principal)
-            {
+            if let Some(principal) = on_behalf_of.iter().find(|p| barred.contains(**p)) {
                 return Err(refuse(principal));
             }
         }
@@ -744,6 +774,17 @@ impl<'d> Machine<'d> {
             _ => return Err(Rejection::InvalidOutput { fields: vec![(String::new(), "expected an object".into())] }),
         };
         let changed = self.map_outputs(outputs, &source).map_err(|fields| Rejection::InvalidOutput { fields })?;
+        // A message comes from outside, like a start's inputs: the same limits apply.
+        let broken: Vec<(String, String)> = changed
+            .iter()
+            .filter_map(|(name, value)| {
+                let def = self.def.inputs.iter().chain(&self.def.vars).find(|d| d.name == *name)?;
+                admit(value, &def.ty, &def.bounds).err().map(|rule| (name.clone(), rule))
+            })
+            .collect();
+        if !broken.is_empty() {
+            return Err(Rejection::InvalidOutput { fields: broken });
+        }
         self.set_variables(&changed);
         let mut h = HistoryEvent::new(HistoryKind::MessageReceived, Some(&node.name)).detail(wait.message.clone());
         h.variables = changed;
@@ -1295,9 +1336,12 @@ fn validate_form(fields: &[FormField], form: &serde_json::Value) -> Result<BTree
                 values.insert(f.name.clone(), Value::Null);
             }
             Some(json) => match Value::from_json(json, &f.ty) {
-                Ok(v) => {
-                    values.insert(f.name.clone(), v);
-                }
+                Ok(v) => match admit(&v, &f.ty, &f.bounds) {
+                    Ok(()) => {
+                        values.insert(f.name.clone(), v);
+                    }
+                    Err(rule) => errors.push((f.name.clone(), rule)),
+                },
                 Err(e) => errors.push((f.name.clone(), e.to_string())),
             },
         }

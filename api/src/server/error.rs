@@ -150,6 +150,7 @@ impl From<Rejection> for ApiError {
             }
             Rejection::InvalidState { .. } => ApiError::conflict("invalid_state", message),
             Rejection::UnknownStart { .. } => ApiError::unprocessable("unknown_start", message),
+            Rejection::DelegationLoop { .. } => ApiError::unprocessable("delegation_loop", message),
             Rejection::StepLimit { .. } => ApiError::unprocessable("step_limit", message),
             Rejection::UnknownTimer { .. }
             | Rejection::TimerNotDue { .. }

@@ -283,6 +283,23 @@ struct NewInstance<'a> {
     business_key: Option<String>,
     variables: serde_json::Value,
     start: Option<String>,
+    starter: Option<Starter>,
+}
+
+/// The authenticated person who starts an instance, recorded in its history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Starter {
+    /// Who sent the start.
+    pub user: String,
+    /// The requester they act for, when their role allows naming someone else.
+    pub on_behalf_of: Option<String>,
+}
+
+impl Starter {
+    /// A user starting for themselves.
+    pub fn user(user: impl Into<String>) -> Starter {
+        Starter { user: user.into(), on_behalf_of: None }
+    }
 }
 
 /// What one step did.
@@ -483,8 +500,40 @@ impl<S: Store> Engine<S> {
         let definition = self.definition(process, version).await?;
         let id = self.next_id("i");
         let business_key = business_key.map(str::to_string);
-        let start = NewInstance { id: &id, business_key, variables, start: None };
+        let start = NewInstance { id: &id, business_key, variables, start: None, starter: None };
         self.start_instance(&definition, version, start, Extra::default()).await?.ok_or(Error::Contention(id))
+    }
+
+    /// Starts an instance of `process` (the latest version, or `version`) for an authenticated
+    /// user, who is recorded as its starter. With `once_id`, at most once per id: when that
+    /// instance exists already nothing starts and the answer is it with `false`.
+    pub async fn start_for(
+        &self,
+        starter: &Starter,
+        process: &str,
+        version: Option<u32>,
+        business_key: Option<&str>,
+        variables: serde_json::Value,
+        once_id: Option<&str>,
+    ) -> Result<(InstanceId, bool), Error> {
+        if let Some(id) = once_id
+            && self.inner.store.load_instance(id).await?.is_some()
+        {
+            return Ok((InstanceId(id.to_string()), false));
+        }
+        let version = match version {
+            Some(v) => v,
+            None => self.latest_version(process).await?,
+        };
+        let definition = self.definition(process, version).await?;
+        let id = once_id.map_or_else(|| self.next_id("i"), str::to_string);
+        let business_key = business_key.map(str::to_string);
+        let start = NewInstance { id: &id, business_key, variables, start: None, starter: Some(starter.clone()) };
+        match self.start_instance(&definition, version, start, Extra::default()).await? {
+            Some(id) => Ok((id, true)),
+            None if once_id.is_some() => Ok((InstanceId(id), false)),
+            None => Err(Error::Contention(id)),
+        }
     }
 
     /// Starts an instance of `process` (the latest version, or `version`) under the id `id`,
@@ -506,7 +555,8 @@ impl<S: Store> Engine<S> {
             None => self.latest_version(process).await?,
         };
         let definition = self.definition(process, version).await?;
-        let start = NewInstance { id, business_key: business_key.map(str::to_string), variables, start: None };
+        let start =
+            NewInstance { id, business_key: business_key.map(str::to_string), variables, start: None, starter: None };
         let started = self.start_instance(&definition, version, start, Extra::default()).await?;
         Ok((InstanceId(id.to_string()), started.is_some()))
     }
@@ -520,9 +570,10 @@ impl<S: Store> Engine<S> {
         new: NewInstance<'_>,
         extra: Extra,
     ) -> Result<Option<InstanceId>, Error> {
-        let NewInstance { id, business_key, variables, start } = new;
+        let NewInstance { id, business_key, variables, start, starter } = new;
         let instance = Instance::new(id, definition.key.as_str(), version);
-        let event = Event::Start { variables, business_key, start };
+        let (started_by, on_behalf_of) = starter.map_or((None, None), |s| (Some(s.user), s.on_behalf_of));
+        let event = Event::Start { variables, business_key, start, started_by, on_behalf_of };
         let before = Before {
             instance: &instance,
             expected_version: None,
@@ -822,6 +873,12 @@ impl<S: Store> Engine<S> {
 
     /// Delivers a message to the instance waiting for it (the oldest subscription), or buffers it.
     pub async fn correlate(&self, message: Message) -> Result<Correlation, Error> {
+        self.correlate_from(message, None).await
+    }
+
+    /// [`Engine::correlate`] for an authenticated sender, recorded as the starter of any
+    /// instance the message starts.
+    pub async fn correlate_from(&self, message: Message, sender: Option<&str>) -> Result<Correlation, Error> {
         let message_id = message.message_id.clone().unwrap_or_else(|| self.next_id("m"));
         let payload = message.payload.to_string();
         for _ in 0..MAX_ATTEMPTS {
@@ -855,7 +912,7 @@ impl<S: Store> Engine<S> {
                 }
             }
             // Nobody waits: a process that starts on this message starts now.
-            if let Some(instance) = self.start_on_message(&message, &message_id, &row).await? {
+            if let Some(instance) = self.start_on_message(&message, &message_id, &row, sender).await? {
                 return Ok(Correlation::Delivered { instance });
             }
             match self.submit_raw(Write::BufferMessage(row)).await? {
@@ -868,6 +925,21 @@ impl<S: Store> Engine<S> {
         Err(Error::Contention(message_id))
     }
 
+    /// The latest deployed definitions that a message named `name` starts (through `start on
+    /// message`), so that a caller can check who may send it.
+    pub async fn started_by_message(&self, name: &str) -> Result<Vec<Arc<CompiledProcess>>, Error> {
+        let mut found = Vec::new();
+        for (key, version) in self.inner.store.latest_versions().await? {
+            let definition = self.definition(&key, version).await?;
+            if definition.nodes.iter().any(
+                |n| matches!(&n.kind, NodeKind::Start { trigger: Trigger::Message { message: m }, .. } if m == name),
+            ) {
+                found.push(definition);
+            }
+        }
+        Ok(found)
+    }
+
     /// Starts every process (latest version) with a start on `message`'s name, the payload as its
     /// inputs and the correlation key as business key; the first one records the message so
     /// that a redelivery is a duplicate. Ids derive from the message id: starting twice is one start.
@@ -876,6 +948,7 @@ impl<S: Store> Engine<S> {
         message: &Message,
         message_id: &str,
         row: &MessageRow,
+        sender: Option<&str>,
     ) -> Result<Option<InstanceId>, Error> {
         let mut first = None;
         for (key, version) in self.inner.store.latest_versions().await? {
@@ -892,6 +965,7 @@ impl<S: Store> Engine<S> {
                 business_key: Some(message.correlation_key.clone()),
                 variables: message.payload.clone(),
                 start: Some(node.name.clone()),
+                starter: sender.map(Starter::user),
             };
             let started = self.start_instance(&definition, version, new, extra).await?;
             if first.is_none() {
@@ -1044,6 +1118,7 @@ impl<S: Store> Engine<S> {
                 business_key: None,
                 variables: serde_json::json!({}),
                 start: Some(node.clone()),
+                starter: None,
             };
             let start = self.start_instance(&definition, version, new, Extra::default()).await;
             match start {

@@ -268,7 +268,13 @@ pub(crate) fn plan(
         pending.push(PendingRow {
             id: next_id(),
             instance_id: child.id,
-            event: serde_json::to_string(&Event::Start { variables: child.inputs, business_key: None, start: None })?,
+            event: serde_json::to_string(&Event::Start {
+                variables: child.inputs,
+                business_key: None,
+                start: None,
+                started_by: None,
+                on_behalf_of: None,
+            })?,
         });
     }
 

@@ -95,6 +95,8 @@ fn inputs_are_checked_against_their_types() {
         variables: json!({"order_id": "SO-1", "amount": "lots", "requested_by": "rita", "colour": "red"}),
         business_key: None,
         start: None,
+        started_by: None,
+        on_behalf_of: None,
     });
     let cloverleaf_engine::Rejection::InvalidInput { fields } = r else { panic!("{r:?}") };
     let names: Vec<&str> = fields.iter().map(|(f, _)| f.as_str()).collect();

@@ -87,7 +87,7 @@ impl Run {
 
     /// Starts with these inputs.
     pub fn start(&mut self, variables: serde_json::Value) -> Vec<Effect> {
-        self.ok(Event::Start { variables, business_key: None, start: None })
+        self.ok(Event::Start { variables, business_key: None, start: None, started_by: None, on_behalf_of: None })
     }
 
     /// Moves the clock on.

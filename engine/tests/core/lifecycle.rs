@@ -53,7 +53,13 @@ fn events_that_do_not_fit_are_rejections_not_panics() {
     let r = run.refused(Event::TimerFired { timer: "x".into() });
     assert_eq!(r, Rejection::InvalidState { event: "timer fired".into(), status: "not started".into() });
     run.start(order("20000"));
-    let r = run.refused(Event::Start { variables: order("1"), business_key: None, start: None });
+    let r = run.refused(Event::Start {
+        variables: order("1"),
+        business_key: None,
+        start: None,
+        started_by: None,
+        on_behalf_of: None,
+    });
     assert_eq!(r, Rejection::InvalidState { event: "start".into(), status: "running".into() });
     let unknown = [
         (Event::JobCompleted { job: "nope".into(), output: json!({}) }, Rejection::UnknownJob { job: "nope".into() }),
@@ -92,14 +98,26 @@ fn a_definition_of_another_process_is_refused() {
 #[test]
 fn a_named_start_must_exist() {
     let mut run = Run::reference("order_approval");
-    let r = run.refused(Event::Start { variables: order("1"), business_key: None, start: Some("nowhere".into()) });
+    let r = run.refused(Event::Start {
+        variables: order("1"),
+        business_key: None,
+        start: Some("nowhere".into()),
+        started_by: None,
+        on_behalf_of: None,
+    });
     assert_eq!(r, Rejection::UnknownStart { start: "nowhere".into() });
 }
 
 #[test]
 fn start_keeps_the_business_key_and_version_counts_events() {
     let mut run = Run::reference("order_approval");
-    run.ok(Event::Start { variables: order("5000"), business_key: Some("SO-1".into()), start: None });
+    run.ok(Event::Start {
+        variables: order("5000"),
+        business_key: Some("SO-1".into()),
+        start: None,
+        started_by: None,
+        on_behalf_of: None,
+    });
     assert_eq!(run.instance.business_key(), Some("SO-1"));
     assert_eq!(run.instance.version(), 1);
     run.complete_job("credit.check", credit("50000", "0", "A"));
