@@ -87,6 +87,13 @@ impl Users {
             if name.is_empty() {
                 bail!("a user has an empty name");
             }
+            match canonical_user(name) {
+                Some(canonical) if canonical == name => {}
+                Some(canonical) => bail!("user `{name}` must be written `{canonical}`: user names are lowercase"),
+                None => bail!(
+                    "user `{name}`: a user name is 1 to 64 letters, digits, `.`, `_`, `-` or `@` (tasks and history compare names exactly)"
+                ),
+            }
             if !names.insert(name.to_string()) {
                 bail!("user `{name}` is listed twice");
             }
@@ -112,7 +119,13 @@ impl Users {
 
     /// True when a user of this name may call the API.
     pub fn contains(&self, name: &str) -> bool {
-        self.by_hash.values().any(|u| u.name == name)
+        self.get(name).is_some()
+    }
+
+    /// The user of this name (in its one spelling, see [`canonical_user`]).
+    pub fn get(&self, name: &str) -> Option<Arc<User>> {
+        let name = canonical_user(name)?;
+        self.by_hash.values().find(|u| u.name == name).cloned()
     }
 
     /// How many users there are.
@@ -124,6 +137,16 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.by_hash.is_empty()
     }
+}
+
+/// A user name in its one spelling: trimmed and lowercase, so that `" Sue"` and `"sue"` are the
+/// same person wherever names are compared (`not by`, assignees, substitutes); `None` for a name
+/// no user can have.
+pub fn canonical_user(name: &str) -> Option<String> {
+    let name = name.trim().to_lowercase();
+    let fits = (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    fits.then_some(name)
 }
 
 /// The stored form of a token.
@@ -160,6 +183,7 @@ pub const DEMO_USERS: &[(&str, &[&str])] = &[
     ("lou", &["logistics.coordinator"]),
     ("carl", &["finance.cfo", "finance.controller"]),
     ("ada", &[ADMIN]),
+    ("vera", &["auditor"]),
     ("robot", &[WORKER]),
 ];
 

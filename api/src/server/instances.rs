@@ -3,12 +3,13 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cloverleaf_engine::InstanceId;
-use cloverleaf_engine::store::Queries as _;
+use cloverleaf_engine::store::{Queries as _, sha256_hex};
+use cloverleaf_engine::{Event, InstanceId};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
+use super::access::{self, Visibility};
 use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
@@ -37,9 +38,12 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Starts an instance of a deployed process.
 ///
-/// With an `Idempotency-Key` header the start happens once per key: a retry (after a timeout or a
-/// lost answer, on any node) gets the instance the first request started, with 200 instead of
-/// 201, and the instance's id is `req-{key}`.
+/// Who may start it is the process's `access` declaration; the requester input is the caller
+/// unless their role may start on someone's behalf (then both names are recorded).
+///
+/// With an `Idempotency-Key` header the start happens once per caller and key: a retry (after a
+/// timeout or a lost answer, on any node) gets the instance the first request started, with 200
+/// instead of 201; the same key with another body is 409. Keys of different callers never meet.
 #[utoipa::path(
     post, path = "/v1/instances", tag = "instances",
     request_body = StartRequest,
@@ -49,6 +53,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 201, description = "Started; the instance as it stands after its first step", body = InstanceView),
         (status = 200, description = "Started before under this idempotency key; the instance as it stands now", body = InstanceView),
         (status = 400, description = "Malformed JSON, an unknown field, or a malformed idempotency key", body = ErrorBody),
+        (status = 403, description = "Not a role that may start the process, a called-only process, or a requester other than the caller without an `on behalf by` role", body = ErrorBody),
         (status = 404, description = "No such process or version", body = ErrorBody),
         (status = 409, description = "The idempotency key started another process or business key", body = ErrorBody),
         (status = 422, description = "Inputs that do not fit the process: `details.fields`", body = ErrorBody),
@@ -57,33 +62,49 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 )]
 pub async fn start(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     headers: HeaderMap,
     Json(request): Json<StartRequest>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine();
-    let variables = Value::Object(request.variables);
+    let version = match request.version {
+        Some(v) => v,
+        None => engine.latest_version(&request.process).await?,
+    };
+    let definition = engine.definition(&request.process, version).await?;
+    access::may_start(&caller, &definition)?;
+    let mut inputs = request.variables;
+    let starter = access::starter(&caller, state.users(), &definition, &mut inputs)?;
+    let variables = Value::Object(inputs);
     let business_key = request.business_key.as_deref();
     let Some(key) = idempotency_key(&headers)? else {
-        let id = match request.version {
-            Some(version) => engine.start_version(&request.process, version, business_key, variables).await?,
-            None => engine.start(&request.process, business_key, variables).await?,
-        };
+        let (id, _) =
+            engine.start_for(&starter, &request.process, Some(version), business_key, variables, None).await?;
         let view = instance_view(&state, &id).await?;
         return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
     };
-    let id = format!("req-{key}");
-    let (id, created) = engine.start_once(&id, &request.process, request.version, business_key, variables).await?;
-    let view = instance_view(&state, &id).await?;
-    if !created && (view.process != request.process || view.business_key.as_deref() != business_key) {
-        return Err(ApiError::conflict(
-            "idempotency_key_reused",
-            format!(
-                "the idempotency key `{key}` started instance {} of `{}` (business key {:?}); use a new key for another start",
-                id.0, view.process, view.business_key
-            ),
-        ));
+    // A key is the caller's own (the id derives from both) and stands for one request: the same
+    // key with another body is a conflict, never another start or someone else's instance.
+    let id = format!("req-{}", &sha256_hex(format!("{}\n{key}", caller.name()).as_bytes())[..32]);
+    let (id, created) =
+        engine.start_for(&starter, &request.process, Some(version), business_key, variables.clone(), Some(&id)).await?;
+    if !created {
+        let instance = engine.instance(&id).await?;
+        let first = engine.events(&id).await?.into_iter().next().map(|(event, _)| event);
+        let same = instance.process() == request.process
+            && matches!(&first, Some(Event::Start { variables: v, business_key: b, .. })
+                if *v == variables && b.as_deref() == business_key);
+        if !same {
+            return Err(ApiError::conflict(
+                "idempotency_key_reused",
+                format!(
+                    "the idempotency key `{key}` was sent before with another request; use a new key for another start"
+                ),
+            )
+            .with_details(json!({"instance": id.0})));
+        }
     }
+    let view = instance_view(&state, &id).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, axum::Json(view)).into_response())
 }
@@ -144,7 +165,7 @@ const STATUSES: [&str; 5] = ["created", "running", "completed", "failed", "cance
 )]
 pub async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<Vec<InstanceSummaryView>>, ApiError> {
     if let Some(status) = params.status.as_deref().filter(|s| !STATUSES.contains(s)) {
@@ -161,11 +182,22 @@ pub async fn list(
     if offset < 0 {
         return Err(ApiError::bad_request("invalid_query", "offset must not be negative"));
     }
-    let rows = state
-        .engine()
-        .store()
-        .instances(params.process.as_deref(), params.status.as_deref(), params.business_key.as_deref(), limit, offset)
-        .await?;
+    let store = state.engine().store();
+    let (process, status, business_key) =
+        (params.process.as_deref(), params.status.as_deref(), params.business_key.as_deref());
+    let rows = match Visibility::of(&state, &caller).await? {
+        Visibility::All => store.instances(process, status, business_key, limit, offset).await?,
+        // Filtered before the page is cut, so that a page is full of what the caller may read.
+        // This reads every matching row: fine for a desk's list, not for millions of instances.
+        seen => store
+            .instances(process, status, business_key, i64::MAX, 0)
+            .await?
+            .into_iter()
+            .filter(|r| seen.admits(&r.id, &r.process_key, r.process_version))
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect(),
+    };
     Ok(axum::Json(
         rows.into_iter()
             .map(|r| InstanceSummaryView {
@@ -211,12 +243,31 @@ pub async fn post_dispatch(State(state): State<AppState>, caller: Caller, Path(r
     params(("id" = String, Path, description = "The instance id")),
     responses(
         (status = 200, description = "The instance", body = InstanceView),
+        (status = 403, description = "Not a participant of its case nor a reader of its process", body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub async fn get(state: AppState, _caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+pub async fn get(state: AppState, caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+    may_read(&state, &caller, &id).await?;
     Ok(axum::Json(instance_view(&state, &id).await?).into_response())
+}
+
+/// 404 for an unknown instance, 403 with the reason for one the caller may not read.
+async fn may_read(state: &AppState, caller: &Caller, id: &InstanceId) -> Result<(), ApiError> {
+    let instance = state.engine().instance(id).await?;
+    if Visibility::of(state, caller).await?.admits(id.as_str(), instance.process(), instance.process_version()) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        "not_reader",
+        format!(
+            "`{}` may not read instance `{id}`: they take no part in its case, and `{}` does not name any of their roles as readers",
+            caller.name(),
+            instance.process()
+        ),
+    )
+    .with_details(json!({"user": caller.name(), "instance": id.0, "process": instance.process()})))
 }
 
 /// The tamper-evident history of an instance.
@@ -236,11 +287,13 @@ pub struct HistoryView {
     params(("id" = String, Path, description = "The instance id")),
     responses(
         (status = 200, description = "The history", body = HistoryView),
+        (status = 403, description = "Not a participant of its case nor a reader of its process", body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub async fn history(state: AppState, _caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+pub async fn history(state: AppState, caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+    may_read(&state, &caller, &id).await?;
     let engine = state.engine();
     let check = engine.verify_history(&id).await?;
     let rows = engine.history(&id).await?;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::access;
 use super::auth::Caller;
 use super::config::{ADMIN, WORKER};
 use super::error::{ApiError, ErrorBody};
@@ -56,7 +57,7 @@ pub struct MessageResponse {
         (status = 200, description = "Delivered (or a duplicate)", body = MessageResponse),
         (status = 202, description = "Buffered until an instance waits for it, or its time-to-live ends", body = MessageResponse),
         (status = 400, description = "Malformed JSON, an unknown field or a bad ttl", body = ErrorBody),
-        (status = 403, description = "Neither admin nor worker", body = ErrorBody),
+        (status = 403, description = "Neither admin nor worker, or a message that starts a process the sender may not start", body = ErrorBody),
         (status = 422, description = "A payload the receiving node cannot read", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -74,14 +75,21 @@ pub async fn correlate(
         None => TimeDelta::hours(DEFAULT_TTL_HOURS),
         Some(text) => parse_ttl(text)?,
     };
+    // A message that starts a process is a start like any other: the sender must be allowed to
+    // start it, and its requester is the sender unless their role may start on someone's behalf.
+    let mut payload = request.variables;
+    for definition in state.engine().started_by_message(&request.name).await? {
+        access::may_start(&caller, &definition)?;
+        access::starter(&caller, state.users(), &definition, &mut payload)?;
+    }
     let message = Message {
         name: request.name,
         correlation_key: request.correlation_key,
-        payload: Value::Object(request.variables),
+        payload: Value::Object(payload),
         message_id: request.message_id,
         ttl,
     };
-    let correlation = state.engine().correlate(message).await?;
+    let correlation = state.engine().correlate_from(message, Some(caller.name())).await?;
     let (status, outcome, instances) = match correlation {
         Correlation::Delivered { instance } => (StatusCode::OK, "delivered", vec![instance.0]),
         Correlation::Buffered => (StatusCode::ACCEPTED, "buffered", vec![]),

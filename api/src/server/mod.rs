@@ -10,6 +10,7 @@
 //! incidents and called instances contain `/` (`i-x-1/task/2`): a client may send them as they
 //! are or percent-encoded.
 
+pub mod access;
 pub mod auth;
 pub mod config;
 mod definitions;

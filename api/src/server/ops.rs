@@ -48,10 +48,12 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     responses(
         (status = 200, description = "Prometheus text exposition 0.0.4", body = String, content_type = "text/plain"),
         (status = 401, description = "No or an unknown token", body = ErrorBody),
+        (status = 403, description = "Neither admin nor metrics", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
-pub async fn metrics(State(state): State<AppState>, _caller: Caller) -> Result<Response, ApiError> {
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    super::access::may_read_metrics(&caller)?;
     let text = super::metrics::render(&state).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response())
 }

@@ -142,15 +142,17 @@ fn percentile(sorted: &[i64], p: usize) -> Option<i64> {
     params(KpiParams),
     responses(
         (status = 200, description = "The figures", body = KpiReport),
+        (status = 403, description = "Not admin, auditor, finance controller or CFO", body = ErrorBody),
         (status = 404, description = "No such process", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn kpis(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(params): Query<KpiParams>,
 ) -> Result<axum::Json<KpiReport>, ApiError> {
+    super::access::may_read_reports(&caller)?;
     let engine = state.engine();
     let store = engine.store();
     let now = engine.now();

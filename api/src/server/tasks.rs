@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
-use super::config::ADMIN;
+use super::config::{ADMIN, canonical_user};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, RawBody, parse_json};
 use super::views::TaskView;
@@ -214,22 +214,38 @@ pub struct DelegateRequest {
     responses(
         (status = 200, description = "Delegated; the task as it stands", body = TaskView),
         (status = 400, description = "Malformed JSON or an unknown field", body = ErrorBody),
-        (status = 403, description = "Not the caller's task", body = ErrorBody),
+        (status = 403, description = "Not the caller's task, a delegate who holds none of its roles, or a `not by` rule that bars the delegate", body = ErrorBody),
         (status = 404, description = "No such task", body = ErrorBody),
         (status = 409, description = "Closed, or claimed by someone else", body = ErrorBody),
-        (status = 422, description = "An empty delegate, or one who is not a user of this server", body = ErrorBody),
+        (status = 422, description = "An empty delegate, one who is not a user of this server, or one who held the task before", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn delegate(state: AppState, caller: Caller, id: TaskId, body: &[u8]) -> Result<Response, ApiError> {
     let request: DelegateRequest = parse_json(body)?;
-    let to = request.to.trim();
+    let to = canonical_user(&request.to).unwrap_or_else(|| request.to.trim().to_string());
     if !to.is_empty() {
-        visible_task(&state, &caller, &id).await?;
-        known_user(&state, "to", to)?;
+        let task = visible_task(&state, &caller, &id).await?;
+        known_user(&state, "to", &to)?;
+        may_hold(&state, &task, &to)?;
     }
     let engine = state.engine();
-    act(&state, &caller, &id, engine.delegate(&id, caller.name(), &caller.0.role_refs(), to)).await
+    act(&state, &caller, &id, engine.delegate(&id, caller.name(), &caller.0.role_refs(), &to)).await
+}
+
+/// 403 unless `user` could act on `task` had it been offered to them: a task offered to roles
+/// goes only to someone who holds one of them.
+fn may_hold(state: &AppState, task: &TaskInfo, user: &str) -> Result<(), ApiError> {
+    let Some(delegate) = state.users().get(user) else { return Ok(()) };
+    if task.roles.is_empty() || task.roles.iter().any(|r| delegate.has(r)) {
+        return Ok(());
+    }
+    let reason = format!("it is offered to {}, and `{user}` holds none of them", roles_list(&task.roles));
+    Err(ApiError::forbidden(
+        "delegate_not_candidate",
+        format!("task `{}` cannot be delegated to `{user}`: {reason}", task.id),
+    )
+    .with_details(json!({"user": user, "task": task.id.0, "roles": task.roles, "reason": reason})))
 }
 
 /// 422 unless `name` is a user of this server: a task handed to anyone else could never be
@@ -290,14 +306,16 @@ pub async fn substitute(
     let from = request.from.unwrap_or(now);
     match request.user.as_deref() {
         Some(user) => {
-            if !user.trim().is_empty() && user.trim() != caller.name() {
-                known_user(&state, "user", user.trim())?;
+            let user = canonical_user(user).unwrap_or_else(|| user.trim().to_string());
+            let user = user.as_str();
+            if !user.is_empty() && user != caller.name() {
+                known_user(&state, "user", user)?;
             }
             let until = request.until.ok_or_else(|| {
                 ApiError::unprocessable("invalid_substitute", "`until` is required when naming a substitute")
                     .with_details(json!({"fields": [{"field": "until", "message": "required"}]}))
             })?;
-            engine.set_substitute(caller.name(), Some(user.trim()), from, until).await?;
+            engine.set_substitute(caller.name(), Some(user), from, until).await?;
         }
         None => engine.set_substitute(caller.name(), None, from, request.until.unwrap_or(from)).await?,
     }

@@ -36,6 +36,10 @@ pub const USERS: &[(&str, &[&str])] = &[
     ("carl", &["finance.cfo", "finance.controller"]),
     ("ada", &["admin"]),
     ("robot", &["worker"]),
+    ("lou", &["logistics.coordinator"]),
+    ("arlo", &["finance.ar_clerk"]),
+    ("vera", &["auditor"]),
+    ("prom", &["metrics"]),
 ];
 
 pub fn token(user: &str) -> String {

@@ -25,7 +25,7 @@ async fn api_with_waiter() -> Option<Api> {
 
 async fn start(api: &Api, invoice: &str) -> String {
     let answer = api
-        .post("/v1/instances", "sam", json!({"process": "wait_for_payment", "variables": {"invoice_id": invoice}}))
+        .post("/v1/instances", "ada", json!({"process": "wait_for_payment", "variables": {"invoice_id": invoice}}))
         .await;
     answer.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string()
 }

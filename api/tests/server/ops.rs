@@ -13,7 +13,8 @@ async fn metrics_are_prometheus_text_with_every_family() {
     api.order_at_manager("20000.00", "sam").await;
     api.order("500.00", "sam").await;
     api.advance(TimeDelta::hours(30));
-    let answer = api.get("/metrics", "mia").await;
+    api.get("/metrics", "mia").await.expect_error(StatusCode::FORBIDDEN, "missing_role");
+    let answer = api.get("/metrics", "prom").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let text = &answer.text;

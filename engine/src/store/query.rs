@@ -152,6 +152,10 @@ pub trait Queries {
         offset: i64,
     ) -> impl Future<Output = Result<Vec<InstanceSummary>, Error>> + Send;
 
+    /// Ids of the instances `user` took part in: started, acted on or was acted for (the
+    /// history), held or completed a task of, or could be offered a task of through `roles`.
+    fn participations(&self, user: &str, roles: &[String]) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
+
     /// One instance as listed.
     fn instance_summary(&self, id: &str) -> impl Future<Output = Result<Option<InstanceSummary>, Error>> + Send;
 
@@ -413,7 +417,34 @@ const SLA_BREACHES: Each = Each {
     postgres: sla_breaches!("(e.event::jsonb ->> 'event')", "(e.event::jsonb ->> 'task')"),
 };
 
+macro_rules! participations {
+    ($by_role:literal) => {
+        concat!(
+            "SELECT instance_id FROM history WHERE who = $1 OR on_behalf_of = $1 \
+             UNION SELECT instance_id FROM tasks WHERE assignee = $1 OR claimed_by = $1 OR completed_by = $1 \
+             UNION SELECT t.instance_id FROM tasks t WHERE ",
+            $by_role
+        )
+    };
+}
+
+const PARTICIPATIONS: Each = Each {
+    sqlite: participations!(
+        "EXISTS (SELECT 1 FROM json_each(t.roles) r WHERE r.value IN (SELECT value FROM json_each($2)))"
+    ),
+    postgres: participations!("EXISTS (SELECT 1 FROM jsonb_array_elements_text(t.roles::jsonb) r WHERE r = ANY($2))"),
+};
+
 impl<R: Reader> Queries for R {
+    async fn participations(&self, user: &str, roles: &[String]) -> Result<Vec<String>, Error> {
+        let args = vec![Arg::Text(Some(user)), Arg::Texts(roles.to_vec())];
+        let rows = self.rows(PARTICIPATIONS.pick::<R>(), args).await?;
+        let mut ids = rows.iter().map(|r| r.text("instance_id")).collect::<Result<Vec<_>, Error>>()?;
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     async fn deployments(&self) -> Result<Vec<DeploymentSummary>, Error> {
         let rows = self.rows(DEPLOYMENTS, vec![]).await?;
         let mut out = rows
@@ -658,6 +689,10 @@ impl Queries for AnyStore {
 
     async fn instance_summary(&self, id: &str) -> Result<Option<InstanceSummary>, Error> {
         delegate!(self.instance_summary(id))
+    }
+
+    async fn participations(&self, user: &str, roles: &[String]) -> Result<Vec<String>, Error> {
+        delegate!(self.participations(user, roles))
     }
 
     async fn history_heads(&self, after: Option<&str>, limit: i64) -> Result<Vec<(String, i64, String)>, Error> {

@@ -1,0 +1,202 @@
+//! Who may do what: the permission model every route applies the same way.
+//!
+//! A process declares beside its steps who may start it, whether only another process may,
+//! which input names the requesting user, who may start it for someone else, and who may read
+//! all its instances (`access { ... }` in the `.flow` file). The server adds its own roles:
+//! `admin` starts any process that is not `called only`, reads everything and operates;
+//! `auditor` reads every instance, history and report; `metrics` scrapes `/metrics`.
+//!
+//! Reading an instance is allowed to the people who take part in its case (the instance and
+//! every instance it calls or is called by): whoever started it, acted in it or was acted for,
+//! holds or held one of its tasks, or holds a role one of its tasks was offered to; and to the
+//! roles the process names as readers. Lists are filtered by the same rule.
+
+use std::collections::BTreeSet;
+
+use cloverleaf_dsl::CompiledProcess;
+use cloverleaf_dsl::expr::Type;
+use cloverleaf_engine::runtime::Starter;
+use cloverleaf_engine::store::Queries as _;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use super::config::{ADMIN, Users, canonical_user};
+use super::error::ApiError;
+
+/// The role that reads every instance, history and report, and changes nothing.
+pub const AUDITOR: &str = "auditor";
+/// The role of a metrics scraper: `/metrics` only.
+pub const METRICS: &str = "metrics";
+/// Who reads the finance figures of `/v1/reports/kpis`.
+pub const REPORT_READERS: &[&str] = &[ADMIN, AUDITOR, "finance.controller", "finance.cfo"];
+/// Who reads `/metrics` (instance counts by process, tasks by role, request rates).
+pub const METRICS_READERS: &[&str] = &[ADMIN, METRICS];
+
+/// 403 unless `caller` may start `definition` over the API (or with a message).
+pub fn may_start(caller: &Caller, definition: &CompiledProcess) -> Result<(), ApiError> {
+    let access = &definition.access;
+    let key = &definition.key;
+    if access.called_only {
+        return Err(ApiError::forbidden(
+            "called_only",
+            format!("`{key}` is started only by another process (it is declared `called only`), never directly"),
+        )
+        .with_details(json!({"process": key})));
+    }
+    if caller.has(ADMIN) || access.start_by.iter().any(|r| caller.has(r)) {
+        return Ok(());
+    }
+    let who = if access.start_by.is_empty() {
+        "an administrator (it declares no `start by` roles)".to_string()
+    } else {
+        access.start_by.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(" or ")
+    };
+    Err(ApiError::forbidden("missing_role", format!("`{}` may not start `{key}`: that needs {who}", caller.name()))
+        .with_details(json!({"process": key, "start_by": access.start_by, "user": caller.name()})))
+}
+
+/// Makes the inputs trustworthy before a start: every `user` input names a user of this server
+/// in its one spelling, and the requester input (`access { requester x }`) is the caller unless
+/// one of their roles may start on someone's behalf. The starter to record.
+pub fn starter(
+    caller: &Caller,
+    users: &Users,
+    definition: &CompiledProcess,
+    variables: &mut serde_json::Map<String, Value>,
+) -> Result<Starter, ApiError> {
+    let mut bad = Vec::new();
+    for input in definition.inputs.iter().filter(|i| i.ty == Type::User) {
+        let Some(Value::String(given)) = variables.get(&input.name) else { continue };
+        match canonical_user(given) {
+            Some(name) if users.contains(&name) => {
+                variables.insert(input.name.clone(), Value::String(name));
+            }
+            _ => bad.push(json!({"field": input.name, "message": format!("`{given}` is not a user of this server")})),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(ApiError::unprocessable("invalid_input", "a user input names nobody this server knows")
+            .with_details(json!({"fields": bad})));
+    }
+    let Some(field) = &definition.access.requester else { return Ok(Starter::user(caller.name())) };
+    let me = caller.name().to_string();
+    let named = match variables.get(field) {
+        None | Some(Value::Null) => me.clone(),
+        Some(Value::String(name)) => name.clone(),
+        Some(_) => me.clone(),
+    };
+    if named == me {
+        variables.insert(field.clone(), Value::String(me.clone()));
+        return Ok(Starter::user(me));
+    }
+    let allowed = caller.has(ADMIN) || definition.access.on_behalf_by.iter().any(|r| caller.has(r));
+    if !allowed {
+        let reason = if definition.access.on_behalf_by.is_empty() {
+            "the process lets nobody start it for someone else".to_string()
+        } else {
+            format!(
+                "that needs {}",
+                definition.access.on_behalf_by.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(" or ")
+            )
+        };
+        return Err(ApiError::forbidden(
+            "not_on_behalf",
+            format!("`{me}` may not start `{}` with `{field}` = `{named}`: {reason}", definition.key),
+        )
+        .with_details(json!({"field": field, "user": me, "requester": named})));
+    }
+    Ok(Starter { user: me, on_behalf_of: Some(named) })
+}
+
+/// The instances a caller may read.
+#[derive(Debug, Clone)]
+pub enum Visibility {
+    /// Every instance: admins and auditors.
+    All,
+    /// The cases the caller takes part in, and the processes whose readers they are.
+    Some {
+        /// (process key, version) of definitions whose `read by` roles the caller holds.
+        readable: BTreeSet<(String, u32)>,
+        /// The root ids (top-level instances) of the cases the caller takes part in.
+        cases: BTreeSet<String>,
+    },
+}
+
+impl Visibility {
+    /// What `caller` may read now.
+    pub async fn of(state: &AppState, caller: &Caller) -> Result<Visibility, ApiError> {
+        if caller.has(ADMIN) || caller.has(AUDITOR) {
+            return Ok(Visibility::All);
+        }
+        let engine = state.engine();
+        let store = engine.store();
+        let mut readable = BTreeSet::new();
+        for deployment in store.deployments().await? {
+            for version in store.deployment_versions(&deployment.key).await? {
+                let definition = engine.definition(&deployment.key, version.version).await?;
+                if definition.access.read_by.iter().any(|r| caller.has(r)) {
+                    readable.insert((deployment.key.clone(), version.version));
+                }
+            }
+        }
+        let cases = store
+            .participations(caller.name(), &caller.0.roles)
+            .await?
+            .iter()
+            .map(|id| case_of(id).to_string())
+            .collect();
+        Ok(Visibility::Some { readable, cases })
+    }
+
+    /// True when an instance of `process` (`version`) with this id may be read.
+    pub fn admits(&self, id: &str, process: &str, version: u32) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Some { readable, cases } => {
+                readable.contains(&(process.to_string(), version)) || cases.contains(case_of(id))
+            }
+        }
+    }
+}
+
+/// The top-level instance of the case an instance belongs to: a called instance's id extends
+/// its caller's (`i-x-1/call/3`).
+pub fn case_of(id: &str) -> &str {
+    id.split('/').next().unwrap_or(id)
+}
+
+/// 403 unless the caller may read the finance reports.
+pub fn may_read_reports(caller: &Caller) -> Result<(), ApiError> {
+    caller.require_any(REPORT_READERS, "read the finance reports")
+}
+
+/// 403 unless the caller may read `/metrics`.
+pub fn may_read_metrics(caller: &Caller) -> Result<(), ApiError> {
+    caller.require_any(METRICS_READERS, "read the metrics")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_called_instance_belongs_to_its_callers_case() {
+        assert_eq!(case_of("i-ab-1/call/3"), "i-ab-1");
+        assert_eq!(case_of("i-ab-1/call/3/call/9"), "i-ab-1");
+        assert_eq!(case_of("order_to_cash~signed-SO-1"), "order_to_cash~signed-SO-1");
+    }
+
+    #[test]
+    fn readers_see_their_processes_and_participants_their_cases() {
+        let seen = Visibility::Some {
+            readable: BTreeSet::from([("month_end_close".to_string(), 1)]),
+            cases: BTreeSet::from(["i-a-1".to_string()]),
+        };
+        assert!(seen.admits("i-a-1/call/2", "order_approval", 1));
+        assert!(seen.admits("month_end_close@20260131T100000Z", "month_end_close", 1));
+        assert!(!seen.admits("month_end_close@20260131T100000Z", "month_end_close", 2));
+        assert!(!seen.admits("i-b-1", "order_to_cash", 1));
+        assert!(Visibility::All.admits("i-b-1", "order_to_cash", 1));
+    }
+}
