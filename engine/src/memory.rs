@@ -1143,6 +1143,7 @@ impl MemoryEngine {
                 self.subscriptions.remove(&subscription);
             }
             Effect::StartChild { call, node, process, inputs } => {
+                let started_by = self.records.get(id).and_then(|r| r.instance.started_by().map(str::to_string));
                 match self.create(&process, None, Some((id.clone(), call.clone()))) {
                     Ok(child) => {
                         self.note(id, format!("{node} calls {process} as {child}"));
@@ -1153,7 +1154,7 @@ impl MemoryEngine {
                                 variables: inputs,
                                 business_key: None,
                                 start: None,
-                                started_by: None,
+                                started_by,
                                 on_behalf_of: None,
                             },
                         ));

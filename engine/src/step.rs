@@ -664,6 +664,15 @@ impl<'d> Machine<'d> {
             {
                 barred.insert(principal.clone());
             }
+            // Whoever entered a request for someone is as barred as the requester: a manager
+            // entering an order for a rep may not approve it either.
+            if let Some(requester) = &self.def.access.requester
+                && let Some(Value::Text(requested)) = self.inst.variables.get(requester)
+                && barred.contains(requested)
+                && let Some(starter) = &self.inst.started_by
+            {
+                barred.insert(starter.clone());
+            }
             if barred.contains(by) {
                 return Err(refuse(by));
             }

@@ -31,11 +31,47 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("invalid_json", "the request body is empty: send a JSON object"));
     }
-    serde_json::from_slice(bytes).map_err(|e| {
+    let parsed = serde_json::from_slice(bytes).map_err(|e| {
         let what =
             if e.is_syntax() || e.is_eof() { "the body is not valid JSON" } else { "the JSON body does not fit" };
         ApiError::bad_request("invalid_json", format!("{what}: {e}"))
-    })
+    })?;
+    // Only an escape can put a NUL into valid JSON; look closer only when one may be there.
+    if bytes.windows(6).any(|w| w == b"\\u0000")
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && holds_nul(&value)
+    {
+        return Err(nul_refused("the JSON body"));
+    }
+    Ok(parsed)
+}
+
+/// True when a string or key anywhere in `value` holds a NUL character.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
+/// The 400 for a NUL character, which neither database stores in text (PostgreSQL refuses it).
+pub fn nul_refused(where_: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_request",
+        format!("{where_} holds a NUL character (\\u0000), which no name, key or text may contain"),
+    )
+}
+
+/// Refuses a request whose path or query holds an encoded NUL (`%00`), before any handler sees it.
+pub async fn refuse_nul(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let uri = request.uri();
+    let encoded_nul = |s: &str| s.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1] == b'0' && w[2] == b'0');
+    if encoded_nul(uri.path()) || uri.query().is_some_and(encoded_nul) {
+        return axum::response::IntoResponse::into_response(nul_refused("the URL"));
+    }
+    next.run(request).await
 }
 
 /// Query parameters; an unknown or malformed one is a 400.
@@ -65,10 +101,14 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state).await.map(RawBody).map_err(|e| {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "invalid_body" };
             ApiError::new(e.status(), code, e.body_text())
-        })
+        })?;
+        if bytes.contains(&0) {
+            return Err(nul_refused("the request body"));
+        }
+        Ok(RawBody(bytes))
     }
 }
 

@@ -86,7 +86,12 @@ fn seconds(micros: u64) -> String {
 /// Times every request by its route.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().to_string();
+    // Labels come from bounded sets only: a client inventing methods or paths must not grow the
+    // exposition by one series per request.
+    let method = match request.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "HEAD" | "OPTIONS") => m.to_string(),
+        _ => "other".to_string(),
+    };
     let matched = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let mut response = next.run(request).await;
     let route = match (response.extensions_mut().remove::<RouteLabel>(), matched) {

@@ -157,6 +157,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(middleware::from_fn(extract::refuse_nul))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
 }

@@ -96,6 +96,9 @@ pub async fn deploy_directory(engine: &Engine<AnyStore>, dir: &Path) -> Result<u
     Ok(deployed.len())
 }
 
+/// How long requests in flight may take to finish once a shutdown signal has come.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the server until SIGINT or SIGTERM: stops accepting, lets requests in flight finish,
 /// stops the scheduler.
 pub async fn serve(options: ServeOptions) -> Result<()> {
@@ -133,14 +136,30 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         database
     );
     let state = AppState::with_ledger(engine.clone(), users, ledger.clone());
-    let server = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing requests in flight");
-            // A worker's long poll would otherwise hold the server up for its whole wait.
-            state.stop_long_polls();
-        })
-        .await;
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        // A worker's long poll would otherwise hold the server up for its whole wait.
+        state.stop_long_polls();
+        let _ = signalled.send(());
+    });
+    // Requests in flight get a bounded time to finish: a client that never completes its
+    // headers (or its body) must not keep the server from stopping.
+    let deadline = async {
+        if on_signal.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let server = tokio::select! {
+        served = server.into_future() => served,
+        () = deadline => {
+            tracing::warn!("requests still open {} s after the signal: closing them", SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    };
     let _ = stop.send(true);
     match scheduler.await {
         Ok(Ok(())) => {}

@@ -98,7 +98,7 @@ async fn deploying_needs_the_admin_role_and_a_process() {
         .method(Method::POST)
         .uri("/v1/definitions")
         .header("authorization", "Bearer token-ada")
-        .body(axum::body::Body::from(vec![0xff, 0xfe, 0x00]))
+        .body(axum::body::Body::from(vec![0xff, 0xfe, 0x41]))
         .unwrap();
     api.send(bad_utf8).await.expect_error(StatusCode::BAD_REQUEST, "invalid_body");
 }

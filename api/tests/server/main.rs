@@ -1,6 +1,7 @@
 //! The HTTP API through its router (`oneshot`, no socket), one area per module, and once over
 //! a real socket end to end. Each test has its own SQLite file and a virtual clock.
 
+mod access;
 mod auth;
 mod definitions;
 mod e2e;

@@ -272,7 +272,8 @@ pub(crate) fn plan(
                 variables: child.inputs,
                 business_key: None,
                 start: None,
-                started_by: None,
+                // A called process belongs to its caller's case: the person who started that.
+                started_by: after.started_by().map(str::to_string),
                 on_behalf_of: None,
             })?,
         });

@@ -26,7 +26,7 @@ use crate::ids::{InstanceId, JobId, TaskId};
 
 pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
 pub use query::Queries;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, create_private};
 pub use {
     any::{AnyStore, DatabaseUrl},
     postgres::PgStore,

@@ -25,6 +25,18 @@ use super::{
     PendingRow, StepWrite, Store, Substitution, TaskChange, TaskInfo, Write, WriteError, WriteOutcome, parse_ts, ts,
 };
 
+/// Creates a missing database file readable and writable by its owner only (0600): it holds
+/// orders, amounts and customers. SQLite gives its `-wal` and `-shm` files the same mode.
+/// A file that exists already keeps its mode; any other failure is left for the open that
+/// follows to report in its own words.
+pub fn create_private(path: &Path) {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let _ = options.open(path);
+}
+
 /// The SQLite implementation of [`Store`]. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -35,6 +47,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and applies the migrations.
     pub async fn open(path: &Path) -> Result<SqliteStore, Error> {
+        create_private(path);
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

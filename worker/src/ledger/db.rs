@@ -38,6 +38,7 @@ fn install_drivers() {
 /// the migrations. One writing connection: ledger transactions queue in the pool instead of
 /// spinning on SQLite's busy handler.
 pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
+    cloverleaf_engine::store::create_private(path);
     install_drivers();
     // Absolute, so that the URL's first path segment can never be read as a host.
     let path = std::path::absolute(path).map_err(|e| Error::Url(format!("{}: {e}", path.display())))?;
