@@ -1,4 +1,5 @@
-//! The `cloverleaf` server: the HTTP API with the task inbox ([`server`]), and the audit of the
+//! The `cloverleaf` server: the HTTP API with the task inbox ([`server`]), the pages people use
+//! ([`web`]), and the audit of the
 //! tamper-evident history ([`audit`]). The `cloverleaf` binary is a thin command line over it.
 //!
 //! ```no_run
@@ -20,3 +21,4 @@ pub mod audit;
 pub mod demo;
 pub mod remote;
 pub mod server;
+pub mod web;

@@ -258,6 +258,8 @@ pub enum NodeKind {
         reminders: Vec<Remind>,
         outputs: Vec<Mapping>,
         boundaries: Vec<Boundary>,
+        /// `show { a, b }`: the variables shown beside the task.
+        show: Vec<Ident>,
     },
     /// `set name { a = expr ... }`
     Set(Vec<Assignment>),

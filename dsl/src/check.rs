@@ -640,7 +640,18 @@ impl<'a> ProcessChecker<'a> {
                 let boundaries = self.boundaries(&name, boundaries, true);
                 NodeKind::Task { job, inputs, outputs, retry, timeout_secs: timeout.map(|(s, _)| s), boundaries, next }
             }
-            ast::NodeKind::Approval { roles, assignee, not_by, form, due, reminders, outputs: _, boundaries } => {
+            ast::NodeKind::Approval { roles, assignee, not_by, form, due, reminders, outputs: _, boundaries, show } => {
+                let show: Vec<String> = show
+                    .iter()
+                    .filter_map(|v| {
+                        if self.scope.get(&v.name).is_some() {
+                            Some(v.name.clone())
+                        } else {
+                            self.unknown_variable(v, "not a variable of this process");
+                            None
+                        }
+                    })
+                    .collect();
                 let mut role_names = Vec::new();
                 for role in roles {
                     if !self.roles.contains_key(role.name.as_str()) {
@@ -721,7 +732,7 @@ impl<'a> ProcessChecker<'a> {
                     })
                     .collect();
                 let boundaries = self.boundaries(&name, boundaries, false);
-                NodeKind::Approval { roles: role_names, assignee, not_by, form, due, reminders, boundaries, next }
+                NodeKind::Approval { roles: role_names, assignee, not_by, form, due, reminders, boundaries, show, next }
             }
             ast::NodeKind::Set(assignments) => NodeKind::Set { assignments: self.assignments(assignments), next },
             ast::NodeKind::Decide(body) => self.decide(&name, body, index),

@@ -561,6 +561,9 @@ pub enum NodeKind {
         reminders: Vec<Reminder>,
         /// Boundary events (escalation).
         boundaries: Vec<Boundary>,
+        /// The variables shown beside the task in an inbox (`show { ... }`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        show: Vec<String>,
         /// The next node.
         next: String,
     },

@@ -673,6 +673,7 @@ impl Cx {
         let mut reminders = Vec::new();
         let mut outputs = Vec::new();
         let mut boundaries = Vec::new();
+        let mut show = Vec::new();
         for clause in clauses {
             match clause.as_rule() {
                 Rule::role_clause => {
@@ -715,10 +716,11 @@ impl Cx {
                     }
                 }
                 Rule::out_mapping => outputs.extend(self.mappings(clause)),
+                Rule::show_clause => show.extend(clause.into_inner().filter(|p| p.as_rule() == Rule::ident).map(ident)),
                 _ => boundaries.extend(self.boundary(clause)),
             }
         }
-        NodeKind::Approval { roles, assignee, not_by, form, due, reminders, outputs, boundaries }
+        NodeKind::Approval { roles, assignee, not_by, form, due, reminders, outputs, boundaries, show }
     }
 
     fn first_arm(&mut self, pair: Pair<'_, Rule>) -> Option<FirstArm> {

@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 
 use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::expr::Type;
+use cloverleaf_engine::InstanceId;
 use cloverleaf_engine::runtime::Starter;
 use cloverleaf_engine::store::Queries as _;
 use serde_json::{Value, json};
@@ -158,6 +159,23 @@ impl Visibility {
             }
         }
     }
+}
+
+/// 404 for an unknown instance, 403 with the reason for one the caller may not read.
+pub async fn may_read(state: &AppState, caller: &Caller, id: &InstanceId) -> Result<(), ApiError> {
+    let instance = state.engine().instance(id).await?;
+    if Visibility::of(state, caller).await?.admits(id.as_str(), instance.process(), instance.process_version()) {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(
+        "not_reader",
+        format!(
+            "`{}` may not read instance `{id}`: they take no part in its case, and `{}` does not name any of their roles as readers",
+            caller.name(),
+            instance.process()
+        ),
+    )
+    .with_details(json!({"user": caller.name(), "instance": id.0, "process": instance.process()})))
 }
 
 /// The top-level instance of the case an instance belongs to: a called instance's id extends

@@ -75,7 +75,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 /// Checks the bearer token and records the caller; 401 when it is missing or unknown.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+    // The pages sign people in with a session cookie of their own (`crate::web`).
+    if OPEN_PATHS.contains(&request.uri().path()) || crate::web::is_page(request.uri().path()) {
         return next.run(request).await;
     }
     let Some(header) = request.headers().get(AUTHORIZATION) else {

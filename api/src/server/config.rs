@@ -48,6 +48,9 @@ pub struct UserEntry {
     pub roles: Vec<String>,
     /// sha256 of the bearer token, lowercase hex.
     pub token_sha256: String,
+    /// The IANA time zone the pages show times in (`Asia/Shanghai`); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// An authenticated caller.
@@ -57,6 +60,8 @@ pub struct User {
     pub name: String,
     /// The roles.
     pub roles: Vec<String>,
+    /// The time zone the pages show times in.
+    pub time_zone: Option<chrono_tz::Tz>,
 }
 
 impl User {
@@ -104,7 +109,15 @@ impl Users {
             if let Some(role) = entry.roles.iter().find(|r| r.trim().is_empty()) {
                 bail!("user `{name}` has an empty role {role:?}");
             }
-            let user = Arc::new(User { name: name.to_string(), roles: entry.roles.clone() });
+            let time_zone = match &entry.time_zone {
+                None => None,
+                Some(zone) => Some(zone.parse::<chrono_tz::Tz>().map_err(|_| {
+                    anyhow::anyhow!(
+                        "user `{name}`: `{zone}` is not a time zone (write an IANA name such as Asia/Shanghai)"
+                    )
+                })?),
+            };
+            let user = Arc::new(User { name: name.to_string(), roles: entry.roles.clone(), time_zone });
             if by_hash.insert(hash, user).is_some() {
                 bail!("user `{name}` shares a token with another user");
             }
@@ -173,6 +186,9 @@ pub fn load(path: &Path) -> Result<Users> {
     Ok(users)
 }
 
+/// The demo company's time zone, which its people read times in.
+pub const DEMO_TIME_ZONE: &str = "Asia/Shanghai";
+
 /// The demo organisation: (user, roles).
 pub const DEMO_USERS: &[(&str, &[&str])] = &[
     ("sam", &["sales.rep"]),
@@ -216,6 +232,7 @@ pub fn create_demo(path: &Path) -> Result<Created> {
             name: (*name).to_string(),
             roles: roles.iter().map(|r| (*r).to_string()).collect(),
             token_sha256: hash_token(&token),
+            time_zone: Some(DEMO_TIME_ZONE.to_string()),
         });
         users.push(((*name).to_string(), token));
     }
@@ -260,8 +277,14 @@ mod tests {
 
     #[test]
     fn a_plain_token_in_place_of_a_hash_is_refused() {
-        let config =
-            ConfigFile { users: vec![UserEntry { name: "mia".into(), roles: vec![], token_sha256: "secret".into() }] };
+        let config = ConfigFile {
+            users: vec![UserEntry {
+                name: "mia".into(),
+                roles: vec![],
+                token_sha256: "secret".into(),
+                time_zone: None,
+            }],
+        };
         let err = Users::from_config(&config).unwrap_err().to_string();
         assert!(err.contains("64 hex digits"), "{err}");
     }
@@ -273,6 +296,7 @@ mod tests {
                 name: "mia".into(),
                 roles: vec!["sales.manager".into()],
                 token_sha256: hash_token("t-1"),
+                time_zone: None,
             }],
         };
         let users = Users::from_config(&config).unwrap();

@@ -99,6 +99,16 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The words for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The structured details.
+    pub fn details(&self) -> &Value {
+        &self.details
+    }
 }
 
 impl std::fmt::Display for ApiError {

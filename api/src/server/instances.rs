@@ -249,25 +249,8 @@ pub async fn post_dispatch(State(state): State<AppState>, caller: Caller, Path(r
     security(("bearer" = []))
 )]
 pub async fn get(state: AppState, caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
-    may_read(&state, &caller, &id).await?;
+    access::may_read(&state, &caller, &id).await?;
     Ok(axum::Json(instance_view(&state, &id).await?).into_response())
-}
-
-/// 404 for an unknown instance, 403 with the reason for one the caller may not read.
-async fn may_read(state: &AppState, caller: &Caller, id: &InstanceId) -> Result<(), ApiError> {
-    let instance = state.engine().instance(id).await?;
-    if Visibility::of(state, caller).await?.admits(id.as_str(), instance.process(), instance.process_version()) {
-        return Ok(());
-    }
-    Err(ApiError::forbidden(
-        "not_reader",
-        format!(
-            "`{}` may not read instance `{id}`: they take no part in its case, and `{}` does not name any of their roles as readers",
-            caller.name(),
-            instance.process()
-        ),
-    )
-    .with_details(json!({"user": caller.name(), "instance": id.0, "process": instance.process()})))
 }
 
 /// The tamper-evident history of an instance.
@@ -293,7 +276,7 @@ pub struct HistoryView {
     security(("bearer" = []))
 )]
 pub async fn history(state: AppState, caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
-    may_read(&state, &caller, &id).await?;
+    access::may_read(&state, &caller, &id).await?;
     let engine = state.engine();
     let check = engine.verify_history(&id).await?;
     let rows = engine.history(&id).await?;

@@ -23,9 +23,9 @@ mod messages;
 pub mod metrics;
 pub mod openapi;
 mod ops;
-mod reports;
+pub(crate) mod reports;
 pub mod run;
-mod tasks;
+pub(crate) mod tasks;
 mod views;
 
 use std::sync::Arc;
@@ -58,6 +58,7 @@ struct Shared {
     ledger: Option<Ledger>,
     requests: RequestMetrics,
     long_polls: LongPolls,
+    session_key: [u8; 32],
 }
 
 /// The long polls of `fetch-and-lock` that are waiting, and the signal that ends them at shutdown.
@@ -89,7 +90,14 @@ impl AppState {
 
     fn build(engine: Engine<AnyStore>, users: Users, ledger: Option<Ledger>) -> AppState {
         let long_polls = LongPolls { waiting: 0.into(), stopping: tokio::sync::watch::Sender::new(false) };
-        AppState { shared: Arc::new(Shared { engine, users, ledger, requests: RequestMetrics::default(), long_polls }) }
+        // Sessions of the pages are signed with a key of this process: they end when it stops.
+        let mut session_key = [0u8; 32];
+        if getrandom::fill(&mut session_key).is_err() {
+            tracing::error!("no randomness from the operating system: page sessions use a weak key");
+            session_key = *b"cloverleaf-fallback-session-key!";
+        }
+        let requests = RequestMetrics::default();
+        AppState { shared: Arc::new(Shared { engine, users, ledger, requests, long_polls, session_key }) }
     }
 
     /// Ends every waiting long poll (each answers with what it has, usually nothing) and makes
@@ -126,6 +134,11 @@ impl AppState {
         &self.shared.users
     }
 
+    /// The key page sessions are signed with.
+    pub(crate) fn session_key(&self) -> &[u8; 32] {
+        &self.shared.session_key
+    }
+
     fn requests(&self) -> &RequestMetrics {
         &self.shared.requests
     }
@@ -154,6 +167,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents", get(incidents::list))
         .route("/v1/incidents/{*rest}", post(incidents::post_dispatch))
         .route("/v1/reports/kpis", get(reports::kpis))
+        .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authenticate))

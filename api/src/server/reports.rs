@@ -153,10 +153,14 @@ pub async fn kpis(
     Query(params): Query<KpiParams>,
 ) -> Result<axum::Json<KpiReport>, ApiError> {
     super::access::may_read_reports(&caller)?;
+    Ok(axum::Json(report(&state, params.process.as_deref()).await?))
+}
+
+/// The report, for a caller already allowed to read it (the API's route and the finance board).
+pub(crate) async fn report(state: &AppState, only: Option<&str>) -> Result<KpiReport, ApiError> {
     let engine = state.engine();
     let store = engine.store();
     let now = engine.now();
-    let only = params.process.as_deref();
     let counts = store.instance_counts().await?;
     let mut keys: BTreeSet<String> = store.deployments().await?.into_iter().map(|d| d.key).collect();
     keys.extend(counts.iter().map(|g| g.labels[0].clone()));
@@ -197,7 +201,7 @@ pub async fn kpis(
         Some(ledger) => Some(ledger.kpis(now.date_naive()).await.map_err(ApiError::internal)?.into()),
         None => None,
     };
-    Ok(axum::Json(KpiReport { as_of: now, processes, ledger }))
+    Ok(KpiReport { as_of: now, processes, ledger })
 }
 
 #[cfg(test)]

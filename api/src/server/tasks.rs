@@ -62,7 +62,7 @@ pub async fn post_dispatch(
 
 /// The task if the caller may see it: an admin, one of its roles, its assignee, claimant or
 /// completer, or a substitute of its holder; else 403 saying why.
-async fn visible_task(state: &AppState, caller: &Caller, id: &TaskId) -> Result<TaskInfo, ApiError> {
+pub(crate) async fn visible_task(state: &AppState, caller: &Caller, id: &TaskId) -> Result<TaskInfo, ApiError> {
     let engine = state.engine();
     let task = engine.task(id).await?;
     let name = caller.name();

@@ -54,6 +54,7 @@ pub fn users() -> Users {
                 name: (*name).to_string(),
                 roles: roles.iter().map(|r| (*r).to_string()).collect(),
                 token_sha256: hash_token(&token(name)),
+                time_zone: Some("Asia/Shanghai".to_string()),
             })
             .collect(),
     };

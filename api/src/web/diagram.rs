@@ -1,0 +1,176 @@
+//! The process diagram as SVG, drawn from the compiled graph: each node in the column of its
+//! distance from a start, the path already walked, the current position and incidents marked.
+//!
+//! Presentation attributes only (no `style`), so the page's Content-Security-Policy holds.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt::Write as _;
+
+use cloverleaf_dsl::CompiledProcess;
+use cloverleaf_dsl::model::NodeKind;
+
+use super::esc;
+
+const BOX_W: usize = 150;
+const BOX_H: usize = 44;
+const GAP_X: usize = 40;
+const GAP_Y: usize = 22;
+const MARGIN: usize = 12;
+
+/// How far an instance has come: the nodes it has passed, where its tokens are, where it is stuck.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Nodes the history shows it has been at.
+    pub done: BTreeSet<String>,
+    /// Nodes a token is at now.
+    pub current: BTreeSet<String>,
+    /// Nodes with an open incident.
+    pub incidents: BTreeSet<String>,
+}
+
+/// The SVG of `process` with `progress` marked; `label` names it for screen readers.
+pub fn svg(process: &CompiledProcess, progress: &Progress, label: &str) -> String {
+    let edges = process.edges();
+    // Columns: breadth-first distance from the starts, so loops do not stretch the picture.
+    let mut column: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut queue = VecDeque::new();
+    for node in &process.nodes {
+        if matches!(node.kind, NodeKind::Start { .. }) {
+            column.insert(node.name.as_str(), 0);
+            queue.push_back(node.name.as_str());
+        }
+    }
+    while let Some(from) = queue.pop_front() {
+        let next = column[from] + 1;
+        for edge in edges.iter().filter(|e| e.from == from) {
+            if !column.contains_key(edge.to) {
+                column.insert(edge.to, next);
+                queue.push_back(edge.to);
+            }
+        }
+    }
+    let mut rows: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut place: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for node in &process.nodes {
+        let col = column.get(node.name.as_str()).copied().unwrap_or(0);
+        let row = rows.entry(col).or_default();
+        place.insert(node.name.as_str(), (col, *row));
+        *row += 1;
+    }
+    let columns = rows.len().max(1);
+    let most_rows = rows.values().copied().max().unwrap_or(1);
+    let width = 2 * MARGIN + columns * BOX_W + (columns - 1) * GAP_X;
+    let height = 2 * MARGIN + most_rows * BOX_H + most_rows.saturating_sub(1) * GAP_Y;
+    let at = |name: &str| {
+        let (col, row) = place.get(name).copied().unwrap_or((0, 0));
+        (MARGIN + col * (BOX_W + GAP_X), MARGIN + row * (BOX_H + GAP_Y))
+    };
+
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"diagram\" viewBox=\"0 0 {width} {height}\" \
+         width=\"{width}\" height=\"{height}\" role=\"img\" aria-label=\"{}\">",
+        esc(label)
+    );
+    out.push_str(
+        "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" \
+         markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#667\"/></marker></defs>",
+    );
+    for edge in &edges {
+        let ((x1, y1), (x2, y2)) = (at(edge.from), at(edge.to));
+        let walked = progress.done.contains(edge.from)
+            && (progress.done.contains(edge.to) || progress.current.contains(edge.to));
+        let (sx, sy) = (x1 + BOX_W, y1 + BOX_H / 2);
+        let (ex, ey) = if x2 > x1 { (x2, y2 + BOX_H / 2) } else { (x2 + BOX_W / 2, y2 + BOX_H) };
+        let class = if walked { "edge walked" } else { "edge" };
+        let _ = write!(
+            out,
+            "<path class=\"{class}\" d=\"M {sx} {sy} C {} {sy}, {} {ey}, {ex} {ey}\" fill=\"none\" \
+             stroke=\"{}\" stroke-width=\"{}\" marker-end=\"url(#arrow)\"/>",
+            sx + GAP_X / 2,
+            ex.saturating_sub(GAP_X / 2),
+            if walked { "#2f7d32" } else { "#99a" },
+            if walked { 2.5 } else { 1.2 },
+        );
+    }
+    for node in &process.nodes {
+        let (x, y) = at(&node.name);
+        let name = node.name.as_str();
+        let (class, fill, stroke) = if progress.incidents.contains(name) {
+            ("node incident", "#fde2e1", "#c62828")
+        } else if progress.current.contains(name) {
+            ("node current", "#fff3c4", "#e09b00")
+        } else if progress.done.contains(name) {
+            ("node done", "#e3f1e4", "#2f7d32")
+        } else {
+            ("node", "#ffffff", "#99a")
+        };
+        let rounded = if matches!(node.kind, NodeKind::Start { .. } | NodeKind::End { .. }) { 22 } else { 6 };
+        let _ = write!(
+            out,
+            "<g class=\"{class}\" data-node=\"{}\"><rect x=\"{x}\" y=\"{y}\" width=\"{BOX_W}\" height=\"{BOX_H}\" \
+             rx=\"{rounded}\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"1.5\"/>",
+            esc(name)
+        );
+        let title = node.title.as_deref().unwrap_or(name);
+        let _ = write!(
+            out,
+            "<text x=\"{}\" y=\"{}\" font-size=\"9\" fill=\"#556\" text-anchor=\"middle\">{}</text>\
+             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#111\" text-anchor=\"middle\">{}</text>\
+             <title>{}</title></g>",
+            x + BOX_W / 2,
+            y + 14,
+            esc(node.kind.word()),
+            x + BOX_W / 2,
+            y + 31,
+            esc(&shorten(title, 24)),
+            esc(title),
+        );
+    }
+    out.push_str("</svg>");
+    out
+}
+
+/// At most `max` characters, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(source: &str) -> CompiledProcess {
+        let mut project = cloverleaf_dsl::Project::new();
+        project.add("t.flow", source);
+        let compiled = project.compile();
+        assert!(!compiled.has_errors(), "{}", compiled.render());
+        compiled.processes.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn the_current_position_and_the_walked_path_are_marked() {
+        let process = compile(
+            "process p \"P\" {\n  start -> a\n  task a \"Check <credit>\" { job \"x\" } -> b\n  \
+             task b { job \"y\" } -> done\n  end done \"Done\"\n}\n",
+        );
+        let progress = Progress {
+            done: ["start".to_string(), "a".to_string()].into(),
+            current: ["b".to_string()].into(),
+            incidents: BTreeSet::new(),
+        };
+        let svg = svg(&process, &progress, "P");
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert!(svg.contains("class=\"node current\" data-node=\"b\""), "{svg}");
+        assert!(svg.contains("class=\"node done\" data-node=\"a\""), "{svg}");
+        assert!(svg.contains("Check &lt;credit&gt;"), "titles are escaped: {svg}");
+        assert!(svg.contains("edge walked"), "{svg}");
+        assert!(!svg.contains("style="), "no inline style under the CSP");
+    }
+}

@@ -1,0 +1,348 @@
+//! The pages' words in English and Simplified Chinese, and the one place where money, dates and
+//! times are formatted for a reader.
+//!
+//! One catalogue per language, keyed by a short English id; a key missing from a catalogue is a
+//! test failure, never a blank on a page.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+
+/// A language the pages speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// English.
+    En,
+    /// Simplified Chinese.
+    ZhCn,
+}
+
+impl Lang {
+    /// From a `lang` value or cookie: `zh`, `zh-CN`, `zh-Hans` are Chinese; anything else English.
+    pub fn parse(value: &str) -> Option<Lang> {
+        let value = value.trim().to_ascii_lowercase();
+        if value.starts_with("zh") {
+            Some(Lang::ZhCn)
+        } else if value.starts_with("en") {
+            Some(Lang::En)
+        } else {
+            None
+        }
+    }
+
+    /// The first language of an `Accept-Language` header the pages speak; English otherwise.
+    pub fn from_accept(header: &str) -> Lang {
+        header.split(',').find_map(|part| Lang::parse(part.split(';').next().unwrap_or_default())).unwrap_or(Lang::En)
+    }
+
+    /// The BCP 47 tag, for `<html lang>` and the cookie.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::ZhCn => "zh-CN",
+        }
+    }
+
+    /// The page's word for `key`.
+    pub fn t(self, key: &'static str) -> &'static str {
+        let table = match self {
+            Lang::En => EN,
+            Lang::ZhCn => ZH_CN,
+        };
+        table.iter().find(|(k, _)| *k == key).map_or(key, |(_, v)| v)
+    }
+}
+
+/// English.
+const EN: &[(&str, &str)] = &[
+    ("app", "Cloverleaf"),
+    ("sign_in", "Sign in"),
+    ("sign_out", "Sign out"),
+    ("token", "Access token"),
+    ("token_help", "The personal token your administrator gave you."),
+    ("bad_token", "That token is not valid. Check it and try again."),
+    ("inbox", "Inbox"),
+    ("instances", "Orders and cases"),
+    ("board", "Finance board"),
+    ("operations", "Operations"),
+    ("language", "中文"),
+    ("signed_in_as", "Signed in as"),
+    ("task", "Task"),
+    ("process", "Process"),
+    ("due", "Due"),
+    ("overdue", "Overdue"),
+    ("no_due", "No due date"),
+    ("state", "State"),
+    ("claimed_by", "Claimed by"),
+    ("assigned_to", "Assigned to"),
+    ("open_task", "Open"),
+    ("no_tasks", "Nothing waits for you."),
+    ("all_processes", "All processes"),
+    ("only_overdue", "Only overdue"),
+    ("filter", "Filter"),
+    ("sort_due", "Sort by due date"),
+    ("claim", "Claim"),
+    ("unclaim", "Release"),
+    ("delegate", "Delegate to"),
+    ("delegate_button", "Delegate"),
+    ("complete", "Submit"),
+    ("approve", "Approve"),
+    ("reject", "Reject"),
+    ("yes", "Yes"),
+    ("no", "No"),
+    ("context", "Business context"),
+    ("form", "Decision"),
+    ("optional", "optional"),
+    ("done_task", "Done: the task is completed."),
+    ("refused", "Not possible"),
+    ("sod_refused", "You may not decide this task: the process requires a different person here"),
+    ("not_candidate", "This task is not offered to you."),
+    ("task_closed", "This task was completed or withdrawn in the meantime."),
+    ("claimed_other", "Someone else claimed this task."),
+    ("invalid_form", "Please correct the form"),
+    ("instance", "Case"),
+    ("status", "Status"),
+    ("variables", "Data"),
+    ("history", "History"),
+    ("diagram", "Where it stands"),
+    ("when", "When"),
+    ("what", "What"),
+    ("who", "Who"),
+    ("for_whom", "on behalf of"),
+    ("not_found", "Not found"),
+    ("forbidden", "Not allowed"),
+    ("forbidden_text", "Your roles do not allow this page."),
+    ("expired", "Your session has ended. Please sign in again."),
+    ("csrf", "The form was too old or came from elsewhere. Please try again from the page."),
+    ("error", "Something went wrong"),
+    ("error_text", "The server could not do this. Nothing was changed; try again, or ask your administrator."),
+    ("back", "Back"),
+    ("aging", "Receivables by age"),
+    ("dso", "Days sales outstanding"),
+    ("open_receivables", "Open receivables"),
+    ("cycle_time", "Order-to-cash cycle time"),
+    ("sla_breaches", "Approvals past their SLA"),
+    ("incidents", "Open incidents"),
+    ("retry", "Retry"),
+    ("gross_margin", "Gross margin"),
+    ("bad_debt", "Bad-debt rate"),
+    ("auto_matched", "Payments matched automatically"),
+    ("started", "Started"),
+    ("completed", "Completed"),
+    ("running", "Running"),
+    ("business_key", "Order"),
+    ("search", "Search"),
+    ("current", "current"),
+    ("done", "done"),
+    ("kpi", "Figure"),
+    ("value", "Value"),
+    ("definition", "How it is computed"),
+    ("days", "days"),
+    ("customer", "Customer"),
+    ("def_open_receivables", "sum of open invoice balances"),
+    ("def_dso", "open receivables ÷ invoiced in the last 90 days × 90"),
+    ("def_gross_margin", "(revenue − cost of goods) ÷ revenue"),
+    ("def_bad_debt", "write-offs ÷ revenue"),
+    ("def_auto_matched", "payments matched without a person ÷ payments matched"),
+];
+
+/// Simplified Chinese.
+const ZH_CN: &[(&str, &str)] = &[
+    ("app", "Cloverleaf 流程平台"),
+    ("sign_in", "登录"),
+    ("sign_out", "退出"),
+    ("token", "访问令牌"),
+    ("token_help", "管理员发给您的个人令牌。"),
+    ("bad_token", "令牌无效，请核对后重试。"),
+    ("inbox", "待办"),
+    ("instances", "订单与案例"),
+    ("board", "财务看板"),
+    ("operations", "运维"),
+    ("language", "English"),
+    ("signed_in_as", "当前用户"),
+    ("task", "任务"),
+    ("process", "流程"),
+    ("due", "截止"),
+    ("overdue", "已逾期"),
+    ("no_due", "无截止时间"),
+    ("state", "状态"),
+    ("claimed_by", "认领人"),
+    ("assigned_to", "指派给"),
+    ("open_task", "打开"),
+    ("no_tasks", "暂无待办。"),
+    ("all_processes", "全部流程"),
+    ("only_overdue", "仅看逾期"),
+    ("filter", "筛选"),
+    ("sort_due", "按截止时间排序"),
+    ("claim", "认领"),
+    ("unclaim", "释放"),
+    ("delegate", "转交给"),
+    ("delegate_button", "转交"),
+    ("complete", "提交"),
+    ("approve", "批准"),
+    ("reject", "驳回"),
+    ("yes", "是"),
+    ("no", "否"),
+    ("context", "业务信息"),
+    ("form", "审批"),
+    ("optional", "选填"),
+    ("done_task", "已完成：任务已提交。"),
+    ("refused", "无法办理"),
+    ("sod_refused", "您不能处理此任务：按流程规定，此处须由另一人审批"),
+    ("not_candidate", "此任务未分配给您。"),
+    ("task_closed", "此任务已被他人完成或撤回。"),
+    ("claimed_other", "此任务已被他人认领。"),
+    ("invalid_form", "请修改表单"),
+    ("instance", "案例"),
+    ("status", "状态"),
+    ("variables", "数据"),
+    ("history", "历史记录"),
+    ("diagram", "当前进度"),
+    ("when", "时间"),
+    ("what", "事项"),
+    ("who", "办理人"),
+    ("for_whom", "代表"),
+    ("not_found", "未找到"),
+    ("forbidden", "无权访问"),
+    ("forbidden_text", "您的角色无权查看此页面。"),
+    ("expired", "登录已过期，请重新登录。"),
+    ("csrf", "表单已失效或来源不明，请回到页面重新提交。"),
+    ("error", "出错了"),
+    ("error_text", "服务器未能完成操作，数据未作任何更改；请重试或联系管理员。"),
+    ("back", "返回"),
+    ("aging", "应收账龄"),
+    ("dso", "应收账款周转天数"),
+    ("open_receivables", "未收应收款"),
+    ("cycle_time", "订单到回款周期"),
+    ("sla_breaches", "超时审批"),
+    ("incidents", "未处理故障"),
+    ("retry", "重试"),
+    ("gross_margin", "毛利率"),
+    ("bad_debt", "坏账率"),
+    ("auto_matched", "自动核销的收款"),
+    ("started", "已发起"),
+    ("completed", "已完成"),
+    ("running", "进行中"),
+    ("business_key", "订单号"),
+    ("search", "搜索"),
+    ("current", "当前"),
+    ("done", "已完成"),
+    ("kpi", "指标"),
+    ("value", "数值"),
+    ("definition", "计算方法"),
+    ("days", "天"),
+    ("customer", "客户"),
+    ("def_open_receivables", "未结发票余额合计"),
+    ("def_dso", "未收应收款 ÷ 近 90 天开票额 × 90"),
+    ("def_gross_margin", "（收入 − 销货成本）÷ 收入"),
+    ("def_bad_debt", "核销金额 ÷ 收入"),
+    ("def_auto_matched", "无人工自动核销的收款 ÷ 已核销收款"),
+];
+
+/// The names of the reference processes' variables in Chinese; other names are shown as written,
+/// with spaces for underscores.
+const VARIABLES_ZH: &[(&str, &str)] = &[
+    ("amount", "金额"),
+    ("amount_due", "应收金额"),
+    ("approve", "是否批准"),
+    ("approve_close", "是否批准结账"),
+    ("approve_write_off", "是否批准核销"),
+    ("as_of", "截至日期"),
+    ("belongs_here", "是否属于本发票"),
+    ("comment", "备注"),
+    ("cost_of_goods", "销货成本"),
+    ("credit_limit", "信用额度"),
+    ("customer_id", "客户"),
+    ("due_date", "到期日"),
+    ("gross_profit", "毛利"),
+    ("invoice_id", "发票号"),
+    ("open_ar", "未收应收款"),
+    ("order_id", "订单号"),
+    ("payment_id", "收款编号"),
+    ("received", "已收金额"),
+    ("reference", "付款附言"),
+    ("refund", "是否退款"),
+    ("requested_by", "申请人"),
+    ("revenue", "收入"),
+    ("risk", "风险等级"),
+    ("write_off", "是否核销"),
+];
+
+/// A variable's label for a reader of `lang`.
+pub fn label(name: &str, lang: Lang) -> String {
+    if lang == Lang::ZhCn
+        && let Some((_, zh)) = VARIABLES_ZH.iter().find(|(k, _)| *k == name)
+    {
+        return (*zh).to_string();
+    }
+    name.replace('_', " ")
+}
+
+/// The currency amounts are booked in.
+pub const CURRENCY: &str = "CNY";
+
+/// An amount as a reader of `lang` writes it: `CNY 24,500.00` or `¥24,500.00`; credits keep
+/// their sign in front of the currency.
+pub fn money(amount: Decimal, lang: Lang) -> String {
+    let rounded = amount.round_dp(2);
+    let negative = rounded.is_sign_negative() && !rounded.is_zero();
+    let text = format!("{:.2}", rounded.abs());
+    let (whole, cents) = text.split_once('.').unwrap_or((&text, "00"));
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if negative { "-" } else { "" };
+    match lang {
+        Lang::En => format!("{sign}{CURRENCY} {grouped}.{cents}"),
+        Lang::ZhCn => format!("{sign}¥{grouped}.{cents}"),
+    }
+}
+
+/// A time as a reader in `zone` reads it, with the zone named: `2026-01-31 18:00 (Asia/Shanghai)`.
+pub fn time(at: DateTime<Utc>, zone: Tz) -> String {
+    format!("{} ({})", at.with_timezone(&zone).format("%Y-%m-%d %H:%M"), zone.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_in_both_catalogues() {
+        for (key, _) in EN {
+            assert!(ZH_CN.iter().any(|(k, _)| k == key), "`{key}` has no Chinese text");
+        }
+        for (key, _) in ZH_CN {
+            assert!(EN.iter().any(|(k, _)| k == key), "`{key}` has no English text");
+        }
+    }
+
+    #[test]
+    fn money_reads_naturally_in_each_language() {
+        let amount: Decimal = "24500".parse().unwrap();
+        assert_eq!(money(amount, Lang::En), "CNY 24,500.00");
+        assert_eq!(money(amount, Lang::ZhCn), "¥24,500.00");
+        assert_eq!(money("-1234567.5".parse().unwrap(), Lang::En), "-CNY 1,234,567.50");
+        assert_eq!(money("0.3".parse().unwrap(), Lang::ZhCn), "¥0.30");
+        assert_eq!(money("999".parse().unwrap(), Lang::En), "CNY 999.00");
+    }
+
+    #[test]
+    fn times_are_shown_in_the_readers_zone() {
+        let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 31, 10, 0, 0).unwrap();
+        assert_eq!(time(at, chrono_tz::Asia::Shanghai), "2026-01-31 18:00 (Asia/Shanghai)");
+        assert_eq!(time(at, chrono_tz::UTC), "2026-01-31 10:00 (UTC)");
+    }
+
+    #[test]
+    fn the_language_follows_the_browser_unless_chosen() {
+        assert_eq!(Lang::from_accept("zh-CN,zh;q=0.9,en;q=0.8"), Lang::ZhCn);
+        assert_eq!(Lang::from_accept("de-DE,en;q=0.5"), Lang::En);
+        assert_eq!(Lang::from_accept(""), Lang::En);
+        assert_eq!(Lang::parse("zh-Hans"), Some(Lang::ZhCn));
+    }
+}

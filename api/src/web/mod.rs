@@ -1,0 +1,259 @@
+//! The pages people use: sign-in, the inbox, a task with its decision form, a case with its
+//! diagram and history, the finance board and operations, in English and Simplified Chinese.
+//!
+//! Server-rendered HTML that works without JavaScript, compiled into the binary with its
+//! stylesheet. Pages call the same engine operations and the same permission checks as `/v1`
+//! (`server::access`, the engine's candidate and separation-of-duties checks): there is no
+//! second path to the data.
+//!
+//! Sessions: a bearer token (the same one the API takes) is exchanged at sign-in for a cookie
+//! holding the user name and an expiry, signed with HMAC-SHA256 under a key drawn at start-up
+//! (HttpOnly, SameSite=Strict, Secure behind HTTPS). Every form carries a CSRF token derived
+//! from the session; the sign-in form a double-submitted one. Every page is served with a strict
+//! Content-Security-Policy (no script, no inline style, nothing from elsewhere).
+
+mod diagram;
+pub mod i18n;
+mod pages;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use sha2::{Digest, Sha256};
+
+use crate::server::AppState;
+use crate::server::auth::Caller;
+use i18n::Lang;
+
+/// How long a session lasts.
+const SESSION_SECONDS: u64 = 8 * 3600;
+/// The session cookie.
+const SESSION_COOKIE: &str = "clv_session";
+/// The language cookie.
+const LANG_COOKIE: &str = "clv_lang";
+/// The sign-in form's double-submitted CSRF cookie.
+const LOGIN_CSRF_COOKIE: &str = "clv_login";
+
+/// The paths the pages answer; everything else is the API's (and needs a bearer token).
+pub const PAGE_PREFIXES: &[&str] = &["/login", "/logout", "/inbox", "/tasks/", "/cases", "/board", "/ops", "/static/"];
+
+/// True when `path` is one of the pages (which authenticate by cookie, not bearer token).
+pub fn is_page(path: &str) -> bool {
+    path == "/" || PAGE_PREFIXES.iter().any(|p| path == p.trim_end_matches('/') || path.starts_with(p))
+}
+
+/// The pages, to be merged into the API's router.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/inbox") }))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/inbox", get(pages::inbox))
+        .route("/tasks/{*rest}", get(pages::task).post(pages::task_action))
+        .route("/cases", get(pages::cases))
+        .route("/cases/{*id}", get(pages::case))
+        .route("/board", get(pages::board))
+        .route("/ops", get(pages::operations))
+        .route("/ops/incidents/{*rest}", post(pages::retry_incident))
+        .route("/static/app.css", get(stylesheet))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], include_str!("app.css")).into_response()
+}
+
+/// The headers of every page: nothing runs but what the page is, and nothing is cached.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let secure = forwarded_https(request.headers());
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if secure {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
+    response
+}
+
+/// True behind a TLS-terminating proxy that says so: cookies then carry `Secure`.
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+/// HTML-escapes text for element content and attribute values.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes an id for a path segment (ids hold `/`, which is kept).
+pub fn url_path(id: &str) -> String {
+    let mut out = String::new();
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn hmac(key: &[u8; 32], message: &str) -> String {
+    // HMAC-SHA256 (RFC 2104) over the 64-byte block.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(key);
+    let inner_key: Vec<u8> = block.iter().map(|b| b ^ 0x36).collect();
+    let outer_key: Vec<u8> = block.iter().map(|b| b ^ 0x5c).collect();
+    let inner = Sha256::new().chain_update(&inner_key).chain_update(message.as_bytes()).finalize();
+    let outer = Sha256::new().chain_update(&outer_key).chain_update(inner).finalize();
+    outer.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares two strings in time independent of where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, the whole site, Secure behind HTTPS.
+fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// The signed session cookie value for `user`.
+fn session_value(state: &AppState, user: &str) -> String {
+    let expires = now_secs() + SESSION_SECONDS;
+    let payload = format!("{user}:{expires}");
+    format!("{payload}:{}", hmac(state.session_key(), &payload))
+}
+
+/// The page's reader: the signed-in user, their language and time zone, and the CSRF token of
+/// their forms.
+pub struct Viewer {
+    /// The user, as the API's handlers know a caller.
+    pub caller: Caller,
+    /// Their language.
+    pub lang: Lang,
+    /// Their time zone.
+    pub zone: chrono_tz::Tz,
+    /// The token every form of theirs carries.
+    pub csrf: String,
+}
+
+/// Why a page cannot be shown to this request.
+pub enum Refusal {
+    /// No session, or an expired one: sign in (again).
+    SignIn { expired: bool, lang: Lang },
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::SignIn { expired, .. } => {
+                let to = if expired { "/login?expired=1" } else { "/login" };
+                Redirect::to(to).into_response()
+            }
+        }
+    }
+}
+
+/// The language of a request: `?lang=`, then the cookie, then `Accept-Language`.
+pub fn lang_of(headers: &HeaderMap, uri: &Uri) -> Lang {
+    let asked = uri.query().and_then(|q| {
+        q.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == "lang").and_then(|(_, v)| Lang::parse(v))
+    });
+    asked.or_else(|| cookie(headers, LANG_COOKIE).and_then(Lang::parse)).unwrap_or_else(|| {
+        Lang::from_accept(headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
+    })
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let lang = lang_of(&parts.headers, &parts.uri);
+        let Some(value) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(Refusal::SignIn { expired: false, lang });
+        };
+        let mut fields = value.rsplitn(3, ':');
+        let (Some(signature), Some(expires), Some(user)) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(Refusal::SignIn { expired: false, lang });
+        };
+        let payload = format!("{user}:{expires}");
+        if !same(signature, &hmac(state.session_key(), &payload)) {
+            return Err(Refusal::SignIn { expired: false, lang });
+        }
+        if expires.parse::<u64>().map_or(true, |e| e < now_secs()) {
+            return Err(Refusal::SignIn { expired: true, lang });
+        }
+        // A user removed from the configuration is signed out.
+        let Some(user) = state.users().get(user) else { return Err(Refusal::SignIn { expired: true, lang }) };
+        let zone = user.time_zone.unwrap_or(chrono_tz::UTC);
+        let csrf = hmac(state.session_key(), &format!("csrf:{value}"))[..32].to_string();
+        Ok(Viewer { caller: Caller(user), lang, zone, csrf })
+    }
+}
+
+impl Viewer {
+    /// True when a submitted CSRF token is this session's.
+    pub fn csrf_ok(&self, submitted: Option<&str>) -> bool {
+        submitted.is_some_and(|s| same(s, &self.csrf))
+    }
+
+    /// The word for `key` in the reader's language.
+    pub fn t(&self, key: &'static str) -> &'static str {
+        self.lang.t(key)
+    }
+}
+
+/// A page response with its status.
+pub fn html(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}

@@ -1,0 +1,828 @@
+//! The page handlers: each checks who is asking, calls the engine the way `/v1` does, and
+//! renders HTML in the reader's language.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use cloverleaf_dsl::expr::Value as DslValue;
+use cloverleaf_dsl::model::{FormField, NodeKind};
+use cloverleaf_engine::store::{Queries as _, TaskInfo};
+use cloverleaf_engine::{IncidentId, Instance, InstanceId, TaskId};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::diagram::{self, Progress};
+use super::i18n::{self, Lang};
+use super::{
+    LANG_COOKIE, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS, Viewer, cookie, esc, forwarded_https, html,
+    lang_of, same, session_value, set_cookie, url_path,
+};
+use crate::server::AppState;
+use crate::server::access::{self, Visibility};
+use crate::server::config::ADMIN;
+use crate::server::error::ApiError;
+
+/// The frame of every page: navigation for what the reader may use, the language switch, sign-out.
+fn page(viewer: &Viewer, title: &str, body: &str) -> String {
+    let mut nav =
+        format!("<a href=\"/inbox\">{}</a><a href=\"/cases\">{}</a>", viewer.t("inbox"), viewer.t("instances"));
+    if access::may_read_reports(&viewer.caller).is_ok() {
+        let _ = write!(nav, "<a href=\"/board\">{}</a>", viewer.t("board"));
+    }
+    if viewer.caller.has(ADMIN) {
+        let _ = write!(nav, "<a href=\"/ops\">{}</a>", viewer.t("operations"));
+    }
+    let other = match viewer.lang {
+        Lang::En => "zh-CN",
+        Lang::ZhCn => "en",
+    };
+    format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · {app}</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body>\
+         <header><strong class=\"brand\">{app}</strong><nav>{nav}</nav>\
+         <div class=\"me\"><span>{signed} <b id=\"me\">{user}</b></span>\
+         <a href=\"?lang={other}\" hreflang=\"{other}\">{switch}</a>\
+         <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <button type=\"submit\">{signout}</button></form></div></header><main>{body}</main></body></html>",
+        lang = viewer.lang.tag(),
+        title = esc(title),
+        app = viewer.t("app"),
+        signed = viewer.t("signed_in_as"),
+        user = esc(viewer.caller.name()),
+        switch = viewer.t("language"),
+        csrf = viewer.csrf,
+        signout = viewer.t("sign_out"),
+    )
+}
+
+/// A page with a message and a way back; the status says what happened.
+fn message_page(viewer: &Viewer, status: StatusCode, title: &'static str, text: &str) -> Response {
+    let body = format!(
+        "<h1>{}</h1><p class=\"notice\" role=\"alert\">{}</p><p><a href=\"/inbox\">{}</a></p>",
+        viewer.t(title),
+        esc(text),
+        viewer.t("back")
+    );
+    with_lang(viewer, html(status, page(viewer, viewer.t(title), &body)))
+}
+
+/// Remembers a language chosen with `?lang=` in a cookie.
+fn with_lang(viewer: &Viewer, mut response: Response) -> Response {
+    let value = super::set_cookie(LANG_COOKIE, viewer.lang.tag(), 365 * 24 * 3600, false);
+    response.headers_mut().append(header::SET_COOKIE, value);
+    response
+}
+
+/// An engine or permission error as a page: words, not codes.
+fn error_page(viewer: &Viewer, error: &ApiError) -> Response {
+    match error.status() {
+        StatusCode::NOT_FOUND => message_page(viewer, StatusCode::NOT_FOUND, "not_found", error.message()),
+        StatusCode::FORBIDDEN => message_page(viewer, StatusCode::FORBIDDEN, "forbidden", error.message()),
+        status if status.is_server_error() => message_page(viewer, status, "error", viewer.t("error_text")),
+        status => message_page(viewer, status, "refused", error.message()),
+    }
+}
+
+/// A variable's value for a reader: money with its currency, times in their zone.
+fn show_value(viewer: &Viewer, instance: &Instance, name: &str, money: bool) -> String {
+    let Some(value) = instance.variables().get(name) else { return String::new() };
+    match value {
+        DslValue::Null => "—".to_string(),
+        DslValue::Number(n) if money => i18n::money(*n, viewer.lang),
+        DslValue::DateTime(at) => i18n::time(*at, viewer.zone),
+        DslValue::Bool(b) => viewer.t(if *b { "yes" } else { "no" }).to_string(),
+        other => plain_text(other),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    expired: Option<String>,
+    lang: Option<String>,
+}
+
+/// `GET /login`.
+pub async fn login_form(headers: HeaderMap, uri: Uri, Query(query): Query<LoginQuery>) -> Response {
+    let lang = query.lang.as_deref().and_then(Lang::parse).unwrap_or_else(|| lang_of(&headers, &uri));
+    let note = if query.expired.is_some() { Some(lang.t("expired")) } else { None };
+    login_page(lang, StatusCode::OK, note, forwarded_https(&headers))
+}
+
+fn login_page(lang: Lang, status: StatusCode, note: Option<&str>, secure: bool) -> Response {
+    let mut nonce = [0u8; 16];
+    let _ = getrandom::fill(&mut nonce);
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let other = match lang {
+        Lang::En => "zh-CN",
+        Lang::ZhCn => "en",
+    };
+    let note = note.map(|n| format!("<p class=\"notice\" role=\"alert\">{}</p>", esc(n))).unwrap_or_default();
+    let body = format!(
+        "<!doctype html><html lang=\"{tag}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{signin} · {app}</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body class=\"login\">\
+         <main><h1>{app}</h1>{note}<form method=\"post\" action=\"/login\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{nonce}\"><input type=\"hidden\" name=\"lang\" value=\"{tag}\">\
+         <label for=\"token\">{token}</label><input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+         <p class=\"help\">{help}</p><button type=\"submit\" id=\"sign-in\">{signin}</button></form>\
+         <p><a href=\"/login?lang={other}\" hreflang=\"{other}\">{switch}</a></p></main></body></html>",
+        tag = lang.tag(),
+        app = lang.t("app"),
+        signin = lang.t("sign_in"),
+        token = lang.t("token"),
+        help = lang.t("token_help"),
+        switch = lang.t("language"),
+    );
+    let mut response = html(status, body);
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_CSRF_COOKIE, &nonce, 600, secure));
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(LANG_COOKIE, lang.tag(), 365 * 24 * 3600, secure));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    token: String,
+    csrf: String,
+    lang: Option<String>,
+}
+
+/// `POST /login`: a valid token (and the form's own CSRF nonce) gives a session.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let lang = form.lang.as_deref().and_then(Lang::parse).unwrap_or_else(|| lang_of(&headers, &uri));
+    let secure = forwarded_https(&headers);
+    let nonce_ok = cookie(&headers, LOGIN_CSRF_COOKIE).is_some_and(|c| same(c, &form.csrf));
+    if !nonce_ok {
+        return login_page(lang, StatusCode::FORBIDDEN, Some(lang.t("csrf")), secure);
+    }
+    let Some(user) = state.users().authenticate(form.token.trim()) else {
+        return login_page(lang, StatusCode::UNAUTHORIZED, Some(lang.t("bad_token")), secure);
+    };
+    let mut response = Redirect::to("/inbox").into_response();
+    let session = session_value(&state, &user.name);
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session, SESSION_SECONDS, secure));
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_CSRF_COOKIE, "", 0, secure));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /logout`.
+pub async fn logout(viewer: Viewer, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+    if !viewer.csrf_ok(form.csrf.as_deref()) {
+        return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, forwarded_https(&headers)));
+    response
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InboxQuery {
+    process: Option<String>,
+    overdue: Option<String>,
+    customer: Option<String>,
+}
+
+/// One row of the inbox: the task and the business context its approval shows.
+struct Row {
+    task: TaskInfo,
+    process: String,
+    context: Vec<(String, String)>,
+    customer: Option<String>,
+}
+
+async fn context_of(
+    state: &AppState,
+    viewer: &Viewer,
+    task: &TaskInfo,
+) -> Result<(String, Vec<(String, String)>, Option<String>), ApiError> {
+    let engine = state.engine();
+    let instance = engine.instance(&task.instance_id).await?;
+    let definition = engine.definition(instance.process(), instance.process_version()).await?;
+    let shown = match definition.node(&task.node).map(|n| &n.kind) {
+        Some(NodeKind::Approval { show, .. }) => show.clone(),
+        _ => Vec::new(),
+    };
+    let money: BTreeSet<&str> = definition
+        .inputs
+        .iter()
+        .chain(&definition.vars)
+        .filter(|v| v.ty == cloverleaf_dsl::expr::Type::Money)
+        .map(|v| v.name.as_str())
+        .collect();
+    let context = shown
+        .iter()
+        .map(|name| (name.clone(), show_value(viewer, &instance, name, money.contains(name.as_str()))))
+        .collect();
+    let customer = match instance.variables().get("customer_id") {
+        Some(DslValue::Text(c)) => Some(c.clone()),
+        _ => None,
+    };
+    Ok((instance.process().to_string(), context, customer))
+}
+
+fn due_cell(viewer: &Viewer, due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match due {
+        None => format!("<span class=\"muted\">{}</span>", viewer.t("no_due")),
+        Some(at) if at < now => {
+            format!("<span class=\"overdue\">{} · {}</span>", viewer.t("overdue"), esc(&i18n::time(at, viewer.zone)))
+        }
+        Some(at) => esc(&i18n::time(at, viewer.zone)),
+    }
+}
+
+/// `GET /inbox`: the reader's open tasks with their business context, filtered and sorted.
+pub async fn inbox(State(state): State<AppState>, viewer: Viewer, Query(query): Query<InboxQuery>) -> Response {
+    match inbox_page(&state, &viewer, &query).await {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("inbox"), &body))),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Result<String, ApiError> {
+    let engine = state.engine();
+    let now = engine.now();
+    let tasks = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
+    let mut rows = Vec::new();
+    for task in tasks {
+        let (process, context, customer) = context_of(state, viewer, &task).await?;
+        rows.push(Row { task, process, context, customer });
+    }
+    let processes: BTreeSet<String> = rows.iter().map(|r| r.process.clone()).collect();
+    let only_process = query.process.as_deref().filter(|p| !p.is_empty());
+    let only_overdue = query.overdue.is_some();
+    let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    rows.retain(|r| {
+        only_process.is_none_or(|p| r.process == p)
+            && (!only_overdue || r.task.due_at.is_some_and(|d| d < now))
+            && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| rc.eq_ignore_ascii_case(c)))
+    });
+    rows.sort_by_key(|r| (r.task.due_at.is_none(), r.task.due_at));
+    let mut out = format!("<h1>{}</h1>", viewer.t("inbox"));
+    let _ = write!(
+        out,
+        "<form method=\"get\" action=\"/inbox\" class=\"filters\"><label>{} <select name=\"process\"><option value=\"\">{}</option>",
+        viewer.t("process"),
+        viewer.t("all_processes")
+    );
+    for p in &processes {
+        let selected = if only_process == Some(p.as_str()) { " selected" } else { "" };
+        let _ = write!(out, "<option value=\"{p}\"{selected}>{p}</option>", p = esc(p));
+    }
+    let _ = write!(
+        out,
+        "</select></label><label>{} <input name=\"customer\" value=\"{}\" size=\"8\"></label>\
+         <label><input type=\"checkbox\" name=\"overdue\" value=\"1\"{}> {}</label><button type=\"submit\">{}</button></form>",
+        viewer.t("customer"),
+        esc(customer.unwrap_or("")),
+        if only_overdue { " checked" } else { "" },
+        viewer.t("only_overdue"),
+        viewer.t("filter"),
+    );
+    if rows.is_empty() {
+        let _ = write!(out, "<p class=\"empty\">{}</p>", viewer.t("no_tasks"));
+        return Ok(out);
+    }
+    let _ = write!(
+        out,
+        "<table class=\"tasks\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        viewer.t("task"),
+        viewer.t("context"),
+        viewer.t("due"),
+        viewer.t("state")
+    );
+    for row in rows {
+        let context: String = row
+            .context
+            .iter()
+            .map(|(k, v)| {
+                let label = i18n::label(k, viewer.lang);
+                format!(
+                    "<span class=\"kv\"><span class=\"k\">{}</span> <span class=\"v\" data-var=\"{}\">{}</span></span>",
+                    esc(&label),
+                    esc(k),
+                    esc(v)
+                )
+            })
+            .collect();
+        let holder = match (&row.task.claimed_by, &row.task.assignee) {
+            (Some(c), _) => format!("{} {}", viewer.t("claimed_by"), esc(c)),
+            (None, Some(a)) => format!("{} {}", viewer.t("assigned_to"), esc(a)),
+            (None, None) => row.task.roles.iter().map(|r| esc(r)).collect::<Vec<_>>().join(", "),
+        };
+        let _ = write!(
+            out,
+            "<tr><td><a class=\"task-link\" href=\"/tasks/{}\">{}</a><div class=\"muted\">{}</div></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            url_path(&row.task.id.0),
+            esc(&row.task.title),
+            esc(&row.process),
+            context,
+            due_cell(viewer, row.task.due_at, now),
+            holder
+        );
+    }
+    out.push_str("</tbody></table>");
+    Ok(out)
+}
+
+/// `GET /tasks/{id}`: the task, its context and its decision form.
+pub async fn task(State(state): State<AppState>, viewer: Viewer, Path(rest): Path<String>) -> Response {
+    let id = TaskId::from(rest.trim_matches('/'));
+    match task_page(&state, &viewer, &id, None).await {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, body)),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+async fn task_page(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &TaskId,
+    problem: Option<&ApiError>,
+) -> Result<String, ApiError> {
+    let task = crate::server::tasks::visible_task(state, &viewer.caller, id).await?;
+    let engine = state.engine();
+    let now = engine.now();
+    let (process, context, _) = context_of(state, viewer, &task).await?;
+    let instance = engine.instance(&task.instance_id).await?;
+    let definition = engine.definition(instance.process(), instance.process_version()).await?;
+    let fields: Vec<FormField> = match definition.node(&task.node).map(|n| &n.kind) {
+        Some(NodeKind::Approval { form, .. }) => form.clone(),
+        _ => Vec::new(),
+    };
+    let mut out = format!(
+        "<h1>{}</h1><p class=\"muted\">{} · <a href=\"/cases/{}\">{}</a></p>",
+        esc(&task.title),
+        esc(&process),
+        url_path(&task.instance_id.0),
+        viewer.t("instance")
+    );
+    if let Some(problem) = problem {
+        let _ = write!(
+            out,
+            "<div class=\"notice refusal\" role=\"alert\" id=\"problem\">{}</div>",
+            problem_text(viewer, problem)
+        );
+    }
+    out.push_str("<section><h2>");
+    out.push_str(viewer.t("context"));
+    out.push_str("</h2><dl class=\"context\">");
+    for (k, v) in &context {
+        let _ =
+            write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&i18n::label(k, viewer.lang)), esc(k), esc(v));
+    }
+    let _ = write!(out, "<dt>{}</dt><dd>{}</dd></dl></section>", viewer.t("due"), due_cell(viewer, task.due_at, now));
+    if task.state != "open" {
+        let _ = write!(out, "<p class=\"notice\">{}</p>", viewer.t("task_closed"));
+        return Ok(page(viewer, &task.title, &out));
+    }
+    let action = format!("/tasks/{}", url_path(&task.id.0));
+    let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", viewer.csrf);
+    // Claim or release.
+    let mine = task.claimed_by.as_deref() == Some(viewer.caller.name());
+    let (verb, label) = if mine { ("unclaim", viewer.t("unclaim")) } else { ("claim", viewer.t("claim")) };
+    if task.claimed_by.is_none() || mine {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"{action}/{verb}\" class=\"inline\">{csrf}<button type=\"submit\" id=\"{verb}\">{label}</button></form>"
+        );
+    }
+    // The decision.
+    let _ = write!(
+        out,
+        "<section><h2>{}</h2><form method=\"post\" action=\"{action}/complete\" class=\"decision\">{csrf}",
+        viewer.t("form")
+    );
+    for field in &fields {
+        out.push_str(&form_field(viewer, field));
+    }
+    let _ = write!(out, "<button type=\"submit\" id=\"submit\">{}</button></form></section>", viewer.t("complete"));
+    let _ = write!(
+        out,
+        "<section><form method=\"post\" action=\"{action}/delegate\" class=\"inline\">{csrf}<label>{} <input name=\"to\" size=\"10\" required></label> <button type=\"submit\">{}</button></form></section>",
+        viewer.t("delegate"),
+        viewer.t("delegate_button")
+    );
+    Ok(page(viewer, &task.title, &out))
+}
+
+/// One input of a decision form, typed as the process declares it.
+fn form_field(viewer: &Viewer, field: &FormField) -> String {
+    use cloverleaf_dsl::expr::Type;
+    let name = esc(&field.name);
+    let label = esc(&i18n::label(&field.name, viewer.lang));
+    let optional = if field.optional {
+        format!(" <span class=\"muted\">({})</span>", viewer.t("optional"))
+    } else {
+        String::new()
+    };
+    let required = if field.optional { "" } else { " required" };
+    match field.ty {
+        Type::Bool => {
+            let (yes, no) = if field.name.starts_with("approve") {
+                (viewer.t("approve"), viewer.t("reject"))
+            } else {
+                (viewer.t("yes"), viewer.t("no"))
+            };
+            format!(
+                "<fieldset><legend>{label}{optional}</legend><label><input type=\"radio\" name=\"f.{name}\" value=\"true\" id=\"{name}-yes\"{required}> {yes}</label> \
+                 <label><input type=\"radio\" name=\"f.{name}\" value=\"false\" id=\"{name}-no\"> {no}</label></fieldset>"
+            )
+        }
+        Type::Text => format!(
+            "<label for=\"{name}\">{label}{optional}</label><textarea id=\"{name}\" name=\"f.{name}\" rows=\"2\"{required}></textarea>"
+        ),
+        Type::Date => format!(
+            "<label for=\"{name}\">{label}{optional}</label><input id=\"{name}\" type=\"date\" name=\"f.{name}\"{required}>"
+        ),
+        Type::Money | Type::Decimal | Type::Int => format!(
+            "<label for=\"{name}\">{label}{optional}</label><input id=\"{name}\" name=\"f.{name}\" inputmode=\"decimal\"{required}>"
+        ),
+        _ => {
+            format!("<label for=\"{name}\">{label}{optional}</label><input id=\"{name}\" name=\"f.{name}\"{required}>")
+        }
+    }
+}
+
+/// A refusal as a sentence for the reader.
+fn problem_text(viewer: &Viewer, error: &ApiError) -> String {
+    match error.code() {
+        "separation_of_duties" => {
+            let rule = error.details()["rule"].as_str().unwrap_or_default();
+            format!("{} (<code>{}</code>).", viewer.t("sod_refused"), esc(rule))
+        }
+        "not_candidate" => viewer.t("not_candidate").to_string(),
+        "task_closed" => viewer.t("task_closed").to_string(),
+        "task_claimed" => viewer.t("claimed_other").to_string(),
+        "invalid_form" => {
+            let fields = error.details()["fields"].as_array().cloned().unwrap_or_default();
+            let items: String = fields
+                .iter()
+                .map(|f| {
+                    format!(
+                        "<li>{}: {}</li>",
+                        esc(f["field"].as_str().unwrap_or("")),
+                        esc(f["message"].as_str().unwrap_or(""))
+                    )
+                })
+                .collect();
+            format!("{}<ul>{items}</ul>", viewer.t("invalid_form"))
+        }
+        _ => esc(error.message()),
+    }
+}
+
+/// `POST /tasks/{id}/claim|unclaim|complete|delegate`.
+pub async fn task_action(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(rest): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let rest = rest.trim_matches('/');
+    let Some((id, action)) = rest.rsplit_once('/') else {
+        return message_page(&viewer, StatusCode::NOT_FOUND, "not_found", rest);
+    };
+    let id = TaskId::from(id);
+    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+    if !viewer.csrf_ok(csrf) {
+        return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    let engine = state.engine();
+    let caller = &viewer.caller;
+    let roles = caller.0.role_refs();
+    let result: Result<(), ApiError> = match action {
+        "claim" => engine.claim(&id, caller.name(), &roles).await.map_err(ApiError::from),
+        "unclaim" => engine.unclaim(&id, caller.name()).await.map_err(ApiError::from),
+        "delegate" => {
+            let to = form.iter().find(|(k, _)| k == "to").map(|(_, v)| v.clone()).unwrap_or_default();
+            let body = json!({"to": to}).to_string();
+            match crate::server::tasks::delegate(state.clone(), caller.clone(), id.clone(), body.as_bytes()).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        "complete" => match submitted_form(&state, &id, &form).await {
+            Ok(values) => engine.complete_task(&id, caller.name(), &roles, values).await.map_err(ApiError::from),
+            Err(e) => Err(e),
+        },
+        _ => return message_page(&viewer, StatusCode::NOT_FOUND, "not_found", rest),
+    };
+    match result {
+        Ok(()) if action == "complete" || action == "delegate" => Redirect::to("/inbox?done=1").into_response(),
+        Ok(()) => Redirect::to(&format!("/tasks/{}", url_path(&id.0))).into_response(),
+        Err(problem) => {
+            let status = problem.status();
+            match task_page(&state, &viewer, &id, Some(&problem)).await {
+                Ok(body) => html(status, body),
+                Err(e) => error_page(&viewer, &e),
+            }
+        }
+    }
+}
+
+/// The submitted `f.<field>` values as the form's JSON, typed by the process's declaration; an
+/// empty optional field is left out.
+async fn submitted_form(state: &AppState, id: &TaskId, form: &[(String, String)]) -> Result<Value, ApiError> {
+    use cloverleaf_dsl::expr::Type;
+    let task = state.engine().task(id).await?;
+    let instance = state.engine().instance(&task.instance_id).await?;
+    let definition = state.engine().definition(instance.process(), instance.process_version()).await?;
+    let fields: Vec<FormField> = match definition.node(&task.node).map(|n| &n.kind) {
+        Some(NodeKind::Approval { form, .. }) => form.clone(),
+        _ => Vec::new(),
+    };
+    let mut values = serde_json::Map::new();
+    for field in fields {
+        let Some((_, raw)) = form.iter().find(|(k, _)| k.strip_prefix("f.") == Some(field.name.as_str())) else {
+            continue;
+        };
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        let value = match field.ty {
+            Type::Bool => Value::Bool(raw == "true"),
+            _ => Value::String(raw.to_string()),
+        };
+        values.insert(field.name, value);
+    }
+    Ok(Value::Object(values))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CasesQuery {
+    business_key: Option<String>,
+    status: Option<String>,
+    process: Option<String>,
+}
+
+/// `GET /cases`: the instances the reader may see, newest first, searchable by order number.
+pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): Query<CasesQuery>) -> Response {
+    let result: Result<String, ApiError> = async {
+        let key = query.business_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        let status = query.status.as_deref().filter(|s| ["running", "completed", "failed", "cancelled"].contains(s));
+        let seen = Visibility::of(&state, &viewer.caller).await?;
+        let process = query.process.as_deref().filter(|p| !p.is_empty());
+        let rows = state.engine().store().instances(process, status, key, 5_000, 0).await?;
+        let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(&r.id, &r.process_key, r.process_version)).take(200).collect();
+        let mut out = format!(
+            "<h1>{}</h1><form method=\"get\" action=\"/cases\" class=\"filters\"><label>{} <input name=\"business_key\" value=\"{}\"></label>\
+             <button type=\"submit\">{}</button></form><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            viewer.t("instances"),
+            viewer.t("business_key"),
+            esc(key.unwrap_or("")),
+            viewer.t("search"),
+            viewer.t("instance"),
+            viewer.t("process"),
+            viewer.t("status"),
+            viewer.t("when"),
+        );
+        for r in rows {
+            let _ = write!(
+                out,
+                "<tr><td><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                url_path(&r.id),
+                esc(r.business_key.as_deref().unwrap_or(&r.id)),
+                esc(&r.process_key),
+                esc(&r.status),
+                esc(&i18n::time(r.created_at, viewer.zone)),
+            );
+        }
+        out.push_str("</tbody></table>");
+        Ok(out)
+    }
+    .await;
+    match result {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("instances"), &body))),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+/// `GET /cases/{id}`: the diagram with where the instance stands, its data and its history.
+pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let id = InstanceId(id.trim_matches('/').to_string());
+    let result: Result<String, ApiError> = async {
+        access::may_read(&state, &viewer.caller, &id).await?;
+        let engine = state.engine();
+        let instance = engine.instance(&id).await?;
+        let definition = engine.definition(instance.process(), instance.process_version()).await?;
+        let history = engine.history(&id).await?;
+        let mut progress = Progress::default();
+        for h in &history {
+            if let Some(node) = &h.node {
+                progress.done.insert(node.clone());
+            }
+        }
+        for node in definition.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Start { .. })) {
+            if !history.is_empty() {
+                progress.done.insert(node.name.clone());
+            }
+        }
+        for token in instance.tokens().values() {
+            progress.current.insert(token.node.clone());
+        }
+        for incident in instance.incidents().values() {
+            progress.incidents.insert(incident.node.clone());
+        }
+        let money: BTreeSet<&str> = definition
+            .inputs
+            .iter()
+            .chain(&definition.vars)
+            .filter(|v| v.ty == cloverleaf_dsl::expr::Type::Money)
+            .map(|v| v.name.as_str())
+            .collect();
+        let mut out = format!(
+            "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p><section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
+            esc(&definition.title),
+            esc(instance.business_key().unwrap_or(id.as_str())),
+            viewer.t("status"),
+            esc(&format!("{:?}", instance.status()).to_lowercase()),
+            viewer.t("diagram"),
+            diagram::svg(&definition, &progress, &definition.title),
+        );
+        let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
+        for name in instance.variables().keys() {
+            if definition.node(name).is_some() {
+                continue;
+            }
+            let value = show_value(&viewer, &instance, name, money.contains(name.as_str()));
+            let _ = write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&i18n::label(name, viewer.lang)), esc(name), esc(&value));
+        }
+        let _ = write!(
+            out,
+            "</dl></section><section><h2>{}</h2><table class=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            viewer.t("history"),
+            viewer.t("when"),
+            viewer.t("what"),
+            viewer.t("who")
+        );
+        for h in &history {
+            let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone)).unwrap_or_else(|_| h.at.clone());
+            let who = match (&h.who, &h.on_behalf_of) {
+                (Some(w), Some(b)) => format!("{} ({} {})", esc(w), viewer.t("for_whom"), esc(b)),
+                (Some(w), None) => esc(w),
+                _ => String::new(),
+            };
+            let what = format!("{}{}", esc(&h.kind.replace('_', " ")), h.node.as_ref().map(|n| format!(" · {}", esc(n))).unwrap_or_default());
+            let _ = write!(out, "<tr><td>{}</td><td>{what}</td><td>{who}</td></tr>", esc(&at));
+        }
+        out.push_str("</tbody></table></section>");
+        Ok(page(&viewer, &definition.title, &out))
+    }
+    .await;
+    match result {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, body)),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+/// `GET /board`: the figures business and finance share, for the roles that read reports.
+pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
+    let result: Result<String, ApiError> = async {
+        access::may_read_reports(&viewer.caller)?;
+        let report = crate::server::reports::report(&state, None).await?;
+        let lang = viewer.lang;
+        let mut out = format!("<h1>{}</h1>", viewer.t("board"));
+        if let Some(ledger) = &report.ledger {
+            let most = ledger.aging.iter().map(|b| b.amount).max().unwrap_or_default().max(Decimal::ONE);
+            let _ = write!(out, "<section><h2>{}</h2><svg class=\"bars\" viewBox=\"0 0 420 {}\" role=\"img\" aria-label=\"{}\">", viewer.t("aging"), ledger.aging.len() * 30 + 10, viewer.t("aging"));
+            for (i, bucket) in ledger.aging.iter().enumerate() {
+                let width = (bucket.amount * Decimal::from(260) / most).round().to_string().parse::<u32>().unwrap_or(0);
+                let y = i * 30 + 8;
+                let _ = write!(
+                    out,
+                    "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"60\" y=\"{y}\" width=\"{width}\" height=\"20\" fill=\"#3b6ea8\"/>\
+                     <text x=\"{}\" y=\"{}\" font-size=\"11\" data-bucket=\"{}\">{}</text>",
+                    y + 15,
+                    esc(&bucket.label),
+                    66 + width,
+                    y + 15,
+                    esc(&bucket.label),
+                    esc(&i18n::money(bucket.amount, lang)),
+                );
+            }
+            out.push_str("</svg></section>");
+            let pct = |d: Option<Decimal>| d.map_or("—".to_string(), |d| format!("{}%", (d * Decimal::from(100)).round_dp(1)));
+            let rows = [
+                ("open_receivables", i18n::money(ledger.open_receivables, lang), viewer.t("def_open_receivables")),
+                ("dso", ledger.days_sales_outstanding.map_or("—".into(), |d| format!("{} {}", d.round_dp(1), viewer.t("days"))), viewer.t("def_dso")),
+                ("gross_margin", pct(ledger.gross_margin), viewer.t("def_gross_margin")),
+                ("bad_debt", pct(ledger.bad_debt_rate), viewer.t("def_bad_debt")),
+                ("auto_matched", pct(ledger.auto_match_rate), viewer.t("def_auto_matched")),
+            ];
+            let _ = write!(out, "<section><table class=\"kpis\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>", viewer.t("kpi"), viewer.t("value"), viewer.t("definition"));
+            for (key, value, definition) in rows {
+                let _ = write!(out, "<tr><td>{}</td><td data-kpi=\"{key}\">{}</td><td class=\"muted\">{}</td></tr>", viewer.t(key), esc(&value), esc(definition));
+            }
+            out.push_str("</tbody></table></section>");
+        }
+        let _ = write!(
+            out,
+            "<section><h2>{}</h2><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>p50 / p95</th><th>{}</th></tr></thead><tbody>",
+            viewer.t("cycle_time"),
+            viewer.t("process"),
+            viewer.t("started"),
+            viewer.t("completed"),
+            viewer.t("running"),
+            viewer.t("sla_breaches")
+        );
+        let hours = |s: Option<i64>| s.map_or("—".to_string(), |s| format!("{:.1} h", s as f64 / 3600.0));
+        for p in &report.processes {
+            let _ = write!(
+                out,
+                "<tr><td><a href=\"/cases?process={}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+                esc(&p.process),
+                esc(&p.process),
+                p.started,
+                p.completed,
+                p.running,
+                hours(p.cycle_time_p50_seconds),
+                hours(p.cycle_time_p95_seconds),
+                p.sla_breaches
+            );
+        }
+        out.push_str("</tbody></table></section>");
+        Ok(out)
+    }
+    .await;
+    match result {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("board"), &body))),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+/// `GET /ops`: open incidents with a retry button (administrators).
+pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Response {
+    let result: Result<String, ApiError> = async {
+        viewer.caller.require(ADMIN, "operate")?;
+        let incidents = state.engine().store().incidents(false, None).await?;
+        let mut out = format!("<h1>{}</h1><h2>{}</h2>", viewer.t("operations"), viewer.t("incidents"));
+        if incidents.is_empty() {
+            out.push_str("<p class=\"empty\">—</p>");
+        }
+        for i in incidents {
+            let _ = write!(
+                out,
+                "<div class=\"incident\"><p><a href=\"/cases/{}\">{}</a> · {} · {}</p>\
+                 <form method=\"post\" action=\"/ops/incidents/{}/retry\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form></div>",
+                url_path(&i.instance_id),
+                esc(&i.instance_id),
+                esc(&i.node),
+                esc(&i.message),
+                url_path(&i.id),
+                viewer.csrf,
+                viewer.t("retry"),
+            );
+        }
+        Ok(out)
+    }
+    .await;
+    match result {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("operations"), &body))),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+/// `POST /ops/incidents/{id}/retry`.
+pub async fn retry_incident(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(rest): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !viewer.csrf_ok(form.csrf.as_deref()) {
+        return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    if let Err(e) = viewer.caller.require(ADMIN, "retry incidents") {
+        return error_page(&viewer, &e);
+    }
+    let id = rest.trim_matches('/').trim_end_matches("/retry");
+    match state.engine().retry_incident(&IncidentId(id.to_string())).await {
+        Ok(()) => Redirect::to("/ops").into_response(),
+        Err(e) => error_page(&viewer, &ApiError::from(e)),
+    }
+}
+
+/// A value as plain text: JSON's form without quotes around text.
+fn plain_text(value: &DslValue) -> String {
+    match value.to_json() {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,348 @@
+//! The pages in a real browser: headless Chromium driven over WebDriver (chromedriver) against
+//! the real `serve` binary with its demo company and in-process workers.
+//!
+//! Skipped with a loud notice where Chromium or chromedriver is missing, and a failure instead
+//! when `CI` is set (`.ci/run` installs Debian's `chromium` and `chromium-driver`). With
+//! `CLOVERLEAF_SCREENSHOTS=DIR` the inbox, a case and the finance board are saved as PNG files
+//! there (`docs/screenshots/` holds the README's).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use cloverleaf_testkit::eventually;
+use serde_json::{Value, json};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// False (after a loud notice) when there is no browser here and `CI` is not set.
+fn browser_available() -> bool {
+    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
+        return true;
+    }
+    let notice = format!(
+        "Chromium ({CHROMIUM}) or chromedriver ({CHROMEDRIVER}) is missing: apt-get install chromium chromium-driver"
+    );
+    assert!(std::env::var_os("CI").is_none(), "{notice}; CI is set, so the browser tests must run");
+    eprintln!("\n*** SKIPPED: browser tests: {notice} ***\n");
+    false
+}
+
+/// A fresh directory under the system's temp dir.
+fn scratch_dir(name: &str) -> PathBuf {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).unwrap();
+    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = std::env::temp_dir().join(format!("cloverleaf-{name}-{suffix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `cloverleaf serve` on a free port in `dir`; the child, its base URL and the demo tokens.
+fn serve(dir: &Path) -> (Running, String, std::collections::BTreeMap<String, String>) {
+    let processes = format!("{}/../processes", env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloverleaf"))
+        .current_dir(dir)
+        .args(["serve", "--processes", &processes, "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let address = loop {
+        let line = lines.next().expect("serve printed its address").unwrap();
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let tokens = std::fs::read_to_string(dir.join("cloverleaf.tokens"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| Some((l.split_whitespace().next()?.to_string(), l.split('"').nth(1)?.to_string())))
+        .collect();
+    (Running(child), format!("http://{address}"), tokens)
+}
+
+/// A free TCP port on the loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A WebDriver session of headless Chromium.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    _driver: Running,
+}
+
+impl Browser {
+    async fn start(lang: &str) -> Browser {
+        let port = free_port();
+        let driver = Running(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver starts"),
+        );
+        let http = reqwest::Client::new();
+        let root = format!("http://127.0.0.1:{port}");
+        eventually("chromedriver to answer", || async {
+            let status = http.get(format!("{root}/status")).send().await.ok()?.json::<Value>().await.ok()?;
+            status["value"]["ready"].as_bool().filter(|r| *r)
+        })
+        .await;
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000", format!("--lang={lang}"), format!("--accept-lang={lang}")
+            ]}
+        }}});
+        let session: Value =
+            http.post(format!("{root}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
+        let id = session["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_string();
+        Browser { http, base: format!("{root}/session/{id}"), _driver: driver }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let found =
+            self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no element `{css}` on the page: {found}"))
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{element}/value"), Some(json!({"text": text}))).await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{element}/click"), Some(json!({}))).await;
+    }
+
+    /// The text a person sees on the page.
+    async fn text(&self) -> String {
+        let body = self.find("body").await;
+        self.call(reqwest::Method::GET, &format!("/element/{body}/text"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until the page (after a click that navigates, say) shows `needle`; its text.
+    async fn wait_for(&self, needle: &str) -> String {
+        let what = format!("`{needle}` on the page");
+        eventually(&what, || async {
+            let text = self.text().await;
+            text.contains(needle).then_some(text)
+        })
+        .await
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("CLOVERLEAF_SCREENSHOTS") else { return };
+        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let bytes = base64_decode(png.as_str().unwrap());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    async fn sign_in(&self, server: &str, token: &str) {
+        self.goto(&format!("{server}/login")).await;
+        self.type_into("#token", token).await;
+        self.click("#sign-in").await;
+    }
+
+    async fn sign_out(&self) {
+        self.click("header form button").await;
+        self.wait_for("Access token").await;
+    }
+
+    async fn close(self) {
+        self.call(reqwest::Method::DELETE, "", None).await;
+    }
+}
+
+/// Standard base64, as WebDriver sends screenshots.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = text.bytes().filter(|c| !matches!(c, b'=' | b'\n' | b'\r')).collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, c)| acc | (u32::from(value(*c)) << (18 - 6 * i)));
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..chunk.len() - 1]);
+    }
+    out
+}
+
+/// Starts an order to cash over the API as `user`; its id.
+async fn order(server: &str, token: &str, order: &str, amount: &str, requested_by: Option<&str>) -> String {
+    let mut variables = json!({"order_id": order, "customer_id": "C-004", "amount": amount});
+    if let Some(who) = requested_by {
+        variables["requested_by"] = json!(who);
+    }
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{server}/v1/instances"))
+        .bearer_auth(token)
+        .json(&json!({"process": "order_to_cash", "business_key": order, "variables": variables}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["id"].as_str().unwrap_or_else(|| panic!("not started: {answer}")).to_string()
+}
+
+/// Waits until the inbox (over the API) of the token's user holds a task whose title contains
+/// `title_part`; its id.
+async fn task_for(server: &str, token: &str, title_part: &str) -> String {
+    let http = reqwest::Client::new();
+    eventually("the approval to reach the inbox", || async {
+        let tasks: Value =
+            http.get(format!("{server}/v1/tasks")).bearer_auth(token).send().await.ok()?.json().await.ok()?;
+        tasks.as_array()?.iter().find(|t| t["title"].as_str().is_some_and(|s| s.contains(title_part)))?["id"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch_dir("browser");
+    let (_server, server, tokens) = serve(&dir);
+    let token = |user: &str| tokens.get(user).unwrap_or_else(|| panic!("no token for {user}")).clone();
+    let browser = Browser::start("en-US").await;
+
+    // A wrong token is refused on the page, in words.
+    browser.goto(&format!("{server}/inbox")).await;
+    assert!(browser.url().await.ends_with("/login"), "unsigned visitors are sent to sign in");
+    browser.sign_in(&server, "not-a-token").await;
+    browser.wait_for("That token is not valid").await;
+
+    // The sales manager sees the order awaiting her approval, with its amount and customer.
+    let id = order(&server, &token("sam"), "SO-2001", "24500.00", None).await;
+    let task = task_for(&server, &token("mia"), "SO-2001").await;
+    browser.sign_in(&server, &token("mia")).await;
+    let inbox = browser.wait_for("Approve order SO-2001").await;
+    assert!(inbox.contains("Approve order SO-2001"), "{inbox}");
+    assert!(inbox.contains("CNY 24,500.00") && inbox.contains("C-004"), "amount and customer shown: {inbox}");
+    assert!(inbox.contains("(Asia/Shanghai)"), "times in the reader's zone: {inbox}");
+    assert!(!inbox.contains("Finance board"), "no finance board for sales: {inbox}");
+    browser.screenshot("inbox").await;
+
+    // She approves it from the inbox: the order moves on to shipping.
+    browser.click(&format!("a[href='/tasks/{task}']")).await;
+    browser.click("#approve-yes").await;
+    browser.click("#submit").await;
+    browser.wait_for("Inbox").await;
+    let http = reqwest::Client::new();
+    eventually("the order to wait for its dispatch", || async {
+        let case: Value = http
+            .get(format!("{server}/v1/instances/{id}"))
+            .bearer_auth(token("sam"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (case["variables"]["approval_outcome"] == "approved").then_some(())
+    })
+    .await;
+    browser.goto(&format!("{server}/cases/{id}")).await;
+    let case = browser.wait_for("Where it stands").await;
+    assert!(case.contains("Order to cash") && case.contains("approval outcome"), "{case}");
+    browser.screenshot("case").await;
+
+    // An order she entered for the rep: the page refuses her approval with a sentence.
+    order(&server, &token("mia"), "SO-2002", "24500.00", Some("sam")).await;
+    let task = task_for(&server, &token("mia"), "SO-2002").await;
+    browser.goto(&format!("{server}/tasks/{task}")).await;
+    browser.click("#approve-yes").await;
+    browser.click("#submit").await;
+    let refused = browser.wait_for("You may not decide this task").await;
+    assert!(refused.contains("You may not decide this task"), "{refused}");
+    assert!(refused.contains("not by requested_by"), "the rule is named: {refused}");
+    browser.screenshot("refusal").await;
+    browser.sign_out().await;
+
+    // The sales rep reaches no finance figure.
+    browser.sign_in(&server, &token("sam")).await;
+    browser.wait_for("Signed in as sam").await;
+    browser.goto(&format!("{server}/board")).await;
+    let board = browser.wait_for("Not allowed").await;
+    assert!(board.contains("Not allowed") && !board.contains("Receivables by age"), "{board}");
+    browser.sign_out().await;
+
+    // The CFO's board shows the demo company's aging and DSO.
+    browser.sign_in(&server, &token("carl")).await;
+    browser.wait_for("Signed in as carl").await;
+    browser.goto(&format!("{server}/board")).await;
+    let board = browser.wait_for("Finance board").await;
+    for label in ["Receivables by age", "0-30", "90+", "Days sales outstanding", "CNY "] {
+        assert!(board.contains(label), "`{label}` on the board: {board}");
+    }
+    browser.screenshot("board").await;
+
+    // The same pages in Chinese.
+    browser.goto(&format!("{server}/board?lang=zh-CN")).await;
+    let zh = browser.wait_for("财务看板").await;
+    assert!(zh.contains("财务看板") && zh.contains("应收账龄") && zh.contains("¥"), "{zh}");
+    browser.screenshot("board-zh").await;
+    browser.goto(&format!("{server}/inbox")).await;
+    browser.wait_for("待办").await;
+    browser.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
