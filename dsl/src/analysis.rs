@@ -192,13 +192,7 @@ fn soundness(
         if let NodeKind::End { side_path, .. } = &mut nodes[i].node.kind {
             *side_path = here.iter().any(|f| matches!(f, Frame::Side { .. }));
         }
-        if let NodeKind::End { end, .. } = &nodes[i].node.kind {
-            // Terminate and error ends stop every branch; a side path may end on its own.
-            if *end == EndKind::Normal
-                && let Some(Frame::Branch { split, .. }) = here.last()
-            {
-                unsynced.entry(*split).or_default().insert(i);
-            }
+        if matches!(nodes[i].node.kind, NodeKind::End { .. }) {
             continue;
         }
         let is_join = matches!(nodes[i].node.kind, NodeKind::Join { .. });
@@ -213,6 +207,14 @@ fn soundness(
                         next.pop();
                     }
                 }
+            }
+            // Every arrival at a normal end is judged, not only the first one to label it: an
+            // end shared by a branch and the flow after the join hides the branch otherwise.
+            // Terminate and error ends stop every branch; a side path may end on its own.
+            if let NodeKind::End { end: EndKind::Normal, .. } = &nodes[j].node.kind
+                && let Some(Frame::Branch { split, .. }) = next.last()
+            {
+                unsynced.entry(*split).or_default().insert(j);
             }
             if matches!(nodes[j].node.kind, NodeKind::Join { .. }) {
                 arrivals.entry(j).or_default().push((i, next.clone()));
