@@ -5,6 +5,8 @@
 
 /// The text does not follow the grammar.
 pub const SYNTAX: &str = "E0001";
+/// The text is nested too deeply (or chains too many operators) for the compiler to build it.
+pub const TOO_DEEP: &str = "E0002";
 /// A `->` names a node that does not exist.
 pub const UNKNOWN_NODE: &str = "E0101";
 /// Two things in one scope have the same name.

@@ -232,18 +232,33 @@ impl SourceMap {
     }
 }
 
+/// Most characters of a source line a diagnostic shows; a longer line is cut to an excerpt
+/// around the caret, with `…` where it was cut.
+pub const MAX_EXCERPT: usize = 120;
+/// How many characters of the excerpt come before the caret, when the line is cut.
+const EXCERPT_BEFORE: usize = 40;
+
 fn render_snippet(out: &mut String, file: &SourceFile, span: Span, mark: char, label: &str, width: usize) {
     let (line, col) = file.line_col(span.start);
     let text = file.line_text(line);
-    let shown: String = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
-    let line_len = shown.chars().count();
+    let line_len = text.chars().count();
     // A span that runs past its first line is underlined to the end of that line.
     let (end_line, end_col) = file.line_col(span.end);
     let underline_end = if end_line == line { end_col } else { line_len + 1 };
-    let carets = underline_end.saturating_sub(col).max(1);
-    let _ = writeln!(out, "{line:>width$} | {shown}");
+    // The excerpt: characters `first..last` of the line (0-based), never more than MAX_EXCERPT.
+    let (first, last) = if line_len <= MAX_EXCERPT {
+        (0, line_len)
+    } else {
+        let first = (col - 1).saturating_sub(EXCERPT_BEFORE).min(line_len - MAX_EXCERPT);
+        (first, first + MAX_EXCERPT)
+    };
+    let cut_before = if first > 0 { "…" } else { "" };
+    let cut_after = if last < line_len { "…" } else { "" };
+    let shown: String = text.chars().skip(first).take(last - first).map(|c| if c == '\t' { ' ' } else { c }).collect();
+    let carets = underline_end.min(last + 1).saturating_sub(col).max(1);
+    let _ = writeln!(out, "{line:>width$} | {cut_before}{shown}{cut_after}");
     let marks: String = std::iter::repeat_n(mark, carets).collect();
-    let gap = " ".repeat(col - 1);
+    let gap = " ".repeat(col - 1 - first + cut_before.chars().count());
     if label.is_empty() {
         let _ = writeln!(out, "{:width$} | {gap}{marks}", "");
     } else {
@@ -266,6 +281,30 @@ mod tests {
         assert_eq!(
             text,
             "error[E0101]: unknown node `aprove`\n --> a.flow:2:12\n  |\n2 |   start -> aprove\n  |            ^^^^^^ no node of this name\n  |\n  = help: did you mean `approve`?\n"
+        );
+    }
+
+    #[test]
+    fn long_lines_show_an_excerpt_around_the_caret() {
+        let mut map = SourceMap::new();
+        let long = format!("x = \"{}", "a".repeat(5_000_000));
+        let id = map.add("a.flow", format!("process p {{\n{long}\n}}\n"));
+        let at = 12 + 2_000_000;
+        let diag = Diagnostic::error("E0001", id, Span::new(at, at + 3), "unexpected `a`").with_label("here");
+        let text = map.render(&diag);
+        assert!(text.len() < 1_000, "{}", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[3], format!("2 | …{}…", "a".repeat(MAX_EXCERPT)));
+        assert_eq!(lines[4], format!("  | {}^^^ here", " ".repeat(EXCERPT_BEFORE + 1)));
+        // Near the start of a long line: no cut before; near its end: no cut after.
+        let diag = Diagnostic::error("E0001", id, Span::new(12, 13), "m");
+        let text = map.render(&diag);
+        assert!(text.contains(&format!("2 | x = \"{}…\n  | ^\n", "a".repeat(MAX_EXCERPT - 5))), "{text}");
+        let end = 12 + long.len() - 1;
+        let text = map.render(&Diagnostic::error("E0001", id, Span::new(end, end + 1), "m"));
+        assert!(
+            text.contains(&format!("2 | …{}\n  | {}^\n", "a".repeat(MAX_EXCERPT), " ".repeat(MAX_EXCERPT))),
+            "{text}"
         );
     }
 

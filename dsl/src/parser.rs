@@ -26,6 +26,10 @@ pub fn parse(file: FileId, text: &str) -> (Option<File>, Vec<Diagnostic>) {
     match FlowParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
             let root = pairs.next().expect("the file rule always yields one pair");
+            // Everything below recurses along the tree: bound its depth first.
+            if let Err(diag) = crate::expr::check_depth(&root, file) {
+                return (None, vec![diag]);
+            }
             let ast = cx.file(root);
             (Some(ast), cx.diags)
         }
@@ -40,6 +44,16 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
     };
     let found = describe_found(text, pos);
     let end = pos + found_len(&text[pos..]);
+    if let ErrorVariant::CustomError { message } = &err.variant
+        && message.contains("limit reached")
+    {
+        // pest stops before its recursion exhausts the stack.
+        return Diagnostic::error(codes::TOO_DEEP, file, Span::new(pos, end), "the file is nested too deeply to parse")
+            .with_label("too deep")
+            .with_help(
+                "split deeply nested expressions into several assignments, or lead to named nodes instead of nesting",
+            );
+    }
     if text[pos..].trim().is_empty() {
         return Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), "the file ends inside a block")
             .with_label("expected `}` before the end of the file")

@@ -122,6 +122,9 @@ pub fn is_true(v: &Value) -> bool {
 }
 
 /// Evaluates `expr`. Arithmetic is exact; overflow and division by zero are errors.
+///
+/// Recursion follows the tree, whose depth the parser bounds (`MAX_DEPTH`); each kind of node
+/// is evaluated by a function of its own so that the frames on the recursive path stay small.
 pub fn eval(expr: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
     let span = expr.span;
     match &expr.kind {
@@ -133,87 +136,124 @@ pub fn eval(expr: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
         ExprKind::Name(name) => {
             ctx.vars.get(name).cloned().ok_or_else(|| EvalError::UnknownVariable { name: name.clone(), span })
         }
-        ExprKind::Field { target, field } => field_of(eval(target, ctx)?, field).map_err(|f| f.at(span)),
-        ExprKind::List(items) => Ok(Value::List(items.iter().map(|i| eval(i, ctx)).collect::<Result<_, _>>()?)),
+        ExprKind::Field { target, field } => eval_field(target, field, span, ctx),
+        ExprKind::List(items) => eval_list(items, ctx),
         ExprKind::Range { .. } => Err(Fail::Type("a range can only be used after `in`".into()).at(span)),
-        ExprKind::Unary { op, operand } => {
-            let v = eval(operand, ctx)?;
-            unary(*op, v).map_err(|f| f.at(span))
-        }
-        ExprKind::Binary { op: BinaryOp::And, left, right } => {
-            let l = as_bool(eval(left, ctx)?, "and").map_err(|f| f.at(left.span))?;
-            if l == Some(false) {
-                return Ok(Value::Bool(false));
-            }
-            let r = as_bool(eval(right, ctx)?, "and").map_err(|f| f.at(right.span))?;
-            Ok(match (l, r) {
-                (_, Some(false)) => Value::Bool(false),
-                (Some(true), Some(true)) => Value::Bool(true),
-                _ => Value::Null,
-            })
-        }
-        ExprKind::Binary { op: BinaryOp::Or, left, right } => {
-            let l = as_bool(eval(left, ctx)?, "or").map_err(|f| f.at(left.span))?;
-            if l == Some(true) {
-                return Ok(Value::Bool(true));
-            }
-            let r = as_bool(eval(right, ctx)?, "or").map_err(|f| f.at(right.span))?;
-            Ok(match (l, r) {
-                (_, Some(true)) => Value::Bool(true),
-                (Some(false), Some(false)) => Value::Bool(false),
-                _ => Value::Null,
-            })
-        }
-        ExprKind::Binary { op: BinaryOp::In, left, right } => {
-            let v = eval(left, ctx)?;
-            if let ExprKind::Range { low, high, low_closed, high_closed } = &right.kind {
-                let (lo, hi) = (eval(low, ctx)?, eval(high, ctx)?);
-                return in_range(&v, &lo, &hi, *low_closed, *high_closed).map_err(|f| f.at(span));
-            }
-            let r = eval(right, ctx)?;
-            match (&v, &r) {
-                (Value::Null, _) | (_, Value::Null) => Ok(Value::Null),
-                (_, Value::List(items)) => {
-                    for item in items {
-                        if values_equal(&v, item).map_err(|f| f.at(span))? {
-                            return Ok(Value::Bool(true));
-                        }
-                    }
-                    Ok(Value::Bool(false))
+        ExprKind::Unary { op, operand } => eval_unary(*op, operand, span, ctx),
+        ExprKind::Binary { op: BinaryOp::And, left, right } => eval_and(left, right, ctx),
+        ExprKind::Binary { op: BinaryOp::Or, left, right } => eval_or(left, right, ctx),
+        ExprKind::Binary { op: BinaryOp::In, left, right } => eval_in(left, right, span, ctx),
+        ExprKind::Binary { op, left, right } => eval_binary(*op, left, right, span, ctx),
+        ExprKind::Between { value, low, high } => eval_between(value, low, high, span, ctx),
+        ExprKind::If { cond, then, otherwise } => eval_if(cond, then, otherwise, ctx),
+        ExprKind::Call { function, args } => eval_call(function, args, span, ctx),
+    }
+}
+
+#[inline(never)]
+fn eval_field(target: &Expr, field: &str, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    field_of(eval(target, ctx)?, field).map_err(|f| f.at(span))
+}
+
+#[inline(never)]
+fn eval_list(items: &[Expr], ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    Ok(Value::List(items.iter().map(|i| eval(i, ctx)).collect::<Result<_, _>>()?))
+}
+
+#[inline(never)]
+fn eval_unary(op: UnaryOp, operand: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let v = eval(operand, ctx)?;
+    unary(op, v).map_err(|f| f.at(span))
+}
+
+#[inline(never)]
+fn eval_and(left: &Expr, right: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let l = as_bool(eval(left, ctx)?, "and").map_err(|f| f.at(left.span))?;
+    if l == Some(false) {
+        return Ok(Value::Bool(false));
+    }
+    let r = as_bool(eval(right, ctx)?, "and").map_err(|f| f.at(right.span))?;
+    Ok(match (l, r) {
+        (_, Some(false)) => Value::Bool(false),
+        (Some(true), Some(true)) => Value::Bool(true),
+        _ => Value::Null,
+    })
+}
+
+#[inline(never)]
+fn eval_or(left: &Expr, right: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let l = as_bool(eval(left, ctx)?, "or").map_err(|f| f.at(left.span))?;
+    if l == Some(true) {
+        return Ok(Value::Bool(true));
+    }
+    let r = as_bool(eval(right, ctx)?, "or").map_err(|f| f.at(right.span))?;
+    Ok(match (l, r) {
+        (_, Some(true)) => Value::Bool(true),
+        (Some(false), Some(false)) => Value::Bool(false),
+        _ => Value::Null,
+    })
+}
+
+#[inline(never)]
+fn eval_in(left: &Expr, right: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let v = eval(left, ctx)?;
+    if let ExprKind::Range { low, high, low_closed, high_closed } = &right.kind {
+        let (lo, hi) = (eval(low, ctx)?, eval(high, ctx)?);
+        return in_range(&v, &lo, &hi, *low_closed, *high_closed).map_err(|f| f.at(span));
+    }
+    let r = eval(right, ctx)?;
+    match (&v, &r) {
+        (Value::Null, _) | (_, Value::Null) => Ok(Value::Null),
+        (_, Value::List(items)) => {
+            for item in items {
+                if values_equal(&v, item).map_err(|f| f.at(span))? {
+                    return Ok(Value::Bool(true));
                 }
-                _ => Err(Fail::Type(format!("`in` needs a list or a range, found `{}`", r.type_of())).at(right.span)),
             }
+            Ok(Value::Bool(false))
         }
-        ExprKind::Binary { op, left, right } => {
-            let (l, r) = (eval(left, ctx)?, eval(right, ctx)?);
-            binary(*op, l, r).map_err(|f| f.at(span))
-        }
-        ExprKind::Between { value, low, high } => {
-            let (v, lo, hi) = (eval(value, ctx)?, eval(low, ctx)?, eval(high, ctx)?);
-            in_range(&v, &lo, &hi, true, true).map_err(|f| f.at(span))
-        }
-        ExprKind::If { cond, then, otherwise } => match eval(cond, ctx)? {
-            Value::Bool(true) => eval(then, ctx),
-            Value::Bool(false) | Value::Null => eval(otherwise, ctx),
-            other => {
-                let message = format!("condition has type `{}`, expected `bool`", other.type_of());
-                Err(Fail::Type(message).at(cond.span))
-            }
-        },
-        ExprKind::Call { function, args } => {
-            let Some(builtin) = builtins::lookup(function) else {
-                return Err(EvalError::UnknownFunction { name: function.clone(), span });
-            };
-            if let Some(message) = builtin.arity_error(args.len()) {
-                return Err(Fail::Invalid(message).at(span));
-            }
-            let values = args.iter().map(|a| eval(a, ctx)).collect::<Result<Vec<_>, _>>()?;
-            if builtin.null_in_null_out && values.contains(&Value::Null) {
-                return Ok(Value::Null);
-            }
-            (builtin.eval)(&values, ctx).map_err(|f| f.at(span))
+        _ => Err(Fail::Type(format!("`in` needs a list or a range, found `{}`", r.type_of())).at(right.span)),
+    }
+}
+
+#[inline(never)]
+fn eval_binary(op: BinaryOp, left: &Expr, right: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let l = eval(left, ctx)?;
+    let r = eval(right, ctx)?;
+    binary(op, l, r).map_err(|f| f.at(span))
+}
+
+#[inline(never)]
+fn eval_between(value: &Expr, low: &Expr, high: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let (v, lo, hi) = (eval(value, ctx)?, eval(low, ctx)?, eval(high, ctx)?);
+    in_range(&v, &lo, &hi, true, true).map_err(|f| f.at(span))
+}
+
+#[inline(never)]
+fn eval_if(cond: &Expr, then: &Expr, otherwise: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    match eval(cond, ctx)? {
+        Value::Bool(true) => eval(then, ctx),
+        Value::Bool(false) | Value::Null => eval(otherwise, ctx),
+        other => {
+            let message = format!("condition has type `{}`, expected `bool`", other.type_of());
+            Err(Fail::Type(message).at(cond.span))
         }
     }
+}
+
+#[inline(never)]
+fn eval_call(function: &str, args: &[Expr], span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let Some(builtin) = builtins::lookup(function) else {
+        return Err(EvalError::UnknownFunction { name: function.to_string(), span });
+    };
+    if let Some(message) = builtin.arity_error(args.len()) {
+        return Err(Fail::Invalid(message).at(span));
+    }
+    let values = args.iter().map(|a| eval(a, ctx)).collect::<Result<Vec<_>, _>>()?;
+    if builtin.null_in_null_out && values.contains(&Value::Null) {
+        return Ok(Value::Null);
+    }
+    (builtin.eval)(&values, ctx).map_err(|f| f.at(span))
 }
 
 /// A number result, never negative zero (`-0` displays as `0`).

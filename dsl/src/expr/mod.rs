@@ -38,7 +38,8 @@
 //! `<`, `<=`, `>`, `>=`, `between`, `in`; a chain `a < b < c` parses left to right and the
 //! checker refuses it), `+ -`, `* /`, `**` (right-associative), prefix `-`, `.field`. The
 //! grammar is flat and a Pratt parser applies the precedence, so nesting costs little stack
-//! (input deeper than 64 levels is refused). Hence `-2 ** 2` is `(-2) ** 2 = 4`, and
+//! (brackets or prefix operators deeper than 64 levels are refused, and so is any tree deeper
+//! than [`MAX_DEPTH`], a chain of operators counting one level per operator: E0002). Hence `-2 ** 2` is `(-2) ** 2 = 4`, and
 //! `not a = b` is `not (a = b)` as in SQL; `not(x)` directly followed by a parenthesis is
 //! FEEL's function and binds like a value: `not(a) = b` is `(not a) = b`.
 //!
@@ -61,6 +62,7 @@ pub use value::{Value, ValueError};
 
 use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
 
 use crate::codes;
 use crate::diag::{Diagnostic, FileId, Span};
@@ -69,6 +71,13 @@ use crate::grammar::{FlowParser, Rule};
 /// Deepest bracket nesting [`parse_expr`] accepts (deeper input is refused, not overflowed).
 const MAX_NESTING: usize = 64;
 
+/// Deepest syntax tree the compiler builds: every stage after the grammar (building the tree,
+/// type checking, graph lowering, evaluation, export, and dropping the tree) recurses along
+/// it, so this bound is what keeps them within a 2 MiB thread stack on a debug build. Each
+/// bracket, `if`, call, list, type, in-place decide or set counts one level or two, and each
+/// operator of a chain one (`a + b + c` is a tree two levels deep).
+pub const MAX_DEPTH: usize = 256;
+
 /// Parses a whole string as one expression (as `cloverleaf eval` does). Spans are byte offsets
 /// into `src`; a syntax error is diagnostic `E0001`.
 #[allow(clippy::result_large_err)] // one diagnostic, on a path that is never hot
@@ -76,7 +85,10 @@ pub fn parse_expr(src: &str, file: FileId) -> Result<Expr, Diagnostic> {
     check_nesting(src, file)?;
     match FlowParser::parse(Rule::expr_only, src) {
         Ok(mut pairs) => match pairs.next() {
-            Some(pair) => Ok(parse::build_expr(pair)),
+            Some(pair) => {
+                check_depth(&pair, file)?;
+                Ok(parse::build_expr(pair))
+            }
             None => Err(Diagnostic::error(codes::SYNTAX, file, Span::new(0, src.len()), "expected an expression")),
         },
         Err(error) => Err(syntax_error(&error, src, file)),
@@ -110,11 +122,55 @@ pub(crate) fn check_nesting(src: &str, file: FileId) -> Result<(), Diagnostic> {
         }
         if depth > MAX_NESTING || prefix_run > MAX_NESTING {
             let message = format!("expression nested more than {MAX_NESTING} levels deep");
-            return Err(Diagnostic::error(codes::SYNTAX, file, Span::new(i, i + width), message)
+            return Err(Diagnostic::error(codes::TOO_DEEP, file, Span::new(i, i + width), message)
                 .with_label("too deep")
                 .with_help("split it into several assignments"));
         }
         i += width;
+    }
+    Ok(())
+}
+
+/// Operators of the flat `expr` rule: each one adds a level to the tree the Pratt parser builds.
+fn is_operator(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::kw_or
+            | Rule::kw_and
+            | Rule::cmp_op
+            | Rule::kw_in
+            | Rule::add_op
+            | Rule::mul_op
+            | Rule::pow_op
+            | Rule::neg_op
+            | Rule::not_op
+            | Rule::field_access
+            | Rule::between_tail
+    )
+}
+
+/// Refuses a parse tree whose syntax tree would be deeper than [`MAX_DEPTH`], before anything
+/// recursive walks it. The walk is iterative, and linear in the size of the tree: an upper
+/// bound of the depth of every expression, type and in-place node below `root`.
+#[allow(clippy::result_large_err)] // one diagnostic, on a path that is never hot
+pub(crate) fn check_depth(root: &Pair<'_, Rule>, file: FileId) -> Result<(), Diagnostic> {
+    let mut stack = vec![(root.clone(), 1usize)];
+    while let Some((pair, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            let start = pair.as_span().start();
+            let width = pair.as_str().chars().next().map_or(0, char::len_utf8);
+            let message = format!("nesting deeper than {MAX_DEPTH} levels");
+            return Err(Diagnostic::error(codes::TOO_DEEP, file, Span::new(start, start + width), message)
+                .with_label("too deep: each bracket, `if`, type, in-place node and chained operator is a level")
+                .with_help(
+                    "nest less: split a long expression into several assignments, name an in-place decide, or flatten the type",
+                ));
+        }
+        let step = match pair.as_rule() {
+            Rule::expr | Rule::arith => 1 + pair.clone().into_inner().filter(|p| is_operator(p.as_rule())).count(),
+            _ => 1,
+        };
+        stack.extend(pair.into_inner().map(|child| (child, depth + step)));
     }
     Ok(())
 }
@@ -143,6 +199,19 @@ fn syntax_error(error: &pest::error::Error<Rule>, src: &str, file: FileId) -> Di
         InputLocation::Pos(p) => (p, p),
         InputLocation::Span((s, e)) => (s, e),
     };
+    if let ErrorVariant::CustomError { message } = &error.variant
+        && message.contains("limit reached")
+    {
+        // pest stops before its recursion exhausts the stack.
+        return Diagnostic::error(
+            codes::TOO_DEEP,
+            file,
+            Span::new(start, end),
+            "expression nested too deeply to parse",
+        )
+        .with_label("too deep")
+        .with_help("split it into several assignments");
+    }
     let found = src[start.min(src.len())..].chars().next();
     let message = match found {
         Some(c) => format!("unexpected `{c}` in expression"),
