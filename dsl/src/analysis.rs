@@ -521,9 +521,17 @@ fn constant(e: &Expr) -> Option<Decimal> {
     }
 }
 
-/// The band a condition selects, if it is a comparison of one variable with constants.
+/// The band a condition selects, if it is a comparison of one variable with constants, an
+/// interval (`amount in [10_000..100_000)`) or a `between`, or several of them joined by `and`.
 fn band(e: &Expr) -> Option<(String, Band)> {
     match &e.kind {
+        ExprKind::Binary { op: BinaryOp::In, left, right } => match &right.kind {
+            ExprKind::Range { low, high, low_closed, high_closed } => Some((
+                path_of(left)?,
+                Band { low: Some((constant(low)?, *low_closed)), high: Some((constant(high)?, *high_closed)) },
+            )),
+            _ => None,
+        },
         ExprKind::Binary { op: BinaryOp::And, left, right } => {
             let (a, ba) = band(left)?;
             let (b, bb) = band(right)?;
@@ -550,16 +558,6 @@ fn band(e: &Expr) -> Option<(String, Band)> {
         }
         _ => None,
     }
-    .or_else(|| match &e.kind {
-        ExprKind::Binary { op: BinaryOp::In, left, right } => match &right.kind {
-            ExprKind::Range { low, high, low_closed, high_closed } => Some((
-                path_of(left)?,
-                Band { low: Some((constant(low)?, *low_closed)), high: Some((constant(high)?, *high_closed)) },
-            )),
-            _ => None,
-        },
-        _ => None,
-    })
 }
 
 fn flip(op: BinaryOp) -> Option<BinaryOp> {
@@ -577,12 +575,7 @@ fn flip(op: BinaryOp) -> Option<BinaryOp> {
 fn gaps(bands: &[Band]) -> Vec<Band> {
     let mut sorted: Vec<Band> = bands.iter().copied().filter(|b| !b.is_empty()).collect();
     // Sort by lower bound: unbounded first, then value, inclusive before exclusive.
-    sorted.sort_by(|a, b| match (a.low, b.low) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, _) => std::cmp::Ordering::Less,
-        (_, None) => std::cmp::Ordering::Greater,
-        (Some((x, xi)), Some((y, yi))) => x.cmp(&y).then(yi.cmp(&xi)),
-    });
+    sorted.sort_by(|a, b| low_cmp(a.low, b.low));
     let mut out = Vec::new();
     // `covered` is the high end of the union so far; None before the first band.
     let mut covered: Option<Option<(Decimal, bool)>> = None;
@@ -618,13 +611,71 @@ fn is_literal_true(e: &Expr) -> bool {
     matches!(e.kind, ExprKind::Bool(true))
 }
 
-fn negates(a: &Expr, b: &Expr) -> bool {
-    match &b.kind {
-        ExprKind::Unary { op: UnaryOp::Not, operand } => path_of(operand).is_some() && path_of(operand) == path_of(a),
-        ExprKind::Call { function, args } if function == "not" && args.len() == 1 => {
-            path_of(&args[0]).is_some() && path_of(&args[0]) == path_of(a)
+/// The variable an arm negates (`not approve`, `not(approve)`).
+fn negated_path(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Unary { op: UnaryOp::Not, operand } => path_of(operand),
+        ExprKind::Call { function, args } if function == "not" && args.len() == 1 => path_of(&args[0]),
+        _ => None,
+    }
+}
+
+/// A variable that some arm tests and another negates (`when approve` and `when not approve`),
+/// found in one pass over the arms.
+fn tested_and_negated(arms: &[Expr]) -> Option<String> {
+    let tested: BTreeSet<String> = arms.iter().filter_map(path_of).collect();
+    arms.iter().filter_map(negated_path).find(|p| tested.contains(p))
+}
+
+/// True if the variable at the root of `path` is declared optional (`T?`): it may be null.
+fn is_nullable(path: &str, optional: &BTreeMap<String, bool>) -> bool {
+    let root = path.split('.').next().unwrap_or_default();
+    optional.get(root).copied().unwrap_or(false)
+}
+
+/// Pairs of arms (later, earlier) whose bands overlap: at most one per later arm, and at least
+/// one whenever some bands overlap. Sorting by lower bound makes it O(n log n), not quadratic.
+fn overlaps(bands: &[Band]) -> Vec<(usize, usize, Band)> {
+    let mut order: Vec<usize> = (0..bands.len()).filter(|&i| !bands[i].is_empty()).collect();
+    order.sort_by(|&a, &b| low_cmp(bands[a].low, bands[b].low).then(a.cmp(&b)));
+    let mut found: BTreeMap<usize, (usize, Band)> = BTreeMap::new();
+    // The band seen so far that reaches highest: any later band that overlaps one of those seen
+    // overlaps this one too.
+    let mut reach: Option<usize> = None;
+    for i in order {
+        if let Some(r) = reach {
+            let both = bands[i].intersect(bands[r]);
+            if !both.is_empty() {
+                let (later, earlier) = if i > r { (i, r) } else { (r, i) };
+                found.entry(later).or_insert((earlier, both));
+            }
+            if high_cmp(bands[i].high, bands[r].high) == std::cmp::Ordering::Greater {
+                reach = Some(i);
+            }
+        } else {
+            reach = Some(i);
         }
-        _ => false,
+    }
+    found.into_iter().map(|(later, (earlier, both))| (later, earlier, both)).collect()
+}
+
+/// Orders lower bounds: unbounded first, then by value, inclusive before exclusive.
+fn low_cmp(a: Option<(Decimal, bool)>, b: Option<(Decimal, bool)>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, _) => std::cmp::Ordering::Less,
+        (_, None) => std::cmp::Ordering::Greater,
+        (Some((x, xi)), Some((y, yi))) => x.cmp(&y).then(yi.cmp(&xi)),
+    }
+}
+
+/// Orders upper bounds: by value, exclusive before inclusive, unbounded last.
+fn high_cmp(a: Option<(Decimal, bool)>, b: Option<(Decimal, bool)>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, _) => std::cmp::Ordering::Greater,
+        (_, None) => std::cmp::Ordering::Less,
+        (Some((x, xi)), Some((y, yi))) => x.cmp(&y).then(xi.cmp(&yi)),
     }
 }
 
@@ -636,27 +687,47 @@ fn decide_checks(file: FileId, n: &LNode, optional: &BTreeMap<String, bool>, dia
         let first = &b.first()?.0;
         b.iter().all(|(v, _)| v == first).then(|| first.clone())
     });
-    let mut exhaustive = arms.iter().any(is_literal_true) || arms.iter().any(|a| arms.iter().any(|b| negates(a, b)));
+    let mut exhaustive = arms.iter().any(is_literal_true);
+    // `when approve` and `when not approve` cover every value but null.
+    let negated = tested_and_negated(arms);
+    let mut null_gap = None;
+    let tests_null = |path: &str| {
+        arms.iter().any(|a| match &a.kind {
+            ExprKind::Binary { op: BinaryOp::Eq, left, right } => {
+                (path_of(left).as_deref() == Some(path) && matches!(right.kind, ExprKind::Null))
+                    || (path_of(right).as_deref() == Some(path) && matches!(left.kind, ExprKind::Null))
+            }
+            _ => false,
+        })
+    };
+    if let Some(path) = negated {
+        if is_nullable(&path, optional) && !tests_null(&path) {
+            null_gap = Some(path);
+        } else {
+            exhaustive = true;
+        }
+    }
     if let (Some(bands), Some(var)) = (&bands, &var) {
         let only: Vec<Band> = bands.iter().map(|(_, b)| *b).collect();
         if arms.len() >= 2 {
-            for (k, b) in only.iter().enumerate() {
-                for (m, earlier) in only[..k].iter().enumerate() {
-                    let both = b.intersect(*earlier);
-                    if !both.is_empty() {
-                        diags.push(
-                            Diagnostic::warning(codes::BAND_OVERLAP, file, arms[k].span, format!("amount bands of decide `{}` overlap", n.node.name))
-                                .with_label(format!("for {} an earlier arm matches first", both.describe(var)))
-                                .with_note(arms[m].span, "the earlier arm")
-                                .with_help("make the bands meet without overlapping, as in `amount <= 10_000` and `amount > 10_000`"),
-                        );
-                    }
-                }
+            for (k, m, both) in overlaps(&only) {
+                diags.push(
+                    Diagnostic::warning(
+                        codes::BAND_OVERLAP,
+                        file,
+                        arms[k].span,
+                        format!("amount bands of decide `{}` overlap", n.node.name),
+                    )
+                    .with_label(format!("for {} an earlier arm matches first", both.describe(var)))
+                    .with_note(arms[m].span, "the earlier arm")
+                    .with_help(
+                        "make the bands meet without overlapping, as in `amount <= 10_000` and `amount > 10_000`",
+                    ),
+                );
             }
         }
         let holes = gaps(&only);
-        let root = var.split('.').next().unwrap_or_default();
-        let nullable = optional.get(root).copied().unwrap_or(false);
+        let nullable = is_nullable(var, optional);
         for hole in &holes {
             if hole.low.is_some() && hole.high.is_some() && arms.len() >= 2 {
                 diags.push(
@@ -683,6 +754,21 @@ fn decide_checks(file: FileId, n: &LNode, optional: &BTreeMap<String, bool>, dia
                 .with_help("add `otherwise -> node`, or make the bands cover every value"),
             );
         }
+        return;
+    }
+    if let (None, false, Some(path)) = (otherwise, exhaustive, &null_gap) {
+        diags.push(
+            Diagnostic::error(
+                codes::NOT_EXHAUSTIVE,
+                file,
+                n.head,
+                format!("decide `{}` has no `otherwise`, and no arm matches when {path} is null", n.node.name),
+            )
+            .with_label("instances could get stuck here")
+            .with_help(format!(
+                "`{path}` is optional: add `otherwise -> node`, or an arm `when {path} = null -> node`"
+            )),
+        );
         return;
     }
     if otherwise.is_none() && !exhaustive {

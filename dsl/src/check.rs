@@ -254,8 +254,16 @@ impl<'a> ProcessChecker<'a> {
             return None;
         }
         let mut nodes = std::mem::take(&mut self.nodes);
-        let declared_optional: BTreeMap<String, bool> =
+        let mut declared_optional: BTreeMap<String, bool> =
             p.inputs.iter().chain(&p.vars).map(|d| (d.name.name.clone(), d.ty.optional)).collect();
+        // A form field writes the variable of its name: `approve: bool?` may leave it null.
+        for node in &p.nodes {
+            if let ast::NodeKind::Approval { form, .. } = &node.kind {
+                for f in form {
+                    *declared_optional.entry(f.name.name.clone()).or_default() |= f.ty.optional;
+                }
+            }
+        }
         let mut found = analysis::analyse(self.file, &mut nodes, &declared_optional);
         self.diags.append(&mut found);
         if self.diags.iter().any(Diagnostic::is_error) {
