@@ -130,11 +130,21 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
         }
     }
     loops(file, nodes, &graph, &mut diags);
-    // Soundness is only meaningful on a graph whose nodes all lie between a start and an end.
+    // Soundness is only meaningful on a graph whose nodes all lie between a start and an end;
+    // the checks of single nodes below still run.
     if diags.iter().any(Diagnostic::is_error) {
-        return diags;
+        let has_splits = nodes.iter().any(|n| matches!(n.node.kind, NodeKind::Split { .. } | NodeKind::Join { .. }));
+        if let (Some(start), true) = (starts.first(), has_splits) {
+            diags.push(skipped(
+                file,
+                nodes[*start].head,
+                "the split and join checks",
+                "they need every node to lie on a path from a start to an end",
+            ));
+        }
+    } else {
+        soundness(file, nodes, &graph, &starts, &mut diags);
     }
-    soundness(file, nodes, &graph, &starts, &mut diags);
     for n in nodes.iter() {
         decide_checks(file, n, optional, &mut diags);
         if let NodeKind::Approval { due, boundaries, .. } = &n.node.kind {
@@ -150,6 +160,14 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
         }
     }
     diags
+}
+
+/// W0506: a stage that could not run because of the errors above, so that a process with no
+/// further diagnostics is not taken for one that passed them.
+pub(crate) fn skipped(file: FileId, span: Span, what: &str, why: &str) -> Diagnostic {
+    Diagnostic::warning(codes::CHECKS_SKIPPED, file, span, format!("{what} did not run"))
+        .with_label("not checked yet because of the errors above")
+        .with_help(format!("fix the errors and check again: {why}"))
 }
 
 fn reach(graph: &DiGraph<usize, Flow>, from: &[usize], dir: petgraph::Direction) -> Vec<bool> {

@@ -121,6 +121,9 @@ struct ProcessChecker<'a> {
     nodes: Vec<LNode>,
     used_roles: BTreeSet<String>,
     diags: Vec<Diagnostic>,
+    /// Set by an error that leaves the graph incomplete (an unknown or duplicate node, a missing
+    /// `->`, start or end): the graph checks cannot run on it.
+    graph_broken: bool,
 }
 
 impl<'a> ProcessChecker<'a> {
@@ -142,6 +145,7 @@ impl<'a> ProcessChecker<'a> {
             nodes: Vec::new(),
             used_roles: BTreeSet::new(),
             diags: Vec::new(),
+            graph_broken: false,
         }
     }
 
@@ -205,6 +209,7 @@ impl<'a> ProcessChecker<'a> {
                     },
                 );
                 self.diags.push(d);
+                self.graph_broken = true;
             } else {
                 self.names.insert(node.name.name.clone(), node.name.span);
             }
@@ -230,6 +235,7 @@ impl<'a> ProcessChecker<'a> {
         let inputs: Vec<VarDef> = p.inputs.iter().map(|d| self.var_def(d)).collect();
         let vars: Vec<VarDef> = p.vars.iter().map(|d| self.var_def(d)).collect();
         if !p.nodes.iter().any(|n| matches!(n.kind, ast::NodeKind::Start(_))) {
+            self.graph_broken = true;
             self.err(
                 codes::MISSING,
                 p.key.span,
@@ -239,6 +245,7 @@ impl<'a> ProcessChecker<'a> {
             );
         }
         if !p.nodes.iter().any(|n| matches!(n.kind, ast::NodeKind::End(_))) {
+            self.graph_broken = true;
             self.err(
                 codes::MISSING,
                 p.key.span,
@@ -250,7 +257,15 @@ impl<'a> ProcessChecker<'a> {
         for node in &p.nodes {
             self.lower_node(node);
         }
-        if self.diags.iter().any(Diagnostic::is_error) {
+        // Name and type errors leave the graph whole: its checks still run, so that every
+        // diagnostic comes at once. An incomplete graph would only give false alarms.
+        if self.graph_broken {
+            self.diags.push(analysis::skipped(
+                self.file,
+                p.key.span,
+                &format!("the graph checks of process `{}`", p.key.name),
+                "every node needs a unique name, every `->` an existing node, and the process a start and an end",
+            ));
             return None;
         }
         let mut nodes = std::mem::take(&mut self.nodes);
@@ -438,6 +453,7 @@ impl<'a> ProcessChecker<'a> {
         let next = match (&node.next, needs_next) {
             (Some(t), true) => self.target(&name, t),
             (None, true) => {
+                self.graph_broken = true;
                 self.err(
                     codes::MISSING,
                     node.head,
@@ -956,6 +972,7 @@ impl<'a> ProcessChecker<'a> {
         match target {
             Target::Node(id) => {
                 if !self.names.contains_key(&id.name) {
+                    self.graph_broken = true;
                     let help = match did_you_mean(&id.name, self.names.keys().map(String::as_str)) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("define it, for example `end {} \"Done\"`", id.name),

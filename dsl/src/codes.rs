@@ -63,3 +63,5 @@ pub const NO_SLA: &str = "W0503";
 pub const BUSY_LOOP: &str = "W0504";
 /// A declared role is never used, or a variable is never read.
 pub const UNUSED: &str = "W0505";
+/// A later stage of checks did not run because of errors that leave it nothing sound to check.
+pub const CHECKS_SKIPPED: &str = "W0506";

@@ -54,6 +54,9 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
                 "split deeply nested expressions into several assignments, or lead to named nodes instead of nesting",
             );
     }
+    if let Some(quote) = unterminated_string(text, pos) {
+        return unterminated_string_error(file, quote);
+    }
     if text[pos..].trim().is_empty() {
         return Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), "the file ends inside a block")
             .with_label("expected `}` before the end of the file")
@@ -79,6 +82,35 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
     Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), message)
         .with_label(label)
         .with_help(syntax_help(text, pos))
+}
+
+/// The offset of the opening quote of a string left open on the line of `pos`, if the syntax
+/// error at `pos` lies inside it (strings end on their line).
+pub(crate) fn unterminated_string(text: &str, pos: usize) -> Option<usize> {
+    let pos = pos.min(text.len());
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+    let line = &text.as_bytes()[line_start..line_end];
+    let mut open = None;
+    let mut i = 0;
+    while i < line.len() {
+        match (line[i], open) {
+            (b'#', None) => break,
+            (b'"', None) => open = Some(line_start + i),
+            (b'"', Some(_)) => open = None,
+            (b'\\', Some(_)) => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    open.filter(|&quote| quote <= pos)
+}
+
+/// E0001 for a string without its closing quote, pointing at the opening one.
+pub(crate) fn unterminated_string_error(file: FileId, quote: usize) -> Diagnostic {
+    Diagnostic::error(codes::SYNTAX, file, Span::new(quote, quote + 1), "unterminated string")
+        .with_label("this string has no closing `\"` on its line")
+        .with_help("close the string with `\"`; a string cannot span lines (write `\\n` for a line break)")
 }
 
 /// Length in bytes of the token at the start of `rest`: a word, `->`, or one character.

@@ -212,6 +212,9 @@ fn syntax_error(error: &pest::error::Error<Rule>, src: &str, file: FileId) -> Di
         .with_label("too deep")
         .with_help("split it into several assignments");
     }
+    if let Some(quote) = crate::parser::unterminated_string(src, start) {
+        return crate::parser::unterminated_string_error(file, quote);
+    }
     let found = src[start.min(src.len())..].chars().next();
     let message = match found {
         Some(c) => format!("unexpected `{c}` in expression"),
