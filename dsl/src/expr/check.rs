@@ -393,12 +393,42 @@ impl Checker<'_> {
     }
 
     fn binary(&mut self, op: BinaryOp, left: &Expr, right: &Expr, span: Span) -> Type {
+        // `date + duration("P1M")` (or `P1M + date`): calendar months move a date.
+        if matches!(op, BinaryOp::Add | BinaryOp::Sub) && builtins::months_literal(right).is_some() {
+            let a = self.expr(left);
+            return self.moved_by_months(a, left.span, span);
+        }
+        if op == BinaryOp::Add && builtins::months_literal(left).is_some() {
+            let b = self.expr(right);
+            return self.moved_by_months(b, right.span, span);
+        }
         let a = self.expr(left);
         if op == BinaryOp::In {
             return self.membership(&a, right);
         }
         let b = self.expr(right);
         self.binary_result(op, &a, &b, left, right, span)
+    }
+
+    /// The type of a date or datetime moved by a number of months.
+    #[inline(never)]
+    fn moved_by_months(&mut self, t: Type, operand: Span, span: Span) -> Type {
+        match t {
+            Type::Date | Type::DateTime | Type::Any | Type::Null => t,
+            other => {
+                let message =
+                    format!("a duration in months or years can only move a date or a datetime, found `{other}`");
+                let help = "months have no fixed length: write `due_date + duration(\"P1M\")`, or use days (`30d`)";
+                self.error(
+                    codes::TYPE_MISMATCH,
+                    operand.to(span),
+                    message,
+                    &format!("this is `{other}`"),
+                    Some(help.into()),
+                );
+                Type::Any
+            }
+        }
     }
 
     #[inline(never)]
@@ -539,6 +569,13 @@ impl Checker<'_> {
             return Type::Any;
         }
         self.literal_argument(function, args);
+        // A months literal outside `date ± ...` was reported above: it has no type of its own.
+        if let [arg] = args
+            && function == "duration"
+            && matches!(&arg.kind, ExprKind::Text(t) if builtins::months_from_text(t).is_some())
+        {
+            return Type::Any;
+        }
         match (builtin.check)(types) {
             Ok(t) => t,
             Err(ArgError::Expected { index, expected }) => {
@@ -565,6 +602,11 @@ impl Checker<'_> {
                 builtins::invalid_datetime(text),
                 "not an RFC 3339 datetime",
                 "write a datetime as `date and time(\"2026-01-31T10:00:00Z\")`".to_string(),
+            )),
+            "duration" if builtins::months_from_text(text).is_some() => Some((
+                format!("a duration in months or years (\"{text}\") has no fixed length"),
+                "only a date or a datetime can be moved by it",
+                "add it to a date, as in `invoice_date + duration(\"P1M\")`, or use days (`30d`)".to_string(),
             )),
             "duration" => builtins::duration_from_text(text).err().map(|message| {
                 (message, "not a days-time duration", "write `7d`, `24h`, `90m` or `duration(\"P1DT2H\")`".to_string())
@@ -828,6 +870,36 @@ mod tests {
     }
 
     #[test]
+    fn months_move_dates() {
+        check("due + duration(\"P1M\")", "date");
+        check("due - duration(\"P1Y2M\")", "date");
+        check("duration(\"P3M\") + due", "date");
+        check("created + duration(\"P1Y\")", "datetime");
+        check("payload + duration(\"P1M\")", "any");
+        check("due + duration(\"P1M\") + 3d", "date");
+        check_errors(
+            "qty + duration(\"P1M\")",
+            &[(
+                "E0201",
+                "a duration in months or years can only move a date or a datetime, found `int`",
+                "qty + duration(\"P1M\")",
+            )],
+        );
+        check_errors(
+            "grace + duration(\"P1M\")",
+            &[(
+                "E0201",
+                "a duration in months or years can only move a date or a datetime, found `duration`",
+                "grace + duration(\"P1M\")",
+            )],
+        );
+        check_errors(
+            "duration(\"P1M\") - due",
+            &[("E0303", "a duration in months or years (\"P1M\") has no fixed length", "\"P1M\"")],
+        );
+    }
+
+    #[test]
     fn conditions_e0202() {
         let cond = |src: &str| {
             let expr = parse_expr(src, FileId(0)).unwrap();
@@ -860,7 +932,7 @@ mod tests {
         );
         check_errors(
             "duration(\"P1M\")",
-            &[("E0303", "invalid duration \"P1M\": years and months have no fixed length, use days", "\"P1M\"")],
+            &[("E0303", "a duration in months or years (\"P1M\") has no fixed length", "\"P1M\"")],
         );
         check_errors(
             "duration(\"7 days\")",

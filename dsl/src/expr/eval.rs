@@ -218,6 +218,18 @@ fn eval_in(left: &Expr, right: &Expr, span: Span, ctx: &EvalContext<'_>) -> Resu
 
 #[inline(never)]
 fn eval_binary(op: BinaryOp, left: &Expr, right: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    // `date + duration("P1M")`: calendar months, which no duration value can hold.
+    if matches!(op, BinaryOp::Add | BinaryOp::Sub)
+        && let Some(months) = builtins::months_literal(right)
+    {
+        let months = if op == BinaryOp::Sub { -months } else { months };
+        return builtins::add_months(eval(left, ctx)?, months).map_err(|f| f.at(span));
+    }
+    if op == BinaryOp::Add
+        && let Some(months) = builtins::months_literal(left)
+    {
+        return builtins::add_months(eval(right, ctx)?, months).map_err(|f| f.at(span));
+    }
     let l = eval(left, ctx)?;
     let r = eval(right, ctx)?;
     binary(op, l, r).map_err(|f| f.at(span))
@@ -871,6 +883,17 @@ mod tests {
         check_err("date and time(\"yesterday\")", "invalid datetime \"yesterday\"", "date and time(\"yesterday\")");
         check("duration(\"P7DT2H\")", "duration(\"P7DT2H\")");
         check("duration(\"PT36H\")", "duration(\"P1DT12H\")");
+        // Calendar months: the day is clamped to the end of a shorter month.
+        check("date(\"2026-01-31\") + duration(\"P1M\")", "date(\"2026-02-28\")");
+        check("date(\"2028-01-31\") + duration(\"P1M\")", "date(\"2028-02-29\")");
+        check("date(\"2026-03-31\") - duration(\"P1M\")", "date(\"2026-02-28\")");
+        check("date(\"2026-02-28\") + duration(\"P1M\")", "date(\"2026-03-28\")");
+        check("date(\"2028-02-29\") + duration(\"P1Y\")", "date(\"2029-02-28\")");
+        check("duration(\"P1Y2M\") + date(\"2026-01-15\")", "date(\"2027-03-15\")");
+        check("date(\"2026-01-31\") + duration(\"-P1M\")", "date(\"2025-12-31\")");
+        check("date and time(\"2026-01-31T10:00:00Z\") + duration(\"P1M\")", "date and time(\"2026-02-28T10:00:00Z\")");
+        check("due + duration(\"P12M\")", "date(\"2027-01-31\")");
+        check("null + duration(\"P1M\")", "null");
         check_err(
             "duration(\"P1M\")",
             "invalid duration \"P1M\": years and months have no fixed length, use days",

@@ -29,6 +29,13 @@
 //! - Durations are whole seconds: `7d`, `24h`, `30m`, `45s`, `2w`, `1.5h`, `duration("P1DT2H")`.
 //!   date ± duration is a date when the duration is whole days, else a datetime (from midnight
 //!   UTC); date − date is a duration; a date compares with a datetime at its midnight UTC.
+//! - Calendar months and years (`duration("P1M")`, `"P1Y"`, `"P1Y6M"`, `"-P3M"`) move a date or
+//!   datetime: `invoice_date + duration("P1M")`, `due - duration("P1Y")`. End-of-month rule: a
+//!   day that does not exist in the target month becomes its last day (Jan 31 + P1M = Feb 28,
+//!   Feb 29 in a leap year; Mar 31 − P1M = Feb 28); the day is never carried into the next
+//!   month, and a month end does not stay one (Feb 28 + P1M = Mar 28). A datetime keeps its
+//!   time of day (UTC). Months have no fixed length, so such a duration is not a value: it is
+//!   only written as a literal beside a date (the checker refuses it elsewhere, E0303).
 //! - Dates have fields `.year`, `.month`, `.day`, `.weekday` (1 = Monday), datetimes also
 //!   `.hour`, `.minute`, `.second`, durations `.days`, `.hours`, `.minutes`, `.seconds`.
 //!
