@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use rust_decimal::Decimal;
@@ -403,23 +403,30 @@ fn side_reaching(ctx: &[Option<Context>], graph: &DiGraph<usize, Flow>, j: usize
         .find_map(|f| if let Frame::Side { owner } = f { Some(*owner) } else { None })
 }
 
-/// The decide (or wait first) whose different arms lead to different inputs of join `j`.
+/// The decide (or wait first) whose different arms lead to different inputs of join `j`, looked
+/// for among the nearest nodes before the join. The searches have a budget, so that a process
+/// with thousands of such joins is still checked in linear time; past it the diagnostic says
+/// less, not something wrong.
 fn decide_feeding(
     nodes: &[LNode],
     graph: &DiGraph<usize, Flow>,
     j: usize,
     incoming: &[(usize, Context)],
 ) -> Option<usize> {
+    const BUDGET: usize = 256;
+    const CANDIDATES: usize = 4;
     let preds: BTreeSet<usize> = incoming.iter().map(|(p, _)| *p).collect();
-    for (d, n) in nodes.iter().enumerate() {
-        if !matches!(n.node.kind, NodeKind::Decide { .. } | NodeKind::First { .. }) {
-            continue;
-        }
+    let candidates: Vec<usize> = near(graph, j, petgraph::Direction::Incoming, BUDGET)
+        .into_iter()
+        .filter(|&d| matches!(nodes[d].node.kind, NodeKind::Decide { .. } | NodeKind::First { .. }))
+        .take(CANDIDATES)
+        .collect();
+    for d in candidates {
         let mut reached_by_arm: Vec<BTreeSet<usize>> = Vec::new();
         for edge in graph.edges(NodeIndex::new(d)) {
             let t = edge.target().index();
-            let seen = reach(graph, &[t], petgraph::Direction::Outgoing);
-            let mut hit: BTreeSet<usize> = preds.iter().copied().filter(|p| seen[*p]).collect();
+            let seen: BTreeSet<usize> = near(graph, t, petgraph::Direction::Outgoing, BUDGET).into_iter().collect();
+            let mut hit: BTreeSet<usize> = preds.iter().copied().filter(|p| seen.contains(p)).collect();
             if t == j {
                 hit.insert(d);
             }
@@ -433,12 +440,29 @@ fn decide_feeding(
     None
 }
 
+/// The first `budget` nodes a breadth-first walk from `from` meets (`from` included), nearest first.
+fn near(graph: &DiGraph<usize, Flow>, from: usize, dir: petgraph::Direction, budget: usize) -> Vec<usize> {
+    let mut order = vec![from];
+    let mut seen: BTreeSet<usize> = BTreeSet::from([from]);
+    let mut next = 0;
+    while next < order.len() && order.len() < budget {
+        let n = order[next];
+        next += 1;
+        for m in graph.neighbors_directed(NodeIndex::new(n), dir) {
+            if order.len() < budget && seen.insert(m.index()) {
+                order.push(m.index());
+            }
+        }
+    }
+    order
+}
+
 fn loops(file: FileId, nodes: &[LNode], graph: &DiGraph<usize, Flow>, diags: &mut Vec<Diagnostic>) {
     // Loops through nodes that never wait. Tasks and calls take time but do not wait for the
     // world; a loop without them would spin inside one step.
     let moving =
         graph.filter_map(|_, &i| if nodes[i].node.kind.is_wait_state() { None } else { Some(i) }, |_, &f| Some(f));
-    for scc in tarjan_scc(&moving) {
+    for scc in kosaraju_scc(&moving) {
         let cyclic = scc.len() > 1 || scc.iter().any(|&n| moving.contains_edge(n, n));
         if !cyclic {
             continue;
@@ -446,7 +470,11 @@ fn loops(file: FileId, nodes: &[LNode], graph: &DiGraph<usize, Flow>, diags: &mu
         let mut members: Vec<usize> = scc.iter().map(|&n| moving[n]).collect();
         members.sort_unstable();
         let first = members[0];
-        let names: Vec<String> = members.iter().map(|&m| format!("`{}`", nodes[m].node.name)).collect();
+        // A loop may run through thousands of nodes: name the first few.
+        let mut names: Vec<String> = members.iter().take(8).map(|&m| format!("`{}`", nodes[m].node.name)).collect();
+        if members.len() > 8 {
+            names.push(format!("… ({} nodes)", members.len()));
+        }
         let automated =
             members.iter().any(|&m| matches!(nodes[m].node.kind, NodeKind::Task { .. } | NodeKind::Call { .. }));
         let d = if automated {

@@ -65,3 +65,5 @@ pub const BUSY_LOOP: &str = "W0504";
 pub const UNUSED: &str = "W0505";
 /// A later stage of checks did not run because of errors that leave it nothing sound to check.
 pub const CHECKS_SKIPPED: &str = "W0506";
+/// More diagnostics than a compilation lists (`MAX_DIAGNOSTICS`): the rest are counted.
+pub const TOO_MANY: &str = "W0507";

@@ -156,7 +156,8 @@ impl SourceFile {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
-        let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
+        let before = self.text.get(start..offset);
+        let col = before.map_or(offset - start, |s| if s.is_ascii() { s.len() } else { s.chars().count() }) + 1;
         (line + 1, col)
     }
 

@@ -187,3 +187,57 @@ proptest! {
         compile(&process_with("a", "b", &format!(", t: {}", layered_type(&layers))));
     }
 }
+
+#[test]
+fn a_long_chain_of_tasks_does_not_overflow_the_graph_checks() {
+    // The loop check once used a recursive strongly-connected-components search.
+    let n = 30_000;
+    let mut text = String::from("process p {\n  start -> t0\n");
+    for k in 0..n {
+        let next = if k + 1 == n { "done".to_string() } else { format!("t{}", k + 1) };
+        text.push_str(&format!("  task t{k} {{ job \"j\" }} -> {next}\n"));
+    }
+    text.push_str("  end done \"Done\"\n}\n");
+    assert!(compile(&text).is_empty());
+}
+
+#[test]
+fn thousands_of_diagnostics_are_listed_up_to_a_bound() {
+    let names: Vec<String> = (0..5_000).map(|i| format!("v{i}")).collect();
+    let text = format!(
+        "process p {{\n  var x: list<int> = [{}]\n  start -> done\n  end done \"Done\"\n}}\n",
+        names.join(", ")
+    );
+    let codes = compile(&text);
+    assert_eq!(codes.len(), cloverleaf_dsl::MAX_DIAGNOSTICS + 1);
+    assert_eq!(codes.last(), Some(&"W0507"));
+    let mut project = Project::new();
+    project.add("many.flow", text);
+    let compilation = project.compile();
+    assert!(compilation.has_errors());
+    assert!(
+        compilation
+            .diagnostics
+            .last()
+            .is_some_and(|d| d.is_error() && d.message == "4500 more diagnostics are not listed")
+    );
+}
+
+#[test]
+fn thousands_of_joins_fed_by_decides_are_checked_quickly() {
+    let mut text = String::from("process p {\n  input { b: bool }\n  start -> d0\n");
+    let n = 2_000;
+    for k in 0..n {
+        text.push_str(&format!(
+            "  decide d{k} {{\n    when b -> x{k}\n    otherwise -> y{k}\n  }}\n  task x{k} {{ job \"j\" }} -> j{k}\n  task y{k} {{ job \"j\" }} -> j{k}\n  join j{k} -> d{}\n",
+            k + 1
+        ));
+    }
+    text.push_str(&format!(
+        "  decide d{n} {{\n    when b -> done\n    otherwise -> done\n  }}\n  end done \"Done\"\n}}\n"
+    ));
+    let start = std::time::Instant::now();
+    let codes = compile(&text);
+    assert!(codes.iter().filter(|c| **c == "E0405").count() >= 400);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
+}
