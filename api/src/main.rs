@@ -319,7 +319,11 @@ fn eval(source: &str, context: &str, declare: &[String], now: Option<&str>) -> R
     };
     let (ty, diags) = expr::check_expr(&parsed, &scope, file);
     if !diags.is_empty() {
-        eprint!("{}", sources.render_all(&diags));
+        // As `check` does, list a bounded number of diagnostics.
+        eprint!("{}", sources.render_all(diags.iter().take(cloverleaf_dsl::MAX_DIAGNOSTICS)));
+        if diags.len() > cloverleaf_dsl::MAX_DIAGNOSTICS {
+            eprintln!("\n{} more diagnostics are not listed", diags.len() - cloverleaf_dsl::MAX_DIAGNOSTICS);
+        }
         if diags.iter().any(|d| d.is_error()) {
             return Ok(ExitCode::from(1));
         }

@@ -62,7 +62,13 @@ enum Frame {
 type Context = Vec<Frame>;
 
 /// Runs every graph check; fills in the split/join pairing of sound processes.
-pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<String, bool>) -> Vec<Diagnostic> {
+/// `close` is where a note on skipped checks goes: the end of the process, after its errors.
+pub(crate) fn analyse(
+    file: FileId,
+    nodes: &mut [LNode],
+    optional: &BTreeMap<String, bool>,
+    close: Span,
+) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.node.name.as_str(), i)).collect();
     let mut graph: DiGraph<usize, Flow> = DiGraph::with_capacity(nodes.len(), nodes.len() * 2);
@@ -134,10 +140,10 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
     // the checks of single nodes below still run.
     if diags.iter().any(Diagnostic::is_error) {
         let has_splits = nodes.iter().any(|n| matches!(n.node.kind, NodeKind::Split { .. } | NodeKind::Join { .. }));
-        if let (Some(start), true) = (starts.first(), has_splits) {
+        if has_splits {
             diags.push(skipped(
                 file,
-                nodes[*start].head,
+                close,
                 "the split and join checks",
                 "they need every node to lie on a path from a start to an end",
             ));

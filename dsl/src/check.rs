@@ -259,10 +259,12 @@ impl<'a> ProcessChecker<'a> {
         }
         // Name and type errors leave the graph whole: its checks still run, so that every
         // diagnostic comes at once. An incomplete graph would only give false alarms.
+        // Notes on skipped checks go at the closing brace, after the errors that caused them.
+        let close = Span::new(p.span.end.saturating_sub(1), p.span.end);
         if self.graph_broken {
             self.diags.push(analysis::skipped(
                 self.file,
-                p.key.span,
+                close,
                 &format!("the graph checks of process `{}`", p.key.name),
                 "every node needs a unique name, every `->` an existing node, and the process a start and an end",
             ));
@@ -279,7 +281,7 @@ impl<'a> ProcessChecker<'a> {
                 }
             }
         }
-        let mut found = analysis::analyse(self.file, &mut nodes, &declared_optional);
+        let mut found = analysis::analyse(self.file, &mut nodes, &declared_optional, close);
         self.diags.append(&mut found);
         if self.diags.iter().any(Diagnostic::is_error) {
             return None;
