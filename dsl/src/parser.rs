@@ -20,7 +20,7 @@ use crate::suggest::did_you_mean;
 pub fn parse(file: FileId, text: &str) -> (Option<File>, Vec<Diagnostic>) {
     // Deeply nested brackets would exhaust the stack of the recursive-descent parser.
     if let Err(diag) = crate::expr::check_nesting(text, file) {
-        return (None, vec![diag]);
+        return unparsed(file, text, diag);
     }
     let mut cx = Cx { file, diags: Vec::new() };
     match FlowParser::parse(Rule::file, text) {
@@ -28,13 +28,25 @@ pub fn parse(file: FileId, text: &str) -> (Option<File>, Vec<Diagnostic>) {
             let root = pairs.next().expect("the file rule always yields one pair");
             // Everything below recurses along the tree: bound its depth first.
             if let Err(diag) = crate::expr::check_depth(&root, file) {
-                return (None, vec![diag]);
+                return unparsed(file, text, diag);
             }
             let ast = cx.file(root);
             (Some(ast), cx.diags)
         }
-        Err(err) => (None, vec![syntax_error(file, text, err)]),
+        Err(err) => unparsed(file, text, syntax_error(file, text, err)),
     }
+}
+
+/// A file that yields no tree: its error, and a word (W0506) that nothing else of it was checked.
+fn unparsed(file: FileId, text: &str, error: Diagnostic) -> (Option<File>, Vec<Diagnostic>) {
+    // At the last character of the file, after the error.
+    let last = text.trim_end().len();
+    let at = text[..last].chars().next_back().map_or(Span::new(0, 0), |c| Span::new(last - c.len_utf8(), last));
+    let at = if at.start < error.span.start { error.span } else { at };
+    let skipped = Diagnostic::warning(codes::CHECKS_SKIPPED, file, at, "the rest of this file was not checked")
+        .with_label("names, types and the graph are checked once the file parses")
+        .with_help("fix the error above and check again: the parser cannot resume after it");
+    (None, vec![error, skipped])
 }
 
 fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
