@@ -94,21 +94,33 @@ fn shallow_enough_input_compiles() {
     assert_eq!(evaluate(&chain(" ** ", "a", depth)), None);
 }
 
+/// Compiles `make(1)`, `make(2)`, ... until it is refused as too deep; the deepest accepted.
+fn up_to_the_limit(make: impl Fn(usize) -> String) -> usize {
+    for n in 1..=MAX_DEPTH + 1 {
+        if compile(&make(n)).contains(&"E0002") {
+            return n - 1;
+        }
+    }
+    panic!("never refused up to {}", MAX_DEPTH + 1);
+}
+
 #[test]
 fn input_at_the_limit_never_aborts() {
-    // Whichever of these are accepted are as deep as the compiler allows.
-    for n in (MAX_DEPTH / 2 - 8..=MAX_DEPTH / 2 + 2).chain(MAX_DEPTH - 8..=MAX_DEPTH + 2) {
-        compile(&process_with(&nested_if(n), &chain(" and ", "b", n), ""));
-        compile(&process_with(&chain(" + ", "a", n), &chain(" or ", "b", n), ""));
-        compile(&process_with(&chain(" ** ", "a", n), "b", ""));
-        compile(&process_with("a", "b", &format!(", l: {}", nested_list_type(n))));
-        compile(&process_with("a", "b", &format!(", r: {}", nested_record_type(n))));
-        compile(&nested_decides(n));
-        compile(&chained_sets(n));
-        evaluate(&nested_if(n));
-        evaluate(&chain(" + ", "a", n));
-        evaluate(&chain(" ** ", "a", n));
-        evaluate(&chain(" and ", "b", n));
+    // Every shape, at every depth up to the deepest the parser accepts, goes through every stage.
+    let deepest = [
+        up_to_the_limit(|n| process_with(&nested_if(n), "b", "")),
+        up_to_the_limit(|n| process_with(&chain(" + ", "a", n), &chain(" or ", "b", n), "")),
+        up_to_the_limit(|n| process_with(&chain(" ** ", "a", n), &chain(" and ", "b", n), "")),
+        up_to_the_limit(|n| process_with("a", "b", &format!(", l: {}", nested_list_type(n)))),
+        up_to_the_limit(|n| process_with("a", "b", &format!(", r: {}", nested_record_type(n)))),
+        up_to_the_limit(nested_decides),
+        up_to_the_limit(chained_sets),
+    ];
+    assert!(deepest.iter().all(|&n| n >= 30), "{deepest:?}");
+    for n in 1..=MAX_DEPTH + 1 {
+        for src in [nested_if(n), chain(" + ", "a", n), chain(" ** ", "a", n), chain(" and ", "b", n)] {
+            let _ = evaluate(&src);
+        }
     }
 }
 
