@@ -300,6 +300,7 @@ fn soundness(
         diags.push(d);
     }
     let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut searched = 0usize;
     for (j, incoming) in &arrivals {
         let j = *j;
         let tops: BTreeSet<Option<Frame>> = incoming.iter().map(|(_, c)| c.last().copied()).collect();
@@ -315,7 +316,10 @@ fn soundness(
                 nodes[j].head,
                 format!("join `{}` waits for parallel branches that never come", name(j)),
             );
-            match decide_feeding(nodes, graph, j, incoming) {
+            // Past the first few hundred, the diagnostics are not listed anyway: spare the search.
+            searched += 1;
+            let feeding = if searched <= 1_000 { decide_feeding(nodes, graph, j, incoming) } else { None };
+            match feeding {
                 Some(dec) => {
                     d = d
                         .with_label(format!("its inputs are alternatives of {} `{}`: only one of them ever arrives", nodes[dec].node.kind.word(), name(dec)))
@@ -419,8 +423,8 @@ fn decide_feeding(
     j: usize,
     incoming: &[(usize, Context)],
 ) -> Option<usize> {
-    const BUDGET: usize = 256;
-    const CANDIDATES: usize = 4;
+    const BUDGET: usize = 128;
+    const CANDIDATES: usize = 3;
     let preds: BTreeSet<usize> = incoming.iter().map(|(p, _)| *p).collect();
     let candidates: Vec<usize> = near(graph, j, petgraph::Direction::Incoming, BUDGET)
         .into_iter()
