@@ -124,6 +124,8 @@ struct ProcessChecker<'a> {
     /// Set by an error that leaves the graph incomplete (an unknown or duplicate node, a missing
     /// `->`, start or end): the graph checks cannot run on it.
     graph_broken: bool,
+    /// The next number to try for each base of anonymous node names (`route:set2`, ...).
+    fresh_counts: HashMap<String, usize>,
 }
 
 impl<'a> ProcessChecker<'a> {
@@ -146,6 +148,7 @@ impl<'a> ProcessChecker<'a> {
             used_roles: BTreeSet::new(),
             diags: Vec::new(),
             graph_broken: false,
+            fresh_counts: HashMap::new(),
         }
     }
 
@@ -1012,12 +1015,16 @@ impl<'a> ProcessChecker<'a> {
     }
 
     fn fresh_name(&mut self, owner: &str, kind: &str) -> String {
-        let mut name = format!("{owner}:{kind}");
-        let mut n = 2;
+        let base = format!("{owner}:{kind}");
+        let mut name = base.clone();
+        // Resume counting where the last name of this base stopped: a decide of thousands of
+        // in-place arms would otherwise try every taken number again for each arm.
+        let mut n = self.fresh_counts.get(&base).copied().unwrap_or(2);
         while self.names.contains_key(&name) {
-            name = format!("{owner}:{kind}{n}");
+            name = format!("{base}{n}");
             n += 1;
         }
+        self.fresh_counts.insert(base, n);
         self.names.insert(name.clone(), Span::default());
         name
     }
