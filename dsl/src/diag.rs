@@ -95,7 +95,7 @@ impl Diagnostic {
             code,
             severity: Severity::Error,
             file,
-            message: message.into(),
+            message: bounded(message.into()),
             span,
             label: String::new(),
             notes: Vec::new(),
@@ -110,19 +110,19 @@ impl Diagnostic {
 
     /// Sets the label shown under the caret.
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = label.into();
+        self.label = bounded(label.into());
         self
     }
 
     /// Sets the help line.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(bounded(help.into()));
         self
     }
 
     /// Adds a related location.
     pub fn with_note(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.notes.push(Note { span, message: message.into() });
+        self.notes.push(Note { span, message: bounded(message.into()) });
         self
     }
 
@@ -130,6 +130,20 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+}
+
+/// Most characters of a message, label, help or note: a longer one (it quotes a huge name or
+/// literal from the source) keeps its start and end around a `…`.
+pub const MAX_MESSAGE: usize = 300;
+
+fn bounded(text: String) -> String {
+    let len = text.chars().count();
+    if len <= MAX_MESSAGE {
+        return text;
+    }
+    let head: String = text.chars().take(MAX_MESSAGE - 61).collect();
+    let tail: String = text.chars().skip(len - 60).collect();
+    format!("{head}…{tail}")
 }
 
 /// One loaded source file.
@@ -307,6 +321,22 @@ mod tests {
             text.contains(&format!("2 | …{}\n  | {}^\n", "a".repeat(MAX_EXCERPT), " ".repeat(MAX_EXCERPT))),
             "{text}"
         );
+    }
+
+    #[test]
+    fn messages_quoting_huge_names_are_shortened() {
+        let name = "x".repeat(1_000_000);
+        let diag = Diagnostic::error("E0103", FileId(0), Span::new(0, 1), format!("unknown variable `{name}`"))
+            .with_label(format!("`{name}`"))
+            .with_help(format!("did you mean `{name}`?"))
+            .with_note(Span::new(0, 1), name.clone());
+        for text in [&diag.message, &diag.label, diag.help.as_ref().unwrap(), &diag.notes[0].message] {
+            assert_eq!(text.chars().count(), MAX_MESSAGE, "{}", text.len());
+        }
+        assert!(diag.message.starts_with("unknown variable `xxx") && diag.message.ends_with("xxx`"));
+        assert!(diag.message.contains('…'));
+        let short = Diagnostic::error("E0103", FileId(0), Span::new(0, 1), "unknown variable `x`");
+        assert_eq!(short.message, "unknown variable `x`");
     }
 
     #[test]

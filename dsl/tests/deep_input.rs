@@ -260,3 +260,18 @@ fn thousands_of_joins_fed_by_decides_are_checked_quickly() {
     assert!(codes.iter().filter(|c| **c == "E0405").count() >= 400);
     assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
 }
+
+#[test]
+fn huge_names_and_literals_are_quoted_in_part() {
+    let huge = "x".repeat(1_000_000);
+    // An unknown variable, an unknown node and an invalid date, each a megabyte long: every
+    // rendered line stays short (`compile` checks it).
+    let codes = compile(&process_with(&format!("{huge} + 1"), "b", ""));
+    assert!(codes.contains(&"E0103"), "{codes:?}");
+    let codes = compile(&format!("process p {{\n  start -> {huge}\n  end done \"Done\"\n}}\n"));
+    assert!(codes.contains(&"E0101"), "{codes:?}");
+    let codes = compile(&process_with(&format!("days between(date(\"{huge}\"), today())"), "b", ""));
+    assert!(codes.contains(&"E0303"), "{codes:?}");
+    let codes = compile(&format!("process p {{\n  {huge}\n}}\n"));
+    assert!(codes.contains(&"E0001"), "{codes:?}");
+}
