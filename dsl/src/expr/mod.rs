@@ -112,6 +112,17 @@ pub(crate) fn check_nesting(src: &str, file: FileId) -> Result<(), Diagnostic> {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        // Brackets inside strings and comments nest nothing: skip them (a string ends at its
+        // closing quote or at the end of its line, a comment at the end of its line).
+        if b == b'"' || b == b'#' {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'\n' && !(b == b'"' && bytes[i] == b'"') {
+                i += if b == b'"' && bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i += usize::from(b == b'"');
+            prefix_run = 0;
+            continue;
+        }
         let mut width = 1;
         match b {
             b'(' | b'[' => depth += 1,
@@ -315,6 +326,10 @@ mod tests {
         assert!(parse_expr(&nots, FileId(0)).is_err());
         assert!(parse_expr(&format!("{}true", "not ".repeat(MAX_NESTING)), FileId(0)).is_ok());
         assert!(parse_expr("nothing - notes - - 1", FileId(0)).is_ok());
+        // Brackets in strings and comments are not nesting.
+        let quoted = format!("\"{}\" + \"\\\"{}\"", "(".repeat(100), "[".repeat(100));
+        assert!(parse_expr(&quoted, FileId(0)).is_ok(), "{quoted}");
+        assert!(parse_expr(&format!("1 # {}\n + 2", "(".repeat(100)), FileId(0)).is_ok());
         let ok = format!("{}1{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
         assert!(parse_expr(&ok, FileId(0)).is_ok());
         // Unclosed nesting of every kind parses in linear time (a regression would hang here).
