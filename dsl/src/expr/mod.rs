@@ -174,21 +174,29 @@ fn is_operator(rule: Rule) -> bool {
 pub(crate) fn check_depth(root: &Pair<'_, Rule>, file: FileId) -> Result<(), Diagnostic> {
     let mut stack = vec![(root.clone(), 1usize)];
     while let Some((pair, depth)) = stack.pop() {
-        if depth > MAX_DEPTH {
-            let start = pair.as_span().start();
-            let width = pair.as_str().chars().next().map_or(0, char::len_utf8);
-            let message = format!("nesting deeper than {MAX_DEPTH} levels");
-            return Err(Diagnostic::error(codes::TOO_DEEP, file, Span::new(start, start + width), message)
-                .with_label("too deep: each bracket, `if`, type, in-place node and chained operator is a level")
-                .with_help(
-                    "nest less: split a long expression into several assignments, name an in-place decide, or flatten the type",
-                ));
-        }
         let step = match pair.as_rule() {
             Rule::expr | Rule::arith => 1 + pair.clone().into_inner().filter(|p| is_operator(p.as_rule())).count(),
             _ => 1,
         };
-        stack.extend(pair.into_inner().map(|child| (child, depth + step)));
+        let mut children = pair.clone().into_inner().peekable();
+        if depth + step > MAX_DEPTH && children.peek().is_some() {
+            // Point at the construct whose parts would be too deep: the start of a long chain
+            // of operators, or the innermost level of nesting that still fits.
+            let start = pair.as_span().start();
+            let width = pair.as_str().chars().next().map_or(0, char::len_utf8);
+            let message = format!("nesting deeper than {MAX_DEPTH} levels");
+            let label = if step > 1 {
+                format!("this expression chains {} operators: each is a level", step - 1)
+            } else {
+                "too deep: each bracket, `if`, type, in-place node and chained operator is a level".to_string()
+            };
+            return Err(Diagnostic::error(codes::TOO_DEEP, file, Span::new(start, start + width), message)
+                .with_label(label)
+                .with_help(
+                    "nest less: split a long expression into several assignments, name an in-place decide, or flatten the type",
+                ));
+        }
+        stack.extend(children.map(|child| (child, depth + step)));
     }
     Ok(())
 }
