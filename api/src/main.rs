@@ -53,6 +53,11 @@ enum Command {
         /// "2026-01-31" or "2026-01-31T10:00:00Z" as dates and datetimes.
         #[arg(long, default_value = "{}")]
         context: String,
+        /// Declare a variable's type as a process would, e.g. `--declare flag:bool?` (repeatable):
+        /// its value in --context (null when absent) is read as that type, and the expression
+        /// is checked against it.
+        #[arg(long = "declare", value_name = "NAME:TYPE")]
+        declare: Vec<String>,
         /// The time `now()` and `today()` see (RFC 3339); default: the system clock.
         #[arg(long)]
         now: Option<String>,
@@ -146,7 +151,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { files } => check(&files),
         Command::Graph { file, format, process } => graph(&file, &format, process.as_deref()),
-        Command::Eval { expr, context, now } => eval(&expr, &context, now.as_deref()),
+        Command::Eval { expr, context, declare, now } => eval(&expr, &context, &declare, now.as_deref()),
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
         Command::Serve { db, processes, config, listen } => {
             serve(cloverleaf::server::ServeOptions { db, processes, config, listen })
@@ -276,16 +281,32 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>> {
     bail!("`{text}` is not a time: write RFC 3339 such as 2026-11-30T18:00:00+08:00, or a date such as 2026-11-30")
 }
 
-fn eval(source: &str, context: &str, now: Option<&str>) -> Result<ExitCode> {
+fn eval(source: &str, context: &str, declare: &[String], now: Option<&str>) -> Result<ExitCode> {
     let json: serde_json::Value = serde_json::from_str(context).context("--context is not valid JSON")?;
     let serde_json::Value::Object(map) = &json else {
         bail!("--context must be a JSON object, such as '{{\"amount\": 12000.50}}'");
     };
-    let vars: BTreeMap<String, Value> =
+    let mut vars: BTreeMap<String, Value> =
         map.iter().map(|(k, v)| (k.clone(), read_dates(Value::from_json_untyped(v)))).collect();
     let mut scope = Scope::new();
     for (name, value) in &vars {
         scope.insert(name, value.type_of());
+    }
+    // Declared variables have the declared type, whatever their value (a JSON null included).
+    for declaration in declare {
+        let (name, ty) = declaration
+            .split_once(':')
+            .with_context(|| format!("--declare `{declaration}`: write NAME:TYPE, such as `flag:bool?`"))?;
+        let (name, ty) = (name.trim(), ty.trim());
+        let ty: expr::Type = ty
+            .strip_suffix('?')
+            .unwrap_or(ty)
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--declare `{declaration}`: {e}"))?;
+        let json = map.get(name).unwrap_or(&serde_json::Value::Null);
+        let value = Value::from_json(json, &ty).with_context(|| format!("--context `{name}`"))?;
+        vars.insert(name.to_string(), value);
+        scope.insert(name, ty);
     }
     let mut sources = SourceMap::new();
     let file = sources.add("<expr>", source);
@@ -298,7 +319,11 @@ fn eval(source: &str, context: &str, now: Option<&str>) -> Result<ExitCode> {
     };
     let (ty, diags) = expr::check_expr(&parsed, &scope, file);
     if !diags.is_empty() {
-        eprint!("{}", sources.render_all(&diags));
+        // As `check` does, list a bounded number of diagnostics.
+        eprint!("{}", sources.render_all(diags.iter().take(cloverleaf_dsl::MAX_DIAGNOSTICS)));
+        if diags.len() > cloverleaf_dsl::MAX_DIAGNOSTICS {
+            eprintln!("\n{} more diagnostics are not listed", diags.len() - cloverleaf_dsl::MAX_DIAGNOSTICS);
+        }
         if diags.iter().any(|d| d.is_error()) {
             return Ok(ExitCode::from(1));
         }

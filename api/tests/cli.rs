@@ -389,6 +389,30 @@ mod eval {
     }
 
     #[test]
+    fn declared_types_replace_the_type_of_a_json_null() {
+        // Untyped, a JSON null is of type null, which no condition accepts.
+        run(&["eval", "if flag then 1 else 2", "--context", r#"{"flag": null}"#]).expect_code(1);
+        let out = run(&["eval", "if flag then 1 else 2", "--context", r#"{"flag": null}"#, "--declare", "flag:bool?"]);
+        out.expect_code(0);
+        assert_eq!(out.first_line(), "2");
+        // Absent from the context, a declared variable is null.
+        let out = run(&["eval", "flag", "--declare", "flag:bool?"]);
+        out.expect_code(0).stdout_has(&["not taken"]);
+        let out = run(&[
+            "eval",
+            r#"due + duration("P1M")"#,
+            "--context",
+            r#"{"due": "2026-01-31"}"#,
+            "--declare",
+            "due:date",
+        ]);
+        out.expect_code(0);
+        assert_eq!(out.first_line(), r#"date("2026-02-28")"#);
+        run(&["eval", "x", "--declare", "x"]).expect_failure().stderr_has(&["NAME:TYPE"]);
+        run(&["eval", "x", "--declare", "x:nope"]).expect_failure().stderr_has(&["unknown type `nope`"]);
+    }
+
+    #[test]
     fn now_fixes_today() {
         let out = run(&["eval", "today()", "--now", "2026-11-30T10:00:00Z"]);
         out.expect_code(0);

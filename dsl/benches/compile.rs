@@ -1,6 +1,7 @@
 //! Compile-time benchmark: parse + check + compile of generated flows of 1,000, 5,000 and
-//! 20,000 nodes. Run with `cargo bench -p cloverleaf-dsl`; prints milliseconds and nodes per
-//! second (median of several runs).
+//! 20,000 nodes, and of one decide with 1,000 to 20,000 banded arms (its checks must grow
+//! linearly). Run with `cargo bench -p cloverleaf-dsl`; prints milliseconds and nodes (or arms)
+//! per second (median of several runs).
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -49,6 +50,34 @@ fn generate(nodes: usize) -> String {
     src
 }
 
+/// A process with one decide of `arms` amount bands (`amount in [k*10..(k+1)*10)`), each to
+/// its own end, and no `otherwise`: the checker must prove the bands cover every amount.
+fn generate_decide(arms: usize) -> String {
+    let mut src = String::from("process wide \"Wide decide\" {\n  input { amount: money }\n  start -> route\n");
+    src.push_str("  decide route {\n    when amount < 0 -> e0\n");
+    for k in 0..arms {
+        let _ = writeln!(src, "    when amount in [{}..{}) -> e{}", k * 10, (k + 1) * 10, k % 100);
+    }
+    let _ = writeln!(src, "    when amount >= {} -> e0\n  }}", arms * 10);
+    for e in 0..100.min(arms) {
+        let _ = writeln!(src, "  end e{e} \"End {e}\"");
+    }
+    src.push_str("}\n");
+    src
+}
+
+fn median_of(runs: usize, src: &str) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(compile(std::hint::black_box(src)));
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
 fn compile(src: &str) -> usize {
     let mut project = Project::new();
     project.add("generated.flow", src);
@@ -64,16 +93,18 @@ fn main() {
         let src = generate(target);
         let nodes = compile(&src);
         let runs = if target >= 20_000 { 5 } else { 11 };
-        let mut times: Vec<Duration> = (0..runs)
-            .map(|_| {
-                let start = Instant::now();
-                std::hint::black_box(compile(std::hint::black_box(&src)));
-                start.elapsed()
-            })
-            .collect();
-        times.sort();
-        let median = times[times.len() / 2];
+        let median = median_of(runs, &src);
         let ms = median.as_secs_f64() * 1e3;
         println!("{nodes:>8} {:>10} {ms:>12.2} {:>14.0}", src.len(), nodes as f64 / median.as_secs_f64());
+    }
+    println!();
+    println!("one decide with many banded arms, no `otherwise` (median of runs)");
+    println!("{:>8} {:>10} {:>12} {:>14}", "arms", "bytes", "ms", "arms/s");
+    for arms in [1_000, 10_000, 20_000] {
+        let src = generate_decide(arms);
+        compile(&src);
+        let median = median_of(if arms >= 10_000 { 5 } else { 11 }, &src);
+        let ms = median.as_secs_f64() * 1e3;
+        println!("{arms:>8} {:>10} {ms:>12.2} {:>14.0}", src.len(), arms as f64 / median.as_secs_f64());
     }
 }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use rust_decimal::Decimal;
@@ -62,7 +62,13 @@ enum Frame {
 type Context = Vec<Frame>;
 
 /// Runs every graph check; fills in the split/join pairing of sound processes.
-pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<String, bool>) -> Vec<Diagnostic> {
+/// `close` is where a note on skipped checks goes: the end of the process, after its errors.
+pub(crate) fn analyse(
+    file: FileId,
+    nodes: &mut [LNode],
+    optional: &BTreeMap<String, bool>,
+    close: Span,
+) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
     let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.node.name.as_str(), i)).collect();
     let mut graph: DiGraph<usize, Flow> = DiGraph::with_capacity(nodes.len(), nodes.len() * 2);
@@ -130,11 +136,21 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
         }
     }
     loops(file, nodes, &graph, &mut diags);
-    // Soundness is only meaningful on a graph whose nodes all lie between a start and an end.
+    // Soundness is only meaningful on a graph whose nodes all lie between a start and an end;
+    // the checks of single nodes below still run.
     if diags.iter().any(Diagnostic::is_error) {
-        return diags;
+        let has_splits = nodes.iter().any(|n| matches!(n.node.kind, NodeKind::Split { .. } | NodeKind::Join { .. }));
+        if has_splits {
+            diags.push(skipped(
+                file,
+                close,
+                "the split and join checks",
+                "they need every node to lie on a path from a start to an end",
+            ));
+        }
+    } else {
+        soundness(file, nodes, &graph, &starts, &mut diags);
     }
-    soundness(file, nodes, &graph, &starts, &mut diags);
     for n in nodes.iter() {
         decide_checks(file, n, optional, &mut diags);
         if let NodeKind::Approval { due, boundaries, .. } = &n.node.kind {
@@ -150,6 +166,14 @@ pub(crate) fn analyse(file: FileId, nodes: &mut [LNode], optional: &BTreeMap<Str
         }
     }
     diags
+}
+
+/// W0506: a stage that could not run because of the errors above, so that a process with no
+/// further diagnostics is not taken for one that passed them.
+pub(crate) fn skipped(file: FileId, span: Span, what: &str, why: &str) -> Diagnostic {
+    Diagnostic::warning(codes::CHECKS_SKIPPED, file, span, format!("{what} did not run"))
+        .with_label("not checked yet because of the errors above")
+        .with_help(format!("fix the errors and check again: {why}"))
 }
 
 fn reach(graph: &DiGraph<usize, Flow>, from: &[usize], dir: petgraph::Direction) -> Vec<bool> {
@@ -192,13 +216,7 @@ fn soundness(
         if let NodeKind::End { side_path, .. } = &mut nodes[i].node.kind {
             *side_path = here.iter().any(|f| matches!(f, Frame::Side { .. }));
         }
-        if let NodeKind::End { end, .. } = &nodes[i].node.kind {
-            // Terminate and error ends stop every branch; a side path may end on its own.
-            if *end == EndKind::Normal
-                && let Some(Frame::Branch { split, .. }) = here.last()
-            {
-                unsynced.entry(*split).or_default().insert(i);
-            }
+        if matches!(nodes[i].node.kind, NodeKind::End { .. }) {
             continue;
         }
         let is_join = matches!(nodes[i].node.kind, NodeKind::Join { .. });
@@ -213,6 +231,14 @@ fn soundness(
                         next.pop();
                     }
                 }
+            }
+            // Every arrival at a normal end is judged, not only the first one to label it: an
+            // end shared by a branch and the flow after the join hides the branch otherwise.
+            // Terminate and error ends stop every branch; a side path may end on its own.
+            if let NodeKind::End { end: EndKind::Normal, .. } = &nodes[j].node.kind
+                && let Some(Frame::Branch { split, .. }) = next.last()
+            {
+                unsynced.entry(*split).or_default().insert(j);
             }
             if matches!(nodes[j].node.kind, NodeKind::Join { .. }) {
                 arrivals.entry(j).or_default().push((i, next.clone()));
@@ -274,6 +300,7 @@ fn soundness(
         diags.push(d);
     }
     let mut pairs: Vec<(usize, usize)> = Vec::new();
+    let mut searched = 0usize;
     for (j, incoming) in &arrivals {
         let j = *j;
         let tops: BTreeSet<Option<Frame>> = incoming.iter().map(|(_, c)| c.last().copied()).collect();
@@ -289,7 +316,10 @@ fn soundness(
                 nodes[j].head,
                 format!("join `{}` waits for parallel branches that never come", name(j)),
             );
-            match decide_feeding(nodes, graph, j, incoming) {
+            // Past the first few hundred, the diagnostics are not listed anyway: spare the search.
+            searched += 1;
+            let feeding = if searched <= 1_000 { decide_feeding(nodes, graph, j, incoming) } else { None };
+            match feeding {
                 Some(dec) => {
                     d = d
                         .with_label(format!("its inputs are alternatives of {} `{}`: only one of them ever arrives", nodes[dec].node.kind.word(), name(dec)))
@@ -383,23 +413,30 @@ fn side_reaching(ctx: &[Option<Context>], graph: &DiGraph<usize, Flow>, j: usize
         .find_map(|f| if let Frame::Side { owner } = f { Some(*owner) } else { None })
 }
 
-/// The decide (or wait first) whose different arms lead to different inputs of join `j`.
+/// The decide (or wait first) whose different arms lead to different inputs of join `j`, looked
+/// for among the nearest nodes before the join. The searches have a budget, so that a process
+/// with thousands of such joins is still checked in linear time; past it the diagnostic says
+/// less, not something wrong.
 fn decide_feeding(
     nodes: &[LNode],
     graph: &DiGraph<usize, Flow>,
     j: usize,
     incoming: &[(usize, Context)],
 ) -> Option<usize> {
+    const BUDGET: usize = 128;
+    const CANDIDATES: usize = 3;
     let preds: BTreeSet<usize> = incoming.iter().map(|(p, _)| *p).collect();
-    for (d, n) in nodes.iter().enumerate() {
-        if !matches!(n.node.kind, NodeKind::Decide { .. } | NodeKind::First { .. }) {
-            continue;
-        }
+    let candidates: Vec<usize> = near(graph, j, petgraph::Direction::Incoming, BUDGET)
+        .into_iter()
+        .filter(|&d| matches!(nodes[d].node.kind, NodeKind::Decide { .. } | NodeKind::First { .. }))
+        .take(CANDIDATES)
+        .collect();
+    for d in candidates {
         let mut reached_by_arm: Vec<BTreeSet<usize>> = Vec::new();
         for edge in graph.edges(NodeIndex::new(d)) {
             let t = edge.target().index();
-            let seen = reach(graph, &[t], petgraph::Direction::Outgoing);
-            let mut hit: BTreeSet<usize> = preds.iter().copied().filter(|p| seen[*p]).collect();
+            let seen: BTreeSet<usize> = near(graph, t, petgraph::Direction::Outgoing, BUDGET).into_iter().collect();
+            let mut hit: BTreeSet<usize> = preds.iter().copied().filter(|p| seen.contains(p)).collect();
             if t == j {
                 hit.insert(d);
             }
@@ -413,12 +450,29 @@ fn decide_feeding(
     None
 }
 
+/// The first `budget` nodes a breadth-first walk from `from` meets (`from` included), nearest first.
+fn near(graph: &DiGraph<usize, Flow>, from: usize, dir: petgraph::Direction, budget: usize) -> Vec<usize> {
+    let mut order = vec![from];
+    let mut seen: BTreeSet<usize> = BTreeSet::from([from]);
+    let mut next = 0;
+    while next < order.len() && order.len() < budget {
+        let n = order[next];
+        next += 1;
+        for m in graph.neighbors_directed(NodeIndex::new(n), dir) {
+            if order.len() < budget && seen.insert(m.index()) {
+                order.push(m.index());
+            }
+        }
+    }
+    order
+}
+
 fn loops(file: FileId, nodes: &[LNode], graph: &DiGraph<usize, Flow>, diags: &mut Vec<Diagnostic>) {
     // Loops through nodes that never wait. Tasks and calls take time but do not wait for the
     // world; a loop without them would spin inside one step.
     let moving =
         graph.filter_map(|_, &i| if nodes[i].node.kind.is_wait_state() { None } else { Some(i) }, |_, &f| Some(f));
-    for scc in tarjan_scc(&moving) {
+    for scc in kosaraju_scc(&moving) {
         let cyclic = scc.len() > 1 || scc.iter().any(|&n| moving.contains_edge(n, n));
         if !cyclic {
             continue;
@@ -426,7 +480,11 @@ fn loops(file: FileId, nodes: &[LNode], graph: &DiGraph<usize, Flow>, diags: &mu
         let mut members: Vec<usize> = scc.iter().map(|&n| moving[n]).collect();
         members.sort_unstable();
         let first = members[0];
-        let names: Vec<String> = members.iter().map(|&m| format!("`{}`", nodes[m].node.name)).collect();
+        // A loop may run through thousands of nodes: name the first few.
+        let mut names: Vec<String> = members.iter().take(8).map(|&m| format!("`{}`", nodes[m].node.name)).collect();
+        if members.len() > 8 {
+            names.push(format!("… ({} nodes)", members.len()));
+        }
         let automated =
             members.iter().any(|&m| matches!(nodes[m].node.kind, NodeKind::Task { .. } | NodeKind::Call { .. }));
         let d = if automated {
@@ -519,9 +577,17 @@ fn constant(e: &Expr) -> Option<Decimal> {
     }
 }
 
-/// The band a condition selects, if it is a comparison of one variable with constants.
+/// The band a condition selects, if it is a comparison of one variable with constants, an
+/// interval (`amount in [10_000..100_000)`) or a `between`, or several of them joined by `and`.
 fn band(e: &Expr) -> Option<(String, Band)> {
     match &e.kind {
+        ExprKind::Binary { op: BinaryOp::In, left, right } => match &right.kind {
+            ExprKind::Range { low, high, low_closed, high_closed } => Some((
+                path_of(left)?,
+                Band { low: Some((constant(low)?, *low_closed)), high: Some((constant(high)?, *high_closed)) },
+            )),
+            _ => None,
+        },
         ExprKind::Binary { op: BinaryOp::And, left, right } => {
             let (a, ba) = band(left)?;
             let (b, bb) = band(right)?;
@@ -548,16 +614,6 @@ fn band(e: &Expr) -> Option<(String, Band)> {
         }
         _ => None,
     }
-    .or_else(|| match &e.kind {
-        ExprKind::Binary { op: BinaryOp::In, left, right } => match &right.kind {
-            ExprKind::Range { low, high, low_closed, high_closed } => Some((
-                path_of(left)?,
-                Band { low: Some((constant(low)?, *low_closed)), high: Some((constant(high)?, *high_closed)) },
-            )),
-            _ => None,
-        },
-        _ => None,
-    })
 }
 
 fn flip(op: BinaryOp) -> Option<BinaryOp> {
@@ -575,12 +631,7 @@ fn flip(op: BinaryOp) -> Option<BinaryOp> {
 fn gaps(bands: &[Band]) -> Vec<Band> {
     let mut sorted: Vec<Band> = bands.iter().copied().filter(|b| !b.is_empty()).collect();
     // Sort by lower bound: unbounded first, then value, inclusive before exclusive.
-    sorted.sort_by(|a, b| match (a.low, b.low) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, _) => std::cmp::Ordering::Less,
-        (_, None) => std::cmp::Ordering::Greater,
-        (Some((x, xi)), Some((y, yi))) => x.cmp(&y).then(yi.cmp(&xi)),
-    });
+    sorted.sort_by(|a, b| low_cmp(a.low, b.low));
     let mut out = Vec::new();
     // `covered` is the high end of the union so far; None before the first band.
     let mut covered: Option<Option<(Decimal, bool)>> = None;
@@ -616,13 +667,71 @@ fn is_literal_true(e: &Expr) -> bool {
     matches!(e.kind, ExprKind::Bool(true))
 }
 
-fn negates(a: &Expr, b: &Expr) -> bool {
-    match &b.kind {
-        ExprKind::Unary { op: UnaryOp::Not, operand } => path_of(operand).is_some() && path_of(operand) == path_of(a),
-        ExprKind::Call { function, args } if function == "not" && args.len() == 1 => {
-            path_of(&args[0]).is_some() && path_of(&args[0]) == path_of(a)
+/// The variable an arm negates (`not approve`, `not(approve)`).
+fn negated_path(e: &Expr) -> Option<String> {
+    match &e.kind {
+        ExprKind::Unary { op: UnaryOp::Not, operand } => path_of(operand),
+        ExprKind::Call { function, args } if function == "not" && args.len() == 1 => path_of(&args[0]),
+        _ => None,
+    }
+}
+
+/// A variable that some arm tests and another negates (`when approve` and `when not approve`),
+/// found in one pass over the arms.
+fn tested_and_negated(arms: &[Expr]) -> Option<String> {
+    let tested: BTreeSet<String> = arms.iter().filter_map(path_of).collect();
+    arms.iter().filter_map(negated_path).find(|p| tested.contains(p))
+}
+
+/// True if the variable at the root of `path` is declared optional (`T?`): it may be null.
+fn is_nullable(path: &str, optional: &BTreeMap<String, bool>) -> bool {
+    let root = path.split('.').next().unwrap_or_default();
+    optional.get(root).copied().unwrap_or(false)
+}
+
+/// Pairs of arms (later, earlier) whose bands overlap: at most one per later arm, and at least
+/// one whenever some bands overlap. Sorting by lower bound makes it O(n log n), not quadratic.
+fn overlaps(bands: &[Band]) -> Vec<(usize, usize, Band)> {
+    let mut order: Vec<usize> = (0..bands.len()).filter(|&i| !bands[i].is_empty()).collect();
+    order.sort_by(|&a, &b| low_cmp(bands[a].low, bands[b].low).then(a.cmp(&b)));
+    let mut found: BTreeMap<usize, (usize, Band)> = BTreeMap::new();
+    // The band seen so far that reaches highest: any later band that overlaps one of those seen
+    // overlaps this one too.
+    let mut reach: Option<usize> = None;
+    for i in order {
+        if let Some(r) = reach {
+            let both = bands[i].intersect(bands[r]);
+            if !both.is_empty() {
+                let (later, earlier) = if i > r { (i, r) } else { (r, i) };
+                found.entry(later).or_insert((earlier, both));
+            }
+            if high_cmp(bands[i].high, bands[r].high) == std::cmp::Ordering::Greater {
+                reach = Some(i);
+            }
+        } else {
+            reach = Some(i);
         }
-        _ => false,
+    }
+    found.into_iter().map(|(later, (earlier, both))| (later, earlier, both)).collect()
+}
+
+/// Orders lower bounds: unbounded first, then by value, inclusive before exclusive.
+fn low_cmp(a: Option<(Decimal, bool)>, b: Option<(Decimal, bool)>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, _) => std::cmp::Ordering::Less,
+        (_, None) => std::cmp::Ordering::Greater,
+        (Some((x, xi)), Some((y, yi))) => x.cmp(&y).then(yi.cmp(&xi)),
+    }
+}
+
+/// Orders upper bounds: by value, exclusive before inclusive, unbounded last.
+fn high_cmp(a: Option<(Decimal, bool)>, b: Option<(Decimal, bool)>) -> std::cmp::Ordering {
+    match (a, b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, _) => std::cmp::Ordering::Greater,
+        (_, None) => std::cmp::Ordering::Less,
+        (Some((x, xi)), Some((y, yi))) => x.cmp(&y).then(xi.cmp(&yi)),
     }
 }
 
@@ -634,27 +743,47 @@ fn decide_checks(file: FileId, n: &LNode, optional: &BTreeMap<String, bool>, dia
         let first = &b.first()?.0;
         b.iter().all(|(v, _)| v == first).then(|| first.clone())
     });
-    let mut exhaustive = arms.iter().any(is_literal_true) || arms.iter().any(|a| arms.iter().any(|b| negates(a, b)));
+    let mut exhaustive = arms.iter().any(is_literal_true);
+    // `when approve` and `when not approve` cover every value but null.
+    let negated = tested_and_negated(arms);
+    let mut null_gap = None;
+    let tests_null = |path: &str| {
+        arms.iter().any(|a| match &a.kind {
+            ExprKind::Binary { op: BinaryOp::Eq, left, right } => {
+                (path_of(left).as_deref() == Some(path) && matches!(right.kind, ExprKind::Null))
+                    || (path_of(right).as_deref() == Some(path) && matches!(left.kind, ExprKind::Null))
+            }
+            _ => false,
+        })
+    };
+    if let Some(path) = negated {
+        if is_nullable(&path, optional) && !tests_null(&path) {
+            null_gap = Some(path);
+        } else {
+            exhaustive = true;
+        }
+    }
     if let (Some(bands), Some(var)) = (&bands, &var) {
         let only: Vec<Band> = bands.iter().map(|(_, b)| *b).collect();
         if arms.len() >= 2 {
-            for (k, b) in only.iter().enumerate() {
-                for (m, earlier) in only[..k].iter().enumerate() {
-                    let both = b.intersect(*earlier);
-                    if !both.is_empty() {
-                        diags.push(
-                            Diagnostic::warning(codes::BAND_OVERLAP, file, arms[k].span, format!("amount bands of decide `{}` overlap", n.node.name))
-                                .with_label(format!("for {} an earlier arm matches first", both.describe(var)))
-                                .with_note(arms[m].span, "the earlier arm")
-                                .with_help("make the bands meet without overlapping, as in `amount <= 10_000` and `amount > 10_000`"),
-                        );
-                    }
-                }
+            for (k, m, both) in overlaps(&only) {
+                diags.push(
+                    Diagnostic::warning(
+                        codes::BAND_OVERLAP,
+                        file,
+                        arms[k].span,
+                        format!("amount bands of decide `{}` overlap", n.node.name),
+                    )
+                    .with_label(format!("for {} an earlier arm matches first", both.describe(var)))
+                    .with_note(arms[m].span, "the earlier arm")
+                    .with_help(
+                        "make the bands meet without overlapping, as in `amount <= 10_000` and `amount > 10_000`",
+                    ),
+                );
             }
         }
         let holes = gaps(&only);
-        let root = var.split('.').next().unwrap_or_default();
-        let nullable = optional.get(root).copied().unwrap_or(false);
+        let nullable = is_nullable(var, optional);
         for hole in &holes {
             if hole.low.is_some() && hole.high.is_some() && arms.len() >= 2 {
                 diags.push(
@@ -681,6 +810,21 @@ fn decide_checks(file: FileId, n: &LNode, optional: &BTreeMap<String, bool>, dia
                 .with_help("add `otherwise -> node`, or make the bands cover every value"),
             );
         }
+        return;
+    }
+    if let (None, false, Some(path)) = (otherwise, exhaustive, &null_gap) {
+        diags.push(
+            Diagnostic::error(
+                codes::NOT_EXHAUSTIVE,
+                file,
+                n.head,
+                format!("decide `{}` has no `otherwise`, and no arm matches when {path} is null", n.node.name),
+            )
+            .with_label("instances could get stuck here")
+            .with_help(format!(
+                "`{path}` is optional: add `otherwise -> node`, or an arm `when {path} = null -> node`"
+            )),
+        );
         return;
     }
     if otherwise.is_none() && !exhaustive {

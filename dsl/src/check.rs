@@ -121,6 +121,11 @@ struct ProcessChecker<'a> {
     nodes: Vec<LNode>,
     used_roles: BTreeSet<String>,
     diags: Vec<Diagnostic>,
+    /// Set by an error that leaves the graph incomplete (an unknown or duplicate node, a missing
+    /// `->`, start or end): the graph checks cannot run on it.
+    graph_broken: bool,
+    /// The next number to try for each base of anonymous node names (`route:set2`, ...).
+    fresh_counts: HashMap<String, usize>,
 }
 
 impl<'a> ProcessChecker<'a> {
@@ -142,6 +147,8 @@ impl<'a> ProcessChecker<'a> {
             nodes: Vec::new(),
             used_roles: BTreeSet::new(),
             diags: Vec::new(),
+            graph_broken: false,
+            fresh_counts: HashMap::new(),
         }
     }
 
@@ -205,6 +212,7 @@ impl<'a> ProcessChecker<'a> {
                     },
                 );
                 self.diags.push(d);
+                self.graph_broken = true;
             } else {
                 self.names.insert(node.name.name.clone(), node.name.span);
             }
@@ -231,6 +239,7 @@ impl<'a> ProcessChecker<'a> {
         let vars: Vec<VarDef> = p.vars.iter().map(|d| self.var_def(d)).collect();
         let access = self.access();
         if !p.nodes.iter().any(|n| matches!(n.kind, ast::NodeKind::Start(_))) {
+            self.graph_broken = true;
             self.err(
                 codes::MISSING,
                 p.key.span,
@@ -240,6 +249,7 @@ impl<'a> ProcessChecker<'a> {
             );
         }
         if !p.nodes.iter().any(|n| matches!(n.kind, ast::NodeKind::End(_))) {
+            self.graph_broken = true;
             self.err(
                 codes::MISSING,
                 p.key.span,
@@ -251,13 +261,31 @@ impl<'a> ProcessChecker<'a> {
         for node in &p.nodes {
             self.lower_node(node);
         }
-        if self.diags.iter().any(Diagnostic::is_error) {
+        // Name and type errors leave the graph whole: its checks still run, so that every
+        // diagnostic comes at once. An incomplete graph would only give false alarms.
+        // Notes on skipped checks go at the closing brace, after the errors that caused them.
+        let close = Span::new(p.span.end.saturating_sub(1), p.span.end);
+        if self.graph_broken {
+            self.diags.push(analysis::skipped(
+                self.file,
+                close,
+                &format!("the graph checks of process `{}`", p.key.name),
+                "every node needs a unique name, every `->` an existing node, and the process a start and an end",
+            ));
             return None;
         }
         let mut nodes = std::mem::take(&mut self.nodes);
-        let declared_optional: BTreeMap<String, bool> =
+        let mut declared_optional: BTreeMap<String, bool> =
             p.inputs.iter().chain(&p.vars).map(|d| (d.name.name.clone(), d.ty.optional)).collect();
-        let mut found = analysis::analyse(self.file, &mut nodes, &declared_optional);
+        // A form field writes the variable of its name: `approve: bool?` may leave it null.
+        for node in &p.nodes {
+            if let ast::NodeKind::Approval { form, .. } = &node.kind {
+                for f in form {
+                    *declared_optional.entry(f.name.name.clone()).or_default() |= f.ty.optional;
+                }
+            }
+        }
+        let mut found = analysis::analyse(self.file, &mut nodes, &declared_optional, close);
         self.diags.append(&mut found);
         if self.diags.iter().any(Diagnostic::is_error) {
             return None;
@@ -562,6 +590,7 @@ impl<'a> ProcessChecker<'a> {
         let next = match (&node.next, needs_next) {
             (Some(t), true) => self.target(&name, t),
             (None, true) => {
+                self.graph_broken = true;
                 self.err(
                     codes::MISSING,
                     node.head,
@@ -1092,6 +1121,7 @@ impl<'a> ProcessChecker<'a> {
         match target {
             Target::Node(id) => {
                 if !self.names.contains_key(&id.name) {
+                    self.graph_broken = true;
                     let help = match did_you_mean(&id.name, self.names.keys().map(String::as_str)) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("define it, for example `end {} \"Done\"`", id.name),
@@ -1129,12 +1159,16 @@ impl<'a> ProcessChecker<'a> {
     }
 
     fn fresh_name(&mut self, owner: &str, kind: &str) -> String {
-        let mut name = format!("{owner}:{kind}");
-        let mut n = 2;
+        let base = format!("{owner}:{kind}");
+        let mut name = base.clone();
+        // Resume counting where the last name of this base stopped: a decide of thousands of
+        // in-place arms would otherwise try every taken number again for each arm.
+        let mut n = self.fresh_counts.get(&base).copied().unwrap_or(2);
         while self.names.contains_key(&name) {
-            name = format!("{owner}:{kind}{n}");
+            name = format!("{base}{n}");
             n += 1;
         }
+        self.fresh_counts.insert(base, n);
         self.names.insert(name.clone(), Span::default());
         name
     }

@@ -5,6 +5,8 @@
 
 /// The text does not follow the grammar.
 pub const SYNTAX: &str = "E0001";
+/// The text is nested too deeply (or chains too many operators) for the compiler to build it.
+pub const TOO_DEEP: &str = "E0002";
 /// A `->` names a node that does not exist.
 pub const UNKNOWN_NODE: &str = "E0101";
 /// Two things in one scope have the same name.
@@ -61,3 +63,7 @@ pub const NO_SLA: &str = "W0503";
 pub const BUSY_LOOP: &str = "W0504";
 /// A declared role is never used, or a variable is never read.
 pub const UNUSED: &str = "W0505";
+/// A later stage of checks did not run because of errors that leave it nothing sound to check.
+pub const CHECKS_SKIPPED: &str = "W0506";
+/// More diagnostics than a compilation lists (`MAX_DIAGNOSTICS`): the rest are counted.
+pub const TOO_MANY: &str = "W0507";

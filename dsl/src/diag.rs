@@ -95,7 +95,7 @@ impl Diagnostic {
             code,
             severity: Severity::Error,
             file,
-            message: message.into(),
+            message: bounded(message.into()),
             span,
             label: String::new(),
             notes: Vec::new(),
@@ -110,19 +110,19 @@ impl Diagnostic {
 
     /// Sets the label shown under the caret.
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
-        self.label = label.into();
+        self.label = bounded(label.into());
         self
     }
 
     /// Sets the help line.
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(bounded(help.into()));
         self
     }
 
     /// Adds a related location.
     pub fn with_note(mut self, span: Span, message: impl Into<String>) -> Self {
-        self.notes.push(Note { span, message: message.into() });
+        self.notes.push(Note { span, message: bounded(message.into()) });
         self
     }
 
@@ -130,6 +130,20 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+}
+
+/// Most characters of a message, label, help or note: a longer one (it quotes a huge name or
+/// literal from the source) keeps its start and end around a `…`.
+pub const MAX_MESSAGE: usize = 300;
+
+fn bounded(text: String) -> String {
+    let len = text.chars().count();
+    if len <= MAX_MESSAGE {
+        return text;
+    }
+    let head: String = text.chars().take(MAX_MESSAGE - 61).collect();
+    let tail: String = text.chars().skip(len - 60).collect();
+    format!("{head}…{tail}")
 }
 
 /// One loaded source file.
@@ -156,7 +170,8 @@ impl SourceFile {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset) - 1;
         let start = self.line_starts[line];
-        let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
+        let before = self.text.get(start..offset);
+        let col = before.map_or(offset - start, |s| if s.is_ascii() { s.len() } else { s.chars().count() }) + 1;
         (line + 1, col)
     }
 
@@ -232,18 +247,33 @@ impl SourceMap {
     }
 }
 
+/// Most characters of a source line a diagnostic shows; a longer line is cut to an excerpt
+/// around the caret, with `…` where it was cut.
+pub const MAX_EXCERPT: usize = 120;
+/// How many characters of the excerpt come before the caret, when the line is cut.
+const EXCERPT_BEFORE: usize = 40;
+
 fn render_snippet(out: &mut String, file: &SourceFile, span: Span, mark: char, label: &str, width: usize) {
     let (line, col) = file.line_col(span.start);
     let text = file.line_text(line);
-    let shown: String = text.chars().map(|c| if c == '\t' { ' ' } else { c }).collect();
-    let line_len = shown.chars().count();
+    let line_len = text.chars().count();
     // A span that runs past its first line is underlined to the end of that line.
     let (end_line, end_col) = file.line_col(span.end);
     let underline_end = if end_line == line { end_col } else { line_len + 1 };
-    let carets = underline_end.saturating_sub(col).max(1);
-    let _ = writeln!(out, "{line:>width$} | {shown}");
+    // The excerpt: characters `first..last` of the line (0-based), never more than MAX_EXCERPT.
+    let (first, last) = if line_len <= MAX_EXCERPT {
+        (0, line_len)
+    } else {
+        let first = (col - 1).saturating_sub(EXCERPT_BEFORE).min(line_len - MAX_EXCERPT);
+        (first, first + MAX_EXCERPT)
+    };
+    let cut_before = if first > 0 { "…" } else { "" };
+    let cut_after = if last < line_len { "…" } else { "" };
+    let shown: String = text.chars().skip(first).take(last - first).map(|c| if c == '\t' { ' ' } else { c }).collect();
+    let carets = underline_end.min(last + 1).saturating_sub(col).max(1);
+    let _ = writeln!(out, "{line:>width$} | {cut_before}{shown}{cut_after}");
     let marks: String = std::iter::repeat_n(mark, carets).collect();
-    let gap = " ".repeat(col - 1);
+    let gap = " ".repeat(col - 1 - first + cut_before.chars().count());
     if label.is_empty() {
         let _ = writeln!(out, "{:width$} | {gap}{marks}", "");
     } else {
@@ -267,6 +297,46 @@ mod tests {
             text,
             "error[E0101]: unknown node `aprove`\n --> a.flow:2:12\n  |\n2 |   start -> aprove\n  |            ^^^^^^ no node of this name\n  |\n  = help: did you mean `approve`?\n"
         );
+    }
+
+    #[test]
+    fn long_lines_show_an_excerpt_around_the_caret() {
+        let mut map = SourceMap::new();
+        let long = format!("x = \"{}", "a".repeat(5_000_000));
+        let id = map.add("a.flow", format!("process p {{\n{long}\n}}\n"));
+        let at = 12 + 2_000_000;
+        let diag = Diagnostic::error("E0001", id, Span::new(at, at + 3), "unexpected `a`").with_label("here");
+        let text = map.render(&diag);
+        assert!(text.len() < 1_000, "{}", text.len());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[3], format!("2 | …{}…", "a".repeat(MAX_EXCERPT)));
+        assert_eq!(lines[4], format!("  | {}^^^ here", " ".repeat(EXCERPT_BEFORE + 1)));
+        // Near the start of a long line: no cut before; near its end: no cut after.
+        let diag = Diagnostic::error("E0001", id, Span::new(12, 13), "m");
+        let text = map.render(&diag);
+        assert!(text.contains(&format!("2 | x = \"{}…\n  | ^\n", "a".repeat(MAX_EXCERPT - 5))), "{text}");
+        let end = 12 + long.len() - 1;
+        let text = map.render(&Diagnostic::error("E0001", id, Span::new(end, end + 1), "m"));
+        assert!(
+            text.contains(&format!("2 | …{}\n  | {}^\n", "a".repeat(MAX_EXCERPT), " ".repeat(MAX_EXCERPT))),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn messages_quoting_huge_names_are_shortened() {
+        let name = "x".repeat(1_000_000);
+        let diag = Diagnostic::error("E0103", FileId(0), Span::new(0, 1), format!("unknown variable `{name}`"))
+            .with_label(format!("`{name}`"))
+            .with_help(format!("did you mean `{name}`?"))
+            .with_note(Span::new(0, 1), name.clone());
+        for text in [&diag.message, &diag.label, diag.help.as_ref().unwrap(), &diag.notes[0].message] {
+            assert_eq!(text.chars().count(), MAX_MESSAGE, "{}", text.len());
+        }
+        assert!(diag.message.starts_with("unknown variable `xxx") && diag.message.ends_with("xxx`"));
+        assert!(diag.message.contains('…'));
+        let short = Diagnostic::error("E0103", FileId(0), Span::new(0, 1), "unknown variable `x`");
+        assert_eq!(short.message, "unknown variable `x`");
     }
 
     #[test]

@@ -101,8 +101,30 @@ impl Project {
             (a.file, a.span.start, a.code, &a.message).cmp(&(b.file, b.span.start, b.code, &b.message))
         });
         diagnostics.dedup();
+        limit(&mut diagnostics);
         Compilation { processes, diagnostics, sources: self.sources.clone() }
     }
+}
+
+/// Most diagnostics a compilation lists; the rest are counted in one last diagnostic, so that a
+/// huge broken input (a million unknown names) gives a bounded report, quickly rendered.
+pub const MAX_DIAGNOSTICS: usize = 500;
+
+fn limit(diagnostics: &mut Vec<Diagnostic>) {
+    if diagnostics.len() <= MAX_DIAGNOSTICS {
+        return;
+    }
+    let rest = diagnostics.split_off(MAX_DIAGNOSTICS);
+    let last = &diagnostics[MAX_DIAGNOSTICS - 1];
+    let message = format!("{} more diagnostics are not listed", rest.len());
+    // An error among those not listed still refuses the compilation.
+    let summary = if rest.iter().any(Diagnostic::is_error) {
+        Diagnostic::error(codes::TOO_MANY, last.file, last.span, message)
+    } else {
+        Diagnostic::warning(codes::TOO_MANY, last.file, last.span, message)
+    };
+    let help = format!("only the first {MAX_DIAGNOSTICS} are listed: fix them and check again");
+    diagnostics.push(summary.with_label("after this one").with_help(help));
 }
 
 impl Compilation {

@@ -20,17 +20,33 @@ use crate::suggest::did_you_mean;
 pub fn parse(file: FileId, text: &str) -> (Option<File>, Vec<Diagnostic>) {
     // Deeply nested brackets would exhaust the stack of the recursive-descent parser.
     if let Err(diag) = crate::expr::check_nesting(text, file) {
-        return (None, vec![diag]);
+        return unparsed(file, text, diag);
     }
     let mut cx = Cx { file, diags: Vec::new() };
     match FlowParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
             let root = pairs.next().expect("the file rule always yields one pair");
+            // Everything below recurses along the tree: bound its depth first.
+            if let Err(diag) = crate::expr::check_depth(&root, file) {
+                return unparsed(file, text, diag);
+            }
             let ast = cx.file(root);
             (Some(ast), cx.diags)
         }
-        Err(err) => (None, vec![syntax_error(file, text, err)]),
+        Err(err) => unparsed(file, text, syntax_error(file, text, err)),
     }
+}
+
+/// A file that yields no tree: its error, and a word (W0506) that nothing else of it was checked.
+fn unparsed(file: FileId, text: &str, error: Diagnostic) -> (Option<File>, Vec<Diagnostic>) {
+    // At the last character of the file, after the error.
+    let last = text.trim_end().len();
+    let at = text[..last].chars().next_back().map_or(Span::new(0, 0), |c| Span::new(last - c.len_utf8(), last));
+    let at = if at.start < error.span.start { error.span } else { at };
+    let skipped = Diagnostic::warning(codes::CHECKS_SKIPPED, file, at, "the rest of this file was not checked")
+        .with_label("names, types and the graph are checked once the file parses")
+        .with_help("fix the error above and check again: the parser cannot resume after it");
+    (None, vec![error, skipped])
 }
 
 fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diagnostic {
@@ -40,6 +56,19 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
     };
     let found = describe_found(text, pos);
     let end = pos + found_len(&text[pos..]);
+    if let ErrorVariant::CustomError { message } = &err.variant
+        && message.contains("limit reached")
+    {
+        // pest stops before its recursion exhausts the stack.
+        return Diagnostic::error(codes::TOO_DEEP, file, Span::new(pos, end), "the file is nested too deeply to parse")
+            .with_label("too deep")
+            .with_help(
+                "split deeply nested expressions into several assignments, or lead to named nodes instead of nesting",
+            );
+    }
+    if let Some(quote) = unterminated_string(text, pos) {
+        return unterminated_string_error(file, quote);
+    }
     if text[pos..].trim().is_empty() {
         return Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), "the file ends inside a block")
             .with_label("expected `}` before the end of the file")
@@ -65,6 +94,35 @@ fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rule>) -> Diag
     Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), message)
         .with_label(label)
         .with_help(syntax_help(text, pos))
+}
+
+/// The offset of the opening quote of a string left open on the line of `pos`, if the syntax
+/// error at `pos` lies inside it (strings end on their line).
+pub(crate) fn unterminated_string(text: &str, pos: usize) -> Option<usize> {
+    let pos = pos.min(text.len());
+    let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+    let line = &text.as_bytes()[line_start..line_end];
+    let mut open = None;
+    let mut i = 0;
+    while i < line.len() {
+        match (line[i], open) {
+            (b'#', None) => break,
+            (b'"', None) => open = Some(line_start + i),
+            (b'"', Some(_)) => open = None,
+            (b'\\', Some(_)) => i += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    open.filter(|&quote| quote <= pos)
+}
+
+/// E0001 for a string without its closing quote, pointing at the opening one.
+pub(crate) fn unterminated_string_error(file: FileId, quote: usize) -> Diagnostic {
+    Diagnostic::error(codes::SYNTAX, file, Span::new(quote, quote + 1), "unterminated string")
+        .with_label("this string has no closing `\"` on its line")
+        .with_help("close the string with `\"`; a string cannot span lines (write `\\n` for a line break)")
 }
 
 /// Length in bytes of the token at the start of `rest`: a word, `->`, or one character.

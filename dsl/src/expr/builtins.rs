@@ -448,6 +448,70 @@ pub(crate) fn duration_from_text(s: &str) -> Result<i64, String> {
     parse_iso_duration(s)
 }
 
+/// The number of months of a years-and-months duration (`P1M`, `P1Y`, `P1Y6M`, `-P3M`); `None`
+/// for any other text. Months have no fixed length, so such a duration is never a value of its
+/// own (durations are whole seconds): it is only added to or subtracted from a date or datetime.
+pub(crate) fn months_from_text(s: &str) -> Option<i64> {
+    let (negative, body) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let body = body.strip_prefix('P')?;
+    let (mut months, mut number, mut last_rank, mut seen) = (0i64, String::new(), 0, false);
+    for c in body.chars() {
+        match c {
+            '0'..='9' => number.push(c),
+            'Y' | 'M' => {
+                let rank = if c == 'Y' { 1 } else { 2 };
+                if rank <= last_rank || number.is_empty() {
+                    return None;
+                }
+                let n: i64 = number.parse().ok()?;
+                months = months.checked_add(n.checked_mul(if c == 'Y' { 12 } else { 1 })?)?;
+                (last_rank, seen) = (rank, true);
+                number.clear();
+            }
+            _ => return None,
+        }
+    }
+    (seen && number.is_empty() && months <= 120_000).then_some(if negative { -months } else { months })
+}
+
+/// The months of `duration("P1M")` written as a literal, the only way a years-and-months
+/// duration appears in an expression.
+pub(crate) fn months_literal(e: &super::ast::Expr) -> Option<i64> {
+    use super::ast::ExprKind;
+    match &e.kind {
+        ExprKind::Call { function, args } if function == "duration" => match args.as_slice() {
+            [super::ast::Expr { kind: ExprKind::Text(s), .. }] => months_from_text(s),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `value` moved by `months` calendar months. The end-of-month rule: when the day does not
+/// exist in the target month, the result is that month's last day (Jan 31 + P1M = Feb 28, or
+/// Feb 29 in a leap year; Mar 31 - P1M = Feb 28). A datetime keeps its time of day (UTC).
+pub(crate) fn add_months(value: Value, months: i64) -> Result<Value, Fail> {
+    let amount = chrono::Months::new(u32::try_from(months.unsigned_abs()).map_err(|_| Fail::Overflow)?);
+    match value {
+        Value::Null => Ok(Value::Null),
+        Value::Date(d) => {
+            let moved = if months >= 0 { d.checked_add_months(amount) } else { d.checked_sub_months(amount) };
+            moved.map(Value::Date).ok_or(Fail::Overflow)
+        }
+        Value::DateTime(dt) => {
+            let moved = if months >= 0 { dt.checked_add_months(amount) } else { dt.checked_sub_months(amount) };
+            moved.map(Value::DateTime).ok_or(Fail::Overflow)
+        }
+        other => Err(Fail::Type(format!(
+            "a duration in months or years can only move a date or a datetime, found `{}`",
+            other.type_of()
+        ))),
+    }
+}
+
 /// Parses the text of a `number(...)`: digits with an optional fraction, `_` separators or an
 /// exponent.
 pub(crate) fn number_from_text(s: &str) -> Option<Decimal> {

@@ -213,6 +213,13 @@ impl Checker<'_> {
     fn condition(&mut self, e: &Expr) {
         let ty = self.expr(e);
         if !matches!(ty, Type::Bool | Type::Any) {
+            self.not_bool(e, &ty);
+        }
+    }
+
+    #[inline(never)]
+    fn not_bool(&mut self, e: &Expr, ty: &Type) {
+        {
             self.error(
                 codes::NOT_BOOL,
                 e.span,
@@ -223,6 +230,9 @@ impl Checker<'_> {
         }
     }
 
+    /// The type of `e`. Recursion follows the tree, whose depth the parser bounds; each kind of
+    /// node has a function of its own, and the diagnostics are built outside the recursive
+    /// path, so that the frames on it stay small.
     fn expr(&mut self, e: &Expr) -> Type {
         match &e.kind {
             ExprKind::Null => Type::Null,
@@ -241,70 +251,98 @@ impl Checker<'_> {
                 let target_ty = self.expr(target);
                 self.field(&target_ty, field, e.span)
             }
-            ExprKind::List(items) => {
-                let mut acc = Type::Null;
-                for item in items {
-                    let t = self.expr(item);
-                    match unify(&acc, &t) {
-                        Some(u) => acc = u,
-                        None => {
-                            let message = format!("list elements have different types: `{acc}` and `{t}`");
-                            self.mismatch(item.span, message, &format!("this is `{t}`"), None);
-                            acc = Type::Any;
-                        }
-                    }
-                }
-                Type::List { of: Box::new(if items.is_empty() { Type::Any } else { acc }) }
-            }
+            ExprKind::List(items) => self.list(items),
             ExprKind::Range { low, high, .. } => {
                 self.expr(low);
                 self.expr(high);
-                self.mismatch(
-                    e.span,
-                    "a range can only be used after `in`".into(),
-                    "range here",
-                    Some("write `x in [1..10]`".into()),
-                )
+                self.range_outside_in(e.span)
             }
             ExprKind::Unary { op, operand } => {
                 let t = self.expr(operand);
-                match (op, &t) {
-                    (_, Type::Any) => Type::Any,
-                    (UnaryOp::Not, Type::Bool | Type::Null) => Type::Bool,
-                    (UnaryOp::Neg, Type::Null) => Type::Null,
-                    (UnaryOp::Neg, t) if t.is_numeric() || *t == Type::Duration => t.clone(),
-                    (UnaryOp::Not, t) => {
-                        let message = format!("`not` needs a bool, found `{t}`");
-                        self.mismatch(operand.span, message, &format!("this is `{t}`"), None)
-                    }
-                    (UnaryOp::Neg, t) => {
-                        self.mismatch(e.span, format!("cannot negate `{t}`"), &format!("this is `{t}`"), None)
-                    }
-                }
+                self.unary(*op, t, operand.span, e.span)
             }
             ExprKind::Binary { op, left, right } => self.binary(*op, left, right, e.span),
             ExprKind::Between { value, low, high } => {
                 let (v, lo, hi) = (self.expr(value), self.expr(low), self.expr(high));
-                for (bound, t) in [(low, &lo), (high, &hi)] {
-                    if !is_ordered_pair(&v, t) {
-                        let message = format!("cannot compare `{v}` with `{t}`");
-                        self.mismatch(bound.span, message, &format!("this is `{t}`"), None);
-                    }
-                }
-                Type::Bool
+                self.between(&v, (low.span, &lo), (high.span, &hi))
             }
             ExprKind::If { cond, then, otherwise } => {
                 self.condition(cond);
                 let (a, b) = (self.expr(then), self.expr(otherwise));
-                match unify(&a, &b) {
-                    Some(t) => t,
-                    None => {
-                        let message = format!("`if` branches have different types: `{a}` and `{b}`");
-                        self.mismatch(e.span, message, "the branches differ", None)
-                    }
-                }
+                self.branches(&a, &b, e.span)
             }
-            ExprKind::Call { function, args } => self.call(function, args, e.span),
+            ExprKind::Call { function, args } => {
+                let types: Vec<Type> = args.iter().map(|a| self.expr(a)).collect();
+                self.call(function, args, &types, e.span)
+            }
+        }
+    }
+
+    fn list(&mut self, items: &[Expr]) -> Type {
+        let mut acc = Type::Null;
+        for item in items {
+            let t = self.expr(item);
+            acc = self.list_item(acc, t, item.span);
+        }
+        Type::List { of: Box::new(if items.is_empty() { Type::Any } else { acc }) }
+    }
+
+    #[inline(never)]
+    fn list_item(&mut self, acc: Type, t: Type, span: Span) -> Type {
+        match unify(&acc, &t) {
+            Some(u) => u,
+            None => {
+                let message = format!("list elements have different types: `{acc}` and `{t}`");
+                self.mismatch(span, message, &format!("this is `{t}`"), None);
+                Type::Any
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn range_outside_in(&mut self, span: Span) -> Type {
+        self.mismatch(
+            span,
+            "a range can only be used after `in`".into(),
+            "range here",
+            Some("write `x in [1..10]`".into()),
+        )
+    }
+
+    #[inline(never)]
+    fn unary(&mut self, op: UnaryOp, t: Type, operand: Span, span: Span) -> Type {
+        match (op, &t) {
+            (_, Type::Any) => Type::Any,
+            (UnaryOp::Not, Type::Bool | Type::Null) => Type::Bool,
+            (UnaryOp::Neg, Type::Null) => Type::Null,
+            (UnaryOp::Neg, t) if t.is_numeric() || *t == Type::Duration => t.clone(),
+            (UnaryOp::Not, t) => {
+                let message = format!("`not` needs a bool, found `{t}`");
+                self.mismatch(operand, message, &format!("this is `{t}`"), None)
+            }
+            (UnaryOp::Neg, t) => self.mismatch(span, format!("cannot negate `{t}`"), &format!("this is `{t}`"), None),
+        }
+    }
+
+    #[inline(never)]
+    fn between(&mut self, v: &Type, low: (Span, &Type), high: (Span, &Type)) -> Type {
+        for (span, t) in [low, high] {
+            if !is_ordered_pair(v, t) {
+                let message = format!("cannot compare `{v}` with `{t}`");
+                self.mismatch(span, message, &format!("this is `{t}`"), None);
+            }
+        }
+        Type::Bool
+    }
+
+    #[inline(never)]
+    fn branches(&mut self, a: &Type, b: &Type, span: Span) -> Type {
+        match unify(a, b) {
+            Some(t) => t,
+            None => {
+                let message = format!("`if` branches have different types: `{a}` and `{b}`");
+                self.mismatch(span, message, "the branches differ", None)
+            }
         }
     }
 
@@ -355,12 +393,48 @@ impl Checker<'_> {
     }
 
     fn binary(&mut self, op: BinaryOp, left: &Expr, right: &Expr, span: Span) -> Type {
-        use Type::*;
+        // `date + duration("P1M")` (or `P1M + date`): calendar months move a date.
+        if matches!(op, BinaryOp::Add | BinaryOp::Sub) && builtins::months_literal(right).is_some() {
+            let a = self.expr(left);
+            return self.moved_by_months(a, left.span, span);
+        }
+        if op == BinaryOp::Add && builtins::months_literal(left).is_some() {
+            let b = self.expr(right);
+            return self.moved_by_months(b, right.span, span);
+        }
         let a = self.expr(left);
         if op == BinaryOp::In {
             return self.membership(&a, right);
         }
         let b = self.expr(right);
+        self.binary_result(op, &a, &b, left, right, span)
+    }
+
+    /// The type of a date or datetime moved by a number of months.
+    #[inline(never)]
+    fn moved_by_months(&mut self, t: Type, operand: Span, span: Span) -> Type {
+        match t {
+            Type::Date | Type::DateTime | Type::Any | Type::Null => t,
+            other => {
+                let message =
+                    format!("a duration in months or years can only move a date or a datetime, found `{other}`");
+                let help = "months have no fixed length: write `due_date + duration(\"P1M\")`, or use days (`30d`)";
+                self.error(
+                    codes::TYPE_MISMATCH,
+                    operand.to(span),
+                    message,
+                    &format!("this is `{other}`"),
+                    Some(help.into()),
+                );
+                Type::Any
+            }
+        }
+    }
+
+    #[inline(never)]
+    fn binary_result(&mut self, op: BinaryOp, a: &Type, b: &Type, left: &Expr, right: &Expr, span: Span) -> Type {
+        use Type::*;
+        let (a, b) = (a.clone(), b.clone());
         let pair = format!("left is `{a}`, right is `{b}`");
         match op {
             BinaryOp::And | BinaryOp::Or => {
@@ -454,16 +528,15 @@ impl Checker<'_> {
     /// `x in list` or `x in [a..b]`.
     fn membership(&mut self, item: &Type, right: &Expr) -> Type {
         if let ExprKind::Range { low, high, .. } = &right.kind {
-            for bound in [low, high] {
-                let t = self.expr(bound);
-                if !is_ordered_pair(item, &t) {
-                    let message = format!("cannot compare `{item}` with `{t}`");
-                    self.mismatch(bound.span, message, &format!("this is `{t}`"), None);
-                }
-            }
-            return Type::Bool;
+            let (lo, hi) = (self.expr(low), self.expr(high));
+            return self.between(item, (low.span, &lo), (high.span, &hi));
         }
         let container = self.expr(right);
+        self.membership_result(item, container, right)
+    }
+
+    #[inline(never)]
+    fn membership_result(&mut self, item: &Type, container: Type, right: &Expr) -> Type {
         match &container {
             Type::Any | Type::Null => {}
             Type::List { of } => {
@@ -482,8 +555,8 @@ impl Checker<'_> {
         Type::Bool
     }
 
-    fn call(&mut self, function: &str, args: &[Expr], span: Span) -> Type {
-        let types: Vec<Type> = args.iter().map(|a| self.expr(a)).collect();
+    #[inline(never)]
+    fn call(&mut self, function: &str, args: &[Expr], types: &[Type], span: Span) -> Type {
         let Some(builtin) = builtins::lookup(function) else {
             let help = closest(function, builtins::names()).map(|best| format!("did you mean `{best}`?"));
             let message = format!("unknown function `{function}`");
@@ -496,7 +569,14 @@ impl Checker<'_> {
             return Type::Any;
         }
         self.literal_argument(function, args);
-        match (builtin.check)(&types) {
+        // A months literal outside `date ± ...` was reported above: it has no type of its own.
+        if let [arg] = args
+            && function == "duration"
+            && matches!(&arg.kind, ExprKind::Text(t) if builtins::months_from_text(t).is_some())
+        {
+            return Type::Any;
+        }
+        match (builtin.check)(types) {
             Ok(t) => t,
             Err(ArgError::Expected { index, expected }) => {
                 let found = &types[index];
@@ -522,6 +602,11 @@ impl Checker<'_> {
                 builtins::invalid_datetime(text),
                 "not an RFC 3339 datetime",
                 "write a datetime as `date and time(\"2026-01-31T10:00:00Z\")`".to_string(),
+            )),
+            "duration" if builtins::months_from_text(text).is_some() => Some((
+                format!("a duration in months or years (\"{text}\") has no fixed length"),
+                "only a date or a datetime can be moved by it",
+                "add it to a date, as in `invoice_date + duration(\"P1M\")`, or use days (`30d`)".to_string(),
             )),
             "duration" => builtins::duration_from_text(text).err().map(|message| {
                 (message, "not a days-time duration", "write `7d`, `24h`, `90m` or `duration(\"P1DT2H\")`".to_string())
@@ -785,6 +870,36 @@ mod tests {
     }
 
     #[test]
+    fn months_move_dates() {
+        check("due + duration(\"P1M\")", "date");
+        check("due - duration(\"P1Y2M\")", "date");
+        check("duration(\"P3M\") + due", "date");
+        check("created + duration(\"P1Y\")", "datetime");
+        check("payload + duration(\"P1M\")", "any");
+        check("due + duration(\"P1M\") + 3d", "date");
+        check_errors(
+            "qty + duration(\"P1M\")",
+            &[(
+                "E0201",
+                "a duration in months or years can only move a date or a datetime, found `int`",
+                "qty + duration(\"P1M\")",
+            )],
+        );
+        check_errors(
+            "grace + duration(\"P1M\")",
+            &[(
+                "E0201",
+                "a duration in months or years can only move a date or a datetime, found `duration`",
+                "grace + duration(\"P1M\")",
+            )],
+        );
+        check_errors(
+            "duration(\"P1M\") - due",
+            &[("E0303", "a duration in months or years (\"P1M\") has no fixed length", "\"P1M\"")],
+        );
+    }
+
+    #[test]
     fn conditions_e0202() {
         let cond = |src: &str| {
             let expr = parse_expr(src, FileId(0)).unwrap();
@@ -817,7 +932,7 @@ mod tests {
         );
         check_errors(
             "duration(\"P1M\")",
-            &[("E0303", "invalid duration \"P1M\": years and months have no fixed length, use days", "\"P1M\"")],
+            &[("E0303", "a duration in months or years (\"P1M\") has no fixed length", "\"P1M\"")],
         );
         check_errors(
             "duration(\"7 days\")",

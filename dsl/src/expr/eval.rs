@@ -122,6 +122,9 @@ pub fn is_true(v: &Value) -> bool {
 }
 
 /// Evaluates `expr`. Arithmetic is exact; overflow and division by zero are errors.
+///
+/// Recursion follows the tree, whose depth the parser bounds (`MAX_DEPTH`); each kind of node
+/// is evaluated by a function of its own so that the frames on the recursive path stay small.
 pub fn eval(expr: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
     let span = expr.span;
     match &expr.kind {
@@ -133,87 +136,136 @@ pub fn eval(expr: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
         ExprKind::Name(name) => {
             ctx.vars.get(name).cloned().ok_or_else(|| EvalError::UnknownVariable { name: name.clone(), span })
         }
-        ExprKind::Field { target, field } => field_of(eval(target, ctx)?, field).map_err(|f| f.at(span)),
-        ExprKind::List(items) => Ok(Value::List(items.iter().map(|i| eval(i, ctx)).collect::<Result<_, _>>()?)),
+        ExprKind::Field { target, field } => eval_field(target, field, span, ctx),
+        ExprKind::List(items) => eval_list(items, ctx),
         ExprKind::Range { .. } => Err(Fail::Type("a range can only be used after `in`".into()).at(span)),
-        ExprKind::Unary { op, operand } => {
-            let v = eval(operand, ctx)?;
-            unary(*op, v).map_err(|f| f.at(span))
-        }
-        ExprKind::Binary { op: BinaryOp::And, left, right } => {
-            let l = as_bool(eval(left, ctx)?, "and").map_err(|f| f.at(left.span))?;
-            if l == Some(false) {
-                return Ok(Value::Bool(false));
-            }
-            let r = as_bool(eval(right, ctx)?, "and").map_err(|f| f.at(right.span))?;
-            Ok(match (l, r) {
-                (_, Some(false)) => Value::Bool(false),
-                (Some(true), Some(true)) => Value::Bool(true),
-                _ => Value::Null,
-            })
-        }
-        ExprKind::Binary { op: BinaryOp::Or, left, right } => {
-            let l = as_bool(eval(left, ctx)?, "or").map_err(|f| f.at(left.span))?;
-            if l == Some(true) {
-                return Ok(Value::Bool(true));
-            }
-            let r = as_bool(eval(right, ctx)?, "or").map_err(|f| f.at(right.span))?;
-            Ok(match (l, r) {
-                (_, Some(true)) => Value::Bool(true),
-                (Some(false), Some(false)) => Value::Bool(false),
-                _ => Value::Null,
-            })
-        }
-        ExprKind::Binary { op: BinaryOp::In, left, right } => {
-            let v = eval(left, ctx)?;
-            if let ExprKind::Range { low, high, low_closed, high_closed } = &right.kind {
-                let (lo, hi) = (eval(low, ctx)?, eval(high, ctx)?);
-                return in_range(&v, &lo, &hi, *low_closed, *high_closed).map_err(|f| f.at(span));
-            }
-            let r = eval(right, ctx)?;
-            match (&v, &r) {
-                (Value::Null, _) | (_, Value::Null) => Ok(Value::Null),
-                (_, Value::List(items)) => {
-                    for item in items {
-                        if values_equal(&v, item).map_err(|f| f.at(span))? {
-                            return Ok(Value::Bool(true));
-                        }
-                    }
-                    Ok(Value::Bool(false))
+        ExprKind::Unary { op, operand } => eval_unary(*op, operand, span, ctx),
+        ExprKind::Binary { op: BinaryOp::And, left, right } => eval_and(left, right, ctx),
+        ExprKind::Binary { op: BinaryOp::Or, left, right } => eval_or(left, right, ctx),
+        ExprKind::Binary { op: BinaryOp::In, left, right } => eval_in(left, right, span, ctx),
+        ExprKind::Binary { op, left, right } => eval_binary(*op, left, right, span, ctx),
+        ExprKind::Between { value, low, high } => eval_between(value, low, high, span, ctx),
+        ExprKind::If { cond, then, otherwise } => eval_if(cond, then, otherwise, ctx),
+        ExprKind::Call { function, args } => eval_call(function, args, span, ctx),
+    }
+}
+
+#[inline(never)]
+fn eval_field(target: &Expr, field: &str, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    field_of(eval(target, ctx)?, field).map_err(|f| f.at(span))
+}
+
+#[inline(never)]
+fn eval_list(items: &[Expr], ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    Ok(Value::List(items.iter().map(|i| eval(i, ctx)).collect::<Result<_, _>>()?))
+}
+
+#[inline(never)]
+fn eval_unary(op: UnaryOp, operand: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let v = eval(operand, ctx)?;
+    unary(op, v).map_err(|f| f.at(span))
+}
+
+#[inline(never)]
+fn eval_and(left: &Expr, right: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let l = as_bool(eval(left, ctx)?, "and").map_err(|f| f.at(left.span))?;
+    if l == Some(false) {
+        return Ok(Value::Bool(false));
+    }
+    let r = as_bool(eval(right, ctx)?, "and").map_err(|f| f.at(right.span))?;
+    Ok(match (l, r) {
+        (_, Some(false)) => Value::Bool(false),
+        (Some(true), Some(true)) => Value::Bool(true),
+        _ => Value::Null,
+    })
+}
+
+#[inline(never)]
+fn eval_or(left: &Expr, right: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let l = as_bool(eval(left, ctx)?, "or").map_err(|f| f.at(left.span))?;
+    if l == Some(true) {
+        return Ok(Value::Bool(true));
+    }
+    let r = as_bool(eval(right, ctx)?, "or").map_err(|f| f.at(right.span))?;
+    Ok(match (l, r) {
+        (_, Some(true)) => Value::Bool(true),
+        (Some(false), Some(false)) => Value::Bool(false),
+        _ => Value::Null,
+    })
+}
+
+#[inline(never)]
+fn eval_in(left: &Expr, right: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let v = eval(left, ctx)?;
+    if let ExprKind::Range { low, high, low_closed, high_closed } = &right.kind {
+        let (lo, hi) = (eval(low, ctx)?, eval(high, ctx)?);
+        return in_range(&v, &lo, &hi, *low_closed, *high_closed).map_err(|f| f.at(span));
+    }
+    let r = eval(right, ctx)?;
+    match (&v, &r) {
+        (Value::Null, _) | (_, Value::Null) => Ok(Value::Null),
+        (_, Value::List(items)) => {
+            for item in items {
+                if values_equal(&v, item).map_err(|f| f.at(span))? {
+                    return Ok(Value::Bool(true));
                 }
-                _ => Err(Fail::Type(format!("`in` needs a list or a range, found `{}`", r.type_of())).at(right.span)),
             }
+            Ok(Value::Bool(false))
         }
-        ExprKind::Binary { op, left, right } => {
-            let (l, r) = (eval(left, ctx)?, eval(right, ctx)?);
-            binary(*op, l, r).map_err(|f| f.at(span))
-        }
-        ExprKind::Between { value, low, high } => {
-            let (v, lo, hi) = (eval(value, ctx)?, eval(low, ctx)?, eval(high, ctx)?);
-            in_range(&v, &lo, &hi, true, true).map_err(|f| f.at(span))
-        }
-        ExprKind::If { cond, then, otherwise } => match eval(cond, ctx)? {
-            Value::Bool(true) => eval(then, ctx),
-            Value::Bool(false) | Value::Null => eval(otherwise, ctx),
-            other => {
-                let message = format!("condition has type `{}`, expected `bool`", other.type_of());
-                Err(Fail::Type(message).at(cond.span))
-            }
-        },
-        ExprKind::Call { function, args } => {
-            let Some(builtin) = builtins::lookup(function) else {
-                return Err(EvalError::UnknownFunction { name: function.clone(), span });
-            };
-            if let Some(message) = builtin.arity_error(args.len()) {
-                return Err(Fail::Invalid(message).at(span));
-            }
-            let values = args.iter().map(|a| eval(a, ctx)).collect::<Result<Vec<_>, _>>()?;
-            if builtin.null_in_null_out && values.contains(&Value::Null) {
-                return Ok(Value::Null);
-            }
-            (builtin.eval)(&values, ctx).map_err(|f| f.at(span))
+        _ => Err(Fail::Type(format!("`in` needs a list or a range, found `{}`", r.type_of())).at(right.span)),
+    }
+}
+
+#[inline(never)]
+fn eval_binary(op: BinaryOp, left: &Expr, right: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    // `date + duration("P1M")`: calendar months, which no duration value can hold.
+    if matches!(op, BinaryOp::Add | BinaryOp::Sub)
+        && let Some(months) = builtins::months_literal(right)
+    {
+        let months = if op == BinaryOp::Sub { -months } else { months };
+        return builtins::add_months(eval(left, ctx)?, months).map_err(|f| f.at(span));
+    }
+    if op == BinaryOp::Add
+        && let Some(months) = builtins::months_literal(left)
+    {
+        return builtins::add_months(eval(right, ctx)?, months).map_err(|f| f.at(span));
+    }
+    let l = eval(left, ctx)?;
+    let r = eval(right, ctx)?;
+    binary(op, l, r).map_err(|f| f.at(span))
+}
+
+#[inline(never)]
+fn eval_between(value: &Expr, low: &Expr, high: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let (v, lo, hi) = (eval(value, ctx)?, eval(low, ctx)?, eval(high, ctx)?);
+    in_range(&v, &lo, &hi, true, true).map_err(|f| f.at(span))
+}
+
+#[inline(never)]
+fn eval_if(cond: &Expr, then: &Expr, otherwise: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    match eval(cond, ctx)? {
+        Value::Bool(true) => eval(then, ctx),
+        Value::Bool(false) | Value::Null => eval(otherwise, ctx),
+        other => {
+            let message = format!("condition has type `{}`, expected `bool`", other.type_of());
+            Err(Fail::Type(message).at(cond.span))
         }
     }
+}
+
+#[inline(never)]
+fn eval_call(function: &str, args: &[Expr], span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    let Some(builtin) = builtins::lookup(function) else {
+        return Err(EvalError::UnknownFunction { name: function.to_string(), span });
+    };
+    if let Some(message) = builtin.arity_error(args.len()) {
+        return Err(Fail::Invalid(message).at(span));
+    }
+    let values = args.iter().map(|a| eval(a, ctx)).collect::<Result<Vec<_>, _>>()?;
+    if builtin.null_in_null_out && values.contains(&Value::Null) {
+        return Ok(Value::Null);
+    }
+    (builtin.eval)(&values, ctx).map_err(|f| f.at(span))
 }
 
 /// A number result, never negative zero (`-0` displays as `0`).
@@ -831,6 +883,17 @@ mod tests {
         check_err("date and time(\"yesterday\")", "invalid datetime \"yesterday\"", "date and time(\"yesterday\")");
         check("duration(\"P7DT2H\")", "duration(\"P7DT2H\")");
         check("duration(\"PT36H\")", "duration(\"P1DT12H\")");
+        // Calendar months: the day is clamped to the end of a shorter month.
+        check("date(\"2026-01-31\") + duration(\"P1M\")", "date(\"2026-02-28\")");
+        check("date(\"2028-01-31\") + duration(\"P1M\")", "date(\"2028-02-29\")");
+        check("date(\"2026-03-31\") - duration(\"P1M\")", "date(\"2026-02-28\")");
+        check("date(\"2026-02-28\") + duration(\"P1M\")", "date(\"2026-03-28\")");
+        check("date(\"2028-02-29\") + duration(\"P1Y\")", "date(\"2029-02-28\")");
+        check("duration(\"P1Y2M\") + date(\"2026-01-15\")", "date(\"2027-03-15\")");
+        check("date(\"2026-01-31\") + duration(\"-P1M\")", "date(\"2025-12-31\")");
+        check("date and time(\"2026-01-31T10:00:00Z\") + duration(\"P1M\")", "date and time(\"2026-02-28T10:00:00Z\")");
+        check("due + duration(\"P12M\")", "date(\"2027-01-31\")");
+        check("null + duration(\"P1M\")", "null");
         check_err(
             "duration(\"P1M\")",
             "invalid duration \"P1M\": years and months have no fixed length, use days",

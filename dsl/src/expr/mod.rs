@@ -29,6 +29,13 @@
 //! - Durations are whole seconds: `7d`, `24h`, `30m`, `45s`, `2w`, `1.5h`, `duration("P1DT2H")`.
 //!   date ± duration is a date when the duration is whole days, else a datetime (from midnight
 //!   UTC); date − date is a duration; a date compares with a datetime at its midnight UTC.
+//! - Calendar months and years (`duration("P1M")`, `"P1Y"`, `"P1Y6M"`, `"-P3M"`) move a date or
+//!   datetime: `invoice_date + duration("P1M")`, `due - duration("P1Y")`. End-of-month rule: a
+//!   day that does not exist in the target month becomes its last day (Jan 31 + P1M = Feb 28,
+//!   Feb 29 in a leap year; Mar 31 − P1M = Feb 28); the day is never carried into the next
+//!   month, and a month end does not stay one (Feb 28 + P1M = Mar 28). A datetime keeps its
+//!   time of day (UTC). Months have no fixed length, so such a duration is not a value: it is
+//!   only written as a literal beside a date (the checker refuses it elsewhere, E0303).
 //! - Dates have fields `.year`, `.month`, `.day`, `.weekday` (1 = Monday), datetimes also
 //!   `.hour`, `.minute`, `.second`, durations `.days`, `.hours`, `.minutes`, `.seconds`.
 //!
@@ -38,7 +45,8 @@
 //! `<`, `<=`, `>`, `>=`, `between`, `in`; a chain `a < b < c` parses left to right and the
 //! checker refuses it), `+ -`, `* /`, `**` (right-associative), prefix `-`, `.field`. The
 //! grammar is flat and a Pratt parser applies the precedence, so nesting costs little stack
-//! (input deeper than 64 levels is refused). Hence `-2 ** 2` is `(-2) ** 2 = 4`, and
+//! (brackets or prefix operators deeper than 64 levels are refused, and so is any tree deeper
+//! than [`MAX_DEPTH`], a chain of operators counting one level per operator: E0002). Hence `-2 ** 2` is `(-2) ** 2 = 4`, and
 //! `not a = b` is `not (a = b)` as in SQL; `not(x)` directly followed by a parenthesis is
 //! FEEL's function and binds like a value: `not(a) = b` is `(not a) = b`.
 //!
@@ -61,6 +69,7 @@ pub use value::{Value, ValueError};
 
 use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
 
 use crate::codes;
 use crate::diag::{Diagnostic, FileId, Span};
@@ -69,6 +78,13 @@ use crate::grammar::{FlowParser, Rule};
 /// Deepest bracket nesting [`parse_expr`] accepts (deeper input is refused, not overflowed).
 const MAX_NESTING: usize = 64;
 
+/// Deepest syntax tree the compiler builds: every stage after the grammar (building the tree,
+/// type checking, graph lowering, evaluation, export, and dropping the tree) recurses along
+/// it, so this bound is what keeps them within a 2 MiB thread stack on a debug build. Each
+/// bracket, `if`, call, list, type, in-place decide or set counts one level or two, and each
+/// operator of a chain one (`a + b + c` is a tree two levels deep).
+pub const MAX_DEPTH: usize = 256;
+
 /// Parses a whole string as one expression (as `cloverleaf eval` does). Spans are byte offsets
 /// into `src`; a syntax error is diagnostic `E0001`.
 #[allow(clippy::result_large_err)] // one diagnostic, on a path that is never hot
@@ -76,7 +92,10 @@ pub fn parse_expr(src: &str, file: FileId) -> Result<Expr, Diagnostic> {
     check_nesting(src, file)?;
     match FlowParser::parse(Rule::expr_only, src) {
         Ok(mut pairs) => match pairs.next() {
-            Some(pair) => Ok(parse::build_expr(pair)),
+            Some(pair) => {
+                check_depth(&pair, file)?;
+                Ok(parse::build_expr(pair))
+            }
             None => Err(Diagnostic::error(codes::SYNTAX, file, Span::new(0, src.len()), "expected an expression")),
         },
         Err(error) => Err(syntax_error(&error, src, file)),
@@ -93,6 +112,17 @@ pub(crate) fn check_nesting(src: &str, file: FileId) -> Result<(), Diagnostic> {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        // Brackets inside strings and comments nest nothing: skip them (a string ends at its
+        // closing quote or at the end of its line, a comment at the end of its line).
+        if b == b'"' || b == b'#' {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'\n' && !(b == b'"' && bytes[i] == b'"') {
+                i += if b == b'"' && bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i += usize::from(b == b'"');
+            prefix_run = 0;
+            continue;
+        }
         let mut width = 1;
         match b {
             b'(' | b'[' => depth += 1,
@@ -110,11 +140,63 @@ pub(crate) fn check_nesting(src: &str, file: FileId) -> Result<(), Diagnostic> {
         }
         if depth > MAX_NESTING || prefix_run > MAX_NESTING {
             let message = format!("expression nested more than {MAX_NESTING} levels deep");
-            return Err(Diagnostic::error(codes::SYNTAX, file, Span::new(i, i + width), message)
+            return Err(Diagnostic::error(codes::TOO_DEEP, file, Span::new(i, i + width), message)
                 .with_label("too deep")
                 .with_help("split it into several assignments"));
         }
         i += width;
+    }
+    Ok(())
+}
+
+/// Operators of the flat `expr` rule: each one adds a level to the tree the Pratt parser builds.
+fn is_operator(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::kw_or
+            | Rule::kw_and
+            | Rule::cmp_op
+            | Rule::kw_in
+            | Rule::add_op
+            | Rule::mul_op
+            | Rule::pow_op
+            | Rule::neg_op
+            | Rule::not_op
+            | Rule::field_access
+            | Rule::between_tail
+    )
+}
+
+/// Refuses a parse tree whose syntax tree would be deeper than [`MAX_DEPTH`], before anything
+/// recursive walks it. The walk is iterative, and linear in the size of the tree: an upper
+/// bound of the depth of every expression, type and in-place node below `root`.
+#[allow(clippy::result_large_err)] // one diagnostic, on a path that is never hot
+pub(crate) fn check_depth(root: &Pair<'_, Rule>, file: FileId) -> Result<(), Diagnostic> {
+    let mut stack = vec![(root.clone(), 1usize)];
+    while let Some((pair, depth)) = stack.pop() {
+        let step = match pair.as_rule() {
+            Rule::expr | Rule::arith => 1 + pair.clone().into_inner().filter(|p| is_operator(p.as_rule())).count(),
+            _ => 1,
+        };
+        let mut children = pair.clone().into_inner().peekable();
+        if depth + step > MAX_DEPTH && children.peek().is_some() {
+            // Point at the construct whose parts would be too deep: the start of a long chain
+            // of operators, or the innermost level of nesting that still fits.
+            let start = pair.as_span().start();
+            let width = pair.as_str().chars().next().map_or(0, char::len_utf8);
+            let message = format!("nesting deeper than {MAX_DEPTH} levels");
+            let label = if step > 1 {
+                format!("this expression chains {} operators: each is a level", step - 1)
+            } else {
+                "too deep: each bracket, `if`, type, in-place node and chained operator is a level".to_string()
+            };
+            return Err(Diagnostic::error(codes::TOO_DEEP, file, Span::new(start, start + width), message)
+                .with_label(label)
+                .with_help(
+                    "nest less: split a long expression into several assignments, name an in-place decide, or flatten the type",
+                ));
+        }
+        stack.extend(children.map(|child| (child, depth + step)));
     }
     Ok(())
 }
@@ -143,6 +225,22 @@ fn syntax_error(error: &pest::error::Error<Rule>, src: &str, file: FileId) -> Di
         InputLocation::Pos(p) => (p, p),
         InputLocation::Span((s, e)) => (s, e),
     };
+    if let ErrorVariant::CustomError { message } = &error.variant
+        && message.contains("limit reached")
+    {
+        // pest stops before its recursion exhausts the stack.
+        return Diagnostic::error(
+            codes::TOO_DEEP,
+            file,
+            Span::new(start, end),
+            "expression nested too deeply to parse",
+        )
+        .with_label("too deep")
+        .with_help("split it into several assignments");
+    }
+    if let Some(quote) = crate::parser::unterminated_string(src, start) {
+        return crate::parser::unterminated_string_error(file, quote);
+    }
     let found = src[start.min(src.len())..].chars().next();
     let message = match found {
         Some(c) => format!("unexpected `{c}` in expression"),
@@ -236,6 +334,10 @@ mod tests {
         assert!(parse_expr(&nots, FileId(0)).is_err());
         assert!(parse_expr(&format!("{}true", "not ".repeat(MAX_NESTING)), FileId(0)).is_ok());
         assert!(parse_expr("nothing - notes - - 1", FileId(0)).is_ok());
+        // Brackets in strings and comments are not nesting.
+        let quoted = format!("\"{}\" + \"\\\"{}\"", "(".repeat(100), "[".repeat(100));
+        assert!(parse_expr(&quoted, FileId(0)).is_ok(), "{quoted}");
+        assert!(parse_expr(&format!("1 # {}\n + 2", "(".repeat(100)), FileId(0)).is_ok());
         let ok = format!("{}1{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
         assert!(parse_expr(&ok, FileId(0)).is_ok());
         // Unclosed nesting of every kind parses in linear time (a regression would hang here).

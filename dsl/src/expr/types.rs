@@ -119,12 +119,16 @@ impl std::str::FromStr for Type {
     /// Reads the form [`Type`]'s `Display` writes.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut rest = s;
-        let ty = parse_type(&mut rest)?;
+        let ty = parse_type(&mut rest, 0)?;
         if rest.trim().is_empty() { Ok(ty) } else { Err(format!("unexpected `{}` after type in `{s}`", rest.trim())) }
     }
 }
 
-fn parse_type(rest: &mut &str) -> Result<Type, String> {
+fn parse_type(rest: &mut &str, depth: usize) -> Result<Type, String> {
+    // The same bound as the parser's: a stored definition never nests deeper.
+    if depth > super::MAX_DEPTH {
+        return Err(format!("type nested more than {} levels deep", super::MAX_DEPTH));
+    }
     *rest = rest.trim_start();
     let word: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
     *rest = &rest[word.len()..];
@@ -142,7 +146,7 @@ fn parse_type(rest: &mut &str) -> Result<Type, String> {
         "any" => Type::Any,
         "list" => {
             expect(rest, "<")?;
-            let of = parse_type(rest)?;
+            let of = parse_type(rest, depth + 1)?;
             expect(rest, ">")?;
             return Ok(Type::List { of: Box::new(of) });
         }
@@ -161,7 +165,7 @@ fn parse_type(rest: &mut &str) -> Result<Type, String> {
                 }
                 *rest = &rest[name.len()..];
                 expect(rest, ":")?;
-                let ty = parse_type(rest)?;
+                let ty = parse_type(rest, depth + 1)?;
                 fields.insert(name, ty);
                 *rest = rest.trim_start();
                 if rest.starts_with(',') {
@@ -201,5 +205,7 @@ mod tests {
             "\"list<money>\""
         );
         assert!("lisst<text>".parse::<Type>().is_err());
+        let deep = format!("{}int{}", "list<".repeat(100_000), ">".repeat(100_000));
+        assert!(deep.parse::<Type>().is_err());
     }
 }
