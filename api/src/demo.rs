@@ -206,6 +206,9 @@ struct Story {
     dispatch_on: HashMap<&'static str, NaiveDate>,
     /// Payments still to come: (date, order, payment id, amount or the rest).
     payments: Vec<(NaiveDate, &'static str, String, Option<Decimal>)>,
+    /// Dispatched orders whose invoice is not booked yet (an invoicing attempt that failed waits
+    /// for its retry): their payments are planned once it is.
+    awaiting_invoice: Vec<&'static str>,
 }
 
 impl Story {
@@ -240,6 +243,7 @@ impl Story {
             roots: BTreeMap::new(),
             dispatch_on: HashMap::new(),
             payments: Vec::new(),
+            awaiting_invoice: Vec::new(),
         };
         story.heading("Cloverleaf demo: order to cash at a small wholesaler, on a virtual clock");
         story.say(format!(
@@ -362,24 +366,33 @@ impl Story {
             };
             self.engine.correlate(message).await?;
             self.settle().await?;
-            if let Some(invoice) = self.ledger.invoice_of_order(order).await? {
-                let plan = ORDERS.iter().find(|o| o.id == order).map(|o| &o.payment);
-                let due = invoice.due_date;
-                let pid = |n: u32| format!("BANK-{}-{n}", &order[3..]);
-                match plan {
-                    Some(Paying::Full { days }) => {
-                        self.payments.push((due + TimeDelta::days(*days), order, pid(1), None))
-                    }
-                    Some(Paying::InTwo { first, first_days, rest_days }) => {
-                        self.payments.push((due + TimeDelta::days(*first_days), order, pid(1), Some(first.parse()?)));
-                        self.payments.push((due + TimeDelta::days(*rest_days), order, pid(2), None));
-                    }
-                    Some(Paying::Over { extra, days }) => {
-                        let amount = invoice.total + extra.parse::<Decimal>()?;
-                        self.payments.push((due + TimeDelta::days(*days), order, pid(1), Some(amount)));
-                    }
-                    Some(Paying::Never) | None => {}
+            self.awaiting_invoice.push(order);
+        }
+        self.plan_payments().await
+    }
+
+    /// Plans the customers' payments of the dispatched orders whose invoice is booked; the others
+    /// are looked at again the next morning.
+    async fn plan_payments(&mut self) -> Result<()> {
+        for order in std::mem::take(&mut self.awaiting_invoice) {
+            let Some(invoice) = self.ledger.invoice_of_order(order).await? else {
+                self.awaiting_invoice.push(order);
+                continue;
+            };
+            let plan = ORDERS.iter().find(|o| o.id == order).map(|o| &o.payment);
+            let due = invoice.due_date;
+            let pid = |n: u32| format!("BANK-{}-{n}", &order[3..]);
+            match plan {
+                Some(Paying::Full { days }) => self.payments.push((due + TimeDelta::days(*days), order, pid(1), None)),
+                Some(Paying::InTwo { first, first_days, rest_days }) => {
+                    self.payments.push((due + TimeDelta::days(*first_days), order, pid(1), Some(first.parse()?)));
+                    self.payments.push((due + TimeDelta::days(*rest_days), order, pid(2), None));
                 }
+                Some(Paying::Over { extra, days }) => {
+                    let amount = invoice.total + extra.parse::<Decimal>()?;
+                    self.payments.push((due + TimeDelta::days(*days), order, pid(1), Some(amount)));
+                }
+                Some(Paying::Never) | None => {}
             }
         }
         Ok(())

@@ -83,6 +83,8 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
 
     let pool = PgPoolOptions::new()
         .max_connections(4)
+        // The test's own reads wait behind five busy nodes on a loaded machine: slow, not broken.
+        .acquire_timeout(cloverleaf_testkit::deadline())
         .connect(&connection_url(&db.url(), "multinode-test"))
         .await
         .expect("the test connects to its database");
