@@ -13,3 +13,4 @@ mod messages;
 mod ops;
 mod serve;
 mod tasks;
+mod web;

@@ -1,0 +1,159 @@
+//! The pages through the router: sessions, CSRF, security headers, and bad input of every kind
+//! (a missing or forged CSRF token, a forged or expired session, a stale form, a tampered form)
+//! answered with a clear page and nothing half-written. `tests/browser.rs` drives them in Chromium.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+
+use crate::harness::{Answer, Api, token};
+
+/// The `name=value` of a `Set-Cookie` header named `name`.
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+}
+
+/// The value of hidden input `name` on a page.
+fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker).unwrap_or_else(|| panic!("no `{name}` on the page:\n{page}")) + marker.len();
+    page[start..].split('"').next().unwrap().to_string()
+}
+
+/// A page request with `cookies` and, for a POST, a form body.
+async fn page(api: &Api, method: Method, path: &str, cookies: &str, form: Option<&str>) -> Answer {
+    let mut request = Request::builder().method(method).uri(path);
+    if !cookies.is_empty() {
+        request = request.header(header::COOKIE, cookies);
+    }
+    if form.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    api.send(request.body(Body::from(form.unwrap_or_default().to_string())).unwrap()).await
+}
+
+/// Signs `user` in through the form; the session cookie.
+async fn sign_in(api: &Api, user: &str) -> String {
+    let form = page(api, Method::GET, "/login", "", None).await;
+    let nonce_cookie = set_cookie(&form.headers, "clv_login").expect("the form sets its nonce");
+    let nonce = hidden(&form.text, "csrf");
+    let body = format!("token={}&csrf={nonce}", token(user));
+    let signed = page(api, Method::POST, "/login", &nonce_cookie, Some(&body)).await;
+    assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
+    let session = set_cookie(&signed.headers, "clv_session").expect("a session cookie");
+    let raw =
+        signed.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>();
+    let session_header = raw.iter().find(|v| v.starts_with("clv_session=")).unwrap();
+    assert!(session_header.contains("HttpOnly") && session_header.contains("SameSite=Strict"), "{session_header}");
+    session
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_answer_with_a_strict_policy() {
+    let Some(api) = Api::new().await else { return };
+    let inbox = page(&api, Method::GET, "/inbox", "", None).await;
+    assert_eq!(inbox.status, StatusCode::SEE_OTHER);
+    assert_eq!(inbox.headers[header::LOCATION], "/login");
+    let login = page(&api, Method::GET, "/login", "", None).await;
+    assert_eq!(login.status, StatusCode::OK);
+    let policy = login.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(policy.contains("default-src 'none'") && !policy.contains("unsafe"), "{policy}");
+    assert!(!login.text.contains("<script"), "no script on the pages");
+    // The API still wants its bearer token: a page's path is no way around it.
+    api.call(Method::GET, "/v1/instances", None, None).await.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn a_wrong_token_or_a_forged_sign_in_gives_no_session() {
+    let Some(api) = Api::new().await else { return };
+    let form = page(&api, Method::GET, "/login", "", None).await;
+    let nonce_cookie = set_cookie(&form.headers, "clv_login").unwrap();
+    let nonce = hidden(&form.text, "csrf");
+    let wrong = page(&api, Method::POST, "/login", &nonce_cookie, Some(&format!("token=nope&csrf={nonce}"))).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.text.contains("That token is not valid") && set_cookie(&wrong.headers, "clv_session").is_none());
+    // A sign-in posted from elsewhere carries no nonce cookie.
+    let forged = page(&api, Method::POST, "/login", "", Some(&format!("token={}&csrf={nonce}", token("mia")))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(set_cookie(&forged.headers, "clv_session").is_none());
+}
+
+#[tokio::test]
+async fn a_forged_session_is_sent_back_to_sign_in() {
+    let Some(api) = Api::new().await else { return };
+    let session = sign_in(&api, "sam").await;
+    // The same cookie with another name in it no longer matches its signature.
+    let forged = session.replacen("clv_session=sam:", "clv_session=ada:", 1);
+    let answer = page(&api, Method::GET, "/ops", &forged, None).await;
+    assert_eq!((answer.status, answer.headers[header::LOCATION].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    // The real one is sam's, and operations are not his.
+    let ops = page(&api, Method::GET, "/ops", &session, None).await;
+    assert_eq!(ops.status, StatusCode::FORBIDDEN);
+    assert!(ops.text.contains("Not allowed"), "{}", ops.text);
+}
+
+#[tokio::test]
+async fn a_decision_without_its_csrf_token_changes_nothing() {
+    let Some(api) = Api::new().await else { return };
+    let (id, task) = api.order_at_manager("20000.00", "sam").await;
+    let session = sign_in(&api, "mia").await;
+    let path = format!("/tasks/{task}/complete");
+    let missing = page(&api, Method::POST, &path, &session, Some("f.approve=true")).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(missing.text.contains("The form was too old or came from elsewhere"), "{}", missing.text);
+    let forged = page(&api, Method::POST, &path, &session, Some("f.approve=true&csrf=0000")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.status(&id).await["status"], "running", "nothing was decided");
+    // With the token from her own page the decision goes through.
+    let task_page = page(&api, Method::GET, &format!("/tasks/{task}"), &session, None).await;
+    let csrf = hidden(&task_page.text, "csrf");
+    let done = page(&api, Method::POST, &path, &session, Some(&format!("f.approve=true&csrf={csrf}"))).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.text);
+    // A form sent again after the task closed (a second tab, a double click) is a clear page.
+    let stale = page(&api, Method::POST, &path, &session, Some(&format!("f.approve=false&csrf={csrf}"))).await;
+    assert!(stale.status.is_client_error(), "{}", stale.status);
+    assert!(stale.text.contains("completed or withdrawn") || stale.text.contains("Not found"), "{}", stale.text);
+    assert!(!stale.text.contains("internal"), "{}", stale.text);
+}
+
+#[tokio::test]
+async fn a_tampered_form_is_refused_field_by_field() {
+    let Some(api) = Api::new().await else { return };
+    let (id, task) = api.order_at_manager("20000.00", "sam").await;
+    let session = sign_in(&api, "mia").await;
+    let task_page = page(&api, Method::GET, &format!("/tasks/{task}"), &session, None).await;
+    assert!(task_page.text.contains("CNY 20,000.00"), "the amount is on the task: {}", task_page.text);
+    let csrf = hidden(&task_page.text, "csrf");
+    // No decision at all: the form says which field is missing.
+    let empty =
+        page(&api, Method::POST, &format!("/tasks/{task}/complete"), &session, Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        empty.text.contains("Please correct the form") && empty.text.contains("approve: required"),
+        "{}",
+        empty.text
+    );
+    assert_eq!(api.status(&id).await["status"], "running");
+    // A sales rep's own order: the page says so in words, the code is not shown.
+    let rep = sign_in(&api, "sam").await;
+    let not_his = page(&api, Method::GET, &format!("/tasks/{task}"), &rep, None).await;
+    assert_eq!(not_his.status, StatusCode::FORBIDDEN);
+    assert!(!not_his.text.contains("not_candidate"), "{}", not_his.text);
+}
+
+#[tokio::test]
+async fn the_pages_speak_chinese_when_asked() {
+    let Some(api) = Api::new().await else { return };
+    api.order_at_manager("24500.00", "sam").await;
+    let session = sign_in(&api, "mia").await;
+    let inbox = page(&api, Method::GET, "/inbox?lang=zh-CN", &session, None).await;
+    assert_eq!(inbox.status, StatusCode::OK);
+    assert!(inbox.text.contains("<html lang=\"zh-CN\">") && inbox.text.contains("待办"), "{}", inbox.text);
+    assert!(inbox.text.contains("¥24,500.00") && inbox.text.contains("金额"), "{}", inbox.text);
+    assert!(inbox.text.contains("(Asia/Shanghai)"), "{}", inbox.text);
+    assert_eq!(set_cookie(&inbox.headers, "clv_lang").as_deref(), Some("clv_lang=zh-CN"));
+}
