@@ -96,6 +96,67 @@ pub async fn deploy_directory(engine: &Engine<AnyStore>, dir: &Path) -> Result<u
     Ok(deployed.len())
 }
 
+/// How long a client may take to send a request's headers before its connection is closed.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves `router` on `listener` (HTTP/1.1) until `shutdown` completes, then lets requests in
+/// flight finish for at most [`SHUTDOWN_GRACE`].
+///
+/// Unlike `axum::serve`, a client that opens a connection and never finishes its headers is
+/// dropped after [`HEADER_READ_TIMEOUT`], and one that holds a request open cannot keep the
+/// process from stopping.
+pub async fn serve_http(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    serve_http_with(listener, router, HEADER_READ_TIMEOUT, shutdown).await
+}
+
+/// [`serve_http`] with another header timeout.
+pub async fn serve_http_with(
+    listener: TcpListener,
+    router: axum::Router,
+    header_timeout: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, say: wait a little instead of spinning.
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let connection = graceful.watch(builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("requests still open {} s after the signal: closing them", SHUTDOWN_GRACE.as_secs());
+        }
+    }
+    Ok(())
+}
+
 /// How long requests in flight may take to finish once a shutdown signal has come.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -136,30 +197,14 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         database
     );
     let state = AppState::with_ledger(engine.clone(), users, ledger.clone());
-    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
+    let router = app(state.clone());
+    let server = serve_http(listener, router, async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight");
         // A worker's long poll would otherwise hold the server up for its whole wait.
         state.stop_long_polls();
-        let _ = signalled.send(());
-    });
-    // Requests in flight get a bounded time to finish: a client that never completes its
-    // headers (or its body) must not keep the server from stopping.
-    let deadline = async {
-        if on_signal.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    let server = tokio::select! {
-        served = server.into_future() => served,
-        () = deadline => {
-            tracing::warn!("requests still open {} s after the signal: closing them", SHUTDOWN_GRACE.as_secs());
-            Ok(())
-        }
-    };
+    })
+    .await;
     let _ = stop.send(true);
     match scheduler.await {
         Ok(Ok(())) => {}
@@ -229,6 +274,48 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::redacted;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Starts `serve_http_with` on a free port with a 200 ms header timeout; the address, the
+    /// trigger of its shutdown and the task.
+    async fn tiny_server() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let timeout = std::time::Duration::from_millis(200);
+        let task = tokio::spawn(async move {
+            super::serve_http_with(listener, router, timeout, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        (address, stop, task)
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_dropped_and_does_not_hold_up_shutdown() {
+        let (address, stop, task) = tiny_server().await;
+        let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        // The server closes the connection (an answer, or nothing, then the end of the stream).
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(cloverleaf_testkit::deadline(), slow.read_to_end(&mut answer)).await;
+        assert!(closed.is_ok(), "the half-sent request was never dropped");
+        // A complete request is still served.
+        let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200") && reply.ends_with("hello"), "{reply}");
+        // Another half-sent request is open when the signal comes: the server still stops.
+        let mut lingering = tokio::net::TcpStream::connect(address).await.unwrap();
+        lingering.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        stop.send(()).unwrap();
+        tokio::time::timeout(cloverleaf_testkit::deadline(), task).await.expect("the server stops").unwrap();
+    }
 
     #[test]
     fn passwords_are_not_shown() {
