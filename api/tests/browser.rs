@@ -278,6 +278,7 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     let inbox = browser.wait_for("Approve order SO-2001").await;
     assert!(inbox.contains("Approve order SO-2001"), "{inbox}");
     assert!(inbox.contains("CNY 24,500.00") && inbox.contains("C-004"), "amount and customer shown: {inbox}");
+    assert!(inbox.contains("Approve order SO-1001"), "the demo order entered at the first start waits too: {inbox}");
     assert!(inbox.contains("(Asia/Shanghai)"), "times in the reader's zone: {inbox}");
     assert!(!inbox.contains("Finance board"), "no finance board for sales: {inbox}");
     browser.screenshot("inbox").await;

@@ -175,8 +175,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     if demo {
         let seed = ledger.seed_demo_company(engine.now().date_naive()).await.context("cannot seed the demo company")?;
         if seed.created {
+            let orders = start_demo_orders(&engine).await;
             eprintln!(
-                "seeded the demo company: {} customers, {} opening invoices",
+                "seeded the demo company: {} customers, {} opening invoices, {orders} orders entered by sam",
                 seed.customers, seed.opening_invoices
             );
         }
@@ -221,6 +222,23 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     server.context("the HTTP server failed")?;
     eprintln!("cloverleaf stopped");
     Ok(())
+}
+
+/// The orders the sales rep of the demo company has just entered, so that a first look at the
+/// pages finds work: one above 10,000 that waits for the sales manager, one small enough to go
+/// straight through to shipping. How many started (a process that is not deployed starts none).
+async fn start_demo_orders(engine: &Engine<AnyStore>) -> usize {
+    let sam = cloverleaf_engine::runtime::Starter::user("sam");
+    let mut started = 0;
+    for (order, customer, amount) in [("SO-1001", "C-004", "24500.00"), ("SO-1002", "C-001", "3200.00")] {
+        let variables =
+            serde_json::json!({"order_id": order, "customer_id": customer, "amount": amount, "requested_by": "sam"});
+        match engine.start_for(&sam, "order_to_cash", None, Some(order), variables, None).await {
+            Ok(_) => started += 1,
+            Err(e) => tracing::warn!(error = %e, order, "cannot enter a demo order"),
+        }
+    }
+    started
 }
 
 /// This process as the lock owner of the jobs it runs: `HOST-PID`.

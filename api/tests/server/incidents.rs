@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::harness::Api;
 
 /// Fails the credit check until it raises an incident; returns the instance id.
-async fn stuck_order(api: &Api) -> String {
+pub async fn stuck_order(api: &Api) -> String {
     let id = api.order("20000.00", "sam").await;
     for _ in 0..10 {
         let answer = api

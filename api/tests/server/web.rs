@@ -157,3 +157,25 @@ async fn the_pages_speak_chinese_when_asked() {
     assert!(inbox.text.contains("(Asia/Shanghai)"), "{}", inbox.text);
     assert_eq!(set_cookie(&inbox.headers, "clv_lang").as_deref(), Some("clv_lang=zh-CN"));
 }
+
+#[tokio::test]
+async fn an_operator_retries_an_incident_from_the_operations_page() {
+    let Some(api) = Api::new().await else { return };
+    let id = crate::incidents::stuck_order(&api).await;
+    let mia = sign_in(&api, "mia").await;
+    assert_eq!(page(&api, Method::GET, "/ops", &mia, None).await.status, StatusCode::FORBIDDEN);
+    let ada = sign_in(&api, "ada").await;
+    let ops = page(&api, Method::GET, "/ops", &ada, None).await;
+    assert_eq!(ops.status, StatusCode::OK);
+    assert!(ops.text.contains(&id) && ops.text.contains("bureau down"), "{}", ops.text);
+    let marker = "action=\"/ops/incidents/";
+    let start = ops.text.find(marker).unwrap() + "action=\"".len();
+    let action = ops.text[start..].split('"').next().unwrap().to_string();
+    let csrf = hidden(&ops.text, "csrf");
+    // Without its token the retry is refused and the incident stays.
+    assert_eq!(page(&api, Method::POST, &action, &ada, Some("csrf=x")).await.status, StatusCode::FORBIDDEN);
+    let retried = page(&api, Method::POST, &action, &ada, Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.text);
+    let after = page(&api, Method::GET, "/ops", &ada, None).await;
+    assert!(!after.text.contains("bureau down"), "the incident is resolved: {}", after.text);
+}
