@@ -683,19 +683,7 @@ impl<'a> ProcessChecker<'a> {
                     .collect();
                 let mut role_names = Vec::new();
                 for role in roles {
-                    if !self.roles.contains_key(role.name.as_str()) {
-                        let help = match did_you_mean(&role.name, self.roles.keys().copied()) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => format!("declare it in a `roles {{ {} \"Title\" }}` block", role.name),
-                        };
-                        self.err(
-                            codes::UNKNOWN_ROLE,
-                            role.span,
-                            format!("unknown role `{}`", role.name),
-                            "not declared in any `roles` block",
-                            help,
-                        );
-                    }
+                    self.known_role(role);
                     self.used_roles.insert(role.name.clone());
                     role_names.push(role.name.clone());
                 }

@@ -90,6 +90,25 @@ fn error_page(viewer: &Viewer, error: &ApiError) -> Response {
     }
 }
 
+/// The decision form of approval `node`.
+fn form_of(definition: &cloverleaf_dsl::CompiledProcess, node: &str) -> Vec<FormField> {
+    match definition.node(node).map(|n| &n.kind) {
+        Some(NodeKind::Approval { form, .. }) => form.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// The variables of a process that hold money (shown with their currency).
+fn money_variables(definition: &cloverleaf_dsl::CompiledProcess) -> BTreeSet<&str> {
+    definition
+        .inputs
+        .iter()
+        .chain(&definition.vars)
+        .filter(|v| v.ty == cloverleaf_dsl::expr::Type::Money)
+        .map(|v| v.name.as_str())
+        .collect()
+}
+
 /// A variable's value for a reader: money with its currency, times in their zone.
 fn show_value(viewer: &Viewer, instance: &Instance, name: &str, money: bool) -> String {
     let Some(value) = instance.variables().get(name) else { return String::new() };
@@ -218,13 +237,7 @@ async fn context_of(
         Some(NodeKind::Approval { show, .. }) => show.clone(),
         _ => Vec::new(),
     };
-    let money: BTreeSet<&str> = definition
-        .inputs
-        .iter()
-        .chain(&definition.vars)
-        .filter(|v| v.ty == cloverleaf_dsl::expr::Type::Money)
-        .map(|v| v.name.as_str())
-        .collect();
+    let money = money_variables(&definition);
     let context = shown
         .iter()
         .map(|name| (name.clone(), show_value(viewer, &instance, name, money.contains(name.as_str()))))
@@ -361,10 +374,7 @@ async fn task_page(
     let (process, context, _) = context_of(state, viewer, &task).await?;
     let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
-    let fields: Vec<FormField> = match definition.node(&task.node).map(|n| &n.kind) {
-        Some(NodeKind::Approval { form, .. }) => form.clone(),
-        _ => Vec::new(),
-    };
+    let fields = form_of(&definition, &task.node);
     let mut out = format!(
         "<h1>{}</h1><p class=\"muted\">{} · <a href=\"/cases/{}\">{}</a></p>",
         esc(&task.title),
@@ -543,10 +553,7 @@ async fn submitted_form(state: &AppState, id: &TaskId, form: &[(String, String)]
     let task = state.engine().task(id).await?;
     let instance = state.engine().instance(&task.instance_id).await?;
     let definition = state.engine().definition(instance.process(), instance.process_version()).await?;
-    let fields: Vec<FormField> = match definition.node(&task.node).map(|n| &n.kind) {
-        Some(NodeKind::Approval { form, .. }) => form.clone(),
-        _ => Vec::new(),
-    };
+    let fields = form_of(&definition, &task.node);
     let mut values = serde_json::Map::new();
     for field in fields {
         let Some((_, raw)) = form.iter().find(|(k, _)| k.strip_prefix("f.") == Some(field.name.as_str())) else {
@@ -640,13 +647,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         for incident in instance.incidents().values() {
             progress.incidents.insert(incident.node.clone());
         }
-        let money: BTreeSet<&str> = definition
-            .inputs
-            .iter()
-            .chain(&definition.vars)
-            .filter(|v| v.ty == cloverleaf_dsl::expr::Type::Money)
-            .map(|v| v.name.as_str())
-            .collect();
+        let money = money_variables(&definition);
         let mut out = format!(
             "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p><section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
             esc(&definition.title),
