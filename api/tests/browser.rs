@@ -337,6 +337,26 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     }
     browser.screenshot("board").await;
 
+    // The controller reviews the month-end reports the close produced: the task links them.
+    let close: Value = reqwest::Client::new()
+        .post(format!("{server}/v1/instances"))
+        .bearer_auth(token("carl"))
+        .json(&json!({"process": "month_end_close", "variables": {}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(close["id"].is_string(), "{close}");
+    let review = task_for(&server, &token("carl"), "Review the month-end reports").await;
+    browser.goto(&format!("{server}/tasks/{review}")).await;
+    browser.wait_for("Review the month-end reports").await;
+    browser.click("dd[data-var='aging_report'] a").await;
+    let aging = browser.wait_for("Receivables aging").await;
+    assert!(aging.contains("Days past due") && aging.contains("Total") && aging.contains("CNY "), "{aging}");
+    browser.screenshot("month-end-aging").await;
+
     // The same pages in Chinese.
     browser.goto(&format!("{server}/board?lang=zh-CN")).await;
     let zh = browser.wait_for("财务看板").await;

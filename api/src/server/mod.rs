@@ -167,6 +167,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents", get(incidents::list))
         .route("/v1/incidents/{*rest}", post(incidents::post_dispatch))
         .route("/v1/reports/kpis", get(reports::kpis))
+        .route("/v1/reports/stored/{id}", get(reports::stored))
         .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -26,7 +26,7 @@ use super::{definitions, error, incidents, instances, jobs, messages, ops, repor
         tasks::inbox, tasks::get, tasks::claim, tasks::unclaim, tasks::complete, tasks::delegate, tasks::substitute,
         jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,
         incidents::list, incidents::retry,
-        reports::kpis,
+        reports::kpis, reports::stored,
     ),
     components(schemas(error::ErrorBody, error::ErrorInfo, views::InstanceView, views::TaskView, views::JobView)),
     modifiers(&BearerAuth),
@@ -37,7 +37,7 @@ use super::{definitions, error, incidents, instances, jobs, messages, ops, repor
         (name = "tasks", description = "The task inbox"),
         (name = "jobs", description = "The external-job API (worker role)"),
         (name = "incidents", description = "Stuck work (admin role)"),
-        (name = "reports", description = "KPIs"),
+        (name = "reports", description = "KPIs and the stored month-end reports"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]

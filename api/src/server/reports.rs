@@ -204,6 +204,35 @@ pub(crate) async fn report(state: &AppState, only: Option<&str>) -> Result<KpiRe
     Ok(KpiReport { as_of: now, processes, ledger })
 }
 
+/// Reads a stored report (the month-end AR aging or gross profit by customer) by the id the
+/// process recorded (`aging_report`, `profit_report`): finance controller, CFO, auditor, admin.
+#[utoipa::path(
+    get, path = "/v1/reports/stored/{id}", tag = "reports",
+    params(("id" = String, Path, description = "The report id, such as `ar_aging-2026-01-31-1`")),
+    responses(
+        (status = 200, description = "The report as the ledger stored it (money as decimal strings)", body = Object),
+        (status = 403, description = "Not admin, auditor, finance controller or CFO", body = ErrorBody),
+        (status = 404, description = "No such report, or no sub-ledger on this server", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stored(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    super::access::may_read_reports(&caller)?;
+    Ok(axum::Json(stored_report(&state, &id).await?))
+}
+
+/// A stored report's body, for a caller already allowed to read it.
+pub(crate) async fn stored_report(state: &AppState, id: &str) -> Result<serde_json::Value, ApiError> {
+    let Some(ledger) = state.ledger() else {
+        return Err(ApiError::not_found("this server runs without the finance sub-ledger"));
+    };
+    ledger.report(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no report `{id}`")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::percentile;

@@ -42,7 +42,8 @@ const LANG_COOKIE: &str = "clv_lang";
 const LOGIN_CSRF_COOKIE: &str = "clv_login";
 
 /// The paths the pages answer; everything else is the API's (and needs a bearer token).
-pub const PAGE_PREFIXES: &[&str] = &["/login", "/logout", "/inbox", "/tasks/", "/cases", "/board", "/ops", "/static/"];
+pub const PAGE_PREFIXES: &[&str] =
+    &["/login", "/logout", "/inbox", "/tasks/", "/cases", "/board", "/reports/", "/ops", "/static/"];
 
 /// True when `path` is one of the pages (which authenticate by cookie, not bearer token).
 pub fn is_page(path: &str) -> bool {
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/cases", get(pages::cases))
         .route("/cases/{*id}", get(pages::case))
         .route("/board", get(pages::board))
+        .route("/reports/{*id}", get(pages::report))
         .route("/ops", get(pages::operations))
         .route("/ops/incidents/{*rest}", post(pages::retry_incident))
         .route("/static/app.css", get(stylesheet))

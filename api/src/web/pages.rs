@@ -249,6 +249,15 @@ async fn context_of(
     Ok((instance.process().to_string(), context, customer))
 }
 
+/// A context value as HTML: a stored report's id links to the report.
+fn context_html(name: &str, value: &str) -> String {
+    if name.ends_with("_report") && !value.is_empty() && value != "—" {
+        format!("<a href=\"/reports/{}\">{}</a>", url_path(value), esc(value))
+    } else {
+        esc(value)
+    }
+}
+
 fn due_cell(viewer: &Viewer, due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     match due {
         None => format!("<span class=\"muted\">{}</span>", viewer.t("no_due")),
@@ -329,7 +338,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
                     "<span class=\"kv\"><span class=\"k\">{}</span> <span class=\"v\" data-var=\"{}\">{}</span></span>",
                     esc(&label),
                     esc(k),
-                    esc(v)
+                    context_html(k, v)
                 )
             })
             .collect();
@@ -393,8 +402,8 @@ async fn task_page(
     out.push_str(viewer.t("context"));
     out.push_str("</h2><dl class=\"context\">");
     for (k, v) in &context {
-        let _ =
-            write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&i18n::label(k, viewer.lang)), esc(k), esc(v));
+        let label = i18n::label(k, viewer.lang);
+        let _ = write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&label), esc(k), context_html(k, v));
     }
     let _ = write!(out, "<dt>{}</dt><dd>{}</dd></dl></section>", viewer.t("due"), due_cell(viewer, task.due_at, now));
     if task.state != "open" {
@@ -766,6 +775,91 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
         Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("board"), &body))),
         Err(e) => error_page(&viewer, &e),
     }
+}
+
+/// `GET /reports/{id}`: a stored month-end report (AR aging by invoice, or gross profit by
+/// customer), for the roles that read finance reports.
+pub async fn report(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let id = id.trim_matches('/').to_string();
+    let result: Result<String, ApiError> = async {
+        access::may_read_reports(&viewer.caller)?;
+        let body = crate::server::reports::stored_report(&state, &id).await?;
+        Ok(report_html(&viewer, &id, &body))
+    }
+    .await;
+    match result {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("report"), &body))),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+/// A row of table cells.
+fn row(cells: &[String], tag: &str) -> String {
+    let cells: String = cells.iter().map(|c| format!("<{tag}>{c}</{tag}>")).collect();
+    format!("<tr>{cells}</tr>")
+}
+
+fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
+    let money = |v: &Value| {
+        v.as_str().and_then(|s| s.parse::<Decimal>().ok()).map_or_else(String::new, |d| i18n::money(d, viewer.lang))
+    };
+    let text = |v: &Value| esc(&v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    let heads = |keys: &[&'static str]| row(&keys.iter().map(|k| viewer.t(k).to_string()).collect::<Vec<_>>(), "th");
+    let mut out = String::new();
+    if let Some(invoices) = body["invoices"].as_array() {
+        let _ =
+            write!(out, "<h1>{} <span class=\"muted\">{}</span></h1>", viewer.t("aging_report"), text(&body["as_of"]));
+        out.push_str("<table class=\"kpis\"><tbody>");
+        for bucket in body["buckets"].as_array().into_iter().flatten() {
+            out.push_str(&row(&[text(&bucket["label"]), money(&bucket["amount"])], "td"));
+        }
+        out.push_str(&row(&[viewer.t("total").to_string(), money(&body["total"])], "th"));
+        out.push_str("</tbody></table><table><thead>");
+        out.push_str(&heads(&["invoice", "customer", "due_date", "days_past_due", "amount_open", "bucket"]));
+        out.push_str("</thead><tbody>");
+        for line in invoices {
+            let cells = [
+                text(&line["invoice_id"]),
+                text(&line["customer_id"]),
+                text(&line["due_date"]),
+                text(&line["days_past_due"]),
+                money(&line["amount_open"]),
+                text(&line["bucket"]),
+            ];
+            out.push_str(&row(&cells, "td"));
+        }
+        out.push_str("</tbody></table>");
+    } else if let Some(customers) = body["customers"].as_array() {
+        let _ = write!(
+            out,
+            "<h1>{} <span class=\"muted\">{} – {}</span></h1><table><thead>",
+            viewer.t("profit_report"),
+            text(&body["from"]),
+            text(&body["to"])
+        );
+        out.push_str(&heads(&["customer", "revenue", "cost_of_goods", "gross_profit"]));
+        out.push_str("</thead><tbody>");
+        for line in customers {
+            let cells = [
+                text(&line["customer_id"]),
+                money(&line["revenue"]),
+                money(&line["cost_of_goods"]),
+                money(&line["gross_profit"]),
+            ];
+            out.push_str(&row(&cells, "td"));
+        }
+        let totals = [
+            viewer.t("total").to_string(),
+            money(&body["revenue"]),
+            money(&body["cost_of_goods"]),
+            money(&body["gross_profit"]),
+        ];
+        out.push_str(&row(&totals, "th"));
+        out.push_str("</tbody></table>");
+    } else {
+        let _ = write!(out, "<h1>{}</h1><pre>{}</pre>", esc(id), esc(&body.to_string()));
+    }
+    out
 }
 
 /// `GET /ops`: open incidents with a retry button (administrators).

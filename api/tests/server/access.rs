@@ -285,3 +285,14 @@ async fn invented_methods_do_not_grow_the_metrics() {
     assert!(series <= 3, "{series} series:\n{text}");
     assert!(!text.contains("FROB"), "{text}");
 }
+
+#[tokio::test]
+async fn stored_month_end_reports_are_for_finance_only() {
+    let Some(api) = Api::new().await else { return };
+    for user in ["sam", "mia", "lou", "robot", "prom"] {
+        api.get("/v1/reports/stored/ar_aging-2026-01-31-1", user).await.expect_error(FORBIDDEN, "missing_role");
+    }
+    // This server has no sub-ledger: the controller is told so rather than shown nothing.
+    let missing = api.get("/v1/reports/stored/ar_aging-2026-01-31-1", "carl").await;
+    missing.expect_error(StatusCode::NOT_FOUND, "not_found");
+}
