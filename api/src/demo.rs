@@ -11,7 +11,6 @@
 //! The timeline is read back from the engine's history, so what is printed is what was recorded.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -245,7 +244,7 @@ impl Story {
             payments: Vec::new(),
             awaiting_invoice: Vec::new(),
         };
-        story.heading("Cloverleaf demo: order to cash at a small wholesaler, on a virtual clock");
+        story.heading("Cloverleaf demo: order to cash at a small wholesaler, on a virtual clock (times in Asia/Shanghai, money in CNY)");
         story.say(format!(
             "the company: {} customers with credit limits, risk ratings A-D and payment terms; {} invoices taken over",
             seeded.customers, seeded.opening_invoices
@@ -492,8 +491,15 @@ impl Story {
             money(trial.total_credit),
             if balanced { "" } else { "  << NOT BALANCED" }
         ));
+        // Debit balances in one column, credit balances in the other, as an accountant reads them.
+        self.say(format!("  {:<6} {:<34} {:>18} {:>18}", "", "", "debit", "credit"));
         for line in trial.accounts.iter().filter(|l| !l.balance.is_zero()) {
-            self.say(format!("  {:<6} {:<34} {:>14}", line.account, line.name, money(line.balance)));
+            let (debit, credit) = if line.balance > Decimal::ZERO {
+                (money(line.balance), String::new())
+            } else {
+                (String::new(), money(-line.balance))
+            };
+            self.say(format!("  {:<6} {:<34} {debit:>18} {credit:>18}", line.account, line.name));
         }
         let aging = self.ledger.aging(today).await?;
         let buckets: Vec<String> = aging.buckets.iter().map(|b| format!("{} {}", b.label, money(b.amount))).collect();
@@ -601,7 +607,7 @@ impl Story {
         }
         lines.sort();
         for (at, label, _, _, _, text) in lines {
-            let when = at.get(..16).unwrap_or(&at).replace('T', " ");
+            let when = at.parse::<DateTime<Utc>>().map_or_else(|_| at.clone(), local);
             self.line(format!("{when}  {label:<10} {text}"));
         }
         Ok(())
@@ -617,7 +623,7 @@ impl Story {
     }
 
     fn say(&mut self, text: String) {
-        let now = self.engine.now().format("%Y-%m-%d %H:%M");
+        let now = local(self.engine.now());
         self.line(format!("{now}  {:<10} {text}", ""));
     }
 
@@ -754,21 +760,17 @@ fn plain(value: &Value) -> Option<String> {
     }
 }
 
+/// The demo company's zone: the story's times are told in it.
+const COMPANY_ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
+
+/// A time as the demo company reads it.
+fn local(at: DateTime<Utc>) -> String {
+    at.with_timezone(&COMPANY_ZONE).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// Money as the pages show it, with its currency.
 fn money(amount: Decimal) -> String {
-    let rounded = amount.round_dp(2);
-    let text = format!("{rounded:.2}");
-    let (int, frac) = text.split_once('.').unwrap_or((&text, "00"));
-    let (sign, digits) = int.strip_prefix('-').map_or(("", int), |d| ("-", d));
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let mut out = String::new();
-    let _ = write!(out, "{sign}{grouped}.{frac}");
-    out
+    crate::web::i18n::money(amount, crate::web::i18n::Lang::En)
 }
 
 fn clock_date(clock: &VirtualClock) -> NaiveDate {
@@ -781,9 +783,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn money_is_grouped_with_two_decimals() {
-        assert_eq!(money(Decimal::new(123_456_789, 2)), "1,234,567.89");
-        assert_eq!(money(Decimal::new(-50, 0)), "-50.00");
-        assert_eq!(money(Decimal::new(999, 0)), "999.00");
+    fn money_carries_its_currency_and_times_the_companys_zone() {
+        assert_eq!(money(Decimal::new(123_456_789, 2)), "CNY 1,234,567.89");
+        let close = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 31, 10, 0, 0).unwrap();
+        assert_eq!(local(close), "2026-01-31 18:00");
     }
 }

@@ -31,8 +31,9 @@ async fn the_demo_story_ends_with_balanced_books_and_every_order_where_it_should
         "Match the payment: match_result partial",
         "Match the payment: match_result overpayment",
         "Send the second reminder",
-        "2026-01-31 10:00  close Jan  Close the period",
-        "2026-02-28 10:00  close Feb  Close the period",
+        // 18:00 on the last day of the month, Shanghai time, as the schedule says.
+        "2026-01-31 18:00  close Jan  Close the period",
+        "2026-02-28 18:00  close Feb  Close the period",
         "ends: Written off as bad debt",
     ] {
         assert!(text.contains(expected), "the timeline lacks {expected:?}:\n{text}");
