@@ -78,6 +78,7 @@ pub fn step(
         }
     }
     m.run()?;
+    m.raise_if_stuck();
     if m.inst.status == Status::Running && m.inst.tokens.is_empty() {
         let outcome = m.inst.last_outcome.clone();
         m.history(HistoryEvent::new(HistoryKind::Completed, None));
@@ -288,6 +289,35 @@ impl<'d> Machine<'d> {
         let id = TokenId(self.next_seq());
         self.inst.tokens.insert(id, Token { node: String::new(), frames, activation: 0, state: TokenState::Waiting });
         id
+    }
+
+    /// The safety net behind the compiler's soundness checks: tokens that are left with nothing
+    /// to wait for and nothing to do (a join whose other branches can never arrive) would keep
+    /// the instance running forever in silence; each gets an incident naming its node, so that
+    /// an operator sees it and can cancel or repair the instance.
+    fn raise_if_stuck(&mut self) {
+        let inst = &self.inst;
+        let waiting = !(inst.jobs.is_empty()
+            && inst.tasks.is_empty()
+            && inst.timers.is_empty()
+            && inst.subscriptions.is_empty()
+            && inst.calls.is_empty()
+            && inst.incidents.is_empty());
+        if inst.status != Status::Running || inst.tokens.is_empty() || waiting {
+            return;
+        }
+        let stuck: Vec<(TokenId, String)> = inst
+            .tokens
+            .iter()
+            .filter(|(_, t)| t.state == TokenState::AtJoin)
+            .map(|(id, t)| (*id, t.node.clone()))
+            .collect();
+        for (token, node) in stuck {
+            let message = format!(
+                "stuck at `{node}`: it waits for branches that can no longer arrive, and nothing else in the instance can move"
+            );
+            self.raise_incident(token, &node, None, message);
+        }
     }
 
     fn raise_incident(&mut self, token: TokenId, node: &str, job: Option<JobId>, message: String) {

@@ -57,6 +57,11 @@ impl Run {
         Run::of(def)
     }
 
+    /// A hand-made definition, not started.
+    pub fn of_definition(def: CompiledProcess) -> Run {
+        Run::of(def)
+    }
+
     fn of(def: CompiledProcess) -> Run {
         let instance = Instance::new("i1", def.key.clone(), 1);
         Run { def, instance, now: t0(), log: Vec::new(), effects: Vec::new() }

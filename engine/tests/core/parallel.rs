@@ -89,3 +89,30 @@ fn nested_splits_join_inner_then_outer() {
     run.complete_job("b", json!({}));
     assert_eq!(run.status(), &Status::Completed { outcome: Some("finish".into()) });
 }
+
+#[test]
+fn a_join_that_can_never_complete_raises_an_incident_naming_it() {
+    // Sound as written; then one branch is rewired past the join, as a definition the checker
+    // never saw (or a checker bug) could be: the engine must not wait in silence.
+    let source = "process p \"P\" {\n  start -> split\n  parallel split { -> a  -> b }\n  \
+                  task a { job \"x\" } -> together\n  task b { job \"y\" } -> together\n  \
+                  join together -> done\n  end done \"Done\"\n}\n";
+    let mut def = crate::harness::compile_snippet(source).remove(0);
+    for node in &mut def.nodes {
+        if let cloverleaf_dsl::model::NodeKind::Task { job, next, .. } = &mut node.kind
+            && job == "y"
+        {
+            *next = "done".to_string();
+        }
+    }
+    let mut run = Run::of_definition(def);
+    run.start(json!({}));
+    run.complete_job("y", json!({}));
+    assert!(run.instance.incidents().is_empty(), "one branch still runs: nothing is stuck yet");
+    run.complete_job("x", json!({}));
+    let incidents: Vec<_> = run.instance.incidents().values().collect();
+    assert_eq!(incidents.len(), 1, "{:?}", run.instance);
+    assert_eq!(incidents[0].node, "together");
+    assert!(incidents[0].message.contains("stuck at `together`"), "{}", incidents[0].message);
+    assert_eq!(run.instance.status(), &Status::Running);
+}
