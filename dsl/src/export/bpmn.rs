@@ -720,11 +720,11 @@ impl Layout {
         }
         for (i, e) in model.elements.iter().enumerate() {
             if let Some(host) = e.host {
-                // On the host's lower border, spread evenly when it has several.
+                // On the host's lower border: one in the middle, several from corner to corner.
                 let (k, count) = (e.slot.0 as i64, e.slot.1.max(1) as i64);
                 let h = bounds[host];
                 let (w, ht) = e.shape.size();
-                let cx = h.x + h.w * (k + 1) / (count + 1);
+                let cx = if count == 1 { h.cx() } else { h.x + w / 2 + k * (h.w - w) / (count - 1) };
                 bounds[i] = Bounds { x: cx - w / 2, y: h.bottom() - ht / 2, w, h: ht };
             }
         }
