@@ -699,9 +699,9 @@ impl Layout {
         // Whatever no start reaches (the compiler forbids it, but the export must not lose it)
         // goes in a last column.
         let last = column.iter().flatten().max().map_or(0, |c| c + 1);
-        for i in 0..n {
-            if column[i].is_none() && model.elements[i].host.is_none() {
-                column[i] = Some(last);
+        for (i, col) in column.iter_mut().enumerate() {
+            if col.is_none() && model.elements[i].host.is_none() {
+                *col = Some(last);
                 order.push(i);
             }
         }
