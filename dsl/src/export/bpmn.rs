@@ -8,6 +8,10 @@
 //! call → call activity); boundary events hang on their hosts. Conditions and timers keep their
 //! `.flow` text, except duration literals, which become ISO 8601 durations (`48h` → `PT48H`).
 //!
+//! Left out, as BPMN has no engine-neutral place for them: input and output mappings, forms,
+//! due dates and reminders, retries and timeouts. A receive's correlation key and a schedule's
+//! time zone go in the element's documentation.
+//!
 //! The XML is written by hand: the same process always gives the same bytes, and every id is a
 //! valid, unique `NCName` derived from the node's name (`route:set` → `route_set`).
 
@@ -399,8 +403,9 @@ impl Model {
                 e.documentation = Some(format!("message {message} key {key}"));
                 e
             }
-            // A wait with boundary events races its own timer against theirs: BPMN cannot attach
-            // events to a catch event, so it becomes an event-based gateway (see `connect`).
+            // BPMN cannot attach events to a catch event, so a wait with boundary events becomes
+            // an event-based gateway racing its own timer against theirs (see `connect`). That is
+            // exact for interrupting timers; a non-interrupting one is drawn racing too.
             NodeKind::Wait { boundaries, .. } if !boundaries.is_empty() => {
                 Element::new(id, "eventBasedGateway", name, Shape::Gateway)
             }
