@@ -38,7 +38,7 @@ enum Command {
     Graph {
         /// The .flow file.
         file: PathBuf,
-        /// json, dot (Graphviz) or mermaid.
+        /// json, dot (Graphviz), mermaid or bpmn (BPMN 2.0 XML with its diagram).
         #[arg(long, default_value = "json")]
         format: String,
         /// Which process, when the file defines several.

@@ -1,6 +1,10 @@
-//! Exports of a compiled process: JSON, Graphviz DOT and Mermaid.
+//! Exports of a compiled process: JSON, Graphviz DOT, Mermaid and BPMN 2.0 ([`bpmn`]).
+
+mod bpmn;
 
 use std::fmt::Write as _;
+
+pub use bpmn::to_bpmn;
 
 use crate::model::{CompiledProcess, EdgeKind, EndKind, Node, NodeKind};
 
@@ -13,6 +17,8 @@ pub enum Format {
     Dot,
     /// A Mermaid flowchart, for Markdown.
     Mermaid,
+    /// BPMN 2.0 XML with diagram interchange, for bpmn.io and Camunda Modeler.
+    Bpmn,
 }
 
 impl std::str::FromStr for Format {
@@ -23,7 +29,8 @@ impl std::str::FromStr for Format {
             "json" => Ok(Format::Json),
             "dot" => Ok(Format::Dot),
             "mermaid" => Ok(Format::Mermaid),
-            other => Err(format!("unknown format `{other}`: use json, dot or mermaid")),
+            "bpmn" => Ok(Format::Bpmn),
+            other => Err(format!("unknown format `{other}`: use json, dot, mermaid or bpmn")),
         }
     }
 }
@@ -34,6 +41,7 @@ pub fn export(process: &CompiledProcess, format: Format) -> String {
         Format::Json => process.to_json() + "\n",
         Format::Dot => to_dot(process),
         Format::Mermaid => to_mermaid(process),
+        Format::Bpmn => to_bpmn(process),
     }
 }
 

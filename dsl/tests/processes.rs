@@ -63,6 +63,13 @@ fn order_approval_exports_as_dot_and_mermaid() {
 }
 
 #[test]
+fn order_approval_exports_as_bpmn() {
+    let compilation = reference_project().compile();
+    let process = compilation.process("order_approval").expect("order_approval compiles");
+    insta::assert_snapshot!("bpmn_order_approval", export(process, Format::Bpmn));
+}
+
+#[test]
 fn splits_are_paired_with_their_joins() {
     let compilation = reference_project().compile();
     let process = compilation.process("ship_then_invoice").expect("compiles");

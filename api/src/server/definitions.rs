@@ -409,6 +409,7 @@ pub async fn graph(
         Format::Json => "application/json",
         Format::Dot => "text/vnd.graphviz; charset=utf-8",
         Format::Mermaid => "text/plain; charset=utf-8",
+        Format::Bpmn => "application/xml; charset=utf-8",
     };
     Ok(([(header::CONTENT_TYPE, content_type)], cloverleaf_dsl::export(&definition, format)).into_response())
 }
