@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::store::AnyStore;
+use cloverleaf_engine::store::{AnyStore, DatabaseUrl};
 use cloverleaf_worker::{Ledger, Worker, WorkerOptions, finance};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -175,7 +175,10 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     if demo {
         let seed = ledger.seed_demo_company(engine.now().date_naive()).await.context("cannot seed the demo company")?;
         if seed.created {
-            let orders = start_demo_orders(&engine).await;
+            // The embedded quick start shows work at once; a shared PostgreSQL database gets the
+            // demo company only, and its nodes the orders their users enter.
+            let embedded = matches!(DatabaseUrl::parse(&options.db), Ok(DatabaseUrl::Sqlite(_)));
+            let orders = if embedded { start_demo_orders(&engine).await } else { 0 };
             eprintln!(
                 "seeded the demo company: {} customers, {} opening invoices, {orders} orders entered by sam",
                 seed.customers, seed.opening_invoices
