@@ -139,6 +139,13 @@ pub async fn deploy(
     if name.chars().any(char::is_control) {
         return Err(ApiError::bad_request("invalid_query", "the filename must be one line without control characters"));
     }
+    let response = deploy_source(&state, name, text).await?;
+    Ok((StatusCode::CREATED, axum::Json(response)).into_response())
+}
+
+/// Compiles `text` (named `name` in diagnostics) against what is deployed and deploys its
+/// processes; the caller is an admin. A 422 carries every diagnostic, rendered.
+pub(crate) async fn deploy_source(state: &AppState, name: String, text: String) -> Result<DeployResponse, ApiError> {
     let engine = state.engine();
     let context = engine.store().latest_sources().await?;
     // Compiling a large source takes a while: off the async workers, so other requests go on.
@@ -178,15 +185,14 @@ pub async fn deploy(
         deployed.push(DeployedView { key: d.key, version: d.version, hash: d.hash, created: d.created });
     }
     let first = &deployed[0];
-    let response = DeployResponse {
+    Ok(DeployResponse {
         key: first.key.clone(),
         version: first.version,
         hash: first.hash.clone(),
         created: first.created,
         warnings,
         processes: deployed,
-    };
-    Ok((StatusCode::CREATED, axum::Json(response)).into_response())
+    })
 }
 
 /// A posted source compiled in the context of what is deployed.

@@ -13,7 +13,7 @@
 pub mod access;
 pub mod auth;
 pub mod config;
-mod definitions;
+pub(crate) mod definitions;
 pub mod error;
 pub mod extract;
 mod incidents;

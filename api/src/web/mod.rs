@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/reports/{*id}", get(pages::report))
         .route("/ops", get(pages::operations))
         .route("/ops/incidents/{*rest}", post(pages::retry_incident))
+        .route("/ops/deploy", post(pages::deploy).layer(axum::extract::DefaultBodyLimit::max(6 * 1024 * 1024)))
         .route("/static/app.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)

@@ -179,3 +179,39 @@ async fn an_operator_retries_an_incident_from_the_operations_page() {
     let after = page(&api, Method::GET, "/ops", &ada, None).await;
     assert!(!after.text.contains("bureau down"), "the incident is resolved: {}", after.text);
 }
+
+/// `text` as a form value.
+fn form_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_administrator_deploys_from_the_page_and_sees_diagnostics_with_a_caret() {
+    let Some(api) = Api::new().await else { return };
+    let ada = sign_in(&api, "ada").await;
+    let ops = page(&api, Method::GET, "/ops", &ada, None).await;
+    let csrf = hidden(&ops.text, "csrf");
+    let broken = "process broken \"Broken\" {\n  start -> nowhere\n  end done \"Done\"\n}\n";
+    let body = format!("csrf={csrf}&filename=broken.flow&source={}", form_value(broken));
+    let refused = page(&api, Method::POST, "/ops/deploy", &ada, Some(&body)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
+    assert!(refused.text.contains("broken.flow:2:") && refused.text.contains('^'), "{}", refused.text);
+    assert!(refused.text.contains("start -&gt; nowhere"), "the source line, and the text kept: {}", refused.text);
+    let fine = "process tiny \"Tiny\" {\n  start -> done\n  end done \"Done\"\n}\n";
+    let body = format!("csrf={csrf}&source={}", form_value(fine));
+    let deployed = page(&api, Method::POST, "/ops/deploy", &ada, Some(&body)).await;
+    assert_eq!(deployed.status, StatusCode::OK, "{}", deployed.text);
+    assert!(deployed.text.contains("Deployed: tiny v1"), "{}", deployed.text);
+    // Nobody else deploys, with or without a token of their own.
+    let mia = sign_in(&api, "mia").await;
+    let inbox = page(&api, Method::GET, "/inbox", &mia, None).await;
+    let her_csrf = hidden(&inbox.text, "csrf");
+    let body = format!("csrf={her_csrf}&source={}", form_value(fine));
+    assert_eq!(page(&api, Method::POST, "/ops/deploy", &mia, Some(&body)).await.status, StatusCode::FORBIDDEN);
+}
