@@ -319,9 +319,31 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.screenshot("refusal").await;
     browser.sign_out().await;
 
-    // The sales rep reaches no finance figure.
+    // Logistics reports the dispatch: the invoice is booked.
+    let dispatched: Value = http
+        .post(format!("{server}/v1/messages"))
+        .bearer_auth(token("ada"))
+        .json(&json!({"name": "shipment.dispatched", "correlation_key": "SO-2001", "variables": {"shipment_id": "SH-1"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dispatched["outcome"], "delivered", "{dispatched}");
+    eventually("the invoice of SO-2001", || async {
+        let case: Value =
+            http.get(format!("{server}/v1/instances/{id}")).bearer_auth(token("sam")).send().await.ok()?.json().await.ok()?;
+        case["variables"]["invoice_id"].as_str().filter(|i| !i.is_empty()).map(str::to_string)
+    })
+    .await;
+
+    // The sales rep reaches no finance figure: not the board, not his order's ledger entries.
     browser.sign_in(&server, &token("sam")).await;
     browser.wait_for("Signed in as sam").await;
+    browser.goto(&format!("{server}/cases/{id}")).await;
+    let his = browser.wait_for("Where it stands").await;
+    assert!(!his.contains("Ledger entries"), "{his}");
     browser.goto(&format!("{server}/board")).await;
     let board = browser.wait_for("Not allowed").await;
     assert!(board.contains("Not allowed") && !board.contains("Receivables by age"), "{board}");
@@ -336,6 +358,9 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
         assert!(board.contains(label), "`{label}` on the board: {board}");
     }
     browser.screenshot("board").await;
+    browser.goto(&format!("{server}/cases/{id}")).await;
+    let booked = browser.wait_for("Ledger entries").await;
+    assert!(booked.contains("Accounts receivable") && booked.contains("Revenue"), "{booked}");
 
     // The controller reviews the month-end reports the close produced: the task links them.
     let close: Value = reqwest::Client::new()

@@ -693,6 +693,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             let _ = write!(out, "<tr><td>{}</td><td>{what}</td><td>{who}</td></tr>", esc(&at));
         }
         out.push_str("</tbody></table></section>");
+        out.push_str(&ledger_section(&state, &viewer, &instance).await?);
         Ok(page(&viewer, &definition.title, &out))
     }
     .await;
@@ -700,6 +701,43 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         Ok(body) => with_lang(&viewer, html(StatusCode::OK, body)),
         Err(e) => error_page(&viewer, &e),
     }
+}
+
+/// The journal lines the case's order produced, for the roles that read finance figures.
+async fn ledger_section(state: &AppState, viewer: &Viewer, instance: &Instance) -> Result<String, ApiError> {
+    let (Some(ledger), Ok(())) = (state.ledger(), access::may_read_reports(&viewer.caller)) else {
+        return Ok(String::new());
+    };
+    let Some(DslValue::Text(order)) = instance.variables().get("order_id") else { return Ok(String::new()) };
+    let lines = ledger.entries_of_order(order).await.map_err(ApiError::internal)?;
+    if lines.is_empty() {
+        return Ok(String::new());
+    }
+    let money = |d: Decimal| if d.is_zero() { String::new() } else { i18n::money(d, viewer.lang) };
+    let mut out = format!(
+        "<section><h2>{}</h2><table class=\"ledger\"><thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        viewer.t("ledger"),
+        viewer.t("when"),
+        viewer.t("what"),
+        viewer.t("account"),
+        viewer.t("debit"),
+        viewer.t("credit"),
+    );
+    for l in lines {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td></tr>",
+            l.entry,
+            l.date,
+            esc(&l.description),
+            esc(&l.account),
+            esc(&l.account_name),
+            money(l.debit),
+            money(l.credit)
+        );
+    }
+    out.push_str("</tbody></table></section>");
+    Ok(out)
 }
 
 /// `GET /board`: the figures business and finance share, for the roles that read reports.

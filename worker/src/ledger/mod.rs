@@ -61,7 +61,9 @@ pub use ops::{
     CostPosted, CreditCheck, DunningSent, InvoiceIssued, Notified, PaymentMatch, PaymentMatched, PaymentReturned,
     PeriodClosed, ReceiptPosted, Refunded, ReportMade, WrittenOff,
 };
-pub use reports::{AgingBucket, AgingLine, AgingReport, LedgerKpis, ProfitLine, ProfitReport, TrialBalance, TrialLine};
+pub use reports::{
+    AgingBucket, AgingLine, AgingReport, EntryLine, LedgerKpis, ProfitLine, ProfitReport, TrialBalance, TrialLine,
+};
 pub use seed::{DemoSeed, NewCustomer};
 
 /// Accounts the handlers post to.

@@ -95,6 +95,27 @@ pub struct AgingReport {
     pub invoices: Vec<AgingLine>,
 }
 
+/// One line of a journal entry, with its entry's date and words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntryLine {
+    /// The entry's number.
+    pub entry: i64,
+    /// Its booking date.
+    pub date: NaiveDate,
+    /// What kind of posting (`invoice`, `cost`, `receipt`...).
+    pub kind: String,
+    /// Its description.
+    pub description: String,
+    /// The account code.
+    pub account: String,
+    /// The account's name.
+    pub account_name: String,
+    /// Debit amount.
+    pub debit: Decimal,
+    /// Credit amount.
+    pub credit: Decimal,
+}
+
 /// Gross profit of one customer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfitLine {
@@ -210,6 +231,37 @@ impl Ledger {
         balance.total_debit = cents(balance.total_debit);
         balance.total_credit = cents(balance.total_credit);
         Ok(balance)
+    }
+
+    /// The journal lines an order produced: entries booking the order itself or its invoice
+    /// (invoice, cost of goods, receipts, refunds, write-off), in posting order.
+    pub async fn entries_of_order(&self, order_id: &str) -> Result<Vec<EntryLine>, Error> {
+        let invoice = self.invoice_of_order(order_id).await?.map(|i| i.invoice_id);
+        let rows = sqlx::query(
+            "SELECT e.id, e.entry_date, e.kind, e.description, l.account, a.name, l.debit, l.credit \
+             FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id JOIN accounts a ON a.code = l.account \
+             WHERE e.document = $1 OR e.document = $2 \
+                OR e.id IN (SELECT entry_id FROM journal_lines WHERE invoice_id = $2) \
+             ORDER BY e.id, l.line_no",
+        )
+        .bind(order_id)
+        .bind(invoice.as_deref().unwrap_or(order_id))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EntryLine {
+                    entry: r.try_get(0)?,
+                    date: parse_date(&r.try_get::<String, _>(1)?)?,
+                    kind: r.try_get(2)?,
+                    description: r.try_get(3)?,
+                    account: r.try_get(4)?,
+                    account_name: r.try_get(5)?,
+                    debit: parse_money(r.try_get(6)?)?,
+                    credit: parse_money(r.try_get(7)?)?,
+                })
+            })
+            .collect()
     }
 
     /// AR aging as of `as_of`: each invoice's receivable postings dated up to then, by days past
