@@ -323,7 +323,9 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     let dispatched: Value = http
         .post(format!("{server}/v1/messages"))
         .bearer_auth(token("ada"))
-        .json(&json!({"name": "shipment.dispatched", "correlation_key": "SO-2001", "variables": {"shipment_id": "SH-1"}}))
+        .json(
+            &json!({"name": "shipment.dispatched", "correlation_key": "SO-2001", "variables": {"shipment_id": "SH-1"}}),
+        )
         .send()
         .await
         .unwrap()
@@ -332,8 +334,15 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
         .unwrap();
     assert_eq!(dispatched["outcome"], "delivered", "{dispatched}");
     eventually("the invoice of SO-2001", || async {
-        let case: Value =
-            http.get(format!("{server}/v1/instances/{id}")).bearer_auth(token("sam")).send().await.ok()?.json().await.ok()?;
+        let case: Value = http
+            .get(format!("{server}/v1/instances/{id}"))
+            .bearer_auth(token("sam"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
         case["variables"]["invoice_id"].as_str().filter(|i| !i.is_empty()).map(str::to_string)
     })
     .await;

@@ -215,6 +215,8 @@ pub struct InboxQuery {
     process: Option<String>,
     overdue: Option<String>,
     customer: Option<String>,
+    min_amount: Option<String>,
+    max_amount: Option<String>,
 }
 
 /// One row of the inbox: the task and the business context its approval shows.
@@ -223,13 +225,19 @@ struct Row {
     process: String,
     context: Vec<(String, String)>,
     customer: Option<String>,
+    amount: Option<Decimal>,
 }
 
-async fn context_of(
-    state: &AppState,
-    viewer: &Viewer,
-    task: &TaskInfo,
-) -> Result<(String, Vec<(String, String)>, Option<String>), ApiError> {
+/// The business context of a task: its process, the variables its approval shows, and the
+/// customer and amount the inbox filters by.
+struct Context {
+    process: String,
+    shown: Vec<(String, String)>,
+    customer: Option<String>,
+    amount: Option<Decimal>,
+}
+
+async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Result<Context, ApiError> {
     let engine = state.engine();
     let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
@@ -246,7 +254,11 @@ async fn context_of(
         Some(DslValue::Text(c)) => Some(c.clone()),
         _ => None,
     };
-    Ok((instance.process().to_string(), context, customer))
+    let amount = ["amount", "amount_due"].iter().find_map(|name| match instance.variables().get(*name) {
+        Some(DslValue::Number(n)) => Some(*n),
+        _ => None,
+    });
+    Ok(Context { process: instance.process().to_string(), shown: context, customer, amount })
 }
 
 /// A context value as HTML: a stored report's id links to the report.
@@ -282,15 +294,19 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     let tasks = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
     let mut rows = Vec::new();
     for task in tasks {
-        let (process, context, customer) = context_of(state, viewer, &task).await?;
-        rows.push(Row { task, process, context, customer });
+        let Context { process, shown, customer, amount } = context_of(state, viewer, &task).await?;
+        rows.push(Row { task, process, context: shown, customer, amount });
     }
     let processes: BTreeSet<String> = rows.iter().map(|r| r.process.clone()).collect();
     let only_process = query.process.as_deref().filter(|p| !p.is_empty());
     let only_overdue = query.overdue.is_some();
     let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let bound = |text: &Option<String>| text.as_deref().and_then(|t| t.trim().replace(',', "").parse::<Decimal>().ok());
+    let (min, max) = (bound(&query.min_amount), bound(&query.max_amount));
     rows.retain(|r| {
-        only_process.is_none_or(|p| r.process == p)
+        min.is_none_or(|m| r.amount.is_some_and(|a| a >= m))
+            && max.is_none_or(|m| r.amount.is_some_and(|a| a <= m))
+            && only_process.is_none_or(|p| r.process == p)
             && (!only_overdue || r.task.due_at.is_some_and(|d| d < now))
             && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| rc.eq_ignore_ascii_case(c)))
     });
@@ -309,9 +325,14 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     let _ = write!(
         out,
         "</select></label><label>{} <input name=\"customer\" value=\"{}\" size=\"8\"></label>\
+         <label>{} <input name=\"min_amount\" value=\"{}\" size=\"8\" inputmode=\"decimal\"></label>\
+         <label>– <input name=\"max_amount\" value=\"{}\" size=\"8\" inputmode=\"decimal\"></label>\
          <label><input type=\"checkbox\" name=\"overdue\" value=\"1\"{}> {}</label><button type=\"submit\">{}</button></form>",
         viewer.t("customer"),
         esc(customer.unwrap_or("")),
+        viewer.t("amount_range"),
+        esc(query.min_amount.as_deref().unwrap_or("")),
+        esc(query.max_amount.as_deref().unwrap_or("")),
         if only_overdue { " checked" } else { "" },
         viewer.t("only_overdue"),
         viewer.t("filter"),
@@ -380,7 +401,7 @@ async fn task_page(
     let task = crate::server::tasks::visible_task(state, &viewer.caller, id).await?;
     let engine = state.engine();
     let now = engine.now();
-    let (process, context, _) = context_of(state, viewer, &task).await?;
+    let Context { process, shown: context, .. } = context_of(state, viewer, &task).await?;
     let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
     let fields = form_of(&definition, &task.node);

@@ -215,3 +215,23 @@ async fn an_administrator_deploys_from_the_page_and_sees_diagnostics_with_a_care
     let body = format!("csrf={her_csrf}&source={}", form_value(fine));
     assert_eq!(page(&api, Method::POST, "/ops/deploy", &mia, Some(&body)).await.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_inbox_filters_by_amount_and_customer_and_puts_the_most_urgent_first() {
+    let Some(api) = Api::new().await else { return };
+    api.order_at_manager("20000.00", "sam").await;
+    api.advance(chrono::TimeDelta::hours(1));
+    api.order_at_manager("55000.00", "sam").await;
+    let mia = sign_in(&api, "mia").await;
+    let all = page(&api, Method::GET, "/inbox", &mia, None).await.text;
+    let (first, second) = (all.find("CNY 20,000.00").unwrap(), all.find("CNY 55,000.00").unwrap());
+    assert!(first < second, "the one due first comes first");
+    let big = page(&api, Method::GET, "/inbox?min_amount=50,000&max_amount=", &mia, None).await.text;
+    assert!(big.contains("CNY 55,000.00") && !big.contains("CNY 20,000.00"), "{big}");
+    let small = page(&api, Method::GET, "/inbox?max_amount=20000", &mia, None).await.text;
+    assert!(small.contains("CNY 20,000.00") && !small.contains("CNY 55,000.00"), "{small}");
+    let nobody = page(&api, Method::GET, "/inbox?customer=C-999", &mia, None).await.text;
+    assert!(nobody.contains("Nothing waits for you"), "{nobody}");
+    let theirs = page(&api, Method::GET, "/inbox?customer=c-7", &mia, None).await.text;
+    assert!(theirs.contains("CNY 55,000.00"), "customers match in any case: {theirs}");
+}
