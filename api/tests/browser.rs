@@ -363,7 +363,7 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.wait_for("Signed in as carl").await;
     browser.goto(&format!("{server}/board")).await;
     let board = browser.wait_for("Finance board").await;
-    for label in ["Receivables by age", "0-30", "90+", "Days sales outstanding", "CNY "] {
+    for label in ["Receivables by age", "0-30", "90+", "Days sales outstanding", "CNY ", "Gross profit by customer"] {
         assert!(board.contains(label), "`{label}` on the board: {board}");
     }
     browser.screenshot("board").await;

@@ -800,6 +800,7 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
                 let _ = write!(out, "<tr><td>{}</td><td data-kpi=\"{key}\">{}</td><td class=\"muted\">{}</td></tr>", viewer.t(key), esc(&value), esc(definition));
             }
             out.push_str("</tbody></table></section>");
+            out.push_str(&profit_by_customer(&state, &viewer, ledger.as_of).await?);
         }
         let _ = write!(
             out,
@@ -919,6 +920,48 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
         let _ = write!(out, "<h1>{}</h1><pre>{}</pre>", esc(id), esc(&body.to_string()));
     }
     out
+}
+
+/// Gross profit by customer over the last 90 days, largest revenue first.
+async fn profit_by_customer(state: &AppState, viewer: &Viewer, to: chrono::NaiveDate) -> Result<String, ApiError> {
+    let Some(ledger) = state.ledger() else { return Ok(String::new()) };
+    let from = to - chrono::TimeDelta::days(89);
+    let report = ledger.gross_profit(from, to).await.map_err(ApiError::internal)?;
+    let mut customers = report.customers;
+    customers.sort_by_key(|c| std::cmp::Reverse(c.revenue));
+    let money = |d: Decimal| i18n::money(d, viewer.lang);
+    let mut out = format!(
+        "<section><h2>{} <span class=\"muted\">{from} – {to}</span></h2><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>%</th></tr></thead><tbody>",
+        viewer.t("profit_report"),
+        viewer.t("customer"),
+        viewer.t("revenue"),
+        viewer.t("cost_of_goods"),
+        viewer.t("gross_profit"),
+    );
+    for line in customers.iter().take(15) {
+        let margin = if line.revenue.is_zero() {
+            "—".to_string()
+        } else {
+            format!("{}%", (line.gross_profit * Decimal::from(100) / line.revenue).round_dp(1))
+        };
+        let _ = write!(
+            out,
+            "<tr><td>{c}</td><td>{}</td><td>{}</td><td>{}</td><td>{margin}</td></tr>",
+            money(line.revenue),
+            money(line.cost_of_goods),
+            money(line.gross_profit),
+            c = esc(&line.customer_id),
+        );
+    }
+    let _ = write!(
+        out,
+        "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></tbody></table></section>",
+        viewer.t("total"),
+        money(report.revenue),
+        money(report.cost_of_goods),
+        money(report.gross_profit)
+    );
+    Ok(out)
 }
 
 /// `GET /ops`: open incidents with a retry button (administrators).
