@@ -222,32 +222,34 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
+/// GETs `path` of the API with `token`; the JSON answer, `None` when there is none.
+async fn api_get(server: &str, token: &str, path: &str) -> Option<Value> {
+    let answer = reqwest::Client::new().get(format!("{server}{path}")).bearer_auth(token).send().await.ok()?;
+    answer.json().await.ok()
+}
+
+/// POSTs `body` to `path` of the API with `token`; the JSON answer.
+async fn api_post(server: &str, token: &str, path: &str, body: Value) -> Value {
+    let answer = reqwest::Client::new().post(format!("{server}{path}")).bearer_auth(token).json(&body).send().await;
+    answer.unwrap().json().await.unwrap()
+}
+
 /// Starts an order to cash over the API as `user`; its id.
 async fn order(server: &str, token: &str, order: &str, amount: &str, requested_by: Option<&str>) -> String {
     let mut variables = json!({"order_id": order, "customer_id": "C-004", "amount": amount});
     if let Some(who) = requested_by {
         variables["requested_by"] = json!(who);
     }
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{server}/v1/instances"))
-        .bearer_auth(token)
-        .json(&json!({"process": "order_to_cash", "business_key": order, "variables": variables}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"process": "order_to_cash", "business_key": order, "variables": variables});
+    let answer = api_post(server, token, "/v1/instances", body).await;
     answer["id"].as_str().unwrap_or_else(|| panic!("not started: {answer}")).to_string()
 }
 
 /// Waits until the inbox (over the API) of the token's user holds a task whose title contains
 /// `title_part`; its id.
 async fn task_for(server: &str, token: &str, title_part: &str) -> String {
-    let http = reqwest::Client::new();
     eventually("the approval to reach the inbox", || async {
-        let tasks: Value =
-            http.get(format!("{server}/v1/tasks")).bearer_auth(token).send().await.ok()?.json().await.ok()?;
+        let tasks = api_get(server, token, "/v1/tasks").await?;
         tasks.as_array()?.iter().find(|t| t["title"].as_str().is_some_and(|s| s.contains(title_part)))?["id"]
             .as_str()
             .map(str::to_string)
@@ -288,17 +290,8 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.click("#approve-yes").await;
     browser.click("#submit").await;
     browser.wait_for("Inbox").await;
-    let http = reqwest::Client::new();
     eventually("the order to wait for its dispatch", || async {
-        let case: Value = http
-            .get(format!("{server}/v1/instances/{id}"))
-            .bearer_auth(token("sam"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let case = api_get(&server, &token("sam"), &format!("/v1/instances/{id}")).await?;
         (case["variables"]["approval_outcome"] == "approved").then_some(())
     })
     .await;
@@ -320,29 +313,12 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.sign_out().await;
 
     // Logistics reports the dispatch: the invoice is booked.
-    let dispatched: Value = http
-        .post(format!("{server}/v1/messages"))
-        .bearer_auth(token("ada"))
-        .json(
-            &json!({"name": "shipment.dispatched", "correlation_key": "SO-2001", "variables": {"shipment_id": "SH-1"}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dispatch =
+        json!({"name": "shipment.dispatched", "correlation_key": "SO-2001", "variables": {"shipment_id": "SH-1"}});
+    let dispatched = api_post(&server, &token("ada"), "/v1/messages", dispatch).await;
     assert_eq!(dispatched["outcome"], "delivered", "{dispatched}");
     eventually("the invoice of SO-2001", || async {
-        let case: Value = http
-            .get(format!("{server}/v1/instances/{id}"))
-            .bearer_auth(token("sam"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let case = api_get(&server, &token("sam"), &format!("/v1/instances/{id}")).await?;
         case["variables"]["invoice_id"].as_str().filter(|i| !i.is_empty()).map(str::to_string)
     })
     .await;
@@ -372,16 +348,9 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     assert!(booked.contains("Accounts receivable") && booked.contains("Revenue"), "{booked}");
 
     // The controller reviews the month-end reports the close produced: the task links them.
-    let close: Value = reqwest::Client::new()
-        .post(format!("{server}/v1/instances"))
-        .bearer_auth(token("carl"))
-        .json(&json!({"process": "month_end_close", "variables": {}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let close =
+        api_post(&server, &token("carl"), "/v1/instances", json!({"process": "month_end_close", "variables": {}}))
+            .await;
     assert!(close["id"].is_string(), "{close}");
     let review = task_for(&server, &token("carl"), "Review the month-end reports").await;
     browser.goto(&format!("{server}/tasks/{review}")).await;
