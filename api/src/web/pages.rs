@@ -80,6 +80,14 @@ fn with_lang(viewer: &Viewer, mut response: Response) -> Response {
     response
 }
 
+/// A page of the framed body titled `title`, or the error as a page.
+fn answer(viewer: &Viewer, title: &'static str, body: Result<String, ApiError>) -> Response {
+    match body {
+        Ok(body) => with_lang(viewer, html(StatusCode::OK, page(viewer, viewer.t(title), &body))),
+        Err(e) => error_page(viewer, &e),
+    }
+}
+
 /// An engine or permission error as a page: words, not codes.
 fn error_page(viewer: &Viewer, error: &ApiError) -> Response {
     match error.status() {
@@ -282,10 +290,7 @@ fn due_cell(viewer: &Viewer, due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> 
 
 /// `GET /inbox`: the reader's open tasks with their business context, filtered and sorted.
 pub async fn inbox(State(state): State<AppState>, viewer: Viewer, Query(query): Query<InboxQuery>) -> Response {
-    match inbox_page(&state, &viewer, &query).await {
-        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("inbox"), &body))),
-        Err(e) => error_page(&viewer, &e),
-    }
+    answer(&viewer, "inbox", inbox_page(&state, &viewer, &query).await)
 }
 
 async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Result<String, ApiError> {
@@ -645,10 +650,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         Ok(out)
     }
     .await;
-    match result {
-        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("instances"), &body))),
-        Err(e) => error_page(&viewer, &e),
-    }
+    answer(&viewer, "instances", result)
 }
 
 /// `GET /cases/{id}`: the diagram with where the instance stands, its data and its history.
@@ -831,10 +833,7 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
         Ok(out)
     }
     .await;
-    match result {
-        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("board"), &body))),
-        Err(e) => error_page(&viewer, &e),
-    }
+    answer(&viewer, "board", result)
 }
 
 /// `GET /reports/{id}`: a stored month-end report (AR aging by invoice, or gross profit by
@@ -847,10 +846,7 @@ pub async fn report(State(state): State<AppState>, viewer: Viewer, Path(id): Pat
         Ok(report_html(&viewer, &id, &body))
     }
     .await;
-    match result {
-        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("report"), &body))),
-        Err(e) => error_page(&viewer, &e),
-    }
+    answer(&viewer, "report", result)
 }
 
 /// A row of table cells.
@@ -990,10 +986,7 @@ pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Respon
         Ok(out)
     }
     .await;
-    match result {
-        Ok(body) => with_lang(&viewer, html(StatusCode::OK, page(&viewer, viewer.t("operations"), &body))),
-        Err(e) => error_page(&viewer, &e),
-    }
+    answer(&viewer, "operations", result)
 }
 
 /// The form that deploys a `.flow` source, holding `source`.
