@@ -27,7 +27,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::rows::Columns;
-use super::{AnyStore, Error, PgStore, SqliteStore, ts};
+use super::{AnyStore, Error, PgStore, SqliteStore, parse_ts, ts};
 
 /// The latest deployment of a process key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +182,11 @@ pub trait Queries {
         job_types: &[String],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
+
+    /// When the earliest ready job of `job_types` (exact types) becomes due: a job waiting for
+    /// its retry's backoff is ready but not yet due. `None` when no such job is ready.
+    fn next_ready_job(&self, job_types: &[String])
+    -> impl Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
 
     /// Instances by process and status: labels `[process, status]`.
     fn instance_counts(&self) -> impl Future<Output = Result<Vec<GroupCount>, Error>> + Send;
@@ -359,6 +364,12 @@ const HAS_DUE_JOBS: Each = Each {
 const HAS_DUE_JOBS_MATCHING: Each = Each {
     sqlite: due_jobs!(sqlite, "EXISTS (SELECT 1 FROM json_each($1) WHERE jobs.job_type GLOB value)"),
     postgres: due_jobs!(postgres, "job_type LIKE ANY($1)"),
+};
+
+const NEXT_READY_JOB: Each = Each {
+    sqlite: "SELECT MIN(due_at) AS due FROM jobs WHERE state = 'ready' \
+             AND job_type IN (SELECT value FROM json_each($1))",
+    postgres: "SELECT MIN(due_at) AS due FROM jobs WHERE state = 'ready' AND job_type = ANY($1)",
 };
 
 const INSTANCE_COUNTS: &str = "SELECT process_key, status, COUNT(*) AS n FROM instances GROUP BY process_key, status";
@@ -553,6 +564,14 @@ impl<R: Reader> Queries for R {
         Ok(!self.rows(sql, vec![Arg::Texts(types), Arg::Text(Some(&now))]).await?.is_empty())
     }
 
+    async fn next_ready_job(&self, job_types: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
+        let rows = self.rows(NEXT_READY_JOB.pick::<R>(), vec![Arg::Texts(job_types.to_vec())]).await?;
+        match rows.first() {
+            Some(row) => row.opt_text("due")?.as_deref().map(parse_ts).transpose(),
+            None => Ok(None),
+        }
+    }
+
     async fn instance_counts(&self) -> Result<Vec<GroupCount>, Error> {
         groups(&self.rows(INSTANCE_COUNTS, vec![]).await?, &["process_key", "status"])
     }
@@ -705,6 +724,10 @@ impl Queries for AnyStore {
 
     async fn has_due_jobs(&self, job_types: &[String], now: DateTime<Utc>) -> Result<bool, Error> {
         delegate!(self.has_due_jobs(job_types, now))
+    }
+
+    async fn next_ready_job(&self, job_types: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
+        delegate!(self.next_ready_job(job_types))
     }
 
     async fn instance_counts(&self) -> Result<Vec<GroupCount>, Error> {

@@ -318,3 +318,30 @@ async fn cycles_events_and_history_heads_match_the_instances() {
     assert_eq!(checked, 8);
     assert_eq!(w.env.status(&w.r1).await, completed("done"));
 }
+
+#[tokio::test]
+async fn a_failed_attempt_waiting_for_its_retry_is_ready_later_not_due_now() {
+    const RETRIED: &str = r#"process retried "Retried" {
+  start -> act
+  task act { job "qa.retried"  retry 2 backoff 30s } -> done
+  end done "Done"
+}"#;
+    let Some(env) = Env::new().await else { return };
+    let e = &env.engine;
+    e.deploy(&[("retried.flow", RETRIED)]).await.unwrap();
+    let types = ["qa.retried".to_string()];
+    assert_eq!(e.store().next_ready_job(&types).await.unwrap(), None, "no job yet");
+    e.start("retried", None, json!({})).await.unwrap();
+    let now = e.now();
+    assert_eq!(e.store().next_ready_job(&types).await.unwrap(), Some(now));
+    assert_eq!(e.store().next_ready_job(&["other".to_string()]).await.unwrap(), None);
+
+    let jobs = e.fetch_and_lock("w1", &["qa.retried"], 1, TimeDelta::seconds(60)).await.unwrap();
+    assert_eq!(e.store().next_ready_job(&types).await.unwrap(), None, "a locked job is not ready");
+    e.fail_job(&jobs[0].id, jobs[0].epoch, "the ledger is busy").await.unwrap();
+    let retry = e.store().next_ready_job(&types).await.unwrap().expect("the job waits for its retry");
+    assert!(retry > now, "the retry waits for its backoff: {retry} after {now}");
+    assert!(!e.has_due_jobs(&types).await.unwrap(), "nothing is due before the backoff ends");
+    env.advance(retry - now);
+    assert!(e.has_due_jobs(&types).await.unwrap(), "the retry is due once the backoff has passed");
+}
