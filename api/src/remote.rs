@@ -197,11 +197,12 @@ fn unavailable(url: &str, error: &reqwest::Error) -> SourceError {
     SourceError::Unavailable(message)
 }
 
-/// A job id as a path: its `/` stay (the server reads them), anything else unusual is escaped.
+/// A job id as a path segment: the engine's ids pass as they are; anything else (the `/` of an
+/// id from an older store, say) is percent-encoded.
 fn encode_id(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'/') {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));
         } else {
             out.push_str(&format!("%{byte:02X}"));
@@ -408,8 +409,9 @@ mod tests {
 
     #[test]
     fn ids_keep_their_slashes_and_escape_the_rest() {
-        assert_eq!(encode_id("i-abc-1/job/2"), "i-abc-1/job/2");
-        assert_eq!(encode_id("i x?#/job/2"), "i%20x%3F%23/job/2");
+        assert_eq!(encode_id("i-abc-1.job.2"), "i-abc-1.job.2");
+        assert_eq!(encode_id("i-abc-1/job/2"), "i-abc-1%2Fjob%2F2");
+        assert_eq!(encode_id("i x?#.job.2"), "i%20x%3F%23.job.2");
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! Starting a million instances through the engine would take minutes at a few thousand a second,
 //! so a few templates are started through it and the rest are copies of their rows: the instance,
 //! its timer, its event log and its history, under a new id. The instance id is the only id in
-//! those rows (the timer's id is derived from it, `{instance}/timer/2`), and it is rewritten
+//! those rows (the timer's id is derived from it, `{instance}.timer.2`), and it is rewritten
 //! wherever it occurs; the history's hash chain is recomputed, since each row's hash covers the
 //! instance id. The copied tables are checked to have no column the copies would miss (but a
 //! timer's claim, which a template must not hold), and a template must have no rows in the other

@@ -52,7 +52,7 @@
 pub mod clock;
 mod effect;
 mod event;
-mod ids;
+pub mod ids;
 mod instance;
 pub mod memory;
 mod rejection;

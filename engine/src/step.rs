@@ -204,7 +204,7 @@ impl<'d> Machine<'d> {
 
     fn new_id(&mut self, kind: &str) -> String {
         let n = self.next_seq();
-        format!("{}/{kind}/{n}", self.inst.id)
+        crate::ids::derived(&self.inst.id.0, kind, n)
     }
 
     fn history(&mut self, h: HistoryEvent) {

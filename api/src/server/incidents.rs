@@ -8,11 +8,11 @@ use cloverleaf_engine::store::Queries as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
 use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Path, Query};
-use super::{Actions, AppState};
 
 /// An incident: a job out of retries, or an error nobody catches.
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,17 +78,6 @@ pub async fn list(
     ))
 }
 
-/// What comes after an incident's id.
-const ACTIONS: Actions = Actions { base: "/v1/incidents", names: &["retry"] };
-
-/// `POST /v1/incidents/{id}/retry`.
-pub async fn post_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
-    match ACTIONS.split(&rest) {
-        (id, Some(action)) => ACTIONS.answer(Some(action), retry(state, caller, id.into()).await),
-        (_, None) => ACTIONS.unknown(),
-    }
-}
-
 /// The incident after a retry.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RetryView {
@@ -101,7 +90,7 @@ pub struct RetryView {
 /// Retries an incident (admin): its job runs again with fresh retries, or its node is re-entered.
 #[utoipa::path(
     post, path = "/v1/incidents/{id}/retry", tag = "incidents",
-    params(("id" = String, Path, description = "The incident id (it contains `/`: send it as is or percent-encoded)")),
+    params(("id" = String, Path, description = "The incident id")),
     responses(
         (status = 200, description = "Retried", body = RetryView),
         (status = 403, description = "Not an admin", body = ErrorBody),
@@ -110,7 +99,11 @@ pub struct RetryView {
     ),
     security(("bearer" = []))
 )]
-pub async fn retry(state: AppState, caller: Caller, id: IncidentId) -> Result<Response, ApiError> {
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<IncidentId>,
+) -> Result<Response, ApiError> {
     caller.require(ADMIN, "retry incidents")?;
     state.engine().retry_incident(&id).await?;
     Ok(axum::Json(RetryView { id: id.0, state: "resolved".to_string() }).into_response())

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
 use super::access::{self, Visibility};
 use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::views::{HistoryEntry, InstanceSummaryView, InstanceView, RowInfo};
-use super::{Actions, AppState};
 
 /// Start an instance.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -214,29 +214,6 @@ pub async fn list(
     ))
 }
 
-/// What comes after an instance's id in a GET.
-const GET_ACTIONS: Actions = Actions { base: "/v1/instances", names: &["history"] };
-/// What comes after an instance's id in a POST.
-const POST_ACTIONS: Actions = Actions { base: "/v1/instances", names: &["cancel"] };
-
-/// `GET /v1/instances/{id}` and `GET /v1/instances/{id}/history`.
-pub async fn get_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
-    let (id, action) = GET_ACTIONS.split(&rest);
-    let result = match action {
-        Some(_) => history(state, caller, id.into()).await,
-        None => get(state, caller, id.into()).await,
-    };
-    GET_ACTIONS.answer(action, result)
-}
-
-/// `POST /v1/instances/{id}/cancel`.
-pub async fn post_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
-    match POST_ACTIONS.split(&rest) {
-        (id, Some(action)) => POST_ACTIONS.answer(Some(action), cancel(state, caller, id.into()).await),
-        (_, None) => POST_ACTIONS.unknown(),
-    }
-}
-
 /// Reads an instance: status, variables, tokens and what it waits for.
 #[utoipa::path(
     get, path = "/v1/instances/{id}", tag = "instances",
@@ -248,7 +225,11 @@ pub async fn post_dispatch(State(state): State<AppState>, caller: Caller, Path(r
     ),
     security(("bearer" = []))
 )]
-pub async fn get(state: AppState, caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+) -> Result<Response, ApiError> {
     access::may_read(&state, &caller, &id).await?;
     Ok(axum::Json(instance_view(&state, &id).await?).into_response())
 }
@@ -275,7 +256,11 @@ pub struct HistoryView {
     ),
     security(("bearer" = []))
 )]
-pub async fn history(state: AppState, caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+) -> Result<Response, ApiError> {
     access::may_read(&state, &caller, &id).await?;
     let engine = state.engine();
     let check = engine.verify_history(&id).await?;
@@ -300,7 +285,11 @@ pub async fn history(state: AppState, caller: Caller, id: InstanceId) -> Result<
     ),
     security(("bearer" = []))
 )]
-pub async fn cancel(state: AppState, caller: Caller, id: InstanceId) -> Result<Response, ApiError> {
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+) -> Result<Response, ApiError> {
     caller.require(ADMIN, "cancel instances")?;
     state.engine().cancel(&id, caller.name()).await?;
     Ok(axum::Json(instance_view(&state, &id).await?).into_response())

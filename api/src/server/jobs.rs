@@ -13,12 +13,12 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
+use super::AppState;
 use super::auth::Caller;
 use super::config::WORKER;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, RawBody, parse_json};
 use super::views::JobView;
-use super::{Actions, AppState};
 
 /// Longest long poll.
 const MAX_WAIT_MS: u64 = 60_000;
@@ -127,28 +127,6 @@ pub async fn fetch_and_lock(
     }
 }
 
-/// What comes after a job's id.
-const ACTIONS: Actions = Actions { base: "/v1/jobs", names: &["complete", "fail", "error", "extend-lock"] };
-
-/// `POST /v1/jobs/{id}/complete|fail|error|extend-lock`.
-pub async fn post_dispatch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(rest): Path<String>,
-    RawBody(body): RawBody,
-) -> Response {
-    let (id, action) = ACTIONS.split(&rest);
-    let id = JobId::from(id);
-    let result = match action {
-        Some("complete") => complete(state, caller, id, &body).await,
-        Some("fail") => fail(state, caller, id, &body).await,
-        Some("error") => error(state, caller, id, &body).await,
-        Some(_) => extend_lock(state, caller, id, &body).await,
-        None => return ACTIONS.unknown(),
-    };
-    ACTIONS.answer(action, result)
-}
-
 /// A job's result.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -176,9 +154,14 @@ pub struct CompleteJobRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn complete(state: AppState, caller: Caller, id: JobId, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     caller.require(WORKER, "complete jobs")?;
-    let request: CompleteJobRequest = parse_json(body)?;
+    let request: CompleteJobRequest = parse_json(&body)?;
     state.engine().complete_job(&id, request.epoch, Value::Object(request.variables)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -207,9 +190,14 @@ pub struct FailJobRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn fail(state: AppState, caller: Caller, id: JobId, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn fail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     caller.require(WORKER, "fail jobs")?;
-    let request: FailJobRequest = parse_json(body)?;
+    let request: FailJobRequest = parse_json(&body)?;
     state.engine().fail_job(&id, request.epoch, &request.message).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -240,9 +228,14 @@ pub struct ErrorJobRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn error(state: AppState, caller: Caller, id: JobId, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn error(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     caller.require(WORKER, "raise job errors")?;
-    let request: ErrorJobRequest = parse_json(body)?;
+    let request: ErrorJobRequest = parse_json(&body)?;
     if request.code.trim().is_empty() {
         return Err(bad("code", "must not be empty"));
     }
@@ -288,9 +281,14 @@ pub struct LockView {
     ),
     security(("bearer" = []))
 )]
-pub async fn extend_lock(state: AppState, caller: Caller, id: JobId, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn extend_lock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<JobId>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
     caller.require(WORKER, "extend job locks")?;
-    let request: ExtendLockRequest = parse_json(body)?;
+    let request: ExtendLockRequest = parse_json(&body)?;
     if !(1..=MAX_LOCK_MS).contains(&request.lock_ms) {
         return Err(bad("lock_ms", "must be between 1 and 86400000 (24 hours)"));
     }

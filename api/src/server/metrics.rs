@@ -27,10 +27,6 @@ const BUCKETS_MICROS: [u64; 14] = [
 /// A timer due longer ago than this is late: the scheduler is behind.
 const LATE_AFTER_SECONDS: i64 = 60;
 
-/// The logical route of a response, when the router matched a catch-all (ids hold `/`).
-#[derive(Debug, Clone)]
-pub struct RouteLabel(pub String);
-
 #[derive(Debug, Default, Clone)]
 struct Histogram {
     buckets: [u64; BUCKETS_MICROS.len()],
@@ -93,12 +89,8 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         _ => "other".to_string(),
     };
     let matched = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let mut response = next.run(request).await;
-    let route = match (response.extensions_mut().remove::<RouteLabel>(), matched) {
-        (Some(label), _) => label.0,
-        (None, Some(path)) => path,
-        (None, None) => "unmatched".to_string(),
-    };
+    let response = next.run(request).await;
+    let route = matched.unwrap_or_else(|| "unmatched".to_string());
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     state.requests().record(&method, &route, response.status().as_u16(), micros);
     response

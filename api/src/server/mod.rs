@@ -6,9 +6,9 @@
 //! scheduler beside it until SIGINT or SIGTERM.
 //!
 //! Conventions: JSON in and out; money as decimal strings (`"1234.50"`); times RFC 3339; every
-//! error as `{"error": {"code", "message", "details"}}` (see [`error`]). Ids of tasks, jobs,
-//! incidents and called instances contain `/` (`i-x-1/task/2`): a client may send them as they
-//! are or percent-encoded.
+//! error as `{"error": {"code", "message", "details"}}` (see [`error`]). Ids go into a path as
+//! they are (`/v1/tasks/i-x-1.task.2/claim`); an id from a store written before ids were safe in
+//! a URL path holds `/` and is sent percent-encoded (`i-x-1%2Ftask%2F2`).
 
 pub mod access;
 pub mod auth;
@@ -34,7 +34,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use cloverleaf_engine::Engine;
 use cloverleaf_engine::store::AnyStore;
@@ -44,7 +43,7 @@ pub use run::{ServeOptions, redacted, serve};
 
 use config::Users;
 use error::ApiError;
-use metrics::{RequestMetrics, RouteLabel};
+use metrics::RequestMetrics;
 
 /// What every handler shares: a cheap-to-clone handle.
 #[derive(Clone)]
@@ -157,15 +156,24 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/definitions/{key}", get(definitions::get))
         .route("/v1/definitions/{key}/graph", get(definitions::graph))
         .route("/v1/instances", post(instances::start).get(instances::list))
-        .route("/v1/instances/{*rest}", get(instances::get_dispatch).post(instances::post_dispatch))
+        .route("/v1/instances/{id}", get(instances::get))
+        .route("/v1/instances/{id}/history", get(instances::history))
+        .route("/v1/instances/{id}/cancel", post(instances::cancel))
         .route("/v1/messages", post(messages::correlate))
         .route("/v1/tasks", get(tasks::inbox))
-        .route("/v1/tasks/{*rest}", get(tasks::get_dispatch).post(tasks::post_dispatch))
+        .route("/v1/tasks/{id}", get(tasks::get))
+        .route("/v1/tasks/{id}/claim", post(tasks::claim))
+        .route("/v1/tasks/{id}/unclaim", post(tasks::unclaim))
+        .route("/v1/tasks/{id}/complete", post(tasks::complete))
+        .route("/v1/tasks/{id}/delegate", post(tasks::delegate))
         .route("/v1/users/me/substitute", put(tasks::substitute))
         .route("/v1/jobs/fetch-and-lock", post(jobs::fetch_and_lock))
-        .route("/v1/jobs/{*rest}", post(jobs::post_dispatch))
+        .route("/v1/jobs/{id}/complete", post(jobs::complete))
+        .route("/v1/jobs/{id}/fail", post(jobs::fail))
+        .route("/v1/jobs/{id}/error", post(jobs::error))
+        .route("/v1/jobs/{id}/extend-lock", post(jobs::extend_lock))
         .route("/v1/incidents", get(incidents::list))
-        .route("/v1/incidents/{*rest}", post(incidents::post_dispatch))
+        .route("/v1/incidents/{id}/retry", post(incidents::retry))
         .route("/v1/reports/kpis", get(reports::kpis))
         .route("/v1/reports/stored/{id}", get(reports::stored))
         .merge(crate::web::router(state.clone()))
@@ -187,79 +195,4 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "method_not_allowed",
         format!("`{method}` is not allowed on `{}`", uri.path()),
     )
-}
-
-/// The actions a catch-all route takes after an id that may hold `/`
-/// (`/v1/jobs/{id}/complete`), and the route labels its answers are timed under.
-struct Actions {
-    /// The route before the id: `/v1/jobs`.
-    base: &'static str,
-    /// The actions after the id.
-    names: &'static [&'static str],
-}
-
-impl Actions {
-    /// Splits a catch-all path into an id and the action after its last `/`, when that is one
-    /// of the actions (ids end in a number, never in an action's name).
-    fn split<'a>(&self, rest: &'a str) -> (&'a str, Option<&'static str>) {
-        let rest = rest.trim_matches('/');
-        if let Some((id, last)) = rest.rsplit_once('/')
-            && let Some(action) = self.names.iter().find(|a| **a == last)
-        {
-            return (id, Some(action));
-        }
-        (rest, None)
-    }
-
-    /// A handler's answer, labelled `{base}/{id}` or `{base}/{id}/{action}`.
-    fn answer(&self, action: Option<&str>, result: Result<Response, ApiError>) -> Response {
-        let route = match action {
-            Some(action) => format!("{}/{{id}}/{action}", self.base),
-            None => format!("{}/{{id}}", self.base),
-        };
-        let mut response = result.unwrap_or_else(IntoResponse::into_response);
-        response.extensions_mut().insert(RouteLabel(route));
-        response
-    }
-
-    /// The 404 for a path that names none of the actions.
-    fn unknown(&self) -> Response {
-        self.answer(Some("{action}"), Err(ApiError::not_found(format!("no such action: use {}", self.choices()))))
-    }
-
-    /// The actions as a client writes them: `/claim, /unclaim or /complete`.
-    fn choices(&self) -> String {
-        let listed: Vec<String> = self.names.iter().map(|a| format!("/{a}")).collect();
-        match listed.split_last() {
-            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
-            _ => listed.concat(),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Actions;
-
-    const TASK: Actions = Actions { base: "/v1/tasks", names: &["claim", "complete"] };
-
-    #[test]
-    fn ids_with_slashes_split_from_their_action() {
-        assert_eq!(TASK.split("i-a-1/task/2/claim"), ("i-a-1/task/2", Some("claim")));
-        assert_eq!(TASK.split("i-a-1/task/2"), ("i-a-1/task/2", None));
-        assert_eq!(TASK.split("i-a-1"), ("i-a-1", None));
-        assert_eq!(TASK.split("i-a-1/task/2/frobnicate"), ("i-a-1/task/2/frobnicate", None));
-    }
-
-    #[test]
-    fn an_unknown_action_lists_the_known_ones() {
-        assert_eq!(TASK.choices(), "/claim or /complete");
-        let jobs = Actions { base: "/v1/jobs", names: &["complete", "fail", "error", "extend-lock"] };
-        assert_eq!(jobs.choices(), "/complete, /fail, /error or /extend-lock");
-        assert_eq!(Actions { base: "/v1/incidents", names: &["retry"] }.choices(), "/retry");
-        let response = TASK.unknown();
-        assert_eq!(response.status(), axum::http::StatusCode::NOT_FOUND);
-        let label = response.extensions().get::<super::RouteLabel>().map(|l| l.0.as_str());
-        assert_eq!(label, Some("/v1/tasks/{id}/{action}"));
-    }
 }

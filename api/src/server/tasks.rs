@@ -13,12 +13,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use super::AppState;
 use super::auth::Caller;
 use super::config::{ADMIN, canonical_user};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, RawBody, parse_json};
 use super::views::TaskView;
-use super::{Actions, AppState};
 
 /// The caller's inbox: open tasks of their roles, assigned to or claimed by them, or held by
 /// someone they substitute for today.
@@ -30,34 +30,6 @@ use super::{Actions, AppState};
 pub async fn inbox(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<Vec<TaskView>>, ApiError> {
     let tasks = state.engine().inbox(caller.name(), &caller.0.role_refs()).await?;
     Ok(axum::Json(tasks.into_iter().map(TaskView::from).collect()))
-}
-
-/// What comes after a task's id.
-const ACTIONS: Actions = Actions { base: "/v1/tasks", names: &["claim", "unclaim", "complete", "delegate"] };
-
-/// `GET /v1/tasks/{id}`.
-pub async fn get_dispatch(State(state): State<AppState>, caller: Caller, Path(rest): Path<String>) -> Response {
-    let id = rest.trim_matches('/');
-    ACTIONS.answer(None, get(state, caller, id.into()).await)
-}
-
-/// `POST /v1/tasks/{id}/claim|unclaim|complete|delegate`.
-pub async fn post_dispatch(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(rest): Path<String>,
-    RawBody(body): RawBody,
-) -> Response {
-    let (id, action) = ACTIONS.split(&rest);
-    let id = TaskId::from(id);
-    let result = match action {
-        Some("claim") => claim(state, caller, id).await,
-        Some("unclaim") => unclaim(state, caller, id).await,
-        Some("complete") => complete(state, caller, id, &body).await,
-        Some(_) => delegate(state, caller, id, &body).await,
-        None => return ACTIONS.unknown(),
-    };
-    ACTIONS.answer(action, result)
 }
 
 /// The task if the caller may see it: an admin, one of its roles, its assignee, claimant or
@@ -110,7 +82,7 @@ fn roles_list(roles: &[String]) -> String {
     ),
     security(("bearer" = []))
 )]
-pub async fn get(state: AppState, caller: Caller, id: TaskId) -> Result<Response, ApiError> {
+pub async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<TaskId>) -> Result<Response, ApiError> {
     Ok(axum::Json(TaskView::from(visible_task(&state, &caller, &id).await?)).into_response())
 }
 
@@ -141,7 +113,11 @@ where
     ),
     security(("bearer" = []))
 )]
-pub async fn claim(state: AppState, caller: Caller, id: TaskId) -> Result<Response, ApiError> {
+pub async fn claim(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<TaskId>,
+) -> Result<Response, ApiError> {
     let engine = state.engine();
     act(&state, &caller, &id, engine.claim(&id, caller.name(), &caller.0.role_refs())).await
 }
@@ -158,7 +134,11 @@ pub async fn claim(state: AppState, caller: Caller, id: TaskId) -> Result<Respon
     ),
     security(("bearer" = []))
 )]
-pub async fn unclaim(state: AppState, caller: Caller, id: TaskId) -> Result<Response, ApiError> {
+pub async fn unclaim(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<TaskId>,
+) -> Result<Response, ApiError> {
     let task = visible_task(&state, &caller, &id).await?;
     if task.state == "open" && task.claimed_by.is_none() {
         return Err(ApiError::conflict("not_claimed", format!("task `{id}` is not claimed")));
@@ -191,8 +171,13 @@ pub struct CompleteRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn complete(state: AppState, caller: Caller, id: TaskId, body: &[u8]) -> Result<Response, ApiError> {
-    let request: CompleteRequest = parse_json(body)?;
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<TaskId>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    let request: CompleteRequest = parse_json(&body)?;
     let engine = state.engine();
     let form = Value::Object(request.variables);
     act(&state, &caller, &id, engine.complete_task(&id, caller.name(), &caller.0.role_refs(), form)).await
@@ -221,7 +206,22 @@ pub struct DelegateRequest {
     ),
     security(("bearer" = []))
 )]
-pub async fn delegate(state: AppState, caller: Caller, id: TaskId, body: &[u8]) -> Result<Response, ApiError> {
+pub async fn delegate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<TaskId>,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    delegate_task(state, caller, id, &body).await
+}
+
+/// Hands a task on as `caller` (the delegate form of the pages sends the same body).
+pub(crate) async fn delegate_task(
+    state: AppState,
+    caller: Caller,
+    id: TaskId,
+    body: &[u8],
+) -> Result<Response, ApiError> {
     let request: DelegateRequest = parse_json(body)?;
     let to = canonical_user(&request.to).unwrap_or_else(|| request.to.trim().to_string());
     if !to.is_empty() {

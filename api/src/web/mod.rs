@@ -57,13 +57,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/inbox", get(pages::inbox))
-        .route("/tasks/{*rest}", get(pages::task).post(pages::task_action))
+        .route("/tasks/{id}", get(pages::task))
+        .route("/tasks/{id}/{action}", post(pages::task_action))
         .route("/cases", get(pages::cases))
-        .route("/cases/{*id}", get(pages::case))
+        .route("/cases/{id}", get(pages::case))
         .route("/board", get(pages::board))
-        .route("/reports/{*id}", get(pages::report))
+        .route("/reports/{id}", get(pages::report))
         .route("/ops", get(pages::operations))
-        .route("/ops/incidents/{*rest}", post(pages::retry_incident))
+        .route("/ops/incidents/{id}/retry", post(pages::retry_incident))
         .route("/ops/deploy", post(pages::deploy).layer(axum::extract::DefaultBodyLimit::max(6 * 1024 * 1024)))
         .route("/static/app.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
@@ -118,11 +119,12 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// Percent-encodes an id for a path segment (ids hold `/`, which is kept).
+/// Percent-encodes an id for a path segment. Ids the engine makes need nothing; an id from a
+/// store written before ids were URL-safe holds `/`, which becomes `%2F`.
 pub fn url_path(id: &str) -> String {
     let mut out = String::new();
     for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/' | b'@') {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

@@ -389,8 +389,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
 }
 
 /// `GET /tasks/{id}`: the task, its context and its decision form.
-pub async fn task(State(state): State<AppState>, viewer: Viewer, Path(rest): Path<String>) -> Response {
-    let id = TaskId::from(rest.trim_matches('/'));
+pub async fn task(State(state): State<AppState>, viewer: Viewer, Path(id): Path<TaskId>) -> Response {
     match task_page(&state, &viewer, &id, None).await {
         Ok(body) => with_lang(&viewer, html(StatusCode::OK, body)),
         Err(e) => error_page(&viewer, &e),
@@ -536,14 +535,9 @@ fn problem_text(viewer: &Viewer, error: &ApiError) -> String {
 pub async fn task_action(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(rest): Path<String>,
+    Path((id, action)): Path<(TaskId, String)>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let rest = rest.trim_matches('/');
-    let Some((id, action)) = rest.rsplit_once('/') else {
-        return message_page(&viewer, StatusCode::NOT_FOUND, "not_found", rest);
-    };
-    let id = TaskId::from(id);
     let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
     if !viewer.csrf_ok(csrf) {
         return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
@@ -551,13 +545,14 @@ pub async fn task_action(
     let engine = state.engine();
     let caller = &viewer.caller;
     let roles = caller.0.role_refs();
-    let result: Result<(), ApiError> = match action {
+    let result: Result<(), ApiError> = match action.as_str() {
         "claim" => engine.claim(&id, caller.name(), &roles).await.map_err(ApiError::from),
         "unclaim" => engine.unclaim(&id, caller.name()).await.map_err(ApiError::from),
         "delegate" => {
             let to = form.iter().find(|(k, _)| k == "to").map(|(_, v)| v.clone()).unwrap_or_default();
             let body = json!({"to": to}).to_string();
-            match crate::server::tasks::delegate(state.clone(), caller.clone(), id.clone(), body.as_bytes()).await {
+            match crate::server::tasks::delegate_task(state.clone(), caller.clone(), id.clone(), body.as_bytes()).await
+            {
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),
             }
@@ -566,7 +561,14 @@ pub async fn task_action(
             Ok(values) => engine.complete_task(&id, caller.name(), &roles, values).await.map_err(ApiError::from),
             Err(e) => Err(e),
         },
-        _ => return message_page(&viewer, StatusCode::NOT_FOUND, "not_found", rest),
+        _ => {
+            return message_page(
+                &viewer,
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("/tasks/{}/{action}", url_path(&id.0)),
+            );
+        }
     };
     match result {
         Ok(()) if action == "complete" || action == "delegate" => Redirect::to("/inbox?done=1").into_response(),
@@ -654,8 +656,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
 }
 
 /// `GET /cases/{id}`: the diagram with where the instance stands, its data and its history.
-pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
-    let id = InstanceId(id.trim_matches('/').to_string());
+pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<InstanceId>) -> Response {
     let result: Result<String, ApiError> = async {
         access::may_read(&state, &viewer.caller, &id).await?;
         let engine = state.engine();
@@ -1061,7 +1062,7 @@ pub async fn deploy(State(state): State<AppState>, viewer: Viewer, Form(form): F
 pub async fn retry_incident(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(rest): Path<String>,
+    Path(id): Path<IncidentId>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
     if !viewer.csrf_ok(form.csrf.as_deref()) {
@@ -1070,8 +1071,7 @@ pub async fn retry_incident(
     if let Err(e) = viewer.caller.require(ADMIN, "retry incidents") {
         return error_page(&viewer, &e);
     }
-    let id = rest.trim_matches('/').trim_end_matches("/retry");
-    match state.engine().retry_incident(&IncidentId(id.to_string())).await {
+    match state.engine().retry_incident(&id).await {
         Ok(()) => Redirect::to("/ops").into_response(),
         Err(e) => error_page(&viewer, &ApiError::from(e)),
     }

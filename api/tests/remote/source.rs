@@ -65,9 +65,9 @@ async fn a_stale_epoch_an_expired_lease_and_an_unknown_job_lose_the_lock() {
     let stale = source.extend_lock(&job.id, job.epoch + 1, TimeDelta::seconds(10)).await.unwrap_err();
     assert!(matches!(stale, SourceError::StaleLock { .. }), "{stale:?}");
 
-    let unknown = JobId::from("i-nope-1/job/1");
+    let unknown = JobId::from("i-nope-1.job.1");
     let error = source.complete(&unknown, 1, output.clone()).await.unwrap_err();
-    assert!(matches!(&error, SourceError::UnknownJob(j) if j == "i-nope-1/job/1"), "{error:?}");
+    assert!(matches!(&error, SourceError::UnknownJob(j) if j == "i-nope-1.job.1"), "{error:?}");
     assert!(matches!(source.fail(&unknown, 1, "boom").await, Err(SourceError::UnknownJob(_))));
 
     let until = source.extend_lock(&job.id, job.epoch, TimeDelta::minutes(10)).await.unwrap();
@@ -121,7 +121,7 @@ async fn a_bad_token_is_refused_with_the_servers_words_and_a_dead_server_is_unav
     // A valid token without the worker role.
     let error = server.source("ada").fetch_and_lock(&request("credit.check", Duration::ZERO)).await.unwrap_err();
     assert!(matches!(&error, SourceError::Refused(m) if m.contains("403") && m.contains("missing_role")), "{error:?}");
-    let error = server.source("ada").complete(&JobId::from("i-x-1/job/1"), 1, json!({})).await.unwrap_err();
+    let error = server.source("ada").complete(&JobId::from("i-x-1.job.1"), 1, json!({})).await.unwrap_err();
     assert!(matches!(error, SourceError::Refused(_)), "{error:?}");
     let url = server.url();
     server.stop().await;
@@ -131,6 +131,6 @@ async fn a_bad_token_is_refused_with_the_servers_words_and_a_dead_server_is_unav
     let error = gone.fetch_and_lock(&request("credit.check", Duration::ZERO)).await.unwrap_err();
     assert!(matches!(error, SourceError::Unavailable(_)), "{error:?}");
     assert!(matches!(gone.check("remote-1").await, Err(SourceError::Unavailable(_))));
-    let error = gone.complete(&JobId::from("i-x-1/job/1"), 1, json!({})).await.unwrap_err();
+    let error = gone.complete(&JobId::from("i-x-1.job.1"), 1, json!({})).await.unwrap_err();
     assert!(matches!(error, SourceError::Unavailable(_)), "{error:?}");
 }

@@ -50,7 +50,7 @@ async fn oversized_bodies_and_broken_paths_answer_in_the_error_shape() {
         .await
         .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
     let big_json = format!("{{\"process\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
-    api.raw(Method::POST, "/v1/tasks/i-x-1/task/2/complete", Some("mia"), Some(&big_json), "application/json")
+    api.raw(Method::POST, "/v1/tasks/i-x-1.task.2/complete", Some("mia"), Some(&big_json), "application/json")
         .await
         .expect_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
     api.get("/v1/tasks/i-x-1%FF", "mia").await.expect_error(StatusCode::BAD_REQUEST, "invalid_path");

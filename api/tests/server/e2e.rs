@@ -150,7 +150,7 @@ async fn order_approval_and_order_to_cash_over_http() {
     assert_eq!(status, StatusCode::CREATED, "{o2c}");
     let o2c = o2c["id"].as_str().unwrap().to_string();
     let job = client.work("credit.check", json!({"credit_limit": "100000.00", "open_ar": "0", "risk": "B"})).await;
-    assert!(job["instance_id"].as_str().unwrap().starts_with(&format!("{o2c}/")), "the called instance: {job}");
+    assert!(job["instance_id"].as_str().unwrap().starts_with(&format!("{o2c}.call.")), "the called instance: {job}");
     let child_task = client.task_at("mia", "manager_approval").await;
     let (status, _) =
         client.post(&format!("/v1/tasks/{child_task}/complete"), "mia", json!({"variables": {"approve": true}})).await;

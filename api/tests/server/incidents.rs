@@ -63,7 +63,7 @@ async fn an_admin_lists_and_retries_incidents() {
     // The job runs again.
     let job = api.one_job("credit.check").await;
     assert_eq!(job["instance_id"], id.as_str());
-    api.post_empty("/v1/incidents/i-x-1/incident/1/retry", "ada")
+    api.post_empty("/v1/incidents/i-x-1.incident.1/retry", "ada")
         .await
         .expect_error(StatusCode::NOT_FOUND, "not_found");
 }

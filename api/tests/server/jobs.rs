@@ -61,13 +61,13 @@ async fn the_job_api_is_for_workers_and_checks_its_input() {
     api.post("/v1/jobs/fetch-and-lock", "robot", json!({"worker_id": "w1", "topics": ["x"]}))
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_json");
-    api.post("/v1/jobs/i-x-1/job/1/complete", "robot", json!({"epoch": 1}))
+    api.post("/v1/jobs/i-x-1.job.1/complete", "robot", json!({"epoch": 1}))
         .await
         .expect_error(StatusCode::NOT_FOUND, "not_found");
-    api.post("/v1/jobs/i-x-1/job/1/complete", "mia", json!({"epoch": 1}))
+    api.post("/v1/jobs/i-x-1.job.1/complete", "mia", json!({"epoch": 1}))
         .await
         .expect_error(StatusCode::FORBIDDEN, "missing_role");
-    api.post("/v1/jobs/i-x-1/job/1/finish", "robot", json!({"epoch": 1}))
+    api.post("/v1/jobs/i-x-1.job.1/finish", "robot", json!({"epoch": 1}))
         .await
         .expect_error(StatusCode::NOT_FOUND, "not_found");
 }
@@ -186,11 +186,11 @@ async fn a_non_worker_is_refused_before_the_body_is_read() {
     let Some(api) = Api::new().await else { return };
     for action in ["complete", "fail", "error", "extend-lock"] {
         let answer = api
-            .raw(Method::POST, &format!("/v1/jobs/i-x-1/job/1/{action}"), Some("mia"), Some("{"), "application/json")
+            .raw(Method::POST, &format!("/v1/jobs/i-x-1.job.1/{action}"), Some("mia"), Some("{"), "application/json")
             .await;
         answer.expect_error(StatusCode::FORBIDDEN, "missing_role");
     }
-    api.raw(Method::POST, "/v1/jobs/i-x-1/job/1/fail", Some("robot"), Some("{"), "application/json")
+    api.raw(Method::POST, "/v1/jobs/i-x-1.job.1/fail", Some("robot"), Some("{"), "application/json")
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_json");
 }

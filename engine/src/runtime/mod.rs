@@ -957,7 +957,7 @@ impl<S: Store> Engine<S> {
                 matches!(&n.kind, NodeKind::Start { trigger: Trigger::Message { message: m }, .. } if *m == message.name)
             });
             let Some(node) = node else { continue };
-            let id = format!("{key}~{message_id}");
+            let id = format!("{key}~{}", crate::ids::segment(message_id));
             let record = first.is_none().then(|| MessageRow { instance_id: Some(id.clone()), ..row.clone() });
             let extra = Extra { record_message: record, ..Extra::default() };
             let new = NewInstance {

@@ -23,10 +23,10 @@ fn approval_opens_a_task_with_title_sla_reminder_and_escalation() {
     assert_eq!(
         lines(&effects),
         [
-            "create task i1/task/3 \"Approve order SO-1\" roles=sales.manager assignee=- due=2026-01-06T09:00:00+00:00",
-            "timer i1/timer/4 manager_approval at 2026-01-06T09:00:00+00:00",
-            "timer i1/timer/5 manager_approval at 2026-01-05T17:00:00+00:00",
-            "timer i1/timer/6 manager_approval at 2026-01-06T09:00:00+00:00",
+            "create task i1.task.3 \"Approve order SO-1\" roles=sales.manager assignee=- due=2026-01-06T09:00:00+00:00",
+            "timer i1.timer.4 manager_approval at 2026-01-06T09:00:00+00:00",
+            "timer i1.timer.5 manager_approval at 2026-01-05T17:00:00+00:00",
+            "timer i1.timer.6 manager_approval at 2026-01-06T09:00:00+00:00",
         ]
     );
 }
@@ -147,6 +147,6 @@ fn assignee_expressions_assign_the_task() {
     let effects = run.start(json!({"owner": "olga"}));
     assert_eq!(
         lines(&effects)[0],
-        "create task i1/task/2 \"Sign for olga\" roles= assignee=olga due=2026-01-07T09:00:00+00:00"
+        "create task i1.task.2 \"Sign for olga\" roles= assignee=olga due=2026-01-07T09:00:00+00:00"
     );
 }

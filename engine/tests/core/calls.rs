@@ -11,7 +11,7 @@ fn started() -> Run {
     assert_eq!(
         lines(&effects),
         [
-            r#"start child i1/call/2 order_approval {"amount":"20000.00","customer_id":"C-7","order_id":"SO-1","requested_by":"rita"}"#
+            r#"start child i1.call.2 order_approval {"amount":"20000.00","customer_id":"C-7","order_id":"SO-1","requested_by":"rita"}"#
         ]
     );
     run
@@ -23,7 +23,7 @@ fn approved_and_shipped() -> Run {
     let effects = run.ok(Event::ChildCompleted { call, outcome: Some("approved".into()), variables: vars(&[]) });
     assert_eq!(
         lines(&effects),
-        [r#"start child i1/call/3 ship_then_invoice {"amount":"20000.00","customer_id":"C-7","order_id":"SO-1"}"#]
+        [r#"start child i1.call.3 ship_then_invoice {"amount":"20000.00","customer_id":"C-7","order_id":"SO-1"}"#]
     );
     assert_eq!(run.var("approval_outcome"), text("approved"));
     let call = run.call("fulfil");
@@ -37,7 +37,7 @@ fn approved_and_shipped() -> Run {
     assert_eq!(
         lines(&effects),
         [
-            r#"start child i1/call/4 collect_then_reconcile {"amount_due":"23800.00","customer_id":"C-7","due_date":"2026-02-04","invoice_id":"INV-1"}"#
+            r#"start child i1.call.4 collect_then_reconcile {"amount_due":"23800.00","customer_id":"C-7","due_date":"2026-02-04","invoice_id":"INV-1"}"#
         ]
     );
     run
@@ -77,17 +77,17 @@ fn an_uncaught_child_error_raises_an_incident_and_resolving_calls_again() {
     assert_eq!(
         lines(&effects),
         [
-            "incident i1/incident/3 at approve: `order_approval` failed with `boom`, not caught by an `on error` of `approve`"
+            "incident i1.incident.3 at approve: `order_approval` failed with `boom`, not caught by an `on error` of `approve`"
         ]
     );
     assert_eq!(
         run.refused(Event::ChildCompleted { call, outcome: None, variables: vars(&[]) }),
-        Rejection::UnknownCall { call: "i1/call/2".into() }
+        Rejection::UnknownCall { call: "i1.call.2".into() }
     );
-    let effects = run.ok(Event::ResolveIncident { incident: "i1/incident/3".into() });
+    let effects = run.ok(Event::ResolveIncident { incident: "i1.incident.3".into() });
     assert_eq!(
         lines(&effects)[1],
-        r#"start child i1/call/4 order_approval {"amount":"20000.00","customer_id":"C-7","order_id":"SO-1","requested_by":"rita"}"#
+        r#"start child i1.call.4 order_approval {"amount":"20000.00","customer_id":"C-7","order_id":"SO-1","requested_by":"rita"}"#
     );
 }
 
@@ -101,7 +101,7 @@ fn an_error_end_fails_the_child_with_its_code() {
     let effects = run.complete_task("cfo_write_off", "carl", json!({"approve_write_off": false})).unwrap();
     assert_eq!(
         lines(&effects),
-        ["cancel timer i1/timer/10", "failed write_off_refused"],
+        ["cancel timer i1.timer.10", "failed write_off_refused"],
         "the CFO task's SLA timer closes"
     );
     assert_eq!(run.status(), &Status::Failed { code: "write_off_refused".into() });

@@ -11,7 +11,7 @@ fn small_low_risk_order_is_approved_straight_through() {
     let effects = run.start(order("5000.00"));
     assert_eq!(
         lines(&effects),
-        [r#"create job i1/job/2 credit.check {"amount":"5000.00","customer_id":"C-7"} key=i1:check_credit:1"#]
+        [r#"create job i1.job.2 credit.check {"amount":"5000.00","customer_id":"C-7"} key=i1:check_credit:1"#]
     );
     let effects = run.complete_job("credit.check", credit("50000", "0", "A"));
     assert_eq!(lines(&effects), ["completed approved"]);
@@ -78,14 +78,14 @@ fn a_decide_that_cannot_be_evaluated_raises_an_incident() {
     let effects = run.start(json!({"n": "10", "d": "0"}));
     let l = lines(&effects);
     assert_eq!(l.len(), 1);
-    assert!(l[0].starts_with("incident i1/incident/2 at route: cannot decide: `n / d > 1`: division by zero"), "{l:?}");
+    assert!(l[0].starts_with("incident i1.incident.2 at route: cannot decide: `n / d > 1`: division by zero"), "{l:?}");
     assert_eq!(run.status(), &Status::Running);
     assert_eq!(run.instance.incidents().len(), 1);
     // Resolving runs the decide again; it still fails, so a new incident is raised.
     let incident = run.instance.incidents().keys().next().unwrap().clone();
     let effects = run.ok(Event::ResolveIncident { incident });
-    assert_eq!(lines(&effects)[0], "close incident i1/incident/2");
-    assert!(lines(&effects)[1].starts_with("incident i1/incident/3 at route"));
+    assert_eq!(lines(&effects)[0], "close incident i1.incident.2");
+    assert!(lines(&effects)[1].starts_with("incident i1.incident.3 at route"));
 }
 
 #[test]

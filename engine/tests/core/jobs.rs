@@ -18,14 +18,14 @@ fn failed_jobs_are_retried_with_backoff_then_raise_an_incident() {
     run.start(json!({}));
     let job = run.job("ledger.post");
     let fail = |m: &str| Event::JobFailed { job: job.clone(), message: m.into() };
-    assert_eq!(lines(&run.ok(fail("timeout"))), ["retry job i1/job/2 at 2026-01-05T09:00:30+00:00 attempt 2"]);
+    assert_eq!(lines(&run.ok(fail("timeout"))), ["retry job i1.job.2 at 2026-01-05T09:00:30+00:00 attempt 2"]);
     run.advance(30);
-    assert_eq!(lines(&run.ok(fail("timeout"))), ["retry job i1/job/2 at 2026-01-05T09:01:30+00:00 attempt 3"]);
+    assert_eq!(lines(&run.ok(fail("timeout"))), ["retry job i1.job.2 at 2026-01-05T09:01:30+00:00 attempt 3"]);
     run.advance(60);
     let effects = run.ok(fail("ledger down"));
     assert_eq!(
         lines(&effects),
-        ["incident i1/incident/3 at post: job `ledger.post` failed 3 time(s), no retries left: ledger down"]
+        ["incident i1.incident.3 at post: job `ledger.post` failed 3 time(s), no retries left: ledger down"]
     );
     assert_eq!(run.status(), &Status::Running);
     // The token waits: a late completion is refused until an operator retries.
@@ -34,7 +34,7 @@ fn failed_jobs_are_retried_with_backoff_then_raise_an_incident() {
     let effects = run.ok(Event::RetryJob { job: job.clone() });
     assert_eq!(
         lines(&effects),
-        ["close incident i1/incident/3", "retry job i1/job/2 at 2026-01-05T09:01:30+00:00 attempt 4"]
+        ["close incident i1.incident.3", "retry job i1.job.2 at 2026-01-05T09:01:30+00:00 attempt 4"]
     );
     assert!(run.instance.incidents().is_empty());
     run.ok(Event::JobCompleted { job, output: json!({"reference": "R1"}) });
@@ -77,7 +77,7 @@ fn business_error_nobody_catches_raises_an_incident() {
     assert_eq!(
         lines(&effects),
         [
-            "incident i1/incident/3 at check_credit: business error `erp_down` is not caught by an `on error` of `check_credit`"
+            "incident i1.incident.3 at check_credit: business error `erp_down` is not caught by an `on error` of `check_credit`"
         ]
     );
     // The operator retries: the same job (same idempotency key) runs again.
@@ -127,6 +127,6 @@ fn a_loop_gives_each_activation_its_own_job_and_idempotency_key() {
             _ => None,
         })
         .collect();
-    assert_eq!(keys, ["i1/job/2 i1:work:1", "i1/job/3 i1:work:2"]);
+    assert_eq!(keys, ["i1.job.2 i1:work:1", "i1.job.3 i1:work:2"]);
     assert_eq!(run.status(), &Status::Completed { outcome: Some("done".into()) });
 }

@@ -20,7 +20,7 @@ fn terminate_ends_every_branch_and_completes() {
     );
     run.start(json!({}));
     let effects = run.complete_job("fast", json!({}));
-    assert_eq!(lines(&effects), ["cancel job i1/job/5", "completed stop"]);
+    assert_eq!(lines(&effects), ["cancel job i1.job.5", "completed stop"]);
     assert_eq!(run.status(), &Status::Completed { outcome: Some("stop".into()) });
     assert!(run.instance.tokens().is_empty() && run.instance.jobs().is_empty());
 }
@@ -34,10 +34,10 @@ fn cancel_closes_everything_open() {
     assert_eq!(
         lines(&effects),
         [
-            "cancel task i1/task/3",
-            "cancel timer i1/timer/4",
-            "cancel timer i1/timer/5",
-            "cancel timer i1/timer/6",
+            "cancel task i1.task.3",
+            "cancel timer i1.timer.4",
+            "cancel timer i1.timer.5",
+            "cancel timer i1.timer.6",
             "cancelled by ops",
         ]
     );

@@ -11,8 +11,8 @@ fn awaiting_shipment() -> Run {
     assert_eq!(
         lines(&effects),
         [
-            "subscribe i1/subscription/2 shipment.dispatched key=SO-1",
-            "timer i1/timer/3 await_shipment at 2026-01-10T09:00:00+00:00",
+            "subscribe i1.subscription.2 shipment.dispatched key=SO-1",
+            "timer i1.timer.3 await_shipment at 2026-01-10T09:00:00+00:00",
         ]
     );
     run
@@ -24,7 +24,7 @@ fn a_message_sets_variables_from_its_payload_and_moves_on() {
     let subscription = run.subscription("await_shipment");
     let effects =
         run.ok(Event::MessageCorrelated { subscription, payload: json!({"shipment_id": "SH-9", "carrier": "DHL"}) });
-    assert_eq!(lines(&effects)[0], "cancel timer i1/timer/3");
+    assert_eq!(lines(&effects)[0], "cancel timer i1.timer.3");
     assert_eq!(run.var("shipment_id"), text("SH-9"));
     assert_eq!(run.var("carrier"), text("DHL"));
     assert_eq!(run.token_nodes(), ["issue_invoice", "post_cost"]);
@@ -46,7 +46,7 @@ fn escalation_then_loop_back_subscribes_again() {
     let mut run = awaiting_shipment();
     let timer = run.timer("await_shipment", &TimerPurpose::Boundary { index: 0 });
     let effects = run.fire(timer);
-    assert_eq!(lines(&effects)[0], "unsubscribe i1/subscription/2");
+    assert_eq!(lines(&effects)[0], "unsubscribe i1.subscription.2");
     run.complete_task("chase_shipment", "lou", json!({"chase_note": "called DHL"})).unwrap();
     assert_eq!(run.token_nodes(), ["await_shipment"]);
     assert_eq!(run.instance.subscriptions().len(), 1);

@@ -51,7 +51,7 @@ fn replaying_the_event_log_rebuilds_the_final_state() {
 #[test]
 fn events_with_typed_values_survive_json() {
     let event = Event::ChildCompleted {
-        call: "i1/call/2".into(),
+        call: "i1.call.2".into(),
         outcome: Some("invoiced".into()),
         variables: crate::harness::vars(&[
             ("total", crate::harness::num("23800.00")),
@@ -62,7 +62,7 @@ fn events_with_typed_values_survive_json() {
     let text = serde_json::to_string(&event).unwrap();
     assert_eq!(
         text,
-        r#"{"event":"child_completed","call":"i1/call/2","outcome":"invoiced","variables":{"due":{"$date":"2026-02-04"},"id":"2026-02-04","total":23800.00}}"#
+        r#"{"event":"child_completed","call":"i1.call.2","outcome":"invoiced","variables":{"due":{"$date":"2026-02-04"},"id":"2026-02-04","total":23800.00}}"#
     );
     assert_eq!(serde_json::from_str::<Event>(&text).unwrap(), event);
 }

@@ -18,7 +18,7 @@ fn a_reminder_leaves_the_task_open() {
     let mut run = at_manager();
     let timer = run.timer("manager_approval", &TimerPurpose::Reminder { index: 0 });
     let effects = run.fire(timer);
-    assert_eq!(lines(&effects), ["remind i1/task/3"]);
+    assert_eq!(lines(&effects), ["remind i1.task.3"]);
     assert_eq!(run.token_nodes(), ["manager_approval"]);
     assert_eq!(run.instance.tasks().len(), 1);
 }
@@ -27,29 +27,29 @@ fn a_reminder_leaves_the_task_open() {
 fn escalation_cancels_the_task_and_its_timers_and_moves_on() {
     let mut run = at_manager();
     let due = run.timer("manager_approval", &TimerPurpose::Due);
-    assert_eq!(lines(&run.fire(due)), ["remind i1/task/3 overdue"]);
+    assert_eq!(lines(&run.fire(due)), ["remind i1.task.3 overdue"]);
     let escalate = run.timer("manager_approval", &TimerPurpose::Boundary { index: 0 });
     let effects = run.fire(escalate);
     insta::assert_snapshot!("escalation", crate::harness::pretty(&effects));
     assert_eq!(
         lines(&effects),
         [
-            "cancel task i1/task/3",
-            "cancel timer i1/timer/5",
-            "create task i1/task/7 \"Approve order SO-1 (escalated)\" roles=sales.director assignee=- due=2026-01-07T09:00:00+00:00",
-            "timer i1/timer/8 director_approval at 2026-01-07T09:00:00+00:00",
-            "timer i1/timer/9 director_approval at 2026-01-06T17:00:00+00:00",
+            "cancel task i1.task.3",
+            "cancel timer i1.timer.5",
+            "create task i1.task.7 \"Approve order SO-1 (escalated)\" roles=sales.director assignee=- due=2026-01-07T09:00:00+00:00",
+            "timer i1.timer.8 director_approval at 2026-01-07T09:00:00+00:00",
+            "timer i1.timer.9 director_approval at 2026-01-06T17:00:00+00:00",
         ]
     );
     assert_eq!(run.token_nodes(), ["director_approval"]);
     // The old task is gone: completing it is refused.
     let r = run.refused(Event::TaskCompleted {
-        task: "i1/task/3".into(),
+        task: "i1.task.3".into(),
         by: "mia".into(),
         on_behalf_of: None,
         form: json!({"approve": true}),
     });
-    assert_eq!(r, Rejection::UnknownTask { task: "i1/task/3".into() });
+    assert_eq!(r, Rejection::UnknownTask { task: "i1.task.3".into() });
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn remind_every_reschedules_itself() {
     let first = run.timer("director_approval", &TimerPurpose::Reminder { index: 0 });
     assert_eq!(
         lines(&run.fire(first)),
-        ["timer i1/timer/10 director_approval at 2026-01-07T01:00:00+00:00", "remind i1/task/7"]
+        ["timer i1.timer.10 director_approval at 2026-01-07T01:00:00+00:00", "remind i1.task.7"]
     );
 }
 
@@ -79,10 +79,10 @@ fn awaiting_payment() -> Run {
     assert_eq!(
         lines(&effects),
         [
-            "subscribe i1/subscription/2 payment.received key=INV-1",
-            "timer i1/timer/3 await_payment at 2026-02-11T00:00:00+00:00",
-            "timer i1/timer/4 await_payment at 2026-03-06T00:00:00+00:00",
-            "timer i1/timer/5 await_payment at 2026-04-05T00:00:00+00:00",
+            "subscribe i1.subscription.2 payment.received key=INV-1",
+            "timer i1.timer.3 await_payment at 2026-02-11T00:00:00+00:00",
+            "timer i1.timer.4 await_payment at 2026-03-06T00:00:00+00:00",
+            "timer i1.timer.5 await_payment at 2026-04-05T00:00:00+00:00",
         ]
     );
     run
@@ -109,7 +109,7 @@ fn a_non_interrupting_timer_runs_a_side_path_while_the_wait_goes_on() {
         subscription,
         payload: json!({"amount": "1190.00", "reference": "INV-1", "payment_id": "P-1"}),
     });
-    assert_eq!(lines(&effects)[..2], ["cancel timer i1/timer/4", "cancel timer i1/timer/5"]);
+    assert_eq!(lines(&effects)[..2], ["cancel timer i1.timer.4", "cancel timer i1.timer.5"]);
     run.complete_job("payment.match", json!({"result": "exact"}));
     run.complete_job("receipt.post", json!({}));
     assert_eq!(run.status(), &Status::Completed { outcome: Some("paid".into()) });
@@ -164,7 +164,7 @@ fn an_interrupting_date_timer_cancels_the_wait() {
     let last = run.timer("await_payment", &TimerPurpose::Boundary { index: 2 });
     let effects = run.fire(last);
     let l = lines(&effects);
-    assert_eq!(l[..3], ["cancel timer i1/timer/3", "cancel timer i1/timer/4", "unsubscribe i1/subscription/2"]);
+    assert_eq!(l[..3], ["cancel timer i1.timer.3", "cancel timer i1.timer.4", "unsubscribe i1.subscription.2"]);
     assert_eq!(run.token_nodes(), ["finance_decision"]);
 }
 
@@ -182,17 +182,17 @@ fn every_boundary_repeats_and_each_fire_starts_a_side_path() {
     let effects = run.start(json!({}));
     assert_eq!(
         lines(&effects),
-        ["timer i1/timer/2 hold at 2026-01-15T09:00:00+00:00", "timer i1/timer/3 hold at 2026-01-08T09:00:00+00:00"]
+        ["timer i1.timer.2 hold at 2026-01-15T09:00:00+00:00", "timer i1.timer.3 hold at 2026-01-08T09:00:00+00:00"]
     );
     let every = run.timer("hold", &TimerPurpose::Boundary { index: 0 });
     let effects = run.fire(every);
-    assert_eq!(lines(&effects)[0], "timer i1/timer/4 hold at 2026-01-11T09:00:00+00:00");
+    assert_eq!(lines(&effects)[0], "timer i1.timer.4 hold at 2026-01-11T09:00:00+00:00");
     let again = run.timer("hold", &TimerPurpose::Boundary { index: 0 });
     run.fire(again);
     assert_eq!(run.instance.jobs().len(), 2, "two side paths run");
     let wait = run.timer("hold", &TimerPurpose::Wait);
     let effects = run.fire(wait);
-    assert_eq!(lines(&effects), ["cancel timer i1/timer/8"]);
+    assert_eq!(lines(&effects), ["cancel timer i1.timer.8"]);
     assert_eq!(run.status(), &Status::Running, "side paths still run");
     let jobs: Vec<_> = run.instance.jobs().keys().cloned().collect();
     for job in jobs {
@@ -212,7 +212,7 @@ fn wait_until_a_date_waits_until_its_midnight() {
         }"#,
     );
     let effects = run.start(json!({"day": "2026-03-01"}));
-    assert_eq!(lines(&effects), ["timer i1/timer/2 hold at 2026-03-01T00:00:00+00:00"]);
+    assert_eq!(lines(&effects), ["timer i1.timer.2 hold at 2026-03-01T00:00:00+00:00"]);
     let timer = run.timer("hold", &TimerPurpose::Wait);
     run.fire(timer);
     assert_eq!(run.status(), &Status::Completed { outcome: Some("done".into()) });
@@ -238,13 +238,13 @@ fn wait_first_message_wins_and_cancels_the_timer() {
     assert_eq!(
         lines(&effects),
         [
-            "subscribe i1/subscription/2 shipment.dispatched key=SO-1",
-            "timer i1/timer/3 race at 2026-01-10T09:00:00+00:00"
+            "subscribe i1.subscription.2 shipment.dispatched key=SO-1",
+            "timer i1.timer.3 race at 2026-01-10T09:00:00+00:00"
         ]
     );
     let subscription = run.subscription("race");
     let effects = run.ok(Event::MessageCorrelated { subscription, payload: json!({}) });
-    assert_eq!(lines(&effects), ["cancel timer i1/timer/3", "completed ok"]);
+    assert_eq!(lines(&effects), ["cancel timer i1.timer.3", "completed ok"]);
 }
 
 #[test]
@@ -253,8 +253,8 @@ fn wait_first_timer_wins_and_unsubscribes() {
     run.start(json!({"order_id": "SO-1"}));
     let timer = run.timer("race", &TimerPurpose::FirstArm { index: 1 });
     let effects = run.fire(timer);
-    assert_eq!(lines(&effects), ["unsubscribe i1/subscription/2", "completed late"]);
-    let r = run.refused(Event::MessageCorrelated { subscription: "i1/subscription/2".into(), payload: json!({}) });
+    assert_eq!(lines(&effects), ["unsubscribe i1.subscription.2", "completed late"]);
+    let r = run.refused(Event::MessageCorrelated { subscription: "i1.subscription.2".into(), payload: json!({}) });
     assert!(matches!(r, Rejection::InvalidState { .. }), "{r:?}");
 }
 
@@ -269,5 +269,5 @@ fn wait_until_a_cron_time_uses_its_time_zone() {
     );
     // Monday 09:00 UTC is 10:00 in Berlin: the next 09:00 there is Tuesday, 08:00 UTC.
     let effects = run.start(json!({}));
-    assert_eq!(lines(&effects), ["timer i1/timer/2 hold at 2026-01-06T08:00:00+00:00"]);
+    assert_eq!(lines(&effects), ["timer i1.timer.2 hold at 2026-01-06T08:00:00+00:00"]);
 }

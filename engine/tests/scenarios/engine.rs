@@ -50,9 +50,9 @@ fn bad_requests_get_typed_errors_and_change_nothing() {
     assert!(engine.instances().is_empty());
     let unknown = InstanceId::from("nope-1");
     assert_eq!(engine.cancel(&unknown, "ops"), Err(Error::UnknownInstance(unknown.clone())));
-    assert!(matches!(engine.complete_job(&"x/job/1".into(), json!({})), Err(Error::UnknownJob(_))));
-    assert!(matches!(engine.complete_task(&"x/task/1".into(), "u", None, json!({})), Err(Error::UnknownTask(_))));
-    assert!(matches!(engine.retry_incident(&"x/incident/1".into()), Err(Error::UnknownIncident(_))));
+    assert!(matches!(engine.complete_job(&"x.job.1".into(), json!({})), Err(Error::UnknownJob(_))));
+    assert!(matches!(engine.complete_task(&"x.task.1".into(), "u", None, json!({})), Err(Error::UnknownTask(_))));
+    assert!(matches!(engine.retry_incident(&"x.incident.1".into()), Err(Error::UnknownIncident(_))));
     assert!(
         engine
             .start_with(
