@@ -175,6 +175,22 @@ impl Browser {
         .await
     }
 
+    /// Runs a script in the page and returns its value.
+    async fn script(&self, script: &str) -> Value {
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+    }
+
+    async fn resize(&self, width: u32, height: u32) {
+        self.call(reqwest::Method::POST, "/window/rect", Some(json!({"width": width, "height": height}))).await;
+    }
+
+    /// Fails unless the page fits the window's width: nothing makes it scroll sideways.
+    async fn assert_fits_width(&self, page: &str) {
+        let widths = self.script("return [document.documentElement.scrollWidth, window.innerWidth];").await;
+        let (page_width, window) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
+        assert!(page_width <= window, "{page} is {page_width} px wide in a {window} px window");
+    }
+
     async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_string()
     }
@@ -228,10 +244,15 @@ async fn api_get(server: &str, token: &str, path: &str) -> Option<Value> {
     answer.json().await.ok()
 }
 
-/// POSTs `body` to `path` of the API with `token`; the JSON answer.
+/// POSTs `body` to `path` of the API with `token`; the JSON answer (`null` for an empty one),
+/// after checking the status is a success.
 async fn api_post(server: &str, token: &str, path: &str, body: Value) -> Value {
     let answer = reqwest::Client::new().post(format!("{server}{path}")).bearer_auth(token).json(&body).send().await;
-    answer.unwrap().json().await.unwrap()
+    let answer = answer.unwrap();
+    let status = answer.status();
+    let text = answer.text().await.unwrap();
+    assert!(status.is_success(), "POST {path}: {status} {text}");
+    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() }
 }
 
 /// Starts an order to cash over the API as `user`; its id.
@@ -256,6 +277,14 @@ async fn task_for(server: &str, token: &str, title_part: &str) -> String {
     })
     .await
 }
+
+/// A process whose only job an operator's test makes fail: no retries, so one failure is an
+/// incident.
+const FLAKY: &str = r#"process flaky_export "Export the day's invoices" {
+  start -> export
+  task export "Export to the share" { job "qa.export"  retry 0 } -> done
+  end done "Exported"
+}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
@@ -342,10 +371,31 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     for label in ["Receivables by age", "0-30", "90+", "Days sales outstanding", "CNY ", "Gross profit by customer"] {
         assert!(board.contains(label), "`{label}` on the board: {board}");
     }
+    assert!(board.contains("Invoiced and received by week"), "{board}");
     browser.screenshot("board").await;
     browser.goto(&format!("{server}/cases/{id}")).await;
     let booked = browser.wait_for("Ledger entries").await;
     assert!(booked.contains("Accounts receivable") && booked.contains("Revenue"), "{booked}");
+
+    // Figures lead to the documents behind them: the oldest receivables to their invoices, a
+    // customer's gross profit to its orders, an order to its case.
+    browser.goto(&format!("{server}/board")).await;
+    browser.wait_for("Receivables by age").await;
+    browser.click("svg.bars a[href='/board/receivables?bucket=90%2B']").await;
+    let oldest = browser.wait_for("Open receivables").await;
+    assert!(oldest.contains("Age 90+"), "{oldest}");
+    let ages: Vec<&str> =
+        oldest.lines().filter(|l| l.starts_with("INV")).filter_map(|l| l.split(' ').next_back()).collect();
+    assert!(!ages.is_empty() && ages.iter().all(|a| *a == "90+"), "only invoices 90+ days past due: {oldest}");
+    browser.goto(&format!("{server}/board")).await;
+    browser.wait_for("Gross profit by customer").await;
+    browser.click("a[href='/board/orders?customer=C-004']").await;
+    let orders = browser.wait_for("Gross profit by order").await;
+    assert!(orders.contains("SO-2001") && orders.contains("C-004") && orders.contains("Total"), "{orders}");
+    browser.click("a[href='/cases?business_key=SO-2001']").await;
+    browser.wait_for("Orders and cases").await;
+    browser.click(&format!("a[href='/cases/{id}']")).await;
+    browser.wait_for("Where it stands").await;
 
     // The controller reviews the month-end reports the close produced: the task links them.
     let close =
@@ -359,6 +409,55 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     let aging = browser.wait_for("Receivables aging").await;
     assert!(aging.contains("Days past due") && aging.contains("Total") && aging.contains("CNY "), "{aging}");
     browser.screenshot("month-end-aging").await;
+
+    browser.sign_out().await;
+
+    // An operator deploys a process from the page, a job of it fails into an incident, and
+    // the operator retries it from the operations page: the job is offered again.
+    browser.sign_in(&server, &token("ada")).await;
+    browser.wait_for("Signed in as ada").await;
+    browser.goto(&format!("{server}/ops")).await;
+    browser.wait_for("Deploy a process").await;
+    browser.type_into("#source", FLAKY).await;
+    browser.click("#deploy").await;
+    browser.wait_for("Deployed").await;
+    let flaky =
+        api_post(&server, &token("ada"), "/v1/instances", json!({"process": "flaky_export", "variables": {}})).await;
+    let flaky = flaky["id"].as_str().unwrap_or_else(|| panic!("started: {flaky}")).to_string();
+    let fetch = json!({"worker_id": "browser-test", "topics": ["qa.export"], "max_jobs": 1, "lock_ms": 60_000});
+    let jobs = api_post(&server, &token("robot"), "/v1/jobs/fetch-and-lock", fetch.clone()).await;
+    let job = &jobs.as_array().unwrap_or_else(|| panic!("jobs: {jobs}"))[0];
+    let failed = json!({"epoch": job["epoch"], "message": "the export share is offline"});
+    api_post(&server, &token("robot"), &format!("/v1/jobs/{}/fail", job["id"].as_str().unwrap()), failed).await;
+    browser.goto(&format!("{server}/ops")).await;
+    let ops = browser.wait_for("the export share is offline").await;
+    assert!(ops.contains("Open incidents"), "{ops}");
+    browser.screenshot("incident").await;
+    browser.click(&format!("form[action^='/ops/incidents/{flaky}.'] button")).await;
+    eventually("the incident to be resolved", || async {
+        let open = api_get(&server, &token("ada"), "/v1/incidents").await?;
+        open.as_array()?.iter().all(|i| i["instance_id"] != flaky.as_str()).then_some(())
+    })
+    .await;
+    let ops = browser.wait_for("Open incidents").await;
+    assert!(!ops.contains("the export share is offline"), "retried: {ops}");
+    let again = api_post(&server, &token("robot"), "/v1/jobs/fetch-and-lock", fetch).await;
+    assert_eq!(again[0]["instance_id"], flaky.as_str(), "the job is offered again: {again}");
+
+    // At a phone's width no page scrolls sideways.
+    browser.resize(390, 844).await;
+    for path in ["/inbox", "/cases", &format!("/cases/{id}"), "/board", "/board/receivables", "/ops"] {
+        browser.goto(&format!("{server}{path}")).await;
+        browser.wait_for("Signed in as ada").await;
+        browser.assert_fits_width(path).await;
+    }
+    browser.goto(&format!("{server}/board")).await;
+    browser.wait_for("Finance board").await;
+    browser.screenshot("board-phone").await;
+    browser.resize(1280, 1000).await;
+    browser.sign_out().await;
+    browser.sign_in(&server, &token("carl")).await;
+    browser.wait_for("Signed in as carl").await;
 
     // The same pages in Chinese.
     browser.goto(&format!("{server}/board?lang=zh-CN")).await;

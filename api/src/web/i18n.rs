@@ -166,6 +166,14 @@ const EN: &[(&str, &str)] = &[
     ("def_gross_margin", "(revenue − cost of goods) ÷ revenue"),
     ("def_bad_debt", "write-offs ÷ revenue"),
     ("def_auto_matched", "payments matched without a person ÷ payments matched"),
+    ("weekly_flow", "Invoiced and received by week"),
+    ("invoiced", "Invoiced"),
+    ("received", "Received"),
+    ("week_of", "Week of"),
+    ("profit_by_order", "Gross profit by order"),
+    ("all_states", "All states"),
+    ("failed", "Failed"),
+    ("cancelled", "Cancelled"),
 ];
 
 /// Simplified Chinese.
@@ -281,6 +289,14 @@ const ZH_CN: &[(&str, &str)] = &[
     ("def_gross_margin", "（收入 − 销货成本）÷ 收入"),
     ("def_bad_debt", "核销金额 ÷ 收入"),
     ("def_auto_matched", "无人工自动核销的收款 ÷ 已核销收款"),
+    ("weekly_flow", "按周开票与回款"),
+    ("invoiced", "开票"),
+    ("received", "回款"),
+    ("week_of", "周（起始日）"),
+    ("profit_by_order", "按订单毛利"),
+    ("all_states", "全部状态"),
+    ("failed", "失败"),
+    ("cancelled", "已取消"),
 ];
 
 /// The names of the reference processes' variables in Chinese; other names are shown as written,

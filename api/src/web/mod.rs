@@ -62,6 +62,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/cases", get(pages::cases))
         .route("/cases/{id}", get(pages::case))
         .route("/board", get(pages::board))
+        .route("/board/receivables", get(pages::receivables))
+        .route("/board/orders", get(pages::orders))
         .route("/reports/{id}", get(pages::report))
         .route("/ops", get(pages::operations))
         .route("/ops/incidents/{id}/retry", post(pages::retry_incident))

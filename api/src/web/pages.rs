@@ -620,17 +620,37 @@ pub struct CasesQuery {
 pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): Query<CasesQuery>) -> Response {
     let result: Result<String, ApiError> = async {
         let key = query.business_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
-        let status = query.status.as_deref().filter(|s| ["running", "completed", "failed", "cancelled"].contains(s));
+        let status = query.status.as_deref().filter(|s| STATUS_WORDS.iter().any(|(v, _)| v == s));
         let seen = Visibility::of(&state, &viewer.caller).await?;
         let process = query.process.as_deref().filter(|p| !p.is_empty());
         let rows = state.engine().store().instances(process, status, key, 5_000, 0).await?;
         let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(&r.id, &r.process_key, r.process_version)).take(200).collect();
+        // Processes by the title their designer gave them, as the inbox names them.
+        let mut titles = std::collections::BTreeMap::new();
+        for d in state.engine().store().deployments().await? {
+            let title = state.engine().definition(&d.key, d.version).await?.title.clone();
+            titles.insert(d.key, title);
+        }
+        let mut process_options = format!("<option value=\"\">{}</option>", viewer.t("all_processes"));
+        for (key, title) in &titles {
+            let selected = if Some(key.as_str()) == process { " selected" } else { "" };
+            let _ = write!(process_options, "<option value=\"{}\"{selected}>{}</option>", esc(key), esc(title));
+        }
+        let mut status_options = format!("<option value=\"\">{}</option>", viewer.t("all_states"));
+        for (value, key) in STATUS_WORDS {
+            let selected = if Some(value) == status { " selected" } else { "" };
+            let _ = write!(status_options, "<option value=\"{value}\"{selected}>{}</option>", viewer.t(key));
+        }
         let mut out = format!(
             "<h1>{}</h1><form method=\"get\" action=\"/cases\" class=\"filters\"><label>{} <input name=\"business_key\" value=\"{}\"></label>\
+             <label>{} <select name=\"process\" id=\"process\">{process_options}</select></label>\
+             <label>{} <select name=\"status\" id=\"status\">{status_options}</select></label>\
              <button type=\"submit\">{}</button></form><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
             viewer.t("instances"),
             viewer.t("business_key"),
             esc(key.unwrap_or("")),
+            viewer.t("process"),
+            viewer.t("status"),
             viewer.t("search"),
             viewer.t("instance"),
             viewer.t("process"),
@@ -638,13 +658,15 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             viewer.t("when"),
         );
         for r in rows {
+            let status_word = STATUS_WORDS.iter().find(|(v, _)| *v == r.status).map_or(r.status.as_str(), |(_, k)| viewer.t(k));
             let _ = write!(
                 out,
-                "<tr><td><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr data-status=\"{}\"><td><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.status),
                 url_path(&r.id),
                 esc(r.business_key.as_deref().unwrap_or(&r.id)),
-                esc(&r.process_key),
-                esc(&r.status),
+                esc(titles.get(&r.process_key).unwrap_or(&r.process_key)),
+                esc(status_word),
                 esc(&i18n::time(r.created_at, viewer.zone)),
             );
         }
@@ -654,6 +676,10 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
     .await;
     answer(&viewer, "instances", result)
 }
+
+/// The statuses an instance list can be narrowed to, with the catalogue key of their word.
+const STATUS_WORDS: [(&str, &str); 4] =
+    [("running", "running"), ("completed", "completed"), ("failed", "failed"), ("cancelled", "cancelled")];
 
 /// `GET /cases/{id}`: the diagram with where the instance stands, its data and its history.
 pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<InstanceId>) -> Response {
@@ -779,8 +805,9 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
                 let y = i * 30 + 8;
                 let _ = write!(
                     out,
-                    "<text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"60\" y=\"{y}\" width=\"{width}\" height=\"20\" fill=\"#3b6ea8\"/>\
-                     <text x=\"{}\" y=\"{}\" font-size=\"11\" data-bucket=\"{}\">{}</text>",
+                    "<a href=\"/board/receivables?bucket={}\"><text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"60\" y=\"{y}\" width=\"{width}\" height=\"20\" fill=\"#3b6ea8\"/>\
+                     <text x=\"{}\" y=\"{}\" font-size=\"11\" data-bucket=\"{}\">{}</text></a>",
+                    url_path(&bucket.label),
                     y + 15,
                     esc(&bucket.label),
                     66 + width,
@@ -791,18 +818,24 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
             }
             out.push_str("</svg></section>");
             let pct = |d: Option<Decimal>| d.map_or("—".to_string(), |d| format!("{}%", (d * Decimal::from(100)).round_dp(1)));
+            // Each figure links to the documents behind it, where one list holds them.
             let rows = [
-                ("open_receivables", i18n::money(ledger.open_receivables, lang), viewer.t("def_open_receivables")),
-                ("dso", ledger.days_sales_outstanding.map_or("—".into(), |d| format!("{} {}", d.round_dp(1), viewer.t("days"))), viewer.t("def_dso")),
-                ("gross_margin", pct(ledger.gross_margin), viewer.t("def_gross_margin")),
-                ("bad_debt", pct(ledger.bad_debt_rate), viewer.t("def_bad_debt")),
-                ("auto_matched", pct(ledger.auto_match_rate), viewer.t("def_auto_matched")),
+                ("open_receivables", i18n::money(ledger.open_receivables, lang), viewer.t("def_open_receivables"), Some("/board/receivables")),
+                ("dso", ledger.days_sales_outstanding.map_or("—".into(), |d| format!("{} {}", d.round_dp(1), viewer.t("days"))), viewer.t("def_dso"), Some("/board/receivables")),
+                ("gross_margin", pct(ledger.gross_margin), viewer.t("def_gross_margin"), Some("/board/orders")),
+                ("bad_debt", pct(ledger.bad_debt_rate), viewer.t("def_bad_debt"), None),
+                ("auto_matched", pct(ledger.auto_match_rate), viewer.t("def_auto_matched"), None),
             ];
             let _ = write!(out, "<section><table class=\"kpis\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>", viewer.t("kpi"), viewer.t("value"), viewer.t("definition"));
-            for (key, value, definition) in rows {
-                let _ = write!(out, "<tr><td>{}</td><td data-kpi=\"{key}\">{}</td><td class=\"muted\">{}</td></tr>", viewer.t(key), esc(&value), esc(definition));
+            for (key, value, definition, behind) in rows {
+                let value = match behind {
+                    Some(href) => format!("<a href=\"{href}\">{}</a>", esc(&value)),
+                    None => esc(&value),
+                };
+                let _ = write!(out, "<tr><td>{}</td><td data-kpi=\"{key}\">{value}</td><td class=\"muted\">{}</td></tr>", viewer.t(key), esc(definition));
             }
             out.push_str("</tbody></table></section>");
+            out.push_str(&weekly_flow(&state, &viewer, ledger.as_of).await?);
             out.push_str(&profit_by_customer(&state, &viewer, ledger.as_of).await?);
         }
         let _ = write!(
@@ -943,7 +976,7 @@ async fn profit_by_customer(state: &AppState, viewer: &Viewer, to: chrono::Naive
         };
         let _ = write!(
             out,
-            "<tr><td>{c}</td><td>{}</td><td>{}</td><td>{}</td><td>{margin}</td></tr>",
+            "<tr><td><a href=\"/board/orders?customer={c}\">{c}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{margin}</td></tr>",
             money(line.revenue),
             money(line.cost_of_goods),
             money(line.gross_profit),
@@ -959,6 +992,197 @@ async fn profit_by_customer(state: &AppState, viewer: &Viewer, to: chrono::Naive
         money(report.gross_profit)
     );
     Ok(out)
+}
+
+/// Weeks the board's chart of invoiced and received amounts covers.
+const FLOW_WEEKS: i64 = 12;
+
+/// Invoiced and received per week over the last [`FLOW_WEEKS`] weeks, as paired bars with the
+/// figures in a table beneath (the chart for the eye, the table for the exact cents).
+async fn weekly_flow(state: &AppState, viewer: &Viewer, to: chrono::NaiveDate) -> Result<String, ApiError> {
+    let Some(ledger) = state.ledger() else { return Ok(String::new()) };
+    let from = to - chrono::TimeDelta::days(7 * FLOW_WEEKS - 1);
+    let weeks = ledger.weekly_flow(from, to).await.map_err(ApiError::internal)?;
+    let most = weeks.iter().flat_map(|w| [w.invoiced, w.received]).max().unwrap_or_default().max(Decimal::ONE);
+    let height = |amount: Decimal| (amount * Decimal::from(120) / most).round().to_string().parse::<u32>().unwrap_or(0);
+    let (width, step) = (30 * weeks.len() + 20, 30);
+    let mut out = format!(
+        "<section><h2>{}</h2><p class=\"legend\"><span class=\"key invoiced\"></span>{} <span class=\"key received\"></span>{}</p>\
+         <svg class=\"flow\" viewBox=\"0 0 {width} 160\" role=\"img\" aria-label=\"{}\">",
+        viewer.t("weekly_flow"),
+        viewer.t("invoiced"),
+        viewer.t("received"),
+        viewer.t("weekly_flow"),
+    );
+    for (i, week) in weeks.iter().enumerate() {
+        let x = 10 + i * step;
+        let (hi, hr) = (height(week.invoiced), height(week.received));
+        let _ = write!(
+            out,
+            "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"{hi}\" fill=\"#3b6ea8\"><title>{} {}</title></rect>\
+             <rect x=\"{}\" y=\"{}\" width=\"12\" height=\"{hr}\" fill=\"#4f9a6b\"><title>{} {}</title></rect>\
+             <text x=\"{x}\" y=\"155\" font-size=\"9\">{}</text>",
+            140 - hi,
+            viewer.t("invoiced"),
+            esc(&i18n::money(week.invoiced, viewer.lang)),
+            x + 13,
+            140 - hr,
+            viewer.t("received"),
+            esc(&i18n::money(week.received, viewer.lang)),
+            week.week_start.format("%m-%d"),
+        );
+    }
+    let _ = write!(
+        out,
+        "</svg><table class=\"compact\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        viewer.t("week_of"),
+        viewer.t("invoiced"),
+        viewer.t("received"),
+    );
+    for week in weeks.iter().rev() {
+        let _ = write!(
+            out,
+            "<tr data-week=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+            week.week_start,
+            week.week_start,
+            esc(&i18n::money(week.invoiced, viewer.lang)),
+            esc(&i18n::money(week.received, viewer.lang)),
+        );
+    }
+    out.push_str("</tbody></table></section>");
+    Ok(out)
+}
+
+/// What the figure pages may be narrowed to.
+#[derive(Debug, Deserialize)]
+pub struct FiguresQuery {
+    /// An aging bucket's label (`0-30`, `31-60`, `61-90`, `90+`).
+    bucket: Option<String>,
+    /// A customer id.
+    customer: Option<String>,
+}
+
+/// The order's case, found by its business key (a page the reader's own rights then filter).
+fn order_link(order: &str) -> String {
+    format!("<a href=\"/cases?business_key={}\">{}</a>", url_path(order), esc(order))
+}
+
+/// `GET /board/receivables`: the open invoices behind the aging, DSO and open receivables
+/// figures, by bucket or customer, each linked to its order (finance readers).
+pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
+    let result: Result<String, ApiError> = async {
+        access::may_read_reports(&viewer.caller)?;
+        let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+        let today = state.engine().now().date_naive();
+        let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
+        let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
+        let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let lines: Vec<_> = aging
+            .invoices
+            .iter()
+            .filter(|l| bucket.is_none_or(|b| l.bucket == b) && customer.is_none_or(|c| l.customer_id == c))
+            .collect();
+        let total: Decimal = lines.iter().map(|l| l.amount_open).sum();
+        let narrowed: Vec<String> = [bucket.map(|b| format!("{} {b}", viewer.t("bucket"))), customer.map(|c| format!("{} {c}", viewer.t("customer")))]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut out = format!(
+            "<h1>{} <span class=\"muted\">{today}{}</span></h1><p><a href=\"/board\">{}</a></p><table><thead>",
+            viewer.t("open_receivables"),
+            esc(&narrowed.iter().map(|n| format!(" · {n}")).collect::<String>()),
+            viewer.t("back"),
+        );
+        let heads: Vec<String> =
+            ["invoice", "business_key", "customer", "due_date", "days_past_due", "amount_open", "bucket"].iter().map(|k| viewer.t(k).to_string()).collect();
+        out.push_str(&row(&heads, "th"));
+        out.push_str("</thead><tbody>");
+        for line in &lines {
+            let cells = [
+                esc(&line.invoice_id),
+                line.order_id.as_deref().map_or_else(|| "—".to_string(), order_link),
+                format!("<a href=\"/board/receivables?customer={}\">{}</a>", url_path(&line.customer_id), esc(&line.customer_id)),
+                line.due_date.to_string(),
+                line.days_past_due.to_string(),
+                esc(&i18n::money(line.amount_open, viewer.lang)),
+                esc(&line.bucket),
+            ];
+            out.push_str(&row(&cells, "td"));
+        }
+        let _ = write!(
+            out,
+            "</tbody><tfoot><tr><th>{}</th><th></th><th></th><th></th><th></th><th data-total=\"open\">{}</th><th>{}</th></tr></tfoot></table>",
+            viewer.t("total"),
+            esc(&i18n::money(total, viewer.lang)),
+            lines.len(),
+        );
+        Ok(out)
+    }
+    .await;
+    answer(&viewer, "open_receivables", result)
+}
+
+/// `GET /board/orders`: gross profit by order over the board's 90 days, optionally of one
+/// customer: the orders behind the gross margin and the by-customer table (finance readers).
+pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
+    let result: Result<String, ApiError> = async {
+        access::may_read_reports(&viewer.caller)?;
+        let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+        let to = state.engine().now().date_naive();
+        let from = to - chrono::TimeDelta::days(89);
+        let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let orders: Vec<_> = ledger
+            .gross_profit_by_order(from, to)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .filter(|o| customer.is_none_or(|c| o.customer_id == c))
+            .collect();
+        let money = |d: Decimal| esc(&i18n::money(d, viewer.lang));
+        let mut out = format!(
+            "<h1>{} <span class=\"muted\">{from} – {to}{}</span></h1><p><a href=\"/board\">{}</a></p><table><thead>",
+            viewer.t("profit_by_order"),
+            customer.map_or_else(String::new, |c| format!(" · {} {}", viewer.t("customer"), esc(c))),
+            viewer.t("back"),
+        );
+        let heads: Vec<String> = ["business_key", "customer", "revenue", "cost_of_goods", "gross_profit"]
+            .iter()
+            .map(|k| viewer.t(k).to_string())
+            .chain(["%".to_string()])
+            .collect();
+        out.push_str(&row(&heads, "th"));
+        out.push_str("</thead><tbody>");
+        let (mut revenue, mut cost) = (Decimal::ZERO, Decimal::ZERO);
+        for o in &orders {
+            revenue += o.revenue;
+            cost += o.cost_of_goods;
+            let margin = if o.revenue.is_zero() {
+                "—".to_string()
+            } else {
+                format!("{}%", (o.gross_profit * Decimal::from(100) / o.revenue).round_dp(1))
+            };
+            let cells = [
+                order_link(&o.order_id),
+                format!("<a href=\"/board/orders?customer={}\">{}</a>", url_path(&o.customer_id), esc(&o.customer_id)),
+                money(o.revenue),
+                money(o.cost_of_goods),
+                money(o.gross_profit),
+                margin,
+            ];
+            out.push_str(&row(&cells, "td"));
+        }
+        let _ = write!(
+            out,
+            "</tbody><tfoot><tr><th>{}</th><th></th><th>{}</th><th>{}</th><th data-total=\"gross_profit\">{}</th><th></th></tr></tfoot></table>",
+            viewer.t("total"),
+            money(revenue),
+            money(cost),
+            money(revenue - cost),
+        );
+        Ok(out)
+    }
+    .await;
+    answer(&viewer, "profit_by_order", result)
 }
 
 /// `GET /ops`: open incidents with a retry button (administrators).

@@ -235,3 +235,50 @@ async fn the_inbox_filters_by_amount_and_customer_and_puts_the_most_urgent_first
     let theirs = page(&api, Method::GET, "/inbox?customer=c-7", &mia, None).await.text;
     assert!(theirs.contains("CNY 55,000.00"), "customers match in any case: {theirs}");
 }
+
+#[tokio::test]
+async fn the_documents_behind_the_board_are_for_finance_readers_only() {
+    let Some(api) = Api::new().await else { return };
+    let sam = sign_in(&api, "sam").await;
+    let mia = sign_in(&api, "mia").await;
+    for path in ["/board", "/board/receivables?bucket=90%2B", "/board/orders?customer=C-004"] {
+        for (who, session) in [("sam", &sam), ("mia", &mia)] {
+            let refused = page(&api, Method::GET, path, session, None).await;
+            assert_eq!(refused.status, StatusCode::FORBIDDEN, "{who} on {path}: {}", refused.text);
+            assert!(!refused.text.contains("CNY"), "no figure leaks to {who}: {}", refused.text);
+        }
+    }
+    // A finance reader on a server that keeps no sub-ledger gets a page saying so, not a 500.
+    let carl = sign_in(&api, "carl").await;
+    let none = page(&api, Method::GET, "/board/receivables", &carl, None).await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND, "{}", none.text);
+    assert!(none.text.contains("sub-ledger"), "{}", none.text);
+}
+
+#[tokio::test]
+async fn the_case_list_narrows_by_state_and_process_with_its_own_controls() {
+    let Some(api) = Api::new().await else { return };
+    let (id, _) = api.order_at_manager("20000.00", "sam").await;
+    let sam = sign_in(&api, "sam").await;
+    let all = page(&api, Method::GET, "/cases", &sam, None).await;
+    assert!(
+        all.text.contains("<select name=\"status\"") && all.text.contains("<select name=\"process\""),
+        "{}",
+        all.text
+    );
+    assert!(all.text.contains(&id), "{}", all.text);
+    let running = page(&api, Method::GET, "/cases?status=running&process=order_approval", &sam, None).await;
+    assert!(running.text.contains(&id), "{}", running.text);
+    assert!(
+        running.text.contains("<option value=\"running\" selected>"),
+        "the chosen state stays chosen: {}",
+        running.text
+    );
+    assert!(!running.text.contains("data-status=\"completed\""), "{}", running.text);
+    let completed = page(&api, Method::GET, "/cases?status=completed", &sam, None).await;
+    assert!(!completed.text.contains(&id), "{}", completed.text);
+    // An unknown state is no filter, not an error.
+    let odd = page(&api, Method::GET, "/cases?status=exploded", &sam, None).await;
+    assert_eq!(odd.status, StatusCode::OK);
+    assert!(odd.text.contains(&id), "{}", odd.text);
+}

@@ -62,7 +62,8 @@ pub use ops::{
     PeriodClosed, ReceiptPosted, Refunded, ReportMade, WrittenOff,
 };
 pub use reports::{
-    AgingBucket, AgingLine, AgingReport, EntryLine, LedgerKpis, ProfitLine, ProfitReport, TrialBalance, TrialLine,
+    AgingBucket, AgingLine, AgingReport, EntryLine, LedgerKpis, OrderProfit, ProfitLine, ProfitReport, TrialBalance,
+    TrialLine, WeekFlow,
 };
 pub use seed::{DemoSeed, NewCustomer};
 

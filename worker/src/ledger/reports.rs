@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::{Datelike as _, NaiveDate, TimeDelta};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -72,6 +72,9 @@ pub struct AgingLine {
     pub invoice_id: String,
     /// The customer.
     pub customer_id: String,
+    /// The order it bills; none for an invoice taken over from an earlier system.
+    #[serde(default)]
+    pub order_id: Option<String>,
     /// Its due date.
     pub due_date: NaiveDate,
     /// Days past due on the report's date (negative: not yet due).
@@ -127,6 +130,32 @@ pub struct ProfitLine {
     pub cost_of_goods: Decimal,
     /// Revenue minus cost of goods.
     pub gross_profit: Decimal,
+}
+
+/// Gross profit of one order: its invoice's revenue and the cost of the goods it shipped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderProfit {
+    /// The order (for an invoice taken over from an earlier system: the invoice).
+    pub order_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Revenue (net of tax).
+    pub revenue: Decimal,
+    /// Cost of goods sold.
+    pub cost_of_goods: Decimal,
+    /// Revenue minus cost of goods.
+    pub gross_profit: Decimal,
+}
+
+/// What was invoiced and what came in from customers in one week (Monday to Sunday).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeekFlow {
+    /// The week's Monday.
+    pub week_start: NaiveDate,
+    /// Invoice totals (gross, with tax) by issue date.
+    pub invoiced: Decimal,
+    /// Customer payments by the day the bank received them.
+    pub received: Decimal,
 }
 
 /// Gross profit by customer over a date range, from the ledger.
@@ -268,7 +297,7 @@ impl Ledger {
     /// its due date.
     pub async fn aging(&self, as_of: NaiveDate) -> Result<AgingReport, Error> {
         let rows = sqlx::query(
-            "SELECT i.id, i.customer_id, i.due_date, l.debit, l.credit \
+            "SELECT i.id, i.customer_id, i.due_date, l.debit, l.credit, i.order_id \
              FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id JOIN invoices i ON i.id = l.invoice_id \
              WHERE l.account = $1 AND e.entry_date <= $2 ORDER BY i.due_date, i.id",
         )
@@ -276,20 +305,20 @@ impl Ledger {
         .bind(date_text(as_of))
         .fetch_all(&self.read)
         .await?;
-        let mut open: Vec<(String, String, NaiveDate, Decimal)> = Vec::new();
+        let mut open: Vec<(String, String, NaiveDate, Decimal, Option<String>)> = Vec::new();
         for r in rows {
             let id: String = r.try_get(0)?;
             let amount = parse_money(r.try_get(3)?)? - parse_money(r.try_get(4)?)?;
             match open.last_mut() {
                 Some(last) if last.0 == id => last.3 += amount,
-                _ => open.push((id, r.try_get(1)?, parse_date(r.try_get(2)?)?, amount)),
+                _ => open.push((id, r.try_get(1)?, parse_date(r.try_get(2)?)?, amount, r.try_get(5)?)),
             }
         }
         let mut buckets: Vec<AgingBucket> =
             BUCKETS.iter().map(|l| AgingBucket { label: l.to_string(), amount: Decimal::ZERO, invoices: 0 }).collect();
         let mut invoices = Vec::new();
         let mut total = Decimal::ZERO;
-        for (invoice_id, customer_id, due_date, amount) in open {
+        for (invoice_id, customer_id, due_date, amount, order_id) in open {
             if amount.is_zero() {
                 continue;
             }
@@ -301,6 +330,7 @@ impl Ledger {
             invoices.push(AgingLine {
                 invoice_id,
                 customer_id,
+                order_id,
                 due_date,
                 days_past_due,
                 amount_open: cents(amount),
@@ -359,6 +389,88 @@ impl Ledger {
         report.cost_of_goods = cents(report.cost_of_goods);
         report.gross_profit = cents(report.revenue - report.cost_of_goods);
         Ok(report)
+    }
+
+    /// Revenue, cost of goods and gross profit by order, from entries dated `from..=to`, most
+    /// revenue first: the orders behind [`Ledger::gross_profit`]'s lines, which they add up to.
+    pub async fn gross_profit_by_order(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<OrderProfit>, Error> {
+        // Revenue is booked on the invoice (its document), cost of goods on the order.
+        let rows = sqlx::query(
+            "SELECT coalesce(i.order_id, e.document, ''), coalesce(l.customer_id, ''), l.account, l.debit, l.credit \
+             FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id \
+             LEFT JOIN invoices i ON i.id = e.document \
+             WHERE l.account IN ($1, $2) AND e.entry_date >= $3 AND e.entry_date <= $4",
+        )
+        .bind(account::REVENUE)
+        .bind(account::COST_OF_GOODS)
+        .bind(date_text(from))
+        .bind(date_text(to))
+        .fetch_all(&self.read)
+        .await?;
+        let mut by: BTreeMap<(String, String), (Decimal, Decimal)> = BTreeMap::new();
+        for r in rows {
+            let account: String = r.try_get(2)?;
+            let (debit, credit) = (parse_money(r.try_get(3)?)?, parse_money(r.try_get(4)?)?);
+            let line = by.entry((r.try_get(0)?, r.try_get(1)?)).or_default();
+            if account == account::REVENUE {
+                line.0 += credit - debit;
+            } else {
+                line.1 += debit - credit;
+            }
+        }
+        let mut orders: Vec<OrderProfit> = by
+            .into_iter()
+            .map(|((order_id, customer_id), (revenue, cost))| OrderProfit {
+                order_id,
+                customer_id,
+                revenue: cents(revenue),
+                cost_of_goods: cents(cost),
+                gross_profit: cents(revenue - cost),
+            })
+            .collect();
+        orders.sort_by(|a, b| b.revenue.cmp(&a.revenue).then_with(|| a.order_id.cmp(&b.order_id)));
+        Ok(orders)
+    }
+
+    /// Invoiced and received per week for the weeks that hold `from..=to`, oldest first, every
+    /// week listed (a quiet week is zero, not missing).
+    pub async fn weekly_flow(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<WeekFlow>, Error> {
+        let monday = |d: NaiveDate| d - TimeDelta::days(i64::from(d.weekday().num_days_from_monday()));
+        let mut weeks: BTreeMap<NaiveDate, (Decimal, Decimal)> = BTreeMap::new();
+        let mut week = monday(from);
+        while week <= to {
+            weeks.insert(week, (Decimal::ZERO, Decimal::ZERO));
+            week += TimeDelta::days(7);
+        }
+        let (from_text, to_text) = (date_text(monday(from)), date_text(to));
+        let invoices =
+            sqlx::query("SELECT issue_date, total FROM invoices WHERE issue_date >= $1 AND issue_date <= $2")
+                .bind(&from_text)
+                .bind(&to_text)
+                .fetch_all(&self.read)
+                .await?;
+        for r in invoices {
+            let day = parse_date(r.try_get(0)?)?;
+            weeks.entry(monday(day)).or_default().0 += parse_money(r.try_get(1)?)?;
+        }
+        let payments =
+            sqlx::query("SELECT received_on, amount FROM payments WHERE received_on >= $1 AND received_on <= $2")
+                .bind(&from_text)
+                .bind(&to_text)
+                .fetch_all(&self.read)
+                .await?;
+        for r in payments {
+            let day = parse_date(r.try_get(0)?)?;
+            weeks.entry(monday(day)).or_default().1 += parse_money(r.try_get(1)?)?;
+        }
+        Ok(weeks
+            .into_iter()
+            .map(|(week_start, (invoiced, received))| WeekFlow {
+                week_start,
+                invoiced: cents(invoiced),
+                received: cents(received),
+            })
+            .collect())
     }
 
     /// The finance KPIs as of `as_of` (postings dated up to then).

@@ -1,5 +1,6 @@
 //! Each built-in handler on the seeded company's real rows, called directly with a job context.
 
+use chrono::Datelike as _;
 use cloverleaf_worker::HandlerError;
 use serde_json::{Value, json};
 
@@ -430,6 +431,50 @@ async fn gross_profit_by_customer_comes_from_the_ledger() {
     let by: Vec<(String, String)> =
         report.customers.iter().map(|c| (c.customer_id.clone(), c.gross_profit.to_string())).collect();
     assert_eq!(by, vec![("C-001".into(), "940.00".into()), ("C-002".into(), "1189.00".into())]);
+
+    // The orders behind those lines, which add up to them.
+    let orders = env.ledger.gross_profit_by_order(date("2026-01-01"), date("2026-01-31")).await.unwrap();
+    let by_order: Vec<(&str, &str, String, String)> = orders
+        .iter()
+        .map(|o| (o.order_id.as_str(), o.customer_id.as_str(), o.revenue.to_string(), o.gross_profit.to_string()))
+        .collect();
+    assert_eq!(
+        by_order,
+        [("SO-2", "C-002", "3499.00".into(), "1189.00".into()), ("SO-1", "C-001", "2500.00".into(), "940.00".into())]
+    );
+    for customer in &report.customers {
+        let sum: rust_decimal::Decimal =
+            orders.iter().filter(|o| o.customer_id == customer.customer_id).map(|o| o.gross_profit).sum();
+        assert_eq!(sum, customer.gross_profit, "{}", customer.customer_id);
+    }
+}
+
+#[tokio::test]
+async fn invoiced_and_received_by_week_list_every_week_and_match_the_documents() {
+    let Some(env) = Env::new().await else { return };
+    let today = env.today();
+    env.ledger.record_order("SO-1", "C-001", today, &[("PUMP-100", dec("2"))]).await.unwrap();
+    let (invoice_id, total) = invoice(&env, "SO-1", "C-001", "2500.00").await;
+    env.ledger
+        .record_bank_payment("BANK-1", Some("C-001"), dec("1000.00"), &invoice_id, today, env.now())
+        .await
+        .unwrap();
+    let from = today - chrono::TimeDelta::days(27);
+    let weeks = env.ledger.weekly_flow(from, today).await.unwrap();
+    assert!(weeks.len() >= 4 && weeks.len() <= 5, "four weeks and the one holding `from`: {weeks:?}");
+    assert!(weeks.windows(2).all(|w| w[1].week_start - w[0].week_start == chrono::TimeDelta::days(7)), "{weeks:?}");
+    assert!(weeks.iter().all(|w| w.week_start.weekday() == chrono::Weekday::Mon), "{weeks:?}");
+    let last = weeks.last().unwrap();
+    assert!(last.week_start <= today && today - last.week_start < chrono::TimeDelta::days(7));
+    // This week holds the new invoice and the payment, besides whatever the seed dated in it.
+    let opening = env.ledger.weekly_flow(today, today).await.unwrap();
+    assert_eq!(opening.len(), 1);
+    let invoiced: rust_decimal::Decimal = weeks.iter().map(|w| w.invoiced).sum();
+    let received: rust_decimal::Decimal = weeks.iter().map(|w| w.received).sum();
+    assert!(invoiced >= dec(&total), "{invoiced} includes the invoice of {total}");
+    assert!(received >= dec("1000.00"), "{received} includes the payment");
+    assert_eq!(opening[0].invoiced, last.invoiced);
+    assert_eq!(opening[0].received, last.received);
 }
 
 #[tokio::test]
