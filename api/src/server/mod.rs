@@ -19,6 +19,7 @@ pub mod extract;
 mod incidents;
 mod instances;
 mod jobs;
+mod kpis;
 mod messages;
 pub mod metrics;
 pub mod openapi;
@@ -174,6 +175,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/extend-lock", post(jobs::extend_lock))
         .route("/v1/incidents", get(incidents::list))
         .route("/v1/incidents/{id}/retry", post(incidents::retry))
+        .route("/v1/kpis", get(kpis::catalogue))
+        .route("/v1/kpis/{key}", get(kpis::one))
         .route("/v1/reports/kpis", get(reports::kpis))
         .route("/v1/reports/stored/{id}", get(reports::stored))
         .merge(crate::web::router(state.clone()))

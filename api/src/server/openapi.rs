@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{definitions, error, incidents, instances, jobs, messages, ops, reports, tasks, views};
+use super::{definitions, error, incidents, instances, jobs, kpis, messages, ops, reports, tasks, views};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -16,7 +16,7 @@ use super::{definitions, error, incidents, instances, jobs, messages, ops, repor
         description = "Workflow engine where business and finance meet: definitions, instances, messages, \
                        the task inbox, the external-job API, incidents, metrics and KPIs. JSON in and out; \
                        money as decimal strings; times RFC 3339; errors as {\"error\": {\"code\", \"message\", \"details\"}}. \
-                       Ids of tasks, jobs, incidents and called instances contain `/`: send them as they are or percent-encoded."
+                       Ids go into paths as they are; an id from a store written before ids were URL-safe holds `/`, sent as `%2F`."
     ),
     paths(
         ops::healthz, ops::metrics, ops::openapi,
@@ -26,7 +26,7 @@ use super::{definitions, error, incidents, instances, jobs, messages, ops, repor
         tasks::inbox, tasks::get, tasks::claim, tasks::unclaim, tasks::complete, tasks::delegate, tasks::substitute,
         jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,
         incidents::list, incidents::retry,
-        reports::kpis, reports::stored,
+        kpis::catalogue, kpis::one, reports::kpis, reports::stored,
     ),
     components(schemas(error::ErrorBody, error::ErrorInfo, views::InstanceView, views::TaskView, views::JobView)),
     modifiers(&BearerAuth),
@@ -37,7 +37,7 @@ use super::{definitions, error, incidents, instances, jobs, messages, ops, repor
         (name = "tasks", description = "The task inbox"),
         (name = "jobs", description = "The external-job API (worker role)"),
         (name = "incidents", description = "Stuck work (admin role)"),
-        (name = "reports", description = "KPIs and the stored month-end reports"),
+        (name = "reports", description = "The indicator catalogue, KPIs and the stored month-end reports"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]

@@ -144,3 +144,55 @@ async fn kpis_carry_the_sub_ledgers_finance_figures() {
     assert!(open > rust_decimal::Decimal::ZERO);
     assert_eq!(open, buckets, "the buckets add up to the open receivables, exactly");
 }
+
+#[tokio::test]
+async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_readers_only() {
+    let Some(mut api) = Api::new().await else { return };
+    // Without a sub-ledger: a clear 404 for a finance reader, still a 403 for anyone else.
+    api.get("/v1/kpis", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    api.get("/v1/kpis", "sam").await.expect_error(StatusCode::FORBIDDEN, "missing_role");
+    let ledger = cloverleaf_worker::Ledger::connect(&api.db.url()).await.unwrap();
+    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
+    api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
+        api.engine.clone(),
+        crate::harness::users(),
+        ledger,
+    ));
+    for user in ["sam", "mia", "robot"] {
+        let refused = api.get("/v1/kpis/open_receivables?by=customer", user).await;
+        refused.expect_error(StatusCode::FORBIDDEN, "missing_role");
+        assert!(!refused.text.contains("175642.85"), "no figure leaks to {user}: {}", refused.text);
+    }
+    let answer = api.get("/v1/kpis", "carl").await;
+    let body = answer.expect(StatusCode::OK);
+    assert_eq!(
+        (body["as_of"].as_str(), body["from"].as_str(), body["currency"].as_str()),
+        (Some("2026-01-05"), Some("2025-10-08"), Some("CNY"))
+    );
+    let kpis = body["kpis"].as_array().unwrap();
+    let open = kpis.iter().find(|k| k["key"] == "open_receivables").unwrap();
+    assert_eq!(open["value"], "175642.85", "the opening receivables of the demo company");
+    assert_eq!((open["unit"].as_str(), open["owner"].as_str()), (Some("money"), Some("finance.controller")));
+    assert!(open["formula"].as_str().unwrap().contains("open balances"), "{open}");
+    assert!(kpis.iter().all(|k| k["parts"].as_array().unwrap().is_empty()), "no split asked");
+
+    let by_customer = api.get("/v1/kpis/open_receivables?by=customer", "ada").await;
+    let split = by_customer.expect(StatusCode::OK);
+    let parts = split["parts"].as_array().unwrap();
+    assert!(parts.len() > 1, "{split}");
+    let sum: rust_decimal::Decimal =
+        parts.iter().map(|p| p["value"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap()).sum();
+    assert_eq!(sum.to_string(), "175642.85", "the customers' parts add up to the whole");
+
+    let refused = api.get("/v1/kpis/open_receivables?by=month", "carl").await;
+    let error = refused.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
+    assert!(error["message"].as_str().unwrap().contains("it offers customer"), "{}", refused.text);
+    api.get("/v1/kpis?by=sales_rep", "carl").await.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
+    api.get("/v1/kpis?from=2026-02-01&as_of=2026-01-31", "carl")
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_window");
+    let unknown = api.get("/v1/kpis/ebitda", "carl").await;
+    let error = unknown.expect_error(StatusCode::NOT_FOUND, "not_found");
+    assert!(error["message"].as_str().unwrap().contains("gross_margin"), "the known keys are listed: {}", unknown.text);
+    api.get("/v1/kpis?as_of=yesterday", "carl").await.expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+}

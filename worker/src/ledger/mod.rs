@@ -42,6 +42,7 @@
 //! sold, 6800 Bad debt expense, 6900 Payment differences.
 
 mod db;
+pub mod kpi;
 mod ops;
 mod reports;
 mod seed;

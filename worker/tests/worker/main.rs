@@ -8,4 +8,5 @@ mod end_to_end;
 mod handlers;
 mod harness;
 mod http;
+mod kpis;
 mod runtime;
