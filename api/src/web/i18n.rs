@@ -118,15 +118,12 @@ const EN: &[(&str, &str)] = &[
     ("error_text", "The server could not do this. Nothing was changed; try again, or ask your administrator."),
     ("back", "Back"),
     ("aging", "Receivables by age"),
-    ("dso", "Days sales outstanding"),
     ("open_receivables", "Open receivables"),
     ("cycle_time", "Order-to-cash cycle time"),
     ("sla_breaches", "Approvals past their SLA"),
     ("incidents", "Open incidents"),
     ("retry", "Retry"),
     ("gross_margin", "Gross margin"),
-    ("bad_debt", "Bad-debt rate"),
-    ("auto_matched", "Payments matched automatically"),
     ("started", "Started"),
     ("completed", "Completed"),
     ("running", "Running"),
@@ -161,12 +158,8 @@ const EN: &[(&str, &str)] = &[
     ("total", "Total"),
     ("aging_report", "Receivables aging"),
     ("profit_report", "Gross profit by customer"),
-    ("def_open_receivables", "sum of open invoice balances"),
-    ("def_dso", "open receivables ÷ invoiced in the last 90 days × 90"),
-    ("def_gross_margin", "(revenue − cost of goods) ÷ revenue"),
-    ("def_bad_debt", "write-offs ÷ revenue"),
-    ("def_auto_matched", "payments matched without a person ÷ payments matched"),
     ("weekly_flow", "Invoiced and received by week"),
+    ("kpis", "Indicators"),
     ("invoiced", "Invoiced"),
     ("received", "Received"),
     ("week_of", "Week of"),
@@ -241,15 +234,12 @@ const ZH_CN: &[(&str, &str)] = &[
     ("error_text", "服务器未能完成操作，数据未作任何更改；请重试或联系管理员。"),
     ("back", "返回"),
     ("aging", "应收账龄"),
-    ("dso", "应收账款周转天数"),
     ("open_receivables", "未收应收款"),
     ("cycle_time", "订单到回款周期"),
     ("sla_breaches", "超时审批"),
     ("incidents", "未处理故障"),
     ("retry", "重试"),
     ("gross_margin", "毛利率"),
-    ("bad_debt", "坏账率"),
-    ("auto_matched", "自动核销的收款"),
     ("started", "已发起"),
     ("completed", "已完成"),
     ("running", "进行中"),
@@ -284,12 +274,8 @@ const ZH_CN: &[(&str, &str)] = &[
     ("total", "合计"),
     ("aging_report", "应收账龄表"),
     ("profit_report", "客户毛利表"),
-    ("def_open_receivables", "未结发票余额合计"),
-    ("def_dso", "未收应收款 ÷ 近 90 天开票额 × 90"),
-    ("def_gross_margin", "（收入 − 销货成本）÷ 收入"),
-    ("def_bad_debt", "核销金额 ÷ 收入"),
-    ("def_auto_matched", "无人工自动核销的收款 ÷ 已核销收款"),
     ("weekly_flow", "按周开票与回款"),
+    ("kpis", "指标"),
     ("invoiced", "开票"),
     ("received", "回款"),
     ("week_of", "周（起始日）"),
@@ -340,6 +326,30 @@ pub fn label(name: &str, lang: Lang) -> String {
     name.replace('_', " ")
 }
 
+/// An indicator's name and formula for a reader of `lang`: the catalogue's own words in
+/// English, a translation in Chinese.
+pub fn kpi(lang: Lang, key: &str) -> (&'static str, &'static str) {
+    let english = cloverleaf_worker::ledger::kpi::definition(key).map_or(("", ""), |d| (d.name, d.formula));
+    match lang {
+        Lang::En => english,
+        Lang::ZhCn => KPI_ZH.iter().find(|(k, _, _)| *k == key).map_or(english, |(_, name, formula)| (*name, *formula)),
+    }
+}
+
+/// The indicator catalogue in Simplified Chinese: (key, name, formula).
+const KPI_ZH: &[(&str, &str, &str)] = &[
+    ("open_receivables", "未收应收款", "截至当日各发票未结余额之和"),
+    ("overdue_receivables", "逾期应收款", "截至当日已过到期日的发票未结余额"),
+    ("days_sales_outstanding", "应收账款周转天数", "未收应收款 ÷ 截至当日 90 天内开票额（含税）× 90"),
+    ("revenue", "收入", "期间内收入科目贷方 − 借方（不含税）"),
+    ("gross_profit", "毛利", "期间内收入 − 销货成本"),
+    ("gross_margin", "毛利率", "期间内（收入 − 销货成本）÷ 收入"),
+    ("bad_debt_rate", "坏账率", "期间内核销的应收款 ÷ 收入"),
+    ("invoiced", "开票额", "期间内按开票日计的发票金额（含税）"),
+    ("cash_received", "回款额", "期间内按银行到账日计的客户付款"),
+    ("auto_match_rate", "自动核销率", "期间内到账且无需人工核销的收款 ÷ 已核销收款"),
+];
+
 /// The currency amounts are booked in.
 pub const CURRENCY: &str = "CNY";
 
@@ -372,6 +382,16 @@ pub fn time(at: DateTime<Utc>, zone: Tz) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_indicator_has_its_words_in_both_languages() {
+        for definition in &cloverleaf_worker::ledger::kpi::CATALOGUE {
+            assert_eq!(kpi(Lang::En, definition.key), (definition.name, definition.formula));
+            let (name, formula) = kpi(Lang::ZhCn, definition.key);
+            assert!(name != definition.name && formula != definition.formula, "{} untranslated", definition.key);
+        }
+        assert!(KPI_ZH.iter().all(|(k, _, _)| cloverleaf_worker::ledger::kpi::definition(k).is_some()), "no stale key");
+    }
 
     #[test]
     fn every_key_is_in_both_catalogues() {

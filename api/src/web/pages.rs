@@ -817,24 +817,7 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
                 );
             }
             out.push_str("</svg></section>");
-            let pct = |d: Option<Decimal>| d.map_or("—".to_string(), |d| format!("{}%", (d * Decimal::from(100)).round_dp(1)));
-            // Each figure links to the documents behind it, where one list holds them.
-            let rows = [
-                ("open_receivables", i18n::money(ledger.open_receivables, lang), viewer.t("def_open_receivables"), Some("/board/receivables")),
-                ("dso", ledger.days_sales_outstanding.map_or("—".into(), |d| format!("{} {}", d.round_dp(1), viewer.t("days"))), viewer.t("def_dso"), Some("/board/receivables")),
-                ("gross_margin", pct(ledger.gross_margin), viewer.t("def_gross_margin"), Some("/board/orders")),
-                ("bad_debt", pct(ledger.bad_debt_rate), viewer.t("def_bad_debt"), None),
-                ("auto_matched", pct(ledger.auto_match_rate), viewer.t("def_auto_matched"), None),
-            ];
-            let _ = write!(out, "<section><table class=\"kpis\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>", viewer.t("kpi"), viewer.t("value"), viewer.t("definition"));
-            for (key, value, definition, behind) in rows {
-                let value = match behind {
-                    Some(href) => format!("<a href=\"{href}\">{}</a>", esc(&value)),
-                    None => esc(&value),
-                };
-                let _ = write!(out, "<tr><td>{}</td><td data-kpi=\"{key}\">{value}</td><td class=\"muted\">{}</td></tr>", viewer.t(key), esc(definition));
-            }
-            out.push_str("</tbody></table></section>");
+            out.push_str(&catalogue_table(&state, &viewer, ledger.as_of).await?);
             out.push_str(&weekly_flow(&state, &viewer, ledger.as_of).await?);
             out.push_str(&profit_by_customer(&state, &viewer, ledger.as_of).await?);
         }
@@ -994,6 +977,52 @@ async fn profit_by_customer(state: &AppState, viewer: &Viewer, to: chrono::Naive
     Ok(out)
 }
 
+/// The indicator catalogue over the last 90 days, each figure with how it is computed and, where
+/// one list holds them, a link to the documents behind it.
+async fn catalogue_table(state: &AppState, viewer: &Viewer, as_of: chrono::NaiveDate) -> Result<String, ApiError> {
+    use cloverleaf_worker::ledger::kpi::{CATALOGUE, Unit, Window};
+    let Some(ledger) = state.ledger() else { return Ok(String::new()) };
+    let window = Window::last_90_days(as_of);
+    let figures = ledger.figures(window, None).await.map_err(ApiError::internal)?;
+    let mut out = format!(
+        "<section><h2>{} <span class=\"muted\">{} – {}</span></h2><table class=\"kpis\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        viewer.t("kpis"),
+        window.from,
+        window.as_of,
+        viewer.t("kpi"),
+        viewer.t("value"),
+        viewer.t("definition")
+    );
+    for (definition, figure) in CATALOGUE.iter().zip(figures) {
+        let value = match (definition.unit, figure.value) {
+            (_, None) => "—".to_string(),
+            (Unit::Money, Some(v)) => i18n::money(v, viewer.lang),
+            (Unit::Days, Some(v)) => format!("{} {}", v.round_dp(1), viewer.t("days")),
+            (Unit::Ratio, Some(v)) => format!("{}%", (v * Decimal::from(100)).round_dp(1)),
+        };
+        let behind = match definition.key {
+            "open_receivables" | "days_sales_outstanding" => Some("/board/receivables"),
+            "overdue_receivables" => Some("/board/receivables?overdue=1"),
+            "revenue" | "gross_profit" | "gross_margin" => Some("/board/orders"),
+            _ => None,
+        };
+        let value = match behind {
+            Some(href) => format!("<a href=\"{href}\">{}</a>", esc(&value)),
+            None => esc(&value),
+        };
+        let (name, formula) = i18n::kpi(viewer.lang, definition.key);
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td data-kpi=\"{}\">{value}</td><td class=\"muted\">{}</td></tr>",
+            esc(name),
+            definition.key,
+            esc(formula)
+        );
+    }
+    out.push_str("</tbody></table></section>");
+    Ok(out)
+}
+
 /// Weeks the board's chart of invoiced and received amounts covers.
 const FLOW_WEEKS: i64 = 12;
 
@@ -1060,6 +1089,8 @@ pub struct FiguresQuery {
     bucket: Option<String>,
     /// A customer id.
     customer: Option<String>,
+    /// Only invoices past their due date.
+    overdue: Option<String>,
 }
 
 /// The order's case, found by its business key (a page the reader's own rights then filter).
@@ -1077,13 +1108,19 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
         let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
         let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let overdue = query.overdue.as_deref().is_some_and(|o| !o.is_empty() && o != "0");
         let lines: Vec<_> = aging
             .invoices
             .iter()
             .filter(|l| bucket.is_none_or(|b| l.bucket == b) && customer.is_none_or(|c| l.customer_id == c))
+            .filter(|l| !overdue || l.days_past_due > 0)
             .collect();
         let total: Decimal = lines.iter().map(|l| l.amount_open).sum();
-        let narrowed: Vec<String> = [bucket.map(|b| format!("{} {b}", viewer.t("bucket"))), customer.map(|c| format!("{} {c}", viewer.t("customer")))]
+        let narrowed: Vec<String> = [
+            bucket.map(|b| format!("{} {b}", viewer.t("bucket"))),
+            customer.map(|c| format!("{} {c}", viewer.t("customer"))),
+            overdue.then(|| viewer.t("overdue").to_string()),
+        ]
             .into_iter()
             .flatten()
             .collect();
