@@ -215,6 +215,31 @@ fn canonical(path: &Path) -> PathBuf {
 }
 
 fn check(files: &[PathBuf]) -> Result<ExitCode> {
+    // Alert rules (`.rules`) are checked against the indicator catalogue; the rest are processes.
+    let (rule_paths, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.iter().cloned().partition(|p| p.extension().is_some_and(|x| x == "rules"));
+    let mut rules_failed = false;
+    if !rule_paths.is_empty() {
+        let mut texts = Vec::new();
+        for path in &rule_paths {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            texts.push((path.display().to_string(), text));
+        }
+        match cloverleaf::server::alerts::check_rules(&texts) {
+            Ok(rules) => {
+                eprintln!("checked {} rule file(s): {} alert rule(s), 0 error(s)", rule_paths.len(), rules.len())
+            }
+            Err(rendered) => {
+                eprintln!("{rendered}");
+                eprintln!("checked {} rule file(s): errors above", rule_paths.len());
+                rules_failed = true;
+            }
+        }
+        if files.is_empty() {
+            return Ok(if rules_failed { ExitCode::from(1) } else { ExitCode::SUCCESS });
+        }
+    }
+    let files = &files[..];
     let (project, asked) = load(files)?;
     let compilation = project.compile();
     let (mine, context): (Vec<_>, Vec<_>) = compilation.diagnostics.iter().partition(|d| (d.file.0 as usize) < asked);
@@ -235,7 +260,7 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
         compilation.sources.iter().take(asked).flat_map(|(id, file)| process_keys(id, &file.text)).collect();
     let compiled = compilation.processes.iter().filter(|p| asked_keys.contains(&p.key)).count();
     eprintln!("checked {asked} file(s): {compiled} process(es) compiled, {errors} error(s), {warnings} warning(s)");
-    Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 || rules_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// The keys of the processes a file defines (none if it does not parse).

@@ -372,6 +372,16 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
         assert!(board.contains(label), "`{label}` on the board: {board}");
     }
     assert!(board.contains("Invoiced and received by week"), "{board}");
+    // The alert rules beside the processes have judged the demo company; the CFO acknowledges one.
+    eventually("the alert rules to have judged the demo company", || async {
+        browser.goto(&format!("{server}/board")).await;
+        let text = browser.text().await;
+        text.contains("A customer owes more than 5,000.00 past due").then_some(())
+    })
+    .await;
+    browser.click("div.alert.critical form button").await;
+    let seen = browser.wait_for("Seen by carl").await;
+    assert!(seen.contains("Days sales outstanding above 60 days"), "{seen}");
     browser.screenshot("board").await;
     browser.goto(&format!("{server}/cases/{id}")).await;
     let booked = browser.wait_for("Ledger entries").await;

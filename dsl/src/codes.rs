@@ -1,7 +1,7 @@
 //! The catalogue of diagnostic codes. Codes are stable: tools and docs may refer to them.
 //!
 //! `E00xx` syntax, `E01xx` names, `E02xx` types, `E03xx` literals and schedules, `E04xx` flow
-//! and soundness; `W05xx` warnings.
+//! and soundness; `W05xx` warnings; `E06xx` alert rules.
 
 /// The text does not follow the grammar.
 pub const SYNTAX: &str = "E0001";
@@ -67,3 +67,9 @@ pub const UNUSED: &str = "W0505";
 pub const CHECKS_SKIPPED: &str = "W0506";
 /// More diagnostics than a compilation lists (`MAX_DIAGNOSTICS`): the rest are counted.
 pub const TOO_MANY: &str = "W0507";
+/// An alert rule names an indicator that is not in the catalogue.
+pub const UNKNOWN_INDICATOR: &str = "E0601";
+/// An alert rule's threshold is not in its indicator's unit.
+pub const UNIT_MISMATCH: &str = "E0602";
+/// An alert rule splits an indicator in a way it does not offer.
+pub const NO_SUCH_SPLIT: &str = "E0603";

@@ -45,6 +45,7 @@ pub mod expr;
 pub mod grammar;
 pub mod model;
 pub mod parser;
+pub mod rules;
 pub mod schedule;
 pub mod suggest;
 

@@ -11,6 +11,7 @@
 //! a URL path holds `/` and is sent percent-encoded (`i-x-1%2Ftask%2F2`).
 
 pub mod access;
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub(crate) mod definitions;
@@ -56,6 +57,8 @@ struct Shared {
     engine: Engine<AnyStore>,
     users: Users,
     ledger: Option<Ledger>,
+    /// The alert rules, replaced whole when the files are loaded again.
+    rules: std::sync::RwLock<Arc<Vec<cloverleaf_dsl::rules::Rule>>>,
     requests: RequestMetrics,
     long_polls: LongPolls,
     session_key: [u8; 32],
@@ -97,7 +100,8 @@ impl AppState {
             session_key = *b"cloverleaf-fallback-session-key!";
         }
         let requests = RequestMetrics::default();
-        AppState { shared: Arc::new(Shared { engine, users, ledger, requests, long_polls, session_key }) }
+        let rules = std::sync::RwLock::new(Arc::new(Vec::new()));
+        AppState { shared: Arc::new(Shared { engine, users, ledger, rules, requests, long_polls, session_key }) }
     }
 
     /// Ends every waiting long poll (each answers with what it has, usually nothing) and makes
@@ -117,6 +121,16 @@ impl AppState {
         let polls = &self.shared.long_polls;
         polls.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         (WaitingPoll(polls), polls.stopping.subscribe())
+    }
+
+    /// The alert rules in force.
+    pub fn rules(&self) -> Arc<Vec<cloverleaf_dsl::rules::Rule>> {
+        Arc::clone(&self.shared.rules.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Puts `rules` in force (checked ones: see [`alerts::load_rules`]).
+    pub fn set_rules(&self, rules: Vec<cloverleaf_dsl::rules::Rule>) {
+        *self.shared.rules.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(rules);
     }
 
     /// The sub-ledger, when the server has one.
@@ -175,6 +189,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/extend-lock", post(jobs::extend_lock))
         .route("/v1/incidents", get(incidents::list))
         .route("/v1/incidents/{id}/retry", post(incidents::retry))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/evaluate", post(alerts::evaluate_now))
+        .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/v1/kpis", get(kpis::catalogue))
         .route("/v1/kpis/{key}", get(kpis::one))
         .route("/v1/reports/kpis", get(reports::kpis))

@@ -6,7 +6,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{definitions, error, incidents, instances, jobs, kpis, messages, ops, reports, tasks, views};
+use super::{alerts, definitions, error, incidents, instances, jobs, kpis, messages, ops, reports, tasks, views};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use super::{definitions, error, incidents, instances, jobs, kpis, messages, ops,
         jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,
         incidents::list, incidents::retry,
         kpis::catalogue, kpis::one, reports::kpis, reports::stored,
+        alerts::list, alerts::acknowledge, alerts::evaluate_now,
     ),
     components(schemas(error::ErrorBody, error::ErrorInfo, views::InstanceView, views::TaskView, views::JobView)),
     modifiers(&BearerAuth),
@@ -37,7 +38,7 @@ use super::{definitions, error, incidents, instances, jobs, kpis, messages, ops,
         (name = "tasks", description = "The task inbox"),
         (name = "jobs", description = "The external-job API (worker role)"),
         (name = "incidents", description = "Stuck work (admin role)"),
-        (name = "reports", description = "The indicator catalogue, KPIs and the stored month-end reports"),
+        (name = "reports", description = "The indicator catalogue, alerts, KPIs and the stored month-end reports"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]

@@ -169,6 +169,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         .await
         .with_context(|| format!("cannot open the database {database}"))?;
     let deployed = deploy_directory(&engine, &options.processes).await?;
+    let rules = super::alerts::load_rules(&options.processes)?;
     // The built-in handlers post to the sub-ledger in the same database.
     let ledger =
         Ledger::connect(&options.db).await.with_context(|| format!("cannot open the sub-ledger in {database}"))?;
@@ -201,6 +202,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         database
     );
     let state = AppState::with_ledger(engine.clone(), users, ledger.clone());
+    tracing::info!(rules = rules.len(), "alert rules loaded");
+    state.set_rules(rules);
+    let alerting = tokio::spawn(judge_alerts(state.clone(), until_true(stopped.clone())));
     let router = app(state.clone());
     let server = serve_http(listener, router, async move {
         shutdown_signal().await;
@@ -215,6 +219,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         Ok(Err(e)) => tracing::error!(error = %e, "the scheduler stopped with an error"),
         Err(e) => tracing::error!(error = %e, "the scheduler task failed"),
     }
+    if let Err(e) = alerting.await {
+        tracing::error!(error = %e, "the alert task failed");
+    }
     match workers.await {
         Ok(Ok(stats)) => tracing::info!(?stats, "in-process workers stopped"),
         Ok(Err(e)) => tracing::error!(error = %e, "the in-process workers could not run"),
@@ -225,6 +232,24 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     server.context("the HTTP server failed")?;
     eprintln!("cloverleaf stopped");
     Ok(())
+}
+
+/// Judges the alert rules at start and every [`super::alerts::EVALUATE_EVERY`] until `stop`.
+async fn judge_alerts(state: AppState, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        if !state.rules().is_empty() {
+            match super::alerts::evaluate(&state, state.engine().now()).await {
+                Ok(changes) if changes.opened.is_empty() && changes.closed.is_empty() => {}
+                Ok(changes) => tracing::info!(opened = ?changes.opened, closed = ?changes.closed, "alerts changed"),
+                Err(e) => tracing::warn!(error = %e.message(), "cannot judge the alert rules"),
+            }
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(super::alerts::EVALUATE_EVERY) => {}
+        }
+    }
 }
 
 /// The orders the sales rep of the demo company has just entered, so that a first look at the

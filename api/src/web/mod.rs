@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/board", get(pages::board))
         .route("/board/receivables", get(pages::receivables))
         .route("/board/orders", get(pages::orders))
+        .route("/board/alerts/{id}/acknowledge", post(pages::acknowledge_alert))
         .route("/reports/{id}", get(pages::report))
         .route("/ops", get(pages::operations))
         .route("/ops/incidents/{id}/retry", post(pages::retry_incident))

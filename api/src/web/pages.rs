@@ -797,6 +797,7 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
         let report = crate::server::reports::report(&state, None).await?;
         let lang = viewer.lang;
         let mut out = format!("<h1>{}</h1>", viewer.t("board"));
+        out.push_str(&alerts_section(&state, &viewer).await?);
         if let Some(ledger) = &report.ledger {
             let most = ledger.aging.iter().map(|b| b.amount).max().unwrap_or_default().max(Decimal::ONE);
             let _ = write!(out, "<section><h2>{}</h2><svg class=\"bars\" viewBox=\"0 0 420 {}\" role=\"img\" aria-label=\"{}\">", viewer.t("aging"), ledger.aging.len() * 30 + 10, viewer.t("aging"));
@@ -1021,6 +1022,94 @@ async fn catalogue_table(state: &AppState, viewer: &Viewer, as_of: chrono::Naive
     }
     out.push_str("</tbody></table></section>");
     Ok(out)
+}
+
+/// A figure in its indicator's unit, as a reader of the page writes it.
+fn figure_text(viewer: &Viewer, indicator: &str, value: Decimal) -> String {
+    use cloverleaf_worker::ledger::kpi::{Unit, definition};
+    match definition(indicator).map(|d| d.unit) {
+        Some(Unit::Money) => i18n::money(value, viewer.lang),
+        Some(Unit::Days) => format!("{} {}", value.round_dp(1), viewer.t("days")),
+        Some(Unit::Ratio) => format!("{}%", (value * Decimal::from(100)).round_dp(1)),
+        None => value.to_string(),
+    }
+}
+
+/// The open alerts, most recent first, each with what it judged and, for those who handle
+/// alerts, a button to acknowledge it.
+async fn alerts_section(state: &AppState, viewer: &Viewer) -> Result<String, ApiError> {
+    let Some(ledger) = state.ledger() else { return Ok(String::new()) };
+    let alerts = ledger.alerts(true).await.map_err(ApiError::internal)?;
+    let handler = crate::server::alerts::ALERT_HANDLERS.iter().any(|r| viewer.caller.has(r));
+    let mut out = format!("<section class=\"alerts\"><h2>{}</h2>", viewer.t("alerts"));
+    if alerts.is_empty() {
+        let _ = write!(out, "<p class=\"muted\">{}</p>", viewer.t("no_alerts"));
+    }
+    for alert in &alerts {
+        let (name, _) = i18n::kpi(viewer.lang, &alert.indicator);
+        let whom = if alert.subject.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " · <a href=\"/board/receivables?customer={}\">{}</a>",
+                url_path(&alert.subject),
+                esc(&alert.subject)
+            )
+        };
+        let seen = match &alert.acknowledged_by {
+            Some(who) => format!("<span class=\"muted\">{} {}</span>", viewer.t("acknowledged_by"), esc(who)),
+            None if handler => format!(
+                "<form method=\"post\" action=\"/board/alerts/{}/acknowledge\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+                alert.id,
+                viewer.csrf,
+                viewer.t("acknowledge")
+            ),
+            None => String::new(),
+        };
+        let _ = write!(
+            out,
+            "<div class=\"alert {}\" data-alert=\"{}\"><p><strong>{}</strong> {}{whom}</p><p>{}: {} ({} {}) · {} {}</p>{seen}</div>",
+            esc(&alert.severity),
+            alert.id,
+            viewer.t(if alert.severity == "critical" { "critical" } else { "warning" }),
+            esc(&alert.title),
+            esc(name),
+            esc(&figure_text(viewer, &alert.indicator, alert.last_value)),
+            viewer.t("threshold"),
+            esc(&figure_text(viewer, &alert.indicator, alert.threshold)),
+            viewer.t("since"),
+            esc(&i18n::time(alert.opened_at, viewer.zone)),
+        );
+    }
+    out.push_str("</section>");
+    Ok(out)
+}
+
+/// `POST /board/alerts/{id}/acknowledge`: the controller, the CFO or an administrator has seen
+/// an alert.
+pub async fn acknowledge_alert(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !viewer.csrf_ok(form.csrf.as_deref()) {
+        return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    let result: Result<(), ApiError> = async {
+        viewer.caller.require_any(crate::server::alerts::ALERT_HANDLERS, "acknowledge alerts")?;
+        let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+        let now = state.engine().now();
+        match ledger.acknowledge_alert(id, viewer.caller.name(), now).await.map_err(ApiError::internal)? {
+            Some(_) => Ok(()),
+            None => Err(ApiError::not_found(format!("no alert {id}"))),
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/board").into_response(),
+        Err(e) => error_page(&viewer, &e),
+    }
 }
 
 /// Weeks the board's chart of invoiced and received amounts covers.

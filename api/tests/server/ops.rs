@@ -196,3 +196,64 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     assert!(error["message"].as_str().unwrap().contains("gross_margin"), "the known keys are listed: {}", unknown.text);
     api.get("/v1/kpis?as_of=yesterday", "carl").await.expect_error(StatusCode::BAD_REQUEST, "invalid_query");
 }
+
+const RULES: &str = r#"alert customer_overdue "A customer owes more than 5,000.00 past due" {
+  when overdue_receivables by customer > 5000.00
+  severity critical
+}
+alert slow_collection "DSO above 1 day" { when days_sales_outstanding > 1 days }
+"#;
+
+#[tokio::test]
+async fn alert_rules_open_once_are_acknowledged_and_close_when_their_condition_clears() {
+    let Some(mut api) = Api::new().await else { return };
+    let ledger = cloverleaf_worker::Ledger::connect(&api.db.url()).await.unwrap();
+    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
+    let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), crate::harness::users(), ledger.clone());
+    let rules = cloverleaf::server::alerts::check_rules(&[("alerts.rules".into(), RULES.into())]).unwrap();
+    state.set_rules(rules);
+    api.app = cloverleaf::server::app(state);
+
+    // Only the controller, the CFO and admin judge and acknowledge; the auditor reads.
+    for user in ["sam", "mia", "vera"] {
+        api.post_empty("/v1/alerts/evaluate", user).await.expect_error(StatusCode::FORBIDDEN, "missing_role");
+    }
+    api.get("/v1/alerts", "sam").await.expect_error(StatusCode::FORBIDDEN, "missing_role");
+
+    let first = api.post_empty("/v1/alerts/evaluate", "ada").await;
+    let first = first.expect(StatusCode::OK);
+    let opened = first["opened"].as_array().unwrap().len();
+    assert!(opened >= 2, "C-007's 6,180.00 past due and the company's DSO at least: {first}");
+    let again = api.post_empty("/v1/alerts/evaluate", "carl").await;
+    assert_eq!(again.expect(StatusCode::OK)["opened"], serde_json::json!([]), "an alert opens once");
+
+    let listed = api.get("/v1/alerts", "vera").await;
+    let alerts = listed.expect(StatusCode::OK).as_array().unwrap().clone();
+    assert_eq!(alerts.len(), opened);
+    let c007 = alerts.iter().find(|a| a["customer"] == "C-007").unwrap_or_else(|| panic!("{alerts:?}"));
+    assert_eq!((c007["rule"].as_str(), c007["severity"].as_str()), (Some("customer_overdue"), Some("critical")));
+    assert_eq!(c007["threshold"], "5000.00");
+    let dso = alerts.iter().find(|a| a["rule"] == "slow_collection").unwrap();
+    assert!(dso["customer"].is_null(), "judged on the whole company: {dso}");
+
+    let id = c007["id"].as_i64().unwrap();
+    api.post_empty(&format!("/v1/alerts/{id}/acknowledge"), "vera")
+        .await
+        .expect_error(StatusCode::FORBIDDEN, "missing_role");
+    let seen = api.post_empty(&format!("/v1/alerts/{id}/acknowledge"), "ada").await;
+    assert_eq!(seen.expect(StatusCode::OK)["acknowledged_by"], "ada");
+    let later = api.post_empty(&format!("/v1/alerts/{id}/acknowledge"), "carl").await;
+    assert_eq!(later.expect(StatusCode::OK)["acknowledged_by"], "ada", "the first acknowledgement stands");
+    api.post_empty("/v1/alerts/999999/acknowledge", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+
+    // C-007's overdue invoice is written off: its alert closes and stays in the history.
+    let now = api.engine.now();
+    ledger.write_off("w-test", now, "INV-OB-0005", "C-007", "6180.00".parse().unwrap()).await.unwrap();
+    let cleared = api.post_empty("/v1/alerts/evaluate", "carl").await;
+    assert_eq!(cleared.expect(StatusCode::OK)["closed"], serde_json::json!([id]));
+    let open = api.get("/v1/alerts", "carl").await;
+    assert!(open.expect(StatusCode::OK).as_array().unwrap().iter().all(|a| a["id"] != id));
+    let history = api.get("/v1/alerts?all=true", "carl").await;
+    let closed = history.expect(StatusCode::OK).as_array().unwrap().iter().find(|a| a["id"] == id).cloned().unwrap();
+    assert!(closed["closed_at"].is_string() && closed["acknowledged_by"] == "ada", "{closed}");
+}

@@ -248,6 +248,13 @@ async fn the_documents_behind_the_board_are_for_finance_readers_only() {
             assert!(!refused.text.contains("CNY"), "no figure leaks to {who}: {}", refused.text);
         }
     }
+    // Acknowledging an alert is for the controller, the CFO and admin, even with a valid form.
+    let inbox = page(&api, Method::GET, "/inbox", &sam, None).await;
+    let csrf = hidden(&inbox.text, "csrf");
+    let refused = page(&api, Method::POST, "/board/alerts/1/acknowledge", &sam, Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    let forged = page(&api, Method::POST, "/board/alerts/1/acknowledge", &sam, Some("csrf=forged")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.text);
     // A finance reader on a server that keeps no sub-ledger gets a page saying so, not a 500.
     let carl = sign_in(&api, "carl").await;
     let none = page(&api, Method::GET, "/board/receivables", &carl, None).await;

@@ -41,6 +41,7 @@
 //! 2300 Unapplied customer cash, 3000 Opening balance equity, 4000 Revenue, 5000 Cost of goods
 //! sold, 6800 Bad debt expense, 6900 Payment differences.
 
+pub mod alerts;
 mod db;
 pub mod kpi;
 mod ops;

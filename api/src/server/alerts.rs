@@ -1,0 +1,303 @@
+//! Alerts: the rules of the `.rules` files beside the processes, judged against the indicator
+//! catalogue on a schedule (and on demand), with what they found kept in the sub-ledger.
+//!
+//! `GET /v1/alerts` lists them (finance readers), `POST /v1/alerts/{id}/acknowledge` records who
+//! saw one and `POST /v1/alerts/evaluate` judges the rules now (the controller, the CFO, admin).
+
+use std::path::{Path as FsPath, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use cloverleaf_dsl::SourceMap;
+use cloverleaf_dsl::rules::{Indicator, Rule, RuleUnit, parse_rules};
+use cloverleaf_worker::ledger::alerts::{Alert, AlertChanges, Firing};
+use cloverleaf_worker::ledger::kpi::{Breakdown, CATALOGUE, Unit, Window};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::AppState;
+use super::access::REPORT_READERS;
+use super::auth::Caller;
+use super::config::ADMIN;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Path, Query};
+
+/// Who acknowledges alerts and asks for an evaluation (auditors read, and change nothing).
+pub const ALERT_HANDLERS: &[&str] = &[ADMIN, "finance.controller", "finance.cfo"];
+
+/// How often `serve` judges the rules.
+pub const EVALUATE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The catalogue as the rules language sees it: names, units, splits.
+pub fn indicators() -> Vec<Indicator<'static>> {
+    CATALOGUE
+        .iter()
+        .map(|d| Indicator {
+            key: d.key,
+            unit: match d.unit {
+                Unit::Money => RuleUnit::Money,
+                Unit::Days => RuleUnit::Days,
+                Unit::Ratio => RuleUnit::Ratio,
+            },
+            by_customer: d.breakdowns.contains(&Breakdown::Customer),
+        })
+        .collect()
+}
+
+/// Checks `files` (name, text) together: every rule, or every diagnostic rendered with its
+/// source line and caret.
+pub fn check_rules(files: &[(String, String)]) -> Result<Vec<Rule>, String> {
+    let indicators = indicators();
+    let mut map = SourceMap::new();
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut problems = Vec::new();
+    for (name, text) in files {
+        let file = map.add(name.clone(), text.clone());
+        match parse_rules(file, text, &indicators) {
+            Ok(found) => {
+                for rule in found {
+                    if rules.iter().any(|r| r.name == rule.name) {
+                        problems.push(format!(
+                            "error: alert `{}` is declared in two files (the second: {name})\n",
+                            rule.name
+                        ));
+                    } else {
+                        rules.push(rule);
+                    }
+                }
+            }
+            Err(diagnostics) => problems.push(map.render_all(&diagnostics)),
+        }
+    }
+    if problems.is_empty() { Ok(rules) } else { Err(problems.join("\n")) }
+}
+
+/// The rules of every `.rules` file of `dir` (none when it has none or does not exist); an error
+/// with every diagnostic when one does not check.
+pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    for path in &paths {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        files.push((path.display().to_string(), text));
+    }
+    match check_rules(&files) {
+        Ok(rules) => Ok(rules),
+        Err(rendered) => bail!("the alert rules do not check:\n{rendered}"),
+    }
+}
+
+/// Judges every rule on the figures of the last 90 days and records what changed.
+pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChanges, ApiError> {
+    let rules = state.rules();
+    let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+    let window = Window::last_90_days(now.date_naive());
+    let whole = ledger.figures(window, None).await.map_err(ApiError::internal)?;
+    let split = if rules.iter().any(|r| r.by_customer) {
+        ledger.figures(window, Some(Breakdown::Customer)).await.map_err(ApiError::internal)?
+    } else {
+        Vec::new()
+    };
+    let mut firing = Vec::new();
+    for rule in rules.iter() {
+        let fire = |subject: &str, value: Decimal| Firing {
+            rule: rule.name.clone(),
+            subject: subject.to_string(),
+            title: rule.title.clone(),
+            severity: rule.severity.name().to_string(),
+            indicator: rule.indicator.clone(),
+            threshold: rule.threshold,
+            value,
+        };
+        if rule.by_customer {
+            let parts = split.iter().find(|f| f.key == rule.indicator).map(|f| f.parts.as_slice()).unwrap_or_default();
+            for (customer, value) in parts {
+                if let Some(value) = value.filter(|v| rule.comparison.holds(*v, rule.threshold)) {
+                    firing.push(fire(customer, value));
+                }
+            }
+        } else if let Some(value) = whole
+            .iter()
+            .find(|f| f.key == rule.indicator)
+            .and_then(|f| f.value)
+            .filter(|v| rule.comparison.holds(*v, rule.threshold))
+        {
+            firing.push(fire("", value));
+        }
+    }
+    let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
+    ledger.record_alerts(&names, &firing, now).await.map_err(ApiError::internal)
+}
+
+/// An alert as the API shows it (money and thresholds as decimal strings, in the indicator's unit).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertView {
+    /// Its id.
+    pub id: i64,
+    /// The rule that opened it.
+    pub rule: String,
+    /// The customer it concerns; absent for the whole company.
+    pub customer: Option<String>,
+    /// The rule's title.
+    pub title: String,
+    /// `warning` or `critical`.
+    pub severity: String,
+    /// The indicator judged.
+    pub indicator: String,
+    /// The rule's threshold (a ratio as a fraction).
+    #[schema(value_type = String)]
+    pub threshold: Decimal,
+    /// The value when it opened.
+    #[schema(value_type = String)]
+    pub opened_value: Decimal,
+    /// The value at the latest evaluation while open.
+    #[schema(value_type = String)]
+    pub last_value: Decimal,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+    /// Who acknowledged it, and when.
+    pub acknowledged_by: Option<String>,
+    /// When it was acknowledged.
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    /// When its condition cleared; absent while open.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl From<Alert> for AlertView {
+    fn from(a: Alert) -> AlertView {
+        AlertView {
+            id: a.id,
+            rule: a.rule,
+            customer: Some(a.subject).filter(|s| !s.is_empty()),
+            title: a.title,
+            severity: a.severity,
+            indicator: a.indicator,
+            threshold: a.threshold,
+            opened_value: a.opened_value,
+            last_value: a.last_value,
+            opened_at: a.opened_at,
+            acknowledged_by: a.acknowledged_by,
+            acknowledged_at: a.acknowledged_at,
+            closed_at: a.closed_at,
+        }
+    }
+}
+
+/// Which alerts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AlertQuery {
+    /// Closed ones too (the history), not only the open ones.
+    #[serde(default)]
+    pub all: bool,
+}
+
+fn ledger(state: &AppState) -> Result<&cloverleaf_worker::Ledger, ApiError> {
+    state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))
+}
+
+/// The open alerts, newest first (with `all=true`, the closed ones too).
+#[utoipa::path(
+    get, path = "/v1/alerts", tag = "reports",
+    params(AlertQuery),
+    responses(
+        (status = 200, description = "The alerts", body = Vec<AlertView>),
+        (status = 403, description = "Not admin, auditor, finance controller or CFO", body = ErrorBody),
+        (status = 404, description = "No sub-ledger on this server", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<AlertQuery>,
+) -> Result<axum::Json<Vec<AlertView>>, ApiError> {
+    caller.require_any(REPORT_READERS, "read the alerts")?;
+    let alerts = ledger(&state)?.alerts(!query.all).await.map_err(ApiError::internal)?;
+    Ok(axum::Json(alerts.into_iter().map(AlertView::from).collect()))
+}
+
+/// Records that the caller has seen an alert (the first acknowledgement stands).
+#[utoipa::path(
+    post, path = "/v1/alerts/{id}/acknowledge", tag = "reports",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "The alert", body = AlertView),
+        (status = 403, description = "Not admin, finance controller or CFO", body = ErrorBody),
+        (status = 404, description = "No such alert, or no sub-ledger on this server", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::Json<AlertView>, ApiError> {
+    caller.require_any(ALERT_HANDLERS, "acknowledge alerts")?;
+    let now = state.engine().now();
+    match ledger(&state)?.acknowledge_alert(id, caller.name(), now).await.map_err(ApiError::internal)? {
+        Some(alert) => Ok(axum::Json(alert.into())),
+        None => Err(ApiError::not_found(format!("no alert {id}"))),
+    }
+}
+
+/// What an evaluation changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EvaluationView {
+    /// Rules judged.
+    pub rules: usize,
+    /// Ids of the alerts opened.
+    pub opened: Vec<i64>,
+    /// Ids of the alerts closed (their condition cleared).
+    pub closed: Vec<i64>,
+}
+
+/// Judges every rule now, as the schedule does every five minutes.
+#[utoipa::path(
+    post, path = "/v1/alerts/evaluate", tag = "reports",
+    responses(
+        (status = 200, description = "What changed", body = EvaluationView),
+        (status = 403, description = "Not admin, finance controller or CFO", body = ErrorBody),
+        (status = 404, description = "No sub-ledger on this server", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn evaluate_now(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<EvaluationView>, ApiError> {
+    caller.require_any(ALERT_HANDLERS, "evaluate the alert rules")?;
+    let changes = evaluate(&state, state.engine().now()).await?;
+    Ok(axum::Json(EvaluationView { rules: state.rules().len(), opened: changes.opened, closed: changes.closed }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_rules_check_and_a_name_is_unique_across_files() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../processes/alerts.rules")).unwrap();
+        let rules = check_rules(&[("alerts.rules".into(), text.clone())]).unwrap();
+        assert!(rules.len() >= 4, "{rules:?}");
+        let twice = check_rules(&[("a.rules".into(), text.clone()), ("b.rules".into(), text)]).unwrap_err();
+        assert!(twice.contains("declared in two files (the second: b.rules)"), "{twice}");
+        let broken = check_rules(&[("c.rules".into(), "alert x \"X\" { when revenue > 10% }".into())]).unwrap_err();
+        assert!(broken.contains("c.rules:1:30") && broken.contains("E0602"), "{broken}");
+    }
+
+    #[test]
+    fn every_indicator_of_the_catalogue_can_be_named_in_a_rule() {
+        let names = indicators();
+        assert_eq!(names.len(), CATALOGUE.len());
+        assert!(names.iter().any(|i| i.key == "overdue_receivables" && i.by_customer && i.unit == RuleUnit::Money));
+        assert!(names.iter().any(|i| i.key == "auto_match_rate" && !i.by_customer && i.unit == RuleUnit::Ratio));
+    }
+}
