@@ -451,20 +451,24 @@ impl Story {
         Ok(())
     }
 
-    /// Waits until the worker has nothing left to do, then tells what happened. Quiet means:
-    /// no job is due and none is locked (a locked job is being worked on; the worker's own
-    /// counters could miss one it has just fetched). A job whose attempt failed waits for its
-    /// retry's backoff: the clock moves on to it, as time would, so that the story never goes on
-    /// past work that is merely waiting to be tried again.
+    /// Waits until the worker has nothing left to do, then tells what happened. Quiet means: the
+    /// worker held no job and fetched none while the database showed no job locked and none due.
+    /// (The worker is the only other writer, and it changes nothing without a job in hand; a job
+    /// counts as in hand from its fetch until the events its result owes are applied.) A job
+    /// whose attempt failed waits for its retry's backoff: the clock moves on to it, as time
+    /// would, so that the story never goes on past work that is merely waiting to be tried again.
     async fn settle(&mut self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
         while tokio::time::Instant::now() < deadline {
+            let (before, idle_before) = (self.worker.stats().fetched, self.worker.in_flight() == 0);
             let now = self.engine.now();
             let locked =
                 self.engine.store().job_counts(now).await?.iter().any(|g| {
                     g.count > 0 && g.labels.get(1).is_some_and(|state| state == "locked" || state == "expired")
                 });
-            if !locked && self.worker.in_flight() == 0 && !self.engine.has_due_jobs(&self.topics).await? {
+            let due = self.engine.has_due_jobs(&self.topics).await?;
+            let untouched = self.worker.stats().fetched == before && self.worker.in_flight() == 0;
+            if idle_before && !locked && !due && untouched {
                 match self.engine.store().next_ready_job(&self.topics).await? {
                     Some(retry) if retry > now => {
                         self.tell_history().await?;
