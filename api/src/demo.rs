@@ -37,6 +37,9 @@ const PROCESSES: [(&str, &str); 6] = [
     ("month_end_close.flow", include_str!("../../processes/month_end_close.flow")),
 ];
 
+/// The demo company's alert rules, judged each business day once the morning's work is done.
+const RULES: &str = include_str!("../../processes/alerts.rules");
+
 /// Monday 5 January 2026, 09:00 UTC: the first morning of the story.
 fn first_morning() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
@@ -150,6 +153,10 @@ pub struct Outcome {
     pub history_intact: bool,
     /// Refusals the engine gave to the scripted attempts that break the rules.
     pub refusals: Vec<String>,
+    /// Alerts the rules opened (rule, subject), in order.
+    pub alerts_opened: Vec<(String, String)>,
+    /// Alerts that closed because their condition cleared (rule, subject), in order.
+    pub alerts_cleared: Vec<(String, String)>,
 }
 
 /// Runs the story and prints it to standard output as it unfolds.
@@ -211,6 +218,10 @@ struct Story {
     /// Dispatched orders whose invoice is not booked yet (an invoicing attempt that failed waits
     /// for its retry): their payments are planned once it is.
     awaiting_invoice: Vec<&'static str>,
+    /// The alert rules of `processes/alerts.rules`.
+    rules: Vec<cloverleaf_dsl::rules::Rule>,
+    alerts_opened: Vec<(String, String)>,
+    alerts_cleared: Vec<(String, String)>,
 }
 
 impl Story {
@@ -246,6 +257,10 @@ impl Story {
             dispatch_on: HashMap::new(),
             payments: Vec::new(),
             awaiting_invoice: Vec::new(),
+            rules: crate::server::alerts::check_rules(&[("alerts.rules".to_string(), RULES.to_string())])
+                .map_err(|rendered| anyhow::anyhow!("the alert rules do not check:\n{rendered}"))?,
+            alerts_opened: Vec::new(),
+            alerts_cleared: Vec::new(),
         };
         story.heading("Cloverleaf demo: order to cash at a small wholesaler, on a virtual clock (times in Asia/Shanghai, money in CNY)");
         story.say(format!(
@@ -294,6 +309,7 @@ impl Story {
             self.logistics().await?;
             self.banking().await?;
             self.work_inboxes().await?;
+            self.judge_alerts().await?;
         }
         self.finish().await
     }
@@ -428,6 +444,39 @@ impl Story {
         Ok(())
     }
 
+    /// Judges the alert rules on the day's figures and tells what opened and what cleared.
+    async fn judge_alerts(&mut self) -> Result<()> {
+        let changes = crate::server::alerts::judge(&self.ledger, &self.rules, self.engine.now()).await?;
+        if changes.opened.is_empty() && changes.closed.is_empty() {
+            return Ok(());
+        }
+        let alerts = self.ledger.alerts(false).await?;
+        for alert in alerts.iter().rev() {
+            let whom = if alert.subject.is_empty() { String::new() } else { format!(" ({})", alert.subject) };
+            let unit = cloverleaf_worker::ledger::kpi::definition(&alert.indicator).map(|d| d.unit);
+            let shown = |v: Decimal| match unit {
+                Some(cloverleaf_worker::ledger::kpi::Unit::Money) => money(v),
+                Some(cloverleaf_worker::ledger::kpi::Unit::Days) => format!("{} days", v.round_dp(1)),
+                _ => format!("{}%", (v * Decimal::from(100)).round_dp(1)),
+            };
+            if changes.opened.contains(&alert.id) {
+                self.say(format!(
+                    "ALERT [{}] {}{whom}: {} is {}",
+                    alert.severity,
+                    alert.title,
+                    alert.indicator.replace('_', " "),
+                    shown(alert.last_value)
+                ));
+                self.alerts_opened.push((alert.rule.clone(), alert.subject.clone()));
+            }
+            if changes.closed.contains(&alert.id) {
+                self.say(format!("alert cleared: {}{whom}", alert.title));
+                self.alerts_cleared.push((alert.rule.clone(), alert.subject.clone()));
+            }
+        }
+        Ok(())
+    }
+
     /// Each person works the tasks in their inbox the way the story has them decide.
     async fn work_inboxes(&mut self) -> Result<()> {
         for _round in 0..5 {
@@ -555,6 +604,8 @@ impl Story {
             open_receivables: aging.total,
             history_intact: intact,
             refusals: self.refusals.clone(),
+            alerts_opened: self.alerts_opened.clone(),
+            alerts_cleared: self.alerts_cleared.clone(),
         })
     }
 

@@ -24,6 +24,13 @@ async fn the_demo_story_ends_with_balanced_books_and_every_order_where_it_should
     assert_eq!(outcome.refusals.len(), 3, "{:#?}", outcome.refusals);
     assert!(outcome.refusals.iter().all(|r| r.contains(": refused: ")), "{:#?}", outcome.refusals);
     assert!(outcome.refusals.iter().any(|r| r.contains("not by requested_by")));
+    // The alert rules beside the processes judge the company every day: several kinds open
+    // (customers owing too much past due, DSO, manual matching, bad debt) and some clear.
+    let kinds: std::collections::BTreeSet<&str> = outcome.alerts_opened.iter().map(|(rule, _)| rule.as_str()).collect();
+    assert!(kinds.len() >= 3, "{:?}", outcome.alerts_opened);
+    assert!(outcome.alerts_opened.iter().any(|(rule, customer)| rule == "customer_overdue" && customer == "C-007"));
+    assert!(!outcome.alerts_cleared.is_empty(), "an alert clears when its condition does");
+    assert!(outcome.alerts_cleared.iter().all(|c| outcome.alerts_opened.contains(c)), "only what opened clears");
     let text = outcome.timeline.join("\n");
     for expected in [
         "Check credit and budget: customer_blocked",
@@ -35,6 +42,8 @@ async fn the_demo_story_ends_with_balanced_books_and_every_order_where_it_should
         "2026-01-31 18:00  close Jan  Close the period",
         "2026-02-28 18:00  close Feb  Close the period",
         "ends: Written off as bad debt",
+        "ALERT [critical] A customer owes more than 5,000.00 past due (C-007)",
+        "alert cleared: ",
     ] {
         assert!(text.contains(expected), "the timeline lacks {expected:?}:\n{text}");
     }

@@ -94,14 +94,22 @@ pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
     }
 }
 
-/// Judges every rule on the figures of the last 90 days and records what changed.
+/// Judges every rule of the server on the figures of the last 90 days and records what changed.
 pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChanges, ApiError> {
-    let rules = state.rules();
     let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+    judge(ledger, &state.rules(), now).await.map_err(ApiError::internal)
+}
+
+/// Judges `rules` on `ledger`'s figures of the 90 days up to `now` and records what changed.
+pub async fn judge(
+    ledger: &cloverleaf_worker::Ledger,
+    rules: &[Rule],
+    now: DateTime<Utc>,
+) -> Result<AlertChanges, cloverleaf_worker::ledger::Error> {
     let window = Window::last_90_days(now.date_naive());
-    let whole = ledger.figures(window, None).await.map_err(ApiError::internal)?;
+    let whole = ledger.figures(window, None).await?;
     let split = if rules.iter().any(|r| r.by_customer) {
-        ledger.figures(window, Some(Breakdown::Customer)).await.map_err(ApiError::internal)?
+        ledger.figures(window, Some(Breakdown::Customer)).await?
     } else {
         Vec::new()
     };
@@ -133,7 +141,7 @@ pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChang
         }
     }
     let names: Vec<String> = rules.iter().map(|r| r.name.clone()).collect();
-    ledger.record_alerts(&names, &firing, now).await.map_err(ApiError::internal)
+    ledger.record_alerts(&names, &firing, now).await
 }
 
 /// An alert as the API shows it (money and thresholds as decimal strings, in the indicator's unit).
