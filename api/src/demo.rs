@@ -23,7 +23,8 @@ use cloverleaf_dsl::model::NodeKind;
 use cloverleaf_engine::runtime::{Correlation, Engine, EngineOptions, Error as EngineError, Message};
 use cloverleaf_engine::store::{Queries as _, Store as _, TaskInfo};
 use cloverleaf_engine::{InstanceId, VirtualClock};
-use cloverleaf_worker::{Ledger, Worker, WorkerHandle, WorkerOptions, finance};
+use cloverleaf_finance::{self as finance, Ledger};
+use cloverleaf_worker::{Worker, WorkerHandle, WorkerOptions};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -453,10 +454,10 @@ impl Story {
         let alerts = self.ledger.alerts(false).await?;
         for alert in alerts.iter().rev() {
             let whom = if alert.subject.is_empty() { String::new() } else { format!(" ({})", alert.subject) };
-            let unit = cloverleaf_worker::ledger::kpi::definition(&alert.indicator).map(|d| d.unit);
+            let unit = cloverleaf_finance::ledger::kpi::definition(&alert.indicator).map(|d| d.unit);
             let shown = |v: Decimal| match unit {
-                Some(cloverleaf_worker::ledger::kpi::Unit::Money) => money(v),
-                Some(cloverleaf_worker::ledger::kpi::Unit::Days) => format!("{} days", v.round_dp(1)),
+                Some(cloverleaf_finance::ledger::kpi::Unit::Money) => money(v),
+                Some(cloverleaf_finance::ledger::kpi::Unit::Days) => format!("{} days", v.round_dp(1)),
                 _ => format!("{}%", (v * Decimal::from(100)).round_dp(1)),
             };
             if changes.opened.contains(&alert.id) {

@@ -520,9 +520,8 @@ fn parse_timeout(text: &str) -> Result<std::time::Duration> {
 
 /// This machine's name and the process id: distinct for every worker process.
 fn worker(args: WorkerArgs) -> Result<ExitCode> {
-    use cloverleaf_worker::{
-        Handlers, HttpHandler, Ledger, SourceError, Worker, WorkerOptions, finance, topic_matches,
-    };
+    use cloverleaf_finance::{self as finance, Ledger};
+    use cloverleaf_worker::{Handlers, HttpHandler, SourceError, Worker, WorkerOptions, topic_matches};
 
     if args.ledger.is_none() && args.endpoints.is_none() {
         bail!(

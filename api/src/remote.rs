@@ -11,7 +11,8 @@
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
 //! use cloverleaf::remote::RemoteSource;
-//! use cloverleaf_worker::{Ledger, Worker, WorkerOptions, finance};
+//! use cloverleaf_finance::{self as finance, Ledger};
+//! use cloverleaf_worker::{Worker, WorkerOptions};
 //!
 //! let source = RemoteSource::new("http://127.0.0.1:8080", "the-worker-token")?;
 //! let ledger = Ledger::open("cloverleaf.db").await?;

@@ -926,7 +926,7 @@ async fn check_jobs(pool: &PgPool) -> Jobs {
     let orders = ORDERS as i64;
     let by_type = counts(pool, "SELECT job_type, count(*) FROM jobs GROUP BY 1").await;
     // The job types one order's road through order_to_cash creates: seven of the thirteen of
-    // `cloverleaf_worker::finance::JOB_TYPES` (no return, refund, write-off, report or close).
+    // `cloverleaf_finance::JOB_TYPES` (no return, refund, write-off, report or close).
     let expected: BTreeMap<String, i64> = [
         "credit.check",
         "invoice.issue",

@@ -11,8 +11,8 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use cloverleaf_dsl::SourceMap;
 use cloverleaf_dsl::rules::{Indicator, Rule, RuleUnit, parse_rules};
-use cloverleaf_worker::ledger::alerts::{Alert, AlertChanges, Firing};
-use cloverleaf_worker::ledger::kpi::{Breakdown, CATALOGUE, Unit, Window};
+use cloverleaf_finance::ledger::alerts::{Alert, AlertChanges, Firing};
+use cloverleaf_finance::ledger::kpi::{Breakdown, CATALOGUE, Unit, Window};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -102,10 +102,10 @@ pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChang
 
 /// Judges `rules` on `ledger`'s figures of the 90 days up to `now` and records what changed.
 pub async fn judge(
-    ledger: &cloverleaf_worker::Ledger,
+    ledger: &cloverleaf_finance::Ledger,
     rules: &[Rule],
     now: DateTime<Utc>,
-) -> Result<AlertChanges, cloverleaf_worker::ledger::Error> {
+) -> Result<AlertChanges, cloverleaf_finance::ledger::Error> {
     let window = Window::last_90_days(now.date_naive());
     let whole = ledger.figures(window, None).await?;
     let split = if rules.iter().any(|r| r.by_customer) {
@@ -207,7 +207,7 @@ pub struct AlertQuery {
     pub all: bool,
 }
 
-fn ledger(state: &AppState) -> Result<&cloverleaf_worker::Ledger, ApiError> {
+fn ledger(state: &AppState) -> Result<&cloverleaf_finance::Ledger, ApiError> {
     state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))
 }
 

@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use chrono::NaiveDate;
-use cloverleaf_worker::ledger::kpi::{self, Breakdown, Definition, Figure, Unit, Window};
+use cloverleaf_finance::ledger::kpi::{self, Breakdown, Definition, Figure, Unit, Window};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

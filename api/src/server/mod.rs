@@ -39,7 +39,7 @@ use axum::middleware;
 use axum::routing::{get, post, put};
 use cloverleaf_engine::Engine;
 use cloverleaf_engine::store::AnyStore;
-use cloverleaf_worker::Ledger;
+use cloverleaf_finance::Ledger;
 
 pub use run::{ServeOptions, redacted, serve};
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use cloverleaf_engine::store::Queries as _;
-use cloverleaf_worker::LedgerKpis;
+use cloverleaf_finance::LedgerKpis;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};

@@ -10,7 +10,8 @@ use anyhow::{Context as _, Result};
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::{AnyStore, DatabaseUrl};
-use cloverleaf_worker::{Ledger, Worker, WorkerOptions, finance};
+use cloverleaf_finance::{self as finance, Ledger};
+use cloverleaf_worker::{Worker, WorkerOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 

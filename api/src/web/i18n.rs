@@ -345,7 +345,7 @@ pub fn label(name: &str, lang: Lang) -> String {
 /// An indicator's name and formula for a reader of `lang`: the catalogue's own words in
 /// English, a translation in Chinese.
 pub fn kpi(lang: Lang, key: &str) -> (&'static str, &'static str) {
-    let english = cloverleaf_worker::ledger::kpi::definition(key).map_or(("", ""), |d| (d.name, d.formula));
+    let english = cloverleaf_finance::ledger::kpi::definition(key).map_or(("", ""), |d| (d.name, d.formula));
     match lang {
         Lang::En => english,
         Lang::ZhCn => KPI_ZH.iter().find(|(k, _, _)| *k == key).map_or(english, |(_, name, formula)| (*name, *formula)),
@@ -401,12 +401,15 @@ mod tests {
 
     #[test]
     fn every_indicator_has_its_words_in_both_languages() {
-        for definition in &cloverleaf_worker::ledger::kpi::CATALOGUE {
+        for definition in &cloverleaf_finance::ledger::kpi::CATALOGUE {
             assert_eq!(kpi(Lang::En, definition.key), (definition.name, definition.formula));
             let (name, formula) = kpi(Lang::ZhCn, definition.key);
             assert!(name != definition.name && formula != definition.formula, "{} untranslated", definition.key);
         }
-        assert!(KPI_ZH.iter().all(|(k, _, _)| cloverleaf_worker::ledger::kpi::definition(k).is_some()), "no stale key");
+        assert!(
+            KPI_ZH.iter().all(|(k, _, _)| cloverleaf_finance::ledger::kpi::definition(k).is_some()),
+            "no stale key"
+        );
     }
 
     #[test]

@@ -981,7 +981,7 @@ async fn profit_by_customer(state: &AppState, viewer: &Viewer, to: chrono::Naive
 /// The indicator catalogue over the last 90 days, each figure with how it is computed and, where
 /// one list holds them, a link to the documents behind it.
 async fn catalogue_table(state: &AppState, viewer: &Viewer, as_of: chrono::NaiveDate) -> Result<String, ApiError> {
-    use cloverleaf_worker::ledger::kpi::{CATALOGUE, Unit, Window};
+    use cloverleaf_finance::ledger::kpi::{CATALOGUE, Unit, Window};
     let Some(ledger) = state.ledger() else { return Ok(String::new()) };
     let window = Window::last_90_days(as_of);
     let figures = ledger.figures(window, None).await.map_err(ApiError::internal)?;
@@ -1026,7 +1026,7 @@ async fn catalogue_table(state: &AppState, viewer: &Viewer, as_of: chrono::Naive
 
 /// A figure in its indicator's unit, as a reader of the page writes it.
 fn figure_text(viewer: &Viewer, indicator: &str, value: Decimal) -> String {
-    use cloverleaf_worker::ledger::kpi::{Unit, definition};
+    use cloverleaf_finance::ledger::kpi::{Unit, definition};
     match definition(indicator).map(|d| d.unit) {
         Some(Unit::Money) => i18n::money(value, viewer.lang),
         Some(Unit::Days) => format!("{} {}", value.round_dp(1), viewer.t("days")),

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use cloverleaf_engine::testdb::ScratchDb;
+use cloverleaf_finance::Ledger;
 use cloverleaf_testkit::eventually;
-use cloverleaf_worker::{FetchRequest, JobSource, Ledger};
+use cloverleaf_worker::{FetchRequest, JobSource};
 use serde_json::json;
 
 use crate::harness::{t0, token};

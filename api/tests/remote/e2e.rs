@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cloverleaf_engine::store::AnyStore;
-use cloverleaf_worker::{Handlers, JobContext, Ledger, Worker, WorkerOptions, WorkerStats, finance};
+use cloverleaf_finance::{self as finance, Ledger};
+use cloverleaf_worker::{Handlers, JobContext, Worker, WorkerOptions, WorkerStats};
 use rust_decimal::Decimal;
 use serde_json::json;
 

@@ -122,7 +122,7 @@ async fn kpis_carry_the_sub_ledgers_finance_figures() {
     let Some(mut api) = Api::new().await else { return };
     let without = api.get("/v1/reports/kpis", "carl").await;
     assert_eq!(without.expect(StatusCode::OK)["ledger"], serde_json::Value::Null);
-    let ledger = cloverleaf_worker::Ledger::connect(&api.db.url()).await.unwrap();
+    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
     ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
     api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
         api.engine.clone(),
@@ -151,7 +151,7 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     // Without a sub-ledger: a clear 404 for a finance reader, still a 403 for anyone else.
     api.get("/v1/kpis", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
     api.get("/v1/kpis", "sam").await.expect_error(StatusCode::FORBIDDEN, "missing_role");
-    let ledger = cloverleaf_worker::Ledger::connect(&api.db.url()).await.unwrap();
+    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
     ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
     api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
         api.engine.clone(),
@@ -207,7 +207,7 @@ alert slow_collection "DSO above 1 day" { when days_sales_outstanding > 1 days }
 #[tokio::test]
 async fn alert_rules_open_once_are_acknowledged_and_close_when_their_condition_clears() {
     let Some(mut api) = Api::new().await else { return };
-    let ledger = cloverleaf_worker::Ledger::connect(&api.db.url()).await.unwrap();
+    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
     ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
     let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), crate::harness::users(), ledger.clone());
     let rules = cloverleaf::server::alerts::check_rules(&[("alerts.rules".into(), RULES.into())]).unwrap();

@@ -3,7 +3,7 @@
 //! a breakdown's parts add up to the whole.
 
 use chrono::{NaiveDate, TimeDelta};
-use cloverleaf_worker::ledger::kpi::{Breakdown, CATALOGUE, Figure, Unit, Window};
+use cloverleaf_finance::ledger::kpi::{Breakdown, CATALOGUE, Figure, Unit, Window};
 use rust_decimal::Decimal;
 use serde_json::json;
 

@@ -10,9 +10,8 @@ use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::{AnyStore, TaskInfo};
 use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_engine::{Clock, InstanceId, JobId, Status, VirtualClock};
-use cloverleaf_worker::{
-    HandlerResult, Handlers, Job, JobContext, Ledger, Worker, WorkerHandle, WorkerOptions, WorkerStats, finance,
-};
+use cloverleaf_finance::{self as finance, Ledger};
+use cloverleaf_worker::{HandlerResult, Handlers, Job, JobContext, Worker, WorkerHandle, WorkerOptions, WorkerStats};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio::sync::oneshot;

@@ -31,8 +31,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::handler::{HandlerError, HandlerResult, Handlers, JobContext};
 use crate::ledger::{self, Ledger, PaymentMatch};
+use cloverleaf_worker::{HandlerError, HandlerResult, Handlers, JobContext};
 
 /// Every job type the reference processes use.
 pub const JOB_TYPES: [&str; 13] = [

@@ -6,7 +6,8 @@ use std::time::Duration;
 use chrono::TimeDelta;
 use cloverleaf_engine::runtime::Message;
 use cloverleaf_engine::{InstanceId, JobId};
-use cloverleaf_worker::{FetchRequest, HandlerError, Handlers, JobContext, JobSource, SourceError, finance};
+use cloverleaf_finance as finance;
+use cloverleaf_worker::{FetchRequest, HandlerError, Handlers, JobContext, JobSource, SourceError};
 use serde_json::json;
 use tokio::sync::Notify;
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use cloverleaf_engine::VirtualClock;
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::testdb::ScratchDb;
-use cloverleaf_worker::Ledger;
-use cloverleaf_worker::ledger::Error;
+use cloverleaf_finance::Ledger;
+use cloverleaf_finance::ledger::Error;
 
 use crate::harness::t0;
 

@@ -536,7 +536,7 @@ async fn write_offs_and_the_kpis() {
 async fn seeding_twice_changes_nothing() {
     let Some(env) = Env::new().await else { return };
     // Also through a ledger with pools of its own on the same database.
-    let own = cloverleaf_worker::Ledger::connect(&env.db.url()).await.unwrap();
+    let own = cloverleaf_finance::Ledger::connect(&env.db.url()).await.unwrap();
     let again = own.seed_demo_company(env.today()).await.unwrap();
     assert!(!again.created);
     assert_eq!((again.customers, again.opening_invoices), (30, 14));

@@ -1,4 +1,4 @@
-//! The worker against a real engine and sub-ledger: each test gets its own database and a
+//! The worker runtime and the finance handlers against a real engine and sub-ledger: each test gets its own database and a
 //! virtual clock. `CLOVERLEAF_TEST_BACKEND=postgres` runs them on PostgreSQL (a database per
 //! test, see `cloverleaf_engine::testdb`); the default is a SQLite file per test.
 

@@ -18,7 +18,8 @@ use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, Message};
 use cloverleaf_engine::store::AnyStore;
 use cloverleaf_engine::testdb::ScratchDb;
-use cloverleaf_worker::{Handlers, JobContext, Ledger, Worker, WorkerHandle, WorkerOptions, WorkerStats, finance};
+use cloverleaf_finance::{self as finance, Ledger};
+use cloverleaf_worker::{Handlers, JobContext, Worker, WorkerHandle, WorkerOptions, WorkerStats};
 use serde_json::json;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
