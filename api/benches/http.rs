@@ -53,6 +53,7 @@ fn users() -> Users {
         name: name.to_string(),
         roles: vec![role.to_string()],
         token_sha256: hash_token(&format!("bench-{name}")),
+        password_argon2: None,
         time_zone: None,
     };
     Users::from_config(&ConfigFile { users: vec![entry("mia", "sales.manager"), entry("sam", "sales.rep")] })

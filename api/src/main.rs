@@ -3,7 +3,8 @@
 //! Process tooling for designers: `check` and `graph` compile `.flow` files, `eval` tries an
 //! expression the way a `decide` reads it, and `schedule` shows when a cron start will fire.
 //! For operators: `serve` runs the HTTP API with the scheduler, `worker` runs automated steps for
-//! a remote server, and `audit verify` re-checks the tamper-evident history.
+//! a remote server, `audit verify` re-checks the tamper-evident history, and `hash-password`
+//! makes the `password_argon2` of a user in `cloverleaf.toml`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,11 @@ enum Command {
     /// Tell the order-to-cash story of a small company on an embedded engine with a virtual
     /// clock: approvals, shipment, invoices, payments, dunning, write-off and month-end close.
     Demo,
+    /// Hash a password for the pages' sign-in: reads one line from standard input, prints the
+    /// argon2id PHC string to put in cloverleaf.toml as the user's `password_argon2`.
+    ///
+    /// For example: `cloverleaf hash-password < password.txt`, or type it and press Enter.
+    HashPassword,
     /// Audit the database.
     Audit {
         #[command(subcommand)]
@@ -160,6 +166,7 @@ fn main() -> ExitCode {
             worker(WorkerArgs { server, token, topics, concurrency, worker_id, ledger, endpoints })
         }
         Command::Demo => demo(),
+        Command::HashPassword => hash_password(),
         Command::Audit { command: AuditCommand::Verify { db } } => audit_verify(&db),
     };
     match result {
@@ -611,4 +618,22 @@ fn audit_verify(db: &str) -> Result<ExitCode> {
         cloverleaf::server::redacted(db)
     );
     Ok(if summary.altered.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn hash_password() -> Result<ExitCode> {
+    use std::io::IsTerminal as _;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("type the password (it is shown as you type) and press Enter:");
+    }
+    let mut line = String::new();
+    stdin.read_line(&mut line).context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
+    if password.trim().is_empty() {
+        bail!("no password on standard input: give one line holding the password");
+    }
+    let phc = cloverleaf::server::config::hash_password(password)?;
+    println!("{phc}");
+    eprintln!("put it in cloverleaf.toml under the user's [[users]] entry: password_argon2 = \"{phc}\"");
+    Ok(ExitCode::SUCCESS)
 }

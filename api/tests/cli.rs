@@ -1,5 +1,5 @@
 //! The `cloverleaf` binary as a user meets it: exit codes, stdout and stderr of `check`, `graph`,
-//! `eval` and `schedule`.
+//! `eval`, `schedule` and `hash-password`.
 //!
 //! Every test runs the real binary (`CARGO_BIN_EXE_cloverleaf`). Files a test writes live in a
 //! temp directory of its own, removed when the test ends.
@@ -84,6 +84,26 @@ fn run_in(dir: &Path, args: &[&str]) -> Run {
 /// Runs `cloverleaf args...` from the workspace root.
 fn run(args: &[&str]) -> Run {
     run_in(&workspace(), args)
+}
+
+/// Runs `cloverleaf args...` with `input` on its standard input.
+fn run_with_input(args: &[&str], input: &str) -> Run {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloverleaf"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the cloverleaf binary runs");
+    child.stdin.take().expect("its stdin").write_all(input.as_bytes()).expect("write its stdin");
+    let output = child.wait_with_output().expect("the cloverleaf binary finishes");
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
 }
 
 /// A directory of this test's own under the system temp dir, removed on drop.
@@ -455,5 +475,56 @@ mod schedule {
         let out = run(&["schedule", "0 18 * * *", "--from", "2026-01-15", "-n", "0"]);
         out.expect_code(0);
         assert!(out.stdout.is_empty(), "{}", out.stdout);
+    }
+}
+
+mod hash_password {
+    use cloverleaf::server::config::{ConfigFile, UserEntry, Users, hash_token};
+
+    use super::*;
+
+    /// Users with mia holding `password_argon2`, as the server reads them.
+    fn users_with(password_argon2: &str) -> Users {
+        let mia = UserEntry {
+            name: "mia".into(),
+            roles: vec![],
+            token_sha256: hash_token("token-mia"),
+            password_argon2: Some(password_argon2.into()),
+            time_zone: None,
+        };
+        Users::from_config(&ConfigFile { users: vec![mia] }).expect("the printed hash is accepted")
+    }
+
+    #[test]
+    fn prints_an_argon2id_hash_the_server_accepts_and_verifies() {
+        let out = run_with_input(&["hash-password"], "correct horse battery\n");
+        out.expect_code(0).stderr_has(&["password_argon2 = \"$argon2id$", "cloverleaf.toml"]);
+        assert_eq!(out.stdout.lines().count(), 1, "one line, the hash: {}", out.stdout);
+        let phc = out.stdout.trim_end();
+        let parsed = argon2::PasswordHash::new(phc).expect("a PHC string");
+        assert_eq!(parsed.algorithm, argon2::ARGON2ID_IDENT, "{phc}");
+        assert!(!phc.contains("correct horse"), "{phc}");
+        let users = users_with(phc);
+        assert_eq!(users.verify_password("mia", "correct horse battery").expect("it verifies").name, "mia");
+        assert!(users.verify_password("mia", "correct horse battery\n").is_none(), "the line ending is not in it");
+        // A salt of its own each time.
+        let again = run_with_input(&["hash-password"], "correct horse battery\n");
+        assert_ne!(again.expect_code(0).stdout, out.stdout);
+    }
+
+    #[test]
+    fn a_line_from_windows_loses_only_its_line_ending() {
+        let out = run_with_input(&["hash-password"], " two spaces \r\n");
+        let users = users_with(out.expect_code(0).stdout.trim_end());
+        assert!(users.verify_password("mia", " two spaces ").is_some());
+    }
+
+    #[test]
+    fn an_empty_password_is_refused() {
+        for input in ["", "\n", "   \n"] {
+            let out = run_with_input(&["hash-password"], input);
+            out.expect_failure().stderr_has(&["no password"]);
+            assert!(out.stdout.is_empty(), "{input:?}: {}", out.stdout);
+        }
     }
 }

@@ -5,9 +5,14 @@
 //! name = "mia"
 //! roles = ["sales.manager"]
 //! token_sha256 = "9f86d0...0f00a08"   # sha256 of the bearer token, lowercase hex
+//! password_argon2 = "$argon2id$v=19$m=19456,t=2,p=1$...$..."   # optional: `cloverleaf hash-password`
 //! ```
 //!
-//! Tokens are stored only as sha256 hashes. Two roles are the server's own: `admin` deploys,
+//! Tokens are stored only as sha256 hashes. A password, optional, is a second way to sign in to
+//! the pages (never to the API): it is stored only as an argon2id PHC string, which
+//! `cloverleaf hash-password` makes; anything else in its place, a plain password above all, is
+//! refused when the file is read. [`Users::verify_password`] checks one, and costs as much for a
+//! name nobody has as for a real user's. Two roles are the server's own: `admin` deploys,
 //! cancels and handles incidents; `worker` fetches and completes jobs. The others are the
 //! organisation's roles of `roles.flow`, offered human tasks.
 //!
@@ -20,6 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{ARGON2ID_IDENT, Argon2, Params};
 use cloverleaf_engine::store::sha256_hex;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +56,11 @@ pub struct UserEntry {
     pub roles: Vec<String>,
     /// sha256 of the bearer token, lowercase hex.
     pub token_sha256: String,
+    /// The password for the pages' sign-in, as an argon2id PHC string
+    /// (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`, from `cloverleaf hash-password`); none when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_argon2: Option<String>,
     /// The IANA time zone the pages show times in (`Asia/Shanghai`); UTC when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
@@ -76,16 +89,20 @@ impl User {
     }
 }
 
-/// The users by token hash.
+/// The users by token hash, and the password hashes of those who have one.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
     by_hash: HashMap<String, Arc<User>>,
+    /// By user name: the argon2id PHC string, checked well-formed when the file was read.
+    passwords: HashMap<String, (String, Arc<User>)>,
 }
 
 impl Users {
-    /// Checks the file: names unique and non-empty, hashes well-formed and unique.
+    /// Checks the file: names unique and non-empty, hashes well-formed and unique, passwords
+    /// argon2id hashes.
     pub fn from_config(config: &ConfigFile) -> Result<Users> {
         let mut by_hash = HashMap::new();
+        let mut passwords = HashMap::new();
         let mut names = BTreeSet::new();
         for entry in &config.users {
             let name = entry.name.trim();
@@ -118,16 +135,40 @@ impl Users {
                 })?),
             };
             let user = Arc::new(User { name: name.to_string(), roles: entry.roles.clone(), time_zone });
+            if let Some(phc) = &entry.password_argon2 {
+                let phc = phc.trim();
+                if let Err(why) = check_argon2id(phc) {
+                    bail!(
+                        "user `{name}`: password_argon2 {why}; run `cloverleaf hash-password`, type the password, and put what it prints there"
+                    );
+                }
+                passwords.insert(name.to_string(), (phc.to_string(), Arc::clone(&user)));
+            }
             if by_hash.insert(hash, user).is_some() {
                 bail!("user `{name}` shares a token with another user");
             }
         }
-        Ok(Users { by_hash })
+        Ok(Users { by_hash, passwords })
     }
 
     /// The user a bearer token belongs to.
     pub fn authenticate(&self, token: &str) -> Option<Arc<User>> {
         self.by_hash.get(&hash_token(token)).cloned()
+    }
+
+    /// The user a (name, password) pair belongs to, for the pages' sign-in. The name is taken in
+    /// its one spelling ([`canonical_user`]). For a name nobody has, or a user without a
+    /// password, one argon2 check runs all the same (against [`DUMMY_ARGON2`]) so that the time
+    /// taken does not tell which names exist; the answer is then `None`.
+    ///
+    /// Slow on purpose (tens of milliseconds): call it off the async threads.
+    pub fn verify_password(&self, name: &str, password: &str) -> Option<Arc<User>> {
+        let known = canonical_user(name).and_then(|name| self.passwords.get(&name));
+        let phc = known.map_or(DUMMY_ARGON2, |(phc, _)| phc.as_str());
+        let matches = PasswordHash::new(phc)
+            .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok());
+        let (_, user) = known?;
+        matches.then(|| Arc::clone(user))
     }
 
     /// True when a user of this name may call the API.
@@ -165,6 +206,51 @@ pub fn canonical_user(name: &str) -> Option<String> {
 /// The stored form of a token.
 pub fn hash_token(token: &str) -> String {
     sha256_hex(token.as_bytes())
+}
+
+/// The hash [`Users::verify_password`] checks a password against when the name has none: argon2id
+/// with the parameters [`hash_password`] uses, of 32 random bytes that were thrown away.
+pub const DUMMY_ARGON2: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$CA1LDCFf0N8BJ9/HnYVymQ$U08WQ2WKERKCcy+7e35sh+yF9OI0tNDbABK//xzrS4c";
+
+/// The most memory one password check may ask for, in KiB (1 GiB): a typo in `m=` should not
+/// take the server down at the first sign-in.
+const MAX_ARGON2_KIB: u32 = 1024 * 1024;
+
+/// The stored form of a password: argon2id with the crate's default parameters (19 MiB, two
+/// passes, one lane) and a fresh random salt from the operating system, as a PHC string.
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
+    Ok(hash.to_string())
+}
+
+/// Why `phc` is not a well-formed argon2id PHC string with a salt, a hash and parameters the
+/// crate accepts; the words follow `password_argon2`.
+fn check_argon2id(phc: &str) -> std::result::Result<(), String> {
+    const FORM: &str = "$argon2id$v=19$m=...,t=...,p=...$salt$hash";
+    if !phc.starts_with('$') {
+        return Err(format!("must be an argon2id hash ({FORM}), never a plain password"));
+    }
+    let hash = PasswordHash::new(phc).map_err(|e| format!("is not a well-formed PHC string ({FORM}): {e}"))?;
+    if hash.algorithm != ARGON2ID_IDENT {
+        return Err(format!("is a `{}` hash; only argon2id is accepted", hash.algorithm));
+    }
+    if hash.salt.is_none() || hash.hash.is_none() {
+        return Err(format!("lacks its salt or its hash ({FORM})"));
+    }
+    match hash.version {
+        Some(0x13) => {}
+        Some(other) => return Err(format!("must be argon2id version 19 (`v=19`), not `v={other}`")),
+        None => return Err("must say its argon2id version, `v=19`".to_string()),
+    }
+    let params = Params::try_from(&hash).map_err(|e| format!("has parameters argon2 refuses: {e}"))?;
+    if params.m_cost() > MAX_ARGON2_KIB {
+        return Err(format!("asks for {} KiB of memory per sign-in, more than the 1 GiB allowed", params.m_cost()));
+    }
+    Ok(())
 }
 
 /// A fresh random token: 32 bytes from the operating system, hex, with a recognisable prefix.
@@ -232,6 +318,7 @@ pub fn create_demo(path: &Path) -> Result<Created> {
             name: (*name).to_string(),
             roles: roles.iter().map(|r| (*r).to_string()).collect(),
             token_sha256: hash_token(&token),
+            password_argon2: None,
             time_zone: Some(DEMO_TIME_ZONE.to_string()),
         });
         users.push(((*name).to_string(), token));
@@ -282,6 +369,7 @@ mod tests {
                 name: "mia".into(),
                 roles: vec![],
                 token_sha256: "secret".into(),
+                password_argon2: None,
                 time_zone: None,
             }],
         };
@@ -296,12 +384,115 @@ mod tests {
                 name: "mia".into(),
                 roles: vec!["sales.manager".into()],
                 token_sha256: hash_token("t-1"),
+                password_argon2: None,
                 time_zone: None,
             }],
         };
         let users = Users::from_config(&config).unwrap();
         assert_eq!(users.authenticate("t-1").unwrap().name, "mia");
         assert!(users.authenticate("t-2").is_none());
+    }
+
+    /// A user `name` with a token of its own and `password_argon2`.
+    fn entry(name: &str, password_argon2: Option<&str>) -> UserEntry {
+        UserEntry {
+            name: name.into(),
+            roles: vec![],
+            token_sha256: hash_token(&format!("token-{name}")),
+            password_argon2: password_argon2.map(str::to_string),
+            time_zone: None,
+        }
+    }
+
+    /// Why a configuration with `phc` as mia's password is refused.
+    fn refusal(phc: &str) -> String {
+        let config = ConfigFile { users: vec![entry("mia", Some(phc))] };
+        format!("{:#}", Users::from_config(&config).unwrap_err())
+    }
+
+    #[test]
+    fn a_plain_password_in_place_of_a_hash_is_refused() {
+        let err = refusal("hunter2");
+        assert!(err.contains("user `mia`") && err.contains("never a plain password"), "{err}");
+        assert!(err.contains("run `cloverleaf hash-password`"), "the way out is named: {err}");
+        assert!(!err.contains("hunter2"), "the password is not repeated: {err}");
+    }
+
+    #[test]
+    fn a_hash_other_than_argon2id_is_refused() {
+        let salt = SaltString::encode_b64(b"sixteen byte salt").unwrap();
+        for algorithm in [argon2::Algorithm::Argon2i, argon2::Algorithm::Argon2d] {
+            let params = Params::new(8, 1, 1, None).unwrap();
+            let hasher = Argon2::new(algorithm, argon2::Version::V0x13, params);
+            let phc = hasher.hash_password(b"hunter2", &salt).unwrap().to_string();
+            let err = refusal(&phc);
+            assert!(err.contains(&format!("is a `{algorithm}` hash; only argon2id")), "{err}");
+            assert!(err.contains("cloverleaf hash-password"), "{err}");
+        }
+        // bcrypt's and sha-crypt's own formats are not PHC strings at all.
+        for phc in ["$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", "$5$rounds=5000$salt$hash"] {
+            let err = refusal(phc);
+            assert!(err.contains("user `mia`: password_argon2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_argon2id_string_is_refused() {
+        let cases = [
+            ("$argon2id$v=19$m=19456,t=2,p=1", "lacks its salt or its hash"),
+            ("$argon2id$v=19$m=19456,t=2,p=1$c2l4dGVlbiBieXRlIHNhbHQ", "lacks its salt or its hash"),
+            ("$argon2id$v=16$m=19456,t=2,p=1$c2l4dGVlbiBieXRlIHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "version 19"),
+            ("$argon2id$m=19456,t=2,p=1$c2l4dGVlbiBieXRlIHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "`v=19`"),
+            ("$argon2id$v=19$m=1,t=2,p=1$c2l4dGVlbiBieXRlIHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "parameters argon2 refuses"),
+            ("$argon2id$v=19$m=19456,t=2,p=1,x=3$c2l4dGVlbiBieXRlIHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "parameters"),
+            ("$argon2id$v=19$m=2000000,t=2,p=1$c2l4dGVlbiBieXRlIHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA", "1 GiB"),
+            ("$argon2id$v=19$m=19456,t=2,p=1$salt with spaces$hash", "not a well-formed PHC string"),
+            ("$argon2id", "lacks its salt or its hash"),
+            ("$argon2id$v=19$m=19456,t=2,p=1$$aGFzaGhhc2hoYXNoaGFzaA", "not a well-formed PHC string"),
+        ];
+        for (phc, why) in cases {
+            let err = refusal(phc);
+            assert!(err.contains("user `mia`: password_argon2") && err.contains(why), "{phc}: {err}");
+            assert!(err.contains("cloverleaf hash-password"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_password_signs_in_its_user_only() {
+        let phc = hash_password("correct horse").unwrap();
+        let config = ConfigFile { users: vec![entry("mia", Some(&format!("  {phc}\n"))), entry("sam", None)] };
+        let users = Users::from_config(&config).unwrap();
+        assert_eq!(users.verify_password("mia", "correct horse").unwrap().name, "mia");
+        assert_eq!(users.verify_password(" Mia ", "correct horse").unwrap().name, "mia", "one spelling of a name");
+        assert!(users.verify_password("mia", "correct horse ").is_none());
+        assert!(users.verify_password("mia", "").is_none());
+        assert!(users.verify_password("sam", "correct horse").is_none(), "sam has no password");
+        assert!(users.verify_password("nobody", "correct horse").is_none());
+        assert!(users.verify_password("not a name!", "correct horse").is_none());
+        // The token still signs mia in, and a password is no token.
+        assert_eq!(users.authenticate("token-mia").unwrap().name, "mia");
+        assert!(users.authenticate("correct horse").is_none());
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        assert_eq!(check_argon2id(DUMMY_ARGON2), Ok(()));
+        let real = hash_password("anything").unwrap();
+        let params = |phc: &str| Params::try_from(&PasswordHash::new(phc).unwrap()).unwrap();
+        assert_eq!(params(DUMMY_ARGON2), params(&real));
+        let cost = params(&real);
+        assert_eq!(
+            (cost.m_cost(), cost.t_cost(), cost.p_cost(), cost.output_len()),
+            (Params::DEFAULT_M_COST, Params::DEFAULT_T_COST, Params::DEFAULT_P_COST, Some(Params::DEFAULT_OUTPUT_LEN))
+        );
+    }
+
+    #[test]
+    fn a_password_hashes_to_a_fresh_argon2id_string_each_time() {
+        let (a, b) = (hash_password("correct horse").unwrap(), hash_password("correct horse").unwrap());
+        assert_ne!(a, b, "a fresh salt each time");
+        assert!(a.starts_with("$argon2id$v=19$"), "{a}");
+        assert_eq!(check_argon2id(&a), Ok(()));
     }
 
     #[test]

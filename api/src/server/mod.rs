@@ -62,6 +62,10 @@ struct Shared {
     requests: RequestMetrics,
     long_polls: LongPolls,
     session_key: [u8; 32],
+    sign_in: crate::web::throttle::Throttle,
+    /// Password checks running at once: each takes tens of milliseconds and 19 MiB, so a burst
+    /// of sign-ins waits its turn instead of filling the blocking pool and the memory.
+    password_checks: tokio::sync::Semaphore,
 }
 
 /// The long polls of `fetch-and-lock` that are waiting, and the signal that ends them at shutdown.
@@ -101,7 +105,22 @@ impl AppState {
         }
         let requests = RequestMetrics::default();
         let rules = std::sync::RwLock::new(Arc::new(Vec::new()));
-        AppState { shared: Arc::new(Shared { engine, users, ledger, rules, requests, long_polls, session_key }) }
+        let sign_in = crate::web::throttle::Throttle::default();
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let password_checks = tokio::sync::Semaphore::new(cores);
+        AppState {
+            shared: Arc::new(Shared {
+                engine,
+                users,
+                ledger,
+                rules,
+                requests,
+                long_polls,
+                session_key,
+                sign_in,
+                password_checks,
+            }),
+        }
     }
 
     /// Ends every waiting long poll (each answers with what it has, usually nothing) and makes
@@ -151,6 +170,16 @@ impl AppState {
     /// The key page sessions are signed with.
     pub(crate) fn session_key(&self) -> &[u8; 32] {
         &self.shared.session_key
+    }
+
+    /// The brake on password guessing at sign-in.
+    pub(crate) fn sign_in_throttle(&self) -> &crate::web::throttle::Throttle {
+        &self.shared.sign_in
+    }
+
+    /// The permits for password checks running at once.
+    pub(crate) fn password_checks(&self) -> &tokio::sync::Semaphore {
+        &self.shared.password_checks
     }
 
     fn requests(&self) -> &RequestMetrics {

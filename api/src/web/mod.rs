@@ -6,15 +6,18 @@
 //! (`server::access`, the engine's candidate and separation-of-duties checks): there is no
 //! second path to the data.
 //!
-//! Sessions: a bearer token (the same one the API takes) is exchanged at sign-in for a cookie
-//! holding the user name and an expiry, signed with HMAC-SHA256 under a key drawn at start-up
-//! (HttpOnly, SameSite=Strict, Secure behind HTTPS). Every form carries a CSRF token derived
-//! from the session; the sign-in form a double-submitted one. Every page is served with a strict
-//! Content-Security-Policy (no script, no inline style, nothing from elsewhere).
+//! Sessions: a bearer token (the same one the API takes), or a user name with the password whose
+//! argon2id hash `cloverleaf.toml` holds, is exchanged at sign-in for a cookie holding the user
+//! name and an expiry, signed with HMAC-SHA256 under a key drawn at start-up (HttpOnly,
+//! SameSite=Strict, Secure behind HTTPS). Every form carries a CSRF token derived from the
+//! session; the sign-in forms a double-submitted one. Password guessing is braked per user name
+//! ([`throttle`]). Every page is served with a strict Content-Security-Policy (no script, no
+//! inline style, nothing from elsewhere).
 
 mod diagram;
 pub mod i18n;
 mod pages;
+pub mod throttle;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -46,6 +46,13 @@ pub fn token(user: &str) -> String {
     format!("token-{user}")
 }
 
+/// mia's password for the pages' sign-in; the other test users have none.
+pub const MIA_PASSWORD: &str = "mia's own long password";
+
+/// Its argon2id hash, as `cloverleaf hash-password` printed it.
+const MIA_PASSWORD_ARGON2: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$IPPn0SmlPazYPwI5Nhqk7Q$7LcuIj1vmhaBkFiCaPcplyccV27Q6CMr7CXdk1ecmrs";
+
 pub fn users() -> Users {
     let config = ConfigFile {
         users: USERS
@@ -54,6 +61,7 @@ pub fn users() -> Users {
                 name: (*name).to_string(),
                 roles: roles.iter().map(|r| (*r).to_string()).collect(),
                 token_sha256: hash_token(&token(name)),
+                password_argon2: (*name == "mia").then(|| MIA_PASSWORD_ARGON2.to_string()),
                 time_zone: Some("Asia/Shanghai".to_string()),
             })
             .collect(),

@@ -1,11 +1,14 @@
-//! The pages through the router: sessions, CSRF, security headers, and bad input of every kind
-//! (a missing or forged CSRF token, a forged or expired session, a stale form, a tampered form)
-//! answered with a clear page and nothing half-written. `tests/browser.rs` drives them in Chromium.
+//! The pages through the router: sessions, sign-in with a token or a password (and the brake on
+//! guessing one), CSRF, security headers, and bad input of every kind (a missing or forged CSRF
+//! token, a forged or expired session, a stale form, a tampered form) answered with a clear page
+//! and nothing half-written. `tests/browser.rs` drives them in Chromium.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 
-use crate::harness::{Answer, Api, token};
+use chrono::TimeDelta;
+
+use crate::harness::{Answer, Api, MIA_PASSWORD, token};
 
 /// The `name=value` of a `Set-Cookie` header named `name`.
 fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -36,20 +39,48 @@ async fn page(api: &Api, method: Method, path: &str, cookies: &str, form: Option
     api.send(request.body(Body::from(form.unwrap_or_default().to_string())).unwrap()).await
 }
 
-/// Signs `user` in through the form; the session cookie.
-async fn sign_in(api: &Api, user: &str) -> String {
+/// The sign-in page's nonce: the cookie to send back, and the value its forms carry.
+async fn login_nonce(api: &Api) -> (String, String) {
     let form = page(api, Method::GET, "/login", "", None).await;
     let nonce_cookie = set_cookie(&form.headers, "clv_login").expect("the form sets its nonce");
-    let nonce = hidden(&form.text, "csrf");
-    let body = format!("token={}&csrf={nonce}", token(user));
-    let signed = page(api, Method::POST, "/login", &nonce_cookie, Some(&body)).await;
+    (nonce_cookie, hidden(&form.text, "csrf"))
+}
+
+/// The session cookie a sign-in answered with, checked to be one: off to the inbox, HttpOnly,
+/// SameSite=Strict, and the sign-in nonce spent.
+#[track_caller]
+fn session_of(signed: &Answer) -> String {
     assert_eq!(signed.status, StatusCode::SEE_OTHER, "{}", signed.text);
+    assert_eq!(signed.headers[header::LOCATION], "/inbox");
     let session = set_cookie(&signed.headers, "clv_session").expect("a session cookie");
     let raw =
         signed.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>();
     let session_header = raw.iter().find(|v| v.starts_with("clv_session=")).unwrap();
     assert!(session_header.contains("HttpOnly") && session_header.contains("SameSite=Strict"), "{session_header}");
+    assert!(raw.iter().any(|v| v.starts_with("clv_login=;") && v.contains("Max-Age=0")), "{raw:?}");
     session
+}
+
+/// Signs `user` in through the token form; the session cookie.
+async fn sign_in(api: &Api, user: &str) -> String {
+    let (nonce_cookie, nonce) = login_nonce(api).await;
+    let body = format!("token={}&csrf={nonce}", token(user));
+    session_of(&page(api, Method::POST, "/login", &nonce_cookie, Some(&body)).await)
+}
+
+/// Posts the password form as `user` with `password` (and `extra` fields); the answer.
+async fn password_sign_in(api: &Api, user: &str, password: &str, extra: &str) -> Answer {
+    let (nonce_cookie, nonce) = login_nonce(api).await;
+    let body = format!("user={}&password={}&csrf={nonce}{extra}", form_value(user), form_value(password));
+    page(api, Method::POST, "/login", &nonce_cookie, Some(&body)).await
+}
+
+/// The sentence a sign-in page shows at its top.
+#[track_caller]
+fn notice(answer: &Answer) -> &str {
+    let marker = "<p class=\"notice\" role=\"alert\">";
+    let start = answer.text.find(marker).unwrap_or_else(|| panic!("no notice:\n{}", answer.text)) + marker.len();
+    answer.text[start..].split("</p>").next().unwrap()
 }
 
 #[tokio::test]
@@ -80,6 +111,97 @@ async fn a_wrong_token_or_a_forged_sign_in_gives_no_session() {
     let forged = page(&api, Method::POST, "/login", "", Some(&format!("token={}&csrf={nonce}", token("mia")))).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(set_cookie(&forged.headers, "clv_session").is_none());
+}
+
+#[tokio::test]
+async fn the_sign_in_page_offers_a_password_and_a_token_in_both_languages() {
+    let Some(api) = Api::new().await else { return };
+    let login = page(&api, Method::GET, "/login", "", None).await;
+    for id in ["user", "password", "sign-in-password", "token", "sign-in"] {
+        assert!(login.text.contains(&format!("id=\"{id}\"")), "#{id} on the page: {}", login.text);
+    }
+    assert_eq!(login.text.matches("<form method=\"post\" action=\"/login\">").count(), 2, "{}", login.text);
+    assert_eq!(login.text.matches("name=\"csrf\"").count(), 2, "each form carries the nonce: {}", login.text);
+    assert!(login.text.contains("User name") && login.text.contains("Access token"), "{}", login.text);
+    assert!(!login.text.contains("<script"), "no script on the pages");
+    let zh = page(&api, Method::GET, "/login?lang=zh-CN", "", None).await;
+    assert!(zh.text.contains("用户名") && zh.text.contains("密码") && zh.text.contains("访问令牌"), "{}", zh.text);
+}
+
+#[tokio::test]
+async fn a_password_signs_in_with_the_same_session_as_a_token() {
+    let Some(api) = Api::new().await else { return };
+    // The name in any spelling of it; the password exactly.
+    let signed = password_sign_in(&api, " Mia ", MIA_PASSWORD, "").await;
+    let session = session_of(&signed);
+    assert!(session.starts_with("clv_session=mia:"), "{session}");
+    let by_token = sign_in(&api, "mia").await;
+    assert_eq!(session.split(':').count(), by_token.split(':').count(), "{session} / {by_token}");
+    let inbox = page(&api, Method::GET, "/inbox", &session, None).await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.text);
+    assert!(inbox.text.contains("Signed in as") && inbox.text.contains("mia"), "{}", inbox.text);
+}
+
+#[tokio::test]
+async fn a_wrong_password_an_unknown_user_or_a_forged_sign_in_gives_no_session() {
+    let Some(api) = Api::new().await else { return };
+    let wrong = password_sign_in(&api, "mia", "not her password", "").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.text);
+    assert!(set_cookie(&wrong.headers, "clv_session").is_none());
+    assert_eq!(notice(&wrong), "That user name and password do not match. Check them and try again.");
+    assert!(wrong.text.contains("value=\"mia\""), "the name is kept for the next try: {}", wrong.text);
+    assert!(!wrong.text.contains("not her password"), "the password is not: {}", wrong.text);
+    // A name nobody has, and a user without a password, are told the very same thing.
+    for (user, password) in [("nobody", MIA_PASSWORD), ("sam", "token-sam"), ("not a name!", MIA_PASSWORD)] {
+        let refused = password_sign_in(&api, user, password, "").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{user}: {}", refused.text);
+        assert!(set_cookie(&refused.headers, "clv_session").is_none(), "{user}");
+        assert_eq!(notice(&refused), notice(&wrong), "{user}");
+    }
+    // The right password posted from elsewhere: no nonce cookie, no nonce, or another nonce.
+    let (nonce_cookie, nonce) = login_nonce(&api).await;
+    let right = format!("user=mia&password={}", form_value(MIA_PASSWORD));
+    for (cookies, body) in [
+        ("", format!("{right}&csrf={nonce}")),
+        (nonce_cookie.as_str(), right.clone()),
+        (nonce_cookie.as_str(), format!("{right}&csrf=0123456789abcdef0123456789abcdef")),
+    ] {
+        let forged = page(&api, Method::POST, "/login", cookies, Some(&body)).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{cookies} {body}: {}", forged.text);
+        assert!(set_cookie(&forged.headers, "clv_session").is_none());
+        assert!(notice(&forged).contains("The form was too old or came from elsewhere"), "{}", forged.text);
+    }
+}
+
+#[tokio::test]
+async fn five_wrong_passwords_pause_the_name_until_the_window_is_over() {
+    let Some(api) = Api::new().await else { return };
+    for attempt in 1..=5 {
+        let wrong = password_sign_in(&api, "mia", "guess", "").await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "attempt {attempt}: {}", wrong.text);
+    }
+    // Now even the right password is not checked, and the page says why, in either language.
+    let paused = password_sign_in(&api, "mia", MIA_PASSWORD, "").await;
+    assert_eq!(paused.status, StatusCode::TOO_MANY_REQUESTS, "{}", paused.text);
+    assert!(set_cookie(&paused.headers, "clv_session").is_none());
+    assert!(notice(&paused).starts_with("Too many failed sign-ins for this user name."), "{}", paused.text);
+    let zh = password_sign_in(&api, "MIA", MIA_PASSWORD, "&lang=zh-CN").await;
+    assert_eq!(zh.status, StatusCode::TOO_MANY_REQUESTS, "{}", zh.text);
+    assert!(notice(&zh).starts_with("该用户名登录失败次数过多"), "{}", zh.text);
+    // Her token still lets her in meanwhile.
+    sign_in(&api, "mia").await;
+    // A name nobody has is paused alike: the brake tells nothing of who exists.
+    for _ in 1..=5 {
+        assert_eq!(password_sign_in(&api, "nobody", "guess", "").await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(password_sign_in(&api, "nobody", "guess", "").await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Fifteen minutes after the fifth failure, the name may try again.
+    api.advance(TimeDelta::minutes(14));
+    let still = password_sign_in(&api, "mia", MIA_PASSWORD, "").await;
+    assert_eq!(still.status, StatusCode::TOO_MANY_REQUESTS, "{}", still.text);
+    api.advance(TimeDelta::minutes(1));
+    let session = session_of(&password_sign_in(&api, "mia", MIA_PASSWORD, "").await);
+    assert_eq!(page(&api, Method::GET, "/inbox", &session, None).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
