@@ -2,7 +2,8 @@
 //!
 //! Everything is real but the clock: the reference processes run on the durable engine (a
 //! throw-away SQLite file), the built-in finance handlers post to the sub-ledger of the seeded
-//! demo company through the in-process worker runtime, the month-end close starts from its cron
+//! demo company through the engine's job API (fetch and lock, complete, fail, business error: what
+//! a worker calls, one job at a time in the story's order), the month-end close starts from its cron
 //! schedule, and a virtual clock moves the story from one business morning to the next, so
 //! eleven weeks of approvals, shipments, invoices, payments, dunning and closing take seconds.
 //! The people are scripted: each morning they work their inboxes, and a few of them try what the
@@ -24,7 +25,7 @@ use cloverleaf_engine::runtime::{Correlation, Engine, EngineOptions, Error as En
 use cloverleaf_engine::store::{Queries as _, Store as _, TaskInfo};
 use cloverleaf_engine::{InstanceId, VirtualClock};
 use cloverleaf_finance::{self as finance, Ledger};
-use cloverleaf_worker::{Worker, WorkerHandle, WorkerOptions};
+use cloverleaf_worker::{FetchRequest, HandlerError, Handlers, Job, JobContext, JobSource, SourceError};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
@@ -49,7 +50,7 @@ fn first_morning() -> DateTime<Utc> {
 /// How many business mornings the story runs: into the last week of March, past the day the
 /// unpaid invoice is 60 days overdue.
 const DAYS: i64 = 80;
-/// How long, in real time, the worker may take to become quiet: a guard against a hang, far
+/// How long, in real time, the jobs of one moment of the story may take: a guard against a hang, far
 /// beyond what the jobs of one business day need even on a busy machine.
 const SETTLE_LIMIT: Duration = Duration::from_secs(600);
 
@@ -200,7 +201,7 @@ struct Story {
     engine: Engine,
     clock: VirtualClock,
     ledger: Ledger,
-    worker: WorkerHandle,
+    handlers: Handlers,
     topics: Vec<String>,
     echo: bool,
     timeline: Vec<String>,
@@ -236,17 +237,11 @@ impl Story {
         let seeded = ledger.seed_demo_company(clock_date(&clock)).await.context("seeding the demo company")?;
         let handlers = finance::handlers(&ledger);
         let topics = finance::JOB_TYPES.iter().map(|t| t.to_string()).collect();
-        let worker = Worker::new(engine.clone(), handlers, WorkerOptions::new("demo-worker"));
-        let handle = worker.handle();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(worker.run(async {
-            let _ = stopped.await;
-        }));
         let mut story = Story {
             engine,
             clock,
             ledger,
-            worker: handle,
+            handlers,
             topics,
             echo,
             timeline: Vec::new(),
@@ -268,14 +263,7 @@ impl Story {
             "the company: {} customers with credit limits, risk ratings A-D and payment terms; {} invoices taken over",
             seeded.customers, seeded.opening_invoices
         ));
-        let result = story.play().await;
-        let _ = stop.send(());
-        match running.await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => bail!("the worker stopped: {e}"),
-            Err(e) => bail!("the worker panicked: {e}"),
-        }
-        let outcome = result?;
+        let outcome = story.play().await?;
         story.engine.store().close().await;
         story.ledger.close().await;
         Ok(outcome)
@@ -501,29 +489,27 @@ impl Story {
         Ok(())
     }
 
-    /// Waits until the worker has nothing left to do, then tells what happened. Quiet means: the
-    /// worker held no job and fetched none while the database showed no job locked and none due.
-    /// (The worker is the only other writer, and it changes nothing without a job in hand; a job
-    /// counts as in hand from its fetch until the events its result owes are applied.) A job
-    /// whose attempt failed waits for its retry's backoff: the clock moves on to it, as time
-    /// would, so that the story never goes on past work that is merely waiting to be tried again.
+    /// Runs every job that is due, one at a time, until none is; then tells what happened. Jobs
+    /// are fetched through the engine's writer, so "none" is the committed truth, not a reading
+    /// that a job locked a moment later could contradict. A job whose attempt failed waits for
+    /// its retry's backoff: the clock moves on to it, as time would, so that the story never goes
+    /// on past work that is merely waiting to be tried again.
     async fn settle(&mut self) -> Result<()> {
+        let request = FetchRequest {
+            worker_id: "demo-worker".into(),
+            topics: self.topics.clone(),
+            max_jobs: 32,
+            lease: TimeDelta::seconds(60),
+            wait: Duration::ZERO,
+        };
         let deadline = tokio::time::Instant::now() + SETTLE_LIMIT;
         while tokio::time::Instant::now() < deadline {
-            let (before, idle_before) = (self.worker.stats().fetched, self.worker.in_flight() == 0);
-            let now = self.engine.now();
-            let locked =
-                self.engine.store().job_counts(now).await?.iter().any(|g| {
-                    g.count > 0 && g.labels.get(1).is_some_and(|state| state == "locked" || state == "expired")
-                });
-            let due = self.engine.has_due_jobs(&self.topics).await?;
-            let untouched = self.worker.stats().fetched == before && self.worker.in_flight() == 0;
-            if idle_before && !locked && !due && untouched {
+            let jobs = JobSource::fetch_and_lock(&self.engine, &request).await?;
+            if jobs.is_empty() {
                 match self.engine.store().next_ready_job(&self.topics).await? {
-                    Some(retry) if retry > now => {
+                    Some(retry) if retry > self.engine.now() => {
                         self.tell_history().await?;
                         self.clock.advance_to(retry);
-                        self.worker.wake();
                         continue;
                     }
                     _ => {
@@ -532,9 +518,33 @@ impl Story {
                     }
                 }
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            for job in jobs {
+                self.run_job(job).await?;
+            }
         }
-        bail!("the worker did not finish its jobs within {} s", SETTLE_LIMIT.as_secs())
+        bail!("the jobs did not finish within {} s", SETTLE_LIMIT.as_secs())
+    }
+
+    /// Runs one job's handler and reports its outcome as a worker does: a result, a business
+    /// error the process may catch, or a failure the engine retries.
+    async fn run_job(&self, job: Job) -> Result<()> {
+        let context = JobContext { job: job.clone(), now: self.engine.now() };
+        let outcome = match self.handlers.get(&job.job_type) {
+            Some(handler) => handler.call(context).await,
+            None => Err(HandlerError::failure(format!("no handler for job type {}", job.job_type))),
+        };
+        let reported = match outcome {
+            Ok(output) => JobSource::complete(&self.engine, &job.id, job.epoch, output).await,
+            Err(HandlerError::Business { code, .. }) => {
+                JobSource::business_error(&self.engine, &job.id, job.epoch, &code).await
+            }
+            Err(HandlerError::Failure(message)) => JobSource::fail(&self.engine, &job.id, job.epoch, &message).await,
+        };
+        match reported {
+            // An output the process cannot take: a failure, which an incident then shows.
+            Err(SourceError::Refused(reason)) => Ok(JobSource::fail(&self.engine, &job.id, job.epoch, &reason).await?),
+            other => Ok(other?),
+        }
     }
 
     async fn finish(&mut self) -> Result<Outcome> {
