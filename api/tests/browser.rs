@@ -372,6 +372,7 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
         assert!(board.contains(label), "`{label}` on the board: {board}");
     }
     assert!(board.contains("Invoiced and received by week"), "{board}");
+    assert!(board.contains("Open work by role") && board.contains("sales.manager"), "{board}");
     // The alert rules beside the processes have judged the demo company; the CFO acknowledges one.
     eventually("the alert rules to have judged the demo company", || async {
         browser.goto(&format!("{server}/board")).await;

@@ -915,6 +915,7 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
             );
         }
         out.push_str("</tbody></table></section>");
+        out.push_str(&work_by_role(&state, &viewer).await?);
         Ok(out)
     }
     .await;
@@ -1088,6 +1089,57 @@ async fn catalogue_table(state: &AppState, viewer: &Viewer, as_of: chrono::Naive
         );
     }
     out.push_str("</tbody></table></section>");
+    Ok(out)
+}
+
+/// Open human tasks and those past their due time, by role (an SLA breach still open is work
+/// someone can act on now), and open incidents by process.
+async fn work_by_role(state: &AppState, viewer: &Viewer) -> Result<String, ApiError> {
+    let store = state.engine().store();
+    let now = state.engine().now();
+    let mut by_role: std::collections::BTreeMap<String, (i64, i64)> = std::collections::BTreeMap::new();
+    for (group, overdue) in store.open_tasks_by_role(None, now).await? {
+        let role = group.labels.get(1).cloned().unwrap_or_default();
+        let entry = by_role.entry(role).or_default();
+        entry.0 += group.count;
+        entry.1 += overdue;
+    }
+    let mut out = format!(
+        "<section><h2>{}</h2><table class=\"compact\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        viewer.t("work_by_role"),
+        viewer.t("role"),
+        viewer.t("open_tasks"),
+        viewer.t("overdue"),
+    );
+    for (role, (open, overdue)) in &by_role {
+        let mark = if *overdue > 0 { " class=\"overdue\"" } else { "" };
+        let _ = write!(
+            out,
+            "<tr data-role=\"{}\"><td>{}</td><td>{open}</td><td{mark}>{overdue}</td></tr>",
+            esc(role),
+            esc(role)
+        );
+    }
+    out.push_str("</tbody></table>");
+    let incidents = store.open_incident_counts().await?;
+    let _ = write!(out, "<h2>{}</h2>", viewer.t("incidents"));
+    if incidents.iter().all(|g| g.count == 0) {
+        let _ = write!(out, "<p class=\"muted\">0</p>");
+    } else {
+        out.push_str("<ul>");
+        for g in incidents.iter().filter(|g| g.count > 0) {
+            let process = g.labels.first().cloned().unwrap_or_default();
+            let _ = write!(
+                out,
+                "<li><a href=\"/cases?process={}&amp;status=running\">{}</a>: {}</li>",
+                url_path(&process),
+                esc(&process),
+                g.count
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</section>");
     Ok(out)
 }
 

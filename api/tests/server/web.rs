@@ -411,3 +411,21 @@ async fn the_case_list_narrows_by_state_and_process_with_its_own_controls() {
     assert_eq!(odd.status, StatusCode::OK);
     assert!(odd.text.contains(&id), "{}", odd.text);
 }
+
+#[tokio::test]
+async fn the_board_shows_open_work_by_role_with_what_is_past_due() {
+    let Some(api) = Api::new().await else { return };
+    api.order_at_manager("20000.00", "sam").await;
+    let carl = sign_in(&api, "carl").await;
+    let board = page(&api, Method::GET, "/board", &carl, None).await;
+    assert_eq!(board.status, StatusCode::OK, "{}", board.text);
+    assert!(
+        board.text.contains("<tr data-role=\"sales.manager\"><td>sales.manager</td><td>1</td><td>0</td></tr>"),
+        "{}",
+        board.text
+    );
+    // A day later the approval (due in a day) is past due.
+    api.advance(chrono::TimeDelta::days(2));
+    let later = page(&api, Method::GET, "/board", &carl, None).await;
+    assert!(later.text.contains("<td>1</td><td class=\"overdue\">1</td>"), "{}", later.text);
+}
