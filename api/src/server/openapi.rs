@@ -27,6 +27,7 @@ use super::{alerts, definitions, error, incidents, instances, jobs, kpis, messag
         jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,
         incidents::list, incidents::retry,
         kpis::catalogue, kpis::one, reports::kpis, reports::stored,
+        reports::aging, reports::gross_profit, reports::trial_balance,
         alerts::list, alerts::acknowledge, alerts::evaluate_now,
     ),
     components(schemas(error::ErrorBody, error::ErrorInfo, views::InstanceView, views::TaskView, views::JobView)),

@@ -233,6 +233,134 @@ pub(crate) async fn stored_report(state: &AppState, id: &str) -> Result<serde_js
     ledger.report(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no report `{id}`")))
 }
 
+/// The days of a live finance report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FinanceParams {
+    /// The report's date (stock reports) or the window's last day; today when absent.
+    pub as_of: Option<NaiveDate>,
+    /// The window's first day (gross profit); 89 days before `as_of` when absent.
+    pub from: Option<NaiveDate>,
+    /// Gross profit `by=customer` (the default) or `by=order`.
+    pub by: Option<String>,
+}
+
+fn ledger(state: &AppState) -> Result<&cloverleaf_finance::Ledger, ApiError> {
+    state.ledger().ok_or_else(|| ApiError::not_found("this server runs without the finance sub-ledger"))
+}
+
+/// AR aging as of a date: the four buckets, each open invoice (with its order) and the open
+/// amount per customer. Money as decimal strings in the ledger's currency.
+#[utoipa::path(
+    get, path = "/v1/reports/aging", tag = "reports",
+    params(FinanceParams),
+    responses(
+        (status = 200, description = "`{as_of, currency, buckets, total, invoices, customers}`", body = Object),
+        (status = 403, description = "Not admin, auditor, finance controller or CFO", body = ErrorBody),
+        (status = 404, description = "No sub-ledger on this server", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn aging(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<FinanceParams>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    super::access::may_read_reports(&caller)?;
+    let as_of = params.as_of.unwrap_or_else(|| state.engine().now().date_naive());
+    let report = ledger(&state)?.aging(as_of).await.map_err(ApiError::internal)?;
+    let mut customers: BTreeMap<&str, Decimal> = BTreeMap::new();
+    for line in &report.invoices {
+        *customers.entry(line.customer_id.as_str()).or_default() += line.amount_open;
+    }
+    let customers: Vec<serde_json::Value> = customers
+        .into_iter()
+        .map(|(customer, open)| serde_json::json!({"customer_id": customer, "amount_open": open}))
+        .collect();
+    let mut body = serde_json::to_value(&report).map_err(ApiError::internal)?;
+    body["customers"] = serde_json::Value::Array(customers);
+    body["currency"] = crate::web::i18n::CURRENCY.into();
+    Ok(axum::Json(body))
+}
+
+/// Gross profit over a window, by customer or by order (revenue net of tax, cost of goods sold).
+#[utoipa::path(
+    get, path = "/v1/reports/gross-profit", tag = "reports",
+    params(FinanceParams),
+    responses(
+        (status = 200, description = "`{from, to, currency, by, lines, revenue, cost_of_goods, gross_profit}`", body = Object),
+        (status = 403, description = "Not admin, auditor, finance controller or CFO", body = ErrorBody),
+        (status = 404, description = "No sub-ledger on this server", body = ErrorBody),
+        (status = 422, description = "`by` is neither `customer` nor `order`, or `from` is after `as_of`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn gross_profit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<FinanceParams>,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    super::access::may_read_reports(&caller)?;
+    let to = params.as_of.unwrap_or_else(|| state.engine().now().date_naive());
+    let from = params.from.unwrap_or(to - chrono::TimeDelta::days(89));
+    if from > to {
+        return Err(ApiError::unprocessable("invalid_window", format!("`from` ({from}) is after `as_of` ({to})")));
+    }
+    let ledger = ledger(&state)?;
+    let report = ledger.gross_profit(from, to).await.map_err(ApiError::internal)?;
+    let lines = match params.by.as_deref().unwrap_or("customer") {
+        "customer" => serde_json::to_value(&report.customers),
+        "order" => serde_json::to_value(ledger.gross_profit_by_order(from, to).await.map_err(ApiError::internal)?),
+        other => {
+            return Err(ApiError::unprocessable(
+                "invalid_breakdown",
+                format!("`by={other}`: gross profit is reported by `customer` or by `order`"),
+            ));
+        }
+    }
+    .map_err(ApiError::internal)?;
+    Ok(axum::Json(serde_json::json!({
+        "from": from, "to": to, "currency": crate::web::i18n::CURRENCY,
+        "by": params.by.as_deref().unwrap_or("customer"), "lines": lines,
+        "revenue": report.revenue, "cost_of_goods": report.cost_of_goods, "gross_profit": report.gross_profit,
+    })))
+}
+
+/// The trial balance: every account's debits, credits and balance, the balance in its own debit
+/// or credit column, and the entries that do not balance (none unless rows were edited by hand).
+#[utoipa::path(
+    get, path = "/v1/reports/trial-balance", tag = "reports",
+    responses(
+        (status = 200, description = "`{currency, accounts, total_debit, total_credit, balanced, unbalanced_entries}`", body = Object),
+        (status = 403, description = "Not admin, auditor, finance controller or CFO", body = ErrorBody),
+        (status = 404, description = "No sub-ledger on this server", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn trial_balance(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    super::access::may_read_reports(&caller)?;
+    let tb = ledger(&state)?.trial_balance().await.map_err(ApiError::internal)?;
+    let accounts: Vec<serde_json::Value> = tb
+        .accounts
+        .iter()
+        .map(|l| {
+            let (debit_balance, credit_balance) =
+                if l.balance >= Decimal::ZERO { (Some(l.balance), None) } else { (None, Some(-l.balance)) };
+            serde_json::json!({"account": l.account, "name": l.name, "debit": l.debit, "credit": l.credit,
+                "debit_balance": debit_balance, "credit_balance": credit_balance})
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({
+        "currency": crate::web::i18n::CURRENCY, "accounts": accounts,
+        "total_debit": tb.total_debit, "total_credit": tb.total_credit,
+        "balanced": tb.total_debit == tb.total_credit && tb.unbalanced_entries.is_empty(),
+        "unbalanced_entries": tb.unbalanced_entries,
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::percentile;

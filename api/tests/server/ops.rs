@@ -257,3 +257,55 @@ async fn alert_rules_open_once_are_acknowledged_and_close_when_their_condition_c
     let closed = history.expect(StatusCode::OK).as_array().unwrap().iter().find(|a| a["id"] == id).cloned().unwrap();
     assert!(closed["closed_at"].is_string() && closed["acknowledged_by"] == "ada", "{closed}");
 }
+
+#[tokio::test]
+async fn live_finance_reports_give_aging_profit_and_the_trial_balance_to_finance_readers_only() {
+    let Some(mut api) = Api::new().await else { return };
+    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
+    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
+    api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
+        api.engine.clone(),
+        crate::harness::users(),
+        ledger,
+    ));
+    for path in ["/v1/reports/aging", "/v1/reports/gross-profit?by=order", "/v1/reports/trial-balance"] {
+        for user in ["sam", "mia", "robot"] {
+            let refused = api.get(path, user).await;
+            refused.expect_error(StatusCode::FORBIDDEN, "missing_role");
+            assert!(!refused.text.contains("175642.85"), "no figure leaks to {user}: {}", refused.text);
+        }
+    }
+    let aging = api.get("/v1/reports/aging", "vera").await;
+    let aging = aging.expect(StatusCode::OK);
+    assert_eq!((aging["total"].as_str(), aging["currency"].as_str()), (Some("175642.85"), Some("CNY")));
+    let by_customer: rust_decimal::Decimal = aging["customers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["amount_open"].as_str().unwrap().parse::<rust_decimal::Decimal>().unwrap())
+        .sum();
+    assert_eq!(by_customer.to_string(), "175642.85", "the customers' open amounts add up to the total");
+    assert!(
+        aging["invoices"].as_array().unwrap().iter().all(|i| i["order_id"].is_null()),
+        "taken-over invoices bill no order"
+    );
+
+    let profit = api.get("/v1/reports/gross-profit?by=order&from=2026-01-01&as_of=2026-01-31", "carl").await;
+    let profit = profit.expect(StatusCode::OK);
+    assert_eq!((profit["by"].as_str(), profit["from"].as_str()), (Some("order"), Some("2026-01-01")));
+    api.get("/v1/reports/gross-profit?by=region", "carl")
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
+    api.get("/v1/reports/gross-profit?from=2026-02-01&as_of=2026-01-01", "carl")
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_window");
+
+    let tb = api.get("/v1/reports/trial-balance", "carl").await;
+    let tb = tb.expect(StatusCode::OK);
+    assert_eq!(tb["balanced"], true);
+    let account =
+        |code: &str| tb["accounts"].as_array().unwrap().iter().find(|a| a["account"] == code).cloned().unwrap();
+    assert_eq!(account("1200")["debit_balance"], "175642.85", "receivables in the debit column");
+    assert!(account("1200")["credit_balance"].is_null());
+    assert_eq!(account("3000")["credit_balance"], "175642.85", "opening equity in the credit column");
+}
