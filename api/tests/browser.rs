@@ -69,8 +69,9 @@ fn serve(dir: &Path) -> (Running, String, std::collections::BTreeMap<String, Str
         }
     };
     std::thread::spawn(move || for _ in lines {});
+    // The demo tokens, when this start wrote them (a configuration given beforehand has none).
     let tokens = std::fs::read_to_string(dir.join("cloverleaf.tokens"))
-        .unwrap()
+        .unwrap_or_default()
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| Some((l.split_whitespace().next()?.to_string(), l.split('"').nth(1)?.to_string())))
@@ -477,6 +478,39 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.screenshot("board-zh").await;
     browser.goto(&format!("{server}/inbox")).await;
     browser.wait_for("待办").await;
+    browser.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_password_signs_in_and_a_wrong_one_does_not() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch_dir("password");
+    let phc = cloverleaf::server::config::hash_password("correct horse battery").unwrap();
+    let token_hash = cloverleaf_engine::store::sha256_hex(b"a-token-nobody-types");
+    std::fs::write(
+        dir.join("cloverleaf.toml"),
+        format!(
+            "[[users]]\nname = \"mia\"\nroles = [\"sales.manager\"]\ntoken_sha256 = \"{token_hash}\"\npassword_argon2 = \"{phc}\"\n"
+        ),
+    )
+    .unwrap();
+    let (_server, server, _) = serve(&dir);
+    let browser = Browser::start("en-US").await;
+    browser.goto(&format!("{server}/login")).await;
+    browser.type_into("#user", "mia").await;
+    browser.type_into("#password", "wrong horse").await;
+    browser.click("#sign-in-password").await;
+    let refused = browser.wait_for("do not match").await;
+    assert!(!refused.contains("Signed in as"), "{refused}");
+    browser.goto(&format!("{server}/login")).await;
+    browser.type_into("#user", " Mia").await;
+    browser.type_into("#password", "correct horse battery").await;
+    browser.click("#sign-in-password").await;
+    let inbox = browser.wait_for("Signed in as mia").await;
+    assert!(inbox.contains("Inbox"), "{inbox}");
     browser.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
