@@ -64,7 +64,8 @@ impl Breakdown {
         }
     }
 
-    fn period_of(self, day: NaiveDate) -> String {
+    /// The label of the period holding `day` (for `Customer`, the day itself).
+    pub fn period_of(self, day: NaiveDate) -> String {
         match self {
             Breakdown::Customer | Breakdown::Day => date_text(day),
             Breakdown::Week => format!("{}-W{:02}", day.iso_week().year(), day.iso_week().week()),

@@ -435,42 +435,30 @@ impl Ledger {
     /// Invoiced and received per week for the weeks that hold `from..=to`, oldest first, every
     /// week listed (a quiet week is zero, not missing).
     pub async fn weekly_flow(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<WeekFlow>, Error> {
+        use super::kpi::{Breakdown, Window};
+        // The catalogue's own figures split by ISO week, so the chart and the indicators agree.
         let monday = |d: NaiveDate| d - TimeDelta::days(i64::from(d.weekday().num_days_from_monday()));
-        let mut weeks: BTreeMap<NaiveDate, (Decimal, Decimal)> = BTreeMap::new();
+        let figures = self.figures(Window { from: monday(from), as_of: to }, Some(Breakdown::Week)).await?;
+        let parts = |key: &str| -> BTreeMap<String, Decimal> {
+            figures
+                .iter()
+                .find(|f| f.key == key)
+                .map(|f| f.parts.iter().map(|(week, v)| (week.clone(), v.unwrap_or_default())).collect())
+                .unwrap_or_default()
+        };
+        let (invoiced, received) = (parts("invoiced"), parts("cash_received"));
+        let mut weeks = Vec::new();
         let mut week = monday(from);
         while week <= to {
-            weeks.insert(week, (Decimal::ZERO, Decimal::ZERO));
+            let label = Breakdown::Week.period_of(week);
+            weeks.push(WeekFlow {
+                week_start: week,
+                invoiced: cents(invoiced.get(&label).copied().unwrap_or_default()),
+                received: cents(received.get(&label).copied().unwrap_or_default()),
+            });
             week += TimeDelta::days(7);
         }
-        let (from_text, to_text) = (date_text(monday(from)), date_text(to));
-        let invoices =
-            sqlx::query("SELECT issue_date, total FROM invoices WHERE issue_date >= $1 AND issue_date <= $2")
-                .bind(&from_text)
-                .bind(&to_text)
-                .fetch_all(&self.read)
-                .await?;
-        for r in invoices {
-            let day = parse_date(r.try_get(0)?)?;
-            weeks.entry(monday(day)).or_default().0 += parse_money(r.try_get(1)?)?;
-        }
-        let payments =
-            sqlx::query("SELECT received_on, amount FROM payments WHERE received_on >= $1 AND received_on <= $2")
-                .bind(&from_text)
-                .bind(&to_text)
-                .fetch_all(&self.read)
-                .await?;
-        for r in payments {
-            let day = parse_date(r.try_get(0)?)?;
-            weeks.entry(monday(day)).or_default().1 += parse_money(r.try_get(1)?)?;
-        }
-        Ok(weeks
-            .into_iter()
-            .map(|(week_start, (invoiced, received))| WeekFlow {
-                week_start,
-                invoiced: cents(invoiced),
-                received: cents(received),
-            })
-            .collect())
+        Ok(weeks)
     }
 
     /// The finance KPIs as of `as_of` (postings dated up to then).
