@@ -176,6 +176,25 @@ impl Browser {
         .await
     }
 
+    /// Presses one key (a WebDriver key code: `\u{E004}` Tab, `\u{E007}` Enter).
+    async fn press(&self, key: &str) {
+        let actions = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]});
+        self.call(reqwest::Method::POST, "/actions", Some(actions)).await;
+    }
+
+    /// Presses Tab until the focused element matches `css`; fails after `limit` presses.
+    async fn tab_to(&self, css: &str, limit: usize) {
+        let probe = format!("return document.activeElement && document.activeElement.matches({css:?});");
+        for _ in 0..limit {
+            if self.script(&probe).await == Value::Bool(true) {
+                return;
+            }
+            self.press("\u{E004}").await;
+        }
+        panic!("`{css}` not reached with {limit} presses of Tab");
+    }
+
     /// Runs a script in the page and returns its value.
     async fn script(&self, script: &str) -> Value {
         self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
@@ -315,10 +334,14 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     assert!(!inbox.contains("Finance board"), "no finance board for sales: {inbox}");
     browser.screenshot("inbox").await;
 
-    // She approves it from the inbox: the order moves on to shipping.
-    browser.click(&format!("a[href='/tasks/{task}']")).await;
-    browser.click("#approve-yes").await;
-    browser.click("#submit").await;
+    // She approves it from the inbox with the keyboard alone: the order moves on to shipping.
+    browser.tab_to(&format!("a[href='/tasks/{task}']"), 40).await;
+    browser.press("\u{E007}").await;
+    browser.wait_for("Business context").await;
+    browser.tab_to("#approve-yes", 40).await;
+    browser.press(" ").await;
+    browser.tab_to("#submit", 40).await;
+    browser.press("\u{E007}").await;
     browser.wait_for("Inbox").await;
     eventually("the order to wait for its dispatch", || async {
         let case = api_get(&server, &token("sam"), &format!("/v1/instances/{id}")).await?;
