@@ -2,8 +2,8 @@
 //! journal, periods, an outbox and the idempotency records of the jobs that changed it.
 //!
 //! It lives in the engine's database, in tables of its own: a SQLite file
-//! (`worker/migrations/`) or a PostgreSQL database shared by several `serve` and `worker`
-//! processes (`worker/migrations_pg/`, the same tables). [`Ledger::connect`] picks the backend by
+//! (`finance/migrations/`) or a PostgreSQL database shared by several `serve` and `worker`
+//! processes (`finance/migrations_pg/`, the same tables). [`Ledger::connect`] picks the backend by
 //! URL. Both run the same SQL through sqlx's `Any` driver: `$1` placeholders (SQLite binds `$N` by
 //! its number), `ON CONFLICT` rather than `INSERT OR IGNORE`, integers as 64-bit. Money is
 //! [`Decimal`] in code and decimal text in the database; sums are taken in code.
