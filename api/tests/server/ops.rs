@@ -122,13 +122,7 @@ async fn kpis_carry_the_sub_ledgers_finance_figures() {
     let Some(mut api) = Api::new().await else { return };
     let without = api.get("/v1/reports/kpis", "carl").await;
     assert_eq!(without.expect(StatusCode::OK)["ledger"], serde_json::Value::Null);
-    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
-    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
-    api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
-        api.engine.clone(),
-        crate::harness::users(),
-        ledger,
-    ));
+    with_demo_ledger(&mut api).await;
     let answer = api.get("/v1/reports/kpis", "carl").await;
     let ledger = &answer.expect(StatusCode::OK)["ledger"];
     assert_eq!(ledger["as_of"], "2026-01-05");
@@ -151,13 +145,7 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     // Without a sub-ledger: a clear 404 for a finance reader, still a 403 for anyone else.
     api.get("/v1/kpis", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
     api.get("/v1/kpis", "sam").await.expect_error(StatusCode::FORBIDDEN, "missing_role");
-    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
-    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
-    api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
-        api.engine.clone(),
-        crate::harness::users(),
-        ledger,
-    ));
+    with_demo_ledger(&mut api).await;
     for user in ["sam", "mia", "robot"] {
         let refused = api.get("/v1/kpis/open_receivables?by=customer", user).await;
         refused.expect_error(StatusCode::FORBIDDEN, "missing_role");
@@ -261,13 +249,7 @@ async fn alert_rules_open_once_are_acknowledged_and_close_when_their_condition_c
 #[tokio::test]
 async fn live_finance_reports_give_aging_profit_and_the_trial_balance_to_finance_readers_only() {
     let Some(mut api) = Api::new().await else { return };
-    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
-    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
-    api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
-        api.engine.clone(),
-        crate::harness::users(),
-        ledger,
-    ));
+    with_demo_ledger(&mut api).await;
     for path in ["/v1/reports/aging", "/v1/reports/gross-profit?by=order", "/v1/reports/trial-balance"] {
         for user in ["sam", "mia", "robot"] {
             let refused = api.get(path, user).await;
@@ -308,4 +290,16 @@ async fn live_finance_reports_give_aging_profit_and_the_trial_balance_to_finance
     assert_eq!(account("1200")["debit_balance"], "175642.85", "receivables in the debit column");
     assert!(account("1200")["credit_balance"].is_null());
     assert_eq!(account("3000")["credit_balance"], "175642.85", "opening equity in the credit column");
+}
+
+/// Seeds the demo company into a sub-ledger on the test's database and routes through it.
+async fn with_demo_ledger(api: &mut Api) -> cloverleaf_finance::Ledger {
+    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
+    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
+    api.app = cloverleaf::server::app(cloverleaf::server::AppState::with_ledger(
+        api.engine.clone(),
+        crate::harness::users(),
+        ledger.clone(),
+    ));
+    ledger
 }
