@@ -14,10 +14,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 
 use super::postgres::{PgStore, Wakeups};
-use super::{
-    BufferedMessage, DeploymentRow, Error, HistoryRow, InstanceRow, JobInfo, PendingRow, SqliteStore, Store,
-    Substitution, TaskInfo, Write, WriteError, WriteOutcome,
-};
+use super::reads::Backend;
+use super::{Error, SqliteStore, Write, WriteError, WriteOutcome};
 
 /// Either store, behind one type: what a binary that takes `--db URL` runs on. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -134,105 +132,26 @@ impl From<PgStore> for AnyStore {
     }
 }
 
-/// Calls the same method on whichever store this is.
-macro_rules! delegate {
-    ($self:ident.$method:ident($($arg:expr),*)) => {
-        match $self {
-            AnyStore::Sqlite(s) => s.$method($($arg),*).await,
-            AnyStore::Postgres(s) => s.$method($($arg),*).await,
+impl Backend for AnyStore {
+    async fn commit(&self, batch: Vec<Write>) -> Vec<Result<WriteOutcome, WriteError>> {
+        match self {
+            AnyStore::Sqlite(s) => s.commit(batch).await,
+            AnyStore::Postgres(s) => s.commit(batch).await,
         }
-    };
-}
-
-impl Store for AnyStore {
-    async fn write(&self, batch: Vec<Write>) -> Vec<Result<WriteOutcome, WriteError>> {
-        delegate!(self.write(batch))
     }
 
-    async fn load_instance(&self, id: &str) -> Result<Option<InstanceRow>, Error> {
-        delegate!(self.load_instance(id))
+    async fn take_due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>, Error> {
+        match self {
+            AnyStore::Sqlite(s) => s.take_due_timers(now, limit).await,
+            AnyStore::Postgres(s) => s.take_due_timers(now, limit).await,
+        }
     }
 
-    async fn deployment(&self, key: &str, version: Option<u32>) -> Result<Option<DeploymentRow>, Error> {
-        delegate!(self.deployment(key, version))
-    }
-
-    async fn job(&self, id: &str) -> Result<Option<JobInfo>, Error> {
-        delegate!(self.job(id))
-    }
-
-    async fn task(&self, id: &str) -> Result<Option<TaskInfo>, Error> {
-        delegate!(self.task(id))
-    }
-
-    async fn open_tasks(&self, instance: Option<&str>) -> Result<Vec<TaskInfo>, Error> {
-        delegate!(self.open_tasks(instance))
-    }
-
-    async fn inbox(&self, user: &str, roles: &[String], principals: &[String]) -> Result<Vec<TaskInfo>, Error> {
-        delegate!(self.inbox(user, roles, principals))
-    }
-
-    async fn principals_of(&self, substitute: &str, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
-        delegate!(self.principals_of(substitute, now))
-    }
-
-    async fn substitute_of(&self, user: &str) -> Result<Option<Substitution>, Error> {
-        delegate!(self.substitute_of(user))
-    }
-
-    async fn subscriptions_for(&self, name: &str, key: &str) -> Result<Vec<(String, String)>, Error> {
-        delegate!(self.subscriptions_for(name, key))
-    }
-
-    async fn buffered_message(
-        &self,
-        name: &str,
-        key: &str,
-        now: DateTime<Utc>,
-        skip: &[i64],
-    ) -> Result<Option<BufferedMessage>, Error> {
-        delegate!(self.buffered_message(name, key, now, skip))
-    }
-
-    async fn message_seen(&self, message_id: &str) -> Result<bool, Error> {
-        delegate!(self.message_seen(message_id))
-    }
-
-    async fn due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>, Error> {
-        delegate!(self.due_timers(now, limit))
-    }
-
-    async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, DateTime<Utc>)>, Error> {
-        delegate!(self.due_schedules(now))
-    }
-
-    async fn next_schedule(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        delegate!(self.next_schedule())
-    }
-
-    async fn latest_versions(&self) -> Result<Vec<(String, u32)>, Error> {
-        delegate!(self.latest_versions())
-    }
-
-    async fn next_timer(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        delegate!(self.next_timer())
-    }
-
-    async fn pending(&self, limit: i64) -> Result<Vec<PendingRow>, Error> {
-        delegate!(self.pending(limit))
-    }
-
-    async fn incident(&self, id: &str) -> Result<Option<(String, Option<String>)>, Error> {
-        delegate!(self.incident(id))
-    }
-
-    async fn history(&self, instance: &str) -> Result<Vec<HistoryRow>, Error> {
-        delegate!(self.history(instance))
-    }
-
-    async fn events(&self, instance: &str) -> Result<Vec<(DateTime<Utc>, String)>, Error> {
-        delegate!(self.events(instance))
+    async fn next_takeable_timer(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        match self {
+            AnyStore::Sqlite(s) => s.next_takeable_timer().await,
+            AnyStore::Postgres(s) => s.next_takeable_timer().await,
+        }
     }
 }
 

@@ -4,17 +4,26 @@
 //! [`Store::write`] that applies a whole batch of [`Write`]s in ONE transaction (group commit)
 //! and answers each write on its own. A [`StepWrite`] is everything one accepted step changes,
 //! computed by the runtime before it reaches the store, so a store implementation is plain SQL
-//! and knows nothing of the core. [`SqliteStore`] is the embedded implementation; a PostgreSQL
-//! one implements the same trait.
+//! and knows nothing of the core. [`SqliteStore`] is the embedded implementation, [`PgStore`]
+//! the shared one.
+//!
+//! One dialect strategy: every read (the [`Store`]'s and the [`Queries`]) is written once over a
+//! small dialect layer (`sql.rs`: the dialect, bound arguments, result rows), with one SQL text
+//! where the dialects agree and one per dialect where they do not. Each backend keeps only what
+//! differs in more than its text: the group-committed batch write, PostgreSQL's `SKIP LOCKED`
+//! fetches, timer claims and advisory locks, and the DDL of its migrations.
 //!
 //! Architecture Invariant: every write in a batch is either applied whole or refused whole with
 //! a typed [`WriteError`]; a refused write never makes the other writes of its batch fail.
 
 pub mod any;
+mod batch;
 mod history;
 pub mod postgres;
 pub mod query;
+mod reads;
 mod rows;
+mod sql;
 mod sqlite;
 
 use std::future::Future;
@@ -552,7 +561,9 @@ pub struct TaskInfo {
     pub completed_by: Option<String>,
 }
 
-/// The storage interface of the runtime.
+/// The storage interface of the runtime. Implemented by [`SqliteStore`], [`PgStore`] and
+/// [`AnyStore`]: the reads once for all three over the dialect layer (`reads.rs`), the batched
+/// write and the timer claims by each backend.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Applies `batch` in one transaction; one result per write, in order.
     fn write(&self, batch: Vec<Write>) -> impl Future<Output = Vec<Result<WriteOutcome, WriteError>>> + Send;

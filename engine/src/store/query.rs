@@ -1,10 +1,8 @@
 //! Read-only listings and report queries (operators, the HTTP API, metrics, KPIs), on either
 //! store, behind one trait: [`Queries`].
 //!
-//! Each query is written once, generic over a store's `Reader` (its SQL dialect and its read
-//! pool). Where the dialects agree, one SQL text serves both stores: numbered `$N` parameters
-//! (sqlx binds SQLite's by their number too) and `COUNT(*) FILTER (WHERE ...)`. JSON functions,
-//! job-type patterns and the event count have a text per dialect. Results ordered by a column
+//! Each query is written once, generic over a store's `Reader` (the dialect layer, `sql.rs`).
+//! JSON functions, job-type patterns and the event count have a text per dialect. Results ordered by a column
 //! PostgreSQL compares with the database's collation (process keys, statuses, roles, incident
 //! ids) are sorted here, in byte order, so both stores list alike whatever that collation is.
 //!
@@ -22,12 +20,10 @@
 
 use std::future::Future;
 
-use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
-
 use super::rows::Columns;
-use super::{AnyStore, Error, PgStore, SqliteStore, parse_ts, ts};
+use super::sql::{Arg, Dialect, Each, Reader};
+use super::{Error, parse_ts, ts};
+use chrono::{DateTime, Utc};
 
 /// The latest deployment of a process key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,87 +228,6 @@ pub trait Queries {
     ) -> impl Future<Output = Result<Vec<GroupCount>, Error>> + Send;
 }
 
-/// The SQL a store speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-/// A bound parameter of a query.
-#[derive(Debug)]
-pub(super) enum Arg<'a> {
-    /// Text, or NULL.
-    Text(Option<&'a str>),
-    /// A 64-bit integer.
-    Int(i64),
-    /// A boolean (an integer on SQLite).
-    Bool(bool),
-    /// A list of texts: a JSON array on SQLite (read with `json_each`), a `text[]` on PostgreSQL.
-    Texts(Vec<String>),
-}
-
-/// What the shared queries need of a store: its dialect, and result rows from its read pool.
-pub(super) trait Reader: Sync {
-    /// A result row.
-    type Row: Columns + Send;
-    /// The dialect of its SQL.
-    const DIALECT: Dialect;
-    /// Runs `sql` with `args` bound to `$1`, `$2`... in order.
-    fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> impl Future<Output = Result<Vec<Self::Row>, Error>> + Send;
-}
-
-impl Reader for SqliteStore {
-    type Row = SqliteRow;
-    const DIALECT: Dialect = Dialect::Sqlite;
-
-    async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<SqliteRow>, Error> {
-        let mut query = sqlx::query(sql);
-        for arg in args {
-            query = match arg {
-                Arg::Text(text) => query.bind(text),
-                Arg::Int(n) => query.bind(n),
-                Arg::Bool(b) => query.bind(b),
-                Arg::Texts(list) => query.bind(serde_json::to_string(&list)?),
-            };
-        }
-        Ok(query.fetch_all(self.reader()).await?)
-    }
-}
-
-impl Reader for PgStore {
-    type Row = PgRow;
-    const DIALECT: Dialect = Dialect::Postgres;
-
-    async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<PgRow>, Error> {
-        let mut query = sqlx::query(sql);
-        for arg in args {
-            query = match arg {
-                Arg::Text(text) => query.bind(text),
-                Arg::Int(n) => query.bind(n),
-                Arg::Bool(b) => query.bind(b),
-                Arg::Texts(list) => query.bind(list),
-            };
-        }
-        Ok(query.fetch_all(self.pool()).await?)
-    }
-}
-
-/// One SQL text per dialect.
-struct Each {
-    sqlite: &'static str,
-    postgres: &'static str,
-}
-
-impl Each {
-    fn pick<R: Reader>(&self) -> &'static str {
-        match R::DIALECT {
-            Dialect::Sqlite => self.sqlite,
-            Dialect::Postgres => self.postgres,
-        }
-    }
-}
-
 const DEPLOYMENTS: &str = "SELECT d.process_key, d.version, d.hash, d.deployed_at, m.versions FROM deployments d \
      JOIN (SELECT process_key, MAX(version) AS latest, COUNT(*) AS versions FROM deployments GROUP BY process_key) m \
      ON m.process_key = d.process_key AND m.latest = d.version";
@@ -449,7 +364,7 @@ const PARTICIPATIONS: Each = Each {
 impl<R: Reader> Queries for R {
     async fn participations(&self, user: &str, roles: &[String]) -> Result<Vec<String>, Error> {
         let args = vec![Arg::Text(Some(user)), Arg::Texts(roles.to_vec())];
-        let rows = self.rows(PARTICIPATIONS.pick::<R>(), args).await?;
+        let rows = self.rows(PARTICIPATIONS.pick(self), args).await?;
         let mut ids = rows.iter().map(|r| r.text("instance_id")).collect::<Result<Vec<_>, Error>>()?;
         ids.sort();
         ids.dedup();
@@ -552,20 +467,20 @@ impl<R: Reader> Queries for R {
     async fn has_due_jobs(&self, job_types: &[String], now: DateTime<Utc>) -> Result<bool, Error> {
         let wildcard = job_types.iter().any(|t| t.contains('*'));
         let (sql, types) = if wildcard {
-            let patterns = match R::DIALECT {
+            let patterns = match self.dialect() {
                 Dialect::Sqlite => job_types.iter().map(|t| super::sqlite::glob_pattern(t)).collect(),
                 Dialect::Postgres => job_types.iter().map(|t| super::postgres::like_pattern(t)).collect(),
             };
-            (HAS_DUE_JOBS_MATCHING.pick::<R>(), patterns)
+            (HAS_DUE_JOBS_MATCHING.pick(self), patterns)
         } else {
-            (HAS_DUE_JOBS.pick::<R>(), job_types.to_vec())
+            (HAS_DUE_JOBS.pick(self), job_types.to_vec())
         };
         let now = ts(now);
         Ok(!self.rows(sql, vec![Arg::Texts(types), Arg::Text(Some(&now))]).await?.is_empty())
     }
 
     async fn next_ready_job(&self, job_types: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
-        let rows = self.rows(NEXT_READY_JOB.pick::<R>(), vec![Arg::Texts(job_types.to_vec())]).await?;
+        let rows = self.rows(NEXT_READY_JOB.pick(self), vec![Arg::Texts(job_types.to_vec())]).await?;
         match rows.first() {
             Some(row) => row.opt_text("due")?.as_deref().map(parse_ts).transpose(),
             None => Ok(None),
@@ -601,7 +516,7 @@ impl<R: Reader> Queries for R {
         now: DateTime<Utc>,
     ) -> Result<Vec<(GroupCount, i64)>, Error> {
         let now = ts(now);
-        let rows = self.rows(OPEN_TASKS_BY_ROLE.pick::<R>(), vec![Arg::Text(process), Arg::Text(Some(&now))]).await?;
+        let rows = self.rows(OPEN_TASKS_BY_ROLE.pick(self), vec![Arg::Text(process), Arg::Text(Some(&now))]).await?;
         let mut out = rows
             .iter()
             .map(|r| {
@@ -618,7 +533,7 @@ impl<R: Reader> Queries for R {
     }
 
     async fn event_count(&self) -> Result<i64, Error> {
-        let rows = self.rows(EVENT_COUNT.pick::<R>(), vec![]).await?;
+        let rows = self.rows(EVENT_COUNT.pick(self), vec![]).await?;
         rows.first().map_or(Ok(0), |r| r.int("n"))
     }
 
@@ -635,7 +550,7 @@ impl<R: Reader> Queries for R {
 
     async fn sla_breaches(&self, process: Option<&str>, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
         let now = ts(now);
-        let rows = self.rows(SLA_BREACHES.pick::<R>(), vec![Arg::Text(process), Arg::Text(Some(&now))]).await?;
+        let rows = self.rows(SLA_BREACHES.pick(self), vec![Arg::Text(process), Arg::Text(Some(&now))]).await?;
         groups(&rows, &["process_key"])
     }
 }
@@ -670,103 +585,4 @@ fn instance_summary(r: &impl Columns) -> Result<InstanceSummary, Error> {
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
     })
-}
-
-/// Calls the same query on whichever store this is.
-macro_rules! delegate {
-    ($self:ident.$method:ident($($arg:expr),*)) => {
-        match $self {
-            AnyStore::Sqlite(s) => s.$method($($arg),*).await,
-            AnyStore::Postgres(s) => s.$method($($arg),*).await,
-        }
-    };
-}
-
-impl Queries for AnyStore {
-    async fn deployments(&self) -> Result<Vec<DeploymentSummary>, Error> {
-        delegate!(self.deployments())
-    }
-
-    async fn deployment_versions(&self, key: &str) -> Result<Vec<VersionSummary>, Error> {
-        delegate!(self.deployment_versions(key))
-    }
-
-    async fn latest_sources(&self) -> Result<Vec<(String, String)>, Error> {
-        delegate!(self.latest_sources())
-    }
-
-    async fn instances(
-        &self,
-        process: Option<&str>,
-        status: Option<&str>,
-        business_key: Option<&str>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<InstanceSummary>, Error> {
-        delegate!(self.instances(process, status, business_key, limit, offset))
-    }
-
-    async fn instance_summary(&self, id: &str) -> Result<Option<InstanceSummary>, Error> {
-        delegate!(self.instance_summary(id))
-    }
-
-    async fn participations(&self, user: &str, roles: &[String]) -> Result<Vec<String>, Error> {
-        delegate!(self.participations(user, roles))
-    }
-
-    async fn history_heads(&self, after: Option<&str>, limit: i64) -> Result<Vec<(String, i64, String)>, Error> {
-        delegate!(self.history_heads(after, limit))
-    }
-
-    async fn incidents(&self, all: bool, instance: Option<&str>) -> Result<Vec<IncidentSummary>, Error> {
-        delegate!(self.incidents(all, instance))
-    }
-
-    async fn has_due_jobs(&self, job_types: &[String], now: DateTime<Utc>) -> Result<bool, Error> {
-        delegate!(self.has_due_jobs(job_types, now))
-    }
-
-    async fn next_ready_job(&self, job_types: &[String]) -> Result<Option<DateTime<Utc>>, Error> {
-        delegate!(self.next_ready_job(job_types))
-    }
-
-    async fn instance_counts(&self) -> Result<Vec<GroupCount>, Error> {
-        delegate!(self.instance_counts())
-    }
-
-    async fn job_counts(&self, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
-        delegate!(self.job_counts(now))
-    }
-
-    async fn timer_stats(&self, now: DateTime<Utc>, late_before: DateTime<Utc>) -> Result<TimerStats, Error> {
-        delegate!(self.timer_stats(now, late_before))
-    }
-
-    async fn open_tasks_by_role(
-        &self,
-        process: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(GroupCount, i64)>, Error> {
-        delegate!(self.open_tasks_by_role(process, now))
-    }
-
-    async fn ping(&self) -> Result<(), Error> {
-        delegate!(self.ping())
-    }
-
-    async fn event_count(&self) -> Result<i64, Error> {
-        delegate!(self.event_count())
-    }
-
-    async fn open_incident_counts(&self) -> Result<Vec<GroupCount>, Error> {
-        delegate!(self.open_incident_counts())
-    }
-
-    async fn cycles(&self, process: &str) -> Result<Vec<Cycle>, Error> {
-        delegate!(self.cycles(process))
-    }
-
-    async fn sla_breaches(&self, process: Option<&str>, now: DateTime<Utc>) -> Result<Vec<GroupCount>, Error> {
-        delegate!(self.sla_breaches(process, now))
-    }
 }

@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`.
 //!
 //! Writes go through one connection (SQLite has one writer anyway); reads use a small pool.
-//! [`Store::write`] opens one transaction per batch and keeps the statement count per batch
+//! [`Store::write`](super::Store::write) opens one transaction per batch and keeps the statement count per batch
 //! small, because each statement costs a round trip to sqlx's connection thread: every fetch of
 //! the batch is served by two statements, the job-epoch guards of all steps by one, the versioned
 //! instance updates by one (`UPDATE ... FROM (VALUES ...) RETURNING` tells which steps won), and
@@ -19,11 +19,11 @@ use serde_json::{Value, json};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqliteConnection};
 
-use super::rows::{self, TASK_COLUMNS};
-use super::{
-    BufferedMessage, DeploymentRow, Error, Guard, HistoryRow, InstanceRow, JobChange, JobInfo, LockedJob, MessageRow,
-    PendingRow, StepWrite, Store, Substitution, TaskChange, TaskInfo, Write, WriteError, WriteOutcome, parse_ts, ts,
-};
+use super::batch::{Cell, StepRows, TABLES};
+use super::reads::Backend;
+use super::rows;
+use super::sql::{Arg, Reader, first_instant};
+use super::{Error, Guard, InstanceRow, LockedJob, MessageRow, StepWrite, Write, WriteError, WriteOutcome, ts};
 
 /// Creates a missing database file readable and writable by its owner only (0600): it holds
 /// orders, amounts and customers. SQLite gives its `-wal` and `-shm` files the same mode.
@@ -37,7 +37,7 @@ pub fn create_private(path: &Path) {
     let _ = options.open(path);
 }
 
-/// The SQLite implementation of [`Store`]. Cheap to clone.
+/// The SQLite implementation of [`Store`](super::Store). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     read: SqlitePool,
@@ -85,7 +85,7 @@ impl SqliteStore {
         // sub-ledger's, through the busy timeout): a deferred transaction that reads first and
         // then writes fails at once with "database is locked" when another writer got in between.
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let mut acc = Rows::default();
+        let mut acc = StepRows::default();
         let mut results: Vec<Option<Result<WriteOutcome, WriteError>>> = Vec::with_capacity(batch.len());
         results.resize_with(batch.len(), || None);
         // Writes that arrive together are concurrent, so any order is a valid one. Everything but
@@ -120,7 +120,7 @@ impl SqliteStore {
         for (i, outcome) in apply_simple_steps(&mut tx, &simple, &mut acc).await? {
             results[i] = Some(outcome);
         }
-        acc.flush(&mut tx).await?;
+        flush(&mut tx, &mut acc).await?;
         tx.commit().await?;
         Ok(results.into_iter().map(|r| r.unwrap_or(Ok(WriteOutcome::Done))).collect())
     }
@@ -179,7 +179,7 @@ async fn fetch_jobs(
             if let Write::FetchJobs { worker, max, lease_until, .. } = &batch[i] {
                 for id in ids.by_ref().take(usize::try_from(*max).unwrap_or(0)) {
                     owner.insert(id.clone(), i);
-                    rows.push(vec![P::T(id), P::T(worker.clone()), P::T(ts(*lease_until))]);
+                    rows.push(vec![Cell::Text(id), Cell::Text(worker.clone()), Cell::Text(ts(*lease_until))]);
                 }
             }
         }
@@ -231,7 +231,7 @@ fn is_simple(step: &StepWrite) -> bool {
 async fn apply_simple_steps(
     conn: &mut SqliteConnection,
     steps: &[(usize, &StepWrite)],
-    acc: &mut Rows,
+    acc: &mut StepRows,
 ) -> Result<Vec<(usize, Result<WriteOutcome, WriteError>)>, Error> {
     let mut out = Vec::with_capacity(steps.len());
     if steps.is_empty() {
@@ -270,29 +270,29 @@ async fn apply_simple_steps(
         let r = &step.instance;
         match step.expected_version {
             None => inserts.push(vec![
-                P::T(r.id.clone()),
-                P::T(r.process_key.clone()),
-                P::I(i64::from(r.process_version)),
-                P::T(r.status.clone()),
-                P::N(r.business_key.clone()),
-                P::N(r.parent_id.clone()),
-                P::N(r.parent_call.clone()),
-                P::T(r.state.clone()),
-                P::I(r.version),
-                P::I(r.history_seq),
-                P::T(r.history_hash.clone()),
-                P::T(ts(r.at)),
-                P::T(ts(r.at)),
+                Cell::Text(r.id.clone()),
+                Cell::Text(r.process_key.clone()),
+                Cell::Int(i64::from(r.process_version)),
+                Cell::Text(r.status.clone()),
+                Cell::OptText(r.business_key.clone()),
+                Cell::OptText(r.parent_id.clone()),
+                Cell::OptText(r.parent_call.clone()),
+                Cell::Text(r.state.clone()),
+                Cell::Int(r.version),
+                Cell::Int(r.history_seq),
+                Cell::Text(r.history_hash.clone()),
+                Cell::Text(ts(r.at)),
+                Cell::Text(ts(r.at)),
             ]),
             Some(expected) => updates.push(vec![
-                P::T(r.id.clone()),
-                P::T(r.status.clone()),
-                P::T(r.state.clone()),
-                P::I(r.version),
-                P::I(r.history_seq),
-                P::T(r.history_hash.clone()),
-                P::T(ts(r.at)),
-                P::I(expected),
+                Cell::Text(r.id.clone()),
+                Cell::Text(r.status.clone()),
+                Cell::Text(r.state.clone()),
+                Cell::Int(r.version),
+                Cell::Int(r.history_seq),
+                Cell::Text(r.history_hash.clone()),
+                Cell::Text(ts(r.at)),
+                Cell::Int(expected),
             ]),
         }
     }
@@ -326,8 +326,8 @@ async fn apply_simple_steps(
     Ok(out)
 }
 
-impl Store for SqliteStore {
-    async fn write(&self, batch: Vec<Write>) -> Vec<Result<WriteOutcome, WriteError>> {
+impl Backend for SqliteStore {
+    async fn commit(&self, batch: Vec<Write>) -> Vec<Result<WriteOutcome, WriteError>> {
         match self.write_batch(&batch).await {
             Ok(results) => results,
             Err(error) if batch.len() == 1 => vec![Err(WriteError::Store(Arc::new(error)))],
@@ -347,222 +347,21 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn load_instance(&self, id: &str) -> Result<Option<InstanceRow>, Error> {
-        let row = sqlx::query(
-            "SELECT id, process_key, process_version, status, business_key, parent_id, parent_call, state, version, \
-             history_seq, history_hash, updated_at FROM instances WHERE id = ?1",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(rows::instance).transpose()
+    async fn take_due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>, Error> {
+        let now = ts(now);
+        let sql = "SELECT id, instance_id FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2";
+        self.rows(sql, vec![Arg::Text(Some(&now)), Arg::Int(limit)]).await?.iter().map(rows::id_and_instance).collect()
     }
 
-    async fn deployment(&self, key: &str, version: Option<u32>) -> Result<Option<DeploymentRow>, Error> {
-        let query = match version {
-            Some(v) => sqlx::query(
-                "SELECT process_key, version, hash, source, compiled, deployed_at FROM deployments \
-                 WHERE process_key = ?1 AND version = ?2",
-            )
-            .bind(key)
-            .bind(v),
-            None => sqlx::query(
-                "SELECT process_key, version, hash, source, compiled, deployed_at FROM deployments \
-                 WHERE process_key = ?1 ORDER BY version DESC LIMIT 1",
-            )
-            .bind(key),
-        };
-        query.fetch_optional(&self.read).await?.as_ref().map(rows::deployment).transpose()
-    }
-
-    async fn job(&self, id: &str) -> Result<Option<JobInfo>, Error> {
-        let row =
-            sqlx::query("SELECT id, instance_id, job_type, state, lock_epoch, lock_expires_at FROM jobs WHERE id = ?1")
-                .bind(id)
-                .fetch_optional(&self.read)
-                .await?;
-        row.as_ref().map(rows::job_info).transpose()
-    }
-
-    async fn task(&self, id: &str) -> Result<Option<TaskInfo>, Error> {
-        let row = sqlx::query(&format!("{TASK_COLUMNS} WHERE id = ?1")).bind(id).fetch_optional(&self.read).await?;
-        row.as_ref().map(rows::task_info).transpose()
-    }
-
-    async fn open_tasks(&self, instance: Option<&str>) -> Result<Vec<TaskInfo>, Error> {
-        let rows = match instance {
-            Some(instance) => {
-                sqlx::query(&format!(
-                    "{TASK_COLUMNS} WHERE instance_id = ?1 AND state = 'open' ORDER BY created_at, id"
-                ))
-                .bind(instance)
-                .fetch_all(&self.read)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!("{TASK_COLUMNS} WHERE state = 'open' ORDER BY created_at, id"))
-                    .fetch_all(&self.read)
-                    .await?
-            }
-        };
-        rows.iter().map(rows::task_info).collect()
-    }
-
-    async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, DateTime<Utc>)>, Error> {
-        let rows = sqlx::query(
-            "SELECT process_key, node, next_fire_at FROM schedules WHERE next_fire_at <= ?1 ORDER BY next_fire_at",
-        )
-        .bind(ts(now))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::schedule).collect()
-    }
-
-    async fn next_schedule(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        let at: Option<String> =
-            sqlx::query_scalar("SELECT MIN(next_fire_at) FROM schedules").fetch_one(&self.read).await?;
-        at.as_deref().map(parse_ts).transpose()
-    }
-
-    async fn latest_versions(&self) -> Result<Vec<(String, u32)>, Error> {
-        let rows = sqlx::query("SELECT process_key, MAX(version) AS version FROM deployments GROUP BY process_key")
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::latest_version).collect()
-    }
-
-    async fn inbox(&self, user: &str, roles: &[String], principals: &[String]) -> Result<Vec<TaskInfo>, Error> {
-        let rows = sqlx::query(&format!(
-            "{TASK_COLUMNS} WHERE state = 'open' AND (EXISTS (SELECT 1 FROM json_each(tasks.roles) r \
-             WHERE r.value IN (SELECT value FROM json_each(?2))) \
-             OR assignee = ?1 OR claimed_by = ?1 \
-             OR assignee IN (SELECT value FROM json_each(?3)) OR claimed_by IN (SELECT value FROM json_each(?3))) \
-             ORDER BY created_at, id"
-        ))
-        .bind(user)
-        .bind(json!(roles).to_string())
-        .bind(json!(principals).to_string())
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::task_info).collect()
-    }
-
-    async fn principals_of(&self, substitute: &str, now: DateTime<Utc>) -> Result<Vec<String>, Error> {
-        let rows = sqlx::query(
-            "SELECT user_name FROM substitutes WHERE substitute = ?1 AND from_at <= ?2 AND until_at > ?2 \
-             ORDER BY user_name",
-        )
-        .bind(substitute)
-        .bind(ts(now))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get("user_name")?)).collect()
-    }
-
-    async fn substitute_of(&self, user: &str) -> Result<Option<Substitution>, Error> {
-        let row = sqlx::query("SELECT substitute, from_at, until_at FROM substitutes WHERE user_name = ?1")
-            .bind(user)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(rows::substitution).transpose()
-    }
-
-    async fn subscriptions_for(&self, name: &str, key: &str) -> Result<Vec<(String, String)>, Error> {
-        let rows = sqlx::query(
-            "SELECT id, instance_id FROM subscriptions WHERE message_name = ?1 AND correlation_key = ?2 \
-             ORDER BY rowid",
-        )
-        .bind(name)
-        .bind(key)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::id_and_instance).collect()
-    }
-
-    async fn buffered_message(
-        &self,
-        name: &str,
-        key: &str,
-        now: DateTime<Utc>,
-        skip: &[i64],
-    ) -> Result<Option<BufferedMessage>, Error> {
-        let row = sqlx::query(
-            "SELECT seq, message_id, payload FROM messages WHERE message_name = ?1 AND correlation_key = ?2 \
-             AND state = 'buffered' AND expires_at > ?3 AND seq NOT IN (SELECT value FROM json_each(?4)) \
-             ORDER BY seq LIMIT 1",
-        )
-        .bind(name)
-        .bind(key)
-        .bind(ts(now))
-        .bind(json!(skip).to_string())
-        .fetch_optional(&self.read)
-        .await?;
-        row.as_ref().map(rows::buffered_message).transpose()
-    }
-
-    async fn message_seen(&self, message_id: &str) -> Result<bool, Error> {
-        let row = sqlx::query("SELECT 1 FROM messages WHERE message_id = ?1")
-            .bind(message_id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.is_some())
-    }
-
-    async fn due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>, Error> {
-        let rows = sqlx::query("SELECT id, instance_id FROM timers WHERE due_at <= ?1 ORDER BY due_at, id LIMIT ?2")
-            .bind(ts(now))
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::id_and_instance).collect()
-    }
-
-    async fn next_timer(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        let row = sqlx::query("SELECT MIN(due_at) AS due FROM timers").fetch_one(&self.read).await?;
-        let due: Option<String> = row.try_get("due")?;
-        due.as_deref().map(parse_ts).transpose()
-    }
-
-    async fn pending(&self, limit: i64) -> Result<Vec<PendingRow>, Error> {
-        let rows = sqlx::query("SELECT id, instance_id, event FROM pending_events ORDER BY rowid LIMIT ?1")
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::pending).collect()
-    }
-
-    async fn incident(&self, id: &str) -> Result<Option<(String, Option<String>)>, Error> {
-        let row = sqlx::query("SELECT instance_id, job_id FROM incidents WHERE id = ?1 AND state = 'open'")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        row.as_ref().map(rows::incident).transpose()
-    }
-
-    async fn history(&self, instance: &str) -> Result<Vec<HistoryRow>, Error> {
-        let rows = sqlx::query(
-            "SELECT instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash FROM history \
-             WHERE instance_id = ?1 ORDER BY seq",
-        )
-        .bind(instance)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(rows::history).collect()
-    }
-
-    async fn events(&self, instance: &str) -> Result<Vec<(DateTime<Utc>, String)>, Error> {
-        let rows = sqlx::query("SELECT at, event FROM events WHERE instance_id = ?1 ORDER BY seq")
-            .bind(instance)
-            .fetch_all(&self.read)
-            .await?;
-        rows.iter().map(rows::event).collect()
+    async fn next_takeable_timer(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        first_instant(&self.rows("SELECT MIN(due_at) AS due FROM timers", vec![]).await?, "due")
     }
 }
 
 async fn apply_step(
     conn: &mut SqliteConnection,
     step: &StepWrite,
-    acc: &mut Rows,
+    acc: &mut StepRows,
 ) -> Result<Result<WriteOutcome, WriteError>, Error> {
     let id = &step.instance.id;
     // Checks first: nothing is changed until every one holds.
@@ -869,14 +668,6 @@ async fn apply_other(conn: &mut SqliteConnection, write: &Write) -> Result<Resul
     }
 }
 
-/// One bound value of a bulk statement.
-enum P {
-    T(String),
-    N(Option<String>),
-    I(i64),
-    M(Option<i64>),
-}
-
 /// Runs `head VALUES (?, ...), (?, ...) tail` over `rows` (each `cols` values), in chunks whose
 /// sizes are powers of two so that a few statement shapes serve every batch (and stay cached).
 async fn values(
@@ -884,7 +675,7 @@ async fn values(
     head: &str,
     tail: &str,
     cols: usize,
-    rows: Vec<Vec<P>>,
+    rows: Vec<Vec<Cell>>,
 ) -> Result<Vec<sqlx::sqlite::SqliteRow>, Error> {
     let mut out = Vec::new();
     let max = (30_000 / cols.max(1)).clamp(1, 256);
@@ -898,10 +689,10 @@ async fn values(
         for row in rows.by_ref().take(n) {
             for value in row {
                 query = match value {
-                    P::T(v) => query.bind(v),
-                    P::N(v) => query.bind(v),
-                    P::I(v) => query.bind(v),
-                    P::M(v) => query.bind(v),
+                    Cell::Text(v) => query.bind(v),
+                    Cell::OptText(v) => query.bind(v),
+                    Cell::Int(v) => query.bind(v),
+                    Cell::OptInt(v) => query.bind(v),
                 };
             }
         }
@@ -911,184 +702,39 @@ async fn values(
     Ok(out)
 }
 
-/// The rows of accepted steps not written yet, one list per statement.
-#[derive(Default)]
-struct Rows {
-    job_inserts: Vec<Vec<P>>,
-    job_updates: Vec<Vec<P>>,
-    task_inserts: Vec<Vec<P>>,
-    task_assigns: Vec<Vec<P>>,
-    task_closes: Vec<Vec<P>>,
-    timer_upserts: Vec<Vec<P>>,
-    timer_deletes: Vec<Vec<P>>,
-    sub_inserts: Vec<Vec<P>>,
-    sub_deletes: Vec<Vec<P>>,
-    incident_inserts: Vec<Vec<P>>,
-    incident_closes: Vec<Vec<P>>,
-    history: Vec<Vec<P>>,
-    events: Vec<Vec<P>>,
-    pending: Vec<Vec<P>>,
-}
-
-impl Rows {
-    fn add(&mut self, step: &StepWrite) {
-        let instance = &step.instance.id;
-        for change in &step.jobs {
-            match change {
-                JobChange::Insert(j) => self.job_inserts.push(vec![
-                    P::T(j.id.clone()),
-                    P::T(j.instance_id.clone()),
-                    P::T(j.node.clone()),
-                    P::T(j.job_type.clone()),
-                    P::T(j.input.clone()),
-                    P::T(j.idempotency_key.clone()),
-                    P::I(j.retries),
-                    P::I(j.attempt),
-                    P::T(j.state.clone()),
-                    P::T(ts(j.due_at)),
-                ]),
-                JobChange::Update { id, state, due_at, attempt } => self.job_updates.push(vec![
-                    P::T(id.clone()),
-                    P::T(state.clone()),
-                    P::N(due_at.map(ts)),
-                    P::M(*attempt),
-                ]),
-            }
-        }
-        for change in &step.tasks {
-            match change {
-                TaskChange::Insert(t) => self.task_inserts.push(vec![
-                    P::T(t.id.clone()),
-                    P::T(t.instance_id.clone()),
-                    P::T(t.node.clone()),
-                    P::T(t.title.clone()),
-                    P::T(t.roles.clone()),
-                    P::N(t.assignee.clone()),
-                    P::T(t.form.clone()),
-                    P::N(t.due_at.map(ts)),
-                    P::T(ts(t.created_at)),
-                ]),
-                TaskChange::Close { id, state, completed_by } => {
-                    self.task_closes.push(vec![P::T(id.clone()), P::T(state.clone()), P::N(completed_by.clone())])
-                }
-                TaskChange::Assign { id, assignee } => {
-                    self.task_assigns.push(vec![P::T(id.clone()), P::T(assignee.clone())])
-                }
-            }
-        }
-        for t in &step.timers_upsert {
-            self.timer_upserts.push(vec![
-                P::T(t.id.clone()),
-                P::T(t.instance_id.clone()),
-                P::T(t.node.clone()),
-                P::T(ts(t.due_at)),
-            ]);
-        }
-        self.timer_deletes.extend(step.timers_delete.iter().map(|id| vec![P::T(id.clone())]));
-        for s in &step.subscriptions_insert {
-            self.sub_inserts.push(vec![
-                P::T(s.id.clone()),
-                P::T(s.instance_id.clone()),
-                P::T(s.node.clone()),
-                P::T(s.message_name.clone()),
-                P::T(s.correlation_key.clone()),
-            ]);
-        }
-        self.sub_deletes.extend(step.subscriptions_delete.iter().map(|id| vec![P::T(id.clone())]));
-        for i in &step.incidents_insert {
-            self.incident_inserts.push(vec![
-                P::T(i.id.clone()),
-                P::T(i.instance_id.clone()),
-                P::T(i.node.clone()),
-                P::N(i.job_id.clone()),
-                P::T(i.message.clone()),
-                P::T(ts(i.at)),
-            ]);
-        }
-        self.incident_closes.extend(step.incidents_close.iter().map(|id| vec![P::T(id.clone())]));
-        for h in &step.history {
-            self.history.push(vec![
-                P::T(h.instance_id.clone()),
-                P::I(h.seq),
-                P::T(h.at.clone()),
-                P::T(h.kind.clone()),
-                P::N(h.node.clone()),
-                P::N(h.who.clone()),
-                P::N(h.on_behalf_of.clone()),
-                P::T(h.detail.clone()),
-                P::T(h.prev_hash.clone()),
-                P::T(h.hash.clone()),
-            ]);
-        }
-        for (seq, at, event) in &step.events {
-            self.events.push(vec![P::T(instance.clone()), P::I(*seq), P::T(ts(*at)), P::T(event.clone())]);
-        }
-        for p in &step.pending {
-            self.pending.push(vec![P::T(p.id.clone()), P::T(p.instance_id.clone()), P::T(p.event.clone())]);
-        }
+/// Writes the collected rows of a batch's steps, a table at a time.
+async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows) -> Result<(), Error> {
+    // (head, tail) for each `Table`, in its order.
+    const STATEMENTS: [(&str, &str); TABLES] = [
+        (
+            "INSERT INTO jobs (id, instance_id, node, job_type, input, idempotency_key, retries, attempt, state, \
+             due_at)",
+            "",
+        ),
+        (
+            "UPDATE jobs SET state = u.column2, due_at = COALESCE(u.column3, jobs.due_at), \
+             attempt = COALESCE(u.column4, jobs.attempt), lock_owner = NULL, lock_expires_at = NULL FROM (",
+            ") AS u WHERE jobs.id = u.column1",
+        ),
+        ("INSERT INTO tasks (id, instance_id, node, title, roles, assignee, form, due_at, created_at)", ""),
+        ("UPDATE tasks SET assignee = u.column2, claimed_by = NULL FROM (", ") AS u WHERE tasks.id = u.column1"),
+        ("UPDATE tasks SET state = u.column2, completed_by = u.column3 FROM (", ") AS u WHERE tasks.id = u.column1"),
+        (
+            "INSERT INTO timers (id, instance_id, node, due_at)",
+            "ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, node = excluded.node",
+        ),
+        ("DELETE FROM timers WHERE id IN (", ")"),
+        ("INSERT INTO subscriptions (id, instance_id, node, message_name, correlation_key)", ""),
+        ("DELETE FROM subscriptions WHERE id IN (", ")"),
+        ("INSERT INTO incidents (id, instance_id, node, job_id, message, raised_at)", ""),
+        ("UPDATE incidents SET state = 'resolved' WHERE id IN (", ")"),
+        ("INSERT INTO history (instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash)", ""),
+        ("INSERT INTO events (instance_id, seq, at, event)", ""),
+        ("INSERT INTO pending_events (id, instance_id, event)", ""),
+    ];
+    for (table, columns, list) in rows.take() {
+        let (head, tail) = STATEMENTS[table as usize];
+        values(conn, head, tail, columns.len(), list).await?;
     }
-
-    async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<(), Error> {
-        // (head, tail, columns): inserts before updates and deletes of the same table.
-        const STATEMENTS: [(&str, &str, usize); 14] = [
-            (
-                "INSERT INTO jobs (id, instance_id, node, job_type, input, idempotency_key, retries, attempt, state, \
-                 due_at)",
-                "",
-                10,
-            ),
-            (
-                "UPDATE jobs SET state = u.column2, due_at = COALESCE(u.column3, jobs.due_at), \
-                 attempt = COALESCE(u.column4, jobs.attempt), lock_owner = NULL, lock_expires_at = NULL FROM (",
-                ") AS u WHERE jobs.id = u.column1",
-                4,
-            ),
-            ("INSERT INTO tasks (id, instance_id, node, title, roles, assignee, form, due_at, created_at)", "", 9),
-            ("UPDATE tasks SET assignee = u.column2, claimed_by = NULL FROM (", ") AS u WHERE tasks.id = u.column1", 2),
-            (
-                "UPDATE tasks SET state = u.column2, completed_by = u.column3 FROM (",
-                ") AS u WHERE tasks.id = u.column1",
-                3,
-            ),
-            (
-                "INSERT INTO timers (id, instance_id, node, due_at)",
-                "ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, node = excluded.node",
-                4,
-            ),
-            ("DELETE FROM timers WHERE id IN (", ")", 1),
-            ("INSERT INTO subscriptions (id, instance_id, node, message_name, correlation_key)", "", 5),
-            ("DELETE FROM subscriptions WHERE id IN (", ")", 1),
-            ("INSERT INTO incidents (id, instance_id, node, job_id, message, raised_at)", "", 6),
-            ("UPDATE incidents SET state = 'resolved' WHERE id IN (", ")", 1),
-            (
-                "INSERT INTO history (instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash)",
-                "",
-                10,
-            ),
-            ("INSERT INTO events (instance_id, seq, at, event)", "", 4),
-            ("INSERT INTO pending_events (id, instance_id, event)", "", 3),
-        ];
-        let lists = [
-            &mut self.job_inserts,
-            &mut self.job_updates,
-            &mut self.task_inserts,
-            &mut self.task_assigns,
-            &mut self.task_closes,
-            &mut self.timer_upserts,
-            &mut self.timer_deletes,
-            &mut self.sub_inserts,
-            &mut self.sub_deletes,
-            &mut self.incident_inserts,
-            &mut self.incident_closes,
-            &mut self.history,
-            &mut self.events,
-            &mut self.pending,
-        ];
-        for ((head, tail, cols), list) in STATEMENTS.iter().zip(lists) {
-            if !list.is_empty() {
-                values(conn, head, tail, *cols, std::mem::take(list)).await?;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }

@@ -1,0 +1,93 @@
+//! Deployments: compiled processes stored under their key and version, and the cache of loaded definitions.
+
+use std::sync::{Arc, PoisonError};
+
+use cloverleaf_dsl::{CompiledProcess, Project};
+
+use crate::store;
+use crate::store::{DeploymentRow, Store, Write, WriteOutcome};
+
+use super::{Deployed, Engine, Error};
+
+impl<S: Store> Engine<S> {
+    /// Compiles `files` (name, text) together and deploys every process in them. A process whose
+    /// compiled form is unchanged keeps its version; a changed one gets the next version.
+    pub async fn deploy(&self, files: &[(&str, &str)]) -> Result<Vec<Deployed>, Error> {
+        let mut project = Project::new();
+        let mut source = String::new();
+        for (name, text) in files {
+            project.add(*name, *text);
+            source.push_str(&format!("# file: {name}\n{text}\n"));
+        }
+        let compilation = project.compile();
+        if compilation.has_errors() {
+            return Err(Error::Compile(compilation.render()));
+        }
+        let mut deployed = Vec::new();
+        for process in &compilation.processes {
+            deployed.push(self.deploy_compiled(process, &source).await?);
+        }
+        Ok(deployed)
+    }
+
+    /// Deploys one compiled process with the source it came from (idempotent by hash).
+    pub async fn deploy_compiled(&self, process: &CompiledProcess, source: &str) -> Result<Deployed, Error> {
+        let compiled = process.to_json();
+        let hash = store::sha256_hex(compiled.as_bytes());
+        let row = DeploymentRow {
+            key: process.key.clone(),
+            version: 0,
+            hash: hash.clone(),
+            source: source.to_string(),
+            compiled,
+            at: self.now(),
+        };
+        match self.submit(Write::Deploy(row)).await? {
+            WriteOutcome::Deployed { version, created } => {
+                let newest = {
+                    let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
+                    let entry = latest.entry(process.key.clone()).or_insert(version);
+                    *entry = (*entry).max(version);
+                    *entry == version
+                };
+                if newest {
+                    self.set_schedules(process).await?;
+                }
+                Ok(Deployed { key: process.key.clone(), version, hash, created })
+            }
+            other => Err(Error::Write(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// The definition an instance runs.
+    pub async fn definition(&self, key: &str, version: u32) -> Result<Arc<CompiledProcess>, Error> {
+        if let Some(d) =
+            self.inner.definitions.read().unwrap_or_else(PoisonError::into_inner).get(&(key.to_string(), version))
+        {
+            return Ok(Arc::clone(d));
+        }
+        let row = self
+            .inner
+            .store
+            .deployment(key, Some(version))
+            .await?
+            .ok_or_else(|| Error::UnknownProcess(format!("{key} v{version}")))?;
+        let definition: Arc<CompiledProcess> = Arc::new(serde_json::from_str(&row.compiled)?);
+        self.inner
+            .definitions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((key.to_string(), version), Arc::clone(&definition));
+        Ok(definition)
+    }
+
+    /// The latest deployed version of a process.
+    pub async fn latest_version(&self, key: &str) -> Result<u32, Error> {
+        if let Some(v) = self.inner.latest.read().unwrap_or_else(PoisonError::into_inner).get(key) {
+            return Ok(*v);
+        }
+        let row = self.inner.store.deployment(key, None).await?.ok_or_else(|| Error::UnknownProcess(key.into()))?;
+        self.inner.latest.write().unwrap_or_else(PoisonError::into_inner).insert(key.to_string(), row.version);
+        Ok(row.version)
+    }
+}

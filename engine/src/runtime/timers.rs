@@ -1,0 +1,167 @@
+//! Timers and cron starts: what is due fires; the scheduler loop sleeps until the next one.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::Utc;
+use cloverleaf_dsl::CompiledProcess;
+use cloverleaf_dsl::model::{NodeKind, Trigger};
+use tokio::task::JoinSet;
+
+use crate::event::Event;
+use crate::store::{Store, Write};
+
+use super::{Engine, Error, Extra, NewInstance, never};
+
+impl<S: Store> Engine<S> {
+    /// Fires every timer due now (each instance's timers in due order); returns how many fired.
+    pub async fn fire_due_timers(&self) -> Result<usize, Error> {
+        let mut fired = 0usize;
+        let mut refused: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+        for _round in 0..10_000 {
+            let now = self.now();
+            let due = self.inner.store.due_timers(now, 1024).await?;
+            let mut by_instance: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (timer, instance) in due {
+                if !refused.contains(&(timer.clone(), instance.clone())) {
+                    by_instance.entry(instance).or_default().push(timer);
+                }
+            }
+            if by_instance.is_empty() {
+                break;
+            }
+            let mut set = JoinSet::new();
+            for (instance, timers) in by_instance {
+                let engine = self.clone();
+                set.spawn(async move {
+                    let mut out = Vec::new();
+                    for timer in timers {
+                        let event = Event::TimerFired { timer: timer.as_str().into() };
+                        let result = engine.run(&instance, event, Extra::default()).await;
+                        out.push((timer, instance.clone(), result));
+                    }
+                    out
+                });
+            }
+            let mut pending = Vec::new();
+            while let Some(joined) = set.join_next().await {
+                let results = joined.map_err(|e| Error::Write(format!("timer task: {e}")))?;
+                for (timer, instance, result) in results {
+                    match result {
+                        Ok(stepped) => {
+                            fired += 1;
+                            pending.extend(stepped.pending);
+                        }
+                        Err(Error::Rejected(rejection)) => {
+                            tracing::warn!(%timer, %instance, %rejection, "timer refused");
+                            refused.insert((timer, instance));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            self.settle(pending).await?;
+        }
+        Ok(fired)
+    }
+
+    /// Points the cron starts of `process` (its latest version) at their next fires; a schedule
+    /// that did not change keeps its cursor, so redeploying never skips or repeats a fire.
+    pub(super) async fn set_schedules(&self, process: &CompiledProcess) -> Result<(), Error> {
+        let now = self.now();
+        let mut nodes = Vec::new();
+        for node in &process.nodes {
+            if let NodeKind::Start { trigger: Trigger::Schedule { schedule }, .. } = &node.kind {
+                let next = schedule.next_after(now).map_or_else(never, |t| t.with_timezone(&Utc));
+                nodes.push((node.name.clone(), serde_json::to_string(schedule)?, next));
+            }
+        }
+        self.submit(Write::SetSchedules { process: process.key.clone(), nodes }).await?;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+
+    /// Starts an instance for every due cron start and returns how many started. Catch-up
+    /// policy "coalesce": fires missed while no engine ran start ONE instance, for the latest
+    /// missed fire; the schedule then goes on from now. An instance started by a fire has the id
+    /// `{process}@{fire}`, so two engine nodes firing together start it once.
+    pub async fn fire_due_schedules(&self) -> Result<usize, Error> {
+        let now = self.now();
+        let mut started = 0;
+        for (process, node, fire) in self.inner.store.due_schedules(now).await? {
+            let version = self.latest_version(&process).await?;
+            let definition = self.definition(&process, version).await?;
+            let schedule = definition.nodes.iter().find(|n| n.name == node).and_then(|n| match &n.kind {
+                NodeKind::Start { trigger: Trigger::Schedule { schedule }, .. } => Some(schedule.clone()),
+                _ => None,
+            });
+            let Some(schedule) = schedule else {
+                self.set_schedules(&definition).await?;
+                continue;
+            };
+            let mut latest = fire;
+            while let Some(next) = schedule.next_after(latest).map(|t| t.with_timezone(&Utc)) {
+                if next > now {
+                    break;
+                }
+                latest = next;
+            }
+            let id = format!("{process}@{}", latest.format("%Y%m%dT%H%M%SZ"));
+            let new = NewInstance {
+                id: &id,
+                business_key: None,
+                variables: serde_json::json!({}),
+                start: Some(node.clone()),
+                starter: None,
+            };
+            let start = self.start_instance(&definition, version, new, Extra::default()).await;
+            match start {
+                Ok(Some(_)) => started += 1,
+                Ok(None) => {}
+                // A start the process refuses would be refused at every fire: it is logged, and
+                // the schedule moves on rather than retrying forever.
+                Err(e) => tracing::warn!(%process, %node, fire = %latest, error = %e, "scheduled start refused"),
+            }
+            let next = schedule.next_after(latest).map_or_else(never, |t| t.with_timezone(&Utc));
+            self.submit(Write::AdvanceSchedule { process, node, from: fire, to: next }).await?;
+        }
+        Ok(started)
+    }
+
+    /// Runs the scheduler until `shutdown` completes: sleeps until the next due timer or cron
+    /// start (at most a minute; a step that schedules a timer, or a virtual clock's jump, wakes
+    /// it early), then fires what is due.
+    pub async fn run_scheduler(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        tokio::pin!(shutdown);
+        let mut jumps = self.inner.clock.jumps();
+        loop {
+            self.recover().await?;
+            let timer = self.inner.store.next_timer().await?;
+            let schedule = self.inner.store.next_schedule().await?;
+            let next = [timer, schedule].into_iter().flatten().min();
+            // Whatever is still due right after recovery was refused (a timer the core keeps
+            // refusing is logged each time): look again in a second rather than spin.
+            let wait = next
+                .map(|at| (at - self.now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(Duration::from_secs(60))
+                .clamp(Duration::from_secs(1), Duration::from_secs(60));
+            let jumped = async {
+                match jumps.as_mut() {
+                    Some(receiver) => {
+                        if receiver.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.wake.notified() => {}
+                () = jumped => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The write path: load, step, plan and submit to the group-commit writer, retrying on conflicts; owed events settled after the commit.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+use cloverleaf_dsl::CompiledProcess;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::effect::Effect;
+use crate::event::Event;
+use crate::instance::Instance;
+use crate::step::{Transition, step};
+use crate::store;
+use crate::store::{Guard, JobChange, PendingRow, Store, Write, WriteError, WriteOutcome};
+
+use super::plan::{Before, NewChild, plan};
+
+use super::{CACHE_LIMIT, Cached, Counters, Engine, Error, Extra, MAX_ATTEMPTS, Request, Stepped};
+
+impl<S: Store> Engine<S> {
+    /// Applies owed events (and the events they cause in turn).
+    pub(super) async fn settle(&self, mut work: Vec<PendingRow>) -> Result<(), Error> {
+        while let Some(row) = work.pop() {
+            let event: Event = serde_json::from_str(&row.event)?;
+            let extra = Extra { consume_pending: Some(row.id.clone()), ..Extra::default() };
+            match self.run(&row.instance_id, event, extra).await {
+                Ok(stepped) => work.extend(stepped.pending),
+                Err(Error::Rejected(rejection)) => {
+                    // Refused by the stored state: either another node applied it between our
+                    // read of the owed events and our step (its row is gone: nothing to say), or
+                    // the instance cannot take it.
+                    if let WriteOutcome::Dropped(true) = self.submit(Write::DropPending(row.id)).await? {
+                        tracing::warn!(instance = %row.instance_id, %rejection, "owed event refused; dropped");
+                    }
+                }
+                // Someone else applied it already.
+                Err(Error::AlreadyApplied) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads, steps and writes `event` for an existing instance, retrying on conflicts.
+    pub(super) async fn run(&self, instance: &str, event: Event, extra: Extra) -> Result<Stepped, Error> {
+        for _ in 0..MAX_ATTEMPTS {
+            let cached = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner).get(instance).cloned();
+            let from_cache = cached.is_some();
+            let cached = match cached {
+                Some(c) => c,
+                None => {
+                    let row = self
+                        .inner
+                        .store
+                        .load_instance(instance)
+                        .await?
+                        .ok_or_else(|| Error::UnknownInstance(instance.to_string()))?;
+                    Arc::new(Cached {
+                        instance: Instance::from_json(&row.state)?,
+                        version: row.version,
+                        parent: row.parent_id.clone().zip(row.parent_call.clone()),
+                        history_seq: row.history_seq,
+                        history_hash: row.history_hash.clone(),
+                    })
+                }
+            };
+            let definition = self.definition(cached.instance.process(), cached.instance.process_version()).await?;
+            let before = Before {
+                instance: &cached.instance,
+                expected_version: Some(cached.version),
+                parent: cached.parent.clone(),
+                history_seq: cached.history_seq,
+                history_hash: cached.history_hash.clone(),
+            };
+            match self.step_and_write(&definition, &before, event.clone(), &extra).await {
+                Err(Attempt::Again) => {
+                    self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner).remove(instance);
+                }
+                // The cache may lag behind a step another task just committed: read the store.
+                Err(Attempt::Failed(Error::Rejected(_))) if from_cache => {
+                    self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner).remove(instance);
+                }
+                Err(Attempt::Failed(e)) => return Err(e),
+                Ok(stepped) => return Ok(stepped),
+            }
+        }
+        Err(Error::Contention(instance.to_string()))
+    }
+
+    pub(super) async fn step_and_write(
+        &self,
+        definition: &CompiledProcess,
+        before: &Before<'_>,
+        event: Event,
+        extra: &Extra,
+    ) -> Result<Stepped, Attempt> {
+        let now = self.now();
+        let id = before.instance.id().as_str();
+        let span = tracing::info_span!("step", instance = %id, process = %definition.key, event = event.name(),
+            node = tracing::field::Empty);
+        let first = span.in_scope(|| step(definition, before.instance, event.clone(), now)).map_err(Error::from)?;
+        if let Some(node) = first.effects.iter().find_map(|e| match e {
+            Effect::History(h) => h.node.clone(),
+            _ => None,
+        }) {
+            span.record("node", node.as_str());
+        }
+        let mut steps: Vec<(Event, Transition)> = vec![(event, first)];
+        // Deliver buffered messages to subscriptions this step opened, in the same write.
+        let mut consumed = Vec::new();
+        let mut guards = extra.guards.clone();
+        for _ in 0..STEP_CHAIN_LIMIT {
+            let current = &steps[steps.len() - 1].1.instance;
+            let mut next = None;
+            for (sid, sub) in current.subscriptions() {
+                if before.instance.subscriptions().contains_key(sid) {
+                    continue;
+                }
+                if let Some(found) =
+                    self.inner.store.buffered_message(&sub.message, &sub.correlation_key, now, &consumed).await?
+                {
+                    next = Some((sid.clone(), found));
+                    break;
+                }
+            }
+            let Some((subscription, found)) = next else { break };
+            let payload: serde_json::Value = serde_json::from_str(&found.payload).map_err(Error::from)?;
+            let event = Event::MessageCorrelated { subscription, payload };
+            let t = span.in_scope(|| step(definition, current, event.clone(), now)).map_err(Error::from)?;
+            consumed.push(found.seq);
+            steps.push((event, t));
+        }
+        let last = &steps[steps.len() - 1].1.instance;
+        for (sid, sub) in last.subscriptions() {
+            if !before.instance.subscriptions().contains_key(sid) {
+                guards.push(Guard::NoBufferedMessage {
+                    name: sub.message.clone(),
+                    key: sub.correlation_key.clone(),
+                    now,
+                });
+            }
+        }
+        let mut children = Vec::new();
+        for (_, t) in &steps {
+            for effect in &t.effects {
+                if let Effect::StartChild { call, process, inputs, .. } = effect {
+                    let version = self.latest_version(process).await?;
+                    children.push(NewChild {
+                        id: call.0.clone(),
+                        process: process.clone(),
+                        version,
+                        inputs: inputs.clone(),
+                    });
+                }
+            }
+        }
+        let mut write = plan(before, &steps, children, now, || self.next_id("p")).map_err(Error::from)?;
+        write.guards = guards;
+        write.consume_messages = consumed;
+        write.record_message = extra.record_message.clone();
+        write.consume_pending = extra.consume_pending.clone();
+        let wakes = !write.timers_upsert.is_empty();
+        let readies_jobs = write.jobs.iter().any(|j| match j {
+            JobChange::Insert(_) => true,
+            JobChange::Update { state, .. } => state == "ready",
+        });
+        let pending = write.pending.clone();
+        let (version, history_seq, history_hash) =
+            (write.instance.version, write.instance.history_seq, write.instance.history_hash.clone());
+        match self.submit_raw(Write::Step(Box::new(write))).await? {
+            Ok(_) => {
+                if wakes {
+                    self.inner.wake.notify_one();
+                }
+                if readies_jobs {
+                    self.inner.jobs_ready.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                let (_, last) = steps.pop().ok_or(Error::Stopped)?;
+                let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                if last.instance.status().is_final() {
+                    cache.remove(id);
+                } else {
+                    if cache.len() >= CACHE_LIMIT {
+                        cache.clear();
+                    }
+                    let cached = Cached {
+                        instance: last.instance,
+                        version,
+                        parent: before.parent.clone(),
+                        history_seq,
+                        history_hash,
+                    };
+                    // A slower task must not replace a newer entry with its older one.
+                    if cache.get(id).is_none_or(|c| c.version < version) {
+                        cache.insert(id.to_string(), Arc::new(cached));
+                    }
+                }
+                Ok(Stepped { pending })
+            }
+            Err(WriteError::Conflict(_) | WriteError::BufferedMessageWaiting) => Err(Attempt::Again),
+            Err(e) => Err(write_error(e).into()),
+        }
+    }
+
+    pub(super) async fn submit_raw(&self, write: Write) -> Result<Result<WriteOutcome, WriteError>, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.writer.send(Request { write, reply }).map_err(|_| Error::Stopped)?;
+        answer.await.map_err(|_| Error::Stopped)
+    }
+
+    pub(super) async fn submit(&self, write: Write) -> Result<WriteOutcome, Error> {
+        self.submit_raw(write).await?.map_err(write_error)
+    }
+
+    pub(super) fn next_id(&self, kind: &str) -> String {
+        let n = self.inner.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{kind}-{}-{n}", self.inner.prefix)
+    }
+}
+
+/// Most buffered messages delivered in one step.
+pub(super) const STEP_CHAIN_LIMIT: usize = 64;
+
+/// Why one attempt at a step did not land.
+pub(super) enum Attempt {
+    /// A conflict: load and step again.
+    Again,
+    /// A refusal or failure.
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<store::Error> for Attempt {
+    fn from(e: store::Error) -> Self {
+        Attempt::Failed(Error::Store(e))
+    }
+}
+
+pub(super) fn write_error(e: WriteError) -> Error {
+    match e {
+        WriteError::Conflict(id) => Error::Contention(id),
+        WriteError::StaleEpoch { job, epoch } => Error::StaleLock { job, epoch },
+        WriteError::TaskTaken { task } => Error::TaskClaimed { task },
+        WriteError::DuplicateMessage(id) => Error::DuplicateMessage(id),
+        WriteError::PendingGone => Error::AlreadyApplied,
+        other => Error::Write(other.to_string()),
+    }
+}
+
+pub(super) async fn write_loop<S: Store>(
+    store: S,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    max_batch: usize,
+    counters: Arc<Counters>,
+) {
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match requests.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().map(|r| (r.write, r.reply)).unzip();
+        let size = writes.len();
+        let started = std::time::Instant::now();
+        let results = store.write(writes).await;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.writes.fetch_add(size as u64, Ordering::Relaxed);
+        counters.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        tracing::trace!(size, micros, "batch committed");
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The caller may have gone away; the write stands.
+            let _ = reply.send(result);
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The table rows the accepted steps of one batch write, collected once for both backends;
+//! each backend writes a table's rows with its own bulk statement (multi-row `VALUES` on SQLite,
+//! `jsonb_to_recordset` on PostgreSQL).
+
+use serde_json::{Map, Value};
+
+use super::{JobChange, StepWrite, TaskChange, ts};
+
+/// One value of a row to write.
+#[derive(Debug, Clone)]
+pub(super) enum Cell {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    OptInt(Option<i64>),
+}
+
+impl Cell {
+    /// The value as JSON (`null` for a missing one).
+    pub(super) fn to_json(&self) -> Value {
+        match self {
+            Cell::Text(text) => Value::from(text.as_str()),
+            Cell::OptText(text) => text.as_deref().map_or(Value::Null, Value::from),
+            Cell::Int(n) => Value::from(*n),
+            Cell::OptInt(n) => n.map_or(Value::Null, Value::from),
+        }
+    }
+}
+
+/// The statements of a batch's rows, in the order they run: inserts before the updates and
+/// deletes of the same table. Each backend has one statement per entry, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Table {
+    JobInserts,
+    JobUpdates,
+    TaskInserts,
+    TaskAssigns,
+    TaskCloses,
+    TimerUpserts,
+    TimerDeletes,
+    SubscriptionInserts,
+    SubscriptionDeletes,
+    IncidentInserts,
+    IncidentCloses,
+    History,
+    Events,
+    Pending,
+}
+
+/// How many entries [`Table`] has.
+pub(super) const TABLES: usize = 14;
+
+/// The columns of each [`Table`]'s rows, in the order its cells come.
+pub(super) const COLUMNS: [&[&str]; TABLES] = [
+    &["id", "instance_id", "node", "job_type", "input", "idempotency_key", "retries", "attempt", "state", "due_at"],
+    &["id", "state", "due_at", "attempt"],
+    &["id", "instance_id", "node", "title", "roles", "assignee", "form", "due_at", "created_at"],
+    &["id", "assignee"],
+    &["id", "state", "completed_by"],
+    &["id", "instance_id", "node", "due_at"],
+    &["id"],
+    &["id", "instance_id", "node", "message_name", "correlation_key"],
+    &["id"],
+    &["id", "instance_id", "node", "job_id", "message", "raised_at"],
+    &["id"],
+    &["instance_id", "seq", "at", "kind", "node", "who", "on_behalf_of", "detail", "prev_hash", "hash"],
+    &["instance_id", "seq", "at", "event"],
+    &["id", "instance_id", "event"],
+];
+
+/// The rows of accepted steps not written yet, one list per [`Table`], and whether they made
+/// work for other engine nodes (a job ready, a timer set).
+#[derive(Default)]
+pub(super) struct StepRows {
+    tables: [Vec<Vec<Cell>>; TABLES],
+    /// A job became ready.
+    pub(super) wake_jobs: bool,
+    /// A timer was set or moved.
+    pub(super) wake_timers: bool,
+}
+
+fn text(value: &str) -> Cell {
+    Cell::Text(value.to_owned())
+}
+
+impl StepRows {
+    fn push(&mut self, table: Table, row: Vec<Cell>) {
+        self.tables[table as usize].push(row);
+    }
+
+    /// Takes the rows collected so far, table by table in statement order, leaving none.
+    pub(super) fn take(&mut self) -> impl Iterator<Item = (Table, &'static [&'static str], Vec<Vec<Cell>>)> + '_ {
+        const ORDER: [Table; TABLES] = [
+            Table::JobInserts,
+            Table::JobUpdates,
+            Table::TaskInserts,
+            Table::TaskAssigns,
+            Table::TaskCloses,
+            Table::TimerUpserts,
+            Table::TimerDeletes,
+            Table::SubscriptionInserts,
+            Table::SubscriptionDeletes,
+            Table::IncidentInserts,
+            Table::IncidentCloses,
+            Table::History,
+            Table::Events,
+            Table::Pending,
+        ];
+        ORDER
+            .into_iter()
+            .map(|table| (table, COLUMNS[table as usize], std::mem::take(&mut self.tables[table as usize])))
+            .filter(|(_, _, rows)| !rows.is_empty())
+    }
+
+    /// Adds the rows of one accepted step. The plan gives at most one change per job, task and
+    /// timer, and a batch holds one step per instance: each statement touches a row once, as
+    /// `ON CONFLICT DO UPDATE` requires.
+    pub(super) fn add(&mut self, step: &StepWrite) {
+        let instance = &step.instance.id;
+        for change in &step.jobs {
+            match change {
+                JobChange::Insert(j) => {
+                    self.wake_jobs = true;
+                    self.push(
+                        Table::JobInserts,
+                        vec![
+                            text(&j.id),
+                            text(&j.instance_id),
+                            text(&j.node),
+                            text(&j.job_type),
+                            text(&j.input),
+                            text(&j.idempotency_key),
+                            Cell::Int(j.retries),
+                            Cell::Int(j.attempt),
+                            text(&j.state),
+                            Cell::Text(ts(j.due_at)),
+                        ],
+                    );
+                }
+                JobChange::Update { id, state, due_at, attempt } => {
+                    self.wake_jobs |= state == "ready";
+                    self.push(
+                        Table::JobUpdates,
+                        vec![text(id), text(state), Cell::OptText(due_at.map(ts)), Cell::OptInt(*attempt)],
+                    );
+                }
+            }
+        }
+        for change in &step.tasks {
+            match change {
+                TaskChange::Insert(t) => self.push(
+                    Table::TaskInserts,
+                    vec![
+                        text(&t.id),
+                        text(&t.instance_id),
+                        text(&t.node),
+                        text(&t.title),
+                        text(&t.roles),
+                        Cell::OptText(t.assignee.clone()),
+                        text(&t.form),
+                        Cell::OptText(t.due_at.map(ts)),
+                        Cell::Text(ts(t.created_at)),
+                    ],
+                ),
+                TaskChange::Close { id, state, completed_by } => {
+                    self.push(Table::TaskCloses, vec![text(id), text(state), Cell::OptText(completed_by.clone())])
+                }
+                TaskChange::Assign { id, assignee } => self.push(Table::TaskAssigns, vec![text(id), text(assignee)]),
+            }
+        }
+        for t in &step.timers_upsert {
+            self.wake_timers = true;
+            self.push(
+                Table::TimerUpserts,
+                vec![text(&t.id), text(&t.instance_id), text(&t.node), Cell::Text(ts(t.due_at))],
+            );
+        }
+        for id in &step.timers_delete {
+            self.push(Table::TimerDeletes, vec![text(id)]);
+        }
+        for s in &step.subscriptions_insert {
+            self.push(
+                Table::SubscriptionInserts,
+                vec![text(&s.id), text(&s.instance_id), text(&s.node), text(&s.message_name), text(&s.correlation_key)],
+            );
+        }
+        for id in &step.subscriptions_delete {
+            self.push(Table::SubscriptionDeletes, vec![text(id)]);
+        }
+        for i in &step.incidents_insert {
+            self.push(
+                Table::IncidentInserts,
+                vec![
+                    text(&i.id),
+                    text(&i.instance_id),
+                    text(&i.node),
+                    Cell::OptText(i.job_id.clone()),
+                    text(&i.message),
+                    Cell::Text(ts(i.at)),
+                ],
+            );
+        }
+        for id in &step.incidents_close {
+            self.push(Table::IncidentCloses, vec![text(id)]);
+        }
+        for h in &step.history {
+            self.push(
+                Table::History,
+                vec![
+                    text(&h.instance_id),
+                    Cell::Int(h.seq),
+                    text(&h.at),
+                    text(&h.kind),
+                    Cell::OptText(h.node.clone()),
+                    Cell::OptText(h.who.clone()),
+                    Cell::OptText(h.on_behalf_of.clone()),
+                    text(&h.detail),
+                    text(&h.prev_hash),
+                    text(&h.hash),
+                ],
+            );
+        }
+        for (seq, at, event) in &step.events {
+            self.push(Table::Events, vec![text(instance), Cell::Int(*seq), Cell::Text(ts(*at)), text(event)]);
+        }
+        for p in &step.pending {
+            self.push(Table::Pending, vec![text(&p.id), text(&p.instance_id), text(&p.event)]);
+        }
+    }
+}
+
+/// `rows` as JSON objects keyed by `columns`.
+pub(super) fn json_records(columns: &[&str], rows: &[Vec<Cell>]) -> Vec<Value> {
+    rows.iter()
+        .map(|row| {
+            let record: Map<String, Value> =
+                columns.iter().zip(row).map(|(column, cell)| ((*column).to_owned(), cell.to_json())).collect();
+            Value::Object(record)
+        })
+        .collect()
+}

@@ -1,0 +1,161 @@
+//! Fetch-and-lock: every job fetch of a batch served by one `FOR UPDATE SKIP LOCKED` statement.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::postgres::PgConnection;
+
+use crate::store::rows::Columns;
+use crate::store::{Error, LockedJob, Write, rows, ts};
+
+/// A job-type pattern as a LIKE pattern: `*` is the only wildcard; LIKE's own specials match
+/// literally.
+pub(in crate::store) fn like_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        match c {
+            '\\' | '%' | '_' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '*' => out.push('%'),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Serves every fetch of a batch with ONE statement ([`FETCH_JOBS`]), however many workers asked:
+/// each statement is a round trip inside the writer's transaction, and one scan of the due jobs
+/// serves every fetch for the same job types. Fetches are grouped by their set of job types; a
+/// group takes as many due jobs as its fetches want together, in due order, and hands them out
+/// in the batch's order: the first fetch gets the first `max` jobs, the next the following ones.
+/// A group is due as of the earliest `now` among its fetches.
+pub(super) async fn fetch_jobs(
+    conn: &mut PgConnection,
+    batch: &[Write],
+    fetches: &[usize],
+) -> Result<Vec<(usize, Vec<LockedJob>)>, Error> {
+    let mut by_types: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
+    for &i in fetches {
+        if let Write::FetchJobs { job_types, .. } = &batch[i] {
+            let mut key = job_types.clone();
+            key.sort();
+            key.dedup();
+            by_types.entry(key).or_default().push(i);
+        }
+    }
+    let (mut groups, mut requests) = (Vec::new(), Vec::new());
+    let mut wanted_in_all = 0i64;
+    for (group, (job_types, members)) in by_types.iter().enumerate() {
+        let mut wanted = 0i64;
+        let mut now: Option<DateTime<Utc>> = None;
+        for &i in members {
+            if let Write::FetchJobs { worker, max, now: at, lease_until, .. } = &batch[i] {
+                let max = (*max).max(0);
+                requests.push(json!({
+                    "request": i, "grp": group, "worker": worker, "lease": ts(*lease_until), "first": wanted, "max": max,
+                }));
+                wanted = wanted.saturating_add(max);
+                now = Some(now.map_or(*at, |n| n.min(*at)));
+            }
+        }
+        let Some(now) = now else { continue };
+        // Exact names go through the indexes; a pattern (`finance.*`, `*`) becomes a LIKE.
+        let wildcard = job_types.iter().any(|t| t.contains('*'));
+        let types: Vec<String> =
+            if wildcard { job_types.iter().map(|t| like_pattern(t)).collect() } else { job_types.clone() };
+        groups.push(json!({"grp": group, "types": types, "wildcard": wildcard, "now": ts(now), "wanted": wanted}));
+        wanted_in_all = wanted_in_all.saturating_add(wanted);
+    }
+    let mut locked: BTreeMap<usize, Vec<LockedJob>> = fetches.iter().map(|&i| (i, Vec::new())).collect();
+    if wanted_in_all > 0 {
+        let picked = sqlx::query(FETCH_JOBS)
+            .bind(Value::Array(groups).to_string())
+            .bind(Value::Array(requests).to_string())
+            .fetch_all(&mut *conn)
+            .await?;
+        for row in &picked {
+            let request = usize::try_from(row.int("request")?).map_err(|_| Error::Corrupt("fetch request".into()))?;
+            locked.entry(request).or_default().push(rows::locked_job(row)?);
+        }
+    }
+    Ok(locked
+        .into_iter()
+        .map(|(i, mut jobs)| {
+            jobs.sort_by(|a, b| a.id.cmp(&b.id));
+            (i, jobs)
+        })
+        .collect())
+}
+
+/// When a ready job is due, or a locked one's lease runs out: the order of the `jobs_due` and
+/// `jobs_due_at` indexes.
+macro_rules! due_at {
+    () => {
+        "CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END"
+    };
+}
+
+/// Due as a fetch sees it (ready and due, or leased with the lease run out) at `$now`, in the
+/// terms of the `jobs_due` index.
+macro_rules! due {
+    ($now:literal) => {
+        concat!("state IN ('ready', 'locked') AND ", due_at!(), " <= ", $now)
+    };
+}
+
+/// The due jobs of each fetch group `g` that passes `$groups` and whose types pass `$types`,
+/// at most as many as the group wants, due first, locked.
+macro_rules! claim {
+    ($groups:literal, $types:literal) => {
+        concat!(
+            "SELECT g.grp, j.id, j.at FROM fetch_groups g CROSS JOIN LATERAL (SELECT id, ",
+            due_at!(),
+            " AS at FROM jobs WHERE ",
+            due!("g.now"),
+            " AND ",
+            $types,
+            " ORDER BY at, id LIMIT g.wanted FOR UPDATE SKIP LOCKED) j WHERE ",
+            $groups
+        )
+    };
+}
+
+/// Locks the due jobs of every fetch of a batch. `$1`: the groups of fetches (`grp`, job `types`
+/// or LIKE patterns when `wildcard`, `now`, how many jobs they `wanted`); `$2`: the fetches
+/// (`request`, `grp`, `worker`, `lease` end, their `first` job's rank in the group, `max`).
+///
+/// A group of one job type reads the `jobs_due` index in claim order and stops after the jobs it
+/// wants, however many are due; a group of several types or of patterns can read `jobs_due_at`
+/// the same way, passing over other types' jobs (or collect its due jobs and sort them, when the
+/// planner expects few). SKIP LOCKED leaves jobs another node is locking to that node; locking
+/// rechecks the due time on the newest version of each row (a job another node claimed since
+/// the scan is left out) and holds until the commit, so the UPDATE finds the picked rows by
+/// primary key alone (`= ANY(ARRAY(...))`): were it to repeat the due condition or scan `jobs`
+/// for the join, the planner, which believes few jobs are due, could scan every due job again,
+/// dead index entries included. A job two groups both picked (their types overlap) goes to the
+/// first group only, so a fetch may get fewer than `max` jobs although more are due.
+pub(super) const FETCH_JOBS: &str = concat!(
+    "WITH fetch_groups AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
+     AS g(grp bigint, types text[], wildcard boolean, now text, wanted bigint)), \
+     fetches AS (SELECT * FROM jsonb_to_recordset($2::jsonb) \
+     AS f(request bigint, grp bigint, worker text, lease text, first bigint, max bigint)), \
+     one_type AS (",
+    claim!("NOT g.wildcard AND cardinality(g.types) = 1", "job_type = g.types[1]"),
+    "), several AS (",
+    claim!("NOT g.wildcard AND cardinality(g.types) <> 1", "job_type = ANY(g.types)"),
+    "), matching AS (",
+    claim!("g.wildcard", "job_type LIKE ANY(g.types)"),
+    "), picked AS (SELECT DISTINCT ON (id) grp, id, at FROM \
+     (SELECT * FROM one_type UNION ALL SELECT * FROM several UNION ALL SELECT * FROM matching) p \
+     ORDER BY id, grp), \
+     ranked AS (SELECT grp, id, row_number() OVER (PARTITION BY grp ORDER BY at, id) - 1 AS k FROM picked), \
+     assigned AS (SELECT n.id, f.request, f.worker, f.lease FROM ranked n \
+     JOIN fetches f ON f.grp = n.grp AND n.k >= f.first AND n.k - f.first < f.max) \
+     UPDATE jobs SET state = 'locked', lock_owner = a.worker, lock_epoch = lock_epoch + 1, lock_expires_at = a.lease \
+     FROM assigned a WHERE jobs.id = ANY(ARRAY(SELECT id FROM assigned)) AND jobs.id = a.id \
+     RETURNING a.request, jobs.id AS id, jobs.instance_id, jobs.node, jobs.job_type, jobs.input, \
+     jobs.idempotency_key, jobs.attempt, jobs.lock_epoch, jobs.lock_expires_at"
+);

@@ -1,0 +1,215 @@
+//! Several engine nodes on one database. They run wherever PostgreSQL is reachable at
+//! `CLOVERLEAF_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432`); elsewhere they are
+//! skipped with a notice, unless `CI` is set.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use serde_json::json;
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+use super::like_pattern;
+use crate::runtime::{Engine, Error, Message};
+use crate::store::{AnyStore, Store};
+use crate::testdb::ScratchDb;
+use crate::{Event, InstanceId, VirtualClock};
+
+const NODES: &str = r#"process nodes "Nodes" {
+  start -> pause
+  wait pause { for 1h } -> work
+  task work { job "nodes.work" } -> done
+  end done "Done"
+}"#;
+
+/// Two engine nodes on one fresh database, sharing a virtual clock.
+async fn two_nodes() -> Option<(ScratchDb, VirtualClock, Engine<AnyStore>, Engine<AnyStore>)> {
+    let db = ScratchDb::postgres().await?;
+    let clock = VirtualClock::new(Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap());
+    let a = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
+    let b = Engine::connect(&db.url(), Arc::new(clock.clone())).await.unwrap();
+    a.deploy(&[("nodes.flow", NODES)]).await.unwrap();
+    Some((db, clock, a, b))
+}
+
+async fn count_events(engine: &Engine<AnyStore>, id: &InstanceId, which: fn(&Event) -> bool) -> usize {
+    engine.events(id).await.unwrap().iter().filter(|(e, _)| which(e)).count()
+}
+
+#[test]
+fn job_type_patterns_escape_like_specials() {
+    assert_eq!(like_pattern("finance.*"), "finance.%");
+    assert_eq!(like_pattern("a_b%c\\*"), "a\\_b\\%c\\\\%");
+}
+
+#[tokio::test]
+async fn a_database_the_server_lacks_is_created_on_connect() {
+    let Some(db) = ScratchDb::postgres().await else { return };
+    let name = db.url().rsplit('/').next().unwrap().to_string();
+    let admin = db.url().replace(&format!("/{name}"), "/postgres");
+    let mut conn = PgConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{name}\"")).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    let store = super::PgStore::connect(&db.url()).await.unwrap();
+    let tables: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'instances'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(tables, 1, "created and migrated");
+    store.close().await;
+    // A second node starting on it finds it there.
+    super::PgStore::connect(&db.url()).await.unwrap().close().await;
+}
+
+#[tokio::test]
+async fn the_store_connects_with_jit_off() {
+    let Some(db) = ScratchDb::postgres().await else { return };
+    let store = super::PgStore::connect(&db.url()).await.unwrap();
+    let jit: String = sqlx::query_scalar("SHOW jit").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(jit, "off");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_claim_each_timer_and_each_job_once() {
+    let Some((_db, clock, a, b)) = two_nodes().await else { return };
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(a.start("nodes", None, json!({})).await.unwrap());
+    }
+    clock.advance(TimeDelta::hours(2));
+    let now = a.now();
+
+    // Both claim at once: every due timer goes to exactly one of them...
+    let (ta, tb) = tokio::join!(a.store().due_timers(now, 1024), b.store().due_timers(now, 1024));
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    let claimed: HashSet<_> = ta.iter().chain(&tb).map(|(timer, _)| timer.clone()).collect();
+    assert_eq!((ta.len() + tb.len(), claimed.len()), (20, 20));
+    // ... and is left to it for a minute.
+    assert!(b.store().due_timers(now, 1024).await.unwrap().is_empty());
+    assert_eq!(a.store().next_timer().await.unwrap(), Some(now + TimeDelta::seconds(60)));
+
+    // The claims run out (as if their node died): both nodes fire, each timer fires once.
+    clock.advance(TimeDelta::seconds(61));
+    let (fa, fb) = tokio::join!(a.fire_due_timers(), b.fire_due_timers());
+    assert_eq!(fa.unwrap() + fb.unwrap(), 20);
+    for id in &ids {
+        assert_eq!(count_events(&a, id, |e| matches!(e, Event::TimerFired { .. })).await, 1);
+    }
+
+    // Both fetch at once, a few at a time: every job is locked by one node only.
+    let fetch = |engine: Engine<AnyStore>, worker: &'static str| async move {
+        let mut got = Vec::new();
+        loop {
+            let jobs = engine.fetch_and_lock(worker, &["nodes.work"], 3, TimeDelta::minutes(5)).await.unwrap();
+            if jobs.is_empty() {
+                return got;
+            }
+            got.extend(jobs);
+        }
+    };
+    let (ja, jb) = tokio::join!(fetch(a.clone(), "wa"), fetch(b.clone(), "wb"));
+    let locked: HashSet<_> = ja.iter().chain(&jb).map(|j| j.id.clone()).collect();
+    assert_eq!((ja.len() + jb.len(), locked.len()), (20, 20));
+
+    // Each node completes the jobs it holds; the other node's epoch is refused.
+    if let Some(job) = jb.first() {
+        assert!(matches!(a.complete_job(&job.id, job.epoch + 1, json!({})).await, Err(Error::StaleLock { .. })));
+    }
+    for (engine, jobs) in [(&a, &ja), (&b, &jb)] {
+        for job in jobs {
+            engine.complete_job(&job.id, job.epoch, json!({})).await.unwrap();
+        }
+    }
+    for id in &ids {
+        assert!(b.instance(id).await.unwrap().status().is_final());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_raced_by_two_nodes_is_applied_by_one() {
+    let Some((_db, _clock, a, b)) = two_nodes().await else { return };
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let id = a.start("nodes", None, json!({})).await.unwrap();
+        // Both nodes hold the instance at the same version.
+        b.instance(&id).await.unwrap();
+        ids.push(id);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for id in &ids {
+        for (engine, by) in [(a.clone(), "ann"), (b.clone(), "bob")] {
+            let id = id.clone();
+            set.spawn(async move { engine.cancel(&id, by).await.is_ok() });
+        }
+    }
+    let won = set.join_all().await.into_iter().filter(|ok| *ok).count();
+    assert_eq!(won, ids.len());
+    for id in &ids {
+        assert_eq!(count_events(&b, id, |e| matches!(e, Event::Cancel { .. })).await, 1);
+        assert!(a.verify_history(id).await.unwrap().is_intact());
+    }
+}
+
+const PAY: &str = r#"process pay "Pay" {
+  input { invoice_id: text }
+  var received: money = 0
+  start -> wait_pay
+  receive wait_pay "Wait" { message "payment.received" key invoice_id  out { received: amount } } -> done
+  end done "Done"
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_raced_by_its_subscription_on_another_node_is_never_stranded() {
+    let Some((_db, _clock, a, b)) = two_nodes().await else { return };
+    a.deploy(&[("pay.flow", PAY)]).await.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let (a, b) = (a.clone(), b.clone());
+        set.spawn(async move {
+            let message = Message {
+                name: "payment.received".into(),
+                correlation_key: format!("INV-{i}"),
+                payload: json!({"amount": "100.50"}),
+                message_id: Some(format!("m-{i}")),
+                ttl: TimeDelta::days(1),
+            };
+            let input = json!({"invoice_id": format!("INV-{i}")});
+            let (started, correlated) = tokio::join!(a.start("pay", None, input.clone()), b.correlate(message));
+            correlated.unwrap();
+            match started {
+                Ok(id) => id,
+                // The start's subscription found the message buffered by then: the store
+                // refused it (`BufferedMessageWaiting`), which `start` reports as contention.
+                // Started again, it takes the message.
+                Err(Error::Contention(_)) => a.start("pay", None, input).await.unwrap(),
+                Err(e) => panic!("{e}"),
+            }
+        });
+    }
+    for id in set.join_all().await {
+        // Delivered at once, or buffered and taken when the subscription opened: never both
+        // a buffered message and a subscription still waiting for it.
+        assert!(a.instance(&id).await.unwrap().status().is_final(), "{id} still waits");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_and_jobs_created_on_one_node_wake_the_other() {
+    let Some((_db, clock, a, b)) = two_nodes().await else { return };
+    let wakeups = b.store().listen().await.unwrap().unwrap();
+    let (mut timers, mut jobs) = (wakeups.timers(), b.job_signal());
+    timers.borrow_and_update();
+    jobs.borrow_and_update();
+    let bound = Duration::from_secs(10);
+
+    a.start("nodes", None, json!({})).await.unwrap();
+    tokio::time::timeout(bound, timers.changed()).await.unwrap().unwrap();
+
+    clock.advance(TimeDelta::hours(2));
+    assert_eq!(a.fire_due_timers().await.unwrap(), 1);
+    tokio::time::timeout(bound, jobs.changed()).await.unwrap().unwrap();
+}
