@@ -25,6 +25,7 @@ mod reads;
 mod rows;
 mod sql;
 mod sqlite;
+mod writes;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -54,6 +54,42 @@ pub(super) trait Reader: Sync {
     }
 }
 
+/// `sql` with `args` bound for SQLite: a list as a JSON array (read with `json_each`).
+pub(super) fn sqlite_query<'q>(
+    sql: &'q str,
+    args: Vec<Arg<'q>>,
+) -> Result<sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>, Error> {
+    let mut query = sqlx::query(sql);
+    for arg in args {
+        query = match arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Int(n) => query.bind(n),
+            Arg::Bool(b) => query.bind(b),
+            Arg::Texts(list) => query.bind(serde_json::to_string(&list)?),
+            Arg::Ints(list) => query.bind(serde_json::to_string(&list)?),
+        };
+    }
+    Ok(query)
+}
+
+/// `sql` with `args` bound for PostgreSQL: a list as an array.
+pub(super) fn pg_query<'q>(
+    sql: &'q str,
+    args: Vec<Arg<'q>>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut query = sqlx::query(sql);
+    for arg in args {
+        query = match arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Int(n) => query.bind(n),
+            Arg::Bool(b) => query.bind(b),
+            Arg::Texts(list) => query.bind(list),
+            Arg::Ints(list) => query.bind(list),
+        };
+    }
+    query
+}
+
 impl Reader for SqliteStore {
     type Row = SqliteRow;
 
@@ -62,17 +98,7 @@ impl Reader for SqliteStore {
     }
 
     async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<SqliteRow>, Error> {
-        let mut query = sqlx::query(sql);
-        for arg in args {
-            query = match arg {
-                Arg::Text(text) => query.bind(text),
-                Arg::Int(n) => query.bind(n),
-                Arg::Bool(b) => query.bind(b),
-                Arg::Texts(list) => query.bind(serde_json::to_string(&list)?),
-                Arg::Ints(list) => query.bind(serde_json::to_string(&list)?),
-            };
-        }
-        Ok(query.fetch_all(self.reader()).await?)
+        Ok(sqlite_query(sql, args)?.fetch_all(self.reader()).await?)
     }
 }
 
@@ -84,17 +110,7 @@ impl Reader for PgStore {
     }
 
     async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<PgRow>, Error> {
-        let mut query = sqlx::query(sql);
-        for arg in args {
-            query = match arg {
-                Arg::Text(text) => query.bind(text),
-                Arg::Int(n) => query.bind(n),
-                Arg::Bool(b) => query.bind(b),
-                Arg::Texts(list) => query.bind(list),
-                Arg::Ints(list) => query.bind(list),
-            };
-        }
-        Ok(query.fetch_all(self.pool()).await?)
+        Ok(pg_query(sql, args).fetch_all(self.pool()).await?)
     }
 }
 
@@ -161,7 +177,12 @@ pub(super) struct Each {
 impl Each {
     /// The text `reader` speaks.
     pub(super) fn pick(&self, reader: &impl Reader) -> &'static str {
-        match reader.dialect() {
+        self.of(reader.dialect())
+    }
+
+    /// The text of `dialect`.
+    pub(super) fn of(&self, dialect: Dialect) -> &'static str {
+        match dialect {
             Dialect::Sqlite => self.sqlite,
             Dialect::Postgres => self.postgres,
         }

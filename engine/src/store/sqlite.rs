@@ -9,21 +9,24 @@
 //! parameters. Steps with rarer checks (a claim, a buffered message, an owed event) are checked
 //! one by one; a refused step changes nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqliteConnection};
 
 use super::batch::{Cell, StepRows, TABLES};
 use super::reads::Backend;
 use super::rows;
-use super::sql::{Arg, Reader, first_instant};
-use super::{Error, Guard, InstanceRow, LockedJob, MessageRow, StepWrite, Write, WriteError, WriteOutcome, ts};
+use super::sql::{Arg, Dialect, Reader, first_instant, sqlite_query};
+use super::writes::{Tx, apply_other, apply_step, simple_outcomes};
+use super::{Error, Guard, InstanceRow, LockedJob, StepWrite, Write, WriteError, WriteOutcome, ts};
 
 /// Creates a missing database file readable and writable by its owner only (0600): it holds
 /// orders, amounts and customers. SQLite gives its `-wal` and `-shm` files the same mode.
@@ -98,7 +101,7 @@ impl SqliteStore {
             match write {
                 Write::Step(_) => {}
                 Write::FetchJobs { .. } => fetches.push(i),
-                other => results[i] = Some(apply_other(&mut tx, other).await?),
+                other => results[i] = Some(apply_other(&mut *tx, other, &mut acc).await?),
             }
         }
         for (i, outcome) in fetch_jobs(&mut tx, batch, &fetches).await? {
@@ -114,7 +117,7 @@ impl SqliteStore {
             } else if is_simple(step) {
                 simple.push((i, step.as_ref()));
             } else {
-                results[i] = Some(apply_step(&mut tx, step, &mut acc).await?);
+                results[i] = Some(apply_step(&mut *tx, step, &mut acc).await?);
             }
         }
         for (i, outcome) in apply_simple_steps(&mut tx, &simple, &mut acc).await? {
@@ -233,9 +236,8 @@ async fn apply_simple_steps(
     steps: &[(usize, &StepWrite)],
     acc: &mut StepRows,
 ) -> Result<Vec<(usize, Result<WriteOutcome, WriteError>)>, Error> {
-    let mut out = Vec::with_capacity(steps.len());
     if steps.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
     let mut guards = Vec::new();
     for (i, step) in steps {
@@ -313,17 +315,7 @@ async fn apply_simple_steps(
             written.insert(row.try_get("id")?);
         }
     }
-    for (i, step) in steps {
-        if let Some(refusal) = refused.remove(i) {
-            out.push((*i, Err(refusal)));
-        } else if written.contains(&step.instance.id) {
-            acc.add(step);
-            out.push((*i, Ok(WriteOutcome::Done)));
-        } else {
-            out.push((*i, Err(WriteError::Conflict(step.instance.id.clone()))));
-        }
-    }
-    Ok(out)
+    Ok(simple_outcomes(steps, refused, &written, acc))
 }
 
 impl Backend for SqliteStore {
@@ -358,86 +350,57 @@ impl Backend for SqliteStore {
     }
 }
 
-async fn apply_step(
-    conn: &mut SqliteConnection,
-    step: &StepWrite,
-    acc: &mut StepRows,
-) -> Result<Result<WriteOutcome, WriteError>, Error> {
-    let id = &step.instance.id;
-    // Checks first: nothing is changed until every one holds.
-    for guard in &step.guards {
-        if let Some(refusal) = check_guard(conn, guard).await? {
-            return Ok(Err(refusal));
-        }
+impl Tx for SqliteConnection {
+    type Row = SqliteRow;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
     }
-    if let Some(message) = &step.record_message {
-        let seen = sqlx::query("SELECT 1 FROM messages WHERE message_id = ?1")
-            .bind(&message.message_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if seen.is_some() {
-            return Ok(Err(WriteError::DuplicateMessage(message.message_id.clone())));
-        }
+
+    async fn fetch(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<SqliteRow>, Error> {
+        Ok(sqlite_query(sql, args)?.fetch_all(&mut *self).await?)
     }
-    for seq in &step.consume_messages {
-        let open = sqlx::query("SELECT 1 FROM messages WHERE seq = ?1 AND state = 'buffered'")
-            .bind(seq)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if open.is_none() {
-            return Ok(Err(WriteError::Conflict(id.clone())));
-        }
+
+    async fn execute(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<u64, Error> {
+        Ok(sqlite_query(sql, args)?.execute(&mut *self).await?.rows_affected())
     }
-    if let Some(pending) = &step.consume_pending {
-        let open =
-            sqlx::query("SELECT 1 FROM pending_events WHERE id = ?1").bind(pending).fetch_optional(&mut *conn).await?;
-        if open.is_none() {
-            return Ok(Err(WriteError::PendingGone));
-        }
+
+    /// SQLite has one writer: a transaction that writes excludes every other already.
+    async fn exclusive(&mut self, _name: &str) -> Result<(), Error> {
+        Ok(())
     }
-    let row = &step.instance;
-    let written = match step.expected_version {
-        None => insert_instance(conn, row).await?,
-        Some(expected) => sqlx::query(
-            "UPDATE instances SET status = ?2, state = ?3, version = ?4, history_seq = ?5, history_hash = ?6, \
+
+    async fn write_instances(&mut self, rows: Vec<(&InstanceRow, Option<i64>)>) -> Result<HashSet<String>, Error> {
+        let mut written = HashSet::new();
+        for (row, expected) in rows {
+            let changed = match expected {
+                None => insert_instance(self, row).await?,
+                Some(expected) => update_instance(self, row, expected).await?,
+            };
+            if changed > 0 {
+                written.insert(row.id.clone());
+            }
+        }
+        Ok(written)
+    }
+}
+
+async fn update_instance(conn: &mut SqliteConnection, row: &InstanceRow, expected: i64) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        "UPDATE instances SET status = ?2, state = ?3, version = ?4, history_seq = ?5, history_hash = ?6, \
              updated_at = ?7 WHERE id = ?1 AND version = ?8",
-        )
-        .bind(id)
-        .bind(&row.status)
-        .bind(&row.state)
-        .bind(row.version)
-        .bind(row.history_seq)
-        .bind(&row.history_hash)
-        .bind(ts(row.at))
-        .bind(expected)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected(),
-    };
-    if written == 0 {
-        return Ok(Err(WriteError::Conflict(id.clone())));
-    }
-    // Every check held: apply.
-    if let Some(message) = &step.record_message {
-        insert_message(conn, message, "delivered").await?;
-    }
-    for seq in &step.consume_messages {
-        sqlx::query("UPDATE messages SET state = 'delivered', instance_id = ?2 WHERE seq = ?1")
-            .bind(seq)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    if let Some(pending) = &step.consume_pending {
-        sqlx::query("DELETE FROM pending_events WHERE id = ?1").bind(pending).execute(&mut *conn).await?;
-    }
-    for child in &step.children {
-        if insert_instance(conn, child).await? == 0 {
-            return Err(Error::Corrupt(format!("child instance `{}` exists already", child.id)));
-        }
-    }
-    acc.add(step);
-    Ok(Ok(WriteOutcome::Done))
+    )
+    .bind(&row.id)
+    .bind(&row.status)
+    .bind(&row.state)
+    .bind(row.version)
+    .bind(row.history_seq)
+    .bind(&row.history_hash)
+    .bind(ts(row.at))
+    .bind(expected)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected())
 }
 
 async fn insert_instance(conn: &mut SqliteConnection, row: &InstanceRow) -> Result<u64, Error> {
@@ -462,210 +425,6 @@ async fn insert_instance(conn: &mut SqliteConnection, row: &InstanceRow) -> Resu
     .execute(&mut *conn)
     .await?
     .rows_affected())
-}
-
-async fn insert_message(conn: &mut SqliteConnection, message: &MessageRow, state: &str) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO messages (message_id, message_name, correlation_key, payload, state, instance_id, received_at, \
-         expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )
-    .bind(&message.message_id)
-    .bind(&message.name)
-    .bind(&message.correlation_key)
-    .bind(&message.payload)
-    .bind(state)
-    .bind(&message.instance_id)
-    .bind(ts(message.received_at))
-    .bind(ts(message.expires_at))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-async fn check_guard(conn: &mut SqliteConnection, guard: &Guard) -> Result<Option<WriteError>, Error> {
-    Ok(match guard {
-        Guard::JobLocked { job, epoch } => {
-            let ok = sqlx::query("SELECT 1 FROM jobs WHERE id = ?1 AND state = 'locked' AND lock_epoch = ?2")
-                .bind(job)
-                .bind(epoch)
-                .fetch_optional(&mut *conn)
-                .await?;
-            ok.is_none().then(|| WriteError::StaleEpoch { job: job.clone(), epoch: *epoch })
-        }
-        Guard::TaskFree { task, user } => {
-            let ok = sqlx::query(
-                "SELECT 1 FROM tasks WHERE id = ?1 AND state = 'open' AND (claimed_by IS NULL OR claimed_by = ?2)",
-            )
-            .bind(task)
-            .bind(user)
-            .fetch_optional(&mut *conn)
-            .await?;
-            ok.is_none().then(|| WriteError::TaskTaken { task: task.clone() })
-        }
-        Guard::NoBufferedMessage { name, key, now } => {
-            let waiting = sqlx::query(
-                "SELECT 1 FROM messages WHERE message_name = ?1 AND correlation_key = ?2 AND state = 'buffered' \
-                 AND expires_at > ?3 LIMIT 1",
-            )
-            .bind(name)
-            .bind(key)
-            .bind(ts(*now))
-            .fetch_optional(&mut *conn)
-            .await?;
-            waiting.is_some().then_some(WriteError::BufferedMessageWaiting)
-        }
-    })
-}
-
-async fn apply_other(conn: &mut SqliteConnection, write: &Write) -> Result<Result<WriteOutcome, WriteError>, Error> {
-    match write {
-        Write::Step(_) => Ok(Ok(WriteOutcome::Done)),
-        Write::Deploy(d) => {
-            let existing = sqlx::query("SELECT version FROM deployments WHERE process_key = ?1 AND hash = ?2")
-                .bind(&d.key)
-                .bind(&d.hash)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if let Some(row) = existing {
-                return Ok(Ok(WriteOutcome::Deployed { version: row.try_get("version")?, created: false }));
-            }
-            let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM deployments WHERE process_key = ?1")
-                .bind(&d.key)
-                .fetch_one(&mut *conn)
-                .await?;
-            let version: u32 = row.try_get::<u32, _>("v")?.saturating_add(1);
-            sqlx::query(
-                "INSERT INTO deployments (process_key, version, hash, source, compiled, deployed_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .bind(&d.key)
-            .bind(version)
-            .bind(&d.hash)
-            .bind(&d.source)
-            .bind(&d.compiled)
-            .bind(ts(d.at))
-            .execute(&mut *conn)
-            .await?;
-            Ok(Ok(WriteOutcome::Deployed { version, created: true }))
-        }
-        Write::FetchJobs { .. } => Ok(Ok(WriteOutcome::Jobs(Vec::new()))),
-        Write::ClaimTask { task, user, by } => {
-            let changed = match user {
-                Some(user) => sqlx::query(
-                    "UPDATE tasks SET claimed_by = ?2 WHERE id = ?1 AND state = 'open' \
-                     AND (claimed_by IS NULL OR claimed_by = ?2)",
-                )
-                .bind(task)
-                .bind(user)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected(),
-                None => sqlx::query(
-                    "UPDATE tasks SET claimed_by = NULL WHERE id = ?1 AND state = 'open' AND claimed_by = ?2",
-                )
-                .bind(task)
-                .bind(by)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected(),
-            };
-            Ok(Ok(WriteOutcome::Claimed(changed > 0)))
-        }
-        Write::ExtendLock { job, epoch, now, until } => {
-            let changed = sqlx::query(
-                "UPDATE jobs SET lock_expires_at = ?4 WHERE id = ?1 AND state = 'locked' AND lock_epoch = ?2 \
-                 AND lock_expires_at > ?3",
-            )
-            .bind(job)
-            .bind(epoch)
-            .bind(ts(*now))
-            .bind(ts(*until))
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-            Ok(Ok(WriteOutcome::Extended(changed > 0)))
-        }
-        Write::SetSubstitute { user, substitute, from, until } => {
-            match substitute {
-                Some(substitute) => {
-                    sqlx::query(
-                        "INSERT INTO substitutes (user_name, substitute, from_at, until_at) VALUES (?1, ?2, ?3, ?4) \
-                         ON CONFLICT (user_name) DO UPDATE SET substitute = ?2, from_at = ?3, until_at = ?4",
-                    )
-                    .bind(user)
-                    .bind(substitute)
-                    .bind(ts(*from))
-                    .bind(ts(*until))
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM substitutes WHERE user_name = ?1").bind(user).execute(&mut *conn).await?;
-                }
-            }
-            Ok(Ok(WriteOutcome::Done))
-        }
-        Write::SetSchedules { process, nodes } => {
-            let keep: Vec<&str> = nodes.iter().map(|(n, _, _)| n.as_str()).collect();
-            sqlx::query(
-                "DELETE FROM schedules WHERE process_key = ?1 AND node NOT IN (SELECT value FROM json_each(?2))",
-            )
-            .bind(process)
-            .bind(json!(keep).to_string())
-            .execute(&mut *conn)
-            .await?;
-            for (node, schedule, next) in nodes {
-                sqlx::query(
-                    "INSERT INTO schedules (process_key, node, schedule, next_fire_at) VALUES (?1, ?2, ?3, ?4) \
-                     ON CONFLICT (process_key, node) DO UPDATE SET schedule = excluded.schedule, \
-                     next_fire_at = excluded.next_fire_at WHERE schedules.schedule <> excluded.schedule",
-                )
-                .bind(process)
-                .bind(node)
-                .bind(schedule)
-                .bind(ts(*next))
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok(Ok(WriteOutcome::Done))
-        }
-        Write::AdvanceSchedule { process, node, from, to } => {
-            sqlx::query(
-                "UPDATE schedules SET next_fire_at = ?4 WHERE process_key = ?1 AND node = ?2 AND next_fire_at = ?3",
-            )
-            .bind(process)
-            .bind(node)
-            .bind(ts(*from))
-            .bind(ts(*to))
-            .execute(&mut *conn)
-            .await?;
-            Ok(Ok(WriteOutcome::Done))
-        }
-        Write::BufferMessage(message) => {
-            let seen = sqlx::query("SELECT 1 FROM messages WHERE message_id = ?1")
-                .bind(&message.message_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            if seen.is_some() {
-                return Ok(Err(WriteError::DuplicateMessage(message.message_id.clone())));
-            }
-            let waiting =
-                sqlx::query("SELECT 1 FROM subscriptions WHERE message_name = ?1 AND correlation_key = ?2 LIMIT 1")
-                    .bind(&message.name)
-                    .bind(&message.correlation_key)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            if waiting.is_some() {
-                return Ok(Err(WriteError::SubscriptionExists));
-            }
-            insert_message(conn, message, "buffered").await?;
-            Ok(Ok(WriteOutcome::Done))
-        }
-        Write::DropPending(id) => {
-            let dropped = sqlx::query("DELETE FROM pending_events WHERE id = ?1").bind(id).execute(&mut *conn).await?;
-            Ok(Ok(WriteOutcome::Dropped(dropped.rows_affected() > 0)))
-        }
-    }
 }
 
 /// Runs `head VALUES (?, ...), (?, ...) tail` over `rows` (each `cols` values), in chunks whose

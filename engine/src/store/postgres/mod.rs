@@ -60,13 +60,15 @@ use tokio::sync::watch;
 mod fetch;
 mod steps;
 
+use super::writes::{Tx, apply_other, apply_step};
 use fetch::fetch_jobs;
 pub(super) use fetch::like_pattern;
-use steps::{apply_other, apply_simple_steps, apply_step, flush, is_simple};
+use steps::{apply_simple_steps, flush, insert_instances, instance_json, is_simple, update_instances};
 
 use super::batch::StepRows;
 use super::reads::Backend;
-use super::{Error, Write, WriteError, WriteOutcome, parse_ts, ts};
+use super::sql::{Arg, Dialect, pg_query};
+use super::{Error, InstanceRow, Write, WriteError, WriteOutcome, parse_ts, ts};
 
 /// The channel notified when jobs are created or made ready.
 pub const JOBS_CHANNEL: &str = "cloverleaf_jobs";
@@ -294,6 +296,43 @@ impl PgStore {
     }
 }
 
+impl Tx for PgConnection {
+    type Row = PgRow;
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    async fn fetch(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<PgRow>, Error> {
+        Ok(pg_query(sql, args).fetch_all(&mut *self).await?)
+    }
+
+    async fn execute(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<u64, Error> {
+        Ok(pg_query(sql, args).execute(&mut *self).await?.rows_affected())
+    }
+
+    /// A transaction-scoped advisory lock named by `name` (a hash collision only serialises
+    /// more).
+    async fn exclusive(&mut self, name: &str) -> Result<(), Error> {
+        pg_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", vec![Arg::Text(Some(name))])
+            .execute(&mut *self)
+            .await?;
+        Ok(())
+    }
+
+    async fn write_instances(&mut self, rows: Vec<(&InstanceRow, Option<i64>)>) -> Result<HashSet<String>, Error> {
+        let (inserts, updates): (Vec<_>, Vec<_>) = rows.into_iter().partition(|(_, expected)| expected.is_none());
+        let mut written = HashSet::new();
+        if !inserts.is_empty() {
+            written.extend(insert_instances(self, inserts.iter().map(|(r, e)| instance_json(r, *e)).collect()).await?);
+        }
+        if !updates.is_empty() {
+            written.extend(update_instances(self, updates.iter().map(|(r, e)| instance_json(r, *e)).collect()).await?);
+        }
+        Ok(written)
+    }
+}
+
 /// A pool of up to `max` connections with JIT compilation off. The store's statements are short
 /// and many; the planner turns JIT on above an estimated cost that a batch's fetch reaches easily,
 /// and compiling then takes far longer than the statement itself (~140 ms against ~6 ms for a
@@ -345,22 +384,6 @@ fn is_transient(error: &Error) -> bool {
         Error::Database(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
         _ => false,
     }
-}
-
-/// Takes a transaction-scoped advisory lock named by `name` (a collision only serializes more).
-async fn advisory_lock(conn: &mut PgConnection, name: &str) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(name).execute(&mut *conn).await?;
-    Ok(())
-}
-
-/// The lock that makes buffering a message and subscribing to it exclude each other.
-fn correlation_lock(name: &str, key: &str) -> String {
-    format!("cloverleaf.message\u{1f}{name}\u{1f}{key}")
-}
-
-/// The lock that makes recording a message id atomic with checking it.
-fn message_id_lock(id: &str) -> String {
-    format!("cloverleaf.message-id\u{1f}{id}")
 }
 
 /// Runs `sql`, whose `$1` is a JSON array of row objects, with `rows`.
