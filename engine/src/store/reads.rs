@@ -27,6 +27,14 @@ pub(super) trait Backend: Reader + Clone + Send + Sync + 'static {
     fn next_takeable_timer(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, Error>> + Send;
 }
 
+/// Due timers (due time, id, instance) as `(id, instance)` in the order they fire: by due time,
+/// and timers due together by their creation (an id's counter, `{instance}.timer.{n}`, so
+/// `.timer.9` before `.timer.10`), as the in-memory engine fires them.
+pub(super) fn in_firing_order(mut due: Vec<(String, String, String)>) -> Vec<(String, String)> {
+    due.sort_by(|a, b| (&a.0, a.1.len(), &a.1).cmp(&(&b.0, b.1.len(), &b.1)));
+    due.into_iter().map(|(_, id, instance)| (id, instance)).collect()
+}
+
 const INSTANCE: &str = "SELECT id, process_key, process_version, status, business_key, parent_id, parent_call, \
                         state, version, history_seq, history_hash, updated_at FROM instances WHERE id = $1";
 

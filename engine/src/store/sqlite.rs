@@ -22,8 +22,9 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqliteConnection};
 
 use super::batch::{Cell, StepRows, TABLES};
-use super::reads::Backend;
+use super::reads::{Backend, in_firing_order};
 use super::rows;
+use super::rows::Columns;
 use super::sql::{Arg, Dialect, Reader, first_instant, sqlite_query};
 use super::writes::{Tx, apply_other, apply_step, simple_outcomes};
 use super::{Error, Guard, InstanceRow, LockedJob, StepWrite, Write, WriteError, WriteOutcome, ts};
@@ -341,8 +342,13 @@ impl Backend for SqliteStore {
 
     async fn take_due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>, Error> {
         let now = ts(now);
-        let sql = "SELECT id, instance_id FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2";
-        self.rows(sql, vec![Arg::Text(Some(&now)), Arg::Int(limit)]).await?.iter().map(rows::id_and_instance).collect()
+        let sql = "SELECT id, instance_id, due_at FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2";
+        let rows = self.rows(sql, vec![Arg::Text(Some(&now)), Arg::Int(limit)]).await?;
+        let due = rows
+            .iter()
+            .map(|r| Ok((r.text("due_at")?, r.text("id")?, r.text("instance_id")?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(in_firing_order(due))
     }
 
     async fn next_takeable_timer(&self) -> Result<Option<DateTime<Utc>>, Error> {

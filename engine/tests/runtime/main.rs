@@ -11,3 +11,4 @@ mod queries;
 mod scenarios;
 mod starts;
 mod tasks;
+mod twins;

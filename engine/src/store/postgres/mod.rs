@@ -66,7 +66,7 @@ pub(super) use fetch::like_pattern;
 use steps::{apply_simple_steps, flush, insert_instances, instance_json, is_simple, update_instances};
 
 use super::batch::StepRows;
-use super::reads::Backend;
+use super::reads::{Backend, in_firing_order};
 use super::sql::{Arg, Dialect, pg_query};
 use super::{Error, InstanceRow, Write, WriteError, WriteOutcome, parse_ts, ts};
 
@@ -425,12 +425,11 @@ impl Backend for PgStore {
             .bind(ts(now.checked_add_signed(timer_claim()).unwrap_or(now)))
             .fetch_all(&self.read)
             .await?;
-        let mut due = rows
+        let due = rows
             .iter()
             .map(|r| Ok((r.try_get::<String, _>("due_at")?, r.try_get("id")?, r.try_get("instance_id")?)))
             .collect::<Result<Vec<(String, String, String)>, Error>>()?;
-        due.sort();
-        Ok(due.into_iter().map(|(_, id, instance)| (id, instance)).collect())
+        Ok(in_firing_order(due))
     }
 
     /// The earliest time a timer can be claimed: a claimed timer counts from its claim's end,
