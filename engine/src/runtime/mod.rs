@@ -34,6 +34,7 @@ mod connect;
 mod deploy;
 mod jobs;
 mod messages;
+mod notices;
 mod plan;
 pub mod query;
 mod start;

@@ -9,8 +9,8 @@ use crate::event::Event;
 use crate::instance::{Instance, Status};
 use crate::step::Transition;
 use crate::store::{
-    GENESIS_HASH, HistoryRow, IncidentRow, InstanceRow, JobChange, JobRow, PendingRow, StepWrite, SubscriptionRow,
-    TaskChange, TaskRow, TimerRow, chain_hash, ts,
+    GENESIS_HASH, HistoryRow, IncidentRow, InstanceRow, JobChange, JobRow, NotificationRow, PendingRow, StepWrite,
+    SubscriptionRow, TaskChange, TaskRow, TimerRow, chain_hash, ts,
 };
 
 /// Where the instance stood before the step.
@@ -54,6 +54,7 @@ pub(crate) fn plan(
     let mut pending = Vec::new();
     let mut cancelled_jobs = BTreeSet::new();
     let mut cancelled_tasks = BTreeSet::new();
+    let mut notices: Vec<NotificationRow> = Vec::new();
     let mut completed_by: BTreeMap<String, String> = BTreeMap::new();
     let mut seq = before.history_seq;
     let mut hash = before.history_hash.clone();
@@ -68,7 +69,12 @@ pub(crate) fn plan(
             now,
             serde_json::to_string(event)?,
         ));
+        let step_no = transition.instance.version();
+        let process = transition.instance.process();
         for effect in &transition.effects {
+            if let Some(notice) = notice_of(effect, &id, process, &transition.instance, step_no, now)? {
+                notices.push(notice);
+            }
             match effect {
                 Effect::CreateJob { job, node, job_type, input, retry, idempotency_key, .. } => {
                     jobs.insert(
@@ -119,6 +125,7 @@ pub(crate) fn plan(
                         tasks.insert(task.0.clone(), TaskChange::Assign { id: task.0.clone(), assignee: to.clone() });
                     }
                 },
+                // Raised as a notification (`notice_of`), like a task offered or handed over.
                 Effect::Remind { .. } => {}
                 Effect::ScheduleTimer { timer, node, at } => {
                     timers.insert(
@@ -311,7 +318,51 @@ pub(crate) fn plan(
         events,
         children: child_rows,
         pending,
+        // A task offered and withdrawn within one write was never open to anyone.
+        notifications: notices.into_iter().filter(|n| !cancelled_tasks.contains(&n.subject)).collect(),
     })
+}
+
+/// The notification an effect raises for the people concerned, if any: a task offered, handed
+/// to someone, or reminded of (before and after its due time).
+fn notice_of(
+    effect: &Effect,
+    instance_id: &str,
+    process: &str,
+    instance: &Instance,
+    step_no: u64,
+    now: DateTime<Utc>,
+) -> Result<Option<NotificationRow>, serde_json::Error> {
+    let (task, kind, body) = match effect {
+        Effect::CreateTask { task, node, title, roles, assignee, due_at, .. } => (
+            task,
+            "task_created",
+            serde_json::json!({"node": node, "title": title, "roles": roles, "assignee": assignee,
+                               "due_at": due_at.map(ts)}),
+        ),
+        Effect::AssignTask { task, to } => (task, "task_assigned", serde_json::json!({"assignee": to})),
+        Effect::Remind { task, overdue } => {
+            let node = instance.tasks().get(task).map(|t| t.node.clone());
+            let kind = if *overdue { "task_overdue" } else { "task_reminder" };
+            (task, kind, serde_json::json!({"node": node}))
+        }
+        _ => return Ok(None),
+    };
+    let id = format!("{task}.{kind}.{step_no}");
+    let mut payload = serde_json::json!({"id": id, "kind": kind, "task": task, "instance": instance_id,
+                                         "process": process, "business_key": instance.business_key(),
+                                         "at": ts(now)});
+    if let (Some(target), serde_json::Value::Object(extra)) = (payload.as_object_mut(), body) {
+        target.extend(extra);
+    }
+    Ok(Some(NotificationRow {
+        id,
+        instance_id: instance_id.to_string(),
+        kind: kind.to_string(),
+        subject: task.to_string(),
+        payload: serde_json::to_string(&payload)?,
+        created_at: now,
+    }))
 }
 
 fn set_job(

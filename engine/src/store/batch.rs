@@ -45,10 +45,11 @@ pub(super) enum Table {
     History,
     Events,
     Pending,
+    Notifications,
 }
 
 /// How many entries [`Table`] has.
-pub(super) const TABLES: usize = 14;
+pub(super) const TABLES: usize = 15;
 
 /// The columns of each [`Table`]'s rows, in the order its cells come.
 pub(super) const COLUMNS: [&[&str]; TABLES] = [
@@ -66,6 +67,7 @@ pub(super) const COLUMNS: [&[&str]; TABLES] = [
     &["instance_id", "seq", "at", "kind", "node", "who", "on_behalf_of", "detail", "prev_hash", "hash"],
     &["instance_id", "seq", "at", "event"],
     &["id", "instance_id", "event"],
+    &["id", "instance_id", "kind", "subject", "payload", "created_at"],
 ];
 
 /// The rows of accepted steps not written yet, one list per [`Table`], and whether they made
@@ -105,6 +107,7 @@ impl StepRows {
             Table::History,
             Table::Events,
             Table::Pending,
+            Table::Notifications,
         ];
         ORDER
             .into_iter()
@@ -225,6 +228,19 @@ impl StepRows {
         }
         for p in &step.pending {
             self.push(Table::Pending, vec![text(&p.id), text(&p.instance_id), text(&p.event)]);
+        }
+        for n in &step.notifications {
+            self.push(
+                Table::Notifications,
+                vec![
+                    text(&n.id),
+                    text(&n.instance_id),
+                    text(&n.kind),
+                    text(&n.subject),
+                    text(&n.payload),
+                    Cell::Text(ts(n.created_at)),
+                ],
+            );
         }
     }
 }

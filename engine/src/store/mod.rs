@@ -170,6 +170,82 @@ pub enum Write {
     BufferMessage(MessageRow),
     /// Drop an owed event its instance refused.
     DropPending(String),
+    /// Take up to `max` notifications due for delivery at `now`, each left to the taker until
+    /// `until` (another node takes it again after that, should the taker die).
+    TakeNotifications {
+        /// The time of the take.
+        now: DateTime<Utc>,
+        /// The end of the taker's lease.
+        until: DateTime<Utc>,
+        /// At most this many.
+        max: i64,
+    },
+    /// Record the outcome of one delivery attempt of a notification.
+    NotificationAttempt {
+        /// The notification.
+        id: String,
+        /// When the attempt ended.
+        at: DateTime<Utc>,
+        /// What became of it.
+        outcome: DeliveryOutcome,
+    },
+    /// Give a dead notification another round of attempts, from `now`.
+    RetryNotification {
+        /// The notification.
+        id: String,
+        /// When the retry was asked for.
+        now: DateTime<Utc>,
+    },
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Every receiver accepted it.
+    Delivered,
+    /// It failed; try again at this time.
+    Retry {
+        /// Why it failed.
+        error: String,
+        /// When to try again.
+        at: DateTime<Utc>,
+    },
+    /// It failed for the last time: dead-lettered until an operator retries it.
+    Dead {
+        /// Why it failed.
+        error: String,
+    },
+}
+
+/// A notification to deliver: written in the same transaction as the step that caused it, so a
+/// crash loses none, and delivered at least once, always under the same id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRow {
+    /// A stable id, the receivers' idempotency key (`{task}.{kind}.{step}`).
+    pub id: String,
+    /// The instance it is about.
+    pub instance_id: String,
+    /// `task_created`, `task_assigned`, `task_reminder`, `task_overdue`.
+    pub kind: String,
+    /// What it is about (a task id).
+    pub subject: String,
+    /// The body receivers get (JSON).
+    pub payload: String,
+    /// When it was raised.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A notification as stored, with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// The notification.
+    pub row: NotificationRow,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    /// Delivery attempts made.
+    pub attempts: i64,
+    /// The last failure.
+    pub last_error: Option<String>,
 }
 
 /// What a write produced.
@@ -192,6 +268,10 @@ pub enum WriteOutcome {
     Extended(bool),
     /// Whether an owed event was still there to drop (another node may have applied it).
     Dropped(bool),
+    /// The notifications taken for delivery.
+    Notifications(Vec<Notification>),
+    /// Whether a dead notification was there to retry.
+    Retried(bool),
 }
 
 /// A deployment row.
@@ -482,6 +562,8 @@ pub struct StepWrite {
     pub children: Vec<InstanceRow>,
     /// Events owed to other instances.
     pub pending: Vec<PendingRow>,
+    /// Notifications to deliver.
+    pub notifications: Vec<NotificationRow>,
 }
 
 /// A job as read.

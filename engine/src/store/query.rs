@@ -20,9 +20,9 @@
 
 use std::future::Future;
 
-use super::rows::Columns;
+use super::rows::{self, Columns, NOTIFICATION_COLUMNS};
 use super::sql::{Arg, Dialect, Each, Reader};
-use super::{Error, parse_ts, ts};
+use super::{Error, Notification, parse_ts, ts};
 use chrono::{DateTime, Utc};
 
 /// The latest deployment of a process key.
@@ -226,6 +226,13 @@ pub trait Queries {
         process: Option<&str>,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<GroupCount>, Error>> + Send;
+
+    /// Notifications, newest first: all, or those in `state` (`pending`, `delivered`, `dead`).
+    fn notifications(
+        &self,
+        state: Option<&str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Notification>, Error>> + Send;
 }
 
 const DEPLOYMENTS: &str = "SELECT d.process_key, d.version, d.hash, d.deployed_at, m.versions FROM deployments d \
@@ -552,6 +559,13 @@ impl<R: Reader> Queries for R {
         let now = ts(now);
         let rows = self.rows(SLA_BREACHES.pick(self), vec![Arg::Text(process), Arg::Text(Some(&now))]).await?;
         groups(&rows, &["process_key"])
+    }
+
+    async fn notifications(&self, state: Option<&str>, limit: i64) -> Result<Vec<Notification>, Error> {
+        let sql = format!(
+            "{NOTIFICATION_COLUMNS} WHERE ($1 IS NULL OR state = $1) ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        self.rows(&sql, vec![Arg::Text(state), Arg::Int(limit.max(0))]).await?.iter().map(rows::notification).collect()
     }
 }
 

@@ -14,8 +14,8 @@ use sqlx::sqlite::SqliteRow;
 use crate::ids::{InstanceId, JobId, TaskId};
 
 use super::{
-    BufferedMessage, DeploymentRow, Error, HistoryRow, InstanceRow, JobInfo, LockedJob, PendingRow, Substitution,
-    TaskInfo, parse_ts,
+    BufferedMessage, DeploymentRow, Error, HistoryRow, InstanceRow, JobInfo, LockedJob, Notification, NotificationRow,
+    PendingRow, Substitution, TaskInfo, parse_ts,
 };
 
 /// The columns [`task_info`] reads, as the head of a query on `tasks`.
@@ -223,4 +223,25 @@ pub(super) fn id_and_instance(row: &impl Columns) -> Result<(String, String), Er
 /// An open incident (`instance_id, job_id`).
 pub(super) fn incident(row: &impl Columns) -> Result<(String, Option<String>), Error> {
     Ok((row.text("instance_id")?, row.opt_text("job_id")?))
+}
+
+/// The columns [`notification`] reads.
+pub(super) const NOTIFICATION_COLUMNS: &str =
+    "SELECT id, instance_id, kind, subject, payload, created_at, state, attempts, last_error FROM notifications";
+
+/// A row of [`NOTIFICATION_COLUMNS`].
+pub(super) fn notification(row: &impl Columns) -> Result<Notification, Error> {
+    Ok(Notification {
+        row: NotificationRow {
+            id: row.text("id")?,
+            instance_id: row.text("instance_id")?,
+            kind: row.text("kind")?,
+            subject: row.text("subject")?,
+            payload: row.text("payload")?,
+            created_at: row.timestamp("created_at")?,
+        },
+        state: row.text("state")?,
+        attempts: row.int("attempts")?,
+        last_error: row.opt_text("last_error")?,
+    })
 }

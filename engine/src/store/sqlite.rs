@@ -496,6 +496,11 @@ async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows) -> Result<(), E
         ("INSERT INTO history (instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash)", ""),
         ("INSERT INTO events (instance_id, seq, at, event)", ""),
         ("INSERT INTO pending_events (id, instance_id, event)", ""),
+        (
+            "INSERT INTO notifications (id, instance_id, kind, subject, payload, created_at, next_attempt_at) \
+             SELECT column1, column2, column3, column4, column5, column6, column6 FROM (",
+            ") WHERE true ON CONFLICT (id) DO NOTHING",
+        ),
     ];
     for (table, columns, list) in rows.take() {
         let (head, tail) = STATEMENTS[table as usize];

@@ -12,9 +12,9 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
 use super::batch::StepRows;
-use super::rows::Columns;
+use super::rows::{self, Columns, NOTIFICATION_COLUMNS};
 use super::sql::{Arg, Dialect, Each};
-use super::{Error, Guard, InstanceRow, MessageRow, StepWrite, Write, WriteError, WriteOutcome, ts};
+use super::{DeliveryOutcome, Error, Guard, InstanceRow, MessageRow, StepWrite, Write, WriteError, WriteOutcome, ts};
 
 /// A connection inside a batch's transaction.
 pub(super) trait Tx: Send {
@@ -58,6 +58,9 @@ fn row_lock(tx: &impl Tx) -> &'static str {
         Dialect::Postgres => " FOR UPDATE",
     }
 }
+
+/// Rows whose `id` is one of `$1`.
+const ID_IN: Each = Each { sqlite: "id IN (SELECT value FROM json_each($1))", postgres: "id = ANY($1)" };
 
 /// Messages whose `seq` is one of `$1`.
 const SEQ_IN: Each = Each { sqlite: "seq IN (SELECT value FROM json_each($1))", postgres: "seq = ANY($1)" };
@@ -331,6 +334,72 @@ pub(super) async fn apply_other(
             }
             insert_message(tx, message, "buffered").await?;
             Ok(Ok(WriteOutcome::Done))
+        }
+        Write::TakeNotifications { now, until, max } => {
+            let (now, until) = (ts(*now), ts(*until));
+            // Another node's take holds its rows until its commit: pass them over.
+            let skip = match tx.dialect() {
+                Dialect::Sqlite => "",
+                Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            };
+            let sql = format!(
+                "{NOTIFICATION_COLUMNS} WHERE state = 'pending' AND next_attempt_at <= $1 \
+                 ORDER BY next_attempt_at, id LIMIT $2{skip}"
+            );
+            let taken = tx
+                .fetch(&sql, vec![text(&now), Arg::Int(*max)])
+                .await?
+                .iter()
+                .map(rows::notification)
+                .collect::<Result<Vec<_>, _>>()?;
+            if !taken.is_empty() {
+                let ids: Vec<String> = taken.iter().map(|n| n.row.id.clone()).collect();
+                let sql = format!("UPDATE notifications SET next_attempt_at = $2 WHERE {}", ID_IN.of(tx.dialect()));
+                tx.execute(&sql, vec![Arg::Texts(ids), text(&until)]).await?;
+            }
+            Ok(Ok(WriteOutcome::Notifications(taken)))
+        }
+        Write::NotificationAttempt { id, at, outcome } => {
+            let at = ts(*at);
+            match outcome {
+                DeliveryOutcome::Delivered => {
+                    tx.execute(
+                        "UPDATE notifications SET state = 'delivered', delivered_at = $2, attempts = attempts + 1, \
+                         last_error = NULL WHERE id = $1 AND state = 'pending'",
+                        vec![text(id), text(&at)],
+                    )
+                    .await?;
+                }
+                DeliveryOutcome::Retry { error, at: retry_at } => {
+                    let retry_at = ts(*retry_at);
+                    tx.execute(
+                        "UPDATE notifications SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 \
+                         WHERE id = $1 AND state = 'pending'",
+                        vec![text(id), text(error), text(&retry_at)],
+                    )
+                    .await?;
+                }
+                DeliveryOutcome::Dead { error } => {
+                    tx.execute(
+                        "UPDATE notifications SET state = 'dead', attempts = attempts + 1, last_error = $2 \
+                         WHERE id = $1 AND state = 'pending'",
+                        vec![text(id), text(error)],
+                    )
+                    .await?;
+                }
+            }
+            Ok(Ok(WriteOutcome::Done))
+        }
+        Write::RetryNotification { id, now } => {
+            let now = ts(*now);
+            let changed = tx
+                .execute(
+                    "UPDATE notifications SET state = 'pending', attempts = 0, next_attempt_at = $2 \
+                     WHERE id = $1 AND state = 'dead'",
+                    vec![text(id), text(&now)],
+                )
+                .await?;
+            Ok(Ok(WriteOutcome::Retried(changed > 0)))
         }
         Write::DropPending(id) => {
             let dropped = tx.execute("DELETE FROM pending_events WHERE id = $1", vec![text(id)]).await?;

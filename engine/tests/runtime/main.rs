@@ -6,6 +6,7 @@ mod common;
 mod harness;
 mod jobs;
 mod messages;
+mod notices;
 mod people;
 mod queries;
 mod scenarios;

@@ -155,6 +155,10 @@ pub(super) const FLUSH: [&str; TABLES] = [
      FROM jsonb_to_recordset($1::jsonb) AS r(instance_id text, seq bigint, at text, event text)",
     "INSERT INTO pending_events (id, instance_id, event) SELECT id, instance_id, event \
      FROM jsonb_to_recordset($1::jsonb) AS r(id text, instance_id text, event text)",
+    "INSERT INTO notifications (id, instance_id, kind, subject, payload, created_at, next_attempt_at) \
+     SELECT id, instance_id, kind, subject, payload, created_at, created_at FROM jsonb_to_recordset($1::jsonb) \
+     AS r(id text, instance_id text, kind text, subject text, payload text, created_at text) \
+     ON CONFLICT (id) DO NOTHING",
 ];
 
 /// Writes the collected rows of a batch's steps, then queues the notifications they owe
