@@ -35,71 +35,7 @@ pub struct KpiReport {
     /// Per process, by key.
     pub processes: Vec<ProcessKpis>,
     /// The finance figures, absent when the server runs without the sub-ledger.
-    pub ledger: Option<LedgerView>,
-}
-
-/// The sub-ledger's figures as of a date. Money as decimal strings; ratios as fractions
-/// (`"0.25"` is 25 %), `null` when there is nothing to divide by.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LedgerView {
-    /// The date (postings up to it).
-    pub as_of: NaiveDate,
-    /// Open receivables by days past due: 0-30, 31-60, 61-90, 90+.
-    pub aging: Vec<AgingView>,
-    /// All open receivables.
-    pub open_receivables: Decimal,
-    /// Payments matched so far.
-    pub payments_matched: u64,
-    /// Of those, matched without a person.
-    pub payments_matched_automatically: u64,
-    /// The share matched automatically (settlement accuracy).
-    pub auto_match_rate: Option<Decimal>,
-    /// Days sales outstanding (open receivables ÷ invoiced in the last 90 days × 90).
-    pub days_sales_outstanding: Option<Decimal>,
-    /// Revenue to date (net).
-    pub revenue: Decimal,
-    /// Cost of goods sold to date.
-    pub cost_of_goods: Decimal,
-    /// Receivables written off to date.
-    pub write_offs: Decimal,
-    /// Write-offs ÷ revenue.
-    pub bad_debt_rate: Option<Decimal>,
-    /// (Revenue − cost of goods) ÷ revenue.
-    pub gross_margin: Option<Decimal>,
-}
-
-/// One aging bucket.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AgingView {
-    /// `0-30`, `31-60`, `61-90` or `90+` days past due.
-    pub label: String,
-    /// Open amount.
-    pub amount: Decimal,
-    /// Invoices.
-    pub invoices: usize,
-}
-
-impl From<LedgerKpis> for LedgerView {
-    fn from(k: LedgerKpis) -> LedgerView {
-        LedgerView {
-            as_of: k.as_of,
-            aging: k
-                .aging
-                .into_iter()
-                .map(|b| AgingView { label: b.label, amount: b.amount, invoices: b.invoices })
-                .collect(),
-            open_receivables: k.open_receivables,
-            payments_matched: k.payments_matched,
-            payments_matched_automatically: k.payments_matched_automatically,
-            auto_match_rate: k.auto_match_rate,
-            days_sales_outstanding: k.days_sales_outstanding,
-            revenue: k.revenue,
-            cost_of_goods: k.cost_of_goods,
-            write_offs: k.write_offs,
-            bad_debt_rate: k.bad_debt_rate,
-            gross_margin: k.gross_margin,
-        }
-    }
+    pub ledger: Option<LedgerKpis>,
 }
 
 /// The figures of one process.
@@ -198,7 +134,7 @@ pub(crate) async fn report(state: &AppState, only: Option<&str>) -> Result<KpiRe
         });
     }
     let ledger = match state.ledger() {
-        Some(ledger) => Some(ledger.kpis(now.date_naive()).await.map_err(ApiError::internal)?.into()),
+        Some(ledger) => Some(ledger.kpis(now.date_naive()).await.map_err(ApiError::internal)?),
         None => None,
     };
     Ok(KpiReport { as_of: now, processes, ledger })

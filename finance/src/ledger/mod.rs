@@ -42,9 +42,15 @@
 //! sold, 6800 Bad debt expense, 6900 Payment differences.
 
 pub mod alerts;
+mod close;
+mod credit;
 mod db;
+mod dunning;
+mod idempotency;
+mod invoices;
 pub mod kpi;
-mod ops;
+mod payments;
+mod records;
 mod reports;
 mod seed;
 
@@ -59,10 +65,11 @@ use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
 use db::Backend;
 
-pub use ops::{
-    CostPosted, CreditCheck, DunningSent, InvoiceIssued, Notified, PaymentMatch, PaymentMatched, PaymentReturned,
-    PeriodClosed, ReceiptPosted, Refunded, ReportMade, WrittenOff,
-};
+pub use close::{PeriodClosed, ReportMade};
+pub use credit::CreditCheck;
+pub use dunning::{DunningSent, Notified, WrittenOff};
+pub use invoices::{CostPosted, InvoiceIssued};
+pub use payments::{PaymentMatch, PaymentMatched, PaymentReturned, ReceiptPosted, Refunded};
 pub use reports::{
     AgingBucket, AgingLine, AgingReport, EntryLine, LedgerKpis, OrderProfit, ProfitLine, ProfitReport, TrialBalance,
     TrialLine, WeekFlow,

@@ -56,6 +56,7 @@ impl TrialBalance {
 
 /// One aging bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgingBucket {
     /// `0-30`, `31-60`, `61-90` or `90+` (days past due; not yet due counts as `0-30`).
     pub label: String,
@@ -175,13 +176,15 @@ pub struct ProfitReport {
     pub gross_profit: Decimal,
 }
 
-/// The finance numbers a CFO asks for, as of a date. Decimals serialize as strings; ratios are
-/// fractions (0.25 = 25 %) rounded to four places, `null` when undefined (nothing to divide by).
+/// The finance numbers a CFO asks for, as of a date. Money serializes as decimal strings; ratios
+/// are fractions (`"0.25"` is 25 %) rounded to four places, `null` when there is nothing to
+/// divide by.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerKpis {
-    /// The date.
+    /// The date (postings up to it).
     pub as_of: NaiveDate,
-    /// AR aging buckets.
+    /// Open receivables by days past due: 0-30, 31-60, 61-90, 90+.
     pub aging: Vec<AgingBucket>,
     /// All open receivables.
     pub open_receivables: Decimal,
@@ -189,7 +192,7 @@ pub struct LedgerKpis {
     pub payments_matched: u64,
     /// Of those, matched without a person (exact within tolerance, or partial).
     pub payments_matched_automatically: u64,
-    /// The share matched automatically.
+    /// The share matched automatically (settlement accuracy).
     pub auto_match_rate: Option<Decimal>,
     /// Days sales outstanding: open receivables ÷ invoiced (gross) in the last 90 days × 90.
     pub days_sales_outstanding: Option<Decimal>,

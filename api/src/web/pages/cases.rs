@@ -1,0 +1,205 @@
+//! The cases: the instances a reader may see, and one case with its diagram, data, history and
+//! the journal lines of its order.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use cloverleaf_dsl::expr::Value as DslValue;
+use cloverleaf_dsl::model::NodeKind;
+use cloverleaf_engine::store::Queries as _;
+use cloverleaf_engine::{Instance, InstanceId};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::{answer, error_page, money_variables, page, show_value, with_lang};
+use crate::server::AppState;
+use crate::server::access::{self, Visibility};
+use crate::server::error::ApiError;
+use crate::web::diagram::{self, Progress};
+use crate::web::i18n;
+use crate::web::{Viewer, esc, html, url_path};
+
+/// What the case list may be narrowed to.
+#[derive(Debug, Deserialize)]
+pub struct CasesQuery {
+    business_key: Option<String>,
+    status: Option<String>,
+    process: Option<String>,
+}
+
+/// `GET /cases`: the instances the reader may see, newest first, searchable by order number.
+pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): Query<CasesQuery>) -> Response {
+    let result: Result<String, ApiError> = async {
+        let key = query.business_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
+        let status = query.status.as_deref().filter(|s| STATUS_WORDS.iter().any(|(v, _)| v == s));
+        let seen = Visibility::of(&state, &viewer.caller).await?;
+        let process = query.process.as_deref().filter(|p| !p.is_empty());
+        let rows = state.engine().store().instances(process, status, key, 5_000, 0).await?;
+        let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(&r.id, &r.process_key, r.process_version)).take(200).collect();
+        // Processes by the title their designer gave them, as the inbox names them.
+        let mut titles = std::collections::BTreeMap::new();
+        for d in state.engine().store().deployments().await? {
+            let title = state.engine().definition(&d.key, d.version).await?.title.clone();
+            titles.insert(d.key, title);
+        }
+        let mut process_options = format!("<option value=\"\">{}</option>", viewer.t("all_processes"));
+        for (key, title) in &titles {
+            let selected = if Some(key.as_str()) == process { " selected" } else { "" };
+            let _ = write!(process_options, "<option value=\"{}\"{selected}>{}</option>", esc(key), esc(title));
+        }
+        let mut status_options = format!("<option value=\"\">{}</option>", viewer.t("all_states"));
+        for (value, key) in STATUS_WORDS {
+            let selected = if Some(value) == status { " selected" } else { "" };
+            let _ = write!(status_options, "<option value=\"{value}\"{selected}>{}</option>", viewer.t(key));
+        }
+        let mut out = format!(
+            "<h1>{}</h1><form method=\"get\" action=\"/cases\" class=\"filters\"><label>{} <input name=\"business_key\" value=\"{}\"></label>\
+             <label>{} <select name=\"process\" id=\"process\">{process_options}</select></label>\
+             <label>{} <select name=\"status\" id=\"status\">{status_options}</select></label>\
+             <button type=\"submit\">{}</button></form><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            viewer.t("instances"),
+            viewer.t("business_key"),
+            esc(key.unwrap_or("")),
+            viewer.t("process"),
+            viewer.t("status"),
+            viewer.t("search"),
+            viewer.t("instance"),
+            viewer.t("process"),
+            viewer.t("status"),
+            viewer.t("when"),
+        );
+        for r in rows {
+            let status_word = STATUS_WORDS.iter().find(|(v, _)| *v == r.status).map_or(r.status.as_str(), |(_, k)| viewer.t(k));
+            let _ = write!(
+                out,
+                "<tr data-status=\"{}\"><td><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.status),
+                url_path(&r.id),
+                esc(r.business_key.as_deref().unwrap_or(&r.id)),
+                esc(titles.get(&r.process_key).unwrap_or(&r.process_key)),
+                esc(status_word),
+                esc(&i18n::time(r.created_at, viewer.zone)),
+            );
+        }
+        out.push_str("</tbody></table>");
+        Ok(out)
+    }
+    .await;
+    answer(&viewer, "instances", result)
+}
+
+/// The statuses an instance list can be narrowed to, with the catalogue key of their word.
+const STATUS_WORDS: [(&str, &str); 4] =
+    [("running", "running"), ("completed", "completed"), ("failed", "failed"), ("cancelled", "cancelled")];
+
+/// `GET /cases/{id}`: the diagram with where the instance stands, its data and its history.
+pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<InstanceId>) -> Response {
+    let result: Result<String, ApiError> = async {
+        access::may_read(&state, &viewer.caller, &id).await?;
+        let engine = state.engine();
+        let instance = engine.instance(&id).await?;
+        let definition = engine.definition(instance.process(), instance.process_version()).await?;
+        let history = engine.history(&id).await?;
+        let mut progress = Progress::default();
+        for h in &history {
+            if let Some(node) = &h.node {
+                progress.done.insert(node.clone());
+            }
+        }
+        for node in definition.nodes.iter().filter(|n| matches!(n.kind, NodeKind::Start { .. })) {
+            if !history.is_empty() {
+                progress.done.insert(node.name.clone());
+            }
+        }
+        for token in instance.tokens().values() {
+            progress.current.insert(token.node.clone());
+        }
+        for incident in instance.incidents().values() {
+            progress.incidents.insert(incident.node.clone());
+        }
+        let money = money_variables(&definition);
+        let mut out = format!(
+            "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p><section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
+            esc(&definition.title),
+            esc(instance.business_key().unwrap_or(id.as_str())),
+            viewer.t("status"),
+            esc(&format!("{:?}", instance.status()).to_lowercase()),
+            viewer.t("diagram"),
+            diagram::svg(&definition, &progress, &definition.title),
+        );
+        let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
+        for name in instance.variables().keys() {
+            if definition.node(name).is_some() {
+                continue;
+            }
+            let value = show_value(&viewer, &instance, name, money.contains(name.as_str()));
+            let _ = write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&i18n::label(name, viewer.lang)), esc(name), esc(&value));
+        }
+        let _ = write!(
+            out,
+            "</dl></section><section><h2>{}</h2><table class=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            viewer.t("history"),
+            viewer.t("when"),
+            viewer.t("what"),
+            viewer.t("who")
+        );
+        for h in &history {
+            let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone)).unwrap_or_else(|_| h.at.clone());
+            let who = match (&h.who, &h.on_behalf_of) {
+                (Some(w), Some(b)) => format!("{} ({} {})", esc(w), viewer.t("for_whom"), esc(b)),
+                (Some(w), None) => esc(w),
+                _ => String::new(),
+            };
+            let what = format!("{}{}", esc(&h.kind.replace('_', " ")), h.node.as_ref().map(|n| format!(" · {}", esc(n))).unwrap_or_default());
+            let _ = write!(out, "<tr><td>{}</td><td>{what}</td><td>{who}</td></tr>", esc(&at));
+        }
+        out.push_str("</tbody></table></section>");
+        out.push_str(&ledger_section(&state, &viewer, &instance).await?);
+        Ok(page(&viewer, &definition.title, &out))
+    }
+    .await;
+    match result {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, body)),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+/// The journal lines the case's order produced, for the roles that read finance figures.
+async fn ledger_section(state: &AppState, viewer: &Viewer, instance: &Instance) -> Result<String, ApiError> {
+    let (Some(ledger), Ok(())) = (state.ledger(), access::may_read_reports(&viewer.caller)) else {
+        return Ok(String::new());
+    };
+    let Some(DslValue::Text(order)) = instance.variables().get("order_id") else { return Ok(String::new()) };
+    let lines = ledger.entries_of_order(order).await.map_err(ApiError::internal)?;
+    if lines.is_empty() {
+        return Ok(String::new());
+    }
+    let money = |d: Decimal| if d.is_zero() { String::new() } else { i18n::money(d, viewer.lang) };
+    let mut out = format!(
+        "<section><h2>{}</h2><table class=\"ledger\"><thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        viewer.t("ledger"),
+        viewer.t("when"),
+        viewer.t("what"),
+        viewer.t("account"),
+        viewer.t("debit"),
+        viewer.t("credit"),
+    );
+    for l in lines {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td></tr>",
+            l.entry,
+            l.date,
+            esc(&l.description),
+            esc(&l.account),
+            esc(&l.account_name),
+            money(l.debit),
+            money(l.credit)
+        );
+    }
+    out.push_str("</tbody></table></section>");
+    Ok(out)
+}

@@ -1,0 +1,239 @@
+//! The documents behind the board's figures: the open invoices, gross profit by order, and the
+//! stored month-end reports.
+
+use std::fmt::Write as _;
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::answer;
+use crate::server::AppState;
+use crate::server::access;
+use crate::server::error::ApiError;
+use crate::web::i18n;
+use crate::web::{Viewer, esc, url_path};
+
+/// `GET /reports/{id}`: a stored month-end report (AR aging by invoice, or gross profit by
+/// customer), for the roles that read finance reports.
+pub async fn report(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
+    let id = id.trim_matches('/').to_string();
+    let result: Result<String, ApiError> = async {
+        access::may_read_reports(&viewer.caller)?;
+        let body = crate::server::reports::stored_report(&state, &id).await?;
+        Ok(report_html(&viewer, &id, &body))
+    }
+    .await;
+    answer(&viewer, "report", result)
+}
+
+/// A row of table cells.
+fn row(cells: &[String], tag: &str) -> String {
+    let cells: String = cells.iter().map(|c| format!("<{tag}>{c}</{tag}>")).collect();
+    format!("<tr>{cells}</tr>")
+}
+
+fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
+    let money = |v: &Value| {
+        v.as_str().and_then(|s| s.parse::<Decimal>().ok()).map_or_else(String::new, |d| i18n::money(d, viewer.lang))
+    };
+    let text = |v: &Value| esc(&v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    let heads = |keys: &[&'static str]| row(&keys.iter().map(|k| viewer.t(k).to_string()).collect::<Vec<_>>(), "th");
+    let mut out = String::new();
+    if let Some(invoices) = body["invoices"].as_array() {
+        let _ =
+            write!(out, "<h1>{} <span class=\"muted\">{}</span></h1>", viewer.t("aging_report"), text(&body["as_of"]));
+        out.push_str("<table class=\"kpis\"><tbody>");
+        for bucket in body["buckets"].as_array().into_iter().flatten() {
+            out.push_str(&row(&[text(&bucket["label"]), money(&bucket["amount"])], "td"));
+        }
+        out.push_str(&row(&[viewer.t("total").to_string(), money(&body["total"])], "th"));
+        out.push_str("</tbody></table><table><thead>");
+        out.push_str(&heads(&["invoice", "customer", "due_date", "days_past_due", "amount_open", "bucket"]));
+        out.push_str("</thead><tbody>");
+        for line in invoices {
+            let cells = [
+                text(&line["invoice_id"]),
+                text(&line["customer_id"]),
+                text(&line["due_date"]),
+                text(&line["days_past_due"]),
+                money(&line["amount_open"]),
+                text(&line["bucket"]),
+            ];
+            out.push_str(&row(&cells, "td"));
+        }
+        out.push_str("</tbody></table>");
+    } else if let Some(customers) = body["customers"].as_array() {
+        let _ = write!(
+            out,
+            "<h1>{} <span class=\"muted\">{} – {}</span></h1><table><thead>",
+            viewer.t("profit_report"),
+            text(&body["from"]),
+            text(&body["to"])
+        );
+        out.push_str(&heads(&["customer", "revenue", "cost_of_goods", "gross_profit"]));
+        out.push_str("</thead><tbody>");
+        for line in customers {
+            let cells = [
+                text(&line["customer_id"]),
+                money(&line["revenue"]),
+                money(&line["cost_of_goods"]),
+                money(&line["gross_profit"]),
+            ];
+            out.push_str(&row(&cells, "td"));
+        }
+        let totals = [
+            viewer.t("total").to_string(),
+            money(&body["revenue"]),
+            money(&body["cost_of_goods"]),
+            money(&body["gross_profit"]),
+        ];
+        out.push_str(&row(&totals, "th"));
+        out.push_str("</tbody></table>");
+    } else {
+        let _ = write!(out, "<h1>{}</h1><pre>{}</pre>", esc(id), esc(&body.to_string()));
+    }
+    out
+}
+
+/// What the figure pages may be narrowed to.
+#[derive(Debug, Deserialize)]
+pub struct FiguresQuery {
+    /// An aging bucket's label (`0-30`, `31-60`, `61-90`, `90+`).
+    bucket: Option<String>,
+    /// A customer id.
+    customer: Option<String>,
+    /// Only invoices past their due date.
+    overdue: Option<String>,
+}
+
+/// The order's case, found by its business key (a page the reader's own rights then filter).
+fn order_link(order: &str) -> String {
+    format!("<a href=\"/cases?business_key={}\">{}</a>", url_path(order), esc(order))
+}
+
+/// `GET /board/receivables`: the open invoices behind the aging, DSO and open receivables
+/// figures, by bucket or customer, each linked to its order (finance readers).
+pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
+    let result: Result<String, ApiError> = async {
+        access::may_read_reports(&viewer.caller)?;
+        let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+        let today = state.engine().now().date_naive();
+        let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
+        let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
+        let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let overdue = query.overdue.as_deref().is_some_and(|o| !o.is_empty() && o != "0");
+        let lines: Vec<_> = aging
+            .invoices
+            .iter()
+            .filter(|l| bucket.is_none_or(|b| l.bucket == b) && customer.is_none_or(|c| l.customer_id == c))
+            .filter(|l| !overdue || l.days_past_due > 0)
+            .collect();
+        let total: Decimal = lines.iter().map(|l| l.amount_open).sum();
+        let narrowed: Vec<String> = [
+            bucket.map(|b| format!("{} {b}", viewer.t("bucket"))),
+            customer.map(|c| format!("{} {c}", viewer.t("customer"))),
+            overdue.then(|| viewer.t("overdue").to_string()),
+        ]
+            .into_iter()
+            .flatten()
+            .collect();
+        let mut out = format!(
+            "<h1>{} <span class=\"muted\">{today}{}</span></h1><p><a href=\"/board\">{}</a></p><table><thead>",
+            viewer.t("open_receivables"),
+            esc(&narrowed.iter().map(|n| format!(" · {n}")).collect::<String>()),
+            viewer.t("back"),
+        );
+        let heads: Vec<String> =
+            ["invoice", "business_key", "customer", "due_date", "days_past_due", "amount_open", "bucket"].iter().map(|k| viewer.t(k).to_string()).collect();
+        out.push_str(&row(&heads, "th"));
+        out.push_str("</thead><tbody>");
+        for line in &lines {
+            let cells = [
+                esc(&line.invoice_id),
+                line.order_id.as_deref().map_or_else(|| "—".to_string(), order_link),
+                format!("<a href=\"/board/receivables?customer={}\">{}</a>", url_path(&line.customer_id), esc(&line.customer_id)),
+                line.due_date.to_string(),
+                line.days_past_due.to_string(),
+                esc(&i18n::money(line.amount_open, viewer.lang)),
+                esc(&line.bucket),
+            ];
+            out.push_str(&row(&cells, "td"));
+        }
+        let _ = write!(
+            out,
+            "</tbody><tfoot><tr><th>{}</th><th></th><th></th><th></th><th></th><th data-total=\"open\">{}</th><th>{}</th></tr></tfoot></table>",
+            viewer.t("total"),
+            esc(&i18n::money(total, viewer.lang)),
+            lines.len(),
+        );
+        Ok(out)
+    }
+    .await;
+    answer(&viewer, "open_receivables", result)
+}
+
+/// `GET /board/orders`: gross profit by order over the board's 90 days, optionally of one
+/// customer: the orders behind the gross margin and the by-customer table (finance readers).
+pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
+    let result: Result<String, ApiError> = async {
+        access::may_read_reports(&viewer.caller)?;
+        let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+        let to = state.engine().now().date_naive();
+        let from = to - chrono::TimeDelta::days(89);
+        let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let orders: Vec<_> = ledger
+            .gross_profit_by_order(from, to)
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .filter(|o| customer.is_none_or(|c| o.customer_id == c))
+            .collect();
+        let money = |d: Decimal| esc(&i18n::money(d, viewer.lang));
+        let mut out = format!(
+            "<h1>{} <span class=\"muted\">{from} – {to}{}</span></h1><p><a href=\"/board\">{}</a></p><table><thead>",
+            viewer.t("profit_by_order"),
+            customer.map_or_else(String::new, |c| format!(" · {} {}", viewer.t("customer"), esc(c))),
+            viewer.t("back"),
+        );
+        let heads: Vec<String> = ["business_key", "customer", "revenue", "cost_of_goods", "gross_profit"]
+            .iter()
+            .map(|k| viewer.t(k).to_string())
+            .chain(["%".to_string()])
+            .collect();
+        out.push_str(&row(&heads, "th"));
+        out.push_str("</thead><tbody>");
+        let (mut revenue, mut cost) = (Decimal::ZERO, Decimal::ZERO);
+        for o in &orders {
+            revenue += o.revenue;
+            cost += o.cost_of_goods;
+            let margin = if o.revenue.is_zero() {
+                "—".to_string()
+            } else {
+                format!("{}%", (o.gross_profit * Decimal::from(100) / o.revenue).round_dp(1))
+            };
+            let cells = [
+                order_link(&o.order_id),
+                format!("<a href=\"/board/orders?customer={}\">{}</a>", url_path(&o.customer_id), esc(&o.customer_id)),
+                money(o.revenue),
+                money(o.cost_of_goods),
+                money(o.gross_profit),
+                margin,
+            ];
+            out.push_str(&row(&cells, "td"));
+        }
+        let _ = write!(
+            out,
+            "</tbody><tfoot><tr><th>{}</th><th></th><th>{}</th><th>{}</th><th data-total=\"gross_profit\">{}</th><th></th></tr></tfoot></table>",
+            viewer.t("total"),
+            money(revenue),
+            money(cost),
+            money(revenue - cost),
+        );
+        Ok(out)
+    }
+    .await;
+    answer(&viewer, "profit_by_order", result)
+}

@@ -1,0 +1,134 @@
+//! Operations (administrators): deploying a `.flow` source and retrying incidents.
+
+use std::fmt::Write as _;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use cloverleaf_engine::IncidentId;
+use cloverleaf_engine::store::Queries as _;
+use serde::Deserialize;
+
+use super::{CsrfForm, answer, error_page, message_page, page, with_lang};
+use crate::server::AppState;
+use crate::server::config::ADMIN;
+use crate::server::error::ApiError;
+use crate::web::{Viewer, esc, html, url_path};
+
+/// `GET /ops`: open incidents with a retry button (administrators).
+pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Response {
+    let result: Result<String, ApiError> = async {
+        viewer.caller.require(ADMIN, "operate")?;
+        let incidents = state.engine().store().incidents(false, None).await?;
+        let mut out = format!("<h1>{}</h1>{}<h2>{}</h2>", viewer.t("operations"), deploy_form(&viewer, ""), viewer.t("incidents"));
+        if incidents.is_empty() {
+            out.push_str("<p class=\"empty\">—</p>");
+        }
+        for i in incidents {
+            let _ = write!(
+                out,
+                "<div class=\"incident\"><p><a href=\"/cases/{}\">{}</a> · {} · {}</p>\
+                 <form method=\"post\" action=\"/ops/incidents/{}/retry\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form></div>",
+                url_path(&i.instance_id),
+                esc(&i.instance_id),
+                esc(&i.node),
+                esc(&i.message),
+                url_path(&i.id),
+                viewer.csrf,
+                viewer.t("retry"),
+            );
+        }
+        Ok(out)
+    }
+    .await;
+    answer(&viewer, "operations", result)
+}
+
+/// The form that deploys a `.flow` source, holding `source`.
+fn deploy_form(viewer: &Viewer, source: &str) -> String {
+    format!(
+        "<section><h2>{}</h2><form method=\"post\" action=\"/ops/deploy\" class=\"decision\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><label for=\"filename\">file</label>\
+         <input id=\"filename\" name=\"filename\" value=\"definition.flow\"><label for=\"source\">.flow</label>\
+         <textarea id=\"source\" name=\"source\" rows=\"12\" spellcheck=\"false\" required>{}</textarea>\
+         <button type=\"submit\" id=\"deploy\">{}</button></form></section>",
+        viewer.t("deploy"),
+        viewer.csrf,
+        esc(source),
+        viewer.t("deploy_button")
+    )
+}
+
+/// The deploy form: the `.flow` source and the file name its diagnostics carry.
+#[derive(Debug, Deserialize)]
+pub struct DeployForm {
+    csrf: Option<String>,
+    filename: Option<String>,
+    source: String,
+}
+
+/// `POST /ops/deploy`: compiles and deploys a `.flow` source (administrators); diagnostics are
+/// shown as the compiler prints them, with the source line and a caret, and the form keeps the text.
+pub async fn deploy(State(state): State<AppState>, viewer: Viewer, Form(form): Form<DeployForm>) -> Response {
+    if !viewer.csrf_ok(form.csrf.as_deref()) {
+        return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    if let Err(e) = viewer.caller.require(ADMIN, "deploy processes") {
+        return error_page(&viewer, &e);
+    }
+    let name = form.filename.filter(|n| !n.trim().is_empty() && !n.chars().any(char::is_control));
+    let name = name.unwrap_or_else(|| "definition.flow".to_string());
+    let source = form.source.replace("\r\n", "\n");
+    let (status, outcome) = match crate::server::definitions::deploy_source(&state, name, source.clone()).await {
+        Ok(done) => {
+            let versions: Vec<String> =
+                done.processes.iter().map(|p| format!("{} v{}", esc(&p.key), p.version)).collect();
+            let mut out = format!(
+                "<p class=\"notice\" role=\"status\" id=\"outcome\">{}: {}</p>",
+                viewer.t("deployed"),
+                versions.join(", ")
+            );
+            if !done.warnings.is_empty() {
+                let rendered: String = done.warnings.iter().map(|w| esc(&w.rendered)).collect::<Vec<_>>().join("\n");
+                let _ = write!(out, "<h3>{}</h3><pre class=\"diagnostics\">{rendered}</pre>", viewer.t("warnings"));
+            }
+            (StatusCode::OK, out)
+        }
+        Err(e) => {
+            let rendered: Vec<String> = e.details()["diagnostics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["rendered"].as_str().map(esc))
+                .collect();
+            let body = if rendered.is_empty() { esc(e.message()) } else { rendered.join("\n") };
+            let out = format!(
+                "<div class=\"notice refusal\" role=\"alert\" id=\"outcome\"><p>{}</p><pre class=\"diagnostics\">{body}</pre></div>",
+                viewer.t("diagnostics")
+            );
+            (e.status(), out)
+        }
+    };
+    let body = format!("<h1>{}</h1>{outcome}{}", viewer.t("operations"), deploy_form(&viewer, &source));
+    with_lang(&viewer, html(status, page(&viewer, viewer.t("deploy"), &body)))
+}
+
+/// `POST /ops/incidents/{id}/retry`.
+pub async fn retry_incident(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<IncidentId>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !viewer.csrf_ok(form.csrf.as_deref()) {
+        return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    if let Err(e) = viewer.caller.require(ADMIN, "retry incidents") {
+        return error_page(&viewer, &e);
+    }
+    match state.engine().retry_incident(&id).await {
+        Ok(()) => Redirect::to("/ops").into_response(),
+        Err(e) => error_page(&viewer, &ApiError::from(e)),
+    }
+}

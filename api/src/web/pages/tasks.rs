@@ -1,0 +1,416 @@
+//! The inbox (a reader's open tasks with their business context) and a task's page with its
+//! decision form and actions.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use cloverleaf_dsl::expr::Value as DslValue;
+use cloverleaf_dsl::model::{FormField, NodeKind};
+use cloverleaf_engine::TaskId;
+use cloverleaf_engine::store::TaskInfo;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{answer, error_page, form_of, message_page, money_variables, page, show_value, with_lang};
+use crate::server::AppState;
+use crate::server::error::ApiError;
+use crate::web::i18n;
+use crate::web::{Viewer, esc, html, url_path};
+
+/// What the inbox may be narrowed to.
+#[derive(Debug, Deserialize)]
+pub struct InboxQuery {
+    process: Option<String>,
+    overdue: Option<String>,
+    customer: Option<String>,
+    min_amount: Option<String>,
+    max_amount: Option<String>,
+}
+
+/// One row of the inbox: the task and the business context its approval shows.
+struct Row {
+    task: TaskInfo,
+    process: String,
+    context: Vec<(String, String)>,
+    customer: Option<String>,
+    amount: Option<Decimal>,
+}
+
+/// The business context of a task: its process, the variables its approval shows, and the
+/// customer and amount the inbox filters by.
+struct Context {
+    process: String,
+    shown: Vec<(String, String)>,
+    customer: Option<String>,
+    amount: Option<Decimal>,
+}
+
+async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Result<Context, ApiError> {
+    let engine = state.engine();
+    let instance = engine.instance(&task.instance_id).await?;
+    let definition = engine.definition(instance.process(), instance.process_version()).await?;
+    let shown = match definition.node(&task.node).map(|n| &n.kind) {
+        Some(NodeKind::Approval { show, .. }) => show.clone(),
+        _ => Vec::new(),
+    };
+    let money = money_variables(&definition);
+    let context = shown
+        .iter()
+        .map(|name| (name.clone(), show_value(viewer, &instance, name, money.contains(name.as_str()))))
+        .collect();
+    let customer = match instance.variables().get("customer_id") {
+        Some(DslValue::Text(c)) => Some(c.clone()),
+        _ => None,
+    };
+    let amount = ["amount", "amount_due"].iter().find_map(|name| match instance.variables().get(*name) {
+        Some(DslValue::Number(n)) => Some(*n),
+        _ => None,
+    });
+    Ok(Context { process: instance.process().to_string(), shown: context, customer, amount })
+}
+
+/// A context value as HTML: a stored report's id links to the report.
+fn context_html(name: &str, value: &str) -> String {
+    if name.ends_with("_report") && !value.is_empty() && value != "—" {
+        format!("<a href=\"/reports/{}\">{}</a>", url_path(value), esc(value))
+    } else {
+        esc(value)
+    }
+}
+
+fn due_cell(viewer: &Viewer, due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match due {
+        None => format!("<span class=\"muted\">{}</span>", viewer.t("no_due")),
+        Some(at) if at < now => {
+            format!("<span class=\"overdue\">{} · {}</span>", viewer.t("overdue"), esc(&i18n::time(at, viewer.zone)))
+        }
+        Some(at) => esc(&i18n::time(at, viewer.zone)),
+    }
+}
+
+/// `GET /inbox`: the reader's open tasks with their business context, filtered and sorted.
+pub async fn inbox(State(state): State<AppState>, viewer: Viewer, Query(query): Query<InboxQuery>) -> Response {
+    answer(&viewer, "inbox", inbox_page(&state, &viewer, &query).await)
+}
+
+async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Result<String, ApiError> {
+    let engine = state.engine();
+    let now = engine.now();
+    let tasks = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
+    let mut rows = Vec::new();
+    for task in tasks {
+        let Context { process, shown, customer, amount } = context_of(state, viewer, &task).await?;
+        rows.push(Row { task, process, context: shown, customer, amount });
+    }
+    let processes: BTreeSet<String> = rows.iter().map(|r| r.process.clone()).collect();
+    let only_process = query.process.as_deref().filter(|p| !p.is_empty());
+    let only_overdue = query.overdue.is_some();
+    let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let bound = |text: &Option<String>| text.as_deref().and_then(|t| t.trim().replace(',', "").parse::<Decimal>().ok());
+    let (min, max) = (bound(&query.min_amount), bound(&query.max_amount));
+    rows.retain(|r| {
+        min.is_none_or(|m| r.amount.is_some_and(|a| a >= m))
+            && max.is_none_or(|m| r.amount.is_some_and(|a| a <= m))
+            && only_process.is_none_or(|p| r.process == p)
+            && (!only_overdue || r.task.due_at.is_some_and(|d| d < now))
+            && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| rc.eq_ignore_ascii_case(c)))
+    });
+    rows.sort_by_key(|r| (r.task.due_at.is_none(), r.task.due_at));
+    let mut out = format!("<h1>{}</h1>", viewer.t("inbox"));
+    let _ = write!(
+        out,
+        "<form method=\"get\" action=\"/inbox\" class=\"filters\"><label>{} <select name=\"process\"><option value=\"\">{}</option>",
+        viewer.t("process"),
+        viewer.t("all_processes")
+    );
+    for p in &processes {
+        let selected = if only_process == Some(p.as_str()) { " selected" } else { "" };
+        let _ = write!(out, "<option value=\"{p}\"{selected}>{p}</option>", p = esc(p));
+    }
+    let _ = write!(
+        out,
+        "</select></label><label>{} <input name=\"customer\" value=\"{}\" size=\"8\"></label>\
+         <label>{} <input name=\"min_amount\" value=\"{}\" size=\"8\" inputmode=\"decimal\"></label>\
+         <label>– <input name=\"max_amount\" value=\"{}\" size=\"8\" inputmode=\"decimal\"></label>\
+         <label><input type=\"checkbox\" name=\"overdue\" value=\"1\"{}> {}</label><button type=\"submit\">{}</button></form>",
+        viewer.t("customer"),
+        esc(customer.unwrap_or("")),
+        viewer.t("amount_range"),
+        esc(query.min_amount.as_deref().unwrap_or("")),
+        esc(query.max_amount.as_deref().unwrap_or("")),
+        if only_overdue { " checked" } else { "" },
+        viewer.t("only_overdue"),
+        viewer.t("filter"),
+    );
+    if rows.is_empty() {
+        let _ = write!(out, "<p class=\"empty\">{}</p>", viewer.t("no_tasks"));
+        return Ok(out);
+    }
+    let _ = write!(
+        out,
+        "<table class=\"tasks\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        viewer.t("task"),
+        viewer.t("context"),
+        viewer.t("due"),
+        viewer.t("state")
+    );
+    for row in rows {
+        let context: String = row
+            .context
+            .iter()
+            .map(|(k, v)| {
+                let label = i18n::label(k, viewer.lang);
+                format!(
+                    "<span class=\"kv\"><span class=\"k\">{}</span> <span class=\"v\" data-var=\"{}\">{}</span></span>",
+                    esc(&label),
+                    esc(k),
+                    context_html(k, v)
+                )
+            })
+            .collect();
+        let holder = match (&row.task.claimed_by, &row.task.assignee) {
+            (Some(c), _) => format!("{} {}", viewer.t("claimed_by"), esc(c)),
+            (None, Some(a)) => format!("{} {}", viewer.t("assigned_to"), esc(a)),
+            (None, None) => row.task.roles.iter().map(|r| esc(r)).collect::<Vec<_>>().join(", "),
+        };
+        let _ = write!(
+            out,
+            "<tr><td><a class=\"task-link\" href=\"/tasks/{}\">{}</a><div class=\"muted\">{}</div></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            url_path(&row.task.id.0),
+            esc(&row.task.title),
+            esc(&row.process),
+            context,
+            due_cell(viewer, row.task.due_at, now),
+            holder
+        );
+    }
+    out.push_str("</tbody></table>");
+    Ok(out)
+}
+
+/// `GET /tasks/{id}`: the task, its context and its decision form.
+pub async fn task(State(state): State<AppState>, viewer: Viewer, Path(id): Path<TaskId>) -> Response {
+    match task_page(&state, &viewer, &id, None).await {
+        Ok(body) => with_lang(&viewer, html(StatusCode::OK, body)),
+        Err(e) => error_page(&viewer, &e),
+    }
+}
+
+async fn task_page(
+    state: &AppState,
+    viewer: &Viewer,
+    id: &TaskId,
+    problem: Option<&ApiError>,
+) -> Result<String, ApiError> {
+    let task = crate::server::tasks::visible_task(state, &viewer.caller, id).await?;
+    let engine = state.engine();
+    let now = engine.now();
+    let Context { process, shown: context, .. } = context_of(state, viewer, &task).await?;
+    let instance = engine.instance(&task.instance_id).await?;
+    let definition = engine.definition(instance.process(), instance.process_version()).await?;
+    let fields = form_of(&definition, &task.node);
+    let mut out = format!(
+        "<h1>{}</h1><p class=\"muted\">{} · <a href=\"/cases/{}\">{}</a></p>",
+        esc(&task.title),
+        esc(&process),
+        url_path(&task.instance_id.0),
+        viewer.t("instance")
+    );
+    if let Some(problem) = problem {
+        let _ = write!(
+            out,
+            "<div class=\"notice refusal\" role=\"alert\" id=\"problem\">{}</div>",
+            problem_text(viewer, problem)
+        );
+    }
+    out.push_str("<section><h2>");
+    out.push_str(viewer.t("context"));
+    out.push_str("</h2><dl class=\"context\">");
+    for (k, v) in &context {
+        let label = i18n::label(k, viewer.lang);
+        let _ = write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&label), esc(k), context_html(k, v));
+    }
+    let _ = write!(out, "<dt>{}</dt><dd>{}</dd></dl></section>", viewer.t("due"), due_cell(viewer, task.due_at, now));
+    if task.state != "open" {
+        let _ = write!(out, "<p class=\"notice\">{}</p>", viewer.t("task_closed"));
+        return Ok(page(viewer, &task.title, &out));
+    }
+    let action = format!("/tasks/{}", url_path(&task.id.0));
+    let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", viewer.csrf);
+    // Claim or release.
+    let mine = task.claimed_by.as_deref() == Some(viewer.caller.name());
+    let (verb, label) = if mine { ("unclaim", viewer.t("unclaim")) } else { ("claim", viewer.t("claim")) };
+    if task.claimed_by.is_none() || mine {
+        let _ = write!(
+            out,
+            "<form method=\"post\" action=\"{action}/{verb}\" class=\"inline\">{csrf}<button type=\"submit\" id=\"{verb}\">{label}</button></form>"
+        );
+    }
+    // The decision.
+    let _ = write!(
+        out,
+        "<section><h2>{}</h2><form method=\"post\" action=\"{action}/complete\" class=\"decision\">{csrf}",
+        viewer.t("form")
+    );
+    for field in &fields {
+        out.push_str(&form_field(viewer, field));
+    }
+    let _ = write!(out, "<button type=\"submit\" id=\"submit\">{}</button></form></section>", viewer.t("complete"));
+    let _ = write!(
+        out,
+        "<section><form method=\"post\" action=\"{action}/delegate\" class=\"inline\">{csrf}<label>{} <input name=\"to\" size=\"10\" required></label> <button type=\"submit\">{}</button></form></section>",
+        viewer.t("delegate"),
+        viewer.t("delegate_button")
+    );
+    Ok(page(viewer, &task.title, &out))
+}
+
+/// One input of a decision form, typed as the process declares it.
+fn form_field(viewer: &Viewer, field: &FormField) -> String {
+    use cloverleaf_dsl::expr::Type;
+    let name = esc(&field.name);
+    let label = esc(&i18n::label(&field.name, viewer.lang));
+    let optional = if field.optional {
+        format!(" <span class=\"muted\">({})</span>", viewer.t("optional"))
+    } else {
+        String::new()
+    };
+    let required = if field.optional { "" } else { " required" };
+    match field.ty {
+        Type::Bool => {
+            let (yes, no) = if field.name.starts_with("approve") {
+                (viewer.t("approve"), viewer.t("reject"))
+            } else {
+                (viewer.t("yes"), viewer.t("no"))
+            };
+            format!(
+                "<fieldset><legend>{label}{optional}</legend><label><input type=\"radio\" name=\"f.{name}\" value=\"true\" id=\"{name}-yes\"{required}> {yes}</label> \
+                 <label><input type=\"radio\" name=\"f.{name}\" value=\"false\" id=\"{name}-no\"> {no}</label></fieldset>"
+            )
+        }
+        Type::Text => format!(
+            "<label for=\"{name}\">{label}{optional}</label><textarea id=\"{name}\" name=\"f.{name}\" rows=\"2\"{required}></textarea>"
+        ),
+        Type::Date => format!(
+            "<label for=\"{name}\">{label}{optional}</label><input id=\"{name}\" type=\"date\" name=\"f.{name}\"{required}>"
+        ),
+        Type::Money | Type::Decimal | Type::Int => format!(
+            "<label for=\"{name}\">{label}{optional}</label><input id=\"{name}\" name=\"f.{name}\" inputmode=\"decimal\"{required}>"
+        ),
+        _ => {
+            format!("<label for=\"{name}\">{label}{optional}</label><input id=\"{name}\" name=\"f.{name}\"{required}>")
+        }
+    }
+}
+
+/// A refusal as a sentence for the reader.
+fn problem_text(viewer: &Viewer, error: &ApiError) -> String {
+    match error.code() {
+        "separation_of_duties" => {
+            let rule = error.details()["rule"].as_str().unwrap_or_default();
+            format!("{} (<code>{}</code>).", viewer.t("sod_refused"), esc(rule))
+        }
+        "not_candidate" => viewer.t("not_candidate").to_string(),
+        "task_closed" => viewer.t("task_closed").to_string(),
+        "task_claimed" => viewer.t("claimed_other").to_string(),
+        "invalid_form" => {
+            let fields = error.details()["fields"].as_array().cloned().unwrap_or_default();
+            let items: String = fields
+                .iter()
+                .map(|f| {
+                    format!(
+                        "<li>{}: {}</li>",
+                        esc(f["field"].as_str().unwrap_or("")),
+                        esc(f["message"].as_str().unwrap_or(""))
+                    )
+                })
+                .collect();
+            format!("{}<ul>{items}</ul>", viewer.t("invalid_form"))
+        }
+        _ => esc(error.message()),
+    }
+}
+
+/// `POST /tasks/{id}/claim|unclaim|complete|delegate`.
+pub async fn task_action(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((id, action)): Path<(TaskId, String)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let csrf = form.iter().find(|(k, _)| k == "csrf").map(|(_, v)| v.as_str());
+    if !viewer.csrf_ok(csrf) {
+        return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    let engine = state.engine();
+    let caller = &viewer.caller;
+    let roles = caller.0.role_refs();
+    let result: Result<(), ApiError> = match action.as_str() {
+        "claim" => engine.claim(&id, caller.name(), &roles).await.map_err(ApiError::from),
+        "unclaim" => engine.unclaim(&id, caller.name()).await.map_err(ApiError::from),
+        "delegate" => {
+            let to = form.iter().find(|(k, _)| k == "to").map(|(_, v)| v.clone()).unwrap_or_default();
+            let body = json!({"to": to}).to_string();
+            match crate::server::tasks::delegate_task(state.clone(), caller.clone(), id.clone(), body.as_bytes()).await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        "complete" => match submitted_form(&state, &id, &form).await {
+            Ok(values) => engine.complete_task(&id, caller.name(), &roles, values).await.map_err(ApiError::from),
+            Err(e) => Err(e),
+        },
+        _ => {
+            return message_page(
+                &viewer,
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("/tasks/{}/{action}", url_path(&id.0)),
+            );
+        }
+    };
+    match result {
+        Ok(()) if action == "complete" || action == "delegate" => Redirect::to("/inbox?done=1").into_response(),
+        Ok(()) => Redirect::to(&format!("/tasks/{}", url_path(&id.0))).into_response(),
+        Err(problem) => {
+            let status = problem.status();
+            match task_page(&state, &viewer, &id, Some(&problem)).await {
+                Ok(body) => html(status, body),
+                Err(e) => error_page(&viewer, &e),
+            }
+        }
+    }
+}
+
+/// The submitted `f.<field>` values as the form's JSON, typed by the process's declaration; an
+/// empty optional field is left out.
+async fn submitted_form(state: &AppState, id: &TaskId, form: &[(String, String)]) -> Result<Value, ApiError> {
+    use cloverleaf_dsl::expr::Type;
+    let task = state.engine().task(id).await?;
+    let instance = state.engine().instance(&task.instance_id).await?;
+    let definition = state.engine().definition(instance.process(), instance.process_version()).await?;
+    let fields = form_of(&definition, &task.node);
+    let mut values = serde_json::Map::new();
+    for field in fields {
+        let Some((_, raw)) = form.iter().find(|(k, _)| k.strip_prefix("f.") == Some(field.name.as_str())) else {
+            continue;
+        };
+        let raw = raw.trim();
+        if raw.is_empty() {
+            continue;
+        }
+        let value = match field.ty {
+            Type::Bool => Value::Bool(raw == "true"),
+            _ => Value::String(raw.to_string()),
+        };
+        values.insert(field.name, value);
+    }
+    Ok(Value::Object(values))
+}

@@ -1,0 +1,432 @@
+//! The checks on the database once every order finished, and the report of what the run did.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use reqwest::Method;
+use sqlx::PgPool;
+
+use crate::audit::{DUNNING_TIMER, serve_name};
+use crate::driver::Driver;
+use crate::{ORDERS, VICTIM};
+
+/// One number from the database.
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Counts by a text key.
+async fn counts(pool: &PgPool, sql: &str) -> BTreeMap<String, i64> {
+    sqlx::query_as::<_, (String, i64)>(sql)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .collect()
+}
+
+/// What the instance check found, for the report.
+pub(crate) struct Instances {
+    started_by_node: BTreeMap<String, i64>,
+}
+
+/// Every order finished once, at `cash_collected`, with one child per call.
+pub(crate) async fn check_instances(pool: &PgPool) -> Instances {
+    let orders = ORDERS as i64;
+    assert_eq!(count(pool, "SELECT count(*) FROM instances WHERE process_key = 'order_to_cash'").await, orders);
+    assert_eq!(
+        count(pool, "SELECT count(DISTINCT business_key) FROM instances WHERE process_key = 'order_to_cash'").await,
+        orders,
+        "one instance per order"
+    );
+    assert_eq!(
+        counts(pool, "SELECT process_key || ' ' || status, count(*) FROM instances GROUP BY 1").await,
+        BTreeMap::from([
+            ("collect_then_reconcile completed".to_string(), orders),
+            ("order_approval completed".to_string(), orders),
+            ("order_to_cash completed".to_string(), orders),
+            ("ship_then_invoice completed".to_string(), orders),
+        ]),
+        "every order and each of its three children completed"
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM (SELECT parent_id, process_key FROM instances WHERE parent_id IS NOT NULL \
+             GROUP BY 1, 2 HAVING count(*) <> 1) twice"
+        )
+        .await,
+        0,
+        "a call started its child once"
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(*) FROM instances i LEFT JOIN (SELECT instance_id, count(*) AS n FROM history \
+             WHERE kind = 'completed' GROUP BY 1) h ON h.instance_id = i.id WHERE coalesce(h.n, 0) <> 1"
+        )
+        .await,
+        0,
+        "each instance's history records one completion"
+    );
+    assert_eq!(
+        count(
+            pool,
+            "SELECT count(DISTINCT h.instance_id) FROM history h JOIN instances i ON i.id = h.instance_id \
+             WHERE i.process_key = 'order_to_cash' AND h.kind = 'end_reached' AND h.node = 'cash_collected'"
+        )
+        .await,
+        orders,
+        "every order ends with its cash collected"
+    );
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM history WHERE kind = 'end_reached' AND node = 'cash_collected'").await,
+        orders,
+        "one end each"
+    );
+    // Nothing left behind: no open wait, job, task, message or event.
+    for (what, sql) in [
+        ("timers", "SELECT count(*) FROM timers"),
+        ("subscriptions", "SELECT count(*) FROM subscriptions"),
+        ("open tasks", "SELECT count(*) FROM tasks WHERE state = 'open'"),
+        ("unfinished jobs", "SELECT count(*) FROM jobs WHERE state <> 'done'"),
+        ("buffered messages", "SELECT count(*) FROM messages WHERE state = 'buffered'"),
+        ("pending events", "SELECT count(*) FROM pending_events"),
+    ] {
+        assert_eq!(count(pool, sql).await, 0, "{what} left after every order finished");
+    }
+    let started_by_node = counts(
+        pool,
+        "SELECT app, count(*) FROM mn_audit a JOIN instances i ON i.id = a.id \
+         WHERE a.tbl = 'instances' AND i.process_key = 'order_to_cash' GROUP BY 1",
+    )
+    .await;
+    assert!(
+        started_by_node.keys().all(|app| app.starts_with("serve-")),
+        "each node's connections carry its name (application_name in the URL): {started_by_node:?}"
+    );
+    Instances { started_by_node }
+}
+
+/// What the job check found, for the report.
+pub(crate) struct Jobs {
+    completed: i64,
+    by_worker: BTreeMap<String, i64>,
+    taken_over: i64,
+    failed_attempts: i64,
+}
+
+/// A completion in the audit: a locked job turned `done`.
+const COMPLETION: &str = "c.tbl = 'jobs' AND c.new_state = 'done' AND c.old_state IS DISTINCT FROM 'done'";
+/// A lock in the audit: a job handed to a worker with a new epoch.
+const LOCK: &str = "l.tbl = 'jobs' AND l.new_state = 'locked' AND (l.old_state IS DISTINCT FROM 'locked' OR l.new_epoch <> l.old_epoch)";
+
+/// Each job completed exactly once, by the worker holding its current lock, and never locked
+/// again afterwards; the jobs the victim held were completed by others.
+pub(crate) async fn check_jobs(pool: &PgPool) -> Jobs {
+    let orders = ORDERS as i64;
+    let by_type = counts(pool, "SELECT job_type, count(*) FROM jobs GROUP BY 1").await;
+    // The job types one order's road through order_to_cash creates: seven of the thirteen of
+    // `cloverleaf_finance::JOB_TYPES` (no return, refund, write-off, report or close).
+    let expected: BTreeMap<String, i64> = [
+        "credit.check",
+        "invoice.issue",
+        "ledger.post_cost",
+        "outbox.notify",
+        "dunning.send",
+        "payment.match",
+        "receipt.post",
+    ]
+    .into_iter()
+    .map(|t| (t.to_string(), orders))
+    .collect();
+    assert_eq!(by_type, expected, "one job of each type per order");
+    let completed = count(pool, &format!("SELECT count(*) FROM mn_audit c WHERE {COMPLETION}")).await;
+    assert_eq!(
+        count(
+            pool,
+            &format!(
+                "SELECT count(*) FROM jobs j LEFT JOIN (SELECT c.id, count(*) AS n FROM mn_audit c WHERE {COMPLETION} \
+                 GROUP BY 1) c ON c.id = j.id WHERE coalesce(c.n, 0) <> 1"
+            )
+        )
+        .await,
+        0,
+        "every job completed exactly once"
+    );
+    assert_eq!(completed, orders * 7);
+    assert_eq!(
+        count(pool, &format!("SELECT count(*) FROM mn_audit c WHERE {COMPLETION} AND (c.old_state <> 'locked' OR c.old_owner IS NULL)"))
+            .await,
+        0,
+        "a job is completed only under a lock"
+    );
+    assert_eq!(
+        count(
+            pool,
+            &format!(
+                "SELECT count(*) FROM mn_audit c JOIN mn_audit l ON l.tbl = 'jobs' AND l.id = c.id AND l.seq > c.seq \
+                 WHERE {COMPLETION} AND {LOCK}"
+            )
+        )
+        .await,
+        0,
+        "no job was handed to a worker after another had completed it"
+    );
+    // Jobs the victim's workers held when it died: each was locked again by another after the
+    // kill and completed by someone other than the victim.
+    let taken_over = count(
+        pool,
+        &format!(
+            "SELECT count(DISTINCT l.id) FROM mn_audit l WHERE {LOCK} AND l.app = '{victim}' AND l.new_owner LIKE 'in-process@%' \
+             AND l.at < (SELECT at FROM mn_marks WHERE name = 'kill') \
+             AND NOT EXISTS (SELECT 1 FROM mn_audit x WHERE x.tbl = 'jobs' AND x.id = l.id AND x.seq > l.seq \
+                 AND x.at < (SELECT at FROM mn_marks WHERE name = 'kill') AND x.new_state IS DISTINCT FROM 'locked')",
+            victim = serve_name(VICTIM)
+        ),
+    )
+    .await;
+    assert_eq!(
+        count(
+            pool,
+            &format!(
+                "SELECT count(*) FROM mn_audit WHERE app = '{}' AND at >= (SELECT at FROM mn_marks WHERE name = 'kill')",
+                serve_name(VICTIM)
+            )
+        )
+        .await,
+        0,
+        "nothing was written by the dead node after its death"
+    );
+    let by_worker = counts(
+        pool,
+        &format!(
+            "SELECT CASE WHEN c.old_owner LIKE 'in-process@%' THEN 'in-process on ' || c.app ELSE c.old_owner END, count(*) \
+             FROM mn_audit c WHERE {COMPLETION} GROUP BY 1"
+        ),
+    )
+    .await;
+    let failed_attempts = count(
+        pool,
+        "SELECT count(*) FROM mn_audit WHERE tbl = 'jobs' AND old_state = 'locked' AND new_state IN ('ready', 'incident')",
+    )
+    .await;
+    Jobs { completed, by_worker, taken_over, failed_attempts }
+}
+
+/// What the timer check found, for the report.
+pub(crate) struct Timers {
+    dunning_fired: i64,
+    fired_after_kill: i64,
+    victims_fired: i64,
+    victims_claimed_fired: i64,
+}
+
+/// Each invoice's first dunning timer fired once; those the victim scheduled and had not fired
+/// when it died fired on the survivors after the kill.
+pub(crate) async fn check_timers(pool: &PgPool) -> Timers {
+    let orders = ORDERS as i64;
+    let dunning_fired =
+        count(pool, "SELECT count(*) FROM history WHERE kind = 'timer_fired' AND node = 'await_payment'").await;
+    assert_eq!(dunning_fired, orders, "one dunning timer fired per invoice");
+    assert_eq!(
+        count(pool, "SELECT count(*) FROM history WHERE kind = 'end_reached' AND node = 'dunning_done'").await,
+        orders,
+        "one dunning side path per invoice"
+    );
+    let kill = "(SELECT at FROM mn_marks WHERE name = 'kill')";
+    let fired_after_kill = count(
+        pool,
+        &format!(
+            "SELECT count(*) FROM history WHERE kind = 'timer_fired' AND node = 'await_payment' AND at::timestamptz > {kill}"
+        ),
+    )
+    .await;
+    let victim = serve_name(VICTIM);
+    // The victim's dunning timers pending at the kill, and of them those it had claimed to fire.
+    let pending = format!(
+        "FROM mn_audit a WHERE a.tbl = 'timers' AND a.op = 'insert' AND a.app = '{victim}' AND {DUNNING_TIMER} \
+         AND a.at < {kill} AND NOT EXISTS (SELECT 1 FROM mn_audit d WHERE d.tbl = 'timers' AND d.op = 'delete' \
+             AND d.id = a.id AND d.at < {kill})"
+    );
+    let victims_pending = count(pool, &format!("SELECT count(*) {pending}")).await;
+    assert!(
+        victims_pending > 0,
+        "{victim} held no pending dunning timer when it died: the test did not exercise timer takeover"
+    );
+    let victims_fired = count(
+        pool,
+        &format!(
+            "SELECT count(*) {pending} AND EXISTS (SELECT 1 FROM mn_audit d WHERE d.tbl = 'timers' AND d.op = 'delete' \
+                 AND d.id = a.id AND d.at > {kill} AND d.app <> '{victim}') \
+             AND EXISTS (SELECT 1 FROM history h WHERE h.instance_id = a.instance_id AND h.kind = 'timer_fired' \
+                 AND h.node = 'await_payment' AND h.at::timestamptz > {kill})"
+        ),
+    )
+    .await;
+    assert_eq!(victims_fired, victims_pending, "every dunning timer {victim} left fired on another node after it died");
+    let victims_claimed_fired = count(
+        pool,
+        &format!(
+            "SELECT count(*) {pending} AND EXISTS (SELECT 1 FROM mn_audit u WHERE u.tbl = 'timers' AND u.op = 'update' \
+                 AND u.id = a.id AND u.app = '{victim}' AND u.claimed_until IS NOT NULL AND u.at < {kill})"
+        ),
+    )
+    .await;
+    Timers { dunning_fired, fired_after_kill, victims_fired, victims_claimed_fired }
+}
+
+/// What the sub-ledger check found, for the report.
+pub(crate) struct Ledger {
+    first_number: String,
+    last_number: String,
+    trial_balance: String,
+}
+
+/// One invoice per order, numbered without gaps, paid, dunned once; the books balance.
+pub(crate) async fn check_ledger(pool: &PgPool) -> Ledger {
+    let orders = ORDERS as i64;
+    let ours = "FROM invoices WHERE order_id LIKE 'SO-%'";
+    assert_eq!(count(pool, &format!("SELECT count(*) {ours}")).await, orders, "one invoice per order");
+    assert_eq!(
+        count(pool, &format!("SELECT count(DISTINCT order_id) {ours}")).await,
+        orders,
+        "no order invoiced twice"
+    );
+    assert_eq!(count(pool, &format!("SELECT count(*) {ours} AND status <> 'paid'")).await, 0, "every invoice paid");
+    assert_eq!(count(pool, &format!("SELECT count(*) {ours} AND dunning_level <> 1")).await, 0, "dunned once each");
+    let (first_number, last_number, distinct): (String, String, i64) =
+        sqlx::query_as(&format!("SELECT min(number), max(number), count(DISTINCT number) {ours}"))
+            .fetch_one(pool)
+            .await
+            .expect("invoice numbers");
+    let serial = |n: &str| n.rsplit('-').next().and_then(|s| s.parse::<i64>().ok()).unwrap_or(-1);
+    assert_eq!(
+        (distinct, serial(&last_number) - serial(&first_number) + 1),
+        (orders, orders),
+        "gapless invoice numbers {first_number}..{last_number}"
+    );
+    for (what, sql) in [
+        (
+            "invoice postings",
+            "SELECT count(*) FROM (SELECT document FROM journal_entries WHERE kind = 'invoice' GROUP BY 1 \
+             HAVING count(*) <> 1) twice",
+        ),
+        (
+            "dunning letters",
+            "SELECT count(*) FROM invoices i LEFT JOIN (SELECT invoice_id, count(*) AS n FROM outbox \
+             WHERE kind = 'dunning_letter' GROUP BY 1) o ON o.invoice_id = i.id \
+             WHERE i.order_id LIKE 'SO-%' AND coalesce(o.n, 0) <> 1",
+        ),
+        (
+            "unbalanced journal entries",
+            "SELECT count(*) FROM (SELECT entry_id FROM journal_lines GROUP BY 1 \
+             HAVING sum(debit::numeric) <> sum(credit::numeric)) unbalanced",
+        ),
+    ] {
+        assert_eq!(count(pool, sql).await, 0, "{what}");
+    }
+    let trial_balance: String = sqlx::query_scalar(
+        "SELECT (coalesce(sum(debit::numeric), 0) - coalesce(sum(credit::numeric), 0))::text FROM journal_lines",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("trial balance");
+    assert!(
+        trial_balance.trim_start_matches('-').chars().all(|c| c == '0' || c == '.'),
+        "trial balance {trial_balance}"
+    );
+    Ledger { first_number, last_number, trial_balance }
+}
+
+/// The history chains of the orders the victim started, and of their children, check out
+/// through the API.
+pub(crate) async fn check_history_chains(driver: &Driver) -> usize {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT i.id FROM instances i JOIN mn_audit a ON a.tbl = 'instances' AND a.id = i.id \
+         WHERE a.app = $1 ORDER BY i.id LIMIT 100",
+    )
+    .bind(serve_name(VICTIM))
+    .fetch_all(&driver.db)
+    .await
+    .expect("instances the victim started");
+    let token = driver.tokens.get("ada");
+    for id in &ids {
+        match driver.cluster.send(None, Method::GET, &format!("/v1/instances/{id}/history"), &token, None).await {
+            Ok((200, history)) => assert_eq!(history["intact"], true, "history of {id}: {history}"),
+            other => panic!("history of {id}: {other:?}"),
+        }
+    }
+    ids.len()
+}
+
+/// The run and its checks, for the report on stderr.
+pub(crate) struct Report {
+    pub(crate) elapsed: Duration,
+    pub(crate) killed_at: Duration,
+    pub(crate) started_at_kill: usize,
+    pub(crate) victim_timers: i64,
+    pub(crate) instances: Instances,
+    pub(crate) jobs: Jobs,
+    pub(crate) timers: Timers,
+    pub(crate) ledger: Ledger,
+    pub(crate) intact: usize,
+}
+
+impl Report {
+    /// The figures, straight to stderr so that they show for a passing test too.
+    pub(crate) fn print(&self, driver: &Driver) {
+        let incidents = driver.incidents.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let victim = serve_name(VICTIM);
+        let mut out = format!(
+            "multinode: {ORDERS} orders to cash on 3 serve nodes and 2 workers (one PostgreSQL database) in {:.1} s: \
+             {:.1} orders/s\n",
+            self.elapsed.as_secs_f64(),
+            ORDERS as f64 / self.elapsed.as_secs_f64()
+        );
+        out.push_str(&format!(
+            "  {victim} killed (SIGKILL) at {:.1} s, after {} starts, holding {} pending dunning timer(s); \
+             {} request(s) sent again to a survivor, {} start(s) answered as duplicates\n",
+            self.killed_at.as_secs_f64(),
+            self.started_at_kill,
+            self.victim_timers,
+            driver.cluster.resent.load(Ordering::Relaxed),
+            driver.duplicate_starts.load(Ordering::Relaxed),
+        ));
+        out.push_str(&format!("  orders started by node: {}\n", listing(&self.instances.started_by_node)));
+        out.push_str(&format!(
+            "  jobs: {} completed, each once: {}; {} taken over from {victim} after its leases ran out; {} failed attempt(s) retried\n",
+            self.jobs.completed,
+            listing(&self.jobs.by_worker),
+            self.jobs.taken_over,
+            self.jobs.failed_attempts,
+        ));
+        out.push_str(&format!(
+            "  timers: {} dunning timers fired, {} after the kill; {} left by {victim} fired on the survivors \
+             ({} of them claimed by {victim} when it died)\n",
+            self.timers.dunning_fired,
+            self.timers.fired_after_kill,
+            self.timers.victims_fired,
+            self.timers.victims_claimed_fired,
+        ));
+        out.push_str(&format!(
+            "  people: {} tasks completed; incidents retried by the operator: {}{}\n",
+            driver.tasks_done.load(Ordering::Relaxed),
+            incidents.len(),
+            incidents.values().map(|i| format!("\n    {i}")).collect::<String>(),
+        ));
+        out.push_str(&format!(
+            "  ledger: {ORDERS} invoices {}..{}, one per order, all paid and dunned once; trial balance {}; \
+             {} history chains of {victim}'s instances intact\n",
+            self.ledger.first_number, self.ledger.last_number, self.ledger.trial_balance, self.intact,
+        ));
+        let _ = std::io::stderr().write_all(out.as_bytes());
+    }
+}
+
+fn listing(counts: &BTreeMap<String, i64>) -> String {
+    counts.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,184 @@
+//! Several nodes on one PostgreSQL database, one of them killed.
+//!
+//! Three `cloverleaf serve` processes and two `cloverleaf worker` processes share one scratch
+//! database. 2,000 orders to cash are started round robin across the serve nodes over HTTP;
+//! half-way through, one serve node gets SIGKILL. Afterwards:
+//!
+//! - every order finished, once, at `cash_collected` (one instance per business key, one
+//!   completion each, three children each);
+//! - every job was completed exactly once, and no job was locked again after its completion;
+//!   the jobs the dead node held were taken over when its leases ran out;
+//! - the dunning timers the dead node had scheduled, still pending when it died, fired on the
+//!   surviving nodes;
+//! - the sub-ledger holds one invoice per order, gapless numbers, one dunning letter each, all
+//!   paid, and a trial balance of zero.
+//!
+//! The processes are the reference ones of `processes/`, with the waits that take days turned
+//! into seconds so that timers fire during the test, and an extra `start on message` on
+//! `order_to_cash` ([`fixture_processes`]): a start by message is idempotent by the message id,
+//! so a start retried after its node died without answering is still one instance (a retried
+//! `POST /v1/instances` would make a second one).
+//!
+//! The test plays the people and systems around the orders, over HTTP only: sales signs orders
+//! (`order.signed`), approvers work their inboxes (claim, complete), logistics reports each
+//! dispatch and the bank each payment (paid once the first dunning letter went out, so that
+//! every invoice has a timer that must fire), an operator retries incidents. To learn what is
+//! waiting it reads the engine's tables (subscriptions, history), and it records every change of
+//! a job, timer or instance row with triggers of its own (`mn_audit`), tagged with the writing
+//! connection's `application_name`: each process connects as its own name, so the audit tells
+//! which node or worker did what, and when.
+//!
+//! PostgreSQL is reached at `CLOVERLEAF_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432`); when it is unreachable the test is skipped with a
+//! notice, unless `CI` is set.
+
+mod audit;
+mod checks;
+mod children;
+mod driver;
+mod fixture;
+
+use std::io::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use cloverleaf_engine::testdb::ScratchDb;
+use sqlx::postgres::PgPoolOptions;
+use tokio::task::JoinSet;
+
+use audit::{AUDIT, connection_url, serve_name, victim_timers_pending};
+use checks::{Report, check_history_chains, check_instances, check_jobs, check_ledger, check_timers};
+use children::{Children, TempDir};
+use driver::{Cluster, Driver, Tokens};
+use fixture::fixture_processes;
+
+/// Orders started.
+const ORDERS: usize = 2_000;
+/// The serve node killed (0-based), once this many orders have been started.
+const VICTIM: usize = 1;
+const KILL_AFTER_STARTS: usize = ORDERS / 2;
+/// The dead node must hold at least this many pending dunning timers when it is killed (waited
+/// for up to [`KILL_WAIT`] after [`KILL_AFTER_STARTS`]).
+const MIN_VICTIM_TIMERS: i64 = 10;
+const KILL_WAIT: Duration = Duration::from_secs(30);
+/// Orders started but not finished at most; the starter waits below it.
+const MAX_OPEN: usize = 400;
+/// Requests the starter keeps in flight.
+const START_CONCURRENCY: usize = 16;
+/// Requests each other loop keeps in flight.
+const LOOP_CONCURRENCY: usize = 12;
+/// How long the run may go without an order starting or finishing before it is taken as stuck:
+/// the test deadline (a loaded machine is slow, not broken), and at least three minutes.
+fn stall_limit() -> Duration {
+    cloverleaf_testkit::deadline().max(Duration::from_secs(180))
+}
+/// How often the loops look for work.
+const POLL: Duration = Duration::from_millis(250);
+/// Customers rated A or B with room for many open invoices.
+const CUSTOMERS: [&str; 7] = ["C-002", "C-008", "C-010", "C-014", "C-018", "C-023", "C-030"];
+/// Approvers and the roles they hold in the demo configuration `serve` writes.
+const APPROVERS: [&str; 6] = ["mia", "cora", "dora", "carl", "lou", "arlo"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
+    let Some(db) = ScratchDb::postgres().await else { return };
+    let clock = Instant::now();
+    let dir = TempDir::new();
+    let processes = dir.path.join("processes");
+    fixture_processes(&processes);
+    let config = dir.path.join("cloverleaf.toml");
+    let mut children = Children::new(&dir.path);
+
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        // The test's own reads wait behind five busy nodes on a loaded machine: slow, not broken.
+        .acquire_timeout(cloverleaf_testkit::deadline())
+        .connect(&connection_url(&db.url(), "multinode-test"))
+        .await
+        .expect("the test connects to its database");
+    // What is tested is a node's death, not the database server's: commits need not wait for the
+    // disk, which lets the sub-ledger (whose writes run one at a time) keep up.
+    let name: String = sqlx::query_scalar("SELECT current_database()").fetch_one(&pool).await.expect("database name");
+    sqlx::raw_sql(&format!("ALTER DATABASE \"{name}\" SET synchronous_commit = off"))
+        .execute(&pool)
+        .await
+        .expect("synchronous_commit is set");
+    // The first node creates the schema, the demo configuration and the demo company; the audit
+    // triggers go in before anything runs; then the other nodes and the workers join.
+    let mut nodes = vec![children.serve(0, &db.url(), &processes, &config)];
+    sqlx::raw_sql(AUDIT).execute(&pool).await.expect("the audit triggers install");
+    let more = [
+        children.spawn_serve(1, &db.url(), &processes, &config),
+        children.spawn_serve(2, &db.url(), &processes, &config),
+    ];
+    for index in more {
+        nodes.push(children.address(index));
+    }
+    let tokens = Tokens::read(&dir.path.join("cloverleaf.tokens"));
+    // The workers talk to the nodes that survive, so that they keep working throughout.
+    let survivors: Vec<usize> = (0..nodes.len()).filter(|n| *n != VICTIM).collect();
+    for (w, node) in survivors.iter().enumerate() {
+        children.worker(w, &nodes[*node], &tokens.get("robot"), &db.url());
+    }
+    let cluster = Cluster::new(&nodes);
+    let driver = Arc::new(Driver::new(cluster, pool.clone(), tokens));
+
+    let mut loops = JoinSet::new();
+    loops.spawn(Arc::clone(&driver).count_finished());
+    loops.spawn(Arc::clone(&driver).work_inboxes());
+    loops.spawn(Arc::clone(&driver).dispatch_shipments());
+    loops.spawn(Arc::clone(&driver).pay_invoices());
+    loops.spawn(Arc::clone(&driver).retry_incidents());
+    note(clock, "3 serve nodes and 2 workers running; starting orders");
+    let first_start = Instant::now();
+    let starter = tokio::spawn(Arc::clone(&driver).start_orders());
+
+    // Kill the victim half-way, once it holds dunning timers that have not fired yet.
+    while driver.started.load(Ordering::SeqCst) < KILL_AFTER_STARTS {
+        driver.check_deadline(clock, "waiting to kill a node").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let waiting_since = Instant::now();
+    while victim_timers_pending(&pool).await < MIN_VICTIM_TIMERS && waiting_since.elapsed() < KILL_WAIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let victim_timers = victim_timers_pending(&pool).await;
+    driver.cluster.nodes[VICTIM].alive.store(false, Ordering::SeqCst);
+    children.kill(VICTIM);
+    sqlx::query("INSERT INTO mn_marks (name, at) VALUES ('kill', clock_timestamp())")
+        .execute(&pool)
+        .await
+        .expect("the kill is marked");
+    let killed_at = clock.elapsed();
+    note(clock, &format!("{} killed", serve_name(VICTIM)));
+    let started_at_kill = driver.started.load(Ordering::SeqCst);
+
+    while driver.finished.load(Ordering::SeqCst) < ORDERS {
+        driver.check_deadline(clock, "waiting for every order to finish").await;
+        tokio::time::sleep(POLL).await;
+    }
+    let elapsed = first_start.elapsed();
+    driver.stop.store(true, Ordering::SeqCst);
+    starter.await.expect("the starter stops");
+    while let Some(joined) = loops.join_next().await {
+        joined.expect("a driver loop stops");
+    }
+    let problems = driver.problems.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    assert!(problems.is_empty(), "the driver met {} problem(s):\n{}", problems.len(), problems.join("\n"));
+
+    note(clock, "every order finished; checking the database");
+    let instances = check_instances(&pool).await;
+    let jobs = check_jobs(&pool).await;
+    let timers = check_timers(&pool).await;
+    let ledger = check_ledger(&pool).await;
+    let intact = check_history_chains(&driver).await;
+    let report = Report { elapsed, killed_at, started_at_kill, victim_timers, instances, jobs, timers, ledger, intact };
+    report.print(&driver);
+    pool.close().await;
+}
+
+/// A line of progress on stderr (shown even when the test passes).
+fn note(clock: Instant, what: &str) {
+    let _ = writeln!(std::io::stderr(), "multinode: {:6.1} s {what}", clock.elapsed().as_secs_f64());
+}

@@ -1,0 +1,56 @@
+//! The credit check: a customer's limit, open receivables and risk before an order goes ahead.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+
+use super::idempotency::once;
+use super::records::customer;
+use super::{Error, Ledger, cents, parse_money};
+
+/// The customer's credit position.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreditCheck {
+    /// The credit limit.
+    pub credit_limit: Decimal,
+    /// Open receivables (invoices not yet paid or written off).
+    pub open_ar: Decimal,
+    /// Risk rating A (best) to D.
+    pub risk: String,
+    /// What is left of the limit before this order.
+    pub available: Decimal,
+    /// Payment terms in days.
+    pub payment_terms_days: i64,
+}
+
+impl Ledger {
+    /// The customer's credit position; a blocked customer is refused. The answer is recorded
+    /// under `key`, so a redelivered job sees the position its first run decided on.
+    pub async fn credit_check(&self, key: &str, now: DateTime<Utc>, customer_id: &str) -> Result<CreditCheck, Error> {
+        once!(self, key, "credit.check", now, |conn| {
+            let c = customer(conn, customer_id).await?;
+            if c.blocked {
+                return Err(Error::CustomerBlocked(customer_id.to_string()));
+            }
+            let open_ar = open_receivables(conn, Some(customer_id)).await?;
+            CreditCheck {
+                credit_limit: cents(c.credit_limit),
+                open_ar: cents(open_ar),
+                risk: c.risk,
+                available: cents(c.credit_limit - open_ar),
+                payment_terms_days: c.terms,
+            }
+        })
+    }
+}
+
+/// Open receivables (of one customer, or all) from the invoices.
+pub(crate) async fn open_receivables(conn: &mut AnyConnection, customer_id: Option<&str>) -> Result<Decimal, Error> {
+    let rows =
+        sqlx::query("SELECT amount_open FROM invoices WHERE status = 'open' AND ($1 IS NULL OR customer_id = $1)")
+            .bind(customer_id)
+            .fetch_all(conn)
+            .await?;
+    rows.iter().map(|r| parse_money(r.try_get(0)?)).sum()
+}

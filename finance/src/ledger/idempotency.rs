@@ -1,0 +1,59 @@
+//! Runs a job's ledger operation once per idempotency key. Every operation that changes the
+//! ledger runs in one transaction that also records its output under the job's idempotency key: a
+//! second run with the same key changes nothing and returns the first run's output.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::{AnyConnection, Row};
+
+use super::{Error, ts_text};
+
+/// The output an earlier run recorded under `key`, if any.
+pub(super) async fn replayed<T: DeserializeOwned>(conn: &mut AnyConnection, key: &str) -> Result<Option<T>, Error> {
+    let row = sqlx::query("SELECT output FROM idempotency_keys WHERE key = $1").bind(key).fetch_optional(conn).await?;
+    match row {
+        Some(r) => {
+            let text: String = r.try_get(0)?;
+            serde_json::from_str(&text).map(Some).map_err(|e| Error::Corrupt(format!("stored output of {key}: {e}")))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Records `output` under `key`, in the caller's transaction.
+pub(super) async fn remember<T: Serialize>(
+    conn: &mut AnyConnection,
+    key: &str,
+    job_type: &str,
+    output: &T,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let text = serde_json::to_string(output).map_err(|e| Error::Corrupt(e.to_string()))?;
+    sqlx::query("INSERT INTO idempotency_keys (key, job_type, output, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(key)
+        .bind(job_type)
+        .bind(text)
+        .bind(ts_text(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Runs `$body` (an expression using `$conn`) once per idempotency key, in one transaction. The
+/// helpers are named by full path so that the operations need not import them.
+macro_rules! once {
+    ($self:ident, $key:expr, $job_type:expr, $now:expr, |$conn:ident| $body:expr) => {{
+        let mut tx = $self.begin().await?;
+        let $conn: &mut ::sqlx::AnyConnection = &mut tx;
+        if let Some(output) = $crate::ledger::idempotency::replayed($conn, $key).await? {
+            return Ok(output);
+        }
+        let output = $body;
+        $crate::ledger::idempotency::remember(&mut tx, $key, $job_type, &output, $now).await?;
+        tx.commit().await?;
+        Ok(output)
+    }};
+}
+
+pub(super) use once;

@@ -1,0 +1,398 @@
+//! Orders, their invoices and the cost of their goods: recording an order, issuing its invoice
+//! with a gapless number, and posting its cost of goods sold.
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use sqlx::{AnyConnection, Row};
+
+use super::idempotency::once;
+use super::records::{customer, invoice, invoice_row};
+use super::{
+    Entry, Error, JournalLine, Ledger, account, cents, date_text, decimal_setting, money_text, parse_money, post,
+};
+
+/// An issued invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InvoiceIssued {
+    /// The invoice's document id (`INV-2026-000042`), used as the payment correlation key.
+    pub invoice_id: String,
+    /// The gapless legal number (`2026-000042`).
+    pub invoice_number: String,
+    /// Net amount.
+    pub net: Decimal,
+    /// Tax, rounded to the cent on the net total.
+    pub tax: Decimal,
+    /// Net plus tax.
+    pub total: Decimal,
+    /// Issue date.
+    pub issue_date: NaiveDate,
+    /// Due date: issue date plus the customer's payment terms.
+    pub due_date: NaiveDate,
+}
+
+/// Cost of goods posted for an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CostPosted {
+    /// The cost of the order's goods.
+    pub cost_of_goods: Decimal,
+}
+
+impl Ledger {
+    /// Issues the invoice of an order: lines from the recorded order (or one line for `amount`
+    /// when the order is not recorded), tax at the customer's rate on the net total, a gapless
+    /// number, due date from the payment terms, posted to receivables, revenue and VAT. An order
+    /// already invoiced returns its invoice.
+    pub async fn issue_invoice(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        order_id: &str,
+        customer_id: &str,
+        amount: Decimal,
+    ) -> Result<InvoiceIssued, Error> {
+        once!(self, key, "invoice.issue", now, |conn| {
+            if let Some(existing) = invoice_row(conn, "order_id", order_id).await? {
+                if existing.customer_id != customer_id {
+                    return Err(Error::InvoiceData(format!(
+                        "order {order_id} was invoiced to {}, not {customer_id}",
+                        existing.customer_id
+                    )));
+                }
+                existing.issued()
+            } else {
+                issue(conn, now, order_id, customer_id, amount).await?
+            }
+        })
+    }
+
+    /// Posts the cost of an order's goods (cost of goods sold against inventory), once per order.
+    ///
+    /// Costing runs beside invoicing: given the order's `amount`, an order not recorded yet is
+    /// recorded here as invoicing would record it (one line at the standard cost rate), so the
+    /// cost never waits for the invoice. Without an amount, an unrecorded order is a failure
+    /// to retry.
+    pub async fn post_cost(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        order_id: &str,
+        customer_id: &str,
+        shipment_id: &str,
+        amount: Option<Decimal>,
+    ) -> Result<CostPosted, Error> {
+        once!(self, key, "ledger.post_cost", now, |conn| {
+            let posted = sqlx::query(
+                "SELECT l.debit FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id \
+                 WHERE e.kind = 'cost_of_goods' AND e.document = $1 AND l.account = $2",
+            )
+            .bind(order_id)
+            .bind(account::COST_OF_GOODS)
+            .fetch_all(&mut *conn)
+            .await?;
+            if !posted.is_empty() {
+                let mut cost = Decimal::ZERO;
+                for r in posted {
+                    cost += parse_money(r.try_get(0)?)?;
+                }
+                CostPosted { cost_of_goods: cents(cost) }
+            } else {
+                let recorded = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
+                    .bind(order_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .map(|r| r.try_get::<String, _>(0))
+                    .transpose()?;
+                let owner = match (recorded, amount) {
+                    (Some(owner), _) => owner,
+                    (None, Some(amount)) => {
+                        customer(conn, customer_id).await?;
+                        record_standard_order(conn, now, order_id, customer_id, amount).await?;
+                        customer_id.to_string()
+                    }
+                    (None, None) => return Err(Error::UnknownOrder(order_id.to_string())),
+                };
+                if owner != customer_id {
+                    return Err(Error::Input {
+                        field: "customer_id".into(),
+                        problem: format!("order {order_id} belongs to {owner}"),
+                    });
+                }
+                let mut cost = Decimal::ZERO;
+                for (quantity, _, unit_cost) in order_lines(conn, order_id).await? {
+                    cost += cents(quantity * unit_cost);
+                }
+                let entry = Entry {
+                    date: now.date_naive(),
+                    kind: "cost_of_goods",
+                    description: format!("cost of goods of order {order_id}, shipment {shipment_id}"),
+                    document: Some(order_id),
+                    lines: vec![
+                        JournalLine::debit(account::COST_OF_GOODS, cost).customer(customer_id),
+                        JournalLine::credit(account::INVENTORY, cost),
+                    ],
+                };
+                if cost > Decimal::ZERO {
+                    post(conn, entry, now).await?;
+                }
+                CostPosted { cost_of_goods: cents(cost) }
+            }
+        })
+    }
+
+    /// Records a sales order priced from the product catalogue: `(sku, quantity)` lines. Returns
+    /// the order's net amount (what `order_to_cash` takes as `amount`). Recording the same order
+    /// again changes nothing.
+    pub async fn record_order(
+        &self,
+        order_id: &str,
+        customer_id: &str,
+        order_date: NaiveDate,
+        lines: &[(&str, Decimal)],
+    ) -> Result<Decimal, Error> {
+        let mut tx = self.begin().await?;
+        customer(&mut tx, customer_id).await?;
+        let exists = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()?;
+        if let Some(owner) = exists {
+            if owner != customer_id {
+                return Err(Error::Input {
+                    field: "order_id".into(),
+                    problem: format!("order {order_id} is recorded for {owner}"),
+                });
+            }
+            let net = order_net(&mut tx, order_id).await?;
+            return Ok(net);
+        }
+        if lines.is_empty() {
+            return Err(Error::Input { field: "lines".into(), problem: "an order needs a line".into() });
+        }
+        sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES ($1, $2, $3)")
+            .bind(order_id)
+            .bind(customer_id)
+            .bind(date_text(order_date))
+            .execute(&mut *tx)
+            .await?;
+        for (n, (sku, quantity)) in lines.iter().enumerate() {
+            if *quantity <= Decimal::ZERO {
+                return Err(Error::InvalidAmount(format!("quantity {quantity} of {sku}")));
+            }
+            let product = sqlx::query("SELECT name, unit_price, unit_cost FROM products WHERE sku = $1")
+                .bind(sku)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| Error::UnknownProduct(sku.to_string()))?;
+            insert_order_line(
+                &mut tx,
+                order_id,
+                n + 1,
+                Some(sku),
+                product.try_get::<String, _>(0)?.as_str(),
+                *quantity,
+                parse_money(product.try_get(1)?)?,
+                parse_money(product.try_get(2)?)?,
+            )
+            .await?;
+        }
+        let net = order_net(&mut tx, order_id).await?;
+        tx.commit().await?;
+        Ok(net)
+    }
+
+    /// An invoice's document id for an order, once issued.
+    pub async fn invoice_of_order(&self, order_id: &str) -> Result<Option<InvoiceIssued>, Error> {
+        let mut conn = self.read.acquire().await?;
+        Ok(invoice_row(&mut conn, "order_id", order_id).await?.map(|i| i.issued()))
+    }
+
+    /// What is open on an invoice, and its status.
+    pub async fn invoice_open(&self, invoice_id: &str) -> Result<(Decimal, String), Error> {
+        let mut conn = self.read.acquire().await?;
+        let inv = invoice(&mut conn, invoice_id).await?;
+        Ok((inv.amount_open, inv.status))
+    }
+}
+
+/// Records an order that reached the ledger without its lines: one line for the amount, costed
+/// at the standard cost rate. Invoicing and costing each record it when they come first, so
+/// neither waits for the other.
+async fn record_standard_order(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    order_id: &str,
+    customer_id: &str,
+    amount: Decimal,
+) -> Result<(), Error> {
+    if amount <= Decimal::ZERO || amount != cents(amount) {
+        return Err(Error::InvoiceData(format!(
+            "order {order_id} has amount {amount}, not a positive amount in cents"
+        )));
+    }
+    let rate = decimal_setting(&Ledger::setting(conn, "standard_cost_rate").await?)?;
+    sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES ($1, $2, $3)")
+        .bind(order_id)
+        .bind(customer_id)
+        .bind(date_text(now.date_naive()))
+        .execute(&mut *conn)
+        .await?;
+    let description = format!("Order {order_id}");
+    insert_order_line(conn, order_id, 1, None, &description, Decimal::ONE, amount, cents(amount * rate)).await
+}
+
+async fn issue(
+    conn: &mut AnyConnection,
+    now: DateTime<Utc>,
+    order_id: &str,
+    customer_id: &str,
+    amount: Decimal,
+) -> Result<InvoiceIssued, Error> {
+    let c = match customer(conn, customer_id).await {
+        Err(Error::UnknownCustomer(id)) => return Err(Error::InvoiceData(format!("customer {id} is not on file"))),
+        other => other?,
+    };
+    if amount <= Decimal::ZERO {
+        return Err(Error::InvoiceData(format!("order {order_id} has amount {amount}")));
+    }
+    if amount != cents(amount) {
+        return Err(Error::InvoiceData(format!("order {order_id} has amount {amount}, finer than a cent")));
+    }
+    if c.tax_rate < Decimal::ZERO || c.tax_rate >= Decimal::ONE {
+        return Err(Error::InvoiceData(format!("customer {customer_id} has tax rate {}", c.tax_rate)));
+    }
+    let owner = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?;
+    match owner {
+        Some(owner) if owner != customer_id => {
+            return Err(Error::InvoiceData(format!("order {order_id} was placed by {owner}, not {customer_id}")));
+        }
+        Some(_) => {
+            let net = order_net(conn, order_id).await?;
+            if net != amount {
+                return Err(Error::InvoiceData(format!(
+                    "order {order_id} lines come to {}, the order says {}",
+                    money_text(net),
+                    money_text(amount)
+                )));
+            }
+        }
+        None => record_standard_order(conn, now, order_id, customer_id, amount).await?,
+    }
+    let lines = order_lines(conn, order_id).await?;
+    let issue_date = now.date_naive();
+    let due_date = issue_date + TimeDelta::days(c.terms);
+    let year = issue_date.year();
+    let sequence = format!("invoice-{year}");
+    let n: i64 = sqlx::query(
+        "INSERT INTO number_sequences (name, next_value) VALUES ($1, 2) \
+         ON CONFLICT (name) DO UPDATE SET next_value = number_sequences.next_value + 1 \
+         RETURNING next_value - 1",
+    )
+    .bind(&sequence)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    let number = format!("{year}-{n:06}");
+    let id = format!("INV-{number}");
+    let net = cents(amount);
+    let tax = cents(net * c.tax_rate);
+    let total = net + tax;
+    sqlx::query(
+        "INSERT INTO invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, \
+         amount_open, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 'open')",
+    )
+    .bind(&id)
+    .bind(&number)
+    .bind(order_id)
+    .bind(customer_id)
+    .bind(date_text(issue_date))
+    .bind(date_text(due_date))
+    .bind(money_text(net))
+    .bind(money_text(tax))
+    .bind(money_text(total))
+    .execute(&mut *conn)
+    .await?;
+    let descriptions = sqlx::query("SELECT description FROM order_lines WHERE order_id = $1 ORDER BY line_no")
+        .bind(order_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    for (n, ((quantity, unit_price, _), d)) in lines.iter().zip(descriptions).enumerate() {
+        sqlx::query(
+            "INSERT INTO invoice_lines (invoice_id, line_no, description, quantity, unit_price, net, tax_rate) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&id)
+        .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))
+        .bind(d.try_get::<String, _>(0)?)
+        .bind(quantity.to_string())
+        .bind(unit_price.to_string())
+        .bind(money_text(*quantity * *unit_price))
+        .bind(c.tax_rate.to_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    let entry = Entry {
+        date: issue_date,
+        kind: "invoice",
+        description: format!("invoice {number} to {}", c.name),
+        document: Some(&id),
+        lines: vec![
+            JournalLine::debit(account::RECEIVABLES, total).customer(customer_id).invoice(&id),
+            JournalLine::credit(account::REVENUE, net).customer(customer_id),
+            JournalLine::credit(account::VAT, tax),
+        ],
+    };
+    post(conn, entry, now).await?;
+    Ok(InvoiceIssued { invoice_id: id, invoice_number: number, net, tax, total, issue_date, due_date })
+}
+
+#[allow(clippy::too_many_arguments)] // a row of the order_lines table
+async fn insert_order_line(
+    conn: &mut AnyConnection,
+    order_id: &str,
+    line_no: usize,
+    sku: Option<&str>,
+    description: &str,
+    quantity: Decimal,
+    unit_price: Decimal,
+    unit_cost: Decimal,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO order_lines (order_id, line_no, sku, description, quantity, unit_price, unit_cost) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(order_id)
+    .bind(i64::try_from(line_no).unwrap_or(i64::MAX))
+    .bind(sku)
+    .bind(description)
+    .bind(quantity.to_string())
+    .bind(unit_price.to_string())
+    .bind(unit_cost.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// (quantity, unit price, unit cost) of each line, in order.
+async fn order_lines(conn: &mut AnyConnection, order_id: &str) -> Result<Vec<(Decimal, Decimal, Decimal)>, Error> {
+    let rows =
+        sqlx::query("SELECT quantity, unit_price, unit_cost FROM order_lines WHERE order_id = $1 ORDER BY line_no")
+            .bind(order_id)
+            .fetch_all(conn)
+            .await?;
+    rows.iter()
+        .map(|r| Ok((parse_money(r.try_get(0)?)?, parse_money(r.try_get(1)?)?, parse_money(r.try_get(2)?)?)))
+        .collect()
+}
+
+/// The order's net: each line's quantity times price, rounded to the cent, summed.
+async fn order_net(conn: &mut AnyConnection, order_id: &str) -> Result<Decimal, Error> {
+    Ok(order_lines(conn, order_id).await?.iter().map(|(q, p, _)| cents(*q * *p)).sum())
+}
