@@ -56,8 +56,9 @@ fn users() -> Users {
         password_argon2: None,
         time_zone: None,
     };
-    Users::from_config(&ConfigFile { users: vec![entry("mia", "sales.manager"), entry("sam", "sales.rep")] })
-        .expect("valid users")
+    let config =
+        ConfigFile { users: vec![entry("mia", "sales.manager"), entry("sam", "sales.rep")], ..ConfigFile::default() };
+    Users::from_config(&config).expect("valid users")
 }
 
 /// Single-row transactions, one after another, on a file opened like the engine's.

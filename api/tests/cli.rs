@@ -492,7 +492,8 @@ mod hash_password {
             password_argon2: Some(password_argon2.into()),
             time_zone: None,
         };
-        Users::from_config(&ConfigFile { users: vec![mia] }).expect("the printed hash is accepted")
+        Users::from_config(&ConfigFile { users: vec![mia], ..ConfigFile::default() })
+            .expect("the printed hash is accepted")
     }
 
     #[test]

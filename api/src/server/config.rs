@@ -43,6 +43,24 @@ pub struct ConfigFile {
     /// The users.
     #[serde(default)]
     pub users: Vec<UserEntry>,
+    /// Where notifications for people (tasks offered, handed over, reminded of, overdue) are
+    /// delivered; none: they are kept for `GET /v1/notifications`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookEntry>,
+}
+
+/// A receiver of notifications: an HTTP endpoint that gets each one as a signed JSON POST.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEntry {
+    /// `https://...` (or `http://` on a trusted network).
+    pub url: String,
+    /// The shared key of the HMAC-SHA256 signature, at least 16 characters.
+    pub secret: String,
+    /// The kinds it wants (`task_created`, `task_assigned`, `task_reminder`, `task_overdue`);
+    /// all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
 }
 
 /// One user.
@@ -260,6 +278,38 @@ pub fn new_token() -> Result<String> {
     Ok(format!("clv_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
 }
 
+/// The webhooks of the configuration file, checked: a URL that is not http(s), a short secret or
+/// an unknown kind is refused with what to write instead.
+pub fn load_webhooks(path: &Path) -> Result<Vec<WebhookEntry>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: ConfigFile =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?;
+    for hook in &config.webhooks {
+        check_webhook(hook).with_context(|| format!("in {}", path.display()))?;
+    }
+    Ok(config.webhooks)
+}
+
+/// The kinds of notification a webhook may ask for.
+pub const NOTIFICATION_KINDS: &[&str] = &["task_created", "task_assigned", "task_reminder", "task_overdue"];
+
+fn check_webhook(hook: &WebhookEntry) -> Result<()> {
+    let url = hook.url.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        bail!("the webhook URL `{url}` is not http(s): write https://host/path");
+    }
+    if hook.secret.chars().count() < 16 {
+        bail!("the secret of the webhook {url} is shorter than 16 characters: use a long random one");
+    }
+    if let Some(kind) = hook.kinds.iter().find(|k| !NOTIFICATION_KINDS.contains(&k.as_str())) {
+        bail!(
+            "the webhook {url} asks for `{kind}`, which is not a kind of notification ({})",
+            NOTIFICATION_KINDS.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Reads and checks the configuration file.
 pub fn load(path: &Path) -> Result<Users> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -372,6 +422,7 @@ mod tests {
                 password_argon2: None,
                 time_zone: None,
             }],
+            ..ConfigFile::default()
         };
         let err = Users::from_config(&config).unwrap_err().to_string();
         assert!(err.contains("64 hex digits"), "{err}");
@@ -387,6 +438,7 @@ mod tests {
                 password_argon2: None,
                 time_zone: None,
             }],
+            ..ConfigFile::default()
         };
         let users = Users::from_config(&config).unwrap();
         assert_eq!(users.authenticate("t-1").unwrap().name, "mia");
@@ -406,7 +458,7 @@ mod tests {
 
     /// Why a configuration with `phc` as mia's password is refused.
     fn refusal(phc: &str) -> String {
-        let config = ConfigFile { users: vec![entry("mia", Some(phc))] };
+        let config = ConfigFile { users: vec![entry("mia", Some(phc))], ..ConfigFile::default() };
         format!("{:#}", Users::from_config(&config).unwrap_err())
     }
 
@@ -460,7 +512,10 @@ mod tests {
     #[test]
     fn a_password_signs_in_its_user_only() {
         let phc = hash_password("correct horse").unwrap();
-        let config = ConfigFile { users: vec![entry("mia", Some(&format!("  {phc}\n"))), entry("sam", None)] };
+        let config = ConfigFile {
+            users: vec![entry("mia", Some(&format!("  {phc}\n"))), entry("sam", None)],
+            ..ConfigFile::default()
+        };
         let users = Users::from_config(&config).unwrap();
         assert_eq!(users.verify_password("mia", "correct horse").unwrap().name, "mia");
         assert_eq!(users.verify_password(" Mia ", "correct horse").unwrap().name, "mia", "one spelling of a name");

@@ -23,6 +23,7 @@ mod jobs;
 mod kpis;
 mod messages;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 mod ops;
 pub(crate) mod reports;
@@ -218,6 +219,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/jobs/{id}/extend-lock", post(jobs::extend_lock))
         .route("/v1/incidents", get(incidents::list))
         .route("/v1/incidents/{id}/retry", post(incidents::retry))
+        .route("/v1/notifications", get(notify::list))
+        .route("/v1/notifications/{id}/retry", post(notify::retry))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/evaluate", post(alerts::evaluate_now))
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))

@@ -6,7 +6,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, definitions, error, incidents, instances, jobs, kpis, messages, ops, reports, tasks, views};
+use super::{
+    alerts, definitions, error, incidents, instances, jobs, kpis, messages, notify, ops, reports, tasks, views,
+};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -29,6 +31,7 @@ use super::{alerts, definitions, error, incidents, instances, jobs, kpis, messag
         kpis::catalogue, kpis::one, reports::kpis, reports::stored,
         reports::aging, reports::gross_profit, reports::trial_balance,
         alerts::list, alerts::acknowledge, alerts::evaluate_now,
+        notify::list, notify::retry,
     ),
     components(schemas(error::ErrorBody, error::ErrorInfo, views::InstanceView, views::TaskView, views::JobView)),
     modifiers(&BearerAuth),

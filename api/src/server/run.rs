@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::config::{self, Users};
+use super::notify::{Notifier, NotifierOptions};
 use super::{AppState, app};
 
 /// What `serve` runs on.
@@ -206,6 +207,14 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     tracing::info!(rules = rules.len(), "alert rules loaded");
     state.set_rules(rules);
     let alerting = tokio::spawn(judge_alerts(state.clone(), until_true(stopped.clone())));
+    let hooks = config::load_webhooks(&options.config)?;
+    tracing::info!(webhooks = hooks.len(), "notification webhooks loaded");
+    let notifying = if hooks.is_empty() {
+        None
+    } else {
+        let notifier = Notifier::new(engine.clone(), hooks, NotifierOptions::default()).map_err(anyhow::Error::msg)?;
+        Some(tokio::spawn(notifier.run(until_true(stopped.clone()))))
+    };
     let router = app(state.clone());
     let server = serve_http(listener, router, async move {
         shutdown_signal().await;
@@ -222,6 +231,11 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     }
     if let Err(e) = alerting.await {
         tracing::error!(error = %e, "the alert task failed");
+    }
+    if let Some(task) = notifying
+        && let Err(e) = task.await
+    {
+        tracing::error!(error = %e, "the notification task failed");
     }
     match workers.await {
         Ok(Ok(stats)) => tracing::info!(?stats, "in-process workers stopped"),

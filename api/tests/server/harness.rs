@@ -65,6 +65,7 @@ pub fn users() -> Users {
                 time_zone: Some("Asia/Shanghai".to_string()),
             })
             .collect(),
+        ..ConfigFile::default()
     };
     Users::from_config(&config).unwrap()
 }

@@ -10,6 +10,7 @@ mod incidents;
 mod instances;
 mod jobs;
 mod messages;
+mod notify;
 mod ops;
 mod serve;
 mod tasks;
