@@ -7,7 +7,7 @@
 -- keeps failing ends `dead` until an operator retries it.
 CREATE TABLE notifications (
     id TEXT COLLATE "C" PRIMARY KEY,
-    instance_id TEXT NOT NULL,
+    instance_id TEXT,
     kind TEXT NOT NULL,
     subject TEXT NOT NULL,
     payload TEXT NOT NULL,

@@ -11,6 +11,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use cloverleaf_dsl::SourceMap;
 use cloverleaf_dsl::rules::{Indicator, Rule, RuleUnit, parse_rules};
+use cloverleaf_engine::store::NotificationRow;
 use cloverleaf_finance::ledger::alerts::{Alert, AlertChanges, Firing};
 use cloverleaf_finance::ledger::kpi::{Breakdown, CATALOGUE, Unit, Window};
 use rust_decimal::Decimal;
@@ -97,7 +98,48 @@ pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
 /// Judges every rule of the server on the figures of the last 90 days and records what changed.
 pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChanges, ApiError> {
     let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
-    judge(ledger, &state.rules(), now).await.map_err(ApiError::internal)
+    let rules = state.rules();
+    let changes = judge(ledger, &rules, now).await.map_err(ApiError::internal)?;
+    let alerts = ledger.alerts(false).await.map_err(ApiError::internal)?;
+    state.engine().notify(alert_notices(&alerts, &rules, now)).await.map_err(ApiError::internal)?;
+    Ok(changes)
+}
+
+/// How long after it closed an alert still gets its `alert_cleared` notification raised (should
+/// the server have stopped between closing it and raising it).
+const CLEARED_NOTICE_WINDOW_HOURS: i64 = 24;
+
+/// The notifications the alerts owe: `alert_opened` for every open one, `alert_cleared` for every
+/// one closed in the last day. Ids are the alert's (`alert.{id}.opened`), so raising them on
+/// every evaluation is harmless and one missed by a stop is raised by the next.
+pub fn alert_notices(alerts: &[Alert], rules: &[Rule], now: DateTime<Utc>) -> Vec<NotificationRow> {
+    let recent = now - chrono::TimeDelta::hours(CLEARED_NOTICE_WINDOW_HOURS);
+    let mut rows = Vec::new();
+    for alert in alerts {
+        let (kind, at) = match alert.closed_at {
+            None => ("alert_opened", alert.opened_at),
+            Some(closed) if closed >= recent => ("alert_cleared", closed),
+            Some(_) => continue,
+        };
+        let id = format!("alert.{}.{}", alert.id, kind.trim_start_matches("alert_"));
+        let notify = rules.iter().find(|r| r.name == alert.rule).map(|r| r.notify.clone()).unwrap_or_default();
+        let payload = serde_json::json!({
+            "id": id, "kind": kind, "alert": alert.id, "rule": alert.rule, "title": alert.title,
+            "severity": alert.severity, "subject": alert.subject, "indicator": alert.indicator,
+            "threshold": alert.threshold.to_string(), "value": alert.last_value.to_string(),
+            "opened_at": alert.opened_at.to_rfc3339(), "closed_at": alert.closed_at.map(|t| t.to_rfc3339()),
+            "notify": notify, "at": at.to_rfc3339(),
+        });
+        rows.push(NotificationRow {
+            id,
+            instance_id: None,
+            kind: kind.to_string(),
+            subject: alert.id.to_string(),
+            payload: payload.to_string(),
+            created_at: at,
+        });
+    }
+    rows
 }
 
 /// Judges `rules` on `ledger`'s figures of the 90 days up to `now` and records what changed.

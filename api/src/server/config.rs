@@ -57,8 +57,8 @@ pub struct WebhookEntry {
     pub url: String,
     /// The shared key of the HMAC-SHA256 signature, at least 16 characters.
     pub secret: String,
-    /// The kinds it wants (`task_created`, `task_assigned`, `task_reminder`, `task_overdue`);
-    /// all when empty.
+    /// The kinds it wants (`task_created`, `task_assigned`, `task_reminder`, `task_overdue`,
+    /// `alert_opened`, `alert_cleared`); all when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<String>,
 }
@@ -291,7 +291,8 @@ pub fn load_webhooks(path: &Path) -> Result<Vec<WebhookEntry>> {
 }
 
 /// The kinds of notification a webhook may ask for.
-pub const NOTIFICATION_KINDS: &[&str] = &["task_created", "task_assigned", "task_reminder", "task_overdue"];
+pub const NOTIFICATION_KINDS: &[&str] =
+    &["task_created", "task_assigned", "task_reminder", "task_overdue", "alert_opened", "alert_cleared"];
 
 fn check_webhook(hook: &WebhookEntry) -> Result<()> {
     let url = hook.url.trim();

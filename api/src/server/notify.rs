@@ -187,11 +187,12 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 pub struct NotificationView {
     /// Its id (the receivers' idempotency key).
     pub id: String,
-    /// `task_created`, `task_assigned`, `task_reminder`, `task_overdue`.
+    /// `task_created`, `task_assigned`, `task_reminder`, `task_overdue`, `alert_opened`,
+    /// `alert_cleared`.
     pub kind: String,
-    /// The instance it is about.
-    pub instance_id: String,
-    /// The task it is about.
+    /// The instance it is about (none for an alert).
+    pub instance_id: Option<String>,
+    /// The task or alert it is about.
     pub subject: String,
     /// `pending`, `delivered` or `dead`.
     pub state: String,

@@ -244,6 +244,19 @@ async fn alert_rules_open_once_are_acknowledged_and_close_when_their_condition_c
     let history = api.get("/v1/alerts?all=true", "carl").await;
     let closed = history.expect(StatusCode::OK).as_array().unwrap().iter().find(|a| a["id"] == id).cloned().unwrap();
     assert!(closed["closed_at"].is_string() && closed["acknowledged_by"] == "ada", "{closed}");
+
+    // Each alert raised a notification when it opened, and C-007's another when it cleared, once
+    // each however often the rules were judged.
+    let notices = api.get("/v1/notifications", "ada").await;
+    let notices = notices.expect(StatusCode::OK).as_array().unwrap().clone();
+    let of = |kind: &str| notices.iter().filter(|n| n["kind"] == kind).cloned().collect::<Vec<_>>();
+    assert_eq!(of("alert_opened").len(), opened, "{notices:?}");
+    let cleared = of("alert_cleared");
+    assert_eq!(cleared.len(), 1, "{notices:?}");
+    assert_eq!(cleared[0]["subject"], id.to_string());
+    assert_eq!(cleared[0]["payload"]["rule"], "customer_overdue");
+    assert_eq!(cleared[0]["payload"]["severity"], "critical");
+    assert!(cleared[0]["instance_id"].is_null());
 }
 
 #[tokio::test]

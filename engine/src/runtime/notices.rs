@@ -3,7 +3,7 @@
 
 use chrono::TimeDelta;
 
-use crate::store::{DeliveryOutcome, Notification, Store, Write, WriteOutcome};
+use crate::store::{DeliveryOutcome, Notification, NotificationRow, Store, Write, WriteOutcome};
 
 use super::{Engine, Error};
 
@@ -18,6 +18,15 @@ impl<S: Store> Engine<S> {
             WriteOutcome::Notifications(taken) => Ok(taken),
             other => Err(Error::Write(format!("unexpected outcome of a notification take: {other:?}"))),
         }
+    }
+
+    /// Raises notifications not caused by a step (alerts, say), in one transaction; one whose id
+    /// exists already is left as it is, so raising the same again is harmless.
+    pub async fn notify(&self, rows: Vec<NotificationRow>) -> Result<(), Error> {
+        if !rows.is_empty() {
+            self.submit(Write::Notify(rows)).await?;
+        }
+        Ok(())
     }
 
     /// Records the outcome of one delivery attempt of notification `id`.

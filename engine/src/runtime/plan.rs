@@ -357,7 +357,7 @@ fn notice_of(
     }
     Ok(Some(NotificationRow {
         id,
-        instance_id: instance_id.to_string(),
+        instance_id: Some(instance_id.to_string()),
         kind: kind.to_string(),
         subject: task.to_string(),
         payload: serde_json::to_string(&payload)?,

@@ -234,7 +234,7 @@ impl StepRows {
                 Table::Notifications,
                 vec![
                     text(&n.id),
-                    text(&n.instance_id),
+                    Cell::OptText(n.instance_id.clone()),
                     text(&n.kind),
                     text(&n.subject),
                     text(&n.payload),

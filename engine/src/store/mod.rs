@@ -189,6 +189,9 @@ pub enum Write {
         /// What became of it.
         outcome: DeliveryOutcome,
     },
+    /// Raise notifications not caused by a step (alerts); one whose id exists already is left
+    /// as it is.
+    Notify(Vec<NotificationRow>),
     /// Give a dead notification another round of attempts, from `now`.
     RetryNotification {
         /// The notification.
@@ -223,11 +226,12 @@ pub enum DeliveryOutcome {
 pub struct NotificationRow {
     /// A stable id, the receivers' idempotency key (`{task}.{kind}.{step}`).
     pub id: String,
-    /// The instance it is about.
-    pub instance_id: String,
-    /// `task_created`, `task_assigned`, `task_reminder`, `task_overdue`.
+    /// The instance it is about (none for an alert).
+    pub instance_id: Option<String>,
+    /// `task_created`, `task_assigned`, `task_reminder`, `task_overdue`, `alert_opened`,
+    /// `alert_cleared`.
     pub kind: String,
-    /// What it is about (a task id).
+    /// What it is about (a task id, an alert id).
     pub subject: String,
     /// The body receivers get (JSON).
     pub payload: String,

@@ -234,7 +234,7 @@ pub(super) fn notification(row: &impl Columns) -> Result<Notification, Error> {
     Ok(Notification {
         row: NotificationRow {
             id: row.text("id")?,
-            instance_id: row.text("instance_id")?,
+            instance_id: row.opt_text("instance_id")?,
             kind: row.text("kind")?,
             subject: row.text("subject")?,
             payload: row.text("payload")?,

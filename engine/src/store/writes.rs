@@ -390,6 +390,25 @@ pub(super) async fn apply_other(
             }
             Ok(Ok(WriteOutcome::Done))
         }
+        Write::Notify(rows) => {
+            for n in rows {
+                let created = ts(n.created_at);
+                tx.execute(
+                    "INSERT INTO notifications (id, instance_id, kind, subject, payload, created_at, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING",
+                    vec![
+                        text(&n.id),
+                        Arg::Text(n.instance_id.as_deref()),
+                        text(&n.kind),
+                        text(&n.subject),
+                        text(&n.payload),
+                        text(&created),
+                    ],
+                )
+                .await?;
+            }
+            Ok(Ok(WriteOutcome::Done))
+        }
         Write::RetryNotification { id, now } => {
             let now = ts(*now);
             let changed = tx

@@ -21,7 +21,7 @@ async fn a_task_offered_and_reminded_of_raises_notifications_that_are_delivered_
     let taken = env.engine.take_notifications(10, TimeDelta::minutes(5)).await.unwrap();
     assert_eq!(taken.len(), 1, "{taken:?}");
     let offered = &taken[0];
-    assert_eq!((offered.row.kind.as_str(), offered.row.instance_id.as_str()), ("task_created", id.as_str()));
+    assert_eq!((offered.row.kind.as_str(), offered.row.instance_id.as_deref()), ("task_created", Some(id.as_str())));
     let body = payload(offered);
     assert_eq!(body["id"], offered.row.id.as_str());
     assert_eq!(body["title"], "Approve order SO-1");
@@ -93,4 +93,22 @@ async fn a_task_decided_in_the_step_that_offered_it_raises_no_notification() {
     // 8,000.00, rating A, within the limit: approved automatically, no task for anyone.
     env.order("8000.00", "50000.00", "A").await;
     assert!(env.engine.store().notifications(None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_notification_raised_twice_under_one_id_is_kept_once() {
+    let Some(env) = Env::reference().await else { return };
+    let row = |payload: &str| cloverleaf_engine::store::NotificationRow {
+        id: "alert.7.opened".into(),
+        instance_id: None,
+        kind: "alert_opened".into(),
+        subject: "7".into(),
+        payload: payload.into(),
+        created_at: t0(),
+    };
+    env.engine.notify(vec![row(r#"{"first":true}"#)]).await.unwrap();
+    env.engine.notify(vec![row(r#"{"first":false}"#)]).await.unwrap();
+    let all = env.engine.store().notifications(None, 10).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!((all[0].row.payload.as_str(), all[0].row.instance_id.as_deref()), (r#"{"first":true}"#, None));
 }
