@@ -232,7 +232,16 @@ fn check(files: &[PathBuf]) -> Result<ExitCode> {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             texts.push((path.display().to_string(), text));
         }
-        match cloverleaf::server::alerts::check_rules(&texts) {
+        // `notify` may name the roles the processes beside the rules declare.
+        let dirs: Vec<&Path> = rule_paths
+            .iter()
+            .map(|p| match p.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir,
+                _ => Path::new("."),
+            })
+            .collect();
+        let roles = cloverleaf::server::alerts::declared_roles(&dirs);
+        match cloverleaf::server::alerts::check_rules(&texts, roles.as_deref()) {
             Ok(rules) => {
                 eprintln!("checked {} rule file(s): {} alert rule(s), 0 error(s)", rule_paths.len(), rules.len())
             }

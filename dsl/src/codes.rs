@@ -73,3 +73,5 @@ pub const UNKNOWN_INDICATOR: &str = "E0601";
 pub const UNIT_MISMATCH: &str = "E0602";
 /// An alert rule splits an indicator in a way it does not offer.
 pub const NO_SUCH_SPLIT: &str = "E0603";
+/// An alert rule notifies a role the project does not declare.
+pub const UNKNOWN_NOTIFY_ROLE: &str = "E0604";

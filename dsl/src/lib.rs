@@ -74,6 +74,8 @@ pub struct Compilation {
     pub diagnostics: Vec<Diagnostic>,
     /// The sources, for rendering.
     pub sources: SourceMap,
+    /// Every role the project declares, sorted.
+    pub roles: Vec<String>,
 }
 
 impl Project {
@@ -96,6 +98,9 @@ impl Project {
             diagnostics.append(&mut found);
             files.extend(ast);
         }
+        let mut roles: Vec<String> = files.iter().flat_map(|f| f.roles.iter().map(|r| r.name.name.clone())).collect();
+        roles.sort();
+        roles.dedup();
         let (processes, mut found) = check(&files, &self.sources);
         diagnostics.append(&mut found);
         diagnostics.sort_by(|a, b| {
@@ -103,7 +108,7 @@ impl Project {
         });
         diagnostics.dedup();
         limit(&mut diagnostics);
-        Compilation { processes, diagnostics, sources: self.sources.clone() }
+        Compilation { processes, diagnostics, sources: self.sources.clone(), roles }
     }
 }
 

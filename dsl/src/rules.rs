@@ -118,9 +118,15 @@ pub struct Rule {
     pub notify: Vec<String>,
 }
 
-/// Parses and checks one `.rules` file against `indicators`: its rules, or every problem found.
-pub fn parse_rules(file: FileId, text: &str, indicators: &[Indicator<'_>]) -> Result<Vec<Rule>, Vec<Diagnostic>> {
-    let mut parser = RulesParser { file, text, pos: 0, diagnostics: Vec::new(), closed: false };
+/// Parses and checks one `.rules` file against `indicators` and, when given, the roles the
+/// project declares (`notify` may name only those): its rules, or every problem found.
+pub fn parse_rules(
+    file: FileId,
+    text: &str,
+    indicators: &[Indicator<'_>],
+    roles: Option<&[String]>,
+) -> Result<Vec<Rule>, Vec<Diagnostic>> {
+    let mut parser = RulesParser { file, text, pos: 0, diagnostics: Vec::new(), closed: false, roles };
     let mut rules: Vec<(Rule, Span)> = Vec::new();
     loop {
         parser.skip_blank();
@@ -165,9 +171,27 @@ struct RulesParser<'t> {
     diagnostics: Vec<Diagnostic>,
     /// Whether the rule being read reached its closing `}`.
     closed: bool,
+    /// The roles the project declares, when known.
+    roles: Option<&'t [String]>,
 }
 
 impl<'t> RulesParser<'t> {
+    /// A `notify` role the project does not declare is an error naming the closest one.
+    fn check_role(&mut self, role: &str, span: Span) {
+        let Some(known) = self.roles else { return };
+        if known.iter().any(|r| r == role) {
+            return;
+        }
+        let diagnostic =
+            Diagnostic::error(codes::UNKNOWN_NOTIFY_ROLE, self.file, span, format!("unknown role `{role}`"))
+                .with_label("not declared in a `roles` block");
+        let help = match did_you_mean(role, known.iter().map(String::as_str)) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => format!("declare it in the project's `roles` block, or notify one of {}", known.join(", ")),
+        };
+        self.diagnostics.push(diagnostic.with_help(help));
+    }
+
     fn rest(&self) -> &'t str {
         &self.text[self.pos..]
     }
@@ -293,7 +317,10 @@ impl<'t> RulesParser<'t> {
                 },
                 "notify" => loop {
                     match self.word() {
-                        Some((role, _)) => notify.push(role.to_string()),
+                        Some((role, span)) => {
+                            self.check_role(role, span);
+                            notify.push(role.to_string());
+                        }
                         None => {
                             self.expected("a role", "write `notify finance.controller, finance.cfo`");
                             break;
@@ -527,7 +554,22 @@ mod tests {
     fn check(text: &str) -> Result<Vec<Rule>, String> {
         let mut map = SourceMap::new();
         let file = map.add("alerts.rules", text);
-        parse_rules(file, text, &INDICATORS).map_err(|d| map.render_all(&d))
+        parse_rules(file, text, &INDICATORS, None).map_err(|d| map.render_all(&d))
+    }
+
+    #[test]
+    fn a_notify_role_the_project_does_not_declare_is_refused_with_the_closest_one() {
+        let roles = vec!["finance.cfo".to_string(), "finance.controller".to_string()];
+        let text = "alert slow \"DSO high\" {\n  when days_sales_outstanding > 60 days\n  notify finance.controler, finance.cfo\n}\n";
+        let mut map = SourceMap::new();
+        let file = map.add("alerts.rules", text);
+        let rendered = parse_rules(file, text, &INDICATORS, Some(&roles)).map_err(|d| map.render_all(&d)).unwrap_err();
+        assert!(rendered.contains("error[E0604]: unknown role `finance.controler`"), "{rendered}");
+        assert!(rendered.contains("alerts.rules:3:10"), "{rendered}");
+        assert!(rendered.contains("did you mean `finance.controller`?"), "{rendered}");
+        assert!(!rendered.contains("finance.cfo`"), "a declared role passes: {rendered}");
+        // Unchecked when the roles are not known.
+        assert_eq!(parse_rules(file, text, &INDICATORS, None).unwrap()[0].notify.len(), 2);
     }
 
     #[test]

@@ -33,6 +33,11 @@ impl Story {
         let seeded = ledger.seed_demo_company(clock_date(&clock)).await.context("seeding the demo company")?;
         let handlers = finance::handlers(&ledger);
         let topics = finance::JOB_TYPES.iter().map(|t| t.to_string()).collect();
+        let mut project = cloverleaf_dsl::Project::new();
+        for (name, text) in PROCESSES {
+            project.add(name, text);
+        }
+        let roles = project.compile().roles;
         let mut story = Story {
             engine,
             clock,
@@ -49,7 +54,7 @@ impl Story {
             dispatch_on: HashMap::new(),
             payments: Vec::new(),
             awaiting_invoice: Vec::new(),
-            rules: crate::server::alerts::check_rules(&[("alerts.rules".to_string(), RULES.to_string())])
+            rules: crate::server::alerts::check_rules(&[("alerts.rules".to_string(), RULES.to_string())], Some(&roles))
                 .map_err(|rendered| anyhow::anyhow!("the alert rules do not check:\n{rendered}"))?,
             alerts_opened: Vec::new(),
             alerts_cleared: Vec::new(),

@@ -49,14 +49,14 @@ pub fn indicators() -> Vec<Indicator<'static>> {
 
 /// Checks `files` (name, text) together: every rule, or every diagnostic rendered with its
 /// source line and caret.
-pub fn check_rules(files: &[(String, String)]) -> Result<Vec<Rule>, String> {
+pub fn check_rules(files: &[(String, String)], roles: Option<&[String]>) -> Result<Vec<Rule>, String> {
     let indicators = indicators();
     let mut map = SourceMap::new();
     let mut rules: Vec<Rule> = Vec::new();
     let mut problems = Vec::new();
     for (name, text) in files {
         let file = map.add(name.clone(), text.clone());
-        match parse_rules(file, text, &indicators) {
+        match parse_rules(file, text, &indicators, roles) {
             Ok(found) => {
                 for rule in found {
                     if rules.iter().any(|r| r.name == rule.name) {
@@ -75,6 +75,28 @@ pub fn check_rules(files: &[(String, String)]) -> Result<Vec<Rule>, String> {
     if problems.is_empty() { Ok(rules) } else { Err(problems.join("\n")) }
 }
 
+/// The roles declared by the `.flow` files of `dirs` (their `roles` blocks), or none when they
+/// hold no `.flow` file: what an alert may `notify`.
+pub fn declared_roles(dirs: &[&FsPath]) -> Option<Vec<String>> {
+    let mut project = cloverleaf_dsl::Project::new();
+    let mut any = false;
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "flow"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                project.add(path.display().to_string(), text);
+                any = true;
+            }
+        }
+    }
+    any.then(|| project.compile().roles)
+}
+
 /// The rules of every `.rules` file of `dir` (none when it has none or does not exist); an error
 /// with every diagnostic when one does not check.
 pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
@@ -89,7 +111,7 @@ pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         files.push((path.display().to_string(), text));
     }
-    match check_rules(&files) {
+    match check_rules(&files, declared_roles(&[dir]).as_deref()) {
         Ok(rules) => Ok(rules),
         Err(rendered) => bail!("the alert rules do not check:\n{rendered}"),
     }
@@ -335,11 +357,14 @@ mod tests {
     #[test]
     fn the_reference_rules_check_and_a_name_is_unique_across_files() {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../processes/alerts.rules")).unwrap();
-        let rules = check_rules(&[("alerts.rules".into(), text.clone())]).unwrap();
+        let roles = declared_roles(&[FsPath::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../processes"))]);
+        assert!(roles.as_ref().is_some_and(|r| r.contains(&"finance.controller".to_string())), "{roles:?}");
+        let rules = check_rules(&[("alerts.rules".into(), text.clone())], roles.as_deref()).unwrap();
         assert!(rules.len() >= 4, "{rules:?}");
-        let twice = check_rules(&[("a.rules".into(), text.clone()), ("b.rules".into(), text)]).unwrap_err();
+        let twice = check_rules(&[("a.rules".into(), text.clone()), ("b.rules".into(), text)], None).unwrap_err();
         assert!(twice.contains("declared in two files (the second: b.rules)"), "{twice}");
-        let broken = check_rules(&[("c.rules".into(), "alert x \"X\" { when revenue > 10% }".into())]).unwrap_err();
+        let broken =
+            check_rules(&[("c.rules".into(), "alert x \"X\" { when revenue > 10% }".into())], None).unwrap_err();
         assert!(broken.contains("c.rules:1:30") && broken.contains("E0602"), "{broken}");
     }
 

@@ -198,7 +198,7 @@ async fn alert_rules_open_once_are_acknowledged_and_close_when_their_condition_c
     let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
     ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
     let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), crate::harness::users(), ledger.clone());
-    let rules = cloverleaf::server::alerts::check_rules(&[("alerts.rules".into(), RULES.into())]).unwrap();
+    let rules = cloverleaf::server::alerts::check_rules(&[("alerts.rules".into(), RULES.into())], None).unwrap();
     state.set_rules(rules);
     api.app = cloverleaf::server::app(state);
 
