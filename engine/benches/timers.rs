@@ -4,7 +4,7 @@
 //!
 //! Every instance waits at `wait pause { until due }`. The pending ones wait for dates spread
 //! over the coming year; a slice of them, spread through the tables among the pending ones, is
-//! due at the next midnight. The scheduler ([`Engine::run_scheduler`]) runs on a virtual clock;
+//! due at the next midnight. The scheduler ([`Scheduler`]) runs on a virtual clock;
 //! the clock is moved to that midnight and the wall-clock time until no due timer is left is
 //! measured. Afterwards exactly the due slice must have completed and every other instance must
 //! still be untouched, its timer in place. The same slice is then fired once more on a fresh
@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
-use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use cloverleaf_engine::runtime::{Engine, EngineOptions, Scheduler, SchedulerOptions};
 use cloverleaf_engine::store::{GENESIS_HASH, HistoryRow, Store, chain_hash, ts};
 use cloverleaf_engine::testdb::{Backend, ScratchDb};
 use cloverleaf_engine::{Instance, InstanceId, VirtualClock, replay};
@@ -205,11 +205,19 @@ async fn measure<S: Store>(
 
     // The scheduler runs as `serve` runs it; it fires whatever the clock's jump makes due.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = tokio::spawn(engine.clone().run_scheduler(async {
+    let scheduler = Scheduler::new(engine.clone(), SchedulerOptions::default());
+    let first_pass = scheduler.handle();
+    let mut scheduler = tokio::spawn(scheduler.run(async {
         let _ = stopped.await;
     }));
     // Let it finish its first pass (nothing is due) and go to sleep.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::select! {
+        _ = first_pass.wait_until(|s| s.passes >= 1) => {}
+        ended = &mut scheduler => {
+            ended??;
+            return Err("the scheduler stopped before its first pass".into());
+        }
+    }
     let due_at = due_time();
     let due_ts = ts(due_at);
     let writer_before = engine.writer_stats();

@@ -9,5 +9,6 @@ mod messages;
 mod people;
 mod queries;
 mod scenarios;
+mod scheduler;
 mod starts;
 mod tasks;
