@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use cloverleaf_engine::SystemClock;
-use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::runtime::{Engine, Scheduler, SchedulerOptions};
 use cloverleaf_engine::store::{AnyStore, DatabaseUrl};
 use cloverleaf_finance::{self as finance, Ledger};
 use cloverleaf_worker::{Worker, WorkerOptions};
@@ -192,7 +192,8 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         TcpListener::bind(&options.listen).await.with_context(|| format!("cannot listen on {}", options.listen))?;
     let address: SocketAddr = listener.local_addr()?;
     let (stop, stopped) = watch::channel(false);
-    let scheduler = tokio::spawn(engine.clone().run_scheduler(until_true(stopped.clone())));
+    let scheduler = Scheduler::new(engine.clone(), SchedulerOptions::default());
+    let scheduler = tokio::spawn(scheduler.run(until_true(stopped.clone())));
     // Named by node, so that an operator looking at a locked job sees which server holds it.
     let worker_id = format!("in-process@{}", node_name());
     let worker = Worker::new(engine.clone(), finance::handlers(&ledger), WorkerOptions::new(worker_id));

@@ -1,6 +1,7 @@
 //! What the engine's benches share: the runtime they run on, the raw single-row commit rate they
 //! set their figures beside, and readings of the machine. Each bench includes it with
-//! `mod common;`; the straight-through workload of `engine` and `nodes` is in [`workload`].
+//! `mod common;` (`timers`, a directory, with `#[path]`); the straight-through workload of
+//! `engine` and `nodes` is in [`workload`].
 //!
 //! Items a bench leaves unused allow `dead_code`, with the bench that leaves them as the reason.
 

@@ -17,7 +17,7 @@ impl Engine<AnyStore> {
     /// its migrations, then recovers like [`Engine::open`]: owed events are applied and overdue
     /// timers fire. On PostgreSQL the engine also listens to the other nodes on the database:
     /// their new jobs wake this engine's workers ([`Engine::job_signal`]) and their new timers
-    /// its scheduler ([`Engine::run_scheduler`]) without waiting for the next poll.
+    /// its scheduler ([`Scheduler`](super::Scheduler)) without waiting for the next poll.
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Engine<AnyStore>, Error> {
         let store = AnyStore::connect(url).await?;
         let wakeups = store.listen().await?;

@@ -37,6 +37,7 @@ mod messages;
 mod notices;
 mod plan;
 pub mod query;
+mod scheduler;
 mod start;
 mod tasks;
 mod timers;
@@ -60,6 +61,7 @@ use crate::rejection::Rejection;
 use crate::store::{
     self, Guard, HistoryCheck, HistoryRow, MessageRow, PendingRow, SqliteStore, Store, Write, WriteError, WriteOutcome,
 };
+pub use scheduler::{Scheduler, SchedulerHandle, SchedulerOptions, SchedulerStats};
 use writer::write_loop;
 
 /// The "next fire" of a schedule that never fires again: far beyond any real fire.
@@ -309,6 +311,12 @@ struct Stepped {
     pending: Vec<PendingRow>,
 }
 
+/// What one recovery did: timers fired and instances started by cron schedules.
+struct Recovered {
+    timers_fired: usize,
+    instances_started: usize,
+}
+
 /// Extra conditions and records of a step.
 #[derive(Default, Clone)]
 struct Extra {
@@ -388,6 +396,13 @@ impl<S: Store> Engine<S> {
     /// (coalesced, see [`Engine::fire_due_schedules`]); returns how many timers fired and
     /// instances started.
     pub async fn recover(&self) -> Result<usize, Error> {
+        let recovered = self.recover_counted().await?;
+        Ok(recovered.timers_fired + recovered.instances_started)
+    }
+
+    /// [`Engine::recover`], with the timers fired and the cron starts counted apart (the
+    /// scheduler reports them separately).
+    async fn recover_counted(&self) -> Result<Recovered, Error> {
         loop {
             let pending = self.inner.store.pending(256).await?;
             if pending.is_empty() {
@@ -395,8 +410,9 @@ impl<S: Store> Engine<S> {
             }
             self.settle(pending).await?;
         }
-        let fired = self.fire_due_timers().await?;
-        Ok(fired + self.fire_due_schedules().await?)
+        let timers_fired = self.fire_due_timers().await?;
+        let instances_started = self.fire_due_schedules().await?;
+        Ok(Recovered { timers_fired, instances_started })
     }
 
     /// The current state of an instance.

@@ -1,8 +1,7 @@
-//! Timers and cron starts: what is due fires; the scheduler loop sleeps until the next one.
+//! Timers and cron starts: what is due fires. The loop that sleeps until the next one is the
+//! [`Scheduler`](super::Scheduler).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::time::Duration;
 
 use chrono::Utc;
 use cloverleaf_dsl::CompiledProcess;
@@ -127,41 +126,5 @@ impl<S: Store> Engine<S> {
             self.submit(Write::AdvanceSchedule { process, node, from: fire, to: next }).await?;
         }
         Ok(started)
-    }
-
-    /// Runs the scheduler until `shutdown` completes: sleeps until the next due timer or cron
-    /// start (at most a minute; a step that schedules a timer, or a virtual clock's jump, wakes
-    /// it early), then fires what is due.
-    pub async fn run_scheduler(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        tokio::pin!(shutdown);
-        let mut jumps = self.inner.clock.jumps();
-        loop {
-            self.recover().await?;
-            let timer = self.inner.store.next_timer().await?;
-            let schedule = self.inner.store.next_schedule().await?;
-            let next = [timer, schedule].into_iter().flatten().min();
-            // Whatever is still due right after recovery was refused (a timer the core keeps
-            // refusing is logged each time): look again in a second rather than spin.
-            let wait = next
-                .map(|at| (at - self.now()).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(Duration::from_secs(60))
-                .clamp(Duration::from_secs(1), Duration::from_secs(60));
-            let jumped = async {
-                match jumps.as_mut() {
-                    Some(receiver) => {
-                        if receiver.changed().await.is_err() {
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(wait) => {}
-                () = self.inner.wake.notified() => {}
-                () = jumped => {}
-            }
-        }
     }
 }

@@ -10,6 +10,7 @@ mod notices;
 mod people;
 mod queries;
 mod scenarios;
+mod scheduler;
 mod starts;
 mod tasks;
 mod twins;

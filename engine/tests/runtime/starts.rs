@@ -2,7 +2,7 @@
 
 use chrono::{TimeDelta, TimeZone, Utc};
 use cloverleaf_engine::InstanceId;
-use cloverleaf_engine::runtime::{Correlation, Message};
+use cloverleaf_engine::runtime::{Correlation, Message, Scheduler, SchedulerOptions};
 use cloverleaf_testkit::eventually;
 use serde_json::json;
 
@@ -95,7 +95,8 @@ async fn the_scheduler_fires_timers_and_cron_starts_when_the_virtual_clock_jumps
         .await
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = tokio::spawn(env.engine.clone().run_scheduler(async {
+    let scheduler = Scheduler::new(env.engine.clone(), SchedulerOptions::default());
+    let scheduler = tokio::spawn(scheduler.run(async {
         let _ = stopped.await;
     }));
     env.advance(TimeDelta::days(5));

@@ -4,44 +4,40 @@
 //!
 //! Every instance waits at `wait pause { until due }`. The pending ones wait for dates spread
 //! over the coming year; a slice of them, spread through the tables among the pending ones, is
-//! due at the next midnight. The scheduler ([`Engine::run_scheduler`]) runs on a virtual clock;
+//! due at the next midnight. The scheduler ([`Scheduler`]) runs on a virtual clock;
 //! the clock is moved to that midnight and the wall-clock time until no due timer is left is
 //! measured. Afterwards exactly the due slice must have completed and every other instance must
 //! still be untouched, its timer in place. The same slice is then fired once more on a fresh
 //! database with nothing else pending, to show what the million costs.
 //!
 //! Starting a million instances through the engine would take minutes at a few thousand a second,
-//! so a few templates are started through it and the rest are copies of their rows: the instance,
-//! its timer, its event log and its history, under a new id. The instance id is the only id in
-//! those rows (the timer's id is derived from it, `{instance}.timer.2`), and it is rewritten
-//! wherever it occurs; the history's hash chain is recomputed, since each row's hash covers the
-//! instance id. The copied tables are checked to have no column the copies would miss (but a
-//! timer's claim, which a template must not hold), and a template must have no rows in the other
-//! tables that name instances (jobs, tasks, subscriptions...), which its copies would lack. A
-//! sample of copies is checked before and after firing: its rows are its template's with only the
-//! id changed, its event log replays to its stored state, and its history chain verifies.
+//! so a few templates are started through it and the rest are copies of their rows under new ids,
+//! checked against their templates before and after firing (see [`copies`]).
 //!
 //! `cargo bench -p cloverleaf-engine --bench timers` (env: `BENCH_PENDING`, `BENCH_DUE`;
 //! `BENCH_PG_PENDING`, `BENCH_PG_DUE`, where a pending count of 0 skips PostgreSQL;
 //! `BENCH_WORKER_THREADS`; the PostgreSQL server is `CLOVERLEAF_TEST_PG_URL`, see
 //! [`cloverleaf_engine::testdb`]).
 
+#[path = "../common/mod.rs"]
 mod common;
+mod copies;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
-use cloverleaf_engine::runtime::{Engine, EngineOptions};
-use cloverleaf_engine::store::{GENESIS_HASH, HistoryRow, Store, chain_hash, ts};
+use cloverleaf_engine::VirtualClock;
+use cloverleaf_engine::runtime::{Engine, EngineOptions, Scheduler, SchedulerOptions};
+use cloverleaf_engine::store::{Store, ts};
 use cloverleaf_engine::testdb::{Backend, ScratchDb};
-use cloverleaf_engine::{Instance, InstanceId, VirtualClock, replay};
 use common::{BenchResult, cpu_busy, cpu_model, cpu_times, env_usize, pg_raw, sqlite_raw};
+use copies::{Cell, InstanceRows, T_INSTANCES, TABLES, check_schema, compare_sample, insert};
 use serde_json::json;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyConnection, AnyPool, ConnectOptions as _, Executor as _, Row as _};
+use sqlx::{AnyPool, ConnectOptions as _, Executor as _, Row as _};
 
 /// The process every instance runs.
 const FLOW: &str = r#"process bench_timer "Timer benchmark" {
@@ -59,8 +55,6 @@ const PENDING_TEMPLATES: usize = 52;
 const FIRST_PENDING_DATE: &str = "2026-02-02";
 /// Instances copied per transaction.
 const COPIES_PER_TRANSACTION: usize = 10_000;
-/// Most bound parameters in one statement (SQLite allows 32,766, PostgreSQL 65,535).
-const MAX_PARAMS: usize = 30_000;
 /// The firing measure fails when no timer fired for this long.
 const STALL: Duration = Duration::from_secs(120);
 /// Copies compared with their template, before and after firing.
@@ -205,11 +199,19 @@ async fn measure<S: Store>(
 
     // The scheduler runs as `serve` runs it; it fires whatever the clock's jump makes due.
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let scheduler = tokio::spawn(engine.clone().run_scheduler(async {
+    let scheduler = Scheduler::new(engine.clone(), SchedulerOptions::default());
+    let first_pass = scheduler.handle();
+    let mut scheduler = tokio::spawn(scheduler.run(async {
         let _ = stopped.await;
     }));
     // Let it finish its first pass (nothing is due) and go to sleep.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::select! {
+        _ = first_pass.wait_until(|s| s.passes >= 1) => {}
+        ended = &mut scheduler => {
+            ended??;
+            return Err("the scheduler stopped before its first pass".into());
+        }
+    }
     let due_at = due_time();
     let due_ts = ts(due_at);
     let writer_before = engine.writer_stats();
@@ -326,244 +328,6 @@ async fn count(pool: &AnyPool, sql: &str, arg: Option<&str>) -> BenchResult<i64>
     Ok(query.fetch_one(pool).await?.try_get::<i64, _>(0)?)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Copies of instances
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Text,
-    Int,
-}
-
-/// A table holding an instance's rows, and its columns.
-struct Table {
-    name: &'static str,
-    /// The column naming the instance.
-    owner: &'static str,
-    order: &'static str,
-    columns: &'static [(&'static str, Kind)],
-}
-
-const INSTANCES: Table = Table {
-    name: "instances",
-    owner: "id",
-    order: "id",
-    columns: &[
-        ("id", Kind::Text),
-        ("process_key", Kind::Text),
-        ("process_version", Kind::Int),
-        ("status", Kind::Text),
-        ("business_key", Kind::Text),
-        ("parent_id", Kind::Text),
-        ("parent_call", Kind::Text),
-        ("state", Kind::Text),
-        ("version", Kind::Int),
-        ("history_seq", Kind::Int),
-        ("history_hash", Kind::Text),
-        ("created_at", Kind::Text),
-        ("updated_at", Kind::Text),
-    ],
-};
-const TIMERS: Table = Table {
-    name: "timers",
-    owner: "instance_id",
-    order: "id",
-    columns: &[("id", Kind::Text), ("instance_id", Kind::Text), ("node", Kind::Text), ("due_at", Kind::Text)],
-};
-const EVENTS: Table = Table {
-    name: "events",
-    owner: "instance_id",
-    order: "seq",
-    columns: &[("instance_id", Kind::Text), ("seq", Kind::Int), ("at", Kind::Text), ("event", Kind::Text)],
-};
-const HISTORY: Table = Table {
-    name: "history",
-    owner: "instance_id",
-    order: "seq",
-    columns: &[
-        ("instance_id", Kind::Text),
-        ("seq", Kind::Int),
-        ("at", Kind::Text),
-        ("kind", Kind::Text),
-        ("node", Kind::Text),
-        ("who", Kind::Text),
-        ("on_behalf_of", Kind::Text),
-        ("detail", Kind::Text),
-        ("prev_hash", Kind::Text),
-        ("hash", Kind::Text),
-    ],
-};
-/// The tables copied, in the order of [`InstanceRows::tables`].
-const TABLES: [&Table; 4] = [&INSTANCES, &TIMERS, &EVENTS, &HISTORY];
-const T_INSTANCES: usize = 0;
-const T_HISTORY: usize = 3;
-/// Columns of the copied tables that are not copied: they must be empty in a template.
-const NOT_COPIED_COLUMNS: [&str; 1] = ["claimed_until"];
-
-fn column(table: &Table, name: &str) -> usize {
-    table.columns.iter().position(|(c, _)| *c == name).unwrap_or(usize::MAX)
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Cell {
-    Text(Option<String>),
-    Int(i64),
-}
-
-impl Cell {
-    fn text(&self) -> Option<&str> {
-        match self {
-            Cell::Text(t) => t.as_deref(),
-            Cell::Int(_) => None,
-        }
-    }
-}
-
-/// Every row of one instance in [`TABLES`], each table's rows in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct InstanceRows {
-    tables: Vec<Vec<Vec<Cell>>>,
-}
-
-impl InstanceRows {
-    async fn load(pool: &AnyPool, id: &str) -> BenchResult<InstanceRows> {
-        let mut tables = Vec::with_capacity(TABLES.len());
-        for table in TABLES {
-            let columns: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
-            let sql = format!(
-                "SELECT {} FROM {} WHERE {} = $1 ORDER BY {}",
-                columns.join(", "),
-                table.name,
-                table.owner,
-                table.order
-            );
-            let rows = sqlx::query(&sql).bind(id.to_string()).fetch_all(pool).await?;
-            let mut cells = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let mut out = Vec::with_capacity(table.columns.len());
-                for (i, (_, kind)) in table.columns.iter().enumerate() {
-                    out.push(match kind {
-                        Kind::Text => Cell::Text(row.try_get::<Option<String>, _>(i)?),
-                        Kind::Int => Cell::Int(row.try_get::<i64, _>(i)?),
-                    });
-                }
-                cells.push(out);
-            }
-            tables.push(cells);
-        }
-        Ok(InstanceRows { tables })
-    }
-
-    /// The same rows with every occurrence of the id `from` in a text column replaced by `to`.
-    fn renamed(&self, from: &str, to: &str) -> InstanceRows {
-        let tables = self
-            .tables
-            .iter()
-            .map(|rows| {
-                rows.iter()
-                    .map(|row| {
-                        row.iter()
-                            .map(|cell| match cell {
-                                Cell::Text(Some(t)) => Cell::Text(Some(t.replace(from, to))),
-                                other => other.clone(),
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect();
-        InstanceRows { tables }
-    }
-
-    /// A copy under the id `to`: renamed, with the history chain computed again for the new id
-    /// and the instance's recorded chain head set to its last hash.
-    fn copy_as(&self, from: &str, to: &str) -> BenchResult<InstanceRows> {
-        let mut copy = self.renamed(from, to);
-        let (prev_col, hash_col) = (column(&HISTORY, "prev_hash"), column(&HISTORY, "hash"));
-        let mut prev = GENESIS_HASH.to_string();
-        for row in &mut copy.tables[T_HISTORY] {
-            let hash = chain_hash(&prev, &history_row(row)?);
-            row[prev_col] = Cell::Text(Some(prev));
-            row[hash_col] = Cell::Text(Some(hash.clone()));
-            prev = hash;
-        }
-        let instance = copy.tables[T_INSTANCES].first_mut().ok_or("copy of a template without its instance row")?;
-        instance[column(&INSTANCES, "history_hash")] = Cell::Text(Some(prev));
-        Ok(copy)
-    }
-
-    /// The rows with the history hashes (and the recorded chain head) blanked: they differ
-    /// between two instances with the same history, since they cover the instance id.
-    fn without_hashes(mut self) -> InstanceRows {
-        for row in &mut self.tables[T_HISTORY] {
-            row[column(&HISTORY, "prev_hash")] = Cell::Text(None);
-            row[column(&HISTORY, "hash")] = Cell::Text(None);
-        }
-        for row in &mut self.tables[T_INSTANCES] {
-            row[column(&INSTANCES, "history_hash")] = Cell::Text(None);
-        }
-        self
-    }
-}
-
-/// A history row of [`HISTORY`]'s cells.
-fn history_row(cells: &[Cell]) -> BenchResult<HistoryRow> {
-    let text = |name: &str| cells.get(column(&HISTORY, name)).and_then(Cell::text).map(str::to_string);
-    let seq = match cells.get(column(&HISTORY, "seq")) {
-        Some(Cell::Int(seq)) => *seq,
-        _ => return Err("history row without seq".into()),
-    };
-    Ok(HistoryRow {
-        instance_id: text("instance_id").ok_or("history row without instance")?,
-        seq,
-        at: text("at").ok_or("history row without time")?,
-        kind: text("kind").ok_or("history row without kind")?,
-        node: text("node"),
-        who: text("who"),
-        on_behalf_of: text("on_behalf_of"),
-        detail: text("detail").ok_or("history row without detail")?,
-        prev_hash: text("prev_hash").unwrap_or_default(),
-        hash: text("hash").unwrap_or_default(),
-    })
-}
-
-/// Inserts `rows` into `table`, as few multi-row statements as the parameter limit allows.
-/// On SQLite the parameters are anonymous (`?`, bound in order): sqlx looks up the name of each
-/// numbered or named one, and SQLite finds a name by walking the statement's list of names, which
-/// makes binding thousands of them quadratic.
-async fn insert(conn: &mut AnyConnection, backend: Backend, table: &Table, rows: Vec<Vec<Cell>>) -> BenchResult<()> {
-    let width = table.columns.len();
-    let per_statement = (MAX_PARAMS / width).max(1);
-    let columns: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<Vec<Cell>> = rows.by_ref().take(per_statement).collect();
-        let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, columns.join(", "));
-        for r in 0..chunk.len() {
-            sql.push_str(if r == 0 { "(" } else { ", (" });
-            for c in 0..width {
-                if c > 0 {
-                    sql.push_str(", ");
-                }
-                match backend {
-                    Backend::Sqlite => sql.push('?'),
-                    Backend::Postgres => sql.push_str(&format!("${}", r * width + c + 1)),
-                }
-            }
-            sql.push(')');
-        }
-        let mut query = sqlx::query(&sql);
-        for cell in chunk.into_iter().flatten() {
-            query = match cell {
-                Cell::Text(t) => query.bind(t),
-                Cell::Int(i) => query.bind(i),
-            };
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
 /// The instances of a run: templates first (the due one at 0), then copies.
 struct Built {
     templates: Vec<String>,
@@ -661,83 +425,6 @@ async fn build<S: Store>(engine: &Engine<S>, pool: &AnyPool, backend: Backend, p
     sqlx::query(tidy).execute(&mut *conn).await?;
     let copy_time = started.elapsed();
     Ok(Built { templates, copies, copy_time, due_ids, pending_sample, due_sample })
-}
-
-/// Checks that the copied tables have no column the copies would miss but the claim of a timer,
-/// and returns what a template must not have, as queries counting it for the template `$1`: a
-/// claimed timer, or a row in any other table that names instances (its copies would get none).
-async fn check_schema(pool: &AnyPool, backend: Backend) -> BenchResult<Vec<String>> {
-    let (tables_sql, columns_sql) = match backend {
-        Backend::Sqlite => {
-            ("SELECT name FROM sqlite_master WHERE type = 'table'", "SELECT name FROM pragma_table_info($1)")
-        }
-        Backend::Postgres => (
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
-            "SELECT column_name::text FROM information_schema.columns \
-             WHERE table_schema = current_schema() AND table_name = $1",
-        ),
-    };
-    let tables: Vec<String> = sqlx::query_scalar(tables_sql).fetch_all(pool).await?;
-    let mut lacking = Vec::new();
-    for table in tables {
-        let columns: Vec<String> = sqlx::query_scalar(columns_sql).bind(table.clone()).fetch_all(pool).await?;
-        match TABLES.iter().find(|t| t.name == table) {
-            Some(copied) => {
-                let missed: Vec<&String> = columns
-                    .iter()
-                    .filter(|c| !copied.columns.iter().any(|(name, _)| name == c))
-                    .filter(|c| !NOT_COPIED_COLUMNS.contains(&c.as_str()))
-                    .collect();
-                if !missed.is_empty() {
-                    return Err(format!("{table} has columns the copies would miss: {missed:?}").into());
-                }
-                for column in columns.iter().filter(|c| NOT_COPIED_COLUMNS.contains(&c.as_str())) {
-                    lacking.push(format!(
-                        "SELECT COUNT(*) FROM {table} WHERE {} = $1 AND {column} IS NOT NULL",
-                        copied.owner
-                    ));
-                }
-            }
-            None if columns.iter().any(|c| c == "instance_id") => {
-                lacking.push(format!("SELECT COUNT(*) FROM {table} WHERE instance_id = $1"));
-            }
-            None => {}
-        }
-    }
-    Ok(lacking)
-}
-
-/// Checks that each copy is its template with only the id changed (rows, history hashes aside),
-/// that its event log replays to its stored state and that its history chain verifies; returns
-/// how many were checked.
-async fn compare_sample<S: Store>(
-    engine: &Engine<S>,
-    pool: &AnyPool,
-    pairs: &[(String, String)],
-) -> BenchResult<usize> {
-    let definition = engine.definition(PROCESS, 1).await?;
-    for (template, copy) in pairs {
-        let expected = InstanceRows::load(pool, template).await?.without_hashes();
-        let found = InstanceRows::load(pool, copy).await?.renamed(copy, template).without_hashes();
-        if found != expected {
-            return Err(format!("{copy} differs from its template {template}:\n{found:?}\n{expected:?}").into());
-        }
-        for id in [template, copy] {
-            let id = InstanceId(id.clone());
-            let check = engine.verify_history(&id).await?;
-            if !check.is_intact() {
-                return Err(format!("history of {id} does not verify: {check:?}").into());
-            }
-            let events = engine.events(&id).await?;
-            let replayed =
-                replay(&definition, Instance::new(id.as_str(), PROCESS, 1), events.iter().map(|(e, at)| (e, *at)))
-                    .map_err(|r| format!("replay of {id} refused: {r}"))?;
-            if replayed != engine.instance(&id).await? {
-                return Err(format!("{id}: the event log does not replay to the stored state").into());
-            }
-        }
-    }
-    Ok(pairs.len())
 }
 
 /// Exactly the due slice completed; every other instance still waits, untouched, its timer in place.
