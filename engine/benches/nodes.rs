@@ -13,7 +13,7 @@
 //! After each measure the store is checked: every instance started completed, and no job is left.
 //!
 //! `cargo bench -p cloverleaf-engine --bench nodes` (env: `BENCH_PG_URL`, the server without a
-//! database name, else `CLOVERLEAF_TEST_PG_URL` as [`cloverleaf_engine::testdb`] reads it; `BENCH_INSTANCES`, `BENCH_SQLITE_INSTANCES`, `BENCH_CONCURRENCY`,
+//! database name, else `CLOVERLEAF_TEST_PG_URL` as [`cloverleaf_testkit::testdb`] reads it; `BENCH_INSTANCES`, `BENCH_SQLITE_INSTANCES`, `BENCH_CONCURRENCY`,
 //! `BENCH_WORKER_THREADS`; `BENCH_RAW_PG_CONNECTIONS`, the widest raw measure's connections, 64
 //! unless a server shared with other clients has fewer to spare).
 
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, Error, WriterStats};
 use cloverleaf_engine::store::AnyStore;
-use cloverleaf_engine::testdb::{PG_URL_VAR, ScratchDb};
+use cloverleaf_testkit::testdb::{PG_URL_VAR, ScratchDb};
 use common::workload::{SqliteFile, reference_files, straight_through};
 use common::{BenchResult, cpu_busy, cpu_model, cpu_times, env_usize, pg_raw, sqlite_raw};
 use sqlx::Connection;

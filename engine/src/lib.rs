@@ -59,7 +59,6 @@ mod rejection;
 pub mod runtime;
 mod step;
 pub mod store;
-pub mod testdb;
 pub mod value_serde;
 
 pub use clock::{Clock, SystemClock, VirtualClock};

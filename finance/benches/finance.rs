@@ -17,8 +17,8 @@ use chrono::TimeDelta;
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, Message};
 use cloverleaf_engine::store::AnyStore;
-use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_finance::{self as finance, Ledger};
+use cloverleaf_testkit::testdb::ScratchDb;
 use cloverleaf_worker::{Handlers, JobContext, Worker, WorkerHandle, WorkerOptions, WorkerStats};
 use serde_json::json;
 

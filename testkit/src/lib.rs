@@ -1,4 +1,5 @@
-//! Test helpers shared by Cloverleaf's crates; a dev-dependency only, never part of a release.
+//! Test helpers shared by Cloverleaf's crates; a dev-dependency only, never part of a release:
+//! waiting for a condition ([`eventually`]) and scratch databases ([`testdb::ScratchDb`]).
 //!
 //! Tests never sleep for a fixed time and hope: they wait for something they can observe, with a
 //! deadline that is generous (a loaded CI machine is slow, not broken) and a failure message that
@@ -13,6 +14,8 @@
 //! .await;
 //! # }
 //! ```
+
+pub mod testdb;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -43,7 +43,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use cloverleaf_engine::testdb::ScratchDb;
+use cloverleaf_testkit::testdb::ScratchDb;
 use sqlx::postgres::PgPoolOptions;
 use tokio::task::JoinSet;
 

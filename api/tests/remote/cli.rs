@@ -6,9 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_finance::Ledger;
 use cloverleaf_testkit::eventually;
+use cloverleaf_testkit::testdb::ScratchDb;
 use cloverleaf_worker::{FetchRequest, JobSource};
 use serde_json::json;
 

@@ -10,7 +10,7 @@ use cloverleaf::server::{AppState, app};
 use cloverleaf_engine::VirtualClock;
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::AnyStore;
-use cloverleaf_engine::testdb::ScratchDb;
+use cloverleaf_testkit::testdb::ScratchDb;
 use serde_json::Value;
 
 use crate::harness::{reference_files, t0, token, users};

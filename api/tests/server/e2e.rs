@@ -6,7 +6,7 @@ use std::sync::Arc;
 use cloverleaf::server::{AppState, app};
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::testdb::ScratchDb;
+use cloverleaf_testkit::testdb::ScratchDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

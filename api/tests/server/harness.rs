@@ -16,7 +16,7 @@ use cloverleaf::server::{AppState, app};
 use cloverleaf_engine::VirtualClock;
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::AnyStore;
-use cloverleaf_engine::testdb::ScratchDb;
+use cloverleaf_testkit::testdb::ScratchDb;
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_testkit::eventually;
+use cloverleaf_testkit::testdb::ScratchDb;
 
 struct Dir(PathBuf);
 

@@ -13,8 +13,8 @@
 
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::{GENESIS_HASH, HistoryRow, Store, chain_hash};
-use cloverleaf_engine::testdb::Backend;
 use cloverleaf_engine::{Instance, InstanceId, replay};
+use cloverleaf_testkit::testdb::Backend;
 use sqlx::{AnyConnection, AnyPool, Row as _};
 
 use crate::PROCESS;

@@ -17,7 +17,7 @@
 //! `cargo bench -p cloverleaf-engine --bench timers` (env: `BENCH_PENDING`, `BENCH_DUE`;
 //! `BENCH_PG_PENDING`, `BENCH_PG_DUE`, where a pending count of 0 skips PostgreSQL;
 //! `BENCH_WORKER_THREADS`; the PostgreSQL server is `CLOVERLEAF_TEST_PG_URL`, see
-//! [`cloverleaf_engine::testdb`]).
+//! [`cloverleaf_testkit::testdb`]).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -31,7 +31,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
 use cloverleaf_engine::VirtualClock;
 use cloverleaf_engine::runtime::{Engine, EngineOptions, Scheduler, SchedulerOptions};
 use cloverleaf_engine::store::{Store, ts};
-use cloverleaf_engine::testdb::{Backend, ScratchDb};
+use cloverleaf_testkit::testdb::{Backend, ScratchDb};
 use common::{BenchResult, cpu_busy, cpu_model, cpu_times, env_usize, pg_raw, sqlite_raw};
 use copies::{Cell, InstanceRows, T_INSTANCES, TABLES, check_schema, compare_sample, insert};
 use serde_json::json;

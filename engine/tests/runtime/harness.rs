@@ -10,8 +10,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::{AnyStore, LockedJob};
-use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_engine::{Instance, InstanceId, Status, VirtualClock};
+use cloverleaf_testkit::testdb::ScratchDb;
 use serde_json::json;
 
 /// Monday 2026-01-05 09:00 UTC.

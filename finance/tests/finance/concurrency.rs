@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_finance::{self as finance, Ledger};
+use cloverleaf_testkit::testdb::ScratchDb;
 use cloverleaf_worker::HandlerResult;
 use serde_json::{Value, json};
 use sqlx::Row;

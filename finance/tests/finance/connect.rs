@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use cloverleaf_engine::VirtualClock;
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::testdb::ScratchDb;
 use cloverleaf_finance::Ledger;
 use cloverleaf_finance::ledger::Error;
+use cloverleaf_testkit::testdb::ScratchDb;
 
 use crate::harness::t0;
 

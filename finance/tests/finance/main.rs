@@ -1,6 +1,6 @@
 //! The worker runtime and the finance handlers against a real engine and sub-ledger: each test gets its own database and a
 //! virtual clock. `CLOVERLEAF_TEST_BACKEND=postgres` runs them on PostgreSQL (a database per
-//! test, see `cloverleaf_engine::testdb`); the default is a SQLite file per test.
+//! test, see `cloverleaf_testkit::testdb`); the default is a SQLite file per test.
 
 mod concurrency;
 mod connect;

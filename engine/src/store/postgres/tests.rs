@@ -14,8 +14,8 @@ use sqlx::postgres::PgConnection;
 use super::like_pattern;
 use crate::runtime::{Engine, Error, Message};
 use crate::store::{AnyStore, Store};
-use crate::testdb::ScratchDb;
 use crate::{Event, InstanceId, VirtualClock};
+use cloverleaf_testkit::testdb::ScratchDb;
 
 const NODES: &str = r#"process nodes "Nodes" {
   start -> pause

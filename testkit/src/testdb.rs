@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use cloverleaf_engine::testdb::ScratchDb;
+//! use cloverleaf_testkit::testdb::ScratchDb;
 //!
 //! let Some(db) = ScratchDb::new().await else { return }; // skipped, with a notice
 //! let url = db.url(); // give it to Engine::connect, Ledger::connect, `serve --db`...
