@@ -31,6 +31,13 @@ async fn the_demo_story_ends_with_balanced_books_and_every_order_where_it_should
     assert!(outcome.alerts_opened.iter().any(|(rule, customer)| rule == "customer_overdue" && customer == "C-007"));
     assert!(!outcome.alerts_cleared.is_empty(), "an alert clears when its condition does");
     assert!(outcome.alerts_cleared.iter().all(|c| outcome.alerts_opened.contains(c)), "only what opened clears");
+    // People heard of their work and of the alerts: delivered to the company's chat bridge,
+    // each signed (the bridge checks), each once.
+    let delivered = |kind: &str| outcome.notifications.get(kind).copied().unwrap_or(0);
+    assert!(delivered("task_created") >= 5, "{:?}", outcome.notifications);
+    assert_eq!(delivered("alert_opened"), outcome.alerts_opened.len(), "{:?}", outcome.notifications);
+    assert_eq!(delivered("alert_cleared"), outcome.alerts_cleared.len(), "{:?}", outcome.notifications);
+    assert_eq!((outcome.notifications_refused, outcome.notifications_repeated), (0, 0));
     let text = outcome.timeline.join("\n");
     for expected in [
         "Check credit and budget: customer_blocked",

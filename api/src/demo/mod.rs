@@ -15,6 +15,7 @@
 //! `telling` turns the engine's history into the printed timeline.
 
 mod cast;
+mod sink;
 mod story;
 mod telling;
 
@@ -76,6 +77,12 @@ pub struct Outcome {
     pub alerts_opened: Vec<(String, String)>,
     /// Alerts that closed because their condition cleared (rule, subject), in order.
     pub alerts_cleared: Vec<(String, String)>,
+    /// Notifications the company's chat bridge received with a valid signature, by kind.
+    pub notifications: BTreeMap<String, usize>,
+    /// Requests the chat bridge refused for a bad signature.
+    pub notifications_refused: usize,
+    /// Notifications the chat bridge received more than once.
+    pub notifications_repeated: usize,
 }
 
 /// Runs the story and prints it to standard output as it unfolds.
@@ -143,6 +150,9 @@ struct Story {
     rules: Vec<cloverleaf_dsl::rules::Rule>,
     alerts_opened: Vec<(String, String)>,
     alerts_cleared: Vec<(String, String)>,
+    /// The company's chat bridge, which notifications are delivered to.
+    sink: sink::Sink,
+    notifier: crate::server::notify::Notifier<cloverleaf_engine::store::SqliteStore>,
 }
 
 /// Today on the story's clock.

@@ -16,6 +16,9 @@ use cloverleaf_worker::{FetchRequest, HandlerError, Job, JobContext, JobSource, 
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crate::server::config::WebhookEntry;
+use crate::server::notify::{Notifier, NotifierOptions};
+
 use super::cast::{ORDERS, PEOPLE, Paying, decision};
 use super::telling::money;
 use super::{DAYS, Outcome, PROCESSES, RULES, SETTLE_LIMIT, Story, clock_date, first_morning};
@@ -38,6 +41,10 @@ impl Story {
             project.add(name, text);
         }
         let roles = project.compile().roles;
+        let sink = super::sink::Sink::start().await?;
+        let hook = WebhookEntry { url: sink.url.clone(), secret: super::sink::SECRET.to_string(), kinds: Vec::new() };
+        let notifier =
+            Notifier::new(engine.clone(), vec![hook], NotifierOptions::default()).map_err(anyhow::Error::msg)?;
         let mut story = Story {
             engine,
             clock,
@@ -58,6 +65,8 @@ impl Story {
                 .map_err(|rendered| anyhow::anyhow!("the alert rules do not check:\n{rendered}"))?,
             alerts_opened: Vec::new(),
             alerts_cleared: Vec::new(),
+            sink,
+            notifier,
         };
         story.heading("Cloverleaf demo: order to cash at a small wholesaler, on a virtual clock (times in Asia/Shanghai, money in CNY)");
         story.say(format!(
@@ -100,6 +109,7 @@ impl Story {
             self.banking().await?;
             self.work_inboxes().await?;
             self.judge_alerts().await?;
+            self.deliver_notifications().await?;
         }
         self.finish().await
     }
@@ -236,11 +246,13 @@ impl Story {
 
     /// Judges the alert rules on the day's figures and tells what opened and what cleared.
     async fn judge_alerts(&mut self) -> Result<()> {
-        let changes = crate::server::alerts::judge(&self.ledger, &self.rules, self.engine.now()).await?;
+        let now = self.engine.now();
+        let changes = crate::server::alerts::judge(&self.ledger, &self.rules, now).await?;
+        let alerts = self.ledger.alerts(false).await?;
+        self.engine.notify(crate::server::alerts::alert_notices(&alerts, &self.rules, now)).await?;
         if changes.opened.is_empty() && changes.closed.is_empty() {
             return Ok(());
         }
-        let alerts = self.ledger.alerts(false).await?;
         for alert in alerts.iter().rev() {
             let whom = if alert.subject.is_empty() { String::new() } else { format!(" ({})", alert.subject) };
             let unit = cloverleaf_finance::ledger::kpi::definition(&alert.indicator).map(|d| d.unit);
@@ -263,6 +275,27 @@ impl Story {
                 self.say(format!("alert cleared: {}{whom}", alert.title));
                 self.alerts_cleared.push((alert.rule.clone(), alert.subject.clone()));
             }
+        }
+        Ok(())
+    }
+
+    /// Delivers the day's notifications to the company's chat bridge and tells how many went.
+    async fn deliver_notifications(&mut self) -> Result<()> {
+        let before = self.sink.counts();
+        let pass = self.notifier.deliver_due().await?;
+        if pass.retrying + pass.dead > 0 {
+            self.say(format!("notifications: {} not delivered yet", pass.retrying + pass.dead));
+        }
+        let after = self.sink.counts();
+        let sent: Vec<String> = after
+            .iter()
+            .filter_map(|(kind, n)| {
+                let new = n - before.get(kind).copied().unwrap_or(0);
+                (new > 0).then(|| format!("{new} {}", kind.replace('_', " ")))
+            })
+            .collect();
+        if !sent.is_empty() {
+            self.say(format!("chat bridge received (signed): {}", sent.join(", ")));
         }
         Ok(())
     }
@@ -395,6 +428,15 @@ impl Story {
             rate(kpis.bad_debt_rate),
             rate(kpis.gross_margin),
         ));
+        let delivered = self.sink.counts();
+        let by_kind: Vec<String> =
+            delivered.iter().map(|(kind, n)| format!("{n} {}", kind.replace('_', " "))).collect();
+        self.say(format!(
+            "notifications: {} delivered to the chat bridge, each signed and checked ({}); {} refused",
+            delivered.values().sum::<usize>(),
+            by_kind.join(", "),
+            self.sink.refused()
+        ));
         let mut intact = true;
         let mut after: Option<InstanceId> = None;
         let mut checked = 0;
@@ -418,6 +460,9 @@ impl Story {
             refusals: self.refusals.clone(),
             alerts_opened: self.alerts_opened.clone(),
             alerts_cleared: self.alerts_cleared.clone(),
+            notifications: self.sink.counts(),
+            notifications_refused: self.sink.refused(),
+            notifications_repeated: self.sink.duplicates(),
         })
     }
 
