@@ -30,6 +30,8 @@ pub enum RuleUnit {
     Days,
     /// A fraction, written as a percentage.
     Ratio,
+    /// How many (tasks, incidents): a whole number.
+    Count,
 }
 
 /// An indicator a rule may name.
@@ -507,6 +509,11 @@ impl<'t> RulesParser<'t> {
             (RuleUnit::Ratio, true, None) => value / Decimal::from(100),
             (RuleUnit::Days, false, Some(_)) => value,
             (RuleUnit::Money, false, None) if value.scale() <= 2 => value,
+            (RuleUnit::Count, false, None) if value.fract().is_zero() => value.trunc(),
+            (RuleUnit::Count, _, _) => {
+                mismatch(self, "not a whole number", "write how many, such as `3`".into());
+                return None;
+            }
             (RuleUnit::Money, false, None) => {
                 mismatch(
                     self,
@@ -537,6 +544,7 @@ fn unit_phrase(unit: RuleUnit) -> &'static str {
         RuleUnit::Money => "an amount of money",
         RuleUnit::Days => "a number of days",
         RuleUnit::Ratio => "a ratio",
+        RuleUnit::Count => "a count",
     }
 }
 
@@ -545,11 +553,26 @@ mod tests {
     use super::*;
     use crate::diag::SourceMap;
 
-    const INDICATORS: [Indicator<'static>; 3] = [
+    const INDICATORS: [Indicator<'static>; 4] = [
         Indicator { key: "overdue_receivables", unit: RuleUnit::Money, by_customer: true },
         Indicator { key: "days_sales_outstanding", unit: RuleUnit::Days, by_customer: true },
         Indicator { key: "auto_match_rate", unit: RuleUnit::Ratio, by_customer: false },
+        Indicator { key: "approvals_past_due", unit: RuleUnit::Count, by_customer: false },
     ];
+
+    #[test]
+    fn a_count_threshold_is_a_whole_number() {
+        let rules = check("alert late \"Approvals late\" { when approvals_past_due > 3 }\n").unwrap();
+        assert_eq!(rules[0].threshold, Decimal::from(3));
+        let rendered = check("alert late \"Approvals late\" { when approvals_past_due > 2.5 }\n").unwrap_err();
+        assert!(
+            rendered.contains("error[E0602]: `approvals_past_due` is a count, but the threshold is not a whole number"),
+            "{rendered}"
+        );
+        assert!(rendered.contains("write how many, such as `3`"), "{rendered}");
+        let rendered = check("alert late \"Approvals late\" { when approvals_past_due > 3 days }\n").unwrap_err();
+        assert!(rendered.contains("E0602"), "{rendered}");
+    }
 
     fn check(text: &str) -> Result<Vec<Rule>, String> {
         let mut map = SourceMap::new();

@@ -40,7 +40,8 @@ impl Story {
         for (name, text) in PROCESSES {
             project.add(name, text);
         }
-        let roles = project.compile().roles;
+        let mut roles = project.compile().roles;
+        roles.extend([crate::server::config::ADMIN.to_string(), crate::server::access::AUDITOR.to_string()]);
         let sink = super::sink::Sink::start().await?;
         let hook = WebhookEntry { url: sink.url.clone(), secret: super::sink::SECRET.to_string(), kinds: Vec::new() };
         let notifier =
@@ -247,7 +248,8 @@ impl Story {
     /// Judges the alert rules on the day's figures and tells what opened and what cleared.
     async fn judge_alerts(&mut self) -> Result<()> {
         let now = self.engine.now();
-        let changes = crate::server::alerts::judge(&self.ledger, &self.rules, now).await?;
+        let process = crate::server::alerts::process_figures(&self.engine, now).await?;
+        let changes = crate::server::alerts::judge(&self.ledger, &self.rules, &process, now).await?;
         let alerts = self.ledger.alerts(false).await?;
         self.engine.notify(crate::server::alerts::alert_notices(&alerts, &self.rules, now)).await?;
         if changes.opened.is_empty() && changes.closed.is_empty() {
@@ -259,7 +261,12 @@ impl Story {
             let shown = |v: Decimal| match unit {
                 Some(cloverleaf_finance::ledger::kpi::Unit::Money) => money(v),
                 Some(cloverleaf_finance::ledger::kpi::Unit::Days) => format!("{} days", v.round_dp(1)),
-                _ => format!("{}%", (v * Decimal::from(100)).round_dp(1)),
+                Some(cloverleaf_finance::ledger::kpi::Unit::Ratio) => {
+                    format!("{}%", (v * Decimal::from(100)).round_dp(1))
+                }
+                // The process figures: a count, or the oldest incident's age in days.
+                None if alert.indicator.ends_with("_age") => format!("{} days", v.round_dp(1)),
+                None => v.normalize().to_string(),
             };
             if changes.opened.contains(&alert.id) {
                 self.say(format!(

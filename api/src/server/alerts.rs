@@ -11,7 +11,8 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use cloverleaf_dsl::SourceMap;
 use cloverleaf_dsl::rules::{Indicator, Rule, RuleUnit, parse_rules};
-use cloverleaf_engine::store::NotificationRow;
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::store::{NotificationRow, Queries, Store};
 use cloverleaf_finance::ledger::alerts::{Alert, AlertChanges, Firing};
 use cloverleaf_finance::ledger::kpi::{Breakdown, CATALOGUE, Unit, Window};
 use rust_decimal::Decimal;
@@ -31,20 +32,46 @@ pub const ALERT_HANDLERS: &[&str] = &[ADMIN, "finance.controller", "finance.cfo"
 /// How often `serve` judges the rules.
 pub const EVALUATE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// The catalogue as the rules language sees it: names, units, splits.
+/// Figures of the running processes the rules may judge beside the finance catalogue: (key,
+/// unit, what it counts). Judged on the whole (no split).
+pub const PROCESS_INDICATORS: &[(&str, RuleUnit, &str)] = &[
+    ("approvals_past_due", RuleUnit::Count, "open human tasks past their due time"),
+    ("open_incidents", RuleUnit::Count, "open incidents (jobs out of retries, stuck joins)"),
+    ("oldest_incident_age", RuleUnit::Days, "days the oldest open incident has waited for an operator"),
+];
+
+/// The catalogue and the process figures as the rules language sees them: names, units, splits.
 pub fn indicators() -> Vec<Indicator<'static>> {
-    CATALOGUE
-        .iter()
-        .map(|d| Indicator {
-            key: d.key,
-            unit: match d.unit {
-                Unit::Money => RuleUnit::Money,
-                Unit::Days => RuleUnit::Days,
-                Unit::Ratio => RuleUnit::Ratio,
-            },
-            by_customer: d.breakdowns.contains(&Breakdown::Customer),
-        })
-        .collect()
+    let finance = CATALOGUE.iter().map(|d| Indicator {
+        key: d.key,
+        unit: match d.unit {
+            Unit::Money => RuleUnit::Money,
+            Unit::Days => RuleUnit::Days,
+            Unit::Ratio => RuleUnit::Ratio,
+        },
+        by_customer: d.breakdowns.contains(&Breakdown::Customer),
+    });
+    let process = PROCESS_INDICATORS.iter().map(|(key, unit, _)| Indicator { key, unit: *unit, by_customer: false });
+    finance.chain(process).collect()
+}
+
+/// The process figures at `now`, read from the engine's store: tasks past due, open incidents
+/// and the age of the oldest (none when there is no open incident).
+pub async fn process_figures<S: Store + Queries>(
+    engine: &Engine<S>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(&'static str, Option<Decimal>)>, cloverleaf_engine::store::Error> {
+    let past_due = engine.store().open_tasks(None).await?.iter().filter(|t| t.due_at.is_some_and(|d| d < now)).count();
+    let incidents = engine.store().incidents(false, None).await?;
+    let oldest = incidents.iter().map(|i| i.raised_at).min().map(|raised| {
+        let minutes = (now - raised).num_minutes().max(0);
+        (Decimal::from(minutes) / Decimal::from(24 * 60)).round_dp(2)
+    });
+    Ok(vec![
+        ("approvals_past_due", Some(Decimal::from(past_due))),
+        ("open_incidents", Some(Decimal::from(incidents.len()))),
+        ("oldest_incident_age", oldest),
+    ])
 }
 
 /// Checks `files` (name, text) together: every rule, or every diagnostic rendered with its
@@ -75,8 +102,8 @@ pub fn check_rules(files: &[(String, String)], roles: Option<&[String]>) -> Resu
     if problems.is_empty() { Ok(rules) } else { Err(problems.join("\n")) }
 }
 
-/// The roles declared by the `.flow` files of `dirs` (their `roles` blocks), or none when they
-/// hold no `.flow` file: what an alert may `notify`.
+/// The roles declared by the `.flow` files of `dirs` (their `roles` blocks) and the server's own
+/// (`admin`, `auditor`), or none when they hold no `.flow` file: what an alert may `notify`.
 pub fn declared_roles(dirs: &[&FsPath]) -> Option<Vec<String>> {
     let mut project = cloverleaf_dsl::Project::new();
     let mut any = false;
@@ -94,7 +121,13 @@ pub fn declared_roles(dirs: &[&FsPath]) -> Option<Vec<String>> {
             }
         }
     }
-    any.then(|| project.compile().roles)
+    any.then(|| {
+        // The server's own roles (operators, auditors) may be told too.
+        let mut roles = project.compile().roles;
+        roles.extend([ADMIN.to_string(), super::access::AUDITOR.to_string()]);
+        roles.sort();
+        roles
+    })
 }
 
 /// The rules of every `.rules` file of `dir` (none when it has none or does not exist); an error
@@ -121,7 +154,8 @@ pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
 pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChanges, ApiError> {
     let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
     let rules = state.rules();
-    let changes = judge(ledger, &rules, now).await.map_err(ApiError::internal)?;
+    let process = process_figures(state.engine(), now).await.map_err(ApiError::internal)?;
+    let changes = judge(ledger, &rules, &process, now).await.map_err(ApiError::internal)?;
     let alerts = ledger.alerts(false).await.map_err(ApiError::internal)?;
     state.engine().notify(alert_notices(&alerts, &rules, now)).await.map_err(ApiError::internal)?;
     Ok(changes)
@@ -164,10 +198,12 @@ pub fn alert_notices(alerts: &[Alert], rules: &[Rule], now: DateTime<Utc>) -> Ve
     rows
 }
 
-/// Judges `rules` on `ledger`'s figures of the 90 days up to `now` and records what changed.
+/// Judges `rules` on `ledger`'s figures of the 90 days up to `now` and on the `process` figures
+/// (see [`process_figures`]), and records what changed.
 pub async fn judge(
     ledger: &cloverleaf_finance::Ledger,
     rules: &[Rule],
+    process: &[(&str, Option<Decimal>)],
     now: DateTime<Utc>,
 ) -> Result<AlertChanges, cloverleaf_finance::ledger::Error> {
     let window = Window::last_90_days(now.date_naive());
@@ -199,6 +235,7 @@ pub async fn judge(
             .iter()
             .find(|f| f.key == rule.indicator)
             .and_then(|f| f.value)
+            .or_else(|| process.iter().find(|(key, _)| *key == rule.indicator).and_then(|(_, v)| *v))
             .filter(|v| rule.comparison.holds(*v, rule.threshold))
         {
             firing.push(fire("", value));

@@ -364,12 +364,46 @@ pub fn label(name: &str, lang: Lang) -> String {
 /// An indicator's name and formula for a reader of `lang`: the catalogue's own words in
 /// English, a translation in Chinese.
 pub fn kpi(lang: Lang, key: &str) -> (&'static str, &'static str) {
-    let english = cloverleaf_finance::ledger::kpi::definition(key).map_or(("", ""), |d| (d.name, d.formula));
+    let english = cloverleaf_finance::ledger::kpi::definition(key)
+        .map(|d| (d.name, d.formula))
+        .or_else(|| PROCESS_KPI.iter().find(|(k, ..)| *k == key).map(|(_, name, formula, _, _)| (*name, *formula)))
+        .unwrap_or(("", ""));
+    let chinese = KPI_ZH
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, name, formula)| (*name, *formula))
+        .or_else(|| PROCESS_KPI.iter().find(|(k, ..)| *k == key).map(|(_, _, _, name, formula)| (*name, *formula)));
     match lang {
         Lang::En => english,
-        Lang::ZhCn => KPI_ZH.iter().find(|(k, _, _)| *k == key).map_or(english, |(_, name, formula)| (*name, *formula)),
+        Lang::ZhCn => chinese.unwrap_or(english),
     }
 }
+
+/// The process figures the alert rules may judge: (key, English name and formula, Chinese name
+/// and formula).
+const PROCESS_KPI: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "approvals_past_due",
+        "Approvals past due",
+        "open human tasks past their due time",
+        "逾期未办审批",
+        "已过期限仍未办理的人工任务数",
+    ),
+    (
+        "open_incidents",
+        "Open incidents",
+        "jobs out of retries and stuck joins waiting for an operator",
+        "未处理异常",
+        "重试用尽或流程卡住、等待运维处理的异常数",
+    ),
+    (
+        "oldest_incident_age",
+        "Oldest open incident",
+        "days the oldest open incident has waited for an operator",
+        "最久未处理异常",
+        "最早一个未处理异常已等待的天数",
+    ),
+];
 
 /// The indicator catalogue in Simplified Chinese: (key, name, formula).
 const KPI_ZH: &[(&str, &str, &str)] = &[

@@ -316,3 +316,48 @@ async fn with_demo_ledger(api: &mut Api) -> cloverleaf_finance::Ledger {
     ));
     ledger
 }
+
+const PROCESS_RULES: &str = r#"alert approvals_late "Approvals past their due time" {
+  when approvals_past_due > 0
+  severity critical
+  notify sales.director
+}
+alert incidents_waiting "Incidents wait for an operator" { when open_incidents >= 3 }
+"#;
+
+#[tokio::test]
+async fn rules_on_process_figures_open_when_an_approval_is_past_due_and_close_when_it_is_decided() {
+    let Some(mut api) = Api::new().await else { return };
+    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
+    let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), crate::harness::users(), ledger);
+    let rules =
+        cloverleaf::server::alerts::check_rules(&[("process.rules".into(), PROCESS_RULES.into())], None).unwrap();
+    state.set_rules(rules);
+    api.app = cloverleaf::server::app(state);
+
+    api.order_at_manager("25000.00", "sam").await;
+    let fresh = api.post_empty("/v1/alerts/evaluate", "carl").await;
+    assert_eq!(fresh.expect(StatusCode::OK)["opened"], serde_json::json!([]), "due in 24 h: not late yet");
+
+    api.advance(TimeDelta::hours(25));
+    let late = api.post_empty("/v1/alerts/evaluate", "carl").await;
+    let opened = late.expect(StatusCode::OK)["opened"].as_array().unwrap().clone();
+    assert_eq!(opened.len(), 1, "the approval is late; no incident is open");
+    let alerts = api.get("/v1/alerts", "vera").await;
+    let alerts = alerts.expect(StatusCode::OK).as_array().unwrap().clone();
+    assert_eq!((alerts[0]["rule"].as_str(), alerts[0]["last_value"].as_str()), (Some("approvals_late"), Some("1")));
+    let notices = api.get("/v1/notifications", "ada").await;
+    let notices = notices.expect(StatusCode::OK).as_array().unwrap().clone();
+    let opened_notice = notices.iter().find(|n| n["kind"] == "alert_opened").unwrap_or_else(|| panic!("{notices:?}"));
+    assert_eq!(opened_notice["payload"]["notify"], serde_json::json!(["sales.director"]));
+
+    // Whoever holds the open work decides it (the director, once escalated): nothing is late.
+    let alert = alerts[0]["id"].clone();
+    for open in api.engine.tasks(None).await.unwrap() {
+        let user = if open.roles.iter().any(|r| r == "sales.director") { "dora" } else { "mia" };
+        let path = format!("/v1/tasks/{}/complete", open.id);
+        api.post(&path, user, serde_json::json!({"variables": {"approve": true}})).await.expect(StatusCode::OK);
+    }
+    let decided = api.post_empty("/v1/alerts/evaluate", "carl").await;
+    assert_eq!(decided.expect(StatusCode::OK)["closed"], serde_json::json!([alert]));
+}

@@ -228,7 +228,9 @@ fn figure_text(viewer: &Viewer, indicator: &str, value: Decimal) -> String {
         Some(Unit::Money) => i18n::money(value, viewer.lang),
         Some(Unit::Days) => format!("{} {}", value.round_dp(1), viewer.t("days")),
         Some(Unit::Ratio) => format!("{}%", (value * Decimal::from(100)).round_dp(1)),
-        None => value.to_string(),
+        // The process figures: a count, or the oldest incident's age in days.
+        None if indicator.ends_with("_age") => format!("{} {}", value.round_dp(1), viewer.t("days")),
+        None => value.normalize().to_string(),
     }
 }
 
