@@ -406,9 +406,11 @@ mod tests {
     }
 
     #[test]
-    fn every_indicator_of_the_catalogue_can_be_named_in_a_rule() {
+    fn every_indicator_of_the_catalogue_and_every_process_figure_can_be_named_in_a_rule() {
         let names = indicators();
-        assert_eq!(names.len(), CATALOGUE.len());
+        assert_eq!(names.len(), CATALOGUE.len() + PROCESS_INDICATORS.len());
+        assert!(names.iter().any(|i| i.key == "approvals_past_due" && !i.by_customer && i.unit == RuleUnit::Count));
+        assert!(names.iter().any(|i| i.key == "oldest_incident_age" && i.unit == RuleUnit::Days));
         assert!(names.iter().any(|i| i.key == "overdue_receivables" && i.by_customer && i.unit == RuleUnit::Money));
         assert!(names.iter().any(|i| i.key == "auto_match_rate" && !i.by_customer && i.unit == RuleUnit::Ratio));
     }
