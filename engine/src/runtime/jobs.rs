@@ -67,7 +67,7 @@ impl<S: Store> Engine<S> {
                 Ok(until)
             }
             _ => {
-                let info = self.inner.store.job(job.as_str()).await?.ok_or_else(|| Error::UnknownJob(job.0.clone()))?;
+                let info = self.inner.store.job(job).await?.ok_or_else(|| Error::UnknownJob(job.0.clone()))?;
                 if info.state == "locked" && info.lock_epoch == epoch {
                     Err(Error::LeaseExpired { job: job.0.clone() })
                 } else {
@@ -106,11 +106,11 @@ impl<S: Store> Engine<S> {
         let (instance, expires) = match held {
             Some((instance, held_epoch, expires)) if held_epoch == epoch => (instance, Some(expires)),
             _ => {
-                let info = self.inner.store.job(job.as_str()).await?.ok_or_else(|| Error::UnknownJob(job.0.clone()))?;
+                let info = self.inner.store.job(job).await?.ok_or_else(|| Error::UnknownJob(job.0.clone()))?;
                 if info.state != "locked" || info.lock_epoch != epoch {
                     return Err(Error::StaleLock { job: job.0.clone(), epoch });
                 }
-                (info.instance_id, info.lock_expires_at)
+                (info.instance_id.0, info.lock_expires_at)
             }
         };
         if expires.is_some_and(|at| at <= self.now()) {

@@ -417,8 +417,7 @@ impl<S: Store> Engine<S> {
 
     /// The current state of an instance.
     pub async fn instance(&self, id: &InstanceId) -> Result<Instance, Error> {
-        let row =
-            self.inner.store.load_instance(id.as_str()).await?.ok_or_else(|| Error::UnknownInstance(id.0.clone()))?;
+        let row = self.inner.store.load_instance(id).await?.ok_or_else(|| Error::UnknownInstance(id.0.clone()))?;
         Ok(Instance::from_json(&row.state)?)
     }
 
@@ -430,28 +429,24 @@ impl<S: Store> Engine<S> {
 
     /// An operator retries an incident: its job runs again, or its node is re-entered.
     pub async fn retry_incident(&self, incident: &IncidentId) -> Result<(), Error> {
-        let (instance, job) = self
-            .inner
-            .store
-            .incident(incident.as_str())
-            .await?
-            .ok_or_else(|| Error::UnknownIncident(incident.0.clone()))?;
+        let (instance, job) =
+            self.inner.store.incident(incident).await?.ok_or_else(|| Error::UnknownIncident(incident.0.clone()))?;
         let event = match job {
-            Some(job) => Event::RetryJob { job: job.into() },
+            Some(job) => Event::RetryJob { job },
             None => Event::ResolveIncident { incident: incident.clone() },
         };
-        let stepped = self.run(&instance, event, Extra::default()).await?;
+        let stepped = self.run(instance.as_str(), event, Extra::default()).await?;
         self.settle(stepped.pending).await
     }
 
     /// The history rows of an instance.
     pub async fn history(&self, instance: &InstanceId) -> Result<Vec<HistoryRow>, Error> {
-        Ok(self.inner.store.history(instance.as_str()).await?)
+        Ok(self.inner.store.history(instance).await?)
     }
 
     /// The accepted events of an instance, in order, with the time each was applied.
     pub async fn events(&self, instance: &InstanceId) -> Result<Vec<(Event, DateTime<Utc>)>, Error> {
-        let rows = self.inner.store.events(instance.as_str()).await?;
+        let rows = self.inner.store.events(instance).await?;
         rows.into_iter().map(|(at, text)| Ok((serde_json::from_str(&text)?, at))).collect()
     }
 
@@ -460,10 +455,10 @@ impl<S: Store> Engine<S> {
         let row = self
             .inner
             .store
-            .load_instance(instance.as_str())
+            .load_instance(instance)
             .await?
             .ok_or_else(|| Error::UnknownInstance(instance.0.clone()))?;
-        let rows = self.inner.store.history(instance.as_str()).await?;
+        let rows = self.inner.store.history(instance).await?;
         Ok(HistoryCheck::verify(&rows, row.history_seq, &row.history_hash))
     }
 }

@@ -24,8 +24,9 @@ impl<S: Store + Queries> Engine<S> {
         let heads = self.store().history_heads(after.map(InstanceId::as_str), limit).await?;
         let mut out = Vec::with_capacity(heads.len());
         for (id, head_seq, head_hash) in heads {
+            let id = InstanceId(id);
             let rows = self.store().history(&id).await?;
-            out.push((InstanceId(id), HistoryCheck::verify(&rows, head_seq, &head_hash)));
+            out.push((id, HistoryCheck::verify(&rows, head_seq, &head_hash)));
         }
         Ok(out)
     }

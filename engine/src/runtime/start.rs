@@ -53,7 +53,7 @@ impl<S: Store> Engine<S> {
         once_id: Option<&str>,
     ) -> Result<(InstanceId, bool), Error> {
         if let Some(id) = once_id
-            && self.inner.store.load_instance(id).await?.is_some()
+            && self.inner.store.load_instance(&InstanceId::from(id)).await?.is_some()
         {
             return Ok((InstanceId(id.to_string()), false));
         }
@@ -83,7 +83,7 @@ impl<S: Store> Engine<S> {
         business_key: Option<&str>,
         variables: serde_json::Value,
     ) -> Result<(InstanceId, bool), Error> {
-        if self.inner.store.load_instance(id).await?.is_some() {
+        if self.inner.store.load_instance(&InstanceId::from(id)).await?.is_some() {
             return Ok((InstanceId(id.to_string()), false));
         }
         let version = match version {
@@ -126,7 +126,7 @@ impl<S: Store> Engine<S> {
                 // Either the id exists (another node started it: done), or a message the new
                 // instance waits for was buffered meanwhile: start again, and it is delivered.
                 Err(Attempt::Again) => {
-                    if self.inner.store.load_instance(id).await?.is_some() {
+                    if self.inner.store.load_instance(&InstanceId::from(id)).await?.is_some() {
                         return Ok(None);
                     }
                 }

@@ -12,12 +12,12 @@ use super::{Engine, Error, Extra};
 impl<S: Store> Engine<S> {
     /// Open tasks, of one instance or of all.
     pub async fn tasks(&self, instance: Option<&InstanceId>) -> Result<Vec<TaskInfo>, Error> {
-        Ok(self.inner.store.open_tasks(instance.map(InstanceId::as_str)).await?)
+        Ok(self.inner.store.open_tasks(instance).await?)
     }
 
     /// One task, open or closed.
     pub async fn task(&self, task: &TaskId) -> Result<TaskInfo, Error> {
-        self.inner.store.task(task.as_str()).await?.ok_or_else(|| Error::UnknownTask(task.0.clone()))
+        self.inner.store.task(task).await?.ok_or_else(|| Error::UnknownTask(task.0.clone()))
     }
 
     /// The open tasks `user` (holding `roles`) may act on: of their roles, assigned to or claimed

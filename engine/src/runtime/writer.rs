@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::effect::Effect;
 use crate::event::Event;
+use crate::ids::InstanceId;
 use crate::instance::Instance;
 use crate::step::{Transition, step};
 use crate::store;
@@ -52,7 +53,7 @@ impl<S: Store> Engine<S> {
                     let row = self
                         .inner
                         .store
-                        .load_instance(instance)
+                        .load_instance(&InstanceId::from(instance))
                         .await?
                         .ok_or_else(|| Error::UnknownInstance(instance.to_string()))?;
                     Arc::new(Cached {

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{InstanceId, JobId, TaskId};
+use crate::ids::{IncidentId, InstanceId, JobId, TaskId};
 
 pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
 pub use query::Queries;
@@ -574,9 +574,9 @@ pub struct StepWrite {
 #[derive(Debug, Clone)]
 pub struct JobInfo {
     /// The id.
-    pub id: String,
+    pub id: JobId,
     /// The instance.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// The job type.
     pub job_type: String,
     /// The state.
@@ -655,7 +655,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Applies `batch` in one transaction; one result per write, in order.
     fn write(&self, batch: Vec<Write>) -> impl Future<Output = Vec<Result<WriteOutcome, WriteError>>> + Send;
     /// Loads an instance row.
-    fn load_instance(&self, id: &str) -> impl Future<Output = Result<Option<InstanceRow>, Error>> + Send;
+    fn load_instance(&self, id: &InstanceId) -> impl Future<Output = Result<Option<InstanceRow>, Error>> + Send;
     /// A deployment by key; the latest when `version` is `None`.
     fn deployment(
         &self,
@@ -663,11 +663,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         version: Option<u32>,
     ) -> impl Future<Output = Result<Option<DeploymentRow>, Error>> + Send;
     /// A job.
-    fn job(&self, id: &str) -> impl Future<Output = Result<Option<JobInfo>, Error>> + Send;
+    fn job(&self, id: &JobId) -> impl Future<Output = Result<Option<JobInfo>, Error>> + Send;
     /// A task.
-    fn task(&self, id: &str) -> impl Future<Output = Result<Option<TaskInfo>, Error>> + Send;
+    fn task(&self, id: &TaskId) -> impl Future<Output = Result<Option<TaskInfo>, Error>> + Send;
     /// Open tasks, of one instance or all.
-    fn open_tasks(&self, instance: Option<&str>) -> impl Future<Output = Result<Vec<TaskInfo>, Error>> + Send;
+    fn open_tasks(&self, instance: Option<&InstanceId>) -> impl Future<Output = Result<Vec<TaskInfo>, Error>> + Send;
     /// Open tasks `user` may act on: of one of `roles`, assigned to or claimed by `user` or by one
     /// of `principals` (the users `user` substitutes for).
     fn inbox(
@@ -721,11 +721,15 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Owed events, oldest first.
     fn pending(&self, limit: i64) -> impl Future<Output = Result<Vec<PendingRow>, Error>> + Send;
     /// An incident: (instance, job).
-    fn incident(&self, id: &str) -> impl Future<Output = Result<Option<(String, Option<String>)>, Error>> + Send;
+    fn incident(
+        &self,
+        id: &IncidentId,
+    ) -> impl Future<Output = Result<Option<(InstanceId, Option<JobId>)>, Error>> + Send;
     /// The history rows of an instance, in order.
-    fn history(&self, instance: &str) -> impl Future<Output = Result<Vec<HistoryRow>, Error>> + Send;
+    fn history(&self, instance: &InstanceId) -> impl Future<Output = Result<Vec<HistoryRow>, Error>> + Send;
     /// The accepted events of an instance, in order: (at, event JSON).
-    fn events(&self, instance: &str) -> impl Future<Output = Result<Vec<(DateTime<Utc>, String)>, Error>> + Send;
+    fn events(&self, instance: &InstanceId)
+    -> impl Future<Output = Result<Vec<(DateTime<Utc>, String)>, Error>> + Send;
 }
 
 /// The text form of an instant in the database: fixed width, so text order is time order.

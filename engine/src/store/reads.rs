@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::rows::{self, Columns, TASK_COLUMNS};
 use super::sql::{Arg, Each, Reader, first_instant};
+use crate::ids::{IncidentId, InstanceId, JobId, TaskId};
+
 use super::{
     BufferedMessage, DeploymentRow, Error, HistoryRow, InstanceRow, JobInfo, PendingRow, Store, Substitution, TaskInfo,
     Write, WriteError, WriteOutcome, ts,
@@ -84,8 +86,8 @@ impl<B: Backend> Store for B {
         self.commit(batch)
     }
 
-    async fn load_instance(&self, id: &str) -> Result<Option<InstanceRow>, Error> {
-        self.row(INSTANCE, vec![text(id)]).await?.as_ref().map(rows::instance).transpose()
+    async fn load_instance(&self, id: &InstanceId) -> Result<Option<InstanceRow>, Error> {
+        self.row(INSTANCE, vec![text(id.as_str())]).await?.as_ref().map(rows::instance).transpose()
     }
 
     async fn deployment(&self, key: &str, version: Option<u32>) -> Result<Option<DeploymentRow>, Error> {
@@ -102,21 +104,21 @@ impl<B: Backend> Store for B {
         row.as_ref().map(rows::deployment).transpose()
     }
 
-    async fn job(&self, id: &str) -> Result<Option<JobInfo>, Error> {
+    async fn job(&self, id: &JobId) -> Result<Option<JobInfo>, Error> {
         let sql = "SELECT id, instance_id, job_type, state, lock_epoch, lock_expires_at FROM jobs WHERE id = $1";
-        self.row(sql, vec![text(id)]).await?.as_ref().map(rows::job_info).transpose()
+        self.row(sql, vec![text(id.as_str())]).await?.as_ref().map(rows::job_info).transpose()
     }
 
-    async fn task(&self, id: &str) -> Result<Option<TaskInfo>, Error> {
+    async fn task(&self, id: &TaskId) -> Result<Option<TaskInfo>, Error> {
         let sql = format!("{TASK_COLUMNS} WHERE id = $1");
-        self.row(&sql, vec![text(id)]).await?.as_ref().map(rows::task_info).transpose()
+        self.row(&sql, vec![text(id.as_str())]).await?.as_ref().map(rows::task_info).transpose()
     }
 
-    async fn open_tasks(&self, instance: Option<&str>) -> Result<Vec<TaskInfo>, Error> {
+    async fn open_tasks(&self, instance: Option<&InstanceId>) -> Result<Vec<TaskInfo>, Error> {
         let rows = match instance {
             Some(instance) => {
                 let sql = format!("{TASK_COLUMNS} WHERE instance_id = $1 AND state = 'open' ORDER BY created_at, id");
-                self.rows(&sql, vec![text(instance)]).await?
+                self.rows(&sql, vec![text(instance.as_str())]).await?
             }
             None => self.rows(&format!("{TASK_COLUMNS} WHERE state = 'open' ORDER BY created_at, id"), vec![]).await?,
         };
@@ -194,19 +196,25 @@ impl<B: Backend> Store for B {
         self.rows(PENDING.pick(self), vec![Arg::Int(limit.max(0))]).await?.iter().map(rows::pending).collect()
     }
 
-    async fn incident(&self, id: &str) -> Result<Option<(String, Option<String>)>, Error> {
+    async fn incident(&self, id: &IncidentId) -> Result<Option<(InstanceId, Option<JobId>)>, Error> {
         let sql = "SELECT instance_id, job_id FROM incidents WHERE id = $1 AND state = 'open'";
-        self.row(sql, vec![text(id)]).await?.as_ref().map(rows::incident).transpose()
+        Ok(self
+            .row(sql, vec![text(id.as_str())])
+            .await?
+            .as_ref()
+            .map(rows::incident)
+            .transpose()?
+            .map(|(instance, job)| (InstanceId::from(instance), job.map(JobId::from))))
     }
 
-    async fn history(&self, instance: &str) -> Result<Vec<HistoryRow>, Error> {
+    async fn history(&self, instance: &InstanceId) -> Result<Vec<HistoryRow>, Error> {
         let sql = "SELECT instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash FROM history \
                    WHERE instance_id = $1 ORDER BY seq";
-        self.rows(sql, vec![text(instance)]).await?.iter().map(rows::history).collect()
+        self.rows(sql, vec![text(instance.as_str())]).await?.iter().map(rows::history).collect()
     }
 
-    async fn events(&self, instance: &str) -> Result<Vec<(DateTime<Utc>, String)>, Error> {
+    async fn events(&self, instance: &InstanceId) -> Result<Vec<(DateTime<Utc>, String)>, Error> {
         let sql = "SELECT at, event FROM events WHERE instance_id = $1 ORDER BY seq";
-        self.rows(sql, vec![text(instance)]).await?.iter().map(rows::event).collect()
+        self.rows(sql, vec![text(instance.as_str())]).await?.iter().map(rows::event).collect()
     }
 }

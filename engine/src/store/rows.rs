@@ -122,8 +122,8 @@ pub(super) fn deployment(row: &impl Columns) -> Result<DeploymentRow, Error> {
 /// A row of `jobs` (`id, instance_id, job_type, state, lock_epoch, lock_expires_at`).
 pub(super) fn job_info(row: &impl Columns) -> Result<JobInfo, Error> {
     Ok(JobInfo {
-        id: row.text("id")?,
-        instance_id: row.text("instance_id")?,
+        id: JobId::from(row.text("id")?),
+        instance_id: InstanceId::from(row.text("instance_id")?),
         job_type: row.text("job_type")?,
         state: row.text("state")?,
         lock_epoch: row.int("lock_epoch")?,

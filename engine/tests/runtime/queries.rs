@@ -290,7 +290,7 @@ async fn cycles_events_and_history_heads_match_the_instances() {
 
     let mut events = 0;
     for id in w.all() {
-        events += store.events(id.as_str()).await.unwrap().len();
+        events += store.events(id).await.unwrap().len();
     }
     assert_eq!(store.event_count().await.unwrap(), i64::try_from(events).unwrap());
     store.ping().await.unwrap();
@@ -300,7 +300,7 @@ async fn cycles_events_and_history_heads_match_the_instances() {
     ids.sort_unstable();
     assert_eq!(heads.iter().map(|(id, _, _)| id.as_str()).collect::<Vec<_>>(), ids);
     for (id, seq, hash) in &heads {
-        let last = store.history(id).await.unwrap().pop().unwrap();
+        let last = store.history(&id.as_str().into()).await.unwrap().pop().unwrap();
         assert_eq!((&last.seq, &last.hash), (seq, hash));
     }
     let page = store.history_heads(Some(ids[2]), 3).await.unwrap();
