@@ -40,8 +40,7 @@ impl Story {
         for (name, text) in PROCESSES {
             project.add(name, text);
         }
-        let mut roles = project.compile().roles;
-        roles.extend([crate::server::config::ADMIN.to_string(), crate::server::access::AUDITOR.to_string()]);
+        let roles = crate::server::alerts::with_server_roles(project.compile().roles);
         let sink = super::sink::Sink::start().await?;
         let hook = WebhookEntry { url: sink.url.clone(), secret: super::sink::SECRET.to_string(), kinds: Vec::new() };
         let notifier =

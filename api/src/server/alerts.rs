@@ -121,13 +121,16 @@ pub fn declared_roles(dirs: &[&FsPath]) -> Option<Vec<String>> {
             }
         }
     }
-    any.then(|| {
-        // The server's own roles (operators, auditors) may be told too.
-        let mut roles = project.compile().roles;
-        roles.extend([ADMIN.to_string(), super::access::AUDITOR.to_string()]);
-        roles.sort();
-        roles
-    })
+    any.then(|| with_server_roles(project.compile().roles))
+}
+
+/// `declared` (a project's roles) and the server's own, operators and auditors: whom an alert may
+/// `notify`.
+pub fn with_server_roles(mut declared: Vec<String>) -> Vec<String> {
+    declared.extend([ADMIN.to_string(), super::access::AUDITOR.to_string()]);
+    declared.sort();
+    declared.dedup();
+    declared
 }
 
 /// The rules of every `.rules` file of `dir` (none when it has none or does not exist); an error

@@ -314,12 +314,12 @@ impl Durable {
         out
     }
 
-    async fn places(&self) -> Places {
+    fn places(&self) -> Places {
         Places::new(self.roots.iter().map(|r| (r.to_string(), "R".to_string())).collect())
     }
 
     async fn work(&self) -> Work {
-        let places = self.places().await;
+        let places = self.places();
         let mut tasks = Vec::new();
         let mut waits = BTreeSet::new();
         let mut next_timer: Option<DateTime<Utc>> = None;
@@ -367,7 +367,7 @@ fn memory_trail(memory: &Memory) -> Trail {
 }
 
 async fn durable_trail(durable: &Durable) -> Trail {
-    let places = durable.places().await;
+    let places = durable.places();
     let mut trail = Trail::new();
     for id in durable.instances().await {
         let history = durable
@@ -421,7 +421,7 @@ async fn run_twins(case: &Case) -> Option<(Trail, Trail)> {
         // Jobs: the durable side locks what is due; both complete them in place order.
         let now = memory.engine.now();
         let locked = durable.env.engine.fetch_and_lock("twin", &["*"], 1_000, TimeDelta::minutes(5)).await.unwrap();
-        let places = durable.places().await;
+        let places = durable.places();
         let mut locked: BTreeMap<String, (cloverleaf_engine::JobId, i64)> =
             locked.into_iter().map(|j| (places.text(j.id.as_str()), (j.id.clone(), j.epoch))).collect();
         let memory_jobs = mine.jobs;
@@ -447,7 +447,7 @@ async fn run_twins(case: &Case) -> Option<(Trail, Trail)> {
         // Tasks that have waited long enough: decided by someone holding one of their roles, in
         // place order.
         let memory_places = memory.places();
-        let durable_places = durable.places().await;
+        let durable_places = durable.places();
         let ready: BTreeSet<String> = memory
             .engine
             .tasks()
