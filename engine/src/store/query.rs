@@ -22,8 +22,10 @@ use std::future::Future;
 
 use super::rows::{self, Columns, NOTIFICATION_COLUMNS};
 use super::sql::{Arg, Dialect, Each, Reader};
-use super::{Error, Notification, parse_ts, ts};
+use super::{Error, IncidentState, InstanceState, JobState, Notification, parse_ts, ts};
 use chrono::{DateTime, Utc};
+
+use crate::ids::{IncidentId, InstanceId, JobId};
 
 /// The latest deployment of a process key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,17 +57,17 @@ pub struct VersionSummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSummary {
     /// The id.
-    pub id: String,
+    pub id: InstanceId,
     /// The process key.
     pub process_key: String,
     /// The deployed version it runs.
     pub process_version: u32,
-    /// created / running / completed / failed / cancelled.
-    pub status: String,
+    /// Where it stands.
+    pub status: InstanceState,
     /// The business key.
     pub business_key: Option<String>,
     /// The calling instance.
-    pub parent_id: Option<String>,
+    pub parent_id: Option<InstanceId>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -77,9 +79,9 @@ pub struct InstanceSummary {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenJob {
     /// The id.
-    pub id: String,
+    pub id: JobId,
     /// The instance.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// The task node.
     pub node: String,
     /// The job type.
@@ -90,8 +92,8 @@ pub struct OpenJob {
     pub idempotency_key: String,
     /// The attempt about to run (1 is the first try).
     pub attempt: u32,
-    /// `ready`, `locked` or `incident`.
-    pub state: String,
+    /// Ready, locked or incident.
+    pub state: JobState,
     /// Not fetchable before this time (the creation, or a retry's backoff).
     pub due_at: DateTime<Utc>,
 }
@@ -100,19 +102,19 @@ pub struct OpenJob {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentSummary {
     /// The id.
-    pub id: String,
+    pub id: IncidentId,
     /// The instance.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// The instance's process key.
     pub process_key: String,
     /// The node it is stuck at.
     pub node: String,
     /// The job that ran out of retries, if any.
-    pub job_id: Option<String>,
+    pub job_id: Option<JobId>,
     /// What went wrong.
     pub message: String,
-    /// open / resolved.
-    pub state: String,
+    /// Open or resolved.
+    pub state: IncidentState,
     /// When it was raised.
     pub raised_at: DateTime<Utc>,
 }
@@ -496,13 +498,13 @@ impl<R: Reader> Queries for R {
             .iter()
             .map(|r| {
                 Ok(IncidentSummary {
-                    id: r.text("id")?,
-                    instance_id: r.text("instance_id")?,
+                    id: IncidentId::from(r.text("id")?),
+                    instance_id: InstanceId::from(r.text("instance_id")?),
                     process_key: r.text("process_key")?,
                     node: r.text("node")?,
-                    job_id: r.opt_text("job_id")?,
+                    job_id: r.opt_text("job_id")?.map(JobId::from),
                     message: r.text("message")?,
-                    state: r.text("state")?,
+                    state: r.text("state")?.parse()?,
                     raised_at: r.timestamp("raised_at")?,
                 })
             })
@@ -518,20 +520,20 @@ impl<R: Reader> Queries for R {
             .map(|r| {
                 let input = r.text("input")?;
                 Ok(OpenJob {
-                    id: r.text("id")?,
-                    instance_id: r.text("instance_id")?,
+                    id: JobId::from(r.text("id")?),
+                    instance_id: InstanceId::from(r.text("instance_id")?),
                     node: r.text("node")?,
                     job_type: r.text("job_type")?,
                     input: serde_json::from_str(&input).map_err(|e| Error::Corrupt(format!("job input: {e}")))?,
                     idempotency_key: r.text("idempotency_key")?,
                     attempt: r.version("attempt")?,
-                    state: r.text("state")?,
+                    state: r.text("state")?.parse()?,
                     due_at: r.timestamp("due_at")?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         // Ids end in a counter (`.job.9` before `.job.10`): order by due time, then id length.
-        out.sort_by(|a, b| (a.due_at, a.id.len(), &a.id).cmp(&(b.due_at, b.id.len(), &b.id)));
+        out.sort_by(|a, b| (a.due_at, a.id.as_str().len(), &a.id).cmp(&(b.due_at, b.id.as_str().len(), &b.id)));
         Ok(out)
     }
 
@@ -660,12 +662,12 @@ fn groups(rows: &[impl Columns], labels: &[&str]) -> Result<Vec<GroupCount>, Err
 
 fn instance_summary(r: &impl Columns) -> Result<InstanceSummary, Error> {
     Ok(InstanceSummary {
-        id: r.text("id")?,
+        id: InstanceId::from(r.text("id")?),
         process_key: r.text("process_key")?,
         process_version: r.version("process_version")?,
-        status: r.text("status")?,
+        status: r.text("status")?.parse()?,
         business_key: r.opt_text("business_key")?,
-        parent_id: r.opt_text("parent_id")?,
+        parent_id: r.opt_text("parent_id")?.map(InstanceId::from),
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
     })

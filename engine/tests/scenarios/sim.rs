@@ -19,7 +19,7 @@ use cloverleaf_engine::memory::{
     Correlation, Error, JobAttempt, JobInput, JobOutcome, MemoryEngine, OpenIncident, Refusal, Reminder,
 };
 use cloverleaf_engine::runtime::{self, Engine, Message};
-use cloverleaf_engine::store::{AnyStore, Queries, Store, parse_ts};
+use cloverleaf_engine::store::{AnyStore, JobState, Queries, Store, parse_ts};
 use cloverleaf_engine::{
     Clock, Event, HistoryEvent, IncidentId, Instance, InstanceId, JobId, TaskId, VirtualClock, replay,
 };
@@ -117,7 +117,7 @@ pub struct Durable {
     /// Instances in the order they appeared (a parent before the children it called).
     known: Vec<InstanceId>,
     /// When each job id was first seen open: its creation (every call ends with a look).
-    job_seen: BTreeMap<String, DateTime<Utc>>,
+    job_seen: BTreeMap<JobId, DateTime<Utc>>,
 }
 
 /// Buffered messages live this long on the durable side unless the scenario sets a time to
@@ -284,10 +284,7 @@ impl Sim {
         match self {
             Sim::Memory(m) => m.parent(child).map(|(p, _)| p.clone()),
             Sim::Durable(d) => {
-                d.rt.block_on(d.engine.store().instance_summary(child.as_str()))
-                    .unwrap()
-                    .and_then(|s| s.parent_id)
-                    .map(InstanceId::from)
+                d.rt.block_on(d.engine.store().instance_summary(child.as_str())).unwrap().and_then(|s| s.parent_id)
             }
         }
     }
@@ -522,10 +519,10 @@ impl Sim {
                     .unwrap()
                     .into_iter()
                     .map(|i| OpenIncident {
-                        id: IncidentId::from(i.id),
-                        instance: InstanceId::from(i.instance_id),
+                        id: i.id,
+                        instance: i.instance_id,
                         node: i.node,
-                        job: i.job_id.map(JobId::from),
+                        job: i.job_id,
                         message: i.message,
                         at: i.raised_at,
                     })
@@ -596,15 +593,13 @@ impl Durable {
             self.job_seen.entry(job.id).or_insert(now);
         }
         summaries.reverse();
-        let mut known: BTreeSet<String> = self.known.iter().map(|i| i.to_string()).collect();
+        let mut known: BTreeSet<InstanceId> = self.known.iter().cloned().collect();
         // Oldest first; at one instant a parent comes before its children, children in call order.
-        let depth = |id: &str| id.matches(".call.").count();
-        summaries.sort_by(|a, b| {
-            (a.created_at, depth(&a.id), a.id.len(), &a.id).cmp(&(b.created_at, depth(&b.id), b.id.len(), &b.id))
-        });
+        let order = |id: &InstanceId| (id.as_str().matches(".call.").count(), id.as_str().len());
+        summaries.sort_by(|a, b| (a.created_at, order(&a.id), &a.id).cmp(&(b.created_at, order(&b.id), &b.id)));
         for s in summaries {
             if known.insert(s.id.clone()) {
-                self.known.push(InstanceId::from(s.id));
+                self.known.push(s.id);
             }
         }
     }
@@ -656,11 +651,11 @@ impl Durable {
     fn pending_jobs(&self) -> Vec<Job> {
         let jobs = self.rt.block_on(self.engine.store().open_jobs(None)).unwrap();
         jobs.into_iter()
-            .filter(|j| j.state != "incident")
+            .filter(|j| j.state != JobState::Incident)
             .map(|j| Job {
                 created_at: self.job_seen.get(&j.id).copied().unwrap_or(j.due_at),
-                id: JobId::from(j.id),
-                instance: InstanceId::from(j.instance_id),
+                id: j.id,
+                instance: j.instance_id,
                 job_type: j.job_type,
                 input: j.input,
                 idempotency_key: j.idempotency_key,
@@ -673,7 +668,7 @@ impl Durable {
     /// Locks `job` as a worker would, and reports `outcome`.
     fn finish_one(&mut self, job: &JobId, outcome: JobOutcome) -> Result<(), Error> {
         let engine = &self.engine;
-        let open = self.rt.block_on(engine.store().open_jobs(None)).unwrap().into_iter().find(|j| j.id == job.as_str());
+        let open = self.rt.block_on(engine.store().open_jobs(None)).unwrap().into_iter().find(|j| j.id == *job);
         let Some(open) = open else { return Err(Error::UnknownJob(job.clone())) };
         let locked = self.rt.block_on(async {
             let mut locked =
