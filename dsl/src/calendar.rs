@@ -59,6 +59,10 @@ pub const DAY_MINUTES: u32 = 24 * 60;
 /// Most business days or hours one literal may count (`10000 business days` is about 40 years).
 pub const MAX_COUNT: u32 = 10_000;
 
+/// The most days one computation walks: two centuries, enough for [`MAX_COUNT`] business days
+/// on a calendar that works one day a week.
+pub const MAX_WALK_DAYS: u64 = 366 * 200;
+
 /// A business calendar: see the module documentation for what it means.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Repr", into = "Repr")]
@@ -292,9 +296,11 @@ impl Calendar {
     /// How many days a walk over the calendar may take to count `n` working days (or minutes of
     /// work): a week per unit, and a week per holiday, which bounds every walk since at least one
     /// weekday works.
+    /// Capped at [`MAX_WALK_DAYS`], so that an absurd calendar (one minute of work a week)
+    /// gives up with an error instead of walking for millennia.
     fn day_budget(&self, n: u64) -> u64 {
         let holidays = u64::try_from(self.holidays.len()).unwrap_or(u64::MAX);
-        n.saturating_add(holidays).saturating_add(2).saturating_mul(7)
+        n.saturating_add(holidays).saturating_add(2).saturating_mul(7).min(MAX_WALK_DAYS)
     }
 }
 

@@ -150,6 +150,19 @@ fn a_day_can_end_at_midnight() {
 }
 
 #[test]
+fn an_absurd_calendar_gives_up_instead_of_walking_for_ever() {
+    // One minute of work a week: 10,000 business hours would take eleven millennia.
+    let cal = Calendar::new("sparse", SHANGHAI)
+        .with_week([true, false, false, false, false, false, false])
+        .unwrap()
+        .with_hours(&[(540, 541)])
+        .unwrap();
+    let monday = at(SHANGHAI, "2026-03-02 09:00");
+    assert_eq!(cal.add_working_time(monday, i64::from(MAX_COUNT) * 3600), None);
+    assert_eq!(cal.add_working_time(monday, 120).map(|t| wall_in(SHANGHAI, t)), Some("2026-03-09 Mon 09:01 CST".into()));
+}
+
+#[test]
 fn invalid_calendars_are_refused() {
     let cal = Calendar::new("x", SHANGHAI);
     assert_eq!(cal.clone().with_week([false; 7]).unwrap_err(), Error::NoWorkingDays("x".into()));

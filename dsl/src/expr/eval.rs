@@ -287,7 +287,7 @@ fn move_by_business(
             return Err(Fail::Type(message));
         }
     };
-    moved.ok_or(Fail::Overflow)
+    moved.ok_or_else(|| Fail::Invalid(format!("business time out of range on calendar `{}`", calendar.name())))
 }
 
 #[inline(never)]
