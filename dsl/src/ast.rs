@@ -36,13 +36,42 @@ pub struct CalendarDecl {
     pub title: Option<String>,
     /// `zone "Asia/Shanghai"`, every one written (more than one is an error).
     pub zones: Vec<(String, Span)>,
-    /// `week mon-fri, sat`: each clause written, as its day spans (`mon`, or `mon` to `fri`).
-    pub weeks: Vec<(Vec<(Ident, Option<Ident>)>, Span)>,
-    /// `hours 09:00-12:00, 13:00-18:00`: each clause written, as its periods (text, span).
-    pub hours: Vec<(Vec<(String, String, Span)>, Span)>,
+    /// `week mon-fri, sat`: every one written (more than one is an error).
+    pub weeks: Vec<WeekClause>,
+    /// `hours 09:00-12:00, 13:00-18:00`: every one written (more than one is an error).
+    pub hours: Vec<HoursClause>,
     /// `holiday ...` and `workday ...` lines, in order.
     pub days: Vec<DayDecl>,
     /// The whole block.
+    pub span: Span,
+}
+
+/// `week mon-fri, sat`
+#[derive(Debug, Clone)]
+pub struct WeekClause {
+    /// Each day (`sat`: `last` is `None`) or range of days (`mon-fri`).
+    pub days: Vec<(Ident, Option<Ident>)>,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// `hours 09:00-12:00, 13:00-18:00`
+#[derive(Debug, Clone)]
+pub struct HoursClause {
+    /// Each period as written: start, end, and where the period is.
+    pub periods: Vec<ClockPeriod>,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// `09:00-12:00`, as written.
+#[derive(Debug, Clone)]
+pub struct ClockPeriod {
+    /// The start, `09:00`.
+    pub start: String,
+    /// The end, `12:00`.
+    pub end: String,
+    /// Where the period is.
     pub span: Span,
 }
 

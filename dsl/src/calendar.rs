@@ -46,7 +46,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -195,7 +197,7 @@ impl Calendar {
         let forward = seconds >= 0;
         let mut day = at.with_timezone(&self.zone).date_naive();
         // Enough days for the time asked for at one minute of work a week, plus every holiday.
-        let mut budget = self.day_budget(u64::try_from(seconds.unsigned_abs() / 60 + 1).ok()?);
+        let mut budget = self.day_budget(seconds.unsigned_abs() / 60 + 1);
         loop {
             if self.is_working_day(day) {
                 let mut periods = self.periods(day);

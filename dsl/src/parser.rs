@@ -182,7 +182,7 @@ impl Cx {
                             (names.next().expect("a day span has a first day"), names.next())
                         })
                         .collect();
-                    cal.weeks.push((days, item_span));
+                    cal.weeks.push(WeekClause { days, span: item_span });
                 }
                 Rule::hours_clause => {
                     let periods = item
@@ -192,10 +192,10 @@ impl Cx {
                             let period_span = span(&p);
                             let mut clocks = p.into_inner().map(|c| c.as_str().to_string());
                             let start = clocks.next().unwrap_or_default();
-                            (start, clocks.next().unwrap_or_default(), period_span)
+                            ClockPeriod { start, end: clocks.next().unwrap_or_default(), span: period_span }
                         })
                         .collect();
-                    cal.hours.push((periods, item_span));
+                    cal.hours.push(HoursClause { periods, span: item_span });
                 }
                 Rule::holiday_clause | Rule::workday_clause => {
                     let working = item.as_rule() == Rule::workday_clause;

@@ -55,7 +55,9 @@ async fn a_source_compiles_against_the_deployed_roles_and_deploys_idempotently()
 async fn a_source_counts_business_days_on_a_deployed_calendar() {
     let Some(api) = Api::new().await else { return };
     // `calendar cn` comes from processes/calendars.flow, deployed with the reference processes.
-    let on_calendar = SMALL.replace("  start -> review", "  calendar cn\n  start -> review").replace("due 24h", "due 3 business days");
+    let on_calendar = SMALL
+        .replace("  start -> review", "  calendar cn\n  start -> review")
+        .replace("due 24h", "due 3 business days");
     let body = deploy(&api, "ada", &on_calendar).await.expect(StatusCode::CREATED).clone();
     assert_eq!(body["key"], "small_approval");
     let read = api.get("/v1/definitions/small_approval", "sam").await;

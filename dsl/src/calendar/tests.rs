@@ -159,7 +159,10 @@ fn an_absurd_calendar_gives_up_instead_of_walking_for_ever() {
         .unwrap();
     let monday = at(SHANGHAI, "2026-03-02 09:00");
     assert_eq!(cal.add_working_time(monday, i64::from(MAX_COUNT) * 3600), None);
-    assert_eq!(cal.add_working_time(monday, 120).map(|t| wall_in(SHANGHAI, t)), Some("2026-03-09 Mon 09:01 CST".into()));
+    assert_eq!(
+        cal.add_working_time(monday, 120).map(|t| wall_in(SHANGHAI, t)),
+        Some("2026-03-09 Mon 09:01 CST".into())
+    );
 }
 
 #[test]
@@ -172,7 +175,10 @@ fn invalid_calendars_are_refused() {
         cal.clone().with_hours(&[(540, 720), (700, 800)]).unwrap_err().to_string(),
         "working hours 09:00-12:00 and 11:40-13:20 overlap"
     );
-    assert_eq!(cal.with_days([day("2026-02-14")], [day("2026-02-14")]).unwrap_err(), Error::Conflict(day("2026-02-14")));
+    assert_eq!(
+        cal.with_days([day("2026-02-14")], [day("2026-02-14")]).unwrap_err(),
+        Error::Conflict(day("2026-02-14"))
+    );
 }
 
 #[test]

@@ -83,8 +83,8 @@ impl Cx {
     }
 
     fn week(&mut self, decl: &ast::CalendarDecl) -> [bool; 7] {
-        self.once(&decl.weeks, |(_, s)| *s, "week");
-        let Some((spans, _)) = decl.weeks.first() else {
+        self.once(&decl.weeks, |w| w.span, "week");
+        let Some(ast::WeekClause { days: spans, .. }) = decl.weeks.first() else {
             return [true, true, true, true, true, false, false];
         };
         let mut week = [false; 7];
@@ -124,12 +124,12 @@ impl Cx {
     }
 
     fn hours(&mut self, decl: &ast::CalendarDecl) -> Vec<(u32, u32)> {
-        self.once(&decl.hours, |(_, s)| *s, "hours");
-        let Some((periods, _)) = decl.hours.first() else {
+        self.once(&decl.hours, |h| h.span, "hours");
+        let Some(ast::HoursClause { periods, .. }) = decl.hours.first() else {
             return Vec::new();
         };
         let mut out: Vec<(u32, u32, Span)> = Vec::new();
-        for (start, end, span) in periods {
+        for ast::ClockPeriod { start, end, span } in periods {
             let clock = |cx: &mut Cx, text: &str| {
                 let parsed = parse_clock(text);
                 if parsed.is_none() {
@@ -192,7 +192,11 @@ impl Cx {
             if days < 0 {
                 self.err(
                     line.span,
-                    format!("the range {}..{} ends before it starts", line.from.0, line.to.as_ref().map_or("", |t| &t.0)),
+                    format!(
+                        "the range {}..{} ends before it starts",
+                        line.from.0,
+                        line.to.as_ref().map_or("", |t| &t.0)
+                    ),
                     "a reversed range",
                     "write the first day first, such as `2026-10-01..2026-10-07`",
                 );

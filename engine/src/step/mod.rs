@@ -478,7 +478,8 @@ impl<'d> Machine<'d> {
                     }
                 },
                 (None, Some(default)) => {
-                    let ctx = EvalContext::new(&self.inst.variables, self.now).with_calendar(self.def.calendar.as_ref());
+                    let ctx =
+                        EvalContext::new(&self.inst.variables, self.now).with_calendar(self.def.calendar.as_ref());
                     match eval(default.ast(), &ctx).map_err(|e| e.to_string()).and_then(|v| self.coerce(&def.name, v)) {
                         Ok(v) => v,
                         Err(e) => {

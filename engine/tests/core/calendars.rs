@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use cloverleaf_dsl::expr::Value;
 use cloverleaf_dsl::{CompiledProcess, Project};
+use cloverleaf_engine::memory::MemoryEngine;
 use cloverleaf_engine::{Instance, TimerPurpose, replay};
 use serde_json::json;
 
@@ -57,14 +58,18 @@ process berlin_payment "Supplier payment (Berlin)" {
 }
 "#;
 
-/// Compiles `src` with the reference roles and calendars.
-fn compile(src: &str) -> CompiledProcess {
+/// `src` with the reference roles and calendars.
+fn project(src: &str) -> Project {
     let mut project = Project::new();
     for (name, text) in reference_files().into_iter().filter(|(n, _)| n == "roles.flow" || n == "calendars.flow") {
         project.add(name, text);
     }
     project.add("snippet.flow", src);
-    let compilation = project.compile();
+    project
+}
+
+fn compile(src: &str) -> CompiledProcess {
+    let compilation = project(src).compile();
     assert!(!compilation.has_errors(), "{}", compilation.render());
     compilation.processes.into_iter().next().expect("a process")
 }
@@ -149,4 +154,24 @@ fn business_days_keep_the_office_hour_across_the_change_to_summer_time() {
     assert_eq!(timer_at(&run, "review", &TimerPurpose::Due), "2026-03-31T13:00:00+00:00");
     // Six working hours: 15:00-16:30 on Friday, then 08:00-12:30 on Monday (CEST).
     assert_eq!(timer_at(&run, "review", &TimerPurpose::Reminder { index: 0 }), "2026-03-30T10:30:00+00:00");
+}
+
+#[test]
+fn the_memory_engine_fires_business_day_timers_at_their_instants() {
+    let mut engine = MemoryEngine::new(utc("2026-02-13T08:00:00Z"));
+    engine.deploy_compilation(&project(PAYMENT).compile()).unwrap();
+    let id = engine.start("supplier_payment", json!({"invoice_id": "INV-7", "due_date": "2026-02-13"})).unwrap();
+    assert_eq!(engine.tasks()[0].due_at, Some(utc("2026-02-25T08:00:00Z")));
+    // Through the holiday: the reminder on the make-up Saturday, the overdue notice on Wednesday,
+    // the escalation on Friday to a task due on the make-up Saturday after.
+    engine.advance_to(utc("2026-02-27T08:00:00Z")).unwrap();
+    let reminders: Vec<(String, bool)> = engine.reminders().iter().map(|r| (r.at.to_rfc3339(), r.overdue)).collect();
+    assert_eq!(
+        reminders,
+        [("2026-02-14T03:00:00+00:00".to_string(), false), ("2026-02-25T08:00:00+00:00".to_string(), true)]
+    );
+    let tasks = engine.tasks();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!((tasks[0].node.as_str(), tasks[0].due_at), ("cfo_review", Some(utc("2026-02-28T08:00:00Z"))));
+    assert_eq!(engine.instance(&id).map(|i| i.tasks().len()), Some(1));
 }
