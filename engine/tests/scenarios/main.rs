@@ -32,6 +32,7 @@ macro_rules! scenarios {
 mod collect_then_reconcile;
 #[path = "../common/mod.rs"]
 mod common;
+mod durable;
 mod engine;
 mod harness;
 mod month_end_close;
