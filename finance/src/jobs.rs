@@ -5,7 +5,9 @@
 //!
 //! | job type | in | out |
 //! |---|---|---|
-//! | `credit.check` | customer_id, amount | credit_limit, open_ar, risk (error `customer_blocked`) |
+//! | `credit.check` | customer_id, amount, order_id (optional) | credit_limit, open_ar, risk, cost_centre, budget, budget_left, budget_ok, budget_reserved (error `customer_blocked`) |
+//! | `budget.reserve` | order_id, cost_centre, amount | reserved, over_budget, budget_left |
+//! | `budget.release` | order_id | released |
 //! | `invoice.issue` | order_id, customer_id, amount | invoice_id, invoice_number, net, tax, total, due_date (error `invoice_data`) |
 //! | `ledger.post_cost` | order_id, customer_id, shipment_id, amount (optional) | cost_of_goods |
 //! | `outbox.notify` | customer_id, invoice_id, template | outbox_id |
@@ -35,8 +37,10 @@ use crate::ledger::{self, Ledger, PaymentMatch};
 use cloverleaf_worker::{HandlerError, HandlerResult, Handlers, JobContext};
 
 /// Every job type the reference processes use.
-pub const JOB_TYPES: [&str; 13] = [
+pub const JOB_TYPES: [&str; 15] = [
     "credit.check",
+    "budget.reserve",
+    "budget.release",
     "invoice.issue",
     "ledger.post_cost",
     "outbox.notify",
@@ -172,8 +176,21 @@ pub fn handlers(ledger: &Ledger) -> Handlers {
     add(&mut h, ledger, "credit.check", |ledger, cx| async move {
         let input = Input::of(&cx).map_err(Ok)?;
         let customer = input.text("customer_id").map_err(Ok)?;
-        input.money("amount").map_err(Ok)?;
-        out(ledger.credit_check(&cx.job.idempotency_key, cx.now, &customer).await)
+        let amount = input.money("amount").map_err(Ok)?;
+        let order = input.text_or_empty("order_id").map_err(Ok)?;
+        let order = (!order.is_empty()).then_some((order.as_str(), amount));
+        out(ledger.credit_check(&cx.job.idempotency_key, cx.now, &customer, order).await)
+    });
+    add(&mut h, ledger, "budget.reserve", |ledger, cx| async move {
+        let input = Input::of(&cx).map_err(Ok)?;
+        let (order, cost_centre) = (input.text("order_id").map_err(Ok)?, input.text("cost_centre").map_err(Ok)?);
+        let amount = input.money("amount").map_err(Ok)?;
+        out(ledger.reserve_budget(&cx.job.idempotency_key, cx.now, &order, &cost_centre, amount).await)
+    });
+    add(&mut h, ledger, "budget.release", |ledger, cx| async move {
+        let input = Input::of(&cx).map_err(Ok)?;
+        let order = input.text("order_id").map_err(Ok)?;
+        out(ledger.release_budget(&cx.job.idempotency_key, cx.now, &order).await)
     });
     add(&mut h, ledger, "invoice.issue", |ledger, cx| async move {
         let input = Input::of(&cx).map_err(Ok)?;

@@ -11,7 +11,9 @@ fn small_low_risk_order_is_approved_straight_through() {
     let effects = run.start(order("5000.00"));
     assert_eq!(
         lines(&effects),
-        [r#"create job i1.job.2 credit.check {"amount":"5000.00","customer_id":"C-7"} key=i1:check_credit:1"#]
+        [
+            r#"create job i1.job.2 credit.check {"amount":"5000.00","customer_id":"C-7","order_id":"SO-1"} key=i1:check_credit:1"#
+        ]
     );
     let effects = run.complete_job("credit.check", credit("50000", "0", "A"));
     assert_eq!(lines(&effects), ["completed approved"]);

@@ -376,7 +376,7 @@ async fn open_jobs_list_what_waits_for_a_worker_and_buffered_messages_what_waits
         (id.as_str(), "check_credit", "credit.check")
     );
     assert_eq!((job.attempt, job.state, job.due_at), (1, JobState::Ready, t0()));
-    assert_eq!(job.input, json!({"customer_id": "C-7", "amount": "50.00"}));
+    assert_eq!(job.input, json!({"order_id": "SO-1", "customer_id": "C-7", "amount": "50.00"}));
     assert_eq!(store.open_jobs(Some(id.as_str())).await.unwrap(), jobs);
     assert!(store.open_jobs(Some("someone-else")).await.unwrap().is_empty());
 

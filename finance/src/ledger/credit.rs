@@ -5,11 +5,12 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
+use super::budgets::{BudgetPosition, check_and_reserve, uncontrolled};
 use super::idempotency::once;
 use super::records::customer;
 use super::{Error, Ledger, cents, parse_money};
 
-/// The customer's credit position.
+/// The customer's credit position, and the order's against its budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreditCheck {
     /// The credit limit.
@@ -22,24 +23,41 @@ pub struct CreditCheck {
     pub available: Decimal,
     /// Payment terms in days.
     pub payment_terms_days: i64,
+    /// The order against its cost centre's budget (answers recorded before budgets read as
+    /// not budget-controlled).
+    #[serde(flatten)]
+    pub budget: BudgetPosition,
 }
 
 impl Ledger {
-    /// The customer's credit position; a blocked customer is refused. The answer is recorded
-    /// under `key`, so a redelivered job sees the position its first run decided on.
-    pub async fn credit_check(&self, key: &str, now: DateTime<Utc>, customer_id: &str) -> Result<CreditCheck, Error> {
+    /// The customer's credit position; a blocked customer is refused. With `order`, the order
+    /// (id, amount) is checked against its cost centre's budget too and reserves it when it fits
+    /// (see [`budgets`](super::budgets)). The answer is recorded under `key`, so a redelivered
+    /// job sees the position its first run decided on.
+    pub async fn credit_check(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        customer_id: &str,
+        order: Option<(&str, Decimal)>,
+    ) -> Result<CreditCheck, Error> {
         once!(self, key, "credit.check", now, |conn| {
             let c = customer(conn, customer_id).await?;
             if c.blocked {
                 return Err(Error::CustomerBlocked(customer_id.to_string()));
             }
             let open_ar = open_receivables(conn, Some(customer_id)).await?;
+            let budget = match order {
+                Some((order_id, amount)) => check_and_reserve(conn, customer_id, order_id, amount, now).await?,
+                None => uncontrolled(now),
+            };
             CreditCheck {
                 credit_limit: cents(c.credit_limit),
                 open_ar: cents(open_ar),
                 risk: c.risk,
                 available: cents(c.credit_limit - open_ar),
                 payment_terms_days: c.terms,
+                budget,
             }
         })
     }

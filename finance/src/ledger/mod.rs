@@ -42,6 +42,7 @@
 //! sold, 6800 Bad debt expense, 6900 Payment differences.
 
 pub mod alerts;
+mod budgets;
 mod close;
 mod credit;
 mod db;
@@ -65,6 +66,7 @@ use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
 use db::Backend;
 
+pub use budgets::{BudgetLine, BudgetPosition, BudgetReleased, BudgetReserved};
 pub use close::{PeriodClosed, ReportMade};
 pub use credit::CreditCheck;
 pub use dunning::{DunningSent, Notified, WrittenOff};
