@@ -5,6 +5,7 @@ mod access;
 mod auth;
 mod definitions;
 mod e2e;
+mod email;
 mod harness;
 mod incidents;
 mod instances;
