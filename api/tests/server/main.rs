@@ -10,6 +10,7 @@ mod harness;
 mod incidents;
 mod instances;
 mod jobs;
+mod letters;
 mod messages;
 mod notify;
 mod ops;

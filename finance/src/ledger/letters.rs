@@ -69,6 +69,12 @@ impl Ledger {
         query.fetch_all(&self.read).await?.iter().map(letter).collect()
     }
 
+    /// A customer's billing address now (`None` for a customer without one, or no such customer).
+    pub async fn billing_address(&self, customer_id: &str) -> Result<Option<String>, Error> {
+        let row = sqlx::query("SELECT email FROM customers WHERE id = $1").bind(customer_id).fetch_optional(&self.read).await?;
+        Ok(row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()?.flatten())
+    }
+
     /// Marks the letters `ids` queued for delivery at `now` (a letter queued already keeps its
     /// first time).
     pub async fn mark_queued(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), Error> {

@@ -61,9 +61,15 @@ impl Mailer {
         self.config.routes.iter().any(|r| r.carries(kind))
     }
 
-    /// The messages `notice` makes, one per address. A customer letter without an address is a
+    /// The messages `notice` makes, one per address. A customer letter goes to `billing` (the
+    /// customer's address now), else to the address it was written for; without either it is a
     /// permanent failure: nobody can fix it by waiting.
-    pub async fn outgoing<S: Store>(&self, engine: &Engine<S>, notice: &Notification) -> Result<Vec<Outgoing>, Failure> {
+    pub async fn outgoing<S: Store>(
+        &self,
+        engine: &Engine<S>,
+        notice: &Notification,
+        billing: Option<&str>,
+    ) -> Result<Vec<Outgoing>, Failure> {
         let kind = notice.row.kind.as_str();
         let payload: Value = serde_json::from_str(&notice.row.payload).unwrap_or(Value::Null);
         let mut out: BTreeMap<String, Outgoing> = BTreeMap::new();
@@ -77,7 +83,7 @@ impl Mailer {
                 continue;
             }
             if LETTER_KINDS.contains(&kind) {
-                let to = payload["to"].as_str().and_then(|a| check_address(a).ok()).ok_or_else(|| {
+                let to = billing.or(payload["to"].as_str()).and_then(|a| check_address(a).ok()).ok_or_else(|| {
                     Failure::Permanent(format!(
                         "customer `{}` has no valid email address: add one to the customer's master data, then retry",
                         payload["customer"].as_str().unwrap_or("?")

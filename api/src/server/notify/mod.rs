@@ -37,7 +37,7 @@ use self::mail::Mailer;
 use self::smtp::Failure;
 use super::AppState;
 use super::auth::Caller;
-use super::config::{ADMIN, NOTIFICATION_KINDS, WebhookEntry};
+use super::config::{ADMIN, LETTER_KINDS, NOTIFICATION_KINDS, WebhookEntry};
 use super::error::{ApiError, ErrorBody};
 
 /// Who reads and retries notifications: operators.
@@ -179,7 +179,8 @@ impl<S: Store> Notifier<S> {
         self.post(notice).await.map_err(Failure::Transient)?;
         if let Some(mailer) = self.mailer.as_ref().filter(|m| m.carries(&notice.row.kind)) {
             let date = self.engine.now();
-            for message in mailer.outgoing(&self.engine, notice).await? {
+            let billing = self.billing_address(notice).await?;
+            for message in mailer.outgoing(&self.engine, notice, billing.as_deref()).await? {
                 let mail = smtp::Mail {
                     id: &notice.row.id,
                     kind: &notice.row.kind,
@@ -194,6 +195,20 @@ impl<S: Store> Notifier<S> {
             }
         }
         Ok(())
+    }
+
+    /// The billing address now of the customer a letter is for, when the letters come from a
+    /// sub-ledger: an address put right after the letter was written is the one it goes to.
+    async fn billing_address(&self, notice: &Notification) -> Result<Option<String>, Failure> {
+        let Some(ledger) = self.letters.as_ref().filter(|_| LETTER_KINDS.contains(&notice.row.kind.as_str())) else {
+            return Ok(None);
+        };
+        let payload: serde_json::Value = serde_json::from_str(&notice.row.payload).unwrap_or_default();
+        let Some(customer) = payload["customer"].as_str() else { return Ok(None) };
+        ledger
+            .billing_address(customer)
+            .await
+            .map_err(|e| Failure::Transient(format!("cannot read the billing address of `{customer}`: {e}")))
     }
 
     /// Posts `notice` to every webhook that wants its kind; the first failure, in words.
