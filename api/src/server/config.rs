@@ -749,6 +749,59 @@ mod tests {
         assert_eq!(check_argon2id(&a), Ok(()));
     }
 
+    /// Why `toml` (an `[smtp]` and `[[email]]` section) is refused, or `None` when accepted.
+    fn email_refusal(toml: &str) -> Option<String> {
+        let config: ConfigFile = toml::from_str(toml).unwrap();
+        email_config(&config).err().map(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn the_email_channel_is_checked_with_what_to_write_instead() {
+        let relay = "[smtp]\nhost = \"127.0.0.1\"\nfrom = \"cloverleaf@example.com\"\n";
+        let route = "[[email]]\nkinds = [\"task_created\", \"dunning_letter\"]\n";
+        assert_eq!(email_refusal(&format!("{relay}{route}")), None);
+        let config: ConfigFile = toml::from_str(&format!("{relay}{route}")).unwrap();
+        let email = email_config(&config).unwrap().unwrap();
+        assert_eq!((email.smtp.port, email.routes[0].carries("dunning_letter")), (25, true));
+        assert!(!email.routes[0].carries("task_overdue"));
+        assert_eq!(email_config(&ConfigFile::default()).unwrap().map(|e| e.routes.len()), None, "no mail at all");
+        let cases = [
+            (route.to_string(), "need an [smtp] relay"),
+            (relay.to_string(), "no [[email]] route"),
+            (format!("{relay}[[email]]\nkinds = [\"task_made\"]\n"), "`task_made`, which is not a kind"),
+            (format!("{relay}[[email]]\nto = [\"ar at example.com\"]\n"), "`to` `ar at example.com` is not a plain mail address"),
+            (format!("{relay}[[email]]\nto = [\"<x@y.com>\\r\\nBcc: z@y.com\"]\n"), "not a plain mail address"),
+            (format!("[smtp]\nhost = \"h\"\nfrom = \"nobody\"\n{route}"), "from `nobody` is not a plain mail address"),
+            (format!("[smtp]\nhost = \"a b\"\nfrom = \"x@y.com\"\n{route}"), "host `a b` is not a host name"),
+            (format!("[smtp]\nhost = \"h\"\nport = 0\nfrom = \"x@y.com\"\n{route}"), "port 0"),
+            (format!("[smtp]\nhost = \"h\"\nfrom = \"x@y.com\"\nhello = \"my host\"\n{route}"), "hello `my host`"),
+        ];
+        for (toml, why) in cases {
+            let err = email_refusal(&toml).unwrap_or_else(|| panic!("accepted: {toml}"));
+            assert!(err.contains(why), "{toml}: {err}");
+        }
+        // A TLS setting is refused by name rather than ignored: the relay does TLS onward.
+        assert!(toml::from_str::<ConfigFile>(&format!("{relay}starttls = true\n{route}")).is_err());
+    }
+
+    #[test]
+    fn a_users_address_and_language_are_checked() {
+        let with = |email: Option<&str>, language: Option<&str>| {
+            let mut user = entry("mia", None);
+            user.email = email.map(str::to_string);
+            user.language = language.map(str::to_string);
+            Users::from_config(&ConfigFile { users: vec![user], ..ConfigFile::default() }).map_err(|e| format!("{e:#}"))
+        };
+        let users = with(Some(" mia@example.com "), Some("zh-CN")).unwrap();
+        let mia = users.get("mia").unwrap();
+        assert_eq!((mia.email.as_deref(), mia.language), (Some("mia@example.com"), Lang::ZhCn));
+        assert_eq!(with(None, None).unwrap().get("mia").unwrap().language, Lang::En);
+        let err = with(Some("mia"), None).unwrap_err();
+        assert!(err.contains("user `mia`: email `mia` is not a plain mail address"), "{err}");
+        let err = with(None, Some("fr")).unwrap_err();
+        assert!(err.contains("language `fr` is not one of en, zh-CN"), "{err}");
+    }
+
     #[test]
     fn tokens_are_fresh_and_long() {
         let (a, b) = (new_token().unwrap(), new_token().unwrap());
