@@ -769,7 +769,10 @@ mod tests {
             (route.to_string(), "need an [smtp] relay"),
             (relay.to_string(), "no [[email]] route"),
             (format!("{relay}[[email]]\nkinds = [\"task_made\"]\n"), "`task_made`, which is not a kind"),
-            (format!("{relay}[[email]]\nto = [\"ar at example.com\"]\n"), "`to` `ar at example.com` is not a plain mail address"),
+            (
+                format!("{relay}[[email]]\nto = [\"ar at example.com\"]\n"),
+                "`to` `ar at example.com` is not a plain mail address",
+            ),
             (format!("{relay}[[email]]\nto = [\"<x@y.com>\\r\\nBcc: z@y.com\"]\n"), "not a plain mail address"),
             (format!("[smtp]\nhost = \"h\"\nfrom = \"nobody\"\n{route}"), "from `nobody` is not a plain mail address"),
             (format!("[smtp]\nhost = \"a b\"\nfrom = \"x@y.com\"\n{route}"), "host `a b` is not a host name"),

@@ -172,8 +172,11 @@ impl SmtpSink {
     }
 }
 
-/// The people of these tests: (name, roles, email, language).
-const PEOPLE: &[(&str, &[&str], Option<&str>, Option<&str>)] = &[
+/// A person of these tests: (name, roles, email, language).
+type Person = (&'static str, &'static [&'static str], Option<&'static str>, Option<&'static str>);
+
+/// The people of these tests.
+const PEOPLE: &[Person] = &[
     ("sam", &["sales.rep"], Some("sam@example.com"), None),
     ("mia", &["sales.manager"], Some("mia@example.com"), Some("zh-CN")),
     ("max", &["sales.manager"], Some("max@example.com"), Some("en")),
@@ -216,7 +219,9 @@ pub fn options(max_attempts: i64) -> NotifierOptions {
 
 /// A notifier that mails `kinds` through the relay on `port`, and nothing else.
 pub fn mailer<S: Store>(engine: &cloverleaf_engine::Engine<S>, port: u16, kinds: &[&str], max: i64) -> Notifier<S> {
-    Notifier::new(engine.clone(), Vec::new(), options(max)).unwrap().with_email(Mailer::new(email(port, kinds), people()))
+    Notifier::new(engine.clone(), Vec::new(), options(max))
+        .unwrap()
+        .with_email(Mailer::new(email(port, kinds), people()))
 }
 
 /// A local port nothing listens on: bound, then let go.

@@ -244,8 +244,7 @@ pub trait Queries {
 }
 
 /// Notifications whose kind is one of `$3`.
-const KIND_IN: Each =
-    Each { sqlite: "kind IN (SELECT value FROM json_each($3))", postgres: "kind = ANY($3)" };
+const KIND_IN: Each = Each { sqlite: "kind IN (SELECT value FROM json_each($3))", postgres: "kind = ANY($3)" };
 
 const DEPLOYMENTS: &str = "SELECT d.process_key, d.version, d.hash, d.deployed_at, m.versions FROM deployments d \
      JOIN (SELECT process_key, MAX(version) AS latest, COUNT(*) AS versions FROM deployments GROUP BY process_key) m \

@@ -71,7 +71,10 @@ impl Ledger {
 
     /// A customer's billing address now (`None` for a customer without one, or no such customer).
     pub async fn billing_address(&self, customer_id: &str) -> Result<Option<String>, Error> {
-        let row = sqlx::query("SELECT email FROM customers WHERE id = $1").bind(customer_id).fetch_optional(&self.read).await?;
+        let row = sqlx::query("SELECT email FROM customers WHERE id = $1")
+            .bind(customer_id)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(|r| r.try_get::<Option<String>, _>(0)).transpose()?.flatten())
     }
 

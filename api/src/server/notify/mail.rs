@@ -114,7 +114,8 @@ impl Mailer {
     ) -> Result<Vec<Arc<User>>, Failure> {
         let kind = notice.row.kind.as_str();
         if kind.starts_with("alert_") {
-            let roles: Vec<&str> = payload["notify"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let roles: Vec<&str> =
+                payload["notify"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             return Ok(self.users.all().into_iter().filter(|u| roles.iter().any(|r| u.has(r))).collect());
         }
         let task = match engine.task(&TaskId(notice.row.subject.clone())).await {
@@ -173,7 +174,10 @@ impl Mailer {
         let lang = user.map_or(Lang::En, |u| u.language);
         let zone = user.and_then(|u| u.time_zone).unwrap_or(chrono_tz::UTC);
         let when = |key: &str| {
-            payload[key].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| i18n::time(t.with_timezone(&Utc), zone))
+            payload[key]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| i18n::time(t.with_timezone(&Utc), zone))
         };
         let Some((subject_key, intro_key)) = words(kind) else {
             return Err(Failure::Permanent(format!("no email words for notifications of kind `{kind}`")));
@@ -193,7 +197,11 @@ impl Mailer {
             lines.extend(when("opened_at").map(|t| ("mail_since", t)));
         } else {
             let task = engine.task(&TaskId(notice.row.subject.clone())).await.ok();
-            title = task.as_ref().map(|t| t.title.clone()).or_else(|| payload["title"].as_str().map(str::to_string)).unwrap_or_default();
+            title = task
+                .as_ref()
+                .map(|t| t.title.clone())
+                .or_else(|| payload["title"].as_str().map(str::to_string))
+                .unwrap_or_default();
             lines.push(("task", title.clone()));
             lines.push(("process", payload["process"].as_str().unwrap_or_default().to_string()));
             if let Some(key) = payload["business_key"].as_str() {

@@ -345,10 +345,9 @@ pub async fn list(
 /// 400 unless `state` is absent or a delivery state.
 fn check_state(state: Option<&str>) -> Result<(), ApiError> {
     match state {
-        Some(s) if !["pending", "delivered", "dead"].contains(&s) => Err(ApiError::bad_request(
-            "invalid_query",
-            format!("unknown state `{s}`: use pending, delivered or dead"),
-        )),
+        Some(s) if !["pending", "delivered", "dead"].contains(&s) => {
+            Err(ApiError::bad_request("invalid_query", format!("unknown state `{s}`: use pending, delivered or dead")))
+        }
         _ => Ok(()),
     }
 }

@@ -244,7 +244,10 @@ async fn reply(read: &mut (impl AsyncBufRead + Unpin)) -> Result<Reply, Failure>
         let line = line.trim_end_matches(['\r', '\n']);
         let code = line.get(..3).filter(|c| c.bytes().all(|b| b.is_ascii_digit())).and_then(|c| c.parse().ok());
         let Some(code) = code else {
-            return Err(Failure::Transient(format!("not an SMTP reply: {:?}", line.chars().take(80).collect::<String>())));
+            return Err(Failure::Transient(format!(
+                "not an SMTP reply: {:?}",
+                line.chars().take(80).collect::<String>()
+            )));
         };
         text.push(line.get(4..).unwrap_or_default().to_string());
         if line.as_bytes().get(3) != Some(&b'-') {
@@ -260,8 +263,14 @@ mod tests {
 
     #[test]
     fn the_message_id_is_stable_and_well_formed_for_any_id() {
-        assert_eq!(message_id("i-1.task.2.task_created.3", "cl@example.com"), "<i-1.task.2.task_created.3@example.com>");
-        assert_eq!(message_id("i-1.task.2.task_created.3", "cl@example.com"), message_id("i-1.task.2.task_created.3", "cl@example.com"));
+        assert_eq!(
+            message_id("i-1.task.2.task_created.3", "cl@example.com"),
+            "<i-1.task.2.task_created.3@example.com>"
+        );
+        assert_eq!(
+            message_id("i-1.task.2.task_created.3", "cl@example.com"),
+            message_id("i-1.task.2.task_created.3", "cl@example.com")
+        );
         // Slashes, spaces, leading, trailing and doubled dots, `=` and non-ASCII are escaped, so
         // two ids never share a message id.
         assert_eq!(message_id("a/b c", "x@h.org"), "<a=2Fb=20c@h.org>");
@@ -316,8 +325,15 @@ mod tests {
             hello: None,
         };
         let date = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 5, 9, 0, 0).unwrap();
-        let mail =
-            Mail { id: "n.1", kind: "task_created", to: "mia@example.com", subject: "新任务", body: "您好：\n第二行", language: "zh-CN", date };
+        let mail = Mail {
+            id: "n.1",
+            kind: "task_created",
+            to: "mia@example.com",
+            subject: "新任务",
+            body: "您好：\n第二行",
+            language: "zh-CN",
+            date,
+        };
         let text = compose(&mail, &smtp);
         assert!(text.is_ascii());
         assert!(text.contains("\r\nMessage-ID: <n.1@example.com>\r\n"), "{text}");
