@@ -83,9 +83,22 @@ pub fn message_id(id: &str, from: &str) -> String {
 pub fn header_text(text: &str) -> String {
     let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let plain = clean.chars().all(|c| c.is_ascii() && !c.is_control()) && !clean.contains("=?");
-    if plain && clean.len() <= 900 {
-        return clean;
+    if plain && clean.len() <= 900 { clean } else { encoded_words(&clean) }
+}
+
+/// A display name for `From:`: as it is when it is letters, digits and spaces, else encoded
+/// words, which a phrase may hold (RFC 2047 5(3)) where `,` or `<` would break the address.
+fn display_name(name: &str) -> String {
+    let clean: String = name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if !clean.trim().is_empty() && clean.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
+        clean
+    } else {
+        encoded_words(&clean)
     }
+}
+
+/// `clean` (no control characters) as RFC 2047 encoded words, folded.
+fn encoded_words(clean: &str) -> String {
     // 45 bytes of UTF-8 make 60 of base64: with `=?UTF-8?B?` and `?=` a word of 72.
     let mut words = Vec::new();
     let mut chunk = String::new();
@@ -103,7 +116,7 @@ pub fn header_text(text: &str) -> String {
 
 /// The whole message, lines ending CRLF: headers, a blank line, the body in base64.
 pub fn compose(mail: &Mail<'_>, smtp: &SmtpEntry) -> String {
-    let name = header_text(smtp.from_name.as_deref().unwrap_or("Cloverleaf"));
+    let name = display_name(smtp.from_name.as_deref().unwrap_or("Cloverleaf"));
     let safe = |s: &str| s.chars().filter(|c| c.is_ascii_graphic()).collect::<String>();
     let mut out = String::new();
     let mut header = |name: &str, value: &str| {
@@ -343,5 +356,10 @@ mod tests {
         assert!(head.contains("From: =?UTF-8?B?"), "{head}");
         let body = STANDARD.decode(body.replace("\r\n", "")).unwrap();
         assert_eq!(String::from_utf8(body).unwrap(), "您好：\r\n第二行");
+        let plain = SmtpEntry { from_name: Some("Cloverleaf".into()), ..smtp.clone() };
+        assert!(compose(&mail, &plain).contains("\r\nFrom: Cloverleaf <cloverleaf@example.com>\r\n"));
+        let comma = SmtpEntry { from_name: Some("Finance, Inc. <x>".into()), ..smtp };
+        let text = compose(&mail, &comma);
+        assert!(text.contains("\r\nFrom: =?UTF-8?B?"), "specials are encoded, never bare: {text}");
     }
 }
