@@ -373,7 +373,7 @@ fn eval(source: &str, context: &str, declare: &[String], now: Option<&str>) -> R
         Some(t) => parse_time(t)?,
         None => Utc::now(),
     };
-    let ctx = EvalContext { vars: &vars, now };
+    let ctx = EvalContext::new(&vars, now);
     match expr::eval(&parsed, &ctx) {
         Ok(value) => {
             println!("{value}");

@@ -21,6 +21,73 @@ pub struct File {
     pub roles: Vec<RoleDecl>,
     /// `process ... { ... }` blocks.
     pub processes: Vec<Process>,
+    /// `calendar ... { ... }` blocks.
+    pub calendars: Vec<CalendarDecl>,
+}
+
+/// A `calendar name "Title" { ... }` block, as written (checked in stage 2).
+#[derive(Debug, Clone)]
+pub struct CalendarDecl {
+    /// The file it is in.
+    pub file: FileId,
+    /// The name processes refer to it by.
+    pub name: Ident,
+    /// The human title.
+    pub title: Option<String>,
+    /// `zone "Asia/Shanghai"`, every one written (more than one is an error).
+    pub zones: Vec<(String, Span)>,
+    /// `week mon-fri, sat`: every one written (more than one is an error).
+    pub weeks: Vec<WeekClause>,
+    /// `hours 09:00-12:00, 13:00-18:00`: every one written (more than one is an error).
+    pub hours: Vec<HoursClause>,
+    /// `holiday ...` and `workday ...` lines, in order.
+    pub days: Vec<DayDecl>,
+    /// The whole block.
+    pub span: Span,
+}
+
+/// `week mon-fri, sat`
+#[derive(Debug, Clone)]
+pub struct WeekClause {
+    /// Each day (`sat`: `last` is `None`) or range of days (`mon-fri`).
+    pub days: Vec<(Ident, Option<Ident>)>,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// `hours 09:00-12:00, 13:00-18:00`
+#[derive(Debug, Clone)]
+pub struct HoursClause {
+    /// Each period as written: start, end, and where the period is.
+    pub periods: Vec<ClockPeriod>,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// `09:00-12:00`, as written.
+#[derive(Debug, Clone)]
+pub struct ClockPeriod {
+    /// The start, `09:00`.
+    pub start: String,
+    /// The end, `12:00`.
+    pub end: String,
+    /// Where the period is.
+    pub span: Span,
+}
+
+/// `holiday 2026-02-15..2026-02-23 "Spring Festival"` or `workday 2026-02-14 "..."`.
+#[derive(Debug, Clone)]
+pub struct DayDecl {
+    /// True for `workday` (a make-up working day), false for `holiday`.
+    pub working: bool,
+    /// The first date as written.
+    pub from: (String, Span),
+    /// The last date of a range, as written.
+    pub to: Option<(String, Span)>,
+    /// What the day is, for people.
+    pub title: Option<String>,
+    /// The whole line.
+    pub span: Span,
 }
 
 /// `sales.manager "Sales manager"` inside a `roles` block.
@@ -49,6 +116,8 @@ pub struct Process {
     pub nodes: Vec<Node>,
     /// The `access { ... }` block, if written.
     pub access: Option<AccessDecl>,
+    /// `calendar name`: the calendar its business days and hours count on; every one written.
+    pub calendars: Vec<Ident>,
     /// The whole block.
     pub span: Span,
 }

@@ -9,6 +9,7 @@
 //! demand, `mappings` for data moving in and out of nodes, and `lower` for turning each node
 //! into its compiled form.
 
+mod calendars;
 mod lower;
 mod mappings;
 mod names;
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::analysis::{self, LNode};
 use crate::ast;
+use crate::calendar::Calendar;
 use crate::codes;
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
 use crate::expr::{Scope, Type};
@@ -42,6 +44,28 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
                 ));
             } else {
                 roles.insert(&role.name.name, (file.file, role.name.span));
+            }
+        }
+    }
+    let mut calendars: BTreeMap<&str, Declared> = BTreeMap::new();
+    for file in files {
+        for decl in &file.calendars {
+            let (calendar, mut found) = calendars::compile(decl);
+            diags.append(&mut found);
+            if let Some(first) = calendars.get(decl.name.name.as_str()) {
+                let message = format!("calendar `{}` is declared twice", decl.name.name);
+                let help = "calendar names are unique in a project: rename one of them, or remove it";
+                diags.push(twice_across(
+                    sources,
+                    decl.file,
+                    decl.name.span,
+                    (first.file, first.span),
+                    message,
+                    "declared",
+                    help,
+                ));
+            } else {
+                calendars.insert(&decl.name.name, Declared { file: decl.file, span: decl.name.span, calendar });
             }
         }
     }
@@ -73,7 +97,7 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
                 continue;
             }
             let text = &sources.get(p.file).text;
-            let mut checker = ProcessChecker::new(p, text, &roles, &signatures);
+            let mut checker = ProcessChecker::new(p, text, &roles, &signatures, &calendars);
             let result = checker.run();
             let failed = checker.diags.iter().any(Diagnostic::is_error);
             diags.append(&mut checker.diags);
@@ -83,6 +107,13 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
         }
     }
     (compiled, diags)
+}
+
+/// A declared calendar: where its name is, and the calendar when its block has no errors.
+struct Declared {
+    file: FileId,
+    span: Span,
+    calendar: Option<Calendar>,
 }
 
 /// What a caller needs to know about a process it calls.
@@ -121,6 +152,12 @@ struct ProcessChecker<'a> {
     file: FileId,
     roles: &'a BTreeMap<&'a str, (FileId, Span)>,
     signatures: &'a BTreeMap<&'a str, Signature>,
+    calendars: &'a BTreeMap<&'a str, Declared>,
+    /// The calendar the process names (`None` also when the one named has errors).
+    calendar: Option<Calendar>,
+    /// Whether the process names a calendar at all, known or not: business time then needs no
+    /// second diagnostic.
+    names_calendar: bool,
     scope: Scope,
     declared: BTreeMap<String, (Type, Span)>,
     names: HashMap<String, Span>,
@@ -140,6 +177,7 @@ impl<'a> ProcessChecker<'a> {
         text: &'a str,
         roles: &'a BTreeMap<&'a str, (FileId, Span)>,
         signatures: &'a BTreeMap<&'a str, Signature>,
+        calendars: &'a BTreeMap<&'a str, Declared>,
     ) -> Self {
         ProcessChecker {
             p,
@@ -147,6 +185,9 @@ impl<'a> ProcessChecker<'a> {
             file: p.file,
             roles,
             signatures,
+            calendars,
+            calendar: None,
+            names_calendar: false,
             scope: Scope::new(),
             declared: BTreeMap::new(),
             names: HashMap::new(),
@@ -171,6 +212,7 @@ impl<'a> ProcessChecker<'a> {
 
     fn run(&mut self) -> Option<CompiledProcess> {
         let p = self.p;
+        self.resolve_calendar();
         self.declare_variables();
         self.declare_node_names();
         let inputs: Vec<VarDef> = p.inputs.iter().map(|d| self.var_def(d)).collect();
@@ -236,6 +278,7 @@ impl<'a> ProcessChecker<'a> {
             roles: self.used_roles.iter().cloned().collect(),
             nodes: nodes.into_iter().map(|n| n.node).collect(),
             access,
+            calendar: self.calendar.take(),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The catalogue of diagnostic codes. Codes are stable: tools and docs may refer to them.
 //!
-//! `E00xx` syntax, `E01xx` names, `E02xx` types, `E03xx` literals and schedules, `E04xx` flow
+//! `E00xx` syntax, `E01xx` names, `E02xx` types, `E03xx` literals, schedules and calendars, `E04xx` flow
 //! and soundness; `W05xx` warnings; `E06xx` alert rules.
 
 /// The text does not follow the grammar.
@@ -23,6 +23,8 @@ pub const UNKNOWN_FUNCTION: &str = "E0106";
 pub const UNKNOWN_FIELD: &str = "E0107";
 /// A type name that does not exist.
 pub const UNKNOWN_TYPE: &str = "E0108";
+/// A process names a calendar that is not declared in any `calendar` block.
+pub const UNKNOWN_CALENDAR: &str = "E0109";
 /// A value's type does not fit where it is used.
 pub const TYPE_MISMATCH: &str = "E0201";
 /// A condition is not a bool.
@@ -35,6 +37,8 @@ pub const INVALID_LITERAL: &str = "E0303";
 pub const INVALID_SCHEDULE: &str = "E0301";
 /// A time zone name is unknown.
 pub const UNKNOWN_ZONE: &str = "E0302";
+/// A `calendar` block is invalid (a weekday, a time, a date, a period or a day that conflicts).
+pub const INVALID_CALENDAR: &str = "E0304";
 /// A required clause is missing (a task without `job`, a node without `->`, a process without start).
 pub const MISSING: &str = "E0401";
 /// A node can never be reached from a start.
@@ -53,6 +57,8 @@ pub const BRANCH_ESCAPE: &str = "E0407";
 pub const LOOP_WITHOUT_WAIT: &str = "E0408";
 /// A clause that is not allowed where it is written.
 pub const MISPLACED: &str = "E0409";
+/// Business days or hours in a process that names no calendar.
+pub const NO_CALENDAR: &str = "E0410";
 /// Amount bands in a decide overlap.
 pub const BAND_OVERLAP: &str = "W0501";
 /// Amount bands in a decide leave a gap.

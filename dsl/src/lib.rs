@@ -37,6 +37,7 @@
 
 mod analysis;
 pub mod ast;
+pub mod calendar;
 pub mod check;
 pub mod codes;
 pub mod diag;

@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::calendar::Calendar;
 use crate::diag::FileId;
 use crate::expr::{Expr, Type, parse_expr};
 use crate::schedule::Schedule;
@@ -93,6 +94,10 @@ pub struct CompiledProcess {
     /// Who may start and read instances (`access { ... }`); none written is the safe default.
     #[serde(default, skip_serializing_if = "Access::is_default")]
     pub access: Access,
+    /// The business calendar its business days and hours count on (`calendar cn`), carried
+    /// whole so that the engine computes due times from the definition alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<Calendar>,
 }
 
 /// Who may do what with a process's instances, as declared in its `access { ... }` block.

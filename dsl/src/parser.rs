@@ -93,6 +93,7 @@ impl Cx {
                     }
                 }
                 Rule::process => out.processes.push(self.process(pair)),
+                Rule::calendar_block => out.calendars.push(self.calendar(pair)),
                 _ => {}
             }
         }
@@ -111,6 +112,7 @@ impl Cx {
             vars: Vec::new(),
             nodes: Vec::new(),
             access: None,
+            calendars: Vec::new(),
             span: whole,
         };
         for item in inner {
@@ -124,6 +126,10 @@ impl Cx {
                 Rule::var_decl => {
                     let field = item.into_inner().find(|p| p.as_rule() == Rule::field_decl);
                     process.vars.push(self.field_decl(field.expect("var has a declaration")));
+                }
+                Rule::uses_calendar => {
+                    let name = item.into_inner().find(|p| p.as_rule() == Rule::ident);
+                    process.calendars.push(ident(name.expect("a calendar clause has a name")));
                 }
                 Rule::access_block => {
                     let access = self.access(item);
@@ -141,6 +147,78 @@ impl Cx {
             }
         }
         process
+    }
+
+    fn calendar(&mut self, pair: Pair<'_, Rule>) -> CalendarDecl {
+        let whole = span(&pair);
+        let mut inner = pair.into_inner().filter(|p| p.as_rule() != Rule::k_calendar);
+        let name = ident(inner.next().expect("a calendar has a name"));
+        let mut cal = CalendarDecl {
+            file: self.file,
+            name,
+            title: None,
+            zones: Vec::new(),
+            weeks: Vec::new(),
+            hours: Vec::new(),
+            days: Vec::new(),
+            span: whole,
+        };
+        for item in inner {
+            let item_span = span(&item);
+            match item.as_rule() {
+                Rule::string => cal.title = Some(string(item)),
+                Rule::zone_clause => {
+                    if let Some(zone) = item.into_inner().find(|p| p.as_rule() == Rule::string) {
+                        let zone_span = span(&zone);
+                        cal.zones.push((string(zone), zone_span));
+                    }
+                }
+                Rule::week_clause => {
+                    let days = item
+                        .into_inner()
+                        .filter(|p| p.as_rule() == Rule::day_span)
+                        .map(|d| {
+                            let mut names = d.into_inner().map(ident);
+                            (names.next().expect("a day span has a first day"), names.next())
+                        })
+                        .collect();
+                    cal.weeks.push(WeekClause { days, span: item_span });
+                }
+                Rule::hours_clause => {
+                    let periods = item
+                        .into_inner()
+                        .filter(|p| p.as_rule() == Rule::clock_span)
+                        .map(|p| {
+                            let period_span = span(&p);
+                            let mut clocks = p.into_inner().map(|c| c.as_str().to_string());
+                            let start = clocks.next().unwrap_or_default();
+                            ClockPeriod { start, end: clocks.next().unwrap_or_default(), span: period_span }
+                        })
+                        .collect();
+                    cal.hours.push(HoursClause { periods, span: item_span });
+                }
+                Rule::holiday_clause | Rule::workday_clause => {
+                    let working = item.as_rule() == Rule::workday_clause;
+                    let mut from = (String::new(), item_span);
+                    let mut to = None;
+                    let mut title = None;
+                    for part in item.into_inner() {
+                        match part.as_rule() {
+                            Rule::date_span => {
+                                let mut dates = part.into_inner().map(|d| (d.as_str().to_string(), span(&d)));
+                                from = dates.next().expect("a date span has a first date");
+                                to = dates.next();
+                            }
+                            Rule::string => title = Some(string(part)),
+                            _ => {}
+                        }
+                    }
+                    cal.days.push(DayDecl { working, from, to, title, span: item_span });
+                }
+                _ => {}
+            }
+        }
+        cal
     }
 
     fn field_decl(&mut self, pair: Pair<'_, Rule>) -> VarDecl {
@@ -350,6 +428,7 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::k_assignee
             | Rule::k_backoff
             | Rule::k_by
+            | Rule::k_calendar
             | Rule::k_call
             | Rule::k_decide
             | Rule::k_due
@@ -361,6 +440,8 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::k_fixed
             | Rule::k_for
             | Rule::k_form
+            | Rule::k_holiday
+            | Rule::k_hours
             | Rule::k_in
             | Rule::k_input
             | Rule::k_job
@@ -389,6 +470,9 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::k_until
             | Rule::k_var
             | Rule::k_wait
+            | Rule::k_week
             | Rule::k_when
+            | Rule::k_workday
+            | Rule::k_zone
     )
 }

@@ -68,7 +68,8 @@ use chrono_tz::Tz;
 use croner::Cron;
 use serde::{Deserialize, Serialize};
 
-use parse::{CronPattern, field_help, parse_pattern, parse_zone};
+pub(crate) use parse::parse_zone;
+use parse::{CronPattern, field_help, parse_pattern};
 
 /// The most missed fires [`Schedule::missed`] counts one by one before it reports a capped count.
 pub const MISSED_COUNT_LIMIT: u64 = 10_000;

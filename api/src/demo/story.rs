@@ -166,7 +166,7 @@ impl Story {
         let waiting = self.engine.store().instances(Some("ship_then_invoice"), Some("running"), None, 1000, 0).await?;
         for order in due {
             // Only an order whose shipping has started can be dispatched; a rejected one never will.
-            if !waiting.iter().any(|i| self.labels.get(&i.id).is_some_and(|label| label == order)) {
+            if !waiting.iter().any(|i| self.labels.get(i.id.as_str()).is_some_and(|label| label == order)) {
                 if self.finished(order).await? {
                     self.dispatch_on.remove(order);
                 }

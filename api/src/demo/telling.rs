@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::expr::Value as DslValue;
 use cloverleaf_dsl::model::NodeKind;
-use cloverleaf_engine::InstanceId;
 use cloverleaf_engine::store::Queries as _;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -27,26 +26,26 @@ impl Story {
         let mut instances = instances;
         instances.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         for (rank, summary) in instances.iter().enumerate() {
-            if !self.labels.contains_key(&summary.id) {
+            if !self.labels.contains_key(summary.id.as_str()) {
                 let label = match (&summary.business_key, &summary.parent_id) {
                     (Some(key), _) => key.clone(),
-                    (None, Some(parent)) => self.labels.get(parent).cloned().unwrap_or_default(),
+                    (None, Some(parent)) => self.labels.get(parent.as_str()).cloned().unwrap_or_default(),
                     (None, None) if summary.process_key == "month_end_close" => {
                         format!("close {}", summary.created_at.format("%b"))
                     }
                     (None, None) => summary.process_key.clone(),
                 };
-                self.labels.insert(summary.id.clone(), label);
+                self.labels.insert(summary.id.to_string(), label);
             }
-            let told = self.told.get(&summary.id).copied().unwrap_or(0);
-            let id = InstanceId(summary.id.clone());
+            let told = self.told.get(summary.id.as_str()).copied().unwrap_or(0);
+            let id = summary.id.clone();
             let definition = self.definition(&summary.process_key, summary.process_version).await?;
             let rows = self.engine.history(&id).await?;
             if rows.last().is_none_or(|r| r.seq <= told) {
                 continue;
             }
             let variables = self.engine.instance(&id).await?.variables().clone();
-            let label = self.labels.get(&summary.id).cloned().unwrap_or_default();
+            let label = self.labels.get(summary.id.as_str()).cloned().unwrap_or_default();
             for row in rows.iter().filter(|r| r.seq > told) {
                 if let Some(text) = describe(&definition, &variables, row) {
                     let rank = i64::try_from(rank).unwrap_or(i64::MAX);
@@ -56,7 +55,7 @@ impl Story {
                 }
             }
             if let Some(last) = rows.last() {
-                self.told.insert(summary.id.clone(), last.seq);
+                self.told.insert(summary.id.to_string(), last.seq);
             }
         }
         lines.sort();

@@ -204,15 +204,19 @@ struct Compiled {
     stored_source: String,
 }
 
-/// Compiles `text` (file 0) with the roles of `deployed` (key, source of its latest version)
-/// that it does not declare itself, and the deployed processes it does not define.
+/// Compiles `text` (file 0) with the roles and calendars of `deployed` (key, source of its
+/// latest version) that it does not declare itself, and the deployed processes it does not define.
 fn compile_with_context(name: &str, text: &str, deployed: &[(String, String)]) -> Compiled {
     let (posted, _) = cloverleaf_dsl::parse(FileId(0), text);
     let keys: Vec<String> =
         posted.as_ref().map(|f| f.processes.iter().map(|p| p.key.name.clone()).collect()).unwrap_or_default();
     let own_roles: BTreeSet<String> =
         posted.as_ref().map(|f| f.roles.iter().map(|r| r.name.name.clone()).collect()).unwrap_or_default();
+    let own_calendars: BTreeSet<String> =
+        posted.as_ref().map(|f| f.calendars.iter().map(|c| c.name.name.clone()).collect()).unwrap_or_default();
     let mut roles: BTreeMap<String, Option<String>> = BTreeMap::new();
+    // Each calendar's block as written, from the first deployed source (by key) that declares it.
+    let mut calendars: BTreeMap<String, String> = BTreeMap::new();
     let mut processes: Vec<(String, String)> = Vec::new();
     let mut parsed: HashMap<&str, Option<cloverleaf_dsl::ast::File>> = HashMap::new();
     for (key, source) in deployed {
@@ -221,6 +225,13 @@ fn compile_with_context(name: &str, text: &str, deployed: &[(String, String)]) -
         for role in &file.roles {
             if !own_roles.contains(&role.name.name) {
                 roles.entry(role.name.name.clone()).or_insert_with(|| role.title.clone());
+            }
+        }
+        for calendar in &file.calendars {
+            if !own_calendars.contains(&calendar.name.name)
+                && let Some(block) = source.get(calendar.span.start..calendar.span.end)
+            {
+                calendars.entry(calendar.name.name.clone()).or_insert_with(|| block.to_string());
             }
         }
         if keys.contains(key) {
@@ -246,6 +257,11 @@ fn compile_with_context(name: &str, text: &str, deployed: &[(String, String)]) -
         block.push_str("}\n");
         project.add("deployed roles", block.clone());
         stored_source.push_str(&format!("# file: deployed roles\n{block}"));
+    }
+    if !calendars.is_empty() {
+        let blocks: String = calendars.into_values().map(|block| format!("{block}\n")).collect();
+        project.add("deployed calendars", blocks.clone());
+        stored_source.push_str(&format!("# file: deployed calendars\n{blocks}"));
     }
     for (key, block) in processes {
         project.add(format!("deployed {key}"), block);

@@ -65,13 +65,13 @@ pub async fn list(
     Ok(axum::Json(
         rows.into_iter()
             .map(|i| IncidentView {
-                id: i.id,
-                instance_id: i.instance_id,
+                id: i.id.to_string(),
+                instance_id: i.instance_id.to_string(),
                 process: i.process_key,
                 node: i.node,
-                job_id: i.job_id,
+                job_id: i.job_id.map(|j| j.to_string()),
                 message: i.message,
-                state: i.state,
+                state: i.state.to_string(),
                 raised_at: i.raised_at,
             })
             .collect(),

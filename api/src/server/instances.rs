@@ -128,7 +128,7 @@ async fn instance_view(state: &AppState, id: &InstanceId) -> Result<InstanceView
     let engine = state.engine();
     let instance = engine.instance(id).await?;
     let row = engine.store().instance_summary(id.as_str()).await?.map(|s| RowInfo {
-        parent_id: s.parent_id,
+        parent_id: s.parent_id.map(|p| p.to_string()),
         created_at: s.created_at,
         updated_at: s.updated_at,
     });
@@ -193,7 +193,7 @@ pub async fn list(
             .instances(process, status, business_key, i64::MAX, 0)
             .await?
             .into_iter()
-            .filter(|r| seen.admits(&r.id, &r.process_key, r.process_version))
+            .filter(|r| seen.admits(r.id.as_str(), &r.process_key, r.process_version))
             .skip(usize::try_from(offset).unwrap_or(usize::MAX))
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .collect(),
@@ -201,12 +201,12 @@ pub async fn list(
     Ok(axum::Json(
         rows.into_iter()
             .map(|r| InstanceSummaryView {
-                id: r.id,
+                id: r.id.to_string(),
                 process: r.process_key,
                 version: r.process_version,
-                status: r.status,
+                status: r.status.to_string(),
                 business_key: r.business_key,
-                parent_id: r.parent_id,
+                parent_id: r.parent_id.map(|p| p.to_string()),
                 created_at: r.created_at,
                 updated_at: r.updated_at,
             })

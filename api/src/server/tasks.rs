@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use cloverleaf_engine::TaskId;
-use cloverleaf_engine::store::{Store as _, TaskInfo};
+use cloverleaf_engine::store::{Store as _, TaskInfo, TaskState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -140,7 +140,7 @@ pub async fn unclaim(
     Path(id): Path<TaskId>,
 ) -> Result<Response, ApiError> {
     let task = visible_task(&state, &caller, &id).await?;
-    if task.state == "open" && task.claimed_by.is_none() {
+    if task.state == TaskState::Open && task.claimed_by.is_none() {
         return Err(ApiError::conflict("not_claimed", format!("task `{id}` is not claimed")));
     }
     let engine = state.engine();

@@ -219,7 +219,7 @@ impl From<TaskInfo> for TaskView {
             assignee: t.assignee,
             form: t.form,
             due_at: t.due_at,
-            state: t.state,
+            state: t.state.to_string(),
             claimed_by: t.claimed_by,
             completed_by: t.completed_by,
         }

@@ -52,6 +52,25 @@ async fn a_source_compiles_against_the_deployed_roles_and_deploys_idempotently()
 }
 
 #[tokio::test]
+async fn a_source_counts_business_days_on_a_deployed_calendar() {
+    let Some(api) = Api::new().await else { return };
+    // `calendar cn` comes from processes/calendars.flow, deployed with the reference processes.
+    let on_calendar = SMALL
+        .replace("  start -> review", "  calendar cn\n  start -> review")
+        .replace("due 24h", "due 3 business days");
+    let body = deploy(&api, "ada", &on_calendar).await.expect(StatusCode::CREATED).clone();
+    assert_eq!(body["key"], "small_approval");
+    let read = api.get("/v1/definitions/small_approval", "sam").await;
+    let body = read.expect(StatusCode::OK);
+    assert_eq!(body["compiled"]["calendar"]["zone"], "Asia/Shanghai");
+    // The stored source keeps the calendar it compiled against, so later deployments resolve it.
+    assert!(body["source"].as_str().unwrap().contains("calendar cn \"China (mainland)\""));
+    let unknown = deploy(&api, "ada", &on_calendar.replace("calendar cn", "calendar cnn")).await;
+    let body = unknown.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.to_string().contains("E0109"), "{body}");
+}
+
+#[tokio::test]
 async fn warnings_come_back_with_a_deployment() {
     let Some(api) = Api::new().await else { return };
     let answer = deploy(&api, "ada", &SMALL.replace("    due 24h\n", "")).await;

@@ -269,6 +269,8 @@ impl ProcessChecker<'_> {
             }
             ast::NodeKind::Wait { spec, boundaries } => {
                 let until = match spec {
+                    // `wait for 3 business days`: a timer counted from the entry, like `after`.
+                    ast::WaitSpec::For(e) if e.business().is_some() => WaitUntil::At(self.timer(e, "`wait for`")),
                     ast::WaitSpec::For(e) => {
                         let c = self.interval(e, "`wait for`");
                         WaitUntil::At(c)

@@ -168,6 +168,48 @@ impl ProcessChecker<'_> {
         access
     }
 
+    /// Resolves `calendar name`: one clause at most, naming a declared calendar.
+    pub(super) fn resolve_calendar(&mut self) {
+        let p = self.p;
+        if let [first, again, ..] = p.calendars.as_slice() {
+            let d = twice(
+                self.file,
+                again.span,
+                first.span,
+                "a second `calendar` clause in one process".to_string(),
+                "written",
+                "a process counts business time on one calendar: keep one `calendar` clause",
+            );
+            self.diags.push(d);
+        }
+        let Some(name) = p.calendars.first() else { return };
+        self.names_calendar = true;
+        match self.calendars.get(name.name.as_str()) {
+            Some(declared) => self.calendar = declared.calendar.clone(),
+            None => {
+                let help = match did_you_mean(&name.name, self.calendars.keys().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if self.calendars.is_empty() => format!(
+                        "declare it in a `calendar {} {{ zone \"...\"  week mon-fri  hours 09:00-17:00 }}` block \
+                         in a file of the project",
+                        name.name
+                    ),
+                    None => format!(
+                        "the project declares {}",
+                        self.calendars.keys().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                };
+                self.err(
+                    codes::UNKNOWN_CALENDAR,
+                    name.span,
+                    format!("unknown calendar `{}`", name.name),
+                    "not declared in any `calendar` block",
+                    help,
+                );
+            }
+        }
+    }
+
     /// Reports a role that no `roles` block declares.
     pub(super) fn known_role(&mut self, role: &ast::Ident) {
         if self.roles.contains_key(role.name.as_str()) {

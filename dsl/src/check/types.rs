@@ -4,7 +4,7 @@
 use super::ProcessChecker;
 use crate::codes;
 use crate::diag::Span;
-use crate::expr::{Expr, Scope, Type, check_condition, check_expr};
+use crate::expr::{Expr, Scope, Type, check_condition, check_expr, check_timer};
 use crate::model::CExpr;
 use crate::schedule::{Schedule, ScheduleError};
 
@@ -21,7 +21,31 @@ impl ProcessChecker<'_> {
     pub(super) fn expr_in(&mut self, e: &Expr, scope: &Scope) -> (CExpr, Type) {
         let (ty, mut found) = check_expr(e, scope, self.file);
         self.diags.append(&mut found);
+        self.business_needs_calendar(e);
         (self.cexpr(e), ty)
+    }
+
+    /// Business days and hours count on the process's calendar: without one they are refused.
+    fn business_needs_calendar(&mut self, e: &Expr) {
+        if self.names_calendar {
+            return;
+        }
+        for span in e.business_spans() {
+            let mut help = "name the calendar it counts on in the process, such as `calendar cn`".to_string();
+            if let Some(name) = self.calendars.keys().next().filter(|_| self.calendars.len() == 1) {
+                help = format!("name the calendar it counts on in the process: `calendar {name}`");
+            } else if !self.calendars.is_empty() {
+                let names: Vec<String> = self.calendars.keys().map(|c| format!("`{c}`")).collect();
+                help.push_str(&format!(" (the project declares {})", names.join(", ")));
+            }
+            self.err(
+                codes::NO_CALENDAR,
+                span,
+                format!("business time in process `{}`, which names no calendar", self.p.key.name),
+                "counted on which calendar?",
+                help,
+            );
+        }
     }
 
     fn cexpr(&self, e: &Expr) -> CExpr {
@@ -31,6 +55,7 @@ impl ProcessChecker<'_> {
     pub(super) fn condition(&mut self, e: &Expr) -> CExpr {
         let mut found = check_condition(e, &self.scope, self.file);
         self.diags.append(&mut found);
+        self.business_needs_calendar(e);
         self.cexpr(e)
     }
 
@@ -47,7 +72,12 @@ impl ProcessChecker<'_> {
     }
 
     pub(super) fn timer(&mut self, e: &Expr, what: &str) -> CExpr {
-        let (c, ty) = self.expr(e);
+        let scope = std::mem::take(&mut self.scope);
+        let (ty, mut found) = check_timer(e, &scope, self.file);
+        self.scope = scope;
+        self.diags.append(&mut found);
+        self.business_needs_calendar(e);
+        let c = self.cexpr(e);
         if !matches!(ty, Type::Duration | Type::Date | Type::DateTime | Type::Any | Type::Null) {
             self.err(
                 codes::TYPE_MISMATCH,
@@ -61,6 +91,16 @@ impl ProcessChecker<'_> {
     }
 
     pub(super) fn interval(&mut self, e: &Expr, what: &str) -> CExpr {
+        if e.business().is_some() {
+            self.err(
+                codes::INVALID_LITERAL,
+                e.span,
+                format!("{what} repeats a fixed duration, and business time is not one"),
+                "business time here",
+                "write a duration such as `1d`, or a non-repeating timer: `also after 2 business days, 4 business days`",
+            );
+            return self.cexpr(e);
+        }
         let (c, ty) = self.expr(e);
         if !matches!(ty, Type::Duration | Type::Any) {
             self.err(

@@ -142,11 +142,14 @@ enum Timer {
 }
 
 impl Timer {
-    /// A one-off timer: a duration literal is a duration, anything else (`due_date + 7d`) is
-    /// taken for a date, which is what such expressions compute in the reference processes.
+    /// A one-off timer: a duration literal is a duration, and so is business time alone
+    /// (`3 business days`, kept as written: its length depends on the calendar); anything else
+    /// (`due_date + 7d`) is taken for a date, which is what such expressions compute in the
+    /// reference processes.
     fn at(e: &CExpr) -> Timer {
         match literal_duration(e) {
             Some(secs) => Timer::Duration(iso_duration(secs)),
+            None if e.ast().business().is_some() => Timer::Duration(e.source().to_string()),
             None => Timer::Date(e.source().to_string()),
         }
     }

@@ -30,6 +30,7 @@ impl Expr {
             | ExprKind::Number(_)
             | ExprKind::Text(_)
             | ExprKind::Duration(_)
+            | ExprKind::Business { .. }
             | ExprKind::Name(_) => Vec::new(),
         }
     }
@@ -49,6 +50,7 @@ impl Expr {
             | ExprKind::Number(_)
             | ExprKind::Text(_)
             | ExprKind::Duration(_)
+            | ExprKind::Business { .. }
             | ExprKind::Name(_) => Vec::new(),
         }
     }
@@ -68,6 +70,10 @@ pub enum ExprKind {
     Text(String),
     /// `7d`, `24h`, `30m`, `45s`, `2w`: whole seconds
     Duration(i64),
+    /// `3 business days`, `4 business hours`: counted on the process's calendar. Not a value:
+    /// it moves a date or a datetime (`due_date + 30 business days`), or alone, as a timer,
+    /// the instant a node is entered.
+    Business { count: u32, unit: BusinessUnit },
     /// A variable or a field path's first segment: `amount`
     Name(String),
     /// `record.field`
@@ -86,6 +92,41 @@ pub enum ExprKind {
     If { cond: Box<Expr>, then: Box<Expr>, otherwise: Box<Expr> },
     /// `max(a, b)`, `string length(s)`: the canonical (FEEL) name of a built-in function
     Call { function: String, args: Vec<Expr> },
+}
+
+/// What a business count counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusinessUnit {
+    /// Working days.
+    Days,
+    /// Hours of working time.
+    Hours,
+}
+
+impl Expr {
+    /// The business count of a bare `3 business days`, if this is one.
+    pub fn business(&self) -> Option<(u32, BusinessUnit)> {
+        match self.kind {
+            ExprKind::Business { count, unit } => Some((count, unit)),
+            _ => None,
+        }
+    }
+
+    /// The spans of every business count in the expression, in source order.
+    pub fn business_spans(&self) -> Vec<Span> {
+        let mut found = Vec::new();
+        let mut stack = vec![self];
+        while let Some(e) = stack.pop() {
+            if e.business().is_some() {
+                found.push(e.span);
+            }
+            let mut children = e.children();
+            children.reverse();
+            stack.extend(children);
+        }
+        found
+    }
 }
 
 /// Prefix operators.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use super::ast::{BinaryOp, BusinessUnit, Expr, ExprKind, UnaryOp};
 use super::builtins::{self, ArgError};
 use super::types::Type;
 use super::value::{parse_date, parse_datetime};
@@ -72,6 +72,20 @@ impl FromIterator<(String, Type)> for Scope {
 pub fn check_expr(expr: &Expr, scope: &Scope, file: FileId) -> (Type, Vec<Diagnostic>) {
     let mut checker = Checker { scope, file, diags: Vec::new() };
     let ty = checker.expr(expr);
+    (ty, checker.diags)
+}
+
+/// Checks a timer expression: like [`check_expr`], except that a business count alone
+/// (`3 business days`) is accepted and means that long after the instant the node is entered.
+pub fn check_timer(expr: &Expr, scope: &Scope, file: FileId) -> (Type, Vec<Diagnostic>) {
+    let mut checker = Checker { scope, file, diags: Vec::new() };
+    let ty = match expr.business() {
+        Some((count, _)) => {
+            checker.business_count(count, expr.span);
+            Type::DateTime
+        }
+        None => checker.expr(expr),
+    };
     (ty, checker.diags)
 }
 
@@ -246,6 +260,7 @@ impl Checker<'_> {
             }
             ExprKind::Text(_) => Type::Text,
             ExprKind::Duration(_) => Type::Duration,
+            ExprKind::Business { count, .. } => self.business_alone(*count, e.span),
             ExprKind::Name(name) => self.name(name, e.span),
             ExprKind::Field { target, field } => {
                 let target_ty = self.expr(target);
@@ -393,6 +408,19 @@ impl Checker<'_> {
     }
 
     fn binary(&mut self, op: BinaryOp, left: &Expr, right: &Expr, span: Span) -> Type {
+        // `due_date + 30 business days` (or `3 business days + x`): the calendar moves a date.
+        if matches!(op, BinaryOp::Add | BinaryOp::Sub)
+            && let Some((count, unit)) = right.business()
+        {
+            let a = self.expr(left);
+            return self.moved_by_business(a, count, unit, left.span, right.span);
+        }
+        if op == BinaryOp::Add
+            && let Some((count, unit)) = left.business()
+        {
+            let b = self.expr(right);
+            return self.moved_by_business(b, count, unit, right.span, left.span);
+        }
         // `date + duration("P1M")` (or `P1M + date`): calendar months move a date.
         if matches!(op, BinaryOp::Add | BinaryOp::Sub) && builtins::months_literal(right).is_some() {
             let a = self.expr(left);
@@ -408,6 +436,42 @@ impl Checker<'_> {
         }
         let b = self.expr(right);
         self.binary_result(op, &a, &b, left, right, span)
+    }
+
+    /// The type of a date or datetime moved by business days or hours: a date stays a date when
+    /// moved by days; business hours give a datetime.
+    #[inline(never)]
+    fn moved_by_business(&mut self, t: Type, count: u32, unit: BusinessUnit, operand: Span, business: Span) -> Type {
+        self.business_count(count, business);
+        match (t, unit) {
+            (Type::Date, BusinessUnit::Hours) => Type::DateTime,
+            (t @ (Type::Date | Type::DateTime | Type::Any | Type::Null), _) => t,
+            (other, _) => {
+                let message = format!("business days and hours move a date or a datetime, found `{other}`");
+                let help = "write `due_date + 30 business days`, or `now() + 4 business hours`";
+                self.error(codes::TYPE_MISMATCH, operand, message, &format!("this is `{other}`"), Some(help.into()));
+                Type::Any
+            }
+        }
+    }
+
+    /// A business count alone, outside a timer: it is not a value.
+    #[inline(never)]
+    fn business_alone(&mut self, count: u32, span: Span) -> Type {
+        self.business_count(count, span);
+        let message = "business days and hours are not a value: they move a date or a datetime".to_string();
+        let help = "add them to a date (`due_date + 3 business days`, `now() + 4 business hours`), or write them \
+                    alone where a timer is expected (`due 3 business days`, `escalate after 2 business days -> x`)";
+        self.error(codes::INVALID_LITERAL, span, message, "not a value here", Some(help.into()));
+        Type::Any
+    }
+
+    fn business_count(&mut self, count: u32, span: Span) {
+        if count > crate::calendar::MAX_COUNT {
+            let message = format!("at most {} business days or hours can be counted", crate::calendar::MAX_COUNT);
+            let help = "count fewer business days, or move a date in calendar time (`due_date + 365d`)";
+            self.error(codes::INVALID_LITERAL, span, message, "too many", Some(help.into()));
+        }
     }
 
     /// The type of a date or datetime moved by a number of months.

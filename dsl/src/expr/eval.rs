@@ -7,24 +7,33 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Timelike, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use super::ast::{BinaryOp, BusinessUnit, Expr, ExprKind, UnaryOp};
 use super::builtins;
 use super::value::Value;
+use crate::calendar::{Calendar, MAX_COUNT};
 use crate::diag::Span;
 
-/// What an expression is evaluated against: the variables and the time (no clock inside).
+/// What an expression is evaluated against: the variables, the time (no clock inside) and the
+/// business calendar, if the process names one.
 #[derive(Debug, Clone, Copy)]
 pub struct EvalContext<'a> {
     /// The variables in scope, by name.
     pub vars: &'a BTreeMap<String, Value>,
     /// The current instant; `today()` is its UTC date.
     pub now: DateTime<Utc>,
+    /// The calendar business days and hours count on.
+    pub calendar: Option<&'a Calendar>,
 }
 
 impl<'a> EvalContext<'a> {
-    /// A context over `vars` at the instant `now`.
+    /// A context over `vars` at the instant `now`, with no calendar.
     pub fn new(vars: &'a BTreeMap<String, Value>, now: DateTime<Utc>) -> Self {
-        EvalContext { vars, now }
+        EvalContext { vars, now, calendar: None }
+    }
+
+    /// This context counting business days on `calendar`.
+    pub fn with_calendar(self, calendar: Option<&'a Calendar>) -> Self {
+        EvalContext { calendar, ..self }
     }
 
     /// Today's date (UTC).
@@ -133,6 +142,10 @@ pub fn eval(expr: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
         ExprKind::Number(n) => Ok(Value::Number(*n)),
         ExprKind::Text(t) => Ok(Value::Text(t.clone())),
         ExprKind::Duration(s) => Ok(Value::Duration(*s)),
+        // Alone, as a timer: that much business time after now.
+        ExprKind::Business { count, unit } => {
+            move_by_business(Value::DateTime(ctx.now), *count, *unit, false, ctx).map_err(|f| f.at(span))
+        }
         ExprKind::Name(name) => {
             ctx.vars.get(name).cloned().ok_or_else(|| EvalError::UnknownVariable { name: name.clone(), span })
         }
@@ -218,6 +231,17 @@ fn eval_in(left: &Expr, right: &Expr, span: Span, ctx: &EvalContext<'_>) -> Resu
 
 #[inline(never)]
 fn eval_binary(op: BinaryOp, left: &Expr, right: &Expr, span: Span, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
+    // `due_date + 30 business days`: the calendar moves a date, no duration value can.
+    if matches!(op, BinaryOp::Add | BinaryOp::Sub)
+        && let Some((count, unit)) = right.business()
+    {
+        return move_by_business(eval(left, ctx)?, count, unit, op == BinaryOp::Sub, ctx).map_err(|f| f.at(span));
+    }
+    if op == BinaryOp::Add
+        && let Some((count, unit)) = left.business()
+    {
+        return move_by_business(eval(right, ctx)?, count, unit, false, ctx).map_err(|f| f.at(span));
+    }
     // `date + duration("P1M")`: calendar months, which no duration value can hold.
     if matches!(op, BinaryOp::Add | BinaryOp::Sub)
         && let Some(months) = builtins::months_literal(right)
@@ -233,6 +257,37 @@ fn eval_binary(op: BinaryOp, left: &Expr, right: &Expr, span: Span, ctx: &EvalCo
     let l = eval(left, ctx)?;
     let r = eval(right, ctx)?;
     binary(op, l, r).map_err(|f| f.at(span))
+}
+
+/// A date or datetime moved by business days or hours on the context's calendar.
+fn move_by_business(
+    value: Value,
+    count: u32,
+    unit: BusinessUnit,
+    back: bool,
+    ctx: &EvalContext<'_>,
+) -> Result<Value, Fail> {
+    let Some(calendar) = ctx.calendar else {
+        return Err(Fail::Invalid("business days need a calendar, and the process names none".into()));
+    };
+    if count > MAX_COUNT {
+        return Err(Fail::Invalid(format!("at most {MAX_COUNT} business days or hours can be counted")));
+    }
+    let n = if back { -i64::from(count) } else { i64::from(count) };
+    let moved = match (value, unit) {
+        (Value::Null, _) => return Ok(Value::Null),
+        (Value::Date(d), BusinessUnit::Days) => calendar.add_days_to_date(d, n).map(Value::Date),
+        (Value::Date(d), BusinessUnit::Hours) => {
+            calendar.start_of(d).and_then(|t| calendar.add_working_time(t, n * 3600)).map(Value::DateTime)
+        }
+        (Value::DateTime(t), BusinessUnit::Days) => calendar.add_days(t, n).map(Value::DateTime),
+        (Value::DateTime(t), BusinessUnit::Hours) => calendar.add_working_time(t, n * 3600).map(Value::DateTime),
+        (other, _) => {
+            let message = format!("business days and hours move a date or a datetime, found `{}`", other.type_of());
+            return Err(Fail::Type(message));
+        }
+    };
+    moved.ok_or_else(|| Fail::Invalid(format!("business time out of range on calendar `{}`", calendar.name())))
 }
 
 #[inline(never)]

@@ -36,6 +36,10 @@
 //!   month, and a month end does not stay one (Feb 28 + P1M = Mar 28). A datetime keeps its
 //!   time of day (UTC). Months have no fixed length, so such a duration is not a value: it is
 //!   only written as a literal beside a date (the checker refuses it elsewhere, E0303).
+//! - Business days and hours count on the process's calendar ([`crate::calendar`]):
+//!   `due_date + 30 business days` is a date, `now() + 4 business hours` a datetime,
+//!   `due_date - 2 business days` counts back. `3 business days` is not a value: alone it is
+//!   only written as a timer (`due 3 business days`), where it counts from the node's entry.
 //! - Dates have fields `.year`, `.month`, `.day`, `.weekday` (1 = Monday), datetimes also
 //!   `.hour`, `.minute`, `.second`, durations `.days`, `.hours`, `.minutes`, `.seconds`.
 //!
@@ -62,7 +66,7 @@ pub mod types;
 mod value;
 
 pub use ast::*;
-pub use check::{Scope, check_condition, check_expr};
+pub use check::{Scope, check_condition, check_expr, check_timer};
 pub use eval::{EvalContext, EvalError, eval, is_true};
 pub use types::Type;
 pub use value::{Value, ValueError};

@@ -11,7 +11,7 @@ use pest::iterators::Pair;
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use rust_decimal::Decimal;
 
-use super::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use super::ast::{BinaryOp, BusinessUnit, Expr, ExprKind, UnaryOp};
 use crate::diag::Span;
 use crate::grammar::Rule;
 
@@ -126,6 +126,18 @@ pub(crate) fn build_expr(pair: Pair<'_, Rule>) -> Expr {
             Some(secs) => node(ExprKind::Duration(secs), span),
             None => constructor_call("duration", pair.as_str(), span),
         },
+        Rule::business => {
+            let mut parts = pair.into_inner();
+            let digits: String =
+                parts.next().map(|p| p.as_str().chars().filter(char::is_ascii_digit).collect()).unwrap_or_default();
+            // A count too large for u32 saturates: the checker refuses anything past MAX_COUNT.
+            let count = digits.parse::<u32>().unwrap_or(u32::MAX);
+            let unit = match parts.next().map(|p| p.as_str()) {
+                Some(u) if u.starts_with("hour") => BusinessUnit::Hours,
+                _ => BusinessUnit::Days,
+            };
+            node(ExprKind::Business { count, unit }, span)
+        }
         Rule::string | Rule::string_inner => node(ExprKind::Text(unescape_string(pair)), span),
         Rule::ident => node(ExprKind::Name(pair.as_str().to_string()), span),
         Rule::not_call => {
@@ -289,6 +301,7 @@ mod tests {
             ExprKind::Number(n) => n.to_string(),
             ExprKind::Text(t) => format!("{t:?}"),
             ExprKind::Duration(s) => format!("{s}s"),
+            ExprKind::Business { count, unit } => format!("{count}b{unit:?}"),
             ExprKind::Name(n) => n.clone(),
             ExprKind::Field { target, field } => format!("{}.{field}", show(target)),
             ExprKind::List(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(" ")),
@@ -352,6 +365,23 @@ mod tests {
         check("a != b", "(Ne a b)");
         check("a <= b", "(Le a b)");
         check("a > b", "(Gt a b)");
+    }
+
+    #[test]
+    fn business_counts() {
+        check("due_date + 30 business days", "(Add due_date 30bDays)");
+        check("d - 1 business day", "(Sub d 1bDays)");
+        check("now() + 4 business hours", "(Add (\"now\") 4bHours)");
+        check("1_000 business hour", "1000bHours");
+        check("3\tbusiness  days", "3bDays");
+        // Without `business`, a number followed by a name is not one operand.
+        rejects(Rule::expr_only, "3 days");
+        rejects(Rule::expr_only, "3 business weeks");
+        rejects(Rule::expr_only, "3 business dayz");
+        rejects(Rule::expr_only, "3 business");
+        // Only spaces between the words: `3` and `business` on two lines are two things.
+        rejects(Rule::expr_only, "3\nbusiness days");
+        assert_eq!(prefix("3 business days -> next"), "3 business days");
     }
 
     #[test]

@@ -156,6 +156,9 @@ const EXPRESSION_RULES: &[&str] = &[
     "list_tail",
     "number",
     "duration",
+    "business",
+    "business_count",
+    "business_unit",
     "string",
 ];
 
@@ -172,7 +175,11 @@ fn describe_rule(rule: Rule) -> Option<String> {
         "role_name" => "a role name such as `sales.manager`",
         "type_expr" | "named_type" => "a type",
         "EOI" => "the end of the file",
-        "file" | "process" => "`process` or `roles`",
+        "file" | "process" => "`process`, `roles` or `calendar`",
+        "day_date" => "a date such as `2026-02-16`",
+        "clock" => "a time of day such as `09:00`",
+        "clock_span" => "working hours such as `09:00-17:00`",
+        "day_span" => "weekdays such as `mon-fri`",
         "optional" | "backoff_fixed" | "string_inner" => return None,
         other if EXPRESSION_RULES.contains(&other) => "an expression",
         other => return Some(other.replace('_', " ")),

@@ -305,7 +305,7 @@ fn fires_this_century(normalised: &str) -> bool {
     bounded.is_ok_and(|cron| cron.find_next_occurrence(&start, true).is_ok())
 }
 
-pub(super) fn parse_zone(zone: Option<&str>) -> Result<Tz, ScheduleError> {
+pub(crate) fn parse_zone(zone: Option<&str>) -> Result<Tz, ScheduleError> {
     let Some(zone) = zone else {
         return Ok(Tz::UTC);
     };

@@ -245,7 +245,7 @@ impl MemoryEngine {
                     }
                     let running = self.records.get(&child).is_some_and(|r| !r.instance.status().is_final());
                     if running {
-                        self.queue.push_front((child, Event::Cancel { by: id.to_string() }));
+                        self.queue.push_front((child, Event::Cancel { by: format!("parent {id}") }));
                     }
                 }
             }

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use crate::event::Event;
 use crate::ids::JobId;
-use crate::store::{Guard, LockedJob, Store, Write, WriteOutcome};
+use crate::store::{Guard, JobState, LockedJob, Store, Write, WriteOutcome};
 
 use super::{CACHE_LIMIT, Engine, Error, Extra};
 
@@ -68,7 +68,7 @@ impl<S: Store> Engine<S> {
             }
             _ => {
                 let info = self.inner.store.job(job).await?.ok_or_else(|| Error::UnknownJob(job.0.clone()))?;
-                if info.state == "locked" && info.lock_epoch == epoch {
+                if info.state == JobState::Locked && info.lock_epoch == epoch {
                     Err(Error::LeaseExpired { job: job.0.clone() })
                 } else {
                     Err(Error::StaleLock { job: job.0.clone(), epoch })
@@ -107,7 +107,7 @@ impl<S: Store> Engine<S> {
             Some((instance, held_epoch, expires)) if held_epoch == epoch => (instance, Some(expires)),
             _ => {
                 let info = self.inner.store.job(job).await?.ok_or_else(|| Error::UnknownJob(job.0.clone()))?;
-                if info.state != "locked" || info.lock_epoch != epoch {
+                if info.state != JobState::Locked || info.lock_epoch != epoch {
                     return Err(Error::StaleLock { job: job.0.clone(), epoch });
                 }
                 (info.instance_id.0, info.lock_expires_at)

@@ -40,13 +40,15 @@ impl<S: Store> Engine<S> {
             };
             let subscriptions = self.inner.store.subscriptions_for(&message.name, &message.correlation_key).await?;
             if let Some((subscription, instance)) = subscriptions.into_iter().next() {
-                let event =
-                    Event::MessageCorrelated { subscription: subscription.into(), payload: message.payload.clone() };
-                let record = MessageRow { instance_id: Some(instance.clone()), ..row };
-                match self.run(&instance, event, Extra { record_message: Some(record), ..Extra::default() }).await {
+                let event = Event::MessageCorrelated { subscription, payload: message.payload.clone() };
+                let record = MessageRow { instance_id: Some(instance.to_string()), ..row };
+                match self
+                    .run(instance.as_str(), event, Extra { record_message: Some(record), ..Extra::default() })
+                    .await
+                {
                     Ok(stepped) => {
                         self.settle(stepped.pending).await?;
-                        return Ok(Correlation::Delivered { instance: InstanceId(instance) });
+                        return Ok(Correlation::Delivered { instance });
                     }
                     Err(Error::DuplicateMessage(_)) => return Ok(Correlation::Duplicate),
                     // The subscription closed meanwhile: look again.

@@ -9,8 +9,8 @@ use crate::event::Event;
 use crate::instance::{Instance, Status};
 use crate::step::Transition;
 use crate::store::{
-    GENESIS_HASH, HistoryRow, IncidentRow, InstanceRow, JobChange, JobRow, NotificationRow, PendingRow, StepWrite,
-    SubscriptionRow, TaskChange, TaskRow, TimerRow, chain_hash, ts,
+    GENESIS_HASH, HistoryRow, IncidentRow, InstanceRow, InstanceState, JobChange, JobRow, JobState, NotificationRow,
+    PendingRow, StepWrite, SubscriptionRow, TaskChange, TaskRow, TaskState, TimerRow, chain_hash, ts,
 };
 
 /// Where the instance stood before the step.
@@ -88,17 +88,17 @@ pub(crate) fn plan(
                             idempotency_key: idempotency_key.clone(),
                             retries: i64::from(retry.attempts),
                             attempt: 1,
-                            state: "ready".into(),
+                            state: JobState::Ready,
                             due_at: now,
                         }),
                     );
                 }
                 Effect::RetryJob { job, at, attempt } => {
-                    set_job(&mut jobs, &job.0, "ready", Some(*at), Some(i64::from(*attempt)));
+                    set_job(&mut jobs, &job.0, JobState::Ready, Some(*at), Some(i64::from(*attempt)));
                 }
                 Effect::CancelJob { job } => {
                     cancelled_jobs.insert(job.0.clone());
-                    set_job(&mut jobs, &job.0, "cancelled", None, None);
+                    set_job(&mut jobs, &job.0, JobState::Cancelled, None, None);
                 }
                 Effect::CreateTask { task, node, title, roles, assignee, form, due_at } => {
                     tasks.insert(
@@ -164,7 +164,7 @@ pub(crate) fn plan(
                         at: now,
                     });
                     if let Some(job) = job {
-                        set_job(&mut jobs, &job.0, "incident", None, None);
+                        set_job(&mut jobs, &job.0, JobState::Incident, None, None);
                     }
                 }
                 Effect::CloseIncident { incident } => incidents_close.push(incident.0.clone()),
@@ -184,7 +184,7 @@ pub(crate) fn plan(
     let job_ids: BTreeSet<String> = old.jobs().keys().map(|j| j.0.clone()).chain(jobs.keys().cloned()).collect();
     for job in job_ids {
         if !after.jobs().keys().any(|j| j.0 == job) && !cancelled_jobs.contains(&job) {
-            set_job(&mut jobs, &job, "done", None, None);
+            set_job(&mut jobs, &job, JobState::Done, None, None);
         }
     }
     let task_ids: BTreeSet<String> = old.tasks().keys().map(|t| t.0.clone()).chain(tasks.keys().cloned()).collect();
@@ -193,11 +193,11 @@ pub(crate) fn plan(
             continue;
         }
         let close = if cancelled_tasks.contains(&task) {
-            TaskChange::Close { id: task.clone(), state: "cancelled".into(), completed_by: None }
+            TaskChange::Close { id: task.clone(), state: TaskState::Cancelled, completed_by: None }
         } else {
             TaskChange::Close {
                 id: task.clone(),
-                state: "completed".into(),
+                state: TaskState::Completed,
                 completed_by: completed_by.get(&task).cloned(),
             }
         };
@@ -262,7 +262,7 @@ pub(crate) fn plan(
             id: child.id.clone(),
             process_key: child.process.clone(),
             process_version: child.version,
-            status: status_word(state.status()).into(),
+            status: InstanceState::of(state.status()),
             business_key: None,
             parent_id: Some(id.clone()),
             parent_call: Some(child.id.clone()),
@@ -291,7 +291,7 @@ pub(crate) fn plan(
             id: id.clone(),
             process_key: after.process().to_string(),
             process_version: after.process_version(),
-            status: status_word(after.status()).into(),
+            status: InstanceState::of(after.status()),
             business_key: after.business_key().map(str::to_string),
             parent_id: before.parent.as_ref().map(|p| p.0.clone()),
             parent_call: before.parent.as_ref().map(|p| p.1.clone()),
@@ -368,13 +368,13 @@ fn notice_of(
 fn set_job(
     jobs: &mut BTreeMap<String, JobChange>,
     id: &str,
-    state: &str,
+    state: JobState,
     due: Option<DateTime<Utc>>,
     attempt_no: Option<i64>,
 ) {
     match jobs.get_mut(id) {
         Some(JobChange::Insert(row)) => {
-            row.state = state.to_string();
+            row.state = state;
             if let Some(due) = due {
                 row.due_at = due;
             }
@@ -383,7 +383,7 @@ fn set_job(
             }
         }
         Some(JobChange::Update { state: s, due_at, attempt, .. }) => {
-            *s = state.to_string();
+            *s = state;
             if due.is_some() {
                 *due_at = due;
             }
@@ -394,7 +394,7 @@ fn set_job(
         None => {
             jobs.insert(
                 id.to_string(),
-                JobChange::Update { id: id.to_string(), state: state.to_string(), due_at: due, attempt: attempt_no },
+                JobChange::Update { id: id.to_string(), state, due_at: due, attempt: attempt_no },
             );
         }
     }
@@ -425,15 +425,4 @@ fn history_row(
     };
     row.hash = chain_hash(prev, &row);
     Ok(row)
-}
-
-/// The status column's word.
-pub(crate) fn status_word(status: &Status) -> &'static str {
-    match status {
-        Status::Created => "created",
-        Status::Running => "running",
-        Status::Completed { .. } => "completed",
-        Status::Failed { .. } => "failed",
-        Status::Cancelled { .. } => "cancelled",
-    }
 }

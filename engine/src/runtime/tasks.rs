@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::event::Event;
 use crate::ids::{InstanceId, TaskId};
 use crate::store;
-use crate::store::{Guard, Store, TaskInfo, Write, WriteOutcome};
+use crate::store::{Guard, Store, TaskInfo, TaskState, Write, WriteOutcome};
 
 use super::{Engine, Error, Extra};
 
@@ -79,7 +79,7 @@ impl<S: Store> Engine<S> {
     /// Releases a task `user` claimed.
     pub async fn unclaim(&self, task: &TaskId, user: &str) -> Result<(), Error> {
         let info = self.task(task).await?;
-        if info.state != "open" {
+        if info.state != TaskState::Open {
             return Err(Error::TaskClosed { task: task.0.clone() });
         }
         let write = Write::ClaimTask { task: task.0.clone(), user: None, by: user.to_string() };
@@ -134,7 +134,7 @@ impl<S: Store> Engine<S> {
         roles: &[&str],
     ) -> Result<(TaskInfo, Option<String>), Error> {
         let info = self.task(task).await?;
-        if info.state != "open" {
+        if info.state != TaskState::Open {
             return Err(Error::TaskClosed { task: task.0.clone() });
         }
         let own = info.assignee.as_deref() == Some(user)

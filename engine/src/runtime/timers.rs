@@ -9,6 +9,7 @@ use cloverleaf_dsl::model::{NodeKind, Trigger};
 use tokio::task::JoinSet;
 
 use crate::event::Event;
+use crate::ids::{InstanceId, TimerId};
 use crate::store::{Store, Write};
 
 use super::{Engine, Error, Extra, NewInstance, never};
@@ -17,11 +18,11 @@ impl<S: Store> Engine<S> {
     /// Fires every timer due now (each instance's timers in due order); returns how many fired.
     pub async fn fire_due_timers(&self) -> Result<usize, Error> {
         let mut fired = 0usize;
-        let mut refused: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+        let mut refused: std::collections::HashSet<(TimerId, InstanceId)> = std::collections::HashSet::new();
         for _round in 0..10_000 {
             let now = self.now();
             let due = self.inner.store.due_timers(now, 1024).await?;
-            let mut by_instance: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut by_instance: BTreeMap<InstanceId, Vec<TimerId>> = BTreeMap::new();
             for (timer, instance) in due {
                 if !refused.contains(&(timer.clone(), instance.clone())) {
                     by_instance.entry(instance).or_default().push(timer);
@@ -36,8 +37,8 @@ impl<S: Store> Engine<S> {
                 set.spawn(async move {
                     let mut out = Vec::new();
                     for timer in timers {
-                        let event = Event::TimerFired { timer: timer.as_str().into() };
-                        let result = engine.run(&instance, event, Extra::default()).await;
+                        let event = Event::TimerFired { timer: timer.clone() };
+                        let result = engine.run(instance.as_str(), event, Extra::default()).await;
                         out.push((timer, instance.clone(), result));
                     }
                     out

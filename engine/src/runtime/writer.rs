@@ -12,7 +12,7 @@ use crate::ids::InstanceId;
 use crate::instance::Instance;
 use crate::step::{Transition, step};
 use crate::store;
-use crate::store::{Guard, JobChange, PendingRow, Store, Write, WriteError, WriteOutcome};
+use crate::store::{Guard, JobChange, JobState, PendingRow, Store, Write, WriteError, WriteOutcome};
 
 use super::plan::{Before, NewChild, plan};
 
@@ -163,7 +163,7 @@ impl<S: Store> Engine<S> {
         let wakes = !write.timers_upsert.is_empty();
         let readies_jobs = write.jobs.iter().any(|j| match j {
             JobChange::Insert(_) => true,
-            JobChange::Update { state, .. } => state == "ready",
+            JobChange::Update { state, .. } => *state == JobState::Ready,
         });
         let pending = write.pending.clone();
         let (version, history_seq, history_hash) =

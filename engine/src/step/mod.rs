@@ -211,7 +211,7 @@ impl<'d> Machine<'d> {
     }
 
     fn eval(&self, expr: &CExpr) -> Result<Value, String> {
-        let ctx = EvalContext::new(&self.inst.variables, self.now);
+        let ctx = EvalContext::new(&self.inst.variables, self.now).with_calendar(self.def.calendar.as_ref());
         eval(expr.ast(), &ctx).map_err(|e| format!("`{}`: {e}", expr.source()))
     }
 
@@ -392,7 +392,7 @@ impl<'d> Machine<'d> {
         outputs: &[Mapping],
         source: &BTreeMap<String, Value>,
     ) -> Result<BTreeMap<String, Value>, Vec<(String, String)>> {
-        let ctx = EvalContext::new(source, self.now);
+        let ctx = EvalContext::new(source, self.now).with_calendar(self.def.calendar.as_ref());
         let mut changed = BTreeMap::new();
         let mut errors = Vec::new();
         for m in outputs {
@@ -478,7 +478,8 @@ impl<'d> Machine<'d> {
                     }
                 },
                 (None, Some(default)) => {
-                    let ctx = EvalContext::new(&self.inst.variables, self.now);
+                    let ctx =
+                        EvalContext::new(&self.inst.variables, self.now).with_calendar(self.def.calendar.as_ref());
                     match eval(default.ast(), &ctx).map_err(|e| e.to_string()).and_then(|v| self.coerce(&def.name, v)) {
                         Ok(v) => v,
                         Err(e) => {

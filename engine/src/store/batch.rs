@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{JobChange, StepWrite, TaskChange, ts};
+use super::{JobChange, JobState, StepWrite, TaskChange, ts};
 
 /// One value of a row to write.
 #[derive(Debug, Clone)]
@@ -135,16 +135,16 @@ impl StepRows {
                             text(&j.idempotency_key),
                             Cell::Int(j.retries),
                             Cell::Int(j.attempt),
-                            text(&j.state),
+                            text(j.state.as_str()),
                             Cell::Text(ts(j.due_at)),
                         ],
                     );
                 }
                 JobChange::Update { id, state, due_at, attempt } => {
-                    self.wake_jobs |= state == "ready";
+                    self.wake_jobs |= *state == JobState::Ready;
                     self.push(
                         Table::JobUpdates,
-                        vec![text(id), text(state), Cell::OptText(due_at.map(ts)), Cell::OptInt(*attempt)],
+                        vec![text(id), text(state.as_str()), Cell::OptText(due_at.map(ts)), Cell::OptInt(*attempt)],
                     );
                 }
             }
@@ -165,9 +165,8 @@ impl StepRows {
                         Cell::Text(ts(t.created_at)),
                     ],
                 ),
-                TaskChange::Close { id, state, completed_by } => {
-                    self.push(Table::TaskCloses, vec![text(id), text(state), Cell::OptText(completed_by.clone())])
-                }
+                TaskChange::Close { id, state, completed_by } => self
+                    .push(Table::TaskCloses, vec![text(id), text(state.as_str()), Cell::OptText(completed_by.clone())]),
                 TaskChange::Assign { id, assignee } => self.push(Table::TaskAssigns, vec![text(id), text(assignee)]),
             }
         }

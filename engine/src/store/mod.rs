@@ -25,6 +25,7 @@ mod reads;
 mod rows;
 mod sql;
 mod sqlite;
+mod states;
 mod writes;
 
 use std::future::Future;
@@ -32,11 +33,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{IncidentId, InstanceId, JobId, TaskId};
+use crate::ids::{IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId};
 
 pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
 pub use query::Queries;
 pub use sqlite::{SqliteStore, create_private};
+pub use states::{IncidentState, InstanceState, JobState, TaskState};
 pub use {
     any::{AnyStore, DatabaseUrl},
     postgres::PgStore,
@@ -304,8 +306,8 @@ pub struct InstanceRow {
     pub process_key: String,
     /// The deployed version it runs.
     pub process_version: u32,
-    /// created / running / completed / failed / cancelled.
-    pub status: String,
+    /// Where it stands.
+    pub status: InstanceState,
     /// The business key.
     pub business_key: Option<String>,
     /// The calling instance.
@@ -343,8 +345,8 @@ pub struct JobRow {
     pub retries: i64,
     /// The attempt about to run.
     pub attempt: i64,
-    /// ready / locked / incident / done / cancelled.
-    pub state: String,
+    /// Where it stands.
+    pub state: JobState,
     /// Not before.
     pub due_at: DateTime<Utc>,
 }
@@ -359,7 +361,7 @@ pub enum JobChange {
         /// The job.
         id: String,
         /// The new state.
-        state: String,
+        state: JobState,
         /// A new due time.
         due_at: Option<DateTime<Utc>>,
         /// A new attempt number.
@@ -399,8 +401,8 @@ pub enum TaskChange {
     Close {
         /// The task.
         id: String,
-        /// completed / cancelled.
-        state: String,
+        /// Completed or cancelled.
+        state: TaskState,
         /// Who completed it.
         completed_by: Option<String>,
     },
@@ -579,8 +581,8 @@ pub struct JobInfo {
     pub instance_id: InstanceId,
     /// The job type.
     pub job_type: String,
-    /// The state.
-    pub state: String,
+    /// Where it stands.
+    pub state: JobState,
     /// The lock epoch.
     pub lock_epoch: i64,
     /// The lease's end.
@@ -640,8 +642,8 @@ pub struct TaskInfo {
     pub form: serde_json::Value,
     /// The SLA.
     pub due_at: Option<DateTime<Utc>>,
-    /// open / completed / cancelled.
-    pub state: String,
+    /// Where it stands.
+    pub state: TaskState,
     /// Who claimed it.
     pub claimed_by: Option<String>,
     /// Who completed it.
@@ -689,7 +691,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         name: &str,
         key: &str,
-    ) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<(SubscriptionId, InstanceId)>, Error>> + Send;
     /// The oldest unexpired buffered message for a name and key, skipping `skip`.
     fn buffered_message(
         &self,
@@ -706,7 +708,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         now: DateTime<Utc>,
         limit: i64,
-    ) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<(TimerId, InstanceId)>, Error>> + Send;
     /// Cron starts due at `now`: (process, node, fire).
     fn due_schedules(
         &self,

@@ -22,8 +22,10 @@ use std::future::Future;
 
 use super::rows::{self, Columns, NOTIFICATION_COLUMNS};
 use super::sql::{Arg, Dialect, Each, Reader};
-use super::{Error, Notification, parse_ts, ts};
+use super::{Error, IncidentState, InstanceState, JobState, Notification, parse_ts, ts};
 use chrono::{DateTime, Utc};
+
+use crate::ids::{IncidentId, InstanceId, JobId};
 
 /// The latest deployment of a process key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,40 +57,64 @@ pub struct VersionSummary {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSummary {
     /// The id.
-    pub id: String,
+    pub id: InstanceId,
     /// The process key.
     pub process_key: String,
     /// The deployed version it runs.
     pub process_version: u32,
-    /// created / running / completed / failed / cancelled.
-    pub status: String,
+    /// Where it stands.
+    pub status: InstanceState,
     /// The business key.
     pub business_key: Option<String>,
     /// The calling instance.
-    pub parent_id: Option<String>,
+    pub parent_id: Option<InstanceId>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
 }
 
+/// A job not finished yet, as listed: waiting for its first try or a retry, held by a worker, or
+/// stuck on an incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenJob {
+    /// The id.
+    pub id: JobId,
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// The task node.
+    pub node: String,
+    /// The job type.
+    pub job_type: String,
+    /// The input object.
+    pub input: serde_json::Value,
+    /// Stable per activation: make side effects once per key.
+    pub idempotency_key: String,
+    /// The attempt about to run (1 is the first try).
+    pub attempt: u32,
+    /// Ready, locked or incident.
+    pub state: JobState,
+    /// Not fetchable before this time (the creation, or a retry's backoff).
+    pub due_at: DateTime<Utc>,
+}
+
 /// An incident as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentSummary {
     /// The id.
-    pub id: String,
+    pub id: IncidentId,
     /// The instance.
-    pub instance_id: String,
+    pub instance_id: InstanceId,
     /// The instance's process key.
     pub process_key: String,
     /// The node it is stuck at.
     pub node: String,
     /// The job that ran out of retries, if any.
-    pub job_id: Option<String>,
+    pub job_id: Option<JobId>,
     /// What went wrong.
     pub message: String,
-    /// open / resolved.
-    pub state: String,
+    /// Open or resolved.
+    pub state: IncidentState,
     /// When it was raised.
     pub raised_at: DateTime<Utc>,
 }
@@ -227,6 +253,16 @@ pub trait Queries {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<GroupCount>, Error>> + Send;
 
+    /// Open jobs (ready, locked or stuck on an incident), in due order: all, or one instance's.
+    fn open_jobs(&self, instance: Option<&str>) -> impl Future<Output = Result<Vec<OpenJob>, Error>> + Send;
+
+    /// Messages buffered for a subscription that does not exist yet and still alive at `now`, as
+    /// (name, correlation key), oldest first.
+    fn buffered_messages(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send;
+
     /// Notifications, newest first: all, or those in `state` (`pending`, `delivered`, `dead`).
     fn notifications(
         &self,
@@ -265,6 +301,12 @@ const HISTORY_HEADS: &str =
 const INCIDENTS: &str = "SELECT c.id, c.instance_id, i.process_key, c.node, c.job_id, c.message, c.state, c.raised_at \
      FROM incidents c JOIN instances i ON i.id = c.instance_id \
      WHERE ($1 OR c.state = 'open') AND ($2 IS NULL OR c.instance_id = $2)";
+
+const OPEN_JOBS: &str = "SELECT id, instance_id, node, job_type, input, idempotency_key, attempt, state, due_at \
+     FROM jobs WHERE state IN ('ready', 'locked', 'incident') AND ($1 IS NULL OR instance_id = $1)";
+
+const BUFFERED_MESSAGES: &str = "SELECT message_name, correlation_key FROM messages \
+     WHERE state = 'buffered' AND expires_at > $1 ORDER BY seq";
 
 /// A job due as a fetch sees it at `$2` (ready and due, or leased with the lease run out) whose
 /// type passes `$types`. PostgreSQL's text is in the terms of its `jobs_due` index.
@@ -467,19 +509,49 @@ impl<R: Reader> Queries for R {
             .iter()
             .map(|r| {
                 Ok(IncidentSummary {
-                    id: r.text("id")?,
-                    instance_id: r.text("instance_id")?,
+                    id: IncidentId::from(r.text("id")?),
+                    instance_id: InstanceId::from(r.text("instance_id")?),
                     process_key: r.text("process_key")?,
                     node: r.text("node")?,
-                    job_id: r.opt_text("job_id")?,
+                    job_id: r.opt_text("job_id")?.map(JobId::from),
                     message: r.text("message")?,
-                    state: r.text("state")?,
+                    state: r.text("state")?.parse()?,
                     raised_at: r.timestamp("raised_at")?,
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         out.sort_by(|a, b| (a.raised_at, &a.id).cmp(&(b.raised_at, &b.id)));
         Ok(out)
+    }
+
+    async fn open_jobs(&self, instance: Option<&str>) -> Result<Vec<OpenJob>, Error> {
+        let rows = self.rows(OPEN_JOBS, vec![Arg::Text(instance)]).await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                let input = r.text("input")?;
+                Ok(OpenJob {
+                    id: JobId::from(r.text("id")?),
+                    instance_id: InstanceId::from(r.text("instance_id")?),
+                    node: r.text("node")?,
+                    job_type: r.text("job_type")?,
+                    input: serde_json::from_str(&input).map_err(|e| Error::Corrupt(format!("job input: {e}")))?,
+                    idempotency_key: r.text("idempotency_key")?,
+                    attempt: r.version("attempt")?,
+                    state: r.text("state")?.parse()?,
+                    due_at: r.timestamp("due_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        // Ids end in a counter (`.job.9` before `.job.10`): order by due time, then id length.
+        out.sort_by(|a, b| (a.due_at, a.id.as_str().len(), &a.id).cmp(&(b.due_at, b.id.as_str().len(), &b.id)));
+        Ok(out)
+    }
+
+    async fn buffered_messages(&self, now: DateTime<Utc>) -> Result<Vec<(String, String)>, Error> {
+        let now = ts(now);
+        let rows = self.rows(BUFFERED_MESSAGES, vec![Arg::Text(Some(&now))]).await?;
+        rows.iter().map(|r| Ok((r.text("message_name")?, r.text("correlation_key")?))).collect()
     }
 
     async fn has_due_jobs(&self, job_types: &[String], now: DateTime<Utc>) -> Result<bool, Error> {
@@ -615,12 +687,12 @@ fn groups(rows: &[impl Columns], labels: &[&str]) -> Result<Vec<GroupCount>, Err
 
 fn instance_summary(r: &impl Columns) -> Result<InstanceSummary, Error> {
     Ok(InstanceSummary {
-        id: r.text("id")?,
+        id: InstanceId::from(r.text("id")?),
         process_key: r.text("process_key")?,
         process_version: r.version("process_version")?,
-        status: r.text("status")?,
+        status: r.text("status")?.parse()?,
         business_key: r.opt_text("business_key")?,
-        parent_id: r.opt_text("parent_id")?,
+        parent_id: r.opt_text("parent_id")?.map(InstanceId::from),
         created_at: r.timestamp("created_at")?,
         updated_at: r.timestamp("updated_at")?,
     })

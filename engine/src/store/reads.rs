@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::rows::{self, Columns, TASK_COLUMNS};
 use super::sql::{Arg, Each, Reader, first_instant};
-use crate::ids::{IncidentId, InstanceId, JobId, TaskId};
+use crate::ids::{IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId};
 
 use super::{
     BufferedMessage, DeploymentRow, Error, HistoryRow, InstanceRow, JobInfo, PendingRow, Store, Substitution, TaskInfo,
@@ -143,9 +143,11 @@ impl<B: Backend> Store for B {
         self.row(sql, vec![text(user)]).await?.as_ref().map(rows::substitution).transpose()
     }
 
-    async fn subscriptions_for(&self, name: &str, key: &str) -> Result<Vec<(String, String)>, Error> {
+    async fn subscriptions_for(&self, name: &str, key: &str) -> Result<Vec<(SubscriptionId, InstanceId)>, Error> {
         let rows = self.rows(SUBSCRIPTIONS.pick(self), vec![text(name), text(key)]).await?;
-        rows.iter().map(rows::id_and_instance).collect()
+        rows.iter()
+            .map(|r| rows::id_and_instance(r).map(|(id, instance)| (SubscriptionId(id), InstanceId(instance))))
+            .collect()
     }
 
     async fn buffered_message(
@@ -164,12 +166,9 @@ impl<B: Backend> Store for B {
         Ok(self.row("SELECT 1 AS one FROM messages WHERE message_id = $1", vec![text(message_id)]).await?.is_some())
     }
 
-    fn due_timers(
-        &self,
-        now: DateTime<Utc>,
-        limit: i64,
-    ) -> impl Future<Output = Result<Vec<(String, String)>, Error>> + Send {
-        self.take_due_timers(now, limit)
+    async fn due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(TimerId, InstanceId)>, Error> {
+        let due = self.take_due_timers(now, limit).await?;
+        Ok(due.into_iter().map(|(timer, instance)| (TimerId(timer), InstanceId(instance))).collect())
     }
 
     async fn due_schedules(&self, now: DateTime<Utc>) -> Result<Vec<(String, String, DateTime<Utc>)>, Error> {

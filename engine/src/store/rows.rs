@@ -95,7 +95,7 @@ pub(super) fn instance(row: &impl Columns) -> Result<InstanceRow, Error> {
         id: row.text("id")?,
         process_key: row.text("process_key")?,
         process_version: row.version("process_version")?,
-        status: row.text("status")?,
+        status: row.text("status")?.parse()?,
         business_key: row.opt_text("business_key")?,
         parent_id: row.opt_text("parent_id")?,
         parent_call: row.opt_text("parent_call")?,
@@ -125,7 +125,7 @@ pub(super) fn job_info(row: &impl Columns) -> Result<JobInfo, Error> {
         id: JobId::from(row.text("id")?),
         instance_id: InstanceId::from(row.text("instance_id")?),
         job_type: row.text("job_type")?,
-        state: row.text("state")?,
+        state: row.text("state")?.parse()?,
         lock_epoch: row.int("lock_epoch")?,
         lock_expires_at: row.opt_timestamp("lock_expires_at")?,
     })
@@ -158,7 +158,7 @@ pub(super) fn task_info(row: &impl Columns) -> Result<TaskInfo, Error> {
         assignee: row.opt_text("assignee")?,
         form: row.json("form")?,
         due_at: row.opt_timestamp("due_at")?,
-        state: row.text("state")?,
+        state: row.text("state")?.parse()?,
         claimed_by: row.opt_text("claimed_by")?,
         completed_by: row.opt_text("completed_by")?,
     })

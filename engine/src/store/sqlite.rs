@@ -276,7 +276,7 @@ async fn apply_simple_steps(
                 Cell::Text(r.id.clone()),
                 Cell::Text(r.process_key.clone()),
                 Cell::Int(i64::from(r.process_version)),
-                Cell::Text(r.status.clone()),
+                Cell::Text(r.status.as_str().into()),
                 Cell::OptText(r.business_key.clone()),
                 Cell::OptText(r.parent_id.clone()),
                 Cell::OptText(r.parent_call.clone()),
@@ -289,7 +289,7 @@ async fn apply_simple_steps(
             ]),
             Some(expected) => updates.push(vec![
                 Cell::Text(r.id.clone()),
-                Cell::Text(r.status.clone()),
+                Cell::Text(r.status.as_str().into()),
                 Cell::Text(r.state.clone()),
                 Cell::Int(r.version),
                 Cell::Int(r.history_seq),
@@ -397,7 +397,7 @@ async fn update_instance(conn: &mut SqliteConnection, row: &InstanceRow, expecte
              updated_at = ?7 WHERE id = ?1 AND version = ?8",
     )
     .bind(&row.id)
-    .bind(&row.status)
+    .bind(row.status.as_str())
     .bind(&row.state)
     .bind(row.version)
     .bind(row.history_seq)
@@ -419,7 +419,7 @@ async fn insert_instance(conn: &mut SqliteConnection, row: &InstanceRow) -> Resu
     .bind(&row.id)
     .bind(&row.process_key)
     .bind(row.process_version)
-    .bind(&row.status)
+    .bind(row.status.as_str())
     .bind(&row.business_key)
     .bind(&row.parent_id)
     .bind(&row.parent_call)

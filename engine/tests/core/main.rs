@@ -1,6 +1,7 @@
 //! The engine core, scenario by scenario: compile a flow, feed events, check effects and state.
 
 mod approvals;
+mod calendars;
 mod calls;
 #[path = "../common/mod.rs"]
 mod common;

@@ -1,6 +1,7 @@
 //! The durable runtime on SQLite: each test gets its own database file and a virtual clock.
 
 mod basics;
+mod calendars;
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;

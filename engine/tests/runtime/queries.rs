@@ -4,7 +4,7 @@
 use chrono::TimeDelta;
 use cloverleaf_engine::InstanceId;
 use cloverleaf_engine::store::query::{Cycle, GroupCount};
-use cloverleaf_engine::store::{Queries, Store};
+use cloverleaf_engine::store::{JobState, Queries, Store};
 use serde_json::json;
 
 use crate::harness::{Env, completed, roles, t0};
@@ -133,7 +133,7 @@ async fn instances_are_listed_newest_first_filtered_and_paged() {
     let store = w.env.engine.store();
     let all = store.instances(None, None, None, 100, 0).await.unwrap();
     // Newest first; instances started at the same instant by id, descending.
-    let mut expected: Vec<(chrono::DateTime<chrono::Utc>, String)> =
+    let mut expected: Vec<(chrono::DateTime<chrono::Utc>, InstanceId)> =
         all.iter().map(|i| (i.created_at, i.id.clone())).collect();
     expected.sort_by(|a, b| b.cmp(a));
     assert_eq!(all.iter().map(|i| (i.created_at, i.id.clone())).collect::<Vec<_>>(), expected);
@@ -142,8 +142,8 @@ async fn instances_are_listed_newest_first_filtered_and_paged() {
     let mut started: Vec<&str> = w.all().iter().map(|i| i.as_str()).collect();
     started.sort_unstable();
     assert_eq!(ids, started);
-    assert_eq!(all[0].id, w.r4.as_str());
-    assert_eq!(all[1].id, w.w3.as_str());
+    assert_eq!(all[0].id, w.r4);
+    assert_eq!(all[1].id, w.w3);
 
     let running_reviews = store.instances(Some("review"), Some("running"), None, 100, 0).await.unwrap();
     assert_eq!(running_reviews.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), [w.r2.as_str()]);
@@ -344,4 +344,51 @@ async fn a_failed_attempt_waiting_for_its_retry_is_ready_later_not_due_now() {
     assert!(!e.has_due_jobs(&types).await.unwrap(), "nothing is due before the backoff ends");
     env.advance(retry - now);
     assert!(e.has_due_jobs(&types).await.unwrap(), "the retry is due once the backoff has passed");
+}
+
+#[tokio::test]
+async fn open_jobs_list_what_waits_for_a_worker_and_buffered_messages_what_waits_for_an_instance() {
+    let Some(env) = Env::reference().await else { return };
+    let store = env.engine.store();
+    assert!(store.open_jobs(None).await.unwrap().is_empty());
+    let early = cloverleaf_engine::runtime::Message {
+        name: "shipment.dispatched".into(),
+        correlation_key: "SO-9".into(),
+        payload: json!({"shipment_id": "SH-9"}),
+        message_id: None,
+        ttl: TimeDelta::hours(1),
+    };
+    env.engine.correlate(early).await.unwrap();
+    assert_eq!(
+        store.buffered_messages(env.engine.now()).await.unwrap(),
+        [("shipment.dispatched".into(), "SO-9".into())]
+    );
+    // Past its time to live it is no longer listed.
+    assert!(store.buffered_messages(env.engine.now() + TimeDelta::hours(2)).await.unwrap().is_empty());
+
+    let order = json!({"order_id": "SO-1", "customer_id": "C-7", "amount": "50.00", "requested_by": "rita"});
+    let id = env.engine.start("order_approval", Some("SO-1"), order).await.unwrap();
+    let jobs = store.open_jobs(None).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    let job = &jobs[0];
+    assert_eq!(
+        (job.instance_id.as_str(), job.node.as_str(), job.job_type.as_str()),
+        (id.as_str(), "check_credit", "credit.check")
+    );
+    assert_eq!((job.attempt, job.state, job.due_at), (1, JobState::Ready, t0()));
+    assert_eq!(job.input, json!({"customer_id": "C-7", "amount": "50.00"}));
+    assert_eq!(store.open_jobs(Some(id.as_str())).await.unwrap(), jobs);
+    assert!(store.open_jobs(Some("someone-else")).await.unwrap().is_empty());
+
+    // Held by a worker it is still open; a failed attempt waits for its retry; done, it is gone.
+    let locked = env.one_job("credit.check").await;
+    assert_eq!(store.open_jobs(None).await.unwrap()[0].state, JobState::Locked);
+    env.engine.fail_job(&locked.id, locked.epoch, "bureau down").await.unwrap();
+    let retry = &store.open_jobs(None).await.unwrap()[0];
+    assert_eq!((retry.attempt, retry.state, retry.due_at), (2, JobState::Ready, t0() + TimeDelta::seconds(30)));
+    env.advance(TimeDelta::seconds(30));
+    let locked = env.one_job("credit.check").await;
+    let answer = json!({"credit_limit": "1000.00", "open_ar": "0", "risk": "A"});
+    env.engine.complete_job(&locked.id, locked.epoch, answer).await.unwrap();
+    assert!(store.open_jobs(None).await.unwrap().is_empty());
 }

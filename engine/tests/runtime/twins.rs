@@ -537,10 +537,6 @@ async fn every_reference_process_leaves_the_same_trail_in_memory_and_on_the_dura
     for case in cases() {
         let Some((memory, durable)) = run_twins(&case).await else { return };
         let label = format!("{} {}", case.process, case.business_key);
-        eprintln!(
-            "DEBUG {label}: {:?}",
-            memory.iter().map(|(k, v)| (k.clone(), v.0.len(), v.1.len(), v.0.last().cloned())).collect::<Vec<_>>()
-        );
         assert_eq!(
             memory.keys().collect::<Vec<_>>(),
             durable.keys().collect::<Vec<_>>(),

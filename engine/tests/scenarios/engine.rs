@@ -1,13 +1,28 @@
 //! The in-memory engine's own promises: versioned deployments, typed errors, auto-run handlers,
 //! buffered messages that expire, and a readable timeline.
 
-use chrono::{TimeDelta, TimeZone, Utc};
+use chrono::TimeDelta;
 use cloverleaf_dsl::Project;
-use cloverleaf_engine::memory::{Correlation, Error, JobOutcome};
+use cloverleaf_engine::memory::{Error, JobOutcome};
 use cloverleaf_engine::{InstanceId, MemoryEngine, Rejection, Status};
 use serde_json::json;
 
-use crate::harness::{completed, engine, order, register_collection, register_credit, status, t0};
+use crate::harness::{completed, order, t0};
+
+/// The in-memory engine itself, with every reference process deployed.
+fn engine() -> MemoryEngine {
+    let mut engine = MemoryEngine::new(t0());
+    engine.deploy_compilation(&crate::common::reference_project().compile()).unwrap();
+    engine
+}
+
+fn status(engine: &MemoryEngine, id: &InstanceId) -> Status {
+    engine.instance(id).unwrap().status().clone()
+}
+
+fn task_at(engine: &MemoryEngine, id: &InstanceId, node: &str) -> cloverleaf_engine::memory::Task {
+    engine.tasks().into_iter().find(|t| t.instance == *id && t.node == node).cloned().expect("an open task")
+}
 
 const FLOW: &str = r#"process fee "Fee" {
   input { amount: money }
@@ -86,48 +101,18 @@ fn a_handler_whose_result_does_not_fit_counts_as_a_failure() {
     });
     engine.retry_incident(&incident).unwrap();
     assert_eq!(status(&engine, &id), completed("done"));
-    assert_eq!(crate::harness::money(&engine, &id, "fee"), "0.25");
-}
-
-#[test]
-fn with_auto_run_each_job_runs_at_the_time_it_was_created() {
-    let mut engine = engine();
-    register_collection(&mut engine);
-    engine.set_auto_run(true);
-    let inputs = json!({"invoice_id": "INV-1", "customer_id": "C-7", "amount_due": "100.00", "due_date": "2026-02-04"});
-    let id = engine.start("collect_then_reconcile", inputs).unwrap();
-    engine.advance(TimeDelta::days(70)).unwrap();
-    let sent: Vec<_> = engine.job_attempts().iter().filter(|a| a.job_type == "dunning.send").map(|a| a.at).collect();
-    let due = Utc.with_ymd_and_hms(2026, 2, 4, 0, 0, 0).unwrap();
-    assert_eq!(sent, [due + TimeDelta::days(7), due + TimeDelta::days(30)]);
-    assert_eq!(engine.now(), t0() + TimeDelta::days(70));
-    // The account manager's call task appeared at due + 30 days.
-    assert_eq!(crate::harness::task_at(&engine, &id, "call_customer").created_at, due + TimeDelta::days(30));
-    assert_eq!(status(&engine, &id), Status::Running);
-}
-
-#[test]
-fn a_buffered_message_expires_after_its_time_to_live() {
-    let mut engine = engine();
-    engine.set_message_ttl(Some(TimeDelta::hours(1)));
-    let early = engine.correlate("shipment.dispatched", "SO-1", json!({"shipment_id": "SH-1", "carrier": "DHL"}), None);
-    assert_eq!(early.unwrap(), Correlation::Buffered);
-    engine.advance(TimeDelta::hours(2)).unwrap();
-    assert!(engine.buffered_messages().is_empty());
-    let id =
-        engine.start("ship_then_invoice", json!({"order_id": "SO-1", "customer_id": "C-7", "amount": "1.00"})).unwrap();
-    assert!(engine.pending_jobs().is_empty());
-    assert_eq!(engine.instance(&id).unwrap().subscriptions().len(), 1);
+    assert_eq!(engine.instance(&id).unwrap().variable("fee").unwrap().to_json(), json!("0.25"));
 }
 
 #[test]
 fn the_timeline_tells_the_story_with_times() {
     let mut engine = engine();
-    register_credit(&mut engine, "100000.00", "0.00", "B");
+    let answer = json!({"credit_limit": "100000.00", "open_ar": "0.00", "risk": "B"});
+    engine.register("credit.check", move |_| JobOutcome::complete(answer.clone()));
     let id = engine.start("order_approval", order("SO-1", "25000.00")).unwrap();
     engine.run_jobs().unwrap();
     engine.advance(TimeDelta::hours(9)).unwrap();
-    let task = crate::harness::task_at(&engine, &id, "manager_approval").id;
+    let task = task_at(&engine, &id, "manager_approval").id;
     engine.complete_task(&task, "mia", None, json!({"approve": true})).unwrap();
     let text = engine.timeline_text();
     let expected = "\

@@ -1,31 +1,30 @@
-//! The reference processes on a [`MemoryEngine`], with handlers that compute realistic results.
+//! The reference processes on a [`Sim`] (the in-memory engine or the durable runtime, by the
+//! scenario's driver), with handlers that compute realistic results.
 
 use std::str::FromStr;
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use cloverleaf_dsl::expr::Value;
-use cloverleaf_engine::memory::{Job, JobOutcome, Task};
-use cloverleaf_engine::{InstanceId, MemoryEngine, Status};
+use cloverleaf_engine::memory::JobOutcome;
+use cloverleaf_engine::{InstanceId, Status};
 use rust_decimal::Decimal;
 use serde_json::json;
+
+pub use crate::sim::{Job, Sim, Task};
 
 /// Monday 2026-01-05 09:00 UTC: where every scenario starts.
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap()
 }
 
-/// An engine at `t0()` with every reference process deployed.
-pub fn engine() -> MemoryEngine {
+/// An engine of the scenario's driver at `t0()` with every reference process deployed.
+pub fn engine() -> Sim {
     engine_at(t0())
 }
 
-/// An engine at `start` with every reference process deployed.
-pub fn engine_at(start: DateTime<Utc>) -> MemoryEngine {
-    let project = crate::common::reference_project();
-    let mut engine = MemoryEngine::new(start);
-    let deployed = engine.deploy_compilation(&project.compile()).unwrap();
-    assert_eq!(deployed.len(), 5);
-    engine
+/// An engine of the scenario's driver at `start` with every reference process deployed.
+pub fn engine_at(start: DateTime<Utc>) -> Sim {
+    Sim::new(start)
 }
 
 /// An exact decimal.
@@ -34,12 +33,12 @@ pub fn dec(text: &str) -> Decimal {
 }
 
 /// A variable of an instance.
-pub fn var(engine: &MemoryEngine, id: &InstanceId, name: &str) -> Value {
+pub fn var(engine: &Sim, id: &InstanceId, name: &str) -> Value {
     engine.instance(id).unwrap().variable(name).cloned().unwrap_or_else(|| panic!("no variable {name}"))
 }
 
 /// A money variable, as its exact text (`"1190.50"`).
-pub fn money(engine: &MemoryEngine, id: &InstanceId, name: &str) -> String {
+pub fn money(engine: &Sim, id: &InstanceId, name: &str) -> String {
     match var(engine, id, name) {
         Value::Number(n) => n.to_string(),
         other => panic!("{name} is {other:?}, not a number"),
@@ -52,7 +51,7 @@ pub fn date(text: &str) -> NaiveDate {
 }
 
 /// The status of an instance.
-pub fn status(engine: &MemoryEngine, id: &InstanceId) -> Status {
+pub fn status(engine: &Sim, id: &InstanceId) -> Status {
     engine.instance(id).unwrap().status().clone()
 }
 
@@ -62,31 +61,31 @@ pub fn completed(outcome: &str) -> Status {
 }
 
 /// The one open task of `instance` at `node`.
-pub fn task_at(engine: &MemoryEngine, id: &InstanceId, node: &str) -> Task {
-    let found: Vec<&Task> = engine.tasks().into_iter().filter(|t| t.instance == *id && t.node == node).collect();
+pub fn task_at(engine: &Sim, id: &InstanceId, node: &str) -> Task {
+    let found: Vec<Task> = engine.tasks().into_iter().filter(|t| t.instance == *id && t.node == node).collect();
     assert_eq!(found.len(), 1, "open tasks of {id} at {node}: {:?}", engine.tasks());
     found[0].clone()
 }
 
 /// The nodes of the open tasks of `instance`, oldest first.
-pub fn task_nodes(engine: &MemoryEngine, id: &InstanceId) -> Vec<String> {
+pub fn task_nodes(engine: &Sim, id: &InstanceId) -> Vec<String> {
     engine.tasks().into_iter().filter(|t| t.instance == *id).map(|t| t.node.clone()).collect()
 }
 
 /// The pending jobs of this type.
-pub fn jobs_of<'a>(engine: &'a MemoryEngine, job_type: &str) -> Vec<&'a Job> {
+pub fn jobs_of(engine: &Sim, job_type: &str) -> Vec<Job> {
     engine.pending_jobs().into_iter().filter(|j| j.job_type == job_type).collect()
 }
 
 /// The one pending job of this type.
-pub fn job_of(engine: &MemoryEngine, job_type: &str) -> Job {
+pub fn job_of(engine: &Sim, job_type: &str) -> Job {
     let found = jobs_of(engine, job_type);
     assert_eq!(found.len(), 1, "pending jobs of type {job_type}: {:?}", engine.pending_jobs());
     found[0].clone()
 }
 
 /// How many attempts of this job type completed.
-pub fn completions(engine: &MemoryEngine, job_type: &str) -> usize {
+pub fn completions(engine: &Sim, job_type: &str) -> usize {
     engine
         .job_attempts()
         .iter()
@@ -95,7 +94,7 @@ pub fn completions(engine: &MemoryEngine, job_type: &str) -> usize {
 }
 
 /// The inputs of every accepted attempt of this job type, in order.
-pub fn ran_with(engine: &MemoryEngine, job_type: &str) -> Vec<serde_json::Value> {
+pub fn ran_with(engine: &Sim, job_type: &str) -> Vec<serde_json::Value> {
     engine
         .job_attempts()
         .iter()
@@ -110,7 +109,7 @@ pub fn order(order_id: &str, amount: &str) -> serde_json::Value {
 }
 
 /// A credit check that answers with this limit, open receivables and rating.
-pub fn register_credit(engine: &mut MemoryEngine, limit: &str, open_ar: &str, risk: &str) {
+pub fn register_credit(engine: &mut Sim, limit: &str, open_ar: &str, risk: &str) {
     let answer = json!({"credit_limit": limit, "open_ar": open_ar, "risk": risk});
     engine.register("credit.check", move |_| JobOutcome::complete(answer.clone()));
 }
@@ -139,7 +138,7 @@ pub fn post_cost(_job: &cloverleaf_engine::memory::JobInput) -> JobOutcome {
 }
 
 /// Every automated step of ship-then-invoice.
-pub fn register_shipping(engine: &mut MemoryEngine) {
+pub fn register_shipping(engine: &mut Sim) {
     engine.register("invoice.issue", issue_invoice);
     engine.register("ledger.post_cost", post_cost);
     engine.register("outbox.notify", |_| JobOutcome::complete(json!({})));
@@ -152,7 +151,7 @@ pub fn match_payment(job: &cloverleaf_engine::memory::JobInput) -> JobOutcome {
 }
 
 /// Every automated step of collect-then-reconcile.
-pub fn register_collection(engine: &mut MemoryEngine) {
+pub fn register_collection(engine: &mut Sim) {
     engine.register("payment.match", match_payment);
     for job_type in ["receipt.post", "payment.refund", "payment.return", "dunning.send", "ledger.write_off"] {
         engine.register(job_type, |_| JobOutcome::complete(json!({})));
@@ -160,12 +159,12 @@ pub fn register_collection(engine: &mut MemoryEngine) {
 }
 
 /// A payment of `amount` for `invoice`, with the invoice id as its reference.
-pub fn pay(engine: &mut MemoryEngine, invoice: &str, payment: &str, amount: &str) {
+pub fn pay(engine: &mut Sim, invoice: &str, payment: &str, amount: &str) {
     let payload = json!({"amount": amount, "reference": invoice, "payment_id": payment});
     engine.correlate("payment.received", invoice, payload, Some(payment)).unwrap();
 }
 
 /// The open tasks offered to any of these roles, oldest first, owned.
-pub fn inbox(engine: &MemoryEngine, roles: &[&str]) -> Vec<Task> {
-    engine.tasks_for(roles).into_iter().cloned().collect()
+pub fn inbox(engine: &Sim, roles: &[&str]) -> Vec<Task> {
+    engine.tasks_for(roles)
 }

@@ -38,7 +38,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         let seen = Visibility::of(&state, &viewer.caller).await?;
         let process = query.process.as_deref().filter(|p| !p.is_empty());
         let rows = state.engine().store().instances(process, status, key, 5_000, 0).await?;
-        let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(&r.id, &r.process_key, r.process_version)).take(200).collect();
+        let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(r.id.as_str(), &r.process_key, r.process_version)).take(200).collect();
         // Processes by the title their designer gave them, as the inbox names them.
         let mut titles = std::collections::BTreeMap::new();
         for d in state.engine().store().deployments().await? {
@@ -72,13 +72,13 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             viewer.t("when"),
         );
         for r in rows {
-            let status_word = STATUS_WORDS.iter().find(|(v, _)| *v == r.status).map_or(r.status.as_str(), |(_, k)| viewer.t(k));
+            let status_word = STATUS_WORDS.iter().find(|(v, _)| *v == r.status.as_str()).map_or(r.status.as_str(), |(_, k)| viewer.t(k));
             let _ = write!(
                 out,
                 "<tr data-status=\"{}\"><td><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&r.status),
-                url_path(&r.id),
-                esc(r.business_key.as_deref().unwrap_or(&r.id)),
+                esc(r.status.as_str()),
+                url_path(r.id.as_str()),
+                esc(r.business_key.as_deref().unwrap_or(r.id.as_str())),
                 esc(titles.get(&r.process_key).unwrap_or(&r.process_key)),
                 esc(status_word),
                 esc(&i18n::time(r.created_at, viewer.zone)),

@@ -30,11 +30,11 @@ pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Respon
                 out,
                 "<div class=\"incident\"><p><a href=\"/cases/{}\">{}</a> · {} · {}</p>\
                  <form method=\"post\" action=\"/ops/incidents/{}/retry\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form></div>",
-                url_path(&i.instance_id),
-                esc(&i.instance_id),
+                url_path(i.instance_id.as_str()),
+                esc(i.instance_id.as_str()),
                 esc(&i.node),
                 esc(&i.message),
-                url_path(&i.id),
+                url_path(i.id.as_str()),
                 viewer.csrf,
                 viewer.t("retry"),
             );

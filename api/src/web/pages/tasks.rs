@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use cloverleaf_dsl::expr::Value as DslValue;
 use cloverleaf_dsl::model::{FormField, NodeKind};
 use cloverleaf_engine::TaskId;
-use cloverleaf_engine::store::TaskInfo;
+use cloverleaf_engine::store::{TaskInfo, TaskState};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -237,7 +237,7 @@ async fn task_page(
         let _ = write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&label), esc(k), context_html(k, v));
     }
     let _ = write!(out, "<dt>{}</dt><dd>{}</dd></dl></section>", viewer.t("due"), due_cell(viewer, task.due_at, now));
-    if task.state != "open" {
+    if task.state != TaskState::Open {
         let _ = write!(out, "<p class=\"notice\">{}</p>", viewer.t("task_closed"));
         return Ok(page(viewer, &task.title, &out));
     }

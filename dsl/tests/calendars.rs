@@ -1,0 +1,110 @@
+//! The reference calendars (`processes/calendars.flow`) compile into the processes that name
+//! them, and business-day arithmetic in expressions counts on them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cloverleaf_dsl::expr::{EvalContext, Value, eval, parse_expr};
+use cloverleaf_dsl::{CompiledProcess, FileId, Project};
+
+const PAYMENT: &str = r#"
+process supplier_payment "Supplier payment" {
+  calendar cn
+  input { due_date: date }
+  var pay_on: date?
+  start -> plan
+  set plan { pay_on = due_date + 30 business days } -> pay
+  wait pay { for 1 business day } -> done
+  end done "Done"
+}
+"#;
+
+fn calendars_file() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../processes/calendars.flow");
+    std::fs::read_to_string(path).expect("processes/calendars.flow")
+}
+
+fn payment() -> CompiledProcess {
+    let mut project = Project::new();
+    project.add("processes/calendars.flow", calendars_file());
+    project.add("payment.flow", PAYMENT);
+    let compilation = project.compile();
+    assert!(compilation.diagnostics.is_empty(), "{}", compilation.render());
+    compilation.process("supplier_payment").expect("compiles").clone()
+}
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn instant(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+/// Evaluates `src` with `due_date` set, on the process's calendar, at `now`.
+fn eval_on(process: &CompiledProcess, src: &str, due_date: &str, now: &str) -> Value {
+    let vars = BTreeMap::from([("due_date".to_string(), Value::Date(date(due_date)))]);
+    let ctx = EvalContext::new(&vars, instant(now)).with_calendar(process.calendar.as_ref());
+    eval(&parse_expr(src, FileId(0)).expect("parses"), &ctx).unwrap_or_else(|e| panic!("{src}: {e}"))
+}
+
+#[test]
+fn the_china_calendar_knows_2026_holidays_and_make_up_days() {
+    let process = payment();
+    let cn = process.calendar.as_ref().expect("the process carries its calendar");
+    assert_eq!((cn.name(), cn.zone().name()), ("cn", "Asia/Shanghai"));
+    for off in ["2026-01-01", "2026-02-17", "2026-04-06", "2026-05-05", "2026-06-19", "2026-09-25", "2026-10-07"] {
+        assert!(!cn.is_working_day(date(off)), "{off} is a holiday");
+    }
+    for worked in ["2026-01-04", "2026-02-14", "2026-02-28", "2026-05-09", "2026-09-20", "2026-10-10"] {
+        assert!(cn.is_working_day(date(worked)), "{worked} is a make-up working day");
+    }
+}
+
+#[test]
+fn dates_move_by_business_days_across_holidays() {
+    let process = payment();
+    let at = "2026-01-05T00:00:00Z";
+    // The Friday before Spring Festival: the make-up Saturday, then the week after the holiday.
+    assert_eq!(eval_on(&process, "due_date + 3 business days", "2026-02-13", at), Value::Date(date("2026-02-25")));
+    assert_eq!(eval_on(&process, "due_date - 3 business days", "2026-02-25", at), Value::Date(date("2026-02-13")));
+    // Thirty business days, over Spring Festival, its two make-up Saturdays and Qingming.
+    assert_eq!(eval_on(&process, "due_date + 30 business days", "2026-02-13", at), Value::Date(date("2026-04-02")));
+    assert_eq!(eval_on(&process, "30 business days + due_date", "2026-02-13", at), Value::Date(date("2026-04-02")));
+    // Business hours from a date start at its midnight in Shanghai: 9:00 + 4 working hours,
+    // less the lunch hour, is 14:00 (06:00 UTC).
+    let hours = eval_on(&process, "due_date + 4 business hours", "2026-03-02", at);
+    assert_eq!(hours, Value::DateTime(instant("2026-03-02T06:00:00Z")));
+    // Alone, as a timer: from now. Friday 16:00 in Shanghai is 08:00 UTC.
+    let due = eval_on(&process, "3 business days", "2026-02-13", "2026-02-13T08:00:00Z");
+    assert_eq!(due, Value::DateTime(instant("2026-02-25T08:00:00Z")));
+    assert_eq!(eval_on(&process, "null + 3 business days", "2026-02-13", at), Value::Null);
+}
+
+#[test]
+fn without_a_calendar_business_time_is_an_evaluation_error() {
+    let vars = BTreeMap::new();
+    let ctx = EvalContext::new(&vars, instant("2026-01-05T00:00:00Z"));
+    let e = parse_expr("date(\"2026-02-13\") + 3 business days", FileId(0)).unwrap();
+    let err = eval(&e, &ctx).unwrap_err();
+    assert_eq!(err.to_string(), "business days need a calendar, and the process names none");
+}
+
+#[test]
+fn the_calendar_round_trips_with_the_compiled_process() {
+    let process = payment();
+    let json = process.to_json();
+    assert!(json.contains("\"2026-02-14\""), "make-up days are listed: {json}");
+    let back: CompiledProcess = serde_json::from_str(&json).expect("compiled JSON loads");
+    assert_eq!(back, process);
+}
+
+#[test]
+fn a_calendar_file_alone_compiles_to_no_process() {
+    let mut project = Project::new();
+    project.add("processes/calendars.flow", calendars_file());
+    let compilation = project.compile();
+    assert!(compilation.diagnostics.is_empty(), "{}", compilation.render());
+    assert!(compilation.processes.is_empty());
+}
