@@ -18,7 +18,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use cloverleaf_engine::TaskId;
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::store::{Notification, Store, TaskInfo};
+use cloverleaf_engine::store::{Notification, Store, TaskInfo, TaskState};
 use serde_json::Value;
 
 use super::smtp::Failure;
@@ -123,7 +123,7 @@ impl Mailer {
             Err(cloverleaf_engine::runtime::Error::UnknownTask(_)) => return Ok(Vec::new()),
             Err(e) => return Err(Failure::Transient(format!("cannot read task `{}`: {e}", notice.row.subject))),
         };
-        if task.state != "open" {
+        if task.state != TaskState::Open {
             return Ok(Vec::new());
         }
         let now = engine.now();
