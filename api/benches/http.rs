@@ -55,6 +55,8 @@ fn users() -> Users {
         token_sha256: hash_token(&format!("bench-{name}")),
         password_argon2: None,
         time_zone: None,
+        email: None,
+        language: None,
     };
     let config =
         ConfigFile { users: vec![entry("mia", "sales.manager"), entry("sam", "sales.rep")], ..ConfigFile::default() };

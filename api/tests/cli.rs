@@ -491,6 +491,8 @@ mod hash_password {
             token_sha256: hash_token("token-mia"),
             password_argon2: Some(password_argon2.into()),
             time_zone: None,
+            email: None,
+            language: None,
         };
         Users::from_config(&ConfigFile { users: vec![mia], ..ConfigFile::default() })
             .expect("the printed hash is accepted")

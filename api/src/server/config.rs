@@ -31,6 +31,8 @@ use argon2::{ARGON2ID_IDENT, Argon2, Params};
 use cloverleaf_engine::store::sha256_hex;
 use serde::{Deserialize, Serialize};
 
+use crate::web::i18n::Lang;
+
 /// The role that deploys processes, cancels instances and retries incidents.
 pub const ADMIN: &str = "admin";
 /// The role of external workers (the job API).
@@ -47,6 +49,65 @@ pub struct ConfigFile {
     /// delivered; none: they are kept for `GET /v1/notifications`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub webhooks: Vec<WebhookEntry>,
+    /// The mail relay notifications go out through, when any go by email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp: Option<SmtpEntry>,
+    /// Which kinds of notification go by email, and to whom.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email: Vec<EmailRoute>,
+}
+
+/// The mail relay (`[smtp]`): a local MTA or a relay on a trusted network, spoken to in plain
+/// SMTP. There is no TLS here on purpose: the relay carries mail onward over TLS itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpEntry {
+    /// The relay's host name or address.
+    pub host: String,
+    /// Its port; 25 when absent.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// The sender address (`MAIL FROM` and `From:`).
+    pub from: String,
+    /// The sender's display name (`Cloverleaf` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<String>,
+    /// The name this server gives itself in `EHLO`; `localhost` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hello: Option<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    25
+}
+
+/// One `[[email]]` route: the kinds it carries and where they go.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailRoute {
+    /// The kinds it carries (see [`NOTIFICATION_KINDS`]); all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// Fixed addresses (a shared mailbox); when empty, the people concerned: the users a task
+    /// is for or an alert names (by their `email`), the customer a letter is for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
+}
+
+impl EmailRoute {
+    /// True when the route carries `kind`.
+    pub fn carries(&self, kind: &str) -> bool {
+        self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind)
+    }
+}
+
+/// The email channel as configured and checked: the relay and the routes.
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    /// The relay.
+    pub smtp: SmtpEntry,
+    /// The routes, at least one.
+    pub routes: Vec<EmailRoute>,
 }
 
 /// A receiver of notifications: an HTTP endpoint that gets each one as a signed JSON POST.
@@ -82,6 +143,12 @@ pub struct UserEntry {
     /// The IANA time zone the pages show times in (`Asia/Shanghai`); UTC when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// Where notifications for this user are mailed; none: no email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The language of those emails: `en` or `zh-CN`; English when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// An authenticated caller.
@@ -93,6 +160,10 @@ pub struct User {
     pub roles: Vec<String>,
     /// The time zone the pages show times in.
     pub time_zone: Option<chrono_tz::Tz>,
+    /// Where notifications for this user are mailed.
+    pub email: Option<String>,
+    /// The language of those emails.
+    pub language: Lang,
 }
 
 impl User {
@@ -152,7 +223,22 @@ impl Users {
                     )
                 })?),
             };
-            let user = Arc::new(User { name: name.to_string(), roles: entry.roles.clone(), time_zone });
+            let email = match &entry.email {
+                None => None,
+                Some(address) => match check_address(address) {
+                    Ok(address) => Some(address),
+                    Err(why) => bail!("user `{name}`: email {why}"),
+                },
+            };
+            let language = match entry.language.as_deref() {
+                None => Lang::En,
+                Some(tag) => match Lang::parse(tag) {
+                    Some(lang) if tag == lang.tag() => lang,
+                    _ => bail!("user `{name}`: language `{tag}` is not one of en, zh-CN"),
+                },
+            };
+            let user =
+                Arc::new(User { name: name.to_string(), roles: entry.roles.clone(), time_zone, email, language });
             if let Some(phc) = &entry.password_argon2 {
                 let phc = phc.trim();
                 if let Err(why) = check_argon2id(phc) {
@@ -198,6 +284,13 @@ impl Users {
     pub fn get(&self, name: &str) -> Option<Arc<User>> {
         let name = canonical_user(name)?;
         self.by_hash.values().find(|u| u.name == name).cloned()
+    }
+
+    /// Every user, by name.
+    pub fn all(&self) -> Vec<Arc<User>> {
+        let mut all: Vec<Arc<User>> = self.by_hash.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
     }
 
     /// How many users there are.
@@ -290,9 +383,106 @@ pub fn load_webhooks(path: &Path) -> Result<Vec<WebhookEntry>> {
     Ok(config.webhooks)
 }
 
-/// The kinds of notification a webhook may ask for.
-pub const NOTIFICATION_KINDS: &[&str] =
-    &["task_created", "task_assigned", "task_reminder", "task_overdue", "alert_opened", "alert_cleared"];
+/// The kinds of notification a webhook or an email route may ask for: for people, then the
+/// customer letters ([`LETTER_KINDS`]).
+pub const NOTIFICATION_KINDS: &[&str] = &[
+    "task_created",
+    "task_assigned",
+    "task_reminder",
+    "task_overdue",
+    "alert_opened",
+    "alert_cleared",
+    "invoice_notice",
+    "dunning_letter",
+    "refund_notice",
+];
+
+/// The kinds that are letters to customers, written by the sub-ledger to its outbox.
+pub const LETTER_KINDS: &[&str] = &["invoice_notice", "dunning_letter", "refund_notice"];
+
+/// The email channel of the configuration file, checked; `None` when it has no `[smtp]`.
+pub fn load_email(path: &Path) -> Result<Option<EmailConfig>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config: ConfigFile =
+        toml::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?;
+    email_config(&config).with_context(|| format!("in {}", path.display()))
+}
+
+/// The email channel of `config`, checked: a relay without routes, routes without a relay, a
+/// malformed address or an unknown kind is refused with what to write instead.
+pub fn email_config(config: &ConfigFile) -> Result<Option<EmailConfig>> {
+    let Some(smtp) = &config.smtp else {
+        if !config.email.is_empty() {
+            bail!("[[email]] routes need an [smtp] relay: add [smtp] with host and from");
+        }
+        return Ok(None);
+    };
+    if config.email.is_empty() {
+        bail!("[smtp] is set but no [[email]] route says which notifications go by mail: add one with `kinds`");
+    }
+    let host = smtp.host.trim();
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+        bail!("[smtp] host `{host}` is not a host name or address (write host = \"127.0.0.1\")");
+    }
+    if smtp.port == 0 {
+        bail!("[smtp] port 0 is not a port (25 is the default; a local relay often listens on 25 or 587)");
+    }
+    let from = check_address(&smtp.from).map_err(|why| anyhow::anyhow!("[smtp] from {why}"))?;
+    if let Some(hello) = &smtp.hello
+        && (hello.is_empty() || !hello.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')))
+    {
+        bail!("[smtp] hello `{hello}` is not a host name (letters, digits, `.` and `-`)");
+    }
+    if let Some(name) = &smtp.from_name
+        && name.chars().any(char::is_control)
+    {
+        bail!("[smtp] from_name holds a control character");
+    }
+    let mut routes = Vec::new();
+    for route in &config.email {
+        if let Some(kind) = route.kinds.iter().find(|k| !NOTIFICATION_KINDS.contains(&k.as_str())) {
+            bail!(
+                "an [[email]] route asks for `{kind}`, which is not a kind of notification ({})",
+                NOTIFICATION_KINDS.join(", ")
+            );
+        }
+        let to = route
+            .to
+            .iter()
+            .map(|a| check_address(a).map_err(|why| anyhow::anyhow!("an [[email]] route's `to` {why}")))
+            .collect::<Result<Vec<_>>>()?;
+        routes.push(EmailRoute { kinds: route.kinds.clone(), to });
+    }
+    let smtp = SmtpEntry { host: host.to_string(), from, ..smtp.clone() };
+    Ok(Some(EmailConfig { smtp, routes }))
+}
+
+/// `address` trimmed, when it is a plain mail address (`name@example.com`: ASCII, one `@`, no
+/// spaces, brackets or quotes, so that it goes into a header or an SMTP command as it is); else
+/// why not, in words that follow the field's name.
+pub fn check_address(address: &str) -> std::result::Result<String, String> {
+    let address = address.trim();
+    let refuse = || {
+        Err(format!(
+            "`{}` is not a plain mail address (write name@example.com)",
+            address.chars().filter(|c| !c.is_control()).collect::<String>()
+        ))
+    };
+    let Some((local, domain)) = address.split_once('@') else { return refuse() };
+    let allowed = |c: char| c.is_ascii_graphic() && !"<>()[]\\,;:\"@".contains(c);
+    let dotted = |part: &str| !part.is_empty() && part.split('.').all(|p| !p.is_empty());
+    if address.len() > 254
+        || local.len() > 64
+        || !dotted(local)
+        || !dotted(domain)
+        || !domain.contains('.') && domain != "localhost"
+        || !local.chars().all(allowed)
+        || !domain.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+    {
+        return refuse();
+    }
+    Ok(address.to_string())
+}
 
 fn check_webhook(hook: &WebhookEntry) -> Result<()> {
     let url = hook.url.trim();
@@ -371,6 +561,8 @@ pub fn create_demo(path: &Path) -> Result<Created> {
             token_sha256: hash_token(&token),
             password_argon2: None,
             time_zone: Some(DEMO_TIME_ZONE.to_string()),
+            email: None,
+            language: None,
         });
         users.push(((*name).to_string(), token));
     }
@@ -422,6 +614,8 @@ mod tests {
                 token_sha256: "secret".into(),
                 password_argon2: None,
                 time_zone: None,
+                email: None,
+                language: None,
             }],
             ..ConfigFile::default()
         };
@@ -438,6 +632,8 @@ mod tests {
                 token_sha256: hash_token("t-1"),
                 password_argon2: None,
                 time_zone: None,
+                email: None,
+                language: None,
             }],
             ..ConfigFile::default()
         };
@@ -454,6 +650,8 @@ mod tests {
             token_sha256: hash_token(&format!("token-{name}")),
             password_argon2: password_argon2.map(str::to_string),
             time_zone: None,
+            email: None,
+            language: None,
         }
     }
 
@@ -549,6 +747,62 @@ mod tests {
         assert_ne!(a, b, "a fresh salt each time");
         assert!(a.starts_with("$argon2id$v=19$"), "{a}");
         assert_eq!(check_argon2id(&a), Ok(()));
+    }
+
+    /// Why `toml` (an `[smtp]` and `[[email]]` section) is refused, or `None` when accepted.
+    fn email_refusal(toml: &str) -> Option<String> {
+        let config: ConfigFile = toml::from_str(toml).unwrap();
+        email_config(&config).err().map(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn the_email_channel_is_checked_with_what_to_write_instead() {
+        let relay = "[smtp]\nhost = \"127.0.0.1\"\nfrom = \"cloverleaf@example.com\"\n";
+        let route = "[[email]]\nkinds = [\"task_created\", \"dunning_letter\"]\n";
+        assert_eq!(email_refusal(&format!("{relay}{route}")), None);
+        let config: ConfigFile = toml::from_str(&format!("{relay}{route}")).unwrap();
+        let email = email_config(&config).unwrap().unwrap();
+        assert_eq!((email.smtp.port, email.routes[0].carries("dunning_letter")), (25, true));
+        assert!(!email.routes[0].carries("task_overdue"));
+        assert_eq!(email_config(&ConfigFile::default()).unwrap().map(|e| e.routes.len()), None, "no mail at all");
+        let cases = [
+            (route.to_string(), "need an [smtp] relay"),
+            (relay.to_string(), "no [[email]] route"),
+            (format!("{relay}[[email]]\nkinds = [\"task_made\"]\n"), "`task_made`, which is not a kind"),
+            (
+                format!("{relay}[[email]]\nto = [\"ar at example.com\"]\n"),
+                "`to` `ar at example.com` is not a plain mail address",
+            ),
+            (format!("{relay}[[email]]\nto = [\"<x@y.com>\\r\\nBcc: z@y.com\"]\n"), "not a plain mail address"),
+            (format!("[smtp]\nhost = \"h\"\nfrom = \"nobody\"\n{route}"), "from `nobody` is not a plain mail address"),
+            (format!("[smtp]\nhost = \"a b\"\nfrom = \"x@y.com\"\n{route}"), "host `a b` is not a host name"),
+            (format!("[smtp]\nhost = \"h\"\nport = 0\nfrom = \"x@y.com\"\n{route}"), "port 0"),
+            (format!("[smtp]\nhost = \"h\"\nfrom = \"x@y.com\"\nhello = \"my host\"\n{route}"), "hello `my host`"),
+        ];
+        for (toml, why) in cases {
+            let err = email_refusal(&toml).unwrap_or_else(|| panic!("accepted: {toml}"));
+            assert!(err.contains(why), "{toml}: {err}");
+        }
+        // A TLS setting is refused by name rather than ignored: the relay does TLS onward.
+        assert!(toml::from_str::<ConfigFile>(&format!("{relay}starttls = true\n{route}")).is_err());
+    }
+
+    #[test]
+    fn a_users_address_and_language_are_checked() {
+        let with = |email: Option<&str>, language: Option<&str>| {
+            let mut user = entry("mia", None);
+            user.email = email.map(str::to_string);
+            user.language = language.map(str::to_string);
+            Users::from_config(&ConfigFile { users: vec![user], ..ConfigFile::default() }).map_err(|e| format!("{e:#}"))
+        };
+        let users = with(Some(" mia@example.com "), Some("zh-CN")).unwrap();
+        let mia = users.get("mia").unwrap();
+        assert_eq!((mia.email.as_deref(), mia.language), (Some("mia@example.com"), Lang::ZhCn));
+        assert_eq!(with(None, None).unwrap().get("mia").unwrap().language, Lang::En);
+        let err = with(Some("mia"), None).unwrap_err();
+        assert!(err.contains("user `mia`: email `mia` is not a plain mail address"), "{err}");
+        let err = with(None, Some("fr")).unwrap_err();
+        assert!(err.contains("language `fr` is not one of en, zh-CN"), "{err}");
     }
 
     #[test]

@@ -221,6 +221,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents/{id}/retry", post(incidents::retry))
         .route("/v1/notifications", get(notify::list))
         .route("/v1/notifications/{id}/retry", post(notify::retry))
+        .route("/v1/outbox", get(notify::outbox::list))
+        .route("/v1/outbox/{id}/retry", post(notify::outbox::retry))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/alerts/evaluate", post(alerts::evaluate_now))
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))

@@ -31,7 +31,7 @@ use super::{
         kpis::catalogue, kpis::one, reports::kpis, reports::stored,
         reports::aging, reports::gross_profit, reports::trial_balance,
         alerts::list, alerts::acknowledge, alerts::evaluate_now,
-        notify::list, notify::retry,
+        notify::list, notify::retry, notify::outbox::list, notify::outbox::retry,
     ),
     components(schemas(error::ErrorBody, error::ErrorInfo, views::InstanceView, views::TaskView, views::JobView)),
     modifiers(&BearerAuth),
@@ -42,7 +42,7 @@ use super::{
         (name = "tasks", description = "The task inbox"),
         (name = "jobs", description = "The external-job API (worker role)"),
         (name = "incidents", description = "Stuck work (admin role)"),
-        (name = "reports", description = "The indicator catalogue, alerts, KPIs and the stored month-end reports"),
+        (name = "reports", description = "The indicator catalogue, alerts, KPIs, the stored month-end reports and the customer letters"),
         (name = "operations", description = "Health, metrics, this document"),
     )
 )]

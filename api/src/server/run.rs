@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::config::{self, Users};
+use super::notify::mail::Mailer;
 use super::notify::{Notifier, NotifierOptions};
 use super::{AppState, app};
 
@@ -204,16 +205,23 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         options.processes.display(),
         database
     );
+    let mail_users = users.clone();
     let state = AppState::with_ledger(engine.clone(), users, ledger.clone());
     tracing::info!(rules = rules.len(), "alert rules loaded");
     state.set_rules(rules);
     let alerting = tokio::spawn(judge_alerts(state.clone(), until_true(stopped.clone())));
     let hooks = config::load_webhooks(&options.config)?;
-    tracing::info!(webhooks = hooks.len(), "notification webhooks loaded");
-    let notifying = if hooks.is_empty() {
+    let email = config::load_email(&options.config)?;
+    tracing::info!(webhooks = hooks.len(), email = email.is_some(), "notification channels loaded");
+    let notifying = if hooks.is_empty() && email.is_none() {
         None
     } else {
-        let notifier = Notifier::new(engine.clone(), hooks, NotifierOptions::default()).map_err(anyhow::Error::msg)?;
+        let mut notifier = Notifier::new(engine.clone(), hooks, NotifierOptions::default())
+            .map_err(anyhow::Error::msg)?
+            .with_letters(ledger.clone());
+        if let Some(email) = email {
+            notifier = notifier.with_email(Mailer::new(email, mail_users));
+        }
         Some(tokio::spawn(notifier.run(until_true(stopped.clone()))))
     };
     let router = app(state.clone());

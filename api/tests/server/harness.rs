@@ -63,6 +63,8 @@ pub fn users() -> Users {
                 token_sha256: hash_token(&token(name)),
                 password_argon2: (*name == "mia").then(|| MIA_PASSWORD_ARGON2.to_string()),
                 time_zone: Some("Asia/Shanghai".to_string()),
+                email: None,
+                language: None,
             })
             .collect(),
         ..ConfigFile::default()

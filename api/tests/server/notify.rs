@@ -17,17 +17,17 @@ use crate::harness::Api;
 const SECRET: &str = "a shared secret of the sink";
 
 /// One request the sink received: (id header, kind header, signature header, body).
-type Received = (String, String, String, String);
+pub type Received = (String, String, String, String);
 
 /// A local webhook receiver: records every request and answers the statuses queued, then 204.
 #[derive(Clone, Default)]
-struct Sink {
+pub struct Sink {
     received: Arc<Mutex<Vec<Received>>>,
     answers: Arc<Mutex<VecDeque<StatusCode>>>,
 }
 
 impl Sink {
-    async fn start(&self) -> String {
+    pub async fn start(&self) -> String {
         async fn receive(State(sink): State<Sink>, headers: HeaderMap, body: String) -> StatusCode {
             let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
             let entry =
@@ -46,7 +46,7 @@ impl Sink {
         self.answers.lock().unwrap().extend(statuses.iter().copied());
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 }

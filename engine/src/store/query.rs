@@ -269,7 +269,18 @@ pub trait Queries {
         state: Option<&str>,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Notification>, Error>> + Send;
+
+    /// Notifications of one of `kinds`, newest first: all, or those in `state`.
+    fn notifications_of(
+        &self,
+        kinds: &[String],
+        state: Option<&str>,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Notification>, Error>> + Send;
 }
+
+/// Notifications whose kind is one of `$3`.
+const KIND_IN: Each = Each { sqlite: "kind IN (SELECT value FROM json_each($3))", postgres: "kind = ANY($3)" };
 
 const DEPLOYMENTS: &str = "SELECT d.process_key, d.version, d.hash, d.deployed_at, m.versions FROM deployments d \
      JOIN (SELECT process_key, MAX(version) AS latest, COUNT(*) AS versions FROM deployments GROUP BY process_key) m \
@@ -638,6 +649,20 @@ impl<R: Reader> Queries for R {
             "{NOTIFICATION_COLUMNS} WHERE ($1 IS NULL OR state = $1) ORDER BY created_at DESC, id DESC LIMIT $2"
         );
         self.rows(&sql, vec![Arg::Text(state), Arg::Int(limit.max(0))]).await?.iter().map(rows::notification).collect()
+    }
+
+    async fn notifications_of(
+        &self,
+        kinds: &[String],
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Notification>, Error> {
+        let sql = format!(
+            "{NOTIFICATION_COLUMNS} WHERE ($1 IS NULL OR state = $1) AND {} ORDER BY created_at DESC, id DESC LIMIT $2",
+            KIND_IN.pick(self)
+        );
+        let args = vec![Arg::Text(state), Arg::Int(limit.max(0)), Arg::Texts(kinds.to_vec())];
+        self.rows(&sql, args).await?.iter().map(rows::notification).collect()
     }
 }
 

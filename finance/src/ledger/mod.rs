@@ -50,6 +50,7 @@ mod dunning;
 mod idempotency;
 mod invoices;
 pub mod kpi;
+mod letters;
 mod payments;
 mod records;
 mod reports;
@@ -71,6 +72,7 @@ pub use close::{PeriodClosed, ReportMade};
 pub use credit::CreditCheck;
 pub use dunning::{DunningSent, Notified, WrittenOff};
 pub use invoices::{CostPosted, InvoiceIssued};
+pub use letters::Letter;
 pub use payments::{PaymentMatch, PaymentMatched, PaymentReturned, ReceiptPosted, Refunded};
 pub use reports::{
     AgingBucket, AgingLine, AgingReport, EntryLine, LedgerKpis, OrderProfit, ProfitLine, ProfitReport, TrialBalance,

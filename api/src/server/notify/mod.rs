@@ -1,16 +1,25 @@
-//! Delivery of notifications for people to the configured webhooks, and their API.
+//! Delivery of notifications to the configured channels, and their API.
 //!
 //! The engine writes a notification in the transaction of the step that raised it (a task
-//! offered, handed to someone, reminded of, past its due time). The [`Notifier`] takes the due
-//! ones under a lease, POSTs each to every webhook that wants its kind, and records what became
-//! of it: delivered, tried again later (with a doubling wait), or dead after the last attempt,
-//! until an operator retries it (`POST /v1/notifications/{id}/retry`).
+//! offered, handed to someone, reminded of, past its due time); the alerts and the sub-ledger's
+//! customer letters ([`outbox`]) are raised as notifications too. The [`Notifier`] takes the due
+//! ones under a lease and hands each to every channel that carries its kind: signed webhooks, and
+//! email through an SMTP relay ([`mail`], [`smtp`]). It records what became of it: delivered,
+//! tried again later (with a doubling wait), or dead (after the last attempt, or at once when a
+//! mail relay refuses for good) until an operator retries it
+//! (`POST /v1/notifications/{id}/retry`).
 //!
 //! Delivery is at least once: a node that dies between a receiver's answer and the record of it
 //! leaves the notification to be taken again once its lease ran out, and it is sent again under
-//! the same id (`X-Cloverleaf-Id`, also the body's `id`), which is what a receiver deduplicates
-//! on. Each request is signed: `X-Cloverleaf-Signature: t=UNIX,v1=HEX`, the HMAC-SHA256 of
-//! `"{t}.{body}"` with the webhook's secret, so a receiver can check who sent it and how fresh.
+//! the same id (`X-Cloverleaf-Id`, also the body's `id`; in mail, a `Message-ID` derived from it),
+//! which is what a receiver deduplicates on. A failed attempt sends again to every channel, so a
+//! receiver that had it already gets one more copy under the same id. Each webhook request is
+//! signed: `X-Cloverleaf-Signature: t=UNIX,v1=HEX`, the HMAC-SHA256 of `"{t}.{body}"` with the
+//! webhook's secret, so a receiver can check who sent it and how fresh.
+
+pub mod mail;
+pub mod outbox;
+pub mod smtp;
 
 use std::future::Future;
 use std::time::Duration;
@@ -24,9 +33,11 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use utoipa::{IntoParams, ToSchema};
 
+use self::mail::Mailer;
+use self::smtp::Failure;
 use super::AppState;
 use super::auth::Caller;
-use super::config::{ADMIN, WebhookEntry};
+use super::config::{ADMIN, LETTER_KINDS, NOTIFICATION_KINDS, WebhookEntry};
 use super::error::{ApiError, ErrorBody};
 
 /// Who reads and retries notifications: operators.
@@ -76,10 +87,12 @@ pub struct DeliveryPass {
     pub dead: usize,
 }
 
-/// Delivers notifications to webhooks: see the module documentation.
+/// Delivers notifications to webhooks and by email: see the module documentation.
 pub struct Notifier<S: Store> {
     engine: Engine<S>,
     hooks: Vec<WebhookEntry>,
+    mailer: Option<Mailer>,
+    letters: Option<cloverleaf_finance::Ledger>,
     client: reqwest::Client,
     options: NotifierOptions,
 }
@@ -91,11 +104,41 @@ impl<S: Store> Notifier<S> {
             .timeout(options.timeout)
             .build()
             .map_err(|e| format!("cannot build the webhook client: {e}"))?;
-        Ok(Notifier { engine, hooks, client, options })
+        Ok(Notifier { engine, hooks, mailer: None, letters: None, client, options })
     }
 
-    /// Takes what is due now and tries to deliver each once.
+    /// Also mails the kinds `mailer`'s routes carry.
+    pub fn with_email(mut self, mailer: Mailer) -> Notifier<S> {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// Also delivers the customer letters of `ledger`'s outbox, of the kinds some channel
+    /// carries (see [`outbox`]).
+    pub fn with_letters(mut self, ledger: cloverleaf_finance::Ledger) -> Notifier<S> {
+        self.letters = Some(ledger);
+        self
+    }
+
+    /// The kinds some channel carries.
+    pub fn carried_kinds(&self) -> Vec<&'static str> {
+        NOTIFICATION_KINDS.iter().copied().filter(|k| self.carries(k)).collect()
+    }
+
+    fn carries(&self, kind: &str) -> bool {
+        self.hooks.iter().any(|h| h.kinds.is_empty() || h.kinds.iter().any(|k| k == kind))
+            || self.mailer.as_ref().is_some_and(|m| m.carries(kind))
+    }
+
+    /// Queues the outbox's new letters, then takes what is due now and tries to deliver each
+    /// once.
     pub async fn deliver_due(&self) -> Result<DeliveryPass, cloverleaf_engine::runtime::Error> {
+        if let Some(ledger) = &self.letters {
+            // A sub-ledger that does not answer holds up its letters, not the other notifications.
+            if let Err(error) = outbox::queue_letters(&self.engine, ledger, &self.carried_kinds()).await {
+                tracing::error!(%error, "customer letters could not be queued for delivery");
+            }
+        }
         let mut pass = DeliveryPass::default();
         for notice in self.engine.take_notifications(self.options.batch, self.options.lease).await? {
             let outcome = match self.send(&notice).await {
@@ -103,12 +146,17 @@ impl<S: Store> Notifier<S> {
                     pass.delivered += 1;
                     DeliveryOutcome::Delivered
                 }
-                Err(error) if notice.attempts + 1 >= self.options.max_attempts => {
+                Err(Failure::Permanent(error)) => {
+                    tracing::warn!(id = %notice.row.id, %error, "notification refused for good: dead");
+                    pass.dead += 1;
+                    DeliveryOutcome::Dead { error }
+                }
+                Err(Failure::Transient(error)) if notice.attempts + 1 >= self.options.max_attempts => {
                     tracing::warn!(id = %notice.row.id, %error, "notification dead after its last attempt");
                     pass.dead += 1;
                     DeliveryOutcome::Dead { error }
                 }
-                Err(error) => {
+                Err(Failure::Transient(error)) => {
                     pass.retrying += 1;
                     let at = self.engine.now() + self.wait_after(notice.attempts + 1);
                     DeliveryOutcome::Retry { error, at }
@@ -126,8 +174,45 @@ impl<S: Store> Notifier<S> {
         wait.min(self.options.max_retry)
     }
 
+    /// Hands `notice` to every channel that carries its kind; the first failure.
+    async fn send(&self, notice: &Notification) -> Result<(), Failure> {
+        self.post(notice).await.map_err(Failure::Transient)?;
+        if let Some(mailer) = self.mailer.as_ref().filter(|m| m.carries(&notice.row.kind)) {
+            let date = self.engine.now();
+            let billing = self.billing_address(notice).await?;
+            for message in mailer.outgoing(&self.engine, notice, billing.as_deref()).await? {
+                let mail = smtp::Mail {
+                    id: &notice.row.id,
+                    kind: &notice.row.kind,
+                    to: &message.to,
+                    subject: &message.subject,
+                    body: &message.body,
+                    language: message.lang.tag(),
+                    date,
+                };
+                let text = smtp::compose(&mail, mailer.smtp());
+                smtp::send(mailer.smtp(), self.options.timeout, &message.to, &text).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The billing address now of the customer a letter is for, when the letters come from a
+    /// sub-ledger: an address put right after the letter was written is the one it goes to.
+    async fn billing_address(&self, notice: &Notification) -> Result<Option<String>, Failure> {
+        let Some(ledger) = self.letters.as_ref().filter(|_| LETTER_KINDS.contains(&notice.row.kind.as_str())) else {
+            return Ok(None);
+        };
+        let payload: serde_json::Value = serde_json::from_str(&notice.row.payload).unwrap_or_default();
+        let Some(customer) = payload["customer"].as_str() else { return Ok(None) };
+        ledger
+            .billing_address(customer)
+            .await
+            .map_err(|e| Failure::Transient(format!("cannot read the billing address of `{customer}`: {e}")))
+    }
+
     /// Posts `notice` to every webhook that wants its kind; the first failure, in words.
-    async fn send(&self, notice: &Notification) -> Result<(), String> {
+    async fn post(&self, notice: &Notification) -> Result<(), String> {
         let body = notice.row.payload.clone();
         let timestamp = self.engine.now().timestamp();
         for hook in self.hooks.iter().filter(|h| h.kinds.is_empty() || h.kinds.contains(&notice.row.kind)) {
@@ -250,18 +335,21 @@ pub async fn list(
     Query(query): Query<NotificationQuery>,
 ) -> Result<axum::Json<Vec<NotificationView>>, ApiError> {
     caller.require_any(NOTIFICATION_OPERATORS, "read the notifications")?;
-    if let Some(s) = query.state.as_deref()
-        && !["pending", "delivered", "dead"].contains(&s)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            format!("unknown state `{s}`: use pending, delivered or dead"),
-        ));
-    }
+    check_state(query.state.as_deref())?;
     let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
     let found =
         state.engine().store().notifications(query.state.as_deref(), limit).await.map_err(ApiError::internal)?;
     Ok(axum::Json(found.into_iter().map(NotificationView::from).collect()))
+}
+
+/// 400 unless `state` is absent or a delivery state.
+fn check_state(state: Option<&str>) -> Result<(), ApiError> {
+    match state {
+        Some(s) if !["pending", "delivered", "dead"].contains(&s) => {
+            Err(ApiError::bad_request("invalid_query", format!("unknown state `{s}`: use pending, delivered or dead")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Whether a retry was taken.
