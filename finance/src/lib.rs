@@ -38,4 +38,4 @@ pub mod jobs;
 pub mod ledger;
 
 pub use jobs::{JOB_TYPES, handlers};
-pub use ledger::{Ledger, LedgerKpis};
+pub use ledger::{BudgetLine, Error, Ledger, LedgerKpis};

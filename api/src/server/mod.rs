@@ -13,6 +13,7 @@
 pub mod access;
 pub mod alerts;
 pub mod auth;
+mod budgets;
 pub mod config;
 pub(crate) mod definitions;
 pub mod error;
@@ -233,6 +234,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/reports/aging", get(reports::aging))
         .route("/v1/reports/gross-profit", get(reports::gross_profit))
         .route("/v1/reports/trial-balance", get(reports::trial_balance))
+        .route("/v1/budgets", get(budgets::list))
+        .route("/v1/budgets/{cost_centre}/{period}", put(budgets::set))
         .merge(crate::web::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

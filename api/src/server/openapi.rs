@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    alerts, definitions, error, incidents, instances, jobs, kpis, messages, notify, ops, reports, tasks, views,
+    alerts, budgets, definitions, error, incidents, instances, jobs, kpis, messages, notify, ops, reports, tasks, views,
 };
 
 /// The API's description.
@@ -29,7 +29,7 @@ use super::{
         jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,
         incidents::list, incidents::retry,
         kpis::catalogue, kpis::one, reports::kpis, reports::stored,
-        reports::aging, reports::gross_profit, reports::trial_balance,
+        reports::aging, reports::gross_profit, reports::trial_balance, budgets::list, budgets::set,
         alerts::list, alerts::acknowledge, alerts::evaluate_now,
         notify::list, notify::retry, notify::outbox::list, notify::outbox::retry,
     ),

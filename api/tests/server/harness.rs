@@ -189,6 +189,10 @@ impl Api {
         self.call(Method::POST, path, Some(user), Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, user: &str, body: Value) -> Answer {
+        self.call(Method::PUT, path, Some(user), Some(body)).await
+    }
+
     /// POST with no body.
     pub async fn post_empty(&self, path: &str, user: &str) -> Answer {
         self.call(Method::POST, path, Some(user), None).await

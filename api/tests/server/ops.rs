@@ -305,6 +305,45 @@ async fn live_finance_reports_give_aging_profit_and_the_trial_balance_to_finance
     assert_eq!(account("3000")["credit_balance"], "175642.85", "opening equity in the credit column");
 }
 
+#[tokio::test]
+async fn budgets_are_read_by_finance_readers_and_set_by_the_controller_the_cfo_or_an_admin() {
+    let Some(mut api) = Api::new().await else { return };
+    let ledger = with_demo_ledger(&mut api).await;
+    // Nobody outside finance sets or reads a budget; an auditor reads but never sets.
+    for user in ["sam", "mia", "robot", "vera"] {
+        let refused = api.put("/v1/budgets/EAST/2026-01", user, json!({"amount": "50000.00"})).await;
+        refused.expect_error(StatusCode::FORBIDDEN, "missing_role");
+    }
+    for user in ["sam", "mia", "robot"] {
+        api.get("/v1/budgets", user).await.expect_error(StatusCode::FORBIDDEN, "missing_role");
+    }
+    assert!(ledger.budgets(None).await.unwrap().is_empty(), "a refused call changed nothing");
+    let set = api.put("/v1/budgets/EAST/2026-01", "carl", json!({"amount": "50000.00"})).await;
+    let set = set.expect(StatusCode::OK);
+    assert_eq!((set["amount"].as_str(), set["left"].as_str()), (Some("50000.00"), Some("50000.00")));
+    // An order reserves against it; the list shows what is left, in the ledger's currency.
+    ledger.assign_cost_centre("C-001", Some("EAST")).await.unwrap();
+    let amount: rust_decimal::Decimal = "12000.00".parse().unwrap();
+    let check = ledger.credit_check("k1", api.engine.now(), "C-001", Some(("SO-9", amount))).await.unwrap();
+    assert!(check.budget.budget_reserved);
+    let list = api.get("/v1/budgets?period=2026-01", "vera").await;
+    let list = list.expect(StatusCode::OK);
+    assert_eq!(list["currency"], "CNY");
+    let line = &list["budgets"][0];
+    assert_eq!(
+        (line["cost_centre"].as_str(), line["reserved"].as_str(), line["left"].as_str()),
+        (Some("EAST"), Some("12000.00"), Some("38000.00"))
+    );
+    // Bad input: what is wrong and where.
+    api.put("/v1/budgets/EAST/2026-13", "carl", json!({"amount": "1.00"}))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_budget");
+    api.put("/v1/budgets/EAST/2026-02", "ada", json!({"amount": "-1.00"}))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_budget");
+    api.get("/v1/budgets?period=March", "carl").await.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_budget");
+}
+
 /// Seeds the demo company into a sub-ledger on the test's database and routes through it.
 async fn with_demo_ledger(api: &mut Api) -> cloverleaf_finance::Ledger {
     let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
