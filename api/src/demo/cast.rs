@@ -18,6 +18,11 @@ pub(super) const PEOPLE: [(&str, &[&str]); 10] = [
     ("carl", &["finance.cfo"]),
 ];
 
+/// The cost centre whose January budget the story's orders draw on, its customers and budget.
+pub(super) const BUDGET_UNIT: &str = "SALES-NORTH";
+pub(super) const BUDGETED: [&str; 3] = ["C-001", "C-004", "C-008"];
+pub(super) const BUDGET_CENTS: i64 = 12_000_000;
+
 /// An order of the story: who buys what, who enters it, and how the customer pays.
 pub(super) struct Order {
     pub(super) id: &'static str,
@@ -95,6 +100,7 @@ pub(super) fn decision(user: &str, task: &TaskInfo) -> Option<Value> {
     let form = match (task.node.as_str(), user) {
         ("manager_approval" | "director_approval", "mia" | "max") => json!({"approve": true}),
         ("credit_review", "cora") => json!({"approve": true, "comment": "secured by a payment plan"}),
+        ("budget_review", "fran") => json!({"approve": true, "comment": "framework contract: approved over budget"}),
         ("cfo_approval", "carl") => json!({"approve": true}),
         ("chase_shipment", "lou") => json!({"chase_note": "carrier booked, dispatch tomorrow"}),
         ("fix_invoice_data", "ida") => json!({"fix_note": "tax number corrected"}),

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::server::config::WebhookEntry;
 use crate::server::notify::{Notifier, NotifierOptions};
 
-use super::cast::{ORDERS, PEOPLE, Paying, decision};
+use super::cast::{BUDGET_CENTS, BUDGET_UNIT, BUDGETED, ORDERS, PEOPLE, Paying, decision};
 use super::telling::money;
 use super::{DAYS, Outcome, PROCESSES, RULES, SETTLE_LIMIT, Story, clock_date, first_morning};
 
@@ -34,6 +34,14 @@ impl Story {
         engine.deploy(&PROCESSES).await.context("deploying the reference processes")?;
         let ledger = Ledger::open(path).await.context("opening the sub-ledger")?;
         let seeded = ledger.seed_demo_company(clock_date(&clock)).await.context("seeding the demo company")?;
+        // The northern sales unit may commit so much in January: the large order outgrows it.
+        for customer in BUDGETED {
+            ledger.assign_cost_centre(customer, Some(BUDGET_UNIT)).await.context("assigning a cost centre")?;
+        }
+        let budget = ledger
+            .set_budget(BUDGET_UNIT, "2026-01", Decimal::new(BUDGET_CENTS, 2), first_morning())
+            .await
+            .context("setting the budget")?;
         let handlers = finance::handlers(&ledger);
         let topics = finance::JOB_TYPES.iter().map(|t| t.to_string()).collect();
         let mut project = cloverleaf_dsl::Project::new();
@@ -73,7 +81,23 @@ impl Story {
             "the company: {} customers with credit limits, risk ratings A-D and payment terms; {} invoices taken over",
             seeded.customers, seeded.opening_invoices
         ));
+        story.say(format!(
+            "budgets: {BUDGET_UNIT} ({}) may commit {} of orders in January; an order beyond it goes to the controller",
+            BUDGETED.join(", "),
+            money(budget.amount)
+        ));
         let outcome = story.play().await?;
+        for line in story.ledger.budgets(Some("2026-01")).await? {
+            story.say(format!(
+                "budget {} {}: {} reserved by {} order(s), {} of it approved over the budget; {} left",
+                line.cost_centre,
+                line.period,
+                money(line.reserved),
+                line.orders,
+                money(line.over_budget),
+                money(line.left)
+            ));
+        }
         story.engine.store().close().await;
         story.ledger.close().await;
         Ok(outcome)
