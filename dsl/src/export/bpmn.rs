@@ -32,13 +32,14 @@ mod layout;
 
 use layout::Layout;
 
-const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
+pub(crate) const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
 const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
 const DC_NS: &str = "http://www.omg.org/spec/DD/20100524/DC";
 const DI_NS: &str = "http://www.omg.org/spec/DD/20100524/DI";
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
-const CAMUNDA_NS: &str = "http://camunda.org/schema/1.0/bpmn";
+pub(crate) const CAMUNDA_NS: &str = "http://camunda.org/schema/1.0/bpmn";
 pub use extensions::CLOVERLEAF_NS;
+pub(crate) use extensions::duration_text;
 
 /// Attributes after `id` and `name`, their values escaped.
 type Attrs = Vec<(&'static str, String)>;

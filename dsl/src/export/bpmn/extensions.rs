@@ -19,7 +19,7 @@ pub(super) fn attr(name: &'static str, value: &str) -> (&'static str, String) {
 }
 
 /// `> 0 <= 100`: bounds as `.flow` writes them.
-pub fn bounds_text(bounds: &[Bound]) -> String {
+pub(crate) fn bounds_text(bounds: &[Bound]) -> String {
     let parts: Vec<String> = bounds
         .iter()
         .map(|b| {
@@ -159,7 +159,7 @@ pub(super) fn node(node: &Node, e: &mut Element) {
 }
 
 /// A whole number of seconds as a `.flow` duration literal in its largest exact unit.
-pub fn duration_text(secs: i64) -> String {
+pub(crate) fn duration_text(secs: i64) -> String {
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
         if secs != 0 && secs % size == 0 {
             return format!("{}{unit}", secs / size);
