@@ -130,3 +130,50 @@ fn strip_processes(text: &str) -> String {
     }
     out
 }
+
+fn fixture(name: &str) -> (String, String) {
+    let path = root().join("tests/fixtures/bpmn").join(name);
+    (format!("fixtures/bpmn/{name}"), read(&path))
+}
+
+#[test]
+fn a_camunda_modeler_file_imports_and_compiles() {
+    let (name, xml) = fixture("camunda_invoice.bpmn");
+    let (rendered, imported) = import(&name, &xml);
+    assert!(!imported.has_errors(), "{rendered}");
+    let flow = imported.flow.expect("a .flow text");
+    insta::assert_snapshot!("camunda_invoice_flow", flow);
+    // The guesses the import made about undeclared variables are warnings, shown where used.
+    insta::assert_snapshot!("camunda_invoice_warnings", rendered);
+    let roles = read(&root().join("../processes/roles.flow"));
+    let processes = compile(&[("roles.flow".to_string(), roles), ("camunda_invoice.flow".to_string(), flow)]);
+    let invoice = processes.iter().find(|p| p.key == "invoice_approval").expect("invoice_approval compiles");
+    insta::assert_snapshot!("camunda_invoice_graph", invoice.to_json());
+}
+
+#[test]
+fn unsupported_elements_and_conditions_are_reported_where_they_are() {
+    let (name, xml) = fixture("unsupported.bpmn");
+    let (rendered, imported) = import(&name, &xml);
+    assert!(imported.flow.is_none(), "nothing is written when an element is not translated");
+    let codes: Vec<&str> = imported.diagnostics.iter().map(|d| d.code).collect();
+    for code in ["E0702", "E0703", "E0704"] {
+        assert!(codes.contains(&code), "{code} missing:\n{rendered}");
+    }
+    insta::assert_snapshot!("unsupported_diagnostics", rendered);
+}
+
+#[test]
+fn malformed_xml_is_reported_at_the_break() {
+    let (name, xml) = fixture("malformed.bpmn");
+    let (rendered, imported) = import(&name, &xml);
+    assert!(imported.flow.is_none());
+    assert_eq!(imported.diagnostics.len(), 1, "{rendered}");
+    assert!(rendered.contains("--> fixtures/bpmn/malformed.bpmn:5:"), "{rendered}");
+    insta::assert_snapshot!("malformed_diagnostics", rendered);
+    // Not BPMN at all, and empty input, are errors too, never a panic.
+    for text in ["<html><body/></html>", "", "<?xml version=\"1.0\"?>"] {
+        let (_, imported) = import("other.xml", text);
+        assert!(imported.has_errors() && imported.flow.is_none(), "{text:?}");
+    }
+}

@@ -337,8 +337,9 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
         }
         match translate::condition(text) {
             Ok((flow, used)) => {
+                // A value, not a condition: a name alone says nothing of its type.
                 for u in used {
-                    self.r_use(at, &u.name, u.ty, false, false);
+                    self.r_use(at, &u.name, None, false, false);
                 }
                 Some(flow)
             }

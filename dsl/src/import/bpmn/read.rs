@@ -302,6 +302,18 @@ impl Reader {
             nodes.push(FNode { anonymous: name.contains(':'), name, title, kind, boundaries });
         }
         let guessed = std::mem::take(&mut b.vars);
+        // A label such as "Approved?" names a gateway after the variable it tests; expressions
+        // reach nodes by name (`review.completed_by`), so the node gives way.
+        for node in &mut nodes {
+            if guessed.contains_key(&node.name) {
+                let mut name = format!("{}_step", node.name);
+                while taken.contains(&name) {
+                    name.push('_');
+                }
+                taken.insert(name.clone());
+                node.name = name;
+            }
+        }
         if !self.ours {
             head.extend(self.guessed_declarations(&nodes, guessed));
         }
