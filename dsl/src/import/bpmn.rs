@@ -48,7 +48,9 @@ pub fn from_bpmn(file: FileId, xml: &str) -> Imported {
             let at = offset_of(xml, pos.row as usize, pos.col as usize);
             let diag = Diagnostic::error(crate::codes::BAD_XML, file, Span::new(at, at + 1), "malformed XML")
                 .with_label(e.to_string())
-                .with_help("fix the XML (an editor or `xmllint --noout FILE` shows where it breaks), then import again");
+                .with_help(
+                    "fix the XML (an editor or `xmllint --noout FILE` shows where it breaks), then import again",
+                );
             return Imported { flow: None, diagnostics: vec![diag] };
         }
     };

@@ -162,7 +162,8 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
                 match job {
                     Some(job) => clauses.push(format!("job {}", quote(job))),
                     None => {
-                        let java = ["class", "delegateExpression", "expression"].iter().any(|a| camunda(x, a).is_some());
+                        let java =
+                            ["class", "delegateExpression", "expression"].iter().any(|a| camunda(x, a).is_some());
                         self.r.error(
                             codes::INCOMPLETE,
                             x,
@@ -190,7 +191,12 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
             "userTask" => block("approval", self.approval(x), self.next(e)),
             "scriptTask" => {
                 let assignments: Vec<(String, String)> = extensions(x, CLOVERLEAF_NS, "assign")
-                    .map(|a| (a.attribute("name").unwrap_or("_").to_string(), a.attribute("value").unwrap_or("null").to_string()))
+                    .map(|a| {
+                        (
+                            a.attribute("name").unwrap_or("_").to_string(),
+                            a.attribute("value").unwrap_or("null").to_string(),
+                        )
+                    })
                     .collect();
                 if assignments.is_empty() {
                     self.r.error(
@@ -245,7 +251,13 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
                     block("wait", Vec::new(), None)
                 }
                 None => {
-                    self.r.error(codes::INCOMPLETE, x, "a catch event that waits for nothing", "no event definition", "give it a message or a timer");
+                    self.r.error(
+                        codes::INCOMPLETE,
+                        x,
+                        "a catch event that waits for nothing",
+                        "no event definition",
+                        "give it a message or a timer",
+                    );
                     block("wait", Vec::new(), None)
                 }
             },
@@ -289,7 +301,13 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
         match d.attribute("messageRef").and_then(|m| self.r.messages.get(m).cloned()) {
             Some(m) => m,
             None => {
-                self.r.error(codes::INCOMPLETE, at, "a message event without a message", "which message?", "refer to a `bpmn:message` with a name");
+                self.r.error(
+                    codes::INCOMPLETE,
+                    at,
+                    "a message event without a message",
+                    "which message?",
+                    "refer to a `bpmn:message` with a name",
+                );
                 String::new()
             }
         }
@@ -303,7 +321,13 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
     fn receive(&mut self, x: X<'_, '_>, message: Option<String>) -> Vec<String> {
         let mut clauses = Vec::new();
         let Some(message) = message else {
-            self.r.error(codes::INCOMPLETE, x, "a receive task without a message", "which message?", "refer to a `bpmn:message` with a name");
+            self.r.error(
+                codes::INCOMPLETE,
+                x,
+                "a receive task without a message",
+                "which message?",
+                "refer to a `bpmn:message` with a name",
+            );
             return clauses;
         };
         match self.key(x) {
@@ -366,7 +390,9 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
     /// and `camunda:out` variable mappings).
     fn mappings(&mut self, x: X<'_, '_>, dir: &str, call: bool) -> Option<String> {
         let mut items: Vec<(String, String)> = extensions(x, CLOVERLEAF_NS, dir)
-            .map(|m| (m.attribute("name").unwrap_or("_").to_string(), m.attribute("value").unwrap_or("null").to_string()))
+            .map(|m| {
+                (m.attribute("name").unwrap_or("_").to_string(), m.attribute("value").unwrap_or("null").to_string())
+            })
             .collect();
         if items.is_empty() && call {
             for m in extensions(x, CAMUNDA_NS, dir) {
@@ -406,8 +432,7 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
         if items.is_empty() {
             return None;
         }
-        let parts: Vec<String> =
-            items.into_iter().map(|(n, v)| if n == v { n } else { format!("{n}: {v}") }).collect();
+        let parts: Vec<String> = items.into_iter().map(|(n, v)| if n == v { n } else { format!("{n}: {v}") }).collect();
         Some(format!("{dir} {{ {} }}", parts.join(", ")))
     }
 
@@ -417,9 +442,9 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
         let groups = camunda(x, "candidateGroups").or_else(|| {
             extensions(x, ZEEBE_NS, "assignmentDefinition").next().and_then(|a| a.attribute("candidateGroups"))
         });
-        let roles: Vec<&str> = groups.map(|g| g.split(',').map(str::trim).filter(|r| !r.is_empty()).collect()).unwrap_or_default();
-        let bad: Vec<&str> =
-            roles.iter().copied().filter(|r| !r.split('.').all(translate::is_ident)).collect();
+        let roles: Vec<&str> =
+            groups.map(|g| g.split(',').map(str::trim).filter(|r| !r.is_empty()).collect()).unwrap_or_default();
+        let bad: Vec<&str> = roles.iter().copied().filter(|r| !r.split('.').all(translate::is_ident)).collect();
         if !bad.is_empty() {
             self.r.error(
                 codes::UNTRANSLATED,
@@ -447,7 +472,8 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
         }
         let mut fields: Vec<String> = extensions(x, CLOVERLEAF_NS, "field")
             .map(|f| {
-                let mut s = format!("{}: {}", f.attribute("name").unwrap_or("_"), f.attribute("type").unwrap_or("text"));
+                let mut s =
+                    format!("{}: {}", f.attribute("name").unwrap_or("_"), f.attribute("type").unwrap_or("text"));
                 if let Some(b) = f.attribute("bounds") {
                     s = format!("{s} {b}");
                 }
@@ -496,7 +522,13 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
                 }
             };
             if !translate::is_ident(id) {
-                self.r.error(codes::UNTRANSLATED, f, format!("`{id}` is not a variable name"), "form field id", "use letters, digits and `_`");
+                self.r.error(
+                    codes::UNTRANSLATED,
+                    f,
+                    format!("`{id}` is not a variable name"),
+                    "form field id",
+                    "use letters, digits and `_`",
+                );
                 continue;
             }
             let required = f.descendants().any(|c| {
@@ -582,7 +614,13 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
                 Some("messageEventDefinition") => {
                     let message = self.message(cx, d);
                     let Some(key) = self.key(cx) else {
-                        self.r.error(codes::INCOMPLETE, cx, format!("no correlation key for message `{message}`"), "which instance?", "add a correlation key (`zeebe:subscription correlationKey`)");
+                        self.r.error(
+                            codes::INCOMPLETE,
+                            cx,
+                            format!("no correlation key for message `{message}`"),
+                            "which instance?",
+                            "add a correlation key (`zeebe:subscription correlationKey`)",
+                        );
                         continue;
                     };
                     let out = self.mappings(cx, "out", false).map(|o| format!(" {o}")).unwrap_or_default();
@@ -595,7 +633,13 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
                         None => continue,
                     },
                     Some(_) => {
-                        self.r.error(codes::UNSUPPORTED, d, "a repeating timer in an event-based gateway", "fires once at most", "use a one-off timer");
+                        self.r.error(
+                            codes::UNSUPPORTED,
+                            d,
+                            "a repeating timer in an event-based gateway",
+                            "fires once at most",
+                            "use a one-off timer",
+                        );
                         continue;
                     }
                     None => continue,
@@ -624,7 +668,13 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
                 Some(format!("until next {}{zone}", quote(&p)))
             }
             Timer::Every(_) => {
-                self.r.error(codes::UNSUPPORTED, d, "a repeating timer on a catch event", "fires once", "use a one-off timer");
+                self.r.error(
+                    codes::UNSUPPORTED,
+                    d,
+                    "a repeating timer on a catch event",
+                    "fires once",
+                    "use a one-off timer",
+                );
                 None
             }
         }
@@ -669,11 +719,23 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
             Timer::After(t) | Timer::At(t) => Some(format!("also after {t}")),
             Timer::Every(t) if !interrupting => Some(format!("every {t}")),
             Timer::Every(_) => {
-                self.r.error(codes::UNSUPPORTED, at, "an interrupting repeating timer", "fires once at most", "make it non-interrupting, or a one-off timer");
+                self.r.error(
+                    codes::UNSUPPORTED,
+                    at,
+                    "an interrupting repeating timer",
+                    "fires once at most",
+                    "make it non-interrupting, or a one-off timer",
+                );
                 None
             }
             Timer::Cron(..) => {
-                self.r.error(codes::UNSUPPORTED, at, "a cron schedule on a boundary event", "no `.flow` form", "use a duration or a date");
+                self.r.error(
+                    codes::UNSUPPORTED,
+                    at,
+                    "a cron schedule on a boundary event",
+                    "no `.flow` form",
+                    "use a duration or a date",
+                );
                 None
             }
         }
@@ -685,7 +747,13 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
             .iter()
             .find_map(|k| child(d, k).map(|c| (*k, c)))
             .or_else(|| {
-                self.r.error(codes::INCOMPLETE, d, "a timer without a time", "when?", "give it a timeDuration, timeDate or timeCycle");
+                self.r.error(
+                    codes::INCOMPLETE,
+                    d,
+                    "a timer without a time",
+                    "when?",
+                    "give it a timeDuration, timeDate or timeCycle",
+                );
                 None
             })?;
         let text = node.text().unwrap_or_default().trim().to_string();
@@ -700,20 +768,36 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
         let expr = translate::unwrap_expression(&text).is_some();
         let result = match kind {
             "timeDuration" if expr => self.expression(node, &text).map(Timer::After),
-            "timeDuration" => translate::iso_duration(&text).map(Timer::After).map_err(|u| self.r.untranslated(node, u)).ok(),
+            "timeDuration" => {
+                translate::iso_duration(&text).map(Timer::After).map_err(|u| self.r.untranslated(node, u)).ok()
+            }
             "timeDate" if expr => self.expression(node, &text).map(Timer::At),
             "timeDate" if text.len() == 10 => Some(Timer::At(format!("date({})", quote(&text)))),
             "timeDate" => Some(Timer::At(format!("date and time({})", quote(&text)))),
             _ => match text.strip_prefix("R/") {
-                Some(every) => translate::iso_duration(every).map(Timer::Every).map_err(|u| self.r.untranslated(node, u)).ok(),
+                Some(every) => {
+                    translate::iso_duration(every).map(Timer::Every).map_err(|u| self.r.untranslated(node, u)).ok()
+                }
                 None if text.starts_with('R') => {
-                    self.r.error(codes::UNTRANSLATED, node, format!("`{text}` repeats a fixed number of times"), "counted repetitions", "repeat without a count (`R/PT1H`), or use a cron pattern");
+                    self.r.error(
+                        codes::UNTRANSLATED,
+                        node,
+                        format!("`{text}` repeats a fixed number of times"),
+                        "counted repetitions",
+                        "repeat without a count (`R/PT1H`), or use a cron pattern",
+                    );
                     None
                 }
                 None => match Schedule::parse(&text, zone.as_deref()) {
                     Ok(_) => Some(Timer::Cron(text.clone(), zone)),
                     Err(e) => {
-                        self.r.error(codes::UNTRANSLATED, node, format!("`{text}` is not a cron schedule Cloverleaf runs"), e.to_string(), "write a cron pattern such as `0 9 * * MON-FRI`");
+                        self.r.error(
+                            codes::UNTRANSLATED,
+                            node,
+                            format!("`{text}` is not a cron schedule Cloverleaf runs"),
+                            e.to_string(),
+                            "write a cron pattern such as `0 9 * * MON-FRI`",
+                        );
                         None
                     }
                 },

@@ -36,19 +36,39 @@ pub(super) struct FNode {
 /// already reported).
 pub(super) enum FKind {
     /// `start [name] [on message "m" | every "cron" in "zone"]`.
-    Start { trigger: String, next: Option<usize> },
+    Start {
+        trigger: String,
+        next: Option<usize>,
+    },
     /// `end name "title" [error "code" | terminate]`: the suffix.
-    End { suffix: String },
+    End {
+        suffix: String,
+    },
     /// `task`, `approval`, `receive`, `wait`, `call`: the keyword and the lines of its block.
-    Block { keyword: &'static str, clauses: Vec<String>, next: Option<usize> },
+    Block {
+        keyword: &'static str,
+        clauses: Vec<String>,
+        next: Option<usize>,
+    },
     /// `set`: its assignments.
-    Set { assignments: Vec<(String, String)>, next: Option<usize> },
+    Set {
+        assignments: Vec<(String, String)>,
+        next: Option<usize>,
+    },
     /// `decide`: arms in order, `None` for `otherwise`.
-    Decide { arms: Vec<(Option<String>, Option<usize>)> },
-    Split { branches: Vec<Option<usize>> },
-    Join { next: Option<usize> },
+    Decide {
+        arms: Vec<(Option<String>, Option<usize>)>,
+    },
+    Split {
+        branches: Vec<Option<usize>>,
+    },
+    Join {
+        next: Option<usize>,
+    },
     /// `wait first`: each arm's head (`message "m" key k out { ... }`, `after 5d`).
-    First { arms: Vec<(String, Option<usize>)> },
+    First {
+        arms: Vec<(String, Option<usize>)>,
+    },
 }
 
 /// Reads every process of `doc`.
@@ -156,13 +176,23 @@ pub(super) struct SFlow<'a, 'i> {
 }
 
 impl Reader {
-    pub(super) fn error(&mut self, code: &'static str, x: X<'_, '_>, message: impl Into<String>, label: impl Into<String>, help: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        code: &'static str,
+        x: X<'_, '_>,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: impl Into<String>,
+    ) {
         self.diags.push(Diagnostic::error(code, self.file, span_of(x), message).with_label(label).with_help(help));
     }
 
     pub(super) fn untranslated(&mut self, x: X<'_, '_>, u: Untranslated) {
-        self.diags
-            .push(Diagnostic::error(codes::UNTRANSLATED, self.file, span_of(x), u.reason).with_label("here").with_help(u.help));
+        self.diags.push(
+            Diagnostic::error(codes::UNTRANSLATED, self.file, span_of(x), u.reason)
+                .with_label("here")
+                .with_help(u.help),
+        );
     }
 
     fn process<'a, 'i>(&mut self, p: X<'a, 'i>) -> Option<Process> {
@@ -176,7 +206,8 @@ impl Reader {
         let declare = |tag: &str| -> Vec<String> {
             extensions(p, CLOVERLEAF_NS, tag)
                 .map(|d| {
-                    let mut line = format!("{}: {}", d.attribute("name").unwrap_or("_"), d.attribute("type").unwrap_or("text"));
+                    let mut line =
+                        format!("{}: {}", d.attribute("name").unwrap_or("_"), d.attribute("type").unwrap_or("text"));
                     if let Some(b) = d.attribute("bounds") {
                         line = format!("{line} {b}");
                     }
@@ -201,8 +232,17 @@ impl Reader {
             let Some(tag) = bpmn_tag(x) else { continue };
             match tag {
                 "sequenceFlow" => flows_x.push(x),
-                "startEvent" | "endEvent" | "serviceTask" | "userTask" | "scriptTask" | "exclusiveGateway"
-                | "parallelGateway" | "eventBasedGateway" | "receiveTask" | "intermediateCatchEvent" | "callActivity"
+                "startEvent"
+                | "endEvent"
+                | "serviceTask"
+                | "userTask"
+                | "scriptTask"
+                | "exclusiveGateway"
+                | "parallelGateway"
+                | "eventBasedGateway"
+                | "receiveTask"
+                | "intermediateCatchEvent"
+                | "callActivity"
                 | "boundaryEvent" => {
                     if let Some(id) = x.attribute("id") {
                         index.insert(id, els.len());
@@ -210,8 +250,16 @@ impl Reader {
                     els.push(El { x, tag, out: Vec::new(), incoming: 0, arm: false });
                 }
                 // Not part of what runs: drawn or documented only.
-                "documentation" | "extensionElements" | "laneSet" | "textAnnotation" | "association" | "dataObject"
-                | "dataObjectReference" | "dataStoreReference" | "group" | "property" => {}
+                "documentation"
+                | "extensionElements"
+                | "laneSet"
+                | "textAnnotation"
+                | "association"
+                | "dataObject"
+                | "dataObjectReference"
+                | "dataStoreReference"
+                | "group"
+                | "property" => {}
                 other => self.unsupported(x, other),
             }
         }
@@ -240,13 +288,12 @@ impl Reader {
             let _ = i;
         }
         for (e, el) in els.iter_mut().enumerate() {
-            let listed: Vec<usize> = el
-                .x
-                .children()
-                .filter(|c| bpmn_tag(*c) == Some("outgoing"))
-                .filter_map(|c| c.text().and_then(|t| flow_index.get(t.trim()).copied()))
-                .filter(|&f| flows[f].source == e)
-                .collect();
+            let listed: Vec<usize> =
+                el.x.children()
+                    .filter(|c| bpmn_tag(*c) == Some("outgoing"))
+                    .filter_map(|c| c.text().and_then(|t| flow_index.get(t.trim()).copied()))
+                    .filter(|&f| flows[f].source == e)
+                    .collect();
             let all: Vec<usize> = (0..flows.len()).filter(|&f| flows[f].source == e).collect();
             el.out = if listed.len() == all.len() { listed } else { all };
         }
@@ -291,7 +338,14 @@ impl Reader {
             names.push(name);
         }
 
-        let mut b = Builder { r: self, els: &els, flows: &flows, node_of: &node_of, vars: BTreeMap::new(), pending: Vec::new() };
+        let mut b = Builder {
+            r: self,
+            els: &els,
+            flows: &flows,
+            node_of: &node_of,
+            vars: BTreeMap::new(),
+            pending: Vec::new(),
+        };
         let mut nodes = Vec::new();
         for (e, el) in els.iter().enumerate() {
             let Some(n) = node_of[e] else { continue };
@@ -333,13 +387,7 @@ impl Reader {
             "intermediateThrowEvent" => "make it a service task that sends the message",
             _ => "remove it, or express it with the elements the import knows",
         };
-        self.error(
-            codes::UNSUPPORTED,
-            x,
-            format!("`bpmn:{tag}` is not translated to `.flow`"),
-            "not translated",
-            help,
-        );
+        self.error(codes::UNSUPPORTED, x, format!("`bpmn:{tag}` is not translated to `.flow`"), "not translated", help);
     }
 
     fn is_node(&self, el: &El<'_, '_>, els: &[El<'_, '_>], flows: &[SFlow<'_, '_>]) -> bool {
@@ -347,10 +395,12 @@ impl Reader {
             "boundaryEvent" => false,
             "intermediateCatchEvent" => !el.arm,
             // An exclusive gateway with one way out merges flows: `.flow` names the target.
-            "exclusiveGateway" => self.ours || ours(el.x, "name").is_some() || el.out.len() != 1 || {
-                let _ = (els, flows);
-                false
-            },
+            "exclusiveGateway" => {
+                self.ours || ours(el.x, "name").is_some() || el.out.len() != 1 || {
+                    let _ = (els, flows);
+                    false
+                }
+            }
             _ => true,
         }
     }

@@ -32,8 +32,7 @@ pub(super) fn quote(s: &str) -> String {
 
 /// Words `.flow` reserves where a node name or variable is written.
 const RESERVED: &[&str] = &[
-    "and", "or", "not", "in", "if", "then", "else", "true", "false", "null", "between", "decide", "set", "on",
-    "every",
+    "and", "or", "not", "in", "if", "then", "else", "true", "false", "null", "between", "decide", "set", "on", "every",
 ];
 
 /// A `.flow` name made of `raw`: lower snake case, letters, digits and `_`, never a keyword and
@@ -142,41 +141,39 @@ pub(super) fn condition(text: &str) -> Result<(String, Vec<Used>), Untranslated>
     let mut used = Vec::new();
     for (i, tok) in toks.iter().enumerate() {
         let piece = match tok {
-            Tok::Name(n) => {
-                match n.as_str() {
-                    "and" | "or" | "true" | "false" | "null" => n.clone(),
-                    "not" => "not".to_string(),
-                    "eq" => "=".to_string(),
-                    "ne" => "!=".to_string(),
-                    "lt" => "<".to_string(),
-                    "gt" => ">".to_string(),
-                    "le" => "<=".to_string(),
-                    "ge" => ">=".to_string(),
-                    "execution" | "empty" | "task" => {
+            Tok::Name(n) => match n.as_str() {
+                "and" | "or" | "true" | "false" | "null" => n.clone(),
+                "not" => "not".to_string(),
+                "eq" => "=".to_string(),
+                "ne" => "!=".to_string(),
+                "lt" => "<".to_string(),
+                "gt" => ">".to_string(),
+                "le" => "<=".to_string(),
+                "ge" => ">=".to_string(),
+                "execution" | "empty" | "task" => {
+                    return Err(untranslated(
+                        format!("`{n}` in `{text}` has no meaning in `.flow`"),
+                        "rewrite the condition over process variables, such as `amount > 1000`",
+                    ));
+                }
+                _ => {
+                    if matches!(toks.get(i + 1), Some(Tok::Open)) {
                         return Err(untranslated(
-                            format!("`{n}` in `{text}` has no meaning in `.flow`"),
-                            "rewrite the condition over process variables, such as `amount > 1000`",
+                            format!("`{text}` calls `{n}(...)`, which is not translated"),
+                            "rewrite the condition with comparisons of variables and literals",
                         ));
                     }
-                    _ => {
-                        if matches!(toks.get(i + 1), Some(Tok::Open)) {
-                            return Err(untranslated(
-                                format!("`{text}` calls `{n}(...)`, which is not translated"),
-                                "rewrite the condition with comparisons of variables and literals",
-                            ));
-                        }
-                        let root = n.split('.').next().unwrap_or(n);
-                        if !is_ident(root) {
-                            return Err(untranslated(
-                                format!("`{n}` in `{text}` is not a `.flow` variable name"),
-                                "rename the variable to letters, digits and `_`",
-                            ));
-                        }
-                        used.push(Used { name: root.to_string(), ty: literal_beside(&toks, i) });
-                        n.clone()
+                    let root = n.split('.').next().unwrap_or(n);
+                    if !is_ident(root) {
+                        return Err(untranslated(
+                            format!("`{n}` in `{text}` is not a `.flow` variable name"),
+                            "rename the variable to letters, digits and `_`",
+                        ));
                     }
+                    used.push(Used { name: root.to_string(), ty: literal_beside(&toks, i) });
+                    n.clone()
                 }
-            }
+            },
             Tok::Number(n) => n.clone(),
             Tok::Str(s) => quote(s),
             Tok::Op("!") => {
