@@ -177,3 +177,15 @@ fn malformed_xml_is_reported_at_the_break() {
         assert!(imported.has_errors() && imported.flow.is_none(), "{text:?}");
     }
 }
+
+#[test]
+fn every_truncation_of_an_export_is_reported_never_a_panic() {
+    let files = reference_files();
+    let originals = compile(&files);
+    let xml = export(&originals[0], Format::Bpmn);
+    let cuts: Vec<usize> = (0..xml.len()).step_by(97).filter(|&i| xml.is_char_boundary(i)).collect();
+    for cut in cuts {
+        let (_, imported) = import("cut.bpmn", &xml[..cut]);
+        assert!(imported.has_errors(), "a document cut at byte {cut} imported without an error");
+    }
+}

@@ -18,6 +18,7 @@
 
 mod nodes;
 mod read;
+mod timers;
 mod translate;
 mod write;
 

@@ -283,9 +283,8 @@ impl Reader {
         }
         // Each element's ways out in the order its `outgoing` lists them (decide arms are
         // tried in that order), else in document order.
-        for (i, f) in flows.iter().enumerate() {
+        for f in &flows {
             els[f.target].incoming += 1;
-            let _ = i;
         }
         for (e, el) in els.iter_mut().enumerate() {
             let listed: Vec<usize> =
@@ -309,7 +308,7 @@ impl Reader {
         let mut taken: HashSet<String> = HashSet::new();
         let mut plain_start_named = false;
         for (e, el) in els.iter().enumerate() {
-            if !self.is_node(el, &els, &flows) {
+            if !self.is_node(el) {
                 continue;
             }
             let x = el.x;
@@ -369,7 +368,7 @@ impl Reader {
             }
         }
         if !self.ours {
-            head.extend(self.guessed_declarations(&nodes, guessed));
+            head.extend(self.guessed_declarations(guessed));
         }
         let title = p.attribute("name").map(str::to_string);
         Some(Process { key, title, head, nodes })
@@ -390,17 +389,12 @@ impl Reader {
         self.error(codes::UNSUPPORTED, x, format!("`bpmn:{tag}` is not translated to `.flow`"), "not translated", help);
     }
 
-    fn is_node(&self, el: &El<'_, '_>, els: &[El<'_, '_>], flows: &[SFlow<'_, '_>]) -> bool {
+    fn is_node(&self, el: &El<'_, '_>) -> bool {
         match el.tag {
             "boundaryEvent" => false,
             "intermediateCatchEvent" => !el.arm,
             // An exclusive gateway with one way out merges flows: `.flow` names the target.
-            "exclusiveGateway" => {
-                self.ours || ours(el.x, "name").is_some() || el.out.len() != 1 || {
-                    let _ = (els, flows);
-                    false
-                }
-            }
+            "exclusiveGateway" => self.ours || ours(el.x, "name").is_some() || el.out.len() != 1,
             _ => true,
         }
     }
@@ -425,10 +419,9 @@ impl Reader {
     /// Declarations for the variables a Camunda process uses but never declares: those set by a
     /// job, a form or a call are variables, the rest must come with the start. Their types are
     /// guessed from what they are compared with, and each guess is a warning.
-    fn guessed_declarations(&mut self, nodes: &[FNode], vars: BTreeMap<String, Guess>) -> Vec<String> {
+    fn guessed_declarations(&mut self, vars: BTreeMap<String, Guess>) -> Vec<String> {
         let mut inputs = Vec::new();
         let mut lines = Vec::new();
-        let _ = nodes;
         for (name, g) in vars {
             if g.form {
                 continue;
