@@ -46,6 +46,17 @@ enum Command {
         #[arg(long)]
         process: Option<String>,
     },
+    /// Translate a BPMN 2.0 file (Cloverleaf's export, or Camunda Modeler's) into .flow.
+    ///
+    /// Prints the .flow text, or writes it with -o. Each element that cannot be translated is
+    /// reported at its place in the XML, and then nothing is written (exit 1).
+    Import {
+        /// The .bpmn file.
+        file: PathBuf,
+        /// Write the .flow text here instead of printing it.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
     /// Evaluate an expression as a decide would, and print its value and type.
     Eval {
         /// The expression, e.g. 'amount <= 10_000 and risk in ["A", "B"]'.
@@ -157,6 +168,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { files } => check(&files),
         Command::Graph { file, format, process } => graph(&file, &format, process.as_deref()),
+        Command::Import { file, output } => import(&file, output.as_deref()),
         Command::Eval { expr, context, declare, now } => eval(&expr, &context, &declare, now.as_deref()),
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
         Command::Serve { db, processes, config, listen } => {
@@ -309,6 +321,26 @@ fn graph(file: &Path, format: &str, process: Option<&str>) -> Result<ExitCode> {
         bail!("no process `{key}` in {}", file.display());
     };
     print!("{}", cloverleaf_dsl::export(compiled, format));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import(file: &Path, output: Option<&Path>) -> Result<ExitCode> {
+    let xml = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut sources = cloverleaf_dsl::SourceMap::new();
+    let id = sources.add(file.display().to_string(), xml.as_str());
+    let imported = cloverleaf_dsl::import::bpmn::from_bpmn(id, &xml);
+    if !imported.diagnostics.is_empty() {
+        eprint!("{}", sources.render_all(&imported.diagnostics));
+    }
+    let Some(flow) = imported.flow else {
+        let errors = imported.diagnostics.iter().filter(|d| d.is_error()).count();
+        eprintln!("\n{errors} element(s) of {} could not be translated: nothing written", file.display());
+        return Ok(ExitCode::from(1));
+    };
+    match output {
+        Some(path) => std::fs::write(path, &flow).with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{flow}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,5 @@
 //! The `cloverleaf` binary as a user meets it: exit codes, stdout and stderr of `check`, `graph`,
-//! `eval`, `schedule` and `hash-password`.
+//! `import`, `eval`, `schedule` and `hash-password`.
 //!
 //! Every test runs the real binary (`CARGO_BIN_EXE_cloverleaf`). Files a test writes live in a
 //! temp directory of its own, removed when the test ends.
@@ -529,5 +529,47 @@ mod hash_password {
             out.expect_failure().stderr_has(&["no password"]);
             assert!(out.stdout.is_empty(), "{input:?}: {}", out.stdout);
         }
+    }
+}
+
+mod import {
+    use super::*;
+
+    #[test]
+    fn a_graph_exported_as_bpmn_imports_back_and_checks() {
+        let dir = TempDir::new();
+        let exported = run(&["graph", "processes/order_approval.flow", "--format", "bpmn"]);
+        exported.expect_code(0);
+        let bpmn = dir.write("order_approval.bpmn", &exported.stdout);
+        let out = dir.path().join("order_approval.flow");
+        let imported = run(&["import", &bpmn.display().to_string(), "-o", &out.display().to_string()]);
+        imported.expect_code(0);
+        let flow = std::fs::read_to_string(&out).expect("the .flow file is written");
+        assert!(flow.contains("process order_approval \"Order approval\""), "{flow}");
+        assert!(flow.contains("not by manager_approval.completed_by"), "{flow}");
+        // Checked beside the roles it offers approvals to.
+        std::fs::copy(workspace().join("processes/roles.flow"), dir.path().join("roles.flow")).expect("roles copied");
+        run(&["check", &out.display().to_string()]).expect_code(0);
+        // Without -o, the text goes to stdout.
+        run(&["import", &bpmn.display().to_string()]).expect_code(0).stdout_has(&["task check_credit"]);
+    }
+
+    #[test]
+    fn untranslatable_bpmn_is_reported_with_its_place_and_nothing_is_written() {
+        let dir = TempDir::new();
+        let bpmn = dir.write(
+            "broken.bpmn",
+            "<bpmn:definitions xmlns:bpmn=\"http://www.omg.org/spec/BPMN/20100524/MODEL\">\n  <bpmn:process id=\"p\">\n    <bpmn:subProcess id=\"s\" />\n  </bpmn:process>\n</bpmn:definitions>\n",
+        );
+        let out = dir.path().join("broken.flow");
+        run(&["import", &bpmn.display().to_string(), "-o", &out.display().to_string()]).expect_code(1).stderr_has(&[
+            "error[E0702]: `bpmn:subProcess` is not translated",
+            "broken.bpmn:3:5",
+            "nothing written",
+        ]);
+        assert!(!out.exists(), "nothing is written when an element is not translated");
+        let bad = dir.write("bad.bpmn", "<bpmn:definitions>\n  <unclosed>\n");
+        run(&["import", &bad.display().to_string()]).expect_code(1).stderr_has(&["error[E0701]: malformed XML"]);
+        run(&["import", "no/such/file.bpmn"]).expect_failure().stderr_has(&["cannot read no/such/file.bpmn"]);
     }
 }

@@ -1,7 +1,7 @@
 //! The catalogue of diagnostic codes. Codes are stable: tools and docs may refer to them.
 //!
 //! `E00xx` syntax, `E01xx` names, `E02xx` types, `E03xx` literals, schedules and calendars, `E04xx` flow
-//! and soundness; `W05xx` warnings; `E06xx` alert rules.
+//! and soundness; `W05xx` warnings; `E06xx` alert rules; `E07xx` BPMN import.
 
 /// The text does not follow the grammar.
 pub const SYNTAX: &str = "E0001";
@@ -81,3 +81,13 @@ pub const UNIT_MISMATCH: &str = "E0602";
 pub const NO_SUCH_SPLIT: &str = "E0603";
 /// An alert rule notifies a role the project does not declare.
 pub const UNKNOWN_NOTIFY_ROLE: &str = "E0604";
+/// A BPMN import's input is not well-formed XML, or not a BPMN 2.0 document.
+pub const BAD_XML: &str = "E0701";
+/// A BPMN element or event definition the import does not translate.
+pub const UNSUPPORTED: &str = "E0702";
+/// A BPMN expression, timer or value that has no `.flow` translation.
+pub const UNTRANSLATED: &str = "E0703";
+/// A BPMN element lacks what its `.flow` node needs (a job type, a correlation key, a flow).
+pub const INCOMPLETE: &str = "E0704";
+/// A BPMN import declared a variable whose type it guessed from its use.
+pub const GUESSED: &str = "W0508";

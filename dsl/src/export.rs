@@ -4,7 +4,8 @@ mod bpmn;
 
 use std::fmt::Write as _;
 
-pub use bpmn::to_bpmn;
+pub(crate) use bpmn::{BPMN_NS, CAMUNDA_NS, duration_text};
+pub use bpmn::{CLOVERLEAF_NS, to_bpmn};
 
 use crate::model::{CompiledProcess, EdgeKind, EndKind, Node, NodeKind};
 

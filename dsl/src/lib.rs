@@ -44,6 +44,7 @@ pub mod diag;
 pub mod export;
 pub mod expr;
 pub mod grammar;
+pub mod import;
 pub mod model;
 pub mod parser;
 pub mod rules;

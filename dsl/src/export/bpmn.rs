@@ -8,14 +8,16 @@
 //! call → call activity); boundary events hang on their hosts. Conditions and timers keep their
 //! `.flow` text, except duration literals, which become ISO 8601 durations (`48h` → `PT48H`).
 //!
-//! Left out, as BPMN has no engine-neutral place for them: input and output mappings, forms,
-//! due dates and reminders, retries and timeouts. A receive's correlation key and a schedule's
-//! time zone go in the element's documentation.
+//! What BPMN has no engine-neutral place for (declarations, access, input and output mappings,
+//! forms, `not by`, due dates and reminders, retries and timeouts, the `.flow` text of timers
+//! and correlation keys) goes under the Cloverleaf namespace ([`CLOVERLEAF_NS`], see
+//! `extensions.rs`), so that `cloverleaf import` gives the same process back. Conditions carry
+//! `language="cloverleaf"`: they are `.flow` expressions, not JUEL or FEEL.
 //!
 //! The XML is written by hand: the same process always gives the same bytes, and every id is a
 //! valid, unique `NCName` derived from the node's name (`route:set` → `route_set`).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use crate::expr::ExprKind;
@@ -25,18 +27,22 @@ use crate::model::{
 };
 use crate::schedule::Schedule;
 
-const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
+mod extensions;
+mod layout;
+
+use layout::Layout;
+
+pub(crate) const BPMN_NS: &str = "http://www.omg.org/spec/BPMN/20100524/MODEL";
 const BPMNDI_NS: &str = "http://www.omg.org/spec/BPMN/20100524/DI";
 const DC_NS: &str = "http://www.omg.org/spec/DD/20100524/DC";
 const DI_NS: &str = "http://www.omg.org/spec/DD/20100524/DI";
 const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
-const CAMUNDA_NS: &str = "http://camunda.org/schema/1.0/bpmn";
+pub(crate) const CAMUNDA_NS: &str = "http://camunda.org/schema/1.0/bpmn";
+pub use extensions::CLOVERLEAF_NS;
+pub(crate) use extensions::duration_text;
 
-/// Layout grid: the width of a column and the height of a row, in diagram units.
-const COLUMN: i64 = 170;
-const ROW: i64 = 130;
-/// Top-left margin of the diagram.
-const MARGIN: i64 = 40;
+/// Attributes after `id` and `name`, their values escaped.
+type Attrs = Vec<(&'static str, String)>;
 
 /// Renders `process` as a BPMN 2.0 `definitions` document with one executable process and its
 /// diagram.
@@ -206,6 +212,8 @@ struct Element {
     /// Attributes after `id` and `name`, already escaped where needed.
     attrs: Vec<(&'static str, String)>,
     documentation: Option<String>,
+    /// Children of `extensionElements`, rendered (see [`extensions`]).
+    ext: Vec<String>,
     /// Content after `incoming` / `outgoing`: event definitions, a script.
     body: String,
     shape: Shape,
@@ -227,6 +235,7 @@ impl Element {
             name,
             attrs: Vec::new(),
             documentation: None,
+            ext: Vec::new(),
             body: String::new(),
             shape,
             host: None,
@@ -273,7 +282,8 @@ impl Model {
         };
         model.collect_messages_and_errors(process);
         for (node, id) in process.nodes.iter().zip(node_ids) {
-            let element = model.element(node, id);
+            let mut element = model.element(node, id);
+            extensions::node(node, &mut element);
             model.elements.push(element);
         }
         let index = process.index();
@@ -352,6 +362,7 @@ impl Model {
                     Trigger::Schedule { schedule } => {
                         e.documentation = Some(format!("every {schedule}"));
                         e.body = Timer::cron(schedule).definition();
+                        e.attrs.push(extensions::attr("cloverleaf:zone", schedule.zone().name()));
                     }
                 }
                 e
@@ -410,11 +421,14 @@ impl Model {
             // an event-based gateway racing its own timer against theirs (see `connect`). That is
             // exact for interrupting timers; a non-interrupting one is drawn racing too.
             NodeKind::Wait { boundaries, .. } if !boundaries.is_empty() => {
-                Element::new(id, "eventBasedGateway", name, Shape::Gateway)
+                let mut e = Element::new(id, "eventBasedGateway", name, Shape::Gateway);
+                e.attrs.push(("cloverleaf:wait", "true".to_string()));
+                e
             }
             NodeKind::Wait { until, .. } => {
                 let mut e = Element::new(id, "intermediateCatchEvent", name, Shape::Event);
                 e.body = wait_timer(until).definition();
+                e.attrs = wait_attrs(until);
                 e
             }
             NodeKind::Call { process, .. } => {
@@ -441,13 +455,15 @@ impl Model {
     }
 
     /// A catch event named `name` after the event-based gateway `gateway`, leading to `target`.
-    fn catch_event(&mut self, gateway: usize, name: String, body: String, target: usize) {
+    fn catch_event(&mut self, gateway: usize, name: String, body: String, attrs: Attrs, target: usize) -> usize {
         let id = self.ids.fresh(&format!("{}_{}", self.elements[gateway].id, name));
         let mut e = Element::new(id, "intermediateCatchEvent", Some(name), Shape::Event);
         e.body = body;
+        e.attrs = attrs;
         let catch = self.push(e);
         self.flow(gateway, catch, None, None);
         self.flow(catch, target, None, None);
+        catch
     }
 
     /// The flows leaving node `from`, with the boundary and catch events they start at.
@@ -467,7 +483,9 @@ impl Model {
                             WaitUntil::At(e) => format!("at {e}"),
                             WaitUntil::Cron(s) => format!("at {s}"),
                         };
-                        self.catch_event(from, name, wait_timer(until).definition(), target);
+                        let mut attrs = wait_attrs(until);
+                        attrs.push(extensions::attr("cloverleaf:event", "wait"));
+                        self.catch_event(from, name, wait_timer(until).definition(), attrs, target);
                     }
                 }
                 Flow::Next | Flow::Branch => {
@@ -482,23 +500,37 @@ impl Model {
                     self.elements[from].default = Some(flow);
                 }
                 Flow::First(arm) => {
-                    let (name, body) = match &arm.event {
-                        FirstEvent::Message { message, .. } => {
-                            (format!("message {message}"), self.message_definition(message))
-                        }
-                        FirstEvent::Timer { at } => (format!("after {at}"), Timer::at(at).definition()),
+                    let (name, body, attrs, ext) = match &arm.event {
+                        FirstEvent::Message { message, key, outputs } => (
+                            format!("message {message}"),
+                            self.message_definition(message),
+                            vec![extensions::attr("cloverleaf:key", key.source())],
+                            extensions::outputs(outputs),
+                        ),
+                        FirstEvent::Timer { at } => (
+                            format!("after {at}"),
+                            Timer::at(at).definition(),
+                            vec![extensions::attr("cloverleaf:timer", at.source())],
+                            Vec::new(),
+                        ),
                     };
-                    self.catch_event(from, name, body, target);
+                    let catch = self.catch_event(from, name, body, attrs, target);
+                    self.elements[catch].ext = ext;
                 }
                 Flow::Boundary(b) if wait_race => {
-                    let (name, body, _) = self.boundary_event(b);
-                    self.catch_event(from, name, body, target);
+                    let (name, body, interrupting) = self.boundary_event(b);
+                    let mut attrs = boundary_attrs(b);
+                    if !interrupting {
+                        attrs.push(("cloverleaf:interrupting", "false".to_string()));
+                    }
+                    self.catch_event(from, name, body, attrs, target);
                 }
                 Flow::Boundary(b) => {
                     let (name, body, interrupting) = self.boundary_event(b);
                     let id = self.ids.fresh(&format!("{}_{}", self.elements[from].id, name));
                     let mut e = Element::new(id, "boundaryEvent", Some(name), Shape::Event);
                     e.body = body;
+                    e.attrs = boundary_attrs(b);
                     e.host = Some(from);
                     if !interrupting {
                         e.attrs.push(("cancelActivity", "false".to_string()));
@@ -536,7 +568,8 @@ impl Model {
         let _ = writeln!(
             out,
             "<bpmn:definitions xmlns:bpmn=\"{BPMN_NS}\" xmlns:bpmndi=\"{BPMNDI_NS}\" xmlns:dc=\"{DC_NS}\" \
-             xmlns:di=\"{DI_NS}\" xmlns:xsi=\"{XSI_NS}\" xmlns:camunda=\"{CAMUNDA_NS}\" id=\"{}\" \
+             xmlns:di=\"{DI_NS}\" xmlns:xsi=\"{XSI_NS}\" xmlns:camunda=\"{CAMUNDA_NS}\" \
+             xmlns:cloverleaf=\"{CLOVERLEAF_NS}\" id=\"{}\" \
              targetNamespace=\"urn:cloverleaf:process:{}\" exporter=\"Cloverleaf\">",
             ncname(&format!("Definitions_{}", process.key)),
             xml_escape(&process.key)
@@ -548,12 +581,18 @@ impl Model {
             let code = xml_escape(code);
             let _ = writeln!(out, "  <bpmn:error id=\"{id}\" name=\"{code}\" errorCode=\"{code}\" />");
         }
-        let _ = writeln!(
+        let (attrs, ext) = extensions::process(process);
+        let _ = write!(
             out,
-            "  <bpmn:process id=\"{}\" name=\"{}\" isExecutable=\"true\">",
+            "  <bpmn:process id=\"{}\" name=\"{}\" isExecutable=\"true\"",
             self.process_id,
             xml_escape(&process.title)
         );
+        for (key, value) in &attrs {
+            let _ = write!(out, " {key}=\"{value}\"");
+        }
+        out.push_str(">\n");
+        write_extensions(out, "    ", &ext);
         for e in &self.elements {
             let _ = write!(out, "    <bpmn:{} id=\"{}\"", e.tag, e.id);
             if let Some(name) = &e.name {
@@ -569,6 +608,7 @@ impl Model {
             if let Some(doc) = &e.documentation {
                 let _ = writeln!(out, "      <bpmn:documentation>{}</bpmn:documentation>", xml_escape(doc));
             }
+            write_extensions(out, "      ", &e.ext);
             for &flow in &e.incoming {
                 let _ = writeln!(out, "      <bpmn:incoming>{}</bpmn:incoming>", self.flows[flow].id);
             }
@@ -593,7 +633,7 @@ impl Model {
                 Some(cond) => {
                     let _ = writeln!(
                         out,
-                        ">\n      <bpmn:conditionExpression xsi:type=\"bpmn:tFormalExpression\">{}</bpmn:conditionExpression>\n    </bpmn:sequenceFlow>",
+                        ">\n      <bpmn:conditionExpression xsi:type=\"bpmn:tFormalExpression\" language=\"cloverleaf\">{}</bpmn:conditionExpression>\n    </bpmn:sequenceFlow>",
                         xml_escape(cond)
                     );
                 }
@@ -628,6 +668,18 @@ impl Model {
     }
 }
 
+/// `bpmn:extensionElements` holding `ext`, indented by `pad`; nothing when `ext` is empty.
+fn write_extensions(out: &mut String, pad: &str, ext: &[String]) {
+    if ext.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{pad}<bpmn:extensionElements>");
+    for x in ext {
+        let _ = writeln!(out, "{pad}  {x}");
+    }
+    let _ = writeln!(out, "{pad}</bpmn:extensionElements>");
+}
+
 fn boundaries(kind: &NodeKind) -> Option<&[Boundary]> {
     match kind {
         NodeKind::Task { boundaries, .. }
@@ -639,131 +691,30 @@ fn boundaries(kind: &NodeKind) -> Option<&[Boundary]> {
     }
 }
 
+/// The `.flow` text of a boundary's timer, or its cron schedule's zone.
+fn boundary_attrs(b: &Boundary) -> Attrs {
+    match &b.event {
+        BoundaryEvent::Timer { timer: TimerSpec::At(e) | TimerSpec::Every(e), .. } => {
+            vec![extensions::attr("cloverleaf:timer", e.source())]
+        }
+        BoundaryEvent::Timer { timer: TimerSpec::Cron(s), .. } => {
+            vec![extensions::attr("cloverleaf:zone", s.zone().name())]
+        }
+        BoundaryEvent::Error { .. } => Vec::new(),
+    }
+}
+
+fn wait_attrs(until: &WaitUntil) -> Attrs {
+    match until {
+        WaitUntil::At(e) => vec![extensions::attr("cloverleaf:timer", e.source())],
+        WaitUntil::Cron(s) => vec![extensions::attr("cloverleaf:zone", s.zone().name())],
+    }
+}
+
 fn wait_timer(until: &WaitUntil) -> Timer {
     match until {
         WaitUntil::At(e) => Timer::at(e),
         WaitUntil::Cron(s) => Timer::cron(s),
-    }
-}
-
-/// A rectangle of the diagram.
-#[derive(Clone, Copy, Default)]
-struct Bounds {
-    x: i64,
-    y: i64,
-    w: i64,
-    h: i64,
-}
-
-impl Bounds {
-    fn cx(&self) -> i64 {
-        self.x + self.w / 2
-    }
-    fn cy(&self) -> i64 {
-        self.y + self.h / 2
-    }
-    fn right(&self) -> i64 {
-        self.x + self.w
-    }
-    fn bottom(&self) -> i64 {
-        self.y + self.h
-    }
-}
-
-/// A layered layout: the column of an element is its breadth-first distance from the start
-/// events, its row the order in which the search reached it within that column.
-struct Layout {
-    bounds: Vec<Bounds>,
-}
-
-impl Layout {
-    fn compute(model: &Model) -> Layout {
-        let n = model.elements.len();
-        // A flow out of a boundary event counts as leaving its host.
-        let placed = |i: usize| model.elements[i].host.unwrap_or(i);
-        let mut successors: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for f in &model.flows {
-            successors[placed(f.source)].push(f.target);
-        }
-        let mut column: Vec<Option<usize>> = vec![None; n];
-        let mut order = Vec::new();
-        let mut queue = VecDeque::new();
-        for (i, e) in model.elements.iter().enumerate() {
-            if e.tag == "startEvent" {
-                column[i] = Some(0);
-                queue.push_back(i);
-            }
-        }
-        while let Some(u) = queue.pop_front() {
-            order.push(u);
-            let next = column[u].unwrap_or(0) + 1;
-            for &v in &successors[u] {
-                if column[v].is_none() {
-                    column[v] = Some(next);
-                    queue.push_back(v);
-                }
-            }
-        }
-        // Whatever no start reaches (the compiler forbids it, but the export must not lose it)
-        // goes in a last column.
-        let last = column.iter().flatten().max().map_or(0, |c| c + 1);
-        for (i, col) in column.iter_mut().enumerate() {
-            if col.is_none() && model.elements[i].host.is_none() {
-                *col = Some(last);
-                order.push(i);
-            }
-        }
-        let mut rows_used: Vec<i64> = Vec::new();
-        let mut bounds = vec![Bounds::default(); n];
-        for &i in &order {
-            let col = column[i].unwrap_or(last);
-            if rows_used.len() <= col {
-                rows_used.resize(col + 1, 0);
-            }
-            let row = rows_used[col];
-            rows_used[col] += 1;
-            let (w, h) = model.elements[i].shape.size();
-            let (cx, cy) = (MARGIN + col as i64 * COLUMN + 50, MARGIN + row * ROW + 40);
-            bounds[i] = Bounds { x: cx - w / 2, y: cy - h / 2, w, h };
-        }
-        for (i, e) in model.elements.iter().enumerate() {
-            if let Some(host) = e.host {
-                // On the host's lower border: one in the middle, several from corner to corner.
-                let (k, count) = (e.slot.0 as i64, e.slot.1.max(1) as i64);
-                let h = bounds[host];
-                let (w, ht) = e.shape.size();
-                let cx = if count == 1 { h.cx() } else { h.x + w / 2 + k * (h.w - w) / (count - 1) };
-                bounds[i] = Bounds { x: cx - w / 2, y: h.bottom() - ht / 2, w, h: ht };
-            }
-        }
-        Layout { bounds }
-    }
-
-    /// Orthogonal waypoints of a flow: right to left between columns, down and around for flows
-    /// back to an earlier column, down out of a boundary event.
-    fn waypoints(&self, elements: &[Element], f: &SequenceFlow) -> Vec<(i64, i64)> {
-        let s = self.bounds[f.source];
-        let t = self.bounds[f.target];
-        if elements[f.source].host.is_some() {
-            let lane = s.bottom() + 20;
-            let end = if t.bottom() < lane { (t.cx(), t.bottom()) } else { (t.cx(), t.y) };
-            return vec![(s.cx(), s.bottom()), (s.cx(), lane), (t.cx(), lane), end];
-        }
-        if t.x >= s.right() {
-            if s.cy() == t.cy() {
-                return vec![(s.right(), s.cy()), (t.x, t.cy())];
-            }
-            let mid = (s.right() + t.x) / 2;
-            return vec![(s.right(), s.cy()), (mid, s.cy()), (mid, t.cy()), (t.x, t.cy())];
-        }
-        if s.cx() == t.cx() && t.y > s.bottom() {
-            return vec![(s.cx(), s.bottom()), (t.cx(), t.y)];
-        }
-        if s.cx() == t.cx() && t.bottom() < s.y {
-            return vec![(s.cx(), s.y), (t.cx(), t.bottom())];
-        }
-        let lane = s.bottom().max(t.bottom()) + 25;
-        vec![(s.cx(), s.bottom()), (s.cx(), lane), (t.cx(), lane), (t.cx(), t.bottom())]
     }
 }
 
