@@ -10,6 +10,7 @@ mod incidents;
 mod instances;
 mod jobs;
 mod messages;
+mod migrations;
 mod notify;
 mod ops;
 mod serve;
