@@ -159,7 +159,8 @@ fn plan_view(plan: &MigrationPlan) -> PlanView {
     }
 }
 
-fn view(request: &MigrationRequest, report: &MigrationReport) -> MigrationView {
+/// The answer of a migration batch, as the API gives it (the CLI prints a local one alike).
+pub fn view(request: &MigrationRequest, report: &MigrationReport) -> MigrationView {
     MigrationView {
         process: request.process.clone(),
         from_version: request.from_version,

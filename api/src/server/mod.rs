@@ -23,7 +23,7 @@ mod jobs;
 mod kpis;
 mod messages;
 pub mod metrics;
-mod migrations;
+pub mod migrations;
 pub mod notify;
 pub mod openapi;
 mod ops;
