@@ -212,34 +212,23 @@ fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::HashPassword => hash_password(),
         Command::Audit { command: AuditCommand::Verify { db } } => audit_verify(&db),
-        Command::Migrate {
-            process,
-            from,
-            to,
-            reason,
-            map,
-            instances,
-            dry_run,
-            batch,
-            server,
-            token,
-            db,
-            operator,
-        } => migrate(MigrateArgs {
-            process,
-            from,
-            to,
-            reason,
-            map,
-            instances,
-            dry_run,
-            batch,
-            target: match (server, db) {
-                (Some(server), _) => MigrateTarget::Server { server, token },
-                (None, Some(db)) => MigrateTarget::Db { db, operator },
-                (None, None) => MigrateTarget::Missing,
-            },
-        }),
+        Command::Migrate { process, from, to, reason, map, instances, dry_run, batch, server, token, db, operator } => {
+            migrate(MigrateArgs {
+                process,
+                from,
+                to,
+                reason,
+                map,
+                instances,
+                dry_run,
+                batch,
+                target: match (server, db) {
+                    (Some(server), _) => MigrateTarget::Server { server, token },
+                    (None, Some(db)) => MigrateTarget::Db { db, operator },
+                    (None, None) => MigrateTarget::Missing,
+                },
+            })
+        }
     };
     match result {
         Ok(code) => code,
@@ -737,13 +726,19 @@ fn migrate(args: MigrateArgs) -> Result<ExitCode> {
                 // Every instance of the batch refused (409) carries the batch in its details.
                 let view = if status.is_success() {
                     answer
-                } else if status == reqwest::StatusCode::CONFLICT && answer["error"]["details"]["instances"].is_array() {
+                } else if status == reqwest::StatusCode::CONFLICT && answer["error"]["details"]["instances"].is_array()
+                {
                     answer["error"]["details"].clone()
                 } else {
                     let error = &answer["error"];
-                    let mut text = format!("{} refused ({status}): {}", server, error["message"].as_str().unwrap_or(""));
+                    let mut text =
+                        format!("{} refused ({status}): {}", server, error["message"].as_str().unwrap_or(""));
                     for p in error["details"]["problems"].as_array().into_iter().flatten() {
-                        text.push_str(&format!("\n  {}: {}", p["at"].as_str().unwrap_or(""), p["reason"].as_str().unwrap_or("")));
+                        text.push_str(&format!(
+                            "\n  {}: {}",
+                            p["at"].as_str().unwrap_or(""),
+                            p["reason"].as_str().unwrap_or("")
+                        ));
                     }
                     bail!(text);
                 };
@@ -790,7 +785,10 @@ fn migrate(args: MigrateArgs) -> Result<ExitCode> {
         }
     }
     let verb = if args.dry_run { "would migrate" } else { "migrated" };
-    println!("{verb} {migrated} instance(s) of {} from v{} to v{}; {refused} refused", args.process, args.from, args.to);
+    println!(
+        "{verb} {migrated} instance(s) of {} from v{} to v{}; {refused} refused",
+        args.process, args.from, args.to
+    );
     Ok(if refused == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -819,9 +817,8 @@ fn print_migration_batch(view: &serde_json::Value, dry_run: bool) -> (usize, usi
                 if from == to { from.to_string() } else { format!("{from} -> {to}") }
             })
             .collect();
-        let count = |action: &str| {
-            plan["waits"].as_array().into_iter().flatten().filter(|w| w["action"] == action).count()
-        };
+        let count =
+            |action: &str| plan["waits"].as_array().into_iter().flatten().filter(|w| w["action"] == action).count();
         let mut line = format!(
             "{} {id}: at {}; waits kept {}, closed {}, opened {}",
             if dry_run { "WOULD MIGRATE" } else { "MIGRATED" },

@@ -246,8 +246,11 @@ fn client(server: &str, token: &str, agent: &'static str) -> Result<(reqwest::Cl
     authorization.set_sensitive(true);
     let mut headers = HeaderMap::new();
     headers.insert(AUTHORIZATION, authorization);
-    let client =
-        reqwest::Client::builder().default_headers(headers).connect_timeout(CONNECT_TIMEOUT).user_agent(agent).build()?;
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(agent)
+        .build()?;
     Ok((client, url.as_str().trim_end_matches('/').to_string()))
 }
 
@@ -429,14 +432,10 @@ impl OperatorClient {
     /// shape's `error` object for a refusal), or why the server could not be reached.
     pub async fn post(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), String> {
         let url = format!("{}{path}", self.base);
-        let response = self
-            .client
-            .post(&url)
-            .json(body)
-            .timeout(OPERATOR_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| match unavailable(&url, &e) {
+        let response =
+            self.client.post(&url).json(body).timeout(OPERATOR_TIMEOUT).send().await.map_err(|e| match unavailable(
+                &url, &e,
+            ) {
                 SourceError::Unavailable(message) => message,
                 other => other.to_string(),
             })?;

@@ -166,8 +166,9 @@ impl From<Rejection> for ApiError {
             | Rejection::TimerNotDue { .. }
             | Rejection::UnknownSubscription { .. }
             | Rejection::UnknownCall { .. } => ApiError::conflict("conflict", message),
-            Rejection::CannotMigrate { problems } => ApiError::conflict("migration_refused", message)
-                .with_details(json!({ "problems": problems.iter().map(|(a, r)| json!({"at": a, "reason": r})).collect::<Vec<_>>() })),
+            Rejection::CannotMigrate { problems } => ApiError::conflict("migration_refused", message).with_details(
+                json!({ "problems": problems.iter().map(|(a, r)| json!({"at": a, "reason": r})).collect::<Vec<_>>() }),
+            ),
             Rejection::UnknownVersion { .. } => ApiError::not_found(message),
             Rejection::WrongDefinition { .. } | Rejection::UnknownNode { .. } => ApiError::internal(message),
         }

@@ -151,7 +151,12 @@ fn plan_view(plan: &MigrationPlan) -> PlanView {
         waits: plan
             .waits
             .iter()
-            .map(|w| WaitChangeView { kind: word(&w.kind), id: w.id.clone(), node: w.node.clone(), action: word(&w.action) })
+            .map(|w| WaitChangeView {
+                kind: word(&w.kind),
+                id: w.id.clone(),
+                node: w.node.clone(),
+                action: word(&w.action),
+            })
             .collect(),
         added: plan.added.clone(),
         removed: plan.removed.clone(),

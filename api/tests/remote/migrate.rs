@@ -57,8 +57,11 @@ async fn version_of(server: &Server, id: &str) -> u32 {
 async fn migrate_through_a_server_and_on_the_database() {
     let Some(server) = Server::start().await else { return };
     let waiting = server.start_order("order_approval", "SO-1", "C-7", "50000.00").await;
-    deploy(&server, &order_approval(&[("  var comment: text?\n", "  var comment: text?\n  var priority: text = \"normal\"\n")]))
-        .await;
+    deploy(
+        &server,
+        &order_approval(&[("  var comment: text?\n", "  var comment: text?\n  var priority: text = \"normal\"\n")]),
+    )
+    .await;
     let url = server.url();
     let common = ["order_approval", "--from", "1", "--to", "2", "--reason", "priorities", "--server", &url];
 

@@ -29,8 +29,9 @@ fn v2() -> String {
 }
 
 async fn deploy(api: &Api, source: &str) -> u64 {
-    let answer =
-        api.raw(Method::POST, "/v1/definitions?filename=order_approval.flow", Some("ada"), Some(source), "text/plain").await;
+    let answer = api
+        .raw(Method::POST, "/v1/definitions?filename=order_approval.flow", Some("ada"), Some(source), "text/plain")
+        .await;
     answer.expect(StatusCode::CREATED)["version"].as_u64().unwrap()
 }
 
@@ -53,7 +54,10 @@ async fn an_admin_migrates_a_running_order_to_version_2_after_a_dry_run() {
     let view = dry.expect(StatusCode::OK);
     assert_eq!((view["dry_run"].as_bool(), view["migrated"].as_u64()), (Some(true), Some(1)), "{}", dry.text);
     let instance = &view["instances"][0];
-    assert_eq!((instance["instance_id"].as_str(), instance["outcome"].as_str()), (Some(id.as_str()), Some("would_migrate")));
+    assert_eq!(
+        (instance["instance_id"].as_str(), instance["outcome"].as_str()),
+        (Some(id.as_str()), Some("would_migrate"))
+    );
     let waits = instance["plan"]["waits"].as_array().unwrap();
     let task_wait = waits.iter().find(|w| w["id"] == task.as_str()).expect("the task in the plan");
     assert_eq!(task_wait["action"], "kept");
@@ -104,14 +108,18 @@ async fn a_bad_or_unsafe_migration_is_refused_with_its_reasons() {
 
     let same = migrate(&api, "ada", json!({"from_version": 1, "to_version": 1, "reason": " "})).await;
     let error = same.expect_error(StatusCode::BAD_REQUEST, "invalid_migration");
-    let at: Vec<&str> = error["details"]["problems"].as_array().unwrap().iter().filter_map(|p| p["at"].as_str()).collect();
+    let at: Vec<&str> =
+        error["details"]["problems"].as_array().unwrap().iter().filter_map(|p| p["at"].as_str()).collect();
     assert_eq!(at, ["to_version", "reason"], "{}", same.text);
-    let mapping = json!({"from_version": 1, "to_version": 2, "reason": "r", "mapping": {"nowhere": "manager_approval"}});
+    let mapping =
+        json!({"from_version": 1, "to_version": 2, "reason": "r", "mapping": {"nowhere": "manager_approval"}});
     let bad = migrate(&api, "ada", mapping).await;
-    assert!(bad.expect_error(StatusCode::BAD_REQUEST, "invalid_migration")["message"]
-        .as_str()
-        .unwrap()
-        .contains("`nowhere` is not a node of the version migrated from"));
+    assert!(
+        bad.expect_error(StatusCode::BAD_REQUEST, "invalid_migration")["message"]
+            .as_str()
+            .unwrap()
+            .contains("`nowhere` is not a node of the version migrated from")
+    );
     migrate(&api, "ada", json!({"from_version": 1, "to_version": 2, "reason": "r", "force": true}))
         .await
         .expect_error(StatusCode::BAD_REQUEST, "invalid_json");

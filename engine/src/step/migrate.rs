@@ -156,7 +156,8 @@ pub fn check_mapping(
 ) -> Vec<(String, String)> {
     let mut problems = Vec::new();
     if from.key != to.key {
-        problems.push(("process".to_string(), format!("`{}` cannot migrate to another process `{}`", from.key, to.key)));
+        problems
+            .push(("process".to_string(), format!("`{}` cannot migrate to another process `{}`", from.key, to.key)));
     }
     for (old, new) in mapping {
         if from.node(old).is_none() {
@@ -353,12 +354,10 @@ fn migrate_variables(
         let value = match &def.default {
             Some(default) => {
                 let ctx = EvalContext::new(&variables, now).with_calendar(to.calendar.as_ref());
-                let value = eval(default.ast(), &ctx)
-                    .map_err(|e| e.to_string())
-                    .and_then(|v| match def.ty {
-                        Type::Any => Ok(v),
-                        _ => Value::from_json(&v.to_json(), &def.ty).map_err(|e| e.to_string()),
-                    });
+                let value = eval(default.ast(), &ctx).map_err(|e| e.to_string()).and_then(|v| match def.ty {
+                    Type::Any => Ok(v),
+                    _ => Value::from_json(&v.to_json(), &def.ty).map_err(|e| e.to_string()),
+                });
                 match value {
                     Ok(v) => v,
                     Err(e) => {
@@ -461,11 +460,7 @@ fn describe(ctx: &[Ctx]) -> String {
 }
 
 /// Where every token goes, checking what must hold for it to go there.
-fn plan_tokens(
-    migration: &Migration<'_>,
-    instance: &Instance,
-    problems: &mut Vec<(String, String)>,
-) -> Vec<TokenMove> {
+fn plan_tokens(migration: &Migration<'_>, instance: &Instance, problems: &mut Vec<(String, String)>) -> Vec<TokenMove> {
     let (from, to) = (migration.from, migration.to);
     let new_contexts = contexts(to);
     let mut moves = Vec::new();
@@ -507,8 +502,7 @@ fn plan_tokens(
             && matches!(frames.last(), Some(Frame::Branch { split: s, .. }) if s == split)
         {
             frames.pop();
-            if let (NodeKind::Join { split: new_split, .. }, Some(mapped)) =
-                (&new_node.kind, migration.target(split))
+            if let (NodeKind::Join { split: new_split, .. }, Some(mapped)) = (&new_node.kind, migration.target(split))
                 && *new_split != mapped
             {
                 problems.push((
@@ -521,23 +515,21 @@ fn plan_tokens(
         let mut lost = false;
         for frame in &frames {
             match frame {
-                Frame::Branch { split, branch, .. } => {
-                    match split_unchanged(migration, split) {
-                        Ok(new_split) => projected.push(Ctx::Branch(new_split, *branch)),
-                        Err(why) => {
-                            problems.push((
-                                at.clone(),
-                                format!(
-                                    "it is inside branch {} of the parallel `{split}`, which {why}: a token \
+                Frame::Branch { split, branch, .. } => match split_unchanged(migration, split) {
+                    Ok(new_split) => projected.push(Ctx::Branch(new_split, *branch)),
+                    Err(why) => {
+                        problems.push((
+                            at.clone(),
+                            format!(
+                                "it is inside branch {} of the parallel `{split}`, which {why}: a token \
                                      inside a parallel branch cannot move while its split changes; let the \
                                      branches join first",
-                                    branch + 1
-                                ),
-                            ));
-                            lost = true;
-                        }
+                                branch + 1
+                            ),
+                        ));
+                        lost = true;
                     }
-                }
+                },
                 Frame::Side { owner, .. } => match migration.target(owner) {
                     Some(new_owner) => projected.push(Ctx::Side(new_owner)),
                     None => {
@@ -562,10 +554,8 @@ fn plan_tokens(
                         describe(expected)
                     ),
                 )),
-                None => problems.push((
-                    at.clone(),
-                    format!("`{new_name}` cannot be reached from a start in the new version"),
-                )),
+                None => problems
+                    .push((at.clone(), format!("`{new_name}` cannot be reached from a start in the new version"))),
             }
         }
         if let (NodeKind::Call { process: a, .. }, NodeKind::Call { process: b, .. }) = (&old_node.kind, &new_node.kind)
@@ -639,7 +629,9 @@ fn wait_config(node: &Node) -> serde_json::Value {
 /// What decides when a node's timer of `purpose` fires (`Null`: the node has no such timer).
 fn timer_spec(node: &Node, purpose: &TimerPurpose) -> serde_json::Value {
     let value = match (purpose, &node.kind) {
-        (TimerPurpose::Boundary { index }, _) => boundaries_of(node).get(*index).map(|b| serde_json::to_value(&b.event)),
+        (TimerPurpose::Boundary { index }, _) => {
+            boundaries_of(node).get(*index).map(|b| serde_json::to_value(&b.event))
+        }
         (TimerPurpose::Reminder { index }, NodeKind::Approval { reminders, .. }) => {
             reminders.get(*index).map(serde_json::to_value)
         }

@@ -198,7 +198,9 @@ impl<'d> Machine<'d> {
             }
             NodeKind::Wait { until, boundaries, .. } => {
                 let at = match until {
-                    WaitUntil::At(e) => self.timer_at(e)?.ok_or_else(|| format!("`wait until {e}`: the time is null"))?,
+                    WaitUntil::At(e) => {
+                        self.timer_at(e)?.ok_or_else(|| format!("`wait until {e}`: the time is null"))?
+                    }
                     WaitUntil::Cron(s) => s
                         .next_after(self.now)
                         .map(|t| t.with_timezone(&Utc))

@@ -42,7 +42,11 @@ pub fn edit(text: &str, from: &str, to: &str) -> String {
 #[allow(dead_code)]
 pub fn order_approval_v2() -> String {
     let v1 = reference_files().into_iter().find(|(n, _)| n == "order_approval.flow").expect("order_approval.flow").1;
-    let v2 = edit(&v1, "    remind after 8h\n    escalate after 24h -> director_approval", "    remind after 4h\n    escalate after 24h -> director_approval");
+    let v2 = edit(
+        &v1,
+        "    remind after 8h\n    escalate after 24h -> director_approval",
+        "    remind after 4h\n    escalate after 24h -> director_approval",
+    );
     let v2 = edit(&v2, "when amount <= 10_000 and risk in", "when amount <= 20_000 and risk in");
     edit(&v2, "  var comment: text?\n", "  var comment: text?\n  var priority: text = \"normal\"\n")
 }

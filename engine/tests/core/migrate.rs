@@ -177,7 +177,8 @@ fn a_value_that_does_not_convert_to_its_new_type_is_refused() {
 #[test]
 fn a_new_required_input_without_a_default_is_refused() {
     let mut run = at_manager();
-    let v2 = order_approval(&edit(&v1_text(), "    requested_by: user\n", "    requested_by: user\n    region: text\n"));
+    let v2 =
+        order_approval(&edit(&v1_text(), "    requested_by: user\n", "    requested_by: user\n    region: text\n"));
     let refused = problems(apply(&mut run, &v2, &BTreeMap::new()).unwrap_err());
     assert_eq!(refused[0].0, "variable region");
     assert!(refused[0].1.contains("required input without a default"), "{refused:?}");
@@ -215,7 +216,10 @@ fn a_token_inside_a_branch_whose_split_changed_is_refused() {
     assert_eq!(run.token_nodes(), ["bill", "pack"]);
     let refused = problems(apply(&mut run, &v2, &BTreeMap::new()).unwrap_err());
     assert_eq!(refused.len(), 2, "{refused:?}");
-    assert!(refused.iter().all(|(_, why)| why.contains("has 3 branches in the new version instead of 2")), "{refused:?}");
+    assert!(
+        refused.iter().all(|(_, why)| why.contains("has 3 branches in the new version instead of 2")),
+        "{refused:?}"
+    );
 
     // The same split with a changed job in one branch migrates: that job is created again.
     let v3 = compile_snippet(&edit(PARALLEL, "job \"bill\"", "job \"invoice\"")).remove(0);
@@ -245,5 +249,8 @@ fn a_token_moved_into_a_branch_is_refused() {
     let v2 = compile_snippet(PARALLEL).remove(0);
     let mapping = BTreeMap::from([("prepare".to_string(), "pack".to_string())]);
     let refused = problems(apply(&mut run, &v2, &mapping).unwrap_err());
-    assert!(refused[0].1.contains("it is in the main flow at `prepare`, but `pack` is in branch 1 of `fork`"), "{refused:?}");
+    assert!(
+        refused[0].1.contains("it is in the main flow at `prepare`, but `pack` is in branch 1 of `fork`"),
+        "{refused:?}"
+    );
 }

@@ -78,11 +78,8 @@ async fn a_batch_of_orders_migrates_each_in_its_own_step_and_a_refused_one_stops
     assert_eq!(summary.process_version, 2);
     let instance = env.instance(&waiting).await;
     assert_eq!(instance.process_version(), 2);
-    let reminder = instance
-        .timers()
-        .values()
-        .find(|t| t.purpose == TimerPurpose::Reminder { index: 0 })
-        .expect("a reminder");
+    let reminder =
+        instance.timers().values().find(|t| t.purpose == TimerPurpose::Reminder { index: 0 }).expect("a reminder");
     assert_eq!(reminder.at, t0() + TimeDelta::hours(5));
     let history = env.engine.history(&waiting).await.unwrap();
     let last = history.last().unwrap();
@@ -123,7 +120,10 @@ async fn a_batch_of_orders_migrates_each_in_its_own_step_and_a_refused_one_stops
     }
     memory.deploy_compilation(&project.compile()).unwrap();
     let id = memory
-        .start("order_approval", json!({"order_id": "SO-1", "customer_id": "C-7", "amount": "50000.00", "requested_by": "rita"}))
+        .start(
+            "order_approval",
+            json!({"order_id": "SO-1", "customer_id": "C-7", "amount": "50000.00", "requested_by": "rita"}),
+        )
         .unwrap();
     let job = memory.pending_jobs()[0].id.clone();
     memory.complete_job(&job, json!({"credit_limit": "100000.00", "open_ar": "0", "risk": "B"})).unwrap();
