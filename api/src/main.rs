@@ -3,7 +3,8 @@
 //! Process tooling for designers: `check` and `graph` compile `.flow` files, `eval` tries an
 //! expression the way a `decide` reads it, and `schedule` shows when a cron start will fire.
 //! For operators: `serve` runs the HTTP API with the scheduler, `worker` runs automated steps for
-//! a remote server, `audit verify` re-checks the tamper-evident history, and `hash-password`
+//! a remote server, `migrate` moves running instances to another deployed version, `audit
+//! verify` re-checks the tamper-evident history, and `hash-password`
 //! makes the `password_argon2` of a user in `cloverleaf.toml`.
 
 use std::collections::BTreeMap;
@@ -146,6 +147,49 @@ enum Command {
     ///
     /// For example: `cloverleaf hash-password < password.txt`, or type it and press Enter.
     HashPassword,
+    /// Move running instances of a process to another deployed version (operators).
+    ///
+    /// Through a server (--server, with the token of an admin), or directly on its database
+    /// (--db; whoever can write the database is an operator already). Each instance moves in its
+    /// own transaction, recorded in its history with the operator and the reason; an instance
+    /// whose move is unsafe is left as it is, with every reason printed. Exit 1 if any was.
+    Migrate {
+        /// The process key, e.g. order_approval.
+        process: String,
+        /// The version the instances run.
+        #[arg(long)]
+        from: u32,
+        /// The version they move to.
+        #[arg(long)]
+        to: u32,
+        /// Why (recorded in each instance's history).
+        #[arg(long)]
+        reason: String,
+        /// A renamed node, OLD=NEW (repeatable).
+        #[arg(long = "map", value_name = "OLD=NEW")]
+        map: Vec<String>,
+        /// Only this instance (repeatable); default: every running instance of --from.
+        #[arg(long = "instance", value_name = "ID")]
+        instances: Vec<String>,
+        /// Print what would happen, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Instances per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long, conflicts_with = "db", required_unless_present = "db")]
+        server: Option<String>,
+        /// The bearer token of an admin (better: set CLOVERLEAF_TOKEN, which `ps` does not show).
+        #[arg(long, env = "CLOVERLEAF_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// The database, instead of a server: sqlite://FILE, a file path, or postgres://...
+        #[arg(long)]
+        db: Option<String>,
+        /// The operator recorded in the history with --db (with --server: the token's user).
+        #[arg(long, env = "USER")]
+        operator: Option<String>,
+    },
     /// Audit the database.
     Audit {
         #[command(subcommand)]
@@ -180,6 +224,23 @@ fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::HashPassword => hash_password(),
         Command::Audit { command: AuditCommand::Verify { db } } => audit_verify(&db),
+        Command::Migrate { process, from, to, reason, map, instances, dry_run, batch, server, token, db, operator } => {
+            migrate(MigrateArgs {
+                process,
+                from,
+                to,
+                reason,
+                map,
+                instances,
+                dry_run,
+                batch,
+                target: match (server, db) {
+                    (Some(server), _) => MigrateTarget::Server { server, token },
+                    (None, Some(db)) => MigrateTarget::Db { db, operator },
+                    (None, None) => MigrateTarget::Missing,
+                },
+            })
+        }
     };
     match result {
         Ok(code) => code,
@@ -640,6 +701,173 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
         tracing::info!(?stats, "worker stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+struct MigrateArgs {
+    process: String,
+    from: u32,
+    to: u32,
+    reason: String,
+    map: Vec<String>,
+    instances: Vec<String>,
+    dry_run: bool,
+    batch: usize,
+    target: MigrateTarget,
+}
+
+enum MigrateTarget {
+    Server { server: String, token: Option<String> },
+    Db { db: String, operator: Option<String> },
+    Missing,
+}
+
+fn migrate(args: MigrateArgs) -> Result<ExitCode> {
+    use cloverleaf_engine::InstanceId;
+    use cloverleaf_engine::runtime::{Engine, MigrationRequest};
+
+    let mut mapping = BTreeMap::new();
+    for pair in &args.map {
+        let Some((old, new)) = pair.split_once('=').filter(|(o, n)| !o.trim().is_empty() && !n.trim().is_empty())
+        else {
+            bail!("--map `{pair}`: write a renamed node as OLD=NEW, e.g. --map manager_approval=sales_approval");
+        };
+        mapping.insert(old.trim().to_string(), new.trim().to_string());
+    }
+    if args.batch == 0 || args.batch > cloverleaf::server::migrations::MAX_LIMIT {
+        bail!("--batch must be between 1 and {}", cloverleaf::server::migrations::MAX_LIMIT);
+    }
+    let instances = (!args.instances.is_empty()).then(|| args.instances.clone());
+    let rt = runtime()?;
+    let (mut migrated, mut refused) = (0, 0);
+    let mut after: Option<String> = None;
+    match &args.target {
+        MigrateTarget::Missing => bail!("give --server URL (with an admin's token) or --db DATABASE"),
+        MigrateTarget::Server { server, token } => {
+            let Some(token) = token else {
+                bail!("give the token of an admin with --token or CLOVERLEAF_TOKEN");
+            };
+            let client = cloverleaf::remote::OperatorClient::new(server, token)?;
+            let path = format!("/v1/definitions/{}/migrations", args.process);
+            loop {
+                let body = serde_json::json!({
+                    "from_version": args.from, "to_version": args.to, "mapping": mapping,
+                    "instances": instances, "dry_run": args.dry_run, "reason": args.reason,
+                    "after": after, "limit": args.batch,
+                });
+                let (status, answer) = rt.block_on(client.post(&path, &body)).map_err(anyhow::Error::msg)?;
+                // Every instance of the batch refused (409) carries the batch in its details.
+                let view = if status.is_success() {
+                    answer
+                } else if status == reqwest::StatusCode::CONFLICT && answer["error"]["details"]["instances"].is_array()
+                {
+                    answer["error"]["details"].clone()
+                } else {
+                    let error = &answer["error"];
+                    let mut text =
+                        format!("{} refused ({status}): {}", server, error["message"].as_str().unwrap_or(""));
+                    for p in error["details"]["problems"].as_array().into_iter().flatten() {
+                        text.push_str(&format!(
+                            "\n  {}: {}",
+                            p["at"].as_str().unwrap_or(""),
+                            p["reason"].as_str().unwrap_or("")
+                        ));
+                    }
+                    bail!(text);
+                };
+                let (m, r) = print_migration_batch(&view, args.dry_run);
+                (migrated, refused) = (migrated + m, refused + r);
+                match view["next"].as_str() {
+                    Some(next) => after = Some(next.to_string()),
+                    None => break,
+                }
+            }
+        }
+        MigrateTarget::Db { db, operator } => {
+            let Some(by) = operator.as_deref().map(str::trim).filter(|o| !o.is_empty()) else {
+                bail!("name the operator for the history with --operator NAME");
+            };
+            rt.block_on(async {
+                let engine = Engine::connect(db, std::sync::Arc::new(cloverleaf_engine::SystemClock))
+                    .await
+                    .with_context(|| format!("cannot open {}", cloverleaf::server::redacted(db)))?;
+                loop {
+                    let request = MigrationRequest {
+                        process: args.process.clone(),
+                        from_version: args.from,
+                        to_version: args.to,
+                        mapping: mapping.clone(),
+                        instances: instances.clone().map(|ids| ids.into_iter().map(InstanceId::from).collect()),
+                        dry_run: args.dry_run,
+                        by: by.to_string(),
+                        reason: args.reason.trim().to_string(),
+                        after: after.clone().map(InstanceId::from),
+                        limit: Some(args.batch),
+                    };
+                    let report = engine.migrate(&request).await?;
+                    let view = serde_json::to_value(cloverleaf::server::migrations::view(&request, &report))?;
+                    let (m, r) = print_migration_batch(&view, args.dry_run);
+                    (migrated, refused) = (migrated + m, refused + r);
+                    match report.next {
+                        Some(next) => after = Some(next.0),
+                        None => break,
+                    }
+                }
+                anyhow::Ok(())
+            })?;
+        }
+    }
+    let verb = if args.dry_run { "would migrate" } else { "migrated" };
+    println!(
+        "{verb} {migrated} instance(s) of {} from v{} to v{}; {refused} refused",
+        args.process, args.from, args.to
+    );
+    Ok(if refused == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Prints one line per instance of a batch (the API's answer shape) and its refusals' reasons;
+/// returns (moved, refused).
+fn print_migration_batch(view: &serde_json::Value, dry_run: bool) -> (usize, usize) {
+    let (mut moved, mut refused) = (0, 0);
+    for instance in view["instances"].as_array().into_iter().flatten() {
+        let id = instance["instance_id"].as_str().unwrap_or("?");
+        if instance["outcome"] == "refused" {
+            refused += 1;
+            println!("REFUSED {id}");
+            for p in instance["problems"].as_array().into_iter().flatten() {
+                println!("  {}: {}", p["at"].as_str().unwrap_or(""), p["reason"].as_str().unwrap_or(""));
+            }
+            continue;
+        }
+        moved += 1;
+        let plan = &instance["plan"];
+        let tokens: Vec<String> = plan["tokens"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let (from, to) = (t["from"].as_str().unwrap_or(""), t["to"].as_str().unwrap_or(""));
+                if from == to { from.to_string() } else { format!("{from} -> {to}") }
+            })
+            .collect();
+        let count =
+            |action: &str| plan["waits"].as_array().into_iter().flatten().filter(|w| w["action"] == action).count();
+        let mut line = format!(
+            "{} {id}: at {}; waits kept {}, closed {}, opened {}",
+            if dry_run { "WOULD MIGRATE" } else { "MIGRATED" },
+            tokens.join(", "),
+            count("kept"),
+            count("closed"),
+            count("opened")
+        );
+        for (key, word) in [("added", "added"), ("removed", "removed"), ("converted", "converted")] {
+            let names: Vec<&str> = plan[key].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+            if !names.is_empty() {
+                line.push_str(&format!("; {word} {}", names.join(", ")));
+            }
+        }
+        println!("{line}");
+    }
+    (moved, refused)
 }
 
 fn audit_verify(db: &str) -> Result<ExitCode> {

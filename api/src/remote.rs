@@ -6,7 +6,8 @@
 //! in-process: a stale epoch is [`SourceError::StaleLock`], a lease that ran out
 //! [`SourceError::LeaseExpired`], a job the server does not know [`SourceError::UnknownJob`], a
 //! refused token or output [`SourceError::Refused`], and a server that cannot be reached or
-//! fails (5xx) [`SourceError::Unavailable`], which the worker tries again.
+//! fails (5xx) [`SourceError::Unavailable`], which the worker tries again. [`OperatorClient`]
+//! makes an operator's calls (`cloverleaf migrate`) with the same checks of URL and token.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -217,40 +218,46 @@ fn lease_ms(lease: TimeDelta) -> i64 {
     lease.num_milliseconds().clamp(1, MAX_LEASE_MS)
 }
 
+/// An HTTP client for the server at `server` (`http://host:8080`) sending the bearer `token`
+/// on every call, and the base URL without a trailing `/`.
+fn client(server: &str, token: &str, agent: &'static str) -> Result<(reqwest::Client, String), Error> {
+    let url_error = |problem: &str| Error::Url { url: server.to_string(), problem: problem.to_string() };
+    let url = Url::parse(server.trim()).map_err(|e| url_error(&e.to_string()))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(url_error(
+                "this build speaks plain HTTP only: use http://, behind a TLS-terminating proxy if the \
+                 network needs one",
+            ));
+        }
+        other => return Err(url_error(&format!("the scheme must be http, not `{other}`"))),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(url_error("give the server's base URL, with no query or fragment"));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Error::Token("it is empty"));
+    }
+    let mut authorization = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| Error::Token("it contains characters a header cannot carry"))?;
+    // Kept out of debug output and logs.
+    authorization.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, authorization);
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .user_agent(agent)
+        .build()?;
+    Ok((client, url.as_str().trim_end_matches('/').to_string()))
+}
+
 impl RemoteSource {
     /// A source on the server at `server` (`http://host:8080`), calling as the user of `token`.
     pub fn new(server: &str, token: &str) -> Result<RemoteSource, Error> {
-        let url_error = |problem: &str| Error::Url { url: server.to_string(), problem: problem.to_string() };
-        let url = Url::parse(server.trim()).map_err(|e| url_error(&e.to_string()))?;
-        match url.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(url_error(
-                    "this build speaks plain HTTP only: use http://, behind a TLS-terminating proxy if the \
-                     network needs one",
-                ));
-            }
-            other => return Err(url_error(&format!("the scheme must be http, not `{other}`"))),
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(url_error("give the server's base URL, with no query or fragment"));
-        }
-        let token = token.trim();
-        if token.is_empty() {
-            return Err(Error::Token("it is empty"));
-        }
-        let mut authorization = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| Error::Token("it contains characters a header cannot carry"))?;
-        // Kept out of debug output and logs.
-        authorization.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, authorization);
-        let client = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("cloverleaf-worker/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        let base = url.as_str().trim_end_matches('/').to_string();
+        let (client, base) = client(server, token, concat!("cloverleaf-worker/", env!("CARGO_PKG_VERSION")))?;
         Ok(RemoteSource { inner: Arc::new(Inner { client, base, clock: Mutex::new(None) }) })
     }
 
@@ -401,6 +408,41 @@ impl JobSource for RemoteSource {
             Some((server, seen)) => server + TimeDelta::from_std(seen.elapsed()).unwrap_or(TimeDelta::zero()),
             None => Utc::now(),
         }
+    }
+}
+
+/// The operator's calls to a server's `/v1` API (`cloverleaf migrate`), with an admin's token.
+#[derive(Debug, Clone)]
+pub struct OperatorClient {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// How long an operator's call may take: a migration batch may write hundreds of instances.
+const OPERATOR_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl OperatorClient {
+    /// A client of the server at `server` (`http://host:8080`), calling as the user of `token`.
+    pub fn new(server: &str, token: &str) -> Result<OperatorClient, Error> {
+        let (client, base) = client(server, token, concat!("cloverleaf-cli/", env!("CARGO_PKG_VERSION")))?;
+        Ok(OperatorClient { client, base })
+    }
+
+    /// POSTs a JSON body to `path` (`/v1/...`): the answer's status and JSON body (the error
+    /// shape's `error` object for a refusal), or why the server could not be reached.
+    pub async fn post(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), String> {
+        let url = format!("{}{path}", self.base);
+        let response =
+            self.client.post(&url).json(body).timeout(OPERATOR_TIMEOUT).send().await.map_err(|e| match unavailable(
+                &url, &e,
+            ) {
+                SourceError::Unavailable(message) => message,
+                other => other.to_string(),
+            })?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| json!({"error": {"message": text.trim()}}));
+        Ok((status, body))
     }
 }
 

@@ -209,6 +209,8 @@ pub enum HistoryKind {
     Failed,
     /// The instance was cancelled.
     Cancelled,
+    /// An operator moved the instance to another version of its definition.
+    Migrated,
 }
 
 /// One entry of the audit trail.

@@ -118,6 +118,22 @@ pub enum Event {
         /// The incident.
         incident: IncidentId,
     },
+    /// An operator moved the instance to another deployed version of its definition. Applied by
+    /// [`crate::migrate`] with both definitions (never by [`crate::step`]); kept in the event
+    /// log so that [`crate::replay_versions`] rebuilds a migrated instance.
+    Migrate {
+        /// The version it ran.
+        from_version: u32,
+        /// The version it runs from now on.
+        to_version: u32,
+        /// Renamed nodes: old name → new name (a node of the same name maps to itself).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        mapping: BTreeMap<String, String>,
+        /// The operator.
+        by: String,
+        /// Why, in the operator's words.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -137,6 +153,7 @@ impl Event {
             Event::Cancel { .. } => "cancel",
             Event::RetryJob { .. } => "retry job",
             Event::ResolveIncident { .. } => "resolve incident",
+            Event::Migrate { .. } => "migrate",
         }
     }
 }

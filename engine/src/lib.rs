@@ -72,4 +72,7 @@ pub use instance::{
 pub use memory::MemoryEngine;
 pub use rejection::Rejection;
 pub use runtime::{Engine, EngineOptions};
-pub use step::{STEP_LIMIT, Transition, check_separation, replay, step};
+pub use step::{
+    Migration, MigrationPlan, STEP_LIMIT, TokenMove, Transition, WaitAction, WaitChange, WaitKind, check_mapping,
+    check_separation, migrate, replay, replay_versions, step,
+};

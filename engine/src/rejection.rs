@@ -125,6 +125,21 @@ pub enum Rejection {
         /// The node.
         node: String,
     },
+    /// A migration to another version is unsafe for this instance: every reason, each with
+    /// what it is about (a token, a node, a variable) and how to make it safe.
+    #[error("cannot migrate: {}", list(problems))]
+    CannotMigrate {
+        /// (what, why).
+        problems: Vec<(String, String)>,
+    },
+    /// A version of the definition that is not deployed (replaying a migration).
+    #[error("version {version} of `{process}` is not deployed")]
+    UnknownVersion {
+        /// The process key.
+        process: String,
+        /// The version.
+        version: u32,
+    },
     /// One event ran more than the step limit of node entries: a loop that never waits.
     #[error("more than {limit} nodes entered in one step")]
     StepLimit {

@@ -166,6 +166,10 @@ impl From<Rejection> for ApiError {
             | Rejection::TimerNotDue { .. }
             | Rejection::UnknownSubscription { .. }
             | Rejection::UnknownCall { .. } => ApiError::conflict("conflict", message),
+            Rejection::CannotMigrate { problems } => ApiError::conflict("migration_refused", message).with_details(
+                json!({ "problems": problems.iter().map(|(a, r)| json!({"at": a, "reason": r})).collect::<Vec<_>>() }),
+            ),
+            Rejection::UnknownVersion { .. } => ApiError::not_found(message),
             Rejection::WrongDefinition { .. } | Rejection::UnknownNode { .. } => ApiError::internal(message),
         }
     }
@@ -200,6 +204,8 @@ impl From<EngineError> for ApiError {
             EngineError::TaskClosed { task } => {
                 ApiError::conflict("task_closed", message).with_details(json!({"task": task}))
             }
+            EngineError::InvalidMigration(problems) => ApiError::bad_request("invalid_migration", message)
+                .with_details(json!({ "problems": problems.iter().map(|(a, r)| json!({"at": a, "reason": r})).collect::<Vec<_>>() })),
             EngineError::InvalidSubstitute(_) => ApiError::unprocessable("invalid_substitute", message),
             EngineError::DuplicateMessage(_) => ApiError::conflict("duplicate_message", message),
             EngineError::AlreadyApplied => ApiError::conflict("conflict", message),

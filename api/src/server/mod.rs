@@ -24,6 +24,7 @@ mod jobs;
 mod kpis;
 mod messages;
 pub mod metrics;
+pub mod migrations;
 pub mod notify;
 pub mod openapi;
 mod ops;
@@ -201,6 +202,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/definitions/{key}", get(definitions::get))
         .route("/v1/definitions/{key}/graph", get(definitions::graph))
+        .route("/v1/definitions/{key}/migrations", post(migrations::migrate))
         .route("/v1/instances", post(instances::start).get(instances::list))
         .route("/v1/instances/{id}", get(instances::get))
         .route("/v1/instances/{id}/history", get(instances::history))

@@ -7,7 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    alerts, budgets, definitions, error, incidents, instances, jobs, kpis, messages, notify, ops, reports, tasks, views,
+    alerts, budgets, definitions, error, incidents, instances, jobs, kpis, messages, migrations, notify, ops, reports,
+    tasks, views,
 };
 
 /// The API's description.
@@ -22,7 +23,7 @@ use super::{
     ),
     paths(
         ops::healthz, ops::metrics, ops::openapi,
-        definitions::deploy, definitions::list, definitions::get, definitions::graph,
+        definitions::deploy, definitions::list, definitions::get, definitions::graph, migrations::migrate,
         instances::start, instances::list, instances::get, instances::history, instances::cancel,
         messages::correlate,
         tasks::inbox, tasks::get, tasks::claim, tasks::unclaim, tasks::complete, tasks::delegate, tasks::substitute,
@@ -36,7 +37,7 @@ use super::{
     components(schemas(error::ErrorBody, error::ErrorInfo, views::InstanceView, views::TaskView, views::JobView)),
     modifiers(&BearerAuth),
     tags(
-        (name = "definitions", description = "Deploy and read processes"),
+        (name = "definitions", description = "Deploy and read processes; migrate instances between versions (admin role)"),
         (name = "instances", description = "Start, inspect, cancel"),
         (name = "messages", description = "Correlate messages from outside"),
         (name = "tasks", description = "The task inbox"),

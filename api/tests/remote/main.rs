@@ -8,5 +8,6 @@ mod harness;
 
 mod cli;
 mod e2e;
+mod migrate;
 mod server;
 mod source;

@@ -12,6 +12,7 @@ mod instances;
 mod jobs;
 mod letters;
 mod messages;
+mod migrations;
 mod notify;
 mod ops;
 mod serve;

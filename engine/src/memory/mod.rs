@@ -48,7 +48,7 @@ use crate::effect::HistoryEvent;
 use crate::event::Event;
 use crate::ids::{CallId, IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId};
 use crate::instance::Instance;
-use crate::step::replay;
+use crate::step::{Migration, MigrationPlan, migrate, replay_versions};
 
 /// Most jobs one [`MemoryEngine::run_jobs`] call runs before it stops as a runaway loop.
 pub const RUN_LIMIT: usize = 10_000;
@@ -436,11 +436,62 @@ impl MemoryEngine {
         self.records.get(id).map(|r| r.history.as_slice())
     }
 
-    /// Rebuilds an instance from its event log on its definition.
+    /// Rebuilds an instance from its event log on the version it started on (and the versions
+    /// it migrated to).
     pub fn replay(&self, id: &InstanceId) -> Result<Instance, Error> {
         let record = self.records.get(id).ok_or_else(|| Error::UnknownInstance(id.clone()))?;
-        let fresh = Instance::new(id.clone(), record.instance.process(), record.instance.process_version());
-        Ok(replay(&record.definition, fresh, record.log.iter().map(|(e, t)| (e, *t)))?)
+        let process = record.instance.process();
+        let first = record
+            .log
+            .iter()
+            .find_map(|(e, _)| match e {
+                Event::Migrate { from_version, .. } => Some(*from_version),
+                _ => None,
+            })
+            .unwrap_or(record.instance.process_version());
+        let fresh = Instance::new(id.clone(), process, first);
+        let versions = |v: u32| self.definition(process, Some(v));
+        Ok(replay_versions(versions, fresh, record.log.iter().map(|(e, t)| (e, *t)))?)
+    }
+
+    /// Moves a running instance to version `to_version` of its definition (`mapping`: renamed
+    /// nodes, old → new), recorded in its history with `by` and `reason`; with `dry_run`, only
+    /// says what it would do. A refusal ([`Rejection::CannotMigrate`](crate::Rejection)) lists
+    /// every reason and changes nothing.
+    pub fn migrate(
+        &mut self,
+        id: &InstanceId,
+        to_version: u32,
+        mapping: &BTreeMap<String, String>,
+        (by, reason): (&str, &str),
+        dry_run: bool,
+    ) -> Result<MigrationPlan, Error> {
+        let now = self.now();
+        let record = self.records.get(id).ok_or_else(|| Error::UnknownInstance(id.clone()))?;
+        let process = record.instance.process().to_string();
+        let to = self
+            .deployments
+            .get(&process)
+            .and_then(|v| (to_version as usize).checked_sub(1).and_then(|i| v.get(i)))
+            .cloned()
+            .ok_or_else(|| Error::UnknownProcess { process: process.clone(), version: Some(to_version) })?;
+        let migration = Migration { from: &record.definition, to: &to, to_version, mapping, by, reason };
+        let (transition, plan) = migrate(&migration, &record.instance, now)?;
+        if dry_run {
+            return Ok(plan);
+        }
+        let event = migration.event(&record.instance);
+        let record = self.records.get_mut(id).ok_or_else(|| Error::UnknownInstance(id.clone()))?;
+        record.definition = to;
+        record.instance = transition.instance;
+        record.log.push((event, now));
+        for effect in transition.effects {
+            self.route(id, effect);
+        }
+        self.reconcile(id);
+        self.drain()?;
+        self.settle()?;
+        Ok(plan)
     }
 
     // ---- jobs ----------------------------------------------------------------------------

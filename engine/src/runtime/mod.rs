@@ -34,6 +34,7 @@ mod connect;
 mod deploy;
 mod jobs;
 mod messages;
+mod migrate;
 mod notices;
 mod plan;
 pub mod query;
@@ -61,6 +62,7 @@ use crate::rejection::Rejection;
 use crate::store::{
     self, Guard, HistoryCheck, HistoryRow, MessageRow, PendingRow, SqliteStore, Store, Write, WriteError, WriteOutcome,
 };
+pub use migrate::{InstanceMigration, MIGRATION_BATCH, MigrationOutcome, MigrationReport, MigrationRequest};
 pub use scheduler::{Scheduler, SchedulerHandle, SchedulerOptions, SchedulerStats};
 use writer::write_loop;
 
@@ -102,6 +104,9 @@ pub enum Error {
     /// The core refused the event.
     #[error(transparent)]
     Rejected(#[from] Rejection),
+    /// A migration request that cannot run as asked: (what, why) for every problem.
+    #[error("invalid migration: {}", .0.iter().map(|(a, b)| format!("{a}: {b}")).collect::<Vec<_>>().join("; "))]
+    InvalidMigration(Vec<(String, String)>),
     /// The job is not locked with this epoch (another worker holds it, or it is finished).
     #[error("job `{job}` is not locked with epoch {epoch}")]
     StaleLock {

@@ -100,6 +100,22 @@ impl<S: Store> Engine<S> {
         let span = tracing::info_span!("step", instance = %id, process = %definition.key, event = event.name(),
             node = tracing::field::Empty);
         let first = span.in_scope(|| step(definition, before.instance, event.clone(), now)).map_err(Error::from)?;
+        self.write_steps(definition, before, (event, first), now, extra, span).await
+    }
+
+    /// Writes an accepted transition (and the event that caused it, stepped at `now`) with the
+    /// buffered messages it lets in, as one step write guarded by the instance's version;
+    /// `definition` is the one the instance runs after the transition.
+    pub(super) async fn write_steps(
+        &self,
+        definition: &CompiledProcess,
+        before: &Before<'_>,
+        (event, first): (Event, Transition),
+        now: chrono::DateTime<chrono::Utc>,
+        extra: &Extra,
+        span: tracing::Span,
+    ) -> Result<Stepped, Attempt> {
+        let id = before.instance.id().as_str();
         if let Some(node) = first.effects.iter().find_map(|e| match e {
             Effect::History(h) => h.node.clone(),
             _ => None,

@@ -19,8 +19,12 @@ use crate::instance::{Frame, Incident, Instance, Status, SubscriptionPurpose, Ti
 use crate::rejection::Rejection;
 
 mod events;
+mod migrate;
 mod nodes;
 
+pub use migrate::{
+    Migration, MigrationPlan, TokenMove, WaitAction, WaitChange, WaitKind, check_mapping, migrate, replay_versions,
+};
 use nodes::plain;
 
 /// Most node entries one event may cause before it is refused as a runaway loop.
@@ -72,20 +76,18 @@ pub fn step(
         (Status::Running, Event::Cancel { by }) => m.cancel(by),
         (Status::Running, Event::RetryJob { job }) => m.retry_job(&job)?,
         (Status::Running, Event::ResolveIncident { incident }) => m.resolve_incident(&incident)?,
+        // A migration needs the definition it leaves as well: see `migrate`.
+        (status, Event::Migrate { .. }) => {
+            return Err(Rejection::InvalidState {
+                event: "migrate (applied by `migrate`, with both definitions)".to_string(),
+                status: status_word(status),
+            });
+        }
         (status, event) => {
             return Err(Rejection::InvalidState { event: event.name().to_string(), status: status_word(status) });
         }
     }
-    m.run()?;
-    m.raise_if_stuck();
-    if m.inst.status == Status::Running && m.inst.tokens.is_empty() {
-        let outcome = m.inst.last_outcome.clone();
-        m.history(HistoryEvent::new(HistoryKind::Completed, None));
-        m.effects.push(Effect::Completed { outcome: outcome.clone() });
-        m.inst.status = Status::Completed { outcome };
-    }
-    m.inst.version += 1;
-    Ok(Transition { instance: m.inst, effects: m.effects })
+    m.finish()
 }
 
 /// Whether `user` (acting for `on_behalf_of`) may complete `task` under its `not by` rules:
@@ -188,6 +190,21 @@ impl<'d> Machine<'d> {
             }
         }
         Machine { def, inst, now, effects: Vec::new(), queue: VecDeque::new(), entries: 0, types }
+    }
+
+    /// Runs queued tokens until each waits again, then closes the step: incidents for stuck
+    /// tokens, completion when no token is left, the version bumped.
+    fn finish(mut self) -> Result<Transition, Rejection> {
+        self.run()?;
+        self.raise_if_stuck();
+        if self.inst.status == Status::Running && self.inst.tokens.is_empty() {
+            let outcome = self.inst.last_outcome.clone();
+            self.history(HistoryEvent::new(HistoryKind::Completed, None));
+            self.effects.push(Effect::Completed { outcome: outcome.clone() });
+            self.inst.status = Status::Completed { outcome };
+        }
+        self.inst.version += 1;
+        Ok(Transition { instance: self.inst, effects: self.effects })
     }
 
     // ---- helpers -------------------------------------------------------------------------

@@ -129,109 +129,113 @@ impl<'d> Machine<'d> {
                 }
             }
             NodeKind::Join { split, next } => self.arrive(token, name, split, next, &frames)?,
-            NodeKind::Task { job, inputs, retry, boundaries, timeout_secs, .. } => {
-                let plan = (|| {
-                    let input = self.input_object(inputs)?;
-                    let mut opens = vec![Open::Job { job_type: job.clone(), input, retries: retry.attempts }];
-                    self.boundary_timers(boundaries, &mut opens)?;
-                    Ok::<_, String>(opens)
-                })();
-                let idempotency_key = format!("{}:{name}:{activation}", self.inst.id);
-                self.open(token, node, plan, Some((idempotency_key, retry.clone(), *timeout_secs)));
-            }
-            NodeKind::Approval { roles, assignee, form, due, reminders, boundaries, .. } => {
-                let plan = (|| {
-                    let title = self.render_title(node.title.as_deref().unwrap_or(name));
-                    let assignee = match assignee {
-                        None => None,
-                        Some(e) => match self.eval(e)? {
-                            Value::Null => None,
-                            Value::Text(u) => Some(u),
-                            other => return Err(format!("assignee `{e}` is {other}, expected a user")),
-                        },
-                    };
-                    let due_at = match due {
-                        Some(d) => self.timer_at(d)?,
-                        None => None,
-                    };
-                    let mut opens =
-                        vec![Open::Task { title, roles: roles.clone(), assignee, form: form.clone(), due_at }];
-                    if let Some(at) = due_at {
-                        opens.push(Open::Timer { at, purpose: TimerPurpose::Due });
+            NodeKind::Task { .. }
+            | NodeKind::Approval { .. }
+            | NodeKind::Receive { .. }
+            | NodeKind::Wait { .. }
+            | NodeKind::First { .. }
+            | NodeKind::Call { .. } => {
+                let plan = self.opens_of(node);
+                let job = match &node.kind {
+                    NodeKind::Task { retry, timeout_secs, .. } => {
+                        Some((format!("{}:{name}:{activation}", self.inst.id), retry.clone(), *timeout_secs))
                     }
-                    for (index, r) in reminders.iter().enumerate() {
-                        let at = match r {
-                            Reminder::At(e) => self.timer_at(e)?,
-                            Reminder::Every(e) => Some(self.after(self.interval(e)?)?),
-                        };
-                        if let Some(at) = at {
-                            opens.push(Open::Timer { at, purpose: TimerPurpose::Reminder { index } });
-                        }
-                    }
-                    self.boundary_timers(boundaries, &mut opens)?;
-                    Ok(opens)
-                })();
-                self.open(token, node, plan, None);
-            }
-            NodeKind::Receive { message, key, boundaries, .. } => {
-                let plan = (|| {
-                    let key = self.correlation_key(key)?;
-                    let mut opens =
-                        vec![Open::Subscribe { message: message.clone(), key, purpose: SubscriptionPurpose::Receive }];
-                    self.boundary_timers(boundaries, &mut opens)?;
-                    Ok(opens)
-                })();
-                self.open(token, node, plan, None);
-            }
-            NodeKind::Wait { until, boundaries, .. } => {
-                let plan = (|| {
-                    let at = match until {
-                        WaitUntil::At(e) => {
-                            self.timer_at(e)?.ok_or_else(|| format!("`wait until {e}`: the time is null"))?
-                        }
-                        WaitUntil::Cron(s) => s
-                            .next_after(self.now)
-                            .map(|t| t.with_timezone(&Utc))
-                            .ok_or_else(|| format!("schedule `{}` has no next time", s.pattern()))?,
-                    };
-                    let mut opens = vec![Open::Timer { at, purpose: TimerPurpose::Wait }];
-                    self.boundary_timers(boundaries, &mut opens)?;
-                    Ok(opens)
-                })();
-                self.open(token, node, plan, None);
-            }
-            NodeKind::First { arms } => {
-                let plan = (|| {
-                    let mut opens = Vec::new();
-                    for (index, arm) in arms.iter().enumerate() {
-                        match &arm.event {
-                            FirstEvent::Message { message, key, .. } => opens.push(Open::Subscribe {
-                                message: message.clone(),
-                                key: self.correlation_key(key)?,
-                                purpose: SubscriptionPurpose::FirstArm { index },
-                            }),
-                            FirstEvent::Timer { at } => {
-                                if let Some(at) = self.timer_at(at)? {
-                                    opens.push(Open::Timer { at, purpose: TimerPurpose::FirstArm { index } });
-                                }
-                            }
-                        }
-                    }
-                    Ok(opens)
-                })();
-                self.open(token, node, plan, None);
-            }
-            NodeKind::Call { process, inputs, boundaries, .. } => {
-                let plan = (|| {
-                    let inputs = self.input_object(inputs)?;
-                    let mut opens = vec![Open::Call { process: process.clone(), inputs }];
-                    self.boundary_timers(boundaries, &mut opens)?;
-                    Ok(opens)
-                })();
-                self.open(token, node, plan, None);
+                    _ => None,
+                };
+                self.open(token, node, plan, job);
             }
         }
         Ok(())
+    }
+
+    /// What a wait node opens when a token enters it (nothing for the other kinds), computed
+    /// before anything is opened so that a failing expression opens nothing.
+    pub(super) fn opens_of(&self, node: &Node) -> Result<Vec<Open>, String> {
+        let name = node.name.as_str();
+        match &node.kind {
+            NodeKind::Task { job, inputs, retry, boundaries, .. } => {
+                let input = self.input_object(inputs)?;
+                let mut opens = vec![Open::Job { job_type: job.clone(), input, retries: retry.attempts }];
+                self.boundary_timers(boundaries, &mut opens)?;
+                Ok(opens)
+            }
+            NodeKind::Approval { roles, assignee, form, due, reminders, boundaries, .. } => {
+                let title = self.render_title(node.title.as_deref().unwrap_or(name));
+                let assignee = match assignee {
+                    None => None,
+                    Some(e) => match self.eval(e)? {
+                        Value::Null => None,
+                        Value::Text(u) => Some(u),
+                        other => return Err(format!("assignee `{e}` is {other}, expected a user")),
+                    },
+                };
+                let due_at = match due {
+                    Some(d) => self.timer_at(d)?,
+                    None => None,
+                };
+                let mut opens = vec![Open::Task { title, roles: roles.clone(), assignee, form: form.clone(), due_at }];
+                if let Some(at) = due_at {
+                    opens.push(Open::Timer { at, purpose: TimerPurpose::Due });
+                }
+                for (index, r) in reminders.iter().enumerate() {
+                    let at = match r {
+                        Reminder::At(e) => self.timer_at(e)?,
+                        Reminder::Every(e) => Some(self.after(self.interval(e)?)?),
+                    };
+                    if let Some(at) = at {
+                        opens.push(Open::Timer { at, purpose: TimerPurpose::Reminder { index } });
+                    }
+                }
+                self.boundary_timers(boundaries, &mut opens)?;
+                Ok(opens)
+            }
+            NodeKind::Receive { message, key, boundaries, .. } => {
+                let key = self.correlation_key(key)?;
+                let mut opens =
+                    vec![Open::Subscribe { message: message.clone(), key, purpose: SubscriptionPurpose::Receive }];
+                self.boundary_timers(boundaries, &mut opens)?;
+                Ok(opens)
+            }
+            NodeKind::Wait { until, boundaries, .. } => {
+                let at = match until {
+                    WaitUntil::At(e) => {
+                        self.timer_at(e)?.ok_or_else(|| format!("`wait until {e}`: the time is null"))?
+                    }
+                    WaitUntil::Cron(s) => s
+                        .next_after(self.now)
+                        .map(|t| t.with_timezone(&Utc))
+                        .ok_or_else(|| format!("schedule `{}` has no next time", s.pattern()))?,
+                };
+                let mut opens = vec![Open::Timer { at, purpose: TimerPurpose::Wait }];
+                self.boundary_timers(boundaries, &mut opens)?;
+                Ok(opens)
+            }
+            NodeKind::First { arms } => {
+                let mut opens = Vec::new();
+                for (index, arm) in arms.iter().enumerate() {
+                    match &arm.event {
+                        FirstEvent::Message { message, key, .. } => opens.push(Open::Subscribe {
+                            message: message.clone(),
+                            key: self.correlation_key(key)?,
+                            purpose: SubscriptionPurpose::FirstArm { index },
+                        }),
+                        FirstEvent::Timer { at } => {
+                            if let Some(at) = self.timer_at(at)? {
+                                opens.push(Open::Timer { at, purpose: TimerPurpose::FirstArm { index } });
+                            }
+                        }
+                    }
+                }
+                Ok(opens)
+            }
+            NodeKind::Call { process, inputs, boundaries, .. } => {
+                let inputs = self.input_object(inputs)?;
+                let mut opens = vec![Open::Call { process: process.clone(), inputs }];
+                self.boundary_timers(boundaries, &mut opens)?;
+                Ok(opens)
+            }
+            _ => Ok(Vec::new()),
+        }
     }
 
     pub(super) fn input_object(&self, inputs: &[Mapping]) -> Result<serde_json::Value, String> {

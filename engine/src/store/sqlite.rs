@@ -296,6 +296,7 @@ async fn apply_simple_steps(
                 Cell::Text(r.history_hash.clone()),
                 Cell::Text(ts(r.at)),
                 Cell::Int(expected),
+                Cell::Int(i64::from(r.process_version)),
             ]),
         }
     }
@@ -308,11 +309,13 @@ async fn apply_simple_steps(
         }
     }
     if !updates.is_empty() {
+        // The process version changes only when an instance migrates; it is written with every step.
         let head = "UPDATE instances SET status = u.column2, state = u.column3, version = u.column4, \
-                    history_seq = u.column5, history_hash = u.column6, updated_at = u.column7 FROM (";
+                    history_seq = u.column5, history_hash = u.column6, updated_at = u.column7, \
+                    process_version = u.column9 FROM (";
         let tail =
             ") AS u WHERE instances.id = u.column1 AND instances.version = u.column8 RETURNING instances.id AS id";
-        for row in values(conn, head, tail, 8, updates).await? {
+        for row in values(conn, head, tail, 9, updates).await? {
             written.insert(row.try_get("id")?);
         }
     }
@@ -394,7 +397,7 @@ impl Tx for SqliteConnection {
 async fn update_instance(conn: &mut SqliteConnection, row: &InstanceRow, expected: i64) -> Result<u64, Error> {
     Ok(sqlx::query(
         "UPDATE instances SET status = ?2, state = ?3, version = ?4, history_seq = ?5, history_hash = ?6, \
-             updated_at = ?7 WHERE id = ?1 AND version = ?8",
+             updated_at = ?7, process_version = ?9 WHERE id = ?1 AND version = ?8",
     )
     .bind(&row.id)
     .bind(row.status.as_str())
@@ -404,6 +407,7 @@ async fn update_instance(conn: &mut SqliteConnection, row: &InstanceRow, expecte
     .bind(&row.history_hash)
     .bind(ts(row.at))
     .bind(expected)
+    .bind(row.process_version)
     .execute(&mut *conn)
     .await?
     .rows_affected())

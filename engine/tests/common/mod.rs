@@ -27,3 +27,35 @@ pub fn reference_project() -> cloverleaf_dsl::Project {
     }
     project
 }
+
+/// Replaces `from` by `to` in `text`, failing loudly when `from` is not there (a fixture that
+/// silently stopped changing anything would test nothing).
+#[allow(dead_code)] // not every test target builds versions of a process
+pub fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the fixture no longer holds {from:?}");
+    text.replace(from, to)
+}
+
+/// A second version of `order_approval` for migration tests: the manager's reminder comes after
+/// 4 hours instead of 8, orders up to 20,000 (not 10,000) of good risk approve themselves, and
+/// a `priority` variable is new.
+#[allow(dead_code)]
+pub fn order_approval_v2() -> String {
+    let v1 = reference_files().into_iter().find(|(n, _)| n == "order_approval.flow").expect("order_approval.flow").1;
+    let v2 = edit(
+        &v1,
+        "    remind after 8h\n    escalate after 24h -> director_approval",
+        "    remind after 4h\n    escalate after 24h -> director_approval",
+    );
+    let v2 = edit(&v2, "when amount <= 10_000 and risk in", "when amount <= 20_000 and risk in");
+    edit(&v2, "  var comment: text?\n", "  var comment: text?\n  var priority: text = \"normal\"\n")
+}
+
+/// The reference files with `order_approval.flow` replaced by `text`.
+#[allow(dead_code)]
+pub fn reference_files_with_order_approval(text: &str) -> Vec<(String, String)> {
+    reference_files()
+        .into_iter()
+        .map(|(n, t)| if n == "order_approval.flow" { (n, text.to_string()) } else { (n, t) })
+        .collect()
+}

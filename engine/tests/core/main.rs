@@ -10,6 +10,7 @@ mod harness;
 mod jobs;
 mod lifecycle;
 mod messages;
+mod migrate;
 mod parallel;
 mod replay;
 mod timers;

@@ -7,6 +7,7 @@ mod common;
 mod harness;
 mod jobs;
 mod messages;
+mod migrate;
 mod notices;
 mod people;
 mod queries;

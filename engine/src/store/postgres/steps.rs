@@ -50,7 +50,8 @@ pub(super) async fn insert_instances(conn: &mut PgConnection, rows: Vec<Value>) 
 pub(super) async fn update_instances(conn: &mut PgConnection, rows: Vec<Value>) -> Result<HashSet<String>, Error> {
     let sql = format!(
         "UPDATE instances SET status = r.status, state = r.state, version = r.version, \
-         history_seq = r.history_seq, history_hash = r.history_hash, updated_at = r.at FROM {INSTANCE_RECORD} \
+         history_seq = r.history_seq, history_hash = r.history_hash, updated_at = r.at, \
+         process_version = r.process_version FROM {INSTANCE_RECORD} \
          WHERE instances.id = r.id AND instances.version = r.expected RETURNING instances.id AS id"
     );
     with_rows(conn, &sql, rows).await?.iter().map(|r| Ok(r.try_get("id")?)).collect()
