@@ -11,6 +11,7 @@ mod instances;
 mod jobs;
 mod messages;
 mod migrations;
+mod modifications;
 mod notify;
 mod ops;
 mod serve;
