@@ -318,11 +318,12 @@ impl ModificationBody {
     /// The engine's modification, or what the body lacks.
     fn modification(self) -> Result<cloverleaf_engine::Modification, ApiError> {
         use cloverleaf_engine::Modification;
-        let missing = |field: &str| {
-            ApiError::bad_request("invalid_modification", format!("`{}` needs `{field}`", self.action))
-        };
+        let missing =
+            |field: &str| ApiError::bad_request("invalid_modification", format!("`{}` needs `{field}`", self.action));
         match self.action.as_str() {
-            "cancel_token" => Ok(Modification::CancelToken { token: cloverleaf_engine::TokenId(self.token.ok_or_else(|| missing("token"))?) }),
+            "cancel_token" => Ok(Modification::CancelToken {
+                token: cloverleaf_engine::TokenId(self.token.ok_or_else(|| missing("token"))?),
+            }),
             "start_before" => Ok(Modification::StartBefore { node: self.node.clone().ok_or_else(|| missing("node"))? }),
             "set_variable" => Ok(Modification::SetVariable {
                 name: self.name.clone().ok_or_else(|| missing("name"))?,

@@ -88,7 +88,9 @@ impl Machine<'_> {
                         return Err(refuse(format!("variable {name}"), "it is not optional (`?`): give a value"));
                     }
                     serde_json::Value::Null => Value::Null,
-                    json => Value::from_json(json, &ty).map_err(|e| refuse(format!("variable {name}"), e.to_string()))?,
+                    json => {
+                        Value::from_json(json, &ty).map_err(|e| refuse(format!("variable {name}"), e.to_string()))?
+                    }
                 };
                 if let Some(d) = declared {
                     admit(&converted, &d.ty, &d.bounds).map_err(|rule| refuse(format!("variable {name}"), rule))?;

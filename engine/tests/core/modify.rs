@@ -30,7 +30,10 @@ fn an_operator_sets_a_variable_starts_a_token_and_cancels_one() {
     let effects = modify(&mut run, Modification::SetVariable { name: "risk".into(), value: json!("A") }).unwrap();
     assert_eq!(run.var("risk").to_json(), json!("A"));
     let Some(Effect::History(h)) = effects.first() else { panic!("{effects:?}") };
-    assert_eq!((h.kind, h.who.as_deref(), h.detail.as_deref()), (HistoryKind::Modified, Some("ada"), Some("set `risk`: repair")));
+    assert_eq!(
+        (h.kind, h.who.as_deref(), h.detail.as_deref()),
+        (HistoryKind::Modified, Some("ada"), Some("set `risk`: repair"))
+    );
 
     modify(&mut run, Modification::StartBefore { node: "cfo_approval".into() }).unwrap();
     assert_eq!(run.token_nodes(), ["cfo_approval", "manager_approval"]);
@@ -49,7 +52,10 @@ fn a_modification_that_does_not_fit_is_refused_with_the_reason() {
     let mut run = at_manager();
     let before = run.instance.clone();
     let cases = [
-        (Modification::StartBefore { node: "nowhere".into() }, "node nowhere: the definition the instance runs has no such node"),
+        (
+            Modification::StartBefore { node: "nowhere".into() },
+            "node nowhere: the definition the instance runs has no such node",
+        ),
         (Modification::SetVariable { name: "amount".into(), value: json!("lots") }, "variable amount"),
         (Modification::SetVariable { name: "amount".into(), value: json!("-5.00") }, "must be greater than 0"),
         (Modification::SetVariable { name: "nope".into(), value: json!(1) }, "declares no such variable"),
