@@ -3,7 +3,8 @@
 //! Process tooling for designers: `check` and `graph` compile `.flow` files, `eval` tries an
 //! expression the way a `decide` reads it, and `schedule` shows when a cron start will fire.
 //! For operators: `serve` runs the HTTP API with the scheduler, `worker` runs automated steps for
-//! a remote server, `migrate` moves running instances to another deployed version, `audit
+//! a remote server, `migrate` moves running instances to another deployed version, `modify`
+//! repairs a running instance by hand, `audit
 //! verify` re-checks the tamper-evident history, and `hash-password`
 //! makes the `password_argon2` of a user in `cloverleaf.toml`.
 
@@ -190,6 +191,30 @@ enum Command {
         #[arg(long, env = "USER")]
         operator: Option<String>,
     },
+    /// Repair a running instance through a server (admins): cancel a token, start one before a
+    /// node, or set a variable, with a reason recorded in its history. Give exactly one action.
+    Modify {
+        /// The instance id.
+        instance: String,
+        /// Why (recorded in the instance's history).
+        #[arg(long)]
+        reason: String,
+        /// Cancel this token (its number, as `t3` or `3`).
+        #[arg(long, group = "action", value_name = "TOKEN")]
+        cancel_token: Option<String>,
+        /// Start a token before this node of the main flow.
+        #[arg(long, group = "action", value_name = "NODE")]
+        start_before: Option<String>,
+        /// Set a variable: NAME=VALUE, the value as JSON (`risk="A"`, `amount="1200.00"`).
+        #[arg(long, group = "action", value_name = "NAME=JSON")]
+        set: Option<String>,
+        /// The server's base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        /// The bearer token of an admin (better: set CLOVERLEAF_TOKEN, which `ps` does not show).
+        #[arg(long, env = "CLOVERLEAF_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Audit the database.
     Audit {
         #[command(subcommand)]
@@ -224,6 +249,9 @@ fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::HashPassword => hash_password(),
         Command::Audit { command: AuditCommand::Verify { db } } => audit_verify(&db),
+        Command::Modify { instance, reason, cancel_token, start_before, set, server, token } => {
+            modify(&instance, &reason, (cancel_token, start_before, set), &server, &token)
+        }
         Command::Migrate { process, from, to, reason, map, instances, dry_run, batch, server, token, db, operator } => {
             migrate(MigrateArgs {
                 process,
@@ -868,6 +896,53 @@ fn print_migration_batch(view: &serde_json::Value, dry_run: bool) -> (usize, usi
         println!("{line}");
     }
     (moved, refused)
+}
+
+fn modify(
+    instance: &str,
+    reason: &str,
+    (cancel_token, start_before, set): (Option<String>, Option<String>, Option<String>),
+    server: &str,
+    token: &str,
+) -> Result<ExitCode> {
+    let mut body = match (cancel_token, start_before, set) {
+        (Some(token), None, None) => {
+            let Ok(n) = token.trim().trim_start_matches('t').parse::<u64>() else {
+                bail!("--cancel-token `{token}`: give the token's number, as `t3` or `3`");
+            };
+            serde_json::json!({"action": "cancel_token", "token": n})
+        }
+        (None, Some(node), None) => serde_json::json!({"action": "start_before", "node": node}),
+        (None, None, Some(pair)) => {
+            let Some((name, text)) = pair.split_once('=') else {
+                bail!("--set `{pair}`: write NAME=VALUE, the value as JSON, e.g. --set 'risk=\"A\"'");
+            };
+            let value: serde_json::Value = serde_json::from_str(text)
+                .with_context(|| format!("--set {name}: `{text}` is not JSON (text needs quotes: '\"A\"')"))?;
+            serde_json::json!({"action": "set_variable", "name": name.trim(), "value": value})
+        }
+        _ => bail!("give one action: --cancel-token TOKEN, --start-before NODE or --set NAME=JSON"),
+    };
+    body["reason"] = serde_json::json!(reason);
+    let client = cloverleaf::remote::OperatorClient::new(server, token)?;
+    let path = format!("/v1/instances/{}/modifications", cloverleaf::remote::encode_id(instance));
+    let (status, answer) = runtime()?.block_on(client.post(&path, &body)).map_err(anyhow::Error::msg)?;
+    if !status.is_success() {
+        let error = &answer["error"];
+        let mut text = format!("{server} refused ({status}): {}", error["message"].as_str().unwrap_or(""));
+        for f in error["details"]["fields"].as_array().into_iter().flatten() {
+            text.push_str(&format!(
+                "\n  {}: {}",
+                f["field"].as_str().unwrap_or(""),
+                f["message"].as_str().unwrap_or("")
+            ));
+        }
+        bail!(text);
+    }
+    let nodes: Vec<&str> =
+        answer["tokens"].as_array().into_iter().flatten().filter_map(|t| t["node"].as_str()).collect();
+    println!("modified {instance}: {}; tokens at {}", answer["status"].as_str().unwrap_or("?"), nodes.join(", "));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn audit_verify(db: &str) -> Result<ExitCode> {

@@ -199,9 +199,9 @@ fn unavailable(url: &str, error: &reqwest::Error) -> SourceError {
     SourceError::Unavailable(message)
 }
 
-/// A job id as a path segment: the engine's ids pass as they are; anything else (the `/` of an
+/// An id as a path segment: the engine's ids pass as they are; anything else (the `/` of an
 /// id from an older store, say) is percent-encoded.
-fn encode_id(id: &str) -> String {
+pub fn encode_id(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for byte in id.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

@@ -211,6 +211,8 @@ pub enum HistoryKind {
     Cancelled,
     /// An operator moved the instance to another version of its definition.
     Migrated,
+    /// An operator cancelled a token, started one, or set a variable by hand.
+    Modified,
 }
 
 /// One entry of the audit trail.

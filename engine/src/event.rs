@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use cloverleaf_dsl::expr::Value;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CallId, IncidentId, JobId, SubscriptionId, TaskId, TimerId};
+use crate::ids::{CallId, IncidentId, JobId, SubscriptionId, TaskId, TimerId, TokenId};
 use crate::value_serde;
 
 /// An event delivered to one instance. Serializable, so a runtime can keep an event log and
@@ -118,6 +118,16 @@ pub enum Event {
         /// The incident.
         incident: IncidentId,
     },
+    /// An operator repairs a running instance by hand: cancels a token, starts one before a
+    /// node, or sets a variable; recorded in the history with who and why.
+    Modify {
+        /// What to do.
+        modification: Modification,
+        /// The operator.
+        by: String,
+        /// Why, in the operator's words.
+        reason: String,
+    },
     /// An operator moved the instance to another deployed version of its definition. Applied by
     /// [`crate::migrate`] with both definitions (never by [`crate::step`]); kept in the event
     /// log so that [`crate::replay_versions`] rebuilds a migrated instance.
@@ -133,6 +143,30 @@ pub enum Event {
         by: String,
         /// Why, in the operator's words.
         reason: String,
+    },
+}
+
+/// An operator's repair of a running instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum Modification {
+    /// Ends a token and closes everything it waits for; refused for the last token (cancel the
+    /// instance instead).
+    CancelToken {
+        /// The token.
+        token: TokenId,
+    },
+    /// Starts a new token before a node of the main flow: the node runs as if a flow led there.
+    StartBefore {
+        /// The node.
+        node: String,
+    },
+    /// Sets a declared variable to a value of its type (a JSON value, read as at a start).
+    SetVariable {
+        /// The variable.
+        name: String,
+        /// The value.
+        value: serde_json::Value,
     },
 }
 
@@ -154,6 +188,7 @@ impl Event {
             Event::RetryJob { .. } => "retry job",
             Event::ResolveIncident { .. } => "resolve incident",
             Event::Migrate { .. } => "migrate",
+            Event::Modify { .. } => "modify",
         }
     }
 }

@@ -132,6 +132,12 @@ pub enum Rejection {
         /// (what, why).
         problems: Vec<(String, String)>,
     },
+    /// An operator's modification that does not fit the instance or its definition: (what, why).
+    #[error("cannot modify: {}", list(problems))]
+    CannotModify {
+        /// (what, why).
+        problems: Vec<(String, String)>,
+    },
     /// A version of the definition that is not deployed (replaying a migration).
     #[error("version {version} of `{process}` is not deployed")]
     UnknownVersion {

@@ -170,6 +170,9 @@ impl From<Rejection> for ApiError {
                 json!({ "problems": problems.iter().map(|(a, r)| json!({"at": a, "reason": r})).collect::<Vec<_>>() }),
             ),
             Rejection::UnknownVersion { .. } => ApiError::not_found(message),
+            Rejection::CannotModify { problems: f } => {
+                ApiError::unprocessable("invalid_modification", message).with_details(fields(f))
+            }
             Rejection::WrongDefinition { .. } | Rejection::UnknownNode { .. } => ApiError::internal(message),
         }
     }

@@ -294,3 +294,74 @@ pub async fn cancel(
     state.engine().cancel(&id, caller.name()).await?;
     Ok(axum::Json(instance_view(&state, &id).await?).into_response())
 }
+
+/// An operator's repair of a running instance: one action, with a reason.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModificationBody {
+    /// cancel_token, start_before or set_variable.
+    pub action: String,
+    /// Why: recorded in the instance's history with the caller's name.
+    pub reason: String,
+    /// The token to cancel (cancel_token).
+    pub token: Option<u64>,
+    /// The node to start a token before (start_before).
+    pub node: Option<String>,
+    /// The variable to set (set_variable).
+    pub name: Option<String>,
+    /// Its new value, as at a start (set_variable; money as a decimal string).
+    #[schema(value_type = Object)]
+    pub value: Option<Value>,
+}
+
+impl ModificationBody {
+    /// The engine's modification, or what the body lacks.
+    fn modification(self) -> Result<cloverleaf_engine::Modification, ApiError> {
+        use cloverleaf_engine::Modification;
+        let missing =
+            |field: &str| ApiError::bad_request("invalid_modification", format!("`{}` needs `{field}`", self.action));
+        match self.action.as_str() {
+            "cancel_token" => Ok(Modification::CancelToken {
+                token: cloverleaf_engine::TokenId(self.token.ok_or_else(|| missing("token"))?),
+            }),
+            "start_before" => Ok(Modification::StartBefore { node: self.node.clone().ok_or_else(|| missing("node"))? }),
+            "set_variable" => Ok(Modification::SetVariable {
+                name: self.name.clone().ok_or_else(|| missing("name"))?,
+                value: self.value.clone().unwrap_or(Value::Null),
+            }),
+            other => Err(ApiError::bad_request(
+                "invalid_modification",
+                format!("unknown action `{other}`: use cancel_token, start_before or set_variable"),
+            )),
+        }
+    }
+}
+
+/// Repairs a running instance by hand (admin): cancels a token, starts one before a node of the
+/// main flow, or sets a variable; recorded in its history chain with the caller and the reason.
+#[utoipa::path(
+    post, path = "/v1/instances/{id}/modifications", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    request_body = ModificationBody,
+    responses(
+        (status = 200, description = "Done; the instance as it stands", body = InstanceView),
+        (status = 400, description = "An unknown action, or one missing its field", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 409, description = "The instance is not running", body = ErrorBody),
+        (status = 422, description = "No such token, node or variable; a value of the wrong type; the last token", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn modify(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+    Json(body): Json<ModificationBody>,
+) -> Result<Response, ApiError> {
+    caller.require(ADMIN, "modify instances")?;
+    let reason = body.reason.trim().to_string();
+    let modification = body.modification()?;
+    state.engine().modify(&id, modification, caller.name(), &reason).await?;
+    Ok(axum::Json(instance_view(&state, &id).await?).into_response())
+}

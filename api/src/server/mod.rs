@@ -207,6 +207,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/instances/{id}", get(instances::get))
         .route("/v1/instances/{id}/history", get(instances::history))
         .route("/v1/instances/{id}/cancel", post(instances::cancel))
+        .route("/v1/instances/{id}/modifications", post(instances::modify))
         .route("/v1/messages", post(messages::correlate))
         .route("/v1/tasks", get(tasks::inbox))
         .route("/v1/tasks/{id}", get(tasks::get))

@@ -25,6 +25,7 @@ use super::{
         ops::healthz, ops::metrics, ops::openapi,
         definitions::deploy, definitions::list, definitions::get, definitions::graph, migrations::migrate,
         instances::start, instances::list, instances::get, instances::history, instances::cancel,
+        instances::modify,
         messages::correlate,
         tasks::inbox, tasks::get, tasks::claim, tasks::unclaim, tasks::complete, tasks::delegate, tasks::substitute,
         jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,

@@ -117,3 +117,45 @@ async fn migrate_through_a_server_and_on_the_database() {
     assert!(stderr.contains("--server"), "{stderr}");
     server.stop().await;
 }
+
+/// Runs `cloverleaf modify args...` as `user`; (exit code, stdout, stderr).
+async fn modify(args: Vec<String>, user: &str) -> (Option<i32>, String, String) {
+    let token = token(user);
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(env!("CARGO_BIN_EXE_cloverleaf"))
+            .arg("modify")
+            .args(&args)
+            .env("CLOVERLEAF_TOKEN", token)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (output.status.code(), text(output.stdout), text(output.stderr))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modify_through_a_server() {
+    let Some(server) = Server::start().await else { return };
+    let id = server.start_order("order_approval", "SO-1", "C-7", "50000.00").await;
+    let url = server.url();
+    let base = |extra: &[&str]| {
+        let mut list = args(&[id.as_str(), "--reason", "bureau corrected", "--server", &url]);
+        list.extend(args(extra));
+        list
+    };
+    let (code, _, stderr) = modify(base(&["--set", "risk=\"A\""]), "mia").await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("403") && stderr.contains("`admin` role"), "{stderr}");
+    let (code, _, stderr) = modify(base(&["--set", "amount=\"lots\""]), "ada").await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("422") && stderr.contains("variable amount"), "{stderr}");
+    let (code, stdout, stderr) = modify(base(&["--set", "risk=\"A\""]), "ada").await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("modified {id}: running; tokens at check_credit")), "{stdout}");
+    let instance = server.engine.instance(&id.as_str().into()).await.unwrap();
+    assert_eq!(instance.variable("risk").unwrap().to_json(), serde_json::json!("A"));
+    server.stop().await;
+}

@@ -13,6 +13,7 @@ mod jobs;
 mod letters;
 mod messages;
 mod migrations;
+mod modifications;
 mod notify;
 mod ops;
 mod serve;

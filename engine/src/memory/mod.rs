@@ -393,6 +393,18 @@ impl MemoryEngine {
         self.act(instance, Event::Cancel { by: by.to_string() })
     }
 
+    /// An operator repairs a running instance (cancels a token, starts one before a node, sets
+    /// a variable), recorded in its history with `by` and `reason`.
+    pub fn modify(
+        &mut self,
+        instance: &InstanceId,
+        modification: crate::event::Modification,
+        by: &str,
+        reason: &str,
+    ) -> Result<(), Error> {
+        self.act(instance, Event::Modify { modification, by: by.to_string(), reason: reason.to_string() })
+    }
+
     /// An instance's current state.
     pub fn instance(&self, id: &InstanceId) -> Option<&Instance> {
         self.records.get(id).map(|r| &r.instance)

@@ -432,6 +432,20 @@ impl<S: Store> Engine<S> {
         self.settle(stepped.pending).await
     }
 
+    /// An operator repairs a running instance (cancels a token, starts one before a node, sets
+    /// a variable), recorded in its history with `by` and `reason`; one step like any other.
+    pub async fn modify(
+        &self,
+        instance: &InstanceId,
+        modification: crate::event::Modification,
+        by: &str,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let event = Event::Modify { modification, by: by.to_string(), reason: reason.to_string() };
+        let stepped = self.run(instance.as_str(), event, Extra::default()).await?;
+        self.settle(stepped.pending).await
+    }
+
     /// An operator retries an incident: its job runs again, or its node is re-entered.
     pub async fn retry_incident(&self, incident: &IncidentId) -> Result<(), Error> {
         let (instance, job) =

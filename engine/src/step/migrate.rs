@@ -395,7 +395,7 @@ fn migrate_variables(
 
 /// One level of a node's branch context in a graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Ctx {
+pub(super) enum Ctx {
     /// Branch `index` of the split.
     Branch(String, usize),
     /// The side path started by a non-interrupting event of the node.
@@ -405,7 +405,7 @@ enum Ctx {
 /// The branch context of every node reachable from a start, outermost first. A join is labelled
 /// with the context around its split (a token waiting there still carries its branch frame).
 /// The compiler has made sure that every node has one context (E0407), so the first wins.
-fn contexts(def: &CompiledProcess) -> BTreeMap<&str, Vec<Ctx>> {
+pub(super) fn contexts(def: &CompiledProcess) -> BTreeMap<&str, Vec<Ctx>> {
     let mut out: BTreeMap<&str, Vec<Ctx>> = BTreeMap::new();
     let mut queue: VecDeque<(&str, Vec<Ctx>)> = def
         .nodes

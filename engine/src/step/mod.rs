@@ -20,6 +20,7 @@ use crate::rejection::Rejection;
 
 mod events;
 mod migrate;
+mod modify;
 mod nodes;
 
 pub use migrate::{
@@ -76,6 +77,7 @@ pub fn step(
         (Status::Running, Event::Cancel { by }) => m.cancel(by),
         (Status::Running, Event::RetryJob { job }) => m.retry_job(&job)?,
         (Status::Running, Event::ResolveIncident { incident }) => m.resolve_incident(&incident)?,
+        (Status::Running, Event::Modify { modification, by, reason }) => m.modify(modification, by, reason)?,
         // A migration needs the definition it leaves as well: see `migrate`.
         (status, Event::Migrate { .. }) => {
             return Err(Rejection::InvalidState {

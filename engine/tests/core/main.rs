@@ -11,6 +11,7 @@ mod jobs;
 mod lifecycle;
 mod messages;
 mod migrate;
+mod modify;
 mod parallel;
 mod replay;
 mod timers;
