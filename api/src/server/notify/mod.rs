@@ -318,6 +318,13 @@ pub struct NotificationQuery {
     pub limit: Option<i64>,
 }
 
+impl NotificationQuery {
+    /// The page size asked for, within 1..=1,000 (100 when not given).
+    pub fn limit(&self) -> i64 {
+        self.limit.unwrap_or(100).clamp(1, 1_000)
+    }
+}
+
 /// The notifications, newest first: what was raised for people and whether it reached them.
 #[utoipa::path(
     get, path = "/v1/notifications", tag = "operations",
@@ -336,7 +343,7 @@ pub async fn list(
 ) -> Result<axum::Json<Vec<NotificationView>>, ApiError> {
     caller.require_any(NOTIFICATION_OPERATORS, "read the notifications")?;
     check_state(query.state.as_deref())?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
+    let limit = query.limit();
     let found =
         state.engine().store().notifications(query.state.as_deref(), limit).await.map_err(ApiError::internal)?;
     Ok(axum::Json(found.into_iter().map(NotificationView::from).collect()))

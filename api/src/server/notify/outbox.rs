@@ -17,10 +17,10 @@ use axum::extract::{Path, Query, State};
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::{Notification, NotificationRow, Queries, Store};
 use cloverleaf_finance::Ledger;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::RetryView;
+use super::{NotificationQuery, RetryView};
 use crate::server::AppState;
 use crate::server::access::AUDITOR;
 use crate::server::auth::Caller;
@@ -115,20 +115,10 @@ impl From<Notification> for LetterView {
     }
 }
 
-/// Which letters to list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct LetterQuery {
-    /// `pending`, `delivered` or `dead`; all when absent.
-    pub state: Option<String>,
-    /// At most this many, newest first (default 100, at most 1,000).
-    pub limit: Option<i64>,
-}
-
 /// The customer letters handed to delivery, newest first, with what became of each.
 #[utoipa::path(
     get, path = "/v1/outbox", tag = "reports",
-    params(LetterQuery),
+    params(NotificationQuery),
     responses(
         (status = 200, description = "The letters", body = Vec<LetterView>),
         (status = 400, description = "An unknown state", body = ErrorBody),
@@ -140,14 +130,14 @@ pub struct LetterQuery {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<LetterQuery>,
+    Query(query): Query<NotificationQuery>,
 ) -> Result<axum::Json<Vec<LetterView>>, ApiError> {
     caller.require_any(LETTER_READERS, "read the customer letters")?;
     if state.ledger().is_none() {
         return Err(ApiError::not_found("this server runs without the finance sub-ledger"));
     }
     super::check_state(query.state.as_deref())?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
+    let limit = query.limit();
     let kinds: Vec<String> = LETTER_KINDS.iter().map(|k| (*k).to_string()).collect();
     let found = state
         .engine()
