@@ -3,7 +3,7 @@
 //! An order draws on the budget of its customer's cost centre for the month (UTC) it is checked
 //! in. The credit check reserves the order's amount when it fits what is left, so two orders
 //! checked at the same time cannot both take the last of a budget (the reservation is written in
-//! the check's transaction, under the ledger's write lock). An order that does not fit reserves
+//! the check's transaction, under the cost centre's lock: see [`Scope`]). An order that does not fit reserves
 //! nothing and goes to finance; if finance approves it anyway, the amount is reserved over the
 //! budget and marked so. A rejected order releases what it reserved. A customer without a cost
 //! centre, or a month without a budget for it, is not budget-controlled.
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
 use super::idempotency::once;
-use super::{Error, Ledger, cents, money_text, parse_money, ts_text};
+use super::{Error, Ledger, Scope, cents, money_text, parse_money, ts_text};
 
 /// The month (UTC) an order checked at `now` draws on.
 fn month_of(now: DateTime<Utc>) -> String {
@@ -192,7 +192,7 @@ impl Ledger {
         if amount <= Decimal::ZERO {
             return Err(Error::InvalidAmount(format!("a reservation of {amount}")));
         }
-        once!(self, key, "budget.reserve", now, |conn| {
+        once!(self, key, "budget.reserve", now, scoped: vec![Scope::Order(order_id.into()), Scope::CostCentre(cost_centre.into())], |conn| {
             let period = month_of(now);
             if let Some((held, _)) = reservation(conn, order_id).await? {
                 let line = budget_line(conn, cost_centre, &period).await?;
@@ -210,7 +210,7 @@ impl Ledger {
 
     /// Releases the reservation of `order_id`, if it holds one.
     pub async fn release_budget(&self, key: &str, now: DateTime<Utc>, order_id: &str) -> Result<BudgetReleased, Error> {
-        once!(self, key, "budget.release", now, |conn| {
+        once!(self, key, "budget.release", now, scoped: vec![Scope::Order(order_id.into())], |conn| {
             match reservation(conn, order_id).await? {
                 Some((amount, _)) => {
                     sqlx::query(
@@ -234,9 +234,10 @@ pub(super) fn uncontrolled(now: DateTime<Utc>) -> BudgetPosition {
     BudgetPosition { period: month_of(now), budget_ok: true, ..BudgetPosition::default() }
 }
 
-/// The budget side of the credit check, inside its transaction: reserves `amount` for `order_id`
-/// when it fits.
+/// The budget side of the credit check, inside its transaction (which holds the order's lock):
+/// reserves `amount` for `order_id` when it fits, under the cost centre's lock.
 pub(super) async fn check_and_reserve(
+    ledger: &Ledger,
     conn: &mut AnyConnection,
     customer_id: &str,
     order_id: &str,
@@ -254,6 +255,9 @@ pub(super) async fn check_and_reserve(
     let Some(cc) = cost_centre else {
         return Ok(BudgetPosition { period, budget_ok: true, ..BudgetPosition::default() });
     };
+    // Taken late, once the cost centre is known (it cannot change meanwhile: assigning one takes
+    // the whole ledger); the highest class, so still in the fixed order.
+    ledger.lock_late(conn, &Scope::CostCentre(cc.clone())).await?;
     let Some(budget) = budget_amount(conn, &cc, &period).await? else {
         return Ok(BudgetPosition { cost_centre: Some(cc), period, budget_ok: true, ..BudgetPosition::default() });
     };

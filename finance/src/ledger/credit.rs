@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row};
 use super::budgets::{BudgetPosition, check_and_reserve, uncontrolled};
 use super::idempotency::once;
 use super::records::customer;
-use super::{Error, Ledger, cents, parse_money};
+use super::{Error, Ledger, Scope, cents, parse_money};
 
 /// The customer's credit position, and the order's against its budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,14 +41,18 @@ impl Ledger {
         customer_id: &str,
         order: Option<(&str, Decimal)>,
     ) -> Result<CreditCheck, Error> {
-        once!(self, key, "credit.check", now, |conn| {
+        let mut scopes = vec![Scope::Customer(customer_id.into())];
+        if let Some((order_id, _)) = order {
+            scopes.push(Scope::Order(order_id.into()));
+        }
+        once!(self, key, "credit.check", now, scoped: scopes, |conn| {
             let c = customer(conn, customer_id).await?;
             if c.blocked {
                 return Err(Error::CustomerBlocked(customer_id.to_string()));
             }
             let open_ar = open_receivables(conn, Some(customer_id)).await?;
             let budget = match order {
-                Some((order_id, amount)) => check_and_reserve(conn, customer_id, order_id, amount, now).await?,
+                Some((order_id, amount)) => check_and_reserve(self, conn, customer_id, order_id, amount, now).await?,
                 None => uncontrolled(now),
             };
             CreditCheck {

@@ -1,13 +1,13 @@
 //! How the ledger reaches its database: a URL picks SQLite or PostgreSQL, both behind sqlx's
-//! `Any` driver so that every operation is one SQL text for both, and a write transaction is
-//! serialised with every other ledger write on the database.
+//! `Any` driver so that every operation is one SQL text for both, and the locks a write
+//! transaction takes (see the module docs of [`ledger`](super) for the order they are taken in).
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 use super::Error;
 
@@ -21,14 +21,19 @@ pub(super) enum Backend {
 /// How long a SQLite writer waits for the file's write lock.
 const SQLITE_BUSY: Duration = Duration::from_secs(10);
 
-/// How long a PostgreSQL writer waits for the ledger lock before its job fails (and is retried):
-/// a writer stuck while holding it must not stop every node's ledger for good.
+/// How long a PostgreSQL writer waits for one of its locks before its job fails (and is
+/// retried): a writer stuck while holding one must not stop the ledger for good.
 const PG_LOCK_TIMEOUT: &str = "30s";
 
-/// The advisory lock every PostgreSQL ledger write holds until its transaction ends ("ClovLedg"
-/// in ASCII). The engine's own advisory locks are `hashtextextended` values of their names; a
+/// The ledger-wide advisory lock ("ClovLedg" in ASCII), held until the transaction ends: shared
+/// by every scoped write, exclusive for the rare writes that need the whole ledger still (see
+/// [`Mode`]). The engine's own advisory locks are `hashtextextended` values of their names; a
 /// collision with one of them would only serialise more.
 const LEDGER_LOCK: i64 = 0x436c_6f76_4c65_6467;
+
+/// The first key of every scope lock ("Cl" and a class number): scope locks use PostgreSQL's
+/// two-key advisory locks, a space apart from the one-key locks of the engine and [`LEDGER_LOCK`].
+const SCOPE_SPACE: i32 = 0x436c_0000;
 
 fn install_drivers() {
     sqlx::any::install_default_drivers();
@@ -98,15 +103,16 @@ fn sqlite_options(path: &Path, mode: &str) -> Result<AnyConnectOptions, Error> {
 }
 
 /// The write and read pools on the PostgreSQL database at `url`, after applying the migrations.
-/// Separate pools, so that reports and lookups are not queued behind writers waiting for the
-/// ledger lock.
+/// Separate pools, so that reports and lookups are not queued behind writers waiting for a
+/// lock.
 pub(super) async fn postgres(url: &str) -> Result<(AnyPool, AnyPool), Error> {
     install_drivers();
     let options = AnyConnectOptions::from_str(url)?;
-    // Two writers: one holding the ledger lock, one queued for it; more would only wait in the
-    // database instead of in the pool.
+    // Writes of different customers, orders and payments run side by side, a few at a time: each
+    // node has as many (its engine has ten more), so that five nodes stay within PostgreSQL's
+    // default of 100 connections.
     let write = AnyPoolOptions::new()
-        .max_connections(2)
+        .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.clone())
         .await?;
@@ -120,24 +126,151 @@ pub(super) async fn postgres(url: &str) -> Result<(AnyPool, AnyPool), Error> {
     Ok((write, read))
 }
 
+/// What a scoped write locks on PostgreSQL: the things it reads to decide and then changes. Two
+/// writes wait for each other only when they share a scope (or for the number series, see
+/// [`ledger`](super)).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// A job's idempotency key: the same job delivered twice runs once, the second run waits
+    /// for the first and answers with its output.
+    Key(String),
+    /// An order: its recorded lines, its one invoice, its cost posting, its budget reservation.
+    Order(String),
+    /// A customer's business: its orders and invoices being issued.
+    Customer(String),
+    /// An invoice: what is open on it, its payments applied, its dunning, its write-off.
+    Invoice(String),
+    /// A payment: what of it is applied, refunded or returned.
+    Payment(String),
+    /// A cost centre's budgets: what is reserved on them (taken last, once the customer's cost
+    /// centre is read).
+    CostCentre(String),
+}
+
+impl Scope {
+    /// The class number, which orders the classes: locks are taken in ascending
+    /// `(class, hash)` order.
+    fn class(&self) -> i32 {
+        match self {
+            Scope::Key(_) => 1,
+            Scope::Order(_) => 2,
+            Scope::Customer(_) => 3,
+            Scope::Invoice(_) => 4,
+            Scope::Payment(_) => 5,
+            Scope::CostCentre(_) => 6,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Scope::Key(s)
+            | Scope::Order(s)
+            | Scope::Customer(s)
+            | Scope::Invoice(s)
+            | Scope::Payment(s)
+            | Scope::CostCentre(s) => s,
+        }
+    }
+
+    /// The scope's two advisory lock keys: the class in [`SCOPE_SPACE`], and a 32-bit FNV-1a
+    /// hash of the name (stable across builds and nodes, unlike std's hasher). Two names with
+    /// one hash share a lock, which only makes them wait for each other.
+    pub(super) fn keys(&self) -> (i32, i32) {
+        let mut hash: u32 = 0x811c_9dc5;
+        for byte in self.name().bytes() {
+            hash ^= u32::from(byte);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        (SCOPE_SPACE | self.class(), i32::from_ne_bytes(hash.to_ne_bytes()))
+    }
+}
+
+/// How a write transaction locks the ledger on PostgreSQL.
+#[derive(Debug, Clone)]
+pub(super) enum Mode<'a> {
+    /// The whole ledger, still: waits for every write in flight and holds off every other until
+    /// it ends. For rare writes that read or change across scopes (seeding, customers, budgets'
+    /// amounts, closing a period, alerts, reports).
+    Exclusive,
+    /// The ledger lock shared, then these scopes, in ascending order.
+    Scoped(&'a [Scope]),
+}
+
 /// Begins a ledger write transaction on `pool`.
 ///
 /// SQLite: `BEGIN IMMEDIATE` takes the file's write lock at once (a deferred transaction could
-/// fail to upgrade while the engine's writer commits to the same file).
+/// fail to upgrade while the engine's writer commits to the same file); one writer at a time,
+/// whatever the mode.
 ///
-/// PostgreSQL: READ COMMITTED, then the ledger's advisory lock. Every statement after the lock
-/// sees every ledger write committed before it was granted; READ COMMITTED is set explicitly
-/// because under a stricter default the snapshot would be taken before the lock is granted.
-pub(super) async fn begin(pool: &AnyPool, backend: Backend) -> Result<Transaction<'static, Any>, Error> {
+/// PostgreSQL: READ COMMITTED, then the locks of `mode`, in one round trip. Every statement
+/// after them sees every write committed by the holders they waited for; READ COMMITTED is set
+/// explicitly because under a stricter default the snapshot would be taken before the locks are
+/// granted.
+pub(super) async fn begin(
+    pool: &AnyPool,
+    backend: Backend,
+    mode: Mode<'_>,
+) -> Result<Transaction<'static, Any>, Error> {
     match backend {
         Backend::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
         Backend::Postgres => {
             let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
-            // One round trip (simple protocol, no parameters): the constant is inlined.
-            let lock =
-                format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; SELECT pg_advisory_xact_lock({LEDGER_LOCK})");
-            (&mut *tx).execute(lock.as_str()).await?;
+            (&mut *tx).execute(lock_sql(&mode).as_str()).await?;
             Ok(tx)
         }
+    }
+}
+
+/// Takes `scope` late in a scoped transaction, once what it names is known (a customer's cost
+/// centre). It must rank above every scope the transaction holds (see [`Scope::class`]), or
+/// the fixed order that keeps writers from deadlocking is broken. No-op on SQLite.
+pub(super) async fn lock(conn: &mut AnyConnection, backend: Backend, scope: &Scope) -> Result<(), Error> {
+    if backend == Backend::Postgres {
+        let (class, hash) = scope.keys();
+        conn.execute(format!("SELECT pg_advisory_xact_lock({class}, {hash})").as_str()).await?;
+    }
+    Ok(())
+}
+
+/// The statements that take `mode`'s locks: simple protocol, no parameters (the keys are
+/// integers computed here, inlined), so one round trip.
+fn lock_sql(mode: &Mode<'_>) -> String {
+    let mut sql = format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; ");
+    match mode {
+        Mode::Exclusive => sql.push_str(&format!("SELECT pg_advisory_xact_lock({LEDGER_LOCK})")),
+        Mode::Scoped(scopes) => {
+            sql.push_str(&format!("SELECT pg_advisory_xact_lock_shared({LEDGER_LOCK})"));
+            let mut keys: Vec<(i32, i32)> = scopes.iter().map(Scope::keys).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for (class, hash) in keys {
+                sql.push_str(&format!("; SELECT pg_advisory_xact_lock({class}, {hash})"));
+            }
+        }
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_locks_are_taken_in_one_order_whatever_order_they_are_named_in() {
+        let a = [Scope::Payment("P-1".into()), Scope::Key("k".into()), Scope::Invoice("INV-1".into())];
+        let b = [Scope::Invoice("INV-1".into()), Scope::Payment("P-1".into()), Scope::Key("k".into())];
+        assert_eq!(lock_sql(&Mode::Scoped(&a)), lock_sql(&Mode::Scoped(&b)));
+        let sql = lock_sql(&Mode::Scoped(&a));
+        let at = |class: i32| sql.find(&format!("({}, ", SCOPE_SPACE | class)).unwrap();
+        assert!(sql.find("_shared(").unwrap() < at(1));
+        assert!(at(1) < at(4) && at(4) < at(5), "{sql}");
+    }
+
+    #[test]
+    fn scope_keys_are_stable_and_apart_by_class() {
+        // FNV-1a of "C-001": a change here would make nodes of two builds lock apart.
+        assert_eq!(Scope::Customer("C-001".into()).keys(), (0x436c_0003, i32::from_ne_bytes(0xb656_222cu32.to_ne_bytes())));
+        assert_ne!(Scope::Customer("X".into()).keys(), Scope::Order("X".into()).keys());
+        assert!(lock_sql(&Mode::Exclusive).ends_with(&format!("pg_advisory_xact_lock({LEDGER_LOCK})")));
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::idempotency::once;
 use super::records::{customer, invoice, outbox, set_invoice_open};
-use super::{Entry, Error, JournalLine, Ledger, account, cents, date_text, money_text, post};
+use super::{Entry, Error, JournalLine, Ledger, Scope, account, cents, date_text, money_text, post};
 
 /// A message put in the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ impl Ledger {
         invoice_id: &str,
         template: &str,
     ) -> Result<Notified, Error> {
-        once!(self, key, "outbox.notify", now, |conn| {
+        once!(self, key, "outbox.notify", now, scoped: Vec::new(), |conn| {
             let c = customer(conn, customer_id).await?;
             let inv = invoice(conn, invoice_id).await?;
             let (subject, body) = match template {
@@ -87,7 +87,7 @@ impl Ledger {
         customer_id: &str,
         level: i64,
     ) -> Result<DunningSent, Error> {
-        once!(self, key, "dunning.send", now, |conn| {
+        once!(self, key, "dunning.send", now, scoped: vec![Scope::Invoice(invoice_id.into())], |conn| {
             let c = customer(conn, customer_id).await?;
             let inv = invoice(conn, invoice_id).await?;
             let days_overdue = (now.date_naive() - inv.due_date).num_days();
@@ -141,7 +141,7 @@ impl Ledger {
         customer_id: &str,
         amount: Decimal,
     ) -> Result<WrittenOff, Error> {
-        once!(self, key, "ledger.write_off", now, |conn| {
+        once!(self, key, "ledger.write_off", now, scoped: vec![Scope::Invoice(invoice_id.into())], |conn| {
             let inv = invoice(conn, invoice_id).await?;
             if inv.customer_id != customer_id {
                 return Err(Error::Input {

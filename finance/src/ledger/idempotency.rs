@@ -42,16 +42,28 @@ pub(super) async fn remember<T: Serialize>(
 
 /// Runs `$body` (an expression using `$conn`) once per idempotency key, in one transaction. The
 /// helpers are named by full path so that the operations need not import them.
+///
+/// With `scoped: SCOPES` (a `Vec<Scope>`), the transaction locks the key and those scopes (see
+/// [`Scope`](super::Scope)); without, it has the whole ledger to itself.
 macro_rules! once {
     ($self:ident, $key:expr, $job_type:expr, $now:expr, |$conn:ident| $body:expr) => {{
         let mut tx = $self.begin().await?;
-        let $conn: &mut ::sqlx::AnyConnection = &mut tx;
+        $crate::ledger::idempotency::once!(@run tx, $key, $job_type, $now, |$conn| $body)
+    }};
+    ($self:ident, $key:expr, $job_type:expr, $now:expr, scoped: $scopes:expr, |$conn:ident| $body:expr) => {{
+        let mut scopes: ::std::vec::Vec<$crate::ledger::Scope> = $scopes;
+        scopes.push($crate::ledger::Scope::Key($key.to_string()));
+        let mut tx = $self.begin_scoped(&scopes).await?;
+        $crate::ledger::idempotency::once!(@run tx, $key, $job_type, $now, |$conn| $body)
+    }};
+    (@run $tx:ident, $key:expr, $job_type:expr, $now:expr, |$conn:ident| $body:expr) => {{
+        let $conn: &mut ::sqlx::AnyConnection = &mut $tx;
         if let Some(output) = $crate::ledger::idempotency::replayed($conn, $key).await? {
             return Ok(output);
         }
         let output = $body;
-        $crate::ledger::idempotency::remember(&mut tx, $key, $job_type, &output, $now).await?;
-        tx.commit().await?;
+        $crate::ledger::idempotency::remember(&mut $tx, $key, $job_type, &output, $now).await?;
+        $tx.commit().await?;
         Ok(output)
     }};
 }

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 use super::idempotency::once;
 use super::records::{customer, invoice, invoice_row};
 use super::{
-    Entry, Error, JournalLine, Ledger, account, cents, date_text, decimal_setting, money_text, parse_money, post,
+    Entry, Error, JournalLine, Ledger, Scope, account, cents, date_text, decimal_setting, money_text, parse_money, post,
 };
 
 /// An issued invoice.
@@ -51,7 +51,7 @@ impl Ledger {
         customer_id: &str,
         amount: Decimal,
     ) -> Result<InvoiceIssued, Error> {
-        once!(self, key, "invoice.issue", now, |conn| {
+        once!(self, key, "invoice.issue", now, scoped: order_scopes(order_id, customer_id), |conn| {
             if let Some(existing) = invoice_row(conn, "order_id", order_id).await? {
                 if existing.customer_id != customer_id {
                     return Err(Error::InvoiceData(format!(
@@ -81,7 +81,7 @@ impl Ledger {
         shipment_id: &str,
         amount: Option<Decimal>,
     ) -> Result<CostPosted, Error> {
-        once!(self, key, "ledger.post_cost", now, |conn| {
+        once!(self, key, "ledger.post_cost", now, scoped: order_scopes(order_id, customer_id), |conn| {
             let posted = sqlx::query(
                 "SELECT l.debit FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id \
                  WHERE e.kind = 'cost_of_goods' AND e.document = $1 AND l.account = $2",
@@ -150,7 +150,7 @@ impl Ledger {
         order_date: NaiveDate,
         lines: &[(&str, Decimal)],
     ) -> Result<Decimal, Error> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_scoped(&order_scopes(order_id, customer_id)).await?;
         customer(&mut tx, customer_id).await?;
         let exists = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
             .bind(order_id)
@@ -215,6 +215,12 @@ impl Ledger {
         let inv = invoice(&mut conn, invoice_id).await?;
         Ok((inv.amount_open, inv.status))
     }
+}
+
+/// What recording, invoicing and costing an order lock: the order (one invoice, one cost
+/// posting, one set of lines) and its customer's business.
+fn order_scopes(order_id: &str, customer_id: &str) -> Vec<Scope> {
+    vec![Scope::Order(order_id.into()), Scope::Customer(customer_id.into())]
 }
 
 /// Records an order that reached the ledger without its lines: one line for the amount, costed
@@ -285,25 +291,37 @@ async fn issue(
         }
         None => record_standard_order(conn, now, order_id, customer_id, amount).await?,
     }
-    let lines = order_lines(conn, order_id).await?;
+    let rows = sqlx::query(
+        "SELECT quantity, unit_price, description FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut lines = Vec::with_capacity(rows.len());
+    for r in &rows {
+        lines.push((parse_money(r.try_get(0)?)?, parse_money(r.try_get(1)?)?, r.try_get::<String, _>(2)?));
+    }
     let issue_date = now.date_naive();
     let due_date = issue_date + TimeDelta::days(c.terms);
+    let net = cents(amount);
+    let tax = cents(net * c.tax_rate);
+    let total = net + tax;
+    super::ensure_open(conn, issue_date).await?;
+    // Everything above is known before the number: the series' row is locked from here to the
+    // commit, so only the writes that need the number follow (four statements and the
+    // idempotency record), and invoices of one series queue on it for no longer.
     let year = issue_date.year();
-    let sequence = format!("invoice-{year}");
     let n: i64 = sqlx::query(
         "INSERT INTO number_sequences (name, next_value) VALUES ($1, 2) \
          ON CONFLICT (name) DO UPDATE SET next_value = number_sequences.next_value + 1 \
          RETURNING next_value - 1",
     )
-    .bind(&sequence)
+    .bind(format!("invoice-{year}"))
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)?;
     let number = format!("{year}-{n:06}");
     let id = format!("INV-{number}");
-    let net = cents(amount);
-    let tax = cents(net * c.tax_rate);
-    let total = net + tax;
     sqlx::query(
         "INSERT INTO invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, \
          amount_open, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 'open')",
@@ -319,25 +337,22 @@ async fn issue(
     .bind(money_text(total))
     .execute(&mut *conn)
     .await?;
-    let descriptions = sqlx::query("SELECT description FROM order_lines WHERE order_id = $1 ORDER BY line_no")
-        .bind(order_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    for (n, ((quantity, unit_price, _), d)) in lines.iter().zip(descriptions).enumerate() {
-        sqlx::query(
-            "INSERT INTO invoice_lines (invoice_id, line_no, description, quantity, unit_price, net, tax_rate) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&id)
-        .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))
-        .bind(d.try_get::<String, _>(0)?)
-        .bind(quantity.to_string())
-        .bind(unit_price.to_string())
-        .bind(money_text(*quantity * *unit_price))
-        .bind(c.tax_rate.to_string())
-        .execute(&mut *conn)
-        .await?;
+    let sql = format!(
+        "INSERT INTO invoice_lines (invoice_id, line_no, description, quantity, unit_price, net, tax_rate) VALUES {}",
+        super::rows_of(7, lines.len())
+    );
+    let mut insert = sqlx::query(&sql);
+    for (n, (quantity, unit_price, description)) in lines.iter().enumerate() {
+        insert = insert
+            .bind(&id)
+            .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))
+            .bind(description)
+            .bind(quantity.to_string())
+            .bind(unit_price.to_string())
+            .bind(money_text(*quantity * *unit_price))
+            .bind(c.tax_rate.to_string());
     }
+    insert.execute(&mut *conn).await?;
     let entry = Entry {
         date: issue_date,
         kind: "invoice",
@@ -349,7 +364,7 @@ async fn issue(
             JournalLine::credit(account::VAT, tax),
         ],
     };
-    post(conn, entry, now).await?;
+    super::write_entry(conn, &entry, now).await?;
     Ok(InvoiceIssued { invoice_id: id, invoice_number: number, net, tax, total, issue_date, due_date })
 }
 

@@ -65,11 +65,12 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
 
-use db::Backend;
+use db::{Backend, Mode};
 
 pub use budgets::{BudgetLine, BudgetPosition, BudgetReleased, BudgetReserved};
 pub use close::{PeriodClosed, ReportMade};
 pub use credit::CreditCheck;
+pub use db::Scope;
 pub use dunning::{DunningSent, Notified, WrittenOff};
 pub use invoices::{CostPosted, InvoiceIssued};
 pub use letters::Letter;
@@ -211,10 +212,29 @@ impl Ledger {
         self.read.close().await;
     }
 
-    /// A write transaction, serialised with every other ledger write on the database (see the
-    /// module docs): `BEGIN IMMEDIATE` on SQLite, the ledger's advisory lock on PostgreSQL.
+    /// A write transaction that has the whole ledger to itself (see the module docs):
+    /// `BEGIN IMMEDIATE` on SQLite, the ledger's advisory lock, exclusive, on PostgreSQL.
     async fn begin(&self) -> Result<Transaction<'static, Any>, Error> {
-        db::begin(&self.write, self.backend).await
+        db::begin(&self.write, self.backend, Mode::Exclusive).await
+    }
+
+    /// A write transaction that locks `scopes` (see the module docs): `BEGIN IMMEDIATE` on
+    /// SQLite, the ledger's advisory lock shared and one lock per scope on PostgreSQL.
+    async fn begin_scoped(&self, scopes: &[Scope]) -> Result<Transaction<'static, Any>, Error> {
+        db::begin(&self.write, self.backend, Mode::Scoped(scopes)).await
+    }
+
+    /// Takes `scope` late in a scoped transaction; it must rank above every scope taken before
+    /// (see [`Scope`]).
+    async fn lock_late(&self, conn: &mut AnyConnection, scope: &Scope) -> Result<(), Error> {
+        db::lock(conn, self.backend, scope).await
+    }
+
+    /// Holds the locks of `scopes` until the returned guard is released or dropped, as a write
+    /// on them would: for operators pausing one customer's postings, and for tests that show
+    /// which writes wait for which. On SQLite it holds the file's write lock, so every write waits.
+    pub async fn hold(&self, scopes: &[Scope]) -> Result<Held, Error> {
+        Ok(Held(self.begin_scoped(scopes).await?))
     }
 
     /// Reads a setting of `ledger_settings`.
@@ -224,6 +244,18 @@ impl Ledger {
         row.map(|r| r.try_get::<String, _>(0))
             .transpose()?
             .ok_or_else(|| Error::Corrupt(format!("setting {key} missing")))
+    }
+}
+
+/// Locks held by [`Ledger::hold`]: an open write transaction that changes nothing.
+#[derive(Debug)]
+pub struct Held(Transaction<'static, Any>);
+
+impl Held {
+    /// Ends the transaction, releasing the locks.
+    pub async fn release(self) -> Result<(), Error> {
+        self.0.rollback().await?;
+        Ok(())
     }
 }
 
@@ -316,6 +348,30 @@ pub(crate) struct Entry<'a> {
 /// Posts `entry` after checking that it balances and that its period is open. Lines of zero
 /// are left out (a tax-free invoice has no VAT line).
 pub(crate) async fn post(conn: &mut AnyConnection, entry: Entry<'_>, now: DateTime<Utc>) -> Result<i64, Error> {
+    balanced(&entry)?;
+    ensure_open(conn, entry.date).await?;
+    write_entry(conn, &entry, now).await
+}
+
+/// Refuses a posting dated `date` when its period is closed. A write holding the ledger lock
+/// (shared or exclusive) sees the status stand until it ends: closing takes the lock exclusive.
+pub(crate) async fn ensure_open(conn: &mut AnyConnection, date: NaiveDate) -> Result<(), Error> {
+    let period = period_of(date);
+    let status = sqlx::query("SELECT status FROM periods WHERE period = $1")
+        .bind(&period)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?;
+    if status.as_deref() == Some("closed") {
+        return Err(Error::PeriodClosed { period, date });
+    }
+    Ok(())
+}
+
+/// The entry's lines that are not zero, once checked: no negative amount, no line both debit and
+/// credit, at least two lines, debits equal to credits.
+fn balanced<'e>(entry: &'e Entry<'_>) -> Result<Vec<&'e JournalLine>, Error> {
     let lines: Vec<&JournalLine> = entry.lines.iter().filter(|l| !(l.debit.is_zero() && l.credit.is_zero())).collect();
     let mut debit = Decimal::ZERO;
     let mut credit = Decimal::ZERO;
@@ -332,16 +388,14 @@ pub(crate) async fn post(conn: &mut AnyConnection, entry: Entry<'_>, now: DateTi
     if debit != credit || lines.len() < 2 {
         return Err(Error::Unbalanced { debit, credit });
     }
+    Ok(lines)
+}
+
+/// Writes `entry` (checked again for balance, not for its period: see [`ensure_open`]) in two
+/// statements, its lines in one.
+pub(crate) async fn write_entry(conn: &mut AnyConnection, entry: &Entry<'_>, now: DateTime<Utc>) -> Result<i64, Error> {
+    let lines = balanced(entry)?;
     let period = period_of(entry.date);
-    let status = sqlx::query("SELECT status FROM periods WHERE period = $1")
-        .bind(&period)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| r.try_get::<String, _>(0))
-        .transpose()?;
-    if status.as_deref() == Some("closed") {
-        return Err(Error::PeriodClosed { period, date: entry.date });
-    }
     let id: i64 = sqlx::query(
         "INSERT INTO journal_entries (entry_date, period, kind, description, document, posted_at) \
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -355,22 +409,33 @@ pub(crate) async fn post(conn: &mut AnyConnection, entry: Entry<'_>, now: DateTi
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)?;
+    let sql = format!(
+        "INSERT INTO journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id) VALUES {}",
+        rows_of(7, lines.len())
+    );
+    let mut insert = sqlx::query(&sql);
     for (n, line) in lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(id)
-        .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))
-        .bind(line.account)
-        .bind(money_text(line.debit))
-        .bind(money_text(line.credit))
-        .bind(&line.customer_id)
-        .bind(&line.invoice_id)
-        .execute(&mut *conn)
-        .await?;
+        insert = insert
+            .bind(id)
+            .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))
+            .bind(line.account)
+            .bind(money_text(line.debit))
+            .bind(money_text(line.credit))
+            .bind(&line.customer_id)
+            .bind(&line.invoice_id);
     }
+    insert.execute(&mut *conn).await?;
     Ok(id)
+}
+
+/// The `VALUES` rows of a multi-row insert: `rows` of `columns` numbered placeholders each,
+/// `($1, $2), ($3, $4)`.
+pub(crate) fn rows_of(columns: usize, rows: usize) -> String {
+    let row = |r: usize| {
+        let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+        format!("({})", cells.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -386,6 +451,12 @@ mod tests {
         assert_eq!(cents(d("0.124999")).to_string(), "0.12");
         assert_eq!(cents(d("12.5")).to_string(), "12.50");
         assert_eq!(cents(d("7")).to_string(), "7.00");
+    }
+
+    #[test]
+    fn multi_row_inserts_number_their_placeholders_row_by_row() {
+        assert_eq!(rows_of(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(rows_of(3, 1), "($1, $2, $3)");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 use super::idempotency::once;
 use super::records::{InvoiceRow, customer, invoice, outbox, set_invoice_open};
 use super::{
-    Entry, Error, JournalLine, Ledger, account, cents, date_text, decimal_setting, money_text, parse_money, post,
+    Entry, Error, JournalLine, Ledger, Scope, account, cents, date_text, decimal_setting, money_text, parse_money, post,
 };
 
 /// A payment to match against an invoice.
@@ -225,7 +225,7 @@ impl Ledger {
         now: DateTime<Utc>,
         m: &PaymentMatch,
     ) -> Result<PaymentMatched, Error> {
-        once!(self, key, "payment.match", now, |conn| {
+        once!(self, key, "payment.match", now, scoped: vec![Scope::Invoice(m.invoice_id.clone()), Scope::Payment(m.payment_id.clone())], |conn| {
             let today = now.date_naive();
             let mut inv = invoice(conn, &m.invoice_id).await?;
             let mut payment = match payment_row(conn, &m.payment_id).await? {
@@ -289,7 +289,7 @@ impl Ledger {
         payment_id: &str,
         received: Decimal,
     ) -> Result<ReceiptPosted, Error> {
-        once!(self, key, "receipt.post", now, |conn| {
+        once!(self, key, "receipt.post", now, scoped: vec![Scope::Invoice(invoice_id.into()), Scope::Payment(payment_id.into())], |conn| {
             let today = now.date_naive();
             let mut inv = invoice(conn, invoice_id).await?;
             let mut payment =
@@ -335,7 +335,7 @@ impl Ledger {
         customer_id: &str,
         amount: Decimal,
     ) -> Result<Refunded, Error> {
-        once!(self, key, "payment.refund", now, |conn| {
+        once!(self, key, "payment.refund", now, scoped: vec![Scope::Payment(payment_id.into())], |conn| {
             let mut payment =
                 payment_row(conn, payment_id).await?.ok_or_else(|| Error::UnknownPayment(payment_id.to_string()))?;
             if amount <= Decimal::ZERO || amount > payment.available() {
@@ -372,7 +372,7 @@ impl Ledger {
         payment_id: &str,
         customer_id: &str,
     ) -> Result<PaymentReturned, Error> {
-        once!(self, key, "payment.return", now, |conn| {
+        once!(self, key, "payment.return", now, scoped: vec![Scope::Payment(payment_id.into())], |conn| {
             let mut payment =
                 payment_row(conn, payment_id).await?.ok_or_else(|| Error::UnknownPayment(payment_id.to_string()))?;
             let amount = payment.available();
@@ -396,7 +396,7 @@ impl Ledger {
         received_on: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_scoped(&[Scope::Payment(payment_id.into())]).await?;
         if payment_row(&mut tx, payment_id).await?.is_some() {
             return Ok(());
         }
