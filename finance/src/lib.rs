@@ -38,4 +38,4 @@ pub mod jobs;
 pub mod ledger;
 
 pub use jobs::{JOB_TYPES, handlers};
-pub use ledger::{BudgetLine, Error, Ledger, LedgerKpis};
+pub use ledger::{BudgetLine, Error, Held, Ledger, LedgerKpis, Scope};

@@ -10,4 +10,5 @@ mod handlers;
 mod harness;
 mod http;
 mod kpis;
+mod locks;
 mod runtime;
