@@ -4,9 +4,11 @@
 //! measured in the same run. Then the invoice handler on PostgreSQL, with one node and with two
 //! (each an engine, a ledger handle and a worker on one database), when a server is reachable
 //! (`CLOVERLEAF_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432`; a scratch database
-//! is created and dropped).
+//! is created and dropped), beside the server's raw single-row commits per second in the same
+//! run: one connection committing one after another, and four at once (commits that share a
+//! disk flush).
 //!
-//! `cargo bench -p cloverleaf-worker --bench worker` (env: `BENCH_JOBS`, `BENCH_INVOICES`,
+//! `cargo bench -p cloverleaf-finance --bench finance` (env: `BENCH_JOBS`, `BENCH_INVOICES`,
 //! `BENCH_CONCURRENCY`, `BENCH_WORKER_CONCURRENCY`; `BENCH_PG=0` leaves PostgreSQL out).
 
 use std::path::{Path, PathBuf};
@@ -103,6 +105,10 @@ async fn run() -> BenchResult<()> {
     remove(&path);
 
     if std::env::var("BENCH_PG").as_deref() != Ok("0") {
+        if let Some((serial, four)) = postgres_raw_commits(2_000).await? {
+            println!("postgresql, raw single-row commits/s:       {serial:>8.0}  (one connection)");
+            println!("postgresql, raw single-row commits/s:       {four:>8.0}  (four connections at once)");
+        }
         for nodes in [1, 2] {
             let Some((rate, completed, balanced)) =
                 postgres_invoices(nodes, invoices, concurrency, worker_concurrency).await?
@@ -125,6 +131,36 @@ fn invoice_only(ledger: &Ledger) -> Handlers {
         invoice.register_arc("invoice.issue", Arc::clone(handler));
     }
     invoice
+}
+
+/// Single-row commits per second on a scratch PostgreSQL database: `n` by one connection one
+/// after another, then `n` by four connections at once. `None` when no server is reachable.
+async fn postgres_raw_commits(n: usize) -> BenchResult<Option<(f64, f64)>> {
+    let Some(db) = ScratchDb::postgres().await else { return Ok(None) };
+    let ledger = Ledger::connect(&db.url()).await?;
+    let pool = ledger.pool().clone();
+    sqlx::query("CREATE TABLE bench_raw (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)").execute(&pool).await?;
+    let insert = |pool: sqlx::AnyPool, count: usize| async move {
+        let mut conn = pool.acquire().await?;
+        for i in 0..count {
+            sqlx::query("INSERT INTO bench_raw (payload) VALUES ($1)").bind(format!("row {i}")).execute(&mut *conn).await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    };
+    let start = Instant::now();
+    insert(pool.clone(), n).await?;
+    let serial = n as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        set.spawn(insert(pool.clone(), n / 4));
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    let four = (n / 4 * 4) as f64 / start.elapsed().as_secs_f64();
+    ledger.close().await;
+    Ok(Some((serial, four)))
 }
 
 /// `invoices` invoice jobs on a scratch PostgreSQL database drained by `nodes` nodes at once, each

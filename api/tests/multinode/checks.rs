@@ -366,6 +366,52 @@ pub(crate) async fn check_history_chains(driver: &Driver) -> usize {
     ids.len()
 }
 
+/// The pace of the run, from when each order finished (the database's clock, read from the
+/// audit): the run splits into its stretch with every node alive and the one after the kill.
+pub(crate) struct Pace {
+    /// Orders finished from the first finish up to the kill, and over how many seconds.
+    before_kill: (i64, f64),
+    /// Orders finished after the kill, and the seconds from the kill to the last finish.
+    after_kill: (i64, f64),
+    /// Orders finished in each 10 s from the first finish (the kill's 10 s marked `|`).
+    per_10s: String,
+}
+
+/// How fast orders finished before and after the kill (a figure, never an assertion).
+pub(crate) async fn pace(pool: &PgPool) -> Pace {
+    let (before, first, kill, after, last): (i64, f64, f64, i64, f64) = sqlx::query_as(
+        "WITH done AS (SELECT i.id, max(a.at) AS at FROM instances i JOIN mn_audit a ON a.tbl = 'instances' \
+         AND a.id = i.id WHERE i.process_key = 'order_to_cash' GROUP BY i.id), \
+         kill AS (SELECT at FROM mn_marks WHERE name = 'kill') \
+         SELECT count(*) FILTER (WHERE done.at <= kill.at), \
+         extract(epoch FROM min(done.at))::float8, extract(epoch FROM min(kill.at))::float8, \
+         count(*) FILTER (WHERE done.at > kill.at), extract(epoch FROM max(done.at))::float8 \
+         FROM done CROSS JOIN kill",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|e| panic!("the pace of the run: {e}"));
+    let buckets: Vec<(i64, i64)> = sqlx::query_as(
+        "WITH done AS (SELECT max(a.at) AS at FROM instances i JOIN mn_audit a ON a.tbl = 'instances' \
+         AND a.id = i.id WHERE i.process_key = 'order_to_cash' GROUP BY i.id) \
+         SELECT floor(extract(epoch FROM at - (SELECT min(at) FROM done)) / 10)::int8, count(*)::int8 \
+         FROM done GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap_or_else(|e| panic!("the finishes by 10 s: {e}"));
+    let kill_bucket = ((kill - first) / 10.0).floor() as i64;
+    let last_bucket = buckets.last().map_or(0, |(b, _)| *b);
+    let per_10s = (0..=last_bucket)
+        .map(|b| {
+            let n = buckets.iter().find(|(k, _)| *k == b).map_or(0, |(_, n)| *n);
+            if b == kill_bucket { format!("|{n}|") } else { n.to_string() }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    Pace { before_kill: (before, kill - first), after_kill: (after, last - kill), per_10s }
+}
+
 /// The run and its checks, for the report on stderr.
 pub(crate) struct Report {
     pub(crate) elapsed: Duration,
@@ -377,6 +423,7 @@ pub(crate) struct Report {
     pub(crate) timers: Timers,
     pub(crate) ledger: Ledger,
     pub(crate) intact: usize,
+    pub(crate) pace: Pace,
 }
 
 impl Report {
@@ -390,6 +437,19 @@ impl Report {
             self.elapsed.as_secs_f64(),
             ORDERS as f64 / self.elapsed.as_secs_f64()
         );
+        let rate = |(n, secs): (i64, f64)| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        out.push_str(&format!(
+            "  pace: {} orders finished in the {:.1} s from the first finish to the kill ({:.1} orders/s, every node \
+             alive); {} in the {:.1} s after it ({:.1} orders/s, the dead node's jobs and timers waiting out their \
+             leases and claims)\n",
+            self.pace.before_kill.0,
+            self.pace.before_kill.1,
+            rate(self.pace.before_kill),
+            self.pace.after_kill.0,
+            self.pace.after_kill.1,
+            rate(self.pace.after_kill),
+        ));
+        out.push_str(&format!("  orders finished per 10 s: {}\n", self.pace.per_10s));
         out.push_str(&format!(
             "  {victim} killed (SIGKILL) at {:.1} s, after {} starts, holding {} pending dunning timer(s); \
              {} request(s) sent again to a survivor, {} start(s) answered as duplicates\n",

@@ -48,7 +48,7 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::task::JoinSet;
 
 use audit::{AUDIT, connection_url, serve_name, victim_timers_pending};
-use checks::{Report, check_history_chains, check_instances, check_jobs, check_ledger, check_timers};
+use checks::{Report, check_history_chains, check_instances, check_jobs, check_ledger, check_timers, pace};
 use children::{Children, TempDir};
 use driver::{Cluster, Driver, Tokens};
 use fixture::fixture_processes;
@@ -173,7 +173,9 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
     let timers = check_timers(&pool).await;
     let ledger = check_ledger(&pool).await;
     let intact = check_history_chains(&driver).await;
-    let report = Report { elapsed, killed_at, started_at_kill, victim_timers, instances, jobs, timers, ledger, intact };
+    let pace = pace(&pool).await;
+    let report =
+        Report { elapsed, killed_at, started_at_kill, victim_timers, instances, jobs, timers, ledger, intact, pace };
     report.print(&driver);
     pool.close().await;
 }

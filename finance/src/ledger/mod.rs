@@ -8,25 +8,40 @@
 //! its number), `ON CONFLICT` rather than `INSERT OR IGNORE`, integers as 64-bit. Money is
 //! [`Decimal`] in code and decimal text in the database; sums are taken in code.
 //!
-//! Concurrency: every write transaction is serialised with every other ledger write on the
-//! database, whichever process makes it. On SQLite, `BEGIN IMMEDIATE` takes the file's write
-//! lock. On PostgreSQL, each write transaction (READ COMMITTED) first takes one fixed
-//! transaction-scoped advisory lock, held until it commits or rolls back, and then reads
-//! everything committed before it. So the guarantees hold across nodes exactly as in one
-//! process: invoice numbers are gapless and unique (the sequence row is read and bumped inside
-//! the invoice's transaction), a payment is never applied twice or beyond what it has, a job's
-//! idempotency record is checked and written under the lock (a job run twice posts once), a
-//! period closed by one node refuses the next posting of any other, and seeding the demo company
-//! happens once however many nodes start together.
+//! Concurrency: every guarantee holds across nodes exactly as in one process: invoice numbers
+//! are gapless and unique per series, a payment is never applied twice or beyond what it has, a
+//! job's idempotency record is checked and written under a lock (a job run twice posts once), a
+//! budget's last amount is reserved once, a period closed by one node refuses the next posting
+//! of any other, and seeding the demo company happens once however many nodes start together.
 //!
-//! The cost is throughput: ledger writes of all nodes run one at a time, each holding the lock
-//! through its statements and its durable commit, so no two ledger commits share an fsync and the
-//! rate is about that of single-connection commits however many nodes there are (as on SQLite).
-//! Reads take no lock. Finer locks (per payment, per document) could let unrelated postings
-//! overlap, but every operation would then have to name its locks up front and take them in one
-//! order, and invoices would still be issued one at a time: a gapless number can only be given
-//! once the previous one is known to have committed. So the single lock is the simple, evidently
-//! correct choice. A writer waits at most 30 s for the lock; then its job fails and is retried.
+//! On SQLite, `BEGIN IMMEDIATE` takes the file's write lock: one writer at a time. On PostgreSQL
+//! a write transaction (READ COMMITTED) locks only what it touches, so writes of different
+//! customers, invoices and payments run side by side on every node:
+//!
+//! 1. the ledger lock, a transaction-scoped advisory lock: *shared* by the job operations,
+//!    *exclusive* for the rare writes that need the whole ledger still (seeding, customers,
+//!    budget amounts and cost-centre assignments, closing a period, stored reports, alerts,
+//!    marking letters queued). Closing a period waits for every posting in flight, and every
+//!    posting after it sees the period closed;
+//! 2. then the operation's [`Scope`]s, transaction-scoped advisory locks taken in ascending
+//!    `(class, hash)` order: key < order < customer < invoice < payment < cost centre (a credit
+//!    check takes its cost centre last, once it has read the customer's, which cannot change
+//!    meanwhile: assigning one is exclusive). Issuing or costing an order locks the order and
+//!    its customer; matching or applying a payment the invoice and the payment; dunning and
+//!    write-offs the invoice; refunds the payment; the credit check the customer, the order and
+//!    the cost centre; every job its idempotency key;
+//! 3. last, the only row lock writers queue on: a number series' row (`number_sequences`),
+//!    bumped in the invoice's transaction after everything that does not need the number, so
+//!    that a rolled-back invoice gives its number back and invoices of one series queue only
+//!    for their last few statements and commit.
+//!
+//! Every writer takes its locks in that one order and none waits for a lower one while holding
+//! a higher, so writers never deadlock. What a write reads it has locked, or it cannot change
+//! under it: rows are only updated under their scope's lock (an invoice's open amount under the
+//! invoice's, a payment's applications under the payment's, reservations under the order's and
+//! the cost centre's). Reads take no lock. A writer waits at most 30 s for a lock; then its job
+//! fails and is retried. The price left is the series: invoices of one year are numbered one
+//! commit after another, whatever the number of nodes.
 //!
 //! Rounding rule: amounts are rounded to the cent **half away from zero** (commercial rounding,
 //! "half-up" for positive amounts, the same rule as the DSL's `round`), and tax is computed once
