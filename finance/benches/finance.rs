@@ -143,7 +143,10 @@ async fn postgres_raw_commits(n: usize) -> BenchResult<Option<(f64, f64)>> {
     let insert = |pool: sqlx::AnyPool, count: usize| async move {
         let mut conn = pool.acquire().await?;
         for i in 0..count {
-            sqlx::query("INSERT INTO bench_raw (payload) VALUES ($1)").bind(format!("row {i}")).execute(&mut *conn).await?;
+            sqlx::query("INSERT INTO bench_raw (payload) VALUES ($1)")
+                .bind(format!("row {i}"))
+                .execute(&mut *conn)
+                .await?;
         }
         Ok::<_, sqlx::Error>(())
     };

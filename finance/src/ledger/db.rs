@@ -269,7 +269,10 @@ mod tests {
     #[test]
     fn scope_keys_are_stable_and_apart_by_class() {
         // FNV-1a of "C-001": a change here would make nodes of two builds lock apart.
-        assert_eq!(Scope::Customer("C-001".into()).keys(), (0x436c_0003, i32::from_ne_bytes(0xb656_222cu32.to_ne_bytes())));
+        assert_eq!(
+            Scope::Customer("C-001".into()).keys(),
+            (0x436c_0003, i32::from_ne_bytes(0xb656_222cu32.to_ne_bytes()))
+        );
         assert_ne!(Scope::Customer("X".into()).keys(), Scope::Order("X".into()).keys());
         assert!(lock_sql(&Mode::Exclusive).ends_with(&format!("pg_advisory_xact_lock({LEDGER_LOCK})")));
     }

@@ -291,12 +291,11 @@ async fn issue(
         }
         None => record_standard_order(conn, now, order_id, customer_id, amount).await?,
     }
-    let rows = sqlx::query(
-        "SELECT quantity, unit_price, description FROM order_lines WHERE order_id = $1 ORDER BY line_no",
-    )
-    .bind(order_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows =
+        sqlx::query("SELECT quantity, unit_price, description FROM order_lines WHERE order_id = $1 ORDER BY line_no")
+            .bind(order_id)
+            .fetch_all(&mut *conn)
+            .await?;
     let mut lines = Vec::with_capacity(rows.len());
     for r in &rows {
         lines.push((parse_money(r.try_get(0)?)?, parse_money(r.try_get(1)?)?, r.try_get::<String, _>(2)?));

@@ -34,7 +34,9 @@ async fn within_deadline<T>(what: &str, f: impl Future<Output = T>) -> T {
 fn issue(ledger: &Ledger, key: &str, order: &str, customer: &str, amount: &str) -> JoinHandle<String> {
     let (ledger, key, order, customer, amount) =
         (ledger.clone(), key.to_string(), order.to_string(), customer.to_string(), dec(amount));
-    tokio::spawn(async move { ledger.issue_invoice(&key, t0(), &order, &customer, amount).await.unwrap().invoice_number })
+    tokio::spawn(
+        async move { ledger.issue_invoice(&key, t0(), &order, &customer, amount).await.unwrap().invoice_number },
+    )
 }
 
 async fn invoice_numbers(ledger: &Ledger) -> Vec<String> {
@@ -76,9 +78,10 @@ async fn a_held_customer_invoice_or_cost_centre_stops_its_own_writes_and_no_one_
         tokio::spawn(async move { b.post_receipt(key, t0(), invoice, payment, dec(amount)).await.unwrap() })
     };
     let waiting = receipt("receipt-1", "INV-2026-000002", "P-1", "120.00");
-    let other = within_deadline("the receipt of the other invoice", receipt("receipt-2", "INV-2026-000001", "P-2", "240.00"))
-        .await
-        .unwrap();
+    let other =
+        within_deadline("the receipt of the other invoice", receipt("receipt-2", "INV-2026-000001", "P-2", "240.00"))
+            .await
+            .unwrap();
     assert_eq!(other.status, "paid");
     assert!(!waiting.is_finished(), "a receipt was applied to a held invoice");
     held.release().await.unwrap();
@@ -95,7 +98,8 @@ async fn a_held_customer_invoice_or_cost_centre_stops_its_own_writes_and_no_one_
         tokio::spawn(async move { b.credit_check(key, t0(), customer, Some((order, dec("400.00")))).await.unwrap() })
     };
     let waiting = check("check-east", "C-003", "SO-EAST");
-    let other = within_deadline("the other cost centre's check", check("check-west", "C-004", "SO-WEST")).await.unwrap();
+    let other =
+        within_deadline("the other cost centre's check", check("check-west", "C-004", "SO-WEST")).await.unwrap();
     assert!(other.budget.budget_reserved);
     assert!(!waiting.is_finished(), "a budget was reserved on a held cost centre");
     held.release().await.unwrap();
@@ -139,13 +143,14 @@ async fn many_writers_on_two_nodes_number_gaplessly_post_once_balance_and_never_
     let numbers = invoice_numbers(&a).await;
     let expected: Vec<String> = (1..=ORDERS).map(|n| format!("2026-{n:06}")).collect();
     assert_eq!(numbers, expected, "one invoice per order, gapless and unique");
-    let entries: Vec<(String, i64)> = sqlx::query("SELECT kind, count(*) FROM journal_entries GROUP BY kind ORDER BY kind")
-        .fetch_all(a.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let entries: Vec<(String, i64)> =
+        sqlx::query("SELECT kind, count(*) FROM journal_entries GROUP BY kind ORDER BY kind")
+            .fetch_all(a.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
     let count = |kind: &str| entries.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
     assert_eq!(count("invoice"), ORDERS as i64, "{entries:?}");
     assert_eq!(count("cost_of_goods"), ORDERS as i64, "{entries:?}");
