@@ -1,6 +1,7 @@
 //! Several processes' handlers on one ledger at once: two (or three) `Ledger` handles on one
 //! database stand for nodes, each with its own pools. On PostgreSQL this exercises the ledger's
-//! advisory lock; on SQLite, two writers on one file.
+//! scoped locks and the number series' row (see `locks.rs` for which writes wait for which); on
+//! SQLite, two writers on one file.
 
 use std::collections::BTreeSet;
 
