@@ -366,8 +366,9 @@ pub(crate) async fn check_history_chains(driver: &Driver) -> usize {
     ids.len()
 }
 
-/// The pace of the run, from when each order finished (the database's clock, read from the
-/// audit): the run splits into its stretch with every node alive and the one after the kill.
+/// The pace of the run, from when each order finished (its last update, stamped by the node that
+/// finished it; the nodes share the machine's clock with the database, which marked the kill):
+/// the run splits into its stretch with every node alive and the one after the kill.
 pub(crate) struct Pace {
     /// Orders finished from the first finish up to the kill, and over how many seconds.
     before_kill: (i64, f64),
@@ -380,8 +381,7 @@ pub(crate) struct Pace {
 /// How fast orders finished before and after the kill (a figure, never an assertion).
 pub(crate) async fn pace(pool: &PgPool) -> Pace {
     let (before, first, kill, after, last): (i64, f64, f64, i64, f64) = sqlx::query_as(
-        "WITH done AS (SELECT i.id, max(a.at) AS at FROM instances i JOIN mn_audit a ON a.tbl = 'instances' \
-         AND a.id = i.id WHERE i.process_key = 'order_to_cash' GROUP BY i.id), \
+        "WITH done AS (SELECT updated_at::timestamptz AS at FROM instances WHERE process_key = 'order_to_cash'), \
          kill AS (SELECT at FROM mn_marks WHERE name = 'kill') \
          SELECT count(*) FILTER (WHERE done.at <= kill.at), \
          extract(epoch FROM min(done.at))::float8, extract(epoch FROM min(kill.at))::float8, \
@@ -392,8 +392,7 @@ pub(crate) async fn pace(pool: &PgPool) -> Pace {
     .await
     .unwrap_or_else(|e| panic!("the pace of the run: {e}"));
     let buckets: Vec<(i64, i64)> = sqlx::query_as(
-        "WITH done AS (SELECT max(a.at) AS at FROM instances i JOIN mn_audit a ON a.tbl = 'instances' \
-         AND a.id = i.id WHERE i.process_key = 'order_to_cash' GROUP BY i.id) \
+        "WITH done AS (SELECT updated_at::timestamptz AS at FROM instances WHERE process_key = 'order_to_cash') \
          SELECT floor(extract(epoch FROM at - (SELECT min(at) FROM done)) / 10)::int8, count(*)::int8 \
          FROM done GROUP BY 1 ORDER BY 1",
     )
