@@ -51,8 +51,9 @@ macro_rules! once {
         $crate::ledger::idempotency::once!(@run tx, $key, $job_type, $now, |$conn| $body)
     }};
     ($self:ident, $key:expr, $job_type:expr, $now:expr, scoped: $scopes:expr, |$conn:ident| $body:expr) => {{
-        let mut scopes: ::std::vec::Vec<$crate::ledger::Scope> = $scopes;
-        scopes.push($crate::ledger::Scope::Key($key.to_string()));
+        let key_scope = $crate::ledger::Scope::Key($key.to_string());
+        let scopes: ::std::vec::Vec<$crate::ledger::Scope> =
+            ::std::iter::once(key_scope).chain(::std::iter::IntoIterator::into_iter($scopes)).collect();
         let mut tx = $self.begin_scoped(&scopes).await?;
         $crate::ledger::idempotency::once!(@run tx, $key, $job_type, $now, |$conn| $body)
     }};
