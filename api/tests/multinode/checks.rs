@@ -376,6 +376,9 @@ pub(crate) struct Pace {
     after_kill: (i64, f64),
     /// Orders finished in each 10 s from the first finish (the kill's 10 s marked `|`).
     per_10s: String,
+    /// Transactions committed in the database by every process, reads included (PostgreSQL counts a
+    /// read-only statement outside a transaction as one).
+    commits: i64,
 }
 
 /// How fast orders finished before and after the kill (a figure, never an assertion).
@@ -408,7 +411,12 @@ pub(crate) async fn pace(pool: &PgPool) -> Pace {
         })
         .collect::<Vec<_>>()
         .join(" ");
-    Pace { before_kill: (before, kill - first), after_kill: (after, last - kill), per_10s }
+    let commits: i64 =
+        sqlx::query_scalar("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("the commit count: {e}"));
+    Pace { before_kill: (before, kill - first), after_kill: (after, last - kill), per_10s, commits }
 }
 
 /// The run and its checks, for the report on stderr.
@@ -448,7 +456,12 @@ impl Report {
             self.pace.after_kill.1,
             rate(self.pace.after_kill),
         ));
-        out.push_str(&format!("  orders finished per 10 s: {}\n", self.pace.per_10s));
+        out.push_str(&format!(
+            "  orders finished per 10 s: {}; {} transactions committed in the database (reads included), {:.1} per order\n",
+            self.pace.per_10s,
+            self.pace.commits,
+            self.pace.commits as f64 / ORDERS as f64
+        ));
         out.push_str(&format!(
             "  {victim} killed (SIGKILL) at {:.1} s, after {} starts, holding {} pending dunning timer(s); \
              {} request(s) sent again to a survivor, {} start(s) answered as duplicates\n",
