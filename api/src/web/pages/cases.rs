@@ -164,6 +164,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             viewer.t("what"),
             viewer.t("who")
         );
+        let case = super::history::Case { definition: &definition, instance: &instance };
         for h in &history {
             let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone)).unwrap_or_else(|_| h.at.clone());
             let who = match (&h.who, &h.on_behalf_of) {
@@ -171,7 +172,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
                 (Some(w), None) => esc(w),
                 _ => String::new(),
             };
-            let what = super::history::what(&viewer, &definition, h);
+            let what = super::history::what(&viewer, &case, h);
             let _ = write!(out, "<tr><td>{}</td><td>{what}</td><td>{who}</td></tr>", esc(&at));
         }
         out.push_str("</tbody></table></section>");

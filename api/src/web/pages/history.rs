@@ -7,8 +7,8 @@
 //! have that shape.
 
 use cloverleaf_dsl::CompiledProcess;
-use cloverleaf_engine::HistoryEvent;
 use cloverleaf_engine::store::HistoryRow;
+use cloverleaf_engine::{HistoryEvent, Instance};
 
 use super::show;
 use crate::web::{Viewer, esc, i18n};
@@ -43,12 +43,29 @@ pub(super) fn kind_word(viewer: &Viewer, kind: &str) -> String {
     KIND_WORDS.iter().find(|(k, _)| *k == kind).map_or_else(|| kind.replace('_', " "), |(_, key)| viewer.t(key).into())
 }
 
-/// A step as people know it: its title when it has a plain one, else its name.
-fn step(definition: &CompiledProcess, name: &str) -> String {
-    match definition.node(name).and_then(|n| n.title.as_deref()) {
-        Some(title) if !title.contains('{') => title.to_string(),
-        _ => name.to_string(),
+/// A step as people know it: its title, with the case's values in its placeholders
+/// (`Approve order {order_id}`), else its name.
+fn step(case: &Case<'_>, name: &str) -> String {
+    let Some(title) = case.definition.node(name).and_then(|n| n.title.as_deref()) else { return name.to_string() };
+    let mut out = String::new();
+    let mut rest = title;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { return name.to_string() };
+        let Some(value) = case.instance.variables().get(&rest[open + 1..open + close]) else { return name.to_string() };
+        out.push_str(&rest[..open]);
+        out.push_str(&super::plain_text(value));
+        rest = &rest[open + close + 1..];
     }
+    out.push_str(rest);
+    out
+}
+
+/// The case whose history is shown: its instance and the definition it runs.
+pub(super) struct Case<'a> {
+    /// The definition the instance runs now.
+    pub definition: &'a CompiledProcess,
+    /// The instance.
+    pub instance: &'a Instance,
 }
 
 /// Fills `{key}` placeholders of a catalogue sentence with escaped values.
@@ -61,16 +78,16 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
 }
 
 /// The "what" cell of history entry `row`, as HTML.
-pub(super) fn what(viewer: &Viewer, definition: &CompiledProcess, row: &HistoryRow) -> String {
+pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String {
     let entry: Option<HistoryEvent> = serde_json::from_str(&row.detail).ok();
     let detail = entry.as_ref().and_then(|e| e.detail.as_deref()).unwrap_or_default();
     let sentence = match row.kind.as_str() {
         "migrated" => migrated(viewer, detail),
-        "modified" => entry.as_ref().and_then(|e| modified(viewer, definition, e, detail)),
+        "modified" => entry.as_ref().and_then(|e| modified(viewer, case, e, detail)),
         "task_delegated" => detail.strip_prefix("to ").map(|to| fill(viewer.t("delegated_text"), &[("to", to)])),
         _ => None,
     };
-    let node = row.node.as_deref().map(|n| format!(" · {}", esc(&step(definition, n)))).unwrap_or_default();
+    let node = row.node.as_deref().map(|n| format!(" · {}", esc(&step(case, n)))).unwrap_or_default();
     match sentence {
         Some(sentence) => format!("<span class=\"event\" data-kind=\"{}\">{sentence}</span>", esc(&row.kind)),
         None => {
@@ -98,20 +115,20 @@ fn migrated(viewer: &Viewer, detail: &str) -> Option<String> {
 
 /// A repair by hand (a token withdrawn, a token started before a step, a variable set) in the
 /// reader's words.
-fn modified(viewer: &Viewer, definition: &CompiledProcess, entry: &HistoryEvent, detail: &str) -> Option<String> {
+fn modified(viewer: &Viewer, case: &Case<'_>, entry: &HistoryEvent, detail: &str) -> Option<String> {
     if detail.starts_with("cancelled token ") {
         let node = entry.node.as_deref()?;
         let (_, reason) = detail.split_once("`: ")?;
-        return Some(fill(viewer.t("modified_cancel"), &[("node", &step(definition, node)), ("reason", reason)]));
+        return Some(fill(viewer.t("modified_cancel"), &[("node", &step(case, node)), ("reason", reason)]));
     }
     if let Some(rest) = detail.strip_prefix("started a token before `") {
         let (node, reason) = rest.split_once("`: ")?;
-        return Some(fill(viewer.t("modified_start"), &[("node", &step(definition, node)), ("reason", reason)]));
+        return Some(fill(viewer.t("modified_start"), &[("node", &step(case, node)), ("reason", reason)]));
     }
     let rest = detail.strip_prefix("set `")?;
     let (name, reason) = rest.split_once("`: ")?;
     let value = entry.variables.get(name)?;
-    let money = super::money_variables(definition).contains(name);
+    let money = super::money_variables(case.definition).contains(name);
     let label = i18n::label(name, viewer.lang);
     Some(fill(
         viewer.t("modified_set"),
