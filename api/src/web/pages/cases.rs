@@ -158,14 +158,14 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         }
         let _ = write!(
             out,
-            "</dl></section><section><h2>{}</h2><table class=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            "</dl></section><section id=\"history\"><h2>{}</h2><table class=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
             viewer.t("history"),
             viewer.t("when"),
             viewer.t("what"),
             viewer.t("who")
         );
         let case = super::history::Case { definition: &definition, instance: &instance };
-        for h in &history {
+        for h in history.iter().filter(|h| super::history::worth_showing(&case, h)) {
             let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone)).unwrap_or_else(|_| h.at.clone());
             let who = match (&h.who, &h.on_behalf_of) {
                 (Some(w), Some(b)) => format!("{} ({} {})", esc(w), viewer.t("for_whom"), esc(b)),

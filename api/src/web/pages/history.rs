@@ -46,6 +46,12 @@ pub(super) fn kind_word(viewer: &Viewer, kind: &str) -> String {
 /// A step as people know it: its title, with the case's values in its placeholders
 /// (`Approve order {order_id}`), else its name.
 fn step(case: &Case<'_>, name: &str) -> String {
+    // A node without a name of its own (`approve:decide`) belongs to the step it is named after.
+    if let Some((owner, _)) = name.split_once(':')
+        && case.definition.node(owner).is_some()
+    {
+        return step(case, owner);
+    }
     let Some(title) = case.definition.node(name).and_then(|n| n.title.as_deref()) else { return name.to_string() };
     let mut out = String::new();
     let mut rest = title;
@@ -66,6 +72,16 @@ pub(super) struct Case<'a> {
     pub definition: &'a CompiledProcess,
     /// The instance.
     pub instance: &'a Instance,
+}
+
+/// False for the entries that only say a token passed through the start or a step's inner node
+/// (`approve:decide`): the machine's bookkeeping, which the next entry says in words. The
+/// history API keeps every entry.
+pub(super) fn worth_showing(case: &Case<'_>, row: &HistoryRow) -> bool {
+    let Some(node) = row.node.as_deref().filter(|_| row.kind == "entered") else { return true };
+    let start =
+        case.definition.node(node).is_some_and(|n| matches!(n.kind, cloverleaf_dsl::model::NodeKind::Start { .. }));
+    !start && !node.contains(':')
 }
 
 /// Fills `{key}` placeholders of a catalogue sentence with escaped values.

@@ -107,7 +107,8 @@ fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> Stri
         other => other,
     };
     let word = STATES.iter().find(|(v, _)| *v == letter.state).map_or(letter.state.as_str(), |(_, k)| viewer.t(k));
-    let invoice = letter.invoice.as_deref().map(|i| format!(" · {}", esc(i))).unwrap_or_default();
+    let invoice =
+        letter.invoice.as_deref().map(|i| format!(" · <span class=\"nowrap\">{}</span>", esc(i))).unwrap_or_default();
     let to =
         letter.to.as_deref().map_or_else(|| format!("<span class=\"muted\">{}</span>", viewer.t("no_address")), esc);
     let mut delivery = format!(
@@ -121,12 +122,12 @@ fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> Stri
         },
     );
     if let Some(error) = letter.last_error.as_deref().filter(|_| letter.state != "delivered") {
-        let _ = write!(delivery, "<br><span class=\"muted\">{}: {}</span>", viewer.t("last_error"), esc(error));
+        let _ = write!(delivery, "<br><span class=\"muted\">{}{}</span>", viewer.t("last_error"), esc(error));
     }
     if handler && letter.state == "dead" {
         let _ = write!(
             delivery,
-            "<form method=\"post\" action=\"/letters/{}/retry\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+            "<form method=\"post\" action=\"/letters/{}/retry\" class=\"again\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
             url_path(&letter.id),
             viewer.csrf,
             viewer.t("send_again"),
@@ -141,7 +142,7 @@ fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> Stri
     format!(
         "<tr data-letter=\"{id}\" data-state=\"{state}\"{mark}><td>{written}</td>\
          <td><details><summary>{kind}{invoice}<br>{subject}</summary><pre class=\"letter\">{body}</pre></details></td>\
-         <td>{customer}</td><td>{to}</td><td>{delivery}</td></tr>",
+         <td class=\"nowrap\">{customer}</td><td>{to}</td><td>{delivery}</td></tr>",
         id = esc(&letter.id),
         state = esc(&letter.state),
         written = esc(&written),
