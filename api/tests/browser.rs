@@ -3,8 +3,9 @@
 //!
 //! Skipped with a loud notice where Chromium or chromedriver is missing, and a failure instead
 //! when `CI` is set (`.ci/run` installs Debian's `chromium` and `chromium-driver`). With
-//! `CLOVERLEAF_SCREENSHOTS=DIR` the inbox, a case and the finance board are saved as PNG files
-//! there (`docs/screenshots/` holds the README's).
+//! `CLOVERLEAF_SCREENSHOTS=DIR` the inbox, a case, the finance board, its budgets, a case's
+//! history, the customer letters and more are saved as PNG files there (`docs/screenshots/`
+//! holds the README's; cargo runs the test in `api/`, so give an absolute path).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
