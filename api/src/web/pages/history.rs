@@ -84,12 +84,26 @@ pub(super) fn worth_showing(case: &Case<'_>, row: &HistoryRow) -> bool {
     !start && !node.contains(':')
 }
 
-/// Fills `{key}` placeholders of a catalogue sentence with escaped values.
+/// Fills the `{key}` placeholders of a catalogue sentence with escaped values, in one pass (a
+/// value that holds `{reason}` stays as written).
 fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = esc(template);
-    for (key, value) in values {
-        out = out.replace(&format!("{{{key}}}"), &esc(value));
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&esc(&rest[..open]));
+        let after = &rest[open + 1..];
+        match after.find('}').and_then(|close| values.iter().find(|(k, _)| *k == &after[..close]).map(|v| (close, v))) {
+            Some((close, (_, value))) => {
+                out.push_str(&esc(value));
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(&esc(rest));
     out
 }
 
@@ -150,4 +164,17 @@ fn modified(viewer: &Viewer, case: &Case<'_>, entry: &HistoryEvent, detail: &str
         viewer.t("modified_set"),
         &[("name", &label), ("value", &show(viewer, value, money)), ("reason", reason)],
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    #[test]
+    fn a_sentence_is_filled_once_and_escaped() {
+        let filled =
+            fill("moved from {from} to {to}: {reason}", &[("from", "1"), ("to", "{reason}"), ("reason", "<b>")]);
+        assert_eq!(filled, "moved from 1 to {reason}: &lt;b&gt;");
+        assert_eq!(fill("{unknown} {", &[]), "{unknown} {");
+    }
 }
