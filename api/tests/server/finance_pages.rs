@@ -182,7 +182,11 @@ async fn finance_sees_the_customer_letters_and_the_ar_clerk_sends_a_dead_one_aga
     // Twice is once: the second press finds nothing to send again.
     let twice = page(&api, Method::POST, &action, &arlo, Some(&format!("csrf={csrf}"))).await;
     assert_eq!(twice.status, StatusCode::CONFLICT, "{}", twice.text);
-    assert!(twice.text.contains("needs no second sending"), "{}", twice.text);
+    assert!(
+        twice.text.contains("needs no second sending") && twice.text.contains("<a href=\"/letters\">Back"),
+        "{}",
+        twice.text
+    );
     assert_eq!(notifier.deliver_due().await.unwrap().delivered, 1);
     let delivered = page(&api, Method::GET, "/letters?state=delivered", &arlo, None).await;
     assert!(

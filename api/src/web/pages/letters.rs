@@ -15,12 +15,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use cloverleaf_engine::store::Queries as _;
 use serde::Deserialize;
 
-use super::{CsrfForm, answer, error_page, message_page};
+use super::{CsrfForm, answer, error_page, message_page, page, with_lang};
 use crate::server::AppState;
 use crate::server::config::LETTER_KINDS;
 use crate::server::error::ApiError;
 use crate::server::notify::outbox::{LETTER_HANDLERS, LETTER_READERS, LetterView};
-use crate::web::{Viewer, esc, i18n, url_path};
+use crate::web::{Viewer, esc, html, i18n, url_path};
 
 /// The most letters one page lists.
 const PAGE_SIZE: i64 = 200;
@@ -173,7 +173,16 @@ pub async fn retry_letter(
     }
     match state.engine().retry_notification(&id).await {
         Ok(true) => Redirect::to("/letters").into_response(),
-        Ok(false) => message_page(&viewer, StatusCode::CONFLICT, "refused", viewer.t("not_dead")),
+        Ok(false) => {
+            // Back to the letters, where the reader sees what became of it.
+            let body = format!(
+                "<h1>{}</h1><p class=\"notice\" role=\"alert\">{}</p><p><a href=\"/letters\">{}</a></p>",
+                viewer.t("refused"),
+                viewer.t("not_dead"),
+                viewer.t("back")
+            );
+            with_lang(&viewer, html(StatusCode::CONFLICT, page(&viewer, viewer.t("letters"), &body)))
+        }
         Err(e) => error_page(&viewer, &ApiError::internal(e)),
     }
 }
