@@ -13,7 +13,7 @@
 pub mod access;
 pub mod alerts;
 pub mod auth;
-mod budgets;
+pub(crate) mod budgets;
 pub mod config;
 pub(crate) mod definitions;
 pub mod error;
