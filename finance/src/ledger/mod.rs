@@ -37,7 +37,7 @@
 //! written, and no entry is accepted into a closed period. [`Ledger::trial_balance`] checks both
 //! again from the stored rows.
 //!
-//! Chart of accounts: 1000 Bank, 1200 Accounts receivable, 1300 Inventory, 2200 VAT payable,
+//! Chart of accounts: 1000 Bank, 1200 Accounts receivable, 1300 Inventory, 2000 Accounts payable, 2200 VAT payable,
 //! 2300 Unapplied customer cash, 3000 Opening balance equity, 4000 Revenue, 5000 Cost of goods
 //! sold, 6800 Bad debt expense, 6900 Payment differences.
 
@@ -55,6 +55,7 @@ mod payments;
 mod records;
 mod reports;
 mod seed;
+mod stock;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -79,6 +80,7 @@ pub use reports::{
     TrialLine, WeekFlow,
 };
 pub use seed::{DemoSeed, NewCustomer};
+pub use stock::{GoodsReceived, StockLine};
 
 /// Accounts the handlers post to.
 pub mod account {
