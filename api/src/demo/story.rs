@@ -86,6 +86,10 @@ impl Story {
             BUDGETED.join(", "),
             money(budget.amount)
         ));
+        story.say(
+            "stock: opening stock taken over at cost; goods receipts add to it and each shipment's cost of goods leaves it at the moving average cost".to_string(),
+        );
+        story.say("fran, the controller, is at a trade fair from 31 January to 3 February: her inbox waits".to_string());
         let outcome = story.play().await?;
         for line in story.ledger.budgets(Some("2026-01")).await? {
             story.say(format!(
@@ -497,6 +501,26 @@ impl Story {
             rate(kpis.bad_debt_rate),
             rate(kpis.gross_margin),
         ));
+        // The trend, read back from the daily snapshots the story took each evening.
+        let series = self.ledger.kpi_series("days_sales_outstanding", first_morning().date_naive(), today).await?;
+        let trend: Vec<String> = series
+            .iter()
+            .step_by(14)
+            .map(|p| format!("{} {}", p.day.format("%d %b"), p.value.map_or("n/a".to_string(), |v| v.round_dp(1).to_string())))
+            .collect();
+        self.say(format!("DSO over the story, from {} daily snapshots: {}", series.len(), trend.join(" → ")));
+        let kinds = |alerts: &[(String, String)]| {
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for (rule, _) in alerts {
+                *counts.entry(rule.as_str()).or_default() += 1;
+            }
+            let words: Vec<String> = counts.iter().map(|(rule, n)| format!("{} ×{n}", rule.replace('_', " "))).collect();
+            (counts.len(), words.join(", "))
+        };
+        let ((opened, opened_words), (cleared, cleared_words)) =
+            (kinds(&self.alerts_opened), kinds(&self.alerts_cleared));
+        self.say(format!("alerts raised, {opened} kinds: {opened_words}"));
+        self.say(format!("alerts cleared when their condition did, {cleared} kinds: {cleared_words}"));
         let delivered = self.sink.counts();
         let by_kind: Vec<String> =
             delivered.iter().map(|(kind, n)| format!("{n} {}", kind.replace('_', " "))).collect();
