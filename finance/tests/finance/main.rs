@@ -9,5 +9,7 @@ mod end_to_end;
 mod handlers;
 mod harness;
 mod http;
+mod kpi_scale;
 mod kpis;
 mod runtime;
+mod stock;
