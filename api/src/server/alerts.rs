@@ -153,7 +153,8 @@ pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
     }
 }
 
-/// Judges every rule of the server on the figures of the last 90 days and records what changed.
+/// Judges every rule of the server on the figures of the last 90 days, records what changed and
+/// takes the day's KPI snapshot if it is not taken yet.
 pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChanges, ApiError> {
     let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
     let rules = state.rules();
@@ -161,6 +162,9 @@ pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChang
     let changes = judge(ledger, &rules, &process, now).await.map_err(ApiError::internal)?;
     let alerts = ledger.alerts(false).await.map_err(ApiError::internal)?;
     state.engine().notify(alert_notices(&alerts, &rules, now)).await.map_err(ApiError::internal)?;
+    // The day's snapshot of the catalogue, for trends: the first evaluation of a day takes it,
+    // the later ones find it taken.
+    ledger.snapshot_kpis(now.date_naive(), now).await.map_err(ApiError::internal)?;
     Ok(changes)
 }
 

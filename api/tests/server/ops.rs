@@ -145,7 +145,7 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     // Without a sub-ledger: a clear 404 for a finance reader, still a 403 for anyone else.
     api.get("/v1/kpis", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
     api.get("/v1/kpis", "sam").await.expect_error(StatusCode::FORBIDDEN, "missing_role");
-    with_demo_ledger(&mut api).await;
+    let ledger = with_demo_ledger(&mut api).await;
     for user in ["sam", "mia", "robot"] {
         let refused = api.get("/v1/kpis/open_receivables?by=customer", user).await;
         refused.expect_error(StatusCode::FORBIDDEN, "missing_role");
@@ -175,7 +175,34 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     let refused = api.get("/v1/kpis/open_receivables?by=month", "carl").await;
     let error = refused.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
     assert!(error["message"].as_str().unwrap().contains("it offers customer"), "{}", refused.text);
-    api.get("/v1/kpis?by=sales_rep", "carl").await.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
+    api.get("/v1/kpis?by=process", "carl").await.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
+    // By sales rep: the opening receivables were sold before reps were recorded.
+    let answer = api.get("/v1/kpis/open_receivables?by=sales_rep", "carl").await;
+    let by_rep = answer.expect(StatusCode::OK);
+    assert_eq!(by_rep["parts"], serde_json::json!([{"label": "(none)", "value": "175642.85"}]));
+
+    // The daily snapshots, for the same readers only: none taken yet, then the evaluation's.
+    for user in ["sam", "mia", "robot"] {
+        let refused = api.get("/v1/kpis/open_receivables/history", user).await;
+        refused.expect_error(StatusCode::FORBIDDEN, "missing_role");
+        assert!(!refused.text.contains("175642.85"), "no figure leaks to {user}: {}", refused.text);
+    }
+    let answer = api.get("/v1/kpis/open_receivables/history", "ada").await;
+    let empty = answer.expect(StatusCode::OK);
+    assert_eq!((empty["from"].as_str(), empty["to"].as_str()), (Some("2025-10-08"), Some("2026-01-05")));
+    assert_eq!(empty["points"], serde_json::json!([]));
+    let now = api.engine.now();
+    let catalogue = cloverleaf_finance::ledger::kpi::CATALOGUE.len();
+    assert_eq!(ledger.snapshot_kpis(now.date_naive(), now).await.unwrap(), catalogue);
+    assert_eq!(ledger.snapshot_kpis(now.date_naive(), now).await.unwrap(), 0, "once per day");
+    let answer = api.get("/v1/kpis/open_receivables/history?from=2026-01-01", "carl").await;
+    let series = answer.expect(StatusCode::OK);
+    assert_eq!(series["points"], serde_json::json!([{"day": "2026-01-05", "value": "175642.85"}]));
+    assert_eq!((series["unit"].as_str(), series["currency"].as_str()), (Some("money"), Some("CNY")));
+    api.get("/v1/kpis/ebitda/history", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    api.get("/v1/kpis/revenue/history?from=2026-02-01&to=2026-01-31", "carl")
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_window");
     api.get("/v1/kpis?from=2026-02-01&as_of=2026-01-31", "carl")
         .await
         .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_window");
