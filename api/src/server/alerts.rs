@@ -153,8 +153,9 @@ pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
     }
 }
 
-/// Judges every rule of the server on the figures of the last 90 days, records what changed and
-/// takes the day's KPI snapshot if it is not taken yet.
+/// Judges every rule of the server on the figures of the last 90 days, records what changed,
+/// takes the day's KPI snapshot if it is not taken yet and releases the budgets of cancelled
+/// orders.
 pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChanges, ApiError> {
     let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
     let rules = state.rules();
@@ -165,6 +166,10 @@ pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChang
     // The day's snapshot of the catalogue, for trends: the first evaluation of a day takes it,
     // the later ones find it taken.
     ledger.snapshot_kpis(now.date_naive(), now).await.map_err(ApiError::internal)?;
+    // Approved orders cancelled since the last pass give their budget back.
+    for (order, amount) in super::budgets::release_cancelled(state.engine(), ledger, now).await.map_err(ApiError::internal)? {
+        tracing::info!(order, %amount, "budget released: the order was cancelled");
+    }
     Ok(changes)
 }
 

@@ -361,6 +361,21 @@ async fn budgets_are_read_by_finance_readers_and_set_by_the_controller_the_cfo_o
         (line["cost_centre"].as_str(), line["reserved"].as_str(), line["left"].as_str()),
         (Some("EAST"), Some("12000.00"), Some("38000.00"))
     );
+    // SO-9 is cancelled by an operator after its approval: the next evaluation pass gives its
+    // budget back, once; SO-10, still running, keeps its reservation.
+    let amount: rust_decimal::Decimal = "5000.00".parse().unwrap();
+    ledger.credit_check("k2", api.engine.now(), "C-001", Some(("SO-10", amount))).await.unwrap();
+    let mut ids = Vec::new();
+    for order in ["SO-9", "SO-10"] {
+        let variables = json!({"order_id": order, "customer_id": "C-001", "amount": "12000.00", "requested_by": "sam"});
+        ids.push(api.engine.start("order_to_cash", Some(order), variables).await.unwrap());
+    }
+    api.post(&format!("/v1/instances/{}/cancel", ids[0]), "ada", json!({})).await.expect(StatusCode::OK);
+    for pass in 0..2 {
+        api.post("/v1/alerts/evaluate", "carl", json!({})).await.expect(StatusCode::OK);
+        let line = &ledger.budgets(Some("2026-01")).await.unwrap()[0];
+        assert_eq!((line.reserved, line.orders), (amount, 1), "pass {pass}: only SO-10 still holds budget");
+    }
     // Bad input: what is wrong and where.
     api.put("/v1/budgets/EAST/2026-13", "carl", json!({"amount": "1.00"}))
         .await
