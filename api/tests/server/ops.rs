@@ -329,7 +329,8 @@ async fn live_finance_reports_give_aging_profit_and_the_trial_balance_to_finance
         |code: &str| tb["accounts"].as_array().unwrap().iter().find(|a| a["account"] == code).cloned().unwrap();
     assert_eq!(account("1200")["debit_balance"], "175642.85", "receivables in the debit column");
     assert!(account("1200")["credit_balance"].is_null());
-    assert_eq!(account("3000")["credit_balance"], "175642.85", "opening equity in the credit column");
+    assert_eq!(account("1300")["debit_balance"], "130514.00", "the opening stock, at cost");
+    assert_eq!(account("3000")["credit_balance"], "306156.85", "opening equity (receivables and stock), a credit");
 }
 
 #[tokio::test]
