@@ -24,11 +24,22 @@ pub(super) const BUDGET_UNIT: &str = "SALES-NORTH";
 pub(super) const BUDGETED: [&str; 3] = ["C-001", "C-004", "C-008"];
 pub(super) const BUDGET_CENTS: i64 = 12_000_000;
 
-/// Goods the warehouse receives from suppliers: (business day of the story, receipt id,
-/// supplier, (sku, units, unit cost) lines). The controllers and pumps of SO-1003 outgrow the
-/// opening stock and come in before it ships.
-pub(super) const RECEIPTS: [(i64, &str, &str, &[(&str, u32, &str)]); 1] =
-    [(3, "GR-2001", "Hydro Components Ltd", &[("CTRL-X", 30, "2285.00"), ("PUMP-250", 15, "1790.00")])];
+/// Goods the warehouse receives from a supplier on a business day of the story.
+pub(super) struct Receipt {
+    pub(super) day: i64,
+    pub(super) id: &'static str,
+    pub(super) supplier: &'static str,
+    /// (sku, units, unit cost).
+    pub(super) lines: &'static [(&'static str, u32, &'static str)],
+}
+
+/// The controllers and pumps of SO-1003 outgrow the opening stock and come in before it ships.
+pub(super) const RECEIPTS: [Receipt; 1] = [Receipt {
+    day: 3,
+    id: "GR-2001",
+    supplier: "Hydro Components Ltd",
+    lines: &[("CTRL-X", 30, "2285.00"), ("PUMP-250", 15, "1790.00")],
+}];
 
 /// An order of the story: who buys what, who enters it, and how the customer pays.
 pub(super) struct Order {

@@ -89,7 +89,8 @@ impl Story {
         story.say(
             "stock: opening stock taken over at cost; goods receipts add to it and each shipment's cost of goods leaves it at the moving average cost".to_string(),
         );
-        story.say("fran, the controller, is at a trade fair from 31 January to 3 February: her inbox waits".to_string());
+        story
+            .say("fran, the controller, is at a trade fair from 31 January to 3 February: her inbox waits".to_string());
         let outcome = story.play().await?;
         for line in story.ledger.budgets(Some("2026-01")).await? {
             story.say(format!(
@@ -251,8 +252,10 @@ impl Story {
     /// suppliers are owed).
     async fn receiving(&mut self, day: i64) -> Result<()> {
         let today = clock_date(&self.clock);
-        for (_, id, supplier, lines) in RECEIPTS.iter().filter(|r| r.0 == day) {
-            let lines: Vec<(&str, Decimal, Decimal)> = lines
+        for receipt in RECEIPTS.iter().filter(|r| r.day == day) {
+            let (id, supplier) = (receipt.id, receipt.supplier);
+            let lines: Vec<(&str, Decimal, Decimal)> = receipt
+                .lines
                 .iter()
                 .map(|(sku, units, cost)| Ok((*sku, Decimal::from(*units), cost.parse::<Decimal>()?)))
                 .collect::<Result<_>>()?;
@@ -506,7 +509,13 @@ impl Story {
         let trend: Vec<String> = series
             .iter()
             .step_by(14)
-            .map(|p| format!("{} {}", p.day.format("%d %b"), p.value.map_or("n/a".to_string(), |v| v.round_dp(1).to_string())))
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p.day.format("%d %b"),
+                    p.value.map_or("n/a".to_string(), |v| v.round_dp(1).to_string())
+                )
+            })
             .collect();
         self.say(format!("DSO over the story, from {} daily snapshots: {}", series.len(), trend.join(" → ")));
         let kinds = |alerts: &[(String, String)]| {
@@ -514,7 +523,8 @@ impl Story {
             for (rule, _) in alerts {
                 *counts.entry(rule.as_str()).or_default() += 1;
             }
-            let words: Vec<String> = counts.iter().map(|(rule, n)| format!("{} ×{n}", rule.replace('_', " "))).collect();
+            let words: Vec<String> =
+                counts.iter().map(|(rule, n)| format!("{} ×{n}", rule.replace('_', " "))).collect();
             (counts.len(), words.join(", "))
         };
         let ((opened, opened_words), (cleared, cleared_words)) =

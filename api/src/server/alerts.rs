@@ -167,7 +167,9 @@ pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChang
     // the later ones find it taken.
     ledger.snapshot_kpis(now.date_naive(), now).await.map_err(ApiError::internal)?;
     // Approved orders cancelled since the last pass give their budget back.
-    for (order, amount) in super::budgets::release_cancelled(state.engine(), ledger, now).await.map_err(ApiError::internal)? {
+    for (order, amount) in
+        super::budgets::release_cancelled(state.engine(), ledger, now).await.map_err(ApiError::internal)?
+    {
         tracing::info!(order, %amount, "budget released: the order was cancelled");
     }
     Ok(changes)

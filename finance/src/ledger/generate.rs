@@ -42,6 +42,9 @@ const REPS: [&str; 4] = ["sam", "mia", "max", "rita"];
 const GOODS: [&str; 7] = ["PUMP-100", "PUMP-250", "VALVE-12", "VALVE-40", "SENS-T1", "CTRL-X", "KIT-INST"];
 const SERVICE: &str = "SERV-H";
 
+/// One line of a generated entry: (account, debit, credit, customer, invoice).
+type Leg<'a> = (&'a str, Decimal, Decimal, Option<&'a str>, Option<&'a str>);
+
 /// One value of a generated row.
 enum V {
     T(String),
@@ -110,7 +113,12 @@ impl Ledger {
     /// that stock serves them all), two in three of those paid in full or in half 20 days later
     /// when that is not after `until`. Refused when the company is not seeded or a day falls in
     /// a closed period.
-    pub async fn generate_trade(&self, orders: usize, until: NaiveDate, now: DateTime<Utc>) -> Result<Generated, Error> {
+    pub async fn generate_trade(
+        &self,
+        orders: usize,
+        until: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Generated, Error> {
         let company = self.company().await?;
         if company.customers.is_empty() || GOODS.iter().any(|s| !company.products.contains_key(*s)) {
             return Err(Error::Input { field: "company".into(), problem: "seed the demo company first".into() });
@@ -171,10 +179,9 @@ impl Ledger {
 /// The `n`th order's lines: (sku, quantity), one to three goods and every fifth a service.
 fn lines_of(n: usize) -> Vec<(&'static str, Decimal)> {
     // Three apart in a list of seven: the goods of one order are never the same product twice.
-    let mut lines: Vec<(&'static str, Decimal)> = (0..1 + n % 3)
-        .map(|k| (GOODS[(n + 3 * k) % GOODS.len()], Decimal::from(1 + (n * 13 + k) % 5)))
-        .collect();
-    if n % 5 == 0 {
+    let mut lines: Vec<(&'static str, Decimal)> =
+        (0..1 + n % 3).map(|k| (GOODS[(n + 3 * k) % GOODS.len()], Decimal::from(1 + (n * 13 + k) % 5))).collect();
+    if n.is_multiple_of(5) {
         lines.push((SERVICE, Decimal::from(2)));
     }
     lines
@@ -191,18 +198,15 @@ async fn write_chunk(
     let posted_at = ts_text(now);
     let mut next_entry: i64 =
         sqlx::query("SELECT coalesce(max(id), 0) FROM journal_entries").fetch_one(&mut *conn).await?.try_get(0)?;
-    let mut entries = Rows::new(
-        "INSERT INTO journal_entries (id, entry_date, period, kind, description, document, posted_at)",
-        7,
-    );
-    let mut lines = Rows::new(
-        "INSERT INTO journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id)",
-        7,
-    );
+    let mut entries =
+        Rows::new("INSERT INTO journal_entries (id, entry_date, period, kind, description, document, posted_at)", 7);
+    let mut lines =
+        Rows::new("INSERT INTO journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id)", 7);
     // Balanced by construction: each entry's debits and credits are listed together and checked.
-    let mut post = |date: NaiveDate, kind: &str, document: &str, legs: &[(&str, Decimal, Decimal, Option<&str>, Option<&str>)]| {
+    let mut post = |date: NaiveDate, kind: &str, document: &str, legs: &[Leg<'_>]| {
         next_entry += 1;
-        let (debit, credit): (Decimal, Decimal) = legs.iter().fold((Decimal::ZERO, Decimal::ZERO), |s, l| (s.0 + l.1, s.1 + l.2));
+        let (debit, credit): (Decimal, Decimal) =
+            legs.iter().fold((Decimal::ZERO, Decimal::ZERO), |s, l| (s.0 + l.1, s.1 + l.2));
         if debit != credit {
             return Err(Error::Unbalanced { debit, credit });
         }
@@ -231,10 +235,8 @@ async fn write_chunk(
         Ok(())
     };
     let mut orders = Rows::new("INSERT INTO orders (id, customer_id, order_date, sales_rep)", 4);
-    let mut order_lines = Rows::new(
-        "INSERT INTO order_lines (order_id, line_no, sku, description, quantity, unit_price, unit_cost)",
-        7,
-    );
+    let mut order_lines =
+        Rows::new("INSERT INTO order_lines (order_id, line_no, sku, description, quantity, unit_price, unit_cost)", 7);
     let mut invoices = Rows::new(
         "INSERT INTO invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, amount_open, status)",
         11,
@@ -247,10 +249,8 @@ async fn write_chunk(
         "INSERT INTO payments (id, customer_id, received_on, amount, reference, applied, matched_automatically, status)",
         8,
     );
-    let mut allocations = Rows::new(
-        "INSERT INTO payment_allocations (payment_id, invoice_id, amount, allocated_on, idempotency_key)",
-        5,
-    );
+    let mut allocations =
+        Rows::new("INSERT INTO payment_allocations (payment_id, invoice_id, amount, allocated_on, idempotency_key)", 5);
     // Stock now, plus one receipt per product of what the chunk's invoiced orders need, dated
     // on the window's first day at the catalogue's cost.
     let mut stock: BTreeMap<&str, (Decimal, Decimal)> = BTreeMap::new();
@@ -262,12 +262,13 @@ async fn write_chunk(
     }
     let receipt_id = format!("GR-GEN-{:06}", numbers.start);
     let mut receipt_total = Decimal::ZERO;
-    let mut receipt_lines = Rows::new(
-        "INSERT INTO goods_receipt_lines (receipt_id, line_no, sku, quantity, unit_cost)",
-        5,
-    );
+    let mut receipt_lines =
+        Rows::new("INSERT INTO goods_receipt_lines (receipt_id, line_no, sku, quantity, unit_cost)", 5);
     for (no, (sku, quantity)) in needed.iter().enumerate() {
-        let row = sqlx::query("SELECT on_hand, value FROM stock WHERE sku = $1").bind(*sku).fetch_optional(&mut *conn).await?;
+        let row = sqlx::query("SELECT on_hand, value FROM stock WHERE sku = $1")
+            .bind(*sku)
+            .fetch_optional(&mut *conn)
+            .await?;
         let (on_hand, value) = match row {
             Some(r) => (parse_money(r.try_get(0)?)?, parse_money(r.try_get(1)?)?),
             None => (Decimal::ZERO, Decimal::ZERO),
@@ -284,18 +285,25 @@ async fn write_chunk(
         ]);
     }
     if !needed.is_empty() {
-        sqlx::query("INSERT INTO goods_receipts (id, supplier, received_on, total, posted_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&receipt_id)
-            .bind("generated supplier")
-            .bind(date_text(first))
-            .bind(money_text(receipt_total))
-            .bind(&posted_at)
-            .execute(&mut *conn)
-            .await?;
-        post(first, "goods_receipt", &receipt_id, &[
-            (account::INVENTORY, receipt_total, Decimal::ZERO, None, None),
-            (PAYABLES, Decimal::ZERO, receipt_total, None, None),
-        ])?;
+        sqlx::query(
+            "INSERT INTO goods_receipts (id, supplier, received_on, total, posted_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&receipt_id)
+        .bind("generated supplier")
+        .bind(date_text(first))
+        .bind(money_text(receipt_total))
+        .bind(&posted_at)
+        .execute(&mut *conn)
+        .await?;
+        post(
+            first,
+            "goods_receipt",
+            &receipt_id,
+            &[
+                (account::INVENTORY, receipt_total, Decimal::ZERO, None, None),
+                (PAYABLES, Decimal::ZERO, receipt_total, None, None),
+            ],
+        )?;
     }
     // Invoice numbers continue each year's gapless series.
     let mut sequences: BTreeMap<i32, i64> = BTreeMap::new();
@@ -390,16 +398,26 @@ async fn write_chunk(
             ]);
         }
         let c = Some(customer.as_str());
-        post(day, "invoice", &invoice_id, &[
-            (account::RECEIVABLES, total, Decimal::ZERO, c, Some(&invoice_id)),
-            (account::REVENUE, Decimal::ZERO, net, c, None),
-            (account::VAT, Decimal::ZERO, tax, None, None),
-        ])?;
-        post(day, "cost_of_goods", &order_id, &[
-            (account::COST_OF_GOODS, from_stock + bought_in, Decimal::ZERO, c, None),
-            (account::INVENTORY, Decimal::ZERO, from_stock, None, None),
-            (PAYABLES, Decimal::ZERO, bought_in, None, None),
-        ])?;
+        post(
+            day,
+            "invoice",
+            &invoice_id,
+            &[
+                (account::RECEIVABLES, total, Decimal::ZERO, c, Some(&invoice_id)),
+                (account::REVENUE, Decimal::ZERO, net, c, None),
+                (account::VAT, Decimal::ZERO, tax, None, None),
+            ],
+        )?;
+        post(
+            day,
+            "cost_of_goods",
+            &order_id,
+            &[
+                (account::COST_OF_GOODS, from_stock + bought_in, Decimal::ZERO, c, None),
+                (account::INVENTORY, Decimal::ZERO, from_stock, None, None),
+                (PAYABLES, Decimal::ZERO, bought_in, None, None),
+            ],
+        )?;
         made.invoices += 1;
         if paid.is_zero() {
             continue;
@@ -422,14 +440,24 @@ async fn write_chunk(
             t(date_text(paid_on)),
             t(format!("generated-{payment_id}")),
         ]);
-        post(paid_on, "payment_received", &payment_id, &[
-            (account::BANK, paid, Decimal::ZERO, None, None),
-            (account::UNAPPLIED_CASH, Decimal::ZERO, paid, c, None),
-        ])?;
-        post(paid_on, "receipt", &invoice_id, &[
-            (account::UNAPPLIED_CASH, paid, Decimal::ZERO, c, None),
-            (account::RECEIVABLES, Decimal::ZERO, paid, c, Some(&invoice_id)),
-        ])?;
+        post(
+            paid_on,
+            "payment_received",
+            &payment_id,
+            &[
+                (account::BANK, paid, Decimal::ZERO, None, None),
+                (account::UNAPPLIED_CASH, Decimal::ZERO, paid, c, None),
+            ],
+        )?;
+        post(
+            paid_on,
+            "receipt",
+            &invoice_id,
+            &[
+                (account::UNAPPLIED_CASH, paid, Decimal::ZERO, c, None),
+                (account::RECEIVABLES, Decimal::ZERO, paid, c, Some(&invoice_id)),
+            ],
+        )?;
         made.payments += 1;
     }
     made.entries = entries.values.len() / entries.width;

@@ -185,10 +185,19 @@ async fn every_figure_agrees_with_the_journal_on_a_generated_company_of_10000_or
     let window = Window::last_90_days(until);
     let [whole, by_customer, by_rep, by_month] = recompute(&env, window).await;
     assert_agrees(&env.ledger.figures(window, None).await.unwrap(), &whole, None);
-    assert_agrees(&env.ledger.figures(window, Some(Breakdown::Customer)).await.unwrap(), &by_customer, Some(Breakdown::Customer));
+    assert_agrees(
+        &env.ledger.figures(window, Some(Breakdown::Customer)).await.unwrap(),
+        &by_customer,
+        Some(Breakdown::Customer),
+    );
     let reps = env.ledger.figures(window, Some(Breakdown::SalesRep)).await.unwrap();
     assert_agrees(&reps, &by_rep, Some(Breakdown::SalesRep));
-    let labels: Vec<&str> = reps.iter().find(|f| f.key == "revenue").unwrap().parts.iter().map(|p| p.0.as_str()).collect();
+    let labels: Vec<&str> =
+        reps.iter().find(|f| f.key == "revenue").unwrap().parts.iter().map(|p| p.0.as_str()).collect();
     assert_eq!(labels, [NO_SALES_REP, "max", "mia", "rita", "sam"], "four reps and the orders without one");
-    assert_agrees(&env.ledger.figures(window, Some(Breakdown::Month)).await.unwrap(), &by_month, Some(Breakdown::Month));
+    assert_agrees(
+        &env.ledger.figures(window, Some(Breakdown::Month)).await.unwrap(),
+        &by_month,
+        Some(Breakdown::Month),
+    );
 }

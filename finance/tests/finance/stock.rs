@@ -42,7 +42,10 @@ async fn shipments_take_cost_from_booked_stock_and_inventory_never_goes_negative
     env.ledger.record_order("SO-1", "C-001", env.today(), &[("CTRL-X", dec("4"))]).await.unwrap();
     assert_eq!(cost(&env, "SO-1", "C-001").await.unwrap()["cost_of_goods"], json!("9240.00"));
     // 10 more than the 6 left: refused, nothing posted, nothing taken; retried after a receipt.
-    env.ledger.record_order("SO-2", "C-002", env.today(), &[("CTRL-X", dec("10")), ("SERV-H", dec("3"))]).await.unwrap();
+    env.ledger
+        .record_order("SO-2", "C-002", env.today(), &[("CTRL-X", dec("10")), ("SERV-H", dec("3"))])
+        .await
+        .unwrap();
     let refused = cost(&env, "SO-2", "C-002").await.unwrap_err();
     assert!(refused.contains("needs 10 of CTRL-X, only 6 in stock"), "{refused}");
     assert_eq!(units(&env.ledger.stock().await.unwrap(), "CTRL-X"), dec("6"));

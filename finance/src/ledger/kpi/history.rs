@@ -55,14 +55,13 @@ impl Ledger {
     /// The stored daily values of `key` from `from` to `to`, oldest first (days without a
     /// snapshot are absent, never filled in).
     pub async fn kpi_series(&self, key: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<Point>, Error> {
-        let rows = sqlx::query(
-            "SELECT day, value FROM kpi_snapshots WHERE kpi = $1 AND day >= $2 AND day <= $3 ORDER BY day",
-        )
-        .bind(key)
-        .bind(date_text(from))
-        .bind(date_text(to))
-        .fetch_all(&self.read)
-        .await?;
+        let rows =
+            sqlx::query("SELECT day, value FROM kpi_snapshots WHERE kpi = $1 AND day >= $2 AND day <= $3 ORDER BY day")
+                .bind(key)
+                .bind(date_text(from))
+                .bind(date_text(to))
+                .fetch_all(&self.read)
+                .await?;
         rows.iter()
             .map(|r| {
                 let value: Option<String> = r.try_get(1)?;

@@ -339,10 +339,8 @@ impl Ledger {
                 continue;
             }
             stock.whole.limit += limit;
-            if by == Some(Breakdown::Customer) {
-                if let Some(part) = stock.parts.get_mut(&customer) {
-                    part.limit += limit;
-                }
+            if let (Some(Breakdown::Customer), Some(part)) = (by, stock.parts.get_mut(&customer)) {
+                part.limit += limit;
             }
         }
         let since_90 = date_text(as_of - TimeDelta::days(90));
