@@ -57,6 +57,7 @@ mod records;
 mod reports;
 mod seed;
 mod stock;
+pub mod wording;
 
 use std::path::Path;
 use std::str::FromStr;

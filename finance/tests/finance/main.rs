@@ -11,5 +11,6 @@ mod harness;
 mod http;
 mod kpi_scale;
 mod kpis;
+mod letters;
 mod runtime;
 mod stock;
