@@ -311,7 +311,10 @@ impl Story {
         }
         for alert in alerts.iter().rev() {
             let whom = if alert.subject.is_empty() { String::new() } else { format!(" ({})", alert.subject) };
-            let unit = cloverleaf_finance::ledger::kpi::definition(&alert.indicator).map(|d| d.unit);
+            let unit = cloverleaf_finance::ledger::kpi::definition(&alert.indicator)
+                .map(|d| d.unit)
+                .or((alert.indicator == cloverleaf_finance::ledger::kpi::CREDIT_UTILISATION)
+                    .then_some(cloverleaf_finance::ledger::kpi::Unit::Ratio));
             let shown = |v: Decimal| match unit {
                 Some(cloverleaf_finance::ledger::kpi::Unit::Money) => money(v),
                 Some(cloverleaf_finance::ledger::kpi::Unit::Days) => format!("{} days", v.round_dp(1)),
