@@ -189,8 +189,9 @@ pub(crate) async fn book_receipt(
         .bind(unit_cost.to_string())
         .execute(&mut *conn)
         .await?;
-        let (on_hand, value) = held(conn, sku).await?;
-        store(conn, sku, on_hand + *quantity, value + cents(*quantity * *unit_cost)).await?;
+        let held = held(conn, sku).await?;
+        let (on_hand, value) = (held.on_hand, held.value);
+        store(conn, sku, &held, on_hand + *quantity, value + cents(*quantity * *unit_cost)).await?;
     }
     Ok(total)
 }
@@ -214,11 +215,12 @@ pub(crate) async fn relieve(conn: &mut AnyConnection, order_id: &str) -> Result<
             relieved.bought_in += cents(quantity * unit_cost);
             continue;
         };
-        let (on_hand, value) = held(conn, &sku).await?;
+        let held = held(conn, &sku).await?;
+        let (on_hand, value) = (held.on_hand, held.value);
         let taken = issue_cost(on_hand, value, quantity).ok_or_else(|| {
             Error::InvalidAmount(format!("order {order_id} needs {quantity} of {sku}, only {on_hand} in stock"))
         })?;
-        store(conn, &sku, on_hand - quantity, value - taken).await?;
+        store(conn, &sku, &held, on_hand - quantity, value - taken).await?;
         relieved.from_stock += taken;
     }
     Ok(relieved)
@@ -236,24 +238,48 @@ pub(crate) fn issue_cost(on_hand: Decimal, value: Decimal, quantity: Decimal) ->
     value.checked_mul(quantity).and_then(|v| v.checked_div(on_hand)).map(cents)
 }
 
-async fn held(conn: &mut AnyConnection, sku: &str) -> Result<(Decimal, Decimal), Error> {
-    let row = sqlx::query("SELECT on_hand, value FROM stock WHERE sku = $1").bind(sku).fetch_optional(conn).await?;
-    match row {
-        Some(r) => Ok((parse_money(r.try_get(0)?)?, parse_money(r.try_get(1)?)?)),
-        None => Ok((Decimal::ZERO, Decimal::ZERO)),
-    }
+/// A product's stock row as read: the values and their stored text, which the update checks.
+struct Held {
+    on_hand: Decimal,
+    value: Decimal,
+    stored: (String, String),
 }
 
-async fn store(conn: &mut AnyConnection, sku: &str, on_hand: Decimal, value: Decimal) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO stock (sku, on_hand, value) VALUES ($1, $2, $3) \
-         ON CONFLICT (sku) DO UPDATE SET on_hand = $2, value = $3",
-    )
-    .bind(sku)
-    .bind(on_hand.normalize().to_string())
-    .bind(money_text(value))
-    .execute(conn)
-    .await?;
+/// Reads a product's stock row, creating an empty one first if it has none.
+async fn held(conn: &mut AnyConnection, sku: &str) -> Result<Held, Error> {
+    sqlx::query("INSERT INTO stock (sku, on_hand, value) VALUES ($1, '0', '0.00') ON CONFLICT (sku) DO NOTHING")
+        .bind(sku)
+        .execute(&mut *conn)
+        .await?;
+    let r = sqlx::query("SELECT on_hand, value FROM stock WHERE sku = $1").bind(sku).fetch_one(conn).await?;
+    let stored: (String, String) = (r.try_get(0)?, r.try_get(1)?);
+    Ok(Held { on_hand: parse_money(&stored.0)?, value: parse_money(&stored.1)?, stored })
+}
+
+/// Writes a product's new stock if the row still holds what was read. The check makes the
+/// read-modify-write safe whatever locks the caller's transaction holds: a concurrent change
+/// (another order costing the same product under a lock of its own) fails this one, to be
+/// retried, instead of being overwritten.
+async fn store(
+    conn: &mut AnyConnection,
+    sku: &str,
+    held: &Held,
+    on_hand: Decimal,
+    value: Decimal,
+) -> Result<(), Error> {
+    let changed =
+        sqlx::query("UPDATE stock SET on_hand = $2, value = $3 WHERE sku = $1 AND on_hand = $4 AND value = $5")
+            .bind(sku)
+            .bind(on_hand.normalize().to_string())
+            .bind(money_text(value))
+            .bind(&held.stored.0)
+            .bind(&held.stored.1)
+            .execute(conn)
+            .await?
+            .rows_affected();
+    if changed == 0 {
+        return Err(Error::InvalidAmount(format!("the stock of {sku} changed while it was being booked: try again")));
+    }
     Ok(())
 }
 
