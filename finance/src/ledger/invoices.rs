@@ -118,19 +118,15 @@ impl Ledger {
                         problem: format!("order {order_id} belongs to {owner}"),
                     });
                 }
-                let mut cost = Decimal::ZERO;
-                for (quantity, _, unit_cost) in order_lines(conn, order_id).await? {
-                    cost += cents(quantity * unit_cost);
-                }
+                // Relieved from what was booked into stock (see `stock`), or bought in.
+                let relieved = super::stock::relieve(conn, order_id).await?;
+                let cost = relieved.total();
                 let entry = Entry {
                     date: now.date_naive(),
                     kind: "cost_of_goods",
                     description: format!("cost of goods of order {order_id}, shipment {shipment_id}"),
                     document: Some(order_id),
-                    lines: vec![
-                        JournalLine::debit(account::COST_OF_GOODS, cost).customer(customer_id),
-                        JournalLine::credit(account::INVENTORY, cost),
-                    ],
+                    lines: relieved.lines(customer_id),
                 };
                 if cost > Decimal::ZERO {
                     post(conn, entry, now).await?;

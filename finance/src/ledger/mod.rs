@@ -37,7 +37,7 @@
 //! written, and no entry is accepted into a closed period. [`Ledger::trial_balance`] checks both
 //! again from the stored rows.
 //!
-//! Chart of accounts: 1000 Bank, 1200 Accounts receivable, 1300 Inventory, 2200 VAT payable,
+//! Chart of accounts: 1000 Bank, 1200 Accounts receivable, 1300 Inventory, 2000 Accounts payable, 2200 VAT payable,
 //! 2300 Unapplied customer cash, 3000 Opening balance equity, 4000 Revenue, 5000 Cost of goods
 //! sold, 6800 Bad debt expense, 6900 Payment differences.
 
@@ -47,6 +47,7 @@ mod close;
 mod credit;
 mod db;
 mod dunning;
+mod generate;
 mod idempotency;
 mod invoices;
 pub mod kpi;
@@ -55,6 +56,8 @@ mod payments;
 mod records;
 mod reports;
 mod seed;
+mod stock;
+pub mod wording;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -71,6 +74,7 @@ pub use budgets::{BudgetLine, BudgetPosition, BudgetReleased, BudgetReserved};
 pub use close::{PeriodClosed, ReportMade};
 pub use credit::CreditCheck;
 pub use dunning::{DunningSent, Notified, WrittenOff};
+pub use generate::Generated;
 pub use invoices::{CostPosted, InvoiceIssued};
 pub use letters::Letter;
 pub use payments::{PaymentMatch, PaymentMatched, PaymentReturned, ReceiptPosted, Refunded};
@@ -79,6 +83,7 @@ pub use reports::{
     TrialLine, WeekFlow,
 };
 pub use seed::{DemoSeed, NewCustomer};
+pub use stock::{GoodsReceived, StockLine};
 
 /// Accounts the handlers post to.
 pub mod account {

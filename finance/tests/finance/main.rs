@@ -9,5 +9,8 @@ mod end_to_end;
 mod handlers;
 mod harness;
 mod http;
+mod kpi_scale;
 mod kpis;
+mod letters;
 mod runtime;
+mod stock;
