@@ -402,7 +402,7 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     eventually("the alert rules to have judged the demo company", || async {
         browser.goto(&format!("{server}/board")).await;
         let text = browser.text().await;
-        text.contains("A customer owes more than 5,000.00 past due").then_some(())
+        text.contains("A customer owes more than CNY 5,000.00 past due").then_some(())
     })
     .await;
     browser.click("div.alert.critical form button").await;

@@ -62,7 +62,7 @@ async fn the_demo_story_ends_with_balanced_books_and_every_order_where_it_should
         "2026-02-03 18:00  close Jan  carl completes \"Month-end review overdue: as of 2026-01-31\"",
         "2026-02-28 18:00  close Feb  Close the period",
         "ends: Written off as bad debt",
-        "ALERT [critical] A customer owes more than 5,000.00 past due (C-007)",
+        "ALERT [critical] A customer owes more than CNY 5,000.00 past due (C-007)",
         "alert cleared: ",
         "ALERT [critical] A customer's open receivables exceed the credit limit (C-008): credit utilisation is 101.7%",
         "the warehouse receives GR-2001 from Hydro Components Ltd: 30 CTRL-X at CNY 2,285.00",

@@ -212,7 +212,7 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     api.get("/v1/kpis?as_of=yesterday", "carl").await.expect_error(StatusCode::BAD_REQUEST, "invalid_query");
 }
 
-const RULES: &str = r#"alert customer_overdue "A customer owes more than 5,000.00 past due" {
+const RULES: &str = r#"alert customer_overdue "A customer owes more than CNY 5,000.00 past due" {
   when overdue_receivables by customer > 5000.00
   severity critical
 }
