@@ -19,6 +19,11 @@ use cloverleaf_dsl::expr::{self, EvalContext, Scope, Value};
 use cloverleaf_dsl::schedule::Schedule;
 use cloverleaf_dsl::{Format, Project, SourceMap};
 
+#[path = "cli/operator.rs"]
+mod operator;
+
+use operator::{MigrateArgs, ModifyAction, Target};
+
 #[derive(Parser)]
 #[command(name = "cloverleaf", version, about = "Workflow engine where business and finance meet")]
 struct Cli {
@@ -191,8 +196,11 @@ enum Command {
         #[arg(long, env = "USER")]
         operator: Option<String>,
     },
-    /// Repair a running instance through a server (admins): cancel a token, start one before a
-    /// node, or set a variable, with a reason recorded in its history. Give exactly one action.
+    /// Repair a running instance (operators): cancel a token, start one before a node, or set a
+    /// variable, with a reason recorded in its history. Give exactly one action.
+    ///
+    /// Through a server (--server, with the token of an admin), or directly on its database
+    /// (--db, naming the --operator for the history).
     Modify {
         /// The instance id.
         instance: String,
@@ -209,11 +217,17 @@ enum Command {
         #[arg(long, group = "action", value_name = "NAME=JSON")]
         set: Option<String>,
         /// The server's base URL, e.g. http://127.0.0.1:8080.
-        #[arg(long)]
-        server: String,
+        #[arg(long, conflicts_with = "db", required_unless_present = "db")]
+        server: Option<String>,
         /// The bearer token of an admin (better: set CLOVERLEAF_TOKEN, which `ps` does not show).
         #[arg(long, env = "CLOVERLEAF_TOKEN", hide_env_values = true)]
-        token: String,
+        token: Option<String>,
+        /// The database, instead of a server: sqlite://FILE, a file path, or postgres://...
+        #[arg(long)]
+        db: Option<String>,
+        /// The operator recorded in the history with --db (with --server: the token's user).
+        #[arg(long, env = "USER")]
+        operator: Option<String>,
     },
     /// Audit the database.
     Audit {
@@ -249,11 +263,16 @@ fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::HashPassword => hash_password(),
         Command::Audit { command: AuditCommand::Verify { db } } => audit_verify(&db),
-        Command::Modify { instance, reason, cancel_token, start_before, set, server, token } => {
-            modify(&instance, &reason, (cancel_token, start_before, set), &server, &token)
+        Command::Modify { instance, reason, cancel_token, start_before, set, server, token, db, operator } => {
+            operator::modify(
+                &instance,
+                &reason,
+                ModifyAction { cancel_token, start_before, set },
+                target(server, token, db, operator),
+            )
         }
         Command::Migrate { process, from, to, reason, map, instances, dry_run, batch, server, token, db, operator } => {
-            migrate(MigrateArgs {
+            operator::migrate(MigrateArgs {
                 process,
                 from,
                 to,
@@ -262,11 +281,7 @@ fn main() -> ExitCode {
                 instances,
                 dry_run,
                 batch,
-                target: match (server, db) {
-                    (Some(server), _) => MigrateTarget::Server { server, token },
-                    (None, Some(db)) => MigrateTarget::Db { db, operator },
-                    (None, None) => MigrateTarget::Missing,
-                },
+                target: target(server, token, db, operator),
             })
         }
     };
@@ -276,6 +291,15 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Where an operator's command runs, from `--server`/`--token` or `--db`/`--operator`.
+fn target(server: Option<String>, token: Option<String>, db: Option<String>, operator: Option<String>) -> Target {
+    match (server, db) {
+        (Some(server), _) => Target::Server { server, token },
+        (None, Some(db)) => Target::Db { db, operator },
+        (None, None) => Target::Missing,
     }
 }
 
@@ -729,220 +753,6 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
         tracing::info!(?stats, "worker stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-struct MigrateArgs {
-    process: String,
-    from: u32,
-    to: u32,
-    reason: String,
-    map: Vec<String>,
-    instances: Vec<String>,
-    dry_run: bool,
-    batch: usize,
-    target: MigrateTarget,
-}
-
-enum MigrateTarget {
-    Server { server: String, token: Option<String> },
-    Db { db: String, operator: Option<String> },
-    Missing,
-}
-
-fn migrate(args: MigrateArgs) -> Result<ExitCode> {
-    use cloverleaf_engine::InstanceId;
-    use cloverleaf_engine::runtime::{Engine, MigrationRequest};
-
-    let mut mapping = BTreeMap::new();
-    for pair in &args.map {
-        let Some((old, new)) = pair.split_once('=').filter(|(o, n)| !o.trim().is_empty() && !n.trim().is_empty())
-        else {
-            bail!("--map `{pair}`: write a renamed node as OLD=NEW, e.g. --map manager_approval=sales_approval");
-        };
-        mapping.insert(old.trim().to_string(), new.trim().to_string());
-    }
-    if args.batch == 0 || args.batch > cloverleaf::server::migrations::MAX_LIMIT {
-        bail!("--batch must be between 1 and {}", cloverleaf::server::migrations::MAX_LIMIT);
-    }
-    let instances = (!args.instances.is_empty()).then(|| args.instances.clone());
-    let rt = runtime()?;
-    let (mut migrated, mut refused) = (0, 0);
-    let mut after: Option<String> = None;
-    match &args.target {
-        MigrateTarget::Missing => bail!("give --server URL (with an admin's token) or --db DATABASE"),
-        MigrateTarget::Server { server, token } => {
-            let Some(token) = token else {
-                bail!("give the token of an admin with --token or CLOVERLEAF_TOKEN");
-            };
-            let client = cloverleaf::remote::OperatorClient::new(server, token)?;
-            let path = format!("/v1/definitions/{}/migrations", args.process);
-            loop {
-                let body = serde_json::json!({
-                    "from_version": args.from, "to_version": args.to, "mapping": mapping,
-                    "instances": instances, "dry_run": args.dry_run, "reason": args.reason,
-                    "after": after, "limit": args.batch,
-                });
-                let (status, answer) = rt.block_on(client.post(&path, &body)).map_err(anyhow::Error::msg)?;
-                // Every instance of the batch refused (409) carries the batch in its details.
-                let view = if status.is_success() {
-                    answer
-                } else if status == reqwest::StatusCode::CONFLICT && answer["error"]["details"]["instances"].is_array()
-                {
-                    answer["error"]["details"].clone()
-                } else {
-                    let error = &answer["error"];
-                    let mut text =
-                        format!("{} refused ({status}): {}", server, error["message"].as_str().unwrap_or(""));
-                    for p in error["details"]["problems"].as_array().into_iter().flatten() {
-                        text.push_str(&format!(
-                            "\n  {}: {}",
-                            p["at"].as_str().unwrap_or(""),
-                            p["reason"].as_str().unwrap_or("")
-                        ));
-                    }
-                    bail!(text);
-                };
-                let (m, r) = print_migration_batch(&view, args.dry_run);
-                (migrated, refused) = (migrated + m, refused + r);
-                match view["next"].as_str() {
-                    Some(next) => after = Some(next.to_string()),
-                    None => break,
-                }
-            }
-        }
-        MigrateTarget::Db { db, operator } => {
-            let Some(by) = operator.as_deref().map(str::trim).filter(|o| !o.is_empty()) else {
-                bail!("name the operator for the history with --operator NAME");
-            };
-            rt.block_on(async {
-                let engine = Engine::connect(db, std::sync::Arc::new(cloverleaf_engine::SystemClock))
-                    .await
-                    .with_context(|| format!("cannot open {}", cloverleaf::server::redacted(db)))?;
-                loop {
-                    let request = MigrationRequest {
-                        process: args.process.clone(),
-                        from_version: args.from,
-                        to_version: args.to,
-                        mapping: mapping.clone(),
-                        instances: instances.clone().map(|ids| ids.into_iter().map(InstanceId::from).collect()),
-                        dry_run: args.dry_run,
-                        by: by.to_string(),
-                        reason: args.reason.trim().to_string(),
-                        after: after.clone().map(InstanceId::from),
-                        limit: Some(args.batch),
-                    };
-                    let report = engine.migrate(&request).await?;
-                    let view = serde_json::to_value(cloverleaf::server::migrations::view(&request, &report))?;
-                    let (m, r) = print_migration_batch(&view, args.dry_run);
-                    (migrated, refused) = (migrated + m, refused + r);
-                    match report.next {
-                        Some(next) => after = Some(next.0),
-                        None => break,
-                    }
-                }
-                anyhow::Ok(())
-            })?;
-        }
-    }
-    let verb = if args.dry_run { "would migrate" } else { "migrated" };
-    println!(
-        "{verb} {migrated} instance(s) of {} from v{} to v{}; {refused} refused",
-        args.process, args.from, args.to
-    );
-    Ok(if refused == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// Prints one line per instance of a batch (the API's answer shape) and its refusals' reasons;
-/// returns (moved, refused).
-fn print_migration_batch(view: &serde_json::Value, dry_run: bool) -> (usize, usize) {
-    let (mut moved, mut refused) = (0, 0);
-    for instance in view["instances"].as_array().into_iter().flatten() {
-        let id = instance["instance_id"].as_str().unwrap_or("?");
-        if instance["outcome"] == "refused" {
-            refused += 1;
-            println!("REFUSED {id}");
-            for p in instance["problems"].as_array().into_iter().flatten() {
-                println!("  {}: {}", p["at"].as_str().unwrap_or(""), p["reason"].as_str().unwrap_or(""));
-            }
-            continue;
-        }
-        moved += 1;
-        let plan = &instance["plan"];
-        let tokens: Vec<String> = plan["tokens"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|t| {
-                let (from, to) = (t["from"].as_str().unwrap_or(""), t["to"].as_str().unwrap_or(""));
-                if from == to { from.to_string() } else { format!("{from} -> {to}") }
-            })
-            .collect();
-        let count =
-            |action: &str| plan["waits"].as_array().into_iter().flatten().filter(|w| w["action"] == action).count();
-        let mut line = format!(
-            "{} {id}: at {}; waits kept {}, closed {}, opened {}",
-            if dry_run { "WOULD MIGRATE" } else { "MIGRATED" },
-            tokens.join(", "),
-            count("kept"),
-            count("closed"),
-            count("opened")
-        );
-        for (key, word) in [("added", "added"), ("removed", "removed"), ("converted", "converted")] {
-            let names: Vec<&str> = plan[key].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
-            if !names.is_empty() {
-                line.push_str(&format!("; {word} {}", names.join(", ")));
-            }
-        }
-        println!("{line}");
-    }
-    (moved, refused)
-}
-
-fn modify(
-    instance: &str,
-    reason: &str,
-    (cancel_token, start_before, set): (Option<String>, Option<String>, Option<String>),
-    server: &str,
-    token: &str,
-) -> Result<ExitCode> {
-    let mut body = match (cancel_token, start_before, set) {
-        (Some(token), None, None) => {
-            let Ok(n) = token.trim().trim_start_matches('t').parse::<u64>() else {
-                bail!("--cancel-token `{token}`: give the token's number, as `t3` or `3`");
-            };
-            serde_json::json!({"action": "cancel_token", "token": n})
-        }
-        (None, Some(node), None) => serde_json::json!({"action": "start_before", "node": node}),
-        (None, None, Some(pair)) => {
-            let Some((name, text)) = pair.split_once('=') else {
-                bail!("--set `{pair}`: write NAME=VALUE, the value as JSON, e.g. --set 'risk=\"A\"'");
-            };
-            let value: serde_json::Value = serde_json::from_str(text)
-                .with_context(|| format!("--set {name}: `{text}` is not JSON (text needs quotes: '\"A\"')"))?;
-            serde_json::json!({"action": "set_variable", "name": name.trim(), "value": value})
-        }
-        _ => bail!("give one action: --cancel-token TOKEN, --start-before NODE or --set NAME=JSON"),
-    };
-    body["reason"] = serde_json::json!(reason);
-    let client = cloverleaf::remote::OperatorClient::new(server, token)?;
-    let path = format!("/v1/instances/{}/modifications", cloverleaf::remote::encode_id(instance));
-    let (status, answer) = runtime()?.block_on(client.post(&path, &body)).map_err(anyhow::Error::msg)?;
-    if !status.is_success() {
-        let error = &answer["error"];
-        let mut text = format!("{server} refused ({status}): {}", error["message"].as_str().unwrap_or(""));
-        for f in error["details"]["fields"].as_array().into_iter().flatten() {
-            text.push_str(&format!(
-                "\n  {}: {}",
-                f["field"].as_str().unwrap_or(""),
-                f["message"].as_str().unwrap_or("")
-            ));
-        }
-        bail!(text);
-    }
-    let nodes: Vec<&str> =
-        answer["tokens"].as_array().into_iter().flatten().filter_map(|t| t["node"].as_str()).collect();
-    println!("modified {instance}: {}; tokens at {}", answer["status"].as_str().unwrap_or("?"), nodes.join(", "));
-    Ok(ExitCode::SUCCESS)
 }
 
 fn audit_verify(db: &str) -> Result<ExitCode> {

@@ -3,8 +3,9 @@
 //!
 //! Skipped with a loud notice where Chromium or chromedriver is missing, and a failure instead
 //! when `CI` is set (`.ci/run` installs Debian's `chromium` and `chromium-driver`). With
-//! `CLOVERLEAF_SCREENSHOTS=DIR` the inbox, a case and the finance board are saved as PNG files
-//! there (`docs/screenshots/` holds the README's).
+//! `CLOVERLEAF_SCREENSHOTS=DIR` the inbox, a case, the finance board, its budgets, a case's
+//! history, the customer letters and more are saved as PNG files there (`docs/screenshots/`
+//! holds the README's; cargo runs the test in `api/`, so give an absolute path).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -312,7 +313,7 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
         return;
     }
     let dir = scratch_dir("browser");
-    let (_server, server, tokens) = serve(&dir);
+    let (server_process, server, tokens) = serve(&dir);
     let token = |user: &str| tokens.get(user).unwrap_or_else(|| panic!("no token for {user}")).clone();
     let browser = Browser::start("en-US").await;
 
@@ -401,13 +402,25 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     eventually("the alert rules to have judged the demo company", || async {
         browser.goto(&format!("{server}/board")).await;
         let text = browser.text().await;
-        text.contains("A customer owes more than 5,000.00 past due").then_some(())
+        text.contains("A customer owes more than CNY 5,000.00 past due").then_some(())
     })
     .await;
     browser.click("div.alert.critical form button").await;
     let seen = browser.wait_for("Seen by carl").await;
     assert!(seen.contains("Days sales outstanding above 60 days"), "{seen}");
     browser.screenshot("board").await;
+
+    // The month's budgets: an order was reserved on cost centre EAST beyond what the controller
+    // now budgets from the board, so EAST stands out as over budget.
+    let ledger = cloverleaf_finance::Ledger::connect(&dir.join("cloverleaf.db").display().to_string()).await.unwrap();
+    let now = chrono::Utc::now();
+    ledger.reserve_budget("browser-over", now, "SO-2001", "EAST", "24500.00".parse().unwrap()).await.unwrap();
+    browser.type_into("#cost-centre", "EAST").await;
+    browser.type_into("#amount", "20,000.00").await;
+    browser.click("#set-budget").await;
+    let budgets = browser.wait_for("over budget").await;
+    assert!(budgets.contains("CNY 20,000.00") && budgets.contains("-CNY 4,500.00"), "{budgets}");
+    browser.screenshot("budgets").await;
     browser.goto(&format!("{server}/cases/{id}")).await;
     let booked = browser.wait_for("Ledger entries").await;
     assert!(booked.contains("Accounts receivable") && booked.contains("Revenue"), "{booked}");
@@ -479,9 +492,20 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     let again = api_post(&server, &token("robot"), "/v1/jobs/fetch-and-lock", fetch).await;
     assert_eq!(again[0]["instance_id"], flaky.as_str(), "the job is offered again: {again}");
 
+    // The operator repairs the order by hand; its history says so in words.
+    let repair = json!({"action": "set_variable", "name": "legal_note", "value": "Delivery date disputed by the buyer",
+        "reason": "call with C-004's buyer"});
+    api_post(&server, &token("ada"), &format!("/v1/instances/{id}/modifications"), repair).await;
+    browser.goto(&format!("{server}/cases/{id}#history")).await;
+    let history = browser.wait_for("by hand").await;
+    assert!(
+        history.contains("Set legal note to Delivery date disputed by the buyer by hand: call with C-004's buyer"),
+        "{history}"
+    );
+
     // At a phone's width no page scrolls sideways.
     browser.resize(390, 844).await;
-    for path in ["/inbox", "/cases", &format!("/cases/{id}"), "/board", "/board/receivables", "/ops"] {
+    for path in ["/inbox", "/cases", &format!("/cases/{id}"), "/board", "/board/receivables", "/letters", "/ops"] {
         browser.goto(&format!("{server}{path}")).await;
         browser.wait_for("Signed in as ada").await;
         browser.assert_fits_width(path).await;
@@ -499,9 +523,66 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     let zh = browser.wait_for("财务看板").await;
     assert!(zh.contains("财务看板") && zh.contains("应收账龄") && zh.contains("¥"), "{zh}");
     browser.screenshot("board-zh").await;
+    browser.goto(&format!("{server}/board?lang=zh-CN#budgets")).await;
+    let zh = browser.wait_for("已超支").await;
+    assert!(zh.contains("各成本中心预算") && zh.contains("-¥4,500.00"), "{zh}");
+    browser.screenshot("budgets-zh").await;
+    browser.goto(&format!("{server}/cases/{id}#history")).await;
+    let zh = browser.wait_for("手工将法务备注改为").await;
+    assert!(zh.contains("：call with C-004's buyer") && zh.contains("发起"), "{zh}");
+    browser.screenshot("case-history-zh").await;
     browser.goto(&format!("{server}/inbox")).await;
     browser.wait_for("待办").await;
+    browser.goto(&format!("{server}/inbox?lang=en")).await;
+    browser.wait_for("Inbox").await;
+    browser.sign_out().await;
+
+    // Customer letters: the server starts again with a mail relay (which does not answer) for
+    // them. A customer without an address gets nothing: that letter is not delivered until the
+    // AR clerk, the address put right, sends it again.
+    drop(server_process);
+    let relay = free_port();
+    let mut config = std::fs::read_to_string(dir.join("cloverleaf.toml")).unwrap();
+    config.push_str(&format!(
+        "\n[smtp]\nhost = \"127.0.0.1\"\nport = {relay}\nfrom = \"cloverleaf@example.com\"\n\n[[email]]\nkinds = [\"invoice_notice\", \"dunning_letter\"]\n"
+    ));
+    std::fs::write(dir.join("cloverleaf.toml"), config).unwrap();
+    sqlx::query("UPDATE customers SET email = NULL WHERE id = 'C-007'").execute(ledger.pool()).await.unwrap();
+    ledger.notify("browser-notice", now, "C-007", "INV-OB-0005", "invoice_issued").await.unwrap();
+    ledger.send_dunning("browser-dunning", now, "INV-OB-0005", "C-007", 1).await.unwrap();
+    let (_again, server, _) = serve(&dir);
+    let dead = eventually("the letters to C-007 to be given up", || async {
+        let dead = api_get(&server, &token("arlo"), "/v1/outbox?state=dead").await?;
+        let ids: Vec<String> = dead.as_array()?.iter().filter_map(|l| l["id"].as_str().map(str::to_string)).collect();
+        (ids.len() >= 2).then_some(ids)
+    })
+    .await;
+    browser.sign_in(&server, &token("arlo")).await;
+    browser.wait_for("Signed in as arlo").await;
+    browser.goto(&format!("{server}/letters")).await;
+    let letters = browser.wait_for("Customer letters").await;
+    for shown in ["Dunning letter", "Invoice notice", "Not delivered", "Send again", "has no valid email address"] {
+        assert!(letters.contains(shown), "`{shown}` on the letters page: {letters}");
+    }
+    browser.screenshot("letters").await;
+    sqlx::query("UPDATE customers SET email = 'ap@c7.example' WHERE id = 'C-007'")
+        .execute(ledger.pool())
+        .await
+        .unwrap();
+    browser.click(&format!("form[action='/letters/{}/retry'] button", dead[0])).await;
+    browser.wait_for("Customer letters").await;
+    let retried = dead[0].as_str();
+    eventually("the letter to be on its way again", || async {
+        let pending = api_get(&server, &token("arlo"), "/v1/outbox?state=pending").await?;
+        pending.as_array()?.iter().any(|l| l["id"] == retried).then_some(())
+    })
+    .await;
+    browser.goto(&format!("{server}/letters?lang=zh-CN")).await;
+    let zh = browser.wait_for("客户函件").await;
+    assert!(zh.contains("催款函") && zh.contains("未能送达") && zh.contains("发送中"), "{zh}");
+    browser.screenshot("letters-zh").await;
     browser.close().await;
+    ledger.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -97,6 +97,8 @@ pub struct RoleDecl {
     pub name: Ident,
     /// The human title.
     pub title: Option<String>,
+    /// `calendar cn`: the calendar its people's business days and hours count on.
+    pub calendar: Option<Ident>,
 }
 
 /// A `process` block.

@@ -69,6 +69,18 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
             }
         }
     }
+    // A role's people work on its calendar: the approvals offered to it count business time there.
+    let mut role_calendars: BTreeMap<&str, &str> = BTreeMap::new();
+    for file in files {
+        for role in &file.roles {
+            let Some(calendar) = &role.calendar else { continue };
+            if calendars.contains_key(calendar.name.as_str()) {
+                role_calendars.entry(&role.name.name).or_insert(&calendar.name);
+            } else {
+                diags.push(names::unknown_calendar(file.file, calendar, &calendars));
+            }
+        }
+    }
     let mut processes: BTreeMap<&str, &ast::Process> = BTreeMap::new();
     for file in files {
         for p in &file.processes {
@@ -97,7 +109,7 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
                 continue;
             }
             let text = &sources.get(p.file).text;
-            let mut checker = ProcessChecker::new(p, text, &roles, &signatures, &calendars);
+            let mut checker = ProcessChecker::new(p, text, &roles, &signatures, &calendars, &role_calendars);
             let result = checker.run();
             let failed = checker.diags.iter().any(Diagnostic::is_error);
             diags.append(&mut checker.diags);
@@ -153,6 +165,14 @@ struct ProcessChecker<'a> {
     roles: &'a BTreeMap<&'a str, (FileId, Span)>,
     signatures: &'a BTreeMap<&'a str, Signature>,
     calendars: &'a BTreeMap<&'a str, Declared>,
+    /// The calendar each role that names one works on.
+    role_calendars: &'a BTreeMap<&'a str, &'a str>,
+    /// While an approval's timers are checked: the calendar its roles work on, if any.
+    task_calendar: Option<String>,
+    /// Whether those timers count business time (then the approval keeps that calendar).
+    task_calendar_used: bool,
+    /// The role calendars the approvals count on, for the compiled process.
+    role_calendars_used: BTreeMap<String, Calendar>,
     /// The calendar the process names (`None` also when the one named has errors).
     calendar: Option<Calendar>,
     /// Whether the process names a calendar at all, known or not: business time then needs no
@@ -178,6 +198,7 @@ impl<'a> ProcessChecker<'a> {
         roles: &'a BTreeMap<&'a str, (FileId, Span)>,
         signatures: &'a BTreeMap<&'a str, Signature>,
         calendars: &'a BTreeMap<&'a str, Declared>,
+        role_calendars: &'a BTreeMap<&'a str, &'a str>,
     ) -> Self {
         ProcessChecker {
             p,
@@ -186,6 +207,10 @@ impl<'a> ProcessChecker<'a> {
             roles,
             signatures,
             calendars,
+            role_calendars,
+            task_calendar: None,
+            task_calendar_used: false,
+            role_calendars_used: BTreeMap::new(),
             calendar: None,
             names_calendar: false,
             scope: Scope::new(),
@@ -279,6 +304,7 @@ impl<'a> ProcessChecker<'a> {
             nodes: nodes.into_iter().map(|n| n.node).collect(),
             access,
             calendar: self.calendar.take(),
+            role_calendars: std::mem::take(&mut self.role_calendars_used),
         })
     }
 }

@@ -23,7 +23,7 @@ pub const UNKNOWN_FUNCTION: &str = "E0106";
 pub const UNKNOWN_FIELD: &str = "E0107";
 /// A type name that does not exist.
 pub const UNKNOWN_TYPE: &str = "E0108";
-/// A process names a calendar that is not declared in any `calendar` block.
+/// A process or a role names a calendar that is not declared in any `calendar` block.
 pub const UNKNOWN_CALENDAR: &str = "E0109";
 /// A value's type does not fit where it is used.
 pub const TYPE_MISMATCH: &str = "E0201";
@@ -39,6 +39,8 @@ pub const INVALID_SCHEDULE: &str = "E0301";
 pub const UNKNOWN_ZONE: &str = "E0302";
 /// A `calendar` block is invalid (a weekday, a time, a date, a period or a day that conflicts).
 pub const INVALID_CALENDAR: &str = "E0304";
+/// An approval counts business time, and its roles work on different calendars.
+pub const CALENDAR_CONFLICT: &str = "E0305";
 /// A required clause is missing (a task without `job`, a node without `->`, a process without start).
 pub const MISSING: &str = "E0401";
 /// A node can never be reached from a start.

@@ -98,6 +98,10 @@ pub struct CompiledProcess {
     /// whole so that the engine computes due times from the definition alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<Calendar>,
+    /// The calendars its approvals' roles work on (`finance.ar_clerk "AR clerk" calendar cn`),
+    /// by name: those an approval's business-time `due`, reminders and escalations count on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub role_calendars: BTreeMap<String, Calendar>,
 }
 
 /// Who may do what with a process's instances, as declared in its `access { ... }` block.
@@ -562,6 +566,10 @@ pub enum NodeKind {
         /// When it is due (the SLA).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         due: Option<CExpr>,
+        /// The calendar (in `role_calendars`) its business-time `due`, reminders and escalations
+        /// count on, when its roles name one; the process's calendar otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        calendar: Option<String>,
         /// Reminders; the task stays open.
         reminders: Vec<Reminder>,
         /// Boundary events (escalation).

@@ -88,8 +88,14 @@ impl Cx {
                     for def in pair.into_inner().filter(|p| p.as_rule() == Rule::role_def) {
                         let mut inner = def.into_inner();
                         let name = ident(inner.next().expect("role_def has a name"));
-                        let title = inner.next().map(string);
-                        out.roles.push(RoleDecl { name, title });
+                        let (mut title, mut calendar) = (None, None);
+                        for part in inner {
+                            match part.as_rule() {
+                                Rule::role_calendar => calendar = part.into_inner().last().map(ident),
+                                _ => title = Some(string(part)),
+                            }
+                        }
+                        out.roles.push(RoleDecl { name, title, calendar });
                     }
                 }
                 Rule::process => out.processes.push(self.process(pair)),

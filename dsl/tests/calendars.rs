@@ -108,3 +108,57 @@ fn a_calendar_file_alone_compiles_to_no_process() {
     assert!(compilation.diagnostics.is_empty(), "{}", compilation.render());
     assert!(compilation.processes.is_empty());
 }
+
+/// `src` after the reference calendars, compiled.
+fn compile_with_calendars(src: &str) -> cloverleaf_dsl::Compilation {
+    let mut project = Project::new();
+    project.add("processes/calendars.flow", calendars_file());
+    project.add("roles.flow", src);
+    project.compile()
+}
+
+#[test]
+fn a_role_names_its_calendar_and_its_approvals_count_on_it() {
+    let compilation = compile_with_calendars(
+        r#"
+roles { ap.clerk "AP clerk" calendar cn  ap.head "AP head" }
+process pay "Pay" {
+  input { days: int }
+  start -> review
+  approval review "Review" { role ap.clerk  form { ok: bool }  due days business days } -> second
+  approval second "Second" { role ap.head  form { ok: bool }  due 2d } -> done
+  end done "Done"
+}
+"#,
+    );
+    assert!(!compilation.has_errors(), "{}", compilation.render());
+    let pay = compilation.process("pay").unwrap();
+    assert!(pay.calendar.is_none(), "the process names none: business time needs no process calendar here");
+    assert_eq!(pay.role_calendars.keys().collect::<Vec<_>>(), ["cn"]);
+    let json = serde_json::to_value(pay).unwrap();
+    let review = json["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "review").unwrap();
+    assert_eq!(review["calendar"], "cn", "{review}");
+}
+
+#[test]
+fn role_calendar_mistakes_are_located_diagnostics() {
+    let compilation = compile_with_calendars(
+        r#"
+roles { ap.clerk "AP clerk" calendar cm  ap.berlin "AP Berlin" calendar weekdays  ap.cn "AP Shanghai" calendar cn }
+process pay "Pay" {
+  input { note: text }
+  start -> review
+  approval review "Review" { role ap.berlin, ap.cn  form { ok: bool }  due 2 business days } -> late
+  approval late "Late" { role ap.cn  form { ok: bool }  due note business days } -> done
+  end done "Done"
+}
+"#,
+    );
+    let rendered = compilation.render();
+    let codes: Vec<&str> = compilation.diagnostics.iter().map(|d| d.code).collect();
+    assert_eq!(codes, ["E0109", "E0305", "E0201"], "{rendered}");
+    assert!(rendered.contains("unknown calendar `cm`") && rendered.contains("did you mean `cn`?"), "{rendered}");
+    assert!(rendered.contains("roles.flow:2:38"), "the unknown calendar is located in the roles block: {rendered}");
+    assert!(rendered.contains("`ap.berlin` on `weekdays`, `ap.cn` on `cn`"), "{rendered}");
+    assert!(rendered.contains("must be an `int`, found `text`"), "{rendered}");
+}

@@ -1,6 +1,7 @@
 //! The people of the story, the orders they enter, how each customer pays, and what each person
 //! decides when a task reaches them.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use cloverleaf_engine::store::TaskInfo;
 use serde_json::{Value, json};
 
@@ -22,6 +23,23 @@ pub(super) const PEOPLE: [(&str, &[&str]); 10] = [
 pub(super) const BUDGET_UNIT: &str = "SALES-NORTH";
 pub(super) const BUDGETED: [&str; 3] = ["C-001", "C-004", "C-008"];
 pub(super) const BUDGET_CENTS: i64 = 12_000_000;
+
+/// Goods the warehouse receives from a supplier on a business day of the story.
+pub(super) struct Receipt {
+    pub(super) day: i64,
+    pub(super) id: &'static str,
+    pub(super) supplier: &'static str,
+    /// (sku, units, unit cost).
+    pub(super) lines: &'static [(&'static str, u32, &'static str)],
+}
+
+/// The controllers and pumps of SO-1003 outgrow the opening stock and come in before it ships.
+pub(super) const RECEIPTS: [Receipt; 1] = [Receipt {
+    day: 3,
+    id: "GR-2001",
+    supplier: "Hydro Components Ltd",
+    lines: &[("CTRL-X", 30, "2285.00"), ("PUMP-250", 15, "1790.00")],
+}];
 
 /// An order of the story: who buys what, who enters it, and how the customer pays.
 pub(super) struct Order {
@@ -94,6 +112,15 @@ pub(super) const ORDERS: [Order; 5] = [
         payment: Paying::Never,
     },
 ];
+
+/// Whether `user` is away at `now` and leaves their inbox alone: fran is at a trade fair from
+/// 31 January to 3 February (UTC days), so the January close's review waits past its due time
+/// (the approvals-late alert opens) until it escalates to the CFO, who closes the month (and the
+/// alert clears).
+pub(super) fn away(user: &str, now: DateTime<Utc>) -> bool {
+    let (from, to) = (NaiveDate::from_ymd_opt(2026, 1, 31), NaiveDate::from_ymd_opt(2026, 2, 3));
+    user == "fran" && from.zip(to).is_some_and(|(from, to)| (from..=to).contains(&now.date_naive()))
+}
 
 /// What each person decides when a task reaches them; `None`: not theirs to act on.
 pub(super) fn decision(user: &str, task: &TaskInfo) -> Option<Value> {

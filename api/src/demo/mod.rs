@@ -69,6 +69,12 @@ pub struct Outcome {
     pub balanced: bool,
     /// Open receivables at the end.
     pub open_receivables: Decimal,
+    /// The Inventory account's balance at the end.
+    pub inventory: Decimal,
+    /// Units on hand of each stocked product at the end.
+    pub stock: BTreeMap<String, Decimal>,
+    /// What the stock on hand is worth at its moving average cost (equal to `inventory`).
+    pub stock_value: Decimal,
     /// Every instance's history chain is intact.
     pub history_intact: bool,
     /// Refusals the engine gave to the scripted attempts that break the rules.

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::server::config::WebhookEntry;
 use crate::server::notify::{Notifier, NotifierOptions};
 
-use super::cast::{BUDGET_CENTS, BUDGET_UNIT, BUDGETED, ORDERS, PEOPLE, Paying, decision};
+use super::cast::{BUDGET_CENTS, BUDGET_UNIT, BUDGETED, ORDERS, PEOPLE, Paying, RECEIPTS, away, decision};
 use super::telling::money;
 use super::{DAYS, Outcome, PROCESSES, RULES, SETTLE_LIMIT, Story, clock_date, first_morning};
 
@@ -86,6 +86,11 @@ impl Story {
             BUDGETED.join(", "),
             money(budget.amount)
         ));
+        story.say(
+            "stock: opening stock taken over at cost; goods receipts add to it and each shipment's cost of goods leaves it at the moving average cost".to_string(),
+        );
+        story
+            .say("fran, the controller, is at a trade fair from 31 January to 3 February: her inbox waits".to_string());
         let outcome = story.play().await?;
         for line in story.ledger.budgets(Some("2026-01")).await? {
             story.say(format!(
@@ -109,6 +114,7 @@ impl Story {
             let quantities: Vec<(&str, Decimal)> =
                 order.lines.iter().map(|(sku, n)| (*sku, Decimal::from(*n))).collect();
             let amount = self.ledger.record_order(order.id, order.customer, today, &quantities).await?;
+            self.ledger.set_sales_rep(order.id, order.requested_by).await?;
             self.say(format!(
                 "{} enters order {} for {}, {}: {}",
                 order.requested_by,
@@ -129,11 +135,13 @@ impl Story {
             if day > 0 {
                 self.run_until(first_morning() + TimeDelta::days(day)).await?;
             }
+            self.receiving(day).await?;
             self.logistics().await?;
             self.banking().await?;
             self.work_inboxes().await?;
             self.judge_alerts().await?;
             self.deliver_notifications().await?;
+            self.ledger.snapshot_kpis(clock_date(&self.clock), self.engine.now()).await?;
         }
         self.finish().await
     }
@@ -240,6 +248,29 @@ impl Story {
         Ok(())
     }
 
+    /// The warehouse books the day's goods receipts into stock (Inventory against what the
+    /// suppliers are owed).
+    async fn receiving(&mut self, day: i64) -> Result<()> {
+        let today = clock_date(&self.clock);
+        for receipt in RECEIPTS.iter().filter(|r| r.day == day) {
+            let (id, supplier) = (receipt.id, receipt.supplier);
+            let lines: Vec<(&str, Decimal, Decimal)> = receipt
+                .lines
+                .iter()
+                .map(|(sku, units, cost)| Ok((*sku, Decimal::from(*units), cost.parse::<Decimal>()?)))
+                .collect::<Result<_>>()?;
+            let received = self.ledger.receive_goods(id, supplier, today, &lines, self.engine.now()).await?;
+            let what: Vec<String> =
+                lines.iter().map(|(sku, units, cost)| format!("{units} {sku} at {}", money(*cost))).collect();
+            self.say(format!(
+                "the warehouse receives {id} from {supplier}: {} ({} owed to the supplier)",
+                what.join(", "),
+                money(received.total)
+            ));
+        }
+        Ok(())
+    }
+
     /// Customers' payments arrive at the bank; each goes to the ledger and to the waiting process.
     async fn banking(&mut self) -> Result<()> {
         let today = clock_date(&self.clock);
@@ -280,7 +311,10 @@ impl Story {
         }
         for alert in alerts.iter().rev() {
             let whom = if alert.subject.is_empty() { String::new() } else { format!(" ({})", alert.subject) };
-            let unit = cloverleaf_finance::ledger::kpi::definition(&alert.indicator).map(|d| d.unit);
+            let unit = cloverleaf_finance::ledger::kpi::definition(&alert.indicator)
+                .map(|d| d.unit)
+                .or((alert.indicator == cloverleaf_finance::ledger::kpi::CREDIT_UTILISATION)
+                    .then_some(cloverleaf_finance::ledger::kpi::Unit::Ratio));
             let shown = |v: Decimal| match unit {
                 Some(cloverleaf_finance::ledger::kpi::Unit::Money) => money(v),
                 Some(cloverleaf_finance::ledger::kpi::Unit::Days) => format!("{} days", v.round_dp(1)),
@@ -335,6 +369,9 @@ impl Story {
         for _round in 0..5 {
             let mut acted = false;
             for (user, roles) in PEOPLE {
+                if away(user, self.engine.now()) {
+                    continue;
+                }
                 for task in self.engine.inbox(user, roles).await? {
                     let Some(form) = decision(user, &task) else { continue };
                     match self.engine.complete_task(&task.id, user, roles, form).await {
@@ -445,6 +482,18 @@ impl Story {
             };
             self.say(format!("  {:<6} {:<34} {debit:>18} {credit:>18}", line.account, line.name));
         }
+        // Stock as the warehouse holds it, and the Inventory account that booked it: the same sum.
+        let stock = self.ledger.stock().await?;
+        let held: Decimal = stock.iter().map(|l| l.value).sum();
+        let inventory = trial.balance(cloverleaf_finance::ledger::account::INVENTORY);
+        let units: Vec<String> = stock.iter().map(|l| format!("{} {}", l.on_hand, l.sku)).collect();
+        self.say(format!(
+            "stock: {} worth {} at moving average cost; Inventory {} {}",
+            units.join(", "),
+            money(held),
+            money(inventory),
+            if held == inventory { "agrees" } else { "DISAGREES" }
+        ));
         let aging = self.ledger.aging(today).await?;
         let buckets: Vec<String> = aging.buckets.iter().map(|b| format!("{} {}", b.label, money(b.amount))).collect();
         self.say(format!("AR aging as of {today}: {} (total {})", buckets.join(" | "), money(aging.total)));
@@ -458,6 +507,33 @@ impl Story {
             rate(kpis.bad_debt_rate),
             rate(kpis.gross_margin),
         ));
+        // The trend, read back from the daily snapshots the story took each evening.
+        let series = self.ledger.kpi_series("days_sales_outstanding", first_morning().date_naive(), today).await?;
+        let trend: Vec<String> = series
+            .iter()
+            .step_by(14)
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p.day.format("%d %b"),
+                    p.value.map_or("n/a".to_string(), |v| v.round_dp(1).to_string())
+                )
+            })
+            .collect();
+        self.say(format!("DSO over the story, from {} daily snapshots: {}", series.len(), trend.join(" → ")));
+        let kinds = |alerts: &[(String, String)]| {
+            let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+            for (rule, _) in alerts {
+                *counts.entry(rule.as_str()).or_default() += 1;
+            }
+            let words: Vec<String> =
+                counts.iter().map(|(rule, n)| format!("{} ×{n}", rule.replace('_', " "))).collect();
+            (counts.len(), words.join(", "))
+        };
+        let ((opened, opened_words), (cleared, cleared_words)) =
+            (kinds(&self.alerts_opened), kinds(&self.alerts_cleared));
+        self.say(format!("alerts raised, {opened} kinds: {opened_words}"));
+        self.say(format!("alerts cleared when their condition did, {cleared} kinds: {cleared_words}"));
         let delivered = self.sink.counts();
         let by_kind: Vec<String> =
             delivered.iter().map(|(kind, n)| format!("{n} {}", kind.replace('_', " "))).collect();
@@ -486,6 +562,9 @@ impl Story {
             orders,
             balanced,
             open_receivables: aging.total,
+            inventory,
+            stock: stock.iter().map(|l| (l.sku.clone(), l.on_hand)).collect(),
+            stock_value: held,
             history_intact: intact,
             refusals: self.refusals.clone(),
             alerts_opened: self.alerts_opened.clone(),

@@ -14,7 +14,7 @@ use cloverleaf_dsl::rules::{Indicator, Rule, RuleUnit, parse_rules};
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::{NotificationRow, Queries, Store};
 use cloverleaf_finance::ledger::alerts::{Alert, AlertChanges, Firing};
-use cloverleaf_finance::ledger::kpi::{Breakdown, CATALOGUE, Unit, Window};
+use cloverleaf_finance::ledger::kpi::{Breakdown, CATALOGUE, CREDIT_UTILISATION, Unit, Window};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -40,6 +40,11 @@ pub const PROCESS_INDICATORS: &[(&str, RuleUnit, &str)] = &[
     ("oldest_incident_age", RuleUnit::Days, "days the oldest open incident has waited for an operator"),
 ];
 
+/// Finance figures the rules may judge beside the catalogue: (key, unit, split by customer, what
+/// it is). Credit utilisation is the credit controller's figure, not on the board yet.
+pub const LEDGER_INDICATORS: &[(&str, RuleUnit, bool, &str)] =
+    &[(CREDIT_UTILISATION, RuleUnit::Ratio, true, "open receivables ÷ credit limit on the day")];
+
 /// The catalogue and the process figures as the rules language sees them: names, units, splits.
 pub fn indicators() -> Vec<Indicator<'static>> {
     let finance = CATALOGUE.iter().map(|d| Indicator {
@@ -51,8 +56,10 @@ pub fn indicators() -> Vec<Indicator<'static>> {
         },
         by_customer: d.breakdowns.contains(&Breakdown::Customer),
     });
+    let ledger =
+        LEDGER_INDICATORS.iter().map(|(key, unit, split, _)| Indicator { key, unit: *unit, by_customer: *split });
     let process = PROCESS_INDICATORS.iter().map(|(key, unit, _)| Indicator { key, unit: *unit, by_customer: false });
-    finance.chain(process).collect()
+    finance.chain(ledger).chain(process).collect()
 }
 
 /// The process figures at `now`, read from the engine's store: tasks past due, open incidents
@@ -153,7 +160,9 @@ pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
     }
 }
 
-/// Judges every rule of the server on the figures of the last 90 days and records what changed.
+/// Judges every rule of the server on the figures of the last 90 days, records what changed,
+/// takes the day's KPI snapshot if it is not taken yet and releases the budgets of cancelled
+/// orders.
 pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChanges, ApiError> {
     let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
     let rules = state.rules();
@@ -161,6 +170,15 @@ pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChang
     let changes = judge(ledger, &rules, &process, now).await.map_err(ApiError::internal)?;
     let alerts = ledger.alerts(false).await.map_err(ApiError::internal)?;
     state.engine().notify(alert_notices(&alerts, &rules, now)).await.map_err(ApiError::internal)?;
+    // The day's snapshot of the catalogue, for trends: the first evaluation of a day takes it,
+    // the later ones find it taken.
+    ledger.snapshot_kpis(now.date_naive(), now).await.map_err(ApiError::internal)?;
+    // Approved orders cancelled since the last pass give their budget back.
+    for (order, amount) in
+        super::budgets::release_cancelled(state.engine(), ledger, now).await.map_err(ApiError::internal)?
+    {
+        tracing::info!(order, %amount, "budget released: the order was cancelled");
+    }
     Ok(changes)
 }
 
@@ -210,12 +228,17 @@ pub async fn judge(
     now: DateTime<Utc>,
 ) -> Result<AlertChanges, cloverleaf_finance::ledger::Error> {
     let window = Window::last_90_days(now.date_naive());
-    let whole = ledger.figures(window, None).await?;
-    let split = if rules.iter().any(|r| r.by_customer) {
+    let mut whole = ledger.figures(window, None).await?;
+    let mut split = if rules.iter().any(|r| r.by_customer) {
         ledger.figures(window, Some(Breakdown::Customer)).await?
     } else {
         Vec::new()
     };
+    if rules.iter().any(|r| r.indicator == CREDIT_UTILISATION) {
+        let credit = ledger.credit_utilisation(window.as_of).await?;
+        split.push(credit.clone());
+        whole.push(credit);
+    }
     let mut firing = Vec::new();
     for rule in rules.iter() {
         let fire = |subject: &str, value: Decimal| Firing {
@@ -411,7 +434,8 @@ mod tests {
     #[test]
     fn every_indicator_of_the_catalogue_and_every_process_figure_can_be_named_in_a_rule() {
         let names = indicators();
-        assert_eq!(names.len(), CATALOGUE.len() + PROCESS_INDICATORS.len());
+        assert_eq!(names.len(), CATALOGUE.len() + LEDGER_INDICATORS.len() + PROCESS_INDICATORS.len());
+        assert!(names.iter().any(|i| i.key == "credit_utilisation" && i.by_customer && i.unit == RuleUnit::Ratio));
         assert!(names.iter().any(|i| i.key == "approvals_past_due" && !i.by_customer && i.unit == RuleUnit::Count));
         assert!(names.iter().any(|i| i.key == "oldest_incident_age" && i.unit == RuleUnit::Days));
         assert!(names.iter().any(|i| i.key == "overdue_receivables" && i.by_customer && i.unit == RuleUnit::Money));

@@ -3,8 +3,16 @@
 //!
 //! Who may use them: the finance report readers (admin, auditor, controller, CFO) list them;
 //! the controller, the CFO and admins set them (an auditor reads, never writes).
+//!
+//! A rejected order releases its reservation inside `order_approval`; an approved order that is
+//! cancelled later (its order-to-cash instance cancelled by an operator) has no step left to do
+//! it, so [`release_cancelled`] does: the server runs it with every alert evaluation (every five
+//! minutes and on `POST /v1/alerts/evaluate`).
 
 use axum::extract::State;
+use chrono::{DateTime, Utc};
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::store::{InstanceState, Queries, Store};
 use cloverleaf_finance::{BudgetLine, Error as LedgerError};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -15,6 +23,25 @@ use super::auth::Caller;
 use super::config::ADMIN;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{Json, Path, Query};
+
+/// Releases the budget reserved by each order whose latest instance under the order's id (its
+/// order-to-cash instance, started with the order id as business key) was cancelled. Returns the
+/// orders released, with the amounts. Released once: the release is keyed by the order.
+pub async fn release_cancelled<S: Store + Queries>(
+    engine: &Engine<S>,
+    ledger: &cloverleaf_finance::Ledger,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<(String, Decimal)>> {
+    let mut released = Vec::new();
+    for order in ledger.reserved_orders().await? {
+        let latest = engine.store().instances(None, None, Some(&order), 1, 0).await?;
+        if latest.first().is_some_and(|i| i.status == InstanceState::Cancelled) {
+            let release = ledger.release_budget(&format!("budget.release.cancelled.{order}"), now, &order).await?;
+            released.push((order, release.released));
+        }
+    }
+    Ok(released)
+}
 
 /// Who may set a budget.
 pub const BUDGET_SETTERS: &[&str] = &[ADMIN, "finance.controller", "finance.cfo"];

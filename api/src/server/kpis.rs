@@ -1,7 +1,8 @@
 //! `GET /v1/kpis` and `GET /v1/kpis/{key}`: the indicator catalogue with each figure's
 //! definition (formula in words, unit, owner role, breakdowns) and its value, whole or split by
-//! customer or period. The same definitions and numbers as the finance board; readers of the
-//! finance reports only.
+//! customer, sales rep or period; `GET /v1/kpis/{key}/history`: its daily snapshots, for a trend.
+//! The same definitions and numbers as the finance board; readers of the finance reports only
+//! (admin, auditor, finance controller, CFO), for all three.
 
 use axum::extract::State;
 use chrono::NaiveDate;
@@ -24,8 +25,49 @@ pub struct KpiQuery {
     pub as_of: Option<NaiveDate>,
     /// The window's first day for flow figures; 89 days before `as_of` when absent.
     pub from: Option<NaiveDate>,
-    /// `customer`, `day`, `week` or `month`.
+    /// `customer`, `sales_rep`, `day`, `week` or `month`.
     pub by: Option<String>,
+}
+
+/// Which days of a figure's history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// The first day; 89 days before `to` when absent.
+    pub from: Option<NaiveDate>,
+    /// The last day; today when absent.
+    pub to: Option<NaiveDate>,
+}
+
+/// A figure's daily snapshots: its whole value as taken each day (stock figures on the day, flows
+/// over the 90 days up to it). Days without a snapshot are absent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KpiHistory {
+    /// The indicator's key.
+    pub key: &'static str,
+    /// Its name.
+    pub name: &'static str,
+    /// `money`, `days` or `ratio`.
+    #[schema(value_type = String)]
+    pub unit: Unit,
+    /// The currency money figures are in.
+    pub currency: &'static str,
+    /// The first day asked for.
+    pub from: NaiveDate,
+    /// The last day asked for.
+    pub to: NaiveDate,
+    /// The snapshots, oldest first.
+    pub points: Vec<KpiPoint>,
+}
+
+/// One day's snapshot.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KpiPoint {
+    /// The day.
+    pub day: NaiveDate,
+    /// The value that day; `null` for a ratio with nothing to divide by.
+    #[schema(value_type = Option<String>)]
+    pub value: Option<Decimal>,
 }
 
 /// The catalogue's figures over one window.
@@ -111,7 +153,7 @@ fn breakdown(query: &KpiQuery) -> Result<Option<Breakdown>, ApiError> {
         Some(text) => Breakdown::parse(text).map(Some).ok_or_else(|| {
             ApiError::unprocessable(
                 "invalid_breakdown",
-                format!("`by={text}` is not a breakdown: use customer, day, week or month"),
+                format!("`by={text}` is not a breakdown: use customer, sales_rep, day, week or month"),
             )
         }),
     }
@@ -152,6 +194,54 @@ pub async fn catalogue(
     }))
 }
 
+fn known(key: &str) -> Result<&'static Definition, ApiError> {
+    kpi::definition(key).ok_or_else(|| {
+        let keys: Vec<&str> = kpi::CATALOGUE.iter().map(|d| d.key).collect();
+        ApiError::not_found(format!("no indicator `{key}`: the catalogue has {}", keys.join(", ")))
+    })
+}
+
+/// One indicator's daily snapshots (taken when the alert rules are judged, once a day).
+#[utoipa::path(
+    get, path = "/v1/kpis/{key}/history", tag = "reports",
+    params(("key" = String, Path, description = "The indicator's key, such as `days_sales_outstanding`"), HistoryQuery),
+    responses(
+        (status = 200, description = "The stored daily values", body = KpiHistory),
+        (status = 403, description = "Not admin, auditor, finance controller or CFO", body = ErrorBody),
+        (status = 404, description = "No such indicator, or no sub-ledger on this server", body = ErrorBody),
+        (status = 422, description = "`from` after `to`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Result<axum::Json<KpiHistory>, ApiError> {
+    super::access::may_read_reports(&caller)?;
+    let definition = known(&key)?;
+    let to = query.to.unwrap_or_else(|| state.engine().now().date_naive());
+    let from = query.from.unwrap_or(Window::last_90_days(to).from);
+    if from > to {
+        return Err(ApiError::unprocessable(
+            "invalid_window",
+            format!("`from` ({from}) is after `to` ({to}): the history would hold no day"),
+        ));
+    }
+    let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+    let points = ledger.kpi_series(definition.key, from, to).await.map_err(ApiError::internal)?;
+    Ok(axum::Json(KpiHistory {
+        key: definition.key,
+        name: definition.name,
+        unit: definition.unit,
+        currency: crate::web::i18n::CURRENCY,
+        from,
+        to,
+        points: points.into_iter().map(|p| KpiPoint { day: p.day, value: p.value }).collect(),
+    }))
+}
+
 /// One indicator; a split it does not offer is refused with the ones it does.
 #[utoipa::path(
     get, path = "/v1/kpis/{key}", tag = "reports",
@@ -171,10 +261,7 @@ pub async fn one(
     Query(query): Query<KpiQuery>,
 ) -> Result<axum::Json<KpiView>, ApiError> {
     super::access::may_read_reports(&caller)?;
-    let definition = kpi::definition(&key).ok_or_else(|| {
-        let keys: Vec<&str> = kpi::CATALOGUE.iter().map(|d| d.key).collect();
-        ApiError::not_found(format!("no indicator `{key}`: the catalogue has {}", keys.join(", ")))
-    })?;
+    let definition = known(&key)?;
     let (window, by) = (window(&state, &query)?, breakdown(&query)?);
     if let Some(by) = by.filter(|b| !definition.breakdowns.contains(b)) {
         let offered: Vec<&str> = definition.breakdowns.iter().map(|b| b.name()).collect();

@@ -13,7 +13,7 @@
 pub mod access;
 pub mod alerts;
 pub mod auth;
-mod budgets;
+pub(crate) mod budgets;
 pub mod config;
 pub(crate) mod definitions;
 pub mod error;
@@ -232,6 +232,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/alerts/{id}/acknowledge", post(alerts::acknowledge))
         .route("/v1/kpis", get(kpis::catalogue))
         .route("/v1/kpis/{key}", get(kpis::one))
+        .route("/v1/kpis/{key}/history", get(kpis::history))
         .route("/v1/reports/kpis", get(reports::kpis))
         .route("/v1/reports/stored/{id}", get(reports::stored))
         .route("/v1/reports/aging", get(reports::aging))

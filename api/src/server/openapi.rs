@@ -30,7 +30,7 @@ use super::{
         tasks::inbox, tasks::get, tasks::claim, tasks::unclaim, tasks::complete, tasks::delegate, tasks::substitute,
         jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,
         incidents::list, incidents::retry,
-        kpis::catalogue, kpis::one, reports::kpis, reports::stored,
+        kpis::catalogue, kpis::one, kpis::history, reports::kpis, reports::stored,
         reports::aging, reports::gross_profit, reports::trial_balance, budgets::list, budgets::set,
         alerts::list, alerts::acknowledge, alerts::evaluate_now,
         notify::list, notify::retry, notify::outbox::list, notify::outbox::retry,

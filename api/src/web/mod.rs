@@ -1,5 +1,6 @@
 //! The pages people use: sign-in, the inbox, a task with its decision form, a case with its
-//! diagram and history, the finance board and operations, in English and Simplified Chinese.
+//! diagram and history, the finance board with the month's budgets, the customer letters and
+//! operations, in English and Simplified Chinese.
 //!
 //! Server-rendered HTML that works without JavaScript, compiled into the binary with its
 //! stylesheet. Pages call the same engine operations and the same permission checks as `/v1`
@@ -46,7 +47,7 @@ const LOGIN_CSRF_COOKIE: &str = "clv_login";
 
 /// The paths the pages answer; everything else is the API's (and needs a bearer token).
 pub const PAGE_PREFIXES: &[&str] =
-    &["/login", "/logout", "/inbox", "/tasks/", "/cases", "/board", "/reports/", "/ops", "/static/"];
+    &["/login", "/logout", "/inbox", "/tasks/", "/cases", "/board", "/reports/", "/letters", "/ops", "/static/"];
 
 /// True when `path` is one of the pages (which authenticate by cookie, not bearer token).
 pub fn is_page(path: &str) -> bool {
@@ -68,7 +69,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/board/receivables", get(pages::receivables))
         .route("/board/orders", get(pages::orders))
         .route("/board/alerts/{id}/acknowledge", post(pages::acknowledge_alert))
+        .route("/board/budgets", post(pages::set_budget))
         .route("/reports/{id}", get(pages::report))
+        .route("/letters", get(pages::letters))
+        .route("/letters/{id}/retry", post(pages::retry_letter))
         .route("/ops", get(pages::operations))
         .route("/ops/incidents/{id}/retry", post(pages::retry_incident))
         .route("/ops/deploy", post(pages::deploy).layer(axum::extract::DefaultBodyLimit::max(6 * 1024 * 1024)))

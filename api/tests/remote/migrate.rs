@@ -137,7 +137,7 @@ async fn modify(args: Vec<String>, user: &str) -> (Option<i32>, String, String) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn modify_through_a_server() {
+async fn modify_through_a_server_and_on_the_database() {
     let Some(server) = Server::start().await else { return };
     let id = server.start_order("order_approval", "SO-1", "C-7", "50000.00").await;
     let url = server.url();
@@ -157,5 +157,36 @@ async fn modify_through_a_server() {
     assert!(stdout.contains(&format!("modified {id}: running; tokens at check_credit")), "{stdout}");
     let instance = server.engine.instance(&id.as_str().into()).await.unwrap();
     assert_eq!(instance.variable("risk").unwrap().to_json(), serde_json::json!("A"));
+
+    // On the database: the operator is named for the history, a wrong value is refused there
+    // too, and nothing is written on a refusal.
+    let db = server.db.url();
+    let local = |extra: &[&str]| {
+        let mut list = args(&[id.as_str(), "--reason", "rating agency", "--db", &db]);
+        list.extend(args(extra));
+        list
+    };
+    let (code, _, stderr) = modify(local(&["--set", "risk=\"B\"", "--operator", " "]), "ada").await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--operator"), "{stderr}");
+    let (code, _, stderr) = modify(local(&["--set", "risk=7", "--operator", "olga"]), "ada").await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("risk"), "{stderr}");
+    let (code, stdout, stderr) = modify(local(&["--set", "risk=\"B\"", "--operator", "olga"]), "ada").await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("modified {id}: running; tokens at check_credit")), "{stdout}");
+    let instance = server.engine.instance(&id.as_str().into()).await.unwrap();
+    assert_eq!(instance.variable("risk").unwrap().to_json(), serde_json::json!("B"));
+    let history = server.get(&format!("/v1/instances/{id}/history"), "ada").await;
+    let modified: Vec<(&str, String)> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "modified")
+        .map(|e| (e["who"].as_str().unwrap(), e["detail"].to_string()))
+        .collect();
+    assert_eq!(modified.len(), 2, "one through the server, one on the database: {modified:?}");
+    assert_eq!(modified[1].0, "olga");
+    assert!(modified[1].1.contains("rating agency"), "{modified:?}");
     server.stop().await;
 }

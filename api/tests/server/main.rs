@@ -3,9 +3,11 @@
 
 mod access;
 mod auth;
+mod case_history;
 mod definitions;
 mod e2e;
 mod email;
+mod finance_pages;
 mod harness;
 mod incidents;
 mod instances;

@@ -145,7 +145,7 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     // Without a sub-ledger: a clear 404 for a finance reader, still a 403 for anyone else.
     api.get("/v1/kpis", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
     api.get("/v1/kpis", "sam").await.expect_error(StatusCode::FORBIDDEN, "missing_role");
-    with_demo_ledger(&mut api).await;
+    let ledger = with_demo_ledger(&mut api).await;
     for user in ["sam", "mia", "robot"] {
         let refused = api.get("/v1/kpis/open_receivables?by=customer", user).await;
         refused.expect_error(StatusCode::FORBIDDEN, "missing_role");
@@ -175,7 +175,34 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     let refused = api.get("/v1/kpis/open_receivables?by=month", "carl").await;
     let error = refused.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
     assert!(error["message"].as_str().unwrap().contains("it offers customer"), "{}", refused.text);
-    api.get("/v1/kpis?by=sales_rep", "carl").await.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
+    api.get("/v1/kpis?by=process", "carl").await.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_breakdown");
+    // By sales rep: the opening receivables were sold before reps were recorded.
+    let answer = api.get("/v1/kpis/open_receivables?by=sales_rep", "carl").await;
+    let by_rep = answer.expect(StatusCode::OK);
+    assert_eq!(by_rep["parts"], serde_json::json!([{"label": "(none)", "value": "175642.85"}]));
+
+    // The daily snapshots, for the same readers only: none taken yet, then the evaluation's.
+    for user in ["sam", "mia", "robot"] {
+        let refused = api.get("/v1/kpis/open_receivables/history", user).await;
+        refused.expect_error(StatusCode::FORBIDDEN, "missing_role");
+        assert!(!refused.text.contains("175642.85"), "no figure leaks to {user}: {}", refused.text);
+    }
+    let answer = api.get("/v1/kpis/open_receivables/history", "ada").await;
+    let empty = answer.expect(StatusCode::OK);
+    assert_eq!((empty["from"].as_str(), empty["to"].as_str()), (Some("2025-10-08"), Some("2026-01-05")));
+    assert_eq!(empty["points"], serde_json::json!([]));
+    let now = api.engine.now();
+    let catalogue = cloverleaf_finance::ledger::kpi::CATALOGUE.len();
+    assert_eq!(ledger.snapshot_kpis(now.date_naive(), now).await.unwrap(), catalogue);
+    assert_eq!(ledger.snapshot_kpis(now.date_naive(), now).await.unwrap(), 0, "once per day");
+    let answer = api.get("/v1/kpis/open_receivables/history?from=2026-01-01", "carl").await;
+    let series = answer.expect(StatusCode::OK);
+    assert_eq!(series["points"], serde_json::json!([{"day": "2026-01-05", "value": "175642.85"}]));
+    assert_eq!((series["unit"].as_str(), series["currency"].as_str()), (Some("money"), Some("CNY")));
+    api.get("/v1/kpis/ebitda/history", "carl").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    api.get("/v1/kpis/revenue/history?from=2026-02-01&to=2026-01-31", "carl")
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_window");
     api.get("/v1/kpis?from=2026-02-01&as_of=2026-01-31", "carl")
         .await
         .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_window");
@@ -185,7 +212,7 @@ async fn the_indicator_catalogue_gives_definitions_values_and_splits_to_finance_
     api.get("/v1/kpis?as_of=yesterday", "carl").await.expect_error(StatusCode::BAD_REQUEST, "invalid_query");
 }
 
-const RULES: &str = r#"alert customer_overdue "A customer owes more than 5,000.00 past due" {
+const RULES: &str = r#"alert customer_overdue "A customer owes more than CNY 5,000.00 past due" {
   when overdue_receivables by customer > 5000.00
   severity critical
 }
@@ -302,7 +329,8 @@ async fn live_finance_reports_give_aging_profit_and_the_trial_balance_to_finance
         |code: &str| tb["accounts"].as_array().unwrap().iter().find(|a| a["account"] == code).cloned().unwrap();
     assert_eq!(account("1200")["debit_balance"], "175642.85", "receivables in the debit column");
     assert!(account("1200")["credit_balance"].is_null());
-    assert_eq!(account("3000")["credit_balance"], "175642.85", "opening equity in the credit column");
+    assert_eq!(account("1300")["debit_balance"], "130514.00", "the opening stock, at cost");
+    assert_eq!(account("3000")["credit_balance"], "306156.85", "opening equity (receivables and stock), a credit");
 }
 
 #[tokio::test]
@@ -334,6 +362,21 @@ async fn budgets_are_read_by_finance_readers_and_set_by_the_controller_the_cfo_o
         (line["cost_centre"].as_str(), line["reserved"].as_str(), line["left"].as_str()),
         (Some("EAST"), Some("12000.00"), Some("38000.00"))
     );
+    // SO-9 is cancelled by an operator after its approval: the next evaluation pass gives its
+    // budget back, once; SO-10, still running, keeps its reservation.
+    let amount: rust_decimal::Decimal = "5000.00".parse().unwrap();
+    ledger.credit_check("k2", api.engine.now(), "C-001", Some(("SO-10", amount))).await.unwrap();
+    let mut ids = Vec::new();
+    for order in ["SO-9", "SO-10"] {
+        let variables = json!({"order_id": order, "customer_id": "C-001", "amount": "12000.00", "requested_by": "sam"});
+        ids.push(api.engine.start("order_to_cash", Some(order), variables).await.unwrap());
+    }
+    api.post(&format!("/v1/instances/{}/cancel", ids[0]), "ada", json!({})).await.expect(StatusCode::OK);
+    for pass in 0..2 {
+        api.post("/v1/alerts/evaluate", "carl", json!({})).await.expect(StatusCode::OK);
+        let line = &ledger.budgets(Some("2026-01")).await.unwrap()[0];
+        assert_eq!((line.reserved, line.orders), (amount, 1), "pass {pass}: only SO-10 still holds budget");
+    }
     // Bad input: what is wrong and where.
     api.put("/v1/budgets/EAST/2026-13", "carl", json!({"amount": "1.00"}))
         .await

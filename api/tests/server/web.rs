@@ -21,14 +21,14 @@ fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The value of hidden input `name` on a page.
-fn hidden(page: &str, name: &str) -> String {
+pub fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = page.find(&marker).unwrap_or_else(|| panic!("no `{name}` on the page:\n{page}")) + marker.len();
     page[start..].split('"').next().unwrap().to_string()
 }
 
 /// A page request with `cookies` and, for a POST, a form body.
-async fn page(api: &Api, method: Method, path: &str, cookies: &str, form: Option<&str>) -> Answer {
+pub async fn page(api: &Api, method: Method, path: &str, cookies: &str, form: Option<&str>) -> Answer {
     let mut request = Request::builder().method(method).uri(path);
     if !cookies.is_empty() {
         request = request.header(header::COOKIE, cookies);
@@ -62,7 +62,7 @@ fn session_of(signed: &Answer) -> String {
 }
 
 /// Signs `user` in through the token form; the session cookie.
-async fn sign_in(api: &Api, user: &str) -> String {
+pub async fn sign_in(api: &Api, user: &str) -> String {
     let (nonce_cookie, nonce) = login_nonce(api).await;
     let body = format!("token={}&csrf={nonce}", token(user));
     session_of(&page(api, Method::POST, "/login", &nonce_cookie, Some(&body)).await)

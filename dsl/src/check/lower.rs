@@ -178,6 +178,10 @@ impl ProcessChecker<'_> {
                         FormField { name: f.name.name.clone(), ty: f.ty.ty.clone(), optional: f.ty.optional, bounds }
                     })
                     .collect();
+                // Business time of the task counts on the calendar its roles' people work on.
+                let role_calendars = self.role_calendars_of(roles);
+                self.task_calendar = role_calendars.first().map(|(_, calendar)| calendar.clone());
+                self.task_calendar_used = false;
                 let due = due.as_ref().map(|e| self.timer(e, "`due`"));
                 let reminders = reminders
                     .iter()
@@ -189,7 +193,25 @@ impl ProcessChecker<'_> {
                     })
                     .collect();
                 let boundaries = self.boundaries(&name, boundaries, false);
-                NodeKind::Approval { roles: role_names, assignee, not_by, form, due, reminders, boundaries, show, next }
+                let calendar = self.task_calendar.take().filter(|_| self.task_calendar_used);
+                if let Some(calendar) = &calendar {
+                    self.roles_on_one_calendar(&name, node.head, &role_calendars);
+                    if let Some(c) = self.calendars.get(calendar.as_str()).and_then(|d| d.calendar.clone()) {
+                        self.role_calendars_used.insert(calendar.clone(), c);
+                    }
+                }
+                NodeKind::Approval {
+                    roles: role_names,
+                    assignee,
+                    not_by,
+                    form,
+                    due,
+                    calendar,
+                    reminders,
+                    boundaries,
+                    show,
+                    next,
+                }
             }
             ast::NodeKind::Set(assignments) => NodeKind::Set { assignments: self.assignments(assignments), next },
             ast::NodeKind::Decide(body) => self.decide(&name, body, index),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::{ProcessChecker, twice};
 use crate::ast;
 use crate::codes;
-use crate::diag::{Diagnostic, Span};
+use crate::diag::{Diagnostic, FileId, Span};
 use crate::expr::Type;
 use crate::model::{Access, Bound, BoundOp, VarDef};
 use crate::suggest::did_you_mean;
@@ -168,6 +168,32 @@ impl ProcessChecker<'_> {
         access
     }
 
+    /// The calendars `roles` work on, as (role, calendar) in the order written; roles that
+    /// name none are left out.
+    pub(super) fn role_calendars_of(&self, roles: &[ast::Ident]) -> Vec<(String, String)> {
+        roles
+            .iter()
+            .filter_map(|r| self.role_calendars.get(r.name.as_str()).map(|c| (r.name.clone(), c.to_string())))
+            .collect()
+    }
+
+    /// An approval whose business time counts on its roles' calendar must find one calendar
+    /// there: roles on two calendars leave it undecided.
+    pub(super) fn roles_on_one_calendar(&mut self, node: &str, head: Span, role_calendars: &[(String, String)]) {
+        let Some((first_role, first)) = role_calendars.first() else { return };
+        if let Some((role, other)) = role_calendars.iter().find(|(_, c)| c != first) {
+            self.err(
+                codes::CALENDAR_CONFLICT,
+                head,
+                format!(
+                    "approval `{node}` counts business time, and its roles work on two calendars:                      `{first_role}` on `{first}`, `{role}` on `{other}`"
+                ),
+                "counted on which calendar?",
+                "offer the approval to roles on one calendar, or count its times in plain hours and days (`due 72h`)",
+            );
+        }
+    }
+
     /// Resolves `calendar name`: one clause at most, naming a declared calendar.
     pub(super) fn resolve_calendar(&mut self) {
         let p = self.p;
@@ -186,27 +212,7 @@ impl ProcessChecker<'_> {
         self.names_calendar = true;
         match self.calendars.get(name.name.as_str()) {
             Some(declared) => self.calendar = declared.calendar.clone(),
-            None => {
-                let help = match did_you_mean(&name.name, self.calendars.keys().copied()) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None if self.calendars.is_empty() => format!(
-                        "declare it in a `calendar {} {{ zone \"...\"  week mon-fri  hours 09:00-17:00 }}` block \
-                         in a file of the project",
-                        name.name
-                    ),
-                    None => format!(
-                        "the project declares {}",
-                        self.calendars.keys().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
-                    ),
-                };
-                self.err(
-                    codes::UNKNOWN_CALENDAR,
-                    name.span,
-                    format!("unknown calendar `{}`", name.name),
-                    "not declared in any `calendar` block",
-                    help,
-                );
-            }
+            None => self.diags.push(unknown_calendar(self.file, name, self.calendars)),
         }
     }
 
@@ -335,4 +341,28 @@ impl ProcessChecker<'_> {
         }
         Some(t.clone())
     }
+}
+
+/// "unknown calendar" at `name` (in a process's or a role's `calendar` clause), with the closest
+/// declared one or what the project declares.
+pub(super) fn unknown_calendar(
+    file: FileId,
+    name: &ast::Ident,
+    calendars: &BTreeMap<&str, super::Declared>,
+) -> Diagnostic {
+    let help = match did_you_mean(&name.name, calendars.keys().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None if calendars.is_empty() => format!(
+            "declare it in a `calendar {} {{ zone \"...\"  week mon-fri  hours 09:00-17:00 }}` block in a file of \
+             the project",
+            name.name
+        ),
+        None => format!(
+            "the project declares {}",
+            calendars.keys().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Diagnostic::error(codes::UNKNOWN_CALENDAR, file, name.span, format!("unknown calendar `{}`", name.name))
+        .with_label("not declared in any `calendar` block")
+        .with_help(help)
 }

@@ -25,12 +25,18 @@ impl ProcessChecker<'_> {
         (self.cexpr(e), ty)
     }
 
-    /// Business days and hours count on the process's calendar: without one they are refused.
+    /// Business days and hours count on the calendar of the approval's roles, or else on the
+    /// process's calendar: without either they are refused.
     fn business_needs_calendar(&mut self, e: &Expr) {
+        let spans = e.business_spans();
+        if self.task_calendar.is_some() {
+            self.task_calendar_used |= !spans.is_empty();
+            return;
+        }
         if self.names_calendar {
             return;
         }
-        for span in e.business_spans() {
+        for span in spans {
             let mut help = "name the calendar it counts on in the process, such as `calendar cn`".to_string();
             if let Some(name) = self.calendars.keys().next().filter(|_| self.calendars.len() == 1) {
                 help = format!("name the calendar it counts on in the process: `calendar {name}`");

@@ -22,6 +22,7 @@ impl Expr {
             ExprKind::List(items) | ExprKind::Call { args: items, .. } => items.iter().collect(),
             ExprKind::Range { low, high, .. } => vec![low, high],
             ExprKind::Unary { operand, .. } => vec![operand],
+            ExprKind::Business { count, .. } => vec![count],
             ExprKind::Binary { left, right, .. } => vec![left, right],
             ExprKind::Between { value, low, high } => vec![value, low, high],
             ExprKind::If { cond, then, otherwise } => vec![cond, then, otherwise],
@@ -30,7 +31,6 @@ impl Expr {
             | ExprKind::Number(_)
             | ExprKind::Text(_)
             | ExprKind::Duration(_)
-            | ExprKind::Business { .. }
             | ExprKind::Name(_) => Vec::new(),
         }
     }
@@ -42,6 +42,7 @@ impl Expr {
             ExprKind::List(items) | ExprKind::Call { args: items, .. } => items.iter_mut().collect(),
             ExprKind::Range { low, high, .. } => vec![low, high],
             ExprKind::Unary { operand, .. } => vec![operand],
+            ExprKind::Business { count, .. } => vec![count],
             ExprKind::Binary { left, right, .. } => vec![left, right],
             ExprKind::Between { value, low, high } => vec![value, low, high],
             ExprKind::If { cond, then, otherwise } => vec![cond, then, otherwise],
@@ -50,7 +51,6 @@ impl Expr {
             | ExprKind::Number(_)
             | ExprKind::Text(_)
             | ExprKind::Duration(_)
-            | ExprKind::Business { .. }
             | ExprKind::Name(_) => Vec::new(),
         }
     }
@@ -70,10 +70,11 @@ pub enum ExprKind {
     Text(String),
     /// `7d`, `24h`, `30m`, `45s`, `2w`: whole seconds
     Duration(i64),
-    /// `3 business days`, `4 business hours`: counted on the process's calendar. Not a value:
-    /// it moves a date or a datetime (`due_date + 30 business days`), or alone, as a timer,
-    /// the instant a node is entered.
-    Business { count: u32, unit: BusinessUnit },
+    /// `3 business days`, `4 business hours`, `n business days`: counted on the process's
+    /// calendar; the count is a whole number or a variable's name. Not a value: it moves a date
+    /// or a datetime (`due_date + 30 business days`), or alone, as a timer, the instant a node
+    /// is entered.
+    Business { count: Box<Expr>, unit: BusinessUnit },
     /// A variable or a field path's first segment: `amount`
     Name(String),
     /// `record.field`
@@ -105,10 +106,10 @@ pub enum BusinessUnit {
 }
 
 impl Expr {
-    /// The business count of a bare `3 business days`, if this is one.
-    pub fn business(&self) -> Option<(u32, BusinessUnit)> {
-        match self.kind {
-            ExprKind::Business { count, unit } => Some((count, unit)),
+    /// The count and unit of a bare `3 business days` (or `n business days`), if this is one.
+    pub fn business(&self) -> Option<(&Expr, BusinessUnit)> {
+        match &self.kind {
+            ExprKind::Business { count, unit } => Some((count, *unit)),
             _ => None,
         }
     }

@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use rust_decimal::Decimal;
+
 use super::ast::{BinaryOp, BusinessUnit, Expr, ExprKind, UnaryOp};
 use super::builtins::{self, ArgError};
 use super::types::Type;
@@ -260,7 +262,7 @@ impl Checker<'_> {
             }
             ExprKind::Text(_) => Type::Text,
             ExprKind::Duration(_) => Type::Duration,
-            ExprKind::Business { count, .. } => self.business_alone(*count, e.span),
+            ExprKind::Business { count, .. } => self.business_alone(count, e.span),
             ExprKind::Name(name) => self.name(name, e.span),
             ExprKind::Field { target, field } => {
                 let target_ty = self.expr(target);
@@ -441,7 +443,7 @@ impl Checker<'_> {
     /// The type of a date or datetime moved by business days or hours: a date stays a date when
     /// moved by days; business hours give a datetime.
     #[inline(never)]
-    fn moved_by_business(&mut self, t: Type, count: u32, unit: BusinessUnit, operand: Span, business: Span) -> Type {
+    fn moved_by_business(&mut self, t: Type, count: &Expr, unit: BusinessUnit, operand: Span, business: Span) -> Type {
         self.business_count(count, business);
         match (t, unit) {
             (Type::Date, BusinessUnit::Hours) => Type::DateTime,
@@ -457,7 +459,7 @@ impl Checker<'_> {
 
     /// A business count alone, outside a timer: it is not a value.
     #[inline(never)]
-    fn business_alone(&mut self, count: u32, span: Span) -> Type {
+    fn business_alone(&mut self, count: &Expr, span: Span) -> Type {
         self.business_count(count, span);
         let message = "business days and hours are not a value: they move a date or a datetime".to_string();
         let help = "add them to a date (`due_date + 3 business days`, `now() + 4 business hours`), or write them \
@@ -466,11 +468,26 @@ impl Checker<'_> {
         Type::Any
     }
 
-    fn business_count(&mut self, count: u32, span: Span) {
-        if count > crate::calendar::MAX_COUNT {
-            let message = format!("at most {} business days or hours can be counted", crate::calendar::MAX_COUNT);
-            let help = "count fewer business days, or move a date in calendar time (`due_date + 365d`)";
-            self.error(codes::INVALID_LITERAL, span, message, "too many", Some(help.into()));
+    /// A business count is a whole number up to `MAX_COUNT`, or a variable holding one (checked
+    /// again when it is evaluated).
+    fn business_count(&mut self, count: &Expr, span: Span) {
+        match &count.kind {
+            ExprKind::Number(n) if *n > Decimal::from(crate::calendar::MAX_COUNT) => {
+                let message = format!("at most {} business days or hours can be counted", crate::calendar::MAX_COUNT);
+                let help = "count fewer business days, or move a date in calendar time (`due_date + 365d`)";
+                self.error(codes::INVALID_LITERAL, span, message, "too many", Some(help.into()));
+            }
+            ExprKind::Name(name) => match self.name(name, count.span) {
+                Type::Int | Type::Any | Type::Null => {}
+                other => {
+                    let message = format!("a count of business days or hours must be an `int`, found `{other}`");
+                    let help = format!(
+                        "declare `{name}` as `int` (whole days or hours), or write a number such as `3 business days`"
+                    );
+                    self.error(codes::TYPE_MISMATCH, count.span, message, &format!("this is `{other}`"), Some(help));
+                }
+            },
+            _ => {}
         }
     }
 

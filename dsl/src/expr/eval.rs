@@ -144,7 +144,8 @@ pub fn eval(expr: &Expr, ctx: &EvalContext<'_>) -> Result<Value, EvalError> {
         ExprKind::Duration(s) => Ok(Value::Duration(*s)),
         // Alone, as a timer: that much business time after now.
         ExprKind::Business { count, unit } => {
-            move_by_business(Value::DateTime(ctx.now), *count, *unit, false, ctx).map_err(|f| f.at(span))
+            let count = business_count(count, ctx)?;
+            move_by_business(Value::DateTime(ctx.now), count, *unit, false, ctx).map_err(|f| f.at(span))
         }
         ExprKind::Name(name) => {
             ctx.vars.get(name).cloned().ok_or_else(|| EvalError::UnknownVariable { name: name.clone(), span })
@@ -235,12 +236,14 @@ fn eval_binary(op: BinaryOp, left: &Expr, right: &Expr, span: Span, ctx: &EvalCo
     if matches!(op, BinaryOp::Add | BinaryOp::Sub)
         && let Some((count, unit)) = right.business()
     {
-        return move_by_business(eval(left, ctx)?, count, unit, op == BinaryOp::Sub, ctx).map_err(|f| f.at(span));
+        let (value, count) = (eval(left, ctx)?, business_count(count, ctx)?);
+        return move_by_business(value, count, unit, op == BinaryOp::Sub, ctx).map_err(|f| f.at(span));
     }
     if op == BinaryOp::Add
         && let Some((count, unit)) = left.business()
     {
-        return move_by_business(eval(right, ctx)?, count, unit, false, ctx).map_err(|f| f.at(span));
+        let (count, value) = (business_count(count, ctx)?, eval(right, ctx)?);
+        return move_by_business(value, count, unit, false, ctx).map_err(|f| f.at(span));
     }
     // `date + duration("P1M")`: calendar months, which no duration value can hold.
     if matches!(op, BinaryOp::Add | BinaryOp::Sub)
@@ -259,10 +262,27 @@ fn eval_binary(op: BinaryOp, left: &Expr, right: &Expr, span: Span, ctx: &EvalCo
     binary(op, l, r).map_err(|f| f.at(span))
 }
 
-/// A date or datetime moved by business days or hours on the context's calendar.
+/// The count of `3 business days` or `n business days`: a whole number from 0 to `MAX_COUNT`,
+/// or `None` when the variable is null (then there is no time to count to).
+fn business_count(count: &Expr, ctx: &EvalContext<'_>) -> Result<Option<u32>, EvalError> {
+    let fail = |message: String| Fail::Invalid(message).at(count.span);
+    match eval(count, ctx)? {
+        Value::Null => Ok(None),
+        Value::Number(n) if n.fract().is_zero() && n >= Decimal::ZERO => match n.to_u32() {
+            Some(n) if n <= MAX_COUNT => Ok(Some(n)),
+            _ => Err(fail(format!("at most {MAX_COUNT} business days or hours can be counted, found {n}"))),
+        },
+        Value::Number(n) => Err(fail(format!("a count of business days or hours is a whole number from 0, found {n}"))),
+        other => Err(Fail::Type(format!("a count of business days or hours is an `int`, found `{}`", other.type_of()))
+            .at(count.span)),
+    }
+}
+
+/// A date or datetime moved by business days or hours on the context's calendar; null when the
+/// count or the value is null.
 fn move_by_business(
     value: Value,
-    count: u32,
+    count: Option<u32>,
     unit: BusinessUnit,
     back: bool,
     ctx: &EvalContext<'_>,
@@ -270,9 +290,7 @@ fn move_by_business(
     let Some(calendar) = ctx.calendar else {
         return Err(Fail::Invalid("business days need a calendar, and the process names none".into()));
     };
-    if count > MAX_COUNT {
-        return Err(Fail::Invalid(format!("at most {MAX_COUNT} business days or hours can be counted")));
-    }
+    let Some(count) = count else { return Ok(Value::Null) };
     let n = if back { -i64::from(count) } else { i64::from(count) };
     let moved = match (value, unit) {
         (Value::Null, _) => return Ok(Value::Null),

@@ -128,15 +128,23 @@ pub(crate) fn build_expr(pair: Pair<'_, Rule>) -> Expr {
         },
         Rule::business => {
             let mut parts = pair.into_inner();
-            let digits: String =
-                parts.next().map(|p| p.as_str().chars().filter(char::is_ascii_digit).collect()).unwrap_or_default();
-            // A count too large for u32 saturates: the checker refuses anything past MAX_COUNT.
-            let count = digits.parse::<u32>().unwrap_or(u32::MAX);
+            let count = match parts.next() {
+                Some(p) if p.as_rule() == Rule::ident => {
+                    node(ExprKind::Name(p.as_str().to_string()), p.as_span().into())
+                }
+                Some(p) => {
+                    let digits: String = p.as_str().chars().filter(char::is_ascii_digit).collect();
+                    // Digits always parse; an absurd count is the checker's to refuse (MAX_COUNT).
+                    let n = Decimal::from_str_exact(&digits).unwrap_or(Decimal::MAX);
+                    node(ExprKind::Number(n), p.as_span().into())
+                }
+                None => node(ExprKind::Null, span),
+            };
             let unit = match parts.next().map(|p| p.as_str()) {
                 Some(u) if u.starts_with("hour") => BusinessUnit::Hours,
                 _ => BusinessUnit::Days,
             };
-            node(ExprKind::Business { count, unit }, span)
+            node(ExprKind::Business { count: Box::new(count), unit }, span)
         }
         Rule::string | Rule::string_inner => node(ExprKind::Text(unescape_string(pair)), span),
         Rule::ident => node(ExprKind::Name(pair.as_str().to_string()), span),
@@ -301,7 +309,7 @@ mod tests {
             ExprKind::Number(n) => n.to_string(),
             ExprKind::Text(t) => format!("{t:?}"),
             ExprKind::Duration(s) => format!("{s}s"),
-            ExprKind::Business { count, unit } => format!("{count}b{unit:?}"),
+            ExprKind::Business { count, unit } => format!("{}b{unit:?}", show(count)),
             ExprKind::Name(n) => n.clone(),
             ExprKind::Field { target, field } => format!("{}.{field}", show(target)),
             ExprKind::List(items) => format!("[{}]", items.iter().map(show).collect::<Vec<_>>().join(" ")),
@@ -374,6 +382,12 @@ mod tests {
         check("now() + 4 business hours", "(Add (\"now\") 4bHours)");
         check("1_000 business hour", "1000bHours");
         check("3\tbusiness  days", "3bDays");
+        // A variable counts too; a name that only starts like the word is still a name.
+        check("due_date + n business days", "(Add due_date nbDays)");
+        check("grace business hours", "gracebHours");
+        check("business + 1", "(Add business 1)");
+        check("n + business_days", "(Add n business_days)");
+        rejects(Rule::expr_only, "n\nbusiness days");
         // Without `business`, a number followed by a name is not one operand.
         rejects(Rule::expr_only, "3 days");
         rejects(Rule::expr_only, "3 business weeks");

@@ -30,6 +30,17 @@ impl Engine<AnyStore> {
         engine.recover().await?;
         Ok(engine)
     }
+
+    /// Opens the store like [`Engine::connect`] for a one-off operator command (`migrate`,
+    /// `modify` on a database): owed events are applied, but no timer fires and no cron start
+    /// runs, which stay the work of the scheduler of whichever server runs the processes.
+    pub async fn connect_to_operate(url: &str, clock: Arc<dyn Clock>) -> Result<Engine<AnyStore>, Error> {
+        let store = AnyStore::connect(url).await?;
+        let max_batch = EngineOptions::new("", Arc::clone(&clock)).max_batch;
+        let engine = Engine::with_store(store, clock, max_batch);
+        engine.apply_owed_events().await?;
+        Ok(engine)
+    }
 }
 
 /// Passes other nodes' notifications to the engine's own signals until the engine is dropped

@@ -405,16 +405,21 @@ impl<S: Store> Engine<S> {
         Ok(recovered.timers_fired + recovered.instances_started)
     }
 
-    /// [`Engine::recover`], with the timers fired and the cron starts counted apart (the
-    /// scheduler reports them separately).
-    async fn recover_counted(&self) -> Result<Recovered, Error> {
+    /// Applies every owed event (committed by a step, not yet applied to its target).
+    async fn apply_owed_events(&self) -> Result<(), Error> {
         loop {
             let pending = self.inner.store.pending(256).await?;
             if pending.is_empty() {
-                break;
+                return Ok(());
             }
             self.settle(pending).await?;
         }
+    }
+
+    /// [`Engine::recover`], with the timers fired and the cron starts counted apart (the
+    /// scheduler reports them separately).
+    async fn recover_counted(&self) -> Result<Recovered, Error> {
+        self.apply_owed_events().await?;
         let timers_fired = self.fire_due_timers().await?;
         let instances_started = self.fire_due_schedules().await?;
         Ok(Recovered { timers_fired, instances_started })

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use cloverleaf_dsl::CompiledProcess;
+use cloverleaf_dsl::calendar::Calendar;
 use cloverleaf_dsl::expr::{EvalContext, EvalError, Type, Value, eval};
 use cloverleaf_dsl::model::{CExpr, FormField, Mapping, Node, NodeKind, Trigger, admit};
 use serde::{Deserialize, Serialize};
@@ -230,8 +231,19 @@ impl<'d> Machine<'d> {
     }
 
     fn eval(&self, expr: &CExpr) -> Result<Value, String> {
-        let ctx = EvalContext::new(&self.inst.variables, self.now).with_calendar(self.def.calendar.as_ref());
+        self.eval_on(expr, self.def.calendar.as_ref())
+    }
+
+    /// Evaluates `expr` with business time counted on `calendar`.
+    fn eval_on(&self, expr: &CExpr, calendar: Option<&Calendar>) -> Result<Value, String> {
+        let ctx = EvalContext::new(&self.inst.variables, self.now).with_calendar(calendar);
         eval(expr.ast(), &ctx).map_err(|e| format!("`{}`: {e}", expr.source()))
+    }
+
+    /// The calendar an approval's times count on: its roles' (`calendar` on the node, kept in
+    /// the definition's role calendars), or else the process's.
+    fn task_calendar(&self, named: Option<&String>) -> Option<&Calendar> {
+        named.and_then(|name| self.def.role_calendars.get(name)).or(self.def.calendar.as_ref())
     }
 
     /// Converts `value` to the declared type of variable `name` (a job's `"2026-01-31"` becomes
@@ -246,7 +258,12 @@ impl<'d> Machine<'d> {
     /// When a timer expression fires: a duration after now, a date at its midnight UTC, a
     /// datetime itself; `None` for null (no timer).
     fn timer_at(&self, expr: &CExpr) -> Result<Option<DateTime<Utc>>, String> {
-        match self.eval(expr)? {
+        self.timer_at_on(expr, self.def.calendar.as_ref())
+    }
+
+    /// [`Self::timer_at`] with business time counted on `calendar`.
+    fn timer_at_on(&self, expr: &CExpr, calendar: Option<&Calendar>) -> Result<Option<DateTime<Utc>>, String> {
+        match self.eval_on(expr, calendar)? {
             Value::Null => Ok(None),
             Value::Duration(secs) => self.after(secs).map(Some),
             Value::Date(d) => Ok(d.and_hms_opt(0, 0, 0).map(|n| n.and_utc())),

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Utc;
+use cloverleaf_dsl::calendar::Calendar;
 use cloverleaf_dsl::expr::{Value, is_true};
 use cloverleaf_dsl::model::{
     Boundary, BoundaryEvent, CExpr, EndKind, FirstEvent, FormField, Mapping, Node, NodeKind, Reminder, TimerSpec,
@@ -156,10 +157,11 @@ impl<'d> Machine<'d> {
             NodeKind::Task { job, inputs, retry, boundaries, .. } => {
                 let input = self.input_object(inputs)?;
                 let mut opens = vec![Open::Job { job_type: job.clone(), input, retries: retry.attempts }];
-                self.boundary_timers(boundaries, &mut opens)?;
+                self.boundary_timers(boundaries, self.def.calendar.as_ref(), &mut opens)?;
                 Ok(opens)
             }
-            NodeKind::Approval { roles, assignee, form, due, reminders, boundaries, .. } => {
+            NodeKind::Approval { roles, assignee, form, due, calendar, reminders, boundaries, .. } => {
+                let calendar = self.task_calendar(calendar.as_ref());
                 let title = self.render_title(node.title.as_deref().unwrap_or(name));
                 let assignee = match assignee {
                     None => None,
@@ -170,7 +172,7 @@ impl<'d> Machine<'d> {
                     },
                 };
                 let due_at = match due {
-                    Some(d) => self.timer_at(d)?,
+                    Some(d) => self.timer_at_on(d, calendar)?,
                     None => None,
                 };
                 let mut opens = vec![Open::Task { title, roles: roles.clone(), assignee, form: form.clone(), due_at }];
@@ -179,21 +181,21 @@ impl<'d> Machine<'d> {
                 }
                 for (index, r) in reminders.iter().enumerate() {
                     let at = match r {
-                        Reminder::At(e) => self.timer_at(e)?,
+                        Reminder::At(e) => self.timer_at_on(e, calendar)?,
                         Reminder::Every(e) => Some(self.after(self.interval(e)?)?),
                     };
                     if let Some(at) = at {
                         opens.push(Open::Timer { at, purpose: TimerPurpose::Reminder { index } });
                     }
                 }
-                self.boundary_timers(boundaries, &mut opens)?;
+                self.boundary_timers(boundaries, calendar, &mut opens)?;
                 Ok(opens)
             }
             NodeKind::Receive { message, key, boundaries, .. } => {
                 let key = self.correlation_key(key)?;
                 let mut opens =
                     vec![Open::Subscribe { message: message.clone(), key, purpose: SubscriptionPurpose::Receive }];
-                self.boundary_timers(boundaries, &mut opens)?;
+                self.boundary_timers(boundaries, self.def.calendar.as_ref(), &mut opens)?;
                 Ok(opens)
             }
             NodeKind::Wait { until, boundaries, .. } => {
@@ -207,7 +209,7 @@ impl<'d> Machine<'d> {
                         .ok_or_else(|| format!("schedule `{}` has no next time", s.pattern()))?,
                 };
                 let mut opens = vec![Open::Timer { at, purpose: TimerPurpose::Wait }];
-                self.boundary_timers(boundaries, &mut opens)?;
+                self.boundary_timers(boundaries, self.def.calendar.as_ref(), &mut opens)?;
                 Ok(opens)
             }
             NodeKind::First { arms } => {
@@ -231,7 +233,7 @@ impl<'d> Machine<'d> {
             NodeKind::Call { process, inputs, boundaries, .. } => {
                 let inputs = self.input_object(inputs)?;
                 let mut opens = vec![Open::Call { process: process.clone(), inputs }];
-                self.boundary_timers(boundaries, &mut opens)?;
+                self.boundary_timers(boundaries, self.def.calendar.as_ref(), &mut opens)?;
                 Ok(opens)
             }
             _ => Ok(Vec::new()),
@@ -254,11 +256,16 @@ impl<'d> Machine<'d> {
         }
     }
 
-    pub(super) fn boundary_timers(&self, boundaries: &[Boundary], opens: &mut Vec<Open>) -> Result<(), String> {
+    pub(super) fn boundary_timers(
+        &self,
+        boundaries: &[Boundary],
+        calendar: Option<&Calendar>,
+        opens: &mut Vec<Open>,
+    ) -> Result<(), String> {
         for (index, b) in boundaries.iter().enumerate() {
             let BoundaryEvent::Timer { timer, .. } = &b.event else { continue };
             let at = match timer {
-                TimerSpec::At(e) => self.timer_at(e)?,
+                TimerSpec::At(e) => self.timer_at_on(e, calendar)?,
                 TimerSpec::Every(e) => Some(self.after(self.interval(e)?)?),
                 TimerSpec::Cron(s) => s.next_after(self.now).map(|t| t.with_timezone(&Utc)),
             };

@@ -175,3 +175,57 @@ fn the_memory_engine_fires_business_day_timers_at_their_instants() {
     assert_eq!((tasks[0].node.as_str(), tasks[0].due_at), ("cfo_review", Some(utc("2026-02-28T08:00:00Z"))));
     assert_eq!(engine.instance(&id).map(|i| i.tasks().len()), Some(1));
 }
+
+/// An approval counts on the calendar its role's people work on; the process's calendar and a
+/// variable count of business days.
+const ROLE_CALENDARS: &str = r#"
+roles {
+  shanghai.ap_clerk "Accounts payable clerk, Shanghai" calendar cn
+}
+
+process group_payment "Supplier payment, group" {
+  calendar weekdays
+  input { days: int? }
+  start -> shanghai_review
+  approval shanghai_review "Approve in Shanghai" {
+    role shanghai.ap_clerk
+    form { approve: bool }
+    due days business days
+  } -> head_office_review
+  approval head_office_review "Approve at head office" {
+    role finance.controller
+    form { approve: bool }
+    due 3 business days
+  } -> paid
+  end paid "Paid"
+}
+"#;
+
+#[test]
+fn an_approval_counts_business_days_on_its_roles_calendar_and_a_variable_count() {
+    let def = compile(ROLE_CALENDARS);
+    assert_eq!(def.role_calendars.keys().collect::<Vec<_>>(), ["cn"], "only the calendar an approval counts on");
+    let mut run = Run::of_definition(def.clone());
+    run.now = utc("2026-02-13T08:00:00Z");
+    run.start(json!({"days": 3}));
+    // The Shanghai clerk's 3 business days: over the Spring Festival, as on the cn calendar.
+    assert_eq!(timer_at(&run, "shanghai_review", &TimerPurpose::Due), "2026-02-25T08:00:00+00:00");
+    run.complete_task("shanghai_review", "lin", json!({"approve": true})).unwrap();
+    // Head office works Monday to Friday in UTC with no holidays: 3 business days after
+    // Friday 08:00 UTC (before its 09:00 opening) end on Wednesday the 18th at the close.
+    let due = timer_at(&run, "head_office_review", &TimerPurpose::Due);
+    assert!(due.starts_with("2026-02-1"), "{due}: not the cn calendar's holiday week");
+    // No count, no due time: the approval waits without an SLA.
+    let mut run = Run::of_definition(def);
+    run.now = utc("2026-02-13T08:00:00Z");
+    run.start(json!({"days": null}));
+    assert!(!run.instance.timers().values().any(|t| t.purpose == TimerPurpose::Due));
+}
+
+#[test]
+fn a_negative_count_of_business_days_is_an_incident_not_a_panic() {
+    let mut run = Run::of_definition(compile(ROLE_CALENDARS));
+    run.now = utc("2026-02-13T08:00:00Z");
+    let effects = lines(&run.start(json!({"days": -2})));
+    assert!(effects.iter().any(|l| l.contains("incident") && l.contains("whole number from 0")), "{effects:#?}");
+}

@@ -208,6 +208,15 @@ impl Ledger {
         })
     }
 
+    /// The orders holding a reservation (not released), by order id: what a sweep for cancelled
+    /// orders looks at.
+    pub async fn reserved_orders(&self) -> Result<Vec<String>, Error> {
+        let rows = sqlx::query("SELECT order_id FROM budget_reservations WHERE state = 'reserved' ORDER BY order_id")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Releases the reservation of `order_id`, if it holds one.
     pub async fn release_budget(&self, key: &str, now: DateTime<Utc>, order_id: &str) -> Result<BudgetReleased, Error> {
         once!(self, key, "budget.release", now, scoped: vec![Scope::Order(order_id.into())], |conn| {

@@ -142,9 +142,12 @@ pub enum Scope {
     Invoice(String),
     /// A payment: what of it is applied, refunded or returned.
     Payment(String),
-    /// A cost centre's budgets: what is reserved on them (taken last, once the customer's cost
+    /// A cost centre's budgets: what is reserved on them (taken late, once the customer's cost
     /// centre is read).
     CostCentre(String),
+    /// A stocked product: its quantity on hand and value (taken late by costing, once the
+    /// order's lines are read, in ascending order of the products).
+    Product(String),
 }
 
 impl Scope {
@@ -158,6 +161,7 @@ impl Scope {
             Scope::Invoice(_) => 4,
             Scope::Payment(_) => 5,
             Scope::CostCentre(_) => 6,
+            Scope::Product(_) => 7,
         }
     }
 
@@ -168,7 +172,8 @@ impl Scope {
             | Scope::Customer(s)
             | Scope::Invoice(s)
             | Scope::Payment(s)
-            | Scope::CostCentre(s) => s,
+            | Scope::CostCentre(s)
+            | Scope::Product(s) => s,
         }
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::idempotency::once;
 use super::records::{customer, invoice, outbox, set_invoice_open};
-use super::{Entry, Error, JournalLine, Ledger, Scope, account, cents, date_text, money_text, post};
+use super::{Entry, Error, JournalLine, Ledger, Scope, account, cents, post};
 
 /// A message put in the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,25 +51,12 @@ impl Ledger {
         once!(self, key, "outbox.notify", now, scoped: Vec::new(), |conn| {
             let c = customer(conn, customer_id).await?;
             let inv = invoice(conn, invoice_id).await?;
+            // In the customer's language (see `wording`).
+            let language = super::wording::language_of(conn, customer_id).await?;
+            let facts = facts(&c.name, &inv);
             let (subject, body) = match template {
-                "invoice_issued" => (
-                    format!("Invoice {} from us", inv.number),
-                    format!(
-                        "Dear {},\n\nplease find invoice {} of {} (net {}, tax {}), due on {}. Please quote {} \
-                         with your payment.",
-                        c.name,
-                        inv.number,
-                        money_text(inv.total),
-                        money_text(inv.net),
-                        money_text(inv.tax),
-                        date_text(inv.due_date),
-                        inv.id
-                    ),
-                ),
-                other => (
-                    format!("About invoice {}", inv.number),
-                    format!("Dear {},\n\n{other}: invoice {} of {}.", c.name, inv.number, money_text(inv.total)),
-                ),
+                "invoice_issued" => super::wording::invoice_notice(language, &facts),
+                other => super::wording::invoice_other(language, other, &facts),
             };
             let id =
                 outbox(conn, "notification", customer_id, c.email.as_deref(), Some(invoice_id), &subject, &body, now)
@@ -94,19 +81,13 @@ impl Ledger {
             if inv.status != "open" || inv.amount_open <= Decimal::ZERO {
                 DunningSent { letter_id: None, sent: false, amount_open: cents(inv.amount_open), days_overdue }
             } else {
-                let subject = match level {
-                    1 => format!("Reminder: invoice {} is overdue", inv.number),
-                    _ => format!("Second reminder {level}: invoice {} is overdue", inv.number),
-                };
-                let body = format!(
-                    "Dear {},\n\ninvoice {} of {} was due on {} ({days_overdue} days ago). {} is still open. \
-                     Please pay quoting {}.",
-                    c.name,
-                    inv.number,
-                    money_text(inv.total),
-                    date_text(inv.due_date),
-                    money_text(inv.amount_open),
-                    inv.id
+                let language = super::wording::language_of(conn, customer_id).await?;
+                let (subject, body) = super::wording::dunning_letter(
+                    language,
+                    level,
+                    &facts(&c.name, &inv),
+                    days_overdue,
+                    inv.amount_open,
                 );
                 let id = outbox(
                     conn,
@@ -170,5 +151,18 @@ impl Ledger {
             set_invoice_open(conn, invoice_id, open, if open.is_zero() { "written_off" } else { "open" }).await?;
             WrittenOff { written_off: cents(written), amount_open: cents(open) }
         })
+    }
+}
+
+/// The facts of an invoice a letter quotes.
+fn facts<'a>(customer: &'a str, inv: &'a super::records::InvoiceRow) -> super::wording::InvoiceFacts<'a> {
+    super::wording::InvoiceFacts {
+        customer,
+        number: &inv.number,
+        id: &inv.id,
+        net: inv.net,
+        tax: inv.tax,
+        total: inv.total,
+        due: inv.due_date,
     }
 }

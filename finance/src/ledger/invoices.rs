@@ -118,19 +118,26 @@ impl Ledger {
                         problem: format!("order {order_id} belongs to {owner}"),
                     });
                 }
-                let mut cost = Decimal::ZERO;
-                for (quantity, _, unit_cost) in order_lines(conn, order_id).await? {
-                    cost += cents(quantity * unit_cost);
+                // Relieved from what was booked into stock (see `stock`), or bought in, under the
+                // lock of each product taken (ascending, after the order's and customer's), so two
+                // orders costing one product queue rather than one failing on the other's update.
+                let rows = sqlx::query("SELECT DISTINCT sku FROM order_lines WHERE order_id = $1 AND sku IS NOT NULL")
+                    .bind(order_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                let mut products = rows.iter().map(|r| r.try_get(0).map(Scope::Product)).collect::<Result<Vec<_>, _>>()?;
+                products.sort_by_key(Scope::keys);
+                for product in &products {
+                    self.lock_late(conn, product).await?;
                 }
+                let relieved = super::stock::relieve(conn, order_id).await?;
+                let cost = relieved.total();
                 let entry = Entry {
                     date: now.date_naive(),
                     kind: "cost_of_goods",
                     description: format!("cost of goods of order {order_id}, shipment {shipment_id}"),
                     document: Some(order_id),
-                    lines: vec![
-                        JournalLine::debit(account::COST_OF_GOODS, cost).customer(customer_id),
-                        JournalLine::credit(account::INVENTORY, cost),
-                    ],
+                    lines: relieved.lines(customer_id),
                 };
                 if cost > Decimal::ZERO {
                     post(conn, entry, now).await?;

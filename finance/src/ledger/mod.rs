@@ -24,12 +24,14 @@
 //!    marking letters queued). Closing a period waits for every posting in flight, and every
 //!    posting after it sees the period closed;
 //! 2. then the operation's [`Scope`]s, transaction-scoped advisory locks taken in ascending
-//!    `(class, hash)` order: key < order < customer < invoice < payment < cost centre (a credit
-//!    check takes its cost centre last, once it has read the customer's, which cannot change
-//!    meanwhile: assigning one is exclusive). Issuing or costing an order locks the order and
+//!    `(class, hash)` order: key < order < customer < invoice < payment < cost centre < product
+//!    (a credit check takes its cost centre late, once it has read the customer's, which cannot
+//!    change meanwhile: assigning one is exclusive; costing takes the products of the order's
+//!    lines late, in ascending order, and no cost centre). Issuing or costing an order locks the order and
 //!    its customer; matching or applying a payment the invoice and the payment; dunning and
 //!    write-offs the invoice; refunds the payment; the credit check the customer, the order and
-//!    the cost centre; every job its idempotency key;
+//!    the cost centre; costing also each stocked product it takes; every job its idempotency
+//!    key;
 //! 3. last, the only row lock writers queue on: a number series' row (`number_sequences`),
 //!    bumped in the invoice's transaction after everything that does not need the number, so
 //!    that a rolled-back invoice gives its number back and invoices of one series queue only
@@ -52,7 +54,7 @@
 //! written, and no entry is accepted into a closed period. [`Ledger::trial_balance`] checks both
 //! again from the stored rows.
 //!
-//! Chart of accounts: 1000 Bank, 1200 Accounts receivable, 1300 Inventory, 2200 VAT payable,
+//! Chart of accounts: 1000 Bank, 1200 Accounts receivable, 1300 Inventory, 2000 Accounts payable, 2200 VAT payable,
 //! 2300 Unapplied customer cash, 3000 Opening balance equity, 4000 Revenue, 5000 Cost of goods
 //! sold, 6800 Bad debt expense, 6900 Payment differences.
 
@@ -62,6 +64,7 @@ mod close;
 mod credit;
 mod db;
 mod dunning;
+mod generate;
 mod idempotency;
 mod invoices;
 pub mod kpi;
@@ -70,6 +73,8 @@ mod payments;
 mod records;
 mod reports;
 mod seed;
+mod stock;
+pub mod wording;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -87,6 +92,7 @@ pub use close::{PeriodClosed, ReportMade};
 pub use credit::CreditCheck;
 pub use db::Scope;
 pub use dunning::{DunningSent, Notified, WrittenOff};
+pub use generate::Generated;
 pub use invoices::{CostPosted, InvoiceIssued};
 pub use letters::Letter;
 pub use payments::{PaymentMatch, PaymentMatched, PaymentReturned, ReceiptPosted, Refunded};
@@ -95,6 +101,7 @@ pub use reports::{
     TrialLine, WeekFlow,
 };
 pub use seed::{DemoSeed, NewCustomer};
+pub use stock::{GoodsReceived, StockLine};
 
 /// Accounts the handlers post to.
 pub mod account {

@@ -348,18 +348,9 @@ impl Ledger {
             payment.refunded += amount;
             save_payment(conn, payment_id, &payment).await?;
             let c = customer(conn, customer_id).await?;
-            let body = format!("Dear {},\n\nwe refunded {} of your payment {payment_id}.", c.name, money_text(amount));
-            outbox(
-                conn,
-                "refund_notice",
-                customer_id,
-                c.email.as_deref(),
-                None,
-                "Refund of an over-payment",
-                &body,
-                now,
-            )
-            .await?;
+            let language = super::wording::language_of(conn, customer_id).await?;
+            let (subject, body) = super::wording::refund_notice(language, &c.name, amount, payment_id);
+            outbox(conn, "refund_notice", customer_id, c.email.as_deref(), None, &subject, &body, now).await?;
             Refunded { refunded: cents(amount) }
         })
     }

@@ -1,5 +1,5 @@
-//! The demo company: customers of every risk rating, a product catalogue and opening
-//! receivables taken over from a previous system.
+//! The demo company: customers of every risk rating, a product catalogue, and opening
+//! receivables and stock taken over from a previous system.
 
 use chrono::{NaiveDate, TimeDelta};
 use rust_decimal::Decimal;
@@ -88,6 +88,21 @@ const PRODUCTS: [(&str, &str, &str, &str); 8] = [
     ("KIT-INST", "Installation kit", "249.50", "118.75"),
 ];
 
+/// Opening stock: (sku, units on hand), valued at the catalogue's unit cost. The service hour is
+/// not stocked (it is bought in for each order).
+const OPENING_STOCK: [(&str, i64); 7] = [
+    ("PUMP-100", 40),
+    ("PUMP-250", 12),
+    ("VALVE-12", 200),
+    ("VALVE-40", 80),
+    ("SENS-T1", 300),
+    ("CTRL-X", 10),
+    ("KIT-INST", 60),
+];
+
+/// Products bought in for each order rather than held in stock.
+const NOT_STOCKED: [&str; 1] = ["SERV-H"];
+
 /// Opening invoices: (customer index, days before the seed date it was issued, total).
 const OPENING: [(usize, i64, &str); 14] = [
     (0, 12, "4760.00"),
@@ -116,8 +131,9 @@ impl Ledger {
     }
 
     /// Seeds a small wholesale company: 30 customers (ratings A-D, one blocked), a product
-    /// catalogue, and opening receivables dated before `as_of`, posted against opening balance
-    /// equity. Idempotent: a second call changes nothing.
+    /// catalogue, opening receivables dated before `as_of` and opening stock on `as_of`, both
+    /// posted against opening balance equity. Idempotent: a second call changes nothing (a
+    /// company seeded before stock was booked gets its opening stock, once).
     pub async fn seed_demo_company(&self, as_of: NaiveDate) -> Result<DemoSeed, Error> {
         let mut tx = self.begin().await?;
         let seeded = sqlx::query("SELECT value FROM ledger_settings WHERE key = 'demo_seeded'")
@@ -125,6 +141,10 @@ impl Ledger {
             .await?
             .is_some();
         if seeded {
+            // A company seeded before stock was booked gets its opening stock now, once.
+            opening_stock(&mut tx, as_of).await?;
+            tx.commit().await?;
+            let mut tx = self.read.acquire().await?;
             let customers: i64 = sqlx::query("SELECT count(*) FROM customers").fetch_one(&mut *tx).await?.try_get(0)?;
             let opening: i64 = sqlx::query("SELECT count(*) FROM invoices WHERE order_id IS NULL")
                 .fetch_one(&mut *tx)
@@ -196,6 +216,7 @@ impl Ledger {
             };
             super::post(&mut tx, entry, now).await?;
         }
+        opening_stock(&mut tx, as_of).await?;
         sqlx::query("INSERT INTO ledger_settings (key, value) VALUES ('demo_seeded', $1)")
             .bind(date_text(as_of))
             .execute(&mut *tx)
@@ -203,6 +224,42 @@ impl Ledger {
         tx.commit().await?;
         Ok(DemoSeed { created: true, customers: CUSTOMERS.len(), opening_invoices: OPENING.len() })
     }
+}
+
+/// Books the opening stock (Inventory against opening balance equity, dated `as_of`) unless it
+/// was booked before, and marks the products that are not stocked.
+async fn opening_stock(conn: &mut AnyConnection, as_of: NaiveDate) -> Result<(), Error> {
+    let booked = sqlx::query("SELECT value FROM ledger_settings WHERE key = 'demo_stock_seeded'")
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if booked {
+        return Ok(());
+    }
+    for sku in NOT_STOCKED {
+        sqlx::query("UPDATE products SET stocked = 0 WHERE sku = $1").bind(sku).execute(&mut *conn).await?;
+    }
+    let mut lines = Vec::new();
+    for (sku, units) in OPENING_STOCK {
+        let cost = PRODUCTS.iter().find(|p| p.0 == sku).map(|p| p.3).unwrap_or("0");
+        let cost = Decimal::from_str_exact(cost).map_err(|e| Error::Corrupt(e.to_string()))?;
+        lines.push((sku, Decimal::from(units), cost));
+    }
+    let now = as_of.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default();
+    let total = super::stock::book_receipt(conn, "OPENING-STOCK", "opening balance", as_of, &lines, now).await?;
+    let entry = Entry {
+        date: as_of,
+        kind: "opening_balance",
+        description: "opening stock taken over".to_string(),
+        document: Some("OPENING-STOCK"),
+        lines: vec![JournalLine::debit(account::INVENTORY, total), JournalLine::credit(account::OPENING, total)],
+    };
+    super::post(conn, entry, now).await?;
+    sqlx::query("INSERT INTO ledger_settings (key, value) VALUES ('demo_stock_seeded', $1)")
+        .bind(date_text(as_of))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The id of the `n`th demo customer (0-based): `C-001` ...

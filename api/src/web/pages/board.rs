@@ -1,14 +1,15 @@
-//! The finance board: alerts, aging, the indicator catalogue, invoiced and received by week,
-//! gross profit by customer, cycle times and work by role.
+//! The finance board: alerts, the month's budgets, aging, the indicator catalogue, invoiced and
+//! received by week, gross profit by customer, cycle times and work by role.
 
 use std::fmt::Write as _;
 
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use cloverleaf_engine::store::Queries as _;
 use rust_decimal::Decimal;
+use serde::Deserialize;
 
 use super::{CsrfForm, answer, error_page, message_page};
 use crate::server::AppState;
@@ -17,14 +18,22 @@ use crate::server::error::ApiError;
 use crate::web::i18n;
 use crate::web::{Viewer, esc, url_path};
 
+/// What the board may be asked for.
+#[derive(Debug, Deserialize)]
+pub struct BoardQuery {
+    /// The month whose budgets are shown (`2026-03`); this month when absent.
+    period: Option<String>,
+}
+
 /// `GET /board`: the figures business and finance share, for the roles that read reports.
-pub async fn board(State(state): State<AppState>, viewer: Viewer) -> Response {
+pub async fn board(State(state): State<AppState>, viewer: Viewer, Query(query): Query<BoardQuery>) -> Response {
     let result: Result<String, ApiError> = async {
         access::may_read_reports(&viewer.caller)?;
         let report = crate::server::reports::report(&state, None).await?;
         let lang = viewer.lang;
         let mut out = format!("<h1>{}</h1>", viewer.t("board"));
         out.push_str(&alerts_section(&state, &viewer).await?);
+        out.push_str(&super::budgets::section(&state, &viewer, query.period.as_deref()).await?);
         if let Some(ledger) = &report.ledger {
             let most = ledger.aging.iter().map(|b| b.amount).max().unwrap_or_default().max(Decimal::ONE);
             let _ = write!(out, "<section><h2>{}</h2><svg class=\"bars\" viewBox=\"0 0 420 {}\" role=\"img\" aria-label=\"{}\">", viewer.t("aging"), ledger.aging.len() * 30 + 10, viewer.t("aging"));

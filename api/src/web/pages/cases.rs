@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use cloverleaf_dsl::expr::Value as DslValue;
 use cloverleaf_dsl::model::NodeKind;
 use cloverleaf_engine::store::Queries as _;
-use cloverleaf_engine::{Instance, InstanceId};
+use cloverleaf_engine::{Instance, InstanceId, Status};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -72,7 +72,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             viewer.t("when"),
         );
         for r in rows {
-            let status_word = STATUS_WORDS.iter().find(|(v, _)| *v == r.status.as_str()).map_or(r.status.as_str(), |(_, k)| viewer.t(k));
+            let status_word = status_word(&viewer, r.status.as_str());
             let _ = write!(
                 out,
                 "<tr data-status=\"{}\"><td><a href=\"/cases/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -94,6 +94,24 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
 /// The statuses an instance list can be narrowed to, with the catalogue key of their word.
 const STATUS_WORDS: [(&str, &str); 4] =
     [("running", "running"), ("completed", "completed"), ("failed", "failed"), ("cancelled", "cancelled")];
+
+/// An instance status in the reader's words; one the page does not know, as written.
+fn status_word<'a>(viewer: &Viewer, status: &'a str) -> &'a str {
+    STATUS_WORDS.iter().find(|(v, _)| *v == status).map_or(status, |(_, k)| viewer.t(k))
+}
+
+/// Where an instance is, in the reader's words, with the end a completed one reached.
+fn instance_status(viewer: &Viewer, status: &Status) -> String {
+    match status {
+        Status::Created | Status::Running => viewer.t("running").to_string(),
+        Status::Completed { outcome: Some(end) } => {
+            format!("{} ({})", viewer.t("completed"), i18n::label(end, viewer.lang))
+        }
+        Status::Completed { outcome: None } => viewer.t("completed").to_string(),
+        Status::Failed { .. } => viewer.t("failed").to_string(),
+        Status::Cancelled { .. } => viewer.t("cancelled").to_string(),
+    }
+}
 
 /// `GET /cases/{id}`: the diagram with where the instance stands, its data and its history.
 pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<InstanceId>) -> Response {
@@ -126,7 +144,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             esc(&definition.title),
             esc(instance.business_key().unwrap_or(id.as_str())),
             viewer.t("status"),
-            esc(&format!("{:?}", instance.status()).to_lowercase()),
+            esc(&instance_status(&viewer, instance.status())),
             viewer.t("diagram"),
             diagram::svg(&definition, &progress, &definition.title),
         );
@@ -140,20 +158,21 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         }
         let _ = write!(
             out,
-            "</dl></section><section><h2>{}</h2><table class=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            "</dl></section><section id=\"history\"><h2>{}</h2><table class=\"history\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
             viewer.t("history"),
             viewer.t("when"),
             viewer.t("what"),
             viewer.t("who")
         );
-        for h in &history {
+        let case = super::history::Case { definition: &definition, instance: &instance };
+        for h in history.iter().filter(|h| super::history::worth_showing(&case, h)) {
             let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone)).unwrap_or_else(|_| h.at.clone());
             let who = match (&h.who, &h.on_behalf_of) {
                 (Some(w), Some(b)) => format!("{} ({} {})", esc(w), viewer.t("for_whom"), esc(b)),
                 (Some(w), None) => esc(w),
                 _ => String::new(),
             };
-            let what = format!("{}{}", esc(&h.kind.replace('_', " ")), h.node.as_ref().map(|n| format!(" · {}", esc(n))).unwrap_or_default());
+            let what = super::history::what(&viewer, &case, h);
             let _ = write!(out, "<tr><td>{}</td><td>{what}</td><td>{who}</td></tr>", esc(&at));
         }
         out.push_str("</tbody></table></section>");

@@ -3,8 +3,11 @@
 //! page and the helpers several areas share.
 
 mod board;
+mod budgets;
 mod cases;
 mod figures;
+mod history;
+mod letters;
 mod operations;
 mod sign_in;
 mod tasks;
@@ -27,8 +30,10 @@ use crate::server::config::ADMIN;
 use crate::server::error::ApiError;
 
 pub use board::{acknowledge_alert, board};
+pub use budgets::set_budget;
 pub use cases::{case, cases};
 pub use figures::{orders, receivables, report};
+pub use letters::{letters, retry_letter};
 pub use operations::{deploy, operations, retry_incident};
 pub use sign_in::{login, login_form, logout};
 pub use tasks::{inbox, task, task_action};
@@ -39,6 +44,9 @@ fn page(viewer: &Viewer, title: &str, body: &str) -> String {
         format!("<a href=\"/inbox\">{}</a><a href=\"/cases\">{}</a>", viewer.t("inbox"), viewer.t("instances"));
     if access::may_read_reports(&viewer.caller).is_ok() {
         let _ = write!(nav, "<a href=\"/board\">{}</a>", viewer.t("board"));
+    }
+    if letters::may_read(viewer) {
+        let _ = write!(nav, "<a href=\"/letters\">{}</a>", viewer.t("letters"));
     }
     if viewer.caller.has(ADMIN) {
         let _ = write!(nav, "<a href=\"/ops\">{}</a>", viewer.t("operations"));
@@ -124,7 +132,11 @@ fn money_variables(definition: &cloverleaf_dsl::CompiledProcess) -> BTreeSet<&st
 
 /// A variable's value for a reader: money with its currency, times in their zone.
 fn show_value(viewer: &Viewer, instance: &Instance, name: &str, money: bool) -> String {
-    let Some(value) = instance.variables().get(name) else { return String::new() };
+    instance.variables().get(name).map_or_else(String::new, |value| show(viewer, value, money))
+}
+
+/// A value for a reader: money with its currency, times in their zone.
+fn show(viewer: &Viewer, value: &DslValue, money: bool) -> String {
     match value {
         DslValue::Null => "—".to_string(),
         DslValue::Number(n) if money => i18n::money(*n, viewer.lang),

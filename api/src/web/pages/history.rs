@@ -1,0 +1,180 @@
+//! A case's history in words: each entry's kind in the reader's language, the step by its title,
+//! and an operator's move to another version or repair by hand as a sentence with its reason.
+//!
+//! The engine records a migration's versions and reason, and a repair's action and reason, in
+//! the entry's detail sentence (`migrated from v1 to v2: REASON`, `set `risk`: REASON`); the
+//! page reads them back from there and falls back to the sentence as written when it does not
+//! have that shape.
+
+use cloverleaf_dsl::CompiledProcess;
+use cloverleaf_engine::store::HistoryRow;
+use cloverleaf_engine::{HistoryEvent, Instance};
+
+use super::show;
+use crate::web::{Viewer, esc, i18n};
+
+/// The catalogue key of each history kind's word.
+const KIND_WORDS: &[(&str, &str)] = &[
+    ("started", "kind_started"),
+    ("entered", "kind_entered"),
+    ("assigned", "kind_assigned"),
+    ("decided", "kind_decided"),
+    ("job_completed", "kind_job_completed"),
+    ("job_failed", "kind_job_failed"),
+    ("business_error", "kind_business_error"),
+    ("task_completed", "kind_task_completed"),
+    ("task_delegated", "kind_task_delegated"),
+    ("timer_fired", "kind_timer_fired"),
+    ("message_received", "kind_message_received"),
+    ("child_completed", "kind_child_completed"),
+    ("child_failed", "kind_child_failed"),
+    ("end_reached", "kind_end_reached"),
+    ("incident_raised", "kind_incident_raised"),
+    ("incident_resolved", "kind_incident_resolved"),
+    ("completed", "kind_completed"),
+    ("failed", "kind_failed"),
+    ("cancelled", "kind_cancelled"),
+    ("migrated", "kind_migrated"),
+    ("modified", "kind_modified"),
+];
+
+/// The word for history kind `kind`; a kind this page does not know, as written.
+pub(super) fn kind_word(viewer: &Viewer, kind: &str) -> String {
+    KIND_WORDS.iter().find(|(k, _)| *k == kind).map_or_else(|| kind.replace('_', " "), |(_, key)| viewer.t(key).into())
+}
+
+/// A step as people know it: its title, with the case's values in its placeholders
+/// (`Approve order {order_id}`), else its name.
+fn step(case: &Case<'_>, name: &str) -> String {
+    // A node without a name of its own (`approve:decide`) belongs to the step it is named after.
+    if let Some((owner, _)) = name.split_once(':')
+        && case.definition.node(owner).is_some()
+    {
+        return step(case, owner);
+    }
+    let Some(title) = case.definition.node(name).and_then(|n| n.title.as_deref()) else { return name.to_string() };
+    let mut out = String::new();
+    let mut rest = title;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { return name.to_string() };
+        let Some(value) = case.instance.variables().get(&rest[open + 1..open + close]) else { return name.to_string() };
+        out.push_str(&rest[..open]);
+        out.push_str(&super::plain_text(value));
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The case whose history is shown: its instance and the definition it runs.
+pub(super) struct Case<'a> {
+    /// The definition the instance runs now.
+    pub definition: &'a CompiledProcess,
+    /// The instance.
+    pub instance: &'a Instance,
+}
+
+/// False for the entries that only say a token passed through the start or a step's inner node
+/// (`approve:decide`): the machine's bookkeeping, which the next entry says in words. The
+/// history API keeps every entry.
+pub(super) fn worth_showing(case: &Case<'_>, row: &HistoryRow) -> bool {
+    let Some(node) = row.node.as_deref().filter(|_| row.kind == "entered") else { return true };
+    let start =
+        case.definition.node(node).is_some_and(|n| matches!(n.kind, cloverleaf_dsl::model::NodeKind::Start { .. }));
+    !start && !node.contains(':')
+}
+
+/// Fills the `{key}` placeholders of a catalogue sentence with escaped values, in one pass (a
+/// value that holds `{reason}` stays as written).
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&esc(&rest[..open]));
+        let after = &rest[open + 1..];
+        match after.find('}').and_then(|close| values.iter().find(|(k, _)| *k == &after[..close]).map(|v| (close, v))) {
+            Some((close, (_, value))) => {
+                out.push_str(&esc(value));
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(&esc(rest));
+    out
+}
+
+/// The "what" cell of history entry `row`, as HTML.
+pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String {
+    let entry: Option<HistoryEvent> = serde_json::from_str(&row.detail).ok();
+    let detail = entry.as_ref().and_then(|e| e.detail.as_deref()).unwrap_or_default();
+    let sentence = match row.kind.as_str() {
+        "migrated" => migrated(viewer, detail),
+        "modified" => entry.as_ref().and_then(|e| modified(viewer, case, e, detail)),
+        "task_delegated" => detail.strip_prefix("to ").map(|to| fill(viewer.t("delegated_text"), &[("to", to)])),
+        _ => None,
+    };
+    let node = row.node.as_deref().map(|n| format!(" · {}", esc(&step(case, n)))).unwrap_or_default();
+    match sentence {
+        Some(sentence) => format!("<span class=\"event\" data-kind=\"{}\">{sentence}</span>", esc(&row.kind)),
+        None => {
+            let word = kind_word(viewer, &row.kind);
+            // What the machine noted besides (a decision's arm, an error), in its own words.
+            let note = if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" <span class=\"muted\">{}</span>", esc(detail))
+            };
+            format!("<span class=\"event\" data-kind=\"{}\">{}</span>{node}{note}", esc(&row.kind), esc(&word))
+        }
+    }
+}
+
+/// `migrated from v1 to v2: REASON` in the reader's words.
+fn migrated(viewer: &Viewer, detail: &str) -> Option<String> {
+    let rest = detail.strip_prefix("migrated from v")?;
+    let (from, rest) = rest.split_once(" to v")?;
+    let (to, reason) = rest.split_once(": ")?;
+    let numbers = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (numbers(from) && numbers(to))
+        .then(|| fill(viewer.t("migrated_text"), &[("from", from), ("to", to), ("reason", reason)]))
+}
+
+/// A repair by hand (a token withdrawn, a token started before a step, a variable set) in the
+/// reader's words.
+fn modified(viewer: &Viewer, case: &Case<'_>, entry: &HistoryEvent, detail: &str) -> Option<String> {
+    if detail.starts_with("cancelled token ") {
+        let node = entry.node.as_deref()?;
+        let (_, reason) = detail.split_once("`: ")?;
+        return Some(fill(viewer.t("modified_cancel"), &[("node", &step(case, node)), ("reason", reason)]));
+    }
+    if let Some(rest) = detail.strip_prefix("started a token before `") {
+        let (node, reason) = rest.split_once("`: ")?;
+        return Some(fill(viewer.t("modified_start"), &[("node", &step(case, node)), ("reason", reason)]));
+    }
+    let rest = detail.strip_prefix("set `")?;
+    let (name, reason) = rest.split_once("`: ")?;
+    let value = entry.variables.get(name)?;
+    let money = super::money_variables(case.definition).contains(name);
+    let label = i18n::label(name, viewer.lang);
+    Some(fill(
+        viewer.t("modified_set"),
+        &[("name", &label), ("value", &show(viewer, value, money)), ("reason", reason)],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fill;
+
+    #[test]
+    fn a_sentence_is_filled_once_and_escaped() {
+        let filled =
+            fill("moved from {from} to {to}: {reason}", &[("from", "1"), ("to", "{reason}"), ("reason", "<b>")]);
+        assert_eq!(filled, "moved from 1 to {reason}: &lt;b&gt;");
+        assert_eq!(fill("{unknown} {", &[]), "{unknown} {");
+    }
+}

@@ -1,0 +1,188 @@
+//! Customer letters: the invoice notices, dunning and refund letters the ledger wrote, with what
+//! became of each, and a button that sends one that could not be delivered again.
+//!
+//! Who may use it: the readers of `GET /v1/outbox` (AR clerk, controller, CFO, auditor, admin)
+//! see every letter (there is no narrower share of them); the handlers of
+//! `POST /v1/outbox/{id}/retry` (AR clerk, controller, admin) see and use the button. Everyone
+//! else is refused.
+
+use std::fmt::Write as _;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use cloverleaf_engine::store::Queries as _;
+use serde::Deserialize;
+
+use super::{CsrfForm, answer, error_page, message_page, page, with_lang};
+use crate::server::AppState;
+use crate::server::config::LETTER_KINDS;
+use crate::server::error::ApiError;
+use crate::server::notify::outbox::{LETTER_HANDLERS, LETTER_READERS, LetterView};
+use crate::web::{Viewer, esc, html, i18n, url_path};
+
+/// The most letters one page lists.
+const PAGE_SIZE: i64 = 200;
+
+/// The delivery states, with the catalogue key of their word.
+const STATES: [(&str, &str); 3] =
+    [("dead", "letter_dead"), ("pending", "letter_pending"), ("delivered", "letter_delivered")];
+
+/// What the list may be narrowed to.
+#[derive(Debug, Deserialize)]
+pub struct LettersQuery {
+    state: Option<String>,
+}
+
+/// True when `viewer` may read the letters.
+pub(super) fn may_read(viewer: &Viewer) -> bool {
+    LETTER_READERS.iter().any(|r| viewer.caller.has(r))
+}
+
+/// `GET /letters`: the customer letters, newest first, narrowed by delivery state.
+pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query): Query<LettersQuery>) -> Response {
+    let result: Result<String, ApiError> = async {
+        viewer.caller.require_any(LETTER_READERS, "read the customer letters")?;
+        if state.ledger().is_none() {
+            return Err(ApiError::not_found("this server runs without the finance sub-ledger"));
+        }
+        let chosen = query.state.as_deref().filter(|s| STATES.iter().any(|(v, _)| v == s));
+        let kinds: Vec<String> = LETTER_KINDS.iter().map(|k| (*k).to_string()).collect();
+        let found = state
+            .engine()
+            .store()
+            .notifications_of(&kinds, chosen, PAGE_SIZE)
+            .await
+            .map_err(ApiError::internal)?;
+        let handler = LETTER_HANDLERS.iter().any(|r| viewer.caller.has(r));
+        // The customer links to their open invoices for those who read the board.
+        let board = crate::server::access::may_read_reports(&viewer.caller).is_ok();
+        let mut options = format!("<option value=\"\">{}</option>", viewer.t("all_letters"));
+        for (value, key) in STATES {
+            let selected = if Some(value) == chosen { " selected" } else { "" };
+            let _ = write!(options, "<option value=\"{value}\"{selected}>{}</option>", viewer.t(key));
+        }
+        let mut out = format!(
+            "<h1>{}</h1><p class=\"muted\">{}</p><form method=\"get\" action=\"/letters\" class=\"filters\">\
+             <label>{} <select name=\"state\" id=\"state\">{options}</select></label><button type=\"submit\">{}</button></form>",
+            viewer.t("letters"),
+            viewer.t("letters_intro"),
+            viewer.t("delivery"),
+            viewer.t("filter"),
+        );
+        if found.is_empty() {
+            let _ = write!(out, "<p class=\"empty\">{}</p>", viewer.t("no_letters"));
+            return Ok(out);
+        }
+        let _ = write!(
+            out,
+            "<table class=\"letters\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+            viewer.t("written"),
+            viewer.t("letter"),
+            viewer.t("customer"),
+            viewer.t("to_address"),
+            viewer.t("delivery"),
+        );
+        for letter in found.into_iter().map(LetterView::from) {
+            out.push_str(&row(&viewer, &letter, handler, board));
+        }
+        out.push_str("</tbody></table>");
+        Ok(out)
+    }
+    .await;
+    answer(&viewer, "letters", result)
+}
+
+/// One letter as a table row: when, what (its text folded away), to whom, and its delivery.
+fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> String {
+    let written = letter
+        .created_at
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .map_or_else(|_| letter.created_at.clone(), |at| i18n::time(at, viewer.zone));
+    let kind = match letter.kind.as_str() {
+        "invoice_notice" => viewer.t("letter_invoice_notice"),
+        "dunning_letter" => viewer.t("letter_dunning_letter"),
+        "refund_notice" => viewer.t("letter_refund_notice"),
+        other => other,
+    };
+    let word = STATES.iter().find(|(v, _)| *v == letter.state).map_or(letter.state.as_str(), |(_, k)| viewer.t(k));
+    let invoice =
+        letter.invoice.as_deref().map(|i| format!(" · <span class=\"nowrap\">{}</span>", esc(i))).unwrap_or_default();
+    let to =
+        letter.to.as_deref().map_or_else(|| format!("<span class=\"muted\">{}</span>", viewer.t("no_address")), esc);
+    let mut delivery = format!(
+        "<strong class=\"state {}\">{}</strong> <span class=\"muted\">{}</span>",
+        esc(&letter.state),
+        esc(word),
+        if letter.attempts == 1 {
+            viewer.t("attempt_one").to_string()
+        } else {
+            viewer.t("attempts").replace("{n}", &letter.attempts.to_string())
+        },
+    );
+    if let Some(error) = letter.last_error.as_deref().filter(|_| letter.state != "delivered") {
+        let _ = write!(delivery, "<br><span class=\"muted\">{}{}</span>", viewer.t("last_error"), esc(error));
+    }
+    if handler && letter.state == "dead" {
+        let _ = write!(
+            delivery,
+            "<form method=\"post\" action=\"/letters/{}/retry\" class=\"again\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
+            url_path(&letter.id),
+            viewer.csrf,
+            viewer.t("send_again"),
+        );
+    }
+    let mark = if letter.state == "dead" { " class=\"dead\"" } else { "" };
+    let customer = if board {
+        format!("<a href=\"/board/receivables?customer={}\">{}</a>", url_path(&letter.customer), esc(&letter.customer))
+    } else {
+        esc(&letter.customer)
+    };
+    format!(
+        "<tr data-letter=\"{id}\" data-state=\"{state}\"{mark}><td>{written}</td>\
+         <td><details><summary>{kind}{invoice}<br>{subject}</summary><pre class=\"letter\">{body}</pre></details></td>\
+         <td class=\"nowrap\">{customer}</td><td>{to}</td><td>{delivery}</td></tr>",
+        id = esc(&letter.id),
+        state = esc(&letter.state),
+        written = esc(&written),
+        kind = esc(kind),
+        subject = esc(&letter.subject),
+        body = esc(&letter.body),
+    )
+}
+
+/// `POST /letters/{id}/retry`: sends a letter that could not be delivered again (AR clerk,
+/// controller, admin).
+pub async fn retry_letter(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !viewer.csrf_ok(form.csrf.as_deref()) {
+        return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    if let Err(e) = viewer.caller.require_any(LETTER_HANDLERS, "send customer letters again") {
+        return error_page(&viewer, &e);
+    }
+    // Letters only: the other notifications are the operators' to retry.
+    let row = id.strip_prefix("outbox.").filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if row.is_none() {
+        return error_page(&viewer, &ApiError::not_found(format!("`{id}` is not a customer letter")));
+    }
+    match state.engine().retry_notification(&id).await {
+        Ok(true) => Redirect::to("/letters").into_response(),
+        Ok(false) => {
+            // Back to the letters, where the reader sees what became of it.
+            let body = format!(
+                "<h1>{}</h1><p class=\"notice\" role=\"alert\">{}</p><p><a href=\"/letters\">{}</a></p>",
+                viewer.t("refused"),
+                viewer.t("not_dead"),
+                viewer.t("back")
+            );
+            with_lang(&viewer, html(StatusCode::CONFLICT, page(&viewer, viewer.t("letters"), &body)))
+        }
+        Err(e) => error_page(&viewer, &ApiError::internal(e)),
+    }
+}

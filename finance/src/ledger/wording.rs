@@ -1,0 +1,207 @@
+//! The words of the letters to customers (invoice notices, dunning letters, refund notices), in
+//! the customer's language: English, or Simplified Chinese for a customer whose language is
+//! `zh-CN` (`Ledger::set_customer_language`). Pure: the jobs pass the facts and write the result
+//! to the outbox in their own transaction.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sqlx::{AnyConnection, Row};
+
+use super::{Error, Ledger, date_text, money_text};
+
+/// The languages letters are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    /// English (the default).
+    En,
+    /// Simplified Chinese.
+    ZhCn,
+}
+
+impl Language {
+    /// From a stored or given tag: `en` or `zh-CN` (case does not matter); `None` for another.
+    pub fn parse(tag: &str) -> Option<Language> {
+        match tag.to_ascii_lowercase().as_str() {
+            "en" => Some(Language::En),
+            "zh-cn" | "zh-hans" | "zh" => Some(Language::ZhCn),
+            _ => None,
+        }
+    }
+
+    /// The tag as stored.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::ZhCn => "zh-CN",
+        }
+    }
+}
+
+/// What an invoice notice says.
+pub(crate) struct InvoiceFacts<'a> {
+    pub customer: &'a str,
+    pub number: &'a str,
+    pub id: &'a str,
+    pub net: Decimal,
+    pub tax: Decimal,
+    pub total: Decimal,
+    pub due: NaiveDate,
+}
+
+/// An invoice notice: (subject, body).
+pub(crate) fn invoice_notice(language: Language, f: &InvoiceFacts<'_>) -> (String, String) {
+    let (total, net, tax, due) = (money_text(f.total), money_text(f.net), money_text(f.tax), date_text(f.due));
+    match language {
+        Language::En => (
+            format!("Invoice {} from us", f.number),
+            format!(
+                "Dear {},\n\nplease find invoice {} of {total} (net {net}, tax {tax}), due on {due}. Please quote {} \
+                 with your payment.",
+                f.customer, f.number, f.id
+            ),
+        ),
+        Language::ZhCn => (
+            format!("发票 {}", f.number),
+            format!(
+                "尊敬的 {}：\n\n随函附上发票 {}，金额 {total}（不含税 {net}，税额 {tax}），付款到期日为 {due}。\
+                 付款时请注明 {}。",
+                f.customer, f.number, f.id
+            ),
+        ),
+    }
+}
+
+/// Another notice about an invoice (a template the wording does not know): (subject, body).
+pub(crate) fn invoice_other(language: Language, template: &str, f: &InvoiceFacts<'_>) -> (String, String) {
+    let total = money_text(f.total);
+    match language {
+        Language::En => (
+            format!("About invoice {}", f.number),
+            format!("Dear {},\n\n{template}: invoice {} of {total}.", f.customer, f.number),
+        ),
+        Language::ZhCn => (
+            format!("关于发票 {}", f.number),
+            format!("尊敬的 {}：\n\n{template}：发票 {}，金额 {total}。", f.customer, f.number),
+        ),
+    }
+}
+
+/// A dunning letter of `level` about an overdue invoice, `open` still owed: (subject, body).
+pub(crate) fn dunning_letter(
+    language: Language,
+    level: i64,
+    f: &InvoiceFacts<'_>,
+    days_overdue: i64,
+    open: Decimal,
+) -> (String, String) {
+    let (total, due, open) = (money_text(f.total), date_text(f.due), money_text(open));
+    match language {
+        Language::En => (
+            match level {
+                1 => format!("Reminder: invoice {} is overdue", f.number),
+                _ => format!("Second reminder {level}: invoice {} is overdue", f.number),
+            },
+            format!(
+                "Dear {},\n\ninvoice {} of {total} was due on {due} ({days_overdue} days ago). {open} is still open. \
+                 Please pay quoting {}.",
+                f.customer, f.number, f.id
+            ),
+        ),
+        Language::ZhCn => (
+            match level {
+                1 => format!("付款提醒：发票 {} 已逾期", f.number),
+                _ => format!("第 {level} 次付款提醒：发票 {} 已逾期", f.number),
+            },
+            format!(
+                "尊敬的 {}：\n\n发票 {}（金额 {total}）的付款到期日为 {due}，已逾期 {days_overdue} 天，\
+                 尚有 {open} 未付。付款时请注明 {}。",
+                f.customer, f.number, f.id
+            ),
+        ),
+    }
+}
+
+/// A refund notice: (subject, body).
+pub(crate) fn refund_notice(language: Language, customer: &str, amount: Decimal, payment_id: &str) -> (String, String) {
+    let amount = money_text(amount);
+    match language {
+        Language::En => (
+            "Refund of an over-payment".to_string(),
+            format!("Dear {customer},\n\nwe refunded {amount} of your payment {payment_id}."),
+        ),
+        Language::ZhCn => (
+            "多付款项退款".to_string(),
+            format!("尊敬的 {customer}：\n\n您的付款 {payment_id} 中的 {amount} 已退还给您。"),
+        ),
+    }
+}
+
+/// The language a customer's letters are written in (English when none is set).
+pub(crate) async fn language_of(conn: &mut AnyConnection, customer_id: &str) -> Result<Language, Error> {
+    let tag: Option<String> = sqlx::query("SELECT language FROM customers WHERE id = $1")
+        .bind(customer_id)
+        .fetch_optional(conn)
+        .await?
+        .map(|r| r.try_get::<Option<String>, _>(0))
+        .transpose()?
+        .flatten();
+    Ok(tag.as_deref().and_then(Language::parse).unwrap_or(Language::En))
+}
+
+impl Ledger {
+    /// Sets the language of a customer's letters: `en` or `zh-CN`.
+    pub async fn set_customer_language(&self, customer_id: &str, language: &str) -> Result<(), Error> {
+        let language = Language::parse(language).ok_or_else(|| Error::Input {
+            field: "language".into(),
+            problem: format!("{language:?} is not a language letters are written in (en, zh-CN)"),
+        })?;
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query("UPDATE customers SET language = $1 WHERE id = $2")
+            .bind(language.tag())
+            .bind(customer_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Err(Error::UnknownCustomer(customer_id.to_string()));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> InvoiceFacts<'static> {
+        InvoiceFacts {
+            customer: "Shanghai Pumps Co.",
+            number: "2026-000007",
+            id: "INV-2026-000007",
+            net: Decimal::new(100_000, 2),
+            tax: Decimal::new(13_000, 2),
+            total: Decimal::new(113_000, 2),
+            due: NaiveDate::from_ymd_opt(2026, 2, 4).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn letters_speak_the_customers_language_with_the_same_figures() {
+        let (subject, body) = invoice_notice(Language::ZhCn, &facts());
+        assert_eq!(subject, "发票 2026-000007");
+        assert!(body.contains("金额 1130.00（不含税 1000.00，税额 130.00），付款到期日为 2026-02-04"), "{body}");
+        let (subject, body) = dunning_letter(Language::ZhCn, 2, &facts(), 31, Decimal::new(50_000, 2));
+        assert_eq!(subject, "第 2 次付款提醒：发票 2026-000007 已逾期");
+        assert!(body.contains("已逾期 31 天，尚有 500.00 未付。付款时请注明 INV-2026-000007。"), "{body}");
+        let (subject, body) = refund_notice(Language::ZhCn, "Shanghai Pumps Co.", Decimal::new(15_000, 2), "BANK-9");
+        assert_eq!(subject, "多付款项退款");
+        assert!(body.contains("您的付款 BANK-9 中的 150.00 已退还给您"), "{body}");
+        // English stays as it was written before languages were known.
+        let (subject, body) = dunning_letter(Language::En, 1, &facts(), 7, Decimal::new(113_000, 2));
+        assert_eq!(subject, "Reminder: invoice 2026-000007 is overdue");
+        assert!(body.contains("was due on 2026-02-04 (7 days ago). 1130.00 is still open."), "{body}");
+        assert_eq!(Language::parse("ZH-cn"), Some(Language::ZhCn));
+        assert_eq!(Language::parse("de"), None);
+    }
+}
