@@ -215,3 +215,36 @@ async fn numbers_of(ledger: &Ledger, customer: &str) -> Vec<String> {
         .map(|r| r.get(0))
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_costing_one_product_on_two_nodes_at_once_all_post_and_the_stock_adds_up() {
+    let Some((_db, a, b)) = two_nodes().await else { return };
+    let now = t0();
+    let nodes = [a.clone(), b.clone()];
+    // Twenty orders of two sensors each (300 in stock), recorded first, then all costed at once:
+    // each takes the product's lock, so none fails on another's update of the stock row.
+    const ORDERS: usize = 20;
+    for n in 0..ORDERS {
+        let customer = format!("C-{:03}", 1 + n % 6);
+        a.record_order(&format!("SO-S{n}"), &customer, now.date_naive(), &[("SENS-T1", dec("2"))]).await.unwrap();
+    }
+    let before = a.stock().await.unwrap().into_iter().find(|l| l.sku == "SENS-T1").unwrap();
+    let mut costs = Vec::new();
+    for n in 0..ORDERS {
+        let node = nodes[n % 2].clone();
+        costs.push(tokio::spawn(async move {
+            let customer = format!("C-{:03}", 1 + n % 6);
+            node.post_cost(&format!("cost-s{n}"), t0(), &format!("SO-S{n}"), &customer, "SH", None).await
+        }));
+    }
+    let mut total = Decimal::ZERO;
+    for cost in costs {
+        total += within_deadline("a cost posting", cost).await.unwrap().expect("costing succeeds").cost_of_goods;
+    }
+    let after = a.stock().await.unwrap().into_iter().find(|l| l.sku == "SENS-T1").unwrap();
+    assert_eq!(after.on_hand, before.on_hand - dec("40"), "every order took its two units, once");
+    assert_eq!(after.value, before.value - total, "the stock's value fell by what was costed");
+    assert!(a.trial_balance().await.unwrap().is_balanced());
+    a.close().await;
+    b.close().await;
+}
