@@ -4,7 +4,8 @@
 //! measured in the same run. Then the invoice handler on PostgreSQL, with one node and with two
 //! (each an engine, a ledger handle and a worker on one database), when a server is reachable
 //! (`CLOVERLEAF_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432`; a scratch database
-//! is created and dropped), beside the server's raw single-row commits per second in the same
+//! is created and dropped), and then the cost postings the same instances queued (one per order,
+//! no number series), beside the server's raw single-row commits per second in the same
 //! run: one connection committing one after another, and four at once (commits that share a
 //! disk flush).
 //!
@@ -110,13 +111,17 @@ async fn run() -> BenchResult<()> {
             println!("postgresql, raw single-row commits/s:       {four:>8.0}  (four connections at once)");
         }
         for nodes in [1, 2] {
-            let Some((rate, completed, balanced)) =
+            let Some((rate, completed, balanced, cost_rate)) =
                 postgres_invoices(nodes, invoices, concurrency, worker_concurrency).await?
             else {
                 break;
             };
             println!(
                 "postgresql, invoice handler, {nodes} node{}:     {rate:>8.0}  ({completed} invoices, books balanced: {balanced})",
+                if nodes == 1 { " " } else { "s" }
+            );
+            println!(
+                "postgresql, cost handler, {nodes} node{}:        {cost_rate:>8.0}  (one cost posting per order, no series)",
                 if nodes == 1 { " " } else { "s" }
             );
         }
@@ -126,11 +131,16 @@ async fn run() -> BenchResult<()> {
 
 /// Handlers with only the built-in `invoice.issue`.
 fn invoice_only(ledger: &Ledger) -> Handlers {
-    let mut invoice = Handlers::new();
-    if let Some(handler) = finance::handlers(ledger).get("invoice.issue") {
-        invoice.register_arc("invoice.issue", Arc::clone(handler));
+    only(ledger, "invoice.issue")
+}
+
+/// Handlers with only the built-in handler of `job_type`.
+fn only(ledger: &Ledger, job_type: &str) -> Handlers {
+    let mut handlers = Handlers::new();
+    if let Some(handler) = finance::handlers(ledger).get(job_type) {
+        handlers.register_arc(job_type, Arc::clone(handler));
     }
-    invoice
+    handlers
 }
 
 /// Single-row commits per second on a scratch PostgreSQL database: `n` by one connection one
@@ -174,7 +184,7 @@ async fn postgres_invoices(
     invoices: usize,
     concurrency: usize,
     worker_concurrency: usize,
-) -> BenchResult<Option<(f64, u64, bool)>> {
+) -> BenchResult<Option<(f64, u64, bool, f64)>> {
     let Some(db) = ScratchDb::postgres().await else { return Ok(None) };
     let url = db.url();
     let mut members = Vec::new();
@@ -189,12 +199,32 @@ async fn postgres_invoices(
     first_ledger.seed_demo_company(first.now().date_naive()).await?;
     queue_invoices(first, invoices, concurrency).await?;
 
+    let (rate, completed) = drain_nodes(&members, "invoice.issue", invoices, worker_concurrency).await?;
+    // The cost postings the same instances queued: one per order, no number series.
+    let (cost_rate, _) = drain_nodes(&members, "ledger.post_cost", invoices, worker_concurrency).await?;
+    let balanced = first_ledger.trial_balance().await?.is_balanced();
+    for (engine, ledger) in members {
+        ledger.close().await;
+        engine.store().close().await;
+    }
+    Ok(Some((rate, completed, balanced, cost_rate)))
+}
+
+/// Drains `jobs` jobs of `job_type` with a worker on each node at once: jobs per second and how
+/// many completed.
+async fn drain_nodes(
+    members: &[(Engine<AnyStore>, Ledger)],
+    job_type: &str,
+    jobs: usize,
+    worker_concurrency: usize,
+) -> BenchResult<(f64, u64)> {
+    let nodes = members.len();
     let (report, mut reports) = tokio::sync::mpsc::unbounded_channel::<(usize, WorkerStats)>();
     let mut stops = Vec::new();
     let mut running = Vec::new();
     let start = Instant::now();
     for (n, (engine, ledger)) in members.iter().enumerate() {
-        let worker = Worker::new(engine.clone(), invoice_only(ledger), options(worker_concurrency));
+        let worker = Worker::new(engine.clone(), only(ledger, job_type), options(worker_concurrency));
         forward_stats(n, worker.handle(), report.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         stops.push(stop);
@@ -203,7 +233,7 @@ async fn postgres_invoices(
         })));
     }
     drop(report);
-    let goal = invoices as u64;
+    let goal = jobs as u64;
     let mut latest = vec![WorkerStats::default(); nodes];
     while let Some((n, stats)) = reports.recv().await {
         latest[n] = stats;
@@ -211,7 +241,7 @@ async fn postgres_invoices(
             break;
         }
     }
-    let rate = invoices as f64 / start.elapsed().as_secs_f64();
+    let rate = jobs as f64 / start.elapsed().as_secs_f64();
     for stop in stops {
         let _ = stop.send(());
     }
@@ -219,12 +249,7 @@ async fn postgres_invoices(
     for run in running {
         completed += run.await??.completed;
     }
-    let balanced = first_ledger.trial_balance().await?.is_balanced();
-    for (engine, ledger) in members {
-        ledger.close().await;
-        engine.store().close().await;
-    }
-    Ok(Some((rate, completed, balanced)))
+    Ok((rate, completed))
 }
 
 /// Sends worker `n`'s counters each time they change, until the receiver is gone.
