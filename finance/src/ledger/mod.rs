@@ -19,10 +19,11 @@
 //! customers, invoices and payments run side by side on every node:
 //!
 //! 1. the ledger lock, a transaction-scoped advisory lock: *shared* by the job operations,
-//!    *exclusive* for the rare writes that need the whole ledger still (seeding, customers,
-//!    budget amounts and cost-centre assignments, closing a period, stored reports, alerts,
-//!    marking letters queued). Closing a period waits for every posting in flight, and every
-//!    posting after it sees the period closed;
+//!    *exclusive* for every write that names no scopes (`Ledger::begin`, `once!` without
+//!    `scoped:`): the rare ones that need the whole ledger still (seeding, customers, budget
+//!    amounts and cost-centre assignments, goods receipts, closing a period, stored reports,
+//!    alerts, marking letters queued, KPI snapshots). Closing a period waits for every posting
+//!    in flight, and every posting after it sees the period closed;
 //! 2. then the operation's [`Scope`]s, transaction-scoped advisory locks taken in ascending
 //!    `(class, hash)` order: key < order < customer < invoice < payment < cost centre < product
 //!    (a credit check takes its cost centre late, once it has read the customer's, which cannot
