@@ -20,6 +20,9 @@ use common::workload::{SqliteFile, complete_credit_checks, order, reference_file
 use common::{BenchResult, cost, cpu_model, env_usize, sqlite_raw};
 use serde_json::json;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> BenchResult<()> {
     common::block_on(run())
 }

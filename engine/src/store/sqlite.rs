@@ -3,11 +3,11 @@
 //! Writes go through one connection (SQLite has one writer anyway); reads use a small pool.
 //! [`Store::write`](super::Store::write) opens one transaction per batch and keeps the statement count per batch
 //! small, because each statement costs a round trip to sqlx's connection thread: every fetch of
-//! the batch is served by two statements, the job-epoch guards of all steps by one, the versioned
-//! instance updates by one (`UPDATE ... FROM (VALUES ...) RETURNING` tells which steps won), and
-//! the rows of the accepted steps a table at a time, each in one multi-row statement with bound
-//! parameters. Steps with rarer checks (a claim, a buffered message, an owed event) are checked
-//! one by one; a refused step changes nothing.
+//! the batch is served by two statements, the job-epoch and free-task guards of all steps by one,
+//! the versioned instance updates by one (`UPDATE ... FROM (VALUES ...) RETURNING` tells which
+//! steps won), and the rows of the accepted steps a table at a time, each in one multi-row
+//! statement with bound parameters. Steps with rarer checks (a buffered message, an owed event,
+//! a child to start) are checked one by one; a refused step changes nothing.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -234,17 +234,19 @@ pub(super) fn glob_pattern(pattern: &str) -> String {
     out
 }
 
-/// A step whose only checks are job epochs and its instance's version: checked in bulk.
+/// A step whose only checks are job epochs, free tasks and its instance's version: checked in
+/// bulk.
 fn is_simple(step: &StepWrite) -> bool {
-    step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. }))
+    step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. } | Guard::TaskFree { .. }))
         && step.record_message.is_none()
         && step.consume_messages.is_empty()
         && step.consume_pending.is_none()
         && step.children.is_empty()
 }
 
-/// Checks and writes many simple steps with a few statements: one for every job-epoch guard,
-/// one insert for new instances, one update for the rest (each guarded by its version).
+/// Checks and writes many simple steps with a few statements: one for every job-epoch and
+/// free-task guard, one insert for new instances, one update for the rest (each guarded by its
+/// version).
 async fn apply_simple_steps<'a>(
     conn: &mut SqliteConnection,
     steps: &[(usize, &'a StepWrite)],
@@ -256,17 +258,23 @@ async fn apply_simple_steps<'a>(
     let mut guards = Vec::new();
     for (i, step) in steps {
         for guard in &step.guards {
-            if let Guard::JobLocked { job, epoch } = guard {
-                guards.push(json!({"i": i, "job": job, "epoch": epoch}));
+            match guard {
+                Guard::JobLocked { job, epoch } => guards.push(json!({"i": i, "job": job, "epoch": epoch})),
+                Guard::TaskFree { task, user } => guards.push(json!({"i": i, "task": task, "user": user})),
+                _ => {}
             }
         }
     }
     let mut refused: HashMap<usize, WriteError> = HashMap::new();
     if !guards.is_empty() {
+        // The guards that fail, in the order they were listed: a step is refused for its first.
         let rows = sqlx::query(
-            "SELECT value->>'i' AS i, value->>'job' AS job, value->>'epoch' AS epoch FROM json_each(?1) \
-             WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE id = value->>'job' AND state = 'locked' \
-             AND lock_epoch = value->>'epoch')",
+            "SELECT value->>'i' AS i, value->>'job' AS job, value->>'epoch' AS epoch, value->>'task' AS task \
+             FROM json_each(?1) WHERE CASE WHEN value->>'job' IS NOT NULL \
+             THEN NOT EXISTS (SELECT 1 FROM jobs WHERE id = value->>'job' AND state = 'locked' \
+             AND lock_epoch = value->>'epoch') \
+             ELSE NOT EXISTS (SELECT 1 FROM tasks WHERE id = value->>'task' AND state = 'open' \
+             AND (claimed_by IS NULL OR claimed_by = value->>'user')) END ORDER BY key",
         )
         .bind(Value::Array(guards).to_string())
         .fetch_all(&mut *conn)
@@ -274,7 +282,11 @@ async fn apply_simple_steps<'a>(
         for row in rows {
             let i: i64 = row.try_get("i")?;
             let i = usize::try_from(i).map_err(|_| Error::Corrupt("guard index".into()))?;
-            refused.insert(i, WriteError::StaleEpoch { job: row.try_get("job")?, epoch: row.try_get("epoch")? });
+            let refusal = match row.try_get::<Option<String>, _>("task")? {
+                Some(task) => WriteError::TaskTaken { task },
+                None => WriteError::StaleEpoch { job: row.try_get("job")?, epoch: row.try_get("epoch")? },
+            };
+            refused.entry(i).or_insert(refusal);
         }
     }
     let mut inserts = Vec::new();
