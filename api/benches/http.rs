@@ -23,6 +23,10 @@ use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 const BENCH_PROCESS: &str = r#"process bench_approval "Bench approval" {
+  access {
+    start by sales.rep
+    requester requested_by
+  }
   input { order_id: text, requested_by: user }
   var approve: bool = false
   start -> review
