@@ -73,10 +73,7 @@ async fn run() -> BenchResult<()> {
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores, {}", cpu_model());
-    println!(
-        "sqlite: WAL, synchronous=FULL, file {}, {prefill} completed instances pre-filled",
-        path.display()
-    );
+    println!("sqlite: WAL, synchronous=FULL, file {}, {prefill} completed instances pre-filled", path.display());
     println!("raw single-row commits/s (sqlx):      {raw:>10.0}");
     println!(
         "straight-through instances/s:         {st:>10.0}  ({instances} instances, {concurrency} concurrent starters)"

@@ -147,6 +147,7 @@ fn process_ns() -> BenchResult<u64> {
     // The command name (field 2) is in parentheses and may hold spaces: count after it.
     let rest = stat.rsplit_once(')').ok_or("odd /proc/self/stat")?.1;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).ok_or("short stat")?.parse::<u64>()? + fields.get(12).ok_or("short stat")?.parse::<u64>()?;
+    let ticks: u64 =
+        fields.get(11).ok_or("short stat")?.parse::<u64>()? + fields.get(12).ok_or("short stat")?.parse::<u64>()?;
     Ok(ticks * 10_000_000)
 }

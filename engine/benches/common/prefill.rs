@@ -19,7 +19,8 @@ use super::BenchResult;
 use super::workload::straight_through;
 
 /// The tables copied, with the column that names the instance.
-const COPIED: [(&str, &str); 4] = [("instances", "id"), ("jobs", "instance_id"), ("events", "instance_id"), ("history", "instance_id")];
+const COPIED: [(&str, &str); 4] =
+    [("instances", "id"), ("jobs", "instance_id"), ("events", "instance_id"), ("history", "instance_id")];
 
 /// Most templates completed through the engine.
 const TEMPLATES: usize = 1_000;
@@ -75,11 +76,8 @@ pub async fn prefill(engine: &Engine, path: &Path, count: usize) -> BenchResult<
     let mut sample = Vec::new();
     while next < count - templates {
         let n = PER_TRANSACTION.min(count - templates - next);
-        let mut tables: Vec<Rows> = loaded[0]
-            .1
-            .iter()
-            .map(|t| Rows { table: t.table, columns: t.columns.clone(), rows: Vec::new() })
-            .collect();
+        let mut tables: Vec<Rows> =
+            loaded[0].1.iter().map(|t| Rows { table: t.table, columns: t.columns.clone(), rows: Vec::new() }).collect();
         for k in next..next + n {
             let (template, rows) = &loaded[k % loaded.len()];
             // Sorts before the ids the engine gives (a prefix of base-36 time), as older instances would.

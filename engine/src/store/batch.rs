@@ -181,17 +181,15 @@ impl<'a> StepRows<'a> {
                         time(t.created_at),
                     ],
                 ),
-                TaskChange::Close { id, state, completed_by } => self
-                    .push(Table::TaskCloses, vec![text(id), text(state.as_str()), opt_text(completed_by)]),
+                TaskChange::Close { id, state, completed_by } => {
+                    self.push(Table::TaskCloses, vec![text(id), text(state.as_str()), opt_text(completed_by)])
+                }
                 TaskChange::Assign { id, assignee } => self.push(Table::TaskAssigns, vec![text(id), text(assignee)]),
             }
         }
         for t in &step.timers_upsert {
             self.wake_timers = true;
-            self.push(
-                Table::TimerUpserts,
-                vec![text(&t.id), text(&t.instance_id), text(&t.node), time(t.due_at)],
-            );
+            self.push(Table::TimerUpserts, vec![text(&t.id), text(&t.instance_id), text(&t.node), time(t.due_at)]);
         }
         for id in &step.timers_delete {
             self.push(Table::TimerDeletes, vec![text(id)]);

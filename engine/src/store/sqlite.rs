@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::sqlite::SqliteArguments;
 use sqlx::{Arguments as _, Row, SqliteConnection};
 
 use super::batch::{Cell, StepRows, TABLES};
@@ -67,8 +67,7 @@ impl SqliteStore {
         // a cache that holds them all never prepares one twice. Its page cache holds the indexes
         // that every step touches (64 MiB instead of 2).
         let writer_options = options.clone().statement_cache_capacity(WRITER_STATEMENTS).pragma("cache_size", "-65536");
-        let write =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(writer_options).await?;
+        let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(writer_options).await?;
         // Other crates (the sub-ledger) keep their own migrations in the same database.
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
