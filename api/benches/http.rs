@@ -23,6 +23,10 @@ use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 const BENCH_PROCESS: &str = r#"process bench_approval "Bench approval" {
+  access {
+    start by sales.rep
+    requester requested_by
+  }
   input { order_id: text, requested_by: user }
   var approve: bool = false
   start -> review
@@ -116,6 +120,9 @@ where
     }
     n as f64 / started.elapsed().as_secs_f64()
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");

@@ -1,8 +1,13 @@
 //! Engine throughput on a file-backed SQLite database (WAL, `synchronous=FULL`), beside the raw
 //! single-row commit rate of the same file measured in the same run.
 //!
+//! Beside each rate it prints what one instance costs the writer: rows written, WAL bytes, CPU
+//! time on the writer path (see `common/cost.rs`). `BENCH_PREFILL=N` first fills the database
+//! with N completed instances (copies of instances completed through the engine, see
+//! `common/prefill.rs`), to show how the rates hold up on a database with history.
+//!
 //! `cargo bench -p cloverleaf-engine --bench engine` (env: `BENCH_INSTANCES`, `BENCH_CONCURRENCY`,
-//! `BENCH_HUMAN_INSTANCES`, `BENCH_WORKER_THREADS`).
+//! `BENCH_HUMAN_INSTANCES`, `BENCH_WORKER_THREADS`, `BENCH_PREFILL`).
 
 mod common;
 
@@ -12,8 +17,11 @@ use std::time::Instant;
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, EngineOptions};
 use common::workload::{SqliteFile, complete_credit_checks, order, reference_files, straight_through};
-use common::{BenchResult, cpu_model, env_usize, sqlite_raw};
+use common::{BenchResult, cost, cpu_model, env_usize, sqlite_raw};
 use serde_json::json;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> BenchResult<()> {
     common::block_on(run())
@@ -23,32 +31,49 @@ async fn run() -> BenchResult<()> {
     let instances = env_usize("BENCH_INSTANCES", 20_000);
     let concurrency = env_usize("BENCH_CONCURRENCY", 256);
     let human = env_usize("BENCH_HUMAN_INSTANCES", instances / 4);
+    let prefill = env_usize("BENCH_PREFILL", 0);
     let file = SqliteFile::new(&format!("bench-{}.db", std::process::id()));
     let path = file.path();
 
     let engine = Engine::open(EngineOptions::new(path, Arc::new(SystemClock))).await?;
     engine.deploy(&reference_files()?.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>()).await?;
 
+    if prefill > 0 {
+        let took = common::prefill::prefill(&engine, path, prefill).await?;
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        println!(
+            "pre-filled: {prefill} completed instances in {:.0} s, file {:.2} GB",
+            took.as_secs_f64(),
+            size as f64 / 1e9
+        );
+    }
     let raw = sqlite_raw(path, 1).await?;
     // Warm up caches and the statement cache.
     straight_through(std::slice::from_ref(&engine), 500, 64).await?;
     let before = engine.writer_stats();
+    let cost_before = cost::read(&engine).await?;
     let st = straight_through(std::slice::from_ref(&engine), instances, concurrency).await?;
+    let cost_after = cost::read(&engine).await?;
     let after = engine.writer_stats();
+    let st_cost = cost::per_instance(cost_before, cost_after, instances);
     let batches = after.batches - before.batches;
     let writes = after.writes - before.writes;
-    println!(
-        "straight-through: {batches} transactions, {:.1} writes each, {:.0} us busy each",
+    let busy = after.busy_micros - before.busy_micros;
+    let st_busy = format!(
+        "{batches} transactions, {:.1} writes each, {:.0} us each, writer busy {:.0} us per instance",
         writes as f64 / batches.max(1) as f64,
-        (after.busy_micros - before.busy_micros) as f64 / batches.max(1) as f64
+        busy as f64 / batches.max(1) as f64,
+        busy as f64 / instances.max(1) as f64
     );
+    let ht_before = cost::read(&engine).await?;
     let ht = human_task(&engine, human, concurrency).await?;
+    let ht_cost = cost::per_instance(ht_before, cost::read(&engine).await?, human);
     let raw_after = sqlite_raw(path, 1).await?;
     let raw = raw.max(raw_after);
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores, {}", cpu_model());
-    println!("sqlite: WAL, synchronous=FULL, file {}", path.display());
+    println!("sqlite: WAL, synchronous=FULL, file {}, {prefill} completed instances pre-filled", path.display());
     println!("raw single-row commits/s (sqlx):      {raw:>10.0}");
     println!(
         "straight-through instances/s:         {st:>10.0}  ({instances} instances, {concurrency} concurrent starters)"
@@ -56,6 +81,9 @@ async fn run() -> BenchResult<()> {
     println!("one-human-task instances/s:           {ht:>10.0}  ({human} instances)");
     println!("ratio straight-through / raw commits: {:>10.2}", st / raw);
     println!("ratio human-task / raw commits:       {:>10.2}", ht / raw);
+    println!("straight-through writer: {st_busy}");
+    println!("{}", st_cost.line("straight-through instance"));
+    println!("{}", ht_cost.line("one-human-task instance"));
     // The engine goes before `file` removes its database.
     drop(engine);
     Ok(())

@@ -5,6 +5,10 @@
 //!
 //! Items a bench leaves unused allow `dead_code`, with the bench that leaves them as the reason.
 
+#[allow(dead_code, reason = "only the engine bench reads the writer's costs")]
+pub mod cost;
+#[allow(dead_code, reason = "only the engine bench pre-fills its database")]
+pub mod prefill;
 #[allow(dead_code, reason = "the timers bench runs a process of its own")]
 pub mod workload;
 

@@ -2,24 +2,28 @@
 //! each backend writes a table's rows with its own bulk statement (multi-row `VALUES` on SQLite,
 //! `jsonb_to_recordset` on PostgreSQL).
 
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::{JobChange, JobState, StepWrite, TaskChange, ts};
 
-/// One value of a row to write.
+/// One value of a row to write. Text borrows from the batch's writes where it can: a batch
+/// copies no string on its way to the database but the ones it formats (times).
 #[derive(Debug, Clone)]
-pub(super) enum Cell {
-    Text(String),
-    OptText(Option<String>),
+pub(super) enum Cell<'a> {
+    Text(Cow<'a, str>),
+    OptText(Option<Cow<'a, str>>),
     Int(i64),
     OptInt(Option<i64>),
 }
 
-impl Cell {
+impl Cell<'_> {
     /// The value as JSON (`null` for a missing one).
     pub(super) fn to_json(&self) -> Value {
         match self {
-            Cell::Text(text) => Value::from(text.as_str()),
+            Cell::Text(text) => Value::from(text.as_ref()),
             Cell::OptText(text) => text.as_deref().map_or(Value::Null, Value::from),
             Cell::Int(n) => Value::from(*n),
             Cell::OptInt(n) => n.map_or(Value::Null, Value::from),
@@ -73,25 +77,37 @@ pub(super) const COLUMNS: [&[&str]; TABLES] = [
 /// The rows of accepted steps not written yet, one list per [`Table`], and whether they made
 /// work for other engine nodes (a job ready, a timer set).
 #[derive(Default)]
-pub(super) struct StepRows {
-    tables: [Vec<Vec<Cell>>; TABLES],
+pub(super) struct StepRows<'a> {
+    tables: [Vec<Vec<Cell<'a>>>; TABLES],
     /// A job became ready.
     pub(super) wake_jobs: bool,
     /// A timer was set or moved.
     pub(super) wake_timers: bool,
 }
 
-fn text(value: &str) -> Cell {
-    Cell::Text(value.to_owned())
+fn text(value: &str) -> Cell<'_> {
+    Cell::Text(Cow::Borrowed(value))
 }
 
-impl StepRows {
-    fn push(&mut self, table: Table, row: Vec<Cell>) {
+fn opt_text(value: &Option<String>) -> Cell<'_> {
+    Cell::OptText(value.as_deref().map(Cow::Borrowed))
+}
+
+fn time<'a>(value: DateTime<Utc>) -> Cell<'a> {
+    Cell::Text(Cow::Owned(ts(value)))
+}
+
+fn opt_time<'a>(value: Option<DateTime<Utc>>) -> Cell<'a> {
+    Cell::OptText(value.map(|v| Cow::Owned(ts(v))))
+}
+
+impl<'a> StepRows<'a> {
+    fn push(&mut self, table: Table, row: Vec<Cell<'a>>) {
         self.tables[table as usize].push(row);
     }
 
     /// Takes the rows collected so far, table by table in statement order, leaving none.
-    pub(super) fn take(&mut self) -> impl Iterator<Item = (Table, &'static [&'static str], Vec<Vec<Cell>>)> + '_ {
+    pub(super) fn take(&mut self) -> impl Iterator<Item = (Table, &'static [&'static str], Vec<Vec<Cell<'a>>>)> + '_ {
         const ORDER: [Table; TABLES] = [
             Table::JobInserts,
             Table::JobUpdates,
@@ -118,7 +134,7 @@ impl StepRows {
     /// Adds the rows of one accepted step. The plan gives at most one change per job, task and
     /// timer, and a batch holds one step per instance: each statement touches a row once, as
     /// `ON CONFLICT DO UPDATE` requires.
-    pub(super) fn add(&mut self, step: &StepWrite) {
+    pub(super) fn add(&mut self, step: &'a StepWrite) {
         let instance = &step.instance.id;
         for change in &step.jobs {
             match change {
@@ -136,7 +152,7 @@ impl StepRows {
                             Cell::Int(j.retries),
                             Cell::Int(j.attempt),
                             text(j.state.as_str()),
-                            Cell::Text(ts(j.due_at)),
+                            time(j.due_at),
                         ],
                     );
                 }
@@ -144,7 +160,7 @@ impl StepRows {
                     self.wake_jobs |= *state == JobState::Ready;
                     self.push(
                         Table::JobUpdates,
-                        vec![text(id), text(state.as_str()), Cell::OptText(due_at.map(ts)), Cell::OptInt(*attempt)],
+                        vec![text(id), text(state.as_str()), opt_time(*due_at), Cell::OptInt(*attempt)],
                     );
                 }
             }
@@ -159,23 +175,21 @@ impl StepRows {
                         text(&t.node),
                         text(&t.title),
                         text(&t.roles),
-                        Cell::OptText(t.assignee.clone()),
+                        opt_text(&t.assignee),
                         text(&t.form),
-                        Cell::OptText(t.due_at.map(ts)),
-                        Cell::Text(ts(t.created_at)),
+                        opt_time(t.due_at),
+                        time(t.created_at),
                     ],
                 ),
-                TaskChange::Close { id, state, completed_by } => self
-                    .push(Table::TaskCloses, vec![text(id), text(state.as_str()), Cell::OptText(completed_by.clone())]),
+                TaskChange::Close { id, state, completed_by } => {
+                    self.push(Table::TaskCloses, vec![text(id), text(state.as_str()), opt_text(completed_by)])
+                }
                 TaskChange::Assign { id, assignee } => self.push(Table::TaskAssigns, vec![text(id), text(assignee)]),
             }
         }
         for t in &step.timers_upsert {
             self.wake_timers = true;
-            self.push(
-                Table::TimerUpserts,
-                vec![text(&t.id), text(&t.instance_id), text(&t.node), Cell::Text(ts(t.due_at))],
-            );
+            self.push(Table::TimerUpserts, vec![text(&t.id), text(&t.instance_id), text(&t.node), time(t.due_at)]);
         }
         for id in &step.timers_delete {
             self.push(Table::TimerDeletes, vec![text(id)]);
@@ -196,9 +210,9 @@ impl StepRows {
                     text(&i.id),
                     text(&i.instance_id),
                     text(&i.node),
-                    Cell::OptText(i.job_id.clone()),
+                    opt_text(&i.job_id),
                     text(&i.message),
-                    Cell::Text(ts(i.at)),
+                    time(i.at),
                 ],
             );
         }
@@ -213,9 +227,9 @@ impl StepRows {
                     Cell::Int(h.seq),
                     text(&h.at),
                     text(&h.kind),
-                    Cell::OptText(h.node.clone()),
-                    Cell::OptText(h.who.clone()),
-                    Cell::OptText(h.on_behalf_of.clone()),
+                    opt_text(&h.node),
+                    opt_text(&h.who),
+                    opt_text(&h.on_behalf_of),
                     text(&h.detail),
                     text(&h.prev_hash),
                     text(&h.hash),
@@ -223,7 +237,7 @@ impl StepRows {
             );
         }
         for (seq, at, event) in &step.events {
-            self.push(Table::Events, vec![text(instance), Cell::Int(*seq), Cell::Text(ts(*at)), text(event)]);
+            self.push(Table::Events, vec![text(instance), Cell::Int(*seq), time(*at), text(event)]);
         }
         for p in &step.pending {
             self.push(Table::Pending, vec![text(&p.id), text(&p.instance_id), text(&p.event)]);
@@ -233,11 +247,11 @@ impl StepRows {
                 Table::Notifications,
                 vec![
                     text(&n.id),
-                    Cell::OptText(n.instance_id.clone()),
+                    opt_text(&n.instance_id),
                     text(&n.kind),
                     text(&n.subject),
                     text(&n.payload),
-                    Cell::Text(ts(n.created_at)),
+                    time(n.created_at),
                 ],
             );
         }
@@ -245,7 +259,7 @@ impl StepRows {
 }
 
 /// `rows` as JSON objects keyed by `columns`.
-pub(super) fn json_records(columns: &[&str], rows: &[Vec<Cell>]) -> Vec<Value> {
+pub(super) fn json_records(columns: &[&str], rows: &[Vec<Cell<'_>>]) -> Vec<Value> {
     rows.iter()
         .map(|row| {
             let record: Map<String, Value> =

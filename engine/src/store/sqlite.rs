@@ -3,12 +3,13 @@
 //! Writes go through one connection (SQLite has one writer anyway); reads use a small pool.
 //! [`Store::write`](super::Store::write) opens one transaction per batch and keeps the statement count per batch
 //! small, because each statement costs a round trip to sqlx's connection thread: every fetch of
-//! the batch is served by two statements, the job-epoch guards of all steps by one, the versioned
-//! instance updates by one (`UPDATE ... FROM (VALUES ...) RETURNING` tells which steps won), and
-//! the rows of the accepted steps a table at a time, each in one multi-row statement with bound
-//! parameters. Steps with rarer checks (a claim, a buffered message, an owed event) are checked
-//! one by one; a refused step changes nothing.
+//! the batch is served by two statements, the job-epoch and free-task guards of all steps by one,
+//! the versioned instance updates by one (`UPDATE ... FROM (VALUES ...) RETURNING` tells which
+//! steps won), and the rows of the accepted steps a table at a time, each in one multi-row
+//! statement with bound parameters. Steps with rarer checks (a buffered message, an owed event,
+//! a child to start) are checked one by one; a refused step changes nothing.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -16,10 +17,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection};
+use sqlx::{Arguments as _, Row, SqliteConnection};
 
 use super::batch::{Cell, StepRows, TABLES};
 use super::reads::{Backend, in_firing_order};
@@ -41,6 +43,9 @@ pub fn create_private(path: &Path) {
     let _ = options.open(path);
 }
 
+/// Prepared statements the write connection keeps.
+const WRITER_STATEMENTS: usize = 1024;
+
 /// The SQLite implementation of [`Store`](super::Store). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -58,8 +63,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        let write =
-            SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(options.clone()).await?;
+        // The writer's statements come in many shapes (a table's rows in chunks of 1, 2, 4 ... 256):
+        // a cache that holds them all never prepares one twice. Its page cache holds the indexes
+        // that every step touches (64 MiB instead of 2).
+        let writer_options = options.clone().statement_cache_capacity(WRITER_STATEMENTS).pragma("cache_size", "-65536");
+        let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(writer_options).await?;
         // Other crates (the sub-ledger) keep their own migrations in the same database.
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
@@ -183,7 +191,11 @@ async fn fetch_jobs(
             if let Write::FetchJobs { worker, max, lease_until, .. } = &batch[i] {
                 for id in ids.by_ref().take(usize::try_from(*max).unwrap_or(0)) {
                     owner.insert(id.clone(), i);
-                    rows.push(vec![Cell::Text(id), Cell::Text(worker.clone()), Cell::Text(ts(*lease_until))]);
+                    rows.push(vec![
+                        Cell::Text(Cow::Owned(id)),
+                        Cell::Text(Cow::Borrowed(worker)),
+                        Cell::Text(Cow::Owned(ts(*lease_until))),
+                    ]);
                 }
             }
         }
@@ -221,21 +233,23 @@ pub(super) fn glob_pattern(pattern: &str) -> String {
     out
 }
 
-/// A step whose only checks are job epochs and its instance's version: checked in bulk.
+/// A step whose only checks are job epochs, free tasks and its instance's version: checked in
+/// bulk.
 fn is_simple(step: &StepWrite) -> bool {
-    step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. }))
+    step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. } | Guard::TaskFree { .. }))
         && step.record_message.is_none()
         && step.consume_messages.is_empty()
         && step.consume_pending.is_none()
         && step.children.is_empty()
 }
 
-/// Checks and writes many simple steps with a few statements: one for every job-epoch guard,
-/// one insert for new instances, one update for the rest (each guarded by its version).
-async fn apply_simple_steps(
+/// Checks and writes many simple steps with a few statements: one for every job-epoch and
+/// free-task guard, one insert for new instances, one update for the rest (each guarded by its
+/// version).
+async fn apply_simple_steps<'a>(
     conn: &mut SqliteConnection,
-    steps: &[(usize, &StepWrite)],
-    acc: &mut StepRows,
+    steps: &[(usize, &'a StepWrite)],
+    acc: &mut StepRows<'a>,
 ) -> Result<Vec<(usize, Result<WriteOutcome, WriteError>)>, Error> {
     if steps.is_empty() {
         return Ok(Vec::new());
@@ -243,17 +257,23 @@ async fn apply_simple_steps(
     let mut guards = Vec::new();
     for (i, step) in steps {
         for guard in &step.guards {
-            if let Guard::JobLocked { job, epoch } = guard {
-                guards.push(json!({"i": i, "job": job, "epoch": epoch}));
+            match guard {
+                Guard::JobLocked { job, epoch } => guards.push(json!({"i": i, "job": job, "epoch": epoch})),
+                Guard::TaskFree { task, user } => guards.push(json!({"i": i, "task": task, "user": user})),
+                _ => {}
             }
         }
     }
     let mut refused: HashMap<usize, WriteError> = HashMap::new();
     if !guards.is_empty() {
+        // The guards that fail, in the order they were listed: a step is refused for its first.
         let rows = sqlx::query(
-            "SELECT value->>'i' AS i, value->>'job' AS job, value->>'epoch' AS epoch FROM json_each(?1) \
-             WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE id = value->>'job' AND state = 'locked' \
-             AND lock_epoch = value->>'epoch')",
+            "SELECT value->>'i' AS i, value->>'job' AS job, value->>'epoch' AS epoch, value->>'task' AS task \
+             FROM json_each(?1) WHERE CASE WHEN value->>'job' IS NOT NULL \
+             THEN NOT EXISTS (SELECT 1 FROM jobs WHERE id = value->>'job' AND state = 'locked' \
+             AND lock_epoch = value->>'epoch') \
+             ELSE NOT EXISTS (SELECT 1 FROM tasks WHERE id = value->>'task' AND state = 'open' \
+             AND (claimed_by IS NULL OR claimed_by = value->>'user')) END ORDER BY key",
         )
         .bind(Value::Array(guards).to_string())
         .fetch_all(&mut *conn)
@@ -261,7 +281,11 @@ async fn apply_simple_steps(
         for row in rows {
             let i: i64 = row.try_get("i")?;
             let i = usize::try_from(i).map_err(|_| Error::Corrupt("guard index".into()))?;
-            refused.insert(i, WriteError::StaleEpoch { job: row.try_get("job")?, epoch: row.try_get("epoch")? });
+            let refusal = match row.try_get::<Option<String>, _>("task")? {
+                Some(task) => WriteError::TaskTaken { task },
+                None => WriteError::StaleEpoch { job: row.try_get("job")?, epoch: row.try_get("epoch")? },
+            };
+            refused.entry(i).or_insert(refusal);
         }
     }
     let mut inserts = Vec::new();
@@ -273,28 +297,28 @@ async fn apply_simple_steps(
         let r = &step.instance;
         match step.expected_version {
             None => inserts.push(vec![
-                Cell::Text(r.id.clone()),
-                Cell::Text(r.process_key.clone()),
+                borrowed(&r.id),
+                borrowed(&r.process_key),
                 Cell::Int(i64::from(r.process_version)),
-                Cell::Text(r.status.as_str().into()),
-                Cell::OptText(r.business_key.clone()),
-                Cell::OptText(r.parent_id.clone()),
-                Cell::OptText(r.parent_call.clone()),
-                Cell::Text(r.state.clone()),
+                borrowed(r.status.as_str()),
+                Cell::OptText(r.business_key.as_deref().map(Cow::Borrowed)),
+                Cell::OptText(r.parent_id.as_deref().map(Cow::Borrowed)),
+                Cell::OptText(r.parent_call.as_deref().map(Cow::Borrowed)),
+                borrowed(&r.state),
                 Cell::Int(r.version),
                 Cell::Int(r.history_seq),
-                Cell::Text(r.history_hash.clone()),
-                Cell::Text(ts(r.at)),
-                Cell::Text(ts(r.at)),
+                borrowed(&r.history_hash),
+                Cell::Text(Cow::Owned(ts(r.at))),
+                Cell::Text(Cow::Owned(ts(r.at))),
             ]),
             Some(expected) => updates.push(vec![
-                Cell::Text(r.id.clone()),
-                Cell::Text(r.status.as_str().into()),
-                Cell::Text(r.state.clone()),
+                borrowed(&r.id),
+                borrowed(r.status.as_str()),
+                borrowed(&r.state),
                 Cell::Int(r.version),
                 Cell::Int(r.history_seq),
-                Cell::Text(r.history_hash.clone()),
-                Cell::Text(ts(r.at)),
+                borrowed(&r.history_hash),
+                Cell::Text(Cow::Owned(ts(r.at))),
                 Cell::Int(expected),
                 Cell::Int(i64::from(r.process_version)),
             ]),
@@ -437,14 +461,19 @@ async fn insert_instance(conn: &mut SqliteConnection, row: &InstanceRow) -> Resu
     .rows_affected())
 }
 
+fn borrowed(value: &str) -> Cell<'_> {
+    Cell::Text(Cow::Borrowed(value))
+}
+
 /// Runs `head VALUES (?, ...), (?, ...) tail` over `rows` (each `cols` values), in chunks whose
 /// sizes are powers of two so that a few statement shapes serve every batch (and stay cached).
+/// Text is bound as it is borrowed, without a copy on this side.
 async fn values(
     conn: &mut SqliteConnection,
     head: &str,
     tail: &str,
     cols: usize,
-    rows: Vec<Vec<Cell>>,
+    rows: Vec<Vec<Cell<'_>>>,
 ) -> Result<Vec<sqlx::sqlite::SqliteRow>, Error> {
     let mut out = Vec::new();
     let max = (30_000 / cols.max(1)).clamp(1, 256);
@@ -452,27 +481,45 @@ async fn values(
     let mut left = rows.len();
     while left > 0 {
         let n = 1usize << (usize::BITS - 1 - left.min(max).leading_zeros());
-        let tuple = format!("({})", vec!["?"; cols].join(", "));
-        let sql = format!("{head} VALUES {} {tail}", vec![tuple.as_str(); n].join(", "));
-        let mut query = sqlx::query(&sql);
+        let sql = values_sql(head, tail, cols, n);
+        let mut args = SqliteArguments::default();
+        args.reserve(n * cols, 0);
         for row in rows.by_ref().take(n) {
             for value in row {
-                query = match value {
-                    Cell::Text(v) => query.bind(v),
-                    Cell::OptText(v) => query.bind(v),
-                    Cell::Int(v) => query.bind(v),
-                    Cell::OptInt(v) => query.bind(v),
-                };
+                match value {
+                    Cell::Text(v) => args.add(v),
+                    Cell::OptText(v) => args.add(v),
+                    Cell::Int(v) => args.add(v),
+                    Cell::OptInt(v) => args.add(v),
+                }
+                .map_err(sqlx::Error::Encode)?;
             }
         }
-        out.extend(query.fetch_all(&mut *conn).await?);
+        out.extend(sqlx::query_with(&sql, args).fetch_all(&mut *conn).await?);
         left -= n;
     }
     Ok(out)
 }
 
+/// `head VALUES (?, ...) × n tail`.
+fn values_sql(head: &str, tail: &str, cols: usize, n: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + tail.len() + 16 + n * (cols * 3 + 2));
+    sql.push_str(head);
+    sql.push_str(" VALUES ");
+    for r in 0..n {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            sql.push_str(if c == 0 { "?" } else { ", ?" });
+        }
+        sql.push(')');
+    }
+    sql.push(' ');
+    sql.push_str(tail);
+    sql
+}
+
 /// Writes the collected rows of a batch's steps, a table at a time.
-async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows) -> Result<(), Error> {
+async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows<'_>) -> Result<(), Error> {
     // (head, tail) for each `Table`, in its order.
     const STATEMENTS: [(&str, &str); TABLES] = [
         (

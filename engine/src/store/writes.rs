@@ -201,7 +201,7 @@ const OTHER_SCHEDULES: Each = Each {
 pub(super) async fn apply_other(
     tx: &mut impl Tx,
     write: &Write,
-    acc: &mut StepRows,
+    acc: &mut StepRows<'_>,
 ) -> Result<Result<WriteOutcome, WriteError>, Error> {
     match write {
         Write::Step(_) => Ok(Ok(WriteOutcome::Done)),
@@ -429,11 +429,11 @@ pub(super) async fn apply_other(
 
 /// The outcome of each simple step once the bulk statements ran: refused by a job-epoch guard,
 /// written (its rows join the batch's), or beaten to its instance by another write (a conflict).
-pub(super) fn simple_outcomes(
-    steps: &[(usize, &StepWrite)],
+pub(super) fn simple_outcomes<'a>(
+    steps: &[(usize, &'a StepWrite)],
     mut refused: HashMap<usize, WriteError>,
     written: &HashSet<String>,
-    acc: &mut StepRows,
+    acc: &mut StepRows<'a>,
 ) -> Vec<(usize, Result<WriteOutcome, WriteError>)> {
     let mut out = Vec::with_capacity(steps.len());
     for (i, step) in steps {
@@ -451,10 +451,10 @@ pub(super) fn simple_outcomes(
 
 /// Checks and applies a step with rarer checks (a claim, messages, an owed event, children).
 /// On PostgreSQL its instance, if it existed, is locked at its expected version already.
-pub(super) async fn apply_step(
+pub(super) async fn apply_step<'a>(
     tx: &mut impl Tx,
-    step: &StepWrite,
-    acc: &mut StepRows,
+    step: &'a StepWrite,
+    acc: &mut StepRows<'a>,
 ) -> Result<Result<WriteOutcome, WriteError>, Error> {
     let id = &step.instance.id;
     // Checks first: nothing is changed until every one holds.

@@ -3,6 +3,7 @@
 use chrono::TimeDelta;
 use cloverleaf_engine::Rejection;
 use cloverleaf_engine::runtime::Error;
+use cloverleaf_engine::store::{Guard, StepWrite, Store as _, Write, WriteError, WriteOutcome};
 use serde_json::json;
 
 use crate::harness::{Env, completed};
@@ -84,4 +85,48 @@ async fn of_two_concurrent_completions_of_one_task_exactly_one_succeeds() {
         assert_eq!(status, completed(winner));
         assert_eq!(env.engine.history(&id).await.unwrap().iter().filter(|h| h.kind == "task_completed").count(), 1);
     }
+}
+
+/// The store's own check of a completion (the runtime checks the claim first; this one guards the
+/// race between that read and the write): a task claimed by someone else refuses the step whole,
+/// its claimant's step lands. SQLite checks the free-task guards of a batch in one statement.
+#[tokio::test]
+async fn the_store_refuses_a_completion_step_for_a_task_claimed_by_another() {
+    let Some(env) = Env::reference().await else { return };
+    let id = env.order("20000.00", "50000", "A").await;
+    let task = env.engine.tasks(Some(&id)).await.unwrap().remove(0);
+    env.engine.claim(&task.id, "max", &["sales.manager"]).await.unwrap();
+    let row = env.engine.store().load_instance(&id).await.unwrap().unwrap();
+    let step = |user: &str| {
+        let mut instance = row.clone();
+        instance.version += 1;
+        Write::Step(Box::new(StepWrite {
+            instance,
+            expected_version: Some(row.version),
+            guards: vec![Guard::TaskFree { task: task.id.0.clone(), user: user.to_string() }],
+            consume_messages: vec![],
+            record_message: None,
+            consume_pending: None,
+            jobs: vec![],
+            tasks: vec![],
+            timers_upsert: vec![],
+            timers_delete: vec![],
+            subscriptions_insert: vec![],
+            subscriptions_delete: vec![],
+            incidents_insert: vec![],
+            incidents_close: vec![],
+            history: vec![],
+            events: vec![],
+            children: vec![],
+            pending: vec![],
+            notifications: vec![],
+        }))
+    };
+    let refused = env.engine.store().write(vec![step("mia")]).await;
+    assert!(matches!(refused.as_slice(), [Err(WriteError::TaskTaken { task: t })] if *t == task.id.0), "{refused:?}");
+    let unchanged = env.engine.store().load_instance(&id).await.unwrap().unwrap();
+    assert_eq!(unchanged.version, row.version);
+    let landed = env.engine.store().write(vec![step("max")]).await;
+    assert!(matches!(landed.as_slice(), [Ok(WriteOutcome::Done)]), "{landed:?}");
+    assert_eq!(env.engine.store().load_instance(&id).await.unwrap().unwrap().version, row.version + 1);
 }

@@ -59,10 +59,10 @@ pub(super) async fn update_instances(conn: &mut PgConnection, rows: Vec<Value>) 
 
 /// Checks and writes many simple steps with a few statements: one for every job-epoch guard,
 /// one insert for new instances, one update for the rest (each guarded by its version).
-pub(super) async fn apply_simple_steps(
+pub(super) async fn apply_simple_steps<'a>(
     conn: &mut PgConnection,
-    steps: &[(usize, &StepWrite)],
-    acc: &mut StepRows,
+    steps: &[(usize, &'a StepWrite)],
+    acc: &mut StepRows<'a>,
 ) -> Result<Vec<(usize, Result<WriteOutcome, WriteError>)>, Error> {
     if steps.is_empty() {
         return Ok(Vec::new());
@@ -164,7 +164,7 @@ pub(super) const FLUSH: [&str; TABLES] = [
 
 /// Writes the collected rows of a batch's steps, then queues the notifications they owe
 /// (delivered only if the batch commits).
-pub(super) async fn flush(conn: &mut PgConnection, rows: &mut StepRows, node: &str) -> Result<(), Error> {
+pub(super) async fn flush(conn: &mut PgConnection, rows: &mut StepRows<'_>, node: &str) -> Result<(), Error> {
     for (table, columns, list) in rows.take() {
         with_rows(conn, FLUSH[table as usize], json_records(columns, &list)).await?;
     }

@@ -1,0 +1,244 @@
+//! A database that already holds many completed instances. Completing a million instances
+//! through the engine would take minutes, so a few templates are completed through it and the
+//! rest are copies of their rows (every column of every table that names them) under new ids:
+//! each text cell has the template's id replaced by the copy's, and the history chain is
+//! computed again for the new id (each row's hash covers it), as the timers bench does. A
+//! template must have no rows in tables the copy leaves out; a sample of copies is checked to
+//! verify.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cloverleaf_engine::InstanceId;
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::store::{GENESIS_HASH, HistoryRow, chain_hash};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Column as _, Row as _, SqliteConnection, TypeInfo as _, ValueRef as _};
+
+use super::BenchResult;
+use super::workload::straight_through;
+
+/// The tables copied, with the column that names the instance.
+const COPIED: [(&str, &str); 4] =
+    [("instances", "id"), ("jobs", "instance_id"), ("events", "instance_id"), ("history", "instance_id")];
+
+/// Most templates completed through the engine.
+const TEMPLATES: usize = 1_000;
+
+/// Copies inserted per transaction.
+const PER_TRANSACTION: usize = 20_000;
+
+/// Most bound parameters in one statement (SQLite allows 32,766).
+const MAX_PARAMS: usize = 30_000;
+
+#[derive(Debug, Clone)]
+enum Cell {
+    Text(Option<String>),
+    Int(i64),
+}
+
+/// One table's rows of a template: its column names and rows.
+struct Rows {
+    table: &'static str,
+    columns: Vec<String>,
+    rows: Vec<Vec<Cell>>,
+}
+
+/// Fills the database of `engine` (the SQLite file at `path`) with `count` completed
+/// straight-through instances: templates through the engine, the rest copied. Returns the time
+/// it took.
+pub async fn prefill(engine: &Engine, path: &Path, count: usize) -> BenchResult<Duration> {
+    let started = Instant::now();
+    let templates = count.min(TEMPLATES);
+    straight_through(std::slice::from_ref(engine), templates, 64).await?;
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Setting up a bench's database need not survive a power cut.
+        .synchronous(SqliteSynchronous::Off)
+        .busy_timeout(Duration::from_secs(60));
+    let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
+    let mut conn = pool.acquire().await?;
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM instances WHERE status = 'completed' ORDER BY id LIMIT ?1")
+            .bind(i64::try_from(templates)?)
+            .fetch_all(&mut *conn)
+            .await?;
+    if ids.len() < templates {
+        return Err(format!("{} completed templates, {templates} wanted", ids.len()).into());
+    }
+    check_nothing_else(&mut conn, &ids).await?;
+    let mut loaded = Vec::with_capacity(ids.len());
+    for id in &ids {
+        loaded.push((id.clone(), load(&mut conn, id).await?));
+    }
+    let mut next = 0;
+    let mut sample = Vec::new();
+    while next < count - templates {
+        let n = PER_TRANSACTION.min(count - templates - next);
+        let mut tables: Vec<Rows> =
+            loaded[0].1.iter().map(|t| Rows { table: t.table, columns: t.columns.clone(), rows: Vec::new() }).collect();
+        for k in next..next + n {
+            let (template, rows) = &loaded[k % loaded.len()];
+            // Sorts before the ids the engine gives (a prefix of base-36 time), as older instances would.
+            let copy = format!("i-0fill-{k:07}");
+            for (into, rows) in tables.iter_mut().zip(copy_as(rows, template, &copy)?) {
+                into.rows.extend(rows);
+            }
+            if k % 100_003 == 0 {
+                sample.push(copy);
+            }
+        }
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        for rows in tables {
+            insert(&mut conn, rows).await?;
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        next += n;
+    }
+    drop(conn);
+    pool.close().await;
+    for id in sample {
+        let check = engine.verify_history(&InstanceId(id.clone())).await?;
+        if !check.is_intact() || check.rows == 0 {
+            return Err(format!("the copy {id} does not verify: {check:?}").into());
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// Refuses templates with rows in tables the copies leave out (they would be missing).
+async fn check_nothing_else(conn: &mut SqliteConnection, ids: &[String]) -> BenchResult<()> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c WHERE m.type = 'table' \
+         AND c.name = 'instance_id'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let list = serde_json::to_string(ids)?;
+    for table in tables.iter().filter(|t| !COPIED.iter().any(|(c, _)| c == t)) {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE instance_id IN (SELECT value FROM json_each(?1))");
+        let n: i64 = sqlx::query_scalar(&sql).bind(&list).fetch_one(&mut *conn).await?;
+        if n > 0 {
+            return Err(format!("templates have {n} rows in {table}, which copies would lack").into());
+        }
+    }
+    Ok(())
+}
+
+/// Every row of the instance `id` in the copied tables.
+async fn load(conn: &mut SqliteConnection, id: &str) -> BenchResult<Vec<Rows>> {
+    let mut out = Vec::new();
+    for (table, owner) in COPIED {
+        let order = if table == "instances" || table == "jobs" { "id" } else { "seq" };
+        let rows: Vec<SqliteRow> = sqlx::query(&format!("SELECT * FROM {table} WHERE {owner} = ?1 ORDER BY {order}"))
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+        let columns = match rows.first() {
+            Some(row) => row.columns().iter().map(|c| c.name().to_string()).collect(),
+            None => Vec::new(),
+        };
+        let mut cells = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut out = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                let raw = row.try_get_raw(i)?;
+                out.push(match raw.type_info().name() {
+                    "INTEGER" => Cell::Int(row.try_get(i)?),
+                    "NULL" => Cell::Text(None),
+                    "TEXT" => Cell::Text(Some(row.try_get(i)?)),
+                    other => return Err(format!("{table}: a {other} value the copies cannot carry").into()),
+                });
+            }
+            cells.push(out);
+        }
+        out.push(Rows { table, columns, rows: cells });
+    }
+    Ok(out)
+}
+
+/// The rows of one template (`tables`, in [`COPIED`] order) as the copy `to`: the id `from`
+/// replaced by `to` in every text cell, the history chain computed again and the instance's
+/// recorded chain head set to its last hash.
+fn copy_as(tables: &[Rows], from: &str, to: &str) -> BenchResult<Vec<Vec<Vec<Cell>>>> {
+    let mut out: Vec<Vec<Vec<Cell>>> = tables
+        .iter()
+        .map(|t| {
+            t.rows
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|cell| match cell {
+                            Cell::Text(Some(t)) if t.contains(from) => Cell::Text(Some(t.replace(from, to))),
+                            other => other.clone(),
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let (history, instances) = (&tables[3], &tables[0]);
+    let col = |rows: &Rows, name: &str| rows.columns.iter().position(|c| c == name).ok_or(format!("no column {name}"));
+    let text = |row: &[Cell], name: &str| match col(history, name).ok().and_then(|i| row.get(i)) {
+        Some(Cell::Text(t)) => t.clone(),
+        _ => None,
+    };
+    let (prev_col, hash_col, seq_col) = (col(history, "prev_hash")?, col(history, "hash")?, col(history, "seq")?);
+    let mut prev = GENESIS_HASH.to_string();
+    for row in &mut out[3] {
+        let Some(Cell::Int(seq)) = row.get(seq_col).cloned() else { return Err("history row without seq".into()) };
+        let entry = HistoryRow {
+            instance_id: text(row, "instance_id").ok_or("history row without instance")?,
+            seq,
+            at: text(row, "at").ok_or("history row without time")?,
+            kind: text(row, "kind").ok_or("history row without kind")?,
+            node: text(row, "node"),
+            who: text(row, "who"),
+            on_behalf_of: text(row, "on_behalf_of"),
+            detail: text(row, "detail").ok_or("history row without detail")?,
+            prev_hash: String::new(),
+            hash: String::new(),
+        };
+        let hash = chain_hash(&prev, &entry);
+        row[prev_col] = Cell::Text(Some(prev));
+        row[hash_col] = Cell::Text(Some(hash.clone()));
+        prev = hash;
+    }
+    let head = col(instances, "history_hash")?;
+    for row in &mut out[0] {
+        row[head] = Cell::Text(Some(prev.clone()));
+    }
+    Ok(out)
+}
+
+/// Inserts `rows` into its table, as few multi-row statements as the parameter limit allows.
+/// Parameters are anonymous (`?`): sqlx looks up the name of each numbered one, and SQLite finds
+/// a name by walking the statement's list of names, which makes binding thousands quadratic.
+async fn insert(conn: &mut SqliteConnection, rows: Rows) -> BenchResult<()> {
+    let width = rows.columns.len();
+    if width == 0 {
+        return Ok(());
+    }
+    let per_statement = (MAX_PARAMS / width).max(1);
+    let tuple = format!("({})", vec!["?"; width].join(", "));
+    let mut list = rows.rows.into_iter().peekable();
+    while list.peek().is_some() {
+        let chunk: Vec<Vec<Cell>> = list.by_ref().take(per_statement).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES {}",
+            rows.table,
+            rows.columns.join(", "),
+            vec![tuple.as_str(); chunk.len()].join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for cell in chunk.into_iter().flatten() {
+            query = match cell {
+                Cell::Text(t) => query.bind(t),
+                Cell::Int(i) => query.bind(i),
+            };
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
