@@ -141,13 +141,19 @@ impl Ledger {
         if let Some(cc) = cost_centre {
             check_cost_centre(cc)?;
         }
+        self.update_customer("UPDATE customers SET cost_centre = $1 WHERE id = $2", cost_centre, customer_id).await
+    }
+
+    /// Runs `sql` (`UPDATE customers SET column = $1 WHERE id = $2`) in its own transaction;
+    /// an unknown customer is an error and changes nothing.
+    pub(super) async fn update_customer(
+        &self,
+        sql: &'static str,
+        value: Option<&str>,
+        customer_id: &str,
+    ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
-        let changed = sqlx::query("UPDATE customers SET cost_centre = $1 WHERE id = $2")
-            .bind(cost_centre)
-            .bind(customer_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let changed = sqlx::query(sql).bind(value).bind(customer_id).execute(&mut *tx).await?.rows_affected();
         if changed == 0 {
             return Err(Error::UnknownCustomer(customer_id.to_string()));
         }

@@ -155,18 +155,8 @@ impl Ledger {
             field: "language".into(),
             problem: format!("{language:?} is not a language letters are written in (en, zh-CN)"),
         })?;
-        let mut tx = self.begin().await?;
-        let changed = sqlx::query("UPDATE customers SET language = $1 WHERE id = $2")
-            .bind(language.tag())
-            .bind(customer_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if changed == 0 {
-            return Err(Error::UnknownCustomer(customer_id.to_string()));
-        }
-        tx.commit().await?;
-        Ok(())
+        self.update_customer("UPDATE customers SET language = $1 WHERE id = $2", Some(language.tag()), customer_id)
+            .await
     }
 }
 
