@@ -522,6 +522,8 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.goto(&format!("{server}/board?lang=zh-CN")).await;
     let zh = browser.wait_for("财务看板").await;
     assert!(zh.contains("财务看板") && zh.contains("应收账龄") && zh.contains("¥"), "{zh}");
+    // Alerts read as their rules word them in Chinese.
+    assert!(zh.contains("客户逾期欠款超过 ¥5,000.00") && !zh.contains("A customer owes more"), "{zh}");
     browser.screenshot("board-zh").await;
     browser.goto(&format!("{server}/board?lang=zh-CN#budgets")).await;
     let zh = browser.wait_for("已超支").await;
@@ -530,6 +532,13 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.goto(&format!("{server}/cases/{id}#history")).await;
     let zh = browser.wait_for("手工将法务备注改为").await;
     assert!(zh.contains("：call with C-004's buyer") && zh.contains("发起"), "{zh}");
+    // Steps and the process are named as the process words them in Chinese.
+    assert!(zh.contains("审批订单") && zh.contains("发货并开票") && !zh.contains("Ship and invoice"), "{zh}");
+    // The standard chart's accounts by their Chinese names.
+    assert!(
+        zh.contains("1200 应收账款") && zh.contains("4000 主营业务收入") && !zh.contains("Accounts receivable"),
+        "{zh}"
+    );
     browser.screenshot("case-history-zh").await;
     browser.goto(&format!("{server}/inbox")).await;
     browser.wait_for("待办").await;

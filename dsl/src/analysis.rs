@@ -33,6 +33,7 @@ impl LNode {
             node: Node {
                 name: name.to_string(),
                 title: None,
+                title_zh: None,
                 kind: NodeKind::Join { split: String::new(), next: String::new() },
             },
             head,

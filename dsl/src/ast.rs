@@ -110,6 +110,8 @@ pub struct Process {
     pub key: Ident,
     /// The human title.
     pub title: Option<String>,
+    /// The title in Simplified Chinese (`zh "..."` after the title), if given.
+    pub title_zh: Option<String>,
     /// The `input { ... }` declarations.
     pub inputs: Vec<VarDecl>,
     /// The `var` declarations.
@@ -231,6 +233,8 @@ pub struct Node {
     pub name: Ident,
     /// Its title, if given.
     pub title: Option<String>,
+    /// Its title in Simplified Chinese (`zh "..."` after the title), if given.
+    pub title_zh: Option<String>,
     /// What kind of node, with its clauses.
     pub kind: NodeKind,
     /// `-> target` after the block, for kinds that have one.

@@ -298,6 +298,7 @@ impl<'a> ProcessChecker<'a> {
         Some(CompiledProcess {
             key: p.key.name.clone(),
             title: p.title.clone().unwrap_or_else(|| p.key.name.clone()),
+            title_zh: p.title_zh.clone(),
             inputs,
             vars,
             roles: self.used_roles.iter().cloned().collect(),

@@ -83,6 +83,9 @@ pub struct CompiledProcess {
     pub key: String,
     /// The human title.
     pub title: String,
+    /// The title in Simplified Chinese, for pages read in Chinese.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
     /// Inputs a start must provide (unless optional or defaulted).
     pub inputs: Vec<VarDef>,
     /// Variables with their initial values.
@@ -320,6 +323,9 @@ pub struct Node {
     /// The title shown to people; may hold `{variable}` placeholders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The title in Simplified Chinese, for pages read in Chinese; same placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
     /// What it does.
     #[serde(flatten)]
     pub kind: NodeKind,

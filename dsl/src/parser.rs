@@ -67,6 +67,20 @@ fn string(pair: Pair<'_, Rule>) -> String {
     unescape_string(pair)
 }
 
+/// A `title` pair: the title and its Simplified Chinese wording, if written.
+fn title(pair: Pair<'_, Rule>) -> (String, Option<String>) {
+    let mut text = String::new();
+    let mut zh = None;
+    for part in pair.into_inner() {
+        match part.as_rule() {
+            Rule::string => text = string(part),
+            Rule::title_zh => zh = part.into_inner().find(|p| p.as_rule() == Rule::string).map(string),
+            _ => {}
+        }
+    }
+    (text, zh)
+}
+
 fn span(pair: &Pair<'_, Rule>) -> Span {
     pair.as_span().into()
 }
@@ -114,6 +128,7 @@ impl Cx {
             file: self.file,
             key,
             title: None,
+            title_zh: None,
             inputs: Vec::new(),
             vars: Vec::new(),
             nodes: Vec::new(),
@@ -123,7 +138,11 @@ impl Cx {
         };
         for item in inner {
             match item.as_rule() {
-                Rule::string => process.title = Some(string(item)),
+                Rule::title => {
+                    let (text, zh) = title(item);
+                    process.title = Some(text);
+                    process.title_zh = zh;
+                }
                 Rule::input_block => {
                     for field in item.into_inner().filter(|p| p.as_rule() == Rule::field_decl) {
                         process.inputs.push(self.field_decl(field));
@@ -480,5 +499,6 @@ fn is_keyword(rule: Rule) -> bool {
             | Rule::k_when
             | Rule::k_workday
             | Rule::k_zone
+            | Rule::k_zh
     )
 }

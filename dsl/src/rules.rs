@@ -106,6 +106,8 @@ pub struct Rule {
     pub name: String,
     /// What a person reads when it opens.
     pub title: String,
+    /// The same in Simplified Chinese (`"Title" zh "标题"`), for people who read Chinese.
+    pub title_zh: Option<String>,
     /// The indicator's key.
     pub indicator: String,
     /// Judged per customer rather than on the whole.
@@ -283,7 +285,23 @@ impl<'t> RulesParser<'t> {
             );
         }
         self.skip_inline();
-        let title = self.title()?;
+        let title =
+            self.title("the alert's title in double quotes", "write `alert name \"What a person reads\" { ... }`")?;
+        self.skip_inline();
+        let before_zh = self.pos;
+        let title_zh = match self.word() {
+            Some(("zh", _)) => {
+                self.skip_inline();
+                Some(self.title(
+                    "the alert's title in Chinese, in double quotes",
+                    "write `alert name \"Title\" zh \"标题\" { ... }`, or leave `zh` out",
+                )?)
+            }
+            _ => {
+                self.pos = before_zh;
+                None
+            }
+        };
         self.skip_blank();
         if !self.rest().starts_with('{') {
             self.expected("`{`", SHAPE);
@@ -362,14 +380,23 @@ impl<'t> RulesParser<'t> {
             }
             return None;
         };
-        let rule =
-            Rule { name: name.to_string(), title, indicator, by_customer, comparison, threshold, severity, notify };
+        let rule = Rule {
+            name: name.to_string(),
+            title,
+            title_zh,
+            indicator,
+            by_customer,
+            comparison,
+            threshold,
+            severity,
+            notify,
+        };
         Some((rule, span))
     }
 
-    fn title(&mut self) -> Option<String> {
+    fn title(&mut self, what: &str, how: &str) -> Option<String> {
         if !self.rest().starts_with('"') {
-            self.expected("the alert's title in double quotes", "write `alert name \"What a person reads\" { ... }`");
+            self.expected(what, how);
             return None;
         }
         let open = self.pos;
@@ -611,6 +638,18 @@ mod tests {
         assert_eq!(rules[1].severity, RuleSeverity::Warning);
         assert_eq!(rules[2].threshold, Decimal::new(8, 1));
         assert!(Comparison::Below.holds(Decimal::new(5, 1), rules[2].threshold));
+    }
+
+    #[test]
+    fn a_title_may_carry_its_chinese_wording() {
+        let rules = check(
+            "alert slow \"DSO high\" zh \"应收账款周转天数过高\" { when days_sales_outstanding > 60 days }\nalert manual \"By hand\" { when auto_match_rate < 80% }\n",
+        )
+        .unwrap();
+        assert_eq!((rules[0].title.as_str(), rules[0].title_zh.as_deref()), ("DSO high", Some("应收账款周转天数过高")));
+        assert_eq!(rules[1].title_zh, None);
+        let errors = check("alert slow \"DSO high\" zh { when days_sales_outstanding > 60 days }").unwrap_err();
+        assert!(errors.contains("alerts.rules:1:26") && errors.contains("title in Chinese"), "{errors}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::model::NodeKind;
 
 use super::esc;
+use super::i18n::{self, Lang};
 
 const BOX_W: usize = 150;
 const BOX_H: usize = 44;
@@ -28,8 +29,9 @@ pub struct Progress {
     pub incidents: BTreeSet<String>,
 }
 
-/// The SVG of `process` with `progress` marked; `label` names it for screen readers.
-pub fn svg(process: &CompiledProcess, progress: &Progress, label: &str) -> String {
+/// The SVG of `process` with `progress` marked, its steps titled for a reader of `lang`;
+/// `label` names it for screen readers.
+pub fn svg(process: &CompiledProcess, progress: &Progress, label: &str, lang: Lang) -> String {
     let edges = process.edges();
     // Columns: breadth-first distance from the starts, so loops do not stretch the picture.
     let mut column: BTreeMap<&str, usize> = BTreeMap::new();
@@ -113,7 +115,7 @@ pub fn svg(process: &CompiledProcess, progress: &Progress, label: &str) -> Strin
              rx=\"{rounded}\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"1.5\"/>",
             esc(name)
         );
-        let title = node.title.as_deref().unwrap_or(name);
+        let title = i18n::node_title(lang, node).unwrap_or(name);
         let _ = write!(
             out,
             "<text x=\"{}\" y=\"{}\" font-size=\"9\" fill=\"#556\" text-anchor=\"middle\">{}</text>\
@@ -165,7 +167,7 @@ mod tests {
             current: ["b".to_string()].into(),
             incidents: BTreeSet::new(),
         };
-        let svg = svg(&process, &progress, "P");
+        let svg = svg(&process, &progress, "P", Lang::En);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("class=\"node current\" data-node=\"b\""), "{svg}");
         assert!(svg.contains("class=\"node done\" data-node=\"a\""), "{svg}");

@@ -537,6 +537,71 @@ const VARIABLES_ZH: &[(&str, &str)] = &[
     ("write_off", "是否核销"),
 ];
 
+/// A process's title for a reader of `lang`: its Chinese wording (`zh "..."`) where the
+/// process gives one.
+pub fn process_title(lang: Lang, process: &cloverleaf_dsl::CompiledProcess) -> &str {
+    match (lang, &process.title_zh) {
+        (Lang::ZhCn, Some(zh)) => zh,
+        _ => &process.title,
+    }
+}
+
+/// A node's title template (placeholders not yet filled) for a reader of `lang`, if it has one.
+pub fn node_title(lang: Lang, node: &cloverleaf_dsl::model::Node) -> Option<&str> {
+    match (lang, &node.title_zh) {
+        (Lang::ZhCn, Some(zh)) => Some(zh),
+        _ => node.title.as_deref(),
+    }
+}
+
+/// A title template with the case's values in its `{placeholder}`s, evaluated as the engine
+/// does when it opens a task (`now` for the expressions that read the time); `None` when a
+/// placeholder cannot be evaluated on what the case holds (the caller falls back to what it has).
+pub fn fill_title(
+    template: &str,
+    variables: &std::collections::BTreeMap<String, cloverleaf_dsl::expr::Value>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    use cloverleaf_dsl::expr::{EvalContext, eval};
+    let context = EvalContext::new(variables, now);
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = open + rest[open..].find('}')?;
+        let expr = cloverleaf_dsl::model::CExpr::parse(rest[open + 1..close].trim()).ok()?;
+        let value = eval(expr.ast(), &context).ok()?;
+        out.push_str(&rest[..open]);
+        out.push_str(&crate::web::pages::plain_text(&value));
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The sub-ledger's chart of accounts in Chinese, by account code and English name.
+const ACCOUNTS_ZH: &[(&str, &str, &str)] = &[
+    ("1000", "Bank", "银行存款"),
+    ("1200", "Accounts receivable", "应收账款"),
+    ("1300", "Inventory", "库存商品"),
+    ("2000", "Accounts payable", "应付账款"),
+    ("2200", "VAT payable", "应交增值税"),
+    ("2300", "Unapplied customer cash", "待核销客户款项"),
+    ("3000", "Opening balance equity", "期初权益"),
+    ("4000", "Revenue", "主营业务收入"),
+    ("5000", "Cost of goods sold", "主营业务成本"),
+    ("6800", "Bad debt expense", "坏账损失"),
+    ("6900", "Payment differences", "收款差额"),
+];
+
+/// An account's name for a reader of `lang`: the chart's Chinese name for an account of the
+/// standard chart; an account named otherwise keeps the name it was given.
+pub fn account_name<'a>(lang: Lang, code: &str, name: &'a str) -> &'a str {
+    match lang {
+        Lang::ZhCn => ACCOUNTS_ZH.iter().find(|(c, en, _)| *c == code && *en == name).map_or(name, |(.., zh)| zh),
+        Lang::En => name,
+    }
+}
+
 /// A variable's label for a reader of `lang`.
 pub fn label(name: &str, lang: Lang) -> String {
     if lang == Lang::ZhCn

@@ -93,8 +93,9 @@ async fn a_moved_and_repaired_order_tells_its_history_in_words() {
     for sentence in [
         "由第 1 版迁移到第 2 版：shorter reminders",
         "手工将金额改为 ¥60,000.00：order amended",
-        "手工在 CFO approval of order SO-1 之前重新开始：CFO signs too",
-        "手工撤下 Approve order SO-1 处的步骤：the CFO decides alone",
+        "手工在 财务总监审批订单 SO-1 之前重新开始：CFO signs too",
+        "手工撤下 审批订单 SO-1 处的步骤：the CFO decides alone",
+        "进入</span> · 审批订单 SO-1",
         "发起",
         "自动步骤完成",
     ] {

@@ -278,6 +278,17 @@ async fn the_pages_speak_chinese_when_asked() {
     assert!(inbox.text.contains("¥24,500.00") && inbox.text.contains("金额"), "{}", inbox.text);
     assert!(inbox.text.contains("(Asia/Shanghai)"), "{}", inbox.text);
     assert_eq!(set_cookie(&inbox.headers, "clv_lang").as_deref(), Some("clv_lang=zh-CN"));
+    // The task is titled as the process words it in Chinese, on the order's own values; the
+    // English title stays for English readers.
+    assert!(inbox.text.contains(">审批订单 SO-1</a>"), "{}", inbox.text);
+    assert!(!inbox.text.contains("Approve order SO-1"), "{}", inbox.text);
+    let marker = "href=\"/tasks/";
+    let start = inbox.text.find(marker).unwrap() + "href=\"".len();
+    let task_path = inbox.text[start..].split('"').next().unwrap().to_string();
+    let task = page(&api, Method::GET, &format!("{task_path}?lang=zh-CN"), &session, None).await;
+    assert!(task.text.contains("<h1>审批订单 SO-1</h1>"), "{}", task.text);
+    let english = page(&api, Method::GET, "/inbox?lang=en", &session, None).await;
+    assert!(english.text.contains(">Approve order SO-1</a>") && !english.text.contains("审批订单"), "{}", english.text);
 }
 
 #[tokio::test]

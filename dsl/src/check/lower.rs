@@ -19,6 +19,7 @@ impl ProcessChecker<'_> {
     /// Lowers one node; anonymous nodes its targets create follow it in `nodes`.
     pub(super) fn lower_node(&mut self, node: &ast::Node) {
         let title = self.title(&node.title, node.head);
+        let title_zh = self.title(&node.title_zh, node.head);
         let name = node.name.name.clone();
         // The node goes first so that anonymous nodes created for its targets follow it.
         let index = self.nodes.len();
@@ -328,6 +329,7 @@ impl ProcessChecker<'_> {
             }
         };
         self.nodes[index].node.title = title;
+        self.nodes[index].node.title_zh = title_zh;
         self.nodes[index].node.kind = kind;
     }
 

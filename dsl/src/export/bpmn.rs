@@ -350,6 +350,14 @@ impl Model {
 
     /// The element a node becomes.
     fn element(&self, node: &Node, id: String) -> Element {
+        let mut e = self.element_of_kind(node, id);
+        if let Some(zh) = &node.title_zh {
+            e.attrs.push(extensions::attr("cloverleaf:titleZh", zh));
+        }
+        e
+    }
+
+    fn element_of_kind(&self, node: &Node, id: String) -> Element {
         let anonymous = node.name.contains(':');
         let name = node.title.clone().or_else(|| (!anonymous).then(|| node.name.clone()));
         match &node.kind {
@@ -588,6 +596,9 @@ impl Model {
             self.process_id,
             xml_escape(&process.title)
         );
+        if let Some(zh) = &process.title_zh {
+            let _ = write!(out, " cloverleaf:titleZh=\"{}\"", xml_escape(zh));
+        }
         for (key, value) in &attrs {
             let _ = write!(out, " {key}=\"{value}\"");
         }

@@ -3,7 +3,7 @@
 
 use pest::iterators::Pair;
 
-use super::{Cx, assignment, bound_decl, ident, is_keyword, span, string};
+use super::{Cx, assignment, bound_decl, ident, is_keyword, span, string, title as title_of};
 use crate::ast::*;
 use crate::codes;
 use crate::diag::{Diagnostic, Span};
@@ -60,17 +60,20 @@ impl Cx {
             }
         }
         let head = kw.to(name.span);
-        Node { name, title: None, kind: NodeKind::Start(trigger), next, head }
+        Node { name, title: None, title_zh: None, kind: NodeKind::Start(trigger), next, head }
     }
 
     fn end(&mut self, parts: Vec<Pair<'_, Rule>>) -> Node {
         let mut parts = parts.into_iter();
         let name = ident(parts.next().expect("end has a name"));
-        let mut title = None;
+        let (mut title, mut title_zh) = (None, None);
         let mut kind = EndKind::Normal;
         for part in parts {
             match part.as_rule() {
-                Rule::title => title = Some(string(part.into_inner().next().expect("title string"))),
+                Rule::title => {
+                    let (text, zh) = title_of(part);
+                    (title, title_zh) = (Some(text), zh);
+                }
                 Rule::end_error => {
                     let code = part.into_inner().find(|p| p.as_rule() == Rule::string).expect("error code");
                     kind = EndKind::Error(string(code));
@@ -80,19 +83,22 @@ impl Cx {
             }
         }
         let head = name.span;
-        Node { name, title, kind: NodeKind::End(kind), next: None, head }
+        Node { name, title, title_zh, kind: NodeKind::End(kind), next: None, head }
     }
 
     fn block_node(&mut self, rule: Rule, parts: Vec<Pair<'_, Rule>>, head_start: usize) -> Node {
         let mut parts = parts.into_iter().peekable();
         let name = ident(parts.next().expect("node has a name"));
         let head = Span::new(head_start, name.span.end);
-        let mut title = None;
+        let (mut title, mut title_zh) = (None, None);
         let mut next = None;
         let mut clauses = Vec::new();
         for part in parts {
             match part.as_rule() {
-                Rule::title => title = Some(string(part.into_inner().next().expect("title string"))),
+                Rule::title => {
+                    let (text, zh) = title_of(part);
+                    (title, title_zh) = (Some(text), zh);
+                }
                 Rule::string if title.is_none() && clauses.is_empty() => title = Some(string(part)),
                 Rule::next if rule != Rule::parallel_node => next = Some(self.target(part)),
                 _ => clauses.push(part),
@@ -125,7 +131,7 @@ impl Cx {
             Rule::call_node => self.call(clauses),
             other => unreachable!("node rule {other:?}"),
         };
-        Node { name, title, kind, next, head }
+        Node { name, title, title_zh, kind, next, head }
     }
 
     fn decide_body_from_arm(&mut self, arm: Pair<'_, Rule>) -> DecideBody {

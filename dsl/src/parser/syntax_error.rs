@@ -33,6 +33,11 @@ pub(super) fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rul
             .with_label("expected `}` before the end of the file")
             .with_help("a block is not closed: check that every `{` has its `}`");
     }
+    if after_title_zh(&text[..pos]) {
+        return Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), format!("expected the title in Chinese, found {found}"))
+            .with_label("expected a quoted title after `zh`")
+            .with_help("write the title in Simplified Chinese in double quotes, as in `\"Ship the order\" zh \"订单发货\"`, or leave `zh` out");
+    }
     let (message, label) = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             let mut words: Vec<String> = positives.iter().filter_map(|r| describe_rule(*r)).collect();
@@ -53,6 +58,14 @@ pub(super) fn syntax_error(file: FileId, text: &str, err: pest::error::Error<Rul
     Diagnostic::error(codes::SYNTAX, file, Span::new(pos, end), message)
         .with_label(label)
         .with_help(syntax_help(text, pos))
+}
+
+/// True when `before` ends with a quoted title and `zh` (`"Ship" zh`): a Chinese title is due.
+fn after_title_zh(before: &str) -> bool {
+    before
+        .trim_end()
+        .strip_suffix("zh")
+        .is_some_and(|head| head.ends_with(char::is_whitespace) && head.trim_end().ends_with('"'))
 }
 
 /// The offset of the opening quote of a string left open on the line of `pos`, if the syntax
@@ -171,6 +184,7 @@ fn describe_rule(rule: Rule) -> Option<String> {
     let word = match name.as_str() {
         "ident" | "node_ref" | "start_name" => "a name",
         "title" => "a quoted string",
+        "title_zh" => "`zh` and the title in Simplified Chinese",
         "target" | "next" => "`->`",
         "role_name" => "a role name such as `sales.manager`",
         "type_expr" | "named_type" => "a type",

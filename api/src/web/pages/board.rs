@@ -253,8 +253,15 @@ async fn alerts_section(state: &AppState, viewer: &Viewer) -> Result<String, Api
     if alerts.is_empty() {
         let _ = write!(out, "<p class=\"muted\">{}</p>", viewer.t("no_alerts"));
     }
+    let rules = state.rules();
     for alert in &alerts {
         let (name, _) = i18n::kpi(viewer.lang, &alert.indicator);
+        // The title as the rule words it for the reader; the stored one if the rule is gone.
+        let title = match viewer.lang {
+            i18n::Lang::ZhCn => rules.iter().find(|r| r.name == alert.rule).and_then(|r| r.title_zh.as_deref()),
+            i18n::Lang::En => None,
+        }
+        .unwrap_or(&alert.title);
         let whom = if alert.subject.is_empty() {
             String::new()
         } else {
@@ -280,7 +287,7 @@ async fn alerts_section(state: &AppState, viewer: &Viewer) -> Result<String, Api
             esc(&alert.severity),
             alert.id,
             viewer.t(if alert.severity == "critical" { "critical" } else { "warning" }),
-            esc(&alert.title),
+            esc(title),
             esc(name),
             esc(&figure_text(viewer, &alert.indicator, alert.last_value)),
             viewer.t("threshold"),

@@ -42,7 +42,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         // Processes by the title their designer gave them, as the inbox names them.
         let mut titles = std::collections::BTreeMap::new();
         for d in state.engine().store().deployments().await? {
-            let title = state.engine().definition(&d.key, d.version).await?.title.clone();
+            let title = i18n::process_title(viewer.lang, &*state.engine().definition(&d.key, d.version).await?).to_string();
             titles.insert(d.key, title);
         }
         let mut process_options = format!("<option value=\"\">{}</option>", viewer.t("all_processes"));
@@ -141,12 +141,12 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         let money = money_variables(&definition);
         let mut out = format!(
             "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p><section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
-            esc(&definition.title),
+            esc(i18n::process_title(viewer.lang, &definition)),
             esc(instance.business_key().unwrap_or(id.as_str())),
             viewer.t("status"),
             esc(&instance_status(&viewer, instance.status())),
             viewer.t("diagram"),
-            diagram::svg(&definition, &progress, &definition.title),
+            diagram::svg(&definition, &progress, i18n::process_title(viewer.lang, &definition), viewer.lang),
         );
         let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
         for name in instance.variables().keys() {
@@ -164,7 +164,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             viewer.t("what"),
             viewer.t("who")
         );
-        let case = super::history::Case { definition: &definition, instance: &instance };
+        let case = super::history::Case { definition: &definition, instance: &instance, lang: viewer.lang, now: state.engine().now() };
         for h in history.iter().filter(|h| super::history::worth_showing(&case, h)) {
             let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone)).unwrap_or_else(|_| h.at.clone());
             let who = match (&h.who, &h.on_behalf_of) {
@@ -177,7 +177,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         }
         out.push_str("</tbody></table></section>");
         out.push_str(&ledger_section(&state, &viewer, &instance).await?);
-        Ok(page(&viewer, &definition.title, &out))
+        Ok(page(&viewer, i18n::process_title(viewer.lang, &definition), &out))
     }
     .await;
     match result {
@@ -214,7 +214,7 @@ async fn ledger_section(state: &AppState, viewer: &Viewer, instance: &Instance) 
             l.date,
             esc(&l.description),
             esc(&l.account),
-            esc(&l.account_name),
+            esc(i18n::account_name(viewer.lang, &l.account, &l.account_name)),
             money(l.debit),
             money(l.credit)
         );

@@ -52,18 +52,10 @@ fn step(case: &Case<'_>, name: &str) -> String {
     {
         return step(case, owner);
     }
-    let Some(title) = case.definition.node(name).and_then(|n| n.title.as_deref()) else { return name.to_string() };
-    let mut out = String::new();
-    let mut rest = title;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else { return name.to_string() };
-        let Some(value) = case.instance.variables().get(&rest[open + 1..open + close]) else { return name.to_string() };
-        out.push_str(&rest[..open]);
-        out.push_str(&super::plain_text(value));
-        rest = &rest[open + close + 1..];
-    }
-    out.push_str(rest);
-    out
+    let Some(template) = case.definition.node(name).and_then(|n| i18n::node_title(case.lang, n)) else {
+        return name.to_string();
+    };
+    i18n::fill_title(template, case.instance.variables(), case.now).unwrap_or_else(|| name.to_string())
 }
 
 /// The case whose history is shown: its instance and the definition it runs.
@@ -72,6 +64,10 @@ pub(super) struct Case<'a> {
     pub definition: &'a CompiledProcess,
     /// The instance.
     pub instance: &'a Instance,
+    /// The reader's language: steps are named in it where the process words them so.
+    pub lang: i18n::Lang,
+    /// The time the page is read at, for titles whose placeholders read it.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 /// False for the entries that only say a token passed through the start or a step's inner node

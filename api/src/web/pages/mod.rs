@@ -153,9 +153,10 @@ pub struct CsrfForm {
 }
 
 /// A value as plain text: JSON's form without quotes around text.
-fn plain_text(value: &DslValue) -> String {
+pub(crate) fn plain_text(value: &DslValue) -> String {
     match value.to_json() {
         Value::String(s) => s,
+        Value::Null => String::new(),
         other => other.to_string(),
     }
 }

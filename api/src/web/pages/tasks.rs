@@ -37,6 +37,7 @@ pub struct InboxQuery {
 struct Row {
     task: TaskInfo,
     process: String,
+    title: String,
     context: Vec<(String, String)>,
     customer: Option<String>,
     amount: Option<Decimal>,
@@ -46,6 +47,8 @@ struct Row {
 /// customer and amount the inbox filters by.
 struct Context {
     process: String,
+    /// The task's title for the reader: the process's Chinese wording where it gives one.
+    title: String,
     shown: Vec<(String, String)>,
     customer: Option<String>,
     amount: Option<Decimal>,
@@ -72,7 +75,16 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
         Some(DslValue::Number(n)) => Some(*n),
         _ => None,
     });
-    Ok(Context { process: instance.process().to_string(), shown: context, customer, amount })
+    // The stored title is the English one, rendered when the task opened; a Chinese reader
+    // gets the process's Chinese wording rendered on the same values.
+    let title = match (viewer.lang, definition.node(&task.node)) {
+        (i18n::Lang::ZhCn, Some(node)) => {
+            node.title_zh.as_deref().and_then(|template| i18n::fill_title(template, instance.variables(), engine.now()))
+        }
+        _ => None,
+    }
+    .unwrap_or_else(|| task.title.clone());
+    Ok(Context { process: instance.process().to_string(), title, shown: context, customer, amount })
 }
 
 /// A context value as HTML: a stored report's id links to the report.
@@ -105,8 +117,8 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     let tasks = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
     let mut rows = Vec::new();
     for task in tasks {
-        let Context { process, shown, customer, amount } = context_of(state, viewer, &task).await?;
-        rows.push(Row { task, process, context: shown, customer, amount });
+        let Context { process, title, shown, customer, amount } = context_of(state, viewer, &task).await?;
+        rows.push(Row { task, process, title, context: shown, customer, amount });
     }
     let processes: BTreeSet<String> = rows.iter().map(|r| r.process.clone()).collect();
     let only_process = query.process.as_deref().filter(|p| !p.is_empty());
@@ -183,7 +195,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
             out,
             "<tr><td><a class=\"task-link\" href=\"/tasks/{}\">{}</a><div class=\"muted\">{}</div></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             url_path(&row.task.id.0),
-            esc(&row.task.title),
+            esc(&row.title),
             esc(&row.process),
             context,
             due_cell(viewer, row.task.due_at, now),
@@ -211,13 +223,13 @@ async fn task_page(
     let task = crate::server::tasks::visible_task(state, &viewer.caller, id).await?;
     let engine = state.engine();
     let now = engine.now();
-    let Context { process, shown: context, .. } = context_of(state, viewer, &task).await?;
+    let Context { process, title, shown: context, .. } = context_of(state, viewer, &task).await?;
     let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
     let fields = form_of(&definition, &task.node);
     let mut out = format!(
         "<h1>{}</h1><p class=\"muted\">{} · <a href=\"/cases/{}\">{}</a></p>",
-        esc(&task.title),
+        esc(&title),
         esc(&process),
         url_path(&task.instance_id.0),
         viewer.t("instance")
@@ -239,7 +251,7 @@ async fn task_page(
     let _ = write!(out, "<dt>{}</dt><dd>{}</dd></dl></section>", viewer.t("due"), due_cell(viewer, task.due_at, now));
     if task.state != TaskState::Open {
         let _ = write!(out, "<p class=\"notice\">{}</p>", viewer.t("task_closed"));
-        return Ok(page(viewer, &task.title, &out));
+        return Ok(page(viewer, &title, &out));
     }
     let action = format!("/tasks/{}", url_path(&task.id.0));
     let csrf = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", viewer.csrf);
@@ -268,7 +280,7 @@ async fn task_page(
         viewer.t("delegate"),
         viewer.t("delegate_button")
     );
-    Ok(page(viewer, &task.title, &out))
+    Ok(page(viewer, &title, &out))
 }
 
 /// One input of a decision form, typed as the process declares it.

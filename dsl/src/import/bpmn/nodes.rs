@@ -15,7 +15,9 @@ impl<'a, 'i> Builder<'_, 'a, 'i> {
     /// start (which has none in `.flow`) or written in place.
     pub(super) fn title(&self, el: &El<'a, 'i>, name: &str) -> Option<String> {
         let label = el.x.attribute("name")?;
-        let untitled = el.tag == "startEvent" || name.contains(':') || label == name || label.trim().is_empty();
+        // A label that only repeats the name is no title, unless a Chinese one comes with it.
+        let repeats_name = label == name && super::read::ours(el.x, "titleZh").is_none();
+        let untitled = el.tag == "startEvent" || name.contains(':') || repeats_name || label.trim().is_empty();
         (!untitled).then(|| label.to_string())
     }
 

@@ -16,6 +16,8 @@ pub(super) const ZEEBE_NS: &str = "http://camunda.org/schema/zeebe/1.0";
 pub(super) struct Process {
     pub key: String,
     pub title: Option<String>,
+    /// `cloverleaf:titleZh`: the title in Simplified Chinese.
+    pub title_zh: Option<String>,
     /// Lines before the nodes: `calendar`, `access { ... }`, `input { ... }`, `var ...`.
     pub head: Vec<String>,
     pub nodes: Vec<FNode>,
@@ -27,6 +29,8 @@ pub(super) struct FNode {
     /// Written in place where its owner's flow leads (`-> decide { ... }`).
     pub anonymous: bool,
     pub title: Option<String>,
+    /// `cloverleaf:titleZh`: the title in Simplified Chinese.
+    pub title_zh: Option<String>,
     pub kind: FKind,
     /// `on error "x"`, `after 5d`, `also after ...`, `every 1d`, each with its target node.
     pub boundaries: Vec<(String, Option<usize>)>,
@@ -350,9 +354,10 @@ impl Reader {
             let Some(n) = node_of[e] else { continue };
             let name = names[n].clone();
             let title = b.title(el, &name);
+            let title_zh = title.as_ref().and(ours(el.x, "titleZh")).map(str::to_string);
             let kind = b.kind(e, el);
             let boundaries = b.boundaries(e);
-            nodes.push(FNode { anonymous: name.contains(':'), name, title, kind, boundaries });
+            nodes.push(FNode { anonymous: name.contains(':'), name, title, title_zh, kind, boundaries });
         }
         let guessed = std::mem::take(&mut b.vars);
         // A label such as "Approved?" names a gateway after the variable it tests; expressions
@@ -371,7 +376,8 @@ impl Reader {
             head.extend(self.guessed_declarations(guessed));
         }
         let title = p.attribute("name").map(str::to_string);
-        Some(Process { key, title, head, nodes })
+        let title_zh = title.as_ref().and(ours(p, "titleZh")).map(str::to_string);
+        Some(Process { key, title, title_zh, head, nodes })
     }
 
     pub(super) fn unsupported(&mut self, x: X<'_, '_>, tag: &str) {

@@ -13,7 +13,7 @@ pub(super) fn write(processes: &[Process]) -> String {
         if i > 0 {
             out.push('\n');
         }
-        let title = p.title.as_ref().map(|t| format!(" {}", quote(t))).unwrap_or_default();
+        let title = title_text(&p.title, &p.title_zh);
         let _ = writeln!(out, "process {}{title} {{", p.key);
         for line in &p.head {
             let _ = writeln!(out, "  {line}");
@@ -52,6 +52,15 @@ fn target(p: &Process, to: Option<usize>, indent: &str) -> String {
     }
 }
 
+/// ` "Title" zh "标题"` after a declaration's name, or nothing.
+fn title_text(title: &Option<String>, zh: &Option<String>) -> String {
+    let Some(title) = title else { return String::new() };
+    match zh {
+        Some(zh) => format!(" {} zh {}", quote(title), quote(zh)),
+        None => format!(" {}", quote(title)),
+    }
+}
+
 fn arm_text(p: &Process, (cond, to): &(Option<String>, Option<usize>), indent: &str) -> String {
     match cond {
         Some(c) => format!("when {c} -> {}", target(p, *to, indent)),
@@ -60,7 +69,7 @@ fn arm_text(p: &Process, (cond, to): &(Option<String>, Option<usize>), indent: &
 }
 
 fn node_text(p: &Process, node: &FNode, out: &mut String) {
-    let title = node.title.as_ref().map(|t| format!(" {}", quote(t))).unwrap_or_default();
+    let title = title_text(&node.title, &node.title_zh);
     let name = &node.name;
     let ind = "  ";
     let boundaries = |out: &mut String| {
