@@ -482,9 +482,7 @@ impl Report {
         out.push_str(&format!(
             "  {:.1} orders/s from the 10th to the 90th percentile finish; an order took {:.1} s from start to end on \
              average, 90 % of them under {:.1} s (at most {MAX_OPEN} open)\n",
-            self.pace.steady,
-            self.pace.latency.0,
-            self.pace.latency.1,
+            self.pace.steady, self.pace.latency.0, self.pace.latency.1,
         ));
         out.push_str(&format!(
             "  orders finished per 10 s: {}; {} transactions committed in the database (reads included), {:.1} per order\n",
