@@ -11,7 +11,7 @@ use sqlx::PgPool;
 
 use crate::audit::{DUNNING_TIMER, serve_name};
 use crate::driver::Driver;
-use crate::{ORDERS, VICTIM};
+use crate::{MAX_OPEN, ORDERS, VICTIM};
 
 /// One number from the database.
 async fn count(pool: &PgPool, sql: &str) -> i64 {
@@ -376,6 +376,11 @@ pub(crate) struct Pace {
     after_kill: (i64, f64),
     /// Orders finished in each 10 s from the first finish (the kill's 10 s marked `|`).
     per_10s: String,
+    /// Orders per second from the 10th to the 90th percentile of the finishes: the pace once the
+    /// run is going, without its start or the tail of orders waiting out the dead node's leases.
+    steady: f64,
+    /// How long an order took from its start to its end: mean and 90th percentile, in seconds.
+    latency: (f64, f64),
     /// Transactions committed in the database by every process, reads included (PostgreSQL counts a
     /// read-only statement outside a transaction as one).
     commits: i64,
@@ -416,7 +421,25 @@ pub(crate) async fn pace(pool: &PgPool) -> Pace {
             .fetch_one(pool)
             .await
             .unwrap_or_else(|e| panic!("the commit count: {e}"));
-    Pace { before_kill: (before, kill - first), after_kill: (after, last - kill), per_10s, commits }
+    let latency: (f64, f64) = sqlx::query_as(
+        "WITH took AS (SELECT extract(epoch FROM updated_at::timestamptz - created_at::timestamptz)::float8 AS s \
+         FROM instances WHERE process_key = 'order_to_cash') \
+         SELECT avg(s)::float8, (percentile_cont(0.9) WITHIN GROUP (ORDER BY s))::float8 FROM took",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|e| panic!("the time an order took: {e}"));
+    let (count, p10, p90): (i64, f64, f64) = sqlx::query_as(
+        "WITH done AS (SELECT extract(epoch FROM updated_at::timestamptz)::float8 AS at FROM instances \
+         WHERE process_key = 'order_to_cash') \
+         SELECT count(*), (percentile_cont(0.1) WITHIN GROUP (ORDER BY at))::float8, \
+         (percentile_cont(0.9) WITHIN GROUP (ORDER BY at))::float8 FROM done",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap_or_else(|e| panic!("the steady pace: {e}"));
+    let steady = if p90 > p10 { 0.8 * count as f64 / (p90 - p10) } else { 0.0 };
+    Pace { before_kill: (before, kill - first), after_kill: (after, last - kill), per_10s, steady, latency, commits }
 }
 
 /// The run and its checks, for the report on stderr.
@@ -455,6 +478,11 @@ impl Report {
             self.pace.after_kill.0,
             self.pace.after_kill.1,
             rate(self.pace.after_kill),
+        ));
+        out.push_str(&format!(
+            "  {:.1} orders/s from the 10th to the 90th percentile finish; an order took {:.1} s from start to end on \
+             average, 90 % of them under {:.1} s (at most {MAX_OPEN} open)\n",
+            self.pace.steady, self.pace.latency.0, self.pace.latency.1,
         ));
         out.push_str(&format!(
             "  orders finished per 10 s: {}; {} transactions committed in the database (reads included), {:.1} per order\n",

@@ -107,6 +107,14 @@ impl Children {
         self.spawn(&name, &args, &[("CLOVERLEAF_TOKEN", token)]);
     }
 
+    /// The name and pid of every child still running.
+    pub(crate) fn running(&mut self) -> Vec<(String, u32)> {
+        self.list
+            .iter_mut()
+            .filter_map(|c| matches!(c.process.try_wait(), Ok(None)).then(|| (c.name.clone(), c.process.id())))
+            .collect()
+    }
+
     /// SIGKILL (what `Child::kill` sends on Unix) to serve node `index`, then reaps it.
     pub(crate) fn kill(&mut self, index: usize) {
         let child = &mut self.list[index];

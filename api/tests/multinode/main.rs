@@ -40,6 +40,7 @@
 mod audit;
 mod checks;
 mod children;
+mod cpu;
 mod driver;
 mod fixture;
 
@@ -55,6 +56,7 @@ use tokio::task::JoinSet;
 use audit::{AUDIT, connection_url, serve_name, victim_timers_pending};
 use checks::{Report, check_history_chains, check_instances, check_jobs, check_ledger, check_timers, pace};
 use children::{Children, TempDir};
+use cpu::Cpu;
 use driver::{Cluster, Driver, Tokens};
 use fixture::fixture_processes;
 
@@ -67,7 +69,11 @@ const KILL_AFTER_STARTS: usize = ORDERS / 2;
 /// for up to [`KILL_WAIT`] after [`KILL_AFTER_STARTS`]).
 const MIN_VICTIM_TIMERS: i64 = 10;
 const KILL_WAIT: Duration = Duration::from_secs(30);
-/// Orders started but not finished at most; the starter waits below it.
+/// Orders started but not finished at most; the starter waits below it. An order takes at least
+/// about 7 s (the 5 s wait for the first dunning letter, the loops' polls), so at most
+/// `MAX_OPEN / 7` orders can finish per second. More open orders do not make the run faster on a
+/// busy machine: orders then take longer than the 30 s after which a missing dispatch is chased,
+/// and customers reach their credit limits, so the run has more tasks to do.
 const MAX_OPEN: usize = 400;
 /// Requests the starter keeps in flight.
 const START_CONCURRENCY: usize = 16;
@@ -109,6 +115,16 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
         .execute(&pool)
         .await
         .expect("synchronous_commit is set");
+    // To count the statements of a run: every statement of this database goes to the server's log
+    // with its duration (which costs the run time of its own, so its pace is not the figure).
+    if std::env::var_os("CLOVERLEAF_MULTINODE_LOG_STATEMENTS").is_some() {
+        sqlx::raw_sql(&format!("ALTER DATABASE \"{name}\" SET log_min_duration_statement = 0"))
+            .execute(&pool)
+            .await
+            .expect("statement logging is set");
+        note(clock, &format!("logging every statement of database {name}"));
+    }
+    let load_at_start = cpu::load_average();
     // The first node creates the schema, the demo configuration and the demo company; the audit
     // triggers go in before anything runs; then the other nodes and the workers join.
     let mut nodes = vec![children.serve(0, &db.url(), &processes, &config)];
@@ -149,6 +165,8 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let victim_timers = victim_timers_pending(&pool).await;
+    let mut cpu = Cpu::default();
+    record_cpu(&mut cpu, &mut children, &pool).await;
     driver.cluster.nodes[VICTIM].alive.store(false, Ordering::SeqCst);
     children.kill(VICTIM);
     sqlx::query("INSERT INTO mn_marks (name, at) VALUES ('kill', clock_timestamp())")
@@ -164,6 +182,8 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
         tokio::time::sleep(POLL).await;
     }
     let elapsed = first_start.elapsed();
+    record_cpu(&mut cpu, &mut children, &pool).await;
+    let load_at_end = cpu::load_average();
     driver.stop.store(true, Ordering::SeqCst);
     starter.await.expect("the starter stops");
     while let Some(joined) = loops.join_next().await {
@@ -182,7 +202,37 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
     let report =
         Report { elapsed, killed_at, started_at_kill, victim_timers, instances, jobs, timers, ledger, intact, pace };
     report.print(&driver);
+    note(clock, &format!("load average {load_at_start} at the start, {load_at_end} at the end"));
+    print_cpu(&cpu);
+    if std::env::var_os("CLOVERLEAF_MULTINODE_LOG_STATEMENTS").is_some() {
+        // Which backend served whom, to tell the logged statements apart.
+        for (pid, name) in cpu.names() {
+            note(clock, &format!("backend {pid} {name}"));
+        }
+    }
     pool.close().await;
+}
+
+/// Records the CPU used so far by the children and by the backends serving the database.
+async fn record_cpu(cpu: &mut Cpu, children: &mut Children, pool: &sqlx::PgPool) {
+    for (name, pid) in children.running() {
+        cpu.record(pid, &name);
+    }
+    cpu.record(std::process::id(), "test");
+    cpu.record_backends(pool).await;
+}
+
+/// The CPU seconds of each process (and the backends serving it), and per order.
+fn print_cpu(cpu: &Cpu) {
+    let by_name = cpu.by_name();
+    let total: f64 = by_name.values().sum();
+    let listing: Vec<String> = by_name.iter().map(|(name, s)| format!("{name} {s:.1}")).collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "  CPU seconds: {total:.1} in all, {:.1} ms per order: {}",
+        total * 1000.0 / ORDERS as f64,
+        listing.join(", ")
+    );
 }
 
 /// A line of progress on stderr (shown even when the test passes).
