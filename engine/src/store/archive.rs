@@ -653,12 +653,12 @@ impl AnyStore {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Candidate>, Error> {
-        in_tx!(self, read, |tx| candidates(tx, before, after, limit).await?)
+        Ok(in_tx!(self, read, |tx| candidates(tx, before, after, limit).await?))
     }
 
     /// Every row of the instances `ids`, read in one snapshot.
     pub async fn instance_rows(&self, ids: &[String]) -> Result<InstanceRows, Error> {
-        in_tx!(self, read, |tx| read_rows(tx, ids).await?)
+        Ok(in_tx!(self, read, |tx| read_rows(tx, ids).await?))
     }
 
     /// In an archive: replaces its copies of `ids` with `rows`, in one transaction.
@@ -722,28 +722,32 @@ impl AnyStore {
 
     /// The tombstone of an archived instance.
     pub async fn tombstone(&self, id: &str) -> Result<Option<Tombstone>, Error> {
-        let sql = "SELECT id, process_key, process_version, status, business_key, parent_id, ended_at, archived_at, \
-                   archive, archived_by, participants FROM archived_instances WHERE id = $1";
-        let rows = in_tx!(self, read, |tx| tx.fetch(sql, vec![Arg::Text(Some(id))]).await?);
-        rows.first()
-            .map(|row| {
-                Ok(Tombstone {
-                    id: row.text("id")?,
-                    process_key: row.text("process_key")?,
-                    process_version: u32::try_from(row.int("process_version")?)
-                        .map_err(|_| Error::Corrupt("process version out of range".into()))?,
-                    status: row.text("status")?.parse()?,
-                    business_key: row.opt_text("business_key")?,
-                    parent_id: row.opt_text("parent_id")?,
-                    ended_at: row.timestamp("ended_at")?,
-                    archived_at: row.timestamp("archived_at")?,
-                    archive: row.text("archive")?,
-                    archived_by: row.text("archived_by")?,
-                    participants: serde_json::from_str(&row.text("participants")?)?,
-                })
-            })
-            .transpose()
+        Ok(in_tx!(self, read, |tx| tombstone(tx, id).await?))
     }
+}
+
+async fn tombstone<C: Tx>(tx: &mut C, id: &str) -> Result<Option<Tombstone>, Error> {
+    let sql = "SELECT id, process_key, process_version, status, business_key, parent_id, ended_at, archived_at, \
+               archive, archived_by, participants FROM archived_instances WHERE id = $1";
+    let rows = tx.fetch(sql, vec![Arg::Text(Some(id))]).await?;
+    rows.first()
+        .map(|row| {
+            Ok(Tombstone {
+                id: row.text("id")?,
+                process_key: row.text("process_key")?,
+                process_version: u32::try_from(row.int("process_version")?)
+                    .map_err(|_| Error::Corrupt("process version out of range".into()))?,
+                status: row.text("status")?.parse()?,
+                business_key: row.opt_text("business_key")?,
+                parent_id: row.opt_text("parent_id")?,
+                ended_at: row.timestamp("ended_at")?,
+                archived_at: row.timestamp("archived_at")?,
+                archive: row.text("archive")?,
+                archived_by: row.text("archived_by")?,
+                participants: serde_json::from_str(&row.text("participants")?)?,
+            })
+        })
+        .transpose()
 }
 
 /// A label for the database `url` names that is safe to store and show: the file of a SQLite
