@@ -97,7 +97,10 @@ async fn run() -> BenchResult<()> {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores, {}", cpu_model());
     let archived = archived.map_or(String::new(), |line| format!(", then {line}"));
-    println!("sqlite: WAL, synchronous=FULL, file {}, {prefill} completed instances pre-filled{archived}", path.display());
+    println!(
+        "sqlite: WAL, synchronous=FULL, file {}, {prefill} completed instances pre-filled{archived}",
+        path.display()
+    );
     println!("raw single-row commits/s (sqlx):      {raw:>10.0}");
     println!(
         "straight-through instances/s:         {st:>10.0}  ({instances} instances, {concurrency} concurrent starters)"

@@ -343,14 +343,18 @@ fn cutoff(args: &ArchiveArgs, now: chrono::DateTime<chrono::Utc>) -> Result<chro
                 return Ok(at.with_timezone(&chrono::Utc));
             }
             let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
-                anyhow::anyhow!("--ended-before `{date}`: write a day as 2026-01-31 or an instant as 2026-01-31T18:00:00Z")
+                anyhow::anyhow!(
+                    "--ended-before `{date}`: write a day as 2026-01-31 or an instant as 2026-01-31T18:00:00Z"
+                )
             })?;
             Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
         }
         (None, Some(age)) => {
             let age = age.trim();
             let (number, unit) = age.split_at(age.find(|c: char| !c.is_ascii_digit()).unwrap_or(age.len()));
-            let n: i64 = number.parse().map_err(|_| anyhow::anyhow!("--older-than `{age}`: write a number and a unit, as 90d, 12h or 2w"))?;
+            let n: i64 = number
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--older-than `{age}`: write a number and a unit, as 90d, 12h or 2w"))?;
             let span = match unit {
                 "d" => TimeDelta::try_days(n),
                 "h" => TimeDelta::try_hours(n),
@@ -396,8 +400,14 @@ pub(crate) fn archive(args: ArchiveArgs) -> Result<ExitCode> {
                     .with_context(|| format!("cannot open the archive {}", cloverleaf::server::redacted(&args.into)))?,
             )
         };
-        let options =
-            ArchiveOptions { ended_before: before, into, label: label.clone(), by, batch: args.batch, dry_run: args.dry_run };
+        let options = ArchiveOptions {
+            ended_before: before,
+            into,
+            label: label.clone(),
+            by,
+            batch: args.batch,
+            dry_run: args.dry_run,
+        };
         let report = engine.archive(&options).await?;
         engine.store().close().await;
         if let Some(into) = &options.into {

@@ -201,7 +201,10 @@ pub async fn archived(state: &AppState, caller: &Caller, id: &InstanceId) -> Res
         Visibility::of(state, caller).await?.admits(id.as_str(), &stone.process_key, stone.process_version)
             || stone.participants.include(caller.name(), &caller.0.roles);
     let root = InstanceId::from(case_of(id.as_str()).to_string());
-    if !admitted && root != *id && let Some(root) = engine.archived(&root).await? {
+    if !admitted
+        && root != *id
+        && let Some(root) = engine.archived(&root).await?
+    {
         admitted = root.participants.include(caller.name(), &caller.0.roles);
     }
     if !admitted {

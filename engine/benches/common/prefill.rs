@@ -277,7 +277,8 @@ pub async fn archive_all(path: &Path, archive: &Path) -> BenchResult<Archived> {
     use cloverleaf_engine::store::AnyStore;
 
     let url = path.display().to_string();
-    let operator = Engine::<AnyStore>::connect_to_operate(&url, std::sync::Arc::new(cloverleaf_engine::SystemClock)).await?;
+    let operator =
+        Engine::<AnyStore>::connect_to_operate(&url, std::sync::Arc::new(cloverleaf_engine::SystemClock)).await?;
     let pool = operator.store().as_sqlite().ok_or("a SQLite file")?.pool().clone();
     let before = file_size(&pool, path).await?;
     let into = AnyStore::connect(&archive.display().to_string()).await?;

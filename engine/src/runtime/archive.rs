@@ -227,7 +227,9 @@ impl Engine<AnyStore> {
                 let stayed: Vec<String> =
                     copied.iter().map(|(c, _)| c.id.clone()).filter(|id| !removed.contains(id)).collect();
                 into.drop_archive_copy(&stayed).await?;
-                report.refused.extend(stayed.into_iter().map(|id| Refused { instance: InstanceId(id), refusal: Refusal::Changed }));
+                report.refused.extend(
+                    stayed.into_iter().map(|id| Refused { instance: InstanceId(id), refusal: Refusal::Changed }),
+                );
             }
             report.archived += removed.len();
             report.rows += rows.len();

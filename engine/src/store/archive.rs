@@ -105,7 +105,13 @@ const TABLES: [Table; 10] = [
     Table {
         name: "subscriptions",
         key: "instance_id",
-        columns: &[("id", Text), ("instance_id", Text), ("node", Text), ("message_name", Text), ("correlation_key", Text)],
+        columns: &[
+            ("id", Text),
+            ("instance_id", Text),
+            ("node", Text),
+            ("message_name", Text),
+            ("correlation_key", Text),
+        ],
     },
     Table {
         name: "incidents",
@@ -120,8 +126,16 @@ const TABLES: [Table; 10] = [
             ("raised_at", Text),
         ],
     },
-    Table { name: "pending_events", key: "instance_id", columns: &[("id", Text), ("instance_id", Text), ("event", Text)] },
-    Table { name: "events", key: "instance_id", columns: &[("instance_id", Text), ("seq", Int), ("at", Text), ("event", Text)] },
+    Table {
+        name: "pending_events",
+        key: "instance_id",
+        columns: &[("id", Text), ("instance_id", Text), ("event", Text)],
+    },
+    Table {
+        name: "events",
+        key: "instance_id",
+        columns: &[("instance_id", Text), ("seq", Int), ("at", Text), ("event", Text)],
+    },
     Table {
         name: "history",
         key: "instance_id",
@@ -382,7 +396,8 @@ fn texts(ids: &[String]) -> Arg<'static> {
 
 async fn read_table<C: Tx>(tx: &mut C, table: &Table, keys: &[String]) -> Result<Vec<Vec<Val>>, Error> {
     let columns: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
-    let sql = format!("SELECT {} FROM {} WHERE {}", columns.join(", "), table.name, in_list(tx.dialect(), table.key, 1));
+    let sql =
+        format!("SELECT {} FROM {} WHERE {}", columns.join(", "), table.name, in_list(tx.dialect(), table.key, 1));
     let rows = tx.fetch(&sql, vec![texts(keys)]).await?;
     rows.iter()
         .map(|row| {
@@ -452,7 +467,8 @@ async fn candidates<C: Tx>(
                FROM instances i WHERE i.id > $1 AND i.status IN ('completed', 'failed', 'cancelled') \
                AND i.updated_at < $2 ORDER BY i.id LIMIT $3";
     let before = ts(before);
-    let rows = tx.fetch(sql, vec![Arg::Text(Some(after.unwrap_or(""))), Arg::Text(Some(&before)), Arg::Int(limit)]).await?;
+    let rows =
+        tx.fetch(sql, vec![Arg::Text(Some(after.unwrap_or(""))), Arg::Text(Some(&before)), Arg::Int(limit)]).await?;
     rows.iter()
         .map(|row| {
             Ok(Candidate {
