@@ -56,7 +56,8 @@ async fn run() -> BenchResult<()> {
         let raw = sqlite_raw(path, 1).await?;
         let a = common::prefill::archive_all(path, archive.path()).await?;
         let line = format!(
-            "archived: {} instances at {:.0}/s (raw commits/s {raw:.0}); live file {:.2} GB before, {:.2} GB after              (free pages, reused by new rows), {:.2} GB after VACUUM ({:.0} s); archive file {:.2} GB",
+            "archived: {} instances at {:.0}/s (raw commits/s {raw:.0}); live file {:.2} GB before, {:.2} GB after \
+             (free pages, reused by new rows), {:.2} GB after VACUUM ({:.0} s); archive file {:.2} GB",
             a.instances,
             a.rate,
             a.before as f64 / 1e9,
