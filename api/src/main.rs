@@ -4,7 +4,7 @@
 //! expression the way a `decide` reads it, and `schedule` shows when a cron start will fire.
 //! For operators: `serve` runs the HTTP API with the scheduler, `worker` runs automated steps for
 //! a remote server, `migrate` moves running instances to another deployed version, `modify`
-//! repairs a running instance by hand, `audit
+//! repairs a running instance by hand, `archive` moves ended instances into an archive database, `audit
 //! verify` re-checks the tamper-evident history, and `hash-password`
 //! makes the `password_argon2` of a user in `cloverleaf.toml`.
 
@@ -22,7 +22,7 @@ use cloverleaf_dsl::{Format, Project, SourceMap};
 #[path = "cli/operator.rs"]
 mod operator;
 
-use operator::{MigrateArgs, ModifyAction, Target};
+use operator::{ArchiveArgs, MigrateArgs, ModifyAction, target};
 
 #[derive(Parser)]
 #[command(name = "cloverleaf", version, about = "Workflow engine where business and finance meet")]
@@ -229,6 +229,13 @@ enum Command {
         #[arg(long, env = "USER")]
         operator: Option<String>,
     },
+    /// Move instances that ended before a cutoff, with all their rows, into an archive database
+    /// (operators); each leaves a tombstone, so reads answer "archived" instead of "not found".
+    ///
+    /// Histories are verified first (one that does not verify is refused, exit 1); instances
+    /// whose caller or callee still runs, or with owed events or undelivered notifications, are
+    /// held back. Safe to interrupt and run again, and while `serve` runs.
+    Archive(ArchiveArgs),
     /// Audit the database.
     Audit {
         #[command(subcommand)]
@@ -268,6 +275,7 @@ fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::HashPassword => hash_password(),
         Command::Audit { command: AuditCommand::Verify { db } } => audit_verify(&db),
+        Command::Archive(args) => operator::archive(args),
         Command::Modify { instance, reason, cancel_token, start_before, set, server, token, db, operator } => {
             operator::modify(
                 &instance,
@@ -296,15 +304,6 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Where an operator's command runs, from `--server`/`--token` or `--db`/`--operator`.
-fn target(server: Option<String>, token: Option<String>, db: Option<String>, operator: Option<String>) -> Target {
-    match (server, db) {
-        (Some(server), _) => Target::Server { server, token },
-        (None, Some(db)) => Target::Db { db, operator },
-        (None, None) => Target::Missing,
     }
 }
 

@@ -5,9 +5,13 @@
 //! time on the writer path (see `common/cost.rs`). `BENCH_PREFILL=N` first fills the database
 //! with N completed instances (copies of instances completed through the engine, see
 //! `common/prefill.rs`), to show how the rates hold up on a database with history.
+//! `BENCH_ARCHIVE=1` then moves them all into a second file (`Engine::archive`, as `cloverleaf
+//! archive` does) and `VACUUM`s the live one before the rates are measured: the archive rate and
+//! the live file's size before and after are printed.
 //!
 //! `cargo bench -p cloverleaf-engine --bench engine` (env: `BENCH_INSTANCES`, `BENCH_CONCURRENCY`,
-//! `BENCH_HUMAN_INSTANCES`, `BENCH_WORKER_THREADS`, `BENCH_PREFILL`).
+//! `BENCH_HUMAN_INSTANCES`, `BENCH_WORKER_THREADS`, `BENCH_PREFILL`, `BENCH_ARCHIVE`,
+//! `BENCH_ARCHIVE_BATCH`).
 
 mod common;
 
@@ -47,6 +51,26 @@ async fn run() -> BenchResult<()> {
             size as f64 / 1e9
         );
     }
+    let archived = if prefill > 0 && env_usize("BENCH_ARCHIVE", 0) > 0 {
+        let archive = SqliteFile::new(&format!("bench-{}-archive.db", std::process::id()));
+        let raw = sqlite_raw(path, 1).await?;
+        let a = common::prefill::archive_all(path, archive.path()).await?;
+        let line = format!(
+            "archived: {} instances at {:.0}/s (raw commits/s {raw:.0}); live file {:.2} GB before, {:.2} GB after \
+             (free pages, reused by new rows), {:.2} GB after VACUUM ({:.0} s); archive file {:.2} GB",
+            a.instances,
+            a.rate,
+            a.before as f64 / 1e9,
+            a.after as f64 / 1e9,
+            a.vacuumed as f64 / 1e9,
+            a.vacuum.as_secs_f64(),
+            a.archive as f64 / 1e9
+        );
+        println!("{line}");
+        Some(line)
+    } else {
+        None
+    };
     let raw = sqlite_raw(path, 1).await?;
     // Warm up caches and the statement cache.
     straight_through(std::slice::from_ref(&engine), 500, 64).await?;
@@ -73,7 +97,11 @@ async fn run() -> BenchResult<()> {
 
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores, {}", cpu_model());
-    println!("sqlite: WAL, synchronous=FULL, file {}, {prefill} completed instances pre-filled", path.display());
+    let archived = archived.map_or(String::new(), |line| format!(", then {line}"));
+    println!(
+        "sqlite: WAL, synchronous=FULL, file {}, {prefill} completed instances pre-filled{archived}",
+        path.display()
+    );
     println!("raw single-row commits/s (sqlx):      {raw:>10.0}");
     println!(
         "straight-through instances/s:         {st:>10.0}  ({instances} instances, {concurrency} concurrent starters)"

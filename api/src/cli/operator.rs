@@ -1,6 +1,8 @@
 //! The operators' commands: `migrate` moves running instances to another deployed version and
 //! `modify` repairs one by hand, each through a server (an admin's token) or directly on the
-//! database (whoever can write it is an operator already; the history names `--operator`).
+//! database (whoever can write it is an operator already; the history names `--operator`);
+//! `archive` moves ended instances into an archive database (on the databases only: it needs
+//! both, and `--operator` is named in each tombstone).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -30,6 +32,20 @@ pub(crate) enum Target {
     Db { db: String, operator: Option<String> },
     /// Neither was given.
     Missing,
+}
+
+/// Where an operator's command runs, from `--server`/`--token` or `--db`/`--operator`.
+pub(crate) fn target(
+    server: Option<String>,
+    token: Option<String>,
+    db: Option<String>,
+    operator: Option<String>,
+) -> Target {
+    match (server, db) {
+        (Some(server), _) => Target::Server { server, token },
+        (None, Some(db)) => Target::Db { db, operator },
+        (None, None) => Target::Missing,
+    }
 }
 
 /// Moves running instances of a process between two deployed versions, in batches.
@@ -285,4 +301,140 @@ pub(crate) fn modify(instance: &str, reason: &str, action: ModifyAction, target:
     };
     println!("modified {instance}: {status}; tokens at {}", nodes.join(", "));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `cloverleaf archive` is asked to do.
+#[derive(clap::Args)]
+pub(crate) struct ArchiveArgs {
+    /// The live database: sqlite://FILE, a file path, or postgres://...
+    #[arg(long)]
+    db: String,
+    /// The archive database, of the same schema (created and migrated when missing).
+    #[arg(long)]
+    into: String,
+    /// Archive instances that ended before this day (YYYY-MM-DD, midnight UTC) or instant (RFC 3339).
+    #[arg(long, value_name = "DATE")]
+    ended_before: Option<String>,
+    /// Or: that ended longer ago than this (90d, 12h, 2w).
+    #[arg(long, value_name = "AGE", conflicts_with = "ended_before")]
+    older_than: Option<String>,
+    /// Look and verify, move nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Instances per transaction.
+    #[arg(long, default_value_t = cloverleaf_engine::runtime::ARCHIVE_BATCH)]
+    batch: usize,
+    /// Where the rows went, as tombstones and reads will say (default: the archive's URL
+    /// without user or password).
+    #[arg(long)]
+    label: Option<String>,
+    /// The operator, recorded in each tombstone (required; not taken from $USER).
+    #[arg(long)]
+    operator: Option<String>,
+}
+
+/// The cutoff of `--ended-before DATE` or `--older-than AGE`, with `now` for the latter.
+fn cutoff(args: &ArchiveArgs, now: chrono::DateTime<chrono::Utc>) -> Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, TimeDelta};
+    match (&args.ended_before, &args.older_than) {
+        (Some(date), None) => {
+            let date = date.trim();
+            if let Ok(at) = chrono::DateTime::parse_from_rfc3339(date) {
+                return Ok(at.with_timezone(&chrono::Utc));
+            }
+            let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+                anyhow::anyhow!(
+                    "--ended-before `{date}`: write a day as 2026-01-31 or an instant as 2026-01-31T18:00:00Z"
+                )
+            })?;
+            Ok(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        }
+        (None, Some(age)) => {
+            let age = age.trim();
+            let (number, unit) = age.split_at(age.find(|c: char| !c.is_ascii_digit()).unwrap_or(age.len()));
+            let n: i64 = number
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--older-than `{age}`: write a number and a unit, as 90d, 12h or 2w"))?;
+            let span = match unit {
+                "d" => TimeDelta::try_days(n),
+                "h" => TimeDelta::try_hours(n),
+                "w" => TimeDelta::try_weeks(n),
+                _ => None,
+            };
+            span.and_then(|s| now.checked_sub_signed(s))
+                .ok_or_else(|| anyhow::anyhow!("--older-than `{age}`: write a number and a unit, as 90d, 12h or 2w"))
+        }
+        _ => bail!("give --ended-before DATE or --older-than AGE (e.g. --older-than 90d)"),
+    }
+}
+
+/// Moves the instances that ended before the cutoff into the archive database, printing what
+/// was moved and what was refused, and why. Exit 1 when a history did not verify.
+pub(crate) fn archive(args: ArchiveArgs) -> Result<ExitCode> {
+    use cloverleaf_engine::runtime::ArchiveOptions;
+    use cloverleaf_engine::store::{AnyStore, archive_label};
+
+    let by = operator_of(args.operator.as_deref())?.to_string();
+    let before = cutoff(&args, chrono::Utc::now())?;
+    if args.batch == 0 || args.batch > 10_000 {
+        bail!("--batch must be between 1 and 10000");
+    }
+    let label = match &args.label {
+        Some(label) if !label.trim().is_empty() => label.trim().to_string(),
+        _ => archive_label(&args.into).map_err(|e| anyhow::anyhow!("--into: {e}"))?,
+    };
+    let live_label = archive_label(&args.db).map_err(|e| anyhow::anyhow!("--db: {e}"))?;
+    if live_label == archive_label(&args.into).unwrap_or_default() {
+        bail!("--into names the live database itself: archive into another database");
+    }
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let engine = open(&args.db).await?;
+        // A dry run creates no archive: it only reads the live database.
+        let into = if args.dry_run {
+            None
+        } else {
+            Some(
+                AnyStore::connect(&args.into)
+                    .await
+                    .with_context(|| format!("cannot open the archive {}", cloverleaf::server::redacted(&args.into)))?,
+            )
+        };
+        let options = ArchiveOptions {
+            ended_before: before,
+            into,
+            label: label.clone(),
+            by,
+            batch: args.batch,
+            dry_run: args.dry_run,
+        };
+        let report = engine.archive(&options).await?;
+        engine.store().close().await;
+        if let Some(into) = &options.into {
+            into.close().await;
+        }
+        anyhow::Ok(report)
+    })?;
+    const SHOWN: usize = 50;
+    let alarms = report.refused.iter().filter(|r| r.refusal.is_alarm()).count();
+    for refused in report.refused.iter().filter(|r| r.refusal.is_alarm()) {
+        println!("REFUSED {}: {}", refused.instance, refused.refusal);
+    }
+    let held: Vec<_> = report.refused.iter().filter(|r| !r.refusal.is_alarm()).collect();
+    for refused in held.iter().take(SHOWN) {
+        println!("HELD {}: {}", refused.instance, refused.refusal);
+    }
+    if held.len() > SHOWN {
+        println!("... and {} more held back", held.len() - SHOWN);
+    }
+    let verb = if report.dry_run { "would archive" } else { "archived" };
+    println!(
+        "{verb} {} of {} ended instance(s) ({} rows) that ended before {} into {label}; {} held back, {alarms} refused (history does not verify)",
+        report.archived,
+        report.examined,
+        report.rows,
+        before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        held.len(),
+    );
+    Ok(if alarms == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -17,7 +17,7 @@ use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::expr::Type;
 use cloverleaf_engine::InstanceId;
 use cloverleaf_engine::ids::case_of;
-use cloverleaf_engine::runtime::Starter;
+use cloverleaf_engine::runtime::{Error as EngineError, Starter};
 use cloverleaf_engine::store::Queries as _;
 use serde_json::{Value, json};
 
@@ -162,21 +162,70 @@ impl Visibility {
     }
 }
 
-/// 404 for an unknown instance, 403 with the reason for one the caller may not read.
+/// 404 for an unknown instance, 403 with the reason for one the caller may not read, 410 for
+/// an archived one the caller may read (see [`archived`]).
 pub async fn may_read(state: &AppState, caller: &Caller, id: &InstanceId) -> Result<(), ApiError> {
-    let instance = state.engine().instance(id).await?;
+    let instance = match state.engine().instance(id).await {
+        Ok(instance) => instance,
+        Err(EngineError::UnknownInstance(_)) => return Err(archived(state, caller, id).await?),
+        Err(other) => return Err(other.into()),
+    };
     if Visibility::of(state, caller).await?.admits(id.as_str(), instance.process(), instance.process_version()) {
         return Ok(());
     }
-    Err(ApiError::forbidden(
+    Err(not_reader(caller, id, instance.process()))
+}
+
+fn not_reader(caller: &Caller, id: &InstanceId, process: &str) -> ApiError {
+    ApiError::forbidden(
         "not_reader",
         format!(
-            "`{}` may not read instance `{id}`: they take no part in its case, and `{}` does not name any of their roles as readers",
+            "`{}` may not read instance `{id}`: they take no part in its case, and `{process}` does not name any of their roles as readers",
             caller.name(),
-            instance.process()
         ),
     )
-    .with_details(json!({"user": caller.name(), "instance": id.0, "process": instance.process()})))
+    .with_details(json!({"user": caller.name(), "instance": id.0, "process": process}))
+}
+
+/// The answer for an instance that is not in the live database: 410 `archived` (where and
+/// when it went) to a caller who could read it before, judged as for a live one (admins and
+/// auditors, its process's readers, the participants of its case, from the tombstones of the
+/// instance and of its case's root as well as from the live rows); the same 403 as for a live
+/// instance to anyone else; 404 when no instance had this id.
+pub async fn archived(state: &AppState, caller: &Caller, id: &InstanceId) -> Result<ApiError, ApiError> {
+    let engine = state.engine();
+    let Some(stone) = engine.archived(id).await? else {
+        return Ok(ApiError::not_found(format!("no instance `{id}`")));
+    };
+    let mut admitted =
+        Visibility::of(state, caller).await?.admits(id.as_str(), &stone.process_key, stone.process_version)
+            || stone.participants.include(caller.name(), &caller.0.roles);
+    let root = InstanceId::from(case_of(id.as_str()).to_string());
+    if !admitted
+        && root != *id
+        && let Some(root) = engine.archived(&root).await?
+    {
+        admitted = root.participants.include(caller.name(), &caller.0.roles);
+    }
+    if !admitted {
+        return Ok(not_reader(caller, id, &stone.process_key));
+    }
+    let at = stone.archived_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    Ok(ApiError::new(
+        axum::http::StatusCode::GONE,
+        "archived",
+        format!("instance `{id}` was archived on {at} into {}", stone.archive),
+    )
+    .with_details(json!({
+        "instance": id.0,
+        "process": stone.process_key,
+        "version": stone.process_version,
+        "status": stone.status,
+        "business_key": stone.business_key,
+        "ended_at": stone.ended_at,
+        "archived_at": stone.archived_at,
+        "archive": stone.archive,
+    })))
 }
 
 /// 403 unless the caller may read the finance reports.

@@ -222,6 +222,7 @@ pub async fn list(
         (status = 200, description = "The instance", body = InstanceView),
         (status = 403, description = "Not a participant of its case nor a reader of its process", body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 410, description = "Archived (`archived`): when, and into which archive, in `details`; to callers who may read it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -253,6 +254,7 @@ pub struct HistoryView {
         (status = 200, description = "The history", body = HistoryView),
         (status = 403, description = "Not a participant of its case nor a reader of its process", body = ErrorBody),
         (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 410, description = "Archived (`archived`): when, and into which archive, in `details`; to callers who may read it", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -6,6 +6,7 @@
 #[path = "../server/harness.rs"]
 mod harness;
 
+mod archive;
 mod cli;
 mod e2e;
 mod migrate;

@@ -242,3 +242,68 @@ async fn insert(conn: &mut SqliteConnection, rows: Rows) -> BenchResult<()> {
     }
     Ok(())
 }
+
+/// What archiving the pre-filled instances took and left.
+pub struct Archived {
+    /// Instances moved.
+    pub instances: usize,
+    /// Instances per second.
+    pub rate: f64,
+    /// Bytes of the live file (with its WAL, after a checkpoint) before.
+    pub before: u64,
+    /// And after the move, before any vacuum.
+    pub after: u64,
+    /// And after `VACUUM`.
+    pub vacuumed: u64,
+    /// How long the `VACUUM` took.
+    pub vacuum: Duration,
+    /// Bytes of the archive file.
+    pub archive: u64,
+}
+
+/// Bytes of the SQLite file at `path` and its WAL, after the WAL is checkpointed into it.
+async fn file_size(pool: &sqlx::SqlitePool, path: &Path) -> BenchResult<u64> {
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(pool).await?;
+    let wal = path.with_extension("db-wal");
+    Ok(std::fs::metadata(path).map_or(0, |m| m.len()) + std::fs::metadata(wal).map_or(0, |m| m.len()))
+}
+
+/// Moves every instance that ended so far out of the live file at `path` into a second file,
+/// `archive`, as `cloverleaf archive` would (a second engine on the file, beside the bench's),
+/// then shrinks the live file with `VACUUM`: deleted rows leave free pages that new rows reuse,
+/// but the file only gets smaller when it is rewritten.
+pub async fn archive_all(path: &Path, archive: &Path) -> BenchResult<Archived> {
+    use cloverleaf_engine::runtime::ArchiveOptions;
+    use cloverleaf_engine::store::AnyStore;
+
+    let url = path.display().to_string();
+    let operator =
+        Engine::<AnyStore>::connect_to_operate(&url, std::sync::Arc::new(cloverleaf_engine::SystemClock)).await?;
+    let pool = operator.store().as_sqlite().ok_or("a SQLite file")?.pool().clone();
+    let before = file_size(&pool, path).await?;
+    let into = AnyStore::connect(&archive.display().to_string()).await?;
+    let options = ArchiveOptions {
+        ended_before: chrono::Utc::now(),
+        into: Some(into.clone()),
+        label: "bench-archive".into(),
+        by: "bench".into(),
+        batch: super::env_usize("BENCH_ARCHIVE_BATCH", cloverleaf_engine::runtime::ARCHIVE_BATCH),
+        dry_run: false,
+    };
+    let started = Instant::now();
+    let report = operator.archive(&options).await?;
+    let rate = report.archived as f64 / started.elapsed().as_secs_f64();
+    if !report.refused.is_empty() {
+        return Err(format!("{} instances refused, the first: {:?}", report.refused.len(), report.refused[0]).into());
+    }
+    let after = file_size(&pool, path).await?;
+    let started = Instant::now();
+    sqlx::query("VACUUM").execute(&pool).await?;
+    let vacuum = started.elapsed();
+    let vacuumed = file_size(&pool, path).await?;
+    let archive_pool = into.as_sqlite().ok_or("a SQLite file")?.pool().clone();
+    let archive_size = file_size(&archive_pool, archive).await?;
+    into.close().await;
+    operator.store().close().await;
+    Ok(Archived { instances: report.archived, rate, before, after, vacuumed, vacuum, archive: archive_size })
+}

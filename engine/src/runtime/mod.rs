@@ -30,6 +30,7 @@
 //! # let _ = id; Ok(()) }
 //! ```
 
+mod archive;
 mod connect;
 mod deploy;
 mod jobs;
@@ -62,6 +63,7 @@ use crate::rejection::Rejection;
 use crate::store::{
     self, Guard, HistoryCheck, HistoryRow, MessageRow, PendingRow, SqliteStore, Store, Write, WriteError, WriteOutcome,
 };
+pub use archive::{ARCHIVE_BATCH, ArchiveOptions, ArchiveReport, Refusal, Refused};
 pub use migrate::{InstanceMigration, MIGRATION_BATCH, MigrationOutcome, MigrationReport, MigrationRequest};
 pub use scheduler::{Scheduler, SchedulerHandle, SchedulerOptions, SchedulerStats};
 use writer::write_loop;
@@ -101,6 +103,9 @@ pub enum Error {
     /// No open incident with this id.
     #[error("no open incident `{0}`")]
     UnknownIncident(String),
+    /// An archive run that cannot start as asked.
+    #[error("cannot archive: {0}")]
+    InvalidArchive(String),
     /// The core refused the event.
     #[error(transparent)]
     Rejected(#[from] Rejection),

@@ -17,6 +17,7 @@
 //! a typed [`WriteError`]; a refused write never makes the other writes of its batch fail.
 
 pub mod any;
+pub mod archive;
 mod batch;
 mod history;
 pub mod postgres;
@@ -35,6 +36,7 @@ use chrono::{DateTime, Utc};
 
 use crate::ids::{IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId};
 
+pub use archive::{Participants, Tombstone, archive_label};
 pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
 pub use query::Queries;
 pub use sqlite::{SqliteStore, create_private};

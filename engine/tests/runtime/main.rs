@@ -1,5 +1,6 @@
 //! The durable runtime on SQLite: each test gets its own database file and a virtual clock.
 
+mod archive;
 mod basics;
 mod calendars;
 #[path = "../common/mod.rs"]

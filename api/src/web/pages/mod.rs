@@ -106,6 +106,7 @@ fn error_page(viewer: &Viewer, error: &ApiError) -> Response {
     match error.status() {
         StatusCode::NOT_FOUND => message_page(viewer, StatusCode::NOT_FOUND, "not_found", error.message()),
         StatusCode::FORBIDDEN => message_page(viewer, StatusCode::FORBIDDEN, "forbidden", error.message()),
+        StatusCode::GONE => message_page(viewer, StatusCode::GONE, "archived", error.message()),
         status if status.is_server_error() => message_page(viewer, status, "error", viewer.t("error_text")),
         status => message_page(viewer, status, "refused", error.message()),
     }
