@@ -74,6 +74,7 @@ mod payments;
 mod records;
 mod reports;
 mod seed;
+mod series;
 mod stock;
 pub mod wording;
 
@@ -102,6 +103,7 @@ pub use reports::{
     TrialLine, WeekFlow,
 };
 pub use seed::{DemoSeed, NewCustomer};
+pub use series::InvoiceQueue;
 pub use stock::{GoodsReceived, StockLine};
 
 /// Accounts the handlers post to.
@@ -191,6 +193,10 @@ pub enum Error {
     /// A stored value that cannot be read (edited by hand?).
     #[error("corrupt ledger value: {0}")]
     Corrupt(String),
+    /// Nothing was written, for a reason that passes: another write changed what this one read,
+    /// or the batch of invoices it was issued in failed. The same call again is safe.
+    #[error("{0}: try again")]
+    Retry(String),
 }
 
 /// The sub-ledger: a cheap-to-clone handle on its pools.
@@ -199,6 +205,8 @@ pub struct Ledger {
     write: AnyPool,
     read: AnyPool,
     backend: Backend,
+    /// The invoices waiting to be issued in the next batch.
+    invoices: series::Batcher,
 }
 
 impl Ledger {
@@ -207,7 +215,7 @@ impl Ledger {
     /// file path.
     pub async fn open(path: impl AsRef<Path>) -> Result<Ledger, Error> {
         let (write, read) = db::sqlite(path.as_ref()).await?;
-        Ok(Ledger { write, read, backend: Backend::Sqlite })
+        Ok(Ledger { write, read, backend: Backend::Sqlite, invoices: series::Batcher::default() })
     }
 
     /// Opens the sub-ledger in the database `url` names and applies its migrations:
@@ -218,7 +226,7 @@ impl Ledger {
             DatabaseUrl::Sqlite(path) => Ledger::open(path).await,
             DatabaseUrl::Postgres(url) => {
                 let (write, read) = db::postgres(url).await?;
-                Ok(Ledger { write, read, backend: Backend::Postgres })
+                Ok(Ledger { write, read, backend: Backend::Postgres, invoices: series::Batcher::default() })
             }
         }
     }
