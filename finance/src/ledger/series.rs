@@ -229,13 +229,16 @@ async fn commit(
     Ok(results)
 }
 
+/// A line of an order or invoice: quantity, unit price, description.
+type Line = (Decimal, Decimal, String);
+
 /// An invoice checked and ready for its number.
 struct New<'a> {
     at: usize,
     request: &'a Request,
     customer: &'a CustomerRow,
     /// (quantity, unit price, description) of each line.
-    lines: Vec<(Decimal, Decimal, String)>,
+    lines: Vec<Line>,
     /// The unit cost of the one line of an order recorded here (not recorded before).
     standard_cost: Option<Decimal>,
     net: Decimal,
@@ -382,9 +385,9 @@ fn check<'a>(
     request: &Request,
     known: &'a HashMap<String, CustomerRow>,
     owners: &HashMap<String, String>,
-    order_lines: &HashMap<String, Vec<(Decimal, Decimal, String)>>,
+    order_lines: &HashMap<String, Vec<Line>>,
     closed: &HashSet<String>,
-) -> Result<(&'a CustomerRow, Vec<(Decimal, Decimal, String)>), Error> {
+) -> Result<(&'a CustomerRow, Vec<Line>), Error> {
     let (order_id, customer_id, amount) = (&request.order_id, &request.customer_id, request.amount);
     let c =
         known.get(customer_id).ok_or_else(|| Error::InvoiceData(format!("customer {customer_id} is not on file")))?;
@@ -558,11 +561,10 @@ async fn write_new(
 
 /// The owner of each recorded order of `ids`, and its lines (quantity, unit price,
 /// description), in order.
-#[allow(clippy::type_complexity)] // two maps keyed by order
 async fn orders(
     conn: &mut AnyConnection,
     ids: &[&str],
-) -> Result<(HashMap<String, String>, HashMap<String, Vec<(Decimal, Decimal, String)>>), Error> {
+) -> Result<(HashMap<String, String>, HashMap<String, Vec<Line>>), Error> {
     let (mut owners, mut lines) = (HashMap::new(), HashMap::<String, Vec<_>>::new());
     if ids.is_empty() {
         return Ok((owners, lines));
