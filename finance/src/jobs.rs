@@ -135,7 +135,7 @@ fn handler_error(job_type: &str, error: ledger::Error) -> HandlerError {
         E::InvalidAmount(_) => HandlerError::business("invalid_amount", message),
         E::Input { .. } => HandlerError::business("invalid_input", message),
         // Not recorded yet: invoicing records it, so a retry may succeed.
-        E::UnknownOrder(_) => HandlerError::Failure(message),
+        E::UnknownOrder(_) | E::Retry(_) => HandlerError::Failure(message),
         E::Database(_) | E::Migrate(_) | E::Url(_) | E::Unbalanced { .. } | E::Corrupt(_) => {
             HandlerError::Failure(message)
         }

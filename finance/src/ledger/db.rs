@@ -25,6 +25,12 @@ const SQLITE_BUSY: Duration = Duration::from_secs(10);
 /// retried): a writer stuck while holding one must not stop the ledger for good.
 const PG_LOCK_TIMEOUT: &str = "30s";
 
+/// How long a batch of invoices waits for its scoped locks before its invoices are issued one
+/// per transaction instead (see [`series`](super::series)): long enough for the writes that
+/// hold them in passing (another node's batch, a cost posting), short enough that a customer
+/// held by an operator delays the others of the batch once, briefly.
+pub(super) const BATCH_LOCK_WAIT: &str = "2s";
+
 /// The ledger-wide advisory lock ("ClovLedg" in ASCII), held until the transaction ends: shared
 /// by every scoped write, exclusive for the rare writes that need the whole ledger still (see
 /// [`Mode`]). The engine's own advisory locks are `hashtextextended` values of their names; a
@@ -199,6 +205,9 @@ pub(super) enum Mode<'a> {
     Exclusive,
     /// The ledger lock shared, then these scopes, in ascending order.
     Scoped(&'a [Scope]),
+    /// As `Scoped`, the scopes of a batch of invoices, each waited for at most
+    /// [`BATCH_LOCK_WAIT`] (then [`is_lock_timeout`]); later statements wait as long as any.
+    Batch(&'a [Scope]),
 }
 
 /// Begins a ledger write transaction on `pool`.
@@ -237,19 +246,34 @@ pub(super) async fn lock(conn: &mut AnyConnection, backend: Backend, scope: &Sco
     Ok(())
 }
 
+/// Whether `error` is a lock not granted within the transaction's lock timeout.
+pub(super) fn is_lock_timeout(error: &Error) -> bool {
+    match error {
+        Error::Database(sqlx::Error::Database(e)) => e.code().as_deref() == Some("55P03"),
+        _ => false,
+    }
+}
+
 /// The statements that take `mode`'s locks: simple protocol, no parameters (the keys are
 /// integers computed here, inlined), so one round trip.
 fn lock_sql(mode: &Mode<'_>) -> String {
     let mut sql = format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; ");
     match mode {
         Mode::Exclusive => sql.push_str(&format!("SELECT pg_advisory_xact_lock({LEDGER_LOCK})")),
-        Mode::Scoped(scopes) => {
+        Mode::Scoped(scopes) | Mode::Batch(scopes) => {
+            let brief = matches!(mode, Mode::Batch(_));
+            if brief {
+                sql = format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'; ");
+            }
             sql.push_str(&format!("SELECT pg_advisory_xact_lock_shared({LEDGER_LOCK})"));
             let mut keys: Vec<(i32, i32)> = scopes.iter().map(Scope::keys).collect();
             keys.sort_unstable();
             keys.dedup();
             for (class, hash) in keys {
                 sql.push_str(&format!("; SELECT pg_advisory_xact_lock({class}, {hash})"));
+            }
+            if brief {
+                sql.push_str(&format!("; SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'"));
             }
         }
     }
@@ -280,5 +304,31 @@ mod tests {
         );
         assert_ne!(Scope::Customer("X".into()).keys(), Scope::Order("X".into()).keys());
         assert!(lock_sql(&Mode::Exclusive).ends_with(&format!("pg_advisory_xact_lock({LEDGER_LOCK})")));
+    }
+
+    #[test]
+    fn a_batch_takes_the_scopes_of_all_its_invoices_in_the_one_order_waiting_briefly() {
+        // Two batches naming the same invoices' scopes in different orders lock alike: ascending
+        // by class (every key, then every order, then every customer), so they cannot deadlock.
+        let scopes = |order: &[usize]| -> Vec<Scope> {
+            order
+                .iter()
+                .flat_map(|&n| {
+                    [Scope::Customer(format!("C-{n}")), Scope::Order(format!("SO-{n}")), Scope::Key(format!("k-{n}"))]
+                })
+                .collect()
+        };
+        let (a, b) = (scopes(&[1, 2, 3]), scopes(&[3, 1, 2]));
+        let sql = lock_sql(&Mode::Batch(&a));
+        assert_eq!(sql, lock_sql(&Mode::Batch(&b)));
+        let locks: Vec<&str> = sql.split("; ").filter(|s| s.starts_with("SELECT pg_advisory_xact_lock(")).collect();
+        assert_eq!(locks.len(), 9);
+        let classes: Vec<i32> = locks
+            .iter()
+            .map(|s| s["SELECT pg_advisory_xact_lock(".len()..].split(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(classes.windows(2).all(|w| w[0] <= w[1]), "{sql}");
+        assert!(sql.starts_with(&format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'")), "{sql}");
+        assert!(sql.ends_with(&format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'")), "{sql}");
     }
 }

@@ -1,16 +1,15 @@
 //! Orders, their invoices and the cost of their goods: recording an order, issuing its invoice
 //! with a gapless number, and posting its cost of goods sold.
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
 use super::idempotency::once;
 use super::records::{customer, invoice, invoice_row};
-use super::{
-    Entry, Error, JournalLine, Ledger, Scope, account, cents, date_text, decimal_setting, money_text, parse_money, post,
-};
+use super::series::InvoiceQueue;
+use super::{Entry, Error, Ledger, Scope, account, cents, date_text, decimal_setting, parse_money, post};
 
 /// An issued invoice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +42,10 @@ impl Ledger {
     /// when the order is not recorded), tax at the customer's rate on the net total, a gapless
     /// number, due date from the payment terms, posted to receivables, revenue and VAT. An order
     /// already invoiced returns its invoice.
+    ///
+    /// Invoices asked of one handle at once are issued together, in one transaction per batch
+    /// (see [`series`](super::series)); each gets its own result, or its own refusal, once the
+    /// batch has committed. A failed batch answers [`Error::Retry`]: nothing of it was written.
     pub async fn issue_invoice(
         &self,
         key: &str,
@@ -51,19 +54,7 @@ impl Ledger {
         customer_id: &str,
         amount: Decimal,
     ) -> Result<InvoiceIssued, Error> {
-        once!(self, key, "invoice.issue", now, scoped: order_scopes(order_id, customer_id), |conn| {
-            if let Some(existing) = invoice_row(conn, "order_id", order_id).await? {
-                if existing.customer_id != customer_id {
-                    return Err(Error::InvoiceData(format!(
-                        "order {order_id} was invoiced to {}, not {customer_id}",
-                        existing.customer_id
-                    )));
-                }
-                existing.issued()
-            } else {
-                issue(conn, now, order_id, customer_id, amount).await?
-            }
-        })
+        self.invoices.issue(self, key, now, order_id, customer_id, amount).await
     }
 
     /// Posts the cost of an order's goods (cost of goods sold against inventory), once per order.
@@ -210,6 +201,12 @@ impl Ledger {
         Ok(net)
     }
 
+    /// The invoices asked of this handle and not yet answered: waiting for a batch, or in the
+    /// one being issued.
+    pub fn invoice_queue(&self) -> InvoiceQueue {
+        self.invoices.queue()
+    }
+
     /// An invoice's document id for an order, once issued.
     pub async fn invoice_of_order(&self, order_id: &str) -> Result<Option<InvoiceIssued>, Error> {
         let mut conn = self.read.acquire().await?;
@@ -254,124 +251,6 @@ async fn record_standard_order(
         .await?;
     let description = format!("Order {order_id}");
     insert_order_line(conn, order_id, 1, None, &description, Decimal::ONE, amount, cents(amount * rate)).await
-}
-
-async fn issue(
-    conn: &mut AnyConnection,
-    now: DateTime<Utc>,
-    order_id: &str,
-    customer_id: &str,
-    amount: Decimal,
-) -> Result<InvoiceIssued, Error> {
-    let c = match customer(conn, customer_id).await {
-        Err(Error::UnknownCustomer(id)) => return Err(Error::InvoiceData(format!("customer {id} is not on file"))),
-        other => other?,
-    };
-    if amount <= Decimal::ZERO {
-        return Err(Error::InvoiceData(format!("order {order_id} has amount {amount}")));
-    }
-    if amount != cents(amount) {
-        return Err(Error::InvoiceData(format!("order {order_id} has amount {amount}, finer than a cent")));
-    }
-    if c.tax_rate < Decimal::ZERO || c.tax_rate >= Decimal::ONE {
-        return Err(Error::InvoiceData(format!("customer {customer_id} has tax rate {}", c.tax_rate)));
-    }
-    let owner = sqlx::query("SELECT customer_id FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| r.try_get::<String, _>(0))
-        .transpose()?;
-    match owner {
-        Some(owner) if owner != customer_id => {
-            return Err(Error::InvoiceData(format!("order {order_id} was placed by {owner}, not {customer_id}")));
-        }
-        Some(_) => {
-            let net = order_net(conn, order_id).await?;
-            if net != amount {
-                return Err(Error::InvoiceData(format!(
-                    "order {order_id} lines come to {}, the order says {}",
-                    money_text(net),
-                    money_text(amount)
-                )));
-            }
-        }
-        None => record_standard_order(conn, now, order_id, customer_id, amount).await?,
-    }
-    let rows =
-        sqlx::query("SELECT quantity, unit_price, description FROM order_lines WHERE order_id = $1 ORDER BY line_no")
-            .bind(order_id)
-            .fetch_all(&mut *conn)
-            .await?;
-    let mut lines = Vec::with_capacity(rows.len());
-    for r in &rows {
-        lines.push((parse_money(r.try_get(0)?)?, parse_money(r.try_get(1)?)?, r.try_get::<String, _>(2)?));
-    }
-    let issue_date = now.date_naive();
-    let due_date = issue_date + TimeDelta::days(c.terms);
-    let net = cents(amount);
-    let tax = cents(net * c.tax_rate);
-    let total = net + tax;
-    super::ensure_open(conn, issue_date).await?;
-    // Everything above is known before the number: the series' row is locked from here to the
-    // commit, so only the writes that need the number follow (four statements and the
-    // idempotency record), and invoices of one series queue on it for no longer.
-    let year = issue_date.year();
-    let n: i64 = sqlx::query(
-        "INSERT INTO number_sequences (name, next_value) VALUES ($1, 2) \
-         ON CONFLICT (name) DO UPDATE SET next_value = number_sequences.next_value + 1 \
-         RETURNING next_value - 1",
-    )
-    .bind(format!("invoice-{year}"))
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)?;
-    let number = format!("{year}-{n:06}");
-    let id = format!("INV-{number}");
-    sqlx::query(
-        "INSERT INTO invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, \
-         amount_open, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, 'open')",
-    )
-    .bind(&id)
-    .bind(&number)
-    .bind(order_id)
-    .bind(customer_id)
-    .bind(date_text(issue_date))
-    .bind(date_text(due_date))
-    .bind(money_text(net))
-    .bind(money_text(tax))
-    .bind(money_text(total))
-    .execute(&mut *conn)
-    .await?;
-    let sql = format!(
-        "INSERT INTO invoice_lines (invoice_id, line_no, description, quantity, unit_price, net, tax_rate) VALUES {}",
-        super::rows_of(7, lines.len())
-    );
-    let mut insert = sqlx::query(&sql);
-    for (n, (quantity, unit_price, description)) in lines.iter().enumerate() {
-        insert = insert
-            .bind(&id)
-            .bind(i64::try_from(n + 1).unwrap_or(i64::MAX))
-            .bind(description)
-            .bind(quantity.to_string())
-            .bind(unit_price.to_string())
-            .bind(money_text(*quantity * *unit_price))
-            .bind(c.tax_rate.to_string());
-    }
-    insert.execute(&mut *conn).await?;
-    let entry = Entry {
-        date: issue_date,
-        kind: "invoice",
-        description: format!("invoice {number} to {}", c.name),
-        document: Some(&id),
-        lines: vec![
-            JournalLine::debit(account::RECEIVABLES, total).customer(customer_id).invoice(&id),
-            JournalLine::credit(account::REVENUE, net).customer(customer_id),
-            JournalLine::credit(account::VAT, tax),
-        ],
-    };
-    super::write_entry(conn, &entry, now).await?;
-    Ok(InvoiceIssued { invoice_id: id, invoice_number: number, net, tax, total, issue_date, due_date })
 }
 
 #[allow(clippy::too_many_arguments)] // a row of the order_lines table

@@ -80,12 +80,19 @@ impl Ledger {
 
     /// Marks the letters `ids` queued for delivery at `now` (a letter queued already keeps its
     /// first time).
+    ///
+    /// Under the ledger lock shared, with no scope: each update rechecks `queued_at` under the
+    /// row's lock, so two nodes marking one letter set it once, and the rows are taken in
+    /// ascending order, so two such passes cannot deadlock. Nothing else writes the column.
     pub async fn mark_queued(&self, ids: &[i64], now: DateTime<Utc>) -> Result<(), Error> {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin().await?;
-        for id in ids {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut tx = self.begin_scoped(&[]).await?;
+        for id in &ids {
             sqlx::query("UPDATE outbox SET queued_at = $1 WHERE id = $2 AND queued_at IS NULL")
                 .bind(ts_text(now))
                 .bind(*id)

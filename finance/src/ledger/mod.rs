@@ -22,7 +22,8 @@
 //!    *exclusive* for every write that names no scopes (`Ledger::begin`, `once!` without
 //!    `scoped:`): the rare ones that need the whole ledger still (seeding, customers, budget
 //!    amounts and cost-centre assignments, goods receipts, closing a period, stored reports,
-//!    alerts, marking letters queued, KPI snapshots). Closing a period waits for every posting
+//!    alerts, KPI snapshots; marking letters queued takes it shared, with no scope, each row
+//!    rechecked under its row lock). Closing a period waits for every posting
 //!    in flight, and every posting after it sees the period closed;
 //! 2. then the operation's [`Scope`]s, transaction-scoped advisory locks taken in ascending
 //!    `(class, hash)` order: key < order < customer < invoice < payment < cost centre < product
@@ -34,17 +35,25 @@
 //!    the cost centre; costing also each stocked product it takes; every job its idempotency
 //!    key;
 //! 3. last, the only row lock writers queue on: a number series' row (`number_sequences`),
-//!    bumped in the invoice's transaction after everything that does not need the number, so
+//!    bumped in the invoices' transaction after everything that does not need the number, so
 //!    that a rolled-back invoice gives its number back and invoices of one series queue only
 //!    for their last few statements and commit.
+//!
+//! Invoices are issued in batches (see `series.rs`): the invoices asked of one [`Ledger`]
+//! handle at once go in one transaction, which takes the scopes of all of them in the one
+//! order above (every key, then every order, then every customer), then the series' row once,
+//! last, for as many consecutive numbers as it issues; each invoice keeps its own checks,
+//! idempotency record and refusal (a refused invoice takes no number). A batch waits for its
+//! scopes at most 2 s; then its invoices are issued one per transaction, so that a customer
+//! held for long delays only its own.
 //!
 //! Every writer takes its locks in that one order and none waits for a lower one while holding
 //! a higher, so writers never deadlock. What a write reads it has locked, or it cannot change
 //! under it: rows are only updated under their scope's lock (an invoice's open amount under the
 //! invoice's, a payment's applications under the payment's, reservations under the order's and
 //! the cost centre's). Reads take no lock. A writer waits at most 30 s for a lock; then its job
-//! fails and is retried. The price left is the series: invoices of one year are numbered one
-//! commit after another, whatever the number of nodes.
+//! fails and is retried. The price left is the series: its numbers are given one commit after
+//! another, whatever the number of nodes, but a commit numbers a batch.
 //!
 //! Rounding rule: amounts are rounded to the cent **half away from zero** (commercial rounding,
 //! "half-up" for positive amounts, the same rule as the DSL's `round`), and tax is computed once
@@ -74,6 +83,7 @@ mod payments;
 mod records;
 mod reports;
 mod seed;
+mod series;
 mod stock;
 pub mod wording;
 
@@ -102,6 +112,7 @@ pub use reports::{
     TrialLine, WeekFlow,
 };
 pub use seed::{DemoSeed, NewCustomer};
+pub use series::InvoiceQueue;
 pub use stock::{GoodsReceived, StockLine};
 
 /// Accounts the handlers post to.
@@ -191,6 +202,10 @@ pub enum Error {
     /// A stored value that cannot be read (edited by hand?).
     #[error("corrupt ledger value: {0}")]
     Corrupt(String),
+    /// Nothing was written, for a reason that passes: another write changed what this one read,
+    /// or the batch of invoices it was issued in failed. The same call again is safe.
+    #[error("{0}: try again")]
+    Retry(String),
 }
 
 /// The sub-ledger: a cheap-to-clone handle on its pools.
@@ -199,6 +214,8 @@ pub struct Ledger {
     write: AnyPool,
     read: AnyPool,
     backend: Backend,
+    /// The invoices waiting to be issued in the next batch.
+    invoices: series::Batcher,
 }
 
 impl Ledger {
@@ -207,7 +224,7 @@ impl Ledger {
     /// file path.
     pub async fn open(path: impl AsRef<Path>) -> Result<Ledger, Error> {
         let (write, read) = db::sqlite(path.as_ref()).await?;
-        Ok(Ledger { write, read, backend: Backend::Sqlite })
+        Ok(Ledger { write, read, backend: Backend::Sqlite, invoices: series::Batcher::default() })
     }
 
     /// Opens the sub-ledger in the database `url` names and applies its migrations:
@@ -218,7 +235,7 @@ impl Ledger {
             DatabaseUrl::Sqlite(path) => Ledger::open(path).await,
             DatabaseUrl::Postgres(url) => {
                 let (write, read) = db::postgres(url).await?;
-                Ok(Ledger { write, read, backend: Backend::Postgres })
+                Ok(Ledger { write, read, backend: Backend::Postgres, invoices: series::Batcher::default() })
             }
         }
     }

@@ -1,7 +1,10 @@
 //! The invoice, customer and outbox rows that several of the job operations read and write.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
+use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use super::{Error, InvoiceIssued, money_text, parse_date, parse_money, ts_text};
@@ -35,14 +38,41 @@ impl InvoiceRow {
     }
 }
 
+/// The columns [`invoice_from`] reads, in its order.
+const INVOICE_COLUMNS: &str = "id, number, customer_id, issue_date, due_date, net, tax, total, amount_open, status";
+
 /// The invoice whose column `by` (`id` or `order_id`) holds `value`.
 pub(super) async fn invoice_row(conn: &mut AnyConnection, by: &str, value: &str) -> Result<Option<InvoiceRow>, Error> {
-    let sql = format!(
-        "SELECT id, number, customer_id, issue_date, due_date, net, tax, total, amount_open, status \
-         FROM invoices WHERE {by} = $1"
-    );
+    let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE {by} = $1");
     let Some(r) = sqlx::query(&sql).bind(value).fetch_optional(conn).await? else { return Ok(None) };
-    Ok(Some(InvoiceRow {
+    invoice_from(&r).map(Some)
+}
+
+/// The invoices of the orders `order_ids`, by order.
+pub(super) async fn invoice_rows_of_orders(
+    conn: &mut AnyConnection,
+    order_ids: &[&str],
+) -> Result<HashMap<String, InvoiceRow>, Error> {
+    if order_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql = format!(
+        "SELECT {INVOICE_COLUMNS}, order_id FROM invoices WHERE order_id IN ({})",
+        super::series::marks(order_ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in order_ids {
+        query = query.bind(*id);
+    }
+    let mut found = HashMap::new();
+    for r in query.fetch_all(conn).await? {
+        found.insert(r.try_get::<String, _>(10)?, invoice_from(&r)?);
+    }
+    Ok(found)
+}
+
+fn invoice_from(r: &AnyRow) -> Result<InvoiceRow, Error> {
+    Ok(InvoiceRow {
         id: r.try_get(0)?,
         number: r.try_get(1)?,
         customer_id: r.try_get(2)?,
@@ -53,7 +83,7 @@ pub(super) async fn invoice_row(conn: &mut AnyConnection, by: &str, value: &str)
         total: parse_money(r.try_get(7)?)?,
         amount_open: parse_money(r.try_get(8)?)?,
         status: r.try_get(9)?,
-    }))
+    })
 }
 
 /// Invoice `id`; an unknown one is an error.
@@ -88,16 +118,39 @@ pub(super) struct CustomerRow {
     pub(super) tax_rate: Decimal,
 }
 
+/// The columns [`customer_from`] reads, in its order.
+const CUSTOMER_COLUMNS: &str = "name, email, credit_limit, risk_rating, blocked, payment_terms_days, tax_rate";
+
 /// Customer `id`; an unknown one is an error.
 pub(super) async fn customer(conn: &mut AnyConnection, id: &str) -> Result<CustomerRow, Error> {
-    let r = sqlx::query(
-        "SELECT name, email, credit_limit, risk_rating, blocked, payment_terms_days, tax_rate \
-         FROM customers WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| Error::UnknownCustomer(id.to_string()))?;
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
+    let r =
+        sqlx::query(&sql).bind(id).fetch_optional(conn).await?.ok_or_else(|| Error::UnknownCustomer(id.to_string()))?;
+    customer_from(&r)
+}
+
+/// The customers of `ids` on file, by id.
+pub(super) async fn customers(conn: &mut AnyConnection, ids: &[&str]) -> Result<HashMap<String, CustomerRow>, Error> {
+    let mut distinct = ids.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sql =
+        format!("SELECT {CUSTOMER_COLUMNS}, id FROM customers WHERE id IN ({})", super::series::marks(distinct.len()));
+    let mut query = sqlx::query(&sql);
+    for id in distinct {
+        query = query.bind(id);
+    }
+    let mut found = HashMap::new();
+    for r in query.fetch_all(conn).await? {
+        found.insert(r.try_get::<String, _>(7)?, customer_from(&r)?);
+    }
+    Ok(found)
+}
+
+fn customer_from(r: &AnyRow) -> Result<CustomerRow, Error> {
     Ok(CustomerRow {
         name: r.try_get(0)?,
         email: r.try_get(1)?,

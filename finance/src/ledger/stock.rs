@@ -278,7 +278,7 @@ async fn store(
             .await?
             .rows_affected();
     if changed == 0 {
-        return Err(Error::InvalidAmount(format!("the stock of {sku} changed while it was being booked: try again")));
+        return Err(Error::Retry(format!("the stock of {sku} changed while it was being booked")));
     }
     Ok(())
 }

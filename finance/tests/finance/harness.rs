@@ -231,3 +231,42 @@ pub fn options() -> WorkerOptions {
 pub fn completed(outcome: &str) -> Status {
     Status::Completed { outcome: Some(outcome.into()) }
 }
+
+/// Two nodes' handles on one seeded database: two `Ledger`s, each with its own pools (and its
+/// own queue of invoices).
+pub async fn two_nodes() -> Option<(ScratchDb, Ledger, Ledger)> {
+    let db = ScratchDb::new().await?;
+    let url = db.url();
+    let (a, b) = tokio::join!(Ledger::connect(&url), Ledger::connect(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    a.seed_demo_company(t0().date_naive()).await.unwrap();
+    Some((db, a, b))
+}
+
+/// `f` must finish within the test deadline (a loaded machine is slow, not broken).
+pub async fn within_deadline<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(cloverleaf_testkit::deadline(), f).await.unwrap_or_else(|_| panic!("{what} never finished"))
+}
+
+/// Issues an order's invoice on `ledger` in a task of its own: its number.
+pub fn issue(ledger: &Ledger, key: &str, order: &str, customer: &str, amount: &str) -> tokio::task::JoinHandle<String> {
+    let (ledger, key, order, customer, amount) =
+        (ledger.clone(), key.to_string(), order.to_string(), customer.to_string(), dec(amount));
+    tokio::spawn(
+        async move { ledger.issue_invoice(&key, t0(), &order, &customer, amount).await.unwrap().invoice_number },
+    )
+}
+
+/// The numbers of the invoices of orders (of `customer`, or everyone's), in order.
+pub async fn invoice_numbers(ledger: &Ledger, customer: Option<&str>) -> Vec<String> {
+    sqlx::query(
+        "SELECT number FROM invoices WHERE order_id IS NOT NULL AND ($1 IS NULL OR customer_id = $1) ORDER BY number",
+    )
+    .bind(customer)
+    .fetch_all(ledger.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| sqlx::Row::get(r, 0))
+    .collect()
+}

@@ -6,48 +6,12 @@
 //! guarantees are checked the same way; the "goes ahead while another is held" half needs
 //! PostgreSQL.
 
-use std::future::Future;
-
-use cloverleaf_finance::{Ledger, Scope};
-use cloverleaf_testkit::testdb::{Backend, ScratchDb};
+use cloverleaf_finance::Scope;
+use cloverleaf_testkit::testdb::Backend;
 use rust_decimal::Decimal;
 use sqlx::Row;
-use tokio::task::JoinHandle;
 
-use crate::harness::{dec, t0};
-
-/// Two nodes' handles on one seeded database.
-async fn two_nodes() -> Option<(ScratchDb, Ledger, Ledger)> {
-    let db = ScratchDb::new().await?;
-    let url = db.url();
-    let (a, b) = tokio::join!(Ledger::connect(&url), Ledger::connect(&url));
-    let (a, b) = (a.unwrap(), b.unwrap());
-    a.seed_demo_company(t0().date_naive()).await.unwrap();
-    Some((db, a, b))
-}
-
-/// `f` must finish within the test deadline (a loaded machine is slow, not broken).
-async fn within_deadline<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(cloverleaf_testkit::deadline(), f).await.unwrap_or_else(|_| panic!("{what} never finished"))
-}
-
-fn issue(ledger: &Ledger, key: &str, order: &str, customer: &str, amount: &str) -> JoinHandle<String> {
-    let (ledger, key, order, customer, amount) =
-        (ledger.clone(), key.to_string(), order.to_string(), customer.to_string(), dec(amount));
-    tokio::spawn(
-        async move { ledger.issue_invoice(&key, t0(), &order, &customer, amount).await.unwrap().invoice_number },
-    )
-}
-
-async fn invoice_numbers(ledger: &Ledger) -> Vec<String> {
-    sqlx::query("SELECT number FROM invoices WHERE order_id IS NOT NULL ORDER BY number")
-        .fetch_all(ledger.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
+use crate::harness::{dec, invoice_numbers, issue, t0, two_nodes, within_deadline};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_held_customer_invoice_or_cost_centre_stops_its_own_writes_and_no_one_elses() {
@@ -140,7 +104,7 @@ async fn many_writers_on_two_nodes_number_gaplessly_post_once_balance_and_never_
     for call in calls {
         within_deadline("an invoice or a cost posting", call).await.unwrap();
     }
-    let numbers = invoice_numbers(&a).await;
+    let numbers = invoice_numbers(&a, None).await;
     let expected: Vec<String> = (1..=ORDERS).map(|n| format!("2026-{n:06}")).collect();
     assert_eq!(numbers, expected, "one invoice per order, gapless and unique");
     let entries: Vec<(String, i64)> =
@@ -180,7 +144,8 @@ async fn many_writers_on_two_nodes_number_gaplessly_post_once_balance_and_never_
 
     // One payment of 500.00 whose reference names four invoices of the same customer, applied
     // to all four at once from both nodes: never more than the payment.
-    let invoices: Vec<String> = numbers_of(&a, "C-001").await[..4].iter().map(|n| format!("INV-{n}")).collect();
+    let invoices: Vec<String> =
+        invoice_numbers(&a, Some("C-001")).await[..4].iter().map(|n| format!("INV-{n}")).collect();
     let reference = invoices.clone();
     a.record_bank_payment("P-9", Some("C-001"), dec("500.00"), &reference.join(" "), now.date_naive(), now)
         .await
@@ -202,18 +167,6 @@ async fn many_writers_on_two_nodes_number_gaplessly_post_once_balance_and_never_
     assert!(tb.is_balanced() && tb.difference().is_zero(), "{tb:#?}");
     a.close().await;
     b.close().await;
-}
-
-/// The invoice numbers of `customer`'s orders, in order.
-async fn numbers_of(ledger: &Ledger, customer: &str) -> Vec<String> {
-    sqlx::query("SELECT number FROM invoices WHERE customer_id = $1 AND order_id IS NOT NULL ORDER BY number")
-        .bind(customer)
-        .fetch_all(ledger.pool())
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,4 +14,5 @@ mod kpis;
 mod letters;
 mod locks;
 mod runtime;
+mod series;
 mod stock;

@@ -1,0 +1,671 @@
+//! Invoices issued in batches: group commit on a number series.
+//!
+//! A gapless number is only given once the previous one is known to have committed, so the
+//! invoices of one series are numbered one transaction after another, on every node. Rather than
+//! one invoice per transaction, each [`Ledger`](super::Ledger) handle queues the invoices asked of
+//! it to one task that issues all those waiting (up to [`MAX_BATCH`]) in one transaction: the
+//! scoped locks of every invoice of the batch taken at once in their one order, then each
+//! invoice read and checked on its own, then the series' row taken once, last, for as many
+//! numbers as there are invoices to number, then every row written in a few multi-row
+//! statements, and one commit. While one batch commits, the next gathers.
+//!
+//! Each invoice keeps what issuing it alone would give: its idempotency record (a key already
+//! recorded answers with its output), its checks (a refusal answers that caller only and takes
+//! no number: the numbers of the others stay consecutive), its own result, sent only after the
+//! commit. A batch that fails (a lost connection, a failed commit) fails every invoice in it
+//! with [`Error::Retry`]; nothing of it was written, and the job's retry issues it once.
+//!
+//! Two requests of one key or of one order never share a batch: the later waits for the next,
+//! where it finds the first one's record or invoice. A batch whose locks are not all free within
+//! [`db::BATCH_LOCK_WAIT`] (a customer held by an operator, a long write) gives up and issues its
+//! invoices one per transaction, so one held customer delays the others once, briefly, and then
+//! only itself.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use rust_decimal::Decimal;
+use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+
+use super::db::{self, Backend, Mode, Scope};
+use super::records::{CustomerRow, customers, invoice_rows_of_orders};
+use super::{
+    Entry, Error, InvoiceIssued, JournalLine, Ledger, account, balanced, cents, date_text, decimal_setting, money_text,
+    parse_money, period_of, ts_text,
+};
+
+/// The most invoices one transaction issues: each brings three locks (its key, order and
+/// customer), and PostgreSQL's lock table is shared by every transaction.
+pub(super) const MAX_BATCH: usize = 64;
+
+/// What one invoice asks.
+#[derive(Debug)]
+struct Request {
+    key: String,
+    now: DateTime<Utc>,
+    order_id: String,
+    customer_id: String,
+    amount: Decimal,
+    reply: oneshot::Sender<Result<InvoiceIssued, Error>>,
+}
+
+/// The queue of a ledger handle's invoices, and the task that issues them (started with the
+/// first invoice, ended when the last clone of the handle is dropped).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Batcher(Arc<Queue>);
+
+#[derive(Debug, Default)]
+struct Queue {
+    sender: OnceLock<mpsc::UnboundedSender<Request>>,
+    counts: Arc<Counts>,
+}
+
+/// What the queue holds, for [`InvoiceQueue`].
+#[derive(Debug, Default)]
+struct Counts {
+    /// Queued, not yet taken into a batch.
+    waiting: AtomicUsize,
+    /// Taken into a batch, not yet answered.
+    issuing: AtomicUsize,
+}
+
+/// The invoices asked of one ledger handle and not yet answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct InvoiceQueue {
+    /// Queued for the next batch: a batch takes those waiting when the one before it has
+    /// committed.
+    pub waiting: usize,
+    /// In the batch being issued (or, after a batch gave up on its locks, issued one by one).
+    pub issuing: usize,
+}
+
+impl Batcher {
+    /// Queues one invoice and waits for its own result, given once its batch has committed.
+    pub(super) async fn issue(
+        &self,
+        ledger: &Ledger,
+        key: &str,
+        now: DateTime<Utc>,
+        order_id: &str,
+        customer_id: &str,
+        amount: Decimal,
+    ) -> Result<InvoiceIssued, Error> {
+        let queue = self.0.sender.get_or_init(|| {
+            let (queue, requests) = mpsc::unbounded_channel();
+            tokio::spawn(run(ledger.write.clone(), ledger.backend, requests, Arc::clone(&self.0.counts)));
+            queue
+        });
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            key: key.to_string(),
+            now,
+            order_id: order_id.to_string(),
+            customer_id: customer_id.to_string(),
+            amount,
+            reply,
+        };
+        self.0.counts.waiting.fetch_add(1, Ordering::SeqCst);
+        queue.send(request).map_err(|_| Error::Retry("the ledger's invoice queue has stopped".into()))?;
+        answer.await.map_err(|_| Error::Retry("the invoice's batch ended before it committed".into()))?
+    }
+
+    /// The invoices queued and being issued.
+    pub(super) fn queue(&self) -> InvoiceQueue {
+        let counts = &self.0.counts;
+        InvoiceQueue { waiting: counts.waiting.load(Ordering::SeqCst), issuing: counts.issuing.load(Ordering::SeqCst) }
+    }
+}
+
+/// Gathers the waiting invoices into batches and issues them, one batch at a time.
+async fn run(pool: AnyPool, backend: Backend, mut requests: mpsc::UnboundedReceiver<Request>, counts: Arc<Counts>) {
+    let mut carried: Vec<Request> = Vec::new();
+    loop {
+        let mut waiting = std::mem::take(&mut carried);
+        if waiting.is_empty() {
+            match requests.recv().await {
+                Some(first) => {
+                    counts.taken();
+                    waiting.push(first);
+                }
+                None => return,
+            }
+        }
+        while waiting.len() < MAX_BATCH * 2 {
+            match requests.try_recv() {
+                Ok(request) => {
+                    counts.taken();
+                    waiting.push(request);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut batch = Vec::with_capacity(waiting.len().min(MAX_BATCH));
+        let (mut keys, mut orders) = (HashSet::new(), HashSet::new());
+        for request in waiting {
+            if batch.len() < MAX_BATCH && !keys.contains(&request.key) && !orders.contains(&request.order_id) {
+                keys.insert(request.key.clone());
+                orders.insert(request.order_id.clone());
+                batch.push(request);
+            } else {
+                carried.push(request);
+            }
+        }
+        if backend == Backend::Postgres {
+            match commit(&pool, backend, &batch, true).await {
+                Err(e) if db::is_lock_timeout(&e) => {
+                    // Something holds a lock of the batch for long: each invoice on its own, off
+                    // this task, so that only those that need it wait for it, and later batches
+                    // go ahead.
+                    for request in batch {
+                        let (pool, counts) = (pool.clone(), Arc::clone(&counts));
+                        tokio::spawn(async move {
+                            let one = [request];
+                            let result = commit(&pool, backend, &one, false).await;
+                            answer(one, result, &counts);
+                        });
+                    }
+                }
+                result => answer(batch, result, &counts),
+            }
+        } else {
+            let result = commit(&pool, backend, &batch, false).await;
+            answer(batch, result, &counts);
+        }
+    }
+}
+
+/// Sends each request its own result, or the batch's failure.
+fn answer<I: IntoIterator<Item = Request>>(
+    batch: I,
+    result: Result<Vec<Result<InvoiceIssued, Error>>, Error>,
+    counts: &Counts,
+) {
+    let batch: Vec<Request> = batch.into_iter().collect();
+    counts.issuing.fetch_sub(batch.len(), Ordering::SeqCst);
+    match result {
+        Ok(results) => {
+            for (request, result) in batch.into_iter().zip(results) {
+                let _ = request.reply.send(result);
+            }
+        }
+        Err(e) => {
+            let why = format!("the batch of {} invoice(s) it was issued in failed ({e})", batch.len());
+            for request in batch {
+                let _ = request.reply.send(Err(Error::Retry(why.clone())));
+            }
+        }
+    }
+}
+
+impl Counts {
+    /// One invoice taken from the queue into a batch.
+    fn taken(&self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.issuing.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Issues `batch` in one transaction: each request's own result, or the batch's failure (nothing
+/// written). `brief`: wait for the batch's locks only [`db::BATCH_LOCK_WAIT`].
+async fn commit(
+    pool: &AnyPool,
+    backend: Backend,
+    batch: &[Request],
+    brief: bool,
+) -> Result<Vec<Result<InvoiceIssued, Error>>, Error> {
+    let scopes: Vec<Scope> = batch
+        .iter()
+        .flat_map(|r| {
+            [Scope::Key(r.key.clone()), Scope::Order(r.order_id.clone()), Scope::Customer(r.customer_id.clone())]
+        })
+        .collect();
+    let mode = if brief { Mode::Batch(&scopes) } else { Mode::Scoped(&scopes) };
+    let mut tx = db::begin(pool, backend, mode).await?;
+    let results = issue_all(&mut tx, batch).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// A line of an order or invoice: quantity, unit price, description.
+type Line = (Decimal, Decimal, String);
+
+/// An invoice checked and ready for its number.
+struct New<'a> {
+    at: usize,
+    request: &'a Request,
+    customer: &'a CustomerRow,
+    /// (quantity, unit price, description) of each line.
+    lines: Vec<Line>,
+    /// The unit cost of the one line of an order recorded here (not recorded before).
+    standard_cost: Option<Decimal>,
+    net: Decimal,
+    tax: Decimal,
+    total: Decimal,
+    issue_date: NaiveDate,
+    due_date: NaiveDate,
+}
+
+/// Issues every request of `batch` (distinct keys and orders) in the caller's transaction,
+/// which holds their locks: each request's result, or a failure of the whole batch.
+async fn issue_all(conn: &mut AnyConnection, batch: &[Request]) -> Result<Vec<Result<InvoiceIssued, Error>>, Error> {
+    let mut results: Vec<Option<Result<InvoiceIssued, Error>>> = batch.iter().map(|_| None).collect();
+    let mut recorded: Vec<(usize, InvoiceIssued)> = Vec::new();
+
+    // Replays: a key recorded before answers with its output.
+    let keys: Vec<&str> = batch.iter().map(|r| r.key.as_str()).collect();
+    let sql = format!("SELECT key, output FROM idempotency_keys WHERE key IN ({})", marks(keys.len()));
+    let mut query = sqlx::query(&sql);
+    for key in &keys {
+        query = query.bind(*key);
+    }
+    let mut replays = HashMap::new();
+    for r in query.fetch_all(&mut *conn).await? {
+        replays.insert(r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?);
+    }
+    for (at, request) in batch.iter().enumerate() {
+        if let Some(text) = replays.get(&request.key) {
+            let output = serde_json::from_str(text)
+                .map_err(|e| Error::Corrupt(format!("stored output of {}: {e}", request.key)));
+            results[at] = Some(output);
+        }
+    }
+
+    // What the others need, read once for the batch.
+    let pending: Vec<usize> = (0..batch.len()).filter(|&at| results[at].is_none()).collect();
+    let order_ids: Vec<&str> = pending.iter().map(|&at| batch[at].order_id.as_str()).collect();
+    let customer_ids: Vec<&str> = pending.iter().map(|&at| batch[at].customer_id.as_str()).collect();
+    let invoiced = invoice_rows_of_orders(conn, &order_ids).await?;
+    let known = customers(conn, &customer_ids).await?;
+    let (owners, order_lines) = orders(conn, &order_ids).await?;
+    let periods: Vec<String> = pending.iter().map(|&at| period_of(batch[at].now.date_naive())).collect();
+    let closed = closed_periods(conn, &periods).await?;
+    let mut standard_rate = None;
+
+    let mut new = Vec::new();
+    for at in pending {
+        let request = &batch[at];
+        if let Some(existing) = invoiced.get(&request.order_id) {
+            results[at] = Some(if existing.customer_id == request.customer_id {
+                recorded.push((at, existing.issued()));
+                Ok(existing.issued())
+            } else {
+                Err(Error::InvoiceData(format!(
+                    "order {} was invoiced to {}, not {}",
+                    request.order_id, existing.customer_id, request.customer_id
+                )))
+            });
+            continue;
+        }
+        let checked = check(request, &known, &owners, &order_lines, &closed);
+        match checked {
+            Err(refused) => results[at] = Some(Err(refused)),
+            Ok((customer, lines)) => {
+                let standard_cost = if owners.contains_key(&request.order_id) {
+                    None
+                } else {
+                    let rate = match standard_rate {
+                        Some(rate) => rate,
+                        None => {
+                            *standard_rate.insert(decimal_setting(&Ledger::setting(conn, "standard_cost_rate").await?)?)
+                        }
+                    };
+                    Some(cents(request.amount * rate))
+                };
+                let issue_date = request.now.date_naive();
+                let net = cents(request.amount);
+                let tax = cents(net * customer.tax_rate);
+                new.push(New {
+                    at,
+                    request,
+                    customer,
+                    lines,
+                    standard_cost,
+                    net,
+                    tax,
+                    total: net + tax,
+                    issue_date,
+                    due_date: issue_date + TimeDelta::days(customer.terms),
+                });
+            }
+        }
+    }
+
+    // The numbers: each series' row once, last, in ascending order of the series (two batches
+    // spanning a new year take the two rows in one order), bumped by as many as it numbers.
+    let mut years: Vec<i32> = new.iter().map(|n| n.issue_date.year()).collect();
+    years.sort_unstable();
+    years.dedup();
+    let mut numbers: HashMap<usize, String> = HashMap::new();
+    for year in years {
+        let of_year: Vec<&New> = new.iter().filter(|n| n.issue_date.year() == year).collect();
+        let count = i64::try_from(of_year.len()).unwrap_or(i64::MAX);
+        let first: i64 = sqlx::query(
+            "INSERT INTO number_sequences (name, next_value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET next_value = number_sequences.next_value + $3 \
+             RETURNING next_value - $3",
+        )
+        .bind(format!("invoice-{year}"))
+        .bind(count + 1)
+        .bind(count)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+        for (n, invoice) in (first..).zip(of_year) {
+            numbers.insert(invoice.at, format!("{year}-{n:06}"));
+        }
+    }
+
+    write_new(conn, &new, &numbers, &mut results, &mut recorded).await?;
+
+    // The idempotency records of every invoice answered (not of the refused, nor the replayed).
+    let mut cells = Vec::new();
+    for (at, output) in &recorded {
+        let request = &batch[*at];
+        let text = serde_json::to_string(output).map_err(|e| Error::Corrupt(e.to_string()))?;
+        cells.extend([
+            Cell::Text(request.key.clone()),
+            Cell::text("invoice.issue"),
+            Cell::Text(text),
+            Cell::Text(ts_text(request.now)),
+        ]);
+    }
+    insert(conn, "idempotency_keys (key, job_type, output, created_at)", 4, cells, "").await?;
+    results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| Error::Corrupt("an invoice of the batch was left unanswered".into())))
+        .collect()
+}
+
+/// `request`'s checks, those issuing it alone makes, in the same order: its customer and lines,
+/// or its refusal.
+fn check<'a>(
+    request: &Request,
+    known: &'a HashMap<String, CustomerRow>,
+    owners: &HashMap<String, String>,
+    order_lines: &HashMap<String, Vec<Line>>,
+    closed: &HashSet<String>,
+) -> Result<(&'a CustomerRow, Vec<Line>), Error> {
+    let (order_id, customer_id, amount) = (&request.order_id, &request.customer_id, request.amount);
+    let c =
+        known.get(customer_id).ok_or_else(|| Error::InvoiceData(format!("customer {customer_id} is not on file")))?;
+    if amount <= Decimal::ZERO {
+        return Err(Error::InvoiceData(format!("order {order_id} has amount {amount}")));
+    }
+    if amount != cents(amount) {
+        return Err(Error::InvoiceData(format!("order {order_id} has amount {amount}, finer than a cent")));
+    }
+    if c.tax_rate < Decimal::ZERO || c.tax_rate >= Decimal::ONE {
+        return Err(Error::InvoiceData(format!("customer {customer_id} has tax rate {}", c.tax_rate)));
+    }
+    let lines = match owners.get(order_id) {
+        Some(owner) if owner != customer_id => {
+            return Err(Error::InvoiceData(format!("order {order_id} was placed by {owner}, not {customer_id}")));
+        }
+        Some(_) => {
+            let lines = order_lines.get(order_id).cloned().unwrap_or_default();
+            let net: Decimal = lines.iter().map(|(q, p, _)| cents(*q * *p)).sum();
+            if net != amount {
+                return Err(Error::InvoiceData(format!(
+                    "order {order_id} lines come to {}, the order says {}",
+                    money_text(net),
+                    money_text(amount)
+                )));
+            }
+            lines
+        }
+        None => vec![(Decimal::ONE, amount, format!("Order {order_id}"))],
+    };
+    let date = request.now.date_naive();
+    let period = period_of(date);
+    if closed.contains(&period) {
+        return Err(Error::PeriodClosed { period, date });
+    }
+    Ok((c, lines))
+}
+
+/// Writes the numbered invoices: the orders recorded here, the invoices, their lines, their
+/// journal entries and lines, a multi-row statement each.
+async fn write_new(
+    conn: &mut AnyConnection,
+    new: &[New<'_>],
+    numbers: &HashMap<usize, String>,
+    results: &mut [Option<Result<InvoiceIssued, Error>>],
+    recorded: &mut Vec<(usize, InvoiceIssued)>,
+) -> Result<(), Error> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    let (mut orders, mut order_lines, mut invoices, mut invoice_lines) = (vec![], vec![], vec![], vec![]);
+    let mut entries = Vec::new();
+    for invoice in new {
+        let request = invoice.request;
+        let number = numbers.get(&invoice.at).ok_or_else(|| Error::Corrupt("an invoice left unnumbered".into()))?;
+        let id = format!("INV-{number}");
+        if let Some(unit_cost) = invoice.standard_cost {
+            orders.extend([
+                Cell::Text(request.order_id.clone()),
+                Cell::Text(request.customer_id.clone()),
+                Cell::Text(date_text(request.now.date_naive())),
+            ]);
+            order_lines.extend([
+                Cell::Text(request.order_id.clone()),
+                Cell::Int(1),
+                Cell::Null,
+                Cell::Text(format!("Order {}", request.order_id)),
+                Cell::Text(Decimal::ONE.to_string()),
+                Cell::Text(request.amount.to_string()),
+                Cell::Text(unit_cost.to_string()),
+            ]);
+        }
+        invoices.extend([
+            Cell::Text(id.clone()),
+            Cell::Text(number.clone()),
+            Cell::Text(request.order_id.clone()),
+            Cell::Text(request.customer_id.clone()),
+            Cell::Text(date_text(invoice.issue_date)),
+            Cell::Text(date_text(invoice.due_date)),
+            Cell::Text(money_text(invoice.net)),
+            Cell::Text(money_text(invoice.tax)),
+            Cell::Text(money_text(invoice.total)),
+            Cell::Text(money_text(invoice.total)),
+            Cell::text("open"),
+        ]);
+        for (n, (quantity, unit_price, description)) in invoice.lines.iter().enumerate() {
+            invoice_lines.extend([
+                Cell::Text(id.clone()),
+                Cell::Int(i64::try_from(n + 1).unwrap_or(i64::MAX)),
+                Cell::Text(description.clone()),
+                Cell::Text(quantity.to_string()),
+                Cell::Text(unit_price.to_string()),
+                Cell::Text(money_text(*quantity * *unit_price)),
+                Cell::Text(invoice.customer.tax_rate.to_string()),
+            ]);
+        }
+        entries.push(Entry {
+            date: invoice.issue_date,
+            kind: "invoice",
+            description: format!("invoice {number} to {}", invoice.customer.name),
+            document: None,
+            lines: vec![
+                JournalLine::debit(account::RECEIVABLES, invoice.total).customer(&request.customer_id).invoice(&id),
+                JournalLine::credit(account::REVENUE, invoice.net).customer(&request.customer_id),
+                JournalLine::credit(account::VAT, invoice.tax),
+            ],
+        });
+        let issued = InvoiceIssued {
+            invoice_id: id,
+            invoice_number: number.clone(),
+            net: invoice.net,
+            tax: invoice.tax,
+            total: invoice.total,
+            issue_date: invoice.issue_date,
+            due_date: invoice.due_date,
+        };
+        results[invoice.at] = Some(Ok(issued.clone()));
+        recorded.push((invoice.at, issued));
+    }
+    insert(conn, "orders (id, customer_id, order_date)", 3, orders, "").await?;
+    let columns = "order_lines (order_id, line_no, sku, description, quantity, unit_price, unit_cost)";
+    insert(conn, columns, 7, order_lines, "").await?;
+    let columns =
+        "invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, amount_open, status)";
+    insert(conn, columns, 11, invoices, "").await?;
+    let columns = "invoice_lines (invoice_id, line_no, description, quantity, unit_price, net, tax_rate)";
+    insert(conn, columns, 7, invoice_lines, "").await?;
+
+    // The journal: the entries (their document, the invoice, maps each back to its id), then
+    // every line of them.
+    let mut cells = Vec::new();
+    for (entry, invoice) in entries.iter().zip(new) {
+        balanced(entry)?;
+        let id = format!("INV-{}", numbers.get(&invoice.at).map_or("", String::as_str));
+        cells.extend([
+            Cell::Text(date_text(entry.date)),
+            Cell::Text(period_of(entry.date)),
+            Cell::text(entry.kind),
+            Cell::Text(entry.description.clone()),
+            Cell::Text(id),
+            Cell::Text(ts_text(invoice.request.now)),
+        ]);
+    }
+    let columns = "journal_entries (entry_date, period, kind, description, document, posted_at)";
+    let rows = insert(conn, columns, 6, cells, " RETURNING id, document").await?;
+    let mut entry_ids = HashMap::new();
+    for r in rows {
+        entry_ids.insert(r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?);
+    }
+    let mut cells = Vec::new();
+    for (entry, invoice) in entries.iter().zip(new) {
+        let document = format!("INV-{}", numbers.get(&invoice.at).map_or("", String::as_str));
+        let entry_id =
+            *entry_ids.get(&document).ok_or_else(|| Error::Corrupt(format!("no journal entry for {document}")))?;
+        for (n, line) in balanced(entry)?.into_iter().enumerate() {
+            cells.extend([
+                Cell::Int(entry_id),
+                Cell::Int(i64::try_from(n + 1).unwrap_or(i64::MAX)),
+                Cell::text(line.account),
+                Cell::Text(money_text(line.debit)),
+                Cell::Text(money_text(line.credit)),
+                line.customer_id.clone().map_or(Cell::Null, Cell::Text),
+                line.invoice_id.clone().map_or(Cell::Null, Cell::Text),
+            ]);
+        }
+    }
+    let columns = "journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id)";
+    insert(conn, columns, 7, cells, "").await?;
+    Ok(())
+}
+
+/// The owner of each recorded order of `ids`, and its lines (quantity, unit price,
+/// description), in order.
+async fn orders(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> Result<(HashMap<String, String>, HashMap<String, Vec<Line>>), Error> {
+    let (mut owners, mut lines) = (HashMap::new(), HashMap::<String, Vec<_>>::new());
+    if ids.is_empty() {
+        return Ok((owners, lines));
+    }
+    let sql = format!("SELECT id, customer_id FROM orders WHERE id IN ({})", marks(ids.len()));
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    for r in query.fetch_all(&mut *conn).await? {
+        owners.insert(r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?);
+    }
+    let sql = format!(
+        "SELECT order_id, quantity, unit_price, description FROM order_lines WHERE order_id IN ({}) \
+         ORDER BY order_id, line_no",
+        marks(ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    for r in query.fetch_all(&mut *conn).await? {
+        let line = (parse_money(r.try_get(1)?)?, parse_money(r.try_get(2)?)?, r.try_get::<String, _>(3)?);
+        lines.entry(r.try_get::<String, _>(0)?).or_default().push(line);
+    }
+    Ok((owners, lines))
+}
+
+/// Which of `periods` are closed. A write holding the ledger lock sees the status stand until
+/// it ends: closing takes the lock exclusive.
+async fn closed_periods(conn: &mut AnyConnection, periods: &[String]) -> Result<HashSet<String>, Error> {
+    let mut distinct: Vec<&String> = periods.iter().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let sql = format!("SELECT period FROM periods WHERE status = 'closed' AND period IN ({})", marks(distinct.len()));
+    let mut query = sqlx::query(&sql);
+    for period in distinct {
+        query = query.bind(period.as_str());
+    }
+    query.fetch_all(conn).await?.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::from)).collect()
+}
+
+/// `$1, $2, …, $n`: the `Any` driver binds no lists.
+pub(super) fn marks(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One bound value of a multi-row insert.
+enum Cell {
+    Text(String),
+    Int(i64),
+    Null,
+}
+
+impl Cell {
+    fn text(s: &str) -> Cell {
+        Cell::Text(s.to_string())
+    }
+}
+
+/// The most values one statement binds (under SQLite's oldest limit of 999).
+const MAX_BINDS: usize = 900;
+
+/// Inserts `cells` (`columns` a row) into `table_and_columns` in as few statements as the bind
+/// limit allows, each ending with `tail` (a `RETURNING` clause); the rows returned.
+async fn insert(
+    conn: &mut AnyConnection,
+    table_and_columns: &str,
+    columns: usize,
+    cells: Vec<Cell>,
+    tail: &str,
+) -> Result<Vec<sqlx::any::AnyRow>, Error> {
+    let mut returned = Vec::new();
+    let rows_per = (MAX_BINDS / columns).max(1);
+    let mut cells = cells.into_iter().peekable();
+    while cells.peek().is_some() {
+        let chunk: Vec<Cell> = cells.by_ref().take(rows_per * columns).collect();
+        let sql =
+            format!("INSERT INTO {table_and_columns} VALUES {}{tail}", super::rows_of(columns, chunk.len() / columns));
+        let mut query = sqlx::query(&sql);
+        for cell in chunk {
+            query = match cell {
+                Cell::Text(s) => query.bind(s),
+                Cell::Int(n) => query.bind(n),
+                Cell::Null => query.bind(Option::<String>::None),
+            };
+        }
+        returned.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(returned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_from_one() {
+        assert_eq!(marks(3), "$1, $2, $3");
+    }
+}
