@@ -474,8 +474,7 @@ async fn candidates<C: Tx>(
             Ok(Candidate {
                 id: row.text("id")?,
                 process_key: row.text("process_key")?,
-                process_version: u32::try_from(row.int("process_version")?)
-                    .map_err(|_| Error::Corrupt("process version out of range".into()))?,
+                process_version: row.version("process_version")?,
                 status: row.text("status")?.parse()?,
                 business_key: row.opt_text("business_key")?,
                 parent_id: row.opt_text("parent_id")?,
@@ -751,8 +750,7 @@ async fn tombstone<C: Tx>(tx: &mut C, id: &str) -> Result<Option<Tombstone>, Err
             Ok(Tombstone {
                 id: row.text("id")?,
                 process_key: row.text("process_key")?,
-                process_version: u32::try_from(row.int("process_version")?)
-                    .map_err(|_| Error::Corrupt("process version out of range".into()))?,
+                process_version: row.version("process_version")?,
                 status: row.text("status")?.parse()?,
                 business_key: row.opt_text("business_key")?,
                 parent_id: row.opt_text("parent_id")?,
