@@ -556,30 +556,6 @@ pub fn node_title(lang: Lang, node: &cloverleaf_dsl::model::Node) -> Option<&str
     }
 }
 
-/// A title template with the case's values in its `{placeholder}`s, evaluated as the engine
-/// does when it opens a task (`now` for the expressions that read the time); `None` when a
-/// placeholder cannot be evaluated on what the case holds (the caller falls back to what it has).
-pub fn fill_title(
-    template: &str,
-    variables: &std::collections::BTreeMap<String, cloverleaf_dsl::expr::Value>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Option<String> {
-    use cloverleaf_dsl::expr::{EvalContext, eval};
-    let context = EvalContext::new(variables, now);
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let close = open + rest[open..].find('}')?;
-        let expr = cloverleaf_dsl::model::CExpr::parse(rest[open + 1..close].trim()).ok()?;
-        let value = eval(expr.ast(), &context).ok()?;
-        out.push_str(&rest[..open]);
-        out.push_str(&crate::web::pages::plain_text(&value));
-        rest = &rest[close + 1..];
-    }
-    out.push_str(rest);
-    Some(out)
-}
-
 /// The sub-ledger's chart of accounts in Chinese, by account code and English name.
 const ACCOUNTS_ZH: &[(&str, &str, &str)] = &[
     ("1000", "Bank", "银行存款"),

@@ -19,6 +19,32 @@ use crate::ids::{CallId, IncidentId, JobId, SubscriptionId, TaskId, TimerId, Tok
 use crate::instance::{Frame, Incident, Instance, Status, SubscriptionPurpose, TimerPurpose, Token, TokenState};
 use crate::rejection::Rejection;
 
+/// A title template with its `{expression}` placeholders evaluated on `variables` at `now`
+/// (business time on `calendar`): what a task's title becomes when it opens. A placeholder that
+/// does not evaluate stays as written.
+pub fn render_title(
+    template: &str,
+    variables: &BTreeMap<String, Value>,
+    now: DateTime<Utc>,
+    calendar: Option<&Calendar>,
+) -> String {
+    let context = EvalContext::new(variables, now).with_calendar(calendar);
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
+        out.push_str(&rest[..open]);
+        let inner = &rest[open + 1..close];
+        match CExpr::parse(inner.trim()).ok().and_then(|e| eval(e.ast(), &context).ok()) {
+            Some(v) => out.push_str(&plain(&v)),
+            None => out.push_str(&rest[open..=close]),
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
 mod events;
 mod migrate;
 mod modify;
@@ -288,20 +314,7 @@ impl<'d> Machine<'d> {
     }
 
     fn render_title(&self, template: &str) -> String {
-        let mut out = String::new();
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}').map(|c| open + c) else { break };
-            out.push_str(&rest[..open]);
-            let inner = &rest[open + 1..close];
-            match CExpr::parse(inner.trim()).ok().and_then(|e| self.eval(&e).ok()) {
-                Some(v) => out.push_str(&plain(&v)),
-                None => out.push_str(&rest[open..=close]),
-            }
-            rest = &rest[close + 1..];
-        }
-        out.push_str(rest);
-        out
+        render_title(template, &self.inst.variables, self.now, self.def.calendar.as_ref())
     }
 
     /// Moves a token to `next` (a new activation of that node) and queues it to run.

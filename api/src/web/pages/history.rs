@@ -55,7 +55,7 @@ fn step(case: &Case<'_>, name: &str) -> String {
     let Some(template) = case.definition.node(name).and_then(|n| i18n::node_title(case.lang, n)) else {
         return name.to_string();
     };
-    i18n::fill_title(template, case.instance.variables(), case.now).unwrap_or_else(|| name.to_string())
+    cloverleaf_engine::render_title(template, case.instance.variables(), case.now, case.definition.calendar.as_ref())
 }
 
 /// The case whose history is shown: its instance and the definition it runs.

@@ -154,10 +154,9 @@ pub struct CsrfForm {
 }
 
 /// A value as plain text: JSON's form without quotes around text.
-pub(crate) fn plain_text(value: &DslValue) -> String {
+fn plain_text(value: &DslValue) -> String {
     match value.to_json() {
         Value::String(s) => s,
-        Value::Null => String::new(),
         other => other.to_string(),
     }
 }

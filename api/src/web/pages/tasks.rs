@@ -78,9 +78,9 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
     // The stored title is the English one, rendered when the task opened; a Chinese reader
     // gets the process's Chinese wording rendered on the same values.
     let title = match (viewer.lang, definition.node(&task.node)) {
-        (i18n::Lang::ZhCn, Some(node)) => {
-            node.title_zh.as_deref().and_then(|template| i18n::fill_title(template, instance.variables(), engine.now()))
-        }
+        (i18n::Lang::ZhCn, Some(node)) => node.title_zh.as_deref().map(|template| {
+            cloverleaf_engine::render_title(template, instance.variables(), engine.now(), definition.calendar.as_ref())
+        }),
         _ => None,
     }
     .unwrap_or_else(|| task.title.clone());
