@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use cloverleaf_engine::InstanceId;
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::store::{GENESIS_HASH, HistoryRow, chain_hash};
+use cloverleaf_engine::store::{GENESIS_HASH, HistoryStep};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Column as _, Row as _, SqliteConnection, TypeInfo as _, ValueRef as _};
 
@@ -20,7 +20,7 @@ use super::workload::straight_through;
 
 /// The tables copied, with the column that names the instance.
 const COPIED: [(&str, &str); 4] =
-    [("instances", "id"), ("jobs", "instance_id"), ("events", "instance_id"), ("history", "instance_id")];
+    [("instances", "id"), ("jobs", "instance_id"), ("events", "instance_id"), ("history_steps", "instance_id")];
 
 /// Most templates completed through the engine.
 const TEMPLATES: usize = 1_000;
@@ -181,29 +181,24 @@ fn copy_as(tables: &[Rows], from: &str, to: &str) -> BenchResult<Vec<Vec<Vec<Cel
     let (history, instances) = (&tables[3], &tables[0]);
     let col = |rows: &Rows, name: &str| rows.columns.iter().position(|c| c == name).ok_or(format!("no column {name}"));
     let text = |row: &[Cell], name: &str| match col(history, name).ok().and_then(|i| row.get(i)) {
-        Some(Cell::Text(t)) => t.clone(),
-        _ => None,
+        Some(Cell::Text(Some(t))) => Ok(t.clone()),
+        _ => Err(format!("history step without {name}")),
     };
-    let (prev_col, hash_col, seq_col) = (col(history, "prev_hash")?, col(history, "hash")?, col(history, "seq")?);
+    let (prev_col, entries_col, seq_col) = (col(history, "prev_hash")?, col(history, "entries")?, col(history, "seq")?);
     let mut prev = GENESIS_HASH.to_string();
     for row in &mut out[3] {
-        let Some(Cell::Int(seq)) = row.get(seq_col).cloned() else { return Err("history row without seq".into()) };
-        let entry = HistoryRow {
-            instance_id: text(row, "instance_id").ok_or("history row without instance")?,
+        let Some(Cell::Int(seq)) = row.get(seq_col).cloned() else { return Err("history step without seq".into()) };
+        let step = HistoryStep {
+            instance_id: text(row, "instance_id")?,
             seq,
-            at: text(row, "at").ok_or("history row without time")?,
-            kind: text(row, "kind").ok_or("history row without kind")?,
-            node: text(row, "node"),
-            who: text(row, "who"),
-            on_behalf_of: text(row, "on_behalf_of"),
-            detail: text(row, "detail").ok_or("history row without detail")?,
-            prev_hash: String::new(),
-            hash: String::new(),
+            at: text(row, "at")?,
+            prev_hash: text(row, "prev_hash")?,
+            entries: text(row, "entries")?,
         };
-        let hash = chain_hash(&prev, &entry);
-        row[prev_col] = Cell::Text(Some(prev));
-        row[hash_col] = Cell::Text(Some(hash.clone()));
-        prev = hash;
+        let (step, last) = step.chained_from(&prev);
+        row[prev_col] = Cell::Text(Some(step.prev_hash));
+        row[entries_col] = Cell::Text(Some(step.entries));
+        prev = last;
     }
     let head = col(instances, "history_hash")?;
     for row in &mut out[0] {

@@ -12,7 +12,7 @@
 //! stored state, and its history chain verifies.
 
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::store::{GENESIS_HASH, HistoryRow, Store, chain_hash};
+use cloverleaf_engine::store::{GENESIS_HASH, HistoryStep, Store};
 use cloverleaf_engine::{Instance, InstanceId, replay};
 use cloverleaf_testkit::testdb::Backend;
 use sqlx::{AnyConnection, AnyPool, Row as _};
@@ -71,20 +71,15 @@ const EVENTS: Table = Table {
     columns: &[("instance_id", Kind::Text), ("seq", Kind::Int), ("at", Kind::Text), ("event", Kind::Text)],
 };
 const HISTORY: Table = Table {
-    name: "history",
+    name: "history_steps",
     owner: "instance_id",
     order: "seq",
     columns: &[
         ("instance_id", Kind::Text),
         ("seq", Kind::Int),
         ("at", Kind::Text),
-        ("kind", Kind::Text),
-        ("node", Kind::Text),
-        ("who", Kind::Text),
-        ("on_behalf_of", Kind::Text),
-        ("detail", Kind::Text),
         ("prev_hash", Kind::Text),
-        ("hash", Kind::Text),
+        ("entries", Kind::Text),
     ],
 };
 /// The tables copied, in the order of [`InstanceRows::tables`].
@@ -173,13 +168,13 @@ impl InstanceRows {
     /// and the instance's recorded chain head set to its last hash.
     pub fn copy_as(&self, from: &str, to: &str) -> BenchResult<InstanceRows> {
         let mut copy = self.renamed(from, to);
-        let (prev_col, hash_col) = (column(&HISTORY, "prev_hash"), column(&HISTORY, "hash"));
+        let (prev_col, entries_col) = (column(&HISTORY, "prev_hash"), column(&HISTORY, "entries"));
         let mut prev = GENESIS_HASH.to_string();
         for row in &mut copy.tables[T_HISTORY] {
-            let hash = chain_hash(&prev, &history_row(row)?);
-            row[prev_col] = Cell::Text(Some(prev));
-            row[hash_col] = Cell::Text(Some(hash.clone()));
-            prev = hash;
+            let (step, last) = history_step(row)?.chained_from(&prev);
+            row[prev_col] = Cell::Text(Some(step.prev_hash));
+            row[entries_col] = Cell::Text(Some(step.entries));
+            prev = last;
         }
         let instance = copy.tables[T_INSTANCES].first_mut().ok_or("copy of a template without its instance row")?;
         instance[column(&INSTANCES, "history_hash")] = Cell::Text(Some(prev));
@@ -189,9 +184,18 @@ impl InstanceRows {
     /// The rows with the history hashes (and the recorded chain head) blanked: they differ
     /// between two instances with the same history, since they cover the instance id.
     fn without_hashes(mut self) -> InstanceRows {
+        let (prev_col, entries_col) = (column(&HISTORY, "prev_hash"), column(&HISTORY, "entries"));
         for row in &mut self.tables[T_HISTORY] {
-            row[column(&HISTORY, "prev_hash")] = Cell::Text(None);
-            row[column(&HISTORY, "hash")] = Cell::Text(None);
+            let blanked = history_step(row).map(|step| {
+                let mut entries = step.rows();
+                for entry in &mut entries {
+                    entry.prev_hash.clear();
+                    entry.hash.clear();
+                }
+                HistoryStep::of(&entries).map(|s| s.entries)
+            });
+            row[prev_col] = Cell::Text(None);
+            row[entries_col] = Cell::Text(blanked.ok().flatten());
         }
         for row in &mut self.tables[T_INSTANCES] {
             row[column(&INSTANCES, "history_hash")] = Cell::Text(None);
@@ -200,24 +204,25 @@ impl InstanceRows {
     }
 }
 
-/// A history row of [`HISTORY`]'s cells.
-fn history_row(cells: &[Cell]) -> BenchResult<HistoryRow> {
-    let text = |name: &str| cells.get(column(&HISTORY, name)).and_then(Cell::text).map(str::to_string);
+/// A stored history step of [`HISTORY`]'s cells.
+fn history_step(cells: &[Cell]) -> BenchResult<HistoryStep> {
+    let text = |name: &str| {
+        cells
+            .get(column(&HISTORY, name))
+            .and_then(Cell::text)
+            .map(str::to_string)
+            .ok_or(format!("history step without {name}"))
+    };
     let seq = match cells.get(column(&HISTORY, "seq")) {
         Some(Cell::Int(seq)) => *seq,
-        _ => return Err("history row without seq".into()),
+        _ => return Err("history step without seq".into()),
     };
-    Ok(HistoryRow {
-        instance_id: text("instance_id").ok_or("history row without instance")?,
+    Ok(HistoryStep {
+        instance_id: text("instance_id")?,
         seq,
-        at: text("at").ok_or("history row without time")?,
-        kind: text("kind").ok_or("history row without kind")?,
-        node: text("node"),
-        who: text("who"),
-        on_behalf_of: text("on_behalf_of"),
-        detail: text("detail").ok_or("history row without detail")?,
-        prev_hash: text("prev_hash").unwrap_or_default(),
-        hash: text("hash").unwrap_or_default(),
+        at: text("at")?,
+        prev_hash: text("prev_hash")?,
+        entries: text("entries")?,
     })
 }
 

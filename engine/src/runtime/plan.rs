@@ -9,8 +9,8 @@ use crate::event::Event;
 use crate::instance::{Instance, Status};
 use crate::step::Transition;
 use crate::store::{
-    GENESIS_HASH, HistoryRow, IncidentRow, InstanceRow, InstanceState, JobChange, JobRow, JobState, NotificationRow,
-    PendingRow, StepWrite, SubscriptionRow, TaskChange, TaskRow, TaskState, TimerRow, chain_hash, ts,
+    GENESIS_HASH, HistoryRow, HistoryStep, IncidentRow, InstanceRow, InstanceState, JobChange, JobRow, JobState,
+    NotificationRow, PendingRow, StepWrite, SubscriptionRow, TaskChange, TaskRow, TaskState, TimerRow, chain_hash, ts,
 };
 
 /// Where the instance stood before the step.
@@ -314,7 +314,7 @@ pub(crate) fn plan(
         subscriptions_delete,
         incidents_insert,
         incidents_close,
-        history,
+        history: HistoryStep::of(&history),
         events,
         children: child_rows,
         pending,

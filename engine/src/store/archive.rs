@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use super::rows::Columns;
 use super::sql::{Arg, Dialect};
 use super::writes::Tx;
-use super::{AnyStore, Error, HistoryRow, InstanceState, ts};
+use super::{AnyStore, Error, HistoryRow, HistoryStep, InstanceState, ts};
 
 /// The statuses of an instance that has ended.
 pub const ENDED: [InstanceState; 3] = [InstanceState::Completed, InstanceState::Failed, InstanceState::Cancelled];
@@ -137,20 +137,9 @@ const TABLES: [Table; 10] = [
         columns: &[("instance_id", Text), ("seq", Int), ("at", Text), ("event", Text)],
     },
     Table {
-        name: "history",
+        name: "history_steps",
         key: "instance_id",
-        columns: &[
-            ("instance_id", Text),
-            ("seq", Int),
-            ("at", Text),
-            ("kind", Text),
-            ("node", Text),
-            ("who", Text),
-            ("on_behalf_of", Text),
-            ("detail", Text),
-            ("prev_hash", Text),
-            ("hash", Text),
-        ],
+        columns: &[("instance_id", Text), ("seq", Int), ("at", Text), ("prev_hash", Text), ("entries", Text)],
     },
     Table {
         name: "notifications",
@@ -263,29 +252,18 @@ impl InstanceRows {
     /// The history rows of every instance, by instance, in order.
     pub fn histories(&self) -> HashMap<String, Vec<HistoryRow>> {
         let mut out: HashMap<String, Vec<HistoryRow>> = HashMap::new();
-        let Some(history) = table_index("history").and_then(|i| self.tables.get(i)) else { return out };
-        for row in history {
+        let Some(steps) = table_index("history_steps").and_then(|i| self.tables.get(i)) else { return out };
+        for row in steps {
             let text = |i: usize| match row.get(i) {
-                Some(Val::Text(t)) => t.clone(),
-                _ => None,
+                Some(Val::Text(Some(t))) => t.clone(),
+                _ => String::new(),
             };
             let seq = match row.get(1) {
                 Some(Val::Int(n)) => *n,
                 _ => 0,
             };
-            let entry = HistoryRow {
-                instance_id: text(0).unwrap_or_default(),
-                seq,
-                at: text(2).unwrap_or_default(),
-                kind: text(3).unwrap_or_default(),
-                node: text(4),
-                who: text(5),
-                on_behalf_of: text(6),
-                detail: text(7).unwrap_or_default(),
-                prev_hash: text(8).unwrap_or_default(),
-                hash: text(9).unwrap_or_default(),
-            };
-            out.entry(entry.instance_id.clone()).or_default().push(entry);
+            let step = HistoryStep { instance_id: text(0), seq, at: text(2), prev_hash: text(3), entries: text(4) };
+            out.entry(step.instance_id.clone()).or_default().extend(step.rows());
         }
         for rows in out.values_mut() {
             rows.sort_by_key(|r| r.seq);
@@ -301,10 +279,9 @@ impl InstanceRows {
             _ => None,
         };
         let tables = |name: &str| table_index(name).and_then(|i| self.tables.get(i)).into_iter().flatten();
-        for row in tables("history") {
-            let Some(id) = text(row, 0) else { continue };
+        for (id, rows) in self.histories() {
             let entry = each.entry(id).or_default();
-            entry.users.extend([text(row, 5), text(row, 6)].into_iter().flatten());
+            entry.users.extend(rows.into_iter().flat_map(|r| [r.who, r.on_behalf_of]).flatten());
         }
         for row in tables("tasks") {
             let Some(id) = text(row, 1) else { continue };

@@ -68,7 +68,7 @@ pub(super) const COLUMNS: [&[&str]; TABLES] = [
     &["id"],
     &["id", "instance_id", "node", "job_id", "message", "raised_at"],
     &["id"],
-    &["instance_id", "seq", "at", "kind", "node", "who", "on_behalf_of", "detail", "prev_hash", "hash"],
+    &["instance_id", "seq", "at", "prev_hash", "entries"],
     &["instance_id", "seq", "at", "event"],
     &["id", "instance_id", "event"],
     &["id", "instance_id", "kind", "subject", "payload", "created_at"],
@@ -219,21 +219,10 @@ impl<'a> StepRows<'a> {
         for id in &step.incidents_close {
             self.push(Table::IncidentCloses, vec![text(id)]);
         }
-        for h in &step.history {
+        if let Some(h) = &step.history {
             self.push(
                 Table::History,
-                vec![
-                    text(&h.instance_id),
-                    Cell::Int(h.seq),
-                    text(&h.at),
-                    text(&h.kind),
-                    opt_text(&h.node),
-                    opt_text(&h.who),
-                    opt_text(&h.on_behalf_of),
-                    text(&h.detail),
-                    text(&h.prev_hash),
-                    text(&h.hash),
-                ],
+                vec![text(&h.instance_id), Cell::Int(h.seq), text(&h.at), text(&h.prev_hash), text(&h.entries)],
             );
         }
         for (seq, at, event) in &step.events {

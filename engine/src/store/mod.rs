@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use crate::ids::{IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId};
 
 pub use archive::{Participants, Tombstone, archive_label};
-pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, chain_hash, sha256_hex};
+pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, HistoryStep, chain_hash, sha256_hex};
 pub use query::Queries;
 pub use sqlite::{SqliteStore, create_private};
 pub use states::{IncidentState, InstanceState, JobState, TaskState};
@@ -562,8 +562,8 @@ pub struct StepWrite {
     pub incidents_insert: Vec<IncidentRow>,
     /// Incidents closed.
     pub incidents_close: Vec<String>,
-    /// History rows, chained.
-    pub history: Vec<HistoryRow>,
+    /// The history entries, chained, stored as one row (none when the step wrote none).
+    pub history: Option<HistoryStep>,
     /// The accepted events: (seq, at, event JSON).
     pub events: Vec<(i64, DateTime<Utc>, String)>,
     /// Child instances created (status created).

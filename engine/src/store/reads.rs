@@ -207,9 +207,14 @@ impl<B: Backend> Store for B {
     }
 
     async fn history(&self, instance: &InstanceId) -> Result<Vec<HistoryRow>, Error> {
-        let sql = "SELECT instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash FROM history \
-                   WHERE instance_id = $1 ORDER BY seq";
-        self.rows(sql, vec![text(instance.as_str())]).await?.iter().map(rows::history).collect()
+        let sql =
+            "SELECT instance_id, seq, at, prev_hash, entries FROM history_steps WHERE instance_id = $1 ORDER BY seq";
+        let steps = self.rows(sql, vec![text(instance.as_str())]).await?;
+        let mut entries = Vec::new();
+        for step in &steps {
+            entries.extend(rows::history_step(step)?.rows());
+        }
+        Ok(entries)
     }
 
     async fn events(&self, instance: &InstanceId) -> Result<Vec<(DateTime<Utc>, String)>, Error> {

@@ -14,7 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use crate::ids::{InstanceId, JobId, TaskId};
 
 use super::{
-    BufferedMessage, DeploymentRow, Error, HistoryRow, InstanceRow, JobInfo, LockedJob, Notification, NotificationRow,
+    BufferedMessage, DeploymentRow, Error, HistoryStep, InstanceRow, JobInfo, LockedJob, Notification, NotificationRow,
     PendingRow, Substitution, TaskInfo, parse_ts,
 };
 
@@ -183,20 +183,15 @@ pub(super) fn pending(row: &impl Columns) -> Result<PendingRow, Error> {
     Ok(PendingRow { id: row.text("id")?, instance_id: row.text("instance_id")?, event: row.text("event")? })
 }
 
-/// A row of `history` (`instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash,
-/// hash`); `at` stays text, since the hash covers that very text.
-pub(super) fn history(row: &impl Columns) -> Result<HistoryRow, Error> {
-    Ok(HistoryRow {
+/// A row of `history_steps` (`instance_id, seq, at, prev_hash, entries`); `at` stays text,
+/// since the hashes cover that very text.
+pub(super) fn history_step(row: &impl Columns) -> Result<HistoryStep, Error> {
+    Ok(HistoryStep {
         instance_id: row.text("instance_id")?,
         seq: row.int("seq")?,
         at: row.text("at")?,
-        kind: row.text("kind")?,
-        node: row.opt_text("node")?,
-        who: row.opt_text("who")?,
-        on_behalf_of: row.opt_text("on_behalf_of")?,
-        detail: row.text("detail")?,
         prev_hash: row.text("prev_hash")?,
-        hash: row.text("hash")?,
+        entries: row.text("entries")?,
     })
 }
 

@@ -544,7 +544,7 @@ async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows<'_>) -> Result<(
         ("DELETE FROM subscriptions WHERE id IN (", ")"),
         ("INSERT INTO incidents (id, instance_id, node, job_id, message, raised_at)", ""),
         ("UPDATE incidents SET state = 'resolved' WHERE id IN (", ")"),
-        ("INSERT INTO history (instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash)", ""),
+        ("INSERT INTO history_steps (instance_id, seq, at, prev_hash, entries)", ""),
         ("INSERT INTO events (instance_id, seq, at, event)", ""),
         ("INSERT INTO pending_events (id, instance_id, event)", ""),
         (

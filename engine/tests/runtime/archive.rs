@@ -44,7 +44,7 @@ const REVIEWED: &str = r#"process reviewed "Reviewed" {
 /// The tables an instance's rows live in, by the column that names the instance.
 const TABLES: [(&str, &str); 5] = [
     ("instances", "id"),
-    ("history", "instance_id"),
+    ("history_steps", "instance_id"),
     ("events", "instance_id"),
     ("jobs", "instance_id"),
     ("tasks", "instance_id"),
@@ -154,7 +154,7 @@ async fn a_history_that_does_not_verify_is_refused_and_stays_live() {
     let Some(env) = Env::new().await else { return };
     env.engine.deploy(&[("quick.flow", QUICK)]).await.unwrap();
     let (good, bad) = (finished(&env).await, finished(&env).await);
-    env.execute("UPDATE history SET who = 'mallory' WHERE instance_id = ?1 AND seq = 2", bad.as_str()).await;
+    env.tamper_who(&bad, 2, "mallory").await;
     env.advance(TimeDelta::days(2));
     let (_db, into) = archive_db().await;
 

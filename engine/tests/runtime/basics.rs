@@ -76,7 +76,7 @@ async fn tampering_with_a_history_row_is_found_by_verify() {
     let Some(env) = Env::reference().await else { return };
     let id = env.order("5000.00", "50000", "A").await;
     assert!(env.engine.verify_history(&id).await.unwrap().is_intact());
-    env.execute("UPDATE history SET who = 'mallory' WHERE instance_id = ?1 AND seq = 3", id.as_str()).await;
+    env.tamper_who(&id, 3, "mallory").await;
     let check = env.engine.verify_history(&id).await.unwrap();
     assert_eq!(check.first_altered, Some(3));
     assert!(!check.is_intact());
@@ -87,7 +87,8 @@ async fn deleting_the_last_history_rows_is_found_by_verify() {
     let Some(env) = Env::reference().await else { return };
     let id = env.order("5000.00", "50000", "A").await;
     env.execute(
-        "DELETE FROM history WHERE instance_id = ?1 AND seq = (SELECT MAX(seq) FROM history WHERE instance_id = ?1)",
+        "DELETE FROM history_steps WHERE instance_id = ?1 \
+         AND seq = (SELECT MAX(seq) FROM history_steps WHERE instance_id = ?1)",
         id.as_str(),
     )
     .await;

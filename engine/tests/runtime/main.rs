@@ -6,6 +6,7 @@ mod calendars;
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
+mod history_steps;
 mod jobs;
 mod messages;
 mod migrate;

@@ -115,7 +115,7 @@ async fn the_store_refuses_a_completion_step_for_a_task_claimed_by_another() {
             subscriptions_delete: vec![],
             incidents_insert: vec![],
             incidents_close: vec![],
-            history: vec![],
+            history: None,
             events: vec![],
             children: vec![],
             pending: vec![],

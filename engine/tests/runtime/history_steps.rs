@@ -1,0 +1,118 @@
+//! A step's history entries stored as one row: the `history` view reads them back entry by entry,
+//! and a database written one entry per row (before `history_steps`) is upgraded with every chain
+//! intact and every entry as it was.
+
+use std::str::FromStr;
+
+use cloverleaf_engine::runtime::Engine;
+use cloverleaf_engine::store::{HistoryCheck, HistoryRow, Store};
+use cloverleaf_engine::{InstanceId, VirtualClock};
+use cloverleaf_testkit::testdb::{Backend, ScratchDb};
+use serde_json::json;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+use crate::harness::{Env, t0};
+
+/// The first migration of the grouped history, on both backends.
+const HISTORY_STEPS: i64 = 20261204000000;
+
+const COLUMNS: &str = "instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash";
+
+/// An order approved by a manager: several steps, each writing several entries.
+async fn approved_order(env: &Env) -> (InstanceId, Vec<HistoryRow>) {
+    let id = env.order("20000.00", "50000", "A").await;
+    let task = env.engine.tasks(Some(&id)).await.unwrap().remove(0);
+    env.engine.complete_task(&task.id, "max", &["sales.manager"], json!({"approve": true})).await.unwrap();
+    let rows = env.engine.history(&id).await.unwrap();
+    (id, rows)
+}
+
+fn view_row((instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash): ViewRow) -> HistoryRow {
+    HistoryRow { instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash }
+}
+
+type ViewRow = (String, i64, String, String, Option<String>, Option<String>, Option<String>, String, String, String);
+
+#[tokio::test]
+async fn the_history_view_reads_each_entry_as_the_engine_does() {
+    let Some(env) = Env::reference().await else { return };
+    let (id, rows) = approved_order(&env).await;
+    assert!(rows.len() > 6, "{rows:?}");
+    let sql = format!("SELECT {COLUMNS} FROM history WHERE instance_id = $1 ORDER BY seq");
+    let store = env.engine.store();
+    let viewed: Vec<ViewRow> = if let Some(sqlite) = store.as_sqlite() {
+        sqlx::query_as(&sql).bind(id.as_str()).fetch_all(sqlite.pool()).await.unwrap()
+    } else {
+        let pg = store.as_postgres().unwrap();
+        sqlx::query_as(&sql).bind(id.as_str()).fetch_all(pg.pool()).await.unwrap()
+    };
+    assert_eq!(viewed.into_iter().map(view_row).collect::<Vec<_>>(), rows);
+    // Fewer stored rows than entries: a step's entries are one row.
+    let count = "SELECT COUNT(*) FROM history_steps WHERE instance_id = $1";
+    let steps: i64 = if let Some(sqlite) = store.as_sqlite() {
+        sqlx::query_scalar(count).bind(id.as_str()).fetch_one(sqlite.pool()).await.unwrap()
+    } else {
+        sqlx::query_scalar(count).bind(id.as_str()).fetch_one(store.as_postgres().unwrap().pool()).await.unwrap()
+    };
+    assert_eq!(steps, 3, "start, the credit check's completion, the approval");
+}
+
+/// The migrations before `history_steps`.
+fn before_history_steps(mut migrator: Migrator) -> Migrator {
+    let older: Vec<_> = migrator.migrations.iter().filter(|m| m.version < HISTORY_STEPS).cloned().collect();
+    assert!(older.len() < migrator.migrations.len(), "the history_steps migration is in the folder");
+    migrator.migrations = older.into();
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+#[tokio::test]
+async fn a_history_written_one_entry_per_row_reads_and_verifies_after_the_upgrade() {
+    let Some(env) = Env::reference().await else { return };
+    let (_, rows) = approved_order(&env).await;
+    let Some(old) = ScratchDb::new().await else { return };
+    let insert = format!("INSERT INTO history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    macro_rules! write_old_rows {
+        ($pool:expr) => {{
+            let pool = $pool;
+            for r in &rows {
+                sqlx::query(&insert)
+                    .bind(&r.instance_id)
+                    .bind(r.seq)
+                    .bind(&r.at)
+                    .bind(&r.kind)
+                    .bind(&r.node)
+                    .bind(&r.who)
+                    .bind(&r.on_behalf_of)
+                    .bind(&r.detail)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            pool.close().await;
+        }};
+    }
+    match old.backend() {
+        Backend::Sqlite => {
+            let options = SqliteConnectOptions::from_str(&old.url()).unwrap().create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            before_history_steps(sqlx::migrate!("./migrations")).run(&pool).await.unwrap();
+            write_old_rows!(pool);
+        }
+        Backend::Postgres => {
+            let pool = PgPool::connect(&old.url()).await.unwrap();
+            before_history_steps(sqlx::migrate!("./migrations_pg")).run(&pool).await.unwrap();
+            write_old_rows!(pool);
+        }
+    }
+    let upgraded = Engine::connect(&old.url(), std::sync::Arc::new(VirtualClock::new(t0()))).await.unwrap();
+    let id = InstanceId(rows[0].instance_id.clone());
+    let read = upgraded.store().history(&id).await.unwrap();
+    assert_eq!(read, rows, "every entry as it was written");
+    let last = rows.last().unwrap();
+    assert!(HistoryCheck::verify(&read, last.seq, &last.hash).is_intact());
+}
