@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cloverleaf_engine::runtime::Error as EngineError;
 use cloverleaf_engine::store::{Queries as _, sha256_hex};
 use cloverleaf_engine::{Event, InstanceId};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 403, description = "Not a role that may start the process, a called-only process, or a requester other than the caller without an `on behalf by` role", body = ErrorBody),
         (status = 404, description = "No such process or version", body = ErrorBody),
         (status = 409, description = "The idempotency key started another process or business key", body = ErrorBody),
+        (status = 410, description = "The idempotency key started an instance that has since been archived (`archived`): when, and into which archive, in `details`", body = ErrorBody),
         (status = 422, description = "Inputs that do not fit the process: `details.fields`", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -89,7 +91,11 @@ pub async fn start(
     let (id, created) =
         engine.start_for(&starter, &request.process, Some(version), business_key, variables.clone(), Some(&id)).await?;
     if !created {
-        let instance = engine.instance(&id).await?;
+        // Started before, and archived since: where it went, to the one who started it.
+        let instance = match engine.instance(&id).await {
+            Err(EngineError::UnknownInstance(_)) => return Err(access::archived(&state, &caller, &id).await?),
+            other => other?,
+        };
         let first = engine.events(&id).await?.into_iter().next().map(|(event, _)| event);
         let same = instance.process() == request.process
             && matches!(&first, Some(Event::Start { variables: v, business_key: b, .. })

@@ -1,14 +1,15 @@
 //! Reads of an archived instance: 410 with where and when it went, to whoever could read it;
 //! the same 403 as before to anyone else; the case page says so in words.
 
-use axum::http::{Method, StatusCode};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
 use chrono::TimeDelta;
 use cloverleaf_engine::runtime::ArchiveOptions;
 use cloverleaf_engine::store::AnyStore;
 use cloverleaf_testkit::testdb::ScratchDb;
 use serde_json::json;
 
-use crate::harness::Api;
+use crate::harness::{Api, token};
 use crate::web::{page, sign_in};
 
 const GONE: StatusCode = StatusCode::GONE;
@@ -82,4 +83,53 @@ async fn the_case_page_of_an_archived_instance_says_where_it_went() {
     let answer = page(&api, Method::GET, &format!("/cases/{id}"), &lou, None).await;
     assert_eq!(answer.status, FORBIDDEN, "{}", answer.text);
     assert!(!answer.text.contains("archive-2026"));
+}
+
+#[tokio::test]
+async fn a_start_retried_after_its_instance_was_archived_answers_gone_and_starts_nothing() {
+    let Some(api) = Api::new().await else { return };
+    let start = |user: &'static str| {
+        let body = json!({"process": "order_approval", "business_key": "SO-7", "variables": {
+            "order_id": "SO-7", "customer_id": "C-7", "amount": "100.00", "requested_by": user}});
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/instances")
+            .header(header::AUTHORIZATION, format!("Bearer {}", token(user)))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", "order-SO-7")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let first = api.send(start("sam")).await;
+    let id = first.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string();
+    let job = api.one_job("credit.check").await;
+    api.post(
+        &format!("/v1/jobs/{}/complete", job["id"].as_str().unwrap()),
+        "robot",
+        json!({"epoch": job["epoch"], "variables": {"credit_limit": "500000", "open_ar": "0", "risk": "A"}}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    api.advance(TimeDelta::days(2));
+    let db = ScratchDb::new().await.expect("a second scratch database");
+    let options = ArchiveOptions {
+        ended_before: api.engine.now() - TimeDelta::days(1),
+        into: Some(AnyStore::connect(&db.url()).await.unwrap()),
+        label: "archive-2026".into(),
+        by: "olga".into(),
+        batch: 100,
+        dry_run: false,
+    };
+    assert_eq!(api.engine.archive(&options).await.unwrap().archived, 1);
+
+    // The client retries the start whose answer it lost: it learns where its order went, and
+    // no second instance starts under the archived id.
+    let again = api.send(start("sam")).await;
+    let error = again.expect_error(GONE, "archived");
+    assert!(error["message"].as_str().unwrap().contains(&format!("instance `{id}` was archived on")), "{error}");
+    let listed = api.get("/v1/instances?business_key=SO-7", "ada").await;
+    assert_eq!(listed.expect(StatusCode::OK).as_array().map(Vec::len), Some(0), "nothing started again");
+    // The same key is another caller's own: it starts their order, unrelated to the archived one.
+    let other = api.send(start("mia")).await;
+    assert_ne!(other.expect(StatusCode::CREATED)["id"].as_str().unwrap(), id);
 }

@@ -42,7 +42,8 @@ impl<S: Store> Engine<S> {
 
     /// Starts an instance of `process` (the latest version, or `version`) for an authenticated
     /// user, who is recorded as its starter. With `once_id`, at most once per id: when that
-    /// instance exists already nothing starts and the answer is it with `false`.
+    /// instance exists already (or existed, and was archived) nothing starts and the answer is
+    /// it with `false`.
     pub async fn start_for(
         &self,
         starter: &Starter,
@@ -73,8 +74,9 @@ impl<S: Store> Engine<S> {
     }
 
     /// Starts an instance of `process` (the latest version, or `version`) under the id `id`,
-    /// once: when an instance with that id exists already, nothing starts and the answer is
-    /// that instance with `false`. Lets a client retry a start whose answer it never got.
+    /// once: when an instance with that id exists already (or existed, and was archived),
+    /// nothing starts and the answer is that instance with `false`. Lets a client retry a start
+    /// whose answer it never got.
     pub async fn start_once(
         &self,
         id: &str,
@@ -123,10 +125,13 @@ impl<S: Store> Engine<S> {
                     self.settle(stepped.pending).await?;
                     return Ok(Some(InstanceId(id.to_string())));
                 }
-                // Either the id exists (another node started it: done), or a message the new
-                // instance waits for was buffered meanwhile: start again, and it is delivered.
+                // Either the id exists (another node started it, or it ended and was archived:
+                // done), or a message the new instance waits for was buffered meanwhile: start
+                // again, and it is delivered.
                 Err(Attempt::Again) => {
-                    if self.inner.store.load_instance(&InstanceId::from(id)).await?.is_some() {
+                    let id = InstanceId::from(id);
+                    if self.inner.store.load_instance(&id).await?.is_some() || self.inner.store.is_archived(&id).await?
+                    {
                         return Ok(None);
                     }
                 }

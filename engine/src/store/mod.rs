@@ -660,6 +660,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn write(&self, batch: Vec<Write>) -> impl Future<Output = Vec<Result<WriteOutcome, WriteError>>> + Send;
     /// Loads an instance row.
     fn load_instance(&self, id: &InstanceId) -> impl Future<Output = Result<Option<InstanceRow>, Error>> + Send;
+    /// True when `id` names an instance moved into an archive: its tombstone stays, and the id
+    /// is never used again (an insert under it does nothing).
+    fn is_archived(&self, id: &InstanceId) -> impl Future<Output = Result<bool, Error>> + Send;
     /// A deployment by key; the latest when `version` is `None`.
     fn deployment(
         &self,

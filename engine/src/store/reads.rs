@@ -90,6 +90,11 @@ impl<B: Backend> Store for B {
         self.row(INSTANCE, vec![text(id.as_str())]).await?.as_ref().map(rows::instance).transpose()
     }
 
+    async fn is_archived(&self, id: &InstanceId) -> Result<bool, Error> {
+        let sql = "SELECT 1 AS one FROM archived_instances WHERE id = $1";
+        Ok(self.row(sql, vec![text(id.as_str())]).await?.is_some())
+    }
+
     async fn deployment(&self, key: &str, version: Option<u32>) -> Result<Option<DeploymentRow>, Error> {
         let row = match version {
             Some(v) => {
