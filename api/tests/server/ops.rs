@@ -106,7 +106,7 @@ async fn the_audit_finds_an_altered_history_row() {
     assert_eq!((clean.instances, clean.altered.len()), (2, 0));
     assert!(clean.rows > 5);
     // Who completed the task, in the stored entries (the detail's own copy is escaped and left).
-    let tamper = "UPDATE history_steps SET entries = replace(entries, '\"mia\"', '\"max\"') WHERE instance_id = $1";
+    let tamper = "UPDATE events SET entries = replace(entries, '\"mia\"', '\"max\"') WHERE instance_id = $1";
     match api.engine.store() {
         AnyStore::Sqlite(store) => sqlx::query(tamper).bind(&id).execute(store.pool()).await.map(|_| ()).unwrap(),
         AnyStore::Postgres(store) => sqlx::query(tamper).bind(&id).execute(store.pool()).await.map(|_| ()).unwrap(),

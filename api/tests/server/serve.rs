@@ -185,7 +185,7 @@ async fn audit_verify_exits_1_on_an_altered_row() {
     assert!(stdout.contains("checked 1 instance(s)") && stdout.contains("all intact"), "{stdout}");
     {
         let store = cloverleaf_engine::store::SqliteStore::open(&db).await.unwrap();
-        sqlx::query("UPDATE history_steps SET at = '2020-01-01T00:00:00.000000Z' WHERE seq = 1")
+        sqlx::query("UPDATE events SET at = '2020-01-01T00:00:00.000000Z' WHERE seq = 1")
             .execute(store.pool())
             .await
             .unwrap();

@@ -19,8 +19,7 @@ use super::BenchResult;
 use super::workload::straight_through;
 
 /// The tables copied, with the column that names the instance.
-const COPIED: [(&str, &str); 4] =
-    [("instances", "id"), ("jobs", "instance_id"), ("events", "instance_id"), ("history_steps", "instance_id")];
+const COPIED: [(&str, &str); 3] = [("instances", "id"), ("jobs", "instance_id"), ("events", "instance_id")];
 
 /// Most templates completed through the engine.
 const TEMPLATES: usize = 1_000;
@@ -178,16 +177,18 @@ fn copy_as(tables: &[Rows], from: &str, to: &str) -> BenchResult<Vec<Vec<Vec<Cel
                 .collect()
         })
         .collect();
-    let (history, instances) = (&tables[3], &tables[0]);
+    // A step's history entries are in its last event's row.
+    let (events, instances) = (&tables[2], &tables[0]);
     let col = |rows: &Rows, name: &str| rows.columns.iter().position(|c| c == name).ok_or(format!("no column {name}"));
-    let text = |row: &[Cell], name: &str| match col(history, name).ok().and_then(|i| row.get(i)) {
+    let text = |row: &[Cell], name: &str| match col(events, name).ok().and_then(|i| row.get(i)) {
         Some(Cell::Text(Some(t))) => Ok(t.clone()),
-        _ => Err(format!("history step without {name}")),
+        _ => Err(format!("event row without {name}")),
     };
-    let (prev_col, entries_col, seq_col) = (col(history, "prev_hash")?, col(history, "entries")?, col(history, "seq")?);
+    let (prev_col, entries_col, seq_col) =
+        (col(events, "prev_hash")?, col(events, "entries")?, col(events, "history_seq")?);
     let mut prev = GENESIS_HASH.to_string();
-    for row in &mut out[3] {
-        let Some(Cell::Int(seq)) = row.get(seq_col).cloned() else { return Err("history step without seq".into()) };
+    for row in &mut out[2] {
+        let Some(Cell::Int(seq)) = row.get(seq_col).cloned() else { continue };
         let step = HistoryStep {
             instance_id: text(row, "instance_id")?,
             seq,

@@ -27,6 +27,7 @@ const MAX_PARAMS: usize = 30_000;
 enum Kind {
     Text,
     Int,
+    OptInt,
 }
 
 /// A table holding an instance's rows, and its columns.
@@ -68,24 +69,21 @@ const EVENTS: Table = Table {
     name: "events",
     owner: "instance_id",
     order: "seq",
-    columns: &[("instance_id", Kind::Text), ("seq", Kind::Int), ("at", Kind::Text), ("event", Kind::Text)],
-};
-const HISTORY: Table = Table {
-    name: "history_steps",
-    owner: "instance_id",
-    order: "seq",
     columns: &[
         ("instance_id", Kind::Text),
         ("seq", Kind::Int),
         ("at", Kind::Text),
+        ("event", Kind::Text),
+        ("history_seq", Kind::OptInt),
         ("prev_hash", Kind::Text),
         ("entries", Kind::Text),
     ],
 };
 /// The tables copied, in the order of [`InstanceRows::tables`].
-pub const TABLES: [&Table; 4] = [&INSTANCES, &TIMERS, &EVENTS, &HISTORY];
+pub const TABLES: [&Table; 3] = [&INSTANCES, &TIMERS, &EVENTS];
 pub const T_INSTANCES: usize = 0;
-const T_HISTORY: usize = 3;
+/// The events, whose rows carry the history entries of their steps.
+const T_EVENTS: usize = 2;
 /// Columns of the copied tables that are not copied: they must be empty in a template.
 const NOT_COPIED_COLUMNS: [&str; 1] = ["claimed_until"];
 
@@ -97,13 +95,14 @@ fn column(table: &Table, name: &str) -> usize {
 pub enum Cell {
     Text(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
 }
 
 impl Cell {
     fn text(&self) -> Option<&str> {
         match self {
             Cell::Text(t) => t.as_deref(),
-            Cell::Int(_) => None,
+            Cell::Int(_) | Cell::OptInt(_) => None,
         }
     }
 }
@@ -134,6 +133,7 @@ impl InstanceRows {
                     out.push(match kind {
                         Kind::Text => Cell::Text(row.try_get::<Option<String>, _>(i)?),
                         Kind::Int => Cell::Int(row.try_get::<i64, _>(i)?),
+                        Kind::OptInt => Cell::OptInt(row.try_get::<Option<i64>, _>(i)?),
                     });
                 }
                 cells.push(out);
@@ -168,10 +168,11 @@ impl InstanceRows {
     /// and the instance's recorded chain head set to its last hash.
     pub fn copy_as(&self, from: &str, to: &str) -> BenchResult<InstanceRows> {
         let mut copy = self.renamed(from, to);
-        let (prev_col, entries_col) = (column(&HISTORY, "prev_hash"), column(&HISTORY, "entries"));
+        let (prev_col, entries_col) = (column(&EVENTS, "prev_hash"), column(&EVENTS, "entries"));
         let mut prev = GENESIS_HASH.to_string();
-        for row in &mut copy.tables[T_HISTORY] {
-            let (step, last) = history_step(row)?.chained_from(&prev);
+        for row in &mut copy.tables[T_EVENTS] {
+            let Some(step) = history_step(row)? else { continue };
+            let (step, last) = step.chained_from(&prev);
             row[prev_col] = Cell::Text(Some(step.prev_hash));
             row[entries_col] = Cell::Text(Some(step.entries));
             prev = last;
@@ -184,18 +185,16 @@ impl InstanceRows {
     /// The rows with the history hashes (and the recorded chain head) blanked: they differ
     /// between two instances with the same history, since they cover the instance id.
     fn without_hashes(mut self) -> InstanceRows {
-        let (prev_col, entries_col) = (column(&HISTORY, "prev_hash"), column(&HISTORY, "entries"));
-        for row in &mut self.tables[T_HISTORY] {
-            let blanked = history_step(row).map(|step| {
-                let mut entries = step.rows();
-                for entry in &mut entries {
-                    entry.prev_hash.clear();
-                    entry.hash.clear();
-                }
-                HistoryStep::of(&entries).map(|s| s.entries)
-            });
+        let (prev_col, entries_col) = (column(&EVENTS, "prev_hash"), column(&EVENTS, "entries"));
+        for row in &mut self.tables[T_EVENTS] {
+            let Ok(Some(step)) = history_step(row) else { continue };
+            let mut entries = step.rows();
+            for entry in &mut entries {
+                entry.prev_hash.clear();
+                entry.hash.clear();
+            }
             row[prev_col] = Cell::Text(None);
-            row[entries_col] = Cell::Text(blanked.ok().flatten());
+            row[entries_col] = Cell::Text(HistoryStep::of(&entries).map(|s| s.entries));
         }
         for row in &mut self.tables[T_INSTANCES] {
             row[column(&INSTANCES, "history_hash")] = Cell::Text(None);
@@ -204,26 +203,23 @@ impl InstanceRows {
     }
 }
 
-/// A stored history step of [`HISTORY`]'s cells.
-fn history_step(cells: &[Cell]) -> BenchResult<HistoryStep> {
+/// The history entries an event row of [`EVENTS`] carries, if its step wrote any.
+fn history_step(cells: &[Cell]) -> BenchResult<Option<HistoryStep>> {
+    let Some(Cell::OptInt(Some(seq))) = cells.get(column(&EVENTS, "history_seq")) else { return Ok(None) };
     let text = |name: &str| {
         cells
-            .get(column(&HISTORY, name))
+            .get(column(&EVENTS, name))
             .and_then(Cell::text)
             .map(str::to_string)
-            .ok_or(format!("history step without {name}"))
+            .ok_or(format!("event row without {name}"))
     };
-    let seq = match cells.get(column(&HISTORY, "seq")) {
-        Some(Cell::Int(seq)) => *seq,
-        _ => return Err("history step without seq".into()),
-    };
-    Ok(HistoryStep {
+    Ok(Some(HistoryStep {
         instance_id: text("instance_id")?,
-        seq,
+        seq: *seq,
         at: text("at")?,
         prev_hash: text("prev_hash")?,
         entries: text("entries")?,
-    })
+    }))
 }
 
 /// Inserts `rows` into `table`, as few multi-row statements as the parameter limit allows.
@@ -261,6 +257,7 @@ pub async fn insert(
             query = match cell {
                 Cell::Text(t) => query.bind(t),
                 Cell::Int(i) => query.bind(i),
+                Cell::OptInt(i) => query.bind(i),
             };
         }
         query.execute(&mut *conn).await?;

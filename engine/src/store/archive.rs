@@ -22,14 +22,15 @@ use super::{AnyStore, Error, HistoryRow, HistoryStep, InstanceState, ts};
 /// The statuses of an instance that has ended.
 pub const ENDED: [InstanceState; 3] = [InstanceState::Completed, InstanceState::Failed, InstanceState::Cancelled];
 
-/// A column's type: text (nullable) or a 64-bit integer.
+/// A column's type: text (nullable), a 64-bit integer, or a nullable one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Text,
     Int,
+    OptInt,
 }
 
-use Kind::{Int, Text};
+use Kind::{Int, OptInt, Text};
 
 /// A table whose rows belong to one instance, found by `key` (the instance's id).
 struct Table {
@@ -40,7 +41,7 @@ struct Table {
 
 /// Every table that holds an instance's rows, with the columns both schemas share (the
 /// backends' own sequence and claim columns are left to the archive to fill).
-const TABLES: [Table; 10] = [
+const TABLES: [Table; 9] = [
     Table {
         name: "instances",
         key: "id",
@@ -134,12 +135,15 @@ const TABLES: [Table; 10] = [
     Table {
         name: "events",
         key: "instance_id",
-        columns: &[("instance_id", Text), ("seq", Int), ("at", Text), ("event", Text)],
-    },
-    Table {
-        name: "history_steps",
-        key: "instance_id",
-        columns: &[("instance_id", Text), ("seq", Int), ("at", Text), ("prev_hash", Text), ("entries", Text)],
+        columns: &[
+            ("instance_id", Text),
+            ("seq", Int),
+            ("at", Text),
+            ("event", Text),
+            ("history_seq", OptInt),
+            ("prev_hash", Text),
+            ("entries", Text),
+        ],
     },
     Table {
         name: "notifications",
@@ -198,6 +202,7 @@ const MAX_PARAMS: usize = 8_000;
 enum Val {
     Text(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
 }
 
 /// An ended instance that may be archived, with what could hold it back.
@@ -252,17 +257,21 @@ impl InstanceRows {
     /// The history rows of every instance, by instance, in order.
     pub fn histories(&self) -> HashMap<String, Vec<HistoryRow>> {
         let mut out: HashMap<String, Vec<HistoryRow>> = HashMap::new();
-        let Some(steps) = table_index("history_steps").and_then(|i| self.tables.get(i)) else { return out };
-        for row in steps {
+        let Some(events) = table_index("events").and_then(|i| self.tables.get(i)) else { return out };
+        for row in events {
             let text = |i: usize| match row.get(i) {
-                Some(Val::Text(Some(t))) => t.clone(),
-                _ => String::new(),
+                Some(Val::Text(Some(t))) => Some(t.clone()),
+                _ => None,
             };
-            let seq = match row.get(1) {
-                Some(Val::Int(n)) => *n,
-                _ => 0,
+            // The entries of a step travel in its last event's row.
+            let (Some(Val::OptInt(Some(seq))), Some(entries)) = (row.get(4), text(6)) else { continue };
+            let step = HistoryStep {
+                instance_id: text(0).unwrap_or_default(),
+                seq: *seq,
+                at: text(2).unwrap_or_default(),
+                prev_hash: text(5).unwrap_or_default(),
+                entries,
             };
-            let step = HistoryStep { instance_id: text(0), seq, at: text(2), prev_hash: text(3), entries: text(4) };
             out.entry(step.instance_id.clone()).or_default().extend(step.rows());
         }
         for rows in out.values_mut() {
@@ -384,6 +393,7 @@ async fn read_table<C: Tx>(tx: &mut C, table: &Table, keys: &[String]) -> Result
                 .map(|(c, kind)| match kind {
                     Text => row.opt_text(c).map(Val::Text),
                     Int => row.int(c).map(Val::Int),
+                    OptInt => row.opt_int(c).map(Val::OptInt),
                 })
                 .collect()
         })
@@ -412,6 +422,7 @@ async fn insert_rows<C: Tx>(tx: &mut C, table: &Table, rows: &[Vec<Val>], tail: 
                 args.push(match value {
                     Val::Text(t) => Arg::Text(t.as_deref()),
                     Val::Int(n) => Arg::Int(*n),
+                    Val::OptInt(n) => Arg::OptInt(*n),
                 });
             }
             sql.push(')');

@@ -46,14 +46,13 @@ pub(super) enum Table {
     SubscriptionDeletes,
     IncidentInserts,
     IncidentCloses,
-    History,
     Events,
     Pending,
     Notifications,
 }
 
 /// How many entries [`Table`] has.
-pub(super) const TABLES: usize = 15;
+pub(super) const TABLES: usize = 14;
 
 /// The columns of each [`Table`]'s rows, in the order its cells come.
 pub(super) const COLUMNS: [&[&str]; TABLES] = [
@@ -68,8 +67,7 @@ pub(super) const COLUMNS: [&[&str]; TABLES] = [
     &["id"],
     &["id", "instance_id", "node", "job_id", "message", "raised_at"],
     &["id"],
-    &["instance_id", "seq", "at", "prev_hash", "entries"],
-    &["instance_id", "seq", "at", "event"],
+    &["instance_id", "seq", "at", "event", "history_seq", "prev_hash", "entries"],
     &["id", "instance_id", "event"],
     &["id", "instance_id", "kind", "subject", "payload", "created_at"],
 ];
@@ -120,7 +118,6 @@ impl<'a> StepRows<'a> {
             Table::SubscriptionDeletes,
             Table::IncidentInserts,
             Table::IncidentCloses,
-            Table::History,
             Table::Events,
             Table::Pending,
             Table::Notifications,
@@ -219,14 +216,22 @@ impl<'a> StepRows<'a> {
         for id in &step.incidents_close {
             self.push(Table::IncidentCloses, vec![text(id)]);
         }
-        if let Some(h) = &step.history {
+        // A step's history entries travel in the row of the last event it applied.
+        let last = step.events.len().saturating_sub(1);
+        for (n, (seq, at, event)) in step.events.iter().enumerate() {
+            let history = step.history.as_ref().filter(|_| n == last);
             self.push(
-                Table::History,
-                vec![text(&h.instance_id), Cell::Int(h.seq), text(&h.at), text(&h.prev_hash), text(&h.entries)],
+                Table::Events,
+                vec![
+                    text(instance),
+                    Cell::Int(*seq),
+                    time(*at),
+                    text(event),
+                    Cell::OptInt(history.map(|h| h.seq)),
+                    Cell::OptText(history.map(|h| Cow::Borrowed(h.prev_hash.as_str()))),
+                    Cell::OptText(history.map(|h| Cow::Borrowed(h.entries.as_str()))),
+                ],
             );
-        }
-        for (seq, at, event) in &step.events {
-            self.push(Table::Events, vec![text(instance), Cell::Int(*seq), time(*at), text(event)]);
         }
         for p in &step.pending {
             self.push(Table::Pending, vec![text(&p.id), text(&p.instance_id), text(&p.event)]);

@@ -212,8 +212,8 @@ impl<B: Backend> Store for B {
     }
 
     async fn history(&self, instance: &InstanceId) -> Result<Vec<HistoryRow>, Error> {
-        let sql =
-            "SELECT instance_id, seq, at, prev_hash, entries FROM history_steps WHERE instance_id = $1 ORDER BY seq";
+        let sql = "SELECT instance_id, history_seq, at, prev_hash, entries FROM events WHERE instance_id = $1 \
+             AND entries IS NOT NULL ORDER BY seq";
         let steps = self.rows(sql, vec![text(instance.as_str())]).await?;
         let mut entries = Vec::new();
         for step in &steps {

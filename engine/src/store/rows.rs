@@ -30,6 +30,8 @@ pub(super) trait Columns {
     fn opt_text(&self, col: &str) -> Result<Option<String>, Error>;
     /// A 64-bit integer column.
     fn int(&self, col: &str) -> Result<i64, Error>;
+    /// A nullable 64-bit integer column.
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, Error>;
     /// A deployment version column.
     fn version(&self, col: &str) -> Result<u32, Error>;
 
@@ -62,6 +64,10 @@ impl Columns for SqliteRow {
         Ok(self.try_get(col)?)
     }
 
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, Error> {
+        Ok(self.try_get(col)?)
+    }
+
     /// SQLite's integer, decoded as `u32` by sqlx.
     fn version(&self, col: &str) -> Result<u32, Error> {
         Ok(self.try_get(col)?)
@@ -78,6 +84,10 @@ impl Columns for PgRow {
     }
 
     fn int(&self, col: &str) -> Result<i64, Error> {
+        Ok(self.try_get(col)?)
+    }
+
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, Error> {
         Ok(self.try_get(col)?)
     }
 
@@ -183,12 +193,12 @@ pub(super) fn pending(row: &impl Columns) -> Result<PendingRow, Error> {
     Ok(PendingRow { id: row.text("id")?, instance_id: row.text("instance_id")?, event: row.text("event")? })
 }
 
-/// A row of `history_steps` (`instance_id, seq, at, prev_hash, entries`); `at` stays text,
-/// since the hashes cover that very text.
+/// The history entries of an `events` row (`instance_id, history_seq, at, prev_hash, entries`);
+/// `at` stays text, since the hashes cover that very text.
 pub(super) fn history_step(row: &impl Columns) -> Result<HistoryStep, Error> {
     Ok(HistoryStep {
         instance_id: row.text("instance_id")?,
-        seq: row.int("seq")?,
+        seq: row.int("history_seq")?,
         at: row.text("at")?,
         prev_hash: row.text("prev_hash")?,
         entries: row.text("entries")?,

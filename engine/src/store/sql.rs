@@ -30,6 +30,8 @@ pub(super) enum Arg<'a> {
     Text(Option<&'a str>),
     /// A 64-bit integer.
     Int(i64),
+    /// A 64-bit integer, or NULL (typed, for PostgreSQL).
+    OptInt(Option<i64>),
     /// A boolean (an integer on SQLite).
     Bool(bool),
     /// A list of texts: a JSON array on SQLite (read with `json_each`), a `text[]` on PostgreSQL.
@@ -64,6 +66,7 @@ pub(super) fn sqlite_query<'q>(
         query = match arg {
             Arg::Text(text) => query.bind(text),
             Arg::Int(n) => query.bind(n),
+            Arg::OptInt(n) => query.bind(n),
             Arg::Bool(b) => query.bind(b),
             Arg::Texts(list) => query.bind(serde_json::to_string(&list)?),
             Arg::Ints(list) => query.bind(serde_json::to_string(&list)?),
@@ -82,6 +85,7 @@ pub(super) fn pg_query<'q>(
         query = match arg {
             Arg::Text(text) => query.bind(text),
             Arg::Int(n) => query.bind(n),
+            Arg::OptInt(n) => query.bind(n),
             Arg::Bool(b) => query.bind(b),
             Arg::Texts(list) => query.bind(list),
             Arg::Ints(list) => query.bind(list),
@@ -139,6 +143,13 @@ impl Columns for AnyRow {
         match self {
             AnyRow::Sqlite(row) => row.int(col),
             AnyRow::Postgres(row) => row.int(col),
+        }
+    }
+
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, Error> {
+        match self {
+            AnyRow::Sqlite(row) => row.opt_int(col),
+            AnyRow::Postgres(row) => row.opt_int(col),
         }
     }
 

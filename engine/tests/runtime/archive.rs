@@ -42,13 +42,8 @@ const REVIEWED: &str = r#"process reviewed "Reviewed" {
 }"#;
 
 /// The tables an instance's rows live in, by the column that names the instance.
-const TABLES: [(&str, &str); 5] = [
-    ("instances", "id"),
-    ("history_steps", "instance_id"),
-    ("events", "instance_id"),
-    ("jobs", "instance_id"),
-    ("tasks", "instance_id"),
-];
+const TABLES: [(&str, &str); 4] =
+    [("instances", "id"), ("events", "instance_id"), ("jobs", "instance_id"), ("tasks", "instance_id")];
 
 /// Rows of `table` where `column` is `id`.
 async fn count(store: &AnyStore, table: &str, column: &str, id: &str) -> i64 {

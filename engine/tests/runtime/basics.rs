@@ -87,8 +87,8 @@ async fn deleting_the_last_history_rows_is_found_by_verify() {
     let Some(env) = Env::reference().await else { return };
     let id = env.order("5000.00", "50000", "A").await;
     env.execute(
-        "DELETE FROM history_steps WHERE instance_id = ?1 \
-         AND seq = (SELECT MAX(seq) FROM history_steps WHERE instance_id = ?1)",
+        "UPDATE events SET history_seq = NULL, prev_hash = NULL, entries = NULL WHERE instance_id = ?1 \
+         AND seq = (SELECT MAX(seq) FROM events WHERE instance_id = ?1 AND entries IS NOT NULL)",
         id.as_str(),
     )
     .await;

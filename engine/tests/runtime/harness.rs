@@ -94,15 +94,15 @@ impl Env {
     pub async fn tamper_who(&self, instance: &InstanceId, seq: i64, who: &str) {
         let store = self.engine.store();
         if let Some(sqlite) = store.as_sqlite() {
-            let sql = "UPDATE history_steps SET entries = json_set(entries, '$[' || (?2 - seq) || '][2]', ?3) \
-                       WHERE instance_id = ?1 AND seq <= ?2 AND seq + json_array_length(entries) > ?2";
+            let sql = "UPDATE events SET entries = json_set(entries, '$[' || (?2 - history_seq) || '][2]', ?3) \
+                       WHERE instance_id = ?1 AND history_seq <= ?2 AND history_seq + json_array_length(entries) > ?2";
             let done =
                 sqlx::query(sql).bind(instance.as_str()).bind(seq).bind(who).execute(sqlite.pool()).await.unwrap();
             assert_eq!(done.rows_affected(), 1);
         } else if let Some(pg) = store.as_postgres() {
-            let sql = "UPDATE history_steps \
-                       SET entries = jsonb_set(entries::jsonb, ARRAY[($2 - seq)::text, '2'], to_jsonb($3::text))::text \
-                       WHERE instance_id = $1 AND seq <= $2 AND seq + jsonb_array_length(entries::jsonb) > $2";
+            let sql = "UPDATE events \
+                       SET entries = jsonb_set(entries::jsonb, ARRAY[($2 - history_seq)::text, '2'], to_jsonb($3::text))::text \
+                       WHERE instance_id = $1 AND history_seq <= $2 AND history_seq + jsonb_array_length(entries::jsonb) > $2";
             let done = sqlx::query(sql).bind(instance.as_str()).bind(seq).bind(who).execute(pg.pool()).await.unwrap();
             assert_eq!(done.rows_affected(), 1);
         }

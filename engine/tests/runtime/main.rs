@@ -6,7 +6,7 @@ mod calendars;
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
-mod history_steps;
+mod history_entries;
 mod jobs;
 mod messages;
 mod migrate;

@@ -1,11 +1,11 @@
-//! A step's history entries stored as one row: the `history` view reads them back entry by entry,
-//! and a database written one entry per row (before `history_steps`) is upgraded with every chain
-//! intact and every entry as it was.
+//! A step's history entries stored in its event's row: the `history` view reads them back entry
+//! by entry, and a database written one entry per row (before the entries moved into the events)
+//! is upgraded with every chain intact and every entry as it was.
 
 use std::str::FromStr;
 
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::store::{HistoryCheck, HistoryRow, Store};
+use cloverleaf_engine::store::{HistoryCheck, HistoryRow, Store, ts};
 use cloverleaf_engine::{InstanceId, VirtualClock};
 use cloverleaf_testkit::testdb::{Backend, ScratchDb};
 use serde_json::json;
@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 use crate::harness::{Env, t0};
 
-/// The first migration of the grouped history, on both backends.
-const HISTORY_STEPS: i64 = 20261204000000;
+/// The migration that moves history entries into the events, on both backends.
+const HISTORY_IN_EVENTS: i64 = 20261204000000;
 
 const COLUMNS: &str = "instance_id, seq, at, kind, node, who, on_behalf_of, detail, prev_hash, hash";
 
@@ -49,8 +49,8 @@ async fn the_history_view_reads_each_entry_as_the_engine_does() {
         sqlx::query_as(&sql).bind(id.as_str()).fetch_all(pg.pool()).await.unwrap()
     };
     assert_eq!(viewed.into_iter().map(view_row).collect::<Vec<_>>(), rows);
-    // Fewer stored rows than entries: a step's entries are one row.
-    let count = "SELECT COUNT(*) FROM history_steps WHERE instance_id = $1";
+    // No row of their own: the entries travel with the events of their steps.
+    let count = "SELECT COUNT(*) FROM events WHERE instance_id = $1 AND entries IS NOT NULL";
     let steps: i64 = if let Some(sqlite) = store.as_sqlite() {
         sqlx::query_scalar(count).bind(id.as_str()).fetch_one(sqlite.pool()).await.unwrap()
     } else {
@@ -59,10 +59,10 @@ async fn the_history_view_reads_each_entry_as_the_engine_does() {
     assert_eq!(steps, 3, "start, the credit check's completion, the approval");
 }
 
-/// The migrations before `history_steps`.
-fn before_history_steps(mut migrator: Migrator) -> Migrator {
-    let older: Vec<_> = migrator.migrations.iter().filter(|m| m.version < HISTORY_STEPS).cloned().collect();
-    assert!(older.len() < migrator.migrations.len(), "the history_steps migration is in the folder");
+/// The migrations before the entries moved into the events.
+fn before_history_in_events(mut migrator: Migrator) -> Migrator {
+    let older: Vec<_> = migrator.migrations.iter().filter(|m| m.version < HISTORY_IN_EVENTS).cloned().collect();
+    assert!(older.len() < migrator.migrations.len(), "the migration is in the folder");
     migrator.migrations = older.into();
     migrator.set_ignore_missing(true);
     migrator
@@ -71,9 +71,11 @@ fn before_history_steps(mut migrator: Migrator) -> Migrator {
 #[tokio::test]
 async fn a_history_written_one_entry_per_row_reads_and_verifies_after_the_upgrade() {
     let Some(env) = Env::reference().await else { return };
-    let (_, rows) = approved_order(&env).await;
+    let (id, rows) = approved_order(&env).await;
+    let events = env.engine.events(&id).await.unwrap();
     let Some(old) = ScratchDb::new().await else { return };
     let insert = format!("INSERT INTO history ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+    let insert_event = "INSERT INTO events (instance_id, seq, at, event) VALUES ($1, $2, $3, $4)";
     macro_rules! write_old_rows {
         ($pool:expr) => {{
             let pool = $pool;
@@ -93,6 +95,16 @@ async fn a_history_written_one_entry_per_row_reads_and_verifies_after_the_upgrad
                     .await
                     .unwrap();
             }
+            for (seq, (event, at)) in (1_i64..).zip(&events) {
+                sqlx::query(insert_event)
+                    .bind(id.as_str())
+                    .bind(seq)
+                    .bind(ts(*at))
+                    .bind(serde_json::to_string(event).unwrap())
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
             pool.close().await;
         }};
     }
@@ -100,19 +112,19 @@ async fn a_history_written_one_entry_per_row_reads_and_verifies_after_the_upgrad
         Backend::Sqlite => {
             let options = SqliteConnectOptions::from_str(&old.url()).unwrap().create_if_missing(true);
             let pool = SqlitePool::connect_with(options).await.unwrap();
-            before_history_steps(sqlx::migrate!("./migrations")).run(&pool).await.unwrap();
+            before_history_in_events(sqlx::migrate!("./migrations")).run(&pool).await.unwrap();
             write_old_rows!(pool);
         }
         Backend::Postgres => {
             let pool = PgPool::connect(&old.url()).await.unwrap();
-            before_history_steps(sqlx::migrate!("./migrations_pg")).run(&pool).await.unwrap();
+            before_history_in_events(sqlx::migrate!("./migrations_pg")).run(&pool).await.unwrap();
             write_old_rows!(pool);
         }
     }
     let upgraded = Engine::connect(&old.url(), std::sync::Arc::new(VirtualClock::new(t0()))).await.unwrap();
-    let id = InstanceId(rows[0].instance_id.clone());
     let read = upgraded.store().history(&id).await.unwrap();
     assert_eq!(read, rows, "every entry as it was written");
     let last = rows.last().unwrap();
     assert!(HistoryCheck::verify(&read, last.seq, &last.hash).is_intact());
+    assert_eq!(upgraded.events(&id).await.unwrap(), events, "the event log as it was");
 }
