@@ -1,6 +1,7 @@
 //! The tamper-evident history chain: each row's hash is
 //! `sha256(prev_hash ‖ canonical JSON of the row)`, the first row chained to [`GENESIS_HASH`].
-//! The entries a step writes are stored together, as one [`HistoryStep`], each keeping its hash.
+//! The entries a step writes are stored together, as one [`HistoryStep`] in the row of the step's
+//! last event, each keeping its hash.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -79,7 +80,8 @@ fn hex(digest: &[u8]) -> String {
     out
 }
 
-/// The history entries of one step as stored: one row of `history_steps`. A step's entries
+/// The history entries of one step as stored: the `history_seq`, `prev_hash` and `entries`
+/// columns of the row of the last event the step applied (its time is theirs). A step's entries
 /// share their instance and time; each keeps its own hash, so the chain reads and verifies
 /// entry by entry, exactly as when every entry was a row of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
