@@ -274,7 +274,8 @@ pub async fn check_schema(pool: &AnyPool, backend: Backend) -> BenchResult<Vec<S
             ("SELECT name FROM sqlite_master WHERE type = 'table'", "SELECT name FROM pragma_table_info($1)")
         }
         Backend::Postgres => (
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema()",
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_type = 'BASE TABLE'",
             "SELECT column_name::text FROM information_schema.columns \
              WHERE table_schema = current_schema() AND table_name = $1",
         ),
