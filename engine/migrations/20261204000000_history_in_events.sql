@@ -8,6 +8,8 @@
 -- (`prev_hash`), and the entries as a JSON array of `[kind, node, who, on_behalf_of, detail,
 -- hash]` (`entries`); their time is the event's. Each entry keeps its own hash, computed exactly
 -- as before, so every chain verifies as it did. An event whose step wrote no entry has none.
+-- `people` lists the users the entries name (who acted, for whom) as a JSON array: who took part
+-- in an instance is found from it without reading the entries.
 --
 -- `history` stays readable as a view with the columns of the old table, one row per entry, for
 -- the queries that look entries up by person or kind and for operators' own SQL.
@@ -15,6 +17,7 @@
 ALTER TABLE events ADD COLUMN history_seq INTEGER;
 ALTER TABLE events ADD COLUMN prev_hash TEXT;
 ALTER TABLE events ADD COLUMN entries TEXT;
+ALTER TABLE events ADD COLUMN people TEXT;
 
 -- Every entry was written with the events of its step, at their time: an entry with no event of
 -- its instance at its time stops the migration rather than being lost.
@@ -31,7 +34,12 @@ UPDATE events SET
     prev_hash = (SELECT h.prev_hash FROM history h WHERE h.instance_id = events.instance_id AND h.at = events.at
                  ORDER BY h.seq LIMIT 1),
     entries = (SELECT json_group_array(json_array(h.kind, h.node, h.who, h.on_behalf_of, h.detail, h.hash) ORDER BY h.seq)
-               FROM history h WHERE h.instance_id = events.instance_id AND h.at = events.at)
+               FROM history h WHERE h.instance_id = events.instance_id AND h.at = events.at),
+    people = (SELECT CASE WHEN COUNT(*) = 0 THEN NULL ELSE json_group_array(p.name ORDER BY p.name) END
+              FROM (SELECT h.who AS name FROM history h
+                    WHERE h.instance_id = events.instance_id AND h.at = events.at AND h.who IS NOT NULL
+                    UNION SELECT h.on_behalf_of FROM history h
+                    WHERE h.instance_id = events.instance_id AND h.at = events.at AND h.on_behalf_of IS NOT NULL) p)
 WHERE seq = (SELECT MAX(l.seq) FROM events l WHERE l.instance_id = events.instance_id AND l.at = events.at)
   AND EXISTS (SELECT 1 FROM history h WHERE h.instance_id = events.instance_id AND h.at = events.at);
 

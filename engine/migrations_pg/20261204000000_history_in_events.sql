@@ -7,7 +7,9 @@
 -- the entries chain from (`prev_hash`), and the entries as a JSON array, kept as text exactly as
 -- written, of `[kind, node, who, on_behalf_of, detail, hash]` (`entries`); their time is the
 -- event's. Each entry keeps its own hash, computed exactly as before, so every chain verifies as
--- it did. An event whose step wrote no entry has none.
+-- it did. An event whose step wrote no entry has none. `people` lists the users the entries name
+-- (who acted, for whom) as a JSON array: who took part in an instance is found from it without
+-- reading the entries.
 --
 -- `history` stays readable as a view with the columns of the old table, one row per entry, for
 -- the queries that look entries up by person or kind and for operators' own SQL.
@@ -15,6 +17,7 @@
 ALTER TABLE events ADD COLUMN history_seq BIGINT;
 ALTER TABLE events ADD COLUMN prev_hash TEXT;
 ALTER TABLE events ADD COLUMN entries TEXT;
+ALTER TABLE events ADD COLUMN people TEXT;
 
 -- Every entry was written with the events of its step, at their time: an entry with no event of
 -- its instance at its time stops the migration rather than being lost.
@@ -30,7 +33,12 @@ BEGIN
 END;
 $$;
 
-UPDATE events SET history_seq = g.first_seq, prev_hash = g.prev_hash, entries = g.entries
+UPDATE events SET history_seq = g.first_seq, prev_hash = g.prev_hash, entries = g.entries,
+    people = (SELECT json_agg(DISTINCT p.name ORDER BY p.name)::text FROM (
+                  SELECT h.who AS name FROM history h
+                  WHERE h.instance_id = g.instance_id AND h.at = g.at AND h.who IS NOT NULL
+                  UNION SELECT h.on_behalf_of FROM history h
+                  WHERE h.instance_id = g.instance_id AND h.at = g.at AND h.on_behalf_of IS NOT NULL) p)
 FROM (
     SELECT h.instance_id, h.at, MIN(h.seq) AS first_seq,
            (array_agg(h.prev_hash ORDER BY h.seq))[1] AS prev_hash,

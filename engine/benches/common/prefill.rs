@@ -195,6 +195,7 @@ fn copy_as(tables: &[Rows], from: &str, to: &str) -> BenchResult<Vec<Vec<Vec<Cel
             at: text(row, "at")?,
             prev_hash: text(row, "prev_hash")?,
             entries: text(row, "entries")?,
+            people: None,
         };
         let (step, last) = step.chained_from(&prev);
         row[prev_col] = Cell::Text(Some(step.prev_hash));

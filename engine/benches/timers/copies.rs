@@ -77,6 +77,7 @@ const EVENTS: Table = Table {
         ("history_seq", Kind::OptInt),
         ("prev_hash", Kind::Text),
         ("entries", Kind::Text),
+        ("people", Kind::Text),
     ],
 };
 /// The tables copied, in the order of [`InstanceRows::tables`].
@@ -219,6 +220,7 @@ fn history_step(cells: &[Cell]) -> BenchResult<Option<HistoryStep>> {
         at: text("at")?,
         prev_hash: text("prev_hash")?,
         entries: text("entries")?,
+        people: None,
     }))
 }
 

@@ -143,6 +143,7 @@ const TABLES: [Table; 9] = [
             ("history_seq", OptInt),
             ("prev_hash", Text),
             ("entries", Text),
+            ("people", Text),
         ],
     },
     Table {
@@ -271,6 +272,7 @@ impl InstanceRows {
                 at: text(2).unwrap_or_default(),
                 prev_hash: text(5).unwrap_or_default(),
                 entries,
+                people: None,
             };
             out.entry(step.instance_id.clone()).or_default().extend(step.rows());
         }

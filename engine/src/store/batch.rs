@@ -67,7 +67,7 @@ pub(super) const COLUMNS: [&[&str]; TABLES] = [
     &["id"],
     &["id", "instance_id", "node", "job_id", "message", "raised_at"],
     &["id"],
-    &["instance_id", "seq", "at", "event", "history_seq", "prev_hash", "entries"],
+    &["instance_id", "seq", "at", "event", "history_seq", "prev_hash", "entries", "people"],
     &["id", "instance_id", "event"],
     &["id", "instance_id", "kind", "subject", "payload", "created_at"],
 ];
@@ -230,6 +230,7 @@ impl<'a> StepRows<'a> {
                     Cell::OptInt(history.map(|h| h.seq)),
                     Cell::OptText(history.map(|h| Cow::Borrowed(h.prev_hash.as_str()))),
                     Cell::OptText(history.map(|h| Cow::Borrowed(h.entries.as_str()))),
+                    Cell::OptText(history.and_then(|h| h.people.as_deref()).map(Cow::Borrowed)),
                 ],
             );
         }

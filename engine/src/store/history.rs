@@ -96,6 +96,16 @@ pub struct HistoryStep {
     pub prev_hash: String,
     /// The entries, a JSON array of `[kind, node, who, on_behalf_of, detail, hash]`.
     pub entries: String,
+    /// The users the entries name (who acted, for whom), a JSON array, stored beside them so
+    /// that who took part in which instance is found without reading every entry; `None` when
+    /// they name nobody, or when only the entries were read.
+    pub people: Option<String>,
+}
+
+/// What [`HistoryStep::people`] holds for `user`: the name as a JSON string, quotes included, so
+/// that looking for it finds that name and never a longer one that contains it.
+pub fn person_key(user: &str) -> String {
+    serde_json::Value::from(user).to_string()
 }
 
 /// An entry of [`HistoryStep::entries`]: `[kind, node, who, on_behalf_of, detail, hash]`.
@@ -109,6 +119,8 @@ impl HistoryStep {
     /// step's, in order); `None` when there are none.
     pub fn of(rows: &[HistoryRow]) -> Option<HistoryStep> {
         let first = rows.first()?;
+        let people: std::collections::BTreeSet<&str> =
+            rows.iter().flat_map(|r| [r.who.as_deref(), r.on_behalf_of.as_deref()]).flatten().collect();
         let entries: Vec<StoredEntry<'_>> = rows
             .iter()
             .map(|r| {
@@ -122,6 +134,7 @@ impl HistoryStep {
             prev_hash: first.prev_hash.clone(),
             // A list of strings and nulls always serializes.
             entries: serde_json::to_string(&entries).unwrap_or_default(),
+            people: (!people.is_empty()).then(|| serde_json::to_string(&people).unwrap_or_default()),
         })
     }
 
@@ -243,6 +256,9 @@ mod tests {
         let rows = vec![first, second];
         let step = HistoryStep::of(&rows).unwrap();
         assert_eq!(step.seq, 1);
+        assert_eq!(step.people.as_deref(), Some(r#"["mia"]"#));
+        assert!(step.people.as_deref().unwrap().contains(&person_key("mia")));
+        assert!(!step.people.as_deref().unwrap().contains(&person_key("mi")));
         assert_eq!(step.rows(), rows);
         let head = rows[1].hash.clone();
         assert!(HistoryCheck::verify(&step.rows(), 2, &head).is_intact());

@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use crate::ids::{IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId};
 
 pub use archive::{Participants, Tombstone, archive_label};
-pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, HistoryStep, chain_hash, sha256_hex};
+pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, HistoryStep, chain_hash, person_key, sha256_hex};
 pub use query::Queries;
 pub use sqlite::{SqliteStore, create_private};
 pub use states::{IncidentState, InstanceState, JobState, TaskState};

@@ -22,7 +22,7 @@ use std::future::Future;
 
 use super::rows::{self, Columns, NOTIFICATION_COLUMNS};
 use super::sql::{Arg, Dialect, Each, Reader};
-use super::{Error, IncidentState, InstanceState, JobState, Notification, parse_ts, ts};
+use super::{Error, IncidentState, InstanceState, JobState, Notification, parse_ts, person_key, ts};
 use chrono::{DateTime, Utc};
 
 use crate::ids::{IncidentId, InstanceId, JobId};
@@ -403,11 +403,15 @@ const SLA_BREACHES: Each = Each {
     postgres: sla_breaches!("(e.event::jsonb ->> 'event')", "(e.event::jsonb ->> 'task')"),
 };
 
+/// The instances a user took part in: named in a step's history entries (`events.people`, a JSON
+/// array searched for the name as a JSON string, `$3`), or holding, having completed or being
+/// offered (by role) one of its tasks.
 macro_rules! participations {
-    ($by_role:literal) => {
+    ($named:literal, $by_role:literal) => {
         concat!(
-            "SELECT instance_id FROM history WHERE who = $1 OR on_behalf_of = $1 \
-             UNION SELECT instance_id FROM tasks WHERE assignee = $1 OR claimed_by = $1 OR completed_by = $1 \
+            "SELECT instance_id FROM events WHERE ",
+            $named,
+            " UNION SELECT instance_id FROM tasks WHERE assignee = $1 OR claimed_by = $1 OR completed_by = $1 \
              UNION SELECT t.instance_id FROM tasks t WHERE ",
             $by_role
         )
@@ -416,14 +420,19 @@ macro_rules! participations {
 
 const PARTICIPATIONS: Each = Each {
     sqlite: participations!(
+        "instr(people, $3) > 0",
         "EXISTS (SELECT 1 FROM json_each(t.roles) r WHERE r.value IN (SELECT value FROM json_each($2)))"
     ),
-    postgres: participations!("EXISTS (SELECT 1 FROM jsonb_array_elements_text(t.roles::jsonb) r WHERE r = ANY($2))"),
+    postgres: participations!(
+        "strpos(people, $3) > 0",
+        "EXISTS (SELECT 1 FROM jsonb_array_elements_text(t.roles::jsonb) r WHERE r = ANY($2))"
+    ),
 };
 
 impl<R: Reader> Queries for R {
     async fn participations(&self, user: &str, roles: &[String]) -> Result<Vec<String>, Error> {
-        let args = vec![Arg::Text(Some(user)), Arg::Texts(roles.to_vec())];
+        let key = person_key(user);
+        let args = vec![Arg::Text(Some(user)), Arg::Texts(roles.to_vec()), Arg::Text(Some(&key))];
         let rows = self.rows(PARTICIPATIONS.pick(self), args).await?;
         let mut ids = rows.iter().map(|r| r.text("instance_id")).collect::<Result<Vec<_>, Error>>()?;
         ids.sort();

@@ -202,6 +202,7 @@ pub(super) fn history_step(row: &impl Columns) -> Result<HistoryStep, Error> {
         at: row.text("at")?,
         prev_hash: row.text("prev_hash")?,
         entries: row.text("entries")?,
+        people: None,
     })
 }
 

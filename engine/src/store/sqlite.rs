@@ -544,7 +544,7 @@ async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows<'_>) -> Result<(
         ("DELETE FROM subscriptions WHERE id IN (", ")"),
         ("INSERT INTO incidents (id, instance_id, node, job_id, message, raised_at)", ""),
         ("UPDATE incidents SET state = 'resolved' WHERE id IN (", ")"),
-        ("INSERT INTO events (instance_id, seq, at, event, history_seq, prev_hash, entries)", ""),
+        ("INSERT INTO events (instance_id, seq, at, event, history_seq, prev_hash, entries, people)", ""),
         ("INSERT INTO pending_events (id, instance_id, event)", ""),
         (
             "INSERT INTO notifications (id, instance_id, kind, subject, payload, created_at, next_attempt_at) \

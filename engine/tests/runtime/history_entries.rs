@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use cloverleaf_engine::runtime::Engine;
-use cloverleaf_engine::store::{HistoryCheck, HistoryRow, Store, ts};
+use cloverleaf_engine::store::{HistoryCheck, HistoryRow, Queries as _, Store, ts};
 use cloverleaf_engine::{InstanceId, VirtualClock};
 use cloverleaf_testkit::testdb::{Backend, ScratchDb};
 use serde_json::json;
@@ -127,4 +127,7 @@ async fn a_history_written_one_entry_per_row_reads_and_verifies_after_the_upgrad
     let last = rows.last().unwrap();
     assert!(HistoryCheck::verify(&read, last.seq, &last.hash).is_intact());
     assert_eq!(upgraded.events(&id).await.unwrap(), events, "the event log as it was");
+    // Who took part is found from the moved entries: max approved the order; nobody named ma.
+    assert_eq!(upgraded.store().participations("max", &[]).await.unwrap(), vec![id.0.clone()]);
+    assert!(upgraded.store().participations("ma", &[]).await.unwrap().is_empty());
 }

@@ -148,9 +148,10 @@ pub(super) const FLUSH: [&str; TABLES] = [
      AS r(id text, instance_id text, node text, job_id text, message text, raised_at text)",
     "UPDATE incidents SET state = 'resolved' \
      WHERE id IN (SELECT id FROM jsonb_to_recordset($1::jsonb) AS r(id text))",
-    "INSERT INTO events (instance_id, seq, at, event, history_seq, prev_hash, entries) \
-     SELECT instance_id, seq, at, event, history_seq, prev_hash, entries FROM jsonb_to_recordset($1::jsonb) \
-     AS r(instance_id text, seq bigint, at text, event text, history_seq bigint, prev_hash text, entries text)",
+    "INSERT INTO events (instance_id, seq, at, event, history_seq, prev_hash, entries, people) \
+     SELECT instance_id, seq, at, event, history_seq, prev_hash, entries, people FROM jsonb_to_recordset($1::jsonb) \
+     AS r(instance_id text, seq bigint, at text, event text, history_seq bigint, prev_hash text, entries text, \
+     people text)",
     "INSERT INTO pending_events (id, instance_id, event) SELECT id, instance_id, event \
      FROM jsonb_to_recordset($1::jsonb) AS r(id text, instance_id text, event text)",
     "INSERT INTO notifications (id, instance_id, kind, subject, payload, created_at, next_attempt_at) \
