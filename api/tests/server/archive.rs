@@ -18,6 +18,13 @@ const FORBIDDEN: StatusCode = StatusCode::FORBIDDEN;
 /// A small order sam requested, approved straight through, then archived two days later.
 async fn archived_order(api: &Api) -> (String, ScratchDb) {
     let id = api.order("100.00", "sam").await;
+    let db = approve_and_archive(api, &id).await;
+    (id, db)
+}
+
+/// Approves the small order `id` straight through (its credit check done), lets two days pass
+/// and archives it; the archive database.
+async fn approve_and_archive(api: &Api, id: &str) -> ScratchDb {
     let job = api.one_job("credit.check").await;
     api.post(
         &format!("/v1/jobs/{}/complete", job["id"].as_str().unwrap()),
@@ -26,7 +33,7 @@ async fn archived_order(api: &Api) -> (String, ScratchDb) {
     )
     .await
     .expect(StatusCode::NO_CONTENT);
-    assert_eq!(api.status(&id).await["status"], "completed");
+    assert_eq!(api.status(id).await["status"], "completed");
     api.advance(TimeDelta::days(2));
     let db = ScratchDb::new().await.expect("a second scratch database");
     let into = AnyStore::connect(&db.url()).await.unwrap();
@@ -40,7 +47,7 @@ async fn archived_order(api: &Api) -> (String, ScratchDb) {
     };
     let report = api.engine.archive(&options).await.unwrap();
     assert_eq!(report.archived, 1, "{report:?}");
-    (id, db)
+    db
 }
 
 #[tokio::test]
@@ -102,25 +109,7 @@ async fn a_start_retried_after_its_instance_was_archived_answers_gone_and_starts
     };
     let first = api.send(start("sam")).await;
     let id = first.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string();
-    let job = api.one_job("credit.check").await;
-    api.post(
-        &format!("/v1/jobs/{}/complete", job["id"].as_str().unwrap()),
-        "robot",
-        json!({"epoch": job["epoch"], "variables": {"credit_limit": "500000", "open_ar": "0", "risk": "A"}}),
-    )
-    .await
-    .expect(StatusCode::NO_CONTENT);
-    api.advance(TimeDelta::days(2));
-    let db = ScratchDb::new().await.expect("a second scratch database");
-    let options = ArchiveOptions {
-        ended_before: api.engine.now() - TimeDelta::days(1),
-        into: Some(AnyStore::connect(&db.url()).await.unwrap()),
-        label: "archive-2026".into(),
-        by: "olga".into(),
-        batch: 100,
-        dry_run: false,
-    };
-    assert_eq!(api.engine.archive(&options).await.unwrap().archived, 1);
+    let _archive = approve_and_archive(&api, &id).await;
 
     // The client retries the start whose answer it lost: it learns where its order went, and
     // no second instance starts under the archived id.
