@@ -627,3 +627,52 @@ async fn a_configured_password_signs_in_and_a_wrong_one_does_not() {
     browser.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_case_says_where_it_went_in_both_languages() {
+    if !browser_available() {
+        return;
+    }
+    let dir = scratch_dir("archived");
+    let (_server, server, tokens) = serve(&dir);
+    let token = |user: &str| tokens.get(user).unwrap_or_else(|| panic!("no token for {user}")).clone();
+    // A small order goes straight through the approval (its checks done by the in-process workers).
+    let variables = json!({"order_id": "SO-2077", "customer_id": "C-004", "amount": "100.00", "requested_by": "sam"});
+    let body = json!({"process": "order_approval", "business_key": "SO-2077", "variables": variables});
+    let answer = api_post(&server, &token("sam"), "/v1/instances", body).await;
+    let id = answer["id"].as_str().unwrap_or_else(|| panic!("not started: {answer}")).to_string();
+    eventually("the small order to be approved", || async {
+        let instance = api_get(&server, &token("ada"), &format!("/v1/instances/{id}")).await?;
+        (instance["status"] == "completed").then_some(())
+    })
+    .await;
+    // The operator archives what has ended, beside the running server.
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).format("%Y-%m-%d").to_string();
+    let live = format!("sqlite://{}", dir.join("cloverleaf.db").display());
+    let into = format!("sqlite://{}", dir.join("archive-2026.db").display());
+    let archived = Command::new(env!("CARGO_BIN_EXE_cloverleaf"))
+        .args(["archive", "--db", &live, "--into", &into, "--ended-before", &tomorrow])
+        .args(["--operator", "olga", "--label", "archive-2026"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&archived.stdout);
+    assert_eq!(archived.status.code(), Some(0), "{printed}{}", String::from_utf8_lossy(&archived.stderr));
+
+    // Its requester opens the case: it says, in each language, that it was archived and where.
+    let pages = [
+        ("en-US", "SO-2077 has ended and was moved to the archive archive-2026 on", "case-archived"),
+        ("zh-CN", "SO-2077 已办结，并于", "case-archived-zh"),
+    ];
+    for (lang, archived_words, shot) in pages {
+        let browser = Browser::start(lang).await;
+        browser.sign_in(&server, &token("sam")).await;
+        browser.wait_for("sam").await;
+        browser.goto(&format!("{server}/cases/{id}")).await;
+        let page = browser.wait_for(archived_words).await;
+        assert!(page.contains("archive-2026"), "{page}");
+        assert!(!page.contains(&id), "the order, not the engine's id: {page}");
+        browser.screenshot(shot).await;
+        browser.close().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

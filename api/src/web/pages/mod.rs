@@ -106,10 +106,26 @@ fn error_page(viewer: &Viewer, error: &ApiError) -> Response {
     match error.status() {
         StatusCode::NOT_FOUND => message_page(viewer, StatusCode::NOT_FOUND, "not_found", error.message()),
         StatusCode::FORBIDDEN => message_page(viewer, StatusCode::FORBIDDEN, "forbidden", error.message()),
-        StatusCode::GONE => message_page(viewer, StatusCode::GONE, "archived", error.message()),
+        StatusCode::GONE => message_page(viewer, StatusCode::GONE, "archived", &archived_text(viewer, error)),
         status if status.is_server_error() => message_page(viewer, status, "error", viewer.t("error_text")),
         status => message_page(viewer, status, "refused", error.message()),
     }
+}
+
+/// Where an archived case went, in the reader's words: its order (or process), when in the
+/// reader's time zone, and into which archive; the error's own message if its details lack them.
+fn archived_text(viewer: &Viewer, error: &ApiError) -> String {
+    let details = error.details();
+    let at = details["archived_at"].as_str().and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok());
+    let case = details["business_key"].as_str().or_else(|| details["process"].as_str());
+    let (Some(at), Some(archive), Some(case)) = (at, details["archive"].as_str(), case) else {
+        return error.message().to_string();
+    };
+    viewer
+        .t("archived_text")
+        .replace("{case}", case)
+        .replace("{at}", &super::i18n::time(at, viewer.zone))
+        .replace("{archive}", archive)
 }
 
 /// The decision form of approval `node`.
