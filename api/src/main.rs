@@ -112,6 +112,11 @@ enum Command {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
+        /// The lease of the jobs this node's in-process workers lock (`500ms`, `20s`, `2m`):
+        /// extended every half lease while a job runs, and how long the jobs of this node wait
+        /// before another node takes them over if it dies.
+        #[arg(long, default_value = "20s", value_parser = parse_lease)]
+        job_lease: std::time::Duration,
     },
     /// Run automated steps for a remote server: fetch its jobs over HTTP and run them with the
     /// built-in finance handlers (--ledger) and/or HTTP endpoints (--endpoints).
@@ -135,6 +140,11 @@ enum Command {
         /// The name the server records as the lock owner. Default: HOST-PID.
         #[arg(long)]
         worker_id: Option<String>,
+        /// The lease of the jobs this worker locks (`500ms`, `20s`, `2m`): extended every half
+        /// lease while a job runs, and how long its jobs wait before another worker takes them
+        /// over if it dies.
+        #[arg(long, default_value = "20s", value_parser = parse_lease)]
+        lease: std::time::Duration,
         /// Run the built-in finance handlers on the sub-ledger in this database: the server's
         /// (postgres://..., or sqlite://FILE when the worker runs on the server's machine).
         #[arg(long)]
@@ -266,11 +276,11 @@ fn main() -> ExitCode {
         Command::Import { file, output } => import(&file, output.as_deref()),
         Command::Eval { expr, context, declare, now } => eval(&expr, &context, &declare, now.as_deref()),
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
-        Command::Serve { db, processes, config, listen } => {
-            serve(cloverleaf::server::ServeOptions { db, processes, config, listen })
+        Command::Serve { db, processes, config, listen, job_lease } => {
+            serve(cloverleaf::server::ServeOptions { db, processes, config, listen, job_lease })
         }
-        Command::Worker { server, token, topics, concurrency, worker_id, ledger, endpoints } => {
-            worker(WorkerArgs { server, token, topics, concurrency, worker_id, ledger, endpoints })
+        Command::Worker { server, token, topics, concurrency, worker_id, lease, ledger, endpoints } => {
+            worker(WorkerArgs { server, token, topics, concurrency, worker_id, lease, ledger, endpoints })
         }
         Command::Demo => demo(),
         Command::HashPassword => hash_password(),
@@ -626,6 +636,7 @@ struct WorkerArgs {
     topics: Vec<String>,
     concurrency: usize,
     worker_id: Option<String>,
+    lease: std::time::Duration,
     ledger: Option<String>,
     endpoints: Option<PathBuf>,
 }
@@ -666,21 +677,35 @@ fn read_endpoints(path: &Path) -> Result<BTreeMap<String, cloverleaf_worker::End
     Ok(endpoints)
 }
 
-/// `500ms`, `20s`, `2m`.
+/// A job lease: a duration of at least one second and at most a day (a lease the server accepts).
+fn parse_lease(text: &str) -> Result<std::time::Duration> {
+    let lease = parse_duration(text)?;
+    if lease < std::time::Duration::from_secs(1) || lease > std::time::Duration::from_secs(24 * 3600) {
+        bail!("`{}`: a lease is from 1s to 1440m (a day); 20s hands a dead worker's jobs over quickly", text.trim());
+    }
+    Ok(lease)
+}
+
+/// A handler's timeout: `500ms`, `20s`, `2m`, more than zero.
 fn parse_timeout(text: &str) -> Result<std::time::Duration> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        bail!("`{}`: the timeout must be positive", text.trim());
+    }
+    Ok(duration)
+}
+
+/// `500ms`, `20s`, `2m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = number.parse().map_err(|_| anyhow::anyhow!("`{text}` is not a duration such as 500ms, 20s or 2m"))?;
-    let duration = match unit {
+    Ok(match unit {
         "ms" => std::time::Duration::from_millis(n),
         "s" => std::time::Duration::from_secs(n),
         "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
         _ => bail!("`{text}` is not a duration such as 500ms, 20s or 2m"),
-    };
-    if duration.is_zero() {
-        bail!("`{text}`: the timeout must be positive");
-    }
-    Ok(duration)
+    })
 }
 
 /// This machine's name and the process id: distinct for every worker process.
@@ -727,6 +752,7 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
         }
         let mut options = WorkerOptions::new(args.worker_id.unwrap_or_else(cloverleaf::server::run::node_name));
         options.max_concurrency = args.concurrency;
+        options.lease = chrono::TimeDelta::from_std(args.lease).context("--lease is too long")?;
         options.topics = if args.topics.is_empty() { None } else { Some(args.topics) };
         // Remote fetches long-poll: the server answers as soon as a job is due.
         options.poll_wait = std::time::Duration::from_secs(30);
@@ -743,6 +769,7 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
             worker_id = %options.worker_id,
             topics = %topics.join(","),
             concurrency = options.max_concurrency,
+            lease_ms = options.lease.num_milliseconds(),
             "worker started"
         );
         let stop = async {

@@ -45,5 +45,5 @@ pub mod source;
 
 pub use handler::{Handler, HandlerError, HandlerResult, Handlers, JobContext, topic_matches};
 pub use http::{Endpoint, HttpHandler};
-pub use runtime::{Worker, WorkerHandle, WorkerOptions, WorkerStats};
+pub use runtime::{DEFAULT_LEASE, Worker, WorkerHandle, WorkerOptions, WorkerStats};
 pub use source::{FetchRequest, Job, JobSource, SourceError};

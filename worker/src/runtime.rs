@@ -23,6 +23,10 @@ use tokio::task::JoinSet;
 use crate::handler::{Handler, HandlerError, Handlers, JobContext};
 use crate::source::{FetchRequest, Job, JobSource, SourceError};
 
+/// The lease of a worker's locks unless set otherwise: a dead worker's jobs are taken over
+/// within 20 s, and a running job's lease is extended every 10 s.
+pub const DEFAULT_LEASE: TimeDelta = TimeDelta::seconds(20);
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -32,7 +36,10 @@ pub struct WorkerOptions {
     pub topics: Option<Vec<String>>,
     /// Most handlers running at once.
     pub max_concurrency: usize,
-    /// Each lock's lease; a running job's lease is extended every half lease.
+    /// Each lock's lease; a running job's lease is extended every half lease. It is also how long
+    /// the jobs of a worker that died (its process killed, its machine gone) wait before another
+    /// worker may take them: short enough for a quick take-over, long enough that the extensions
+    /// of a busy worker arrive in time.
     pub lease: TimeDelta,
     /// Longest wait of one fetch when nothing is due. New jobs in an in-process engine wake the
     /// worker at once; the wait bounds how late a job made due by the clock alone (a retry after
@@ -45,13 +52,13 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// Defaults: 32 concurrent jobs, 60 s leases, 5 s polls, 10 s grace.
+    /// Defaults: 32 concurrent jobs, [`DEFAULT_LEASE`], 5 s polls, 10 s grace.
     pub fn new(worker_id: impl Into<String>) -> WorkerOptions {
         WorkerOptions {
             worker_id: worker_id.into(),
             topics: None,
             max_concurrency: 32,
-            lease: TimeDelta::seconds(60),
+            lease: DEFAULT_LEASE,
             poll_wait: Duration::from_secs(5),
             error_backoff: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),

@@ -39,12 +39,14 @@ fn a_worker_refuses_bad_settings_with_words() {
     let dir = ScratchDb::sqlite();
     let ledger = dir.url();
     let endpoints = format!("{ledger}.endpoints.toml");
-    let cases: [(Vec<&str>, Option<&str>, &str); 5] = [
+    let cases: [(Vec<&str>, Option<&str>, &str); 7] = [
         (vec!["--server", "https://h", "--ledger", &ledger], None, "plain HTTP only"),
         (vec!["--server", "http://h", "--ledger", &ledger], Some(" "), "invalid token"),
         (vec!["--server", "http://h", "--endpoints", &endpoints], None, "`soon` is not a duration"),
         (vec!["--server", "http://h", "--ledger", &ledger, "--concurrency", "0"], None, "at least 1"),
         (vec!["--server", "http://h", "--ledger", &ledger, "--topics", "billing.*"], None, "matches none"),
+        (vec!["--server", "http://h", "--ledger", &ledger, "--lease", "500ms"], None, "a lease is from 1s to 1440m"),
+        (vec!["--server", "http://h", "--ledger", &ledger, "--lease", "a while"], None, "is not a duration"),
     ];
     std::fs::write(&endpoints, "[\"erp.x\"]\nurl = \"http://erp/x\"\ntimeout = \"soon\"\n").unwrap();
     for (args, token, expected) in cases {
@@ -123,9 +125,12 @@ async fn the_worker_binary_checks_credit_on_the_ledger_and_stops_on_sigterm() {
     ledger.seed_demo_company(t0().date_naive()).await.unwrap();
     ledger.close().await;
     let db = server.db.url();
-    let args = ["--ledger", &db, "--topics", "credit.*", "--worker-id", "cli-1", "--concurrency", "4"];
+    let args =
+        ["--ledger", &db, "--topics", "credit.*", "--worker-id", "cli-1", "--concurrency", "4", "--lease", "45s"];
     let lines = check_credit_with_the_binary(&server, &args).await;
     assert!(lines.contains("cli-1"), "{lines}");
+    let started = lines.lines().find(|l| l.contains("worker started")).unwrap_or_default();
+    assert!(started.contains("lease_ms") && started.contains("45000"), "{lines}");
     server.stop().await;
 }
 

@@ -163,6 +163,23 @@ fn serve_refuses_a_configuration_with_a_plain_token() {
     assert!(stderr.contains("64 hex digits"), "{stderr}");
 }
 
+#[test]
+fn serve_refuses_a_job_lease_it_could_not_keep_with_words() {
+    let dir = Dir::new("lease");
+    for (lease, expected) in [("0s", "a lease is from 1s to 1440m"), ("2d", "is not a duration such as 500ms")] {
+        let output = binary()
+            .current_dir(&dir.0)
+            .args(["serve", "--processes", &processes(), "--listen", "127.0.0.1:0", "--job-lease", lease])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{lease}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--job-lease") && stderr.contains(expected), "{lease}: {stderr}");
+        // Refused before anything was written.
+        assert!(!dir.0.join("cloverleaf.toml").exists() && !dir.0.join("cloverleaf.db").exists());
+    }
+}
+
 #[tokio::test]
 async fn audit_verify_exits_1_on_an_altered_row() {
     let dir = Dir::new("audit");
