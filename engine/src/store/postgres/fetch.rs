@@ -136,11 +136,13 @@ macro_rules! claim {
 /// primary key alone (`= ANY(ARRAY(...))`): were it to repeat the due condition or scan `jobs`
 /// for the join, the planner, which believes few jobs are due, could scan every due job again,
 /// dead index entries included. A job two groups both picked (their types overlap) goes to the
-/// first group only, so a fetch may get fewer than `max` jobs although more are due.
+/// first group only, so a fetch may get fewer than `max` jobs although more are due. The groups
+/// and fetches come through `batch_rows` (see its migration), taken for one row each, so that
+/// the plan cached for this statement keeps to the indexes once `jobs` has grown.
 pub(super) const FETCH_JOBS: &str = concat!(
-    "WITH fetch_groups AS (SELECT * FROM jsonb_to_recordset($1::jsonb) \
+    "WITH fetch_groups AS (SELECT g.* FROM batch_rows($1::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
      AS g(grp bigint, types text[], wildcard boolean, now text, wanted bigint)), \
-     fetches AS (SELECT * FROM jsonb_to_recordset($2::jsonb) \
+     fetches AS (SELECT f.* FROM batch_rows($2::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
      AS f(request bigint, grp bigint, worker text, lease text, first bigint, max bigint)), \
      one_type AS (",
     claim!("NOT g.wildcard AND cardinality(g.types) = 1", "job_type = g.types[1]"),

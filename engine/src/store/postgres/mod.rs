@@ -252,10 +252,7 @@ impl PgStore {
         ids.sort_unstable();
         let mut versions: HashMap<String, i64> = HashMap::new();
         if !ids.is_empty() {
-            let rows = sqlx::query("SELECT id, version FROM instances WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(ids)
-                .fetch_all(&mut *conn)
-                .await?;
+            let rows = sqlx::query(LOCK_INSTANCES).bind(serde_json::to_string(&ids)?).fetch_all(&mut *conn).await?;
             for row in rows {
                 versions.insert(row.try_get("id")?, row.try_get("version")?);
             }
@@ -390,6 +387,11 @@ fn is_transient(error: &Error) -> bool {
 async fn with_rows(conn: &mut PgConnection, sql: &str, rows: Vec<Value>) -> Result<Vec<PgRow>, Error> {
     Ok(sqlx::query(sql).bind(Value::Array(rows).to_string()).fetch_all(&mut *conn).await?)
 }
+
+/// Locks the instances of `$1` (a JSON array of ids) and reads their versions, joined through
+/// `batch_ids` (see its migration) so that the cached plan reads the primary key.
+const LOCK_INSTANCES: &str = "SELECT i.id, i.version FROM batch_ids($1::jsonb) AS b(id) \
+     JOIN instances i ON i.id = b.id ORDER BY i.id FOR UPDATE OF i";
 
 impl Backend for PgStore {
     async fn commit(&self, batch: Vec<Write>) -> Vec<Result<WriteOutcome, WriteError>> {

@@ -31,7 +31,7 @@ pub(super) fn instance_json(r: &InstanceRow, expected: Option<i64>) -> Value {
     })
 }
 
-pub(super) const INSTANCE_RECORD: &str = "jsonb_to_recordset($1::jsonb) AS r(id text, process_key text, process_version bigint, \
+pub(super) const INSTANCE_RECORD: &str = "batch_rows($1::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) AS r(id text, process_key text, process_version bigint, \
                                status text, business_key text, parent_id text, parent_call text, state text, \
                                version bigint, history_seq bigint, history_hash text, at text, expected bigint)";
 
@@ -46,16 +46,25 @@ pub(super) async fn insert_instances(conn: &mut PgConnection, rows: Vec<Value>) 
     with_rows(conn, &sql, rows).await?.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
-/// Updates instances still at their expected version; returns the ids updated.
-pub(super) async fn update_instances(conn: &mut PgConnection, rows: Vec<Value>) -> Result<HashSet<String>, Error> {
-    let sql = format!(
+/// The statement that updates instances still at their expected version.
+pub(super) fn update_instances_sql() -> String {
+    format!(
         "UPDATE instances SET status = r.status, state = r.state, version = r.version, \
          history_seq = r.history_seq, history_hash = r.history_hash, updated_at = r.at, \
          process_version = r.process_version FROM {INSTANCE_RECORD} \
          WHERE instances.id = r.id AND instances.version = r.expected RETURNING instances.id AS id"
-    );
-    with_rows(conn, &sql, rows).await?.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    )
 }
+
+/// Updates instances still at their expected version; returns the ids updated.
+pub(super) async fn update_instances(conn: &mut PgConnection, rows: Vec<Value>) -> Result<HashSet<String>, Error> {
+    with_rows(conn, &update_instances_sql(), rows).await?.iter().map(|r| Ok(r.try_get("id")?)).collect()
+}
+
+/// Locks the jobs of `$1` (a JSON array of ids) that are still locked by a worker, and reads
+/// their epochs.
+pub(super) const LOCK_JOBS: &str = "SELECT jobs.id, jobs.lock_epoch FROM batch_ids($1::jsonb) AS b(id) \
+     JOIN jobs ON jobs.id = b.id WHERE jobs.state = 'locked' ORDER BY jobs.id FOR UPDATE OF jobs";
 
 /// Checks and writes many simple steps with a few statements: one for every job-epoch guard,
 /// one insert for new instances, one update for the rest (each guarded by its version).
@@ -80,12 +89,7 @@ pub(super) async fn apply_simple_steps<'a>(
         jobs.sort_unstable();
         jobs.dedup();
         // Locked until the commit: a fetch on another node cannot take the job in between.
-        let rows = sqlx::query(
-            "SELECT id, lock_epoch FROM jobs WHERE id = ANY($1) AND state = 'locked' ORDER BY id FOR UPDATE",
-        )
-        .bind(jobs)
-        .fetch_all(&mut *conn)
-        .await?;
+        let rows = sqlx::query(LOCK_JOBS).bind(serde_json::to_string(&jobs)?).fetch_all(&mut *conn).await?;
         for row in rows {
             held.insert((row.try_get("id")?, row.try_get("lock_epoch")?));
         }
@@ -117,7 +121,9 @@ pub(super) async fn apply_simple_steps<'a>(
     Ok(simple_outcomes(steps, refused, &written, acc))
 }
 
-/// The statement for each `Table`, in its order, where `$1` is the rows as a JSON array.
+/// The statement for each `Table`, in its order, where `$1` is the rows as a JSON array. Rows
+/// changed by id are joined through `batch_rows` (see its migration), which the planner takes
+/// for one row, so that the plan it caches reads the primary key.
 pub(super) const FLUSH: [&str; TABLES] = [
     "INSERT INTO jobs (id, instance_id, node, job_type, input, idempotency_key, retries, attempt, state, due_at) \
      SELECT id, instance_id, node, job_type, input, idempotency_key, retries, attempt, state, due_at \
@@ -125,29 +131,31 @@ pub(super) const FLUSH: [&str; TABLES] = [
      idempotency_key text, retries bigint, attempt bigint, state text, due_at text)",
     "UPDATE jobs SET state = r.state, due_at = COALESCE(r.due_at, jobs.due_at), \
      attempt = COALESCE(r.attempt, jobs.attempt), lock_owner = NULL, lock_expires_at = NULL \
-     FROM jsonb_to_recordset($1::jsonb) AS r(id text, state text, due_at text, attempt bigint) WHERE jobs.id = r.id",
+     FROM batch_rows($1::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
+     AS r(id text, state text, due_at text, attempt bigint) WHERE jobs.id = r.id",
     "INSERT INTO tasks (id, instance_id, node, title, roles, assignee, form, due_at, created_at) \
      SELECT id, instance_id, node, title, roles, assignee, form, due_at, created_at \
      FROM jsonb_to_recordset($1::jsonb) AS r(id text, instance_id text, node text, title text, roles text, \
      assignee text, form text, due_at text, created_at text)",
     "UPDATE tasks SET assignee = r.assignee, claimed_by = NULL \
-     FROM jsonb_to_recordset($1::jsonb) AS r(id text, assignee text) WHERE tasks.id = r.id",
+     FROM batch_rows($1::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
+     AS r(id text, assignee text) WHERE tasks.id = r.id",
     "UPDATE tasks SET state = r.state, completed_by = r.completed_by \
-     FROM jsonb_to_recordset($1::jsonb) AS r(id text, state text, completed_by text) WHERE tasks.id = r.id",
+     FROM batch_rows($1::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
+     AS r(id text, state text, completed_by text) WHERE tasks.id = r.id",
     // A timer moved is free to be claimed again at its new time.
     "INSERT INTO timers (id, instance_id, node, due_at) SELECT id, instance_id, node, due_at \
      FROM jsonb_to_recordset($1::jsonb) AS r(id text, instance_id text, node text, due_at text) \
      ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, node = excluded.node, claimed_until = NULL",
-    "DELETE FROM timers WHERE id IN (SELECT id FROM jsonb_to_recordset($1::jsonb) AS r(id text))",
+    "DELETE FROM timers USING batch_rows($1::jsonb) AS b(row) WHERE timers.id = b.row->>'id'",
     "INSERT INTO subscriptions (id, instance_id, node, message_name, correlation_key) \
      SELECT id, instance_id, node, message_name, correlation_key FROM jsonb_to_recordset($1::jsonb) \
      AS r(id text, instance_id text, node text, message_name text, correlation_key text)",
-    "DELETE FROM subscriptions WHERE id IN (SELECT id FROM jsonb_to_recordset($1::jsonb) AS r(id text))",
+    "DELETE FROM subscriptions USING batch_rows($1::jsonb) AS b(row) WHERE subscriptions.id = b.row->>'id'",
     "INSERT INTO incidents (id, instance_id, node, job_id, message, raised_at) \
      SELECT id, instance_id, node, job_id, message, raised_at FROM jsonb_to_recordset($1::jsonb) \
      AS r(id text, instance_id text, node text, job_id text, message text, raised_at text)",
-    "UPDATE incidents SET state = 'resolved' \
-     WHERE id IN (SELECT id FROM jsonb_to_recordset($1::jsonb) AS r(id text))",
+    "UPDATE incidents SET state = 'resolved' FROM batch_rows($1::jsonb) AS b(row) WHERE incidents.id = b.row->>'id'",
     "INSERT INTO events (instance_id, seq, at, event, history_seq, prev_hash, entries, people) \
      SELECT instance_id, seq, at, event, history_seq, prev_hash, entries, people FROM jsonb_to_recordset($1::jsonb) \
      AS r(instance_id text, seq bigint, at text, event text, history_seq bigint, prev_hash text, entries text, \

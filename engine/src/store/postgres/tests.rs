@@ -213,3 +213,29 @@ async fn timers_and_jobs_created_on_one_node_wake_the_other() {
     assert_eq!(a.fire_due_timers().await.unwrap(), 1);
     tokio::time::timeout(bound, jobs.changed()).await.unwrap().unwrap();
 }
+
+/// On a new database, its tables empty and never analyzed, the plan PostgreSQL caches for each
+/// statement that finds a batch's rows by id reads them by key: a plan that scanned the table
+/// would be kept as the table grew, scanning every row, dead ones included, for every batch.
+#[tokio::test]
+async fn plans_cached_on_a_new_database_find_a_batchs_rows_by_key() {
+    let Some(db) = ScratchDb::postgres().await else { return };
+    let store = super::PgStore::connect(&db.url()).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await.unwrap();
+    let mut statements: Vec<String> = super::steps::FLUSH.iter().map(|s| s.to_string()).collect();
+    statements.extend([
+        super::steps::update_instances_sql(),
+        super::steps::LOCK_JOBS.to_string(),
+        super::LOCK_INSTANCES.to_string(),
+        super::fetch::FETCH_JOBS.to_string(),
+    ]);
+    for (n, sql) in statements.iter().enumerate() {
+        let (types, args) = if sql.contains("$2") { ("text, text", "'[]', '[]'") } else { ("text", "'[]'") };
+        sqlx::raw_sql(&format!("PREPARE batch_{n}({types}) AS {sql}")).execute(&mut *conn).await.unwrap();
+        let plan: Vec<String> =
+            sqlx::query_scalar(&format!("EXPLAIN EXECUTE batch_{n}({args})")).fetch_all(&mut *conn).await.unwrap();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Seq Scan"), "{sql}\n{plan}");
+    }
+}
