@@ -302,8 +302,20 @@ const INCIDENTS: &str = "SELECT c.id, c.instance_id, i.process_key, c.node, c.jo
      FROM incidents c JOIN instances i ON i.id = c.instance_id \
      WHERE ($1 OR c.state = 'open') AND ($2 IS NULL OR c.instance_id = $2)";
 
-const OPEN_JOBS: &str = "SELECT id, instance_id, node, job_type, input, idempotency_key, attempt, state, due_at \
-     FROM jobs WHERE state IN ('ready', 'locked', 'incident') AND ($1 IS NULL OR instance_id = $1)";
+/// Open jobs, of every instance or (with ` AND instance_id = $1`) of one: two statements, as one
+/// for both (`$1 IS NULL OR ...`) would be planned once for both on PostgreSQL, as a scan of
+/// every job, and kept so for every instance's page.
+macro_rules! open_jobs {
+    ($of:literal) => {
+        concat!(
+            "SELECT id, instance_id, node, job_type, input, idempotency_key, attempt, state, due_at \
+             FROM jobs WHERE state IN ('ready', 'locked', 'incident')",
+            $of
+        )
+    };
+}
+const OPEN_JOBS: &str = open_jobs!("");
+const OPEN_JOBS_OF: &str = open_jobs!(" AND instance_id = $1");
 
 const BUFFERED_MESSAGES: &str = "SELECT message_name, correlation_key FROM messages \
      WHERE state = 'buffered' AND expires_at > $1 ORDER BY seq";
@@ -534,7 +546,10 @@ impl<R: Reader> Queries for R {
     }
 
     async fn open_jobs(&self, instance: Option<&str>) -> Result<Vec<OpenJob>, Error> {
-        let rows = self.rows(OPEN_JOBS, vec![Arg::Text(instance)]).await?;
+        let rows = match instance {
+            Some(id) => self.rows(OPEN_JOBS_OF, vec![Arg::Text(Some(id))]).await?,
+            None => self.rows(OPEN_JOBS, vec![]).await?,
+        };
         let mut out = rows
             .iter()
             .map(|r| {

@@ -67,12 +67,18 @@ impl Ledger {
     }
 }
 
-/// Open receivables (of one customer, or all) from the invoices.
+/// Open receivables (of one customer, or all) from the invoices. One statement for each case: a
+/// statement for both (`$1 IS NULL OR customer_id = $1`) would be planned once for both, as a
+/// scan of every invoice, and PostgreSQL keeps that plan for the credit check of every order.
 pub(crate) async fn open_receivables(conn: &mut AnyConnection, customer_id: Option<&str>) -> Result<Decimal, Error> {
-    let rows =
-        sqlx::query("SELECT amount_open FROM invoices WHERE status = 'open' AND ($1 IS NULL OR customer_id = $1)")
-            .bind(customer_id)
-            .fetch_all(conn)
-            .await?;
+    let rows = match customer_id {
+        Some(customer) => {
+            sqlx::query("SELECT amount_open FROM invoices WHERE customer_id = $1 AND status = 'open'")
+                .bind(customer)
+                .fetch_all(conn)
+                .await?
+        }
+        None => sqlx::query("SELECT amount_open FROM invoices WHERE status = 'open'").fetch_all(conn).await?,
+    };
     rows.iter().map(|r| parse_money(r.try_get(0)?)).sum()
 }

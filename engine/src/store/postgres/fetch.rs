@@ -133,9 +133,9 @@ macro_rules! claim {
 /// planner expects few). SKIP LOCKED leaves jobs another node is locking to that node; locking
 /// rechecks the due time on the newest version of each row (a job another node claimed since
 /// the scan is left out) and holds until the commit, so the UPDATE finds the picked rows by
-/// primary key alone (`= ANY(ARRAY(...))`): were it to repeat the due condition or scan `jobs`
-/// for the join, the planner, which believes few jobs are due, could scan every due job again,
-/// dead index entries included. A job two groups both picked (their types overlap) goes to the
+/// primary key alone: were it to repeat the due condition, the planner, which believes few jobs
+/// are due, could scan every due job again, dead index entries included. (As `jobs.id =
+/// ANY(ARRAY(...))`, the plan cached while `jobs` was small scanned the whole table for it.) A job two groups both picked (their types overlap) goes to the
 /// first group only, so a fetch may get fewer than `max` jobs although more are due. The groups
 /// and fetches come through `batch_rows` (see its migration), taken for one row each, so that
 /// the plan cached for this statement keeps to the indexes once `jobs` has grown.
@@ -157,7 +157,7 @@ pub(super) const FETCH_JOBS: &str = concat!(
      assigned AS (SELECT n.id, f.request, f.worker, f.lease FROM ranked n \
      JOIN fetches f ON f.grp = n.grp AND n.k >= f.first AND n.k - f.first < f.max) \
      UPDATE jobs SET state = 'locked', lock_owner = a.worker, lock_epoch = lock_epoch + 1, lock_expires_at = a.lease \
-     FROM assigned a WHERE jobs.id = ANY(ARRAY(SELECT id FROM assigned)) AND jobs.id = a.id \
+     FROM assigned a WHERE jobs.id = a.id \
      RETURNING a.request, jobs.id AS id, jobs.instance_id, jobs.node, jobs.job_type, jobs.input, \
      jobs.idempotency_key, jobs.attempt, jobs.lock_epoch, jobs.lock_expires_at"
 );

@@ -214,9 +214,10 @@ async fn timers_and_jobs_created_on_one_node_wake_the_other() {
     tokio::time::timeout(bound, jobs.changed()).await.unwrap().unwrap();
 }
 
-/// On a new database, its tables empty and never analyzed, the plan PostgreSQL caches for each
-/// statement that finds a batch's rows by id reads them by key: a plan that scanned the table
-/// would be kept as the table grew, scanning every row, dead ones included, for every batch.
+/// On a new database, its tables never analyzed, empty or with a few hundred jobs, the plan
+/// PostgreSQL caches for each statement that finds a batch's rows by id reads them by key: a plan
+/// that scanned the table would be kept as the table grew, scanning every row, dead ones
+/// included, for every batch.
 #[tokio::test]
 async fn plans_cached_on_a_new_database_find_a_batchs_rows_by_key() {
     let Some(db) = ScratchDb::postgres().await else { return };
@@ -230,12 +231,24 @@ async fn plans_cached_on_a_new_database_find_a_batchs_rows_by_key() {
         super::LOCK_INSTANCES.to_string(),
         super::fetch::FETCH_JOBS.to_string(),
     ]);
-    for (n, sql) in statements.iter().enumerate() {
-        let (types, args) = if sql.contains("$2") { ("text, text", "'[]', '[]'") } else { ("text", "'[]'") };
-        sqlx::raw_sql(&format!("PREPARE batch_{n}({types}) AS {sql}")).execute(&mut *conn).await.unwrap();
-        let plan: Vec<String> =
-            sqlx::query_scalar(&format!("EXPLAIN EXECUTE batch_{n}({args})")).fetch_all(&mut *conn).await.unwrap();
-        let plan = plan.join("\n");
-        assert!(!plan.contains("Seq Scan"), "{sql}\n{plan}");
+    for jobs in [0, 300] {
+        sqlx::raw_sql(&format!(
+            "INSERT INTO jobs (id, instance_id, node, job_type, input, idempotency_key, retries, attempt, state, due_at) \
+             SELECT 'j-' || g, 'i-' || g, 'work', 'finance.x', '{{}}', 'k-' || g, 3, 0, \
+             CASE WHEN g % 3 = 0 THEN 'ready' ELSE 'done' END, '2026-01-05T09:00:00.000000Z' \
+             FROM generate_series(1, {jobs}) g"
+        ))
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        for (n, sql) in statements.iter().enumerate() {
+            let (types, args) = if sql.contains("$2") { ("text, text", "'[]', '[]'") } else { ("text", "'[]'") };
+            let name = format!("batch_{jobs}_{n}");
+            sqlx::raw_sql(&format!("PREPARE {name}({types}) AS {sql}")).execute(&mut *conn).await.unwrap();
+            let plan: Vec<String> =
+                sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}({args})")).fetch_all(&mut *conn).await.unwrap();
+            let plan = plan.join("\n");
+            assert!(!plan.contains("Seq Scan"), "with {jobs} jobs: {sql}\n{plan}");
+        }
     }
 }
