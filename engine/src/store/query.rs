@@ -299,8 +299,22 @@ const HISTORY_HEADS: &str =
     "SELECT id, history_seq, history_hash FROM instances WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2";
 
 const INCIDENTS: &str = "SELECT c.id, c.instance_id, i.process_key, c.node, c.job_id, c.message, c.state, c.raised_at \
-     FROM incidents c JOIN instances i ON i.id = c.instance_id \
-     WHERE ($1 OR c.state = 'open') AND ($2 IS NULL OR c.instance_id = $2)";
+     FROM incidents c JOIN instances i ON i.id = c.instance_id";
+
+/// ` WHERE` and the conditions of the filters given (`column = $N`, numbered from 1 as `args`
+/// grows), or nothing. A filter not given is left out of the text rather than written as
+/// `$N IS NULL OR column = $N`: PostgreSQL plans a prepared statement once for every value, and
+/// that plan reads the whole table whether a filter is given or not.
+fn filters<'a>(given: &[(&str, Option<&'a str>)], args: &mut Vec<Arg<'a>>) -> String {
+    let mut conditions = Vec::new();
+    for (column, value) in given {
+        if let Some(value) = value {
+            args.push(Arg::Text(Some(value)));
+            conditions.push(format!("{column} = ${}", args.len()));
+        }
+    }
+    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
+}
 
 /// Open jobs, of every instance or (with ` AND instance_id = $1`) of one: two statements, as one
 /// for both (`$1 IS NULL OR ...`) would be planned once for both on PostgreSQL, as a scan of
@@ -499,18 +513,15 @@ impl<R: Reader> Queries for R {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<InstanceSummary>, Error> {
+        let mut args = Vec::new();
+        let filter =
+            filters(&[("process_key", process), ("status", status), ("business_key", business_key)], &mut args);
+        args.extend([Arg::Int(limit.max(0)), Arg::Int(offset.max(0))]);
+        let (limit_at, offset_at) = (args.len() - 1, args.len());
         // Both columns are byte-ordered on PostgreSQL too ("C"), so the page is cut in SQL.
         let sql = format!(
-            "{INSTANCE_COLUMNS} WHERE ($1 IS NULL OR process_key = $1) AND ($2 IS NULL OR status = $2) \
-             AND ($3 IS NULL OR business_key = $3) ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+            "{INSTANCE_COLUMNS}{filter} ORDER BY created_at DESC, id DESC LIMIT ${limit_at} OFFSET ${offset_at}"
         );
-        let args = vec![
-            Arg::Text(process),
-            Arg::Text(status),
-            Arg::Text(business_key),
-            Arg::Int(limit.max(0)),
-            Arg::Int(offset.max(0)),
-        ];
         self.rows(&sql, args).await?.iter().map(instance_summary).collect()
     }
 
@@ -525,7 +536,10 @@ impl<R: Reader> Queries for R {
     }
 
     async fn incidents(&self, all: bool, instance: Option<&str>) -> Result<Vec<IncidentSummary>, Error> {
-        let rows = self.rows(INCIDENTS, vec![Arg::Bool(all), Arg::Text(instance)]).await?;
+        let mut args = Vec::new();
+        let open = if all { None } else { Some("open") };
+        let filter = filters(&[("c.state", open), ("c.instance_id", instance)], &mut args);
+        let rows = self.rows(&format!("{INCIDENTS}{filter}"), args).await?;
         let mut out = rows
             .iter()
             .map(|r| {

@@ -32,8 +32,6 @@ pub(super) enum Arg<'a> {
     Int(i64),
     /// A 64-bit integer, or NULL (typed, for PostgreSQL).
     OptInt(Option<i64>),
-    /// A boolean (an integer on SQLite).
-    Bool(bool),
     /// A list of texts: a JSON array on SQLite (read with `json_each`), a `text[]` on PostgreSQL.
     Texts(Vec<String>),
     /// A list of integers: a JSON array on SQLite, a `bigint[]` on PostgreSQL.
@@ -67,7 +65,6 @@ pub(super) fn sqlite_query<'q>(
             Arg::Text(text) => query.bind(text),
             Arg::Int(n) => query.bind(n),
             Arg::OptInt(n) => query.bind(n),
-            Arg::Bool(b) => query.bind(b),
             Arg::Texts(list) => query.bind(serde_json::to_string(&list)?),
             Arg::Ints(list) => query.bind(serde_json::to_string(&list)?),
         };
@@ -86,7 +83,6 @@ pub(super) fn pg_query<'q>(
             Arg::Text(text) => query.bind(text),
             Arg::Int(n) => query.bind(n),
             Arg::OptInt(n) => query.bind(n),
-            Arg::Bool(b) => query.bind(b),
             Arg::Texts(list) => query.bind(list),
             Arg::Ints(list) => query.bind(list),
         };
