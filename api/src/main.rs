@@ -114,9 +114,9 @@ enum Command {
         listen: String,
         /// The lease of the jobs this node's in-process workers lock (`500ms`, `20s`, `2m`):
         /// extended every half lease while a job runs, and how long the jobs of this node wait
-        /// before another node takes them over if it dies.
-        #[arg(long, default_value = "20s", value_parser = parse_lease)]
-        job_lease: std::time::Duration,
+        /// before another node takes them over if it dies. Default: 20s.
+        #[arg(long, value_parser = parse_lease)]
+        job_lease: Option<std::time::Duration>,
     },
     /// Run automated steps for a remote server: fetch its jobs over HTTP and run them with the
     /// built-in finance handlers (--ledger) and/or HTTP endpoints (--endpoints).
@@ -142,9 +142,9 @@ enum Command {
         worker_id: Option<String>,
         /// The lease of the jobs this worker locks (`500ms`, `20s`, `2m`): extended every half
         /// lease while a job runs, and how long its jobs wait before another worker takes them
-        /// over if it dies.
-        #[arg(long, default_value = "20s", value_parser = parse_lease)]
-        lease: std::time::Duration,
+        /// over if it dies. Default: 20s.
+        #[arg(long, value_parser = parse_lease)]
+        lease: Option<std::time::Duration>,
         /// Run the built-in finance handlers on the sub-ledger in this database: the server's
         /// (postgres://..., or sqlite://FILE when the worker runs on the server's machine).
         #[arg(long)]
@@ -636,7 +636,7 @@ struct WorkerArgs {
     topics: Vec<String>,
     concurrency: usize,
     worker_id: Option<String>,
-    lease: std::time::Duration,
+    lease: Option<std::time::Duration>,
     ledger: Option<String>,
     endpoints: Option<PathBuf>,
 }
@@ -752,7 +752,9 @@ fn worker(args: WorkerArgs) -> Result<ExitCode> {
         }
         let mut options = WorkerOptions::new(args.worker_id.unwrap_or_else(cloverleaf::server::run::node_name));
         options.max_concurrency = args.concurrency;
-        options.lease = chrono::TimeDelta::from_std(args.lease).context("--lease is too long")?;
+        if let Some(lease) = args.lease {
+            options.lease = chrono::TimeDelta::from_std(lease).context("--lease is too long")?;
+        }
         options.topics = if args.topics.is_empty() { None } else { Some(args.topics) };
         // Remote fetches long-poll: the server answers as soon as a job is due.
         options.poll_wait = std::time::Duration::from_secs(30);

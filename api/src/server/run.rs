@@ -32,8 +32,9 @@ pub struct ServeOptions {
     /// The address to listen on.
     pub listen: String,
     /// The lease of the jobs the in-process workers lock: how long the jobs of this node wait
-    /// for another node if it dies while running them.
-    pub job_lease: std::time::Duration,
+    /// for another node if it dies while running them. `None`: the worker's default
+    /// ([`cloverleaf_worker::DEFAULT_LEASE`]).
+    pub job_lease: Option<std::time::Duration>,
 }
 
 /// The database URL as it may be shown: a password in it is replaced by `***`.
@@ -201,7 +202,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     // Named by node, so that an operator looking at a locked job sees which server holds it.
     let worker_id = format!("in-process@{}", node_name());
     let mut worker_options = WorkerOptions::new(worker_id);
-    worker_options.lease = chrono::TimeDelta::from_std(options.job_lease).context("--job-lease is too long")?;
+    if let Some(lease) = options.job_lease {
+        worker_options.lease = chrono::TimeDelta::from_std(lease).context("--job-lease is too long")?;
+    }
     let worker = Worker::new(engine.clone(), finance::handlers(&ledger), worker_options);
     let workers = tokio::spawn(worker.run(until_true(stopped.clone())));
     eprintln!(

@@ -135,10 +135,11 @@ macro_rules! claim {
 /// the scan is left out) and holds until the commit, so the UPDATE finds the picked rows by
 /// primary key alone: were it to repeat the due condition, the planner, which believes few jobs
 /// are due, could scan every due job again, dead index entries included. (As `jobs.id =
-/// ANY(ARRAY(...))`, the plan cached while `jobs` was small scanned the whole table for it.) A job two groups both picked (their types overlap) goes to the
-/// first group only, so a fetch may get fewer than `max` jobs although more are due. The groups
-/// and fetches come through `batch_rows` (see its migration), taken for one row each, so that
-/// the plan cached for this statement keeps to the indexes once `jobs` has grown.
+/// ANY(ARRAY(...))`, the plan cached while `jobs` was small scanned the whole table for it.) A
+/// job two groups both picked (their types overlap) goes to the first group only, so a fetch may
+/// get fewer than `max` jobs although more are due. The groups and fetches come through
+/// `batch_rows` (see its migration), taken for one row each, so that the plan cached for this
+/// statement keeps to the indexes once `jobs` has grown.
 pub(super) const FETCH_JOBS: &str = concat!(
     "WITH fetch_groups AS (SELECT g.* FROM batch_rows($1::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
      AS g(grp bigint, types text[], wildcard boolean, now text, wanted bigint)), \
