@@ -164,9 +164,12 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
     gauges(&mut out, "cloverleaf_jobs", help, &["job_type", "state"], rows);
 
     let timers = store.timer_stats(now, now - TimeDelta::seconds(LATE_AFTER_SECONDS)).await?;
-    single(&mut out, "cloverleaf_timers_pending", "gauge", "Timers not fired yet", timers.pending);
-    single(&mut out, "cloverleaf_timers_due", "gauge", "Timers whose time has come", timers.due);
-    let late = "Timers due for more than 60 seconds (the scheduler is behind)";
+    // The timer table holds each waiting instance's earliest timer: these count instances.
+    let pending = "Instances waiting on a timer (counted once, at their earliest)";
+    single(&mut out, "cloverleaf_timers_pending", "gauge", pending, timers.pending);
+    let due = "Instances whose earliest timer's time has come";
+    single(&mut out, "cloverleaf_timers_due", "gauge", due, timers.due);
+    let late = "Instances whose earliest timer is due for more than 60 seconds (the scheduler is behind)";
     single(&mut out, "cloverleaf_timers_late", "gauge", late, timers.late);
     let lag = timers.oldest_due.map_or(0, |at| (now - at).num_microseconds().unwrap_or(i64::MAX).max(0));
     let help = "How long the oldest due timer has waited";

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::effect::{Effect, HistoryEvent};
 use crate::event::Event;
-use crate::instance::{Instance, Status};
+use crate::ids::TimerId;
+use crate::instance::{Instance, Status, TimerWait};
 use crate::step::Transition;
 use crate::store::{
     GENESIS_HASH, HistoryRow, HistoryStep, IncidentRow, InstanceRow, InstanceState, JobChange, JobRow, JobState,
@@ -45,7 +46,6 @@ pub(crate) fn plan(
     let after = &last.instance;
     let mut jobs: BTreeMap<String, JobChange> = BTreeMap::new();
     let mut tasks: BTreeMap<String, TaskChange> = BTreeMap::new();
-    let mut timers: BTreeMap<String, TimerRow> = BTreeMap::new();
     let mut subscriptions: BTreeMap<String, SubscriptionRow> = BTreeMap::new();
     let mut incidents_insert = Vec::new();
     let mut incidents_close = Vec::new();
@@ -127,13 +127,8 @@ pub(crate) fn plan(
                 },
                 // Raised as a notification (`notice_of`), like a task offered or handed over.
                 Effect::Remind { .. } => {}
-                Effect::ScheduleTimer { timer, node, at } => {
-                    timers.insert(
-                        timer.0.clone(),
-                        TimerRow { id: timer.0.clone(), instance_id: id.clone(), node: node.clone(), due_at: *at },
-                    );
-                }
-                Effect::CancelTimer { .. } | Effect::Unsubscribe { .. } => {}
+                // The timer row follows the instance's earliest timer (`earliest_timer_change`).
+                Effect::ScheduleTimer { .. } | Effect::CancelTimer { .. } | Effect::Unsubscribe { .. } => {}
                 Effect::Subscribe { subscription, node, message, correlation_key } => {
                     subscriptions.insert(
                         subscription.0.clone(),
@@ -208,16 +203,7 @@ pub(crate) fn plan(
             tasks.insert(task, close);
         }
     }
-    let mut timers_delete = Vec::new();
-    let timer_ids: BTreeSet<String> = old.timers().keys().map(|t| t.0.clone()).chain(timers.keys().cloned()).collect();
-    for timer in timer_ids {
-        if !after.timers().keys().any(|t| t.0 == timer) {
-            timers.remove(&timer);
-            if old.timers().keys().any(|t| t.0 == timer) {
-                timers_delete.push(timer);
-            }
-        }
-    }
+    let (timers_upsert, timers_delete) = earliest_timer_change(&id, old, after);
     let mut subscriptions_delete = Vec::new();
     let sub_ids: BTreeSet<String> =
         old.subscriptions().keys().map(|s| s.0.clone()).chain(subscriptions.keys().cloned()).collect();
@@ -308,7 +294,7 @@ pub(crate) fn plan(
         consume_pending: None,
         jobs: jobs.into_values().collect(),
         tasks: tasks.into_values().collect(),
-        timers_upsert: timers.into_values().collect(),
+        timers_upsert,
         timers_delete,
         subscriptions_insert: subscriptions.into_values().collect(),
         subscriptions_delete,
@@ -321,6 +307,41 @@ pub(crate) fn plan(
         // A task offered and withdrawn within one write was never open to anyone.
         notifications: notices.into_iter().filter(|n| !cancelled_tasks.contains(&n.subject)).collect(),
     })
+}
+
+/// The timer row change of a step: an instance keeps one timer row, for its earliest timer (in
+/// [`firing_order`]). Firing it moves the row to the next one, so an
+/// approval's due date, reminders and escalation cost one row set and one dropped, not one each.
+fn earliest_timer_change(id: &str, before: &Instance, after: &Instance) -> (Vec<TimerRow>, Vec<String>) {
+    let (was, is) = (earliest_timer(before), earliest_timer(after));
+    if let (Some(was), Some(is)) = (was, is)
+        && was.0 == is.0
+        && was.1.at == is.1.at
+        && was.1.node == is.1.node
+    {
+        return (Vec::new(), Vec::new());
+    }
+    let upsert: Vec<TimerRow> = is
+        .map(|(timer, wait)| TimerRow {
+            id: timer.0.clone(),
+            instance_id: id.to_string(),
+            node: wait.node.clone(),
+            due_at: wait.at,
+        })
+        .into_iter()
+        .collect();
+    let delete = was.filter(|(timer, _)| is.is_none_or(|(now, _)| now != *timer)).map(|(timer, _)| timer.0.clone());
+    (upsert, delete.into_iter().collect())
+}
+
+fn earliest_timer(instance: &Instance) -> Option<(&TimerId, &TimerWait)> {
+    instance.timers().iter().min_by_key(|(timer, wait)| firing_order(timer, wait))
+}
+
+/// The order an instance's timers fire in: by due time, then by the sequence number their ids
+/// end in (a shorter id is an earlier number).
+pub(crate) fn firing_order<'a>(timer: &'a TimerId, wait: &TimerWait) -> (DateTime<Utc>, usize, &'a str) {
+    (wait.at, timer.0.len(), timer.0.as_str())
 }
 
 /// The notification an effect raises for the people concerned, if any: a task offered, handed

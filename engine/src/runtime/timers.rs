@@ -12,6 +12,7 @@ use crate::event::Event;
 use crate::ids::{InstanceId, TimerId};
 use crate::store::{Store, Write};
 
+use super::plan::firing_order;
 use super::{Engine, Error, Extra, NewInstance, never};
 
 impl<S: Store> Engine<S> {
@@ -37,9 +38,12 @@ impl<S: Store> Engine<S> {
                 set.spawn(async move {
                     let mut out = Vec::new();
                     for timer in timers {
-                        let event = Event::TimerFired { timer: timer.clone() };
-                        let result = engine.run(instance.as_str(), event, Extra::default()).await;
-                        out.push((timer, instance.clone(), result));
+                        let result = engine.fire_timer(&instance, &timer).await;
+                        let refused = matches!(result, Err(Error::Rejected(_)));
+                        out.push((timer.clone(), instance.clone(), result));
+                        if refused {
+                            out.extend(engine.fire_timers_behind(&instance, &timer).await);
+                        }
                     }
                     out
                 });
@@ -64,6 +68,34 @@ impl<S: Store> Engine<S> {
             self.settle(pending).await?;
         }
         Ok(fired)
+    }
+
+    async fn fire_timer(&self, instance: &InstanceId, timer: &TimerId) -> Result<super::Stepped, Error> {
+        self.run(instance.as_str(), Event::TimerFired { timer: timer.clone() }, Extra::default()).await
+    }
+
+    /// An instance's timer row names only its earliest timer: when the core refuses that one, the
+    /// instance's other due timers fire without it, in due order, rather than wait behind it.
+    async fn fire_timers_behind(
+        &self,
+        instance: &InstanceId,
+        refused: &TimerId,
+    ) -> Vec<(TimerId, InstanceId, Result<super::Stepped, Error>)> {
+        let now = self.now();
+        let state = match self.instance(instance).await {
+            Ok(state) => state,
+            Err(e) => return vec![(refused.clone(), instance.clone(), Err(e))],
+        };
+        let mut due: Vec<_> =
+            state.timers().iter().filter(|(timer, wait)| *timer != refused && wait.at <= now).collect();
+        due.sort_by_key(|(timer, wait)| firing_order(timer, wait));
+        let due: Vec<TimerId> = due.into_iter().map(|(timer, _)| timer.clone()).collect();
+        let mut out = Vec::new();
+        for timer in due {
+            let result = self.fire_timer(instance, &timer).await;
+            out.push((timer, instance.clone(), result));
+        }
+        out
     }
 
     /// Points the cron starts of `process` (its latest version) at their next fires; a schedule

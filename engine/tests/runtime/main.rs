@@ -17,4 +17,5 @@ mod scenarios;
 mod scheduler;
 mod starts;
 mod tasks;
+mod timer_rows;
 mod twins;

@@ -418,7 +418,7 @@ impl Backend for PgStore {
         let sql = format!(
             "WITH picked AS (SELECT id FROM timers WHERE {FREE} ORDER BY due_at, id LIMIT $2 \
              FOR UPDATE SKIP LOCKED) \
-             UPDATE timers SET claimed_until = $3 WHERE timers.id = ANY(ARRAY(SELECT id FROM picked)) \
+             UPDATE timers SET claimed_until = $3 FROM picked WHERE timers.id = picked.id \
              RETURNING timers.id AS id, instance_id, due_at"
         );
         let rows = sqlx::query(&sql)
@@ -435,12 +435,13 @@ impl Backend for PgStore {
     }
 
     /// The earliest time a timer can be claimed: a claimed timer counts from its claim's end,
-    /// so a node does not spin on a timer another node is firing.
+    /// so a node does not spin on a timer another node is firing. Free timers are read in due
+    /// order from `timers_due`, claimed ones from `timers_claimed` (only they are in it).
     async fn next_takeable_timer(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        let due: Option<String> =
-            sqlx::query_scalar("SELECT MIN(GREATEST(due_at, COALESCE(claimed_until, due_at))) FROM timers")
-                .fetch_one(&self.read)
-                .await?;
+        const NEXT: &str = "SELECT LEAST(\
+             (SELECT MIN(due_at) FROM timers WHERE claimed_until IS NULL), \
+             (SELECT MIN(GREATEST(due_at, claimed_until)) FROM timers WHERE claimed_until IS NOT NULL))";
+        let due: Option<String> = sqlx::query_scalar(NEXT).fetch_one(&self.read).await?;
         due.as_deref().map(parse_ts).transpose()
     }
 }
