@@ -11,7 +11,7 @@ use sqlx::PgPool;
 
 use crate::audit::{DUNNING_TIMER, serve_name};
 use crate::driver::Driver;
-use crate::{MAX_OPEN, ORDERS, VICTIM};
+use crate::{VICTIM, max_open, orders};
 
 /// One number from the database.
 async fn count(pool: &PgPool, sql: &str) -> i64 {
@@ -35,7 +35,7 @@ pub(crate) struct Instances {
 
 /// Every order finished once, at `cash_collected`, with one child per call.
 pub(crate) async fn check_instances(pool: &PgPool) -> Instances {
-    let orders = ORDERS as i64;
+    let orders = orders() as i64;
     assert_eq!(count(pool, "SELECT count(*) FROM instances WHERE process_key = 'order_to_cash'").await, orders);
     assert_eq!(
         count(pool, "SELECT count(DISTINCT business_key) FROM instances WHERE process_key = 'order_to_cash'").await,
@@ -127,7 +127,7 @@ const LOCK: &str = "l.tbl = 'jobs' AND l.new_state = 'locked' AND (l.old_state I
 /// Each job completed exactly once, by the worker holding its current lock, and never locked
 /// again afterwards; the jobs the victim held were completed by others.
 pub(crate) async fn check_jobs(pool: &PgPool) -> Jobs {
-    let orders = ORDERS as i64;
+    let orders = orders() as i64;
     let by_type = counts(pool, "SELECT job_type, count(*) FROM jobs GROUP BY 1").await;
     // The job types one order's road through order_to_cash creates: seven of the thirteen of
     // `cloverleaf_finance::JOB_TYPES` (no return, refund, write-off, report or close).
@@ -228,7 +228,7 @@ pub(crate) struct Timers {
 /// Each invoice's first dunning timer fired once; those the victim scheduled and had not fired
 /// when it died fired on the survivors after the kill.
 pub(crate) async fn check_timers(pool: &PgPool) -> Timers {
-    let orders = ORDERS as i64;
+    let orders = orders() as i64;
     let dunning_fired =
         count(pool, "SELECT count(*) FROM history WHERE kind = 'timer_fired' AND node = 'await_payment'").await;
     assert_eq!(dunning_fired, orders, "one dunning timer fired per invoice");
@@ -291,7 +291,7 @@ pub(crate) struct Ledger {
 
 /// One invoice per order, numbered without gaps, paid, dunned once; the books balance.
 pub(crate) async fn check_ledger(pool: &PgPool) -> Ledger {
-    let orders = ORDERS as i64;
+    let orders = orders() as i64;
     let ours = "FROM invoices WHERE order_id LIKE 'SO-%'";
     assert_eq!(count(pool, &format!("SELECT count(*) {ours}")).await, orders, "one invoice per order");
     assert_eq!(
@@ -462,10 +462,11 @@ impl Report {
         let incidents = driver.incidents.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let victim = serve_name(VICTIM);
         let mut out = format!(
-            "multinode: {ORDERS} orders to cash on 3 serve nodes and 2 workers (one PostgreSQL database) in {:.1} s: \
+            "multinode: {} orders to cash on 3 serve nodes and 2 workers (one PostgreSQL database) in {:.1} s: \
              {:.1} orders/s\n",
+            orders(),
             self.elapsed.as_secs_f64(),
-            ORDERS as f64 / self.elapsed.as_secs_f64()
+            orders() as f64 / self.elapsed.as_secs_f64()
         );
         let rate = |(n, secs): (i64, f64)| if secs > 0.0 { n as f64 / secs } else { 0.0 };
         out.push_str(&format!(
@@ -481,14 +482,17 @@ impl Report {
         ));
         out.push_str(&format!(
             "  {:.1} orders/s from the 10th to the 90th percentile finish; an order took {:.1} s from start to end on \
-             average, 90 % of them under {:.1} s (at most {MAX_OPEN} open)\n",
-            self.pace.steady, self.pace.latency.0, self.pace.latency.1,
+             average, 90 % of them under {:.1} s (at most {} open)\n",
+            self.pace.steady,
+            self.pace.latency.0,
+            self.pace.latency.1,
+            max_open(),
         ));
         out.push_str(&format!(
             "  orders finished per 10 s: {}; {} transactions committed in the database (reads included), {:.1} per order\n",
             self.pace.per_10s,
             self.pace.commits,
-            self.pace.commits as f64 / ORDERS as f64
+            self.pace.commits as f64 / orders() as f64
         ));
         out.push_str(&format!(
             "  {victim} killed (SIGKILL) at {:.1} s, after {} starts, holding {} pending dunning timer(s); \
@@ -522,9 +526,13 @@ impl Report {
             incidents.values().map(|i| format!("\n    {i}")).collect::<String>(),
         ));
         out.push_str(&format!(
-            "  ledger: {ORDERS} invoices {}..{}, one per order, all paid and dunned once; trial balance {}; \
+            "  ledger: {} invoices {}..{}, one per order, all paid and dunned once; trial balance {}; \
              {} history chains of {victim}'s instances intact\n",
-            self.ledger.first_number, self.ledger.last_number, self.ledger.trial_balance, self.intact,
+            orders(),
+            self.ledger.first_number,
+            self.ledger.last_number,
+            self.ledger.trial_balance,
+            self.intact,
         ));
         let _ = std::io::stderr().write_all(out.as_bytes());
     }

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::audit::serve_name;
 use crate::fixture::{form, order};
-use crate::{APPROVERS, LOOP_CONCURRENCY, MAX_OPEN, ORDERS, POLL, START_CONCURRENCY, stall_limit};
+use crate::{APPROVERS, LOOP_CONCURRENCY, POLL, START_CONCURRENCY, max_open, orders, stall_limit};
 
 /// A serve node as the driver sees it.
 pub(crate) struct Node {
@@ -208,21 +208,23 @@ impl Driver {
         }
         let problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner).clone();
         panic!(
-            "{doing}: nothing moved for {:?}; {} of {ORDERS} orders started, {} finished after {:?}\n{}\nproblems: {problems:#?}",
+            "{doing}: nothing moved for {:?}; {} of {} orders started, {} finished after {:?}\n{}\nproblems: {problems:#?}",
             stall_limit(),
             self.started.load(Ordering::SeqCst),
+            orders(),
             self.finished.load(Ordering::SeqCst),
             clock.elapsed(),
             stuck(&self.db).await
         );
     }
 
-    /// Sales signs the orders, round robin across the nodes, keeping at most [`MAX_OPEN`]
+    /// Sales signs the orders, round robin across the nodes, keeping at most [`max_open`]
     /// unfinished.
     pub(crate) async fn start_orders(self: Arc<Self>) {
         let mut set = JoinSet::new();
-        for n in 0..ORDERS {
-            while n >= self.finished.load(Ordering::SeqCst) + MAX_OPEN && !self.stopped() {
+        let (orders, max_open) = (orders(), max_open());
+        for n in 0..orders {
+            while n >= self.finished.load(Ordering::SeqCst) + max_open && !self.stopped() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             if set.len() >= START_CONCURRENCY {

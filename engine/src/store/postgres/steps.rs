@@ -61,10 +61,13 @@ pub(super) async fn update_instances(conn: &mut PgConnection, rows: Vec<Value>) 
     with_rows(conn, &update_instances_sql(), rows).await?.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
-/// Locks the jobs of `$1` (a JSON array of ids) that are still locked by a worker, and reads
-/// their epochs.
-pub(super) const LOCK_JOBS: &str = "SELECT jobs.id, jobs.lock_epoch FROM batch_ids($1::jsonb) AS b(id) \
-     JOIN jobs ON jobs.id = b.id WHERE jobs.state = 'locked' ORDER BY jobs.id FOR UPDATE OF jobs";
+/// Locks the jobs of `$1` (a JSON array of ids, sorted: they are locked in its order) and reads
+/// their states and epochs (the caller keeps those still locked by a worker). Each job is found by
+/// its key alone in a lateral subquery: with `state = 'locked'` in the statement, the plan cached
+/// on a new database read every ready and locked job through the partial index `jobs_due_at` for
+/// each id (about 5 ms a batch late in the order-to-cash run, its most expensive statement).
+pub(super) const LOCK_JOBS: &str = "SELECT j.id, j.lock_epoch, j.state FROM batch_ids($1::jsonb) AS b(id) \
+     CROSS JOIN LATERAL (SELECT jobs.id, jobs.lock_epoch, jobs.state FROM jobs WHERE jobs.id = b.id FOR UPDATE) AS j";
 
 /// Checks and writes many simple steps with a few statements: one for every job-epoch guard,
 /// one insert for new instances, one update for the rest (each guarded by its version).
@@ -91,7 +94,9 @@ pub(super) async fn apply_simple_steps<'a>(
         // Locked until the commit: a fetch on another node cannot take the job in between.
         let rows = sqlx::query(LOCK_JOBS).bind(serde_json::to_string(&jobs)?).fetch_all(&mut *conn).await?;
         for row in rows {
-            held.insert((row.try_get("id")?, row.try_get("lock_epoch")?));
+            if row.try_get::<&str, _>("state")? == "locked" {
+                held.insert((row.try_get("id")?, row.try_get("lock_epoch")?));
+            }
         }
     }
     let mut refused: HashMap<usize, WriteError> = HashMap::new();

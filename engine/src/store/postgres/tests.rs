@@ -216,8 +216,8 @@ async fn timers_and_jobs_created_on_one_node_wake_the_other() {
 
 /// On a new database, its tables never analyzed, empty or with a few hundred jobs, the plan
 /// PostgreSQL caches for each statement that finds a batch's rows by id reads them by key: a plan
-/// that scanned the table would be kept as the table grew, scanning every row, dead ones
-/// included, for every batch.
+/// that scanned the table, or a whole index, would be kept as the table grew, reading every row,
+/// dead ones included, for every batch. Only the fetch reads other indexes (in due order).
 #[tokio::test]
 async fn plans_cached_on_a_new_database_find_a_batchs_rows_by_key() {
     let Some(db) = ScratchDb::postgres().await else { return };
@@ -249,6 +249,17 @@ async fn plans_cached_on_a_new_database_find_a_batchs_rows_by_key() {
                 sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}({args})")).fetch_all(&mut *conn).await.unwrap();
             let plan = plan.join("\n");
             assert!(!plan.contains("Seq Scan"), "with {jobs} jobs: {sql}\n{plan}");
+            if *sql != super::fetch::FETCH_JOBS {
+                // Every index read is a primary key (a bitmap heap scan follows its bitmap index scan).
+                let by_other_index = plan.lines().find(|line| {
+                    let index = match (line.split_once("Scan using "), line.split_once("Bitmap Index Scan on ")) {
+                        (Some((_, rest)), _) | (None, Some((_, rest))) => rest.split(' ').next(),
+                        (None, None) => return false,
+                    };
+                    !index.is_some_and(|index| index.ends_with("_pkey"))
+                });
+                assert!(by_other_index.is_none(), "with {jobs} jobs, not by key: {sql}\n{plan}");
+            }
         }
     }
 }
