@@ -48,11 +48,12 @@ pub(super) enum Table {
     IncidentCloses,
     Events,
     Pending,
+    PendingConsumed,
     Notifications,
 }
 
 /// How many entries [`Table`] has.
-pub(super) const TABLES: usize = 14;
+pub(super) const TABLES: usize = 15;
 
 /// The columns of each [`Table`]'s rows, in the order its cells come.
 pub(super) const COLUMNS: [&[&str]; TABLES] = [
@@ -69,6 +70,7 @@ pub(super) const COLUMNS: [&[&str]; TABLES] = [
     &["id"],
     &["instance_id", "seq", "at", "event", "history_seq", "prev_hash", "entries", "people"],
     &["id", "instance_id", "event"],
+    &["id"],
     &["id", "instance_id", "kind", "subject", "payload", "created_at"],
 ];
 
@@ -120,6 +122,7 @@ impl<'a> StepRows<'a> {
             Table::IncidentCloses,
             Table::Events,
             Table::Pending,
+            Table::PendingConsumed,
             Table::Notifications,
         ];
         ORDER
@@ -236,6 +239,10 @@ impl<'a> StepRows<'a> {
         }
         for p in &step.pending {
             self.push(Table::Pending, vec![text(&p.id), text(&p.instance_id), text(&p.event)]);
+        }
+        // Checked (and on PostgreSQL locked) before the step was accepted.
+        if let Some(id) = &step.consume_pending {
+            self.push(Table::PendingConsumed, vec![text(id)]);
         }
         for n in &step.notifications {
             self.push(

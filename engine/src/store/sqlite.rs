@@ -546,6 +546,7 @@ async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows<'_>) -> Result<(
         ("UPDATE incidents SET state = 'resolved' WHERE id IN (", ")"),
         ("INSERT INTO events (instance_id, seq, at, event, history_seq, prev_hash, entries, people)", ""),
         ("INSERT INTO pending_events (id, instance_id, event)", ""),
+        ("DELETE FROM pending_events WHERE id IN (", ")"),
         (
             "INSERT INTO notifications (id, instance_id, kind, subject, payload, created_at, next_attempt_at) \
              SELECT column1, column2, column3, column4, column5, column6, column6 FROM (",

@@ -185,9 +185,7 @@ async fn record_step(tx: &mut impl Tx, step: &StepWrite) -> Result<(), Error> {
             format!("UPDATE messages SET state = 'delivered', instance_id = $2 WHERE {}", SEQ_IN.of(tx.dialect()));
         tx.execute(&sql, vec![Arg::Ints(step.consume_messages.clone()), text(&step.instance.id)]).await?;
     }
-    if let Some(pending) = &step.consume_pending {
-        tx.execute("DELETE FROM pending_events WHERE id = $1", vec![text(pending)]).await?;
-    }
+    // The owed event it consumed goes with the batch's rows (`StepRows::add`).
     Ok(())
 }
 

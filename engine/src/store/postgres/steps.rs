@@ -13,12 +13,12 @@ use crate::store::{Error, Guard, InstanceRow, StepWrite, WriteError, WriteOutcom
 
 use super::{JOBS_CHANNEL, TIMERS_CHANNEL, with_rows};
 
-/// A step whose only checks are job epochs and its instance's version: checked in bulk.
+/// A step whose only checks are job epochs, the owed event it applies and its instance's version:
+/// checked in bulk.
 pub(super) fn is_simple(step: &StepWrite) -> bool {
     step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. }))
         && step.record_message.is_none()
         && step.consume_messages.is_empty()
-        && step.consume_pending.is_none()
         && step.children.is_empty()
 }
 
@@ -66,6 +66,11 @@ pub(super) async fn update_instances(conn: &mut PgConnection, rows: Vec<Value>) 
 /// its key alone in a lateral subquery: with `state = 'locked'` in the statement, the plan cached
 /// on a new database read every ready and locked job through the partial index `jobs_due_at` for
 /// each id (about 5 ms a batch late in the order-to-cash run, its most expensive statement).
+/// Locks the owed events of `$1` (a JSON array of ids, sorted) that are still there, by key: one
+/// applied by another node meanwhile is gone, and the step that would apply it again is refused.
+pub(super) const LOCK_PENDING: &str = "SELECT p.id FROM batch_ids($1::jsonb) AS b(id) \
+     CROSS JOIN LATERAL (SELECT pending_events.id FROM pending_events WHERE pending_events.id = b.id FOR UPDATE) AS p";
+
 pub(super) const LOCK_JOBS: &str = "SELECT j.id, j.lock_epoch, j.state FROM batch_ids($1::jsonb) AS b(id) \
      CROSS JOIN LATERAL (SELECT jobs.id, jobs.lock_epoch, jobs.state FROM jobs WHERE jobs.id = b.id FOR UPDATE) AS j";
 
@@ -99,6 +104,16 @@ pub(super) async fn apply_simple_steps<'a>(
             }
         }
     }
+    let mut owed: Vec<&str> = steps.iter().filter_map(|(_, s)| s.consume_pending.as_deref()).collect();
+    let mut still_owed: HashSet<String> = HashSet::new();
+    if !owed.is_empty() {
+        owed.sort_unstable();
+        owed.dedup();
+        let rows = sqlx::query(LOCK_PENDING).bind(serde_json::to_string(&owed)?).fetch_all(&mut *conn).await?;
+        for row in rows {
+            still_owed.insert(row.try_get("id")?);
+        }
+    }
     let mut refused: HashMap<usize, WriteError> = HashMap::new();
     let (mut inserts, mut updates) = (Vec::new(), Vec::new());
     for (i, step) in steps {
@@ -108,7 +123,9 @@ pub(super) async fn apply_simple_steps<'a>(
             }
             _ => None,
         });
-        if let Some(refusal) = stale {
+        let gone =
+            step.consume_pending.as_ref().filter(|id| !still_owed.contains(*id)).map(|_| WriteError::PendingGone);
+        if let Some(refusal) = stale.or(gone) {
             refused.insert(*i, refusal);
         } else if step.expected_version.is_none() {
             inserts.push(instance_json(&step.instance, None));
@@ -167,6 +184,7 @@ pub(super) const FLUSH: [&str; TABLES] = [
      people text)",
     "INSERT INTO pending_events (id, instance_id, event) SELECT id, instance_id, event \
      FROM jsonb_to_recordset($1::jsonb) AS r(id text, instance_id text, event text)",
+    "DELETE FROM pending_events USING batch_rows($1::jsonb) AS b(row) WHERE pending_events.id = b.row->>'id'",
     "INSERT INTO notifications (id, instance_id, kind, subject, payload, created_at, next_attempt_at) \
      SELECT id, instance_id, kind, subject, payload, created_at, created_at FROM jsonb_to_recordset($1::jsonb) \
      AS r(id text, instance_id text, kind text, subject text, payload text, created_at text) \

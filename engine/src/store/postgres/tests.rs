@@ -197,6 +197,37 @@ async fn a_message_raced_by_its_subscription_on_another_node_is_never_stranded()
     }
 }
 
+/// An owed event (here a parent's cancel of its child) that two nodes apply at once is applied
+/// once: the second finds it gone and drops its step, whichever node that is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owed_event_both_nodes_apply_at_once_is_applied_once() {
+    let Some((_db, _clock, a, b)) = two_nodes().await else { return };
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let id = a.start("nodes", None, json!({})).await.unwrap();
+        let event = serde_json::to_string(&Event::Cancel { by: "parent p-1".into() }).unwrap();
+        sqlx::query("INSERT INTO pending_events (id, instance_id, event) VALUES ($1, $2, $3)")
+            .bind(format!("owed-{n}"))
+            .bind(id.as_str())
+            .bind(event)
+            .execute(a.store().as_postgres().unwrap().pool())
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let (ra, rb) = tokio::join!(a.recover(), b.recover());
+    ra.unwrap();
+    rb.unwrap();
+    for id in &ids {
+        assert_eq!(count_events(&a, id, |e| matches!(e, Event::Cancel { .. })).await, 1, "{id}");
+    }
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_events")
+        .fetch_one(a.store().as_postgres().unwrap().pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timers_and_jobs_created_on_one_node_wake_the_other() {
     let Some((_db, clock, a, b)) = two_nodes().await else { return };
@@ -228,6 +259,7 @@ async fn plans_cached_on_a_new_database_find_a_batchs_rows_by_key() {
     statements.extend([
         super::steps::update_instances_sql(),
         super::steps::LOCK_JOBS.to_string(),
+        super::steps::LOCK_PENDING.to_string(),
         super::LOCK_INSTANCES.to_string(),
         super::fetch::FETCH_JOBS.to_string(),
     ]);
