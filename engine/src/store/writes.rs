@@ -37,7 +37,7 @@ pub(super) trait Tx: Send {
 }
 
 /// The lock that makes buffering a message and subscribing to it exclude each other.
-fn correlation_lock(name: &str, key: &str) -> String {
+pub(super) fn correlation_lock(name: &str, key: &str) -> String {
     format!("cloverleaf.message\u{1f}{name}\u{1f}{key}")
 }
 

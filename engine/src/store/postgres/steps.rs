@@ -8,15 +8,15 @@ use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
 use crate::store::batch::{StepRows, TABLES, json_records};
-use crate::store::writes::simple_outcomes;
+use crate::store::writes::{correlation_lock, simple_outcomes};
 use crate::store::{Error, Guard, InstanceRow, StepWrite, WriteError, WriteOutcome, ts};
 
 use super::{JOBS_CHANNEL, TIMERS_CHANNEL, with_rows};
 
-/// A step whose only checks are job epochs, the owed event it applies and its instance's version:
-/// checked in bulk.
+/// A step whose only checks are job epochs, that no buffered message waits for a subscription it
+/// opens, the owed event it applies and its instance's version: checked in bulk.
 pub(super) fn is_simple(step: &StepWrite) -> bool {
-    step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. }))
+    step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. } | Guard::NoBufferedMessage { .. }))
         && step.record_message.is_none()
         && step.consume_messages.is_empty()
         && step.children.is_empty()
@@ -71,6 +71,18 @@ pub(super) async fn update_instances(conn: &mut PgConnection, rows: Vec<Value>) 
 pub(super) const LOCK_PENDING: &str = "SELECT p.id FROM batch_ids($1::jsonb) AS b(id) \
      CROSS JOIN LATERAL (SELECT pending_events.id FROM pending_events WHERE pending_events.id = b.id FOR UPDATE) AS p";
 
+/// Takes the correlation locks `$1` (their names, in the order given) until the commit: a message
+/// buffered on another node meanwhile waits for the subscriptions the batch opens, sees them, and
+/// is delivered instead (as one step's check does, in `store::writes`).
+pub(super) const LOCK_CORRELATIONS: &str = "SELECT count(pg_advisory_xact_lock(hashtextextended(l.name, 0))) AS locked \
+     FROM unnest($1::text[]) AS l(name)";
+
+/// Which of the (name, key, now) triples `$1`, `$2`, `$3` have an unexpired buffered message
+/// waiting.
+pub(super) const BUFFERED_WAITING: &str = "SELECT g.name, g.key FROM unnest($1::text[], $2::text[], $3::text[]) \
+     AS g(name, key, now) WHERE EXISTS (SELECT 1 FROM messages WHERE message_name = g.name \
+     AND correlation_key = g.key AND state = 'buffered' AND expires_at > g.now)";
+
 pub(super) const LOCK_JOBS: &str = "SELECT j.id, j.lock_epoch, j.state FROM batch_ids($1::jsonb) AS b(id) \
      CROSS JOIN LATERAL (SELECT jobs.id, jobs.lock_epoch, jobs.state FROM jobs WHERE jobs.id = b.id FOR UPDATE) AS j";
 
@@ -114,6 +126,7 @@ pub(super) async fn apply_simple_steps<'a>(
             still_owed.insert(row.try_get("id")?);
         }
     }
+    let waiting = buffered_waiting(conn, steps).await?;
     let mut refused: HashMap<usize, WriteError> = HashMap::new();
     let (mut inserts, mut updates) = (Vec::new(), Vec::new());
     for (i, step) in steps {
@@ -123,9 +136,14 @@ pub(super) async fn apply_simple_steps<'a>(
             }
             _ => None,
         });
+        let buffered = step
+            .guards
+            .iter()
+            .any(|g| matches!(g, Guard::NoBufferedMessage { name, key, .. } if waiting.contains(&(name.clone(), key.clone()))))
+            .then_some(WriteError::BufferedMessageWaiting);
         let gone =
             step.consume_pending.as_ref().filter(|id| !still_owed.contains(*id)).map(|_| WriteError::PendingGone);
-        if let Some(refusal) = stale.or(gone) {
+        if let Some(refusal) = stale.or(buffered).or(gone) {
             refused.insert(*i, refusal);
         } else if step.expected_version.is_none() {
             inserts.push(instance_json(&step.instance, None));
@@ -141,6 +159,35 @@ pub(super) async fn apply_simple_steps<'a>(
         written.extend(update_instances(conn, updates).await?);
     }
     Ok(simple_outcomes(steps, refused, &written, acc))
+}
+
+/// Locks the correlations the steps' subscriptions open (sorted, so batches take them in one
+/// order) and reads which of them have a buffered message waiting: (name, key) pairs.
+async fn buffered_waiting(
+    conn: &mut PgConnection,
+    steps: &[(usize, &StepWrite)],
+) -> Result<HashSet<(String, String)>, Error> {
+    let mut guards: Vec<(&str, &str, String)> = steps
+        .iter()
+        .flat_map(|(_, s)| s.guards.iter())
+        .filter_map(|g| match g {
+            Guard::NoBufferedMessage { name, key, now } => Some((name.as_str(), key.as_str(), ts(*now))),
+            _ => None,
+        })
+        .collect();
+    if guards.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut locks: Vec<String> = guards.iter().map(|(name, key, _)| correlation_lock(name, key)).collect();
+    locks.sort_unstable();
+    locks.dedup();
+    sqlx::query(LOCK_CORRELATIONS).bind(&locks).execute(&mut *conn).await?;
+    guards.sort_unstable();
+    let names: Vec<&str> = guards.iter().map(|g| g.0).collect();
+    let keys: Vec<&str> = guards.iter().map(|g| g.1).collect();
+    let nows: Vec<&str> = guards.iter().map(|g| g.2.as_str()).collect();
+    let rows = sqlx::query(BUFFERED_WAITING).bind(names).bind(keys).bind(nows).fetch_all(&mut *conn).await?;
+    rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("key")?))).collect()
 }
 
 /// The statement for each `Table`, in its order, where `$1` is the rows as a JSON array. Rows

@@ -197,6 +197,76 @@ async fn a_message_raced_by_its_subscription_on_another_node_is_never_stranded()
     }
 }
 
+/// A new instance as a step would write it, opening a subscription for `key` (the guard the
+/// engine adds to such a step), nothing else.
+fn start_waiting_for(id: &str, key: &str, now: chrono::DateTime<Utc>) -> crate::store::StepWrite {
+    use crate::store::{GENESIS_HASH, Guard, InstanceRow, InstanceState, StepWrite};
+    StepWrite {
+        instance: InstanceRow {
+            id: id.into(),
+            process_key: "pay".into(),
+            process_version: 1,
+            status: InstanceState::of(&crate::instance::Status::Running),
+            business_key: None,
+            parent_id: None,
+            parent_call: None,
+            state: "{}".into(),
+            version: 1,
+            history_seq: 0,
+            history_hash: GENESIS_HASH.into(),
+            at: now,
+        },
+        expected_version: None,
+        guards: vec![Guard::NoBufferedMessage { name: "payment.received".into(), key: key.into(), now }],
+        consume_messages: Vec::new(),
+        record_message: None,
+        consume_pending: None,
+        jobs: Vec::new(),
+        tasks: Vec::new(),
+        timers_upsert: Vec::new(),
+        timers_delete: Vec::new(),
+        subscriptions_insert: Vec::new(),
+        subscriptions_delete: Vec::new(),
+        incidents_insert: Vec::new(),
+        incidents_close: Vec::new(),
+        history: None,
+        events: Vec::new(),
+        children: Vec::new(),
+        pending: Vec::new(),
+        notifications: Vec::new(),
+    }
+}
+
+/// A batch of steps that open subscriptions, checked together: the one whose message was
+/// buffered meanwhile (by another node, after the step was planned) is refused, the others land.
+#[tokio::test]
+async fn a_step_opening_a_subscription_its_message_already_waits_for_is_refused_in_a_batch() {
+    use crate::store::reads::Backend as _;
+    use crate::store::{Write, WriteError};
+    let Some((_db, _clock, a, _b)) = two_nodes().await else { return };
+    let message = Message {
+        name: "payment.received".into(),
+        correlation_key: "INV-2".into(),
+        payload: json!({"amount": "100.50"}),
+        message_id: Some("m-2".into()),
+        ttl: TimeDelta::days(1),
+    };
+    a.correlate(message).await.unwrap();
+    let now = a.now();
+    let batch = ["INV-1", "INV-2", "INV-3"]
+        .iter()
+        .enumerate()
+        .map(|(n, key)| Write::Step(Box::new(start_waiting_for(&format!("w-{n}"), key, now))))
+        .collect();
+    let results = a.store().commit(batch).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(WriteError::BufferedMessageWaiting)), "{results:?}");
+    let pool = a.store().as_postgres().unwrap().pool();
+    let written: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM instances WHERE id LIKE 'w-%' ORDER BY id").fetch_all(pool).await.unwrap();
+    assert_eq!(written, ["w-0", "w-2"]);
+}
+
 /// An owed event (here a parent's cancel of its child) that two nodes apply at once is applied
 /// once: the second finds it gone and drops its step, whichever node that is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
