@@ -5,14 +5,18 @@
 //! database is a [`ScratchDb`], dropped when the test ends. When PostgreSQL cannot be reached a
 //! test is skipped with a notice, unless `CI` is set: then it fails.
 
+use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::{AnyStore, LockedJob};
 use cloverleaf_engine::{Instance, InstanceId, Status, VirtualClock};
-use cloverleaf_testkit::testdb::ScratchDb;
+use cloverleaf_testkit::testdb::{Backend, ScratchDb};
 use serde_json::json;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 /// Monday 2026-01-05 09:00 UTC.
 pub fn t0() -> DateTime<Utc> {
@@ -157,4 +161,35 @@ pub use crate::common::reference_files;
 /// The roles file, for snippets that use roles.
 pub fn roles() -> String {
     std::fs::read_to_string(format!("{}/../processes/roles.flow", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// A database as a build before migration `version` left it: its pool, for writing rows the way
+/// that build did.
+pub enum OldDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Applies to `db` the engine's migrations before `version` only.
+pub async fn migrated_before(db: &ScratchDb, version: i64) -> OldDb {
+    fn before(mut migrator: Migrator, version: i64) -> Migrator {
+        let older: Vec<_> = migrator.migrations.iter().filter(|m| m.version < version).cloned().collect();
+        assert!(older.len() < migrator.migrations.len(), "migration {version} is in the folder");
+        migrator.migrations = older.into();
+        migrator.set_ignore_missing(true);
+        migrator
+    }
+    match db.backend() {
+        Backend::Sqlite => {
+            let options = SqliteConnectOptions::from_str(&db.url()).unwrap().create_if_missing(true);
+            let pool = SqlitePool::connect_with(options).await.unwrap();
+            before(sqlx::migrate!("./migrations"), version).run(&pool).await.unwrap();
+            OldDb::Sqlite(pool)
+        }
+        Backend::Postgres => {
+            let pool = PgPool::connect(&db.url()).await.unwrap();
+            before(sqlx::migrate!("./migrations_pg"), version).run(&pool).await.unwrap();
+            OldDb::Postgres(pool)
+        }
+    }
 }

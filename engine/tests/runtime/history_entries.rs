@@ -2,18 +2,13 @@
 //! by entry, and a database written one entry per row (before the entries moved into the events)
 //! is upgraded with every chain intact and every entry as it was.
 
-use std::str::FromStr;
-
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::store::{HistoryCheck, HistoryRow, Queries as _, Store, ts};
 use cloverleaf_engine::{InstanceId, VirtualClock};
-use cloverleaf_testkit::testdb::{Backend, ScratchDb};
+use cloverleaf_testkit::testdb::ScratchDb;
 use serde_json::json;
-use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPool;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
-use crate::harness::{Env, t0};
+use crate::harness::{Env, OldDb, migrated_before, t0};
 
 /// The migration that moves history entries into the events, on both backends.
 const HISTORY_IN_EVENTS: i64 = 20261204000000;
@@ -59,15 +54,6 @@ async fn the_history_view_reads_each_entry_as_the_engine_does() {
     assert_eq!(steps, 3, "start, the credit check's completion, the approval");
 }
 
-/// The migrations before the entries moved into the events.
-fn before_history_in_events(mut migrator: Migrator) -> Migrator {
-    let older: Vec<_> = migrator.migrations.iter().filter(|m| m.version < HISTORY_IN_EVENTS).cloned().collect();
-    assert!(older.len() < migrator.migrations.len(), "the migration is in the folder");
-    migrator.migrations = older.into();
-    migrator.set_ignore_missing(true);
-    migrator
-}
-
 #[tokio::test]
 async fn a_history_written_one_entry_per_row_reads_and_verifies_after_the_upgrade() {
     let Some(env) = Env::reference().await else { return };
@@ -108,18 +94,9 @@ async fn a_history_written_one_entry_per_row_reads_and_verifies_after_the_upgrad
             pool.close().await;
         }};
     }
-    match old.backend() {
-        Backend::Sqlite => {
-            let options = SqliteConnectOptions::from_str(&old.url()).unwrap().create_if_missing(true);
-            let pool = SqlitePool::connect_with(options).await.unwrap();
-            before_history_in_events(sqlx::migrate!("./migrations")).run(&pool).await.unwrap();
-            write_old_rows!(pool);
-        }
-        Backend::Postgres => {
-            let pool = PgPool::connect(&old.url()).await.unwrap();
-            before_history_in_events(sqlx::migrate!("./migrations_pg")).run(&pool).await.unwrap();
-            write_old_rows!(pool);
-        }
+    match migrated_before(&old, HISTORY_IN_EVENTS).await {
+        OldDb::Sqlite(pool) => write_old_rows!(pool),
+        OldDb::Postgres(pool) => write_old_rows!(pool),
     }
     let upgraded = Engine::connect(&old.url(), std::sync::Arc::new(VirtualClock::new(t0()))).await.unwrap();
     let read = upgraded.store().history(&id).await.unwrap();

@@ -2,18 +2,13 @@
 //! escalation still fire each in turn, a timer the engine refuses does not hold back the ones
 //! behind it, and a database written one row per timer is cut to the earliest on upgrade.
 
-use std::str::FromStr;
-
 use chrono::TimeDelta;
 use cloverleaf_engine::runtime::Engine;
 use cloverleaf_engine::{InstanceId, VirtualClock};
-use cloverleaf_testkit::testdb::{Backend, ScratchDb};
+use cloverleaf_testkit::testdb::ScratchDb;
 use serde_json::json;
-use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPool;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
-use crate::harness::{Env, t0};
+use crate::harness::{Env, OldDb, migrated_before, t0};
 
 /// The migration that keeps one timer row per instance, on both backends.
 const EARLIEST_TIMER_ROW: i64 = 20261204000003;
@@ -100,15 +95,6 @@ async fn a_timer_row_the_engine_refuses_does_not_hold_back_the_timers_behind_it(
     assert_eq!(open_task_nodes(&env, &id).await, ["director_approval"], "escalated all the same");
 }
 
-/// The migrations before one timer row per instance.
-fn before_earliest_timer_row(mut migrator: Migrator) -> Migrator {
-    let older: Vec<_> = migrator.migrations.iter().filter(|m| m.version < EARLIEST_TIMER_ROW).cloned().collect();
-    assert!(older.len() < migrator.migrations.len(), "the migration is in the folder");
-    migrator.migrations = older.into();
-    migrator.set_ignore_missing(true);
-    migrator
-}
-
 #[tokio::test]
 async fn a_database_written_one_row_per_timer_keeps_each_instances_earliest_after_the_upgrade() {
     let Some(old) = ScratchDb::new().await else { return };
@@ -132,18 +118,9 @@ async fn a_database_written_one_row_per_timer_keeps_each_instances_earliest_afte
             pool.close().await;
         }};
     }
-    match old.backend() {
-        Backend::Sqlite => {
-            let options = SqliteConnectOptions::from_str(&old.url()).unwrap().create_if_missing(true);
-            let pool = SqlitePool::connect_with(options).await.unwrap();
-            before_earliest_timer_row(sqlx::migrate!("./migrations")).run(&pool).await.unwrap();
-            write_old_rows!(pool);
-        }
-        Backend::Postgres => {
-            let pool = PgPool::connect(&old.url()).await.unwrap();
-            before_earliest_timer_row(sqlx::migrate!("./migrations_pg")).run(&pool).await.unwrap();
-            write_old_rows!(pool);
-        }
+    match migrated_before(&old, EARLIEST_TIMER_ROW).await {
+        OldDb::Sqlite(pool) => write_old_rows!(pool),
+        OldDb::Postgres(pool) => write_old_rows!(pool),
     }
     let upgraded = Engine::connect(&old.url(), std::sync::Arc::new(VirtualClock::new(t0()))).await.unwrap();
     let sql = "SELECT id FROM timers ORDER BY id";
