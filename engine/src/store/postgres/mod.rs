@@ -28,7 +28,7 @@
 //!   served by one statement, which hands the jobs it locks out to the fetches in turn. A step
 //!   that completes a job locks the job row while it checks the lock epoch.
 //! - **Timers** are claimed by [`Store::due_timers`](crate::store::Store::due_timers) the same way: a claimed timer carries
-//!   `claimed_until` (a minute after the claim), other nodes skip it until then, and a step
+//!   `claimed_until` (20 s after the claim), other nodes skip it until then, and a step
 //!   that moves the timer clears the claim. Should two nodes still fire one timer (a claim ran out
 //!   mid-step), the version check lets one step through; the other reloads, and the core refuses
 //!   the timer as unknown (or, for a repeating timer already moved on, as not due yet).
@@ -95,9 +95,12 @@ async fn create_database(url: &str) -> Result<(), Error> {
     }
 }
 
-/// How long a timer claimed by [`Store::due_timers`](crate::store::Store::due_timers) is left to the node that claimed it.
+/// How long a timer claimed by [`Store::due_timers`](crate::store::Store::due_timers) is left to the node that claimed it:
+/// as long as a job's default lease, so a dead node's timers are fired by another as soon as its
+/// jobs are taken over. Firing a pass's claimed timers takes well under a second; should a claim
+/// still run out mid-pass, a timer fired twice is refused the second time (see the module docs).
 fn timer_claim() -> TimeDelta {
-    TimeDelta::seconds(60)
+    TimeDelta::seconds(20)
 }
 
 /// The PostgreSQL implementation of [`Store`](crate::store::Store). Cheap to clone.
@@ -412,7 +415,7 @@ impl Backend for PgStore {
     }
 
     /// Claims the timers due at `now` that no other node holds (see the module docs): each is
-    /// left to this node for a minute of `now`'s clock.
+    /// left to this node for [`timer_claim`] of `now`'s clock.
     async fn take_due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>, Error> {
         const FREE: &str = "due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1)";
         let sql = format!(
