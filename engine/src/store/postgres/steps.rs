@@ -14,12 +14,12 @@ use crate::store::{Error, Guard, InstanceRow, StepWrite, WriteError, WriteOutcom
 use super::{JOBS_CHANNEL, TIMERS_CHANNEL, with_rows};
 
 /// A step whose only checks are job epochs, that no buffered message waits for a subscription it
-/// opens, the owed event it applies and its instance's version: checked in bulk.
+/// opens, the owed event it applies and its instance's version: checked in bulk (the children it
+/// starts are inserted in bulk too, once it is written).
 pub(super) fn is_simple(step: &StepWrite) -> bool {
     step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. } | Guard::NoBufferedMessage { .. }))
         && step.record_message.is_none()
         && step.consume_messages.is_empty()
-        && step.children.is_empty()
 }
 
 pub(super) fn instance_json(r: &InstanceRow, expected: Option<i64>) -> Value {
@@ -157,6 +157,19 @@ pub(super) async fn apply_simple_steps<'a>(
     }
     if !updates.is_empty() {
         written.extend(update_instances(conn, updates).await?);
+    }
+    // The children of the steps written: a child that exists already breaks the batch, as it does
+    // for a step checked alone.
+    let children: Vec<&InstanceRow> = steps
+        .iter()
+        .filter(|(i, step)| !refused.contains_key(i) && written.contains(&step.instance.id))
+        .flat_map(|(_, step)| step.children.iter())
+        .collect();
+    if !children.is_empty() {
+        let inserted = insert_instances(conn, children.iter().map(|c| instance_json(c, None)).collect()).await?;
+        if let Some(child) = children.iter().find(|c| !inserted.contains(&c.id)) {
+            return Err(Error::Corrupt(format!("child instance `{}` exists already", child.id)));
+        }
     }
     Ok(simple_outcomes(steps, refused, &written, acc))
 }

@@ -267,6 +267,40 @@ async fn a_step_opening_a_subscription_its_message_already_waits_for_is_refused_
     assert_eq!(written, ["w-0", "w-2"]);
 }
 
+/// Steps that start children, checked in bulk: each written step's children are written with it;
+/// a child whose id exists already breaks only the step that names it.
+#[tokio::test]
+async fn children_of_steps_checked_in_bulk_are_written_with_them_and_never_twice() {
+    use crate::store::reads::Backend as _;
+    use crate::store::{Write, WriteError};
+    let Some((_db, _clock, a, _b)) = two_nodes().await else { return };
+    let now = a.now();
+    let with_child = |parent: &str, child: &str| {
+        let mut step = start_waiting_for(parent, parent, now);
+        step.guards.clear();
+        let mut row = start_waiting_for(child, child, now).instance;
+        row.parent_id = Some(parent.into());
+        row.parent_call = Some(child.into());
+        step.children.push(row);
+        Write::Step(Box::new(step))
+    };
+    let results = a.store().commit(vec![with_child("p-1", "c-1"), with_child("p-2", "c-2")]).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    // A parent whose child id is taken: the batch fails, and each write alone tells which.
+    let results = a.store().commit(vec![with_child("p-3", "c-3"), with_child("p-4", "c-1")]).await;
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(matches!(&results[1], Err(WriteError::Store(e)) if e.to_string().contains("c-1")), "{results:?}");
+    let pool = a.store().as_postgres().unwrap().pool();
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT id, parent_id FROM instances WHERE id LIKE 'p-%' OR id LIKE 'c-%' ORDER BY id")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    let expected =
+        [("c-1", Some("p-1")), ("c-2", Some("p-2")), ("c-3", Some("p-3")), ("p-1", None), ("p-2", None), ("p-3", None)];
+    assert_eq!(rows, expected.map(|(id, parent)| (id.to_string(), parent.map(str::to_string))));
+}
+
 /// An owed event (here a parent's cancel of its child) that two nodes apply at once is applied
 /// once: the second finds it gone and drops its step, whichever node that is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
