@@ -317,7 +317,6 @@ fn earliest_timer_change(id: &str, before: &Instance, after: &Instance) -> (Vec<
     if let (Some(was), Some(is)) = (was, is)
         && was.0 == is.0
         && was.1.at == is.1.at
-        && was.1.node == is.1.node
     {
         return (Vec::new(), Vec::new());
     }
@@ -339,7 +338,7 @@ fn earliest_timer(instance: &Instance) -> Option<(&TimerId, &TimerWait)> {
 }
 
 /// The order an instance's timers fire in: by due time, then by the sequence number their ids
-/// end in (a shorter id is an earlier number).
+/// end in (a shorter id is an earlier number); the stores' `in_firing_order` orders rows alike.
 pub(crate) fn firing_order<'a>(timer: &'a TimerId, wait: &TimerWait) -> (DateTime<Utc>, usize, &'a str) {
     (wait.at, timer.0.len(), timer.0.as_str())
 }

@@ -61,11 +61,6 @@ pub(super) async fn update_instances(conn: &mut PgConnection, rows: Vec<Value>) 
     with_rows(conn, &update_instances_sql(), rows).await?.iter().map(|r| Ok(r.try_get("id")?)).collect()
 }
 
-/// Locks the jobs of `$1` (a JSON array of ids, sorted: they are locked in its order) and reads
-/// their states and epochs (the caller keeps those still locked by a worker). Each job is found by
-/// its key alone in a lateral subquery: with `state = 'locked'` in the statement, the plan cached
-/// on a new database read every ready and locked job through the partial index `jobs_due_at` for
-/// each id (about 5 ms a batch late in the order-to-cash run, its most expensive statement).
 /// Locks the owed events of `$1` (a JSON array of ids, sorted) that are still there, by key: one
 /// applied by another node meanwhile is gone, and the step that would apply it again is refused.
 pub(super) const LOCK_PENDING: &str = "SELECT p.id FROM batch_ids($1::jsonb) AS b(id) \
@@ -83,11 +78,17 @@ pub(super) const BUFFERED_WAITING: &str = "SELECT g.name, g.key FROM unnest($1::
      AS g(name, key, now) WHERE EXISTS (SELECT 1 FROM messages WHERE message_name = g.name \
      AND correlation_key = g.key AND state = 'buffered' AND expires_at > g.now)";
 
+/// Locks the jobs of `$1` (a JSON array of ids, sorted: they are locked in its order) and reads
+/// their states and epochs (the caller keeps those still locked by a worker). Each job is found by
+/// its key alone in a lateral subquery: with `state = 'locked'` in the statement, the plan cached
+/// on a new database read every ready and locked job through the partial index `jobs_due_at` for
+/// each id (about 5 ms a batch late in the order-to-cash run, its most expensive statement).
 pub(super) const LOCK_JOBS: &str = "SELECT j.id, j.lock_epoch, j.state FROM batch_ids($1::jsonb) AS b(id) \
      CROSS JOIN LATERAL (SELECT jobs.id, jobs.lock_epoch, jobs.state FROM jobs WHERE jobs.id = b.id FOR UPDATE) AS j";
 
-/// Checks and writes many simple steps with a few statements: one for every job-epoch guard,
-/// one insert for new instances, one update for the rest (each guarded by its version).
+/// Checks and writes many simple steps with a few statements: one each for all their job-epoch
+/// guards, the owed events they apply and the correlations they open (two), then one insert for
+/// new instances, one update for the rest (each guarded by its version), one for their children.
 pub(super) async fn apply_simple_steps<'a>(
     conn: &mut PgConnection,
     steps: &[(usize, &'a StepWrite)],
@@ -139,7 +140,10 @@ pub(super) async fn apply_simple_steps<'a>(
         let buffered = step
             .guards
             .iter()
-            .any(|g| matches!(g, Guard::NoBufferedMessage { name, key, .. } if waiting.contains(&(name.clone(), key.clone()))))
+            .any(|g| match g {
+                Guard::NoBufferedMessage { name, key, .. } => waiting.iter().any(|(n, k)| n == name && k == key),
+                _ => false,
+            })
             .then_some(WriteError::BufferedMessageWaiting);
         let gone =
             step.consume_pending.as_ref().filter(|id| !still_owed.contains(*id)).map(|_| WriteError::PendingGone);
@@ -175,11 +179,11 @@ pub(super) async fn apply_simple_steps<'a>(
 }
 
 /// Locks the correlations the steps' subscriptions open (sorted, so batches take them in one
-/// order) and reads which of them have a buffered message waiting: (name, key) pairs.
+/// order) and reads which of them have a buffered message waiting: (name, key) pairs, usually none.
 async fn buffered_waiting(
     conn: &mut PgConnection,
     steps: &[(usize, &StepWrite)],
-) -> Result<HashSet<(String, String)>, Error> {
+) -> Result<Vec<(String, String)>, Error> {
     let mut guards: Vec<(&str, &str, String)> = steps
         .iter()
         .flat_map(|(_, s)| s.guards.iter())
@@ -189,7 +193,7 @@ async fn buffered_waiting(
         })
         .collect();
     if guards.is_empty() {
-        return Ok(HashSet::new());
+        return Ok(Vec::new());
     }
     let mut locks: Vec<String> = guards.iter().map(|(name, key, _)| correlation_lock(name, key)).collect();
     locks.sort_unstable();
