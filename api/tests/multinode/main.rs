@@ -185,6 +185,13 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
     record_cpu(&mut cpu, &mut children, &pool).await;
     driver.cluster.nodes[VICTIM].alive.store(false, Ordering::SeqCst);
     children.kill(VICTIM);
+    // Its death, for the checks, is the end of its last database connection: a statement it sent
+    // just before the signal may still run (and an autocommit one commit) until its backend
+    // notices the closed socket, which on a loaded machine can be after the mark would be.
+    while victim_backends(&pool).await > 0 {
+        driver.check_deadline(clock, "waiting for the killed node's connections to end").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     sqlx::query("INSERT INTO mn_marks (name, at) VALUES ('kill', clock_timestamp())")
         .execute(&pool)
         .await
@@ -227,6 +234,15 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
         }
     }
     pool.close().await;
+}
+
+/// The killed node's connections the database server still serves.
+async fn victim_backends(pool: &sqlx::PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+        .bind(serve_name(VICTIM))
+        .fetch_one(pool)
+        .await
+        .expect("the killed node's connections are counted")
 }
 
 /// Records the CPU used so far by the children and by the backends serving the database.
