@@ -19,6 +19,7 @@
 pub mod any;
 pub mod archive;
 mod batch;
+mod checkpoint;
 mod history;
 pub mod postgres;
 pub mod query;
