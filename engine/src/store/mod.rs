@@ -19,7 +19,6 @@
 pub mod any;
 pub mod archive;
 mod batch;
-mod checkpoint;
 mod history;
 pub mod postgres;
 pub mod query;

@@ -24,7 +24,6 @@ use sqlx::sqlite::{
 use sqlx::{Arguments as _, Row, SqliteConnection};
 
 use super::batch::{Cell, StepRows, TABLES};
-use super::checkpoint::Checkpointer;
 use super::reads::{Backend, in_firing_order};
 use super::rows;
 use super::rows::Columns;
@@ -52,7 +51,6 @@ const WRITER_STATEMENTS: usize = 1024;
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
-    checkpoints: Checkpointer,
 }
 
 impl SqliteStore {
@@ -74,9 +72,8 @@ impl SqliteStore {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.set_ignore_missing(true);
         migrator.run(&write).await?;
-        let checkpoints = Checkpointer::start(options.clone()).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        Ok(SqliteStore { read, write, checkpoints })
+        Ok(SqliteStore { read, write })
     }
 
     /// The write pool (one connection), for tools and tests that need raw SQL.
@@ -89,11 +86,10 @@ impl SqliteStore {
         &self.read
     }
 
-    /// Closes both pools and the background checkpoints.
+    /// Closes both pools.
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
-        self.checkpoints.close().await;
     }
 
     async fn write_batch(&self, batch: &[Write]) -> Result<Vec<Result<WriteOutcome, WriteError>>, Error> {
@@ -138,7 +134,6 @@ impl SqliteStore {
         }
         flush(&mut tx, &mut acc).await?;
         tx.commit().await?;
-        self.checkpoints.committed();
         Ok(results.into_iter().map(|r| r.unwrap_or(Ok(WriteOutcome::Done))).collect())
     }
 }

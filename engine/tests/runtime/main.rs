@@ -3,7 +3,6 @@
 mod archive;
 mod basics;
 mod calendars;
-mod checkpoints;
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
