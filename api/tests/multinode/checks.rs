@@ -247,9 +247,8 @@ pub(crate) async fn check_timers(pool: &PgPool) -> Timers {
     .await;
     let victim = serve_name(VICTIM);
     // The victim's dunning timers pending at the kill, and of them those it had claimed to fire.
-    // A timer the victim itself deleted was its own work: a statement it sent just before the
-    // signal may run, and its commit land, after the kill is marked (seen under load), so the
-    // victim's deletes count as done before the kill whatever their time.
+    // A timer the victim itself deleted was its own work whatever the time of the delete (the
+    // kill is marked once its last connection has ended, so none should fall after it).
     let pending = format!(
         "FROM mn_audit a WHERE a.tbl = 'timers' AND a.op = 'insert' AND a.app = '{victim}' AND {DUNNING_TIMER} \
          AND a.at < {kill} AND NOT EXISTS (SELECT 1 FROM mn_audit d WHERE d.tbl = 'timers' AND d.op = 'delete' \
