@@ -73,10 +73,12 @@ pub(super) const LOCK_CORRELATIONS: &str = "SELECT count(pg_advisory_xact_lock(h
      FROM unnest($1::text[]) AS l(name)";
 
 /// Which of the (name, key, now) triples `$1`, `$2`, `$3` have an unexpired buffered message
-/// waiting.
+/// waiting. Each triple is looked up by its name and key in a lateral subquery: as `EXISTS`, the
+/// plan cached on a new database hashed every buffered message (the whole `messages_buffered`
+/// index, read for `state` alone) on each call, 1.2 ms a batch with 12,000 messages.
 pub(super) const BUFFERED_WAITING: &str = "SELECT g.name, g.key FROM unnest($1::text[], $2::text[], $3::text[]) \
-     AS g(name, key, now) WHERE EXISTS (SELECT 1 FROM messages WHERE message_name = g.name \
-     AND correlation_key = g.key AND state = 'buffered' AND expires_at > g.now)";
+     AS g(name, key, now) CROSS JOIN LATERAL (SELECT 1 FROM messages WHERE message_name = g.name \
+     AND correlation_key = g.key AND state = 'buffered' AND expires_at > g.now LIMIT 1) AS m";
 
 /// Locks the jobs of `$1` (a JSON array of ids, sorted: they are locked in its order) and reads
 /// their states and epochs (the caller keeps those still locked by a worker). Each job is found by

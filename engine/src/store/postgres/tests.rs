@@ -399,3 +399,28 @@ async fn plans_cached_on_a_new_database_find_a_batchs_rows_by_key() {
         }
     }
 }
+
+/// The check for buffered messages that a batch's new subscriptions would take: on a new
+/// database its cached plan looks each (name, key) up in `messages_buffered` by both, not the
+/// whole index for `state` alone, however many messages the table comes to hold.
+#[tokio::test]
+async fn buffered_message_check_cached_on_a_new_database_reads_by_name_and_key() {
+    let Some(db) = ScratchDb::postgres().await else { return };
+    let store = super::PgStore::connect(&db.url()).await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await.unwrap();
+    let sql = super::steps::BUFFERED_WAITING;
+    sqlx::raw_sql(&format!("PREPARE buffered(text[], text[], text[]) AS {sql}")).execute(&mut *conn).await.unwrap();
+    let plan: Vec<String> =
+        sqlx::query_scalar("EXPLAIN EXECUTE buffered('{order.paid}', '{SO-1}', '{2026-01-05T09:00:00.000000Z}')")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Seq Scan") && !plan.contains("Hash"), "{sql}\n{plan}");
+    let lookup = plan.lines().find(|line| line.contains("Index Cond:")).unwrap_or_default();
+    assert!(
+        lookup.contains("message_name = ") && lookup.contains("correlation_key = "),
+        "not by name and key: {sql}\n{plan}"
+    );
+}
