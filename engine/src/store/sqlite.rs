@@ -327,8 +327,9 @@ async fn apply_simple_steps<'a>(
     let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
     if !inserts.is_empty() {
         let head = "INSERT INTO instances (id, process_key, process_version, status, business_key, parent_id, \
-                    parent_call, state, version, history_seq, history_hash, created_at, updated_at)";
-        for row in values(conn, head, "ON CONFLICT (id) DO NOTHING RETURNING id", 13, inserts).await? {
+                    parent_call, state, version, history_seq, history_hash, created_at, updated_at) SELECT * FROM (";
+        let tail = ") WHERE column1 IS NOT NULL ON CONFLICT (id) DO NOTHING RETURNING id";
+        for row in values(conn, head, tail, 13, inserts).await? {
             written.insert(row.try_get("id")?);
         }
     }
@@ -465,9 +466,13 @@ fn borrowed(value: &str) -> Cell<'_> {
     Cell::Text(Cow::Borrowed(value))
 }
 
-/// Runs `head VALUES (?, ...), (?, ...) tail` over `rows` (each `cols` values), in chunks whose
-/// sizes are powers of two so that a few statement shapes serve every batch (and stay cached).
-/// Text is bound as it is borrowed, without a copy on this side.
+/// Runs `head VALUES (?, ...), (?, ...) tail` over `rows` (each `cols` values): one statement for
+/// up to 256 rows (fewer for wide ones), padded with rows of NULLs to a power of two, so that a
+/// few statement shapes serve every batch (and stay cached) and a table costs a batch one round
+/// trip to sqlx's SQLite thread rather than one per power of two in its row count. Every
+/// statement must ignore a row whose first value is NULL: an insert selects from the values
+/// `WHERE column1 IS NOT NULL`, an update or delete by id matches no NULL id. Text is bound as it
+/// is borrowed, without a copy on this side.
 async fn values(
     conn: &mut SqliteConnection,
     head: &str,
@@ -476,15 +481,17 @@ async fn values(
     rows: Vec<Vec<Cell<'_>>>,
 ) -> Result<Vec<sqlx::sqlite::SqliteRow>, Error> {
     let mut out = Vec::new();
-    let max = (30_000 / cols.max(1)).clamp(1, 256);
+    // The most rows a statement takes: a power of two, its binds well within SQLite's 32,766.
+    let max = 1usize << (usize::BITS - 1 - (30_000 / cols.max(1)).clamp(1, 256).leading_zeros());
     let mut rows = rows.into_iter().peekable();
     let mut left = rows.len();
     while left > 0 {
-        let n = 1usize << (usize::BITS - 1 - left.min(max).leading_zeros());
+        let taken = left.min(max);
+        let n = taken.next_power_of_two();
         let sql = values_sql(head, tail, cols, n);
         let mut args = SqliteArguments::default();
         args.reserve(n * cols, 0);
-        for row in rows.by_ref().take(n) {
+        for row in rows.by_ref().take(taken) {
             for value in row {
                 match value {
                     Cell::Text(v) => args.add(v),
@@ -495,8 +502,11 @@ async fn values(
                 .map_err(sqlx::Error::Encode)?;
             }
         }
+        for _ in 0..(n - taken) * cols {
+            args.add(None::<&str>).map_err(sqlx::Error::Encode)?;
+        }
         out.extend(sqlx::query_with(&sql, args).fetch_all(&mut *conn).await?);
-        left -= n;
+        left -= taken;
     }
     Ok(out)
 }
@@ -520,37 +530,45 @@ fn values_sql(head: &str, tail: &str, cols: usize, n: usize) -> String {
 
 /// Writes the collected rows of a batch's steps, a table at a time.
 async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows<'_>) -> Result<(), Error> {
+    // An insert's tail: the rows of NULLs that pad its values are not inserted (see [`values`]).
+    const INSERTED: &str = ") WHERE column1 IS NOT NULL";
     // (head, tail) for each `Table`, in its order.
     const STATEMENTS: [(&str, &str); TABLES] = [
         (
             "INSERT INTO jobs (id, instance_id, node, job_type, input, idempotency_key, retries, attempt, state, \
-             due_at)",
-            "",
+             due_at) SELECT * FROM (",
+            INSERTED,
         ),
         (
             "UPDATE jobs SET state = u.column2, due_at = COALESCE(u.column3, jobs.due_at), \
              attempt = COALESCE(u.column4, jobs.attempt), lock_owner = NULL, lock_expires_at = NULL FROM (",
             ") AS u WHERE jobs.id = u.column1",
         ),
-        ("INSERT INTO tasks (id, instance_id, node, title, roles, assignee, form, due_at, created_at)", ""),
+        (
+            "INSERT INTO tasks (id, instance_id, node, title, roles, assignee, form, due_at, created_at) SELECT * FROM (",
+            INSERTED,
+        ),
         ("UPDATE tasks SET assignee = u.column2, claimed_by = NULL FROM (", ") AS u WHERE tasks.id = u.column1"),
         ("UPDATE tasks SET state = u.column2, completed_by = u.column3 FROM (", ") AS u WHERE tasks.id = u.column1"),
         (
-            "INSERT INTO timers (id, instance_id, node, due_at)",
-            "ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, node = excluded.node",
+            "INSERT INTO timers (id, instance_id, node, due_at) SELECT * FROM (",
+            ") WHERE column1 IS NOT NULL ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at, node = excluded.node",
         ),
         ("DELETE FROM timers WHERE id IN (", ")"),
-        ("INSERT INTO subscriptions (id, instance_id, node, message_name, correlation_key)", ""),
+        ("INSERT INTO subscriptions (id, instance_id, node, message_name, correlation_key) SELECT * FROM (", INSERTED),
         ("DELETE FROM subscriptions WHERE id IN (", ")"),
-        ("INSERT INTO incidents (id, instance_id, node, job_id, message, raised_at)", ""),
+        ("INSERT INTO incidents (id, instance_id, node, job_id, message, raised_at) SELECT * FROM (", INSERTED),
         ("UPDATE incidents SET state = 'resolved' WHERE id IN (", ")"),
-        ("INSERT INTO events (instance_id, seq, at, event, history_seq, prev_hash, entries, people)", ""),
-        ("INSERT INTO pending_events (id, instance_id, event)", ""),
+        (
+            "INSERT INTO events (instance_id, seq, at, event, history_seq, prev_hash, entries, people) SELECT * FROM (",
+            INSERTED,
+        ),
+        ("INSERT INTO pending_events (id, instance_id, event) SELECT * FROM (", INSERTED),
         ("DELETE FROM pending_events WHERE id IN (", ")"),
         (
             "INSERT INTO notifications (id, instance_id, kind, subject, payload, created_at, next_attempt_at) \
              SELECT column1, column2, column3, column4, column5, column6, column6 FROM (",
-            ") WHERE true ON CONFLICT (id) DO NOTHING",
+            ") WHERE column1 IS NOT NULL ON CONFLICT (id) DO NOTHING",
         ),
     ];
     for (table, columns, list) in rows.take() {
@@ -558,4 +576,43 @@ async fn flush(conn: &mut SqliteConnection, rows: &mut StepRows<'_>) -> Result<(
         values(conn, head, tail, columns.len(), list).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+
+    fn rows(ids: &[String]) -> Vec<Vec<Cell<'_>>> {
+        ids.iter().zip(0i64..).map(|(id, n)| vec![Cell::Text(Cow::Borrowed(id.as_str())), Cell::Int(n)]).collect()
+    }
+
+    /// The rows of NULLs that pad a statement's values to a power of two are neither inserted nor
+    /// matched, whatever the count: below one statement's most, and over it (600 rows of two
+    /// values take statements of 256, 256 and 128).
+    #[tokio::test]
+    async fn padded_statements_write_exactly_the_rows_given() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::raw_sql("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER NOT NULL)").execute(&mut conn).await.unwrap();
+        let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+        for total in [1usize, 3, 5, 600] {
+            sqlx::raw_sql("DELETE FROM t").execute(&mut conn).await.unwrap();
+            let ids: Vec<String> = (0..total).map(|i| format!("id-{i}")).collect();
+            let insert = ("INSERT INTO t (id, n) SELECT * FROM (", ") WHERE column1 IS NOT NULL RETURNING id");
+            assert_eq!(values(&mut conn, insert.0, insert.1, 2, rows(&ids)).await.unwrap().len(), total);
+            assert_eq!(count("SELECT count(*) FROM t").fetch_one(&mut conn).await.unwrap(), total as i64);
+
+            let odd: Vec<String> = ids.iter().skip(1).step_by(2).cloned().collect();
+            let update = ("UPDATE t SET n = -1 FROM (", ") AS u WHERE t.id = u.column1 RETURNING t.id");
+            assert_eq!(values(&mut conn, update.0, update.1, 2, rows(&odd)).await.unwrap().len(), odd.len());
+            let negative = count("SELECT count(*) FROM t WHERE n = -1").fetch_one(&mut conn).await.unwrap();
+            assert_eq!(negative, odd.len() as i64);
+
+            let gone: Vec<Vec<Cell<'_>>> = odd.iter().map(|id| vec![Cell::Text(Cow::Borrowed(id.as_str()))]).collect();
+            values(&mut conn, "DELETE FROM t WHERE id IN (", ")", 1, gone).await.unwrap();
+            let left = count("SELECT count(*) FROM t").fetch_one(&mut conn).await.unwrap();
+            assert_eq!(left, (total - odd.len()) as i64, "{total} rows");
+        }
+    }
 }
