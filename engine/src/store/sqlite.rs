@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::sqlite::SqliteArguments;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
@@ -243,9 +243,11 @@ fn is_simple(step: &StepWrite) -> bool {
         && step.children.is_empty()
 }
 
-/// Checks and writes many simple steps with a few statements: one for every job-epoch and
-/// free-task guard, one insert for new instances, one update for the rest (each guarded by its
-/// version).
+/// Checks and writes many simple steps with a few statements: one checks every job-epoch and
+/// free-task guard, every updated instance's version and every new instance's id (neither live
+/// nor archived); then one inserts the new instances and one updates the rest (each still
+/// guarded by its version). The check returns only what fails (usually nothing), and the writes
+/// return no rows: each row that comes back from sqlx's SQLite thread is a message of its own.
 async fn apply_simple_steps<'a>(
     conn: &mut SqliteConnection,
     steps: &[(usize, &'a StepWrite)],
@@ -254,47 +256,69 @@ async fn apply_simple_steps<'a>(
     if steps.is_empty() {
         return Ok(Vec::new());
     }
-    let mut guards = Vec::new();
+    // (order, step, kind, key, number, user): a step is refused for its first failing guard.
+    let mut checks: Vec<Vec<Cell<'_>>> = Vec::new();
     for (i, step) in steps {
+        let mut check = |kind: &'static str, key: &'a str, number: Option<i64>, user: Option<&'a str>| {
+            checks.push(vec![
+                Cell::Int(checks.len() as i64),
+                Cell::Int(*i as i64),
+                borrowed(kind),
+                borrowed(key),
+                Cell::OptInt(number),
+                Cell::OptText(user.map(Cow::Borrowed)),
+            ]);
+        };
         for guard in &step.guards {
             match guard {
-                Guard::JobLocked { job, epoch } => guards.push(json!({"i": i, "job": job, "epoch": epoch})),
-                Guard::TaskFree { task, user } => guards.push(json!({"i": i, "task": task, "user": user})),
-                _ => {}
+                Guard::JobLocked { job, epoch } => check("job", job, Some(*epoch), None),
+                Guard::TaskFree { task, user } => check("task", task, None, Some(user)),
+                Guard::NoBufferedMessage { .. } => {}
             }
         }
+        match step.expected_version {
+            Some(expected) => check("version", &step.instance.id, Some(expected), None),
+            None => check("new", &step.instance.id, None, None),
+        }
     }
+    let head = "SELECT u.column2 AS i, u.column3 AS kind, u.column4 AS key, u.column5 AS number FROM (";
+    let tail = ") AS u WHERE u.column1 IS NOT NULL AND CASE u.column3 \
+         WHEN 'job' THEN NOT EXISTS (SELECT 1 FROM jobs WHERE id = u.column4 AND state = 'locked' \
+         AND lock_epoch = u.column5) \
+         WHEN 'task' THEN NOT EXISTS (SELECT 1 FROM tasks WHERE id = u.column4 AND state = 'open' \
+         AND (claimed_by IS NULL OR claimed_by = u.column6)) \
+         WHEN 'version' THEN NOT EXISTS (SELECT 1 FROM instances WHERE id = u.column4 AND version = u.column5) \
+         ELSE EXISTS (SELECT 1 FROM instances WHERE id = u.column4) \
+         OR EXISTS (SELECT 1 FROM archived_instances WHERE id = u.column4) END ORDER BY u.column1";
     let mut refused: HashMap<usize, WriteError> = HashMap::new();
-    if !guards.is_empty() {
-        // The guards that fail, in the order they were listed: a step is refused for its first.
-        let rows = sqlx::query(
-            "SELECT value->>'i' AS i, value->>'job' AS job, value->>'epoch' AS epoch, value->>'task' AS task \
-             FROM json_each(?1) WHERE CASE WHEN value->>'job' IS NOT NULL \
-             THEN NOT EXISTS (SELECT 1 FROM jobs WHERE id = value->>'job' AND state = 'locked' \
-             AND lock_epoch = value->>'epoch') \
-             ELSE NOT EXISTS (SELECT 1 FROM tasks WHERE id = value->>'task' AND state = 'open' \
-             AND (claimed_by IS NULL OR claimed_by = value->>'user')) END ORDER BY key",
-        )
-        .bind(Value::Array(guards).to_string())
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
-            let i: i64 = row.try_get("i")?;
-            let i = usize::try_from(i).map_err(|_| Error::Corrupt("guard index".into()))?;
-            let refusal = match row.try_get::<Option<String>, _>("task")? {
-                Some(task) => WriteError::TaskTaken { task },
-                None => WriteError::StaleEpoch { job: row.try_get("job")?, epoch: row.try_get("epoch")? },
-            };
-            refused.entry(i).or_insert(refusal);
+    // Steps whose instance moved on (or, for a new one, exists or was archived): not written.
+    let mut stale: HashSet<usize> = HashSet::new();
+    for row in values(conn, head, tail, 6, checks).await? {
+        let i: i64 = row.try_get("i")?;
+        let i = usize::try_from(i).map_err(|_| Error::Corrupt("check index".into()))?;
+        let key: String = row.try_get("key")?;
+        match row.try_get::<&str, _>("kind")? {
+            "job" => {
+                let epoch: i64 = row.try_get("number")?;
+                refused.entry(i).or_insert(WriteError::StaleEpoch { job: key, epoch });
+            }
+            "task" => {
+                refused.entry(i).or_insert(WriteError::TaskTaken { task: key });
+            }
+            _ => {
+                stale.insert(i);
+            }
         }
     }
     let mut inserts = Vec::new();
     let mut updates = Vec::new();
+    let mut written: HashSet<String> = HashSet::new();
     for (i, step) in steps {
-        if refused.contains_key(i) {
+        if refused.contains_key(i) || stale.contains(i) {
             continue;
         }
         let r = &step.instance;
+        written.insert(r.id.clone());
         match step.expected_version {
             None => inserts.push(vec![
                 borrowed(&r.id),
@@ -324,25 +348,18 @@ async fn apply_simple_steps<'a>(
             ]),
         }
     }
-    let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
     if !inserts.is_empty() {
         let head = "INSERT INTO instances (id, process_key, process_version, status, business_key, parent_id, \
                     parent_call, state, version, history_seq, history_hash, created_at, updated_at) SELECT * FROM (";
-        let tail = ") WHERE column1 IS NOT NULL ON CONFLICT (id) DO NOTHING RETURNING id";
-        for row in values(conn, head, tail, 13, inserts).await? {
-            written.insert(row.try_get("id")?);
-        }
+        values(conn, head, ") WHERE column1 IS NOT NULL", 13, inserts).await?;
     }
     if !updates.is_empty() {
         // The process version changes only when an instance migrates; it is written with every step.
         let head = "UPDATE instances SET status = u.column2, state = u.column3, version = u.column4, \
                     history_seq = u.column5, history_hash = u.column6, updated_at = u.column7, \
                     process_version = u.column9 FROM (";
-        let tail =
-            ") AS u WHERE instances.id = u.column1 AND instances.version = u.column8 RETURNING instances.id AS id";
-        for row in values(conn, head, tail, 9, updates).await? {
-            written.insert(row.try_get("id")?);
-        }
+        let tail = ") AS u WHERE instances.id = u.column1 AND instances.version = u.column8";
+        values(conn, head, tail, 9, updates).await?;
     }
     Ok(simple_outcomes(steps, refused, &written, acc))
 }
