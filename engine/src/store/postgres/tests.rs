@@ -400,27 +400,45 @@ async fn plans_cached_on_a_new_database_find_a_batchs_rows_by_key() {
     }
 }
 
-/// The check for buffered messages that a batch's new subscriptions would take: on a new
-/// database its cached plan looks each (name, key) up in `messages_buffered` by both, not the
-/// whole index for `state` alone, however many messages the table comes to hold.
+/// The generic plan PostgreSQL caches for `sql` on `conn` (prepared as `name` with `types`),
+/// executed with `args`.
+async fn generic_plan(conn: &mut sqlx::PgConnection, name: &str, types: &str, sql: &str, args: &str) -> String {
+    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await.unwrap();
+    sqlx::raw_sql(&format!("PREPARE {name}({types}) AS {sql}")).execute(&mut *conn).await.unwrap();
+    let plan: Vec<String> =
+        sqlx::query_scalar(&format!("EXPLAIN EXECUTE {name}({args})")).fetch_all(&mut *conn).await.unwrap();
+    plan.join("\n")
+}
+
+/// The line of `plan` that reads `index`, with its condition.
+fn index_read<'a>(plan: &'a str, index: &str) -> Option<&'a str> {
+    let mut lines = plan.lines().skip_while(|line| !line.contains(&format!("Scan using {index} ")));
+    lines.next()?;
+    lines.next().filter(|line| line.contains("Index Cond:"))
+}
+
+/// Two lookups a busy node makes many times a second, as their plans are cached on a new
+/// database: the check for buffered messages that a batch's new subscriptions take looks each
+/// (name, key) up by both, not the whole `messages_buffered` index for `state` alone; the check
+/// for due jobs looks each type up in `jobs_due` by type and time, not every due job of every
+/// type in `jobs_due_at`. Either would read its whole index on each call as the tables grow.
 #[tokio::test]
-async fn buffered_message_check_cached_on_a_new_database_reads_by_name_and_key() {
+async fn lookups_cached_on_a_new_database_read_their_index_by_key() {
     let Some(db) = ScratchDb::postgres().await else { return };
     let store = super::PgStore::connect(&db.url()).await.unwrap();
     let mut conn = store.pool().acquire().await.unwrap();
-    sqlx::raw_sql("SET plan_cache_mode = force_generic_plan").execute(&mut *conn).await.unwrap();
+
     let sql = super::steps::BUFFERED_WAITING;
-    sqlx::raw_sql(&format!("PREPARE buffered(text[], text[], text[]) AS {sql}")).execute(&mut *conn).await.unwrap();
-    let plan: Vec<String> =
-        sqlx::query_scalar("EXPLAIN EXECUTE buffered('{order.paid}', '{SO-1}', '{2026-01-05T09:00:00.000000Z}')")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
-    let plan = plan.join("\n");
+    let args = "'{order.paid}', '{SO-1}', '{2026-01-05T09:00:00.000000Z}'";
+    let plan = generic_plan(&mut conn, "buffered", "text[], text[], text[]", sql, args).await;
     assert!(!plan.contains("Seq Scan") && !plan.contains("Hash"), "{sql}\n{plan}");
-    let lookup = plan.lines().find(|line| line.contains("Index Cond:")).unwrap_or_default();
-    assert!(
-        lookup.contains("message_name = ") && lookup.contains("correlation_key = "),
-        "not by name and key: {sql}\n{plan}"
-    );
+    let lookup = index_read(&plan, "messages_buffered").unwrap_or_default();
+    assert!(lookup.contains("message_name = ") && lookup.contains("correlation_key = "), "{sql}\n{plan}");
+
+    let sql = crate::store::query::HAS_DUE_JOBS.postgres;
+    let args = "'{finance.invoice,credit.check}', '2026-01-05T09:00:00.000000Z'";
+    let plan = generic_plan(&mut conn, "due", "text[], text", sql, args).await;
+    assert!(!plan.contains("Seq Scan") && !plan.contains("jobs_due_at"), "{sql}\n{plan}");
+    let lookup = index_read(&plan, "jobs_due").unwrap_or_default();
+    assert!(lookup.contains("job_type = ") && lookup.contains("<= ROW("), "{sql}\n{plan}");
 }
