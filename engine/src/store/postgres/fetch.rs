@@ -128,7 +128,9 @@ macro_rules! claim {
 /// (`request`, `grp`, `worker`, `lease` end, their `first` job's rank in the group, `max`).
 ///
 /// A group of one job type reads the `jobs_due` index in claim order and stops after the jobs it
-/// wants, however many are due; a group of several types or of patterns can read `jobs_due_at`
+/// wants, however many are due (its due time is also compared as a row with the type, which
+/// only `jobs_due` can serve: on an empty table the planner otherwise cached a read of every due
+/// job in `jobs_due_at`, filtering the type); a group of several types or of patterns can read `jobs_due_at`
 /// the same way, passing over other types' jobs (or collect its due jobs and sort them, when the
 /// planner expects few). SKIP LOCKED leaves jobs another node is locking to that node; locking
 /// rechecks the due time on the newest version of each row (a job another node claimed since
@@ -146,7 +148,11 @@ pub(super) const FETCH_JOBS: &str = concat!(
      fetches AS (SELECT f.* FROM batch_rows($2::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
      AS f(request bigint, grp bigint, worker text, lease text, first bigint, max bigint)), \
      one_type AS (",
-    claim!("NOT g.wildcard AND cardinality(g.types) = 1", "job_type = g.types[1]"),
+    claim!(
+        "NOT g.wildcard AND cardinality(g.types) = 1",
+        "job_type = g.types[1] AND (job_type, CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END) \
+         <= (g.types[1], g.now)"
+    ),
     "), several AS (",
     claim!("NOT g.wildcard AND cardinality(g.types) <> 1", "job_type = ANY(g.types)"),
     "), matching AS (",

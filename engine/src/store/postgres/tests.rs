@@ -420,8 +420,9 @@ fn index_read<'a>(plan: &'a str, index: &str) -> Option<&'a str> {
 /// Two lookups a busy node makes many times a second, as their plans are cached on a new
 /// database: the check for buffered messages that a batch's new subscriptions take looks each
 /// (name, key) up by both, not the whole `messages_buffered` index for `state` alone; the check
-/// for due jobs looks each type up in `jobs_due` by type and time, not every due job of every
-/// type in `jobs_due_at`. Either would read its whole index on each call as the tables grow.
+/// for due jobs, and a fetch of one type, look each type up in `jobs_due` by type and time, not
+/// every due job of every type in `jobs_due_at`. Either would read its whole index on each call
+/// as the tables grow.
 #[tokio::test]
 async fn lookups_cached_on_a_new_database_read_their_index_by_key() {
     let Some(db) = ScratchDb::postgres().await else { return };
@@ -439,6 +440,15 @@ async fn lookups_cached_on_a_new_database_read_their_index_by_key() {
     let args = "'{finance.invoice,credit.check}', '2026-01-05T09:00:00.000000Z'";
     let plan = generic_plan(&mut conn, "due", "text[], text", sql, args).await;
     assert!(!plan.contains("Seq Scan") && !plan.contains("jobs_due_at"), "{sql}\n{plan}");
+    let lookup = index_read(&plan, "jobs_due").unwrap_or_default();
+    assert!(lookup.contains("job_type = ") && lookup.contains("<= ROW("), "{sql}\n{plan}");
+
+    // A fetch of one job type, likewise.
+    let sql = super::fetch::FETCH_JOBS;
+    let groups = r#"'[{"grp": 0, "types": ["credit.check"], "wildcard": false, "now": "2026-01-05T09:00:00.000000Z", "wanted": 4}]'"#;
+    let fetches =
+        r#"'[{"request": 0, "grp": 0, "worker": "w", "lease": "2026-01-05T09:01:00.000000Z", "first": 0, "max": 4}]'"#;
+    let plan = generic_plan(&mut conn, "fetch_one_type", "text, text", sql, &format!("{groups}, {fetches}")).await;
     let lookup = index_read(&plan, "jobs_due").unwrap_or_default();
     assert!(lookup.contains("job_type = ") && lookup.contains("<= ROW("), "{sql}\n{plan}");
 }
