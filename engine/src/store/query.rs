@@ -357,16 +357,21 @@ macro_rules! due_jobs {
 
 /// Exact job types ($1: the types). On PostgreSQL each type is looked up in `jobs_due` by type and
 /// due time: with `job_type = ANY($1)`, the plan cached on a new database read every due job of
-/// every type through `jobs_due_at` and filtered the types (290 buffers a call late in the
-/// order-to-cash run). The due time is compared as a row with the type, which only `jobs_due`
-/// (type first) can serve: as a plain `<=` it is `jobs_due_at`'s key too, and on an empty table
-/// the planner took that one, filtering the type.
+/// every type through `jobs_due_at` and filtered the types. The due time is compared as a row with
+/// the type, which only `jobs_due` (type first) can serve: as a plain `<=` it is `jobs_due_at`'s
+/// key too, and on an empty table the planner took that one. The index is read backwards, from
+/// now: its older entries are mostly dead (the earlier versions of claimed and finished jobs,
+/// until a vacuum), and a type with a job due finds it before them. A type with none due still
+/// steps over all of them: 0.8 ms and about 290 buffers a call late in the order-to-cash run,
+/// forwards or backwards.
 pub(super) const HAS_DUE_JOBS: Each = Each {
     sqlite: due_jobs!(sqlite, "job_type IN (SELECT value FROM json_each($1))"),
     postgres: "SELECT 1 AS one FROM unnest($1::text[]) AS t(job_type) CROSS JOIN LATERAL (SELECT 1 FROM jobs \
                WHERE jobs.job_type = t.job_type AND state IN ('ready', 'locked') \
                AND (jobs.job_type, CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END) \
-               <= (t.job_type, $2) LIMIT 1) AS j LIMIT 1",
+               <= (t.job_type, $2) \
+               ORDER BY jobs.job_type DESC, CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END DESC \
+               LIMIT 1) AS j LIMIT 1",
 };
 
 /// Job-type patterns ($1: GLOB patterns on SQLite, LIKE patterns on PostgreSQL).

@@ -412,7 +412,8 @@ async fn generic_plan(conn: &mut sqlx::PgConnection, name: &str, types: &str, sq
 
 /// The line of `plan` that reads `index`, with its condition.
 fn index_read<'a>(plan: &'a str, index: &str) -> Option<&'a str> {
-    let mut lines = plan.lines().skip_while(|line| !line.contains(&format!("Scan using {index} ")));
+    let reads = |line: &&str| line.contains("Index Scan") && line.contains(&format!(" using {index} on "));
+    let mut lines = plan.lines().skip_while(|line| !reads(line));
     lines.next()?;
     lines.next().filter(|line| line.contains("Index Cond:"))
 }
@@ -440,6 +441,7 @@ async fn lookups_cached_on_a_new_database_read_their_index_by_key() {
     let args = "'{finance.invoice,credit.check}', '2026-01-05T09:00:00.000000Z'";
     let plan = generic_plan(&mut conn, "due", "text[], text", sql, args).await;
     assert!(!plan.contains("Seq Scan") && !plan.contains("jobs_due_at"), "{sql}\n{plan}");
+    assert!(plan.contains("Index Scan Backward using jobs_due "), "read from now: {sql}\n{plan}");
     let lookup = index_read(&plan, "jobs_due").unwrap_or_default();
     assert!(lookup.contains("job_type = ") && lookup.contains("<= ROW("), "{sql}\n{plan}");
 
