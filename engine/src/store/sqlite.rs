@@ -2,12 +2,14 @@
 //!
 //! Writes go through one connection (SQLite has one writer anyway); reads use a small pool.
 //! [`Store::write`](super::Store::write) opens one transaction per batch and keeps the statement count per batch
-//! small, because each statement costs a round trip to sqlx's connection thread: every fetch of
-//! the batch is served by two statements, the job-epoch and free-task guards of all steps by one,
-//! the versioned instance updates by one (`UPDATE ... FROM (VALUES ...) RETURNING` tells which
-//! steps won), and the rows of the accepted steps a table at a time, each in one multi-row
-//! statement with bound parameters. Steps with rarer checks (a buffered message, an owed event,
-//! a child to start) are checked one by one; a refused step changes nothing.
+//! small, because each statement costs a round trip to sqlx's connection thread (and each row it
+//! returns a message): every fetch of the batch is served by two statements; the job-epoch and
+//! free-task guards, instance versions and new instance ids of all steps are checked by one,
+//! which returns only what fails; the new instances are inserted by one, the versioned updates
+//! made by one, and the rows of the accepted steps written a table at a time, each in one
+//! multi-row statement with bound parameters, padded to a power of two (see [`values`]). Steps
+//! with rarer checks (a buffered message, an owed event, a child to start) are checked one by
+//! one; a refused step changes nothing.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -63,7 +65,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        // The writer's statements come in many shapes (a table's rows in chunks of 1, 2, 4 ... 256):
+        // The writer's statements come in many shapes (a table's rows padded to 1, 2, 4 ... 256):
         // a cache that holds them all never prepares one twice. Its page cache holds the indexes
         // that every step touches (64 MiB instead of 2).
         let writer_options = options.clone().statement_cache_capacity(WRITER_STATEMENTS).pragma("cache_size", "-65536");
