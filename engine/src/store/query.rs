@@ -334,6 +334,13 @@ const OPEN_JOBS_OF: &str = open_jobs!(" AND instance_id = $1");
 const BUFFERED_MESSAGES: &str = "SELECT message_name, correlation_key FROM messages \
      WHERE state = 'buffered' AND expires_at > $1 ORDER BY seq";
 
+/// When a job becomes claimable, in the terms of PostgreSQL's `jobs_due` and `jobs_due_at` keys.
+macro_rules! pg_due_at {
+    () => {
+        "CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END"
+    };
+}
+
 /// A job due as a fetch sees it at `$2` (ready and due, or leased with the lease run out) whose
 /// type passes `$types`. PostgreSQL's text is in the terms of its `jobs_due` index.
 macro_rules! due_jobs {
@@ -347,8 +354,9 @@ macro_rules! due_jobs {
     };
     (postgres, $types:literal) => {
         concat!(
-            "SELECT 1 AS one FROM jobs WHERE state IN ('ready', 'locked') \
-             AND CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END <= $2 AND ",
+            "SELECT 1 AS one FROM jobs WHERE state IN ('ready', 'locked') AND ",
+            pg_due_at!(),
+            " <= $2 AND ",
             $types,
             " LIMIT 1"
         )
@@ -366,12 +374,14 @@ macro_rules! due_jobs {
 /// forwards or backwards.
 pub(super) const HAS_DUE_JOBS: Each = Each {
     sqlite: due_jobs!(sqlite, "job_type IN (SELECT value FROM json_each($1))"),
-    postgres: "SELECT 1 AS one FROM unnest($1::text[]) AS t(job_type) CROSS JOIN LATERAL (SELECT 1 FROM jobs \
-               WHERE jobs.job_type = t.job_type AND state IN ('ready', 'locked') \
-               AND (jobs.job_type, CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END) \
-               <= (t.job_type, $2) \
-               ORDER BY jobs.job_type DESC, CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END DESC \
-               LIMIT 1) AS j LIMIT 1",
+    postgres: concat!(
+        "SELECT 1 AS one FROM unnest($1::text[]) AS t(job_type) CROSS JOIN LATERAL (SELECT 1 FROM jobs \
+         WHERE jobs.job_type = t.job_type AND state IN ('ready', 'locked') AND (jobs.job_type, ",
+        pg_due_at!(),
+        ") <= (t.job_type, $2) ORDER BY jobs.job_type DESC, ",
+        pg_due_at!(),
+        " DESC LIMIT 1) AS j LIMIT 1"
+    ),
 };
 
 /// Job-type patterns ($1: GLOB patterns on SQLite, LIKE patterns on PostgreSQL).

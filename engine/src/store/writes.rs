@@ -430,14 +430,14 @@ pub(super) async fn apply_other(
 pub(super) fn simple_outcomes<'a>(
     steps: &[(usize, &'a StepWrite)],
     mut refused: HashMap<usize, WriteError>,
-    written: &HashSet<String>,
+    written: impl Fn(usize, &StepWrite) -> bool,
     acc: &mut StepRows<'a>,
 ) -> Vec<(usize, Result<WriteOutcome, WriteError>)> {
     let mut out = Vec::with_capacity(steps.len());
     for (i, step) in steps {
         if let Some(refusal) = refused.remove(i) {
             out.push((*i, Err(refusal)));
-        } else if written.contains(&step.instance.id) {
+        } else if written(*i, step) {
             acc.add(step);
             out.push((*i, Ok(WriteOutcome::Done)));
         } else {

@@ -109,7 +109,7 @@ macro_rules! due {
 /// The due jobs of each fetch group `g` that passes `$groups` and whose types pass `$types`,
 /// at most as many as the group wants, due first, locked.
 macro_rules! claim {
-    ($groups:literal, $types:literal) => {
+    ($groups:literal, $types:expr) => {
         concat!(
             "SELECT g.grp, j.id, j.at FROM fetch_groups g CROSS JOIN LATERAL (SELECT id, ",
             due_at!(),
@@ -130,9 +130,9 @@ macro_rules! claim {
 /// A group of one job type reads the `jobs_due` index in claim order and stops after the jobs it
 /// wants, however many are due (its due time is also compared as a row with the type, which
 /// only `jobs_due` can serve: on an empty table the planner otherwise cached a read of every due
-/// job in `jobs_due_at`, filtering the type); a group of several types or of patterns can read `jobs_due_at`
-/// the same way, passing over other types' jobs (or collect its due jobs and sort them, when the
-/// planner expects few). SKIP LOCKED leaves jobs another node is locking to that node; locking
+/// job in `jobs_due_at`, filtering the type); a group of several types or of patterns can read
+/// `jobs_due_at` the same way, passing over other types' jobs (or collect its due jobs and sort
+/// them, when the planner expects few). SKIP LOCKED leaves jobs another node is locking to that node; locking
 /// rechecks the due time on the newest version of each row (a job another node claimed since
 /// the scan is left out) and holds until the commit, so the UPDATE finds the picked rows by
 /// primary key alone: were it to repeat the due condition, the planner, which believes few jobs
@@ -150,8 +150,7 @@ pub(super) const FETCH_JOBS: &str = concat!(
      one_type AS (",
     claim!(
         "NOT g.wildcard AND cardinality(g.types) = 1",
-        "job_type = g.types[1] AND (job_type, CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END) \
-         <= (g.types[1], g.now)"
+        concat!("job_type = g.types[1] AND (job_type, ", due_at!(), ") <= (g.types[1], g.now)")
     ),
     "), several AS (",
     claim!("NOT g.wildcard AND cardinality(g.types) <> 1", "job_type = ANY(g.types)"),

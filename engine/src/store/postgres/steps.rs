@@ -177,7 +177,7 @@ pub(super) async fn apply_simple_steps<'a>(
             return Err(Error::Corrupt(format!("child instance `{}` exists already", child.id)));
         }
     }
-    Ok(simple_outcomes(steps, refused, &written, acc))
+    Ok(simple_outcomes(steps, refused, |_, step| written.contains(&step.instance.id), acc))
 }
 
 /// Locks the correlations the steps' subscriptions open (sorted, so batches take them in one
