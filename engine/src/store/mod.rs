@@ -16,6 +16,15 @@
 //! Architecture Invariant: every write in a batch is either applied whole or refused whole with
 //! a typed [`WriteError`]; a refused write never makes the other writes of its batch fail.
 
+/// When a PostgreSQL job becomes claimable: a ready job at its due time, a locked one when its
+/// lease runs out. The key of the `jobs_due` and `jobs_due_at` indexes, spelled as they are, so
+/// that the planner can read them (the due check in `query`, the fetch in `postgres::fetch`).
+macro_rules! pg_due_at {
+    () => {
+        "CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END"
+    };
+}
+
 pub mod any;
 pub mod archive;
 mod batch;

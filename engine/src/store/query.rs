@@ -334,13 +334,6 @@ const OPEN_JOBS_OF: &str = open_jobs!(" AND instance_id = $1");
 const BUFFERED_MESSAGES: &str = "SELECT message_name, correlation_key FROM messages \
      WHERE state = 'buffered' AND expires_at > $1 ORDER BY seq";
 
-/// When a job becomes claimable, in the terms of PostgreSQL's `jobs_due` and `jobs_due_at` keys.
-macro_rules! pg_due_at {
-    () => {
-        "CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END"
-    };
-}
-
 /// A job due as a fetch sees it at `$2` (ready and due, or leased with the lease run out) whose
 /// type passes `$types`. PostgreSQL's text is in the terms of its `jobs_due` index.
 macro_rules! due_jobs {

@@ -90,19 +90,11 @@ pub(super) async fn fetch_jobs(
         .collect())
 }
 
-/// When a ready job is due, or a locked one's lease runs out: the order of the `jobs_due` and
-/// `jobs_due_at` indexes.
-macro_rules! due_at {
-    () => {
-        "CASE WHEN state = 'ready' THEN due_at ELSE lock_expires_at END"
-    };
-}
-
 /// Due as a fetch sees it (ready and due, or leased with the lease run out) at `$now`, in the
 /// terms of the `jobs_due` index.
 macro_rules! due {
     ($now:literal) => {
-        concat!("state IN ('ready', 'locked') AND ", due_at!(), " <= ", $now)
+        concat!("state IN ('ready', 'locked') AND ", pg_due_at!(), " <= ", $now)
     };
 }
 
@@ -112,7 +104,7 @@ macro_rules! claim {
     ($groups:literal, $types:expr) => {
         concat!(
             "SELECT g.grp, j.id, j.at FROM fetch_groups g CROSS JOIN LATERAL (SELECT id, ",
-            due_at!(),
+            pg_due_at!(),
             " AS at FROM jobs WHERE ",
             due!("g.now"),
             " AND ",
@@ -150,7 +142,7 @@ pub(super) const FETCH_JOBS: &str = concat!(
      one_type AS (",
     claim!(
         "NOT g.wildcard AND cardinality(g.types) = 1",
-        concat!("job_type = g.types[1] AND (job_type, ", due_at!(), ") <= (g.types[1], g.now)")
+        concat!("job_type = g.types[1] AND (job_type, ", pg_due_at!(), ") <= (g.types[1], g.now)")
     ),
     "), several AS (",
     claim!("NOT g.wildcard AND cardinality(g.types) <> 1", "job_type = ANY(g.types)"),
