@@ -1,8 +1,8 @@
 //! What the writer spends: rows written, WAL frames appended, and CPU time on the writer path
-//! (the group-commit thread and the SQLite connection thread it drives), read before and after a
-//! measure so that the bench can print the cost of one instance.
+//! (the group-commit thread, which makes the batch's SQLite calls itself), read before and after
+//! a measure so that the bench can print the cost of one instance.
 //!
-//! Rows are SQLite's `total_changes()` of the write connection (rows inserted, updated and
+//! Rows are SQLite's `total_changes()` of the writer's connection (rows inserted, updated and
 //! deleted). WAL frames are its pager's `SQLITE_DBSTATUS_CACHE_WRITE` counter: in WAL mode every
 //! page a commit writes is one frame appended to the log (the checkpoints that copy frames back
 //! into the database file are not counted). CPU times are the kernel's per-thread run times
@@ -11,7 +11,6 @@
 use std::path::Path;
 
 use cloverleaf_engine::runtime::Engine;
-use sqlx::Row as _;
 
 use super::BenchResult;
 
@@ -30,8 +29,6 @@ pub struct Reading {
     pub page_size: i64,
     /// CPU time of the group-commit thread, in nanoseconds.
     pub writer_ns: u64,
-    /// CPU time of the write connection's SQLite thread, in nanoseconds.
-    pub sqlite_ns: u64,
     /// CPU time of the whole process, in nanoseconds (10 ms resolution).
     pub process_ns: u64,
 }
@@ -44,70 +41,33 @@ pub struct Cost {
     pub frames: f64,
     pub wal_bytes: f64,
     pub writer_us: f64,
-    pub sqlite_us: f64,
     pub process_us: f64,
 }
 
 impl Cost {
-    /// The writer path's CPU per instance: the group-commit thread and its SQLite thread.
+    /// The writer path's CPU per instance: the group-commit thread, SQLite's work included.
     pub fn writer_path_us(&self) -> f64 {
-        self.writer_us + self.sqlite_us
+        self.writer_us
     }
 
     /// One line for the bench's output.
     pub fn line(&self, what: &str) -> String {
         format!(
             "cost per {what}: {:.1} rows written, {:.0} WAL bytes ({:.2} frames), writer-path CPU {:.0} us \
-             (group-commit thread {:.0} + SQLite thread {:.0}), whole process CPU {:.0} us",
+             (the group-commit thread, SQLite included), whole process CPU {:.0} us",
             self.rows,
             self.wal_bytes,
             self.frames,
             self.writer_path_us(),
-            self.writer_us,
-            self.sqlite_us,
             self.process_us
         )
     }
 }
 
-/// Reads the counters of `engine`'s write connection and of the writer threads. Waits for the
-/// write connection, so the writer is idle while it reads.
+/// Reads the counters of `engine`'s write connection and of the writer thread. Takes the
+/// writer's lock, so the writer is between two batches while it reads.
 pub async fn read(engine: &Engine) -> BenchResult<Reading> {
-    let mut conn = engine.store().pool().acquire().await?;
-    let row = sqlx::query("SELECT total_changes() AS rows, page_size AS page FROM pragma_page_size")
-        .fetch_one(&mut *conn)
-        .await?;
-    let (rows, page_size): (i64, i64) = (row.try_get("rows")?, row.try_get("page")?);
-    // The connection's own thread is the one that runs a statement on it: a progress handler
-    // names it while one runs.
-    let (tx, rx) = std::sync::mpsc::channel();
-    conn.lock_handle().await?.set_progress_handler(1, move || {
-        let _ = tx.send(std::fs::read_link("/proc/thread-self").ok());
-        true
-    });
-    sqlx::query("SELECT count(*) FROM sqlite_master").fetch_one(&mut *conn).await?;
-    let mut handle = conn.lock_handle().await?;
-    handle.remove_progress_handler();
-    let thread = rx.try_iter().flatten().next().ok_or("the write connection's thread was not seen")?;
-    let mut frames = 0;
-    let mut high = 0;
-    // SAFETY: the handle is locked, so the connection's thread makes no call on it meanwhile;
-    // the two out-pointers are valid for the call.
-    let status = unsafe {
-        libsqlite3_sys::sqlite3_db_status(
-            handle.as_raw_handle().as_ptr(),
-            libsqlite3_sys::SQLITE_DBSTATUS_CACHE_WRITE,
-            &mut frames,
-            &mut high,
-            0,
-        )
-    };
-    if status != libsqlite3_sys::SQLITE_OK {
-        return Err(format!("sqlite3_db_status failed: {status}").into());
-    }
-    drop(handle);
-    drop(conn);
-    let sqlite_ns = run_ns(&Path::new("/proc").join(thread).join("schedstat"))?;
+    let counters = engine.store().writer_counters().await?;
     let mut writer_ns = 0;
     for task in std::fs::read_dir("/proc/self/task")? {
         let dir = task?.path();
@@ -115,7 +75,13 @@ pub async fn read(engine: &Engine) -> BenchResult<Reading> {
             writer_ns += run_ns(&dir.join("schedstat"))?;
         }
     }
-    Ok(Reading { rows, frames: i64::from(frames), page_size, writer_ns, sqlite_ns, process_ns: process_ns()? })
+    Ok(Reading {
+        rows: counters.rows_changed,
+        frames: counters.wal_pages,
+        page_size: counters.page_size,
+        writer_ns,
+        process_ns: process_ns()?,
+    })
 }
 
 /// The cost per instance between `before` and `after`, over `instances` instances.
@@ -129,7 +95,6 @@ pub fn per_instance(before: Reading, after: Reading, instances: usize) -> Cost {
         // Each frame is a 24-byte header and a page.
         wal_bytes: frames * (after.page_size + 24) as f64,
         writer_us: after.writer_ns.saturating_sub(before.writer_ns) as f64 / 1000.0 / n,
-        sqlite_us: after.sqlite_ns.saturating_sub(before.sqlite_ns) as f64 / 1000.0 / n,
         process_us: after.process_ns.saturating_sub(before.process_ns) as f64 / 1000.0 / n,
     }
 }

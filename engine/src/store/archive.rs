@@ -620,11 +620,12 @@ const TOMBSTONES: Table = Table {
 
 /// Runs `$body` with `$tx` bound to a connection of `$store` inside a transaction, committed
 /// when the body succeeds. `read`: a snapshot on the read pool; `write`: the write connection
-/// (SQLite: `BEGIN IMMEDIATE`, short, waiting out the engine's writer through the busy timeout).
+/// (SQLite: `BEGIN IMMEDIATE`, short, with the engine's writer held between two batches).
 macro_rules! in_tx {
     ($store:expr, $mode:ident, |$tx:ident| $body:expr) => {{
         match $store {
             AnyStore::Sqlite(s) => {
+                let _writer = in_tx!(@hold s, $mode);
                 let mut t = in_tx!(@sqlite s, $mode);
                 let $tx: &mut sqlx::SqliteConnection = &mut *t;
                 let out = $body;
@@ -641,6 +642,8 @@ macro_rules! in_tx {
             }
         }
     }};
+    (@hold $s:ident, read) => { () };
+    (@hold $s:ident, write) => { $s.hold_writer().await };
     (@sqlite $s:ident, read) => { $s.reader().begin().await? };
     (@sqlite $s:ident, write) => { $s.pool().begin_with("BEGIN IMMEDIATE").await? };
     (@pg $t:ident, read) => {

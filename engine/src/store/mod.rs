@@ -48,7 +48,7 @@ use crate::ids::{IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId}
 pub use archive::{Participants, Tombstone, archive_label};
 pub use history::{GENESIS_HASH, HistoryCheck, HistoryRow, HistoryStep, chain_hash, person_key, sha256_hex};
 pub use query::Queries;
-pub use sqlite::{SqliteStore, create_private};
+pub use sqlite::{SqliteStore, WriterCounters, WriterHold, create_private};
 pub use states::{IncidentState, InstanceState, JobState, TaskState};
 pub use {
     any::{AnyStore, DatabaseUrl},
@@ -61,6 +61,9 @@ pub enum Error {
     /// The database refused or failed.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The group-commit writer's SQLite connection refused or failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations could not be applied.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
