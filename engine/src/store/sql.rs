@@ -5,7 +5,7 @@
 //! SQLite's by their number too) and `COUNT(*) FILTER (WHERE ...)`. Where they do not (JSON
 //! functions, list parameters, pattern matching) an [`Each`] holds one text per dialect. What
 //! differs in more than its text (the batched writes, `FOR UPDATE SKIP LOCKED` fetches and timer
-//! claims, advisory locks, DDL) stays in `sqlite.rs` and `postgres.rs`.
+//! claims, advisory locks, DDL) stays in `sqlite/` and `postgres/`.
 
 use std::future::Future;
 

@@ -8,7 +8,7 @@
 //! [`Direct::values`]). Steps with rarer checks (a buffered message, an owed event, a child to
 //! start) are checked one by one; a refused step changes nothing.
 //!
-//! Every insert and update of a batch is `OR FAIL`: a statement that fails fails its batch,
+//! The bulk inserts and updates here are `OR FAIL`: a statement that fails fails its batch,
 //! whose transaction is rolled back whole (and each write then tried alone), so SQLite need not
 //! keep a statement journal to undo one multi-row statement on its own (about 6 % of the
 //! writer's thread under `perf`, in the human-task bench).

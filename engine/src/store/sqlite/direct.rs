@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::types::Value;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, Statement};
 
 use super::super::batch::Cell;
@@ -76,6 +76,9 @@ impl Direct {
     /// other writers through the busy timeout): a deferred transaction that reads first and
     /// then writes fails at once with "database is locked" when another writer got in between.
     pub(super) fn begin(&self) -> Result<(), Error> {
+        // A batch that ended without its commit or rollback (a panic on the writer's thread, a
+        // failed rollback) must not keep the write lock or refuse every later batch.
+        self.rollback();
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.raw_execute()?;
         Ok(())
     }
@@ -148,7 +151,7 @@ impl Direct {
         let mut out = Vec::new();
         let mut rows = statement.raw_query();
         while let Some(row) = rows.next()? {
-            let values = (0..count).map(|i| row.get_ref(i).map(Value::from)).collect::<Result<Vec<_>, _>>()?;
+            let values = (0..count).map(|i| owned(row.get_ref(i)?)).collect::<Result<Vec<_>, _>>()?;
             out.push(DirectRow { names: Arc::clone(&names), values });
         }
         Ok(out)
@@ -195,6 +198,17 @@ impl Direct {
     }
 }
 
+/// A value copied out of SQLite; text that is not UTF-8 is an error, not a panic.
+fn owned(value: ValueRef<'_>) -> Result<Value, Error> {
+    Ok(match value {
+        ValueRef::Text(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => Value::Text(text.to_owned()),
+            Err(e) => return Err(Error::Corrupt(format!("stored text is not UTF-8: {e}"))),
+        },
+        other => Value::from(other),
+    })
+}
+
 fn bind_cell(statement: &mut Statement<'_>, index: usize, cell: &Cell<'_>) -> Result<(), Error> {
     match cell {
         Cell::Text(v) => statement.raw_bind_parameter(index, v.as_ref()),
@@ -205,8 +219,10 @@ fn bind_cell(statement: &mut Statement<'_>, index: usize, cell: &Cell<'_>) -> Re
     Ok(())
 }
 
-/// Binds `args` as sqlx does for SQLite: `$N` and `?N` to the Nth argument, a bare `?` to the
-/// next one in order; a list as a JSON array (read with `json_each`).
+/// Binds `args` by sqlx's rules for SQLite: `$N` and `?N` to the Nth argument, a bare `?` to the
+/// next one in order; a list as a JSON array (read with `json_each`). Stricter where sqlx is
+/// lenient: a parameter with no argument, or one not numbered (`:name`), is an error, where
+/// sqlx would leave it NULL.
 fn bind_args(statement: &mut Statement<'_>, args: &[Arg<'_>]) -> Result<(), Error> {
     let mut next = 0;
     for index in 1..=statement.parameter_count() {
@@ -250,7 +266,8 @@ pub(super) fn values_sql(head: &str, tail: &str, cols: usize, n: usize) -> Strin
     sql
 }
 
-/// A result row of the write connection, its values copied out of SQLite.
+/// A result row of the write connection, its values copied out of SQLite. Stricter than sqlx's
+/// rows: NULL read as text or an integer is an error (sqlx would decode it as "" or 0).
 #[derive(Debug)]
 pub(crate) struct DirectRow {
     names: Arc<[String]>,
@@ -480,5 +497,21 @@ mod tests {
         assert_eq!(conn.execute("INSERT INTO t (id) VALUES ($1)", vec![text("b")]).await.unwrap(), 1);
         conn.commit().unwrap();
         assert_eq!(count(&conn, "SELECT count(*) FROM t"), 1);
+
+        // A batch that never reached its commit or rollback (a panic mid-batch) is rolled back
+        // by the next one, which then starts as usual.
+        conn.begin().unwrap();
+        conn.execute("INSERT INTO t (id) VALUES ($1)", vec![text("lost")]).await.unwrap();
+        conn.begin().unwrap();
+        conn.commit().unwrap();
+        assert_eq!(count(&conn, "SELECT count(*) FROM t WHERE id = 'lost'"), 0);
+    }
+
+    /// Stored text that is not UTF-8 is an error naming what is wrong, not a panic.
+    #[tokio::test]
+    async fn text_that_is_not_utf8_is_an_error() {
+        let mut conn = in_memory();
+        let error = conn.fetch("SELECT CAST(x'ff' AS TEXT) AS t", vec![]).await.unwrap_err().to_string();
+        assert!(error.contains("UTF-8"), "{error}");
     }
 }

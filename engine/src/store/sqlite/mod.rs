@@ -3,8 +3,9 @@
 //! The group-commit writer's batches go through a connection of its own, called directly on
 //! the writer's thread ([`direct`]), one transaction a batch ([`commit`]). Reads use a small
 //! pool of read-only sqlx connections; migrations, the archive and tools use one more sqlx
-//! connection, whose write transactions take turns with the writer's through the writer's lock
-//! ([`SqliteStore::hold_writer`]).
+//! connection. The archive's write transactions take turns with the writer's through the
+//! writer's lock ([`SqliteStore::hold_writer`]); other writers on that connection (tools, tests)
+//! meet the writer in SQLite's busy timeout, as the sub-ledger's connections do.
 
 mod commit;
 mod direct;
@@ -89,7 +90,8 @@ impl SqliteStore {
 
     /// Waits for the group-commit writer to finish its batch and keeps it from starting another
     /// until the hold is dropped: a write transaction on [`SqliteStore::pool`] under the hold
-    /// neither waits in SQLite's busy loop nor starves behind a busy writer.
+    /// neither waits in SQLite's busy loop nor starves behind a busy writer. Never wait for an
+    /// engine write while holding it: that write waits for the hold.
     pub async fn hold_writer(&self) -> WriterHold<'_> {
         WriterHold { _guard: self.writer.lock().await }
     }
