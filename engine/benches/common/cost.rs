@@ -40,26 +40,18 @@ pub struct Cost {
     pub rows: f64,
     pub frames: f64,
     pub wal_bytes: f64,
+    /// The writer path: the group-commit thread, SQLite's work included.
     pub writer_us: f64,
     pub process_us: f64,
 }
 
 impl Cost {
-    /// The writer path's CPU per instance: the group-commit thread, SQLite's work included.
-    pub fn writer_path_us(&self) -> f64 {
-        self.writer_us
-    }
-
     /// One line for the bench's output.
     pub fn line(&self, what: &str) -> String {
         format!(
             "cost per {what}: {:.1} rows written, {:.0} WAL bytes ({:.2} frames), writer-path CPU {:.0} us \
              (the group-commit thread, SQLite included), whole process CPU {:.0} us",
-            self.rows,
-            self.wal_bytes,
-            self.frames,
-            self.writer_path_us(),
-            self.process_us
+            self.rows, self.wal_bytes, self.frames, self.writer_us, self.process_us
         )
     }
 }

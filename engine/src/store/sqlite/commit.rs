@@ -22,6 +22,7 @@ use serde_json::json;
 use super::super::batch::{Cell, StepRows, TABLES};
 use super::super::rows;
 use super::super::rows::Columns;
+use super::super::sql::Arg;
 use super::super::writes::{apply_other, apply_step, simple_outcomes};
 use super::super::{Error, Guard, LockedJob, StepWrite, Write, WriteError, WriteOutcome, ts};
 use super::direct::{Direct, borrowed};
@@ -130,8 +131,7 @@ fn fetch_jobs(conn: &Direct, batch: &[Write], fetches: &[usize]) -> Result<Answe
             if wildcard { job_types.iter().map(|t| glob_pattern(t)).collect() } else { job_types.clone() };
         let patterns = json!(patterns).to_string();
         let due = ts(now);
-        let args = [Cell::Text(Cow::Borrowed(&patterns)), Cell::Text(Cow::Borrowed(&due)), Cell::Int(wanted)];
-        let candidates = conn.statement(sql, &args)?;
+        let candidates = conn.rows(sql, &[Arg::Text(Some(&patterns)), Arg::Text(Some(&due)), Arg::Int(wanted)])?;
         let mut ids = candidates.iter().map(|r| r.text("id")).collect::<Result<Vec<_>, _>>()?.into_iter();
         let mut owner: HashMap<String, usize> = HashMap::new();
         let mut rows = Vec::new();

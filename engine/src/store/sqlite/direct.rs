@@ -147,24 +147,22 @@ impl Direct {
         let mut statement = self.conn.prepare_cached(sql)?;
         bind(&mut statement)?;
         let count = statement.column_count();
-        let names: Arc<[String]> = statement.column_names().into_iter().map(str::to_owned).collect();
+        // Most statements of a batch return nothing: the column names are read at the first row.
+        let mut names: Option<Arc<[String]>> = None;
         let mut out = Vec::new();
         let mut rows = statement.raw_query();
         while let Some(row) = rows.next()? {
+            let names =
+                names.get_or_insert_with(|| row.as_ref().column_names().into_iter().map(str::to_owned).collect());
             let values = (0..count).map(|i| owned(row.get_ref(i)?)).collect::<Result<Vec<_>, _>>()?;
-            out.push(DirectRow { names: Arc::clone(&names), values });
+            out.push(DirectRow { names: Arc::clone(names), values });
         }
         Ok(out)
     }
 
-    /// The rows of `sql`, its `?N` parameters bound to `cells` in order.
-    pub(super) fn statement(&self, sql: &str, cells: &[Cell<'_>]) -> Result<Vec<DirectRow>, Error> {
-        self.query(sql, |statement| {
-            for (index, cell) in cells.iter().enumerate() {
-                bind_cell(statement, index + 1, cell)?;
-            }
-            Ok(())
-        })
+    /// The rows of `sql` with `args` bound (see [`bind_args`]).
+    pub(super) fn rows(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<DirectRow>, Error> {
+        self.query(sql, |statement| bind_args(statement, args))
     }
 
     /// Runs `head VALUES (?, ...), (?, ...) tail` over `rows` (each `cols` values): one statement
@@ -330,11 +328,11 @@ impl Tx for Direct {
     }
 
     async fn fetch(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<DirectRow>, Error> {
-        self.query(sql, |statement| bind_args(statement, &args))
+        self.rows(sql, &args)
     }
 
     async fn execute(&mut self, sql: &str, args: Vec<Arg<'_>>) -> Result<u64, Error> {
-        self.query(sql, |statement| bind_args(statement, &args))?;
+        self.rows(sql, &args)?;
         Ok(self.conn.changes())
     }
 
