@@ -88,9 +88,13 @@ impl Children {
         loop {
             let child = &mut self.list[index];
             let log = std::fs::read_to_string(&child.log).unwrap_or_default();
-            if let Some(rest) = log.split("serving on http://").nth(1) {
-                let address = rest.split_whitespace().next().unwrap_or_default();
-                return format!("http://{address}");
+            // The log is read while the node writes it, and a line goes out in several writes:
+            // the address counts once what follows it is there too (a port cut short would
+            // send every request of the run to no node).
+            if let Some(rest) = log.split("serving on http://").nth(1)
+                && let Some(end) = rest.find(char::is_whitespace)
+            {
+                return format!("http://{}", &rest[..end]);
             }
             if let Ok(Some(status)) = child.process.try_wait() {
                 panic!("{} exited with {status} before serving:\n{log}", child.name);

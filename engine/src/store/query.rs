@@ -335,7 +335,8 @@ const BUFFERED_MESSAGES: &str = "SELECT message_name, correlation_key FROM messa
      WHERE state = 'buffered' AND expires_at > $1 ORDER BY seq";
 
 /// A job due as a fetch sees it at `$2` (ready and due, or leased with the lease run out) whose
-/// type passes `$types`. PostgreSQL's text is in the terms of its `jobs_due` index.
+/// type passes `$types`. PostgreSQL's text is in the terms of its `jobs_due` index, and reads it
+/// from the node's floor `$3` up (the empty text for all; see `postgres::floor`).
 macro_rules! due_jobs {
     (sqlite, $types:literal) => {
         concat!(
@@ -350,6 +351,8 @@ macro_rules! due_jobs {
             "SELECT 1 AS one FROM jobs WHERE state IN ('ready', 'locked') AND ",
             pg_due_at!(),
             " <= $2 AND ",
+            pg_due_at!(),
+            " >= $3 AND ",
             $types,
             " LIMIT 1"
         )
@@ -371,7 +374,9 @@ pub(super) const HAS_DUE_JOBS: Each = Each {
         "SELECT 1 AS one FROM unnest($1::text[]) AS t(job_type) CROSS JOIN LATERAL (SELECT 1 FROM jobs \
          WHERE jobs.job_type = t.job_type AND state IN ('ready', 'locked') AND (jobs.job_type, ",
         pg_due_at!(),
-        ") <= (t.job_type, $2) ORDER BY jobs.job_type DESC, ",
+        ") <= (t.job_type, $2) AND (jobs.job_type, ",
+        pg_due_at!(),
+        ") >= (t.job_type, $3) ORDER BY jobs.job_type DESC, ",
         pg_due_at!(),
         " DESC LIMIT 1) AS j LIMIT 1"
     ),
@@ -619,8 +624,13 @@ impl<R: Reader> Queries for R {
         } else {
             (HAS_DUE_JOBS.pick(self), job_types.to_vec())
         };
+        let since = self.due_floor(job_types, now).map(ts).unwrap_or_default();
         let now = ts(now);
-        Ok(!self.rows(sql, vec![Arg::Texts(types), Arg::Text(Some(&now))]).await?.is_empty())
+        let mut args = vec![Arg::Texts(types), Arg::Text(Some(&now))];
+        if self.dialect() == Dialect::Postgres {
+            args.push(Arg::Text(Some(&since)));
+        }
+        Ok(!self.rows(sql, args).await?.is_empty())
     }
 
     async fn next_ready_job(&self, job_types: &[String]) -> Result<Option<DateTime<Utc>>, Error> {

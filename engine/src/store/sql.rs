@@ -48,6 +48,12 @@ pub(super) trait Reader: Sync {
     /// Runs `sql` with `args` bound to `$1`, `$2`... in order.
     fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> impl Future<Output = Result<Vec<Self::Row>, Error>> + Send;
 
+    /// Where this node's read of the due jobs of `job_types` at `now` may start (see
+    /// `postgres::floor`); `None` reads them all.
+    fn due_floor(&self, _job_types: &[String], _now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        None
+    }
+
     /// The first row of `sql`, if any.
     fn row(&self, sql: &str, args: Vec<Arg<'_>>) -> impl Future<Output = Result<Option<Self::Row>, Error>> + Send {
         async move { Ok(self.rows(sql, args).await?.into_iter().next()) }
@@ -112,6 +118,10 @@ impl Reader for PgStore {
     async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<PgRow>, Error> {
         Ok(pg_query(sql, args).fetch_all(self.pool()).await?)
     }
+
+    fn due_floor(&self, job_types: &[String], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        PgStore::due_floor(self, job_types, now)
+    }
 }
 
 /// A result row of either store.
@@ -172,6 +182,13 @@ impl Reader for AnyStore {
             AnyStore::Sqlite(s) => s.rows(sql, args).await?.into_iter().map(AnyRow::Sqlite).collect(),
             AnyStore::Postgres(s) => s.rows(sql, args).await?.into_iter().map(AnyRow::Postgres).collect(),
         })
+    }
+
+    fn due_floor(&self, job_types: &[String], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            AnyStore::Sqlite(_) => None,
+            AnyStore::Postgres(s) => s.due_floor(job_types, now),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnection;
 
+use super::floor::{DueFloors, Learnt};
 use crate::store::rows::Columns;
 use crate::store::{Error, LockedJob, Write, rows, ts};
 
@@ -32,11 +33,15 @@ pub(in crate::store) fn like_pattern(pattern: &str) -> String {
 /// group takes as many due jobs as its fetches want together, in due order, and hands them out
 /// in the batch's order: the first fetch gets the first `max` jobs, the next the following ones.
 /// A group is due as of the earliest `now` among its fetches.
+///
+/// Each group reads from its floor in `floors` up (see [`floor`](super::floor)); what the
+/// fetch learnt about the floors is returned, to be recorded once the batch committed.
 pub(super) async fn fetch_jobs(
     conn: &mut PgConnection,
     batch: &[Write],
     fetches: &[usize],
-) -> Result<Vec<(usize, Vec<LockedJob>)>, Error> {
+    floors: &DueFloors,
+) -> Result<(Vec<(usize, Vec<LockedJob>)>, Vec<Learnt>), Error> {
     let mut by_types: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
     for &i in fetches {
         if let Write::FetchJobs { job_types, .. } = &batch[i] {
@@ -47,6 +52,9 @@ pub(super) async fn fetch_jobs(
         }
     }
     let (mut groups, mut requests) = (Vec::new(), Vec::new());
+    // Per group: its types, due instant, whether it reads from the start, how many it wants.
+    let mut reads: Vec<(&Vec<String>, DateTime<Utc>, bool, i64)> = Vec::new();
+    let mut group_of: BTreeMap<usize, usize> = BTreeMap::new();
     let mut wanted_in_all = 0i64;
     for (group, (job_types, members)) in by_types.iter().enumerate() {
         let mut wanted = 0i64;
@@ -57,6 +65,7 @@ pub(super) async fn fetch_jobs(
                 requests.push(json!({
                     "request": i, "grp": group, "worker": worker, "lease": ts(*lease_until), "first": wanted, "max": max,
                 }));
+                group_of.insert(i, group);
                 wanted = wanted.saturating_add(max);
                 now = Some(now.map_or(*at, |n| n.min(*at)));
             }
@@ -66,7 +75,13 @@ pub(super) async fn fetch_jobs(
         let wildcard = job_types.iter().any(|t| t.contains('*'));
         let types: Vec<String> =
             if wildcard { job_types.iter().map(|t| like_pattern(t)).collect() } else { job_types.clone() };
-        groups.push(json!({"grp": group, "types": types, "wildcard": wildcard, "now": ts(now), "wanted": wanted}));
+        let since = floors.since(job_types, now);
+        groups.push(json!({
+            "grp": group, "types": types, "wildcard": wildcard, "now": ts(now), "wanted": wanted,
+            // Claim times are `ts` text: the empty text sorts below every one of them.
+            "since": since.map(ts).unwrap_or_default(),
+        }));
+        reads.push((job_types, now, since.is_none(), wanted));
         wanted_in_all = wanted_in_all.saturating_add(wanted);
     }
     let mut locked: BTreeMap<usize, Vec<LockedJob>> = fetches.iter().map(|&i| (i, Vec::new())).collect();
@@ -81,20 +96,49 @@ pub(super) async fn fetch_jobs(
             locked.entry(request).or_default().push(rows::locked_job(row)?);
         }
     }
-    Ok(locked
+    let mut got = vec![0i64; reads.len()];
+    for (request, jobs) in &locked {
+        if let Some(&group) = group_of.get(request) {
+            got[group] += i64::try_from(jobs.len()).unwrap_or(i64::MAX);
+        }
+    }
+    let learnt = reads
+        .iter()
+        .enumerate()
+        .map(|(group, (types, now, full, wanted))| Learnt {
+            types: (*types).clone(),
+            now: *now,
+            full: *full,
+            // A job two groups picked goes to one of them: a group that overlaps another may
+            // get fewer than it wants while more are due, so only a group alone in its types
+            // learns that it found every due job.
+            exhausted: got[group] < *wanted && !overlaps_another(&reads, group),
+        })
+        .collect();
+    let locked = locked
         .into_iter()
         .map(|(i, mut jobs)| {
             jobs.sort_by(|a, b| a.id.cmp(&b.id));
             (i, jobs)
         })
-        .collect())
+        .collect();
+    Ok((locked, learnt))
+}
+
+/// Whether group `group`'s job types may meet another group's (a pattern may meet any type).
+fn overlaps_another(reads: &[(&Vec<String>, DateTime<Utc>, bool, i64)], group: usize) -> bool {
+    let mine = reads[group].0;
+    let pattern = |types: &[String]| types.iter().any(|t| t.contains('*'));
+    reads.iter().enumerate().any(|(other, (types, ..))| {
+        other != group && (pattern(mine) || pattern(types) || types.iter().any(|t| mine.contains(t)))
+    })
 }
 
 /// Due as a fetch sees it (ready and due, or leased with the lease run out) at `$now`, in the
 /// terms of the `jobs_due` index.
 macro_rules! due {
-    ($now:literal) => {
-        concat!("state IN ('ready', 'locked') AND ", pg_due_at!(), " <= ", $now)
+    ($now:literal, $since:literal) => {
+        concat!("state IN ('ready', 'locked') AND ", pg_due_at!(), " <= ", $now, " AND ", pg_due_at!(), " >= ", $since)
     };
 }
 
@@ -106,7 +150,7 @@ macro_rules! claim {
             "SELECT g.grp, j.id, j.at FROM fetch_groups g CROSS JOIN LATERAL (SELECT id, ",
             pg_due_at!(),
             " AS at FROM jobs WHERE ",
-            due!("g.now"),
+            due!("g.now", "g.since"),
             " AND ",
             $types,
             " ORDER BY at, id LIMIT g.wanted FOR UPDATE SKIP LOCKED) j WHERE ",
@@ -116,7 +160,8 @@ macro_rules! claim {
 }
 
 /// Locks the due jobs of every fetch of a batch. `$1`: the groups of fetches (`grp`, job `types`
-/// or LIKE patterns when `wildcard`, `now`, how many jobs they `wanted`); `$2`: the fetches
+/// or LIKE patterns when `wildcard`, `now`, how many jobs they `wanted`, the claim time `since`
+/// which they read, the empty text for all); `$2`: the fetches
 /// (`request`, `grp`, `worker`, `lease` end, their `first` job's rank in the group, `max`).
 ///
 /// A group of one job type reads the `jobs_due` index in claim order and stops after the jobs it
@@ -136,13 +181,19 @@ macro_rules! claim {
 /// statement keeps to the indexes once `jobs` has grown.
 pub(super) const FETCH_JOBS: &str = concat!(
     "WITH fetch_groups AS (SELECT g.* FROM batch_rows($1::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
-     AS g(grp bigint, types text[], wildcard boolean, now text, wanted bigint)), \
+     AS g(grp bigint, types text[], wildcard boolean, now text, wanted bigint, since text)), \
      fetches AS (SELECT f.* FROM batch_rows($2::jsonb) AS b(row) CROSS JOIN LATERAL jsonb_to_record(b.row) \
      AS f(request bigint, grp bigint, worker text, lease text, first bigint, max bigint)), \
      one_type AS (",
     claim!(
         "NOT g.wildcard AND cardinality(g.types) = 1",
-        concat!("job_type = g.types[1] AND (job_type, ", pg_due_at!(), ") <= (g.types[1], g.now)")
+        concat!(
+            "job_type = g.types[1] AND (job_type, ",
+            pg_due_at!(),
+            ") <= (g.types[1], g.now) AND (job_type, ",
+            pg_due_at!(),
+            ") >= (g.types[1], g.since)"
+        )
     ),
     "), several AS (",
     claim!("NOT g.wildcard AND cardinality(g.types) <> 1", "job_type = ANY(g.types)"),

@@ -58,11 +58,13 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolO
 use tokio::sync::watch;
 
 mod fetch;
+mod floor;
 mod steps;
 
 use super::writes::{Tx, apply_other, apply_step};
 use fetch::fetch_jobs;
 pub(super) use fetch::like_pattern;
+use floor::DueFloors;
 use steps::{apply_simple_steps, flush, insert_instances, instance_json, is_simple, update_instances};
 
 use super::batch::StepRows;
@@ -114,6 +116,8 @@ pub struct PgStore {
     options: Arc<PgConnectOptions>,
     /// Tells this node's notifications from the others'.
     node: Arc<str>,
+    /// Where this node's reads of due jobs start.
+    floors: Arc<DueFloors>,
 }
 
 impl PgStore {
@@ -140,7 +144,16 @@ impl PgStore {
         migrator.set_ignore_missing(true);
         migrator.run(&read).await?;
         let write = pool_options(2).connect_lazy_with(options.clone());
-        Ok(PgStore { read, write, options: Arc::new(options), node: node_id().into() })
+        Ok(PgStore { read, write, options: Arc::new(options), node: node_id().into(), floors: Arc::default() })
+    }
+
+    /// Where this node's read of the due jobs of `job_types` at `now` may start (see
+    /// [`floor`]); `None` reads them all.
+    pub(in crate::store) fn due_floor(&self, job_types: &[String], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut key = job_types.to_vec();
+        key.sort();
+        key.dedup();
+        self.floors.since(&key, now)
     }
 
     /// The read pool, for tools and tests that need raw SQL.
@@ -235,7 +248,8 @@ impl PgStore {
                 other => results[i] = Some(apply_other(conn, other, &mut acc).await?),
             }
         }
-        for (i, jobs) in fetch_jobs(conn, batch, &fetches).await? {
+        let (fetched, learnt) = fetch_jobs(conn, batch, &fetches, &self.floors).await?;
+        for (i, jobs) in fetched {
             results[i] = Some(Ok(WriteOutcome::Jobs(jobs)));
         }
         // A second step of one instance in the same batch loaded the state the first replaces.
@@ -277,6 +291,9 @@ impl PgStore {
         }
         flush(conn, &mut acc, &self.node).await?;
         tx.commit().await?;
+        for learnt in learnt {
+            self.floors.learn(learnt);
+        }
         Ok(results.into_iter().map(|r| r.unwrap_or(Ok(WriteOutcome::Done))).collect())
     }
 }

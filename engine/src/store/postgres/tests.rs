@@ -129,6 +129,47 @@ async fn two_nodes_claim_each_timer_and_each_job_once() {
     }
 }
 
+/// A node reads due jobs from its floor up (see `floor`): a job that became visible with a
+/// claim time further back than the floor's margin (a step's writes that committed late, another
+/// node's clock behind this one's) is skipped by the cheap reads, and fetched, never lost, by the
+/// next read from the start of the index, at most `FULL_READ_EVERY` later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_committed_below_a_nodes_floor_is_fetched_by_its_next_full_read() {
+    let Some((db, clock, a, b)) = two_nodes().await else { return };
+    let id = a.start("nodes", None, json!({})).await.unwrap();
+    clock.advance(TimeDelta::hours(2));
+    assert_eq!(a.fire_due_timers().await.unwrap(), 1);
+    let types = ["nodes.work".to_string()];
+    // A full read that found every due job (one, of the three wanted) sets the floor.
+    let first = a.fetch_and_lock("wa", &["nodes.work"], 3, TimeDelta::minutes(5)).await.unwrap();
+    assert_eq!(first.len(), 1);
+
+    // A job whose due time is ten seconds back commits only now.
+    let due = crate::store::ts(a.now() - TimeDelta::seconds(10));
+    let store = super::PgStore::connect(&db.url()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO jobs (id, instance_id, node, job_type, input, idempotency_key, retries, attempt, state, due_at) \
+         VALUES ('late', $1, 'work', 'nodes.work', '{}', 'k-late', 3, 0, 'ready', $2)",
+    )
+    .bind(id.as_str())
+    .bind(&due)
+    .execute(store.pool())
+    .await
+    .unwrap();
+
+    clock.advance(TimeDelta::seconds(1));
+    assert!(!a.has_due_jobs(&types).await.unwrap(), "below the floor");
+    assert!(a.fetch_and_lock("wa", &["nodes.work"], 3, TimeDelta::minutes(5)).await.unwrap().is_empty());
+    // A node without a floor for these types reads them all...
+    assert!(b.has_due_jobs(&types).await.unwrap());
+    // ... and so does this one once its full read is due.
+    clock.advance(super::floor::FULL_READ_EVERY);
+    assert!(a.has_due_jobs(&types).await.unwrap());
+    let late = a.fetch_and_lock("wa", &["nodes.work"], 3, TimeDelta::minutes(5)).await.unwrap();
+    assert_eq!(late.iter().map(|j| j.id.as_str()).collect::<Vec<_>>(), ["late"]);
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_raced_by_two_nodes_is_applied_by_one() {
     let Some((_db, _clock, a, b)) = two_nodes().await else { return };
@@ -437,20 +478,27 @@ async fn lookups_cached_on_a_new_database_read_their_index_by_key() {
     let lookup = index_read(&plan, "messages_buffered").unwrap_or_default();
     assert!(lookup.contains("message_name = ") && lookup.contains("correlation_key = "), "{sql}\n{plan}");
 
+    // Read from now down to the node's floor (see `floor`), by type.
     let sql = crate::store::query::HAS_DUE_JOBS.postgres;
-    let args = "'{finance.invoice,credit.check}', '2026-01-05T09:00:00.000000Z'";
-    let plan = generic_plan(&mut conn, "due", "text[], text", sql, args).await;
+    let args = "'{finance.invoice,credit.check}', '2026-01-05T09:00:00.000000Z', '2026-01-05T08:59:57.000000Z'";
+    let plan = generic_plan(&mut conn, "due", "text[], text, text", sql, args).await;
     assert!(!plan.contains("Seq Scan") && !plan.contains("jobs_due_at"), "{sql}\n{plan}");
     assert!(plan.contains("Index Scan Backward using jobs_due "), "read from now: {sql}\n{plan}");
     let lookup = index_read(&plan, "jobs_due").unwrap_or_default();
-    assert!(lookup.contains("job_type = ") && lookup.contains("<= ROW("), "{sql}\n{plan}");
+    assert!(
+        lookup.contains("job_type = ") && lookup.contains("<= ROW(") && lookup.contains(">= ROW("),
+        "{sql}\n{plan}"
+    );
 
     // A fetch of one job type, likewise.
     let sql = super::fetch::FETCH_JOBS;
-    let groups = r#"'[{"grp": 0, "types": ["credit.check"], "wildcard": false, "now": "2026-01-05T09:00:00.000000Z", "wanted": 4}]'"#;
+    let groups = r#"'[{"grp": 0, "types": ["credit.check"], "wildcard": false, "now": "2026-01-05T09:00:00.000000Z", "wanted": 4, "since": "2026-01-05T08:59:57.000000Z"}]'"#;
     let fetches =
         r#"'[{"request": 0, "grp": 0, "worker": "w", "lease": "2026-01-05T09:01:00.000000Z", "first": 0, "max": 4}]'"#;
     let plan = generic_plan(&mut conn, "fetch_one_type", "text, text", sql, &format!("{groups}, {fetches}")).await;
     let lookup = index_read(&plan, "jobs_due").unwrap_or_default();
-    assert!(lookup.contains("job_type = ") && lookup.contains("<= ROW("), "{sql}\n{plan}");
+    assert!(
+        lookup.contains("job_type = ") && lookup.contains("<= ROW(") && lookup.contains(">= ROW("),
+        "{sql}\n{plan}"
+    );
 }
