@@ -365,18 +365,19 @@ macro_rules! due_jobs {
 /// the type, which only `jobs_due` (type first) can serve: as a plain `<=` it is `jobs_due_at`'s
 /// key too, and on an empty table the planner took that one. The index is read backwards, from
 /// now: its older entries are mostly dead (the earlier versions of claimed and finished jobs,
-/// until a vacuum), and a type with a job due finds it before them. A type with none due still
-/// steps over all of them: 0.8 ms and about 290 buffers a call late in the order-to-cash run,
-/// forwards or backwards.
+/// until a vacuum), and a type with a job due finds it before them. A type with none due steps
+/// over them down to the node's floor (`$3`), a plain comparison: as a row comparison only its
+/// type would end the scan, which then read every older entry of the type (0.75 ms and about
+/// 300 buffers a call late in the order-to-cash run).
 pub(super) const HAS_DUE_JOBS: Each = Each {
     sqlite: due_jobs!(sqlite, "job_type IN (SELECT value FROM json_each($1))"),
     postgres: concat!(
         "SELECT 1 AS one FROM unnest($1::text[]) AS t(job_type) CROSS JOIN LATERAL (SELECT 1 FROM jobs \
          WHERE jobs.job_type = t.job_type AND state IN ('ready', 'locked') AND (jobs.job_type, ",
         pg_due_at!(),
-        ") <= (t.job_type, $2) AND (jobs.job_type, ",
+        ") <= (t.job_type, $2) AND ",
         pg_due_at!(),
-        ") >= (t.job_type, $3) ORDER BY jobs.job_type DESC, ",
+        " >= $3 ORDER BY jobs.job_type DESC, ",
         pg_due_at!(),
         " DESC LIMIT 1) AS j LIMIT 1"
     ),
@@ -624,13 +625,17 @@ impl<R: Reader> Queries for R {
         } else {
             (HAS_DUE_JOBS.pick(self), job_types.to_vec())
         };
-        let since = self.due_floor(job_types, now).map(ts).unwrap_or_default();
-        let now = ts(now);
-        let mut args = vec![Arg::Texts(types), Arg::Text(Some(&now))];
+        let floor = self.due_floor(job_types, now);
+        let (since, at) = (floor.map(ts).unwrap_or_default(), ts(now));
+        let mut args = vec![Arg::Texts(types), Arg::Text(Some(&at))];
         if self.dialect() == Dialect::Postgres {
             args.push(Arg::Text(Some(&since)));
         }
-        Ok(!self.rows(sql, args).await?.is_empty())
+        let due = !self.rows(sql, args).await?.is_empty();
+        if !due {
+            self.saw_nothing_due(job_types, now, floor.is_none());
+        }
+        Ok(due)
     }
 
     async fn next_ready_job(&self, job_types: &[String]) -> Result<Option<DateTime<Utc>>, Error> {

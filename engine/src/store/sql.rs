@@ -54,6 +54,10 @@ pub(super) trait Reader: Sync {
         None
     }
 
+    /// Records that a read of the due jobs of `job_types` at `now`, from the start of the index
+    /// (`read_all`) or from [`Reader::due_floor`], found none.
+    fn saw_nothing_due(&self, _job_types: &[String], _now: DateTime<Utc>, _read_all: bool) {}
+
     /// The first row of `sql`, if any.
     fn row(&self, sql: &str, args: Vec<Arg<'_>>) -> impl Future<Output = Result<Option<Self::Row>, Error>> + Send {
         async move { Ok(self.rows(sql, args).await?.into_iter().next()) }
@@ -122,6 +126,10 @@ impl Reader for PgStore {
     fn due_floor(&self, job_types: &[String], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         PgStore::due_floor(self, job_types, now)
     }
+
+    fn saw_nothing_due(&self, job_types: &[String], now: DateTime<Utc>, read_all: bool) {
+        PgStore::saw_nothing_due(self, job_types, now, read_all);
+    }
 }
 
 /// A result row of either store.
@@ -188,6 +196,12 @@ impl Reader for AnyStore {
         match self {
             AnyStore::Sqlite(_) => None,
             AnyStore::Postgres(s) => s.due_floor(job_types, now),
+        }
+    }
+
+    fn saw_nothing_due(&self, job_types: &[String], now: DateTime<Utc>, read_all: bool) {
+        if let AnyStore::Postgres(s) = self {
+            s.saw_nothing_due(job_types, now, read_all);
         }
     }
 }

@@ -45,10 +45,7 @@ pub(super) async fn fetch_jobs(
     let mut by_types: BTreeMap<Vec<String>, Vec<usize>> = BTreeMap::new();
     for &i in fetches {
         if let Write::FetchJobs { job_types, .. } = &batch[i] {
-            let mut key = job_types.clone();
-            key.sort();
-            key.dedup();
-            by_types.entry(key).or_default().push(i);
+            by_types.entry(super::floor_key(job_types)).or_default().push(i);
         }
     }
     let (mut groups, mut requests) = (Vec::new(), Vec::new());
@@ -102,6 +99,7 @@ pub(super) async fn fetch_jobs(
             got[group] += i64::try_from(jobs.len()).unwrap_or(i64::MAX);
         }
     }
+    let sets: Vec<&[String]> = reads.iter().map(|(types, ..)| types.as_slice()).collect();
     let learnt = reads
         .iter()
         .enumerate()
@@ -112,7 +110,7 @@ pub(super) async fn fetch_jobs(
             // A job two groups picked goes to one of them: a group that overlaps another may
             // get fewer than it wants while more are due, so only a group alone in its types
             // learns that it found every due job.
-            exhausted: got[group] < *wanted && !overlaps_another(&reads, group),
+            exhausted: got[group] < *wanted && !overlaps_another(&sets, group),
         })
         .collect();
     let locked = locked
@@ -125,11 +123,12 @@ pub(super) async fn fetch_jobs(
     Ok((locked, learnt))
 }
 
-/// Whether group `group`'s job types may meet another group's (a pattern may meet any type).
-fn overlaps_another(reads: &[(&Vec<String>, DateTime<Utc>, bool, i64)], group: usize) -> bool {
-    let mine = reads[group].0;
+/// Whether the job types of group `group` of `sets` may meet another group's (a pattern may
+/// meet any type).
+pub(super) fn overlaps_another(sets: &[&[String]], group: usize) -> bool {
+    let mine = sets[group];
     let pattern = |types: &[String]| types.iter().any(|t| t.contains('*'));
-    reads.iter().enumerate().any(|(other, (types, ..))| {
+    sets.iter().enumerate().any(|(other, types)| {
         other != group && (pattern(mine) || pattern(types) || types.iter().any(|t| mine.contains(t)))
     })
 }
@@ -187,13 +186,7 @@ pub(super) const FETCH_JOBS: &str = concat!(
      one_type AS (",
     claim!(
         "NOT g.wildcard AND cardinality(g.types) = 1",
-        concat!(
-            "job_type = g.types[1] AND (job_type, ",
-            pg_due_at!(),
-            ") <= (g.types[1], g.now) AND (job_type, ",
-            pg_due_at!(),
-            ") >= (g.types[1], g.since)"
-        )
+        concat!("job_type = g.types[1] AND (job_type, ", pg_due_at!(), ") <= (g.types[1], g.now)")
     ),
     "), several AS (",
     claim!("NOT g.wildcard AND cardinality(g.types) <> 1", "job_type = ANY(g.types)"),

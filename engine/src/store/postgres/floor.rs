@@ -14,9 +14,11 @@
 //! lease ends in the future when it is taken. So the next fetch reads from that `now` less
 //! [`MARGIN`], which covers a step's writes that commit a little after the step stamped its
 //! job's due time, and clocks that differ a little between nodes. A job the floor misses (one
-//! committed later than the margin; one whose claim by another node rolled back after this
-//! fetch skipped it) waits for the node's next read from the start of the index, made at least
-//! every [`FULL_READ_EVERY`] of its clock: it may be taken late, never lost.
+//! committed later than the margin; one this fetch skipped because another transaction held it
+//! locked, a claim that rolled back or a step's guard that left it as it was) waits for the
+//! node's next read from the start of the index, made at least every [`FULL_READ_EVERY`] of its
+//! clock: it may be taken late, never lost. A read that found nothing due (the check before a
+//! long poll) teaches the same as a fetch that found every due job.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -27,8 +29,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 pub(super) const MARGIN: TimeDelta = TimeDelta::seconds(3);
 /// How often a node reads a set of job types from the start of the index regardless.
 pub(super) const FULL_READ_EVERY: TimeDelta = TimeDelta::seconds(5);
+/// Sets of job types a node keeps floors for at most. Its workers name a handful; past this many
+/// (workers naming ever new sets) all are dropped, which costs only reads from the start.
+const MOST_SETS: usize = 256;
 
-/// One set of job types (sorted, without repeats: the key the fetch groups by).
+/// The floor of one set of job types.
 #[derive(Debug, Clone, Copy)]
 struct Floor {
     /// No job of the set due below this time is left unclaimed (but see the module's note).
@@ -37,7 +42,8 @@ struct Floor {
     full_read_at: DateTime<Utc>,
 }
 
-/// The floors of one node's fetches.
+/// The floors of one node's fetches, by set of job types (sorted, without repeats: the key the
+/// fetches of a batch are grouped by).
 #[derive(Debug, Default)]
 pub(super) struct DueFloors(Mutex<HashMap<Vec<String>, Floor>>);
 
@@ -60,28 +66,30 @@ impl DueFloors {
     pub(super) fn since(&self, types: &[String], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let floors = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let floor = floors.get(types)?;
-        let fresh = now >= floor.full_read_at && now - floor.full_read_at < FULL_READ_EVERY;
+        let fresh = floor.since <= now && now >= floor.full_read_at && now - floor.full_read_at < FULL_READ_EVERY;
         fresh.then_some(floor.since)
     }
 
-    /// Records what a committed fetch learnt.
+    /// Records what a committed fetch, or a read that found nothing due, learnt.
     pub(super) fn learn(&self, learnt: Learnt) {
         let mut floors = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let floor = floors.get(&learnt.types).copied();
-        let full_read_at = match (learnt.full, floor) {
-            (true, _) => learnt.now,
-            (false, Some(floor)) => floor.full_read_at,
-            // A floor read without a floor: forgotten meanwhile; learn nothing.
-            (false, None) => return,
-        };
-        let since = match (learnt.exhausted, floor) {
-            (true, Some(floor)) => floor.since.max(learnt.now - MARGIN),
-            (true, None) => learnt.now - MARGIN,
-            (false, Some(floor)) => floor.since,
-            // Jobs are left due and no floor is known: none to keep.
-            (false, None) => return,
-        };
-        floors.insert(learnt.types, Floor { since, full_read_at });
+        let floor = floors.get_mut(&learnt.types);
+        match (learnt.full, learnt.exhausted, floor) {
+            // A full read that found every due job starts over: what was known before it (from
+            // a clock since gone back, say) does not count.
+            (true, true, _) => {
+                if floors.len() >= MOST_SETS && !floors.contains_key(&learnt.types) {
+                    floors.clear();
+                }
+                let floor = Floor { since: learnt.now - MARGIN, full_read_at: learnt.now };
+                floors.insert(learnt.types, floor);
+            }
+            (true, false, Some(floor)) => floor.full_read_at = learnt.now,
+            // A read from the floor moves it only up.
+            (false, true, Some(floor)) => floor.since = floor.since.max(learnt.now - MARGIN),
+            // Jobs left due teach nothing; nor does a read whose floor was dropped meanwhile.
+            (_, false, _) | (false, true, None) => {}
+        }
     }
 }
 
@@ -125,6 +133,34 @@ mod tests {
         // A fetch of an earlier instant (another request's clock) does not lower it.
         floors.learn(learnt(11, false, true));
         assert_eq!(floors.since(&types(), at(14)), Some(at(13) - MARGIN));
+    }
+
+    #[test]
+    fn a_clock_gone_back_takes_the_floor_back_with_its_next_full_read() {
+        let floors = DueFloors::default();
+        floors.learn(learnt(3_600, true, true));
+        // An hour back: the floor is above now, so the reads are full ones...
+        assert_eq!(floors.since(&types(), at(1)), None);
+        floors.learn(learnt(1, true, false));
+        assert_eq!(floors.since(&types(), at(2)), None);
+        // ... until one finds every due job, which replaces the floor.
+        floors.learn(learnt(2, true, true));
+        assert_eq!(floors.since(&types(), at(3)), Some(at(2) - MARGIN));
+    }
+
+    #[test]
+    fn floors_are_dropped_rather_than_kept_for_ever_more_sets_of_types() {
+        let floors = DueFloors::default();
+        for n in 0..MOST_SETS {
+            floors.learn(Learnt { types: vec![format!("t{n}")], now: at(0), full: true, exhausted: true });
+        }
+        assert_eq!(floors.since(&["t0".to_string()], at(1)), Some(at(0) - MARGIN));
+        floors.learn(learnt(0, true, true));
+        assert_eq!(floors.since(&["t0".to_string()], at(1)), None, "dropped");
+        assert_eq!(floors.since(&types(), at(1)), Some(at(0) - MARGIN));
+        // A floor read of a dropped set learns nothing.
+        floors.learn(Learnt { types: vec!["t1".to_string()], now: at(1), full: false, exhausted: true });
+        assert_eq!(floors.since(&["t1".to_string()], at(2)), None);
     }
 
     #[test]

@@ -150,10 +150,13 @@ impl PgStore {
     /// Where this node's read of the due jobs of `job_types` at `now` may start (see
     /// [`floor`]); `None` reads them all.
     pub(in crate::store) fn due_floor(&self, job_types: &[String], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let mut key = job_types.to_vec();
-        key.sort();
-        key.dedup();
-        self.floors.since(&key, now)
+        self.floors.since(&floor_key(job_types), now)
+    }
+
+    /// Records that a read at `now` found no job of `job_types` due, from the start of the index
+    /// (`read_all`) or from the floor [`PgStore::due_floor`] gave.
+    pub(in crate::store) fn saw_nothing_due(&self, job_types: &[String], now: DateTime<Utc>, read_all: bool) {
+        self.floors.learn(floor::Learnt { types: floor_key(job_types), now, full: read_all, exhausted: true });
     }
 
     /// The read pool, for tools and tests that need raw SQL.
@@ -464,6 +467,14 @@ impl Backend for PgStore {
         let due: Option<String> = sqlx::query_scalar(NEXT).fetch_one(&self.read).await?;
         due.as_deref().map(parse_ts).transpose()
     }
+}
+
+/// The key of a set of job types in [`DueFloors`], as fetches are grouped: sorted, no repeats.
+fn floor_key(job_types: &[String]) -> Vec<String> {
+    let mut key = job_types.to_vec();
+    key.sort();
+    key.dedup();
+    key
 }
 
 #[cfg(test)]
