@@ -1,6 +1,6 @@
 //! Opening an engine by database URL.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use crate::clock::Clock;
@@ -17,7 +17,8 @@ impl Engine<AnyStore> {
     /// its migrations, then recovers like [`Engine::open`]: owed events are applied and overdue
     /// timers fire. On PostgreSQL the engine also listens to the other nodes on the database:
     /// their new jobs wake this engine's workers ([`Engine::job_signal`]) and their new timers
-    /// its scheduler ([`Scheduler`](super::Scheduler)) without waiting for the next poll.
+    /// its scheduler ([`Scheduler`](super::Scheduler)) without waiting for the next poll, and
+    /// their deployments make it read the latest process versions again.
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Engine<AnyStore>, Error> {
         let store = AnyStore::connect(url).await?;
         let wakeups = store.listen().await?;
@@ -46,19 +47,14 @@ impl Engine<AnyStore> {
 /// Passes other nodes' notifications to the engine's own signals until the engine is dropped
 /// (then the receivers go, and the listener closes its connection).
 fn forward(engine: Weak<Inner<AnyStore>>, wakeups: Wakeups) {
-    let (mut jobs, mut timers) = (wakeups.jobs(), wakeups.timers());
+    let (mut jobs, mut timers, mut deployments) = (wakeups.jobs(), wakeups.timers(), wakeups.deployments());
     drop(wakeups);
     tokio::spawn(async move {
         loop {
-            let jobs_ready = tokio::select! {
-                changed = jobs.changed() => match changed {
-                    Ok(()) => true,
-                    Err(_) => break,
-                },
-                changed = timers.changed() => match changed {
-                    Ok(()) => false,
-                    Err(_) => break,
-                },
+            let wake = tokio::select! {
+                changed = jobs.changed() => changed.map(|()| Wake::Jobs),
+                changed = timers.changed() => changed.map(|()| Wake::Timers),
+                changed = deployments.changed() => changed.map(|()| Wake::Deployments),
                 () = tokio::time::sleep(ALIVE_CHECK) => {
                     if engine.strong_count() == 0 {
                         break;
@@ -66,12 +62,23 @@ fn forward(engine: Weak<Inner<AnyStore>>, wakeups: Wakeups) {
                     continue;
                 }
             };
+            let Ok(wake) = wake else { break };
             let Some(inner) = engine.upgrade() else { break };
-            if jobs_ready {
-                inner.jobs_ready.send_modify(|n| *n = n.wrapping_add(1));
-            } else {
-                inner.wake.notify_one();
+            match wake {
+                Wake::Jobs => inner.jobs_ready.send_modify(|n| *n = n.wrapping_add(1)),
+                Wake::Timers => inner.wake.notify_one(),
+                Wake::Deployments => inner.latest.write().unwrap_or_else(PoisonError::into_inner).forget(),
             }
         }
     });
+}
+
+/// What another node's notification is about.
+enum Wake {
+    /// Jobs created or readied: this engine's workers look.
+    Jobs,
+    /// Timers or cron starts created or moved: this engine's scheduler looks.
+    Timers,
+    /// A process version deployed: this engine reads the latest versions again.
+    Deployments,
 }

@@ -1,5 +1,6 @@
 //! Deployments: compiled processes stored under their key and version, and the cache of loaded definitions.
 
+use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
 
 use cloverleaf_dsl::{CompiledProcess, Project};
@@ -46,7 +47,10 @@ impl<S: Store> Engine<S> {
             WriteOutcome::Deployed { version, created } => {
                 let newest = {
                     let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
-                    let entry = latest.entry(process.key.clone()).or_insert(version);
+                    if created {
+                        latest.all = None;
+                    }
+                    let entry = latest.by_key.entry(process.key.clone()).or_insert(version);
                     *entry = (*entry).max(version);
                     *entry == version
                 };
@@ -83,11 +87,55 @@ impl<S: Store> Engine<S> {
 
     /// The latest deployed version of a process.
     pub async fn latest_version(&self, key: &str) -> Result<u32, Error> {
-        if let Some(v) = self.inner.latest.read().unwrap_or_else(PoisonError::into_inner).get(key) {
-            return Ok(*v);
-        }
+        let generation = {
+            let latest = self.inner.latest.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = latest.by_key.get(key) {
+                return Ok(*v);
+            }
+            latest.generation
+        };
         let row = self.inner.store.deployment(key, None).await?.ok_or_else(|| Error::UnknownProcess(key.into()))?;
-        self.inner.latest.write().unwrap_or_else(PoisonError::into_inner).insert(key.to_string(), row.version);
+        let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
+        if latest.generation == generation {
+            latest.by_key.insert(key.to_string(), row.version);
+        }
         Ok(row.version)
+    }
+
+    /// The latest deployed version of every process.
+    pub(super) async fn latest_versions(&self) -> Result<Arc<Vec<(String, u32)>>, Error> {
+        let generation = {
+            let latest = self.inner.latest.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(all) = &latest.all {
+                return Ok(Arc::clone(all));
+            }
+            latest.generation
+        };
+        let all = Arc::new(self.inner.store.latest_versions().await?);
+        let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
+        if latest.generation == generation {
+            latest.all = Some(Arc::clone(&all));
+        }
+        Ok(all)
+    }
+}
+
+/// The latest deployed versions as this node last read or deployed them. Another node's
+/// deployment empties it (see [`Engine::connect`](super::Engine::connect)); so does a listener
+/// that lost its connection, since a notification may have been lost with it.
+#[derive(Debug, Default)]
+pub(super) struct Latest {
+    /// Counts the times the entries were dropped: a read that a drop overtook is not kept.
+    generation: u64,
+    by_key: HashMap<String, u32>,
+    all: Option<Arc<Vec<(String, u32)>>>,
+}
+
+impl Latest {
+    /// Drops every entry: versions may have been deployed elsewhere.
+    pub(super) fn forget(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.by_key.clear();
+        self.all = None;
     }
 }

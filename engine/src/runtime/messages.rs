@@ -26,9 +26,9 @@ impl<S: Store> Engine<S> {
         let payload = message.payload.to_string();
         for _ in 0..MAX_ATTEMPTS {
             let now = self.now();
-            if self.inner.store.message_seen(&message_id).await? {
-                return Ok(Correlation::Duplicate);
-            }
+            // A message seen before is found by the write that records it (under the message
+            // id's lock): a read here would cost every message a round trip to spare a duplicate
+            // its step.
             let row = MessageRow {
                 message_id: message_id.clone(),
                 name: message.name.clone(),
@@ -57,8 +57,11 @@ impl<S: Store> Engine<S> {
                 }
             }
             // Nobody waits: a process that starts on this message starts now.
-            if let Some(instance) = self.start_on_message(&message, &message_id, &row, sender).await? {
-                return Ok(Correlation::Delivered { instance });
+            match self.start_on_message(&message, &message_id, &row, sender).await {
+                Ok(Some(instance)) => return Ok(Correlation::Delivered { instance }),
+                Ok(None) => {}
+                Err(Error::DuplicateMessage(_)) => return Ok(Correlation::Duplicate),
+                Err(e) => return Err(e),
             }
             match self.submit_raw(Write::BufferMessage(row)).await? {
                 Ok(_) => return Ok(Correlation::Buffered),
@@ -74,8 +77,8 @@ impl<S: Store> Engine<S> {
     /// message`), so that a caller can check who may send it.
     pub async fn started_by_message(&self, name: &str) -> Result<Vec<Arc<CompiledProcess>>, Error> {
         let mut found = Vec::new();
-        for (key, version) in self.inner.store.latest_versions().await? {
-            let definition = self.definition(&key, version).await?;
+        for (key, version) in self.latest_versions().await?.iter().map(|(key, version)| (key.as_str(), *version)) {
+            let definition = self.definition(key, version).await?;
             if definition.nodes.iter().any(
                 |n| matches!(&n.kind, NodeKind::Start { trigger: Trigger::Message { message: m }, .. } if m == name),
             ) {
@@ -96,8 +99,8 @@ impl<S: Store> Engine<S> {
         sender: Option<&str>,
     ) -> Result<Option<InstanceId>, Error> {
         let mut first = None;
-        for (key, version) in self.inner.store.latest_versions().await? {
-            let definition = self.definition(&key, version).await?;
+        for (key, version) in self.latest_versions().await?.iter().map(|(key, version)| (key.as_str(), *version)) {
+            let definition = self.definition(key, version).await?;
             let node = definition.nodes.iter().find(|n| {
                 matches!(&n.kind, NodeKind::Start { trigger: Trigger::Message { message: m }, .. } if *m == message.name)
             });

@@ -182,6 +182,22 @@ impl<S: Store> Engine<S> {
             JobChange::Update { state, .. } => *state == JobState::Ready,
         });
         let pending = write.pending.clone();
+        // The children this step creates start on this node next (their owed start events are
+        // settled right after the commit): kept as written, they need not be read back.
+        let created: Vec<(String, Cached)> = write
+            .children
+            .iter()
+            .map(|row| {
+                let cached = Cached {
+                    instance: Instance::from_json(&row.state)?,
+                    version: row.version,
+                    parent: row.parent_id.clone().zip(row.parent_call.clone()),
+                    history_seq: row.history_seq,
+                    history_hash: row.history_hash.clone(),
+                };
+                Ok((row.id.clone(), cached))
+            })
+            .collect::<Result<_, Error>>()?;
         let (version, history_seq, history_hash) =
             (write.instance.version, write.instance.history_seq, write.instance.history_hash.clone());
         match self.submit_raw(Write::Step(Box::new(write))).await? {
@@ -194,12 +210,16 @@ impl<S: Store> Engine<S> {
                 }
                 let (_, last) = steps.pop().ok_or(Error::Stopped)?;
                 let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() + created.len() >= CACHE_LIMIT {
+                    cache.clear();
+                }
+                for (child, cached) in created {
+                    // A child is new: no entry of it can be newer.
+                    cache.entry(child).or_insert_with(|| Arc::new(cached));
+                }
                 if last.instance.status().is_final() {
                     cache.remove(id);
                 } else {
-                    if cache.len() >= CACHE_LIMIT {
-                        cache.clear();
-                    }
                     let cached = Cached {
                         instance: last.instance,
                         version,

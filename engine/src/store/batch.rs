@@ -83,6 +83,8 @@ pub(super) struct StepRows<'a> {
     pub(super) wake_jobs: bool,
     /// A timer was set or moved.
     pub(super) wake_timers: bool,
+    /// A process version was deployed.
+    pub(super) wake_deployments: bool,
 }
 
 fn text(value: &str) -> Cell<'_> {

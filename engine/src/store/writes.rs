@@ -240,6 +240,7 @@ pub(super) async fn apply_other(
                 ],
             )
             .await?;
+            acc.wake_deployments = true;
             Ok(Ok(WriteOutcome::Deployed { version, created: true }))
         }
         Write::ClaimTask { task, user, by } => {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Column, Executor, Row, Transaction};
 
 use super::Error;
 
@@ -235,6 +235,48 @@ pub(super) async fn begin(
     }
 }
 
+/// Begins a ledger write transaction on `pool` (as [`begin`]) for an operation that runs once per
+/// idempotency `key`, and reads the output an earlier run recorded under it. The read follows the
+/// locks (the key is one of them), so a run of the same key in flight is waited for and its
+/// output seen. On PostgreSQL the read goes in the round trip that takes the locks.
+pub(super) async fn begin_once(
+    pool: &AnyPool,
+    backend: Backend,
+    mode: Mode<'_>,
+    key: &str,
+) -> Result<(Transaction<'static, Any>, Option<String>), Error> {
+    // A NUL cannot be written as a literal (nor stored as text): such a key is read as a
+    // parameter, and refused there.
+    if backend == Backend::Postgres && !key.contains('\0') {
+        let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
+        let sql = format!("{}; SELECT output FROM idempotency_keys WHERE key = {}", lock_sql(&mode), literal(key));
+        let rows = (&mut *tx).fetch_all(sql.as_str()).await?;
+        let stored = rows.iter().find(|row| row.columns().first().is_some_and(|c| c.name() == "output"));
+        let output = stored.map(|row| row.try_get::<String, _>(0)).transpose()?;
+        return Ok((tx, output));
+    }
+    let mut tx = begin(pool, backend, mode).await?;
+    let row =
+        sqlx::query("SELECT output FROM idempotency_keys WHERE key = $1").bind(key).fetch_optional(&mut *tx).await?;
+    let output = row.map(|row| row.try_get::<String, _>(0)).transpose()?;
+    Ok((tx, output))
+}
+
+/// `text` as an SQL string literal for the simple protocol, which has no parameters: an escape
+/// string, so that it reads the same whatever `standard_conforming_strings` says.
+fn literal(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 3);
+    quoted.push_str("E'");
+    for c in text.chars() {
+        if c == '\\' || c == '\'' {
+            quoted.push('\\');
+        }
+        quoted.push(c);
+    }
+    quoted.push('\'');
+    quoted
+}
+
 /// Takes `scope` late in a scoped transaction, once what it names is known (a customer's cost
 /// centre). It must rank above every scope the transaction holds (see [`Scope::class`]), or
 /// the fixed order that keeps writers from deadlocking is broken. No-op on SQLite.
@@ -255,22 +297,24 @@ pub(super) fn is_lock_timeout(error: &Error) -> bool {
 }
 
 /// The statements that take `mode`'s locks: simple protocol, no parameters (the keys are
-/// integers computed here, inlined), so one round trip.
+/// integers computed here, inlined), so one round trip. Each answers a row of an integer (the
+/// locking functions return `void`, which the `Any` driver cannot read), so that a read may
+/// follow them in the same round trip.
 fn lock_sql(mode: &Mode<'_>) -> String {
     let mut sql = format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; ");
     match mode {
-        Mode::Exclusive => sql.push_str(&format!("SELECT pg_advisory_xact_lock({LEDGER_LOCK})")),
+        Mode::Exclusive => sql.push_str(&format!("SELECT 1 AS locked FROM pg_advisory_xact_lock({LEDGER_LOCK})")),
         Mode::Scoped(scopes) | Mode::Batch(scopes) => {
             let brief = matches!(mode, Mode::Batch(_));
             if brief {
                 sql = format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'; ");
             }
-            sql.push_str(&format!("SELECT pg_advisory_xact_lock_shared({LEDGER_LOCK})"));
+            sql.push_str(&format!("SELECT 1 AS locked FROM pg_advisory_xact_lock_shared({LEDGER_LOCK})"));
             let mut keys: Vec<(i32, i32)> = scopes.iter().map(Scope::keys).collect();
             keys.sort_unstable();
             keys.dedup();
             for (class, hash) in keys {
-                sql.push_str(&format!("; SELECT pg_advisory_xact_lock({class}, {hash})"));
+                sql.push_str(&format!("; SELECT 1 AS locked FROM pg_advisory_xact_lock({class}, {hash})"));
             }
             if brief {
                 sql.push_str(&format!("; SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'"));
@@ -307,6 +351,13 @@ mod tests {
     }
 
     #[test]
+    fn a_key_written_as_a_literal_reads_back_as_itself() {
+        assert_eq!(literal("order~SO-1.call.3:notify:1"), "E'order~SO-1.call.3:notify:1'");
+        assert_eq!(literal(r"it's a \ key"), r"E'it\'s a \\ key'");
+        assert_eq!(literal(""), "E''");
+    }
+
+    #[test]
     fn a_batch_takes_the_scopes_of_all_its_invoices_in_the_one_order_waiting_briefly() {
         // Two batches naming the same invoices' scopes in different orders lock alike: ascending
         // by class (every key, then every order, then every customer), so they cannot deadlock.
@@ -321,12 +372,11 @@ mod tests {
         let (a, b) = (scopes(&[1, 2, 3]), scopes(&[3, 1, 2]));
         let sql = lock_sql(&Mode::Batch(&a));
         assert_eq!(sql, lock_sql(&Mode::Batch(&b)));
-        let locks: Vec<&str> = sql.split("; ").filter(|s| s.starts_with("SELECT pg_advisory_xact_lock(")).collect();
+        const LOCK: &str = "SELECT 1 AS locked FROM pg_advisory_xact_lock(";
+        let locks: Vec<&str> = sql.split("; ").filter(|s| s.starts_with(LOCK)).collect();
         assert_eq!(locks.len(), 9);
-        let classes: Vec<i32> = locks
-            .iter()
-            .map(|s| s["SELECT pg_advisory_xact_lock(".len()..].split(',').next().unwrap().parse().unwrap())
-            .collect();
+        let classes: Vec<i32> =
+            locks.iter().map(|s| s[LOCK.len()..].split(',').next().unwrap().parse().unwrap()).collect();
         assert!(classes.windows(2).all(|w| w[0] <= w[1]), "{sql}");
         assert!(sql.starts_with(&format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'")), "{sql}");
         assert!(sql.ends_with(&format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'")), "{sql}");

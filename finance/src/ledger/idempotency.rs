@@ -5,20 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{Error, ts_text};
 
-/// The output an earlier run recorded under `key`, if any.
-pub(super) async fn replayed<T: DeserializeOwned>(conn: &mut AnyConnection, key: &str) -> Result<Option<T>, Error> {
-    let row = sqlx::query("SELECT output FROM idempotency_keys WHERE key = $1").bind(key).fetch_optional(conn).await?;
-    match row {
-        Some(r) => {
-            let text: String = r.try_get(0)?;
-            serde_json::from_str(&text).map(Some).map_err(|e| Error::Corrupt(format!("stored output of {key}: {e}")))
-        }
-        None => Ok(None),
-    }
+/// The output an earlier run recorded under `key` (as stored), decoded.
+pub(super) fn replayed<T: DeserializeOwned>(stored: &str, key: &str) -> Result<T, Error> {
+    serde_json::from_str(stored).map_err(|e| Error::Corrupt(format!("stored output of {key}: {e}")))
 }
 
 /// Records `output` under `key`, in the caller's transaction.
@@ -47,21 +40,21 @@ pub(super) async fn remember<T: Serialize>(
 /// [`Scope`](super::Scope)); without, it has the whole ledger to itself.
 macro_rules! once {
     ($self:ident, $key:expr, $job_type:expr, $now:expr, |$conn:ident| $body:expr) => {{
-        let mut tx = $self.begin().await?;
-        $crate::ledger::idempotency::once!(@run tx, $key, $job_type, $now, |$conn| $body)
+        let (mut tx, stored) = $self.begin_once($key).await?;
+        $crate::ledger::idempotency::once!(@run tx, stored, $key, $job_type, $now, |$conn| $body)
     }};
     ($self:ident, $key:expr, $job_type:expr, $now:expr, scoped: $scopes:expr, |$conn:ident| $body:expr) => {{
         let key_scope = $crate::ledger::Scope::Key($key.to_string());
         let scopes: ::std::vec::Vec<$crate::ledger::Scope> =
             ::std::iter::once(key_scope).chain(::std::iter::IntoIterator::into_iter($scopes)).collect();
-        let mut tx = $self.begin_scoped(&scopes).await?;
-        $crate::ledger::idempotency::once!(@run tx, $key, $job_type, $now, |$conn| $body)
+        let (mut tx, stored) = $self.begin_scoped_once(&scopes, $key).await?;
+        $crate::ledger::idempotency::once!(@run tx, stored, $key, $job_type, $now, |$conn| $body)
     }};
-    (@run $tx:ident, $key:expr, $job_type:expr, $now:expr, |$conn:ident| $body:expr) => {{
-        let $conn: &mut ::sqlx::AnyConnection = &mut $tx;
-        if let Some(output) = $crate::ledger::idempotency::replayed($conn, $key).await? {
-            return Ok(output);
+    (@run $tx:ident, $stored:ident, $key:expr, $job_type:expr, $now:expr, |$conn:ident| $body:expr) => {{
+        if let Some(stored) = $stored {
+            return $crate::ledger::idempotency::replayed(&stored, $key);
         }
+        let $conn: &mut ::sqlx::AnyConnection = &mut $tx;
         let output = $body;
         $crate::ledger::idempotency::remember(&mut $tx, $key, $job_type, &output, $now).await?;
         $tx.commit().await?;

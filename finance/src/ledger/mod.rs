@@ -264,6 +264,22 @@ impl Ledger {
         db::begin(&self.write, self.backend, Mode::Scoped(scopes)).await
     }
 
+    /// [`Ledger::begin`] for an operation run once per idempotency `key`: also the output an
+    /// earlier run recorded under `key`, if any.
+    async fn begin_once(&self, key: &str) -> Result<(Transaction<'static, Any>, Option<String>), Error> {
+        db::begin_once(&self.write, self.backend, Mode::Exclusive, key).await
+    }
+
+    /// [`Ledger::begin_scoped`] for an operation run once per idempotency `key` (one of
+    /// `scopes`): also the output an earlier run recorded under `key`, if any.
+    async fn begin_scoped_once(
+        &self,
+        scopes: &[Scope],
+        key: &str,
+    ) -> Result<(Transaction<'static, Any>, Option<String>), Error> {
+        db::begin_once(&self.write, self.backend, Mode::Scoped(scopes), key).await
+    }
+
     /// Takes `scope` late in a scoped transaction; it must rank above every scope taken before
     /// (see [`Scope`]).
     async fn lock_late(&self, conn: &mut AnyConnection, scope: &Scope) -> Result<(), Error> {

@@ -55,6 +55,20 @@ async fn receipt(env: &Env, key: &str, invoice: &str, payment: &str, received: &
     .unwrap()
 }
 
+/// An idempotency key is the job's, whatever it holds: quotes, backslashes and non-ASCII text
+/// find the first run's output as any other key does.
+#[tokio::test]
+async fn a_key_with_quotes_and_backslashes_replays_its_first_output() {
+    let Some(env) = Env::new().await else { return };
+    let key = r"o'brien\\n; DROP TABLE invoices; --\'订单";
+    let first = env.call("credit.check", key, json!({"customer_id": "C-001", "amount": "1000.00"})).await.unwrap();
+    invoice(&env, "SO-1", "C-001", "1000.00").await;
+    let replay = env.call("credit.check", key, json!({"customer_id": "C-001", "amount": "1000.00"})).await.unwrap();
+    assert_eq!(replay, first, "the open receivables the first run saw");
+    let fresh = env.call("credit.check", "k2", json!({"customer_id": "C-001", "amount": "1000.00"})).await.unwrap();
+    assert_ne!(fresh["open_ar"], first["open_ar"], "a new key sees the new invoice");
+}
+
 #[tokio::test]
 async fn credit_check_reads_the_customer_and_its_open_receivables() {
     let Some(env) = Env::new().await else { return };

@@ -38,7 +38,8 @@
 //!   take one per process key, so concurrent deploys agree on version numbers.
 //! - **Wake-ups**: a transaction that creates or readies jobs sends `NOTIFY cloverleaf_jobs`, one
 //!   that creates or moves timers or cron starts sends `NOTIFY cloverleaf_timers` (delivered on
-//!   commit, with the sending node's id as payload). [`PgStore::listen`] turns the other nodes'
+//!   commit, with the sending node's id as payload); a deployment sends
+//!   `NOTIFY cloverleaf_deployments`, and the other nodes read the latest versions again. [`PgStore::listen`] turns the other nodes'
 //!   notifications into [`tokio::sync::watch`] changes, which
 //!   [`Engine::connect`](crate::runtime::Engine::connect) passes to the engine's job signal and
 //!   scheduler, so idle workers and schedulers wake at once. Notifications are lost while a listener reconnects (both channels then fire), and a
@@ -76,6 +77,8 @@ use super::{Error, InstanceRow, Write, WriteError, WriteOutcome, parse_ts, ts};
 pub const JOBS_CHANNEL: &str = "cloverleaf_jobs";
 /// The channel notified when timers or cron starts are created or moved.
 pub const TIMERS_CHANNEL: &str = "cloverleaf_timers";
+/// The channel notified when a process version is deployed.
+pub const DEPLOYMENTS_CHANNEL: &str = "cloverleaf_deployments";
 
 /// SQLSTATE invalid_catalog_name: the database named in the URL does not exist.
 const NO_SUCH_DATABASE: &str = "3D000";
@@ -186,16 +189,17 @@ impl PgStore {
             .connect_with(PgConnectOptions::clone(&self.options))
             .await?;
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen_all([JOBS_CHANNEL, TIMERS_CHANNEL]).await?;
+        listener.listen_all([JOBS_CHANNEL, TIMERS_CHANNEL, DEPLOYMENTS_CHANNEL]).await?;
         let (jobs, jobs_rx) = watch::channel(0u64);
         let (timers, timers_rx) = watch::channel(0u64);
+        let (deployments, deployments_rx) = watch::channel(0u64);
         let node = Arc::clone(&self.node);
         tokio::spawn(async move {
             let bump = |tx: &watch::Sender<u64>| tx.send_modify(|n| *n = n.wrapping_add(1));
             let mut failing = false;
             loop {
                 let received = tokio::select! {
-                    () = async { jobs.closed().await; timers.closed().await } => break,
+                    () = async { jobs.closed().await; timers.closed().await; deployments.closed().await } => break,
                     received = listener.try_recv() => received,
                 };
                 match received {
@@ -207,6 +211,7 @@ impl PgStore {
                         match n.channel() {
                             JOBS_CHANNEL => bump(&jobs),
                             TIMERS_CHANNEL => bump(&timers),
+                            DEPLOYMENTS_CHANNEL => bump(&deployments),
                             _ => {}
                         }
                     }
@@ -214,6 +219,7 @@ impl PgStore {
                     Ok(None) => {
                         bump(&jobs);
                         bump(&timers);
+                        bump(&deployments);
                     }
                     Err(error) => {
                         if !failing {
@@ -222,6 +228,7 @@ impl PgStore {
                         failing = true;
                         bump(&jobs);
                         bump(&timers);
+                        bump(&deployments);
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
@@ -230,7 +237,7 @@ impl PgStore {
             drop(listener);
             pool.close().await;
         });
-        Ok(Wakeups { jobs: jobs_rx, timers: timers_rx })
+        Ok(Wakeups { jobs: jobs_rx, timers: timers_rx, deployments: deployments_rx })
     }
 
     async fn write_batch(&self, batch: &[Write]) -> Result<Vec<Result<WriteOutcome, WriteError>>, Error> {
@@ -375,6 +382,7 @@ const TRANSIENT_RETRIES: usize = 3;
 pub struct Wakeups {
     jobs: watch::Receiver<u64>,
     timers: watch::Receiver<u64>,
+    deployments: watch::Receiver<u64>,
 }
 
 impl Wakeups {
@@ -387,6 +395,12 @@ impl Wakeups {
     /// was restored).
     pub fn timers(&self) -> watch::Receiver<u64> {
         self.timers.clone()
+    }
+
+    /// Changes when another node deployed a process version (or a lost connection was
+    /// restored).
+    pub fn deployments(&self) -> watch::Receiver<u64> {
+        self.deployments.clone()
     }
 }
 

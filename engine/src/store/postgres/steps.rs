@@ -11,7 +11,7 @@ use crate::store::batch::{StepRows, TABLES, json_records};
 use crate::store::writes::{correlation_lock, simple_outcomes};
 use crate::store::{Error, Guard, InstanceRow, StepWrite, WriteError, WriteOutcome, ts};
 
-use super::{JOBS_CHANNEL, TIMERS_CHANNEL, with_rows};
+use super::{DEPLOYMENTS_CHANNEL, JOBS_CHANNEL, TIMERS_CHANNEL, with_rows};
 
 /// A step whose only checks are job epochs, that no buffered message waits for a subscription it
 /// opens, the owed event it applies and its instance's version: checked in bulk (the children it
@@ -263,7 +263,11 @@ pub(super) async fn flush(conn: &mut PgConnection, rows: &mut StepRows<'_>, node
     for (table, columns, list) in rows.take() {
         with_rows(conn, FLUSH[table as usize], json_records(columns, &list)).await?;
     }
-    for (wake, channel) in [(rows.wake_jobs, JOBS_CHANNEL), (rows.wake_timers, TIMERS_CHANNEL)] {
+    for (wake, channel) in [
+        (rows.wake_jobs, JOBS_CHANNEL),
+        (rows.wake_timers, TIMERS_CHANNEL),
+        (rows.wake_deployments, DEPLOYMENTS_CHANNEL),
+    ] {
         if wake {
             sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(node).execute(&mut *conn).await?;
         }

@@ -406,6 +406,66 @@ async fn timers_and_jobs_created_on_one_node_wake_the_other() {
     tokio::time::timeout(bound, jobs.changed()).await.unwrap().unwrap();
 }
 
+const ON_MESSAGE: &str = r#"process on_message "On message" {
+  start on message "order.signed" -> work
+  task work { job "nodes.work" } -> done
+  end done "Done"
+}"#;
+
+/// Waits until `version` is what `read` gives, for at most 10 s.
+async fn until_version<F, Fut>(what: &str, version: u32, read: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = u32>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = read().await;
+        if seen == version {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: still version {seen}, expected {version}");
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A node keeps the latest versions it read, and drops them when another node deploys: what it
+/// starts next, by message or as a called process, is the version deployed last.
+#[tokio::test]
+async fn a_version_deployed_on_one_node_is_the_one_another_starts_next() {
+    let Some((_db, _clock, a, b)) = two_nodes().await else { return };
+    a.deploy(&[("on_message.flow", ON_MESSAGE)]).await.unwrap();
+    let signed = |id: &str| Message {
+        name: "order.signed".into(),
+        correlation_key: id.into(),
+        payload: json!({}),
+        message_id: Some(id.into()),
+        ttl: TimeDelta::hours(1),
+    };
+    let started_version = |engine: Engine<AnyStore>, id: &'static str| async move {
+        match engine.correlate(signed(id)).await.unwrap() {
+            crate::runtime::Correlation::Delivered { instance } => {
+                engine.instance(&instance).await.unwrap().process_version()
+            }
+            other => panic!("expected a start, got {other:?}"),
+        }
+    };
+    assert_eq!(started_version(b.clone(), "m-1").await, 1);
+    assert_eq!(b.latest_version("nodes").await.unwrap(), 1);
+
+    let changed = ON_MESSAGE.replace("\"On message\"", "\"On message, second\"");
+    let nodes_changed = NODES.replace("for 1h", "for 2h");
+    let deployed = a.deploy(&[("on_message.flow", &changed), ("nodes.flow", &nodes_changed)]).await.unwrap();
+    assert!(deployed.iter().all(|d| d.version == 2 && d.created), "{deployed:?}");
+
+    until_version("the latest version of nodes on the other node", 2, || async {
+        b.latest_version("nodes").await.unwrap()
+    })
+    .await;
+    assert_eq!(started_version(b.clone(), "m-2").await, 2, "a message start on the other node");
+}
+
 /// On a new database, its tables never analyzed, empty or with a few hundred jobs, the plan
 /// PostgreSQL caches for each statement that finds a batch's rows by id reads them by key: a plan
 /// that scanned the table, or a whole index, would be kept as the table grew, reading every row,
