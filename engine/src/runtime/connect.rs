@@ -47,6 +47,9 @@ impl Engine<AnyStore> {
 /// Passes other nodes' notifications to the engine's own signals until the engine is dropped
 /// (then the receivers go, and the listener closes its connection).
 fn forward(engine: Weak<Inner<AnyStore>>, wakeups: Wakeups) {
+    if let Some(inner) = engine.upgrade() {
+        inner.latest.write().unwrap_or_else(PoisonError::into_inner).listen();
+    }
     let (mut jobs, mut timers, mut deployments) = (wakeups.jobs(), wakeups.timers(), wakeups.deployments());
     drop(wakeups);
     tokio::spawn(async move {

@@ -48,7 +48,7 @@ impl<S: Store> Engine<S> {
                 let newest = {
                     let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
                     if created {
-                        latest.all = None;
+                        latest.deployed();
                     }
                     let entry = latest.by_key.entry(process.key.clone()).or_insert(version);
                     *entry = (*entry).max(version);
@@ -113,7 +113,8 @@ impl<S: Store> Engine<S> {
         };
         let all = Arc::new(self.inner.store.latest_versions().await?);
         let mut latest = self.inner.latest.write().unwrap_or_else(PoisonError::into_inner);
-        if latest.generation == generation {
+        // Kept only where another node's deployment would be heard of.
+        if latest.listening && latest.generation == generation {
             latest.all = Some(Arc::clone(&all));
         }
         Ok(all)
@@ -122,20 +123,35 @@ impl<S: Store> Engine<S> {
 
 /// The latest deployed versions as this node last read or deployed them. Another node's
 /// deployment empties it (see [`Engine::connect`](super::Engine::connect)); so does a listener
-/// that lost its connection, since a notification may have been lost with it.
+/// that lost its connection, once it listens again, since a notification may have been lost.
 #[derive(Debug, Default)]
 pub(super) struct Latest {
-    /// Counts the times the entries were dropped: a read that a drop overtook is not kept.
+    /// Counts the deployments and drops that changed the entries: a read that one of them
+    /// overtook is not kept.
     generation: u64,
     by_key: HashMap<String, u32>,
+    /// Every process's latest version, kept only while `listening`.
     all: Option<Arc<Vec<(String, u32)>>>,
+    /// Other nodes' deployments are heard of (PostgreSQL): without, `all` is read each time.
+    listening: bool,
 }
 
 impl Latest {
+    /// This node deployed a new version: what a read in flight found may be older.
+    fn deployed(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.all = None;
+    }
+
     /// Drops every entry: versions may have been deployed elsewhere.
     pub(super) fn forget(&mut self) {
         self.generation = self.generation.wrapping_add(1);
         self.by_key.clear();
         self.all = None;
+    }
+
+    /// From now on, another node's deployment calls [`Latest::forget`].
+    pub(super) fn listen(&mut self) {
+        self.listening = true;
     }
 }

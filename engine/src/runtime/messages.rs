@@ -53,7 +53,7 @@ impl<S: Store> Engine<S> {
                     Err(Error::DuplicateMessage(_)) => return Ok(Correlation::Duplicate),
                     // The subscription closed meanwhile: look again.
                     Err(Error::Rejected(Rejection::UnknownSubscription { .. })) => continue,
-                    Err(e) => return Err(e),
+                    Err(e) => return self.unless_seen(&message_id, e).await,
                 }
             }
             // Nobody waits: a process that starts on this message starts now.
@@ -61,7 +61,7 @@ impl<S: Store> Engine<S> {
                 Ok(Some(instance)) => return Ok(Correlation::Delivered { instance }),
                 Ok(None) => {}
                 Err(Error::DuplicateMessage(_)) => return Ok(Correlation::Duplicate),
-                Err(e) => return Err(e),
+                Err(e) => return self.unless_seen(&message_id, e).await,
             }
             match self.submit_raw(Write::BufferMessage(row)).await? {
                 Ok(_) => return Ok(Correlation::Buffered),
@@ -71,6 +71,15 @@ impl<S: Store> Engine<S> {
             }
         }
         Err(Error::Contention(message_id))
+    }
+
+    /// `error`, unless the message was seen before: then a duplicate, as it is when its write
+    /// finds it (a duplicate stepped into a newer definition may be refused before its write).
+    async fn unless_seen(&self, message_id: &str, error: Error) -> Result<Correlation, Error> {
+        if self.inner.store.message_seen(message_id).await? {
+            return Ok(Correlation::Duplicate);
+        }
+        Err(error)
     }
 
     /// The latest deployed definitions that a message named `name` starts (through `start on

@@ -214,7 +214,9 @@ impl<S: Store> Engine<S> {
                     cache.clear();
                 }
                 for (child, cached) in created {
-                    // A child is new: no entry of it can be newer.
+                    // An entry there already is as new or newer: another task stepped the child
+                    // in between (should it have ended the child meanwhile, the entry is stale,
+                    // and the next write conflicts and evicts it).
                     cache.entry(child).or_insert_with(|| Arc::new(cached));
                 }
                 if last.instance.status().is_final() {

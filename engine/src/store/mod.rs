@@ -717,6 +717,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
         skip: &[i64],
     ) -> impl Future<Output = Result<Option<BufferedMessage>, Error>> + Send;
+    /// True if a message with this id was received.
+    fn message_seen(&self, message_id: &str) -> impl Future<Output = Result<bool, Error>> + Send;
     /// Timers due at `now`: (timer, instance), earliest first. A store shared by several engine
     /// nodes claims the timers it returns for a while, so that two nodes do not both try them.
     fn due_timers(

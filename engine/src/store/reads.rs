@@ -167,6 +167,10 @@ impl<B: Backend> Store for B {
         self.row(BUFFERED_MESSAGE.pick(self), args).await?.as_ref().map(rows::buffered_message).transpose()
     }
 
+    async fn message_seen(&self, message_id: &str) -> Result<bool, Error> {
+        Ok(self.row("SELECT 1 AS one FROM messages WHERE message_id = $1", vec![text(message_id)]).await?.is_some())
+    }
+
     async fn due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(TimerId, InstanceId)>, Error> {
         let due = self.take_due_timers(now, limit).await?;
         Ok(due.into_iter().map(|(timer, instance)| (TimerId(timer), InstanceId(instance))).collect())

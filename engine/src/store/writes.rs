@@ -138,19 +138,18 @@ async fn check_guard(tx: &mut impl Tx, guard: &Guard) -> Result<Option<WriteErro
 /// owed event it applies) before anything is changed; the refusal, if one fails.
 async fn check_step(tx: &mut impl Tx, step: &StepWrite) -> Result<Option<WriteError>, Error> {
     // The message id is locked before the correlation, as buffering does, so the two never wait
-    // for each other in opposite orders.
+    // for each other in opposite orders. A message seen before is a duplicate whatever else the
+    // step would be refused for.
     if let Some(message) = &step.record_message {
         tx.exclusive(&message_id_lock(&message.message_id)).await?;
+        if message_seen(tx, &message.message_id).await? {
+            return Ok(Some(WriteError::DuplicateMessage(message.message_id.clone())));
+        }
     }
     for guard in &step.guards {
         if let Some(refusal) = check_guard(tx, guard).await? {
             return Ok(Some(refusal));
         }
-    }
-    if let Some(message) = &step.record_message
-        && message_seen(tx, &message.message_id).await?
-    {
-        return Ok(Some(WriteError::DuplicateMessage(message.message_id.clone())));
     }
     if !step.consume_messages.is_empty() {
         let mut wanted = step.consume_messages.clone();

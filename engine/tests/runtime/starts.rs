@@ -86,6 +86,30 @@ async fn a_message_start_starts_an_instance_once_per_message_id() {
     assert_eq!(env.engine.tasks(None).await.unwrap().len(), 1);
 }
 
+/// A message delivered once is a duplicate ever after, even when the definition it would start
+/// now refuses it before anything is written (a newer version that needs an input it lacks).
+#[tokio::test]
+async fn a_redelivered_message_a_newer_version_refuses_is_still_a_duplicate() {
+    let Some(env) = Env::new().await else { return };
+    let roles = roles();
+    env.engine.deploy(&[("roles.flow", roles.as_str()), ("signed.flow", SIGNED)]).await.unwrap();
+    let message = Message {
+        name: "order.signed".into(),
+        correlation_key: "SO-43".into(),
+        payload: json!({"order_id": "SO-43", "amount": "1200.00"}),
+        message_id: Some("crm-7790".into()),
+        ttl: TimeDelta::hours(1),
+    };
+    assert!(matches!(env.engine.correlate(message.clone()).await.unwrap(), Correlation::Delivered { .. }));
+    let stricter = SIGNED.replace("amount: money }", "amount: money  region: text }");
+    let deployed = env.engine.deploy(&[("roles.flow", roles.as_str()), ("signed.flow", &stricter)]).await.unwrap();
+    assert!(deployed.iter().any(|d| d.key == "signed_order" && d.version == 2), "{deployed:?}");
+    let fresh = Message { message_id: Some("crm-7791".into()), correlation_key: "SO-44".into(), ..message.clone() };
+    assert!(env.engine.correlate(fresh).await.is_err(), "a new message without the region is refused");
+    assert_eq!(env.engine.correlate(message).await.unwrap(), Correlation::Duplicate);
+    assert_eq!(env.engine.tasks(None).await.unwrap().len(), 1, "nothing started twice");
+}
+
 #[tokio::test]
 async fn the_scheduler_fires_timers_and_cron_starts_when_the_virtual_clock_jumps() {
     let Some(env) = Env::reference().await else { return };

@@ -263,13 +263,15 @@ pub(super) async fn begin_once(
 }
 
 /// `text` as an SQL string literal for the simple protocol, which has no parameters: an escape
-/// string, so that it reads the same whatever `standard_conforming_strings` says.
+/// string, so that it reads the same whatever `standard_conforming_strings` says, with each
+/// backslash doubled and each quote written twice (a backslash before a quote is refused by a
+/// server with `backslash_quote = off`).
 fn literal(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 3);
     quoted.push_str("E'");
     for c in text.chars() {
         if c == '\\' || c == '\'' {
-            quoted.push('\\');
+            quoted.push(c);
         }
         quoted.push(c);
     }
@@ -297,24 +299,22 @@ pub(super) fn is_lock_timeout(error: &Error) -> bool {
 }
 
 /// The statements that take `mode`'s locks: simple protocol, no parameters (the keys are
-/// integers computed here, inlined), so one round trip. Each answers a row of an integer (the
-/// locking functions return `void`, which the `Any` driver cannot read), so that a read may
-/// follow them in the same round trip.
+/// integers computed here, inlined), so one round trip.
 fn lock_sql(mode: &Mode<'_>) -> String {
     let mut sql = format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; ");
     match mode {
-        Mode::Exclusive => sql.push_str(&format!("SELECT 1 AS locked FROM pg_advisory_xact_lock({LEDGER_LOCK})")),
+        Mode::Exclusive => sql.push_str(&format!("SELECT pg_advisory_xact_lock({LEDGER_LOCK})")),
         Mode::Scoped(scopes) | Mode::Batch(scopes) => {
             let brief = matches!(mode, Mode::Batch(_));
             if brief {
                 sql = format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'; ");
             }
-            sql.push_str(&format!("SELECT 1 AS locked FROM pg_advisory_xact_lock_shared({LEDGER_LOCK})"));
+            sql.push_str(&format!("SELECT pg_advisory_xact_lock_shared({LEDGER_LOCK})"));
             let mut keys: Vec<(i32, i32)> = scopes.iter().map(Scope::keys).collect();
             keys.sort_unstable();
             keys.dedup();
             for (class, hash) in keys {
-                sql.push_str(&format!("; SELECT 1 AS locked FROM pg_advisory_xact_lock({class}, {hash})"));
+                sql.push_str(&format!("; SELECT pg_advisory_xact_lock({class}, {hash})"));
             }
             if brief {
                 sql.push_str(&format!("; SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'"));
@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn a_key_written_as_a_literal_reads_back_as_itself() {
         assert_eq!(literal("order~SO-1.call.3:notify:1"), "E'order~SO-1.call.3:notify:1'");
-        assert_eq!(literal(r"it's a \ key"), r"E'it\'s a \\ key'");
+        assert_eq!(literal(r"it's a \ key"), r"E'it''s a \\ key'");
         assert_eq!(literal(""), "E''");
     }
 
@@ -372,11 +372,12 @@ mod tests {
         let (a, b) = (scopes(&[1, 2, 3]), scopes(&[3, 1, 2]));
         let sql = lock_sql(&Mode::Batch(&a));
         assert_eq!(sql, lock_sql(&Mode::Batch(&b)));
-        const LOCK: &str = "SELECT 1 AS locked FROM pg_advisory_xact_lock(";
-        let locks: Vec<&str> = sql.split("; ").filter(|s| s.starts_with(LOCK)).collect();
+        let locks: Vec<&str> = sql.split("; ").filter(|s| s.starts_with("SELECT pg_advisory_xact_lock(")).collect();
         assert_eq!(locks.len(), 9);
-        let classes: Vec<i32> =
-            locks.iter().map(|s| s[LOCK.len()..].split(',').next().unwrap().parse().unwrap()).collect();
+        let classes: Vec<i32> = locks
+            .iter()
+            .map(|s| s["SELECT pg_advisory_xact_lock(".len()..].split(',').next().unwrap().parse().unwrap())
+            .collect();
         assert!(classes.windows(2).all(|w| w[0] <= w[1]), "{sql}");
         assert!(sql.starts_with(&format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'")), "{sql}");
         assert!(sql.ends_with(&format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'")), "{sql}");

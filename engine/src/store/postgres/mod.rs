@@ -42,7 +42,7 @@
 //!   `NOTIFY cloverleaf_deployments`, and the other nodes read the latest versions again. [`PgStore::listen`] turns the other nodes'
 //!   notifications into [`tokio::sync::watch`] changes, which
 //!   [`Engine::connect`](crate::runtime::Engine::connect) passes to the engine's job signal and
-//!   scheduler, so idle workers and schedulers wake at once. Notifications are lost while a listener reconnects (both channels then fire), and a
+//!   scheduler, so idle workers and schedulers wake at once. Notifications are lost while a listener reconnects (every channel then fires), and a
 //!   lease running out or a retry falling due sends none: nodes still poll, but only as a
 //!   fallback, at the runtime's usual intervals.
 
@@ -230,6 +230,13 @@ impl PgStore {
                         bump(&timers);
                         bump(&deployments);
                         tokio::time::sleep(Duration::from_secs(1)).await;
+                        // Listen again now, then look again: what was sent until then is lost,
+                        // and a deployment has no polling to fall back on.
+                        if sqlx::query("SELECT 1").execute(&mut listener).await.is_ok() {
+                            bump(&jobs);
+                            bump(&timers);
+                            bump(&deployments);
+                        }
                     }
                 }
             }

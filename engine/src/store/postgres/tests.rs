@@ -431,7 +431,8 @@ where
 }
 
 /// A node keeps the latest versions it read, and drops them when another node deploys: what it
-/// starts next, by message or as a called process, is the version deployed last.
+/// starts next by message, and the latest version a call activity starts (`latest_version`), is
+/// the version deployed last.
 #[tokio::test]
 async fn a_version_deployed_on_one_node_is_the_one_another_starts_next() {
     let Some((_db, _clock, a, b)) = two_nodes().await else { return };
