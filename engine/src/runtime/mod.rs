@@ -61,7 +61,8 @@ use crate::ids::{IncidentId, InstanceId};
 use crate::instance::Instance;
 use crate::rejection::Rejection;
 use crate::store::{
-    self, Guard, HistoryCheck, HistoryRow, MessageRow, PendingRow, SqliteStore, Store, Write, WriteError, WriteOutcome,
+    self, Guard, HistoryCheck, HistoryRow, InstanceRow, MessageRow, PendingRow, SqliteStore, Store, Write, WriteError,
+    WriteOutcome,
 };
 pub use archive::{ARCHIVE_BATCH, ArchiveOptions, ArchiveReport, Refusal, Refused};
 pub use migrate::{InstanceMigration, MIGRATION_BATCH, MigrationOutcome, MigrationReport, MigrationRequest};
@@ -257,6 +258,19 @@ struct Cached {
     parent: Option<(String, String)>,
     history_seq: i64,
     history_hash: String,
+}
+
+impl Cached {
+    /// The instance as its stored row holds it.
+    fn of_row(row: &InstanceRow) -> Result<Cached, Error> {
+        Ok(Cached {
+            instance: Instance::from_json(&row.state)?,
+            version: row.version,
+            parent: row.parent_id.clone().zip(row.parent_call.clone()),
+            history_seq: row.history_seq,
+            history_hash: row.history_hash.clone(),
+        })
+    }
 }
 
 /// A job lock this engine handed out: (instance, epoch, lease end).

@@ -9,7 +9,6 @@ use tokio::sync::{mpsc, oneshot};
 use crate::effect::Effect;
 use crate::event::Event;
 use crate::ids::InstanceId;
-use crate::instance::Instance;
 use crate::step::{Transition, step};
 use crate::store;
 use crate::store::{Guard, JobChange, JobState, PendingRow, Store, Write, WriteError, WriteOutcome};
@@ -56,13 +55,7 @@ impl<S: Store> Engine<S> {
                         .load_instance(&InstanceId::from(instance))
                         .await?
                         .ok_or_else(|| Error::UnknownInstance(instance.to_string()))?;
-                    Arc::new(Cached {
-                        instance: Instance::from_json(&row.state)?,
-                        version: row.version,
-                        parent: row.parent_id.clone().zip(row.parent_call.clone()),
-                        history_seq: row.history_seq,
-                        history_hash: row.history_hash.clone(),
-                    })
+                    Arc::new(Cached::of_row(&row)?)
                 }
             };
             let definition = self.definition(cached.instance.process(), cached.instance.process_version()).await?;
@@ -187,16 +180,7 @@ impl<S: Store> Engine<S> {
         let created: Vec<(String, Cached)> = write
             .children
             .iter()
-            .map(|row| {
-                let cached = Cached {
-                    instance: Instance::from_json(&row.state)?,
-                    version: row.version,
-                    parent: row.parent_id.clone().zip(row.parent_call.clone()),
-                    history_seq: row.history_seq,
-                    history_hash: row.history_hash.clone(),
-                };
-                Ok((row.id.clone(), cached))
-            })
+            .map(|row| Ok((row.id.clone(), Cached::of_row(row)?)))
             .collect::<Result<_, Error>>()?;
         let (version, history_seq, history_hash) =
             (write.instance.version, write.instance.history_seq, write.instance.history_hash.clone());
