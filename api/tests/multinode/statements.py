@@ -4,11 +4,13 @@
 Run the test with CLOVERLEAF_MULTINODE_LOG_STATEMENTS=1 (its database then logs every statement
 with its duration), keep its output, then:
 
-    statements.py SERVER_LOG TEST_OUTPUT [ORDERS]
+    statements.py SERVER_LOG TEST_OUTPUT [ORDERS] [--detail N]
 
 SERVER_LOG is the server's log from before the run on (other databases' lines are skipped);
 TEST_OUTPUT the test's stderr, which names the database and which backend served which process.
-Durations are the server's wall time per statement (lock waits included), not CPU.
+Durations are the server's wall time per statement (lock waits included), not CPU. With
+--detail N, the N most frequent statements follow, each with the process that sent it (serve or
+worker) and its text normalized, cut at 150 characters.
 """
 import collections
 import re
@@ -39,8 +41,14 @@ def norm(text):
 
 
 def main():
-    log, output = sys.argv[1], sys.argv[2]
-    orders = int(sys.argv[3]) if len(sys.argv) > 3 else 2000
+    args = sys.argv[1:]
+    detail = 0
+    if '--detail' in args:
+        at = args.index('--detail')
+        detail = int(args[at + 1])
+        del args[at:at + 2]
+    log, output = args[0], args[1]
+    orders = int(args[2]) if len(args) > 2 else 2000
     test = open(output, errors='replace').read()
     db = re.search(r'logging every statement of database (\S+)', test).group(1)
     app_of = {pid: app for pid, app in re.findall(r'backend (\d+) pg:(\S+)', test)}
@@ -60,8 +68,12 @@ def main():
     if current:
         entries.append(current)
     count, ms = collections.Counter(), collections.Counter()
+    each, each_ms = collections.Counter(), collections.Counter()
     for pid, text, duration in entries:
         text = norm(text)
+        sender = re.sub(r'-\d+$', '', app_of.get(pid, '?'))
+        each[(sender, text[:150])] += 1
+        each_ms[(sender, text[:150])] += duration
         if text.upper().startswith(('BEGIN', 'COMMIT', 'ROLLBACK')):
             kind = 'BEGIN and COMMIT'
         elif app_of.get(pid) == 'multinode-test':
@@ -75,6 +87,10 @@ def main():
     for kind, n in count.most_common():
         print(f'{kind:40} {n / orders:9.2f} {ms[kind] / orders:12.3f} {100 * ms[kind] / total:5.1f}%')
     print(f'{"all":40} {sum(count.values()) / orders:9.2f} {total / orders:12.3f}')
+    if detail:
+        print(f'\n{"per order":>9} {"ms per order":>12} {"sender":14} statement')
+        for (sender, text), n in each.most_common(detail):
+            print(f'{n / orders:9.2f} {each_ms[(sender, text)] / orders:12.3f} {sender:14} {text}')
 
 
 if __name__ == '__main__':
