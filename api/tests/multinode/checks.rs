@@ -504,11 +504,13 @@ impl Report {
         ));
         out.push_str(&format!(
             "  {:.1} orders/s from the 10th to the 90th percentile finish; an order took {:.1} s from start to end on \
-             average, 90 % of them under {:.1} s (at most {} open)\n",
+             average, 90 % of them under {:.1} s (at most {} open: at that time an order, {:.0} orders/s at most)\n",
             self.pace.steady,
             self.pace.latency.0,
             self.pace.latency.1,
             max_open(),
+            // Little's law: orders finish no faster than the open ones are let in.
+            max_open() as f64 / self.pace.latency.0.max(f64::EPSILON),
         ));
         out.push_str(&format!(
             "  orders finished per 10 s: {}; {} transactions committed in the database (reads included), {:.1} per order\n",
