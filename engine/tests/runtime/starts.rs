@@ -62,18 +62,23 @@ process signed_order "Signed order" {
 }
 "#;
 
+/// `order.signed` for `order` (1,200.00), sent with the sender's `message_id`.
+fn signed(order: &str, message_id: &str) -> Message {
+    Message {
+        name: "order.signed".into(),
+        correlation_key: order.into(),
+        payload: json!({"order_id": order, "amount": "1200.00"}),
+        message_id: Some(message_id.into()),
+        ttl: TimeDelta::hours(1),
+    }
+}
+
 #[tokio::test]
 async fn a_message_start_starts_an_instance_once_per_message_id() {
     let Some(env) = Env::new().await else { return };
     let roles = roles();
     env.engine.deploy(&[("roles.flow", roles.as_str()), ("signed.flow", SIGNED)]).await.unwrap();
-    let message = Message {
-        name: "order.signed".into(),
-        correlation_key: "SO-42".into(),
-        payload: json!({"order_id": "SO-42", "amount": "1200.00"}),
-        message_id: Some("crm-7781".into()),
-        ttl: TimeDelta::hours(1),
-    };
+    let message = signed("SO-42", "crm-7781");
     let delivered = env.engine.correlate(message.clone()).await.unwrap();
     let Correlation::Delivered { instance } = delivered else { panic!("expected a start, got {delivered:?}") };
     let state = env.instance(&instance).await;
@@ -93,13 +98,7 @@ async fn a_redelivered_message_a_newer_version_refuses_is_still_a_duplicate() {
     let Some(env) = Env::new().await else { return };
     let roles = roles();
     env.engine.deploy(&[("roles.flow", roles.as_str()), ("signed.flow", SIGNED)]).await.unwrap();
-    let message = Message {
-        name: "order.signed".into(),
-        correlation_key: "SO-43".into(),
-        payload: json!({"order_id": "SO-43", "amount": "1200.00"}),
-        message_id: Some("crm-7790".into()),
-        ttl: TimeDelta::hours(1),
-    };
+    let message = signed("SO-43", "crm-7790");
     assert!(matches!(env.engine.correlate(message.clone()).await.unwrap(), Correlation::Delivered { .. }));
     let stricter = SIGNED.replace("amount: money }", "amount: money  region: text }");
     let deployed = env.engine.deploy(&[("roles.flow", roles.as_str()), ("signed.flow", &stricter)]).await.unwrap();
