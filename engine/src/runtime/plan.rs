@@ -303,6 +303,7 @@ pub(crate) fn plan(
         history: HistoryStep::of(&history),
         events,
         children: child_rows,
+        started: Vec::new(),
         pending,
         // A task offered and withdrawn within one write was never open to anyone.
         notifications: notices.into_iter().filter(|n| !cancelled_tasks.contains(&n.subject)).collect(),

@@ -9,9 +9,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::effect::Effect;
 use crate::event::Event;
 use crate::ids::InstanceId;
+use crate::instance::Instance;
 use crate::step::{Transition, step};
 use crate::store;
-use crate::store::{Guard, JobChange, JobState, PendingRow, Store, Write, WriteError, WriteOutcome};
+use crate::store::{Guard, JobChange, JobState, PendingRow, StepWrite, Store, Write, WriteError, WriteOutcome};
 
 use super::plan::{Before, NewChild, plan};
 
@@ -98,7 +99,8 @@ impl<S: Store> Engine<S> {
 
     /// Writes an accepted transition (and the event that caused it, stepped at `now`) with the
     /// buffered messages it lets in, as one step write guarded by the instance's version;
-    /// `definition` is the one the instance runs after the transition.
+    /// `definition` is the one the instance runs after the transition. The called processes it
+    /// starts take their first step in the same write.
     pub(super) async fn write_steps(
         &self,
         definition: &CompiledProcess,
@@ -115,73 +117,45 @@ impl<S: Store> Engine<S> {
         }) {
             span.record("node", node.as_str());
         }
-        let mut steps: Vec<(Event, Transition)> = vec![(event, first)];
-        // Deliver buffered messages to subscriptions this step opened, in the same write.
-        let mut consumed = Vec::new();
-        let mut guards = extra.guards.clone();
-        for _ in 0..STEP_CHAIN_LIMIT {
-            let current = &steps[steps.len() - 1].1.instance;
-            let mut next = None;
-            for (sid, sub) in current.subscriptions() {
-                if before.instance.subscriptions().contains_key(sid) {
-                    continue;
-                }
-                if let Some(found) =
-                    self.inner.store.buffered_message(&sub.message, &sub.correlation_key, now, &consumed).await?
-                {
-                    next = Some((sid.clone(), found));
-                    break;
-                }
-            }
-            let Some((subscription, found)) = next else { break };
-            let payload: serde_json::Value = serde_json::from_str(&found.payload).map_err(Error::from)?;
-            let event = Event::MessageCorrelated { subscription, payload };
-            let t = span.in_scope(|| step(definition, current, event.clone(), now)).map_err(Error::from)?;
-            consumed.push(found.seq);
-            steps.push((event, t));
-        }
-        let last = &steps[steps.len() - 1].1.instance;
-        for (sid, sub) in last.subscriptions() {
-            if !before.instance.subscriptions().contains_key(sid) {
-                guards.push(Guard::NoBufferedMessage {
-                    name: sub.message.clone(),
-                    key: sub.correlation_key.clone(),
-                    now,
-                });
+        let mut taken = Vec::new();
+        let delivered =
+            self.deliver_buffered(definition, before.instance, (event, first), now, &mut taken, &span).await?;
+        let Delivered { mut steps, guards: opened, consumed } = delivered;
+        let called = self.called(&steps).await?;
+        let after = &steps[steps.len() - 1].1.instance;
+        let started_by = after.started_by().map(str::to_string);
+        let mut owed = Vec::new();
+        let mut started = Vec::new();
+        for child in called {
+            match self.start_called(id, started_by.clone(), child, now, &mut taken).await? {
+                Ok(first_step) => started.push(first_step),
+                Err(child) => owed.push(child),
             }
         }
-        let mut children = Vec::new();
-        for (_, t) in &steps {
-            for effect in &t.effects {
-                if let Effect::StartChild { call, process, inputs, .. } = effect {
-                    let version = self.latest_version(process).await?;
-                    children.push(NewChild {
-                        id: call.0.clone(),
-                        process: process.clone(),
-                        version,
-                        inputs: inputs.clone(),
-                    });
-                }
-            }
-        }
-        let mut write = plan(before, &steps, children, now, || self.next_id("p")).map_err(Error::from)?;
-        write.guards = guards;
+        let mut write = plan(before, &steps, owed, now, || self.next_id("p")).map_err(Error::from)?;
+        write.guards = extra.guards.iter().cloned().chain(opened).collect();
         write.consume_messages = consumed;
         write.record_message = extra.record_message.clone();
         write.consume_pending = extra.consume_pending.clone();
-        let wakes = !write.timers_upsert.is_empty();
-        let readies_jobs = write.jobs.iter().any(|j| match j {
+        let (cached_children, started): (Vec<_>, Vec<_>) = started.into_iter().unzip();
+        write.started = started;
+        let wakes = std::iter::once(&write).chain(&write.started).any(|w| !w.timers_upsert.is_empty());
+        let readies_jobs = std::iter::once(&write).chain(&write.started).flat_map(|w| &w.jobs).any(|j| match j {
             JobChange::Insert(_) => true,
             JobChange::Update { state, .. } => *state == JobState::Ready,
         });
-        let pending = write.pending.clone();
-        // The children this step creates start on this node next (their owed start events are
-        // settled right after the commit): kept as written, they need not be read back.
-        let created: Vec<(String, Cached)> = write
+        let pending: Vec<PendingRow> =
+            std::iter::once(&write).chain(&write.started).flat_map(|w| w.pending.iter().cloned()).collect();
+        // The children this step creates go on on this node next (the owed start events of those
+        // not started yet are settled right after the commit): kept as written, they need not be
+        // read back.
+        let mut created: Vec<(String, Cached)> = write
             .children
             .iter()
+            .chain(write.started.iter().flat_map(|w| &w.children))
             .map(|row| Ok((row.id.clone(), Cached::of_row(row)?)))
             .collect::<Result<_, Error>>()?;
+        created.extend(cached_children.into_iter().flatten());
         let (version, history_seq, history_hash) =
             (write.instance.version, write.instance.history_seq, write.instance.history_hash.clone());
         match self.submit_raw(Write::Step(Box::new(write))).await? {
@@ -225,6 +199,128 @@ impl<S: Store> Engine<S> {
         }
     }
 
+    /// Delivers, after `first`, the buffered messages the subscriptions it opened wait for (none
+    /// of `taken`, which grows by those delivered), each as a further step; the guards that no
+    /// other message waits for the subscriptions still open.
+    async fn deliver_buffered(
+        &self,
+        definition: &CompiledProcess,
+        before: &Instance,
+        first: (Event, Transition),
+        now: chrono::DateTime<chrono::Utc>,
+        taken: &mut Vec<i64>,
+        span: &tracing::Span,
+    ) -> Result<Delivered, Attempt> {
+        let mut steps: Vec<(Event, Transition)> = vec![first];
+        let mut consumed = Vec::new();
+        for _ in 0..STEP_CHAIN_LIMIT {
+            let current = &steps[steps.len() - 1].1.instance;
+            let mut next = None;
+            for (sid, sub) in current.subscriptions() {
+                if before.subscriptions().contains_key(sid) {
+                    continue;
+                }
+                if let Some(found) =
+                    self.inner.store.buffered_message(&sub.message, &sub.correlation_key, now, taken).await?
+                {
+                    next = Some((sid.clone(), found));
+                    break;
+                }
+            }
+            let Some((subscription, found)) = next else { break };
+            let payload: serde_json::Value = serde_json::from_str(&found.payload).map_err(Error::from)?;
+            let event = Event::MessageCorrelated { subscription, payload };
+            let t = span.in_scope(|| step(definition, current, event.clone(), now)).map_err(Error::from)?;
+            taken.push(found.seq);
+            consumed.push(found.seq);
+            steps.push((event, t));
+        }
+        let last = &steps[steps.len() - 1].1.instance;
+        let guards = last
+            .subscriptions()
+            .iter()
+            .filter(|(sid, _)| !before.subscriptions().contains_key(*sid))
+            .map(|(_, sub)| Guard::NoBufferedMessage {
+                name: sub.message.clone(),
+                key: sub.correlation_key.clone(),
+                now,
+            })
+            .collect();
+        Ok(Delivered { steps, guards, consumed })
+    }
+
+    /// The called processes `steps` start, each at its latest version.
+    async fn called(&self, steps: &[(Event, Transition)]) -> Result<Vec<NewChild>, Error> {
+        let mut children = Vec::new();
+        for (_, t) in steps {
+            for effect in &t.effects {
+                if let Effect::StartChild { call, process, inputs, .. } = effect {
+                    let version = self.latest_version(process).await?;
+                    children.push(NewChild {
+                        id: call.0.clone(),
+                        process: process.clone(),
+                        version,
+                        inputs: inputs.clone(),
+                    });
+                }
+            }
+        }
+        Ok(children)
+    }
+
+    /// The first step of a called process, written with its caller's step (no owed start event,
+    /// no second write) and what to cache of it once written (nothing when it ended at once).
+    /// `Err(child)` when its start is refused: the child is then created, and its start owed,
+    /// so the refusal is met and reported where any owed event's is.
+    async fn start_called(
+        &self,
+        parent: &str,
+        started_by: Option<String>,
+        child: NewChild,
+        now: chrono::DateTime<chrono::Utc>,
+        taken: &mut Vec<i64>,
+    ) -> Result<Result<(Option<(String, Cached)>, StepWrite), NewChild>, Attempt> {
+        let definition = self.definition(&child.process, child.version).await?;
+        let instance = Instance::new(child.id.as_str(), child.process.as_str(), child.version);
+        let event = Event::Start {
+            variables: child.inputs.clone(),
+            business_key: None,
+            start: None,
+            started_by,
+            on_behalf_of: None,
+        };
+        let span = tracing::info_span!("step", instance = %child.id, process = %definition.key, event = event.name());
+        let Ok(first) = span.in_scope(|| step(&definition, &instance, event.clone(), now)) else {
+            return Ok(Err(child));
+        };
+        let before = Before {
+            instance: &instance,
+            expected_version: None,
+            parent: Some((parent.to_string(), child.id.clone())),
+            history_seq: 0,
+            history_hash: store::GENESIS_HASH.to_string(),
+        };
+        let Delivered { steps, guards, consumed } =
+            self.deliver_buffered(&definition, &instance, (event, first), now, taken, &span).await?;
+        // What it calls in turn is started the usual way, by owed start events.
+        let called = self.called(&steps).await?;
+        let mut write = plan(&before, &steps, called, now, || self.next_id("p")).map_err(Error::from)?;
+        write.guards = guards;
+        write.consume_messages = consumed;
+        let last = steps.into_iter().next_back().map(|(_, t)| t.instance).ok_or(Error::Stopped)?;
+        let cached = (!last.status().is_final()).then(|| {
+            let cached = Cached {
+                instance: last,
+                version: write.instance.version,
+                parent: before.parent.clone(),
+                history_seq: write.instance.history_seq,
+                history_hash: write.instance.history_hash.clone(),
+            };
+            (child.id.clone(), cached)
+        });
+        Ok(Ok((cached, write)))
+    }
+
     pub(super) async fn submit_raw(&self, write: Write) -> Result<Result<WriteOutcome, WriteError>, Error> {
         let (reply, answer) = oneshot::channel();
         self.inner.writer.send(Request { write, reply }).map_err(|_| Error::Stopped)?;
@@ -239,6 +335,16 @@ impl<S: Store> Engine<S> {
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed) + 1;
         format!("{kind}-{}-{n}", self.inner.prefix)
     }
+}
+
+/// A transition followed by the buffered messages it let in.
+struct Delivered {
+    /// The transitions, with the events that caused them.
+    steps: Vec<(Event, Transition)>,
+    /// That no buffered message waits for the subscriptions they opened.
+    guards: Vec<Guard>,
+    /// The buffered messages delivered, by `seq`.
+    consumed: Vec<i64>,
 }
 
 /// Most buffered messages delivered in one step.

@@ -133,7 +133,7 @@ impl<'a> StepRows<'a> {
             .filter(|(_, _, rows)| !rows.is_empty())
     }
 
-    /// Adds the rows of one accepted step. The plan gives at most one change per job, task and
+    /// Adds the rows of one accepted step and of the children it started. The plan gives at most one change per job, task and
     /// timer, and a batch holds one step per instance: each statement touches a row once, as
     /// `ON CONFLICT DO UPDATE` requires.
     pub(super) fn add(&mut self, step: &'a StepWrite) {
@@ -258,6 +258,9 @@ impl<'a> StepRows<'a> {
                     time(n.created_at),
                 ],
             );
+        }
+        for child in &step.started {
+            self.add(child);
         }
     }
 }

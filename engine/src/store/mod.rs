@@ -578,12 +578,30 @@ pub struct StepWrite {
     pub history: Option<HistoryStep>,
     /// The accepted events: (seq, at, event JSON).
     pub events: Vec<(i64, DateTime<Utc>, String)>,
-    /// Child instances created (status created).
+    /// Child instances created (status created), started later by an owed start event.
     pub children: Vec<InstanceRow>,
+    /// Child instances this step starts: each one's first step, a new instance (no expected
+    /// version), written with this one or not at all. Their checks are this write's checks;
+    /// their own `started` is empty.
+    pub started: Vec<StepWrite>,
     /// Events owed to other instances.
     pub pending: Vec<PendingRow>,
     /// Notifications to deliver.
     pub notifications: Vec<NotificationRow>,
+}
+
+impl StepWrite {
+    /// The checks of this step and of the children it starts.
+    pub fn all_guards(&self) -> impl Iterator<Item = &Guard> {
+        self.guards.iter().chain(self.started.iter().flat_map(|child| child.guards.iter()))
+    }
+
+    /// The instances this write creates: children to be started later, and children started.
+    pub fn new_children(&self) -> impl Iterator<Item = &InstanceRow> {
+        self.children
+            .iter()
+            .chain(self.started.iter().flat_map(|child| std::iter::once(&child.instance).chain(child.children.iter())))
+    }
 }
 
 /// A job as read.

@@ -456,19 +456,25 @@ pub(super) async fn apply_step<'a>(
 ) -> Result<Result<WriteOutcome, WriteError>, Error> {
     let id = &step.instance.id;
     // Checks first: nothing is changed until every one holds.
-    if let Some(refusal) = check_step(tx, step).await? {
-        return Ok(Err(refusal));
+    for checked in std::iter::once(step).chain(&step.started) {
+        if let Some(refusal) = check_step(tx, checked).await? {
+            return Ok(Err(refusal));
+        }
     }
     if !tx.write_instances(vec![(&step.instance, step.expected_version)]).await?.contains(id) {
         return Ok(Err(WriteError::Conflict(id.clone())));
     }
     // Every check held: apply.
     record_step(tx, step).await?;
-    if !step.children.is_empty() {
-        let written = tx.write_instances(step.children.iter().map(|child| (child, None)).collect()).await?;
-        if let Some(child) = step.children.iter().find(|c| !written.contains(&c.id)) {
+    let children: Vec<&InstanceRow> = step.new_children().collect();
+    if !children.is_empty() {
+        let written = tx.write_instances(children.iter().map(|child| (*child, None)).collect()).await?;
+        if let Some(child) = children.iter().find(|c| !written.contains(&c.id)) {
             return Err(Error::Corrupt(format!("child instance `{}` exists already", child.id)));
         }
+    }
+    for child in &step.started {
+        record_step(tx, child).await?;
     }
     acc.add(step);
     Ok(Ok(WriteOutcome::Done))

@@ -3,6 +3,7 @@
 mod archive;
 mod basics;
 mod calendars;
+mod calls;
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;

@@ -118,6 +118,7 @@ async fn the_store_refuses_a_completion_step_for_a_task_claimed_by_another() {
             history: None,
             events: vec![],
             children: vec![],
+            started: vec![],
             pending: vec![],
             notifications: vec![],
         }))

@@ -14,12 +14,15 @@ use crate::store::{Error, Guard, InstanceRow, StepWrite, WriteError, WriteOutcom
 use super::{DEPLOYMENTS_CHANNEL, JOBS_CHANNEL, TIMERS_CHANNEL, with_rows};
 
 /// A step whose only checks are job epochs, that no buffered message waits for a subscription it
-/// opens, the owed event it applies and its instance's version: checked in bulk (the children it
-/// starts are inserted in bulk too, once it is written).
+/// or a child it starts opens, the owed event it applies and its instance's version: checked in
+/// bulk (the children it creates are inserted in bulk too, once it is written).
 pub(super) fn is_simple(step: &StepWrite) -> bool {
-    step.guards.iter().all(|g| matches!(g, Guard::JobLocked { .. } | Guard::NoBufferedMessage { .. }))
+    step.all_guards().all(|g| matches!(g, Guard::JobLocked { .. } | Guard::NoBufferedMessage { .. }))
         && step.record_message.is_none()
         && step.consume_messages.is_empty()
+        && step.started.iter().all(|child| {
+            child.record_message.is_none() && child.consume_messages.is_empty() && child.consume_pending.is_none()
+        })
 }
 
 pub(super) fn instance_json(r: &InstanceRow, expected: Option<i64>) -> Value {
@@ -101,7 +104,7 @@ pub(super) async fn apply_simple_steps<'a>(
     }
     let mut jobs: Vec<&str> = steps
         .iter()
-        .flat_map(|(_, s)| s.guards.iter())
+        .flat_map(|(_, s)| s.all_guards())
         .filter_map(|g| match g {
             Guard::JobLocked { job, .. } => Some(job.as_str()),
             _ => None,
@@ -133,15 +136,14 @@ pub(super) async fn apply_simple_steps<'a>(
     let mut refused: HashMap<usize, WriteError> = HashMap::new();
     let (mut inserts, mut updates) = (Vec::new(), Vec::new());
     for (i, step) in steps {
-        let stale = step.guards.iter().find_map(|g| match g {
+        let stale = step.all_guards().find_map(|g| match g {
             Guard::JobLocked { job, epoch } if !held.contains(&(job.clone(), *epoch)) => {
                 Some(WriteError::StaleEpoch { job: job.clone(), epoch: *epoch })
             }
             _ => None,
         });
         let buffered = step
-            .guards
-            .iter()
+            .all_guards()
             .any(|g| match g {
                 Guard::NoBufferedMessage { name, key, .. } => waiting.iter().any(|(n, k)| n == name && k == key),
                 _ => false,
@@ -169,7 +171,7 @@ pub(super) async fn apply_simple_steps<'a>(
     let children: Vec<&InstanceRow> = steps
         .iter()
         .filter(|(i, step)| !refused.contains_key(i) && written.contains(&step.instance.id))
-        .flat_map(|(_, step)| step.children.iter())
+        .flat_map(|(_, step)| step.new_children())
         .collect();
     if !children.is_empty() {
         let inserted = insert_instances(conn, children.iter().map(|c| instance_json(c, None)).collect()).await?;
@@ -188,7 +190,7 @@ async fn buffered_waiting(
 ) -> Result<Vec<(String, String)>, Error> {
     let mut guards: Vec<(&str, &str, String)> = steps
         .iter()
-        .flat_map(|(_, s)| s.guards.iter())
+        .flat_map(|(_, s)| s.all_guards())
         .filter_map(|g| match g {
             Guard::NoBufferedMessage { name, key, now } => Some((name.as_str(), key.as_str(), ts(*now))),
             _ => None,

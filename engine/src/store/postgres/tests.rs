@@ -289,6 +289,7 @@ fn start_waiting_for(id: &str, key: &str, now: chrono::DateTime<Utc>) -> crate::
         history: None,
         events: Vec::new(),
         children: Vec::new(),
+        started: Vec::new(),
         pending: Vec::new(),
         notifications: Vec::new(),
     }

@@ -176,6 +176,7 @@ fn is_simple(step: &StepWrite) -> bool {
         && step.consume_messages.is_empty()
         && step.consume_pending.is_none()
         && step.children.is_empty()
+        && step.started.is_empty()
 }
 
 /// Checks and writes many simple steps with a few statements: one checks every job-epoch and
