@@ -250,24 +250,18 @@ pub(super) fn uncontrolled(now: DateTime<Utc>) -> BudgetPosition {
 }
 
 /// The budget side of the credit check, inside its transaction (which holds the order's lock):
-/// reserves `amount` for `order_id` when it fits, under the cost centre's lock.
+/// reserves `amount` for `order_id` when it fits, under the lock of `cost_centre` (the
+/// customer's, read in the same transaction).
 pub(super) async fn check_and_reserve(
     ledger: &Ledger,
     conn: &mut AnyConnection,
-    customer_id: &str,
+    cost_centre: Option<&str>,
     order_id: &str,
     amount: Decimal,
     now: DateTime<Utc>,
 ) -> Result<BudgetPosition, Error> {
     let period = month_of(now);
-    let cost_centre: Option<String> = sqlx::query("SELECT cost_centre FROM customers WHERE id = $1")
-        .bind(customer_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| r.try_get::<Option<String>, _>(0))
-        .transpose()?
-        .flatten();
-    let Some(cc) = cost_centre else {
+    let Some(cc) = cost_centre.map(str::to_string) else {
         return Ok(BudgetPosition { period, budget_ok: true, ..BudgetPosition::default() });
     };
     // Taken late, once the cost centre is known (it cannot change meanwhile: assigning one takes

@@ -52,7 +52,7 @@ impl Ledger {
             }
             let open_ar = open_receivables(conn, Some(customer_id)).await?;
             let budget = match order {
-                Some((order_id, amount)) => check_and_reserve(self, conn, customer_id, order_id, amount, now).await?,
+                Some((order_id, amount)) => check_and_reserve(self, conn, c.cost_centre.as_deref(), order_id, amount, now).await?,
                 None => uncontrolled(now),
             };
             CreditCheck {

@@ -52,11 +52,10 @@ impl Ledger {
             let c = customer(conn, customer_id).await?;
             let inv = invoice(conn, invoice_id).await?;
             // In the customer's language (see `wording`).
-            let language = super::wording::language_of(conn, customer_id).await?;
             let facts = facts(&c.name, &inv);
             let (subject, body) = match template {
-                "invoice_issued" => super::wording::invoice_notice(language, &facts),
-                other => super::wording::invoice_other(language, other, &facts),
+                "invoice_issued" => super::wording::invoice_notice(c.language, &facts),
+                other => super::wording::invoice_other(c.language, other, &facts),
             };
             let id =
                 outbox(conn, "notification", customer_id, c.email.as_deref(), Some(invoice_id), &subject, &body, now)
@@ -81,9 +80,8 @@ impl Ledger {
             if inv.status != "open" || inv.amount_open <= Decimal::ZERO {
                 DunningSent { letter_id: None, sent: false, amount_open: cents(inv.amount_open), days_overdue }
             } else {
-                let language = super::wording::language_of(conn, customer_id).await?;
                 let (subject, body) = super::wording::dunning_letter(
-                    language,
+                    c.language,
                     level,
                     &facts(&c.name, &inv),
                     days_overdue,

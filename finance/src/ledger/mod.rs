@@ -405,24 +405,7 @@ pub(crate) struct Entry<'a> {
 /// are left out (a tax-free invoice has no VAT line).
 pub(crate) async fn post(conn: &mut AnyConnection, entry: Entry<'_>, now: DateTime<Utc>) -> Result<i64, Error> {
     balanced(&entry)?;
-    ensure_open(conn, entry.date).await?;
     write_entry(conn, &entry, now).await
-}
-
-/// Refuses a posting dated `date` when its period is closed. A write holding the ledger lock
-/// (shared or exclusive) sees the status stand until it ends: closing takes the lock exclusive.
-pub(crate) async fn ensure_open(conn: &mut AnyConnection, date: NaiveDate) -> Result<(), Error> {
-    let period = period_of(date);
-    let status = sqlx::query("SELECT status FROM periods WHERE period = $1")
-        .bind(&period)
-        .fetch_optional(&mut *conn)
-        .await?
-        .map(|r| r.try_get::<String, _>(0))
-        .transpose()?;
-    if status.as_deref() == Some("closed") {
-        return Err(Error::PeriodClosed { period, date });
-    }
-    Ok(())
 }
 
 /// The entry's lines that are not zero, once checked: no negative amount, no line both debit and
@@ -447,14 +430,17 @@ fn balanced<'e>(entry: &'e Entry<'_>) -> Result<Vec<&'e JournalLine>, Error> {
     Ok(lines)
 }
 
-/// Writes `entry` (checked again for balance, not for its period: see [`ensure_open`]) in two
-/// statements, its lines in one.
-pub(crate) async fn write_entry(conn: &mut AnyConnection, entry: &Entry<'_>, now: DateTime<Utc>) -> Result<i64, Error> {
+/// Writes `entry` (checked again for balance) in two statements, its lines in one. Its period's
+/// check is part of the first: in a closed period nothing is inserted, and the posting is
+/// refused. A write holding the ledger lock (shared or exclusive) sees the status stand until it
+/// ends: closing takes the lock exclusive.
+async fn write_entry(conn: &mut AnyConnection, entry: &Entry<'_>, now: DateTime<Utc>) -> Result<i64, Error> {
     let lines = balanced(entry)?;
     let period = period_of(entry.date);
-    let id: i64 = sqlx::query(
+    let id: Option<i64> = sqlx::query(
         "INSERT INTO journal_entries (entry_date, period, kind, description, document, posted_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+         SELECT $1, $2, $3, $4, $5, $6 \
+         WHERE NOT EXISTS (SELECT 1 FROM periods WHERE period = $2 AND status = 'closed') RETURNING id",
     )
     .bind(date_text(entry.date))
     .bind(&period)
@@ -462,9 +448,13 @@ pub(crate) async fn write_entry(conn: &mut AnyConnection, entry: &Entry<'_>, now
     .bind(&entry.description)
     .bind(entry.document)
     .bind(ts_text(now))
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?
-    .try_get(0)?;
+    .map(|row| row.try_get(0))
+    .transpose()?;
+    let Some(id) = id else {
+        return Err(Error::PeriodClosed { period, date: entry.date });
+    };
     let sql = format!(
         "INSERT INTO journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id) VALUES {}",
         rows_of(7, lines.len())

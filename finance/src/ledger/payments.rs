@@ -348,8 +348,7 @@ impl Ledger {
             payment.refunded += amount;
             save_payment(conn, payment_id, &payment).await?;
             let c = customer(conn, customer_id).await?;
-            let language = super::wording::language_of(conn, customer_id).await?;
-            let (subject, body) = super::wording::refund_notice(language, &c.name, amount, payment_id);
+            let (subject, body) = super::wording::refund_notice(c.language, &c.name, amount, payment_id);
             outbox(conn, "refund_notice", customer_id, c.email.as_deref(), None, &subject, &body, now).await?;
             Refunded { refunded: cents(amount) }
         })

@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::wording::Language;
 use super::{Error, InvoiceIssued, money_text, parse_date, parse_money, ts_text};
 
 /// An invoice as the operations read it.
@@ -116,10 +117,15 @@ pub(super) struct CustomerRow {
     pub(super) blocked: bool,
     pub(super) terms: i64,
     pub(super) tax_rate: Decimal,
+    /// The language of its letters (English when none is set).
+    pub(super) language: Language,
+    /// The cost centre whose budget its orders draw on, if any.
+    pub(super) cost_centre: Option<String>,
 }
 
 /// The columns [`customer_from`] reads, in its order.
-const CUSTOMER_COLUMNS: &str = "name, email, credit_limit, risk_rating, blocked, payment_terms_days, tax_rate";
+const CUSTOMER_COLUMNS: &str =
+    "name, email, credit_limit, risk_rating, blocked, payment_terms_days, tax_rate, language, cost_centre";
 
 /// Customer `id`; an unknown one is an error.
 pub(super) async fn customer(conn: &mut AnyConnection, id: &str) -> Result<CustomerRow, Error> {
@@ -145,7 +151,7 @@ pub(super) async fn customers(conn: &mut AnyConnection, ids: &[&str]) -> Result<
     }
     let mut found = HashMap::new();
     for r in query.fetch_all(conn).await? {
-        found.insert(r.try_get::<String, _>(7)?, customer_from(&r)?);
+        found.insert(r.try_get::<String, _>(9)?, customer_from(&r)?);
     }
     Ok(found)
 }
@@ -159,6 +165,8 @@ fn customer_from(r: &AnyRow) -> Result<CustomerRow, Error> {
         blocked: r.try_get::<i64, _>(4)? != 0,
         terms: r.try_get(5)?,
         tax_rate: parse_money(r.try_get(6)?)?,
+        language: r.try_get::<Option<String>, _>(7)?.as_deref().and_then(Language::parse).unwrap_or(Language::En),
+        cost_centre: r.try_get(8)?,
     })
 }
 

@@ -5,7 +5,6 @@
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
-use sqlx::{AnyConnection, Row};
 
 use super::{Error, Ledger, date_text, money_text};
 
@@ -134,18 +133,6 @@ pub(crate) fn refund_notice(language: Language, customer: &str, amount: Decimal,
             format!("尊敬的 {customer}：\n\n您的付款 {payment_id} 中的 {amount} 已退还给您。"),
         ),
     }
-}
-
-/// The language a customer's letters are written in (English when none is set).
-pub(crate) async fn language_of(conn: &mut AnyConnection, customer_id: &str) -> Result<Language, Error> {
-    let tag: Option<String> = sqlx::query("SELECT language FROM customers WHERE id = $1")
-        .bind(customer_id)
-        .fetch_optional(conn)
-        .await?
-        .map(|r| r.try_get::<Option<String>, _>(0))
-        .transpose()?
-        .flatten();
-    Ok(tag.as_deref().and_then(Language::parse).unwrap_or(Language::En))
 }
 
 impl Ledger {
