@@ -2,11 +2,12 @@
 
 use chrono::TimeDelta;
 use cloverleaf_engine::Status;
-use cloverleaf_engine::runtime::{Correlation, Message};
+use cloverleaf_engine::runtime::Correlation;
 use cloverleaf_engine::store::Store;
 use serde_json::json;
 
 use crate::harness::{Env, completed};
+use crate::messages::payment;
 
 const CALLS: &str = r#"
 process parent "Parent" {
@@ -39,16 +40,6 @@ process pay_now "Pay now" {
   end paid "Paid"
 }
 "#;
-
-fn payment(invoice: &str, id: &str) -> Message {
-    Message {
-        name: "payment.received".into(),
-        correlation_key: invoice.into(),
-        payload: json!({"amount": "100.50"}),
-        message_id: Some(id.into()),
-        ttl: TimeDelta::days(1),
-    }
-}
 
 #[tokio::test]
 async fn a_called_process_starts_in_the_same_write_as_its_caller() {

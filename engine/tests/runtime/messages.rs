@@ -14,7 +14,8 @@ const PAY: &str = r#"process pay "Pay" {
   end done "Done"
 }"#;
 
-fn payment(invoice: &str, id: &str) -> Message {
+/// A payment of 100.50 for `invoice`, with message id `id`.
+pub fn payment(invoice: &str, id: &str) -> Message {
     Message {
         name: "payment.received".into(),
         correlation_key: invoice.into(),
