@@ -7,9 +7,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, Column, Executor, Row, Transaction};
+use sqlx::{AnyConnection, AnyPool, Column, Executor, Row};
 
 use super::Error;
+use super::tx::LedgerTx;
 
 /// The database behind a [`Ledger`](super::Ledger).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,47 +211,43 @@ pub(super) enum Mode<'a> {
     Batch(&'a [Scope]),
 }
 
-/// Begins a ledger write transaction on `pool`.
+/// Begins a ledger write transaction on `pool`, in one round trip.
 ///
 /// SQLite: `BEGIN IMMEDIATE` takes the file's write lock at once (a deferred transaction could
 /// fail to upgrade while the engine's writer commits to the same file); one writer at a time,
 /// whatever the mode.
 ///
-/// PostgreSQL: READ COMMITTED, then the locks of `mode`, in one round trip. Every statement
-/// after them sees every write committed by the holders they waited for; READ COMMITTED is set
-/// explicitly because under a stricter default the snapshot would be taken before the locks are
-/// granted.
-pub(super) async fn begin(
-    pool: &AnyPool,
-    backend: Backend,
-    mode: Mode<'_>,
-) -> Result<Transaction<'static, Any>, Error> {
+/// PostgreSQL: READ COMMITTED, then the locks of `mode`. Every statement after them sees every
+/// write committed by the holders they waited for; READ COMMITTED is set explicitly because under
+/// a stricter default the snapshot would be taken before the locks are granted.
+pub(super) async fn begin(pool: &AnyPool, backend: Backend, mode: Mode<'_>) -> Result<LedgerTx, Error> {
+    Ok(LedgerTx::begin(pool, &begin_sql(backend, &mode)).await?.0)
+}
+
+/// The statements that begin a write transaction of `mode` (see [`begin`]).
+fn begin_sql(backend: Backend, mode: &Mode<'_>) -> String {
     match backend {
-        Backend::Sqlite => Ok(pool.begin_with("BEGIN IMMEDIATE").await?),
-        Backend::Postgres => {
-            let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
-            (&mut *tx).execute(lock_sql(&mode).as_str()).await?;
-            Ok(tx)
-        }
+        Backend::Sqlite => "BEGIN IMMEDIATE".to_string(),
+        Backend::Postgres => format!("BEGIN ISOLATION LEVEL READ COMMITTED; {}", lock_sql(mode)),
     }
 }
 
 /// Begins a ledger write transaction on `pool` (as [`begin`]) for an operation that runs once per
 /// idempotency `key`, and reads the output an earlier run recorded under it. The read follows the
 /// locks (the key is one of them), so a run of the same key in flight is waited for and its
-/// output seen. On PostgreSQL the read goes in the round trip that takes the locks.
+/// output seen. On PostgreSQL the read goes in the round trip that begins the transaction.
 pub(super) async fn begin_once(
     pool: &AnyPool,
     backend: Backend,
     mode: Mode<'_>,
     key: &str,
-) -> Result<(Transaction<'static, Any>, Option<String>), Error> {
+) -> Result<(LedgerTx, Option<String>), Error> {
     // A NUL cannot be written as a literal (nor stored as text): such a key is read as a
     // parameter, and refused there.
     if backend == Backend::Postgres && !key.contains('\0') {
-        let mut tx = pool.begin_with("BEGIN ISOLATION LEVEL READ COMMITTED").await?;
-        let sql = format!("{}; SELECT output FROM idempotency_keys WHERE key = {}", lock_sql(&mode), literal(key));
-        let rows = (&mut *tx).fetch_all(sql.as_str()).await?;
+        let sql =
+            format!("{}; SELECT output FROM idempotency_keys WHERE key = {}", begin_sql(backend, &mode), literal(key));
+        let (tx, rows) = LedgerTx::begin(pool, &sql).await?;
         let stored = rows.iter().find(|row| row.columns().first().is_some_and(|c| c.name() == "output"));
         let output = stored.map(|row| row.try_get::<String, _>(0)).transpose()?;
         return Ok((tx, output));

@@ -85,6 +85,7 @@ mod reports;
 mod seed;
 mod series;
 mod stock;
+mod tx;
 pub mod wording;
 
 use std::path::Path;
@@ -94,7 +95,8 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use cloverleaf_engine::store::DatabaseUrl;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
-use sqlx::{Any, AnyConnection, AnyPool, Row, Transaction};
+use sqlx::{AnyConnection, AnyPool, Row};
+use tx::LedgerTx;
 
 use db::{Backend, Mode};
 
@@ -254,29 +256,25 @@ impl Ledger {
 
     /// A write transaction that has the whole ledger to itself (see the module docs):
     /// `BEGIN IMMEDIATE` on SQLite, the ledger's advisory lock, exclusive, on PostgreSQL.
-    async fn begin(&self) -> Result<Transaction<'static, Any>, Error> {
+    async fn begin(&self) -> Result<LedgerTx, Error> {
         db::begin(&self.write, self.backend, Mode::Exclusive).await
     }
 
     /// A write transaction that locks `scopes` (see the module docs): `BEGIN IMMEDIATE` on
     /// SQLite, the ledger's advisory lock shared and one lock per scope on PostgreSQL.
-    async fn begin_scoped(&self, scopes: &[Scope]) -> Result<Transaction<'static, Any>, Error> {
+    async fn begin_scoped(&self, scopes: &[Scope]) -> Result<LedgerTx, Error> {
         db::begin(&self.write, self.backend, Mode::Scoped(scopes)).await
     }
 
     /// [`Ledger::begin`] for an operation run once per idempotency `key`: also the output an
     /// earlier run recorded under `key`, if any.
-    async fn begin_once(&self, key: &str) -> Result<(Transaction<'static, Any>, Option<String>), Error> {
+    async fn begin_once(&self, key: &str) -> Result<(LedgerTx, Option<String>), Error> {
         db::begin_once(&self.write, self.backend, Mode::Exclusive, key).await
     }
 
     /// [`Ledger::begin_scoped`] for an operation run once per idempotency `key` (one of
     /// `scopes`): also the output an earlier run recorded under `key`, if any.
-    async fn begin_scoped_once(
-        &self,
-        scopes: &[Scope],
-        key: &str,
-    ) -> Result<(Transaction<'static, Any>, Option<String>), Error> {
+    async fn begin_scoped_once(&self, scopes: &[Scope], key: &str) -> Result<(LedgerTx, Option<String>), Error> {
         db::begin_once(&self.write, self.backend, Mode::Scoped(scopes), key).await
     }
 
@@ -305,7 +303,7 @@ impl Ledger {
 
 /// Locks held by [`Ledger::hold`]: an open write transaction that changes nothing.
 #[derive(Debug)]
-pub struct Held(Transaction<'static, Any>);
+pub struct Held(LedgerTx);
 
 impl Held {
     /// Ends the transaction, releasing the locks.

@@ -201,3 +201,60 @@ async fn orders_costing_one_product_on_two_nodes_at_once_all_post_and_the_stock_
     a.close().await;
     b.close().await;
 }
+
+/// Writes abandoned while they wait for a lock (their caller gone: a request cancelled, a job's
+/// task stopped) leave no connection behind inside their transactions and record nothing: once
+/// the lock is free, every write of that node goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_abandoned_while_waiting_for_a_lock_leave_every_connection_usable() {
+    let Some((db, a, b)) = two_nodes().await else { return };
+    if db.backend() != Backend::Postgres {
+        // One writer at a time on SQLite: a wait for the file's lock is a wait for the pool.
+        return;
+    }
+    let check = |key: String| {
+        let b = b.clone();
+        tokio::spawn(async move { b.credit_check(&key, t0(), "C-001", None).await })
+    };
+    let held = a.hold(&[Scope::Customer("C-001".into())]).await.unwrap();
+    // Four waiting credit checks hold each of node b's four write connections.
+    let waiting: Vec<_> = (0..4).map(|n| check(format!("abandoned-{n}"))).collect();
+    within_deadline("four writes waiting for C-001's lock", async {
+        loop {
+            let row = sqlx::query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                .fetch_one(a.pool())
+                .await
+                .unwrap();
+            if row.try_get::<i64, _>(0).unwrap() >= 4 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    for write in &waiting {
+        write.abort();
+    }
+    for write in waiting {
+        assert!(write.await.unwrap_err().is_cancelled());
+    }
+    held.release().await.unwrap();
+    for n in 0..8 {
+        let checked = within_deadline("a write after the abandoned ones", check(format!("after-{n}"))).await.unwrap();
+        assert!(checked.is_ok(), "{checked:?}");
+    }
+    let recorded = |pattern: &'static str| {
+        let a = a.clone();
+        async move {
+            let row = sqlx::query("SELECT count(*) FROM idempotency_keys WHERE key LIKE $1")
+                .bind(pattern)
+                .fetch_one(a.pool())
+                .await
+                .unwrap();
+            row.try_get::<i64, _>(0).unwrap()
+        }
+    };
+    assert_eq!((recorded("abandoned-%").await, recorded("after-%").await), (0, 8));
+    a.close().await;
+    b.close().await;
+}

@@ -1,0 +1,76 @@
+//! A ledger write transaction on a pooled connection, begun with its locks (and, for an
+//! operation run once per idempotency key, the read of that key) in the round trip that begins
+//! it.
+//!
+//! sqlx's own transaction cannot carry statements after its `BEGIN`: when one of them fails (a
+//! batch's lock wait running out, by design) it rolls nothing back, since on its side the
+//! transaction never began, and the connection goes back to the pool inside an aborted
+//! transaction, refusing every later statement. Here a transaction not ended by a successful
+//! `COMMIT` or `ROLLBACK` (a failed begin, an error on the way, a future dropped midway) closes its
+//! connection instead of returning it to the pool, and the server rolls the transaction back.
+
+use std::ops::{Deref, DerefMut};
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+
+use super::Error;
+
+/// An open ledger write transaction (see the module docs). Reads and writes go through it as an
+/// `AnyConnection`.
+#[derive(Debug)]
+pub struct LedgerTx {
+    conn: PoolConnection<Any>,
+    /// Until `COMMIT` or `ROLLBACK` succeeded: the connection is closed when dropped.
+    open: bool,
+}
+
+impl LedgerTx {
+    /// Begins a transaction on a connection of `pool` with `begin`, one or more statements sent
+    /// in one round trip (simple protocol: no parameters), the first of which begins it; the
+    /// rows of any statement of them that returns some.
+    pub(super) async fn begin(pool: &AnyPool, begin: &str) -> Result<(LedgerTx, Vec<sqlx::any::AnyRow>), Error> {
+        let conn = pool.acquire().await?;
+        // Open from before the statements are sent: should they fail or be abandoned midway,
+        // the connection is closed, not pooled.
+        let mut tx = LedgerTx { conn, open: true };
+        let rows = (&mut *tx.conn).fetch_all(begin).await?;
+        Ok((tx, rows))
+    }
+
+    /// Commits the transaction.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        (&mut *self.conn).execute("COMMIT").await?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// Rolls the transaction back.
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        (&mut *self.conn).execute("ROLLBACK").await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for LedgerTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl Deref for LedgerTx {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for LedgerTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
