@@ -221,7 +221,7 @@ pub(super) enum Mode<'a> {
 /// write committed by the holders they waited for; READ COMMITTED is set explicitly because under
 /// a stricter default the snapshot would be taken before the locks are granted.
 pub(super) async fn begin(pool: &AnyPool, backend: Backend, mode: Mode<'_>) -> Result<LedgerTx, Error> {
-    Ok(LedgerTx::begin(pool, &begin_sql(backend, &mode)).await?.0)
+    Ok(LedgerTx::begin(pool, backend == Backend::Postgres, &begin_sql(backend, &mode)).await?.0)
 }
 
 /// The statements that begin a write transaction of `mode` (see [`begin`]).
@@ -247,7 +247,7 @@ pub(super) async fn begin_once(
     if backend == Backend::Postgres && !key.contains('\0') {
         let sql =
             format!("{}; SELECT output FROM idempotency_keys WHERE key = {}", begin_sql(backend, &mode), literal(key));
-        let (tx, rows) = LedgerTx::begin(pool, &sql).await?;
+        let (tx, rows) = LedgerTx::begin(pool, true, &sql).await?;
         let stored = rows.iter().find(|row| row.columns().first().is_some_and(|c| c.name() == "output"));
         let output = stored.map(|row| row.try_get::<String, _>(0)).transpose()?;
         return Ok((tx, output));
@@ -263,7 +263,7 @@ pub(super) async fn begin_once(
 /// string, so that it reads the same whatever `standard_conforming_strings` says, with each
 /// backslash doubled and each quote written twice (a backslash before a quote is refused by a
 /// server with `backslash_quote = off`).
-fn literal(text: &str) -> String {
+pub(super) fn literal(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len() + 3);
     quoted.push_str("E'");
     for c in text.chars() {

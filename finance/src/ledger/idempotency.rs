@@ -2,35 +2,48 @@
 //! ledger runs in one transaction that also records its output under the job's idempotency key: a
 //! second run with the same key changes nothing and returns the first run's output.
 
+use super::db::literal;
+use super::tx::LedgerTx;
+use super::{Error, ts_text};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use sqlx::AnyConnection;
-
-use super::{Error, ts_text};
 
 /// The output an earlier run recorded under `key` (as stored), decoded.
 pub(super) fn replayed<T: DeserializeOwned>(stored: &str, key: &str) -> Result<T, Error> {
     serde_json::from_str(stored).map_err(|e| Error::Corrupt(format!("stored output of {key}: {e}")))
 }
 
-/// Records `output` under `key`, in the caller's transaction.
-pub(super) async fn remember<T: Serialize>(
-    conn: &mut AnyConnection,
+/// Records `output` under `key` in `tx`, and commits it. On PostgreSQL the record goes with the
+/// `COMMIT`, in one round trip (its values written as literals; a key holding a NUL, which no
+/// literal can carry, is bound as a parameter, and refused there).
+pub(super) async fn remember_and_commit<T: Serialize>(
+    mut tx: LedgerTx,
     key: &str,
     job_type: &str,
     output: &T,
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let text = serde_json::to_string(output).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let created = ts_text(now);
+    if tx.is_postgres() && ![key, job_type, &text].iter().any(|v| v.contains('\0')) {
+        let insert = format!(
+            "INSERT INTO idempotency_keys (key, job_type, output, created_at) VALUES ({}, {}, {}, {})",
+            literal(key),
+            literal(job_type),
+            literal(&text),
+            literal(&created)
+        );
+        return tx.commit_after(&insert).await;
+    }
     sqlx::query("INSERT INTO idempotency_keys (key, job_type, output, created_at) VALUES ($1, $2, $3, $4)")
         .bind(key)
         .bind(job_type)
         .bind(text)
-        .bind(ts_text(now))
-        .execute(conn)
+        .bind(created)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    tx.commit().await
 }
 
 /// Runs `$body` (an expression using `$conn`) once per idempotency key, in one transaction. The
@@ -56,8 +69,7 @@ macro_rules! once {
         }
         let $conn: &mut ::sqlx::AnyConnection = &mut $tx;
         let output = $body;
-        $crate::ledger::idempotency::remember(&mut $tx, $key, $job_type, &output, $now).await?;
-        $tx.commit().await?;
+        $crate::ledger::idempotency::remember_and_commit($tx, $key, $job_type, &output, $now).await?;
         Ok(output)
     }};
 }

@@ -1,6 +1,6 @@
 //! A ledger write transaction on a pooled connection, begun with its locks (and, for an
 //! operation run once per idempotency key, the read of that key) in the round trip that begins
-//! it.
+//! it, and on PostgreSQL committed with its last statement (the key's record) in one more.
 //!
 //! sqlx's own transaction cannot carry statements after its `BEGIN`: when one of them fails (a
 //! batch's lock wait running out, by design) it rolls nothing back, since on its side the
@@ -23,19 +23,30 @@ pub struct LedgerTx {
     conn: PoolConnection<Any>,
     /// Until `COMMIT` or `ROLLBACK` succeeded: the connection is closed when dropped.
     open: bool,
+    /// On PostgreSQL, whose simple protocol runs several statements in one round trip.
+    postgres: bool,
 }
 
 impl LedgerTx {
     /// Begins a transaction on a connection of `pool` with `begin`, one or more statements sent
     /// in one round trip (simple protocol: no parameters), the first of which begins it; the
     /// rows of any statement of them that returns some.
-    pub(super) async fn begin(pool: &AnyPool, begin: &str) -> Result<(LedgerTx, Vec<sqlx::any::AnyRow>), Error> {
+    pub(super) async fn begin(
+        pool: &AnyPool,
+        postgres: bool,
+        begin: &str,
+    ) -> Result<(LedgerTx, Vec<sqlx::any::AnyRow>), Error> {
         let conn = pool.acquire().await?;
         // Open from before the statements are sent: should they fail or be abandoned midway,
         // the connection is closed, not pooled.
-        let mut tx = LedgerTx { conn, open: true };
+        let mut tx = LedgerTx { conn, open: true, postgres };
         let rows = (&mut *tx.conn).fetch_all(begin).await?;
         Ok((tx, rows))
+    }
+
+    /// Whether the transaction is on PostgreSQL.
+    pub(super) fn is_postgres(&self) -> bool {
+        self.postgres
     }
 
     /// Commits the transaction.
@@ -43,6 +54,18 @@ impl LedgerTx {
         (&mut *self.conn).execute("COMMIT").await?;
         self.open = false;
         Ok(())
+    }
+
+    /// Runs `last` (statements without parameters), then commits, in one round trip on
+    /// PostgreSQL. Should `last` fail, nothing after it runs and the transaction is rolled back.
+    pub(super) async fn commit_after(mut self, last: &str) -> Result<(), Error> {
+        if self.postgres {
+            (&mut *self.conn).execute(format!("{last}; COMMIT").as_str()).await?;
+            self.open = false;
+            return Ok(());
+        }
+        (&mut *self.conn).execute(last).await?;
+        self.commit().await
     }
 
     /// Rolls the transaction back.
