@@ -139,6 +139,16 @@ impl<S: Store> Engine<S> {
         write.consume_pending = extra.consume_pending.clone();
         let (cached_children, started): (Vec<_>, Vec<_>) = started.into_iter().unzip();
         write.started = started;
+        // A message one of these instances takes is no longer waiting for the others.
+        if !taken.is_empty() {
+            for guard in std::iter::once(&mut write.guards).chain(write.started.iter_mut().map(|w| &mut w.guards)) {
+                for g in guard.iter_mut() {
+                    if let Guard::NoBufferedMessage { except, .. } = g {
+                        except.clone_from(&taken);
+                    }
+                }
+            }
+        }
         let wakes = std::iter::once(&write).chain(&write.started).any(|w| !w.timers_upsert.is_empty());
         let readies_jobs = std::iter::once(&write).chain(&write.started).flat_map(|w| &w.jobs).any(|j| match j {
             JobChange::Insert(_) => true,
@@ -244,6 +254,7 @@ impl<S: Store> Engine<S> {
                 name: sub.message.clone(),
                 key: sub.correlation_key.clone(),
                 now,
+                except: Vec::new(),
             })
             .collect();
         Ok(Delivered { steps, guards, consumed })
@@ -270,8 +281,9 @@ impl<S: Store> Engine<S> {
 
     /// The first step of a called process, written with its caller's step (no owed start event,
     /// no second write) and what to cache of it once written (nothing when it ended at once).
-    /// `Err(child)` when its start is refused: the child is then created, and its start owed,
-    /// so the refusal is met and reported where any owed event's is.
+    /// `Err(child)` when its start, or a buffered message it lets in, is refused, or its
+    /// definition cannot be read: the child is then created, and its start owed, so that what
+    /// goes wrong is met and reported where any owed event's is, never by its caller's step.
     async fn start_called(
         &self,
         parent: &str,
@@ -280,7 +292,9 @@ impl<S: Store> Engine<S> {
         now: chrono::DateTime<chrono::Utc>,
         taken: &mut Vec<i64>,
     ) -> Result<Result<(Option<(String, Cached)>, StepWrite), NewChild>, Attempt> {
-        let definition = self.definition(&child.process, child.version).await?;
+        let Ok(definition) = self.definition(&child.process, child.version).await else {
+            return Ok(Err(child));
+        };
         let instance = Instance::new(child.id.as_str(), child.process.as_str(), child.version);
         let event = Event::Start {
             variables: child.inputs.clone(),
@@ -300,8 +314,14 @@ impl<S: Store> Engine<S> {
             history_seq: 0,
             history_hash: store::GENESIS_HASH.to_string(),
         };
-        let Delivered { steps, guards, consumed } =
-            self.deliver_buffered(&definition, &instance, (event, first), now, taken, &span).await?;
+        let mut child_taken = taken.clone();
+        let delivered = self.deliver_buffered(&definition, &instance, (event, first), now, &mut child_taken, &span);
+        let Delivered { steps, guards, consumed } = match delivered.await {
+            Ok(delivered) => delivered,
+            Err(Attempt::Failed(Error::Rejected(_))) => return Ok(Err(child)),
+            Err(other) => return Err(other),
+        };
+        *taken = child_taken;
         // What it calls in turn is started the usual way, by owed start events.
         let called = self.called(&steps).await?;
         let mut write = plan(&before, &steps, called, now, || self.next_id("p")).map_err(Error::from)?;

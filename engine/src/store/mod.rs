@@ -532,7 +532,7 @@ pub enum Guard {
         /// The user completing it.
         user: String,
     },
-    /// No unexpired buffered message waits for this name and key.
+    /// No unexpired buffered message waits for this name and key, but those of `except`.
     NoBufferedMessage {
         /// The name.
         name: String,
@@ -540,6 +540,9 @@ pub enum Guard {
         key: String,
         /// Now.
         now: DateTime<Utc>,
+        /// The buffered messages (by `seq`) the write delivers itself: another instance it
+        /// starts may take the one this subscription would have waited for.
+        except: Vec<i64>,
     },
 }
 

@@ -65,6 +65,10 @@ const ID_IN: Each = Each { sqlite: "id IN (SELECT value FROM json_each($1))", po
 /// Messages whose `seq` is one of `$1`.
 const SEQ_IN: Each = Each { sqlite: "seq IN (SELECT value FROM json_each($1))", postgres: "seq = ANY($1)" };
 
+/// Messages whose `seq` is none of `$4`.
+const SEQ_NOT_IN_4: Each =
+    Each { sqlite: "seq NOT IN (SELECT value FROM json_each($4))", postgres: "NOT (seq = ANY($4))" };
+
 fn text(value: &str) -> Arg<'_> {
     Arg::Text(Some(value))
 }
@@ -117,18 +121,17 @@ async fn check_guard(tx: &mut impl Tx, guard: &Guard) -> Result<Option<WriteErro
             let free = exists(tx, &sql, vec![text(task), text(user)]).await?;
             (!free).then(|| WriteError::TaskTaken { task: task.clone() })
         }
-        Guard::NoBufferedMessage { name, key, now } => {
+        Guard::NoBufferedMessage { name, key, now, except } => {
             // Held until the commit: a message buffered on another node meanwhile waits for the
             // subscription this step opens, sees it, and is delivered instead.
             tx.exclusive(&correlation_lock(name, key)).await?;
             let now = ts(*now);
-            let waiting = exists(
-                tx,
+            let sql = format!(
                 "SELECT 1 AS one FROM messages WHERE message_name = $1 AND correlation_key = $2 \
-                 AND state = 'buffered' AND expires_at > $3 LIMIT 1",
-                vec![text(name), text(key), text(&now)],
-            )
-            .await?;
+                 AND state = 'buffered' AND expires_at > $3 AND {} LIMIT 1",
+                SEQ_NOT_IN_4.of(tx.dialect())
+            );
+            let waiting = exists(tx, &sql, vec![text(name), text(key), text(&now), Arg::Ints(except.clone())]).await?;
             waiting.then_some(WriteError::BufferedMessageWaiting)
         }
     })

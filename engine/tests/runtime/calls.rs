@@ -32,6 +32,15 @@ process quick "Quick" {
   call collect "Collect" { process pay_now  in { invoice_id }  out { received } } -> done
   end done "Done"
 }
+process both "Both" {
+  input { invoice_id: text }
+  start -> split
+  parallel split { -> first  -> second }
+  call first "First" { process pay_now  in { invoice_id } } -> meet
+  call second "Second" { process pay_now  in { invoice_id } } -> meet
+  join meet -> done
+  end done "Done"
+}
 process pay_now "Pay now" {
   input { invoice_id: text }
   var received: money = 0
@@ -91,4 +100,31 @@ async fn a_called_process_that_refuses_its_inputs_never_runs_and_its_caller_stay
     let child = env.engine.store().load_instance(&call.as_str().into()).await.unwrap().unwrap();
     assert_eq!((child.version, child.parent_id.as_deref()), (0, Some(parent.as_str())));
     assert!(env.engine.fetch_and_lock("w1", &["pay.check"], 10, TimeDelta::seconds(60)).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn two_called_processes_started_in_one_write_share_a_buffered_message_out_once() {
+    let Some(env) = Env::new().await else { return };
+    env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
+    assert_eq!(env.engine.correlate(payment("INV-1", "m1")).await.unwrap(), Correlation::Buffered);
+    // Both children wait for a payment of INV-1: one takes the buffered one in the write that
+    // starts them, the other waits for the next.
+    let parent = env.engine.start("both", None, json!({"invoice_id": "INV-1"})).await.unwrap();
+    assert_eq!(env.status(&parent).await, Status::Running);
+    let delivered = env.engine.correlate(payment("INV-1", "m2")).await.unwrap();
+    assert!(matches!(delivered, Correlation::Delivered { .. }), "{delivered:?}");
+    assert_eq!(env.status(&parent).await, completed("done"));
+}
+
+#[tokio::test]
+async fn a_buffered_message_a_called_process_refuses_does_not_refuse_its_caller() {
+    let Some(env) = Env::new().await else { return };
+    env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
+    let mut bad = payment("INV-1", "m1");
+    bad.payload = json!({"amount": "lots"});
+    assert_eq!(env.engine.correlate(bad).await.unwrap(), Correlation::Buffered);
+    // The child cannot take the payment (not an amount): its start is left to an owed event, as
+    // a refused start is, and the caller's own step stands.
+    let parent = env.engine.start("quick", None, json!({"invoice_id": "INV-1", "amount": "1.00"})).await.unwrap();
+    assert_eq!(env.status(&parent).await, Status::Running);
 }

@@ -64,13 +64,28 @@ macro_rules! once {
         $crate::ledger::idempotency::once!(@run tx, stored, $key, $job_type, $now, |$conn| $body)
     }};
     (@run $tx:ident, $stored:ident, $key:expr, $job_type:expr, $now:expr, |$conn:ident| $body:expr) => {{
+        // Ended by a `ROLLBACK` where nothing is to be kept, so that the connection goes back to
+        // the pool (a transaction merely dropped closes it).
         if let Some(stored) = $stored {
+            $tx.rollback().await?;
             return $crate::ledger::idempotency::replayed(&stored, $key);
         }
-        let $conn: &mut ::sqlx::AnyConnection = &mut $tx;
-        let output = $body;
-        $crate::ledger::idempotency::remember_and_commit($tx, $key, $job_type, &output, $now).await?;
-        Ok(output)
+        let run = async {
+            let $conn: &mut ::sqlx::AnyConnection = &mut $tx;
+            Ok::<_, $crate::ledger::Error>($body)
+        }
+        .await;
+        match run {
+            Ok(output) => {
+                $crate::ledger::idempotency::remember_and_commit($tx, $key, $job_type, &output, $now).await?;
+                Ok(output)
+            }
+            Err(error) => {
+                // A connection that cannot roll back is closed when the transaction drops.
+                let _ = $tx.rollback().await;
+                Err(error)
+            }
+        }
     }};
 }
 

@@ -17,8 +17,11 @@ use super::{DEPLOYMENTS_CHANNEL, JOBS_CHANNEL, TIMERS_CHANNEL, with_rows};
 /// or a child it starts opens, the owed event it applies and its instance's version: checked in
 /// bulk (the children it creates are inserted in bulk too, once it is written).
 pub(super) fn is_simple(step: &StepWrite) -> bool {
-    step.all_guards().all(|g| matches!(g, Guard::JobLocked { .. } | Guard::NoBufferedMessage { .. }))
-        && step.record_message.is_none()
+    step.all_guards().all(|g| match g {
+        Guard::JobLocked { .. } => true,
+        Guard::NoBufferedMessage { except, .. } => except.is_empty(),
+        Guard::TaskFree { .. } => false,
+    }) && step.record_message.is_none()
         && step.consume_messages.is_empty()
         && step.started.iter().all(|child| {
             child.record_message.is_none() && child.consume_messages.is_empty() && child.consume_pending.is_none()
@@ -192,7 +195,7 @@ async fn buffered_waiting(
         .iter()
         .flat_map(|(_, s)| s.all_guards())
         .filter_map(|g| match g {
-            Guard::NoBufferedMessage { name, key, now } => Some((name.as_str(), key.as_str(), ts(*now))),
+            Guard::NoBufferedMessage { name, key, now, .. } => Some((name.as_str(), key.as_str(), ts(*now))),
             _ => None,
         })
         .collect();

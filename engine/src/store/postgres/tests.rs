@@ -274,7 +274,12 @@ fn start_waiting_for(id: &str, key: &str, now: chrono::DateTime<Utc>) -> crate::
             at: now,
         },
         expected_version: None,
-        guards: vec![Guard::NoBufferedMessage { name: "payment.received".into(), key: key.into(), now }],
+        guards: vec![Guard::NoBufferedMessage {
+            name: "payment.received".into(),
+            key: key.into(),
+            now,
+            except: Vec::new(),
+        }],
         consume_messages: Vec::new(),
         record_message: None,
         consume_pending: None,
