@@ -141,21 +141,19 @@ impl<S: Store> Engine<S> {
         write.started = started;
         // A message one of these instances takes is no longer waiting for the others.
         if !taken.is_empty() {
-            for guard in std::iter::once(&mut write.guards).chain(write.started.iter_mut().map(|w| &mut w.guards)) {
-                for g in guard.iter_mut() {
-                    if let Guard::NoBufferedMessage { except, .. } = g {
-                        except.clone_from(&taken);
-                    }
+            let guards = write.guards.iter_mut().chain(write.started.iter_mut().flat_map(|w| w.guards.iter_mut()));
+            for guard in guards {
+                if let Guard::NoBufferedMessage { except, .. } = guard {
+                    except.clone_from(&taken);
                 }
             }
         }
-        let wakes = std::iter::once(&write).chain(&write.started).any(|w| !w.timers_upsert.is_empty());
-        let readies_jobs = std::iter::once(&write).chain(&write.started).flat_map(|w| &w.jobs).any(|j| match j {
+        let wakes = write.with_started().any(|w| !w.timers_upsert.is_empty());
+        let readies_jobs = write.with_started().flat_map(|w| &w.jobs).any(|j| match j {
             JobChange::Insert(_) => true,
             JobChange::Update { state, .. } => *state == JobState::Ready,
         });
-        let pending: Vec<PendingRow> =
-            std::iter::once(&write).chain(&write.started).flat_map(|w| w.pending.iter().cloned()).collect();
+        let pending: Vec<PendingRow> = write.with_started().flat_map(|w| w.pending.iter().cloned()).collect();
         // The children this step creates go on on this node next (the owed start events of those
         // not started yet are settled right after the commit): kept as written, they need not be
         // read back.

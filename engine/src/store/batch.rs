@@ -133,9 +133,9 @@ impl<'a> StepRows<'a> {
             .filter(|(_, _, rows)| !rows.is_empty())
     }
 
-    /// Adds the rows of one accepted step and of the children it started. The plan gives at most one change per job, task and
-    /// timer, and a batch holds one step per instance: each statement touches a row once, as
-    /// `ON CONFLICT DO UPDATE` requires.
+    /// Adds the rows of one accepted step and of the children it started. The plan gives at
+    /// most one change per job, task and timer, and a batch holds one step per instance: each
+    /// statement touches a row once, as `ON CONFLICT DO UPDATE` requires.
     pub(super) fn add(&mut self, step: &'a StepWrite) {
         let instance = &step.instance.id;
         for change in &step.jobs {

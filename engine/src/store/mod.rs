@@ -594,9 +594,14 @@ pub struct StepWrite {
 }
 
 impl StepWrite {
+    /// This step, then the first steps of the children it starts.
+    pub fn with_started(&self) -> impl Iterator<Item = &StepWrite> {
+        std::iter::once(self).chain(&self.started)
+    }
+
     /// The checks of this step and of the children it starts.
     pub fn all_guards(&self) -> impl Iterator<Item = &Guard> {
-        self.guards.iter().chain(self.started.iter().flat_map(|child| child.guards.iter()))
+        self.with_started().flat_map(|write| write.guards.iter())
     }
 
     /// The instances this write creates: children to be started later, and children started.

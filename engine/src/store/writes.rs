@@ -459,7 +459,7 @@ pub(super) async fn apply_step<'a>(
 ) -> Result<Result<WriteOutcome, WriteError>, Error> {
     let id = &step.instance.id;
     // Checks first: nothing is changed until every one holds.
-    for checked in std::iter::once(step).chain(&step.started) {
+    for checked in step.with_started() {
         if let Some(refusal) = check_step(tx, checked).await? {
             return Ok(Err(refusal));
         }

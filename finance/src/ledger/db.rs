@@ -221,7 +221,7 @@ pub(super) enum Mode<'a> {
 /// write committed by the holders they waited for; READ COMMITTED is set explicitly because under
 /// a stricter default the snapshot would be taken before the locks are granted.
 pub(super) async fn begin(pool: &AnyPool, backend: Backend, mode: Mode<'_>) -> Result<LedgerTx, Error> {
-    Ok(LedgerTx::begin(pool, backend == Backend::Postgres, &begin_sql(backend, &mode)).await?.0)
+    Ok(LedgerTx::begin(pool, backend, &begin_sql(backend, &mode)).await?.0)
 }
 
 /// The statements that begin a write transaction of `mode` (see [`begin`]).
@@ -247,7 +247,7 @@ pub(super) async fn begin_once(
     if backend == Backend::Postgres && !key.contains('\0') {
         let sql =
             format!("{}; SELECT output FROM idempotency_keys WHERE key = {}", begin_sql(backend, &mode), literal(key));
-        let (tx, rows) = LedgerTx::begin(pool, true, &sql).await?;
+        let (tx, rows) = LedgerTx::begin(pool, backend, &sql).await?;
         let stored = rows.iter().find(|row| row.columns().first().is_some_and(|c| c.name() == "output"));
         let output = stored.map(|row| row.try_get::<String, _>(0)).transpose()?;
         return Ok((tx, output));

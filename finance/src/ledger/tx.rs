@@ -15,6 +15,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 
 use super::Error;
+use super::db::Backend;
 
 /// An open ledger write transaction (see the module docs). Reads and writes go through it as an
 /// `AnyConnection`.
@@ -23,8 +24,8 @@ pub struct LedgerTx {
     conn: PoolConnection<Any>,
     /// Until `COMMIT` or `ROLLBACK` succeeded: the connection is closed when dropped.
     open: bool,
-    /// On PostgreSQL, whose simple protocol runs several statements in one round trip.
-    postgres: bool,
+    /// Where it runs: PostgreSQL's simple protocol runs several statements in one round trip.
+    backend: Backend,
 }
 
 impl LedgerTx {
@@ -33,20 +34,20 @@ impl LedgerTx {
     /// rows of any statement of them that returns some.
     pub(super) async fn begin(
         pool: &AnyPool,
-        postgres: bool,
+        backend: Backend,
         begin: &str,
     ) -> Result<(LedgerTx, Vec<sqlx::any::AnyRow>), Error> {
         let conn = pool.acquire().await?;
         // Open from before the statements are sent: should they fail or be abandoned midway,
         // the connection is closed, not pooled.
-        let mut tx = LedgerTx { conn, open: true, postgres };
+        let mut tx = LedgerTx { conn, open: true, backend };
         let rows = (&mut *tx.conn).fetch_all(begin).await?;
         Ok((tx, rows))
     }
 
     /// Whether the transaction is on PostgreSQL.
     pub(super) fn is_postgres(&self) -> bool {
-        self.postgres
+        self.backend == Backend::Postgres
     }
 
     /// Commits the transaction.
@@ -59,7 +60,7 @@ impl LedgerTx {
     /// Runs `last` (statements without parameters), then commits, in one round trip on
     /// PostgreSQL. Should `last` fail, nothing after it runs and the transaction is rolled back.
     pub(super) async fn commit_after(mut self, last: &str) -> Result<(), Error> {
-        if self.postgres {
+        if self.is_postgres() {
             (&mut *self.conn).execute(format!("{last}; COMMIT").as_str()).await?;
             self.open = false;
             return Ok(());
