@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, EngineOptions};
+use cloverleaf_testkit::machine::cpu_model;
 use common::workload::{SqliteFile, complete_credit_checks, order, reference_files, straight_through};
-use common::{BenchResult, cost, cpu_model, env_usize, sqlite_raw};
+use common::{BenchResult, cost, env_usize, sqlite_raw};
 use serde_json::json;
 
 #[global_allocator]

@@ -24,9 +24,10 @@ use std::sync::Arc;
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, Error, WriterStats};
 use cloverleaf_engine::store::AnyStore;
+use cloverleaf_testkit::machine::{cpu_busy, cpu_model, cpu_times};
 use cloverleaf_testkit::testdb::{PG_URL_VAR, ScratchDb};
 use common::workload::{SqliteFile, reference_files, straight_through};
-use common::{BenchResult, cpu_busy, cpu_model, cpu_times, env_usize, pg_raw, sqlite_raw};
+use common::{BenchResult, env_usize, pg_raw, sqlite_raw};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 

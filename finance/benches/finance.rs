@@ -21,6 +21,7 @@ use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, Message};
 use cloverleaf_engine::store::AnyStore;
 use cloverleaf_finance::{self as finance, Ledger};
+use cloverleaf_testkit::machine::{cpu_busy, cpu_times};
 use cloverleaf_testkit::testdb::ScratchDb;
 use cloverleaf_worker::{Handlers, JobContext, Worker, WorkerHandle, WorkerOptions, WorkerStats};
 use serde_json::json;
@@ -111,18 +112,17 @@ async fn run() -> BenchResult<()> {
             println!("postgresql, raw single-row commits/s:       {four:>8.0}  (four connections at once)");
         }
         for nodes in [1, 2] {
-            let Some((rate, completed, balanced, cost_rate)) =
-                postgres_invoices(nodes, invoices, concurrency, worker_concurrency).await?
-            else {
+            let Some(drained) = postgres_invoices(nodes, invoices, concurrency, worker_concurrency).await? else {
                 break;
             };
+            let plural = if nodes == 1 { " " } else { "s" };
             println!(
-                "postgresql, invoice handler, {nodes} node{}:     {rate:>8.0}  ({completed} invoices, books balanced: {balanced})",
-                if nodes == 1 { " " } else { "s" }
+                "postgresql, invoice handler, {nodes} node{plural}:     {:>8.0}  ({} invoices, books balanced: {}; machine CPU busy {})",
+                drained.invoices.rate, drained.invoices.completed, drained.balanced, drained.invoices.busy
             );
             println!(
-                "postgresql, cost handler, {nodes} node{}:        {cost_rate:>8.0}  (one cost posting per order, no series)",
-                if nodes == 1 { " " } else { "s" }
+                "postgresql, cost handler, {nodes} node{plural}:        {:>8.0}  (one cost posting per order, no series; machine CPU busy {})",
+                drained.costs.rate, drained.costs.busy
             );
         }
     }
@@ -176,15 +176,32 @@ async fn postgres_raw_commits(n: usize) -> BenchResult<Option<(f64, f64)>> {
     Ok(Some((serial, four)))
 }
 
+/// How one job type was drained.
+struct Drained {
+    /// Jobs per second.
+    rate: f64,
+    completed: u64,
+    /// The machine's CPU busy share meanwhile: a second node adds no CPU to a machine the first
+    /// already keeps busy.
+    busy: String,
+}
+
+/// What the PostgreSQL drains measured.
+struct PostgresDrains {
+    invoices: Drained,
+    costs: Drained,
+    balanced: bool,
+}
+
 /// `invoices` invoice jobs on a scratch PostgreSQL database drained by `nodes` nodes at once, each
-/// an engine, a ledger handle and a worker of its own: invoices per second, how many completed,
-/// and whether the books balance. `None` when no PostgreSQL server is reachable.
+/// an engine, a ledger handle and a worker of its own, then the cost postings the same orders
+/// queued, and whether the books balance. `None` when no PostgreSQL server is reachable.
 async fn postgres_invoices(
     nodes: usize,
     invoices: usize,
     concurrency: usize,
     worker_concurrency: usize,
-) -> BenchResult<Option<(f64, u64, bool, f64)>> {
+) -> BenchResult<Option<PostgresDrains>> {
     let Some(db) = ScratchDb::postgres().await else { return Ok(None) };
     let url = db.url();
     let mut members = Vec::new();
@@ -199,29 +216,29 @@ async fn postgres_invoices(
     first_ledger.seed_demo_company(first.now().date_naive()).await?;
     queue_invoices(first, invoices, concurrency).await?;
 
-    let (rate, completed) = drain_nodes(&members, "invoice.issue", invoices, worker_concurrency).await?;
+    let invoiced = drain_nodes(&members, "invoice.issue", invoices, worker_concurrency).await?;
     // The cost postings the same instances queued: one per order, no number series.
-    let (cost_rate, _) = drain_nodes(&members, "ledger.post_cost", invoices, worker_concurrency).await?;
+    let costs = drain_nodes(&members, "ledger.post_cost", invoices, worker_concurrency).await?;
     let balanced = first_ledger.trial_balance().await?.is_balanced();
     for (engine, ledger) in members {
         ledger.close().await;
         engine.store().close().await;
     }
-    Ok(Some((rate, completed, balanced, cost_rate)))
+    Ok(Some(PostgresDrains { invoices: invoiced, costs, balanced }))
 }
 
-/// Drains `jobs` jobs of `job_type` with a worker on each node at once: jobs per second and how
-/// many completed.
+/// Drains `jobs` jobs of `job_type` with a worker on each node at once.
 async fn drain_nodes(
     members: &[(Engine<AnyStore>, Ledger)],
     job_type: &str,
     jobs: usize,
     worker_concurrency: usize,
-) -> BenchResult<(f64, u64)> {
+) -> BenchResult<Drained> {
     let nodes = members.len();
     let (report, mut reports) = tokio::sync::mpsc::unbounded_channel::<(usize, WorkerStats)>();
     let mut stops = Vec::new();
     let mut running = Vec::new();
+    let cpu_before = cpu_times();
     let start = Instant::now();
     for (n, (engine, ledger)) in members.iter().enumerate() {
         let worker = Worker::new(engine.clone(), only(ledger, job_type), options(worker_concurrency));
@@ -242,6 +259,7 @@ async fn drain_nodes(
         }
     }
     let rate = jobs as f64 / start.elapsed().as_secs_f64();
+    let busy = cpu_busy(cpu_before, cpu_times());
     for stop in stops {
         let _ = stop.send(());
     }
@@ -249,7 +267,7 @@ async fn drain_nodes(
     for run in running {
         completed += run.await??.completed;
     }
-    Ok((rate, completed))
+    Ok(Drained { rate, completed, busy })
 }
 
 /// Sends worker `n`'s counters each time they change, until the receiver is gone.

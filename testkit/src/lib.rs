@@ -1,5 +1,6 @@
 //! Test helpers shared by Cloverleaf's crates; a dev-dependency only, never part of a release:
-//! waiting for a condition ([`eventually`]) and scratch databases ([`testdb::ScratchDb`]).
+//! waiting for a condition ([`eventually`]), scratch databases ([`testdb::ScratchDb`]) and, for the
+//! benches, readings of the machine ([`machine`]).
 //!
 //! Tests never sleep for a fixed time and hope: they wait for something they can observe, with a
 //! deadline that is generous (a loaded CI machine is slow, not broken) and a failure message that
@@ -15,6 +16,7 @@
 //! # }
 //! ```
 
+pub mod machine;
 pub mod testdb;
 
 use std::future::Future;

@@ -1,5 +1,6 @@
 //! What the engine's benches share: the runtime they run on, the raw single-row commit rate they
-//! set their figures beside, and readings of the machine. Each bench includes it with
+//! set their figures beside (readings of the machine are the testkit's `machine`, which the finance
+//! bench shares). Each bench includes it with
 //! `mod common;` (`timers`, a directory, with `#[path]`); the straight-through workload of
 //! `engine` and `nodes` is in [`workload`].
 //!
@@ -102,36 +103,4 @@ where
         n += done??;
     }
     Ok(n as f64 / start.elapsed().as_secs_f64())
-}
-
-/// The CPU's model name, from /proc/cpuinfo.
-pub fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// The machine's busy and total CPU time so far, in ticks (the `cpu` line of /proc/stat).
-#[allow(dead_code, reason = "the engine bench does not report CPU time")]
-pub fn cpu_times() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
-    let total: u64 = ticks.iter().sum();
-    // idle and iowait
-    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
-}
-
-/// The share of the machine's CPU time spent busy between two readings of [`cpu_times`].
-#[allow(dead_code, reason = "the engine bench does not report CPU time")]
-pub fn cpu_busy(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> String {
-    match (before, after) {
-        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => format!("{:.0} %", 100.0 * (b1 - b0) as f64 / (t1 - t0) as f64),
-        _ => "unknown".into(),
-    }
 }
