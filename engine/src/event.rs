@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{CallId, IncidentId, JobId, SubscriptionId, TaskId, TimerId, TokenId};
 use crate::value_serde;
 
+/// The error code a called process fails with when it refuses its start (see
+/// [`Event::StartRefused`]); a call's `on error "start_refused"` catches it.
+pub const START_REFUSED: &str = "start_refused";
+
 /// An event delivered to one instance. Serializable, so a runtime can keep an event log and
 /// replay it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +100,14 @@ pub enum Event {
         #[serde(with = "value_serde::map")]
         variables: BTreeMap<String, Value>,
     },
+    /// A called process refused the start its caller asked for (an input out of bounds, a
+    /// value that does not fit its type), which no retry of the same start can change: the
+    /// instance fails with [`START_REFUSED`], so that its caller's `on error` catches it or an
+    /// incident on the call says so, instead of the caller waiting at the call for ever.
+    StartRefused {
+        /// Why, in the core's words.
+        reason: String,
+    },
     /// A called child process failed with an error end (or was cancelled).
     ChildFailed {
         /// The call.
@@ -183,6 +195,7 @@ impl Event {
             Event::TimerFired { .. } => "timer fired",
             Event::MessageCorrelated { .. } => "message correlated",
             Event::ChildCompleted { .. } => "child completed",
+            Event::StartRefused { .. } => "start refused",
             Event::ChildFailed { .. } => "child failed",
             Event::Cancel { .. } => "cancel",
             Event::RetryJob { .. } => "retry job",

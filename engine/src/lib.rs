@@ -63,7 +63,7 @@ pub mod value_serde;
 
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use effect::{Effect, HistoryEvent, HistoryKind};
-pub use event::{Event, Modification};
+pub use event::{Event, Modification, START_REFUSED};
 pub use ids::{CallId, IncidentId, InstanceId, JobId, SubscriptionId, TaskId, TimerId, TokenId};
 pub use instance::{
     CallWait, Delegation, Frame, Incident, Instance, JobWait, Status, Subscription, SubscriptionPurpose, TaskWait,

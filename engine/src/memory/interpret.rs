@@ -49,8 +49,16 @@ impl MemoryEngine {
                 }
                 _ => None,
             };
+            let start = matches!(event, Event::Start { .. });
             match self.apply(&instance, event) {
                 Ok(()) => {}
+                // A called process refusing its start fails, and its caller hears so.
+                Err(Error::Rejected(rejection))
+                    if start
+                        && self.apply(&instance, Event::StartRefused { reason: rejection.to_string() }).is_ok() =>
+                {
+                    self.note(&instance, format!("start refused, so it failed: {rejection}"));
+                }
                 Err(Error::Rejected(rejection)) => {
                     self.note(&instance, format!("{name} refused: {rejection}"));
                     self.refusals.push(Refusal { at: self.now(), instance: instance.clone(), event: name, rejection });

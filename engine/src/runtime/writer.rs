@@ -23,10 +23,16 @@ impl<S: Store> Engine<S> {
     pub(super) async fn settle(&self, mut work: Vec<PendingRow>) -> Result<(), Error> {
         while let Some(row) = work.pop() {
             let event: Event = serde_json::from_str(&row.event)?;
+            let start = matches!(event, Event::Start { .. });
             let extra = Extra { consume_pending: Some(row.id.clone()), ..Extra::default() };
             match self.run(&row.instance_id, event, extra).await {
                 Ok(stepped) => work.extend(stepped.pending),
                 Err(Error::Rejected(rejection)) => {
+                    // A called process refusing its start: it fails, and its caller hears so.
+                    if start && let Some(stepped) = self.refuse_start(&row, &rejection).await? {
+                        work.extend(stepped.pending);
+                        continue;
+                    }
                     // Refused by the stored state: either another node applied it between our
                     // read of the owed events and our step (its row is gone: nothing to say), or
                     // the instance cannot take it.
@@ -40,6 +46,23 @@ impl<S: Store> Engine<S> {
             }
         }
         Ok(())
+    }
+
+    /// Fails the called instance of the owed start `row`, which the core refused, with
+    /// [`START_REFUSED`](crate::event::START_REFUSED), consuming the owed row in the same write;
+    /// its caller is owed the failure. `None` when the instance is no longer waiting for its start
+    /// (another node started or failed it meanwhile).
+    async fn refuse_start(&self, row: &PendingRow, rejection: &crate::Rejection) -> Result<Option<Stepped>, Error> {
+        let refused = Event::StartRefused { reason: rejection.to_string() };
+        let extra = Extra { consume_pending: Some(row.id.clone()), ..Extra::default() };
+        match self.run(&row.instance_id, refused, extra).await {
+            Ok(stepped) => {
+                tracing::warn!(instance = %row.instance_id, %rejection, "called process refused its start; it failed");
+                Ok(Some(stepped))
+            }
+            Err(Error::Rejected(_) | Error::AlreadyApplied) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Loads, steps and writes `event` for an existing instance, retrying on conflicts.
@@ -238,10 +261,22 @@ impl<S: Store> Engine<S> {
             let Some((subscription, found)) = next else { break };
             let payload: serde_json::Value = serde_json::from_str(&found.payload).map_err(Error::from)?;
             let event = Event::MessageCorrelated { subscription, payload };
-            let t = span.in_scope(|| step(definition, current, event.clone(), now)).map_err(Error::from)?;
+            // Out of this write's search and its guards either way.
             taken.push(found.seq);
-            consumed.push(found.seq);
-            steps.push((event, t));
+            match span.in_scope(|| step(definition, current, event.clone(), now)) {
+                Ok(t) => {
+                    consumed.push(found.seq);
+                    steps.push((event, t));
+                }
+                // A message the instance cannot take (a payload that does not fit) stays buffered
+                // until it expires, as its sender would have been refused had the instance been
+                // waiting when it came: it must not refuse the step that opened the subscription,
+                // which would then never be taken.
+                Err(rejection) => {
+                    tracing::warn!(instance = %before.id(), seq = found.seq, %rejection,
+                        "a buffered message the instance waiting for it cannot take; left to expire");
+                }
+            }
         }
         let last = &steps[steps.len() - 1].1.instance;
         let guards = last

@@ -8,6 +8,7 @@ use cloverleaf_dsl::expr::{ExprKind, Value};
 use cloverleaf_dsl::model::{Boundary, BoundaryEvent, CExpr, FirstEvent, Node, NodeKind, Reminder, TimerSpec, admit};
 
 use crate::effect::{Effect, HistoryEvent, HistoryKind};
+use crate::event::START_REFUSED;
 use crate::ids::{CallId, IncidentId, JobId, SubscriptionId, TaskId, TimerId, TokenId};
 use crate::instance::{Delegation, Frame, JobWait, Status, SubscriptionPurpose, TimerPurpose, TimerWait, TokenState};
 use crate::rejection::Rejection;
@@ -362,6 +363,14 @@ impl<'d> Machine<'d> {
         Ok(())
     }
 
+    /// A called process that refused its start fails at once, before any node: its caller is
+    /// owed a `ChildFailed` with [`START_REFUSED`], like any failed child.
+    pub(super) fn start_refused(&mut self, reason: String) {
+        self.history(HistoryEvent::new(HistoryKind::Failed, None).detail(format!("{START_REFUSED}: {reason}")));
+        self.effects.push(Effect::Failed { code: START_REFUSED.to_string() });
+        self.inst.status = Status::Failed { code: START_REFUSED.to_string() };
+    }
+
     pub(super) fn child_failed(&mut self, call: &CallId, code: String) -> Result<(), Rejection> {
         let wait = self.inst.calls.get(call).cloned().ok_or_else(|| Rejection::UnknownCall { call: call.clone() })?;
         let node = self.node(&wait.node)?;
@@ -371,6 +380,15 @@ impl<'d> Machine<'d> {
             Some(b) => {
                 self.close_waits(wait.token);
                 self.move_to(wait.token, &b.next);
+            }
+            None if code == START_REFUSED => {
+                let text = format!(
+                    "`{}` refused its start (the reason is in the called instance's history), not caught by an \
+                     `on error \"{START_REFUSED}\"` of `{}`: correct the variables its inputs come from, or deploy \
+                     a `{}` that accepts them, then retry",
+                    wait.process, node.name, wait.process
+                );
+                self.raise_incident(wait.token, &node.name, None, text);
             }
             None => {
                 let text =

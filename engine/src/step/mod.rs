@@ -86,6 +86,7 @@ pub fn step(
         (Status::Created, Event::Start { variables, business_key, start, started_by, on_behalf_of }) => {
             m.start(&variables, business_key, start, started_by, on_behalf_of)?
         }
+        (Status::Created, Event::StartRefused { reason }) => m.start_refused(reason),
         (Status::Running, Event::JobCompleted { job, output }) => m.job_completed(&job, &output)?,
         (Status::Running, Event::JobFailed { job, message }) => m.job_failed(&job, message)?,
         (Status::Running, Event::JobBusinessError { job, code }) => m.job_business_error(&job, code)?,

@@ -1,6 +1,6 @@
 //! Calling child processes.
 
-use cloverleaf_engine::{Event, Rejection, Status};
+use cloverleaf_engine::{Event, Rejection, START_REFUSED, Status};
 use serde_json::json;
 
 use crate::harness::{Run, lines, num, order, text, vars};
@@ -88,6 +88,42 @@ fn an_uncaught_child_error_raises_an_incident_and_resolving_calls_again() {
     assert_eq!(
         lines(&effects)[1],
         r#"start child i1.call.4 order_approval {"amount":"20000.00","customer_id":"C-7","order_id":"SO-1","requested_by":"rita"}"#
+    );
+}
+
+#[test]
+fn a_refused_start_fails_the_called_process_before_any_node() {
+    let mut run = Run::reference("order_approval");
+    let reason = "invalid input: amount: must be > 0".to_string();
+    let effects = run.ok(Event::StartRefused { reason: reason.clone() });
+    assert_eq!(lines(&effects), ["failed start_refused"]);
+    assert_eq!(run.status(), &Status::Failed { code: START_REFUSED.into() });
+    let history: Vec<_> = effects
+        .iter()
+        .filter_map(|e| match e {
+            cloverleaf_engine::Effect::History(h) => Some((h.kind, h.node.clone(), h.detail.clone())),
+            _ => None,
+        })
+        .collect();
+    let detail = Some(format!("start_refused: {reason}"));
+    assert_eq!(history, [(cloverleaf_engine::HistoryKind::Failed, None, detail)]);
+    // Only an instance still waiting for its start can refuse it.
+    assert!(matches!(run.refused(Event::StartRefused { reason }), Rejection::InvalidState { .. }));
+    let mut running = Run::reference("order_approval");
+    running.start(order("100.00"));
+    assert!(matches!(running.refused(Event::StartRefused { reason: "late".into() }), Rejection::InvalidState { .. }));
+}
+
+#[test]
+fn a_called_process_that_refused_its_start_raises_an_incident_that_says_how_to_go_on() {
+    let mut run = started();
+    let call = run.call("approve");
+    let effects = run.ok(Event::ChildFailed { call, code: START_REFUSED.into() });
+    assert_eq!(
+        lines(&effects),
+        ["incident i1.incident.3 at approve: `order_approval` refused its start (the reason is in the called \
+             instance's history), not caught by an `on error \"start_refused\"` of `approve`: correct the variables \
+             its inputs come from, or deploy a `order_approval` that accepts them, then retry"]
     );
 }
 

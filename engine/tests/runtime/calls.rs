@@ -1,9 +1,9 @@
 //! Call activities: a called process takes its first step in its caller's write.
 
 use chrono::TimeDelta;
-use cloverleaf_engine::Status;
 use cloverleaf_engine::runtime::Correlation;
 use cloverleaf_engine::store::Store;
+use cloverleaf_engine::{Event, InstanceId, Modification, START_REFUSED, Status};
 use serde_json::json;
 
 use crate::harness::{Env, completed};
@@ -16,6 +16,14 @@ process parent "Parent" {
   start -> collect
   call collect "Collect" { process pay  in { invoice_id, amount }  out { received } } -> done
   end done "Done"
+}
+process guarded "Guarded" {
+  input { invoice_id: text, amount: money }
+  var received: money = 0
+  start -> collect
+  call collect "Collect" { process pay  in { invoice_id, amount }  out { received }  on error "start_refused" -> refused } -> done
+  end done "Done"
+  end refused "Refused"
 }
 process pay "Pay" {
   input { invoice_id: text, amount: money > 0 }
@@ -89,17 +97,56 @@ async fn a_called_process_gets_the_message_buffered_for_it_in_its_first_step() {
 }
 
 #[tokio::test]
-async fn a_called_process_that_refuses_its_inputs_never_runs_and_its_caller_stays_at_the_call() {
+async fn a_called_process_that_refuses_its_inputs_fails_and_its_caller_gets_an_incident_to_retry() {
     let Some(env) = Env::new().await else { return };
     env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
-    // `pay` takes only an amount above zero: its start is refused, as an owed start event's would be.
+    // `pay` takes only an amount above zero: it refuses its start, and fails with `start_refused`.
     let parent = env.engine.start("parent", None, json!({"invoice_id": "INV-1", "amount": "0"})).await.unwrap();
-    assert_eq!(env.status(&parent).await, Status::Running);
-    assert!(env.engine.store().pending(10).await.unwrap().is_empty());
-    let call = env.instance(&parent).await.calls().keys().next().map(|c| c.0.clone()).expect("the call is open");
-    let child = env.engine.store().load_instance(&call.as_str().into()).await.unwrap().unwrap();
-    assert_eq!((child.version, child.parent_id.as_deref()), (0, Some(parent.as_str())));
+    assert!(env.engine.store().pending(10).await.unwrap().is_empty(), "nothing is left owed");
+    let child = refused_child(&env, &parent).await;
+    assert_eq!(env.status(&child).await, Status::Failed { code: START_REFUSED.into() });
+    let history = env.engine.history(&child).await.unwrap();
+    let failed = history.last().expect("the child's history");
+    assert_eq!(failed.kind, "failed");
+    assert!(failed.detail.contains("start_refused: invalid inputs: amount"), "{failed:?}");
     assert!(env.engine.fetch_and_lock("w1", &["pay.check"], 10, TimeDelta::seconds(60)).await.unwrap().is_empty());
+    // The caller is not left waiting for ever: an incident on the call says what happened.
+    assert_eq!(env.status(&parent).await, Status::Running);
+    let incidents = env.instance(&parent).await.incidents().clone();
+    let (incident, open) = incidents.iter().next().expect("an incident on the call");
+    assert_eq!(open.node, "collect");
+    assert!(open.message.contains("`pay` refused its start"), "{}", open.message);
+    // An operator corrects the amount and retries: the call starts a new `pay`, which runs.
+    let amount = Modification::SetVariable { name: "amount".into(), value: json!("100.50") };
+    env.engine.modify(&parent, amount, "olga", "the order's amount was missing").await.unwrap();
+    env.engine.retry_incident(incident).await.unwrap();
+    let job = env.one_job("pay.check").await;
+    assert_ne!(job.instance_id, child);
+    env.engine.complete_job(&job.id, job.epoch, json!({})).await.unwrap();
+    env.engine.correlate(payment("INV-1", "m1")).await.unwrap();
+    assert_eq!(env.status(&parent).await, completed("done"));
+    assert!(env.instance(&parent).await.incidents().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_start_takes_the_callers_on_error_path() {
+    let Some(env) = Env::new().await else { return };
+    env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
+    let parent = env.engine.start("guarded", None, json!({"invoice_id": "INV-1", "amount": "-5"})).await.unwrap();
+    assert_eq!(env.status(&parent).await, completed("refused"));
+    assert!(env.instance(&parent).await.incidents().is_empty());
+    let child = refused_child(&env, &parent).await;
+    assert_eq!(env.status(&child).await, Status::Failed { code: START_REFUSED.into() });
+}
+
+/// The called instance whose failure with `start_refused` `parent` was told of.
+async fn refused_child(env: &Env, parent: &InstanceId) -> InstanceId {
+    let events = env.engine.events(parent).await.unwrap();
+    let refused = events.iter().find_map(|(event, _)| match event {
+        Event::ChildFailed { call, code } if code == START_REFUSED => Some(InstanceId::from(call.0.as_str())),
+        _ => None,
+    });
+    refused.expect("the caller was told its child refused its start")
 }
 
 #[tokio::test]
@@ -123,8 +170,16 @@ async fn a_buffered_message_a_called_process_refuses_does_not_refuse_its_caller(
     let mut bad = payment("INV-1", "m1");
     bad.payload = json!({"amount": "lots"});
     assert_eq!(env.engine.correlate(bad).await.unwrap(), Correlation::Buffered);
-    // The child cannot take the payment (not an amount): its start is left to an owed event, as
-    // a refused start is, and the caller's own step stands.
+    // The child cannot take the payment (not an amount): it starts without it, and the caller's
+    // own step stands.
     let parent = env.engine.start("quick", None, json!({"invoice_id": "INV-1", "amount": "1.00"})).await.unwrap();
     assert_eq!(env.status(&parent).await, Status::Running);
+    // Its start itself was not refused: it does not fail for a message it cannot take.
+    assert!(env.instance(&parent).await.incidents().is_empty());
+    let call = env.instance(&parent).await.calls().keys().next().map(|c| c.0.clone()).expect("the call is open");
+    assert_eq!(env.status(&call.as_str().into()).await, Status::Running);
+    // The payment it can take reaches it; the one it could not stays buffered until it expires.
+    let delivered = env.engine.correlate(payment("INV-1", "m2")).await.unwrap();
+    assert_eq!(delivered, Correlation::Delivered { instance: call.as_str().into() });
+    assert_eq!(env.status(&parent).await, completed("done"));
 }

@@ -129,3 +129,29 @@ fn the_timeline_tells_the_story_with_times() {
 ";
     assert_eq!(text, expected);
 }
+
+#[test]
+fn a_called_process_that_refuses_its_start_fails_and_its_caller_gets_an_incident() {
+    let src = r#"process parent "Parent" {
+  input { amount: money }
+  start -> pay
+  call pay "Pay" { process pay_out  in { amount } } -> done
+  end done "Done"
+}
+process pay_out "Pay out" {
+  input { amount: money > 0 }
+  start -> done
+  end done "Done"
+}"#;
+    let mut engine = MemoryEngine::new(t0());
+    engine.deploy_compilation(&compile(src)).unwrap();
+    let id = engine.start("parent", json!({"amount": "0"})).unwrap();
+    let child = engine.children(&id).into_iter().next().expect("the called instance");
+    assert_eq!(status(&engine, &child), Status::Failed { code: cloverleaf_engine::START_REFUSED.into() });
+    assert!(engine.refusals().is_empty(), "the refusal was met: {:?}", engine.refusals());
+    let incidents = engine.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!((incidents[0].instance.clone(), incidents[0].node.as_str()), (id.clone(), "pay"));
+    assert!(incidents[0].message.contains("`pay_out` refused its start"), "{}", incidents[0].message);
+    assert_eq!(status(&engine, &id), Status::Running);
+}
