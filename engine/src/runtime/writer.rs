@@ -167,7 +167,7 @@ impl<S: Store> Engine<S> {
             let guards = write.guards.iter_mut().chain(write.started.iter_mut().flat_map(|w| w.guards.iter_mut()));
             for guard in guards {
                 if let Guard::NoBufferedMessage { except, .. } = guard {
-                    except.clone_from(&taken);
+                    except.extend_from_slice(&taken);
                 }
             }
         }
@@ -244,15 +244,19 @@ impl<S: Store> Engine<S> {
     ) -> Result<Delivered, Attempt> {
         let mut steps: Vec<(Event, Transition)> = vec![first];
         let mut consumed = Vec::new();
-        for _ in 0..STEP_CHAIN_LIMIT {
+        // Messages this instance cannot take: out of its own search and guards, not of the
+        // other instances' of the write (a child may take what its caller could not).
+        let mut skipped: Vec<i64> = Vec::new();
+        while consumed.len() < STEP_CHAIN_LIMIT && skipped.len() < SKIPPED_LIMIT {
             let current = &steps[steps.len() - 1].1.instance;
+            let excluded: Vec<i64> = taken.iter().chain(&skipped).copied().collect();
             let mut next = None;
             for (sid, sub) in current.subscriptions() {
                 if before.subscriptions().contains_key(sid) {
                     continue;
                 }
                 if let Some(found) =
-                    self.inner.store.buffered_message(&sub.message, &sub.correlation_key, now, taken).await?
+                    self.inner.store.buffered_message(&sub.message, &sub.correlation_key, now, &excluded).await?
                 {
                     next = Some((sid.clone(), found));
                     break;
@@ -261,10 +265,9 @@ impl<S: Store> Engine<S> {
             let Some((subscription, found)) = next else { break };
             let payload: serde_json::Value = serde_json::from_str(&found.payload).map_err(Error::from)?;
             let event = Event::MessageCorrelated { subscription, payload };
-            // Out of this write's search and its guards either way.
-            taken.push(found.seq);
             match span.in_scope(|| step(definition, current, event.clone(), now)) {
                 Ok(t) => {
+                    taken.push(found.seq);
                     consumed.push(found.seq);
                     steps.push((event, t));
                 }
@@ -275,6 +278,7 @@ impl<S: Store> Engine<S> {
                 Err(rejection) => {
                     tracing::warn!(instance = %before.id(), seq = found.seq, %rejection,
                         "a buffered message the instance waiting for it cannot take; left to expire");
+                    skipped.push(found.seq);
                 }
             }
         }
@@ -287,7 +291,8 @@ impl<S: Store> Engine<S> {
                 name: sub.message.clone(),
                 key: sub.correlation_key.clone(),
                 now,
-                except: Vec::new(),
+                // The write's deliveries are added once every instance of it has stepped.
+                except: skipped.clone(),
             })
             .collect();
         Ok(Delivered { steps, guards, consumed })
@@ -314,9 +319,9 @@ impl<S: Store> Engine<S> {
 
     /// The first step of a called process, written with its caller's step (no owed start event,
     /// no second write) and what to cache of it once written (nothing when it ended at once).
-    /// `Err(child)` when its start, or a buffered message it lets in, is refused, or its
-    /// definition cannot be read: the child is then created, and its start owed, so that what
-    /// goes wrong is met and reported where any owed event's is, never by its caller's step.
+    /// `Err(child)` when its start is refused or its definition cannot be read: the child is
+    /// then created, and its start owed, so that what goes wrong is met and reported where any
+    /// owed event's is (a refused start fails the child), never by its caller's step.
     async fn start_called(
         &self,
         parent: &str,
@@ -349,11 +354,7 @@ impl<S: Store> Engine<S> {
         };
         let mut child_taken = taken.clone();
         let delivered = self.deliver_buffered(&definition, &instance, (event, first), now, &mut child_taken, &span);
-        let Delivered { steps, guards, consumed } = match delivered.await {
-            Ok(delivered) => delivered,
-            Err(Attempt::Failed(Error::Rejected(_))) => return Ok(Err(child)),
-            Err(other) => return Err(other),
-        };
+        let Delivered { steps, guards, consumed } = delivered.await?;
         *taken = child_taken;
         // What it calls in turn is started the usual way, by owed start events.
         let called = self.called(&steps).await?;
@@ -402,6 +403,10 @@ struct Delivered {
 
 /// Most buffered messages delivered in one step.
 pub(super) const STEP_CHAIN_LIMIT: usize = 64;
+
+/// Most buffered messages one instance passes over in one step because it cannot take them; past
+/// that, the write is refused while more wait (as it is past [`STEP_CHAIN_LIMIT`] deliveries).
+const SKIPPED_LIMIT: usize = 1_024;
 
 /// Why one attempt at a step did not land.
 pub(super) enum Attempt {

@@ -540,8 +540,9 @@ pub enum Guard {
         key: String,
         /// Now.
         now: DateTime<Utc>,
-        /// The buffered messages (by `seq`) the write delivers itself: another instance it
-        /// starts may take the one this subscription would have waited for.
+        /// The buffered messages (by `seq`) the write delivers itself (another instance it
+        /// starts may take the one this subscription would have waited for), and those the
+        /// subscribing instance cannot take (left buffered until they expire).
         except: Vec<i64>,
     },
 }

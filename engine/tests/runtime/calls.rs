@@ -2,7 +2,7 @@
 
 use chrono::TimeDelta;
 use cloverleaf_engine::runtime::Correlation;
-use cloverleaf_engine::store::Store;
+use cloverleaf_engine::store::{Queries, Store};
 use cloverleaf_engine::{Event, InstanceId, Modification, START_REFUSED, Status};
 use serde_json::json;
 
@@ -46,6 +46,16 @@ process both "Both" {
   parallel split { -> first  -> second }
   call first "First" { process pay_now  in { invoice_id } } -> meet
   call second "Second" { process pay_now  in { invoice_id } } -> meet
+  join meet -> done
+  end done "Done"
+}
+process split_pay "Split pay" {
+  input { invoice_id: text }
+  var noted: date?
+  start -> split
+  parallel split { -> note  -> collect }
+  receive note "Note the payment date" { message "payment.received" key invoice_id  out { noted: amount } } -> meet
+  call collect "Collect" { process pay_now  in { invoice_id } } -> meet
   join meet -> done
   end done "Done"
 }
@@ -182,4 +192,35 @@ async fn a_buffered_message_a_called_process_refuses_does_not_refuse_its_caller(
     let delivered = env.engine.correlate(payment("INV-1", "m2")).await.unwrap();
     assert_eq!(delivered, Correlation::Delivered { instance: call.as_str().into() });
     assert_eq!(env.status(&parent).await, completed("done"));
+}
+
+#[tokio::test]
+async fn a_buffered_message_the_caller_cannot_take_still_reaches_the_child_it_starts() {
+    let Some(env) = Env::new().await else { return };
+    env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
+    assert_eq!(env.engine.correlate(payment("INV-1", "m1")).await.unwrap(), Correlation::Buffered);
+    // The caller's own receive wants a date (the amount is not one); the child it starts in the
+    // same write takes the payment.
+    let parent = env.engine.start("split_pay", None, json!({"invoice_id": "INV-1"})).await.unwrap();
+    assert!(env.engine.store().buffered_messages(env.engine.now()).await.unwrap().is_empty(), "taken by the child");
+    let instance = env.instance(&parent).await;
+    assert!(instance.calls().is_empty(), "the child completed: {:?}", instance.calls());
+    assert_eq!(instance.subscriptions().values().map(|s| s.message.as_str()).collect::<Vec<_>>(), ["payment.received"]);
+}
+
+#[tokio::test]
+async fn buffered_messages_a_subscriber_cannot_take_do_not_hold_it_back_however_many() {
+    let Some(env) = Env::new().await else { return };
+    env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
+    // More than one step delivers (64): each is passed over, none refuses the step.
+    for n in 0..70 {
+        let mut bad = payment("INV-1", &format!("bad-{n}"));
+        bad.payload = json!({"amount": "lots"});
+        assert_eq!(env.engine.correlate(bad).await.unwrap(), Correlation::Buffered);
+    }
+    assert_eq!(env.engine.correlate(payment("INV-1", "good")).await.unwrap(), Correlation::Buffered);
+    let parent = env.engine.start("quick", None, json!({"invoice_id": "INV-1", "amount": "1.00"})).await.unwrap();
+    assert_eq!(env.status(&parent).await, completed("done"), "the good payment, buffered last, was taken");
+    let left = env.engine.store().buffered_messages(env.engine.now()).await.unwrap();
+    assert_eq!(left.len(), 70, "the ones it could not take wait until they expire");
 }
