@@ -10,7 +10,9 @@
 //! disk flush).
 //!
 //! `cargo bench -p cloverleaf-finance --bench finance` (env: `BENCH_JOBS`, `BENCH_INVOICES`,
-//! `BENCH_CONCURRENCY`, `BENCH_WORKER_CONCURRENCY`; `BENCH_PG=0` leaves PostgreSQL out).
+//! `BENCH_CONCURRENCY`, `BENCH_WORKER_CONCURRENCY`; `BENCH_CUSTOMERS`, the customers the
+//! PostgreSQL invoices are spread over, twelve of the demo company's by default, more added for
+//! the run; `BENCH_PG=0` leaves PostgreSQL out).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,10 +22,12 @@ use chrono::TimeDelta;
 use cloverleaf_engine::SystemClock;
 use cloverleaf_engine::runtime::{Engine, Message};
 use cloverleaf_engine::store::AnyStore;
+use cloverleaf_finance::ledger::NewCustomer;
 use cloverleaf_finance::{self as finance, Ledger};
 use cloverleaf_testkit::machine::{cpu_busy, cpu_times};
 use cloverleaf_testkit::testdb::ScratchDb;
 use cloverleaf_worker::{Handlers, JobContext, Worker, WorkerHandle, WorkerOptions, WorkerStats};
+use rust_decimal::Decimal;
 use serde_json::json;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -73,7 +77,7 @@ async fn run() -> BenchResult<()> {
     let worker_st_rate = with_worker(&engine, noop, jobs, concurrency, worker_concurrency).await?;
 
     // Invoices: each job issues a numbered invoice and posts it in the ledger (its own transaction).
-    queue_invoices(&engine, invoices, concurrency).await?;
+    queue_invoices(&engine, invoices, concurrency, DEMO_CUSTOMERS).await?;
     let (invoice_rate, invoice_stats) = drain(&engine, invoice_only(&ledger), invoices, worker_concurrency).await?;
     let balanced = ledger.trial_balance().await?.is_balanced();
 
@@ -111,13 +115,15 @@ async fn run() -> BenchResult<()> {
             println!("postgresql, raw single-row commits/s:       {serial:>8.0}  (one connection)");
             println!("postgresql, raw single-row commits/s:       {four:>8.0}  (four connections at once)");
         }
+        let customers = env_usize("BENCH_CUSTOMERS", DEMO_CUSTOMERS);
         for nodes in [1, 2] {
-            let Some(drained) = postgres_invoices(nodes, invoices, concurrency, worker_concurrency).await? else {
+            let Some(drained) = postgres_invoices(nodes, invoices, concurrency, worker_concurrency, customers).await?
+            else {
                 break;
             };
             let plural = if nodes == 1 { " " } else { "s" };
             println!(
-                "postgresql, invoice handler, {nodes} node{plural}:     {:>8.0}  ({} invoices, books balanced: {}; machine CPU busy {})",
+                "postgresql, invoice handler, {nodes} node{plural}:     {:>8.0}  ({} invoices for {customers} customers, books balanced: {}; machine CPU busy {})",
                 drained.invoices.rate, drained.invoices.completed, drained.balanced, drained.invoices.busy
             );
             println!(
@@ -201,6 +207,7 @@ async fn postgres_invoices(
     invoices: usize,
     concurrency: usize,
     worker_concurrency: usize,
+    customers: usize,
 ) -> BenchResult<Option<PostgresDrains>> {
     let Some(db) = ScratchDb::postgres().await else { return Ok(None) };
     let url = db.url();
@@ -214,7 +221,12 @@ async fn postgres_invoices(
     let files = reference_files()?;
     first.deploy(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>()).await?;
     first_ledger.seed_demo_company(first.now().date_naive()).await?;
-    queue_invoices(first, invoices, concurrency).await?;
+    if customers > DEMO_CUSTOMERS {
+        for n in 0..customers {
+            first_ledger.upsert_customer(&bench_customer(n)).await?;
+        }
+    }
+    queue_invoices(first, invoices, concurrency, customers).await?;
 
     let invoiced = drain_nodes(&members, "invoice.issue", invoices, worker_concurrency).await?;
     // The cost postings the same instances queued: one per order, no number series.
@@ -365,15 +377,43 @@ async fn start_orders(engine: &Engine<AnyStore>, n: usize, concurrency: usize) -
     .await
 }
 
+/// The demo company's customers the invoices go to by default (`C-001` to `C-012`).
+const DEMO_CUSTOMERS: usize = 12;
+
+/// The demo company has 30 customers (one blocked): more are added as `C-031` on, in good standing.
+fn bench_customer(n: usize) -> NewCustomer {
+    NewCustomer {
+        id: customer_id(30 + n),
+        name: format!("Bench customer {n}"),
+        email: None,
+        country: "DE".into(),
+        credit_limit: Decimal::new(10_000_000, 0),
+        risk_rating: 'A',
+        blocked: false,
+        payment_terms_days: 30,
+        tax_rate: Decimal::new(19, 2),
+    }
+}
+
+/// The id of the `n`th customer (0-based), as the demo company numbers them.
+fn customer_id(n: usize) -> String {
+    format!("C-{:03}", n + 1)
+}
+
+/// The customer of the `i`th invoice: the demo's first twelve, or as many added ones.
+fn bench_customer_of(i: usize, customers: usize) -> String {
+    if customers <= DEMO_CUSTOMERS { customer_id(i % customers.max(1)) } else { customer_id(30 + i % customers) }
+}
+
 /// `n` ship-then-invoice instances whose shipments were dispatched: `n` invoice jobs queued (and
-/// as many cost postings, which the invoice benchmark leaves alone).
-async fn queue_invoices(engine: &Engine<AnyStore>, n: usize, concurrency: usize) -> BenchResult<()> {
+/// as many cost postings, which the invoice benchmark leaves alone), spread over `customers`.
+async fn queue_invoices(engine: &Engine<AnyStore>, n: usize, concurrency: usize, customers: usize) -> BenchResult<()> {
     let e = engine.clone();
     spread(n, concurrency, move |i| {
         let engine = e.clone();
         async move {
             let order_id = format!("INV-BENCH-{i}");
-            let customer = format!("C-{:03}", 1 + i % 12);
+            let customer = bench_customer_of(i, customers);
             let amount = format!("{}.{:02}", 100 + i % 900, i % 100);
             let input = json!({"order_id": order_id, "customer_id": customer, "amount": amount});
             engine.start("ship_then_invoice", None, input).await?;
