@@ -383,10 +383,10 @@ impl<'d> Machine<'d> {
             }
             None if code == START_REFUSED => {
                 let text = format!(
-                    "`{}` refused its start (the reason is in the called instance's history), not caught by an \
+                    "`{}` refused its start (the reason is in the history of instance {}), not caught by an \
                      `on error \"{START_REFUSED}\"` of `{}`: correct what it is called with (the variables its \
                      inputs come from), or deploy a `{}` that accepts it, then retry",
-                    wait.process, node.name, wait.process
+                    wait.process, call.0, node.name, wait.process
                 );
                 self.raise_incident(wait.token, &node.name, None, text);
             }

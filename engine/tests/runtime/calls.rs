@@ -125,7 +125,8 @@ async fn a_called_process_that_refuses_its_inputs_fails_and_its_caller_gets_an_i
     let incidents = env.instance(&parent).await.incidents().clone();
     let (incident, open) = incidents.iter().next().expect("an incident on the call");
     assert_eq!(open.node, "collect");
-    assert!(open.message.contains("`pay` refused its start"), "{}", open.message);
+    let expected = format!("`pay` refused its start (the reason is in the history of instance {child})");
+    assert!(open.message.contains(&expected), "{}", open.message);
     // An operator corrects the amount and retries: the call starts a new `pay`, which runs.
     let amount = Modification::SetVariable { name: "amount".into(), value: json!("100.50") };
     env.engine.modify(&parent, amount, "olga", "the order's amount was missing").await.unwrap();
