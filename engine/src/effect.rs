@@ -153,7 +153,8 @@ pub enum Effect {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outcome: Option<String>,
     },
-    /// The instance ended with an error end (a calling parent gets `ChildFailed`).
+    /// The instance ended with an error end, or refused its start (a calling parent gets
+    /// `ChildFailed`).
     Failed {
         /// The error code.
         code: String,

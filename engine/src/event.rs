@@ -102,13 +102,15 @@ pub enum Event {
     },
     /// A called process refused the start its caller asked for (an input out of bounds, a
     /// value that does not fit its type), which no retry of the same start can change: the
-    /// instance fails with [`START_REFUSED`], so that its caller's `on error` catches it or an
+    /// instance fails with [`START_REFUSED`], so that an `on error` of its call (with that code,
+    /// or none) catches it or an
     /// incident on the call says so, instead of the caller waiting at the call for ever.
     StartRefused {
         /// Why, in the core's words.
         reason: String,
     },
-    /// A called child process failed with an error end (or was cancelled).
+    /// A called child process failed: an error end, a cancellation (`cancelled`) or a refused
+    /// start ([`START_REFUSED`]).
     ChildFailed {
         /// The call.
         call: CallId,

@@ -10,9 +10,10 @@
 //! disk flush).
 //!
 //! `cargo bench -p cloverleaf-finance --bench finance` (env: `BENCH_JOBS`, `BENCH_INVOICES`,
-//! `BENCH_CONCURRENCY`, `BENCH_WORKER_CONCURRENCY`; `BENCH_CUSTOMERS`, the customers the
-//! PostgreSQL invoices are spread over, twelve of the demo company's by default, more added for
-//! the run; `BENCH_PG=0` leaves PostgreSQL out).
+//! `BENCH_CONCURRENCY`, `BENCH_WORKER_CONCURRENCY`, `BENCH_WORKER_THREADS` (tokio's, default 2);
+//! `BENCH_CUSTOMERS`, how many customers the PostgreSQL invoices are spread over: the demo
+//! company's first twelve by default, as many customers added for the run above twelve;
+//! `BENCH_PG=0` leaves PostgreSQL out).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use cloverleaf_engine::runtime::{Engine, Message};
 use cloverleaf_engine::store::AnyStore;
 use cloverleaf_finance::ledger::NewCustomer;
 use cloverleaf_finance::{self as finance, Ledger};
-use cloverleaf_testkit::machine::{cpu_busy, cpu_times};
+use cloverleaf_testkit::machine::{cpu_busy, cpu_model, cpu_times};
 use cloverleaf_testkit::testdb::ScratchDb;
 use cloverleaf_worker::{Handlers, JobContext, Worker, WorkerHandle, WorkerOptions, WorkerStats};
 use rust_decimal::Decimal;
@@ -81,14 +82,7 @@ async fn run() -> BenchResult<()> {
     let (invoice_rate, invoice_stats) = drain(&engine, invoice_only(&ledger), invoices, worker_concurrency).await?;
     let balanced = ledger.trial_balance().await?.is_balanced();
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let cpu = cpu_model();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("machine: {cores} cores, {cpu}");
     println!("sqlite: WAL, synchronous=FULL, file {}", path.display());
@@ -115,7 +109,7 @@ async fn run() -> BenchResult<()> {
             println!("postgresql, raw single-row commits/s:       {serial:>8.0}  (one connection)");
             println!("postgresql, raw single-row commits/s:       {four:>8.0}  (four connections at once)");
         }
-        let customers = env_usize("BENCH_CUSTOMERS", DEMO_CUSTOMERS);
+        let customers = env_usize("BENCH_CUSTOMERS", DEMO_CUSTOMERS).max(1);
         for nodes in [1, 2] {
             let Some(drained) = postgres_invoices(nodes, invoices, concurrency, worker_concurrency, customers).await?
             else {
@@ -187,8 +181,7 @@ struct Drained {
     /// Jobs per second.
     rate: f64,
     completed: u64,
-    /// The machine's CPU busy share meanwhile: a second node adds no CPU to a machine the first
-    /// already keeps busy.
+    /// The machine's CPU busy share meanwhile: whether the drain was bound by the CPU.
     busy: String,
 }
 

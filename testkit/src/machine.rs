@@ -1,6 +1,6 @@
 //! Readings of the machine a bench runs on, printed beside its figures: a rate means little
-//! without the CPU it ran on and how busy that CPU was meanwhile (two cores shared by the
-//! database and every node are saturated long before the nodes run out of work).
+//! without the CPU it ran on and how busy that CPU was meanwhile (whether the run was bound by
+//! the CPU or by waiting).
 
 /// The CPU's model name, from /proc/cpuinfo (`unknown` where there is none).
 pub fn cpu_model() -> String {
@@ -18,7 +18,9 @@ pub fn cpu_model() -> String {
 /// `None` where /proc/stat cannot be read.
 pub fn cpu_times() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user, nice, system, idle, iowait, irq, softirq, steal: guest time is already in user and nice.
+    let ticks: Vec<u64> =
+        stat.lines().next()?.split_whitespace().skip(1).take(8).filter_map(|t| t.parse().ok()).collect();
     let total: u64 = ticks.iter().sum();
     // idle and iowait
     let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::effect::Effect;
 use crate::event::Event;
-use crate::ids::InstanceId;
+use crate::ids::{InstanceId, SubscriptionId};
 use crate::instance::Instance;
 use crate::step::{Transition, step};
 use crate::store;
@@ -244,17 +244,17 @@ impl<S: Store> Engine<S> {
     ) -> Result<Delivered, Attempt> {
         let mut steps: Vec<(Event, Transition)> = vec![first];
         let mut consumed = Vec::new();
-        // Messages this instance cannot take: out of its own search and guards, not of the
-        // other instances' of the write (a child may take what its caller could not).
-        let mut skipped: Vec<i64> = Vec::new();
+        // Messages a subscription cannot take: out of its own search and guard only (another
+        // receive, or a child started in the same write, may take what it could not).
+        let mut skipped: Vec<(SubscriptionId, i64)> = Vec::new();
         while consumed.len() < STEP_CHAIN_LIMIT && skipped.len() < SKIPPED_LIMIT {
             let current = &steps[steps.len() - 1].1.instance;
-            let excluded: Vec<i64> = taken.iter().chain(&skipped).copied().collect();
             let mut next = None;
             for (sid, sub) in current.subscriptions() {
                 if before.subscriptions().contains_key(sid) {
                     continue;
                 }
+                let excluded: Vec<i64> = taken.iter().copied().chain(passed_over(&skipped, sid)).collect();
                 if let Some(found) =
                     self.inner.store.buffered_message(&sub.message, &sub.correlation_key, now, &excluded).await?
                 {
@@ -264,7 +264,7 @@ impl<S: Store> Engine<S> {
             }
             let Some((subscription, found)) = next else { break };
             let payload: serde_json::Value = serde_json::from_str(&found.payload).map_err(Error::from)?;
-            let event = Event::MessageCorrelated { subscription, payload };
+            let event = Event::MessageCorrelated { subscription: subscription.clone(), payload };
             match span.in_scope(|| step(definition, current, event.clone(), now)) {
                 Ok(t) => {
                     taken.push(found.seq);
@@ -278,7 +278,7 @@ impl<S: Store> Engine<S> {
                 Err(rejection) => {
                     tracing::warn!(instance = %before.id(), seq = found.seq, %rejection,
                         "a buffered message the instance waiting for it cannot take; left to expire");
-                    skipped.push(found.seq);
+                    skipped.push((subscription, found.seq));
                 }
             }
         }
@@ -287,12 +287,12 @@ impl<S: Store> Engine<S> {
             .subscriptions()
             .iter()
             .filter(|(sid, _)| !before.subscriptions().contains_key(*sid))
-            .map(|(_, sub)| Guard::NoBufferedMessage {
+            .map(|(sid, sub)| Guard::NoBufferedMessage {
                 name: sub.message.clone(),
                 key: sub.correlation_key.clone(),
                 now,
                 // The write's deliveries are added once every instance of it has stepped.
-                except: skipped.clone(),
+                except: passed_over(&skipped, sid).collect(),
             })
             .collect();
         Ok(Delivered { steps, guards, consumed })
@@ -391,6 +391,14 @@ impl<S: Store> Engine<S> {
     }
 }
 
+/// The buffered messages (by `seq`) that `subscription` could not take.
+fn passed_over<'a>(
+    skipped: &'a [(SubscriptionId, i64)],
+    subscription: &'a SubscriptionId,
+) -> impl Iterator<Item = i64> + 'a {
+    skipped.iter().filter(move |(sid, _)| sid == subscription).map(|(_, seq)| *seq)
+}
+
 /// A transition followed by the buffered messages it let in.
 struct Delivered {
     /// The transitions, with the events that caused them.
@@ -405,7 +413,8 @@ struct Delivered {
 pub(super) const STEP_CHAIN_LIMIT: usize = 64;
 
 /// Most buffered messages one instance passes over in one step because it cannot take them; past
-/// that, the write is refused while more wait (as it is past [`STEP_CHAIN_LIMIT`] deliveries).
+/// that, while more wait, the write is refused and retried until it gives up with a contention
+/// error (as past [`STEP_CHAIN_LIMIT`] deliveries).
 const SKIPPED_LIMIT: usize = 1_024;
 
 /// Why one attempt at a step did not land.

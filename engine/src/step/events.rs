@@ -383,7 +383,7 @@ impl<'d> Machine<'d> {
             }
             None if code == START_REFUSED => {
                 let text = format!(
-                    "`{}` refused its start (the reason is in the history of instance {}), not caught by an \
+                    "`{}` refused its start (the reason is in the history of the instance called for {}), not caught by an \
                      `on error \"{START_REFUSED}\"` of `{}`: correct what it is called with (the variables its \
                      inputs come from), or deploy a `{}` that accepts it, then retry",
                     wait.process, call.0, node.name, wait.process

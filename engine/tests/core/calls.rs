@@ -122,7 +122,7 @@ fn a_called_process_that_refused_its_start_raises_an_incident_that_says_how_to_g
     assert_eq!(
         lines(&effects),
         ["incident i1.incident.3 at approve: `order_approval` refused its start (the reason is in the history \
-             of instance i1.call.2), not caught by an `on error \"start_refused\"` of `approve`: correct what it is \
+             of the instance called for i1.call.2), not caught by an `on error \"start_refused\"` of `approve`: correct what it is \
              called with (the variables its inputs come from), or deploy a `order_approval` that accepts it, then \
              retry"]
     );

@@ -125,7 +125,7 @@ async fn a_called_process_that_refuses_its_inputs_fails_and_its_caller_gets_an_i
     let incidents = env.instance(&parent).await.incidents().clone();
     let (incident, open) = incidents.iter().next().expect("an incident on the call");
     assert_eq!(open.node, "collect");
-    let expected = format!("`pay` refused its start (the reason is in the history of instance {child})");
+    let expected = format!("`pay` refused its start (the reason is in the history of the instance called for {child})");
     assert!(open.message.contains(&expected), "{}", open.message);
     // An operator corrects the amount and retries: the call starts a new `pay`, which runs.
     let amount = Modification::SetVariable { name: "amount".into(), value: json!("100.50") };
@@ -213,7 +213,7 @@ async fn a_buffered_message_the_caller_cannot_take_still_reaches_the_child_it_st
 async fn buffered_messages_a_subscriber_cannot_take_do_not_hold_it_back_however_many() {
     let Some(env) = Env::new().await else { return };
     env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
-    // More than one step delivers (64): each is passed over, none refuses the step.
+    // More than the 64 messages one step delivers: each is passed over, none refuses the step.
     for n in 0..70 {
         let mut bad = payment("INV-1", &format!("bad-{n}"));
         bad.payload = json!({"amount": "lots"});

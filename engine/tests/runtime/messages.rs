@@ -60,3 +60,28 @@ async fn a_buffered_message_expires_after_its_ttl() {
     let id = env.engine.start("pay", None, json!({"invoice_id": "INV-1"})).await.unwrap();
     assert_eq!(env.status(&id).await, cloverleaf_engine::Status::Running);
 }
+
+const TWO_RECEIVES: &str = r#"process note_and_pay "Note and pay" {
+  input { invoice_id: text }
+  var noted: date?
+  var received: money = 0
+  start -> split
+  parallel split { -> note  -> pay }
+  receive note "Note the payment date" { message "payment.received" key invoice_id  out { noted: amount } } -> meet
+  receive pay "Wait for payment" { message "payment.received" key invoice_id  out { received: amount } } -> meet
+  join meet -> done
+  end done "Done"
+}"#;
+
+#[tokio::test]
+async fn a_buffered_message_one_receive_cannot_take_goes_to_another_that_can() {
+    let Some(env) = Env::new().await else { return };
+    env.engine.deploy(&[("two.flow", TWO_RECEIVES)]).await.unwrap();
+    assert_eq!(env.engine.correlate(payment("INV-1", "m1")).await.unwrap(), Correlation::Buffered);
+    // `note` wants a date and passes the payment over; `pay` takes it in the same step.
+    let id = env.engine.start("note_and_pay", None, json!({"invoice_id": "INV-1"})).await.unwrap();
+    let instance = env.instance(&id).await;
+    assert_eq!(instance.variable("received").map(|v| v.to_string()), Some("100.50".into()));
+    let waiting: Vec<&str> = instance.subscriptions().values().map(|s| s.node.as_str()).collect();
+    assert_eq!(waiting, ["note"]);
+}
