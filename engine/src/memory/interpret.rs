@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 
 use crate::effect::{Effect, HistoryEvent, HistoryKind};
 use crate::event::Event;
-use crate::ids::{CallId, InstanceId};
+use crate::ids::{CallId, InstanceId, SubscriptionId};
 use crate::step::step;
 
 use super::model::{
-    Buffered, Error, Job, OpenIncident, Refusal, Reminder, SubscriptionEntry, Task, TimelineEntry, TimerEntry,
+    Buffered, Error, Job, Offer, OpenIncident, Refusal, Reminder, SubscriptionEntry, Task, TimelineEntry, TimerEntry,
 };
 
 use super::{CASCADE_LIMIT, MemoryEngine};
@@ -50,8 +50,23 @@ impl MemoryEngine {
                 _ => None,
             };
             let start = matches!(event, Event::Start { .. });
+            let offer = match &event {
+                Event::MessageCorrelated { subscription: s, .. } => self.offers.remove(s).map(|o| (s.clone(), o)),
+                _ => None,
+            };
             match self.apply(&instance, event) {
                 Ok(()) => {}
+                // A buffered message the new subscription cannot take goes back to its place in the
+                // buffer (until it expires), and the next one is offered: as the runtime does.
+                Err(Error::Rejected(rejection)) if offer.is_some() => {
+                    if let Some((subscription, Offer { message, mut passed_over })) = offer {
+                        self.note(&instance, format!("buffered {} passed over: {rejection}", message.message));
+                        passed_over.push(message.seq);
+                        let at = self.buffer.iter().position(|b| b.seq > message.seq).unwrap_or(self.buffer.len());
+                        self.buffer.insert(at, message);
+                        self.offer(&instance, &subscription, passed_over);
+                    }
+                }
                 // A called process refusing its start fails, and its caller hears so.
                 Err(Error::Rejected(rejection))
                     if start
@@ -63,7 +78,8 @@ impl MemoryEngine {
                     self.note(&instance, format!("{name} refused: {rejection}"));
                     self.refusals.push(Refusal { at: self.now(), instance: instance.clone(), event: name, rejection });
                     if let (Some(payload), Some((message, key))) = (redeliver, subscription) {
-                        self.buffer.push(Buffered { message, key, payload, expires_at: None });
+                        let seq = self.next_seq();
+                        self.buffer.push(Buffered { seq, message, key, payload, expires_at: None });
                     }
                 }
                 Err(e) => return Err(e),
@@ -96,6 +112,28 @@ impl MemoryEngine {
         self.timers.retain(|k, t| t.instance != *id || inst.timers().contains_key(k));
         self.subscriptions.retain(|k, s| s.instance != *id || inst.subscriptions().contains_key(k));
         self.incidents.retain(|k, i| i.instance != *id || inst.incidents().contains_key(k));
+    }
+
+    /// Queues the delivery of the oldest live buffered message `subscription` (of `instance`)
+    /// waits for, but those it passed over, taking it out of the buffer meanwhile.
+    fn offer(&mut self, instance: &InstanceId, subscription: &SubscriptionId, passed_over: Vec<u64>) {
+        let now = self.now();
+        let Some(entry) = self.subscriptions.get(subscription) else { return };
+        let found = self.buffer.iter().position(|b| {
+            b.message == entry.message
+                && b.key == entry.key
+                && b.expires_at.is_none_or(|e| e > now)
+                && !passed_over.contains(&b.seq)
+        });
+        if let Some(i) = found {
+            let message = self.buffer.remove(i);
+            let payload = message.payload.clone();
+            self.queue.push_back((
+                instance.clone(),
+                Event::MessageCorrelated { subscription: subscription.clone(), payload },
+            ));
+            self.offers.insert(subscription.clone(), Offer { message, passed_over });
+        }
     }
 
     pub(super) fn next_seq(&mut self) -> u64 {
@@ -205,20 +243,11 @@ impl MemoryEngine {
             Effect::Subscribe { subscription, message, correlation_key, .. } => {
                 self.note(id, format!("waits for message {message} ({correlation_key})"));
                 let seq = self.next_seq();
-                let buffered = self.buffer.iter().position(|b| {
-                    b.message == message && b.key == correlation_key && b.expires_at.is_none_or(|e| e > now)
-                });
-                if let Some(i) = buffered {
-                    let b = self.buffer.remove(i);
-                    self.queue.push_back((
-                        id.clone(),
-                        Event::MessageCorrelated { subscription: subscription.clone(), payload: b.payload },
-                    ));
-                }
                 self.subscriptions.insert(
-                    subscription,
+                    subscription.clone(),
                     SubscriptionEntry { instance: id.clone(), message, key: correlation_key, seq },
                 );
+                self.offer(id, &subscription, Vec::new());
             }
             Effect::Unsubscribe { subscription } => {
                 self.subscriptions.remove(&subscription);

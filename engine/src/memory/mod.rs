@@ -59,7 +59,7 @@ pub const CASCADE_LIMIT: usize = 100_000;
 mod interpret;
 mod model;
 
-use model::{Buffered, Handler, Record, SubscriptionEntry, TimerEntry};
+use model::{Buffered, Handler, Offer, Record, SubscriptionEntry, TimerEntry};
 pub use model::{
     Correlation, Deployed, Error, Job, JobAttempt, JobInput, JobOutcome, OpenIncident, Refusal, Reminder, StartOptions,
     Task, TimelineEntry,
@@ -77,6 +77,7 @@ pub struct MemoryEngine {
     timers: BTreeMap<TimerId, TimerEntry>,
     subscriptions: BTreeMap<SubscriptionId, SubscriptionEntry>,
     buffer: Vec<Buffered>,
+    offers: BTreeMap<SubscriptionId, Offer>,
     seen_messages: BTreeSet<String>,
     children: BTreeMap<CallId, InstanceId>,
     incidents: BTreeMap<IncidentId, OpenIncident>,
@@ -123,6 +124,7 @@ impl MemoryEngine {
             timers: BTreeMap::new(),
             subscriptions: BTreeMap::new(),
             buffer: Vec::new(),
+            offers: BTreeMap::new(),
             seen_messages: BTreeSet::new(),
             children: BTreeMap::new(),
             incidents: BTreeMap::new(),
@@ -684,7 +686,14 @@ impl MemoryEngine {
             }
             None => {
                 let expires_at = self.message_ttl.and_then(|ttl| self.now().checked_add_signed(ttl));
-                self.buffer.push(Buffered { message: name.to_string(), key: key.to_string(), payload, expires_at });
+                let seq = self.next_seq();
+                self.buffer.push(Buffered {
+                    seq,
+                    message: name.to_string(),
+                    key: key.to_string(),
+                    payload,
+                    expires_at,
+                });
                 Correlation::Buffered
             }
         };

@@ -277,8 +277,17 @@ pub(super) struct SubscriptionEntry {
 }
 
 pub(super) struct Buffered {
+    /// Arrival order: a message passed over goes back to its place.
+    pub(super) seq: u64,
     pub(super) message: String,
     pub(super) key: String,
     pub(super) payload: serde_json::Value,
     pub(super) expires_at: Option<DateTime<Utc>>,
+}
+
+/// A buffered message taken out of the buffer for a new subscription, its delivery queued.
+pub(super) struct Offer {
+    pub(super) message: Buffered,
+    /// The buffered messages (by `seq`) this subscription could not take.
+    pub(super) passed_over: Vec<u64>,
 }

@@ -155,3 +155,28 @@ process pay_out "Pay out" {
     assert!(incidents[0].message.contains("`pay_out` refused its start"), "{}", incidents[0].message);
     assert_eq!(status(&engine, &id), Status::Running);
 }
+
+#[test]
+fn a_buffered_message_a_new_subscription_cannot_take_is_passed_over_until_it_expires() {
+    let src = r#"process pay "Pay" {
+  input { invoice_id: text }
+  var received: money = 0
+  start -> wait_pay
+  receive wait_pay "Wait for payment" { message "payment.received" key invoice_id  out { received: amount } } -> done
+  end done "Done"
+}"#;
+    let mut engine = MemoryEngine::new(t0());
+    engine.deploy_compilation(&compile(src)).unwrap();
+    engine.set_message_ttl(Some(TimeDelta::hours(1)));
+    engine.correlate("payment.received", "INV-1", json!({"amount": "lots"}), Some("bad")).unwrap();
+    engine.correlate("payment.received", "INV-1", json!({"amount": "100.50"}), Some("good")).unwrap();
+    // As the runtime does: the payment it cannot take is passed over, the next one taken.
+    let id = engine.start("pay", json!({"invoice_id": "INV-1"})).unwrap();
+    assert_eq!(status(&engine, &id), completed("done"));
+    assert_eq!(engine.instance(&id).unwrap().variable("received").unwrap().to_json(), json!("100.50"));
+    assert!(engine.refusals().is_empty(), "{:?}", engine.refusals());
+    // The one it could not take waits, until it expires.
+    assert_eq!(engine.buffered_messages(), [("payment.received".to_string(), "INV-1".to_string())]);
+    engine.advance(TimeDelta::hours(2)).unwrap();
+    assert!(engine.buffered_messages().is_empty());
+}
