@@ -9,7 +9,8 @@ use crate::ids::{CallId, IncidentId, JobId, SubscriptionId, TaskId, TimerId, Tok
 use crate::value_serde;
 
 /// The error code a called process fails with when it refuses its start (see
-/// [`Event::StartRefused`]); a call's `on error "start_refused"` catches it.
+/// [`Event::StartRefused`]); a call's `on error "start_refused"` (or `on error` without a code)
+/// catches it.
 pub const START_REFUSED: &str = "start_refused";
 
 /// An event delivered to one instance. Serializable, so a runtime can keep an event log and
@@ -103,8 +104,8 @@ pub enum Event {
     /// A called process refused the start its caller asked for (an input out of bounds, a
     /// value that does not fit its type), which no retry of the same start can change: the
     /// instance fails with [`START_REFUSED`], so that an `on error` of its call (with that code,
-    /// or none) catches it or an
-    /// incident on the call says so, instead of the caller waiting at the call for ever.
+    /// or none) catches it or an incident on the call says so, instead of the caller waiting at
+    /// the call for ever.
     StartRefused {
         /// Why, in the core's words.
         reason: String,

@@ -9,7 +9,7 @@ use crate::ids::{CallId, InstanceId, SubscriptionId};
 use crate::step::step;
 
 use super::model::{
-    Buffered, Error, Job, Offer, OpenIncident, Refusal, Reminder, SubscriptionEntry, Task, TimelineEntry, TimerEntry,
+    Error, Job, Offer, OpenIncident, Refusal, Reminder, SubscriptionEntry, Task, TimelineEntry, TimerEntry,
 };
 
 use super::{CASCADE_LIMIT, MemoryEngine};
@@ -39,50 +39,31 @@ impl MemoryEngine {
                 return Err(Error::RunawayCascade(CASCADE_LIMIT));
             }
             let name = event.name().to_string();
-            let redeliver = match &event {
-                Event::MessageCorrelated { payload, .. } => Some(payload.clone()),
-                _ => None,
-            };
-            let subscription = match &event {
-                Event::MessageCorrelated { subscription, .. } => {
-                    self.subscriptions.get(subscription).map(|s| (s.message.clone(), s.key.clone()))
-                }
-                _ => None,
-            };
             let start = matches!(event, Event::Start { .. });
+            // Every queued message delivery is a buffered message offered to a new subscription.
             let offer = match &event {
                 Event::MessageCorrelated { subscription: s, .. } => self.offers.remove(s).map(|o| (s.clone(), o)),
                 _ => None,
             };
-            match self.apply(&instance, event) {
-                Ok(()) => {}
-                // A buffered message the new subscription cannot take goes back to its place in the
-                // buffer (until it expires), and the next one is offered: as the runtime does.
-                Err(Error::Rejected(rejection)) if offer.is_some() => {
-                    if let Some((subscription, Offer { message, mut passed_over })) = offer {
-                        self.note(&instance, format!("buffered {} passed over: {rejection}", message.message));
-                        passed_over.push(message.seq);
-                        let at = self.buffer.iter().position(|b| b.seq > message.seq).unwrap_or(self.buffer.len());
-                        self.buffer.insert(at, message);
-                        self.offer(&instance, &subscription, passed_over);
-                    }
-                }
-                // A called process refusing its start fails, and its caller hears so.
-                Err(Error::Rejected(rejection))
-                    if start
-                        && self.apply(&instance, Event::StartRefused { reason: rejection.to_string() }).is_ok() =>
-                {
-                    self.note(&instance, format!("start refused, so it failed: {rejection}"));
-                }
-                Err(Error::Rejected(rejection)) => {
-                    self.note(&instance, format!("{name} refused: {rejection}"));
-                    self.refusals.push(Refusal { at: self.now(), instance: instance.clone(), event: name, rejection });
-                    if let (Some(payload), Some((message, key))) = (redeliver, subscription) {
-                        let seq = self.next_seq();
-                        self.buffer.push(Buffered { seq, message, key, payload, expires_at: None });
-                    }
-                }
+            let rejection = match self.apply(&instance, event) {
+                Ok(()) => continue,
+                Err(Error::Rejected(rejection)) => rejection,
                 Err(e) => return Err(e),
+            };
+            if let Some((subscription, Offer { message, mut passed_over })) = offer {
+                // A buffered message the new subscription cannot take goes back to its place in
+                // the buffer (until it expires), and the next one is offered: as the runtime does.
+                self.note(&instance, format!("buffered {} passed over: {rejection}", message.message));
+                passed_over.push(message.seq);
+                let at = self.buffer.iter().position(|b| b.seq > message.seq).unwrap_or(self.buffer.len());
+                self.buffer.insert(at, message);
+                self.offer(&instance, &subscription, passed_over);
+            } else if start && self.apply(&instance, Event::StartRefused { reason: rejection.to_string() }).is_ok() {
+                // A called process refusing its start fails, and its caller hears so.
+                self.note(&instance, format!("start refused, so it failed: {rejection}"));
+            } else {
+                self.note(&instance, format!("{name} refused: {rejection}"));
+                self.refusals.push(Refusal { at: self.now(), instance: instance.clone(), event: name, rejection });
             }
         }
         Ok(())

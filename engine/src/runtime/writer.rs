@@ -352,10 +352,8 @@ impl<S: Store> Engine<S> {
             history_seq: 0,
             history_hash: store::GENESIS_HASH.to_string(),
         };
-        let mut child_taken = taken.clone();
-        let delivered = self.deliver_buffered(&definition, &instance, (event, first), now, &mut child_taken, &span);
+        let delivered = self.deliver_buffered(&definition, &instance, (event, first), now, taken, &span);
         let Delivered { steps, guards, consumed } = delivered.await?;
-        *taken = child_taken;
         // What it calls in turn is started the usual way, by owed start events.
         let called = self.called(&steps).await?;
         let mut write = plan(&before, &steps, called, now, || self.next_id("p")).map_err(Error::from)?;

@@ -18,6 +18,16 @@ pub fn reference_files() -> Vec<(String, String)> {
         .collect()
 }
 
+/// A process that waits for one payment of an invoice and keeps its amount as `received`.
+#[allow(dead_code)] // the core tests do not receive messages
+pub const PAY: &str = r#"process pay "Pay" {
+  input { invoice_id: text }
+  var received: money = 0
+  start -> wait_pay
+  receive wait_pay "Wait for payment" { message "payment.received" key invoice_id  out { received: amount } } -> done
+  end done "Done"
+}"#;
+
 /// A project holding every reference process (with the roles they use).
 #[allow(dead_code)] // not every test target compiles a project itself
 pub fn reference_project() -> cloverleaf_dsl::Project {

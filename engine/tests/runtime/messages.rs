@@ -4,15 +4,8 @@ use chrono::TimeDelta;
 use cloverleaf_engine::runtime::{Correlation, Message};
 use serde_json::json;
 
+use crate::common::PAY;
 use crate::harness::{Env, completed};
-
-const PAY: &str = r#"process pay "Pay" {
-  input { invoice_id: text }
-  var received: money = 0
-  start -> wait_pay
-  receive wait_pay "Wait for payment" { message "payment.received" key invoice_id  out { received: amount } } -> done
-  end done "Done"
-}"#;
 
 /// A payment of 100.50 for `invoice`, with message id `id`.
 pub fn payment(invoice: &str, id: &str) -> Message {

@@ -158,15 +158,8 @@ process pay_out "Pay out" {
 
 #[test]
 fn a_buffered_message_a_new_subscription_cannot_take_is_passed_over_until_it_expires() {
-    let src = r#"process pay "Pay" {
-  input { invoice_id: text }
-  var received: money = 0
-  start -> wait_pay
-  receive wait_pay "Wait for payment" { message "payment.received" key invoice_id  out { received: amount } } -> done
-  end done "Done"
-}"#;
     let mut engine = MemoryEngine::new(t0());
-    engine.deploy_compilation(&compile(src)).unwrap();
+    engine.deploy_compilation(&compile(crate::common::PAY)).unwrap();
     engine.set_message_ttl(Some(TimeDelta::hours(1)));
     engine.correlate("payment.received", "INV-1", json!({"amount": "lots"}), Some("bad")).unwrap();
     engine.correlate("payment.received", "INV-1", json!({"amount": "100.50"}), Some("good")).unwrap();
