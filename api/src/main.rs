@@ -117,6 +117,11 @@ enum Command {
         /// before another node takes them over if it dies. Default: 20s.
         #[arg(long, value_parser = parse_lease)]
         job_lease: Option<std::time::Duration>,
+        /// How long the writer waits for more writes before it commits a batch while writes come
+        /// together (`0ms` to `100ms`; a lone write never waits): fewer, fuller transactions for
+        /// a few milliseconds more a step. Default: 6ms on PostgreSQL, 0ms on SQLite.
+        #[arg(long, value_parser = parse_linger)]
+        write_linger: Option<std::time::Duration>,
     },
     /// Run automated steps for a remote server: fetch its jobs over HTTP and run them with the
     /// built-in finance handlers (--ledger) and/or HTTP endpoints (--endpoints).
@@ -276,8 +281,8 @@ fn main() -> ExitCode {
         Command::Import { file, output } => import(&file, output.as_deref()),
         Command::Eval { expr, context, declare, now } => eval(&expr, &context, &declare, now.as_deref()),
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
-        Command::Serve { db, processes, config, listen, job_lease } => {
-            serve(cloverleaf::server::ServeOptions { db, processes, config, listen, job_lease })
+        Command::Serve { db, processes, config, listen, job_lease, write_linger } => {
+            serve(cloverleaf::server::ServeOptions { db, processes, config, listen, job_lease, write_linger })
         }
         Command::Worker { server, token, topics, concurrency, worker_id, lease, ledger, endpoints } => {
             worker(WorkerArgs { server, token, topics, concurrency, worker_id, lease, ledger, endpoints })
@@ -684,6 +689,15 @@ fn parse_lease(text: &str) -> Result<std::time::Duration> {
         bail!("`{}`: a lease is from 1s to 1440m (a day); 20s hands a dead worker's jobs over quickly", text.trim());
     }
     Ok(lease)
+}
+
+/// The writer's linger: `0ms` to `100ms` (longer would hold every busy step for it).
+fn parse_linger(text: &str) -> Result<std::time::Duration> {
+    let linger = parse_duration(text)?;
+    if linger > std::time::Duration::from_millis(100) {
+        bail!("`{}`: the write linger is from 0ms to 100ms; 6ms gathers a busy node's writes", text.trim());
+    }
+    Ok(linger)
 }
 
 /// A handler's timeout: `500ms`, `20s`, `2m`, more than zero.

@@ -157,6 +157,9 @@ pub async fn render(state: &AppState) -> Result<String, ApiError> {
     single(&mut out, "cloverleaf_writer_writes_total", "counter", writes, stats.writes);
     let busy = "Time this node's writer spent in transactions";
     single(&mut out, "cloverleaf_writer_busy_seconds_total", "counter", busy, seconds(stats.busy_micros));
+    let linger = "How long this node's writer waits for more writes before a batch while writes come together";
+    let linger_micros = u64::try_from(engine.write_linger().as_micros()).unwrap_or(u64::MAX);
+    single(&mut out, "cloverleaf_writer_linger_seconds", "gauge", linger, seconds(linger_micros));
 
     let jobs = store.job_counts(now).await?;
     let help = "Jobs by type and state (expired: locked with the lease run out)";

@@ -35,6 +35,9 @@ pub struct ServeOptions {
     /// for another node if it dies while running them. `None`: the worker's default
     /// ([`cloverleaf_worker::DEFAULT_LEASE`]).
     pub job_lease: Option<std::time::Duration>,
+    /// How long the writer waits for company before a batch
+    /// ([`Engine::set_write_linger`]). `None`: the store's default.
+    pub write_linger: Option<std::time::Duration>,
 }
 
 /// The database URL as it may be shown: a password in it is replaced by `***`.
@@ -175,6 +178,9 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     let engine = Engine::connect(&options.db, Arc::new(SystemClock))
         .await
         .with_context(|| format!("cannot open the database {database}"))?;
+    if let Some(linger) = options.write_linger {
+        engine.set_write_linger(linger);
+    }
     let deployed = deploy_directory(&engine, &options.processes).await?;
     let rules = super::alerts::load_rules(&options.processes)?;
     // The built-in handlers post to the sub-ledger in the same database.

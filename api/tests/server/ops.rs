@@ -36,6 +36,16 @@ async fn metrics_are_prometheus_text_with_every_family() {
         "{text}"
     );
     assert!(text.contains("cloverleaf_timer_lag_seconds "), "{text}");
+    // The writer's linger: 6 ms on PostgreSQL, none on SQLite, unless set.
+    let linger = match cloverleaf_testkit::testdb::Backend::from_env() {
+        cloverleaf_testkit::testdb::Backend::Postgres => "cloverleaf_writer_linger_seconds 0.006",
+        cloverleaf_testkit::testdb::Backend::Sqlite => "cloverleaf_writer_linger_seconds 0",
+    };
+    assert!(
+        text.lines().any(|l| l == linger),
+        "missing `{linger}` in
+{text}"
+    );
 }
 
 #[tokio::test]

@@ -180,6 +180,22 @@ fn serve_refuses_a_job_lease_it_could_not_keep_with_words() {
     }
 }
 
+#[test]
+fn serve_refuses_a_write_linger_that_would_hold_every_step_with_words() {
+    let dir = Dir::new("linger");
+    for (linger, expected) in [("200ms", "the write linger is from 0ms to 100ms"), ("6", "is not a duration such as")] {
+        let output = binary()
+            .current_dir(&dir.0)
+            .args(["serve", "--processes", &processes(), "--listen", "127.0.0.1:0", "--write-linger", linger])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{linger}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--write-linger") && stderr.contains(expected), "{linger}: {stderr}");
+        assert!(!dir.0.join("cloverleaf.toml").exists() && !dir.0.join("cloverleaf.db").exists());
+    }
+}
+
 #[tokio::test]
 async fn audit_verify_exits_1_on_an_altered_row() {
     let dir = Dir::new("audit");

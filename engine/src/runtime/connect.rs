@@ -18,13 +18,19 @@ impl Engine<AnyStore> {
     /// timers fire. On PostgreSQL the engine also listens to the other nodes on the database:
     /// their new jobs wake this engine's workers ([`Engine::job_signal`]) and their new timers
     /// its scheduler ([`Scheduler`](super::Scheduler)) without waiting for the next poll, and
-    /// their deployments make it read the latest process versions again.
+    /// their deployments make it read the latest process versions again. On PostgreSQL the
+    /// writer lingers [`POSTGRES_WRITE_LINGER`](super::POSTGRES_WRITE_LINGER) for company (see
+    /// [`Engine::set_write_linger`]).
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Engine<AnyStore>, Error> {
         let store = AnyStore::connect(url).await?;
         let wakeups = store.listen().await?;
         // The default batch size is the one `EngineOptions` gives.
         let max_batch = EngineOptions::new("", Arc::clone(&clock)).max_batch;
+        let postgres = matches!(store, AnyStore::Postgres(_));
         let engine = Engine::with_store(store, clock, max_batch);
+        if postgres {
+            engine.set_write_linger(super::POSTGRES_WRITE_LINGER);
+        }
         if let Some(wakeups) = wakeups {
             forward(Arc::downgrade(&engine.inner), wakeups);
         }

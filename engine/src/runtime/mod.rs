@@ -33,6 +33,7 @@
 mod archive;
 mod connect;
 mod deploy;
+mod gather;
 mod jobs;
 mod messages;
 mod migrate;
@@ -65,6 +66,7 @@ use crate::store::{
     WriteOutcome,
 };
 pub use archive::{ARCHIVE_BATCH, ArchiveOptions, ArchiveReport, Refusal, Refused};
+pub use gather::POSTGRES_WRITE_LINGER;
 pub use migrate::{InstanceMigration, MIGRATION_BATCH, MigrationOutcome, MigrationReport, MigrationRequest};
 pub use scheduler::{Scheduler, SchedulerHandle, SchedulerOptions, SchedulerStats};
 use writer::write_loop;
@@ -231,12 +233,13 @@ struct Request {
     reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
 }
 
-/// Counters of the group-commit writer.
+/// Counters of the group-commit writer, and its linger (see [`Engine::set_write_linger`]).
 #[derive(Debug, Default)]
 struct Counters {
     batches: AtomicU64,
     writes: AtomicU64,
     busy_micros: AtomicU64,
+    linger_micros: AtomicU64,
 }
 
 /// What the group-commit writer has done so far.
@@ -409,6 +412,22 @@ impl<S: Store> Engine<S> {
             writes: c.writes.load(Ordering::Relaxed),
             busy_micros: c.busy_micros.load(Ordering::Relaxed),
         }
+    }
+
+    /// How long the group-commit writer waits for more writes before it commits a batch, when
+    /// that batch or the one before it holds more than one write (a lone caller is written at
+    /// once). Fewer, fuller transactions for a few milliseconds more a write: worth it where each
+    /// statement is a network round trip ([`POSTGRES_WRITE_LINGER`] is
+    /// [`Engine::connect`]'s default on PostgreSQL); zero (the default otherwise) commits what has
+    /// queued as soon as the batch before it committed.
+    pub fn set_write_linger(&self, linger: std::time::Duration) {
+        let micros = u64::try_from(linger.as_micros()).unwrap_or(u64::MAX);
+        self.inner.counters.linger_micros.store(micros, Ordering::Relaxed);
+    }
+
+    /// The writer's linger (see [`Engine::set_write_linger`]).
+    pub fn write_linger(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.inner.counters.linger_micros.load(Ordering::Relaxed))
     }
 
     /// The clock.

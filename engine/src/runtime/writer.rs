@@ -2,6 +2,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use cloverleaf_dsl::CompiledProcess;
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +15,7 @@ use crate::step::{Transition, step};
 use crate::store;
 use crate::store::{Guard, JobChange, JobState, PendingRow, StepWrite, Store, Write, WriteError, WriteOutcome};
 
+use super::gather::gather;
 use super::plan::{Before, NewChild, plan};
 
 use super::{CACHE_LIMIT, Cached, Counters, Engine, Error, Extra, MAX_ATTEMPTS, Request, Stepped};
@@ -452,14 +454,11 @@ pub(super) async fn write_loop<S: Store>(
     max_batch: usize,
     counters: Arc<Counters>,
 ) {
-    while let Some(first) = requests.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match requests.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
+    let mut company_before = false;
+    loop {
+        let linger = Duration::from_micros(counters.linger_micros.load(Ordering::Relaxed));
+        let Some(batch) = gather(&mut requests, max_batch, linger, company_before).await else { break };
+        company_before = batch.len() > 1;
         let (writes, replies): (Vec<Write>, Vec<_>) = batch.into_iter().map(|r| (r.write, r.reply)).unzip();
         let size = writes.len();
         let started = std::time::Instant::now();

@@ -1,7 +1,11 @@
 //! Deployments, a straight-through order, restarts, history and call activities.
 
+use std::time::Duration;
+
 use chrono::TimeDelta;
+use cloverleaf_engine::runtime::POSTGRES_WRITE_LINGER;
 use cloverleaf_engine::{Event, Instance, Status, replay};
+use cloverleaf_testkit::testdb::Backend;
 use serde_json::json;
 
 use crate::harness::{Env, completed, roles};
@@ -54,6 +58,23 @@ async fn a_small_order_runs_straight_through_once_its_credit_check_completes() {
     assert!(left.is_empty());
     let check = env.engine.verify_history(&id).await.unwrap();
     assert!(check.is_intact() && check.rows > 3, "{check:?}");
+}
+
+#[tokio::test]
+async fn a_lone_caller_never_waits_for_the_writers_linger() {
+    let Some(env) = Env::reference().await else { return };
+    let default = match Backend::from_env() {
+        Backend::Postgres => POSTGRES_WRITE_LINGER,
+        Backend::Sqlite => Duration::ZERO,
+    };
+    assert_eq!(env.engine.write_linger(), default);
+    // An hour: were a write with no other beside it or before it held for company, the order
+    // below would not finish.
+    env.engine.set_write_linger(Duration::from_secs(3600));
+    assert_eq!(env.engine.write_linger(), Duration::from_secs(3600));
+    let order = env.order("5000.00", "50000", "A");
+    let id = tokio::time::timeout(Duration::from_secs(60), order).await.expect("a lone write waited for the linger");
+    assert_eq!(env.status(&id).await, completed("approved"));
 }
 
 #[tokio::test]
