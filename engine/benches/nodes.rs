@@ -15,7 +15,8 @@
 //! `cargo bench -p cloverleaf-engine --bench nodes` (env: `BENCH_PG_URL`, the server without a
 //! database name, else `CLOVERLEAF_TEST_PG_URL` as [`cloverleaf_testkit::testdb`] reads it; `BENCH_INSTANCES`, `BENCH_SQLITE_INSTANCES`, `BENCH_CONCURRENCY`,
 //! `BENCH_WORKER_THREADS`; `BENCH_RAW_PG_CONNECTIONS`, the widest raw measure's connections, 64
-//! unless a server shared with other clients has fewer to spare).
+//! unless a server shared with other clients has fewer to spare; `BENCH_WRITE_LINGER_MS`, the
+//! PostgreSQL nodes' writer linger instead of the engine's default).
 
 mod common;
 
@@ -186,7 +187,11 @@ async fn pg_measures(db: &ScratchDb, workload: &Workload) -> BenchResult<Vec<Lin
     for count in 1..=3 {
         let mut nodes = Vec::new();
         for _ in 0..count {
-            nodes.push(Engine::connect(&url, Arc::new(SystemClock)).await?);
+            let node = Engine::connect(&url, Arc::new(SystemClock)).await?;
+            if let Some(millis) = std::env::var("BENCH_WRITE_LINGER_MS").ok().and_then(|v| v.parse().ok()) {
+                node.set_write_linger(std::time::Duration::from_millis(millis));
+            }
+            nodes.push(node);
         }
         deploy(&nodes[0], &workload.files).await?;
         println!("  {count} node(s):");

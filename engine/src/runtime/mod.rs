@@ -416,7 +416,7 @@ impl<S: Store> Engine<S> {
 
     /// How long the group-commit writer waits for more writes before it commits a batch, when
     /// that batch or the one before it holds more than one write (a lone caller is written at
-    /// once). Fewer, fuller transactions for a few milliseconds more a write: worth it where each
+    /// once), and only until it holds 16. Fewer, fuller transactions for a few milliseconds more a write: worth it where each
     /// statement is a network round trip ([`POSTGRES_WRITE_LINGER`] is
     /// [`Engine::connect`]'s default on PostgreSQL); zero (the default otherwise) commits what has
     /// queued as soon as the batch before it committed.
