@@ -424,6 +424,13 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.goto(&format!("{server}/cases/{id}")).await;
     let booked = browser.wait_for("Ledger entries").await;
     assert!(booked.contains("Accounts receivable") && booked.contains("Revenue"), "{booked}");
+    // In Chinese the entries read in Chinese, their descriptions too; then back to English.
+    browser.goto(&format!("{server}/cases/{id}?lang=zh-CN")).await;
+    let booked = browser.wait_for("会计分录").await;
+    assert!(booked.contains("开具发票 ") && !booked.contains("invoice 20"), "{booked}");
+    browser.screenshot("case-ledger-zh").await;
+    browser.goto(&format!("{server}/cases/{id}?lang=en")).await;
+    browser.wait_for("Ledger entries").await;
 
     // Figures lead to the documents behind them: the oldest receivables to their invoices, a
     // customer's gross profit to its orders, an order to its case.

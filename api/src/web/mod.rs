@@ -17,6 +17,7 @@
 
 mod diagram;
 pub mod i18n;
+mod journal;
 mod pages;
 pub mod throttle;
 

@@ -19,8 +19,8 @@ use crate::server::AppState;
 use crate::server::access::{self, Visibility};
 use crate::server::error::ApiError;
 use crate::web::diagram::{self, Progress};
-use crate::web::i18n;
 use crate::web::{Viewer, esc, html, url_path};
+use crate::web::{i18n, journal};
 
 /// What the case list may be narrowed to.
 #[derive(Debug, Deserialize)]
@@ -212,7 +212,7 @@ async fn ledger_section(state: &AppState, viewer: &Viewer, instance: &Instance) 
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td></tr>",
             l.entry,
             l.date,
-            esc(&l.description),
+            esc(&journal::description(viewer.lang, &l.description)),
             esc(&l.account),
             esc(i18n::account_name(viewer.lang, &l.account, &l.account_name)),
             money(l.debit),
