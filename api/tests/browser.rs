@@ -428,6 +428,8 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.goto(&format!("{server}/cases/{id}?lang=zh-CN")).await;
     let booked = browser.wait_for("会计分录").await;
     assert!(booked.contains("开具发票 ") && !booked.contains("invoice 20"), "{booked}");
+    // The diagram's steps are titled for this order, as its tasks are.
+    assert!(booked.contains("订单 SO-2001 核销被拒") && !booked.contains("{order_id}"), "{booked}");
     browser.screenshot("case-ledger-zh").await;
     browser.goto(&format!("{server}/cases/{id}?lang=en")).await;
     browser.wait_for("Ledger entries").await;

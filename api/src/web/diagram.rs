@@ -29,9 +29,16 @@ pub struct Progress {
     pub incidents: BTreeSet<String>,
 }
 
-/// The SVG of `process` with `progress` marked, its steps titled for a reader of `lang`;
-/// `label` names it for screen readers.
-pub fn svg(process: &CompiledProcess, progress: &Progress, label: &str, lang: Lang) -> String {
+/// The SVG of `process` with `progress` marked, its steps titled for a reader of `lang`, each
+/// title's placeholders filled by `fill_title` as the instance's tasks fill them; `label` names
+/// it for screen readers.
+pub fn svg(
+    process: &CompiledProcess,
+    progress: &Progress,
+    label: &str,
+    lang: Lang,
+    fill_title: &dyn Fn(&str) -> String,
+) -> String {
     let edges = process.edges();
     // Columns: breadth-first distance from the starts, so loops do not stretch the picture.
     let mut column: BTreeMap<&str, usize> = BTreeMap::new();
@@ -115,7 +122,8 @@ pub fn svg(process: &CompiledProcess, progress: &Progress, label: &str, lang: La
              rx=\"{rounded}\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"1.5\"/>",
             esc(name)
         );
-        let title = i18n::node_title(lang, node).unwrap_or(name);
+        let title = i18n::node_title(lang, node).map_or_else(|| name.to_string(), fill_title);
+        let title = title.as_str();
         let _ = write!(
             out,
             "<text x=\"{}\" y=\"{}\" font-size=\"9\" fill=\"#556\" text-anchor=\"middle\">{}</text>\
@@ -167,12 +175,24 @@ mod tests {
             current: ["b".to_string()].into(),
             incidents: BTreeSet::new(),
         };
-        let svg = svg(&process, &progress, "P", Lang::En);
+        let svg = svg(&process, &progress, "P", Lang::En, &|t| t.to_string());
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
         assert!(svg.contains("class=\"node current\" data-node=\"b\""), "{svg}");
         assert!(svg.contains("class=\"node done\" data-node=\"a\""), "{svg}");
         assert!(svg.contains("Check &lt;credit&gt;"), "titles are escaped: {svg}");
         assert!(svg.contains("edge walked"), "{svg}");
         assert!(!svg.contains("style="), "no inline style under the CSP");
+    }
+
+    #[test]
+    fn titles_are_filled_for_the_instance_shown() {
+        let process = compile(
+            "process p \"P\" {\n  input { order_id: text }\n  start -> a\n  \
+             task a \"Check {order_id}\" zh \"检查 {order_id}\" { job \"x\" } -> done\n  end done \"Done\"\n}\n",
+        );
+        let progress = Progress { done: BTreeSet::new(), current: BTreeSet::new(), incidents: BTreeSet::new() };
+        let fill = |t: &str| t.replace("{order_id}", "SO-7");
+        let svg = svg(&process, &progress, "P", Lang::ZhCn, &fill);
+        assert!(svg.contains("检查 SO-7") && !svg.contains("{order_id}"), "{svg}");
     }
 }

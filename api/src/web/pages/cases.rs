@@ -139,6 +139,10 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             progress.incidents.insert(incident.node.clone());
         }
         let money = money_variables(&definition);
+        let now = engine.now();
+        let fill = |template: &str| {
+            cloverleaf_engine::render_title(template, instance.variables(), now, definition.calendar.as_ref())
+        };
         let mut out = format!(
             "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p><section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
             esc(i18n::process_title(viewer.lang, &definition)),
@@ -146,7 +150,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             viewer.t("status"),
             esc(&instance_status(&viewer, instance.status())),
             viewer.t("diagram"),
-            diagram::svg(&definition, &progress, i18n::process_title(viewer.lang, &definition), viewer.lang),
+            diagram::svg(&definition, &progress, i18n::process_title(viewer.lang, &definition), viewer.lang, &fill),
         );
         let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
         for name in instance.variables().keys() {
