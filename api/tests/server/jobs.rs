@@ -172,13 +172,16 @@ async fn a_long_poll_returns_as_soon_as_a_job_is_created() {
 }
 
 #[tokio::test]
-async fn a_long_poll_with_nothing_due_answers_empty_after_its_wait() {
+async fn a_long_poll_with_nothing_due_answers_empty_after_its_wait_and_writes_once() {
     let Some(api) = Api::new().await else { return };
     let started = std::time::Instant::now();
-    let body = json!({"worker_id": "w1", "topics": ["nothing.*"], "max_jobs": 1, "lock_ms": 1000, "wait_ms": 300});
+    let writes = api.engine.writer_stats().writes;
+    // Several naps of the poll: only its first look fetches (a write); later ones read.
+    let body = json!({"worker_id": "w1", "topics": ["nothing.*"], "max_jobs": 1, "lock_ms": 1000, "wait_ms": 800});
     let answer = api.post("/v1/jobs/fetch-and-lock", "robot", body).await;
     assert_eq!(answer.expect(StatusCode::OK), &json!([]));
-    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(started.elapsed() >= Duration::from_millis(800));
+    assert_eq!(api.engine.writer_stats().writes - writes, 1, "one fetch, at the poll's first look");
 }
 
 #[tokio::test]
