@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
 use cloverleaf_dsl::CompiledProcess;
-use cloverleaf_dsl::model::NodeKind;
+use cloverleaf_dsl::model::{Node, NodeKind};
 
 use super::esc;
 use super::i18n::{self, Lang};
@@ -122,7 +122,10 @@ pub fn svg(
              rx=\"{rounded}\" fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"1.5\"/>",
             esc(name)
         );
-        let title = i18n::node_title(lang, node).map_or_else(|| name.to_string(), fill_title);
+        let title = match i18n::node_title(lang, node) {
+            Some(title) => fill_title(title),
+            None => untitled(process, node, lang, fill_title),
+        };
         let title = title.as_str();
         let _ = write!(
             out,
@@ -131,7 +134,7 @@ pub fn svg(
              <title>{}</title></g>",
             x + BOX_W / 2,
             y + 14,
-            esc(node.kind.word()),
+            esc(i18n::node_kind(lang, &node.kind)),
             x + BOX_W / 2,
             y + 31,
             esc(&shorten(title, 24)),
@@ -142,14 +145,46 @@ pub fn svg(
     out
 }
 
-/// At most `max` characters, with an ellipsis when cut.
+/// What an untitled step shows: a step written in place after another (`approve:decide`, the
+/// decide after `approve`) is named by the step it follows, which its kind word above it
+/// qualifies; an untitled start by its kind; any other by its name.
+fn untitled(process: &CompiledProcess, node: &Node, lang: Lang, fill_title: &dyn Fn(&str) -> String) -> String {
+    let owner = node.name.split_once(':').and_then(|(owner, _)| process.nodes.iter().find(|n| n.name == owner));
+    match owner {
+        Some(owner) => i18n::node_title(lang, owner).map_or_else(|| owner.name.clone(), fill_title),
+        // An untitled start reads as its kind, in the reader's language, not as its name.
+        None if matches!(node.kind, NodeKind::Start { .. }) => i18n::node_kind(lang, &node.kind).to_string(),
+        None => node.name.clone(),
+    }
+}
+
+/// At most `max` columns wide, with an ellipsis when cut: a Chinese, Japanese or Korean
+/// character takes two columns, as it takes about twice the width of a Latin letter in the box.
 fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
+    if text.chars().map(columns).sum::<usize>() <= max {
         return text.to_string();
     }
-    let mut cut: String = text.chars().take(max - 1).collect();
+    let mut cut = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        // One column is kept for the ellipsis.
+        if used + columns(c) > max - 1 {
+            break;
+        }
+        used += columns(c);
+        cut.push(c);
+    }
+    cut.truncate(cut.trim_end().len());
     cut.push('…');
     cut
+}
+
+/// The columns `c` takes: two for East Asian wide and full-width characters, one otherwise.
+fn columns(c: char) -> usize {
+    let wide = matches!(u32::from(c),
+        0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD);
+    if wide { 2 } else { 1 }
 }
 
 #[cfg(test)]
@@ -182,6 +217,33 @@ mod tests {
         assert!(svg.contains("Check &lt;credit&gt;"), "titles are escaped: {svg}");
         assert!(svg.contains("edge walked"), "{svg}");
         assert!(!svg.contains("style="), "no inline style under the CSP");
+    }
+
+    #[test]
+    fn a_chinese_reader_reads_the_kinds_and_a_decide_in_place_by_the_step_it_follows() {
+        let process = compile(
+            "process p \"P\" {\n  var ok: bool = false\n  start -> a\n  \
+             task a \"Check\" zh \"检查\" { job \"x\" } -> decide {\n    when ok -> done\n    otherwise -> done\n  }\n  \
+             end done \"Done\" zh \"完成\"\n}\n",
+        );
+        let progress = Progress::default();
+        let zh = svg(&process, &progress, "P", Lang::ZhCn, &|t| t.to_string());
+        assert!(zh.contains(">判断</text>") && zh.contains(">自动任务</text>") && zh.contains(">结束</text>"), "{zh}");
+        assert!(!zh.contains(">a:decide</text>") && !zh.contains(">decide</text>"), "{zh}");
+        assert_eq!(zh.matches(">开始</text>").count(), 2, "an untitled start reads as its kind: {zh}");
+        let en = svg(&process, &progress, "P", Lang::En, &|t| t.to_string());
+        assert!(en.contains(">decide</text>") && !en.contains(">a:decide</text>"), "{en}");
+        assert_eq!(en.matches(">Check</text>").count(), 2, "the task and the decide after it: {en}");
+    }
+
+    #[test]
+    fn titles_are_shortened_by_the_width_they_take() {
+        // 24 columns: 24 Latin letters, or 12 Chinese characters.
+        assert_eq!(shorten("Send the invoice to him", 24), "Send the invoice to him");
+        assert_eq!(shorten("Send the invoice to the customer", 24), "Send the invoice to the…");
+        assert_eq!(shorten("将发票寄送客户", 24), "将发票寄送客户");
+        assert_eq!(shorten("订单 SO-2001 核销被拒：后续处理", 24), "订单 SO-2001 核销被拒：…");
+        assert_eq!(shorten("就发票 INV-2026-000001 致电客户", 24), "就发票 INV-2026-000001…");
     }
 
     #[test]

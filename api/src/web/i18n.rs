@@ -558,6 +558,28 @@ pub fn node_title(lang: Lang, node: &cloverleaf_dsl::model::Node) -> Option<&str
     }
 }
 
+/// The word for a kind of step (`decide`, `approval`, ...) for a reader of `lang`.
+pub fn node_kind(lang: Lang, kind: &cloverleaf_dsl::model::NodeKind) -> &'static str {
+    use cloverleaf_dsl::model::NodeKind;
+    if lang != Lang::ZhCn {
+        return kind.word();
+    }
+    match kind {
+        NodeKind::Start { .. } => "开始",
+        NodeKind::End { .. } => "结束",
+        NodeKind::Task { .. } => "自动任务",
+        NodeKind::Approval { .. } => "审批",
+        NodeKind::Set { .. } => "赋值",
+        NodeKind::Decide { .. } => "判断",
+        NodeKind::Split { .. } => "并行",
+        NodeKind::Join { .. } => "汇合",
+        NodeKind::First { .. } => "先到先行",
+        NodeKind::Receive { .. } => "等待消息",
+        NodeKind::Wait { .. } => "等待",
+        NodeKind::Call { .. } => "调用流程",
+    }
+}
+
 /// The sub-ledger's chart of accounts in Chinese, by account code and English name.
 const ACCOUNTS_ZH: &[(&str, &str, &str)] = &[
     ("1000", "Bank", "银行存款"),
