@@ -109,3 +109,51 @@ async fn a_moved_and_repaired_order_tells_its_history_in_words() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
     assert!(!refused.text.contains("shorter reminders"), "{}", refused.text);
 }
+
+#[tokio::test]
+async fn a_called_process_outcome_and_a_decision_read_as_steps_not_as_code() {
+    let Some(api) = Api::new().await else { return };
+    let body = json!({"process": "order_to_cash", "business_key": "SO-1", "variables": {
+        "order_id": "SO-1", "customer_id": "C-7", "amount": "100.00", "requested_by": "sam"}});
+    let id =
+        api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string();
+    // A small order of a good customer is approved without a person.
+    let job = api.one_job("credit.check").await;
+    api.post(
+        &format!("/v1/jobs/{}/complete", job["id"].as_str().unwrap()),
+        "robot",
+        json!({"epoch": job["epoch"], "variables": {"credit_limit": "500000", "open_ar": "0", "risk": "A"}}),
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let instance = api.engine.instance(&id.as_str().into()).await.unwrap();
+        let outcome = instance.variables().get("approval_outcome").map(|v| v.to_json());
+        if outcome == Some(json!("approved")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the order was not approved: {outcome:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let sam = sign_in(&api, "sam").await;
+    let en = page(&api, Method::GET, &format!("/cases/{id}"), &sam, None).await;
+    assert_eq!(en.status, StatusCode::OK, "{}", en.text);
+    assert!(en.text.contains("data-var=\"approval_outcome\">Order approved</dd>"), "{}", en.text);
+    let table = visible(history(&en.text));
+    for line in
+        ["Sub-process completed · Approve the order Order approved", "Decided · Approve the order → Ship and invoice"]
+    {
+        assert!(table.contains(line), "`{line}` in the history:\n{table}");
+    }
+    assert!(!table.contains("approval_outcome ="), "a condition is the process's code:\n{table}");
+
+    let zh = page(&api, Method::GET, &format!("/cases/{id}?lang=zh-CN"), &sam, None).await;
+    assert!(zh.text.contains("data-var=\"approval_outcome\">订单已批准</dd>"), "{}", zh.text);
+    let table = visible(history(&zh.text));
+    for line in ["子流程完成 · 审批订单 订单已批准", "判断 · 审批订单 → 发货并开票"] {
+        assert!(table.contains(line), "`{line}` in the history:\n{table}");
+    }
+    assert!(!table.contains("approved"), "an outcome in English to a Chinese reader:\n{table}");
+}

@@ -1,6 +1,7 @@
 //! The cases: the instances a reader may see, and one case with its diagram, data, history and
 //! the journal lines of its order.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
@@ -152,12 +153,28 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             viewer.t("diagram"),
             diagram::svg(&definition, &progress, i18n::process_title(viewer.lang, &definition), viewer.lang, &fill),
         );
+        let mut called = HashMap::new();
+        for node in &definition.nodes {
+            if let NodeKind::Call { process, .. } = &node.kind {
+                // A called process no longer deployed leaves its outcomes as written.
+                let version = engine.latest_version(process).await;
+                if let Ok(child) = async { engine.definition(process, version?).await }.await {
+                    called.insert(node.name.clone(), child);
+                }
+            }
+        }
+        let case = super::history::Case { definition: &definition, instance: &instance, lang: viewer.lang, now, called };
         let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
-        for name in instance.variables().keys() {
+        for (name, raw) in instance.variables() {
             if definition.node(name).is_some() {
                 continue;
             }
-            let value = show_value(&viewer, &instance, name, money.contains(name.as_str()));
+            let outcome = match raw {
+                DslValue::Text(text) => super::history::outcome_value(&case, name, text),
+                _ => None,
+            };
+            let value =
+                outcome.unwrap_or_else(|| show_value(&viewer, &instance, name, money.contains(name.as_str())));
             let _ = write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&i18n::label(name, viewer.lang)), esc(name), esc(&value));
         }
         let _ = write!(
@@ -168,7 +185,6 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             viewer.t("what"),
             viewer.t("who")
         );
-        let case = super::history::Case { definition: &definition, instance: &instance, lang: viewer.lang, now: state.engine().now() };
         for h in history.iter().filter(|h| super::history::worth_showing(&case, h)) {
             let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone)).unwrap_or_else(|_| h.at.clone());
             let who = match (&h.who, &h.on_behalf_of) {

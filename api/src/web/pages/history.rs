@@ -6,7 +6,11 @@
 //! page reads them back from there and falls back to the sentence as written when it does not
 //! have that shape.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use cloverleaf_dsl::CompiledProcess;
+use cloverleaf_dsl::model::NodeKind;
 use cloverleaf_engine::store::HistoryRow;
 use cloverleaf_engine::{HistoryEvent, Instance};
 
@@ -68,6 +72,39 @@ pub(super) struct Case<'a> {
     pub lang: i18n::Lang,
     /// The time the page is read at, for titles whose placeholders read it.
     pub now: chrono::DateTime<chrono::Utc>,
+    /// The process each call step starts (its latest version), by the call step's name: an
+    /// outcome the child reached is the name of its end, shown by that end's title.
+    pub called: HashMap<String, Arc<CompiledProcess>>,
+}
+
+/// The end `outcome` of the process call step `call` starts, by its title in the reader's
+/// language (`approved` is 订单已批准 to a Chinese reader); `None` when it names no end of it.
+fn outcome_title(case: &Case<'_>, call: &str, outcome: &str) -> Option<String> {
+    let end = case.called.get(call)?.node(outcome)?;
+    matches!(end.kind, NodeKind::End { .. }).then(|| i18n::node_title(case.lang, end).map(str::to_string))?
+}
+
+/// Variable `name`'s value `value` in words, where a call step set it to the outcome its child
+/// reached: that end's title (see [`outcome_title`]).
+pub(super) fn outcome_value(case: &Case<'_>, name: &str, value: &str) -> Option<String> {
+    case.definition.nodes.iter().find_map(|node| match &node.kind {
+        NodeKind::Call { outputs, .. } => outputs
+            .iter()
+            .any(|m| m.name == name && m.value.source().trim() == "outcome")
+            .then(|| outcome_title(case, &node.name, value))
+            .flatten(),
+        _ => None,
+    })
+}
+
+/// Where decision `node` led when it took the arm `why` (an arm's condition as written, or
+/// `otherwise`): the step's name, if the definition still has that arm.
+fn decided_next<'a>(case: &'a Case<'_>, node: &str, why: &str) -> Option<&'a str> {
+    let NodeKind::Decide { arms, otherwise } = &case.definition.node(node)?.kind else { return None };
+    if why == "otherwise" {
+        return otherwise.as_deref();
+    }
+    arms.iter().find(|arm| arm.when.source() == why).map(|arm| arm.next.as_str())
 }
 
 /// False for the entries that only say a token passed through the start or a step's inner node
@@ -118,8 +155,17 @@ pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String
         Some(sentence) => format!("<span class=\"event\" data-kind=\"{}\">{sentence}</span>", esc(&row.kind)),
         None => {
             let word = kind_word(viewer, &row.kind);
-            // What the machine noted besides (a decision's arm, an error), in its own words.
-            let note = if detail.is_empty() {
+            let node_name = row.node.as_deref().unwrap_or_default();
+            let next = (row.kind == "decided").then(|| decided_next(case, node_name, detail)).flatten();
+            let outcome = (row.kind == "child_completed").then(|| outcome_title(case, node_name, detail)).flatten();
+            // What the machine noted besides: a decision by the step it led to (its condition,
+            // written in the process's language, on hover), a child's outcome by its end's
+            // title, an error in the machine's own words.
+            let note = if let Some(next) = next {
+                format!(" <span class=\"muted\" title=\"{}\">→ {}</span>", esc(detail), esc(&step(case, next)))
+            } else if let Some(outcome) = outcome {
+                format!(" <span class=\"muted\">{}</span>", esc(&outcome))
+            } else if detail.is_empty() {
                 String::new()
             } else {
                 format!(" <span class=\"muted\">{}</span>", esc(detail))
