@@ -122,6 +122,11 @@ enum Command {
         /// a few milliseconds more a step. Default: 6ms on PostgreSQL, 0ms on SQLite.
         #[arg(long, value_parser = parse_linger)]
         write_linger: Option<std::time::Duration>,
+        /// The IANA time zone the books are kept in (`Asia/Shanghai`): the day a posting is
+        /// dated and the month it falls in. Chosen before the books' first entry; the demo
+        /// company keeps Asia/Shanghai. Default: as the books say (UTC for new books).
+        #[arg(long, value_parser = parse_zone)]
+        book_time_zone: Option<chrono_tz::Tz>,
     },
     /// Run automated steps for a remote server: fetch its jobs over HTTP and run them with the
     /// built-in finance handlers (--ledger) and/or HTTP endpoints (--endpoints).
@@ -281,8 +286,16 @@ fn main() -> ExitCode {
         Command::Import { file, output } => import(&file, output.as_deref()),
         Command::Eval { expr, context, declare, now } => eval(&expr, &context, &declare, now.as_deref()),
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
-        Command::Serve { db, processes, config, listen, job_lease, write_linger } => {
-            serve(cloverleaf::server::ServeOptions { db, processes, config, listen, job_lease, write_linger })
+        Command::Serve { db, processes, config, listen, job_lease, write_linger, book_time_zone } => {
+            serve(cloverleaf::server::ServeOptions {
+                db,
+                processes,
+                config,
+                listen,
+                job_lease,
+                write_linger,
+                book_time_zone,
+            })
         }
         Command::Worker { server, token, topics, concurrency, worker_id, lease, ledger, endpoints } => {
             worker(WorkerArgs { server, token, topics, concurrency, worker_id, lease, ledger, endpoints })
@@ -698,6 +711,13 @@ fn parse_linger(text: &str) -> Result<std::time::Duration> {
         bail!("`{}`: the write linger is from 0ms to 100ms; 6ms gathers a busy node's writes", text.trim());
     }
     Ok(linger)
+}
+
+/// An IANA time zone (`Asia/Shanghai`, `UTC`).
+fn parse_zone(text: &str) -> Result<chrono_tz::Tz> {
+    text.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        anyhow::anyhow!("`{}` is not a time zone: write an IANA name such as Asia/Shanghai or UTC", text.trim())
+    })
 }
 
 /// A handler's timeout: `500ms`, `20s`, `2m`, more than zero.

@@ -18,7 +18,7 @@
 //! let url = "cloverleaf.db";
 //! let engine = Engine::connect(url, Arc::new(SystemClock)).await?;
 //! let ledger = Ledger::connect(url).await?;
-//! ledger.seed_demo_company(engine.now().date_naive()).await?;
+//! ledger.seed_demo_company(ledger.book_date(engine.now()).await?).await?;
 //! let worker = Worker::new(engine.clone(), cloverleaf_finance::handlers(&ledger), WorkerOptions::new("in-process"));
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let running = tokio::spawn(worker.run(async { let _ = stopped.await; }));

@@ -172,7 +172,8 @@ pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChang
     state.engine().notify(alert_notices(&alerts, &rules, now)).await.map_err(ApiError::internal)?;
     // The day's snapshot of the catalogue, for trends: the first evaluation of a day takes it,
     // the later ones find it taken.
-    ledger.snapshot_kpis(now.date_naive(), now).await.map_err(ApiError::internal)?;
+    let today = ledger.book_date(now).await.map_err(ApiError::internal)?;
+    ledger.snapshot_kpis(today, now).await.map_err(ApiError::internal)?;
     // Approved orders cancelled since the last pass give their budget back.
     for (order, amount) in
         super::budgets::release_cancelled(state.engine(), ledger, now).await.map_err(ApiError::internal)?
@@ -227,7 +228,7 @@ pub async fn judge(
     process: &[(&str, Option<Decimal>)],
     now: DateTime<Utc>,
 ) -> Result<AlertChanges, cloverleaf_finance::ledger::Error> {
-    let window = Window::last_90_days(now.date_naive());
+    let window = Window::last_90_days(ledger.book_date(now).await?);
     let mut whole = ledger.figures(window, None).await?;
     let mut split = if rules.iter().any(|r| r.by_customer) {
         ledger.figures(window, Some(Breakdown::Customer)).await?

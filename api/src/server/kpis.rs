@@ -135,8 +135,11 @@ fn view(definition: &'static Definition, figure: Figure) -> KpiView {
     }
 }
 
-fn window(state: &AppState, query: &KpiQuery) -> Result<Window, ApiError> {
-    let as_of = query.as_of.unwrap_or_else(|| state.engine().now().date_naive());
+async fn window(state: &AppState, query: &KpiQuery) -> Result<Window, ApiError> {
+    let as_of = match query.as_of {
+        Some(as_of) => as_of,
+        None => state.books_today().await?,
+    };
     let from = query.from.unwrap_or(Window::last_90_days(as_of).from);
     if from > as_of {
         return Err(ApiError::unprocessable(
@@ -182,7 +185,7 @@ pub async fn catalogue(
     Query(query): Query<KpiQuery>,
 ) -> Result<axum::Json<KpiCatalogue>, ApiError> {
     super::access::may_read_reports(&caller)?;
-    let (window, by) = (window(&state, &query)?, breakdown(&query)?);
+    let (window, by) = (window(&state, &query).await?, breakdown(&query)?);
     let figures = figures(&state, window, by).await?;
     let kpis = kpi::CATALOGUE.iter().zip(figures).map(|(d, f)| view(d, f)).collect();
     Ok(axum::Json(KpiCatalogue {
@@ -221,7 +224,10 @@ pub async fn history(
 ) -> Result<axum::Json<KpiHistory>, ApiError> {
     super::access::may_read_reports(&caller)?;
     let definition = known(&key)?;
-    let to = query.to.unwrap_or_else(|| state.engine().now().date_naive());
+    let to = match query.to {
+        Some(to) => to,
+        None => state.books_today().await?,
+    };
     let from = query.from.unwrap_or(Window::last_90_days(to).from);
     if from > to {
         return Err(ApiError::unprocessable(
@@ -262,7 +268,7 @@ pub async fn one(
 ) -> Result<axum::Json<KpiView>, ApiError> {
     super::access::may_read_reports(&caller)?;
     let definition = known(&key)?;
-    let (window, by) = (window(&state, &query)?, breakdown(&query)?);
+    let (window, by) = (window(&state, &query).await?, breakdown(&query)?);
     if let Some(by) = by.filter(|b| !definition.breakdowns.contains(b)) {
         let offered: Vec<&str> = definition.breakdowns.iter().map(|b| b.name()).collect();
         return Err(ApiError::unprocessable(

@@ -160,6 +160,16 @@ impl AppState {
         self.shared.ledger.as_ref()
     }
 
+    /// Today on the books' clock ([`Ledger::book_date`]): the day the finance figures are taken
+    /// on when a reader names none. UTC without a sub-ledger.
+    pub async fn books_today(&self) -> Result<chrono::NaiveDate, error::ApiError> {
+        let now = self.engine().now();
+        match self.ledger() {
+            Some(ledger) => ledger.book_date(now).await.map_err(error::ApiError::internal),
+            None => Ok(now.date_naive()),
+        }
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Engine<AnyStore> {
         &self.shared.engine

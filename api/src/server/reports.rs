@@ -134,7 +134,10 @@ pub(crate) async fn report(state: &AppState, only: Option<&str>) -> Result<KpiRe
         });
     }
     let ledger = match state.ledger() {
-        Some(ledger) => Some(ledger.kpis(now.date_naive()).await.map_err(ApiError::internal)?),
+        Some(ledger) => {
+            let today = ledger.book_date(now).await.map_err(ApiError::internal)?;
+            Some(ledger.kpis(today).await.map_err(ApiError::internal)?)
+        }
         None => None,
     };
     Ok(KpiReport { as_of: now, processes, ledger })
@@ -203,7 +206,10 @@ pub async fn aging(
     Query(params): Query<FinanceParams>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     super::access::may_read_reports(&caller)?;
-    let as_of = params.as_of.unwrap_or_else(|| state.engine().now().date_naive());
+    let as_of = match params.as_of {
+        Some(as_of) => as_of,
+        None => state.books_today().await?,
+    };
     let report = ledger(&state)?.aging(as_of).await.map_err(ApiError::internal)?;
     let mut customers: BTreeMap<&str, Decimal> = BTreeMap::new();
     for line in &report.invoices {
@@ -237,7 +243,10 @@ pub async fn gross_profit(
     Query(params): Query<FinanceParams>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
     super::access::may_read_reports(&caller)?;
-    let to = params.as_of.unwrap_or_else(|| state.engine().now().date_naive());
+    let to = match params.as_of {
+        Some(to) => to,
+        None => state.books_today().await?,
+    };
     let from = params.from.unwrap_or(to - chrono::TimeDelta::days(89));
     if from > to {
         return Err(ApiError::unprocessable("invalid_window", format!("`from` ({from}) is after `as_of` ({to})")));

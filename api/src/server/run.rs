@@ -38,6 +38,9 @@ pub struct ServeOptions {
     /// How long the writer waits for company before a batch
     /// ([`Engine::set_write_linger`]). `None`: the store's default.
     pub write_linger: Option<std::time::Duration>,
+    /// The time zone the books are kept in ([`Ledger::set_book_zone`]); `None`: as the books
+    /// say, or the demo company's zone when the demo is seeded into new books.
+    pub book_time_zone: Option<chrono_tz::Tz>,
 }
 
 /// The database URL as it may be shown: a password in it is replaced by `***`.
@@ -186,8 +189,21 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     // The built-in handlers post to the sub-ledger in the same database.
     let ledger =
         Ledger::connect(&options.db).await.with_context(|| format!("cannot open the sub-ledger in {database}"))?;
+    if let Some(zone) = options.book_time_zone {
+        ledger.set_book_zone(zone).await.context("cannot keep the books in that time zone")?;
+    } else if demo {
+        // The demo company dates its postings on its own clock; books begun before in another
+        // zone stay in it.
+        let zone = super::config::DEMO_TIME_ZONE.parse::<chrono_tz::Tz>().map_err(|e| anyhow::anyhow!("{e}"))?;
+        match ledger.set_book_zone(zone).await {
+            Ok(()) => {}
+            Err(e @ finance::ledger::Error::Input { .. }) => eprintln!("the demo company's books keep their zone: {e}"),
+            Err(e) => return Err(e).context("cannot keep the demo company's books"),
+        }
+    }
     if demo {
-        let seed = ledger.seed_demo_company(engine.now().date_naive()).await.context("cannot seed the demo company")?;
+        let today = ledger.book_date(engine.now()).await.context("cannot read the books' time zone")?;
+        let seed = ledger.seed_demo_company(today).await.context("cannot seed the demo company")?;
         if seed.created {
             // The embedded quick start shows work at once; a shared PostgreSQL database gets the
             // demo company only, and its nodes the orders their users enter.

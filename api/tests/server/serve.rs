@@ -141,6 +141,10 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
     assert!(kpis["ledger"]["open_receivables"].is_string(), "money as a decimal string: {kpis}");
     let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");
+    // The demo company, a Shanghai company, keeps its books on Shanghai's clock.
+    let ledger = cloverleaf_finance::Ledger::connect(&db.url()).await.unwrap();
+    assert_eq!(ledger.book_zone().await.unwrap(), chrono_tz::Asia::Shanghai);
+    ledger.close().await;
     // A second start reads the configuration it made and keeps the deployments.
     let (mut child, address, _lines) = start(&dir.0, &db.url());
     let again = http.get(format!("http://{address}/v1/definitions")).bearer_auth(&carl).send().await.unwrap();
@@ -194,6 +198,23 @@ fn serve_refuses_a_write_linger_that_would_hold_every_step_with_words() {
         assert!(stderr.contains("--write-linger") && stderr.contains(expected), "{linger}: {stderr}");
         assert!(!dir.0.join("cloverleaf.toml").exists() && !dir.0.join("cloverleaf.db").exists());
     }
+}
+
+#[test]
+fn serve_refuses_a_book_time_zone_it_does_not_know_with_words() {
+    let dir = Dir::new("zone");
+    let output = binary()
+        .current_dir(&dir.0)
+        .args(["serve", "--processes", &processes(), "--listen", "127.0.0.1:0", "--book-time-zone", "Beijing"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--book-time-zone") && stderr.contains("write an IANA name such as Asia/Shanghai"),
+        "{stderr}"
+    );
+    assert!(!dir.0.join("cloverleaf.toml").exists() && !dir.0.join("cloverleaf.db").exists());
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@
 //! budget and marked so. A rejected order releases what it reserved. A customer without a cost
 //! centre, or a month without a budget for it, is not budget-controlled.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
@@ -16,9 +16,9 @@ use sqlx::{AnyConnection, Row};
 use super::idempotency::once;
 use super::{Error, Ledger, Scope, cents, money_text, parse_money, ts_text};
 
-/// The month (UTC) an order checked at `now` draws on.
-fn month_of(now: DateTime<Utc>) -> String {
-    super::period_of(now.date_naive())
+/// The month an order checked on `today` (the books' day, see [`zone`](super::zone)) draws on.
+fn month_of(today: NaiveDate) -> String {
+    super::period_of(today)
 }
 
 /// Where an order stands against its budget at the credit check.
@@ -198,8 +198,9 @@ impl Ledger {
         if amount <= Decimal::ZERO {
             return Err(Error::InvalidAmount(format!("a reservation of {amount}")));
         }
+        let today = self.book_date(now).await?;
         once!(self, key, "budget.reserve", now, scoped: vec![Scope::Order(order_id.into()), Scope::CostCentre(cost_centre.into())], |conn| {
-            let period = month_of(now);
+            let period = month_of(today);
             if let Some((held, _)) = reservation(conn, order_id).await? {
                 let line = budget_line(conn, cost_centre, &period).await?;
                 let left = line.map_or(Decimal::ZERO, |l| l.left);
@@ -245,8 +246,8 @@ impl Ledger {
 }
 
 /// The order's position when it is not checked against a budget.
-pub(super) fn uncontrolled(now: DateTime<Utc>) -> BudgetPosition {
-    BudgetPosition { period: month_of(now), budget_ok: true, ..BudgetPosition::default() }
+pub(super) fn uncontrolled(today: NaiveDate) -> BudgetPosition {
+    BudgetPosition { period: month_of(today), budget_ok: true, ..BudgetPosition::default() }
 }
 
 /// The budget side of the credit check, inside its transaction (which holds the order's lock):
@@ -258,9 +259,9 @@ pub(super) async fn check_and_reserve(
     cost_centre: Option<&str>,
     order_id: &str,
     amount: Decimal,
-    now: DateTime<Utc>,
+    (today, now): (NaiveDate, DateTime<Utc>),
 ) -> Result<BudgetPosition, Error> {
-    let period = month_of(now);
+    let period = month_of(today);
     let Some(cc) = cost_centre.map(str::to_string) else {
         return Ok(BudgetPosition { period, budget_ok: true, ..BudgetPosition::default() });
     };

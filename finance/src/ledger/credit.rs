@@ -45,6 +45,7 @@ impl Ledger {
         if let Some((order_id, _)) = order {
             scopes.push(Scope::Order(order_id.into()));
         }
+        let today = self.book_date(now).await?;
         once!(self, key, "credit.check", now, scoped: scopes, |conn| {
             let c = customer(conn, customer_id).await?;
             if c.blocked {
@@ -52,8 +53,8 @@ impl Ledger {
             }
             let open_ar = open_receivables(conn, Some(customer_id)).await?;
             let budget = match order {
-                Some((order_id, amount)) => check_and_reserve(self, conn, c.cost_centre.as_deref(), order_id, amount, now).await?,
-                None => uncontrolled(now),
+                Some((order_id, amount)) => check_and_reserve(self, conn, c.cost_centre.as_deref(), order_id, amount, (today, now)).await?,
+                None => uncontrolled(today),
             };
             CreditCheck {
                 credit_limit: cents(c.credit_limit),

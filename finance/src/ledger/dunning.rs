@@ -73,10 +73,11 @@ impl Ledger {
         customer_id: &str,
         level: i64,
     ) -> Result<DunningSent, Error> {
+        let today = self.book_date(now).await?;
         once!(self, key, "dunning.send", now, scoped: vec![Scope::Invoice(invoice_id.into())], |conn| {
             let c = customer(conn, customer_id).await?;
             let inv = invoice(conn, invoice_id).await?;
-            let days_overdue = (now.date_naive() - inv.due_date).num_days();
+            let days_overdue = (today - inv.due_date).num_days();
             if inv.status != "open" || inv.amount_open <= Decimal::ZERO {
                 DunningSent { letter_id: None, sent: false, amount_open: cents(inv.amount_open), days_overdue }
             } else {
@@ -120,6 +121,7 @@ impl Ledger {
         customer_id: &str,
         amount: Decimal,
     ) -> Result<WrittenOff, Error> {
+        let today = self.book_date(now).await?;
         once!(self, key, "ledger.write_off", now, scoped: vec![Scope::Invoice(invoice_id.into())], |conn| {
             let inv = invoice(conn, invoice_id).await?;
             if inv.customer_id != customer_id {
@@ -133,7 +135,7 @@ impl Ledger {
             }
             let written = amount.min(inv.amount_open);
             let entry = Entry {
-                date: now.date_naive(),
+                date: today,
                 kind: "write_off",
                 description: format!("write-off of invoice {}", inv.number),
                 document: Some(invoice_id),

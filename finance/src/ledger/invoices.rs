@@ -72,6 +72,7 @@ impl Ledger {
         shipment_id: &str,
         amount: Option<Decimal>,
     ) -> Result<CostPosted, Error> {
+        let today = self.book_date(now).await?;
         once!(self, key, "ledger.post_cost", now, scoped: order_scopes(order_id, customer_id), |conn| {
             let posted = sqlx::query(
                 "SELECT l.debit FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id \
@@ -98,7 +99,7 @@ impl Ledger {
                     (Some(owner), _) => owner,
                     (None, Some(amount)) => {
                         customer(conn, customer_id).await?;
-                        record_standard_order(conn, now, order_id, customer_id, amount).await?;
+                        record_standard_order(conn, today, order_id, customer_id, amount).await?;
                         customer_id.to_string()
                     }
                     (None, None) => return Err(Error::UnknownOrder(order_id.to_string())),
@@ -124,7 +125,7 @@ impl Ledger {
                 let relieved = super::stock::relieve(conn, order_id).await?;
                 let cost = relieved.total();
                 let entry = Entry {
-                    date: now.date_naive(),
+                    date: today,
                     kind: "cost_of_goods",
                     description: format!("cost of goods of order {order_id}, shipment {shipment_id}"),
                     document: Some(order_id),
@@ -232,7 +233,7 @@ fn order_scopes(order_id: &str, customer_id: &str) -> Vec<Scope> {
 /// neither waits for the other.
 async fn record_standard_order(
     conn: &mut AnyConnection,
-    now: DateTime<Utc>,
+    today: NaiveDate,
     order_id: &str,
     customer_id: &str,
     amount: Decimal,
@@ -246,7 +247,7 @@ async fn record_standard_order(
     sqlx::query("INSERT INTO orders (id, customer_id, order_date) VALUES ($1, $2, $3)")
         .bind(order_id)
         .bind(customer_id)
-        .bind(date_text(now.date_naive()))
+        .bind(date_text(today))
         .execute(&mut *conn)
         .await?;
     let description = format!("Order {order_id}");

@@ -87,6 +87,7 @@ mod series;
 mod stock;
 mod tx;
 pub mod wording;
+mod zone;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -218,6 +219,8 @@ pub struct Ledger {
     backend: Backend,
     /// The invoices waiting to be issued in the next batch.
     invoices: series::Batcher,
+    /// The books' time zone, once read.
+    zone: zone::BookZone,
 }
 
 impl Ledger {
@@ -226,7 +229,13 @@ impl Ledger {
     /// file path.
     pub async fn open(path: impl AsRef<Path>) -> Result<Ledger, Error> {
         let (write, read) = db::sqlite(path.as_ref()).await?;
-        Ok(Ledger { write, read, backend: Backend::Sqlite, invoices: series::Batcher::default() })
+        Ok(Ledger {
+            write,
+            read,
+            backend: Backend::Sqlite,
+            invoices: series::Batcher::default(),
+            zone: Default::default(),
+        })
     }
 
     /// Opens the sub-ledger in the database `url` names and applies its migrations:
@@ -237,7 +246,13 @@ impl Ledger {
             DatabaseUrl::Sqlite(path) => Ledger::open(path).await,
             DatabaseUrl::Postgres(url) => {
                 let (write, read) = db::postgres(url).await?;
-                Ok(Ledger { write, read, backend: Backend::Postgres, invoices: series::Batcher::default() })
+                Ok(Ledger {
+                    write,
+                    read,
+                    backend: Backend::Postgres,
+                    invoices: series::Batcher::default(),
+                    zone: Default::default(),
+                })
             }
         }
     }

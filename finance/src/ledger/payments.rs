@@ -225,8 +225,8 @@ impl Ledger {
         now: DateTime<Utc>,
         m: &PaymentMatch,
     ) -> Result<PaymentMatched, Error> {
+        let today = self.book_date(now).await?;
         once!(self, key, "payment.match", now, scoped: vec![Scope::Invoice(m.invoice_id.clone()), Scope::Payment(m.payment_id.clone())], |conn| {
-            let today = now.date_naive();
             let mut inv = invoice(conn, &m.invoice_id).await?;
             let mut payment = match payment_row(conn, &m.payment_id).await? {
                 Some(p) => p,
@@ -289,8 +289,8 @@ impl Ledger {
         payment_id: &str,
         received: Decimal,
     ) -> Result<ReceiptPosted, Error> {
+        let today = self.book_date(now).await?;
         once!(self, key, "receipt.post", now, scoped: vec![Scope::Invoice(invoice_id.into()), Scope::Payment(payment_id.into())], |conn| {
-            let today = now.date_naive();
             let mut inv = invoice(conn, invoice_id).await?;
             let mut payment =
                 payment_row(conn, payment_id).await?.ok_or_else(|| Error::UnknownPayment(payment_id.to_string()))?;
@@ -335,6 +335,7 @@ impl Ledger {
         customer_id: &str,
         amount: Decimal,
     ) -> Result<Refunded, Error> {
+        let today = self.book_date(now).await?;
         once!(self, key, "payment.refund", now, scoped: vec![Scope::Payment(payment_id.into())], |conn| {
             let mut payment =
                 payment_row(conn, payment_id).await?.ok_or_else(|| Error::UnknownPayment(payment_id.to_string()))?;
@@ -344,7 +345,7 @@ impl Ledger {
                     money_text(payment.available())
                 )));
             }
-            pay_out(conn, payment_id, customer_id, amount, "refund", now).await?;
+            pay_out(conn, payment_id, customer_id, amount, "refund", (today, now)).await?;
             payment.refunded += amount;
             save_payment(conn, payment_id, &payment).await?;
             let c = customer(conn, customer_id).await?;
@@ -362,12 +363,13 @@ impl Ledger {
         payment_id: &str,
         customer_id: &str,
     ) -> Result<PaymentReturned, Error> {
+        let today = self.book_date(now).await?;
         once!(self, key, "payment.return", now, scoped: vec![Scope::Payment(payment_id.into())], |conn| {
             let mut payment =
                 payment_row(conn, payment_id).await?.ok_or_else(|| Error::UnknownPayment(payment_id.to_string()))?;
             let amount = payment.available();
             if amount > Decimal::ZERO {
-                pay_out(conn, payment_id, customer_id, amount, "payment_return", now).await?;
+                pay_out(conn, payment_id, customer_id, amount, "payment_return", (today, now)).await?;
                 payment.returned += amount;
                 save_payment(conn, payment_id, &payment).await?;
             }
@@ -436,10 +438,10 @@ async fn pay_out(
     customer_id: &str,
     amount: Decimal,
     kind: &str,
-    now: DateTime<Utc>,
+    (today, now): (NaiveDate, DateTime<Utc>),
 ) -> Result<(), Error> {
     let entry = Entry {
-        date: now.date_naive(),
+        date: today,
         kind,
         description: format!("{} of payment {payment_id}", kind.replace('_', " ")),
         document: Some(payment_id),

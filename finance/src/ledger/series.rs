@@ -46,6 +46,8 @@ pub(super) const MAX_BATCH: usize = 64;
 struct Request {
     key: String,
     now: DateTime<Utc>,
+    /// `now`'s day on the books' clock: the invoice's date, period and series year.
+    today: NaiveDate,
     order_id: String,
     customer_id: String,
     amount: Decimal,
@@ -98,10 +100,12 @@ impl Batcher {
             tokio::spawn(run(ledger.write.clone(), ledger.backend, requests, Arc::clone(&self.0.counts)));
             queue
         });
+        let today = ledger.book_date(now).await?;
         let (reply, answer) = oneshot::channel();
         let request = Request {
             key: key.to_string(),
             now,
+            today,
             order_id: order_id.to_string(),
             customer_id: customer_id.to_string(),
             amount,
@@ -280,7 +284,7 @@ async fn issue_all(conn: &mut AnyConnection, batch: &[Request]) -> Result<Vec<Re
     let invoiced = invoice_rows_of_orders(conn, &order_ids).await?;
     let known = customers(conn, &customer_ids).await?;
     let (owners, order_lines) = orders(conn, &order_ids).await?;
-    let periods: Vec<String> = pending.iter().map(|&at| period_of(batch[at].now.date_naive())).collect();
+    let periods: Vec<String> = pending.iter().map(|&at| period_of(batch[at].today)).collect();
     let closed = closed_periods(conn, &periods).await?;
     let mut standard_rate = None;
 
@@ -314,7 +318,7 @@ async fn issue_all(conn: &mut AnyConnection, batch: &[Request]) -> Result<Vec<Re
                     };
                     Some(cents(request.amount * rate))
                 };
-                let issue_date = request.now.date_naive();
+                let issue_date = request.today;
                 let net = cents(request.amount);
                 let tax = cents(net * customer.tax_rate);
                 new.push(New {
@@ -418,7 +422,7 @@ fn check<'a>(
         }
         None => vec![(Decimal::ONE, amount, format!("Order {order_id}"))],
     };
-    let date = request.now.date_naive();
+    let date = request.today;
     let period = period_of(date);
     if closed.contains(&period) {
         return Err(Error::PeriodClosed { period, date });
@@ -448,7 +452,7 @@ async fn write_new(
             orders.extend([
                 Cell::Text(request.order_id.clone()),
                 Cell::Text(request.customer_id.clone()),
-                Cell::Text(date_text(request.now.date_naive())),
+                Cell::Text(date_text(request.today)),
             ]);
             order_lines.extend([
                 Cell::Text(request.order_id.clone()),

@@ -16,3 +16,4 @@ mod locks;
 mod runtime;
 mod series;
 mod stock;
+mod zone;

@@ -44,11 +44,11 @@ fn neighbours(first: NaiveDate) -> (String, String) {
     (before, after)
 }
 
-/// The board's budget section for month `asked` (this month, UTC, as orders draw on it, when
+/// The board's budget section for month `asked` (this month on the books' clock, as orders draw on it, when
 /// absent or not a month).
 pub(super) async fn section(state: &AppState, viewer: &Viewer, asked: Option<&str>) -> Result<String, ApiError> {
     let Some(ledger) = state.ledger() else { return Ok(String::new()) };
-    let today = state.engine().now().date_naive();
+    let today = state.books_today().await?;
     let asked = asked.map(str::trim).filter(|p| !p.is_empty());
     let chosen = asked.and_then(month_start);
     let first = chosen.unwrap_or_else(|| today.with_day(1).unwrap_or(today));

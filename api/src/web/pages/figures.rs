@@ -120,7 +120,7 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
     let result: Result<String, ApiError> = async {
         access::may_read_reports(&viewer.caller)?;
         let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
-        let today = state.engine().now().date_naive();
+        let today = state.books_today().await?;
         let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
         let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
@@ -181,7 +181,7 @@ pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query):
     let result: Result<String, ApiError> = async {
         access::may_read_reports(&viewer.caller)?;
         let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
-        let to = state.engine().now().date_naive();
+        let to = state.books_today().await?;
         let from = to - chrono::TimeDelta::days(89);
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
         let orders: Vec<_> = ledger
