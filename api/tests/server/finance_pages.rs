@@ -36,6 +36,8 @@ async fn the_controller_sets_a_months_budget_on_the_board_and_sees_it_overspent(
     assert!(board.text.contains("Budgets by cost centre") && board.text.contains("2026-01"), "{}", board.text);
     assert!(board.text.contains("No budget is set for this month"), "{}", board.text);
     assert!(board.text.contains("action=\"/board/budgets\""), "the controller has the form: {}", board.text);
+    // The months are the books' (kept in UTC here), and the board says so.
+    assert!(board.text.contains("Calendar months on the books&#39; clock (UTC)"), "{}", board.text);
     let csrf = hidden(&board.text, "csrf");
 
     let form = format!("csrf={csrf}&cost_centre=EAST&period=2026-01&amount=1%2C000.00");

@@ -49,6 +49,7 @@ fn neighbours(first: NaiveDate) -> (String, String) {
 pub(super) async fn section(state: &AppState, viewer: &Viewer, asked: Option<&str>) -> Result<String, ApiError> {
     let Some(ledger) = state.ledger() else { return Ok(String::new()) };
     let today = state.books_today().await?;
+    let zone = ledger.book_zone().await.map_err(ApiError::internal)?;
     let asked = asked.map(str::trim).filter(|p| !p.is_empty());
     let chosen = asked.and_then(month_start);
     let first = chosen.unwrap_or_else(|| today.with_day(1).unwrap_or(today));
@@ -63,7 +64,7 @@ pub(super) async fn section(state: &AppState, viewer: &Viewer, asked: Option<&st
         viewer.t("budgets"),
         viewer.t("previous_month"),
         viewer.t("next_month"),
-        viewer.t("budget_months"),
+        esc(&viewer.t("budget_months").replace("{zone}", zone.name())),
     );
     if asked.is_some() && chosen.is_none() {
         let _ = write!(out, "<p class=\"notice refusal\" role=\"alert\">{}</p>", viewer.t("bad_period"));
