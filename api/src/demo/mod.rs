@@ -161,8 +161,13 @@ struct Story {
     notifier: crate::server::notify::Notifier<cloverleaf_engine::store::SqliteStore>,
 }
 
-/// Today on the story's clock.
+/// The demo company's zone, which its books are kept in (see [`Ledger::set_book_zone`]).
+fn demo_zone() -> chrono_tz::Tz {
+    chrono_tz::Asia::Shanghai
+}
+
+/// Today on the story's clock, as the books read it.
 fn clock_date(clock: &VirtualClock) -> NaiveDate {
     use cloverleaf_engine::Clock as _;
-    clock.now().date_naive()
+    clock.now().with_timezone(&demo_zone()).date_naive()
 }

@@ -33,6 +33,10 @@ impl Story {
             .context("opening the demo database")?;
         engine.deploy(&PROCESSES).await.context("deploying the reference processes")?;
         let ledger = Ledger::open(path).await.context("opening the sub-ledger")?;
+        // A demo database kept from an earlier run keeps the zone its books began in.
+        if let Err(e) = ledger.set_book_zone(super::demo_zone()).await {
+            tracing::warn!("the demo company's books keep their zone: {e}");
+        }
         let seeded = ledger.seed_demo_company(clock_date(&clock)).await.context("seeding the demo company")?;
         // The northern sales unit may commit so much in January: the large order outgrows it.
         for customer in BUDGETED {
@@ -508,7 +512,14 @@ impl Story {
             rate(kpis.gross_margin),
         ));
         // The trend, read back from the daily snapshots the story took each evening.
-        let series = self.ledger.kpi_series("days_sales_outstanding", first_morning().date_naive(), today).await?;
+        let series = self
+            .ledger
+            .kpi_series(
+                "days_sales_outstanding",
+                first_morning().with_timezone(&super::demo_zone()).date_naive(),
+                today,
+            )
+            .await?;
         let trend: Vec<String> = series
             .iter()
             .step_by(14)
