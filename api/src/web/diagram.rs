@@ -127,16 +127,25 @@ pub fn svg(
             None => untitled(process, node, lang, fill_title),
         };
         let title = title.as_str();
+        let kind = i18n::node_kind(lang, &node.kind);
+        // A step named by its kind alone (an untitled start) says it once, in the middle.
+        let title_y = if title == kind {
+            y + BOX_H / 2 + 4
+        } else {
+            let _ = write!(
+                out,
+                "<text x=\"{}\" y=\"{}\" font-size=\"9\" fill=\"#556\" text-anchor=\"middle\">{}</text>",
+                x + BOX_W / 2,
+                y + 14,
+                esc(kind)
+            );
+            y + 31
+        };
         let _ = write!(
             out,
-            "<text x=\"{}\" y=\"{}\" font-size=\"9\" fill=\"#556\" text-anchor=\"middle\">{}</text>\
-             <text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"#111\" text-anchor=\"middle\">{}</text>\
+            "<text x=\"{}\" y=\"{title_y}\" font-size=\"11\" fill=\"#111\" text-anchor=\"middle\">{}</text>\
              <title>{}</title></g>",
             x + BOX_W / 2,
-            y + 14,
-            esc(i18n::node_kind(lang, &node.kind)),
-            x + BOX_W / 2,
-            y + 31,
             esc(&shorten(title, 24)),
             esc(title),
         );
@@ -230,10 +239,11 @@ mod tests {
         let zh = svg(&process, &progress, "P", Lang::ZhCn, &|t| t.to_string());
         assert!(zh.contains(">判断</text>") && zh.contains(">自动任务</text>") && zh.contains(">结束</text>"), "{zh}");
         assert!(!zh.contains(">a:decide</text>") && !zh.contains(">decide</text>"), "{zh}");
-        assert_eq!(zh.matches(">开始</text>").count(), 2, "an untitled start reads as its kind: {zh}");
+        assert_eq!(zh.matches(">开始</text>").count(), 1, "an untitled start reads as its kind, once: {zh}");
         let en = svg(&process, &progress, "P", Lang::En, &|t| t.to_string());
         assert!(en.contains(">decide</text>") && !en.contains(">a:decide</text>"), "{en}");
         assert_eq!(en.matches(">Check</text>").count(), 2, "the task and the decide after it: {en}");
+        assert_eq!(en.matches(">start</text>").count(), 1, "not `start` over `start`: {en}");
     }
 
     #[test]

@@ -151,14 +151,7 @@ async fn a_manager_entering_an_order_for_a_rep_cannot_approve_it_and_both_names_
     let started = history.expect(OK)["entries"][0].clone();
     assert_eq!((started["who"].as_str(), started["on_behalf_of"].as_str()), (Some("mia"), Some("sam")), "{started}");
     // Credit is fine: the order waits for a sales manager, and mia entered it.
-    let job = api.one_job("credit.check").await;
-    api.post(
-        &format!("/v1/jobs/{}/complete", job["id"].as_str().unwrap()),
-        "robot",
-        json!({"epoch": job["epoch"], "variables": {"credit_limit": "500000", "open_ar": "0", "risk": "A"}}),
-    )
-    .await
-    .expect(StatusCode::NO_CONTENT);
+    api.pass_credit_check().await;
     let task = api.engine.tasks(Some(&id.as_str().into())).await.unwrap().remove(0).id.0;
     // `not by requested_by` bars the rep, and with him whoever entered the order for him.
     let refused = api.post(&format!("/v1/tasks/{task}/complete"), "mia", json!({"variables": {"approve": true}})).await;

@@ -25,14 +25,7 @@ async fn archived_order(api: &Api) -> (String, ScratchDb) {
 /// Approves the small order `id` straight through (its credit check done), lets two days pass
 /// and archives it; the archive database.
 async fn approve_and_archive(api: &Api, id: &str) -> ScratchDb {
-    let job = api.one_job("credit.check").await;
-    api.post(
-        &format!("/v1/jobs/{}/complete", job["id"].as_str().unwrap()),
-        "robot",
-        json!({"epoch": job["epoch"], "variables": {"credit_limit": "500000", "open_ar": "0", "risk": "A"}}),
-    )
-    .await
-    .expect(StatusCode::NO_CONTENT);
+    api.pass_credit_check().await;
     assert_eq!(api.status(id).await["status"], "completed");
     api.advance(TimeDelta::days(2));
     let db = ScratchDb::new().await.expect("a second scratch database");

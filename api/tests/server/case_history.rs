@@ -118,24 +118,12 @@ async fn a_called_process_outcome_and_a_decision_read_as_steps_not_as_code() {
     let id =
         api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string();
     // A small order of a good customer is approved without a person.
-    let job = api.one_job("credit.check").await;
-    api.post(
-        &format!("/v1/jobs/{}/complete", job["id"].as_str().unwrap()),
-        "robot",
-        json!({"epoch": job["epoch"], "variables": {"credit_limit": "500000", "open_ar": "0", "risk": "A"}}),
-    )
-    .await
-    .expect(StatusCode::NO_CONTENT);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    api.pass_credit_check().await;
+    cloverleaf_testkit::eventually("the order to be approved", || async {
         let instance = api.engine.instance(&id.as_str().into()).await.unwrap();
-        let outcome = instance.variables().get("approval_outcome").map(|v| v.to_json());
-        if outcome == Some(json!("approved")) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the order was not approved: {outcome:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        (instance.variables().get("approval_outcome").map(|v| v.to_json()) == Some(json!("approved"))).then_some(())
+    })
+    .await;
 
     let sam = sign_in(&api, "sam").await;
     let en = page(&api, Method::GET, &format!("/cases/{id}"), &sam, None).await;
