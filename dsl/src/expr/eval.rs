@@ -19,7 +19,7 @@ use crate::diag::Span;
 pub struct EvalContext<'a> {
     /// The variables in scope, by name.
     pub vars: &'a BTreeMap<String, Value>,
-    /// The current instant; `today()` is its UTC date.
+    /// The current instant; `today()` is its date on the calendar's clock (UTC without one).
     pub now: DateTime<Utc>,
     /// The calendar business days and hours count on.
     pub calendar: Option<&'a Calendar>,
@@ -36,9 +36,13 @@ impl<'a> EvalContext<'a> {
         EvalContext { calendar, ..self }
     }
 
-    /// Today's date (UTC).
+    /// Today's date: on the calendar's clock when the process names one (a Shanghai process's
+    /// day begins at midnight in Shanghai, as its business days do), else UTC.
     pub fn today(&self) -> NaiveDate {
-        self.now.date_naive()
+        match self.calendar {
+            Some(calendar) => self.now.with_timezone(&calendar.zone()).date_naive(),
+            None => self.now.date_naive(),
+        }
     }
 }
 

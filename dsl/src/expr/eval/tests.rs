@@ -420,3 +420,16 @@ fn is_true_only_for_true() {
     assert!(!is_true(&Value::Null));
     assert!(!is_true(&Value::Text("true".into())));
 }
+
+#[test]
+fn today_is_the_day_on_the_calendars_clock() {
+    let expr = parse_expr("today()", FileId(0)).unwrap();
+    let vars = vars();
+    // 17:00 UTC on 15 March is 01:00 on 16 March in Shanghai.
+    let now = parse_datetime("2026-03-15T17:00:00Z").unwrap();
+    let utc = eval(&expr, &EvalContext::new(&vars, now)).unwrap();
+    assert_eq!(utc.to_string(), "date(\"2026-03-15\")");
+    let shanghai = Calendar::new("cn", chrono_tz::Asia::Shanghai);
+    let cn = eval(&expr, &EvalContext::new(&vars, now).with_calendar(Some(&shanghai))).unwrap();
+    assert_eq!(cn.to_string(), "date(\"2026-03-16\")");
+}
