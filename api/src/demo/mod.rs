@@ -33,6 +33,8 @@ use cloverleaf_finance::Ledger;
 use cloverleaf_worker::Handlers;
 use rust_decimal::Decimal;
 
+use crate::server::config::DEMO_ZONE;
+
 /// The reference processes, built in so that the demo runs from any directory.
 const PROCESSES: [(&str, &str); 6] = [
     ("roles.flow", include_str!("../../../processes/roles.flow")),
@@ -161,13 +163,8 @@ struct Story {
     notifier: crate::server::notify::Notifier<cloverleaf_engine::store::SqliteStore>,
 }
 
-/// The demo company's zone, which its books are kept in (see [`Ledger::set_book_zone`]).
-fn demo_zone() -> chrono_tz::Tz {
-    chrono_tz::Asia::Shanghai
-}
-
 /// Today on the story's clock, as the books read it.
 fn clock_date(clock: &VirtualClock) -> NaiveDate {
     use cloverleaf_engine::Clock as _;
-    clock.now().with_timezone(&demo_zone()).date_naive()
+    clock.now().with_timezone(&DEMO_ZONE).date_naive()
 }

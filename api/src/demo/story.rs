@@ -16,7 +16,7 @@ use cloverleaf_worker::{FetchRequest, HandlerError, Job, JobContext, JobSource, 
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::server::config::WebhookEntry;
+use crate::server::config::{DEMO_ZONE, WebhookEntry};
 use crate::server::notify::{Notifier, NotifierOptions};
 
 use super::cast::{BUDGET_CENTS, BUDGET_UNIT, BUDGETED, ORDERS, PEOPLE, Paying, RECEIPTS, away, decision};
@@ -34,7 +34,7 @@ impl Story {
         engine.deploy(&PROCESSES).await.context("deploying the reference processes")?;
         let ledger = Ledger::open(path).await.context("opening the sub-ledger")?;
         // A demo database kept from an earlier run keeps the zone its books began in.
-        if let Err(e) = ledger.set_book_zone(super::demo_zone()).await {
+        if let Err(e) = ledger.set_book_zone(DEMO_ZONE).await {
             tracing::warn!("the demo company's books keep their zone: {e}");
         }
         let seeded = ledger.seed_demo_company(clock_date(&clock)).await.context("seeding the demo company")?;
@@ -514,11 +514,7 @@ impl Story {
         // The trend, read back from the daily snapshots the story took each evening.
         let series = self
             .ledger
-            .kpi_series(
-                "days_sales_outstanding",
-                first_morning().with_timezone(&super::demo_zone()).date_naive(),
-                today,
-            )
+            .kpi_series("days_sales_outstanding", first_morning().with_timezone(&DEMO_ZONE).date_naive(), today)
             .await?;
         let trend: Vec<String> = series
             .iter()

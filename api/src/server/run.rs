@@ -194,8 +194,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
     } else if demo {
         // The demo company dates its postings on its own clock; books begun before in another
         // zone stay in it.
-        let zone = super::config::DEMO_TIME_ZONE.parse::<chrono_tz::Tz>().map_err(|e| anyhow::anyhow!("{e}"))?;
-        match ledger.set_book_zone(zone).await {
+        match ledger.set_book_zone(super::config::DEMO_ZONE).await {
             Ok(()) => {}
             Err(e @ finance::ledger::Error::Input { .. }) => eprintln!("the demo company's books keep their zone: {e}"),
             Err(e) => return Err(e).context("cannot keep the demo company's books"),

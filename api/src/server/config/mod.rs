@@ -513,8 +513,8 @@ pub fn load(path: &Path) -> Result<Users> {
     Ok(users)
 }
 
-/// The demo company's time zone, which its people read times in.
-pub const DEMO_TIME_ZONE: &str = "Asia/Shanghai";
+/// The demo company's time zone: its people read times in it, and its books are kept in it.
+pub const DEMO_ZONE: chrono_tz::Tz = chrono_tz::Asia::Shanghai;
 
 /// The demo organisation: (user, roles).
 pub const DEMO_USERS: &[(&str, &[&str])] = &[
@@ -560,7 +560,7 @@ pub fn create_demo(path: &Path) -> Result<Created> {
             roles: roles.iter().map(|r| (*r).to_string()).collect(),
             token_sha256: hash_token(&token),
             password_argon2: None,
-            time_zone: Some(DEMO_TIME_ZONE.to_string()),
+            time_zone: Some(DEMO_ZONE.name().to_string()),
             email: None,
             language: None,
         });
