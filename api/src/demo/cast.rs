@@ -5,6 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use cloverleaf_engine::store::TaskInfo;
 use serde_json::{Value, json};
 
+use crate::server::config::DEMO_ZONE;
+
 /// The cast: user, roles.
 pub(super) const PEOPLE: [(&str, &[&str]); 10] = [
     ("sam", &["sales.rep"]),
@@ -114,12 +116,13 @@ pub(super) const ORDERS: [Order; 5] = [
 ];
 
 /// Whether `user` is away at `now` and leaves their inbox alone: fran is at a trade fair from
-/// 31 January to 3 February (UTC days), so the January close's review waits past its due time
+/// 31 January to 3 February (days on the company's clock, Shanghai's), so the January close's review waits past its due time
 /// (the approvals-late alert opens) until it escalates to the CFO, who closes the month (and the
 /// alert clears).
 pub(super) fn away(user: &str, now: DateTime<Utc>) -> bool {
     let (from, to) = (NaiveDate::from_ymd_opt(2026, 1, 31), NaiveDate::from_ymd_opt(2026, 2, 3));
-    user == "fran" && from.zip(to).is_some_and(|(from, to)| (from..=to).contains(&now.date_naive()))
+    user == "fran"
+        && from.zip(to).is_some_and(|(from, to)| (from..=to).contains(&now.with_timezone(&DEMO_ZONE).date_naive()))
 }
 
 /// What each person decides when a task reaches them; `None`: not theirs to act on.
@@ -142,4 +145,27 @@ pub(super) fn decision(user: &str, task: &TaskInfo) -> Option<Value> {
         _ => return None,
     };
     Some(form)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// Fran's days away are Shanghai's: she is gone from 1 a.m. on 31 January there (still the 30th
+    /// in UTC) and back at 1 a.m. on 4 February (still the 3rd in UTC).
+    #[test]
+    fn fran_is_away_by_the_companys_days() {
+        let at = |d, h| {
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::days(d) + chrono::Duration::hours(h)
+        };
+        let jan_30_17z = at(29, 17);
+        let feb_3_17z = at(33, 17);
+        assert!(away("fran", jan_30_17z), "31 January 01:00 in Shanghai");
+        assert!(!away("fran", jan_30_17z - chrono::Duration::hours(2)), "30 January 23:00 in Shanghai");
+        assert!(!away("fran", feb_3_17z), "4 February 01:00 in Shanghai");
+        assert!(away("fran", feb_3_17z - chrono::Duration::hours(2)), "3 February 23:00 in Shanghai");
+        assert!(!away("carl", jan_30_17z), "only fran travels");
+    }
 }
