@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use cloverleaf_dsl::calendar::Calendar;
 use cloverleaf_dsl::expr::{self, EvalContext, Scope, Value};
 use cloverleaf_dsl::schedule::Schedule;
 use cloverleaf_dsl::{Format, Project, SourceMap};
@@ -80,6 +81,14 @@ enum Command {
         /// The time `now()` and `today()` see (RFC 3339); default: the system clock.
         #[arg(long)]
         now: Option<String>,
+        /// The business calendar `business days` and `business hours` count on, and whose clock
+        /// `today()` reads, as in a process that names it (`calendar cn`); declared in a --flow file.
+        #[arg(long, requires = "flow")]
+        calendar: Option<String>,
+        /// The .flow file declaring --calendar (its directory's other .flow files are read too),
+        /// e.g. `processes/calendars.flow`.
+        #[arg(long, value_name = "FILE")]
+        flow: Option<PathBuf>,
     },
     /// Print the next fire times of a cron schedule.
     Schedule {
@@ -284,7 +293,9 @@ fn main() -> ExitCode {
         Command::Check { files } => check(&files),
         Command::Graph { file, format, process } => graph(&file, &format, process.as_deref()),
         Command::Import { file, output } => import(&file, output.as_deref()),
-        Command::Eval { expr, context, declare, now } => eval(&expr, &context, &declare, now.as_deref()),
+        Command::Eval { expr, context, declare, now, calendar, flow } => {
+            eval(&expr, &context, &declare, now.as_deref(), calendar.as_deref().zip(flow.as_deref()))
+        }
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
         Command::Serve { db, processes, config, listen, job_lease, write_linger, book_time_zone } => {
             serve(cloverleaf::server::ServeOptions {
@@ -499,7 +510,40 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>> {
     bail!("`{text}` is not a time: write RFC 3339 such as 2026-11-30T18:00:00+08:00, or a date such as 2026-11-30")
 }
 
-fn eval(source: &str, context: &str, declare: &[String], now: Option<&str>) -> Result<ExitCode> {
+/// The calendar `name` as `flow` and the other .flow files of its directory declare it.
+fn declared_calendar(name: &str, flow: &Path) -> Result<Calendar> {
+    let (project, _) = load(&[flow.to_path_buf()])?;
+    let mut compiled = project.compile();
+    if let Some(calendar) = compiled.calendars.remove(name) {
+        return Ok(calendar);
+    }
+    let dir = flow.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let declared: Vec<&str> = compiled.calendars.keys().map(String::as_str).collect();
+    let known = if declared.is_empty() { "none".to_string() } else { declared.join(", ") };
+    let mut message = format!(
+        "--calendar `{name}`: no calendar of that name is declared without errors in {} or the other .flow files \
+         of {} (declared: {known})",
+        flow.display(),
+        dir.display()
+    );
+    if let Some(near) = cloverleaf_dsl::suggest::did_you_mean(name, declared.iter().copied()) {
+        message.push_str(&format!("; did you mean `{near}`?"));
+    }
+    if compiled.has_errors() {
+        eprint!("{}", compiled.render());
+        message.push_str("; the errors above may be why");
+    }
+    bail!(message)
+}
+
+fn eval(
+    source: &str,
+    context: &str,
+    declare: &[String],
+    now: Option<&str>,
+    calendar: Option<(&str, &Path)>,
+) -> Result<ExitCode> {
+    let calendar = calendar.map(|(name, flow)| declared_calendar(name, flow)).transpose()?;
     let json: serde_json::Value = serde_json::from_str(context).context("--context is not valid JSON")?;
     let serde_json::Value::Object(map) = &json else {
         bail!("--context must be a JSON object, such as '{{\"amount\": 12000.50}}'");
@@ -550,7 +594,7 @@ fn eval(source: &str, context: &str, declare: &[String], now: Option<&str>) -> R
         Some(t) => parse_time(t)?,
         None => Utc::now(),
     };
-    let ctx = EvalContext::new(&vars, now);
+    let ctx = EvalContext::new(&vars, now).with_calendar(calendar.as_ref());
     match expr::eval(&parsed, &ctx) {
         Ok(value) => {
             println!("{value}");
@@ -565,6 +609,11 @@ fn eval(source: &str, context: &str, declare: &[String], now: Option<&str>) -> R
         }
         Err(err) => {
             eprintln!("error: {err}");
+            if calendar.is_none() && err.to_string().contains("calendar") {
+                eprintln!(
+                    "  help: name one with --calendar NAME --flow FILE, e.g. --calendar cn --flow processes/calendars.flow"
+                );
+            }
             Ok(ExitCode::from(1))
         }
     }

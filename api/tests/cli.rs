@@ -438,6 +438,35 @@ mod eval {
         out.expect_code(0);
         assert_eq!(out.first_line(), r#"date("2026-11-30")"#);
     }
+
+    /// A designer tries business time on a calendar the project declares, as a process naming it
+    /// counts it: three business days after 30 September 2026 on `cn` skip the National Day week
+    /// and land on its make-up Saturday; `today()` is Shanghai's day.
+    #[test]
+    fn a_named_calendar_counts_business_days_and_gives_today() {
+        let cn = ["--calendar", "cn", "--flow", "processes/calendars.flow"];
+        let out = run(&[&["eval", "due + 3 business days", "--context", r#"{"due": "2026-09-30"}"#][..], &cn].concat());
+        out.expect_code(0);
+        assert_eq!(out.first_line(), r#"date("2026-10-10")"#);
+        let out = run(&[&["eval", "today()", "--now", "2026-01-30T17:00:00Z"][..], &cn].concat());
+        out.expect_code(0);
+        assert_eq!(out.first_line(), r#"date("2026-01-31")"#, "01:00 on the 31st in Shanghai");
+
+        // Without one, the error says how to name one.
+        run(&["eval", "due + 3 business days", "--context", r#"{"due": "2026-09-30"}"#])
+            .expect_code(1)
+            .stderr_has(&["business days need a calendar", "--calendar NAME --flow FILE"]);
+        // A name the files do not declare is refused with the ones they do.
+        run(&["eval", "1", "--calendar", "cnn", "--flow", "processes/calendars.flow"]).expect_code(2).stderr_has(&[
+            "--calendar `cnn`",
+            "declared: cn, weekdays",
+            "did you mean `cn`?",
+        ]);
+        run(&["eval", "1", "--calendar", "cn"]).expect_code(2).stderr_has(&["--flow <FILE>"]);
+        run(&["eval", "1", "--calendar", "cn", "--flow", "processes/missing.flow"])
+            .expect_code(2)
+            .stderr_has(&["cannot read processes/missing.flow"]);
+    }
 }
 
 mod schedule {

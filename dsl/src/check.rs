@@ -121,6 +121,19 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
     (compiled, diags)
 }
 
+/// The calendars the files declare whose blocks have no errors, by name (the first of a name
+/// declared twice): what a tool evaluating an expression outside a process counts business time
+/// on. Their diagnostics are [`check_project`]'s.
+pub fn declared_calendars(files: &[ast::File]) -> BTreeMap<String, Calendar> {
+    let mut out = BTreeMap::new();
+    for decl in files.iter().flat_map(|f| &f.calendars) {
+        if let (Some(calendar), _) = calendars::compile(decl) {
+            out.entry(decl.name.name.clone()).or_insert(calendar);
+        }
+    }
+    out
+}
+
 /// A declared calendar: where its name is, and the calendar when its block has no errors.
 struct Declared {
     file: FileId,

@@ -51,6 +51,8 @@ pub mod rules;
 pub mod schedule;
 pub mod suggest;
 
+use std::collections::BTreeMap;
+
 pub use diag::{Diagnostic, FileId, Severity, SourceMap, Span};
 pub use export::{Format, export};
 pub use model::CompiledProcess;
@@ -78,6 +80,8 @@ pub struct Compilation {
     pub sources: SourceMap,
     /// Every role the project declares, sorted.
     pub roles: Vec<String>,
+    /// Every calendar the project declares without errors, by name.
+    pub calendars: BTreeMap<String, calendar::Calendar>,
 }
 
 impl Project {
@@ -103,6 +107,7 @@ impl Project {
         let mut roles: Vec<String> = files.iter().flat_map(|f| f.roles.iter().map(|r| r.name.name.clone())).collect();
         roles.sort();
         roles.dedup();
+        let calendars = check::declared_calendars(&files);
         let (processes, mut found) = check(&files, &self.sources);
         diagnostics.append(&mut found);
         diagnostics.sort_by(|a, b| {
@@ -110,7 +115,7 @@ impl Project {
         });
         diagnostics.dedup();
         limit(&mut diagnostics);
-        Compilation { processes, diagnostics, sources: self.sources.clone(), roles }
+        Compilation { processes, diagnostics, sources: self.sources.clone(), roles, calendars }
     }
 }
 

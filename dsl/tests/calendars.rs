@@ -109,6 +109,23 @@ fn a_calendar_file_alone_compiles_to_no_process() {
     assert!(compilation.processes.is_empty());
 }
 
+/// The compilation lists the calendars declared without errors, whether or not a process names
+/// them: the first of a name declared twice, none whose block has errors.
+#[test]
+fn the_compilation_lists_its_calendars() {
+    let compilation = compile_with_calendars(
+        r#"
+calendar weekdays "Again" { zone "Asia/Tokyo" week mon-fri hours 09:00-17:00 }
+calendar broken "Broken" { zone "Mars/Olympus" week mon-fri hours 09:00-17:00 }
+"#,
+    );
+    assert!(compilation.has_errors(), "the duplicate and the unknown zone are errors");
+    let names: Vec<&str> = compilation.calendars.keys().map(String::as_str).collect();
+    assert_eq!(names, ["cn", "weekdays"]);
+    assert_eq!(compilation.calendars["weekdays"].zone(), chrono_tz::UTC, "the first declared");
+    assert_eq!(compilation.calendars["cn"].zone(), chrono_tz::Asia::Shanghai);
+}
+
 /// `src` after the reference calendars, compiled.
 fn compile_with_calendars(src: &str) -> cloverleaf_dsl::Compilation {
     let mut project = Project::new();
