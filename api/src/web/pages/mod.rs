@@ -147,15 +147,18 @@ fn money_variables(definition: &cloverleaf_dsl::CompiledProcess) -> BTreeSet<&st
         .collect()
 }
 
-/// A variable's value for a reader: money with its currency, times in their zone.
+/// A variable's value for a reader: money with its currency, times in their zone; a dash while
+/// it holds nothing.
 fn show_value(viewer: &Viewer, instance: &Instance, name: &str, money: bool) -> String {
-    instance.variables().get(name).map_or_else(String::new, |value| show(viewer, value, money))
+    instance.variables().get(name).map_or_else(|| "—".to_string(), |value| show(viewer, value, money))
 }
 
-/// A value for a reader: money with its currency, times in their zone.
+/// A value for a reader: money with its currency, times in their zone; a dash for no value and
+/// for empty text alike, which a reader cannot tell apart (a blank reads as a fault of the page).
 fn show(viewer: &Viewer, value: &DslValue, money: bool) -> String {
     match value {
         DslValue::Null => "—".to_string(),
+        DslValue::Text(text) if text.trim().is_empty() => "—".to_string(),
         DslValue::Number(n) if money => i18n::money(*n, viewer.lang),
         DslValue::DateTime(at) => i18n::time(*at, viewer.zone),
         DslValue::Bool(b) => viewer.t(if *b { "yes" } else { "no" }).to_string(),
