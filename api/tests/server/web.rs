@@ -367,6 +367,15 @@ async fn the_inbox_filters_by_amount_and_customer_and_puts_the_most_urgent_first
     assert!(nobody.contains("Nothing waits for you"), "{nobody}");
     let theirs = page(&api, Method::GET, "/inbox?customer=c-7", &mia, None).await.text;
     assert!(theirs.contains("CNY 55,000.00"), "customers match in any case: {theirs}");
+    // Processes read by their titles in the reader's language, never by their keys.
+    assert!(all.contains("<option value=\"order_approval\">Order approval</option>"), "{all}");
+    assert!(all.contains("<div class=\"muted\">Order approval</div>"), "{all}");
+    let zh = page(&api, Method::GET, "/inbox?lang=zh-CN", &mia, None).await.text;
+    assert!(zh.contains("<option value=\"order_approval\">订单审批</option>"), "{zh}");
+    assert!(zh.contains("<div class=\"muted\">订单审批</div>"), "{zh}");
+    let chosen = page(&api, Method::GET, "/inbox?process=order_approval", &mia, None).await.text;
+    assert!(chosen.contains("<option value=\"order_approval\" selected>Order approval</option>"), "{chosen}");
+    assert!(chosen.contains("CNY 20,000.00") && chosen.contains("CNY 55,000.00"), "{chosen}");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The inbox (a reader's open tasks with their business context) and a task's page with its
 //! decision form and actions.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use axum::Form;
@@ -37,6 +37,7 @@ pub struct InboxQuery {
 struct Row {
     task: TaskInfo,
     process: String,
+    process_title: String,
     title: String,
     context: Vec<(String, String)>,
     customer: Option<String>,
@@ -47,6 +48,8 @@ struct Row {
 /// customer and amount the inbox filters by.
 struct Context {
     process: String,
+    /// The process's title for the reader, where the inbox would otherwise show its key.
+    process_title: String,
     /// The task's title for the reader: the process's Chinese wording where it gives one.
     title: String,
     shown: Vec<(String, String)>,
@@ -84,7 +87,8 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
         _ => None,
     }
     .unwrap_or_else(|| task.title.clone());
-    Ok(Context { process: instance.process().to_string(), title, shown: context, customer, amount })
+    let process_title = i18n::process_title(viewer.lang, &definition).to_string();
+    Ok(Context { process: instance.process().to_string(), process_title, title, shown: context, customer, amount })
 }
 
 /// A context value as HTML: a stored report's id links to the report.
@@ -117,10 +121,13 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     let tasks = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
     let mut rows = Vec::new();
     for task in tasks {
-        let Context { process, title, shown, customer, amount } = context_of(state, viewer, &task).await?;
-        rows.push(Row { task, process, title, context: shown, customer, amount });
+        let Context { process, process_title, title, shown, customer, amount } =
+            context_of(state, viewer, &task).await?;
+        rows.push(Row { task, process, process_title, title, context: shown, customer, amount });
     }
-    let processes: BTreeSet<String> = rows.iter().map(|r| r.process.clone()).collect();
+    // Each process once, by key, shown by its title.
+    let processes: BTreeMap<String, String> =
+        rows.iter().map(|r| (r.process.clone(), r.process_title.clone())).collect();
     let only_process = query.process.as_deref().filter(|p| !p.is_empty());
     let only_overdue = query.overdue.is_some();
     let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
@@ -141,9 +148,9 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
         viewer.t("process"),
         viewer.t("all_processes")
     );
-    for p in &processes {
-        let selected = if only_process == Some(p.as_str()) { " selected" } else { "" };
-        let _ = write!(out, "<option value=\"{p}\"{selected}>{p}</option>", p = esc(p));
+    for (key, title) in &processes {
+        let selected = if only_process == Some(key.as_str()) { " selected" } else { "" };
+        let _ = write!(out, "<option value=\"{}\"{selected}>{}</option>", esc(key), esc(title));
     }
     let _ = write!(
         out,
@@ -196,7 +203,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
             "<tr><td><a class=\"task-link\" href=\"/tasks/{}\">{}</a><div class=\"muted\">{}</div></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             url_path(&row.task.id.0),
             esc(&row.title),
-            esc(&row.process),
+            esc(&row.process_title),
             context,
             due_cell(viewer, row.task.due_at, now),
             holder
