@@ -97,6 +97,8 @@ pub struct RoleDecl {
     pub name: Ident,
     /// The human title.
     pub title: Option<String>,
+    /// The title in Chinese (`zh "销售经理"`), if given.
+    pub title_zh: Option<String>,
     /// `calendar cn`: the calendar its people's business days and hours count on.
     pub calendar: Option<Ident>,
 }

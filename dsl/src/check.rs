@@ -23,7 +23,7 @@ use crate::calendar::Calendar;
 use crate::codes;
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
 use crate::expr::{Scope, Type};
-use crate::model::{CompiledProcess, VarDef};
+use crate::model::{CompiledProcess, RoleTitle, VarDef};
 
 /// Checks a parsed project and compiles every process that has no errors.
 pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledProcess>, Vec<Diagnostic>) {
@@ -81,6 +81,15 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
             }
         }
     }
+    // A role's title, as its first declaration writes it.
+    let mut role_titles: BTreeMap<&str, RoleTitle> = BTreeMap::new();
+    for role in files.iter().flat_map(|f| &f.roles) {
+        if let Some(title) = &role.title {
+            role_titles
+                .entry(&role.name.name)
+                .or_insert_with(|| RoleTitle { title: title.clone(), title_zh: role.title_zh.clone() });
+        }
+    }
     let mut processes: BTreeMap<&str, &ast::Process> = BTreeMap::new();
     for file in files {
         for p in &file.processes {
@@ -113,7 +122,12 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
             let result = checker.run();
             let failed = checker.diags.iter().any(Diagnostic::is_error);
             diags.append(&mut checker.diags);
-            if let (Some(process), false) = (result, failed) {
+            if let (Some(mut process), false) = (result, failed) {
+                process.role_titles = process
+                    .roles
+                    .iter()
+                    .filter_map(|r| role_titles.get(r.as_str()).map(|t| (r.clone(), t.clone())))
+                    .collect();
                 compiled.push(process);
             }
         }
@@ -319,6 +333,7 @@ impl<'a> ProcessChecker<'a> {
             access,
             calendar: self.calendar.take(),
             role_calendars: std::mem::take(&mut self.role_calendars_used),
+            role_titles: BTreeMap::new(),
         })
     }
 }

@@ -105,6 +105,20 @@ pub struct CompiledProcess {
     /// by name: those an approval's business-time `due`, reminders and escalations count on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub role_calendars: BTreeMap<String, Calendar>,
+    /// The titles of the roles in `roles` that the roles block titles (`sales.manager "Sales
+    /// manager" zh "销售经理"`), by name: what pages and mail call them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub role_titles: BTreeMap<String, RoleTitle>,
+}
+
+/// A role's title as the roles block writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleTitle {
+    /// The title.
+    pub title: String,
+    /// The title in Simplified Chinese, if written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_zh: Option<String>,
 }
 
 /// Who may do what with a process's instances, as declared in its `access { ... }` block.

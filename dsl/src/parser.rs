@@ -102,14 +102,19 @@ impl Cx {
                     for def in pair.into_inner().filter(|p| p.as_rule() == Rule::role_def) {
                         let mut inner = def.into_inner();
                         let name = ident(inner.next().expect("role_def has a name"));
-                        let (mut title, mut calendar) = (None, None);
+                        let (mut title, mut title_zh, mut calendar) = (None, None, None);
                         for part in inner {
                             match part.as_rule() {
                                 Rule::role_calendar => calendar = part.into_inner().last().map(ident),
-                                _ => title = Some(string(part)),
+                                _ => {
+                                    (title, title_zh) = {
+                                        let (en, zh) = self::title(part);
+                                        (Some(en), zh)
+                                    }
+                                }
                             }
                         }
-                        out.roles.push(RoleDecl { name, title, calendar });
+                        out.roles.push(RoleDecl { name, title, title_zh, calendar });
                     }
                 }
                 Rule::process => out.processes.push(self.process(pair)),

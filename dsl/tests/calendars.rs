@@ -126,6 +126,28 @@ calendar broken "Broken" { zone "Mars/Olympus" week mon-fri hours 09:00-17:00 }
     assert_eq!(compilation.calendars["cn"].zone(), chrono_tz::Asia::Shanghai);
 }
 
+/// A process carries the titles of the roles it offers approvals to, in both languages where the
+/// roles block writes both, and no other role's.
+#[test]
+fn a_process_carries_the_titles_of_its_roles() {
+    let compilation = compile_with_calendars(
+        r#"
+roles { ap.clerk "AP clerk" zh "应付会计" calendar cn  ap.head "AP head"  ap.untitled  ap.other "Other" zh "其他" }
+process pay "Pay" {
+  start -> review
+  approval review "Review" { role ap.clerk, ap.untitled  form { ok: bool } } -> second
+  approval second "Second" { role ap.head  form { ok: bool } } -> done
+  end done "Done"
+}
+"#,
+    );
+    assert!(!compilation.has_errors(), "{}", compilation.render());
+    let pay = compilation.process("pay").expect("compiled");
+    let titles: Vec<(&str, &str, Option<&str>)> =
+        pay.role_titles.iter().map(|(r, t)| (r.as_str(), t.title.as_str(), t.title_zh.as_deref())).collect();
+    assert_eq!(titles, [("ap.clerk", "AP clerk", Some("应付会计")), ("ap.head", "AP head", None)]);
+}
+
 /// `src` after the reference calendars, compiled.
 fn compile_with_calendars(src: &str) -> cloverleaf_dsl::Compilation {
     let mut project = Project::new();

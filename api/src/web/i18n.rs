@@ -83,6 +83,7 @@ const EN: &[(&str, &str)] = &[
     ("state", "State"),
     ("claimed_by", "Claimed by"),
     ("assigned_to", "Assigned to"),
+    ("offered_to", "Offered to {roles}"),
     ("open_task", "Open"),
     ("no_tasks", "Nothing waits for you."),
     ("all_processes", "All processes"),
@@ -310,6 +311,7 @@ const ZH_CN: &[(&str, &str)] = &[
     ("state", "状态"),
     ("claimed_by", "认领人"),
     ("assigned_to", "指派给"),
+    ("offered_to", "待{roles}认领"),
     ("open_task", "打开"),
     ("no_tasks", "暂无待办。"),
     ("all_processes", "全部流程"),
@@ -547,6 +549,16 @@ pub fn process_title(lang: Lang, process: &cloverleaf_dsl::CompiledProcess) -> &
     match (lang, &process.title_zh) {
         (Lang::ZhCn, Some(zh)) => zh,
         _ => &process.title,
+    }
+}
+
+/// What a reader of `lang` calls `role`: its title as `process` carries it from the roles block,
+/// its name where the block gives none.
+pub fn role_title<'a>(lang: Lang, process: &'a cloverleaf_dsl::CompiledProcess, role: &'a str) -> &'a str {
+    match (lang, process.role_titles.get(role)) {
+        (Lang::ZhCn, Some(t)) => t.title_zh.as_deref().unwrap_or(&t.title),
+        (Lang::En, Some(t)) => &t.title,
+        (_, None) => role,
     }
 }
 

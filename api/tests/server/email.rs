@@ -245,12 +245,18 @@ async fn a_task_offered_is_mailed_to_each_holder_of_its_role_in_their_language()
     assert_eq!(max.from, "cloverleaf@example.com");
     assert_eq!(max.subject(), "New task: Approve order SO-1");
     assert!(max.body().starts_with("Hello max,\r\n"), "{}", max.body());
-    assert_eq!(mia.subject(), "新任务：Approve order SO-1");
+    // Each reads the process's own words in their language: the task's, the process's and the
+    // role's titles, never their keys.
+    assert!(max.body().contains("Process: Order approval") && max.body().contains("Offered to: Sales manager"));
+    assert_eq!(mia.subject(), "新任务：审批订单 SO-1");
     assert!(mia.header("Subject").unwrap().starts_with("=?UTF-8?B?"), "encoded per RFC 2047");
     assert_eq!(mia.header("Content-Language").as_deref(), Some("zh-CN"));
     let body = mia.body();
     assert!(body.starts_with("mia，您好：\r\n"), "{body}");
-    assert!(body.contains("任务：Approve order SO-1") && body.contains("办理角色：sales.manager"), "{body}");
+    for line in ["任务：审批订单 SO-1", "流程：订单审批", "办理角色：销售经理"] {
+        assert!(body.contains(line), "{line}: {body}");
+    }
+    assert!(!body.contains("sales.manager") && !body.contains("order_approval"), "{body}");
     assert!(body.contains("(Asia/Shanghai)"), "the due time in mia's zone: {body}");
     // One notification, one Message-ID, derived from its id.
     let id = format!("{task}.task_created.");
@@ -314,7 +320,7 @@ async fn a_relay_that_answers_4xx_or_is_down_is_tried_again_with_a_doubling_wait
     let back = mailer(&api.engine, port, &["task_reminder"], 3);
     assert_eq!(back.deliver_due().await.unwrap().delivered, 1);
     let last = sink.received().pop().unwrap();
-    assert_eq!((last.to[0].as_str(), last.subject().as_str()), ("mia@example.com", "提醒：Approve order SO-1"));
+    assert_eq!((last.to[0].as_str(), last.subject().as_str()), ("mia@example.com", "提醒：审批订单 SO-1"));
 }
 
 #[tokio::test]

@@ -373,6 +373,9 @@ async fn the_inbox_filters_by_amount_and_customer_and_puts_the_most_urgent_first
     let zh = page(&api, Method::GET, "/inbox?lang=zh-CN", &mia, None).await.text;
     assert!(zh.contains("<option value=\"order_approval\">订单审批</option>"), "{zh}");
     assert!(zh.contains("<div class=\"muted\">订单审批</div>"), "{zh}");
+    // Roles likewise: a task nobody has claimed is offered to the sales managers.
+    assert!(all.contains("<td>Offered to Sales manager</td>") && !all.contains("sales.manager"), "{all}");
+    assert!(zh.contains("<td>待销售经理认领</td>") && !zh.contains("sales.manager"), "{zh}");
     let chosen = page(&api, Method::GET, "/inbox?process=order_approval", &mia, None).await.text;
     assert!(chosen.contains("<option value=\"order_approval\" selected>Order approval</option>"), "{chosen}");
     assert!(chosen.contains("CNY 20,000.00") && chosen.contains("CNY 55,000.00"), "{chosen}");

@@ -197,19 +197,50 @@ impl Mailer {
             lines.extend(when("opened_at").map(|t| ("mail_since", t)));
         } else {
             let task = engine.task(&TaskId(notice.row.subject.clone())).await.ok();
-            title = task
-                .as_ref()
-                .map(|t| t.title.clone())
+            // The process's own words for the reader: its title, the task's Chinese title, its
+            // roles' titles (the stored title is the English one).
+            let instance = match &task {
+                Some(task) => engine.instance(&task.instance_id).await.ok(),
+                None => None,
+            };
+            let definition = match &instance {
+                Some(instance) => engine.definition(instance.process(), instance.process_version()).await.ok(),
+                None => None,
+            };
+            let title_zh = match (lang, &task, &instance, &definition) {
+                (Lang::ZhCn, Some(task), Some(instance), Some(definition)) => {
+                    definition.node(&task.node).and_then(|node| node.title_zh.as_deref()).map(|template| {
+                        cloverleaf_engine::render_title(
+                            template,
+                            instance.variables(),
+                            engine.now(),
+                            definition.calendar.as_ref(),
+                        )
+                    })
+                }
+                _ => None,
+            };
+            title = title_zh
+                .or_else(|| task.as_ref().map(|t| t.title.clone()))
                 .or_else(|| payload["title"].as_str().map(str::to_string))
                 .unwrap_or_default();
             lines.push(("task", title.clone()));
-            lines.push(("process", payload["process"].as_str().unwrap_or_default().to_string()));
+            let process = match &definition {
+                Some(definition) => i18n::process_title(lang, definition).to_string(),
+                None => payload["process"].as_str().unwrap_or_default().to_string(),
+            };
+            lines.push(("process", process));
             if let Some(key) = payload["business_key"].as_str() {
                 lines.push(("mail_case", key.to_string()));
             }
             if let Some(task) = &task {
                 if !task.roles.is_empty() {
-                    lines.push(("mail_offered_to", task.roles.join(", ")));
+                    let separator = if lang == Lang::ZhCn { "、" } else { ", " };
+                    let roles: Vec<&str> = match &definition {
+                        Some(definition) => task.roles.iter().map(|r| i18n::role_title(lang, definition, r)).collect(),
+                        None => task.roles.iter().map(String::as_str).collect(),
+                    };
+                    lines.push(("mail_offered_to", roles.join(separator)));
                 }
                 if let Some(due) = task.due_at {
                     lines.push(("due", i18n::time(due, zone)));

@@ -38,6 +38,7 @@ struct Row {
     task: TaskInfo,
     process: String,
     process_title: String,
+    offered_to: String,
     title: String,
     context: Vec<(String, String)>,
     customer: Option<String>,
@@ -50,6 +51,8 @@ struct Context {
     process: String,
     /// The process's title for the reader, where the inbox would otherwise show its key.
     process_title: String,
+    /// Whom the task is offered to, in the reader's words: "Offered to Sales manager".
+    offered_to: String,
     /// The task's title for the reader: the process's Chinese wording where it gives one.
     title: String,
     shown: Vec<(String, String)>,
@@ -88,7 +91,18 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
     }
     .unwrap_or_else(|| task.title.clone());
     let process_title = i18n::process_title(viewer.lang, &definition).to_string();
-    Ok(Context { process: instance.process().to_string(), process_title, title, shown: context, customer, amount })
+    let separator = if viewer.lang == i18n::Lang::ZhCn { "、" } else { ", " };
+    let roles: Vec<&str> = task.roles.iter().map(|r| i18n::role_title(viewer.lang, &definition, r)).collect();
+    let offered_to = viewer.t("offered_to").replace("{roles}", &roles.join(separator));
+    Ok(Context {
+        process: instance.process().to_string(),
+        process_title,
+        offered_to,
+        title,
+        shown: context,
+        customer,
+        amount,
+    })
 }
 
 /// A context value as HTML: a stored report's id links to the report.
@@ -121,9 +135,9 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     let tasks = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
     let mut rows = Vec::new();
     for task in tasks {
-        let Context { process, process_title, title, shown, customer, amount } =
+        let Context { process, process_title, offered_to, title, shown, customer, amount } =
             context_of(state, viewer, &task).await?;
-        rows.push(Row { task, process, process_title, title, context: shown, customer, amount });
+        rows.push(Row { task, process, process_title, offered_to, title, context: shown, customer, amount });
     }
     // Each process once, by key, shown by its title.
     let processes: BTreeMap<String, String> =
@@ -196,7 +210,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
         let holder = match (&row.task.claimed_by, &row.task.assignee) {
             (Some(c), _) => format!("{} {}", viewer.t("claimed_by"), esc(c)),
             (None, Some(a)) => format!("{} {}", viewer.t("assigned_to"), esc(a)),
-            (None, None) => row.task.roles.iter().map(|r| esc(r)).collect::<Vec<_>>().join(", "),
+            (None, None) => esc(&row.offered_to),
         };
         let _ = write!(
             out,
