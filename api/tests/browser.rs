@@ -332,6 +332,10 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     assert!(inbox.contains("CNY 24,500.00") && inbox.contains("C-004"), "amount and customer shown: {inbox}");
     assert!(inbox.contains("Approve order SO-1001"), "the demo order entered at the first start waits too: {inbox}");
     assert!(inbox.contains("(Asia/Shanghai)"), "times in the reader's zone: {inbox}");
+    assert!(
+        inbox.contains("Order approval") && inbox.contains("Offered to Sales manager"),
+        "titles, not keys: {inbox}"
+    );
     assert!(!inbox.contains("Finance board"), "no finance board for sales: {inbox}");
     browser.screenshot("inbox").await;
 
@@ -551,6 +555,7 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.screenshot("case-history-zh").await;
     browser.goto(&format!("{server}/inbox")).await;
     browser.wait_for("待办").await;
+    browser.screenshot("inbox-zh").await;
     browser.goto(&format!("{server}/inbox?lang=en")).await;
     browser.wait_for("Inbox").await;
     browser.sign_out().await;
