@@ -562,6 +562,32 @@ pub fn role_title<'a>(lang: Lang, process: &'a cloverleaf_dsl::CompiledProcess, 
     }
 }
 
+/// A task's title for a reader of `lang`. The stored title is the English one, rendered when the
+/// task opened; a Chinese reader gets the process's Chinese wording rendered on the instance's
+/// values, where the process gives one.
+pub fn task_title(
+    lang: Lang,
+    process: &cloverleaf_dsl::CompiledProcess,
+    instance: &cloverleaf_engine::Instance,
+    task: &cloverleaf_engine::store::TaskInfo,
+    now: DateTime<Utc>,
+) -> String {
+    let zh = match (lang, process.node(&task.node)) {
+        (Lang::ZhCn, Some(node)) => node.title_zh.as_deref(),
+        _ => None,
+    };
+    zh.map_or_else(
+        || task.title.clone(),
+        |template| cloverleaf_engine::render_title(template, instance.variables(), now, process.calendar.as_ref()),
+    )
+}
+
+/// `roles` by their titles for a reader of `lang`, listed as the language lists them.
+pub fn role_list(lang: Lang, process: &cloverleaf_dsl::CompiledProcess, roles: &[String]) -> String {
+    let separator = if lang == Lang::ZhCn { "、" } else { ", " };
+    roles.iter().map(|r| role_title(lang, process, r)).collect::<Vec<_>>().join(separator)
+}
+
 /// A node's title template (placeholders not yet filled) for a reader of `lang`, if it has one.
 pub fn node_title(lang: Lang, node: &cloverleaf_dsl::model::Node) -> Option<&str> {
     match (lang, &node.title_zh) {

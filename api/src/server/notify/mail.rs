@@ -207,23 +207,16 @@ impl Mailer {
                 Some(instance) => engine.definition(instance.process(), instance.process_version()).await.ok(),
                 None => None,
             };
-            let title_zh = match (lang, &task, &instance, &definition) {
-                (Lang::ZhCn, Some(task), Some(instance), Some(definition)) => {
-                    definition.node(&task.node).and_then(|node| node.title_zh.as_deref()).map(|template| {
-                        cloverleaf_engine::render_title(
-                            template,
-                            instance.variables(),
-                            engine.now(),
-                            definition.calendar.as_ref(),
-                        )
-                    })
+            title = match (&task, &instance, &definition) {
+                (Some(task), Some(instance), Some(definition)) => {
+                    i18n::task_title(lang, definition, instance, task, engine.now())
                 }
-                _ => None,
+                _ => task
+                    .as_ref()
+                    .map(|t| t.title.clone())
+                    .or_else(|| payload["title"].as_str().map(str::to_string))
+                    .unwrap_or_default(),
             };
-            title = title_zh
-                .or_else(|| task.as_ref().map(|t| t.title.clone()))
-                .or_else(|| payload["title"].as_str().map(str::to_string))
-                .unwrap_or_default();
             lines.push(("task", title.clone()));
             let process = match &definition {
                 Some(definition) => i18n::process_title(lang, definition).to_string(),
@@ -235,12 +228,11 @@ impl Mailer {
             }
             if let Some(task) = &task {
                 if !task.roles.is_empty() {
-                    let separator = if lang == Lang::ZhCn { "、" } else { ", " };
-                    let roles: Vec<&str> = match &definition {
-                        Some(definition) => task.roles.iter().map(|r| i18n::role_title(lang, definition, r)).collect(),
-                        None => task.roles.iter().map(String::as_str).collect(),
+                    let roles = match &definition {
+                        Some(definition) => i18n::role_list(lang, definition, &task.roles),
+                        None => task.roles.join(", "),
                     };
-                    lines.push(("mail_offered_to", roles.join(separator)));
+                    lines.push(("mail_offered_to", roles));
                 }
                 if let Some(due) = task.due_at {
                     lines.push(("due", i18n::time(due, zone)));

@@ -81,19 +81,9 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
         Some(DslValue::Number(n)) => Some(*n),
         _ => None,
     });
-    // The stored title is the English one, rendered when the task opened; a Chinese reader
-    // gets the process's Chinese wording rendered on the same values.
-    let title = match (viewer.lang, definition.node(&task.node)) {
-        (i18n::Lang::ZhCn, Some(node)) => node.title_zh.as_deref().map(|template| {
-            cloverleaf_engine::render_title(template, instance.variables(), engine.now(), definition.calendar.as_ref())
-        }),
-        _ => None,
-    }
-    .unwrap_or_else(|| task.title.clone());
+    let title = i18n::task_title(viewer.lang, &definition, &instance, task, engine.now());
     let process_title = i18n::process_title(viewer.lang, &definition).to_string();
-    let separator = if viewer.lang == i18n::Lang::ZhCn { "、" } else { ", " };
-    let roles: Vec<&str> = task.roles.iter().map(|r| i18n::role_title(viewer.lang, &definition, r)).collect();
-    let offered_to = viewer.t("offered_to").replace("{roles}", &roles.join(separator));
+    let offered_to = viewer.t("offered_to").replace("{roles}", &i18n::role_list(viewer.lang, &definition, &task.roles));
     Ok(Context {
         process: instance.process().to_string(),
         process_title,
