@@ -27,6 +27,17 @@ use crate::model::{CompiledProcess, RoleTitle, VarDef};
 
 /// Checks a parsed project and compiles every process that has no errors.
 pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledProcess>, Vec<Diagnostic>) {
+    let (processes, diags, _) = check_project_and_calendars(files, sources);
+    (processes, diags)
+}
+
+/// [`check_project`], with the calendars the files declare that compiled without errors, by name
+/// (the first declaration of a name): what a tool evaluating an expression outside a process
+/// counts business time on.
+pub(crate) fn check_project_and_calendars(
+    files: &[ast::File],
+    sources: &SourceMap,
+) -> (Vec<CompiledProcess>, Vec<Diagnostic>, BTreeMap<String, Calendar>) {
     let mut diags = Vec::new();
     let mut roles: BTreeMap<&str, (FileId, Span)> = BTreeMap::new();
     for file in files {
@@ -132,20 +143,8 @@ pub fn check_project(files: &[ast::File], sources: &SourceMap) -> (Vec<CompiledP
             }
         }
     }
-    (compiled, diags)
-}
-
-/// The calendars the files declare whose blocks have no errors, by name (the first of a name
-/// declared twice): what a tool evaluating an expression outside a process counts business time
-/// on. Their diagnostics are [`check_project`]'s.
-pub fn declared_calendars(files: &[ast::File]) -> BTreeMap<String, Calendar> {
-    let mut out = BTreeMap::new();
-    for decl in files.iter().flat_map(|f| &f.calendars) {
-        if let (Some(calendar), _) = calendars::compile(decl) {
-            out.entry(decl.name.name.clone()).or_insert(calendar);
-        }
-    }
-    out
+    let calendars = calendars.into_iter().filter_map(|(name, d)| d.calendar.map(|c| (name.to_string(), c))).collect();
+    (compiled, diags, calendars)
 }
 
 /// A declared calendar: where its name is, and the calendar when its block has no errors.

@@ -107,8 +107,7 @@ impl Project {
         let mut roles: Vec<String> = files.iter().flat_map(|f| f.roles.iter().map(|r| r.name.name.clone())).collect();
         roles.sort();
         roles.dedup();
-        let calendars = check::declared_calendars(&files);
-        let (processes, mut found) = check(&files, &self.sources);
+        let (processes, mut found, calendars) = check::check_project_and_calendars(&files, &self.sources);
         diagnostics.append(&mut found);
         diagnostics.sort_by(|a, b| {
             (a.file, a.span.start, a.code, &a.message).cmp(&(b.file, b.span.start, b.code, &b.message))
