@@ -437,6 +437,13 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.screenshot("case-ledger-zh").await;
     browser.goto(&format!("{server}/cases/{id}?lang=en")).await;
     browser.wait_for("Ledger entries").await;
+    // Order to cash's diagram wraps instead of scrolling sideways on a 1280 px screen.
+    let diagram = browser
+        .script("const w = document.querySelector('.diagram-wrap'); return [w.scrollWidth, w.clientWidth];")
+        .await;
+    let (wide, frame) = (diagram[0].as_i64().unwrap(), diagram[1].as_i64().unwrap());
+    assert!(wide <= frame, "the diagram is {wide} px wide in a {frame} px frame");
+    browser.screenshot("case-ledger").await;
 
     // Figures lead to the documents behind them: the oldest receivables to their invoices, a
     // customer's gross profit to its orders, an order to its case.
@@ -493,7 +500,14 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.goto(&format!("{server}/ops")).await;
     let ops = browser.wait_for("the export share is offline").await;
     assert!(ops.contains("Open incidents"), "{ops}");
+    assert!(ops.contains("failed once, no retries left"), "the cause in words: {ops}");
     browser.screenshot("incident").await;
+    browser.goto(&format!("{server}/ops?lang=zh-CN")).await;
+    let zh = browser.wait_for("重试次数已用完").await;
+    assert!(zh.contains("自动任务 qa.export 失败 1 次，重试次数已用完：the export share is offline"), "{zh}");
+    browser.screenshot("incident-zh").await;
+    browser.goto(&format!("{server}/ops?lang=en")).await;
+    browser.wait_for("Open incidents").await;
     browser.click(&format!("form[action^='/ops/incidents/{flaky}.'] button")).await;
     eventually("the incident to be resolved", || async {
         let open = api_get(&server, &token("ada"), "/v1/incidents").await?;

@@ -17,6 +17,10 @@ const BOX_H: usize = 44;
 const GAP_X: usize = 40;
 const GAP_Y: usize = 22;
 const MARGIN: usize = 12;
+/// Columns side by side at most: five fit the case page's frame on a 1280 px screen.
+const MAX_COLUMNS: usize = 5;
+/// The space between two bands of a wrapped diagram, where the edges from one to the next turn.
+const BAND_GAP: usize = 34;
 
 /// How far an instance has come: the nodes it has passed, where its tokens are, where it is stuck.
 #[derive(Debug, Default)]
@@ -66,13 +70,11 @@ pub fn svg(
         place.insert(node.name.as_str(), (col, *row));
         *row += 1;
     }
-    let columns = rows.len().max(1);
-    let most_rows = rows.values().copied().max().unwrap_or(1);
-    let width = 2 * MARGIN + columns * BOX_W + (columns - 1) * GAP_X;
-    let height = 2 * MARGIN + most_rows * BOX_H + most_rows.saturating_sub(1) * GAP_Y;
+    let layout = Layout::new(&rows);
+    let (width, height) = (layout.width, layout.height);
     let at = |name: &str| {
         let (col, row) = place.get(name).copied().unwrap_or((0, 0));
-        (MARGIN + col * (BOX_W + GAP_X), MARGIN + row * (BOX_H + GAP_Y))
+        layout.at(col, row)
     };
 
     let mut out = String::new();
@@ -91,14 +93,23 @@ pub fn svg(
         let walked = progress.done.contains(edge.from)
             && (progress.done.contains(edge.to) || progress.current.contains(edge.to));
         let (sx, sy) = (x1 + BOX_W, y1 + BOX_H / 2);
-        let (ex, ey) = if x2 > x1 { (x2, y2 + BOX_H / 2) } else { (x2 + BOX_W / 2, y2 + BOX_H) };
+        let band_from = place.get(edge.from).map_or(0, |&(col, _)| layout.band(col));
+        let band_to = place.get(edge.to).map_or(0, |&(col, _)| layout.band(col));
+        let d = if band_to > band_from {
+            // On to the next band: out to the right, along the gap below this band, down the left
+            // margin and into the step from its left, clear of every box on the way.
+            let (ex, ey) = (x2, y2 + BOX_H / 2);
+            let gap_y = layout.band_top[band_to] - BAND_GAP / 2;
+            format!("M {sx} {sy} H {} V {gap_y} H {} V {ey} H {ex}", sx + GAP_X / 2, MARGIN / 2)
+        } else {
+            let forward = x2 > x1 && band_to == band_from;
+            let (ex, ey) = if forward { (x2, y2 + BOX_H / 2) } else { (x2 + BOX_W / 2, y2 + BOX_H) };
+            format!("M {sx} {sy} C {} {sy}, {} {ey}, {ex} {ey}", sx + GAP_X / 2, ex.saturating_sub(GAP_X / 2))
+        };
         let class = if walked { "edge walked" } else { "edge" };
         let _ = write!(
             out,
-            "<path class=\"{class}\" d=\"M {sx} {sy} C {} {sy}, {} {ey}, {ex} {ey}\" fill=\"none\" \
-             stroke=\"{}\" stroke-width=\"{}\" marker-end=\"url(#arrow)\"/>",
-            sx + GAP_X / 2,
-            ex.saturating_sub(GAP_X / 2),
+            "<path class=\"{class}\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" marker-end=\"url(#arrow)\"/>",
             if walked { "#2f7d32" } else { "#99a" },
             if walked { 2.5 } else { 1.2 },
         );
@@ -152,6 +163,51 @@ pub fn svg(
     }
     out.push_str("</svg>");
     out
+}
+
+/// Where the columns go: side by side up to [`MAX_COLUMNS`] wide; a longer process wraps into
+/// bands of equal width, one below the other, read like lines of text, so that the page does
+/// not scroll sideways and the titles keep their size.
+struct Layout {
+    /// Columns in a band.
+    per_band: usize,
+    /// The top of each band.
+    band_top: Vec<usize>,
+    width: usize,
+    height: usize,
+}
+
+impl Layout {
+    /// The layout of columns holding `rows[column]` steps each.
+    fn new(rows: &BTreeMap<usize, usize>) -> Layout {
+        let columns = rows.len().max(1);
+        let bands = columns.div_ceil(MAX_COLUMNS);
+        let per_band = columns.div_ceil(bands);
+        let mut band_top = Vec::with_capacity(bands);
+        let mut y = MARGIN;
+        for band in 0..bands {
+            band_top.push(y);
+            let most_rows =
+                (band * per_band..(band + 1) * per_band).filter_map(|c| rows.get(&c)).copied().max().unwrap_or(1);
+            y += most_rows * BOX_H + most_rows.saturating_sub(1) * GAP_Y + BAND_GAP;
+        }
+        let wide = per_band.min(columns);
+        // Room on the right for the edges that turn down to the next band.
+        let turn = if bands > 1 { GAP_X / 2 } else { 0 };
+        let width = 2 * MARGIN + wide * BOX_W + (wide - 1) * GAP_X + turn;
+        Layout { per_band, band_top, width, height: y - BAND_GAP + MARGIN }
+    }
+
+    /// The band column `col` is drawn in.
+    fn band(&self, col: usize) -> usize {
+        col / self.per_band
+    }
+
+    /// The top left corner of the box at `row` of column `col`.
+    fn at(&self, col: usize, row: usize) -> (usize, usize) {
+        let top = self.band_top.get(self.band(col)).copied().unwrap_or(MARGIN);
+        (MARGIN + (col % self.per_band) * (BOX_W + GAP_X), top + row * (BOX_H + GAP_Y))
+    }
 }
 
 /// What an untitled step shows: a step written in place after another (`approve:decide`, the
@@ -244,6 +300,48 @@ mod tests {
         assert!(en.contains(">decide</text>") && !en.contains(">a:decide</text>"), "{en}");
         assert_eq!(en.matches(">Check</text>").count(), 2, "the task and the decide after it: {en}");
         assert_eq!(en.matches(">start</text>").count(), 1, "not `start` over `start`: {en}");
+    }
+
+    /// The `(x, y)` of every box in `svg`.
+    fn boxes(svg: &str) -> Vec<(usize, usize)> {
+        svg.split("<rect x=\"")
+            .skip(1)
+            .map(|rest| {
+                let x = rest.split('"').next().unwrap().parse().unwrap();
+                let y = rest.split("y=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+                (x, y)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_process_wraps_into_bands_instead_of_growing_wider() {
+        let steps: String = (1..=11).map(|i| format!("  task s{i} {{ job \"x\" }} -> s{}\n", i + 1)).collect();
+        let source = format!(
+            "process p \"P\" {{\n  start -> s1\n{steps}  task s12 {{ job \"x\" }} -> done\n  end done \"Done\"\n}}\n"
+        );
+        let process = compile(&source);
+        let svg = svg(&process, &Progress::default(), "P", Lang::En, &|t| t.to_string());
+        let width: usize = svg.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        // Fourteen columns in three bands of five at most: no wider than five columns.
+        assert!(width <= 2 * MARGIN + 5 * BOX_W + 4 * GAP_X + GAP_X / 2, "{width}");
+        let placed = boxes(&svg);
+        assert_eq!(placed.len(), 14);
+        let bands: BTreeSet<usize> = placed.iter().map(|b| b.1).collect();
+        assert_eq!(bands.len(), 3, "{placed:?}");
+        for (i, a) in placed.iter().enumerate() {
+            for b in &placed[i + 1..] {
+                let apart = a.0.abs_diff(b.0) >= BOX_W || a.1.abs_diff(b.1) >= BOX_H;
+                assert!(apart, "boxes overlap at {a:?} and {b:?}");
+            }
+        }
+        // Two edges turn from one band to the next, down the left margin.
+        assert_eq!(svg.matches(&format!(" H {} V ", MARGIN / 2)).count(), 2, "{svg}");
+        // A short process stays on one line.
+        let short =
+            compile("process q \"Q\" {\n  start -> a\n  task a { job \"x\" } -> done\n  end done \"Done\"\n}\n");
+        let short = super::svg(&short, &Progress::default(), "Q", Lang::En, &|t| t.to_string());
+        assert_eq!(boxes(&short).iter().map(|b| b.1).collect::<BTreeSet<_>>().len(), 1, "{short}");
     }
 
     #[test]

@@ -301,6 +301,18 @@ async fn an_operator_retries_an_incident_from_the_operations_page() {
     let ops = page(&api, Method::GET, "/ops", &ada, None).await;
     assert_eq!(ops.status, StatusCode::OK);
     assert!(ops.text.contains(&id) && ops.text.contains("bureau down"), "{}", ops.text);
+    // The incident names its case, its step and its cause in words, not keys.
+    assert!(ops.text.contains("Order approval <span class=\"muted\">SO-1</span>"), "{}", ops.text);
+    assert!(ops.text.contains(">Check credit and budget</td>"), "{}", ops.text);
+    assert!(ops.text.contains("Job credit.check failed 4 times, no retries left: bureau down"), "{}", ops.text);
+    assert!(ops.text.contains("(Asia/Shanghai)") && !ops.text.contains("time(s)"), "{}", ops.text);
+    let zh = page(&api, Method::GET, "/ops?lang=zh-CN", &ada, None).await;
+    assert!(zh.text.contains("订单审批 <span class=\"muted\">SO-1</span>"), "{}", zh.text);
+    assert!(zh.text.contains(">检查信用额度与预算</td>"), "{}", zh.text);
+    assert!(zh.text.contains("自动任务 credit.check 失败 4 次，重试次数已用完：bureau down"), "{}", zh.text);
+    // The case's history says the same in the reader's words.
+    let case = page(&api, Method::GET, &format!("/cases/{id}?lang=zh-CN"), &ada, None).await;
+    assert!(case.text.contains("自动任务 credit.check 失败 4 次，重试次数已用完：bureau down"), "{}", case.text);
     let marker = "action=\"/ops/incidents/";
     let start = ops.text.find(marker).unwrap() + "action=\"".len();
     let action = ops.text[start..].split('"').next().unwrap().to_string();

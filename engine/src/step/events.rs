@@ -63,7 +63,8 @@ impl<'d> Machine<'d> {
             let at = self.after(retry.delay_secs(failures)).unwrap_or(self.now);
             self.effects.push(Effect::RetryJob { job: job.clone(), at, attempt: failures + 1 });
         } else {
-            let text = format!("job `{}` failed {failures} time(s), no retries left: {message}", wait.job_type);
+            let times = if failures == 1 { "once".to_string() } else { format!("{failures} times") };
+            let text = format!("job `{}` failed {times}, no retries left: {message}", wait.job_type);
             self.raise_incident(wait.token, &node.name, Some(job.clone()), text);
         }
         Ok(())

@@ -25,7 +25,7 @@ fn failed_jobs_are_retried_with_backoff_then_raise_an_incident() {
     let effects = run.ok(fail("ledger down"));
     assert_eq!(
         lines(&effects),
-        ["incident i1.incident.3 at post: job `ledger.post` failed 3 time(s), no retries left: ledger down"]
+        ["incident i1.incident.3 at post: job `ledger.post` failed 3 times, no retries left: ledger down"]
     );
     assert_eq!(run.status(), &Status::Running);
     // The token waits: a late completion is refused until an operator retries.

@@ -266,7 +266,7 @@ async fn timers_tasks_and_incidents_are_reported() {
     );
     assert_eq!(
         (incident.message.as_str(), incident.raised_at),
-        ("job `qa.work` failed 1 time(s), no retries left: the ledger is closed", t0() + TimeDelta::minutes(65))
+        ("job `qa.work` failed once, no retries left: the ledger is closed", t0() + TimeDelta::minutes(65))
     );
     assert!(incident.job_id.is_some());
     assert_eq!(store.incidents(true, Some(w.w2.as_str())).await.unwrap(), incidents);

@@ -243,7 +243,7 @@ scenarios! {
         let incidents = engine.incidents();
         assert_eq!(incidents.len(), 1);
         assert_eq!(incidents[0].node, "check_credit");
-        assert!(incidents[0].message.contains("failed 4 time(s)"), "{}", incidents[0].message);
+        assert!(incidents[0].message.contains("failed 4 times"), "{}", incidents[0].message);
         let incident = incidents[0].id.clone();
         engine.retry_incident(&incident).unwrap();
         assert!(engine.incidents().is_empty());

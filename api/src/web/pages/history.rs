@@ -49,7 +49,7 @@ pub(super) fn kind_word(viewer: &Viewer, kind: &str) -> String {
 
 /// A step as people know it: its title, with the case's values in its placeholders
 /// (`Approve order {order_id}`), else its name.
-fn step(case: &Case<'_>, name: &str) -> String {
+pub(super) fn step(case: &Case<'_>, name: &str) -> String {
     // A node without a name of its own (`approve:decide`) belongs to the step it is named after.
     if let Some((owner, _)) = name.split_once(':')
         && case.definition.node(owner).is_some()
@@ -161,7 +161,9 @@ pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String
             // What the machine noted besides: a decision by the step it led to (its condition,
             // written in the process's language, on hover), a child's outcome by its end's
             // title, an error in the machine's own words.
-            let note = if let Some(next) = next {
+            let note = if row.kind == "incident_raised" && !detail.is_empty() {
+                format!(" <span class=\"muted\">{}</span>", incident_text(viewer, detail))
+            } else if let Some(next) = next {
                 format!(" <span class=\"muted\" title=\"{}\">→ {}</span>", esc(detail), esc(&step(case, next)))
             } else if let Some(outcome) = outcome {
                 format!(" <span class=\"muted\">{}</span>", esc(&outcome))
@@ -206,6 +208,39 @@ fn modified(viewer: &Viewer, case: &Case<'_>, entry: &HistoryEvent, detail: &str
         viewer.t("modified_set"),
         &[("name", &label), ("value", &show(viewer, value, money)), ("reason", reason)],
     ))
+}
+
+/// An incident's cause in the reader's words, as HTML: a job out of retries or a business error
+/// nobody catches; any other cause (a decision with no true arm, an expression that failed) in
+/// the engine's own words, which name the process's variables and steps as written.
+pub(super) fn incident_text(viewer: &Viewer, message: &str) -> String {
+    job_out_of_retries(viewer, message).or_else(|| uncaught_error(viewer, message)).unwrap_or_else(|| esc(message))
+}
+
+/// `job `T` failed N times, no retries left: REASON` (also the older `N time(s)` and `once`).
+fn job_out_of_retries(viewer: &Viewer, message: &str) -> Option<String> {
+    let rest = message.strip_prefix("job `")?;
+    let (job, rest) = rest.split_once("` failed ")?;
+    let (count, reason) = rest.split_once(", no retries left: ")?;
+    let failures = if count == "once" {
+        1
+    } else {
+        count.strip_suffix(" time(s)").or_else(|| count.strip_suffix(" times"))?.parse::<u64>().ok()?
+    };
+    let times = if failures == 1 {
+        viewer.t("failed_once").to_string()
+    } else {
+        viewer.t("failed_times").replace("{n}", &failures.to_string())
+    };
+    Some(fill(viewer.t("incident_retries_out"), &[("job", job), ("times", &times), ("reason", reason)]))
+}
+
+/// `business error `CODE` is not caught by an `on error` of `NODE``.
+fn uncaught_error(viewer: &Viewer, message: &str) -> Option<String> {
+    let rest = message.strip_prefix("business error `")?;
+    let (code, rest) = rest.split_once("` is not caught by an `on error` of `")?;
+    rest.strip_suffix('`')?;
+    Some(fill(viewer.t("incident_uncaught"), &[("code", code)]))
 }
 
 #[cfg(test)]

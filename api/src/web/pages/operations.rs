@@ -1,5 +1,6 @@
 //! Operations (administrators): deploying a `.flow` source and retrying incidents.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use axum::Form;
@@ -10,34 +11,72 @@ use cloverleaf_engine::IncidentId;
 use cloverleaf_engine::store::Queries as _;
 use serde::Deserialize;
 
+use super::history::{Case, incident_text, step};
 use super::{CsrfForm, answer, error_page, message_page, page, with_lang};
 use crate::server::AppState;
 use crate::server::config::ADMIN;
 use crate::server::error::ApiError;
-use crate::web::{Viewer, esc, html, url_path};
+use crate::web::{Viewer, esc, html, i18n, url_path};
 
-/// `GET /ops`: open incidents with a retry button (administrators).
+/// `GET /ops`: open incidents with a retry button (administrators). Each names its case by the
+/// process's title and order number, its step by its title, when it was raised in the reader's
+/// zone and what went wrong in the reader's words.
 pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Response {
     let result: Result<String, ApiError> = async {
         viewer.caller.require(ADMIN, "operate")?;
-        let incidents = state.engine().store().incidents(false, None).await?;
+        let engine = state.engine();
+        let incidents = engine.store().incidents(false, None).await?;
         let mut out = format!("<h1>{}</h1>{}<h2>{}</h2>", viewer.t("operations"), deploy_form(&viewer, ""), viewer.t("incidents"));
         if incidents.is_empty() {
             out.push_str("<p class=\"empty\">—</p>");
-        }
-        for i in incidents {
+        } else {
             let _ = write!(
                 out,
-                "<div class=\"incident\"><p><a href=\"/cases/{}\">{}</a> · {} · {}</p>\
-                 <form method=\"post\" action=\"/ops/incidents/{}/retry\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form></div>",
+                "<table class=\"incidents\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+                viewer.t("instance"),
+                viewer.t("step"),
+                viewer.t("when"),
+                viewer.t("cause"),
+            );
+        }
+        let now = engine.now();
+        for i in &incidents {
+            // An incident whose case cannot be read (its definition gone) still shows, by ids.
+            let case = match engine.instance(&i.instance_id).await {
+                Ok(instance) => match engine.definition(instance.process(), instance.process_version()).await {
+                    Ok(definition) => Some((instance, definition)),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            };
+            let (case_name, step_name) = match &case {
+                Some((instance, definition)) => {
+                    let case = Case { definition, instance, lang: viewer.lang, now, called: HashMap::new() };
+                    let name = format!(
+                        "{} <span class=\"muted\">{}</span>",
+                        esc(i18n::process_title(viewer.lang, definition)),
+                        esc(instance.business_key().unwrap_or(i.instance_id.as_str()))
+                    );
+                    (name, esc(&step(&case, &i.node)))
+                }
+                None => (esc(i.instance_id.as_str()), esc(&i.node)),
+            };
+            let _ = write!(
+                out,
+                "<tr><td><a href=\"/cases/{}\">{case_name}</a></td><td title=\"{}\">{step_name}</td>\
+                 <td>{}</td><td class=\"cause\">{}</td><td><form method=\"post\" action=\"/ops/incidents/{}/retry\" class=\"inline\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form></td></tr>",
                 url_path(i.instance_id.as_str()),
-                esc(i.instance_id.as_str()),
                 esc(&i.node),
-                esc(&i.message),
+                esc(&i18n::time(i.raised_at, viewer.zone)),
+                incident_text(&viewer, &i.message),
                 url_path(i.id.as_str()),
                 viewer.csrf,
                 viewer.t("retry"),
             );
+        }
+        if !incidents.is_empty() {
+            out.push_str("</tbody></table>");
         }
         Ok(out)
     }
@@ -49,12 +88,13 @@ pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Respon
 fn deploy_form(viewer: &Viewer, source: &str) -> String {
     format!(
         "<section><h2>{}</h2><form method=\"post\" action=\"/ops/deploy\" class=\"decision\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><label for=\"filename\">file</label>\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><label for=\"filename\">{}</label>\
          <input id=\"filename\" name=\"filename\" value=\"definition.flow\"><label for=\"source\">.flow</label>\
          <textarea id=\"source\" name=\"source\" rows=\"12\" spellcheck=\"false\" required>{}</textarea>\
          <button type=\"submit\" id=\"deploy\">{}</button></form></section>",
         viewer.t("deploy"),
         viewer.csrf,
+        viewer.t("file_name"),
         esc(source),
         viewer.t("deploy_button")
     )
