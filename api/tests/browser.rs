@@ -532,7 +532,9 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
 
     // At a phone's width no page scrolls sideways.
     browser.resize(390, 844).await;
-    for path in ["/inbox", "/cases", &format!("/cases/{id}"), "/board", "/board/receivables", "/letters", "/ops"] {
+    for path in
+        ["/inbox", "/cases", &format!("/cases/{id}"), "/board", "/board/receivables", "/letters", "/ops", "/away"]
+    {
         browser.goto(&format!("{server}{path}")).await;
         browser.wait_for("Signed in as ada").await;
         browser.assert_fits_width(path).await;
@@ -541,6 +543,24 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.wait_for("Finance board").await;
     browser.screenshot("board-phone").await;
     browser.resize(1280, 1000).await;
+
+    // Going away: the administrator names carl for today, sees it in both languages, ends it.
+    browser.click("a[href='/away']").await;
+    browser.wait_for("No substitute is named").await;
+    browser.type_into("#substitute", "carl").await;
+    browser.script("document.querySelector('#last-day').value = document.querySelector('#first-day').value;").await;
+    browser.click("#name-substitute").await;
+    let away = browser.wait_for("sees and decides").await;
+    assert!(away.contains("carl sees and decides the tasks assigned to you"), "{away}");
+    browser.screenshot("away").await;
+    browser.goto(&format!("{server}/away?lang=zh-CN")).await;
+    let zh = browser.wait_for("代您查看并办理").await;
+    assert!(zh.contains("由 carl 代您查看并办理") && zh.contains("（Asia/Shanghai）"), "{zh}");
+    browser.screenshot("away-zh").await;
+    browser.goto(&format!("{server}/away?lang=en")).await;
+    browser.wait_for("sees and decides").await;
+    browser.click("#end-away").await;
+    browser.wait_for("No substitute is named").await;
     browser.sign_out().await;
     browser.sign_in(&server, &token("carl")).await;
     browser.wait_for("Signed in as carl").await;

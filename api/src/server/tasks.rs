@@ -259,6 +259,34 @@ fn known_user(state: &AppState, field: &str, name: &str) -> Result<(), ApiError>
         .with_details(json!({"fields": [{"field": field, "message": message}]})))
 }
 
+/// `user` names `substitute` (a user of this server, spelt any way) from `from` until `until`
+/// (required with a substitute), or withdraws theirs with `None`; the substitution now in force.
+/// The API's `PUT /v1/users/me/substitute` and the away page both name one through here.
+pub(crate) async fn name_substitute(
+    state: &AppState,
+    user: &str,
+    substitute: Option<&str>,
+    from: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Option<cloverleaf_engine::store::Substitution>, ApiError> {
+    let engine = state.engine();
+    match substitute {
+        Some(name) => {
+            let name = canonical_user(name).unwrap_or_else(|| name.trim().to_string());
+            if !name.is_empty() && name != user {
+                known_user(state, "user", &name)?;
+            }
+            let until = until.ok_or_else(|| {
+                ApiError::unprocessable("invalid_substitute", "`until` is required when naming a substitute")
+                    .with_details(json!({"fields": [{"field": "until", "message": "required"}]}))
+            })?;
+            engine.set_substitute(user, Some(&name), from, until).await?;
+        }
+        None => engine.set_substitute(user, None, from, until.unwrap_or(from)).await?,
+    }
+    Ok(engine.substitute_of(user).await?)
+}
+
 /// Name a substitute for a period (out of office), or withdraw one with `"user": null`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -301,25 +329,8 @@ pub async fn substitute(
     caller: Caller,
     Json(request): Json<SubstituteRequest>,
 ) -> Result<axum::Json<SubstituteView>, ApiError> {
-    let engine = state.engine();
-    let now = engine.now();
-    let from = request.from.unwrap_or(now);
-    match request.user.as_deref() {
-        Some(user) => {
-            let user = canonical_user(user).unwrap_or_else(|| user.trim().to_string());
-            let user = user.as_str();
-            if !user.is_empty() && user != caller.name() {
-                known_user(&state, "user", user)?;
-            }
-            let until = request.until.ok_or_else(|| {
-                ApiError::unprocessable("invalid_substitute", "`until` is required when naming a substitute")
-                    .with_details(json!({"fields": [{"field": "until", "message": "required"}]}))
-            })?;
-            engine.set_substitute(caller.name(), Some(user), from, until).await?;
-        }
-        None => engine.set_substitute(caller.name(), None, from, request.until.unwrap_or(from)).await?,
-    }
-    let current = engine.substitute_of(caller.name()).await?;
+    let from = request.from.unwrap_or_else(|| state.engine().now());
+    let current = name_substitute(&state, caller.name(), request.user.as_deref(), from, request.until).await?;
     Ok(axum::Json(SubstituteView {
         user: caller.name().to_string(),
         substitute: current.as_ref().map(|c| c.substitute.clone()),

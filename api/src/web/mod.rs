@@ -47,8 +47,19 @@ const LANG_COOKIE: &str = "clv_lang";
 const LOGIN_CSRF_COOKIE: &str = "clv_login";
 
 /// The paths the pages answer; everything else is the API's (and needs a bearer token).
-pub const PAGE_PREFIXES: &[&str] =
-    &["/login", "/logout", "/inbox", "/tasks/", "/cases", "/board", "/reports/", "/letters", "/ops", "/static/"];
+pub const PAGE_PREFIXES: &[&str] = &[
+    "/login",
+    "/logout",
+    "/inbox",
+    "/tasks/",
+    "/cases",
+    "/board",
+    "/reports/",
+    "/letters",
+    "/ops",
+    "/away",
+    "/static/",
+];
 
 /// True when `path` is one of the pages (which authenticate by cookie, not bearer token).
 pub fn is_page(path: &str) -> bool {
@@ -64,6 +75,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/inbox", get(pages::inbox))
         .route("/tasks/{id}", get(pages::task))
         .route("/tasks/{id}/{action}", post(pages::task_action))
+        .route("/away", get(pages::away).post(pages::set_away))
         .route("/cases", get(pages::cases))
         .route("/cases/{id}", get(pages::case))
         .route("/board", get(pages::board))

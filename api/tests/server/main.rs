@@ -4,6 +4,7 @@
 mod access;
 mod archive;
 mod auth;
+mod away;
 mod case_history;
 mod definitions;
 mod e2e;

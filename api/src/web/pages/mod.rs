@@ -2,6 +2,7 @@
 //! renders HTML in the reader's language. One module per area; this one holds the frame of every
 //! page and the helpers several areas share.
 
+mod away;
 mod board;
 mod budgets;
 mod cases;
@@ -29,6 +30,7 @@ use crate::server::access;
 use crate::server::config::ADMIN;
 use crate::server::error::ApiError;
 
+pub use away::{away, set_away};
 pub use board::{acknowledge_alert, board};
 pub use budgets::set_budget;
 pub use cases::{case, cases};
@@ -60,7 +62,7 @@ fn page(viewer: &Viewer, title: &str, body: &str) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · {app}</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body>\
          <header><strong class=\"brand\">{app}</strong><nav>{nav}</nav>\
-         <div class=\"me\"><span>{signed} <b id=\"me\">{user}</b></span>\
+         <div class=\"me\"><span>{signed} <b id=\"me\">{user}</b></span><a href=\"/away\">{away}</a>\
          <a href=\"?lang={other}\" hreflang=\"{other}\">{switch}</a>\
          <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\">{signout}</button></form></div></header><main>{body}</main></body></html>",
@@ -69,6 +71,7 @@ fn page(viewer: &Viewer, title: &str, body: &str) -> String {
         app = viewer.t("app"),
         signed = viewer.t("signed_in_as"),
         user = esc(viewer.caller.name()),
+        away = viewer.t("away"),
         switch = viewer.t("language"),
         csrf = viewer.csrf,
         signout = viewer.t("sign_out"),
