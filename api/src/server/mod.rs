@@ -225,7 +225,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/tasks/{id}/unclaim", post(tasks::unclaim))
         .route("/v1/tasks/{id}/complete", post(tasks::complete))
         .route("/v1/tasks/{id}/delegate", post(tasks::delegate))
-        .route("/v1/users/me/substitute", put(tasks::substitute))
+        .route("/v1/users/me/substitute", get(tasks::my_substitute).put(tasks::substitute))
         .route("/v1/jobs/fetch-and-lock", post(jobs::fetch_and_lock))
         .route("/v1/jobs/{id}/complete", post(jobs::complete))
         .route("/v1/jobs/{id}/fail", post(jobs::fail))

@@ -27,7 +27,7 @@ use super::{
         instances::start, instances::list, instances::get, instances::history, instances::cancel,
         instances::modify,
         messages::correlate,
-        tasks::inbox, tasks::get, tasks::claim, tasks::unclaim, tasks::complete, tasks::delegate, tasks::substitute,
+        tasks::inbox, tasks::get, tasks::claim, tasks::unclaim, tasks::complete, tasks::delegate, tasks::my_substitute, tasks::substitute,
         jobs::fetch_and_lock, jobs::complete, jobs::fail, jobs::error, jobs::extend_lock,
         incidents::list, incidents::retry,
         kpis::catalogue, kpis::one, kpis::history, reports::kpis, reports::stored,

@@ -1,4 +1,4 @@
-//! The task inbox: `/v1/tasks` and `/v1/users/me/substitute`.
+//! The task inbox: `/v1/tasks` and `/v1/users/me/substitute` (GET and PUT).
 //!
 //! A user sees and acts on the tasks of their roles, the tasks assigned to or claimed by them,
 //! and those of someone they substitute for; anything else is 403 with the reason. Separation
@@ -310,6 +310,42 @@ pub struct SubstituteView {
     pub from: Option<DateTime<Utc>>,
     /// Until (exclusive).
     pub until: Option<DateTime<Utc>>,
+    /// The users whose substitute the caller is now: their tasks are in the caller's inbox.
+    pub standing_in_for: Vec<String>,
+}
+
+impl SubstituteView {
+    /// What `user` has named, and whom they stand in for now.
+    async fn of(
+        state: &AppState,
+        user: &str,
+        current: Option<cloverleaf_engine::store::Substitution>,
+    ) -> Result<SubstituteView, ApiError> {
+        let engine = state.engine();
+        let standing_in_for = engine.store().principals_of(user, engine.now()).await?;
+        Ok(SubstituteView {
+            user: user.to_string(),
+            substitute: current.as_ref().map(|c| c.substitute.clone()),
+            from: current.as_ref().map(|c| c.from),
+            until: current.as_ref().map(|c| c.until),
+            standing_in_for,
+        })
+    }
+}
+
+/// The caller's substitute as last named (a period over, in force or to come; none when withdrawn
+/// or never named), and the users they stand in for now.
+#[utoipa::path(
+    get, path = "/v1/users/me/substitute", tag = "tasks",
+    responses((status = 200, description = "The caller's substitute, and whom they stand in for", body = SubstituteView)),
+    security(("bearer" = []))
+)]
+pub async fn my_substitute(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<SubstituteView>, ApiError> {
+    let current = state.engine().substitute_of(caller.name()).await?;
+    Ok(axum::Json(SubstituteView::of(&state, caller.name(), current).await?))
 }
 
 /// Names the caller's substitute: for the period, they see and act on the caller's tasks on the
@@ -331,10 +367,5 @@ pub async fn substitute(
 ) -> Result<axum::Json<SubstituteView>, ApiError> {
     let from = request.from.unwrap_or_else(|| state.engine().now());
     let current = name_substitute(&state, caller.name(), request.user.as_deref(), from, request.until).await?;
-    Ok(axum::Json(SubstituteView {
-        user: caller.name().to_string(),
-        substitute: current.as_ref().map(|c| c.substitute.clone()),
-        from: current.as_ref().map(|c| c.from),
-        until: current.as_ref().map(|c| c.until),
-    }))
+    Ok(axum::Json(SubstituteView::of(&state, caller.name(), current).await?))
 }

@@ -66,6 +66,14 @@ async fn a_user_names_a_substitute_for_their_days_away_and_ends_it() {
     let zh = page(&api, Method::GET, "/away?lang=zh-CN", &mia, None).await;
     assert!(zh.text.contains("由 <b>carl</b> 代您查看并办理"), "{}", zh.text);
     assert!(inbox_of_carl().await.contains(&task), "carl stands in for mia");
+    // Both inboxes say so: carl's whom he stands in for, mia's that she is away and until when.
+    assert!(inbox_of_carl().await.contains("Today you stand in for mia"));
+    let hers = page(&api, Method::GET, "/inbox", &mia, None).await;
+    assert!(
+        hers.text.contains("You are away: carl decides the tasks assigned to you until 2026-01-10 00:00 (Asia/Shanghai)."),
+        "{}",
+        hers.text
+    );
     // Only for oneself: carl's page shows no substitution of his own, and whom he stands in for.
     let his = page(&api, Method::GET, "/away?lang=en", &carl, None).await;
     assert!(his.text.contains("No substitute is named"), "{}", his.text);
@@ -86,4 +94,6 @@ async fn a_user_names_a_substitute_for_their_days_away_and_ends_it() {
     let away = page(&api, Method::GET, "/away?lang=en", &mia, None).await;
     assert!(away.text.contains("No substitute is named"), "{}", away.text);
     assert!(!inbox_of_carl().await.contains(&task), "the substitution ended");
+    assert!(!inbox_of_carl().await.contains("stand in for"));
+    assert!(!page(&api, Method::GET, "/inbox", &mia, None).await.text.contains("You are away"));
 }

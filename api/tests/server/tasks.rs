@@ -157,6 +157,37 @@ async fn a_substitute_must_be_someone_else_for_a_real_period() {
 }
 
 #[tokio::test]
+async fn each_user_reads_their_own_substitute_and_whom_they_stand_in_for() {
+    let Some(api) = Api::new().await else { return };
+    let mine = api.get("/v1/users/me/substitute", "mia").await;
+    let body = mine.expect(StatusCode::OK);
+    assert_eq!((body["user"].as_str(), &body["substitute"]), (Some("mia"), &serde_json::Value::Null));
+    assert_eq!(body["standing_in_for"], json!([]));
+    let until = (crate::harness::t0() + chrono::TimeDelta::days(3)).to_rfc3339();
+    api.call(
+        axum::http::Method::PUT,
+        "/v1/users/me/substitute",
+        Some("mia"),
+        Some(json!({"user": "carl", "until": until})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let answer = api.get("/v1/users/me/substitute", "mia").await;
+    let mine = answer.expect(StatusCode::OK);
+    assert_eq!((mine["substitute"].as_str(), mine["until"].as_str()), (Some("carl"), Some("2026-01-08T09:00:00Z")));
+    let answer = api.get("/v1/users/me/substitute", "carl").await;
+    let his = answer.expect(StatusCode::OK);
+    assert_eq!((his["substitute"].clone(), his["standing_in_for"].clone()), (serde_json::Value::Null, json!(["mia"])));
+    // Once the period is over, carl stands in for nobody; mia's last naming is still hers to read.
+    api.advance(chrono::TimeDelta::days(4));
+    let answer = api.get("/v1/users/me/substitute", "carl").await;
+    assert_eq!(answer.expect(StatusCode::OK)["standing_in_for"], json!([]));
+    // Without a token, nothing.
+    let anonymous = api.call(axum::http::Method::GET, "/v1/users/me/substitute", None, None).await;
+    anonymous.expect_error(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
 async fn a_task_is_not_handed_to_someone_who_cannot_sign_in() {
     let Some(api) = Api::new().await else { return };
     let (_, task) = api.order_at_manager("20000.00", "sam").await;

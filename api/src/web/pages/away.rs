@@ -101,6 +101,32 @@ pub async fn set_away(State(state): State<AppState>, viewer: Viewer, Form(form):
     with_lang(&viewer, html(StatusCode::UNPROCESSABLE_ENTITY, page(&viewer, viewer.t("away"), &body)))
 }
 
+/// What the inbox says of substitutions, as HTML: whom the reader stands in for today, and that
+/// their own substitute decides for them now; empty when neither.
+pub(super) async fn inbox_notice(state: &AppState, viewer: &Viewer, now: DateTime<Utc>) -> Result<String, ApiError> {
+    let engine = state.engine();
+    let user = viewer.caller.name();
+    let mut out = String::new();
+    let principals = engine.store().principals_of(user, now).await?;
+    if !principals.is_empty() {
+        let text = viewer.t("standing_in").replace("{people}", &principals.join(", "));
+        let _ = write!(out, "<p class=\"notice\" id=\"standing-in\">{}</p>", esc(&text));
+    }
+    if let Some(s) = engine.substitute_of(user).await?.filter(|s| s.from <= now && now < s.until) {
+        let text = viewer
+            .t("away_in_force")
+            .replace("{substitute}", &s.substitute)
+            .replace("{until}", &i18n::time(s.until, viewer.zone));
+        let _ = write!(
+            out,
+            "<p class=\"notice\" id=\"away-in-force\">{} <a href=\"/away\">{}</a></p>",
+            esc(&text),
+            viewer.t("away_change")
+        );
+    }
+    Ok(out)
+}
+
 /// The period the form's days make in `zone`: from the start of the first day until the start
 /// of the day after the last; `None` unless both are dates, in order, and the last not past.
 fn period(form: &AwayForm, zone: Tz, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {

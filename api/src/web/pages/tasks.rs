@@ -145,7 +145,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
             && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| rc.eq_ignore_ascii_case(c)))
     });
     rows.sort_by_key(|r| (r.task.due_at.is_none(), r.task.due_at));
-    let mut out = format!("<h1>{}</h1>", viewer.t("inbox"));
+    let mut out = format!("<h1>{}</h1>{}", viewer.t("inbox"), super::away::inbox_notice(state, viewer, now).await?);
     let _ = write!(
         out,
         "<form method=\"get\" action=\"/inbox\" class=\"filters\"><label>{} <select name=\"process\"><option value=\"\">{}</option>",
