@@ -126,6 +126,11 @@ enum Command {
         /// before another node takes them over if it dies. Default: 20s.
         #[arg(long, value_parser = parse_lease)]
         job_lease: Option<std::time::Duration>,
+        /// How long the due timers this node claims on PostgreSQL are left to it (`20s`, `2m`):
+        /// how soon another node fires them if this one dies. Default: the --job-lease when
+        /// given, else 20s. No effect on SQLite.
+        #[arg(long, value_parser = parse_claim)]
+        timer_claim: Option<std::time::Duration>,
         /// How long the writer waits for more writes before it commits a batch while writes come
         /// together (`0ms` to `100ms`; a lone write never waits): fewer, fuller transactions for
         /// a few milliseconds more a step. Default: 6ms on PostgreSQL, 0ms on SQLite.
@@ -297,13 +302,14 @@ fn main() -> ExitCode {
             eval(&expr, &context, &declare, now.as_deref(), calendar.as_deref().zip(flow.as_deref()))
         }
         Command::Schedule { expr, tz, from, n } => schedule(&expr, tz.as_deref(), from.as_deref(), n),
-        Command::Serve { db, processes, config, listen, job_lease, write_linger, book_time_zone } => {
+        Command::Serve { db, processes, config, listen, job_lease, timer_claim, write_linger, book_time_zone } => {
             serve(cloverleaf::server::ServeOptions {
                 db,
                 processes,
                 config,
                 listen,
                 job_lease,
+                timer_claim,
                 write_linger,
                 book_time_zone,
             })
@@ -382,6 +388,18 @@ fn parse_lease(text: &str) -> Result<std::time::Duration> {
         bail!("`{}`: a lease is from 1s to 1440m (a day); 20s hands a dead worker's jobs over quickly", text.trim());
     }
     Ok(lease)
+}
+
+/// A timer claim: from one second to a day.
+fn parse_claim(text: &str) -> Result<std::time::Duration> {
+    let claim = parse_duration(text)?;
+    if claim < std::time::Duration::from_secs(1) || claim > std::time::Duration::from_secs(24 * 3600) {
+        bail!(
+            "`{}`: a timer claim is from 1s to 1440m (a day); 20s has a dead node's timers fired elsewhere quickly",
+            text.trim()
+        );
+    }
+    Ok(claim)
 }
 
 /// The writer's linger: `0ms` to `100ms` (longer would hold every busy step for it).

@@ -35,6 +35,10 @@ pub struct ServeOptions {
     /// for another node if it dies while running them. `None`: the worker's default
     /// ([`cloverleaf_worker::DEFAULT_LEASE`]).
     pub job_lease: Option<std::time::Duration>,
+    /// How long the timers this node claims on PostgreSQL are left to it before another node
+    /// may fire them ([`cloverleaf_engine::store::PgStore::set_timer_claim`]). `None`: the job
+    /// lease when one is given, else 20 s. No effect on SQLite, whose file has one node.
+    pub timer_claim: Option<std::time::Duration>,
     /// How long the writer waits for company before a batch
     /// ([`Engine::set_write_linger`]). `None`: the store's default.
     pub write_linger: Option<std::time::Duration>,
@@ -183,6 +187,16 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         .with_context(|| format!("cannot open the database {database}"))?;
     if let Some(linger) = options.write_linger {
         engine.set_write_linger(linger);
+    }
+    // A dead node's timers are taken over when its jobs are, unless told otherwise.
+    match (engine.store().as_postgres(), options.timer_claim.or(options.job_lease)) {
+        (Some(pg), Some(claim)) => {
+            pg.set_timer_claim(chrono::TimeDelta::from_std(claim).context("--timer-claim is too long")?);
+        }
+        (None, Some(_)) if options.timer_claim.is_some() => {
+            tracing::warn!("--timer-claim has no effect on SQLite: its file has one node, which claims no timers");
+        }
+        _ => {}
     }
     let deployed = deploy_directory(&engine, &options.processes).await?;
     let rules = super::alerts::load_rules(&options.processes)?;

@@ -185,6 +185,22 @@ fn serve_refuses_a_job_lease_it_could_not_keep_with_words() {
 }
 
 #[test]
+fn serve_refuses_a_timer_claim_out_of_bounds_with_words() {
+    let dir = Dir::new("claim");
+    for (claim, expected) in [("500ms", "a timer claim is from 1s to 1440m"), ("1h", "is not a duration such as")] {
+        let output = binary()
+            .current_dir(&dir.0)
+            .args(["serve", "--processes", &processes(), "--listen", "127.0.0.1:0", "--timer-claim", claim])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{claim}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--timer-claim") && stderr.contains(expected), "{claim}: {stderr}");
+        assert!(!dir.0.join("cloverleaf.toml").exists() && !dir.0.join("cloverleaf.db").exists());
+    }
+}
+
+#[test]
 fn serve_refuses_a_write_linger_that_would_hold_every_step_with_words() {
     let dir = Dir::new("linger");
     for (linger, expected) in [("200ms", "the write linger is from 0ms to 100ms"), ("6", "is not a duration such as")] {

@@ -49,7 +49,7 @@
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -100,13 +100,12 @@ async fn create_database(url: &str) -> Result<(), Error> {
     }
 }
 
-/// How long a timer claimed by [`Store::due_timers`](crate::store::Store::due_timers) is left to the node that claimed it:
-/// as long as a job's default lease, so a dead node's timers are fired by another as soon as its
-/// jobs are taken over. Firing a pass's claimed timers takes well under a second; should a claim
-/// still run out mid-pass, a timer fired twice is refused the second time (see the module docs).
-fn timer_claim() -> TimeDelta {
-    TimeDelta::seconds(20)
-}
+/// How long a timer claimed by [`Store::due_timers`](crate::store::Store::due_timers) is left to
+/// the node that claimed it, unless [`PgStore::set_timer_claim`] says otherwise: as long as a
+/// job's default lease, so a dead node's timers are fired by another as soon as its jobs are
+/// taken over. Firing a pass's claimed timers takes well under a second; should a claim still run
+/// out mid-pass, a timer fired twice is refused the second time (see the module docs).
+pub const DEFAULT_TIMER_CLAIM: TimeDelta = TimeDelta::seconds(20);
 
 /// The PostgreSQL implementation of [`Store`](crate::store::Store). Cheap to clone.
 #[derive(Debug, Clone)]
@@ -121,9 +120,24 @@ pub struct PgStore {
     node: Arc<str>,
     /// Where this node's reads of due jobs start.
     floors: Arc<DueFloors>,
+    /// How long this node's timer claims last, in milliseconds (see [`DEFAULT_TIMER_CLAIM`]).
+    timer_claim_ms: Arc<AtomicI64>,
 }
 
 impl PgStore {
+    /// How long the timers this node claims are left to it before another node may fire them:
+    /// how soon a dead node's timers fire elsewhere. At least a second; a node that fires a pass
+    /// in well under a second needs no more, and a longer claim only delays the takeover.
+    pub fn set_timer_claim(&self, claim: TimeDelta) {
+        let ms = claim.num_milliseconds().max(1_000);
+        self.timer_claim_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long this node's timer claims last (see [`PgStore::set_timer_claim`]).
+    pub fn timer_claim(&self) -> TimeDelta {
+        TimeDelta::milliseconds(self.timer_claim_ms.load(Ordering::Relaxed))
+    }
+
     /// Connects to the database at `url` (`postgres://user@host:port/db`) and applies the
     /// migrations. A database the server does not have is created first (when the user may), so
     /// a first start needs no `createdb`.
@@ -147,7 +161,14 @@ impl PgStore {
         migrator.set_ignore_missing(true);
         migrator.run(&read).await?;
         let write = pool_options(2).connect_lazy_with(options.clone());
-        Ok(PgStore { read, write, options: Arc::new(options), node: node_id().into(), floors: Arc::default() })
+        Ok(PgStore {
+            read,
+            write,
+            options: Arc::new(options),
+            node: node_id().into(),
+            floors: Arc::default(),
+            timer_claim_ms: Arc::new(AtomicI64::new(DEFAULT_TIMER_CLAIM.num_milliseconds())),
+        })
     }
 
     /// Where this node's read of the due jobs of `job_types` at `now` may start (see
@@ -456,7 +477,7 @@ impl Backend for PgStore {
     }
 
     /// Claims the timers due at `now` that no other node holds (see the module docs): each is
-    /// left to this node for [`timer_claim`] of `now`'s clock.
+    /// left to this node for [`PgStore::timer_claim`] of `now`'s clock.
     async fn take_due_timers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<(String, String)>, Error> {
         const FREE: &str = "due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1)";
         let sql = format!(
@@ -468,7 +489,7 @@ impl Backend for PgStore {
         let rows = sqlx::query(&sql)
             .bind(ts(now))
             .bind(limit.max(0))
-            .bind(ts(now.checked_add_signed(timer_claim()).unwrap_or(now)))
+            .bind(ts(now.checked_add_signed(self.timer_claim()).unwrap_or(now)))
             .fetch_all(&self.read)
             .await?;
         let due = rows

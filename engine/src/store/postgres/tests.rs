@@ -90,6 +90,30 @@ async fn the_store_connects_with_jit_off() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shorter_timer_claim_hands_a_dead_nodes_timers_over_sooner() {
+    let Some((_db, clock, a, b)) = two_nodes().await else { return };
+    for _ in 0..5 {
+        a.start("nodes", None, json!({})).await.unwrap();
+    }
+    clock.advance(TimeDelta::hours(2));
+    let now = a.now();
+    let pg = a.store().as_postgres().unwrap();
+    pg.set_timer_claim(TimeDelta::seconds(5));
+    assert_eq!(pg.timer_claim(), TimeDelta::seconds(5));
+    assert_eq!(a.store().due_timers(now, 1024).await.unwrap().len(), 5);
+    assert_eq!(a.store().next_timer().await.unwrap(), Some(now + TimeDelta::seconds(5)));
+    // a dies holding them: b waits out 5 s, not the default 20 s.
+    clock.advance(TimeDelta::seconds(4));
+    assert!(b.store().due_timers(b.now(), 1024).await.unwrap().is_empty());
+    clock.advance(TimeDelta::seconds(2));
+    assert_eq!(b.fire_due_timers().await.unwrap(), 5);
+    // Below a second a claim would run out while its pass fires: it is held to one second.
+    pg.set_timer_claim(TimeDelta::zero());
+    assert_eq!(pg.timer_claim(), TimeDelta::seconds(1));
+    assert_eq!(b.store().as_postgres().unwrap().timer_claim(), super::DEFAULT_TIMER_CLAIM);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_claim_each_timer_and_each_job_once() {
     let Some((_db, clock, a, b)) = two_nodes().await else { return };
     let mut ids = Vec::new();
@@ -109,6 +133,7 @@ async fn two_nodes_claim_each_timer_and_each_job_once() {
     assert_eq!(a.store().next_timer().await.unwrap(), Some(now + TimeDelta::seconds(20)));
 
     // The claims run out (as if their node died): both nodes fire, each timer fires once.
+    // (Shorter claims are tested in `a_shorter_timer_claim_hands_a_dead_nodes_timers_over_sooner`.)
     clock.advance(TimeDelta::seconds(21));
     let (fa, fb) = tokio::join!(a.fire_due_timers(), b.fire_due_timers());
     assert_eq!(fa.unwrap() + fb.unwrap(), 20);
