@@ -325,6 +325,30 @@ async fn an_operator_retries_an_incident_from_the_operations_page() {
     assert!(!after.text.contains("bureau down"), "the incident is resolved: {}", after.text);
 }
 
+#[tokio::test]
+async fn the_operations_page_lists_the_oldest_hundred_incidents_and_says_how_many_there_are() {
+    let Some(api) = Api::empty().await else { return };
+    let flaky = "process flaky \"Flaky\" {\n  start -> export\n  task export \"Export\" { job \"qa.export\"  retry 0 } -> done\n  end done \"Done\"\n}\n";
+    api.engine.deploy(&[("flaky.flow", flaky)]).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..101 {
+        let id = api.engine.start("flaky", None, serde_json::json!({})).await.unwrap();
+        let jobs = api.engine.fetch_and_lock("w", &["qa.export"], 1, TimeDelta::minutes(1)).await.unwrap();
+        assert_eq!(jobs[0].instance_id, id);
+        api.engine.fail_job(&jobs[0].id, jobs[0].epoch, "share offline").await.unwrap();
+        api.advance(TimeDelta::seconds(1));
+        ids.push(id);
+    }
+    let ada = sign_in(&api, "ada").await;
+    let ops = page(&api, Method::GET, "/ops", &ada, None).await;
+    assert_eq!(ops.status, StatusCode::OK);
+    assert_eq!(ops.text.matches("action=\"/ops/incidents/").count(), 100, "a page of them");
+    assert!(ops.text.contains("The oldest 100 of 101 open incidents; GET /v1/incidents lists them all."));
+    // The oldest first: the first raised is shown, the last is not.
+    let link = |id: &cloverleaf_engine::InstanceId| format!("href=\"/cases/{}\"", id.as_str());
+    assert!(ops.text.contains(&link(&ids[0])) && !ops.text.contains(&link(&ids[100])));
+}
+
 /// `text` as a form value.
 fn form_value(text: &str) -> String {
     text.bytes()

@@ -18,6 +18,9 @@ use crate::server::config::ADMIN;
 use crate::server::error::ApiError;
 use crate::web::{Viewer, esc, html, i18n, url_path};
 
+/// The open incidents the page lists at most, oldest first.
+const INCIDENTS_SHOWN: usize = 100;
+
 /// `GET /ops`: open incidents with a retry button (administrators). Each names its case by the
 /// process's title and order number, its step by its title, when it was raised in the reader's
 /// zone and what went wrong in the reader's words.
@@ -40,7 +43,8 @@ pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Respon
             );
         }
         let now = engine.now();
-        for i in &incidents {
+        // Each row reads its case: a page of them, the rest through the API.
+        for i in incidents.iter().take(INCIDENTS_SHOWN) {
             // An incident whose case cannot be read (its definition gone) still shows, by ids.
             let case = match engine.instance(&i.instance_id).await {
                 Ok(instance) => match engine.definition(instance.process(), instance.process_version()).await {
@@ -77,6 +81,13 @@ pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Respon
         }
         if !incidents.is_empty() {
             out.push_str("</tbody></table>");
+        }
+        if incidents.len() > INCIDENTS_SHOWN {
+            let more = viewer
+                .t("incidents_more")
+                .replace("{shown}", &INCIDENTS_SHOWN.to_string())
+                .replace("{all}", &incidents.len().to_string());
+            let _ = write!(out, "<p class=\"muted\" id=\"incidents-more\">{}</p>", esc(&more));
         }
         Ok(out)
     }
