@@ -61,7 +61,7 @@ pub(super) async fn invoice_rows_of_orders(
         "SELECT {INVOICE_COLUMNS}, order_id FROM invoices WHERE order_id IN ({})",
         super::series::marks(order_ids.len())
     );
-    let mut query = sqlx::query(&sql);
+    let mut query = super::series::read_in(&sql);
     for id in order_ids {
         query = query.bind(*id);
     }
@@ -145,7 +145,7 @@ pub(super) async fn customers(conn: &mut AnyConnection, ids: &[&str]) -> Result<
     }
     let sql =
         format!("SELECT {CUSTOMER_COLUMNS}, id FROM customers WHERE id IN ({})", super::series::marks(distinct.len()));
-    let mut query = sqlx::query(&sql);
+    let mut query = super::series::read_in(&sql);
     for id in distinct {
         query = query.bind(id);
     }
