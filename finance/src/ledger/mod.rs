@@ -115,7 +115,7 @@ pub use reports::{
     TrialLine, WeekFlow,
 };
 pub use seed::{DemoSeed, NewCustomer};
-pub use series::InvoiceQueue;
+pub use series::{InvoiceQueue, InvoicesPaused};
 pub use stock::{GoodsReceived, StockLine};
 
 /// Accounts the handlers post to.
@@ -263,10 +263,11 @@ impl Ledger {
         &self.write
     }
 
-    /// Closes the pools.
+    /// Closes the pools, and the invoice batches' own connection.
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+        self.invoices.close().await;
     }
 
     /// A write transaction that has the whole ledger to itself (see the module docs):
@@ -304,6 +305,14 @@ impl Ledger {
     /// which writes wait for which. On SQLite it holds the file's write lock, so every write waits.
     pub async fn hold(&self, scopes: &[Scope]) -> Result<Held, Error> {
         Ok(Held(self.begin_scoped(scopes).await?))
+    }
+
+    /// Pauses invoicing on this handle until the returned guard is dropped: the batch being
+    /// issued (if any) commits first, then no batch starts. Invoices asked meanwhile queue (see
+    /// [`Ledger::invoice_queue`]) and go in the next batch. For tests that need a batch's makeup
+    /// fixed, and for an operator holding invoicing still for a moment.
+    pub async fn pause_invoices(&self) -> InvoicesPaused {
+        self.invoices.pause().await
     }
 
     /// Reads a setting of `ledger_settings`.

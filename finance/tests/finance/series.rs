@@ -3,14 +3,14 @@
 //! others issued and takes no number; a batch that fails writes nothing, and its retry issues
 //! each invoice once.
 //!
-//! A batch is made deterministic by holding the ledger's write connections: the invoice taken
-//! first waits for one, and the others queue behind it ([`Ledger::invoice_queue`]) until it is
-//! released, then go in one batch.
+//! A batch is made deterministic by pausing the ledger's invoicing ([`Ledger::pause_invoices`]):
+//! the invoice taken first waits in its batch, and the others queue behind it
+//! ([`Ledger::invoice_queue`]) until invoicing resumes, then go in one batch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use cloverleaf_finance::ledger::InvoiceIssued;
-use cloverleaf_finance::{Error, Ledger, Scope};
+use cloverleaf_finance::{Error, Ledger};
 use cloverleaf_testkit::eventually;
 use cloverleaf_testkit::testdb::Backend;
 use sqlx::Row;
@@ -34,20 +34,15 @@ async fn count(ledger: &Ledger, sql: &str) -> i64 {
     sqlx::query(sql).fetch_one(ledger.pool()).await.unwrap().get(0)
 }
 
-/// Takes every write connection of `ledger` (one on SQLite, four on PostgreSQL), issues `first`
-/// (whose batch then waits for a connection), then queues `rest` behind it and waits until all
-/// of them wait for the next batch; releases the connections. Returns the calls, `first`'s first.
+/// Pauses `ledger`'s invoicing, issues `first` (whose batch then waits), then queues `rest`
+/// behind it and waits until all of them wait for the next batch; resumes. Returns the calls,
+/// `first`'s first.
 async fn one_batch(
     ledger: &Ledger,
-    backend: Backend,
     first: (&str, &str, &str, &str),
     rest: &[(String, String, String, String)],
 ) -> Vec<JoinHandle<Result<InvoiceIssued, Error>>> {
-    let connections = if backend == Backend::Postgres { 4 } else { 1 };
-    let mut held = Vec::new();
-    for n in 0..connections {
-        held.push(ledger.hold(&[Scope::Key(format!("hold-{n}"))]).await.unwrap());
-    }
+    let paused = ledger.pause_invoices().await;
     let mut calls = vec![spawn_issue(ledger, first.0, first.1, first.2, first.3)];
     eventually("the first invoice is taken into a batch", || async {
         (ledger.invoice_queue().issuing == 1).then_some(())
@@ -60,16 +55,14 @@ async fn one_batch(
         (ledger.invoice_queue().waiting == rest.len()).then_some(())
     })
     .await;
-    assert!(!calls[0].is_finished(), "the first invoice went ahead of the hold");
-    for hold in held {
-        hold.release().await.unwrap();
-    }
+    assert!(!calls[0].is_finished(), "the first invoice went ahead of the pause");
+    drop(paused);
     calls
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refusal_in_a_batch_leaves_the_others_issued_and_takes_no_number() {
-    let Some((db, a, b)) = two_nodes().await else { return };
+    let Some((_db, a, b)) = two_nodes().await else { return };
     // Issued before: a replay of its key, and an order invoiced already under another key, both
     // answer with this invoice.
     let before = a.issue_invoice("issue-before", t0(), "SO-B", "C-002", dec("80.00")).await.unwrap();
@@ -84,7 +77,7 @@ async fn a_refusal_in_a_batch_leaves_the_others_issued_and_takes_no_number() {
     rest.push(("issue-before".into(), "SO-B".into(), "C-002".into(), "80.00".into()));
     rest.push(("issue-again".into(), "SO-B".into(), "C-002".into(), "80.00".into()));
     rest.push(("issue-wrong".into(), "SO-B".into(), "C-004".into(), "80.00".into()));
-    let calls = one_batch(&b, db.backend(), ("issue-first", "SO-FIRST", "C-001", "10.00"), &rest).await;
+    let calls = one_batch(&b, ("issue-first", "SO-FIRST", "C-001", "10.00"), &rest).await;
 
     let mut results = Vec::new();
     for call in calls {
@@ -158,7 +151,7 @@ async fn a_batch_that_fails_midway_writes_nothing_and_its_retry_issues_each_invo
     let rest: Vec<(String, String, String, String)> = (0..8)
         .map(|n| (format!("issue-{n}"), format!("SO-{n}"), format!("C-{:03}", 2 + n % 4), format!("{}.00", 200 + n)))
         .collect();
-    let calls = one_batch(&b, db.backend(), ("issue-first", "SO-FIRST", "C-001", "10.00"), &rest).await;
+    let calls = one_batch(&b, ("issue-first", "SO-FIRST", "C-001", "10.00"), &rest).await;
     for call in calls {
         let result = within_deadline("an invoice", call).await.unwrap();
         assert!(
@@ -243,5 +236,64 @@ async fn many_invoices_on_two_nodes_are_numbered_gaplessly_once_each_with_refusa
     let tb = b.trial_balance().await.unwrap();
     assert!(tb.is_balanced() && tb.difference().is_zero(), "{tb:#?}");
     a.close().await;
+    b.close().await;
+}
+
+/// How many connections of the ledgers' invoice batches are open on `ledger`'s database.
+async fn batch_connections(ledger: &Ledger) -> i64 {
+    count(
+        ledger,
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'cloverleaf invoice batches'",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_connection_ended_between_batches_is_replaced_and_the_next_invoice_issued() {
+    let Some((db, a, b)) = two_nodes().await else { return };
+    if db.backend() != Backend::Postgres {
+        // SQLite's batches use the ledger's one writing connection.
+        return;
+    }
+    let first = a.issue_invoice("issue-1", t0(), "SO-1", "C-001", dec("10.00")).await.unwrap();
+    assert_eq!(batch_connections(&b).await, 1, "node a's batches have a connection of their own");
+    // An operator (or a restarted server) ends it while it sits idle between batches.
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'cloverleaf invoice batches'",
+    )
+    .execute(b.pool())
+    .await
+    .unwrap();
+    eventually("the batch connection has ended", || async { (batch_connections(&b).await == 0).then_some(()) }).await;
+    let second = within_deadline("the next invoice", a.issue_invoice("issue-2", t0(), "SO-2", "C-001", dec("20.00")))
+        .await
+        .expect("the next batch opens a new connection instead of failing");
+    assert_eq!((first.invoice_number.as_str(), second.invoice_number.as_str()), ("2026-000001", "2026-000002"));
+    assert_eq!(batch_connections(&b).await, 1);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn closing_the_ledger_ends_its_batch_connection_and_refuses_later_invoices() {
+    let Some((db, a, b)) = two_nodes().await else { return };
+    a.issue_invoice("issue-1", t0(), "SO-1", "C-001", dec("10.00")).await.unwrap();
+    if db.backend() == Backend::Postgres {
+        assert_eq!(batch_connections(&b).await, 1);
+    }
+    a.close().await;
+    if db.backend() == Backend::Postgres {
+        eventually("the closed ledger's batch connection has ended", || async {
+            (batch_connections(&b).await == 0).then_some(())
+        })
+        .await;
+    }
+    let refused =
+        within_deadline("an invoice after closing", a.issue_invoice("issue-2", t0(), "SO-2", "C-001", dec("20.00")))
+            .await;
+    assert!(refused.is_err(), "a closed ledger issues nothing: {refused:?}");
+    assert_eq!(invoice_numbers(&b, None).await, ["2026-000001"]);
     b.close().await;
 }
