@@ -116,8 +116,8 @@ pub(super) async fn postgres(url: &str) -> Result<(AnyPool, AnyPool), Error> {
     install_drivers();
     let options = AnyConnectOptions::from_str(url)?;
     // Writes of different customers, orders and payments run side by side, a few at a time: each
-    // node has as many (its engine has ten more), so that five nodes stay within PostgreSQL's
-    // default of 100 connections.
+    // node has as many (its engine has ten more, its invoice batches one), so that five nodes
+    // stay within PostgreSQL's default of 100 connections.
     let write = AnyPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
@@ -325,7 +325,9 @@ fn lock_sql(mode: &Mode<'_>) -> String {
                 // its statistics were taken (a new database, a burst of orders) PostgreSQL
                 // estimates a third of the table matches such a list, and reads it all: 3 to 5 ms
                 // a read at 20,000 invoices. Every read of a batch goes by a key's index.
-                sql.push_str(&format!("; SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; SET LOCAL enable_seqscan = off"));
+                sql.push_str(&format!(
+                    "; SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; SET LOCAL enable_seqscan = off"
+                ));
             }
         }
     }
