@@ -184,10 +184,11 @@ impl Scope {
         }
     }
 
-    /// The scope's two advisory lock keys: the class in [`SCOPE_SPACE`], and a 32-bit FNV-1a
-    /// hash of the name (stable across builds and nodes, unlike std's hasher). Two names with
-    /// one hash share a lock, which only makes them wait for each other.
-    pub(super) fn keys(&self) -> (i32, i32) {
+    /// The scope's two advisory lock keys on PostgreSQL (`pg_locks` shows them as `classid` and
+    /// `objid`): the class in [`SCOPE_SPACE`], and a 32-bit FNV-1a hash of the name (stable
+    /// across builds and nodes, unlike std's hasher). Two names with one hash share a lock, which
+    /// only makes them wait for each other.
+    pub fn keys(&self) -> (i32, i32) {
         let mut hash: u32 = 0x811c_9dc5;
         for byte in self.name().bytes() {
             hash ^= u32::from(byte);
@@ -316,7 +317,14 @@ fn lock_sql(mode: &Mode<'_>) -> String {
             keys.sort_unstable();
             keys.dedup();
             let mut locks = vec![format!("pg_advisory_xact_lock_shared({LEDGER_LOCK})")];
-            locks.extend(keys.into_iter().map(|(class, hash)| format!("pg_advisory_xact_lock({class}, {hash})")));
+            // A batch of invoices takes its customers shared: batches of one customer (on other
+            // nodes) issue side by side, and queue only on the series' row for their last round
+            // trip; a credit check, costing or an invoice issued alone still waits for them.
+            let customer = SCOPE_SPACE | Scope::Customer(String::new()).class();
+            locks.extend(keys.into_iter().map(|(class, hash)| {
+                let shared = if brief && class == customer { "_shared" } else { "" };
+                format!("pg_advisory_xact_lock{shared}({class}, {hash})")
+            }));
             let selects: Vec<String> =
                 locks.chunks(LOCKS_PER_SELECT).map(|chunk| format!("SELECT {}", chunk.join(", "))).collect();
             sql.push_str(&selects.join("; "));
@@ -385,10 +393,24 @@ mod tests {
         // One statement takes them all, the ledger's lock shared first.
         assert_eq!(sql.matches("SELECT ").count(), 1, "{sql}");
         assert!(sql.contains(&format!("SELECT pg_advisory_xact_lock_shared({LEDGER_LOCK}), pg_advisory_xact_lock(")));
-        let locks: Vec<&str> = sql.split("pg_advisory_xact_lock(").skip(1).collect();
-        assert_eq!(locks.len(), 9);
-        let classes: Vec<i32> = locks.iter().map(|s| s.split(',').next().unwrap().parse().unwrap()).collect();
-        assert!(classes.windows(2).all(|w| w[0] <= w[1]), "{sql}");
+        // Then every scope, ascending by class; the keys and orders exclusive, the customers
+        // shared (batches of one customer on two nodes issue side by side).
+        let locks: Vec<(bool, i32)> = sql
+            .split("pg_advisory_xact_lock")
+            .skip(2)
+            .map(|s| {
+                let shared = s.starts_with("_shared(");
+                let class = s.trim_start_matches("_shared").trim_start_matches('(').split(',').next().unwrap();
+                (shared, class.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(locks.len(), 9, "{sql}");
+        assert!(locks.windows(2).all(|w| w[0].1 <= w[1].1), "{sql}");
+        let customer = SCOPE_SPACE | 3;
+        assert!(locks.iter().all(|&(shared, class)| shared == (class == customer)), "{sql}");
+        assert_eq!(locks.iter().filter(|(shared, _)| *shared).count(), 3, "{sql}");
+        // An invoice issued on its own takes its customer exclusive, as every other write does.
+        assert!(!lock_sql(&Mode::Scoped(&a)).contains(&format!("_shared({customer},")));
         assert!(sql.starts_with(&format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'")), "{sql}");
         assert!(
             sql.ends_with(&format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; SET LOCAL enable_seqscan = off")),

@@ -46,44 +46,41 @@ const INVOICE_COLUMNS: &str = "id, number, customer_id, issue_date, due_date, ne
 pub(super) async fn invoice_row(conn: &mut AnyConnection, by: &str, value: &str) -> Result<Option<InvoiceRow>, Error> {
     let sql = format!("SELECT {INVOICE_COLUMNS} FROM invoices WHERE {by} = $1");
     let Some(r) = sqlx::query(&sql).bind(value).fetch_optional(conn).await? else { return Ok(None) };
-    invoice_from(&r).map(Some)
+    invoice_from(&r, 0).map(Some)
 }
 
-/// The invoices of the orders `order_ids`, by order.
-pub(super) async fn invoice_rows_of_orders(
-    conn: &mut AnyConnection,
-    order_ids: &[&str],
-) -> Result<HashMap<String, InvoiceRow>, Error> {
-    if order_ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let sql = format!(
-        "SELECT {INVOICE_COLUMNS}, order_id FROM invoices WHERE order_id IN ({})",
-        super::series::marks(order_ids.len())
-    );
-    let mut query = super::series::read_in(&sql);
-    for id in order_ids {
-        query = query.bind(*id);
-    }
+/// What a read of invoices by their orders selects, up to its `WHERE`: the columns
+/// [`invoices_by_order`] reads.
+pub(super) fn invoices_of_orders_select() -> String {
+    format!("{INVOICE_COLUMNS}, order_id FROM invoices")
+}
+
+/// The invoices of rows read by [`invoices_of_orders_select`] (its columns from column `from`),
+/// by order.
+pub(super) fn invoices_by_order<'a, I>(rows: I, from: usize) -> Result<HashMap<String, InvoiceRow>, Error>
+where
+    I: IntoIterator<Item = &'a AnyRow>,
+{
     let mut found = HashMap::new();
-    for r in query.fetch_all(conn).await? {
-        found.insert(r.try_get::<String, _>(10)?, invoice_from(&r)?);
+    for r in rows {
+        found.insert(r.try_get::<String, _>(from + 10)?, invoice_from(r, from)?);
     }
     Ok(found)
 }
 
-fn invoice_from(r: &AnyRow) -> Result<InvoiceRow, Error> {
+/// The invoice in [`INVOICE_COLUMNS`] from column `from` of `r`.
+fn invoice_from(r: &AnyRow, from: usize) -> Result<InvoiceRow, Error> {
     Ok(InvoiceRow {
-        id: r.try_get(0)?,
-        number: r.try_get(1)?,
-        customer_id: r.try_get(2)?,
-        issue_date: parse_date(r.try_get(3)?)?,
-        due_date: parse_date(r.try_get(4)?)?,
-        net: parse_money(r.try_get(5)?)?,
-        tax: parse_money(r.try_get(6)?)?,
-        total: parse_money(r.try_get(7)?)?,
-        amount_open: parse_money(r.try_get(8)?)?,
-        status: r.try_get(9)?,
+        id: r.try_get(from)?,
+        number: r.try_get(from + 1)?,
+        customer_id: r.try_get(from + 2)?,
+        issue_date: parse_date(r.try_get(from + 3)?)?,
+        due_date: parse_date(r.try_get(from + 4)?)?,
+        net: parse_money(r.try_get(from + 5)?)?,
+        tax: parse_money(r.try_get(from + 6)?)?,
+        total: parse_money(r.try_get(from + 7)?)?,
+        amount_open: parse_money(r.try_get(from + 8)?)?,
+        status: r.try_get(from + 9)?,
     })
 }
 
@@ -132,41 +129,43 @@ pub(super) async fn customer(conn: &mut AnyConnection, id: &str) -> Result<Custo
     let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE id = $1");
     let r =
         sqlx::query(&sql).bind(id).fetch_optional(conn).await?.ok_or_else(|| Error::UnknownCustomer(id.to_string()))?;
-    customer_from(&r)
+    customer_from(&r, 0)
 }
 
-/// The customers of `ids` on file, by id.
-pub(super) async fn customers(conn: &mut AnyConnection, ids: &[&str]) -> Result<HashMap<String, CustomerRow>, Error> {
-    let mut distinct = ids.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let sql =
-        format!("SELECT {CUSTOMER_COLUMNS}, id FROM customers WHERE id IN ({})", super::series::marks(distinct.len()));
-    let mut query = super::series::read_in(&sql);
-    for id in distinct {
-        query = query.bind(id);
-    }
+/// What a read of customers by their ids selects, up to its `WHERE`: the columns
+/// [`customers_by_id`] reads.
+pub(super) fn customers_select() -> String {
+    format!("{CUSTOMER_COLUMNS}, id FROM customers")
+}
+
+/// The customers of rows read by [`customers_select`] (its columns from column `from`), by id.
+pub(super) fn customers_by_id<'a, I>(rows: I, from: usize) -> Result<HashMap<String, CustomerRow>, Error>
+where
+    I: IntoIterator<Item = &'a AnyRow>,
+{
     let mut found = HashMap::new();
-    for r in query.fetch_all(conn).await? {
-        found.insert(r.try_get::<String, _>(9)?, customer_from(&r)?);
+    for r in rows {
+        found.insert(r.try_get::<String, _>(from + 9)?, customer_from(r, from)?);
     }
     Ok(found)
 }
 
-fn customer_from(r: &AnyRow) -> Result<CustomerRow, Error> {
+/// The customer in [`CUSTOMER_COLUMNS`] from column `from` of `r`.
+fn customer_from(r: &AnyRow, from: usize) -> Result<CustomerRow, Error> {
     Ok(CustomerRow {
-        name: r.try_get(0)?,
-        email: r.try_get(1)?,
-        credit_limit: parse_money(r.try_get(2)?)?,
-        risk: r.try_get(3)?,
-        blocked: r.try_get::<i64, _>(4)? != 0,
-        terms: r.try_get(5)?,
-        tax_rate: parse_money(r.try_get(6)?)?,
-        language: r.try_get::<Option<String>, _>(7)?.as_deref().and_then(Language::parse).unwrap_or(Language::En),
-        cost_centre: r.try_get(8)?,
+        name: r.try_get(from)?,
+        email: r.try_get(from + 1)?,
+        credit_limit: parse_money(r.try_get(from + 2)?)?,
+        risk: r.try_get(from + 3)?,
+        blocked: r.try_get::<i64, _>(from + 4)? != 0,
+        terms: r.try_get(from + 5)?,
+        tax_rate: parse_money(r.try_get(from + 6)?)?,
+        language: r
+            .try_get::<Option<String>, _>(from + 7)?
+            .as_deref()
+            .and_then(Language::parse)
+            .unwrap_or(Language::En),
+        cost_centre: r.try_get(from + 8)?,
     })
 }
 

@@ -34,12 +34,15 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use rust_decimal::Decimal;
-use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor, Row};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AnyPool, Column, ConnectOptions, Connection, Executor, Row};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock, mpsc, oneshot};
 
 use super::db::{self, Backend, Mode, Scope};
-use super::records::{CustomerRow, customers, invoice_rows_of_orders};
+use super::records::{
+    CustomerRow, InvoiceRow, customers_by_id, customers_select, invoices_by_order, invoices_of_orders_select,
+};
 use super::{
     Entry, Error, InvoiceIssued, JournalLine, Ledger, account, balanced, cents, date_text, decimal_setting, money_text,
     parse_money, period_of, ts_text,
@@ -124,6 +127,13 @@ impl Batcher {
             let gate = Arc::clone(&self.0.gate);
             start(ledger.write.clone(), ledger.backend, Arc::clone(&self.0.counts), gate)
         });
+        // A NUL cannot be stored as text on PostgreSQL, nor written in a batch's statements:
+        // refused here, for this invoice alone, rather than failing its batch.
+        for (what, text) in [("idempotency key", key), ("order", order_id), ("customer", customer_id)] {
+            if text.contains('\0') {
+                return Err(Error::InvoiceData(format!("the {what} {text:?} holds a NUL character")));
+            }
+        }
         let today = ledger.book_date(now).await?;
         let (reply, answer) = oneshot::channel();
         let request = Request {
@@ -288,7 +298,8 @@ async fn run(task: Task, mut requests: mpsc::UnboundedReceiver<Ask>) {
 }
 
 /// Issues `batch` on PostgreSQL in one transaction on the batch task's own connection (opened
-/// when there is none), waiting for its locks only [`db::BATCH_LOCK_WAIT`]. The connection is
+/// when there is none), waiting for its locks only [`db::BATCH_LOCK_WAIT`], its locks and every
+/// read in the round trip that begins it. The connection is
 /// kept only after a `COMMIT` that succeeded: one left by a failure midway (the lock wait run
 /// out, a lost server) is dropped, and the server rolls its transaction back; the next batch
 /// opens another. Once the ledger's pools are closed, no batch runs.
@@ -308,17 +319,17 @@ async fn commit_own(
     };
     let scopes = scopes_of(batch);
     let begin = db::begin_sql(Backend::Postgres, &Mode::Batch(&scopes));
-    if let Err(error) = conn.execute(begin.as_str()).await {
-        if !(reused && is_connection_lost(&error)) {
-            return Err(error.into());
+    let reads = match read(&mut conn, Backend::Postgres, batch, &begin).await {
+        Err(Error::Database(error)) if reused && is_connection_lost(&error) => {
+            // The connection kept since the last batch was ended meanwhile (a restarted server,
+            // an operator): nothing of this batch ran on it, so once more on a new one, as a
+            // pooled connection found dead is replaced.
+            conn = connect_own(pool).await?;
+            read(&mut conn, Backend::Postgres, batch, &begin).await?
         }
-        // The connection kept since the last batch was ended meanwhile (a restarted server, an
-        // operator): nothing of this batch ran on it, so once more on a new one, as a pooled
-        // connection found dead is replaced.
-        conn = connect_own(pool).await?;
-        conn.execute(begin.as_str()).await?;
-    }
-    let results = issue_all(&mut conn, batch).await?;
+        reads => reads?,
+    };
+    let results = issue_all(&mut conn, batch, reads).await?;
     conn.execute("COMMIT").await?;
     *own = Some(conn);
     Ok(results)
@@ -393,7 +404,8 @@ async fn commit(
 ) -> Result<Vec<Result<InvoiceIssued, Error>>, Error> {
     let scopes = scopes_of(batch);
     let mut tx = db::begin(pool, backend, Mode::Scoped(&scopes)).await?;
-    let results = issue_all(&mut tx, batch).await?;
+    let reads = read(&mut tx, backend, batch, "").await?;
+    let results = issue_all(&mut tx, batch, reads).await?;
     tx.commit().await?;
     Ok(results)
 }
@@ -427,23 +439,166 @@ struct New<'a> {
     due_date: NaiveDate,
 }
 
+/// One list a batch reads before deciding: `SELECT '<tag>' AS batch_read, <head> IN (<values>)<tail>`.
+struct ListRead {
+    /// Which list a row answers: the rows of every read come back together on PostgreSQL.
+    tag: &'static str,
+    /// The columns, the table and the filter, up to the list.
+    head: String,
+    /// The keys, each once.
+    values: Vec<String>,
+    tail: &'static str,
+}
+
+impl ListRead {
+    fn new(tag: &'static str, head: String, values: impl IntoIterator<Item = String>, tail: &'static str) -> ListRead {
+        let mut values: Vec<String> = values.into_iter().collect();
+        values.sort_unstable();
+        values.dedup();
+        ListRead { tag, head, values, tail }
+    }
+
+    /// The read, its list written as `list` (placeholders, or literals).
+    fn sql(&self, list: &str) -> String {
+        format!("SELECT '{}' AS batch_read, {} IN ({list}){}", self.tag, self.head, self.tail)
+    }
+}
+
+/// The name of the first column of every [`ListRead`]'s rows.
+const READ_COLUMN: &str = "batch_read";
+
+/// The lists `batch` reads: the idempotency records of its keys, the invoices of its orders,
+/// its customers, its orders recorded and their lines, which of its periods are closed, and the
+/// standard cost rate (for an order recorded here).
+fn reads_of(batch: &[Request]) -> Vec<ListRead> {
+    let orders = || batch.iter().map(|r| r.order_id.clone());
+    vec![
+        ListRead::new(
+            "r",
+            "key, output FROM idempotency_keys WHERE key".into(),
+            batch.iter().map(|r| r.key.clone()),
+            "",
+        ),
+        ListRead::new("i", format!("{} WHERE order_id", invoices_of_orders_select()), orders(), ""),
+        ListRead::new("c", format!("{} WHERE id", customers_select()), batch.iter().map(|r| r.customer_id.clone()), ""),
+        ListRead::new("o", "id, customer_id FROM orders WHERE id".into(), orders(), ""),
+        ListRead::new(
+            "l",
+            "order_id, quantity, unit_price, description FROM order_lines WHERE order_id".into(),
+            orders(),
+            " ORDER BY order_id, line_no",
+        ),
+        // A write holding the ledger lock sees a period's status stand until it ends: closing
+        // takes the lock exclusive.
+        ListRead::new(
+            "p",
+            "period FROM periods WHERE status = 'closed' AND period".into(),
+            batch.iter().map(|r| period_of(r.today)),
+            "",
+        ),
+        ListRead::new("s", "value FROM ledger_settings WHERE key".into(), ["standard_cost_rate".to_string()], ""),
+    ]
+}
+
+/// What a batch read, by list.
+#[derive(Default)]
+struct Reads {
+    /// The output recorded under each key already run.
+    replays: HashMap<String, String>,
+    /// The invoice of each order already invoiced.
+    invoiced: HashMap<String, InvoiceRow>,
+    /// The customers on file.
+    known: HashMap<String, CustomerRow>,
+    /// The customer of each order recorded.
+    owners: HashMap<String, String>,
+    /// The lines of each order recorded, in order.
+    order_lines: HashMap<String, Vec<Line>>,
+    /// The closed periods.
+    closed: HashSet<String>,
+    /// The standard cost rate, as stored.
+    standard_rate: Option<String>,
+}
+
+/// Reads what `batch` is decided on. On PostgreSQL every list goes in one round trip after
+/// `prefix` (the statements that begin the transaction, or none), each written with its keys
+/// as literals, so that it is planned for them (see [`read_in`]); on SQLite one read after
+/// another, on the transaction already begun.
+async fn read(conn: &mut AnyConnection, backend: Backend, batch: &[Request], prefix: &str) -> Result<Reads, Error> {
+    let reads = reads_of(batch);
+    let rows = if backend == Backend::Postgres {
+        let mut sql = String::from(prefix);
+        for read in &reads {
+            if !sql.is_empty() {
+                sql.push_str("; ");
+            }
+            let list = if read.values.is_empty() {
+                "NULL".to_string()
+            } else {
+                read.values.iter().map(|v| db::literal(v)).collect::<Vec<_>>().join(", ")
+            };
+            sql.push_str(&read.sql(&list));
+        }
+        conn.fetch_all(sql.as_str()).await?
+    } else {
+        let mut rows = Vec::new();
+        for read in reads.iter().filter(|read| !read.values.is_empty()) {
+            let sql = read.sql(&marks(read.values.len()));
+            let mut query = read_in(&sql);
+            for value in &read.values {
+                query = query.bind(value.as_str());
+            }
+            rows.extend(query.fetch_all(&mut *conn).await?);
+        }
+        rows
+    };
+    Reads::of(&rows)
+}
+
+impl Reads {
+    /// The reads of `rows`, each row sorted by its first column ([`READ_COLUMN`]); rows of other
+    /// statements (the locks taken in the same round trip) are passed over.
+    fn of(rows: &[AnyRow]) -> Result<Reads, Error> {
+        let mut by_tag: HashMap<String, Vec<&AnyRow>> = HashMap::new();
+        for row in rows {
+            if row.columns().first().is_some_and(|c| c.name() == READ_COLUMN) {
+                by_tag.entry(row.try_get::<String, _>(0)?).or_default().push(row);
+            }
+        }
+        let mut tagged = |tag: &str| by_tag.remove(tag).unwrap_or_default();
+        let mut reads = Reads::default();
+        for r in tagged("r") {
+            reads.replays.insert(r.try_get::<String, _>(1)?, r.try_get::<String, _>(2)?);
+        }
+        reads.invoiced = invoices_by_order(tagged("i"), 1)?;
+        reads.known = customers_by_id(tagged("c"), 1)?;
+        for r in tagged("o") {
+            reads.owners.insert(r.try_get::<String, _>(1)?, r.try_get::<String, _>(2)?);
+        }
+        for r in tagged("l") {
+            let line = (parse_money(r.try_get(2)?)?, parse_money(r.try_get(3)?)?, r.try_get::<String, _>(4)?);
+            reads.order_lines.entry(r.try_get::<String, _>(1)?).or_default().push(line);
+        }
+        for r in tagged("p") {
+            reads.closed.insert(r.try_get::<String, _>(1)?);
+        }
+        reads.standard_rate = tagged("s").first().map(|r| r.try_get::<String, _>(1)).transpose()?;
+        Ok(reads)
+    }
+}
+
 /// Issues every request of `batch` (distinct keys and orders) in the caller's transaction,
-/// which holds their locks: each request's result, or a failure of the whole batch.
-async fn issue_all(conn: &mut AnyConnection, batch: &[Request]) -> Result<Vec<Result<InvoiceIssued, Error>>, Error> {
+/// which holds their locks, on what [`read`] found: each request's result, or a failure of the
+/// whole batch.
+async fn issue_all(
+    conn: &mut AnyConnection,
+    batch: &[Request],
+    reads: Reads,
+) -> Result<Vec<Result<InvoiceIssued, Error>>, Error> {
     let mut results: Vec<Option<Result<InvoiceIssued, Error>>> = batch.iter().map(|_| None).collect();
     let mut recorded: Vec<(usize, InvoiceIssued)> = Vec::new();
+    let Reads { replays, invoiced, known, owners, order_lines, closed, standard_rate } = reads;
 
     // Replays: a key recorded before answers with its output.
-    let keys: Vec<&str> = batch.iter().map(|r| r.key.as_str()).collect();
-    let sql = format!("SELECT key, output FROM idempotency_keys WHERE key IN ({})", marks(keys.len()));
-    let mut query = read_in(&sql);
-    for key in &keys {
-        query = query.bind(*key);
-    }
-    let mut replays = HashMap::new();
-    for r in query.fetch_all(&mut *conn).await? {
-        replays.insert(r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?);
-    }
     for (at, request) in batch.iter().enumerate() {
         if let Some(text) = replays.get(&request.key) {
             let output = serde_json::from_str(text)
@@ -452,17 +607,7 @@ async fn issue_all(conn: &mut AnyConnection, batch: &[Request]) -> Result<Vec<Re
         }
     }
 
-    // What the others need, read once for the batch.
     let pending: Vec<usize> = (0..batch.len()).filter(|&at| results[at].is_none()).collect();
-    let order_ids: Vec<&str> = pending.iter().map(|&at| batch[at].order_id.as_str()).collect();
-    let customer_ids: Vec<&str> = pending.iter().map(|&at| batch[at].customer_id.as_str()).collect();
-    let invoiced = invoice_rows_of_orders(conn, &order_ids).await?;
-    let known = customers(conn, &customer_ids).await?;
-    let (owners, order_lines) = orders(conn, &order_ids).await?;
-    let periods: Vec<String> = pending.iter().map(|&at| period_of(batch[at].today)).collect();
-    let closed = closed_periods(conn, &periods).await?;
-    let mut standard_rate = None;
-
     let mut new = Vec::new();
     for at in pending {
         let request = &batch[at];
@@ -485,13 +630,10 @@ async fn issue_all(conn: &mut AnyConnection, batch: &[Request]) -> Result<Vec<Re
                 let standard_cost = if owners.contains_key(&request.order_id) {
                     None
                 } else {
-                    let rate = match standard_rate {
-                        Some(rate) => rate,
-                        None => {
-                            *standard_rate.insert(decimal_setting(&Ledger::setting(conn, "standard_cost_rate").await?)?)
-                        }
-                    };
-                    Some(cents(request.amount * rate))
+                    let rate = standard_rate
+                        .as_deref()
+                        .ok_or_else(|| Error::Corrupt("setting standard_cost_rate missing".into()))?;
+                    Some(cents(request.amount * decimal_setting(rate)?))
                 };
                 let issue_date = request.today;
                 let net = cents(request.amount);
@@ -537,21 +679,20 @@ async fn issue_all(conn: &mut AnyConnection, batch: &[Request]) -> Result<Vec<Re
         }
     }
 
-    write_new(conn, &new, &numbers, &mut results, &mut recorded).await?;
+    let mut rows = rows_of_new(&new, &numbers, &mut results, &mut recorded)?;
 
     // The idempotency records of every invoice answered (not of the refused, nor the replayed).
-    let mut cells = Vec::new();
     for (at, output) in &recorded {
         let request = &batch[*at];
         let text = serde_json::to_string(output).map_err(|e| Error::Corrupt(e.to_string()))?;
-        cells.extend([
+        rows.keys.extend([
             Cell::Text(request.key.clone()),
             Cell::text("invoice.issue"),
             Cell::Text(text),
             Cell::Text(ts_text(request.now)),
         ]);
     }
-    insert(conn, "idempotency_keys (key, job_type, output, created_at)", 4, cells, "").await?;
+    rows.insert(conn).await?;
     results
         .into_iter()
         .map(|r| r.ok_or_else(|| Error::Corrupt("an invoice of the batch was left unanswered".into())))
@@ -605,31 +746,54 @@ fn check<'a>(
     Ok((c, lines))
 }
 
-/// Writes the numbered invoices: the orders recorded here, the invoices, their lines, their
-/// journal entries and lines, a multi-row statement each.
-async fn write_new(
-    conn: &mut AnyConnection,
+/// The rows a batch writes, by table, as cells (a table's columns to a row).
+#[derive(Default)]
+struct Rows {
+    orders: Vec<Cell>,
+    order_lines: Vec<Cell>,
+    invoices: Vec<Cell>,
+    invoice_lines: Vec<Cell>,
+    /// The journal entries; the last cell of each, `document`, names its invoice.
+    entries: Vec<Cell>,
+    /// The journal lines, each led by its entry's document (the invoice) where the table has
+    /// the entry's id, known once the entry is written.
+    journal_lines: Vec<Cell>,
+    /// The idempotency records.
+    keys: Vec<Cell>,
+}
+
+const ORDERS: (&str, usize) = ("orders (id, customer_id, order_date)", 3);
+const ORDER_LINES: (&str, usize) =
+    ("order_lines (order_id, line_no, sku, description, quantity, unit_price, unit_cost)", 7);
+const INVOICES: (&str, usize) =
+    ("invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, amount_open, status)", 11);
+const INVOICE_LINES: (&str, usize) =
+    ("invoice_lines (invoice_id, line_no, description, quantity, unit_price, net, tax_rate)", 7);
+const ENTRIES: (&str, usize) = ("journal_entries (entry_date, period, kind, description, posted_at, document)", 6);
+/// The journal lines' columns after the entry's id, which the database gives.
+const LINE_COLUMNS: &str = "line_no, account, debit, credit, customer_id, invoice_id";
+const KEYS: (&str, usize) = ("idempotency_keys (key, job_type, output, created_at)", 4);
+
+/// The rows of the numbered invoices: the orders recorded here, the invoices, their lines, their
+/// journal entries and lines; each invoice's result and record noted.
+fn rows_of_new(
     new: &[New<'_>],
     numbers: &HashMap<usize, String>,
     results: &mut [Option<Result<InvoiceIssued, Error>>],
     recorded: &mut Vec<(usize, InvoiceIssued)>,
-) -> Result<(), Error> {
-    if new.is_empty() {
-        return Ok(());
-    }
-    let (mut orders, mut order_lines, mut invoices, mut invoice_lines) = (vec![], vec![], vec![], vec![]);
-    let mut entries = Vec::new();
+) -> Result<Rows, Error> {
+    let mut rows = Rows::default();
     for invoice in new {
         let request = invoice.request;
         let number = numbers.get(&invoice.at).ok_or_else(|| Error::Corrupt("an invoice left unnumbered".into()))?;
         let id = format!("INV-{number}");
         if let Some(unit_cost) = invoice.standard_cost {
-            orders.extend([
+            rows.orders.extend([
                 Cell::Text(request.order_id.clone()),
                 Cell::Text(request.customer_id.clone()),
                 Cell::Text(date_text(request.today)),
             ]);
-            order_lines.extend([
+            rows.order_lines.extend([
                 Cell::Text(request.order_id.clone()),
                 Cell::Int(1),
                 Cell::Null,
@@ -639,7 +803,7 @@ async fn write_new(
                 Cell::Text(unit_cost.to_string()),
             ]);
         }
-        invoices.extend([
+        rows.invoices.extend([
             Cell::Text(id.clone()),
             Cell::Text(number.clone()),
             Cell::Text(request.order_id.clone()),
@@ -653,7 +817,7 @@ async fn write_new(
             Cell::text("open"),
         ]);
         for (n, (quantity, unit_price, description)) in invoice.lines.iter().enumerate() {
-            invoice_lines.extend([
+            rows.invoice_lines.extend([
                 Cell::Text(id.clone()),
                 Cell::Int(i64::try_from(n + 1).unwrap_or(i64::MAX)),
                 Cell::Text(description.clone()),
@@ -663,7 +827,7 @@ async fn write_new(
                 Cell::Text(invoice.customer.tax_rate.to_string()),
             ]);
         }
-        entries.push(Entry {
+        let entry = Entry {
             date: invoice.issue_date,
             kind: "invoice",
             description: format!("invoice {number} to {}", invoice.customer.name),
@@ -673,7 +837,26 @@ async fn write_new(
                 JournalLine::credit(account::REVENUE, invoice.net).customer(&request.customer_id),
                 JournalLine::credit(account::VAT, invoice.tax),
             ],
-        });
+        };
+        rows.entries.extend([
+            Cell::Text(date_text(entry.date)),
+            Cell::Text(period_of(entry.date)),
+            Cell::text(entry.kind),
+            Cell::Text(entry.description.clone()),
+            Cell::Text(ts_text(request.now)),
+            Cell::Text(id.clone()),
+        ]);
+        for (n, line) in balanced(&entry)?.into_iter().enumerate() {
+            rows.journal_lines.extend([
+                Cell::Text(id.clone()),
+                Cell::Int(i64::try_from(n + 1).unwrap_or(i64::MAX)),
+                Cell::text(line.account),
+                Cell::Text(money_text(line.debit)),
+                Cell::Text(money_text(line.credit)),
+                line.customer_id.clone().map_or(Cell::Null, Cell::Text),
+                line.invoice_id.clone().map_or(Cell::Null, Cell::Text),
+            ]);
+        }
         let issued = InvoiceIssued {
             invoice_id: id,
             invoice_number: number.clone(),
@@ -686,107 +869,42 @@ async fn write_new(
         results[invoice.at] = Some(Ok(issued.clone()));
         recorded.push((invoice.at, issued));
     }
-    insert(conn, "orders (id, customer_id, order_date)", 3, orders, "").await?;
-    let columns = "order_lines (order_id, line_no, sku, description, quantity, unit_price, unit_cost)";
-    insert(conn, columns, 7, order_lines, "").await?;
-    let columns =
-        "invoices (id, number, order_id, customer_id, issue_date, due_date, net, tax, total, amount_open, status)";
-    insert(conn, columns, 11, invoices, "").await?;
-    let columns = "invoice_lines (invoice_id, line_no, description, quantity, unit_price, net, tax_rate)";
-    insert(conn, columns, 7, invoice_lines, "").await?;
+    Ok(rows)
+}
 
-    // The journal: the entries (their document, the invoice, maps each back to its id), then
-    // every line of them.
-    let mut cells = Vec::new();
-    for (entry, invoice) in entries.iter().zip(new) {
-        balanced(entry)?;
-        let id = format!("INV-{}", numbers.get(&invoice.at).map_or("", String::as_str));
-        cells.extend([
-            Cell::Text(date_text(entry.date)),
-            Cell::Text(period_of(entry.date)),
-            Cell::text(entry.kind),
-            Cell::Text(entry.description.clone()),
-            Cell::Text(id),
-            Cell::Text(ts_text(invoice.request.now)),
-        ]);
-    }
-    let columns = "journal_entries (entry_date, period, kind, description, document, posted_at)";
-    let rows = insert(conn, columns, 6, cells, " RETURNING id, document").await?;
-    let mut entry_ids = HashMap::new();
-    for r in rows {
-        entry_ids.insert(r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?);
-    }
-    let mut cells = Vec::new();
-    for (entry, invoice) in entries.iter().zip(new) {
-        let document = format!("INV-{}", numbers.get(&invoice.at).map_or("", String::as_str));
-        let entry_id =
-            *entry_ids.get(&document).ok_or_else(|| Error::Corrupt(format!("no journal entry for {document}")))?;
-        for (n, line) in balanced(entry)?.into_iter().enumerate() {
-            cells.extend([
-                Cell::Int(entry_id),
-                Cell::Int(i64::try_from(n + 1).unwrap_or(i64::MAX)),
-                Cell::text(line.account),
-                Cell::Text(money_text(line.debit)),
-                Cell::Text(money_text(line.credit)),
-                line.customer_id.clone().map_or(Cell::Null, Cell::Text),
-                line.invoice_id.clone().map_or(Cell::Null, Cell::Text),
-            ]);
+impl Rows {
+    /// Writes the rows: a multi-row statement a table (or as few as the bind limit allows), the
+    /// journal entries first, returning their ids for their lines.
+    async fn insert(self, conn: &mut AnyConnection) -> Result<(), Error> {
+        let tables = [
+            (ORDERS, self.orders),
+            (ORDER_LINES, self.order_lines),
+            (INVOICES, self.invoices),
+            (INVOICE_LINES, self.invoice_lines),
+        ];
+        for ((table, columns), cells) in tables {
+            insert(conn, table, columns, cells, "").await?;
         }
+        let returned = insert(conn, ENTRIES.0, ENTRIES.1, self.entries, " RETURNING id, document").await?;
+        let mut entry_ids = HashMap::new();
+        for r in returned {
+            entry_ids.insert(r.try_get::<String, _>(1)?, r.try_get::<i64, _>(0)?);
+        }
+        let mut cells = Vec::with_capacity(self.journal_lines.len());
+        for (n, cell) in self.journal_lines.into_iter().enumerate() {
+            if n % 7 != 0 {
+                cells.push(cell);
+                continue;
+            }
+            let Cell::Text(document) = cell else { return Err(Error::Corrupt("a journal line of no entry".into())) };
+            let id =
+                entry_ids.get(&document).ok_or_else(|| Error::Corrupt(format!("no journal entry for {document}")))?;
+            cells.push(Cell::Int(*id));
+        }
+        insert(conn, &format!("journal_lines (entry_id, {LINE_COLUMNS})"), 7, cells, "").await?;
+        insert(conn, KEYS.0, KEYS.1, self.keys, "").await?;
+        Ok(())
     }
-    let columns = "journal_lines (entry_id, line_no, account, debit, credit, customer_id, invoice_id)";
-    insert(conn, columns, 7, cells, "").await?;
-    Ok(())
-}
-
-/// The owner of each recorded order of `ids`, and its lines (quantity, unit price,
-/// description), in order.
-async fn orders(
-    conn: &mut AnyConnection,
-    ids: &[&str],
-) -> Result<(HashMap<String, String>, HashMap<String, Vec<Line>>), Error> {
-    let (mut owners, mut lines) = (HashMap::new(), HashMap::<String, Vec<_>>::new());
-    if ids.is_empty() {
-        return Ok((owners, lines));
-    }
-    let sql = format!("SELECT id, customer_id FROM orders WHERE id IN ({})", marks(ids.len()));
-    let mut query = read_in(&sql);
-    for id in ids {
-        query = query.bind(*id);
-    }
-    for r in query.fetch_all(&mut *conn).await? {
-        owners.insert(r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?);
-    }
-    let sql = format!(
-        "SELECT order_id, quantity, unit_price, description FROM order_lines WHERE order_id IN ({}) \
-         ORDER BY order_id, line_no",
-        marks(ids.len())
-    );
-    let mut query = read_in(&sql);
-    for id in ids {
-        query = query.bind(*id);
-    }
-    for r in query.fetch_all(&mut *conn).await? {
-        let line = (parse_money(r.try_get(1)?)?, parse_money(r.try_get(2)?)?, r.try_get::<String, _>(3)?);
-        lines.entry(r.try_get::<String, _>(0)?).or_default().push(line);
-    }
-    Ok((owners, lines))
-}
-
-/// Which of `periods` are closed. A write holding the ledger lock sees the status stand until
-/// it ends: closing takes the lock exclusive.
-async fn closed_periods(conn: &mut AnyConnection, periods: &[String]) -> Result<HashSet<String>, Error> {
-    let mut distinct: Vec<&String> = periods.iter().collect();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let sql = format!("SELECT period FROM periods WHERE status = 'closed' AND period IN ({})", marks(distinct.len()));
-    let mut query = read_in(&sql);
-    for period in distinct {
-        query = query.bind(period.as_str());
-    }
-    query.fetch_all(conn).await?.iter().map(|r| r.try_get::<String, _>(0).map_err(Error::from)).collect()
 }
 
 /// A read of the rows whose key is one of a list (`IN ($1, …, $n)`), planned for the values it

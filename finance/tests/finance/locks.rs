@@ -258,3 +258,60 @@ async fn writes_abandoned_while_waiting_for_a_lock_leave_every_connection_usable
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invoice_batches_of_one_customer_share_it_and_a_credit_check_waits_for_them() {
+    let Some((db, a, b)) = two_nodes().await else { return };
+    if db.backend() != Backend::Postgres {
+        // One writer at a time on SQLite.
+        return;
+    }
+    let before = a.credit_check("check-0", t0(), "C-001", None).await.unwrap();
+    // Another node's invoice batch of C-001, caught between its locks and its commit: it holds
+    // the customer shared, as every batch does.
+    let (class, hash) = Scope::Customer("C-001".into()).keys();
+    let mut other_batch = b.pool().begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+        .bind(class)
+        .bind(hash)
+        .execute(&mut *other_batch)
+        .await
+        .unwrap();
+
+    // This node's batch of the same customer goes ahead (were the customer exclusive, the batch
+    // would give up after its lock wait, then its invoice on its own would wait 30 s and fail).
+    let issued = within_deadline(
+        "C-001's invoice beside another batch of C-001",
+        issue(&a, "issue-1", "SO-1", "C-001", "100.00"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(issued, "2026-000001");
+
+    // A credit check of C-001 takes the customer exclusive: it waits for the batch, and so sees
+    // every invoice issued before it answers.
+    let check = {
+        let a = a.clone();
+        tokio::spawn(async move { a.credit_check("check-1", t0(), "C-001", None).await.unwrap() })
+    };
+    let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                   AND classid::bigint = $1 AND objid::bigint = $2";
+    let objid = i64::from(u32::from_ne_bytes(hash.to_ne_bytes()));
+    cloverleaf_testkit::eventually("the credit check waits for the customer", || async {
+        let row = sqlx::query(waiting).bind(i64::from(class)).bind(objid).fetch_one(b.pool()).await.unwrap();
+        (row.try_get::<i64, _>(0).unwrap() == 1).then_some(())
+    })
+    .await;
+    assert!(!check.is_finished(), "the credit check went ahead of a batch holding its customer");
+    other_batch.rollback().await.unwrap();
+    let checked = within_deadline("the credit check", check).await.unwrap();
+    assert_eq!(checked.open_ar, before.open_ar + issued_total(&a, "INV-2026-000001").await);
+    a.close().await;
+    b.close().await;
+}
+
+/// The total of invoice `id`.
+async fn issued_total(ledger: &cloverleaf_finance::Ledger, id: &str) -> Decimal {
+    let row = sqlx::query("SELECT total FROM invoices WHERE id = $1").bind(id).fetch_one(ledger.pool()).await.unwrap();
+    dec(row.try_get::<String, _>(0).unwrap().as_str())
+}

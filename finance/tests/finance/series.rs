@@ -297,3 +297,32 @@ async fn closing_the_ledger_ends_its_batch_connection_and_refuses_later_invoices
     assert_eq!(invoice_numbers(&b, None).await, ["2026-000001"]);
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_id_holding_a_nul_is_refused_alone_and_the_invoices_beside_it_issued() {
+    let Some((_db, a, b)) = two_nodes().await else { return };
+    let rest: Vec<(String, String, String, String)> = vec![
+        ("issue-nul\0".into(), "SO-2".into(), "C-001".into(), "20.00".into()),
+        ("issue-3".into(), "SO-3\0".into(), "C-001".into(), "30.00".into()),
+        ("issue-4".into(), "SO-4".into(), "C-001".into(), "40.00".into()),
+    ];
+    let paused = a.pause_invoices().await;
+    let first = spawn_issue(&a, "issue-1", "SO-1", "C-001", "10.00");
+    eventually("the first invoice is taken into a batch", || async { (a.invoice_queue().issuing == 1).then_some(()) })
+        .await;
+    let mut calls: Vec<_> = rest.iter().map(|(k, o, c, amount)| spawn_issue(&a, k, o, c, amount)).collect();
+    // Refused before they queue: answered while invoicing is still paused.
+    let fourth = calls.pop().unwrap();
+    for call in calls {
+        let refused = within_deadline("an invoice with a NUL", call).await.unwrap();
+        let Err(Error::InvoiceData(why)) = &refused else { panic!("a NUL went through: {refused:?}") };
+        assert!(why.contains("NUL"), "{why}");
+    }
+    drop(paused);
+    let first = within_deadline("the first invoice", first).await.unwrap().unwrap();
+    let fourth = within_deadline("the fourth invoice", fourth).await.unwrap().unwrap();
+    assert_eq!((first.invoice_number.as_str(), fourth.invoice_number.as_str()), ("2026-000001", "2026-000002"));
+    assert_eq!(invoice_numbers(&b, None).await, ["2026-000001", "2026-000002"]);
+    a.close().await;
+    b.close().await;
+}
