@@ -41,7 +41,9 @@
 //!
 //! Invoices are issued in batches (see `series.rs`): the invoices asked of one [`Ledger`]
 //! handle at once go in one transaction, which takes the scopes of all of them in the one
-//! order above (every key, then every order, then every customer), then the series' row once,
+//! order above (every key, then every order, then every customer, the customers *shared*: two
+//! batches of one customer go side by side, and what takes a customer exclusive, a credit check,
+//! costing or an invoice issued alone, waits for both), then the series' row once,
 //! last, for as many consecutive numbers as it issues; each invoice keeps its own checks,
 //! idempotency record and refusal (a refused invoice takes no number). A batch waits for its
 //! scopes at most 2 s; then its invoices are issued one per transaction, so that a customer

@@ -4,8 +4,11 @@
 //! invoices of one series are numbered one transaction after another, on every node. Rather than
 //! one invoice per transaction, each [`Ledger`](super::Ledger) handle queues the invoices asked of
 //! it to one task that issues all those waiting (up to [`MAX_BATCH`]) in one transaction: the
-//! scoped locks of every invoice of the batch taken at once in their one order, then each
-//! invoice read and checked on its own, then the series' row taken once, last, for as many
+//! scoped locks of every invoice of the batch taken at once in their one order (its customers
+//! shared: a batch writes nothing of a customer's, and two batches of one customer then queue
+//! only on the series' row), with every list the batch reads (its keys' records, its orders,
+//! their lines and invoices, its customers, its periods) in the same round trip on PostgreSQL,
+//! then each invoice checked on its own, then the series' row taken once, last, for as many
 //! numbers as there are invoices to number, then every row written in a few multi-row
 //! statements, and one commit. While one batch commits, the next gathers.
 //!
