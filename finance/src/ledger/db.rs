@@ -145,6 +145,12 @@ pub enum Scope {
     Order(String),
     /// A customer's business: its orders and invoices being issued.
     Customer(String),
+    /// The same lock as [`Scope::Customer`], taken shared: for writes that add to a customer's
+    /// business without reading what the others add (an invoice batch, costing an order). They
+    /// go side by side, each holding its own orders exclusive, and the writes that take the
+    /// customer exclusive (a credit check) wait for all of them, and they for it. A write naming
+    /// both takes it exclusive.
+    CustomerShared(String),
     /// An invoice: what is open on it, its payments applied, its dunning, its write-off.
     Invoice(String),
     /// A payment: what of it is applied, refunded or returned.
@@ -164,7 +170,7 @@ impl Scope {
         match self {
             Scope::Key(_) => 1,
             Scope::Order(_) => 2,
-            Scope::Customer(_) => 3,
+            Scope::Customer(_) | Scope::CustomerShared(_) => 3,
             Scope::Invoice(_) => 4,
             Scope::Payment(_) => 5,
             Scope::CostCentre(_) => 6,
@@ -177,6 +183,7 @@ impl Scope {
             Scope::Key(s)
             | Scope::Order(s)
             | Scope::Customer(s)
+            | Scope::CustomerShared(s)
             | Scope::Invoice(s)
             | Scope::Payment(s)
             | Scope::CostCentre(s)
@@ -195,6 +202,11 @@ impl Scope {
             hash = hash.wrapping_mul(0x0100_0193);
         }
         (SCOPE_SPACE | self.class(), i32::from_ne_bytes(hash.to_ne_bytes()))
+    }
+
+    /// Whether the scope's lock is taken shared.
+    fn shared(&self) -> bool {
+        matches!(self, Scope::CustomerShared(_))
     }
 }
 
@@ -283,7 +295,8 @@ pub(super) fn literal(text: &str) -> String {
 pub(super) async fn lock(conn: &mut AnyConnection, backend: Backend, scope: &Scope) -> Result<(), Error> {
     if backend == Backend::Postgres {
         let (class, hash) = scope.keys();
-        conn.execute(format!("SELECT pg_advisory_xact_lock({class}, {hash})").as_str()).await?;
+        let shared = if scope.shared() { "_shared" } else { "" };
+        conn.execute(format!("SELECT pg_advisory_xact_lock{shared}({class}, {hash})").as_str()).await?;
     }
     Ok(())
 }
@@ -313,16 +326,13 @@ fn lock_sql(mode: &Mode<'_>) -> String {
             if brief {
                 sql = format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'; ");
             }
-            let mut keys: Vec<(i32, i32)> = scopes.iter().map(Scope::keys).collect();
+            // Each lock once, in ascending order, exclusive where any scope naming it is.
+            let mut keys: Vec<((i32, i32), bool)> = scopes.iter().map(|s| (s.keys(), s.shared())).collect();
             keys.sort_unstable();
-            keys.dedup();
+            keys.dedup_by_key(|(key, _)| *key);
             let mut locks = vec![format!("pg_advisory_xact_lock_shared({LEDGER_LOCK})")];
-            // A batch of invoices takes its customers shared: batches of one customer (on other
-            // nodes) issue side by side, and queue only on the series' row for their last round
-            // trip; a credit check, costing or an invoice issued alone still waits for them.
-            let customer = SCOPE_SPACE | Scope::Customer(String::new()).class();
-            locks.extend(keys.into_iter().map(|(class, hash)| {
-                let shared = if brief && class == customer { "_shared" } else { "" };
+            locks.extend(keys.into_iter().map(|((class, hash), shared)| {
+                let shared = if shared { "_shared" } else { "" };
                 format!("pg_advisory_xact_lock{shared}({class}, {hash})")
             }));
             let selects: Vec<String> =
@@ -383,7 +393,11 @@ mod tests {
             order
                 .iter()
                 .flat_map(|&n| {
-                    [Scope::Customer(format!("C-{n}")), Scope::Order(format!("SO-{n}")), Scope::Key(format!("k-{n}"))]
+                    [
+                        Scope::CustomerShared(format!("C-{n}")),
+                        Scope::Order(format!("SO-{n}")),
+                        Scope::Key(format!("k-{n}")),
+                    ]
                 })
                 .collect()
         };
@@ -393,28 +407,40 @@ mod tests {
         // One statement takes them all, the ledger's lock shared first.
         assert_eq!(sql.matches("SELECT ").count(), 1, "{sql}");
         assert!(sql.contains(&format!("SELECT pg_advisory_xact_lock_shared({LEDGER_LOCK}), pg_advisory_xact_lock(")));
-        // Then every scope, ascending by class; the keys and orders exclusive, the customers
-        // shared (batches of one customer on two nodes issue side by side).
-        let locks: Vec<(bool, i32)> = sql
-            .split("pg_advisory_xact_lock")
+        let locks = taken(&sql);
+        assert_eq!(locks.len(), 9, "{sql}");
+        let classes: Vec<i32> = locks.iter().map(|&(_, class)| class).collect();
+        assert!(classes.windows(2).all(|w| w[0] <= w[1]), "{sql}");
+        // The keys and orders exclusive, the customers shared.
+        assert!(locks.iter().all(|&(shared, class)| shared == (class == SCOPE_SPACE | 3)), "{sql}");
+        assert!(sql.starts_with(&format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'")), "{sql}");
+        assert!(
+            sql.ends_with(&format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; SET LOCAL enable_seqscan = off")),
+            "{sql}"
+        );
+    }
+
+    /// The scope locks of `sql`, in the order taken: whether shared, and the class.
+    fn taken(sql: &str) -> Vec<(bool, i32)> {
+        sql.split("pg_advisory_xact_lock")
             .skip(2)
             .map(|s| {
                 let shared = s.starts_with("_shared(");
                 let class = s.trim_start_matches("_shared").trim_start_matches('(').split(',').next().unwrap();
                 (shared, class.parse().unwrap())
             })
-            .collect();
-        assert_eq!(locks.len(), 9, "{sql}");
-        assert!(locks.windows(2).all(|w| w[0].1 <= w[1].1), "{sql}");
+            .collect()
+    }
+
+    #[test]
+    fn a_customer_named_shared_is_locked_shared_unless_also_named_exclusive() {
         let customer = SCOPE_SPACE | 3;
-        assert!(locks.iter().all(|&(shared, class)| shared == (class == customer)), "{sql}");
-        assert_eq!(locks.iter().filter(|(shared, _)| *shared).count(), 3, "{sql}");
-        // An invoice issued on its own takes its customer exclusive, as every other write does.
-        assert!(!lock_sql(&Mode::Scoped(&a)).contains(&format!("_shared({customer},")));
-        assert!(sql.starts_with(&format!("SET LOCAL lock_timeout = '{BATCH_LOCK_WAIT}'")), "{sql}");
-        assert!(
-            sql.ends_with(&format!("SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'; SET LOCAL enable_seqscan = off")),
-            "{sql}"
-        );
+        let shared = [Scope::Order("SO-1".into()), Scope::CustomerShared("C-1".into())];
+        assert_eq!(taken(&lock_sql(&Mode::Scoped(&shared))), [(false, SCOPE_SPACE | 2), (true, customer)]);
+        assert_eq!(Scope::CustomerShared("C-1".into()).keys(), Scope::Customer("C-1".into()).keys());
+        let both = [Scope::CustomerShared("C-1".into()), Scope::Customer("C-1".into())];
+        assert_eq!(taken(&lock_sql(&Mode::Batch(&both))), [(false, customer)]);
+        let two = [Scope::CustomerShared("C-1".into()), Scope::CustomerShared("C-1".into())];
+        assert_eq!(taken(&lock_sql(&Mode::Scoped(&two))), [(true, customer)]);
     }
 }

@@ -73,7 +73,10 @@ impl Ledger {
         amount: Option<Decimal>,
     ) -> Result<CostPosted, Error> {
         let today = self.book_date(now).await?;
-        once!(self, key, "ledger.post_cost", now, scoped: order_scopes(order_id, customer_id), |conn| {
+        // The customer shared: costing adds to its business without reading what others add, so
+        // the costs of one customer's orders post side by side (each order still exclusive).
+        let scopes = vec![Scope::Order(order_id.into()), Scope::CustomerShared(customer_id.into())];
+        once!(self, key, "ledger.post_cost", now, scoped: scopes, |conn| {
             let posted = sqlx::query(
                 "SELECT l.debit FROM journal_entries e JOIN journal_lines l ON l.entry_id = e.id \
                  WHERE e.kind = 'cost_of_goods' AND e.document = $1 AND l.account = $2",
@@ -222,8 +225,8 @@ impl Ledger {
     }
 }
 
-/// What recording, invoicing and costing an order lock: the order (one invoice, one cost
-/// posting, one set of lines) and its customer's business.
+/// What recording an order locks: the order (one invoice, one cost posting, one set of lines)
+/// and its customer's business.
 fn order_scopes(order_id: &str, customer_id: &str) -> Vec<Scope> {
     vec![Scope::Order(order_id.into()), Scope::Customer(customer_id.into())]
 }

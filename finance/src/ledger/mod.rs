@@ -29,8 +29,11 @@
 //!    `(class, hash)` order: key < order < customer < invoice < payment < cost centre < product
 //!    (a credit check takes its cost centre late, once it has read the customer's, which cannot
 //!    change meanwhile: assigning one is exclusive; costing takes the products of the order's
-//!    lines late, in ascending order, and no cost centre). Issuing or costing an order locks the order and
-//!    its customer; matching or applying a payment the invoice and the payment; dunning and
+//!    lines late, in ascending order, and no cost centre). Recording, issuing or costing an
+//!    order locks the order and its customer (issuing and costing take the customer *shared*:
+//!    they add to its business without reading what the others add, so one customer's
+//!    invoices and costs go side by side, and a credit check, taking it exclusive, waits for
+//!    them all); matching or applying a payment the invoice and the payment; dunning and
 //!    write-offs the invoice; refunds the payment; the credit check the customer, the order and
 //!    the cost centre; costing also each stocked product it takes; every job its idempotency
 //!    key;
@@ -42,8 +45,8 @@
 //! Invoices are issued in batches (see `series.rs`): the invoices asked of one [`Ledger`]
 //! handle at once go in one transaction, which takes the scopes of all of them in the one
 //! order above (every key, then every order, then every customer, the customers *shared*: two
-//! batches of one customer go side by side, and what takes a customer exclusive, a credit check,
-//! costing or an invoice issued alone, waits for both), then the series' row once,
+//! batches of one customer go side by side, and what takes a customer exclusive, a credit check
+//! or recording an order, waits for both), then the series' row once,
 //! last, for as many consecutive numbers as it issues; each invoice keeps its own checks,
 //! idempotency record and refusal (a refused invoice takes no number). A batch waits for its
 //! scopes at most 2 s; then its invoices are issued one per transaction, so that a customer

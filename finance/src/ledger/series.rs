@@ -413,12 +413,12 @@ async fn commit(
     Ok(results)
 }
 
-/// The scopes a batch locks: each invoice's key, order and customer.
+/// The scopes a batch locks: each invoice's key and order, and its customer shared.
 fn scopes_of(batch: &[Request]) -> Vec<Scope> {
     batch
         .iter()
         .flat_map(|r| {
-            [Scope::Key(r.key.clone()), Scope::Order(r.order_id.clone()), Scope::Customer(r.customer_id.clone())]
+            [Scope::Key(r.key.clone()), Scope::Order(r.order_id.clone()), Scope::CustomerShared(r.customer_id.clone())]
         })
         .collect()
 }

@@ -260,7 +260,7 @@ async fn writes_abandoned_while_waiting_for_a_lock_leave_every_connection_usable
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn invoice_batches_of_one_customer_share_it_and_a_credit_check_waits_for_them() {
+async fn invoice_batches_and_costing_of_one_customer_share_it_and_a_credit_check_waits_for_them() {
     let Some((db, a, b)) = two_nodes().await else { return };
     if db.backend() != Backend::Postgres {
         // One writer at a time on SQLite.
@@ -287,6 +287,14 @@ async fn invoice_batches_of_one_customer_share_it_and_a_credit_check_waits_for_t
     .await
     .unwrap();
     assert_eq!(issued, "2026-000001");
+    // And so does costing an order of the same customer.
+    let cost = within_deadline(
+        "costing C-001's order beside a batch of C-001",
+        a.post_cost("cost-1", t0(), "SO-1", "C-001", "SH-1", None),
+    )
+    .await
+    .unwrap();
+    assert!(cost.cost_of_goods > Decimal::ZERO, "{cost:?}");
 
     // A credit check of C-001 takes the customer exclusive: it waits for the batch, and so sees
     // every invoice issued before it answers.
