@@ -1,15 +1,15 @@
 //! Jobs for workers: fetch-and-lock with a lease and an epoch, lease extension, outcomes under the lock.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 
 use crate::event::Event;
-use crate::ids::JobId;
+use crate::ids::{InstanceId, JobId};
 use crate::store::{Guard, JobState, LockedJob, Store, Write, WriteOutcome};
 
-use super::{CACHE_LIMIT, Engine, Error, Extra};
+use super::{CACHE_LIMIT, Cached, Engine, Error, Extra};
 
 impl<S: Store> Engine<S> {
     /// Locks up to `max` due jobs of `job_types` for `worker` until now + `lease`. A job whose
@@ -31,16 +31,55 @@ impl<S: Store> Engine<S> {
         };
         match self.submit(write).await? {
             WriteOutcome::Jobs(jobs) => {
-                let mut locks = self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner);
-                if locks.len() >= CACHE_LIMIT {
-                    locks.clear();
+                {
+                    let mut locks = self.inner.locks.lock().unwrap_or_else(PoisonError::into_inner);
+                    if locks.len() >= CACHE_LIMIT {
+                        locks.clear();
+                    }
+                    for job in &jobs {
+                        locks.insert(job.id.0.clone(), (job.instance_id.0.clone(), job.epoch, job.lock_expires_at));
+                    }
                 }
-                for job in &jobs {
-                    locks.insert(job.id.0.clone(), (job.instance_id.0.clone(), job.epoch, job.lock_expires_at));
-                }
+                self.cache_instances_of(&jobs).await;
                 Ok(jobs)
             }
             other => Err(Error::Write(format!("unexpected outcome {other:?}"))),
+        }
+    }
+
+    /// Reads into the cache, in one read, the instances of `jobs` it does not hold: their
+    /// outcomes step them here, and on a node other than the one that started or last stepped
+    /// them each completion read its instance on its own (10,000 single-row reads in a two-node
+    /// drain of 20,000 invoices). Best effort: an instance not read now is read as it steps, and
+    /// one stepped elsewhere meanwhile is found stale when its step is written, and read again.
+    async fn cache_instances_of(&self, jobs: &[LockedJob]) {
+        let missing: Vec<InstanceId> = {
+            let cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut ids: Vec<&InstanceId> =
+                jobs.iter().map(|job| &job.instance_id).filter(|id| !cache.contains_key(id.as_str())).collect();
+            ids.sort_unstable_by_key(|id| id.as_str());
+            ids.dedup();
+            ids.into_iter().cloned().collect()
+        };
+        if missing.is_empty() {
+            return;
+        }
+        let rows = match self.inner.store.load_instances(&missing).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::debug!(%error, "the fetched jobs' instances were not read ahead");
+                return;
+            }
+        };
+        let read: Vec<(String, Cached)> =
+            rows.iter().filter_map(|row| Cached::of_row(row).ok().map(|cached| (row.id.clone(), cached))).collect();
+        let mut cache = self.inner.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() + read.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        for (id, cached) in read {
+            // An entry there already is as new or newer: a step of this node came in between.
+            cache.entry(id).or_insert_with(|| Arc::new(cached));
         }
     }
 

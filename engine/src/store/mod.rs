@@ -699,6 +699,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn write(&self, batch: Vec<Write>) -> impl Future<Output = Vec<Result<WriteOutcome, WriteError>>> + Send;
     /// Loads an instance row.
     fn load_instance(&self, id: &InstanceId) -> impl Future<Output = Result<Option<InstanceRow>, Error>> + Send;
+    /// Loads the rows of the instances of `ids` there are, in one read, in no particular order.
+    fn load_instances(&self, ids: &[InstanceId]) -> impl Future<Output = Result<Vec<InstanceRow>, Error>> + Send;
     /// True when `id` names an instance moved into an archive: its tombstone stays, and the id
     /// is never used again (an insert under it does nothing).
     fn is_archived(&self, id: &InstanceId) -> impl Future<Output = Result<bool, Error>> + Send;

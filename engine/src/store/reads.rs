@@ -37,8 +37,21 @@ pub(super) fn in_firing_order(mut due: Vec<(String, String, String)>) -> Vec<(St
     due.into_iter().map(|(_, id, instance)| (id, instance)).collect()
 }
 
-const INSTANCE: &str = "SELECT id, process_key, process_version, status, business_key, parent_id, parent_call, \
-                        state, version, history_seq, history_hash, updated_at FROM instances WHERE id = $1";
+/// The columns of an instance row as [`rows::instance`] reads them.
+macro_rules! instance_select {
+    () => {
+        "SELECT id, process_key, process_version, status, business_key, parent_id, parent_call, \
+         state, version, history_seq, history_hash, updated_at FROM instances"
+    };
+}
+
+const INSTANCE: &str = concat!(instance_select!(), " WHERE id = $1");
+
+/// Instances by a list of ids, in no particular order.
+const INSTANCES: Each = Each {
+    sqlite: concat!(instance_select!(), " WHERE id IN (SELECT value FROM json_each($1))"),
+    postgres: concat!(instance_select!(), " WHERE id = ANY($1)"),
+};
 
 const DEPLOYMENT_COLUMNS: &str = "SELECT process_key, version, hash, source, compiled, deployed_at FROM deployments";
 
@@ -88,6 +101,14 @@ impl<B: Backend> Store for B {
 
     async fn load_instance(&self, id: &InstanceId) -> Result<Option<InstanceRow>, Error> {
         self.row(INSTANCE, vec![text(id.as_str())]).await?.as_ref().map(rows::instance).transpose()
+    }
+
+    async fn load_instances(&self, ids: &[InstanceId]) -> Result<Vec<InstanceRow>, Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.iter().map(|id| id.0.clone()).collect();
+        self.rows(INSTANCES.pick(self), vec![Arg::Texts(ids)]).await?.iter().map(rows::instance).collect()
     }
 
     async fn is_archived(&self, id: &InstanceId) -> Result<bool, Error> {

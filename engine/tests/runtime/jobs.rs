@@ -268,3 +268,29 @@ async fn the_fetches_of_one_batch_share_the_due_jobs_in_due_order_and_in_turn() 
         assert_eq!(env.status(id).await, completed("done"));
     }
 }
+
+#[tokio::test]
+async fn a_job_fetched_on_one_node_completes_there_after_another_node_stepped_its_instance() {
+    let Some(env) = Env::reference().await else { return };
+    // Node a starts the order; node b fetches its job, and reads its instance ahead with it.
+    let id = started(&env).await;
+    let b = cloverleaf_engine::runtime::Engine::connect(&env.db.url(), std::sync::Arc::new(env.clock.clone()))
+        .await
+        .unwrap();
+    let mut jobs = b.fetch_and_lock("w1", &["credit.check"], 10, TimeDelta::seconds(60)).await.unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    let job = jobs.remove(0);
+    // Meanwhile an operator on node a sets a variable: the instance b read is one step behind.
+    let set = cloverleaf_engine::Modification::SetVariable { name: "comment".into(), value: json!("urgent") };
+    env.engine.modify(&id, set, "ops", "the customer called").await.unwrap();
+    // b's completion is stepped on the instance as it now stands: the operator's step is kept.
+    let output = json!({"credit_limit": "50000", "open_ar": "0", "risk": "A"});
+    b.complete_job(&job.id, job.epoch, output).await.unwrap();
+    let instance = env.instance(&id).await;
+    assert_eq!(instance.status(), &completed("approved"));
+    // The read ahead: the instances of a list there are, in one read.
+    let rows = b.store().load_instances(&[id.clone(), InstanceId::from("no-such-instance")]).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [id.as_str()]);
+    assert_eq!(instance.variable("comment").map(|v| v.to_string()), Some("\"urgent\"".into()));
+    assert_eq!(instance.variable("risk").map(|v| v.to_string()), Some("\"A\"".into()));
+}
