@@ -612,6 +612,8 @@ async fn issue_all(
 
     let pending: Vec<usize> = (0..batch.len()).filter(|&at| results[at].is_none()).collect();
     let mut new = Vec::new();
+    // The standard cost rate, parsed once the first order recorded here needs it.
+    let mut rate: Option<Decimal> = None;
     for at in pending {
         let request = &batch[at];
         if let Some(existing) = invoiced.get(&request.order_id) {
@@ -633,10 +635,16 @@ async fn issue_all(
                 let standard_cost = if owners.contains_key(&request.order_id) {
                     None
                 } else {
-                    let rate = standard_rate
-                        .as_deref()
-                        .ok_or_else(|| Error::Corrupt("setting standard_cost_rate missing".into()))?;
-                    Some(cents(request.amount * decimal_setting(rate)?))
+                    let rate = match rate {
+                        Some(rate) => rate,
+                        None => {
+                            let stored = standard_rate
+                                .as_deref()
+                                .ok_or_else(|| Error::Corrupt("setting standard_cost_rate missing".into()))?;
+                            *rate.insert(decimal_setting(stored)?)
+                        }
+                    };
+                    Some(cents(request.amount * rate))
                 };
                 let issue_date = request.today;
                 let net = cents(request.amount);
