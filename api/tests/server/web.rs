@@ -343,6 +343,9 @@ async fn the_operations_page_lists_the_oldest_hundred_incidents_and_says_how_man
     let ops = page(&api, Method::GET, "/ops", &ada, None).await;
     assert_eq!(ops.status, StatusCode::OK);
     assert_eq!(ops.text.matches("action=\"/ops/incidents/").count(), 100, "a page of them");
+    // Every row names its case and its step, the cases read together.
+    assert_eq!(ops.text.matches(">Flaky <span class=\"muted\">").count(), 100, "{}", ops.text);
+    assert_eq!(ops.text.matches(">Export</td>").count(), 100, "{}", ops.text);
     assert!(ops.text.contains("The oldest 100 of 101 open incidents; GET /v1/incidents lists them all."));
     // The oldest first: the first raised is shown, the last is not.
     let link = |id: &cloverleaf_engine::InstanceId| format!("href=\"/cases/{}\"", id.as_str());

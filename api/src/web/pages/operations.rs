@@ -7,8 +7,8 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use cloverleaf_engine::IncidentId;
-use cloverleaf_engine::store::Queries as _;
+use cloverleaf_engine::store::{Queries as _, Store as _};
+use cloverleaf_engine::{IncidentId, Instance};
 use serde::Deserialize;
 
 use super::history::{Case, incident_text, step};
@@ -43,15 +43,22 @@ pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Respon
             );
         }
         let now = engine.now();
-        // Each row reads its case: a page of them, the rest through the API.
-        for i in incidents.iter().take(INCIDENTS_SHOWN) {
+        let shown = &incidents[..incidents.len().min(INCIDENTS_SHOWN)];
+        // The shown rows' cases in one read: a page of them, the rest through the API.
+        let mut ids: Vec<_> = shown.iter().map(|i| i.instance_id.clone()).collect();
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        let states: HashMap<String, String> =
+            engine.store().load_instances(&ids).await?.into_iter().map(|row| (row.id, row.state)).collect();
+        for i in shown {
             // An incident whose case cannot be read (its definition gone) still shows, by ids.
-            let case = match engine.instance(&i.instance_id).await {
-                Ok(instance) => match engine.definition(instance.process(), instance.process_version()).await {
+            let instance = states.get(i.instance_id.as_str()).and_then(|state| Instance::from_json(state).ok());
+            let case = match instance {
+                Some(instance) => match engine.definition(instance.process(), instance.process_version()).await {
                     Ok(definition) => Some((instance, definition)),
                     Err(_) => None,
                 },
-                Err(_) => None,
+                None => None,
             };
             let (case_name, step_name) = match &case {
                 Some((instance, definition)) => {
