@@ -109,6 +109,60 @@ const EN: &[(&str, &str)] = &[
     ("task_closed", "This task was completed or withdrawn in the meantime."),
     ("claimed_other", "Someone else claimed this task."),
     ("invalid_form", "Please correct the form"),
+    // Refusals in words, from an error's code and details.
+    ("done_delegated", "Done: the task was handed on."),
+    ("sod_not_by", "You may not decide this task: here the process requires someone other than {who}."),
+    ("sod_not_by_other", "{user} may not decide this task: here the process requires someone other than {who}."),
+    ("sod_requester", "the requester or whoever entered the request for them"),
+    ("sod_named", "the person recorded as “{label}”"),
+    ("sod_decided", "the person who decided “{step}”"),
+    ("form_required", "required"),
+    ("form_wrong_number", "write a number, like 1250.00"),
+    ("form_wrong_whole", "write a whole number"),
+    ("form_wrong_date", "write a date, like 2026-03-31"),
+    ("form_wrong_choice", "choose one"),
+    ("form_wrong_kind", "not a value this field takes"),
+    ("form_cents", "at most two decimals (whole cents)"),
+    ("form_too_large", "too large"),
+    ("form_greater", "must be greater than {n}"),
+    ("form_at_least", "must be at least {n}"),
+    ("form_less", "must be less than {n}"),
+    ("form_at_most", "must be at most {n}"),
+    ("form_unknown_field", "not a field of this form"),
+    ("err_role_one", "You may not {action}: that needs the role {roles}."),
+    ("err_role_any", "You may not {action}: that needs one of the roles {roles}."),
+    ("do_this", "do this"),
+    (
+        "err_not_yours_assigned",
+        "This task is not offered to you: it is assigned to {assignee}, and you do not stand in for them.",
+    ),
+    ("err_not_yours_roles", "This task is not offered to you: it is offered to {roles}, which you do not hold."),
+    ("err_delegate_roles", "The task cannot be delegated to {user}: it is offered to {roles}, which they do not hold."),
+    (
+        "err_not_reader",
+        "You may not see this case: you take no part in it, and its process does not let your roles read it.",
+    ),
+    ("err_no_user_name", "Give the user name of a colleague."),
+    (
+        "err_delegation_loop",
+        "The task cannot go to {user}: they held it already, and a delegation may not go back along its chain.",
+    ),
+    ("err_not_claimed", "This task is not claimed: there is nothing to release."),
+    ("err_incident_closed", "This incident was resolved in the meantime."),
+    ("err_changed", "The case changed in the meantime: reload the page and try again."),
+    ("err_not_found", "There is no {what} {id}."),
+    ("err_not_deployed", "No process {id} is deployed."),
+    ("err_no_version", "Process {id} has no version {version}."),
+    ("err_no_ledger", "This server keeps no finance sub-ledger: it has no finance figures or customer letters."),
+    ("thing_case", "case"),
+    ("thing_task", "task"),
+    ("thing_job", "job"),
+    ("thing_incident", "open incident"),
+    ("thing_report", "report"),
+    ("thing_alert", "alert"),
+    ("thing_letter", "customer letter"),
+    ("thing_indicator", "indicator"),
+    ("thing_page", "page"),
     ("instance", "Case"),
     ("status", "Status"),
     ("variables", "Data"),
@@ -372,6 +426,50 @@ const ZH_CN: &[(&str, &str)] = &[
     ("task_closed", "此任务已被他人完成或撤回。"),
     ("claimed_other", "此任务已被他人认领。"),
     ("invalid_form", "请修改表单"),
+    ("done_delegated", "已转交：任务已交由他人办理。"),
+    ("sod_not_by", "您不能处理此任务：按流程规定，{who}不得审批此任务。"),
+    ("sod_not_by_other", "{user} 不能处理此任务：按流程规定，{who}不得审批此任务。"),
+    ("sod_requester", "申请人本人及代其提交申请的人"),
+    ("sod_named", "“{label}”所记的人"),
+    ("sod_decided", "办理“{step}”的人"),
+    ("form_required", "必填"),
+    ("form_wrong_number", "请填写数字，例如 1250.00"),
+    ("form_wrong_whole", "请填写整数"),
+    ("form_wrong_date", "请填写日期，例如 2026-03-31"),
+    ("form_wrong_choice", "请选择一项"),
+    ("form_wrong_kind", "填写的内容不符合此项要求"),
+    ("form_cents", "最多两位小数（精确到分）"),
+    ("form_too_large", "数额过大"),
+    ("form_greater", "须大于 {n}"),
+    ("form_at_least", "须不小于 {n}"),
+    ("form_less", "须小于 {n}"),
+    ("form_at_most", "须不大于 {n}"),
+    ("form_unknown_field", "此表单没有这一项"),
+    ("err_role_one", "您无权{action}：仅限{roles}。"),
+    ("err_role_any", "您无权{action}：仅限{roles}。"),
+    ("do_this", "执行此操作"),
+    ("err_not_yours_assigned", "此任务未分配给您：它已指派给 {assignee}，而您不是其代理人。"),
+    ("err_not_yours_roles", "此任务未分配给您：它只交由{roles}办理，而您不具备该角色。"),
+    ("err_delegate_roles", "不能将此任务转交给 {user}：它只交由{roles}办理，而 {user} 不具备该角色。"),
+    ("err_not_reader", "您无权查看此案例：您未参与该案例，其流程也未允许您的角色查看。"),
+    ("err_no_user_name", "请填写同事的用户名。"),
+    ("err_delegation_loop", "不能将此任务转交给 {user}：此人已经手过该任务，转交不能沿原路退回。"),
+    ("err_not_claimed", "此任务未被认领，无需释放。"),
+    ("err_incident_closed", "此故障已在此期间处理。"),
+    ("err_changed", "案例在此期间已有变化，请刷新页面后重试。"),
+    ("err_not_found", "找不到{what} {id}。"),
+    ("err_not_deployed", "流程 {id} 未部署。"),
+    ("err_no_version", "流程 {id} 没有第 {version} 版。"),
+    ("err_no_ledger", "本服务器未启用财务子账，没有财务数据和客户函件。"),
+    ("thing_case", "案例"),
+    ("thing_task", "任务"),
+    ("thing_job", "自动任务"),
+    ("thing_incident", "未处理的故障"),
+    ("thing_report", "报表"),
+    ("thing_alert", "预警"),
+    ("thing_letter", "客户函件"),
+    ("thing_indicator", "指标"),
+    ("thing_page", "页面"),
     ("instance", "案例"),
     ("status", "状态"),
     ("variables", "数据"),
@@ -652,6 +750,79 @@ pub fn role_list(lang: Lang, process: &cloverleaf_dsl::CompiledProcess, roles: &
     roles.iter().map(|r| role_title(lang, process, r)).collect::<Vec<_>>().join(separator)
 }
 
+/// The server's own roles (they are in no roles block): (id, English title, Chinese title).
+const SERVER_ROLES: &[(&str, &str, &str)] = &[
+    ("admin", "Administrator", "管理员"),
+    ("auditor", "Auditor", "审计员"),
+    ("metrics", "Metrics scraper", "监控采集"),
+    ("worker", "Worker", "自动任务执行程序"),
+];
+
+/// The organisation's roles as the reference `roles.flow` titles them, for a refusal that names
+/// a role with no process at hand: (id, title, Chinese title).
+static REFERENCE_ROLES: std::sync::LazyLock<Vec<(String, String, Option<String>)>> = std::sync::LazyLock::new(|| {
+    let (file, _) = cloverleaf_dsl::parse(cloverleaf_dsl::FileId(0), include_str!("../../../processes/roles.flow"));
+    file.map(|f| f.roles)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.title.map(|title| (r.name.name, title, r.title_zh)))
+        .collect()
+});
+
+/// What a reader of `lang` calls `role` when no process is at hand: the server's words for its
+/// own roles, the reference roles block's titles for the organisation's, the name otherwise.
+pub fn role_name(lang: Lang, role: &str) -> String {
+    if let Some((_, en, zh)) = SERVER_ROLES.iter().find(|(r, ..)| *r == role) {
+        return (if lang == Lang::ZhCn { zh } else { en }).to_string();
+    }
+    match REFERENCE_ROLES.iter().find(|(r, ..)| r == role) {
+        Some((_, _, Some(zh))) if lang == Lang::ZhCn => zh.clone(),
+        Some((_, title, _)) => title.clone(),
+        None => role.to_string(),
+    }
+}
+
+/// Items as a reader of `lang` lists alternatives: `A, B or C`, `A、B或C`.
+pub fn or_list(lang: Lang, items: &[String]) -> String {
+    let (separator, or) = if lang == Lang::ZhCn { ("、", "或") } else { (", ", " or ") };
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{}{or}{last}", rest.join(separator)),
+    }
+}
+
+/// What the API's permission checks say a caller may not do (`may not read the finance
+/// reports`), in Chinese.
+const ACTIONS_ZH: &[(&str, &str)] = &[
+    ("read the finance reports", "查看财务报表"),
+    ("set a budget", "设定预算"),
+    ("read the customer letters", "查看客户函件"),
+    ("send customer letters again", "重新发送客户函件"),
+    ("read the alerts", "查看预警"),
+    ("acknowledge alerts", "确认预警"),
+    ("evaluate the alert rules", "评估预警规则"),
+    ("deploy processes", "部署流程"),
+    ("list incidents", "查看故障"),
+    ("retry incidents", "重试故障"),
+    ("cancel instances", "取消案例"),
+    ("modify instances", "手工修改案例"),
+    ("migrate instances", "迁移案例"),
+    ("read the notifications", "查看通知"),
+    ("retry notifications", "重试通知"),
+    ("read the metrics", "查看运行指标"),
+    ("send messages", "发送消息"),
+];
+
+/// A refused action (`read the finance reports`) for a reader of `lang`; `None` for one the
+/// catalogue does not word in that language.
+pub fn action(lang: Lang, english: &str) -> Option<String> {
+    match lang {
+        Lang::En => Some(english.to_string()),
+        Lang::ZhCn => ACTIONS_ZH.iter().find(|(en, _)| *en == english).map(|(_, zh)| (*zh).to_string()),
+    }
+}
+
 /// A node's title template (placeholders not yet filled) for a reader of `lang`, if it has one.
 pub fn node_title(lang: Lang, node: &cloverleaf_dsl::model::Node) -> Option<&str> {
     match (lang, &node.title_zh) {
@@ -845,6 +1016,17 @@ mod tests {
         let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 31, 10, 0, 0).unwrap();
         assert_eq!(time(at, chrono_tz::Asia::Shanghai), "2026-01-31 18:00 (Asia/Shanghai)");
         assert_eq!(time(at, chrono_tz::UTC), "2026-01-31 10:00 (UTC)");
+    }
+
+    #[test]
+    fn roles_without_a_process_are_named_by_their_titles() {
+        assert_eq!(role_name(Lang::ZhCn, "finance.cfo"), "财务总监");
+        assert_eq!(role_name(Lang::En, "finance.cfo"), "Chief financial officer");
+        assert_eq!(role_name(Lang::ZhCn, "admin"), "管理员");
+        assert_eq!(role_name(Lang::En, "qa.tester"), "qa.tester");
+        let roles = ["管理员".to_string(), "审计员".to_string(), "财务总监".to_string()];
+        assert_eq!(or_list(Lang::ZhCn, &roles), "管理员、审计员或财务总监");
+        assert_eq!(or_list(Lang::En, &roles[..1]), "管理员");
     }
 
     #[test]

@@ -18,6 +18,8 @@ use std::fmt::Write as _;
 
 use axum::http::{StatusCode, header};
 use axum::response::Response;
+use chrono::{DateTime, Utc};
+use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::expr::Value as DslValue;
 use cloverleaf_dsl::model::{FormField, NodeKind};
 use cloverleaf_engine::Instance;
@@ -107,11 +109,187 @@ fn answer(viewer: &Viewer, title: &'static str, body: Result<String, ApiError>) 
 /// An engine or permission error as a page: words, not codes.
 fn error_page(viewer: &Viewer, error: &ApiError) -> Response {
     match error.status() {
-        StatusCode::NOT_FOUND => message_page(viewer, StatusCode::NOT_FOUND, "not_found", error.message()),
-        StatusCode::FORBIDDEN => message_page(viewer, StatusCode::FORBIDDEN, "forbidden", error.message()),
+        StatusCode::NOT_FOUND => {
+            message_page(viewer, StatusCode::NOT_FOUND, "not_found", &error_text(viewer, error, None))
+        }
+        StatusCode::FORBIDDEN => {
+            message_page(viewer, StatusCode::FORBIDDEN, "forbidden", &error_text(viewer, error, None))
+        }
         StatusCode::GONE => message_page(viewer, StatusCode::GONE, "archived", &archived_text(viewer, error)),
         status if status.is_server_error() => message_page(viewer, status, "error", viewer.t("error_text")),
-        status => message_page(viewer, status, "refused", error.message()),
+        status => message_page(viewer, status, "refused", &error_text(viewer, error, None)),
+    }
+}
+
+/// An error as a sentence in the reader's language (plain text), built from its code and
+/// details; roles are named by their titles, `process`'s where the refusal concerns one. A code
+/// the pages do not word keeps the API's message.
+fn error_text(viewer: &Viewer, error: &ApiError, process: Option<&CompiledProcess>) -> String {
+    let details = error.details();
+    let text = |key: &'static str| viewer.t(key).to_string();
+    let roles = |value: &Value| {
+        let names: Vec<String> = value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|role| role_title(viewer, process, role))
+            .collect();
+        i18n::or_list(viewer.lang, &names)
+    };
+    // The first name the API's message quotes: the user, task or thing it is about.
+    let quoted = || error.message().split('`').nth(1).unwrap_or_default().to_string();
+    match error.code() {
+        "missing_role" => {
+            let required = if details["required_role"].is_string() {
+                Value::Array(vec![details["required_role"].clone()])
+            } else if details["required_roles"].is_array() {
+                details["required_roles"].clone()
+            } else {
+                details["start_by"].clone()
+            };
+            let count = required.as_array().map_or(0, Vec::len);
+            if count == 0 {
+                return error.message().to_string();
+            }
+            // `sam` may not read the finance reports: that needs ...
+            let action = error
+                .message()
+                .split_once(" may not ")
+                .and_then(|(_, rest)| rest.split_once(": "))
+                .and_then(|(action, _)| i18n::action(viewer.lang, &action.replace('`', "")))
+                .unwrap_or_else(|| text("do_this"));
+            viewer
+                .t(if count == 1 { "err_role_one" } else { "err_role_any" })
+                .replace("{action}", &action)
+                .replace("{roles}", &roles(&required))
+        }
+        "not_candidate" => match (details["assignee"].as_str(), details["roles"].as_array()) {
+            (Some(assignee), _) => viewer.t("err_not_yours_assigned").replace("{assignee}", assignee),
+            (None, Some(list)) if !list.is_empty() => {
+                viewer.t("err_not_yours_roles").replace("{roles}", &roles(&details["roles"]))
+            }
+            _ => text("not_candidate"),
+        },
+        "delegate_not_candidate" => viewer
+            .t("err_delegate_roles")
+            .replace("{user}", details["user"].as_str().unwrap_or_default())
+            .replace("{roles}", &roles(&details["roles"])),
+        "not_reader" => text("err_not_reader"),
+        "separation_of_duties" => sod_text(viewer, error, process, None),
+        "invalid_substitute" => {
+            let unknown = details["fields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|f| f["message"].as_str().is_some_and(|m| m.contains("not a user")));
+            if unknown {
+                viewer.t("away_unknown").replace("{name}", &quoted())
+            } else if error.message().contains("for themselves") {
+                text("away_self")
+            } else if error.message().contains("name is empty") {
+                text("err_no_user_name")
+            } else {
+                error.message().to_string()
+            }
+        }
+        "delegation_loop" => viewer.t("err_delegation_loop").replace("{user}", &quoted()),
+        "task_closed" => text("task_closed"),
+        "task_claimed" => text("claimed_other"),
+        "not_claimed" => text("err_not_claimed"),
+        "not_dead" => text("not_dead"),
+        "incident_closed" | "job_closed" => text("err_incident_closed"),
+        "invalid_state" | "conflict" => text("err_changed"),
+        "not_found" => not_found_text(viewer, error.message()),
+        _ => error.message().to_string(),
+    }
+}
+
+/// What a reader calls `role`: its title as `process` carries it, else as the server knows it.
+fn role_title(viewer: &Viewer, process: Option<&CompiledProcess>, role: &str) -> String {
+    match process {
+        Some(p) if p.role_titles.contains_key(role) => i18n::role_title(viewer.lang, p, role).to_string(),
+        _ => i18n::role_name(viewer.lang, role),
+    }
+}
+
+/// A 404 in words: the kind of thing that is missing and its name. Not-found answers carry no
+/// details, so the kind is read from the message's wording, which the engine and the API fix
+/// (`no instance `x``, `process `x` is not deployed`, ...); anything else keeps the message.
+fn not_found_text(viewer: &Viewer, message: &str) -> String {
+    const KINDS: &[(&str, &str)] = &[
+        ("no instance `", "thing_case"),
+        ("no task `", "thing_task"),
+        ("no open task `", "thing_task"),
+        ("no job `", "thing_job"),
+        ("no open incident `", "thing_incident"),
+        ("no report `", "thing_report"),
+        ("no alert ", "thing_alert"),
+        ("no indicator `", "thing_indicator"),
+        ("no route `", "thing_page"),
+    ];
+    let name = |text: &str| text.split('`').nth(1).unwrap_or_default().to_string();
+    if let Some((_, kind)) = KINDS.iter().find(|(prefix, _)| message.starts_with(prefix)) {
+        let id = message.strip_prefix("no alert ").map_or_else(|| name(message), str::to_string);
+        return viewer.t("err_not_found").replace("{what}", viewer.t(kind)).replace("{id}", &id);
+    }
+    if message.contains("is not a customer letter") {
+        return viewer.t("err_not_found").replace("{what}", viewer.t("thing_letter")).replace("{id}", &name(message));
+    }
+    if message.starts_with("process `") && message.ends_with("is not deployed") {
+        return viewer.t("err_not_deployed").replace("{id}", &name(message));
+    }
+    if let Some(version) = message.strip_prefix("process `").and_then(|rest| rest.split_once("` has no version ")) {
+        return viewer.t("err_no_version").replace("{id}", version.0).replace("{version}", version.1);
+    }
+    if message.contains("sub-ledger") {
+        return viewer.t("err_no_ledger").to_string();
+    }
+    message.to_string()
+}
+
+/// A separation-of-duties refusal in words: who may not act here, said as the rule means it
+/// (`not by requested_by`: the requester and whoever entered the request for them; `not by
+/// x.completed_by`: whoever decided step x), for the reader or for the person refused.
+/// `process` is the task's process; `instance` (with the time now), where at hand, fills the
+/// placeholders of a step's title.
+fn sod_text(
+    viewer: &Viewer,
+    error: &ApiError,
+    process: Option<&CompiledProcess>,
+    instance: Option<(&Instance, DateTime<Utc>)>,
+) -> String {
+    let details = error.details();
+    let rule = details["rule"].as_str().unwrap_or_default().trim_start_matches("not by").trim();
+    let who = match rule.split_once('.') {
+        Some((step, "completed_by")) => {
+            let title = process
+                .and_then(|p| {
+                    let template = i18n::node_title(viewer.lang, p.node(step)?)?;
+                    match instance {
+                        Some((i, now)) => {
+                            Some(cloverleaf_engine::render_title(template, i.variables(), now, p.calendar.as_ref()))
+                        }
+                        None => (!template.contains('{')).then(|| template.to_string()),
+                    }
+                })
+                .unwrap_or_else(|| step.replace('_', " "));
+            Some(viewer.t("sod_decided").replace("{step}", &title))
+        }
+        Some(_) => None,
+        None if rule.is_empty() => None,
+        None if process.and_then(|p| p.access.requester.as_deref()) == Some(rule) => {
+            Some(viewer.t("sod_requester").to_string())
+        }
+        None => Some(viewer.t("sod_named").replace("{label}", &i18n::label(rule, viewer.lang))),
+    };
+    let Some(who) = who else {
+        let stop = if viewer.lang == Lang::ZhCn { "。" } else { "." };
+        return format!("{}{stop}", viewer.t("sod_refused"));
+    };
+    match details["user"].as_str().filter(|user| *user != viewer.caller.name()) {
+        Some(user) => viewer.t("sod_not_by_other").replace("{user}", user).replace("{who}", &who),
+        None => viewer.t("sod_not_by").replace("{who}", &who),
     }
 }
 

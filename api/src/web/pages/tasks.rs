@@ -9,15 +9,18 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
+use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::expr::Value as DslValue;
 use cloverleaf_dsl::model::{FormField, NodeKind};
-use cloverleaf_engine::TaskId;
 use cloverleaf_engine::store::{TaskInfo, TaskState};
+use cloverleaf_engine::{Instance, TaskId};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{answer, error_page, form_of, message_page, money_variables, page, show_value, with_lang};
+use super::{
+    answer, error_page, error_text, form_of, message_page, money_variables, page, show_value, sod_text, with_lang,
+};
 use crate::server::AppState;
 use crate::server::error::ApiError;
 use crate::web::i18n;
@@ -31,6 +34,8 @@ pub struct InboxQuery {
     customer: Option<String>,
     min_amount: Option<String>,
     max_amount: Option<String>,
+    /// Set by the redirect after a decision (`1`) or a delegation (`delegated`).
+    done: Option<String>,
 }
 
 /// One row of the inbox: the task and the business context its approval shows.
@@ -145,7 +150,16 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
             && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| rc.eq_ignore_ascii_case(c)))
     });
     rows.sort_by_key(|r| (r.task.due_at.is_none(), r.task.due_at));
-    let mut out = format!("<h1>{}</h1>{}", viewer.t("inbox"), super::away::inbox_notice(state, viewer, now).await?);
+    let mut out = format!("<h1>{}</h1>", viewer.t("inbox"));
+    let done = match query.done.as_deref() {
+        Some("delegated") => Some("done_delegated"),
+        Some(_) => Some("done_task"),
+        None => None,
+    };
+    if let Some(done) = done {
+        let _ = write!(out, "<p class=\"notice\" role=\"status\" id=\"done\">{}</p>", viewer.t(done));
+    }
+    out.push_str(&super::away::inbox_notice(state, viewer, now).await?);
     let _ = write!(
         out,
         "<form method=\"get\" action=\"/inbox\" class=\"filters\"><label>{} <select name=\"process\"><option value=\"\">{}</option>",
@@ -234,14 +248,14 @@ async fn task_page(
     let task = crate::server::tasks::visible_task(state, &viewer.caller, id).await?;
     let engine = state.engine();
     let now = engine.now();
-    let Context { process, title, shown: context, .. } = context_of(state, viewer, &task).await?;
+    let Context { process_title, title, shown: context, .. } = context_of(state, viewer, &task).await?;
     let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
     let fields = form_of(&definition, &task.node);
     let mut out = format!(
         "<h1>{}</h1><p class=\"muted\">{} · <a href=\"/cases/{}\">{}</a></p>",
         esc(&title),
-        esc(&process),
+        esc(&process_title),
         url_path(&task.instance_id.0),
         viewer.t("instance")
     );
@@ -249,7 +263,7 @@ async fn task_page(
         let _ = write!(
             out,
             "<div class=\"notice refusal\" role=\"alert\" id=\"problem\">{}</div>",
-            problem_text(viewer, problem)
+            problem_text(viewer, problem, &definition, &fields, (&instance, now))
         );
     }
     out.push_str("<section><h2>");
@@ -332,31 +346,80 @@ fn form_field(viewer: &Viewer, field: &FormField) -> String {
     }
 }
 
-/// A refusal as a sentence for the reader.
-fn problem_text(viewer: &Viewer, error: &ApiError) -> String {
+/// A refusal as a sentence for the reader (HTML): a form that does not fit field by field, by
+/// the labels the form shows; anything else as the pages word the error.
+fn problem_text(
+    viewer: &Viewer,
+    error: &ApiError,
+    definition: &CompiledProcess,
+    fields: &[FormField],
+    instance: (&Instance, DateTime<Utc>),
+) -> String {
     match error.code() {
-        "separation_of_duties" => {
-            let rule = error.details()["rule"].as_str().unwrap_or_default();
-            format!("{} (<code>{}</code>).", viewer.t("sod_refused"), esc(rule))
-        }
-        "not_candidate" => viewer.t("not_candidate").to_string(),
-        "task_closed" => viewer.t("task_closed").to_string(),
-        "task_claimed" => viewer.t("claimed_other").to_string(),
+        "separation_of_duties" => esc(&sod_text(viewer, error, Some(definition), Some(instance))),
         "invalid_form" => {
-            let fields = error.details()["fields"].as_array().cloned().unwrap_or_default();
-            let items: String = fields
+            let problems = error.details()["fields"].as_array().cloned().unwrap_or_default();
+            let items: String = problems
                 .iter()
-                .map(|f| {
+                .map(|problem| {
+                    let name = problem["field"].as_str().unwrap_or_default();
+                    let message = problem["message"].as_str().unwrap_or_default();
+                    let field = fields.iter().find(|f| f.name == name);
+                    let separator = if viewer.lang == i18n::Lang::ZhCn { "：" } else { ": " };
                     format!(
-                        "<li>{}: {}</li>",
-                        esc(f["field"].as_str().unwrap_or("")),
-                        esc(f["message"].as_str().unwrap_or(""))
+                        "<li data-field=\"{}\">{}{separator}{}</li>",
+                        esc(name),
+                        esc(&i18n::label(name, viewer.lang)),
+                        esc(&form_problem(viewer, field, message))
                     )
                 })
                 .collect();
             format!("{}<ul>{items}</ul>", viewer.t("invalid_form"))
         }
-        _ => esc(error.message()),
+        _ => esc(&error_text(viewer, error, Some(definition))),
+    }
+}
+
+/// What is wrong with a submitted value, in the reader's words: the engine's finding
+/// (`required`, `expected money, found "abc"`, a broken bound) read against the field's
+/// declaration; a finding the pages do not word is shown as the engine put it.
+fn form_problem(viewer: &Viewer, field: Option<&FormField>, message: &str) -> String {
+    use cloverleaf_dsl::expr::Type;
+    use cloverleaf_dsl::model::BoundOp;
+    if message == "required" {
+        return viewer.t("form_required").to_string();
+    }
+    if message == "not a field of this form" {
+        return viewer.t("form_unknown_field").to_string();
+    }
+    let Some(field) = field else { return message.to_string() };
+    if message.starts_with("expected ") {
+        let key = match field.ty {
+            Type::Money | Type::Decimal => "form_wrong_number",
+            Type::Int => "form_wrong_whole",
+            Type::Date => "form_wrong_date",
+            Type::Bool => "form_wrong_choice",
+            _ => "form_wrong_kind",
+        };
+        return viewer.t(key).to_string();
+    }
+    if message.starts_with("must have at most") {
+        return viewer.t("form_cents").to_string();
+    }
+    if message.ends_with("in size") {
+        return viewer.t("form_too_large").to_string();
+    }
+    match field.bounds.iter().find(|b| b.rule() == message) {
+        Some(bound) => {
+            let key = match bound.op {
+                BoundOp::Greater => "form_greater",
+                BoundOp::AtLeast => "form_at_least",
+                BoundOp::Less => "form_less",
+                BoundOp::AtMost => "form_at_most",
+            };
+            viewer.t(key).replace("{n}", &bound.value.to_string())
+        }
+        None => message.to_string(),
     }
 }
 
@@ -400,7 +463,8 @@ pub async fn task_action(
         }
     };
     match result {
-        Ok(()) if action == "complete" || action == "delegate" => Redirect::to("/inbox?done=1").into_response(),
+        Ok(()) if action == "complete" => Redirect::to("/inbox?done=1").into_response(),
+        Ok(()) if action == "delegate" => Redirect::to("/inbox?done=delegated").into_response(),
         Ok(()) => Redirect::to(&format!("/tasks/{}", url_path(&id.0))).into_response(),
         Err(problem) => {
             let status = problem.status();
