@@ -366,7 +366,10 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.click("#submit").await;
     let refused = browser.wait_for("You may not decide this task").await;
     assert!(refused.contains("You may not decide this task"), "{refused}");
-    assert!(refused.contains("not by requested_by"), "the rule is named: {refused}");
+    assert!(
+        refused.contains("someone other than the requester or whoever entered the request for them."),
+        "the rule is said in words: {refused}"
+    );
     browser.screenshot("refusal").await;
     browser.sign_out().await;
 
