@@ -529,7 +529,7 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.goto(&format!("{server}/cases/{id}#history")).await;
     let history = browser.wait_for("by hand").await;
     assert!(
-        history.contains("Set legal note to Delivery date disputed by the buyer by hand: call with C-004's buyer"),
+        history.contains("Set Legal note to Delivery date disputed by the buyer by hand: call with C-004's buyer"),
         "{history}"
     );
 

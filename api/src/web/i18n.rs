@@ -184,7 +184,8 @@ const EN: &[(&str, &str)] = &[
     ("back", "Back"),
     ("aging", "Receivables by age"),
     ("open_receivables", "Open receivables"),
-    ("cycle_time", "Order-to-cash cycle time"),
+    ("cycle_time", "Cycle time by process"),
+    ("hours", "h"),
     ("sla_breaches", "Approvals past their SLA"),
     ("incidents", "Open incidents"),
     ("retry", "Retry"),
@@ -264,6 +265,7 @@ const EN: &[(&str, &str)] = &[
     ("work_by_role", "Open work by role"),
     ("role", "Role"),
     ("open_tasks", "Open tasks"),
+    ("assigned_role", "Assigned to a person"),
     ("no_alerts", "No open alerts."),
     ("acknowledge", "Acknowledge"),
     ("acknowledged_by", "Seen by"),
@@ -276,6 +278,7 @@ const EN: &[(&str, &str)] = &[
     ("week_of", "Week of"),
     ("profit_by_order", "Gross profit by order"),
     ("all_states", "All states"),
+    ("no_cases", "No order or case matches this search."),
     ("failed", "Failed"),
     ("cancelled", "Cancelled"),
     // The month's budgets on the board.
@@ -491,7 +494,8 @@ const ZH_CN: &[(&str, &str)] = &[
     ("back", "返回"),
     ("aging", "应收账龄"),
     ("open_receivables", "未收应收款"),
-    ("cycle_time", "订单到回款周期"),
+    ("cycle_time", "各流程办理周期"),
+    ("hours", "小时"),
     ("sla_breaches", "超时审批"),
     ("incidents", "未处理故障"),
     ("retry", "重试"),
@@ -565,6 +569,7 @@ const ZH_CN: &[(&str, &str)] = &[
     ("work_by_role", "各角色待办"),
     ("role", "角色"),
     ("open_tasks", "待办任务"),
+    ("assigned_role", "指派到个人"),
     ("no_alerts", "暂无未关闭的预警。"),
     ("acknowledge", "确认已阅"),
     ("acknowledged_by", "已阅："),
@@ -577,6 +582,7 @@ const ZH_CN: &[(&str, &str)] = &[
     ("week_of", "周（起始日）"),
     ("profit_by_order", "按订单毛利"),
     ("all_states", "全部状态"),
+    ("no_cases", "没有符合搜索条件的订单或案例。"),
     ("failed", "失败"),
     ("cancelled", "已取消"),
     ("budgets", "各成本中心预算"),
@@ -670,38 +676,53 @@ const ZH_CN: &[(&str, &str)] = &[
     ("mail_footer", "本邮件由 Cloverleaf 发送，编号 {id}；编号相同的邮件为同一封。"),
 ];
 
-/// The names of the reference processes' variables in Chinese; other names are shown as written,
-/// with spaces for underscores.
+/// The names of the reference processes' variables, inputs and form fields in Chinese; other
+/// names are shown as [`label`] writes them in English.
 const VARIABLES_ZH: &[(&str, &str)] = &[
+    ("aging_report", "应收账龄表"),
     ("amount", "金额"),
     ("amount_due", "应收金额"),
     ("approval_outcome", "审批结果"),
     ("approve", "是否批准"),
     ("approve_close", "是否批准结账"),
     ("approve_write_off", "是否批准核销"),
-    ("aging_report", "应收账龄表"),
     ("as_of", "截至日期"),
     ("belongs_here", "是否属于本发票"),
+    ("budget_left", "剩余预算"),
+    ("budget_ok", "预算是否充足"),
+    ("budget_reserved", "是否已占用预算"),
+    ("carrier", "承运商"),
+    ("chase_note", "催发货备注"),
     ("collection_outcome", "催收结果"),
     ("comment", "备注"),
+    ("cost_centre", "成本中心"),
     ("cost_of_goods", "销货成本"),
     ("credit_limit", "信用额度"),
     ("customer_id", "客户"),
     ("due_date", "到期日"),
+    ("dunning_level", "催款级别"),
+    ("fix_note", "开票资料修正说明"),
     ("gross_profit", "毛利"),
-    ("invoice_id", "发票号"),
-    ("invoice_total", "发票总额"),
+    ("invoice_id", "发票编号"),
+    ("invoice_number", "发票号码"),
+    ("invoice_total", "发票总额（含税）"),
     ("legal_note", "法务备注"),
+    ("match_result", "核对结果"),
+    ("net", "不含税金额"),
     ("open_ar", "未收应收款"),
     ("order_id", "订单号"),
     ("payment_id", "收款编号"),
     ("profit_report", "客户毛利表"),
+    ("promised_date", "客户承诺付款日"),
     ("received", "已收金额"),
     ("reference", "付款附言"),
     ("refund", "是否退款"),
     ("requested_by", "申请人"),
     ("revenue", "收入"),
     ("risk", "风险等级"),
+    ("shipment_id", "发货单号"),
+    ("tax", "税额"),
+    ("tolerance", "允许差额"),
     ("write_off", "是否核销"),
 ];
 
@@ -877,14 +898,26 @@ pub fn account_name<'a>(lang: Lang, code: &str, name: &'a str) -> &'a str {
     }
 }
 
-/// A variable's label for a reader of `lang`.
+/// A variable's label for a reader of `lang`: its Chinese name from `VARIABLES_ZH`, else its
+/// name as an English label (`customer_id` is "Customer ID", `open_ar` "Open AR").
 pub fn label(name: &str, lang: Lang) -> String {
     if lang == Lang::ZhCn
         && let Some((_, zh)) = VARIABLES_ZH.iter().find(|(k, _)| *k == name)
     {
         return (*zh).to_string();
     }
-    name.replace('_', " ")
+    let words: Vec<&str> = name
+        .split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| match w {
+            "id" => "ID",
+            "ar" => "AR",
+            other => other,
+        })
+        .collect();
+    let text = words.join(" ");
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 /// An indicator's name and formula for a reader of `lang`: the catalogue's own words in
@@ -999,6 +1032,18 @@ mod tests {
         for (key, _) in ZH_CN {
             assert!(EN.iter().any(|(k, _)| k == key), "`{key}` has no English text");
         }
+    }
+
+    #[test]
+    fn a_variable_without_a_chinese_name_reads_as_an_english_label() {
+        assert_eq!(label("customer_id", Lang::En), "Customer ID");
+        assert_eq!(label("open_ar", Lang::En), "Open AR");
+        assert_eq!(label("approve_write_off", Lang::En), "Approve write off");
+        assert_eq!(label("id", Lang::En), "ID");
+        assert_eq!(label("_odd__name_", Lang::En), "Odd name");
+        assert_eq!(label("", Lang::En), "");
+        assert_eq!(label("dunning_level", Lang::ZhCn), "催款级别");
+        assert_eq!(label("not_in_the_table", Lang::ZhCn), "Not in the table");
     }
 
     #[test]

@@ -255,7 +255,7 @@ async fn a_tampered_form_is_refused_field_by_field() {
         page(&api, Method::POST, &format!("/tasks/{task}/complete"), &session, Some(&format!("csrf={csrf}"))).await;
     assert_eq!(empty.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
-        empty.text.contains("Please correct the form") && empty.text.contains("approve: required"),
+        empty.text.contains("Please correct the form") && empty.text.contains("Approve: required"),
         "{}",
         empty.text
     );
@@ -482,7 +482,7 @@ async fn the_board_shows_open_work_by_role_with_what_is_past_due() {
     let board = page(&api, Method::GET, "/board", &carl, None).await;
     assert_eq!(board.status, StatusCode::OK, "{}", board.text);
     assert!(
-        board.text.contains("<tr data-role=\"sales.manager\"><td>sales.manager</td><td>1</td><td>0</td></tr>"),
+        board.text.contains("<tr data-role=\"sales.manager\"><td>Sales manager</td><td>1</td><td>0</td></tr>"),
         "{}",
         board.text
     );

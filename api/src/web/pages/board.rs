@@ -1,12 +1,15 @@
 //! The finance board: alerts, the month's budgets, aging, the indicator catalogue, invoiced and
 //! received by week, gross profit by customer, cycle times and work by role.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_engine::store::Queries as _;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -68,13 +71,16 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer, Query(query): 
             viewer.t("running"),
             viewer.t("sla_breaches")
         );
-        let hours = |s: Option<i64>| s.map_or("—".to_string(), |s| format!("{:.1} h", s as f64 / 3600.0));
+        let hours =
+            |s: Option<i64>| s.map_or("—".to_string(), |s| format!("{:.1} {}", s as f64 / 3600.0, viewer.t("hours")));
+        let processes = Processes::deployed(&state).await?;
         for p in &report.processes {
             let _ = write!(
                 out,
-                "<tr><td><a href=\"/cases?process={}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+                "<tr data-process=\"{}\"><td><a href=\"/cases?process={}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
                 esc(&p.process),
-                esc(&p.process),
+                url_path(&p.process),
+                esc(processes.title(viewer.lang, &p.process)),
                 p.started,
                 p.completed,
                 p.running,
@@ -84,7 +90,7 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer, Query(query): 
             );
         }
         out.push_str("</tbody></table></section>");
-        out.push_str(&work_by_role(&state, &viewer).await?);
+        out.push_str(&work_by_role(&state, &viewer, &processes).await?);
         Ok(out)
     }
     .await;
@@ -179,17 +185,55 @@ async fn catalogue_table(state: &AppState, viewer: &Viewer, as_of: chrono::Naive
     Ok(out)
 }
 
+/// The latest deployed definition of each process, by key: what the board names processes and
+/// roles by.
+struct Processes(BTreeMap<String, Arc<CompiledProcess>>);
+
+impl Processes {
+    /// Every deployed process's latest version.
+    async fn deployed(state: &AppState) -> Result<Processes, ApiError> {
+        let engine = state.engine();
+        let mut out = BTreeMap::new();
+        for d in engine.store().deployments().await? {
+            let definition = engine.definition(&d.key, d.version).await?;
+            out.insert(d.key, definition);
+        }
+        Ok(Processes(out))
+    }
+
+    /// Process `key` by its title in `lang`; by its key when it is no longer deployed.
+    fn title<'a>(&'a self, lang: i18n::Lang, key: &'a str) -> &'a str {
+        self.0.get(key).map_or(key, |d| i18n::process_title(lang, d))
+    }
+
+    /// Role `role` by its title in `lang`, as process `key` carries it from the roles block.
+    fn role<'a>(&'a self, lang: i18n::Lang, key: &str, role: &'a str) -> &'a str {
+        self.0.get(key).map_or(role, |d| i18n::role_title(lang, d, role))
+    }
+}
+
+/// The role group of a task assigned to a person rather than offered to a role.
+const ASSIGNED: &str = "(assigned)";
+
 /// Open human tasks and those past their due time, by role (an SLA breach still open is work
 /// someone can act on now), and open incidents by process.
-async fn work_by_role(state: &AppState, viewer: &Viewer) -> Result<String, ApiError> {
+async fn work_by_role(state: &AppState, viewer: &Viewer, processes: &Processes) -> Result<String, ApiError> {
     let store = state.engine().store();
     let now = state.engine().now();
-    let mut by_role: std::collections::BTreeMap<String, (i64, i64)> = std::collections::BTreeMap::new();
+    // By role, with its title: a role's tasks in every process add up.
+    let mut by_role: BTreeMap<String, (String, i64, i64)> = BTreeMap::new();
     for (group, overdue) in store.open_tasks_by_role(None, now).await? {
-        let role = group.labels.get(1).cloned().unwrap_or_default();
-        let entry = by_role.entry(role).or_default();
-        entry.0 += group.count;
-        entry.1 += overdue;
+        let (process, role) = match group.labels.as_slice() {
+            [process, role, ..] => (process.as_str(), role.as_str()),
+            _ => ("", ""),
+        };
+        let title = match role {
+            ASSIGNED => viewer.t("assigned_role").to_string(),
+            role => processes.role(viewer.lang, process, role).to_string(),
+        };
+        let entry = by_role.entry(role.to_string()).or_insert_with(|| (title, 0, 0));
+        entry.1 += group.count;
+        entry.2 += overdue;
     }
     let mut out = format!(
         "<section><h2>{}</h2><table class=\"compact\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
@@ -198,13 +242,13 @@ async fn work_by_role(state: &AppState, viewer: &Viewer) -> Result<String, ApiEr
         viewer.t("open_tasks"),
         viewer.t("overdue"),
     );
-    for (role, (open, overdue)) in &by_role {
+    for (role, (title, open, overdue)) in &by_role {
         let mark = if *overdue > 0 { " class=\"overdue\"" } else { "" };
         let _ = write!(
             out,
             "<tr data-role=\"{}\"><td>{}</td><td>{open}</td><td{mark}>{overdue}</td></tr>",
             esc(role),
-            esc(role)
+            esc(title)
         );
     }
     out.push_str("</tbody></table>");
@@ -218,9 +262,10 @@ async fn work_by_role(state: &AppState, viewer: &Viewer) -> Result<String, ApiEr
             let process = g.labels.first().cloned().unwrap_or_default();
             let _ = write!(
                 out,
-                "<li><a href=\"/cases?process={}&amp;status=running\">{}</a>: {}</li>",
-                url_path(&process),
+                "<li data-process=\"{}\"><a href=\"/cases?process={}&amp;status=running\">{}</a>: {}</li>",
                 esc(&process),
+                url_path(&process),
+                esc(processes.title(viewer.lang, &process)),
                 g.count
             );
         }

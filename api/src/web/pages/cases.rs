@@ -1,17 +1,19 @@
 //! The cases: the instances a reader may see, and one case with its diagram, data, history and
 //! the journal lines of its order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
+use cloverleaf_dsl::CompiledProcess;
+use cloverleaf_dsl::expr::Type;
 use cloverleaf_dsl::expr::Value as DslValue;
 use cloverleaf_dsl::model::NodeKind;
-use cloverleaf_engine::store::Queries as _;
-use cloverleaf_engine::{Instance, InstanceId, Status};
+use cloverleaf_engine::store::{HistoryRow, Queries as _};
+use cloverleaf_engine::{HistoryEvent, Instance, InstanceId, Status};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
@@ -72,6 +74,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             viewer.t("status"),
             viewer.t("when"),
         );
+        let empty = rows.is_empty();
         for r in rows {
             let status_word = status_word(&viewer, r.status.as_str());
             let _ = write!(
@@ -86,6 +89,9 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             );
         }
         out.push_str("</tbody></table>");
+        if empty {
+            let _ = write!(out, "<p class=\"empty\">{}</p>", viewer.t("no_cases"));
+        }
         Ok(out)
     }
     .await;
@@ -101,12 +107,13 @@ fn status_word<'a>(viewer: &Viewer, status: &'a str) -> &'a str {
     STATUS_WORDS.iter().find(|(v, _)| *v == status).map_or(status, |(_, k)| viewer.t(k))
 }
 
-/// Where an instance is, in the reader's words, with the end a completed one reached.
-fn instance_status(viewer: &Viewer, status: &Status) -> String {
-    match status {
+/// Where an instance is, in the reader's words, with the end a completed one reached by that
+/// end's title in the reader's language.
+fn instance_status(viewer: &Viewer, case: &super::history::Case<'_>) -> String {
+    match case.instance.status() {
         Status::Created | Status::Running => viewer.t("running").to_string(),
         Status::Completed { outcome: Some(end) } => {
-            format!("{} ({})", viewer.t("completed"), i18n::label(end, viewer.lang))
+            format!("{} ({})", viewer.t("completed"), super::history::step(case, end))
         }
         Status::Completed { outcome: None } => viewer.t("completed").to_string(),
         Status::Failed { .. } => viewer.t("failed").to_string(),
@@ -144,15 +151,6 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         let fill = |template: &str| {
             cloverleaf_engine::render_title(template, instance.variables(), now, definition.calendar.as_ref())
         };
-        let mut out = format!(
-            "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p><section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
-            esc(i18n::process_title(viewer.lang, &definition)),
-            esc(instance.business_key().unwrap_or(id.as_str())),
-            viewer.t("status"),
-            esc(&instance_status(&viewer, instance.status())),
-            viewer.t("diagram"),
-            diagram::svg(&definition, &progress, i18n::process_title(viewer.lang, &definition), viewer.lang, &fill),
-        );
         let mut called = HashMap::new();
         for node in &definition.nodes {
             if let NodeKind::Call { process, .. } = &node.kind {
@@ -164,6 +162,16 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             }
         }
         let case = super::history::Case { definition: &definition, instance: &instance, lang: viewer.lang, now, called };
+        let mut out = format!(
+            "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p><section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
+            esc(i18n::process_title(viewer.lang, &definition)),
+            esc(instance.business_key().unwrap_or(id.as_str())),
+            viewer.t("status"),
+            esc(&instance_status(&viewer, &case)),
+            viewer.t("diagram"),
+            diagram::svg(&definition, &progress, i18n::process_title(viewer.lang, &definition), viewer.lang, &fill),
+        );
+        let undecided = undecided(&definition, &instance, &history);
         let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
         for (name, raw) in instance.variables() {
             if definition.node(name).is_some() {
@@ -171,6 +179,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             }
             let outcome = match raw {
                 DslValue::Text(text) => super::history::outcome_value(&case, name, text),
+                DslValue::Bool(_) if undecided.contains(name.as_str()) => Some("—".to_string()),
                 _ => None,
             };
             let value =
@@ -204,6 +213,30 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         Ok(body) => with_lang(&viewer, html(StatusCode::OK, body)),
         Err(e) => error_page(&viewer, &e),
     }
+}
+
+/// The yes/no questions of the decision forms that nobody has answered for the case yet: a
+/// field of a task still open, or one no step after the start has set (a completed task, a
+/// job's answer, a repair by hand). Its value is the default the process declares, which would
+/// read as a refusal ("No") before anyone decided.
+fn undecided<'a>(definition: &'a CompiledProcess, instance: &Instance, history: &[HistoryRow]) -> BTreeSet<&'a str> {
+    let open: BTreeSet<&str> = instance.tasks().values().map(|t| t.node.as_str()).collect();
+    let set: BTreeSet<String> = history
+        .iter()
+        .filter(|h| h.kind != "started")
+        .filter_map(|h| serde_json::from_str::<HistoryEvent>(&h.detail).ok())
+        .flat_map(|e| e.variables.into_keys())
+        .collect();
+    let mut out = BTreeSet::new();
+    for node in &definition.nodes {
+        let NodeKind::Approval { form, .. } = &node.kind else { continue };
+        for field in form.iter().filter(|f| f.ty == Type::Bool) {
+            if open.contains(node.name.as_str()) || !set.contains(&field.name) {
+                out.insert(field.name.as_str());
+            }
+        }
+    }
+    out
 }
 
 /// The journal lines the case's order produced, for the roles that read finance figures.

@@ -1,0 +1,196 @@
+//! The pages in Simplified Chinese: process, role and step titles instead of keys; labels, statuses and empty states.
+
+use axum::http::{Method, StatusCode};
+use cloverleaf::web::i18n::{Lang, label};
+use cloverleaf_dsl::model::NodeKind;
+use cloverleaf_engine::store::Queries as _;
+use serde_json::json;
+
+use crate::harness::Api;
+use crate::web::{page, sign_in};
+
+/// The text of some HTML without its tags (attributes are not seen).
+fn visible(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The element that opens with `opening` (`<tr data-role="sales.manager">`), up to `close`.
+#[track_caller]
+fn element<'a>(html: &'a str, opening: &str, close: &str) -> &'a str {
+    let start = html.find(opening).unwrap_or_else(|| panic!("no `{opening}` on the page:\n{html}"));
+    html[start..].split(close).next().unwrap()
+}
+
+/// Case `id`'s page as `session` reads it in `lang`.
+async fn case_page(api: &Api, session: &str, id: &str, lang: &str) -> String {
+    let answer = page(api, Method::GET, &format!("/cases/{id}?lang={lang}"), session, None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    answer.text
+}
+
+/// Starts a small order of a good customer and answers its credit check: it is approved
+/// straight through, and its case has ended.
+async fn approved_order(api: &Api) -> String {
+    let id = api.order("100.00", "sam").await;
+    api.pass_credit_check().await;
+    assert_eq!(api.status(&id).await, json!({"status": "completed", "outcome": "approved"}));
+    id
+}
+
+#[tokio::test]
+async fn the_board_names_processes_and_roles_by_their_titles_with_hours_in_the_readers_words() {
+    let Some(api) = Api::new().await else { return };
+    approved_order(&api).await;
+    api.order_at_manager("20000.00", "sam").await;
+    crate::incidents::stuck_order(&api).await;
+    let carl = sign_in(&api, "carl").await;
+
+    let zh = page(&api, Method::GET, "/board?lang=zh-CN", &carl, None).await;
+    assert_eq!(zh.status, StatusCode::OK, "{}", zh.text);
+    let cycle = element(&zh.text, "<tr data-process=\"order_approval\">", "</tr>");
+    assert!(cycle.contains(">订单审批</a>") && cycle.contains("0.0 小时 / 0.0 小时"), "{cycle}");
+    let collect = element(&zh.text, "<tr data-process=\"collect_then_reconcile\">", "</tr>");
+    assert!(collect.contains(">收款与对账</a>"), "{collect}");
+    assert!(zh.text.contains("<h2>各流程办理周期</h2>"), "{}", zh.text);
+    let role = element(&zh.text, "<tr data-role=\"sales.manager\">", "</tr>");
+    assert!(role.contains("<td>销售经理</td>"), "{role}");
+    let incidents = element(&zh.text, "<li data-process=\"order_approval\">", "</li>");
+    assert!(incidents.contains(">订单审批</a>: 1"), "{incidents}");
+    let shown = visible(&zh.text);
+    for key in ["order_approval", "collect_then_reconcile", "month_end_close", "sales.manager", " h "] {
+        assert!(!shown.contains(key), "`{key}` on the board:\n{shown}");
+    }
+
+    let en = page(&api, Method::GET, "/board?lang=en", &carl, None).await;
+    let cycle = element(&en.text, "<tr data-process=\"order_approval\">", "</tr>");
+    assert!(cycle.contains(">Order approval</a>") && cycle.contains("0.0 h / 0.0 h"), "{cycle}");
+    assert!(en.text.contains("<h2>Cycle time by process</h2>"), "{}", en.text);
+    assert!(element(&en.text, "<tr data-role=\"sales.manager\">", "</tr>").contains("<td>Sales manager</td>"));
+    assert!(element(&en.text, "<li data-process=\"order_approval\">", "</li>").contains(">Order approval</a>: 1"));
+    let shown = visible(&en.text);
+    for key in ["order_approval", "collect_then_reconcile", "sales.manager"] {
+        assert!(!shown.contains(key), "`{key}` on the board:\n{shown}");
+    }
+}
+
+#[tokio::test]
+async fn an_ended_case_says_which_end_it_reached_by_its_title() {
+    let Some(api) = Api::new().await else { return };
+    let id = approved_order(&api).await;
+    let sam = sign_in(&api, "sam").await;
+    let zh = page(&api, Method::GET, &format!("/cases/{id}?lang=zh-CN"), &sam, None).await;
+    assert!(zh.text.contains("<b id=\"status\">已完成 (订单已批准)</b>"), "{}", zh.text);
+    let en = page(&api, Method::GET, &format!("/cases/{id}?lang=en"), &sam, None).await;
+    assert!(en.text.contains("<b id=\"status\">Completed (Order approved)</b>"), "{}", en.text);
+    assert!(!en.text.contains("(approved)"), "{}", en.text);
+}
+
+#[tokio::test]
+async fn a_case_search_without_a_match_says_so() {
+    let Some(api) = Api::new().await else { return };
+    let id = approved_order(&api).await;
+    let sam = sign_in(&api, "sam").await;
+    let zh = page(&api, Method::GET, "/cases?business_key=SO-404&lang=zh-CN", &sam, None).await;
+    assert_eq!(zh.status, StatusCode::OK, "{}", zh.text);
+    assert!(zh.text.contains("<p class=\"empty\">没有符合搜索条件的订单或案例。</p>"), "{}", zh.text);
+    let en = page(&api, Method::GET, "/cases?business_key=SO-404&lang=en", &sam, None).await;
+    assert!(en.text.contains("<p class=\"empty\">No order or case matches this search.</p>"), "{}", en.text);
+    // A search that finds the order lists it and nothing else.
+    let found = page(&api, Method::GET, "/cases?business_key=SO-1&lang=en", &sam, None).await;
+    assert!(found.text.contains(&id) && !found.text.contains("class=\"empty\""), "{}", found.text);
+}
+
+#[tokio::test]
+async fn every_variable_of_the_reference_processes_has_a_chinese_label() {
+    let Some(api) = Api::new().await else { return };
+    let mut missing = Vec::new();
+    for d in api.engine.store().deployments().await.unwrap() {
+        let definition = api.engine.definition(&d.key, d.version).await.unwrap();
+        let mut names: Vec<&str> = definition.inputs.iter().chain(&definition.vars).map(|v| v.name.as_str()).collect();
+        for node in &definition.nodes {
+            if let NodeKind::Approval { form, .. } = &node.kind {
+                names.extend(form.iter().map(|f| f.name.as_str()));
+            }
+        }
+        for name in names {
+            let zh = label(name, Lang::ZhCn);
+            if zh.chars().any(|c| c.is_ascii_alphabetic()) {
+                missing.push(format!("{}.{name}: {zh}", d.key));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no Chinese label: {missing:#?}");
+}
+
+#[tokio::test]
+async fn a_cases_data_is_labelled_in_the_readers_language() {
+    let Some(api) = Api::new().await else { return };
+    let (id, _) = api.order_at_manager("20000.00", "sam").await;
+    let sam = sign_in(&api, "sam").await;
+    let zh = page(&api, Method::GET, &format!("/cases/{id}?lang=zh-CN"), &sam, None).await;
+    for (name, zh_label) in [
+        ("cost_centre", "成本中心"),
+        ("budget_left", "剩余预算"),
+        ("budget_reserved", "是否已占用预算"),
+        ("customer_id", "客户"),
+    ] {
+        assert!(zh.text.contains(&format!("<dt>{zh_label}</dt><dd data-var=\"{name}\">")), "{name}: {}", zh.text);
+    }
+    let en = page(&api, Method::GET, &format!("/cases/{id}?lang=en"), &sam, None).await;
+    for (name, en_label) in [("cost_centre", "Cost centre"), ("customer_id", "Customer ID"), ("open_ar", "Open AR")] {
+        assert!(en.text.contains(&format!("<dt>{en_label}</dt><dd data-var=\"{name}\">")), "{name}: {}", en.text);
+    }
+    assert!(!en.text.contains("<dt>customer id</dt>"), "{}", en.text);
+}
+
+#[tokio::test]
+async fn a_yes_or_no_nobody_has_answered_yet_reads_as_not_decided() {
+    let Some(api) = Api::new().await else { return };
+    let (id, task) = api.order_at_manager("20000.00", "sam").await;
+    let sam = sign_in(&api, "sam").await;
+    // The manager has not decided: the default `false` is no refusal.
+    let zh = case_page(&api, &sam, &id, "zh-CN").await;
+    assert!(zh.contains("<dt>是否批准</dt><dd data-var=\"approve\">—</dd>"), "{zh}");
+    let en = case_page(&api, &sam, &id, "en").await;
+    assert!(en.contains("<dt>Approve</dt><dd data-var=\"approve\">—</dd>"), "{en}");
+    // Once she refuses, the case says so.
+    api.post(&format!("/v1/tasks/{task}/complete"), "mia", json!({"variables": {"approve": false}}))
+        .await
+        .expect(StatusCode::OK);
+    let zh = case_page(&api, &sam, &id, "zh-CN").await;
+    assert!(zh.contains("<dd data-var=\"approve\">否</dd>"), "{zh}");
+    assert!(zh.contains("<b id=\"status\">已完成 (订单已驳回)</b>"), "{zh}");
+    let en = case_page(&api, &sam, &id, "en").await;
+    assert!(en.contains("<dd data-var=\"approve\">No</dd>"), "{en}");
+}
+
+#[tokio::test]
+async fn a_decision_taken_earlier_reads_as_not_decided_while_the_next_one_is_open() {
+    let Some(api) = Api::new().await else { return };
+    // A large order: the manager approves, then the CFO's approval of the same field is open.
+    let (id, task) = api.order_at_manager("150000.00", "sam").await;
+    api.post(&format!("/v1/tasks/{task}/complete"), "mia", json!({"variables": {"approve": true}}))
+        .await
+        .expect(StatusCode::OK);
+    let tasks = api.engine.tasks(Some(&id.as_str().into())).await.unwrap();
+    assert_eq!(tasks.iter().map(|t| t.node.as_str()).collect::<Vec<_>>(), ["cfo_approval"]);
+    let sam = sign_in(&api, "sam").await;
+    let zh = case_page(&api, &sam, &id, "zh-CN").await;
+    assert!(zh.contains("<dd data-var=\"approve\">—</dd>"), "{zh}");
+    api.post(&format!("/v1/tasks/{}/complete", tasks[0].id.0), "carl", json!({"variables": {"approve": true}}))
+        .await
+        .expect(StatusCode::OK);
+    let zh = case_page(&api, &sam, &id, "zh-CN").await;
+    assert!(zh.contains("<dd data-var=\"approve\">是</dd>"), "{zh}");
+    assert!(zh.contains("<b id=\"status\">已完成 (订单已批准)</b>"), "{zh}");
+}
