@@ -20,6 +20,8 @@ mod migrations;
 mod modifications;
 mod notify;
 mod ops;
+mod page_errors;
+mod pages_zh;
 mod serve;
 mod tasks;
 mod web;
