@@ -29,6 +29,7 @@ pub mod any;
 pub mod archive;
 mod batch;
 mod history;
+pub mod pool;
 pub mod postgres;
 pub mod query;
 mod reads;

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use cloverleaf_engine::store::pool::checked_when_idle;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Column, Executor, Row};
 
@@ -58,7 +59,7 @@ pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
     let busy = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY.as_millis());
     // The URL carries the file and its mode only: the pragmas are set on each new connection.
     let write_setup = format!("{busy}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
-    let write = AnyPoolOptions::new()
+    let write = checked_when_idle(AnyPoolOptions::new())
         .max_connections(1)
         .min_connections(1)
         .after_connect(move |conn, _| {
@@ -78,7 +79,7 @@ pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
     let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
     migrator.run(&mut *tx).await?;
     tx.commit().await?;
-    let read = AnyPoolOptions::new()
+    let read = checked_when_idle(AnyPoolOptions::new())
         .max_connections(4)
         .after_connect(move |conn, _| {
             let setup = busy.clone();
@@ -118,7 +119,7 @@ pub(super) async fn postgres(url: &str) -> Result<(AnyPool, AnyPool), Error> {
     // Writes of different customers, orders and payments run side by side, a few at a time: each
     // node has as many (its engine has ten more, its invoice batches one), so that five nodes
     // stay within PostgreSQL's default of 100 connections.
-    let write = AnyPoolOptions::new()
+    let write = checked_when_idle(AnyPoolOptions::new())
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.clone())
@@ -128,8 +129,11 @@ pub(super) async fn postgres(url: &str) -> Result<(AnyPool, AnyPool), Error> {
     // nodes that start together migrate once.
     migrator.set_ignore_missing(true);
     migrator.run(&write).await?;
-    let read =
-        AnyPoolOptions::new().max_connections(4).acquire_timeout(Duration::from_secs(30)).connect_with(options).await?;
+    let read = checked_when_idle(AnyPoolOptions::new())
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await?;
     Ok((write, read))
 }
 

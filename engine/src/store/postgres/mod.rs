@@ -394,12 +394,15 @@ impl Tx for PgConnection {
 /// fetch with 10,000 jobs due). A `SET` after connecting, rather than a startup option, which
 /// connection poolers such as PgBouncer refuse.
 fn pool_options(max: u32) -> PgPoolOptions {
-    PgPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(10)).after_connect(|conn, _| {
-        Box::pin(async move {
-            sqlx::query("SET jit = off").execute(conn).await?;
-            Ok(())
+    super::pool::checked_when_idle(PgPoolOptions::new())
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET jit = off").execute(conn).await?;
+                Ok(())
+            })
         })
-    })
 }
 
 /// How often a write alone is tried again after losing a deadlock or serialization race.

@@ -72,7 +72,10 @@ impl SqliteStore {
         migrator.set_ignore_missing(true);
         migrator.run(&write).await?;
         let writer = Direct::open(path)?;
-        let read = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        let read = super::pool::checked_when_idle(SqlitePoolOptions::new())
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
         Ok(SqliteStore { read, write, writer: Arc::new(Mutex::new(Some(writer))) })
     }
 
