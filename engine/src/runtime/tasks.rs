@@ -65,24 +65,34 @@ impl<S: Store> Engine<S> {
     }
 
     /// Claims a task for `user`, who must hold one of its roles, be its assignee, or substitute
-    /// for its assignee; a user a `not by` rule bars cannot claim it.
+    /// for its assignee; a user a `not by` rule bars cannot claim it. A substitute claims for the
+    /// person they stand in for: the claim is that person's, so it gives the substitute nothing
+    /// once the substitution ends, and the person finds the task theirs on return.
     pub async fn claim(&self, task: &TaskId, user: &str, roles: &[&str]) -> Result<(), Error> {
         let (info, principal) = self.open_task_for(task, user, roles).await?;
         self.check_separation(&info, user, principal.as_deref()).await?;
-        let write = Write::ClaimTask { task: info.id.0.clone(), user: Some(user.to_string()), by: user.to_string() };
+        let claimant = principal.unwrap_or_else(|| user.to_string());
+        let write = Write::ClaimTask { task: info.id.0.clone(), user: Some(claimant), by: user.to_string() };
         match self.submit(write).await? {
             WriteOutcome::Claimed(true) => Ok(()),
             _ => Err(Error::TaskClaimed { task: task.0.clone() }),
         }
     }
 
-    /// Releases a task `user` claimed.
+    /// Releases a task `user` claimed, or claimed for the person `user` stands in for now.
     pub async fn unclaim(&self, task: &TaskId, user: &str) -> Result<(), Error> {
         let info = self.task(task).await?;
         if info.state != TaskState::Open {
             return Err(Error::TaskClosed { task: task.0.clone() });
         }
-        let write = Write::ClaimTask { task: task.0.clone(), user: None, by: user.to_string() };
+        let holder = match info.claimed_by {
+            Some(claimant) if claimant != user => {
+                let principals = self.inner.store.principals_of(user, self.now()).await?;
+                if principals.contains(&claimant) { claimant } else { user.to_string() }
+            }
+            _ => user.to_string(),
+        };
+        let write = Write::ClaimTask { task: task.0.clone(), user: None, by: holder };
         match self.submit(write).await? {
             WriteOutcome::Claimed(true) => Ok(()),
             _ => Err(Error::TaskClaimed { task: task.0.clone() }),
@@ -137,21 +147,24 @@ impl<S: Store> Engine<S> {
         if info.state != TaskState::Open {
             return Err(Error::TaskClosed { task: task.0.clone() });
         }
+        // A claim alone gives no right to act: the claimant must still be the assignee, hold one
+        // of the roles or stand in for someone who does (a role taken away, a substitution ended).
         let own = info.assignee.as_deref() == Some(user)
-            || info.claimed_by.as_deref() == Some(user)
             || (info.assignee.is_none() && info.roles.iter().any(|r| roles.contains(&r.as_str())));
         let principal = if own {
             None
         } else {
             let principals = self.inner.store.principals_of(user, self.now()).await?;
-            let held_by = info.claimed_by.as_ref().or(info.assignee.as_ref());
-            match held_by.filter(|p| principals.contains(p)) {
+            let mut held_for = [info.claimed_by.as_ref(), info.assignee.as_ref()].into_iter().flatten();
+            match held_for.find(|p| principals.contains(p)) {
                 Some(p) => Some(p.clone()),
                 None => return Err(Error::NotCandidate { user: user.to_string(), task: task.0.clone() }),
             }
         };
         let holder = principal.as_deref().unwrap_or(user);
-        if info.claimed_by.as_deref().is_some_and(|c| c != holder) {
+        // A claim the substitute made in their own name (before claims were their principal's)
+        // still lets them act while the substitution lasts.
+        if info.claimed_by.as_deref().is_some_and(|c| c != holder && c != user) {
             return Err(Error::TaskClaimed { task: task.0.clone() });
         }
         Ok((info, principal))

@@ -97,6 +97,29 @@ async fn the_cfo_cannot_approve_through_the_first_approvers_substitute() {
 }
 
 #[tokio::test]
+async fn a_substitutes_claim_is_for_the_absent_person_and_ends_with_the_substitution() {
+    let Some(env) = Env::reference().await else { return };
+    let (id, cfo_task) = at_cfo(&env).await;
+    env.engine.delegate(&cfo_task, "carl", &["finance.cfo"], "vic").await.unwrap();
+    // vic, who now holds the task, is away for three days with sue (no role) standing in.
+    env.engine.set_substitute("vic", Some("sue"), t0(), t0() + TimeDelta::days(3)).await.unwrap();
+    env.engine.claim(&cfo_task, "sue", &[]).await.unwrap();
+    let claimant = |task: cloverleaf_engine::store::TaskInfo| task.claimed_by;
+    assert_eq!(claimant(env.engine.task(&cfo_task).await.unwrap()).as_deref(), Some("vic"), "claimed for vic");
+    env.engine.unclaim(&cfo_task, "sue").await.unwrap();
+    assert_eq!(claimant(env.engine.task(&cfo_task).await.unwrap()), None, "the substitute may release it");
+    env.engine.claim(&cfo_task, "sue", &[]).await.unwrap();
+    // vic is back early and ends the substitution: the claim gives sue nothing any more.
+    env.engine.set_substitute("vic", None, t0(), t0()).await.unwrap();
+    let late = env.engine.complete_task(&cfo_task, "sue", &[], json!({"approve": true})).await;
+    assert!(matches!(late, Err(Error::NotCandidate { .. })), "{late:?}");
+    let handed = env.engine.delegate(&cfo_task, "sue", &[], "tom").await;
+    assert!(matches!(handed, Err(Error::NotCandidate { .. })), "{handed:?}");
+    env.engine.complete_task(&cfo_task, "vic", &[], json!({"approve": true})).await.unwrap();
+    assert_eq!(env.status(&id).await, completed("approved"));
+}
+
+#[tokio::test]
 async fn a_delegate_completes_for_the_delegator_and_not_by_follows_the_task() {
     let Some(env) = Env::reference().await else { return };
     let (id, cfo_task) = at_cfo(&env).await;
