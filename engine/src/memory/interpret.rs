@@ -234,7 +234,9 @@ impl MemoryEngine {
                 self.subscriptions.remove(&subscription);
             }
             Effect::StartChild { call, node, process, inputs } => {
-                let started_by = self.records.get(id).and_then(|r| r.instance.started_by().map(str::to_string));
+                let caller = self.records.get(id).map(|r| &r.instance);
+                let started_by = caller.and_then(|i| i.started_by().map(str::to_string));
+                let business_key = caller.and_then(|i| i.business_key().map(str::to_string));
                 match self.create(&process, None, Some((id.clone(), call.clone()))) {
                     Ok(child) => {
                         self.note(id, format!("{node} calls {process} as {child}"));
@@ -243,7 +245,7 @@ impl MemoryEngine {
                             child,
                             Event::Start {
                                 variables: inputs,
-                                business_key: None,
+                                business_key,
                                 start: None,
                                 started_by,
                                 on_behalf_of: None,

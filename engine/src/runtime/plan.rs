@@ -249,7 +249,7 @@ pub(crate) fn plan(
             process_key: child.process.clone(),
             process_version: child.version,
             status: InstanceState::of(state.status()),
-            business_key: None,
+            business_key: after.business_key().map(str::to_string),
             parent_id: Some(id.clone()),
             parent_call: Some(child.id.clone()),
             state: state.to_json()?,
@@ -263,9 +263,10 @@ pub(crate) fn plan(
             instance_id: child.id,
             event: serde_json::to_string(&Event::Start {
                 variables: child.inputs,
-                business_key: None,
+                // A called process belongs to its caller's case: its business key and the person
+                // who started it.
+                business_key: after.business_key().map(str::to_string),
                 start: None,
-                // A called process belongs to its caller's case: the person who started that.
                 started_by: after.started_by().map(str::to_string),
                 on_behalf_of: None,
             })?,

@@ -148,11 +148,16 @@ impl<S: Store> Engine<S> {
         let Delivered { mut steps, guards: opened, consumed } = delivered;
         let called = self.called(&steps).await?;
         let after = &steps[steps.len() - 1].1.instance;
-        let started_by = after.started_by().map(str::to_string);
+        // A called process belongs to its caller's case: the person who started that, and its
+        // business key (the order number its pages and searches show).
+        let case = Case {
+            started_by: after.started_by().map(str::to_string),
+            business_key: after.business_key().map(str::to_string),
+        };
         let mut owed = Vec::new();
         let mut started = Vec::new();
         for child in called {
-            match self.start_called(id, started_by.clone(), child, now, &mut taken).await? {
+            match self.start_called(id, &case, child, now, &mut taken).await? {
                 Ok(first_step) => started.push(first_step),
                 Err(child) => owed.push(child),
             }
@@ -327,7 +332,7 @@ impl<S: Store> Engine<S> {
     async fn start_called(
         &self,
         parent: &str,
-        started_by: Option<String>,
+        case: &Case,
         child: NewChild,
         now: chrono::DateTime<chrono::Utc>,
         taken: &mut Vec<i64>,
@@ -338,9 +343,9 @@ impl<S: Store> Engine<S> {
         let instance = Instance::new(child.id.as_str(), child.process.as_str(), child.version);
         let event = Event::Start {
             variables: child.inputs.clone(),
-            business_key: None,
+            business_key: case.business_key.clone(),
             start: None,
-            started_by,
+            started_by: case.started_by.clone(),
             on_behalf_of: None,
         };
         let span = tracing::info_span!("step", instance = %child.id, process = %definition.key, event = event.name());
@@ -473,4 +478,12 @@ pub(super) async fn write_loop<S: Store>(
             let _ = reply.send(result);
         }
     }
+}
+
+/// What a called process takes from its caller's case when it starts.
+struct Case {
+    /// The person who started the caller.
+    started_by: Option<String>,
+    /// The caller's business key.
+    business_key: Option<String>,
 }

@@ -91,6 +91,36 @@ async fn a_called_process_starts_in_the_same_write_as_its_caller() {
 }
 
 #[tokio::test]
+async fn a_called_process_carries_its_callers_business_key_started_at_once_or_owed() {
+    let Some(env) = Env::new().await else { return };
+    env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
+    let variables = json!({"invoice_id": "INV-1", "amount": "100.50"});
+    let parent = env.engine.start("parent", Some("SO-7"), variables).await.unwrap();
+    let job = env.one_job("pay.check").await;
+    let child = env.engine.store().load_instance(&job.instance_id).await.unwrap().unwrap();
+    assert_eq!(child.business_key.as_deref(), Some("SO-7"), "the row, which lists and searches read");
+    assert_eq!(env.instance(&job.instance_id).await.business_key(), Some("SO-7"), "the instance's own state");
+    // A search by the order number finds the whole case: the order and what it called.
+    let found = env.engine.store().instances(None, None, Some("SO-7"), 10, 0).await.unwrap();
+    let mut ids: Vec<&str> = found.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    let mut expected = vec![parent.as_str(), job.instance_id.as_str()];
+    expected.sort_unstable();
+    assert_eq!(ids, expected);
+    // A child whose start is owed (here refused) is created under the same key.
+    let refused =
+        env.engine.start("parent", Some("SO-8"), json!({"invoice_id": "INV-2", "amount": "0"})).await.unwrap();
+    let child = refused_child(&env, &refused).await;
+    let row = env.engine.store().load_instance(&child).await.unwrap().unwrap();
+    assert_eq!(row.business_key.as_deref(), Some("SO-8"));
+    // A caller without a key gives its children none.
+    let keyless = env.engine.start("quick", None, json!({"invoice_id": "INV-3", "amount": "1"})).await.unwrap();
+    let children = env.engine.store().instances(Some("pay_now"), None, None, 10, 0).await.unwrap();
+    let child = children.iter().find(|r| r.parent_id.as_ref() == Some(&keyless)).expect("the keyless call");
+    assert_eq!(child.business_key, None);
+}
+
+#[tokio::test]
 async fn a_called_process_gets_the_message_buffered_for_it_in_its_first_step() {
     let Some(env) = Env::new().await else { return };
     env.engine.deploy(&[("calls.flow", CALLS)]).await.unwrap();
