@@ -63,7 +63,11 @@ pub const PAGE_PREFIXES: &[&str] = &[
 
 /// True when `path` is one of the pages (which authenticate by cookie, not bearer token).
 pub fn is_page(path: &str) -> bool {
-    path == "/" || PAGE_PREFIXES.iter().any(|p| path == p.trim_end_matches('/') || path.starts_with(p))
+    path == "/"
+        || PAGE_PREFIXES.iter().any(|p| {
+            let p = p.trim_end_matches('/');
+            path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
 }
 
 /// The pages, to be merged into the API's router.
@@ -284,4 +288,20 @@ impl Viewer {
 /// A page response with its status.
 pub fn html(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_page;
+
+    #[test]
+    fn a_page_is_its_path_or_below_it_never_a_longer_name() {
+        for page in ["/", "/board", "/board/receivables", "/tasks/t-1", "/ops", "/ops/incidents/x/retry", "/cases"] {
+            assert!(is_page(page), "{page}");
+        }
+        // Unknown paths beside a page's name are the API's: without a token they answer 401.
+        for api in ["/boardroom", "/opsx", "/casesx", "/v1/instances", "/inboxes"] {
+            assert!(!is_page(api), "{api}");
+        }
+    }
 }

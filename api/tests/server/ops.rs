@@ -396,6 +396,15 @@ async fn budgets_are_read_by_finance_readers_and_set_by_the_controller_the_cfo_o
     api.put("/v1/budgets/EAST/2026-02", "ada", json!({"amount": "-1.00"}))
         .await
         .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_budget");
+    // Fractions of a cent and sums past a quadrillion are refused, as on the budgets page, not
+    // rounded or stored; the budget set before stands.
+    for amount in ["100.005", "1000000000000000.00"] {
+        api.put("/v1/budgets/EAST/2026-01", "carl", json!({"amount": amount}))
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_budget");
+    }
+    assert_eq!(ledger.budgets(Some("2026-01")).await.unwrap()[0].amount, rust_decimal::Decimal::from(50_000));
+    api.put("/v1/budgets/EAST/2026-01", "carl", json!({"amount": "50000.000"})).await.expect(StatusCode::OK);
     api.get("/v1/budgets?period=March", "carl").await.expect_error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_budget");
 }
 

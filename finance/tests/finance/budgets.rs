@@ -70,6 +70,14 @@ async fn the_check_reserves_what_fits_refuses_what_does_not_and_a_release_gives_
     let bad = env.ledger.set_budget("EAST", "2026-13", dec("1"), env.now()).await.unwrap_err();
     assert!(bad.to_string().contains("2026-13"), "{bad}");
     assert!(env.ledger.set_budget("EAST", "2026-02", dec("-1"), env.now()).await.is_err());
+    // Whole cents below a quadrillion, as any money from outside: never rounded on the way in.
+    let cent_and_a_half = env.ledger.set_budget("EAST", "2026-02", dec("100.005"), env.now()).await.unwrap_err();
+    assert!(cent_and_a_half.to_string().contains("more than two decimals"), "{cent_and_a_half}");
+    let huge = env.ledger.set_budget("EAST", "2026-02", dec("1000000000000000"), env.now()).await.unwrap_err();
+    assert!(huge.to_string().contains("too large"), "{huge}");
+    assert!(env.ledger.budgets(Some("2026-02")).await.unwrap().is_empty(), "nothing was written");
+    let exact = env.ledger.set_budget("EAST", "2026-02", dec("100.500"), env.now()).await.unwrap();
+    assert_eq!(exact.amount, dec("100.50"));
     assert!(env.ledger.assign_cost_centre("C-999", Some("EAST")).await.is_err());
 }
 
