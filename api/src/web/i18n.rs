@@ -920,6 +920,18 @@ pub fn label(name: &str, lang: Lang) -> String {
     chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
+/// [`label`] inside a sentence: in English its first word in lower case, unless it is an
+/// abbreviation ("Set amount to …", "Set AR days to …").
+pub fn label_in_sentence(name: &str, lang: Lang) -> String {
+    let label = label(name, lang);
+    let first = label.split(' ').next().unwrap_or_default();
+    if lang == Lang::ZhCn || first.chars().all(|c| !c.is_lowercase()) {
+        return label;
+    }
+    let mut chars = label.chars();
+    chars.next().map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
+}
+
 /// An indicator's name and formula for a reader of `lang`: the catalogue's own words in
 /// English, a translation in Chinese.
 pub fn kpi(lang: Lang, key: &str) -> (&'static str, &'static str) {

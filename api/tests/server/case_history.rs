@@ -73,7 +73,7 @@ async fn a_moved_and_repaired_order_tells_its_history_in_words() {
     let table = history(&en.text);
     for sentence in [
         "Moved from version 1 to 2: shorter reminders",
-        "Set Amount to CNY 60,000.00 by hand: order amended",
+        "Set amount to CNY 60,000.00 by hand: order amended",
         "Started again before CFO approval of order SO-1 by hand: CFO signs too",
         "Withdrew the step at Approve order SO-1 by hand: the CFO decides alone",
         "Started",

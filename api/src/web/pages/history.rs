@@ -203,7 +203,7 @@ fn modified(viewer: &Viewer, case: &Case<'_>, entry: &HistoryEvent, detail: &str
     let (name, reason) = rest.split_once("`: ")?;
     let value = entry.variables.get(name)?;
     let money = super::money_variables(case.definition).contains(name);
-    let label = i18n::label(name, viewer.lang);
+    let label = i18n::label_in_sentence(name, viewer.lang);
     Some(fill(
         viewer.t("modified_set"),
         &[("name", &label), ("value", &show(viewer, value, money)), ("reason", reason)],
