@@ -116,8 +116,8 @@ pub use invoices::{CostPosted, InvoiceIssued};
 pub use letters::Letter;
 pub use payments::{PaymentMatch, PaymentMatched, PaymentReturned, ReceiptPosted, Refunded};
 pub use reports::{
-    AgingBucket, AgingLine, AgingReport, EntryLine, LedgerKpis, OrderProfit, ProfitLine, ProfitReport, TrialBalance,
-    TrialLine, WeekFlow,
+    AGING_BUCKETS, AgingBucket, AgingLine, AgingReport, EntryLine, LedgerKpis, NOT_DUE, OrderProfit, ProfitLine,
+    ProfitReport, TrialBalance, TrialLine, WeekFlow, aging_bucket,
 };
 pub use seed::{DemoSeed, NewCustomer};
 pub use series::{InvoiceQueue, InvoicesPaused};

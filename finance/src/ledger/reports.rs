@@ -54,11 +54,26 @@ impl TrialBalance {
     }
 }
 
+/// The aging buckets' labels, in the order reports show them: invoices not yet due (due today
+/// included) first, then by days past due.
+pub const AGING_BUCKETS: [&str; 5] = [NOT_DUE, "1-30", "31-60", "61-90", "90+"];
+
+/// The label of the bucket of invoices not yet due (未到期).
+pub const NOT_DUE: &str = "not_due";
+
+/// The label of the bucket an invoice `days_past_due` days past its due date falls in (zero or
+/// fewer: [`NOT_DUE`]).
+pub fn aging_bucket(days_past_due: i64) -> &'static str {
+    AGING_BUCKETS[bucket_of(days_past_due)]
+}
+
 /// One aging bucket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgingBucket {
-    /// `0-30`, `31-60`, `61-90` or `90+` (days past due; not yet due counts as `0-30`).
+    /// `not_due` (not yet due, or due on the report's date), then `1-30`, `31-60`, `61-90` or
+    /// `90+` days past due. Reports stored before `not_due` existed have `0-30`, which counted
+    /// the invoices not yet due with those up to 30 days past due.
     pub label: String,
     /// Open amount in the bucket.
     pub amount: Decimal,
@@ -78,8 +93,12 @@ pub struct AgingLine {
     pub order_id: Option<String>,
     /// Its due date.
     pub due_date: NaiveDate,
-    /// Days past due on the report's date (negative: not yet due).
+    /// Days past due on the report's date; 0 when not yet due (see `days_until_due`). Reports
+    /// stored before `days_until_due` existed have a negative number for an invoice not yet due.
     pub days_past_due: i64,
+    /// Days from the report's date to the due date; 0 when due that day or past due.
+    #[serde(default)]
+    pub days_until_due: i64,
     /// Open on the report's date.
     pub amount_open: Decimal,
     /// Its bucket's label.
@@ -91,7 +110,7 @@ pub struct AgingLine {
 pub struct AgingReport {
     /// The report's date.
     pub as_of: NaiveDate,
-    /// The four buckets, youngest first.
+    /// The five buckets of [`AGING_BUCKETS`]: not yet due, then youngest first.
     pub buckets: Vec<AgingBucket>,
     /// All open receivables.
     pub total: Decimal,
@@ -184,7 +203,7 @@ pub struct ProfitReport {
 pub struct LedgerKpis {
     /// The date (postings up to it).
     pub as_of: NaiveDate,
-    /// Open receivables by days past due: 0-30, 31-60, 61-90, 90+.
+    /// Open receivables by age: not yet due (`not_due`), then 1-30, 31-60, 61-90, 90+ days past due.
     pub aging: Vec<AgingBucket>,
     /// All open receivables.
     pub open_receivables: Decimal,
@@ -214,14 +233,13 @@ fn ratio(numerator: Decimal, denominator: Decimal) -> Option<Decimal> {
 
 fn bucket_of(days_past_due: i64) -> usize {
     match days_past_due {
-        ..=30 => 0,
-        31..=60 => 1,
-        61..=90 => 2,
-        _ => 3,
+        ..=0 => 0,
+        1..=30 => 1,
+        31..=60 => 2,
+        61..=90 => 3,
+        _ => 4,
     }
 }
-
-const BUCKETS: [&str; 4] = ["0-30", "31-60", "61-90", "90+"];
 
 impl Ledger {
     /// Every account's debits, credits and balance, and any entry that does not balance.
@@ -296,8 +314,8 @@ impl Ledger {
             .collect()
     }
 
-    /// AR aging as of `as_of`: each invoice's receivable postings dated up to then, by days past
-    /// its due date.
+    /// AR aging as of `as_of`: each invoice's receivable postings dated up to then, not yet due
+    /// or by days past its due date.
     pub async fn aging(&self, as_of: NaiveDate) -> Result<AgingReport, Error> {
         let rows = sqlx::query(
             "SELECT i.id, i.customer_id, i.due_date, l.debit, l.credit, i.order_id \
@@ -317,16 +335,18 @@ impl Ledger {
                 _ => open.push((id, r.try_get(1)?, parse_date(r.try_get(2)?)?, amount, r.try_get(5)?)),
             }
         }
-        let mut buckets: Vec<AgingBucket> =
-            BUCKETS.iter().map(|l| AgingBucket { label: l.to_string(), amount: Decimal::ZERO, invoices: 0 }).collect();
+        let mut buckets: Vec<AgingBucket> = AGING_BUCKETS
+            .iter()
+            .map(|l| AgingBucket { label: l.to_string(), amount: Decimal::ZERO, invoices: 0 })
+            .collect();
         let mut invoices = Vec::new();
         let mut total = Decimal::ZERO;
         for (invoice_id, customer_id, due_date, amount, order_id) in open {
             if amount.is_zero() {
                 continue;
             }
-            let days_past_due = (as_of - due_date).num_days();
-            let b = bucket_of(days_past_due);
+            let days = (as_of - due_date).num_days();
+            let b = bucket_of(days);
             buckets[b].amount += amount;
             buckets[b].invoices += 1;
             total += amount;
@@ -335,9 +355,10 @@ impl Ledger {
                 customer_id,
                 order_id,
                 due_date,
-                days_past_due,
+                days_past_due: days.max(0),
+                days_until_due: (-days).max(0),
                 amount_open: cents(amount),
-                bucket: BUCKETS[b].to_string(),
+                bucket: AGING_BUCKETS[b].to_string(),
             });
         }
         for b in &mut buckets {
@@ -520,14 +541,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_count_days_past_due_and_not_yet_due_is_youngest() {
-        assert_eq!(bucket_of(-10), 0);
-        assert_eq!(bucket_of(30), 0);
-        assert_eq!(bucket_of(31), 1);
-        assert_eq!(bucket_of(60), 1);
-        assert_eq!(bucket_of(61), 2);
-        assert_eq!(bucket_of(90), 2);
-        assert_eq!(bucket_of(91), 3);
+    fn not_yet_due_is_its_own_bucket_and_the_others_count_days_past_due() {
+        assert_eq!(aging_bucket(-10), NOT_DUE);
+        assert_eq!(aging_bucket(0), NOT_DUE, "due today is not overdue");
+        assert_eq!(aging_bucket(1), "1-30");
+        assert_eq!(aging_bucket(30), "1-30");
+        assert_eq!(aging_bucket(31), "31-60");
+        assert_eq!(aging_bucket(60), "31-60");
+        assert_eq!(aging_bucket(61), "61-90");
+        assert_eq!(aging_bucket(90), "61-90");
+        assert_eq!(aging_bucket(91), "90+");
     }
 
     #[test]

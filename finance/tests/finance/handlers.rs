@@ -392,7 +392,7 @@ async fn dunning_letters_and_notifications_go_to_the_outbox() {
 }
 
 #[tokio::test]
-async fn aging_buckets_the_opening_receivables_by_days_past_due() {
+async fn aging_buckets_the_opening_receivables_not_yet_due_and_by_days_past_due() {
     let Some(env) = Env::new().await else { return };
     let aging = env.ledger.aging(env.today()).await.unwrap();
     let buckets: Vec<(String, String, usize)> =
@@ -400,7 +400,8 @@ async fn aging_buckets_the_opening_receivables_by_days_past_due() {
     assert_eq!(
         buckets,
         vec![
-            ("0-30".into(), "138074.35".into(), 7),
+            ("not_due".into(), "132846.90".into(), 6),
+            ("1-30".into(), "5227.45".into(), 1),
             ("31-60".into(), "26033.50".into(), 4),
             ("61-90".into(), "6180.00".into(), 1),
             ("90+".into(), "5355.00".into(), 2),
@@ -410,7 +411,7 @@ async fn aging_buckets_the_opening_receivables_by_days_past_due() {
     // Thirty days later everything has aged a bucket or more.
     let later = env.ledger.aging(date("2026-02-04")).await.unwrap();
     assert_eq!(later.total, aging.total);
-    assert_eq!(later.buckets[3].amount, dec("11535.00"), "61-90 and the two 90+ move to 90+");
+    assert_eq!(later.buckets[4].amount, dec("11535.00"), "61-90 and the two 90+ move to 90+");
     // Before the oldest invoices were issued, they are not in the aging.
     let early = env.ledger.aging(date("2025-08-15")).await.unwrap();
     assert_eq!(early.total, dec("2975.00"), "only OB-0009, issued 2025-08-08");

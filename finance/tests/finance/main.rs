@@ -2,6 +2,7 @@
 //! virtual clock. `CLOVERLEAF_TEST_BACKEND=postgres` runs them on PostgreSQL (a database per
 //! test, see `cloverleaf_testkit::testdb`); the default is a SQLite file per test.
 
+mod aging;
 mod budgets;
 mod concurrency;
 mod connect;
