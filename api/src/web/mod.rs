@@ -199,10 +199,14 @@ fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValu
         .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
-/// The signed session cookie value for `user`.
+/// The signed session cookie value for `user`: `user:expires:nonce:signature`. The nonce makes
+/// each sign-in a session of its own (two in one second included), which signing out ends alone.
 fn session_value(state: &AppState, user: &str) -> String {
     let expires = now_secs() + SESSION_SECONDS;
-    let payload = format!("{user}:{expires}");
+    let mut nonce = [0u8; 12];
+    let _ = getrandom::fill(&mut nonce);
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let payload = format!("{user}:{expires}:{nonce}");
     format!("{payload}:{}", hmac(state.session_key(), &payload))
 }
 
@@ -217,6 +221,9 @@ pub struct Viewer {
     pub zone: chrono_tz::Tz,
     /// The token every form of theirs carries.
     pub csrf: String,
+    /// Their session: its id (derived from the cookie, never the cookie) and its expiry, so that
+    /// signing out can end it.
+    session: (String, chrono::DateTime<chrono::Utc>),
 }
 
 /// Why a page cannot be shown to this request.
@@ -254,22 +261,36 @@ impl FromRequestParts<AppState> for Viewer {
         let Some(value) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(Refusal::SignIn { expired: false, lang });
         };
-        let mut fields = value.rsplitn(3, ':');
-        let (Some(signature), Some(expires), Some(user)) = (fields.next(), fields.next(), fields.next()) else {
+        let mut fields = value.rsplitn(4, ':');
+        let (Some(signature), Some(nonce), Some(expires), Some(user)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
             return Err(Refusal::SignIn { expired: false, lang });
         };
-        let payload = format!("{user}:{expires}");
+        let payload = format!("{user}:{expires}:{nonce}");
         if !same(signature, &hmac(state.session_key(), &payload)) {
             return Err(Refusal::SignIn { expired: false, lang });
         }
-        if expires.parse::<u64>().map_or(true, |e| e < now_secs()) {
+        let Some(expires) = expires.parse::<u64>().ok().filter(|e| *e >= now_secs()) else {
             return Err(Refusal::SignIn { expired: true, lang });
-        }
+        };
         // A user removed from the configuration is signed out.
         let Some(user) = state.users().get(user) else { return Err(Refusal::SignIn { expired: true, lang }) };
+        // A session signed out is over on every node, even where a copy of its cookie survives.
+        let session = hmac(state.session_key(), &format!("session:{value}"))[..32].to_string();
+        match state.engine().session_ended(&session).await {
+            Ok(false) => {}
+            Ok(true) => return Err(Refusal::SignIn { expired: false, lang }),
+            Err(e) => {
+                tracing::error!(user = user.name, "a session could not be checked: {e}");
+                return Err(Refusal::SignIn { expired: false, lang });
+            }
+        }
+        let until =
+            i64::try_from(expires).ok().and_then(|e| chrono::DateTime::from_timestamp(e, 0)).unwrap_or_default();
         let zone = user.time_zone.unwrap_or(chrono_tz::UTC);
         let csrf = hmac(state.session_key(), &format!("csrf:{value}"))[..32].to_string();
-        Ok(Viewer { caller: Caller(user), lang, zone, csrf })
+        Ok(Viewer { caller: Caller(user), lang, zone, csrf, session: (session, until) })
     }
 }
 
@@ -282,6 +303,13 @@ impl Viewer {
     /// The word for `key` in the reader's language.
     pub fn t(&self, key: &'static str) -> &'static str {
         self.lang.t(key)
+    }
+
+    /// Ends this session on every node: its cookie, even a copy of it, opens nothing any more.
+    pub async fn end_session(&self, state: &AppState) -> Result<(), cloverleaf_engine::runtime::Error> {
+        let now =
+            chrono::DateTime::from_timestamp(i64::try_from(now_secs()).unwrap_or(i64::MAX), 0).unwrap_or_default();
+        state.engine().end_session(&self.session.0, self.session.1, now).await
     }
 }
 

@@ -491,3 +491,26 @@ async fn the_board_shows_open_work_by_role_with_what_is_past_due() {
     let later = page(&api, Method::GET, "/board", &carl, None).await;
     assert!(later.text.contains("<td>1</td><td class=\"overdue\">1</td>"), "{}", later.text);
 }
+
+#[tokio::test]
+async fn signing_out_ends_the_session_on_the_server_and_leaves_the_users_other_sessions() {
+    let Some(api) = Api::new().await else { return };
+    let (laptop, phone) = (sign_in(&api, "ada").await, sign_in(&api, "ada").await);
+    let inbox = page(&api, Method::GET, "/inbox", &laptop, None).await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.text);
+    let csrf = hidden(&inbox.text, "csrf");
+    // Without the session's token the sign-out is refused and the session lives on.
+    let forged = page(&api, Method::POST, "/logout", &laptop, Some("csrf=x")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(page(&api, Method::GET, "/inbox", &laptop, None).await.status, StatusCode::OK);
+    let out = page(&api, Method::POST, "/logout", &laptop, Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER, "{}", out.text);
+    assert_eq!(out.headers[header::LOCATION], "/login");
+    // A copy of the signed-out cookie (kept by another tab, a proxy, a thief) opens nothing.
+    let copy = page(&api, Method::GET, "/inbox", &laptop, None).await;
+    assert_eq!((copy.status, &copy.headers[header::LOCATION]), (StatusCode::SEE_OTHER, &"/login".parse().unwrap()));
+    let post = page(&api, Method::POST, "/logout", &laptop, Some(&format!("csrf={csrf}"))).await;
+    assert_eq!(post.status, StatusCode::SEE_OTHER);
+    // The same user's session on another device is their own to end.
+    assert_eq!(page(&api, Method::GET, "/inbox", &phone, None).await.status, StatusCode::OK);
+}

@@ -41,6 +41,7 @@ mod notices;
 mod plan;
 pub mod query;
 mod scheduler;
+mod sessions;
 mod start;
 mod tasks;
 mod timers;

@@ -164,6 +164,16 @@ pub enum Write {
         /// Until (exclusive).
         until: DateTime<Utc>,
     },
+    /// End a session of the pages (sign-out) until `until`, when its cookie expires anyway;
+    /// sessions ended before `now` are dropped.
+    EndSession {
+        /// The session's id (a digest of its cookie, never the cookie itself).
+        session: String,
+        /// When the session would have expired.
+        until: DateTime<Utc>,
+        /// Now.
+        now: DateTime<Utc>,
+    },
     /// Set the cursor of a cron start: kept when `schedule` is unchanged, else moved to `next`.
     /// Schedules of the process not in `nodes` are dropped (a new version removed them).
     SetSchedules {
@@ -733,6 +743,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<String>, Error>> + Send;
     /// The substitute `user` named.
     fn substitute_of(&self, user: &str) -> impl Future<Output = Result<Option<Substitution>, Error>> + Send;
+    /// True when the session `session` of the pages was ended (signed out).
+    fn session_ended(&self, session: &str) -> impl Future<Output = Result<bool, Error>> + Send;
     /// Subscriptions matching a message: (subscription, instance), oldest first.
     fn subscriptions_for(
         &self,

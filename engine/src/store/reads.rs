@@ -169,6 +169,10 @@ impl<B: Backend> Store for B {
         self.row(sql, vec![text(user)]).await?.as_ref().map(rows::substitution).transpose()
     }
 
+    async fn session_ended(&self, session: &str) -> Result<bool, Error> {
+        Ok(self.row("SELECT 1 AS ended FROM ended_sessions WHERE session = $1", vec![text(session)]).await?.is_some())
+    }
+
     async fn subscriptions_for(&self, name: &str, key: &str) -> Result<Vec<(SubscriptionId, InstanceId)>, Error> {
         let rows = self.rows(SUBSCRIPTIONS.pick(self), vec![text(name), text(key)]).await?;
         rows.iter()

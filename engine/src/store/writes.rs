@@ -293,6 +293,15 @@ pub(super) async fn apply_other(
             }
             Ok(Ok(WriteOutcome::Done))
         }
+        Write::EndSession { session, until, now } => {
+            tx.execute("DELETE FROM ended_sessions WHERE until_at < $1", vec![text(&ts(*now))]).await?;
+            tx.execute(
+                "INSERT INTO ended_sessions (session, until_at) VALUES ($1, $2) ON CONFLICT (session) DO NOTHING",
+                vec![text(session), text(&ts(*until))],
+            )
+            .await?;
+            Ok(Ok(WriteOutcome::Done))
+        }
         Write::SetSchedules { process, nodes } => {
             let keep: Vec<String> = nodes.iter().map(|(n, _, _)| n.clone()).collect();
             tx.execute(OTHER_SCHEDULES.of(tx.dialect()), vec![text(process), Arg::Texts(keep)]).await?;

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::{CsrfForm, message_page};
+use super::{CsrfForm, error_page, message_page};
 use crate::server::AppState;
 use crate::server::config::{User, canonical_user};
 use crate::web::i18n::Lang;
@@ -159,9 +159,19 @@ async fn password_sign_in(
 }
 
 /// `POST /logout`.
-pub async fn logout(viewer: Viewer, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
+pub async fn logout(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
     if !viewer.csrf_ok(form.csrf.as_deref()) {
         return message_page(&viewer, StatusCode::FORBIDDEN, "refused", viewer.t("csrf"));
+    }
+    // Ended on the server first: the cookie removed below is only this browser's copy.
+    if let Err(e) = viewer.end_session(&state).await {
+        tracing::error!(user = viewer.caller.name(), "a session could not be ended: {e}");
+        return error_page(&viewer, &e.into());
     }
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, forwarded_https(&headers)));
