@@ -54,7 +54,7 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
         (status = 201, description = "Started; the instance as it stands after its first step", body = InstanceView),
         (status = 200, description = "Started before under this idempotency key; the instance as it stands now", body = InstanceView),
         (status = 400, description = "Malformed JSON, an unknown field, or a malformed idempotency key", body = ErrorBody),
-        (status = 403, description = "Not a role that may start the process, a called-only process, or a requester other than the caller without an `on behalf by` role", body = ErrorBody),
+        (status = 403, description = "Not a role that may start the process (an older version: not one that may start the latest either), a called-only process, or a requester other than the caller without an `on behalf by` role", body = ErrorBody),
         (status = 404, description = "No such process or version", body = ErrorBody),
         (status = 409, description = "The idempotency key started another process or business key", body = ErrorBody),
         (status = 410, description = "The idempotency key started an instance that has since been archived (`archived`): when, and into which archive, in `details`", body = ErrorBody),
@@ -69,12 +69,15 @@ pub async fn start(
     Json(request): Json<StartRequest>,
 ) -> Result<Response, ApiError> {
     let engine = state.engine();
-    let version = match request.version {
-        Some(v) => v,
-        None => engine.latest_version(&request.process).await?,
-    };
+    let latest = engine.latest_version(&request.process).await?;
+    let version = request.version.unwrap_or(latest);
     let definition = engine.definition(&request.process, version).await?;
     access::may_start(&caller, &definition)?;
+    // An older version is started only by whom the latest still lets start: a role a new
+    // version removed, or a process it made `called only`, cannot go round it by naming the old.
+    if version != latest {
+        access::may_start(&caller, &*engine.definition(&request.process, latest).await?)?;
+    }
     let mut inputs = request.variables;
     let starter = access::starter(&caller, state.users(), &definition, &mut inputs)?;
     let variables = Value::Object(inputs);

@@ -289,3 +289,28 @@ async fn stored_month_end_reports_are_for_finance_only() {
     let missing = api.get("/v1/reports/stored/ar_aging-2026-01-31-1", "carl").await;
     missing.expect_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+#[tokio::test]
+async fn an_older_version_is_started_only_by_whom_the_latest_still_lets_start() {
+    let Some(api) = Api::empty().await else { return };
+    let flow = |start_by: &str| {
+        format!(
+            "roles {{\n  sales.rep \"Sales rep\"\n  sales.manager \"Sales manager\"\n}}\n\
+             process quote \"Quote\" {{\n  access {{ {start_by} }}\n  start -> done\n  end done \"Done\"\n}}\n"
+        )
+    };
+    api.engine.deploy(&[("quote.flow", &flow("start by sales.rep, sales.manager"))]).await.unwrap();
+    // Version 2 takes the reps' right away.
+    api.engine.deploy(&[("quote.flow", &flow("start by sales.manager"))]).await.unwrap();
+    let start = |user: &'static str, version: u32| {
+        api.post("/v1/instances", user, json!({"process": "quote", "version": version, "variables": {}}))
+    };
+    start("sam", 1).await.expect_error(StatusCode::FORBIDDEN, "missing_role");
+    start("sam", 2).await.expect_error(StatusCode::FORBIDDEN, "missing_role");
+    start("mia", 1).await.expect(StatusCode::CREATED);
+    start("ada", 1).await.expect(StatusCode::CREATED);
+    // Version 3 is only ever called: no version of it is started directly any more.
+    api.engine.deploy(&[("quote.flow", &flow("called only"))]).await.unwrap();
+    start("mia", 1).await.expect_error(StatusCode::FORBIDDEN, "called_only");
+    start("ada", 2).await.expect_error(StatusCode::FORBIDDEN, "called_only");
+}
