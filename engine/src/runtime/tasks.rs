@@ -144,9 +144,6 @@ impl<S: Store> Engine<S> {
         roles: &[&str],
     ) -> Result<(TaskInfo, Option<String>), Error> {
         let info = self.task(task).await?;
-        if info.state != TaskState::Open {
-            return Err(Error::TaskClosed { task: task.0.clone() });
-        }
         // A claim alone gives no right to act: the claimant must still be the assignee, hold one
         // of the roles or stand in for someone who does (a role taken away, a substitution ended).
         let own = info.assignee.as_deref() == Some(user)
@@ -161,6 +158,10 @@ impl<S: Store> Engine<S> {
                 None => return Err(Error::NotCandidate { user: user.to_string(), task: task.0.clone() }),
             }
         };
+        // Whether it is still open is told to its candidates only.
+        if info.state != TaskState::Open {
+            return Err(Error::TaskClosed { task: task.0.clone() });
+        }
         let holder = principal.as_deref().unwrap_or(user);
         // A claim the substitute made in their own name (before claims were their principal's)
         // still lets them act while the substitution lasts.

@@ -117,6 +117,11 @@ async fn a_substitutes_claim_is_for_the_absent_person_and_ends_with_the_substitu
     assert!(matches!(handed, Err(Error::NotCandidate { .. })), "{handed:?}");
     env.engine.complete_task(&cfo_task, "vic", &[], json!({"approve": true})).await.unwrap();
     assert_eq!(env.status(&id).await, completed("approved"));
+    // That the task is closed is told to its candidates, not to anyone who asks.
+    let again = env.engine.complete_task(&cfo_task, "vic", &[], json!({"approve": true})).await;
+    assert!(matches!(again, Err(Error::TaskClosed { .. })), "{again:?}");
+    let stranger = env.engine.claim(&cfo_task, "tom", &["sales.rep"]).await;
+    assert!(matches!(stranger, Err(Error::NotCandidate { .. })), "{stranger:?}");
 }
 
 #[tokio::test]
