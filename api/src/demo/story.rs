@@ -499,7 +499,14 @@ impl Story {
             if held == inventory { "agrees" } else { "DISAGREES" }
         ));
         let aging = self.ledger.aging(today).await?;
-        let buckets: Vec<String> = aging.buckets.iter().map(|b| format!("{} {}", b.label, money(b.amount))).collect();
+        let buckets: Vec<String> = aging
+            .buckets
+            .iter()
+            .map(|b| match b.label.as_str() {
+                cloverleaf_finance::ledger::NOT_DUE => format!("not yet due {}", money(b.amount)),
+                days => format!("{days} days overdue {}", money(b.amount)),
+            })
+            .collect();
         self.say(format!("AR aging as of {today}: {} (total {})", buckets.join(" | "), money(aging.total)));
         let kpis = self.ledger.kpis(today).await?;
         let rate =

@@ -188,7 +188,8 @@ fn ledger(state: &AppState) -> Result<&cloverleaf_finance::Ledger, ApiError> {
     state.ledger().ok_or_else(|| ApiError::not_found("this server runs without the finance sub-ledger"))
 }
 
-/// AR aging as of a date: the four buckets, each open invoice (with its order) and the open
+/// AR aging as of a date: the five buckets (`not_due`, then `1-30`, `31-60`, `61-90`, `90+` days
+/// past due), each open invoice (with its order, days past due and days until due) and the open
 /// amount per customer. Money as decimal strings in the ledger's currency.
 #[utoipa::path(
     get, path = "/v1/reports/aging", tag = "reports",

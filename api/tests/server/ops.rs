@@ -139,7 +139,7 @@ async fn kpis_carry_the_sub_ledgers_finance_figures() {
     let ledger = &answer.expect(StatusCode::OK)["ledger"];
     assert_eq!(ledger["as_of"], "2026-01-05");
     let labels: Vec<&str> = ledger["aging"].as_array().unwrap().iter().map(|b| b["label"].as_str().unwrap()).collect();
-    assert_eq!(labels, ["0-30", "31-60", "61-90", "90+"]);
+    assert_eq!(labels, ["not_due", "1-30", "31-60", "61-90", "90+"]);
     let open: rust_decimal::Decimal = ledger["open_receivables"].as_str().unwrap().parse().unwrap();
     let buckets: rust_decimal::Decimal = ledger["aging"]
         .as_array()

@@ -137,7 +137,7 @@ async fn serve_creates_a_config_with_hashed_tokens_serves_and_stops_on_sigterm()
         "{instance}"
     );
     let kpis = get_json(&http, &format!("http://{address}/v1/reports/kpis"), &carl).await;
-    assert_eq!(kpis["ledger"]["aging"].as_array().map(Vec::len), Some(4), "{kpis}");
+    assert_eq!(kpis["ledger"]["aging"].as_array().map(Vec::len), Some(5), "{kpis}");
     assert!(kpis["ledger"]["open_receivables"].is_string(), "money as a decimal string: {kpis}");
     let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");

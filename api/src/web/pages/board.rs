@@ -38,19 +38,21 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer, Query(query): 
         out.push_str(&alerts_section(&state, &viewer).await?);
         out.push_str(&super::budgets::section(&state, &viewer, query.period.as_deref()).await?);
         if let Some(ledger) = &report.ledger {
+            // Not yet due first, then by days overdue; each bar leads to its invoices.
             let most = ledger.aging.iter().map(|b| b.amount).max().unwrap_or_default().max(Decimal::ONE);
-            let _ = write!(out, "<section><h2>{}</h2><svg class=\"bars\" viewBox=\"0 0 420 {}\" role=\"img\" aria-label=\"{}\">", viewer.t("aging"), ledger.aging.len() * 30 + 10, viewer.t("aging"));
+            let _ = write!(out, "<section><h2>{}</h2><svg class=\"bars\" viewBox=\"0 0 480 {}\" role=\"img\" aria-label=\"{}\">", viewer.t("aging"), ledger.aging.len() * 30 + 10, viewer.t("aging"));
             for (i, bucket) in ledger.aging.iter().enumerate() {
-                let width = (bucket.amount * Decimal::from(260) / most).round().to_string().parse::<u32>().unwrap_or(0);
+                let width = (bucket.amount * Decimal::from(220) / most).round().to_string().parse::<u32>().unwrap_or(0);
                 let y = i * 30 + 8;
                 let _ = write!(
                     out,
-                    "<a href=\"/board/receivables?bucket={}\"><text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"60\" y=\"{y}\" width=\"{width}\" height=\"20\" fill=\"#3b6ea8\"/>\
+                    "<a href=\"/board/receivables?bucket={}\"><text x=\"0\" y=\"{}\" font-size=\"12\">{}</text><rect x=\"140\" y=\"{y}\" width=\"{width}\" height=\"20\" fill=\"{}\"/>\
                      <text x=\"{}\" y=\"{}\" font-size=\"11\" data-bucket=\"{}\">{}</text></a>",
                     url_path(&bucket.label),
                     y + 15,
-                    esc(&bucket.label),
-                    66 + width,
+                    esc(&super::figures::bucket_name(&viewer, &bucket.label)),
+                    if bucket.label == cloverleaf_finance::ledger::NOT_DUE { "#8fa9c4" } else { "#3b6ea8" },
+                    146 + width,
                     y + 15,
                     esc(&bucket.label),
                     esc(&i18n::money(bucket.amount, lang)),

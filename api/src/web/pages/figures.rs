@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use chrono::NaiveDate;
+use cloverleaf_finance::ledger::{AGING_BUCKETS, NOT_DUE, aging_bucket};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
@@ -45,26 +47,58 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
     if let Some(invoices) = body["invoices"].as_array() {
         let _ =
             write!(out, "<h1>{} <span class=\"muted\">{}</span></h1>", viewer.t("aging_report"), text(&body["as_of"]));
+        let as_of = body["as_of"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
+        let due = |line: &Value| line["due_date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
+        let stored: Vec<&Value> = body["buckets"].as_array().into_iter().flatten().collect();
+        // A report stored before invoices not yet due had a bucket of their own ("0-30" held
+        // them): its buckets are counted again from its invoices, which it holds whole.
+        let old_shape = stored.iter().any(|b| b["label"].as_str() == Some("0-30"));
+        let amount = |line: &Value| line["amount_open"].as_str().and_then(|a| a.parse::<Decimal>().ok());
+        let recount = old_shape && as_of.is_some() && invoices.iter().all(|l| due(l).is_some() && amount(l).is_some());
+        let bucket_of = |line: &Value| match (recount, as_of, due(line)) {
+            (true, Some(as_of), Some(due)) => aging_bucket((as_of - due).num_days()).to_string(),
+            _ => line["bucket"].as_str().unwrap_or_default().to_string(),
+        };
+        if recount {
+            let _ = write!(out, "<p class=\"muted\" data-recounted>{}</p>", viewer.t("aging_recounted"));
+        }
         out.push_str("<table class=\"kpis\"><tbody>");
-        for bucket in body["buckets"].as_array().into_iter().flatten() {
-            out.push_str(&row(&[text(&bucket["label"]), money(&bucket["amount"])], "td"));
+        if recount {
+            for label in AGING_BUCKETS {
+                let amount: Decimal = invoices.iter().filter(|l| bucket_of(l) == label).filter_map(amount).sum();
+                out.push_str(&row(&[esc(&bucket_name(viewer, label)), esc(&i18n::money(amount, viewer.lang))], "td"));
+            }
+        } else {
+            for bucket in stored {
+                let label = bucket["label"].as_str().unwrap_or_default();
+                out.push_str(&row(&[esc(&bucket_name(viewer, label)), money(&bucket["amount"])], "td"));
+            }
         }
         out.push_str(&row(&[viewer.t("total").to_string(), money(&body["total"])], "th"));
         out.push_str("</tbody></table><table><thead>");
         out.push_str(&heads(&["invoice", "customer", "due_date", "days_past_due", "amount_open", "bucket"]));
         out.push_str("</thead><tbody>");
         for line in invoices {
+            let days = match (as_of, due(line)) {
+                (Some(as_of), Some(due)) => days_cell(viewer, as_of, due),
+                _ => text(&line["days_past_due"]),
+            };
             let cells = [
                 text(&line["invoice_id"]),
                 text(&line["customer_id"]),
                 text(&line["due_date"]),
-                text(&line["days_past_due"]),
+                days,
                 money(&line["amount_open"]),
-                text(&line["bucket"]),
+                esc(&bucket_name(viewer, &bucket_of(line))),
             ];
             out.push_str(&row(&cells, "td"));
         }
-        out.push_str("</tbody></table>");
+        let _ = write!(
+            out,
+            "</tbody><tfoot><tr><th>{}</th><th></th><th></th><th></th><th data-total=\"open\">{}</th><th></th></tr></tfoot></table>",
+            esc(&invoice_count(viewer, invoices.len())),
+            money(&body["total"]),
+        );
     } else if let Some(customers) = body["customers"].as_array() {
         let _ = write!(
             out,
@@ -98,10 +132,43 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
     out
 }
 
+/// What a reader calls an aging bucket: "Not yet due" (未到期), "1-30 days overdue" (逾期 1-30
+/// 天)... A stored report's old `0-30` (which held the invoices not yet due too) says so.
+pub(super) fn bucket_name(viewer: &Viewer, label: &str) -> String {
+    match label {
+        NOT_DUE => viewer.t("bucket_not_due").to_string(),
+        "90+" => viewer.t("bucket_over_90").to_string(),
+        "0-30" => viewer.t("bucket_old_0_30").to_string(),
+        range => viewer.t("bucket_days").replace("{range}", range),
+    }
+}
+
+/// An invoice's days past due on `as_of`, or, not yet due, when it falls due ("due in 5 days",
+/// "5 天后到期"): never a negative number.
+fn days_cell(viewer: &Viewer, as_of: NaiveDate, due: NaiveDate) -> String {
+    let past = (as_of - due).num_days();
+    let until = match past {
+        1.. => return past.to_string(),
+        0 => viewer.t("due_today").to_string(),
+        -1 => viewer.t("due_tomorrow").to_string(),
+        _ => viewer.t("due_in_days").replace("{n}", &(-past).to_string()),
+    };
+    format!("<span class=\"muted\" data-not-due>{}</span>", esc(&until))
+}
+
+/// The total row's first cell: "Total · 7 invoices" (合计 · 7 张发票).
+fn invoice_count(viewer: &Viewer, n: usize) -> String {
+    if n == 1 {
+        viewer.t("total_one_invoice").to_string()
+    } else {
+        viewer.t("total_invoices").replace("{n}", &n.to_string())
+    }
+}
+
 /// What the figure pages may be narrowed to.
 #[derive(Debug, Deserialize)]
 pub struct FiguresQuery {
-    /// An aging bucket's label (`0-30`, `31-60`, `61-90`, `90+`).
+    /// An aging bucket's label (`not_due`, `1-30`, `31-60`, `61-90`, `90+`).
     bucket: Option<String>,
     /// A customer id.
     customer: Option<String>,
@@ -133,7 +200,7 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
             .collect();
         let total: Decimal = lines.iter().map(|l| l.amount_open).sum();
         let narrowed: Vec<String> = [
-            bucket.map(|b| format!("{} {b}", viewer.t("bucket"))),
+            bucket.map(|b| format!("{} {}", viewer.t("bucket"), bucket_name(&viewer, b))),
             customer.map(|c| format!("{} {c}", viewer.t("customer"))),
             overdue.then(|| viewer.t("overdue").to_string()),
         ]
@@ -156,18 +223,17 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
                 line.order_id.as_deref().map_or_else(|| "—".to_string(), order_link),
                 format!("<a href=\"/board/receivables?customer={}\">{}</a>", url_path(&line.customer_id), esc(&line.customer_id)),
                 line.due_date.to_string(),
-                line.days_past_due.to_string(),
+                days_cell(&viewer, aging.as_of, line.due_date),
                 esc(&i18n::money(line.amount_open, viewer.lang)),
-                esc(&line.bucket),
+                esc(&bucket_name(&viewer, &line.bucket)),
             ];
             out.push_str(&row(&cells, "td"));
         }
         let _ = write!(
             out,
-            "</tbody><tfoot><tr><th>{}</th><th></th><th></th><th></th><th></th><th data-total=\"open\">{}</th><th>{}</th></tr></tfoot></table>",
-            viewer.t("total"),
+            "</tbody><tfoot><tr><th>{}</th><th></th><th></th><th></th><th></th><th data-total=\"open\">{}</th><th></th></tr></tfoot></table>",
+            esc(&invoice_count(&viewer, lines.len())),
             esc(&i18n::money(total, viewer.lang)),
-            lines.len(),
         );
         Ok(out)
     }
