@@ -2,6 +2,7 @@
 //! a real socket end to end. Each test has its own SQLite file and a virtual clock.
 
 mod access;
+mod aging_letters;
 mod archive;
 mod auth;
 mod away;

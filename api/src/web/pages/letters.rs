@@ -13,6 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use cloverleaf_engine::store::Queries as _;
+use cloverleaf_finance::ledger::Letter;
 use serde::Deserialize;
 
 use super::{CsrfForm, answer, error_page, message_page, page, with_lang};
@@ -25,9 +26,21 @@ use crate::web::{Viewer, esc, html, i18n, url_path};
 /// The most letters one page lists.
 const PAGE_SIZE: i64 = 200;
 
-/// The delivery states, with the catalogue key of their word.
-const STATES: [(&str, &str); 3] =
-    [("dead", "letter_dead"), ("pending", "letter_pending"), ("delivered", "letter_delivered")];
+/// The delivery states, with the catalogue key of their word. `unsent`: written, but no delivery
+/// channel carries its kind, so the notifier leaves it in the ledger's outbox.
+const STATES: [(&str, &str); 4] = [
+    ("dead", "letter_dead"),
+    ("pending", "letter_pending"),
+    ("delivered", "letter_delivered"),
+    (UNSENT, "letter_unsent"),
+];
+
+/// The state of a letter no delivery channel carries.
+const UNSENT: &str = "unsent";
+
+/// How long a letter may wait for the notifier (which looks every few seconds) before the page
+/// says that nothing carries it.
+const UNSENT_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
 /// What the list may be narrowed to.
 #[derive(Debug, Deserialize)]
@@ -44,17 +57,42 @@ pub(super) fn may_read(viewer: &Viewer) -> bool {
 pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query): Query<LettersQuery>) -> Response {
     let result: Result<String, ApiError> = async {
         viewer.caller.require_any(LETTER_READERS, "read the customer letters")?;
-        if state.ledger().is_none() {
+        let Some(ledger) = state.ledger() else {
             return Err(ApiError::not_found("this server runs without the finance sub-ledger"));
-        }
+        };
         let chosen = query.state.as_deref().filter(|s| STATES.iter().any(|(v, _)| v == s));
-        let kinds: Vec<String> = LETTER_KINDS.iter().map(|k| (*k).to_string()).collect();
-        let found = state
-            .engine()
-            .store()
-            .notifications_of(&kinds, chosen, PAGE_SIZE)
+        // Letters no channel carries stay in the ledger's outbox, never handed to delivery: the
+        // notifier queues those of the kinds a webhook or an email route carries within seconds.
+        let now = state.engine().now();
+        let unsent: Vec<LetterView> = ledger
+            .letters_to_queue(LETTER_KINDS, PAGE_SIZE)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .filter(|l| now - l.created_at >= UNSENT_AFTER)
+            .map(unsent_view)
+            .collect();
+        let kinds: Vec<String> = LETTER_KINDS.iter().map(|k| (*k).to_string()).collect();
+        let mut found: Vec<LetterView> = if chosen == Some(UNSENT) {
+            Vec::new()
+        } else {
+            state
+                .engine()
+                .store()
+                .notifications_of(&kinds, chosen, PAGE_SIZE)
+                .await
+                .map_err(ApiError::internal)?
+                .into_iter()
+                .map(LetterView::from)
+                .collect()
+        };
+        let waiting = unsent.len();
+        if chosen.is_none() || chosen == Some(UNSENT) {
+            found.extend(unsent);
+            // Newest first, as the notifications come.
+            found.sort_by_key(|l| std::cmp::Reverse(l.created_at.parse::<chrono::DateTime<chrono::Utc>>().ok()));
+            found.truncate(usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX));
+        }
         let handler = LETTER_HANDLERS.iter().any(|r| viewer.caller.has(r));
         // The customer links to their open invoices for those who read the board.
         let board = crate::server::access::may_read_reports(&viewer.caller).is_ok();
@@ -71,6 +109,14 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
             viewer.t("delivery"),
             viewer.t("filter"),
         );
+        if waiting > 0 {
+            let notice = if waiting == 1 {
+                viewer.t("letters_no_channel_one").to_string()
+            } else {
+                viewer.t("letters_no_channel").replace("{n}", &waiting.to_string())
+            };
+            let _ = write!(out, "<p class=\"notice\" role=\"status\" data-unsent=\"{waiting}\">{}</p>", esc(&notice));
+        }
         if found.is_empty() {
             let _ = write!(out, "<p class=\"empty\">{}</p>", viewer.t("no_letters"));
             return Ok(out);
@@ -84,7 +130,7 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
             viewer.t("to_address"),
             viewer.t("delivery"),
         );
-        for letter in found.into_iter().map(LetterView::from) {
+        for letter in found {
             out.push_str(&row(&viewer, &letter, handler, board));
         }
         out.push_str("</tbody></table>");
@@ -115,14 +161,20 @@ fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> Stri
         "<strong class=\"state {}\">{}</strong> <span class=\"muted\">{}</span>",
         esc(&letter.state),
         esc(word),
-        if letter.attempts == 1 {
+        if letter.state == UNSENT {
+            viewer.t("letter_no_channel").to_string()
+        } else if letter.attempts == 1 {
             viewer.t("attempt_one").to_string()
         } else {
             viewer.t("attempts").replace("{n}", &letter.attempts.to_string())
         },
     );
     if let Some(error) = letter.last_error.as_deref().filter(|_| letter.state != "delivered") {
-        let _ = write!(delivery, "<br><span class=\"muted\">{}{}</span>", viewer.t("last_error"), esc(error));
+        let _ = write!(
+            delivery,
+            "<br><span class=\"muted\" data-failure>{}</span>",
+            esc(&failure(viewer, error, &letter.state))
+        );
     }
     if handler && letter.state == "dead" {
         let _ = write!(
@@ -150,6 +202,58 @@ fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> Stri
         subject = esc(&letter.subject),
         body = esc(&letter.body),
     )
+}
+
+/// A letter still in the ledger's outbox, which no delivery channel carries, as the list shows it.
+fn unsent_view(letter: Letter) -> LetterView {
+    LetterView {
+        id: letter.notification_id(),
+        kind: letter.kind,
+        customer: letter.customer_id,
+        to: letter.to,
+        invoice: letter.invoice_id,
+        subject: letter.subject,
+        body: letter.body,
+        state: UNSENT.to_string(),
+        attempts: 0,
+        last_error: None,
+        created_at: letter.created_at.to_rfc3339(),
+    }
+}
+
+/// Why a letter was not delivered, in the reader's words: what kind of failure and whether it
+/// is tried again, never the receiver's address or the technical text (operators read that on
+/// `GET /v1/notifications`).
+fn failure(viewer: &Viewer, error: &str, state: &str) -> String {
+    // The notifier's words: "{url} answered 500 Internal Server Error", "{url}: {error}",
+    // "smtp {relay}: RCPT TO answered 550 ...", "smtp {relay}: cannot connect: ...", "customer
+    // `C-007` has no valid email address: ...".
+    let answered = |text: &str| {
+        let code = text.rsplit_once(" answered ")?.1.split_whitespace().next()?;
+        (code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit())).then(|| code.to_string())
+    };
+    let reason = if error.contains("has no valid email address") {
+        return viewer.t("letter_fail_no_address").to_string() + end_of(viewer, "dead");
+    } else if let Some(relay) = error.strip_prefix("smtp ") {
+        match answered(relay) {
+            Some(code) => viewer.t("letter_fail_mail_refused").replace("{code}", &code),
+            None => viewer.t("letter_fail_mail_unreachable").to_string(),
+        }
+    } else if error.starts_with("http://") || error.starts_with("https://") {
+        match answered(error) {
+            Some(status) => viewer.t("letter_fail_http").replace("{status}", &status),
+            None => viewer.t("letter_fail_unreachable").to_string(),
+        }
+    } else {
+        viewer.t("letter_fail_other").to_string()
+    };
+    reason + end_of(viewer, state)
+}
+
+/// What happens next to a failed letter: tried again by itself while pending, by a person once
+/// dead.
+fn end_of(viewer: &Viewer, state: &str) -> &'static str {
+    if state == "dead" { viewer.t("letter_not_retried") } else { viewer.t("letter_retried") }
 }
 
 /// `POST /letters/{id}/retry`: sends a letter that could not be delivered again (AR clerk,
