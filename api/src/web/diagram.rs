@@ -29,8 +29,10 @@ pub struct Progress {
     pub done: BTreeSet<String>,
     /// Nodes a token is at now.
     pub current: BTreeSet<String>,
-    /// Nodes with an open incident.
+    /// Nodes with an open incident (at the step, or inside the case a call step started).
     pub incidents: BTreeSet<String>,
+    /// Where a step leads the reader: a call step to the case it started.
+    pub links: BTreeMap<String, String>,
 }
 
 /// The SVG of `process` with `progress` marked, its steps titled for a reader of `lang`, each
@@ -127,6 +129,9 @@ pub fn svg(
             ("node", "#ffffff", "#99a")
         };
         let rounded = if matches!(node.kind, NodeKind::Start { .. } | NodeKind::End { .. }) { 22 } else { 6 };
+        if let Some(href) = progress.links.get(name) {
+            let _ = write!(out, "<a href=\"{}\">", esc(href));
+        }
         let _ = write!(
             out,
             "<g class=\"{class}\" data-node=\"{}\"><rect x=\"{x}\" y=\"{y}\" width=\"{BOX_W}\" height=\"{BOX_H}\" \
@@ -139,8 +144,10 @@ pub fn svg(
         };
         let title = title.as_str();
         let kind = i18n::node_kind(lang, &node.kind);
-        // A step named by its kind alone (an untitled start) says it once, in the middle.
-        let title_y = if title == kind {
+        // A step named by its kind alone (an untitled start, join, split or decision) says it
+        // once, in the middle.
+        let by_kind = i18n::node_title(lang, node).is_none() && structural_name(lang, node).is_some();
+        let title_y = if title == kind || by_kind {
             y + BOX_H / 2 + 4
         } else {
             let _ = write!(
@@ -160,6 +167,9 @@ pub fn svg(
             esc(&shorten(title, 24)),
             esc(title),
         );
+        if progress.links.contains_key(name) {
+            out.push_str("</a>");
+        }
     }
     out.push_str("</svg>");
     out
@@ -212,15 +222,34 @@ impl Layout {
 
 /// What an untitled step shows: a step written in place after another (`approve:decide`, the
 /// decide after `approve`) is named by the step it follows, which its kind word above it
-/// qualifies; an untitled start by its kind; any other by its name.
+/// qualifies; an untitled start by its kind; an untitled join, split, decision or race by what
+/// it does (see [`structural_name`]); any other by its name.
 fn untitled(process: &CompiledProcess, node: &Node, lang: Lang, fill_title: &dyn Fn(&str) -> String) -> String {
     let owner = node.name.split_once(':').and_then(|(owner, _)| process.nodes.iter().find(|n| n.name == owner));
     match owner {
         Some(owner) => i18n::node_title(lang, owner).map_or_else(|| owner.name.clone(), fill_title),
         // An untitled start reads as its kind, in the reader's language, not as its name.
         None if matches!(node.kind, NodeKind::Start { .. }) => i18n::node_kind(lang, &node.kind).to_string(),
-        None => node.name.clone(),
+        None => structural_name(lang, node).map_or_else(|| node.name.clone(), str::to_string),
     }
+}
+
+/// What a step that only shapes the flow (a join, a parallel split, a decision, a race of
+/// waits) is called in `lang` when its designer gave it no title: `汇合` / `Join`, not its name
+/// in the source (`billed`); `None` for a step of another kind, or one written in place after
+/// another step (`approve:decide`), which that step names.
+pub fn structural_name(lang: Lang, node: &Node) -> Option<&'static str> {
+    if node.name.contains(':') {
+        return None;
+    }
+    let key = match node.kind {
+        NodeKind::Join { .. } => "untitled_join",
+        NodeKind::Split { .. } => "untitled_split",
+        NodeKind::Decide { .. } => "untitled_decide",
+        NodeKind::First { .. } => "untitled_first",
+        _ => return None,
+    };
+    Some(lang.t(key))
 }
 
 /// At most `max` columns wide, with an ellipsis when cut: a Chinese, Japanese or Korean
@@ -274,6 +303,7 @@ mod tests {
             done: ["start".to_string(), "a".to_string()].into(),
             current: ["b".to_string()].into(),
             incidents: BTreeSet::new(),
+            links: BTreeMap::new(),
         };
         let svg = svg(&process, &progress, "P", Lang::En, &|t| t.to_string());
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
@@ -300,6 +330,29 @@ mod tests {
         assert!(en.contains(">decide</text>") && !en.contains(">a:decide</text>"), "{en}");
         assert_eq!(en.matches(">Check</text>").count(), 2, "the task and the decide after it: {en}");
         assert_eq!(en.matches(">start</text>").count(), 1, "not `start` over `start`: {en}");
+    }
+
+    #[test]
+    fn an_untitled_join_and_split_read_as_what_they_do_and_a_linked_step_is_a_link() {
+        let process = compile(
+            "process p \"P\" {\n  start -> both\n  parallel both {\n    -> a\n    -> b\n  }\n  \
+             task a \"A\" { job \"x\" } -> met\n  task b \"B\" { job \"y\" } -> met\n  join met -> done\n  \
+             end done \"Done\"\n}\n",
+        );
+        let progress =
+            Progress { links: [("a".to_string(), "/cases/i-1.call.2".to_string())].into(), ..Progress::default() };
+        let en = svg(&process, &progress, "P", Lang::En, &|t| t.to_string());
+        assert!(en.contains(">Join</text>") && en.contains(">Split</text>"), "{en}");
+        assert!(!en.contains(">met</text>") && !en.contains(">both</text>"), "{en}");
+        assert!(
+            !en.contains(">join</text>") && !en.contains(">parallel</text>"),
+            "named once, not by kind over name: {en}"
+        );
+        let zh = svg(&process, &progress, "P", Lang::ZhCn, &|t| t.to_string());
+        assert_eq!(zh.matches(">汇合</text>").count(), 1, "{zh}");
+        assert_eq!(zh.matches(">并行分支</text>").count(), 1, "{zh}");
+        assert!(zh.contains("<a href=\"/cases/i-1.call.2\"><g class=\"node\" data-node=\"a\""), "{zh}");
+        assert_eq!(zh.matches("<a href=").count(), 1, "{zh}");
     }
 
     /// The `(x, y)` of every box in `svg`.
@@ -360,7 +413,7 @@ mod tests {
             "process p \"P\" {\n  input { order_id: text }\n  start -> a\n  \
              task a \"Check {order_id}\" zh \"检查 {order_id}\" { job \"x\" } -> done\n  end done \"Done\"\n}\n",
         );
-        let progress = Progress { done: BTreeSet::new(), current: BTreeSet::new(), incidents: BTreeSet::new() };
+        let progress = Progress::default();
         let fill = |t: &str| t.replace("{order_id}", "SO-7");
         let svg = svg(&process, &progress, "P", Lang::ZhCn, &fill);
         assert!(svg.contains("检查 SO-7") && !svg.contains("{order_id}"), "{svg}");

@@ -56,8 +56,10 @@ pub(super) fn step(case: &Case<'_>, name: &str) -> String {
     {
         return step(case, owner);
     }
-    let Some(template) = case.definition.node(name).and_then(|n| i18n::node_title(case.lang, n)) else {
-        return name.to_string();
+    let Some(node) = case.definition.node(name) else { return name.to_string() };
+    let Some(template) = i18n::node_title(case.lang, node) else {
+        // An untitled join, split or decision by what it does, not by its name in the source.
+        return crate::web::diagram::structural_name(case.lang, node).map_or_else(|| name.to_string(), str::to_string);
     };
     cloverleaf_engine::render_title(template, case.instance.variables(), case.now, case.definition.calendar.as_ref())
 }
@@ -107,14 +109,15 @@ fn decided_next<'a>(case: &'a Case<'_>, node: &str, why: &str) -> Option<&'a str
     arms.iter().find(|arm| arm.when.source() == why).map(|arm| arm.next.as_str())
 }
 
-/// False for the entries that only say a token passed through the start or a step's inner node
-/// (`approve:decide`): the machine's bookkeeping, which the next entry says in words. The
-/// history API keeps every entry.
+/// False for the entries that only say a token passed through the start, a step's inner node
+/// (`approve:decide`) or an untitled join, split or decision (once per branch at a join): the
+/// machine's bookkeeping, which the next entry says in words. The history API keeps every entry.
 pub(super) fn worth_showing(case: &Case<'_>, row: &HistoryRow) -> bool {
     let Some(node) = row.node.as_deref().filter(|_| row.kind == "entered") else { return true };
-    let start =
-        case.definition.node(node).is_some_and(|n| matches!(n.kind, cloverleaf_dsl::model::NodeKind::Start { .. }));
-    !start && !node.contains(':')
+    let Some(found) = case.definition.node(node) else { return true };
+    let start = matches!(found.kind, NodeKind::Start { .. });
+    let structural = found.title.is_none() && crate::web::diagram::structural_name(case.lang, found).is_some();
+    !start && !structural && !node.contains(':')
 }
 
 /// Fills the `{key}` placeholders of a catalogue sentence with escaped values, in one pass (a
