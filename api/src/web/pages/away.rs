@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone as _, Utc};
 use chrono_tz::Tz;
-use cloverleaf_engine::store::{Store as _, Substitution};
+use cloverleaf_engine::store::{Store as _, Substitution, TaskInfo};
 use serde::Deserialize;
 
 use super::{answer, error_page, message_page, page, with_lang};
@@ -38,10 +38,10 @@ pub async fn away(State(state): State<AppState>, viewer: Viewer) -> Response {
         let engine = state.engine();
         let now = engine.now();
         let current = engine.substitute_of(viewer.caller.name()).await?;
-        let principals = engine.store().principals_of(viewer.caller.name(), now).await?;
+        let standing = standing_in_for(&state, &viewer, now).await?;
         let today = now.with_timezone(&viewer.zone).date_naive().to_string();
         let form = AwayForm { first_day: Some(today), ..AwayForm::default() };
-        Ok(away_body(&viewer, current.as_ref(), &principals, now, &form, None))
+        Ok(away_body(&viewer, current.as_ref(), &standing, now, &form, None))
     }
     .await;
     answer(&viewer, "away", result)
@@ -93,30 +93,34 @@ pub async fn set_away(State(state): State<AppState>, viewer: Viewer, Form(form):
         Ok(current) => current,
         Err(e) => return error_page(&viewer, &ApiError::from(e)),
     };
-    let principals = match engine.store().principals_of(user, now).await {
-        Ok(principals) => principals,
-        Err(e) => return error_page(&viewer, &ApiError::from(e)),
+    let standing = match standing_in_for(&state, &viewer, now).await {
+        Ok(standing) => standing,
+        Err(e) => return error_page(&viewer, &e),
     };
-    let body = away_body(&viewer, current.as_ref(), &principals, now, &form, Some(&problem));
+    let body = away_body(&viewer, current.as_ref(), &standing, now, &form, Some(&problem));
     with_lang(&viewer, html(StatusCode::UNPROCESSABLE_ENTITY, page(&viewer, viewer.t("away"), &body)))
 }
 
-/// What the inbox says of substitutions, as HTML: whom the reader stands in for today, and that
-/// their own substitute decides for them now; empty when neither.
-pub(super) async fn inbox_notice(state: &AppState, viewer: &Viewer, now: DateTime<Utc>) -> Result<String, ApiError> {
+/// What the inbox says of substitutions, as HTML: whom the reader stands in for today (and
+/// whether those people have tasks open in `inbox`, the reader's open tasks), and that their own
+/// substitute decides for them now; empty when neither.
+pub(super) async fn inbox_notice(
+    state: &AppState,
+    viewer: &Viewer,
+    now: DateTime<Utc>,
+    inbox: &[TaskInfo],
+) -> Result<String, ApiError> {
     let engine = state.engine();
     let user = viewer.caller.name();
-    let mut out = String::new();
     let principals = engine.store().principals_of(user, now).await?;
-    if !principals.is_empty() {
-        let text = viewer.t("standing_in").replace("{people}", &principals.join(", "));
-        let _ = write!(out, "<p class=\"notice\" id=\"standing-in\">{}</p>", esc(&text));
-    }
+    let mut out = standing_in(viewer, &principals, inbox);
     if let Some(s) = engine.substitute_of(user).await?.filter(|s| s.from <= now && now < s.until) {
-        let text = viewer
-            .t("away_in_force")
-            .replace("{substitute}", &s.substitute)
-            .replace("{until}", &i18n::time(s.until, viewer.zone));
+        // The end as the away page names it: the last day away, when the period is whole days.
+        let text = match whole_days(&s, viewer.zone) {
+            Some((_, last)) => viewer.t("away_in_force_days").replace("{last}", &last.to_string()),
+            None => viewer.t("away_in_force").replace("{until}", &i18n::time(s.until, viewer.zone)),
+        };
+        let text = text.replace("{substitute}", &s.substitute);
         let _ = write!(
             out,
             "<p class=\"notice\" id=\"away-in-force\">{} <a href=\"/away\">{}</a></p>",
@@ -125,6 +129,38 @@ pub(super) async fn inbox_notice(state: &AppState, viewer: &Viewer, now: DateTim
         );
     }
     Ok(out)
+}
+
+/// Whom the reader stands in for today, as HTML, for the away page: [`standing_in`] with the
+/// reader's open tasks read here.
+async fn standing_in_for(state: &AppState, viewer: &Viewer, now: DateTime<Utc>) -> Result<String, ApiError> {
+    let engine = state.engine();
+    let principals = engine.store().principals_of(viewer.caller.name(), now).await?;
+    if principals.is_empty() {
+        return Ok(String::new());
+    }
+    let inbox = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
+    Ok(standing_in(viewer, &principals, &inbox))
+}
+
+/// Whom the reader stands in for today, as HTML (empty for nobody): those with a task open in
+/// `inbox` (assigned to them or claimed by them) as having their tasks in the reader's inbox,
+/// the others as having none now, so that the notice never promises tasks the list lacks.
+fn standing_in(viewer: &Viewer, principals: &[String], inbox: &[TaskInfo]) -> String {
+    if principals.is_empty() {
+        return String::new();
+    }
+    let holds = |p: &String| inbox.iter().any(|t| t.assignee.as_ref() == Some(p) || t.claimed_by.as_ref() == Some(p));
+    let (busy, idle): (Vec<&String>, Vec<&String>) = principals.iter().partition(|p| holds(p));
+    let names = |people: &[&String]| people.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+    let mut sentences = Vec::new();
+    if !busy.is_empty() {
+        sentences.push(viewer.t("standing_in").replace("{people}", &names(&busy)));
+    }
+    if !idle.is_empty() {
+        sentences.push(viewer.t("standing_in_idle").replace("{people}", &names(&idle)));
+    }
+    format!("<p class=\"notice\" id=\"standing-in\">{}</p>", esc(&sentences.join(" ")))
 }
 
 /// The period the form's days make in `zone`: from the start of the first day until the start
@@ -150,7 +186,7 @@ fn whole_days(s: &Substitution, zone: Tz) -> Option<(NaiveDate, NaiveDate)> {
 fn away_body(
     viewer: &Viewer,
     current: Option<&Substitution>,
-    principals: &[String],
+    standing: &str,
     now: DateTime<Utc>,
     form: &AwayForm,
     problem: Option<&str>,
@@ -189,13 +225,7 @@ fn away_body(
             let _ = write!(out, "<p id=\"substitution\">{}</p>", viewer.t("away_none"));
         }
     }
-    if !principals.is_empty() {
-        let _ = write!(
-            out,
-            "<p class=\"notice\" id=\"standing-in\">{}</p>",
-            esc(&viewer.t("standing_in").replace("{people}", &principals.join(", ")))
-        );
-    }
+    out.push_str(standing);
     let value = |v: &Option<String>| esc(v.as_deref().unwrap_or_default());
     let _ = write!(
         out,

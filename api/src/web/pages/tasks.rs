@@ -128,6 +128,8 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     let engine = state.engine();
     let now = engine.now();
     let tasks = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
+    // Whom the reader stands in for, told by every open task, before the filters narrow the list.
+    let notice = super::away::inbox_notice(state, viewer, now, &tasks).await?;
     let mut rows = Vec::new();
     for task in tasks {
         let Context { process, process_title, offered_to, title, shown, customer, amount } =
@@ -159,7 +161,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     if let Some(done) = done {
         let _ = write!(out, "<p class=\"notice\" role=\"status\" id=\"done\">{}</p>", viewer.t(done));
     }
-    out.push_str(&super::away::inbox_notice(state, viewer, now).await?);
+    out.push_str(&notice);
     let _ = write!(
         out,
         "<form method=\"get\" action=\"/inbox\" class=\"filters\"><label>{} <select name=\"process\"><option value=\"\">{}</option>",
