@@ -6,6 +6,7 @@ mod aging_letters;
 mod archive;
 mod auth;
 mod away;
+mod case_calls;
 mod case_history;
 mod definitions;
 mod e2e;

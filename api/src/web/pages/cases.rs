@@ -1,8 +1,9 @@
 //! The cases: the instances a reader may see, and one case with its diagram, data, history and
 //! the journal lines of its order.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -12,7 +13,9 @@ use cloverleaf_dsl::CompiledProcess;
 use cloverleaf_dsl::expr::Type;
 use cloverleaf_dsl::expr::Value as DslValue;
 use cloverleaf_dsl::model::NodeKind;
-use cloverleaf_engine::store::{HistoryRow, Queries as _};
+use cloverleaf_engine::runtime::Error as EngineError;
+use cloverleaf_engine::store::query::InstanceSummary;
+use cloverleaf_engine::store::{HistoryRow, Queries as _, TaskInfo};
 use cloverleaf_engine::{HistoryEvent, Instance, InstanceId, Status};
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -146,6 +149,17 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         for incident in instance.incidents().values() {
             progress.incidents.insert(incident.node.clone());
         }
+        // The cases its call steps started, as far as the reader may read them: each call step
+        // links to the latest, and trouble inside one shows at the step that waits for it.
+        let seen = Visibility::of(&state, &viewer.caller).await?;
+        let calls = called_cases(&state, &seen, &instance, &definition, &history).await?;
+        for call in &calls {
+            let Some(inside) = &call.inside else { continue };
+            progress.links.insert(call.node.clone(), format!("/cases/{}", url_path(call.id.as_str())));
+            if !inside.instance.incidents().is_empty() {
+                progress.incidents.insert(call.node.clone());
+            }
+        }
         let money = money_variables(&definition);
         let now = engine.now();
         let fill = |template: &str| {
@@ -163,14 +177,16 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         }
         let case = super::history::Case { definition: &definition, instance: &instance, lang: viewer.lang, now, called };
         let mut out = format!(
-            "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p><section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
+            "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p>{}<section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
             esc(i18n::process_title(viewer.lang, &definition)),
             esc(instance.business_key().unwrap_or(id.as_str())),
             viewer.t("status"),
             esc(&instance_status(&viewer, &case)),
+            called_trouble(&viewer, &case, &calls),
             viewer.t("diagram"),
             diagram::svg(&definition, &progress, i18n::process_title(viewer.lang, &definition), viewer.lang, &fill),
         );
+        out.push_str(&called_section(&viewer, &case, &calls));
         let undecided = undecided(&definition, &instance, &history);
         let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
         for (name, raw) in instance.variables() {
@@ -213,6 +229,190 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         Ok(body) => with_lang(&viewer, html(StatusCode::OK, body)),
         Err(e) => error_page(&viewer, &e),
     }
+}
+
+/// A case a call step of the case shown started: its instance id is the call's.
+struct Called {
+    /// The call step.
+    node: String,
+    /// The called instance.
+    id: InstanceId,
+    /// The called process's key.
+    process: String,
+    /// What is inside, for a reader who may read the called case; `None` for anyone else, who
+    /// gets neither its link nor its status.
+    inside: Option<Inside>,
+}
+
+/// A called case as its reader sees it.
+struct Inside {
+    instance: Instance,
+    definition: Arc<CompiledProcess>,
+    /// Its open tasks.
+    tasks: Vec<TaskInfo>,
+}
+
+/// The cases `instance`'s call steps started, oldest first, each with the step that started it;
+/// what is inside one only where `seen` admits it.
+///
+/// The engine records a called instance with its caller (`parent_id`) and its caller's business
+/// key, and a running call in the caller's state; a finished call leaves no id in the caller,
+/// so the called instances are found by the business key and matched, process by process, to
+/// the call steps' entries in the history in the order they were started. An instance without
+/// a business key shows its running calls only.
+async fn called_cases(
+    state: &AppState,
+    seen: &Visibility,
+    instance: &Instance,
+    definition: &CompiledProcess,
+    history: &[HistoryRow],
+) -> Result<Vec<Called>, ApiError> {
+    let engine = state.engine();
+    let store = engine.store();
+    let running: HashMap<&str, &str> = instance.calls().iter().map(|(c, w)| (c.0.as_str(), w.node.as_str())).collect();
+    let mut children: Vec<InstanceSummary> = match instance.business_key() {
+        Some(key) => store
+            .instances(None, None, Some(key), 1_000, 0)
+            .await?
+            .into_iter()
+            .filter(|c| c.parent_id.as_ref() == Some(instance.id()))
+            .collect(),
+        None => Vec::new(),
+    };
+    for id in running.keys() {
+        if !children.iter().any(|c| c.id.as_str() == *id)
+            && let Some(child) = store.instance_summary(id).await?
+        {
+            children.push(child);
+        }
+    }
+    // Started in the order of the sequence number that ends a call's id (`i-x-1.call.7`).
+    let number = |id: &InstanceId| id.as_str().rsplit(['.', '/']).next().and_then(|n| n.parse::<u64>().ok());
+    children.sort_by_key(|c| (number(&c.id), c.created_at));
+    // The call steps entered, in order, by the process each one calls.
+    let calls_of = |node: &str| match definition.node(node).map(|n| &n.kind) {
+        Some(NodeKind::Call { process, .. }) => Some(process.clone()),
+        _ => None,
+    };
+    let mut entered: HashMap<String, VecDeque<String>> = HashMap::new();
+    for row in history.iter().filter(|h| h.kind == "entered") {
+        let Some(node) = row.node.as_deref() else { continue };
+        if let Some(process) = calls_of(node) {
+            entered.entry(process).or_default().push_back(node.to_string());
+        }
+    }
+    let mut out = Vec::new();
+    for child in children {
+        let queued = entered.get_mut(&child.process_key).and_then(VecDeque::pop_front);
+        let only = || {
+            let mut steps =
+                definition.nodes.iter().filter(|n| calls_of(&n.name).as_deref() == Some(&child.process_key));
+            match (steps.next(), steps.next()) {
+                (Some(step), None) => Some(step.name.clone()),
+                _ => None,
+            }
+        };
+        let Some(node) = running.get(child.id.as_str()).map(|n| n.to_string()).or(queued).or_else(only) else {
+            continue;
+        };
+        let inside = if seen.admits(child.id.as_str(), &child.process_key, child.process_version) {
+            match engine.instance(&child.id).await {
+                Ok(called) => Some(Inside {
+                    definition: engine.definition(called.process(), called.process_version()).await?,
+                    tasks: engine.tasks(Some(&child.id)).await?,
+                    instance: called,
+                }),
+                // Archived meanwhile: its page says so.
+                Err(EngineError::UnknownInstance(_)) => None,
+                Err(other) => return Err(other.into()),
+            }
+        } else {
+            None
+        };
+        out.push(Called { node, id: child.id, process: child.process_key, inside });
+    }
+    Ok(out)
+}
+
+/// The open incidents and tasks inside the called cases the reader may read, as HTML lines that
+/// link to the case they are in ("审批订单中有未处理故障"): the caller's status alone says only
+/// that it runs.
+fn called_trouble(viewer: &Viewer, case: &super::history::Case<'_>, calls: &[Called]) -> String {
+    let mut out = String::new();
+    for call in calls {
+        let Some(inside) = &call.inside else { continue };
+        let step = super::history::step(case, &call.node);
+        let href = format!("/cases/{}", url_path(call.id.as_str()));
+        if !inside.instance.incidents().is_empty() {
+            let _ = write!(
+                out,
+                "<p class=\"notice refusal\" data-call-incident=\"{}\"><a href=\"{href}\">{}</a></p>",
+                esc(&call.node),
+                esc(&viewer.t("call_incident").replace("{step}", &step)),
+            );
+        }
+        for task in &inside.tasks {
+            let title = i18n::task_title(viewer.lang, &inside.definition, &inside.instance, task, case.now);
+            let text = viewer.t("call_task").replace("{step}", &step).replace("{task}", &title);
+            let _ = write!(
+                out,
+                "<p class=\"notice\" data-call-task=\"{}\"><a href=\"{href}\">{}</a></p>",
+                esc(&call.node),
+                esc(&text)
+            );
+        }
+    }
+    out
+}
+
+/// The called cases as a table: the call step, the called process linked to its case, and the
+/// case's status; a case the reader may not read by its step and process only.
+fn called_section(viewer: &Viewer, case: &super::history::Case<'_>, calls: &[Called]) -> String {
+    if calls.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<section id=\"calls\"><h2>{}</h2><table class=\"calls\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        viewer.t("calls"),
+        viewer.t("step"),
+        viewer.t("process"),
+        viewer.t("status"),
+    );
+    for call in calls {
+        let step = super::history::step(case, &call.node);
+        let (process, status) = match &call.inside {
+            Some(inside) => {
+                let called = super::history::Case {
+                    definition: &inside.definition,
+                    instance: &inside.instance,
+                    lang: viewer.lang,
+                    now: case.now,
+                    called: HashMap::new(),
+                };
+                (
+                    format!(
+                        "<a href=\"/cases/{}\">{}</a>",
+                        url_path(call.id.as_str()),
+                        esc(i18n::process_title(viewer.lang, &inside.definition))
+                    ),
+                    esc(&instance_status(viewer, &called)),
+                )
+            }
+            None => {
+                let title =
+                    case.called.get(&call.node).map_or(call.process.as_str(), |d| i18n::process_title(viewer.lang, d));
+                (esc(title), format!("<span class=\"muted\">{}</span>", viewer.t("call_unreadable")))
+            }
+        };
+        let _ = write!(
+            out,
+            "<tr data-call=\"{}\"><td>{}</td><td>{process}</td><td>{status}</td></tr>",
+            esc(&call.node),
+            esc(&step)
+        );
+    }
+    out.push_str("</tbody></table></section>");
+    out
 }
 
 /// The yes/no questions of the decision forms that nobody has answered for the case yet: a
