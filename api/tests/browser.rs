@@ -571,7 +571,7 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.screenshot("away").await;
     browser.goto(&format!("{server}/away?lang=zh-CN")).await;
     let zh = browser.wait_for("代您查看并办理").await;
-    assert!(zh.contains("由 carl 代您查看并办理") && zh.contains("（Asia/Shanghai）"), "{zh}");
+    assert!(zh.contains("由 carl 代您查看并办理") && zh.contains("（北京时间）"), "{zh}");
     browser.screenshot("away-zh").await;
     browser.goto(&format!("{server}/away?lang=en")).await;
     browser.wait_for("sees and decides").await;

@@ -1099,9 +1099,38 @@ pub fn money(amount: Decimal, lang: Lang) -> String {
     }
 }
 
-/// A time as a reader in `zone` reads it, with the zone named: `2026-01-31 18:00 (Asia/Shanghai)`.
-pub fn time(at: DateTime<Utc>, zone: Tz) -> String {
-    format!("{} ({})", at.with_timezone(&zone).format("%Y-%m-%d %H:%M"), zone.name())
+/// A time as a reader in `zone` reads it, with the zone named: `2026-01-31 18:00 (Asia/Shanghai)`,
+/// `2026-01-31 18:00（北京时间）`.
+pub fn time(at: DateTime<Utc>, zone: Tz, lang: Lang) -> String {
+    let local = at.with_timezone(&zone).format("%Y-%m-%d %H:%M");
+    match lang {
+        Lang::En => format!("{local} ({})", zone.name()),
+        Lang::ZhCn => format!("{local}（{}）", zone_name(zone, lang)),
+    }
+}
+
+/// What a reader of `lang` calls a time zone: in Chinese 北京时间 for China's, a city's time for
+/// the zones a Chinese company's partners mostly keep; otherwise (and in English) its IANA name.
+pub fn zone_name(zone: Tz, lang: Lang) -> &'static str {
+    if lang == Lang::En {
+        return zone.name();
+    }
+    match zone.name() {
+        "Asia/Shanghai" | "Asia/Chongqing" | "Asia/Chungking" | "Asia/Harbin" | "PRC" => "北京时间",
+        "Asia/Hong_Kong" | "Hongkong" => "香港时间",
+        "Asia/Macau" | "Asia/Macao" => "澳门时间",
+        "Asia/Taipei" | "ROC" => "台北时间",
+        "Asia/Singapore" | "Singapore" => "新加坡时间",
+        "Asia/Tokyo" | "Japan" => "东京时间",
+        "Asia/Seoul" | "ROK" => "首尔时间",
+        "Europe/London" => "伦敦时间",
+        "Europe/Berlin" => "柏林时间",
+        "Europe/Paris" => "巴黎时间",
+        "America/New_York" => "纽约时间",
+        "America/Los_Angeles" => "洛杉矶时间",
+        "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Universal" | "Zulu" | "Etc/Zulu" => "协调世界时",
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -1119,6 +1148,15 @@ mod tests {
             KPI_ZH.iter().all(|(k, _, _)| cloverleaf_finance::ledger::kpi::definition(k).is_some()),
             "no stale key"
         );
+    }
+
+    #[test]
+    fn times_name_their_zone_as_the_reader_calls_it() {
+        let at = DateTime::parse_from_rfc3339("2026-01-31T10:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(time(at, chrono_tz::Asia::Shanghai, Lang::ZhCn), "2026-01-31 18:00（北京时间）");
+        assert_eq!(time(at, chrono_tz::Asia::Shanghai, Lang::En), "2026-01-31 18:00 (Asia/Shanghai)");
+        assert_eq!(time(at, chrono_tz::UTC, Lang::ZhCn), "2026-01-31 10:00（协调世界时）");
+        assert_eq!(time(at, chrono_tz::Europe::Amsterdam, Lang::ZhCn), "2026-01-31 11:00（Europe/Amsterdam）");
     }
 
     #[test]
@@ -1156,8 +1194,8 @@ mod tests {
     #[test]
     fn times_are_shown_in_the_readers_zone() {
         let at = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 31, 10, 0, 0).unwrap();
-        assert_eq!(time(at, chrono_tz::Asia::Shanghai), "2026-01-31 18:00 (Asia/Shanghai)");
-        assert_eq!(time(at, chrono_tz::UTC), "2026-01-31 10:00 (UTC)");
+        assert_eq!(time(at, chrono_tz::Asia::Shanghai, Lang::En), "2026-01-31 18:00 (Asia/Shanghai)");
+        assert_eq!(time(at, chrono_tz::UTC, Lang::En), "2026-01-31 10:00 (UTC)");
     }
 
     #[test]

@@ -225,5 +225,5 @@ async fn the_inbox_says_when_a_principal_has_nothing_open_and_names_the_last_day
     let zh = page(&api, Method::GET, "/inbox?lang=zh-CN", &mia, None).await;
     assert!(zh.text.contains("您正在外出，至 2026-01-09（外出末日）：指派给您的任务由 dora 代为办理。"), "{}", zh.text);
     let away = page(&api, Method::GET, "/away?lang=zh-CN", &mia, None).await;
-    assert!(away.text.contains("2026-01-05 至 2026-01-09（Asia/Shanghai）"), "{}", away.text);
+    assert!(away.text.contains("2026-01-05 至 2026-01-09（北京时间）"), "{}", away.text);
 }

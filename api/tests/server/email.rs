@@ -257,7 +257,7 @@ async fn a_task_offered_is_mailed_to_each_holder_of_its_role_in_their_language()
         assert!(body.contains(line), "{line}: {body}");
     }
     assert!(!body.contains("sales.manager") && !body.contains("order_approval"), "{body}");
-    assert!(body.contains("(Asia/Shanghai)"), "the due time in mia's zone: {body}");
+    assert!(body.contains("（北京时间）"), "the due time in mia's zone, named as she calls it: {body}");
     // One notification, one Message-ID, derived from its id.
     let id = format!("{task}.task_created.");
     assert!(mia.header("X-Cloverleaf-Id").unwrap().starts_with(&id));

@@ -177,7 +177,7 @@ impl Mailer {
             payload[key]
                 .as_str()
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| i18n::time(t.with_timezone(&Utc), zone))
+                .map(|t| i18n::time(t.with_timezone(&Utc), zone, lang))
         };
         let Some((subject_key, intro_key)) = words(kind) else {
             return Err(Failure::Permanent(format!("no email words for notifications of kind `{kind}`")));
@@ -235,7 +235,7 @@ impl Mailer {
                     lines.push(("mail_offered_to", roles));
                 }
                 if let Some(due) = task.due_at {
-                    lines.push(("due", i18n::time(due, zone)));
+                    lines.push(("due", i18n::time(due, zone, lang)));
                 }
             }
         }

@@ -118,7 +118,7 @@ pub(super) async fn inbox_notice(
         // The end as the away page names it: the last day away, when the period is whole days.
         let text = match whole_days(&s, viewer.zone) {
             Some((_, last)) => viewer.t("away_in_force_days").replace("{last}", &last.to_string()),
-            None => viewer.t("away_in_force").replace("{until}", &i18n::time(s.until, viewer.zone)),
+            None => viewer.t("away_in_force").replace("{until}", &i18n::time(s.until, viewer.zone, viewer.lang)),
         };
         let text = text.replace("{substitute}", &s.substitute);
         let _ = write!(
@@ -202,11 +202,11 @@ fn away_body(
                     .t("away_days")
                     .replace("{first}", &first.to_string())
                     .replace("{last}", &last.to_string())
-                    .replace("{zone}", viewer.zone.name()),
+                    .replace("{zone}", i18n::zone_name(viewer.zone, viewer.lang)),
                 None => viewer
                     .t("away_now")
-                    .replace("{from}", &i18n::time(s.from, viewer.zone))
-                    .replace("{until}", &i18n::time(s.until, viewer.zone)),
+                    .replace("{from}", &i18n::time(s.from, viewer.zone, viewer.lang))
+                    .replace("{until}", &i18n::time(s.until, viewer.zone, viewer.lang)),
             };
             let (before, after) = text.split_once("{substitute}").unwrap_or((&text, ""));
             let _ = write!(

@@ -340,7 +340,7 @@ async fn alerts_section(state: &AppState, viewer: &Viewer) -> Result<String, Api
             viewer.t("threshold"),
             esc(&figure_text(viewer, &alert.indicator, alert.threshold)),
             viewer.t("since"),
-            esc(&i18n::time(alert.opened_at, viewer.zone)),
+            esc(&i18n::time(alert.opened_at, viewer.zone, viewer.lang)),
         );
     }
     out.push_str("</section>");

@@ -64,7 +64,7 @@ pub(super) async fn section(state: &AppState, viewer: &Viewer, asked: Option<&st
         viewer.t("budgets"),
         viewer.t("previous_month"),
         viewer.t("next_month"),
-        esc(&viewer.t("budget_months").replace("{zone}", zone.name())),
+        esc(&viewer.t("budget_months").replace("{zone}", i18n::zone_name(zone, viewer.lang))),
     );
     if asked.is_some() && chosen.is_none() {
         let _ = write!(out, "<p class=\"notice refusal\" role=\"alert\">{}</p>", viewer.t("bad_period"));

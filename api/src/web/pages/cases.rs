@@ -88,7 +88,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
                 esc(r.business_key.as_deref().unwrap_or(r.id.as_str())),
                 esc(titles.get(&r.process_key).unwrap_or(&r.process_key)),
                 esc(status_word),
-                esc(&i18n::time(r.created_at, viewer.zone)),
+                esc(&i18n::time(r.created_at, viewer.zone, viewer.lang)),
             );
         }
         out.push_str("</tbody></table>");
@@ -211,7 +211,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             viewer.t("who")
         );
         for h in history.iter().filter(|h| super::history::worth_showing(&case, h)) {
-            let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone)).unwrap_or_else(|_| h.at.clone());
+            let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone, viewer.lang)).unwrap_or_else(|_| h.at.clone());
             let who = match (&h.who, &h.on_behalf_of) {
                 (Some(w), Some(b)) => format!("{} ({} {})", esc(w), viewer.t("for_whom"), esc(b)),
                 (Some(w), None) => esc(w),

@@ -145,7 +145,7 @@ fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> Stri
     let written = letter
         .created_at
         .parse::<chrono::DateTime<chrono::Utc>>()
-        .map_or_else(|_| letter.created_at.clone(), |at| i18n::time(at, viewer.zone));
+        .map_or_else(|_| letter.created_at.clone(), |at| i18n::time(at, viewer.zone, viewer.lang));
     let kind = match letter.kind.as_str() {
         "invoice_notice" => viewer.t("letter_invoice_notice"),
         "dunning_letter" => viewer.t("letter_dunning_letter"),

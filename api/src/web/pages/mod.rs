@@ -305,7 +305,7 @@ fn archived_text(viewer: &Viewer, error: &ApiError) -> String {
     viewer
         .t("archived_text")
         .replace("{case}", case)
-        .replace("{at}", &super::i18n::time(at, viewer.zone))
+        .replace("{at}", &super::i18n::time(at, viewer.zone, viewer.lang))
         .replace("{archive}", archive)
 }
 
@@ -341,7 +341,7 @@ fn show(viewer: &Viewer, value: &DslValue, money: bool) -> String {
         DslValue::Null => "—".to_string(),
         DslValue::Text(text) if text.trim().is_empty() => "—".to_string(),
         DslValue::Number(n) if money => i18n::money(*n, viewer.lang),
-        DslValue::DateTime(at) => i18n::time(*at, viewer.zone),
+        DslValue::DateTime(at) => i18n::time(*at, viewer.zone, viewer.lang),
         DslValue::Bool(b) => viewer.t(if *b { "yes" } else { "no" }).to_string(),
         other => plain_text(other),
     }

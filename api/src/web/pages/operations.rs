@@ -79,7 +79,7 @@ pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Respon
                  <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form></td></tr>",
                 url_path(i.instance_id.as_str()),
                 esc(&i.node),
-                esc(&i18n::time(i.raised_at, viewer.zone)),
+                esc(&i18n::time(i.raised_at, viewer.zone, viewer.lang)),
                 incident_text(&viewer, &i.message),
                 url_path(i.id.as_str()),
                 viewer.csrf,

@@ -113,9 +113,13 @@ fn due_cell(viewer: &Viewer, due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> 
     match due {
         None => format!("<span class=\"muted\">{}</span>", viewer.t("no_due")),
         Some(at) if at < now => {
-            format!("<span class=\"overdue\">{} · {}</span>", viewer.t("overdue"), esc(&i18n::time(at, viewer.zone)))
+            format!(
+                "<span class=\"overdue\">{} · {}</span>",
+                viewer.t("overdue"),
+                esc(&i18n::time(at, viewer.zone, viewer.lang))
+            )
         }
-        Some(at) => esc(&i18n::time(at, viewer.zone)),
+        Some(at) => esc(&i18n::time(at, viewer.zone, viewer.lang)),
     }
 }
 
