@@ -11,21 +11,11 @@ use axum::routing::post;
 use chrono::TimeDelta;
 use cloverleaf::server::config::WebhookEntry;
 use cloverleaf::server::notify::{DeliveryPass, Notifier};
-use cloverleaf_finance::Ledger;
 use serde_json::{Value, json};
 
 use crate::email::options;
-use crate::harness::{Api, t0};
+use crate::harness::{Api, t0, with_ledger};
 use crate::web::{page, sign_in};
-
-/// Seeds the demo company into a sub-ledger on the test's database and routes through it.
-async fn with_ledger(api: &mut Api) -> Ledger {
-    let ledger = Ledger::connect(&api.db.url()).await.unwrap();
-    ledger.seed_demo_company(t0().date_naive()).await.unwrap();
-    let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), crate::harness::users(), ledger.clone());
-    api.app = cloverleaf::server::app(state);
-    ledger
-}
 
 /// The table cells of a page, in order (tags inside a cell kept).
 fn cells(html: &str) -> Vec<&str> {

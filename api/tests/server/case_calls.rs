@@ -9,7 +9,7 @@ use chrono::TimeDelta;
 use cloverleaf_engine::store::Queries as _;
 use serde_json::json;
 
-use crate::harness::Api;
+use crate::harness::{Api, visible};
 use crate::web::{hidden, page, sign_in};
 
 /// Starts order to cash for SO-1 of `amount`, entered by sam; its id.
@@ -39,21 +39,6 @@ async fn complete_job(api: &Api, job_type: &str, variables: serde_json::Value) {
 fn call_row<'a>(text: &'a str, node: &str) -> Option<&'a str> {
     let start = text.find(&format!("<tr data-call=\"{node}\">"))?;
     text[start..].split("</tr>").next()
-}
-
-/// The text of some HTML without its tags.
-fn visible(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 #[tokio::test]

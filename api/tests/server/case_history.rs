@@ -5,7 +5,7 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{Api, reference_files};
+use crate::harness::{Api, reference_files, visible};
 use crate::web::{page, sign_in};
 
 /// `order_approval` with the manager reminded after 4 hours instead of 8.
@@ -19,21 +19,6 @@ fn version_2() -> String {
 fn history(text: &str) -> &str {
     let start = text.find("<table class=\"history\">").unwrap_or_else(|| panic!("no history:\n{text}"));
     text[start..].split("</table>").next().unwrap()
-}
-
-/// The text of some HTML without its tags.
-fn visible(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 #[tokio::test]

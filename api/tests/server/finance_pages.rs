@@ -9,17 +9,8 @@ use cloverleaf_finance::Ledger;
 use rust_decimal::Decimal;
 
 use crate::email::{SmtpSink, email, options, people};
-use crate::harness::{Api, t0};
+use crate::harness::{Api, t0, with_ledger};
 use crate::web::{hidden, page, sign_in};
-
-/// Seeds the demo company into a sub-ledger on the test's database and routes through it.
-async fn with_ledger(api: &mut Api) -> Ledger {
-    let ledger = Ledger::connect(&api.db.url()).await.unwrap();
-    ledger.seed_demo_company(t0().date_naive()).await.unwrap();
-    let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), crate::harness::users(), ledger.clone());
-    api.app = cloverleaf::server::app(state);
-    ledger
-}
 
 /// The budget lines of January 2026 as (cost centre, amount).
 async fn january(ledger: &Ledger) -> Vec<(String, Decimal)> {

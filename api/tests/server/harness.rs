@@ -256,3 +256,27 @@ impl Api {
         json!({"status": body["status"], "outcome": body["outcome"]})
     }
 }
+
+/// The text of some HTML without its tags (attributes are not seen).
+pub fn visible(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Seeds the demo company into a sub-ledger on the test's database and routes `api` through it.
+pub async fn with_ledger(api: &mut Api) -> cloverleaf_finance::Ledger {
+    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
+    ledger.seed_demo_company(t0().date_naive()).await.unwrap();
+    let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), users(), ledger.clone());
+    api.app = cloverleaf::server::app(state);
+    ledger
+}

@@ -7,19 +7,9 @@ use chrono::TimeDelta;
 use cloverleaf::server::config::{EmailConfig, EmailRoute, WebhookEntry};
 use cloverleaf::server::notify::mail::Mailer;
 use cloverleaf::server::notify::{DeliveryPass, Notifier};
-use cloverleaf_finance::Ledger;
 
 use crate::email::{SmtpSink, email, options, people};
-use crate::harness::{Api, t0};
-
-/// Seeds the demo company into a sub-ledger on the test's database and routes through it.
-async fn with_ledger(api: &mut Api) -> Ledger {
-    let ledger = Ledger::connect(&api.db.url()).await.unwrap();
-    ledger.seed_demo_company(t0().date_naive()).await.unwrap();
-    let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), crate::harness::users(), ledger.clone());
-    api.app = cloverleaf::server::app(state);
-    ledger
-}
+use crate::harness::{Api, with_ledger};
 
 fn letters_by_mail(port: u16) -> EmailConfig {
     let mut config = email(port, &["invoice_notice", "dunning_letter"]);

@@ -6,23 +6,8 @@ use cloverleaf_dsl::model::NodeKind;
 use cloverleaf_engine::store::Queries as _;
 use serde_json::json;
 
-use crate::harness::Api;
+use crate::harness::{Api, visible};
 use crate::web::{page, sign_in};
-
-/// The text of some HTML without its tags (attributes are not seen).
-fn visible(html: &str) -> String {
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
 
 /// The element that opens with `opening` (`<tr data-role="sales.manager">`), up to `close`.
 #[track_caller]
