@@ -179,3 +179,22 @@ async fn a_decision_taken_earlier_reads_as_not_decided_while_the_next_one_is_ope
     assert!(zh.contains("<dd data-var=\"approve\">是</dd>"), "{zh}");
     assert!(zh.contains("<b id=\"status\">已完成 (订单已批准)</b>"), "{zh}");
 }
+
+#[tokio::test]
+async fn an_alert_on_the_board_is_punctuated_as_each_reader_writes() {
+    let Some(mut api) = Api::new().await else { return };
+    let ledger = cloverleaf_finance::Ledger::connect(&api.db.url()).await.unwrap();
+    ledger.seed_demo_company(crate::harness::t0().date_naive()).await.unwrap();
+    let state = cloverleaf::server::AppState::with_ledger(api.engine.clone(), crate::harness::users(), ledger);
+    let rules = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../processes/alerts.rules")).unwrap();
+    state.set_rules(cloverleaf::server::alerts::check_rules(&[("alerts.rules".into(), rules)], None).unwrap());
+    api.app = cloverleaf::server::app(state);
+    api.post_empty("/v1/alerts/evaluate", "carl").await.expect(StatusCode::OK);
+    let carl = sign_in(&api, "carl").await;
+    let zh = visible(&page(&api, Method::GET, "/board?lang=zh-CN", &carl, None).await.text);
+    let alerts = zh.split("各成本中心预算").next().unwrap();
+    assert!(alerts.contains("应收账款周转天数：98.4 天（阈值 60 天）"), "{alerts}");
+    assert!(!alerts.contains(": ") && !alerts.contains(" ("), "no half-width punctuation: {alerts}");
+    let en = visible(&page(&api, Method::GET, "/board?lang=en", &carl, None).await.text);
+    assert!(en.contains(" (threshold 60 days) · since "), "{en}");
+}

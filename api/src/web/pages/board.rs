@@ -318,8 +318,13 @@ async fn alerts_section(state: &AppState, viewer: &Viewer) -> Result<String, Api
                 esc(&alert.subject)
             )
         };
+        // Chinese punctuation is full width and takes no space around it.
+        let (colon, open, close, gap) = match viewer.lang {
+            i18n::Lang::ZhCn => ("：", "（", "）", ""),
+            i18n::Lang::En => (": ", " (", ")", " "),
+        };
         let seen = match &alert.acknowledged_by {
-            Some(who) => format!("<span class=\"muted\">{} {}</span>", viewer.t("acknowledged_by"), esc(who)),
+            Some(who) => format!("<span class=\"muted\">{}{gap}{}</span>", viewer.t("acknowledged_by"), esc(who)),
             None if handler => format!(
                 "<form method=\"post\" action=\"/board/alerts/{}/acknowledge\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form>",
                 alert.id,
@@ -330,7 +335,7 @@ async fn alerts_section(state: &AppState, viewer: &Viewer) -> Result<String, Api
         };
         let _ = write!(
             out,
-            "<div class=\"alert {}\" data-alert=\"{}\"><p><strong>{}</strong> {}{whom}</p><p>{}: {} ({} {}) · {} {}</p>{seen}</div>",
+            "<div class=\"alert {}\" data-alert=\"{}\"><p><strong>{}</strong> {}{whom}</p><p>{}{colon}{}{open}{} {}{close} · {} {}</p>{seen}</div>",
             esc(&alert.severity),
             alert.id,
             viewer.t(if alert.severity == "critical" { "critical" } else { "warning" }),
