@@ -9,15 +9,13 @@
 //! centre, or a month without a budget for it, is not budget-controlled.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use cloverleaf_dsl::model::{MONEY_DECIMALS, MONEY_LIMIT};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyConnection, Row};
 
 use super::idempotency::once;
 use super::{Error, Ledger, Scope, cents, money_text, parse_money, ts_text};
-
-/// Budgets stay below a quadrillion, as any money that comes in from outside.
-const BUDGET_LIMIT: i64 = 1_000_000_000_000_000;
 
 /// The month an order checked on `today` (the books' day, see [`zone`](super::zone)) draws on.
 fn month_of(today: NaiveDate) -> String {
@@ -125,10 +123,10 @@ impl Ledger {
         }
         // As any money from outside: whole cents, below a quadrillion, so that what is set is what
         // is booked (never rounded on the way in).
-        if amount.normalize().scale() > 2 {
+        if amount.normalize().scale() > MONEY_DECIMALS {
             return Err(Error::InvalidAmount(format!("budget {amount} has more than two decimals (whole cents only)")));
         }
-        if amount >= Decimal::from(BUDGET_LIMIT) {
+        if amount >= Decimal::from(MONEY_LIMIT) {
             return Err(Error::InvalidAmount(format!("budget {amount} is too large (at most 999999999999999.99)")));
         }
         let mut tx = self.begin().await?;

@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{Datelike as _, NaiveDate};
+use cloverleaf_dsl::model::{MONEY_DECIMALS, MONEY_LIMIT};
 use cloverleaf_finance::Error as LedgerError;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -172,7 +173,7 @@ fn parse_amount(text: &str) -> Option<Decimal> {
         return None;
     }
     let amount: Decimal = clean.parse().ok()?;
-    (amount.scale() <= 2 && amount < Decimal::from(1_000_000_000_000_000_i64)).then_some(amount)
+    (amount.scale() <= MONEY_DECIMALS && amount < Decimal::from(MONEY_LIMIT)).then_some(amount)
 }
 
 /// `POST /board/budgets`: sets a cost centre's budget for a month (controller, CFO, admin), then
