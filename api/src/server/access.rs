@@ -163,15 +163,17 @@ impl Visibility {
 }
 
 /// 404 for an unknown instance, 403 with the reason for one the caller may not read, 410 for
-/// an archived one the caller may read (see [`archived`]).
-pub async fn may_read(state: &AppState, caller: &Caller, id: &InstanceId) -> Result<(), ApiError> {
+/// an archived one the caller may read (see [`archived`]). What the caller may read, when they
+/// may read this one, for a caller that judges more instances (a case's called ones).
+pub async fn may_read(state: &AppState, caller: &Caller, id: &InstanceId) -> Result<Visibility, ApiError> {
     let instance = match state.engine().instance(id).await {
         Ok(instance) => instance,
         Err(EngineError::UnknownInstance(_)) => return Err(archived(state, caller, id).await?),
         Err(other) => return Err(other.into()),
     };
-    if Visibility::of(state, caller).await?.admits(id.as_str(), instance.process(), instance.process_version()) {
-        return Ok(());
+    let seen = Visibility::of(state, caller).await?;
+    if seen.admits(id.as_str(), instance.process(), instance.process_version()) {
+        return Ok(seen);
     }
     Err(not_reader(caller, id, instance.process()))
 }

@@ -127,7 +127,7 @@ fn instance_status(viewer: &Viewer, case: &super::history::Case<'_>) -> String {
 /// `GET /cases/{id}`: the diagram with where the instance stands, its data and its history.
 pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<InstanceId>) -> Response {
     let result: Result<String, ApiError> = async {
-        access::may_read(&state, &viewer.caller, &id).await?;
+        let seen = access::may_read(&state, &viewer.caller, &id).await?;
         let engine = state.engine();
         let instance = engine.instance(&id).await?;
         let definition = engine.definition(instance.process(), instance.process_version()).await?;
@@ -151,7 +151,6 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         }
         // The cases its call steps started, as far as the reader may read them: each call step
         // links to the latest, and trouble inside one shows at the step that waits for it.
-        let seen = Visibility::of(&state, &viewer.caller).await?;
         let calls = called_cases(&state, &seen, &instance, &definition, &history).await?;
         for call in &calls {
             let Some(inside) = &call.inside else { continue };
