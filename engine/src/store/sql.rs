@@ -120,7 +120,10 @@ impl Reader for PgStore {
     }
 
     async fn rows(&self, sql: &str, args: Vec<Arg<'_>>) -> Result<Vec<PgRow>, Error> {
-        Ok(pg_query(sql, args).fetch_all(self.pool()).await?)
+        let mut conn = self.reader().await?;
+        let rows = pg_query(sql, args).fetch_all(&mut *conn).await?;
+        conn.release();
+        Ok(rows)
     }
 
     fn due_floor(&self, job_types: &[String], now: DateTime<Utc>) -> Option<DateTime<Utc>> {

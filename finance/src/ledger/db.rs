@@ -4,9 +4,10 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use cloverleaf_engine::store::pool::checked_when_idle;
+use cloverleaf_engine::store::pool::{Lender, Setup, checked_when_idle};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool, Column, Executor, Row};
 
@@ -47,10 +48,20 @@ fn install_drivers() {
     sqlx::any::install_default_drivers();
 }
 
-/// The write and read pools on the SQLite file at `path` (created if missing), after applying
-/// the migrations. One writing connection: ledger transactions queue in the pool instead of
-/// spinning on SQLite's busy handler.
-pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
+/// How a [`Ledger`](super::Ledger) reaches its database.
+pub(super) struct Pools {
+    /// The ledger's write transactions (see [`LedgerTx`]).
+    pub writes: Lender<AnyConnection>,
+    /// Reports and lookups.
+    pub read: AnyPool,
+    /// Migrations, and the raw SQL of tools and tests.
+    pub tools: AnyPool,
+}
+
+/// The pools on the SQLite file at `path` (created if missing), after applying the migrations.
+/// One writing connection for the ledger's transactions: they queue for it instead of spinning
+/// on SQLite's busy handler.
+pub(super) async fn sqlite(path: &Path) -> Result<Pools, Error> {
     cloverleaf_engine::store::create_private(path);
     install_drivers();
     // Absolute, so that the URL's first path segment can never be read as a host.
@@ -58,27 +69,35 @@ pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
     let (write_options, read_options) = (sqlite_options(&path, "rwc")?, sqlite_options(&path, "ro")?);
     let busy = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY.as_millis());
     // The URL carries the file and its mode only: the pragmas are set on each new connection.
-    let write_setup = format!("{busy}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL");
-    let write = checked_when_idle(AnyPoolOptions::new())
+    let write_setup: Arc<str> = format!("{busy}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL").into();
+    let tools_setup = Arc::clone(&write_setup);
+    let tools = checked_when_idle(AnyPoolOptions::new())
         .max_connections(1)
-        .min_connections(1)
         .after_connect(move |conn, _| {
-            let setup = write_setup.clone();
+            let setup = Arc::clone(&tools_setup);
             Box::pin(async move {
-                conn.execute(setup.as_str()).await?;
+                conn.execute(&*setup).await?;
                 Ok(())
             })
         })
-        .connect_with(write_options)
+        .connect_with(write_options.clone())
         .await?;
     let mut migrator = sqlx::migrate!("./migrations");
     // The engine's migrations live in the same database.
     migrator.set_ignore_missing(true);
     // sqlx takes no lock to migrate SQLite: under the file's write lock, processes opening a new
     // file together migrate it once (the others then find the migrations applied).
-    let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = tools.begin_with("BEGIN IMMEDIATE").await?;
     migrator.run(&mut *tx).await?;
     tx.commit().await?;
+    let setup: Setup<AnyConnection> = Arc::new(move |conn: &mut AnyConnection| {
+        let setup = Arc::clone(&write_setup);
+        Box::pin(async move {
+            conn.execute(&*setup).await?;
+            Ok(())
+        })
+    });
+    let writes = Lender::new(write_options, 1, SQLITE_BUSY, Some(setup));
     let read = checked_when_idle(AnyPoolOptions::new())
         .max_connections(4)
         .after_connect(move |conn, _| {
@@ -90,7 +109,7 @@ pub(super) async fn sqlite(path: &Path) -> Result<(AnyPool, AnyPool), Error> {
         })
         .connect_with(read_options)
         .await?;
-    Ok((write, read))
+    Ok(Pools { writes, read, tools })
 }
 
 /// Options for the SQLite file at `path` in `mode` (`rwc`: read, write, create; `ro`: read
@@ -110,32 +129,35 @@ fn sqlite_options(path: &Path, mode: &str) -> Result<AnyConnectOptions, Error> {
     Ok(AnyConnectOptions::from_str(&url)?)
 }
 
-/// The write and read pools on the PostgreSQL database at `url`, after applying the migrations.
-/// Separate pools, so that reports and lookups are not queued behind writers waiting for a
-/// lock.
-pub(super) async fn postgres(url: &str) -> Result<(AnyPool, AnyPool), Error> {
+/// The pools on the PostgreSQL database at `url`, after applying the migrations. Writes and
+/// reads apart, so that reports and lookups are not queued behind writers waiting for a lock.
+pub(super) async fn postgres(url: &str) -> Result<Pools, Error> {
     install_drivers();
     let options = AnyConnectOptions::from_str(url)?;
-    // Writes of different customers, orders and payments run side by side, a few at a time: each
-    // node has as many (its engine has ten more, its invoice batches one), so that five nodes
-    // stay within PostgreSQL's default of 100 connections.
-    let write = checked_when_idle(AnyPoolOptions::new())
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(30))
+    let tools = checked_when_idle(AnyPoolOptions::new())
+        .max_connections(2)
+        .acquire_timeout(PG_CONNECTION_WAIT)
         .connect_with(options.clone())
         .await?;
     let mut migrator = sqlx::migrate!("./migrations_pg");
     // The engine's migrations share `_sqlx_migrations`; the migrator's own advisory lock makes
     // nodes that start together migrate once.
     migrator.set_ignore_missing(true);
-    migrator.run(&write).await?;
+    migrator.run(&tools).await?;
+    // Writes of different customers, orders and payments run side by side, a few at a time: each
+    // node has as many (its engine has ten more, its invoice batches one), so that five nodes
+    // stay within PostgreSQL's default of 100 connections.
+    let writes = Lender::new(options.clone(), 4, PG_CONNECTION_WAIT, None);
     let read = checked_when_idle(AnyPoolOptions::new())
         .max_connections(4)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(PG_CONNECTION_WAIT)
         .connect_with(options)
         .await?;
-    Ok((write, read))
+    Ok(Pools { writes, read, tools })
 }
+
+/// How long a ledger operation waits for a connection on PostgreSQL.
+const PG_CONNECTION_WAIT: Duration = Duration::from_secs(30);
 
 /// What a scoped write locks on PostgreSQL: the things it reads to decide and then changes. Two
 /// writes wait for each other only when they share a scope (or for the number series, see
@@ -228,7 +250,7 @@ pub(super) enum Mode<'a> {
     Batch(&'a [Scope]),
 }
 
-/// Begins a ledger write transaction on `pool`, in one round trip.
+/// Begins a ledger write transaction on a connection of `writes`, in one round trip.
 ///
 /// SQLite: `BEGIN IMMEDIATE` takes the file's write lock at once (a deferred transaction could
 /// fail to upgrade while the engine's writer commits to the same file); one writer at a time,
@@ -237,8 +259,8 @@ pub(super) enum Mode<'a> {
 /// PostgreSQL: READ COMMITTED, then the locks of `mode`. Every statement after them sees every
 /// write committed by the holders they waited for; READ COMMITTED is set explicitly because under
 /// a stricter default the snapshot would be taken before the locks are granted.
-pub(super) async fn begin(pool: &AnyPool, backend: Backend, mode: Mode<'_>) -> Result<LedgerTx, Error> {
-    Ok(LedgerTx::begin(pool, backend, &begin_sql(backend, &mode)).await?.0)
+pub(super) async fn begin(writes: &Lender<AnyConnection>, backend: Backend, mode: Mode<'_>) -> Result<LedgerTx, Error> {
+    Ok(LedgerTx::begin(writes, backend, &begin_sql(backend, &mode)).await?.0)
 }
 
 /// The statements that begin a write transaction of `mode` (see [`begin`]).
@@ -249,12 +271,12 @@ pub(super) fn begin_sql(backend: Backend, mode: &Mode<'_>) -> String {
     }
 }
 
-/// Begins a ledger write transaction on `pool` (as [`begin`]) for an operation that runs once per
+/// Begins a ledger write transaction on a connection of `writes` (as [`begin`]) for an operation that runs once per
 /// idempotency `key`, and reads the output an earlier run recorded under it. The read follows the
 /// locks (the key is one of them), so a run of the same key in flight is waited for and its
 /// output seen. On PostgreSQL the read goes in the round trip that begins the transaction.
 pub(super) async fn begin_once(
-    pool: &AnyPool,
+    writes: &Lender<AnyConnection>,
     backend: Backend,
     mode: Mode<'_>,
     key: &str,
@@ -264,12 +286,12 @@ pub(super) async fn begin_once(
     if backend == Backend::Postgres && !key.contains('\0') {
         let sql =
             format!("{}; SELECT output FROM idempotency_keys WHERE key = {}", begin_sql(backend, &mode), literal(key));
-        let (tx, rows) = LedgerTx::begin(pool, backend, &sql).await?;
+        let (tx, rows) = LedgerTx::begin(writes, backend, &sql).await?;
         let stored = rows.iter().find(|row| row.columns().first().is_some_and(|c| c.name() == "output"));
         let output = stored.map(|row| row.try_get::<String, _>(0)).transpose()?;
         return Ok((tx, output));
     }
-    let mut tx = begin(pool, backend, mode).await?;
+    let mut tx = begin(writes, backend, mode).await?;
     let row =
         sqlx::query("SELECT output FROM idempotency_keys WHERE key = $1").bind(key).fetch_optional(&mut *tx).await?;
     let output = row.map(|row| row.try_get::<String, _>(0)).transpose()?;

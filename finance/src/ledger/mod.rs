@@ -99,6 +99,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use cloverleaf_engine::store::DatabaseUrl;
+use cloverleaf_engine::store::pool::Lender;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 use sqlx::{AnyConnection, AnyPool, Row};
@@ -219,8 +220,10 @@ pub enum Error {
 /// The sub-ledger: a cheap-to-clone handle on its pools.
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    write: AnyPool,
+    writes: Lender<AnyConnection>,
     read: AnyPool,
+    /// Migrations, and raw SQL for tools and tests ([`Ledger::pool`]).
+    tools: AnyPool,
     backend: Backend,
     /// The invoices waiting to be issued in the next batch.
     invoices: series::Batcher,
@@ -233,10 +236,11 @@ impl Ledger {
     /// `synchronous=FULL`, and applies its migrations. The same as [`Ledger::connect`] with a
     /// file path.
     pub async fn open(path: impl AsRef<Path>) -> Result<Ledger, Error> {
-        let (write, read) = db::sqlite(path.as_ref()).await?;
+        let db::Pools { writes, read, tools } = db::sqlite(path.as_ref()).await?;
         Ok(Ledger {
-            write,
+            writes,
             read,
+            tools,
             backend: Backend::Sqlite,
             invoices: series::Batcher::default(),
             zone: Default::default(),
@@ -250,10 +254,11 @@ impl Ledger {
         match DatabaseUrl::parse(url).map_err(Error::Url)? {
             DatabaseUrl::Sqlite(path) => Ledger::open(path).await,
             DatabaseUrl::Postgres(url) => {
-                let (write, read) = db::postgres(url).await?;
+                let db::Pools { writes, read, tools } = db::postgres(url).await?;
                 Ok(Ledger {
-                    write,
+                    writes,
                     read,
+                    tools,
                     backend: Backend::Postgres,
                     invoices: series::Batcher::default(),
                     zone: Default::default(),
@@ -262,41 +267,42 @@ impl Ledger {
         }
     }
 
-    /// The pool used for writes, for tools and tests that need raw SQL (written with `$1`
-    /// placeholders, which both backends read).
+    /// A pool that may write, for tools and tests that need raw SQL (written with `$1`
+    /// placeholders, which both backends read). The ledger's own writes have their connections.
     pub fn pool(&self) -> &AnyPool {
-        &self.write
+        &self.tools
     }
 
     /// Closes the pools, and the invoice batches' own connection.
     pub async fn close(&self) {
-        self.write.close().await;
+        self.writes.close().await;
         self.read.close().await;
+        self.tools.close().await;
         self.invoices.close().await;
     }
 
     /// A write transaction that has the whole ledger to itself (see the module docs):
     /// `BEGIN IMMEDIATE` on SQLite, the ledger's advisory lock, exclusive, on PostgreSQL.
     async fn begin(&self) -> Result<LedgerTx, Error> {
-        db::begin(&self.write, self.backend, Mode::Exclusive).await
+        db::begin(&self.writes, self.backend, Mode::Exclusive).await
     }
 
     /// A write transaction that locks `scopes` (see the module docs): `BEGIN IMMEDIATE` on
     /// SQLite, the ledger's advisory lock shared and one lock per scope on PostgreSQL.
     async fn begin_scoped(&self, scopes: &[Scope]) -> Result<LedgerTx, Error> {
-        db::begin(&self.write, self.backend, Mode::Scoped(scopes)).await
+        db::begin(&self.writes, self.backend, Mode::Scoped(scopes)).await
     }
 
     /// [`Ledger::begin`] for an operation run once per idempotency `key`: also the output an
     /// earlier run recorded under `key`, if any.
     async fn begin_once(&self, key: &str) -> Result<(LedgerTx, Option<String>), Error> {
-        db::begin_once(&self.write, self.backend, Mode::Exclusive, key).await
+        db::begin_once(&self.writes, self.backend, Mode::Exclusive, key).await
     }
 
     /// [`Ledger::begin_scoped`] for an operation run once per idempotency `key` (one of
     /// `scopes`): also the output an earlier run recorded under `key`, if any.
     async fn begin_scoped_once(&self, scopes: &[Scope], key: &str) -> Result<(LedgerTx, Option<String>), Error> {
-        db::begin_once(&self.write, self.backend, Mode::Scoped(scopes), key).await
+        db::begin_once(&self.writes, self.backend, Mode::Scoped(scopes), key).await
     }
 
     /// Takes `scope` late in a scoped transaction; it must rank above every scope taken before

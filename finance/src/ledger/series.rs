@@ -36,9 +36,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
+use cloverleaf_engine::store::pool::Lender;
 use rust_decimal::Decimal;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, AnyPool, Column, ConnectOptions, Connection, Executor, Row};
+use sqlx::{AnyConnection, Column, ConnectOptions, Connection, Executor, Row};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock, mpsc, oneshot};
 
@@ -128,7 +129,7 @@ impl Batcher {
     ) -> Result<InvoiceIssued, Error> {
         let queue = self.0.sender.get_or_init(|| {
             let gate = Arc::clone(&self.0.gate);
-            start(ledger.write.clone(), ledger.backend, Arc::clone(&self.0.counts), gate)
+            start(ledger.writes.clone(), ledger.backend, Arc::clone(&self.0.counts), gate)
         });
         // A NUL cannot be stored as text on PostgreSQL, nor written in a batch's statements:
         // refused here, for this invoice alone, rather than failing its batch.
@@ -178,10 +179,15 @@ impl Batcher {
 
 /// Starts the batch task: on PostgreSQL on a thread of its own, with a runtime of its own (see
 /// the module docs), else (or should the thread not start) on the caller's runtime.
-fn start(pool: AnyPool, backend: Backend, counts: Arc<Counts>, gate: Arc<RwLock<()>>) -> mpsc::UnboundedSender<Ask> {
+fn start(
+    writes: Lender<AnyConnection>,
+    backend: Backend,
+    counts: Arc<Counts>,
+    gate: Arc<RwLock<()>>,
+) -> mpsc::UnboundedSender<Ask> {
     let (queue, requests) = mpsc::unbounded_channel();
     let main = Handle::current();
-    let task = Task { pool, backend, counts, gate, main: main.clone() };
+    let task = Task { writes, backend, counts, gate, main: main.clone() };
     if backend == Backend::Sqlite {
         main.spawn(run(task, requests));
         return queue;
@@ -212,19 +218,19 @@ fn start(pool: AnyPool, backend: Backend, counts: Arc<Counts>, gate: Arc<RwLock<
 
 /// What the batch task works with.
 struct Task {
-    pool: AnyPool,
+    writes: Lender<AnyConnection>,
     backend: Backend,
     counts: Arc<Counts>,
     gate: Arc<RwLock<()>>,
     /// The node's runtime: an invoice issued on its own after its batch gave up on its locks
-    /// runs there, on a pooled connection.
+    /// runs there, on a lent connection.
     main: Handle,
 }
 
 /// Gathers the waiting invoices into batches and issues them, one batch at a time. On
 /// PostgreSQL each batch runs on the task's own connection.
 async fn run(task: Task, mut requests: mpsc::UnboundedReceiver<Ask>) {
-    let Task { pool, backend, counts, gate, main } = task;
+    let Task { writes, backend, counts, gate, main } = task;
     let mut carried: Vec<Request> = Vec::new();
     let mut own: Option<AnyConnection> = None;
     let mut closing = Vec::new();
@@ -270,16 +276,16 @@ async fn run(task: Task, mut requests: mpsc::UnboundedReceiver<Ask>) {
         }
         let open = gate.read().await;
         if backend == Backend::Postgres {
-            match commit_own(&mut own, &pool, &batch).await {
+            match commit_own(&mut own, &writes, &batch).await {
                 Err(e) if db::is_lock_timeout(&e) => {
                     // Something holds a lock of the batch for long: each invoice on its own, off
                     // this task, so that only those that need it wait for it, and later batches
                     // go ahead.
                     for request in batch {
-                        let (pool, counts) = (pool.clone(), Arc::clone(&counts));
+                        let (writes, counts) = (writes.clone(), Arc::clone(&counts));
                         main.spawn(async move {
                             let one = [request];
-                            let result = commit(&pool, backend, &one).await;
+                            let result = commit(&writes, backend, &one).await;
                             answer(one, result, &counts);
                         });
                     }
@@ -287,7 +293,7 @@ async fn run(task: Task, mut requests: mpsc::UnboundedReceiver<Ask>) {
                 result => answer(batch, result, &counts),
             }
         } else {
-            let result = commit(&pool, backend, &batch).await;
+            let result = commit(&writes, backend, &batch).await;
             answer(batch, result, &counts);
         }
         drop(open);
@@ -308,17 +314,17 @@ async fn run(task: Task, mut requests: mpsc::UnboundedReceiver<Ask>) {
 /// opens another. Once the ledger's pools are closed, no batch runs.
 async fn commit_own(
     own: &mut Option<AnyConnection>,
-    pool: &AnyPool,
+    writes: &Lender<AnyConnection>,
     batch: &[Request],
 ) -> Result<Vec<Result<InvoiceIssued, Error>>, Error> {
-    if pool.is_closed() {
+    if writes.is_closed() {
         close_own(own).await;
         return Err(sqlx::Error::PoolClosed.into());
     }
     let reused = own.is_some();
     let mut conn = match own.take() {
         Some(conn) => conn,
-        None => connect_own(pool).await?,
+        None => connect_own(writes).await?,
     };
     let scopes = scopes_of(batch);
     let begin = db::begin_sql(Backend::Postgres, &Mode::Batch(&scopes));
@@ -327,7 +333,7 @@ async fn commit_own(
             // The connection kept since the last batch was ended meanwhile (a restarted server,
             // an operator): nothing of this batch ran on it, so once more on a new one, as a
             // pooled connection found dead is replaced.
-            conn = connect_own(pool).await?;
+            conn = connect_own(writes).await?;
             read(&mut conn, Backend::Postgres, batch, &begin).await?
         }
         reads => reads?,
@@ -341,9 +347,9 @@ async fn commit_own(
 /// The name the batch task's own connection shows in `pg_stat_activity`.
 pub(super) const OWN_CONNECTION_NAME: &str = "cloverleaf invoice batches";
 
-/// Opens the batch task's own connection, with the pool's options, named for operators.
-async fn connect_own(pool: &AnyPool) -> Result<AnyConnection, Error> {
-    let mut conn = pool.connect_options().connect().await?;
+/// Opens the batch task's own connection, with the ledger's write options, named for operators.
+async fn connect_own(writes: &Lender<AnyConnection>) -> Result<AnyConnection, Error> {
+    let mut conn = writes.options().connect().await?;
     conn.execute(format!("SET application_name = '{OWN_CONNECTION_NAME}'").as_str()).await?;
     Ok(conn)
 }
@@ -397,16 +403,16 @@ impl Counts {
     }
 }
 
-/// Issues `batch` in one transaction on a pooled connection: each request's own result, or the
+/// Issues `batch` in one transaction on a lent connection: each request's own result, or the
 /// batch's failure (nothing written). SQLite's batches, and on PostgreSQL an invoice issued on
 /// its own after its batch gave up on its locks (waited for as long as any write waits).
 async fn commit(
-    pool: &AnyPool,
+    writes: &Lender<AnyConnection>,
     backend: Backend,
     batch: &[Request],
 ) -> Result<Vec<Result<InvoiceIssued, Error>>, Error> {
     let scopes = scopes_of(batch);
-    let mut tx = db::begin(pool, backend, Mode::Scoped(&scopes)).await?;
+    let mut tx = db::begin(writes, backend, Mode::Scoped(&scopes)).await?;
     let reads = read(&mut tx, backend, batch, "").await?;
     let results = issue_all(&mut tx, batch, reads).await?;
     tx.commit().await?;

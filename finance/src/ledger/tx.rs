@@ -1,4 +1,4 @@
-//! A ledger write transaction on a pooled connection, begun with its locks (and, for an
+//! A ledger write transaction on a lent connection, begun with its locks (and, for an
 //! operation run once per idempotency key, the read of that key) in the round trip that begins
 //! it, and on PostgreSQL committed with its last statement (the key's record) in one more.
 //!
@@ -7,25 +7,29 @@
 //! transaction never began, and the connection goes back to the pool inside an aborted
 //! transaction, refusing every later statement. Here a transaction not ended by a successful
 //! `COMMIT` or `ROLLBACK` (a failed begin, an error on the way, a future dropped midway) closes its
-//! connection instead of returning it to the pool, and the server rolls the transaction back.
+//! connection instead of returning it to the lender, and the server rolls the transaction back.
 
 use std::ops::{Deref, DerefMut};
 
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use cloverleaf_engine::store::pool::{Lender, Lent};
+use sqlx::{AnyConnection, Executor};
 
 use super::Error;
 use super::db::Backend;
 
 /// An open ledger write transaction (see the module docs). Reads and writes go through it as an
 /// `AnyConnection`.
-#[derive(Debug)]
 pub struct LedgerTx {
-    conn: PoolConnection<Any>,
-    /// Until `COMMIT` or `ROLLBACK` succeeded: the connection is closed when dropped.
-    open: bool,
+    /// Marked reusable only once `COMMIT` or `ROLLBACK` succeeded: closed when dropped before.
+    conn: Lent<AnyConnection>,
     /// Where it runs: PostgreSQL's simple protocol runs several statements in one round trip.
     backend: Backend,
+}
+
+impl std::fmt::Debug for LedgerTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerTx").field("backend", &self.backend).finish_non_exhaustive()
+    }
 }
 
 impl LedgerTx {
@@ -33,14 +37,13 @@ impl LedgerTx {
     /// in one round trip (simple protocol: no parameters), the first of which begins it; the
     /// rows of any statement of them that returns some.
     pub(super) async fn begin(
-        pool: &AnyPool,
+        writes: &Lender<AnyConnection>,
         backend: Backend,
         begin: &str,
     ) -> Result<(LedgerTx, Vec<sqlx::any::AnyRow>), Error> {
-        let conn = pool.acquire().await?;
-        // Open from before the statements are sent: should they fail or be abandoned midway,
-        // the connection is closed, not pooled.
-        let mut tx = LedgerTx { conn, open: true, backend };
+        // Not reusable from before the statements are sent: should they fail or be abandoned
+        // midway, the connection is closed, not lent again.
+        let mut tx = LedgerTx { conn: writes.lend().await?, backend };
         let rows = (&mut *tx.conn).fetch_all(begin).await?;
         Ok((tx, rows))
     }
@@ -53,7 +56,7 @@ impl LedgerTx {
     /// Commits the transaction.
     pub async fn commit(mut self) -> Result<(), Error> {
         (&mut *self.conn).execute("COMMIT").await?;
-        self.open = false;
+        self.conn.set_reusable();
         Ok(())
     }
 
@@ -62,7 +65,7 @@ impl LedgerTx {
     pub(super) async fn commit_after(mut self, last: &str) -> Result<(), Error> {
         if self.is_postgres() {
             (&mut *self.conn).execute(format!("{last}; COMMIT").as_str()).await?;
-            self.open = false;
+            self.conn.set_reusable();
             return Ok(());
         }
         (&mut *self.conn).execute(last).await?;
@@ -72,16 +75,8 @@ impl LedgerTx {
     /// Rolls the transaction back.
     pub async fn rollback(mut self) -> Result<(), Error> {
         (&mut *self.conn).execute("ROLLBACK").await?;
-        self.open = false;
+        self.conn.set_reusable();
         Ok(())
-    }
-}
-
-impl Drop for LedgerTx {
-    fn drop(&mut self) {
-        if self.open {
-            self.conn.close_on_drop();
-        }
     }
 }
 

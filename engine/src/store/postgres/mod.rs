@@ -69,6 +69,7 @@ use floor::DueFloors;
 use steps::{apply_simple_steps, flush, insert_instances, instance_json, is_simple, update_instances};
 
 use super::batch::StepRows;
+use super::pool::{Lender, Lent, Setup};
 use super::reads::{Backend, in_firing_order};
 use super::sql::{Arg, Dialect, pg_query};
 use super::{Error, InstanceRow, Write, WriteError, WriteOutcome, parse_ts, ts};
@@ -110,11 +111,13 @@ pub const DEFAULT_TIMER_CLAIM: TimeDelta = TimeDelta::seconds(20);
 /// The PostgreSQL implementation of [`Store`](crate::store::Store). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct PgStore {
+    /// Migrations, archiving, and the raw SQL of tools and tests ([`PgStore::pool`]).
+    tools: PgPool,
     /// Reads, and the claims made outside the writer (timers).
-    read: PgPool,
+    read: Lender<PgConnection>,
     /// The group-commit writer's connections. Created lazily, so that they belong to the
     /// writer's own runtime rather than to the caller's.
-    write: PgPool,
+    write: Lender<PgConnection>,
     options: Arc<PgConnectOptions>,
     /// Tells this node's notifications from the others'.
     node: Arc<str>,
@@ -154,16 +157,16 @@ impl PgStore {
 
     /// Connects with `options` and applies the migrations.
     pub async fn connect_with(options: PgConnectOptions) -> Result<PgStore, Error> {
-        let read = pool_options(8).connect_with(options.clone()).await?;
+        let tools = pool_options(2).connect_with(options.clone()).await?;
         // Other crates (the sub-ledger) keep their own migrations in the same database. The
         // migrator takes an advisory lock, so nodes starting together migrate once.
         let mut migrator = sqlx::migrate!("./migrations_pg");
         migrator.set_ignore_missing(true);
-        migrator.run(&read).await?;
-        let write = pool_options(2).connect_lazy_with(options.clone());
+        migrator.run(&tools).await?;
         Ok(PgStore {
-            read,
-            write,
+            tools,
+            read: lender(&options, 8),
+            write: lender(&options, 2),
             options: Arc::new(options),
             node: node_id().into(),
             floors: Arc::default(),
@@ -183,9 +186,15 @@ impl PgStore {
         self.floors.learn(floor::Learnt { types: floor_key(job_types), now, full: read_all, exhausted: true });
     }
 
-    /// The read pool, for tools and tests that need raw SQL.
+    /// A pool for tools and tests that need raw SQL (two connections; the engine's own reads
+    /// and writes have theirs).
     pub fn pool(&self) -> &PgPool {
-        &self.read
+        &self.tools
+    }
+
+    /// A connection for reads (see [`Lender`]).
+    pub(in crate::store) async fn reader(&self) -> Result<Lent<PgConnection>, Error> {
+        Ok(self.read.lend().await?)
     }
 
     /// This store's node id: the payload of the notifications it sends.
@@ -195,6 +204,7 @@ impl PgStore {
 
     /// Closes the pools.
     pub async fn close(&self) {
+        self.tools.close().await;
         self.read.close().await;
         self.write.close().await;
     }
@@ -269,7 +279,23 @@ impl PgStore {
     }
 
     async fn write_batch(&self, batch: &[Write]) -> Result<Vec<Result<WriteOutcome, WriteError>>, Error> {
-        let mut tx = self.write.begin().await?;
+        let mut lent = self.write.lend().await?;
+        let outcome = self.write_batch_on(&mut lent, batch).await;
+        // A database error ends the transaction on the server, and its rollback goes out with
+        // the connection's next exchange; any other failure may have left an exchange unfinished.
+        if matches!(outcome, Ok(_) | Err(Error::Database(sqlx::Error::Database(_)))) {
+            lent.release();
+        }
+        outcome
+    }
+
+    async fn write_batch_on(
+        &self,
+        conn: &mut PgConnection,
+        batch: &[Write],
+    ) -> Result<Vec<Result<WriteOutcome, WriteError>>, Error> {
+        use sqlx::Connection as _;
+        let mut tx = conn.begin().await?;
         let conn: &mut PgConnection = &mut tx;
         let mut acc = StepRows::default();
         let mut results: Vec<Option<Result<WriteOutcome, WriteError>>> = Vec::with_capacity(batch.len());
@@ -396,14 +422,23 @@ impl Tx for PgConnection {
 fn pool_options(max: u32) -> PgPoolOptions {
     super::pool::checked_when_idle(PgPoolOptions::new())
         .max_connections(max)
-        .acquire_timeout(Duration::from_secs(10))
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                sqlx::query("SET jit = off").execute(conn).await?;
-                Ok(())
-            })
-        })
+        .acquire_timeout(CONNECTION_WAIT)
+        .after_connect(|conn, _| Box::pin(jit_off(conn)))
 }
+
+/// A [`Lender`] of up to `max` connections set up as [`pool_options`]'s.
+fn lender(options: &PgConnectOptions, max: usize) -> Lender<PgConnection> {
+    let setup: Setup<PgConnection> = Arc::new(|conn: &mut PgConnection| Box::pin(jit_off(conn)));
+    Lender::new(options.clone(), max, CONNECTION_WAIT, Some(setup))
+}
+
+async fn jit_off(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SET jit = off").execute(conn).await?;
+    Ok(())
+}
+
+/// How long a read or a write waits for a connection.
+const CONNECTION_WAIT: Duration = Duration::from_secs(10);
 
 /// How often a write alone is tried again after losing a deadlock or serialization race.
 const TRANSIENT_RETRIES: usize = 3;
@@ -489,12 +524,14 @@ impl Backend for PgStore {
              UPDATE timers SET claimed_until = $3 FROM picked WHERE timers.id = picked.id \
              RETURNING timers.id AS id, instance_id, due_at"
         );
+        let mut conn = self.reader().await?;
         let rows = sqlx::query(&sql)
             .bind(ts(now))
             .bind(limit.max(0))
             .bind(ts(now.checked_add_signed(self.timer_claim()).unwrap_or(now)))
-            .fetch_all(&self.read)
+            .fetch_all(&mut *conn)
             .await?;
+        conn.release();
         let due = rows
             .iter()
             .map(|r| Ok((r.try_get::<String, _>("due_at")?, r.try_get("id")?, r.try_get("instance_id")?)))
@@ -509,7 +546,9 @@ impl Backend for PgStore {
         const NEXT: &str = "SELECT LEAST(\
              (SELECT MIN(due_at) FROM timers WHERE claimed_until IS NULL), \
              (SELECT MIN(GREATEST(due_at, claimed_until)) FROM timers WHERE claimed_until IS NOT NULL))";
-        let due: Option<String> = sqlx::query_scalar(NEXT).fetch_one(&self.read).await?;
+        let mut conn = self.reader().await?;
+        let due: Option<String> = sqlx::query_scalar(NEXT).fetch_one(&mut *conn).await?;
+        conn.release();
         due.as_deref().map(parse_ts).transpose()
     }
 }
