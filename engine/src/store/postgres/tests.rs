@@ -85,7 +85,42 @@ async fn the_store_connects_with_jit_off() {
     let Some(db) = ScratchDb::postgres().await else { return };
     let store = super::PgStore::connect(&db.url()).await.unwrap();
     let jit: String = sqlx::query_scalar("SHOW jit").fetch_one(store.pool()).await.unwrap();
-    assert_eq!(jit, "off");
+    assert_eq!(jit, "off", "the tools' pool");
+    for lender in [&store.read, &store.write] {
+        let mut conn = lender.lend().await.unwrap();
+        let jit: String = sqlx::query_scalar("SHOW jit").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(jit, "off", "a lent connection");
+        conn.release();
+    }
+    store.close().await;
+}
+
+/// A connection the server ended while it was lent is closed, not lent again: the next read
+/// gets a new one, whatever the lender's idle check would have said.
+#[tokio::test]
+async fn a_connection_that_failed_in_use_is_not_lent_again() {
+    let Some(db) = ScratchDb::postgres().await else { return };
+    let store = super::PgStore::connect(&db.url()).await.unwrap();
+    let mut conn = store.read.lend().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(store.pool()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+            .bind(pid)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        if alive == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "backend {pid} still alive 10 s after its termination");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sqlx::query("SELECT 1").execute(&mut *conn).await.expect_err("the server ended the connection");
+    drop(conn);
+    let read = store.load_instance(&crate::ids::InstanceId::from("nobody")).await;
+    assert!(matches!(read, Ok(None)), "a read after the failure: {read:?}");
     store.close().await;
 }
 
