@@ -197,7 +197,7 @@ fn not_reader(caller: &Caller, id: &InstanceId, process: &str) -> ApiError {
 pub async fn archived(state: &AppState, caller: &Caller, id: &InstanceId) -> Result<ApiError, ApiError> {
     let engine = state.engine();
     let Some(stone) = engine.archived(id).await? else {
-        return Ok(ApiError::not_found(format!("no instance `{id}`")));
+        return Ok(ApiError::missing("instance", id.as_str(), format!("no instance `{id}`")));
     };
     let mut admitted =
         Visibility::of(state, caller).await?.admits(id.as_str(), &stone.process_key, stone.process_version)

@@ -365,15 +365,14 @@ pub async fn get(
     let engine = state.engine();
     let versions = engine.store().deployment_versions(&key).await?;
     if versions.is_empty() {
-        return Err(ApiError::not_found(format!("process `{key}` is not deployed")));
+        return Err(ApiError::missing("process", key.as_str(), format!("process `{key}` is not deployed")));
     }
     let latest = versions.last().map_or(0, |v| v.version);
     let version = params.version.unwrap_or(latest);
-    let row = engine
-        .store()
-        .deployment(&key, Some(version))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("process `{key}` has no version {version}")))?;
+    let row = engine.store().deployment(&key, Some(version)).await?.ok_or_else(|| {
+        ApiError::not_found(format!("process `{key}` has no version {version}"))
+            .with_details(serde_json::json!({"what": "version", "id": key, "version": version}))
+    })?;
     let compiled: Value = serde_json::from_str(&row.compiled).map_err(ApiError::internal)?;
     let title = compiled.get("title").and_then(Value::as_str).unwrap_or_default().to_string();
     Ok(axum::Json(DefinitionView {

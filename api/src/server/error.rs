@@ -37,7 +37,9 @@ pub struct ErrorInfo {
     pub code: String,
     /// For people.
     pub message: String,
-    /// Structured detail: the fields at fault, the rule that refused, the diagnostics.
+    /// Structured detail: the fields at fault, the rule that refused, the diagnostics. A 404
+    /// names what is missing: `what` (`instance`, `task`, `job`, `incident`, `process`,
+    /// `version`, `report`, `alert`, `indicator`, `letter`, `route`, `ledger`) and `id`.
     #[schema(value_type = Object)]
     pub details: Value,
 }
@@ -72,6 +74,18 @@ impl ApiError {
     /// 404: no such thing.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 404 for a thing of kind `what` (`instance`, `task`, `job`, `incident`, `process`,
+    /// `report`, `alert`, `indicator`, `letter`, `route`) named `id`, both in the details, so
+    /// that a client tells what is missing without reading the message.
+    pub fn missing(what: &'static str, id: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::not_found(message).with_details(json!({"what": what, "id": id.into()}))
+    }
+
+    /// 404: this server runs without the finance sub-ledger (`details.what` is `ledger`).
+    pub fn no_ledger() -> ApiError {
+        ApiError::not_found("this server runs without the finance sub-ledger").with_details(json!({"what": "ledger"}))
     }
 
     /// 409: the state changed under the caller.
@@ -169,7 +183,9 @@ impl From<Rejection> for ApiError {
             Rejection::CannotMigrate { problems } => ApiError::conflict("migration_refused", message).with_details(
                 json!({ "problems": problems.iter().map(|(a, r)| json!({"at": a, "reason": r})).collect::<Vec<_>>() }),
             ),
-            Rejection::UnknownVersion { .. } => ApiError::not_found(message),
+            Rejection::UnknownVersion { process, version } => {
+                ApiError::not_found(message).with_details(json!({"what": "version", "id": process, "version": version}))
+            }
             Rejection::CannotModify { problems: f } => {
                 ApiError::unprocessable("invalid_modification", message).with_details(fields(f))
             }
@@ -189,11 +205,11 @@ impl From<EngineError> for ApiError {
         let message = error.to_string();
         match error {
             EngineError::Rejected(rejection) => rejection.into(),
-            EngineError::UnknownProcess(_)
-            | EngineError::UnknownInstance(_)
-            | EngineError::UnknownJob(_)
-            | EngineError::UnknownTask(_)
-            | EngineError::UnknownIncident(_) => ApiError::not_found(message),
+            EngineError::UnknownProcess(id) => ApiError::missing("process", id, message),
+            EngineError::UnknownInstance(id) => ApiError::missing("instance", id, message),
+            EngineError::UnknownJob(id) => ApiError::missing("job", id, message),
+            EngineError::UnknownTask(id) => ApiError::missing("task", id, message),
+            EngineError::UnknownIncident(id) => ApiError::missing("incident", id, message),
             EngineError::StaleLock { job, epoch } => ApiError::conflict("stale_lock", message)
                 .with_details(json!({"job": job, "epoch": epoch})),
             EngineError::LeaseExpired { job } => {

@@ -260,7 +260,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route `{}`", uri.path()))
+    ApiError::missing("route", uri.path(), format!("no route `{}`", uri.path()))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {

@@ -102,7 +102,7 @@ pub(crate) async fn report(state: &AppState, only: Option<&str>) -> Result<KpiRe
     keys.extend(counts.iter().map(|g| g.labels[0].clone()));
     if let Some(process) = only {
         if !keys.contains(process) {
-            return Err(ApiError::not_found(format!("process `{process}` is not deployed")));
+            return Err(ApiError::missing("process", process, format!("process `{process}` is not deployed")));
         }
         keys.retain(|k| k == process);
     }
@@ -167,9 +167,13 @@ pub async fn stored(
 /// A stored report's body, for a caller already allowed to read it.
 pub(crate) async fn stored_report(state: &AppState, id: &str) -> Result<serde_json::Value, ApiError> {
     let Some(ledger) = state.ledger() else {
-        return Err(ApiError::not_found("this server runs without the finance sub-ledger"));
+        return Err(ApiError::no_ledger());
     };
-    ledger.report(id).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no report `{id}`")))
+    ledger
+        .report(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::missing("report", id.to_string(), format!("no report `{id}`")))
 }
 
 /// The days of a live finance report.
@@ -185,7 +189,7 @@ pub struct FinanceParams {
 }
 
 fn ledger(state: &AppState) -> Result<&cloverleaf_finance::Ledger, ApiError> {
-    state.ledger().ok_or_else(|| ApiError::not_found("this server runs without the finance sub-ledger"))
+    state.ledger().ok_or_else(|| ApiError::no_ledger())
 }
 
 /// AR aging as of a date: the five buckets (`not_due`, then `1-30`, `31-60`, `61-90`, `90+` days

@@ -36,7 +36,9 @@ async fn every_other_path_needs_a_known_bearer_token() {
 #[tokio::test]
 async fn unknown_routes_and_methods_answer_in_the_error_shape() {
     let Some(api) = Api::new().await else { return };
-    api.get("/v1/nothing-here", "mia").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    let nothing = api.get("/v1/nothing-here", "mia").await;
+    let details = &nothing.expect_error(StatusCode::NOT_FOUND, "not_found")["details"];
+    assert_eq!(details, &serde_json::json!({"what": "route", "id": "/v1/nothing-here"}));
     api.call(Method::DELETE, "/v1/definitions", Some("ada"), None)
         .await
         .expect_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");

@@ -108,13 +108,18 @@ async fn malformed_json_and_unknown_fields_are_400_with_a_clear_message() {
 #[tokio::test]
 async fn unknown_processes_versions_and_instances_are_404() {
     let Some(api) = Api::new().await else { return };
-    api.post("/v1/instances", "sam", json!({"process": "nope", "variables": {}}))
-        .await
-        .expect_error(StatusCode::NOT_FOUND, "not_found");
-    api.post("/v1/instances", "sam", json!({"process": "order_approval", "version": 4, "variables": {}}))
-        .await
-        .expect_error(StatusCode::NOT_FOUND, "not_found");
-    api.get("/v1/instances/i-nope-1", "sam").await.expect_error(StatusCode::NOT_FOUND, "not_found");
+    // The details name what is missing, so that a client (the pages, in the reader's language)
+    // need not read the message.
+    let process = api.post("/v1/instances", "sam", json!({"process": "nope", "variables": {}})).await;
+    let details = &process.expect_error(StatusCode::NOT_FOUND, "not_found")["details"];
+    assert_eq!((&details["what"], &details["id"]), (&json!("process"), &json!("nope")));
+    let version =
+        api.post("/v1/instances", "sam", json!({"process": "order_approval", "version": 4, "variables": {}})).await;
+    let details = &version.expect_error(StatusCode::NOT_FOUND, "not_found")["details"];
+    assert_eq!(details, &json!({"what": "process", "id": "order_approval v4"}));
+    let instance = api.get("/v1/instances/i-nope-1", "sam").await;
+    let details = &instance.expect_error(StatusCode::NOT_FOUND, "not_found")["details"];
+    assert_eq!(details, &json!({"what": "instance", "id": "i-nope-1"}));
     api.get("/v1/instances/i-nope-1/history", "sam").await.expect_error(StatusCode::NOT_FOUND, "not_found");
     api.post_empty("/v1/instances/i-nope-1/cancel", "ada").await.expect_error(StatusCode::NOT_FOUND, "not_found");
     api.post_empty("/v1/instances/i-nope-1/frobnicate", "ada").await.expect_error(StatusCode::NOT_FOUND, "not_found");

@@ -134,7 +134,7 @@ pub async fn list(
 ) -> Result<axum::Json<Vec<LetterView>>, ApiError> {
     caller.require_any(LETTER_READERS, "read the customer letters")?;
     if state.ledger().is_none() {
-        return Err(ApiError::not_found("this server runs without the finance sub-ledger"));
+        return Err(ApiError::no_ledger());
     }
     super::check_state(query.state.as_deref())?;
     let limit = query.limit();
@@ -169,7 +169,11 @@ pub async fn retry(
     // Only letters: the other notifications are the operators' to retry.
     let row = id.strip_prefix("outbox.").filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     if row.is_none() {
-        return Err(ApiError::not_found(format!("`{id}` is not a customer letter (their ids are `outbox.N`)")));
+        return Err(ApiError::missing(
+            "letter",
+            id.as_str(),
+            format!("`{id}` is not a customer letter (their ids are `outbox.N`)"),
+        ));
     }
     if state.engine().retry_notification(&id).await.map_err(ApiError::internal)? {
         Ok(axum::Json(RetryView { id, retried: true }))

@@ -365,11 +365,11 @@ pub async fn acknowledge_alert(
     }
     let result: Result<(), ApiError> = async {
         viewer.caller.require_any(crate::server::alerts::ALERT_HANDLERS, "acknowledge alerts")?;
-        let ledger = state.ledger().ok_or_else(|| ApiError::not_found("this server keeps no sub-ledger"))?;
+        let ledger = state.ledger().ok_or_else(|| ApiError::no_ledger())?;
         let now = state.engine().now();
         match ledger.acknowledge_alert(id, viewer.caller.name(), now).await.map_err(ApiError::internal)? {
             Some(_) => Ok(()),
-            None => Err(ApiError::not_found(format!("no alert {id}"))),
+            None => Err(ApiError::missing("alert", id.to_string(), format!("no alert {id}"))),
         }
     }
     .await;

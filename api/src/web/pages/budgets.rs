@@ -186,7 +186,7 @@ pub async fn set_budget(State(state): State<AppState>, viewer: Viewer, Form(form
         return error_page(&viewer, &e);
     }
     let Some(ledger) = state.ledger() else {
-        return error_page(&viewer, &ApiError::not_found("this server runs without the finance sub-ledger"));
+        return error_page(&viewer, &ApiError::no_ledger());
     };
     let cost_centre = form.cost_centre.as_deref().unwrap_or_default().trim().to_string();
     let period = form.period.as_deref().unwrap_or_default().trim().to_string();

@@ -58,7 +58,7 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
     let result: Result<String, ApiError> = async {
         viewer.caller.require_any(LETTER_READERS, "read the customer letters")?;
         let Some(ledger) = state.ledger() else {
-            return Err(ApiError::not_found("this server runs without the finance sub-ledger"));
+            return Err(ApiError::no_ledger());
         };
         let chosen = query.state.as_deref().filter(|s| STATES.iter().any(|(v, _)| v == s));
         // Letters no channel carries stay in the ledger's outbox, never handed to delivery: the
@@ -273,7 +273,10 @@ pub async fn retry_letter(
     // Letters only: the other notifications are the operators' to retry.
     let row = id.strip_prefix("outbox.").filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     if row.is_none() {
-        return error_page(&viewer, &ApiError::not_found(format!("`{id}` is not a customer letter")));
+        return error_page(
+            &viewer,
+            &ApiError::missing("letter", id.as_str(), format!("`{id}` is not a customer letter")),
+        );
     }
     match state.engine().retry_notification(&id).await {
         Ok(true) => Redirect::to("/letters").into_response(),

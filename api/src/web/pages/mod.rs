@@ -200,7 +200,7 @@ fn error_text(viewer: &Viewer, error: &ApiError, process: Option<&CompiledProces
         "not_dead" => text("not_dead"),
         "incident_closed" | "job_closed" => text("err_incident_closed"),
         "invalid_state" | "conflict" => text("err_changed"),
-        "not_found" => not_found_text(viewer, error.message()),
+        "not_found" => not_found_text(viewer, error),
         _ => error.message().to_string(),
     }
 }
@@ -213,39 +213,30 @@ fn role_title(viewer: &Viewer, process: Option<&CompiledProcess>, role: &str) ->
     }
 }
 
-/// A 404 in words: the kind of thing that is missing and its name. Not-found answers carry no
-/// details, so the kind is read from the message's wording, which the engine and the API fix
-/// (`no instance `x``, `process `x` is not deployed`, ...); anything else keeps the message.
-fn not_found_text(viewer: &Viewer, message: &str) -> String {
-    const KINDS: &[(&str, &str)] = &[
-        ("no instance `", "thing_case"),
-        ("no task `", "thing_task"),
-        ("no open task `", "thing_task"),
-        ("no job `", "thing_job"),
-        ("no open incident `", "thing_incident"),
-        ("no report `", "thing_report"),
-        ("no alert ", "thing_alert"),
-        ("no indicator `", "thing_indicator"),
-        ("no route `", "thing_page"),
-    ];
-    let name = |text: &str| text.split('`').nth(1).unwrap_or_default().to_string();
-    if let Some((_, kind)) = KINDS.iter().find(|(prefix, _)| message.starts_with(prefix)) {
-        let id = message.strip_prefix("no alert ").map_or_else(|| name(message), str::to_string);
-        return viewer.t("err_not_found").replace("{what}", viewer.t(kind)).replace("{id}", &id);
-    }
-    if message.contains("is not a customer letter") {
-        return viewer.t("err_not_found").replace("{what}", viewer.t("thing_letter")).replace("{id}", &name(message));
-    }
-    if message.starts_with("process `") && message.ends_with("is not deployed") {
-        return viewer.t("err_not_deployed").replace("{id}", &name(message));
-    }
-    if let Some(version) = message.strip_prefix("process `").and_then(|rest| rest.split_once("` has no version ")) {
-        return viewer.t("err_no_version").replace("{id}", version.0).replace("{version}", version.1);
-    }
-    if message.contains("sub-ledger") {
-        return viewer.t("err_no_ledger").to_string();
-    }
-    message.to_string()
+/// A 404 in words: the kind of thing that is missing and its name, as the API's details give
+/// them (`what`, `id`). A 404 without them keeps its message.
+fn not_found_text(viewer: &Viewer, error: &ApiError) -> String {
+    let details = error.details();
+    let id = details["id"].as_str().unwrap_or_default();
+    let thing = match details["what"].as_str().unwrap_or_default() {
+        "instance" => "thing_case",
+        "task" => "thing_task",
+        "job" => "thing_job",
+        "incident" => "thing_incident",
+        "report" => "thing_report",
+        "alert" => "thing_alert",
+        "indicator" => "thing_indicator",
+        "route" => "thing_page",
+        "letter" => "thing_letter",
+        "process" => return viewer.t("err_not_deployed").replace("{id}", id),
+        "version" => {
+            let version = details["version"].as_u64().map(|v| v.to_string()).unwrap_or_default();
+            return viewer.t("err_no_version").replace("{id}", id).replace("{version}", &version);
+        }
+        "ledger" => return viewer.t("err_no_ledger").to_string(),
+        _ => return error.message().to_string(),
+    };
+    viewer.t("err_not_found").replace("{what}", viewer.t(thing)).replace("{id}", id)
 }
 
 /// A separation-of-duties refusal in words: who may not act here, said as the rule means it
