@@ -164,7 +164,7 @@ pub fn load_rules(dir: &FsPath) -> Result<Vec<Rule>> {
 /// takes the day's KPI snapshot if it is not taken yet and releases the budgets of cancelled
 /// orders.
 pub async fn evaluate(state: &AppState, now: DateTime<Utc>) -> Result<AlertChanges, ApiError> {
-    let ledger = state.ledger().ok_or_else(|| ApiError::no_ledger())?;
+    let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
     let rules = state.rules();
     let process = process_figures(state.engine(), now).await.map_err(ApiError::internal)?;
     let changes = judge(ledger, &rules, &process, now).await.map_err(ApiError::internal)?;
@@ -336,7 +336,7 @@ pub struct AlertQuery {
 }
 
 fn ledger(state: &AppState) -> Result<&cloverleaf_finance::Ledger, ApiError> {
-    state.ledger().ok_or_else(|| ApiError::no_ledger())
+    state.ledger().ok_or_else(ApiError::no_ledger)
 }
 
 /// The open alerts, newest first (with `all=true`, the closed ones too).

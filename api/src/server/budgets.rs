@@ -73,7 +73,7 @@ pub struct SetBudget {
 }
 
 fn ledger(state: &AppState) -> Result<&cloverleaf_finance::Ledger, ApiError> {
-    state.ledger().ok_or_else(|| ApiError::no_ledger())
+    state.ledger().ok_or_else(ApiError::no_ledger)
 }
 
 /// A refusal of the ledger as the API's error: bad input is the caller's to fix.

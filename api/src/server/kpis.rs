@@ -163,7 +163,7 @@ fn breakdown(query: &KpiQuery) -> Result<Option<Breakdown>, ApiError> {
 }
 
 async fn figures(state: &AppState, window: Window, by: Option<Breakdown>) -> Result<Vec<Figure>, ApiError> {
-    let ledger = state.ledger().ok_or_else(|| ApiError::no_ledger())?;
+    let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
     ledger.figures(window, by).await.map_err(ApiError::internal)
 }
 
@@ -235,7 +235,7 @@ pub async fn history(
             format!("`from` ({from}) is after `to` ({to}): the history would hold no day"),
         ));
     }
-    let ledger = state.ledger().ok_or_else(|| ApiError::no_ledger())?;
+    let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
     let points = ledger.kpi_series(definition.key, from, to).await.map_err(ApiError::internal)?;
     Ok(axum::Json(KpiHistory {
         key: definition.key,

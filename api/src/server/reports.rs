@@ -189,7 +189,7 @@ pub struct FinanceParams {
 }
 
 fn ledger(state: &AppState) -> Result<&cloverleaf_finance::Ledger, ApiError> {
-    state.ledger().ok_or_else(|| ApiError::no_ledger())
+    state.ledger().ok_or_else(ApiError::no_ledger)
 }
 
 /// AR aging as of a date: the five buckets (`not_due`, then `1-30`, `31-60`, `61-90`, `90+` days

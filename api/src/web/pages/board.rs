@@ -365,7 +365,7 @@ pub async fn acknowledge_alert(
     }
     let result: Result<(), ApiError> = async {
         viewer.caller.require_any(crate::server::alerts::ALERT_HANDLERS, "acknowledge alerts")?;
-        let ledger = state.ledger().ok_or_else(|| ApiError::no_ledger())?;
+        let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
         let now = state.engine().now();
         match ledger.acknowledge_alert(id, viewer.caller.name(), now).await.map_err(ApiError::internal)? {
             Some(_) => Ok(()),

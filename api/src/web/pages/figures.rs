@@ -186,7 +186,7 @@ fn order_link(order: &str) -> String {
 pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
     let result: Result<String, ApiError> = async {
         access::may_read_reports(&viewer.caller)?;
-        let ledger = state.ledger().ok_or_else(|| ApiError::no_ledger())?;
+        let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
         let today = state.books_today().await?;
         let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
         let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
@@ -246,7 +246,7 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
 pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
     let result: Result<String, ApiError> = async {
         access::may_read_reports(&viewer.caller)?;
-        let ledger = state.ledger().ok_or_else(|| ApiError::no_ledger())?;
+        let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
         let to = state.books_today().await?;
         let from = to - chrono::TimeDelta::days(89);
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
