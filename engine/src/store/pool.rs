@@ -114,14 +114,19 @@ impl<C: Connection + 'static> Lender<C> {
             .map_err(|_| sqlx::Error::PoolTimedOut)?
             .map_err(|_| sqlx::Error::PoolClosed)?;
         loop {
-            let idle = inner.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-            let Some((mut conn, since)) = idle else { break };
-            let idle_for = since.elapsed();
-            if idle_for >= CLOSE_IDLE_AFTER {
+            let (idle, stale) = {
+                let mut idle = inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                // The oldest are at the front: those idle too long are closed, though the last
+                // back, lent first, would never reach them.
+                let stale = idle.iter().take_while(|(_, since)| since.elapsed() >= CLOSE_IDLE_AFTER).count();
+                let stale: Vec<_> = idle.drain(..stale).collect();
+                (idle.pop(), stale)
+            };
+            for (conn, _) in stale {
                 close_in_background(conn);
-                continue;
             }
-            if idle_for >= CHECK_IDLE_AFTER {
+            let Some((mut conn, since)) = idle else { break };
+            if since.elapsed() >= CHECK_IDLE_AFTER {
                 match tokio::time::timeout_at(deadline, conn.ping()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => {

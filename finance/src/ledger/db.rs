@@ -24,6 +24,10 @@ pub(super) enum Backend {
 /// How long a SQLite writer waits for the file's write lock.
 const SQLITE_BUSY: Duration = Duration::from_secs(10);
 
+/// How long a ledger operation waits for a connection: on SQLite a write waits for the one
+/// writing connection, behind the writes queued before it (a month-end close among them).
+const CONNECTION_WAIT: Duration = Duration::from_secs(30);
+
 /// How long a PostgreSQL writer waits for one of its locks before its job fails (and is
 /// retried): a writer stuck while holding one must not stop the ledger for good.
 const PG_LOCK_TIMEOUT: &str = "30s";
@@ -97,7 +101,7 @@ pub(super) async fn sqlite(path: &Path) -> Result<Pools, Error> {
             Ok(())
         })
     });
-    let writes = Lender::new(write_options, 1, SQLITE_BUSY, Some(setup));
+    let writes = Lender::new(write_options, 1, CONNECTION_WAIT, Some(setup));
     let read = checked_when_idle(AnyPoolOptions::new())
         .max_connections(4)
         .after_connect(move |conn, _| {
@@ -136,7 +140,7 @@ pub(super) async fn postgres(url: &str) -> Result<Pools, Error> {
     let options = AnyConnectOptions::from_str(url)?;
     let tools = checked_when_idle(AnyPoolOptions::new())
         .max_connections(2)
-        .acquire_timeout(PG_CONNECTION_WAIT)
+        .acquire_timeout(CONNECTION_WAIT)
         .connect_with(options.clone())
         .await?;
     let mut migrator = sqlx::migrate!("./migrations_pg");
@@ -147,17 +151,14 @@ pub(super) async fn postgres(url: &str) -> Result<Pools, Error> {
     // Writes of different customers, orders and payments run side by side, a few at a time: each
     // node has as many (its engine has ten more, its invoice batches one), so that five nodes
     // stay within PostgreSQL's default of 100 connections.
-    let writes = Lender::new(options.clone(), 4, PG_CONNECTION_WAIT, None);
+    let writes = Lender::new(options.clone(), 4, CONNECTION_WAIT, None);
     let read = checked_when_idle(AnyPoolOptions::new())
         .max_connections(4)
-        .acquire_timeout(PG_CONNECTION_WAIT)
+        .acquire_timeout(CONNECTION_WAIT)
         .connect_with(options)
         .await?;
     Ok(Pools { writes, read, tools })
 }
-
-/// How long a ledger operation waits for a connection on PostgreSQL.
-const PG_CONNECTION_WAIT: Duration = Duration::from_secs(30);
 
 /// What a scoped write locks on PostgreSQL: the things it reads to decide and then changes. Two
 /// writes wait for each other only when they share a scope (or for the number series, see
