@@ -206,6 +206,8 @@ impl From<EngineError> for ApiError {
         match error {
             EngineError::Rejected(rejection) => rejection.into(),
             EngineError::UnknownProcess(id) => ApiError::missing("process", id, message),
+            EngineError::UnknownVersion { process, version } => ApiError::not_found(message)
+                .with_details(json!({"what": "version", "id": process, "version": version})),
             EngineError::UnknownInstance(id) => ApiError::missing("instance", id, message),
             EngineError::UnknownJob(id) => ApiError::missing("job", id, message),
             EngineError::UnknownTask(id) => ApiError::missing("task", id, message),

@@ -116,7 +116,7 @@ async fn unknown_processes_versions_and_instances_are_404() {
     let version =
         api.post("/v1/instances", "sam", json!({"process": "order_approval", "version": 4, "variables": {}})).await;
     let details = &version.expect_error(StatusCode::NOT_FOUND, "not_found")["details"];
-    assert_eq!(details, &json!({"what": "process", "id": "order_approval v4"}));
+    assert_eq!(details, &json!({"what": "version", "id": "order_approval", "version": 4}));
     let instance = api.get("/v1/instances/i-nope-1", "sam").await;
     let details = &instance.expect_error(StatusCode::NOT_FOUND, "not_found")["details"];
     assert_eq!(details, &json!({"what": "instance", "id": "i-nope-1"}));

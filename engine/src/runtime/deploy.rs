@@ -75,7 +75,7 @@ impl<S: Store> Engine<S> {
             .store
             .deployment(key, Some(version))
             .await?
-            .ok_or_else(|| Error::UnknownProcess(format!("{key} v{version}")))?;
+            .ok_or_else(|| Error::UnknownVersion { process: key.to_string(), version })?;
         let definition: Arc<CompiledProcess> = Arc::new(serde_json::from_str(&row.compiled)?);
         self.inner
             .definitions

@@ -95,6 +95,14 @@ pub enum Error {
     /// No deployment of this process (and version).
     #[error("process `{0}` is not deployed")]
     UnknownProcess(String),
+    /// A deployed process has no such version.
+    #[error("process `{process}` has no version {version}")]
+    UnknownVersion {
+        /// The process key.
+        process: String,
+        /// The version asked for.
+        version: u32,
+    },
     /// No such instance.
     #[error("no instance `{0}`")]
     UnknownInstance(String),

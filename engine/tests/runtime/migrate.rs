@@ -159,6 +159,9 @@ async fn a_request_that_cannot_run_as_asked_is_refused_whole() {
     }
     let mut unknown = request(None, false);
     unknown.to_version = 7;
-    assert!(matches!(env.engine.migrate(&unknown).await, Err(cloverleaf_engine::runtime::Error::UnknownProcess(_))));
+    assert!(matches!(
+        env.engine.migrate(&unknown).await,
+        Err(cloverleaf_engine::runtime::Error::UnknownVersion { version: 7, .. })
+    ));
     assert_eq!(env.instance(&id).await.process_version(), 1);
 }

@@ -42,6 +42,9 @@ pub(crate) fn engine_error(e: runtime::Error) -> Error {
     match e {
         runtime::Error::Rejected(r) => Error::Rejected(r),
         runtime::Error::UnknownProcess(process) => Error::UnknownProcess { process, version: None },
+        runtime::Error::UnknownVersion { process, version } => {
+            Error::UnknownProcess { process, version: Some(version) }
+        }
         runtime::Error::UnknownInstance(id) => Error::UnknownInstance(InstanceId::from(id)),
         runtime::Error::UnknownJob(id) => Error::UnknownJob(JobId::from(id)),
         // A task withdrawn (escalated, cancelled) is no longer open: in memory it is gone.
