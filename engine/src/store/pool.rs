@@ -64,6 +64,10 @@ struct Inner<C: Connection + 'static> {
     setup: Option<Setup<C>>,
     /// How long a borrower waits for a connection (a free one, or a new one connected).
     wait: Duration,
+    /// An idle connection older than this is pinged before it is lent ([`CHECK_IDLE_AFTER`]).
+    check_after: Duration,
+    /// An idle connection older than this is closed ([`CLOSE_IDLE_AFTER`]).
+    close_after: Duration,
     closed: AtomicBool,
 }
 
@@ -95,6 +99,8 @@ impl<C: Connection + 'static> Lender<C> {
                 options,
                 setup,
                 wait,
+                check_after: CHECK_IDLE_AFTER,
+                close_after: CLOSE_IDLE_AFTER,
                 closed: AtomicBool::new(false),
             }),
         }
@@ -118,7 +124,7 @@ impl<C: Connection + 'static> Lender<C> {
                 let mut idle = inner.idle.lock().unwrap_or_else(PoisonError::into_inner);
                 // The oldest are at the front: those idle too long are closed, though the last
                 // back, lent first, would never reach them.
-                let stale = idle.iter().take_while(|(_, since)| since.elapsed() >= CLOSE_IDLE_AFTER).count();
+                let stale = idle.iter().take_while(|(_, since)| since.elapsed() >= inner.close_after).count();
                 let stale: Vec<_> = idle.drain(..stale).collect();
                 (idle.pop(), stale)
             };
@@ -126,7 +132,7 @@ impl<C: Connection + 'static> Lender<C> {
                 close_in_background(conn);
             }
             let Some((mut conn, since)) = idle else { break };
-            if since.elapsed() >= CHECK_IDLE_AFTER {
+            if since.elapsed() >= inner.check_after {
                 match tokio::time::timeout_at(deadline, conn.ping()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => {
@@ -147,6 +153,12 @@ impl<C: Connection + 'static> Lender<C> {
         };
         let conn = tokio::time::timeout_at(deadline, connect).await.map_err(|_| sqlx::Error::PoolTimedOut)??;
         Ok(Lent { conn: Some(conn), released: false, home: Arc::clone(inner), _permit: permit })
+    }
+
+    /// How many connections wait to be lent.
+    #[cfg(test)]
+    fn idle(&self) -> usize {
+        self.inner.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     /// The options new connections are made with.
@@ -239,13 +251,21 @@ mod tests {
     use sqlx::{Executor as _, Row as _};
 
     fn lender(max: usize) -> Lender<SqliteConnection> {
+        lender_closing_after(max, CLOSE_IDLE_AFTER)
+    }
+
+    /// A lender whose idle connections are closed after `close_after`.
+    fn lender_closing_after(max: usize, close_after: Duration) -> Lender<SqliteConnection> {
         let setup: Setup<SqliteConnection> = Arc::new(|conn: &mut SqliteConnection| {
             Box::pin(async move {
                 conn.execute("CREATE TEMP TABLE IF NOT EXISTS marks (n INTEGER)").await?;
                 Ok(())
             })
         });
-        Lender::new(SqliteConnectOptions::new().in_memory(true), max, Duration::from_secs(2), Some(setup))
+        let mut lender =
+            Lender::new(SqliteConnectOptions::new().in_memory(true), max, Duration::from_secs(2), Some(setup));
+        Arc::get_mut(&mut lender.inner).expect("a new lender is not shared").close_after = close_after;
+        lender
     }
 
     /// Each in-memory SQLite connection is its own database: a mark left on one shows whether
@@ -279,6 +299,26 @@ mod tests {
         assert!(matches!(lender.lend().await, Err(sqlx::Error::PoolTimedOut)));
         held.release();
         lender.lend().await.expect("the released connection is free again");
+    }
+
+    /// Connections idle too long are closed, the oldest too, though the last one back is lent
+    /// first. The test lets 50 ms pass to age them: the age it checks, not a race.
+    #[tokio::test]
+    async fn connections_idle_too_long_are_closed_oldest_first() {
+        let lender = lender_closing_after(2, Duration::from_millis(50));
+        let (old, mut recent) = (lender.lend().await.unwrap(), lender.lend().await.unwrap());
+        old.release();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        recent.execute("INSERT INTO marks VALUES (1)").await.unwrap();
+        recent.release();
+        assert_eq!(lender.idle(), 2);
+        let mut lent = lender.lend().await.unwrap();
+        assert!(marked(&mut lent).await, "the recent one is lent");
+        assert_eq!(lender.idle(), 0, "the old one, behind it, is closed");
+        lent.release();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let mut fresh = lender.lend().await.unwrap();
+        assert!(!marked(&mut fresh).await, "once it too sat idle too long, a new connection is made");
     }
 
     #[tokio::test]
