@@ -149,8 +149,8 @@ pub(super) async fn postgres(url: &str) -> Result<Pools, Error> {
     migrator.set_ignore_missing(true);
     migrator.run(&tools).await?;
     // Writes of different customers, orders and payments run side by side, a few at a time: each
-    // node has as many (its engine has ten more, its invoice batches one), so that five nodes
-    // stay within PostgreSQL's default of 100 connections.
+    // node has as many reads (its engine has ten connections more, its invoice batches one), so
+    // that five busy nodes stay within PostgreSQL's default of 100 connections.
     let writes = Lender::new(options.clone(), 4, CONNECTION_WAIT, None);
     let read = checked_when_idle(AnyPoolOptions::new())
         .max_connections(4)
