@@ -200,10 +200,15 @@ impl Api {
 
     /// Starts an order of `amount` requested by `requester`; returns its id.
     pub async fn order(&self, amount: &str, requester: &str) -> String {
+        self.order_entered_by(requester, requester, amount).await
+    }
+
+    /// Starts an order of `amount` that `entered_by` enters for `requester`; returns its id.
+    pub async fn order_entered_by(&self, entered_by: &str, requester: &str, amount: &str) -> String {
         let answer = self
             .post(
                 "/v1/instances",
-                requester,
+                entered_by,
                 json!({"process": "order_approval", "business_key": "SO-1", "variables": {
                     "order_id": "SO-1", "customer_id": "C-7", "amount": amount, "requested_by": requester}}),
             )

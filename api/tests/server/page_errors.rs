@@ -1,7 +1,6 @@
 //! The pages' refusals and form errors in the reader's language.
 
 use axum::http::{Method, StatusCode, header};
-use serde_json::json;
 
 use crate::harness::{Answer, Api};
 use crate::web::{hidden, page, sign_in};
@@ -38,15 +37,7 @@ async fn act(api: &Api, session: &str, task: &str, action: &str, form: &str, lan
 
 /// An order `entered_by` enters for `requester`, past its credit check: the task at the manager.
 async fn order_for(api: &Api, entered_by: &str, requester: &str, amount: &str) -> String {
-    let started = api
-        .post(
-            "/v1/instances",
-            entered_by,
-            json!({"process": "order_approval", "business_key": "SO-5", "variables": {
-                "order_id": "SO-5", "customer_id": "C-7", "amount": amount, "requested_by": requester}}),
-        )
-        .await;
-    let id = started.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string();
+    let id = api.order_entered_by(entered_by, requester, amount).await;
     api.pass_credit_check().await;
     let tasks = api.engine.tasks(Some(&id.as_str().into())).await.unwrap();
     tasks[0].id.0.clone()
