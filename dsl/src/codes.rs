@@ -93,3 +93,71 @@ pub const UNTRANSLATED: &str = "E0703";
 pub const INCOMPLETE: &str = "E0704";
 /// A BPMN import declared a variable whose type it guessed from its use.
 pub const GUESSED: &str = "W0508";
+
+/// Every code of the catalogue, in its order: what a reader's words for the codes must cover.
+pub const ALL: [&str; 45] = [
+    SYNTAX,
+    TOO_DEEP,
+    UNKNOWN_NODE,
+    DUPLICATE,
+    UNKNOWN_VARIABLE,
+    UNKNOWN_ROLE,
+    UNKNOWN_PROCESS,
+    UNKNOWN_FUNCTION,
+    UNKNOWN_FIELD,
+    UNKNOWN_TYPE,
+    UNKNOWN_CALENDAR,
+    TYPE_MISMATCH,
+    NOT_BOOL,
+    ARITY,
+    INVALID_LITERAL,
+    INVALID_SCHEDULE,
+    UNKNOWN_ZONE,
+    INVALID_CALENDAR,
+    CALENDAR_CONFLICT,
+    MISSING,
+    UNREACHABLE,
+    NO_END,
+    NOT_EXHAUSTIVE,
+    JOIN_DEADLOCK,
+    UNSYNCHRONISED,
+    BRANCH_ESCAPE,
+    LOOP_WITHOUT_WAIT,
+    MISPLACED,
+    NO_CALENDAR,
+    BAND_OVERLAP,
+    BAND_GAP,
+    NO_SLA,
+    BUSY_LOOP,
+    UNUSED,
+    CHECKS_SKIPPED,
+    TOO_MANY,
+    UNKNOWN_INDICATOR,
+    UNIT_MISMATCH,
+    NO_SUCH_SPLIT,
+    UNKNOWN_NOTIFY_ROLE,
+    BAD_XML,
+    UNSUPPORTED,
+    UNTRANSLATED,
+    INCOMPLETE,
+    GUESSED,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let source = include_str!("codes.rs");
+        let declared: Vec<&str> = source
+            .lines()
+            .filter(|line| line.starts_with("pub const ") && line.contains(": &str = \""))
+            .filter_map(|line| line.split('"').nth(1))
+            .collect();
+        assert_eq!(declared.len(), ALL.len(), "a code declared here is missing from ALL");
+        for code in declared {
+            assert_eq!(ALL.iter().filter(|c| **c == code).count(), 1, "{code} is not listed once in ALL");
+        }
+    }
+}

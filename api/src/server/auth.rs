@@ -80,6 +80,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         return next.run(request).await;
     }
     let Some(header) = request.headers().get(AUTHORIZATION) else {
+        // A person's browser at an address that is neither a page nor the API gets a page.
+        if crate::web::is_browser_visit(&request) {
+            return crate::web::no_such_page(&state, request).await;
+        }
         return ApiError::unauthorized("send `Authorization: Bearer <token>`").into_response();
     };
     let token = header.to_str().ok().and_then(|h| {

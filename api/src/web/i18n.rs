@@ -35,6 +35,23 @@ impl Lang {
         header.split(',').find_map(|part| Lang::parse(part.split(';').next().unwrap_or_default())).unwrap_or(Lang::En)
     }
 
+    /// The colon after a label, as the language writes it: `Status: ` or `状态：`.
+    pub fn colon(self) -> &'static str {
+        match self {
+            Lang::En => ": ",
+            Lang::ZhCn => "：",
+        }
+    }
+
+    /// `text` in brackets after what it qualifies, as the language writes it: ` (optional)` or
+    /// `（选填）` (full-width, with no space before).
+    pub fn bracketed(self, text: &str) -> String {
+        match self {
+            Lang::En => format!(" ({text})"),
+            Lang::ZhCn => format!("（{text}）"),
+        }
+    }
+
     /// The BCP 47 tag, for `<html lang>` and the cookie.
     pub fn tag(self) -> &'static str {
         match self {
@@ -173,6 +190,7 @@ const EN: &[(&str, &str)] = &[
     ("who", "Who"),
     ("for_whom", "on behalf of"),
     ("not_found", "Not found"),
+    ("no_such_page", "There is no page at {path}."),
     ("archived", "Archived"),
     ("archived_text", "{case} has ended and was moved to the archive {archive} on {at}; its records are kept there."),
     ("forbidden", "Not allowed"),
@@ -260,6 +278,8 @@ const EN: &[(&str, &str)] = &[
     ("deployed", "Deployed"),
     ("diagnostics", "The source does not compile"),
     ("warnings", "Warnings"),
+    ("compiler_text", "The compiler's own words, with the source line:"),
+    ("flow_source", "Process source (.flow)"),
     ("report", "Report"),
     ("invoice", "Invoice"),
     ("due_date", "Due date"),
@@ -530,6 +550,7 @@ const ZH_CN: &[(&str, &str)] = &[
     ("who", "办理人"),
     ("for_whom", "代表"),
     ("not_found", "未找到"),
+    ("no_such_page", "没有地址为 {path} 的页面。"),
     ("archived", "已归档"),
     ("archived_text", "{case} 已办结，并于 {at} 移入归档库 {archive}，记录保存在归档库中。"),
     ("forbidden", "无权访问"),
@@ -608,6 +629,8 @@ const ZH_CN: &[(&str, &str)] = &[
     ("deployed", "已部署"),
     ("diagnostics", "流程源文件无法编译"),
     ("warnings", "警告"),
+    ("compiler_text", "编译器原文（英文），含源代码行与位置标记："),
+    ("flow_source", "流程源文件（.flow）"),
     ("report", "报表"),
     ("invoice", "发票"),
     ("due_date", "到期日"),
@@ -770,7 +793,7 @@ const VARIABLES_ZH: &[(&str, &str)] = &[
     ("approval_outcome", "审批结果"),
     ("approve", "是否批准"),
     ("approve_close", "是否批准结账"),
-    ("approve_write_off", "是否批准核销"),
+    ("approve_write_off", "是否批准坏账核销"),
     ("as_of", "截至日期"),
     ("belongs_here", "是否属于本发票"),
     ("budget_left", "剩余预算"),
@@ -808,7 +831,7 @@ const VARIABLES_ZH: &[(&str, &str)] = &[
     ("shipment_id", "发货单号"),
     ("tax", "税额"),
     ("tolerance", "允许差额"),
-    ("write_off", "是否核销"),
+    ("write_off", "是否作坏账核销"),
 ];
 
 /// A process's title for a reader of `lang`: its Chinese wording (`zh "..."`) where the
@@ -1072,7 +1095,7 @@ const KPI_ZH: &[(&str, &str, &str)] = &[
     ("bad_debt_rate", "坏账率", "期间内核销的应收款 ÷ 收入"),
     ("invoiced", "开票额", "期间内按开票日计的发票金额（含税）"),
     ("cash_received", "回款额", "期间内按银行到账日计的客户付款"),
-    ("auto_match_rate", "自动核销率", "期间内到账且无需人工核销的收款 ÷ 已核销收款"),
+    ("auto_match_rate", "自动匹配率", "期间内到账且无需人工核对即自动匹配的收款 ÷ 已匹配的收款"),
 ];
 
 /// The currency amounts are booked in.

@@ -15,6 +15,7 @@
 //! ([`throttle`]). Every page is served with a strict Content-Security-Policy (no script, no
 //! inline style, nothing from elsewhere).
 
+mod diagnostics;
 mod diagram;
 pub mod i18n;
 mod journal;
@@ -30,7 +31,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use sha2::{Digest, Sha256};
 
 use crate::server::AppState;
@@ -75,27 +76,82 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/inbox") }))
         .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
+        .route("/logout", get(|uri: Uri| async move { form_page("/inbox", &uri) }).post(pages::logout))
         .route("/inbox", get(pages::inbox))
         .route("/tasks/{id}", get(pages::task))
-        .route("/tasks/{id}/{action}", post(pages::task_action))
+        .route(
+            "/tasks/{id}/{action}",
+            get(|uri: Uri| async move {
+                let task = uri.path().rsplit_once('/').map_or("/inbox", |(task, _)| task).to_string();
+                form_page(&task, &uri)
+            })
+            .post(pages::task_action),
+        )
         .route("/away", get(pages::away).post(pages::set_away))
         .route("/cases", get(pages::cases))
         .route("/cases/{id}", get(pages::case))
         .route("/board", get(pages::board))
         .route("/board/receivables", get(pages::receivables))
         .route("/board/orders", get(pages::orders))
-        .route("/board/alerts/{id}/acknowledge", post(pages::acknowledge_alert))
-        .route("/board/budgets", post(pages::set_budget))
+        .route(
+            "/board/alerts/{id}/acknowledge",
+            get(|uri: Uri| async move { form_page("/board", &uri) }).post(pages::acknowledge_alert),
+        )
+        .route("/board/budgets", get(|uri: Uri| async move { form_page("/board", &uri) }).post(pages::set_budget))
         .route("/reports/{id}", get(pages::report))
         .route("/letters", get(pages::letters))
-        .route("/letters/{id}/retry", post(pages::retry_letter))
+        .route(
+            "/letters/{id}/retry",
+            get(|uri: Uri| async move { form_page("/letters", &uri) }).post(pages::retry_letter),
+        )
         .route("/ops", get(pages::operations))
-        .route("/ops/incidents/{id}/retry", post(pages::retry_incident))
-        .route("/ops/deploy", post(pages::deploy).layer(axum::extract::DefaultBodyLimit::max(6 * 1024 * 1024)))
+        .route(
+            "/ops/incidents/{id}/retry",
+            get(|uri: Uri| async move { form_page("/ops", &uri) }).post(pages::retry_incident),
+        )
+        .route(
+            "/ops/deploy",
+            get(|uri: Uri| async move { form_page("/ops", &uri) })
+                .post(pages::deploy)
+                .layer(axum::extract::DefaultBodyLimit::max(6 * 1024 * 1024)),
+        )
         .route("/static/app.css", get(stylesheet))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
+}
+
+/// True for a browser's `GET` of an address outside the API (`/v1/...`, `/metrics`): one that
+/// asks for HTML and sends no token.
+pub fn is_browser_visit(request: &Request) -> bool {
+    let path = request.uri().path();
+    let html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    request.method() == axum::http::Method::GET
+        && html
+        && !path.starts_with("/v1/")
+        && path != "/v1"
+        && path != "/metrics"
+}
+
+/// The answer to a browser at an address that is no page: a 404 page in the reader's language
+/// when they are signed in, the sign-in page otherwise.
+pub async fn no_such_page(state: &AppState, request: Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    match Viewer::from_request_parts(&mut parts, state).await {
+        Ok(viewer) => pages::no_such_page(&viewer, parts.uri.path()),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// A `GET` of an address only forms post to (a reload of the page a form answered, a bookmark, a
+/// language switch): the page `to` the form is on, with the query (its language) kept. Nothing
+/// is done again.
+fn form_page(to: &str, uri: &Uri) -> Response {
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    Redirect::to(&format!("{to}{query}")).into_response()
 }
 
 async fn stylesheet() -> Response {
@@ -224,6 +280,9 @@ pub struct Viewer {
     /// Their session: its id (derived from the cookie, never the cookie) and its expiry, so that
     /// signing out can end it.
     session: (String, chrono::DateTime<chrono::Utc>),
+    /// The page the reader is on (path and query), which the language switch reloads: the one
+    /// asked for, or after a form's `POST` the page the form was on.
+    here: String,
 }
 
 /// Why a page cannot be shown to this request.
@@ -290,11 +349,50 @@ impl FromRequestParts<AppState> for Viewer {
             i64::try_from(expires).ok().and_then(|e| chrono::DateTime::from_timestamp(e, 0)).unwrap_or_default();
         let zone = user.time_zone.unwrap_or(chrono_tz::UTC);
         let csrf = hmac(state.session_key(), &format!("csrf:{value}"))[..32].to_string();
-        Ok(Viewer { caller: Caller(user), lang, zone, csrf, session: (session, until) })
+        let here = page_here(parts);
+        Ok(Viewer { caller: Caller(user), lang, zone, csrf, session: (session, until), here })
     }
 }
 
+/// The page a request is on, as a path and query: a `GET`'s own; for any other method the page
+/// its form was sent from (the `Referer`, which the pages' referrer policy keeps to this origin),
+/// and the inbox when there is none or it is not one of the pages.
+fn page_here(parts: &Parts) -> String {
+    if parts.method == axum::http::Method::GET {
+        return parts.uri.path_and_query().map_or("/inbox", |p| p.as_str()).to_string();
+    }
+    let referer = parts.headers.get(header::REFERER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let after_scheme = referer.split_once("://").map_or("", |(_, rest)| rest);
+    let path_and_query = after_scheme.find('/').map_or("", |at| &after_scheme[at..]);
+    let path_and_query = path_and_query.split('#').next().unwrap_or_default();
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    if path.starts_with("//") || !is_page(path) || path == "/login" {
+        return "/inbox".to_string();
+    }
+    path_and_query.to_string()
+}
+
+/// `here` (a path and query) in language `lang`: its `lang` parameter replaced, every other
+/// parameter kept as it was written.
+pub fn in_language(here: &str, lang: Lang) -> String {
+    let (path, query) = here.split_once('?').unwrap_or((here, ""));
+    let mut pairs: Vec<&str> =
+        query.split('&').filter(|p| !p.is_empty() && *p != "lang" && !p.starts_with("lang=")).collect();
+    let asked = format!("lang={}", lang.tag());
+    pairs.push(&asked);
+    format!("{path}?{}", pairs.join("&"))
+}
+
 impl Viewer {
+    /// The address of this page in the other language.
+    pub fn other_language_href(&self) -> String {
+        let other = match self.lang {
+            Lang::En => Lang::ZhCn,
+            Lang::ZhCn => Lang::En,
+        };
+        in_language(&self.here, other)
+    }
+
     /// True when a submitted CSRF token is this session's.
     pub fn csrf_ok(&self, submitted: Option<&str>) -> bool {
         submitted.is_some_and(|s| same(s, &self.csrf))

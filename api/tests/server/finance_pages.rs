@@ -187,7 +187,7 @@ async fn finance_sees_the_customer_letters_and_the_ar_clerk_sends_a_dead_one_aga
         "{}",
         delivered.text
     );
-    assert!(delivered.text.contains("1 attempt<"), "{}", delivered.text);
+    assert!(delivered.text.contains("(1 attempt)<"), "{}", delivered.text);
     // Only letters: an operator's notification id is not one.
     let other = page(&api, Method::POST, "/letters/task.1/retry", &arlo, Some(&format!("csrf={csrf}"))).await;
     assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.text);

@@ -145,6 +145,24 @@ async fn separation_of_duties_says_who_may_not_decide() {
 }
 
 #[tokio::test]
+async fn a_task_page_tells_someone_barred_at_once_and_offers_no_form() {
+    let Some(api) = Api::new().await else { return };
+    // mia enters the order for sam: the task is offered to her role, but she may not decide it.
+    let task = order_for(&api, "mia", "sam", "24500.00").await;
+    let mia = sign_in(&api, "mia").await;
+    let zh = page(&api, Method::GET, &format!("/tasks/{task}?lang=zh-CN"), &mia, None).await;
+    assert_eq!(zh.status, StatusCode::OK, "{}", zh.text);
+    assert_eq!(problem(&zh), "您不能处理此任务：按流程规定，申请人本人及代其提交申请的人不得审批此任务。");
+    for form in ["/complete\"", "/claim\"", "/delegate\""] {
+        assert!(!zh.text.contains(form), "no `{form}` form for her: {}", zh.text);
+    }
+    // Another manager gets the form, with no refusal.
+    let max = sign_in(&api, "max").await;
+    let en = page(&api, Method::GET, &format!("/tasks/{task}?lang=en"), &max, None).await;
+    assert!(en.text.contains("/complete\"") && !en.text.contains("id=\"problem\""), "{}", en.text);
+}
+
+#[tokio::test]
 async fn a_refused_delegation_reads_as_a_sentence() {
     let Some(api) = Api::new().await else { return };
     let (_, task) = api.order_at_manager("20000.00", "sam").await;

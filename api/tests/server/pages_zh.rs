@@ -74,7 +74,7 @@ async fn an_ended_case_says_which_end_it_reached_by_its_title() {
     let id = approved_order(&api).await;
     let sam = sign_in(&api, "sam").await;
     let zh = page(&api, Method::GET, &format!("/cases/{id}?lang=zh-CN"), &sam, None).await;
-    assert!(zh.text.contains("<b id=\"status\">已完成 (订单已批准)</b>"), "{}", zh.text);
+    assert!(zh.text.contains("<b id=\"status\">已完成（订单已批准）</b>"), "{}", zh.text);
     let en = page(&api, Method::GET, &format!("/cases/{id}?lang=en"), &sam, None).await;
     assert!(en.text.contains("<b id=\"status\">Completed (Order approved)</b>"), "{}", en.text);
     assert!(!en.text.contains("(approved)"), "{}", en.text);
@@ -154,7 +154,7 @@ async fn a_yes_or_no_nobody_has_answered_yet_reads_as_not_decided() {
         .expect(StatusCode::OK);
     let zh = case_page(&api, &sam, &id, "zh-CN").await;
     assert!(zh.contains("<dd data-var=\"approve\">否</dd>"), "{zh}");
-    assert!(zh.contains("<b id=\"status\">已完成 (订单已驳回)</b>"), "{zh}");
+    assert!(zh.contains("<b id=\"status\">已完成（订单已驳回）</b>"), "{zh}");
     let en = case_page(&api, &sam, &id, "en").await;
     assert!(en.contains("<dd data-var=\"approve\">No</dd>"), "{en}");
 }
@@ -177,7 +177,7 @@ async fn a_decision_taken_earlier_reads_as_not_decided_while_the_next_one_is_ope
         .expect(StatusCode::OK);
     let zh = case_page(&api, &sam, &id, "zh-CN").await;
     assert!(zh.contains("<dd data-var=\"approve\">是</dd>"), "{zh}");
-    assert!(zh.contains("<b id=\"status\">已完成 (订单已批准)</b>"), "{zh}");
+    assert!(zh.contains("<b id=\"status\">已完成（订单已批准）</b>"), "{zh}");
 }
 
 #[tokio::test]
@@ -197,4 +197,33 @@ async fn an_alert_on_the_board_is_punctuated_as_each_reader_writes() {
     assert!(!alerts.contains(": ") && !alerts.contains(" ("), "no half-width punctuation: {alerts}");
     let en = visible(&page(&api, Method::GET, "/board?lang=en", &carl, None).await.text);
     assert!(en.contains(" (threshold 60 days) · since "), "{en}");
+}
+
+#[tokio::test]
+async fn the_history_keeps_what_each_approver_answered() {
+    let Some(api) = Api::new().await else { return };
+    // A large order: the manager approves with a comment, then the CFO with another one, which
+    // the `comment` variable keeps alone.
+    let (id, task) = api.order_at_manager("150000.00", "sam").await;
+    api.post(
+        &format!("/v1/tasks/{task}/complete"),
+        "mia",
+        json!({"variables": {"approve": true, "comment": "大客户，同意"}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let tasks = api.engine.tasks(Some(&id.as_str().into())).await.unwrap();
+    api.post(
+        &format!("/v1/tasks/{}/complete", tasks[0].id.0),
+        "carl",
+        json!({"variables": {"approve": true, "comment": "Watch the collection"}}),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let sam = sign_in(&api, "sam").await;
+    let zh = case_page(&api, &sam, &id, "zh-CN").await;
+    assert!(zh.contains("<span class=\"decided\">是否批准：是 · 备注：大客户，同意</span>"), "{zh}");
+    assert!(zh.contains("<span class=\"decided\">是否批准：是 · 备注：Watch the collection</span>"), "{zh}");
+    let en = case_page(&api, &sam, &id, "en").await;
+    assert!(en.contains("<span class=\"decided\">Approve: Yes · Comment: 大客户，同意</span>"), "{en}");
 }

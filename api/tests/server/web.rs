@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 
 use chrono::TimeDelta;
 
-use crate::harness::{Answer, Api, MIA_PASSWORD, token};
+use crate::harness::{Answer, Api, MIA_PASSWORD, token, visible};
 
 /// The `name=value` of a `Set-Cookie` header named `name`.
 fn set_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -389,6 +389,43 @@ async fn an_administrator_deploys_from_the_page_and_sees_diagnostics_with_a_care
 }
 
 #[tokio::test]
+async fn a_chinese_administrator_reads_each_diagnostic_placed_and_explained_in_chinese() {
+    let Some(api) = Api::new().await else { return };
+    let ada = sign_in(&api, "ada").await;
+    let ops = page(&api, Method::GET, "/ops?lang=zh-CN", &ada, None).await;
+    let csrf = hidden(&ops.text, "csrf");
+    let broken = "process broken \"Broken\" {\n  start -> nowhere\n  end done \"Done\"\n}\n";
+    let body = format!("csrf={csrf}&filename=broken.flow&source={}", form_value(broken));
+    let refused = page(&api, Method::POST, "/ops/deploy?lang=zh-CN", &ada, Some(&body)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
+    let shown = visible(&refused.text);
+    assert!(shown.contains("流程源文件无法编译"), "{shown}");
+    assert!(shown.contains("第 2 行第 12 列 错误 E0101：`-&gt;` 指向的节点不存在"), "{shown}");
+    // The compiler's own text stays below, announced as such, with the caret.
+    assert!(shown.contains("编译器原文（英文）") && shown.contains("broken.flow:2:12"), "{shown}");
+    // A warning on a process that deploys is explained too.
+    let no_sla = "process slow \"Slow\" {\n  start -> ok\n  approval ok \"OK\" {\n    role sales.manager\n  } -> done\n  end done \"Done\"\n}\n";
+    let body = format!("csrf={csrf}&filename=slow.flow&source={}", form_value(no_sla));
+    let deployed = page(&api, Method::POST, "/ops/deploy?lang=zh-CN", &ada, Some(&body)).await;
+    assert_eq!(deployed.status, StatusCode::OK, "{}", deployed.text);
+    let shown = visible(&deployed.text);
+    assert!(
+        shown.contains("已部署：slow v1") && shown.contains("警告 W0503：审批既没有到期时间，也没有升级"),
+        "{shown}"
+    );
+    // An English reader reads the compiler's text alone, as before.
+    let en = page(
+        &api,
+        Method::POST,
+        "/ops/deploy?lang=en",
+        &ada,
+        Some(&format!("csrf={csrf}&source={}", form_value(broken))),
+    )
+    .await;
+    assert!(!en.text.contains("diagnostic-summary") && en.text.contains("error[E0101]"), "{}", en.text);
+}
+
+#[tokio::test]
 async fn the_inbox_filters_by_amount_and_customer_and_puts_the_most_urgent_first() {
     let Some(api) = Api::new().await else { return };
     api.order_at_manager("20000.00", "sam").await;
@@ -513,4 +550,96 @@ async fn signing_out_ends_the_session_on_the_server_and_leaves_the_users_other_s
     assert_eq!(post.status, StatusCode::SEE_OTHER);
     // The same user's session on another device is their own to end.
     assert_eq!(page(&api, Method::GET, "/inbox", &phone, None).await.status, StatusCode::OK);
+}
+
+/// `path` as a browser asks for it: HTML, with `cookies`, from page `referer` when given.
+async fn browse(
+    api: &Api,
+    method: Method,
+    path: &str,
+    cookies: &str,
+    referer: Option<&str>,
+    form: Option<&str>,
+) -> Answer {
+    let mut request = Request::builder().method(method).uri(path).header(header::ACCEPT, "text/html,*/*;q=0.8");
+    if !cookies.is_empty() {
+        request = request.header(header::COOKIE, cookies);
+    }
+    if let Some(referer) = referer {
+        request = request.header(header::REFERER, referer);
+    }
+    if form.is_some() {
+        request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    api.send(request.body(Body::from(form.unwrap_or_default().to_string())).unwrap()).await
+}
+
+/// The language switch's address on a page.
+#[track_caller]
+fn switch_href(html: &str) -> String {
+    let link = html.split("hreflang=").next().unwrap();
+    let href = link.rsplit("href=\"").next().unwrap();
+    href.split('"').next().unwrap().replace("&amp;", "&")
+}
+
+#[tokio::test]
+async fn the_language_switch_keeps_the_page_and_its_filters() {
+    let Some(api) = Api::new().await else { return };
+    let carl = sign_in(&api, "carl").await;
+    let cases = browse(&api, Method::GET, "/cases?status=running&lang=zh-CN", &carl, None, None).await;
+    assert_eq!(cases.status, StatusCode::OK, "{}", cases.text);
+    assert_eq!(switch_href(&cases.text), "/cases?status=running&lang=en");
+    let board = browse(&api, Method::GET, "/board/receivables?bucket=1-30", &carl, None, None).await;
+    assert_eq!(switch_href(&board.text), "/board/receivables?bucket=1-30&lang=zh-CN");
+
+    // After a form's answer, the switch reloads the page the form was on, not the form's address.
+    let ada = sign_in(&api, "ada").await;
+    let ops = browse(&api, Method::GET, "/ops?lang=zh-CN", &ada, None, None).await;
+    let csrf = hidden(&ops.text, "csrf");
+    let body = format!("csrf={csrf}&source={}", form_value("process broken {"));
+    let from = Some("http://127.0.0.1:8080/ops?lang=zh-CN");
+    // The browser keeps the language the page set in its cookie.
+    let ada = format!("{ada}; clv_lang=zh-CN");
+    let refused = browse(&api, Method::POST, "/ops/deploy", &ada, from, Some(&body)).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
+    assert_eq!(switch_href(&refused.text), "/ops?lang=en");
+    // A referer from elsewhere, or none, leads to the inbox.
+    for elsewhere in [Some("http://127.0.0.1:8080//evil.example/ops"), Some("http://127.0.0.1:8080/v1/instances"), None]
+    {
+        let refused = browse(&api, Method::POST, "/ops/deploy", &ada, elsewhere, Some(&body)).await;
+        assert_eq!(switch_href(&refused.text), "/inbox?lang=en", "{elsewhere:?}");
+    }
+
+    // The form's address itself, reloaded or switched, goes back to its page and does nothing.
+    for (address, page_of_form) in [
+        ("/tasks/i-x.task.1/complete?lang=en", "/tasks/i-x.task.1?lang=en"),
+        ("/ops/deploy?lang=en", "/ops?lang=en"),
+        ("/board/budgets", "/board"),
+        ("/letters/L-1/retry?lang=zh-CN", "/letters?lang=zh-CN"),
+        ("/logout", "/inbox"),
+    ] {
+        let answer = browse(&api, Method::GET, address, &ada, None, None).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{address}: {}", answer.text);
+        assert_eq!(answer.headers[header::LOCATION], page_of_form, "{address}");
+    }
+    // Still signed in: the `GET` of the sign-out form's address signed nobody out.
+    assert_eq!(browse(&api, Method::GET, "/inbox", &ada, None, None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_browser_at_an_address_that_is_no_page_gets_a_page_in_its_language() {
+    let Some(api) = Api::new().await else { return };
+    let mia = sign_in(&api, "mia").await;
+    let missing = browse(&api, Method::GET, "/nope?lang=zh-CN", &mia, None, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.text);
+    assert!(missing.text.contains("没有地址为 /nope 的页面。"), "{}", missing.text);
+    assert!(missing.text.contains("<b id=\"me\">mia</b>"), "framed for the signed-in reader: {}", missing.text);
+    // Signed out, the sign-in page; the API and its clients keep their JSON answers.
+    let signed_out = browse(&api, Method::GET, "/nope", "", None, None).await;
+    assert_eq!(signed_out.status, StatusCode::SEE_OTHER);
+    assert_eq!(signed_out.headers[header::LOCATION], "/login");
+    let api_client = page(&api, Method::GET, "/nope", &mia, None).await;
+    assert_eq!(api_client.status, StatusCode::UNAUTHORIZED, "{}", api_client.text);
+    let api_path = browse(&api, Method::GET, "/v1/nope", &mia, None, None).await;
+    assert_eq!(api_path.status, StatusCode::UNAUTHORIZED, "{}", api_path.text);
 }

@@ -143,14 +143,14 @@ fn form(viewer: &Viewer, period: &str, known: &[String]) -> String {
          <label>{} <input id=\"cost-centre\" name=\"cost_centre\" list=\"cost-centres\" required maxlength=\"64\" size=\"10\"></label>\
          <datalist id=\"cost-centres\">{options}</datalist>\
          <label>{} <input id=\"period\" name=\"period\" value=\"{period}\" required pattern=\"[0-9]{{4}}-[0-9]{{2}}\" size=\"8\"></label>\
-         <label>{} ({}) <input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required size=\"14\" placeholder=\"250000.00\"></label>\
+         <label>{}{} <input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required size=\"14\" placeholder=\"250000.00\"></label>\
          <button type=\"submit\" id=\"set-budget\">{}</button></form>",
         viewer.t("set_budget"),
         viewer.csrf,
         viewer.t("cost_centre"),
         viewer.t("month"),
         viewer.t("amount"),
-        i18n::CURRENCY,
+        viewer.lang.bracketed(i18n::CURRENCY),
         viewer.t("save_budget"),
     )
 }

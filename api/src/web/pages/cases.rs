@@ -116,7 +116,7 @@ fn instance_status(viewer: &Viewer, case: &super::history::Case<'_>) -> String {
     match case.instance.status() {
         Status::Created | Status::Running => viewer.t("running").to_string(),
         Status::Completed { outcome: Some(end) } => {
-            format!("{} ({})", viewer.t("completed"), super::history::step(case, end))
+            format!("{}{}", viewer.t("completed"), viewer.lang.bracketed(&super::history::step(case, end)))
         }
         Status::Completed { outcome: None } => viewer.t("completed").to_string(),
         Status::Failed { .. } => viewer.t("failed").to_string(),
@@ -176,10 +176,11 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         }
         let case = super::history::Case { definition: &definition, instance: &instance, lang: viewer.lang, now, called };
         let mut out = format!(
-            "<h1>{} <span class=\"muted\">{}</span></h1><p>{}: <b id=\"status\">{}</b></p>{}<section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
+            "<h1>{} <span class=\"muted\">{}</span></h1><p>{}{}<b id=\"status\">{}</b></p>{}<section><h2>{}</h2><div class=\"diagram-wrap\">{}</div></section>",
             esc(i18n::process_title(viewer.lang, &definition)),
             esc(instance.business_key().unwrap_or(id.as_str())),
             viewer.t("status"),
+            viewer.lang.colon(),
             esc(&instance_status(&viewer, &case)),
             called_trouble(&viewer, &case, &calls),
             viewer.t("diagram"),

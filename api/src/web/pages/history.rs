@@ -161,6 +161,9 @@ pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String
             let node_name = row.node.as_deref().unwrap_or_default();
             let next = (row.kind == "decided").then(|| decided_next(case, node_name, detail)).flatten();
             let outcome = (row.kind == "child_completed").then(|| outcome_title(case, node_name, detail)).flatten();
+            let decided = (row.kind == "task_completed")
+                .then(|| entry.as_ref().and_then(|e| decided_values(viewer, case, node_name, e)))
+                .flatten();
             // What the machine noted besides: a decision by the step it led to (its condition,
             // written in the process's language, on hover), a child's outcome by its end's
             // title, an error in the machine's own words.
@@ -170,6 +173,8 @@ pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String
                 format!(" <span class=\"muted\" title=\"{}\">→ {}</span>", esc(detail), esc(&step(case, next)))
             } else if let Some(outcome) = outcome {
                 format!(" <span class=\"muted\">{}</span>", esc(&outcome))
+            } else if let Some(decided) = decided {
+                format!(" <span class=\"decided\">{decided}</span>")
             } else if detail.is_empty() {
                 String::new()
             } else {
@@ -178,6 +183,25 @@ pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String
             format!("<span class=\"event\" data-kind=\"{}\">{}</span>{node}{note}", esc(&row.kind), esc(&word))
         }
     }
+}
+
+/// What a person answered at a task, as its completion entry recorded it (HTML): each field of
+/// the step's form they filled, by its label, in the form's order. Later steps may overwrite the
+/// variables a form sets (a second approver's comment); the entry keeps each person's own.
+fn decided_values(viewer: &Viewer, case: &Case<'_>, node: &str, entry: &HistoryEvent) -> Option<String> {
+    let NodeKind::Approval { form, .. } = &case.definition.node(node)?.kind else { return None };
+    let money = super::money_variables(case.definition);
+    let answers: Vec<String> = form
+        .iter()
+        .filter_map(|field| {
+            let value = entry.variables.get(&field.name)?;
+            let shown = show(viewer, value, money.contains(field.name.as_str()));
+            (shown != "—").then(|| {
+                format!("{}{}{}", esc(&i18n::label(&field.name, viewer.lang)), viewer.lang.colon(), esc(&shown))
+            })
+        })
+        .collect();
+    (!answers.is_empty()).then(|| answers.join(" · "))
 }
 
 /// `migrated from v1 to v2: REASON` in the reader's words.

@@ -158,16 +158,16 @@ fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> Stri
     let to =
         letter.to.as_deref().map_or_else(|| format!("<span class=\"muted\">{}</span>", viewer.t("no_address")), esc);
     let mut delivery = format!(
-        "<strong class=\"state {}\">{}</strong> <span class=\"muted\">{}</span>",
+        "<strong class=\"state {}\">{}</strong><span class=\"muted\">{}</span>",
         esc(&letter.state),
         esc(word),
-        if letter.state == UNSENT {
+        viewer.lang.bracketed(&if letter.state == UNSENT {
             viewer.t("letter_no_channel").to_string()
         } else if letter.attempts == 1 {
             viewer.t("attempt_one").to_string()
         } else {
             viewer.t("attempts").replace("{n}", &letter.attempts.to_string())
-        },
+        }),
     );
     if let Some(error) = letter.last_error.as_deref().filter(|_| letter.state != "delivered") {
         let _ = write!(

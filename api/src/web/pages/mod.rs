@@ -65,7 +65,7 @@ fn page(viewer: &Viewer, title: &str, body: &str) -> String {
          <title>{title} · {app}</title><link rel=\"stylesheet\" href=\"/static/app.css\"></head><body>\
          <header><strong class=\"brand\">{app}</strong><nav>{nav}</nav>\
          <div class=\"me\"><span>{signed} <b id=\"me\">{user}</b></span><a href=\"/away\">{away}</a>\
-         <a href=\"?lang={other}\" hreflang=\"{other}\">{switch}</a>\
+         <a href=\"{switch_href}\" hreflang=\"{other}\">{switch}</a>\
          <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
          <button type=\"submit\">{signout}</button></form></div></header><main>{body}</main></body></html>",
         lang = viewer.lang.tag(),
@@ -75,6 +75,7 @@ fn page(viewer: &Viewer, title: &str, body: &str) -> String {
         user = esc(viewer.caller.name()),
         away = viewer.t("away"),
         switch = viewer.t("language"),
+        switch_href = esc(&viewer.other_language_href()),
         csrf = viewer.csrf,
         signout = viewer.t("sign_out"),
     )
@@ -89,6 +90,12 @@ fn message_page(viewer: &Viewer, status: StatusCode, title: &'static str, text: 
         viewer.t("back")
     );
     with_lang(viewer, html(status, page(viewer, viewer.t(title), &body)))
+}
+
+/// The 404 page of an address that is none of the pages.
+pub fn no_such_page(viewer: &Viewer, path: &str) -> Response {
+    let text = viewer.t("no_such_page").replace("{path}", path);
+    message_page(viewer, StatusCode::NOT_FOUND, "not_found", &text)
 }
 
 /// Remembers a language chosen with `?lang=` in a cookie.

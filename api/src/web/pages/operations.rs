@@ -10,13 +10,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use cloverleaf_engine::store::{Queries as _, Store as _};
 use cloverleaf_engine::{IncidentId, Instance};
 use serde::Deserialize;
+use serde_json::Value;
 
 use super::history::{Case, incident_text, step};
 use super::{CsrfForm, answer, error_page, message_page, page, with_lang};
 use crate::server::AppState;
 use crate::server::config::ADMIN;
 use crate::server::error::ApiError;
-use crate::web::{Viewer, esc, html, i18n, url_path};
+use crate::web::i18n::Lang;
+use crate::web::{Viewer, diagnostics, esc, html, i18n, url_path};
 
 /// The open incidents the page lists at most, oldest first.
 const INCIDENTS_SHOWN: usize = 100;
@@ -107,12 +109,13 @@ fn deploy_form(viewer: &Viewer, source: &str) -> String {
     format!(
         "<section><h2>{}</h2><form method=\"post\" action=\"/ops/deploy\" class=\"decision\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\"><label for=\"filename\">{}</label>\
-         <input id=\"filename\" name=\"filename\" value=\"definition.flow\"><label for=\"source\">.flow</label>\
+         <input id=\"filename\" name=\"filename\" value=\"definition.flow\"><label for=\"source\">{}</label>\
          <textarea id=\"source\" name=\"source\" rows=\"12\" spellcheck=\"false\" required>{}</textarea>\
          <button type=\"submit\" id=\"deploy\">{}</button></form></section>",
         viewer.t("deploy"),
         viewer.csrf,
         viewer.t("file_name"),
+        viewer.t("flow_source"),
         esc(source),
         viewer.t("deploy_button")
     )
@@ -142,34 +145,49 @@ pub async fn deploy(State(state): State<AppState>, viewer: Viewer, Form(form): F
         Ok(done) => {
             let versions: Vec<String> =
                 done.processes.iter().map(|p| format!("{} v{}", esc(&p.key), p.version)).collect();
+            let (colon, separator) = if viewer.lang == Lang::ZhCn { ("：", "、") } else { (": ", ", ") };
             let mut out = format!(
-                "<p class=\"notice\" role=\"status\" id=\"outcome\">{}: {}</p>",
+                "<p class=\"notice\" role=\"status\" id=\"outcome\">{}{colon}{}</p>",
                 viewer.t("deployed"),
-                versions.join(", ")
+                versions.join(separator)
             );
             if !done.warnings.is_empty() {
                 let rendered: String = done.warnings.iter().map(|w| esc(&w.rendered)).collect::<Vec<_>>().join("\n");
-                let _ = write!(out, "<h3>{}</h3><pre class=\"diagnostics\">{rendered}</pre>", viewer.t("warnings"));
+                let views: Vec<Value> = done.warnings.iter().filter_map(|w| serde_json::to_value(w).ok()).collect();
+                let _ = write!(
+                    out,
+                    "<h3>{}</h3>{}{}<pre class=\"diagnostics\">{rendered}</pre>",
+                    viewer.t("warnings"),
+                    diagnostics::summary_list(viewer.lang, &views),
+                    compiler_text_heading(&viewer, &views)
+                );
             }
             (StatusCode::OK, out)
         }
         Err(e) => {
-            let rendered: Vec<String> = e.details()["diagnostics"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d["rendered"].as_str().map(esc))
-                .collect();
+            let views = e.details()["diagnostics"].as_array().cloned().unwrap_or_default();
+            let rendered: Vec<String> = views.iter().filter_map(|d| d["rendered"].as_str().map(esc)).collect();
             let body = if rendered.is_empty() { esc(e.message()) } else { rendered.join("\n") };
             let out = format!(
-                "<div class=\"notice refusal\" role=\"alert\" id=\"outcome\"><p>{}</p><pre class=\"diagnostics\">{body}</pre></div>",
-                viewer.t("diagnostics")
+                "<div class=\"notice refusal\" role=\"alert\" id=\"outcome\"><p>{}</p>{}{}<pre class=\"diagnostics\">{body}</pre></div>",
+                viewer.t("diagnostics"),
+                diagnostics::summary_list(viewer.lang, &views),
+                compiler_text_heading(&viewer, &views)
             );
             (e.status(), out)
         }
     };
     let body = format!("<h1>{}</h1>{outcome}{}", viewer.t("operations"), deploy_form(&viewer, &source));
     with_lang(&viewer, html(status, page(&viewer, viewer.t("deploy"), &body)))
+}
+
+/// The heading of the compiler's own text where a list in the reader's language comes before
+/// it: that the text below is the compiler's, in English.
+fn compiler_text_heading(viewer: &Viewer, views: &[Value]) -> String {
+    if viewer.lang == Lang::En || views.is_empty() {
+        return String::new();
+    }
+    format!("<p class=\"compiler-text\">{}</p>", viewer.t("compiler_text"))
 }
 
 /// `POST /ops/incidents/{id}/retry`.

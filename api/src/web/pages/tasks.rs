@@ -265,7 +265,18 @@ async fn task_page(
         url_path(&task.instance_id.0),
         viewer.t("instance")
     );
-    if let Some(problem) = problem {
+    // Someone a `not by` rule bars (the requester, an earlier approver) reads why at once, and
+    // gets no form they could only be refused on.
+    let barred = match problem {
+        Some(problem) => (problem.code() == "separation_of_duties").then(|| problem.clone()),
+        None => engine
+            .may_decide(&task.id, viewer.caller.name(), &viewer.caller.0.role_refs())
+            .await
+            .err()
+            .map(ApiError::from)
+            .filter(|e| e.code() == "separation_of_duties"),
+    };
+    if let Some(problem) = barred.as_ref().or(problem) {
         let _ = write!(
             out,
             "<div class=\"notice refusal\" role=\"alert\" id=\"problem\">{}</div>",
@@ -282,6 +293,9 @@ async fn task_page(
     let _ = write!(out, "<dt>{}</dt><dd>{}</dd></dl></section>", viewer.t("due"), due_cell(viewer, task.due_at, now));
     if task.state != TaskState::Open {
         let _ = write!(out, "<p class=\"notice\">{}</p>", viewer.t("task_closed"));
+        return Ok(page(viewer, &title, &out));
+    }
+    if barred.is_some() {
         return Ok(page(viewer, &title, &out));
     }
     let action = format!("/tasks/{}", url_path(&task.id.0));
@@ -320,7 +334,7 @@ fn form_field(viewer: &Viewer, field: &FormField) -> String {
     let name = esc(&field.name);
     let label = esc(&i18n::label(&field.name, viewer.lang));
     let optional = if field.optional {
-        format!(" <span class=\"muted\">({})</span>", viewer.t("optional"))
+        format!(" <span class=\"muted\">{}</span>", viewer.lang.bracketed(viewer.t("optional")).trim_start())
     } else {
         String::new()
     };
