@@ -523,6 +523,16 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     let zh = browser.wait_for("重试次数已用完").await;
     assert!(zh.contains("自动任务 qa.export 失败 1 次，重试次数已用完：the export share is offline"), "{zh}");
     browser.screenshot("incident-zh").await;
+    // A source that does not compile: in Chinese each diagnostic is placed and explained, the
+    // compiler's own text below it; the language switch then reloads the operations page.
+    browser.type_into("#source", "process broken \"Broken\" {\n  start -> nowhere\n  end done \"Done\"\n}\n").await;
+    browser.click("#deploy").await;
+    let refused = browser.wait_for("编译器原文").await;
+    assert!(refused.contains("第 2 行第 12 列 错误 E0101：`->` 指向的节点不存在"), "{refused}");
+    browser.screenshot("deploy-diagnostics-zh").await;
+    browser.click("a[hreflang='en']").await;
+    browser.wait_for("Open incidents").await;
+    assert!(browser.url().await.ends_with("/ops?lang=en"), "{}", browser.url().await);
     browser.goto(&format!("{server}/ops?lang=en")).await;
     browser.wait_for("Open incidents").await;
     browser.click(&format!("form[action^='/ops/incidents/{flaky}.'] button")).await;
