@@ -363,15 +363,23 @@ fn form_value(text: &str) -> String {
         .collect()
 }
 
+/// A process whose start leads to a step that does not exist (E0101 at 2:12).
+const BROKEN: &str = "process broken \"Broken\" {\n  start -> nowhere\n  end done \"Done\"\n}\n";
+
+/// `source` deployed from the operations page as `broken.flow` by `session`, in `lang`; and the
+/// page's CSRF token.
+async fn deploy_from_page(api: &Api, session: &str, lang: &str, source: &str) -> (Answer, String) {
+    let ops = page(api, Method::GET, &format!("/ops?lang={lang}"), session, None).await;
+    let csrf = hidden(&ops.text, "csrf");
+    let body = format!("csrf={csrf}&filename=broken.flow&source={}", form_value(source));
+    (page(api, Method::POST, &format!("/ops/deploy?lang={lang}"), session, Some(&body)).await, csrf)
+}
+
 #[tokio::test]
 async fn an_administrator_deploys_from_the_page_and_sees_diagnostics_with_a_caret() {
     let Some(api) = Api::new().await else { return };
     let ada = sign_in(&api, "ada").await;
-    let ops = page(&api, Method::GET, "/ops", &ada, None).await;
-    let csrf = hidden(&ops.text, "csrf");
-    let broken = "process broken \"Broken\" {\n  start -> nowhere\n  end done \"Done\"\n}\n";
-    let body = format!("csrf={csrf}&filename=broken.flow&source={}", form_value(broken));
-    let refused = page(&api, Method::POST, "/ops/deploy", &ada, Some(&body)).await;
+    let (refused, csrf) = deploy_from_page(&api, &ada, "en", BROKEN).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
     assert!(refused.text.contains("broken.flow:2:") && refused.text.contains('^'), "{}", refused.text);
     assert!(refused.text.contains("start -&gt; nowhere"), "the source line, and the text kept: {}", refused.text);
@@ -392,11 +400,7 @@ async fn an_administrator_deploys_from_the_page_and_sees_diagnostics_with_a_care
 async fn a_chinese_administrator_reads_each_diagnostic_placed_and_explained_in_chinese() {
     let Some(api) = Api::new().await else { return };
     let ada = sign_in(&api, "ada").await;
-    let ops = page(&api, Method::GET, "/ops?lang=zh-CN", &ada, None).await;
-    let csrf = hidden(&ops.text, "csrf");
-    let broken = "process broken \"Broken\" {\n  start -> nowhere\n  end done \"Done\"\n}\n";
-    let body = format!("csrf={csrf}&filename=broken.flow&source={}", form_value(broken));
-    let refused = page(&api, Method::POST, "/ops/deploy?lang=zh-CN", &ada, Some(&body)).await;
+    let (refused, csrf) = deploy_from_page(&api, &ada, "zh-CN", BROKEN).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
     let shown = visible(&refused.text);
     assert!(shown.contains("流程源文件无法编译"), "{shown}");
@@ -419,7 +423,7 @@ async fn a_chinese_administrator_reads_each_diagnostic_placed_and_explained_in_c
         Method::POST,
         "/ops/deploy?lang=en",
         &ada,
-        Some(&format!("csrf={csrf}&source={}", form_value(broken))),
+        Some(&format!("csrf={csrf}&source={}", form_value(BROKEN))),
     )
     .await;
     assert!(!en.text.contains("diagnostic-summary") && en.text.contains("error[E0101]"), "{}", en.text);
