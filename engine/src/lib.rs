@@ -74,5 +74,5 @@ pub use rejection::Rejection;
 pub use runtime::{Engine, EngineOptions};
 pub use step::{
     Migration, MigrationPlan, STEP_LIMIT, TokenMove, Transition, WaitAction, WaitChange, WaitKind, check_mapping,
-    check_separation, migrate, render_title, replay, replay_versions, step,
+    check_separation, migrate, render_title, render_title_with, replay, replay_versions, step,
 };

@@ -853,9 +853,9 @@ pub fn role_title<'a>(lang: Lang, process: &'a cloverleaf_dsl::CompiledProcess, 
     }
 }
 
-/// A task's title for a reader of `lang`. The stored title is the English one, rendered when the
-/// task opened; a Chinese reader gets the process's Chinese wording rendered on the instance's
-/// values, where the process gives one.
+/// A task's title for a reader of `lang`: the step's title in their language rendered on the
+/// instance's values (see [`render_title`]); the title stored when the task opened (English,
+/// money plain) for a step that has none any more.
 pub fn task_title(
     lang: Lang,
     process: &cloverleaf_dsl::CompiledProcess,
@@ -863,14 +863,30 @@ pub fn task_title(
     task: &cloverleaf_engine::store::TaskInfo,
     now: DateTime<Utc>,
 ) -> String {
-    let zh = match (lang, process.node(&task.node)) {
-        (Lang::ZhCn, Some(node)) => node.title_zh.as_deref(),
+    match process.node(&task.node).and_then(|node| node_title(lang, node)) {
+        Some(template) => render_title(lang, process, template, instance.variables(), now),
+        None => task.title.clone(),
+    }
+}
+
+/// A title template of `process` rendered on `variables` for a reader of `lang`: as the engine
+/// renders it, with a placeholder that names a money variable shown as money (`¥8,000.00`,
+/// `CNY 8,000.00`) instead of a bare number.
+pub fn render_title(
+    lang: Lang,
+    process: &cloverleaf_dsl::CompiledProcess,
+    template: &str,
+    variables: &std::collections::BTreeMap<String, cloverleaf_dsl::expr::Value>,
+    now: DateTime<Utc>,
+) -> String {
+    let is_money = |name: &str| {
+        process.inputs.iter().chain(&process.vars).any(|v| v.name == name && v.ty == cloverleaf_dsl::expr::Type::Money)
+    };
+    let show = |placeholder: &str, value: &cloverleaf_dsl::expr::Value| match value {
+        cloverleaf_dsl::expr::Value::Number(n) if is_money(placeholder) => Some(money(*n, lang)),
         _ => None,
     };
-    zh.map_or_else(
-        || task.title.clone(),
-        |template| cloverleaf_engine::render_title(template, instance.variables(), now, process.calendar.as_ref()),
-    )
+    cloverleaf_engine::render_title_with(template, variables, now, process.calendar.as_ref(), &show)
 }
 
 /// `roles` by their titles for a reader of `lang`, listed as the language lists them.
@@ -1099,27 +1115,19 @@ const KPI_ZH: &[(&str, &str, &str)] = &[
 ];
 
 /// The currency amounts are booked in.
-pub const CURRENCY: &str = "CNY";
+pub use cloverleaf_finance::ledger::CURRENCY;
 
 /// An amount as a reader of `lang` writes it: `CNY 24,500.00` or `¥24,500.00`; credits keep
-/// their sign in front of the currency.
+/// their sign in front of the currency (the customer letters write amounts the same way).
 pub fn money(amount: Decimal, lang: Lang) -> String {
-    let rounded = amount.round_dp(2);
-    let negative = rounded.is_sign_negative() && !rounded.is_zero();
-    let text = format!("{:.2}", rounded.abs());
-    let (whole, cents) = text.split_once('.').unwrap_or((&text, "00"));
-    let mut grouped = String::new();
-    for (i, digit) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    let sign = if negative { "-" } else { "" };
-    match lang {
-        Lang::En => format!("{sign}{CURRENCY} {grouped}.{cents}"),
-        Lang::ZhCn => format!("{sign}¥{grouped}.{cents}"),
-    }
+    use cloverleaf_finance::ledger::wording::{Language, amount_text};
+    amount_text(
+        amount,
+        match lang {
+            Lang::En => Language::En,
+            Lang::ZhCn => Language::ZhCn,
+        },
+    )
 }
 
 /// A time as a reader in `zone` reads it, with the zone named: `2026-01-31 18:00 (Asia/Shanghai)`,
@@ -1159,6 +1167,31 @@ pub fn zone_name(zone: Tz, lang: Lang) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_title_shows_money_placeholders_as_money_in_the_readers_language() {
+        let source = "process wo \"Write-off\" {\n  input { invoice_id: text\n    amount_due: money\n    days: int }\n  \
+                      start -> done\n  end done \"Done\"\n}\n";
+        let mut project = cloverleaf_dsl::Project::new();
+        project.add("wo.flow", source);
+        let compiled = project.compile();
+        let process = compiled.process("wo").unwrap_or_else(|| panic!("{}", compiled.render()));
+        let variables = std::collections::BTreeMap::from([
+            ("invoice_id".to_string(), cloverleaf_dsl::expr::Value::Text("INV-7".into())),
+            ("amount_due".to_string(), cloverleaf_dsl::expr::Value::Number("8000".parse().unwrap())),
+            ("days".to_string(), cloverleaf_dsl::expr::Value::Number("12000".parse().unwrap())),
+        ]);
+        let template = "Write off {amount_due} on invoice {invoice_id} after {days} days, {amount_due * 2}";
+        let now = chrono::Utc::now();
+        assert_eq!(
+            render_title(Lang::En, process, template, &variables, now),
+            "Write off CNY 8,000.00 on invoice INV-7 after 12000 days, 16000"
+        );
+        assert_eq!(
+            render_title(Lang::ZhCn, process, "将发票 {invoice_id} 的 {amount_due} 作坏账核销", &variables, now),
+            "将发票 INV-7 的 ¥8,000.00 作坏账核销"
+        );
+    }
 
     #[test]
     fn every_indicator_has_its_words_in_both_languages() {

@@ -28,6 +28,19 @@ pub fn render_title(
     now: DateTime<Utc>,
     calendar: Option<&Calendar>,
 ) -> String {
+    render_title_with(template, variables, now, calendar, &|_, _| None)
+}
+
+/// [`render_title`] for a reader: `show` may word a placeholder's value (given the placeholder as
+/// written, trimmed, and its value) as that reader reads it, money with its currency for one;
+/// `None` keeps the plain text every title gets.
+pub fn render_title_with(
+    template: &str,
+    variables: &BTreeMap<String, Value>,
+    now: DateTime<Utc>,
+    calendar: Option<&Calendar>,
+    show: &dyn Fn(&str, &Value) -> Option<String>,
+) -> String {
     let context = EvalContext::new(variables, now).with_calendar(calendar);
     let mut out = String::new();
     let mut rest = template;
@@ -36,7 +49,7 @@ pub fn render_title(
         out.push_str(&rest[..open]);
         let inner = &rest[open + 1..close];
         match CExpr::parse(inner.trim()).ok().and_then(|e| eval(e.ast(), &context).ok()) {
-            Some(v) => out.push_str(&plain(&v)),
+            Some(v) => out.push_str(&show(inner.trim(), &v).unwrap_or_else(|| plain(&v))),
             None => out.push_str(&rest[open..=close]),
         }
         rest = &rest[close + 1..];

@@ -92,6 +92,9 @@ mod series;
 mod stock;
 mod tx;
 pub mod wording;
+
+/// The currency the ledger books in.
+pub const CURRENCY: &str = "CNY";
 mod zone;
 
 use std::path::Path;

@@ -6,7 +6,7 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use super::{Error, Ledger, date_text, money_text};
+use super::{CURRENCY, Error, Ledger, date_text};
 
 /// The languages letters are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,27 @@ impl Language {
     }
 }
 
+/// An amount as a reader of `language` writes it: `CNY 24,500.00` or `¥24,500.00`, to the cent,
+/// with the sign of a credit in front of the currency.
+pub fn amount_text(amount: Decimal, language: Language) -> String {
+    let rounded = amount.round_dp(2);
+    let negative = rounded.is_sign_negative() && !rounded.is_zero();
+    let text = format!("{:.2}", rounded.abs());
+    let (whole, cents) = text.split_once('.').unwrap_or((&text, "00"));
+    let mut grouped = String::new();
+    for (i, digit) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if negative { "-" } else { "" };
+    match language {
+        Language::ZhCn if CURRENCY == "CNY" => format!("{sign}¥{grouped}.{cents}"),
+        _ => format!("{sign}{CURRENCY} {grouped}.{cents}"),
+    }
+}
+
 /// What an invoice notice says.
 pub(crate) struct InvoiceFacts<'a> {
     pub customer: &'a str,
@@ -49,13 +70,14 @@ pub(crate) struct InvoiceFacts<'a> {
 
 /// An invoice notice: (subject, body).
 pub(crate) fn invoice_notice(language: Language, f: &InvoiceFacts<'_>) -> (String, String) {
-    let (total, net, tax, due) = (money_text(f.total), money_text(f.net), money_text(f.tax), date_text(f.due));
+    let money = |amount| amount_text(amount, language);
+    let (total, net, tax, due) = (money(f.total), money(f.net), money(f.tax), date_text(f.due));
     match language {
         Language::En => (
-            format!("Invoice {} from us", f.number),
+            format!("Invoice {}", f.number),
             format!(
-                "Dear {},\n\nplease find invoice {} of {total} (net {net}, tax {tax}), due on {due}. Please quote {} \
-                 with your payment.",
+                "Dear {},\n\nWe have issued invoice {} for {total} (net {net}, tax {tax}), due on {due}. Please quote \
+                 {} with your payment.",
                 f.customer, f.number, f.id
             ),
         ),
@@ -72,11 +94,11 @@ pub(crate) fn invoice_notice(language: Language, f: &InvoiceFacts<'_>) -> (Strin
 
 /// Another notice about an invoice (a template the wording does not know): (subject, body).
 pub(crate) fn invoice_other(language: Language, template: &str, f: &InvoiceFacts<'_>) -> (String, String) {
-    let total = money_text(f.total);
+    let total = amount_text(f.total, language);
     match language {
         Language::En => (
             format!("About invoice {}", f.number),
-            format!("Dear {},\n\n{template}: invoice {} of {total}.", f.customer, f.number),
+            format!("Dear {},\n\n{template}: invoice {} for {total}.", f.customer, f.number),
         ),
         Language::ZhCn => (
             format!("关于发票 {}", f.number),
@@ -93,7 +115,7 @@ pub(crate) fn dunning_letter(
     days_overdue: i64,
     open: Decimal,
 ) -> (String, String) {
-    let (total, due, open) = (money_text(f.total), date_text(f.due), money_text(open));
+    let (total, due, open) = (amount_text(f.total, language), date_text(f.due), amount_text(open, language));
     match language {
         Language::En => (
             match level {
@@ -101,7 +123,7 @@ pub(crate) fn dunning_letter(
                 _ => format!("Second reminder {level}: invoice {} is overdue", f.number),
             },
             format!(
-                "Dear {},\n\ninvoice {} of {total} was due on {due} ({days_overdue} days ago). {open} is still open. \
+                "Dear {},\n\nInvoice {} for {total} was due on {due} ({days_overdue} days ago). {open} is still open. \
                  Please pay quoting {}.",
                 f.customer, f.number, f.id
             ),
@@ -122,11 +144,11 @@ pub(crate) fn dunning_letter(
 
 /// A refund notice: (subject, body).
 pub(crate) fn refund_notice(language: Language, customer: &str, amount: Decimal, payment_id: &str) -> (String, String) {
-    let amount = money_text(amount);
+    let amount = amount_text(amount, language);
     match language {
         Language::En => (
             "Refund of an over-payment".to_string(),
-            format!("Dear {customer},\n\nwe refunded {amount} of your payment {payment_id}."),
+            format!("Dear {customer},\n\nWe have refunded {amount} of your payment {payment_id}."),
         ),
         Language::ZhCn => (
             "多付款项退款".to_string(),
@@ -167,17 +189,24 @@ mod tests {
     fn letters_speak_the_customers_language_with_the_same_figures() {
         let (subject, body) = invoice_notice(Language::ZhCn, &facts());
         assert_eq!(subject, "发票 2026-000007");
-        assert!(body.contains("金额 1130.00（不含税 1000.00，税额 130.00），付款到期日为 2026-02-04"), "{body}");
+        assert!(body.contains("金额 ¥1,130.00（不含税 ¥1,000.00，税额 ¥130.00），付款到期日为 2026-02-04"), "{body}");
         let (subject, body) = dunning_letter(Language::ZhCn, 2, &facts(), 31, Decimal::new(50_000, 2));
         assert_eq!(subject, "第 2 次付款提醒：发票 2026-000007 已逾期");
-        assert!(body.contains("已逾期 31 天，尚有 500.00 未付。付款时请注明 INV-2026-000007。"), "{body}");
+        assert!(body.contains("已逾期 31 天，尚有 ¥500.00 未付。付款时请注明 INV-2026-000007。"), "{body}");
         let (subject, body) = refund_notice(Language::ZhCn, "Shanghai Pumps Co.", Decimal::new(15_000, 2), "BANK-9");
         assert_eq!(subject, "多付款项退款");
-        assert!(body.contains("您的付款 BANK-9 中的 150.00 已退还给您"), "{body}");
-        // English stays as it was written before languages were known.
+        assert!(body.contains("您的付款 BANK-9 中的 ¥150.00 已退还给您"), "{body}");
+        // In English the amounts carry the currency's code.
         let (subject, body) = dunning_letter(Language::En, 1, &facts(), 7, Decimal::new(113_000, 2));
         assert_eq!(subject, "Reminder: invoice 2026-000007 is overdue");
-        assert!(body.contains("was due on 2026-02-04 (7 days ago). 1130.00 is still open."), "{body}");
+        assert!(body.contains("was due on 2026-02-04 (7 days ago). CNY 1,130.00 is still open."), "{body}");
+        let (subject, body) = invoice_notice(Language::En, &facts());
+        assert_eq!(subject, "Invoice 2026-000007");
+        assert!(
+            body.starts_with("Dear Shanghai Pumps Co.,\n\nWe have issued invoice 2026-000007 for CNY 1,130.00"),
+            "{body}"
+        );
+        assert_eq!(amount_text(Decimal::new(-123_456_789, 2), Language::En), "-CNY 1,234,567.89");
         assert_eq!(Language::parse("ZH-cn"), Some(Language::ZhCn));
         assert_eq!(Language::parse("de"), None);
     }

@@ -383,7 +383,7 @@ async fn dunning_letters_and_notifications_go_to_the_outbox() {
             .unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[0].0, "dunning_letter");
-    assert_eq!(rows[1], ("notification".into(), inv, "Invoice 2026-000001 from us".into()));
+    assert_eq!(rows[1], ("notification".into(), inv, "Invoice 2026-000001".into()));
     let level: i64 = sqlx::query_scalar("SELECT dunning_level FROM invoices WHERE id = 'INV-OB-0003'")
         .fetch_one(env.ledger.pool())
         .await

@@ -161,9 +161,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         }
         let money = money_variables(&definition);
         let now = engine.now();
-        let fill = |template: &str| {
-            cloverleaf_engine::render_title(template, instance.variables(), now, definition.calendar.as_ref())
-        };
+        let fill = |template: &str| i18n::render_title(viewer.lang, &definition, template, instance.variables(), now);
         let mut called = HashMap::new();
         for node in &definition.nodes {
             if let NodeKind::Call { process, .. } = &node.kind {

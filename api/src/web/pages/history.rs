@@ -61,7 +61,7 @@ pub(super) fn step(case: &Case<'_>, name: &str) -> String {
         // An untitled join, split or decision by what it does, not by its name in the source.
         return crate::web::diagram::structural_name(case.lang, node).map_or_else(|| name.to_string(), str::to_string);
     };
-    cloverleaf_engine::render_title(template, case.instance.variables(), case.now, case.definition.calendar.as_ref())
+    i18n::render_title(case.lang, case.definition, template, case.instance.variables(), case.now)
 }
 
 /// The case whose history is shown: its instance and the definition it runs.

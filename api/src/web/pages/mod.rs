@@ -265,9 +265,7 @@ fn sod_text(
                 .and_then(|p| {
                     let template = i18n::node_title(viewer.lang, p.node(step)?)?;
                     match instance {
-                        Some((i, now)) => {
-                            Some(cloverleaf_engine::render_title(template, i.variables(), now, p.calendar.as_ref()))
-                        }
+                        Some((i, now)) => Some(i18n::render_title(viewer.lang, p, template, i.variables(), now)),
                         None => (!template.contains('{')).then(|| template.to_string()),
                     }
                 })
