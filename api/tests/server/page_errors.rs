@@ -156,10 +156,20 @@ async fn a_task_page_tells_someone_barred_at_once_and_offers_no_form() {
     for form in ["/complete\"", "/claim\"", "/delegate\""] {
         assert!(!zh.text.contains(form), "no `{form}` form for her: {}", zh.text);
     }
+    // Her inbox says so beside the task, and lists it after the tasks she may decide.
+    let (_, hers) = api.order_at_manager("20000.00", "sam").await;
+    let inbox = page(&api, Method::GET, "/inbox?lang=zh-CN", &mia, None).await;
+    let barred_row = inbox.text.find(&format!("href=\"/tasks/{task}\"")).unwrap();
+    let her_row = inbox.text.find(&format!("href=\"/tasks/{hers}\"")).unwrap();
+    assert!(her_row < barred_row, "the task she may decide first: {}", inbox.text);
+    assert_eq!(inbox.text.matches("data-barred").count(), 1, "{}", inbox.text);
+    assert!(inbox.text[barred_row..].contains("按职责分离规定，您不能审批此任务"), "{}", inbox.text);
     // Another manager gets the form, with no refusal.
     let max = sign_in(&api, "max").await;
     let en = page(&api, Method::GET, &format!("/tasks/{task}?lang=en"), &max, None).await;
     assert!(en.text.contains("/complete\"") && !en.text.contains("id=\"problem\""), "{}", en.text);
+    let inbox = page(&api, Method::GET, "/inbox?lang=en", &max, None).await;
+    assert!(!inbox.text.contains("data-barred"), "{}", inbox.text);
 }
 
 #[tokio::test]

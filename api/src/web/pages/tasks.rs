@@ -48,6 +48,8 @@ struct Row {
     context: Vec<(String, String)>,
     customer: Option<String>,
     amount: Option<Decimal>,
+    /// A `not by` rule bars the reader from deciding it.
+    barred: bool,
 }
 
 /// The business context of a task: its process, the variables its approval shows, and the
@@ -63,6 +65,8 @@ struct Context {
     shown: Vec<(String, String)>,
     customer: Option<String>,
     amount: Option<Decimal>,
+    /// A `not by` rule bars the reader from deciding it.
+    barred: bool,
 }
 
 async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Result<Context, ApiError> {
@@ -87,6 +91,13 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
         _ => None,
     });
     let title = i18n::task_title(viewer.lang, &definition, &instance, task, engine.now());
+    // As the engine judges a claim: someone standing in acts for the person who holds the task.
+    let user = viewer.caller.name();
+    let own = task.assignee.as_deref() == Some(user)
+        || (task.assignee.is_none() && task.roles.iter().any(|r| viewer.caller.has(r)));
+    let principal = if own { None } else { task.claimed_by.as_deref().or(task.assignee.as_deref()) };
+    let barred =
+        cloverleaf_engine::check_separation(&definition, &instance, &task.id, user, principal, engine.now()).is_err();
     let process_title = i18n::process_title(viewer.lang, &definition).to_string();
     let offered_to = viewer.t("offered_to").replace("{roles}", &i18n::role_list(viewer.lang, &definition, &task.roles));
     Ok(Context {
@@ -97,6 +108,7 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
         shown: context,
         customer,
         amount,
+        barred,
     })
 }
 
@@ -136,9 +148,9 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     let notice = super::away::inbox_notice(state, viewer, now, &tasks).await?;
     let mut rows = Vec::new();
     for task in tasks {
-        let Context { process, process_title, offered_to, title, shown, customer, amount } =
+        let Context { process, process_title, offered_to, title, shown, customer, amount, barred } =
             context_of(state, viewer, &task).await?;
-        rows.push(Row { task, process, process_title, offered_to, title, context: shown, customer, amount });
+        rows.push(Row { task, process, process_title, offered_to, title, context: shown, customer, amount, barred });
     }
     // Each process once, by key, shown by its title.
     let processes: BTreeMap<String, String> =
@@ -155,7 +167,8 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
             && (!only_overdue || r.task.due_at.is_some_and(|d| d < now))
             && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| rc.eq_ignore_ascii_case(c)))
     });
-    rows.sort_by_key(|r| (r.task.due_at.is_none(), r.task.due_at));
+    // What the reader may decide first, most urgent first; what a `not by` rule bars them from last.
+    rows.sort_by_key(|r| (r.barred, r.task.due_at.is_none(), r.task.due_at));
     let mut out = format!("<h1>{}</h1>", viewer.t("inbox"));
     let done = match query.done.as_deref() {
         Some("delegated") => Some("done_delegated"),
@@ -217,11 +230,14 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
                 )
             })
             .collect();
-        let holder = match (&row.task.claimed_by, &row.task.assignee) {
+        let mut holder = match (&row.task.claimed_by, &row.task.assignee) {
             (Some(c), _) => format!("{} {}", viewer.t("claimed_by"), esc(c)),
             (None, Some(a)) => format!("{} {}", viewer.t("assigned_to"), esc(a)),
             (None, None) => esc(&row.offered_to),
         };
+        if row.barred {
+            let _ = write!(holder, "<div class=\"barred\" data-barred>{}</div>", viewer.t("barred_from_task"));
+        }
         let _ = write!(
             out,
             "<tr><td><a class=\"task-link\" href=\"/tasks/{}\">{}</a><div class=\"muted\">{}</div></td><td>{}</td><td>{}</td><td>{}</td></tr>",
