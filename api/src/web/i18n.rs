@@ -929,6 +929,24 @@ pub fn role_name(lang: Lang, role: &str) -> String {
     }
 }
 
+/// The codes the reference processes and their jobs write into text variables, in words:
+/// (variable, value, English, Chinese).
+const VALUE_WORDS: &[(&str, &str, &str, &str)] = &[
+    ("match_result", "exact", "Matches the amount due", "与应收金额一致"),
+    ("match_result", "partial", "Partial payment", "部分付款"),
+    ("match_result", "overpayment", "Over-payment", "多付"),
+    ("match_result", "mismatch", "Does not match the invoice", "与发票不符"),
+    ("risk", "unknown", "Not rated yet", "尚未评级"),
+];
+
+/// Variable `name`'s code `value` in a reader's words, where the catalogue knows it.
+pub fn value_word(lang: Lang, name: &str, value: &str) -> Option<&'static str> {
+    VALUE_WORDS.iter().find(|(n, v, _, _)| *n == name && *v == value).map(|(_, _, en, zh)| match lang {
+        Lang::En => *en,
+        Lang::ZhCn => *zh,
+    })
+}
+
 /// Items as a reader of `lang` lists alternatives: `A, B or C`, `A、B或C`.
 pub fn or_list(lang: Lang, items: &[String]) -> String {
     let (separator, or) = if lang == Lang::ZhCn { ("、", "或") } else { (", ", " or ") };

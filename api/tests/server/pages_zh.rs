@@ -227,3 +227,19 @@ async fn the_history_keeps_what_each_approver_answered() {
     let en = case_page(&api, &sam, &id, "en").await;
     assert!(en.contains("<span class=\"decided\">Approve: Yes · Comment: 大客户，同意</span>"), "{en}");
 }
+
+#[tokio::test]
+async fn a_code_a_process_writes_reads_in_words() {
+    let Some(api) = Api::new().await else { return };
+    // Before its credit check, an order's risk is the process's `unknown`: not yet rated.
+    let id = api.order("100.00", "sam").await;
+    let sam = sign_in(&api, "sam").await;
+    let zh = case_page(&api, &sam, &id, "zh-CN").await;
+    assert!(zh.contains("<dd data-var=\"risk\">尚未评级</dd>"), "{zh}");
+    let en = case_page(&api, &sam, &id, "en").await;
+    assert!(en.contains("<dd data-var=\"risk\">Not rated yet</dd>"), "{en}");
+    // Rated, the rating is shown as the check gave it.
+    api.pass_credit_check().await;
+    let en = case_page(&api, &sam, &id, "en").await;
+    assert!(!en.contains("Not rated yet") && !en.contains(">unknown<"), "{en}");
+}

@@ -327,7 +327,14 @@ fn money_variables(definition: &cloverleaf_dsl::CompiledProcess) -> BTreeSet<&st
 /// A variable's value for a reader: money with its currency, times in their zone; a dash while
 /// it holds nothing.
 fn show_value(viewer: &Viewer, instance: &Instance, name: &str, money: bool) -> String {
-    instance.variables().get(name).map_or_else(|| "—".to_string(), |value| show(viewer, value, money))
+    let value = instance.variables().get(name);
+    // A code the reference processes write (a match's result, a risk not rated yet) in words.
+    if let Some(DslValue::Text(code)) = value
+        && let Some(word) = i18n::value_word(viewer.lang, name, code)
+    {
+        return word.to_string();
+    }
+    value.map_or_else(|| "—".to_string(), |value| show(viewer, value, money))
 }
 
 /// A value for a reader: money with its currency, times in their zone; a dash for no value and
