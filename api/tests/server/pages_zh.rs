@@ -243,3 +243,16 @@ async fn a_code_a_process_writes_reads_in_words() {
     let en = case_page(&api, &sam, &id, "en").await;
     assert!(!en.contains("Not rated yet") && !en.contains(">unknown<"), "{en}");
 }
+
+#[tokio::test]
+async fn a_cases_data_follows_the_order_the_process_declares_it() {
+    let Some(api) = Api::new().await else { return };
+    let id = approved_order(&api).await;
+    let sam = sign_in(&api, "sam").await;
+    let zh = case_page(&api, &sam, &id, "zh-CN").await;
+    // order_approval declares its inputs (order_id, customer_id, amount, requested_by), then
+    // its variables (credit_limit, open_ar, risk, ...).
+    let at = |name: &str| zh.find(&format!("data-var=\"{name}\"")).unwrap_or_else(|| panic!("no {name}: {zh}"));
+    assert!(at("order_id") < at("customer_id") && at("customer_id") < at("amount"), "{zh}");
+    assert!(at("requested_by") < at("credit_limit") && at("credit_limit") < at("risk"), "{zh}");
+}

@@ -187,7 +187,12 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         out.push_str(&called_section(&viewer, &case, &calls));
         let undecided = undecided(&definition, &instance, &history);
         let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
-        for (name, raw) in instance.variables() {
+        // In the order the process declares them (inputs, then variables), as its designer wrote
+        // them; a value no declaration names any more (kept from an earlier version) after them.
+        let declared: Vec<&str> = definition.inputs.iter().chain(&definition.vars).map(|v| v.name.as_str()).collect();
+        let mut values: Vec<(&String, &DslValue)> = instance.variables().iter().collect();
+        values.sort_by_key(|(name, _)| declared.iter().position(|d| d == name).unwrap_or(usize::MAX));
+        for (name, raw) in values {
             if definition.node(name).is_some() {
                 continue;
             }
@@ -211,7 +216,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         for h in history.iter().filter(|h| super::history::worth_showing(&case, h)) {
             let at = h.at.parse::<DateTime<Utc>>().map(|at| i18n::time(at, viewer.zone, viewer.lang)).unwrap_or_else(|_| h.at.clone());
             let who = match (&h.who, &h.on_behalf_of) {
-                (Some(w), Some(b)) => format!("{} ({} {})", esc(w), viewer.t("for_whom"), esc(b)),
+                (Some(w), Some(b)) => format!("{}{}", esc(w), viewer.lang.bracketed(&format!("{} {}", viewer.t("for_whom"), esc(b)))),
                 (Some(w), None) => esc(w),
                 _ => String::new(),
             };
