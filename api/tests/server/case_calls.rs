@@ -212,3 +212,25 @@ async fn the_inbox_says_when_a_principal_has_nothing_open_and_names_the_last_day
     let away = page(&api, Method::GET, "/away?lang=zh-CN", &mia, None).await;
     assert!(away.text.contains("2026-01-05 至 2026-01-09（北京时间）"), "{}", away.text);
 }
+
+#[tokio::test]
+async fn the_case_list_shows_an_order_once_and_its_called_processes_under_it() {
+    let Some(api) = Api::new().await else { return };
+    let id = order_to_cash(&api, "50000.00").await;
+    api.pass_credit_check().await;
+    let approval = called(&api, &id, "order_approval").await;
+    let sam = sign_in(&api, "sam").await;
+    let list = page(&api, Method::GET, "/cases?lang=en", &sam, None).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    assert!(list.text.contains(&format!("<a href=\"/cases/{id}\">SO-1</a>")), "{}", list.text);
+    assert!(!list.text.contains(&format!("/cases/{approval}\"")), "the approval is on its order's page: {}", list.text);
+    assert!(list.text.contains("<th>Started</th>"), "{}", list.text);
+    // Narrowed to the approvals, it is listed.
+    let approvals = page(&api, Method::GET, "/cases?process=order_approval", &sam, None).await;
+    assert!(approvals.text.contains(&format!("/cases/{approval}\"")), "{}", approvals.text);
+    // A credit controller, who may read the approval but not the order, finds the approval.
+    let cora = sign_in(&api, "cora").await;
+    let hers = page(&api, Method::GET, "/cases", &cora, None).await;
+    assert!(hers.text.contains(&format!("/cases/{approval}\"")), "{}", hers.text);
+    assert!(!hers.text.contains(&format!("/cases/{id}\"")), "{}", hers.text);
+}

@@ -44,7 +44,17 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         let seen = Visibility::of(&state, &viewer.caller).await?;
         let process = query.process.as_deref().filter(|p| !p.is_empty());
         let rows = state.engine().store().instances(process, status, key, 5_000, 0).await?;
-        let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(r.id.as_str(), &r.process_key, r.process_version)).take(200).collect();
+        let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(r.id.as_str(), &r.process_key, r.process_version)).collect();
+        // One row per case: a called process is listed under its caller's case page, where the
+        // reader can read the caller too; alone when they cannot, or when the list is narrowed
+        // to its process.
+        let listed: BTreeSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let callers_listed: BTreeSet<String> = rows
+            .iter()
+            .filter(|r| r.parent_id.as_ref().is_some_and(|p| listed.contains(p.as_str())))
+            .map(|r| r.id.as_str().to_string())
+            .collect();
+        let rows: Vec<_> = rows.into_iter().filter(|r| !callers_listed.contains(r.id.as_str())).take(200).collect();
         // Processes by the title their designer gave them, as the inbox names them.
         let mut titles = std::collections::BTreeMap::new();
         for d in state.engine().store().deployments().await? {
@@ -75,7 +85,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             viewer.t("instance"),
             viewer.t("process"),
             viewer.t("status"),
-            viewer.t("when"),
+            viewer.t("started_at"),
         );
         let empty = rows.is_empty();
         for r in rows {
