@@ -566,6 +566,11 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
         browser.wait_for("Signed in as ada").await;
         browser.assert_fits_width(path).await;
     }
+    // The receivables keep an invoice's number and amount on one line: the table scrolls instead.
+    browser.goto(&format!("{server}/board/receivables")).await;
+    browser.wait_for("Signed in as ada").await;
+    let wrap = browser.script("return getComputedStyle(document.querySelector('table.figures td')).whiteSpace").await;
+    assert_eq!(wrap, json!("nowrap"));
     browser.goto(&format!("{server}/board")).await;
     browser.wait_for("Finance board").await;
     browser.screenshot("board-phone").await;

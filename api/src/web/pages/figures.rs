@@ -75,7 +75,7 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
             }
         }
         out.push_str(&row(&[viewer.t("total").to_string(), money(&body["total"])], "th"));
-        out.push_str("</tbody></table><table><thead>");
+        out.push_str("</tbody></table><table class=\"figures\"><thead>");
         out.push_str(&heads(&["invoice", "customer", "due_date", "days_past_due", "amount_open", "bucket"]));
         out.push_str("</thead><tbody>");
         for line in invoices {
@@ -102,7 +102,7 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
     } else if let Some(customers) = body["customers"].as_array() {
         let _ = write!(
             out,
-            "<h1>{} <span class=\"muted\">{} – {}</span></h1><table><thead>",
+            "<h1>{} <span class=\"muted\">{} – {}</span></h1><table class=\"figures\"><thead>",
             viewer.t("profit_report"),
             text(&body["from"]),
             text(&body["to"])
@@ -208,7 +208,7 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
             .flatten()
             .collect();
         let mut out = format!(
-            "<h1>{} <span class=\"muted\">{today}{}</span></h1><p><a href=\"/board\">{}</a></p><table><thead>",
+            "<h1>{} <span class=\"muted\">{today}{}</span></h1><p><a href=\"/board\">{}</a></p><table class=\"figures\"><thead>",
             viewer.t("open_receivables"),
             esc(&narrowed.iter().map(|n| format!(" · {n}")).collect::<String>()),
             viewer.t("back"),
@@ -259,7 +259,7 @@ pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query):
             .collect();
         let money = |d: Decimal| esc(&i18n::money(d, viewer.lang));
         let mut out = format!(
-            "<h1>{} <span class=\"muted\">{from} – {to}{}</span></h1><p><a href=\"/board\">{}</a></p><table><thead>",
+            "<h1>{} <span class=\"muted\">{from} – {to}{}</span></h1><p><a href=\"/board\">{}</a></p><table class=\"figures\"><thead>",
             viewer.t("profit_by_order"),
             customer.map_or_else(String::new, |c| format!(" · {} {}", viewer.t("customer"), esc(c))),
             viewer.t("back"),
