@@ -256,3 +256,25 @@ async fn a_cases_data_follows_the_order_the_process_declares_it() {
     assert!(at("order_id") < at("customer_id") && at("customer_id") < at("amount"), "{zh}");
     assert!(at("requested_by") < at("credit_limit") && at("credit_limit") < at("risk"), "{zh}");
 }
+
+#[tokio::test]
+async fn a_customer_is_shown_with_its_name_beside_its_id() {
+    let Some(mut api) = Api::new().await else { return };
+    crate::harness::with_ledger(&mut api).await;
+    let body = json!({"process": "order_approval", "business_key": "SO-9", "variables": {
+        "order_id": "SO-9", "customer_id": "C-004", "amount": "20000.00", "requested_by": "sam"}});
+    api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED);
+    api.pass_credit_check().await;
+    let mia = sign_in(&api, "mia").await;
+    let zh = page(&api, Method::GET, "/inbox?lang=zh-CN", &mia, None).await;
+    assert!(zh.text.contains("C-004（Delft Instruments BV）"), "{}", zh.text);
+    let en = page(&api, Method::GET, "/inbox?lang=en", &mia, None).await;
+    assert!(en.text.contains("C-004 (Delft Instruments BV)"), "{}", en.text);
+    // The customer filter still takes the id.
+    let filtered = page(&api, Method::GET, "/inbox?customer=C-004", &mia, None).await;
+    assert!(filtered.text.contains("SO-9"), "{}", filtered.text);
+    // The receivables name them too.
+    let carl = sign_in(&api, "carl").await;
+    let open = page(&api, Method::GET, "/board/receivables?lang=zh-CN", &carl, None).await;
+    assert!(open.text.contains(">C-004（Delft Instruments BV）</a>"), "{}", open.text);
+}

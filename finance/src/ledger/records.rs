@@ -196,3 +196,11 @@ pub(super) async fn outbox(
     .await?
     .try_get(0)?)
 }
+
+impl super::Ledger {
+    /// Every customer's name by id: what the pages show beside a customer's id.
+    pub async fn customer_names(&self) -> Result<HashMap<String, String>, Error> {
+        let rows = sqlx::query("SELECT id, name FROM customers").fetch_all(&self.read).await?;
+        rows.iter().map(|row| Ok((row.try_get(0)?, row.try_get(1)?))).collect()
+    }
+}

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::answer;
+use super::tasks::CustomerNames;
 use crate::server::AppState;
 use crate::server::access;
 use crate::server::error::ApiError;
@@ -189,6 +190,7 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
         let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
         let today = state.books_today().await?;
         let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
+        let customers = CustomerNames::of(&state).await;
         let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
         let overdue = query.overdue.as_deref().is_some_and(|o| !o.is_empty() && o != "0");
@@ -221,7 +223,7 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
             let cells = [
                 esc(&line.invoice_id),
                 line.order_id.as_deref().map_or_else(|| "—".to_string(), order_link),
-                format!("<a href=\"/board/receivables?customer={}\">{}</a>", url_path(&line.customer_id), esc(&line.customer_id)),
+                format!("<a href=\"/board/receivables?customer={}\">{}</a>", url_path(&line.customer_id), esc(&customers.beside(&viewer, line.customer_id.clone()))),
                 line.due_date.to_string(),
                 days_cell(&viewer, aging.as_of, line.due_date),
                 esc(&i18n::money(line.amount_open, viewer.lang)),
@@ -249,6 +251,7 @@ pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query):
         let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
         let to = state.books_today().await?;
         let from = to - chrono::TimeDelta::days(89);
+        let customers = CustomerNames::of(&state).await;
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
         let orders: Vec<_> = ledger
             .gross_profit_by_order(from, to)
@@ -282,7 +285,7 @@ pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query):
             };
             let cells = [
                 order_link(&o.order_id),
-                format!("<a href=\"/board/orders?customer={}\">{}</a>", url_path(&o.customer_id), esc(&o.customer_id)),
+                format!("<a href=\"/board/orders?customer={}\">{}</a>", url_path(&o.customer_id), esc(&customers.beside(&viewer, o.customer_id.clone()))),
                 money(o.revenue),
                 money(o.cost_of_goods),
                 money(o.gross_profit),

@@ -69,7 +69,12 @@ struct Context {
     barred: bool,
 }
 
-async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Result<Context, ApiError> {
+async fn context_of(
+    state: &AppState,
+    viewer: &Viewer,
+    task: &TaskInfo,
+    customers: &CustomerNames,
+) -> Result<Context, ApiError> {
     let engine = state.engine();
     let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
@@ -80,7 +85,11 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
     let money = money_variables(&definition);
     let context = shown
         .iter()
-        .map(|name| (name.clone(), show_value(viewer, &instance, name, money.contains(name.as_str()))))
+        .map(|name| {
+            let shown = show_value(viewer, &instance, name, money.contains(name.as_str()));
+            let shown = if name == "customer_id" { customers.beside(viewer, shown) } else { shown };
+            (name.clone(), shown)
+        })
         .collect();
     let customer = match instance.variables().get("customer_id") {
         Some(DslValue::Text(c)) => Some(c.clone()),
@@ -110,6 +119,32 @@ async fn context_of(state: &AppState, viewer: &Viewer, task: &TaskInfo) -> Resul
         amount,
         barred,
     })
+}
+
+/// The customers' names by id, from the sub-ledger (none without one, or when it cannot be read:
+/// the ids alone are still right).
+pub(super) struct CustomerNames(std::collections::HashMap<String, String>);
+
+impl CustomerNames {
+    pub(super) async fn of(state: &AppState) -> CustomerNames {
+        let Some(ledger) = state.ledger() else { return CustomerNames(Default::default()) };
+        match ledger.customer_names().await {
+            Ok(names) => CustomerNames(names),
+            Err(error) => {
+                tracing::warn!(%error, "the customers' names could not be read");
+                CustomerNames(Default::default())
+            }
+        }
+    }
+
+    /// Customer `id` with its name after it, as the reader's language brackets it:
+    /// `C-004 (Delft Instruments BV)`, `C-004（Delft Instruments BV）`.
+    pub(super) fn beside(&self, viewer: &Viewer, id: String) -> String {
+        match self.0.get(&id) {
+            Some(name) => format!("{id}{}", viewer.lang.bracketed(name)),
+            None => id,
+        }
+    }
 }
 
 /// A context value as HTML: a stored report's id links to the report.
@@ -146,10 +181,11 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     let tasks = engine.inbox(viewer.caller.name(), &viewer.caller.0.role_refs()).await?;
     // Whom the reader stands in for, told by every open task, before the filters narrow the list.
     let notice = super::away::inbox_notice(state, viewer, now, &tasks).await?;
+    let customers = CustomerNames::of(state).await;
     let mut rows = Vec::new();
     for task in tasks {
         let Context { process, process_title, offered_to, title, shown, customer, amount, barred } =
-            context_of(state, viewer, &task).await?;
+            context_of(state, viewer, &task, &customers).await?;
         rows.push(Row { task, process, process_title, offered_to, title, context: shown, customer, amount, barred });
     }
     // Each process once, by key, shown by its title.
@@ -270,7 +306,8 @@ async fn task_page(
     let task = crate::server::tasks::visible_task(state, &viewer.caller, id).await?;
     let engine = state.engine();
     let now = engine.now();
-    let Context { process_title, title, shown: context, .. } = context_of(state, viewer, &task).await?;
+    let customers = CustomerNames::of(state).await;
+    let Context { process_title, title, shown: context, .. } = context_of(state, viewer, &task, &customers).await?;
     let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
     let fields = form_of(&definition, &task.node);
