@@ -81,6 +81,14 @@ async fn the_board_and_the_open_invoices_keep_invoices_not_yet_due_apart_from_ov
     assert!(!overdue.text.contains("Not yet due") && !overdue.text.contains("data-not-due"), "{}", overdue.text);
     assert!(foot(&overdue.text).contains("Total · 8 invoices"), "{}", overdue.text);
 
+    // A bucket the aging does not have is refused in words; a list left empty says so.
+    let unknown = page(&api, Method::GET, "/board/receivables?bucket=zzz&lang=zh-CN", &carl, None).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.text);
+    assert!(unknown.text.contains("没有账龄分组“zzz”，请在财务看板上选择。"), "{}", unknown.text);
+    let none = page(&api, Method::GET, "/board/receivables?customer=C-999&lang=en", &carl, None).await;
+    assert!(none.text.contains("<p class=\"empty\">No open invoice is left here.</p>"), "{}", none.text);
+    assert!(!all.text.contains("class=\"empty\""), "{}", all.text);
+
     let zh = page(&api, Method::GET, "/board/receivables?lang=zh-CN", &carl, None).await;
     no_negative_days(&zh.text);
     for shown in ["天后到期", "未到期", "逾期 31-60 天", "合计 · 14 张发票", "逾期天数"] {

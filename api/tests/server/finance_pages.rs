@@ -34,8 +34,13 @@ async fn the_controller_sets_a_months_budget_on_the_board_and_sees_it_overspent(
     let form = format!("csrf={csrf}&cost_centre=EAST&period=2026-01&amount=1%2C000.00");
     let set = page(&api, Method::POST, "/board/budgets", &carl, Some(&form)).await;
     assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.text);
-    assert_eq!(set.headers[header::LOCATION], "/board?period=2026-01#budgets");
+    assert_eq!(set.headers[header::LOCATION], "/board?period=2026-01&saved=EAST#budgets");
     assert_eq!(january(&ledger).await, [("EAST".to_string(), Decimal::new(1000, 0))]);
+    // The board it leads to confirms what the ledger now holds.
+    let saved = page(&api, Method::GET, "/board?period=2026-01&saved=EAST&lang=zh-CN", &carl, None).await;
+    assert!(saved.text.contains("id=\"budget-saved\">已保存：EAST 在 2026-01 的预算为 ¥1,000.00。"), "{}", saved.text);
+    let elsewhere = page(&api, Method::GET, "/board?period=2026-01&saved=WEST", &carl, None).await;
+    assert!(!elsewhere.text.contains("budget-saved"), "nothing saved for WEST: {}", elsewhere.text);
     // An order approved beyond it: the cost centre stands out, with what is left below zero.
     ledger.reserve_budget("k-over", t0(), "SO-9", "EAST", Decimal::new(1500, 0)).await.unwrap();
     let board = page(&api, Method::GET, "/board?period=2026-01", &carl, None).await;
@@ -71,7 +76,22 @@ async fn the_controller_sets_a_months_budget_on_the_board_and_sees_it_overspent(
         let refused = page(&api, Method::POST, "/board/budgets", &carl, Some(&format!("csrf={csrf}&{form}"))).await;
         assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{form}: {}", refused.text);
         assert!(refused.text.contains(says), "{form}: {}", refused.text);
+        // The form comes back holding what was sent.
+        assert!(refused.text.contains("action=\"/board/budgets\""), "{form}: {}", refused.text);
     }
+    let refused = page(
+        &api,
+        Method::POST,
+        "/board/budgets",
+        &carl,
+        Some(&format!("csrf={csrf}&cost_centre=EAST&period=2026-01&amount=12x")),
+    )
+    .await;
+    assert!(
+        refused.text.contains("name=\"cost_centre\" value=\"EAST\"") && refused.text.contains("value=\"12x\""),
+        "{}",
+        refused.text
+    );
     let zh = page(
         &api,
         Method::POST,

@@ -26,6 +26,8 @@ use crate::web::{Viewer, esc, url_path};
 pub struct BoardQuery {
     /// The month whose budgets are shown (`2026-03`); this month when absent.
     period: Option<String>,
+    /// The cost centre whose budget was just set, confirmed on the page.
+    saved: Option<String>,
 }
 
 /// `GET /board`: the figures business and finance share, for the roles that read reports.
@@ -36,7 +38,7 @@ pub async fn board(State(state): State<AppState>, viewer: Viewer, Query(query): 
         let lang = viewer.lang;
         let mut out = format!("<h1>{}</h1>", viewer.t("board"));
         out.push_str(&alerts_section(&state, &viewer).await?);
-        out.push_str(&super::budgets::section(&state, &viewer, query.period.as_deref()).await?);
+        out.push_str(&super::budgets::section(&state, &viewer, query.period.as_deref(), query.saved.as_deref()).await?);
         if let Some(ledger) = &report.ledger {
             // Not yet due first, then by days overdue; each bar leads to its invoices.
             let most = ledger.aging.iter().map(|b| b.amount).max().unwrap_or_default().max(Decimal::ONE);

@@ -47,7 +47,12 @@ fn neighbours(first: NaiveDate) -> (String, String) {
 
 /// The board's budget section for month `asked` (this month on the books' clock, as orders draw on it, when
 /// absent or not a month).
-pub(super) async fn section(state: &AppState, viewer: &Viewer, asked: Option<&str>) -> Result<String, ApiError> {
+pub(super) async fn section(
+    state: &AppState,
+    viewer: &Viewer,
+    asked: Option<&str>,
+    saved: Option<&str>,
+) -> Result<String, ApiError> {
     let Some(ledger) = state.ledger() else { return Ok(String::new()) };
     let today = state.books_today().await?;
     let zone = ledger.book_zone().await.map_err(ApiError::internal)?;
@@ -69,6 +74,15 @@ pub(super) async fn section(state: &AppState, viewer: &Viewer, asked: Option<&st
     );
     if asked.is_some() && chosen.is_none() {
         let _ = write!(out, "<p class=\"notice refusal\" role=\"alert\">{}</p>", viewer.t("bad_period"));
+    }
+    // The budget just set, confirmed as the ledger now holds it.
+    if let Some(line) = saved.and_then(|cc| lines.iter().find(|l| l.cost_centre == cc)) {
+        let text = viewer
+            .t("budget_saved")
+            .replace("{cost_centre}", &line.cost_centre)
+            .replace("{month}", &period)
+            .replace("{amount}", &i18n::money(line.amount, viewer.lang));
+        let _ = write!(out, "<p class=\"notice\" role=\"status\" id=\"budget-saved\">{}</p>", esc(&text));
     }
     if lines.is_empty() {
         let _ = write!(out, "<p class=\"muted\">{}</p>", viewer.t("no_budgets"));
@@ -114,7 +128,7 @@ pub(super) async fn section(state: &AppState, viewer: &Viewer, asked: Option<&st
         let mut known: Vec<String> =
             ledger.budgets(None).await.map_err(ApiError::internal)?.into_iter().map(|l| l.cost_centre).collect();
         known.dedup();
-        out.push_str(&form(viewer, &period, &known));
+        out.push_str(&form(viewer, &period, &known, None));
     }
     out.push_str("</section>");
     Ok(out)
@@ -134,23 +148,28 @@ fn meter(budget: Decimal, reserved: Decimal) -> String {
     )
 }
 
-/// The form that sets a month's budget, for the budget setters.
-fn form(viewer: &Viewer, period: &str, known: &[String]) -> String {
+/// The form that sets a month's budget, for the budget setters; `entered` (cost centre, amount)
+/// fills it again with what a refused submission held.
+fn form(viewer: &Viewer, period: &str, known: &[String], entered: Option<(&str, &str)>) -> String {
+    let (centre, amount) = entered.unwrap_or_default();
     let options: String = known.iter().map(|c| format!("<option value=\"{}\">", esc(c))).collect();
     format!(
         "<h3>{}</h3><form method=\"post\" action=\"/board/budgets\" class=\"filters budget-form\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-         <label>{} <input id=\"cost-centre\" name=\"cost_centre\" list=\"cost-centres\" required maxlength=\"64\" size=\"10\"></label>\
+         <label>{} <input id=\"cost-centre\" name=\"cost_centre\" value=\"{}\" list=\"cost-centres\" required maxlength=\"64\" size=\"10\"></label>\
          <datalist id=\"cost-centres\">{options}</datalist>\
-         <label>{} <input id=\"period\" name=\"period\" value=\"{period}\" required pattern=\"[0-9]{{4}}-[0-9]{{2}}\" size=\"8\"></label>\
-         <label>{}{} <input id=\"amount\" name=\"amount\" inputmode=\"decimal\" required size=\"14\" placeholder=\"250000.00\"></label>\
+         <label>{} <input id=\"period\" name=\"period\" value=\"{}\" required pattern=\"[0-9]{{4}}-[0-9]{{2}}\" size=\"8\"></label>\
+         <label>{}{} <input id=\"amount\" name=\"amount\" value=\"{}\" inputmode=\"decimal\" required size=\"14\" placeholder=\"250000.00\"></label>\
          <button type=\"submit\" id=\"set-budget\">{}</button></form>",
         viewer.t("set_budget"),
         viewer.csrf,
         viewer.t("cost_centre"),
+        esc(centre),
         viewer.t("month"),
+        esc(period),
         viewer.t("amount"),
         viewer.lang.bracketed(i18n::CURRENCY),
+        esc(amount),
         viewer.t("save_budget"),
     )
 }
@@ -206,7 +225,8 @@ pub async fn set_budget(State(state): State<AppState>, viewer: Viewer, Form(form
         (None, Some(amount)) => match ledger.set_budget(&cost_centre, &period, amount, state.engine().now()).await {
             Ok(_) => {
                 tracing::info!(user = viewer.caller.name(), %cost_centre, %period, %amount, "budget set on the board");
-                return Redirect::to(&format!("/board?period={period}#budgets")).into_response();
+                let saved = crate::web::url_path(&cost_centre);
+                return Redirect::to(&format!("/board?period={period}&saved={saved}#budgets")).into_response();
             }
             Err(e @ (LedgerError::Input { .. } | LedgerError::InvalidAmount(_))) => e.to_string(),
             Err(e) => return error_page(&viewer, &ApiError::internal(e)),
@@ -214,10 +234,21 @@ pub async fn set_budget(State(state): State<AppState>, viewer: Viewer, Form(form
         (problem, _) => problem.unwrap_or_default(),
     };
     let back = month_start(&period).map_or_else(String::new, |_| format!("?period={period}"));
+    // The form again, holding what was sent, so that one mistake is mended without typing it all.
+    let known = match ledger.budgets(None).await {
+        Ok(lines) => {
+            let mut known: Vec<String> = lines.into_iter().map(|l| l.cost_centre).collect();
+            known.dedup();
+            known
+        }
+        Err(_) => Vec::new(),
+    };
+    let entered = (cost_centre.as_str(), form.amount.as_deref().unwrap_or_default());
     let body = format!(
-        "<h1>{}</h1><p class=\"notice refusal\" role=\"alert\" id=\"outcome\">{}</p><p><a href=\"/board{back}#budgets\">{}</a></p>",
+        "<h1>{}</h1><p class=\"notice refusal\" role=\"alert\" id=\"outcome\">{}</p>{}<p><a href=\"/board{back}#budgets\">{}</a></p>",
         viewer.t("refused"),
         esc(&outcome),
+        self::form(&viewer, &period, &known, Some(entered)),
         viewer.t("back"),
     );
     with_lang(&viewer, html(StatusCode::UNPROCESSABLE_ENTITY, page(&viewer, viewer.t("set_budget"), &body)))

@@ -192,6 +192,13 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
         let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
         let customers = CustomerNames::of(&state).await;
         let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
+        if let Some(unknown) = bucket.filter(|b| !aging.buckets.iter().any(|known| known.label == *b)) {
+            return Err(ApiError::bad_request(
+                "unknown_bucket",
+                format!("there is no aging bucket `{unknown}`: choose one on the board"),
+            )
+            .with_details(serde_json::json!({"bucket": unknown})));
+        }
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
         let overdue = query.overdue.as_deref().is_some_and(|o| !o.is_empty() && o != "0");
         let lines: Vec<_> = aging
@@ -237,6 +244,9 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
             esc(&invoice_count(&viewer, lines.len())),
             esc(&i18n::money(total, viewer.lang)),
         );
+        if lines.is_empty() {
+            let _ = write!(out, "<p class=\"empty\">{}</p>", viewer.t("no_open_invoices"));
+        }
         Ok(out)
     }
     .await;

@@ -208,6 +208,9 @@ fn error_text(viewer: &Viewer, error: &ApiError, process: Option<&CompiledProces
         "incident_closed" | "job_closed" => text("err_incident_closed"),
         "invalid_state" | "conflict" => text("err_changed"),
         "not_found" => not_found_text(viewer, error),
+        "unknown_bucket" => {
+            viewer.t("err_unknown_bucket").replace("{bucket}", details["bucket"].as_str().unwrap_or_default())
+        }
         _ => error.message().to_string(),
     }
 }
