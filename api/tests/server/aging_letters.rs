@@ -121,6 +121,17 @@ async fn a_stored_month_end_aging_shows_not_yet_due_first_and_one_stored_in_the_
     assert!(summary.starts_with("<tbody><tr><td>Not yet due</td><td>CNY 132,846.90</td></tr>"), "{summary}");
     assert!(shown.text.contains("due in ") && !shown.text.contains("data-recounted"), "{}", shown.text);
     assert!(foot(&shown.text).starts_with("<tr><th>Total · 14 invoices</th><th></th><th></th><th></th><th data-total"));
+    // Titled by its kind, with the way back to the board.
+    assert!(
+        shown.text.contains("<title>Receivables aging") && shown.text.contains("<a href=\"/board\">"),
+        "{}",
+        shown.text
+    );
+    // A month with no sales: the gross-profit report says so.
+    let profit = ledger.gross_profit_report("k-profit", t0(), t0().date_naive()).await.unwrap();
+    let zh = page(&api, Method::GET, &format!("/reports/{}?lang=zh-CN", profit.report_id), &carl, None).await;
+    assert_eq!(zh.status, StatusCode::OK, "{}", zh.text);
+    assert!(zh.text.contains("<p class=\"empty\">本期间没有销售。</p>"), "{}", zh.text);
 
     // A report stored before not-yet-due had a bucket: "0-30" held them, with negative days.
     let mut old: Value = ledger.report(&made.report_id).await.unwrap().unwrap();

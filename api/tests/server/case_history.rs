@@ -119,9 +119,10 @@ async fn a_called_process_outcome_and_a_decision_read_as_steps_not_as_code() {
         assert!(en.text.contains(&format!("data-var=\"{name}\">—</dd>")), "{name}: {}", en.text);
     }
     let table = visible(history(&en.text));
-    for line in
-        ["Sub-process completed · Approve the order Order approved", "Decided · Approve the order → Ship and invoice"]
-    {
+    for line in [
+        "Sub-process completed · Approve the order Order approved",
+        "Decided · outcome of Approve the order → Ship and invoice",
+    ] {
         assert!(table.contains(line), "`{line}` in the history:\n{table}");
     }
     assert!(!table.contains("approval_outcome ="), "a condition is the process's code:\n{table}");
@@ -129,7 +130,8 @@ async fn a_called_process_outcome_and_a_decision_read_as_steps_not_as_code() {
     let zh = page(&api, Method::GET, &format!("/cases/{id}?lang=zh-CN"), &sam, None).await;
     assert!(zh.text.contains("data-var=\"approval_outcome\">订单已批准</dd>"), "{}", zh.text);
     let table = visible(history(&zh.text));
-    for line in ["子流程完成 · 审批订单 订单已批准", "判断 · 审批订单 → 发货并开票"] {
+    for line in ["子流程完成 · 审批订单 订单已批准", "判断 · 审批订单的结果 → 发货并开票"]
+    {
         assert!(table.contains(line), "`{line}` in the history:\n{table}");
     }
     assert!(!table.contains("approved"), "an outcome in English to a Chinese reader:\n{table}");

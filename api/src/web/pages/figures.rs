@@ -23,13 +23,18 @@ use crate::web::{Viewer, esc, url_path};
 /// customer), for the roles that read finance reports.
 pub async fn report(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
     let id = id.trim_matches('/').to_string();
-    let result: Result<String, ApiError> = async {
+    let result: Result<(String, &'static str), ApiError> = async {
         access::may_read_reports(&viewer.caller)?;
         let body = crate::server::reports::stored_report(&state, &id).await?;
         Ok(report_html(&viewer, &id, &body))
     }
     .await;
-    answer(&viewer, "report", result)
+    // The tab is titled by the kind of report, as its heading is.
+    let title = match &result {
+        Ok((_, title)) => *title,
+        Err(_) => "report",
+    };
+    answer(&viewer, title, result.map(|(html, _)| html))
 }
 
 /// A row of table cells.
@@ -38,16 +43,24 @@ fn row(cells: &[String], tag: &str) -> String {
     format!("<tr>{cells}</tr>")
 }
 
-fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
+/// A stored report as HTML, and the catalogue key of its kind's title.
+fn report_html(viewer: &Viewer, id: &str, body: &Value) -> (String, &'static str) {
     let money = |v: &Value| {
         v.as_str().and_then(|s| s.parse::<Decimal>().ok()).map_or_else(String::new, |d| i18n::money(d, viewer.lang))
     };
     let text = |v: &Value| esc(&v.as_str().map_or_else(|| v.to_string(), str::to_string));
     let heads = |keys: &[&'static str]| row(&keys.iter().map(|k| viewer.t(k).to_string()).collect::<Vec<_>>(), "th");
     let mut out = String::new();
+    let back = format!("<p><a href=\"/board\">{}</a></p>", viewer.t("back"));
+    let title;
     if let Some(invoices) = body["invoices"].as_array() {
-        let _ =
-            write!(out, "<h1>{} <span class=\"muted\">{}</span></h1>", viewer.t("aging_report"), text(&body["as_of"]));
+        title = "aging_report";
+        let _ = write!(
+            out,
+            "<h1>{} <span class=\"muted\">{}</span></h1>{back}",
+            viewer.t("aging_report"),
+            text(&body["as_of"])
+        );
         let as_of = body["as_of"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
         let due = |line: &Value| line["due_date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
         let stored: Vec<&Value> = body["buckets"].as_array().into_iter().flatten().collect();
@@ -101,9 +114,10 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
             money(&body["total"]),
         );
     } else if let Some(customers) = body["customers"].as_array() {
+        title = "profit_report";
         let _ = write!(
             out,
-            "<h1>{} <span class=\"muted\">{} – {}</span></h1><table class=\"figures\"><thead>",
+            "<h1>{} <span class=\"muted\">{} – {}</span></h1>{back}<table class=\"figures\"><thead>",
             viewer.t("profit_report"),
             text(&body["from"]),
             text(&body["to"])
@@ -127,10 +141,14 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> String {
         ];
         out.push_str(&row(&totals, "th"));
         out.push_str("</tbody></table>");
+        if customers.is_empty() {
+            let _ = write!(out, "<p class=\"empty\">{}</p>", viewer.t("no_sales"));
+        }
     } else {
-        let _ = write!(out, "<h1>{}</h1><pre>{}</pre>", esc(id), esc(&body.to_string()));
+        title = "report";
+        let _ = write!(out, "<h1>{}</h1>{back}<pre>{}</pre>", esc(id), esc(&body.to_string()));
     }
-    out
+    (out, title)
 }
 
 /// What a reader calls an aging bucket: "Not yet due" (未到期), "1-30 days overdue" (逾期 1-30

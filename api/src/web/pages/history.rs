@@ -64,6 +64,17 @@ pub(super) fn step(case: &Case<'_>, name: &str) -> String {
     i18n::render_title(case.lang, case.definition, template, case.instance.variables(), case.now)
 }
 
+/// The step a history entry names: a decision written in place after a step (`approve:decide`)
+/// as that step's outcome ("Outcome of Approve the order"), not as the step itself.
+fn entry_step(viewer: &Viewer, case: &Case<'_>, kind: &str, name: &str) -> String {
+    match name.split_once(':') {
+        Some((owner, _)) if kind == "decided" && case.definition.node(owner).is_some() => {
+            viewer.t("outcome_of").replace("{step}", &step(case, owner))
+        }
+        _ => step(case, name),
+    }
+}
+
 /// The case whose history is shown: its instance and the definition it runs.
 pub(super) struct Case<'a> {
     /// The definition the instance runs now.
@@ -153,7 +164,8 @@ pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String
         "task_delegated" => detail.strip_prefix("to ").map(|to| fill(viewer.t("delegated_text"), &[("to", to)])),
         _ => None,
     };
-    let node = row.node.as_deref().map(|n| format!(" · {}", esc(&step(case, n)))).unwrap_or_default();
+    let node =
+        row.node.as_deref().map(|n| format!(" · {}", esc(&entry_step(viewer, case, &row.kind, n)))).unwrap_or_default();
     match sentence {
         Some(sentence) => format!("<span class=\"event\" data-kind=\"{}\">{sentence}</span>", esc(&row.kind)),
         None => {
