@@ -647,3 +647,22 @@ async fn a_browser_at_an_address_that_is_no_page_gets_a_page_in_its_language() {
     let api_path = browse(&api, Method::GET, "/v1/nope", &mia, None, None).await;
     assert_eq!(api_path.status, StatusCode::UNAUTHORIZED, "{}", api_path.text);
 }
+
+#[tokio::test]
+async fn no_open_incident_is_said_in_a_sentence() {
+    let Some(api) = Api::new().await else { return };
+    let ada = sign_in(&api, "ada").await;
+    let ops = page(&api, Method::GET, "/ops?lang=zh-CN", &ada, None).await;
+    assert!(ops.text.contains("id=\"no-incidents\">没有未处理的故障，自动任务均在正常运行。"), "{}", ops.text);
+    let carl = sign_in(&api, "carl").await;
+    let board = page(&api, Method::GET, "/board?lang=en", &carl, None).await;
+    assert!(
+        board.text.contains("id=\"no-incidents\">No incident is open: every automated step runs."),
+        "{}",
+        board.text
+    );
+    // With one open, the sentence gives way to the incident.
+    crate::incidents::stuck_order(&api).await;
+    let ops = page(&api, Method::GET, "/ops", &ada, None).await;
+    assert!(!ops.text.contains("no-incidents") && ops.text.contains("table class=\"incidents\""), "{}", ops.text);
+}

@@ -259,7 +259,7 @@ async fn work_by_role(state: &AppState, viewer: &Viewer, processes: &Processes) 
     let incidents = store.open_incident_counts().await?;
     let _ = write!(out, "<h2>{}</h2>", viewer.t("incidents"));
     if incidents.iter().all(|g| g.count == 0) {
-        let _ = write!(out, "<p class=\"muted\">0</p>");
+        let _ = write!(out, "<p class=\"muted\" id=\"no-incidents\">{}</p>", viewer.t("no_incidents"));
     } else {
         out.push_str("<ul>");
         for g in incidents.iter().filter(|g| g.count > 0) {

@@ -33,7 +33,7 @@ pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Respon
         let incidents = engine.store().incidents(false, None).await?;
         let mut out = format!("<h1>{}</h1>{}<h2>{}</h2>", viewer.t("operations"), deploy_form(&viewer, ""), viewer.t("incidents"));
         if incidents.is_empty() {
-            out.push_str("<p class=\"empty\">—</p>");
+            let _ = write!(out, "<p class=\"empty\" id=\"no-incidents\">{}</p>", viewer.t("no_incidents"));
         } else {
             let _ = write!(
                 out,
