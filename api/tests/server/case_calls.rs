@@ -181,13 +181,13 @@ async fn the_inbox_says_when_a_principal_has_nothing_open_and_names_the_last_day
 
     // mia holds no task: dora's inbox is empty, and the notice says so rather than promising.
     let inbox = page(&api, Method::GET, "/inbox", &dora, None).await;
-    assert!(inbox.text.contains("Today you stand in for mia: they have no open tasks now."), "{}", inbox.text);
+    assert!(inbox.text.contains("Today you stand in for mia: no task assigned to them or claimed by them is open now."), "{}", inbox.text);
     assert!(!inbox.text.contains("their tasks are in your inbox"), "{}", inbox.text);
     let zh = page(&api, Method::GET, "/inbox?lang=zh-CN", &dora, None).await;
-    assert!(zh.text.contains("今天您代理 mia：其目前没有待办。"), "{}", zh.text);
+    assert!(zh.text.contains("今天您代理 mia：目前没有指派给其本人或由其认领的待办。"), "{}", zh.text);
     assert!(!zh.text.contains("其任务已在您的待办中"), "{}", zh.text);
     let hers = page(&api, Method::GET, "/away?lang=zh-CN", &dora, None).await;
-    assert!(hers.text.contains("今天您代理 mia：其目前没有待办。"), "{}", hers.text);
+    assert!(hers.text.contains("今天您代理 mia：目前没有指派给其本人或由其认领的待办。"), "{}", hers.text);
 
     // Once she holds one, it is in dora's inbox and the notice says that.
     let (_, task) = api.order_at_manager("20000.00", "sam").await;
