@@ -64,13 +64,34 @@ pub fn svg(
             }
         }
     }
+    // Rows: within a column, each step goes near the steps it comes from (the mean of their
+    // rows in the columns before it), so that edges cross less; declaration order breaks ties.
+    let mut by_column: BTreeMap<usize, Vec<(usize, &str)>> = BTreeMap::new();
+    for (declared, node) in process.nodes.iter().enumerate() {
+        let col = column.get(node.name.as_str()).copied().unwrap_or(0);
+        by_column.entry(col).or_default().push((declared, node.name.as_str()));
+    }
     let mut rows: BTreeMap<usize, usize> = BTreeMap::new();
     let mut place: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for node in &process.nodes {
-        let col = column.get(node.name.as_str()).copied().unwrap_or(0);
-        let row = rows.entry(col).or_default();
-        place.insert(node.name.as_str(), (col, *row));
-        *row += 1;
+    for (&col, names) in &by_column {
+        let mut keyed: Vec<(f64, usize, &str)> = names
+            .iter()
+            .map(|&(declared, name)| {
+                let before: Vec<f64> = edges
+                    .iter()
+                    .filter(|e| e.to == name)
+                    .filter_map(|e| place.get(e.from).filter(|(c, _)| *c < col).map(|&(_, row)| row as f64))
+                    .collect();
+                let key =
+                    if before.is_empty() { declared as f64 } else { before.iter().sum::<f64>() / before.len() as f64 };
+                (key, declared, name)
+            })
+            .collect();
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (row, (_, _, name)) in keyed.into_iter().enumerate() {
+            place.insert(name, (col, row));
+        }
+        rows.insert(col, names.len());
     }
     let layout = Layout::new(&rows);
     let (width, height) = (layout.width, layout.height);

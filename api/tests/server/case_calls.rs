@@ -181,7 +181,11 @@ async fn the_inbox_says_when_a_principal_has_nothing_open_and_names_the_last_day
 
     // mia holds no task: dora's inbox is empty, and the notice says so rather than promising.
     let inbox = page(&api, Method::GET, "/inbox", &dora, None).await;
-    assert!(inbox.text.contains("Today you stand in for mia: no task assigned to them or claimed by them is open now."), "{}", inbox.text);
+    assert!(
+        inbox.text.contains("Today you stand in for mia: no task assigned to them or claimed by them is open now."),
+        "{}",
+        inbox.text
+    );
     assert!(!inbox.text.contains("their tasks are in your inbox"), "{}", inbox.text);
     let zh = page(&api, Method::GET, "/inbox?lang=zh-CN", &dora, None).await;
     assert!(zh.text.contains("今天您代理 mia：目前没有指派给其本人或由其认领的待办。"), "{}", zh.text);

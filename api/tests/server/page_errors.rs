@@ -72,7 +72,10 @@ async fn a_task_or_case_out_of_reach_or_missing_is_a_sentence_in_the_readers_lan
     assert_eq!(zh.status, StatusCode::FORBIDDEN);
     assert_eq!(notice(&zh), "此任务未分配给您：它只交由销售经理办理，而您不具备该角色。");
     let en = page(&api, Method::GET, &format!("/tasks/{task}?lang=en"), &sam, None).await;
-    assert_eq!(notice(&en), "This task is not offered to you: it waits for the role Sales manager, which you do not hold.");
+    assert_eq!(
+        notice(&en),
+        "This task is not offered to you: it waits for the role Sales manager, which you do not hold."
+    );
     // A case the logistics coordinator takes no part in.
     let lou = sign_in(&api, "lou").await;
     let zh = page(&api, Method::GET, &format!("/cases/{id}?lang=zh-CN"), &lou, None).await;
