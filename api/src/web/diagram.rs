@@ -241,14 +241,20 @@ impl Layout {
     }
 }
 
-/// What an untitled step shows: a step written in place after another (`approve:decide`, the
-/// decide after `approve`) is named by the step it follows, which its kind word above it
-/// qualifies; an untitled start by its kind; an untitled join, split, decision or race by what
+/// What an untitled step shows: a decision written in place after another step
+/// (`approve:decide`) is that step's outcome ("outcome of Approve the order"), any other step
+/// written in place is named by the step it follows, which its kind word above it qualifies; an untitled start by its kind; an untitled join, split, decision or race by what
 /// it does (see [`structural_name`]); any other by its name.
 fn untitled(process: &CompiledProcess, node: &Node, lang: Lang, fill_title: &dyn Fn(&str) -> String) -> String {
     let owner = node.name.split_once(':').and_then(|(owner, _)| process.nodes.iter().find(|n| n.name == owner));
     match owner {
-        Some(owner) => i18n::node_title(lang, owner).map_or_else(|| owner.name.clone(), fill_title),
+        Some(owner) => {
+            let step = i18n::node_title(lang, owner).map_or_else(|| owner.name.clone(), fill_title);
+            match node.kind {
+                NodeKind::Decide { .. } => lang.t("outcome_of").replace("{step}", &step),
+                _ => step,
+            }
+        }
         // An untitled start reads as its kind, in the reader's language, not as its name.
         None if matches!(node.kind, NodeKind::Start { .. }) => i18n::node_kind(lang, &node.kind).to_string(),
         None => structural_name(lang, node).map_or_else(|| node.name.clone(), str::to_string),
@@ -348,9 +354,13 @@ mod tests {
         assert!(!zh.contains(">a:decide</text>") && !zh.contains(">decide</text>"), "{zh}");
         assert_eq!(zh.matches(">开始</text>").count(), 1, "an untitled start reads as its kind, once: {zh}");
         let en = svg(&process, &progress, "P", Lang::En, &|t| t.to_string());
-        assert!(en.contains(">decide</text>") && !en.contains(">a:decide</text>"), "{en}");
-        assert_eq!(en.matches(">Check</text>").count(), 2, "the task and the decide after it: {en}");
-        assert_eq!(en.matches(">start</text>").count(), 1, "not `start` over `start`: {en}");
+        assert!(en.contains(">Decision</text>") && !en.contains(">a:decide</text>"), "{en}");
+        assert!(
+            en.contains(">Outcome of Check</text>") && zh.contains(">检查的结果</text>"),
+            "the decide after the task: {en}"
+        );
+        assert!(en.contains(">Automated step</text>") && en.contains(">End</text>"), "kinds in words: {en}");
+        assert_eq!(en.matches(">Start</text>").count(), 1, "not `Start` over `Start`: {en}");
     }
 
     #[test]

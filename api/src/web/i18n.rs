@@ -360,7 +360,7 @@ const EN: &[(&str, &str)] = &[
     ("kind_entered", "Reached"),
     ("kind_assigned", "Data recorded"),
     ("kind_decided", "Decided"),
-    ("outcome_of", "outcome of {step}"),
+    ("outcome_of", "Outcome of {step}"),
     ("kind_job_completed", "Automatic step done"),
     ("kind_job_failed", "Automatic step failed"),
     ("kind_business_error", "Business error"),
@@ -1013,8 +1013,22 @@ pub fn node_title(lang: Lang, node: &cloverleaf_dsl::model::Node) -> Option<&str
 /// The word for a kind of step (`decide`, `approval`, ...) for a reader of `lang`.
 pub fn node_kind(lang: Lang, kind: &cloverleaf_dsl::model::NodeKind) -> &'static str {
     use cloverleaf_dsl::model::NodeKind;
-    if lang != Lang::ZhCn {
-        return kind.word();
+    if lang == Lang::En {
+        // What a business reader calls the kind, not the language's keyword (`decide`, `set`).
+        return match kind {
+            NodeKind::Start { .. } => "Start",
+            NodeKind::End { .. } => "End",
+            NodeKind::Task { .. } => "Automated step",
+            NodeKind::Approval { .. } => "Approval",
+            NodeKind::Set { .. } => "Set values",
+            NodeKind::Decide { .. } => "Decision",
+            NodeKind::Split { .. } => "Parallel",
+            NodeKind::Join { .. } => "Join",
+            NodeKind::First { .. } => "First to arrive",
+            NodeKind::Receive { .. } => "Wait for a message",
+            NodeKind::Wait { .. } => "Wait",
+            NodeKind::Call { .. } => "Call a process",
+        };
     }
     match kind {
         NodeKind::Start { .. } => "开始",

@@ -121,7 +121,7 @@ async fn a_called_process_outcome_and_a_decision_read_as_steps_not_as_code() {
     let table = visible(history(&en.text));
     for line in [
         "Sub-process completed · Approve the order Order approved",
-        "Decided · outcome of Approve the order → Ship and invoice",
+        "Decided · Outcome of Approve the order → Ship and invoice",
     ] {
         assert!(table.contains(line), "`{line}` in the history:\n{table}");
     }
