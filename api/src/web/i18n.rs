@@ -254,7 +254,10 @@ const EN: &[(&str, &str)] = &[
     ("cause", "What went wrong"),
     ("incidents_more", "The oldest {shown} of {all} open incidents; GET /v1/incidents lists them all."),
     ("incident_retries_out", "Job {job} failed {times}, no retries left: {reason}"),
-    ("incident_uncaught", "Business error {code} reached no error path of this step"),
+    (
+        "incident_uncaught",
+        "Business error {code} reached no error path of this step: correct what it names, then retry",
+    ),
     ("failed_once", "once"),
     ("failed_times", "{n} times"),
     ("gross_margin", "Gross margin"),
@@ -613,7 +616,7 @@ const ZH_CN: &[(&str, &str)] = &[
     ("cause", "故障原因"),
     ("incidents_more", "仅显示 {all} 个未处理故障中最早的 {shown} 个；GET /v1/incidents 可列出全部。"),
     ("incident_retries_out", "自动任务 {job} 失败 {times}，重试次数已用完：{reason}"),
-    ("incident_uncaught", "业务错误 {code} 没有对应的处理路径"),
+    ("incident_uncaught", "业务错误 {code} 没有对应的处理路径：请先修正相关数据，再重试"),
     ("failed_once", "1 次"),
     ("failed_times", "{n} 次"),
     ("gross_margin", "毛利率"),
@@ -952,6 +955,29 @@ const VALUE_WORDS: &[(&str, &str, &str, &str)] = &[
     ("match_result", "mismatch", "Does not match the invoice", "与发票不符"),
     ("risk", "unknown", "Not rated yet", "尚未评级"),
 ];
+
+/// The business errors the built-in job handlers raise, in words: (code, English, Chinese).
+const BUSINESS_ERRORS: &[(&str, &str, &str)] = &[
+    ("invalid_input", "a job's input is missing or malformed", "任务输入缺失或格式有误"),
+    ("customer_blocked", "the customer is blocked", "客户已被冻结"),
+    ("invoice_data", "the invoice's master data is incomplete", "开票主数据不完整"),
+    ("customer_unknown", "the customer is not in the master data", "客户主数据中没有该客户"),
+    ("invoice_unknown", "there is no such invoice", "没有该发票"),
+    ("payment_unknown", "there is no such payment", "没有该笔收款"),
+    ("product_unknown", "there is no such product", "没有该产品"),
+    ("period_closed", "the accounting period is closed", "会计期间已结账"),
+    ("invalid_amount", "the amount is not valid", "金额无效"),
+    ("write_off_refused", "the write-off was refused", "坏账核销被拒"),
+];
+
+/// What business error `code` means, for a reader of `lang`; `None` for a code of a handler
+/// this server does not know.
+pub fn business_error(lang: Lang, code: &str) -> Option<&'static str> {
+    BUSINESS_ERRORS.iter().find(|(c, ..)| *c == code).map(|(_, en, zh)| match lang {
+        Lang::En => *en,
+        Lang::ZhCn => *zh,
+    })
+}
 
 /// Variable `name`'s code `value` in a reader's words, where the catalogue knows it.
 pub fn value_word(lang: Lang, name: &str, value: &str) -> Option<&'static str> {

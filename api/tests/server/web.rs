@@ -666,3 +666,28 @@ async fn no_open_incident_is_said_in_a_sentence() {
     let ops = page(&api, Method::GET, "/ops", &ada, None).await;
     assert!(!ops.text.contains("no-incidents") && ops.text.contains("table class=\"incidents\""), "{}", ops.text);
 }
+
+#[tokio::test]
+async fn an_uncaught_business_error_is_named_in_words_with_what_to_do() {
+    let Some(api) = Api::new().await else { return };
+    // The credit check catches only a blocked customer: an unknown one becomes an incident.
+    api.order("100.00", "sam").await;
+    let job = api.one_job("credit.check").await;
+    let path = format!("/v1/jobs/{}/error", job["id"].as_str().unwrap());
+    api.post(&path, "robot", serde_json::json!({"epoch": job["epoch"], "code": "customer_unknown"})).await;
+    let ada = sign_in(&api, "ada").await;
+    let zh = page(&api, Method::GET, "/ops?lang=zh-CN", &ada, None).await;
+    assert!(
+        zh.text.contains(
+            "业务错误 “客户主数据中没有该客户”（customer_unknown） 没有对应的处理路径：请先修正相关数据，再重试"
+        ),
+        "{}",
+        zh.text
+    );
+    let en = page(&api, Method::GET, "/ops?lang=en", &ada, None).await;
+    assert!(
+        en.text.contains("Business error “the customer is not in the master data” (customer_unknown) reached"),
+        "{}",
+        en.text
+    );
+}

@@ -279,7 +279,9 @@ fn uncaught_error(viewer: &Viewer, message: &str) -> Option<String> {
     let rest = message.strip_prefix("business error `")?;
     let (code, rest) = rest.split_once("` is not caught by an `on error` of `")?;
     rest.strip_suffix('`')?;
-    Some(fill(viewer.t("incident_uncaught"), &[("code", code)]))
+    let named =
+        i18n::business_error(viewer.lang, code).map(|words| format!("“{words}”{}", viewer.lang.bracketed(code)));
+    Some(fill(viewer.t("incident_uncaught"), &[("code", named.as_deref().unwrap_or(code))]))
 }
 
 #[cfg(test)]
