@@ -238,3 +238,19 @@ async fn the_case_list_shows_an_order_once_and_its_called_processes_under_it() {
     assert!(hers.text.contains(&format!("/cases/{approval}\"")), "{}", hers.text);
     assert!(!hers.text.contains(&format!("/cases/{id}\"")), "{}", hers.text);
 }
+
+#[tokio::test]
+async fn a_message_received_reads_as_the_step_that_waited_for_it() {
+    let Some(api) = Api::new().await else { return };
+    let id = order_to_cash(&api, "500.00").await;
+    api.pass_credit_check().await;
+    let ship = called(&api, &id, "ship_then_invoice").await;
+    let body = json!({"name": "shipment.dispatched", "correlation_key": "SO-1", "variables": {"shipment_id": "SH-1"}});
+    let sent = api.post("/v1/messages", "ada", body).await;
+    assert!(sent.status.is_success(), "{}", sent.text);
+    let sam = sign_in(&api, "sam").await;
+    let zh = page(&api, Method::GET, &format!("/cases/{ship}?lang=zh-CN"), &sam, None).await;
+    let history = zh.text.split("id=\"history\"").nth(1).unwrap_or_else(|| panic!("no history: {}", zh.text));
+    assert!(history.contains("收到消息"), "{history}");
+    assert!(!history.contains("shipment.dispatched"), "the message's technical name: {history}");
+}

@@ -187,6 +187,10 @@ pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String
                 format!(" <span class=\"muted\">{}</span>", esc(&outcome))
             } else if let Some(decided) = decided {
                 format!(" <span class=\"decided\">{decided}</span>")
+            } else if row.kind == "message_received" && titled(case, node_name) {
+                // The step's title says what arrived; the message's technical name stays in the
+                // history API, for those who wire systems together.
+                String::new()
             } else if detail.is_empty() {
                 String::new()
             } else {
@@ -214,6 +218,11 @@ fn decided_values(viewer: &Viewer, case: &Case<'_>, node: &str, entry: &HistoryE
         })
         .collect();
     (!answers.is_empty()).then(|| answers.join(" · "))
+}
+
+/// True when step `name` has a title of its own in the definition.
+fn titled(case: &Case<'_>, name: &str) -> bool {
+    case.definition.node(name).is_some_and(|node| node.title.is_some())
 }
 
 /// `migrated from v1 to v2: REASON` in the reader's words.
