@@ -77,7 +77,7 @@ pub(crate) fn invoice_notice(language: Language, f: &InvoiceFacts<'_>) -> (Strin
             format!("Invoice {}", f.number),
             format!(
                 "Dear {},\n\nWe have issued invoice {} for {total} (net {net}, tax {tax}), due on {due}. Please quote \
-                 {} with your payment.",
+                 its reference {} with your payment.",
                 f.customer, f.number, f.id
             ),
         ),
@@ -85,7 +85,7 @@ pub(crate) fn invoice_notice(language: Language, f: &InvoiceFacts<'_>) -> (Strin
             format!("发票 {}", f.number),
             format!(
                 "尊敬的 {}：\n\n随函附上发票 {}，金额 {total}（不含税 {net}，税额 {tax}），付款到期日为 {due}。\
-                 付款时请注明 {}。",
+                 付款时请注明发票参考号 {}。",
                 f.customer, f.number, f.id
             ),
         ),
@@ -124,7 +124,7 @@ pub(crate) fn dunning_letter(
             },
             format!(
                 "Dear {},\n\nInvoice {} for {total} was due on {due} ({days_overdue} days ago). {open} is still open. \
-                 Please pay quoting {}.",
+                 Please pay quoting its reference {}.",
                 f.customer, f.number, f.id
             ),
         ),
@@ -135,7 +135,7 @@ pub(crate) fn dunning_letter(
             },
             format!(
                 "尊敬的 {}：\n\n发票 {}（金额 {total}）的付款到期日为 {due}，已逾期 {days_overdue} 天，\
-                 尚有 {open} 未付。付款时请注明 {}。",
+                 尚有 {open} 未付。付款时请注明发票参考号 {}。",
                 f.customer, f.number, f.id
             ),
         ),
@@ -192,7 +192,7 @@ mod tests {
         assert!(body.contains("金额 ¥1,130.00（不含税 ¥1,000.00，税额 ¥130.00），付款到期日为 2026-02-04"), "{body}");
         let (subject, body) = dunning_letter(Language::ZhCn, 2, &facts(), 31, Decimal::new(50_000, 2));
         assert_eq!(subject, "第 2 次付款提醒：发票 2026-000007 已逾期");
-        assert!(body.contains("已逾期 31 天，尚有 ¥500.00 未付。付款时请注明 INV-2026-000007。"), "{body}");
+        assert!(body.contains("已逾期 31 天，尚有 ¥500.00 未付。付款时请注明发票参考号 INV-2026-000007。"), "{body}");
         let (subject, body) = refund_notice(Language::ZhCn, "Shanghai Pumps Co.", Decimal::new(15_000, 2), "BANK-9");
         assert_eq!(subject, "多付款项退款");
         assert!(body.contains("您的付款 BANK-9 中的 ¥150.00 已退还给您"), "{body}");

@@ -29,7 +29,7 @@ async fn a_chinese_customer_gets_letters_in_chinese_and_an_english_one_in_englis
     let (subject, body) = letter(&env, "C-004").await;
     assert_eq!(subject, "付款提醒：发票 OB-0003 已逾期");
     assert!(body.starts_with("尊敬的 Delft Instruments BV："), "{body}");
-    assert!(body.contains("尚有 ¥9,317.50 未付。付款时请注明 INV-OB-0003。"), "{body}");
+    assert!(body.contains("尚有 ¥9,317.50 未付。付款时请注明发票参考号 INV-OB-0003。"), "{body}");
     let (subject, body) = letter(&env, "C-002").await;
     assert_eq!(subject, "Reminder: invoice OB-0002 is overdue");
     assert!(body.starts_with("Dear Baltic Timber AB,"), "{body}");
