@@ -665,6 +665,14 @@ async fn no_open_incident_is_said_in_a_sentence() {
     crate::incidents::stuck_order(&api).await;
     let ops = page(&api, Method::GET, "/ops", &ada, None).await;
     assert!(!ops.text.contains("no-incidents") && ops.text.contains("table class=\"incidents\""), "{}", ops.text);
+    // A deployment's answer keeps them on the page below it.
+    let (refused, _) = deploy_from_page(&api, &ada, "en", BROKEN).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
+    assert!(
+        refused.text.contains("table class=\"incidents\"") && refused.text.contains("error[E0101]"),
+        "{}",
+        refused.text
+    );
 }
 
 #[tokio::test]

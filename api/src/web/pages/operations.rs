@@ -27,81 +27,88 @@ const INCIDENTS_SHOWN: usize = 100;
 /// process's title and order number, its step by its title, when it was raised in the reader's
 /// zone and what went wrong in the reader's words.
 pub async fn operations(State(state): State<AppState>, viewer: Viewer) -> Response {
-    let result: Result<String, ApiError> = async {
-        viewer.caller.require(ADMIN, "operate")?;
-        let engine = state.engine();
-        let incidents = engine.store().incidents(false, None).await?;
-        let mut out = format!("<h1>{}</h1>{}<h2>{}</h2>", viewer.t("operations"), deploy_form(&viewer, ""), viewer.t("incidents"));
-        if incidents.is_empty() {
-            let _ = write!(out, "<p class=\"empty\" id=\"no-incidents\">{}</p>", viewer.t("no_incidents"));
-        } else {
-            let _ = write!(
-                out,
-                "<table class=\"incidents\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
-                viewer.t("instance"),
-                viewer.t("step"),
-                viewer.t("when"),
-                viewer.t("cause"),
-            );
-        }
-        let now = engine.now();
-        let shown = &incidents[..incidents.len().min(INCIDENTS_SHOWN)];
-        // The shown rows' cases in one read: a page of them, the rest through the API.
-        let mut ids: Vec<_> = shown.iter().map(|i| i.instance_id.clone()).collect();
-        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        ids.dedup();
-        let states: HashMap<String, String> =
-            engine.store().load_instances(&ids).await?.into_iter().map(|row| (row.id, row.state)).collect();
-        for i in shown {
-            // An incident whose case cannot be read (its definition gone) still shows, by ids.
-            let instance = states.get(i.instance_id.as_str()).and_then(|state| Instance::from_json(state).ok());
-            let case = match instance {
-                Some(instance) => match engine.definition(instance.process(), instance.process_version()).await {
-                    Ok(definition) => Some((instance, definition)),
-                    Err(_) => None,
-                },
-                None => None,
-            };
-            let (case_name, step_name) = match &case {
-                Some((instance, definition)) => {
-                    let case = Case { definition, instance, lang: viewer.lang, now, called: HashMap::new() };
-                    let name = format!(
-                        "{} <span class=\"muted\">{}</span>",
-                        esc(i18n::process_title(viewer.lang, definition)),
-                        esc(instance.business_key().unwrap_or(i.instance_id.as_str()))
-                    );
-                    (name, esc(&step(&case, &i.node)))
-                }
-                None => (esc(i.instance_id.as_str()), esc(&i.node)),
-            };
-            let _ = write!(
-                out,
-                "<tr><td><a href=\"/cases/{}\">{case_name}</a></td><td title=\"{}\">{step_name}</td>\
-                 <td>{}</td><td class=\"cause\">{}</td><td><form method=\"post\" action=\"/ops/incidents/{}/retry\" class=\"inline\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form></td></tr>",
-                url_path(i.instance_id.as_str()),
-                esc(&i.node),
-                esc(&i18n::time(i.raised_at, viewer.zone, viewer.lang)),
-                incident_text(&viewer, &i.message),
-                url_path(i.id.as_str()),
-                viewer.csrf,
-                viewer.t("retry"),
-            );
-        }
-        if !incidents.is_empty() {
-            out.push_str("</tbody></table>");
-        }
-        if incidents.len() > INCIDENTS_SHOWN {
-            let more = viewer
-                .t("incidents_more")
-                .replace("{shown}", &INCIDENTS_SHOWN.to_string())
-                .replace("{all}", &incidents.len().to_string());
-            let _ = write!(out, "<p class=\"muted\" id=\"incidents-more\">{}</p>", esc(&more));
-        }
-        Ok(out)
+    answer(&viewer, "operations", operations_page(&state, &viewer, "", "").await)
+}
+
+/// The operations page: `outcome` (a deployment's answer, as HTML) above the deploy form holding
+/// `source`, then the open incidents.
+async fn operations_page(state: &AppState, viewer: &Viewer, outcome: &str, source: &str) -> Result<String, ApiError> {
+    viewer.caller.require(ADMIN, "operate")?;
+    let engine = state.engine();
+    let incidents = engine.store().incidents(false, None).await?;
+    let mut out = format!(
+        "<h1>{}</h1>{outcome}{}<h2>{}</h2>",
+        viewer.t("operations"),
+        deploy_form(viewer, source),
+        viewer.t("incidents")
+    );
+    if incidents.is_empty() {
+        let _ = write!(out, "<p class=\"empty\" id=\"no-incidents\">{}</p>", viewer.t("no_incidents"));
+    } else {
+        let _ = write!(
+            out,
+            "<table class=\"incidents\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>",
+            viewer.t("instance"),
+            viewer.t("step"),
+            viewer.t("when"),
+            viewer.t("cause"),
+        );
     }
-    .await;
-    answer(&viewer, "operations", result)
+    let now = engine.now();
+    let shown = &incidents[..incidents.len().min(INCIDENTS_SHOWN)];
+    // The shown rows' cases in one read: a page of them, the rest through the API.
+    let mut ids: Vec<_> = shown.iter().map(|i| i.instance_id.clone()).collect();
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids.dedup();
+    let states: HashMap<String, String> =
+        engine.store().load_instances(&ids).await?.into_iter().map(|row| (row.id, row.state)).collect();
+    for i in shown {
+        // An incident whose case cannot be read (its definition gone) still shows, by ids.
+        let instance = states.get(i.instance_id.as_str()).and_then(|state| Instance::from_json(state).ok());
+        let case = match instance {
+            Some(instance) => match engine.definition(instance.process(), instance.process_version()).await {
+                Ok(definition) => Some((instance, definition)),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let (case_name, step_name) = match &case {
+            Some((instance, definition)) => {
+                let case = Case { definition, instance, lang: viewer.lang, now, called: HashMap::new() };
+                let name = format!(
+                    "{} <span class=\"muted\">{}</span>",
+                    esc(i18n::process_title(viewer.lang, definition)),
+                    esc(instance.business_key().unwrap_or(i.instance_id.as_str()))
+                );
+                (name, esc(&step(&case, &i.node)))
+            }
+            None => (esc(i.instance_id.as_str()), esc(&i.node)),
+        };
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/cases/{}\">{case_name}</a></td><td title=\"{}\">{step_name}</td>\
+             <td>{}</td><td class=\"cause\">{}</td><td><form method=\"post\" action=\"/ops/incidents/{}/retry\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">{}</button></form></td></tr>",
+            url_path(i.instance_id.as_str()),
+            esc(&i.node),
+            esc(&i18n::time(i.raised_at, viewer.zone, viewer.lang)),
+            incident_text(&viewer, &i.message),
+            url_path(i.id.as_str()),
+            viewer.csrf,
+            viewer.t("retry"),
+        );
+    }
+    if !incidents.is_empty() {
+        out.push_str("</tbody></table>");
+    }
+    if incidents.len() > INCIDENTS_SHOWN {
+        let more = viewer
+            .t("incidents_more")
+            .replace("{shown}", &INCIDENTS_SHOWN.to_string())
+            .replace("{all}", &incidents.len().to_string());
+        let _ = write!(out, "<p class=\"muted\" id=\"incidents-more\">{}</p>", esc(&more));
+    }
+    Ok(out)
 }
 
 /// The form that deploys a `.flow` source, holding `source`.
@@ -177,8 +184,11 @@ pub async fn deploy(State(state): State<AppState>, viewer: Viewer, Form(form): F
             (e.status(), out)
         }
     };
-    let body = format!("<h1>{}</h1>{outcome}{}", viewer.t("operations"), deploy_form(&viewer, &source));
-    with_lang(&viewer, html(status, page(&viewer, viewer.t("deploy"), &body)))
+    // The whole operations page, the incidents included, with the answer above the form.
+    match operations_page(&state, &viewer, &outcome, &source).await {
+        Ok(body) => with_lang(&viewer, html(status, page(&viewer, viewer.t("deploy"), &body))),
+        Err(e) => error_page(&viewer, &e),
+    }
 }
 
 /// The heading of the compiler's own text where a list in the reader's language comes before
