@@ -92,7 +92,7 @@ async fn operations_page(state: &AppState, viewer: &Viewer, outcome: &str, sourc
             url_path(i.instance_id.as_str()),
             esc(&i.node),
             esc(&i18n::time(i.raised_at, viewer.zone, viewer.lang)),
-            incident_text(&viewer, &i.message),
+            incident_text(viewer, &i.message),
             url_path(i.id.as_str()),
             viewer.csrf,
             viewer.t("retry"),
