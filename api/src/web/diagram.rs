@@ -242,9 +242,10 @@ impl Layout {
 }
 
 /// What an untitled step shows: a decision written in place after another step
-/// (`approve:decide`) is that step's outcome ("outcome of Approve the order"), any other step
-/// written in place is named by the step it follows, which its kind word above it qualifies; an untitled start by its kind; an untitled join, split, decision or race by what
-/// it does (see [`structural_name`]); any other by its name.
+/// (`approve:decide`) is that step's outcome ("Outcome of Approve the order", as the history
+/// says it), any other step written in place is named by the step it follows, which its kind
+/// word above it qualifies; an untitled start by its kind; an untitled join, split, decision or
+/// race by what it does (see [`structural_name`]); any other by its name.
 fn untitled(process: &CompiledProcess, node: &Node, lang: Lang, fill_title: &dyn Fn(&str) -> String) -> String {
     let owner = node.name.split_once(':').and_then(|(owner, _)| process.nodes.iter().find(|n| n.name == owner));
     match owner {

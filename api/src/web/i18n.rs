@@ -43,6 +43,14 @@ impl Lang {
         }
     }
 
+    /// What separates the items of a list: `A, B` or `A、B`.
+    pub fn list_separator(self) -> &'static str {
+        match self {
+            Lang::En => ", ",
+            Lang::ZhCn => "、",
+        }
+    }
+
     /// `text` in brackets after what it qualifies, as the language writes it: ` (optional)` or
     /// `（选填）` (full-width, with no space before).
     pub fn bracketed(self, text: &str) -> String {
@@ -888,6 +896,17 @@ pub fn task_title(
     }
 }
 
+/// The variables of a process that hold money (shown with their currency).
+pub fn money_variables(definition: &cloverleaf_dsl::CompiledProcess) -> std::collections::BTreeSet<&str> {
+    definition
+        .inputs
+        .iter()
+        .chain(&definition.vars)
+        .filter(|v| v.ty == cloverleaf_dsl::expr::Type::Money)
+        .map(|v| v.name.as_str())
+        .collect()
+}
+
 /// A title template of `process` rendered on `variables` for a reader of `lang`: as the engine
 /// renders it, with a placeholder that names a money variable shown as money (`¥8,000.00`,
 /// `CNY 8,000.00`) instead of a bare number.
@@ -898,11 +917,9 @@ pub fn render_title(
     variables: &std::collections::BTreeMap<String, cloverleaf_dsl::expr::Value>,
     now: DateTime<Utc>,
 ) -> String {
-    let is_money = |name: &str| {
-        process.inputs.iter().chain(&process.vars).any(|v| v.name == name && v.ty == cloverleaf_dsl::expr::Type::Money)
-    };
+    let money_names = money_variables(process);
     let show = |placeholder: &str, value: &cloverleaf_dsl::expr::Value| match value {
-        cloverleaf_dsl::expr::Value::Number(n) if is_money(placeholder) => Some(money(*n, lang)),
+        cloverleaf_dsl::expr::Value::Number(n) if money_names.contains(placeholder) => Some(money(*n, lang)),
         _ => None,
     };
     cloverleaf_engine::render_title_with(template, variables, now, process.calendar.as_ref(), &show)
@@ -910,8 +927,7 @@ pub fn render_title(
 
 /// `roles` by their titles for a reader of `lang`, listed as the language lists them.
 pub fn role_list(lang: Lang, process: &cloverleaf_dsl::CompiledProcess, roles: &[String]) -> String {
-    let separator = if lang == Lang::ZhCn { "、" } else { ", " };
-    roles.iter().map(|r| role_title(lang, process, r)).collect::<Vec<_>>().join(separator)
+    roles.iter().map(|r| role_title(lang, process, r)).collect::<Vec<_>>().join(lang.list_separator())
 }
 
 /// The server's own roles (they are in no roles block): (id, English title, Chinese title).

@@ -64,14 +64,6 @@ impl<S: Store> Engine<S> {
         Ok(self.inner.store.substitute_of(user).await?)
     }
 
-    /// Whether `user` (holding `roles`) may decide the open task now: the refusal its completion
-    /// would meet for who they are (not a candidate, claimed by someone else, a `not by` rule),
-    /// found without writing anything, so that a page can say it before they fill the form.
-    pub async fn may_decide(&self, task: &TaskId, user: &str, roles: &[&str]) -> Result<(), Error> {
-        let (info, principal) = self.open_task_for(task, user, roles).await?;
-        self.check_separation(&info, user, principal.as_deref()).await
-    }
-
     /// Claims a task for `user`, who must hold one of its roles, be its assignee, or substitute
     /// for its assignee; a user a `not by` rule bars cannot claim it. A substitute claims for the
     /// person they stand in for: the claim is that person's, so it gives the substitute nothing

@@ -124,14 +124,18 @@ pub(super) async fn section(
         out.push_str("</tbody></table>");
     }
     if BUDGET_SETTERS.iter().any(|r| viewer.caller.has(r)) {
-        // Every cost centre that ever had a budget, offered as the form's suggestions.
-        let mut known: Vec<String> =
-            ledger.budgets(None).await.map_err(ApiError::internal)?.into_iter().map(|l| l.cost_centre).collect();
-        known.dedup();
+        let known = known_centres(ledger).await.map_err(ApiError::internal)?;
         out.push_str(&form(viewer, &period, &known, None));
     }
     out.push_str("</section>");
     Ok(out)
+}
+
+/// Every cost centre that ever had a budget: the form's suggestions.
+async fn known_centres(ledger: &cloverleaf_finance::Ledger) -> Result<Vec<String>, LedgerError> {
+    let mut known: Vec<String> = ledger.budgets(None).await?.into_iter().map(|l| l.cost_centre).collect();
+    known.dedup();
+    Ok(known)
 }
 
 /// The share of `budget` that `reserved` takes, as a bar and a percentage.
@@ -235,14 +239,7 @@ pub async fn set_budget(State(state): State<AppState>, viewer: Viewer, Form(form
     };
     let back = month_start(&period).map_or_else(String::new, |_| format!("?period={period}"));
     // The form again, holding what was sent, so that one mistake is mended without typing it all.
-    let known = match ledger.budgets(None).await {
-        Ok(lines) => {
-            let mut known: Vec<String> = lines.into_iter().map(|l| l.cost_centre).collect();
-            known.dedup();
-            known
-        }
-        Err(_) => Vec::new(),
-    };
+    let known = known_centres(ledger).await.unwrap_or_default();
     let entered = (cost_centre.as_str(), form.amount.as_deref().unwrap_or_default());
     let body = format!(
         "<h1>{}</h1><p class=\"notice refusal\" role=\"alert\" id=\"outcome\">{}</p>{}<p><a href=\"/board{back}#budgets\">{}</a></p>",

@@ -208,7 +208,6 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
         let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
         let today = state.books_today().await?;
         let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
-        let customers = CustomerNames::of(&state).await;
         let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
         if let Some(unknown) = bucket.filter(|b| !aging.buckets.iter().any(|known| known.label == *b)) {
             return Err(ApiError::bad_request(
@@ -217,6 +216,7 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
             )
             .with_details(serde_json::json!({"bucket": unknown})));
         }
+        let customers = CustomerNames::of(&state).await;
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
         let overdue = query.overdue.as_deref().is_some_and(|o| !o.is_empty() && o != "0");
         let lines: Vec<_> = aging

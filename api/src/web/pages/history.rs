@@ -50,11 +50,16 @@ pub(super) fn kind_word(viewer: &Viewer, kind: &str) -> String {
 /// A step as people know it: its title, with the case's values in its placeholders
 /// (`Approve order {order_id}`), else its name.
 pub(super) fn step(case: &Case<'_>, name: &str) -> String {
-    // A node without a name of its own (`approve:decide`) belongs to the step it is named after.
+    // A node without a name of its own (`approve:decide`) belongs to the step it is named after;
+    // a decision written there is that step's outcome ("Outcome of Approve the order").
     if let Some((owner, _)) = name.split_once(':')
         && case.definition.node(owner).is_some()
     {
-        return step(case, owner);
+        let owner_step = step(case, owner);
+        return match case.definition.node(name).map(|n| &n.kind) {
+            Some(NodeKind::Decide { .. }) => case.lang.t("outcome_of").replace("{step}", &owner_step),
+            _ => owner_step,
+        };
     }
     let Some(node) = case.definition.node(name) else { return name.to_string() };
     let Some(template) = i18n::node_title(case.lang, node) else {
@@ -62,17 +67,6 @@ pub(super) fn step(case: &Case<'_>, name: &str) -> String {
         return crate::web::diagram::structural_name(case.lang, node).map_or_else(|| name.to_string(), str::to_string);
     };
     i18n::render_title(case.lang, case.definition, template, case.instance.variables(), case.now)
-}
-
-/// The step a history entry names: a decision written in place after a step (`approve:decide`)
-/// as that step's outcome ("Outcome of Approve the order"), not as the step itself.
-fn entry_step(viewer: &Viewer, case: &Case<'_>, kind: &str, name: &str) -> String {
-    match name.split_once(':') {
-        Some((owner, _)) if kind == "decided" && case.definition.node(owner).is_some() => {
-            viewer.t("outcome_of").replace("{step}", &step(case, owner))
-        }
-        _ => step(case, name),
-    }
 }
 
 /// The case whose history is shown: its instance and the definition it runs.
@@ -164,8 +158,7 @@ pub(super) fn what(viewer: &Viewer, case: &Case<'_>, row: &HistoryRow) -> String
         "task_delegated" => detail.strip_prefix("to ").map(|to| fill(viewer.t("delegated_text"), &[("to", to)])),
         _ => None,
     };
-    let node =
-        row.node.as_deref().map(|n| format!(" · {}", esc(&entry_step(viewer, case, &row.kind, n)))).unwrap_or_default();
+    let node = row.node.as_deref().map(|n| format!(" · {}", esc(&step(case, n)))).unwrap_or_default();
     match sentence {
         Some(sentence) => format!("<span class=\"event\" data-kind=\"{}\">{sentence}</span>", esc(&row.kind)),
         None => {

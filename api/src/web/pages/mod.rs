@@ -13,7 +13,6 @@ mod operations;
 mod sign_in;
 mod tasks;
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use axum::http::{StatusCode, header};
@@ -26,7 +25,7 @@ use cloverleaf_engine::Instance;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::i18n::{self, Lang};
+use super::i18n::{self, Lang, money_variables};
 use super::{LANG_COOKIE, Viewer, esc, html};
 use crate::server::access;
 use crate::server::config::ADMIN;
@@ -314,17 +313,6 @@ fn form_of(definition: &cloverleaf_dsl::CompiledProcess, node: &str) -> Vec<Form
         Some(NodeKind::Approval { form, .. }) => form.clone(),
         _ => Vec::new(),
     }
-}
-
-/// The variables of a process that hold money (shown with their currency).
-fn money_variables(definition: &cloverleaf_dsl::CompiledProcess) -> BTreeSet<&str> {
-    definition
-        .inputs
-        .iter()
-        .chain(&definition.vars)
-        .filter(|v| v.ty == cloverleaf_dsl::expr::Type::Money)
-        .map(|v| v.name.as_str())
-        .collect()
 }
 
 /// A variable's value for a reader: money with its currency, times in their zone; a dash while

@@ -152,11 +152,11 @@ pub async fn deploy(State(state): State<AppState>, viewer: Viewer, Form(form): F
         Ok(done) => {
             let versions: Vec<String> =
                 done.processes.iter().map(|p| format!("{} v{}", esc(&p.key), p.version)).collect();
-            let (colon, separator) = if viewer.lang == Lang::ZhCn { ("：", "、") } else { (": ", ", ") };
             let mut out = format!(
-                "<p class=\"notice\" role=\"status\" id=\"outcome\">{}{colon}{}</p>",
+                "<p class=\"notice\" role=\"status\" id=\"outcome\">{}{}{}</p>",
                 viewer.t("deployed"),
-                versions.join(separator)
+                viewer.lang.colon(),
+                versions.join(viewer.lang.list_separator())
             );
             if !done.warnings.is_empty() {
                 let rendered: String = done.warnings.iter().map(|w| esc(&w.rendered)).collect::<Vec<_>>().join("\n");

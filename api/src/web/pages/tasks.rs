@@ -65,8 +65,8 @@ struct Context {
     shown: Vec<(String, String)>,
     customer: Option<String>,
     amount: Option<Decimal>,
-    /// A `not by` rule bars the reader from deciding it.
-    barred: bool,
+    /// The refusal a `not by` rule would give the reader, who may not decide it.
+    barred: Option<ApiError>,
 }
 
 async fn context_of(
@@ -105,8 +105,10 @@ async fn context_of(
     let own = task.assignee.as_deref() == Some(user)
         || (task.assignee.is_none() && task.roles.iter().any(|r| viewer.caller.has(r)));
     let principal = if own { None } else { task.claimed_by.as_deref().or(task.assignee.as_deref()) };
-    let barred =
-        cloverleaf_engine::check_separation(&definition, &instance, &task.id, user, principal, engine.now()).is_err();
+    let barred = cloverleaf_engine::check_separation(&definition, &instance, &task.id, user, principal, engine.now())
+        .err()
+        .filter(|r| matches!(r, cloverleaf_engine::Rejection::SeparationOfDuties { .. }))
+        .map(ApiError::from);
     let process_title = i18n::process_title(viewer.lang, &definition).to_string();
     let offered_to = viewer.t("offered_to").replace("{roles}", &i18n::role_list(viewer.lang, &definition, &task.roles));
     Ok(Context {
@@ -186,6 +188,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     for task in tasks {
         let Context { process, process_title, offered_to, title, shown, customer, amount, barred } =
             context_of(state, viewer, &task, &customers).await?;
+        let barred = barred.is_some();
         rows.push(Row { task, process, process_title, offered_to, title, context: shown, customer, amount, barred });
     }
     // Each process once, by key, shown by its title.
@@ -307,7 +310,8 @@ async fn task_page(
     let engine = state.engine();
     let now = engine.now();
     let customers = CustomerNames::of(state).await;
-    let Context { process_title, title, shown: context, .. } = context_of(state, viewer, &task, &customers).await?;
+    let Context { process_title, title, shown: context, barred, .. } =
+        context_of(state, viewer, &task, &customers).await?;
     let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
     let fields = form_of(&definition, &task.node);
@@ -322,12 +326,7 @@ async fn task_page(
     // gets no form they could only be refused on.
     let barred = match problem {
         Some(problem) => (problem.code() == "separation_of_duties").then(|| problem.clone()),
-        None => engine
-            .may_decide(&task.id, viewer.caller.name(), &viewer.caller.0.role_refs())
-            .await
-            .err()
-            .map(ApiError::from)
-            .filter(|e| e.code() == "separation_of_duties"),
+        None => barred,
     };
     if let Some(problem) = barred.as_ref().or(problem) {
         let _ = write!(
@@ -438,11 +437,11 @@ fn problem_text(
                     let name = problem["field"].as_str().unwrap_or_default();
                     let message = problem["message"].as_str().unwrap_or_default();
                     let field = fields.iter().find(|f| f.name == name);
-                    let separator = if viewer.lang == i18n::Lang::ZhCn { "：" } else { ": " };
                     format!(
-                        "<li data-field=\"{}\">{}{separator}{}</li>",
+                        "<li data-field=\"{}\">{}{}{}</li>",
                         esc(name),
                         esc(&i18n::label(name, viewer.lang)),
+                        viewer.lang.colon(),
                         esc(&form_problem(viewer, field, message))
                     )
                 })
