@@ -52,14 +52,18 @@ pub(crate) async fn visible_task(state: &AppState, caller: &Caller, id: &TaskId)
     Err(not_yours(name, &task))
 }
 
+/// The refusal names the roles a task is offered to (the organisation's, not a secret) but not
+/// the person it is assigned to: who holds whose approvals is not told to whoever asks.
 fn not_yours(user: &str, task: &TaskInfo) -> ApiError {
-    let reason = match &task.assignee {
-        Some(assignee) => format!("it is assigned to `{assignee}`, and `{user}` is not their substitute"),
-        None => format!("it is offered to {}, and `{user}` holds none of them", roles_list(&task.roles)),
+    let assigned = task.assignee.is_some();
+    let reason = if assigned {
+        format!("it is assigned to someone else, and `{user}` does not stand in for them")
+    } else {
+        format!("it is offered to {}, and `{user}` holds none of them", roles_list(&task.roles))
     };
     ApiError::forbidden("not_candidate", format!("`{user}` may not see or act on task `{}`: {reason}", task.id))
         .with_details(
-            json!({"user": user, "task": task.id.0, "roles": task.roles, "assignee": task.assignee, "reason": reason}),
+            json!({"user": user, "task": task.id.0, "roles": task.roles, "assigned": assigned, "reason": reason}),
         )
 }
 

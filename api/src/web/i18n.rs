@@ -160,7 +160,7 @@ const EN: &[(&str, &str)] = &[
     ("do_this", "do this"),
     (
         "err_not_yours_assigned",
-        "This task is not offered to you: it is assigned to {assignee}, and you do not stand in for them.",
+        "This task is not offered to you: it is assigned to someone else, and you do not stand in for them.",
     ),
     ("err_not_yours_roles", "This task is not offered to you: it waits for the role {roles}, which you do not hold."),
     ("err_delegate_roles", "The task cannot be delegated to {user}: it is offered to {roles}, which they do not hold."),
@@ -538,7 +538,7 @@ const ZH_CN: &[(&str, &str)] = &[
     ("err_role_one", "您无权{action}：仅限{roles}。"),
     ("err_role_any", "您无权{action}：仅限{roles}。"),
     ("do_this", "执行此操作"),
-    ("err_not_yours_assigned", "此任务未分配给您：它已指派给 {assignee}，而您不是其代理人。"),
+    ("err_not_yours_assigned", "此任务未分配给您：它已指派给他人，而您不是其代理人。"),
     ("err_not_yours_roles", "此任务未分配给您：它只交由{roles}办理，而您不具备该角色。"),
     ("err_delegate_roles", "不能将此任务转交给 {user}：它只交由{roles}办理，而 {user} 不具备该角色。"),
     ("err_not_reader", "您无权查看此案例：您未参与该案例，其流程也未允许您的角色查看。"),

@@ -202,6 +202,35 @@ pub fn esc(text: &str) -> String {
     out
 }
 
+/// HTML-escapes text for element content, keeping each hyphenated word (an order number
+/// `SO-1001`, an invoice `2026-000042`) on one line: browsers otherwise break after the hyphen.
+pub fn esc_keeping_ids(text: &str) -> String {
+    let id_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(start) = rest.find(id_char) {
+        out.push_str(&esc(&rest[..start]));
+        let run = &rest[start..];
+        let end = run.find(|c: char| !id_char(c)).unwrap_or(run.len());
+        let word = &run[..end];
+        // Hyphens at a run's edges are dashes or signs, not part of an id.
+        let core = word.trim_matches('-');
+        let lead = word.len() - word.trim_start_matches('-').len();
+        if core.contains('-') {
+            out.push_str(&word[..lead]);
+            out.push_str("<span class=\"nowrap\">");
+            out.push_str(core);
+            out.push_str("</span>");
+            out.push_str(&word[lead + core.len()..]);
+        } else {
+            out.push_str(word);
+        }
+        rest = &run[end..];
+    }
+    out.push_str(&esc(rest));
+    out
+}
+
 /// Percent-encodes an id for a path segment. Ids the engine makes need nothing; an id from a
 /// store written before ids were URL-safe holds `/`, which becomes `%2F`.
 pub fn url_path(id: &str) -> String {
@@ -418,7 +447,22 @@ pub fn html(status: StatusCode, body: String) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::is_page;
+    use super::{esc_keeping_ids, is_page};
+
+    #[test]
+    fn hyphenated_words_stay_whole_and_the_rest_is_escaped_as_written() {
+        assert_eq!(
+            esc_keeping_ids("Approve order SO-1001 for <C-004>  now"),
+            "Approve order <span class=\"nowrap\">SO-1001</span> for &lt;<span class=\"nowrap\">C-004</span>&gt;  now"
+        );
+        assert_eq!(
+            esc_keeping_ids("审批订单 SO-00042 — 加急"),
+            "审批订单 <span class=\"nowrap\">SO-00042</span> — 加急"
+        );
+        assert_eq!(esc_keeping_ids("- a list - item -5.00"), "- a list - item -5.00");
+        assert_eq!(esc_keeping_ids("C-004（Delft BV）"), "<span class=\"nowrap\">C-004</span>（Delft BV）");
+        assert_eq!(esc_keeping_ids(""), "");
+    }
 
     #[test]
     fn a_page_is_its_path_or_below_it_never_a_longer_name() {

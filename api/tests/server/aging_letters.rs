@@ -225,8 +225,11 @@ async fn a_failed_letter_says_why_in_the_readers_words_and_never_shows_the_recei
         "{}",
         listed.text
     );
+    // The customer is named beside the id, the id kept on one line.
+    assert!(listed.text.contains("<span class=\"nowrap\">C-004</span> (Delft Instruments BV)"), "{}", listed.text);
     let zh = page(&api, Method::GET, "/letters?lang=zh-CN", &arlo, None).await;
     assert!(zh.text.contains("发送失败：接收方返回错误（HTTP 500），系统将自动重试。"), "{}", zh.text);
+    assert!(zh.text.contains("<span class=\"nowrap\">C-004</span>（Delft Instruments BV）"), "{}", zh.text);
     for text in [&listed.text, &zh.text] {
         assert!(!text.contains(&url) && !text.contains("127.0.0.1") && !text.contains("/hook"), "{text}");
         assert!(!text.contains("Internal Server Error") && !text.contains("answered 500"), "{text}");

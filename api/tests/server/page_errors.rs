@@ -114,7 +114,11 @@ async fn a_form_that_does_not_fit_is_told_by_its_labels() {
     // In English too, the field is named as the form above it labels it.
     let form = page(&api, Method::GET, &format!("/tasks/{task}?lang=en"), &mia, None).await;
     let start = form.text.find("<legend>").unwrap() + "<legend>".len();
-    let label = form.text[start..].split('<').next().unwrap().to_string();
+    let legend = form.text[start..].split('<').next().unwrap().to_string();
+    // The yes/no field is asked as a question above its options, and named without its mark.
+    assert_eq!(legend, "Approve?");
+    assert!(form.text.contains("> Approve</label>") && form.text.contains("> Reject</label>"), "{}", form.text);
+    let label = legend.trim_end_matches('?');
     let en = act(&api, &mia, &task, "complete", "", "en").await;
     assert_eq!(
         problem(&en),

@@ -102,6 +102,11 @@ async fn a_delegated_task_is_completed_on_the_delegators_behalf() {
     assert_eq!(delegated.expect(StatusCode::OK)["assignee"], "max");
     let inbox = ids(api.get("/v1/tasks", "max").await.expect(StatusCode::OK));
     assert!(inbox.contains(&task), "{inbox:?}");
+    // Someone else is told the task is assigned, not to whom.
+    let refused = api.get(&format!("/v1/tasks/{task}"), "cora").await;
+    let error = refused.expect_error(StatusCode::FORBIDDEN, "not_candidate");
+    assert_eq!(error["details"]["assigned"], true, "{error}");
+    assert!(!error.to_string().contains("max"), "the refusal names the assignee: {error}");
     api.post(&format!("/v1/tasks/{task}/complete"), "max", json!({"variables": {"approve": true}}))
         .await
         .expect(StatusCode::OK);

@@ -268,6 +268,25 @@ async fn a_tampered_form_is_refused_field_by_field() {
 }
 
 #[tokio::test]
+async fn a_refused_task_page_does_not_name_its_assignee() {
+    let Some(api) = Api::new().await else { return };
+    let (_, task) = api.order_at_manager("20000.00", "sam").await;
+    api.post(&format!("/v1/tasks/{task}/delegate"), "mia", serde_json::json!({"to": "max"}))
+        .await
+        .expect(StatusCode::OK);
+    let cora = sign_in(&api, "cora").await;
+    for (lang, words) in [("en", "it is assigned to someone else"), ("zh-CN", "它已指派给他人")] {
+        let refused = page(&api, Method::GET, &format!("/tasks/{task}?lang={lang}"), &cora, None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert!(refused.text.contains(words), "{}", refused.text);
+        assert!(!refused.text.contains("max"), "the refusal names the assignee: {}", refused.text);
+    }
+    let max = sign_in(&api, "max").await;
+    let his = page(&api, Method::GET, &format!("/tasks/{task}"), &max, None).await;
+    assert_eq!(his.status, StatusCode::OK, "{}", his.text);
+}
+
+#[tokio::test]
 async fn the_pages_speak_chinese_when_asked() {
     let Some(api) = Api::new().await else { return };
     api.order_at_manager("24500.00", "sam").await;
@@ -280,15 +299,20 @@ async fn the_pages_speak_chinese_when_asked() {
     assert_eq!(set_cookie(&inbox.headers, "clv_lang").as_deref(), Some("clv_lang=zh-CN"));
     // The task is titled as the process words it in Chinese, on the order's own values; the
     // English title stays for English readers.
-    assert!(inbox.text.contains(">审批订单 SO-1</a>"), "{}", inbox.text);
-    assert!(!inbox.text.contains("Approve order SO-1"), "{}", inbox.text);
+    assert!(inbox.text.contains(">审批订单 <span class=\"nowrap\">SO-1</span></a>"), "{}", inbox.text);
+    assert!(!inbox.text.contains("Approve order"), "{}", inbox.text);
     let marker = "href=\"/tasks/";
     let start = inbox.text.find(marker).unwrap() + "href=\"".len();
     let task_path = inbox.text[start..].split('"').next().unwrap().to_string();
     let task = page(&api, Method::GET, &format!("{task_path}?lang=zh-CN"), &session, None).await;
     assert!(task.text.contains("<h1>审批订单 SO-1</h1>"), "{}", task.text);
     let english = page(&api, Method::GET, "/inbox?lang=en", &session, None).await;
-    assert!(english.text.contains(">Approve order SO-1</a>") && !english.text.contains("审批订单"), "{}", english.text);
+    assert!(
+        english.text.contains(">Approve order <span class=\"nowrap\">SO-1</span></a>")
+            && !english.text.contains("审批订单"),
+        "{}",
+        english.text
+    );
 }
 
 #[tokio::test]

@@ -16,12 +16,13 @@ use cloverleaf_engine::store::Queries as _;
 use cloverleaf_finance::ledger::Letter;
 use serde::Deserialize;
 
+use super::tasks::CustomerNames;
 use super::{CsrfForm, answer, error_page, message_page, page, with_lang};
 use crate::server::AppState;
 use crate::server::config::LETTER_KINDS;
 use crate::server::error::ApiError;
 use crate::server::notify::outbox::{LETTER_HANDLERS, LETTER_READERS, LetterView};
-use crate::web::{Viewer, esc, html, i18n, url_path};
+use crate::web::{Viewer, esc, esc_keeping_ids, html, i18n, url_path};
 
 /// The most letters one page lists.
 const PAGE_SIZE: i64 = 200;
@@ -130,8 +131,9 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
             viewer.t("to_address"),
             viewer.t("delivery"),
         );
+        let customers = CustomerNames::of(&state).await;
         for letter in found {
-            out.push_str(&row(&viewer, &letter, handler, board));
+            out.push_str(&row(&viewer, &letter, handler, board, &customers));
         }
         out.push_str("</tbody></table>");
         Ok(out)
@@ -141,7 +143,7 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
 }
 
 /// One letter as a table row: when, what (its text folded away), to whom, and its delivery.
-fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> String {
+fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool, customers: &CustomerNames) -> String {
     let written = letter
         .created_at
         .parse::<chrono::DateTime<chrono::Utc>>()
@@ -186,15 +188,16 @@ fn row(viewer: &Viewer, letter: &LetterView, handler: bool, board: bool) -> Stri
         );
     }
     let mark = if letter.state == "dead" { " class=\"dead\"" } else { "" };
+    let named = esc_keeping_ids(&customers.beside(viewer, letter.customer.clone()));
     let customer = if board {
-        format!("<a href=\"/board/receivables?customer={}\">{}</a>", url_path(&letter.customer), esc(&letter.customer))
+        format!("<a href=\"/board/receivables?customer={}\">{named}</a>", url_path(&letter.customer))
     } else {
-        esc(&letter.customer)
+        named
     };
     format!(
         "<tr data-letter=\"{id}\" data-state=\"{state}\"{mark}><td>{written}</td>\
          <td><details><summary>{kind}{invoice}<br>{subject}</summary><pre class=\"letter\">{body}</pre></details></td>\
-         <td class=\"nowrap\">{customer}</td><td>{to}</td><td>{delivery}</td></tr>",
+         <td>{customer}</td><td>{to}</td><td>{delivery}</td></tr>",
         id = esc(&letter.id),
         state = esc(&letter.state),
         written = esc(&written),

@@ -170,9 +170,9 @@ fn error_text(viewer: &Viewer, error: &ApiError, process: Option<&CompiledProces
                 .replace("{action}", &action)
                 .replace("{roles}", &roles(&required))
         }
-        "not_candidate" => match (details["assignee"].as_str(), details["roles"].as_array()) {
-            (Some(assignee), _) => viewer.t("err_not_yours_assigned").replace("{assignee}", assignee),
-            (None, Some(list)) if !list.is_empty() => {
+        "not_candidate" => match (details["assigned"].as_bool(), details["roles"].as_array()) {
+            (Some(true), _) => text("err_not_yours_assigned"),
+            (_, Some(list)) if !list.is_empty() => {
                 viewer.t("err_not_yours_roles").replace("{roles}", &roles(&details["roles"]))
             }
             _ => text("not_candidate"),

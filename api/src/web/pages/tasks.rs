@@ -24,7 +24,7 @@ use super::{
 use crate::server::AppState;
 use crate::server::error::ApiError;
 use crate::web::i18n;
-use crate::web::{Viewer, esc, html, url_path};
+use crate::web::{Viewer, esc, esc_keeping_ids, html, url_path};
 
 /// What the inbox may be narrowed to.
 #[derive(Debug, Deserialize)]
@@ -154,7 +154,7 @@ fn context_html(name: &str, value: &str) -> String {
     if name.ends_with("_report") && !value.is_empty() && value != "—" {
         format!("<a href=\"/reports/{}\">{}</a>", url_path(value), esc(value))
     } else {
-        esc(value)
+        esc_keeping_ids(value)
     }
 }
 
@@ -281,7 +281,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
             out,
             "<tr><td><a class=\"task-link\" href=\"/tasks/{}\">{}</a><div class=\"muted\">{}</div></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             url_path(&row.task.id.0),
-            esc(&row.title),
+            esc_keeping_ids(&row.title),
             esc(&row.process_title),
             context,
             due_cell(viewer, row.task.due_at, now),
@@ -398,6 +398,9 @@ fn form_field(viewer: &Viewer, field: &FormField) -> String {
             } else {
                 (viewer.t("yes"), viewer.t("no"))
             };
+            // A yes/no field asks a question: "Approve?" over the options "Approve" and "Reject"
+            // (its Chinese label, 是否批准, is worded as one already).
+            let label = if viewer.lang == i18n::Lang::En { format!("{label}?") } else { label };
             format!(
                 "<fieldset><legend>{label}{optional}</legend><label><input type=\"radio\" name=\"f.{name}\" value=\"true\" id=\"{name}-yes\"{required}> {yes}</label> \
                  <label><input type=\"radio\" name=\"f.{name}\" value=\"false\" id=\"{name}-no\"> {no}</label></fieldset>"
