@@ -1,9 +1,9 @@
-//! The process diagram as SVG, drawn from the compiled graph: each node in the column of its
-//! distance from a start, the path already walked, the current position and incidents marked.
+//! The process diagram as SVG, drawn from the compiled graph in layers from top to bottom
+//! ([`layout`]), the path already walked, the current position and incidents marked.
 //!
 //! Presentation attributes only (no `style`), so the page's Content-Security-Policy holds.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use cloverleaf_dsl::CompiledProcess;
@@ -11,16 +11,9 @@ use cloverleaf_dsl::model::{Node, NodeKind};
 
 use super::esc;
 use super::i18n::{self, Lang};
+use layout::{BOX_H, BOX_W};
 
-const BOX_W: usize = 150;
-const BOX_H: usize = 44;
-const GAP_X: usize = 40;
-const GAP_Y: usize = 22;
-const MARGIN: usize = 12;
-/// Columns side by side at most: five fit the case page's frame on a 1280 px screen.
-const MAX_COLUMNS: usize = 5;
-/// The space between two bands of a wrapped diagram, where the edges from one to the next turn.
-const BAND_GAP: usize = 34;
+mod layout;
 
 /// How far an instance has come: the nodes it has passed, where its tokens are, where it is stuck.
 #[derive(Debug, Default)]
@@ -46,59 +39,20 @@ pub fn svg(
     fill_title: &dyn Fn(&str) -> String,
 ) -> String {
     let edges = process.edges();
-    // Columns: breadth-first distance from the starts, so loops do not stretch the picture.
-    let mut column: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut queue = VecDeque::new();
-    for node in &process.nodes {
-        if matches!(node.kind, NodeKind::Start { .. }) {
-            column.insert(node.name.as_str(), 0);
-            queue.push_back(node.name.as_str());
-        }
-    }
-    while let Some(from) = queue.pop_front() {
-        let next = column[from] + 1;
-        for edge in edges.iter().filter(|e| e.from == from) {
-            if !column.contains_key(edge.to) {
-                column.insert(edge.to, next);
-                queue.push_back(edge.to);
-            }
-        }
-    }
-    // Rows: within a column, each step goes near the steps it comes from (the mean of their
-    // rows in the columns before it), so that edges cross less; declaration order breaks ties.
-    let mut by_column: BTreeMap<usize, Vec<(usize, &str)>> = BTreeMap::new();
-    for (declared, node) in process.nodes.iter().enumerate() {
-        let col = column.get(node.name.as_str()).copied().unwrap_or(0);
-        by_column.entry(col).or_default().push((declared, node.name.as_str()));
-    }
-    let mut rows: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut place: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for (&col, names) in &by_column {
-        let mut keyed: Vec<(f64, usize, &str)> = names
-            .iter()
-            .map(|&(declared, name)| {
-                let before: Vec<f64> = edges
-                    .iter()
-                    .filter(|e| e.to == name)
-                    .filter_map(|e| place.get(e.from).filter(|(c, _)| *c < col).map(|&(_, row)| row as f64))
-                    .collect();
-                let key =
-                    if before.is_empty() { declared as f64 } else { before.iter().sum::<f64>() / before.len() as f64 };
-                (key, declared, name)
-            })
-            .collect();
-        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        for (row, (_, _, name)) in keyed.into_iter().enumerate() {
-            place.insert(name, (col, row));
-        }
-        rows.insert(col, names.len());
-    }
-    let layout = Layout::new(&rows);
-    let (width, height) = (layout.width, layout.height);
-    let at = |name: &str| {
-        let (col, row) = place.get(name).copied().unwrap_or((0, 0));
-        layout.at(col, row)
-    };
+    let index: BTreeMap<&str, usize> = process.nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let starts: Vec<usize> = process
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| matches!(n.kind, NodeKind::Start { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    let joined: Vec<(usize, usize)> =
+        edges.iter().filter_map(|e| Some((*index.get(e.from)?, *index.get(e.to)?))).collect();
+    let known: Vec<&cloverleaf_dsl::model::Edge<'_>> =
+        edges.iter().filter(|e| index.contains_key(e.from) && index.contains_key(e.to)).collect();
+    let drawing = layout::draw(process.nodes.len(), &starts, &joined);
+    let (width, height) = (drawing.width, drawing.height);
 
     let mut out = String::new();
     let _ = write!(
@@ -108,37 +62,23 @@ pub fn svg(
         esc(label)
     );
     out.push_str(
-        "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"7\" \
-         markerHeight=\"7\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#667\"/></marker></defs>",
+        "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerUnits=\"userSpaceOnUse\" \
+         markerWidth=\"8\" markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#667\"/></marker></defs>",
     );
-    for edge in &edges {
-        let ((x1, y1), (x2, y2)) = (at(edge.from), at(edge.to));
+    for route in &drawing.flows {
+        let edge = known[route.edge];
         let walked = progress.done.contains(edge.from)
             && (progress.done.contains(edge.to) || progress.current.contains(edge.to));
-        let (sx, sy) = (x1 + BOX_W, y1 + BOX_H / 2);
-        let band_from = place.get(edge.from).map_or(0, |&(col, _)| layout.band(col));
-        let band_to = place.get(edge.to).map_or(0, |&(col, _)| layout.band(col));
-        let d = if band_to > band_from {
-            // On to the next band: out to the right, along the gap below this band, down the left
-            // margin and into the step from its left, clear of every box on the way.
-            let (ex, ey) = (x2, y2 + BOX_H / 2);
-            let gap_y = layout.band_top[band_to] - BAND_GAP / 2;
-            format!("M {sx} {sy} H {} V {gap_y} H {} V {ey} H {ex}", sx + GAP_X / 2, MARGIN / 2)
-        } else {
-            let forward = x2 > x1 && band_to == band_from;
-            let (ex, ey) = if forward { (x2, y2 + BOX_H / 2) } else { (x2 + BOX_W / 2, y2 + BOX_H) };
-            format!("M {sx} {sy} C {} {sy}, {} {ey}, {ex} {ey}", sx + GAP_X / 2, ex.saturating_sub(GAP_X / 2))
-        };
         let class = if walked { "edge walked" } else { "edge" };
         let _ = write!(
             out,
-            "<path class=\"{class}\" d=\"{d}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" marker-end=\"url(#arrow)\"/>",
+            "<path class=\"{class}\" d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" marker-end=\"url(#arrow)\"/>",
+            route.path(),
             if walked { "#2f7d32" } else { "#99a" },
             if walked { 2.5 } else { 1.2 },
         );
     }
-    for node in &process.nodes {
-        let (x, y) = at(&node.name);
+    for (node, &(x, y)) in process.nodes.iter().zip(&drawing.boxes) {
         let name = node.name.as_str();
         let (class, fill, stroke) = if progress.incidents.contains(name) {
             ("node incident", "#fde2e1", "#c62828")
@@ -194,51 +134,6 @@ pub fn svg(
     }
     out.push_str("</svg>");
     out
-}
-
-/// Where the columns go: side by side up to [`MAX_COLUMNS`] wide; a longer process wraps into
-/// bands of equal width, one below the other, read like lines of text, so that the page does
-/// not scroll sideways and the titles keep their size.
-struct Layout {
-    /// Columns in a band.
-    per_band: usize,
-    /// The top of each band.
-    band_top: Vec<usize>,
-    width: usize,
-    height: usize,
-}
-
-impl Layout {
-    /// The layout of columns holding `rows[column]` steps each.
-    fn new(rows: &BTreeMap<usize, usize>) -> Layout {
-        let columns = rows.len().max(1);
-        let bands = columns.div_ceil(MAX_COLUMNS);
-        let per_band = columns.div_ceil(bands);
-        let mut band_top = Vec::with_capacity(bands);
-        let mut y = MARGIN;
-        for band in 0..bands {
-            band_top.push(y);
-            let most_rows =
-                (band * per_band..(band + 1) * per_band).filter_map(|c| rows.get(&c)).copied().max().unwrap_or(1);
-            y += most_rows * BOX_H + most_rows.saturating_sub(1) * GAP_Y + BAND_GAP;
-        }
-        let wide = per_band.min(columns);
-        // Room on the right for the edges that turn down to the next band.
-        let turn = if bands > 1 { GAP_X / 2 } else { 0 };
-        let width = 2 * MARGIN + wide * BOX_W + (wide - 1) * GAP_X + turn;
-        Layout { per_band, band_top, width, height: y - BAND_GAP + MARGIN }
-    }
-
-    /// The band column `col` is drawn in.
-    fn band(&self, col: usize) -> usize {
-        col / self.per_band
-    }
-
-    /// The top left corner of the box at `row` of column `col`.
-    fn at(&self, col: usize, row: usize) -> (usize, usize) {
-        let top = self.band_top.get(self.band(col)).copied().unwrap_or(MARGIN);
-        (MARGIN + (col % self.per_band) * (BOX_W + GAP_X), top + row * (BOX_H + GAP_Y))
-    }
 }
 
 /// What an untitled step shows: a decision written in place after another step
@@ -400,33 +295,20 @@ mod tests {
     }
 
     #[test]
-    fn a_long_process_wraps_into_bands_instead_of_growing_wider() {
+    fn a_long_process_reads_down_the_page_one_step_under_the_other() {
         let steps: String = (1..=11).map(|i| format!("  task s{i} {{ job \"x\" }} -> s{}\n", i + 1)).collect();
         let source = format!(
             "process p \"P\" {{\n  start -> s1\n{steps}  task s12 {{ job \"x\" }} -> done\n  end done \"Done\"\n}}\n"
         );
         let process = compile(&source);
         let svg = svg(&process, &Progress::default(), "P", Lang::En, &|t| t.to_string());
-        let width: usize = svg.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-        // Fourteen columns in three bands of five at most: no wider than five columns.
-        assert!(width <= 2 * MARGIN + 5 * BOX_W + 4 * GAP_X + GAP_X / 2, "{width}");
         let placed = boxes(&svg);
         assert_eq!(placed.len(), 14);
-        let bands: BTreeSet<usize> = placed.iter().map(|b| b.1).collect();
-        assert_eq!(bands.len(), 3, "{placed:?}");
-        for (i, a) in placed.iter().enumerate() {
-            for b in &placed[i + 1..] {
-                let apart = a.0.abs_diff(b.0) >= BOX_W || a.1.abs_diff(b.1) >= BOX_H;
-                assert!(apart, "boxes overlap at {a:?} and {b:?}");
-            }
-        }
-        // Two edges turn from one band to the next, down the left margin.
-        assert_eq!(svg.matches(&format!(" H {} V ", MARGIN / 2)).count(), 2, "{svg}");
-        // A short process stays on one line.
-        let short =
-            compile("process q \"Q\" {\n  start -> a\n  task a { job \"x\" } -> done\n  end done \"Done\"\n}\n");
-        let short = super::svg(&short, &Progress::default(), "Q", Lang::En, &|t| t.to_string());
-        assert_eq!(boxes(&short).iter().map(|b| b.1).collect::<BTreeSet<_>>().len(), 1, "{short}");
+        // One column, each step below the one before it: as narrow as one box.
+        assert_eq!(placed.iter().map(|b| b.0).collect::<BTreeSet<_>>().len(), 1, "{placed:?}");
+        assert!(placed.windows(2).all(|p| p[1].1 > p[0].1), "{placed:?}");
+        let width: usize = svg.split("width=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        assert!(width < 2 * BOX_W as usize, "{width}");
     }
 
     #[test]
