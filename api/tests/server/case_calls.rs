@@ -162,6 +162,9 @@ async fn a_finished_call_keeps_its_link_and_an_untitled_join_reads_as_what_it_do
     let history = visible(en.text.split("id=\"history\"").nth(1).unwrap());
     assert!(!history.contains("billed") && !history.contains("Join"), "{history}");
     assert!(history.contains("Automatic step done · Post cost of goods"), "{history}");
+    // The sums the jobs worked out read as money, a tax of zero too; none is left unknown.
+    assert!(en.text.contains("data-var=\"invoice_total\">CNY 100.00</dd>"), "{}", en.text);
+    assert!(en.text.contains("data-var=\"cost_of_goods\">CNY 60.00</dd>"), "{}", en.text);
     let zh = page(&api, Method::GET, &format!("/cases/{shipping}?lang=zh-CN"), &sam, None).await;
     assert_eq!(zh.text.matches(">汇合</text>").count(), 1, "{}", zh.text);
     let history = visible(zh.text.split("id=\"history\"").nth(1).unwrap());

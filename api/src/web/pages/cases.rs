@@ -195,7 +195,13 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             diagram::svg(&definition, &progress, i18n::process_title(viewer.lang, &definition), viewer.lang, &fill),
         );
         out.push_str(&called_section(&viewer, &case, &calls));
-        let undecided = undecided(&definition, &instance, &history);
+        let set = set_after_start(&history);
+        let undecided = undecided(&definition, &instance, &set);
+        // A sum no step has worked out yet (an invoice's total before invoicing) is not yet
+        // known: its declared default would read as an amount of zero.
+        let unknown_yet = |name: &str| {
+            money.contains(name) && !set.contains(name) && definition.vars.iter().any(|v| v.name == name)
+        };
         let _ = write!(out, "<section><h2>{}</h2><dl class=\"context\">", viewer.t("variables"));
         // In the order the process declares them (inputs, then variables), as its designer wrote
         // them; a value no declaration names any more (kept from an earlier version) after them.
@@ -209,6 +215,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             let outcome = match raw {
                 DslValue::Text(text) => super::history::outcome_value(&case, name, text),
                 DslValue::Bool(_) if undecided.contains(name.as_str()) => Some("—".to_string()),
+                DslValue::Number(_) if unknown_yet(name) => Some("—".to_string()),
                 _ => None,
             };
             let value =
@@ -428,18 +435,23 @@ fn called_section(viewer: &Viewer, case: &super::history::Case<'_>, calls: &[Cal
     out
 }
 
-/// The yes/no questions of the decision forms that nobody has answered for the case yet: a
-/// field of a task still open, or one no step after the start has set (a completed task, a
-/// job's answer, a repair by hand). Its value is the default the process declares, which would
-/// read as a refusal ("No") before anyone decided.
-fn undecided<'a>(definition: &'a CompiledProcess, instance: &Instance, history: &[HistoryRow]) -> BTreeSet<&'a str> {
-    let open: BTreeSet<&str> = instance.tasks().values().map(|t| t.node.as_str()).collect();
-    let set: BTreeSet<String> = history
+/// The variables some step after the start has set (a completed task, a job's answer, a called
+/// process's outcome, a repair by hand).
+fn set_after_start(history: &[HistoryRow]) -> BTreeSet<String> {
+    history
         .iter()
         .filter(|h| h.kind != "started")
         .filter_map(|h| serde_json::from_str::<HistoryEvent>(&h.detail).ok())
         .flat_map(|e| e.variables.into_keys())
-        .collect();
+        .collect()
+}
+
+/// The yes/no questions of the decision forms that nobody has answered for the case yet: a
+/// field of a task still open, or one no step after the start has set (a completed task, a
+/// job's answer, a repair by hand). Its value is the default the process declares, which would
+/// read as a refusal ("No") before anyone decided.
+fn undecided<'a>(definition: &'a CompiledProcess, instance: &Instance, set: &BTreeSet<String>) -> BTreeSet<&'a str> {
+    let open: BTreeSet<&str> = instance.tasks().values().map(|t| t.node.as_str()).collect();
     let mut out = BTreeSet::new();
     for node in &definition.nodes {
         let NodeKind::Approval { form, .. } = &node.kind else { continue };
