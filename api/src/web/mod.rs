@@ -404,12 +404,20 @@ fn page_here(parts: &Parts) -> String {
 /// `here` (a path and query) in language `lang`: its `lang` parameter replaced, every other
 /// parameter kept as it was written.
 pub fn in_language(here: &str, lang: Lang) -> String {
+    with_parameter(here, "lang", Some(lang.tag()))
+}
+
+/// `here` (a path and query) with parameter `name` set to `value` (left out for `None`), every
+/// other parameter kept as it was written. `value` is a plain word or number (not encoded).
+pub fn with_parameter(here: &str, name: &str, value: Option<&str>) -> String {
     let (path, query) = here.split_once('?').unwrap_or((here, ""));
-    let mut pairs: Vec<&str> =
-        query.split('&').filter(|p| !p.is_empty() && *p != "lang" && !p.starts_with("lang=")).collect();
-    let asked = format!("lang={}", lang.tag());
-    pairs.push(&asked);
-    format!("{path}?{}", pairs.join("&"))
+    let mut pairs: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && *p != name && p.split_once('=').is_none_or(|(n, _)| n != name))
+        .collect();
+    let asked = value.map(|v| format!("{name}={v}"));
+    pairs.extend(asked.as_deref());
+    if pairs.is_empty() { path.to_string() } else { format!("{path}?{}", pairs.join("&")) }
 }
 
 impl Viewer {
@@ -447,7 +455,17 @@ pub fn html(status: StatusCode, body: String) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{esc_keeping_ids, is_page};
+    use super::{esc_keeping_ids, is_page, with_parameter};
+
+    #[test]
+    fn a_parameter_is_set_once_and_the_others_are_kept_as_written() {
+        assert_eq!(with_parameter("/inbox", "page", Some("2")), "/inbox?page=2");
+        assert_eq!(with_parameter("/inbox?page=1&customer=C-7", "page", Some("3")), "/inbox?customer=C-7&page=3");
+        assert_eq!(with_parameter("/inbox?done=1&overdue=1", "done", None), "/inbox?overdue=1");
+        assert_eq!(with_parameter("/inbox?done", "done", None), "/inbox");
+        // A parameter whose name only begins the same is another one.
+        assert_eq!(with_parameter("/cases?pages=9", "page", Some("2")), "/cases?pages=9&page=2");
+    }
 
     #[test]
     fn hyphenated_words_stay_whole_and_the_rest_is_escaped_as_written() {

@@ -24,6 +24,7 @@ mod notify;
 mod ops;
 mod page_errors;
 mod pages_zh;
+mod paging;
 mod serve;
 mod tasks;
 mod web;

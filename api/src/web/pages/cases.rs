@@ -20,7 +20,7 @@ use cloverleaf_engine::{HistoryEvent, Instance, InstanceId, Status};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::{answer, error_page, money_variables, page, show_value, with_lang};
+use super::{Shown, answer, error_page, money_variables, page, show_value, with_lang};
 use crate::server::AppState;
 use crate::server::access::{self, Visibility};
 use crate::server::error::ApiError;
@@ -34,7 +34,14 @@ pub struct CasesQuery {
     business_key: Option<String>,
     status: Option<String>,
     process: Option<String>,
+    /// The page of the list, from 1.
+    page: Option<String>,
 }
+
+/// Cases on one page of the list.
+const CASES_PAGE: usize = 100;
+/// Instances the list reads at most, newest first; older ones are found by narrowing it.
+const CASES_READ: i64 = 5_000;
 
 /// `GET /cases`: the instances the reader may see, newest first, searchable by order number.
 pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): Query<CasesQuery>) -> Response {
@@ -43,7 +50,8 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         let status = query.status.as_deref().filter(|s| STATUS_WORDS.iter().any(|(v, _)| v == s));
         let seen = Visibility::of(&state, &viewer.caller).await?;
         let process = query.process.as_deref().filter(|p| !p.is_empty());
-        let rows = state.engine().store().instances(process, status, key, 5_000, 0).await?;
+        let rows = state.engine().store().instances(process, status, key, CASES_READ, 0).await?;
+        let cut = rows.len() as i64 >= CASES_READ;
         let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(r.id.as_str(), &r.process_key, r.process_version)).collect();
         // One row per case: a called process is listed under its caller's case page, where the
         // reader can read the caller too; alone when they cannot, or when the list is narrowed
@@ -54,7 +62,9 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             .filter(|r| r.parent_id.as_ref().is_some_and(|p| listed.contains(p.as_str())))
             .map(|r| r.id.as_str().to_string())
             .collect();
-        let rows: Vec<_> = rows.into_iter().filter(|r| !callers_listed.contains(r.id.as_str())).take(200).collect();
+        let rows: Vec<_> = rows.into_iter().filter(|r| !callers_listed.contains(r.id.as_str())).collect();
+        let shown = Shown::of(query.page.as_deref(), rows.len(), CASES_PAGE).cut(cut);
+        let rows: Vec<_> = rows.into_iter().skip(shown.first).take(CASES_PAGE).collect();
         // Processes by the title their designer gave them, as the inbox names them.
         let mut titles = std::collections::BTreeMap::new();
         for d in state.engine().store().deployments().await? {
@@ -105,6 +115,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         if empty {
             let _ = write!(out, "<p class=\"empty\">{}</p>", viewer.t("no_cases"));
         }
+        out.push_str(&shown.pager(&viewer));
         Ok(out)
     }
     .await;

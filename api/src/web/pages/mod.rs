@@ -308,6 +308,64 @@ fn archived_text(viewer: &Viewer, error: &ApiError) -> String {
 }
 
 /// The decision form of approval `node`.
+/// Which rows of a long list a page shows, from its `page` parameter (from 1; a page past the
+/// end shows the last one).
+struct Shown {
+    page: usize,
+    pages: usize,
+    first: usize,
+    total: usize,
+    per_page: usize,
+    /// The list was cut at `total` before it was paged: older rows exist.
+    cut: bool,
+}
+
+impl Shown {
+    fn of(asked: Option<&str>, total: usize, per_page: usize) -> Shown {
+        let pages = total.div_ceil(per_page).max(1);
+        let page = asked.and_then(|p| p.trim().parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+        Shown { page, pages, first: (page - 1) * per_page, total, per_page, cut: false }
+    }
+
+    /// Marks the list as cut short at its total.
+    fn cut(mut self, cut: bool) -> Shown {
+        self.cut = cut;
+        self
+    }
+
+    /// Where the reader is in the list and the links to the pages around, keeping the page's
+    /// filters; nothing for a list that fits on one page and was not cut.
+    fn pager(&self, viewer: &Viewer) -> String {
+        if self.pages <= 1 && !self.cut {
+            return String::new();
+        }
+        let last = (self.first + self.per_page).min(self.total);
+        let range = viewer
+            .t(if self.cut { "shown_range_more" } else { "shown_range" })
+            .replace("{from}", &(self.first + 1).to_string())
+            .replace("{to}", &last.to_string())
+            .replace("{total}", &self.total.to_string());
+        let here = crate::web::with_parameter(&viewer.here, "done", None);
+        let link = |page: usize, key: &'static str, rel: &str| {
+            let href = crate::web::with_parameter(&here, "page", Some(&page.to_string()));
+            format!(" <a href=\"{}\" rel=\"{rel}\">{}</a>", esc(&href), viewer.t(key))
+        };
+        let mut out = format!(
+            "<nav class=\"pager\" aria-label=\"{}\"><span data-range>{}</span>",
+            viewer.t("pages"),
+            esc(&range)
+        );
+        if self.page > 1 {
+            out.push_str(&link(self.page - 1, "previous_page", "prev"));
+        }
+        if self.page < self.pages {
+            out.push_str(&link(self.page + 1, "next_page", "next"));
+        }
+        out.push_str("</nav>");
+        out
+    }
+}
+
 fn form_of(definition: &cloverleaf_dsl::CompiledProcess, node: &str) -> Vec<FormField> {
     match definition.node(node).map(|n| &n.kind) {
         Some(NodeKind::Approval { form, .. }) => form.clone(),

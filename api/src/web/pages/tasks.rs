@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    answer, error_page, error_text, form_of, message_page, money_variables, page, show_value, sod_text, with_lang,
+    Shown, answer, error_page, error_text, form_of, message_page, money_variables, page, show_value, sod_text,
+    with_lang,
 };
 use crate::server::AppState;
 use crate::server::error::ApiError;
@@ -36,7 +37,12 @@ pub struct InboxQuery {
     max_amount: Option<String>,
     /// Set by the redirect after a decision (`1`) or a delegation (`delegated`).
     done: Option<String>,
+    /// The page of the list, from 1.
+    page: Option<String>,
 }
+
+/// Tasks on one page of the inbox.
+const INBOX_PAGE: usize = 50;
 
 /// One row of the inbox: the task and the business context its approval shows.
 struct Row {
@@ -73,10 +79,10 @@ async fn context_of(
     state: &AppState,
     viewer: &Viewer,
     task: &TaskInfo,
+    instance: &Instance,
     customers: &CustomerNames,
 ) -> Result<Context, ApiError> {
     let engine = state.engine();
-    let instance = engine.instance(&task.instance_id).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
     let shown = match definition.node(&task.node).map(|n| &n.kind) {
         Some(NodeKind::Approval { show, .. }) => show.clone(),
@@ -86,7 +92,7 @@ async fn context_of(
     let context = shown
         .iter()
         .map(|name| {
-            let shown = show_value(viewer, &instance, name, money.contains(name.as_str()));
+            let shown = show_value(viewer, instance, name, money.contains(name.as_str()));
             let shown = if name == "customer_id" { customers.beside(viewer, shown) } else { shown };
             (name.clone(), shown)
         })
@@ -99,13 +105,13 @@ async fn context_of(
         Some(DslValue::Number(n)) => Some(*n),
         _ => None,
     });
-    let title = i18n::task_title(viewer.lang, &definition, &instance, task, engine.now());
+    let title = i18n::task_title(viewer.lang, &definition, instance, task, engine.now());
     // As the engine judges a claim: someone standing in acts for the person who holds the task.
     let user = viewer.caller.name();
     let own = task.assignee.as_deref() == Some(user)
         || (task.assignee.is_none() && task.roles.iter().any(|r| viewer.caller.has(r)));
     let principal = if own { None } else { task.claimed_by.as_deref().or(task.assignee.as_deref()) };
-    let barred = cloverleaf_engine::check_separation(&definition, &instance, &task.id, user, principal, engine.now())
+    let barred = cloverleaf_engine::check_separation(&definition, instance, &task.id, user, principal, engine.now())
         .err()
         .filter(|r| matches!(r, cloverleaf_engine::Rejection::SeparationOfDuties { .. }))
         .map(ApiError::from);
@@ -184,10 +190,15 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     // Whom the reader stands in for, told by every open task, before the filters narrow the list.
     let notice = super::away::inbox_notice(state, viewer, now, &tasks).await?;
     let customers = CustomerNames::of(state).await;
+    // Every task's case in one read: a credit controller's month-end inbox holds hundreds.
+    let ids: Vec<_> = tasks.iter().map(|t| t.instance_id.clone()).collect();
+    let instances = engine.instances(&ids).await?;
     let mut rows = Vec::new();
     for task in tasks {
+        // A case archived or removed since the inbox was read has no task to show.
+        let Some(instance) = instances.get(task.instance_id.as_str()) else { continue };
         let Context { process, process_title, offered_to, title, shown, customer, amount, barred } =
-            context_of(state, viewer, &task, &customers).await?;
+            context_of(state, viewer, &task, instance, &customers).await?;
         let barred = barred.is_some();
         rows.push(Row { task, process, process_title, offered_to, title, context: shown, customer, amount, barred });
     }
@@ -255,7 +266,9 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
         viewer.t("due"),
         viewer.t("state")
     );
-    for row in rows {
+    let total = rows.len();
+    let shown = Shown::of(query.page.as_deref(), total, INBOX_PAGE);
+    for row in rows.into_iter().skip(shown.first).take(INBOX_PAGE) {
         let context: String = row
             .context
             .iter()
@@ -289,6 +302,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
         );
     }
     out.push_str("</tbody></table>");
+    out.push_str(&shown.pager(viewer));
     Ok(out)
 }
 
@@ -310,9 +324,9 @@ async fn task_page(
     let engine = state.engine();
     let now = engine.now();
     let customers = CustomerNames::of(state).await;
-    let Context { process_title, title, shown: context, barred, .. } =
-        context_of(state, viewer, &task, &customers).await?;
     let instance = engine.instance(&task.instance_id).await?;
+    let Context { process_title, title, shown: context, barred, .. } =
+        context_of(state, viewer, &task, &instance, &customers).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
     let fields = form_of(&definition, &task.node);
     let mut out = format!(

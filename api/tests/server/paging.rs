@@ -1,0 +1,89 @@
+//! Long lists on the pages: the inbox and the cases list shown a page at a time, with where the
+//! reader is and links to the pages around that keep the filters.
+
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::{Api, visible};
+use crate::web::{page, sign_in};
+
+/// Starts `count` orders of `amount` that wait for the sales manager, numbered from `from`.
+async fn orders_at_manager(api: &Api, from: usize, count: usize, amount: &str) {
+    for n in from..from + count {
+        let body = json!({"process": "order_approval", "business_key": format!("SO-{n}"), "variables": {
+            "order_id": format!("SO-{n}"), "customer_id": "C-7", "amount": amount, "requested_by": "sam"}});
+        api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED);
+        api.pass_credit_check().await;
+    }
+}
+
+/// The tasks a page lists.
+fn task_rows(html: &str) -> usize {
+    html.matches("class=\"task-link\"").count()
+}
+
+#[tokio::test]
+async fn a_long_inbox_is_shown_fifty_tasks_at_a_time_and_its_pages_keep_the_filters() {
+    let Some(api) = Api::new().await else { return };
+    orders_at_manager(&api, 1, 53, "20000.00").await;
+    orders_at_manager(&api, 54, 2, "30000.00").await;
+    let mia = sign_in(&api, "mia").await;
+
+    let first = page(&api, Method::GET, "/inbox?done=1", &mia, None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(task_rows(&first.text), 50);
+    assert!(visible(&first.text).contains("1–50 of 55"), "{}", first.text);
+    // The next page's link keeps the page's own parameters but not the notice of a decision.
+    assert!(first.text.contains("href=\"/inbox?page=2\" rel=\"next\""), "{}", first.text);
+    assert!(!first.text.contains("rel=\"prev\""), "{}", first.text);
+
+    let second = page(&api, Method::GET, "/inbox?page=2&lang=zh-CN", &mia, None).await;
+    assert_eq!(task_rows(&second.text), 5);
+    assert!(visible(&second.text).contains("第 51–55 条，共 55 条"), "{}", second.text);
+    assert!(second.text.contains("href=\"/inbox?lang=zh-CN&amp;page=1\" rel=\"prev\">‹ 上一页</a>"), "{}", second.text);
+    assert!(!second.text.contains("rel=\"next\""), "{}", second.text);
+    // A page past the end shows the last one; a page that is no number, the first.
+    let past = page(&api, Method::GET, "/inbox?page=99", &mia, None).await;
+    assert_eq!(task_rows(&past.text), 5);
+    let odd = page(&api, Method::GET, "/inbox?page=x", &mia, None).await;
+    assert_eq!(task_rows(&odd.text), 50);
+
+    // Narrowed to what fits on one page: no pager at all.
+    let narrowed = page(&api, Method::GET, "/inbox?min_amount=25000", &mia, None).await;
+    assert_eq!(task_rows(&narrowed.text), 2);
+    assert!(!narrowed.text.contains("class=\"pager\""), "{}", narrowed.text);
+
+    // Someone the tasks are not offered to pages through nothing of them.
+    let cora = sign_in(&api, "cora").await;
+    let hers = page(&api, Method::GET, "/inbox?page=2", &cora, None).await;
+    assert_eq!(hers.status, StatusCode::OK);
+    assert_eq!(task_rows(&hers.text), 0, "{}", hers.text);
+    assert!(!hers.text.contains("class=\"pager\""), "{}", hers.text);
+}
+
+#[tokio::test]
+async fn the_cases_list_is_shown_a_hundred_at_a_time() {
+    let Some(api) = Api::new().await else { return };
+    for n in 1..=103 {
+        let body = json!({"process": "order_approval", "business_key": format!("SO-{n}"), "variables": {
+            "order_id": format!("SO-{n}"), "customer_id": "C-7", "amount": "100.00", "requested_by": "sam"}});
+        api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED);
+    }
+    let cases = |html: &str| html.matches("<tr data-status=").count();
+    let ada = sign_in(&api, "ada").await;
+    let first = page(&api, Method::GET, "/cases?process=order_approval", &ada, None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(cases(&first.text), 100);
+    assert!(visible(&first.text).contains("1–100 of 103"), "{}", first.text);
+    assert!(first.text.contains("href=\"/cases?process=order_approval&amp;page=2\" rel=\"next\""), "{}", first.text);
+    let second = page(&api, Method::GET, "/cases?process=order_approval&page=2", &ada, None).await;
+    assert_eq!(cases(&second.text), 3);
+    // The rep sees his own orders, paged the same way; a warehouse clerk, none of them.
+    let sam = sign_in(&api, "sam").await;
+    let his = page(&api, Method::GET, "/cases?page=2", &sam, None).await;
+    assert_eq!(cases(&his.text), 3, "{}", his.text);
+    let lou = sign_in(&api, "lou").await;
+    let none = page(&api, Method::GET, "/cases?page=2", &lou, None).await;
+    assert_eq!(cases(&none.text), 0, "{}", none.text);
+    assert!(!none.text.contains("class=\"pager\""), "{}", none.text);
+}
