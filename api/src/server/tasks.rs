@@ -11,25 +11,54 @@ use cloverleaf_engine::TaskId;
 use cloverleaf_engine::store::{Store as _, TaskInfo, TaskState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use super::auth::Caller;
 use super::config::{ADMIN, canonical_user};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Json, Path, RawBody, parse_json};
+use super::extract::{Json, Path, Query, RawBody, parse_json};
 use super::views::TaskView;
 
+/// A page of the inbox.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InboxParams {
+    /// At most this many (1 to 1000; every open task when left out).
+    pub limit: Option<i64>,
+    /// Skip this many, oldest first.
+    pub offset: Option<i64>,
+}
+
 /// The caller's inbox: open tasks of their roles, assigned to or claimed by them, or held by
-/// someone they substitute for today.
+/// someone they substitute for today, oldest first; `limit` and `offset` page it.
 #[utoipa::path(
     get, path = "/v1/tasks", tag = "tasks",
-    responses((status = 200, description = "The caller's open tasks", body = Vec<TaskView>)),
+    params(InboxParams),
+    responses(
+        (status = 200, description = "The caller's open tasks", body = Vec<TaskView>),
+        (status = 400, description = "An unknown parameter, a limit outside 1..1000 or a negative offset", body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
-pub async fn inbox(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<Vec<TaskView>>, ApiError> {
+pub async fn inbox(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<InboxParams>,
+) -> Result<axum::Json<Vec<TaskView>>, ApiError> {
+    if params.limit.is_some_and(|limit| !(1..=1000).contains(&limit)) {
+        return Err(ApiError::bad_request("invalid_query", "limit must be between 1 and 1000"));
+    }
+    let offset = params.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::bad_request("invalid_query", "offset must not be negative"));
+    }
     let tasks = state.engine().inbox(caller.name(), &caller.0.role_refs()).await?;
-    Ok(axum::Json(tasks.into_iter().map(TaskView::from).collect()))
+    let page = tasks
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(params.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
+    Ok(axum::Json(page.map(TaskView::from).collect()))
 }
 
 /// The task if the caller may see it: an admin, one of its roles, its assignee, claimant or

@@ -10,6 +10,24 @@ fn ids(body: &serde_json::Value) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn the_inbox_is_paged_by_limit_and_offset_oldest_first() {
+    let Some(api) = Api::new().await else { return };
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push(api.order_at_manager("20000.00", "sam").await.1);
+    }
+    assert_eq!(ids(api.get("/v1/tasks", "mia").await.expect(StatusCode::OK)), tasks);
+    assert_eq!(ids(api.get("/v1/tasks?limit=2", "mia").await.expect(StatusCode::OK)), tasks[..2]);
+    assert_eq!(ids(api.get("/v1/tasks?limit=2&offset=2", "mia").await.expect(StatusCode::OK)), tasks[2..]);
+    assert_eq!(ids(api.get("/v1/tasks?offset=5", "mia").await.expect(StatusCode::OK)), Vec::<String>::new());
+    for bad in ["limit=0", "limit=1001", "offset=-1", "page=2"] {
+        api.get(&format!("/v1/tasks?{bad}"), "mia").await.expect_error(StatusCode::BAD_REQUEST, "invalid_query");
+    }
+    // Paging shows nobody more than their own inbox.
+    assert_eq!(ids(api.get("/v1/tasks?limit=10", "sam").await.expect(StatusCode::OK)), Vec::<String>::new());
+}
+
+#[tokio::test]
 async fn a_user_sees_the_tasks_of_their_roles_only() {
     let Some(api) = Api::new().await else { return };
     let (_, task) = api.order_at_manager("20000.00", "sam").await;
