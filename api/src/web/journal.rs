@@ -28,7 +28,7 @@ fn chinese(text: &str) -> Option<String> {
     if let Some(rest) = text.strip_prefix("cost of goods of order ")
         && let Some((order, shipment)) = rest.split_once(", shipment ")
     {
-        return Some(format!("订单 {order} 发货 {shipment} 的销货成本"));
+        return Some(format!("订单 {order} 发货 {shipment} 的销售成本"));
     }
     if let Some(rest) = text.strip_prefix("payment ") {
         if let Some((payment, invoice)) = rest.split_once(" applied to invoice ") {
@@ -66,7 +66,7 @@ mod tests {
     fn every_form_the_ledger_writes_reads_in_chinese_with_its_numbers_and_names() {
         for (english, chinese) in [
             ("invoice 2026-000001 to Shanghai Trading Co.", "开具发票 2026-000001（Shanghai Trading Co.）"),
-            ("cost of goods of order SO-1, shipment SH-1", "订单 SO-1 发货 SH-1 的销货成本"),
+            ("cost of goods of order SO-1, shipment SH-1", "订单 SO-1 发货 SH-1 的销售成本"),
             ("payment P-7 received (bank ref 42)", "收到付款 P-7（bank ref 42）"),
             ("payment P-7 applied to invoice 2026-000001", "付款 P-7 核销发票 2026-000001"),
             ("short payment on invoice 2026-000001", "发票 2026-000001 少付差额"),

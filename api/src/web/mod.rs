@@ -15,6 +15,7 @@
 //! ([`throttle`]). Every page is served with a strict Content-Security-Policy (no script, no
 //! inline style, nothing from elsewhere).
 
+mod csv;
 mod diagnostics;
 mod diagram;
 pub mod i18n;
@@ -92,7 +93,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/cases/{id}", get(pages::case))
         .route("/board", get(pages::board))
         .route("/board/receivables", get(pages::receivables))
+        .route("/board/receivables.csv", get(pages::receivables_csv))
         .route("/board/orders", get(pages::orders))
+        .route("/board/orders.csv", get(pages::orders_csv))
         .route(
             "/board/alerts/{id}/acknowledge",
             get(|uri: Uri| async move { form_page("/board", &uri) }).post(pages::acknowledge_alert),

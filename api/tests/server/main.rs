@@ -26,5 +26,6 @@ mod page_errors;
 mod pages_zh;
 mod paging;
 mod serve;
+mod spreadsheets;
 mod tasks;
 mod web;

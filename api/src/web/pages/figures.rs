@@ -6,16 +6,17 @@ use std::fmt::Write as _;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use chrono::NaiveDate;
-use cloverleaf_finance::ledger::{AGING_BUCKETS, NOT_DUE, aging_bucket};
+use cloverleaf_finance::ledger::{AGING_BUCKETS, AgingLine, NOT_DUE, OrderProfit, aging_bucket};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::answer;
 use super::tasks::CustomerNames;
+use super::{answer, error_page};
 use crate::server::AppState;
 use crate::server::access;
 use crate::server::error::ApiError;
+use crate::web::csv::{self, Cell, Csv};
 use crate::web::i18n;
 use crate::web::{Viewer, esc, url_path};
 
@@ -23,6 +24,9 @@ use crate::web::{Viewer, esc, url_path};
 /// customer), for the roles that read finance reports.
 pub async fn report(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Response {
     let id = id.trim_matches('/').to_string();
+    if let Some(id) = id.strip_suffix(".csv") {
+        return report_csv(&state, &viewer, id).await;
+    }
     let result: Result<(String, &'static str), ApiError> = async {
         access::may_read_reports(&viewer.caller)?;
         let body = crate::server::reports::stored_report(&state, &id).await?;
@@ -51,7 +55,8 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> (String, &'static str
     let text = |v: &Value| esc(&v.as_str().map_or_else(|| v.to_string(), str::to_string));
     let heads = |keys: &[&'static str]| row(&keys.iter().map(|k| viewer.t(k).to_string()).collect::<Vec<_>>(), "th");
     let mut out = String::new();
-    let back = format!("<p><a href=\"/board\">{}</a></p>", viewer.t("back"));
+    let stored = body["invoices"].is_array() || body["customers"].is_array();
+    let back = if stored { links(viewer) } else { format!("<p><a href=\"/board\">{}</a></p>", viewer.t("back")) };
     let title;
     if let Some(invoices) = body["invoices"].as_array() {
         title = "aging_report";
@@ -151,6 +156,69 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> (String, &'static str
     (out, title)
 }
 
+/// `GET /reports/{id}.csv`: a stored month-end report as a spreadsheet (the readers of the
+/// report): an aging report's invoices, or gross profit by customer; another kind is not a list.
+async fn report_csv(state: &AppState, viewer: &Viewer, id: &str) -> Response {
+    let body = match async {
+        access::may_read_reports(&viewer.caller)?;
+        crate::server::reports::stored_report(state, id).await
+    }
+    .await
+    {
+        Ok(body) => body,
+        Err(e) => return error_page(viewer, &e),
+    };
+    let text = |v: &Value| Cell::text(v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    let amount = |v: &Value| match v.as_str().and_then(|a| a.parse::<Decimal>().ok()) {
+        Some(d) => Cell::number(d),
+        None => Cell::text(""),
+    };
+    let mut csv = Csv::default();
+    if let Some(invoices) = body["invoices"].as_array() {
+        csv.row(
+            ["invoice", "customer_no", "due_date", "days_past_due"]
+                .iter()
+                .map(|k| Cell::text(viewer.t(k)))
+                .chain([Cell::text(in_currency(viewer, "amount_open")), Cell::text(viewer.t("bucket"))]),
+        );
+        let as_of = body["as_of"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
+        for line in invoices {
+            let due = line["due_date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
+            let days = match (as_of, due) {
+                (Some(as_of), Some(due)) => Cell::number((as_of - due).num_days().max(0)),
+                _ => text(&line["days_past_due"]),
+            };
+            let bucket = line["bucket"].as_str().unwrap_or_default();
+            csv.row([
+                text(&line["invoice_id"]),
+                text(&line["customer_id"]),
+                text(&line["due_date"]),
+                days,
+                amount(&line["amount_open"]),
+                Cell::text(bucket_name(viewer, bucket)),
+            ]);
+        }
+    } else if let Some(customers) = body["customers"].as_array() {
+        csv.row(
+            std::iter::once(Cell::text(viewer.t("customer_no")))
+                .chain(["revenue", "cost_of_goods", "gross_profit"].iter().map(|k| Cell::text(in_currency(viewer, k)))),
+        );
+        for line in customers {
+            csv.row([
+                text(&line["customer_id"]),
+                amount(&line["revenue"]),
+                amount(&line["cost_of_goods"]),
+                amount(&line["gross_profit"]),
+            ]);
+        }
+    } else {
+        let refused =
+            ApiError::bad_request("not_a_list", format!("report `{id}` is not a list a spreadsheet can hold"));
+        return error_page(viewer, &refused);
+    }
+    csv.download(&format!("{}.csv", id.replace(['/', '\\'], "-")))
+}
+
 /// What a reader calls an aging bucket: "Not yet due" (未到期), "1-30 days overdue" (逾期 1-30
 /// 天)... A stored report's old `0-30` (which held the invoices not yet due too) says so.
 pub(super) fn bucket_name(viewer: &Viewer, label: &str) -> String {
@@ -200,45 +268,59 @@ fn order_link(order: &str) -> String {
     format!("<a href=\"/cases?business_key={}\">{}</a>", url_path(order), esc(order))
 }
 
+/// The open invoices a receivables list shows, as narrowed, and the words of its narrowing.
+struct OpenInvoices {
+    as_of: NaiveDate,
+    lines: Vec<AgingLine>,
+    narrowed: Vec<String>,
+}
+
+/// The open invoices behind the aging, DSO and open receivables figures, by bucket, customer or
+/// overdue (finance readers; an unknown bucket is refused in words).
+async fn open_invoices(state: &AppState, viewer: &Viewer, query: &FiguresQuery) -> Result<OpenInvoices, ApiError> {
+    access::may_read_reports(&viewer.caller)?;
+    let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
+    let today = state.books_today().await?;
+    let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
+    let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
+    if let Some(unknown) = bucket.filter(|b| !aging.buckets.iter().any(|known| known.label == *b)) {
+        return Err(ApiError::bad_request(
+            "unknown_bucket",
+            format!("there is no aging bucket `{unknown}`: choose one on the board"),
+        )
+        .with_details(serde_json::json!({"bucket": unknown})));
+    }
+    let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let overdue = query.overdue.as_deref().is_some_and(|o| !o.is_empty() && o != "0");
+    let lines: Vec<AgingLine> = aging
+        .invoices
+        .into_iter()
+        .filter(|l| bucket.is_none_or(|b| l.bucket == b) && customer.is_none_or(|c| l.customer_id == c))
+        .filter(|l| !overdue || l.days_past_due > 0)
+        .collect();
+    let narrowed = [
+        bucket.map(|b| format!("{} {}", viewer.t("bucket"), bucket_name(viewer, b))),
+        customer.map(|c| format!("{} {c}", viewer.t("customer"))),
+        overdue.then(|| viewer.t("overdue").to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(OpenInvoices { as_of: aging.as_of, lines, narrowed })
+}
+
 /// `GET /board/receivables`: the open invoices behind the aging, DSO and open receivables
 /// figures, by bucket or customer, each linked to its order (finance readers).
 pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
     let result: Result<String, ApiError> = async {
-        access::may_read_reports(&viewer.caller)?;
-        let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
-        let today = state.books_today().await?;
-        let aging = ledger.aging(today).await.map_err(ApiError::internal)?;
-        let bucket = query.bucket.as_deref().filter(|b| !b.is_empty());
-        if let Some(unknown) = bucket.filter(|b| !aging.buckets.iter().any(|known| known.label == *b)) {
-            return Err(ApiError::bad_request(
-                "unknown_bucket",
-                format!("there is no aging bucket `{unknown}`: choose one on the board"),
-            )
-            .with_details(serde_json::json!({"bucket": unknown})));
-        }
+        let OpenInvoices { as_of, lines, narrowed } = open_invoices(&state, &viewer, &query).await?;
         let customers = CustomerNames::of(&state).await;
-        let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
-        let overdue = query.overdue.as_deref().is_some_and(|o| !o.is_empty() && o != "0");
-        let lines: Vec<_> = aging
-            .invoices
-            .iter()
-            .filter(|l| bucket.is_none_or(|b| l.bucket == b) && customer.is_none_or(|c| l.customer_id == c))
-            .filter(|l| !overdue || l.days_past_due > 0)
-            .collect();
         let total: Decimal = lines.iter().map(|l| l.amount_open).sum();
-        let narrowed: Vec<String> = [
-            bucket.map(|b| format!("{} {}", viewer.t("bucket"), bucket_name(&viewer, b))),
-            customer.map(|c| format!("{} {c}", viewer.t("customer"))),
-            overdue.then(|| viewer.t("overdue").to_string()),
-        ]
-            .into_iter()
-            .flatten()
-            .collect();
         let mut out = format!(
-            "<h1>{} <span class=\"muted\">{today}{}</span></h1><p><a href=\"/board\">{}</a></p><table class=\"figures\"><thead>",
+            "<h1>{} <span class=\"muted\">{as_of}{}</span></h1>{}<table class=\"figures\"><thead>",
             viewer.t("open_receivables"),
             esc(&narrowed.iter().map(|n| format!(" · {n}")).collect::<String>()),
-            viewer.t("back"),
+            links(&viewer),
         );
         let heads: Vec<String> =
             ["invoice", "business_key", "customer", "due_date", "days_past_due", "amount_open", "bucket"].iter().map(|k| viewer.t(k).to_string()).collect();
@@ -250,7 +332,7 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
                 line.order_id.as_deref().map_or_else(|| "—".to_string(), order_link),
                 format!("<a href=\"/board/receivables?customer={}\">{}</a>", url_path(&line.customer_id), esc(&customers.beside(&viewer, line.customer_id.clone()))),
                 line.due_date.to_string(),
-                days_cell(&viewer, aging.as_of, line.due_date),
+                days_cell(&viewer, as_of, line.due_date),
                 esc(&i18n::money(line.amount_open, viewer.lang)),
                 esc(&bucket_name(&viewer, &line.bucket)),
             ];
@@ -271,29 +353,97 @@ pub async fn receivables(State(state): State<AppState>, viewer: Viewer, Query(qu
     answer(&viewer, "open_receivables", result)
 }
 
+/// `GET /board/receivables.csv`: the same open invoices as a spreadsheet (the same readers, the
+/// same filters): the customer's id and name apart, days past due or until due as numbers.
+pub async fn receivables_csv(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(query): Query<FiguresQuery>,
+) -> Response {
+    let OpenInvoices { as_of, lines, .. } = match open_invoices(&state, &viewer, &query).await {
+        Ok(found) => found,
+        Err(e) => return error_page(&viewer, &e),
+    };
+    let customers = CustomerNames::of(&state).await;
+    let mut csv = Csv::default();
+    csv.row(
+        ["invoice", "business_key", "customer_no", "customer_name", "due_date", "days_past_due", "days_until_due"]
+            .iter()
+            .map(|k| Cell::text(viewer.t(k)))
+            .chain([Cell::text(in_currency(&viewer, "amount_open")), Cell::text(viewer.t("bucket"))]),
+    );
+    for line in &lines {
+        let until = (line.due_date - as_of).num_days().max(0);
+        csv.row([
+            Cell::text(&line.invoice_id),
+            Cell::text(line.order_id.as_deref().unwrap_or_default()),
+            Cell::text(&line.customer_id),
+            Cell::text(customers.name(&line.customer_id).unwrap_or_default()),
+            Cell::text(line.due_date.to_string()),
+            Cell::number((as_of - line.due_date).num_days().max(0)),
+            Cell::number(until),
+            Cell::number(line.amount_open),
+            Cell::text(bucket_name(&viewer, &line.bucket)),
+        ]);
+    }
+    csv.download(&format!("receivables-{as_of}.csv"))
+}
+
+/// A column of amounts named with their currency: "Amount open (CNY)", "未收金额（CNY）".
+fn in_currency(viewer: &Viewer, key: &'static str) -> String {
+    format!("{}{}", viewer.t(key), viewer.lang.bracketed(cloverleaf_finance::ledger::CURRENCY))
+}
+
+/// The links under a figure page's heading: back to the board, and the list as a spreadsheet.
+fn links(viewer: &Viewer) -> String {
+    format!(
+        "<p class=\"links\"><a href=\"/board\">{}</a> · <a href=\"{}\" download data-csv>{}</a></p>",
+        viewer.t("back"),
+        esc(&csv::twin(&viewer.here)),
+        viewer.t("download_csv"),
+    )
+}
+
+/// Gross profit by order over the board's 90 days (the first and last day), optionally of one
+/// customer (finance readers).
+async fn profit_by_order(
+    state: &AppState,
+    viewer: &Viewer,
+    query: &FiguresQuery,
+) -> Result<(NaiveDate, NaiveDate, Vec<OrderProfit>), ApiError> {
+    access::may_read_reports(&viewer.caller)?;
+    let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
+    let to = state.books_today().await?;
+    let from = to - chrono::TimeDelta::days(89);
+    let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let orders = ledger
+        .gross_profit_by_order(from, to)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter(|o| customer.is_none_or(|c| o.customer_id == c))
+        .collect();
+    Ok((from, to, orders))
+}
+
+/// An order's gross margin in per cent, to one decimal; none without revenue.
+fn margin(order: &OrderProfit) -> Option<Decimal> {
+    (!order.revenue.is_zero()).then(|| (order.gross_profit * Decimal::from(100) / order.revenue).round_dp(1))
+}
+
 /// `GET /board/orders`: gross profit by order over the board's 90 days, optionally of one
 /// customer: the orders behind the gross margin and the by-customer table (finance readers).
 pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
     let result: Result<String, ApiError> = async {
-        access::may_read_reports(&viewer.caller)?;
-        let ledger = state.ledger().ok_or_else(ApiError::no_ledger)?;
-        let to = state.books_today().await?;
-        let from = to - chrono::TimeDelta::days(89);
+        let (from, to, orders) = profit_by_order(&state, &viewer, &query).await?;
         let customers = CustomerNames::of(&state).await;
         let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
-        let orders: Vec<_> = ledger
-            .gross_profit_by_order(from, to)
-            .await
-            .map_err(ApiError::internal)?
-            .into_iter()
-            .filter(|o| customer.is_none_or(|c| o.customer_id == c))
-            .collect();
         let money = |d: Decimal| esc(&i18n::money(d, viewer.lang));
         let mut out = format!(
-            "<h1>{} <span class=\"muted\">{from} – {to}{}</span></h1><p><a href=\"/board\">{}</a></p><table class=\"figures\"><thead>",
+            "<h1>{} <span class=\"muted\">{from} – {to}{}</span></h1>{}<table class=\"figures\"><thead>",
             viewer.t("profit_by_order"),
             customer.map_or_else(String::new, |c| format!(" · {} {}", viewer.t("customer"), esc(c))),
-            viewer.t("back"),
+            links(&viewer),
         );
         let heads: Vec<String> = ["business_key", "customer", "revenue", "cost_of_goods", "gross_profit"]
             .iter()
@@ -306,18 +456,13 @@ pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query):
         for o in &orders {
             revenue += o.revenue;
             cost += o.cost_of_goods;
-            let margin = if o.revenue.is_zero() {
-                "—".to_string()
-            } else {
-                format!("{}%", (o.gross_profit * Decimal::from(100) / o.revenue).round_dp(1))
-            };
             let cells = [
                 order_link(&o.order_id),
                 format!("<a href=\"/board/orders?customer={}\">{}</a>", url_path(&o.customer_id), esc(&customers.beside(&viewer, o.customer_id.clone()))),
                 money(o.revenue),
                 money(o.cost_of_goods),
                 money(o.gross_profit),
-                margin,
+                margin(o).map_or_else(|| "—".to_string(), |m| format!("{m}%")),
             ];
             out.push_str(&row(&cells, "td"));
         }
@@ -333,4 +478,34 @@ pub async fn orders(State(state): State<AppState>, viewer: Viewer, Query(query):
     }
     .await;
     answer(&viewer, "profit_by_order", result)
+}
+
+/// `GET /board/orders.csv`: gross profit by order as a spreadsheet (the same readers, the same
+/// filter), the margin in per cent as a number.
+pub async fn orders_csv(State(state): State<AppState>, viewer: Viewer, Query(query): Query<FiguresQuery>) -> Response {
+    let (from, to, orders) = match profit_by_order(&state, &viewer, &query).await {
+        Ok(found) => found,
+        Err(e) => return error_page(&viewer, &e),
+    };
+    let customers = CustomerNames::of(&state).await;
+    let mut csv = Csv::default();
+    csv.row(
+        ["business_key", "customer_no", "customer_name"]
+            .iter()
+            .map(|k| Cell::text(viewer.t(k)))
+            .chain(["revenue", "cost_of_goods", "gross_profit"].iter().map(|k| Cell::text(in_currency(&viewer, k))))
+            .chain([Cell::text(viewer.t("margin_percent"))]),
+    );
+    for o in &orders {
+        csv.row([
+            Cell::text(&o.order_id),
+            Cell::text(&o.customer_id),
+            Cell::text(customers.name(&o.customer_id).unwrap_or_default()),
+            Cell::number(o.revenue),
+            Cell::number(o.cost_of_goods),
+            Cell::number(o.gross_profit),
+            margin(o).map_or_else(|| Cell::text(""), Cell::number),
+        ]);
+    }
+    csv.download(&format!("gross-profit-by-order-{from}-{to}.csv"))
 }

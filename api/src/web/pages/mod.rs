@@ -35,7 +35,7 @@ pub use away::{away, set_away};
 pub use board::{acknowledge_alert, board};
 pub use budgets::set_budget;
 pub use cases::{case, cases};
-pub use figures::{orders, receivables, report};
+pub use figures::{orders, orders_csv, receivables, receivables_csv, report};
 pub use letters::{letters, retry_letter};
 pub use operations::{deploy, operations, retry_incident};
 pub use sign_in::{login, login_form, logout};
@@ -207,6 +207,7 @@ fn error_text(viewer: &Viewer, error: &ApiError, process: Option<&CompiledProces
         "incident_closed" | "job_closed" => text("err_incident_closed"),
         "invalid_state" | "conflict" => text("err_changed"),
         "not_found" => not_found_text(viewer, error),
+        "not_a_list" => text("err_not_a_list"),
         "unknown_bucket" => {
             viewer.t("err_unknown_bucket").replace("{bucket}", details["bucket"].as_str().unwrap_or_default())
         }

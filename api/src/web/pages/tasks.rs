@@ -145,6 +145,11 @@ impl CustomerNames {
         }
     }
 
+    /// Customer `id`'s name, where the sub-ledger knows it.
+    pub(super) fn name(&self, id: &str) -> Option<&str> {
+        self.0.get(id).map(String::as_str)
+    }
+
     /// Customer `id` with its name after it, as the reader's language brackets it:
     /// `C-004 (Delft Instruments BV)`, `C-004（Delft Instruments BV）`.
     pub(super) fn beside(&self, viewer: &Viewer, id: String) -> String {
