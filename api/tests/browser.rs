@@ -472,6 +472,11 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
         !rows.is_empty() && rows.iter().all(|r| r.ends_with("Over 90 days overdue")),
         "only invoices over 90 days past due: {oldest}"
     );
+    // The list is offered as a spreadsheet with the same filter.
+    assert!(oldest.contains("Download as CSV (Excel)"), "{oldest}");
+    let csv = browser.script("return document.querySelector('a[data-csv]').getAttribute('href');").await;
+    assert_eq!(csv.as_str(), Some("/board/receivables.csv?bucket=90%2B"), "{csv}");
+    browser.screenshot("receivables").await;
     browser.goto(&format!("{server}/board")).await;
     browser.wait_for("Gross profit by customer").await;
     browser.click("a[href='/board/orders?customer=C-004']").await;
