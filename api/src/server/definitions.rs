@@ -184,6 +184,7 @@ pub(crate) async fn deploy_source(state: &AppState, name: String, text: String) 
         let d = engine.deploy_compiled(process, &compiled.stored_source).await?;
         deployed.push(DeployedView { key: d.key, version: d.version, hash: d.hash, created: d.created });
     }
+    state.forget_role_titles().await;
     let first = &deployed[0];
     Ok(DeployResponse {
         key: first.key.clone(),

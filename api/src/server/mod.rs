@@ -69,7 +69,16 @@ struct Shared {
     /// Password checks running at once: each takes tens of milliseconds and 19 MiB, so a burst
     /// of sign-ins waits its turn instead of filling the blocking pool and the memory.
     password_checks: tokio::sync::Semaphore,
+    /// The titles of the roles the deployed processes use, and when they were read.
+    role_titles: tokio::sync::Mutex<Option<(std::time::Instant, Arc<RoleTitles>)>>,
 }
+
+/// Role titles by role name, as the deployed processes' roles blocks give them.
+pub type RoleTitles = std::collections::BTreeMap<String, cloverleaf_dsl::model::RoleTitle>;
+
+/// How long the deployed role titles are used before they are read again: another node's
+/// deployment reaches this node's pages within it.
+const ROLE_TITLES_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The long polls of `fetch-and-lock` that are waiting, and the signal that ends them at shutdown.
 struct LongPolls {
@@ -122,6 +131,7 @@ impl AppState {
                 session_key,
                 sign_in,
                 password_checks,
+                role_titles: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -168,6 +178,43 @@ impl AppState {
             Some(ledger) => ledger.book_date(now).await.map_err(error::ApiError::internal),
             None => Ok(now.date_naive()),
         }
+    }
+
+    /// The titles of the roles the deployed processes use (the latest version of each process
+    /// last), read again after [`ROLE_TITLES_FOR`] or a deployment on this node; what was read
+    /// before, or nothing, when the deployments cannot be read.
+    pub async fn role_titles(&self) -> Arc<RoleTitles> {
+        let mut held = self.shared.role_titles.lock().await;
+        if let Some((at, titles)) = held.as_ref()
+            && at.elapsed() < ROLE_TITLES_FOR
+        {
+            return Arc::clone(titles);
+        }
+        let read = async {
+            let mut titles = RoleTitles::new();
+            let mut deployments = cloverleaf_engine::store::Queries::deployments(self.engine().store()).await?;
+            deployments.sort_by_key(|d| d.version);
+            for d in deployments {
+                let definition = self.engine().definition(&d.key, d.version).await?;
+                titles.extend(definition.role_titles.iter().map(|(role, title)| (role.clone(), title.clone())));
+            }
+            Ok::<_, cloverleaf_engine::runtime::Error>(titles)
+        }
+        .await;
+        let titles = match read {
+            Ok(titles) => Arc::new(titles),
+            Err(error) => {
+                tracing::warn!(%error, "the deployed role titles could not be read");
+                held.as_ref().map_or_else(Default::default, |(_, titles)| Arc::clone(titles))
+            }
+        };
+        *held = Some((std::time::Instant::now(), Arc::clone(&titles)));
+        titles
+    }
+
+    /// Forgets the role titles read, so that the next page reads those just deployed.
+    pub async fn forget_role_titles(&self) {
+        *self.shared.role_titles.lock().await = None;
     }
 
     /// The engine.

@@ -972,10 +972,17 @@ static REFERENCE_ROLES: std::sync::LazyLock<Vec<(String, String, Option<String>)
 });
 
 /// What a reader of `lang` calls `role` when no process is at hand: the server's words for its
-/// own roles, the reference roles block's titles for the organisation's, the name otherwise.
-pub fn role_name(lang: Lang, role: &str) -> String {
+/// own roles; for the organisation's, the title the deployed processes give it (`deployed`), else
+/// the reference roles block's; the name otherwise.
+pub fn role_name(lang: Lang, role: &str, deployed: &crate::server::RoleTitles) -> String {
     if let Some((_, en, zh)) = SERVER_ROLES.iter().find(|(r, ..)| *r == role) {
         return (if lang == Lang::ZhCn { zh } else { en }).to_string();
+    }
+    if let Some(title) = deployed.get(role) {
+        return match (lang, &title.title_zh) {
+            (Lang::ZhCn, Some(zh)) => zh.clone(),
+            _ => title.title.clone(),
+        };
     }
     match REFERENCE_ROLES.iter().find(|(r, ..)| r == role) {
         Some((_, _, Some(zh))) if lang == Lang::ZhCn => zh.clone(),
@@ -1368,10 +1375,26 @@ mod tests {
 
     #[test]
     fn roles_without_a_process_are_named_by_their_titles() {
-        assert_eq!(role_name(Lang::ZhCn, "finance.cfo"), "财务总监");
-        assert_eq!(role_name(Lang::En, "finance.cfo"), "Chief financial officer");
-        assert_eq!(role_name(Lang::ZhCn, "admin"), "管理员");
-        assert_eq!(role_name(Lang::En, "qa.tester"), "qa.tester");
+        let none = crate::server::RoleTitles::new();
+        assert_eq!(role_name(Lang::ZhCn, "finance.cfo", &none), "财务总监");
+        assert_eq!(role_name(Lang::En, "finance.cfo", &none), "Chief financial officer");
+        assert_eq!(role_name(Lang::ZhCn, "admin", &none), "管理员");
+        assert_eq!(role_name(Lang::En, "qa.tester", &none), "qa.tester");
+        // A deployed roles block's title comes first; a server role keeps the server's word.
+        let title = |en: &str, zh: Option<&str>| cloverleaf_dsl::model::RoleTitle {
+            title: en.to_string(),
+            title_zh: zh.map(str::to_string),
+        };
+        let deployed: crate::server::RoleTitles = [
+            ("qa.tester".to_string(), title("Quality tester", Some("质检员"))),
+            ("finance.cfo".to_string(), title("Finance director", None)),
+            ("admin".to_string(), title("Root", None)),
+        ]
+        .into();
+        assert_eq!(role_name(Lang::ZhCn, "qa.tester", &deployed), "质检员");
+        assert_eq!(role_name(Lang::En, "qa.tester", &deployed), "Quality tester");
+        assert_eq!(role_name(Lang::ZhCn, "finance.cfo", &deployed), "Finance director");
+        assert_eq!(role_name(Lang::En, "admin", &deployed), "Administrator");
         let roles = ["管理员".to_string(), "审计员".to_string(), "财务总监".to_string()];
         assert_eq!(or_list(Lang::ZhCn, &roles), "管理员、审计员或财务总监");
         assert_eq!(or_list(Lang::En, &roles[..1]), "管理员");

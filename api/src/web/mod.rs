@@ -315,6 +315,8 @@ pub struct Viewer {
     /// The page the reader is on (path and query), which the language switch reloads: the one
     /// asked for, or after a form's `POST` the page the form was on.
     here: String,
+    /// The titles of the deployed processes' roles, for a refusal that names a role.
+    pub roles: std::sync::Arc<crate::server::RoleTitles>,
 }
 
 /// Why a page cannot be shown to this request.
@@ -382,7 +384,8 @@ impl FromRequestParts<AppState> for Viewer {
         let zone = user.time_zone.unwrap_or(chrono_tz::UTC);
         let csrf = hmac(state.session_key(), &format!("csrf:{value}"))[..32].to_string();
         let here = page_here(parts);
-        Ok(Viewer { caller: Caller(user), lang, zone, csrf, session: (session, until), here })
+        let roles = state.role_titles().await;
+        Ok(Viewer { caller: Caller(user), lang, zone, csrf, session: (session, until), here, roles })
     }
 }
 

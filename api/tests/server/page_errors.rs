@@ -241,3 +241,29 @@ async fn the_inbox_confirms_a_decision_and_a_delegation() {
     let plain = page(&api, Method::GET, "/inbox", &mia, None).await;
     assert!(!plain.text.contains("id=\"done\""), "{}", plain.text);
 }
+
+#[tokio::test]
+async fn a_refusal_names_a_role_by_the_title_its_deployed_roles_block_gives() {
+    let Some(api) = Api::new().await else { return };
+    let source = "roles {\n  qa.tester \"Quality tester\" zh \"质检员\"\n}\n\
+        process qa_check \"QA check\" {\n  access {\n    start by sales.rep\n  }\n  input {\n    order_id: text\n  }\n\
+        \x20 start -> inspect\n  approval inspect \"Inspect {order_id}\" {\n    role qa.tester\n    form { ok: bool }\n  } -> done\n\
+        \x20 end done \"Done\"\n}\n";
+    let deployed =
+        api.raw(Method::POST, "/v1/definitions?filename=qa.flow", Some("ada"), Some(source), "text/plain").await;
+    assert_eq!(deployed.status, StatusCode::CREATED, "{}", deployed.text);
+    let body = serde_json::json!({"process": "qa_check", "variables": {"order_id": "SO-7"}});
+    let id =
+        api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string();
+    let task = api.engine.tasks(Some(&id.as_str().into())).await.unwrap()[0].id.0.clone();
+    let sam = sign_in(&api, "sam").await;
+    let zh = page(&api, Method::GET, &format!("/tasks/{task}?lang=zh-CN"), &sam, None).await;
+    assert_eq!(zh.status, StatusCode::FORBIDDEN);
+    assert_eq!(notice(&zh), "此任务未分配给您：它只交由质检员办理，而您不具备该角色。");
+    let en = page(&api, Method::GET, &format!("/tasks/{task}?lang=en"), &sam, None).await;
+    assert_eq!(
+        notice(&en),
+        "This task is not offered to you: it waits for the role Quality tester, which you do not hold."
+    );
+    assert!(!en.text.contains("qa.tester") && !zh.text.contains("qa.tester"), "{}", en.text);
+}

@@ -215,11 +215,12 @@ fn error_text(viewer: &Viewer, error: &ApiError, process: Option<&CompiledProces
     }
 }
 
-/// What a reader calls `role`: its title as `process` carries it, else as the server knows it.
+/// What a reader calls `role`: its title as `process` carries it, else as the deployed
+/// processes or the server know it.
 fn role_title(viewer: &Viewer, process: Option<&CompiledProcess>, role: &str) -> String {
     match process {
         Some(p) if p.role_titles.contains_key(role) => i18n::role_title(viewer.lang, p, role).to_string(),
-        _ => i18n::role_name(viewer.lang, role),
+        _ => i18n::role_name(viewer.lang, role, &viewer.roles),
     }
 }
 
