@@ -177,6 +177,11 @@ async fn a_stored_month_end_aging_shows_not_yet_due_first_and_one_stored_in_the_
     for shown in ["未到期", "天后到期", "重新归类", "合计 · 14 张发票"] {
         assert!(zh.text.contains(shown), "`{shown}` on the page: {}", zh.text);
     }
+    // Its spreadsheet ages the invoices as its page does, never "0-30".
+    let csv = page(&api, Method::GET, "/reports/aging-2026-01-05-old.csv", &carl, None).await;
+    assert_eq!(csv.status, StatusCode::OK, "{}", csv.text);
+    assert!(csv.text.contains(",Not yet due\r\n") && !csv.text.contains("0-30"), "{}", csv.text);
+    assert_eq!(csv.text.matches(",Not yet due\r\n").count(), 6, "{}", csv.text);
     // The API gives the record as it was stored.
     let stored = api.get("/v1/reports/stored/aging-2026-01-05-old", "carl").await;
     assert_eq!(stored.expect(StatusCode::OK)["buckets"][0]["label"], "0-30");

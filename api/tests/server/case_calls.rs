@@ -165,6 +165,17 @@ async fn a_finished_call_keeps_its_link_and_an_untitled_join_reads_as_what_it_do
     // The sums the jobs worked out read as money, a tax of zero too; none is left unknown.
     assert!(en.text.contains("data-var=\"invoice_total\">CNY 100.00</dd>"), "{}", en.text);
     assert!(en.text.contains("data-var=\"cost_of_goods\">CNY 60.00</dd>"), "{}", en.text);
+
+    // Once the customer is told, collection starts: a sum no step has set yet reads as a dash,
+    // an amount the process declares (the matching tolerance) as money.
+    complete_job(&api, "outbox.notify", json!({})).await;
+    let collection = called(&api, &id, "collect_then_reconcile").await;
+    let carl = sign_in(&api, "carl").await;
+    let en = page(&api, Method::GET, &format!("/cases/{collection}"), &carl, None).await;
+    assert_eq!(en.status, StatusCode::OK, "{}", en.text);
+    assert!(en.text.contains("data-var=\"received\">—</dd>"), "{}", en.text);
+    assert!(en.text.contains("data-var=\"tolerance\">CNY 0.01</dd>"), "{}", en.text);
+    assert!(en.text.contains("data-var=\"amount_due\">CNY 100.00</dd>"), "{}", en.text);
     let zh = page(&api, Method::GET, &format!("/cases/{shipping}?lang=zh-CN"), &sam, None).await;
     assert_eq!(zh.text.matches(">汇合</text>").count(), 1, "{}", zh.text);
     let history = visible(zh.text.split("id=\"history\"").nth(1).unwrap());

@@ -50,8 +50,10 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         let status = query.status.as_deref().filter(|s| STATUS_WORDS.iter().any(|(v, _)| v == s));
         let seen = Visibility::of(&state, &viewer.caller).await?;
         let process = query.process.as_deref().filter(|p| !p.is_empty());
-        let rows = state.engine().store().instances(process, status, key, CASES_READ, 0).await?;
-        let cut = rows.len() as i64 >= CASES_READ;
+        // One more than is listed, to know whether older ones were left unread.
+        let mut rows = state.engine().store().instances(process, status, key, CASES_READ + 1, 0).await?;
+        let cut = rows.len() as i64 > CASES_READ;
+        rows.truncate(usize::try_from(CASES_READ).unwrap_or(usize::MAX));
         let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(r.id.as_str(), &r.process_key, r.process_version)).collect();
         // One row per case: a called process is listed under its caller's case page, where the
         // reader can read the caller too; alone when they cannot, or when the list is narrowed
@@ -209,7 +211,8 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         let set = set_after_start(&history);
         let undecided = undecided(&definition, &instance, &set);
         // A sum no step has worked out yet (an invoice's total before invoicing) is not yet
-        // known: its declared default would read as an amount of zero.
+        // known: its declared default of zero would read as an amount. A default that is an
+        // amount (a tolerance of ¥0.01) is shown as it is.
         let unknown_yet = |name: &str| {
             money.contains(name) && !set.contains(name) && definition.vars.iter().any(|v| v.name == name)
         };
@@ -226,7 +229,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             let outcome = match raw {
                 DslValue::Text(text) => super::history::outcome_value(&case, name, text),
                 DslValue::Bool(_) if undecided.contains(name.as_str()) => Some("—".to_string()),
-                DslValue::Number(_) if unknown_yet(name) => Some("—".to_string()),
+                DslValue::Number(n) if n.is_zero() && unknown_yet(name) => Some("—".to_string()),
                 _ => None,
             };
             let value =

@@ -69,15 +69,10 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> (String, &'static str
         let as_of = body["as_of"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
         let due = |line: &Value| line["due_date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
         let stored: Vec<&Value> = body["buckets"].as_array().into_iter().flatten().collect();
-        // A report stored before invoices not yet due had a bucket of their own ("0-30" held
-        // them): its buckets are counted again from its invoices, which it holds whole.
-        let old_shape = stored.iter().any(|b| b["label"].as_str() == Some("0-30"));
         let amount = |line: &Value| line["amount_open"].as_str().and_then(|a| a.parse::<Decimal>().ok());
-        let recount = old_shape && as_of.is_some() && invoices.iter().all(|l| due(l).is_some() && amount(l).is_some());
-        let bucket_of = |line: &Value| match (recount, as_of, due(line)) {
-            (true, Some(as_of), Some(due)) => aging_bucket((as_of - due).num_days()).to_string(),
-            _ => line["bucket"].as_str().unwrap_or_default().to_string(),
-        };
+        let recounted = recounted_on(body);
+        let recount = recounted.is_some();
+        let bucket_of = |line: &Value| stored_bucket(recounted, line);
         if recount {
             let _ = write!(out, "<p class=\"muted\" data-recounted>{}</p>", viewer.t("aging_recounted"));
         }
@@ -156,6 +151,29 @@ fn report_html(viewer: &Viewer, id: &str, body: &Value) -> (String, &'static str
     (out, title)
 }
 
+/// The day a stored aging report's buckets are counted again on: a report stored before invoices
+/// not yet due had a bucket of their own ("0-30" held them), so its buckets are counted again
+/// from its invoices, which it holds whole (each with its due date and amount).
+fn recounted_on(body: &Value) -> Option<NaiveDate> {
+    let old_shape = body["buckets"].as_array().into_iter().flatten().any(|b| b["label"].as_str() == Some("0-30"));
+    let as_of = body["as_of"].as_str().and_then(|d| d.parse::<NaiveDate>().ok())?;
+    let whole = body["invoices"].as_array().into_iter().flatten().all(|l| {
+        l["due_date"].as_str().is_some_and(|d| d.parse::<NaiveDate>().is_ok())
+            && l["amount_open"].as_str().is_some_and(|a| a.parse::<Decimal>().is_ok())
+    });
+    (old_shape && whole).then_some(as_of)
+}
+
+/// The aging bucket of a stored report's invoice line: counted again on `recounted` (see
+/// [`recounted_on`]), as stored otherwise.
+fn stored_bucket(recounted: Option<NaiveDate>, line: &Value) -> String {
+    let due = line["due_date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
+    match (recounted, due) {
+        (Some(as_of), Some(due)) => aging_bucket((as_of - due).num_days()).to_string(),
+        _ => line["bucket"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
 /// `GET /reports/{id}.csv`: a stored month-end report as a spreadsheet (the readers of the
 /// report): an aging report's invoices, or gross profit by customer; another kind is not a list.
 async fn report_csv(state: &AppState, viewer: &Viewer, id: &str) -> Response {
@@ -182,20 +200,21 @@ async fn report_csv(state: &AppState, viewer: &Viewer, id: &str) -> Response {
                 .chain([Cell::text(in_currency(viewer, "amount_open")), Cell::text(viewer.t("bucket"))]),
         );
         let as_of = body["as_of"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
+        let recounted = recounted_on(&body);
         for line in invoices {
             let due = line["due_date"].as_str().and_then(|d| d.parse::<NaiveDate>().ok());
             let days = match (as_of, due) {
                 (Some(as_of), Some(due)) => Cell::number((as_of - due).num_days().max(0)),
                 _ => text(&line["days_past_due"]),
             };
-            let bucket = line["bucket"].as_str().unwrap_or_default();
+            let bucket = stored_bucket(recounted, line);
             csv.row([
                 text(&line["invoice_id"]),
                 text(&line["customer_id"]),
                 text(&line["due_date"]),
                 days,
                 amount(&line["amount_open"]),
-                Cell::text(bucket_name(viewer, bucket)),
+                Cell::text(bucket_name(viewer, &bucket)),
             ]);
         }
     } else if let Some(customers) = body["customers"].as_array() {

@@ -309,7 +309,6 @@ fn archived_text(viewer: &Viewer, error: &ApiError) -> String {
         .replace("{archive}", archive)
 }
 
-/// The decision form of approval `node`.
 /// Which rows of a long list a page shows, from its `page` parameter (from 1; a page past the
 /// end shows the last one).
 struct Shown {
@@ -325,7 +324,12 @@ struct Shown {
 impl Shown {
     fn of(asked: Option<&str>, total: usize, per_page: usize) -> Shown {
         let pages = total.div_ceil(per_page).max(1);
-        let page = asked.and_then(|p| p.trim().parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+        // A number past the end (however large) asks for the last page; anything else, the first.
+        let page = match asked.map(str::trim) {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse::<usize>().unwrap_or(pages),
+            _ => 1,
+        };
+        let page = page.clamp(1, pages);
         Shown { page, pages, first: (page - 1) * per_page, total, per_page, cut: false }
     }
 
@@ -338,7 +342,7 @@ impl Shown {
     /// Where the reader is in the list and the links to the pages around, keeping the page's
     /// filters; nothing for a list that fits on one page and was not cut.
     fn pager(&self, viewer: &Viewer) -> String {
-        if self.pages <= 1 && !self.cut {
+        if self.total == 0 || (self.pages <= 1 && !self.cut) {
             return String::new();
         }
         let last = (self.first + self.per_page).min(self.total);
@@ -368,6 +372,7 @@ impl Shown {
     }
 }
 
+/// The decision form of approval `node`.
 fn form_of(definition: &cloverleaf_dsl::CompiledProcess, node: &str) -> Vec<FormField> {
     match definition.node(node).map(|n| &n.kind) {
         Some(NodeKind::Approval { form, .. }) => form.clone(),

@@ -101,6 +101,8 @@ fn crossings_are_counted_between_adjacent_layers() {
     // A step fanning out does not cross itself; three into one do not either.
     let below = vec![vec![1, 2, 3], vec![], vec![], vec![]];
     assert_eq!(crossings(&[vec![0], vec![1, 2, 3]], &below, &[0, 0, 1, 2]), 0);
+    let below = vec![vec![3], vec![3], vec![3], vec![]];
+    assert_eq!(crossings(&[vec![0, 1, 2], vec![3]], &below, &[0, 1, 2, 0]), 0);
 }
 
 #[test]
