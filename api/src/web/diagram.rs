@@ -66,16 +66,18 @@ pub fn svg(
          markerWidth=\"8\" markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#667\"/></marker></defs>",
     );
     for route in &drawing.flows {
-        let edge = known[route.edge];
-        let walked = progress.done.contains(edge.from)
-            && (progress.done.contains(edge.to) || progress.current.contains(edge.to));
+        // A trunk is walked where any flow it carries was.
+        let walked = route.edges.iter().map(|&e| known[e]).any(|edge| {
+            progress.done.contains(edge.from) && (progress.done.contains(edge.to) || progress.current.contains(edge.to))
+        });
         let class = if walked { "edge walked" } else { "edge" };
         let _ = write!(
             out,
-            "<path class=\"{class}\" d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" marker-end=\"url(#arrow)\"/>",
+            "<path class=\"{class}\" d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\"{}/>",
             route.path(),
             if walked { "#2f7d32" } else { "#99a" },
             if walked { 2.5 } else { 1.2 },
+            if route.arrow { " marker-end=\"url(#arrow)\"" } else { "" },
         );
     }
     for (node, &(x, y)) in process.nodes.iter().zip(&drawing.boxes) {

@@ -1,14 +1,18 @@
 //! Where a diagram's steps and flows go: a layered drawing, read from top to bottom.
 //!
 //! Each flow that does not loop back goes down: a step sits one layer below the lowest step that
-//! leads to it. A flow across several layers passes through a point in each layer between, placed
-//! like a narrow step, so that it runs between the boxes instead of through them. Within a layer
+//! leads to it. Flows across several layers into one step share a trunk: a point in each layer
+//! between, placed like a narrow step, so that they run between the boxes instead of through
+//! them, joining the trunk where they leave their own step (many steps that may each end the
+//! process draw one line into its end, not one each). Within a layer
 //! the steps are ordered near the steps they connect to (sweeps of barycentres, keeping the order
 //! with the fewest crossings), then moved sideways towards those steps as far as their neighbours
 //! allow. A flow that loops back leaves its step downwards, turns in the gap below it, runs up a
 //! lane of its own on the right of the drawing and enters its target from above.
 //!
 //! Pure: names and flows in, coordinates out; the SVG is drawn by the caller.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A step's box.
 pub(super) const BOX_W: i64 = 150;
@@ -36,14 +40,16 @@ pub(super) struct Drawing {
     pub height: i64,
 }
 
-/// How one flow is drawn: the points it passes, in order.
+/// How a line of the drawing goes: the points it passes, in order.
 #[derive(Debug)]
 pub(super) struct Route {
-    /// The flow's index in the edges given.
-    pub edge: usize,
+    /// The flows it carries (indexes of the edges given): one, or a trunk's several.
+    pub edges: Vec<usize>,
     pub points: Vec<(i64, i64)>,
     /// It loops back (drawn straight, along its lane).
     pub back: bool,
+    /// It ends at a step (with an arrowhead), rather than joining a trunk.
+    pub arrow: bool,
 }
 
 impl Route {
@@ -76,19 +82,31 @@ pub(super) fn draw(nodes: usize, starts: &[usize], edges: &[(usize, usize)]) -> 
     let (back, discovered) = loops_back(nodes, starts, edges, &out);
     let rank = ranks(nodes, edges, &back);
 
-    // Items: the steps, then one point per layer crossed by each long flow.
+    // Items: the steps, then the points of the trunks: one per layer crossed, shared by the
+    // flows into the same step. Past a budget (a process of thousands of steps), a long flow is
+    // drawn straight to its step instead, so that the drawing stays linear in size.
+    let budget = 4 * nodes + 2_000;
     let mut item_rank: Vec<usize> = rank.clone();
     let mut key: Vec<f64> = discovered.iter().map(|&d| d as f64).collect();
+    let mut trunk_point: BTreeMap<(usize, usize), usize> = BTreeMap::new();
     let mut chains: Vec<Vec<usize>> = vec![Vec::new(); edges.len()];
     for (e, &(from, to)) in edges.iter().enumerate() {
         if back[e] {
             continue;
         }
+        let missing = (rank[from] + 1..rank[to]).filter(|r| !trunk_point.contains_key(&(to, *r))).count();
+        if item_rank.len() - nodes + missing > budget {
+            chains[e] = vec![from, to];
+            continue;
+        }
         let mut chain = vec![from];
-        for (k, r) in (rank[from] + 1..rank[to]).enumerate() {
-            chain.push(item_rank.len());
-            item_rank.push(r);
-            key.push(discovered[from] as f64 + 0.5 + k as f64 * 1e-3);
+        for r in rank[from] + 1..rank[to] {
+            let point = *trunk_point.entry((to, r)).or_insert_with(|| {
+                item_rank.push(r);
+                key.push(discovered[from] as f64 + 0.5);
+                item_rank.len() - 1
+            });
+            chain.push(point);
         }
         chain.push(to);
         chains[e] = chain;
@@ -96,10 +114,15 @@ pub(super) fn draw(nodes: usize, starts: &[usize], edges: &[(usize, usize)]) -> 
     let items = item_rank.len();
     let mut above: Vec<Vec<usize>> = vec![Vec::new(); items];
     let mut below: Vec<Vec<usize>> = vec![Vec::new(); items];
+    let mut linked: BTreeSet<(usize, usize)> = BTreeSet::new();
     for chain in &chains {
         for pair in chain.windows(2) {
-            below[pair[0]].push(pair[1]);
-            above[pair[1]].push(pair[0]);
+            // Between adjacent layers only (a flow drawn straight past the budget is not ordered),
+            // each link once (flows into one step share their trunk's links).
+            if item_rank[pair[1]] == item_rank[pair[0]] + 1 && linked.insert((pair[0], pair[1])) {
+                below[pair[0]].push(pair[1]);
+                above[pair[1]].push(pair[0]);
+            }
         }
     }
     let layer_count = item_rank.iter().max().map_or(0, |r| r + 1);
@@ -150,16 +173,19 @@ pub(super) fn draw(nodes: usize, starts: &[usize], edges: &[(usize, usize)]) -> 
             }
         }
     }
-    // A long flow's points on one line where their neighbours leave room: a straight run
-    // instead of a wobble.
+    // A trunk's points on one line where their neighbours leave room: a straight run instead of
+    // a wobble.
     let mut slot = vec![0usize; items];
     for layer in &layers {
         for (i, &item) in layer.iter().enumerate() {
             slot[item] = i;
         }
     }
-    for chain in chains.iter().filter(|c| c.len() > 3) {
-        let points = &chain[1..chain.len() - 1];
+    let mut trunks: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (&(to, _), &point) in &trunk_point {
+        trunks.entry(to).or_default().push(point);
+    }
+    for points in trunks.values().filter(|p| p.len() > 1) {
         let mut line: Vec<f64> = points.iter().map(|&p| x[p]).collect();
         line.sort_by(f64::total_cmp);
         let straight = line[line.len() / 2];
@@ -195,25 +221,40 @@ pub(super) fn draw(nodes: usize, starts: &[usize], edges: &[(usize, usize)]) -> 
         lanes += 1;
         lane[e] = Some(content_right + LANE_GAP * lanes);
     }
-    // Where each flow leaves and enters its boxes: spread along the bottom and the top, in the
-    // order of where the flow comes from or goes to, so that flows out of one step do not cross.
+    // Where each flow leaves its box and each line enters one: spread along the bottom and the
+    // top, in the order of where they head or come from, so that lines out of one step do not
+    // cross. A trunk enters its step once, for all the flows it carries.
     let next_x = |e: usize| match lane[e] {
         Some(lane) => lane,
         None => centre[chains[e][1]],
     };
-    let previous_x = |e: usize| match lane[e] {
-        Some(lane) => lane,
-        None => centre[chains[e][chains[e].len() - 2]],
-    };
     let mut leaves = vec![0i64; edges.len()];
-    let mut enters = vec![0i64; edges.len()];
-    let mut into: Vec<Vec<usize>> = vec![Vec::new(); nodes];
-    for (e, &(_, to)) in edges.iter().enumerate() {
-        into[to].push(e);
+    for (node, flows) in out.iter().enumerate() {
+        let heads: Vec<(usize, i64)> = flows.iter().map(|&e| (e, next_x(e))).collect();
+        for (e, at) in spread(&heads, centre[node]) {
+            leaves[e] = at;
+        }
     }
-    for node in 0..nodes {
-        spread(&mut leaves, &out[node], centre[node], &next_x);
-        spread(&mut enters, &into[node], centre[node], &previous_x);
+    // Lines into a step: each flow from the layer above, drawn straight or looping back, by its
+    // edge; a trunk by its step (keys past the edges).
+    let trunk_key = |to: usize| edges.len() + to;
+    let mut coming: Vec<Vec<(usize, i64)>> = vec![Vec::new(); nodes];
+    for (e, &(_, to)) in edges.iter().enumerate() {
+        let chain = &chains[e];
+        let from_x = match lane[e] {
+            Some(lane) => lane,
+            None if chain.len() > 2 => continue,
+            None => centre[chain[0]],
+        };
+        coming[to].push((e, from_x));
+    }
+    for (&to, points) in &trunks {
+        let last = points.iter().copied().max_by_key(|&p| item_rank[p]).unwrap_or(to);
+        coming[to].push((trunk_key(to), centre[last]));
+    }
+    let mut enters: BTreeMap<usize, i64> = BTreeMap::new();
+    for (node, lines) in coming.iter().enumerate() {
+        enters.extend(spread(lines, centre[node]));
     }
 
     let mut flows = Vec::with_capacity(edges.len());
@@ -221,32 +262,46 @@ pub(super) fn draw(nodes: usize, starts: &[usize], edges: &[(usize, usize)]) -> 
     for (e, &(from, to)) in edges.iter().enumerate() {
         let bottom = top_of(rank[from]) + BOX_H;
         let top = top_of(rank[to]);
-        let points = match lane[e] {
+        let chain = &chains[e];
+        let route = match lane[e] {
             Some(lane) => {
                 // Turns staggered in the gaps, so that two lanes' turns stay apart.
                 let turn = 12 + (turning % 5) * 4;
                 turning += 1;
-                vec![
+                let enter = enters[&e];
+                let points = vec![
                     (leaves[e], bottom),
                     (leaves[e], bottom + turn),
                     (lane, bottom + turn),
                     (lane, top - (LAYER_GAP - turn)),
-                    (enters[e], top - (LAYER_GAP - turn)),
-                    (enters[e], top),
-                ]
+                    (enter, top - (LAYER_GAP - turn)),
+                    (enter, top),
+                ];
+                Route { edges: vec![e], points, back: true, arrow: true }
+            }
+            // Onto its step's trunk, at the trunk's point in the next layer.
+            None if chain.len() > 2 => {
+                let joined = (centre[chain[1]], top_of(item_rank[chain[1]]));
+                Route { edges: vec![e], points: vec![(leaves[e], bottom), joined], back: false, arrow: false }
             }
             None => {
-                let mut points = vec![(leaves[e], bottom)];
-                for &point in &chains[e][1..chains[e].len() - 1] {
-                    let y = top_of(item_rank[point]);
-                    points.push((centre[point], y));
-                    points.push((centre[point], y + BOX_H));
-                }
-                points.push((enters[e], top));
-                points
+                Route { edges: vec![e], points: vec![(leaves[e], bottom), (enters[&e], top)], back: false, arrow: true }
             }
         };
-        flows.push(Route { edge: e, points, back: back[e] });
+        flows.push(route);
+    }
+    for (&to, points) in &trunks {
+        let mut points = points.clone();
+        points.sort_by_key(|&p| item_rank[p]);
+        let mut line = Vec::with_capacity(2 * points.len() + 1);
+        for &p in &points {
+            let y = top_of(item_rank[p]);
+            line.push((centre[p], y));
+            line.push((centre[p], y + BOX_H));
+        }
+        line.push((enters[&trunk_key(to)], top_of(rank[to])));
+        let carried: Vec<usize> = (0..edges.len()).filter(|&e| edges[e].1 == to && chains[e].len() > 2).collect();
+        flows.push(Route { edges: carried, points: line, back: false, arrow: true });
     }
     let width = content_right.max(lane.iter().flatten().copied().max().unwrap_or(0)) + MARGIN;
     let height = if layer_count == 0 {
@@ -400,16 +455,14 @@ fn crossings(layers: &[Vec<usize>], below: &[Vec<usize>], position: &[usize]) ->
     total
 }
 
-/// Sets where each of `flows` meets a box centred at `centre`: spread along its side in the
-/// order of `toward` (where each flow heads), the middle one at the centre.
-fn spread(at: &mut [i64], flows: &[usize], centre: i64, toward: &dyn Fn(usize) -> i64) {
-    let mut sorted: Vec<usize> = flows.to_vec();
-    sorted.sort_by_key(|&e| (toward(e), e));
+/// Where each of `lines` (a key and the x it heads to or comes from) meets a box centred at
+/// `centre`: spread along its side in the order of those xs, the middle one at the centre.
+fn spread(lines: &[(usize, i64)], centre: i64) -> Vec<(usize, i64)> {
+    let mut sorted: Vec<(usize, i64)> = lines.to_vec();
+    sorted.sort_by_key(|&(key, x)| (x, key));
     let count = sorted.len() as i64;
     let step = if count > 1 { ((BOX_W - 40) / (count - 1)).min(16) } else { 0 };
-    for (i, &e) in sorted.iter().enumerate() {
-        at[e] = centre + (2 * i as i64 - (count - 1)) * step / 2;
-    }
+    sorted.iter().enumerate().map(|(i, &(key, _))| (key, centre + (2 * i as i64 - (count - 1)) * step / 2)).collect()
 }
 
 #[cfg(test)]

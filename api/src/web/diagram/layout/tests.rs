@@ -4,13 +4,18 @@ use super::*;
 fn drawn(nodes: usize, edges: &[(usize, usize)]) -> Drawing {
     let drawing = draw(nodes, &[0], edges);
     assert_eq!(drawing.boxes.len(), nodes);
-    assert_eq!(drawing.flows.len(), edges.len());
     well_formed(&drawing, edges);
     drawing
 }
 
-/// What every drawing keeps to: boxes apart and inside it, flows that do not loop back going
-/// down, never through a box, and every flow from its source's bottom to its target's top.
+/// The routes carrying flow `e`: its own, and the trunk it joins if any.
+fn routes_of(drawing: &Drawing, e: usize) -> Vec<&Route> {
+    drawing.flows.iter().filter(|f| f.edges.contains(&e)).collect()
+}
+
+/// What every drawing keeps to: boxes apart and inside it; every flow drawn, leaving its
+/// source's bottom and reaching its target's top (by itself or along the trunk it joins);
+/// flows that do not loop back going down; no line through a box.
 fn well_formed(drawing: &Drawing, edges: &[(usize, usize)]) {
     let boxes = &drawing.boxes;
     for (i, a) in boxes.iter().enumerate() {
@@ -21,24 +26,45 @@ fn well_formed(drawing: &Drawing, edges: &[(usize, usize)]) {
             assert!(apart, "boxes {i} and {j} overlap at {a:?} and {b:?}");
         }
     }
-    for route in &drawing.flows {
-        let (from, to) = edges[route.edge];
-        let (first, last) = (route.points[0], route.points[route.points.len() - 1]);
-        assert_eq!(first.1, boxes[from].1 + BOX_H, "flow {} leaves {from} from its bottom", route.edge);
+    for (e, &(from, to)) in edges.iter().enumerate() {
+        let routes = routes_of(drawing, e);
+        // Its own line leaves its source's bottom; a trunk it joins starts lower down.
+        let leaves = |r: &&&Route| {
+            let (x, y) = r.points[0];
+            y == boxes[from].1 + BOX_H && (boxes[from].0..=boxes[from].0 + BOX_W).contains(&x)
+        };
+        let own: Vec<&&Route> = routes.iter().filter(leaves).collect();
+        assert_eq!(own.len(), 1, "flow {e} is drawn once: {routes:?}");
+        let own = own[0];
+        let first = own.points[0];
+        assert_eq!(first.1, boxes[from].1 + BOX_H, "flow {e} leaves {from} from its bottom");
         assert!((boxes[from].0..=boxes[from].0 + BOX_W).contains(&first.0));
-        assert_eq!(last.1, boxes[to].1, "flow {} enters {to} from its top", route.edge);
-        assert!((boxes[to].0..=boxes[to].0 + BOX_W).contains(&last.0));
-        if !route.back {
-            assert!(last.1 > first.1, "flow {} goes down: {:?}", route.edge, route.points);
+        let end = if own.arrow {
+            *own.points.last().unwrap()
+        } else {
+            // It joins a trunk into its target, at one of the trunk's points.
+            let trunk = routes.iter().find(|r| !std::ptr::eq(**r, *own)).unwrap();
+            assert!(trunk.arrow && trunk.points.contains(own.points.last().unwrap()), "{own:?} joins {trunk:?}");
+            *trunk.points.last().unwrap()
+        };
+        assert_eq!(end.1, boxes[to].1, "flow {e} enters {to} from its top");
+        assert!((boxes[to].0..=boxes[to].0 + BOX_W).contains(&end.0));
+        if !own.back {
+            assert!(end.1 > first.1, "flow {e} goes down: {:?}", own.points);
         }
-        // Every straight stretch between its ends (through a layer, along a lane) passes beside
-        // the boxes, not through them.
+    }
+    // Every straight stretch between a line's ends (through a layer, along a lane) passes beside
+    // the boxes, not through them.
+    for route in &drawing.flows {
+        if route.points.len() < 3 {
+            continue;
+        }
         for pair in route.points[1..route.points.len() - 1].windows(2) {
             let ((x1, y1), (x2, y2)) = (pair[0], pair[1]);
             for (n, b) in boxes.iter().enumerate() {
                 let inside_x = x1.min(x2) < b.0 + BOX_W && x1.max(x2) > b.0;
                 let inside_y = y1.min(y2) < b.1 + BOX_H && y1.max(y2) > b.1;
-                assert!(!(inside_x && inside_y), "flow {} runs through box {n}: {:?}", route.edge, route.points);
+                assert!(!(inside_x && inside_y), "a line runs through box {n}: {:?}", route.points);
             }
         }
     }
@@ -68,9 +94,40 @@ fn a_flow_that_skips_layers_passes_beside_the_steps_it_skips() {
     // A decision straight to the end, or through three steps first.
     let edges = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (1, 5)];
     let drawing = drawn(6, &edges);
-    let skip = drawing.flows.iter().find(|f| f.edge == 5).unwrap();
-    assert_eq!(skip.points.len(), 2 + 2 * 3, "one point above and below each of three layers: {:?}", skip.points);
-    assert!(skip.path().contains(" C "), "it bends away from the column: {}", skip.path());
+    let trunk = drawing.flows.iter().find(|f| f.edges == [5] && f.arrow).unwrap();
+    assert_eq!(trunk.points.len(), 2 * 3 + 1, "above and below each of three layers, then in: {:?}", trunk.points);
+    let feeder = drawing.flows.iter().find(|f| f.edges == [5] && !f.arrow).unwrap();
+    assert!(feeder.path().contains(" C "), "it bends away from the column: {}", feeder.path());
+}
+
+#[test]
+fn flows_from_many_steps_into_one_share_one_trunk() {
+    // A chain of eight steps, each of which may also end the process at step 9.
+    let mut edges: Vec<(usize, usize)> = (0..9).map(|i| (i, i + 1)).collect();
+    edges.extend((1..8).map(|i| (i, 9)));
+    let drawing = drawn(10, &edges);
+    let trunks: Vec<&Route> = drawing.flows.iter().filter(|f| f.edges.len() > 1).collect();
+    assert_eq!(trunks.len(), 1, "{:?}", drawing.flows);
+    assert_eq!(trunks[0].edges.len(), 7, "every flow but the one from the layer above: {:?}", trunks[0]);
+    // One arrow into the end for them all, besides the chain's own.
+    let arrows_in =
+        drawing.flows.iter().filter(|f| f.arrow && f.points.last().unwrap().1 == drawing.boxes[9].1).count();
+    assert_eq!(arrows_in, 2, "the trunk and the chain's last flow: {:?}", drawing.flows);
+}
+
+#[test]
+fn a_huge_process_is_drawn_in_linear_size() {
+    // Two thousand steps, each of which may end the process: the drawing's points stay a few
+    // per flow.
+    let n = 2_000;
+    let mut edges: Vec<(usize, usize)> = (0..n).map(|i| (i, i + 1)).collect();
+    edges.extend((1..n).map(|i| (i, n + 1)));
+    edges.push((n, n + 1));
+    let drawing = draw(n + 2, &[0], &edges);
+    let points: usize = drawing.flows.iter().map(|f| f.points.len()).sum();
+    assert!(points < 20 * edges.len(), "{points} points for {} flows", edges.len());
+    let path: usize = drawing.flows.iter().map(|f| f.path().len()).sum();
+    assert!(path < 200 * edges.len(), "{path} bytes of path for {} flows", edges.len());
 }
 
 #[test]
@@ -78,7 +135,7 @@ fn a_loop_back_runs_up_a_lane_right_of_every_step() {
     // 0 → 1 → 2 → 3, and 2 back to 1.
     let edges = [(0, 1), (1, 2), (2, 3), (2, 1)];
     let drawing = drawn(4, &edges);
-    let back = drawing.flows.iter().find(|f| f.edge == 3).unwrap();
+    let back = drawing.flows.iter().find(|f| f.edges == [3]).unwrap();
     assert!(back.back && drawing.flows.iter().filter(|f| f.back).count() == 1);
     let right = drawing.boxes.iter().map(|b| b.0 + BOX_W).max().unwrap();
     let lane = back.points[2].0;
