@@ -87,3 +87,38 @@ async fn the_cases_list_is_shown_a_hundred_at_a_time() {
     assert_eq!(cases(&none.text), 0, "{}", none.text);
     assert!(!none.text.contains("class=\"pager\""), "{}", none.text);
 }
+
+#[tokio::test]
+async fn the_cases_list_narrows_to_the_cases_the_reader_took_part_in() {
+    let Some(api) = Api::new().await else { return };
+    orders_at_manager(&api, 1, 2, "20000.00").await;
+    // The sales manager decides SO-1; SO-2 is only offered to her role.
+    let task = api.engine.inbox("mia", &["sales.manager"]).await.unwrap();
+    let first = task.iter().find(|t| t.title.contains("SO-1")).unwrap();
+    api.post(&format!("/v1/tasks/{}/complete", first.id), "mia", json!({"variables": {"approve": true}}))
+        .await
+        .expect(StatusCode::OK);
+    let cases = |html: &str| -> Vec<String> {
+        html.split("<tr data-status=").skip(1).map(|r| visible(r.split("</a>").next().unwrap())).collect()
+    };
+    let mia = sign_in(&api, "mia").await;
+    let all = page(&api, Method::GET, "/cases", &mia, None).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text);
+    let listed = cases(&all.text);
+    assert!(listed.iter().any(|c| c.ends_with("SO-1")) && listed.iter().any(|c| c.ends_with("SO-2")), "{listed:?}");
+    let mine = page(&api, Method::GET, "/cases?mine=1", &mia, None).await;
+    let listed = cases(&mine.text);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].ends_with("SO-1"), "{listed:?}");
+    assert!(mine.text.contains("name=\"mine\" value=\"1\" checked"), "{}", mine.text);
+    let zh = page(&api, Method::GET, "/cases?mine=1&lang=zh-CN", &mia, None).await;
+    assert!(zh.text.contains("仅显示我经手的"), "{}", zh.text);
+    // The rep entered both: both are his.
+    let sam = sign_in(&api, "sam").await;
+    let his = page(&api, Method::GET, "/cases?mine=1", &sam, None).await;
+    assert_eq!(cases(&his.text).len(), 2, "{}", his.text);
+    // Someone who took part in neither has none of them, even with a role that may read them.
+    let carl = sign_in(&api, "carl").await;
+    let none = page(&api, Method::GET, "/cases?mine=1", &carl, None).await;
+    assert_eq!(cases(&none.text).len(), 0, "{}", none.text);
+}

@@ -36,6 +36,8 @@ pub struct CasesQuery {
     process: Option<String>,
     /// The page of the list, from 1.
     page: Option<String>,
+    /// Only the cases the reader took part in themselves (started, decided, was decided for).
+    mine: Option<String>,
 }
 
 /// Cases on one page of the list.
@@ -55,6 +57,22 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         let cut = rows.len() as i64 > CASES_READ;
         rows.truncate(usize::try_from(CASES_READ).unwrap_or(usize::MAX));
         let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(r.id.as_str(), &r.process_key, r.process_version)).collect();
+        // The reader's own cases: those they took part in in person, not those merely offered to
+        // their roles.
+        let mine = query.mine.as_deref().is_some_and(|m| !m.is_empty() && m != "0");
+        let rows: Vec<_> = if mine {
+            let own: BTreeSet<String> = state
+                .engine()
+                .store()
+                .participations(viewer.caller.name(), &[])
+                .await?
+                .iter()
+                .map(|id| cloverleaf_engine::ids::case_of(id).to_string())
+                .collect();
+            rows.into_iter().filter(|r| own.contains(cloverleaf_engine::ids::case_of(r.id.as_str()))).collect()
+        } else {
+            rows
+        };
         // One row per case: a called process is listed under its caller's case page, where the
         // reader can read the caller too; alone when they cannot, or when the list is narrowed
         // to its process.
@@ -87,12 +105,15 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             "<h1>{}</h1><form method=\"get\" action=\"/cases\" class=\"filters\"><label>{} <input name=\"business_key\" value=\"{}\"></label>\
              <label>{} <select name=\"process\" id=\"process\">{process_options}</select></label>\
              <label>{} <select name=\"status\" id=\"status\">{status_options}</select></label>\
+             <label><input type=\"checkbox\" name=\"mine\" value=\"1\"{}> {}</label>\
              <button type=\"submit\">{}</button></form><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
             viewer.t("instances"),
             viewer.t("business_key"),
             esc(key.unwrap_or("")),
             viewer.t("process"),
             viewer.t("status"),
+            if mine { " checked" } else { "" },
+            viewer.t("only_mine"),
             viewer.t("search"),
             viewer.t("instance"),
             viewer.t("process"),
