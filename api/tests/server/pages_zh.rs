@@ -197,6 +197,13 @@ async fn an_alert_on_the_board_is_punctuated_as_each_reader_writes() {
     assert!(!alerts.contains(": ") && !alerts.contains(" ("), "no half-width punctuation: {alerts}");
     let en = visible(&page(&api, Method::GET, "/board?lang=en", &carl, None).await.text);
     assert!(en.contains(" (threshold 60 days) · since "), "{en}");
+    // The critical alerts come first, each customer named beside its id.
+    let board = page(&api, Method::GET, "/board?lang=zh-CN", &carl, None).await.text;
+    let severities: Vec<&str> =
+        board.split("<div class=\"alert ").skip(1).map(|a| a.split('"').next().unwrap()).collect();
+    assert!(severities.len() > 1 && severities.contains(&"warning"), "{severities:?}");
+    assert!(severities.windows(2).all(|w| !(w[0] == "warning" && w[1] == "critical")), "{severities:?}");
+    assert!(zh.contains("C-004（Delft Instruments BV）"), "{zh}");
 }
 
 #[tokio::test]

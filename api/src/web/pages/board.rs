@@ -19,7 +19,7 @@ use crate::server::AppState;
 use crate::server::access;
 use crate::server::error::ApiError;
 use crate::web::i18n;
-use crate::web::{Viewer, esc, url_path};
+use crate::web::{Viewer, esc, esc_keeping_ids, url_path};
 
 /// What the board may be asked for.
 #[derive(Debug, Deserialize)]
@@ -292,11 +292,15 @@ fn figure_text(viewer: &Viewer, indicator: &str, value: Decimal) -> String {
     }
 }
 
-/// The open alerts, most recent first, each with what it judged and, for those who handle
-/// alerts, a button to acknowledge it.
+/// The open alerts, the critical ones first, then those nobody has acknowledged yet, each group
+/// most recent first; each with what it judged, the customer it concerns named, and, for those
+/// who handle alerts, a button to acknowledge it.
 async fn alerts_section(state: &AppState, viewer: &Viewer) -> Result<String, ApiError> {
     let Some(ledger) = state.ledger() else { return Ok(String::new()) };
-    let alerts = ledger.alerts(true).await.map_err(ApiError::internal)?;
+    let mut alerts = ledger.alerts(true).await.map_err(ApiError::internal)?;
+    alerts
+        .sort_by_key(|a| (a.severity != "critical", a.acknowledged_by.is_some(), std::cmp::Reverse(a.opened_at), a.id));
+    let customers = super::tasks::CustomerNames::of(state).await;
     let handler = crate::server::alerts::ALERT_HANDLERS.iter().any(|r| viewer.caller.has(r));
     let mut out = format!("<section class=\"alerts\"><h2>{}</h2>", viewer.t("alerts"));
     if alerts.is_empty() {
@@ -317,7 +321,7 @@ async fn alerts_section(state: &AppState, viewer: &Viewer) -> Result<String, Api
             format!(
                 " · <a href=\"/board/receivables?customer={}\">{}</a>",
                 url_path(&alert.subject),
-                esc(&alert.subject)
+                esc_keeping_ids(&customers.beside(viewer, alert.subject.clone()))
             )
         };
         // Chinese punctuation is full width and takes no space around it.
