@@ -326,12 +326,12 @@ async fn an_operator_retries_an_incident_from_the_operations_page() {
     assert_eq!(ops.status, StatusCode::OK);
     assert!(ops.text.contains(&id) && ops.text.contains("bureau down"), "{}", ops.text);
     // The incident names its case, its step and its cause in words, not keys.
-    assert!(ops.text.contains("Order approval <span class=\"muted\">SO-1</span>"), "{}", ops.text);
+    assert!(ops.text.contains("Order approval <span class=\"muted nowrap\">SO-1</span>"), "{}", ops.text);
     assert!(ops.text.contains(">Check credit and budget</td>"), "{}", ops.text);
     assert!(ops.text.contains("Job credit.check failed 4 times, no retries left: bureau down"), "{}", ops.text);
     assert!(ops.text.contains("(Asia/Shanghai)") && !ops.text.contains("time(s)"), "{}", ops.text);
     let zh = page(&api, Method::GET, "/ops?lang=zh-CN", &ada, None).await;
-    assert!(zh.text.contains("订单审批 <span class=\"muted\">SO-1</span>"), "{}", zh.text);
+    assert!(zh.text.contains("订单审批 <span class=\"muted nowrap\">SO-1</span>"), "{}", zh.text);
     assert!(zh.text.contains(">检查信用额度与预算</td>"), "{}", zh.text);
     assert!(zh.text.contains("自动任务 credit.check 失败 4 次，重试次数已用完：bureau down"), "{}", zh.text);
     // The case's history says the same in the reader's words.
@@ -368,7 +368,7 @@ async fn the_operations_page_lists_the_oldest_hundred_incidents_and_says_how_man
     assert_eq!(ops.status, StatusCode::OK);
     assert_eq!(ops.text.matches("action=\"/ops/incidents/").count(), 100, "a page of them");
     // Every row names its case and its step, the cases read together.
-    assert_eq!(ops.text.matches(">Flaky <span class=\"muted\">").count(), 100, "{}", ops.text);
+    assert_eq!(ops.text.matches(">Flaky <span class=\"muted nowrap\">").count(), 100, "{}", ops.text);
     assert_eq!(ops.text.matches(">Export</td>").count(), 100, "{}", ops.text);
     assert!(ops.text.contains("The oldest 100 of 101 open incidents; GET /v1/incidents lists them all."));
     // The oldest first: the first raised is shown, the last is not.

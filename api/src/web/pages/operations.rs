@@ -76,7 +76,7 @@ async fn operations_page(state: &AppState, viewer: &Viewer, outcome: &str, sourc
             Some((instance, definition)) => {
                 let case = Case { definition, instance, lang: viewer.lang, now, called: HashMap::new() };
                 let name = format!(
-                    "{} <span class=\"muted\">{}</span>",
+                    "{} <span class=\"muted nowrap\">{}</span>",
                     esc(i18n::process_title(viewer.lang, definition)),
                     esc(instance.business_key().unwrap_or(i.instance_id.as_str()))
                 );
