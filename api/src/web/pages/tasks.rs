@@ -173,13 +173,21 @@ fn due_cell(viewer: &Viewer, due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> 
     match due {
         None => format!("<span class=\"muted\">{}</span>", viewer.t("no_due")),
         Some(at) if at < now => {
-            format!(
-                "<span class=\"overdue\">{} · {}</span>",
-                viewer.t("overdue"),
-                esc(&i18n::time(at, viewer.zone, viewer.lang))
-            )
+            format!("<span class=\"overdue\">{} · {}</span>", viewer.t("overdue"), time_cell(viewer, at))
         }
-        Some(at) => esc(&i18n::time(at, viewer.zone, viewer.lang)),
+        Some(at) => time_cell(viewer, at),
+    }
+}
+
+/// A time in a narrow column: it may break between the day and the hour, never inside the
+/// hour and its zone ("20:04（北京时间）").
+fn time_cell(viewer: &Viewer, at: DateTime<Utc>) -> String {
+    let text = i18n::time(at, viewer.zone, viewer.lang);
+    match text.split_once(' ') {
+        Some((day, hour)) => {
+            format!("<span class=\"nowrap\">{}</span> <span class=\"nowrap\">{}</span>", esc(day), esc(hour))
+        }
+        None => esc(&text),
     }
 }
 
