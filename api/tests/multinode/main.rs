@@ -134,10 +134,13 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
     // To count the statements of a run: every statement of this database goes to the server's log
     // with its duration (which costs the run time of its own, so its pace is not the figure).
     if std::env::var_os("CLOVERLEAF_MULTINODE_LOG_STATEMENTS").is_some() {
-        sqlx::raw_sql(&format!("ALTER DATABASE \"{name}\" SET log_min_duration_statement = 0"))
-            .execute(&pool)
-            .await
-            .expect("statement logging is set");
+        // Every statement logged, and the time spent in the audit's trigger functions counted.
+        sqlx::raw_sql(&format!(
+            "ALTER DATABASE \"{name}\" SET log_min_duration_statement = 0; ALTER DATABASE \"{name}\" SET track_functions = 'pl'"
+        ))
+        .execute(&pool)
+        .await
+        .expect("statement logging is set");
         note(clock, &format!("logging every statement of database {name}"));
     }
     let load_at_start = cpu::load_average();
@@ -231,6 +234,16 @@ async fn killed_serve_node_loses_no_order_and_runs_no_job_twice() {
         // Which backend served whom, to tell the logged statements apart.
         for (pid, name) in cpu.names() {
             note(clock, &format!("backend {pid} {name}"));
+        }
+        // What the test's own audit cost the server: its triggers run inside the product's
+        // writes, so their time is in the product's backends' CPU.
+        let audit: Vec<(String, i64, f64)> =
+            sqlx::query_as("SELECT funcname::text, calls, self_time FROM pg_stat_user_functions ORDER BY funcname")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+        for (function, calls, ms) in audit {
+            note(clock, &format!("audit trigger {function}: {calls} calls, {ms:.0} ms"));
         }
     }
     pool.close().await;
