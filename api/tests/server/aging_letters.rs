@@ -312,3 +312,35 @@ async fn letters_no_delivery_channel_carries_are_listed_as_not_sent_and_the_page
     );
     assert_eq!(listed.text.matches("data-state=\"delivered\"").count(), 2, "{}", listed.text);
 }
+
+#[tokio::test]
+async fn a_long_list_of_letters_is_shown_a_hundred_at_a_time() {
+    let Some(mut api) = Api::new().await else { return };
+    let ledger = with_ledger(&mut api).await;
+    for n in 0..103 {
+        ledger
+            .notify(&format!("k-notice-{n}"), api.engine.now(), "C-004", "INV-OB-0005", "invoice_issued")
+            .await
+            .unwrap();
+    }
+    api.advance(TimeDelta::minutes(5));
+    let arlo = sign_in(&api, "arlo").await;
+    let first = page(&api, Method::GET, "/letters", &arlo, None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(first.text.matches("<tr data-letter=").count(), 100);
+    // The notice counts every letter waiting, not only those on the page.
+    assert!(first.text.contains("data-unsent=\"103\""), "{}", first.text);
+    assert!(
+        first.text.contains("1–100 of 103") && first.text.contains("href=\"/letters?page=2\" rel=\"next\""),
+        "{}",
+        first.text
+    );
+    let second = page(&api, Method::GET, "/letters?page=2&state=unsent", &arlo, None).await;
+    assert_eq!(second.text.matches("<tr data-letter=").count(), 3, "{}", second.text);
+    assert!(second.text.contains("href=\"/letters?state=unsent&amp;page=1\" rel=\"prev\""), "{}", second.text);
+    // Nobody outside finance pages through them.
+    let sam = sign_in(&api, "sam").await;
+    let refused = page(&api, Method::GET, "/letters?page=2", &sam, None).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!refused.text.contains("data-letter"), "{}", refused.text);
+}

@@ -83,7 +83,7 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             .map(|r| r.id.as_str().to_string())
             .collect();
         let rows: Vec<_> = rows.into_iter().filter(|r| !callers_listed.contains(r.id.as_str())).collect();
-        let shown = Shown::of(query.page.as_deref(), rows.len(), CASES_PAGE).cut(cut);
+        let shown = Shown::of(query.page.as_deref(), rows.len(), CASES_PAGE).cut(cut, "shown_range_more");
         let rows: Vec<_> = rows.into_iter().skip(shown.first).take(CASES_PAGE).collect();
         // Processes by the title their designer gave them, as the inbox names them.
         let mut titles = std::collections::BTreeMap::new();

@@ -17,15 +17,17 @@ use cloverleaf_finance::ledger::Letter;
 use serde::Deserialize;
 
 use super::tasks::CustomerNames;
-use super::{CsrfForm, answer, error_page, message_page, page, with_lang};
+use super::{CsrfForm, Shown, answer, error_page, message_page, page, with_lang};
 use crate::server::AppState;
 use crate::server::config::LETTER_KINDS;
 use crate::server::error::ApiError;
 use crate::server::notify::outbox::{LETTER_HANDLERS, LETTER_READERS, LetterView};
 use crate::web::{Viewer, esc, esc_keeping_ids, html, i18n, url_path};
 
-/// The most letters one page lists.
-const PAGE_SIZE: i64 = 200;
+/// Letters on one page of the list.
+const LETTERS_PAGE: usize = 100;
+/// Letters the list reads at most, newest first; older ones are found by their delivery state.
+const LETTERS_READ: i64 = 2_000;
 
 /// The delivery states, with the catalogue key of their word. `unsent`: written, but no delivery
 /// channel carries its kind, so the notifier leaves it in the ledger's outbox.
@@ -47,6 +49,8 @@ const UNSENT_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 #[derive(Debug, Deserialize)]
 pub struct LettersQuery {
     state: Option<String>,
+    /// The page of the list, from 1.
+    page: Option<String>,
 }
 
 /// True when `viewer` may read the letters.
@@ -66,7 +70,7 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
         // notifier queues those of the kinds a webhook or an email route carries within seconds.
         let now = state.engine().now();
         let unsent: Vec<LetterView> = ledger
-            .letters_to_queue(LETTER_KINDS, PAGE_SIZE)
+            .letters_to_queue(LETTER_KINDS, LETTERS_READ)
             .await
             .map_err(ApiError::internal)?
             .into_iter()
@@ -80,7 +84,7 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
             state
                 .engine()
                 .store()
-                .notifications_of(&kinds, chosen, PAGE_SIZE)
+                .notifications_of(&kinds, chosen, LETTERS_READ + 1)
                 .await
                 .map_err(ApiError::internal)?
                 .into_iter()
@@ -88,12 +92,17 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
                 .collect()
         };
         let waiting = unsent.len();
+        // One more than is listed, to know whether older ones were left unread.
+        let read = usize::try_from(LETTERS_READ).unwrap_or(usize::MAX);
+        let mut cut = found.len() > read || unsent.len() >= read;
         if chosen.is_none() || chosen == Some(UNSENT) {
             found.extend(unsent);
             // Newest first, as the notifications come.
             found.sort_by_key(|l| std::cmp::Reverse(l.created_at.parse::<chrono::DateTime<chrono::Utc>>().ok()));
-            found.truncate(usize::try_from(PAGE_SIZE).unwrap_or(usize::MAX));
         }
+        cut |= found.len() > read;
+        found.truncate(read);
+        let shown = Shown::of(query.page.as_deref(), found.len(), LETTERS_PAGE).cut(cut, "shown_range_newest_letters");
         let handler = LETTER_HANDLERS.iter().any(|r| viewer.caller.has(r));
         // The customer links to their open invoices for those who read the board.
         let board = crate::server::access::may_read_reports(&viewer.caller).is_ok();
@@ -132,10 +141,11 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
             viewer.t("delivery"),
         );
         let customers = CustomerNames::of(&state).await;
-        for letter in found {
+        for letter in found.into_iter().skip(shown.first).take(LETTERS_PAGE) {
             out.push_str(&row(&viewer, &letter, handler, board, &customers));
         }
         out.push_str("</tbody></table>");
+        out.push_str(&shown.pager(&viewer));
         Ok(out)
     }
     .await;

@@ -317,8 +317,9 @@ struct Shown {
     first: usize,
     total: usize,
     per_page: usize,
-    /// The list was cut at `total` before it was paged: older rows exist.
-    cut: bool,
+    /// The list was cut at `total` before it was paged: older rows exist, and the catalogue key
+    /// of the sentence that says so.
+    cut: Option<&'static str>,
 }
 
 impl Shown {
@@ -330,24 +331,25 @@ impl Shown {
             _ => 1,
         };
         let page = page.clamp(1, pages);
-        Shown { page, pages, first: (page - 1) * per_page, total, per_page, cut: false }
+        Shown { page, pages, first: (page - 1) * per_page, total, per_page, cut: None }
     }
 
-    /// Marks the list as cut short at its total.
-    fn cut(mut self, cut: bool) -> Shown {
-        self.cut = cut;
+    /// Marks the list as cut short at its total, said by `sentence` (a catalogue key with
+    /// `{from}`, `{to}` and `{total}`).
+    fn cut(mut self, cut: bool, sentence: &'static str) -> Shown {
+        self.cut = cut.then_some(sentence);
         self
     }
 
     /// Where the reader is in the list and the links to the pages around, keeping the page's
     /// filters; nothing for a list that fits on one page and was not cut.
     fn pager(&self, viewer: &Viewer) -> String {
-        if self.total == 0 || (self.pages <= 1 && !self.cut) {
+        if self.total == 0 || (self.pages <= 1 && self.cut.is_none()) {
             return String::new();
         }
         let last = (self.first + self.per_page).min(self.total);
         let range = viewer
-            .t(if self.cut { "shown_range_more" } else { "shown_range" })
+            .t(self.cut.unwrap_or("shown_range"))
             .replace("{from}", &(self.first + 1).to_string())
             .replace("{to}", &last.to_string())
             .replace("{total}", &self.total.to_string());
