@@ -122,3 +122,55 @@ async fn the_cases_list_narrows_to_the_cases_the_reader_took_part_in() {
     let none = page(&api, Method::GET, "/cases?mine=1", &carl, None).await;
     assert_eq!(cases(&none.text).len(), 0, "{}", none.text);
 }
+
+#[tokio::test]
+async fn an_order_number_typed_in_part_finds_the_numbers_that_contain_it() {
+    let Some(api) = Api::new().await else { return };
+    for key in ["SO-1", "SO-2", "SO-1001"] {
+        let body = json!({"process": "order_approval", "business_key": key, "variables": {
+            "order_id": key, "customer_id": "C-7", "amount": "100.00", "requested_by": "sam"}});
+        api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED);
+    }
+    // The case numbers the list links to.
+    let listed = |html: &str| -> Vec<String> {
+        let mut keys: Vec<String> = html
+            .split("<tr data-status=")
+            .skip(1)
+            .map(|r| {
+                r.split("<a href=\"/cases/")
+                    .nth(1)
+                    .unwrap()
+                    .split('>')
+                    .nth(1)
+                    .unwrap()
+                    .split('<')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        keys.sort();
+        keys
+    };
+    let sam = sign_in(&api, "sam").await;
+    // Typed whole: that order alone, and nothing to explain.
+    let exact = page(&api, Method::GET, "/cases?business_key=SO-1001", &sam, None).await;
+    assert_eq!(listed(&exact.text), ["SO-1001"], "{}", exact.text);
+    assert!(!exact.text.contains("data-partly"), "{}", exact.text);
+    // Typed in part, in any case: the numbers that contain it, and the page says why.
+    let part = page(&api, Method::GET, "/cases?business_key=100", &sam, None).await;
+    assert_eq!(listed(&part.text), ["SO-1001"], "{}", part.text);
+    assert!(part.text.contains("No order you may see is numbered “100”; these numbers contain it."), "{}", part.text);
+    let lower = page(&api, Method::GET, "/cases?business_key=so-1&lang=zh-CN", &sam, None).await;
+    assert_eq!(listed(&lower.text), ["SO-1", "SO-1001"], "{}", lower.text);
+    assert!(lower.text.contains("以下订单号包含该内容"), "{}", lower.text);
+    let none = page(&api, Method::GET, "/cases?business_key=zzz", &sam, None).await;
+    assert!(none.text.contains("No order or case matches this search.") && !none.text.contains("data-partly"));
+    // A reader who may see none of them learns nothing, whether the number exists or not.
+    let lou = sign_in(&api, "lou").await;
+    for typed in ["SO-1001", "100", "zzz"] {
+        let theirs = page(&api, Method::GET, &format!("/cases?business_key={typed}"), &lou, None).await;
+        assert!(listed(&theirs.text).is_empty() && !theirs.text.contains("data-partly"), "{}", theirs.text);
+        assert!(theirs.text.contains("No order or case matches this search."), "{}", theirs.text);
+    }
+}

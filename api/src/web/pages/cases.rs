@@ -53,10 +53,30 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
         let seen = Visibility::of(&state, &viewer.caller).await?;
         let process = query.process.as_deref().filter(|p| !p.is_empty());
         // One more than is listed, to know whether older ones were left unread.
-        let mut rows = state.engine().store().instances(process, status, key, CASES_READ + 1, 0).await?;
+        let store = state.engine().store();
+        let mut rows = store.instances(process, status, key, CASES_READ + 1, 0).await?;
+        let admitted = |r: &InstanceSummary| seen.admits(r.id.as_str(), &r.process_key, r.process_version);
+        // An order number typed in part ("1001" for SO-1001): when the reader may see no case
+        // numbered so exactly, the newest cases whose number contains it are listed, and the page
+        // says so.
+        let partly = match key {
+            Some(typed) if !rows.iter().any(admitted) => {
+                rows = store.instances(process, status, None, CASES_READ + 1, 0).await?;
+                Some(typed.to_lowercase())
+            }
+            _ => None,
+        };
         let cut = rows.len() as i64 > CASES_READ;
         rows.truncate(usize::try_from(CASES_READ).unwrap_or(usize::MAX));
-        let rows: Vec<_> = rows.into_iter().filter(|r| seen.admits(r.id.as_str(), &r.process_key, r.process_version)).collect();
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(admitted)
+            .filter(|r| {
+                partly.as_deref().is_none_or(|typed| {
+                    r.business_key.as_deref().is_some_and(|k| k.to_lowercase().contains(typed))
+                })
+            })
+            .collect();
         // The reader's own cases: those they took part in in person, not those merely offered to
         // their roles.
         let mine = query.mine.as_deref().is_some_and(|m| !m.is_empty() && m != "0");
@@ -101,12 +121,19 @@ pub async fn cases(State(state): State<AppState>, viewer: Viewer, Query(query): 
             let selected = if Some(value) == status { " selected" } else { "" };
             let _ = write!(status_options, "<option value=\"{value}\"{selected}>{}</option>", viewer.t(key));
         }
+        let partly_notice = match (key, &partly) {
+            (Some(typed), Some(_)) if !rows.is_empty() => format!(
+                "<p class=\"notice\" role=\"status\" data-partly>{}</p>",
+                esc(&viewer.t("cases_containing").replace("{key}", typed))
+            ),
+            _ => String::new(),
+        };
         let mut out = format!(
             "<h1>{}</h1><form method=\"get\" action=\"/cases\" class=\"filters\"><label>{} <input name=\"business_key\" value=\"{}\"></label>\
              <label>{} <select name=\"process\" id=\"process\">{process_options}</select></label>\
              <label>{} <select name=\"status\" id=\"status\">{status_options}</select></label>\
              <label><input type=\"checkbox\" name=\"mine\" value=\"1\"{}> {}</label>\
-             <button type=\"submit\">{}</button></form><table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+             <button type=\"submit\">{}</button></form>{partly_notice}<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
             viewer.t("instances"),
             viewer.t("business_key"),
             esc(key.unwrap_or("")),
