@@ -280,6 +280,11 @@ async fn a_customer_is_shown_with_its_name_beside_its_id() {
     // The customer filter still takes the id.
     let filtered = page(&api, Method::GET, "/inbox?customer=C-004", &mia, None).await;
     assert!(filtered.text.contains("SO-9"), "{}", filtered.text);
+    // Or a part of its name, in any case; a name it does not have finds nothing.
+    let by_name = page(&api, Method::GET, "/inbox?customer=delft", &mia, None).await;
+    assert!(by_name.text.contains("SO-9"), "{}", by_name.text);
+    let other = page(&api, Method::GET, "/inbox?customer=Alpenrose", &mia, None).await;
+    assert!(!other.text.contains("SO-9") && other.text.contains("class=\"empty\""), "{}", other.text);
     // The receivables name them too.
     let carl = sign_in(&api, "carl").await;
     let open = page(&api, Method::GET, "/board/receivables?lang=zh-CN", &carl, None).await;

@@ -160,6 +160,13 @@ impl CustomerNames {
     }
 }
 
+/// True when `typed` names customer `id`: its id in any case, or a part of its name ("delft" for
+/// C-004, Delft Instruments BV).
+fn customer_matches(customers: &CustomerNames, id: &str, typed: &str) -> bool {
+    id.eq_ignore_ascii_case(typed)
+        || customers.name(id).is_some_and(|name| name.to_lowercase().contains(&typed.to_lowercase()))
+}
+
 /// A context value as HTML: a stored report's id links to the report.
 fn context_html(name: &str, value: &str) -> String {
     if name.ends_with("_report") && !value.is_empty() && value != "—" {
@@ -228,7 +235,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
             && max.is_none_or(|m| r.amount.is_some_and(|a| a <= m))
             && only_process.is_none_or(|p| r.process == p)
             && (!only_overdue || r.task.due_at.is_some_and(|d| d < now))
-            && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| rc.eq_ignore_ascii_case(c)))
+            && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| customer_matches(&customers, rc, c)))
     });
     // What the reader may decide first, most urgent first; what a `not by` rule bars them from last.
     rows.sort_by_key(|r| (r.barred, r.task.due_at.is_none(), r.task.due_at));
