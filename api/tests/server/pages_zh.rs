@@ -270,9 +270,13 @@ async fn a_customer_is_shown_with_its_name_beside_its_id() {
     crate::harness::with_ledger(&mut api).await;
     let body = json!({"process": "order_approval", "business_key": "SO-9", "variables": {
         "order_id": "SO-9", "customer_id": "C-004", "amount": "20000.00", "requested_by": "sam"}});
-    api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED);
+    let id =
+        api.post("/v1/instances", "sam", body).await.expect(StatusCode::CREATED)["id"].as_str().unwrap().to_string();
     api.pass_credit_check().await;
     let mia = sign_in(&api, "mia").await;
+    // The case names it in its data.
+    let case = page(&api, Method::GET, &format!("/cases/{id}?lang=zh-CN"), &mia, None).await;
+    assert!(case.text.contains("data-var=\"customer_id\">C-004（Delft Instruments BV）</dd>"), "{}", case.text);
     let zh = page(&api, Method::GET, "/inbox?lang=zh-CN", &mia, None).await;
     assert!(zh.text.contains("<span class=\"nowrap\">C-004</span>（Delft Instruments BV）"), "{}", zh.text);
     let en = page(&api, Method::GET, "/inbox?lang=en", &mia, None).await;

@@ -257,6 +257,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         );
         out.push_str(&called_section(&viewer, &case, &calls));
         let set = set_after_start(&history);
+        let customers = super::tasks::CustomerNames::of(&state).await;
         let undecided = undecided(&definition, &instance, &set);
         // A sum no step has worked out yet (an invoice's total before invoicing) is not yet
         // known: its declared default of zero would read as an amount. A default that is an
@@ -282,6 +283,7 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
             };
             let value =
                 outcome.unwrap_or_else(|| show_value(&viewer, &instance, name, money.contains(name.as_str())));
+            let value = if name == "customer_id" { customers.beside(&viewer, value) } else { value };
             let _ = write!(out, "<dt>{}</dt><dd data-var=\"{}\">{}</dd>", esc(&i18n::label(name, viewer.lang)), esc(name), esc(&value));
         }
         let _ = write!(
