@@ -257,7 +257,12 @@ pub async fn case(State(state): State<AppState>, viewer: Viewer, Path(id): Path<
         );
         out.push_str(&called_section(&viewer, &case, &calls));
         let set = set_after_start(&history);
-        let customers = super::tasks::CustomerNames::of(&state).await;
+        // The sub-ledger's customers are read only for a case that names one.
+        let customers = if instance.variables().contains_key("customer_id") {
+            super::tasks::CustomerNames::of(&state).await
+        } else {
+            super::tasks::CustomerNames::none()
+        };
         let undecided = undecided(&definition, &instance, &set);
         // A sum no step has worked out yet (an invoice's total before invoicing) is not yet
         // known: its declared default of zero would read as an amount. A default that is an

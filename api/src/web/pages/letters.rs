@@ -94,7 +94,7 @@ pub async fn letters(State(state): State<AppState>, viewer: Viewer, Query(query)
         let waiting = unsent.len();
         // One more than is listed, to know whether older ones were left unread.
         let read = usize::try_from(LETTERS_READ).unwrap_or(usize::MAX);
-        let mut cut = found.len() > read || unsent.len() >= read;
+        let mut cut = unsent.len() >= read;
         if chosen.is_none() || chosen == Some(UNSENT) {
             found.extend(unsent);
             // Newest first, as the notifications come.

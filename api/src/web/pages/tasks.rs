@@ -134,13 +134,18 @@ async fn context_of(
 pub(super) struct CustomerNames(std::collections::HashMap<String, String>);
 
 impl CustomerNames {
+    /// No names: ids are shown alone.
+    pub(super) fn none() -> CustomerNames {
+        CustomerNames(Default::default())
+    }
+
     pub(super) async fn of(state: &AppState) -> CustomerNames {
-        let Some(ledger) = state.ledger() else { return CustomerNames(Default::default()) };
+        let Some(ledger) = state.ledger() else { return CustomerNames::none() };
         match ledger.customer_names().await {
             Ok(names) => CustomerNames(names),
             Err(error) => {
                 tracing::warn!(%error, "the customers' names could not be read");
-                CustomerNames(Default::default())
+                CustomerNames::none()
             }
         }
     }
