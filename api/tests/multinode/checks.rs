@@ -482,6 +482,7 @@ impl Report {
     /// The figures, straight to stderr so that they show for a passing test too.
     pub(crate) fn print(&self, driver: &Driver) {
         let incidents = driver.incidents.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let tasks = driver.tasks_done.lock().unwrap_or_else(PoisonError::into_inner).clone();
         let victim = serve_name(VICTIM);
         let mut out = format!(
             "multinode: {} orders to cash on 3 serve nodes and 2 workers (one PostgreSQL database) in {:.1} s: \
@@ -544,8 +545,9 @@ impl Report {
             self.timers.victims_claimed_fired,
         ));
         out.push_str(&format!(
-            "  people: {} tasks completed; incidents retried by the operator: {}{}\n",
-            driver.tasks_done.load(Ordering::Relaxed),
+            "  people: {} tasks completed ({}); incidents retried by the operator: {}{}\n",
+            tasks.values().sum::<usize>(),
+            tasks.iter().map(|(node, n)| format!("{node} {n}")).collect::<Vec<_>>().join(", "),
             incidents.len(),
             incidents.values().map(|i| format!("\n    {i}")).collect::<String>(),
         ));

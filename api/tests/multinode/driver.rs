@@ -127,7 +127,8 @@ pub(crate) struct Driver {
     pub(crate) duplicate_starts: AtomicUsize,
     /// Orders finished, as last counted.
     pub(crate) finished: AtomicUsize,
-    pub(crate) tasks_done: AtomicUsize,
+    /// Tasks completed, by the node they were at (credit review, manager approval...).
+    pub(crate) tasks_done: Mutex<BTreeMap<String, usize>>,
     shipped: Mutex<HashSet<String>>,
     paid: Mutex<HashSet<String>>,
     busy_tasks: Mutex<HashSet<String>>,
@@ -174,7 +175,7 @@ impl Driver {
             started: AtomicUsize::new(0),
             duplicate_starts: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
-            tasks_done: AtomicUsize::new(0),
+            tasks_done: Mutex::new(BTreeMap::new()),
             shipped: Mutex::new(HashSet::new()),
             paid: Mutex::new(HashSet::new()),
             busy_tasks: Mutex::new(HashSet::new()),
@@ -325,7 +326,8 @@ impl Driver {
         let body = json!({"variables": form});
         match self.cluster.send(None, Method::POST, &format!("{path}/complete"), token, Some(&body)).await {
             Ok((200, _)) => {
-                self.tasks_done.fetch_add(1, Ordering::Relaxed);
+                *self.tasks_done.lock().unwrap_or_else(PoisonError::into_inner).entry(node.to_string()).or_default() +=
+                    1;
             }
             // Completed already: an earlier attempt went through.
             Ok((409, _)) => {}

@@ -54,8 +54,8 @@ pub(crate) fn fixture_processes(dir: &Path) {
 }
 
 /// One order: its id, customer and amount. One in ten is above 10,000 and needs a sales
-/// manager's approval; the others are approved straight through (unless the customer's open
-/// receivables reach its credit limit, when a credit controller reviews it first).
+/// manager's approval; the orders of the customer without credit a credit controller's review
+/// first (see `REVIEWED_CUSTOMER`); the others are approved straight through.
 pub(crate) fn order(n: usize) -> (String, &'static str, String) {
     let spread = (n * 7_919) % 145_000;
     let cents = if n % 10 == 9 { 1_050_000 + spread } else { 5_000 + spread };
