@@ -44,59 +44,30 @@ pub struct InboxQuery {
 /// Tasks on one page of the inbox.
 const INBOX_PAGE: usize = 50;
 
-/// One row of the inbox: the task and the business context its approval shows.
-struct Row {
+/// One row of the inbox: the task and what the inbox filters and sorts it by. What a row shows
+/// ([`Described`]) is worked out only for the rows of the page read.
+struct Row<'a> {
     task: TaskInfo,
-    process: String,
-    process_title: String,
-    offered_to: String,
-    title: String,
-    context: Vec<(String, String)>,
-    customer: Option<String>,
-    amount: Option<Decimal>,
-    /// A `not by` rule bars the reader from deciding it.
-    barred: bool,
+    instance: &'a Instance,
+    definition: std::sync::Arc<CompiledProcess>,
+    facts: Facts,
 }
 
-/// The business context of a task: its process, the variables its approval shows, and the
-/// customer and amount the inbox filters by.
-struct Context {
-    process: String,
-    /// The process's title for the reader, where the inbox would otherwise show its key.
-    process_title: String,
-    /// Whom the task is offered to, in the reader's words: "Offered to Sales manager".
-    offered_to: String,
-    /// The task's title for the reader: the process's Chinese wording where it gives one.
-    title: String,
-    shown: Vec<(String, String)>,
+/// What the inbox filters and sorts a task by.
+struct Facts {
     customer: Option<String>,
     amount: Option<Decimal>,
     /// The refusal a `not by` rule would give the reader, who may not decide it.
     barred: Option<ApiError>,
 }
 
-async fn context_of(
-    state: &AppState,
+fn facts_of(
     viewer: &Viewer,
+    definition: &CompiledProcess,
     task: &TaskInfo,
     instance: &Instance,
-    customers: &CustomerNames,
-) -> Result<Context, ApiError> {
-    let engine = state.engine();
-    let definition = engine.definition(instance.process(), instance.process_version()).await?;
-    let shown = match definition.node(&task.node).map(|n| &n.kind) {
-        Some(NodeKind::Approval { show, .. }) => show.clone(),
-        _ => Vec::new(),
-    };
-    let money = money_variables(&definition);
-    let context = shown
-        .iter()
-        .map(|name| {
-            let shown = show_value(viewer, instance, name, money.contains(name.as_str()));
-            let shown = if name == "customer_id" { customers.beside(viewer, shown) } else { shown };
-            (name.clone(), shown)
-        })
-        .collect();
+    now: DateTime<Utc>,
+) -> Facts {
     let customer = match instance.variables().get("customer_id") {
         Some(DslValue::Text(c)) => Some(c.clone()),
         _ => None,
@@ -105,28 +76,54 @@ async fn context_of(
         Some(DslValue::Number(n)) => Some(*n),
         _ => None,
     });
-    let title = i18n::task_title(viewer.lang, &definition, instance, task, engine.now());
     // As the engine judges a claim: someone standing in acts for the person who holds the task.
     let user = viewer.caller.name();
     let own = task.assignee.as_deref() == Some(user)
         || (task.assignee.is_none() && task.roles.iter().any(|r| viewer.caller.has(r)));
     let principal = if own { None } else { task.claimed_by.as_deref().or(task.assignee.as_deref()) };
-    let barred = cloverleaf_engine::check_separation(&definition, instance, &task.id, user, principal, engine.now())
+    let barred = cloverleaf_engine::check_separation(definition, instance, &task.id, user, principal, now)
         .err()
         .filter(|r| matches!(r, cloverleaf_engine::Rejection::SeparationOfDuties { .. }))
         .map(ApiError::from);
-    let process_title = i18n::process_title(viewer.lang, &definition).to_string();
-    let offered_to = viewer.t("offered_to").replace("{roles}", &i18n::role_list(viewer.lang, &definition, &task.roles));
-    Ok(Context {
-        process: instance.process().to_string(),
-        process_title,
-        offered_to,
-        title,
-        shown: context,
-        customer,
-        amount,
-        barred,
-    })
+    Facts { customer, amount, barred }
+}
+
+/// What a task shows its reader: its title, whom it is offered to, and the variables its approval
+/// shows.
+struct Described {
+    /// The task's title for the reader: the process's Chinese wording where it gives one.
+    title: String,
+    /// Whom the task is offered to, in the reader's words: "Offered to Sales manager".
+    offered_to: String,
+    shown: Vec<(String, String)>,
+}
+
+fn described(
+    viewer: &Viewer,
+    definition: &CompiledProcess,
+    task: &TaskInfo,
+    instance: &Instance,
+    customers: &CustomerNames,
+    now: DateTime<Utc>,
+) -> Described {
+    let names = match definition.node(&task.node).map(|n| &n.kind) {
+        Some(NodeKind::Approval { show, .. }) => show.as_slice(),
+        _ => &[],
+    };
+    let money = money_variables(definition);
+    let shown = names
+        .iter()
+        .map(|name| {
+            let shown = show_value(viewer, instance, name, money.contains(name.as_str()));
+            let shown = if name == "customer_id" { customers.beside(viewer, shown) } else { shown };
+            (name.clone(), shown)
+        })
+        .collect();
+    Described {
+        title: i18n::task_title(viewer.lang, definition, instance, task, now),
+        offered_to: viewer.t("offered_to").replace("{roles}", &i18n::role_list(viewer.lang, definition, &task.roles)),
+        shown,
+    }
 }
 
 /// The customers' names by id, from the sub-ledger (none without one, or when it cannot be read:
@@ -222,28 +219,30 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     for task in tasks {
         // A case archived or removed since the inbox was read has no task to show.
         let Some(instance) = instances.get(task.instance_id.as_str()) else { continue };
-        let Context { process, process_title, offered_to, title, shown, customer, amount, barred } =
-            context_of(state, viewer, &task, instance, &customers).await?;
-        let barred = barred.is_some();
-        rows.push(Row { task, process, process_title, offered_to, title, context: shown, customer, amount, barred });
+        let definition = engine.definition(instance.process(), instance.process_version()).await?;
+        let facts = facts_of(viewer, &definition, &task, instance, now);
+        rows.push(Row { task, instance, definition, facts });
     }
     // Each process once, by key, shown by its title.
-    let processes: BTreeMap<String, String> =
-        rows.iter().map(|r| (r.process.clone(), r.process_title.clone())).collect();
+    let processes: BTreeMap<&str, String> = rows
+        .iter()
+        .map(|r| (r.instance.process(), i18n::process_title(viewer.lang, &r.definition).to_string()))
+        .collect();
     let only_process = query.process.as_deref().filter(|p| !p.is_empty());
     let only_overdue = query.overdue.is_some();
     let customer = query.customer.as_deref().map(str::trim).filter(|c| !c.is_empty());
     let bound = |text: &Option<String>| text.as_deref().and_then(|t| t.trim().replace(',', "").parse::<Decimal>().ok());
     let (min, max) = (bound(&query.min_amount), bound(&query.max_amount));
     rows.retain(|r| {
-        min.is_none_or(|m| r.amount.is_some_and(|a| a >= m))
-            && max.is_none_or(|m| r.amount.is_some_and(|a| a <= m))
-            && only_process.is_none_or(|p| r.process == p)
+        let Facts { customer: row_customer, amount, .. } = &r.facts;
+        min.is_none_or(|m| amount.is_some_and(|a| a >= m))
+            && max.is_none_or(|m| amount.is_some_and(|a| a <= m))
+            && only_process.is_none_or(|p| r.instance.process() == p)
             && (!only_overdue || r.task.due_at.is_some_and(|d| d < now))
-            && customer.is_none_or(|c| r.customer.as_deref().is_some_and(|rc| customer_matches(&customers, rc, c)))
+            && customer.is_none_or(|c| row_customer.as_deref().is_some_and(|rc| customer_matches(&customers, rc, c)))
     });
     // What the reader may decide first, most urgent first; what a `not by` rule bars them from last.
-    rows.sort_by_key(|r| (r.barred, r.task.due_at.is_none(), r.task.due_at));
+    rows.sort_by_key(|r| (r.facts.barred.is_some(), r.task.due_at.is_none(), r.task.due_at));
     let mut out = format!("<h1>{}</h1>", viewer.t("inbox"));
     let done = match query.done.as_deref() {
         Some("delegated") => Some("done_delegated"),
@@ -261,7 +260,7 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
         viewer.t("all_processes")
     );
     for (key, title) in &processes {
-        let selected = if only_process == Some(key.as_str()) { " selected" } else { "" };
+        let selected = if only_process == Some(*key) { " selected" } else { "" };
         let _ = write!(out, "<option value=\"{}\"{selected}>{}</option>", esc(key), esc(title));
     }
     let _ = write!(
@@ -293,9 +292,10 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
     );
     let total = rows.len();
     let shown = Shown::of(query.page.as_deref(), total, INBOX_PAGE);
-    for row in rows.into_iter().skip(shown.first).take(INBOX_PAGE) {
-        let context: String = row
-            .context
+    for row in rows.iter().skip(shown.first).take(INBOX_PAGE) {
+        let Described { title, offered_to, shown: context } =
+            described(viewer, &row.definition, &row.task, row.instance, &customers, now);
+        let context: String = context
             .iter()
             .map(|(k, v)| {
                 let label = i18n::label(k, viewer.lang);
@@ -310,17 +310,17 @@ async fn inbox_page(state: &AppState, viewer: &Viewer, query: &InboxQuery) -> Re
         let mut holder = match (&row.task.claimed_by, &row.task.assignee) {
             (Some(c), _) => format!("{} {}", viewer.t("claimed_by"), esc(c)),
             (None, Some(a)) => format!("{} {}", viewer.t("assigned_to"), esc(a)),
-            (None, None) => esc(&row.offered_to),
+            (None, None) => esc(&offered_to),
         };
-        if row.barred {
+        if row.facts.barred.is_some() {
             let _ = write!(holder, "<div class=\"barred\" data-barred>{}</div>", viewer.t("barred_from_task"));
         }
         let _ = write!(
             out,
             "<tr><td><a class=\"task-link\" href=\"/tasks/{}\">{}</a><div class=\"muted\">{}</div></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             url_path(&row.task.id.0),
-            esc_keeping_ids(&row.title),
-            esc(&row.process_title),
+            esc_keeping_ids(&title),
+            esc(i18n::process_title(viewer.lang, &row.definition)),
             context,
             due_cell(viewer, row.task.due_at, now),
             holder
@@ -350,14 +350,15 @@ async fn task_page(
     let now = engine.now();
     let customers = CustomerNames::of(state).await;
     let instance = engine.instance(&task.instance_id).await?;
-    let Context { process_title, title, shown: context, barred, .. } =
-        context_of(state, viewer, &task, &instance, &customers).await?;
     let definition = engine.definition(instance.process(), instance.process_version()).await?;
+    let Described { title, shown: context, .. } = described(viewer, &definition, &task, &instance, &customers, now);
+    let barred = facts_of(viewer, &definition, &task, &instance, now).barred;
+    let process_title = i18n::process_title(viewer.lang, &definition);
     let fields = form_of(&definition, &task.node);
     let mut out = format!(
         "<h1>{}</h1><p class=\"muted\">{} · <a href=\"/cases/{}\">{}</a></p>",
         esc(&title),
-        esc(&process_title),
+        esc(process_title),
         url_path(&task.instance_id.0),
         viewer.t("instance")
     );
