@@ -5,7 +5,10 @@
 //! Measures, beside the machine's raw SQLite commit rate in the same run:
 //! - human-task completions per second through `POST /v1/tasks/{id}/complete` (role check, form
 //!   check, separation of duties, one durable step each);
-//! - instance starts per second through `POST /v1/instances`.
+//! - instance starts per second through `POST /v1/instances`;
+//! - how long a manager's inbox page takes with every task those starts opened waiting in it
+//!   (`GET /inbox`, signed in through the sign-in form; the first page and the last), one request
+//!   at a time.
 //!
 //! `BENCH_N` sets how many of each (default 4000), `BENCH_CLIENTS` the concurrent clients
 //! (default 64).
@@ -121,6 +124,70 @@ where
     n as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Reads of each inbox page measured (after one read to warm up).
+const INBOX_READS: usize = 15;
+/// Tasks on one inbox page, as the page shows them.
+const INBOX_PAGE: usize = 50;
+
+/// The `name=value` of the cookie `name` a response sets.
+fn set_cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_string()
+}
+
+/// Signs the manager in through the sign-in form, then reads the first and the last page of their
+/// inbox of `open` tasks one request at a time; each page's median time in milliseconds.
+async fn inbox_pages(base: &str, open: usize) -> Vec<(usize, f64)> {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let form = client.get(format!("{base}/login")).send().await.expect("sign-in page");
+    let nonce = set_cookie(&form, "clv_login");
+    let text = form.text().await.expect("sign-in page");
+    let marker = "name=\"csrf\" value=\"";
+    let csrf = text[text.find(marker).expect("the sign-in form's nonce") + marker.len()..].split('"').next().unwrap();
+    let signed = client
+        .post(format!("{base}/login"))
+        .header(reqwest::header::COOKIE, nonce)
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(format!("token=bench-mia&csrf={csrf}"))
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER, "signed in");
+    let session = set_cookie(&signed, "clv_session");
+    let last = open.div_ceil(INBOX_PAGE).max(1);
+    let mut medians = Vec::new();
+    for page in [1, last] {
+        let mut times = Vec::new();
+        for read in 0..=INBOX_READS {
+            let started = Instant::now();
+            let response = client
+                .get(format!("{base}/inbox?page={page}"))
+                .header(reqwest::header::COOKIE, &session)
+                .send()
+                .await
+                .expect("inbox");
+            assert_eq!(response.status(), reqwest::StatusCode::OK, "the inbox page");
+            let body = response.text().await.expect("inbox");
+            let rows = body.matches("class=\"task-link\"").count();
+            let expected = if page == last { open - (last - 1) * INBOX_PAGE } else { INBOX_PAGE.min(open) };
+            assert_eq!(rows, expected, "tasks on inbox page {page}");
+            if read > 0 {
+                times.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        medians.push((page, times[times.len() / 2]));
+    }
+    medians
+}
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -158,6 +225,9 @@ async fn bench() {
     })
     .await;
 
+    // The inbox page of the manager all those tasks wait for.
+    let inbox = inbox_pages(&base, n).await;
+
     // Completions over HTTP of the tasks those starts opened.
     let tasks: Vec<String> = engine.tasks(None).await.expect("tasks").into_iter().map(|t| t.id.0).collect();
     assert_eq!(tasks.len(), n, "every start opened a task");
@@ -184,6 +254,13 @@ async fn bench() {
         completions,
         completions / raw
     );
+    for (page, median) in inbox {
+        println!(
+            "{:<62} {:>7.1} ms  (median of {INBOX_READS})",
+            format!("inbox page {page}, {n} open tasks, GET /inbox"),
+            median
+        );
+    }
     println!(
         "writer: {} transactions for {} writes ({:.1} writes per commit)",
         stats.batches,
