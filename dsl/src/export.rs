@@ -1,4 +1,4 @@
-//! Exports of a compiled process: JSON, Graphviz DOT, Mermaid and BPMN 2.0 ([`bpmn`]).
+//! Exports of a compiled process: JSON, Graphviz DOT, Mermaid and BPMN 2.0 (module `bpmn`).
 
 mod bpmn;
 

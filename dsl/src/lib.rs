@@ -4,9 +4,9 @@
 //! diagnostic it found:
 //!
 //! 1. [`parse`]: text → syntax tree ([`ast::File`]) with spans;
-//! 2. [`check`]: the files of a project → names, roles, types and graph soundness checked, and
+//! 2. [`check`](fn@check): the files of a project → names, roles, types and graph soundness checked, and
 //!    each sound process lowered to a [`CompiledProcess`];
-//! 3. [`export`]: a compiled process → JSON, Graphviz DOT, Mermaid or BPMN 2.0.
+//! 3. [`export`](fn@export): a compiled process → JSON, Graphviz DOT, Mermaid or BPMN 2.0.
 //!
 //! [`Project`] runs the stages over several files at once:
 //!

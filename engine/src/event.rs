@@ -1,4 +1,4 @@
-//! What can happen to an instance: the inputs of [`crate::step`].
+//! What can happen to an instance: the inputs of [`crate::step`](fn@crate::step).
 
 use std::collections::BTreeMap;
 
@@ -144,7 +144,7 @@ pub enum Event {
         reason: String,
     },
     /// An operator moved the instance to another deployed version of its definition. Applied by
-    /// [`crate::migrate`] with both definitions (never by [`crate::step`]); kept in the event
+    /// [`crate::migrate`] with both definitions (never by [`crate::step`](fn@crate::step)); kept in the event
     /// log so that [`crate::replay_versions`] rebuilds a migrated instance.
     Migrate {
         /// The version it ran.

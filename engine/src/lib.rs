@@ -4,7 +4,7 @@
 //!
 //! An [`Instance`] holds its variables, its tokens (each at a node, with its branch context) and
 //! every wait it has open (jobs, human tasks, timers, message subscriptions, child calls,
-//! incidents), keyed by ids. [`step`] applies one [`Event`] at the instant `now` and returns a
+//! incidents), keyed by ids. [`step`](fn@step) applies one [`Event`] at the instant `now` and returns a
 //! [`Transition`]: the new instance and the [`Effect`]s the runtime performs *after* committing
 //! both in one transaction. An event that does not fit is a typed [`Rejection`] and changes
 //! nothing.

@@ -181,7 +181,7 @@ impl AppState {
     }
 
     /// The titles of the roles the deployed processes use (the latest version of each process
-    /// last), read again after [`ROLE_TITLES_FOR`] or a deployment on this node; what was read
+    /// last), read again after 30 s or a deployment on this node; what was read
     /// before, or nothing, when the deployments cannot be read.
     pub async fn role_titles(&self) -> Arc<RoleTitles> {
         let mut held = self.shared.role_titles.lock().await;

@@ -3,7 +3,7 @@
 //! Process designers coming from Camunda write what they know: `amount <= 10_000 and risk in
 //! ["A", "B"]`, `if vip then 30d else 14d`, `x between 1 and 10`, `string length(name) > 3`,
 //! `date("2026-01-31") + 7d`. The pipeline is parse ([`parse_expr`], or the flow parser through
-//! `build_expr`), check ([`check_expr`], [`check_condition`]) and [`eval`].
+//! `build_expr`), check ([`check_expr`], [`check_condition`]) and [`eval`](fn@eval).
 //!
 //! ```text
 //! let e = parse_expr("round(amount * 1.19, 2)", file)?;

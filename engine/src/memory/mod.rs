@@ -1,7 +1,7 @@
 //! An in-process engine over the pure core, for tests, demos and designers: no database, no
 //! threads, no async. Time is a [`VirtualClock`] that only [`MemoryEngine::advance`] moves.
 //!
-//! [`MemoryEngine`] deploys compiled processes, starts instances and routes every [`Effect`] the
+//! [`MemoryEngine`] deploys compiled processes, starts instances and routes every [`Effect`](crate::Effect) the
 //! core emits: jobs go to a queue (completed through the API or by registered in-process
 //! handlers), human tasks to an inbox, timers to a time-ordered queue, subscriptions to a
 //! correlation table (with a buffer for early messages), child calls to child instances. Every
@@ -31,7 +31,7 @@
 //! engine.advance(TimeDelta::hours(1));
 //! ```
 //!
-//! Architecture Invariant: this module only drives [`crate::step`]; it decides nothing the core
+//! Architecture Invariant: this module only drives [`crate::step`](fn@crate::step); it decides nothing the core
 //! decides (routing, separation of duties, form validation, retries). Events that one instance's
 //! effects cause for another (a child's end for its parent, a buffered message for a new
 //! subscription) are queued and applied one at a time, in order, after the step that caused them.
@@ -627,7 +627,7 @@ impl MemoryEngine {
     }
 
     /// Completes a task as `user` (acting for `on_behalf_of`) with a form; the core's
-    /// [`Rejection`]s (separation of duties, form errors) come back unchanged in [`Error::Rejected`].
+    /// [`Rejection`](crate::Rejection)s (separation of duties, form errors) come back unchanged in [`Error::Rejected`].
     pub fn complete_task(
         &mut self,
         task: &TaskId,

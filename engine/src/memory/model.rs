@@ -42,10 +42,10 @@ pub enum Error {
     /// The core refused the event; nothing changed.
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    /// Jobs kept creating jobs beyond [`RUN_LIMIT`] runs.
+    /// Jobs kept creating jobs beyond [`RUN_LIMIT`](super::RUN_LIMIT) runs.
     #[error("more than {0} jobs run in one call: a loop of automated steps")]
     RunawayJobs(usize),
-    /// Events kept causing events beyond [`CASCADE_LIMIT`].
+    /// Events kept causing events beyond [`CASCADE_LIMIT`](super::CASCADE_LIMIT).
     #[error("more than {0} events caused by one call")]
     RunawayCascade(usize),
 }
@@ -216,7 +216,7 @@ pub struct OpenIncident {
     pub at: DateTime<Utc>,
 }
 
-/// What [`MemoryEngine::correlate`] did with a message.
+/// What [`MemoryEngine::correlate`](super::MemoryEngine::correlate) did with a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Correlation {
     /// Delivered to this instance.

@@ -5,7 +5,7 @@
 //! whatever has queued up as ONE transaction (group commit) and answers each caller only after
 //! that transaction committed, so many concurrent callers share one `fsync`.
 //!
-//! A step: load the instance row → [`crate::step`] → (deliver buffered messages to
+//! A step: load the instance row → [`crate::step`](fn@crate::step) → (deliver buffered messages to
 //! subscriptions the step opened, as further core steps) → one [`StepWrite`](crate::store::StepWrite) guarded by the
 //! instance's version. A conflict (someone else stepped the instance first) loads and steps
 //! again. Events owed to other instances (a child's start, its end reported to the parent, a

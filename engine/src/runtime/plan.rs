@@ -1,4 +1,4 @@
-//! Turns accepted transitions into the rows one [`StepWrite`](crate::store::StepWrite) changes.
+//! Turns accepted transitions into the rows one [`StepWrite`] changes.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -150,8 +150,8 @@ pub struct Cycle {
     pub ended: DateTime<Utc>,
 }
 
-/// The read-only listings and reports every store answers alike: [`SqliteStore`], [`PgStore`]
-/// and [`AnyStore`] (which asks the store it holds). Bring it into scope to call them
+/// The read-only listings and reports every store answers alike: [`SqliteStore`](super::SqliteStore), [`PgStore`](super::postgres::PgStore)
+/// and [`AnyStore`](super::any::AnyStore) (which asks the store it holds). Bring it into scope to call them
 /// (`use cloverleaf_engine::store::Queries`).
 pub trait Queries {
     /// The latest deployment of every process key, by key.

@@ -32,7 +32,7 @@ pub struct CreditCheck {
 impl Ledger {
     /// The customer's credit position; a blocked customer is refused. With `order`, the order
     /// (id, amount) is checked against its cost centre's budget too and reserves it when it fits
-    /// (see [`budgets`](super::budgets)). The answer is recorded under `key`, so a redelivered
+    /// (see the ledger's budgets). The answer is recorded under `key`, so a redelivered
     /// job sees the position its first run decided on.
     pub async fn credit_check(
         &self,

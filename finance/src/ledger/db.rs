@@ -219,7 +219,7 @@ impl Scope {
     }
 
     /// The scope's two advisory lock keys on PostgreSQL (`pg_locks` shows them as `classid` and
-    /// `objid`): the class in [`SCOPE_SPACE`], and a 32-bit FNV-1a hash of the name (stable
+    /// `objid`): the class in a space of its own (`SCOPE_SPACE`), and a 32-bit FNV-1a hash of the name (stable
     /// across builds and nodes, unlike std's hasher). Two names with one hash share a lock, which
     /// only makes them wait for each other.
     pub fn keys(&self) -> (i32, i32) {

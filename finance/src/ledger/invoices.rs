@@ -44,7 +44,7 @@ impl Ledger {
     /// already invoiced returns its invoice.
     ///
     /// Invoices asked of one handle at once are issued together, in one transaction per batch
-    /// (see [`series`](super::series)); each gets its own result, or its own refusal, once the
+    /// (see `ledger/series.rs`); each gets its own result, or its own refusal, once the
     /// batch has committed. A failed batch answers [`Error::Retry`]: nothing of it was written.
     pub async fn issue_invoice(
         &self,

@@ -2,7 +2,7 @@
 //!
 //! A gapless number is only given once the previous one is known to have committed, so the
 //! invoices of one series are numbered one transaction after another, on every node. Rather than
-//! one invoice per transaction, each [`Ledger`](super::Ledger) handle queues the invoices asked of
+//! one invoice per transaction, each [`Ledger`] handle queues the invoices asked of
 //! it to one task that issues all those waiting (up to [`MAX_BATCH`]) in one transaction: the
 //! scoped locks of every invoice of the batch taken at once in their one order (its customers
 //! shared: a batch writes nothing of a customer's, and two batches of one customer then queue
