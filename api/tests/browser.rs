@@ -585,7 +585,13 @@ async fn people_sign_in_decide_and_see_only_what_their_roles_allow() {
     browser.click("a[href='/away']").await;
     browser.wait_for("No substitute is named").await;
     browser.type_into("#substitute", "carl").await;
-    browser.script("document.querySelector('#last-day').value = document.querySelector('#first-day').value;").await;
+    // The last day typed as some write it (2026/12/6 for 2026-12-06): the same day.
+    let today = browser.script("return document.querySelector('#first-day').value;").await;
+    let today = today.as_str().expect("the first day offered");
+    let (year, rest) = today.split_once('-').expect("offered as YYYY-MM-DD");
+    let (month, day) = rest.split_once('-').expect("offered as YYYY-MM-DD");
+    let typed = format!("{year}/{}/{}", month.trim_start_matches('0'), day.trim_start_matches('0'));
+    browser.type_into("#last-day", &typed).await;
     browser.click("#name-substitute").await;
     let away = browser.wait_for("sees and decides").await;
     assert!(away.contains("carl sees and decides the tasks assigned to you"), "{away}");

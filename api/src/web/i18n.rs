@@ -253,7 +253,11 @@ const EN: &[(&str, &str)] = &[
     ("away_save", "Name the substitute"),
     ("away_unknown", "“{name}” is not a user of this server: give a colleague's user name."),
     ("away_self", "Name someone else: you cannot stand in for yourself."),
-    ("away_bad_days", "Give the first and the last day away as dates, the last not before the first and not over yet."),
+    (
+        "away_bad_days",
+        "Give the first and the last day away as dates such as 2026-12-31, the last not before the first and not over yet.",
+    ),
+    ("day_placeholder", "YYYY-MM-DD"),
     ("standing_in_idle", "Today you stand in for {people}: no task assigned to them or claimed by them is open now."),
     (
         "away_in_force_days",
@@ -632,7 +636,8 @@ const ZH_CN: &[(&str, &str)] = &[
     ("away_save", "指定代理人"),
     ("away_unknown", "“{name}”不是本系统的用户：请填写同事的用户名。"),
     ("away_self", "请指定他人：您不能代理自己。"),
-    ("away_bad_days", "请以日期填写外出首日和末日；末日不能早于首日，也不能已经过去。"),
+    ("away_bad_days", "请以日期填写外出首日和末日（如 2026-12-31）；末日不能早于首日，也不能已经过去。"),
+    ("day_placeholder", "年-月-日"),
     ("standing_in_idle", "今天您代理 {people}：目前没有指派给其本人或由其认领的待办。"),
     ("away_in_force_days", "您正在外出，至 {last}（外出末日）：指派给您的任务由 {substitute} 代为办理。"),
     ("untitled_join", "汇合"),

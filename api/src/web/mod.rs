@@ -16,6 +16,7 @@
 //! inline style, nothing from elsewhere).
 
 mod csv;
+mod dates;
 mod diagnostics;
 mod diagram;
 pub mod i18n;

@@ -19,7 +19,9 @@ async fn a_user_names_a_substitute_for_their_days_away_and_ends_it() {
     assert_eq!(away.status, StatusCode::OK);
     assert!(away.text.contains("No substitute is named"), "{}", away.text);
     // The first day offered is today on the reader's clock (17:00 in Shanghai on 5 January).
-    assert!(away.text.contains("name=\"first_day\" type=\"date\" value=\"2026-01-05\""), "{}", away.text);
+    // A text field in the one written form the pages use, not the browser's date field (which
+    // shows the day in the browser's locale, whatever the page's language).
+    assert!(away.text.contains("name=\"first_day\" value=\"2026-01-05\" placeholder=\"YYYY-MM-DD\""), "{}", away.text);
     let csrf = hidden(&away.text, "csrf");
     let inbox_of_carl = || async { page(&api, Method::GET, "/inbox", &carl, None).await.text };
     assert!(!inbox_of_carl().await.contains(&task), "carl holds none of mia's tasks yet");
@@ -47,6 +49,8 @@ async fn a_user_names_a_substitute_for_their_days_away_and_ends_it() {
         "first_day=2026-01-09&last_day=2026-01-05",
         "first_day=2025-12-01&last_day=2026-01-04",
         "first_day=2026-01-05&last_day=friday",
+        // Day first, as some write it: read two ways, so refused.
+        "first_day=2026-01-05&last_day=09%2F01%2F2026",
     ] {
         let refused = send(format!("csrf={csrf}&substitute=carl&{bad}")).await;
         assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
@@ -54,8 +58,10 @@ async fn a_user_names_a_substitute_for_their_days_away_and_ends_it() {
     }
     assert!(!inbox_of_carl().await.contains(&task), "nothing refused was named");
 
-    // Named: whole days on mia's clock, and carl's inbox holds her task.
-    let named = send(format!("csrf={csrf}&substitute=+Carl+&{days}")).await;
+    // Named: whole days on mia's clock, and carl's inbox holds her task. The days as people type
+    // them: 2026/1/5 and 2026年1月9日.
+    let typed = "first_day=2026%2F1%2F5&last_day=2026%E5%B9%B41%E6%9C%889%E6%97%A5";
+    let named = send(format!("csrf={csrf}&substitute=+Carl+&{typed}")).await;
     assert_eq!(named.status, StatusCode::SEE_OTHER, "{}", named.text);
     let away = page(&api, Method::GET, "/away", &mia, None).await;
     assert!(

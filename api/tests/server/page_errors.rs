@@ -267,3 +267,53 @@ async fn a_refusal_names_a_role_by_the_title_its_deployed_roles_block_gives() {
     );
     assert!(!en.text.contains("qa.tester") && !zh.text.contains("qa.tester"), "{}", en.text);
 }
+
+/// A process whose approval asks the manager for a day.
+const PROMISE: &str = "process promise \"Promise\" {\n  input { order_id: text }\n  start -> agree\n  \
+approval agree \"Agree a delivery day for {order_id}\" {\n    role sales.manager\n    form { delivery: date }\n  } -> done\n  \
+end done \"Done\"\n}\n";
+
+#[tokio::test]
+async fn a_day_is_asked_for_in_one_written_form_and_read_as_people_type_it() {
+    let Some(api) = Api::new().await else { return };
+    let roles = crate::harness::reference_files().into_iter().find(|(name, _)| name == "roles.flow").unwrap().1;
+    api.engine.deploy(&[("roles.flow", roles.as_str()), ("promise.flow", PROMISE)]).await.unwrap();
+    let engine = &api.engine;
+    let start = |order: &'static str| async move {
+        let id = engine.start("promise", None, serde_json::json!({"order_id": order})).await.unwrap();
+        (id.clone(), engine.tasks(Some(&id)).await.unwrap()[0].id.0.clone())
+    };
+    let mia = sign_in(&api, "mia").await;
+    let (first, task) = start("SO-1").await;
+    // A text field with the form it wants as its hint, in either language: a browser's own date
+    // field would show the day in the browser's locale (12/06/2026) on a Chinese page.
+    let zh = page(&api, Method::GET, &format!("/tasks/{task}?lang=zh-CN"), &mia, None).await;
+    assert!(
+        zh.text.contains("<input id=\"delivery\" name=\"f.delivery\" value=\"\" placeholder=\"年-月-日\""),
+        "{}",
+        zh.text
+    );
+    assert!(!zh.text.contains("type=\"date\""), "{}", zh.text);
+    let en = page(&api, Method::GET, &format!("/tasks/{task}?lang=en"), &mia, None).await;
+    assert!(en.text.contains("placeholder=\"YYYY-MM-DD\" size=\"12\" maxlength=\"20\" autocomplete=\"off\" spellcheck=\"false\" required>"), "{}", en.text);
+
+    // Refused: a day written day-first, which could be read two ways; nothing decided.
+    let refused = act(&api, &mia, &task, "complete", "&f.delivery=06%2F12%2F2026", "en").await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text);
+    assert!(problem(&refused).contains("Delivery"), "{}", problem(&refused));
+    assert_eq!(api.status(first.as_str()).await["status"], "running");
+
+    // Read: 2026年12月6日 is the 6th of December, as is ２０２６/12/6 in full-width digits.
+    let decided = act(&api, &mia, &task, "complete", "&f.delivery=2026%E5%B9%B412%E6%9C%886%E6%97%A5", "zh-CN").await;
+    assert_eq!(decided.status, StatusCode::SEE_OTHER, "{}", decided.text);
+    let (second, other) = start("SO-2").await;
+    let full_width = "%EF%BC%92%EF%BC%90%EF%BC%92%EF%BC%96%2F12%2F6";
+    let decided = act(&api, &mia, &other, "complete", &format!("&f.delivery={full_width}"), "en").await;
+    assert_eq!(decided.status, StatusCode::SEE_OTHER, "{}", decided.text);
+    for id in [first, second] {
+        let answer = api.get(&format!("/v1/instances/{}", id.as_str()), "ada").await;
+        let instance = answer.expect(StatusCode::OK);
+        assert_eq!(instance["status"], "completed", "{instance}");
+        assert_eq!(instance["variables"]["delivery"], "2026-12-06", "{instance}");
+    }
+}

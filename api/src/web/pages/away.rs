@@ -19,6 +19,7 @@ use crate::server::AppState;
 use crate::server::config::canonical_user;
 use crate::server::error::ApiError;
 use crate::server::tasks::name_substitute;
+use crate::web::dates::{day_input, read_day};
 use crate::web::{Viewer, esc, html, i18n};
 
 /// The away form as sent: the substitute and the first and last day away, or `end`.
@@ -166,7 +167,7 @@ fn standing_in(viewer: &Viewer, principals: &[String], inbox: &[TaskInfo]) -> St
 /// The period the form's days make in `zone`: from the start of the first day until the start
 /// of the day after the last; `None` unless both are dates, in order, and the last not past.
 fn period(form: &AwayForm, zone: Tz, now: DateTime<Utc>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-    let day = |text: &Option<String>| NaiveDate::parse_from_str(text.as_deref()?.trim(), "%Y-%m-%d").ok();
+    let day = |text: &Option<String>| read_day(text.as_deref()?);
     let (first, last) = (day(&form.first_day)?, day(&form.last_day)?);
     let start = |d: NaiveDate| zone.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.to_utc());
     let (from, until) = (start(first)?, start(last + TimeDelta::days(1))?);
@@ -232,8 +233,8 @@ fn away_body(
         "<section><h2>{}</h2><p class=\"muted\">{}</p>\
          <form method=\"post\" action=\"/away\" class=\"decision\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
          <label for=\"substitute\">{}</label><input id=\"substitute\" name=\"substitute\" value=\"{}\" required autocomplete=\"off\">\
-         <label for=\"first-day\">{}</label><input id=\"first-day\" name=\"first_day\" type=\"date\" value=\"{}\" required>\
-         <label for=\"last-day\">{}</label><input id=\"last-day\" name=\"last_day\" type=\"date\" value=\"{}\" required>\
+         <label for=\"first-day\">{}</label>{}\
+         <label for=\"last-day\">{}</label>{}\
          <button type=\"submit\" id=\"name-substitute\">{}</button></form></section>",
         viewer.t("away_name"),
         viewer.t("away_roles"),
@@ -241,9 +242,9 @@ fn away_body(
         viewer.t("substitute"),
         value(&form.substitute),
         viewer.t("away_first_day"),
-        value(&form.first_day),
+        day_input(viewer, "first-day", "first_day", form.first_day.as_deref().unwrap_or_default(), true),
         viewer.t("away_last_day"),
-        value(&form.last_day),
+        day_input(viewer, "last-day", "last_day", form.last_day.as_deref().unwrap_or_default(), true),
         viewer.t("away_save"),
     );
     out

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::server::AppState;
 use crate::server::error::ApiError;
+use crate::web::dates::{day_input, read_day};
 use crate::web::i18n;
 use crate::web::{Viewer, esc, esc_keeping_ids, html, url_path};
 
@@ -450,7 +451,8 @@ fn form_field(viewer: &Viewer, field: &FormField) -> String {
             "<label for=\"{name}\">{label}{optional}</label><textarea id=\"{name}\" name=\"f.{name}\" rows=\"2\"{required}></textarea>"
         ),
         Type::Date => format!(
-            "<label for=\"{name}\">{label}{optional}</label><input id=\"{name}\" type=\"date\" name=\"f.{name}\"{required}>"
+            "<label for=\"{name}\">{label}{optional}</label>{}",
+            day_input(viewer, &name, &format!("f.{name}"), "", !field.optional)
         ),
         Type::Money | Type::Decimal | Type::Int => format!(
             "<label for=\"{name}\">{label}{optional}</label><input id=\"{name}\" name=\"f.{name}\" inputmode=\"decimal\"{required}>"
@@ -610,6 +612,9 @@ async fn submitted_form(state: &AppState, id: &TaskId, form: &[(String, String)]
         }
         let value = match field.ty {
             Type::Bool => Value::Bool(raw == "true"),
+            // A day as people type it (2026/12/6, 2026年12月6日) goes on as the day it names; what
+            // names no day goes on as typed, for the engine to refuse by its field.
+            Type::Date => Value::String(read_day(raw).map_or_else(|| raw.to_string(), |day| day.to_string())),
             _ => Value::String(raw.to_string()),
         };
         values.insert(field.name, value);
