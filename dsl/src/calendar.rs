@@ -58,6 +58,10 @@ pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"
 /// Minutes in a day: the end of a working period that runs to midnight (`24:00`).
 pub const DAY_MINUTES: u32 = 24 * 60;
 
+/// How long before a new year a calendar that lists holidays should list that year's: a count
+/// started in the last quarter (an escalation after 30 business days, say) reaches into it.
+pub const LISTED_AHEAD_DAYS: i64 = 92;
+
 /// Most business days or hours one literal may count (`10000 business days` is about 40 years).
 pub const MAX_COUNT: u32 = 10_000;
 
@@ -159,6 +163,28 @@ impl Calendar {
     /// The zone its wall-clock times are in.
     pub fn zone(&self) -> Tz {
         self.zone
+    }
+
+    /// The years it lists a holiday or a make-up working day in.
+    pub fn listed_years(&self) -> BTreeSet<i32> {
+        self.holidays.iter().chain(&self.workdays).map(Datelike::year).collect()
+    }
+
+    /// The years a count from `today` (a day on its clock) may soon reach that it lists no holiday
+    /// or make-up working day in, when it lists some: the current year, and the next one from
+    /// [`LISTED_AHEAD_DAYS`] before it begins. Such a year counts as plain weeks, so a Spring
+    /// Festival it does not list is worked through. A calendar that lists no year at all (plain
+    /// weeks by design) misses none.
+    pub fn unlisted_years(&self, today: NaiveDate) -> Vec<i32> {
+        let listed = self.listed_years();
+        if listed.is_empty() {
+            return Vec::new();
+        }
+        let year = today.year();
+        let next_begins = NaiveDate::from_ymd_opt(year + 1, 1, 1);
+        let soon = next_begins.is_some_and(|next| (next - today).num_days() <= LISTED_AHEAD_DAYS);
+        let wanted = if soon { vec![year, year + 1] } else { vec![year] };
+        wanted.into_iter().filter(|y| !listed.contains(y)).collect()
     }
 
     /// True when `day` is a working day.

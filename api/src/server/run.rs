@@ -80,6 +80,27 @@ pub fn load_or_create_config(path: &Path) -> Result<(Users, bool)> {
     Ok((config::load(path)?, true))
 }
 
+/// Logs a warning for each deployed calendar that lists no holidays for the current year (or,
+/// near its end, the next): business days there count as plain weeks until someone adds them.
+async fn warn_of_unlisted_years(engine: &Engine<AnyStore>) {
+    let calendars = match engine.calendars().await {
+        Ok(calendars) => calendars,
+        Err(e) => return tracing::warn!("the deployed calendars could not be read: {e}"),
+    };
+    let now = engine.now();
+    for (name, calendar) in calendars {
+        let years = calendar.unlisted_years(now.with_timezone(&calendar.zone()).date_naive());
+        if !years.is_empty() {
+            tracing::warn!(
+                calendar = %name,
+                years = ?years,
+                "the calendar lists no holidays or make-up working days for these years: business days \
+                 there count as plain weeks until they are added to its calendar block and deployed"
+            );
+        }
+    }
+}
+
 /// Compiles every `.flow` file of `dir` together and deploys them (unchanged ones keep their
 /// version). A missing directory deploys nothing; a file that does not compile stops the start.
 pub async fn deploy_directory(engine: &Engine<AnyStore>, dir: &Path) -> Result<usize> {
@@ -199,6 +220,7 @@ pub async fn serve(options: ServeOptions) -> Result<()> {
         _ => {}
     }
     let deployed = deploy_directory(&engine, &options.processes).await?;
+    warn_of_unlisted_years(&engine).await;
     let rules = super::alerts::load_rules(&options.processes)?;
     // The built-in handlers post to the sub-ledger in the same database.
     let ledger =

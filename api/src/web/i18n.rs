@@ -258,6 +258,11 @@ const EN: &[(&str, &str)] = &[
         "Give the first and the last day away as dates such as 2026-12-31, the last not before the first and not over yet.",
     ),
     ("day_placeholder", "YYYY-MM-DD"),
+    (
+        "calendar_unlisted",
+        "Calendar “{calendar}” lists no holidays or make-up working days for {years}: business days there count as \
+         plain weeks (its working weekdays, no holidays) until they are added to its calendar block and deployed.",
+    ),
     ("standing_in_idle", "Today you stand in for {people}: no task assigned to them or claimed by them is open now."),
     (
         "away_in_force_days",
@@ -638,6 +643,10 @@ const ZH_CN: &[(&str, &str)] = &[
     ("away_self", "请指定他人：您不能代理自己。"),
     ("away_bad_days", "请以日期填写外出首日和末日（如 2026-12-31）；末日不能早于首日，也不能已经过去。"),
     ("day_placeholder", "年-月-日"),
+    (
+        "calendar_unlisted",
+        "营业日历“{calendar}”未列出 {years} 年的节假日和调休上班日：在其日历定义中补充并部署之前，这些年份按普通周计算工作日（只看星期几，不含节假日）。",
+    ),
     ("standing_in_idle", "今天您代理 {people}：目前没有指派给其本人或由其认领的待办。"),
     ("away_in_force_days", "您正在外出，至 {last}（外出末日）：指派给您的任务由 {substitute} 代为办理。"),
     ("untitled_join", "汇合"),

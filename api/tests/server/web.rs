@@ -378,6 +378,44 @@ async fn the_operations_page_lists_the_oldest_hundred_incidents_and_says_how_man
     assert!(ops.text.contains(&link(&ids[0])) && !ops.text.contains(&link(&ids[100])));
 }
 
+/// A process whose approval is due in business days on the Chinese calendar.
+const SLA: &str = "process sla \"SLA\" {\n  calendar cn\n  start -> review\n  approval review \"Review\" {\n    \
+role sales.manager\n    form { approve: bool }\n    due 3 business days\n  } -> done\n  end done \"Done\"\n}\n";
+
+#[tokio::test]
+async fn the_operations_page_names_a_calendar_that_lists_no_holidays_for_the_coming_year() {
+    let Some(api) = Api::new().await else { return };
+    let files = crate::harness::reference_files();
+    let file = |name: &str| files.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let (roles, calendars) = (file("roles.flow"), file("calendars.flow"));
+    api.engine
+        .deploy(&[("roles.flow", roles.as_str()), ("calendars.flow", calendars.as_str()), ("sla.flow", SLA)])
+        .await
+        .unwrap();
+    let ada = sign_in(&api, "ada").await;
+    // 5 January 2026: the calendar lists 2026, and 2027 is not near yet.
+    let january = page(&api, Method::GET, "/ops?lang=en", &ada, None).await;
+    assert_eq!(january.status, StatusCode::OK);
+    assert!(!january.text.contains("id=\"calendar-cn\""), "{}", january.text);
+    // 6 December 2026: business days in January 2027 would count Spring Festival 2027 as work.
+    api.advance(TimeDelta::days(335));
+    let en = page(&api, Method::GET, "/ops?lang=en", &ada, None).await;
+    assert!(
+        en.text.contains(
+            "<p class=\"notice\" id=\"calendar-cn\">Calendar “cn” lists no holidays or make-up working days for 2027: \
+             business days there count as plain weeks"
+        ),
+        "{}",
+        en.text
+    );
+    let zh = page(&api, Method::GET, "/ops?lang=zh-CN", &ada, None).await;
+    assert!(zh.text.contains("营业日历“cn”未列出 2027 年的节假日和调休上班日"), "{}", zh.text);
+    // The calendar no process names is not listed; the page stays the administrator's.
+    assert!(!en.text.contains("calendar-weekdays"), "{}", en.text);
+    let mia = sign_in(&api, "mia").await;
+    assert_eq!(page(&api, Method::GET, "/ops", &mia, None).await.status, StatusCode::FORBIDDEN);
+}
+
 /// `text` as a form value.
 fn form_value(text: &str) -> String {
     text.bytes()

@@ -212,3 +212,23 @@ fn clocks_parse_from_midnight_to_midnight() {
         assert_eq!(parse_clock(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn a_calendar_says_which_coming_years_it_lists_no_holidays_for() {
+    let cal = cn();
+    assert_eq!(cal.listed_years(), BTreeSet::from([2026]));
+    // Inside a listed year, far from its end: nothing missing.
+    assert_eq!(cal.unlisted_years(day("2026-06-30")), Vec::<i32>::new());
+    // From 92 days before 2027 begins, 2027 is wanted too.
+    assert_eq!(cal.unlisted_years(day("2026-09-30")), Vec::<i32>::new());
+    assert_eq!(cal.unlisted_years(day("2026-10-01")), vec![2027]);
+    assert_eq!(cal.unlisted_years(day("2026-12-31")), vec![2027]);
+    // In a year it does not list at all.
+    assert_eq!(cal.unlisted_years(day("2027-03-01")), vec![2027]);
+    assert_eq!(cal.unlisted_years(day("2027-12-01")), vec![2027, 2028]);
+    // Before its first listed year: that year is missing, not the listed one.
+    assert_eq!(cal.unlisted_years(day("2025-12-15")), vec![2025]);
+    // A calendar of plain weeks by design lists no year and misses none.
+    let weekdays = Calendar::new("weekdays", chrono_tz::UTC);
+    assert_eq!(weekdays.unlisted_years(day("2026-12-31")), Vec::<i32>::new());
+}

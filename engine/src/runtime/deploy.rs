@@ -1,8 +1,9 @@
 //! Deployments: compiled processes stored under their key and version, and the cache of loaded definitions.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, PoisonError};
 
+use cloverleaf_dsl::calendar::Calendar;
 use cloverleaf_dsl::{CompiledProcess, Project};
 
 use crate::store;
@@ -100,6 +101,19 @@ impl<S: Store> Engine<S> {
             latest.by_key.insert(key.to_string(), row.version);
         }
         Ok(row.version)
+    }
+
+    /// The business calendars the latest version of each deployed process counts on (its own and
+    /// its roles'), by name: what an operator checks for years whose holidays are not listed.
+    pub async fn calendars(&self) -> Result<BTreeMap<String, Calendar>, Error> {
+        let mut calendars = BTreeMap::new();
+        for (key, version) in self.latest_versions().await?.iter() {
+            let definition = self.definition(key, *version).await?;
+            for calendar in definition.calendar.iter().chain(definition.role_calendars.values()) {
+                calendars.entry(calendar.name().to_string()).or_insert_with(|| calendar.clone());
+            }
+        }
+        Ok(calendars)
     }
 
     /// The latest deployed version of every process.

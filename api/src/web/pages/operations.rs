@@ -37,8 +37,9 @@ async fn operations_page(state: &AppState, viewer: &Viewer, outcome: &str, sourc
     let engine = state.engine();
     let incidents = engine.store().incidents(false, None).await?;
     let mut out = format!(
-        "<h1>{}</h1>{outcome}{}<h2>{}</h2>",
+        "<h1>{}</h1>{}{outcome}{}<h2>{}</h2>",
         viewer.t("operations"),
+        unlisted_years(state, viewer).await?,
         deploy_form(viewer, source),
         viewer.t("incidents")
     );
@@ -107,6 +108,28 @@ async fn operations_page(state: &AppState, viewer: &Viewer, outcome: &str, sourc
             .replace("{shown}", &INCIDENTS_SHOWN.to_string())
             .replace("{all}", &incidents.len().to_string());
         let _ = write!(out, "<p class=\"muted\" id=\"incidents-more\">{}</p>", esc(&more));
+    }
+    Ok(out)
+}
+
+/// A notice for each deployed calendar that lists no holidays for the current year on its clock
+/// (or, near its end, the next): the operator is the one who adds them.
+async fn unlisted_years(state: &AppState, viewer: &Viewer) -> Result<String, ApiError> {
+    let engine = state.engine();
+    let now = engine.now();
+    let mut out = String::new();
+    for (name, calendar) in engine.calendars().await? {
+        let years = calendar.unlisted_years(now.with_timezone(&calendar.zone()).date_naive());
+        if years.is_empty() {
+            continue;
+        }
+        let years: Vec<String> = years.iter().map(i32::to_string).collect();
+        let years = match viewer.lang {
+            i18n::Lang::ZhCn => years.join("、"),
+            i18n::Lang::En => years.join(" and "),
+        };
+        let text = viewer.t("calendar_unlisted").replace("{calendar}", &name).replace("{years}", &years);
+        let _ = write!(out, "<p class=\"notice\" id=\"calendar-{}\">{}</p>", esc(&name), esc(&text));
     }
     Ok(out)
 }
