@@ -215,6 +215,27 @@ process no_sla "No SLA" {
     }
 
     #[test]
+    fn a_calendar_without_this_years_holidays_is_noted_and_still_checks() {
+        let dir = TempDir::new();
+        dir.write(
+            "old.flow",
+            "calendar old \"Old\" {\n  zone \"UTC\"\n  week mon-fri\n  holiday 2001-01-01 \"New Year\"\n}\n",
+        );
+        // One holiday a year up to 2199: every year a run of this test can see is listed.
+        let years: String = (2000..2200).map(|y| format!("  holiday {y}-01-01 \"New Year\"\n")).collect();
+        dir.write("kept.flow", &format!("calendar kept \"Kept\" {{\n  zone \"UTC\"\n  week mon-fri\n{years}}}\n"));
+        // A calendar of plain weeks by design lists no year and is not noted.
+        dir.write("plain.flow", "calendar plain \"Plain\" {\n  zone \"UTC\"\n  week mon-fri\n}\n");
+        let out = run_in(dir.path(), &["check", "old.flow", "kept.flow", "plain.flow"]);
+        out.expect_code(0).stderr_has(&[
+            "note: calendar `old` lists no holidays or make-up working days for ",
+            ": business days there count as plain weeks until they are added",
+            "checked 3 file(s): 0 process(es) compiled, 0 error(s), 0 warning(s)",
+        ]);
+        assert!(!out.stderr.contains("`kept`") && !out.stderr.contains("`plain`"), "{}", out.stderr);
+    }
+
+    #[test]
     fn missing_file_fails_naming_it() {
         let dir = TempDir::new();
         let out = run_in(dir.path(), &["check", "does_not_exist.flow"]);

@@ -110,8 +110,29 @@ pub(super) fn check(files: &[PathBuf]) -> Result<ExitCode> {
     let asked_keys: Vec<String> =
         compilation.sources.iter().take(asked).flat_map(|(id, file)| process_keys(id, &file.text)).collect();
     let compiled = compilation.processes.iter().filter(|p| asked_keys.contains(&p.key)).count();
+    // A calendar the designer checks that lacks this year's holidays (or, late in the year, the
+    // next's): not a mistake in the file, so a note, but the one who keeps it should know.
+    let now = Utc::now();
+    for name in compilation.sources.iter().take(asked).flat_map(|(id, file)| calendar_names(id, &file.text)) {
+        let Some(calendar) = compilation.calendars.get(&name) else { continue };
+        let years = calendar.unlisted_years(now.with_timezone(&calendar.zone()).date_naive());
+        if !years.is_empty() {
+            let years: Vec<String> = years.iter().map(i32::to_string).collect();
+            eprintln!(
+                "note: calendar `{name}` lists no holidays or make-up working days for {}: business days there \
+                 count as plain weeks until they are added",
+                years.join(" and ")
+            );
+        }
+    }
     eprintln!("checked {asked} file(s): {compiled} process(es) compiled, {errors} error(s), {warnings} warning(s)");
     Ok(if errors > 0 || rules_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// The names of the calendars a file declares (none if it does not parse).
+fn calendar_names(id: cloverleaf_dsl::FileId, text: &str) -> Vec<String> {
+    let (ast, _) = cloverleaf_dsl::parse(id, text);
+    ast.map(|a| a.calendars.iter().map(|c| c.name.name.clone()).collect()).unwrap_or_default()
 }
 
 /// The keys of the processes a file defines (none if it does not parse).
