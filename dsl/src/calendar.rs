@@ -187,6 +187,11 @@ impl Calendar {
         wanted.into_iter().filter(|y| !listed.contains(y)).collect()
     }
 
+    /// [`Calendar::unlisted_years`] at the instant `now`, taken as a day on the calendar's clock.
+    pub fn unlisted_years_at(&self, now: DateTime<Utc>) -> Vec<i32> {
+        self.unlisted_years(now.with_timezone(&self.zone).date_naive())
+    }
+
     /// True when `day` is a working day.
     pub fn is_working_day(&self, day: NaiveDate) -> bool {
         self.workdays.contains(&day)

@@ -115,7 +115,7 @@ pub(super) fn check(files: &[PathBuf]) -> Result<ExitCode> {
     let now = Utc::now();
     for name in compilation.sources.iter().take(asked).flat_map(|(id, file)| calendar_names(id, &file.text)) {
         let Some(calendar) = compilation.calendars.get(&name) else { continue };
-        let years = calendar.unlisted_years(now.with_timezone(&calendar.zone()).date_naive());
+        let years = calendar.unlisted_years_at(now);
         if !years.is_empty() {
             let years: Vec<String> = years.iter().map(i32::to_string).collect();
             eprintln!(

@@ -89,7 +89,7 @@ async fn warn_of_unlisted_years(engine: &Engine<AnyStore>) {
     };
     let now = engine.now();
     for (name, calendar) in calendars {
-        let years = calendar.unlisted_years(now.with_timezone(&calendar.zone()).date_naive());
+        let years = calendar.unlisted_years_at(now);
         if !years.is_empty() {
             tracing::warn!(
                 calendar = %name,

@@ -5,12 +5,12 @@
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 
-use crate::harness::{Api, reference_files, visible};
+use crate::harness::{Api, reference_file, visible};
 use crate::web::{page, sign_in};
 
 /// `order_approval` with the manager reminded after 4 hours instead of 8.
 fn version_2() -> String {
-    let v1 = reference_files().into_iter().find(|(n, _)| n == "order_approval.flow").unwrap().1;
+    let v1 = reference_file("order_approval.flow");
     assert!(v1.contains("remind after 8h"), "the fixture changed");
     v1.replace("remind after 8h", "remind after 4h")
 }

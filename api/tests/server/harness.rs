@@ -84,6 +84,11 @@ pub fn reference_files() -> Vec<(String, String)> {
     names.into_iter().map(|n| (n.clone(), std::fs::read_to_string(format!("{dir}/{n}")).unwrap())).collect()
 }
 
+/// The text of `processes/{name}`.
+pub fn reference_file(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/../processes/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
 /// An answer: status, headers, and the body as JSON (or as a JSON string when it is text).
 pub struct Answer {
     pub status: StatusCode,

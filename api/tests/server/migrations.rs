@@ -5,12 +5,12 @@
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::harness::{Answer, Api, reference_files};
+use crate::harness::{Answer, Api, reference_file};
 
 const PATH: &str = "/v1/definitions/order_approval/migrations";
 
 fn v1() -> String {
-    reference_files().into_iter().find(|(n, _)| n == "order_approval.flow").unwrap().1
+    reference_file("order_approval.flow")
 }
 
 fn edit(text: &str, from: &str, to: &str) -> String {

@@ -276,7 +276,7 @@ end done \"Done\"\n}\n";
 #[tokio::test]
 async fn a_day_is_asked_for_in_one_written_form_and_read_as_people_type_it() {
     let Some(api) = Api::new().await else { return };
-    let roles = crate::harness::reference_files().into_iter().find(|(name, _)| name == "roles.flow").unwrap().1;
+    let roles = crate::harness::reference_file("roles.flow");
     api.engine.deploy(&[("roles.flow", roles.as_str()), ("promise.flow", PROMISE)]).await.unwrap();
     let engine = &api.engine;
     let start = |order: &'static str| async move {

@@ -385,8 +385,7 @@ role sales.manager\n    form { approve: bool }\n    due 3 business days\n  } -> 
 #[tokio::test]
 async fn the_operations_page_names_a_calendar_that_lists_no_holidays_for_the_coming_year() {
     let Some(api) = Api::new().await else { return };
-    let files = crate::harness::reference_files();
-    let file = |name: &str| files.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let file = crate::harness::reference_file;
     let (roles, calendars) = (file("roles.flow"), file("calendars.flow"));
     api.engine
         .deploy(&[("roles.flow", roles.as_str()), ("calendars.flow", calendars.as_str()), ("sla.flow", SLA)])

@@ -119,7 +119,7 @@ async fn unlisted_years(state: &AppState, viewer: &Viewer) -> Result<String, Api
     let now = engine.now();
     let mut out = String::new();
     for (name, calendar) in engine.calendars().await? {
-        let years = calendar.unlisted_years(now.with_timezone(&calendar.zone()).date_naive());
+        let years = calendar.unlisted_years_at(now);
         if years.is_empty() {
             continue;
         }
